@@ -1,0 +1,286 @@
+"""Start and stop the real Prometheus tooling (Prometheus, Alertmanager, promtool) on loopback.
+
+The test fixtures and ``gpu-health demo`` both use this module, so the way a process is started,
+waited for and stopped is written once. Every server binds 127.0.0.1 on a free port, keeps its data
+in a directory the caller owns, and is stopped (SIGTERM, then SIGKILL) when the context exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Debian package that provides each binary, for the one-line install hint.
+PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "jsonnet": "jsonnet",
+}
+
+
+class MissingBinaryError(RuntimeError):
+    """A required program is not installed; the message is the exact install line."""
+
+
+def find_binary(*names: str) -> str:
+    """Return the first of ``names`` on PATH, or raise with the apt-get line that installs it."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    package = PACKAGES.get(names[0], names[0])
+    raise MissingBinaryError(
+        f"{names[0]} is not installed; install it with: sudo apt-get install -y {package}"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> bytes:
+    """GET a URL and return the body (raises urllib errors)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body: bytes = response.read()
+        return body
+
+
+def wait_until(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before {url} was up")
+        try:
+            http_get(url, timeout=1.0)
+            return
+        except (urllib.error.URLError, ConnectionError, OSError) as exc:
+            last_error = str(exc)
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f}s ({last_error})")
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process (and its group), then SIGKILL after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+
+
+@dataclass
+class Server:
+    """A started server process with its base URL and log file."""
+
+    name: str
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    workdir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def _spawn(argv: Sequence[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def write_prometheus_config(
+    path: Path,
+    scrape_targets: dict[str, list[str]] | None = None,
+    rule_files: Sequence[Path] = (),
+    alertmanagers: Sequence[str] = (),
+    scrape_interval: str = "1s",
+    evaluation_interval: str = "1s",
+    external_labels: dict[str, str] | None = None,
+    extra_scrape_configs: Sequence[dict[str, Any]] = (),
+) -> Path:
+    """Write a prometheus.yml: one job per key of ``scrape_targets`` (host:port strings)."""
+    config: dict[str, Any] = {
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
+        },
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets}]}
+            for job, targets in (scrape_targets or {}).items()
+        ]
+        + list(extra_scrape_configs),
+    }
+    if external_labels:
+        config["global"]["external_labels"] = external_labels
+    if alertmanagers:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def prometheus(
+    workdir: Path,
+    config_path: Path,
+    data_dir: Path | None = None,
+    port: int | None = None,
+    retention: str = "90d",
+    ready_timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
+) -> Iterator[Server]:
+    """Run Debian's Prometheus on 127.0.0.1 until the context exits."""
+    binary = find_binary("prometheus")
+    port = port or free_port()
+    data_dir = data_dir or workdir / "prometheus-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "prometheus.log"
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={data_dir}",
+        f"--storage.tsdb.retention.time={retention}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--web.enable-admin-api",
+        *extra_args,
+    ]
+    process = _spawn(argv, log_path, workdir)
+    server = Server("prometheus", f"http://127.0.0.1:{port}", port, process, log_path, workdir)
+    try:
+        try:
+            wait_until(f"{server.url}/-/ready", ready_timeout, process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"Prometheus did not start: {exc}\n{server.log_tail()}") from exc
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def alertmanager(
+    workdir: Path,
+    config_path: Path,
+    port: int | None = None,
+    ready_timeout: float = 30.0,
+    extra_args: Sequence[str] = (),
+) -> Iterator[Server]:
+    """Run Debian's Alertmanager on 127.0.0.1 (clustering off) until the context exits."""
+    binary = find_binary("prometheus-alertmanager", "alertmanager")
+    port = port or free_port()
+    data_dir = workdir / "alertmanager-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "alertmanager.log"
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.path={data_dir}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        *extra_args,
+    ]
+    process = _spawn(argv, log_path, workdir)
+    server = Server("alertmanager", f"http://127.0.0.1:{port}", port, process, log_path, workdir)
+    try:
+        try:
+            wait_until(f"{server.url}/-/ready", ready_timeout, process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"Alertmanager did not start: {exc}\n{server.log_tail()}") from exc
+        yield server
+    finally:
+        server.stop()
+
+
+def promtool_backfill(
+    openmetrics_file: Path, data_dir: Path, block_duration: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Turn an OpenMetrics file (ending in ``# EOF``) into TSDB blocks under ``data_dir``."""
+    promtool = find_binary("promtool")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [promtool, "tsdb", "create-blocks-from", "openmetrics"]
+    if block_duration:
+        argv.append(f"--max-block-duration={block_duration}")
+    argv += [str(openmetrics_file), str(data_dir)]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"promtool could not backfill {openmetrics_file}: "
+            f"{(result.stderr or result.stdout).strip()}"
+        )
+    return result
+
+
+def query(base_url: str, promql: str, at: float | None = None, timeout: float = 30.0) -> list[Any]:
+    """Run an instant query and return ``data.result`` (raises on an error answer)."""
+    params = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    url = f"{base_url}/api/v1/query?{urllib.parse.urlencode(params)}"
+    payload = json.loads(http_get(url, timeout=timeout))
+    if payload.get("status") != "success":
+        raise RuntimeError(f"query {promql!r} failed: {payload.get('error')}")
+    result: list[Any] = payload["data"]["result"]
+    return result
+
+
+def wait_for_query(
+    base_url: str, promql: str, timeout: float = 30.0, predicate: Any = None
+) -> list[Any]:
+    """Re-run ``promql`` until it returns a non-empty result (or ``predicate(result)`` holds)."""
+    deadline = time.monotonic() + timeout
+    result: list[Any] = []
+    while time.monotonic() < deadline:
+        result = query(base_url, promql)
+        if predicate(result) if predicate else bool(result):
+            return result
+        time.sleep(0.25)
+    raise TimeoutError(f"{promql!r} did not return the expected result in {timeout}s: {result}")

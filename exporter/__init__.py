@@ -1,0 +1,1 @@
+"""The GPU health exporter: backends, metric catalogue, health model and HTTP exposition."""

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The two set-up commands of the README. Each one does all of its own set-up:
+#   ./run.sh demo [options]   the local demo stack on a simulated fleet
+#   ./run.sh test             the whole test suite (what CI runs)
+# System packages (Prometheus, Alertmanager, promtool, amtool, jsonnet, Chromium) are installed with
+# apt-get when running as root; otherwise the exact install line is printed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(prometheus prometheus-alertmanager jsonnet python3-venv chromium)
+VENV=.venv
+EXTRAS="scorer,mixin,test,dev"
+
+need_packages() {
+    local missing=()
+    command -v prometheus >/dev/null || missing+=(prometheus)
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    command -v jsonnet >/dev/null || missing+=(jsonnet)
+    command -v chromium >/dev/null || missing+=(chromium)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    printf '%s\n' "${missing[@]}" | sort -u | grep -v '^$' || true
+}
+
+ensure_system_packages() {
+    local missing
+    missing=$(need_packages)
+    [ -z "$missing" ] && return 0
+    # shellcheck disable=SC2086
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing system packages: $(echo $missing)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+        echo "missing system packages; install them with: sudo apt-get install -y $(echo $missing)" >&2
+        exit 1
+    fi
+}
+
+ensure_venv() {
+    local stamp="$VENV/.installed" want
+    want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "creating virtual environment in $VENV" >&2
+        python3 -m venv "$VENV"
+    fi
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d build ]; then
+        echo "installing gpu-health-monitor[$EXTRAS] into $VENV" >&2
+        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+        # editable_mode=strict builds a link tree, so mypy and pytest see the namespaced
+        # package (gpu_health.exporter lives in exporter/) exactly as an install would.
+        "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" --config-settings editable_mode=strict
+        echo "$want" > "$stamp"
+    else
+        # New modules appear in the link tree only on reinstall; it is quick without deps.
+        "$VENV/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=strict
+    fi
+}
+
+run_tests() {
+    ensure_system_packages
+    ensure_venv
+    echo "== ruff" >&2
+    "$VENV/bin/ruff" check .
+    echo "== mypy" >&2
+    "$VENV/bin/mypy" -p gpu_health
+    echo "== pytest (slow tests included)" >&2
+    "$VENV/bin/python" -m pytest -m "slow or not slow" "$@"
+}
+
+run_demo() {
+    ensure_system_packages
+    ensure_venv
+    exec "$VENV/bin/gpu-health" demo "$@"
+}
+
+case "${1:-}" in
+    test) shift; run_tests "$@" ;;
+    demo) shift; run_demo "$@" ;;
+    *)
+        echo "usage: ./run.sh demo [options]   start the demo stack on a simulated fleet" >&2
+        echo "       ./run.sh test             run the whole test suite" >&2
+        exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""The scorer sidecar: failure prediction and fleet economics from Prometheus history."""

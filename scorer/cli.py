@@ -1,0 +1,20 @@
+"""``gpu-health-scorer`` entry point (filled in by the scorer work)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from gpu_health.cli_support import OneLineArgumentParser, run_main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = OneLineArgumentParser(
+        prog="gpu-health-scorer", description="Failure prediction and economics sidecar."
+    )
+    parser.parse_args(list(argv) if argv is not None else None)
+    return run_main(lambda: 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
