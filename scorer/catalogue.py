@@ -1,0 +1,46 @@
+"""Names of the series the scorer publishes: the contract with the mixin, dashboards and report."""
+
+from __future__ import annotations
+
+#: (name, type, help, labels beyond the GPU identity labels)
+SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "gpu_failure_probability",
+        "gauge",
+        "Calibrated probability that the GPU fails within the horizon (7d, 30d).",
+        ("horizon",),
+    ),
+    (
+        "gpu_failure_risk_factor",
+        "gauge",
+        "Contribution of a feature to the failure log-odds (XGBoost SHAP value), top features only.",
+        ("horizon", "feature"),
+    ),
+    (
+        "gpu_anomaly_score",
+        "gauge",
+        "Isolation-forest anomaly score, 0 (typical) to 1 (unusual).",
+        (),
+    ),
+    (
+        "gpu_residual_value",
+        "gauge",
+        "Residual (book) value of the GPU adjusted by health.",
+        ("currency",),
+    ),
+    ("gpu_npv", "gauge", "Net present value of each course of action.", ("action", "currency")),
+    (
+        "gpu_recommended_action",
+        "gauge",
+        "1 on the recommended action (keep, sell, repurpose, decommission), 0 on the others.",
+        ("action",),
+    ),
+    ("gpu_scorer_last_run_timestamp_seconds", "gauge", "Unix time the last scoring run ended.", ()),
+    ("gpu_scorer_run_duration_seconds", "gauge", "Wall time of the last scoring run.", ()),
+    ("gpu_scorer_gpus_scored", "gauge", "GPUs scored in the last run.", ()),
+    ("gpu_scorer_query_errors_total", "counter", "Prometheus queries that failed.", ()),
+    ("gpu_scorer_results_age_seconds", "gauge", "Age of the results being served.", ()),
+)
+
+#: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).
+SCORER_IDENTITY_LABELS: tuple[str, ...] = ("node", "gpu", "uuid", "model")
