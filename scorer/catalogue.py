@@ -13,7 +13,7 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "gpu_failure_risk_factor",
         "gauge",
-        "Contribution of a feature to the failure log-odds (XGBoost SHAP value), top features only.",
+        "Contribution of a feature to the failure log-odds (XGBoost SHAP value), top features.",
         ("horizon", "feature"),
     ),
     (
