@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gpu_health.exporter.readings import GpuIdentity, GpuSample
@@ -25,3 +26,24 @@ class Backend(Protocol):
     def sample(self, gpu: GpuIdentity) -> GpuSample: ...
 
     def close(self) -> None: ...
+
+
+@dataclass
+class BackendStats:
+    """What a backend tells about its own health, rendered as ``gpu_exporter_*`` self-metrics."""
+
+    #: cumulative failed calls by (call name, error name); "not supported" is discovery, not an error
+    call_errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: seconds the last background poll cycle took (None: the backend has no poller)
+    poll_duration_seconds: float | None = None
+    #: completed background poll cycles
+    polls_total: int = 0
+    #: calls found unsupported per GPU index (discovered once, never called again)
+    unsupported_calls: dict[int, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Instrumented(Protocol):
+    """Optional: a backend that reports its own errors and poller timing."""
+
+    def stats(self) -> BackendStats: ...

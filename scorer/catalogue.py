@@ -40,6 +40,13 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("gpu_scorer_gpus_scored", "gauge", "GPUs scored in the last run.", ()),
     ("gpu_scorer_query_errors_total", "counter", "Prometheus queries that failed.", ()),
     ("gpu_scorer_results_age_seconds", "gauge", "Age of the results being served.", ()),
+    (
+        "gpu_econ_input",
+        "gauge",
+        "Input to the economic decision (utilisation, power_w, p7, p30, monthly_hazard, health, "
+        "hard_fault, age_days, rental_rate, energy_price) after defaults were applied.",
+        ("input",),
+    ),
 )
 
 #: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).

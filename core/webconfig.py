@@ -1,0 +1,673 @@
+"""The exporter-toolkit web configuration file (``--web.config.file``): TLS, basic auth, headers.
+
+Operators already run Prometheus exporters with one ``web-config.yml`` per host; accepting the
+same file (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md)
+means they reuse their certificates, bcrypt hashes and hardening headers unchanged. Like the Go
+toolkit (``yaml.UnmarshalStrict``) unknown keys are errors, relative file names are resolved
+against the directory of the config file, and a changed file is picked up without a restart
+(:class:`WebConfigSource`).
+
+Where Python's ``ssl`` module cannot do what Go's ``crypto/tls`` does the file is refused with a
+reason instead of silently weakening it: ``RequireAnyClientCert`` (a certificate required but never
+verified) is not possible with OpenSSL's server-side API here, so it is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import re
+import ssl
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpu_health.config import (
+    expect_bool,
+    expect_int,
+    expect_mapping,
+    expect_str,
+    join_key,
+    load_yaml,
+    reject_unknown,
+)
+from gpu_health.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+#: client_auth_type -> (ssl verify mode, needs a client CA). Go's names, same meaning.
+CLIENT_AUTH_TYPES: dict[str, tuple[ssl.VerifyMode, bool]] = {
+    "NoClientCert": (ssl.CERT_NONE, False),
+    # Go requests a certificate and never checks it: nothing is enforced, so it is NoClientCert.
+    "RequestClientCert": (ssl.CERT_NONE, False),
+    "VerifyClientCertIfGiven": (ssl.CERT_OPTIONAL, True),
+    "RequireAndVerifyClientCert": (ssl.CERT_REQUIRED, True),
+}
+UNSUPPORTED_CLIENT_AUTH = {"RequireAnyClientCert", "RequireClientCert"}
+
+#: Go crypto/tls cipher suite names (TLS 1.0-1.2) -> OpenSSL names.
+CIPHER_SUITES: dict[str, str] = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+#: TLS 1.3 suites are valid names in Go too but not configurable (there or here).
+TLS13_SUITES = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+CURVES = {"CurveP256", "CurveP384", "CurveP521", "X25519", "X25519MLKEM768"}
+
+#: Response headers an operator may set, and the values allowed where the toolkit restricts them.
+HEADER_CHOICES: dict[str, set[str] | None] = {
+    "Content-Security-Policy": None,
+    "X-Frame-Options": {"deny", "sameorigin"},
+    "X-Content-Type-Options": {"nosniff"},
+    "X-XSS-Protection": None,
+    "Strict-Transport-Security": None,
+}
+
+TOP_KEYS = frozenset({"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"})
+TLS_KEYS = frozenset(
+    {
+        "cert",
+        "key",
+        "client_ca",
+        "cert_file",
+        "key_file",
+        "client_auth_type",
+        "client_ca_file",
+        "client_allowed_sans",
+        "min_version",
+        "max_version",
+        "cipher_suites",
+        "prefer_server_cipher_suites",
+        "curve_preferences",
+    }
+)
+HTTP_KEYS = frozenset({"http2", "headers"})
+RATE_KEYS = frozenset({"interval", "burst"})
+
+_BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_DURATION = re.compile(r"^(?:(\d+)(ms|s|m|h|d|w|y))+$")
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DURATION_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "y": 31536000.0,
+}
+
+BCRYPT_MISSING = (
+    "basic_auth_users needs the bcrypt package, which is not installed; "
+    "install it with: pip install 'gpu-health-monitor[web]'"
+)
+
+
+@dataclass(frozen=True)
+class TLSServerConfig:
+    """``tls_server_config``, with file names already resolved against the config's directory."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    cert: str | None = None
+    key: str | None = field(default=None, repr=False)
+    client_ca_file: Path | None = None
+    client_ca: str | None = None
+    client_auth_type: str = "NoClientCert"
+    client_allowed_sans: tuple[str, ...] = ()
+    min_version: str = "TLS12"
+    max_version: str = "TLS13"
+    cipher_suites: tuple[str, ...] = ()
+    prefer_server_cipher_suites: bool = True
+    curve_preferences: tuple[str, ...] = ()
+
+    def files(self) -> tuple[Path, ...]:
+        """The files whose change means the TLS context must be rebuilt."""
+        return tuple(p for p in (self.cert_file, self.key_file, self.client_ca_file) if p)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket shared by all clients, as exporter-toolkit has: one token per interval."""
+
+    interval_seconds: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    source: str
+    tls: TLSServerConfig | None = None
+    basic_auth_users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    http2: bool = True
+    rate_limit: RateLimit | None = None
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+def load_web_config(path: Path | str) -> WebConfig:
+    """Read and validate a web config file; every problem is a :class:`ConfigError`."""
+    path = Path(path)
+    data = load_yaml(path)
+    return parse_web_config(data, str(path), path.parent)
+
+
+def parse_web_config(data: Any, source: str, base_dir: Path) -> WebConfig:
+    top = expect_mapping(data, source, "")
+    reject_unknown(top, TOP_KEYS, source, "")
+    tls = _parse_tls(top.get("tls_server_config"), source, base_dir)
+    http = expect_mapping(top.get("http_server_config"), source, "http_server_config")
+    reject_unknown(http, HTTP_KEYS, source, "http_server_config")
+    http2 = True
+    if "http2" in http:
+        http2 = expect_bool(http["http2"], source, "http_server_config.http2")
+    headers = _parse_headers(http.get("headers"), source)
+    users = _parse_users(top.get("basic_auth_users"), source)
+    rate = _parse_rate_limit(top.get("rate_limit"), source)
+    return WebConfig(source, tls, users, headers, http2, rate)
+
+
+def _str_list(value: Any, source: str, key: str, choices: set[str] | None = None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(source, key, f"expected a list of strings, got {type(value).__name__}")
+    return tuple(expect_str(v, source, join_key(key, i), choices) for i, v in enumerate(value))
+
+
+def _path(value: Any, source: str, key: str, base_dir: Path) -> Path | None:
+    if value is None or value == "":
+        return None
+    text = expect_str(value, source, key)
+    path = Path(text)
+    return path if path.is_absolute() else base_dir / path
+
+
+def _inline(value: Any, source: str, key: str) -> str | None:
+    """An inline PEM string; its content is never echoed in errors (it may be a private key)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(source, key, "expected a PEM string")
+    return value
+
+
+def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | None:
+    key = "tls_server_config"
+    tls = expect_mapping(value, source, key)
+    reject_unknown(tls, TLS_KEYS, source, key)
+    if not any(tls.get(k) for k in ("cert", "key", "cert_file", "key_file", "client_ca_file")):
+        if not any(tls.get(k) for k in ("client_ca", "client_auth_type")):
+            # exporter-toolkit: an empty tls_server_config means plain HTTP (auth still applies).
+            return None
+    k = lambda name: f"{key}.{name}"  # noqa: E731 - a tiny local key formatter
+    cert_file = _path(tls.get("cert_file"), source, k("cert_file"), base_dir)
+    key_file = _path(tls.get("key_file"), source, k("key_file"), base_dir)
+    cert = _inline(tls.get("cert"), source, k("cert"))
+    key_pem = _inline(tls.get("key"), source, k("key"))
+    ca_file = _path(tls.get("client_ca_file"), source, k("client_ca_file"), base_dir)
+    ca = _inline(tls.get("client_ca"), source, k("client_ca"))
+    for a, b, name in ((cert_file, cert, "cert"), (key_file, key_pem, "key"), (ca_file, ca, "client_ca")):
+        if a is not None and b is not None:
+            raise ConfigError(
+                source, k(name), f"set either {name}_file or {name}, not both (allowed: one of them)"
+            )
+    if cert_file is None and cert is None:
+        raise ConfigError(source, k("cert_file"), "missing: TLS needs cert_file (or inline cert)")
+    if key_file is None and key_pem is None:
+        raise ConfigError(source, k("key_file"), "missing: TLS needs key_file (or inline key)")
+
+    allowed_auth = set(CLIENT_AUTH_TYPES)
+    auth = tls.get("client_auth_type") or "NoClientCert"
+    if auth in UNSUPPORTED_CLIENT_AUTH:
+        raise ConfigError(
+            source,
+            k("client_auth_type"),
+            f"{auth!r} (a certificate required but never verified) is not supported; use "
+            f"RequireAndVerifyClientCert with client_ca_file (allowed: {', '.join(sorted(allowed_auth))})",
+        )
+    auth = expect_str(auth, source, k("client_auth_type"), allowed_auth)
+    needs_ca = CLIENT_AUTH_TYPES[auth][1]
+    has_ca = ca_file is not None or ca is not None
+    if needs_ca and not has_ca:
+        raise ConfigError(source, k("client_ca_file"), f"missing: client_auth_type {auth} needs it")
+    if has_ca and not needs_ca:
+        raise ConfigError(
+            source,
+            k("client_auth_type"),
+            "a client CA is configured without a client auth policy "
+            "(allowed: VerifyClientCertIfGiven, RequireAndVerifyClientCert)",
+        )
+    sans = _str_list(tls.get("client_allowed_sans"), source, k("client_allowed_sans"))
+    if sans and auth != "RequireAndVerifyClientCert":
+        raise ConfigError(
+            source,
+            k("client_allowed_sans"),
+            "needs client_auth_type RequireAndVerifyClientCert (allowed: RequireAndVerifyClientCert)",
+        )
+    versions = set(TLS_VERSIONS)
+    min_v = expect_str(tls.get("min_version", "TLS12"), source, k("min_version"), versions)
+    max_v = expect_str(tls.get("max_version", "TLS13"), source, k("max_version"), versions)
+    if TLS_VERSIONS[min_v] > TLS_VERSIONS[max_v]:
+        raise ConfigError(source, k("min_version"), f"{min_v} is above max_version {max_v}")
+    suites = _str_list(
+        tls.get("cipher_suites"), source, k("cipher_suites"), set(CIPHER_SUITES) | TLS13_SUITES
+    )
+    prefer = True
+    if "prefer_server_cipher_suites" in tls:
+        prefer = expect_bool(
+            tls["prefer_server_cipher_suites"], source, k("prefer_server_cipher_suites")
+        )
+    curves = _str_list(tls.get("curve_preferences"), source, k("curve_preferences"), CURVES)
+    return TLSServerConfig(
+        cert_file=cert_file,
+        key_file=key_file,
+        cert=cert,
+        key=key_pem,
+        client_ca_file=ca_file,
+        client_ca=ca,
+        client_auth_type=auth,
+        client_allowed_sans=sans,
+        min_version=min_v,
+        max_version=max_v,
+        cipher_suites=suites,
+        prefer_server_cipher_suites=prefer,
+        curve_preferences=curves,
+    )
+
+
+def _parse_headers(value: Any, source: str) -> dict[str, str]:
+    key = "http_server_config.headers"
+    headers = expect_mapping(value, source, key)
+    reject_unknown(headers, frozenset(HEADER_CHOICES), source, key)
+    result: dict[str, str] = {}
+    for name, raw in headers.items():
+        if raw is None or raw == "":
+            continue  # the toolkit: "Unset if blank"
+        text = expect_str(raw, source, join_key(key, name))
+        if any(ch in text for ch in "\r\n\0"):
+            raise ConfigError(source, join_key(key, name), "must be one line (no CR, LF or NUL)")
+        choices = HEADER_CHOICES[name]
+        if choices is not None and text.lower() not in choices:
+            raise ConfigError(
+                source,
+                join_key(key, name),
+                f"{text!r} is not allowed (allowed: {', '.join(sorted(choices))})",
+            )
+        result[name] = text
+    return result
+
+
+def _parse_users(value: Any, source: str) -> dict[str, str]:
+    key = "basic_auth_users"
+    users = expect_mapping(value, source, key)
+    result: dict[str, str] = {}
+    for name, hashed in users.items():
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ConfigError(
+                source, key, f"user name {name!r} must be a non-empty string without ':'"
+            )
+        # Never echo the value: a plaintext password pasted here by mistake must not reach a log.
+        if not isinstance(hashed, str) or not _BCRYPT_HASH.match(hashed):
+            raise ConfigError(
+                source,
+                join_key(key, name),
+                "is not a bcrypt hash (allowed: $2a$/$2b$/$2y$ hashes, e.g. from "
+                "htpasswd -nBC 10 \"\" | tr -d ':\\n')",
+            )
+        result[name] = hashed
+    if result:
+        _import_bcrypt()  # fail at start-up, not on the first scrape
+    return result
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration (``1m30s``, ``500ms``) in seconds; ValueError if malformed."""
+    if not _DURATION.match(text):
+        raise ValueError(text)
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
+    key = "rate_limit"
+    rate = expect_mapping(value, source, key)
+    reject_unknown(rate, RATE_KEYS, source, key)
+    if not rate:
+        return None
+    raw = rate.get("interval", "0s")
+    try:
+        interval = parse_duration(str(raw)) if not isinstance(raw, bool) else -1.0
+    except ValueError:
+        interval = -1.0
+    if interval < 0:
+        raise ConfigError(
+            source, "rate_limit.interval", f"{raw!r} is not a duration (allowed: e.g. 100ms, 1s, 1m)"
+        )
+    burst = expect_int(rate.get("burst", 0), source, "rate_limit.burst", minimum=0)
+    if interval == 0:
+        return None  # the toolkit: 0 disables the limiter
+    if burst < 1:
+        raise ConfigError(source, "rate_limit.burst", f"{burst} is out of range (allowed: 1 to inf)")
+    return RateLimit(interval, burst)
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+def _refuse_passphrase() -> bytes:
+    raise ConfigError("", "", "encrypted key")
+
+
+@contextlib.contextmanager
+def _pem_files(tls: TLSServerConfig) -> Iterator[tuple[str, str]]:
+    """Paths of cert and key; inline PEM goes to a private temporary file only while loading."""
+    with tempfile.TemporaryDirectory(prefix="gpu-health-tls-") as tmp:
+        paths = []
+        for file, inline, name in ((tls.cert_file, tls.cert, "cert"), (tls.key_file, tls.key, "key")):
+            if file is not None:
+                paths.append(str(file))
+                continue
+            target = Path(tmp) / f"{name}.pem"
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(inline or "")
+            paths.append(str(target))
+        yield paths[0], paths[1]
+
+
+def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
+    """An ``ssl.SSLContext`` for the server; a bad file is a ConfigError naming its key."""
+    k = lambda name: f"tls_server_config.{name}"  # noqa: E731
+    for path, name in ((tls.cert_file, "cert_file"), (tls.key_file, "key_file")):
+        if path is not None and not path.is_file():
+            raise ConfigError(source, k(name), f"file not found: {path}")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.minimum_version = TLS_VERSIONS[tls.min_version]
+        ctx.maximum_version = TLS_VERSIONS[tls.max_version]
+    except (ValueError, ssl.SSLError) as exc:
+        raise ConfigError(source, k("min_version"), f"not supported by this OpenSSL: {exc}") from None
+    with _pem_files(tls) as (cert_path, key_path):
+        try:
+            ctx.load_cert_chain(cert_path, key_path, password=_refuse_passphrase)
+        except ConfigError:
+            raise ConfigError(
+                source, k("key_file"), "the key is encrypted; give an unencrypted PEM key"
+            ) from None
+        except ssl.SSLError as exc:
+            reason = exc.reason or str(exc)
+            where = "key_file" if "KEY" in str(reason).upper() else "cert_file"
+            raise ConfigError(
+                source, k(where), f"cannot load the certificate and key: {reason}"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(source, k("cert_file"), f"cannot read: {exc.strerror}") from None
+    mode, needs_ca = CLIENT_AUTH_TYPES[tls.client_auth_type]
+    if needs_ca:
+        try:
+            if tls.client_ca_file is not None:
+                if not tls.client_ca_file.is_file():
+                    raise ConfigError(
+                        source, k("client_ca_file"), f"file not found: {tls.client_ca_file}"
+                    )
+                ctx.load_verify_locations(cafile=str(tls.client_ca_file))
+            else:
+                ctx.load_verify_locations(cadata=tls.client_ca)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                source, k("client_ca_file"), f"cannot load the CA: {exc.reason or exc}"
+            ) from None
+    ctx.verify_mode = mode
+    suites = [CIPHER_SUITES[s] for s in tls.cipher_suites if s in CIPHER_SUITES]
+    if suites:
+        try:
+            ctx.set_ciphers(":".join(suites))
+        except ssl.SSLError:
+            raise ConfigError(
+                source, k("cipher_suites"), "none of these suites is available in this OpenSSL"
+            ) from None
+    if tls.prefer_server_cipher_suites:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    if tls.curve_preferences:
+        log.info("%s: curve_preferences is accepted but OpenSSL's default groups are used", source)
+    return ctx
+
+
+def peer_san_allowed(peer_cert: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> bool:
+    """client_allowed_sans: an exact match of any DNS/IP/email/URI SAN of the verified cert."""
+    if not allowed:
+        return True
+    if not peer_cert:
+        return False
+    sans = {str(value) for _kind, value in peer_cert.get("subjectAltName", ())}
+    return any(san in sans for san in allowed)
+
+
+# -- basic auth ----------------------------------------------------------------------------------
+
+
+def _import_bcrypt() -> Any:
+    try:
+        import bcrypt
+    except ImportError:
+        raise UserError(BCRYPT_MISSING) from None
+    return bcrypt
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` headers against bcrypt hashes.
+
+    bcrypt costs ~70 ms at cost 10 on purpose, so like exporter-toolkit the outcome of a check is
+    cached: a scraper sending the same credentials every 15 s pays once. The cache key is an HMAC
+    (per-process random key) of user, hash and password, so no password is kept in memory, and the
+    cache is bounded so a password-guessing client cannot grow it. bcrypt runs under a lock: a
+    flood of bad passwords costs one core at most and never delays a cached (good) scraper. An
+    unknown user is checked against a dummy hash of the same cost so the timing does not reveal
+    which user names exist; ``bcrypt.checkpw`` compares in constant time.
+    """
+
+    CACHE_SIZE = 1024
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = dict(users)
+        self._bcrypt = _import_bcrypt()
+        self._hmac_key = os.urandom(32)
+        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._bcrypt_lock = threading.Lock()
+        self._dummy: bytes | None = None
+        self.bcrypt_calls = 0  # observable in tests: proves the cache works
+
+    def _dummy_hash(self) -> bytes:
+        if self._dummy is None:
+            rounds = max((int(h.split("$")[2]) for h in self._users.values()), default=10)
+            self._dummy = self._bcrypt.hashpw(os.urandom(16), self._bcrypt.gensalt(rounds=rounds))
+        return self._dummy
+
+    def check(self, authorization: str | None) -> str | None:
+        """The authenticated user name, or None."""
+        credentials = _parse_basic(authorization)
+        if credentials is None:
+            return None
+        user, password = credentials
+        stored = self._users.get(user)
+        hashed = stored.encode() if stored is not None else b""
+        digest = hmac.new(
+            self._hmac_key, b"\0".join((user.encode(), hashed, password)), hashlib.sha256
+        ).digest()
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+            if cached is not None:
+                self._cache.move_to_end(digest)
+        if cached is None:
+            with self._bcrypt_lock:
+                self.bcrypt_calls += 1
+                try:
+                    ok = self._bcrypt.checkpw(password, hashed or self._dummy_hash())
+                except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
+                    ok = False
+            cached = bool(ok) and stored is not None
+            with self._cache_lock:
+                self._cache[digest] = cached
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return user if cached else None
+
+
+def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+        user_bytes, sep, password = decoded.partition(b":")
+        user = user_bytes.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not sep:
+        return None
+    return user, password
+
+
+# -- rate limit ----------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """The toolkit's ``rate.NewLimiter(Every(interval), burst)``: global, not per client."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self._rate = 1.0 / limit.interval_seconds
+        self._burst = float(limit.burst)
+        self._tokens = float(limit.burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+# -- live configuration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveWebConfig:
+    """What the server applies to a connection: built once per (re)load, never half-updated."""
+
+    config: WebConfig
+    ssl_context: ssl.SSLContext | None
+    auth: BasicAuth | None
+    limiter: TokenBucket | None
+
+
+def activate(config: WebConfig) -> ActiveWebConfig:
+    ctx = build_ssl_context(config.tls, config.source) if config.tls else None
+    auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
+    limiter = TokenBucket(config.rate_limit) if config.rate_limit else None
+    return ActiveWebConfig(config, ctx, auth, limiter)
+
+
+class WebConfigSource:
+    """The web config in force, re-read when the file or its certificates change.
+
+    exporter-toolkit re-reads the file on every request so rotated certificates apply at once; here
+    the file and the files it names are stat()ed at most once a second, and a change is loaded in
+    full before it replaces the old one. A broken edit is logged (one line) and the last good
+    configuration stays in force, so a typo never takes the endpoint down or opens it up.
+    """
+
+    CHECK_INTERVAL = 1.0
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._active = activate(load_web_config(self.path))
+        self._stamp = self._fingerprint(self._active.config)
+        self._checked = time.monotonic()
+        self.reload_errors = 0
+
+    def _fingerprint(self, config: WebConfig) -> tuple[tuple[str, int, int], ...]:
+        files = [self.path, *(config.tls.files() if config.tls else ())]
+        stamp = []
+        for f in files:
+            try:
+                st = f.stat()
+                stamp.append((str(f), st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append((str(f), -1, -1))
+        return tuple(stamp)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self._active.ssl_context is not None
+
+    def current(self) -> ActiveWebConfig:
+        now = time.monotonic()
+        if now - self._checked < self.CHECK_INTERVAL:
+            return self._active
+        with self._lock:
+            if now - self._checked < self.CHECK_INTERVAL:
+                return self._active
+            self._checked = now
+            stamp = self._fingerprint(self._active.config)
+            if stamp == self._stamp:
+                return self._active
+            self._stamp = stamp
+            try:
+                candidate = activate(load_web_config(self.path))
+            except UserError as exc:
+                self.reload_errors += 1
+                log.error("web config not reloaded, keeping the previous one: %s", exc)
+                return self._active
+            if (candidate.ssl_context is None) != (self._active.ssl_context is None):
+                self.reload_errors += 1
+                log.error(
+                    "web config not reloaded: switching TLS on or off needs a restart (%s)",
+                    self.path,
+                )
+                return self._active
+            self._stamp = self._fingerprint(candidate.config)
+            self._active = candidate
+            log.info("web config reloaded from %s", self.path)
+            return self._active

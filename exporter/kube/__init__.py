@@ -1,0 +1,1 @@
+"""Kubernetes integration for the exporter: which pod holds which GPU (kubelet pod-resources)."""

@@ -1,0 +1,122 @@
+// Every knob a fleet may need to tune, with the reason to change it.
+{
+  _config+:: {
+    // Selectors are inserted between {} in every query. Change them to the job names your
+    // scrape configuration gives the exporter and the scorer sidecar.
+    gpuExporterSelector: 'job="gpu-health-exporter"',
+    gpuScorerSelector: 'job="gpu-health-scorer"',
+
+    // The scorer is optional: set false when you run the exporter alone, so no scorer alert
+    // (failure predicted, retirement recommended, scorer down) or scorer rule is rendered.
+    scorerEnabled: true,
+
+    // Labels that identify one GPU on every per-GPU series (exporter contract). Aggregations
+    // remove these (plus the scrape `instance`) to get node, model and fleet levels, and keep
+    // everything else (job, cluster and other external labels survive).
+    gpuLabels: ['gpu', 'uuid', 'pci_bus_id'],
+    nodeLabel: 'node',
+    modelLabel: 'model',
+
+    // Window for rate()/avg_over_time() in recording rules; part of the rule names.
+    // Must be at least 4 scrape intervals.
+    rateInterval: '5m',
+    // Window in which XID events count as "recent"; part of the XID rule names. XID alerts
+    // resolve this long after the last event.
+    xidWindow: '10m',
+
+    // How long a vanished GPU is remembered by GPUMetricsAbsent. Longer catches GPUs that
+    // disappear across a node reboot; shorter forgets GPUs you removed on purpose sooner.
+    gpuAbsentLookback: '6h',
+
+    // Severities; demote `criticalSeverity` to 'warning' on fleets where nothing should page.
+    criticalSeverity: 'critical',
+    warningSeverity: 'warning',
+
+    // XID classes, grouped by the "immediate action" NVIDIA's Xid catalog gives each code
+    // (docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html). Application-level codes
+    // (RESTART_APP: 8, 13, 31, 32, 43, 68, 69) are deliberately absent: the job owner acts on
+    // them, not the fleet operator. XID 79 (RESTART_BM) is GPUFallenOffBus. A code may be in
+    // one class only (the generator checks).
+    xidClasses: [
+      {
+        alert: 'GPUXidResetRequired',
+        codes: [46, 62, 64, 95, 109, 119, 120, 140, 143],
+        severity: 'critical',
+        'for': '0m',
+        action: 'drain the GPU and reset it (nvidia-smi -r); if the XID repeats after the reset, open a support case',
+      },
+      {
+        alert: 'GPUXidMemoryError',
+        codes: [48],
+        severity: 'critical',
+        'for': '0m',
+        action: 'drain the GPU and reset it to clear the uncorrectable ECC error; check row remapping afterwards',
+      },
+      {
+        alert: 'GPUXidNvlinkError',
+        codes: [74],
+        severity: 'critical',
+        'for': '0m',
+        action: 'drain the node, reset the GPUs on the link (or reboot); a repeat after reset needs the vendor',
+      },
+      {
+        alert: 'GPUXidContainedEccError',
+        codes: [94],
+        severity: 'warning',
+        'for': '0m',
+        action: 'the affected job was stopped; reset the GPU at the next maintenance window',
+      },
+    ],
+
+    // GPUFallenOffBus: how long gpu_up must stay 0 before the alert fires without an XID 79.
+    gpuLostFor: '2m',
+
+    // Row remap pending: give automated drain-and-reset tooling this long before a ticket.
+    rowRemapPendingFor: '15m',
+
+    // Throttle alerts: fraction of scrapes in rateInterval with the reason active.
+    thermalSlowdownReasons: 'hw_thermal_slowdown|sw_thermal_slowdown',
+    thermalSlowdownRatio: 0.1,
+    thermalSlowdownFor: '10m',
+    powerBrakeRatio: 0,
+    powerBrakeFor: '5m',
+    // Clock-event reasons that are not throttling (idle, user clock settings): excluded from
+    // the throttle-fraction rules.
+    benignClockEventReasons: 'gpu_idle|applications_clocks_setting|display_clock_setting',
+
+    // PCIe replays per minute. 31/min is the bit-error budget of a Gen5 x16 link at BER 1e-12
+    // (DCGM GetExpectedPcieReplayRate); lower it for Gen4 (16/min).
+    pcieReplaysPerMinuteThreshold: 31,
+    pcieReplayFor: '10m',
+
+    // NVLink: CRC errors matter at 100+ per second (DCGM hardware limits); any replay or
+    // recovery error sustained for nvlinkErrorsFor is reported.
+    nvlinkCrcErrorsPerSecondThreshold: 100,
+    nvlinkErrorsFor: '10m',
+
+    // Health score (0-100) thresholds on the overall dimension.
+    healthDegradedThreshold: 60,
+    healthDegradedFor: '30m',
+    healthCriticalThreshold: 30,
+    healthCriticalFor: '10m',
+
+    // Failure model: alert when the calibrated probability of failure within the horizon
+    // exceeds the threshold for failurePredictedFor (the model reruns every few minutes).
+    failurePredictedHorizon: '7d',
+    failurePredictedThreshold: 0.3,
+    failurePredictedFor: '1h',
+
+    // Economics: recommended actions worth a ticket, stable for this long.
+    retirementActions: 'sell|decommission',
+    retirementRecommendedFor: '6h',
+
+    // Exporter / scorer down.
+    exporterDownFor: '5m',
+    scorerDownFor: '15m',
+    // The scorer counts as stale when its results are older than this many seconds.
+    scorerStaleSeconds: 3600,
+
+    // Where every alert's runbook_url points; %s is the alert name.
+    runbookURLPattern: 'https://github.com/gpu-health-monitor/gpu-health-monitor/blob/main/docs/runbooks/%s.md',
+  },
+}

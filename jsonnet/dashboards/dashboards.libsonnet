@@ -1,0 +1,328 @@
+// The three GPU health dashboards: fleet overview, one GPU in detail, risk and economics.
+//
+// Selectors and names come from `$._config` (jsonnet/config.libsonnet); the defaults below only
+// make this file render on its own (tests, or a user importing just the dashboards). Queries
+// read the exporter's and scorer's series by the names in exporter/catalogue.py and
+// scorer/catalogue.py.
+local g = import 'lib.libsonnet';
+
+{
+  local defaults = {
+    gpuExporterSelector: 'job="gpu-health-exporter"',
+    gpuScorerSelector: 'job="gpu-health-scorer"',
+    clusterLabel: 'cluster',
+    showMultiCluster: true,
+    dashboardNamePrefix: 'GPU Health / ',
+    dashboardTags: ['gpu-health-mixin'],
+    dashboardRefresh: '1m',
+    // How far back a GPU counts as "expected" for exporter coverage.
+    coverageLookback: '1d',
+    worstGpus: 10,
+    riskTopGpus: 20,
+    riskProbabilityThreshold: 0.2,
+    currency: 'USD',
+    dashboardUids: {
+      overview: 'gpu-health-fleet-overview',
+      detail: 'gpu-health-gpu-detail',
+      risk: 'gpu-health-risk-economics',
+    },
+  },
+  local c = defaults + $._config,
+
+  // `{a, b, c}` from the non-empty matchers, so an empty selector in _config stays valid.
+  local sel(matchers) = '{' + std.join(', ', [m for m in matchers if m != '']) + '}',
+  local clusterM = '%s=~"$cluster"' % c.clusterLabel,
+  // Fleet-wide series on the exporter, filtered by the cluster/node/model variables.
+  local fleet(extra='') = sel([c.gpuExporterSelector, clusterM, 'node=~"$node"', 'model=~"$model"', extra]),
+  // The one GPU of the detail dashboard.
+  local one(extra='') = sel([c.gpuExporterSelector, clusterM, 'uuid="$gpu"', extra]),
+  // Scorer series, filtered like the fleet.
+  local scored(extra='') = sel([c.gpuScorerSelector, clusterM, 'node=~"$node"', 'model=~"$model"', extra]),
+  local info = sel([c.gpuExporterSelector, clusterM]),
+
+  local uids = c.dashboardUids,
+  local detailLink = {
+    title: 'Open this GPU in the detail dashboard',
+    url: '/d/%s?var-gpu=${__value.raw}&var-node=${__data.fields.node}&${datasource:queryparam}&${__url_time_range}' % uids.detail,
+  },
+
+  local variables(withGpu=false, withModel=true) =
+    [
+      g.queryVariable('cluster', 'Cluster', 'label_values(gpu_info%s, %s)' % [sel([c.gpuExporterSelector]), c.clusterLabel], multi=false, hide=if c.showMultiCluster then 0 else 2),
+      g.queryVariable('node', 'Node', 'label_values(gpu_info%s, node)' % info, multi=!withGpu),
+    ]
+    + (if withModel then [
+         g.queryVariable('model', 'Model', 'label_values(gpu_info%s, model)' % sel([c.gpuExporterSelector, clusterM, 'node=~"$node"'])),
+       ] else [])
+    + (if withGpu then [
+         g.queryVariable('gpu', 'GPU (uuid)', 'label_values(gpu_info%s, uuid)' % sel([c.gpuExporterSelector, clusterM, 'node=~"$node"']), all=false, multi=false),
+       ] else []),
+
+  local links(self_) = [
+    g.dashboardLink(d[1], d[0], d[2])
+    for d in [
+      [uids.overview, 'Fleet overview', 'Grades, worst GPUs, XID/ECC activity, coverage'],
+      [uids.detail, 'GPU detail', 'Every reading and the health breakdown of one GPU'],
+      [uids.risk, 'Risk and economics', 'Failure probability, risk factors, NPV by action'],
+    ]
+    if d[0] != self_
+  ],
+
+  local expected = 'count by (node) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
+
+  grafanaDashboards+:: {
+    'gpu-fleet-overview.json': g.dashboard(
+      uids.overview,
+      c.dashboardNamePrefix + 'Fleet overview',
+      'Health of the whole GPU fleet: grades, the worst GPUs, XID and ECC activity, throttling and exporter coverage.',
+      c.dashboardTags,
+      variables(),
+      [
+        g.stat('GPUs reporting', 'GPUs whose last reading succeeded (gpu_up == 1).', [g.target('sum(gpu_up%s)' % fleet(), 'reporting')], unit='none', decimals=0),
+        g.stat('Exporter coverage', 'GPUs reporting now over GPUs seen in the last %s: below 100%% means a GPU or an exporter went missing.' % c.coverageLookback, [
+          g.target('sum(gpu_up%s) / sum(%s)' % [fleet(), expected], 'coverage'),
+        ], unit='percentunit', thresholds=g.falling(0.9, 0.999), decimals=1),
+        g.stat('Mean health score', 'Average overall health score (0 dead, 100 perfect).', [
+          g.target('avg(gpu_health_score%s)' % fleet('dimension="overall"'), 'mean'),
+        ], unit='none', thresholds=g.falling(50, 75), decimals=1),
+        g.stat('GPUs poor or critical', 'GPUs in the two worst grade bands: look at the worst-GPU table below.', [
+          g.target('sum(gpu_health_grade%s)' % fleet('grade=~"poor|critical"'), 'poor or critical'),
+        ], unit='none', thresholds=g.rising(1, 5), decimals=0),
+
+        g.bargauge('GPUs per grade', 'How many GPUs sit in each grade band now.', [
+          g.target('sum by (grade) (gpu_health_grade%s)' % fleet(), '{{grade}}', instant=true),
+        ], unit='none', w=8),
+        g.heatmap('Health score distribution', 'How the overall scores of all selected GPUs spread over time (darker: more GPUs).', [
+          g.target('gpu_health_score%s' % fleet('dimension="overall"'), '{{node}}/{{gpu}}'),
+        ], unit='none', w=16, yMin=0, yMax=100),
+
+        g.table('Worst GPUs', 'The lowest overall health scores; click a uuid to open that GPU in the detail dashboard.', [
+          g.tableTarget('bottomk(%d, gpu_health_score%s * on (uuid) group_left (grade) (gpu_health_grade%s == 1))' % [c.worstGpus, fleet('dimension="overall"'), fleet()]),
+        ], unit='none', thresholds=g.falling(50, 75), columns=['node', 'gpu', 'model', 'grade', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id'], links={ uuid: detailLink }, sortBy='Health score'),
+
+        g.timeseries('Health score by model', 'Mean overall score per GPU model.', [
+          g.target('avg by (model) (gpu_health_score%s)' % fleet('dimension="overall"'), '{{model}}'),
+        ], unit='none', thresholds=g.falling(50, 75), min=0, max=100),
+        g.timeseries('XID events by node', 'XID events per hour, summed per node (each XID is a driver-reported GPU error).', [
+          g.target('sum by (node) (rate(gpu_xid_errors_total%s[$__rate_interval])) * 3600' % fleet(), '{{node}}'),
+        ], unit='short', thresholds=g.rising(1, 10)),
+
+        g.bargauge('XID events by model and code', 'XID events in the selected time range, per GPU model and XID code.', [
+          g.target('sum by (model, xid) (increase(gpu_xid_errors_total%s[$__range]))' % fleet(), '{{model}} XID {{xid}}', instant=true),
+        ], unit='none', thresholds=g.rising(1, 10)),
+        g.bargauge('ECC errors by model', 'Volatile ECC errors in the selected time range, per GPU model and type (uncorrected errors are always serious).', [
+          g.target('sum by (model, type) (increase(gpu_ecc_errors_total%s[$__range]))' % fleet('scope="volatile"'), '{{model}} {{type}}', instant=true),
+        ], unit='none', thresholds=g.rising(1, 100)),
+
+        g.timeseries('Corrected ECC errors by node', 'Corrected (single-bit) ECC errors per hour, per node: a rising rate is the early sign of HBM wear.', [
+          g.target('sum by (node) (rate(gpu_ecc_errors_total%s[$__rate_interval])) * 3600' % fleet('type="corrected", scope="volatile"'), '{{node}}'),
+        ], unit='short', thresholds=g.rising(10, 100)),
+        g.timeseries('Throttling by reason', 'Share of time clocks were held down, averaged over the selected GPUs, by policy (power cap is normal under load; thermal is not).', [
+          g.target('avg by (reason) (rate(gpu_clock_event_seconds_total%s[$__rate_interval]))' % fleet(), '{{reason}}'),
+        ], unit='percentunit', thresholds=g.rising(0.1, 0.5), min=0),
+
+        g.timeseries('Exporter coverage by node', 'GPUs reporting over GPUs seen in the last %s, per node: a drop means a GPU fell off the bus or an exporter stopped.' % c.coverageLookback, [
+          g.target('(sum by (node) (gpu_up%s) or %s * 0) / %s' % [fleet(), expected, expected], '{{node}}'),
+        ], unit='percentunit', thresholds=g.falling(0.9, 0.999), min=0, max=1),
+        g.bargauge('GPUs throttled now, by reason', 'GPUs whose clocks a reason holds down right now (idle excluded).', [
+          g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!="gpu_idle"'), '{{reason}}', instant=true),
+        ], unit='none', thresholds=g.rising(1, 4)),
+      ],
+      links=links(uids.overview),
+    ) { refresh: c.dashboardRefresh },
+
+    'gpu-detail.json': g.dashboard(
+      uids.detail,
+      c.dashboardNamePrefix + 'GPU detail',
+      'One GPU: its health score and the penalties behind it, and every reading the exporter publishes; XIDs appear as annotations.',
+      c.dashboardTags,
+      variables(withGpu=true, withModel=false),
+      [
+        g.stat('Health score', 'Overall health score (0 dead, 100 perfect).', [
+          g.target('gpu_health_score%s' % one('dimension="overall"'), 'overall'),
+        ], unit='none', thresholds=g.falling(50, 75), decimals=0, w=4),
+        g.stat('Grade', 'The grade band the score falls in.', [
+          g.target('gpu_health_grade%s == 1' % one(), '{{grade}}'),
+        ], unit='none', w=4) { options+: { textMode: 'name' } },
+        g.stat('Up', '1 when the GPU answered its last reading; 0 when it is lost or fell off the bus.', [
+          g.target('gpu_up%s' % one(), 'up'),
+        ], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), w=4) {
+          fieldConfig+: { defaults+: { mappings: [{ type: 'value', options: { '0': { text: 'LOST', color: 'red' }, '1': { text: 'UP', color: 'green' } } }] } },
+        },
+        g.stat('Time since last XID', 'How long ago the last XID event was seen on this GPU.', [
+          g.target('time() - gpu_last_xid_timestamp_seconds%s' % one(), 'since last XID'),
+        ], unit='s', thresholds=g.thresholds('red', [[3600, 'orange'], [86400, 'green']]), w=4),
+        g.stat('Lifetime ECC errors', 'ECC error counts by type and scope (aggregate = over the board\'s life).', [
+          g.target('gpu_ecc_errors_total%s' % one(), '{{type}} {{scope}}'),
+        ], unit='none', thresholds=g.rising(1, 1000), w=8),
+
+        g.table('Identity', 'Model, board and software versions (from gpu_info).', [
+          g.tableTarget('gpu_info%s' % one()),
+        ], columns=['node', 'gpu', 'model', 'uuid', 'pci_bus_id', 'serial', 'vbios_version', 'driver_version', 'cuda_driver_version'], hide=['Value'], h=4),
+
+        g.bargauge('Health by dimension', 'Score per dimension (thermal, memory, power, performance, reliability).', [
+          g.target('gpu_health_score%s' % one('dimension!="overall"'), '{{dimension}}', instant=true),
+        ], unit='none', thresholds=g.falling(50, 75), min=0, max=100, w=8),
+        g.table('Penalty breakdown', 'Points each reason costs in its dimension: the why behind the score.', [
+          g.tableTarget('gpu_health_penalty%s > 0' % one()),
+        ], unit='none', thresholds=g.rising(10, 30), columns=['dimension', 'reason', 'Value'], rename={ Value: 'Points' }, hide=['node', 'gpu', 'uuid', 'pci_bus_id', 'model', 'cluster'], w=8, h=8, sortBy='Points', sortDesc=true),
+        g.timeseries('Health score over time', 'Overall and per-dimension scores.', [
+          g.target('gpu_health_score%s' % one(), '{{dimension}}'),
+        ], unit='none', thresholds=g.falling(50, 75), min=0, max=100, w=8),
+
+        g.timeseries('Temperature', 'GPU die and memory temperature against the limits the device reports.', [
+          g.target('gpu_temperature_celsius%s' % one(), '{{sensor}}'),
+          g.target('gpu_temperature_threshold_celsius%s' % one('threshold=~"slowdown|memory_max"'), 'limit {{threshold}}'),
+        ], unit='celsius', thresholds=g.rising(80, 90)),
+        g.timeseries('Power', 'Board power draw against the enforced and default limits; the energy counter\'s rate cross-checks the draw.', [
+          g.target('gpu_power_watts%s' % one(), 'draw'),
+          g.target('gpu_power_limit_watts%s' % one(), 'enforced limit'),
+          g.target('gpu_power_default_limit_watts%s' % one(), 'default limit'),
+          g.target('rate(gpu_energy_joules_total%s[$__rate_interval])' % one(), 'from energy counter'),
+        ], unit='watt'),
+
+        g.timeseries('Clocks', 'SM and memory clocks against their maximum.', [
+          g.target('gpu_clock_hertz%s' % one(), '{{clock}}'),
+          g.target('gpu_clock_max_hertz%s' % one(), 'max {{clock}}'),
+        ], unit='hertz'),
+        g.timeseries('Clock-event time by policy', 'Share of time clocks were held down, by policy (NVML violation counters).', [
+          g.target('rate(gpu_clock_event_seconds_total%s[$__rate_interval])' % one(), '{{reason}}'),
+        ], unit='percentunit', thresholds=g.rising(0.1, 0.5), min=0),
+
+        g.timeseries('Active clock-event reasons', '1 while a reason holds the clocks down (sw_power_cap under full load is normal).', [
+          g.target('gpu_clock_event_active%s' % one(), '{{reason}}'),
+        ], unit='none', min=0, max=1),
+        g.timeseries('Performance state and fan', 'P-state (0 fastest) and fan speed (absent on passively cooled boards).', [
+          g.target('gpu_performance_state%s' % one(), 'P-state'),
+          g.target('gpu_fan_speed_ratio%s * 100' % one(), 'fan %'),
+        ], unit='none'),
+
+        g.timeseries('Utilization', 'Share of time each engine was busy.', [
+          g.target('gpu_utilization_ratio%s' % one(), '{{engine}}'),
+        ], unit='percentunit', min=0, max=1),
+        g.timeseries('Profiling activity', 'GPM/DCP activity ratios (SM, tensor, DRAM).', [
+          g.target('gpu_profiling_ratio%s' % one(), '{{metric}}'),
+        ], unit='percentunit', min=0, max=1),
+
+        g.timeseries('Frame-buffer memory', 'Memory used, free, reserved and total.', [
+          g.target('gpu_memory_used_bytes%s' % one(), 'used'),
+          g.target('gpu_memory_free_bytes%s' % one(), 'free'),
+          g.target('gpu_memory_reserved_bytes%s' % one(), 'reserved'),
+          g.target('gpu_memory_total_bytes%s' % one(), 'total'),
+        ], unit='bytes'),
+        g.timeseries('ECC errors per hour', 'Volatile ECC errors per hour by type.', [
+          g.target('rate(gpu_ecc_errors_total%s[$__rate_interval]) * 3600' % one('scope="volatile"'), '{{type}}'),
+        ], unit='short', thresholds=g.rising(10, 100)),
+
+        g.timeseries('Row remapping and page retirement', 'HBM rows remapped to spares, pending/failed remaps (pending needs a reset, failed means replace), and retired pages on older boards.', [
+          g.target('gpu_remapped_rows_total%s' % one(), 'remapped {{cause}}'),
+          g.target('gpu_row_remap_pending%s' % one(), 'remap pending'),
+          g.target('gpu_row_remap_failed%s' % one(), 'remap failed'),
+          g.target('gpu_retired_pages%s' % one(), 'retired {{cause}}'),
+          g.target('gpu_retired_pages_pending%s' % one(), 'retirement pending'),
+        ], unit='none', thresholds=g.rising(1, 1)),
+        g.timeseries('XID events', 'XID events per code in each interval (also shown as annotations).', [
+          g.target('increase(gpu_xid_errors_total%s[$__rate_interval])' % one(), 'XID {{xid}}'),
+        ], unit='none', thresholds=g.rising(1, 1)),
+
+        g.timeseries('PCIe link', 'Current link generation and width against their maximum (a drop means a degraded link).', [
+          g.target('gpu_pcie_link_generation%s' % one(), 'generation'),
+          g.target('gpu_pcie_link_max_generation%s' % one(), 'max generation'),
+          g.target('gpu_pcie_link_width%s' % one(), 'width'),
+          g.target('gpu_pcie_link_max_width%s' % one(), 'max width'),
+        ], unit='none'),
+        g.timeseries('PCIe traffic and replays', 'Throughput by direction; replays per second (link-level retries) on the right scale.', [
+          g.target('gpu_pcie_throughput_bytes_per_second%s' % one(), '{{direction}}'),
+          g.target('rate(gpu_pcie_replays_total%s[$__rate_interval])' % one(), 'replays/s'),
+        ], unit='Bps') {
+          fieldConfig+: { overrides+: [{ matcher: { id: 'byName', options: 'replays/s' }, properties: [{ id: 'unit', value: 'short' }, { id: 'custom.axisPlacement', value: 'right' }] }] },
+        },
+
+        g.timeseries('NVLink traffic', 'NVLink data rate by direction, all links.', [
+          g.target('rate(gpu_nvlink_bytes_total%s[$__rate_interval])' % one(), '{{direction}}'),
+        ], unit='Bps'),
+        g.timeseries('NVLink errors', 'NVLink errors per second by type, summed over links.', [
+          g.target('sum by (type) (rate(gpu_nvlink_errors_total%s[$__rate_interval]))' % one(), '{{type}}'),
+        ], unit='short', thresholds=g.rising(0.01, 1)),
+
+        g.timeseries('Exporter cache age', 'Age of values served from the exporter\'s background poller, by poll group.', [
+          g.target('gpu_cache_age_seconds%s' % one(), '{{group}}'),
+        ], unit='s', thresholds=g.rising(30, 120)),
+        g.stat('vGPU licence status', 'vGPU licence status as NVML reports it (absent on bare-metal boards).', [
+          g.target('gpu_vgpu_license_status%s' % one(), 'licence'),
+        ], unit='none', w=12, h=8),
+      ],
+      links=links(uids.detail),
+      annotations=[
+        g.annotation('XID events', 'increase(gpu_xid_errors_total%s[$__interval]) > 0' % one(), 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
+      ],
+    ) { refresh: c.dashboardRefresh },
+
+    'gpu-risk-economics.json': g.dashboard(
+      uids.risk,
+      c.dashboardNamePrefix + 'Risk and economics',
+      'Failure probability ranking, the features driving it, NPV of each course of action, recommended actions and the residual value of the fleet (from the scorer).',
+      c.dashboardTags,
+      variables() + [{
+        name: 'horizon',
+        label: 'Horizon',
+        type: 'custom',
+        query: '7d,30d',
+        current: { text: '30d', value: '30d', selected: true },
+        options: [
+          { text: '7d', value: '7d', selected: false },
+          { text: '30d', value: '30d', selected: true },
+        ],
+        includeAll: false,
+        multi: false,
+        hide: 0,
+      }],
+      [
+        g.stat('Expected failures', 'Sum of failure probabilities over the selected GPUs: failures to expect within the horizon.', [
+          g.target('sum(gpu_failure_probability%s)' % scored('horizon="$horizon"'), 'expected failures'),
+        ], unit='none', thresholds=g.rising(1, 5), decimals=2),
+        g.stat('GPUs at risk', 'GPUs whose failure probability within the horizon exceeds %g.' % c.riskProbabilityThreshold, [
+          g.target('count(gpu_failure_probability%s > %g) or vector(0)' % [scored('horizon="$horizon"'), c.riskProbabilityThreshold], 'at risk'),
+        ], unit='none', thresholds=g.rising(1, 5), decimals=0),
+        g.stat('Fleet residual value', 'Residual (book) value of the selected GPUs, adjusted by health.', [
+          g.target('sum(gpu_residual_value%s)' % scored('currency="%s"' % c.currency), 'residual value'),
+        ], unit='currency' + c.currency, decimals=0),
+        g.stat('Scorer results age', 'Time since the scorer last finished a run: stale results mean the scorer is stuck or down.', [
+          g.target('time() - max(gpu_scorer_last_run_timestamp_seconds%s)' % sel([c.gpuScorerSelector, clusterM]), 'age'),
+        ], unit='s', thresholds=g.rising(3600, 4 * 3600)),
+
+        g.table('Failure probability ranking', 'GPUs most likely to fail within the horizon, with their anomaly score; click a uuid for the detail dashboard.', [
+          g.tableTarget('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'Value #A', 'Value #B'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score' }, hide=['horizon', 'cluster'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
+          fieldConfig+: { overrides+: [{ matcher: { id: 'byName', options: 'Anomaly score' }, properties: [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 2 }] }] },
+        },
+        g.bargauge('Top risk factors', 'Features that push failure risk up across the selected GPUs (sum of positive SHAP contributions to the log-odds).', [
+          g.target('topk(10, sum by (feature) (clamp_min(gpu_failure_risk_factor%s, 0)))' % scored('horizon="$horizon"'), '{{feature}}', instant=true),
+        ], unit='none', thresholds=g.rising(1, 5), w=10, h=10),
+
+        g.bargauge('NPV by action', 'Fleet net present value of each course of action if applied to every selected GPU.', [
+          g.target('sum by (action) (gpu_npv%s)' % scored('currency="%s"' % c.currency), '{{action}}', instant=true),
+        ], unit='currency' + c.currency, min=null, w=8),
+        g.bargauge('Recommended actions', 'How many GPUs the economic engine recommends to keep, sell, repurpose or decommission.', [
+          g.target('sum by (action) (gpu_recommended_action%s)' % scored(), '{{action}}', instant=true),
+        ], unit='none', w=8),
+        g.heatmap('Anomaly score distribution', 'Isolation-forest anomaly scores of the selected GPUs over time (1 = most unusual).', [
+          g.target('gpu_anomaly_score%s' % scored(), '{{node}}/{{gpu}}'),
+        ], unit='none', w=8, yMin=0, yMax=1),
+
+        g.table('Recommended actions by NPV gain', 'Per GPU: the recommended action and how much more it is worth than keeping the GPU as is.', [
+          g.tableTarget('topk(%d, (gpu_npv%s * on (uuid, action) group_left () (gpu_recommended_action%s == 1)) - on (uuid) group_left () gpu_npv%s)' % [c.riskTopGpus, scored('currency="%s"' % c.currency), scored(), scored('currency="%s", action="keep"' % c.currency)]),
+        ], unit='currency' + c.currency, columns=['node', 'gpu', 'model', 'uuid', 'action', 'Value'], rename={ Value: 'NPV gain vs keep' }, hide=['currency', 'cluster'], links={ uuid: detailLink }, sortBy='NPV gain vs keep', sortDesc=true, w=24, h=9),
+
+        g.timeseries('Fleet residual value by model', 'Residual value of the selected GPUs per model over time.', [
+          g.target('sum by (model) (gpu_residual_value%s)' % scored('currency="%s"' % c.currency), '{{model}}'),
+        ], unit='currency' + c.currency, stack=true),
+        g.timeseries('Expected failures by model', 'Sum of failure probabilities per model over time.', [
+          g.target('sum by (model) (gpu_failure_probability%s)' % scored('horizon="$horizon"'), '{{model}}'),
+        ], unit='none', thresholds=g.rising(1, 5)),
+      ],
+      links=links(uids.risk),
+    ) { refresh: c.dashboardRefresh },
+  },
+}

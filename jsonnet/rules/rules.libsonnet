@@ -1,0 +1,222 @@
+// Recording rules, named level:metric:operations (prometheus.io/docs/practices/rules).
+//
+// One group per level: per-GPU rules read raw series once; node, model and fleet rules read
+// the per-GPU rules, so dashboards and alerts never repeat the raw query. Aggregations use
+// `without (...)` so job, cluster and other external labels survive.
+local join(list) = std.join(', ', list);
+
+{
+  _config+:: {},
+
+  local c = $._config,
+  local exp = c.gpuExporterSelector,
+  local sco = c.gpuScorerSelector,
+  // Labels removed at each level.
+  local toNode = join(c.gpuLabels + [c.modelLabel]),
+  local toModel = join(['instance', c.nodeLabel] + c.gpuLabels),
+  local toFleet = join(['instance', c.nodeLabel, c.modelLabel] + c.gpuLabels),
+  local vars = c {
+    exp: exp,
+    sco: sco,
+    toNode: toNode,
+    toModel: toModel,
+    toFleet: toFleet,
+  },
+
+  // The record names, shared with alerts (and usable by dashboards) so a rename cannot drift.
+  gpuHealthRecords:: {
+    xid: 'gpu_xid:gpu_xid_errors:increase%(xidWindow)s' % c,
+    ecc: 'gpu_type:gpu_ecc_errors:rate%(rateInterval)s' % c,
+    throttle: 'gpu_reason:gpu_clock_event_active:avg_over_time%(rateInterval)s' % c,
+    throttleSeconds: 'gpu_reason:gpu_clock_event_seconds:rate%(rateInterval)s' % c,
+    pcie: 'gpu:gpu_pcie_replays:rate%(rateInterval)s' % c,
+    nvlink: 'gpu_type:gpu_nvlink_errors:rate%(rateInterval)s' % c,
+  },
+  local r = self.gpuHealthRecords,
+
+  prometheusRules+:: {
+    groups+: [
+      {
+        name: 'gpu-health-gpu.rules',
+        rules: [
+          {
+            // XID events per GPU and code in the window. A per-code counter is created at its
+            // first event and restarts at zero with the exporter, so increase() alone misses
+            // the first event of a new series; a series that did not exist one window ago
+            // counts with its whole value instead (first branch), all others by increase()
+            // (which handles counter resets, so a restart never double-counts).
+            record: r.xid,
+            expr: |||
+              (
+                gpu_xid_errors_total{%(exp)s}
+                unless
+                gpu_xid_errors_total{%(exp)s} offset %(xidWindow)s
+              )
+              or
+              increase(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s])
+            ||| % vars,
+          },
+          {
+            // Volatile ECC errors per second by type (corrected, uncorrected).
+            record: r.ecc,
+            expr: |||
+              sum without (scope) (rate(gpu_ecc_errors_total{%(exp)s, scope="volatile"}[%(rateInterval)s]))
+            ||| % vars,
+          },
+          {
+            // Fraction of scrapes in the window with each throttling reason active.
+            record: r.throttle,
+            expr: |||
+              avg_over_time(gpu_clock_event_active{%(exp)s, reason!~"%(benignClockEventReasons)s"}[%(rateInterval)s])
+            ||| % vars,
+          },
+          {
+            // Fraction of time clocks were held down, by policy (NVML violation counters).
+            record: r.throttleSeconds,
+            expr: |||
+              rate(gpu_clock_event_seconds_total{%(exp)s}[%(rateInterval)s])
+            ||| % vars,
+          },
+          {
+            record: r.pcie,
+            expr: |||
+              rate(gpu_pcie_replays_total{%(exp)s}[%(rateInterval)s])
+            ||| % vars,
+          },
+          {
+            // NVLink errors per second by type, summed over the GPU's links.
+            record: r.nvlink,
+            expr: |||
+              sum without (link) (rate(gpu_nvlink_errors_total{%(exp)s}[%(rateInterval)s]))
+            ||| % vars,
+          },
+        ],
+      },
+      {
+        name: 'gpu-health-node.rules',
+        rules: [
+          {
+            record: 'node:gpu_health_score:min',
+            expr: 'min without (%(toNode)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+          },
+          {
+            record: 'node:gpu_health_score:avg',
+            expr: 'avg without (%(toNode)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+          },
+          {
+            // GPUs answering (numerator) and GPUs known (denominator), kept apart on purpose.
+            record: 'node:gpu_up:sum',
+            expr: 'sum without (%(toNode)s) (gpu_up{%(exp)s})' % vars,
+          },
+          {
+            record: 'node:gpu_up:count',
+            expr: 'count without (%(toNode)s) (gpu_up{%(exp)s})' % vars,
+          },
+          {
+            record: 'node_xid:gpu_xid_errors:increase%(xidWindow)s' % c,
+            expr: 'sum without (%(toNode)s) (%(rec)s)' % (vars { rec: r.xid }),
+          },
+          {
+            record: 'node_type:gpu_ecc_errors:rate%(rateInterval)s' % c,
+            expr: 'sum without (%(toNode)s) (%(rec)s)' % (vars { rec: r.ecc }),
+          },
+        ],
+      },
+      {
+        name: 'gpu-health-fleet.rules',
+        rules: [
+          {
+            record: 'model:gpu_health_score:avg',
+            expr: 'avg without (%(toModel)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+          },
+          {
+            record: 'model:gpu_health_score:min',
+            expr: 'min without (%(toModel)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+          },
+          {
+            record: 'fleet:gpu_health_score:avg',
+            expr: 'avg without (%(toFleet)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+          },
+          {
+            // GPUs per grade (gpu_health_grade is 1 on the current grade only).
+            record: 'model_grade:gpu_health_grade:sum',
+            expr: 'sum without (%(toModel)s) (gpu_health_grade{%(exp)s})' % vars,
+          },
+          {
+            record: 'fleet_grade:gpu_health_grade:sum',
+            expr: 'sum without (%(toFleet)s) (gpu_health_grade{%(exp)s})' % vars,
+          },
+          {
+            record: 'fleet:gpu_up:sum',
+            expr: 'sum without (%(toFleet)s) (gpu_up{%(exp)s})' % vars,
+          },
+          {
+            record: 'fleet:gpu_up:count',
+            expr: 'count without (%(toFleet)s) (gpu_up{%(exp)s})' % vars,
+          },
+          {
+            record: 'fleet_xid:gpu_xid_errors:increase%(xidWindow)s' % c,
+            expr: 'sum without (%(toFleet)s) (%(rec)s)' % (vars { rec: r.xid }),
+          },
+          {
+            record: 'model_type:gpu_ecc_errors:rate%(rateInterval)s' % c,
+            expr: 'sum without (%(toModel)s) (%(rec)s)' % (vars { rec: r.ecc }),
+          },
+          {
+            record: 'fleet_type:gpu_ecc_errors:rate%(rateInterval)s' % c,
+            expr: 'sum without (%(toFleet)s) (%(rec)s)' % (vars { rec: r.ecc }),
+          },
+          {
+            // Average throttle fraction per reason across the model's GPUs.
+            record: 'model_reason:gpu_clock_event_active:avg_avg_over_time%(rateInterval)s' % c,
+            expr: 'avg without (%(toModel)s) (%(rec)s)' % (vars { rec: r.throttle }),
+          },
+          {
+            record: 'fleet_reason:gpu_clock_event_active:avg_avg_over_time%(rateInterval)s' % c,
+            expr: 'avg without (%(toFleet)s) (%(rec)s)' % (vars { rec: r.throttle }),
+          },
+        ],
+      },
+    ] + (
+      if c.scorerEnabled then [
+        {
+          name: 'gpu-health-scorer.rules',
+          rules: [
+            {
+              // Expected number of failures within each horizon (sum of probabilities).
+              record: 'fleet_horizon:gpu_failure_probability:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_failure_probability{%(sco)s})' % vars,
+            },
+            {
+              record: 'model_horizon:gpu_failure_probability:sum',
+              expr: 'sum without (%(toModel)s) (gpu_failure_probability{%(sco)s})' % vars,
+            },
+            {
+              // The riskiest GPU of each node.
+              record: 'node_horizon:gpu_failure_probability:max',
+              expr: 'max without (instance, %(toNode)s) (gpu_failure_probability{%(sco)s})' % vars,
+            },
+            {
+              // Fleet NPV of each course of action.
+              record: 'fleet_action:gpu_npv:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_npv{%(sco)s})' % vars,
+            },
+            {
+              record: 'fleet:gpu_residual_value:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_residual_value{%(sco)s})' % vars,
+            },
+            {
+              record: 'model:gpu_residual_value:sum',
+              expr: 'sum without (%(toModel)s) (gpu_residual_value{%(sco)s})' % vars,
+            },
+            {
+              // GPUs per recommended action.
+              record: 'fleet_action:gpu_recommended_action:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_recommended_action{%(sco)s})' % vars,
+            },
+          ],
+        },
+      ] else []
+    ),
+  },
+}

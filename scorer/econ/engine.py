@@ -1,0 +1,276 @@
+"""Net present value of keep, sell, repurpose and decommission for one GPU.
+
+Pure arithmetic over :class:`EconParams`; every formula is written out in docs/economics.md and
+the tests recompute them by hand, so the code favours one obvious line per term over cleverness.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.econ.params import EconParams, ModelParams
+
+#: Actions in tie-break order: on equal NPV the less disruptive action wins.
+ACTIONS: tuple[str, ...] = ("keep", "repurpose", "sell", "decommission")
+HOURS_PER_MONTH = 730.0
+DAYS_PER_MONTH = 365.0 / 12.0
+DAYS_PER_YEAR = 365.0
+
+
+class UnknownModelError(UserError):
+    """No ``models.*.match`` substring fits the GPU's model name."""
+
+
+@dataclass(frozen=True)
+class GpuEconInput:
+    """What the engine needs to know about one GPU; ``None`` = not measured (a default is used)."""
+
+    uuid: str
+    model: str
+    age_days: float
+    utilisation: float | None = None
+    power_w: float | None = None
+    p7: float | None = None
+    p30: float | None = None
+    health: float | None = None
+    hard_fault: bool = False
+    node: str = ""
+    gpu: str = ""
+
+    def __post_init__(self) -> None:
+        _check("age_days", self.age_days, 0, 36500)
+        _check("utilisation", self.utilisation, 0, 1)
+        _check("power_w", self.power_w, 0, 5000)
+        _check("p7", self.p7, 0, 1)
+        _check("p30", self.p30, 0, 1)
+        _check("health", self.health, 0, 100)
+
+
+def _check(name: str, value: float | None, low: float, high: float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{name}: {value!r} is out of range (allowed: {low:g} to {high:g})")
+
+
+@dataclass(frozen=True)
+class EconResult:
+    """The valuation of one GPU and the inputs that drove it."""
+
+    uuid: str
+    model: str
+    node: str
+    gpu: str
+    model_key: str
+    currency: str
+    npv: dict[str, float]
+    residual_value: float
+    #: Actions the guard rails allow (a hard-faulted GPU can only be sold or decommissioned).
+    eligible: tuple[str, ...]
+    #: Highest NPV among the eligible actions.
+    best_action: str
+    #: What to do: ``best_action``, or the current action while the lead is within hysteresis.
+    recommended_action: str
+    #: Decision inputs after defaults were applied (see docs/economics.md for each name).
+    inputs: dict[str, float]
+    #: Inputs that were not measured and fell back to a configured default.
+    defaulted: tuple[str, ...] = field(default=())
+
+
+def monthly_hazard(p7: float | None, p30: float | None, annual_baseline: float) -> float:
+    """Probability of a failure in one month, held constant over the horizon.
+
+    The 30-day probability is stretched to a calendar month assuming a constant hazard within
+    it; the 7-day probability is a floor because failing within 7 days implies failing within
+    the month. With neither, the fleet baseline applies.
+    """
+    if p7 is None and p30 is None:
+        return 1.0 - (1.0 - annual_baseline) ** (1.0 / 12.0)
+    from_p30 = 0.0 if p30 is None else 1.0 - (1.0 - p30) ** (DAYS_PER_MONTH / 30.0)
+    return min(1.0, max(p7 or 0.0, from_p30))
+
+
+def health_factor(health: float, discount: float) -> float:
+    """Buyers cut the price linearly with lost health: 1 at 100, ``1 - discount`` at 0."""
+    return 1.0 - discount * (100.0 - health) / 100.0
+
+
+def book_fraction(model: ModelParams, age_years: float) -> float:
+    """Depreciated value as a fraction of purchase price; the salvage floor after useful life."""
+    floor = model.salvage_floor
+    if age_years >= model.useful_life_years:
+        return floor
+    if model.depreciation.method == "straight_line":
+        fraction = 1.0 - age_years / model.useful_life_years
+    else:
+        fraction = (1.0 - model.depreciation.rate) ** age_years
+    return max(floor, fraction)
+
+
+def residual_value(model: ModelParams, age_years: float, health: float, hard_fault: bool) -> float:
+    """Depreciated value adjusted by health; a hard-failed card is worth its salvage."""
+    if hard_fault:
+        return model.salvage_value
+    value = model.purchase_price * book_fraction(model, age_years) * health_factor(
+        health, model.health_discount
+    )
+    return max(model.salvage_value, value)
+
+
+def resale_fraction(curve: tuple[float, ...], age_years: float) -> float:
+    """Linear interpolation between yearly points; the last point holds beyond the curve."""
+    if age_years >= len(curve) - 1:
+        return curve[-1]
+    low = math.floor(age_years)
+    weight = age_years - low
+    return curve[low] + (curve[low + 1] - curve[low]) * weight
+
+
+def sell_value(model: ModelParams, age_years: float, health: float, hard_fault: bool) -> float:
+    """Cash from selling today: resale curve x liquidation haircut x health; salvage if failed."""
+    if hard_fault:
+        return model.salvage_value
+    price = (
+        model.purchase_price
+        * resale_fraction(model.resale_curve, age_years)
+        * model.liquidation_factor
+        * health_factor(health, model.health_discount)
+    )
+    return max(model.salvage_value, price)
+
+
+def operate_npv(
+    params: EconParams,
+    model: ModelParams,
+    *,
+    rate: float,
+    utilisation: float,
+    power_w: float,
+    hazard: float,
+    terminal_value: float,
+) -> float:
+    """Discounted monthly cash flow of running the GPU at ``rate``, plus the terminal value."""
+    monthly_discount = (1.0 + params.discount_rate) ** (1.0 / 12.0)
+    energy = (
+        (power_w + params.host_power_w) / 1000.0 * HOURS_PER_MONTH * params.pue * params.energy_price
+    )
+    facility = params.colocation_per_kw_month * model.provisioned_kw
+    downtime_hours = min(model.downtime_days_per_failure * 24.0, HOURS_PER_MONTH)
+    total = 0.0
+    for month in range(1, params.horizon_months + 1):
+        rate_m = rate * (1.0 - model.rental_decline) ** ((month - 1) / 12.0)
+        revenue = rate_m * HOURS_PER_MONTH * utilisation
+        failure = hazard * (model.repair_cost + downtime_hours * rate_m * utilisation)
+        net = revenue - energy - facility - params.maintenance_per_gpu_month - failure
+        total += net / monthly_discount**month
+    return total + terminal_value / monthly_discount**params.horizon_months
+
+
+def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
+    """Value the four actions for one GPU and pick the best allowed one.
+
+    Raises :class:`UnknownModelError` when no configured model matches ``gpu.model``.
+    """
+    model = params.model_for(gpu.model)
+    if model is None:
+        known = ", ".join(m for entry in params.models for m in entry.match)
+        raise UnknownModelError(
+            f"GPU {gpu.uuid}: model {gpu.model!r} matches no economics model (allowed: {known})"
+        )
+    defaulted: list[str] = []
+    utilisation = gpu.utilisation
+    if utilisation is None:
+        utilisation = params.default_utilisation
+        defaulted.append("utilisation")
+    power_w = gpu.power_w
+    if power_w is None:
+        power_w = model.typical_power_w
+        defaulted.append("power_w")
+    health = gpu.health
+    if health is None:
+        health = 100.0
+        defaulted.append("health")
+    if gpu.p7 is None and gpu.p30 is None:
+        defaulted.append("failure_probability")
+    hazard = monthly_hazard(gpu.p7, gpu.p30, params.baseline_annual_failure_rate)
+    age_years = gpu.age_days / DAYS_PER_YEAR
+    end_age = age_years + params.horizon_months / 12.0
+
+    terminal = residual_value(model, end_age, health, gpu.hard_fault)
+    keep = operate_npv(
+        params,
+        model,
+        rate=model.rental_rate,
+        utilisation=utilisation,
+        power_w=power_w,
+        hazard=hazard,
+        terminal_value=terminal,
+    )
+    repurpose = operate_npv(
+        params,
+        model,
+        rate=model.repurpose.rate,
+        utilisation=model.repurpose.utilisation,
+        power_w=power_w * model.repurpose.power_fraction,
+        hazard=hazard,
+        terminal_value=terminal,
+    )
+    npv = {
+        "keep": keep,
+        "repurpose": repurpose,
+        "sell": sell_value(model, age_years, health, gpu.hard_fault),
+        "decommission": model.salvage_value - model.disposal_cost,
+    }
+    # A hard fault means the card cannot serve any tier until repaired: only exits are allowed.
+    eligible = ("sell", "decommission") if gpu.hard_fault else ACTIONS
+    best = best_action(npv, eligible)
+    inputs = {
+        "age_days": gpu.age_days,
+        "utilisation": utilisation,
+        "power_w": power_w,
+        "p7": gpu.p7 if gpu.p7 is not None else math.nan,
+        "p30": gpu.p30 if gpu.p30 is not None else math.nan,
+        "monthly_hazard": hazard,
+        "health": health,
+        "hard_fault": 1.0 if gpu.hard_fault else 0.0,
+        "rental_rate": model.rental_rate,
+        "energy_price": params.energy_price,
+    }
+    return EconResult(
+        uuid=gpu.uuid,
+        model=gpu.model,
+        node=gpu.node,
+        gpu=gpu.gpu,
+        model_key=model.key,
+        currency=params.currency,
+        npv=npv,
+        residual_value=residual_value(model, age_years, health, gpu.hard_fault),
+        eligible=eligible,
+        best_action=best,
+        recommended_action=best,
+        inputs=inputs,
+        defaulted=tuple(defaulted),
+    )
+
+
+def best_action(npv: dict[str, float], eligible: Iterable[str]) -> str:
+    """Highest NPV among ``eligible``; ties go to the earlier (less disruptive) action."""
+    allowed = [a for a in ACTIONS if a in set(eligible)]
+    return max(allowed, key=lambda a: (npv[a], -ACTIONS.index(a)))
+
+
+def value_fleet(
+    gpus: Iterable[GpuEconInput], params: EconParams
+) -> tuple[list[EconResult], list[tuple[GpuEconInput, str]]]:
+    """Value every GPU; those with an unknown model are returned with the reason, not raised."""
+    results: list[EconResult] = []
+    skipped: list[tuple[GpuEconInput, str]] = []
+    for gpu in gpus:
+        try:
+            results.append(value_gpu(gpu, params))
+        except UnknownModelError as exc:
+            skipped.append((gpu, str(exc)))
+    return results, skipped

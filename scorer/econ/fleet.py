@@ -1,0 +1,150 @@
+"""Fleet input from CSV and the before/after comparison behind ``gpu-health econ``."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.econ.engine import ACTIONS, EconResult, GpuEconInput
+
+REQUIRED_COLUMNS = ("uuid", "model", "age_days")
+OPTIONAL_COLUMNS = (
+    "utilisation",
+    "power_w",
+    "p7",
+    "p30",
+    "health",
+    "hard_fault",
+    "node",
+    "gpu",
+)
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+def read_fleet_csv(path: Path | str) -> list[GpuEconInput]:
+    """One GPU per row; empty optional cells mean "not measured" (the engine uses a default)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in reader.fieldnames or []]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise UserError(f"{path}: missing column {missing[0]!r} (required: uuid, model, "
+                                f"age_days; optional: {', '.join(OPTIONAL_COLUMNS)})")
+            unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+            if unknown:
+                allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+                raise UserError(f"{path}: unknown column {unknown[0]!r} (allowed: {allowed})")
+            rows = list(reader)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path}: cannot read CSV: {exc}") from None
+    gpus = [_row(path, number, row) for number, row in enumerate(rows, start=2)]
+    if not gpus:
+        raise UserError(f"{path}: no GPUs (the file has a header but no rows)")
+    return gpus
+
+
+def _row(path: Path, line: int, raw: dict[str, Any]) -> GpuEconInput:
+    row = {str(k).strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+    where = f"{path}: line {line}"
+
+    def number(column: str) -> float | None:
+        text = row.get(column, "")
+        if text == "":
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"{where}: {column}: expected a number, got {text!r}") from None
+
+    flag = row.get("hard_fault", "").casefold()
+    if flag not in _TRUE | _FALSE:
+        raise UserError(f"{where}: hard_fault: expected true or false, got {flag!r}")
+    if not row.get("uuid") or not row.get("model"):
+        raise UserError(f"{where}: uuid and model must not be empty")
+    age = number("age_days")
+    if age is None:
+        raise UserError(f"{where}: age_days: missing (required)")
+    try:
+        return GpuEconInput(
+            uuid=row["uuid"],
+            model=row["model"],
+            age_days=age,
+            utilisation=number("utilisation"),
+            power_w=number("power_w"),
+            p7=number("p7"),
+            p30=number("p30"),
+            health=number("health"),
+            hard_fault=flag in _TRUE,
+            node=row.get("node", ""),
+            gpu=row.get("gpu", ""),
+        )
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Change:
+    uuid: str
+    model: str
+    before: str
+    after: str
+    npv_before: float
+    npv_after: float
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """How the fleet's recommendations move from one parameter set to another."""
+
+    counts_before: dict[str, int]
+    counts_after: dict[str, int]
+    changes: list[Change]
+    #: Sum over GPUs of the recommended action's NPV.
+    value_before: float
+    value_after: float
+    #: Per GPU: NPV of every action after minus before.
+    npv_deltas: dict[str, dict[str, float]]
+
+
+def compare(before: Sequence[EconResult], after: Sequence[EconResult]) -> WhatIf:
+    """Pair results by uuid (both runs value the same GPUs) and summarise the differences."""
+    after_by_uuid = {r.uuid: r for r in after}
+    changes: list[Change] = []
+    deltas: dict[str, dict[str, float]] = {}
+    for old in before:
+        new = after_by_uuid[old.uuid]
+        deltas[old.uuid] = {a: new.npv[a] - old.npv[a] for a in ACTIONS}
+        if new.recommended_action != old.recommended_action:
+            changes.append(
+                Change(
+                    uuid=old.uuid,
+                    model=old.model,
+                    before=old.recommended_action,
+                    after=new.recommended_action,
+                    npv_before=old.npv[old.recommended_action],
+                    npv_after=new.npv[new.recommended_action],
+                )
+            )
+
+    def counts(results: Sequence[EconResult]) -> dict[str, int]:
+        tally = Counter(r.recommended_action for r in results)
+        return {a: tally.get(a, 0) for a in ACTIONS}
+
+    return WhatIf(
+        counts_before=counts(before),
+        counts_after=counts(after),
+        changes=changes,
+        value_before=sum(r.npv[r.recommended_action] for r in before),
+        value_after=sum(r.npv[r.recommended_action] for r in after),
+        npv_deltas=deltas,
+    )

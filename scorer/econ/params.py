@@ -1,0 +1,341 @@
+"""Economic parameters: the shipped YAML defaults, an operator's overlay, and ``--set`` overrides.
+
+Everything the engine multiplies by lives here, validated once at load, so a typo in a price is a
+one-line ``file: key.path: problem (allowed: ...)`` error and never a silently wrong NPV.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from gpu_health import config
+from gpu_health.config import join_key
+from gpu_health.errors import ConfigError
+
+DEFAULTS_RESOURCE = "default_economics.yaml"
+DEPRECIATION_METHODS = frozenset({"straight_line", "declining_balance"})
+
+_TOP_KEYS = frozenset(
+    {
+        "currency",
+        "horizon_months",
+        "discount_rate",
+        "energy_price",
+        "pue",
+        "host_power_w",
+        "colocation_per_kw_month",
+        "maintenance_per_gpu_month",
+        "default_utilisation",
+        "baseline_annual_failure_rate",
+        "hysteresis",
+        "models",
+    }
+)
+_MODEL_KEYS = frozenset(
+    {
+        "match",
+        "purchase_price",
+        "useful_life_years",
+        "depreciation",
+        "salvage_floor",
+        "rental_rate",
+        "rental_decline",
+        "typical_power_w",
+        "provisioned_kw",
+        "repurpose",
+        "resale_curve",
+        "liquidation_factor",
+        "repair_cost",
+        "downtime_days_per_failure",
+        "disposal_cost",
+        "health_discount",
+    }
+)
+_HYSTERESIS_KEYS = frozenset({"absolute", "relative"})
+_DEPRECIATION_KEYS = frozenset({"method", "rate"})
+_REPURPOSE_KEYS = frozenset({"rate", "utilisation", "power_fraction"})
+
+
+@dataclass(frozen=True)
+class Depreciation:
+    method: Literal["straight_line", "declining_balance"]
+    #: Fraction of value lost per year (declining_balance only).
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Repurpose:
+    """The lower tier (inference, dev, batch) a GPU can be moved to."""
+
+    rate: float
+    utilisation: float
+    power_fraction: float
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    key: str
+    match: tuple[str, ...]
+    purchase_price: float
+    useful_life_years: float
+    depreciation: Depreciation
+    #: Lowest value as a fraction of purchase price: the book floor and a hard-failed card's price.
+    salvage_floor: float
+    rental_rate: float
+    #: Fraction the market rental price falls per year.
+    rental_decline: float
+    #: Average GPU power assumed when none was measured.
+    typical_power_w: float
+    provisioned_kw: float
+    repurpose: Repurpose
+    #: Resale price as a fraction of purchase price at age 0, 1, 2, ... years (working card).
+    resale_curve: tuple[float, ...]
+    liquidation_factor: float
+    repair_cost: float
+    downtime_days_per_failure: float
+    disposal_cost: float
+    #: Price cut at health 0 (linear in 100 - health).
+    health_discount: float
+
+    @property
+    def salvage_value(self) -> float:
+        return self.purchase_price * self.salvage_floor
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    absolute: float
+    relative: float
+
+
+@dataclass(frozen=True)
+class EconParams:
+    currency: str
+    horizon_months: int
+    discount_rate: float
+    energy_price: float
+    pue: float
+    host_power_w: float
+    colocation_per_kw_month: float
+    maintenance_per_gpu_month: float
+    default_utilisation: float
+    baseline_annual_failure_rate: float
+    hysteresis: Hysteresis
+    models: tuple[ModelParams, ...]
+
+    def model_for(self, name: str) -> ModelParams | None:
+        """The parameters whose ``match`` substring fits the GPU's model name best.
+
+        Matching is case-insensitive; the longest matching substring wins so that a specific
+        entry (``"H100 PCIe"``) beats a generic one (``"H100"``) whatever the file order.
+        """
+        wanted = name.casefold()
+        best: tuple[int, ModelParams] | None = None
+        for model in self.models:
+            for needle in model.match:
+                if needle.casefold() in wanted and (best is None or len(needle) > best[0]):
+                    best = (len(needle), model)
+        return best[1] if best else None
+
+
+def default_raw() -> dict[str, Any]:
+    """The shipped defaults as a plain mapping (a fresh copy every call)."""
+    text = resources.files(__package__).joinpath(DEFAULTS_RESOURCE).read_text(encoding="utf-8")
+    raw = config.parse_yaml(text, DEFAULTS_RESOURCE)
+    if not isinstance(raw, dict):
+        raise ConfigError(DEFAULTS_RESOURCE, "", "expected a mapping at the top")
+    return raw
+
+
+def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Overlay mappings recursively; lists and scalars in ``overlay`` replace ``base``'s."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_raw(path: Path | str | None) -> tuple[dict[str, Any], str]:
+    """Defaults, overlaid with ``path`` when given; returns the mapping and its source name."""
+    raw = default_raw()
+    if path is None:
+        return raw, DEFAULTS_RESOURCE
+    source = str(path)
+    overlay = config.expect_mapping(config.load_yaml(path), source, "")
+    return merge(raw, overlay), source
+
+
+def load_params(path: Path | str | None = None, overrides: Sequence[str] = ()) -> EconParams:
+    """Validated parameters: defaults, the optional file over them, then ``key=value`` overrides."""
+    raw, source = load_raw(path)
+    validate(raw, source)
+    for item in overrides:
+        raw = apply_override(raw, item)
+        validate(raw, f"--set {item}")
+    return validate(raw, source)
+
+
+def apply_override(raw: Mapping[str, Any], item: str) -> dict[str, Any]:
+    """Apply one ``key.path=value``; the value is parsed as YAML (``0.2``, ``true``, ``[H100]``)."""
+    source = f"--set {item}"
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError("--set", item, "expected KEY=VALUE (e.g. energy_price=0.20)")
+    value = config.parse_yaml(text, source) if text.strip() else None
+    if value is None:
+        raise ConfigError(source, key, "missing value")
+    updated = copy.deepcopy(dict(raw))
+    parts = key.split(".")
+    node: dict[str, Any] = updated
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        child = node.get(part)
+        if child is None:
+            allowed = ", ".join(sorted(str(k) for k in node))
+            raise ConfigError(source, where, f"unknown key (allowed: {allowed})")
+        if not isinstance(child, dict):
+            raise ConfigError(source, where, "is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+    return updated
+
+
+def validate(raw: Any, source: str) -> EconParams:
+    top = config.expect_mapping(raw, source, "")
+    config.reject_unknown(top, _TOP_KEYS, source, "")
+    _require(top, _TOP_KEYS, source, "")
+    hyst = config.expect_mapping(top["hysteresis"], source, "hysteresis")
+    config.reject_unknown(hyst, _HYSTERESIS_KEYS, source, "hysteresis")
+    _require(hyst, _HYSTERESIS_KEYS, source, "hysteresis")
+    models_raw = config.expect_mapping(top["models"], source, "models")
+    if not models_raw:
+        raise ConfigError(source, "models", "at least one GPU model is required")
+    num = config.expect_number
+    return EconParams(
+        currency=_currency(top["currency"], source),
+        horizon_months=config.expect_int(top["horizon_months"], source, "horizon_months", 1, 120),
+        discount_rate=num(top["discount_rate"], source, "discount_rate", 0, 1),
+        energy_price=num(top["energy_price"], source, "energy_price", 0, 10),
+        pue=num(top["pue"], source, "pue", 1, 3),
+        host_power_w=num(top["host_power_w"], source, "host_power_w", 0, 5000),
+        colocation_per_kw_month=num(
+            top["colocation_per_kw_month"], source, "colocation_per_kw_month", 0
+        ),
+        maintenance_per_gpu_month=num(
+            top["maintenance_per_gpu_month"], source, "maintenance_per_gpu_month", 0
+        ),
+        default_utilisation=num(top["default_utilisation"], source, "default_utilisation", 0, 1),
+        baseline_annual_failure_rate=num(
+            top["baseline_annual_failure_rate"], source, "baseline_annual_failure_rate", 0, 1
+        ),
+        hysteresis=Hysteresis(
+            absolute=num(hyst["absolute"], source, "hysteresis.absolute", 0),
+            relative=num(hyst["relative"], source, "hysteresis.relative", 0, 10),
+        ),
+        models=tuple(
+            _model(str(name), body, source, join_key("models", str(name)))
+            for name, body in models_raw.items()
+        ),
+    )
+
+
+def _currency(value: Any, source: str) -> str:
+    text = config.expect_str(value, source, "currency")
+    if not (text.isascii() and text.isalpha() and 1 <= len(text) <= 8):
+        raise ConfigError(source, "currency", f"{text!r} is not a currency code (e.g. USD, EUR)")
+    return text
+
+
+def _require(mapping: Mapping[str, Any], keys: frozenset[str], source: str, key: str) -> None:
+    missing = sorted(k for k in keys if k not in mapping)
+    if missing:
+        raise ConfigError(source, join_key(key, missing[0]), "missing (required)")
+
+
+def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
+    body = config.expect_mapping(raw, source, key)
+    config.reject_unknown(body, _MODEL_KEYS, source, key)
+    _require(body, _MODEL_KEYS, source, key)
+    num = config.expect_number
+
+    def k(child: str) -> str:
+        return join_key(key, child)
+
+    match = body["match"]
+    if isinstance(match, str):
+        match = [match]
+    if not isinstance(match, list) or not match:
+        raise ConfigError(source, k("match"), "expected a non-empty list of model-name substrings")
+    needles = tuple(config.expect_str(m, source, k(f"match[{i}]")) for i, m in enumerate(match))
+    if any(not n.strip() for n in needles):
+        raise ConfigError(source, k("match"), "an empty substring would match every GPU")
+
+    dep = config.expect_mapping(body["depreciation"], source, k("depreciation"))
+    config.reject_unknown(dep, _DEPRECIATION_KEYS, source, k("depreciation"))
+    method = config.expect_str(
+        dep.get("method"), source, k("depreciation.method"), set(DEPRECIATION_METHODS)
+    )
+    rate = 0.0
+    if method == "declining_balance":
+        if "rate" not in dep:
+            raise ConfigError(source, k("depreciation.rate"), "missing (required for declining_balance)")
+        rate = num(dep["rate"], source, k("depreciation.rate"), 0, 1)
+    elif "rate" in dep:
+        raise ConfigError(
+            source, k("depreciation.rate"), "only used by declining_balance (allowed: method)"
+        )
+
+    rep = config.expect_mapping(body["repurpose"], source, k("repurpose"))
+    config.reject_unknown(rep, _REPURPOSE_KEYS, source, k("repurpose"))
+    _require(rep, _REPURPOSE_KEYS, source, k("repurpose"))
+
+    curve_raw = body["resale_curve"]
+    if not isinstance(curve_raw, list) or not curve_raw:
+        raise ConfigError(
+            source, k("resale_curve"), "expected a list of fractions of purchase price by year"
+        )
+    curve = tuple(
+        num(v, source, k(f"resale_curve[{i}]"), 0, 1.5) for i, v in enumerate(curve_raw)
+    )
+    for i in range(1, len(curve)):
+        if curve[i] > curve[i - 1]:
+            raise ConfigError(
+                source, k(f"resale_curve[{i}]"), "a resale curve must not rise with age"
+            )
+
+    return ModelParams(
+        key=name,
+        match=needles,
+        purchase_price=num(body["purchase_price"], source, k("purchase_price"), 0),
+        useful_life_years=num(body["useful_life_years"], source, k("useful_life_years"), 0.5, 30),
+        depreciation=Depreciation(method=method, rate=rate),  # type: ignore[arg-type]
+        salvage_floor=num(body["salvage_floor"], source, k("salvage_floor"), 0, 1),
+        rental_rate=num(body["rental_rate"], source, k("rental_rate"), 0),
+        rental_decline=num(body["rental_decline"], source, k("rental_decline"), 0, 0.99),
+        typical_power_w=num(body["typical_power_w"], source, k("typical_power_w"), 0, 5000),
+        provisioned_kw=num(body["provisioned_kw"], source, k("provisioned_kw"), 0, 20),
+        repurpose=Repurpose(
+            rate=num(rep["rate"], source, k("repurpose.rate"), 0),
+            utilisation=num(rep["utilisation"], source, k("repurpose.utilisation"), 0, 1),
+            power_fraction=num(rep["power_fraction"], source, k("repurpose.power_fraction"), 0, 2),
+        ),
+        resale_curve=curve,
+        liquidation_factor=num(body["liquidation_factor"], source, k("liquidation_factor"), 0, 1),
+        repair_cost=num(body["repair_cost"], source, k("repair_cost"), 0),
+        # Capped at one month so lost revenue per failure never exceeds a month's revenue, which
+        # keeps "a higher rental rate never lowers keep's NPV" true for any hazard.
+        downtime_days_per_failure=num(
+            body["downtime_days_per_failure"], source, k("downtime_days_per_failure"), 0, 30
+        ),
+        disposal_cost=num(body["disposal_cost"], source, k("disposal_cost"), 0),
+        health_discount=num(body["health_discount"], source, k("health_discount"), 0, 1),
+    )

@@ -1,0 +1,149 @@
+"""``gpu-health econ``: what-if analysis of fleet recommendations under changed parameters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.econ.engine import ACTIONS, EconResult, value_fleet
+from gpu_health.scorer.econ.fleet import WhatIf, compare, read_fleet_csv
+from gpu_health.scorer.econ.params import load_params
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Value every GPU of a fleet (NPV of keep, sell, repurpose, decommission) with the "
+        "current parameters and again with --set overrides, and print how the recommendations "
+        "change: counts per action before -> after, the GPUs whose action changed, NPV deltas."
+    )
+    parser.epilog = (
+        "example: gpu-health econ --fleet fleet.csv --set energy_price=0.20 "
+        "--set models.h100.rental_rate=1.8"
+    )
+    parser.add_argument(
+        "--fleet",
+        metavar="FILE.csv",
+        required=True,
+        help="fleet CSV: uuid, model, age_days and optionally utilisation (0-1), power_w, p7, "
+        "p30, health (0-100), hard_fault, node, gpu; empty cells mean 'not measured'",
+    )
+    parser.add_argument(
+        "--params",
+        metavar="FILE",
+        help="economics YAML merged over the shipped defaults (see docs/economics.md)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one parameter for the 'after' run, e.g. energy_price=0.20 or "
+        "models.h100.rental_rate=1.8 (repeatable)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="output format (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=20,
+        metavar="N",
+        help="list at most N changed GPUs in text output (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        base = load_params(args.params)
+        changed = load_params(args.params, args.overrides)
+        fleet = read_fleet_csv(args.fleet)
+        before, skipped = value_fleet(fleet, base)
+        after, _ = value_fleet(fleet, changed)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for gpu, reason in skipped:
+        print(f"warning: skipped {gpu.uuid}: {reason}", file=sys.stderr)
+    if not before:
+        print("error: no GPU in the fleet matches a configured model", file=sys.stderr)
+        return 1
+    result = compare(before, after)
+    if args.format == "json":
+        json.dump(_as_json(result, before, after, args.overrides, base.currency), sys.stdout,
+                  indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(result, args.overrides, base.currency, len(before), args.top, sys.stdout)
+    return 0
+
+
+def _as_json(
+    what: WhatIf,
+    before: list[EconResult],
+    after: list[EconResult],
+    overrides: list[str],
+    currency: str,
+) -> dict[str, object]:
+    after_by = {r.uuid: r for r in after}
+    return {
+        "overrides": overrides,
+        "currency": currency,
+        "gpus": len(before),
+        "counts_before": what.counts_before,
+        "counts_after": what.counts_after,
+        "value_before": what.value_before,
+        "value_after": what.value_after,
+        "changes": [c.__dict__ for c in what.changes],
+        "per_gpu": [
+            {
+                "uuid": r.uuid,
+                "model": r.model,
+                "before": r.recommended_action,
+                "after": after_by[r.uuid].recommended_action,
+                "npv_before": r.npv,
+                "npv_after": after_by[r.uuid].npv,
+                "defaulted": list(r.defaulted),
+            }
+            for r in before
+        ],
+    }
+
+
+def _print_text(
+    what: WhatIf, overrides: list[str], currency: str, gpus: int, top: int, out: TextIO
+) -> None:
+    label = ", ".join(overrides) if overrides else "(no --set: after = before)"
+    out.write(f"what-if: {label}\n{gpus} GPUs valued, amounts in {currency}\n\n")
+    out.write(f"{'action':<14}{'before':>8}{'after':>8}{'change':>8}\n")
+    for action in ACTIONS:
+        b, a = what.counts_before[action], what.counts_after[action]
+        out.write(f"{action:<14}{b:>8}{a:>8}{a - b:>+8}\n")
+    delta = what.value_after - what.value_before
+    out.write(
+        f"\nfleet value of recommended actions: {what.value_before:,.0f} -> "
+        f"{what.value_after:,.0f} ({delta:+,.0f})\n"
+    )
+    mean = {
+        action: sum(d[action] for d in what.npv_deltas.values()) / max(1, len(what.npv_deltas))
+        for action in ACTIONS
+    }
+    out.write(
+        "mean NPV change per GPU: "
+        + ", ".join(f"{a} {mean[a]:+,.0f}" for a in ACTIONS)
+        + "\n"
+    )
+    out.write(f"\nGPUs whose recommendation changed: {len(what.changes)}\n")
+    for change in what.changes[:top]:
+        out.write(
+            f"  {change.uuid}  {change.model}  {change.before} -> {change.after}  "
+            f"NPV {change.npv_before:,.0f} -> {change.npv_after:,.0f}\n"
+        )
+    if len(what.changes) > top:
+        out.write(f"  ... and {len(what.changes) - top} more (use --top or --format json)\n")

@@ -1,0 +1,537 @@
+"""Failure-model features, computed server-side in PromQL for our schema and dcgm-exporter's.
+
+One instant query per feature returns every GPU at once; serving evaluates it at "now", training
+evaluates the very same query string at past timestamps (``time=``), so there is no train/serve
+skew. Features are chosen to travel between fleets and simulators: rates per day, ratios, trends
+and deltas against the GPU's own model peers, never absolute levels that depend on a SKU or on
+an identity. A signal a schema lacks yields a missing feature (NaN), never an error.
+
+Metric names come from :mod:`gpu_health.exporter.catalogue`; the dcgm-exporter names and unit
+scales come from the same table's :class:`DcgmField` entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from gpu_health.exporter.catalogue import by_name
+from gpu_health.scorer.promclient import PromClient, PrometheusError
+
+log = logging.getLogger(__name__)
+
+SchemaName = Literal["ours", "dcgm"]
+SCHEMAS: tuple[SchemaName, ...] = ("ours", "dcgm")
+
+IDENTITY = ("node", "gpu", "uuid", "model")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """How one schema names the GPU identity labels and the signals."""
+
+    name: SchemaName
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+
+    @property
+    def by(self) -> str:
+        return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
+
+    def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
+        """A series selector for ``metric{labels}`` and the factor to our units (None: absent)."""
+        if self.name == "ours":
+            matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            return f"{metric}{{{matchers}}}", 1.0
+        spec = by_name()[metric]
+        fields = [f for f in spec.dcgm if all(f.labels.get(k) == v for k, v in labels.items())]
+        if not labels:
+            fields = list(spec.dcgm)
+        if not fields:
+            return None
+        scales = {f.scale for f in fields}
+        if len(scales) != 1:
+            raise ValueError(f"{metric}{labels}: dcgm fields with different scales")
+        names = sorted(f.name for f in fields)
+        if len(names) == 1:
+            return names[0], scales.pop()
+        return '{__name__=~"' + "|".join(names) + '"}', scales.pop()
+
+
+OURS = Schema("ours", "node", "gpu", "uuid", "model")
+DCGM = Schema("dcgm", "Hostname", "gpu", "UUID", "modelName")
+
+
+def schema_by_name(name: str) -> Schema:
+    return {"ours": OURS, "dcgm": DCGM}[name]
+
+
+#: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
+Builder = Callable[[Schema], str | None]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    help: str
+    build: Builder
+    #: "model": used by the failure model; "econ": only an input to the economics.
+    role: Literal["model", "econ"] = "model"
+
+
+def _scaled(expr: str, scale: float) -> str:
+    return expr if scale == 1.0 else f"({expr}) * {scale:g}"
+
+
+def _counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Builder:
+    """Increase of a counter over ``window`` summed over its labels, divided by ``per``."""
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector(metric, **labels)
+        if sel is None:
+            return None
+        expr = f"sum by ({s.by}) (increase({sel[0]}[{window}]))"
+        scale = sel[1] / per
+        return _scaled(expr, scale)
+
+    return build
+
+
+def _gauge(fn: str, metric: str, window: str, **labels: str) -> Builder:
+    """``fn_over_time`` of a gauge (one series per GPU, extra labels dropped)."""
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector(metric, **labels)
+        if sel is None:
+            return None
+        return _scaled(f"max by ({s.by}) ({fn}({sel[0]}[{window}]))", sel[1])
+
+    return build
+
+
+def _first(*builders: Builder) -> Builder:
+    """The first builder's value, falling back to the next where it has none (PromQL ``or``)."""
+
+    def build(s: Schema) -> str | None:
+        parts = [e for e in (b(s) for b in builders) if e is not None]
+        return " or ".join(f"({p})" for p in parts) if parts else None
+
+    return build
+
+
+def _vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
+    """The GPU's value relative to the median of GPUs of the same model (scale-free)."""
+
+    def build(s: Schema) -> str | None:
+        e = inner(s)
+        if e is None:
+            return None
+        return f"({e}) {op} on ({s.model}) group_left() quantile by ({s.model}) (0.5, {e})"
+
+    return build
+
+
+def _ratio(num: Builder, den: Builder) -> Builder:
+    def build(s: Schema) -> str | None:
+        a, b = num(s), den(s)
+        if a is None or b is None:
+            return None
+        return f"({a}) / ({b})"
+
+    return build
+
+
+def _diff(a: Builder, b: Builder) -> Builder:
+    def build(s: Schema) -> str | None:
+        x, y = a(s), b(s)
+        if x is None or y is None:
+            return None
+        return f"({x}) - ({y})"
+
+    return build
+
+
+def _offset(inner: Builder, offset: str) -> Builder:
+    """The same expression evaluated ``offset`` ago (every range selector shifted)."""
+
+    def build(s: Schema) -> str | None:
+        e = inner(s)
+        if e is None:
+            return None
+        return e.replace("])", f"] offset {offset})")
+
+    return build
+
+
+def _xid_events(window: str) -> Builder:
+    """XID events in the window: our counters' increase; dcgm's last-XID gauge's changes."""
+
+    def build(s: Schema) -> str | None:
+        if s.name == "ours":
+            return _counter("gpu_xid_errors_total", window)(s)
+        sel = s.selector("gpu_xid_errors_total")
+        assert sel is not None
+        return f"max by ({s.by}) (changes({sel[0]}[{window}]))"
+
+    return build
+
+
+def _times(inner: Builder, factor: float) -> Builder:
+    def build(s: Schema) -> str | None:
+        e = inner(s)
+        return None if e is None else _scaled(e, factor)
+
+    return build
+
+
+def _level(metric: str, window: str) -> Builder:
+    """Latest value of a cumulative gauge or counter, summed over its labels."""
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector(metric)
+        if sel is None:
+            return None
+        return _scaled(f"sum by ({s.by}) (last_over_time({sel[0]}[{window}]))", sel[1])
+
+    return build
+
+
+_TEMP_GPU = {"sensor": "gpu"}
+_TEMP_MEM = {"sensor": "memory"}
+_ECC_CORR_VOL = {"type": "corrected", "scope": "volatile"}
+_ECC_CORR_AGG = {"type": "corrected", "scope": "aggregate"}
+_ECC_UNC_VOL = {"type": "uncorrected", "scope": "volatile"}
+_ECC_UNC_AGG = {"type": "uncorrected", "scope": "aggregate"}
+_DAY = 86400.0
+
+
+def _ecc(window: str, days: float, corrected: bool) -> Builder:
+    vol, agg = (_ECC_CORR_VOL, _ECC_CORR_AGG) if corrected else (_ECC_UNC_VOL, _ECC_UNC_AGG)
+    return _first(
+        _counter("gpu_ecc_errors_total", window, per=days, **vol),
+        _counter("gpu_ecc_errors_total", window, per=days, **agg),
+    )
+
+
+def _temp_excess(sensor: dict[str, str], window: str) -> Builder:
+    return _vs_model(_gauge("avg_over_time", "gpu_temperature_celsius", window, **sensor), "-")
+
+
+def _temp_per_watt(sensor: dict[str, str], window: str) -> Builder:
+    """Temperature per watt relative to model peers: thermal resistance, load-normalised."""
+    return _vs_model(
+        _ratio(
+            _gauge("avg_over_time", "gpu_temperature_celsius", window, **sensor),
+            _gauge("avg_over_time", "gpu_power_watts", window),
+        ),
+        "/",
+    )
+
+
+def _violation_share(window: str, seconds: float) -> Builder:
+    return _counter("gpu_clock_event_seconds_total", window, per=seconds, reason="thermal")
+
+
+FEATURES: tuple[Feature, ...] = (
+    # --- memory (HBM) ---------------------------------------------------------------------
+    Feature(
+        "ecc_corrected_per_day_1h",
+        "Corrected ECC errors per day, last hour.",
+        _ecc("1h", 1 / 24, True),
+    ),
+    Feature(
+        "ecc_corrected_per_day_24h",
+        "Corrected ECC errors per day, last 24 h.",
+        _ecc("24h", 1, True),
+    ),
+    Feature(
+        "ecc_corrected_per_day_7d",
+        "Corrected ECC errors per day, last 7 days.",
+        _ecc("7d", 7, True),
+    ),
+    Feature("ecc_uncorrected_7d", "Uncorrected ECC errors, last 7 days.", _ecc("7d", 1, False)),
+    Feature("ecc_uncorrected_30d", "Uncorrected ECC errors, last 30 days.", _ecc("30d", 1, False)),
+    Feature(
+        "remapped_rows_correctable_7d",
+        "Rows remapped after correctable errors, 7 d.",
+        _counter("gpu_remapped_rows_total", "7d", cause="correctable"),
+    ),
+    Feature(
+        "remapped_rows_uncorrectable_30d",
+        "Rows remapped after uncorrectable errors, 30 d.",
+        _counter("gpu_remapped_rows_total", "30d", cause="uncorrectable"),
+    ),
+    Feature(
+        "remapped_rows_total",
+        "Rows remapped over the board's life (spares used).",
+        _level("gpu_remapped_rows_total", "1h"),
+    ),
+    Feature(
+        "row_remap_pending_7d",
+        "A row remap was pending (needs reset) in the last 7 d.",
+        _gauge("max_over_time", "gpu_row_remap_pending", "7d"),
+    ),
+    Feature(
+        "row_remap_failed_30d",
+        "A row remap failed (no spare rows) in the last 30 d.",
+        _gauge("max_over_time", "gpu_row_remap_failed", "30d"),
+    ),
+    Feature(
+        "retired_pages_30d",
+        "Pages retired in the last 30 days (pre-Ampere boards).",
+        _counter("gpu_retired_pages", "30d"),
+    ),
+    # --- thermal / cooling ----------------------------------------------------------------
+    Feature(
+        "temp_gpu_excess_24h",
+        "GPU temperature minus its model's median, 24 h avg (°C).",
+        _temp_excess(_TEMP_GPU, "24h"),
+    ),
+    Feature(
+        "temp_memory_excess_24h",
+        "HBM temperature minus its model's median, 24 h (°C).",
+        _temp_excess(_TEMP_MEM, "24h"),
+    ),
+    Feature(
+        "temp_gpu_excess_change_7d",
+        "Change of the GPU temperature excess over 7 days.",
+        _diff(_temp_excess(_TEMP_GPU, "24h"), _offset(_temp_excess(_TEMP_GPU, "24h"), "7d")),
+    ),
+    Feature(
+        "temp_gpu_per_watt_vs_model_24h",
+        "°C per W relative to model peers, 24 h.",
+        _temp_per_watt(_TEMP_GPU, "24h"),
+    ),
+    Feature(
+        "temp_gpu_per_watt_vs_model_7d",
+        "°C per W relative to model peers, 7 d.",
+        _temp_per_watt(_TEMP_GPU, "7d"),
+    ),
+    Feature(
+        "temp_gpu_trend_per_day_7d",
+        "Slope of GPU temperature over 7 days (°C/day).",
+        _times(_gauge("deriv", "gpu_temperature_celsius", "7d", **_TEMP_GPU), _DAY),
+    ),
+    Feature(
+        "thermal_violation_share_24h",
+        "Share of the last 24 h clocks were thermally held.",
+        _violation_share("24h", _DAY),
+    ),
+    Feature(
+        "thermal_violation_share_7d",
+        "Share of the last 7 d clocks were thermally held.",
+        _violation_share("7d", 7 * _DAY),
+    ),
+    Feature(
+        "sm_clock_vs_model_24h",
+        "SM clock relative to its model's median, 24 h avg.",
+        _vs_model(_gauge("avg_over_time", "gpu_clock_hertz", "24h", clock="sm"), "/"),
+    ),
+    # --- power ----------------------------------------------------------------------------
+    Feature(
+        "power_cv_24h",
+        "Power swings: standard deviation / mean of power, 24 h.",
+        _ratio(
+            _gauge("stddev_over_time", "gpu_power_watts", "24h"),
+            _gauge("avg_over_time", "gpu_power_watts", "24h"),
+        ),
+    ),
+    Feature(
+        "power_vs_model_7d",
+        "Average power relative to its model's median, 7 d.",
+        _vs_model(_gauge("avg_over_time", "gpu_power_watts", "7d"), "/"),
+    ),
+    # --- PCIe / NVLink --------------------------------------------------------------------
+    Feature(
+        "pcie_replays_per_min_1h",
+        "PCIe replays per minute, last hour.",
+        _counter("gpu_pcie_replays_total", "1h", per=60),
+    ),
+    Feature(
+        "pcie_replays_per_min_24h",
+        "PCIe replays per minute, last 24 h.",
+        _counter("gpu_pcie_replays_total", "24h", per=1440),
+    ),
+    Feature(
+        "pcie_replays_per_min_7d",
+        "PCIe replays per minute, last 7 d.",
+        _counter("gpu_pcie_replays_total", "7d", per=7 * 1440),
+    ),
+    Feature(
+        "pcie_link_width_ratio_24h",
+        "Narrowest link width / maximum width, 24 h.",
+        _ratio(
+            _gauge("min_over_time", "gpu_pcie_link_width", "24h"),
+            _gauge("max_over_time", "gpu_pcie_link_max_width", "24h"),
+        ),
+    ),
+    Feature(
+        "nvlink_errors_per_min_1h",
+        "NVLink errors (CRC, replay, recovery) per min, 1 h.",
+        _counter("gpu_nvlink_errors_total", "1h", per=60),
+    ),
+    Feature(
+        "nvlink_errors_per_min_24h",
+        "NVLink errors per minute, last 24 h.",
+        _counter("gpu_nvlink_errors_total", "24h", per=1440),
+    ),
+    Feature(
+        "nvlink_errors_per_min_7d",
+        "NVLink errors per minute, last 7 d.",
+        _counter("gpu_nvlink_errors_total", "7d", per=7 * 1440),
+    ),
+    # --- events ---------------------------------------------------------------------------
+    Feature("xid_events_24h", "XID events in the last 24 h.", _xid_events("24h")),
+    Feature("xid_events_7d", "XID events in the last 7 days.", _xid_events("7d")),
+    Feature("xid_events_30d", "XID events in the last 30 days.", _xid_events("30d")),
+    # --- usage (scale-free) ---------------------------------------------------------------
+    Feature(
+        "utilization_avg_7d",
+        "Average GPU utilisation, 7 d (0..1).",
+        _gauge("avg_over_time", "gpu_utilization_ratio", "7d", engine="gpu"),
+    ),
+    # --- economics inputs (not model features) --------------------------------------------
+    Feature(
+        "utilization_avg_30d",
+        "Average GPU utilisation, 30 d (0..1).",
+        _gauge("avg_over_time", "gpu_utilization_ratio", "30d", engine="gpu"),
+        "econ",
+    ),
+    Feature(
+        "power_avg_30d_watts",
+        "Average board power, 30 d (W).",
+        _gauge("avg_over_time", "gpu_power_watts", "30d"),
+        "econ",
+    ),
+    Feature(
+        "health_score",
+        "Exporter health score 0..100 (our schema only).",
+        lambda s: (
+            "max by (node, gpu, uuid, model) "
+            '(last_over_time(gpu_health_score{dimension="overall"}[1h]))'
+            if s.name == "ours"
+            else None
+        ),
+        "econ",
+    ),
+    Feature(
+        "hard_fault",
+        "1 when a hard fault is active: remap failure or uncorrectable remap in the last 24 h.",
+        _first(
+            _gauge("max_over_time", "gpu_row_remap_failed", "24h"),
+            _counter("gpu_remapped_rows_total", "24h", cause="uncorrectable"),
+        ),
+        "econ",
+    ),
+)
+
+
+MODEL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "model")
+ECON_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "econ")
+#: How far back a GPU must have reported to count as present at the evaluation time.
+PRESENCE_LOOKBACK = "30m"
+
+
+def inventory_query(s: Schema) -> str:
+    """All GPUs that reported power or temperature recently, one series each."""
+    names = [s.selector("gpu_power_watts"), s.selector("gpu_temperature_celsius", sensor="gpu")]
+    regex = "|".join(n[0] for n in names if n is not None)
+    return f'group by ({s.by}) (last_over_time({{__name__=~"{regex}"}}[{PRESENCE_LOOKBACK}]))'
+
+
+def identity_of(s: Schema, labels: dict[str, str]) -> tuple[str, str, str, str]:
+    """``(node, gpu, uuid, model)`` from a result's labels in either schema."""
+    return (
+        labels.get(s.node, ""),
+        labels.get(s.gpu, ""),
+        labels.get(s.uuid, ""),
+        labels.get(s.model, ""),
+    )
+
+
+@dataclass
+class FeatureFrame:
+    """Feature values of every present GPU at one evaluation time (NaN = missing)."""
+
+    at: float | None
+    schema: SchemaName
+    gpus: list[tuple[str, str, str, str]]
+    names: tuple[str, ...]
+    values: npt.NDArray[np.float64]
+    failed_queries: int = 0
+
+    def column(self, name: str) -> npt.NDArray[np.float64]:
+        return self.values[:, self.names.index(name)]
+
+    def select(self, names: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Columns in the given order; a name this frame lacks is all-NaN."""
+        out = np.full((len(self.gpus), len(names)), np.nan)
+        for j, name in enumerate(names):
+            if name in self.names:
+                out[:, j] = self.values[:, self.names.index(name)]
+        return out
+
+
+def detect_schema(client: PromClient, at: float | None = None) -> SchemaName:
+    """The schema with more GPUs reporting; ours when neither has any (then nothing scores)."""
+    counts = {
+        name: len(client.query(inventory_query(schema_by_name(name)), at)) for name in SCHEMAS
+    }
+    best: SchemaName = "dcgm" if counts["dcgm"] > counts["ours"] else "ours"
+    log.debug("schema detection: %s -> %s", counts, best)
+    return best
+
+
+def compute_features(
+    client: PromClient,
+    schema: SchemaName,
+    at: float | None = None,
+    features: Iterable[Feature] = FEATURES,
+    workers: int = 4,
+) -> FeatureFrame:
+    """Run the inventory and one query per feature; a failed feature query leaves NaN.
+
+    Raises :class:`PrometheusError` only when the inventory itself cannot be read.
+    """
+    s = schema_by_name(schema)
+    feats = tuple(features)
+    inventory = client.query(inventory_query(s), at)
+    gpus = sorted({identity_of(s, r["metric"]) for r in inventory})
+    row = {g[2]: i for i, g in enumerate(gpus)}
+    values = np.full((len(gpus), len(feats)), np.nan)
+    queries = [(j, f.build(s)) for j, f in enumerate(feats)]
+    failed = 0
+
+    def run(item: tuple[int, str | None]) -> tuple[int, list[dict[str, object]] | None]:
+        j, promql = item
+        if promql is None or not gpus:
+            return j, []
+        try:
+            return j, client.query(promql, at)  # type: ignore[return-value]
+        except PrometheusError as exc:
+            log.warning("feature %s failed: %s", feats[j].name, exc)
+            return j, None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for j, result in pool.map(run, queries):
+            if result is None:
+                failed += 1
+                continue
+            for r in result:
+                labels = r["metric"]
+                assert isinstance(labels, dict)
+                i = row.get(labels.get(s.uuid, ""))
+                if i is None:
+                    continue
+                value = float(r["value"][1])  # type: ignore[index]
+                values[i, j] = value if math.isfinite(value) else np.nan
+    return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)

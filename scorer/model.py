@@ -1,0 +1,253 @@
+"""The failure model on disk and in memory: XGBoost per horizon, calibration, isolation forest.
+
+Nothing here is pickled. Each horizon's booster is saved in XGBoost's own UBJ format; the
+calibration (Platt: two numbers), the alert thresholds, the feature list and the isolation forest
+(its trees as plain integer/float arrays) are JSON. A ``SHA256SUMS`` file lists every file; a
+model directory whose files are missing, truncated or altered is refused with a message naming
+the file, before any byte of it is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from gpu_health.errors import UserError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CHECKSUMS = "SHA256SUMS"
+IFOREST = "iforest.json"
+HORIZONS: tuple[str, ...] = ("7d", "30d")
+HORIZON_SECONDS = {"7d": 7 * 86400.0, "30d": 30 * 86400.0}
+#: The model shipped in the package.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class ModelError(UserError):
+    """The model directory cannot be used; the message says which file and why."""
+
+
+def _euler_path_length(n: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Average path length of an unsuccessful BST search among ``n`` points (Liu et al. 2008)."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros_like(n)
+    two = n == 2
+    big = n > 2
+    out[two] = 1.0
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+@dataclass
+class IsolationForestArrays:
+    """An isolation forest as arrays: scores without scikit-learn objects or pickle."""
+
+    max_samples: int
+    #: per tree: feature subset (indices into the model features), children, split feature,
+    #: threshold and samples per node.
+    trees: list[dict[str, list[float] | list[int]]]
+
+    @classmethod
+    def from_sklearn(cls, forest: Any) -> IsolationForestArrays:
+        trees: list[dict[str, list[float] | list[int]]] = []
+        for estimator, features in zip(
+            forest.estimators_, forest.estimators_features_, strict=True
+        ):
+            t = estimator.tree_
+            trees.append(
+                {
+                    "features": [int(f) for f in features],
+                    "left": t.children_left.tolist(),
+                    "right": t.children_right.tolist(),
+                    "feature": t.feature.tolist(),
+                    "threshold": t.threshold.tolist(),
+                    "n": t.n_node_samples.tolist(),
+                }
+            )
+        return cls(int(forest.max_samples_), trees)
+
+    def score(self, x: FloatArray) -> FloatArray:
+        """Anomaly score in (0, 1): 2^(-E[path length] / c(max_samples)); ~0.5 is typical."""
+        depths = np.zeros(x.shape[0])
+        for tree in self.trees:
+            feats = np.asarray(tree["features"], dtype=np.int64)
+            left = np.asarray(tree["left"], dtype=np.int64)
+            right = np.asarray(tree["right"], dtype=np.int64)
+            feature = np.asarray(tree["feature"], dtype=np.int64)
+            threshold = np.asarray(tree["threshold"], dtype=np.float64)
+            n = np.asarray(tree["n"], dtype=np.float64)
+            sub = x[:, feats]
+            node = np.zeros(x.shape[0], dtype=np.int64)
+            depth = np.zeros(x.shape[0])
+            active = left[node] != -1
+            while active.any():
+                idx = np.nonzero(active)[0]
+                cur = node[idx]
+                go_left = sub[idx, feature[cur]] <= threshold[cur]
+                node[idx] = np.where(go_left, left[cur], right[cur])
+                depth[idx] += 1.0
+                active = left[node] != -1
+            depths += depth + _euler_path_length(n[node])
+        mean = depths / max(1, len(self.trees))
+        c = float(_euler_path_length(np.array([float(self.max_samples)]))[0])
+        result: FloatArray = np.power(2.0, -mean / c)
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_samples": self.max_samples, "trees": self.trees}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IsolationForestArrays:
+        return cls(int(data["max_samples"]), list(data["trees"]))
+
+
+@dataclass
+class HorizonModel:
+    booster: xgb.Booster
+    #: Platt scaling of the raw margin: p = 1 / (1 + exp(-(a * margin + b))).
+    calib_a: float
+    calib_b: float
+    #: Probability at which a GPU is "flagged" (chosen at the target false-positive rate).
+    threshold: float
+
+
+@dataclass
+class FailureModel:
+    features: tuple[str, ...]
+    horizons: dict[str, HorizonModel]
+    #: Medians from training, used to fill NaN for the isolation forest only.
+    impute: FloatArray
+    iforest: IsolationForestArrays
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def margins(self, horizon: str, x: FloatArray) -> FloatArray:
+        dm = xgb.DMatrix(x, missing=np.nan, feature_names=list(self.features))
+        out: FloatArray = self.horizons[horizon].booster.predict(dm, output_margin=True)
+        return out.astype(np.float64)
+
+    def predict(self, horizon: str, x: FloatArray) -> FloatArray:
+        """Calibrated failure probability within ``horizon`` for each row of ``x``."""
+        h = self.horizons[horizon]
+        z = h.calib_a * self.margins(horizon, x) + h.calib_b
+        result: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        return result
+
+    def contributions(self, horizon: str, x: FloatArray) -> FloatArray:
+        """Per-feature contributions to the log-odds (XGBoost SHAP values), bias dropped."""
+        dm = xgb.DMatrix(x, missing=np.nan, feature_names=list(self.features))
+        out = self.horizons[horizon].booster.predict(dm, pred_contribs=True)
+        contrib: FloatArray = np.asarray(out, dtype=np.float64)[:, :-1]
+        return contrib * self.horizons[horizon].calib_a
+
+    def anomaly(self, x: FloatArray) -> FloatArray:
+        filled = np.where(np.isnan(x), self.impute[np.newaxis, :], x)
+        return self.iforest.score(filled)
+
+    # ---- persistence --------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "features": list(self.features),
+            "impute": [None if math.isnan(v) else float(v) for v in self.impute],
+            "iforest": IFOREST,
+            "horizons": {},
+            "metadata": self.metadata,
+        }
+        files: list[str] = []
+        for name, h in self.horizons.items():
+            booster_file = f"xgb-{name}.ubj"
+            h.booster.save_model(str(directory / booster_file))
+            files.append(booster_file)
+            manifest["horizons"][name] = {
+                "booster": booster_file,
+                "calibration": {"method": "platt", "a": h.calib_a, "b": h.calib_b},
+                "threshold": h.threshold,
+            }
+        (directory / IFOREST).write_text(json.dumps(self.iforest.to_json(), separators=(",", ":")))
+        files.append(IFOREST)
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        files.append(MANIFEST)
+        lines = [f"{_sha256((directory / f).read_bytes())}  {f}" for f in sorted(files)]
+        (directory / CHECKSUMS).write_text("\n".join(lines) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> FailureModel:
+        """Load and verify a model directory (default: the shipped model)."""
+        directory = Path(directory) if directory else DEFAULT_MODEL_DIR
+        blobs = _verified_files(directory)
+        try:
+            manifest = json.loads(blobs[MANIFEST])
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise ModelError(
+                    f"{directory}: model format {manifest.get('format_version')!r} is not "
+                    f"supported (expected {FORMAT_VERSION})"
+                )
+            features = tuple(str(f) for f in manifest["features"])
+            horizons: dict[str, HorizonModel] = {}
+            for name, spec in manifest["horizons"].items():
+                booster = xgb.Booster()
+                booster.load_model(bytearray(blobs[spec["booster"]]))
+                cal = spec["calibration"]
+                horizons[name] = HorizonModel(
+                    booster, float(cal["a"]), float(cal["b"]), float(spec["threshold"])
+                )
+            impute = np.array(
+                [np.nan if v is None else float(v) for v in manifest["impute"]], dtype=np.float64
+            )
+            iforest = IsolationForestArrays.from_json(json.loads(blobs[manifest["iforest"]]))
+        except ModelError:
+            raise
+        except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as exc:
+            raise ModelError(f"{directory}: model files are inconsistent: {exc}") from None
+        if len(impute) != len(features) or set(horizons) != set(HORIZONS):
+            raise ModelError(f"{directory}: manifest lists mismatched features or horizons")
+        return cls(features, horizons, impute, iforest, dict(manifest.get("metadata", {})))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _verified_files(directory: Path) -> dict[str, bytes]:
+    """Read every file named in SHA256SUMS and check its digest; refuse on any mismatch."""
+    sums_path = directory / CHECKSUMS
+    if not directory.is_dir():
+        raise ModelError(f"model directory {directory} does not exist")
+    try:
+        sums = sums_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ModelError(
+            f"{sums_path}: checksum file missing or unreadable; refusing an unverified model"
+        ) from None
+    blobs: dict[str, bytes] = {}
+    for line in sums.splitlines():
+        if not line.strip():
+            continue
+        digest, _, name = line.partition("  ")
+        if not name or "/" in name or name.startswith("."):
+            raise ModelError(f"{sums_path}: malformed line {line[:80]!r}")
+        try:
+            data = (directory / name).read_bytes()
+        except OSError:
+            raise ModelError(f"{directory / name}: listed in {CHECKSUMS} but missing") from None
+        if _sha256(data) != digest.strip():
+            raise ModelError(
+                f"{directory / name}: checksum mismatch (truncated or altered); refusing to load"
+            )
+        blobs[name] = data
+    if MANIFEST not in blobs:
+        raise ModelError(f"{sums_path}: does not cover {MANIFEST}")
+    return blobs

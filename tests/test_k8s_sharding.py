@@ -1,0 +1,69 @@
+"""Scorer sharding: every GPU scored by exactly one replica, filtered inside Prometheus."""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpu_health import stack
+from gpu_health.errors import UserError
+from gpu_health.scorer.sharding import Shard, bucket
+from tests.conftest import PrometheusFactory
+
+
+def _gpu_uuid(seed: int) -> str:
+    return "GPU-" + str(uuidlib.UUID(int=(seed * 0x9E3779B97F4A7C15 + 7) % (1 << 128)))
+
+
+@given(st.integers(1, 16), st.lists(st.text(min_size=1, max_size=40), max_size=30))
+@settings(max_examples=100, deadline=None)
+def test_every_uuid_belongs_to_exactly_one_shard(count: int, odd_ids: list[str]) -> None:
+    uuids = [_gpu_uuid(i) for i in range(50)] + odd_ids
+    for value in uuids:
+        owners = [n for n in range(count) if Shard(n, count).owns(value)]
+        assert len(owners) == 1
+
+
+def test_shards_are_balanced_and_stable() -> None:
+    uuids = [str("GPU-" + str(uuidlib.uuid4())) for _ in range(8000)]
+    sizes = [sum(Shard(n, 4).owns(u) for u in uuids) for n in range(4)]
+    assert all(abs(size - 2000) < 250 for size in sizes), sizes
+    assert [Shard(1, 4).owns(u) for u in uuids] == [Shard(1, 4).owns(u) for u in uuids]
+    assert bucket("GPU-ab000000-0000-0000-0000-000000000000") == 0xAB
+
+
+@pytest.mark.parametrize("text", ["3", "4/4", "-1/2", "1/0", "a/b", "0/300"])
+def test_bad_shard_text_is_a_one_line_error(text: str) -> None:
+    with pytest.raises(UserError, match="--shard"):
+        Shard.parse(text)
+
+
+def test_whole_fleet_needs_no_filter() -> None:
+    assert Shard.parse("0/1").selector() == ""
+
+
+@pytest.mark.integration
+def test_regex_filters_inside_a_real_prometheus(
+    prometheus_factory: PrometheusFactory, backfill: Callable[[str], Path]
+) -> None:
+    """The PromQL regex of each shard selects exactly the GPUs that shard owns."""
+    now = int(time.time()) - 600
+    uuids = [_gpu_uuid(i) for i in range(60)]
+    uuids[5] = uuids[5].upper()  # upper-case UUIDs must land in the same shard
+    lines = ["# TYPE gpu_up gauge"]
+    lines += [f'gpu_up{{uuid="{u}"}} 1 {now}' for u in uuids]
+    prom = prometheus_factory(data_dir=backfill("\n".join(lines) + "\n# EOF\n"))
+    seen: list[str] = []
+    for n in range(3):
+        shard = Shard(n, 3)
+        result = stack.query(prom.url, f"gpu_up{{{shard.selector()}}}", at=now + 1)
+        got = {r["metric"]["uuid"] for r in result}
+        assert got == {u for u in uuids if shard.owns(u)}
+        seen += got
+    assert sorted(seen) == sorted(uuids)
