@@ -272,6 +272,19 @@ def query(base_url: str, promql: str, at: float | None = None, timeout: float = 
     return result
 
 
+def query_range(
+    base_url: str, promql: str, start: float, end: float, step: float, timeout: float = 60.0
+) -> list[Any]:
+    """Run a range query and return ``data.result`` (matrix; raises on an error answer)."""
+    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    url = f"{base_url}/api/v1/query_range?{urllib.parse.urlencode(params)}"
+    payload = json.loads(http_get(url, timeout=timeout))
+    if payload.get("status") != "success":
+        raise RuntimeError(f"range query {promql!r} failed: {payload.get('error')}")
+    result: list[Any] = payload["data"]["result"]
+    return result
+
+
 def wait_for_query(
     base_url: str, promql: str, timeout: float = 30.0, predicate: Any = None
 ) -> list[Any]:

@@ -110,6 +110,7 @@ TLS_KEYS = frozenset(
         "curve_preferences",
     }
 )
+TLS_FILE_KEYS = ("cert", "key", "cert_file", "key_file", "client_ca", "client_ca_file")
 HTTP_KEYS = frozenset({"http2", "headers"})
 RATE_KEYS = frozenset({"interval", "burst"})
 
@@ -173,6 +174,11 @@ class WebConfig:
     rate_limit: RateLimit | None = None
 
 
+def k(name: str) -> str:
+    """The key path of a ``tls_server_config`` field, for errors."""
+    return f"tls_server_config.{name}"
+
+
 # -- parsing -------------------------------------------------------------------------------------
 
 
@@ -198,7 +204,9 @@ def parse_web_config(data: Any, source: str, base_dir: Path) -> WebConfig:
     return WebConfig(source, tls, users, headers, http2, rate)
 
 
-def _str_list(value: Any, source: str, key: str, choices: set[str] | None = None) -> tuple[str, ...]:
+def _str_list(
+    value: Any, source: str, key: str, choices: set[str] | None = None
+) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -227,21 +235,25 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
     key = "tls_server_config"
     tls = expect_mapping(value, source, key)
     reject_unknown(tls, TLS_KEYS, source, key)
-    if not any(tls.get(k) for k in ("cert", "key", "cert_file", "key_file", "client_ca_file")):
-        if not any(tls.get(k) for k in ("client_ca", "client_auth_type")):
-            # exporter-toolkit: an empty tls_server_config means plain HTTP (auth still applies).
-            return None
-    k = lambda name: f"{key}.{name}"  # noqa: E731 - a tiny local key formatter
+    if not any(tls.get(name) for name in TLS_FILE_KEYS):
+        # exporter-toolkit: an empty tls_server_config means plain HTTP (auth still applies).
+        return None
     cert_file = _path(tls.get("cert_file"), source, k("cert_file"), base_dir)
     key_file = _path(tls.get("key_file"), source, k("key_file"), base_dir)
     cert = _inline(tls.get("cert"), source, k("cert"))
     key_pem = _inline(tls.get("key"), source, k("key"))
     ca_file = _path(tls.get("client_ca_file"), source, k("client_ca_file"), base_dir)
     ca = _inline(tls.get("client_ca"), source, k("client_ca"))
-    for a, b, name in ((cert_file, cert, "cert"), (key_file, key_pem, "key"), (ca_file, ca, "client_ca")):
+    for a, b, name in (
+        (cert_file, cert, "cert"),
+        (key_file, key_pem, "key"),
+        (ca_file, ca, "client_ca"),
+    ):
         if a is not None and b is not None:
             raise ConfigError(
-                source, k(name), f"set either {name}_file or {name}, not both (allowed: one of them)"
+                source,
+                k(name),
+                f"set either {name}_file or {name}, not both (allowed: one of them)",
             )
     if cert_file is None and cert is None:
         raise ConfigError(source, k("cert_file"), "missing: TLS needs cert_file (or inline cert)")
@@ -255,7 +267,8 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
             source,
             k("client_auth_type"),
             f"{auth!r} (a certificate required but never verified) is not supported; use "
-            f"RequireAndVerifyClientCert with client_ca_file (allowed: {', '.join(sorted(allowed_auth))})",
+            "RequireAndVerifyClientCert with client_ca_file "
+            f"(allowed: {', '.join(sorted(allowed_auth))})",
         )
     auth = expect_str(auth, source, k("client_auth_type"), allowed_auth)
     needs_ca = CLIENT_AUTH_TYPES[auth][1]
@@ -274,7 +287,8 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
         raise ConfigError(
             source,
             k("client_allowed_sans"),
-            "needs client_auth_type RequireAndVerifyClientCert (allowed: RequireAndVerifyClientCert)",
+            "needs client_auth_type RequireAndVerifyClientCert "
+            "(allowed: RequireAndVerifyClientCert)",
         )
     versions = set(TLS_VERSIONS)
     min_v = expect_str(tls.get("min_version", "TLS12"), source, k("min_version"), versions)
@@ -372,13 +386,17 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
         interval = -1.0
     if interval < 0:
         raise ConfigError(
-            source, "rate_limit.interval", f"{raw!r} is not a duration (allowed: e.g. 100ms, 1s, 1m)"
+            source,
+            "rate_limit.interval",
+            f"{raw!r} is not a duration (allowed: e.g. 100ms, 1s, 1m)",
         )
     burst = expect_int(rate.get("burst", 0), source, "rate_limit.burst", minimum=0)
     if interval == 0:
         return None  # the toolkit: 0 disables the limiter
     if burst < 1:
-        raise ConfigError(source, "rate_limit.burst", f"{burst} is out of range (allowed: 1 to inf)")
+        raise ConfigError(
+            source, "rate_limit.burst", f"{burst} is out of range (allowed: 1 to inf)"
+        )
     return RateLimit(interval, burst)
 
 
@@ -394,7 +412,10 @@ def _pem_files(tls: TLSServerConfig) -> Iterator[tuple[str, str]]:
     """Paths of cert and key; inline PEM goes to a private temporary file only while loading."""
     with tempfile.TemporaryDirectory(prefix="gpu-health-tls-") as tmp:
         paths = []
-        for file, inline, name in ((tls.cert_file, tls.cert, "cert"), (tls.key_file, tls.key, "key")):
+        for file, inline, name in (
+            (tls.cert_file, tls.cert, "cert"),
+            (tls.key_file, tls.key, "key"),
+        ):
             if file is not None:
                 paths.append(str(file))
                 continue
@@ -408,7 +429,6 @@ def _pem_files(tls: TLSServerConfig) -> Iterator[tuple[str, str]]:
 
 def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` for the server; a bad file is a ConfigError naming its key."""
-    k = lambda name: f"tls_server_config.{name}"  # noqa: E731
     for path, name in ((tls.cert_file, "cert_file"), (tls.key_file, "key_file")):
         if path is not None and not path.is_file():
             raise ConfigError(source, k(name), f"file not found: {path}")
@@ -417,7 +437,9 @@ def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
         ctx.minimum_version = TLS_VERSIONS[tls.min_version]
         ctx.maximum_version = TLS_VERSIONS[tls.max_version]
     except (ValueError, ssl.SSLError) as exc:
-        raise ConfigError(source, k("min_version"), f"not supported by this OpenSSL: {exc}") from None
+        raise ConfigError(
+            source, k("min_version"), f"not supported by this OpenSSL: {exc}"
+        ) from None
     with _pem_files(tls) as (cert_path, key_path):
         try:
             ctx.load_cert_chain(cert_path, key_path, password=_refuse_passphrase)

@@ -557,6 +557,59 @@ HEALTH_METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("gpu_health_grade", "1 on the GPU's current grade band, 0 on the others.", ("grade",)),
 )
 
+#: The exporter's own metrics: (name, type, help, labels). Identity labels are added only to
+#: ``gpu_exporter_unsupported_calls``, which is per GPU.
+SELF_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
+    (
+        "gpu_exporter_scrape_collector_duration_seconds",
+        "gauge",
+        "Seconds the last scrape spent in each collector (gpu: backend sampling; health: model).",
+        ("collector",),
+    ),
+    (
+        "gpu_exporter_scrape_collector_success",
+        "gauge",
+        "1 when the collector succeeded on the last scrape (gpu: at least one GPU answered).",
+        ("collector",),
+    ),
+    (
+        "gpu_exporter_collect_errors_total",
+        "counter",
+        "Unexpected failures while collecting, by collector (a GPU that is lost is not one).",
+        ("collector",),
+    ),
+    (
+        "gpu_exporter_nvml_errors_total",
+        "counter",
+        "Failed NVML calls by call and error (NOT_SUPPORTED is discovery, not counted).",
+        ("call", "error"),
+    ),
+    (
+        "gpu_exporter_poll_duration_seconds",
+        "gauge",
+        "Seconds the last background poll of the expensive NVML calls took, all GPUs.",
+        (),
+    ),
+    (
+        "gpu_exporter_unsupported_calls",
+        "gauge",
+        "NVML calls this GPU answered NOT_SUPPORTED once and that are no longer made.",
+        IDENTITY_LABELS,
+    ),
+    (
+        "gpu_exporter_gpus",
+        "gauge",
+        "GPUs in the inventory (state=inventory) and answering on the last scrape (state=up).",
+        ("state",),
+    ),
+    (
+        "gpu_exporter_build_info",
+        "gauge",
+        "Version of the exporter and the backend serving this scrape; always 1.",
+        ("version", "backend"),
+    ),
+)
+
 assert all(s.kind != "counter" or s.name.endswith("_total") for s in CATALOGUE)
 assert len({s.name for s in CATALOGUE}) == len(CATALOGUE)
 assert set(CLOCK_EVENT_REASONS.values())

@@ -1,19 +1,324 @@
-"""``gpu-health-exporter`` entry point (filled in by the exporter work)."""
+"""``gpu-health-exporter``: serve GPU metrics and health scores to Prometheus.
+
+Default port 9840: 9400 (dcgm-exporter) and 9835 (utkuozdemir/nvidia_gpu_exporter) are taken on
+the Prometheus default-port-allocations page, and an operator migrating from either wants both
+running side by side on a node. (Registering the port on that wiki page is a release task.)
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
+import signal
+import socket
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from gpu_health.cli_support import OneLineArgumentParser, run_main
+from gpu_health import __version__
+from gpu_health.cli_support import (
+    OneLineArgumentParser,
+    configure_logging,
+    log_level_argument,
+    run_main,
+)
+from gpu_health.errors import UserError
+from gpu_health.exporter.backend import Backend
+from gpu_health.exporter.readings import BackendUnavailableError
+
+log = logging.getLogger("gpu_health.exporter")
+
+DEFAULT_PORT = 9840
+DEFAULT_LISTEN = f":{DEFAULT_PORT}"
+BACKENDS = ("auto", "nvml", "dcgm", "replay", "sim")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gpu_health.exporter.backends.sim import fault_help
+
+    parser = OneLineArgumentParser(
+        prog="gpu-health-exporter",
+        description="Prometheus exporter for GPU health: raw NVML/DCGM metrics with "
+        "dcgm-exporter parity, XID counts and a per-GPU health score. Endpoints: /metrics, "
+        "/healthz, /.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="telemetry source: nvml (driver), dcgm (DCGM bindings), replay (recorded H100), "
+        "sim (simulated fleet); auto = nvml when a driver answers, else an error — it never "
+        "silently simulates (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help="address to serve on (default: %(default)s, all interfaces)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, basic auth); default: plain HTTP",
+    )
+    parser.add_argument(
+        "--node-name",
+        default=os.environ.get("NODE_NAME") or socket.gethostname(),
+        help="value of the node label (default: $NODE_NAME or the hostname, here %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the background poller refreshes expensive NVML readings (energy, "
+        "PCIe throughput, violation time, PCIe replays) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--health.policy",
+        dest="health_policy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="health-model policy YAML overlaying the shipped defaults",
+    )
+    log_level_argument(parser)
+
+    replay = parser.add_argument_group("replay backend")
+    replay.add_argument(
+        "--replay.fixture",
+        dest="replay_fixture",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="NVML fixture JSON to serve (default: the bundled H100 readings)",
+    )
+    replay.add_argument(
+        "--replay.gpus",
+        dest="replay_gpus",
+        type=_positive_int,
+        default=1,
+        help="serve the fixture as this many GPUs (default: %(default)s)",
+    )
+    replay.add_argument(
+        "--replay.trace",
+        dest="replay_trace",
+        default=None,
+        metavar="CSV|h100",
+        help="step through a load trace ('h100' = the bundled 100 s matmul trace); "
+        "default: serve the fixture's static values",
+    )
+    replay.add_argument(
+        "--replay.rate",
+        dest="replay_rate",
+        type=_positive_float,
+        default=1.0,
+        help="trace seconds per wall-clock second (default: %(default)s)",
+    )
+
+    sim = parser.add_argument_group("sim backend")
+    sim.add_argument("--sim-gpus", type=_positive_int, default=8, help="GPUs (default: %(default)s)")
+    sim.add_argument("--sim-seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sim.add_argument(
+        "--sim-speed",
+        type=_positive_float,
+        default=1.0,
+        help="simulated seconds per wall-clock second (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--sim-fault", action="append", default=[], metavar="FAULT", help=fault_help()
+    )
+    sim.add_argument(
+        "--sim-faults-file", type=Path, default=None, metavar="FILE", help="faults YAML file"
+    )
+    sim.add_argument(
+        "--sim-start-time",
+        type=float,
+        default=None,
+        metavar="UNIX_SECONDS",
+        help="simulated clock start (default: now)",
+    )
+    return parser
+
+
+def make_backend(args: argparse.Namespace) -> Backend:
+    """The backend the flags ask for; BackendUnavailableError when it cannot start here."""
+    if args.backend in ("auto", "nvml"):
+        from gpu_health.exporter.backends.nvml import NvmlBackend
+
+        try:
+            return NvmlBackend(node=args.node_name, poll_interval=args.poll_interval)
+        except BackendUnavailableError as exc:
+            prefix = "--backend auto: no NVIDIA driver answered; " if args.backend == "auto" else ""
+            raise BackendUnavailableError(
+                f"{prefix}{exc}; without a GPU run --backend sim (simulated fleet) or "
+                "--backend replay (recorded H100)"
+            ) from None
+    if args.backend == "replay":
+        from gpu_health.exporter.backends.replay import ReplayBackend, resolve_trace
+
+        return ReplayBackend(
+            fixture=args.replay_fixture,
+            gpus=args.replay_gpus,
+            trace=resolve_trace(args.replay_trace),
+            rate=args.replay_rate,
+            node=args.node_name,
+            poll_interval=args.poll_interval,
+        )
+    if args.backend == "dcgm":
+        from gpu_health.exporter.backends.dcgm import DcgmBackend
+
+        return DcgmBackend(node=args.node_name)
+    from gpu_health.exporter.backends.sim import make_sim_backend
+
+    try:
+        return make_sim_backend(
+            gpus=args.sim_gpus,
+            seed=args.sim_seed,
+            speed=args.sim_speed,
+            faults=list(args.sim_fault),
+            faults_file=args.sim_faults_file,
+            start_time=args.sim_start_time,
+        )
+    except ValueError as exc:
+        raise UserError(f"--backend sim: {exc}") from None
+
+
+def make_health(policy_path: Path | None) -> Any | None:
+    """The health tracker, or None (with a warning) while the model is not installed."""
+    try:
+        from gpu_health.exporter.health.model import HealthTracker
+        from gpu_health.exporter.health.policy import load_policy
+    except ImportError as exc:
+        if policy_path is not None:
+            raise UserError(f"--health.policy given but the health model is missing: {exc}") from None
+        log.warning("health model unavailable, serving raw metrics only: %s", exc)
+        return None
+    return HealthTracker(load_policy(policy_path))
+
+
+class Exporter:
+    """Backend + collector + HTTP server; :meth:`close` stops all three."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from gpu_health.exporter.collector import ExporterCollector
+        from gpu_health.web import WebServer
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.process_collector import ProcessCollector
+
+        try:
+            self.backend = make_backend(args)
+        except BackendUnavailableError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            health = make_health(args.health_policy)
+            identities = self.backend.inventory()
+            if not identities:
+                log.warning("the %s backend found no GPU", self.backend.name)
+            self.collector = ExporterCollector(self.backend, identities, health, __version__)
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(self.collector)
+            ProcessCollector(registry=registry)
+            self.server = WebServer(
+                args.listen_address, self.routes(registry), web_config=args.web_config_file
+            )
+        except BaseException:
+            self.backend.close()
+            raise
+        self.identities = identities
+
+    def routes(self, registry: Any) -> dict[str, Any]:
+        from gpu_health.web import Request, Response, landing_page, metrics_handler
+
+        def healthz(_: Request) -> Response:
+            probe = self.collector.probe()
+            text = f"{probe.up}/{probe.total} GPUs answering\n"
+            if probe.up == 0:
+                return Response(503, f"unhealthy: {text}".encode())
+            return Response(200, f"ok: {text}".encode())
+
+        return {
+            "/metrics": metrics_handler(registry),
+            "/healthz": healthz,
+            "/": landing_page(
+                "GPU health exporter",
+                {"/metrics": "Metrics", "/healthz": "Health (GPUs answering)"},
+            ),
+        }
+
+    def start(self) -> Exporter:
+        self.server.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.backend.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    exporter = Exporter(args).start()
+    log.info(
+        "serving %d GPU(s) from the %s backend on %s (port %d)",
+        len(exporter.identities),
+        exporter.backend.name,
+        args.listen_address,
+        exporter.port,
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        exporter.close()
+    log.info("stopped")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineArgumentParser(
-        prog="gpu-health-exporter", description="Prometheus exporter for GPU health."
-    )
-    parser.parse_args(list(argv) if argv is not None else None)
-    return run_main(lambda: 0)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    return run_main(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -68,8 +68,13 @@
       },
     ],
 
-    // GPUFallenOffBus: how long gpu_up must stay 0 before the alert fires without an XID 79.
+    // GPUFallenOffBus: an XID 79 with gpu_up == 0 is definitive; `for` only rides out a
+    // single bad reading. Without an XID (the event was missed), gpu_up must stay 0 for
+    // gpuLostFor first.
+    gpuFallenOffBusFor: '1m',
     gpuLostFor: '2m',
+    // GPUMetricsAbsent: a GPU that was there and is gone (not even gpu_up == 0).
+    gpuAbsentFor: '10m',
 
     // Row remap pending: give automated drain-and-reset tooling this long before a ticket.
     rowRemapPendingFor: '15m',

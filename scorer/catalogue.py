@@ -41,6 +41,12 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("gpu_scorer_query_errors_total", "counter", "Prometheus queries that failed.", ()),
     ("gpu_scorer_results_age_seconds", "gauge", "Age of the results being served.", ()),
     (
+        "gpu_scorer_runs_failed_total",
+        "counter",
+        "Scoring runs that failed (Prometheus unreachable); the previous results stay served.",
+        (),
+    ),
+    (
         "gpu_econ_input",
         "gauge",
         "Input to the economic decision (utilisation, power_w, p7, p30, monthly_hazard, health, "

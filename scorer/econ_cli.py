@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result = compare(before, after)
     if args.format == "json":
-        json.dump(_as_json(result, before, after, args.overrides, base.currency), sys.stdout,
-                  indent=2)
+        json.dump(
+            _as_json(result, before, after, args.overrides, base.currency), sys.stdout, indent=2
+        )
         sys.stdout.write("\n")
     else:
         _print_text(result, args.overrides, base.currency, len(before), args.top, sys.stdout)
@@ -135,9 +136,7 @@ def _print_text(
         for action in ACTIONS
     }
     out.write(
-        "mean NPV change per GPU: "
-        + ", ".join(f"{a} {mean[a]:+,.0f}" for a in ACTIONS)
-        + "\n"
+        "mean NPV change per GPU: " + ", ".join(f"{a} {mean[a]:+,.0f}" for a in ACTIONS) + "\n"
     )
     out.write(f"\nGPUs whose recommendation changed: {len(what.changes)}\n")
     for change in what.changes[:top]:

@@ -516,7 +516,7 @@ def compute_features(
         if promql is None or not gpus:
             return j, []
         try:
-            return j, client.query(promql, at)  # type: ignore[return-value]
+            return j, client.query(promql, at)
         except PrometheusError as exc:
             log.warning("feature %s failed: %s", feats[j].name, exc)
             return j, None

@@ -105,8 +105,7 @@ class NvmlBackend:
             self.nvml.nvmlInit()
         except self._codes.NVMLError as exc:
             raise BackendUnavailableError(
-                f"NVML could not start: {exc} (is the NVIDIA driver loaded? nvidia-smi should "
-                "work; use --backend sim for a simulated fleet)"
+                f"NVML could not start: {exc} (is the NVIDIA driver loaded? nvidia-smi should work)"
             ) from None
         except OSError as exc:
             raise BackendUnavailableError(f"NVML could not start: {exc}") from None

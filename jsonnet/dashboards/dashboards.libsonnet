@@ -1,9 +1,10 @@
 // The three GPU health dashboards: fleet overview, one GPU in detail, risk and economics.
 //
-// Selectors and names come from `$._config` (jsonnet/config.libsonnet); the defaults below only
-// make this file render on its own (tests, or a user importing just the dashboards). Queries
+// Part of the mixin (jsonnet/mixin.libsonnet): selectors and thresholds come from `$._config`
+// (jsonnet/config.libsonnet), recording-rule names from `$.gpuHealthRecords` (jsonnet/rules).
+// The defaults below cover the dashboard-only knobs; `_config` overrides any of them. Queries
 // read the exporter's and scorer's series by the names in exporter/catalogue.py and
-// scorer/catalogue.py.
+// scorer/catalogue.py (tests/test_dashboards_model.py checks every name).
 local g = import 'lib.libsonnet';
 
 {
@@ -11,7 +12,9 @@ local g = import 'lib.libsonnet';
     gpuExporterSelector: 'job="gpu-health-exporter"',
     gpuScorerSelector: 'job="gpu-health-scorer"',
     clusterLabel: 'cluster',
+    // Show the cluster variable (it still works, as `.*`, where no series has the label).
     showMultiCluster: true,
+    scorerEnabled: true,
     dashboardNamePrefix: 'GPU Health / ',
     dashboardTags: ['gpu-health-mixin'],
     dashboardRefresh: '1m',
@@ -28,6 +31,9 @@ local g = import 'lib.libsonnet';
     },
   },
   local c = defaults + $._config,
+  // Recording-rule names come from jsonnet/rules (per-GPU rules keep every identity label, so
+  // the node/model/gpu variables still filter them).
+  local rec = $.gpuHealthRecords,
 
   // `{a, b, c}` from the non-empty matchers, so an empty selector in _config stays valid.
   local sel(matchers) = '{' + std.join(', ', [m for m in matchers if m != '']) + '}',
@@ -65,7 +71,7 @@ local g = import 'lib.libsonnet';
       [uids.detail, 'GPU detail', 'Every reading and the health breakdown of one GPU'],
       [uids.risk, 'Risk and economics', 'Failure probability, risk factors, NPV by action'],
     ]
-    if d[0] != self_
+    if d[0] != self_ && (c.scorerEnabled || d[0] != uids.risk)
   ],
 
   local expected = 'count by (node) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
@@ -103,9 +109,9 @@ local g = import 'lib.libsonnet';
         g.timeseries('Health score by model', 'Mean overall score per GPU model.', [
           g.target('avg by (model) (gpu_health_score%s)' % fleet('dimension="overall"'), '{{model}}'),
         ], unit='none', thresholds=g.falling(50, 75), min=0, max=100),
-        g.timeseries('XID events by node', 'XID events per hour, summed per node (each XID is a driver-reported GPU error).', [
-          g.target('sum by (node) (rate(gpu_xid_errors_total%s[$__rate_interval])) * 3600' % fleet(), '{{node}}'),
-        ], unit='short', thresholds=g.rising(1, 10)),
+        g.timeseries('XID events by node', 'XID events in the last %s, summed per node (each XID is a driver-reported GPU error).' % c.xidWindow, [
+          g.target('sum by (node) (%s%s)' % [rec.xid, fleet()], '{{node}}'),
+        ], unit='none', thresholds=g.rising(1, 10)),
 
         g.bargauge('XID events by model and code', 'XID events in the selected time range, per GPU model and XID code.', [
           g.target('sum by (model, xid) (increase(gpu_xid_errors_total%s[$__range]))' % fleet(), '{{model}} XID {{xid}}', instant=true),
@@ -115,17 +121,17 @@ local g = import 'lib.libsonnet';
         ], unit='none', thresholds=g.rising(1, 100)),
 
         g.timeseries('Corrected ECC errors by node', 'Corrected (single-bit) ECC errors per hour, per node: a rising rate is the early sign of HBM wear.', [
-          g.target('sum by (node) (rate(gpu_ecc_errors_total%s[$__rate_interval])) * 3600' % fleet('type="corrected", scope="volatile"'), '{{node}}'),
+          g.target('sum by (node) (%s%s) * 3600' % [rec.ecc, fleet('type="corrected"')], '{{node}}'),
         ], unit='short', thresholds=g.rising(10, 100)),
         g.timeseries('Throttling by reason', 'Share of time clocks were held down, averaged over the selected GPUs, by policy (power cap is normal under load; thermal is not).', [
-          g.target('avg by (reason) (rate(gpu_clock_event_seconds_total%s[$__rate_interval]))' % fleet(), '{{reason}}'),
+          g.target('avg by (reason) (%s%s)' % [rec.throttleSeconds, fleet()], '{{reason}}'),
         ], unit='percentunit', thresholds=g.rising(0.1, 0.5), min=0),
 
         g.timeseries('Exporter coverage by node', 'GPUs reporting over GPUs seen in the last %s, per node: a drop means a GPU fell off the bus or an exporter stopped.' % c.coverageLookback, [
           g.target('(sum by (node) (gpu_up%s) or %s * 0) / %s' % [fleet(), expected, expected], '{{node}}'),
         ], unit='percentunit', thresholds=g.falling(0.9, 0.999), min=0, max=1),
         g.bargauge('GPUs throttled now, by reason', 'GPUs whose clocks a reason holds down right now (idle excluded).', [
-          g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!="gpu_idle"'), '{{reason}}', instant=true),
+          g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!~"%s"' % c.benignClockEventReasons), '{{reason}}', instant=true),
         ], unit='none', thresholds=g.rising(1, 4)),
       ],
       links=links(uids.overview),
@@ -186,7 +192,7 @@ local g = import 'lib.libsonnet';
           g.target('gpu_clock_max_hertz%s' % one(), 'max {{clock}}'),
         ], unit='hertz'),
         g.timeseries('Clock-event time by policy', 'Share of time clocks were held down, by policy (NVML violation counters).', [
-          g.target('rate(gpu_clock_event_seconds_total%s[$__rate_interval])' % one(), '{{reason}}'),
+          g.target('%s%s' % [rec.throttleSeconds, one()], '{{reason}}'),
         ], unit='percentunit', thresholds=g.rising(0.1, 0.5), min=0),
 
         g.timeseries('Active clock-event reasons', '1 while a reason holds the clocks down (sw_power_cap under full load is normal).', [
@@ -211,7 +217,7 @@ local g = import 'lib.libsonnet';
           g.target('gpu_memory_total_bytes%s' % one(), 'total'),
         ], unit='bytes'),
         g.timeseries('ECC errors per hour', 'Volatile ECC errors per hour by type.', [
-          g.target('rate(gpu_ecc_errors_total%s[$__rate_interval]) * 3600' % one('scope="volatile"'), '{{type}}'),
+          g.target('%s%s * 3600' % [rec.ecc, one()], '{{type}}'),
         ], unit='short', thresholds=g.rising(10, 100)),
 
         g.timeseries('Row remapping and page retirement', 'HBM rows remapped to spares, pending/failed remaps (pending needs a reset, failed means replace), and retired pages on older boards.', [
@@ -221,8 +227,8 @@ local g = import 'lib.libsonnet';
           g.target('gpu_retired_pages%s' % one(), 'retired {{cause}}'),
           g.target('gpu_retired_pages_pending%s' % one(), 'retirement pending'),
         ], unit='none', thresholds=g.rising(1, 1)),
-        g.timeseries('XID events', 'XID events per code in each interval (also shown as annotations).', [
-          g.target('increase(gpu_xid_errors_total%s[$__rate_interval])' % one(), 'XID {{xid}}'),
+        g.timeseries('XID events', 'XID events per code in the last %s (also shown as annotations).' % c.xidWindow, [
+          g.target('%s%s' % [rec.xid, one()], 'XID {{xid}}'),
         ], unit='none', thresholds=g.rising(1, 1)),
 
         g.timeseries('PCIe link', 'Current link generation and width against their maximum (a drop means a degraded link).', [
@@ -233,7 +239,7 @@ local g = import 'lib.libsonnet';
         ], unit='none'),
         g.timeseries('PCIe traffic and replays', 'Throughput by direction; replays per second (link-level retries) on the right scale.', [
           g.target('gpu_pcie_throughput_bytes_per_second%s' % one(), '{{direction}}'),
-          g.target('rate(gpu_pcie_replays_total%s[$__rate_interval])' % one(), 'replays/s'),
+          g.target('%s%s' % [rec.pcie, one()], 'replays/s'),
         ], unit='Bps') {
           fieldConfig+: { overrides+: [{ matcher: { id: 'byName', options: 'replays/s' }, properties: [{ id: 'unit', value: 'short' }, { id: 'custom.axisPlacement', value: 'right' }] }] },
         },
@@ -242,7 +248,7 @@ local g = import 'lib.libsonnet';
           g.target('rate(gpu_nvlink_bytes_total%s[$__rate_interval])' % one(), '{{direction}}'),
         ], unit='Bps'),
         g.timeseries('NVLink errors', 'NVLink errors per second by type, summed over links.', [
-          g.target('sum by (type) (rate(gpu_nvlink_errors_total%s[$__rate_interval]))' % one(), '{{type}}'),
+          g.target('%s%s' % [rec.nvlink, one()], '{{type}}'),
         ], unit='short', thresholds=g.rising(0.01, 1)),
 
         g.timeseries('Exporter cache age', 'Age of values served from the exporter\'s background poller, by poll group.', [
@@ -258,7 +264,7 @@ local g = import 'lib.libsonnet';
       ],
     ) { refresh: c.dashboardRefresh },
 
-    'gpu-risk-economics.json': g.dashboard(
+    [if c.scorerEnabled then 'gpu-risk-economics.json']: g.dashboard(
       uids.risk,
       c.dashboardNamePrefix + 'Risk and economics',
       'Failure probability ranking, the features driving it, NPV of each course of action, recommended actions and the residual value of the fleet (from the scorer).',

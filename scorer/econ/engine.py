@@ -88,8 +88,8 @@ def monthly_hazard(p7: float | None, p30: float | None, annual_baseline: float) 
     the month. With neither, the fleet baseline applies.
     """
     if p7 is None and p30 is None:
-        return 1.0 - (1.0 - annual_baseline) ** (1.0 / 12.0)
-    from_p30 = 0.0 if p30 is None else 1.0 - (1.0 - p30) ** (DAYS_PER_MONTH / 30.0)
+        return 1.0 - math.pow(1.0 - annual_baseline, 1.0 / 12.0)
+    from_p30 = 0.0 if p30 is None else 1.0 - math.pow(1.0 - p30, DAYS_PER_MONTH / 30.0)
     return min(1.0, max(p7 or 0.0, from_p30))
 
 
@@ -106,7 +106,7 @@ def book_fraction(model: ModelParams, age_years: float) -> float:
     if model.depreciation.method == "straight_line":
         fraction = 1.0 - age_years / model.useful_life_years
     else:
-        fraction = (1.0 - model.depreciation.rate) ** age_years
+        fraction = math.pow(1.0 - model.depreciation.rate, age_years)
     return max(floor, fraction)
 
 
@@ -114,8 +114,10 @@ def residual_value(model: ModelParams, age_years: float, health: float, hard_fau
     """Depreciated value adjusted by health; a hard-failed card is worth its salvage."""
     if hard_fault:
         return model.salvage_value
-    value = model.purchase_price * book_fraction(model, age_years) * health_factor(
-        health, model.health_discount
+    value = (
+        model.purchase_price
+        * book_fraction(model, age_years)
+        * health_factor(health, model.health_discount)
     )
     return max(model.salvage_value, value)
 
@@ -153,20 +155,24 @@ def operate_npv(
     terminal_value: float,
 ) -> float:
     """Discounted monthly cash flow of running the GPU at ``rate``, plus the terminal value."""
-    monthly_discount = (1.0 + params.discount_rate) ** (1.0 / 12.0)
+    monthly_discount = math.pow(1.0 + params.discount_rate, 1.0 / 12.0)
     energy = (
-        (power_w + params.host_power_w) / 1000.0 * HOURS_PER_MONTH * params.pue * params.energy_price
+        (power_w + params.host_power_w)
+        / 1000.0
+        * HOURS_PER_MONTH
+        * params.pue
+        * params.energy_price
     )
     facility = params.colocation_per_kw_month * model.provisioned_kw
     downtime_hours = min(model.downtime_days_per_failure * 24.0, HOURS_PER_MONTH)
     total = 0.0
     for month in range(1, params.horizon_months + 1):
-        rate_m = rate * (1.0 - model.rental_decline) ** ((month - 1) / 12.0)
+        rate_m = rate * math.pow(1.0 - model.rental_decline, (month - 1) / 12.0)
         revenue = rate_m * HOURS_PER_MONTH * utilisation
         failure = hazard * (model.repair_cost + downtime_hours * rate_m * utilisation)
         net = revenue - energy - facility - params.maintenance_per_gpu_month - failure
-        total += net / monthly_discount**month
-    return total + terminal_value / monthly_discount**params.horizon_months
+        total += net / math.pow(monthly_discount, month)
+    return total + terminal_value / math.pow(monthly_discount, params.horizon_months)
 
 
 def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
@@ -228,7 +234,7 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     eligible = ("sell", "decommission") if gpu.hard_fault else ACTIONS
     best = best_action(npv, eligible)
     inputs = {
-        "age_days": gpu.age_days,
+        "age_days": float(gpu.age_days),
         "utilisation": utilisation,
         "power_w": power_w,
         "p7": gpu.p7 if gpu.p7 is not None else math.nan,

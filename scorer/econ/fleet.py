@@ -36,8 +36,10 @@ def read_fleet_csv(path: Path | str) -> list[GpuEconInput]:
             header = [h.strip() for h in reader.fieldnames or []]
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
-                raise UserError(f"{path}: missing column {missing[0]!r} (required: uuid, model, "
-                                f"age_days; optional: {', '.join(OPTIONAL_COLUMNS)})")
+                raise UserError(
+                    f"{path}: missing column {missing[0]!r} (required: uuid, model, "
+                    f"age_days; optional: {', '.join(OPTIONAL_COLUMNS)})"
+                )
             unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
             if unknown:
                 allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)

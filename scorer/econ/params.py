@@ -287,7 +287,9 @@ def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
     rate = 0.0
     if method == "declining_balance":
         if "rate" not in dep:
-            raise ConfigError(source, k("depreciation.rate"), "missing (required for declining_balance)")
+            raise ConfigError(
+                source, k("depreciation.rate"), "missing (required for declining_balance)"
+            )
         rate = num(dep["rate"], source, k("depreciation.rate"), 0, 1)
     elif "rate" in dep:
         raise ConfigError(
@@ -303,9 +305,7 @@ def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
         raise ConfigError(
             source, k("resale_curve"), "expected a list of fractions of purchase price by year"
         )
-    curve = tuple(
-        num(v, source, k(f"resale_curve[{i}]"), 0, 1.5) for i, v in enumerate(curve_raw)
-    )
+    curve = tuple(num(v, source, k(f"resale_curve[{i}]"), 0, 1.5) for i, v in enumerate(curve_raw))
     for i in range(1, len(curve)):
         if curve[i] > curve[i - 1]:
             raise ConfigError(

@@ -1,0 +1,53 @@
+"""Arguments and entry point of ``gpu-health report``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gpu_health.report import html, text
+from gpu_health.report.gather import Gatherer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Print a fleet report (health by grade, GPUs ranked by failure risk with their top risk "
+        "factors, recommended actions with NPV, XIDs and alerts of the period, trends) from a "
+        "Prometheus that holds gpu-health-exporter metrics, or dcgm-exporter metrics plus the "
+        "scorer's. Optionally also write it as one self-contained HTML file with charts."
+    )
+    parser.add_argument(
+        "--prometheus",
+        required=True,
+        metavar="URL",
+        help="Prometheus base URL, e.g. http://127.0.0.1:9090",
+    )
+    parser.add_argument(
+        "--period",
+        default="7d",
+        help="look-back window for XIDs, alerts and trends (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write the report as HTML here"
+    )
+    parser.add_argument(
+        "--schema",
+        choices=["auto", "ours", "dcgm"],
+        default="auto",
+        help="input metric names: ours, dcgm-exporter's, or detect (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--top", type=int, default=20, help="GPUs in the risk ranking (default: %(default)s)"
+    )
+    parser.add_argument("--at", type=float, metavar="UNIX_TIME", help="report time (default: now)")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = Gatherer(args.prometheus, args.period, at=args.at).gather(args.schema, args.top)
+    sys.stdout.write(text.render(report))
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(html.render(report), encoding="utf-8")
+        print(f"HTML report written to {args.html}", file=sys.stderr)
+    return 0

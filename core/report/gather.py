@@ -1,0 +1,223 @@
+"""Gather a fleet report from Prometheus with a handful of fleet-wide PromQL queries.
+
+Each section is one or two queries that return every GPU at once (never a query per GPU), so a
+report of 10,000 GPUs costs the same number of round trips as one of 10. A section whose metrics
+are absent (no scorer running, or dcgm-exporter input without our health score) is left empty
+and explained in ``notes`` rather than failing the report.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+from collections.abc import Callable
+from typing import Any
+
+from gpu_health import stack
+from gpu_health.errors import UserError
+from gpu_health.report.model import ACTIONS, GRADES, AlertRow, FleetReport, RiskRow, XidRow
+
+Query = Callable[[str], list[Any]]
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+TREND_POINTS = 120
+
+
+def parse_period(text: str) -> int:
+    """``7d``, ``24h``, ``90m`` -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise UserError(f"--period {text!r}: expected a duration like 24h, 7d or 30d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _value(sample: dict[str, Any]) -> float:
+    return float(sample["value"][1])
+
+
+def _label(sample: dict[str, Any], *names: str) -> str:
+    metric = sample["metric"]
+    for name in names:
+        if name in metric:
+            return str(metric[name])
+    return ""
+
+
+class Gatherer:
+    """Runs the report's queries against one Prometheus at one evaluation time."""
+
+    def __init__(self, url: str, period: str, at: float | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.period = period
+        self.period_seconds = parse_period(period)
+        self.at = at if at is not None else time.time()
+
+    def query(self, promql: str) -> list[Any]:
+        try:
+            return stack.query(self.url, promql, at=self.at)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UserError(f"cannot reach Prometheus at {self.url}: {reason}") from None
+
+    def detect_schema(self) -> str:
+        if self.query("count(gpu_up)"):
+            return "ours"
+        if self.query("count(DCGM_FI_DEV_GPU_TEMP)"):
+            return "dcgm"
+        raise UserError(
+            f"{self.url} holds neither gpu-health-exporter metrics (gpu_up) nor dcgm-exporter "
+            "metrics (DCGM_FI_DEV_GPU_TEMP) at the report time"
+        )
+
+    def gather(self, schema: str = "auto", top: int = 20) -> FleetReport:
+        schema = self.detect_schema() if schema == "auto" else schema
+        report = FleetReport(self.url, self.at, self.period, schema)
+        self._inventory(report)
+        self._health(report)
+        self._risk(report, top)
+        self._xids(report)
+        self._alerts(report)
+        self._trends(report)
+        return report
+
+    def _inventory(self, report: FleetReport) -> None:
+        promql = (
+            "count(count by (uuid) (gpu_up))"
+            if report.schema == "ours"
+            else "count(count by (UUID) (DCGM_FI_DEV_GPU_TEMP))"
+        )
+        result = self.query(promql)
+        report.gpu_count = int(_value(result[0])) if result else 0
+
+    def _health(self, report: FleetReport) -> None:
+        grades = self.query("count by (grade) (gpu_health_grade == 1)")
+        if not grades:
+            report.notes.append(
+                "No health score: gpu_health_grade is absent (dcgm-exporter input carries no "
+                "health score; run gpu-health-exporter for it)."
+            )
+            return
+        counts = {_label(s, "grade"): int(_value(s)) for s in grades}
+        report.grades = {grade: counts.get(grade, 0) for grade in GRADES}
+        report.scores = sorted(
+            _value(s) for s in self.query('gpu_health_score{dimension="overall"}')
+        )
+
+    def _risk(self, report: FleetReport, top: int) -> None:
+        probabilities = self.query("gpu_failure_probability")
+        if not probabilities:
+            report.notes.append(
+                "No risk ranking: gpu_failure_probability is absent (is gpu-health-scorer "
+                "running and scraped?)."
+            )
+            return
+        rows: dict[str, RiskRow] = {}
+
+        def row(sample: dict[str, Any]) -> RiskRow:
+            uuid = _label(sample, "uuid", "UUID")
+            if uuid not in rows:
+                rows[uuid] = RiskRow(
+                    uuid=uuid,
+                    node=_label(sample, "node", "Hostname", "hostname"),
+                    model=_label(sample, "model", "modelName"),
+                    gpu=_label(sample, "gpu"),
+                )
+            return rows[uuid]
+
+        for sample in probabilities:
+            horizon = _label(sample, "horizon")
+            if horizon == "7d":
+                row(sample).p7 = _value(sample)
+            elif horizon == "30d":
+                row(sample).p30 = _value(sample)
+        for sample in self.query('gpu_health_score{dimension="overall"}'):
+            if _label(sample, "uuid") in rows:
+                rows[_label(sample, "uuid")].health = _value(sample)
+        for sample in self.query('gpu_failure_risk_factor{horizon="30d"}'):
+            if _label(sample, "uuid") in rows:
+                rows[_label(sample, "uuid")].factors.append(
+                    (_label(sample, "feature"), _value(sample))
+                )
+        for sample in self.query("gpu_recommended_action == 1"):
+            if _label(sample, "uuid") in rows:
+                rows[_label(sample, "uuid")].action = _label(sample, "action")
+        for sample in self.query("gpu_npv"):
+            if _label(sample, "uuid") in rows:
+                rows[_label(sample, "uuid")].npv[_label(sample, "action")] = _value(sample)
+                report.currency = _label(sample, "currency") or report.currency
+        for sample in self.query("gpu_residual_value"):
+            if _label(sample, "uuid") in rows:
+                rows[_label(sample, "uuid")].residual_value = _value(sample)
+        ranked = sorted(rows.values(), key=lambda r: (-(r.p30 or 0.0), -(r.p7 or 0.0), r.uuid))
+        for r in ranked:
+            r.factors.sort(key=lambda f: -abs(f[1]))
+            del r.factors[3:]
+        report.risks = ranked[:top]
+        actions = [r.action for r in rows.values() if r.action]
+        if actions:
+            report.actions = {a: actions.count(a) for a in ACTIONS}
+            for r in rows.values():
+                if r.action and r.action in r.npv:
+                    report.npv_by_action[r.action] = (
+                        report.npv_by_action.get(r.action, 0.0) + r.npv[r.action]
+                    )
+        else:
+            report.notes.append("No recommendations: gpu_recommended_action is absent.")
+        residuals = [r.residual_value for r in rows.values() if r.residual_value is not None]
+        report.fleet_residual_value = sum(residuals) if residuals else None
+
+    def _xids(self, report: FleetReport) -> None:
+        window = self.period
+        if report.schema == "ours":
+            promql = f"sum by (node, uuid, xid) (increase(gpu_xid_errors_total[{window}])) > 0.5"
+            for s in self.query(promql):
+                report.xids.append(
+                    XidRow(_label(s, "node"), _label(s, "uuid"), _label(s, "xid"), round(_value(s)))
+                )
+        else:
+            # dcgm-exporter keeps only the last XID code as a gauge: count its changes.
+            promql = f"changes(DCGM_FI_DEV_XID_ERRORS[{window}]) > 0"
+            last = {
+                _label(s, "UUID"): str(int(_value(s)))
+                for s in self.query(f"max_over_time(DCGM_FI_DEV_XID_ERRORS[{window}]) > 0")
+            }
+            for s in self.query(promql):
+                uuid = _label(s, "UUID")
+                report.xids.append(
+                    XidRow(_label(s, "Hostname", "hostname"), uuid, last.get(uuid, "?"), _value(s))
+                )
+        report.xids.sort(key=lambda x: (-x.count, x.node, x.uuid))
+
+    def _alerts(self, report: FleetReport) -> None:
+        firing_now = {
+            (_label(s, "alertname"), _label(s, "uuid"), _label(s, "node"))
+            for s in self.query('ALERTS{alertstate="firing"}')
+        }
+        for s in self.query(f'max_over_time(ALERTS{{alertstate="firing"}}[{self.period}])'):
+            key = (_label(s, "alertname"), _label(s, "uuid"), _label(s, "node"))
+            report.alerts.append(
+                AlertRow(key[0], _label(s, "severity"), key[2], key[1], key in firing_now)
+            )
+        order = {"critical": 0, "warning": 1, "info": 2}
+        report.alerts.sort(key=lambda a: (order.get(a.severity, 3), a.alertname, a.node, a.uuid))
+
+    def _trends(self, report: FleetReport) -> None:
+        start = self.at - self.period_seconds
+        step = max(60.0, self.period_seconds / TREND_POINTS)
+        series = {
+            "fleet mean health score": 'avg(gpu_health_score{dimension="overall"})',
+            "mean 30-day failure probability": 'avg(gpu_failure_probability{horizon="30d"})',
+        }
+        if report.schema == "ours":
+            series["XIDs per hour"] = "sum(increase(gpu_xid_errors_total[1h]))"
+            series["corrected ECC errors per hour"] = (
+                'sum(increase(gpu_ecc_errors_total{type="corrected",scope="volatile"}[1h]))'
+            )
+        for name, promql in series.items():
+            try:
+                result = stack.query_range(self.url, promql, start, self.at, step)
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                raise UserError(f"cannot reach Prometheus at {self.url}: {exc}") from None
+            if result:
+                report.trends[name] = [(float(t), float(v)) for t, v in result[0]["values"]]

@@ -1,0 +1,64 @@
+"""What a fleet report holds, independent of how it is gathered or shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ACTIONS = ("keep", "repurpose", "sell", "decommission")
+GRADES = ("excellent", "good", "fair", "poor", "critical")
+
+
+@dataclass
+class RiskRow:
+    """One GPU in the risk ranking."""
+
+    uuid: str
+    node: str
+    model: str
+    gpu: str
+    p7: float | None = None
+    p30: float | None = None
+    health: float | None = None
+    factors: list[tuple[str, float]] = field(default_factory=list)
+    action: str | None = None
+    npv: dict[str, float] = field(default_factory=dict)
+    residual_value: float | None = None
+
+
+@dataclass
+class XidRow:
+    node: str
+    uuid: str
+    xid: str
+    count: float
+
+
+@dataclass
+class AlertRow:
+    alertname: str
+    severity: str
+    node: str
+    uuid: str
+    firing_now: bool
+
+
+@dataclass
+class FleetReport:
+    prometheus: str
+    generated_at: float
+    period: str
+    schema: str
+    currency: str = "USD"
+    gpu_count: int = 0
+    grades: dict[str, int] = field(default_factory=dict)
+    scores: list[float] = field(default_factory=list)
+    risks: list[RiskRow] = field(default_factory=list)
+    actions: dict[str, int] = field(default_factory=dict)
+    npv_by_action: dict[str, float] = field(default_factory=dict)
+    fleet_residual_value: float | None = None
+    xids: list[XidRow] = field(default_factory=list)
+    alerts: list[AlertRow] = field(default_factory=list)
+    #: name -> [(unix time, value)]
+    trends: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    #: sections that could not be filled, and why
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,118 @@
+"""The report as plain-text tables for a terminal (no colour codes, so it pipes cleanly)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from gpu_health.report.model import FleetReport
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns sized to their widest cell."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join([line, rule, *body])
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "-" if value is None else f"{value:,.0f} {currency}"
+
+
+def render(report: FleetReport) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.generated_at))
+    out = [
+        f"GPU fleet report — {report.gpu_count} GPUs, {report.schema} metrics, "
+        f"period {report.period}, {when}",
+        f"source: {report.prometheus}",
+        "",
+    ]
+    if report.grades:
+        out.append("Health by grade")
+        out.append(table(["grade", "GPUs"], [[g, str(n)] for g, n in report.grades.items()]))
+        if report.scores:
+            mean = sum(report.scores) / len(report.scores)
+            out.append(f"mean overall score {mean:.1f}, worst {min(report.scores):.1f}")
+        out.append("")
+    if report.risks:
+        out.append("Riskiest GPUs")
+        rows = [
+            [
+                r.node,
+                r.gpu,
+                r.uuid[:16],
+                r.model,
+                _pct(r.p7),
+                _pct(r.p30),
+                "-" if r.health is None else f"{r.health:.0f}",
+                ", ".join(f"{name} {value:+.2f}" for name, value in r.factors) or "-",
+                r.action or "-",
+                _money(r.npv.get(r.action or ""), report.currency),
+            ]
+            for r in report.risks
+        ]
+        headers = [
+            "node",
+            "gpu",
+            "uuid",
+            "model",
+            "p7d",
+            "p30d",
+            "health",
+            "top factors",
+            "action",
+            "npv",
+        ]
+        out.append(table(headers, rows))
+        out.append("")
+    if report.actions:
+        out.append("Recommended actions")
+        out.append(
+            table(
+                ["action", "GPUs", f"total NPV ({report.currency})"],
+                [
+                    [a, str(n), _money(report.npv_by_action.get(a), "").strip()]
+                    for a, n in report.actions.items()
+                ],
+            )
+        )
+        if report.fleet_residual_value is not None:
+            out.append(
+                f"fleet residual value {_money(report.fleet_residual_value, report.currency)}"
+            )
+        out.append("")
+    out.append(f"XIDs in the last {report.period}")
+    if report.xids:
+        out.append(
+            table(
+                ["node", "uuid", "xid", "count"],
+                [[x.node, x.uuid[:16], x.xid, f"{x.count:.0f}"] for x in report.xids[:30]],
+            )
+        )
+    else:
+        out.append("none")
+    out.append("")
+    out.append(f"Alerts in the last {report.period}")
+    if report.alerts:
+        out.append(
+            table(
+                ["alert", "severity", "node", "uuid", "now"],
+                [
+                    [a.alertname, a.severity, a.node, a.uuid[:16], "firing" if a.firing_now else ""]
+                    for a in report.alerts[:40]
+                ],
+            )
+        )
+    else:
+        out.append("none")
+    for note in report.notes:
+        out.append(f"note: {note}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""Telemetry sources behind :class:`gpu_health.exporter.backend.Backend`, chosen by name."""

@@ -1,0 +1,166 @@
+"""The DCGM backend: DCGM's own Python bindings over a running host engine.
+
+Why optional: DCGM adds profiling (DCP) fields on pre-Hopper boards and shares one sampling
+engine with other DCGM users, but it is a separate install (datacenter-gpu-manager) whose Python
+bindings are not on PyPI. When they or libdcgm are missing the backend refuses to start with a
+message naming what is missing; it never falls back to something else.
+
+Readings come from DCGM's latest-value cache (DCGM samples in its own thread), so a scrape is one
+``GetLatest`` per GPU. The fields are exactly the ``dcgm`` mappings of the metric catalogue, so a
+metric carries the same signal whichever backend produced it.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib
+import time
+from typing import Any
+
+from gpu_health.exporter.readings import BackendUnavailableError, GpuIdentity, GpuLostError, GpuSample
+
+#: dcgm field name -> (GpuSample attribute, multiply by). Unit conversions match the catalogue.
+FIELDS: dict[str, tuple[str, float]] = {
+    "DCGM_FI_DEV_GPU_TEMP": ("temperature_gpu_celsius", 1.0),
+    "DCGM_FI_DEV_MEMORY_TEMP": ("temperature_memory_celsius", 1.0),
+    "DCGM_FI_DEV_POWER_USAGE": ("power_watts", 1.0),
+    "DCGM_FI_DEV_POWER_MGMT_LIMIT": ("power_limit_watts", 1.0),
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("energy_joules", 1e-3),
+    "DCGM_FI_DEV_SM_CLOCK": ("sm_clock_hertz", 1e6),
+    "DCGM_FI_DEV_MEM_CLOCK": ("memory_clock_hertz", 1e6),
+    "DCGM_FI_DEV_GPU_UTIL": ("utilization_gpu_ratio", 0.01),
+    "DCGM_FI_DEV_MEM_COPY_UTIL": ("utilization_memory_ratio", 0.01),
+    "DCGM_FI_DEV_ENC_UTIL": ("utilization_encoder_ratio", 0.01),
+    "DCGM_FI_DEV_DEC_UTIL": ("utilization_decoder_ratio", 0.01),
+    "DCGM_FI_DEV_FB_USED": ("memory_used_bytes", 1024.0 * 1024),
+    "DCGM_FI_DEV_FB_FREE": ("memory_free_bytes", 1024.0 * 1024),
+    "DCGM_FI_DEV_FB_RESERVED": ("memory_reserved_bytes", 1024.0 * 1024),
+    "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL": ("ecc_corrected_volatile", 1.0),
+    "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": ("ecc_uncorrected_volatile", 1.0),
+    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": ("ecc_corrected_aggregate", 1.0),
+    "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL": ("ecc_uncorrected_aggregate", 1.0),
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": ("remapped_rows_correctable", 1.0),
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": ("remapped_rows_uncorrectable", 1.0),
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE": ("row_remap_failed", 1.0),
+    "DCGM_FI_DEV_RETIRED_SBE": ("retired_pages_single_bit", 1.0),
+    "DCGM_FI_DEV_RETIRED_DBE": ("retired_pages_double_bit", 1.0),
+    "DCGM_FI_DEV_RETIRED_PENDING": ("retired_pages_pending", 1.0),
+    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": ("pcie_replays", 1.0),
+    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": ("clock_event_reasons", 1.0),
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": ("graphics_engine_active_ratio", 1.0),
+    "DCGM_FI_PROF_SM_ACTIVE": ("sm_active_ratio", 1.0),
+    "DCGM_FI_PROF_SM_OCCUPANCY": ("sm_occupancy_ratio", 1.0),
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": ("tensor_active_ratio", 1.0),
+    "DCGM_FI_PROF_DRAM_ACTIVE": ("dram_active_ratio", 1.0),
+    "DCGM_FI_PROF_PCIE_TX_BYTES": ("pcie_tx_bytes_per_second", 1.0),
+    "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0),
+    "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0),
+}
+_INT_FIELDS = {name for name, _ in FIELDS.values() if not name.endswith(("ratio", "celsius", "watts", "hertz", "joules", "second"))}
+_BOOL_FIELDS = {"row_remap_failed", "retired_pages_pending"}
+_BINDINGS = ("pydcgm", "dcgm_structs", "dcgm_fields", "dcgm_agent", "DcgmReader")
+_HINT = (
+    "install datacenter-gpu-manager and put its Python bindings on PYTHONPATH "
+    "(e.g. /usr/share/datacenter-gpu-manager-4/bindings/python3), start nv-hostengine, "
+    "or use --backend nvml"
+)
+
+
+def _import_bindings() -> dict[str, Any]:
+    modules: dict[str, Any] = {}
+    missing = []
+    for name in _BINDINGS:
+        try:
+            modules[name] = importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise BackendUnavailableError(
+            f"DCGM backend: Python bindings not importable ({', '.join(missing)}); {_HINT}"
+        )
+    if ctypes.util.find_library("dcgm") is None:
+        raise BackendUnavailableError(f"DCGM backend: libdcgm.so not found; {_HINT}")
+    return modules
+
+
+class DcgmBackend:
+    """Reads the catalogue's DCGM fields through ``DcgmReader`` (DCGM samples in its engine)."""
+
+    name = "dcgm"
+
+    def __init__(self, node: str = "", host: str = "localhost", interval_s: float = 1.0) -> None:
+        modules = _import_bindings()
+        fields_mod = modules["dcgm_fields"]
+        self._ids: dict[int, str] = {}
+        for name in FIELDS:
+            field_id = getattr(fields_mod, name, None)
+            if field_id is not None:
+                self._ids[int(field_id)] = name
+        try:
+            self._reader = modules["DcgmReader"].DcgmReader(
+                hostname=host,
+                fieldIds=list(self._ids),
+                updateFrequency=int(interval_s * 1_000_000),
+            )
+            self._reader.InitWrapped() if hasattr(self._reader, "InitWrapped") else None
+        except Exception as exc:  # DCGM raises its own DCGMError family
+            raise BackendUnavailableError(f"DCGM backend: cannot connect to {host}: {exc}; {_HINT}") from None
+        self.node = node
+        self._structs = modules["dcgm_structs"]
+
+    def inventory(self) -> list[GpuIdentity]:
+        attributes = self._reader.m_dcgmSystem.discovery.GetAllSupportedGpuIds()
+        identities = []
+        for gpu_id in attributes:
+            attr = self._reader.m_dcgmSystem.discovery.GetGpuAttributes(gpu_id)
+            ident = attr.identifiers
+            identities.append(
+                GpuIdentity(
+                    index=int(gpu_id),
+                    uuid=str(ident.uuid),
+                    model=str(ident.deviceName),
+                    pci_bus_id=str(ident.pciBusId),
+                    node=self.node,
+                    serial=str(ident.serial) or None,
+                    vbios_version=str(ident.vbios) or None,
+                    driver_version=str(ident.driverVersion) or None,
+                )
+            )
+        return identities
+
+    def sample(self, gpu: GpuIdentity) -> GpuSample:
+        try:
+            latest = self._reader.GetLatestGpuValuesAsFieldIdDict()
+        except Exception as exc:
+            raise GpuLostError(f"DCGM: {exc}") from None
+        values = latest.get(gpu.index)
+        if values is None:
+            raise GpuLostError(f"DCGM has no values for GPU {gpu.index}")
+        sample = GpuSample(timestamp=time.time())
+        for field_id, value in values.items():
+            name = self._ids.get(int(field_id))
+            if name is None or value is None or _is_blank(self._structs, value):
+                continue
+            attr, scale = FIELDS[name]
+            number = float(value) * scale
+            if attr in _BOOL_FIELDS:
+                setattr(sample, attr, bool(number))
+            elif attr in _INT_FIELDS:
+                setattr(sample, attr, int(number))
+            else:
+                setattr(sample, attr, number)
+        return sample
+
+    def close(self) -> None:
+        shutdown = getattr(self._reader, "Shutdown", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def _is_blank(structs: Any, value: Any) -> bool:
+    """DCGM marks absent values with sentinels (``DCGM_INT64_BLANK`` etc.) instead of None."""
+    for sentinel in ("DCGM_INT64_BLANK", "DCGM_INT32_BLANK", "DCGM_FP64_BLANK"):
+        blank = getattr(structs, sentinel, None)
+        if blank is not None and isinstance(value, int | float) and value >= blank:
+            return True
+    return False

@@ -1,0 +1,48 @@
+"""The simulated fleet, from the simulator package (imported only when asked for)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gpu_health.exporter.backend import Backend
+from gpu_health.exporter.readings import BackendUnavailableError
+
+DEFAULT_FAULT_HELP = "inject a fault into the simulated fleet (see the simulator documentation)"
+
+
+def _live() -> Any:
+    try:
+        from gpu_health.sim import live
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"the simulator is not part of this install (gpu_health.sim.live: {exc})"
+        ) from None
+    return live
+
+
+def fault_help() -> str:
+    """The simulator's help text for ``--sim-fault`` (a generic line when it is absent)."""
+    try:
+        return str(_live().FAULT_HELP)
+    except (BackendUnavailableError, AttributeError):
+        return DEFAULT_FAULT_HELP
+
+
+def make_sim_backend(
+    gpus: int,
+    seed: int,
+    speed: float,
+    faults: list[str],
+    faults_file: Path | None,
+    start_time: float | None,
+) -> Backend:
+    backend: Backend = _live().SimBackend.from_options(
+        gpus=gpus,
+        seed=seed,
+        speed=speed,
+        faults=faults,
+        faults_file=faults_file,
+        start_time=start_time,
+    )
+    return backend

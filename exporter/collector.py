@@ -1,0 +1,224 @@
+"""The scrape: one sample per GPU from the backend, rendered from the metric catalogue.
+
+A ``prometheus_client`` custom collector (``collect()`` yields metric families) rather than
+Gauge objects updated in a loop: every scrape reads fresh values, a GPU that vanished leaves no
+stale series behind, and nothing is computed between scrapes. A GPU that fails is rendered as
+``gpu_up 0`` and every other GPU is still served; a failing health model costs its own series
+only. Self-metrics (``gpu_exporter_*``) say how long each part took and which NVML calls fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_health.exporter.backend import Backend, Instrumented
+from gpu_health.exporter.catalogue import (
+    CATALOGUE,
+    HEALTH_METRICS,
+    IDENTITY_LABELS,
+    INFO_LABELS,
+    SELF_METRICS,
+)
+from gpu_health.exporter.readings import GpuIdentity, GpuLostError, GpuSample
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+HealthUpdate = Callable[[GpuIdentity, GpuSample], Any]
+
+
+@dataclass
+class ProbeResult:
+    """What ``/healthz`` reports: how many GPUs answered out of those in the inventory."""
+
+    up: int
+    total: int
+
+
+def _family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Metric:
+    if kind == "counter":
+        return CounterMetricFamily(name, help_text, labels=list(labels))
+    return GaugeMetricFamily(name, help_text, labels=list(labels))
+
+
+_SELF = {name: (kind, help_text, labels) for name, kind, help_text, labels in SELF_METRICS}
+
+
+def _self_family(name: str) -> Metric:
+    kind, help_text, labels = _SELF[name]
+    return _family(name, kind, help_text, labels)
+
+
+class ExporterCollector(Collector):
+    """Renders every catalogue metric, ``gpu_info``, health series and self-metrics per scrape."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        identities: list[GpuIdentity],
+        health: Any | None = None,
+        version: str = "",
+    ) -> None:
+        self.backend = backend
+        self.identities = list(identities)
+        self.health = health
+        self.version = version
+        # Scrapes are serialised: the health model keeps per-GPU state and NVML handles are
+        # shared; two Prometheus servers scraping at once simply take turns (a scrape is ~ms).
+        self._lock = threading.Lock()
+        self._sample_errors = 0
+        self._health_errors = 0
+
+    def describe(self) -> list[Metric]:
+        # Nothing to check at registration time; returning [] keeps register() from collecting.
+        return []
+
+    def _sample_all(self) -> list[tuple[GpuIdentity, GpuSample | None]]:
+        out: list[tuple[GpuIdentity, GpuSample | None]] = []
+        for identity in self.identities:
+            try:
+                out.append((identity, self.backend.sample(identity)))
+            except GpuLostError as exc:
+                log.warning("%s", exc)
+                out.append((identity, None))
+            except Exception:  # a backend bug on one GPU must not take the others down
+                log.exception("sampling GPU %s failed", identity.index)
+                self._sample_errors += 1
+                out.append((identity, None))
+        return out
+
+    def probe(self) -> ProbeResult:
+        """Sample every GPU once (cheap getters only) without touching the health model."""
+        with self._lock:
+            samples = self._sample_all()
+        return ProbeResult(sum(1 for _, s in samples if s is not None), len(samples))
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            yield from self._collect()
+
+    def _collect(self) -> Iterator[Metric]:
+        durations = _self_family("gpu_exporter_scrape_collector_duration_seconds")
+        success = _self_family("gpu_exporter_scrape_collector_success")
+
+        started = time.perf_counter()
+        samples = self._sample_all()
+        durations.add_metric(["gpu"], time.perf_counter() - started)
+        success.add_metric(["gpu"], 1.0 if any(s for _, s in samples) or not samples else 0.0)
+
+        yield from self._render_catalogue(samples)
+        yield self._render_info()
+
+        if self.health is not None:
+            started = time.perf_counter()
+            families, ok = self._render_health(samples)
+            durations.add_metric(["health"], time.perf_counter() - started)
+            success.add_metric(["health"], 1.0 if ok else 0.0)
+            yield from families
+
+        yield durations
+        yield success
+        yield from self._render_self(samples)
+
+    def _render_catalogue(
+        self, samples: list[tuple[GpuIdentity, GpuSample | None]]
+    ) -> Iterator[Metric]:
+        for spec in CATALOGUE:
+            family = _family(spec.name, spec.kind, spec.help, IDENTITY_LABELS + spec.labels)
+            for identity, sample in samples:
+                base = list(identity.labels().values())
+                if sample is None:
+                    if spec.name == "gpu_up":
+                        family.add_metric(base, 0.0)
+                    continue
+                for extra, value in spec.extract(identity, sample):
+                    family.add_metric(base + list(extra), value)
+            if family.samples:
+                yield family
+
+    def _render_info(self) -> Metric:
+        family = GaugeMetricFamily(
+            "gpu_info",
+            "Static facts about each GPU (driver, VBIOS, serial); always 1.",
+            labels=list(IDENTITY_LABELS + INFO_LABELS),
+        )
+        for identity in self.identities:
+            info = [getattr(identity, label) or "" for label in INFO_LABELS]
+            family.add_metric(list(identity.labels().values()) + info, 1.0)
+        return family
+
+    def _render_health(
+        self, samples: list[tuple[GpuIdentity, GpuSample | None]]
+    ) -> tuple[list[Metric], bool]:
+        meta = {name: (help_text, labels) for name, help_text, labels in HEALTH_METRICS}
+        score = GaugeMetricFamily(
+            "gpu_health_score", meta["gpu_health_score"][0],
+            labels=list(IDENTITY_LABELS + meta["gpu_health_score"][1]),
+        )
+        penalty = GaugeMetricFamily(
+            "gpu_health_penalty", meta["gpu_health_penalty"][0],
+            labels=list(IDENTITY_LABELS + meta["gpu_health_penalty"][1]),
+        )
+        grade = GaugeMetricFamily(
+            "gpu_health_grade", meta["gpu_health_grade"][0],
+            labels=list(IDENTITY_LABELS + meta["gpu_health_grade"][1]),
+        )
+        from gpu_health.exporter.health.result import GRADES
+
+        ok = True
+        for identity, sample in samples:
+            if sample is None:
+                continue
+            try:
+                result = self.health.update(identity, sample)
+            except Exception:  # the model must never cost the raw metrics
+                log.exception("health model failed for GPU %s", identity.index)
+                self._health_errors += 1
+                ok = False
+                continue
+            base = list(identity.labels().values())
+            score.add_metric(base + ["overall"], float(result.overall))
+            for dimension, value in sorted(result.dimensions.items()):
+                score.add_metric(base + [dimension], float(value))
+            for p in result.penalties:
+                penalty.add_metric(base + [p.dimension, p.reason], float(p.points))
+            for name in GRADES:
+                grade.add_metric(base + [name], 1.0 if name == result.grade else 0.0)
+        return [score, penalty, grade], ok
+
+    def _render_self(
+        self, samples: list[tuple[GpuIdentity, GpuSample | None]]
+    ) -> Iterator[Metric]:
+        build = _self_family("gpu_exporter_build_info")
+        build.add_metric([self.version, self.backend.name], 1.0)
+        yield build
+        expected = _self_family("gpu_exporter_gpus")
+        expected.add_metric(["inventory"], float(len(samples)))
+        expected.add_metric(["up"], float(sum(1 for _, s in samples if s is not None)))
+        yield expected
+        errors = _self_family("gpu_exporter_collect_errors_total")
+        errors.add_metric(["gpu"], float(self._sample_errors))
+        errors.add_metric(["health"], float(self._health_errors))
+        yield errors
+        if isinstance(self.backend, Instrumented):
+            stats = self.backend.stats()
+            calls = _self_family("gpu_exporter_nvml_errors_total")
+            for (call, error), count in sorted(stats.call_errors.items()):
+                calls.add_metric([call, error], float(count))
+            yield calls
+            if stats.poll_duration_seconds is not None:
+                poll = _self_family("gpu_exporter_poll_duration_seconds")
+                poll.add_metric([], stats.poll_duration_seconds)
+                yield poll
+            unsupported = _self_family("gpu_exporter_unsupported_calls")
+            by_index = {i.index: i for i in self.identities}
+            for index, count in sorted(stats.unsupported_calls.items()):
+                if index in by_index:
+                    unsupported.add_metric(list(by_index[index].labels().values()), float(count))
+            yield unsupported

@@ -1,0 +1,185 @@
+"""Read-only JSON API: GPUs ranked by failure risk, and its OpenAPI document.
+
+It answers from the latest snapshot only (never queries Prometheus on a request), so a client
+hammering it cannot load Prometheus, and an outage shows up as ``results_age_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from gpu_health import __version__
+from gpu_health.scorer.model import HORIZONS
+from gpu_health.scorer.service import GpuScore, Scorer
+from gpu_health.web import Handler, Request, Response
+
+MAX_LIMIT = 100_000
+
+
+def _num(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def gpu_json(g: GpuScore) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "node": g.node,
+        "gpu": g.gpu,
+        "uuid": g.uuid,
+        "model": g.model,
+        "failure_probability": {h: g.probability[h] for h in HORIZONS},
+        "flagged": {h: g.flagged[h] for h in HORIZONS},
+        "risk_factors": {
+            h: [{"feature": f, "contribution": v} for f, v in g.risk_factors[h]] for h in HORIZONS
+        },
+        "anomaly_score": _num(g.anomaly),
+        "inputs": {k: _num(v) for k, v in g.inputs.items()},
+    }
+    econ = g.econ
+    if econ is not None:
+        out["economics"] = {
+            "recommended_action": econ.recommended_action,
+            "npv": dict(econ.npv),
+            "residual_value": econ.residual_value,
+            "currency": econ.currency,
+        }
+    return out
+
+
+def _bad(message: str) -> Response:
+    body = json.dumps({"error": message}).encode()
+    return Response(400, body, "application/json")
+
+
+def gpus_handler(scorer: Scorer) -> Handler:
+    def handle(request: Request) -> Response:
+        sort = request.query.get("horizon", ["30d"])[-1]
+        if sort not in HORIZONS:
+            return _bad(f"horizon must be one of {', '.join(HORIZONS)}")
+        limit_text = request.query.get("limit", [str(MAX_LIMIT)])[-1]
+        if not limit_text.isdigit() or not 0 < int(limit_text) <= MAX_LIMIT:
+            return _bad(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        snap, error = scorer.current()
+        gpus = sorted(snap.gpus, key=lambda g: -g.probability[sort]) if snap else []
+        body = {
+            "status": "ok" if snap is not None else "no_results_yet",
+            "generated_at": snap.finished_at if snap else None,
+            "results_age_seconds": (time.time() - snap.finished_at) if snap else None,
+            "last_error": error or None,
+            "schema": snap.schema if snap else None,
+            "sorted_by": sort,
+            "total": len(gpus),
+            "gpus": [gpu_json(g) for g in gpus[: int(limit_text)]],
+        }
+        return Response(200, json.dumps(body).encode(), "application/json")
+
+    return handle
+
+
+def openapi_document() -> dict[str, Any]:
+    prob = {"type": "object", "properties": {h: {"type": "number"} for h in HORIZONS}}
+    factor = {
+        "type": "object",
+        "properties": {"feature": {"type": "string"}, "contribution": {"type": "number"}},
+    }
+    gpu = {
+        "type": "object",
+        "required": ["node", "gpu", "uuid", "model", "failure_probability"],
+        "properties": {
+            "node": {"type": "string"},
+            "gpu": {"type": "string"},
+            "uuid": {"type": "string"},
+            "model": {"type": "string"},
+            "failure_probability": {
+                **prob,
+                "description": "Calibrated probability of failure within the horizon.",
+            },
+            "flagged": {
+                "type": "object",
+                "properties": {h: {"type": "boolean"} for h in HORIZONS},
+                "description": "Probability at or above the model's alert threshold.",
+            },
+            "risk_factors": {
+                "type": "object",
+                "properties": {h: {"type": "array", "items": factor} for h in HORIZONS},
+            },
+            "anomaly_score": {"type": ["number", "null"]},
+            "inputs": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+            "economics": {
+                "type": "object",
+                "properties": {
+                    "recommended_action": {
+                        "type": "string",
+                        "enum": ["keep", "repurpose", "sell", "decommission"],
+                    },
+                    "npv": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "residual_value": {"type": "number"},
+                    "currency": {"type": "string"},
+                },
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gpu-health-scorer",
+            "version": __version__,
+            "description": "GPUs ranked by predicted failure risk (read-only).",
+        },
+        "paths": {
+            "/api/v1/gpus": {
+                "get": {
+                    "summary": "GPUs ranked by failure probability, highest first",
+                    "parameters": [
+                        {
+                            "name": "horizon",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(HORIZONS), "default": "30d"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Latest scoring results",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "status": {
+                                                "type": "string",
+                                                "enum": ["ok", "no_results_yet"],
+                                            },
+                                            "generated_at": {"type": ["number", "null"]},
+                                            "results_age_seconds": {"type": ["number", "null"]},
+                                            "last_error": {"type": ["string", "null"]},
+                                            "schema": {"type": ["string", "null"]},
+                                            "sorted_by": {"type": "string"},
+                                            "total": {"type": "integer"},
+                                            "gpus": {"type": "array", "items": gpu},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": {"description": "Bad query parameter"},
+                    },
+                }
+            }
+        },
+    }
+
+
+def openapi_handler() -> Handler:
+    body = json.dumps(openapi_document(), indent=2).encode()
+
+    def handle(_: Request) -> Response:
+        return Response(200, body, "application/json")
+
+    return handle

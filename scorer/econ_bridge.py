@@ -1,0 +1,101 @@
+"""Feeds each scoring run into the economic engine (``gpu_health.scorer.econ``).
+
+The failure model and PromQL give utilisation, power, p7/p30, health score and a hard-fault flag;
+the GPU's age comes from an inventory CSV (``uuid`` plus ``age_days`` or ``purchase_date``), or a
+default when the GPU is not listed. A GPU the economics cannot value (unknown model) keeps its
+failure scores and simply has no NPV series.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.service import EconHook, GpuScore
+from gpu_health.scorer.training import parse_time
+
+log = logging.getLogger(__name__)
+
+
+def read_ages(path: Path, now: float | None = None) -> dict[str, float]:
+    """``uuid -> age in days`` from an inventory CSV (``age_days`` or ``purchase_date``)."""
+    now = time.time() if now is None else now
+    ages: dict[str, float] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            cols = set(reader.fieldnames or ())
+            if "uuid" not in cols or not cols & {"age_days", "purchase_date"}:
+                raise UserError(f"{path}: needs columns uuid and age_days or purchase_date")
+            for n, row in enumerate(reader, start=2):
+                try:
+                    if row.get("age_days"):
+                        ages[row["uuid"]] = float(row["age_days"])
+                    else:
+                        ages[row["uuid"]] = max(
+                            0.0, (now - parse_time(row["purchase_date"])) / 86400
+                        )
+                except (ValueError, UserError) as exc:
+                    raise UserError(f"{path}: line {n}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    return ages
+
+
+def _opt(value: float, low: float, high: float) -> float | None:
+    if not math.isfinite(value):
+        return None
+    return min(max(value, low), high)
+
+
+def make_econ_hook(
+    params_path: Path | None = None,
+    inventory: Path | None = None,
+    default_age_days: float = 730.0,
+    overrides: Sequence[str] = (),
+) -> EconHook:
+    """Build the per-run economics callback; raises UserError on a bad parameter file."""
+    from gpu_health.scorer.econ.engine import GpuEconInput, value_fleet
+    from gpu_health.scorer.econ.metrics import econ_metric_families
+    from gpu_health.scorer.econ.params import load_params
+    from gpu_health.scorer.econ.recommender import Recommender
+
+    params = load_params(params_path, overrides)
+    recommender = Recommender(params.hysteresis)
+    ages = read_ages(inventory) if inventory else {}
+
+    def hook(gpus: Sequence[GpuScore]) -> tuple[list[GpuScore], list[Any]]:
+        inputs = []
+        for g in gpus:
+            hard = g.inputs.get("hard_fault", math.nan)
+            inputs.append(
+                GpuEconInput(
+                    uuid=g.uuid,
+                    model=g.model,
+                    age_days=ages.get(g.uuid, default_age_days),
+                    utilisation=_opt(g.inputs.get("utilization_avg_30d", math.nan), 0, 1),
+                    power_w=_opt(g.inputs.get("power_avg_30d_watts", math.nan), 0, 5000),
+                    p7=_opt(g.probability["7d"], 0, 1),
+                    p30=_opt(g.probability["30d"], 0, 1),
+                    health=_opt(g.inputs.get("health_score", math.nan), 0, 100),
+                    hard_fault=bool(math.isfinite(hard) and hard > 0),
+                    node=g.node,
+                    gpu=g.gpu,
+                )
+            )
+        results, skipped = value_fleet(inputs, params)
+        if skipped:
+            log.debug("economics skipped %d GPUs (unknown model)", len(skipped))
+        results = recommender.recommend_all(results)
+        by_uuid = {r.uuid: r for r in results}
+        out = [dataclasses.replace(g, econ=by_uuid.get(g.uuid)) for g in gpus]
+        return out, list(econ_metric_families(results))
+
+    return hook

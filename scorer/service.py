@@ -1,0 +1,240 @@
+"""The scoring loop and what it serves: metrics families and the ranked JSON view.
+
+Every interval the loop reads the features of all GPUs from Prometheus, runs the model and swaps
+in a new immutable :class:`Snapshot`. Readers (``/metrics``, ``/api/v1/gpus``) only ever see a
+whole snapshot. When Prometheus is down or a query fails, the previous snapshot stays served,
+its age keeps growing on ``gpu_scorer_results_age_seconds``, the error is counted, and the loop
+tries again next interval; nothing in a run can take the process down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
+from gpu_health.scorer.features import (
+    ECON_FEATURES,
+    FEATURES,
+    FeatureFrame,
+    SchemaName,
+    compute_features,
+    detect_schema,
+)
+from gpu_health.scorer.model import HORIZONS, FailureModel
+from gpu_health.scorer.promclient import PromClient, PrometheusError
+
+log = logging.getLogger(__name__)
+_HELP = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
+
+
+@dataclass(frozen=True)
+class GpuScore:
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+    probability: dict[str, float]
+    flagged: dict[str, bool]
+    #: per horizon: (feature, contribution to the log-odds), largest first
+    risk_factors: dict[str, list[tuple[str, float]]]
+    anomaly: float
+    #: economics inputs measured in PromQL (NaN = not available)
+    inputs: dict[str, float]
+    econ: Any = None
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.node, self.gpu, self.uuid, self.model]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    finished_at: float
+    duration_s: float
+    schema: SchemaName
+    gpus: tuple[GpuScore, ...]
+    econ_families: tuple[Any, ...] = ()
+
+
+#: Called with the GPUs of a run; returns them with ``econ`` set plus metric families.
+EconHook = Callable[[Sequence[GpuScore]], tuple[list[GpuScore], list[Any]]]
+
+
+def score_frame(model: FailureModel, frame: FeatureFrame, top_k: int = 3) -> list[GpuScore]:
+    """Turn one feature frame into per-GPU scores (probabilities, factors, anomaly)."""
+    if not frame.gpus:
+        return []
+    x = frame.select(model.features)
+    probs = {h: model.predict(h, x) for h in HORIZONS}
+    contribs = {h: model.contributions(h, x) for h in HORIZONS}
+    anomaly = model.anomaly(x)
+    econ = frame.select(ECON_FEATURES)
+    out: list[GpuScore] = []
+    for i, (node, gpu, uuid, gmodel) in enumerate(frame.gpus):
+        factors: dict[str, list[tuple[str, float]]] = {}
+        for h in HORIZONS:
+            row = contribs[h][i]
+            order = np.argsort(-row)[:top_k]
+            factors[h] = [(model.features[j], float(row[j])) for j in order if row[j] > 0]
+        out.append(
+            GpuScore(
+                node,
+                gpu,
+                uuid,
+                gmodel,
+                {h: float(probs[h][i]) for h in HORIZONS},
+                {h: bool(probs[h][i] >= model.horizons[h].threshold) for h in HORIZONS},
+                factors,
+                float(anomaly[i]),
+                {name: float(econ[i, j]) for j, name in enumerate(ECON_FEATURES)},
+            )
+        )
+    return out
+
+
+@dataclass
+class Scorer:
+    """Holds the client, model and latest snapshot; ``run_once`` never raises."""
+
+    client: PromClient
+    model: FailureModel
+    schema: str = "auto"
+    econ: EconHook | None = None
+    top_k: int = 3
+    workers: int = 4
+    snapshot: Snapshot | None = None
+    runs_failed: int = 0
+    last_error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resolve_schema(self) -> SchemaName:
+        if self.schema in ("ours", "dcgm"):
+            return self.schema  # type: ignore[return-value]
+        return detect_schema(self.client)
+
+    def run_once(self) -> bool:
+        started = time.monotonic()
+        try:
+            schema = self.resolve_schema()
+            frame = compute_features(self.client, schema, None, FEATURES, self.workers)
+            gpus = score_frame(self.model, frame, self.top_k)
+            families: list[Any] = []
+            if self.econ is not None and gpus:
+                try:
+                    gpus, families = self.econ(gpus)
+                except Exception:  # economics must never stop the failure scores
+                    log.exception("economics failed; serving failure scores without it")
+        except PrometheusError as exc:
+            self._fail(str(exc))
+            return False
+        except Exception as exc:  # a bug in one run must not end the sidecar
+            log.exception("scoring run failed")
+            self._fail(f"internal error: {exc}")
+            return False
+        snap = Snapshot(
+            time.time(), time.monotonic() - started, schema, tuple(gpus), tuple(families)
+        )
+        with self._lock:
+            self.snapshot = snap
+            self.last_error = ""
+        log.info(
+            "scored %d GPUs (%s schema) in %.2fs, %d feature queries failed",
+            len(gpus),
+            schema,
+            snap.duration_s,
+            frame.failed_queries,
+        )
+        return True
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self.runs_failed += 1
+            self.last_error = message
+        log.warning("scoring run failed, serving previous results: %s", message)
+
+    def loop(self, interval_s: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            began = time.monotonic()
+            self.run_once()
+            stop.wait(max(0.0, interval_s - (time.monotonic() - began)))
+
+    def current(self) -> tuple[Snapshot | None, str]:
+        with self._lock:
+            return self.snapshot, self.last_error
+
+
+class ScorerCollector:
+    """prometheus_client collector rendering the current snapshot and self-metrics."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        snap, _ = self.scorer.current()
+        ident = list(SCORER_IDENTITY_LABELS)
+        prob = GaugeMetricFamily(
+            "gpu_failure_probability", _HELP["gpu_failure_probability"], labels=[*ident, "horizon"]
+        )
+        factor = GaugeMetricFamily(
+            "gpu_failure_risk_factor",
+            _HELP["gpu_failure_risk_factor"],
+            labels=[*ident, "horizon", "feature"],
+        )
+        anomaly = GaugeMetricFamily("gpu_anomaly_score", _HELP["gpu_anomaly_score"], labels=ident)
+        if snap is not None:
+            for g in snap.gpus:
+                for h in HORIZONS:
+                    prob.add_metric([*g.labels, h], g.probability[h])
+                    for name, value in g.risk_factors[h]:
+                        factor.add_metric([*g.labels, h, name], value)
+                if math.isfinite(g.anomaly):
+                    anomaly.add_metric(g.labels, g.anomaly)
+        yield prob
+        yield factor
+        yield anomaly
+        if snap is not None:
+            yield from snap.econ_families
+        now = time.time()
+        last = GaugeMetricFamily(
+            "gpu_scorer_last_run_timestamp_seconds",
+            _HELP["gpu_scorer_last_run_timestamp_seconds"],
+        )
+        duration = GaugeMetricFamily(
+            "gpu_scorer_run_duration_seconds", _HELP["gpu_scorer_run_duration_seconds"]
+        )
+        scored = GaugeMetricFamily("gpu_scorer_gpus_scored", _HELP["gpu_scorer_gpus_scored"])
+        age = GaugeMetricFamily(
+            "gpu_scorer_results_age_seconds", _HELP["gpu_scorer_results_age_seconds"]
+        )
+        if snap is not None:
+            last.add_metric([], snap.finished_at)
+            duration.add_metric([], snap.duration_s)
+            scored.add_metric([], len(snap.gpus))
+            age.add_metric([], max(0.0, now - snap.finished_at))
+        yield last
+        yield duration
+        yield scored
+        yield age
+        errors = CounterMetricFamily(
+            "gpu_scorer_query_errors", _HELP["gpu_scorer_query_errors_total"]
+        )
+        errors.add_metric([], float(self.scorer.client.errors))
+        yield errors
+        failed = CounterMetricFamily(
+            "gpu_scorer_runs_failed", _HELP["gpu_scorer_runs_failed_total"]
+        )
+        failed.add_metric([], float(self.scorer.runs_failed))
+        yield failed

@@ -1,0 +1,381 @@
+"""Training and evaluation data: the serving feature queries replayed at past timestamps.
+
+A training example is (GPU, prediction time t): the features are the exact PromQL of
+:mod:`gpu_health.scorer.features` evaluated as instant queries at ``time=t`` against the
+Prometheus that holds the history, so training sees what serving will see. The label for a
+horizon H is 1 when the GPU fails in (t, t + H], 0 when it does not and the history covers
+t + H, and missing (censored, left out) otherwise. The train/validation split is by time: a
+training row's label window ends before the first validation time, so nothing about the
+validation period leaks into training.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.features import FEATURES, MODEL_FEATURES, SchemaName, compute_features
+from gpu_health.scorer.model import (
+    HORIZON_SECONDS,
+    HORIZONS,
+    FailureModel,
+    HorizonModel,
+    IsolationForestArrays,
+)
+from gpu_health.scorer.promclient import PromClient
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+
+#: Target false-positive rate for the alert threshold (the issue's ≤ 5 %).
+TARGET_FPR = 0.05
+
+
+@dataclass(frozen=True)
+class Failure:
+    uuid: str
+    time: float
+    mode: str
+    #: Whether telemetry carried a precursor (from the simulator's ground truth; None: unknown).
+    precursor: bool | None = None
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds or ISO 8601 (``Z`` allowed) to Unix seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"time {text!r}: expected Unix seconds or ISO 8601") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.timestamp()
+
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+
+
+def load_failures(path: Path) -> list[Failure]:
+    """Read a failures CSV with at least ``uuid,time,mode`` columns (RMA tickets or ground truth).
+
+    An optional ``precursor`` (or ``has_precursor``) column marks failures whose telemetry
+    showed a warning sign; lead-time figures are reported on those.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or ())
+            missing = {"uuid", "time", "mode"} - columns
+            if missing:
+                raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            pcol = next((c for c in ("precursor", "has_precursor") if c in columns), None)
+            failures = []
+            for n, row in enumerate(reader, start=2):
+                try:
+                    when = parse_time(row["time"])
+                except UserError as exc:
+                    raise UserError(f"{path}: line {n}: {exc}") from None
+                pre = None if pcol is None else row[pcol].strip().lower() in _TRUE
+                failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre))
+            return failures
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+@dataclass
+class Dataset:
+    features: tuple[str, ...]
+    x: FloatArray
+    times: FloatArray
+    uuids: list[str]
+    labels: dict[str, FloatArray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.uuids)
+
+    def matrix(self, names: Sequence[str]) -> FloatArray:
+        """Columns in the order a model expects; a feature this data lacks is NaN."""
+        out = np.full((len(self.uuids), len(names)), np.nan)
+        for j, name in enumerate(names):
+            if name in self.features:
+                out[:, j] = self.x[:, self.features.index(name)]
+        return out
+
+
+def label_rows(
+    uuids: Sequence[str],
+    times: FloatArray,
+    failures: Iterable[Failure],
+    history_end: float,
+) -> dict[str, FloatArray]:
+    """1 = fails in (t, t+H]; 0 = survives and t+H is observed; NaN = censored."""
+    by_uuid: dict[str, list[float]] = {}
+    for f in failures:
+        by_uuid.setdefault(f.uuid, []).append(f.time)
+    out: dict[str, FloatArray] = {}
+    for horizon in HORIZONS:
+        h = HORIZON_SECONDS[horizon]
+        y = np.full(len(uuids), np.nan)
+        for i, (uuid, t) in enumerate(zip(uuids, times, strict=True)):
+            future = [ft for ft in by_uuid.get(uuid, ()) if t < ft <= t + h]
+            if future:
+                y[i] = 1.0
+            elif t + h <= history_end:
+                y[i] = 0.0
+        out[horizon] = y
+    return out
+
+
+def prediction_times(start: float, end: float, step: float, warmup: float) -> list[float]:
+    """Evaluation times from ``start + warmup`` to ``end`` every ``step`` seconds."""
+    first = start + warmup
+    if first >= end:
+        raise UserError(
+            f"history too short: {(end - start) / 86400:.1f} days, need more than "
+            f"{warmup / 86400:.1f} days of warm-up"
+        )
+    n = int((end - first) // step) + 1
+    return [first + i * step for i in range(n)]
+
+
+def collect(
+    client: PromClient,
+    schema: SchemaName,
+    times: Sequence[float],
+    failures: Sequence[Failure],
+    history_end: float,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 4,
+) -> Dataset:
+    """Evaluate the model features at every time (instant queries with ``time=``)."""
+    feats = [f for f in FEATURES if f.name in MODEL_FEATURES]
+    blocks: list[FloatArray] = []
+    all_times: list[float] = []
+    uuids: list[str] = []
+    for k, t in enumerate(times):
+        frame = compute_features(client, schema, t, feats, workers=workers)
+        blocks.append(frame.select(MODEL_FEATURES))
+        all_times.extend([t] * len(frame.gpus))
+        uuids.extend(g[2] for g in frame.gpus)
+        if progress:
+            progress(k + 1, len(times))
+    x = np.vstack(blocks) if blocks else np.zeros((0, len(MODEL_FEATURES)))
+    t_arr = np.asarray(all_times, dtype=np.float64)
+    return Dataset(MODEL_FEATURES, x, t_arr, uuids, label_rows(uuids, t_arr, failures, history_end))
+
+
+def print_progress(label: str) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"{label}: {done}/{total} time steps", file=sys.stderr, flush=True)
+
+    return show
+
+
+# ---- fitting ------------------------------------------------------------------------------
+
+
+def _platt(margins: FloatArray, y: FloatArray) -> tuple[float, float]:
+    """Fit p = sigmoid(a * margin + b) with scikit-learn's logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1e4, max_iter=1000)
+    lr.fit(margins.reshape(-1, 1), y.astype(int))
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def threshold_at_fpr(scores: FloatArray, y: FloatArray, fpr: float = TARGET_FPR) -> float:
+    """Smallest score threshold whose false-positive rate on ``y == 0`` is at most ``fpr``."""
+    neg = np.sort(scores[y == 0])
+    if len(neg) == 0:
+        return 0.5
+    k = math.floor(len(neg) * (1.0 - fpr))
+    k = min(max(k, 0), len(neg) - 1)
+    return float(np.nextafter(neg[k], np.inf))
+
+
+def fit(
+    data: Dataset,
+    seed: int = 0,
+    valid_fraction: float = 0.3,
+    n_estimators: int = 300,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[FailureModel, dict[str, Any]]:
+    """Fit one calibrated XGBoost per horizon with a time split, and the isolation forest."""
+    import xgboost as xgb
+    from sklearn.ensemble import IsolationForest
+
+    if len(data) == 0:
+        raise UserError("no training rows: did the Prometheus hold any GPU series?")
+    unique_times = np.unique(data.times)
+    split = float(np.quantile(unique_times, 1.0 - valid_fraction))
+    horizons: dict[str, HorizonModel] = {}
+    report: dict[str, Any] = {"split_time": split, "horizons": {}}
+    for horizon in HORIZONS:
+        y = data.labels[horizon]
+        h = HORIZON_SECONDS[horizon]
+        train = ~np.isnan(y) & (data.times + h <= split)
+        valid = ~np.isnan(y) & (data.times >= split)
+        if train.sum() == 0 or y[train].sum() == 0:
+            raise UserError(
+                f"horizon {horizon}: no failures in the training window; need a longer or "
+                "larger history (more GPUs or days)"
+            )
+        pos = float(y[train].sum())
+        neg = float(train.sum() - pos)
+        clf = xgb.XGBClassifier(
+            n_estimators=n_estimators,
+            max_depth=3,
+            learning_rate=0.05,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=2.0,
+            reg_lambda=5.0,
+            scale_pos_weight=math.sqrt(neg / pos),
+            tree_method="hist",
+            random_state=seed,
+            n_jobs=2,
+            missing=np.nan,
+        )
+        clf.fit(data.x[train], y[train].astype(int))
+        booster = clf.get_booster()
+        booster.feature_names = list(data.features)
+        dm_valid = xgb.DMatrix(data.x[valid], missing=np.nan, feature_names=list(data.features))
+        margins = booster.predict(dm_valid, output_margin=True).astype(np.float64)
+        yv = y[valid]
+        if len(np.unique(yv)) < 2:
+            # No failures after the split: calibrate on the training rows (reported as such).
+            dm_train = xgb.DMatrix(data.x[train], missing=np.nan, feature_names=list(data.features))
+            margins = booster.predict(dm_train, output_margin=True).astype(np.float64)
+            yv = y[train]
+            calibrated_on = "train"
+        else:
+            calibrated_on = "validation"
+        a, b = _platt(margins, yv)
+        probs = 1.0 / (1.0 + np.exp(-(a * margins + b)))
+        threshold = threshold_at_fpr(probs, yv)
+        horizons[horizon] = HorizonModel(booster, a, b, threshold)
+        report["horizons"][horizon] = {
+            "train_rows": int(train.sum()),
+            "train_positives": int(pos),
+            "valid_rows": int(valid.sum()),
+            "valid_positives": int(y[valid].sum()),
+            "calibrated_on": calibrated_on,
+            "threshold": threshold,
+            **(_scores(probs, yv) if len(np.unique(yv)) == 2 else {}),
+        }
+    impute = np.nanmedian(np.where(np.isnan(data.x), np.nan, data.x), axis=0)
+    impute = np.where(np.isnan(impute), 0.0, impute)
+    base = data.x[data.times < split] if (data.times < split).any() else data.x
+    filled = np.where(np.isnan(base), impute[np.newaxis, :], base)
+    forest = IsolationForest(n_estimators=100, max_samples=min(256, len(filled)), random_state=seed)
+    forest.fit(filled)
+    model = FailureModel(
+        data.features,
+        horizons,
+        impute,
+        IsolationForestArrays.from_sklearn(forest),
+        {**(metadata or {}), "training": report},
+    )
+    return model, report
+
+
+def _scores(p: FloatArray, y: FloatArray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "recall_at_5pct_fpr": float(np.interp(TARGET_FPR, fpr, tpr)),
+        "base_rate": float(y.mean()),
+    }
+
+
+# ---- evaluation ---------------------------------------------------------------------------
+
+
+def evaluate(model: FailureModel, data: Dataset, failures: Sequence[Failure]) -> dict[str, Any]:
+    """ROC/PR AUC and recall at 5 % FPR per horizon, FPR at the model's own threshold, and
+    the lead time of each failure (days between first flag and failure)."""
+    x = data.matrix(model.features)
+    report: dict[str, Any] = {"rows": len(data), "horizons": {}}
+    probs: dict[str, FloatArray] = {}
+    for horizon in HORIZONS:
+        p = model.predict(horizon, x)
+        probs[horizon] = p
+        y = data.labels[horizon]
+        ok = ~np.isnan(y)
+        entry: dict[str, Any] = {"rows": int(ok.sum()), "positives": int(y[ok].sum())}
+        if len(np.unique(y[ok])) == 2:
+            entry.update(_scores(p[ok], y[ok]))
+            thr = model.horizons[horizon].threshold
+            neg = ok & (y == 0)
+            posm = ok & (y == 1)
+            entry["threshold"] = thr
+            entry["fpr_at_threshold"] = float((p[neg] >= thr).mean())
+            entry["recall_at_threshold"] = float((p[posm] >= thr).mean())
+        report["horizons"][horizon] = entry
+    report["lead_time"] = lead_times(model, data, probs["30d"], failures)
+    return report
+
+
+def lead_times(
+    model: FailureModel, data: Dataset, p30: FloatArray, failures: Sequence[Failure]
+) -> dict[str, Any]:
+    """For each failure inside the evaluated period: how long before it the GPU was first
+    flagged by the 30-day model (within the 30 days before the failure)."""
+    thr = model.horizons["30d"].threshold
+    t_min, t_max = float(data.times.min()), float(data.times.max())
+    by_uuid: dict[str, list[int]] = {}
+    for i, u in enumerate(data.uuids):
+        by_uuid.setdefault(u, []).append(i)
+    rows: list[dict[str, Any]] = []
+    for f in failures:
+        if not (t_min + HORIZON_SECONDS["30d"] / 4 <= f.time <= t_max + 86400):
+            continue
+        idx = [
+            i
+            for i in by_uuid.get(f.uuid, [])
+            if f.time - HORIZON_SECONDS["30d"] <= data.times[i] < f.time
+        ]
+        flagged = sorted(data.times[i] for i in idx if p30[i] >= thr)
+        lead = (f.time - flagged[0]) / 86400 if flagged else None
+        rows.append({"uuid": f.uuid, "mode": f.mode, "precursor": f.precursor, "lead_days": lead})
+
+    def summary(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        leads = [r["lead_days"] for r in sel if r["lead_days"] is not None]
+        n = len(sel)
+        return {
+            "failures": n,
+            "flagged": len(leads),
+            "flagged_7d_early": sum(1 for v in leads if v >= 7),
+            "share_flagged_7d_early": (sum(1 for v in leads if v >= 7) / n) if n else None,
+            "median_lead_days": float(np.median(leads)) if leads else None,
+        }
+
+    by_mode: dict[str, Any] = {}
+    for mode in sorted({r["mode"] for r in rows}):
+        by_mode[mode] = summary([r for r in rows if r["mode"] == mode])
+    return {
+        "all": summary(rows),
+        "with_precursor": summary([r for r in rows if r["precursor"]]),
+        "by_mode": by_mode,
+    }

@@ -1,0 +1,108 @@
+"""``gpu-health econ`` end to end, as a process: what-if output, JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLEET = """uuid,model,age_days,utilisation,power_w,p7,p30,health,hard_fault,node,gpu
+GPU-keep,NVIDIA H100 80GB HBM3,730,0.8,525,0.001,0.0025,98,false,n1,0
+GPU-risky,NVIDIA H100 80GB HBM3,730,0.8,525,0.2,0.5,60,false,n1,1
+GPU-dead,NVIDIA H100 80GB HBM3,730,,,,,,true,n1,2
+GPU-h200,NVIDIA H200,100,0.9,600,,,,false,n2,0
+GPU-k80,Tesla K80,4000,0.1,100,,,,false,n2,1
+"""
+
+
+def _econ(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gpu_health.cli", "econ", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.csv"
+    path.write_text(FLEET)
+    return path
+
+
+def test_what_if_text_shows_counts_and_changed_gpus(fleet: Path) -> None:
+    proc = _econ("--fleet", str(fleet), "--set", "models.h100.rental_rate=0.9")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "what-if: models.h100.rental_rate=0.9" in out
+    assert "4 GPUs valued, amounts in USD" in out
+    assert "GPU-keep  NVIDIA H100 80GB HBM3  keep -> sell" in out
+    assert "GPUs whose recommendation changed: 1" in out
+    keep_row = next(line for line in out.splitlines() if line.startswith("keep "))
+    assert keep_row.split() == ["keep", "2", "1", "-1"]
+    assert "skipped GPU-k80" in proc.stderr
+
+
+def test_what_if_json_pairs_before_and_after(fleet: Path) -> None:
+    proc = _econ("--fleet", str(fleet), "--format", "json", "--set", "energy_price=0.20")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["overrides"] == ["energy_price=0.20"]
+    per_gpu = {g["uuid"]: g for g in data["per_gpu"]}
+    assert per_gpu["GPU-dead"]["before"] in ("sell", "decommission")
+    assert "health" in per_gpu["GPU-dead"]["defaulted"]
+    # dearer energy: keep loses value on every GPU, sell is unchanged
+    for g in per_gpu.values():
+        assert g["npv_after"]["keep"] < g["npv_before"]["keep"]
+        assert g["npv_after"]["sell"] == g["npv_before"]["sell"]
+    assert sum(data["counts_after"].values()) == 4
+
+
+def test_params_file_changes_the_baseline(fleet: Path, tmp_path: Path) -> None:
+    params = tmp_path / "econ.yaml"
+    params.write_text("currency: EUR\n")
+    proc = _econ("--fleet", str(fleet), "--params", str(params))
+    assert proc.returncode == 0, proc.stderr
+    assert "amounts in EUR" in proc.stdout
+    assert "(no --set: after = before)" in proc.stdout
+    assert "GPUs whose recommendation changed: 0" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--set", "models.h100.rental_rat=1.8"], "models.h100.rental_rat: unknown key"),
+        (["--set", "energy_price=lots"], "energy_price: expected a number"),
+        (["--params", "/nonexistent.yaml"], "/nonexistent.yaml: file not found"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_key(fleet: Path, args: list[str], fragment: str) -> None:
+    proc = _econ("--fleet", str(fleet), *args)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_csv_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("uuid,model,age_days,utilisation\nGPU-1,H100,100,1.7\n")
+    proc = _econ("--fleet", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"error: {bad}: line 2: utilisation: 1.7 is out of range (allowed: 0 to 1)"
+    )
+
+
+def test_help_and_missing_fleet() -> None:
+    helped = _econ("--help")
+    assert helped.returncode == 0 and "--set KEY=VALUE" in helped.stdout
+    missing = _econ()
+    assert missing.returncode == 2
+    assert len(missing.stderr.strip().splitlines()) == 1 and "--fleet" in missing.stderr

@@ -1,0 +1,258 @@
+"""``gpu-health report`` against a real Prometheus holding a small fleet's history."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import PrometheusFactory
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+GRADE_OF = [(90, "excellent"), (75, "good"), (60, "fair"), (40, "poor"), (0, "critical")]
+ACTIONS = ("keep", "repurpose", "sell", "decommission")
+
+
+@dataclass
+class FakeGpu:
+    uuid: str
+    node: str
+    health: float
+    p7: float
+    p30: float
+    action: str
+    xids: int
+
+
+def _grade(score: float) -> str:
+    return next(name for cut, name in GRADE_OF if score >= cut)
+
+
+def _fleet(seed: int) -> list[FakeGpu]:
+    rng = random.Random(seed)
+    gpus = []
+    for i in range(8):
+        p30 = round(rng.uniform(0.01, 0.9), 3)
+        gpus.append(
+            FakeGpu(
+                uuid=f"GPU-{i:02x}{rng.randrange(16**6):06x}-0000-0000-0000-000000000000",
+                node=f"node-{i // 4}",
+                health=round(rng.uniform(20, 99), 1),
+                p7=round(p30 / 3, 3),
+                p30=p30,
+                action=rng.choice(ACTIONS),
+                xids=rng.choice([0, 0, 2, 5]),
+            )
+        )
+    return gpus
+
+
+def _openmetrics(gpus: list[FakeGpu], end: int, hours: int = 6) -> str:
+    lines: dict[str, list[str]] = {}
+
+    def add(name: str, labels: str, value: float, ts: int, kind: str = "gauge") -> None:
+        lines.setdefault(f"# TYPE {name} {kind}", []).append(f"{name}{{{labels}}} {value} {ts}")
+
+    for step in range(hours * 12 + 1):
+        ts = end - hours * 3600 + step * 300
+        for g in gpus:
+            ident = f'node="{g.node}",gpu="0",uuid="{g.uuid}",model="NVIDIA H100 80GB HBM3"'
+            add("gpu_up", ident, 1, ts)
+            add("gpu_health_score", ident + ',dimension="overall"', g.health, ts)
+            for grade in ("excellent", "good", "fair", "poor", "critical"):
+                add(
+                    "gpu_health_grade",
+                    ident + f',grade="{grade}"',
+                    int(grade == _grade(g.health)),
+                    ts,
+                )
+            add("gpu_failure_probability", ident + ',horizon="7d"', g.p7, ts)
+            add("gpu_failure_probability", ident + ',horizon="30d"', g.p30, ts)
+            add(
+                "gpu_failure_risk_factor",
+                ident + ',horizon="30d",feature="ecc_corrected_rate_24h"',
+                g.p30,
+                ts,
+            )
+            add(
+                "gpu_failure_risk_factor",
+                ident + ',horizon="30d",feature="temp_margin_7d"',
+                -0.1,
+                ts,
+            )
+            for action in ACTIONS:
+                add(
+                    "gpu_recommended_action",
+                    ident + f',action="{action}"',
+                    int(action == g.action),
+                    ts,
+                )
+                add(
+                    "gpu_npv",
+                    ident + f',action="{action}",currency="USD"',
+                    1000.0 * (ACTIONS.index(action) + 1),
+                    ts,
+                )
+            add("gpu_residual_value", ident + ',currency="USD"', 15000, ts)
+            xid_count = g.xids if step > hours * 6 else 0
+            add("gpu_xid_errors_total", ident + ',xid="79"', xid_count, ts, "counter")
+            if g.p30 > 0.5:
+                add(
+                    "ALERTS",
+                    f'alertname="GpuFailurePredicted",alertstate="firing",severity="warning",{ident}',
+                    1,
+                    ts,
+                )
+    text = []
+    for header, samples in lines.items():
+        text.append(header)
+        text.extend(samples)
+    return "\n".join(text).replace("gpu_xid_errors_total{", "gpu_xid_errors_total{") + "\n# EOF\n"
+
+
+def _run_report(url: str, at: int, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(BIN / "gpu-health"),
+            "report",
+            "--prometheus",
+            url,
+            "--period",
+            "6h",
+            "--at",
+            str(at),
+            "--html",
+            str(tmp_path / "report.html"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def fleet_prometheus(
+    prometheus_factory: PrometheusFactory, backfill: Callable[[str], Path]
+) -> tuple[str, int, list[FakeGpu]]:
+    end = int(time.time()) - 7200
+    end -= end % 300
+    gpus = _fleet(seed=int(time.time()) % 1000)
+    prom = prometheus_factory(data_dir=backfill(_openmetrics(gpus, end)))
+    return prom.url, end, gpus
+
+
+def test_terminal_report_ranks_by_risk_and_counts_grades(
+    fleet_prometheus: tuple[str, int, list[FakeGpu]], tmp_path: Path
+) -> None:
+    url, at, gpus = fleet_prometheus
+    result = _run_report(url, at, tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "8 GPUs" in out
+    ranked = sorted(gpus, key=lambda g: -g.p30)
+    positions = [
+        out.index(g.uuid[:16]) for g in ranked if g.uuid[:16] in out.split("Riskiest GPUs")[1]
+    ]
+    assert positions == sorted(positions) and len(positions) == 8
+    for grade in {_grade(g.health) for g in gpus}:
+        count = sum(_grade(g.health) == grade for g in gpus)
+        assert any(line.split() == [grade, str(count)] for line in out.splitlines())
+    worst = ranked[0]
+    assert f"{100 * worst.p30:.1f}%" in out
+    xid_total = sum(g.xids for g in gpus)
+    reported = sum(
+        int(line.split()[-1])
+        for line in out.split("XIDs in the last 6h")[1].split("Alerts")[0].splitlines()[3:]
+        if line.strip()
+    )
+    assert reported == xid_total
+    if any(g.p30 > 0.5 for g in gpus):
+        assert "GpuFailurePredicted" in out
+
+
+def test_html_report_is_self_contained_and_its_charts_render(
+    fleet_prometheus: tuple[str, int, list[FakeGpu]], tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is required (./run.sh installs it)"
+    url, at, _ = fleet_prometheus
+    assert _run_report(url, at, tmp_path).returncode == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "<script" not in page and "src=" not in page and "@import" not in page
+    for chart in ("grades", "health-distribution", "actions"):
+        assert f'data-chart="{chart}"' in page
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1280,1400",
+            f"file://{tmp_path / 'report.html'}",
+        ],
+        capture_output=True,
+        check=False,
+        timeout=90,
+    )
+    assert shot.exists(), "chromium produced no screenshot"
+    shutil.copy(shot, Path("/tmp/report-shot.png")) if Path(
+        "/tmp/keep-report-shot"
+    ).exists() else None
+    image = Image.open(shot).convert("RGB")
+    pixels = [image.getpixel((x, y)) for y in range(0, image.height, 2) for x in range(image.width)]
+
+    # The grade bars use the first palette colours: count pixels of the bars actually drawn
+    # (every other row is sampled).
+
+    def count(rgb: tuple[int, int, int]) -> int:
+        return sum(1 for p in pixels if all(abs(a - b) <= 6 for a, b in zip(p, rgb, strict=True)))
+
+    green = count((0x1A, 0x98, 0x50))  # "excellent" bar and the first action bar
+    blue_line = count((0x45, 0x75, 0xB4))  # trend polylines
+    assert green > 100, f"grade/action bars not rendered ({green} green pixels)"
+    assert blue_line > 50, f"trend lines not rendered ({blue_line} blue pixels)"
+
+
+def test_unreachable_prometheus_is_one_line(tmp_path: Path) -> None:
+    result = _run_report("http://127.0.0.1:9", int(time.time()), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "cannot reach Prometheus" in result.stderr
+
+
+def test_bad_period_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "gpu-health"),
+            "report",
+            "--prometheus",
+            "http://127.0.0.1:9",
+            "--period",
+            "week",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        result.returncode == 1 and "--period" in result.stderr and "Traceback" not in result.stderr
+    )
