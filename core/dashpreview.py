@@ -55,7 +55,12 @@ ROW_PX = 30
 COL_PX = 66
 
 
-def _si(value: float, suffix: str, base: float = 1000.0, units: Sequence[str] = ("", "k", "M", "G", "T", "P")) -> str:
+def _si(
+    value: float,
+    suffix: str,
+    base: float = 1000.0,
+    units: Sequence[str] = ("", "k", "M", "G", "T", "P"),
+) -> str:
     magnitude = 0
     v = abs(value)
     while v >= base and magnitude < len(units) - 1:
@@ -119,7 +124,37 @@ def _series(panel: PanelResult) -> list[Series]:
 
 
 def _no_data(ax: Any) -> None:
-    ax.text(0.5, 0.5, "No data", ha="center", va="center", color=MUTED, fontsize=10, transform=ax.transAxes)
+    ax.axis("off")
+    ax.text(
+        0.5,
+        0.5,
+        "No data",
+        ha="center",
+        va="center",
+        color=MUTED,
+        fontsize=10,
+        transform=ax.transAxes,
+    )
+
+
+def _time_axis(ax: Any, panel: PanelResult) -> None:
+    """Unix-second x values labelled as UTC clock times at round steps (5 min, 1 h, 6 h...)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    times = [t for s in _series(panel) for t in s.times]
+    if not times:
+        return
+    lo, hi = min(times), max(times)
+    steps = (60, 300, 600, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800)
+    step = next((s for s in steps if (hi - lo) / s <= 7), steps[-1])
+    first = math.ceil(lo / step) * step
+    ax.xaxis.set_major_locator(
+        FixedLocator([first + i * step for i in range(int((hi - first) // step) + 1)])
+    )
+    fmt = "%m-%d %H:%M" if hi - lo > 86400 else "%H:%M"
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda v, _: datetime.fromtimestamp(v, UTC).strftime(fmt))
+    )
 
 
 def _draw_timeseries(ax: Any, panel: PanelResult, unit: str) -> None:
@@ -129,9 +164,16 @@ def _draw_timeseries(ax: Any, panel: PanelResult, unit: str) -> None:
     if not series:
         _no_data(ax)
         return
-    stacked = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {}).get("stacking", {}).get("mode") == "normal"
+    stacked = (
+        panel.panel.get("fieldConfig", {})
+        .get("defaults", {})
+        .get("custom", {})
+        .get("stacking", {})
+        .get("mode")
+        == "normal"
+    )
     for i, s in enumerate(series[:12]):
-        times = [datetime.fromtimestamp(t, UTC) for t in s.times]
+        times = s.times
         colour = PALETTE[i % len(PALETTE)]
         if stacked:
             ax.fill_between(times, s.values, color=colour, alpha=0.35, linewidth=0)
@@ -139,10 +181,10 @@ def _draw_timeseries(ax: Any, panel: PanelResult, unit: str) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_value(v, unit)))
     ax.tick_params(colors=MUTED, labelsize=6)
     ax.grid(color=GRID, linewidth=0.5)
-    import matplotlib.dates as mdates
-
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
-    ax.legend(loc="upper left", fontsize=5, ncol=min(4, len(series[:12])), frameon=False, labelcolor=TEXT)
+    _time_axis(ax, panel)
+    ax.legend(
+        loc="upper left", fontsize=5, ncol=min(4, len(series[:12])), frameon=False, labelcolor=TEXT
+    )
     for spine in ax.spines.values():
         spine.set_color(GRID)
 
@@ -161,9 +203,28 @@ def _draw_stat(ax: Any, panel: PanelResult, unit: str) -> None:
         x = (i + 0.5) / len(shown)
         mapped = _value_mapping(s.last, fieldconfig)
         text = s.name if name_only else mapped or format_value(s.last, unit, decimals)
-        ax.text(x, 0.5, text, ha="center", va="center", fontsize=16 if len(shown) == 1 else 10, color=threshold_colour(s.last, fieldconfig), fontweight="bold", transform=ax.transAxes)
+        ax.text(
+            x,
+            0.5,
+            text,
+            ha="center",
+            va="center",
+            fontsize=16 if len(shown) == 1 else 10,
+            color=threshold_colour(s.last, fieldconfig),
+            fontweight="bold",
+            transform=ax.transAxes,
+        )
         if len(shown) > 1 and not name_only:
-            ax.text(x, 0.12, s.name[:24], ha="center", va="center", fontsize=6, color=MUTED, transform=ax.transAxes)
+            ax.text(
+                x,
+                0.12,
+                s.name[:24],
+                ha="center",
+                va="center",
+                fontsize=6,
+                color=MUTED,
+                transform=ax.transAxes,
+            )
 
 
 def _draw_bargauge(ax: Any, panel: PanelResult, unit: str) -> None:
@@ -181,7 +242,14 @@ def _draw_bargauge(ax: Any, panel: PanelResult, unit: str) -> None:
     if "max" in defaults:
         ax.set_xlim(defaults.get("min", 0), defaults["max"])
     for y, v in enumerate(values):
-        ax.text(v, y, " " + format_value(v, unit, defaults.get("decimals")), va="center", fontsize=6, color=TEXT)
+        ax.text(
+            v,
+            y,
+            " " + format_value(v, unit, defaults.get("decimals")),
+            va="center",
+            fontsize=6,
+            color=TEXT,
+        )
     ax.tick_params(colors=TEXT, labelsize=6)
     ax.set_xticks([])
     for spine in ax.spines.values():
@@ -206,7 +274,10 @@ def table_rows(panel: PanelResult) -> tuple[list[str], list[list[str]]]:
             key = tuple(sorted(labels.items()))
             row = rows.setdefault(key, dict(labels))
             row[value_column] = format_value(s.last, unit)
-    columns = sorted({c for r in rows.values() for c in r if c not in excluded}, key=lambda c: (order.get(c, 99), c))
+    columns = sorted(
+        {c for r in rows.values() for c in r if c not in excluded},
+        key=lambda c: (order.get(c, 99), c),
+    )
     sort = panel.panel.get("options", {}).get("sortBy") or []
     ordered = list(rows.values())
     if sort:
@@ -262,20 +333,20 @@ def _draw_heatmap(ax: Any, panel: PanelResult, unit: str) -> None:
         for t, v in zip(s.times, s.values, strict=True):
             b = min(buckets - 1, max(0, int((v - lo) / (hi - lo or 1) * buckets)))
             grid[b, index[t]] += 1
-    t0 = datetime.fromtimestamp(times[0], UTC)
-    t1 = datetime.fromtimestamp(times[-1], UTC)
-    import matplotlib.dates as mdates
+    import matplotlib
 
+    cmap = matplotlib.colormaps["Oranges"].copy()
+    cmap.set_bad(PANEL)
     ax.imshow(
-        np.power(grid, 0.5),
+        np.ma.masked_equal(np.power(grid, 0.5), 0),
         aspect="auto",
         origin="lower",
-        cmap="Oranges",
-        extent=(float(mdates.date2num(t0)), float(mdates.date2num(t1)), lo, hi),
+        cmap=cmap,
+        vmin=0,
+        extent=(times[0], times[-1], lo, hi),
         interpolation="nearest",
     )
-    ax.xaxis_date()
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    _time_axis(ax, panel)
     ax.tick_params(colors=MUTED, labelsize=6)
     for spine in ax.spines.values():
         spine.set_color(GRID)
@@ -284,7 +355,16 @@ def _draw_heatmap(ax: Any, panel: PanelResult, unit: str) -> None:
 def _draw_text(ax: Any, panel: PanelResult, unit: str) -> None:
     ax.axis("off")
     content = panel.panel.get("options", {}).get("content", "")
-    ax.text(0.01, 0.9, content[:400], va="top", fontsize=7, color=TEXT, wrap=True, transform=ax.transAxes)
+    ax.text(
+        0.01,
+        0.9,
+        content[:400],
+        va="top",
+        fontsize=7,
+        color=TEXT,
+        wrap=True,
+        transform=ax.transAxes,
+    )
 
 
 DRAW = {
@@ -311,12 +391,25 @@ def render(result: DashboardResult, path: Path) -> Path:
     dpi = 110
     fig = plt.figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, facecolor=BACKGROUND)
     title = result.dashboard.get("title", "")
-    span = f"{datetime.fromtimestamp(result.start, UTC):%Y-%m-%d %H:%M} – {datetime.fromtimestamp(result.end, UTC):%Y-%m-%d %H:%M} UTC"
+    start, end = (datetime.fromtimestamp(t, UTC) for t in (result.start, result.end))
+    span = f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"
     chosen = ", ".join(
-        f"{k}={v}" for k, v in result.variables.items() if not k.startswith("__") and k != "datasource"
+        f"{k}={v}"
+        for k, v in result.variables.items()
+        if not k.startswith("__") and k != "datasource"
     )
-    fig.text(0.005, 1 - 16 / height_px, title, fontsize=11, color=TEXT, fontweight="bold", va="center")
-    fig.text(0.995, 1 - 16 / height_px, f"{span}   {chosen}", fontsize=7, color=MUTED, va="center", ha="right")
+    fig.text(
+        0.005, 1 - 16 / height_px, title, fontsize=11, color=TEXT, fontweight="bold", va="center"
+    )
+    fig.text(
+        0.995,
+        1 - 16 / height_px,
+        f"{span}   {chosen}",
+        fontsize=7,
+        color=MUTED,
+        va="center",
+        ha="right",
+    )
     pad = 4
     for p in panels:
         grid = p.panel["gridPos"]
@@ -330,17 +423,27 @@ def render(result: DashboardResult, path: Path) -> Path:
         frame.set_yticks([])
         for spine in frame.spines.values():
             spine.set_color(GRID)
-        frame.text(0.01, 1 - 11 / h_px, p.panel.get("title", ""), fontsize=7.5, color=TEXT, va="center", transform=frame.transAxes, fontweight="bold")
+        frame.text(
+            0.01,
+            1 - 11 / h_px,
+            p.panel.get("title", ""),
+            fontsize=7.5,
+            color=TEXT,
+            va="center",
+            transform=frame.transAxes,
+            fontweight="bold",
+        )
         inner_top = 22 if p.panel["type"] != "stat" else 16
-        left = 34 if p.panel["type"] in ("timeseries", "heatmap") else 6
+        left = 46 if p.panel["type"] in ("timeseries", "heatmap") else 6
+        right = 6
         if p.panel["type"] == "bargauge":
-            left = 90
+            left, right = 90, 48  # room for the labels and the value after the bar
         bottom = 14 if p.panel["type"] in ("timeseries", "heatmap") else 4
         ax = fig.add_axes(
             (
                 x0 + left / width_px,
                 1 - (top_px + h_px - bottom) / height_px,
-                w - (left + 6) / width_px,
+                w - (left + right) / width_px,
                 (h_px - inner_top - bottom) / height_px,
             ),
             facecolor=PANEL,
@@ -378,20 +481,57 @@ def worst_gpu(client: PromClient, at: float) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prometheus", default="http://127.0.0.1:9090", help="Prometheus base URL (default: %(default)s)")
-    parser.add_argument("--dashboards", type=Path, default=Path("grafana"), help="folder of dashboard JSON files, or one file (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("docs/img"), help="folder for the PNGs (default: %(default)s)")
-    parser.add_argument("--range", dest="range_s", type=parse_duration, default=parse_duration("24h"), help="time range ending now, e.g. 6h, 2d (default: 24h)")
-    parser.add_argument("--end", type=float, default=None, help="end of the range as Unix time (default: now)")
-    parser.add_argument("--scrape-interval", type=parse_duration, default=parse_duration("15s"), help="scrape interval of the data, for $__rate_interval (default: 15s)")
-    parser.add_argument("--var", action="append", type=parse_variable, default=[], metavar="NAME=VALUE", help="set a template variable (repeatable); gpu defaults to the worst GPU")
+    parser.add_argument(
+        "--prometheus",
+        default="http://127.0.0.1:9090",
+        help="Prometheus base URL (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dashboards",
+        type=Path,
+        default=Path("grafana"),
+        help="folder of dashboard JSON files, or one file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/img"),
+        help="folder for the PNGs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--range",
+        dest="range_s",
+        type=parse_duration,
+        default=parse_duration("24h"),
+        help="time range ending now, e.g. 6h, 2d (default: 24h)",
+    )
+    parser.add_argument(
+        "--end", type=float, default=None, help="end of the range as Unix time (default: now)"
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        type=parse_duration,
+        default=parse_duration("15s"),
+        help="scrape interval of the data, for $__rate_interval (default: 15s)",
+    )
+    parser.add_argument(
+        "--var",
+        action="append",
+        type=parse_variable,
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a template variable (repeatable); gpu defaults to the worst GPU",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         import matplotlib  # noqa: F401
     except ModuleNotFoundError:
-        raise UserError("matplotlib is not installed; install it with: pip install 'gpu-health-monitor[preview]'") from None
+        raise UserError(
+            "matplotlib is not installed; install it with: "
+            "pip install 'gpu-health-monitor[preview]'"
+        ) from None
     source: Path = args.dashboards
     files = sorted(source.glob("*.json")) if source.is_dir() else [source]
     if not files or not all(f.is_file() for f in files):
@@ -412,14 +552,21 @@ def run(args: argparse.Namespace) -> int:
         result = run_dashboard(dashboard, client, start, end, args.scrape_interval, chosen)
         out = render(result, args.out / f"{path.stem}.png")
         empty = sum(not p.has_data for p in result.panels if p.panel.get("targets"))
-        print(f"{out}: {len(result.panels)} panels, {empty} without data", file=sys.stderr)
+        chosen_text = " ".join(
+            f"{k}={v}" for k, v in result.variables.items() if not k.startswith("__")
+        )
+        print(
+            f"{out}: {len(result.panels)} panels, {empty} without data ({chosen_text})",
+            file=sys.stderr,
+        )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineArgumentParser(
         prog="python -m gpu_health.dashpreview",
-        description="Render Grafana dashboards to PNG previews from their own queries against a Prometheus.",
+        description="Render Grafana dashboards to PNG previews from their own queries "
+        "against a Prometheus.",
     )
     add_arguments(parser)
     return run_main(lambda: run(parser.parse_args(list(argv) if argv is not None else None)))

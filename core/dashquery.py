@@ -139,7 +139,12 @@ class PromClient:
     def range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         data = self._get(
             "/api/v1/query_range",
-            [("query", expr), ("start", f"{start:.3f}"), ("end", f"{end:.3f}"), ("step", f"{step}")],
+            [
+                ("query", expr),
+                ("start", f"{start:.3f}"),
+                ("end", f"{end:.3f}"),
+                ("step", f"{step}"),
+            ],
         )
         return [
             Series(
@@ -158,7 +163,11 @@ class PromClient:
 
 
 def variable_options(
-    variable: Mapping[str, Any], client: PromClient, values: Mapping[str, str], start: float, end: float
+    variable: Mapping[str, Any],
+    client: PromClient,
+    values: Mapping[str, str],
+    start: float,
+    end: float,
 ) -> list[str]:
     """The options a query or custom variable offers, given the variables before it."""
     if variable["type"] == "custom":

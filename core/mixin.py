@@ -124,7 +124,9 @@ def render(
     }
     for name, dashboard in sorted(data.get("dashboards", {}).items()):
         if "/" in name or not name.endswith(".json"):
-            raise UserError(f"grafanaDashboards key {name!r} must be a plain file name ending .json")
+            raise UserError(
+                f"grafanaDashboards key {name!r} must be a plain file name ending .json"
+            )
         files[f"{DASHBOARD_DIR}/{name}"] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
     return files
 

@@ -162,6 +162,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     error_content_type = "text/plain; charset=utf-8"
     error_message_format = "%(code)d %(message)s\n"
     _served = False
+    # Errors on a malformed request line get a status line (HTTP/0.9 would send a bare body).
+    default_request_version = "HTTP/1.0"
 
     def version_string(self) -> str:
         return "gpu-health"  # no Python version for fingerprinting
@@ -388,7 +390,12 @@ class WebServer:
         self._server.web_config = source
         self._server.watchdog = _Watchdog()
         self._server.slots = threading.BoundedSemaphore(max_connections)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="http",
+            daemon=True,
+        )
 
     @property
     def port(self) -> int:

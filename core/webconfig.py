@@ -236,7 +236,10 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
     tls = expect_mapping(value, source, key)
     reject_unknown(tls, TLS_KEYS, source, key)
     if not any(tls.get(name) for name in TLS_FILE_KEYS):
-        # exporter-toolkit: an empty tls_server_config means plain HTTP (auth still applies).
+        # exporter-toolkit: a tls_server_config without certificates means plain HTTP (auth
+        # still applies). Same here, but say so: min_version alone looks like TLS and is not.
+        if any(v not in (None, "", []) for v in tls.values()):
+            log.warning("%s: tls_server_config has no cert_file: serving plain HTTP", source)
         return None
     cert_file = _path(tls.get("cert_file"), source, k("cert_file"), base_dir)
     key_file = _path(tls.get("key_file"), source, k("key_file"), base_dir)

@@ -32,7 +32,7 @@ class Backend(Protocol):
 class BackendStats:
     """What a backend tells about its own health, rendered as ``gpu_exporter_*`` self-metrics."""
 
-    #: cumulative failed calls by (call name, error name); "not supported" is discovery, not an error
+    #: cumulative failed calls by (call, error); "not supported" is discovery, not an error
     call_errors: dict[tuple[str, str], int] = field(default_factory=dict)
     #: seconds the last background poll cycle took (None: the backend has no poller)
     poll_duration_seconds: float | None = None

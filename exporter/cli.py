@@ -8,6 +8,7 @@ running side by side on a node. (Registering the port on that wiki page is a rel
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -57,6 +58,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def default_node_name() -> str:
+    return os.environ.get("NODE_NAME") or socket.gethostname()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gpu_health.exporter.backends.sim import fault_help
 
@@ -92,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--node-name",
-        default=os.environ.get("NODE_NAME") or socket.gethostname(),
-        help="value of the node label (default: $NODE_NAME or the hostname, here %(default)s)",
+        default=None,
+        help="value of the node label (default: $NODE_NAME or the hostname, here "
+        f"{default_node_name()}; the sim backend keeps its simulated node names unless given)",
     )
     parser.add_argument(
         "--poll-interval",
@@ -145,8 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="trace seconds per wall-clock second (default: %(default)s)",
     )
 
+    replay.add_argument(
+        "--replay.fault",
+        dest="replay_faults",
+        action="append",
+        default=[],
+        metavar="CALL[@GPU][=ERROR]",
+        help="after start-up, make an NVML call fail (repeatable; testing aid): e.g. "
+        "'*@1=GPU_IS_LOST' loses GPU 1, 'nvmlDeviceGetPowerUsage@0=TIMEOUT' fails one reading; "
+        "errors: NOT_SUPPORTED, GPU_IS_LOST, UNKNOWN, TIMEOUT, ...",
+    )
+
     sim = parser.add_argument_group("sim backend")
-    sim.add_argument("--sim-gpus", type=_positive_int, default=8, help="GPUs (default: %(default)s)")
+    sim.add_argument(
+        "--sim-gpus", type=_positive_int, default=8, help="GPUs (default: %(default)s)"
+    )
     sim.add_argument("--sim-seed", type=int, default=0, help="random seed (default: %(default)s)")
     sim.add_argument(
         "--sim-speed",
@@ -155,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds per wall-clock second (default: %(default)s)",
     )
     sim.add_argument(
-        "--sim-fault", action="append", default=[], metavar="FAULT", help=fault_help()
+        "--sim-fault",
+        action="append",
+        default=[],
+        metavar="FAULT",
+        help=fault_help().replace("%", "%%"),
     )
     sim.add_argument(
         "--sim-faults-file", type=Path, default=None, metavar="FILE", help="faults YAML file"
@@ -172,11 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_backend(args: argparse.Namespace) -> Backend:
     """The backend the flags ask for; BackendUnavailableError when it cannot start here."""
+    node = args.node_name or default_node_name()
     if args.backend in ("auto", "nvml"):
         from gpu_health.exporter.backends.nvml import NvmlBackend
 
         try:
-            return NvmlBackend(node=args.node_name, poll_interval=args.poll_interval)
+            return NvmlBackend(node=node, poll_interval=args.poll_interval)
         except BackendUnavailableError as exc:
             prefix = "--backend auto: no NVIDIA driver answered; " if args.backend == "auto" else ""
             raise BackendUnavailableError(
@@ -191,13 +215,14 @@ def make_backend(args: argparse.Namespace) -> Backend:
             gpus=args.replay_gpus,
             trace=resolve_trace(args.replay_trace),
             rate=args.replay_rate,
-            node=args.node_name,
+            node=node,
             poll_interval=args.poll_interval,
+            faults=args.replay_faults,
         )
     if args.backend == "dcgm":
         from gpu_health.exporter.backends.dcgm import DcgmBackend
 
-        return DcgmBackend(node=args.node_name)
+        return DcgmBackend(node=node)
     from gpu_health.exporter.backends.sim import make_sim_backend
 
     try:
@@ -220,7 +245,9 @@ def make_health(policy_path: Path | None) -> Any | None:
         from gpu_health.exporter.health.policy import load_policy
     except ImportError as exc:
         if policy_path is not None:
-            raise UserError(f"--health.policy given but the health model is missing: {exc}") from None
+            raise UserError(
+                f"--health.policy given but the health model is missing: {exc}"
+            ) from None
         log.warning("health model unavailable, serving raw metrics only: %s", exc)
         return None
     return HealthTracker(load_policy(policy_path))
@@ -230,10 +257,11 @@ class Exporter:
     """Backend + collector + HTTP server; :meth:`close` stops all three."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from gpu_health.exporter.collector import ExporterCollector
-        from gpu_health.web import WebServer
         from prometheus_client import CollectorRegistry
         from prometheus_client.process_collector import ProcessCollector
+
+        from gpu_health.exporter.collector import ExporterCollector
+        from gpu_health.web import WebServer
 
         try:
             self.backend = make_backend(args)
@@ -242,6 +270,9 @@ class Exporter:
         try:
             health = make_health(args.health_policy)
             identities = self.backend.inventory()
+            if args.node_name and any(i.node != args.node_name for i in identities):
+                # the sim names its own nodes; an explicit --node-name wins
+                identities = [dataclasses.replace(i, node=args.node_name) for i in identities]
             if not identities:
                 log.warning("the %s backend found no GPU", self.backend.name)
             self.collector = ExporterCollector(self.backend, identities, health, __version__)

@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from gpu_health.exporter.backend import Backend, Instrumented
 from gpu_health.exporter.catalogue import (
     CATALOGUE,
@@ -25,8 +28,6 @@ from gpu_health.exporter.catalogue import (
     SELF_METRICS,
 )
 from gpu_health.exporter.readings import GpuIdentity, GpuLostError, GpuSample
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ class ProbeResult:
     total: int
 
 
-def _family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Metric:
+Family = GaugeMetricFamily | CounterMetricFamily
+
+
+def _family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Family:
     if kind == "counter":
         return CounterMetricFamily(name, help_text, labels=list(labels))
     return GaugeMetricFamily(name, help_text, labels=list(labels))
@@ -50,7 +54,7 @@ def _family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Me
 _SELF = {name: (kind, help_text, labels) for name, kind, help_text, labels in SELF_METRICS}
 
 
-def _self_family(name: str) -> Metric:
+def _self_family(name: str) -> Family:
     kind, help_text, labels = _SELF[name]
     return _family(name, kind, help_text, labels)
 
@@ -117,7 +121,7 @@ class ExporterCollector(Collector):
 
         if self.health is not None:
             started = time.perf_counter()
-            families, ok = self._render_health(samples)
+            families, ok = self._render_health(self.health, samples)
             durations.add_metric(["health"], time.perf_counter() - started)
             success.add_metric(["health"], 1.0 if ok else 0.0)
             yield from families
@@ -154,19 +158,22 @@ class ExporterCollector(Collector):
         return family
 
     def _render_health(
-        self, samples: list[tuple[GpuIdentity, GpuSample | None]]
+        self, health: Any, samples: list[tuple[GpuIdentity, GpuSample | None]]
     ) -> tuple[list[Metric], bool]:
         meta = {name: (help_text, labels) for name, help_text, labels in HEALTH_METRICS}
         score = GaugeMetricFamily(
-            "gpu_health_score", meta["gpu_health_score"][0],
+            "gpu_health_score",
+            meta["gpu_health_score"][0],
             labels=list(IDENTITY_LABELS + meta["gpu_health_score"][1]),
         )
         penalty = GaugeMetricFamily(
-            "gpu_health_penalty", meta["gpu_health_penalty"][0],
+            "gpu_health_penalty",
+            meta["gpu_health_penalty"][0],
             labels=list(IDENTITY_LABELS + meta["gpu_health_penalty"][1]),
         )
         grade = GaugeMetricFamily(
-            "gpu_health_grade", meta["gpu_health_grade"][0],
+            "gpu_health_grade",
+            meta["gpu_health_grade"][0],
             labels=list(IDENTITY_LABELS + meta["gpu_health_grade"][1]),
         )
         from gpu_health.exporter.health.result import GRADES
@@ -174,27 +181,26 @@ class ExporterCollector(Collector):
         ok = True
         for identity, sample in samples:
             if sample is None:
-                continue
+                # A lost GPU is scored too: the model caps it (reason gpu_lost).
+                sample = GpuSample(timestamp=time.time(), up=False)
             try:
-                result = self.health.update(identity, sample)
+                result = health.update(identity, sample)
             except Exception:  # the model must never cost the raw metrics
                 log.exception("health model failed for GPU %s", identity.index)
                 self._health_errors += 1
                 ok = False
                 continue
             base = list(identity.labels().values())
-            score.add_metric(base + ["overall"], float(result.overall))
+            score.add_metric([*base, "overall"], float(result.overall))
             for dimension, value in sorted(result.dimensions.items()):
-                score.add_metric(base + [dimension], float(value))
+                score.add_metric([*base, dimension], float(value))
             for p in result.penalties:
-                penalty.add_metric(base + [p.dimension, p.reason], float(p.points))
+                penalty.add_metric([*base, p.dimension, p.reason], float(p.points))
             for name in GRADES:
-                grade.add_metric(base + [name], 1.0 if name == result.grade else 0.0)
+                grade.add_metric([*base, name], 1.0 if name == result.grade else 0.0)
         return [score, penalty, grade], ok
 
-    def _render_self(
-        self, samples: list[tuple[GpuIdentity, GpuSample | None]]
-    ) -> Iterator[Metric]:
+    def _render_self(self, samples: list[tuple[GpuIdentity, GpuSample | None]]) -> Iterator[Metric]:
         build = _self_family("gpu_exporter_build_info")
         build.add_metric([self.version, self.backend.name], 1.0)
         yield build
@@ -204,7 +210,8 @@ class ExporterCollector(Collector):
         yield expected
         errors = _self_family("gpu_exporter_collect_errors_total")
         errors.add_metric(["gpu"], float(self._sample_errors))
-        errors.add_metric(["health"], float(self._health_errors))
+        if self.health is not None:
+            errors.add_metric(["health"], float(self._health_errors))
         yield errors
         if isinstance(self.backend, Instrumented):
             stats = self.backend.stats()

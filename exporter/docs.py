@@ -61,7 +61,7 @@ def render_metrics_markdown() -> str:
         "",
         f"Every per-GPU series carries the identity labels {_labels(IDENTITY_LABELS)}. "
         "A reading a board does not support is **absent**, never 0 (dcgm-exporter exports 0 for "
-        "unsupported fields, which makes \"no fan\" look like \"fan stopped\"). Units are base "
+        'unsupported fields, which makes "no fan" look like "fan stopped"). Units are base '
         "units: seconds, bytes, hertz, watts, joules, ratios in [0, 1].",
         "",
         "Column *read* says when the NVML backend reads the value; *dcgm-exporter* names the "
@@ -86,8 +86,7 @@ def render_metrics_markdown() -> str:
         "",
         "## Health score",
         "",
-        f"Dimensions: `overall`, {_labels(DIMENSIONS)}. Grades (best to worst): "
-        f"{_labels(GRADES)}.",
+        f"Dimensions: `overall`, {_labels(DIMENSIONS)}. Grades (best to worst): {_labels(GRADES)}.",
         "",
         "| metric | labels | meaning |",
         "|---|---|---|",

@@ -77,7 +77,7 @@ def _error_code(error: int | str) -> int:
     for code, text in pynvml.NVMLError._errcode_to_string.items():
         if text == error:
             return int(code)
-    return pynvml.NVML_ERROR_UNKNOWN
+    return int(pynvml.NVML_ERROR_UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,15 @@ class FakeNvml:
     """The subset of ``pynvml`` the NVML backend uses, answering from a fixture."""
 
     def __init__(
-        self, fixture: Mapping[str, Any], gpus: int = 1, cost_scale: float = 0.0
+        self,
+        fixture: Mapping[str, Any],
+        gpus: int = 1,
+        cost_scale: float = 0.0,
+        gpm: Mapping[str, Any] | None = None,
     ) -> None:
+        """``gpm``: GPM metric answers (``gpm_probe_h100.json`` ``gpm``); None = no GPM."""
         self.fixture = fixture
+        self.gpm: dict[str, Any] | None = dict(gpm) if gpm is not None else None
         self.cost_scale = cost_scale
         self._timing: dict[str, float] = dict(fixture.get("timing_us", {}))
         self._errors: dict[str, str] = dict(fixture.get("errors", {}))
@@ -126,7 +132,9 @@ class FakeNvml:
 
     # -- fault injection and value overrides -------------------------------------------------
 
-    def fail(self, call: str = "*", gpu: int | None = None, error: int | str = "GPU_IS_LOST") -> None:
+    def fail(
+        self, call: str = "*", gpu: int | None = None, error: int | str = "GPU_IS_LOST"
+    ) -> None:
         """Make ``call`` (``"*"``: every device call) on ``gpu`` (None: every GPU) fail."""
         with self._lock:
             self._faults[(call, gpu)] = _error_code(error)
@@ -174,7 +182,11 @@ class FakeNvml:
                 raise pynvml.NVMLError(faults[key])
 
     def _value(
-        self, call: str, handle: FakeHandle, key: str | None = None, error_key: str | None = None,
+        self,
+        call: str,
+        handle: FakeHandle,
+        key: str | None = None,
+        error_key: str | None = None,
         timing_key: str | None = None,
     ) -> Any:
         gpu = handle.index
@@ -251,7 +263,10 @@ class FakeNvml:
         name = _THRESHOLDS.get(threshold, f"threshold{threshold}")
         return int(
             self._value(
-                "nvmlDeviceGetTemperatureThreshold", h, name, f"threshold:{name}",
+                "nvmlDeviceGetTemperatureThreshold",
+                h,
+                name,
+                f"threshold:{name}",
                 f"threshold:{name}",
             )
         )
@@ -259,7 +274,9 @@ class FakeNvml:
     def nvmlDeviceGetMaxClockInfo(self, h: FakeHandle, clock: int) -> int:
         name = _CLOCKS[clock]
         return int(
-            self._value("nvmlDeviceGetMaxClockInfo", h, f"maxclock_{name}", None, f"maxclock:{name}")
+            self._value(
+                "nvmlDeviceGetMaxClockInfo", h, f"maxclock_{name}", None, f"maxclock:{name}"
+            )
         )
 
     def nvmlDeviceGetNvLinkState(self, h: FakeHandle, link: int) -> int:
@@ -305,10 +322,17 @@ class FakeNvml:
         return list(self._value("nvmlDeviceGetDecoderUtilization", h))
 
     def nvmlDeviceGetMemoryInfo(self, h: FakeHandle, version: Any = None) -> SimpleNamespace:
-        return SimpleNamespace(**self._value("nvmlDeviceGetMemoryInfo", h))
+        if version is None:
+            return SimpleNamespace(**self._value("nvmlDeviceGetMemoryInfo", h))
+        # v2 (with "reserved") only where the fixture recorded it; else as an old driver would
+        return SimpleNamespace(
+            **self._value("nvmlDeviceGetMemoryInfo", h, "nvmlDeviceGetMemoryInfo_v2")
+        )
 
     def nvmlDeviceGetTotalEccErrors(self, h: FakeHandle, error_type: int, counter: int) -> int:
-        kind = "corrected" if error_type == pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED else "uncorrected"
+        kind = (
+            "corrected" if error_type == pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED else "uncorrected"
+        )
         scope = "volatile" if counter == pynvml.NVML_VOLATILE_ECC else "aggregate"
         key = f"ecc_{kind}_{scope}"
         return int(self._value("nvmlDeviceGetTotalEccErrors", h, key, None, f"ecc:{kind}:{scope}"))
@@ -318,8 +342,16 @@ class FakeNvml:
         return int(corr), int(unc), int(pending), int(failure)
 
     def nvmlDeviceGetRetiredPages(self, h: FakeHandle, cause: int) -> list[int]:
-        short = "sbe" if cause == pynvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS else "dbe"
-        return list(self._value("nvmlDeviceGetRetiredPages", h, f"retired_pages_{short}", f"retired:{short}"))
+        short = (
+            "sbe"
+            if cause == pynvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
+            else "dbe"
+        )
+        return list(
+            self._value(
+                "nvmlDeviceGetRetiredPages", h, f"retired_pages_{short}", f"retired:{short}"
+            )
+        )
 
     def nvmlDeviceGetRetiredPagesPendingStatus(self, h: FakeHandle) -> int:
         return int(self._value("nvmlDeviceGetRetiredPagesPendingStatus", h))
@@ -330,15 +362,21 @@ class FakeNvml:
     def nvmlDeviceGetCurrPcieLinkWidth(self, h: FakeHandle) -> int:
         return int(self._value("nvmlDeviceGetCurrPcieLinkWidth", h))
 
-    def nvmlDeviceGetFieldValues(self, h: FakeHandle, field_ids: list[int]) -> list[SimpleNamespace]:
+    def nvmlDeviceGetFieldValues(
+        self, h: FakeHandle, field_ids: list[int]
+    ) -> list[SimpleNamespace]:
         fields = self._value(
             "nvmlDeviceGetFieldValues", h, "field_values", None, "fieldvalues_batch_63"
         )
         out = []
         for field_id in field_ids:
-            record = fields.get(_FIELD_NAMES.get(field_id, ""), {"ret": pynvml.NVML_ERROR_NOT_SUPPORTED})
+            record = fields.get(
+                _FIELD_NAMES.get(field_id, ""), {"ret": pynvml.NVML_ERROR_NOT_SUPPORTED}
+            )
             value = record.get("value")
-            raw = SimpleNamespace(dVal=value, uiVal=value, ulVal=value, ullVal=value, sllVal=value, siVal=value)
+            raw = SimpleNamespace(
+                dVal=value, uiVal=value, ulVal=value, ullVal=value, sllVal=value, siVal=value
+            )
             out.append(
                 SimpleNamespace(
                     fieldId=field_id,
@@ -358,7 +396,10 @@ class FakeNvml:
         direction = "tx" if counter == pynvml.NVML_PCIE_UTIL_TX_BYTES else "rx"
         return int(
             self._value(
-                "nvmlDeviceGetPcieThroughput", h, f"pcie_throughput_{direction}", None,
+                "nvmlDeviceGetPcieThroughput",
+                h,
+                f"pcie_throughput_{direction}",
+                None,
                 f"pcie_throughput:{direction}",
             )
         )
@@ -374,7 +415,57 @@ class FakeNvml:
         return int(self._value("nvmlDeviceGetPcieReplayCounter", h))
 
     def nvmlDeviceGetNvLinkErrorCounter(self, h: FakeHandle, link: int, counter: int) -> int:
-        return int(self._value("nvmlDeviceGetNvLinkErrorCounter", h, f"nvlink_errors_{link}_{counter}"))
+        return int(
+            self._value("nvmlDeviceGetNvLinkErrorCounter", h, f"nvlink_errors_{link}_{counter}")
+        )
+
+    # -- GPM (Hopper+ profiling metrics) ----------------------------------------------------
+
+    def nvmlGpmQueryDeviceSupport(self, h: FakeHandle) -> SimpleNamespace:
+        self._check("nvmlGpmQueryDeviceSupport", h.index)
+        return SimpleNamespace(isSupportedDevice=int(self.gpm is not None))
+
+    def nvmlGpmSampleAlloc(self) -> SimpleNamespace:
+        self._check("nvmlGpmSampleAlloc", None)
+        return SimpleNamespace(values=None)
+
+    def nvmlGpmSampleGet(self, h: FakeHandle, sample: SimpleNamespace) -> None:
+        self._check("nvmlGpmSampleGet", h.index, "gpm_sampleget")
+        if self.gpm is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        sample.values = dict(self.gpm)
+
+    def nvmlGpmSampleFree(self, sample: SimpleNamespace) -> None:
+        sample.values = None
+
+    class c_nvmlGpmMetricsGet_t:  # the binding's name
+        """Python stand-in for the binding's ctypes request structure."""
+
+        def __init__(self) -> None:
+            self.version = 0
+            self.numMetrics = 0
+            self.sample1: Any = None
+            self.sample2: Any = None
+            self.metrics = [
+                SimpleNamespace(metricId=0, nvmlReturn=0, value=0.0) for _ in range(210)
+            ]
+
+    def nvmlGpmMetricsGet(self, request: Any) -> Any:
+        self._check("nvmlGpmMetricsGet", None, "gpm_metricsget")
+        names = {
+            getattr(pynvml, n): n.removeprefix("NVML_GPM_METRIC_")
+            for n in dir(pynvml)
+            if n.startswith("NVML_GPM_METRIC_") and isinstance(getattr(pynvml, n), int)
+        }
+        values = request.sample2.values or {}
+        for metric in request.metrics[: request.numMetrics]:
+            record = values.get(names.get(metric.metricId, ""))
+            if record is None or record.get("ret", 0) != 0:
+                metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            else:
+                metric.nvmlReturn = 0
+                metric.value = float(record["value"])
+        return request
 
     # -- events ------------------------------------------------------------------------------
 

@@ -117,6 +117,7 @@
 
     // Exporter / scorer down.
     exporterDownFor: '5m',
+    collectorFailingFor: '10m',
     scorerDownFor: '15m',
     // The scorer counts as stale when its results are older than this many seconds.
     scorerStaleSeconds: 3600,

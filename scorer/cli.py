@@ -255,6 +255,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--trees", type=int, default=300, help="boosting rounds (default: 300)")
     train.add_argument(
+        "--hazard-scale",
+        type=float,
+        default=1.0,
+        help="the simulated history's failure rates were multiplied by this; probabilities "
+        "are rescaled to the unscaled rates (default: %(default)s)",
+    )
+    train.add_argument(
+        "--signal-dropout",
+        type=float,
+        default=0.25,
+        help="share of extra training rows per feature family blanked, so the model copes "
+        "with fleets lacking a signal (default: %(default)s)",
+    )
+    train.add_argument(
         "--dump-dataset", type=Path, help="also write the feature table as CSV (for inspection)"
     )
     log_level_argument(train)
@@ -355,6 +369,10 @@ def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]
 def run_train(args: argparse.Namespace) -> int:
     from gpu_health.scorer.training import fit
 
+    if args.hazard_scale <= 0 or not 0 <= args.signal_dropout < 1:
+        raise UserError("--hazard-scale must be > 0 and --signal-dropout in [0, 1)")
+    if not 0 < args.valid_fraction < 1:
+        raise UserError("--valid-fraction must be between 0 and 1")
     began = time.monotonic()
     data, _failures, schema = _collect(args, "train")
     if args.dump_dataset:
@@ -364,6 +382,8 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         valid_fraction=args.valid_fraction,
         n_estimators=args.trees,
+        dropout=args.signal_dropout,
+        hazard_scale=args.hazard_scale,
         metadata={
             "schema_trained_on": schema,
             "source": str(args.data_dir or args.prom_url),
@@ -417,8 +437,16 @@ def format_report(report: dict[str, Any]) -> str:
             f"{f(e.get('pr_auc')):>7}  {f(e.get('recall_at_5pct_fpr')):>12}  "
             f"{f(e.get('fpr_at_threshold')):>7}  {f(e.get('recall_at_threshold')):>10}"
         )
+    for h, e in report["horizons"].items():
+        for subset in ("precursor_failures", "precursor_visible"):
+            if subset in e:
+                sub = e[subset]
+                lines.append(
+                    f"{h:>7} {subset}: ROC_AUC {f(sub['roc_auc'])}, PR_AUC {f(sub['pr_auc'])}, "
+                    f"recall@5%FPR {f(sub['recall_at_5pct_fpr'])} ({sub['positives']} positives)"
+                )
     lt = report["lead_time"]
-    for key in ("all", "with_precursor"):
+    for key in ("all", "with_precursor", "precursor_began_7d_before"):
         s = lt[key]
         lines.append(
             f"lead time ({key}): {s['failures']} failures, {s['flagged']} flagged, "

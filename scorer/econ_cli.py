@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import TextIO
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, value_fleet
-from gpu_health.scorer.econ.fleet import WhatIf, compare, read_fleet_csv
+from gpu_health.scorer.econ.fleet import (
+    WhatIf,
+    compare,
+    read_fleet_csv,
+    read_fleet_prometheus,
+)
 from gpu_health.scorer.econ.params import load_params
 
 
@@ -23,12 +29,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "example: gpu-health econ --fleet fleet.csv --set energy_price=0.20 "
         "--set models.h100.rental_rate=1.8"
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--fleet",
         metavar="FILE.csv",
-        required=True,
         help="fleet CSV: uuid, model, age_days and optionally utilisation (0-1), power_w, p7, "
         "p30, health (0-100), hard_fault, node, gpu; empty cells mean 'not measured'",
+    )
+    source.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="read the fleet from a Prometheus that scrapes gpu-health-scorer (its "
+        "gpu_econ_input series), e.g. http://127.0.0.1:9090",
+    )
+    parser.add_argument(
+        "--prometheus.lookback",
+        dest="lookback",
+        default="1h",
+        type=_duration,
+        metavar="DURATION",
+        help="with --prometheus: use each GPU's latest inputs within this window "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--params",
@@ -59,11 +80,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _duration(text: str) -> str:
+    """A Prometheus range duration such as 30m, 1h or 2d."""
+    if not re.fullmatch(r"[0-9]+(ms|s|m|h|d|w|y)", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30m, 1h, 2d)")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         base = load_params(args.params)
         changed = load_params(args.params, args.overrides)
-        fleet = read_fleet_csv(args.fleet)
+        if args.fleet:
+            fleet = read_fleet_csv(args.fleet)
+        else:
+            print(f"querying {args.prometheus} for the fleet ...", file=sys.stderr)
+            fleet = read_fleet_prometheus(args.prometheus, args.lookback)
         before, skipped = value_fleet(fleet, base)
         after, _ = value_fleet(fleet, changed)
     except UserError as exc:

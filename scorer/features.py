@@ -237,8 +237,9 @@ def _temp_per_watt(sensor: dict[str, str], window: str) -> Builder:
     )
 
 
-def _violation_share(window: str, seconds: float) -> Builder:
-    return _counter("gpu_clock_event_seconds_total", window, per=seconds, reason="thermal")
+def _violation_share(window: str, seconds: float, reason: str = "thermal") -> Builder:
+    """Share of the window the clocks were held by ``reason`` (violation time / wall time)."""
+    return _counter("gpu_clock_event_seconds_total", window, per=seconds, reason=reason)
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -330,6 +331,11 @@ FEATURES: tuple[Feature, ...] = (
         "thermal_violation_share_7d",
         "Share of the last 7 d clocks were thermally held.",
         _violation_share("7d", 7 * _DAY),
+    ),
+    Feature(
+        "board_limit_violation_share_24h",
+        "Share of the last 24 h clocks were held by the board limit (power-delivery brake).",
+        _violation_share("24h", _DAY, "board_limit"),
     ),
     Feature(
         "sm_clock_vs_model_24h",
@@ -443,8 +449,12 @@ PRESENCE_LOOKBACK = "30m"
 
 def inventory_query(s: Schema) -> str:
     """All GPUs that reported power or temperature recently, one series each."""
-    names = [s.selector("gpu_power_watts"), s.selector("gpu_temperature_celsius", sensor="gpu")]
-    regex = "|".join(n[0] for n in names if n is not None)
+    names = (
+        ["gpu_power_watts", "gpu_temperature_celsius"]
+        if s.name == "ours"
+        else ["DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP"]
+    )
+    regex = "|".join(names)
     return f'group by ({s.by}) (last_over_time({{__name__=~"{regex}"}}[{PRESENCE_LOOKBACK}]))'
 
 
@@ -535,3 +545,15 @@ def compute_features(
                 value = float(r["value"][1])  # type: ignore[index]
                 values[i, j] = value if math.isfinite(value) else np.nan
     return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)
+
+
+def feature_table_markdown() -> str:
+    """The feature reference for docs/model-card.md: name, role, meaning, PromQL per schema."""
+    lines = ["| feature | role | meaning | our schema | dcgm-exporter |", "|---|---|---|---|---|"]
+    for f in FEATURES:
+        cells = []
+        for s in (OURS, DCGM):
+            q = f.build(s)
+            cells.append("*(absent)*" if q is None else "`" + q.replace("|", "\\|") + "`")
+        lines.append(f"| `{f.name}` | {f.role} | {f.help} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Nothing here is pickled. Each horizon's booster is saved in XGBoost's own UBJ format; the
 calibration (Platt: two numbers), the alert thresholds, the feature list and the isolation forest
-(its trees as plain integer/float arrays) are JSON. A ``SHA256SUMS`` file lists every file; a
+(its trees as plain integer/float arrays) are JSON. A ``checksums.sha256`` file lists every file; a
 model directory whose files are missing, truncated or altered is refused with a message naming
 the file, before any byte of it is parsed.
 """
@@ -24,12 +24,12 @@ from gpu_health.errors import UserError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-CHECKSUMS = "SHA256SUMS"
+CHECKSUMS = "checksums.sha256"
 IFOREST = "iforest.json"
 HORIZONS: tuple[str, ...] = ("7d", "30d")
 HORIZON_SECONDS = {"7d": 7 * 86400.0, "30d": 30 * 86400.0}
 #: The model shipped in the package.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 FloatArray = npt.NDArray[np.float64]
 

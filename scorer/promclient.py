@@ -75,12 +75,14 @@ class PromClient:
         self.base_url = config.url.rstrip("/")
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": "gpu-health-scorer", **config.headers})
+        # Passed on every request: a session-level value would lose to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = True
         if config.ca_file:
             if not Path(config.ca_file).is_file():
                 raise UserError(f"--prometheus.ca-file {config.ca_file}: file not found")
-            self._session.verify = config.ca_file
+            self._verify = config.ca_file
         elif config.insecure_skip_verify:
-            self._session.verify = False
+            self._verify = False
         if config.bearer_token_file:
             token = _read_secret(config.bearer_token_file, "bearer token")
             self._session.headers["Authorization"] = f"Bearer {token}"
@@ -104,7 +106,7 @@ class PromClient:
 
     def _post(self, path: str, data: dict[str, str]) -> Any:
         response = self._session.post(
-            f"{self.base_url}{path}", data=data, timeout=self.config.timeout_s
+            f"{self.base_url}{path}", data=data, timeout=self.config.timeout_s, verify=self._verify
         )
         if response.status_code == 429 or response.status_code >= 500:
             raise _Retryable(f"HTTP {response.status_code}: {response.text[:200].strip()}")
@@ -158,6 +160,8 @@ class PromClient:
 
 def _short(exc: BaseException) -> str:
     text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {text[-200:]}"
     if isinstance(exc, requests.ConnectionError):
         return "connection failed (is Prometheus up?)"
     if isinstance(exc, requests.Timeout):

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ class Failure:
     mode: str
     #: Whether telemetry carried a precursor (from the simulator's ground truth; None: unknown).
     precursor: bool | None = None
+    #: When the precursor began (simulator ground truth), if known.
+    precursor_start: float | None = None
 
 
 def parse_time(text: str) -> float:
@@ -68,6 +71,15 @@ def parse_time(text: str) -> float:
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"", "0", "false", "no", "n", "f", "none", "nan"}
+
+
+def _truthy(column: str, text: str) -> bool:
+    """A yes/no column, or a time column (``precursor_start``) where any time means yes."""
+    value = text.strip().lower()
+    if column == "precursor_start":
+        return value not in _FALSE
+    return value in _TRUE
 
 
 def load_failures(path: Path) -> list[Failure]:
@@ -83,15 +95,21 @@ def load_failures(path: Path) -> list[Failure]:
             missing = {"uuid", "time", "mode"} - columns
             if missing:
                 raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            pcol = next((c for c in ("precursor", "has_precursor") if c in columns), None)
+            pcol = next(
+                (c for c in ("precursor", "has_precursor", "precursor_start") if c in columns),
+                None,
+            )
             failures = []
             for n, row in enumerate(reader, start=2):
                 try:
                     when = parse_time(row["time"])
                 except UserError as exc:
                     raise UserError(f"{path}: line {n}: {exc}") from None
-                pre = None if pcol is None else row[pcol].strip().lower() in _TRUE
-                failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre))
+                pre = None if pcol is None else _truthy(pcol, row[pcol])
+                start = None
+                if pre and pcol == "precursor_start":
+                    start = parse_time(row[pcol])
+                failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre, start))
             return failures
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
@@ -211,14 +229,58 @@ def threshold_at_fpr(scores: FloatArray, y: FloatArray, fpr: float = TARGET_FPR)
     return float(np.nextafter(neg[k], np.inf))
 
 
+#: Feature families that a fleet may lack as a whole (by name prefix).
+FEATURE_GROUPS: tuple[str, ...] = (
+    "ecc_",
+    "remapped_",
+    "row_remap",
+    "retired",
+    "temp_",
+    "thermal_",
+    "board_limit",
+    "sm_clock",
+    "power_",
+    "pcie_",
+    "nvlink_",
+    "xid_",
+    "utilization",
+)
+
+
+def signal_dropout(
+    features: Sequence[str], x: FloatArray, rng: np.random.Generator, p: float
+) -> FloatArray:
+    """A copy of ``x`` where each row loses whole feature families with probability ``p``.
+
+    Another fleet may lack a signal entirely (dcgm-exporter's default counters carry no ECC
+    or violation counters); training on copies with families blanked teaches the trees to fall
+    back on the signals that remain instead of leaning on one.
+    """
+    out = x.copy()
+    for prefix in FEATURE_GROUPS:
+        cols = [j for j, name in enumerate(features) if name.startswith(prefix)]
+        if not cols:
+            continue
+        drop = rng.random(len(out)) < p
+        out[np.ix_(drop, np.asarray(cols, dtype=np.int64))] = np.nan
+    return out
+
+
 def fit(
     data: Dataset,
     seed: int = 0,
     valid_fraction: float = 0.3,
     n_estimators: int = 300,
     metadata: dict[str, Any] | None = None,
+    dropout: float = 0.25,
+    hazard_scale: float = 1.0,
 ) -> tuple[FailureModel, dict[str, Any]]:
-    """Fit one calibrated XGBoost per horizon with a time split, and the isolation forest."""
+    """Fit one calibrated XGBoost per horizon with a time split, and the isolation forest.
+
+    ``hazard_scale``: the history was simulated with failure rates multiplied by this (to see
+    enough failures); the calibration's odds are divided by it so that probabilities refer to
+    the unscaled rates (exact for rare events, where odds ≈ probability ≈ rate).
+    """
     import xgboost as xgb
     from sklearn.ensemble import IsolationForest
 
@@ -254,7 +316,12 @@ def fit(
             n_jobs=2,
             missing=np.nan,
         )
-        clf.fit(data.x[train], y[train].astype(int))
+        x_train, y_train = data.x[train], y[train]
+        if dropout > 0:
+            rng = np.random.default_rng(seed)
+            x_train = np.vstack([x_train, signal_dropout(data.features, x_train, rng, dropout)])
+            y_train = np.concatenate([y_train, y_train])
+        clf.fit(x_train, y_train.astype(int))
         booster = clf.get_booster()
         booster.feature_names = list(data.features)
         dm_valid = xgb.DMatrix(data.x[valid], missing=np.nan, feature_names=list(data.features))
@@ -269,6 +336,7 @@ def fit(
         else:
             calibrated_on = "validation"
         a, b = _platt(margins, yv)
+        b -= math.log(hazard_scale)
         probs = 1.0 / (1.0 + np.exp(-(a * margins + b)))
         threshold = threshold_at_fpr(probs, yv)
         horizons[horizon] = HorizonModel(booster, a, b, threshold)
@@ -278,10 +346,13 @@ def fit(
             "valid_rows": int(valid.sum()),
             "valid_positives": int(y[valid].sum()),
             "calibrated_on": calibrated_on,
+            "hazard_scale_corrected": hazard_scale,
             "threshold": threshold,
             **(_scores(probs, yv) if len(np.unique(yv)) == 2 else {}),
         }
-    impute = np.nanmedian(np.where(np.isnan(data.x), np.nan, data.x), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: imputed as 0
+        impute = np.nanmedian(data.x, axis=0)
     impute = np.where(np.isnan(impute), 0.0, impute)
     base = data.x[data.times < split] if (data.times < split).any() else data.x
     filled = np.where(np.isnan(base), impute[np.newaxis, :], base)
@@ -326,6 +397,13 @@ def evaluate(model: FailureModel, data: Dataset, failures: Sequence[Failure]) ->
         entry: dict[str, Any] = {"rows": int(ok.sum()), "positives": int(y[ok].sum())}
         if len(np.unique(y[ok])) == 2:
             entry.update(_scores(p[ok], y[ok]))
+            for subset, keep in _precursor_subsets(data, failures, horizon).items():
+                sel = ok & keep
+                if len(np.unique(y[sel])) == 2:
+                    entry[subset] = {
+                        **_scores(p[sel], y[sel]),
+                        "positives": int(y[sel].sum()),
+                    }
             thr = model.horizons[horizon].threshold
             neg = ok & (y == 0)
             posm = ok & (y == 1)
@@ -335,6 +413,31 @@ def evaluate(model: FailureModel, data: Dataset, failures: Sequence[Failure]) ->
         report["horizons"][horizon] = entry
     report["lead_time"] = lead_times(model, data, probs["30d"], failures)
     return report
+
+
+def _precursor_subsets(
+    data: Dataset, failures: Sequence[Failure], horizon: str
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Row masks keeping all negatives and only the positives whose failure is predictable:
+    ``precursor_failures`` (the failure mode showed a precursor at some point) and
+    ``precursor_visible`` (the precursor had already begun at the prediction time)."""
+    h = HORIZON_SECONDS[horizon]
+    by_uuid: dict[str, list[Failure]] = {}
+    for f in failures:
+        by_uuid.setdefault(f.uuid, []).append(f)
+    if not any(f.precursor is not None for f in failures):
+        return {}
+    has = np.ones(len(data), dtype=bool)
+    visible = np.ones(len(data), dtype=bool)
+    for i, (uuid, t) in enumerate(zip(data.uuids, data.times, strict=True)):
+        upcoming = [f for f in by_uuid.get(uuid, ()) if t < f.time <= t + h]
+        if not upcoming:
+            continue
+        has[i] = any(f.precursor for f in upcoming)
+        visible[i] = any(
+            f.precursor and (f.precursor_start is None or f.precursor_start <= t) for f in upcoming
+        )
+    return {"precursor_failures": has, "precursor_visible": visible}
 
 
 def lead_times(
@@ -358,7 +461,16 @@ def lead_times(
         ]
         flagged = sorted(data.times[i] for i in idx if p30[i] >= thr)
         lead = (f.time - flagged[0]) / 86400 if flagged else None
-        rows.append({"uuid": f.uuid, "mode": f.mode, "precursor": f.precursor, "lead_days": lead})
+        early = f.precursor_start is not None and f.time - f.precursor_start >= 7 * 86400
+        rows.append(
+            {
+                "uuid": f.uuid,
+                "mode": f.mode,
+                "precursor": f.precursor,
+                "precursor_7d": early,
+                "lead_days": lead,
+            }
+        )
 
     def summary(sel: list[dict[str, Any]]) -> dict[str, Any]:
         leads = [r["lead_days"] for r in sel if r["lead_days"] is not None]
@@ -377,5 +489,6 @@ def lead_times(
     return {
         "all": summary(rows),
         "with_precursor": summary([r for r in rows if r["precursor"]]),
+        "precursor_began_7d_before": summary([r for r in rows if r["precursor_7d"]]),
         "by_mode": by_mode,
     }

@@ -82,3 +82,42 @@ def backfill(tmp_path: Path) -> Callable[[str], Path]:
         return data_dir
 
     return make
+
+
+@pytest.fixture
+def sim_exporter_factory(tmp_path: Path) -> Iterator[Callable[..., stack.Server]]:
+    """Start ``gpu-health-exporter --backend sim`` on 127.0.0.1: ``factory(*extra_args)``.
+
+    Returns a Server whose ``url`` serves /metrics; stopped when the test ends. Pass ``port``
+    to restart an exporter where Prometheus already scrapes it (a node reboot).
+    """
+    import subprocess
+    import sys
+
+    servers: list[stack.Server] = []
+    counter = iter(range(1000))
+
+    def start(*extra_args: str, node: str = "sim-node", port: int | None = None) -> stack.Server:
+        workdir = tmp_path / f"exporter-{next(counter)}"
+        workdir.mkdir()
+        port = port or stack.free_port()
+        log_path = workdir / "exporter.log"
+        argv = [sys.executable, "-m", "gpu_health.exporter.cli", "--backend", "sim"]
+        argv += ["--web.listen-address", f"127.0.0.1:{port}", "--node-name", node, *extra_args]
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+            )
+        server = stack.Server(
+            "exporter", f"http://127.0.0.1:{port}", port, process, log_path, workdir
+        )
+        servers.append(server)
+        try:
+            stack.wait_until(f"{server.url}/metrics", 60, process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"exporter did not start: {exc}\n{server.log_tail()}") from exc
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

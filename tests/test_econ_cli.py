@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from gpu_health import stack
 
 FLEET = """uuid,model,age_days,utilisation,power_w,p7,p30,health,hard_fault,node,gpu
 GPU-keep,NVIDIA H100 80GB HBM3,730,0.8,525,0.001,0.0025,98,false,n1,0
@@ -106,3 +110,60 @@ def test_help_and_missing_fleet() -> None:
     missing = _econ()
     assert missing.returncode == 2
     assert len(missing.stderr.strip().splitlines()) == 1 and "--fleet" in missing.stderr
+
+
+@pytest.mark.integration
+def test_what_if_over_prometheus(
+    prometheus_factory: Callable[..., stack.Server], backfill: Callable[[str], Path]
+) -> None:
+    """The scorer's gpu_econ_input series, stored in a real Prometheus, are the fleet."""
+    now = time.time()
+    inputs = {
+        "GPU-p1": (
+            "NVIDIA H100 80GB HBM3",
+            {
+                "age_days": 730,
+                "utilisation": 0.8,
+                "power_w": 525,
+                "p7": 0.001,
+                "p30": 0.0025,
+                "health": 98,
+                "hard_fault": 0,
+            },
+        ),
+        "GPU-p2": (
+            "NVIDIA L40S",
+            {"age_days": 400, "utilisation": 0.3, "power_w": 200, "health": 95, "hard_fault": 1},
+        ),
+    }
+    lines = ["# TYPE gpu_econ_input gauge"]
+    for uuid, (model, values) in inputs.items():
+        for name, value in values.items():
+            for ago in (600, 300, 60):
+                lines.append(
+                    f'gpu_econ_input{{node="n1",gpu="0",uuid="{uuid}",model="{model}",'
+                    f'input="{name}"}} {value} {now - ago:.3f}'
+                )
+    lines.append("# EOF")
+    server = prometheus_factory(data_dir=backfill("\n".join(lines) + "\n"))
+    stack.wait_for_query(server.url, "count(last_over_time(gpu_econ_input[1h]))")
+    proc = _econ(
+        "--prometheus", server.url, "--format", "json", "--set", "models.h100.rental_rate=0.9"
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    per_gpu = {g["uuid"]: g for g in data["per_gpu"]}
+    assert set(per_gpu) == {"GPU-p1", "GPU-p2"}
+    assert (per_gpu["GPU-p1"]["before"], per_gpu["GPU-p1"]["after"]) == ("keep", "sell")
+    assert per_gpu["GPU-p2"]["before"] in ("sell", "decommission")
+    # p7/p30 were not published for GPU-p2: the baseline hazard is used and reported
+    assert "failure_probability" in per_gpu["GPU-p2"]["defaulted"]
+
+
+def test_prometheus_unreachable_is_one_line() -> None:
+    proc = _econ("--prometheus", f"http://127.0.0.1:{stack.free_port()}")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --prometheus http://127.0.0.1:")
+    assert "Traceback" not in proc.stderr
+    bad = _econ("--prometheus", "http://127.0.0.1:9", "--prometheus.lookback", "forever")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
 from gpu_health import web
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.webconfig import load_web_config
-from prometheus_client import CollectorRegistry, Gauge
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI missing")
 
@@ -53,7 +54,15 @@ def _openssl(*args: str) -> None:
 
 
 def _key_args(key: Path) -> list[str]:
-    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key)]
+    return [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(key),
+    ]
 
 
 def _ca(directory: Path, name: str) -> tuple[Path, Path]:
@@ -66,7 +75,9 @@ def _ca(directory: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def _leaf(directory: Path, name: str, ca: tuple[Path, Path], san: str, usage: str) -> tuple[Path, Path]:
+def _leaf(
+    directory: Path, name: str, ca: tuple[Path, Path], san: str, usage: str
+) -> tuple[Path, Path]:
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     _openssl(
         "req", "-x509", "-CA", str(ca[0]), "-CAkey", str(ca[1]), *_key_args(key),
@@ -175,7 +186,10 @@ def test_tls_serves_metrics_and_plain_http_gets_nothing(serve, pki: Pki) -> None
 def test_relative_cert_paths_resolve_against_the_config_file(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]
     # cert_file/key_file relative to the config's directory, as exporter-toolkit resolves them.
     config = pki.dir / "relative.yml"
-    config.write_text(f"tls_server_config:\n  cert_file: {pki.server_cert.name}\n  key_file: {pki.server_key.name}\n")
+    config.write_text(
+        "tls_server_config:\n"
+        f"  cert_file: {pki.server_cert.name}\n  key_file: {pki.server_key.name}\n"
+    )
     parsed = load_web_config(config)
     assert parsed.tls is not None and parsed.tls.cert_file == pki.server_cert
 
@@ -184,18 +198,21 @@ def test_min_version_tls13_refuses_a_tls12_client(serve, pki: Pki) -> None:  # t
     server = serve(_tls_config(pki, "  min_version: TLS13\n"))
     with pytest.raises(ssl.SSLError):
         _get(server.port, _client_ctx(pki, max_version=ssl.TLSVersion.TLSv1_2))
-    status, _, resp = _get(server.port, _client_ctx(pki))
-    assert status == 200
+    assert _get(server.port, _client_ctx(pki))[0] == 200
 
 
 def test_max_version_tls12_is_applied(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]
     server = serve(
-        _tls_config(pki, "  max_version: TLS12\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n")
+        _tls_config(
+            pki,
+            "  max_version: TLS12\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n",
+        )
     )
     ctx = _client_ctx(pki)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, ctx.wrap_socket(
-        raw, server_hostname="localhost"
-    ) as tls:
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
         assert tls.version() == "TLSv1.2"
         assert tls.cipher()[0] == "ECDHE-ECDSA-AES128-GCM-SHA256"  # type: ignore[index]
 
@@ -229,6 +246,8 @@ def test_verify_client_cert_if_given(serve, pki: Pki) -> None:  # type: ignore[n
         )
     )
     assert _get(server.port, _client_ctx(pki))[0] == 200
+    # Any SAN is fine without client_allowed_sans (so the SAN refusal above is that rule's doing).
+    assert _get(server.port, _client_ctx(pki, pki.wrong_san_cert, pki.wrong_san_key))[0] == 200
     with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException, OSError)):
         _get(server.port, _client_ctx(pki, pki.other_cert, pki.other_key))
 
@@ -243,9 +262,10 @@ def test_rotated_certificate_is_served_without_restart_and_bad_edit_is_ignored( 
 
     def serving_subject() -> str:
         ctx = _client_ctx(pki)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, ctx.wrap_socket(
-            raw, server_hostname="localhost"
-        ) as tls:
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
             cert = tls.getpeercert()
             return dict(x[0] for x in cert["subject"])["commonName"]  # type: ignore[index,return-value]
 
@@ -279,8 +299,12 @@ def test_rotated_certificate_is_served_without_restart_and_bad_edit_is_ignored( 
     ],
     ids=["missing", "mismatch", "garbage", "encrypted"],
 )
-def test_unusable_certificate_files_are_one_clear_error(pki: Pki, tmp_path: Path, mutate, key, problem) -> None:  # type: ignore[no-untyped-def]
-    (pki.dir / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+def test_unusable_certificate_files_are_one_clear_error(
+    pki: Pki, tmp_path: Path, mutate, key, problem
+) -> None:  # type: ignore[no-untyped-def]
+    (pki.dir / "garbage.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+    )
     if not (pki.dir / "encrypted.key").exists():
         _openssl(
             "pkey", "-in", str(pki.server_key), "-aes256", "-passout", "pass:hunter2",
@@ -288,9 +312,7 @@ def test_unusable_certificate_files_are_one_clear_error(pki: Pki, tmp_path: Path
         )  # fmt: skip
     fields = {"cert_file": pki.server_cert, "key_file": pki.server_key, **mutate(pki)}
     config = tmp_path / "web.yml"
-    config.write_text(
-        "tls_server_config:\n" + "".join(f"  {k}: {v}\n" for k, v in fields.items())
-    )
+    config.write_text("tls_server_config:\n" + "".join(f"  {k}: {v}\n" for k, v in fields.items()))
     with pytest.raises(ConfigError) as info:
         web.WebServer("127.0.0.1:0", {}, web_config=config)
     message = str(info.value)

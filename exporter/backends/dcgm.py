@@ -1,4 +1,4 @@
-"""The DCGM backend: DCGM's own Python bindings over a running host engine.
+"""The DCGM backend: DCGM's own Python bindings (``DcgmReader``) over nv-hostengine.
 
 Why optional: DCGM adds profiling (DCP) fields on pre-Hopper boards and shares one sampling
 engine with other DCGM users, but it is a separate install (datacenter-gpu-manager) whose Python
@@ -17,7 +17,12 @@ import importlib
 import time
 from typing import Any
 
-from gpu_health.exporter.readings import BackendUnavailableError, GpuIdentity, GpuLostError, GpuSample
+from gpu_health.exporter.readings import (
+    BackendUnavailableError,
+    GpuIdentity,
+    GpuLostError,
+    GpuSample,
+)
 
 #: dcgm field name -> (GpuSample attribute, multiply by). Unit conversions match the catalogue.
 FIELDS: dict[str, tuple[str, float]] = {
@@ -56,7 +61,11 @@ FIELDS: dict[str, tuple[str, float]] = {
     "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0),
     "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0),
 }
-_INT_FIELDS = {name for name, _ in FIELDS.values() if not name.endswith(("ratio", "celsius", "watts", "hertz", "joules", "second"))}
+_INT_FIELDS = {
+    name
+    for name, _ in FIELDS.values()
+    if not name.endswith(("ratio", "celsius", "watts", "hertz", "joules", "second"))
+}
 _BOOL_FIELDS = {"row_remap_failed", "retired_pages_pending"}
 _BINDINGS = ("pydcgm", "dcgm_structs", "dcgm_fields", "dcgm_agent", "DcgmReader")
 _HINT = (
@@ -101,17 +110,19 @@ class DcgmBackend:
                 hostname=host,
                 fieldIds=list(self._ids),
                 updateFrequency=int(interval_s * 1_000_000),
+                ignoreBlank=True,
             )
-            self._reader.InitWrapped() if hasattr(self._reader, "InitWrapped") else None
+            self._reader.InitWrapped()  # connects to nv-hostengine and watches the fields
         except Exception as exc:  # DCGM raises its own DCGMError family
-            raise BackendUnavailableError(f"DCGM backend: cannot connect to {host}: {exc}; {_HINT}") from None
+            raise BackendUnavailableError(
+                f"DCGM backend: cannot connect to nv-hostengine at {host}: {exc}; {_HINT}"
+            ) from None
         self.node = node
         self._structs = modules["dcgm_structs"]
 
     def inventory(self) -> list[GpuIdentity]:
-        attributes = self._reader.m_dcgmSystem.discovery.GetAllSupportedGpuIds()
         identities = []
-        for gpu_id in attributes:
+        for gpu_id in self._reader.m_dcgmGroup.GetGpuIds():
             attr = self._reader.m_dcgmSystem.discovery.GetGpuAttributes(gpu_id)
             ident = attr.identifiers
             identities.append(
@@ -130,6 +141,7 @@ class DcgmBackend:
 
     def sample(self, gpu: GpuIdentity) -> GpuSample:
         try:
+            # DcgmReader reconnects on its own and returns {} while nv-hostengine is down.
             latest = self._reader.GetLatestGpuValuesAsFieldIdDict()
         except Exception as exc:
             raise GpuLostError(f"DCGM: {exc}") from None

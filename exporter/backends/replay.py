@@ -13,13 +13,13 @@ from __future__ import annotations
 import bisect
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_health.exporter.backends.nvml import NvmlBackend
 from gpu_health.exporter.data import H100_LOAD_TRACE, NVML_H100, data_path
-from gpu_health.exporter.fake_nvml import FakeNvml
+from gpu_health.exporter.fake_nvml import ERRORS, FakeNvml
 from gpu_health.exporter.readings import BackendUnavailableError, GpuIdentity, GpuSample
 
 MIB = 1024 * 1024
@@ -67,6 +67,19 @@ def load_trace(path: Path) -> list[TraceRow]:
     return rows
 
 
+def parse_fault(text: str) -> tuple[str, int | None, str]:
+    """``CALL[@GPU][=ERROR]`` (``*`` = every call; error default GPU_IS_LOST) for the fake."""
+    spec, _, error = text.partition("=")
+    call, _, gpu_text = spec.partition("@")
+    error = error or "GPU_IS_LOST"
+    if not call or (gpu_text and not gpu_text.isdigit()) or error.upper() not in ERRORS:
+        raise BackendUnavailableError(
+            f"--replay.fault {text!r}: expected CALL[@GPU][=ERROR] with ERROR one of "
+            f"{', '.join(sorted(ERRORS))}, e.g. '*@1=GPU_IS_LOST'"
+        )
+    return call, int(gpu_text) if gpu_text else None, error.upper()
+
+
 def resolve_trace(value: str | None) -> Path | None:
     """``None``: no trace; ``h100``: the bundled trace; anything else: a CSV path."""
     if value is None:
@@ -88,7 +101,9 @@ class ReplayBackend(NvmlBackend):
         node: str = "",
         poll_interval: float = 10.0,
         clock: Callable[[], float] = time.time,
+        faults: Sequence[str] = (),
     ) -> None:
+        self._faults = [parse_fault(text) for text in faults]
         path = fixture or data_path(NVML_H100)
         try:
             self.fake = FakeNvml.from_file(path, gpus=gpus)
@@ -99,6 +114,13 @@ class ReplayBackend(NvmlBackend):
         self._rate = rate
         self._start = clock()
         super().__init__(nvml=self.fake, node=node, poll_interval=poll_interval, clock=clock)
+
+    def inventory(self) -> list[GpuIdentity]:
+        identities = super().inventory()
+        # Faults start after start-up, as if the GPU failed while the exporter was running.
+        for call, gpu, error in self._faults:
+            self.fake.fail(call, gpu=gpu, error=error)
+        return identities
 
     def trace_row(self, now: float) -> TraceRow:
         """The trace row in effect ``now`` (the trace loops)."""
@@ -121,7 +143,9 @@ class ReplayBackend(NvmlBackend):
         fake.set(i, "clock_graphics", row.sm_clock_mhz)
         fake.set(i, "clock_mem", row.mem_clock_mhz)
         fake.set(
-            i, "nvmlDeviceGetUtilizationRates", {"gpu": row.util_gpu_pct, "memory": row.util_mem_pct}
+            i,
+            "nvmlDeviceGetUtilizationRates",
+            {"gpu": row.util_gpu_pct, "memory": row.util_mem_pct},
         )
         total = int(fake.fixture["calls"]["nvmlDeviceGetMemoryInfo"]["total"])
         used = row.mem_used_mib * MIB

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ DEFAULT_FAULT_HELP = "inject a fault into the simulated fleet (see the simulator
 
 def _live() -> Any:
     try:
-        from gpu_health.sim import live
+        live = importlib.import_module("gpu_health.sim.live")
     except ImportError as exc:
         raise BackendUnavailableError(
             f"the simulator is not part of this install (gpu_health.sim.live: {exc})"

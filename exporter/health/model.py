@@ -10,6 +10,7 @@ scores the same way live readings do.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from gpu_health.exporter.health.policy import Limits, Policy, Thresholds
@@ -100,20 +101,23 @@ def _ratio_loss(current: float | None, maximum: float | None) -> float | None:
     return min(1.0, max(0.0, 1.0 - current / maximum))
 
 
+def _known(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
+
+
 def resolve_limits(identity: GpuIdentity, policy: Policy) -> tuple[Limits, Thresholds]:
     """Device-reported limits win; the policy's per-model defaults fill what the device lacks."""
     defaults, thresholds = policy.for_model(identity.model)
-    max_clock = (
-        identity.max_sm_clock_hertz / 1e6 if identity.max_sm_clock_hertz is not None else None
-    )
+    max_clock = _known(identity.max_sm_clock_hertz)
+    # A zero from a backend that could not read a limit is "unknown", never a limit of 0.
     device = Limits(
-        slowdown_temp_celsius=identity.slowdown_temp_celsius,
-        shutdown_temp_celsius=identity.shutdown_temp_celsius,
-        memory_max_temp_celsius=identity.memory_max_temp_celsius,
-        power_limit_watts=identity.power_limit_default_watts,
-        max_sm_clock_mhz=max_clock,
-        pcie_max_generation=identity.pcie_max_generation,
-        pcie_max_width=identity.pcie_max_width,
+        slowdown_temp_celsius=_known(identity.slowdown_temp_celsius),
+        shutdown_temp_celsius=_known(identity.shutdown_temp_celsius),
+        memory_max_temp_celsius=_known(identity.memory_max_temp_celsius),
+        power_limit_watts=_known(identity.power_limit_default_watts),
+        max_sm_clock_mhz=None if max_clock is None else max_clock / 1e6,
+        pcie_max_generation=identity.pcie_max_generation or None,
+        pcie_max_width=identity.pcie_max_width or None,
     )
     return defaults.overlaid(device), thresholds
 
@@ -178,10 +182,13 @@ class HealthTracker:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._state: dict[str, _GpuState] = {}
+        # Two Prometheus servers may scrape at once; windows must see one sample at a time.
+        self._lock = threading.Lock()
 
     def forget(self, uuid: str) -> None:
         """Drop a GPU's history (it left the inventory)."""
-        self._state.pop(uuid, None)
+        with self._lock:
+            self._state.pop(uuid, None)
 
     def window_sizes(self, uuid: str) -> dict[str, int]:
         """Points held per window for a GPU (memory is bounded: see windows.ANCHORS)."""
@@ -217,7 +224,8 @@ class HealthTracker:
 
     def update(self, identity: GpuIdentity, sample: GpuSample) -> HealthResult:
         """Score one sample of one GPU (the exporter calls this once per GPU per scrape)."""
-        signals, thresholds = self.signals(identity, sample)
+        with self._lock:
+            signals, thresholds = self.signals(identity, sample)
         return score(signals, self.policy, thresholds)
 
     # -- window bookkeeping ------------------------------------------------------------------
@@ -323,8 +331,6 @@ class HealthTracker:
                 s.xid_events[code] = events
 
 
-def score_sample(
-    identity: GpuIdentity, sample: GpuSample, policy: Policy
-) -> HealthResult:
+def score_sample(identity: GpuIdentity, sample: GpuSample, policy: Policy) -> HealthResult:
     """One-shot score of a single sample with no history (counters as levels, bits as now)."""
     return HealthTracker(policy).update(identity, sample)

@@ -409,10 +409,7 @@ def _parse_caps(raw: Any, source: str, base: Caps | None, poor: float) -> Caps:
     # Base values are checked again: a new grades.poor can push an inherited cap out of band.
     high = max(0.0, poor - 1)
     return Caps(
-        **{
-            name: expect_number(sec.value(name), source, sec.path(name), 0, high)
-            for name in names
-        }
+        **{name: expect_number(sec.value(name), source, sec.path(name), 0, high) for name in names}
     )
 
 
@@ -519,7 +516,9 @@ def _parse_models(
         sec = _Section(entry_raw, source, key, {"limits", "thresholds"}, None)
         prior = by_name.get(name)
         limits = (
-            _parse_limits(sec.raw.get("limits"), source, sec.path("limits"), None)
+            _parse_limits(
+                sec.raw.get("limits"), source, sec.path("limits"), prior.limits if prior else None
+            )
             if sec.has("limits")
             else (prior.limits if prior else Limits())
         )

@@ -157,7 +157,9 @@ def _reliability(s: Signals, p: Policy, t: Thresholds, ledger: _Ledger) -> None:
     if not s.up:
         ledger.cap("gpu_lost", p.caps.gpu_lost, "reliability")
     if s.pcie_replay_ratio is not None:
-        ledger.charge("reliability", "pcie_replay_rate", t.pcie_replay_rate.cost(s.pcie_replay_ratio))
+        ledger.charge(
+            "reliability", "pcie_replay_rate", t.pcie_replay_rate.cost(s.pcie_replay_ratio)
+        )
     if s.nvlink_crc_per_second is not None:
         ledger.charge(
             "reliability", "nvlink_crc_rate", t.nvlink_crc_rate.cost(s.nvlink_crc_per_second)

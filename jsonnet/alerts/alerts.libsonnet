@@ -198,14 +198,21 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     },
     {
       alert: 'GPURetirementRecommended',
+      // The value is what the recommended action gains over keeping the GPU (NPV difference).
       expr: |||
-        gpu_recommended_action{%(sco)s, action=~"%(retirementActions)s"} == 1
+        (
+          gpu_npv{%(sco)s, action=~"%(retirementActions)s"}
+          - on (uuid, currency) group_left ()
+          gpu_npv{%(sco)s, action="keep"}
+        )
+        and on (uuid, action)
+        gpu_recommended_action{%(sco)s} == 1
       ||| % vars,
       'for': c.retirementRecommendedFor,
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'Economics recommend retiring a GPU.',
-        description: gpuRef + ': the economic model has recommended to {{ $labels.action }} it for ' + c.retirementRecommendedFor + ' (its NPV beats keeping it). Review gpu_npv and plan the change.',
+        description: gpuRef + ': the economic model has recommended to {{ $labels.action }} it for ' + c.retirementRecommendedFor + '; that is worth {{ $value | printf "%.0f" }} {{ $labels.currency }} more (NPV) than keeping it. Review gpu_npv and plan the change.',
       },
     },
     {
@@ -245,12 +252,32 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
         description: 'Prometheus cannot scrape the GPU exporter{{ with $labels.instance }} at {{ . }}{{ end }}{{ with $labels.node }} on node {{ . }}{{ end }}{{ if not $labels.instance }} (no target of {{ $labels.job }} is up){{ end }}: the node is down or the exporter crashed, and its GPUs are unmonitored. Check the node, then the exporter service.',
       },
     },
+    {
+      alert: 'GPUExporterCollectorFailing',
+      // The exporter answers but a collector fails on every scrape: `gpu` when no GPU answers
+      // (driver gone after an upgrade, NVML broken), `health` when the health model fails.
+      expr: |||
+        max_over_time(gpu_exporter_scrape_collector_success{%(exp)s}[%(rateInterval)s]) == 0
+      ||| % vars,
+      'for': c.collectorFailingFor,
+      labels: { severity: c.warningSeverity },
+      annotations: {
+        summary: 'GPU exporter collector is failing.',
+        description: 'The {{ $labels.collector }} collector of the GPU exporter at {{ $labels.instance }} has failed on every scrape for ' + c.collectorFailingFor + ' (success = {{ $value }}): its series are missing. Check the exporter log and nvidia-smi on the node.',
+      },
+    },
   ],
 
-  local addRunbookURL(rule) = rule {
-    annotations+: { runbook_url: c.runbookURLPattern % rule.alert },
+  // Every GPU alert also carries the GPU's current overall health score, looked up when the
+  // alert is evaluated, so a notification shows it without a second query.
+  local healthScore = '{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}' % c.gpuExporterSelector,
+  local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown'],
+  local decorate(rule) = rule {
+    annotations+: { runbook_url: c.runbookURLPattern % rule.alert } + (
+      if std.member(nonGpuAlerts, rule.alert) then {} else { health_score: healthScore }
+    ),
   },
-  local group(name, rules) = { name: name, rules: [addRunbookURL(x) for x in rules] },
+  local group(name, rules) = { name: name, rules: [decorate(x) for x in rules] },
 
   local xidCodes = std.flattenArrays([cls.codes for cls in c.xidClasses]),
   assert std.length(xidCodes) == std.length(std.set(xidCodes)) : 'an XID code is in two xidClasses',

@@ -74,6 +74,8 @@ local g = import 'lib.libsonnet';
     if d[0] != self_ && (c.scorerEnabled || d[0] != uids.risk)
   ],
 
+  // Keeps only exporters (by instance) that served a selected GPU within the coverage lookback.
+  local servingSelected = 'and on (instance) max by (instance) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
   local expected = 'count by (node) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
 
   grafanaDashboards+:: {
@@ -103,7 +105,7 @@ local g = import 'lib.libsonnet';
         ], unit='none', w=16, yMin=0, yMax=100),
 
         g.table('Worst GPUs', 'The lowest overall health scores; click a uuid to open that GPU in the detail dashboard.', [
-          g.tableTarget('bottomk(%d, gpu_health_score%s * on (uuid) group_left (grade) (gpu_health_grade%s == 1))' % [c.worstGpus, fleet('dimension="overall"'), fleet()]),
+          g.tableTarget('bottomk(%d, gpu_health_score%s * on (job, instance, uuid) group_left (grade) (gpu_health_grade%s == 1))' % [c.worstGpus, fleet('dimension="overall"'), fleet()]),
         ], unit='none', thresholds=g.falling(50, 75), columns=['node', 'gpu', 'model', 'grade', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id'], links={ uuid: detailLink }, sortBy='Health score'),
 
         g.timeseries('Health score by model', 'Mean overall score per GPU model.', [
@@ -133,6 +135,18 @@ local g = import 'lib.libsonnet';
         g.bargauge('GPUs throttled now, by reason', 'GPUs whose clocks a reason holds down right now (idle excluded).', [
           g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!~"%s"' % c.benignClockEventReasons), '{{reason}}', instant=true),
         ], unit='none', thresholds=g.rising(1, 4)),
+        g.table('Exporters', 'Each exporter serving the selected GPUs: scrape up, GPUs in its inventory, GPUs answering, and whether every collector succeeded on the last scrape.', [
+          g.tableTarget('max by (instance) (up%s) %s' % [sel([c.gpuExporterSelector, clusterM]), servingSelected]),
+          g.tableTarget('sum by (instance) (gpu_exporter_gpus%s) %s' % [sel([c.gpuExporterSelector, clusterM, 'state="inventory"']), servingSelected]),
+          g.tableTarget('sum by (instance) (gpu_exporter_gpus%s) %s' % [sel([c.gpuExporterSelector, clusterM, 'state="up"']), servingSelected]),
+          g.tableTarget('min by (instance) (gpu_exporter_scrape_collector_success%s) %s' % [sel([c.gpuExporterSelector, clusterM]), servingSelected]),
+        ], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), columns=['instance', 'Value #A', 'Value #B', 'Value #C', 'Value #D'], rename={ 'Value #A': 'Up', 'Value #B': 'GPUs in inventory', 'Value #C': 'GPUs answering', 'Value #D': 'Collectors OK' }, h=6) {
+          // instance is the exporter's address here, so keep it (the default hides it).
+          transformations: [
+            super.transformations[0],
+            super.transformations[1] { options+: { excludeByName: { Time: true } } },
+          ],
+        },
       ],
       links=links(uids.overview),
     ) { refresh: c.dashboardRefresh },
@@ -158,7 +172,7 @@ local g = import 'lib.libsonnet';
         g.stat('Time since last XID', 'How long ago the last XID event was seen on this GPU.', [
           g.target('time() - gpu_last_xid_timestamp_seconds%s' % one(), 'since last XID'),
         ], unit='s', thresholds=g.thresholds('red', [[3600, 'orange'], [86400, 'green']]), w=4),
-        g.stat('Lifetime ECC errors', 'ECC error counts by type and scope (aggregate = over the board\'s life).', [
+        g.stat('Lifetime ECC errors', "ECC error counts by type and scope (aggregate = over the board's life).", [
           g.target('gpu_ecc_errors_total%s' % one(), '{{type}} {{scope}}'),
         ], unit='none', thresholds=g.rising(1, 1000), w=8),
 
@@ -180,7 +194,7 @@ local g = import 'lib.libsonnet';
           g.target('gpu_temperature_celsius%s' % one(), '{{sensor}}'),
           g.target('gpu_temperature_threshold_celsius%s' % one('threshold=~"slowdown|memory_max"'), 'limit {{threshold}}'),
         ], unit='celsius', thresholds=g.rising(80, 90)),
-        g.timeseries('Power', 'Board power draw against the enforced and default limits; the energy counter\'s rate cross-checks the draw.', [
+        g.timeseries('Power', "Board power draw against the enforced and default limits; the energy counter's rate cross-checks the draw.", [
           g.target('gpu_power_watts%s' % one(), 'draw'),
           g.target('gpu_power_limit_watts%s' % one(), 'enforced limit'),
           g.target('gpu_power_default_limit_watts%s' % one(), 'default limit'),
@@ -251,7 +265,7 @@ local g = import 'lib.libsonnet';
           g.target('%s%s' % [rec.nvlink, one()], '{{type}}'),
         ], unit='short', thresholds=g.rising(0.01, 1)),
 
-        g.timeseries('Exporter cache age', 'Age of values served from the exporter\'s background poller, by poll group.', [
+        g.timeseries('Exporter cache age', "Age of values served from the exporter's background poller, by poll group.", [
           g.target('gpu_cache_age_seconds%s' % one(), '{{group}}'),
         ], unit='s', thresholds=g.rising(30, 120)),
         g.stat('vGPU licence status', 'vGPU licence status as NVML reports it (absent on bare-metal boards).', [
@@ -318,8 +332,18 @@ local g = import 'lib.libsonnet';
         ], unit='none', w=8, yMin=0, yMax=1),
 
         g.table('Recommended actions by NPV gain', 'Per GPU: the recommended action and how much more it is worth than keeping the GPU as is.', [
-          g.tableTarget('topk(%d, (gpu_npv%s * on (uuid, action) group_left () (gpu_recommended_action%s == 1)) - on (uuid) group_left () gpu_npv%s)' % [c.riskTopGpus, scored('currency="%s"' % c.currency), scored(), scored('currency="%s", action="keep"' % c.currency)]),
+          g.tableTarget('topk(%d, (gpu_npv%s * on (instance, uuid, action) group_left () (gpu_recommended_action%s == 1)) - on (instance, uuid) group_left () gpu_npv%s)' % [c.riskTopGpus, scored('currency="%s"' % c.currency), scored(), scored('currency="%s", action="keep"' % c.currency)]),
         ], unit='currency' + c.currency, columns=['node', 'gpu', 'model', 'uuid', 'action', 'Value'], rename={ Value: 'NPV gain vs keep' }, hide=['currency', 'cluster'], links={ uuid: detailLink }, sortBy='NPV gain vs keep', sortDesc=true, w=24, h=9),
+
+        g.table('Decision inputs of the riskiest GPUs', 'What the economic engine decided from, per GPU (after defaults were applied): utilisation, power, failure probabilities, hazard, health, age, prices.', [
+          g.tableTarget('gpu_econ_input%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='none', columns=['node', 'gpu', 'model'], w=24, h=9) {
+          fieldConfig+: { defaults+: { decimals: 2 } },
+          // One row per GPU, one column per input.
+          transformations: [
+            { id: 'groupingToMatrix', options: { columnField: 'input', rowField: 'uuid', valueField: 'Value', emptyValue: 'null' } },
+          ],
+        },
 
         g.timeseries('Fleet residual value by model', 'Residual value of the selected GPUs per model over time.', [
           g.target('sum by (model) (gpu_residual_value%s)' % scored('currency="%s"' % c.currency), '{{model}}'),

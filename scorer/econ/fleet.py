@@ -150,3 +150,73 @@ def compare(before: Sequence[EconResult], after: Sequence[EconResult]) -> WhatIf
         value_after=sum(r.npv[r.recommended_action] for r in after),
         npv_deltas=deltas,
     )
+
+
+def read_fleet_prometheus(
+    base_url: str, lookback: str = "1h", at: float | None = None
+) -> list[GpuEconInput]:
+    """The fleet as the scorer last valued it, from its ``gpu_econ_input`` series.
+
+    The scorer publishes every decision input after defaults (age, utilisation, power, p7, p30,
+    health, hard fault), so a what-if over Prometheus re-values exactly what production valued.
+    ``last_over_time`` over ``lookback`` tolerates a missed scrape.
+    """
+    import urllib.error
+
+    from gpu_health import stack
+
+    promql = f"last_over_time(gpu_econ_input[{lookback}])"
+    url = base_url.rstrip("/")
+    try:
+        series = stack.query(url, promql, at=at)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"--prometheus {base_url}: cannot query: {reason}") from None
+    except RuntimeError as exc:
+        raise UserError(f"--prometheus {base_url}: {exc}") from None
+    by_gpu: dict[str, dict[str, Any]] = {}
+    for item in series:
+        labels = item.get("metric", {})
+        uuid = labels.get("uuid")
+        name = labels.get("input")
+        if not uuid or not name:
+            continue
+        entry = by_gpu.setdefault(
+            uuid,
+            {
+                "model": labels.get("model", ""),
+                "node": labels.get("node", ""),
+                "gpu": labels.get("gpu", ""),
+                "values": {},
+            },
+        )
+        entry["values"][name] = float(item["value"][1])
+    gpus: list[GpuEconInput] = []
+    for uuid, entry in sorted(by_gpu.items()):
+        values: dict[str, float] = entry["values"]
+        if "age_days" not in values:
+            continue
+        try:
+            gpus.append(
+                GpuEconInput(
+                    uuid=uuid,
+                    model=entry["model"],
+                    age_days=values["age_days"],
+                    utilisation=values.get("utilisation"),
+                    power_w=values.get("power_w"),
+                    p7=values.get("p7"),
+                    p30=values.get("p30"),
+                    health=values.get("health"),
+                    hard_fault=values.get("hard_fault", 0.0) > 0,
+                    node=entry["node"],
+                    gpu=entry["gpu"],
+                )
+            )
+        except ValueError as exc:
+            raise UserError(f"--prometheus {base_url}: GPU {uuid}: {exc}") from None
+    if not gpus:
+        raise UserError(
+            f"--prometheus {base_url}: no gpu_econ_input series in the last {lookback} "
+            "(is gpu-health-scorer running and scraped?)"
+        )
+    return gpus

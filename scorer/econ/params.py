@@ -281,6 +281,8 @@ def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
 
     dep = config.expect_mapping(body["depreciation"], source, k("depreciation"))
     config.reject_unknown(dep, _DEPRECIATION_KEYS, source, k("depreciation"))
+    if "method" not in dep:
+        raise ConfigError(source, k("depreciation.method"), "missing (required)")
     method = config.expect_str(
         dep.get("method"), source, k("depreciation.method"), set(DEPRECIATION_METHODS)
     )

@@ -1,0 +1,194 @@
+"""Scoring cost end to end: 500, 1,000 and 2,000 GPUs with 14 days of history in a real Prometheus.
+
+For each fleet size the bench writes dcgm-exporter-schema history (the series the features read,
+with realistic shapes: noisy temperatures and power, monotone counters, a last-XID gauge) as
+OpenMetrics, backfills it with promtool, serves it with Debian's Prometheus, and then measures:
+
+* ``prometheus_s`` — the baseline: the same feature queries sent straight to Prometheus with the
+  same concurrency and nothing else (what any PromQL-based scorer must pay);
+* ``scorer_s`` — one full ``Scorer.run_once()`` (inventory, feature queries, JSON decoding,
+  model, SHAP contributions, isolation forest, economics), median of the warm runs;
+* ``model_s`` — the model part alone (score_frame + economics) on the same frame;
+* ``rss_mb`` — peak RSS of ``gpu-health-scorer --once`` run as its own process.
+
+The ratio ``scorer_s / prometheus_s`` is the overhead the scorer adds over Prometheus itself.
+History resolution defaults to 5 minutes (``--step 60`` gives the issue's 1 minute; at 2,000 GPUs
+that is ~400 M samples, which takes longer to backfill than this 2-core machine should spend).
+
+    .venv/bin/python bench/bench_scorer.py --sizes 500 1000 2000 --step 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from gpu_health import stack
+from gpu_health.scorer.econ_bridge import make_econ_hook
+from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
+from gpu_health.scorer.model import FailureModel
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.service import Scorer, score_frame
+
+DAY = 86400
+MODELS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA H200")
+
+
+def write_history(path: Path, gpus: int, days: float, step: int, end: int, seed: int = 0) -> int:
+    """dcgm-schema OpenMetrics for ``gpus`` GPUs; returns the number of samples written."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(end - int(days * DAY), end + 1, step)
+    n = len(times)
+    stamps = [str(int(t)) for t in times]
+    samples = 0
+    with path.open("w") as out:
+
+        def family(name: str, values_for) -> None:  # type: ignore[no-untyped-def]
+            nonlocal samples
+            out.write(f"# TYPE {name} gauge\n")
+            for g in range(gpus):
+                labels = (
+                    f'{name}{{Hostname="node{g // 8:04d}",UUID="GPU-{g:08d}-bench",'
+                    f'gpu="{g % 8}",modelName="{MODELS[g % len(MODELS)]}"}} '
+                )
+                values = values_for(g)
+                out.write(
+                    "".join(f"{labels}{v:.6g} {s}\n" for v, s in zip(values, stamps, strict=False))
+                )
+                samples += n
+
+        load = lambda: np.clip(rng.normal(0.7, 0.2, n), 0, 1)  # noqa: E731
+        counter = lambda rate: np.cumsum(rng.poisson(rate, n)).astype(float)  # noqa: E731
+        family("DCGM_FI_DEV_GPU_TEMP", lambda g: 45 + 25 * load() + g % 5)
+        family("DCGM_FI_DEV_MEMORY_TEMP", lambda g: 40 + 25 * load() + g % 5)
+        family("DCGM_FI_DEV_POWER_USAGE", lambda g: 100 + 500 * load())
+        family("DCGM_FI_DEV_GPU_UTIL", lambda g: 100 * load())
+        family("DCGM_FI_DEV_SM_CLOCK", lambda g: 1980 - 300 * load())
+        family("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", lambda g: counter(0.02 if g % 20 == 0 else 0.0))
+        family("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", lambda g: np.zeros(n))
+        family("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", lambda g: np.zeros(n))
+        family("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", lambda g: np.zeros(n))
+        family("DCGM_FI_DEV_ROW_REMAP_FAILURE", lambda g: np.zeros(n))
+        family("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", lambda g: counter(0.001))
+        family(
+            "DCGM_FI_DEV_XID_ERRORS",
+            lambda g: np.where(np.arange(n) > n * 0.9, 13.0 if g % 50 == 0 else 0.0, 0.0),
+        )
+        family("DCGM_FI_DEV_THERMAL_VIOLATION", lambda g: counter(0.01) * 1e9)
+        out.write("# EOF\n")
+    return samples
+
+
+def prometheus_only(url: str, workers: int) -> float:
+    """The baseline: the scorer's queries sent straight to Prometheus (no model, no parsing)."""
+    import requests
+
+    s = schema_by_name("dcgm")
+    queries = [q for q in (f.build(s) for f in FEATURES) if q is not None]
+    session = requests.Session()
+
+    def one(q: str) -> None:
+        r = session.post(f"{url}/api/v1/query", data={"query": q}, timeout=120, verify=True)
+        r.raise_for_status()
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, queries))
+    return time.monotonic() - began
+
+
+def peak_rss_mb(url: str) -> float:
+    """Peak RSS of ``gpu-health-scorer --once`` as a separate process."""
+    code = (
+        "import resource, subprocess, sys;"
+        "p = subprocess.run([sys.executable, '-m', 'gpu_health.scorer.cli', '--once',"
+        f" '--schema', 'dcgm', '--prometheus.url', '{url}'], capture_output=True);"
+        "assert p.returncode == 0, p.stderr[-500:];"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def bench_size(gpus: int, days: float, step: int, workers: int, runs: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-scorer-") as tmp:
+        work = Path(tmp)
+        end = int(time.time()) // 60 * 60
+        began = time.monotonic()
+        samples = write_history(work / "h.om", gpus, days, step, end)
+        stack.promtool_backfill(work / "h.om", work / "tsdb", block_duration="480h")
+        (work / "h.om").unlink()
+        build_s = time.monotonic() - began
+        config = stack.write_prometheus_config(work / "prometheus.yml")
+        with stack.prometheus(work, config, data_dir=work / "tsdb") as prom:
+            client = PromClient(PromConfig(prom.url, timeout_s=120))
+            model = FailureModel.load()
+            econ = make_econ_hook()
+            scorer = Scorer(client, model, "dcgm", econ, workers=workers)
+            assert scorer.run_once(), scorer.last_error  # cold: loads chunks into page cache
+            cold = scorer.snapshot.duration_s if scorer.snapshot else float("nan")
+            totals, proms = [], []
+            for _ in range(runs):
+                proms.append(prometheus_only(prom.url, workers))
+                assert scorer.run_once(), scorer.last_error
+                assert scorer.snapshot is not None
+                totals.append(scorer.snapshot.duration_s)
+            frame = compute_features(client, "dcgm", None, FEATURES, workers)
+            t0 = time.monotonic()
+            scores = score_frame(model, frame)
+            econ(scores)
+            model_s = time.monotonic() - t0
+            rss = peak_rss_mb(prom.url)
+            scored = len(scorer.snapshot.gpus)
+    scorer_s = statistics.median(totals)
+    prom_s = statistics.median(proms)
+    return {
+        "gpus": gpus,
+        "scored": scored,
+        "samples": samples,
+        "build_s": round(build_s, 1),
+        "cold_s": round(cold, 2),
+        "scorer_s": round(scorer_s, 2),
+        "prometheus_s": round(prom_s, 2),
+        "overhead_ratio": round(scorer_s / prom_s, 2),
+        "model_s": round(model_s, 2),
+        "rss_mb": round(rss, 0),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000])
+    parser.add_argument("--days", type=float, default=14)
+    parser.add_argument("--step", type=int, default=300, help="history resolution in seconds")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows = []
+    print("gpus  samples      build_s  cold_s  scorer_s  prometheus_s  ratio  model_s  rss_mb")
+    for n in args.sizes:
+        r = bench_size(n, args.days, args.step, args.workers, args.runs)
+        rows.append(r)
+        print(
+            f"{r['gpus']:>4}  {r['samples']:>11,}  {r['build_s']:>7}  {r['cold_s']:>6}  "
+            f"{r['scorer_s']:>8}  {r['prometheus_s']:>12}  {r['overhead_ratio']:>5}  "
+            f"{r['model_s']:>7}  {r['rss_mb']:>6}",
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"step_s": args.step, "days": args.days, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

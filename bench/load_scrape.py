@@ -1,0 +1,260 @@
+"""Load test: many concurrent scrapers on the exporter's /metrics, on loopback, bounded in time.
+
+Usage::
+
+    .venv/bin/python bench/load_scrape.py                      # 50 scrapers, 60 s, 8 GPUs
+    .venv/bin/python bench/load_scrape.py --scrapers 10 --duration 5 --json out.json
+    .venv/bin/python bench/load_scrape.py --target http://127.0.0.1:9840/metrics
+
+It starts ``gpu-health-exporter`` itself (simulated fleet when the simulator is installed, else the
+recorded-H100 replay backend) on a free 127.0.0.1 port unless ``--target`` is given. Each scraper
+keeps one keep-alive connection like Prometheus does and scrapes every ``--interval`` seconds
+(0 = back to back, a saturation test). The *baseline* is a single scraper measured for a few seconds
+in the same run, so the result is a ratio (loaded p99 / unloaded p50) that means the same on a
+laptop and on CI. Exit status 1 if any scrape failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MAX_SCRAPERS = 200
+MAX_DURATION = 900.0
+SCRAPE_TIMEOUT = 10.0  # Prometheus' default scrape_timeout
+
+
+@dataclass
+class Phase:
+    name: str
+    scrapers: int
+    seconds: float
+    scrapes: int = 0
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    rate_per_s: float = 0.0
+    bytes_per_scrape: int = 0
+    server_cpu_ms_per_scrape: float | None = None
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of a process from /proc (Linux), or None elsewhere."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def run_phase(
+    url: str,
+    name: str,
+    scrapers: int,
+    seconds: float,
+    interval: float,
+    expect: bytes,
+    pid: int | None,
+) -> Phase:
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = parts.path or "/metrics"
+    latencies: list[list[float]] = [[] for _ in range(scrapers)]
+    errors: dict[str, int] = {}
+    sizes: list[int] = []
+    lock = threading.Lock()
+    start_at = time.monotonic() + 0.2
+    stop_at = start_at + seconds
+
+    def scraper(index: int) -> None:
+        conn: http.client.HTTPConnection | None = None
+        # Spread the first scrapes over one interval, as independent Prometheus servers would be.
+        next_at = start_at + (interval * index / scrapers if interval else 0.0)
+        while True:
+            now = time.monotonic()
+            if next_at >= stop_at or now >= stop_at:
+                break
+            if next_at > now:
+                time.sleep(next_at - now)
+            began = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=SCRAPE_TIMEOUT)
+                conn.request("GET", path, headers={"Accept": "text/plain;version=0.0.4"})
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200 or expect not in body:
+                    raise RuntimeError(f"HTTP {resp.status}")
+                latencies[index].append(time.perf_counter() - began)
+                if index == 0:
+                    sizes.append(len(body))
+            except (OSError, http.client.HTTPException, RuntimeError) as exc:
+                kind = type(exc).__name__ if not isinstance(exc, RuntimeError) else str(exc)
+                with lock:
+                    errors[kind] = errors.get(kind, 0) + 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+            next_at = next_at + interval if interval else time.monotonic()
+        if conn is not None:
+            conn.close()
+
+    cpu_before = _cpu_seconds(pid)
+    threads = [threading.Thread(target=scraper, args=(i,), daemon=True) for i in range(scrapers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(0.0, stop_at - time.monotonic()) + SCRAPE_TIMEOUT + 5)
+    cpu_after = _cpu_seconds(pid)
+    flat = [v * 1000 for per in latencies for v in per]
+    phase = Phase(name, scrapers, seconds)
+    phase.scrapes = len(flat)
+    phase.errors = sum(errors.values())
+    phase.error_kinds = errors
+    phase.p50_ms = round(percentile(flat, 0.50), 2)
+    phase.p90_ms = round(percentile(flat, 0.90), 2)
+    phase.p99_ms = round(percentile(flat, 0.99), 2)
+    phase.max_ms = round(max(flat, default=0.0), 2)
+    phase.rate_per_s = round(len(flat) / seconds, 2)
+    phase.bytes_per_scrape = int(statistics.median(sizes)) if sizes else 0
+    if cpu_before is not None and cpu_after is not None and flat:
+        phase.server_cpu_ms_per_scrape = round((cpu_after - cpu_before) * 1000 / len(flat), 2)
+    return phase
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def exporter_command(gpus: int, port: int) -> tuple[list[str], str]:
+    """The exporter on the simulated fleet when installed, else the recorded-H100 replay."""
+    exe = shutil.which("gpu-health-exporter", path=str(Path(sys.executable).parent))
+    base = [exe] if exe else [sys.executable, "-m", "gpu_health.exporter.cli"]
+    base += ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
+    try:
+        import gpu_health.sim.live  # noqa: F401
+
+        return [*base, "--backend", "sim", "--sim-gpus", str(gpus), "--sim-speed", "60"], "sim"
+    except ImportError:
+        return [
+            *base,
+            "--backend",
+            "replay",
+            "--replay.gpus",
+            str(gpus),
+            "--replay.trace",
+            "h100",
+        ], ("replay")
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    parts = urllib.parse.urlsplit(url)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"exporter exited with code {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            conn.request("GET", parts.path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"exporter not ready at {url} after {timeout:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scrapers", type=int, default=50, help="concurrent scrapers (max 200)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (max 900)")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between one scraper's scrapes; 0 = "
+        "back to back (default: %(default)s, i.e. 50 scrapes/s for 50 scrapers)"
+    )  # fmt: skip
+    parser.add_argument("--baseline", type=float, default=5.0, help="seconds of 1-scraper baseline")
+    parser.add_argument("--gpus", type=int, default=8, help="GPUs the started exporter serves")
+    parser.add_argument("--target", help="scrape this URL instead of starting an exporter")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.scrapers <= MAX_SCRAPERS or not 0 < args.duration <= MAX_DURATION:
+        parser.error(f"--scrapers 1..{MAX_SCRAPERS}, --duration 0..{MAX_DURATION:.0f}")
+
+    proc: subprocess.Popen[bytes] | None = None
+    backend = "external"
+    url = args.target
+    if url is None:
+        port = free_port()
+        command, backend = exporter_command(args.gpus, port)
+        url = f"http://127.0.0.1:{port}/metrics"
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        if proc is not None:
+            wait_ready(url, proc)
+        pid = proc.pid if proc else None
+        print(f"target {url} ({backend}); baseline {args.baseline:.0f} s ...", file=sys.stderr)
+        base = run_phase(url, "baseline", 1, args.baseline, args.interval / 4 or 0, b"gpu_", pid)
+        print(
+            f"load: {args.scrapers} scrapers x {args.duration:.0f} s, "
+            f"interval {args.interval} s ...",
+            file=sys.stderr,
+        )
+        load = run_phase(url, "load", args.scrapers, args.duration, args.interval, b"gpu_", pid)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    ratio = round(load.p99_ms / base.p50_ms, 2) if base.p50_ms else None
+    result = {
+        "target": url,
+        "backend": backend,
+        "gpus": args.gpus if proc else None,
+        "cpus": os.cpu_count(),
+        "phases": [asdict(base), asdict(load)],
+        "p99_loaded_over_p50_unloaded": ratio,
+    }
+    for phase in (base, load):
+        cpu = phase.server_cpu_ms_per_scrape
+        print(
+            f"{phase.name:9s} scrapers={phase.scrapers:3d} scrapes={phase.scrapes:6d} "
+            f"rate={phase.rate_per_s:7.1f}/s errors={phase.errors} p50={phase.p50_ms} ms "
+            f"p90={phase.p90_ms} ms p99={phase.p99_ms} ms max={phase.max_ms} ms "
+            f"size={phase.bytes_per_scrape} B server_cpu={cpu} ms/scrape"
+        )
+    print(f"p99 under load / unloaded p50 = {ratio}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 1 if load.errors or base.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""``gpu-health backfill``: simulated fleet history as a Prometheus data dir, plus ground truth.
+
+The history is written in 2-hour windows aligned like promtool's blocks, one OpenMetrics file per
+window, and each file is handed to ``promtool tsdb create-blocks-from openmetrics`` on a
+background thread while the next window is computed. (promtool re-reads its whole input once per
+2-hour block, so one 30-day file would be read 360 times; per-window files are read once.)
+Beside the TSDB it writes ``failures.csv`` and ``gpus.csv``, the ground truth the scorer is
+trained and judged on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import queue
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gpu_health import stack
+from gpu_health.errors import UserError
+from gpu_health.sim.batch import Windows, board_record
+from gpu_health.sim.fleet import build_fleet
+from gpu_health.sim.timeparse import parse_duration, parse_time
+
+BLOCK_SECONDS = 7200.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Simulate a GPU fleet (same model and seed as the exporter's --backend sim) and write "
+        "its history as a Prometheus data dir (promtool), with failures.csv and gpus.csv as "
+        "ground truth. Serve it with: prometheus --storage.tsdb.path=DATA_DIR"
+    )
+    parser.add_argument("--gpus", type=int, default=256, help="GPUs, 8 per node (default: 256)")
+    parser.add_argument("--days", type=float, default=30.0, help="days of history (default: 30)")
+    parser.add_argument("--out", type=Path, required=True, help="data dir to create or extend")
+    parser.add_argument(
+        "--resolution", default="60s", help="time between samples (default: 60s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="fleet seed (default: 0)")
+    parser.add_argument(
+        "--schema",
+        choices=("ours", "dcgm"),
+        default="ours",
+        help="metric names: ours (gpu_*) or dcgm (dcgm-exporter's DCGM_FI_*) (default: ours)",
+    )
+    parser.add_argument(
+        "--end-time",
+        default=None,
+        help="end of the history, unix seconds or ISO time (default: now)",
+    )
+    parser.add_argument(
+        "--hazard-scale",
+        type=float,
+        default=1.0,
+        help="multiply every failure rate (default 1 = published rates, ~0.13/GPU-year)",
+    )
+    parser.add_argument(
+        "--no-health",
+        action="store_true",
+        help="skip the gpu_health_* series (faster; ours schema only)",
+    )
+    parser.add_argument(
+        "--keep-openmetrics",
+        action="store_true",
+        help="keep the intermediate OpenMetrics files under DATA_DIR/openmetrics/",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    resolution = parse_duration(args.resolution, "--resolution")
+    if resolution < 1:
+        raise UserError("--resolution: must be at least 1s")
+    if args.gpus < 1:
+        raise UserError("--gpus: must be at least 1")
+    if not 0 < args.days <= 3650:
+        raise UserError("--days: must be between 0 and 3650")
+    if args.hazard_scale < 0:
+        raise UserError("--hazard-scale: must not be negative")
+    end = time.time() if args.end_time is None else parse_time(args.end_time, "--end-time")
+    stack.find_binary("promtool")
+    report = backfill(
+        gpus=args.gpus,
+        days=args.days,
+        out=args.out,
+        resolution=resolution,
+        seed=args.seed,
+        schema=args.schema,
+        end_time=end,
+        hazard_scale=args.hazard_scale,
+        health=not args.no_health and args.schema == "ours",
+        keep_openmetrics=args.keep_openmetrics,
+        progress=sys.stderr,
+    )
+    print(
+        f"wrote {report['samples']:,} samples for {args.gpus} GPUs over {args.days:g} days to "
+        f"{args.out} in {report['wall_seconds']:.1f}s: {report['write_rate']:,.0f} samples/s "
+        f"written, promtool {report['promtool_rate']:,.0f} samples/s; "
+        f"{report['failures']} failures in failures.csv",
+        file=sys.stderr,
+    )
+    return 0
+
+
+class _Promtool(threading.Thread):
+    """Runs promtool on finished window files while the next window is computed."""
+
+    def __init__(self, data_dir: Path, keep: bool) -> None:
+        super().__init__(daemon=True)
+        self.data_dir = data_dir
+        self.keep = keep
+        self.jobs: queue.Queue[Path | None] = queue.Queue(maxsize=2)
+        self.busy_seconds = 0.0
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        while True:
+            path = self.jobs.get()
+            if path is None:
+                return
+            if self.error is None:
+                started = time.perf_counter()
+                try:
+                    stack.promtool_backfill(path, self.data_dir)
+                except (RuntimeError, OSError) as exc:
+                    self.error = exc
+                self.busy_seconds += time.perf_counter() - started
+            if not self.keep:
+                path.unlink(missing_ok=True)
+
+
+def backfill(
+    gpus: int,
+    days: float,
+    out: Path,
+    resolution: float = 60.0,
+    seed: int = 0,
+    schema: str = "ours",
+    end_time: float | None = None,
+    hazard_scale: float = 1.0,
+    health: bool = True,
+    keep_openmetrics: bool = False,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Write the history; returns counts and rates (the bench and the CLI report them)."""
+    from gpu_health.sim.openmetrics import Writer
+
+    windows = Windows(build_fleet(gpus, seed, hazard_scale))
+    np = windows.np
+    end = math.floor((time.time() if end_time is None else end_time) / resolution) * resolution
+    start = end - days * 86400.0
+    first = math.ceil(start / resolution) * resolution
+    ts_all = np.arange(first, end + resolution / 2, resolution, dtype=np.float64)
+    out.mkdir(parents=True, exist_ok=True)
+    om_dir = out / "openmetrics"
+    om_dir.mkdir(exist_ok=True)
+    writer = Writer(schema)
+    tracker = _health_writer(writer) if health else None
+    worker = _Promtool(out, keep_openmetrics)
+    worker.start()
+    block_ids = np.floor(ts_all / BLOCK_SECONDS)
+    edges = np.flatnonzero(np.diff(block_ids)) + 1
+    chunks = np.split(ts_all, edges)
+    started = time.perf_counter()
+    busy = 0.0
+    try:
+        for i, ts in enumerate(chunks):
+            t0 = time.perf_counter()
+            rows = list(windows.window(ts))
+            text = writer.render(rows, ts)
+            if tracker is not None:
+                text += tracker(rows, ts)
+            path = om_dir / f"window-{int(ts[0])}.om"
+            path.write_text(text + "# EOF\n")
+            busy += time.perf_counter() - t0
+            if worker.error is not None:
+                break
+            worker.jobs.put(path)
+            if progress is not None:
+                _progress(progress, i + 1, len(chunks), writer.samples, busy)
+    finally:
+        worker.jobs.put(None)
+        worker.join()
+        if not keep_openmetrics:
+            shutil.rmtree(om_dir, ignore_errors=True)
+    if progress is not None:
+        progress.write("\n")
+    if worker.error is not None:
+        raise UserError(str(worker.error))
+    fleet = windows.fleet
+    failures = fleet.failures(float(ts_all[0]), float(ts_all[-1]) + resolution)
+    write_ground_truth(out, fleet, float(ts_all[0]), float(ts_all[-1]) + resolution)
+    wall = time.perf_counter() - started
+    return {
+        "samples": writer.samples,
+        "write_seconds": busy,
+        "promtool_seconds": worker.busy_seconds,
+        "wall_seconds": wall,
+        "write_rate": writer.samples / busy if busy else 0.0,
+        "promtool_rate": writer.samples / worker.busy_seconds if worker.busy_seconds else 0.0,
+        "failures": len(failures),
+        "start": float(ts_all[0]),
+        "end": float(ts_all[-1]),
+    }
+
+
+def _health_writer(writer: Any) -> Any:
+    """The gpu_health_* series for each window, or None when the health model is absent."""
+    try:
+        from gpu_health.sim.health import HealthSeries
+    except ImportError:
+        return None
+    return HealthSeries(writer)
+
+
+def _progress(stream: Any, done: int, total: int, samples: int, busy: float) -> None:
+    width = 30
+    filled = int(width * done / total)
+    rate = samples / busy if busy else 0.0
+    stream.write(
+        f"\rbackfill [{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% "
+        f"{samples / 1e6:8.1f}M samples  {rate / 1e6:5.2f}M samples/s written"
+    )
+    stream.flush()
+
+
+FAILURE_COLUMNS = (
+    "uuid",
+    "node",
+    "gpu",
+    "model",
+    "time",
+    "time_iso",
+    "mode",
+    "precursor_start",
+    "lead_hours",
+    "outcome",
+    "down_from",
+    "down_to",
+    "repeat",
+    "age_days",
+)
+GPU_COLUMNS = (
+    "uuid",
+    "serial",
+    "node",
+    "gpu",
+    "pci_bus_id",
+    "model",
+    "purchase_date",
+    "installed",
+    "removed",
+    "hours_in_service",
+    "lemon",
+    "sbe_active",
+    "failures_in_window",
+)
+
+
+def write_ground_truth(out: Path, fleet: Any, start: float, end: float) -> None:
+    """failures.csv (one row per failure in the window) and gpus.csv (one row per board)."""
+    import datetime
+
+    slots = {s.index: s for s in fleet.slots}
+    failures = fleet.failures(start, end)
+    with (out / "failures.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FAILURE_COLUMNS)
+        for f in failures:
+            slot = slots[f.slot]
+            iso = datetime.datetime.fromtimestamp(f.time, datetime.UTC).isoformat()
+            lead = f.lead_seconds
+            w.writerow(
+                (
+                    f.uuid,
+                    slot.node,
+                    slot.gpu,
+                    slot.spec.name,
+                    f"{f.time:.3f}",
+                    iso,
+                    f.mode,
+                    "" if f.precursor_start is None else f"{f.precursor_start:.3f}",
+                    "" if lead is None else f"{lead / 3600:.2f}",
+                    f.outcome,
+                    f"{f.down_from:.3f}",
+                    f"{f.down_to:.3f}",
+                    int(f.repeat),
+                    f"{f.age_seconds / 86400:.1f}",
+                )
+            )
+    counts: dict[str, int] = {}
+    for f in failures:
+        counts[f.uuid] = counts.get(f.uuid, 0) + 1
+    with (out / "gpus.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(GPU_COLUMNS)
+        for slot, board in fleet.boards(start, end):
+            rec = board_record(slot, board, end)
+            rec["failures_in_window"] = counts.get(board.uuid, 0)
+            rec["installed"] = f"{rec['installed']:.0f}"
+            rec["removed"] = "" if rec["removed"] is None else f"{rec['removed']:.0f}"
+            rec["lemon"] = int(rec["lemon"])
+            rec["sbe_active"] = int(rec["sbe_active"])
+            w.writerow([rec[c] for c in GPU_COLUMNS])

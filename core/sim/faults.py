@@ -1,0 +1,122 @@
+"""Fault injection for the live simulator: ``--sim-fault 'gpu=3,fault=xid79,after=60s'``.
+
+A fault becomes an :class:`~gpu_health.sim.fleet.Episode` (a storm that changes telemetry while
+it lasts) and/or a terminal signature (XIDs, uncorrectable errors, remap failure, GPU lost) on the
+board in that slot, so an injected fault looks exactly like the natural failure mode it imitates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpu_health.config import load_yaml
+from gpu_health.errors import ConfigError, UserError
+from gpu_health.sim.timeparse import parse_duration
+
+#: fault name -> what it does (shown in --help and docs/simulator.md)
+FAULTS: dict[str, str] = {
+    "xid79": "GPU falls off the bus (XID 79); reads fail from then on",
+    "gpu_lost": "same as xid79",
+    "ecc_storm": "bursts of corrected ECC errors (thousands per minute), XID 92",
+    "uncorrectable_ecc": "XID 48 then 94 + uncorrectable ECC errors, an uncorrectable row remap",
+    "row_remap_pending": "a correctable row remap (XID 63) that stays pending until a reset",
+    "row_remap_failure": "XID 48/95 then XID 64 and the row-remap-failure flag (RMA criterion)",
+    "thermal": "cooling degradation: temperature climbs past slowdown, thermal throttling",
+    "pcie_replay_storm": "PCIe replays far above the expected rate, link width halves, XID 32",
+    "nvlink_errors": "NVLink CRC/replay/recovery errors rising on one link, then XID 74",
+    "power_brake": "hardware power-brake slowdowns (clock-event reason 0x80)",
+}
+KEYS = frozenset({"gpu", "fault", "after", "for"})
+FAULT_HELP = (
+    "inject a fault: 'gpu=N,fault=NAME[,after=60s][,for=10m]' (repeatable); after = simulated "
+    "time from start, for = how long a storm lasts (default: until exit); NAME is one of "
+    + ", ".join(FAULTS)
+    + ", or xidNN for any XID code"
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    gpu: int
+    fault: str
+    after: float
+    duration: float
+
+    @property
+    def xid(self) -> int | None:
+        if self.fault.startswith("xid") and self.fault != "xid79" and self.fault[3:].isdigit():
+            return int(self.fault[3:])
+        return None
+
+
+def _check_name(name: str, where: str) -> str:
+    if name in FAULTS or (name.startswith("xid") and name[3:].isdigit()):
+        return name
+    raise UserError(f"{where}: unknown fault {name!r} (allowed: {', '.join(FAULTS)}, xidNN)")
+
+
+def parse_fault(text: str) -> Fault:
+    """Parse one ``key=value,...`` fault; a bad part is named in a one-line UserError."""
+    where = f"--sim-fault {text!r}"
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not value.strip():
+            raise UserError(f"{where}: {part!r} is not key=value")
+        if name not in KEYS:
+            raise UserError(f"{where}: unknown key {name!r} (allowed: {', '.join(sorted(KEYS))})")
+        fields[name] = value.strip()
+    return _build(fields, where)
+
+
+def _build(fields: Mapping[str, Any], where: str) -> Fault:
+    if "gpu" not in fields:
+        raise UserError(f"{where}: gpu is required (gpu=N)")
+    if "fault" not in fields:
+        raise UserError(f"{where}: fault is required (fault=NAME)")
+    try:
+        gpu = int(fields["gpu"])
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: gpu {fields['gpu']!r} is not a GPU index") from None
+    if gpu < 0:
+        raise UserError(f"{where}: gpu {gpu} is negative")
+    name = _check_name(str(fields["fault"]), where)
+    after = parse_duration(fields.get("after", 0), f"{where}: after")
+    duration = parse_duration(fields["for"], f"{where}: for") if "for" in fields else math.inf
+    return Fault(gpu, name, after, duration)
+
+
+def load_faults_file(path: Path) -> list[Fault]:
+    """``faults: [{gpu: 3, fault: xid79, after: 60s}, ...]`` (errors name file and key)."""
+    data = load_yaml(path)
+    source = str(path)
+    if not isinstance(data, Mapping) or set(data) - {"faults"}:
+        raise ConfigError(source, "", "expected a mapping with one key: faults")
+    items = data.get("faults") or []
+    if not isinstance(items, list):
+        raise ConfigError(source, "faults", "expected a list of faults")
+    out = []
+    for i, item in enumerate(items):
+        key = f"faults[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(source, key, "expected a mapping (gpu, fault, after, for)")
+        unknown = sorted(str(k) for k in item if k not in KEYS)
+        if unknown:
+            raise ConfigError(
+                source, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(KEYS))})"
+            )
+        try:
+            out.append(_build(item, f"{source}: {key}"))
+        except ConfigError:
+            raise
+        except UserError as exc:
+            raise ConfigError(source, key, str(exc).split(": ", 2)[-1]) from None
+    return out

@@ -1,0 +1,40 @@
+"""Durations (``60s``, ``5m``, ``2h``, ``30d``) and times (unix seconds or ISO 8601) from the CLI."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from gpu_health.errors import UserError
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def parse_duration(text: str | float | int, what: str = "duration") -> float:
+    """Seconds from ``90``, ``90s``, ``5m``, ``1.5h``, ``2d``; a one-line error otherwise."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise UserError(f"{what}: {text!r} is negative")
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise UserError(f"{what}: {text!r} is not a duration (e.g. 90s, 5m, 2h, 30d)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_time(text: str, what: str = "time") -> float:
+    """Unix seconds, or an ISO 8601 date/time (UTC unless it names a zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"{what}: {text!r} is neither unix seconds nor an ISO time (2026-11-24T06:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.timestamp()

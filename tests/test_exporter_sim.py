@@ -1,0 +1,72 @@
+"""The sim backend behind the exporter's CLI (the simulator itself is tested by its own files)."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpu_health.exporter.cli import Exporter, build_parser
+
+live = pytest.importorskip("gpu_health.sim.live")
+
+
+def test_sim_backend_serves_the_requested_fleet() -> None:
+    args = build_parser().parse_args(
+        ["--backend", "sim", "--sim-gpus", "4", "--sim-seed", "7", "--sim-speed", "60",
+         "--web.listen-address", "127.0.0.1:0", "--node-name", "sim-node"]
+    )  # fmt: skip
+    exporter = Exporter(args).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics") as response:
+            text = response.read().decode()
+    finally:
+        exporter.close()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    ups = {s.labels["gpu"]: s.value for s in samples if s.name == "gpu_up"}
+    assert ups == {"0": 1.0, "1": 1.0, "2": 1.0, "3": 1.0}
+    assert all(s.labels["node"] == "sim-node" for s in samples if s.name == "gpu_up")
+    assert any(s.name == "gpu_temperature_celsius" for s in samples)
+    assert any(s.name == "gpu_health_score" for s in samples)
+    build = [s for s in samples if s.name == "gpu_exporter_build_info"]
+    assert build[0].labels["backend"] == exporter.backend.name
+
+
+def test_sim_keeps_its_node_names_unless_one_is_given() -> None:
+    args = build_parser().parse_args(
+        ["--backend", "sim", "--sim-gpus", "2", "--web.listen-address", "127.0.0.1:0"]
+    )
+    exporter = Exporter(args)
+    try:
+        nodes = {i.node for i in exporter.identities}
+        assert nodes == {i.node for i in exporter.backend.inventory()} and "" not in nodes
+    finally:
+        exporter.close()
+
+
+def test_sim_fault_help_comes_from_the_simulator() -> None:
+    help_text = " ".join(build_parser().format_help().split())
+    assert " ".join(str(live.FAULT_HELP).split()) in help_text
+
+
+def test_a_simulated_lost_gpu_reads_up_0_and_is_scored_down() -> None:
+    args = build_parser().parse_args(
+        ["--backend", "sim", "--sim-gpus", "3", "--sim-fault", "gpu=1,fault=gpu_lost",
+         "--web.listen-address", "127.0.0.1:0"]
+    )  # fmt: skip
+    exporter = Exporter(args).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics") as response:
+            text = response.read().decode()
+    finally:
+        exporter.close()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    ups = {s.labels["gpu"]: s.value for s in samples if s.name == "gpu_up"}
+    assert ups == {"0": 1.0, "1": 0.0, "2": 1.0}
+    overall = {
+        s.labels["gpu"]: s.value
+        for s in samples
+        if s.name == "gpu_health_score" and s.labels["dimension"] == "overall"
+    }
+    assert overall["1"] < min(overall["0"], overall["2"])

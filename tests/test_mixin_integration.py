@@ -1,0 +1,103 @@
+"""The generated rules in a real Prometheus scraping the exporter on a simulated fleet: an
+injected XID 79 takes GPUFallenOffBus through pending to firing, on that GPU only."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_health import mixin, stack
+from tests.conftest import PrometheusFactory
+
+#: The shipped rules with windows and `for` scaled from minutes to seconds (a user override,
+#: rendered by the same generator), so the test sees the whole lifecycle in seconds.
+FAST = {
+    "scorerEnabled": False,
+    "rateInterval": "10s",
+    "xidWindow": "30s",
+    "gpuLostFor": "3s",
+    "gpuFallenOffBusFor": "3s",
+}
+JOB = "gpu-health-exporter"
+
+
+def write_fast_rules(directory: Path) -> list[Path]:
+    """Render the mixin with FAST into ``directory``; returns the rule files."""
+    files = mixin.render(overrides=FAST)
+    paths = []
+    for name in (mixin.RULES_FILE, mixin.ALERTS_FILE):
+        path = directory / Path(name).name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[name])
+        paths.append(path)
+    return paths
+
+
+def alerts(prometheus: stack.Server, name: str) -> list[dict[str, Any]]:
+    payload = json.loads(stack.http_get(f"{prometheus.url}/api/v1/alerts"))
+    return [a for a in payload["data"]["alerts"] if a["labels"]["alertname"] == name]
+
+
+def watch(
+    prometheus: stack.Server,
+    name: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float,
+) -> list[list[dict[str, Any]]]:
+    """Poll the alert until ``until(current)`` holds; returns every distinct state seen."""
+    seen: list[list[dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = alerts(prometheus, name)
+        if not seen or [a["state"] for a in current] != [a["state"] for a in seen[-1]]:
+            seen.append(current)
+        if until(current):
+            return seen
+        time.sleep(0.2)
+    raise TimeoutError(f"{name}: states seen {[[a['state'] for a in s] for s in seen]}")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_injected_xid79_goes_pending_then_firing(
+    sim_exporter_factory: Callable[..., stack.Server],
+    prometheus_factory: PrometheusFactory,
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("gpu_health.sim.live")
+    exporter = sim_exporter_factory("--sim-gpus", "4", "--sim-fault", "gpu=1,fault=xid79,after=8s")
+    prometheus = prometheus_factory(
+        scrape_targets={JOB: [f"127.0.0.1:{exporter.port}"]},
+        rule_files=write_fast_rules(tmp_path / "rules"),
+    )
+    # healthy before the fault, and no alert
+    stack.wait_for_query(prometheus.url, f'gpu_up{{job="{JOB}", gpu="1"}} == 1', timeout=20)
+    assert alerts(prometheus, "GPUFallenOffBus") == []
+
+    seen = watch(
+        prometheus,
+        "GPUFallenOffBus",
+        lambda current: any(a["state"] == "firing" for a in current),
+        timeout=40,
+    )
+    states = [[a["state"] for a in s] for s in seen]
+    assert ["pending"] in states, states
+    assert states[-1] == ["firing"], states
+
+    (alert,) = seen[-1]
+    uuid = stack.query(prometheus.url, f'gpu_info{{job="{JOB}", gpu="1"}}')[0]["metric"]["uuid"]
+    labels = alert["labels"]
+    assert labels["gpu"] == "1" and labels["node"] == "sim-node" and labels["uuid"] == uuid
+    assert labels["severity"] == "critical" and labels["model"]
+    assert (
+        f"GPU 1 ({labels['model']}, {uuid}) on node sim-node" in alert["annotations"]["description"]
+    )
+    assert alert["annotations"]["runbook_url"].endswith("/GPUFallenOffBus.md")
+    # the three healthy GPUs answer
+    up = stack.query(prometheus.url, f'gpu_up{{job="{JOB}"}} == 1')
+    assert sorted(s["metric"]["gpu"] for s in up) == ["0", "2", "3"]

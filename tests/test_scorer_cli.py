@@ -1,0 +1,224 @@
+"""``gpu-health-scorer`` as a user runs it: train, evaluate and serve against real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gpu_health import stack
+from tests.scorer_fleet import DAY, failures_csv, make_fleet, openmetrics
+
+SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
+DAYS = 80
+#: GPU index -> failure day; GPU 21 fails two days after the history ends (ramping now).
+FAILS = {1: 30, 5: 38, 7: 45, 9: 50, 13: 57, 17: 64, 19: 25, 23: 70, 21: DAYS + 2}
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dcgm-exporter-schema history ending now, as gpu-health backfill would lay it out."""
+    out = tmp_path_factory.mktemp("history")
+    start = (int(time.time()) // 3600) * 3600 - DAYS * DAY
+    gpus = make_fleet(24, FAILS)
+    om = out / "history.om"
+    om.write_text(openmetrics(gpus, days=DAYS, step=6 * 3600, schema="dcgm", start=start))
+    stack.promtool_backfill(om, out / "prometheus", block_duration="2400h")
+    om.unlink()
+    failures_csv(gpus, out / "failures.csv", start=start)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = tmp_path_factory.mktemp("model") / "m"
+    result = subprocess.run(
+        [
+            *SCORER,
+            "train",
+            "--data-dir",
+            str(history),
+            "--step",
+            "2d",
+            "--trees",
+            "40",
+            "--out",
+            str(model),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["horizons"]["7d"]["train_positives"] > 0
+    assert "time steps" in result.stderr  # progress output
+    return model
+
+
+def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_path) -> None:
+    out = tmp_path / "report.json"
+    result = subprocess.run(
+        [
+            *SCORER,
+            "evaluate",
+            "--data-dir",
+            str(history),
+            "--model",
+            str(trained),
+            "--step",
+            "2d",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["schema"] == "dcgm"
+    for h in ("7d", "30d"):
+        assert 0.0 <= report["horizons"][h]["roc_auc"] <= 1.0
+    assert report["horizons"]["7d"]["roc_auc"] > 0.8  # the ramp is easy to see
+    assert report["lead_time"]["with_precursor"]["failures"] >= 5
+    assert "ROC_AUC" in result.stdout
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _metric(text: str, name: str) -> list[float]:
+    return [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    ]
+
+
+def _wait(predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("condition not reached")
+
+
+def test_serve_publishes_scores_and_survives_prometheus_outage(
+    history: Path, trained: Path, prometheus_factory
+) -> None:
+    prom = prometheus_factory(data_dir=history / "prometheus")
+    port = stack.free_port()
+    proc = subprocess.Popen(
+        [
+            *SCORER,
+            "--prometheus.url",
+            prom.url,
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--interval",
+            "1s",
+            "--model",
+            str(trained),
+            "--prometheus.retries",
+            "1",
+            "--prometheus.timeout",
+            "2s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def scored() -> str | None:
+            try:
+                text = _get(f"{base}/metrics")[1].decode()
+            except OSError:
+                return None
+            return text if "gpu_failure_probability{" in text else None
+
+        text = _wait(scored)
+        alive = 24 - sum(1 for d in FAILS.values() if d <= DAYS)
+        assert _metric(text, "gpu_scorer_gpus_scored") == [alive]
+        probs = _metric(text, "gpu_failure_probability")
+        assert len(probs) == 2 * alive and all(0 <= p <= 1 for p in probs)
+        assert "UUID" not in text and 'uuid="GPU-0021-test"' in text  # dcgm labels mapped
+        assert "gpu_failure_risk_factor{" in text and "gpu_anomaly_score{" in text
+        assert "gpu_npv{" in text  # the economics ran on the scores
+
+        status, body = _get(f"{base}/api/v1/gpus?horizon=7d&limit=3")
+        ranking = json.loads(body)
+        assert status == 200 and ranking["schema"] == "dcgm" and len(ranking["gpus"]) == 3
+        assert ranking["gpus"][0]["uuid"] == "GPU-0021-test"  # the one ramping towards failure
+        assert ranking["gpus"][0]["risk_factors"]["7d"]
+        assert _get(f"{base}/api/v1/gpus?horizon=1y")[0] == 400
+        openapi = json.loads(_get(f"{base}/api/v1/openapi.json")[1])
+        assert "/api/v1/gpus" in openapi["paths"]
+
+        prom.stop()  # Prometheus goes away: results stay, their age grows, errors are counted
+
+        def degraded() -> str | None:
+            text = _get(f"{base}/metrics")[1].decode()
+            failed = _metric(text, "gpu_scorer_runs_failed_total")
+            age = _metric(text, "gpu_scorer_results_age_seconds")
+            return text if failed and failed[0] >= 2 and age and age[0] > 1.5 else None
+
+        text = _wait(degraded)
+        assert len(_metric(text, "gpu_failure_probability")) == 2 * alive
+        assert _metric(text, "gpu_scorer_query_errors_total")[0] >= 1
+        ranking = json.loads(_get(f"{base}/api/v1/gpus")[1])
+        assert ranking["last_error"] and ranking["results_age_seconds"] > 1
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+
+
+def test_damaged_model_is_refused_in_one_line(trained: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "m"
+    damaged.mkdir()
+    for f in trained.iterdir():
+        (damaged / f.name).write_bytes(f.read_bytes())
+    booster = damaged / "xgb-30d.ubj"
+    booster.write_bytes(booster.read_bytes()[:100])
+    result = subprocess.run(
+        [*SCORER, "serve", "--model", str(damaged), "--once"], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "checksum mismatch" in result.stderr and "xgb-30d.ubj" in result.stderr
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    for argv, code, text in [
+        (["train"], 2, "--out"),
+        (["--interval", "soon"], 2, "not a duration"),
+        (["evaluate", "--prometheus.url", "http://127.0.0.1:9"], 1, "--failures"),
+        (["--prometheus.url", "ftp://x", "--once"], 1, "expected http"),
+    ]:
+        result = subprocess.run([*SCORER, *argv], capture_output=True, text=True, timeout=60)
+        assert result.returncode == code, (argv, result.stderr)
+        assert text in result.stderr and "Traceback" not in result.stderr
+        assert result.stderr.strip().count("\n") == 0
+    assert "serve" in subprocess.run([*SCORER, "--help"], capture_output=True, text=True).stdout

@@ -1,0 +1,179 @@
+"""The Prometheus client: retries with back-off, credentials from files, headers, TLS with a CA.
+
+A small recording HTTP server stands in where the test must see what the client sent (headers,
+attempt count) or make Prometheus fail on purpose; query semantics are tested against the real
+Prometheus in test_scorer_features.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError, parse_headers
+
+OK = {"status": "success", "data": {"resultType": "vector", "result": []}}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[tuple[int, dict[str, Any]]] = []
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[Recorder, ThreadingHTTPServer]]:
+    yield from _recording_server(None)
+
+
+def _recording_server(
+    tls: ssl.SSLContext | None,
+) -> Iterator[tuple[Recorder, ThreadingHTTPServer]]:
+    rec = Recorder()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length).decode()
+            rec.requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
+            status, payload = rec.script.pop(0) if rec.script else (200, OK)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield rec, server
+    server.shutdown()
+    server.server_close()
+
+
+def _url(server: ThreadingHTTPServer, scheme: str = "http") -> str:
+    return f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+def test_retries_transient_errors_then_succeeds(recorder) -> None:
+    rec, server = recorder
+    rec.script = [(503, {"status": "error"}), (502, {}), (200, OK)]
+    client = PromClient(PromConfig(_url(server), retries=3, backoff_s=0.01))
+    assert client.query("up", at=1234.5) == []
+    assert len(rec.requests) == 3
+    assert "time=1234.500" in rec.requests[-1]["body"]
+    assert client.errors == 0
+
+
+def test_gives_up_after_retries_and_counts_the_error(recorder) -> None:
+    rec, server = recorder
+    rec.script = [(503, {})] * 5
+    client = PromClient(PromConfig(_url(server), retries=2, backoff_s=0.01))
+    with pytest.raises(PrometheusError, match="HTTP 503"):
+        client.query("up")
+    assert len(rec.requests) == 2 and client.errors == 1
+
+
+def test_bad_query_is_not_retried(recorder) -> None:
+    rec, server = recorder
+    rec.script = [(400, {"status": "error", "errorType": "bad_data", "error": "parse error"})]
+    client = PromClient(PromConfig(_url(server), retries=3, backoff_s=0.01))
+    with pytest.raises(PrometheusError, match="parse error"):
+        client.query("up{")
+    assert len(rec.requests) == 1
+
+
+def test_connection_refused_is_an_error_not_a_crash() -> None:
+    client = PromClient(PromConfig("http://127.0.0.1:9", retries=2, backoff_s=0.01, timeout_s=1))
+    with pytest.raises(PrometheusError, match="connection failed"):
+        client.query("up")
+    assert client.errors == 1
+
+
+def test_credentials_come_from_files_and_headers_are_sent(recorder, tmp_path: Path) -> None:
+    rec, server = recorder
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    client = PromClient(
+        PromConfig(
+            _url(server),
+            bearer_token_file=str(token),
+            headers=parse_headers(["X-Scope-OrgID: team-a"]),
+        )
+    )
+    client.query("up")
+    headers = rec.requests[-1]["headers"]
+    assert headers["Authorization"] == "Bearer s3cret-token"
+    assert headers["X-Scope-OrgID"] == "team-a"
+
+    password = tmp_path / "password"
+    password.write_text("hunter2")
+    client = PromClient(
+        PromConfig(
+            _url(server), basic_auth_username="scorer", basic_auth_password_file=str(password)
+        )
+    )
+    client.query("up")
+    expected = base64.b64encode(b"scorer:hunter2").decode()
+    assert rec.requests[-1]["headers"]["Authorization"] == f"Basic {expected}"
+
+
+def test_missing_credential_file_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot read bearer token file"):
+        PromClient(PromConfig("http://127.0.0.1:9", bearer_token_file=str(tmp_path / "nope")))
+    with pytest.raises(UserError, match="expected 'Name: value'"):
+        parse_headers(["no-separator"])
+
+
+def test_tls_with_ca_file(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    servers = _recording_server(context)
+    _rec, server = next(servers)
+    try:
+        trusted = PromClient(PromConfig(_url(server, "https"), ca_file=str(cert), retries=1))
+        assert trusted.query("up") == []
+        untrusted = PromClient(PromConfig(_url(server, "https"), retries=1, timeout_s=2))
+        with pytest.raises(PrometheusError):
+            untrusted.query("up")
+    finally:
+        next(servers, None)
