@@ -557,6 +557,15 @@ HEALTH_METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("gpu_health_grade", "1 on the GPU's current grade band, 0 on the others.", ("grade",)),
 )
 
+#: ``gpu_pod_info``: which Kubernetes pod holds a GPU (from the kubelet pod-resources API). An
+#: info series joined on ``uuid`` rather than extra labels on every series, so a pod coming and
+#: going does not start new series for every GPU metric.
+POD_LABELS: tuple[str, ...] = ("namespace", "pod", "container")
+POD_INFO_HELP = (
+    "1 while the labelled Kubernetes container holds this GPU (kubelet pod-resources); join with "
+    "* on(uuid) group_left(namespace, pod, container) gpu_pod_info."
+)
+
 #: The exporter's own metrics: (name, type, help, labels). Identity labels are added only to
 #: ``gpu_exporter_unsupported_calls``, which is per GPU.
 SELF_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
@@ -601,6 +610,12 @@ SELF_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
         "gauge",
         "GPUs in the inventory (state=inventory) and answering on the last scrape (state=up).",
         ("state",),
+    ),
+    (
+        "gpu_exporter_pod_resources_errors_total",
+        "counter",
+        "Failed refreshes of the kubelet pod-resources map (attribution keeps the last map).",
+        (),
     ),
     (
         "gpu_exporter_build_info",

@@ -117,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="health-model policy YAML overlaying the shipped defaults",
     )
+    parser.add_argument(
+        "--kubernetes.pod-resources-socket",
+        dest="pod_resources_socket",
+        default=None,
+        metavar="PATH",
+        help="kubelet pod-resources socket (e.g. /var/lib/kubelet/pod-resources/kubelet.sock): "
+        "export gpu_pod_info naming the pod holding each GPU; default: off",
+    )
+    parser.add_argument(
+        "--kubernetes.refresh-interval",
+        dest="pod_resources_refresh",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the pod map is re-read from the kubelet (default: %(default)s)",
+    )
     log_level_argument(parser)
 
     replay = parser.add_argument_group("replay backend")
@@ -253,6 +269,25 @@ def make_health(policy_path: Path | None) -> Any | None:
     return HealthTracker(load_policy(policy_path))
 
 
+def make_pod_attribution(args: argparse.Namespace) -> Any | None:
+    """Pod attribution when a kubelet socket is given (grpcio is the ``k8s`` extra)."""
+    if not args.pod_resources_socket:
+        return None
+    try:
+        import grpc  # noqa: F401 - only checking the optional dependency is there
+    except ImportError:
+        raise UserError(
+            "--kubernetes.pod-resources-socket needs grpcio: pip install 'gpu-health-monitor[k8s]'"
+        ) from None
+    from gpu_health.exporter.kube.podresources import PodAttribution
+
+    # A kubelet that is not answering yet is logged and retried, not fatal: the exporter's GPU
+    # metrics matter more than attribution (gpu_exporter_pod_resources_errors_total counts it).
+    return PodAttribution(
+        args.pod_resources_socket, refresh_seconds=args.pod_resources_refresh
+    ).start()
+
+
 class Exporter:
     """Backend + collector + HTTP server; :meth:`close` stops all three."""
 
@@ -269,13 +304,16 @@ class Exporter:
             raise UserError(str(exc)) from None
         try:
             health = make_health(args.health_policy)
+            self.pods = make_pod_attribution(args)
             identities = self.backend.inventory()
             if args.node_name and any(i.node != args.node_name for i in identities):
                 # the sim names its own nodes; an explicit --node-name wins
                 identities = [dataclasses.replace(i, node=args.node_name) for i in identities]
             if not identities:
                 log.warning("the %s backend found no GPU", self.backend.name)
-            self.collector = ExporterCollector(self.backend, identities, health, __version__)
+            self.collector = ExporterCollector(
+                self.backend, identities, health, __version__, self.pods
+            )
             registry = CollectorRegistry(auto_describe=False)
             registry.register(self.collector)
             ProcessCollector(registry=registry)
@@ -284,6 +322,8 @@ class Exporter:
             )
         except BaseException:
             self.backend.close()
+            if getattr(self, "pods", None) is not None:
+                self.pods.stop()
             raise
         self.identities = identities
 
@@ -316,6 +356,8 @@ class Exporter:
 
     def close(self) -> None:
         self.server.shutdown()
+        if self.pods is not None:
+            self.pods.stop()
         self.backend.close()
 
 

@@ -25,6 +25,8 @@ from gpu_health.exporter.catalogue import (
     HEALTH_METRICS,
     IDENTITY_LABELS,
     INFO_LABELS,
+    POD_INFO_HELP,
+    POD_LABELS,
     SELF_METRICS,
 )
 from gpu_health.exporter.readings import GpuIdentity, GpuLostError, GpuSample
@@ -68,10 +70,13 @@ class ExporterCollector(Collector):
         identities: list[GpuIdentity],
         health: Any | None = None,
         version: str = "",
+        pods: Any | None = None,
     ) -> None:
+        """``pods``: a :class:`~gpu_health.exporter.kube.podresources.PodAttribution` or None."""
         self.backend = backend
         self.identities = list(identities)
         self.health = health
+        self.pods = pods
         self.version = version
         # Scrapes are serialised: the health model keeps per-GPU state and NVML handles are
         # shared; two Prometheus servers scraping at once simply take turns (a scrape is ~ms).
@@ -118,6 +123,8 @@ class ExporterCollector(Collector):
 
         yield from self._render_catalogue(samples)
         yield self._render_info()
+        if self.pods is not None:
+            yield self._render_pods()
 
         if self.health is not None:
             started = time.perf_counter()
@@ -155,6 +162,17 @@ class ExporterCollector(Collector):
         for identity in self.identities:
             info = [getattr(identity, label) or "" for label in INFO_LABELS]
             family.add_metric(list(identity.labels().values()) + info, 1.0)
+        return family
+
+    def _render_pods(self) -> Metric:
+        family = GaugeMetricFamily(
+            "gpu_pod_info", POD_INFO_HELP, labels=list(IDENTITY_LABELS + POD_LABELS)
+        )
+        for identity in self.identities:
+            ref = self.pods.lookup(identity.uuid, identity.index)
+            if ref is not None:
+                labels = [*identity.labels().values(), ref.namespace, ref.pod, ref.container]
+                family.add_metric(labels, 1.0)
         return family
 
     def _render_health(
@@ -213,6 +231,10 @@ class ExporterCollector(Collector):
         if self.health is not None:
             errors.add_metric(["health"], float(self._health_errors))
         yield errors
+        if self.pods is not None:
+            pod_errors = _self_family("gpu_exporter_pod_resources_errors_total")
+            pod_errors.add_metric([], float(self.pods.errors))
+            yield pod_errors
         if isinstance(self.backend, Instrumented):
             stats = self.backend.stats()
             calls = _self_family("gpu_exporter_nvml_errors_total")

@@ -16,6 +16,8 @@ from gpu_health.exporter.catalogue import (
     HEALTH_METRICS,
     IDENTITY_LABELS,
     INFO_LABELS,
+    POD_INFO_HELP,
+    POD_LABELS,
     SELF_METRICS,
     MetricSpec,
 )
@@ -81,6 +83,11 @@ def render_metrics_markdown() -> str:
     out.append(
         f"| `gpu_info` | gauge | {_labels(INFO_LABELS)} | Static facts about each GPU; always 1. "
         f"| read once at start-up | `DCGM_FI_DRIVER_VERSION` (label) |"
+    )
+    out.append(
+        f"| `gpu_pod_info` | gauge | {_labels(POD_LABELS)} | {POD_INFO_HELP} | kubelet "
+        "pod-resources, refreshed in the background (`--kubernetes.pod-resources-socket`) | "
+        "`namespace`/`pod`/`container` labels on every series |"
     )
     out += [
         "",

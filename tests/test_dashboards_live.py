@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,8 +95,16 @@ def _scorer_available() -> bool:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    work = tmp_path_factory.mktemp("dashboards-live")
+def fleet() -> Iterator[Fleet]:
+    # Not tmp_path_factory: a concurrent pytest run may prune the shared basetemp while this
+    # module's Prometheus still writes there.
+    work = Path(tempfile.mkdtemp(prefix="gpu-health-dashboards-"))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        yield from _fleet(work)
+
+
+def _fleet(work: Path) -> Iterator[Fleet]:
     history = work / "history"
     run = subprocess.run(
         [str(BIN / "gpu-health"), "backfill", "--gpus", str(GPUS_BACKFILL), "--days", "1",

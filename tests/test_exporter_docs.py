@@ -19,7 +19,7 @@ def test_metrics_doc_is_current() -> None:
 def test_every_metric_is_documented() -> None:
     text = docs.render_metrics_markdown()
     every = [s.name for s in CATALOGUE] + [n for n, *_ in HEALTH_METRICS]
-    every += [n for n, *_ in SELF_METRICS] + ["gpu_info"]
+    every += [n for n, *_ in SELF_METRICS] + ["gpu_info", "gpu_pod_info"]
     for name in every:
         assert f"| `{name}` |" in text, name
 

@@ -255,3 +255,50 @@ def test_a_lost_gpu_is_scored_with_the_lost_cap() -> None:
         and dict(ls)["gpu"] == "1"
         for (n, ls), _ in s.items()
     )
+
+
+def test_pod_attribution_is_an_info_series_joined_on_uuid() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from gpu_health.exporter.collector import ExporterCollector
+    from gpu_health.exporter.kube.podresources import Allocation, PodAttribution
+
+    backend = ReplayBackend(fixture=FIXTURE, gpus=2, poll_interval=3600)
+    try:
+        identities = backend.inventory()
+        held = identities[1]
+        pods = PodAttribution(
+            fetch=lambda: [
+                Allocation("ml", "train-0", "trainer", "nvidia.com/gpu", held.uuid),
+                Allocation("ml", "train-0", "trainer", "example.com/nic", "eth1"),
+            ]
+        )
+        pods.refresh()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ExporterCollector(backend, identities, pods=pods))
+        s = parse(generate_latest(registry).decode())
+    finally:
+        backend.close()
+    (labels,) = [dict(ls) for (n, ls), _ in s.items() if n == "gpu_pod_info"]
+    assert (labels["uuid"], labels["namespace"], labels["pod"], labels["container"]) == (
+        held.uuid, "ml", "train-0", "trainer",
+    )  # fmt: skip
+    # GPU series keep their labels: no pod labels that would churn series as pods come and go
+    assert all("pod" not in dict(ls) for (n, ls), _ in s.items() if n == "gpu_power_watts")
+    assert value(s, "gpu_exporter_pod_resources_errors_total") == 0
+
+
+def test_an_unreachable_kubelet_is_counted_not_fatal(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        ["--backend", "replay", "--replay.fixture", str(FIXTURE),
+         "--web.listen-address", "127.0.0.1:0",
+         "--kubernetes.pod-resources-socket", str(tmp_path / "kubelet.sock")]
+    )  # fmt: skip
+    exp = Exporter(args).start()
+    try:
+        s = parse(scrape(exp.port)[1])
+    finally:
+        exp.close()
+    assert value(s, "gpu_exporter_pod_resources_errors_total") >= 1
+    assert value(s, "gpu_up", gpu="0") == 1
+    assert "gpu_pod_info" not in names(s)

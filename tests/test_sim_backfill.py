@@ -1,0 +1,92 @@
+"""``gpu-health backfill`` through its real CLI: deterministic bytes, a real Prometheus serves it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gpu_health import stack
+
+BIN = Path(sys.executable).parent / "gpu-health"
+END = float(int(time.time() // 3600 * 3600))  # inside Prometheus' retention
+
+
+def _backfill(out: Path, *extra: str, seed: int = 3, gpus: int = 8) -> subprocess.CompletedProcess[str]:
+    argv = [str(BIN), "backfill", "--gpus", str(gpus), "--days", "0.125", "--out", str(out)]
+    argv += ["--seed", str(seed), "--end-time", str(END), "--keep-openmetrics", *extra]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    found = {p.name: p.read_bytes() for p in sorted((out / "openmetrics").glob("*.om"))}
+    found |= {p.name: p.read_bytes() for p in (out / "failures.csv", out / "gpus.csv")}
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_backfill_is_deterministic_and_prometheus_serves_it(
+    tmp_path: Path, prometheus_factory: stack.Any
+) -> None:
+    first = _backfill(tmp_path / "a", "--hazard-scale", "30")
+    _backfill(tmp_path / "b", "--hazard-scale", "30")
+    _backfill(tmp_path / "c", "--hazard-scale", "30", seed=4)
+    a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    assert len(a) >= 3 and a == b  # same seed, same bytes
+    assert a["gpus.csv"] != c["gpus.csv"]
+    assert "samples/s" in first.stderr and "100.0%" in first.stderr  # progress and throughput
+
+    with (tmp_path / "a" / "gpus.csv").open() as fh:
+        gpus = list(csv.DictReader(fh))
+    assert {"uuid", "node", "model", "purchase_date", "hours_in_service"} <= set(gpus[0])
+    server = prometheus_factory(data_dir=tmp_path / "a")
+    up = stack.query(server.url, "gpu_up", at=END)
+    live = [g for g in gpus if not g["removed"] or float(g["removed"]) > END]
+    assert {r["metric"]["uuid"] for r in up} <= {g["uuid"] for g in gpus}
+    assert len(up) >= len(live) - 1
+    temps = stack.query(server.url, 'max_over_time(gpu_temperature_celsius{sensor="gpu"}[3h])', at=END)
+    assert temps and all(20 < float(r["value"][1]) < 100 for r in temps)
+    sample_count = stack.query(server.url, "count_over_time(gpu_power_watts[3h])", at=END)
+    assert max(int(r["value"][1]) for r in sample_count) >= 170  # one sample a minute
+    labels = up[0]["metric"]
+    assert {"node", "gpu", "uuid", "pci_bus_id", "model"} <= set(labels)
+    assert labels["node"].startswith("gpu-node-")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_dcgm_schema_uses_dcgm_exporter_names_labels_and_units(
+    tmp_path: Path, prometheus_factory: stack.Any
+) -> None:
+    _backfill(tmp_path / "d", "--schema", "dcgm")
+    text = next((tmp_path / "d" / "openmetrics").glob("*.om")).read_text()
+    assert "gpu_temperature_celsius" not in text
+    server = prometheus_factory(data_dir=tmp_path / "d")
+    temp = stack.query(server.url, "DCGM_FI_DEV_GPU_TEMP", at=END)
+    assert len(temp) == 8
+    assert {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"} <= set(temp[0]["metric"])
+    assert temp[0]["metric"]["device"] == f"nvidia{temp[0]['metric']['gpu']}"
+    clock = stack.query(server.url, "max(DCGM_FI_DEV_SM_CLOCK)", at=END)
+    assert 100 < float(clock[0]["value"][1]) <= 2520  # MHz, not Hz
+    used = stack.query(server.url, "max(DCGM_FI_DEV_FB_USED)", at=END)
+    assert 100 < float(used[0]["value"][1]) < 150_000  # MiB, not bytes
+    util = stack.query(server.url, "max(DCGM_FI_DEV_GPU_UTIL)", at=END)
+    assert 1 < float(util[0]["value"][1]) <= 100  # percent, not a ratio
+    for name in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+                 "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS"):
+        assert stack.query(server.url, name, at=END), name
+
+
+def test_bad_arguments_fail_in_one_line(tmp_path: Path) -> None:
+    for extra, word in ((["--resolution", "soon"], "--resolution"), (["--end-time", "x"], "--end-time")):
+        argv = [str(BIN), "backfill", "--out", str(tmp_path / "x"), *extra]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert result.returncode != 0
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and word in lines[0] and "Traceback" not in result.stderr
