@@ -17,14 +17,17 @@ laptop and on CI. Exit status 1 if any scrape failed.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -80,6 +83,8 @@ def run_phase(
     interval: float,
     expect: bytes,
     pid: int | None,
+    tls: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Phase:
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -104,8 +109,14 @@ def run_phase(
             began = time.perf_counter()
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection(host, port, timeout=SCRAPE_TIMEOUT)
-                conn.request("GET", path, headers={"Accept": "text/plain;version=0.0.4"})
+                    conn = (
+                        http.client.HTTPSConnection(host, port, timeout=SCRAPE_TIMEOUT, context=tls)
+                        if tls is not None
+                        else http.client.HTTPConnection(host, port, timeout=SCRAPE_TIMEOUT)
+                    )
+                conn.request(
+                    "GET", path, headers={"Accept": "text/plain;version=0.0.4", **(headers or {})}
+                )
                 resp = conn.getresponse()
                 body = resp.read()
                 if resp.status != 200 or expect not in body:
@@ -153,11 +164,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def exporter_command(gpus: int, port: int) -> tuple[list[str], str]:
+def exporter_command(gpus: int, port: int, extra: list[str] | None = None) -> tuple[list[str], str]:
     """The exporter on the simulated fleet when installed, else the recorded-H100 replay."""
     exe = shutil.which("gpu-health-exporter", path=str(Path(sys.executable).parent))
     base = [exe] if exe else [sys.executable, "-m", "gpu_health.exporter.cli"]
-    base += ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
+    base += ["--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning", *(extra or [])]
     try:
         import gpu_health.sim.live  # noqa: F401
 
@@ -174,20 +185,55 @@ def exporter_command(gpus: int, port: int) -> tuple[list[str], str]:
         ], ("replay")
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_ready(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     parts = urllib.parse.urlsplit(url)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"exporter exited with code {proc.returncode}")
         try:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
-            conn.request("GET", parts.path)
+            conn: http.client.HTTPConnection = (
+                http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=2, context=tls
+                )
+                if tls is not None
+                else http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=2)
+            )
+            conn.request("GET", parts.path, headers=headers or {})
             if conn.getresponse().status == 200:
                 return
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"exporter not ready at {url} after {timeout:.0f} s")
+
+
+def tls_auth_setup(work: Path) -> tuple[Path, ssl.SSLContext, dict[str, str]]:
+    """A self-signed cert (openssl CLI) and one bcrypt user: the web config an operator runs."""
+    import bcrypt
+
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    password = base64.b64encode(os.urandom(12)).decode()
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    config = work / "web-config.yml"
+    config.write_text(
+        f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+        f"basic_auth_users:\n  bench: '{hashed}'\n"
+    )
+    ctx = ssl.create_default_context(cafile=str(cert))
+    token = base64.b64encode(f"bench:{password}".encode()).decode()
+    return config, ctx, {"Authorization": f"Basic {token}"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=float, default=5.0, help="seconds of 1-scraper baseline")
     parser.add_argument("--gpus", type=int, default=8, help="GPUs the started exporter serves")
     parser.add_argument("--target", help="scrape this URL instead of starting an exporter")
+    parser.add_argument(
+        "--compare-tls",
+        action="store_true",
+        help="also run the same load against a second exporter with TLS + basic auth "
+        "(--web.config.file) and report the ratio to plain HTTP",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if not 1 <= args.scrapers <= MAX_SCRAPERS or not 0 < args.duration <= MAX_DURATION:
@@ -233,16 +285,42 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    tls_phase = None
+    if args.compare_tls and args.target is None:
+        with tempfile.TemporaryDirectory(prefix="gpu-health-bench-") as tmp:
+            config, ctx, auth = tls_auth_setup(Path(tmp))
+            port = free_port()
+            command, _ = exporter_command(args.gpus, port, ["--web.config.file", str(config)])
+            tls_url = f"https://127.0.0.1:{port}/metrics"
+            tproc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+            try:
+                wait_ready(tls_url, tproc, tls=ctx, headers=auth)
+                print("load over TLS + basic auth ...", file=sys.stderr)
+                tls_phase = run_phase(
+                    tls_url, "tls+auth", args.scrapers, args.duration, args.interval, b"gpu_",
+                    tproc.pid, tls=ctx, headers=auth,
+                )  # fmt: skip
+            finally:
+                tproc.terminate()
+                try:
+                    tproc.wait(10)
+                except subprocess.TimeoutExpired:
+                    tproc.kill()
     ratio = round(load.p99_ms / base.p50_ms, 2) if base.p50_ms else None
     result = {
         "target": url,
         "backend": backend,
         "gpus": args.gpus if proc else None,
         "cpus": os.cpu_count(),
-        "phases": [asdict(base), asdict(load)],
+        # Other work on the machine skews latency: record how busy it was (1-minute average).
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
+        "phases": [asdict(p) for p in (base, load, tls_phase) if p is not None],
         "p99_loaded_over_p50_unloaded": ratio,
     }
-    for phase in (base, load):
+    if tls_phase is not None and load.p50_ms:
+        result["tls_auth_over_plain_p50"] = round(tls_phase.p50_ms / load.p50_ms, 2)
+        result["tls_auth_over_plain_p99"] = round(tls_phase.p99_ms / load.p99_ms, 2)
+    for phase in (p for p in (base, load, tls_phase) if p is not None):
         cpu = phase.server_cpu_ms_per_scrape
         print(
             f"{phase.name:9s} scrapers={phase.scrapers:3d} scrapes={phase.scrapes:6d} "
@@ -250,10 +328,16 @@ def main(argv: list[str] | None = None) -> int:
             f"p90={phase.p90_ms} ms p99={phase.p99_ms} ms max={phase.max_ms} ms "
             f"size={phase.bytes_per_scrape} B server_cpu={cpu} ms/scrape"
         )
-    print(f"p99 under load / unloaded p50 = {ratio}")
+    print(f"p99 under load / unloaded p50 = {ratio} (load average {os.getloadavg()[0]:.1f})")
+    if "tls_auth_over_plain_p50" in result:
+        print(
+            f"TLS + basic auth / plain: p50 x{result['tls_auth_over_plain_p50']}, "
+            f"p99 x{result['tls_auth_over_plain_p99']}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 1 if load.errors or base.errors else 0
+    failed = load.errors or base.errors or (tls_phase is not None and tls_phase.errors)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ own /metrics is scraped too. RSS and fds of both are sampled every ``--sample-ev
 
 The verdict uses the *second half* of the samples (the first half is warm-up: imports, caches,
 allocator arenas, Prometheus filling up) and fits a least-squares line. Flat means the fitted
-growth over the whole run is below ``--tolerance-kib`` (RSS) and below one descriptor (fds).
+growth over the whole run is below ``--tolerance-kib`` (RSS) and below two descriptors (fds: one
+comes and goes with each in-flight scrape). The /metrics body size is sampled too: RSS that
+grows with it is more series (new XID codes, say), not a leak.
 The first-half baseline is reported too, so growth is read as a ratio in the same run.
 Exit status 1 if either process died or grew.
 """
@@ -48,9 +50,13 @@ class Series:
     rss_kib: list[int] = field(default_factory=list)
     fds: list[int] = field(default_factory=list)
     threads: list[int] = field(default_factory=list)
+    #: size of the last /metrics body at each sample: growth here explains RSS growth (more series)
+    body_bytes: list[int] = field(default_factory=list)
+    last_body_bytes: int = 0
     scrapes: int = 0
     scrape_errors: int = 0
     died: str = ""
+    work: dict[str, float] = field(default_factory=dict)
 
 
 def proc_sample(pid: int) -> tuple[int, int, int] | None:
@@ -97,10 +103,12 @@ def verdict(s: Series, duration: float, tolerance_kib: float) -> dict[str, Any]:
         "fds_max": max(s.fds, default=None),
         "fd_slope_per_min": round(fd_slope * 60, 3),
         "threads_max": max(s.threads, default=None),
+        "body_bytes_start": s.body_bytes[1] if len(s.body_bytes) > 1 else None,
+        "body_bytes_end": s.body_bytes[-1] if s.body_bytes else None,
+        "work": s.work,
+        # Only growth counts: descriptors come and go with in-flight scrapes (hence 2, not 0).
         "flat": bool(
-            not s.died
-            and abs(rss_slope * duration) < tolerance_kib
-            and abs(fd_slope * duration) < 1.0
+            not s.died and rss_slope * duration < tolerance_kib and fd_slope * duration < 2
         ),
     }
 
@@ -129,15 +137,43 @@ def exporter_argv(port: int, gpus: int) -> tuple[list[str], str]:
         return argv, "replay"
 
 
-def get(port: int, path: str = "/metrics", timeout: float = 10.0) -> int:
+def get(port: int, path: str = "/metrics", timeout: float = 10.0) -> tuple[int, int]:
+    """(status, body length) of one GET."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
-        resp.read()
-        return resp.status
+        return resp.status, len(resp.read())
     finally:
         conn.close()
+
+
+#: Self-metrics read at the end: how much work each process did during the soak.
+WORK_METRICS = (
+    "gpu_exporter_gpus",
+    "gpu_scorer_gpus_scored",
+    "gpu_scorer_runs_failed_total",
+    "gpu_scorer_query_errors_total",
+    "process_cpu_seconds_total",
+)
+
+
+def self_metrics(port: int) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            if s.name in WORK_METRICS:
+                label = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{label}}}" if label else s.name] = s.value
+    return out
 
 
 def wait_http(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 60.0) -> None:
@@ -146,7 +182,7 @@ def wait_http(port: int, proc: subprocess.Popen[bytes], what: str, timeout: floa
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with code {proc.returncode} during start-up")
         with contextlib.suppress(OSError):
-            if get(port, "/metrics", 2) == 200:
+            if get(port, "/metrics", 2)[0] == 200:
                 return
         time.sleep(0.3)
     raise RuntimeError(f"{what} did not answer on port {port} within {timeout:.0f} s")
@@ -157,7 +193,9 @@ def scrape_loop(port: int, rate: float, series: Series, stop: threading.Event) -
     next_at = time.monotonic()
     while not stop.is_set():
         try:
-            ok = get(port) == 200
+            status, size = get(port)
+            ok = status == 200
+            series.last_body_bytes = size
         except (OSError, http.client.HTTPException):
             ok = False
         series.scrapes += 1
@@ -194,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         exporter_port = free_port()
+        scorer_port = 0
         argv_e, backend = exporter_argv(exporter_port, args.gpus)
         log_e = (work / "exporter.log").open("wb")
         cleanup.callback(log_e.close)
@@ -265,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 s.rss_kib.append(sample[0])
                 s.fds.append(sample[1])
                 s.threads.append(sample[2])
+                s.body_bytes.append(s.last_body_bytes)
             if now >= next_report:
                 status = "; ".join(
                     f"{n} rss={s.rss_kib[-1] if s.rss_kib else '?'} KiB fds="
@@ -277,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         for thread in threads:
             thread.join(15)
+        # What the processes did meanwhile (a soak of an idle process proves little).
+        for name, port in (("exporter", exporter_port), ("scorer", scorer_port)):
+            if name in series:
+                with contextlib.suppress(OSError, http.client.HTTPException):
+                    series[name].work = self_metrics(port)
     results = [verdict(s, args.duration, args.tolerance_kib) for s in series.values()]
     report = {
         "duration_s": args.duration,
@@ -284,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "gpus": args.gpus,
         "scrape_rate_per_s": args.scrape_rate,
         "score_interval": args.score_interval,
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
         "results": results,
         "notes": notes,
         "series": [asdict(s) for s in series.values()],
@@ -293,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['process']:8s} rss {r['rss_kib_start']} -> {r['rss_kib_end']} KiB "
             f"(max {r['rss_kib_max']}), slope {r['rss_slope_kib_per_min']} KiB/min; "
             f"fds {r['fds_start']} -> {r['fds_end']}, slope {r['fd_slope_per_min']}/min; "
+            f"body {r['body_bytes_start']} -> {r['body_bytes_end']} B; "
             f"scrapes {r['scrapes']} ({r['scrape_errors']} failed); "
             f"{'FLAT' if r['flat'] else 'GROWING or DIED ' + r['died']}"
         )

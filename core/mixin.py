@@ -10,6 +10,8 @@ Outputs (paths relative to the output root):
 - ``rules/gpu-health-rules.yaml`` — ``prometheusRules`` (recording rules)
 - ``rules/gpu-health-alerts.yaml`` — ``prometheusAlerts``
 - ``grafana/<name>`` — one file per key of ``grafanaDashboards`` (``<name>`` ends in ``.json``)
+- ``deploy/kubernetes/prometheusrule.yaml`` and ``grafana-dashboards.yaml`` — the same rules and
+  dashboards as Kubernetes objects (:mod:`gpu_health.kube_manifests`), derived from the above
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -128,7 +131,21 @@ def render(
                 f"grafanaDashboards key {name!r} must be a plain file name ending .json"
             )
         files[f"{DASHBOARD_DIR}/{name}"] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+    files.update(_kubernetes(files))
     return files
+
+
+def _kubernetes(files: Mapping[str, str]) -> dict[str, str]:
+    """The Kubernetes objects derived from the rendered rules and dashboards (not the committed
+    copies, so one run brings everything up to date)."""
+    from gpu_health import kube_manifests
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        for path, content in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(content)
+        return {str(path): content for path, content in kube_manifests.render_all(root).items()}
 
 
 def stale_files(files: Mapping[str, str], out_dir: Path) -> list[str]:

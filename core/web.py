@@ -172,14 +172,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.server.watchdog.arm(self.request, REQUEST_TIMEOUT_SECONDS)
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(REQUEST_TIMEOUT_SECONDS)
-            self.request.do_handshake()  # a failure ends in _Server.handle_error (debug log)
-            source = self.server.web_config
-            tls = source.current().config.tls if source else None
-            if tls and not peer_san_allowed(self.request.getpeercert(), tls.client_allowed_sans):
-                raise ssl.SSLError("client certificate SAN not in client_allowed_sans")
-        super().setup()
+        try:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(REQUEST_TIMEOUT_SECONDS)
+                self.request.do_handshake()  # a failure ends in _Server.handle_error (debug log)
+                source = self.server.web_config
+                tls = source.current().config.tls if source else None
+                peer = self.request.getpeercert()
+                if tls and not peer_san_allowed(peer, tls.client_allowed_sans):
+                    raise ssl.SSLError("client certificate SAN not in client_allowed_sans")
+            super().setup()
+        except BaseException:
+            # finish() is not called when setup() fails: release the watchdog entry here.
+            self.server.watchdog.disarm(self.request)
+            raise
 
     def finish(self) -> None:
         self.server.watchdog.disarm(self.request)

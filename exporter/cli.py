@@ -322,8 +322,9 @@ class Exporter:
             )
         except BaseException:
             self.backend.close()
-            if getattr(self, "pods", None) is not None:
-                self.pods.stop()
+            pods = getattr(self, "pods", None)
+            if pods is not None:
+                pods.stop()
             raise
         self.identities = identities
 

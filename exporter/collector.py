@@ -124,7 +124,7 @@ class ExporterCollector(Collector):
         yield from self._render_catalogue(samples)
         yield self._render_info()
         if self.pods is not None:
-            yield self._render_pods()
+            yield self._render_pods(self.pods)
 
         if self.health is not None:
             started = time.perf_counter()
@@ -140,10 +140,10 @@ class ExporterCollector(Collector):
     def _render_catalogue(
         self, samples: list[tuple[GpuIdentity, GpuSample | None]]
     ) -> Iterator[Metric]:
+        bases = [list(identity.labels().values()) for identity, _ in samples]
         for spec in CATALOGUE:
             family = _family(spec.name, spec.kind, spec.help, IDENTITY_LABELS + spec.labels)
-            for identity, sample in samples:
-                base = list(identity.labels().values())
+            for base, (identity, sample) in zip(bases, samples, strict=True):
                 if sample is None:
                     if spec.name == "gpu_up":
                         family.add_metric(base, 0.0)
@@ -164,12 +164,12 @@ class ExporterCollector(Collector):
             family.add_metric(list(identity.labels().values()) + info, 1.0)
         return family
 
-    def _render_pods(self) -> Metric:
+    def _render_pods(self, pods: Any) -> Metric:
         family = GaugeMetricFamily(
             "gpu_pod_info", POD_INFO_HELP, labels=list(IDENTITY_LABELS + POD_LABELS)
         )
         for identity in self.identities:
-            ref = self.pods.lookup(identity.uuid, identity.index)
+            ref = pods.lookup(identity.uuid, identity.index)
             if ref is not None:
                 labels = [*identity.labels().values(), ref.namespace, ref.pod, ref.container]
                 family.add_metric(labels, 1.0)

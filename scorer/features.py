@@ -47,11 +47,16 @@ class Schema:
     def by(self) -> str:
         return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
 
-    def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
-        """A series selector for ``metric{labels}`` and the factor to our units (None: absent)."""
+    def selectors(self, metric: str, **labels: str) -> tuple[list[str], float] | None:
+        """Series selectors for ``metric{labels}`` and the factor to our units (None: absent).
+
+        dcgm-exporter may spread one of our metrics over several fields (one per label value);
+        each is returned separately because a range function over ``{__name__=~"a|b"}`` drops
+        the names and then fails on identical label sets.
+        """
         if self.name == "ours":
             matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-            return f"{metric}{{{matchers}}}", 1.0
+            return [f"{metric}{{{matchers}}}"], 1.0
         spec = by_name()[metric]
         fields = [f for f in spec.dcgm if all(f.labels.get(k) == v for k, v in labels.items())]
         if not labels:
@@ -61,10 +66,32 @@ class Schema:
         scales = {f.scale for f in fields}
         if len(scales) != 1:
             raise ValueError(f"{metric}{labels}: dcgm fields with different scales")
-        names = sorted(f.name for f in fields)
-        if len(names) == 1:
-            return names[0], scales.pop()
-        return '{__name__=~"' + "|".join(names) + '"}', scales.pop()
+        return sorted(f.name for f in fields), scales.pop()
+
+    def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
+        """The single selector of a one-field signal (see :meth:`selectors`)."""
+        found = self.selectors(metric, **labels)
+        if found is None:
+            return None
+        if len(found[0]) != 1:
+            raise ValueError(f"{metric}{labels}: several dcgm fields; use selectors()")
+        return found[0][0], found[1]
+
+    def aggregate(
+        self, agg: str, fn: str, metric: str, window: str, **labels: str
+    ) -> tuple[str, float] | None:
+        """``agg by (identity) (fn(selector[window]))`` summed over every field of the signal."""
+        found = self.selectors(metric, **labels)
+        if found is None:
+            return None
+        names, scale = found
+        parts = [f"{agg} by ({self.by}) ({fn}({n}[{window}]))" for n in names]
+        if len(parts) == 1:
+            return parts[0], scale
+        tagged = " or ".join(
+            f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
+        )
+        return f"sum by ({self.by}) ({tagged})", scale
 
 
 OURS = Schema("ours", "node", "gpu", "uuid", "model")
@@ -96,12 +123,8 @@ def _counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Build
     """Increase of a counter over ``window`` summed over its labels, divided by ``per``."""
 
     def build(s: Schema) -> str | None:
-        sel = s.selector(metric, **labels)
-        if sel is None:
-            return None
-        expr = f"sum by ({s.by}) (increase({sel[0]}[{window}]))"
-        scale = sel[1] / per
-        return _scaled(expr, scale)
+        found = s.aggregate("sum", "increase", metric, window, **labels)
+        return None if found is None else _scaled(found[0], found[1] / per)
 
     return build
 
@@ -110,10 +133,8 @@ def _gauge(fn: str, metric: str, window: str, **labels: str) -> Builder:
     """``fn_over_time`` of a gauge (one series per GPU, extra labels dropped)."""
 
     def build(s: Schema) -> str | None:
-        sel = s.selector(metric, **labels)
-        if sel is None:
-            return None
-        return _scaled(f"max by ({s.by}) ({fn}({sel[0]}[{window}]))", sel[1])
+        found = s.aggregate("max", fn, metric, window, **labels)
+        return None if found is None else _scaled(*found)
 
     return build
 
@@ -197,10 +218,8 @@ def _level(metric: str, window: str) -> Builder:
     """Latest value of a cumulative gauge or counter, summed over its labels."""
 
     def build(s: Schema) -> str | None:
-        sel = s.selector(metric)
-        if sel is None:
-            return None
-        return _scaled(f"sum by ({s.by}) (last_over_time({sel[0]}[{window}]))", sel[1])
+        found = s.aggregate("sum", "last_over_time", metric, window)
+        return None if found is None else _scaled(*found)
 
     return build
 

@@ -54,6 +54,7 @@ def _signals(g: FleetGpu, t: float) -> dict[tuple[str, tuple[tuple[str, str], ..
         ("gpu_utilization_ratio", (("engine", "gpu"),)): 0.8,
         ("gpu_ecc_errors_total", (("scope", "volatile"), ("type", "corrected"))): float(int(ecc)),
         ("gpu_remapped_rows_total", (("cause", "correctable"),)): float(int(ramp)),
+        ("gpu_remapped_rows_total", (("cause", "uncorrectable"),)): 0.0,
         ("gpu_pcie_replays_total", ()): float(int(t / 3600)) if g.index == 3 else 0.0,
         ("gpu_xid_errors_total", (("xid", "63"),)): xid,
         ("gpu_row_remap_pending", ()): 1.0 if ramp > 1 else 0.0,

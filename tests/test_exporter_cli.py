@@ -145,6 +145,8 @@ def test_help_documents_the_flags() -> None:
         "--replay.trace",
         "--health.policy",
         "--log.level",
+        "--kubernetes.pod-resources-socket",
+        "--replay.fault",
     ):
         assert flag in result.stdout
     assert ":9840" in result.stdout

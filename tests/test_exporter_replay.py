@@ -302,3 +302,10 @@ def test_an_unreachable_kubelet_is_counted_not_fatal(tmp_path: Path) -> None:
     assert value(s, "gpu_exporter_pod_resources_errors_total") >= 1
     assert value(s, "gpu_up", gpu="0") == 1
     assert "gpu_pod_info" not in names(s)
+
+
+def test_bundled_readings_are_the_test_fixtures() -> None:
+    from gpu_health.exporter.data import H100_LOAD_TRACE, NVML_H100, data_path
+
+    assert data_path(NVML_H100).read_bytes() == FIXTURE.read_bytes()
+    assert data_path(H100_LOAD_TRACE).read_bytes() == TRACE.read_bytes()

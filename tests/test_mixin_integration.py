@@ -1,5 +1,6 @@
 """The generated rules in a real Prometheus scraping the exporter on a simulated fleet: an
-injected XID 79 takes GPUFallenOffBus through pending to firing, on that GPU only."""
+injected XID 79 takes GPUFallenOffBus through pending to firing, and every other injected fault
+raises its own alerts on its GPU only, while the healthy GPU stays silent."""
 
 from __future__ import annotations
 
@@ -19,10 +20,38 @@ from tests.conftest import PrometheusFactory
 FAST = {
     "scorerEnabled": False,
     "rateInterval": "10s",
-    "xidWindow": "30s",
+    "xidWindow": "2m",
     "gpuLostFor": "3s",
     "gpuFallenOffBusFor": "3s",
+    "rowRemapPendingFor": "2s",
+    "pcieReplayFor": "2s",
+    "nvlinkErrorsFor": "2s",
 }
+
+#: GPU -> injected fault, and the alerts each fault must raise (alert -> GPUs). GPU 7 is the
+#: healthy control. Thermal and power-brake faults ramp up over two simulated minutes and are
+#: covered by the promtool unit tests instead.
+FAULTS = {
+    0: "uncorrectable_ecc",
+    1: "xid79",
+    2: "row_remap_pending",
+    3: "row_remap_failure",
+    4: "pcie_replay_storm",
+    5: "nvlink_errors",
+}
+EXPECTED = {
+    "GPUFallenOffBus": {"1"},
+    "GPUUncorrectableEccErrors": {"0", "3"},
+    "GPUXidMemoryError": {"0", "3"},
+    "GPUXidContainedEccError": {"0"},
+    "GPUXidResetRequired": {"3"},
+    "GPURowRemapPending": {"0", "2", "3"},
+    "GPURowRemapFailure": {"3"},
+    "GPUPcieReplayStorm": {"4"},
+    "GPUNvlinkErrors": {"5"},
+}
+#: Alerts derived from the health score may accompany any faulty GPU.
+DERIVED = {"GPUHealthDegraded", "GPUHealthCritical"}
 JOB = "gpu-health-exporter"
 
 
@@ -64,13 +93,16 @@ def watch(
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_injected_xid79_goes_pending_then_firing(
+def test_injected_faults_raise_their_alerts(
     sim_exporter_factory: Callable[..., stack.Server],
     prometheus_factory: PrometheusFactory,
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("gpu_health.sim.live")
-    exporter = sim_exporter_factory("--sim-gpus", "4", "--sim-fault", "gpu=1,fault=xid79,after=8s")
+    faults = [
+        a for gpu, f in FAULTS.items() for a in ("--sim-fault", f"gpu={gpu},fault={f},after=32s")
+    ]
+    exporter = sim_exporter_factory("--sim-gpus", "8", "--sim-speed", "4", *faults)
     prometheus = prometheus_factory(
         scrape_targets={JOB: [f"127.0.0.1:{exporter.port}"]},
         rule_files=write_fast_rules(tmp_path / "rules"),
@@ -98,6 +130,23 @@ def test_injected_xid79_goes_pending_then_firing(
         f"GPU 1 ({labels['model']}, {uuid}) on node sim-node" in alert["annotations"]["description"]
     )
     assert alert["annotations"]["runbook_url"].endswith("/GPUFallenOffBus.md")
-    # the three healthy GPUs answer
-    up = stack.query(prometheus.url, f'gpu_up{{job="{JOB}"}} == 1')
-    assert sorted(s["metric"]["gpu"] for s in up) == ["0", "2", "3"]
+
+    # every other fault raises its alerts, on its GPU only; the healthy GPU stays silent
+    def firing() -> dict[str, set[str]]:
+        payload = json.loads(stack.http_get(f"{prometheus.url}/api/v1/alerts"))
+        out: dict[str, set[str]] = {}
+        for a in payload["data"]["alerts"]:
+            if a["state"] == "firing":
+                out.setdefault(a["labels"]["alertname"], set()).add(a["labels"].get("gpu", ""))
+        return out
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = firing()
+        if all(current.get(name, set()) >= gpus for name, gpus in EXPECTED.items()):
+            break
+        time.sleep(0.5)
+    current = firing()
+    assert {name: current.get(name, set()) for name in EXPECTED} == EXPECTED
+    assert set(current) - set(EXPECTED) <= DERIVED, current
+    assert all("7" not in gpus for gpus in current.values()), current

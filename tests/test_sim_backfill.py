@@ -1,4 +1,4 @@
-"""``gpu-health backfill`` through its real CLI: deterministic bytes, a real Prometheus serves it."""
+"""``gpu-health backfill`` via its real CLI: deterministic bytes, served by a real Prometheus."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
+
 from gpu_health import stack
 
 BIN = Path(sys.executable).parent / "gpu-health"
 END = float(int(time.time() // 3600 * 3600))  # inside Prometheus' retention
 
 
-def _backfill(out: Path, *extra: str, seed: int = 3, gpus: int = 8) -> subprocess.CompletedProcess[str]:
+def _backfill(
+    out: Path, *extra: str, seed: int = 3, gpus: int = 8
+) -> subprocess.CompletedProcess[str]:
     argv = [str(BIN), "backfill", "--gpus", str(gpus), "--days", "0.125", "--out", str(out)]
     argv += ["--seed", str(seed), "--end-time", str(END), "--keep-openmetrics", *extra]
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
@@ -50,7 +53,9 @@ def test_backfill_is_deterministic_and_prometheus_serves_it(
     live = [g for g in gpus if not g["removed"] or float(g["removed"]) > END]
     assert {r["metric"]["uuid"] for r in up} <= {g["uuid"] for g in gpus}
     assert len(up) >= len(live) - 1
-    temps = stack.query(server.url, 'max_over_time(gpu_temperature_celsius{sensor="gpu"}[3h])', at=END)
+    temps = stack.query(
+        server.url, 'max_over_time(gpu_temperature_celsius{sensor="gpu"}[3h])', at=END
+    )
     assert temps and all(20 < float(r["value"][1]) < 100 for r in temps)
     sample_count = stack.query(server.url, "count_over_time(gpu_power_watts[3h])", at=END)
     assert max(int(r["value"][1]) for r in sample_count) >= 170  # one sample a minute
@@ -70,7 +75,9 @@ def test_dcgm_schema_uses_dcgm_exporter_names_labels_and_units(
     server = prometheus_factory(data_dir=tmp_path / "d")
     temp = stack.query(server.url, "DCGM_FI_DEV_GPU_TEMP", at=END)
     assert len(temp) == 8
-    assert {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"} <= set(temp[0]["metric"])
+    assert {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"} <= set(
+        temp[0]["metric"]
+    )
     assert temp[0]["metric"]["device"] == f"nvidia{temp[0]['metric']['gpu']}"
     clock = stack.query(server.url, "max(DCGM_FI_DEV_SM_CLOCK)", at=END)
     assert 100 < float(clock[0]["value"][1]) <= 2520  # MHz, not Hz
@@ -78,13 +85,20 @@ def test_dcgm_schema_uses_dcgm_exporter_names_labels_and_units(
     assert 100 < float(used[0]["value"][1]) < 150_000  # MiB, not bytes
     util = stack.query(server.url, "max(DCGM_FI_DEV_GPU_UTIL)", at=END)
     assert 1 < float(util[0]["value"][1]) <= 100  # percent, not a ratio
-    for name in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
-                 "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS"):
+    for name in (
+        "DCGM_FI_DEV_XID_ERRORS",
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+        "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+    ):
         assert stack.query(server.url, name, at=END), name
 
 
 def test_bad_arguments_fail_in_one_line(tmp_path: Path) -> None:
-    for extra, word in ((["--resolution", "soon"], "--resolution"), (["--end-time", "x"], "--end-time")):
+    for extra, word in (
+        (["--resolution", "soon"], "--resolution"),
+        (["--end-time", "x"], "--end-time"),
+    ):
         argv = [str(BIN), "backfill", "--out", str(tmp_path / "x"), *extra]
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         assert result.returncode != 0

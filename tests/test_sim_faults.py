@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.exporter.backend import Backend
 from gpu_health.exporter.readings import GpuLostError
@@ -48,7 +49,9 @@ def test_help_lists_every_fault() -> None:
 
 def test_faults_file(tmp_path: Path) -> None:
     good = tmp_path / "faults.yaml"
-    good.write_text("faults:\n  - {gpu: 2, fault: thermal, after: 30s}\n  - {gpu: 0, fault: xid79}\n")
+    good.write_text(
+        "faults:\n  - {gpu: 2, fault: thermal, after: 30s}\n  - {gpu: 0, fault: xid79}\n"
+    )
     assert [f.fault for f in load_faults_file(good)] == ["thermal", "xid79"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("faults:\n  - {gpu: 2, fault: thermal, when: 30s}\n")

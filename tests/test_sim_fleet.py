@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+
 from gpu_health.exporter.readings import GpuSample
-from gpu_health.sim.batch import simulate_fleet
+from gpu_health.sim.batch import FleetData, simulate_fleet
 from gpu_health.sim.fleet import build_fleet
 from gpu_health.sim.hazard import MODE_BY_NAME
 from gpu_health.sim.live import SimBackend
@@ -66,30 +67,33 @@ def test_normal_behaviour_follows_the_h100_trace() -> None:
     assert np.nanmax(temp) < 89  # a healthy fleet never reaches slowdown
 
 
-def _precursor_visible(data: object, row: int, onset: int, fail: int, mode: str) -> bool:
-    s = data.series  # type: ignore[attr-defined]
+def _precursor_visible(data: FleetData, row: int, onset: int, fail: int, mode: str) -> bool:
+    """The mode's physical precursor is in the telemetry between onset and failure."""
+    s = data.series
 
-    def grew(name: str, arr: np.ndarray | None = None) -> bool:
-        a = s[name][row] if arr is None else arr[row]
-        window = a[onset:fail]
-        window = window[~np.isnan(window)]
-        return window.size > 0 and (window.max() - window.min() > 0 or window.max() > 0)
+    def moved(a: np.ndarray) -> bool:
+        w = a[row][onset:fail]
+        w = w[~np.isnan(w)]
+        return bool(w.size and (w.max() > w.min() or w.max() > 0))
+
+    def xid_seen(*codes: int) -> bool:
+        return any(c in data.xids and moved(data.xids[c]) for c in codes)
 
     if mode in ("hbm_uncorrectable", "sram_uncorrectable"):
-        return grew("ecc_corrected_aggregate")
+        return moved(np.diff(s["ecc_corrected_aggregate"], axis=1, prepend=np.nan))
     if mode == "fell_off_bus":
-        a = s["pcie_replays"][row][onset:fail]
-        rate = np.nanmax(np.diff(a)) if a.size > 1 else 0
-        return rate > 31 or 32 in data.xids and np.nanmax(data.xids[32][row][onset:fail]) > 0  # type: ignore[attr-defined]
+        replays = np.diff(s["pcie_replays"][row][onset:fail])
+        minutes = (data.timestamps[1] - data.timestamps[0]) / 60
+        return bool(np.nanmax(replays, initial=0) > 31 * minutes) or xid_seen(32)
     if mode == "nvlink":
-        return grew("x", data.nvlink_errors["crc_flit"])  # type: ignore[attr-defined]
+        return moved(data.nvlink_errors["crc_flit"])
     if mode == "thermal":
-        temp = s["temperature_gpu_celsius"][row]
-        return bool(np.nanmax(temp[onset:fail]) >= 80)
+        return bool(np.nanmax(s["temperature_gpu_celsius"][row][onset:fail]) >= 80)
     if mode == "power_delivery":
-        return bool(np.nanmax(s["clock_event_reasons"][row][onset:fail].astype(int) & 0x80) > 0)
+        bits = np.nan_to_num(s["clock_event_reasons"][row][onset:fail]).astype(int)
+        return bool((bits & 0x80).any())
     if mode == "hang":
-        return any(np.nanmax(data.xids[c][row][onset:fail]) > 0 for c in (8, 45) if c in data.xids)  # type: ignore[attr-defined]
+        return xid_seen(8, 45)
     raise AssertionError(mode)
 
 

@@ -8,6 +8,7 @@ A100 ~0.03; the predictable ceiling ~36 % of H100 events, ~39 % on A100).
 from __future__ import annotations
 
 import pytest
+
 from gpu_health.sim.hazard import MODES, simulate_hazard
 
 
@@ -35,7 +36,9 @@ def test_h100_mode_mix_matches_the_reference() -> None:
 
 
 @pytest.mark.parametrize(("model", "low", "high"), [("h100", 0.30, 0.42), ("a100", 0.33, 0.46)])
-def test_precursor_share_is_near_the_predictable_ceiling(model: str, low: float, high: float) -> None:
+def test_precursor_share_is_near_the_predictable_ceiling(
+    model: str, low: float, high: float
+) -> None:
     s = simulate_hazard(10_000, model, seed=3)
     assert low <= s.with_precursor / s.events <= high
 

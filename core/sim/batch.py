@@ -130,12 +130,12 @@ def simulate_fleet(
     ts = end - resolution * np.arange(steps - 1, -1, -1, dtype=np.float64)
     fleet = build_fleet(gpus, seed, hazard_scale)
     rows = list(Windows(fleet).window(ts))
-    names = fields_wanted or tuple(
-        k for k, v in rows[0].values.items() if not isinstance(v, dict)
-    ) if rows else ()
-    series = {
-        n: np.stack([r.values.get(n, np.full(steps, np.nan)) for r in rows]) for n in names
-    }
+    names = (
+        fields_wanted or tuple(k for k, v in rows[0].values.items() if not isinstance(v, dict))
+        if rows
+        else ()
+    )
+    series = {n: np.stack([r.values.get(n, np.full(steps, np.nan)) for r in rows]) for n in names}
     if "last_xid_timestamp" in series:
         lx = series["last_xid_timestamp"]
         series["last_xid_timestamp"] = np.where(lx > 0, lx, np.nan)

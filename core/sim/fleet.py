@@ -450,13 +450,7 @@ class Fleet:
     hazard_scale: float = 1.0
 
     def failures(self, start: float = -math.inf, end: float = math.inf) -> list[Failure]:
-        out = [
-            f
-            for s in self.slots
-            for b in s.boards
-            for f in b.failures
-            if start <= f.time < end
-        ]
+        out = [f for s in self.slots for b in s.boards for f in b.failures if start <= f.time < end]
         out.sort(key=lambda f: (f.time, f.slot))
         return out
 

@@ -178,8 +178,8 @@ RMA_MAX = 30 * DAY
 DRAIN_SECONDS = 10 * 60.0
 MIN_LEAD = 30 * 60.0
 
-_MEM_NORM = 1.0 + LEMON_SHARE * (LEMON_MEMORY_MULT - 1) + SBE_ACTIVE_SHARE * (
-    SBE_ACTIVE_MEMORY_MULT - 1
+_MEM_NORM = (
+    1.0 + LEMON_SHARE * (LEMON_MEMORY_MULT - 1) + SBE_ACTIVE_SHARE * (SBE_ACTIVE_MEMORY_MULT - 1)
 )
 _OTHER_NORM = 1.0 + LEMON_SHARE * (LEMON_OTHER_MULT - 1)
 
@@ -220,19 +220,21 @@ def primary_rate(mode: FailureMode, model: str) -> float:
 
 def draw_cohort(rng: random.Random) -> Cohort:
     u = rng.random()
-    return Cohort(lemon=u < LEMON_SHARE, sbe_active=LEMON_SHARE <= u < LEMON_SHARE + SBE_ACTIVE_SHARE)
+    return Cohort(
+        lemon=u < LEMON_SHARE, sbe_active=LEMON_SHARE <= u < LEMON_SHARE + SBE_ACTIVE_SHARE
+    )
 
 
 def _cumulative(rate: float, age: float) -> float:
     """Cumulative hazard H(age) of a Weibull normalised to ``rate``/yr at the reference age."""
     a = max(age, 0.0) / YEAR
     k = AGEING_SHAPE
-    return rate * AGEING_REF_YEARS / k * (a / AGEING_REF_YEARS) ** k
+    return float(rate * AGEING_REF_YEARS / k * (a / AGEING_REF_YEARS) ** k)
 
 
 def _inverse(rate: float, h: float) -> float:
     k = AGEING_SHAPE
-    return AGEING_REF_YEARS * (h * k / (rate * AGEING_REF_YEARS)) ** (1.0 / k) * YEAR
+    return float(AGEING_REF_YEARS * (h * k / (rate * AGEING_REF_YEARS)) ** (1.0 / k) * YEAR)
 
 
 def next_failure_age(rate: float, age: float, rng: random.Random) -> float:
@@ -317,7 +319,8 @@ def simulate_hazard(
     """Failure counts over many GPU-years without telemetry: the check on rates and mode mix.
 
     Boards are observed for ``years_per_board`` starting at ages spread over 0-3 years, like a
-    fleet bought over three years, so ageing averages out near the reference; precursor presence is drawn exactly as the telemetry simulator draws it.
+    fleet bought over three years, so ageing averages out near the reference; precursor
+    presence is drawn exactly as the telemetry simulator draws it.
     """
     rng = random.Random(seed)
     boards = max(1, int(gpu_years / years_per_board))

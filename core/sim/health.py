@@ -21,7 +21,9 @@ from gpu_health.sim.model import _BOOL_FIELDS, _INT_FIELDS
 _KEYED = ("xid_counts", "nvlink_errors", "clock_event_seconds")
 
 
-def _sample(row: Row, cols: dict[str, list[float]], keyed: dict[str, Any], j: int, t: float) -> GpuSample:
+def _sample(
+    row: Row, cols: dict[str, list[float]], keyed: dict[str, Any], j: int, t: float
+) -> GpuSample:
     if not row.up[j]:
         return GpuSample(timestamp=t, up=False)
     s = GpuSample(timestamp=t)
@@ -59,7 +61,11 @@ class HealthSeries:
             return ""
         sub = ts[pick]
         suffix = [f" {int(t)}\n" for t in sub]
-        fams: dict[str, list[str]] = {"gpu_health_score": [], "gpu_health_penalty": [], "gpu_health_grade": []}
+        fams: dict[str, list[str]] = {
+            "gpu_health_score": [],
+            "gpu_health_penalty": [],
+            "gpu_health_grade": [],
+        }
         for row in rows:
             if not row.present[pick].any():
                 continue
@@ -69,7 +75,10 @@ class HealthSeries:
                 for n, v in row.values.items()
                 if n not in _KEYED and n in GpuSample.__dataclass_fields__
             }
-            keyed = {k: {kk: np.asarray(vv)[pick].tolist() for kk, vv in row.values.get(k, {}).items()} for k in _KEYED}
+            keyed = {
+                k: {kk: np.asarray(vv)[pick].tolist() for kk, vv in row.values.get(k, {}).items()}
+                for k in _KEYED
+            }
             n = len(sub)
             score: dict[str, list[float]] = {}
             penalty: dict[tuple[str, str], list[float]] = {}
@@ -82,7 +91,9 @@ class HealthSeries:
                 for dim, value in result.dimensions.items():
                     score.setdefault(dim, [float("nan")] * n)[j] = float(value)
                 for p in result.penalties:
-                    penalty.setdefault((p.dimension, p.reason), [float("nan")] * n)[j] = float(p.points)
+                    penalty.setdefault((p.dimension, p.reason), [float("nan")] * n)[j] = float(
+                        p.points
+                    )
                 for g in GRADES:
                     grade[g][j] = 1.0 if g == result.grade else 0.0
             base = ",".join(f'{k}="{v}"' for k, v in ident.labels().items() if k in IDENTITY_LABELS)

@@ -40,14 +40,19 @@ class Source:
     constant: float | None = None
 
 
-def probe(spec: MetricSpec, identity: GpuIdentity, row: Row) -> list[tuple[tuple[str, ...], Source]]:
+def probe(
+    spec: MetricSpec, identity: GpuIdentity, row: Row
+) -> list[tuple[tuple[str, ...], Source]]:
     """The series of ``spec`` for this row's fields, found by running the catalogue extractor."""
     if spec.name == "gpu_up":
         return [((), Source("__up__"))]
     if spec.name == "gpu_clock_event_active":
         if "clock_event_reasons" not in row.values:
             return []
-        return [((name,), Source("clock_event_reasons", bit=b)) for b, name in CLOCK_EVENT_REASONS.items()]
+        return [
+            ((name,), Source("clock_event_reasons", bit=b))
+            for b, name in CLOCK_EVENT_REASONS.items()
+        ]
     sample = GpuSample(timestamp=0.0)
     lookup: dict[float, Source] = {}
     n = 0
@@ -88,7 +93,7 @@ class Writer:
         if src.field == "__up__":
             return np.where(row.present, row.up.astype(np.float64), np.nan)
         if src.field is None:
-            return np.where(row.up, src.constant, np.nan)
+            return np.where(row.up, float(src.constant or 0.0), np.nan)
         value = row.values[src.field]
         if src.key is not None:
             value = value[src.key]
@@ -126,7 +131,8 @@ class Writer:
             for row, series, ident in per_row:
                 base = [(k, v) for k, v in ident.labels().items() if k in IDENTITY_LABELS]
                 for labels, src in series[i][1]:
-                    prefix = f"{spec.name}{{{_labels(base + list(zip(spec.labels, labels)))}}} "
+                    pairs = base + list(zip(spec.labels, labels, strict=True))
+                    prefix = f"{spec.name}{{{_labels(pairs)}}} "
                     self._emit(body, prefix, self._values(row, src), suffix)
             if body:
                 chunks.append(header)
@@ -189,7 +195,7 @@ class Writer:
                         continue
                     total = None
                     for labels, src in series[i][1]:
-                        got = dict(zip(spec.labels, labels))
+                        got = dict(zip(spec.labels, labels, strict=True))
                         if all(v in ("all",) or got.get(k) == v for k, v in wanted.items()):
                             v = self._values(row, src)
                             total = v if total is None else total + v

@@ -26,7 +26,7 @@ def splitmix(x: int) -> int:
     return z ^ (z >> 31)
 
 
-def key(seed: int, *parts: int | str) -> int:
+def key(seed: int | str, *parts: int | str | float) -> int:
     """A 64-bit stream key from a seed and any number of names/indices (stable across runs)."""
     text = ":".join([str(seed), *(str(p) for p in parts)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
@@ -37,6 +37,6 @@ def uniform(stream: int, index: int) -> float:
     return (splitmix(stream ^ splitmix(index & MASK)) >> 11) * INV_2_53
 
 
-def generator(stream: int, *parts: int | str) -> random.Random:
+def generator(stream: int | str, *parts: int | str | float) -> random.Random:
     """A stepped generator for event lists (Poisson arrivals, sizes) of one stream chunk."""
     return random.Random(key(stream, *parts))

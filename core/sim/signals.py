@@ -15,7 +15,6 @@ from typing import Any
 
 from gpu_health.sim.fleet import Board, Episode, Slot
 from gpu_health.sim.ops import Num
-from gpu_health.sim.rng import key
 
 BLOCK = 4 * 3600.0
 NOISE_STEP = 10.0
@@ -293,7 +292,3 @@ def _integrals(xp: Any, t: Num, slot: Slot, board: Board, reload: Num) -> dict[s
             share = 0.2 * (_ramp_integral(xp, t, ep, 1) - _ramp_integral(xp, reload, ep, 1))
             out["violation_board_limit"] = out["violation_board_limit"] + share
     return out
-
-
-def board_stream(board: Board) -> int:
-    return key(board.uuid, "stream")

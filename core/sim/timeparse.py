@@ -1,4 +1,4 @@
-"""Durations (``60s``, ``5m``, ``2h``, ``30d``) and times (unix seconds or ISO 8601) from the CLI."""
+"""Durations (``60s``, ``5m``, ``2h``, ``30d``) and times (unix seconds or ISO 8601)."""
 
 from __future__ import annotations
 

@@ -274,7 +274,9 @@ local g = import 'lib.libsonnet';
       ],
       links=links(uids.detail),
       annotations=[
-        g.annotation('XID events', 'increase(gpu_xid_errors_total%s[$__interval]) > 0' % one(), 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
+        // A per-code counter starts at its first event, so increase() alone misses that event:
+        // a series that did not exist one interval ago counts too (as in the XID rule).
+        g.annotation('XID events', '(gpu_xid_errors_total%s unless gpu_xid_errors_total%s offset $__interval) or (increase(gpu_xid_errors_total%s[$__interval]) > 0)' % [one(), one(), one()], 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
       ],
     ) { refresh: c.dashboardRefresh },
 

@@ -1,0 +1,10 @@
+"""``gpu-health demo``: the whole stack on a simulated fleet, on this machine, in one command.
+
+Backfilled history, a real Prometheus with the generated rules, a real Alertmanager delivering to
+a local notification sink, the exporter continuing the simulated fleet live, the scorer, and a
+terminal summary. Every process it starts is stopped when it stops.
+"""
+
+from gpu_health.demo.cli import add_arguments, run
+
+__all__ = ["add_arguments", "run"]

@@ -1,0 +1,108 @@
+"""The demo's child processes: started in their own sessions, recorded, and always stopped.
+
+Every child gets its own process group (so stopping it also stops anything it forked) and the
+demo's work dir as its working directory. Their pids are written to ``WORKDIR/pids`` as they
+start; a later run reads that file and stops leftovers of a run that was killed too hard to clean
+up (SIGKILL), recognising them by that working directory so a recycled pid is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from gpu_health import stack
+
+PIDS_FILE = "pids"
+
+
+def port_or_free(preferred: int) -> int:
+    """``preferred`` when nothing listens on it (or binds it) on 127.0.0.1, else a free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return stack.free_port()
+    return preferred
+
+
+class ProcessTable:
+    """The processes one demo run started, in start order."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.path = workdir / PIDS_FILE
+        self.entries: list[tuple[str, int]] = []
+        self._owned: list[subprocess.Popen[bytes]] = []
+        self.path.write_text("")
+
+    def record(self, name: str, pid: int) -> None:
+        self.entries.append((name, pid))
+        self.path.write_text("".join(f"{n} {p}\n" for n, p in self.entries))
+
+    def spawn(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new session, logging to ``WORKDIR/NAME.log``."""
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        self._owned.append(process)
+        self.record(name, process.pid)
+        return process
+
+    def stop_owned(self) -> None:
+        """Stop the processes :meth:`spawn` started, newest first."""
+        for process in reversed(self._owned):
+            stack.stop_process(process, grace=10.0)
+        self._owned.clear()
+
+
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def stop_leftovers(workdir: Path) -> list[str]:
+    """Stop processes of an earlier run in ``workdir`` that are still alive; returns their names."""
+    path = workdir / PIDS_FILE
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    here = workdir.resolve()
+    stopped = []
+    for line in lines:
+        name, _, pid_text = line.partition(" ")
+        if not pid_text.strip().isdigit():
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _cwd(pid) != here:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+            stopped.append(f"{name} (pid {pid})")
+    deadline = time.monotonic() + 10.0
+    for line in lines:
+        _, _, pid_text = line.partition(" ")
+        if not pid_text.strip().isdigit():
+            continue
+        pid = int(pid_text)
+        while _cwd(pid) == here and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _cwd(pid) == here:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    return stopped

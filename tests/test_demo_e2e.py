@@ -1,0 +1,215 @@
+"""``gpu-health demo`` end to end: the real stack comes up, an injected fault pages, and every
+process it started is gone after SIGTERM and after ``--duration``; a missing binary is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_health import stack
+
+GPU_HEALTH = Path(sys.executable).with_name("gpu-health")
+
+
+def _demo(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(GPU_HEALTH), "demo", "--gpus", "16", "--days", "2", "--workdir", str(workdir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _get(url: str) -> Any:
+    return json.loads(stack.http_get(url, timeout=5.0))
+
+
+def _poll(what: str, check: Any, timeout: float, demo: subprocess.Popen[str]) -> Any:
+    """Re-run ``check()`` until it returns something truthy; fail if the demo exits first."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        assert demo.poll() is None, f"demo exited early while waiting for {what}"
+        try:
+            last = check()
+        except OSError as exc:  # not listening yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(1.0)
+    pytest.fail(f"{what} not seen in {timeout:.0f}s (last: {last})")
+
+
+def _pids(workdir: Path) -> list[int]:
+    lines = (workdir / "pids").read_text().splitlines()
+    return [int(line.split()[1]) for line in lines if line.strip()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie is not running
+        return handle.read().split(") ")[-1][:1] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    demo = _demo(workdir, "--duration", "170", "--fault", "gpu=1,fault=xid79,after=5s")
+    try:
+        urls = _poll(
+            "urls.json",
+            lambda: (
+                (workdir / "urls.json").is_file()
+                and json.loads((workdir / "urls.json").read_text())
+            ),
+            90,
+            demo,
+        )
+        prom = urls["prometheus"]
+
+        def targets() -> dict[str, str]:
+            active = _get(f"{prom}/api/v1/targets?state=active")["data"]["activeTargets"]
+            health = {t["labels"]["job"]: t["health"] for t in active}
+            wanted = ("gpu-health-exporter", "gpu-health-scorer")
+            return health if all(health.get(job) == "up" for job in wanted) else {}
+
+        _poll("exporter and scorer targets up", targets, 60, demo)
+        managers = _get(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+        assert [m["url"] for m in managers] == [f"{urls['alertmanager']}/api/v2/alerts"]
+        groups = _get(f"{prom}/api/v1/rules")["data"]["groups"]
+        rule_names = {r["name"] for g in groups for r in g["rules"]}
+        assert {"GPUFallenOffBus", "GPUFailurePredicted"} <= rule_names
+        assert len(rule_names) > 20
+        # The backfilled history is there: the demo's fleet has samples from two days ago.
+        assert stack.query(prom, "count(gpu_up)", at=time.time() - 86400)
+        # The scorer read that history and published its ranking, which Prometheus scraped.
+        probabilities = _poll(
+            "scorer metrics",
+            lambda: stack.query(prom, 'gpu_failure_probability{job="gpu-health-scorer"}'),
+            90,
+            demo,
+        )
+        assert {p["metric"]["horizon"] for p in probabilities} == {"7d", "30d"}
+        assert stack.query(prom, 'gpu_recommended_action{job="gpu-health-scorer"} == 1')
+
+        def paged() -> list[dict[str, Any]]:
+            received = _get(urls["notification sink"])
+            return [
+                n
+                for n in received
+                if n["service"] == "pagerduty"
+                and "GPUFallenOffBus" in n["payload"]["payload"]["summary"]
+            ]
+
+        pages = _poll("a PagerDuty page for the injected XID 79", paged, 150, demo)
+        assert pages[0]["errors"] == []
+        assert pages[0]["payload"]["event_action"] == "trigger"
+        assert "GPU 1 " in pages[0]["payload"]["payload"]["summary"]
+        pids = _pids(workdir)
+        assert len(pids) == 4 and all(_alive(pid) for pid in pids)
+        demo.send_signal(signal.SIGTERM)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    assert demo.returncode == 0, err
+    assert "received SIGTERM" in err
+    assert "notification: pagerduty trigger [critical] GPUFallenOffBus" in out
+    assert not [pid for pid in pids if _alive(pid)]
+
+    # Second run in the same work dir: the history is reused, and --duration stops it.
+    again = _demo(workdir, "--duration", "3")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert "reusing the cached history" in err
+    assert "backfill [" not in err.split("reusing the cached history")[0]
+    assert "--duration 3s elapsed" in err
+    assert "gpu-health demo is up" in out
+    second = _pids(workdir)
+    assert len(second) == 4 and set(second).isdisjoint(pids)
+    assert not [pid for pid in second if _alive(pid)]
+
+
+def _path_with(tmp_path: Path, *programs: str) -> str:
+    """A PATH holding only links to the named programs (those that exist here)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in programs:
+        target = stack.find_binary(name)
+        (bin_dir / name).symlink_to(target)
+    return str(bin_dir)
+
+
+def test_demo_without_prometheus_says_how_to_install_it(tmp_path: Path) -> None:
+    env = dict(os.environ, PATH=_path_with(tmp_path, "prometheus-alertmanager"))
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [str(GPU_HEALTH), "demo", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0] == (
+        "error: prometheus, promtool not installed; "
+        "install with: sudo apt-get install -y prometheus"
+    )
+    assert not workdir.exists()
+
+
+def test_demo_without_alertmanager_names_its_package(tmp_path: Path) -> None:
+    env = dict(os.environ, PATH=_path_with(tmp_path, "prometheus", "promtool"))
+    result = subprocess.run(
+        [str(GPU_HEALTH), "demo", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: prometheus-alertmanager not installed; "
+        "install with: sudo apt-get install -y prometheus-alertmanager"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "gpu=99,fault=xid79"], "the fleet has GPUs 0-15"),
+        (["--fault", "gpu=1,fault=nonsense"], "--fault 'gpu=1,fault=nonsense'"),
+        (["--speed", "0"], "--speed: must be a positive number"),
+        (["--resolution", "fast"], "--resolution"),
+    ],
+)
+def test_demo_rejects_bad_options_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        [str(GPU_HEALTH), "demo", "--gpus", "16", "--workdir", str(tmp_path / "d"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "d").exists()
