@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--resolution", type=float, default=60.0)
     parser.add_argument("--schema", default="ours", choices=("ours", "dcgm"))
+    parser.add_argument(
+        "--skip-cli", action="store_true", help="only the clean render/promtool line"
+    )
     args = parser.parse_args()
     end = float(int(time.time() // 7200 * 7200))
     print(
@@ -71,8 +74,9 @@ def main() -> None:
     print(
         f"{'variant':<22}{'samples':>14}{'write/s':>14}{'promtool/s':>14}{'ratio':>8}{'wall s':>9}"
     )
+    sequential(args.gpus, args.days, args.resolution, args.schema, end)
     for health in (False, True):
-        if health and args.schema != "ours":
+        if args.skip_cli or (health and args.schema != "ours"):
             continue
         out = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import http.client
 import json
 import os
@@ -52,7 +53,7 @@ class Phase:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     rate_per_s: float = 0.0
-    bytes_per_scrape: int = 0
+    bytes_per_scrape: int = 0  # on the wire (gzipped when negotiated)
     server_cpu_ms_per_scrape: float | None = None
 
 
@@ -85,9 +86,14 @@ def run_phase(
     pid: int | None,
     tls: ssl.SSLContext | None = None,
     headers: dict[str, str] | None = None,
+    gzip_ok: bool = True,
 ) -> Phase:
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    # What Prometheus sends (it always accepts gzip); gzip=False measures the uncompressed path.
+    request_headers = {"Accept": "text/plain;version=0.0.4", **(headers or {})}
+    if gzip_ok:
+        request_headers["Accept-Encoding"] = "gzip"
     path = parts.path or "/metrics"
     latencies: list[list[float]] = [[] for _ in range(scrapers)]
     errors: dict[str, int] = {}
@@ -114,16 +120,18 @@ def run_phase(
                         if tls is not None
                         else http.client.HTTPConnection(host, port, timeout=SCRAPE_TIMEOUT)
                     )
-                conn.request(
-                    "GET", path, headers={"Accept": "text/plain;version=0.0.4", **(headers or {})}
-                )
+                conn.request("GET", path, headers=request_headers)
                 resp = conn.getresponse()
                 body = resp.read()
-                if resp.status != 200 or expect not in body:
-                    raise RuntimeError(f"HTTP {resp.status}")
                 latencies[index].append(time.perf_counter() - began)
+                wire = len(body)
+                if resp.getheader("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if resp.status != 200 or expect not in body:
+                    latencies[index].pop()
+                    raise RuntimeError(f"HTTP {resp.status}")
                 if index == 0:
-                    sizes.append(len(body))
+                    sizes.append(wire)
             except (OSError, http.client.HTTPException, RuntimeError) as exc:
                 kind = type(exc).__name__ if not isinstance(exc, RuntimeError) else str(exc)
                 with lock:
@@ -248,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=8, help="GPUs the started exporter serves")
     parser.add_argument("--target", help="scrape this URL instead of starting an exporter")
     parser.add_argument(
+        "--no-gzip", action="store_true", help="do not send Accept-Encoding: gzip (Prometheus does)"
+    )
+    parser.add_argument(
         "--compare-tls",
         action="store_true",
         help="also run the same load against a second exporter with TLS + basic auth "
@@ -271,13 +282,18 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(url, proc)
         pid = proc.pid if proc else None
         print(f"target {url} ({backend}); baseline {args.baseline:.0f} s ...", file=sys.stderr)
-        base = run_phase(url, "baseline", 1, args.baseline, args.interval / 4 or 0, b"gpu_", pid)
+        gz = not args.no_gzip
+        base = run_phase(
+            url, "baseline", 1, args.baseline, args.interval / 4 or 0, b"gpu_", pid, gzip_ok=gz
+        )
         print(
             f"load: {args.scrapers} scrapers x {args.duration:.0f} s, "
             f"interval {args.interval} s ...",
             file=sys.stderr,
         )
-        load = run_phase(url, "load", args.scrapers, args.duration, args.interval, b"gpu_", pid)
+        load = run_phase(
+            url, "load", args.scrapers, args.duration, args.interval, b"gpu_", pid, gzip_ok=gz
+        )
     finally:
         if proc is not None:
             proc.terminate()
@@ -298,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("load over TLS + basic auth ...", file=sys.stderr)
                 tls_phase = run_phase(
                     tls_url, "tls+auth", args.scrapers, args.duration, args.interval, b"gpu_",
-                    tproc.pid, tls=ctx, headers=auth,
+                    tproc.pid, tls=ctx, headers=auth, gzip_ok=gz,
                 )  # fmt: skip
             finally:
                 tproc.terminate()
@@ -311,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "target": url,
         "backend": backend,
         "gpus": args.gpus if proc else None,
+        "gzip": not args.no_gzip,
         "cpus": os.cpu_count(),
         # Other work on the machine skews latency: record how busy it was (1-minute average).
         "loadavg_1m_end": round(os.getloadavg()[0], 2),

@@ -228,52 +228,77 @@ def _draw_stat(ax: Any, panel: PanelResult, unit: str) -> None:
 
 
 def _draw_bargauge(ax: Any, panel: PanelResult, unit: str) -> None:
-    series = sorted(_series(panel), key=lambda s: s.name)[:14]
+    """Horizontal bars, the name above each bar and the value after it (Grafana's layout)."""
+    series = sorted(_series(panel), key=lambda s: s.name)[:12]
     if not series:
-        ax.axis("off")
         _no_data(ax)
         return
     fieldconfig = panel.panel.get("fieldConfig", {})
-    names = [s.name[:30] for s in series][::-1]
-    values = [0.0 if math.isnan(s.last) else s.last for s in series][::-1]
-    colours = [threshold_colour(v, fieldconfig) for v in values]
-    ax.barh(names, values, color=colours, height=0.6)
     defaults = fieldconfig.get("defaults", {})
-    if "max" in defaults:
-        ax.set_xlim(defaults.get("min", 0), defaults["max"])
-    for y, v in enumerate(values):
+    values = [0.0 if math.isnan(s.last) else s.last for s in series][::-1]
+    names = [s.name[:48] for s in series][::-1]
+    colours = [threshold_colour(v, fieldconfig) for v in values]
+    ax.barh(range(len(values)), values, color=colours, height=0.45, align="edge")
+    low = defaults.get("min", min(0.0, *values))
+    high = defaults.get("max", max(values) * 1.15 if max(values) > 0 else 1.0)
+    ax.set_xlim(low, high)
+    ax.set_ylim(-0.1, len(values))
+    for y, (name, v) in enumerate(zip(names, values, strict=True)):
+        ax.text(low, y + 0.5, name, va="bottom", fontsize=6, color=MUTED)
         ax.text(
-            v,
-            y,
-            " " + format_value(v, unit, defaults.get("decimals")),
-            va="center",
-            fontsize=6,
-            color=TEXT,
-        )
-    ax.tick_params(colors=TEXT, labelsize=6)
+            v, y + 0.22, " " + format_value(v, unit, defaults.get("decimals")),
+            va="center", fontsize=6, color=TEXT,
+        )  # fmt: skip
     ax.set_xticks([])
+    ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
 
 
+def _matrix(panel: PanelResult, options: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Grafana's groupingToMatrix: a row per ``rowField`` value, a column per ``columnField``."""
+    unit = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "short")
+    decimals = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("decimals")
+    row_field, column_field = options["rowField"], options["columnField"]
+    cells: dict[str, dict[str, float]] = {}
+    for s in _series(panel):
+        row = cells.setdefault(s.labels.get(row_field, ""), {})
+        row[s.labels.get(column_field, "")] = s.last
+    columns = sorted({c for r in cells.values() for c in r})
+    rows = [
+        [key] + [format_value(r.get(c, math.nan), unit, decimals) for c in columns]
+        for key, r in sorted(cells.items())
+    ]
+    return [f"{row_field}\\{column_field}", *columns], rows
+
+
 def table_rows(panel: PanelResult) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows the way the panel's merge + organize transformations would show them."""
-    organize: dict[str, Any] = next(
-        (t["options"] for t in panel.panel.get("transformations", []) if t["id"] == "organize"), {}
-    )
+    """Columns and rows the way the panel's transformations (merge + organize, or
+    groupingToMatrix) would show them."""
+    transformations = {t["id"]: t["options"] for t in panel.panel.get("transformations", [])}
+    if "groupingToMatrix" in transformations:
+        return _matrix(panel, transformations["groupingToMatrix"])
+    organize: dict[str, Any] = transformations.get("organize", {})
     excluded = {k for k, v in organize.get("excludeByName", {}).items() if v}
     rename: dict[str, str] = organize.get("renameByName", {})
     order: dict[str, int] = organize.get("indexByName", {})
-    unit = panel.panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "short")
+    defaults = panel.panel.get("fieldConfig", {}).get("defaults", {})
+    unit = defaults.get("unit", "short")
+    units = {
+        o["matcher"]["options"]: p["value"]
+        for o in panel.panel.get("fieldConfig", {}).get("overrides", [])
+        for p in o["properties"]
+        if p["id"] == "unit"
+    }
     multi = len(panel.targets) > 1
-    rows: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    rows: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for target in panel.targets:
         value_column = f"Value #{target.ref_id}" if multi else "Value"
         for s in target.series:
-            labels = {k: v for k, v in s.labels.items() if k not in excluded}
+            labels: dict[str, Any] = {k: v for k, v in s.labels.items() if k not in excluded}
             key = tuple(sorted(labels.items()))
             row = rows.setdefault(key, dict(labels))
-            row[value_column] = format_value(s.last, unit)
+            row[value_column] = s.last
     columns = sorted(
         {c for r in rows.values() for c in r if c not in excluded},
         key=lambda c: (order.get(c, 99), c),
@@ -283,15 +308,19 @@ def table_rows(panel: PanelResult) -> tuple[list[str], list[list[str]]]:
     if sort:
         inverse = {v: k for k, v in rename.items()}
         key_col = inverse.get(sort[0]["displayName"], sort[0]["displayName"])
+        ordered.sort(
+            key=lambda r: r.get(key_col, math.nan) if isinstance(r.get(key_col), float) else 0.0,
+            reverse=bool(sort[0].get("desc")),
+        )
 
-        def number(row: Mapping[str, str]) -> float:
-            try:
-                return float(row.get(key_col, "nan").rstrip("%").lstrip("$").split()[0])
-            except ValueError:
-                return math.nan
+    def cell(row: Mapping[str, Any], column: str) -> str:
+        value = row.get(column, "")
+        if isinstance(value, float):
+            shown = rename.get(column, column)
+            return format_value(value, units.get(shown, unit), defaults.get("decimals"))
+        return str(value)
 
-        ordered.sort(key=number, reverse=bool(sort[0].get("desc")))
-    return [rename.get(c, c) for c in columns], [[r.get(c, "") for c in columns] for r in ordered]
+    return [rename.get(c, c) for c in columns], [[cell(r, c) for c in columns] for r in ordered]
 
 
 def _draw_table(ax: Any, panel: PanelResult, unit: str) -> None:
@@ -343,7 +372,7 @@ def _draw_heatmap(ax: Any, panel: PanelResult, unit: str) -> None:
         origin="lower",
         cmap=cmap,
         vmin=0,
-        extent=(times[0], times[-1], lo, hi),
+        extent=(times[0], max(times[-1], times[0] + 60.0), lo, hi if hi > lo else lo + 1),
         interpolation="nearest",
     )
     _time_axis(ax, panel)
@@ -437,7 +466,7 @@ def render(result: DashboardResult, path: Path) -> Path:
         left = 46 if p.panel["type"] in ("timeseries", "heatmap") else 6
         right = 6
         if p.panel["type"] == "bargauge":
-            left, right = 90, 48  # room for the labels and the value after the bar
+            left, right = 8, 48  # room for the value after the bar
         bottom = 14 if p.panel["type"] in ("timeseries", "heatmap") else 4
         ax = fig.add_axes(
             (

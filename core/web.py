@@ -7,6 +7,7 @@ programs.
 
 Routes are exact paths mapped to handlers; a handler gets the parsed request and returns a
 :class:`Response`. Only GET and HEAD are served: no endpoint executes anything or accepts a body.
+``/metrics`` is gzipped when the scraper accepts it (Prometheus always does).
 
 Bounds, because a metrics port is reachable by anything on the node's network: the request line,
 the header block and the number of headers are capped; the TLS handshake plus the request head must
@@ -20,6 +21,7 @@ closed after :data:`IDLE_TIMEOUT_SECONDS`; writing a response may take
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import logging
 import socket
@@ -27,7 +29,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +57,29 @@ IDLE_TIMEOUT_SECONDS = 120.0
 WRITE_TIMEOUT_SECONDS = 30.0
 #: Connections served at once; each holds a thread.
 MAX_CONNECTIONS = 128
+
+
+class Headers(Mapping[str, str]):
+    """Request headers, looked up case-insensitively as HTTP requires (``accept-encoding`` and
+    ``Accept-Encoding`` are the same header). Repeated headers are joined with ``, ``."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._data: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            self._data[key] = f"{self._data[key]}, {value}" if key in self._data else value
+
+    def __getitem__(self, name: str) -> str:
+        return self._data[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 @dataclass
@@ -88,12 +113,39 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+#: gzip level for /metrics: level 1 shrinks the exposition ~18x for ~1.6 ms per 220 KB, level 9
+#: only 1.2x more for 5x the CPU. Prometheus always asks for gzip.
+GZIP_LEVEL = 1
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header allows gzip (``gzip;q=0`` refuses it)."""
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
 def metrics_handler(registry: CollectorRegistry) -> Handler:
-    """Serve ``registry`` in the format the scraper asks for (text or OpenMetrics)."""
+    """Serve ``registry`` in the format the scraper asks for (text or OpenMetrics), gzipped when
+    the scraper accepts it (as Go exporters do: a 64-GPU node's exposition is megabytes)."""
 
     def handle(request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return Response(200, encoder(registry), content_type)
+        body = encoder(registry)
+        headers = {"Vary": "Accept-Encoding"}
+        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+            headers["Content-Encoding"] = "gzip"
+        return Response(200, body, content_type, headers)
 
     return handle
 
@@ -290,7 +342,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Response(404, b"not found\n", headers=extra), send_body)
             return
         request = Request(
-            parsed.path, urllib.parse.parse_qs(parsed.query), dict(self.headers), user=user
+            parsed.path,
+            urllib.parse.parse_qs(parsed.query),
+            Headers(self.headers.items()),
+            user=user,
         )
         try:
             response = handler(request)

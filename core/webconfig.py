@@ -265,7 +265,7 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
 
     allowed_auth = set(CLIENT_AUTH_TYPES)
     auth = tls.get("client_auth_type") or "NoClientCert"
-    if auth in UNSUPPORTED_CLIENT_AUTH:
+    if isinstance(auth, str) and auth in UNSUPPORTED_CLIENT_AUTH:
         raise ConfigError(
             source,
             k("client_auth_type"),

@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often the pod map is re-read from the kubelet (default: %(default)s)",
     )
+    parser.add_argument(
+        "--kubernetes.pod-labels",
+        dest="pod_labels",
+        action="store_true",
+        help="also put namespace, pod and container labels on every per-GPU series while a pod "
+        "holds the GPU (dcgm-exporter's behaviour; more series churn than joining gpu_pod_info)",
+    )
     log_level_argument(parser)
 
     replay = parser.add_argument_group("replay backend")
@@ -312,7 +319,7 @@ class Exporter:
             if not identities:
                 log.warning("the %s backend found no GPU", self.backend.name)
             self.collector = ExporterCollector(
-                self.backend, identities, health, __version__, self.pods
+                self.backend, identities, health, __version__, self.pods, args.pod_labels
             )
             registry = CollectorRegistry(auto_describe=False)
             registry.register(self.collector)

@@ -71,12 +71,21 @@ class ExporterCollector(Collector):
         health: Any | None = None,
         version: str = "",
         pods: Any | None = None,
+        pod_labels: bool = False,
     ) -> None:
-        """``pods``: a :class:`~gpu_health.exporter.kube.podresources.PodAttribution` or None."""
+        """``pods``: a :class:`~gpu_health.exporter.kube.podresources.PodAttribution` or None.
+
+        With ``pod_labels`` every per-GPU series also carries ``namespace``, ``pod`` and
+        ``container`` (empty while no pod holds the GPU), as dcgm-exporter does; without it the
+        attribution is the single ``gpu_pod_info`` series to join on ``uuid``, which keeps pods
+        coming and going from minting new series for every metric.
+        """
         self.backend = backend
         self.identities = list(identities)
         self.health = health
         self.pods = pods
+        self.pod_labels = pod_labels and pods is not None
+        self._label_names = IDENTITY_LABELS + (POD_LABELS if self.pod_labels else ())
         self.version = version
         # Scrapes are serialised: the health model keeps per-GPU state and NVML handles are
         # shared; two Prometheus servers scraping at once simply take turns (a scrape is ~ms).
@@ -137,12 +146,20 @@ class ExporterCollector(Collector):
         yield success
         yield from self._render_self(samples)
 
+    def _base_labels(self, identity: GpuIdentity) -> list[str]:
+        """Label values every per-GPU series starts with (identity, then pod when enabled)."""
+        base = list(identity.labels().values())
+        if self.pod_labels:
+            ref = self.pods.lookup(identity.uuid, identity.index)
+            base += [ref.namespace, ref.pod, ref.container] if ref else ["", "", ""]
+        return base
+
     def _render_catalogue(
         self, samples: list[tuple[GpuIdentity, GpuSample | None]]
     ) -> Iterator[Metric]:
-        bases = [list(identity.labels().values()) for identity, _ in samples]
+        bases = [self._base_labels(identity) for identity, _ in samples]
         for spec in CATALOGUE:
-            family = _family(spec.name, spec.kind, spec.help, IDENTITY_LABELS + spec.labels)
+            family = _family(spec.name, spec.kind, spec.help, self._label_names + spec.labels)
             for base, (identity, sample) in zip(bases, samples, strict=True):
                 if sample is None:
                     if spec.name == "gpu_up":
@@ -182,17 +199,17 @@ class ExporterCollector(Collector):
         score = GaugeMetricFamily(
             "gpu_health_score",
             meta["gpu_health_score"][0],
-            labels=list(IDENTITY_LABELS + meta["gpu_health_score"][1]),
+            labels=list(self._label_names + meta["gpu_health_score"][1]),
         )
         penalty = GaugeMetricFamily(
             "gpu_health_penalty",
             meta["gpu_health_penalty"][0],
-            labels=list(IDENTITY_LABELS + meta["gpu_health_penalty"][1]),
+            labels=list(self._label_names + meta["gpu_health_penalty"][1]),
         )
         grade = GaugeMetricFamily(
             "gpu_health_grade",
             meta["gpu_health_grade"][0],
-            labels=list(IDENTITY_LABELS + meta["gpu_health_grade"][1]),
+            labels=list(self._label_names + meta["gpu_health_grade"][1]),
         )
         from gpu_health.exporter.health.result import GRADES
 
@@ -208,7 +225,7 @@ class ExporterCollector(Collector):
                 self._health_errors += 1
                 ok = False
                 continue
-            base = list(identity.labels().values())
+            base = self._base_labels(identity)
             score.add_metric([*base, "overall"], float(result.overall))
             for dimension, value in sorted(result.dimensions.items()):
                 score.add_metric([*base, dimension], float(value))

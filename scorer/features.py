@@ -234,11 +234,30 @@ _DAY = 86400.0
 
 
 def _ecc(window: str, days: float, corrected: bool) -> Builder:
+    # Aggregate (board-life) counters first: volatile ones reset on the driver reload that
+    # follows an uncorrectable error, often before a scrape could see the increment.
     vol, agg = (_ECC_CORR_VOL, _ECC_CORR_AGG) if corrected else (_ECC_UNC_VOL, _ECC_UNC_AGG)
     return _first(
-        _counter("gpu_ecc_errors_total", window, per=days, **vol),
         _counter("gpu_ecc_errors_total", window, per=days, **agg),
+        _counter("gpu_ecc_errors_total", window, per=days, **vol),
     )
+
+
+def _reporting_gap(window: str) -> Builder:
+    """Share of the window a GPU did not report, relative to the best-reporting GPU.
+
+    Resets, fallen-off-the-bus episodes and driver reloads leave gaps; normalising by the fleet's
+    best count makes it independent of the scrape interval.
+    """
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        if sel is None:
+            return None
+        count = f"max by ({s.by}) (count_over_time({sel[0]}[{window}]))"
+        return f"1 - ({count}) / scalar(max({count}))"
+
+    return build
 
 
 def _temp_excess(sensor: dict[str, str], window: str) -> Builder:
@@ -418,6 +437,11 @@ FEATURES: tuple[Feature, ...] = (
     Feature("xid_events_24h", "XID events in the last 24 h.", _xid_events("24h")),
     Feature("xid_events_7d", "XID events in the last 7 days.", _xid_events("7d")),
     Feature("xid_events_30d", "XID events in the last 30 days.", _xid_events("30d")),
+    Feature(
+        "reporting_gap_share_7d",
+        "Share of the last 7 d the GPU did not report (resets, lost), vs the best GPU.",
+        _reporting_gap("7d"),
+    ),
     # --- usage (scale-free) ---------------------------------------------------------------
     Feature(
         "utilization_avg_7d",

@@ -247,6 +247,30 @@ FEATURE_GROUPS: tuple[str, ...] = (
 )
 
 
+#: Features whose larger values can only mean more risk (errors, heat, throttling, events).
+#: Constraining them keeps the model physical and stops it learning one simulator's quirks.
+_INCREASING = (
+    "ecc_",
+    "remapped_",
+    "row_remap",
+    "retired",
+    "temp_gpu_excess",
+    "temp_memory_excess",
+    "temp_gpu_per_watt",
+    "temp_gpu_trend",
+    "thermal_",
+    "board_limit",
+    "pcie_replays",
+    "nvlink_",
+    "xid_",
+)
+
+
+def monotone(features: Sequence[str]) -> list[int]:
+    """XGBoost monotone constraints: +1 for risk-only-increasing features, 0 otherwise."""
+    return [1 if name.startswith(_INCREASING) else 0 for name in features]
+
+
 def signal_dropout(
     features: Sequence[str], x: FloatArray, rng: np.random.Generator, p: float
 ) -> FloatArray:
@@ -274,6 +298,7 @@ def fit(
     metadata: dict[str, Any] | None = None,
     dropout: float = 0.25,
     hazard_scale: float = 1.0,
+    min_child_weight: float = 20.0,
 ) -> tuple[FailureModel, dict[str, Any]]:
     """Fit one calibrated XGBoost per horizon with a time split, and the isolation forest.
 
@@ -306,11 +331,13 @@ def fit(
             n_estimators=n_estimators,
             max_depth=3,
             learning_rate=0.05,
-            subsample=0.8,
-            colsample_bytree=0.8,
-            min_child_weight=2.0,
-            reg_lambda=5.0,
+            subsample=0.7,
+            colsample_bytree=0.6,
+            min_child_weight=min_child_weight,
+            reg_lambda=10.0,
+            gamma=1.0,
             scale_pos_weight=math.sqrt(neg / pos),
+            monotone_constraints=tuple(monotone(data.features)),
             tree_method="hist",
             random_state=seed,
             n_jobs=2,

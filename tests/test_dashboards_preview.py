@@ -12,7 +12,10 @@ import pytest
 
 from gpu_health import dashpreview
 from gpu_health.dashquery import (
+    PanelResult,
     PromClient,
+    Series,
+    TargetResult,
     builtin_values,
     legend,
     resolve_variables,
@@ -240,3 +243,40 @@ def test_preview_cli_one_line_errors(tmp_path: Path) -> None:
         )
         assert run.returncode != 0
         assert needle in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def _panel(transformations: list[dict[str, object]], *targets: list[Series]) -> PanelResult:
+    panel = {"fieldConfig": {"defaults": {"unit": "none"}}, "transformations": transformations}
+    return PanelResult(
+        panel, [TargetResult(chr(65 + i), "x", True, t) for i, t in enumerate(targets)]
+    )
+
+
+def test_tables_follow_the_transformations() -> None:
+    a = [
+        Series({"uuid": "u1", "node": "n"}, "", [0], [0.5]),
+        Series({"uuid": "u2", "node": "n"}, "", [0], [0.9]),
+    ]
+    b = [Series({"uuid": "u1", "node": "n"}, "", [0], [3.0])]
+    organize = {
+        "id": "organize",
+        "options": {
+            "excludeByName": {"node": True},
+            "indexByName": {"uuid": 0},
+            "renameByName": {"Value #A": "P", "Value #B": "Q"},
+        },
+    }
+    panel = _panel([{"id": "merge", "options": {}}, organize], a, b)
+    panel.panel["options"] = {"sortBy": [{"displayName": "P", "desc": True}]}
+    columns, rows = dashpreview.table_rows(panel)
+    assert columns == ["uuid", "P", "Q"]
+    assert rows == [["u2", "0.9", ""], ["u1", "0.5", "3"]]
+    inputs = [
+        Series({"uuid": "u1", "input": "age"}, "", [0], [730.0]),
+        Series({"uuid": "u1", "input": "health"}, "", [0], [87.0]),
+    ]
+    matrix = {"id": "groupingToMatrix", "options": {"rowField": "uuid", "columnField": "input"}}
+    assert dashpreview.table_rows(_panel([matrix], inputs)) == (
+        ["uuid\\input", "age", "health"],
+        [["u1", "730", "87"]],
+    )

@@ -129,6 +129,8 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
     assert demo.returncode == 0, err
     assert "received SIGTERM" in err
     assert "notification: pagerduty trigger [critical] GPUFallenOffBus" in out
+    # Piped output gets plain summary blocks (no terminal escape codes).
+    assert "Fleet health (" in out and "Riskiest GPUs" in out and "\x1b[" not in out
     assert not [pid for pid in pids if _alive(pid)]
 
     # Second run in the same work dir: the history is reused, and --duration stops it.

@@ -115,3 +115,40 @@ def test_usual_port_when_free_else_another(tmp_path: Path) -> None:
         other = processes.port_or_free(taken)
         assert other != taken
     assert processes.port_or_free(taken) == taken
+
+
+def test_summary_shows_grades_risks_alerts_and_notifications() -> None:
+    from gpu_health.demo import summary
+    from gpu_health.notify_sink import Notification
+    from gpu_health.report.model import AlertRow, FleetReport, RiskRow
+
+    report = FleetReport("http://prom", 0.0, "1h", "ours", gpu_count=3)
+    report.grades = {"excellent": 2, "good": 0, "fair": 0, "poor": 0, "critical": 1}
+    report.risks = [
+        RiskRow("GPU-aaaa", "node-1", "H100", "5", p7=0.25, p30=0.5, health=12.0, action="sell")
+    ]
+    report.alerts = [
+        AlertRow("GPUFallenOffBus", "critical", "node-1", "GPU-aaaa", True),
+        AlertRow("GPUThermalSlowdown", "warning", "node-2", "GPU-bbbb", False),
+    ]
+    page = Notification(
+        "pagerduty",
+        "/v2/enqueue",
+        {"event_action": "trigger", "payload": {"severity": "critical", "summary": "fell off"}},
+    )
+    text = summary.render(
+        "title",
+        [summary.Endpoint("prometheus", "http://prom")],
+        report,
+        {"prometheus": "up"},
+        [page],
+    )
+    assert "http://prom  [up]" in text
+    assert "Fleet health (3 GPUs): excellent 2  good 0  fair 0  poor 0  critical 1" in text
+    row = next(line for line in text.splitlines() if line.startswith("node-1"))
+    assert row.split() == ["node-1", "5", "GPU-aaaa", "25.0%", "50.0%", "12", "sell"]
+    assert "Alerts firing: 1" in text and "GPUThermalSlowdown" not in text
+    assert "Notifications received: 1" in text
+    assert "pagerduty trigger [critical] fell off (ok)" in text
+    waiting = summary.render("title", [], None, {}, [], error="connection refused")
+    assert "waiting for data: connection refused" in waiting

@@ -168,3 +168,57 @@ def test_missing_socket_is_a_clear_error(tmp_path: Path) -> None:
 def test_malformed_reply_raises_wire_format_error(garbage: bytes) -> None:
     with pytest.raises(podresources.WireFormatError):
         podresources.decode_list_response(garbage)
+
+
+def test_exporter_labels_gpu_series_with_the_pod_holding_them(
+    kubelet: FakeKubelet, tmp_path: Path
+) -> None:
+    """The exporter process, pointed at the kubelet socket, puts the pod on that GPU's series."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gpu_health import stack
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    exporter = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gpu-health-exporter"), "--backend", "replay",
+         "--replay.gpus", "2", "--web.listen-address", f"127.0.0.1:{port}",
+         "--kubernetes.pod-resources-socket", str(kubelet.socket_path),
+         "--kubernetes.refresh-interval", "0.2", "--kubernetes.pod-labels"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stack.wait_until(f"http://127.0.0.1:{port}/healthz", 30, exporter)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        uuids = {
+            s.labels["gpu"]: s.labels["uuid"]
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+            if f.name == "gpu_up"
+        }
+        kubelet.pods = [
+            {"name": "llm-train-0", "namespace": "research",
+             "containers": {"trainer": {"nvidia.com/gpu": [uuids["1"]]}}}
+        ]  # fmt: skip
+        deadline = time.monotonic() + 10
+        held: dict[str, tuple[str, str, str]] = {}
+        while time.monotonic() < deadline:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+            held = {
+                s.labels["gpu"]: (s.labels["namespace"], s.labels["pod"], s.labels["container"])
+                for f in text_string_to_metric_families(body.decode())
+                for s in f.samples
+                if f.name in ("gpu_power_watts", "gpu_health_score") and "pod" in s.labels
+            }
+            if held.get("1", ("",))[0]:
+                break
+            time.sleep(0.2)
+        assert held["1"] == ("research", "llm-train-0", "trainer")
+        assert held["0"] == ("", "", "")
+    finally:
+        stack.stop_process(exporter)

@@ -7,6 +7,7 @@ checks the server still answers a normal scrape afterwards: surviving is the poi
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
 import socket
 import threading
@@ -210,3 +211,22 @@ def test_concurrent_hostile_clients_do_not_stop_scrapes(server: web.WebServer) -
         stop.set()
         for t in threads:
             t.join(5)
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [("gzip", True), ("br, GZIP;q=0.5", True), ("*", True), ("gzip;q=0", False), ("", False)],
+)
+def test_metrics_gzip_negotiation(
+    server: web.WebServer, accept_encoding: str, gzipped: bool
+) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    # lower-case header names: HTTP header names are case-insensitive
+    conn.request("GET", "/metrics", headers={"accept-encoding": accept_encoding})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == 200 and "Accept-Encoding" in (resp.getheader("Vary") or "")
+    assert (resp.getheader("Content-Encoding") == "gzip") == gzipped
+    text = gzip.decompress(body) if gzipped else body
+    assert b"probe_gauge 1.0" in text

@@ -501,3 +501,31 @@ def test_command_with_a_bad_web_config_exits_with_one_line(name: str, tmp_path: 
     err = done.stderr.strip().splitlines()
     assert any("tls_server_config.min_version" in line and "TLS13" in line for line in err), err
     assert "Traceback" not in done.stderr
+
+
+def test_changed_users_apply_without_restart(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = serve(f"basic_auth_users:\n  alice: '{_hash(PASSWORD)}'\n")
+    assert _get(server.port, headers=_basic("alice", PASSWORD))[0] == 200
+    time.sleep(1.1)  # the file is checked at most once a second
+    (tmp_path / "web-config.yml").write_text(f"basic_auth_users:\n  bob: '{_hash(PASSWORD)}'\n")
+    deadline = time.monotonic() + 5
+    while _get(server.port, headers=_basic("bob", PASSWORD))[0] != 200:
+        assert time.monotonic() < deadline, "the new user was never accepted"
+        time.sleep(0.3)
+    assert _get(server.port, headers=_basic("alice", PASSWORD))[0] == 401
+
+
+def test_inline_pem_cert_key_and_client_ca(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+    def block(path: Path) -> str:
+        return "|\n" + "".join(f"    {line}\n" for line in path.read_text().splitlines())
+
+    server = serve(
+        "tls_server_config:\n"
+        f"  cert: {block(pki.server_cert)}"
+        f"  key: {block(pki.server_key)}"
+        f"  client_ca: {block(pki.client_ca)}"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+    )
+    assert _get(server.port, _client_ctx(pki, pki.client_cert, pki.client_key))[0] == 200
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException, OSError)):
+        _get(server.port, _client_ctx(pki))

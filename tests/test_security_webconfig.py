@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpu_health.errors import ConfigError
-from gpu_health.webconfig import load_web_config, parse_duration
+from gpu_health.webconfig import TLS_KEYS, load_web_config, parse_duration, parse_web_config
 
 HASH = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"  # toolkit docs' example
 TLS = "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n"
@@ -173,3 +175,44 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_tls = st.dictionaries(st.sampled_from(sorted(TLS_KEYS)), _values, max_size=6)
+_documents = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "tls_server_config": _tls | _values,
+            "basic_auth_users": st.dictionaries(st.text(max_size=6), _values, max_size=2) | _values,
+            "http_server_config": st.fixed_dictionaries(
+                {},
+                optional={
+                    "headers": st.dictionaries(st.text(max_size=8), _values),
+                    "http2": _values,
+                },
+            )
+            | _values,
+            "rate_limit": st.dictionaries(st.sampled_from(["interval", "burst"]), _values)
+            | _values,
+        },
+    )
+    | _values
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_documents)
+def test_any_document_is_accepted_or_one_config_error(document: object) -> None:
+    """Whatever the YAML holds, the loader answers with a config or a ConfigError, nothing else."""
+    try:
+        parse_web_config(document, "web.yml", Path("/nonexistent"))
+    except ConfigError as exc:
+        assert str(exc).startswith("web.yml") and "\n" not in str(exc)

@@ -59,6 +59,8 @@ def test_backfill_is_deterministic_and_prometheus_serves_it(
     assert temps and all(20 < float(r["value"][1]) < 100 for r in temps)
     sample_count = stack.query(server.url, "count_over_time(gpu_power_watts[3h])", at=END)
     assert max(int(r["value"][1]) for r in sample_count) >= 170  # one sample a minute
+    health = stack.query(server.url, 'gpu_health_score{dimension="overall"}', at=END)
+    assert health and all(0 <= float(r["value"][1]) <= 100 for r in health)
     labels = up[0]["metric"]
     assert {"node", "gpu", "uuid", "pci_bus_id", "model"} <= set(labels)
     assert labels["node"].startswith("gpu-node-")

@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if leftovers:
         _say(sys.stderr, f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
     table = ProcessTable(workdir)
-    reason = "start-up failed"
+    reason = "error"
     with contextlib.ExitStack() as resources, _stop_signals() as ignore_signals:
         try:
             _run_stack(args, resolution, rules, workdir, table, resources, out)

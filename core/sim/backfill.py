@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Simulate a GPU fleet (same model and seed as the exporter's --backend sim) and write "
         "its history as a Prometheus data dir (promtool), with failures.csv and gpus.csv as "
-        "ground truth. Serve it with: prometheus --storage.tsdb.path=DATA_DIR"
+        "ground truth. Serve it with: prometheus --storage.tsdb.path=DATA_DIR "
+        "--storage.tsdb.retention.time=90d (a retention longer than the history, or Prometheus "
+        "deletes the old blocks at start)"
     )
     parser.add_argument("--gpus", type=int, default=256, help="GPUs, 8 per node (default: 256)")
     parser.add_argument("--days", type=float, default=30.0, help="days of history (default: 30)")
@@ -81,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if args.hazard_scale < 0:
         raise UserError("--hazard-scale: must not be negative")
     end = time.time() if args.end_time is None else parse_time(args.end_time, "--end-time")
-    stack.find_binary("promtool")
+    try:
+        stack.find_binary("promtool")
+    except stack.MissingBinaryError as exc:
+        raise UserError(str(exc)) from None
     report = backfill(
         gpus=args.gpus,
         days=args.days,

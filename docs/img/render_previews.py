@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 JOB = "gpu-health-exporter"
 GPUS = 16
-LIVE_SECONDS = 150
+LIVE_SECONDS = 330  # past the 5 min lookback, so the last history samples go stale
 LABELS = re.compile(r'^([a-z_:]+)\{(.*?node="([^"]+)".*?)\} (.*)$')
 
 
