@@ -92,6 +92,8 @@ class ExporterCollector(Collector):
         self._lock = threading.Lock()
         self._sample_errors = 0
         self._health_errors = 0
+        #: event counters (XIDs) of GPUs that are lost right now, still exported
+        self._lost_events: dict[str, GpuSample] = {}
 
     def describe(self) -> list[Metric]:
         # Nothing to check at registration time; returning [] keeps register() from collecting.
@@ -101,14 +103,20 @@ class ExporterCollector(Collector):
         out: list[tuple[GpuIdentity, GpuSample | None]] = []
         for identity in self.identities:
             try:
-                out.append((identity, self.backend.sample(identity)))
+                sample = self.backend.sample(identity)
             except GpuLostError as exc:
                 log.warning("%s", exc)
                 out.append((identity, None))
+                if exc.events is not None:
+                    self._lost_events[identity.uuid] = exc.events
+                continue
             except Exception:  # a backend bug on one GPU must not take the others down
                 log.exception("sampling GPU %s failed", identity.index)
                 self._sample_errors += 1
                 out.append((identity, None))
+                continue
+            self._lost_events.pop(identity.uuid, None)
+            out.append((identity, sample))
         return out
 
     def probe(self) -> ProbeResult:
@@ -164,6 +172,10 @@ class ExporterCollector(Collector):
                 if sample is None:
                     if spec.name == "gpu_up":
                         family.add_metric(base, 0.0)
+                    events = self._lost_events.get(identity.uuid)
+                    if spec.cost == "event" and events is not None:
+                        for extra, value in spec.extract(identity, events):
+                            family.add_metric(base + list(extra), value)
                     continue
                 for extra, value in spec.extract(identity, sample):
                     family.add_metric(base + list(extra), value)

@@ -153,7 +153,16 @@ class GpuSample:
 
 
 class GpuLostError(RuntimeError):
-    """A backend raises this when a GPU stopped answering (fell off the bus, GPU_IS_LOST)."""
+    """A backend raises this when a GPU stopped answering (fell off the bus, GPU_IS_LOST).
+
+    ``events`` carries what the backend still knows about the GPU without asking it — the XID
+    counts its event thread saw, above all the XID 79 that announced the loss — so those
+    counters stay exported while every reading of the GPU itself is absent.
+    """
+
+    def __init__(self, message: str, events: GpuSample | None = None) -> None:
+        super().__init__(message)
+        self.events = events
 
 
 class BackendUnavailableError(RuntimeError):

@@ -5,9 +5,9 @@
 1. simulate the training fleet (dcgm-exporter schema) into a Prometheus data dir;
 2. ``gpu-health-scorer train`` on it, writing ``scorer/default_model/``;
 3. simulate a held-out fleet (another seed) in both schemas and ``gpu-health-scorer evaluate``
-   the new model on each, writing the reports next to the model (``evaluation-*.json``).
+   the new model on each, writing the reports into the model directory (``evaluation-*.json``).
 
-Takes ~15 minutes on a 2-core machine.
+Takes ~25 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -15,15 +15,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gpu_health.scorer import cli
 from gpu_health.scorer.model import DEFAULT_MODEL_DIR
 from gpu_health.scorer.simhistory import build_history
 
+
+@dataclass(frozen=True)
+class Fleet:
+    gpus: int
+    days: float
+    resolution: float
+    seed: int
+    hazard_scale: float
+
+    def build(self, out: Path, schema: str) -> None:
+        build_history(
+            out, self.gpus, self.days, self.resolution, self.seed, schema, self.hazard_scale
+        )
+
+
 #: The recipe of the shipped model (quoted in docs/model-card.md).
-TRAIN = {"gpus": 500, "days": 120, "resolution": 3600, "seed": 11, "hazard_scale": 20.0}
-HELD_OUT = {"gpus": 300, "days": 90, "resolution": 3600, "seed": 23, "hazard_scale": 20.0}
+TRAIN = Fleet(gpus=500, days=120, resolution=3600, seed=11, hazard_scale=20.0)
+HELD_OUT = Fleet(gpus=300, days=90, resolution=3600, seed=23, hazard_scale=20.0)
 STEP = "12h"
 
 
@@ -35,15 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     train_dir = args.work / "train-dcgm"
     if not args.skip_build:
-        build_history(
-            train_dir,
-            TRAIN["gpus"],
-            TRAIN["days"],
-            TRAIN["resolution"],
-            TRAIN["seed"],
-            "dcgm",
-            TRAIN["hazard_scale"],
-        )
+        TRAIN.build(train_dir, "dcgm")
     code = cli.main(
         [
             "train",
@@ -54,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "--step",
             STEP,
             "--hazard-scale",
-            str(TRAIN["hazard_scale"]),
+            str(TRAIN.hazard_scale),
             "--out",
             str(args.out),
         ]
@@ -64,16 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for schema in ("dcgm", "ours"):
         held = args.work / f"heldout-{schema}"
         if not args.skip_build:
-            build_history(
-                held,
-                HELD_OUT["gpus"],
-                HELD_OUT["days"],
-                HELD_OUT["resolution"],
-                HELD_OUT["seed"],
-                schema,
-                HELD_OUT["hazard_scale"],
-            )
-        report = args.out.parent / f"evaluation-{schema}.json"
+            HELD_OUT.build(held, schema)
+        report = args.out / f"evaluation-{schema}.json"
         code = cli.main(
             [
                 "evaluate",
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if code:
             return code
-    print(json.dumps({"train": TRAIN, "held_out": HELD_OUT, "step": STEP}))
+    print(json.dumps({"train": asdict(TRAIN), "held_out": asdict(HELD_OUT), "step": STEP}))
     return 0
 
 

@@ -212,3 +212,21 @@ def test_memory_info_v2_gives_reserved_memory_when_the_driver_has_it() -> None:
         backend.close()
     assert (sample.memory_reserved_bytes, sample.memory_used_bytes) == (reserved, used)
     assert sample.memory_total_bytes == total
+
+
+def test_the_xid_79_that_announced_a_loss_stays_exported_while_the_gpu_is_lost(
+    fake: FakeNvml, backend: NvmlBackend
+) -> None:
+    """A GPU that fell off the bus answers nothing, but its XID 79 must still be counted."""
+    collector = ExporterCollector(backend, backend.inventory())
+    fake.emit_xid(1, 79)
+    deadline = time.monotonic() + 5
+    while get(render(collector), "gpu_xid_errors_total", gpu="1", xid="79") != [1]:
+        assert time.monotonic() < deadline, "XID event was not counted"
+        time.sleep(0.05)
+    fake.fail("*", gpu=1, error="GPU_IS_LOST")
+    s = render(collector)
+    assert get(s, "gpu_up", gpu="1") == [0]
+    assert get(s, "gpu_xid_errors_total", gpu="1", xid="79") == [1]
+    assert len(get(s, "gpu_last_xid_timestamp_seconds", gpu="1")) == 1
+    assert get(s, "gpu_power_watts", gpu="1") == []

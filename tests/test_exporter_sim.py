@@ -70,3 +70,25 @@ def test_a_simulated_lost_gpu_reads_up_0_and_is_scored_down() -> None:
         if s.name == "gpu_health_score" and s.labels["dimension"] == "overall"
     }
     assert overall["1"] < min(overall["0"], overall["2"])
+
+
+def test_a_simulated_xid79_keeps_its_xid_counted_while_the_gpu_is_lost() -> None:
+    args = build_parser().parse_args(
+        ["--backend", "sim", "--sim-gpus", "2", "--sim-fault", "gpu=1,fault=xid79",
+         "--web.listen-address", "127.0.0.1:0"]
+    )  # fmt: skip
+    exporter = Exporter(args).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics") as response:
+            text = response.read().decode()
+    finally:
+        exporter.close()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    ups = {s.labels["gpu"]: s.value for s in samples if s.name == "gpu_up"}
+    assert ups == {"0": 1.0, "1": 0.0}
+    xid79 = [
+        s.value
+        for s in samples
+        if s.name == "gpu_xid_errors_total" and s.labels["gpu"] == "1" and s.labels["xid"] == "79"
+    ]
+    assert xid79 and xid79[0] >= 1

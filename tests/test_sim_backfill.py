@@ -64,6 +64,15 @@ def test_backfill_is_deterministic_and_prometheus_serves_it(
     labels = up[0]["metric"]
     assert {"node", "gpu", "uuid", "pci_bus_id", "model"} <= set(labels)
     assert labels["node"].startswith("gpu-node-")
+    # History answers the mixin's selectors like a scrape of a per-node exporter would.
+    assert labels["job"] == "gpu-health-exporter"
+    assert labels["instance"] == f"{labels['node']}:9840"
+    info = stack.query(server.url, 'gpu_info{job="gpu-health-exporter"}', at=END)
+    assert {r["metric"]["uuid"] for r in info} == {g["uuid"] for g in gpus if g["uuid"]} & {
+        r["metric"]["uuid"] for r in info
+    } and len(info) >= len(up)
+    scored = stack.query(server.url, 'gpu_health_grade{job="gpu-health-exporter"} == 1', at=END)
+    assert len(scored) == len(up)
 
 
 @pytest.mark.slow
@@ -71,7 +80,7 @@ def test_backfill_is_deterministic_and_prometheus_serves_it(
 def test_dcgm_schema_uses_dcgm_exporter_names_labels_and_units(
     tmp_path: Path, prometheus_factory: stack.Any
 ) -> None:
-    _backfill(tmp_path / "d", "--schema", "dcgm")
+    _backfill(tmp_path / "d", "--schema", "dcgm", "--instance", "10.0.0.7:9400")
     text = next((tmp_path / "d" / "openmetrics").glob("*.om")).read_text()
     assert "gpu_temperature_celsius" not in text
     server = prometheus_factory(data_dir=tmp_path / "d")
@@ -81,6 +90,8 @@ def test_dcgm_schema_uses_dcgm_exporter_names_labels_and_units(
         temp[0]["metric"]
     )
     assert temp[0]["metric"]["device"] == f"nvidia{temp[0]['metric']['gpu']}"
+    assert {r["metric"]["job"] for r in temp} == {"dcgm-exporter"}
+    assert {r["metric"]["instance"] for r in temp} == {"10.0.0.7:9400"}
     clock = stack.query(server.url, "max(DCGM_FI_DEV_SM_CLOCK)", at=END)
     assert 100 < float(clock[0]["value"][1]) <= 2520  # MHz, not Hz
     used = stack.query(server.url, "max(DCGM_FI_DEV_FB_USED)", at=END)

@@ -413,26 +413,36 @@ def _watch(
     deadline = None if args.duration is None else started + args.duration
     next_summary = started if live else started + min(PLAIN_SUMMARY_EVERY, args.refresh * 3)
     seen = 0
-    while deadline is None or time.monotonic() < deadline:
-        for name, process in children.items():
-            if process.poll() is not None:
-                raise UserError(
-                    f"the {name} exited with code {process.returncode} "
-                    f"(log: {args.workdir.resolve() / (name + '.log')})"
-                )
-        notifications = sink.notifications()
+
+    def print_new_notifications() -> list[Any]:
+        nonlocal seen
+        notifications: list[Any] = sink.notifications()
         if not live:
             for notification in notifications[seen:]:
                 _say(out, f"notification: {notification.summary()}")
         seen = len(notifications)
-        now = time.monotonic()
-        if now >= next_summary and not args.no_summary:
-            text = summarylib.snapshot(title, prometheus_url, endpoints, notifications)
-            if live:
-                out.write(summarylib.CLEAR + text)
-                out.flush()
-                next_summary = now + args.refresh
-            else:
-                _say(out, text)
-                next_summary = now + PLAIN_SUMMARY_EVERY
-        time.sleep(0.5)
+        return notifications
+
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            for name, process in children.items():
+                if process.poll() is not None:
+                    raise UserError(
+                        f"the {name} exited with code {process.returncode} "
+                        f"(log: {args.workdir.resolve() / (name + '.log')})"
+                    )
+            notifications = print_new_notifications()
+            now = time.monotonic()
+            if now >= next_summary and not args.no_summary:
+                text = summarylib.snapshot(title, prometheus_url, endpoints, notifications)
+                if live:
+                    out.write(summarylib.CLEAR + text)
+                    out.flush()
+                    next_summary = now + args.refresh
+                else:
+                    _say(out, text)
+                    next_summary = now + PLAIN_SUMMARY_EVERY
+            time.sleep(0.5)
+    finally:
+        # A notification that arrived since the last tick is still reported.
+        print_new_notifications()

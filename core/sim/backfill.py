@@ -66,6 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the gpu_health_* series (faster; ours schema only)",
     )
     parser.add_argument(
+        "--instance",
+        default=None,
+        metavar="HOST:PORT",
+        help="instance label of every series (default: NODE:9840 for ours, NODE:9400 for dcgm, "
+        "as a per-node exporter would be scraped); give the live exporter's address when one "
+        "exporter will continue the whole fleet's history",
+    )
+    parser.add_argument(
         "--keep-openmetrics",
         action="store_true",
         help="keep the intermediate OpenMetrics files under DATA_DIR/openmetrics/",
@@ -99,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         health=not args.no_health and args.schema == "ours",
         keep_openmetrics=args.keep_openmetrics,
         progress=sys.stderr,
+        instance=args.instance,
     )
     print(
         f"wrote {report['samples']:,} samples for {args.gpus} GPUs over {args.days:g} days to "
@@ -149,6 +158,7 @@ def backfill(
     health: bool = True,
     keep_openmetrics: bool = False,
     progress: Any = None,
+    instance: str | None = None,
 ) -> dict[str, Any]:
     """Write the history; returns counts and rates (the bench and the CLI report them)."""
     from gpu_health.sim.openmetrics import Writer
@@ -162,7 +172,7 @@ def backfill(
     out.mkdir(parents=True, exist_ok=True)
     om_dir = out / "openmetrics" if keep_openmetrics else _scratch_dir(out)
     om_dir.mkdir(parents=True, exist_ok=True)
-    writer = Writer(schema)
+    writer = Writer(schema, instance)
     tracker = _health_writer(writer) if health else None
     worker = _Promtool(out, keep_openmetrics)
     worker.start()

@@ -17,6 +17,7 @@ from gpu_health.exporter.health.result import GRADES
 from gpu_health.exporter.readings import GpuSample
 from gpu_health.sim.batch import Row
 from gpu_health.sim.model import _BOOL_FIELDS, _INT_FIELDS
+from gpu_health.sim.openmetrics import scrape_labels
 
 _KEYED = ("xid_counts", "nvlink_errors", "clock_event_seconds")
 
@@ -96,7 +97,10 @@ class HealthSeries:
                     )
                 for g in GRADES:
                     grade[g][j] = 1.0 if g == result.grade else 0.0
-            base = ",".join(f'{k}="{v}"' for k, v in ident.labels().items() if k in IDENTITY_LABELS)
+            pairs = scrape_labels(ident, instance=self.writer.instance) + [
+                (k, v) for k, v in ident.labels().items() if k in IDENTITY_LABELS
+            ]
+            base = ",".join(f'{k}="{v}"' for k, v in pairs)
             for dim, vals in score.items():
                 prefix = f'gpu_health_score{{{base},dimension="{dim}"}} '
                 self.writer._emit(fams["gpu_health_score"], prefix, np.array(vals), suffix)

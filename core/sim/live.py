@@ -104,7 +104,12 @@ class SimBackend:
             raise GpuLostError(f"{gpu.uuid} is not part of this simulated fleet") from None
         t = self.now()
         if t >= board.end or is_down(board, t):
-            raise GpuLostError(f"simulated GPU {gpu.index} ({gpu.uuid}) is lost at {t:.0f}")
+            # The XIDs that came with the loss (79 above all) are still known to the exporter.
+            seen = sample_at(slot, board, min(t, board.end))
+            events = GpuSample(timestamp=t, up=False)
+            events.xid_counts = dict(seen.xid_counts)
+            events.last_xid_timestamp = seen.last_xid_timestamp
+            raise GpuLostError(f"simulated GPU {gpu.index} ({gpu.uuid}) is lost at {t:.0f}", events)
         return sample_at(slot, board, t)
 
     def close(self) -> None:

@@ -14,12 +14,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gpu_health.exporter.catalogue import CATALOGUE, IDENTITY_LABELS, MetricSpec
+from gpu_health.exporter.catalogue import CATALOGUE, IDENTITY_LABELS, INFO_LABELS, MetricSpec
 from gpu_health.exporter.readings import CLOCK_EVENT_REASONS, GpuIdentity, GpuSample
 from gpu_health.sim.batch import Row
 
 SENTINEL = 7.0e15
 KEYED = ("xid_counts", "nvlink_errors", "clock_event_seconds")
+#: The job and port a scrape of each exporter would add, so backfilled history answers the same
+#: selectors (the mixin's ``job="gpu-health-exporter"``) as what Prometheus scrapes live.
+SCRAPE_JOBS = {"ours": ("gpu-health-exporter", 9840), "dcgm": ("dcgm-exporter", 9400)}
+
+
+def scrape_labels(
+    ident: GpuIdentity, schema: str = "ours", instance: str | None = None
+) -> list[tuple[str, str]]:
+    """``job`` and ``instance`` as a Prometheus scrape would set them.
+
+    By default one exporter per node (``NODE:9840``, the DaemonSet layout); ``instance`` names
+    one exporter serving the whole fleet instead, as the demo's live simulated exporter does, so
+    that history and live series line up as one series.
+    """
+    job, port = SCRAPE_JOBS[schema]
+    return [("job", job), ("instance", instance or f"{ident.node}:{port}")]
 
 
 def _escape(value: str) -> str:
@@ -82,8 +98,9 @@ def _fmt(value: float) -> str:
 class Writer:
     """Turns windows of rows into OpenMetrics text for one schema."""
 
-    def __init__(self, schema: str = "ours") -> None:
+    def __init__(self, schema: str = "ours", instance: str | None = None) -> None:
         self.schema = schema
+        self.instance = instance
         self._probes: dict[tuple[Any, ...], list[tuple[MetricSpec, list[Any]]]] = {}
         self.samples = 0
 
@@ -129,7 +146,9 @@ class Writer:
             header = f"# TYPE {family} {spec.kind}\n# HELP {family} {_escape(spec.help)}\n"
             body: list[str] = []
             for row, series, ident in per_row:
-                base = [(k, v) for k, v in ident.labels().items() if k in IDENTITY_LABELS]
+                base = scrape_labels(ident, instance=self.instance) + [
+                    (k, v) for k, v in ident.labels().items() if k in IDENTITY_LABELS
+                ]
                 for labels, src in series[i][1]:
                     pairs = base + list(zip(spec.labels, labels, strict=True))
                     prefix = f"{spec.name}{{{_labels(pairs)}}} "
@@ -137,7 +156,21 @@ class Writer:
             if body:
                 chunks.append(header)
                 chunks.extend(body)
+        chunks.append(self._render_info(per_row, suffix))
         return "".join(chunks)
+
+    def _render_info(self, per_row: list[Any], suffix: list[str]) -> str:
+        """``gpu_info`` (always 1), as the exporter serves it, so joins on it work on history."""
+        lines = ["# TYPE gpu_info gauge\n# HELP gpu_info Static facts about each GPU.\n"]
+        for _row, _series, ident in per_row:
+            pairs = scrape_labels(ident, instance=self.instance) + [
+                (k, v) for k, v in ident.labels().items() if k in IDENTITY_LABELS
+            ]
+            pairs += [(name, getattr(ident, name) or "") for name in INFO_LABELS]
+            head = f"gpu_info{{{_labels(pairs)}}} 1"
+            lines.append(head + head.join(suffix))
+            self.samples += len(suffix)
+        return "".join(lines)
 
     def _emit(self, body: list[str], prefix: str, values: Any, suffix: list[str]) -> None:
         import numpy as np
@@ -170,6 +203,7 @@ class Writer:
                 for row, series, ident in per_row:
                     base = _labels(
                         (
+                            *scrape_labels(ident, "dcgm", self.instance),
                             ("gpu", str(ident.index)),
                             ("UUID", ident.uuid),
                             ("pci_bus_id", ident.pci_bus_id),

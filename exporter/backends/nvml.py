@@ -267,13 +267,16 @@ class NvmlBackend:
         dev = self._devices.get(gpu.uuid)
         if dev is None:
             raise GpuLostError(f"GPU {gpu.index} ({gpu.uuid}) is not in the inventory")
-        if dev.lost:
-            self._reacquire(dev)
         try:
+            if dev.lost:
+                self._reacquire(dev)
             sample = self._sample_cheap(dev)
-        except GpuLostError:
+        except GpuLostError as exc:
             dev.lost = True
-            raise
+            events = GpuSample(timestamp=self._clock(), up=False)
+            events.xid_counts = dict(dev.xid_counts)
+            events.last_xid_timestamp = dev.last_xid
+            raise GpuLostError(str(exc), events) from None
         dev.lost = False
         self._merge_cache(dev, sample)
         sample.xid_counts = dict(dev.xid_counts)

@@ -72,8 +72,10 @@
       },
     },
 
+  // Stats show the value now: instant queries, so a series that ended earlier in the range
+  // (a GPU's previous grade, a removed GPU) cannot show up as a second value.
   stat(title, description, targets, unit='short', thresholds=$.neutral, w=6, h=4, decimals=null)::
-    $.panel('stat', title, description, targets, unit, thresholds, w, h) {
+    $.panel('stat', title, description, [t { instant: true, range: false } for t in targets], unit, thresholds, w, h) {
       fieldConfig+: { defaults+: { [if decimals != null then 'decimals']: decimals } },
       options: {
         reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },

@@ -42,15 +42,17 @@ local join(list) = std.join(', ', list);
           {
             // XID events per GPU and code in the window. A per-code counter is created at its
             // first event and restarts at zero with the exporter, so increase() alone misses
-            // the first event of a new series; a series that did not exist one window ago
-            // counts with its whole value instead (first branch), all others by increase()
-            // (which handles counter resets, so a restart never double-counts).
+            // the first event of a new series; a series with no sample in the window before
+            // this one counts with its whole value instead (first branch), all others by
+            // increase() (which handles counter resets, so a restart never double-counts).
+            // present_over_time() rather than `offset` so that the staleness markers of one
+            // failed scrape never make an old series look new.
             record: r.xid,
             expr: |||
               (
                 gpu_xid_errors_total{%(exp)s}
                 unless
-                gpu_xid_errors_total{%(exp)s} offset %(xidWindow)s
+                present_over_time(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s] offset %(xidWindow)s)
               )
               or
               increase(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s])
