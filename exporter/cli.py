@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="UNIX_SECONDS",
         help="simulated clock start (default: now)",
     )
+    sim.add_argument(
+        "--sim-hazard-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="multiply every failure rate; must match the backfill's --hazard-scale when the "
+        "live fleet continues a backfilled history (default: %(default)s = published rates)",
+    )
     return parser
 
 
@@ -256,6 +264,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
             faults=list(args.sim_fault),
             faults_file=args.sim_faults_file,
             start_time=args.sim_start_time,
+            hazard_scale=args.sim_hazard_scale,
         )
     except ValueError as exc:
         raise UserError(f"--backend sim: {exc}") from None

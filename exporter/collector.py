@@ -157,7 +157,7 @@ class ExporterCollector(Collector):
     def _base_labels(self, identity: GpuIdentity) -> list[str]:
         """Label values every per-GPU series starts with (identity, then pod when enabled)."""
         base = list(identity.labels().values())
-        if self.pod_labels:
+        if self.pod_labels and self.pods is not None:
             ref = self.pods.lookup(identity.uuid, identity.index)
             base += [ref.namespace, ref.pod, ref.container] if ref else ["", "", ""]
         return base

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from gpu_health import stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from gpu_health import config
 from gpu_health.errors import ConfigError
 

@@ -95,6 +95,12 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
         assert len(rule_names) > 20
         # The backfilled history is there: the demo's fleet has samples from two days ago.
         assert stack.query(prom, "count(gpu_up)", at=time.time() - 86400)
+        # ... and history and live samples of a GPU are one series (same job and instance).
+        instances = stack.query(prom, "count by (job, instance) (count_over_time(gpu_up[3d]))")
+        assert [i["metric"] for i in instances] == [
+            {"job": "gpu-health-exporter", "instance": "demo-exporter:9840"}
+        ]
+        assert not stack.query(prom, "count by (uuid) (count_over_time(gpu_up[3d])) > 1")
         # The scorer read that history and published its ranking, which Prometheus scraped.
         probabilities = _poll(
             "scorer metrics",

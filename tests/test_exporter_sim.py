@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import pytest
@@ -92,3 +93,27 @@ def test_a_simulated_xid79_keeps_its_xid_counted_while_the_gpu_is_lost() -> None
         if s.name == "gpu_xid_errors_total" and s.labels["gpu"] == "1" and s.labels["xid"] == "79"
     ]
     assert xid79 and xid79[0] >= 1
+
+
+def test_sim_hazard_scale_draws_the_same_fleet_as_the_backfill() -> None:
+    """--sim-hazard-scale X gives the fleet `gpu-health backfill --hazard-scale X` wrote."""
+    from gpu_health.exporter.cli import make_backend
+    from gpu_health.sim.fleet import build_fleet
+
+    args = build_parser().parse_args(
+        ["--backend", "sim", "--sim-gpus", "16", "--sim-seed", "5", "--sim-hazard-scale", "40"]
+    )
+    live = make_backend(args)
+    try:
+        live_uuids = {gpu.uuid for gpu in live.inventory()}
+    finally:
+        live.close()
+    now = time.time()
+
+    def present(hazard_scale: float) -> set[str]:
+        boards = (slot.board_at(now) for slot in build_fleet(16, 5, hazard_scale).slots)
+        return {board.uuid for board in boards if board is not None}
+
+    scaled, default = present(40.0), present(1.0)
+    assert live_uuids == scaled
+    assert scaled != default  # the multiplier changes which boards have failed and been replaced

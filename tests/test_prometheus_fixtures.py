@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from gpu_health import stack
 
+from gpu_health import stack
 from tests.conftest import AlertmanagerFactory, PrometheusFactory
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,10 @@ import http.client
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
 from gpu_health import web
 from gpu_health.errors import UserError
-from prometheus_client import CollectorRegistry, Gauge
 
 
 @pytest.fixture

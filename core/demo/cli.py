@@ -298,8 +298,8 @@ def _run_stack(
     exporter_argv = [
         sys.executable,
         "-m",
-        "gpu_health.demo.sim_exporter",
-        "--hazard-scale",
+        "gpu_health.exporter.cli",
+        "--sim-hazard-scale",
         f"{args.hazard_scale:g}",
         "--backend",
         "sim",
@@ -319,7 +319,6 @@ def _run_stack(
     prom_config = stack.write_prometheus_config(
         workdir / "prometheus.yml",
         scrape_targets={
-            "gpu-health-exporter": [f"127.0.0.1:{ports['exporter']}"],
             "gpu-health-scorer": [f"127.0.0.1:{ports['scorer']}"],
             "alertmanager": [f"127.0.0.1:{am.port}"],
             "prometheus": [f"127.0.0.1:{ports['prometheus']}"],
@@ -328,6 +327,19 @@ def _run_stack(
         alertmanagers=[f"127.0.0.1:{am.port}"],
         scrape_interval=SCRAPE_INTERVAL,
         evaluation_interval=SCRAPE_INTERVAL,
+        # The exporter's series carry the instance the backfilled history carries, whatever
+        # port it got, so each GPU's history and live samples are one series.
+        extra_scrape_configs=[
+            {
+                "job_name": "gpu-health-exporter",
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{ports['exporter']}"],
+                        "labels": {"instance": spec.instance},
+                    }
+                ],
+            }
+        ],
     )
     _say(sys.stderr, "starting Prometheus on the backfilled history ...")
     try:

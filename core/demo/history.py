@@ -38,12 +38,14 @@ class HistorySpec:
     seed: int
     resolution: float
     hazard_scale: float
+    #: the ``instance`` label of every series, the one the live exporter's target gets
+    instance: str = "demo-exporter:9840"
 
     @property
     def key(self) -> str:
         return (
             f"gpus{self.gpus}-days{self.days:g}-seed{self.seed}-"
-            f"res{self.resolution:g}s-hazard{self.hazard_scale:g}"
+            f"res{self.resolution:g}s-hazard{self.hazard_scale:g}-{self.instance.replace(':', '_')}"
         )
 
 
@@ -76,6 +78,7 @@ def _backfill(
         end_time=end,
         hazard_scale=spec.hazard_scale,
         progress=progress,
+        instance=spec.instance,
     )
     return report
 

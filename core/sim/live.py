@@ -75,12 +75,20 @@ class SimBackend:
         faults: list[str],
         faults_file: Path | None,
         start_time: float | None,
+        hazard_scale: float = 1.0,
     ) -> SimBackend:
         """Build from the exporter's command-line options (fault text parsed here)."""
         parsed = [faultlib.parse_fault(text) for text in faults]
         if faults_file is not None:
             parsed += faultlib.load_faults_file(faults_file)
-        return cls(gpus=gpus, seed=seed, speed=speed, faults=parsed, start_time=start_time)
+        return cls(
+            gpus=gpus,
+            seed=seed,
+            speed=speed,
+            faults=parsed,
+            start_time=start_time,
+            hazard_scale=hazard_scale,
+        )
 
     def now(self) -> float:
         """Simulated time."""

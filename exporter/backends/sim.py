@@ -37,6 +37,7 @@ def make_sim_backend(
     faults: list[str],
     faults_file: Path | None,
     start_time: float | None,
+    hazard_scale: float = 1.0,
 ) -> Backend:
     backend: Backend = _live().SimBackend.from_options(
         gpus=gpus,
@@ -45,5 +46,6 @@ def make_sim_backend(
         faults=faults,
         faults_file=faults_file,
         start_time=start_time,
+        hazard_scale=hazard_scale,
     )
     return backend
