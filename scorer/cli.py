@@ -230,6 +230,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="age assumed for GPUs not in the inventory (default: %(default)s)",
     )
     serve.add_argument(
+        "--shard",
+        default="0/1",
+        help="score only shard N of M (GPUs split by uuid; every replica reads the whole "
+        "fleet for the fleet-relative features) (default: %(default)s)",
+    )
+    serve.add_argument(
         "--once",
         action="store_true",
         help="score once, print the ranking as JSON and exit (no server)",
@@ -477,7 +483,18 @@ def run_serve(args: argparse.Namespace) -> int:
         from gpu_health.scorer.econ_bridge import make_econ_hook
 
         econ = make_econ_hook(args.econ_params, args.econ_inventory, args.econ_age)
-    scorer = Scorer(_client(args), model, args.schema, econ, args.top_factors, args.workers)
+    from gpu_health.scorer.sharding import Shard
+
+    shard = Shard.parse(args.shard)
+    scorer = Scorer(
+        _client(args),
+        model,
+        args.schema,
+        econ,
+        args.top_factors,
+        args.workers,
+        keep=shard.owns if shard.count > 1 else None,
+    )
     if args.once:
         ok = scorer.run_once()
         snap, error = scorer.current()

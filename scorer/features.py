@@ -550,6 +550,7 @@ def compute_features(
     at: float | None = None,
     features: Iterable[Feature] = FEATURES,
     workers: int = 4,
+    keep: Callable[[str], bool] | None = None,
 ) -> FeatureFrame:
     """Run the inventory and one query per feature; a failed feature query leaves NaN.
 
@@ -559,6 +560,10 @@ def compute_features(
     feats = tuple(features)
     inventory = client.query(inventory_query(s), at)
     gpus = sorted({identity_of(s, r["metric"]) for r in inventory})
+    if keep is not None:
+        # Sharding filters here, not in PromQL: the fleet-relative features (vs the model's
+        # median) must still see every GPU of the fleet.
+        gpus = [g for g in gpus if keep(g[2])]
     row = {g[2]: i for i, g in enumerate(gpus)}
     values = np.full((len(gpus), len(feats)), np.nan)
     queries = [(j, f.build(s)) for j, f in enumerate(feats)]

@@ -110,6 +110,8 @@ class Scorer:
     econ: EconHook | None = None
     top_k: int = 3
     workers: int = 4
+    #: Only GPUs whose uuid this returns True for are scored (``--shard N/M``).
+    keep: Callable[[str], bool] | None = None
     snapshot: Snapshot | None = None
     runs_failed: int = 0
     last_error: str = ""
@@ -124,7 +126,9 @@ class Scorer:
         started = time.monotonic()
         try:
             schema = self.resolve_schema()
-            frame = compute_features(self.client, schema, None, FEATURES, self.workers)
+            frame = compute_features(
+                self.client, schema, None, FEATURES, self.workers, keep=self.keep
+            )
             gpus = score_frame(self.model, frame, self.top_k)
             families: list[Any] = []
             if self.econ is not None and gpus:

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dcgm-exporter-schema history ending now, as gpu-health backfill would lay it out."""
     out = tmp_path_factory.mktemp("history")
-    start = (int(time.time()) // 3600) * 3600 - DAYS * DAY
+    start = int(time.time()) - DAYS * DAY - 60  # the last sample is a minute old
     gpus = make_fleet(24, FAILS)
     om = out / "history.om"
     om.write_text(openmetrics(gpus, days=DAYS, step=6 * 3600, schema="dcgm", start=start))
@@ -188,9 +188,13 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
         ranking = json.loads(_get(f"{base}/api/v1/gpus")[1])
         assert ranking["last_error"] and ranking["results_age_seconds"] > 1
         assert proc.poll() is None
-    finally:
+    except AssertionError:
         os.killpg(proc.pid, signal.SIGTERM)
-        output = proc.communicate(timeout=20)[0].decode()
+        raise AssertionError(proc.communicate(timeout=20)[0].decode()[-3000:]) from None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=20)[0].decode()
     assert proc.returncode == 0, output
     assert "Traceback" not in output
 
@@ -216,6 +220,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         (["--interval", "soon"], 2, "not a duration"),
         (["evaluate", "--prometheus.url", "http://127.0.0.1:9"], 1, "--failures"),
         (["--prometheus.url", "ftp://x", "--once"], 1, "expected http"),
+        (["--shard", "3/2", "--once"], 1, "--shard"),
     ]:
         result = subprocess.run([*SCORER, *argv], capture_output=True, text=True, timeout=60)
         assert result.returncode == code, (argv, result.stderr)

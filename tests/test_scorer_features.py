@@ -91,6 +91,16 @@ def test_schema_detection_and_empty_prometheus(
 ) -> None:
     assert detect_schema(both["ours"], AT) == "ours"
     assert detect_schema(both["dcgm"], AT) == "dcgm"
+    # A shard keeps only its GPUs but their fleet-relative features still see the whole fleet.
+    whole = compute_features(both["dcgm"], "dcgm", AT)
+    part = compute_features(
+        both["dcgm"], "dcgm", AT, keep=lambda u: u in ("GPU-0001-test", "GPU-0003-test")
+    )
+    assert [g[2] for g in part.gpus] == ["GPU-0001-test", "GPU-0003-test"]
+    rows = [i for i, g in enumerate(whole.gpus) if g[2] in ("GPU-0001-test", "GPU-0003-test")]
+    np.testing.assert_allclose(
+        part.column("temp_gpu_excess_24h"), whole.column("temp_gpu_excess_24h")[rows]
+    )
     empty = PromClient(PromConfig(prometheus_factory().url, retries=1))
     frame = compute_features(empty, "dcgm", None)
     assert frame.gpus == [] and frame.failed_queries == 0

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Gauge
 
 from gpu_health import web
@@ -230,3 +232,37 @@ def test_metrics_gzip_negotiation(
     assert (resp.getheader("Content-Encoding") == "gzip") == gzipped
     text = gzip.decompress(body) if gzipped else body
     assert b"probe_gauge 1.0" in text
+
+
+def test_keep_alive_small_responses_have_no_nagle_stall(server: web.WebServer) -> None:
+    """Headers and body leave in one write with TCP_NODELAY: without that, each keep-alive answer
+    waits for the client's delayed ACK (~40 ms: 20 requests >= 0.8 s). Bound set 25x loose."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/")  # warm up: connection and first-request costs
+    conn.getresponse().read()
+    started = time.monotonic()
+    for _ in range(20):
+        conn.request("GET", "/")
+        assert conn.getresponse().read()
+    conn.close()
+    assert time.monotonic() - started < 0.6
+
+
+_tokens = st.sampled_from(
+    [b"GET", b"HEAD", b"POST", b" ", b"/", b"/metrics", b"HTTP/1.1", b"HTTP/1.0", b"\r\n",
+     b"\n", b":", b"Host: x", b"Content-Length: 5", b"Transfer-Encoding: chunked",
+     b"Connection: keep-alive", b"Expect: 100-continue", b"Authorization: Basic ??", b"\x00",
+     b"%", b"?a=b&a", b"\xff\xfe", b"\t"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.lists(_tokens | st.binary(max_size=40), max_size=25).map(b"".join))
+def test_random_request_bytes_never_break_the_server(server: web.WebServer, data: bytes) -> None:
+    """Whatever arrives, the answer is an HTTP status line or nothing, and the next scrape works."""
+    answer = _raw(server, data + b"\r\n\r\n", timeout=3)
+    assert answer == b"" or answer.startswith(b"HTTP/1."), answer[:80]
+    assert b"Traceback" not in answer
+    assert _healthy(server)
