@@ -19,4 +19,6 @@ class ConfigError(UserError):
         self.key = key
         self.problem = problem
         where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {problem}")
+        # One line, always: a key or value taken from the file may itself hold line breaks.
+        message = f"{where}: {problem}".replace("\r", "\\r").replace("\n", "\\n")
+        super().__init__(message)

@@ -53,6 +53,12 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "hard_fault, age_days, rental_rate, energy_price) after defaults were applied.",
         ("input",),
     ),
+    (
+        "gpu_scorer_model_reload_errors_total",
+        "counter",
+        "New models refused at reload (missing, truncated, altered); the last good one is kept.",
+        (),
+    ),
 )
 
 #: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).

@@ -193,6 +193,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address to serve /metrics and /api/v1/gpus on (default: %(default)s)",
     )
     serve.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="exporter-toolkit web config (TLS, client certificates, basic auth), the same file "
+        "format Prometheus exporters use; default: plain HTTP",
+    )
+    serve.add_argument(
         "--interval", type=_duration, default=300.0, help="time between scoring runs (default: 5m)"
     )
     serve.add_argument(
@@ -494,6 +503,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.top_factors,
         args.workers,
         keep=shard.owns if shard.count > 1 else None,
+        model_dir=args.model,
     )
     if args.once:
         ok = scorer.run_once()
@@ -519,7 +529,7 @@ def run_serve(args: argparse.Namespace) -> int:
         "/api/v1/openapi.json": openapi_handler(),
         "/healthz": lambda _r: Response(200, b"ok\n"),
     }
-    server = WebServer(args.listen, routes).start()
+    server = WebServer(args.listen, routes, web_config=args.web_config_file).start()
     log.info(
         "serving on port %d, scoring %s every %.0fs", server.port, args.prom_url, args.interval
     )

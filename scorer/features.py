@@ -590,9 +590,17 @@ def compute_features(
                 i = row.get(labels.get(s.uuid, ""))
                 if i is None:
                     continue
-                value = float(r["value"][1])  # type: ignore[index]
-                values[i, j] = value if math.isfinite(value) else np.nan
+                values[i, j] = _finite_or_nan(r["value"][1])  # type: ignore[index]
     return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)
+
+
+def _finite_or_nan(raw: object) -> float:
+    """A sample value as a finite float, or NaN (missing) for NaN, ±Inf and anything unparsable."""
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def feature_table_markdown() -> str:

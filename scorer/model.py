@@ -190,6 +190,11 @@ class FailureModel:
         blobs = _verified_files(directory)
         try:
             manifest = json.loads(blobs[MANIFEST])
+        except ValueError as exc:
+            raise ModelError(f"{directory / MANIFEST}: not valid JSON ({exc})") from None
+        try:
+            if not isinstance(manifest, dict):
+                raise ModelError(f"{directory / MANIFEST}: expected a JSON object")
             if manifest.get("format_version") != FORMAT_VERSION:
                 raise ModelError(
                     f"{directory}: model format {manifest.get('format_version')!r} is not "
@@ -199,7 +204,13 @@ class FailureModel:
             horizons: dict[str, HorizonModel] = {}
             for name, spec in manifest["horizons"].items():
                 booster = xgb.Booster()
-                booster.load_model(bytearray(blobs[spec["booster"]]))
+                try:
+                    booster.load_model(bytearray(blobs[spec["booster"]]))
+                except xgb.core.XGBoostError:
+                    # XGBoost's own message is a multi-line C++ trace: name the file instead.
+                    raise ModelError(
+                        f"{directory / spec['booster']}: not an XGBoost model (damaged?)"
+                    ) from None
                 cal = spec["calibration"]
                 horizons[name] = HorizonModel(
                     booster, float(cal["a"]), float(cal["b"]), float(spec["threshold"])
@@ -211,7 +222,8 @@ class FailureModel:
         except ModelError:
             raise
         except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as exc:
-            raise ModelError(f"{directory}: model files are inconsistent: {exc}") from None
+            detail = " ".join(str(exc).split())[:200]
+            raise ModelError(f"{directory}: model files are inconsistent: {detail}") from None
         if len(impute) != len(features) or set(horizons) != set(HORIZONS):
             raise ModelError(f"{directory}: manifest lists mismatched features or horizons")
         return cls(features, horizons, impute, iforest, dict(manifest.get("metadata", {})))

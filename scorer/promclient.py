@@ -116,12 +116,17 @@ class PromClient:
             raise PrometheusError(
                 f"HTTP {response.status_code} from {path}: not a Prometheus answer"
             ) from None
-        if payload.get("status") != "success":
+        if not isinstance(payload, dict):
             raise PrometheusError(
-                f"HTTP {response.status_code}: {payload.get('errorType', '')} "
-                f"{payload.get('error', '')}".strip()
+                f"HTTP {response.status_code} from {path}: not a Prometheus answer"
             )
-        return payload["data"]
+        if payload.get("status") != "success":
+            detail = f"{payload.get('errorType', '')} {payload.get('error', '')}"
+            raise PrometheusError(f"HTTP {response.status_code}: {_one_line(detail)}".strip())
+        answer = payload.get("data")
+        if not isinstance(answer, dict):
+            raise PrometheusError(f"HTTP {response.status_code} from {path}: answer has no data")
+        return answer
 
     def _request(self, path: str, data: dict[str, str]) -> Any:
         retrying = tenacity.Retrying(
@@ -150,12 +155,27 @@ class PromClient:
             data["time"] = f"{at:.3f}"
         result = self._request("/api/v1/query", data)
         if result.get("resultType") == "scalar":
-            return [{"metric": {}, "value": result["result"]}]
-        vector: list[dict[str, Any]] = result.get("result", [])
-        return vector
+            return [{"metric": {}, "value": result.get("result")}]
+        vector = result.get("result", [])
+        if not isinstance(vector, list):
+            raise PrometheusError(f"query {promql[:80]!r}: result is not a vector")
+        # A partial or damaged answer loses only its damaged samples, never the whole query.
+        return [
+            sample
+            for sample in vector
+            if isinstance(sample, dict)
+            and isinstance(sample.get("metric"), dict)
+            and isinstance(sample.get("value"), list)
+            and len(sample["value"]) == 2
+        ]
 
     def close(self) -> None:
         self._session.close()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Prometheus error text as one bounded line (it may quote a multi-line query)."""
+    return " ".join(str(text).split())[:limit]
 
 
 def _short(exc: BaseException) -> str:
@@ -166,4 +186,4 @@ def _short(exc: BaseException) -> str:
         return "connection failed (is Prometheus up?)"
     if isinstance(exc, requests.Timeout):
         return "timed out"
-    return text[:300]
+    return _one_line(text)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from gpu_health.scorer.features import (
     compute_features,
     detect_schema,
 )
-from gpu_health.scorer.model import HORIZONS, FailureModel
+from gpu_health.scorer.model import CHECKSUMS, HORIZONS, FailureModel, ModelError
 from gpu_health.scorer.promclient import PromClient, PrometheusError
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ def score_frame(model: FailureModel, frame: FeatureFrame, top_k: int = 3) -> lis
         return []
     x = frame.select(model.features)
     probs = {h: model.predict(h, x) for h in HORIZONS}
+    # Two separately trained models can disagree at the margin, but failing within 7 days is
+    # failing within 30: a longer horizon never gets the lower probability.
+    ordered = sorted(HORIZONS, key=lambda h: int(h.rstrip("d")))
+    for shorter, longer in zip(ordered, ordered[1:], strict=False):
+        probs[longer] = np.maximum(probs[longer], probs[shorter])
     contribs = {h: model.contributions(h, x) for h in HORIZONS}
     anomaly = model.anomaly(x)
     econ = frame.select(ECON_FEATURES)
@@ -115,7 +121,44 @@ class Scorer:
     snapshot: Snapshot | None = None
     runs_failed: int = 0
     last_error: str = ""
+    #: The model directory watched for a new model between runs (None: never reload).
+    model_dir: Path | None = None
+    model_reload_errors: int = 0
+    _model_stamp: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        assert self.model_dir is not None
+        try:
+            st = (self.model_dir / CHECKSUMS).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def reload_model_if_changed(self) -> None:
+        """Swap in a model written to ``model_dir`` since the last run, if it verifies.
+
+        A new model is deployed by rewriting the directory (checksums file last). One that is
+        missing, truncated or altered is refused with one log line and counted, and the last
+        good model keeps scoring: a bad deploy must not blind the fleet's risk view.
+        """
+        if self.model_dir is None:
+            return
+        stamp = self._stamp()
+        if self._model_stamp is None:
+            self._model_stamp = stamp
+            return
+        if stamp == self._model_stamp:
+            return
+        self._model_stamp = stamp
+        try:
+            model = FailureModel.load(self.model_dir)
+        except ModelError as exc:
+            self.model_reload_errors += 1
+            log.warning("new model refused, keeping the last good one: %s", exc)
+            return
+        self.model = model
+        log.info("loaded a new model from %s", self.model_dir)
 
     def resolve_schema(self) -> SchemaName:
         if self.schema in ("ours", "dcgm"):
@@ -124,6 +167,7 @@ class Scorer:
 
     def run_once(self) -> bool:
         started = time.monotonic()
+        self.reload_model_if_changed()
         try:
             schema = self.resolve_schema()
             frame = compute_features(
@@ -242,3 +286,8 @@ class ScorerCollector:
         )
         failed.add_metric([], float(self.scorer.runs_failed))
         yield failed
+        refused = CounterMetricFamily(
+            "gpu_scorer_model_reload_errors", _HELP["gpu_scorer_model_reload_errors_total"]
+        )
+        refused.add_metric([], float(self.scorer.model_reload_errors))
+        yield refused

@@ -93,19 +93,7 @@ DAMAGE: dict[str, Callable[[Path], str]] = {
 }
 
 
-#: Reported to the scorer's owner; strict, so the marker must go once they are fixed.
-GAPS = {
-    "garbage booster, checksums redone": "scorer gap (reported): XGBoost's multi-line error and "
-    "C++ stack trace are passed through into the message",
-    "manifest not JSON, checksums redone": "scorer gap (reported): a JSON syntax error in "
-    "manifest.json does not name the file",
-}
-CASES = [
-    pytest.param(name, id=name, marks=[pytest.mark.xfail(strict=True, reason=GAPS[name])])
-    if name in GAPS
-    else pytest.param(name, id=name)
-    for name in DAMAGE
-]
+CASES = [pytest.param(name, id=name) for name in DAMAGE]
 
 
 @pytest.mark.parametrize("damage", CASES)
