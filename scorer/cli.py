@@ -503,6 +503,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.top_factors,
         args.workers,
         keep=shard.owns if shard.count > 1 else None,
+        shard_regex=shard.uuid_regex(),
         model_dir=args.model,
     )
     if args.once:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -42,6 +43,8 @@ class Schema:
     gpu: str
     uuid: str
     model: str
+    #: An extra matcher on every GPU series (``uuid=~"..."``: this scorer shard's GPUs only).
+    shard_matcher: str = ""
 
     @property
     def by(self) -> str:
@@ -54,8 +57,9 @@ class Schema:
         each is returned separately because a range function over ``{__name__=~"a|b"}`` drops
         the names and then fails on identical label sets.
         """
+        extra = [self.shard_matcher] if self.shard_matcher else []
         if self.name == "ours":
-            matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            matchers = ",".join([*(f'{k}="{v}"' for k, v in sorted(labels.items())), *extra])
             return [f"{metric}{{{matchers}}}"], 1.0
         spec = by_name()[metric]
         fields = [f for f in spec.dcgm if all(f.labels.get(k) == v for k, v in labels.items())]
@@ -66,7 +70,8 @@ class Schema:
         scales = {f.scale for f in fields}
         if len(scales) != 1:
             raise ValueError(f"{metric}{labels}: dcgm fields with different scales")
-        return sorted(f.name for f in fields), scales.pop()
+        suffix = f"{{{self.shard_matcher}}}" if self.shard_matcher else ""
+        return sorted(f.name + suffix for f in fields), scales.pop()
 
     def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
         """The single selector of a one-field signal (see :meth:`selectors`)."""
@@ -149,6 +154,14 @@ def _first(*builders: Builder) -> Builder:
     return build
 
 
+def _health_score(s: Schema) -> str | None:
+    """The exporter's overall health score (dcgm-exporter has none)."""
+    found = s.selectors("gpu_health_score", dimension="overall") if s.name == "ours" else None
+    if found is None:
+        return None
+    return f"max by ({s.by}) (last_over_time({found[0][0]}[1h]))"
+
+
 def _vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
     """The GPU's value relative to the median of GPUs of the same model (scale-free)."""
 
@@ -156,7 +169,9 @@ def _vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
         e = inner(s)
         if e is None:
             return None
-        return f"({e}) {op} on ({s.model}) group_left() quantile by ({s.model}) (0.5, {e})"
+        # The median is the whole fleet's, also for a scorer shard that asks only for its GPUs.
+        fleet = inner(replace(s, shard_matcher="")) if s.shard_matcher else e
+        return f"({e}) {op} on ({s.model}) group_left() quantile by ({s.model}) (0.5, {fleet})"
 
     return build
 
@@ -464,12 +479,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "health_score",
         "Exporter health score 0..100 (our schema only).",
-        lambda s: (
-            "max by (node, gpu, uuid, model) "
-            '(last_over_time(gpu_health_score{dimension="overall"}[1h]))'
-            if s.name == "ours"
-            else None
-        ),
+        _health_score,
         "econ",
     ),
     Feature(
@@ -551,19 +561,25 @@ def compute_features(
     features: Iterable[Feature] = FEATURES,
     workers: int = 4,
     keep: Callable[[str], bool] | None = None,
+    shard_regex: str | None = None,
 ) -> FeatureFrame:
     """Run the inventory and one query per feature; a failed feature query leaves NaN.
 
-    Raises :class:`PrometheusError` only when the inventory itself cannot be read.
+    With ``shard_regex`` (``Shard.uuid_regex()``) every per-GPU selector carries
+    ``uuid=~shard_regex`` so Prometheus evaluates only this shard's series; the inventory and the
+    fleet medians still cover the whole fleet. Raises :class:`PrometheusError` only when the
+    inventory itself cannot be read.
     """
     s = schema_by_name(schema)
     feats = tuple(features)
     inventory = client.query(inventory_query(s), at)
     gpus = sorted({identity_of(s, r["metric"]) for r in inventory})
     if keep is not None:
-        # Sharding filters here, not in PromQL: the fleet-relative features (vs the model's
-        # median) must still see every GPU of the fleet.
         gpus = [g for g in gpus if keep(g[2])]
+    if shard_regex and all(re.fullmatch(shard_regex, g[2]) for g in gpus):
+        # Server-side filtering only when the regex covers every GPU this shard owns (UUIDs not
+        # of the GPU-/MIG- form are assigned by hash and can only be filtered here).
+        s = replace(s, shard_matcher=f'{s.uuid}=~"{shard_regex}"')
     row = {g[2]: i for i, g in enumerate(gpus)}
     values = np.full((len(gpus), len(feats)), np.nan)
     queries = [(j, f.build(s)) for j, f in enumerate(feats)]

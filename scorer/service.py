@@ -9,6 +9,7 @@ tries again next interval; nothing in a run can take the process down.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -78,7 +79,7 @@ def score_frame(model: FailureModel, frame: FeatureFrame, top_k: int = 3) -> lis
     # Two separately trained models can disagree at the margin, but failing within 7 days is
     # failing within 30: a longer horizon never gets the lower probability.
     ordered = sorted(HORIZONS, key=lambda h: int(h.rstrip("d")))
-    for shorter, longer in zip(ordered, ordered[1:], strict=False):
+    for shorter, longer in itertools.pairwise(ordered):
         probs[longer] = np.maximum(probs[longer], probs[shorter])
     contribs = {h: model.contributions(h, x) for h in HORIZONS}
     anomaly = model.anomaly(x)
@@ -118,6 +119,8 @@ class Scorer:
     workers: int = 4
     #: Only GPUs whose uuid this returns True for are scored (``--shard N/M``).
     keep: Callable[[str], bool] | None = None
+    #: PromQL regex of this shard's uuids, so Prometheus evaluates only its series.
+    shard_regex: str | None = None
     snapshot: Snapshot | None = None
     runs_failed: int = 0
     last_error: str = ""
@@ -171,7 +174,13 @@ class Scorer:
         try:
             schema = self.resolve_schema()
             frame = compute_features(
-                self.client, schema, None, FEATURES, self.workers, keep=self.keep
+                self.client,
+                schema,
+                None,
+                FEATURES,
+                self.workers,
+                keep=self.keep,
+                shard_regex=self.shard_regex,
             )
             gpus = score_frame(self.model, frame, self.top_k)
             families: list[Any] = []

@@ -67,3 +67,59 @@ def test_regex_filters_inside_a_real_prometheus(
         assert got == {u for u in uuids if shard.owns(u)}
         seen += got
     assert sorted(seen) == sorted(uuids)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_sharded_feature_queries_match_the_whole_fleet(
+    schema: str, prometheus_factory: PrometheusFactory, tmp_path: Path
+) -> None:
+    """Each shard's PromQL carries its uuid regex, and together the shards give the same
+    features (fleet medians included) as one scorer reading the whole fleet."""
+    import math
+    import subprocess
+    import sys
+
+    from gpu_health.scorer import features as feats
+    from gpu_health.scorer.promclient import PromClient, PromConfig
+
+    end = int(time.time()) - 120
+    data = tmp_path / "tsdb"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "gpu-health"), "backfill", "--gpus", "16",
+         "--days", "0.1", "--resolution", "60s", "--seed", "11", "--schema", schema,
+         "--end-time", str(end), "--no-health", "--out", str(data)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    prom = prometheus_factory(data_dir=data)
+    queries: list[str] = []
+
+    class Recording(PromClient):
+        def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
+            queries.append(promql)
+            return super().query(promql, at)
+
+    client = Recording(PromConfig(prom.url))
+    whole = feats.compute_features(client, schema, at=end, workers=2)  # type: ignore[arg-type]
+    assert len(whole.gpus) == 16
+    by_uuid = {g[2]: whole.values[i] for i, g in enumerate(whole.gpus)}
+    seen: list[str] = []
+    for n in range(2):
+        shard = Shard(n, 2)
+        queries.clear()
+        part = feats.compute_features(
+            client,
+            schema,
+            at=end,
+            workers=2,
+            keep=shard.owns,
+            shard_regex=shard.uuid_regex(),  # type: ignore[arg-type]
+        )
+        feature_queries = [q for q in queries if "group by" not in q[:10]]
+        assert feature_queries and all(shard.uuid_regex() in q for q in feature_queries[1:])
+        for i, gpu in enumerate(part.gpus):
+            assert shard.owns(gpu[2])
+            for got, want in zip(part.values[i], by_uuid[gpu[2]], strict=True):
+                assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want)
+            seen.append(gpu[2])
+    assert sorted(seen) == sorted(by_uuid)
