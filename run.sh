@@ -66,8 +66,10 @@ run_tests() {
     "$VENV/bin/ruff" check .
     echo "== mypy" >&2
     "$VENV/bin/mypy" -p gpu_health
-    echo "== pytest (slow tests included)" >&2
-    "$VENV/bin/python" -m pytest -m "slow or not slow" "$@"
+    echo "== gpu-health generate --check (rules/, grafana/, deploy/ match the mixin)" >&2
+    "$VENV/bin/gpu-health" generate --check
+    echo "== pytest (slow tests included; 3 workers, one module per worker)" >&2
+    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 3 --dist loadfile "$@"
 }
 
 run_demo() {
