@@ -94,6 +94,8 @@ class ExporterCollector(Collector):
         self._health_errors = 0
         #: event counters (XIDs) of GPUs that are lost right now, still exported
         self._lost_events: dict[str, GpuSample] = {}
+        #: uuids currently lost (their loss has been logged)
+        self._lost: set[str] = set()
 
     def describe(self) -> list[Metric]:
         # Nothing to check at registration time; returning [] keeps register() from collecting.
@@ -105,7 +107,10 @@ class ExporterCollector(Collector):
             try:
                 sample = self.backend.sample(identity)
             except GpuLostError as exc:
-                log.warning("%s", exc)
+                # Once per loss, not once per scrape: a dead GPU must not flood the log.
+                if identity.uuid not in self._lost:
+                    log.warning("%s", exc)
+                    self._lost.add(identity.uuid)
                 out.append((identity, None))
                 if exc.events is not None:
                     self._lost_events[identity.uuid] = exc.events
@@ -116,6 +121,9 @@ class ExporterCollector(Collector):
                 out.append((identity, None))
                 continue
             self._lost_events.pop(identity.uuid, None)
+            if identity.uuid in self._lost:
+                self._lost.discard(identity.uuid)
+                log.info("GPU %s (%s) answers again", identity.index, identity.uuid)
             out.append((identity, sample))
         return out
 

@@ -479,7 +479,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, ProcessCollector
 
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
     from gpu_health.scorer.model import FailureModel
@@ -516,6 +516,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ScorerCollector(scorer))
+    # process_* (RSS, CPU, open fds): the scorer's own footprint, watchable from Prometheus.
+    ProcessCollector(registry=registry)
     routes = {
         "/": landing_page(
             "gpu-health-scorer",

@@ -230,3 +230,18 @@ def test_the_xid_79_that_announced_a_loss_stays_exported_while_the_gpu_is_lost(
     assert get(s, "gpu_xid_errors_total", gpu="1", xid="79") == [1]
     assert len(get(s, "gpu_last_xid_timestamp_seconds", gpu="1")) == 1
     assert get(s, "gpu_power_watts", gpu="1") == []
+
+
+def test_a_lost_gpu_is_logged_once_not_on_every_scrape(
+    fake: FakeNvml, backend: NvmlBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector = ExporterCollector(backend, backend.inventory())
+    fake.fail("*", gpu=1, error="GPU_IS_LOST")
+    with caplog.at_level("INFO", logger="gpu_health.exporter.collector"):
+        for _ in range(5):
+            render(collector)
+        fake.heal()
+        render(collector)
+    lost = [r for r in caplog.records if r.levelname == "WARNING" and "GPU 1" in r.getMessage()]
+    back = [r for r in caplog.records if "answers again" in r.getMessage()]
+    assert len(lost) == 1 and len(back) == 1

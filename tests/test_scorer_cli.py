@@ -164,6 +164,7 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
         assert "UUID" not in text and 'uuid="GPU-0021-test"' in text  # dcgm labels mapped
         assert "gpu_failure_risk_factor{" in text and "gpu_anomaly_score{" in text
         assert "gpu_npv{" in text  # the economics ran on the scores
+        assert _metric(text, "process_resident_memory_bytes")[0] > 10e6  # its own footprint
 
         status, body = _get(f"{base}/api/v1/gpus?horizon=7d&limit=3")
         ranking = json.loads(body)

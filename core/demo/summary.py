@@ -44,12 +44,7 @@ def targets_up(prometheus_url: str) -> dict[str, str]:
 def gather(prometheus_url: str) -> FleetReport:
     """The report sections the summary shows (not the XIDs and trends: they cost range queries)."""
     gatherer = Gatherer(prometheus_url, "1h")
-    report = FleetReport(prometheus_url, gatherer.at, gatherer.period, "ours")
-    gatherer._inventory(report)
-    gatherer._health(report)
-    gatherer._risk(report, TOP_GPUS)
-    gatherer._alerts(report)
-    return report
+    return gatherer.gather("ours", TOP_GPUS, ("inventory", "health", "risk", "alerts"))
 
 
 def _pct(value: float | None) -> str:

@@ -70,15 +70,29 @@ class Gatherer:
             "metrics (DCGM_FI_DEV_GPU_TEMP) at the report time"
         )
 
-    def gather(self, schema: str = "auto", top: int = 20) -> FleetReport:
+    #: Report sections, in the order they are gathered.
+    SECTIONS = ("inventory", "health", "risk", "xids", "alerts", "trends")
+
+    def gather(
+        self, schema: str = "auto", top: int = 20, sections: tuple[str, ...] = SECTIONS
+    ) -> FleetReport:
+        """Run the queries of ``sections`` (a live view may skip the range-query ones)."""
+        unknown = set(sections) - set(self.SECTIONS)
+        if unknown:
+            raise ValueError(f"unknown report sections: {sorted(unknown)}")
         schema = self.detect_schema() if schema == "auto" else schema
         report = FleetReport(self.url, self.at, self.period, schema)
-        self._inventory(report)
-        self._health(report)
-        self._risk(report, top)
-        self._xids(report)
-        self._alerts(report)
-        self._trends(report)
+        steps = {
+            "inventory": lambda: self._inventory(report),
+            "health": lambda: self._health(report),
+            "risk": lambda: self._risk(report, top),
+            "xids": lambda: self._xids(report),
+            "alerts": lambda: self._alerts(report),
+            "trends": lambda: self._trends(report),
+        }
+        for name in self.SECTIONS:
+            if name in sections:
+                steps[name]()
         return report
 
     def _inventory(self, report: FleetReport) -> None:

@@ -2,22 +2,18 @@
 
 Run from the repository root: ``.venv/bin/python docs/img/render_previews.py`` (about 4 min).
 
-What it runs is what tests/test_dashboards_live.py runs — `gpu-health backfill`, the live
-exporter on the simulated fleet with injected faults, the scorer, a real Prometheus loaded with
-the mixin's recording rules — plus two steps so the previews show a day rather than minutes:
-
-* the backfilled series get the ``job``/``instance`` labels a scrape would have given them, and
-  a ``gpu_info`` series (``gpu-health backfill`` writes neither yet, so the dashboards' exporter
-  selector would hide the history);
-* the recording rules are evaluated over the history with ``promtool tsdb create-blocks-from
-  rules``, as an operator would after backfilling.
+What it runs is what tests/test_dashboards_live.py runs — `gpu-health backfill` (with the live
+exporter's address as ``--instance``, so each history series continues as the live one), the
+live exporter on the simulated fleet with injected faults, the scorer, a real Prometheus loaded
+with the mixin's recording rules — plus one step so the previews show a day rather than minutes:
+the recording rules are evaluated over the history with ``promtool tsdb create-blocks-from
+rules``, as an operator would after backfilling.
 
 The scorer only runs live, so the risk panels' time series cover the last minutes only.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -32,44 +28,14 @@ BIN = Path(sys.executable).parent
 JOB = "gpu-health-exporter"
 GPUS = 16
 LIVE_SECONDS = 330  # past the 5 min lookback, so the last history samples go stale
-LABELS = re.compile(r'^([a-z_:]+)\{(.*?node="([^"]+)".*?)\} (.*)$')
-
-
-def patch_history(openmetrics_dir: Path, instance: str, info: dict[str, str], out: Path) -> None:
-    """Add scrape labels and gpu_info to every backfilled window, then promtool it into out.
-
-    ``instance`` is the live exporter's, so each history series continues as the live one.
-    """
-    for source in sorted(openmetrics_dir.glob("*.om")):
-        patched = source.with_suffix(".patched.om")
-        info_lines: list[str] = []
-        with source.open() as src, patched.open("w") as dst:
-            for line in src:
-                if line.startswith("# EOF"):
-                    break
-                match = LABELS.match(line)
-                if match:
-                    name, labels, _node, rest = match.groups()
-                    scrape = f'job="{JOB}",instance="{instance}",{labels}'
-                    dst.write(f"{name}{{{scrape}}} {rest}\n")
-                    if name == "gpu_up":
-                        uuid = re.search(r'uuid="([^"]+)"', labels)
-                        extra = info.get(uuid.group(1), "") if uuid else ""
-                        timestamp = rest.split()[1]
-                        info_lines.append(f"gpu_info{{{scrape}{extra}}} 1 {timestamp}\n")
-                else:
-                    dst.write(line)
-            dst.write("# TYPE gpu_info gauge\n")
-            dst.writelines(info_lines)
-            dst.write("# EOF\n")
-        stack.promtool_backfill(patched, out)
 
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gpu-health-previews-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        raw = work / "raw"
+        exporter_port, scorer_port = stack.free_port(), stack.free_port()
+        data = work / "tsdb"
         subprocess.run(
             [
                 str(BIN / "gpu-health"),
@@ -80,15 +46,15 @@ def main() -> int:
                 "1",
                 "--seed",
                 "0",
-                "--keep-openmetrics",
+                "--instance",
+                f"127.0.0.1:{exporter_port}",
                 "--out",
-                str(raw),
+                str(data),
             ],
             check=True,
         )
         rules = work / "rules.yaml"
         shutil.copy(REPO / "rules" / "gpu-health-rules.yaml", rules)
-        exporter_port, scorer_port = stack.free_port(), stack.free_port()
         log = (work / "exporter.log").open("wb")
         procs.append(
             subprocess.Popen(
@@ -117,18 +83,6 @@ def main() -> int:
             )
         )
         time.sleep(3)
-        scrape = stack.http_get(f"http://127.0.0.1:{exporter_port}/metrics").decode()
-        info = {}
-        for line in scrape.splitlines():
-            if line.startswith("gpu_info{"):
-                labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-                info[labels["uuid"]] = "".join(
-                    f',{k}="{labels[k]}"'
-                    for k in ("serial", "vbios_version", "driver_version", "cuda_driver_version")
-                    if k in labels
-                )
-        data = work / "tsdb"
-        patch_history(raw / "openmetrics", f"127.0.0.1:{exporter_port}", info, data)
         history_end = time.time()
         config = stack.write_prometheus_config(
             work / "prometheus.yml",
