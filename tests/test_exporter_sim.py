@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from gpu_health.exporter.cli import Exporter, build_parser
 
@@ -51,9 +52,10 @@ def test_sim_fault_help_comes_from_the_simulator() -> None:
     assert " ".join(str(live.FAULT_HELP).split()) in help_text
 
 
-def test_a_simulated_lost_gpu_reads_up_0_and_is_scored_down() -> None:
+def _scrape_sim(gpus: int, fault: str) -> list[Sample]:
+    """Start the sim exporter in-process with one fault, scrape /metrics once, stop it."""
     args = build_parser().parse_args(
-        ["--backend", "sim", "--sim-gpus", "3", "--sim-fault", "gpu=1,fault=gpu_lost",
+        ["--backend", "sim", "--sim-gpus", str(gpus), "--sim-fault", fault,
          "--web.listen-address", "127.0.0.1:0"]
     )  # fmt: skip
     exporter = Exporter(args).start()
@@ -62,7 +64,11 @@ def test_a_simulated_lost_gpu_reads_up_0_and_is_scored_down() -> None:
             text = response.read().decode()
     finally:
         exporter.close()
-    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    return [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def test_a_simulated_lost_gpu_reads_up_0_and_is_scored_down() -> None:
+    samples = _scrape_sim(3, "gpu=1,fault=gpu_lost")
     ups = {s.labels["gpu"]: s.value for s in samples if s.name == "gpu_up"}
     assert ups == {"0": 1.0, "1": 0.0, "2": 1.0}
     overall = {
@@ -74,17 +80,7 @@ def test_a_simulated_lost_gpu_reads_up_0_and_is_scored_down() -> None:
 
 
 def test_a_simulated_xid79_keeps_its_xid_counted_while_the_gpu_is_lost() -> None:
-    args = build_parser().parse_args(
-        ["--backend", "sim", "--sim-gpus", "2", "--sim-fault", "gpu=1,fault=xid79",
-         "--web.listen-address", "127.0.0.1:0"]
-    )  # fmt: skip
-    exporter = Exporter(args).start()
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics") as response:
-            text = response.read().decode()
-    finally:
-        exporter.close()
-    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    samples = _scrape_sim(2, "gpu=1,fault=xid79")
     ups = {s.labels["gpu"]: s.value for s in samples if s.name == "gpu_up"}
     assert ups == {"0": 1.0, "1": 0.0}
     xid79 = [
