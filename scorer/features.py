@@ -176,24 +176,24 @@ def _vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
     return build
 
 
-def _ratio(num: Builder, den: Builder) -> Builder:
+def _binary(op: Literal["/", "-"], left: Builder, right: Builder) -> Builder:
+    """``(left) op (right)``, absent when either side is absent in the schema."""
+
     def build(s: Schema) -> str | None:
-        a, b = num(s), den(s)
+        a, b = left(s), right(s)
         if a is None or b is None:
             return None
-        return f"({a}) / ({b})"
+        return f"({a}) {op} ({b})"
 
     return build
+
+
+def _ratio(num: Builder, den: Builder) -> Builder:
+    return _binary("/", num, den)
 
 
 def _diff(a: Builder, b: Builder) -> Builder:
-    def build(s: Schema) -> str | None:
-        x, y = a(s), b(s)
-        if x is None or y is None:
-            return None
-        return f"({x}) - ({y})"
-
-    return build
+    return _binary("-", a, b)
 
 
 def _offset(inner: Builder, offset: str) -> Builder:

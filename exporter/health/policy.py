@@ -559,45 +559,37 @@ def parse_policy(raw: Any, source: str, base: Policy | None = None) -> Policy:
             raise ConfigError(source, name, "missing key")
         return None
 
-    weights = (
-        _parse_weights(part("weights"), source, base.weights if base else None)
-        if top.has("weights") or base is None
-        else base.weights
+    def section(name: str, parse: Any, current: Any) -> Any:
+        """Parse a section the document has (or every section without a base); else inherit."""
+        if top.has(name) or base is None:
+            return parse(part(name), current)
+        return current
+
+    weights = section(
+        "weights", lambda v, b: _parse_weights(v, source, b), base.weights if base else None
     )
-    grades = (
-        _parse_grades(part("grades"), source, base.grades if base else None)
-        if top.has("grades") or base is None
-        else base.grades
+    grades = section(
+        "grades", lambda v, b: _parse_grades(v, source, b), base.grades if base else None
     )
     caps = _parse_caps(part("caps") or {}, source, base.caps if base else None, grades["poor"])
-    hard_limits = (
-        _parse_hard_limits(part("hard_limits"), source, base.hard_limits if base else None)
-        if top.has("hard_limits") or base is None
-        else base.hard_limits
+    hard_limits = section(
+        "hard_limits",
+        lambda v, b: _parse_hard_limits(v, source, b),
+        base.hard_limits if base else None,
     )
-    windows = (
-        _parse_windows(part("windows"), source, base.windows if base else None)
-        if top.has("windows") or base is None
-        else base.windows
+    windows = section(
+        "windows", lambda v, b: _parse_windows(v, source, b), base.windows if base else None
     )
-    thresholds = (
-        _parse_thresholds(
-            part("thresholds"), source, "thresholds", base.thresholds if base else None
-        )
-        if top.has("thresholds") or base is None
-        else base.thresholds
+    thresholds = section(
+        "thresholds",
+        lambda v, b: _parse_thresholds(v, source, "thresholds", b),
+        base.thresholds if base else None,
     )
-    xid = (
-        _parse_xid(part("xid"), source, base.xid if base else None)
-        if top.has("xid") or base is None
-        else base.xid
-    )
-    default_limits = (
-        _parse_limits(
-            part("default_limits"), source, "default_limits", base.default_limits if base else None
-        )
-        if top.has("default_limits") or base is None
-        else base.default_limits
+    xid = section("xid", lambda v, b: _parse_xid(v, source, b), base.xid if base else None)
+    default_limits = section(
+        "default_limits",
+        lambda v, b: _parse_limits(v, source, "default_limits", b),
+        base.default_limits if base else None,
     )
     models = _parse_models(
         top.raw.get("models"), source, thresholds, base.models if base is not None else ()
