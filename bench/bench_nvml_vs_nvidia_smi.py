@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from gpu_health import stack
 from gpu_health.exporter.backends.nvml import NvmlBackend
 from gpu_health.exporter.collector import ExporterCollector
-from gpu_health.exporter.readings import BackendUnavailableError
+from gpu_health.telemetry.readings import BackendUnavailableError
 
 BEGIN = "<!-- exporter-hw-bench:begin -->"
 END = "<!-- exporter-hw-bench:end -->"

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from gpu_health import stack
-from gpu_health.scorer.econ_bridge import make_econ_hook
+from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
 from gpu_health.scorer.model import FailureModel
 from gpu_health.scorer.promclient import PromClient, PromConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from gpu_health.exporter.readings import GpuIdentity, GpuSample
+from gpu_health.telemetry.readings import GpuIdentity, GpuSample
 
 
 @runtime_checkable
@@ -15,7 +15,7 @@ class Backend(Protocol):
     ``inventory`` is called once at start-up (and again only when the backend reports a change,
     e.g. after a driver reload); ``sample`` is called on every scrape and must be cheap: anything
     that costs more than a few microseconds belongs in a background poller whose cached values the
-    sample returns. ``sample`` raises :class:`~gpu_health.exporter.readings.GpuLostError` for a GPU
+    sample returns. ``sample`` raises :class:`~gpu_health.telemetry.readings.GpuLostError` for a GPU
     that stopped answering; other GPUs must keep being served.
     """
 

@@ -29,7 +29,7 @@ from gpu_health.cli_support import (
 )
 from gpu_health.errors import UserError
 from gpu_health.exporter.backend import Backend
-from gpu_health.exporter.readings import BackendUnavailableError
+from gpu_health.telemetry.readings import BackendUnavailableError
 
 log = logging.getLogger("gpu_health.exporter")
 
@@ -273,8 +273,8 @@ def make_backend(args: argparse.Namespace) -> Backend:
 def make_health(policy_path: Path | None) -> Any | None:
     """The health tracker, or None (with a warning) while the model is not installed."""
     try:
-        from gpu_health.exporter.health.model import HealthTracker
-        from gpu_health.exporter.health.policy import load_policy
+        from gpu_health.health.model import HealthTracker
+        from gpu_health.health.policy import load_policy
     except ImportError as exc:
         if policy_path is not None:
             raise UserError(
@@ -312,7 +312,7 @@ class Exporter:
         from prometheus_client.process_collector import ProcessCollector
 
         from gpu_health.exporter.collector import ExporterCollector
-        from gpu_health.web import WebServer
+        from gpu_health.web.server import WebServer
 
         try:
             self.backend = make_backend(args)
@@ -345,7 +345,7 @@ class Exporter:
         self.identities = identities
 
     def routes(self, registry: Any) -> dict[str, Any]:
-        from gpu_health.web import Request, Response, landing_page, metrics_handler
+        from gpu_health.web.server import Request, Response, landing_page, metrics_handler
 
         def healthz(_: Request) -> Response:
             probe = self.collector.probe()

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gpu_health.exporter.backend import Backend, Instrumented
-from gpu_health.exporter.catalogue import (
+from gpu_health.telemetry.catalogue import (
     CATALOGUE,
     HEALTH_METRICS,
     IDENTITY_LABELS,
@@ -29,7 +29,7 @@ from gpu_health.exporter.catalogue import (
     POD_LABELS,
     SELF_METRICS,
 )
-from gpu_health.exporter.readings import GpuIdentity, GpuLostError, GpuSample
+from gpu_health.telemetry.readings import GpuIdentity, GpuLostError, GpuSample
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class ExporterCollector(Collector):
             meta["gpu_health_grade"][0],
             labels=list(self._label_names + meta["gpu_health_grade"][1]),
         )
-        from gpu_health.exporter.health.result import GRADES
+        from gpu_health.health.result import GRADES
 
         ok = True
         for identity, sample in samples:

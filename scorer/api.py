@@ -14,7 +14,7 @@ from typing import Any
 from gpu_health import __version__
 from gpu_health.scorer.model import HORIZONS
 from gpu_health.scorer.service import GpuScore, Scorer
-from gpu_health.web import Handler, Request, Response
+from gpu_health.web.server import Handler, Request, Response
 
 MAX_LIMIT = 100_000
 

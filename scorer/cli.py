@@ -484,12 +484,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
     from gpu_health.scorer.model import FailureModel
     from gpu_health.scorer.service import Scorer, ScorerCollector
-    from gpu_health.web import Response, WebServer, landing_page, metrics_handler
+    from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
 
     model = FailureModel.load(args.model)
     econ = None
     if args.econ:
-        from gpu_health.scorer.econ_bridge import make_econ_hook
+        from gpu_health.scorer.econ.bridge import make_econ_hook
 
         econ = make_econ_hook(args.econ_params, args.econ_inventory, args.econ_age)
     from gpu_health.scorer.sharding import Shard

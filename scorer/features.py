@@ -6,7 +6,7 @@ skew. Features are chosen to travel between fleets and simulators: rates per day
 and deltas against the GPU's own model peers, never absolute levels that depend on a SKU or on
 an identity. A signal a schema lacks yields a missing feature (NaN), never an error.
 
-Metric names come from :mod:`gpu_health.exporter.catalogue`; the dcgm-exporter names and unit
+Metric names come from :mod:`gpu_health.telemetry.catalogue`; the dcgm-exporter names and unit
 scales come from the same table's :class:`DcgmField` entries.
 """
 
@@ -23,8 +23,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from gpu_health.exporter.catalogue import by_name
 from gpu_health.scorer.promclient import PromClient, PrometheusError
+from gpu_health.telemetry.catalogue import by_name
 
 log = logging.getLogger(__name__)
 

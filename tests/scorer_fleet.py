@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpu_health.exporter.catalogue import by_name
+from gpu_health.telemetry.catalogue import by_name
 
 MODEL = "NVIDIA H100 80GB HBM3"
 DAY = 86400

@@ -2,7 +2,7 @@
 
 Run from the repository root: ``.venv/bin/python docs/img/render_previews.py`` (about 4 min).
 
-What it runs is what tests/test_dashboards_live.py runs — `gpu-health backfill` (with the live
+What it runs is what tests/mixin/test_dashboards_live.py runs — `gpu-health backfill` (with the live
 exporter's address as ``--instance``, so each history series continues as the live one), the
 live exporter on the simulated fleet with injected faults, the scorer, a real Prometheus loaded
 with the mixin's recording rules — plus one step so the previews show a day rather than minutes:
@@ -136,7 +136,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "gpu_health.dashpreview",
+                    "gpu_health.mixin.dashpreview",
                     "--prometheus",
                     prom.url,
                     "--dashboards",

@@ -17,7 +17,7 @@ import importlib
 import time
 from typing import Any
 
-from gpu_health.exporter.readings import (
+from gpu_health.telemetry.readings import (
     BackendUnavailableError,
     GpuIdentity,
     GpuLostError,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpu_health.exporter.backend import BackendStats
-from gpu_health.exporter.readings import (
+from gpu_health.telemetry.readings import (
     VIOLATION_POLICIES,
     BackendUnavailableError,
     GpuIdentity,

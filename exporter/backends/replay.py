@@ -20,7 +20,7 @@ from pathlib import Path
 from gpu_health.exporter.backends.nvml import NvmlBackend
 from gpu_health.exporter.data import H100_LOAD_TRACE, NVML_H100, data_path
 from gpu_health.exporter.fake_nvml import ERRORS, FakeNvml
-from gpu_health.exporter.readings import BackendUnavailableError, GpuIdentity, GpuSample
+from gpu_health.telemetry.readings import BackendUnavailableError, GpuIdentity, GpuSample
 
 MIB = 1024 * 1024
 

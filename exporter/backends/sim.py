@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_health.exporter.backend import Backend
-from gpu_health.exporter.readings import BackendUnavailableError
+from gpu_health.telemetry.readings import BackendUnavailableError
 
 DEFAULT_FAULT_HELP = "inject a fault into the simulated fleet (see the simulator documentation)"
 

@@ -3,8 +3,8 @@
 // Part of the mixin (jsonnet/mixin.libsonnet): selectors and thresholds come from `$._config`
 // (jsonnet/config.libsonnet), recording-rule names from `$.gpuHealthRecords` (jsonnet/rules).
 // The defaults below cover the dashboard-only knobs; `_config` overrides any of them. Queries
-// read the exporter's and scorer's series by the names in exporter/catalogue.py and
-// scorer/catalogue.py (tests/test_dashboards_model.py checks every name).
+// read the exporter's and scorer's series by the names in src/gpu_health/telemetry/catalogue.py and
+// scorer/catalogue.py (tests/mixin/test_dashboards_model.py checks every name).
 local g = import 'lib.libsonnet';
 
 {

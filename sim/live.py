@@ -1,0 +1,167 @@
+"""The live driver: the exporter's ``--backend sim``, one pure-Python sample at a time.
+
+GPU *i* is slot *i* of the same fleet the backfill writes for the same seed (8 GPUs per node,
+``gpu-node-001``...), showing the board installed there at the start time, so a demo can backfill
+N days and then continue live from "now" with consistent uuids, counters and failures. Time runs
+``speed`` times faster than the wall clock from ``start_time`` (default: now).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gpu_health.errors import UserError
+from gpu_health.sim import faults as faultlib
+from gpu_health.sim import fleet as fleetlib
+from gpu_health.sim import rng
+from gpu_health.sim.faults import FAULT_HELP, Fault
+from gpu_health.sim.fleet import Board, Episode, Slot
+from gpu_health.sim.model import is_down, sample_at
+from gpu_health.telemetry.readings import GpuIdentity, GpuLostError, GpuSample
+
+__all__ = ["FAULT_HELP", "SimBackend"]
+
+#: how long an injected storm takes to reach full strength
+INJECT_RAMP = 120.0
+
+
+class SimBackend:
+    """A simulated fleet behind the :class:`~gpu_health.exporter.backend.Backend` protocol."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        gpus: int = 8,
+        seed: int = 0,
+        speed: float = 1.0,
+        faults: list[Fault] | None = None,
+        start_time: float | None = None,
+        clock: Callable[[], float] = time.time,
+        hazard_scale: float = 1.0,
+    ) -> None:
+        if gpus < 1:
+            raise UserError("sim: gpus must be at least 1")
+        if not speed > 0 or math.isinf(speed):
+            raise UserError(f"sim: speed {speed} must be a positive number")
+        self._clock = clock
+        self._wall0 = clock()
+        self.start_time = self._wall0 if start_time is None else float(start_time)
+        self.speed = speed
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._slots: list[Slot] = [fleetlib.build_slot(i, seed, hazard_scale) for i in range(gpus)]
+        self._boards: dict[str, tuple[Slot, Board]] = {}
+        for fault in faults or []:
+            if fault.gpu >= gpus:
+                raise UserError(
+                    f"--sim-fault gpu={fault.gpu}: the simulated fleet has GPUs 0-{gpus - 1}"
+                )
+            slot = self._slots[fault.gpu]
+            board = slot.board_at(self.start_time)
+            if board is not None:
+                inject(slot, board, fault, self.start_time)
+
+    @classmethod
+    def from_options(
+        cls,
+        gpus: int,
+        seed: int,
+        speed: float,
+        faults: list[str],
+        faults_file: Path | None,
+        start_time: float | None,
+        hazard_scale: float = 1.0,
+    ) -> SimBackend:
+        """Build from the exporter's command-line options (fault text parsed here)."""
+        parsed = [faultlib.parse_fault(text) for text in faults]
+        if faults_file is not None:
+            parsed += faultlib.load_faults_file(faults_file)
+        return cls(
+            gpus=gpus,
+            seed=seed,
+            speed=speed,
+            faults=parsed,
+            start_time=start_time,
+            hazard_scale=hazard_scale,
+        )
+
+    def now(self) -> float:
+        """Simulated time."""
+        return self.start_time + (self._clock() - self._wall0) * self.speed
+
+    def inventory(self) -> list[GpuIdentity]:
+        out = []
+        with self._lock:
+            for slot in self._slots:
+                board = slot.board_at(self.start_time)
+                if board is None:
+                    continue  # slot empty: the board is away for RMA
+                self._boards[board.uuid] = (slot, board)
+                out.append(slot.identity(board))
+        return out
+
+    def sample(self, gpu: GpuIdentity) -> GpuSample:
+        try:
+            slot, board = self._boards[gpu.uuid]
+        except KeyError:
+            raise GpuLostError(f"{gpu.uuid} is not part of this simulated fleet") from None
+        t = self.now()
+        if t >= board.end or is_down(board, t):
+            # The XIDs that came with the loss (79 above all) are still known to the exporter.
+            seen = sample_at(slot, board, min(t, board.end))
+            events = GpuSample(timestamp=t, up=False)
+            events.xid_counts = dict(seen.xid_counts)
+            events.last_xid_timestamp = seen.last_xid_timestamp
+            raise GpuLostError(f"simulated GPU {gpu.index} ({gpu.uuid}) is lost at {t:.0f}", events)
+        return sample_at(slot, board, t)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def inject(slot: Slot, board: Board, fault: Fault, start_time: float) -> None:
+    """Turn a fault into episodes and counter events on ``board``, then redraw its events."""
+    t0 = start_time + fault.after
+    t1 = t0 + fault.duration
+    key = rng.key(board.uuid, "fault", fault.fault, t0)
+    ev = board.extra_events
+
+    def episode(kind: str, strength: float = 1.5, downgrade: bool = False) -> None:
+        board.episodes.append(
+            Episode(kind, t0, t1, strength, 0, key, downgrade, ramp_seconds=INJECT_RAMP)
+        )
+
+    name = fault.fault
+    if name in ("xid79", "gpu_lost"):
+        ev.append((t0, "xid:79", 1.0))
+        board.down.append((t0, math.inf))
+    elif name == "ecc_storm":
+        episode("ecc")
+    elif name == "uncorrectable_ecc":
+        ev += [(t0, "xid:48", 1.0), (t0 + 1, "xid:94", 1.0), (t0, "dbe", 2.0)]
+        if slot.spec.hbm:
+            ev += [(t0, "rr_unc", 1.0), (t0 + 2, "xid:63", 1.0)]
+    elif name == "row_remap_pending":
+        ev += [(t0, "rr_corr", 1.0), (t0, "xid:63", 1.0)]
+    elif name == "row_remap_failure":
+        ev += [(t0, "xid:48", 1.0), (t0 + 1, "xid:95", 1.0), (t0, "dbe", 4.0)]
+        ev += [(t0, "rr_unc", 1.0), (t0 + 2, "xid:64", 1.0), (t0 + 2, "remap_failed", 1.0)]
+    elif name == "thermal":
+        episode("thermal")
+    elif name == "pcie_replay_storm":
+        episode("pcie", strength=3.0, downgrade=True)
+        ev.append((t0, "xid:32", 1.0))
+    elif name == "nvlink_errors":
+        if slot.spec.nvlink_count:
+            episode("nvlink", strength=2.0)
+            ev.append((t0 + INJECT_RAMP, "xid:74", 1.0))
+    elif name == "power_brake":
+        episode("power_brake", strength=2.0)
+    elif fault.xid is not None:
+        ev.append((t0, f"xid:{fault.xid}", 1.0))
+    fleetlib._draw_events(slot, board)

@@ -1,0 +1,460 @@
+"""Arguments and entry point of ``gpu-health demo``: bring the stack up, show it, tear it down.
+
+Start order follows the data: the notification sink, Alertmanager (delivering to the sink), the
+exporter (the live fleet), Prometheus (the backfilled history, the generated rules, scraping the
+exporter and the scorer), then the scorer (which reads Prometheus). Every process runs in its own
+process group and is stopped on Ctrl-C, SIGTERM, SIGHUP, ``--duration`` or any start-up error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from gpu_health import stack
+from gpu_health.demo import history as historylib
+from gpu_health.demo import summary as summarylib
+from gpu_health.demo.processes import ProcessTable, port_or_free, stop_leftovers
+from gpu_health.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RULES_DIR = REPO_ROOT / "rules"
+ALERTMANAGER_CONFIG = REPO_ROOT / "alertmanager" / "alertmanager.yml"
+
+#: The usual ports, used when free (else any free port).
+PORTS = {
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "exporter": 9840,
+    "scorer": 9836,
+    "sink": 9099,
+}
+SCRAPE_INTERVAL = "5s"
+SCORER_INTERVAL = "30s"
+#: Piped output gets a summary block this often (a terminal redraws every --refresh seconds).
+PLAIN_SUMMARY_EVERY = 30.0
+#: The fleet fails this many times more often than the published rates, so two weeks of 64
+#: GPUs hold a few failures and a few boards degrading toward one.
+DEFAULT_HAZARD_SCALE = 20.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run the whole stack locally on a simulated fleet: backfill its history, start a real "
+        "Prometheus with the generated rules, a real Alertmanager delivering to a local sink "
+        "that prints each PagerDuty/Slack notification, the exporter continuing the fleet live, "
+        "and the scorer; then print the URLs and a live summary. Ctrl-C stops everything. "
+        "Needs Debian's prometheus and prometheus-alertmanager packages."
+    )
+    parser.add_argument(
+        "--gpus", type=int, default=64, help="simulated GPUs, 8 per node (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--days", type=float, default=14.0, help="days of backfilled history (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall-clock second for the live fleet (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault into the live fleet, repeatable, e.g. "
+        "'gpu=3,fault=xid79,after=30s' (see gpu-health-exporter --help, --sim-fault)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="fleet seed (default: %(default)s)")
+    parser.add_argument(
+        "--hazard-scale",
+        type=float,
+        default=DEFAULT_HAZARD_SCALE,
+        help="multiply the published failure rates so a small fleet shows failures in a short "
+        "history (default: %(default)s; 1 = realistic)",
+    )
+    parser.add_argument(
+        "--resolution",
+        default="15m",
+        help="time between backfilled samples; finer is slower to backfill (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("gpu-health-demo"),
+        help="where the data, configs, logs and cached history go (default: ./%(default)s)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself this many seconds after the stack is up (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between summary refreshes on a terminal (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-summary",
+        action="store_true",
+        help="print only the URLs and the notifications, no fleet summary (plain text is used "
+        "anyway when the output is not a terminal)",
+    )
+
+
+class Stopped(Exception):
+    """A stop signal arrived (SIGTERM, SIGHUP); the stack is being torn down."""
+
+
+def _validate(args: argparse.Namespace) -> float:
+    """Check the arguments; returns the resolution in seconds."""
+    from gpu_health.sim.faults import parse_fault
+    from gpu_health.sim.timeparse import parse_duration
+
+    if args.gpus < 1:
+        raise UserError("--gpus: must be at least 1")
+    if not 0 < args.days <= 365:
+        raise UserError("--days: must be more than 0 and at most 365")
+    if not args.speed > 0:
+        raise UserError("--speed: must be a positive number")
+    if args.hazard_scale < 0:
+        raise UserError("--hazard-scale: must not be negative")
+    if args.duration is not None and not args.duration > 0:
+        raise UserError("--duration: must be a positive number of seconds")
+    if not args.refresh > 0:
+        raise UserError("--refresh: must be a positive number of seconds")
+    resolution = parse_duration(args.resolution, "--resolution")
+    if not 1 <= resolution <= 3600:
+        raise UserError("--resolution: must be between 1s and 1h")
+    for spec in args.fault:
+        try:
+            fault = parse_fault(spec)
+        except (UserError, ValueError) as exc:
+            # The simulator names its own option; say it in the demo's terms.
+            text = str(exc).removeprefix(f"--sim-fault {spec!r}: ")
+            raise UserError(f"--fault {spec!r}: {text}") from None
+        if fault.gpu >= args.gpus:
+            raise UserError(f"--fault {spec!r}: the fleet has GPUs 0-{args.gpus - 1}")
+    return resolution
+
+
+def check_binaries() -> dict[str, str]:
+    """Path of each program the demo runs, or one error naming every missing package."""
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for key, names in (
+        ("prometheus", ("prometheus",)),
+        ("promtool", ("promtool",)),
+        ("alertmanager", ("prometheus-alertmanager", "alertmanager")),
+    ):
+        try:
+            found[key] = stack.find_binary(*names)
+        except stack.MissingBinaryError:
+            missing.append(names[0])
+    if missing:
+        packages = sorted({stack.PACKAGES.get(name, name) for name in missing})
+        raise UserError(
+            f"{', '.join(missing)} not installed; install with: "
+            f"sudo apt-get install -y {' '.join(packages)}"
+        )
+    return found
+
+
+def _check_repo_files() -> list[Path]:
+    rules = sorted(RULES_DIR.glob("*.yaml"))
+    if not rules or not ALERTMANAGER_CONFIG.is_file():
+        raise UserError(
+            f"the generated rules ({RULES_DIR}/*.yaml) and {ALERTMANAGER_CONFIG} were not found; "
+            "run the demo from a checkout of gpu-health-monitor (./run.sh demo)"
+        )
+    return rules
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], None]]:
+    """SIGTERM/SIGHUP raise :class:`Stopped` (SIGINT raises KeyboardInterrupt) exactly once.
+
+    Yields a function that ignores the signals from then on: tear-down must not be interrupted
+    half-way, and it is bounded anyway (SIGKILL after a grace period).
+    """
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def ignore_further() -> None:
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        ignore_further()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Stopped(signal.Signals(signum).name)
+
+    for s in signals:
+        signal.signal(s, on_signal)
+    try:
+        yield ignore_further
+    finally:
+        ignore_further()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _say(out: TextIO, text: str) -> None:
+    print(text, file=out, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    resolution = _validate(args)
+    check_binaries()
+    rules = _check_repo_files()
+    workdir: Path = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout
+    leftovers = stop_leftovers(workdir)
+    if leftovers:
+        _say(sys.stderr, f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
+    table = ProcessTable(workdir)
+    reason = "error"
+    with contextlib.ExitStack() as resources, _stop_signals() as ignore_signals:
+        try:
+            _run_stack(args, resolution, rules, workdir, table, resources, out)
+            reason = f"--duration {args.duration:g}s elapsed"
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        except Stopped as exc:
+            reason = f"received {exc}"
+        finally:
+            ignore_signals()
+            _say(sys.stderr, f"stopping ({reason}) ...")
+            table.stop_owned()
+            resources.close()
+    alive = [f"{name} {pid}" for name, pid in table.entries if _alive(pid)]
+    if alive:
+        _say(sys.stderr, f"warning: still running: {', '.join(alive)}")
+        return 1
+    _say(sys.stderr, f"stopped; all {len(table.entries)} processes ended")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def _run_stack(
+    args: argparse.Namespace,
+    resolution: float,
+    rules: list[Path],
+    workdir: Path,
+    table: ProcessTable,
+    resources: contextlib.ExitStack,
+    out: TextIO,
+) -> None:
+    from gpu_health.demo.notify_sink import NotificationSink, local_alertmanager_config
+
+    spec = historylib.HistorySpec(args.gpus, args.days, args.seed, resolution, args.hazard_scale)
+    hist = historylib.prepare(workdir, spec, sys.stderr)
+    data_dir = workdir / "prometheus-data"
+    historylib.link_data_dir(hist, data_dir)
+    _say(sys.stderr, f"history: {hist.failures} failures in the backfilled window")
+
+    try:
+        sink = NotificationSink(PORTS["sink"])
+    except OSError:
+        sink = NotificationSink(0)
+    resources.enter_context(sink)
+    ports = {name: port_or_free(p) for name, p in PORTS.items() if name != "sink"}
+
+    am_config = local_alertmanager_config(
+        ALERTMANAGER_CONFIG, workdir / "alertmanager", sink.url, fast=True
+    )
+    try:
+        am = resources.enter_context(
+            stack.alertmanager(workdir, am_config, port=ports["alertmanager"])
+        )
+    except RuntimeError as exc:
+        raise _start_failed(exc, workdir / "alertmanager.log") from None
+    table.record("alertmanager", am.process.pid)
+
+    exporter_url = f"http://127.0.0.1:{ports['exporter']}"
+    exporter_argv = [
+        sys.executable,
+        "-m",
+        "gpu_health.exporter.cli",
+        "--sim-hazard-scale",
+        f"{args.hazard_scale:g}",
+        "--backend",
+        "sim",
+        "--sim-gpus",
+        str(args.gpus),
+        "--sim-seed",
+        str(args.seed),
+        "--sim-speed",
+        f"{args.speed:g}",
+        f"--web.listen-address=127.0.0.1:{ports['exporter']}",
+    ]
+    for fault in args.fault:
+        exporter_argv += ["--sim-fault", fault]
+    exporter = table.spawn("exporter", exporter_argv)
+    _wait(f"{exporter_url}/metrics", 60.0, exporter, workdir / "exporter.log", "exporter")
+
+    prom_config = stack.write_prometheus_config(
+        workdir / "prometheus.yml",
+        scrape_targets={
+            "gpu-health-scorer": [f"127.0.0.1:{ports['scorer']}"],
+            "alertmanager": [f"127.0.0.1:{am.port}"],
+            "prometheus": [f"127.0.0.1:{ports['prometheus']}"],
+        },
+        rule_files=rules,
+        alertmanagers=[f"127.0.0.1:{am.port}"],
+        scrape_interval=SCRAPE_INTERVAL,
+        evaluation_interval=SCRAPE_INTERVAL,
+        # The exporter's series carry the instance the backfilled history carries, whatever
+        # port it got, so each GPU's history and live samples are one series.
+        extra_scrape_configs=[
+            {
+                "job_name": "gpu-health-exporter",
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{ports['exporter']}"],
+                        "labels": {"instance": spec.instance},
+                    }
+                ],
+            }
+        ],
+    )
+    _say(sys.stderr, "starting Prometheus on the backfilled history ...")
+    try:
+        prom = resources.enter_context(
+            stack.prometheus(
+                workdir,
+                prom_config,
+                data_dir=data_dir,
+                port=ports["prometheus"],
+                ready_timeout=120.0,
+                # Instant queries look back this far for a sample: at least one backfill step, or
+                # the history would show only every third point at 15-minute resolution.
+                extra_args=[f"--query.lookback-delta={max(300, int(resolution) + 60)}s"],
+            )
+        )
+    except RuntimeError as exc:
+        raise _start_failed(exc, workdir / "prometheus.log") from None
+    table.record("prometheus", prom.process.pid)
+
+    scorer_url = f"http://127.0.0.1:{ports['scorer']}"
+    scorer = table.spawn(
+        "scorer",
+        [
+            sys.executable,
+            "-m",
+            "gpu_health.scorer.cli",
+            "serve",
+            f"--prometheus.url={prom.url}",
+            f"--web.listen-address=127.0.0.1:{ports['scorer']}",
+            f"--interval={SCORER_INTERVAL}",
+        ],
+    )
+    _wait(f"{scorer_url}/metrics", 120.0, scorer, workdir / "scorer.log", "scorer")
+
+    endpoints = [
+        summarylib.Endpoint("prometheus", prom.url),
+        summarylib.Endpoint("alertmanager", am.url),
+        summarylib.Endpoint("gpu-health-exporter", exporter_url),
+        summarylib.Endpoint("gpu-health-scorer", scorer_url),
+        summarylib.Endpoint("notification sink", f"{sink.url}/notifications"),
+    ]
+    urls = {e.name: e.url for e in endpoints}
+    (workdir / "urls.json").write_text(json.dumps(urls, indent=2) + "\n")
+    title = (
+        f"gpu-health demo: {args.gpus} simulated GPUs, seed {args.seed}, speed {args.speed:g}x"
+        + (f" (stops after {args.duration:g}s)" if args.duration else " (Ctrl-C stops everything)")
+    )
+    _say(out, "gpu-health demo is up:")
+    for endpoint in endpoints:
+        _say(out, f"  {endpoint.name:<22} {endpoint.url}")
+    _say(out, f"  {'work dir':<22} {workdir} (logs, configs, pids)")
+    _watch(args, title, prom.url, endpoints, sink, {"exporter": exporter, "scorer": scorer}, out)
+
+
+def _start_failed(exc: Exception, log: Path) -> UserError:
+    """One line for a server that did not come up (its log has the details)."""
+    return UserError(f"{str(exc).splitlines()[0]} (log: {log})")
+
+
+def _wait(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path, name: str) -> None:
+    try:
+        stack.wait_until(url, timeout, process)
+    except (RuntimeError, TimeoutError) as exc:
+        tail = ""
+        with contextlib.suppress(OSError):
+            lines = log.read_text(errors="replace").strip().splitlines()
+            tail = f": {lines[-1]}" if lines else ""
+        raise UserError(f"the {name} did not start ({exc}){tail} (log: {log})") from None
+
+
+def _watch(
+    args: argparse.Namespace,
+    title: str,
+    prometheus_url: str,
+    endpoints: list[summarylib.Endpoint],
+    sink: Any,
+    children: dict[str, subprocess.Popen[bytes]],
+    out: TextIO,
+) -> None:
+    """Show the summary and the notifications until the duration is over (or a signal)."""
+    live = out.isatty() and not args.no_summary
+    started = time.monotonic()
+    deadline = None if args.duration is None else started + args.duration
+    next_summary = started if live else started + min(PLAIN_SUMMARY_EVERY, args.refresh * 3)
+    seen = 0
+
+    def print_new_notifications() -> list[Any]:
+        nonlocal seen
+        notifications: list[Any] = sink.notifications()
+        if not live:
+            for notification in notifications[seen:]:
+                _say(out, f"notification: {notification.summary()}")
+        seen = len(notifications)
+        return notifications
+
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            for name, process in children.items():
+                if process.poll() is not None:
+                    raise UserError(
+                        f"the {name} exited with code {process.returncode} "
+                        f"(log: {args.workdir.resolve() / (name + '.log')})"
+                    )
+            notifications = print_new_notifications()
+            now = time.monotonic()
+            if now >= next_summary and not args.no_summary:
+                text = summarylib.snapshot(title, prometheus_url, endpoints, notifications)
+                if live:
+                    out.write(summarylib.CLEAR + text)
+                    out.flush()
+                    next_summary = now + args.refresh
+                else:
+                    _say(out, text)
+                    next_summary = now + PLAIN_SUMMARY_EVERY
+            time.sleep(0.5)
+    finally:
+        # A notification that arrived since the last tick is still reported.
+        print_new_notifications()

@@ -1,0 +1,1 @@
+"""The jsonnet mixin rendered (rules, dashboards, Kubernetes objects); dashboards' queries run."""

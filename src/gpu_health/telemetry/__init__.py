@@ -1,0 +1,1 @@
+"""The contract between exporter, simulator and scorer: readings and the metric catalogue."""

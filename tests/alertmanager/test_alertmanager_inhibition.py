@@ -1,0 +1,154 @@
+"""Inhibition and grouping, checked on a running Alertmanager with the shipped configuration:
+alerts are posted to its API and its own verdict (suppressed, inhibitedBy, groups) is read back."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_health.demo.notify_sink import NotificationSink, local_alertmanager_config
+from gpu_health.stack import Server
+from tests.conftest import AlertmanagerFactory
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "alertmanager" / "alertmanager.yml"
+
+pytestmark = pytest.mark.integration
+
+
+def _gpu(alertname: str, severity: str, node: str, uuid: str, gpu: str = "0") -> dict[str, Any]:
+    return {
+        "labels": {
+            "alertname": alertname,
+            "severity": severity,
+            "node": node,
+            "uuid": uuid,
+            "gpu": gpu,
+            "model": "H100",
+            "instance": f"{node}:9400",
+            "job": "gpu-health-exporter",
+        },
+        "annotations": {"summary": f"{alertname}.", "description": "test"},
+    }
+
+
+def _post(server: Server, alerts: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"{server.url}/api/v2/alerts",
+        data=json.dumps(alerts).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def _get(server: Server, path: str) -> Any:
+    with urllib.request.urlopen(f"{server.url}{path}", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _key(alert: dict[str, Any]) -> tuple[str, str]:
+    labels = alert["labels"]
+    return labels["alertname"], labels.get("uuid") or labels.get("node") or labels["job"]
+
+
+def _states(server: Server, expected: int) -> dict[tuple[str, str], str]:
+    # Inhibition is evaluated on read; retry briefly until every posted alert is listed.
+    deadline = time.monotonic() + 10
+    while True:
+        alerts = _get(server, "/api/v2/alerts")
+        if len(alerts) >= expected or time.monotonic() > deadline:
+            return {_key(a): a["status"]["state"] for a in alerts}
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def alertmanager(alertmanager_factory: AlertmanagerFactory, tmp_path: Path) -> Iterator[Server]:
+    with NotificationSink() as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url)
+        yield alertmanager_factory(config)
+
+
+def test_inhibition_pairs_on_a_real_alertmanager(alertmanager: Server) -> None:
+    alerts = [
+        # a GPU that fell off the bus silences its other alerts, not its neighbour's
+        _gpu("GPUFallenOffBus", "critical", "n1", "GPU-a"),
+        _gpu("GPUHealthCritical", "critical", "n1", "GPU-a"),
+        _gpu("GPUThermalSlowdown", "warning", "n1", "GPU-a"),
+        _gpu("GPUThermalSlowdown", "warning", "n1", "GPU-b", gpu="1"),
+        # a node that is down silences its GPUs' alerts, not another node's
+        {
+            "labels": {
+                "alertname": "GPUExporterDown",
+                "severity": "critical",
+                "node": "n2",
+                "instance": "n2:9400",
+                "job": "gpu-health-exporter",
+            },
+            "annotations": {"summary": "GPU exporter is down.", "description": "test"},
+        },
+        _gpu("GPUMetricsAbsent", "warning", "n2", "GPU-c"),
+        _gpu("GPUMetricsAbsent", "warning", "n3", "GPU-d"),
+        # a critical alert silences the warnings of the same GPU only
+        _gpu("GPUHealthCritical", "critical", "n4", "GPU-e"),
+        _gpu("GPUHealthDegraded", "warning", "n4", "GPU-e"),
+        _gpu("GPUHealthDegraded", "warning", "n4", "GPU-f", gpu="1"),
+        _gpu("GPUUncorrectableEccErrors", "critical", "n4", "GPU-e"),
+        # alerts without a uuid are not swept up by the GPU rules (the `equal` trap)
+        {
+            "labels": {
+                "alertname": "GPUScorerDown",
+                "severity": "warning",
+                "instance": "scorer:9836",
+                "job": "gpu-health-scorer",
+            },
+            "annotations": {"summary": "GPU health scorer is down or stale.", "description": "x"},
+        },
+    ]
+    _post(alertmanager, alerts)
+    states = _states(alertmanager, len(alerts))
+    assert states == {
+        ("GPUFallenOffBus", "GPU-a"): "active",
+        ("GPUHealthCritical", "GPU-a"): "suppressed",
+        ("GPUThermalSlowdown", "GPU-a"): "suppressed",
+        ("GPUThermalSlowdown", "GPU-b"): "active",
+        ("GPUExporterDown", "n2"): "active",
+        ("GPUMetricsAbsent", "GPU-c"): "suppressed",
+        ("GPUMetricsAbsent", "GPU-d"): "active",
+        ("GPUHealthCritical", "GPU-e"): "active",
+        ("GPUHealthDegraded", "GPU-e"): "suppressed",
+        ("GPUHealthDegraded", "GPU-f"): "active",
+        ("GPUUncorrectableEccErrors", "GPU-e"): "active",
+        ("GPUScorerDown", "gpu-health-scorer"): "active",
+    }
+
+
+def test_alerts_group_by_alertname_and_node(alertmanager: Server) -> None:
+    _post(
+        alertmanager,
+        [
+            _gpu("GPUThermalSlowdown", "warning", "n1", "GPU-a", gpu="0"),
+            _gpu("GPUThermalSlowdown", "warning", "n1", "GPU-b", gpu="1"),
+            _gpu("GPUThermalSlowdown", "warning", "n2", "GPU-c", gpu="0"),
+        ],
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        groups = [
+            (g["receiver"]["name"], g["labels"], len(g["alerts"]))
+            for g in _get(alertmanager, "/api/v2/alerts/groups")
+        ]
+        if sum(n for _, _, n in groups) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(groups, key=lambda g: g[1]["node"]) == [
+        ("slack", {"alertname": "GPUThermalSlowdown", "node": "n1"}, 2),
+        ("slack", {"alertname": "GPUThermalSlowdown", "node": "n2"}, 1),
+    ]

@@ -1,0 +1,204 @@
+"""The local PagerDuty/Slack stand-in (gpu_health.demo.notify_sink): it accepts what the services
+accept and rejects what they reject, and Alertmanager's real notifications pass it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_health.demo.notify_sink import (
+    NotificationSink,
+    local_alertmanager_config,
+    validate_pagerduty,
+    validate_slack,
+)
+from tests.conftest import AlertmanagerFactory
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "alertmanager" / "alertmanager.yml"
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "routing_key": KEY,
+        "event_action": "trigger",
+        "dedup_key": "abc",
+        "payload": {"summary": "GPU fell off the bus.", "source": "node-a", "severity": "critical"},
+    }
+    event.update(changes)
+    return event
+
+
+def test_pagerduty_validation_accepts_a_valid_event() -> None:
+    assert validate_pagerduty(_event(), KEY) == []
+    assert validate_pagerduty(_event(event_action="resolve", payload=None), KEY) == []
+
+
+@pytest.mark.parametrize(
+    "event, error",
+    [
+        (_event(routing_key=""), "routing_key is required"),
+        (_event(routing_key="x" * 32), "routing_key does not match"),
+        (_event(event_action="fire"), "event_action must be"),
+        (_event(payload=None), "payload is required"),
+        (_event(payload={"source": "n", "severity": "critical"}), "payload.summary is required"),
+        (
+            _event(payload={"summary": "s" * 1025, "source": "n", "severity": "critical"}),
+            "longer than 1024",
+        ),
+        (_event(payload={"summary": "s", "severity": "critical"}), "payload.source is required"),
+        (_event(payload={"summary": "s", "source": "n", "severity": "page"}), "severity must be"),
+        (_event(event_action="resolve", dedup_key=None), "dedup_key is required to resolve"),
+        (_event(dedup_key="d" * 256), "at most 255"),
+        (_event(links=[{"text": "no href"}]), "href"),
+    ],
+)
+def test_pagerduty_validation_rejects_what_pagerduty_rejects(
+    event: dict[str, Any], error: str
+) -> None:
+    errors = validate_pagerduty(event, KEY)
+    assert any(error in e for e in errors), errors
+
+
+def test_slack_validation() -> None:
+    assert validate_slack({"text": "hello"}) == []
+    assert validate_slack({"attachments": [{"title": "t", "text": "x"}]}) == []
+    assert validate_slack({"blocks": [{"type": "section"}]}) == []
+    assert "no_text" in validate_slack({"channel": "#x"})[0]
+    assert "no_text" in validate_slack({"text": "  "})[0]
+    assert any("msg_too_long" in e for e in validate_slack({"text": "x" * 40_001}))
+    assert any("attachments" in e for e in validate_slack({"attachments": [{}] * 101}))
+    assert any("attachment has no text" in e for e in validate_slack({"attachments": [{}]}))
+
+
+def _post(url: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_sink_answers_like_the_services_over_http() -> None:
+    with NotificationSink(expected_routing_key=KEY) as sink:
+        assert _post(sink.pagerduty_url, json.dumps(_event()).encode())[0] == 202
+        status, body = _post(sink.pagerduty_url, json.dumps(_event(routing_key="no")).encode())
+        assert status == 400 and b"routing_key" in body
+        assert _post(sink.slack_url, b'{"text": "hi"}') == (200, b"ok")
+        assert _post(sink.slack_url, b"not json") == (400, b"invalid_payload")
+        assert _post(sink.url + "/elsewhere", b"{}")[0] == 404
+        with urllib.request.urlopen(sink.url + "/notifications", timeout=5) as response:
+            listed = json.loads(response.read())
+    assert [(n["service"], bool(n["errors"])) for n in listed] == [
+        ("pagerduty", False),
+        ("pagerduty", True),
+        ("slack", False),
+        ("slack", True),
+    ]
+
+
+def test_sink_cli_help_and_one_line_error(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gpu_health.demo.notify_sink", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+
+    assert "PagerDuty" in run("--help").stdout
+    missing = run("--port", "0", "--routing-key-file", str(tmp_path / "nope"))
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1 and "nope" in missing.stderr
+
+
+def _am_alert(ends: str | None = None) -> list[dict[str, Any]]:
+    alert: dict[str, Any] = {
+        "labels": {
+            "alertname": "GPUFallenOffBus",
+            "severity": "critical",
+            "node": "node-a",
+            "gpu": "1",
+            "uuid": "GPU-1a",
+            "model": "NVIDIA H100 80GB HBM3",
+            "instance": "node-a:9400",
+        },
+        "annotations": {
+            "summary": "GPU fell off the bus.",
+            "description": "GPU 1 stopped answering (XID 79 or gpu_up = 0).",
+            "health_score": "0",
+            "runbook_url": "https://example.com/runbooks/GPUFallenOffBus.md",
+        },
+    }
+    if ends:
+        alert["endsAt"] = ends
+    return [alert]
+
+
+@pytest.mark.integration
+def test_alertmanager_notifications_pass_the_sink_then_resolve(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """Alertmanager's real PagerDuty and Slack requests, rendered with our templates."""
+    with NotificationSink(expected_routing_key=KEY) as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
+        server = alertmanager_factory(config)
+        request = urllib.request.Request(
+            f"{server.url}/api/v2/alerts",
+            data=json.dumps(_am_alert()).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+        sink.wait_for(lambda ns: {n.service for n in ns} == {"pagerduty", "slack"}, 30)
+
+        time.sleep(1)
+        now = datetime.now(UTC).isoformat()
+        request = urllib.request.Request(
+            f"{server.url}/api/v2/alerts",
+            data=json.dumps(_am_alert(ends=now)).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+        notes = sink.wait_for(
+            lambda ns: (
+                any(
+                    n.service == "pagerduty" and n.payload.get("event_action") == "resolve"
+                    for n in ns
+                )
+                and sum(n.service == "slack" for n in ns) >= 2
+            ),
+            30,
+        )
+
+    assert [n.errors for n in notes] == [[] for _ in notes]
+    pd = [n.payload for n in notes if n.service == "pagerduty"]
+    trigger, resolve = pd[0], pd[-1]
+    assert trigger["event_action"] == "trigger" and resolve["event_action"] == "resolve"
+    assert trigger["dedup_key"] == resolve["dedup_key"]
+    assert trigger["payload"]["severity"] == "critical"
+    assert trigger["payload"]["source"] == "node-a"
+    assert trigger["payload"]["summary"] == (
+        "GPUFallenOffBus on node-a: GPU 1 (NVIDIA H100 80GB HBM3, GPU-1a) on node-a"
+        " - GPU fell off the bus."
+    )
+    assert "Health score: 0" in trigger["payload"]["custom_details"]["firing"]
+    assert trigger["links"][0]["href"].endswith("GPUFallenOffBus.md")
+    slack = [n.payload for n in notes if n.service == "slack"]
+    first, last = slack[0]["attachments"][0], slack[-1]["attachments"][0]
+    assert first["title"] == "[FIRING:1] GPUFallenOffBus on node-a"
+    assert "GPU 1 stopped answering" in first["text"] and "Runbook:" in first["text"]
+    assert last["title"].startswith("[RESOLVED]") and last["color"] == "good"

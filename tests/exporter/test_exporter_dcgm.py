@@ -1,0 +1,116 @@
+"""The DCGM backend: a clear error without DCGM, and unit conversion of DcgmReader's answers.
+
+DCGM is not installable here, so the bindings are stubbed with the shape of DCGM's own
+``testing/python3/DcgmReader.py`` (``DcgmReader(hostname, fieldIds, updateFrequency,
+ignoreBlank)``, ``InitWrapped()``, ``m_dcgmGroup.GetGpuIds()``,
+``m_dcgmSystem.discovery.GetGpuAttributes(id).identifiers``,
+``GetLatestGpuValuesAsFieldIdDict()``).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import sys
+import types
+from typing import Any
+
+import pytest
+
+from gpu_health.exporter.backends import dcgm
+from gpu_health.telemetry.readings import BackendUnavailableError, GpuLostError
+
+FIELD_IDS = {name: 100 + i for i, name in enumerate(dcgm.FIELDS)}
+
+
+def install_stub(monkeypatch: pytest.MonkeyPatch, latest: dict[int, dict[int, Any]]) -> None:
+    fields = types.ModuleType("dcgm_fields")
+    for name, field_id in FIELD_IDS.items():
+        setattr(fields, name, field_id)
+    identifiers = types.SimpleNamespace(
+        uuid="GPU-dcgm-0", deviceName="NVIDIA H100 80GB HBM3", pciBusId="00000000:00:06.0",
+        serial="123", vbios="96.00", driverVersion="580.159.04",
+    )  # fmt: skip
+
+    class Reader:
+        def __init__(self, **kwargs: Any) -> None:
+            self.kwargs = kwargs
+            self.m_dcgmGroup = types.SimpleNamespace(GetGpuIds=lambda: [0])
+            self.m_dcgmSystem = types.SimpleNamespace(
+                discovery=types.SimpleNamespace(
+                    GetGpuAttributes=lambda _id: types.SimpleNamespace(identifiers=identifiers)
+                )
+            )
+
+        def InitWrapped(self) -> None:
+            pass
+
+        def GetLatestGpuValuesAsFieldIdDict(self) -> dict[int, dict[int, Any]]:
+            return latest
+
+        def Shutdown(self) -> None:
+            pass
+
+    reader = types.ModuleType("DcgmReader")
+    reader.DcgmReader = Reader  # type: ignore[attr-defined]
+    for name, module in {
+        "dcgm_fields": fields,
+        "DcgmReader": reader,
+        "pydcgm": types.ModuleType("pydcgm"),
+        "dcgm_structs": types.ModuleType("dcgm_structs"),
+        "dcgm_agent": types.ModuleType("dcgm_agent"),
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so")
+
+
+def test_missing_bindings_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pydcgm", None)  # import fails
+    with pytest.raises(BackendUnavailableError, match="pydcgm"):
+        dcgm.DcgmBackend()
+
+
+def test_missing_libdcgm_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_stub(monkeypatch, {})
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(BackendUnavailableError, match="libdcgm"):
+        dcgm.DcgmBackend()
+
+
+def test_dcgm_values_are_converted_to_base_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    f = FIELD_IDS
+    install_stub(
+        monkeypatch,
+        {
+            0: {
+                f["DCGM_FI_DEV_GPU_TEMP"]: 50,
+                f["DCGM_FI_DEV_POWER_USAGE"]: 73.361,
+                f["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"]: 2788165,
+                f["DCGM_FI_DEV_SM_CLOCK"]: 885,
+                f["DCGM_FI_DEV_GPU_UTIL"]: 37,
+                f["DCGM_FI_DEV_FB_USED"]: 480,
+                f["DCGM_FI_DEV_ROW_REMAP_FAILURE"]: 0,
+                f["DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"]: 2,
+            }
+        },
+    )
+    backend = dcgm.DcgmBackend(node="n1")
+    (gpu,) = backend.inventory()
+    assert (gpu.uuid, gpu.model, gpu.node) == ("GPU-dcgm-0", "NVIDIA H100 80GB HBM3", "n1")
+    s = backend.sample(gpu)
+    assert s.temperature_gpu_celsius == 50
+    assert s.power_watts == 73.361
+    assert s.energy_joules == pytest.approx(2788.165)
+    assert s.sm_clock_hertz == 885e6
+    assert s.utilization_gpu_ratio == pytest.approx(0.37)
+    assert s.memory_used_bytes == 480 * 1024 * 1024
+    assert s.row_remap_failed is False and s.remapped_rows_uncorrectable == 2
+    assert s.fan_speed_ratio is None and s.temperature_memory_celsius is None  # absent, not 0
+    backend.close()
+
+
+def test_a_gpu_dcgm_has_no_values_for_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    install_stub(monkeypatch, {})
+    backend = dcgm.DcgmBackend()
+    (gpu,) = backend.inventory()
+    with pytest.raises(GpuLostError):
+        backend.sample(gpu)

@@ -1,0 +1,267 @@
+"""Every panel query returns data from a real Prometheus fed like production.
+
+The Prometheus serves a backfilled simulated history (`gpu-health backfill`), scrapes the live
+exporter on the simulated fleet (`gpu-health-exporter --backend sim`, one GPU with an injected
+fault so XID, ECC and penalty panels have something to show) and, when the scorer can run here,
+the scorer sidecar; it evaluates the mixin's recording rules. Queries run through
+`gpu_health.mixin.dashquery`, the same code that draws the PNG previews.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _jsonnet
+import pytest
+
+from gpu_health import stack
+from gpu_health.mixin.dashquery import (
+    DashboardResult,
+    PromClient,
+    builtin_values,
+    run_dashboard,
+    substitute,
+    variable_options,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SEED = "0"
+#: One node of history (8 GPUs per node, H100 first) and a live fleet of four nodes, one per
+#: simulated model (H100, A100, H200, L40S); the same seed, so the live fleet continues the
+#: history's first node as a real Prometheus would see it.
+GPUS_BACKFILL = 8
+GPUS_LIVE = 32
+FAULTY_GPU = 1
+#: Faults that make the XID, ECC, remap and penalty panels show data on one live GPU.
+FAULTS = (f"gpu={FAULTY_GPU},fault=row_remap_pending", f"gpu={FAULTY_GPU},fault=ecc_storm")
+#: Series the simulated fleet never publishes, with the reason; their targets may stay empty.
+NEVER_SIMULATED = {
+    "gpu_vgpu_license_status": "vGPU licensing exists only on vGPU hosts",
+    "gpu_retired_pages": "page retirement is pre-Ampere; every simulated model remaps rows",
+    "gpu_cache_age_seconds": "only the NVML/replay backends serve from a background cache",
+}
+#: Set to a folder to keep the rendered previews (used to refresh docs/img).
+PREVIEW_DIR = os.environ.get("GPU_HEALTH_PREVIEW_DIR")
+
+
+@dataclass
+class Fleet:
+    url: str
+    start: float
+    end: float
+    faulty_uuid: str
+    scorer: bool
+    live_since: float
+
+
+def _dashboards() -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        _jsonnet.evaluate_snippet(
+            "d", "(import 'mixin.libsonnet').grafanaDashboards", jpathdir=[str(REPO / "jsonnet")]
+        )
+    )
+    return result
+
+
+def _rules(path: Path) -> Path:
+    rules = _jsonnet.evaluate_snippet(
+        "r", "(import 'mixin.libsonnet').prometheusRules", jpathdir=[str(REPO / "jsonnet")]
+    )
+    path.write_text(rules)  # JSON is YAML
+    return path
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent
+        )
+
+
+def _scorer_available() -> bool:
+    try:
+        from gpu_health.scorer.model import DEFAULT_MODEL_DIR
+    except ImportError:
+        return False
+    return DEFAULT_MODEL_DIR.is_dir()
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    # Not tmp_path_factory: a concurrent pytest run may prune the shared basetemp while this
+    # module's Prometheus still writes there.
+    work = Path(tempfile.mkdtemp(prefix="gpu-health-dashboards-"))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        yield from _fleet(work, cleanup)
+
+
+def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
+    history = work / "history"
+    exporter_port, scorer_port = stack.free_port(), stack.free_port()
+    # The live exporter (one process for the whole fleet) continues the history: give the
+    # backfill its address so history and live samples are the same series.
+    run = subprocess.run(
+        [str(BIN / "gpu-health"), "backfill", "--gpus", str(GPUS_BACKFILL), "--days", "1",
+         "--seed", SEED, "--out", str(history), "--instance", f"127.0.0.1:{exporter_port}"],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+
+    targets = {"gpu-health-exporter": [f"127.0.0.1:{exporter_port}"]}
+    scorer = _scorer_available()
+    if scorer:
+        targets["gpu-health-scorer"] = [f"127.0.0.1:{scorer_port}"]
+    live_since = time.time()
+    exporter = _spawn(
+        [str(BIN / "gpu-health-exporter"), "--backend", "sim", "--sim-gpus", str(GPUS_LIVE),
+         "--sim-seed", SEED, *(a for f in FAULTS for a in ("--sim-fault", f)),
+         "--web.listen-address", f"127.0.0.1:{exporter_port}"],
+        work / "exporter.log",
+    )  # fmt: skip
+    cleanup.callback(stack.stop_process, exporter)
+    config = stack.write_prometheus_config(
+        work / "prometheus.yml",
+        scrape_targets=targets,
+        rule_files=[_rules(work / "rules.yaml")],
+        scrape_interval="2s",
+        evaluation_interval="2s",
+    )
+    server = cleanup.enter_context(stack.prometheus(work, config, data_dir=history))
+    if scorer:
+        scorer_proc = _spawn(
+            [str(BIN / "gpu-health-scorer"), "serve", "--prometheus.url", server.url,
+             "--web.listen-address", f"127.0.0.1:{scorer_port}", "--interval", "5s"],
+            work / "scorer.log",
+        )  # fmt: skip
+        cleanup.callback(stack.stop_process, scorer_proc)
+    found = stack.wait_for_query(
+        server.url,
+        f'gpu_info{{job="gpu-health-exporter", node="gpu-node-001", gpu="{FAULTY_GPU}"}}',
+        timeout=60,
+    )
+    uuid = found[0]["metric"]["uuid"]
+    # Live data has reached the rules when the per-GPU XID rule has the faulty GPU's events.
+    stack.wait_for_query(server.url, f'gpu_xid:gpu_xid_errors:increase10m{{uuid="{uuid}"}}', 60)
+    if scorer:
+        stack.wait_for_query(server.url, "gpu_recommended_action", timeout=120)
+    time.sleep(5)  # a few evaluations of every rule
+    end = time.time()
+    yield Fleet(server.url, end - 86400, end, uuid, scorer, live_since)
+
+
+def _run(fleet: Fleet, name: str, **chosen: str) -> DashboardResult:
+    return run_dashboard(
+        _dashboards()[name], PromClient(fleet.url), fleet.start, fleet.end, 60.0, chosen
+    )
+
+
+def _empty_targets(result: DashboardResult) -> list[str]:
+    return [
+        f"{p.panel['title']}: {t.expr}" for p in result.panels for t in p.targets if not t.series
+    ]
+
+
+def test_variables_chain_cluster_node_gpu(fleet: Fleet) -> None:
+    client = PromClient(fleet.url)
+    detail = _dashboards()["gpu-detail.json"]
+    variables = {v["name"]: v for v in detail["templating"]["list"]}
+    # No series carries a cluster label here: the variable is empty and "All" (.*) still works.
+    assert variable_options(variables["cluster"], client, {}, fleet.start, fleet.end) == []
+    every = {"cluster": ".*", "node": ".*"}
+    nodes = variable_options(variables["node"], client, every, fleet.start, fleet.end)
+    assert len(nodes) == GPUS_LIVE // 8, nodes
+    one_node = {"cluster": ".*", "node": nodes[0]}
+    gpus = variable_options(variables["gpu"], client, one_node, fleet.start, fleet.end)
+    assert len(gpus) == 8 and fleet.faulty_uuid in gpus
+
+
+def test_dashboards_show_the_backfilled_history(fleet: Fleet) -> None:
+    result = _run(fleet, "gpu-fleet-overview.json")
+    reporting = next(p for p in result.panels if p.panel["title"] == "Exporter coverage by node")
+    first = min(t for s in reporting.targets[0].series for t in s.times)
+    assert first < fleet.live_since - 3600
+
+
+def test_every_fleet_overview_query_returns_data(fleet: Fleet) -> None:
+    result = _run(fleet, "gpu-fleet-overview.json")
+    assert _empty_targets(result) == []
+    # The worst-GPU table ranks the faulty GPU among the worst.
+    worst = next(p for p in result.panels if p.panel["title"] == "Worst GPUs")
+    assert fleet.faulty_uuid in {s.labels["uuid"] for s in worst.targets[0].series}
+
+
+def test_every_detail_panel_returns_data_for_the_faulty_gpu(fleet: Fleet) -> None:
+    result = _run(fleet, "gpu-detail.json", gpu=fleet.faulty_uuid)
+    empty = [
+        p.panel["title"]
+        for p in result.panels
+        if not p.has_data and not all(any(n in t.expr for n in NEVER_SIMULATED) for t in p.targets)
+    ]
+    assert empty == []
+    grade = next(p for p in result.panels if p.panel["title"] == "Grade")
+    assert len(grade.targets[0].series) == 1, "one grade at a time"
+    penalties = next(p for p in result.panels if p.panel["title"] == "Penalty breakdown")
+    reasons = {s.labels["reason"] for s in penalties.targets[0].series}
+    assert reasons, "the injected ECC storm must cost points"
+
+
+def test_every_detail_target_returns_data_for_some_gpu(fleet: Fleet) -> None:
+    """A target may be empty on one board (no fan on SXM) but must work on some GPU."""
+    detail = _dashboards()["gpu-detail.json"]
+    for panel in detail["panels"]:
+        for target in panel["targets"]:
+            target["expr"] = target["expr"].replace('uuid="$gpu"', 'uuid=~".+"')
+    result = run_dashboard(detail, PromClient(fleet.url), fleet.start, fleet.end, 60.0)
+    unexplained = [
+        t for t in _empty_targets(result) if not any(name in t for name in NEVER_SIMULATED)
+    ]
+    assert unexplained == []
+
+
+def test_xid_annotation_marks_the_faulty_gpu(fleet: Fleet) -> None:
+    detail = _dashboards()["gpu-detail.json"]
+    (annotation,) = [a for a in detail["annotations"]["list"] if "expr" in a]
+    start, end, step = fleet.live_since, time.time() + 5, 5.0
+    values = {"cluster": ".*", "gpu": fleet.faulty_uuid, **builtin_values(start, end, step, 2)}
+    expr = substitute(annotation["expr"], values)
+    series = PromClient(fleet.url).range(expr, start, end, step)
+    # The injected row-remap fault raises XID 63: short annotations, not a band over the range.
+    assert {s.labels["xid"] for s in series} >= {"63"}
+    steps = (end - start) / step
+    assert all(len(s.values) < steps / 2 for s in series), "annotations must mark events"
+
+
+def test_every_risk_query_returns_data(fleet: Fleet) -> None:
+    if not fleet.scorer:
+        pytest.skip("the scorer's shipped model is not in this install: risk panels untested live")
+    result = _run(fleet, "gpu-risk-economics.json")
+    assert _empty_targets(result) == []
+
+
+def test_previews_render_from_the_same_queries(fleet: Fleet, tmp_path: Path) -> None:
+    out = Path(PREVIEW_DIR) if PREVIEW_DIR else tmp_path
+    run = subprocess.run(
+        [sys.executable, "-m", "gpu_health.mixin.dashpreview", "--prometheus", fleet.url,
+         "--dashboards", str(REPO / "grafana"), "--out", str(out), "--end", str(fleet.end),
+         "--range", "24h", "--scrape-interval", "60s"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for name in ("gpu-fleet-overview", "gpu-detail", "gpu-risk-economics"):
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 50_000

@@ -1,0 +1,119 @@
+"""Fault text and fault files parse with errors naming the bad part; faults show in samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpu_health.errors import ConfigError, UserError
+from gpu_health.exporter.backend import Backend
+from gpu_health.sim.faults import FAULT_HELP, FAULTS, load_faults_file, parse_fault
+from gpu_health.sim.live import SimBackend
+from gpu_health.telemetry.readings import GpuLostError
+
+START = 1_795_492_800.0
+
+
+def test_parse_fault_reads_every_key() -> None:
+    f = parse_fault("gpu=3,fault=xid79,after=60s")
+    assert (f.gpu, f.fault, f.after) == (3, "xid79", 60.0)
+    g = parse_fault(" gpu = 1 , fault = ecc_storm , after = 2m , for = 1h ")
+    assert (g.after, g.duration) == (120.0, 3600.0)
+    assert parse_fault("gpu=0,fault=xid13").xid == 13
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("gpu=3,fault=bogus", "bogus"),
+        ("gpu=x,fault=xid79", "'x'"),
+        ("gpu=3,fault=xid79,after=soon", "soon"),
+        ("gpu=3,fault=xid79,color=red", "color"),
+        ("fault=xid79", "gpu is required"),
+        ("gpu=3", "fault is required"),
+        ("gpu=3,fault", "'fault' is not key=value"),
+    ],
+)
+def test_bad_fault_text_names_the_bad_part(text: str, names: str) -> None:
+    with pytest.raises(UserError, match=None) as info:
+        parse_fault(text)
+    assert names in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_help_lists_every_fault() -> None:
+    for name in ("xid79", "ecc_storm", "thermal", "row_remap_failure"):
+        assert name in FAULT_HELP and name in FAULTS
+
+
+def test_faults_file(tmp_path: Path) -> None:
+    good = tmp_path / "faults.yaml"
+    good.write_text(
+        "faults:\n  - {gpu: 2, fault: thermal, after: 30s}\n  - {gpu: 0, fault: xid79}\n"
+    )
+    assert [f.fault for f in load_faults_file(good)] == ["thermal", "xid79"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("faults:\n  - {gpu: 2, fault: thermal, when: 30s}\n")
+    with pytest.raises(ConfigError) as info:
+        load_faults_file(bad)
+    assert "faults[0].when" in str(info.value) and str(bad) in str(info.value)
+    worse = tmp_path / "worse.yaml"
+    worse.write_text("faults:\n  - {gpu: 2, fault: melt}\n")
+    with pytest.raises(ConfigError, match="melt"):
+        load_faults_file(worse)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _backend(faults: list[str], clock: Clock) -> SimBackend:
+    parsed = [parse_fault(f) for f in faults]
+    return SimBackend(gpus=8, seed=4, faults=parsed, start_time=START, clock=clock)
+
+
+def test_injected_faults_show_in_the_samples() -> None:
+    clock = Clock()
+    faults = [
+        "gpu=0,fault=xid79,after=60s",
+        "gpu=1,fault=ecc_storm",
+        "gpu=2,fault=thermal",
+        "gpu=3,fault=row_remap_failure,after=10s",
+        "gpu=4,fault=pcie_replay_storm",
+        "gpu=5,fault=nvlink_errors",
+        "gpu=6,fault=row_remap_pending",
+    ]
+    backend = _backend(faults, clock)
+    twin_clock = Clock()
+    healthy = _backend([], twin_clock)
+    assert isinstance(backend, Backend)
+    inv = backend.inventory()
+    assert [g.uuid for g in inv] == [g.uuid for g in healthy.inventory()]
+    before = backend.sample(inv[0])
+    assert before.up and before.temperature_gpu_celsius is not None
+    clock.t = 600.0  # ten simulated minutes later
+    with pytest.raises(GpuLostError):
+        backend.sample(inv[0])
+    twin_clock.t = 600.0  # the same GPUs without faults, at the same instant
+    ref = {g.index: healthy.sample(g) for g in healthy.inventory()}
+    s = {g.index: backend.sample(g) for g in inv[1:7]}
+    assert s[1].ecc_corrected_volatile - ref[1].ecc_corrected_volatile > 1000
+    assert s[2].temperature_gpu_celsius >= inv[2].slowdown_temp_celsius - 3
+    assert s[2].clock_event_reasons & 0x40 or s[2].clock_event_reasons & 0x20
+    assert s[3].row_remap_failed and 64 in s[3].xid_counts and 48 in s[3].xid_counts
+    assert s[3].ecc_uncorrected_volatile >= 1
+    assert s[4].pcie_replays - ref[4].pcie_replays > 31 * 5  # above DCGM's expected 31/min
+    assert s[4].pcie_link_width == 8
+    assert sum(s[5].nvlink_errors.values()) - sum(ref[5].nvlink_errors.values()) > 1000
+    assert 74 in s[5].xid_counts
+    assert s[6].row_remap_pending and 63 in s[6].xid_counts
+
+
+def test_fault_on_a_gpu_outside_the_fleet_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="gpu=9"):
+        SimBackend.from_options(8, 0, 1.0, ["gpu=9,fault=xid79"], None, START)

@@ -1,0 +1,218 @@
+"""Malformed web-config files: each is one line naming the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpu_health.errors import ConfigError
+from gpu_health.web.config import TLS_KEYS, load_web_config, parse_duration, parse_web_config
+
+HASH = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"  # toolkit docs' example
+TLS = "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n"
+
+CASES = [
+    # (file text, key named in the error, words the error must contain)
+    ("tls_server_config: [\n", "", "invalid YAML at line"),
+    ("- a\n- b\n", "", "expected a mapping"),
+    ("basic_auth_user:\n  a: b\n", "basic_auth_user", "allowed: basic_auth_users"),
+    ("tls_server_config:\n  certfile: c.pem\n", "tls_server_config.certfile", "allowed: cert"),
+    ("tls_server_config:\n  key_file: k.pem\n", "tls_server_config.cert_file", "missing"),
+    ("tls_server_config:\n  cert_file: c.pem\n", "tls_server_config.key_file", "missing"),
+    (TLS + "  cert: inline\n", "tls_server_config.cert", "either cert_file or cert"),
+    (
+        TLS + "  min_version: TLS14\n",
+        "tls_server_config.min_version",
+        "allowed: TLS10, TLS11, TLS12, TLS13",
+    ),
+    (
+        TLS + "  min_version: TLS13\n  max_version: TLS12\n",
+        "tls_server_config.min_version",
+        "above max_version",
+    ),
+    (TLS + "  min_version: 1.2\n", "tls_server_config.min_version", "expected a string"),
+    (
+        TLS + "  client_auth_type: Always\n",
+        "tls_server_config.client_auth_type",
+        "allowed: NoClientCert",
+    ),
+    (
+        TLS + "  client_auth_type: RequireAnyClientCert\n",
+        "tls_server_config.client_auth_type",
+        "not supported",
+    ),
+    (
+        TLS + "  client_auth_type: RequireAndVerifyClientCert\n",
+        "tls_server_config.client_ca_file",
+        "missing",
+    ),
+    (
+        TLS + "  client_ca_file: ca.pem\n",
+        "tls_server_config.client_auth_type",
+        "without a client auth",
+    ),
+    (
+        TLS + "  client_allowed_sans: [a]\n",
+        "tls_server_config.client_allowed_sans",
+        "RequireAndVerifyClientCert",
+    ),
+    (
+        TLS + "  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+        "tls_server_config.cipher_suites[0]",
+        "allowed: TLS_AES",
+    ),
+    (
+        TLS + "  cipher_suites: TLS_AES_128_GCM_SHA256\n",
+        "tls_server_config.cipher_suites",
+        "expected a list",
+    ),
+    (
+        TLS + "  curve_preferences: [P999]\n",
+        "tls_server_config.curve_preferences[0]",
+        "allowed: CurveP256",
+    ),
+    (
+        TLS + "  prefer_server_cipher_suites: yes please\n",
+        "tls_server_config.prefer_server_cipher_suites",
+        "true or false",
+    ),
+    ("basic_auth_users: [a, b]\n", "basic_auth_users", "expected a mapping"),
+    ("basic_auth_users:\n  'a:b': '" + HASH + "'\n", "basic_auth_users", "without ':'"),
+    ("basic_auth_users:\n  alice: '$2y$10$short'\n", "basic_auth_users.alice", "not a bcrypt hash"),
+    ("basic_auth_users:\n  alice: 1234\n", "basic_auth_users.alice", "not a bcrypt hash"),
+    (
+        "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+        "http_server_config.headers.X-Frame-Options",
+        "allowed: deny, sameorigin",
+    ),
+    (
+        "http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
+        "http_server_config.headers.X-Content-Type-Options",
+        "allowed: nosniff",
+    ),
+    (
+        "http_server_config:\n  headers:\n    Server: evil\n",
+        "http_server_config.headers.Server",
+        "allowed: Content-Security-Policy",
+    ),
+    (
+        'http_server_config:\n  headers:\n    Content-Security-Policy: "a\\r\\nSet-Cookie: x"\n',
+        "http_server_config.headers.Content-Security-Policy",
+        "one line",
+    ),
+    ("http_server_config:\n  http2: maybe\n", "http_server_config.http2", "true or false"),
+    ("http_server_config:\n  http3: true\n", "http_server_config.http3", "allowed: headers, http2"),
+    ("rate_limit:\n  interval: fast\n  burst: 1\n", "rate_limit.interval", "allowed: e.g. 100ms"),
+    ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst", "out of range"),
+    ("rate_limit:\n  interval: 1s\n  burst: 0\n", "rate_limit.burst", "allowed: 1 to inf"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "words"), CASES, ids=[c[1] or c[2] for c in CASES])
+def test_malformed_web_config_is_one_clear_error(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    path = tmp_path / "web-config.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_web_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}" if key else str(path)), message
+    assert words in message, message
+    assert "\n" not in message
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"absent\.yml: file not found"):
+        load_web_config(tmp_path / "absent.yml")
+
+
+def test_toolkit_sample_file_is_accepted(tmp_path: Path) -> None:
+    """The example from exporter-toolkit's docs loads unchanged (operators reuse their files)."""
+    path = tmp_path / "web-config.yml"
+    path.write_text(
+        TLS
+        + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n"
+        + "  min_version: TLS12\n  cipher_suites:\n    - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
+        + "  curve_preferences: [X25519, CurveP256]\n"
+        + "http_server_config:\n  http2: true\n  headers:\n    X-Frame-Options: sameorigin\n"
+        + "    X-Content-Type-Options: ''\n"
+        + f"basic_auth_users:\n  alice: '{HASH}'\n"
+        + "rate_limit:\n  interval: 100ms\n  burst: 20\n"
+    )
+    config = load_web_config(path)
+    assert config.tls is not None
+    assert (
+        config.tls.cert_file == tmp_path / "c.pem"
+        and config.tls.client_ca_file == tmp_path / "ca.pem"
+    )
+    assert config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    assert dict(config.headers) == {"X-Frame-Options": "sameorigin"}  # blank means unset
+    assert set(config.basic_auth_users) == {"alice"}
+    assert config.rate_limit is not None and config.rate_limit.interval_seconds == pytest.approx(
+        0.1
+    )
+
+
+def test_empty_file_and_empty_tls_section_mean_plain_http(tmp_path: Path) -> None:
+    for text in ("", "tls_server_config: {}\n", "tls_server_config:\n  min_version: TLS13\n"):
+        path = tmp_path / "web.yml"
+        path.write_text(text)
+        assert load_web_config(path).tls is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1s", 1), ("100ms", 0.1), ("1m30s", 90), ("2h", 7200)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "1", "s", "1.5s", "-1s", "1 s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_tls = st.dictionaries(st.sampled_from(sorted(TLS_KEYS)), _values, max_size=6)
+_documents = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "tls_server_config": _tls | _values,
+            "basic_auth_users": st.dictionaries(st.text(max_size=6), _values, max_size=2) | _values,
+            "http_server_config": st.fixed_dictionaries(
+                {},
+                optional={
+                    "headers": st.dictionaries(st.text(max_size=8), _values),
+                    "http2": _values,
+                },
+            )
+            | _values,
+            "rate_limit": st.dictionaries(st.sampled_from(["interval", "burst"]), _values)
+            | _values,
+        },
+    )
+    | _values
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_documents)
+def test_any_document_is_accepted_or_one_config_error(document: object) -> None:
+    """Whatever the YAML holds, the loader answers with a config or a ConfigError, nothing else."""
+    try:
+        parse_web_config(document, "web.yml", Path("/nonexistent"))
+    except ConfigError as exc:
+        assert str(exc).startswith("web.yml") and "\n" not in str(exc)
