@@ -46,12 +46,51 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Scoring runs that failed (Prometheus unreachable); the previous results stay served.",
         (),
     ),
+    # The economic engine's decision inputs after defaults, one metric each, in base units
+    # (scorer/econ/metrics.py maps the engine's input names to these).
+    ("gpu_econ_age_seconds", "gauge", "Age of the GPU since purchase or installation.", ()),
     (
-        "gpu_econ_input",
+        "gpu_econ_utilisation_ratio",
         "gauge",
-        "Input to the economic decision (utilisation, power_w, p7, p30, monthly_hazard, health, "
-        "hard_fault, age_days, rental_rate, energy_price) after defaults were applied.",
-        ("input",),
+        "Billable utilisation the economic decision assumed, 0 to 1.",
+        (),
+    ),
+    ("gpu_econ_power_watts", "gauge", "Average board power the economic decision assumed.", ()),
+    (
+        "gpu_econ_failure_probability_ratio",
+        "gauge",
+        "Failure probability within the horizon (7d, 30d) the economic decision used.",
+        ("horizon",),
+    ),
+    (
+        "gpu_econ_monthly_hazard_ratio",
+        "gauge",
+        "Probability of failure within a month the economic decision used.",
+        (),
+    ),
+    (
+        "gpu_econ_health_score",
+        "gauge",
+        "Health score (0-100) the economic decision used for the resale price.",
+        (),
+    ),
+    (
+        "gpu_econ_hard_fault",
+        "gauge",
+        "1 if the economic decision treated the GPU as out of service (hard fault), else 0.",
+        (),
+    ),
+    (
+        "gpu_econ_rental_price_per_hour",
+        "gauge",
+        "Rental price of one GPU-hour of the GPU's model, in the currency label's unit.",
+        ("currency",),
+    ),
+    (
+        "gpu_econ_energy_price_per_kwh",
+        "gauge",
+        "Energy price per kWh, in the currency label's unit.",
+        ("currency",),
     ),
     (
         "gpu_scorer_model_reload_errors_total",

@@ -337,14 +337,33 @@ local g = import 'lib.libsonnet';
           g.tableTarget('topk(%d, (gpu_npv%s * on (instance, uuid, action) group_left () (gpu_recommended_action%s == 1)) - on (instance, uuid) group_left () gpu_npv%s)' % [c.riskTopGpus, scored('currency="%s"' % c.currency), scored(), scored('currency="%s", action="keep"' % c.currency)]),
         ], unit='currency' + c.currency, columns=['node', 'gpu', 'model', 'uuid', 'action', 'Value'], rename={ Value: 'NPV gain vs keep' }, hide=['currency', 'cluster'], links={ uuid: detailLink }, sortBy='NPV gain vs keep', sortDesc=true, w=24, h=9),
 
-        g.table('Decision inputs of the riskiest GPUs', 'What the economic engine decided from, per GPU (after defaults were applied): utilisation, power, failure probabilities, hazard, health, age, prices.', [
-          g.tableTarget('gpu_econ_input%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-        ], unit='none', columns=['node', 'gpu', 'model'], w=24, h=9) {
-          fieldConfig+: { defaults+: { decimals: 2 } },
-          // One row per GPU, one column per input.
-          transformations: [
-            { id: 'groupingToMatrix', options: { columnField: 'input', rowField: 'uuid', valueField: 'Value', emptyValue: 'null' } },
-          ],
+        // One column per decision input; each is its own metric in base units (scorer/econ/metrics.py).
+        local inputs = [
+          // [column, metric, extra selector, unit]
+          ['Age', 'gpu_econ_age_seconds', '', 's'],
+          ['Utilisation', 'gpu_econ_utilisation_ratio', '', 'percentunit'],
+          ['Power', 'gpu_econ_power_watts', '', 'watt'],
+          ['P(failure 7d)', 'gpu_econ_failure_probability_ratio', 'horizon="7d"', 'percentunit'],
+          ['P(failure 30d)', 'gpu_econ_failure_probability_ratio', 'horizon="30d"', 'percentunit'],
+          ['Monthly hazard', 'gpu_econ_monthly_hazard_ratio', '', 'percentunit'],
+          ['Health', 'gpu_econ_health_score', '', 'none'],
+          ['Hard fault', 'gpu_econ_hard_fault', '', 'none'],
+          ['Rental price per hour', 'gpu_econ_rental_price_per_hour', 'currency="%s"' % c.currency, 'currency' + c.currency],
+          ['Energy price per kWh', 'gpu_econ_energy_price_per_kwh', 'currency="%s"' % c.currency, 'currency' + c.currency],
+        ];
+        local valueColumn(i) = 'Value #' + std.char(65 + i);
+        g.table('Decision inputs of the riskiest GPUs', 'What the economic engine decided from, per GPU (after defaults were applied): age, utilisation, power, failure probabilities, hazard, health, prices.', [
+          // `max without` drops the horizon/currency label so that every column joins on the GPU.
+          g.tableTarget('max without (horizon, currency) (%s%s) and on (uuid) topk(%d, gpu_failure_probability%s)' % [input[1], scored(input[2]), c.riskTopGpus, scored('horizon="$horizon"')])
+          for input in inputs
+        ], unit='none', columns=['node', 'gpu', 'model', 'uuid'] + [valueColumn(i) for i in std.range(0, std.length(inputs) - 1)], rename={ [valueColumn(i)]: inputs[i][0] for i in std.range(0, std.length(inputs) - 1) }, hide=['cluster'], links={ uuid: detailLink }, w=24, h=9) {
+          fieldConfig+: {
+            defaults+: { decimals: 2 },
+            overrides+: [
+              { matcher: { id: 'byName', options: input[0] }, properties: [{ id: 'unit', value: input[3] }] }
+              for input in inputs
+            ],
+          },
         },
 
         g.timeseries('Fleet residual value by model', 'Residual value of the selected GPUs per model over time.', [

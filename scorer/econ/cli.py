@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prometheus",
         metavar="URL",
         help="read the fleet from a Prometheus that scrapes gpu-health-scorer (its "
-        "gpu_econ_input series), e.g. http://127.0.0.1:9090",
+        "gpu_econ_* input series), e.g. http://127.0.0.1:9090",
     )
     parser.add_argument(
         "--prometheus.lookback",

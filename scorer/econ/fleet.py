@@ -155,42 +155,51 @@ def compare(before: Sequence[EconResult], after: Sequence[EconResult]) -> WhatIf
 def read_fleet_prometheus(
     base_url: str, lookback: str = "1h", at: float | None = None
 ) -> list[GpuEconInput]:
-    """The fleet as the scorer last valued it, from its ``gpu_econ_input`` series.
+    """The fleet as the scorer last valued it, from its ``gpu_econ_*`` input series.
 
     The scorer publishes every decision input after defaults (age, utilisation, power, p7, p30,
     health, hard fault), so a what-if over Prometheus re-values exactly what production valued.
-    ``last_over_time`` over ``lookback`` tolerates a missed scrape.
+    ``last_over_time`` over ``lookback`` tolerates a missed scrape. One query per input metric
+    (:data:`~gpu_health.scorer.econ.metrics.INPUT_METRICS`), each covering the whole fleet.
     """
     import urllib.error
 
     from gpu_health import stack
+    from gpu_health.scorer.econ.metrics import INPUT_METRICS
 
-    promql = f"last_over_time(gpu_econ_input[{lookback}])"
     url = base_url.rstrip("/")
-    try:
-        series = stack.query(url, promql, at=at)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UserError(f"--prometheus {base_url}: cannot query: {reason}") from None
-    except RuntimeError as exc:
-        raise UserError(f"--prometheus {base_url}: {exc}") from None
     by_gpu: dict[str, dict[str, Any]] = {}
-    for item in series:
-        labels = item.get("metric", {})
-        uuid = labels.get("uuid")
-        name = labels.get("input")
-        if not uuid or not name:
-            continue
-        entry = by_gpu.setdefault(
-            uuid,
-            {
-                "model": labels.get("model", ""),
-                "node": labels.get("node", ""),
-                "gpu": labels.get("gpu", ""),
-                "values": {},
-            },
-        )
-        entry["values"][name] = float(item["value"][1])
+    for metric in dict.fromkeys(spec.metric for spec in INPUT_METRICS):
+        try:
+            series = stack.query(url, f"last_over_time({metric}[{lookback}])", at=at)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UserError(f"--prometheus {base_url}: cannot query: {reason}") from None
+        except RuntimeError as exc:
+            raise UserError(f"--prometheus {base_url}: {exc}") from None
+        for item in series:
+            labels = item.get("metric", {})
+            uuid = labels.get("uuid")
+            spec = next(
+                (
+                    s
+                    for s in INPUT_METRICS
+                    if s.metric == metric and (not s.label or labels.get(s.label[0]) == s.label[1])
+                ),
+                None,
+            )
+            if not uuid or spec is None:
+                continue
+            entry = by_gpu.setdefault(
+                uuid,
+                {
+                    "model": labels.get("model", ""),
+                    "node": labels.get("node", ""),
+                    "gpu": labels.get("gpu", ""),
+                    "values": {},
+                },
+            )
+            entry["values"][spec.key] = float(item["value"][1]) / spec.scale
     gpus: list[GpuEconInput] = []
     for uuid, entry in sorted(by_gpu.items()):
         values: dict[str, float] = entry["values"]
@@ -216,7 +225,7 @@ def read_fleet_prometheus(
             raise UserError(f"--prometheus {base_url}: GPU {uuid}: {exc}") from None
     if not gpus:
         raise UserError(
-            f"--prometheus {base_url}: no gpu_econ_input series in the last {lookback} "
+            f"--prometheus {base_url}: no gpu_econ_age_seconds series in the last {lookback} "
             "(is gpu-health-scorer running and scraped?)"
         )
     return gpus

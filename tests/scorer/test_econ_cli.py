@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gpu_health import stack
+from gpu_health.scorer.econ.metrics import INPUT_METRICS
 
 FLEET = """uuid,model,age_days,utilisation,power_w,p7,p30,health,hard_fault,node,gpu
 GPU-keep,NVIDIA H100 80GB HBM3,730,0.8,525,0.001,0.0025,98,false,n1,0
@@ -116,7 +117,7 @@ def test_help_and_missing_fleet() -> None:
 def test_what_if_over_prometheus(
     prometheus_factory: Callable[..., stack.Server], backfill: Callable[[str], Path]
 ) -> None:
-    """The scorer's gpu_econ_input series, stored in a real Prometheus, are the fleet."""
+    """The scorer's gpu_econ_* input series, stored in a real Prometheus, are the fleet."""
     now = time.time()
     inputs = {
         "GPU-p1": (
@@ -136,17 +137,24 @@ def test_what_if_over_prometheus(
             {"age_days": 400, "utilisation": 0.3, "power_w": 200, "health": 95, "hard_fault": 1},
         ),
     }
-    lines = ["# TYPE gpu_econ_input gauge"]
+    by_metric: dict[str, list[str]] = {}
     for uuid, (model, values) in inputs.items():
-        for name, value in values.items():
+        for spec in INPUT_METRICS:
+            if spec.key not in values:
+                continue
+            labels = f'node="n1",gpu="0",uuid="{uuid}",model="{model}"'
+            if spec.label:
+                labels += f',{spec.label[0]}="{spec.label[1]}"'
             for ago in (600, 300, 60):
-                lines.append(
-                    f'gpu_econ_input{{node="n1",gpu="0",uuid="{uuid}",model="{model}",'
-                    f'input="{name}"}} {value} {now - ago:.3f}'
+                by_metric.setdefault(spec.metric, []).append(
+                    f"{spec.metric}{{{labels}}} {values[spec.key] * spec.scale} {now - ago:.3f}"
                 )
+    lines = []
+    for metric, samples in by_metric.items():
+        lines += [f"# TYPE {metric} gauge", *samples]
     lines.append("# EOF")
     server = prometheus_factory(data_dir=backfill("\n".join(lines) + "\n"))
-    stack.wait_for_query(server.url, "count(last_over_time(gpu_econ_input[1h]))")
+    stack.wait_for_query(server.url, "count(last_over_time(gpu_econ_age_seconds[1h]))")
     proc = _econ(
         "--prometheus", server.url, "--format", "json", "--set", "models.h100.rental_rate=0.9"
     )

@@ -16,6 +16,7 @@ from gpu_health.scorer.econ import (
     load_params,
     value_fleet,
 )
+from gpu_health.scorer.econ.metrics import INPUT_METRICS
 
 
 class _Collector:
@@ -61,7 +62,8 @@ def _exposition() -> dict[str, list[tuple[dict[str, str], float]]]:
 def test_families_match_the_scorer_catalogue() -> None:
     exposed = _exposition()
     catalogue = {name: labels for name, _k, _h, labels in SCORER_METRICS}
-    for name in ["gpu_residual_value", "gpu_npv", "gpu_recommended_action", "gpu_econ_input"]:
+    inputs = [spec.metric for spec in INPUT_METRICS]
+    for name in ["gpu_residual_value", "gpu_npv", "gpu_recommended_action", *inputs]:
         assert name in exposed, name
         for labels, _value in exposed[name]:
             assert set(labels) == set(SCORER_IDENTITY_LABELS) | set(catalogue[name]), name
@@ -84,13 +86,34 @@ def test_one_recommended_action_per_gpu_and_hard_fault_not_kept() -> None:
 
 def test_unmeasured_inputs_are_not_published() -> None:
     exposed = _exposition()
-    inputs_b = {
-        labels["input"] for labels, _ in exposed["gpu_econ_input"] if labels["uuid"] == "GPU-b"
-    }
-    assert "p30" not in inputs_b and "monthly_hazard" in inputs_b
-    hard = [
-        v
-        for labels, v in exposed["gpu_econ_input"]
-        if labels["uuid"] == "GPU-b" and labels["input"] == "hard_fault"
+    probabilities_b = [
+        labels
+        for labels, _ in exposed["gpu_econ_failure_probability_ratio"]
+        if labels["uuid"] == "GPU-b"
     ]
+    assert probabilities_b == []
+    assert any(labels["uuid"] == "GPU-b" for labels, _ in exposed["gpu_econ_monthly_hazard_ratio"])
+    hard = [v for labels, v in exposed["gpu_econ_hard_fault"] if labels["uuid"] == "GPU-b"]
     assert hard == [1.0]
+
+
+def test_inputs_are_in_base_units() -> None:
+    exposed = _exposition()
+
+    def of_a(name: str) -> dict[str, float]:
+        return {
+            labels.get("horizon", labels.get("currency", "")): v
+            for labels, v in exposed[name]
+            if labels["uuid"] == "GPU-a"
+        }
+
+    assert of_a("gpu_econ_age_seconds") == {"": 730 * 86400.0}
+    assert of_a("gpu_econ_power_watts") == {"": 525.0}
+    assert of_a("gpu_econ_utilisation_ratio") == {"": 0.8}
+    assert of_a("gpu_econ_failure_probability_ratio") == {"7d": 0.001, "30d": 0.003}
+    params = load_params()
+    assert of_a("gpu_econ_energy_price_per_kwh") == {"USD": params.energy_price}
+    h100 = params.model_for("NVIDIA H100 80GB HBM3")
+    assert h100 is not None
+    assert of_a("gpu_econ_rental_price_per_hour") == {"USD": h100.rental_rate}
+    assert "gpu_econ_input" not in exposed
