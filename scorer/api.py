@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from gpu_health import __version__
+from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.model import HORIZONS
 from gpu_health.scorer.service import GpuScore, Scorer
 from gpu_health.web.server import Handler, Request, Response
@@ -32,7 +33,11 @@ def gpu_json(g: GpuScore) -> dict[str, Any]:
         "failure_probability": {h: g.probability[h] for h in HORIZONS},
         "flagged": {h: g.flagged[h] for h in HORIZONS},
         "risk_factors": {
-            h: [{"feature": f, "contribution": v} for f, v in g.risk_factors[h]] for h in HORIZONS
+            h: [
+                {"feature": f, "label": factor_label(f), "contribution": v}
+                for f, v in g.risk_factors[h]
+            ]
+            for h in HORIZONS
         },
         "anomaly_score": _num(g.anomaly),
         "inputs": {k: _num(v) for k, v in g.inputs.items()},
@@ -82,7 +87,11 @@ def openapi_document() -> dict[str, Any]:
     prob = {"type": "object", "properties": {h: {"type": "number"} for h in HORIZONS}}
     factor = {
         "type": "object",
-        "properties": {"feature": {"type": "string"}, "contribution": {"type": "number"}},
+        "properties": {
+            "feature": {"type": "string"},
+            "label": {"type": "string", "description": "What the feature measures, in words."},
+            "contribution": {"type": "number"},
+        },
     }
     gpu = {
         "type": "object",

@@ -93,6 +93,12 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("currency",),
     ),
     (
+        "gpu_scorer_risk_factor_info",
+        "gauge",
+        "1 for each feature among the risk factors, with its meaning in words (label).",
+        ("feature", "label"),
+    ),
+    (
         "gpu_scorer_model_reload_errors_total",
         "counter",
         "New models refused at reload (missing, truncated, altered); the last good one is kept.",

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
+from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.features import (
     ECON_FEATURES,
     FEATURES,
@@ -228,6 +229,25 @@ class Scorer:
             return self.snapshot, self.last_error
 
 
+def risk_factor_info(gpus: Iterable[GpuScore]) -> Any:
+    """``gpu_scorer_risk_factor_info{feature, label} 1`` for every feature now among the factors.
+
+    One series per feature (not per GPU): alert annotations and dashboards join on ``feature`` to
+    show the operator words of :mod:`.factor_labels` next to a risk factor.
+    """
+    from prometheus_client.core import GaugeMetricFamily
+
+    info = GaugeMetricFamily(
+        "gpu_scorer_risk_factor_info",
+        _HELP["gpu_scorer_risk_factor_info"],
+        labels=["feature", "label"],
+    )
+    names = {name for g in gpus for factors in g.risk_factors.values() for name, _ in factors}
+    for name in sorted(names):
+        info.add_metric([name, factor_label(name)], 1.0)
+    return info
+
+
 class ScorerCollector:
     """prometheus_client collector rendering the current snapshot and self-metrics."""
 
@@ -262,6 +282,7 @@ class ScorerCollector:
         yield prob
         yield factor
         yield anomaly
+        yield risk_factor_info(snap.gpus if snap is not None else [])
         if snap is not None:
             yield from snap.econ_families
         now = time.time()

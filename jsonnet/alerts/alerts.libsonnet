@@ -183,6 +183,9 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     },
   ],
 
+  // The GPU's top risk factors in words (the scorer's gpu_scorer_risk_factor_info labels),
+  // largest first, looked up when the alert is evaluated; absent when the scorer names none.
+  local riskFactors = '{{ range $i, $f := printf `sort_desc(topk(3, gpu_failure_risk_factor{%s, horizon="%s", uuid="%%s"} > 0) * on (feature) group_left (label) max by (feature, label) (gpu_scorer_risk_factor_info{%s}))` $labels.uuid | query }}{{ if $i }}; {{ end }}{{ $f.Labels.label }}{{ end }}' % [c.gpuScorerSelector, c.failurePredictedHorizon, c.gpuScorerSelector],
   local scorer = [
     {
       alert: 'GPUFailurePredicted',
@@ -194,6 +197,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       annotations: {
         summary: 'GPU is predicted to fail soon.',
         description: gpuRef + ' has a {{ $value | humanizePercentage }} probability of failing within ' + c.failurePredictedHorizon + ': move long jobs off it and schedule a diagnostic. gpu_failure_risk_factor names the drivers.',
+        risk_factors: riskFactors,
       },
     },
     {

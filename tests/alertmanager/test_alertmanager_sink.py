@@ -139,6 +139,7 @@ def _am_alert(ends: str | None = None) -> list[dict[str, Any]]:
             "summary": "GPU fell off the bus.",
             "description": "GPU 1 stopped answering (XID 79 or gpu_up = 0).",
             "health_score": "0",
+            "risk_factors": "corrected memory errors per day, last 24 h",
             "runbook_url": "https://example.com/runbooks/GPUFallenOffBus.md",
         },
     }
@@ -196,9 +197,13 @@ def test_alertmanager_notifications_pass_the_sink_then_resolve(
         " - GPU fell off the bus."
     )
     assert "Health score: 0" in trigger["payload"]["custom_details"]["firing"]
+    assert "Top risk factors: corrected memory errors per day, last 24 h." in (
+        trigger["payload"]["custom_details"]["firing"]
+    )
     assert trigger["links"][0]["href"].endswith("GPUFallenOffBus.md")
     slack = [n.payload for n in notes if n.service == "slack"]
     first, last = slack[0]["attachments"][0], slack[-1]["attachments"][0]
     assert first["title"] == "[FIRING:1] GPUFallenOffBus on node-a"
     assert "GPU 1 stopped answering" in first["text"] and "Runbook:" in first["text"]
+    assert "Top risk factors: corrected memory errors per day, last 24 h" in first["text"]
     assert last["title"].startswith("[RESOLVED]") and last["color"] == "good"

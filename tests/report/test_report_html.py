@@ -49,7 +49,7 @@ def _hostile_report() -> FleetReport:
             p7=0.2,
             p30=0.7,
             health=61.0,
-            factors=[(f"feature{SCRIPT}", 0.92)],
+            factors=[("ecc_corrected_per_day_24h", 0.92), (f"feature{SCRIPT}", 0.4)],
             action="sell",
             npv={"sell": 1200.0},
         )
@@ -70,7 +70,7 @@ def test_hostile_label_values_are_escaped_text() -> None:
     # Every hostile value is still shown, as the literal text an operator can read.
     assert f"NVIDIA {SCRIPT}" in text
     assert f"node{IMG}" in text
-    assert f"feature{SCRIPT} +0.92" in text
+    assert f"feature{SCRIPT} +0.40" in text
     assert f"Alert{SCRIPT}" in text and f"note {SCRIPT}" in text
     assert f"Trend: mean{SCRIPT}" in text
 
@@ -83,6 +83,11 @@ def test_sections_and_charts_are_rendered() -> None:
         assert f"<h2>{heading}</h2>" in page
     assert "<td class='num'>70.0%</td>" in page and "1,200" in page
     assert "class='crit'" in page  # p30 >= 50 % is highlighted
+    # Risk factors read as words, with the feature name as the tooltip.
+    assert (
+        '<span title="ecc_corrected_per_day_24h">corrected memory errors per day, last 24 h'
+        "</span> +0.92"
+    ) in page
 
 
 def test_a_child_template_can_replace_one_section() -> None:

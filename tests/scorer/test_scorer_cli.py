@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gpu_health import stack
+from gpu_health.scorer.factor_labels import factor_label
 from tests.scorer_fleet import DAY, failures_csv, make_fleet, openmetrics
 
 SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
@@ -171,6 +172,9 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
         assert status == 200 and ranking["schema"] == "dcgm" and len(ranking["gpus"]) == 3
         assert ranking["gpus"][0]["uuid"] == "GPU-0021-test"  # the one ramping towards failure
         assert ranking["gpus"][0]["risk_factors"]["7d"]
+        for factor in ranking["gpus"][0]["risk_factors"]["7d"]:  # words next to the name
+            assert factor["label"] == factor_label(factor["feature"]) and "_" not in factor["label"]
+            assert f'feature="{factor["feature"]}",label="{factor["label"]}"' in text
         assert _get(f"{base}/api/v1/gpus?horizon=1y")[0] == 400
         openapi = json.loads(_get(f"{base}/api/v1/openapi.json")[1])
         assert "/api/v1/gpus" in openapi["paths"]

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from gpu_health.report import svg
 from gpu_health.report.model import ACTIONS, FleetReport
+from gpu_health.scorer.factor_labels import factor_label
 
 TEMPLATE = "report.html.j2"
 
@@ -43,7 +44,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(pct=_pct, money=_money, whole=_whole)
+    env.filters.update(pct=_pct, money=_money, whole=_whole, factor_label=factor_label)
     return env
 
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from gpu_health.report.model import FleetReport
+from gpu_health.scorer.factor_labels import factor_label
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -53,7 +54,7 @@ def render(report: FleetReport) -> str:
                 _pct(r.p7),
                 _pct(r.p30),
                 "-" if r.health is None else f"{r.health:.0f}",
-                ", ".join(f"{name} {value:+.2f}" for name, value in r.factors) or "-",
+                ", ".join(f"{factor_label(name)} {value:+.2f}" for name, value in r.factors) or "-",
                 r.action or "-",
                 _money(r.npv.get(r.action or ""), report.currency),
             ]
