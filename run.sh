@@ -39,6 +39,18 @@ ensure_system_packages() {
     fi
 }
 
+# pip and setuptools print dozens of warnings on every editable install: keep them in a log and
+# show the log only when the step fails, so a run starts with what matters.
+INSTALL_LOG="$VENV/install.log"
+
+quietly() {
+    if ! "$@" >>"$INSTALL_LOG" 2>&1; then
+        echo "error: '$*' failed; the last lines of $INSTALL_LOG:" >&2
+        tail -n 40 "$INSTALL_LOG" >&2
+        exit 1
+    fi
+}
+
 ensure_venv() {
     local stamp="$VENV/.installed" want
     want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
@@ -46,16 +58,17 @@ ensure_venv() {
         echo "creating virtual environment in $VENV" >&2
         python3 -m venv "$VENV"
     fi
+    : > "$INSTALL_LOG"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d build ]; then
-        echo "installing gpu-health-monitor[$EXTRAS] into $VENV" >&2
-        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+        echo "installing gpu-health-monitor[$EXTRAS] into $VENV (log: $INSTALL_LOG)" >&2
+        quietly "$VENV/bin/python" -m pip install -q --upgrade pip
         # editable_mode=strict builds a link tree, so mypy and pytest see the namespaced
         # package (gpu_health.exporter lives in exporter/) exactly as an install would.
-        "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" --config-settings editable_mode=strict
+        quietly "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" --config-settings editable_mode=strict
         echo "$want" > "$stamp"
     else
         # New modules appear in the link tree only on reinstall; it is quick without deps.
-        "$VENV/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=strict
+        quietly "$VENV/bin/python" -m pip install -q --no-deps -e . --config-settings editable_mode=strict
     fi
 }
 
