@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_health.mixin import dashpreview
+from gpu_health.mixin import preview_cells
 from gpu_health.mixin.dashquery import (
     PanelResult,
     PromClient,
@@ -64,7 +64,7 @@ def test_legend_like_grafana() -> None:
     ],
 )
 def test_units(value: float, unit: str, expected: str) -> None:
-    assert dashpreview.format_value(value, unit) == expected
+    assert preview_cells.format_value(value, unit) == expected
 
 
 def test_threshold_colour_picks_the_highest_step_reached() -> None:
@@ -79,9 +79,9 @@ def test_threshold_colour_picks_the_highest_step_reached() -> None:
             }
         }
     }
-    assert dashpreview.threshold_colour(10, fieldconfig) == dashpreview.COLOURS["red"]
-    assert dashpreview.threshold_colour(50, fieldconfig) == dashpreview.COLOURS["orange"]
-    assert dashpreview.threshold_colour(99, fieldconfig) == dashpreview.COLOURS["green"]
+    assert preview_cells.threshold_colour(10, fieldconfig) == preview_cells.COLOURS["red"]
+    assert preview_cells.threshold_colour(50, fieldconfig) == preview_cells.COLOURS["orange"]
+    assert preview_cells.threshold_colour(99, fieldconfig) == preview_cells.COLOURS["green"]
 
 
 def _history(end: float, gpus: int = 3, minutes: int = 60) -> str:
@@ -268,7 +268,7 @@ def test_tables_follow_the_transformations() -> None:
     }
     panel = _panel([{"id": "merge", "options": {}}, organize], a, b)
     panel.panel["options"] = {"sortBy": [{"displayName": "P", "desc": True}]}
-    columns, rows = dashpreview.table_rows(panel)
+    columns, rows = preview_cells.table_rows(panel)
     assert columns == ["uuid", "P", "Q"]
     assert rows == [["u2", "0.9", ""], ["u1", "0.5", "3"]]
     inputs = [
@@ -276,7 +276,7 @@ def test_tables_follow_the_transformations() -> None:
         Series({"uuid": "u1", "input": "health"}, "", [0], [87.0]),
     ]
     matrix = {"id": "groupingToMatrix", "options": {"rowField": "uuid", "columnField": "input"}}
-    assert dashpreview.table_rows(_panel([matrix], inputs)) == (
+    assert preview_cells.table_rows(_panel([matrix], inputs)) == (
         ["uuid\\input", "age", "health"],
         [["u1", "730", "87"]],
     )
