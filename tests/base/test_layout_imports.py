@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Import path -> folder, as in pyproject.toml's package-dir.
+#: Import path -> folder, from pyproject.toml's package-dir (the one place that maps them).
 PACKAGE_DIRS = {
-    "gpu_health": ROOT / "src" / "gpu_health",
-    "gpu_health.exporter": ROOT / "exporter",
-    "gpu_health.scorer": ROOT / "scorer",
-    "gpu_health.sim": ROOT / "sim",
+    name: ROOT / folder
+    for name, folder in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ].items()
 }
 MODULE_PATH = re.compile(r"gpu_health(\.[a-z_][a-z0-9_]*)+")
 BASE = ("gpu_health.telemetry", "gpu_health.health", "gpu_health.web")

@@ -7,7 +7,8 @@ package; an operator's file is an overlay on them, validated with the same rules
 value is reported as ``file: key.path: problem (allowed: a to b)``.
 
 The policy's types are in :mod:`.policy_types` and its YAML parsing in :mod:`.policy_parse`; this
-module is the entry point and names both, so ``from gpu_health.health.policy import Policy`` works.
+module is the entry point, and still names ``Policy``, ``Limits``, ``Thresholds`` and
+``parse_policy`` for the modules that import them from here.
 """
 
 from __future__ import annotations
@@ -16,35 +17,14 @@ from pathlib import Path
 
 from gpu_health.config import load_yaml
 from gpu_health.health.policy_parse import parse_policy
-from gpu_health.health.policy_types import (
-    Caps,
-    Flag,
-    HardLimits,
-    Limits,
-    ModelOverride,
-    Policy,
-    Ramp,
-    TemperatureRule,
-    Thresholds,
-    Windows,
-    XidPolicy,
-    XidRule,
-)
+from gpu_health.health.policy_types import Limits, Policy, Thresholds
 
+# What other modules import from here; the rest of the types are in policy_types.
 __all__ = [
     "DEFAULT_POLICY_PATH",
-    "Caps",
-    "Flag",
-    "HardLimits",
     "Limits",
-    "ModelOverride",
     "Policy",
-    "Ramp",
-    "TemperatureRule",
     "Thresholds",
-    "Windows",
-    "XidPolicy",
-    "XidRule",
     "load_default_policy",
     "load_policy",
     "parse_policy",
