@@ -231,6 +231,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="CSV with uuid and age_days or purchase_date for each GPU",
     )
+    inv = serve.add_argument_group(
+        "asset inventory and planning (docs/inventory.md)",
+    )
+    inv.add_argument(
+        "--inventory.file",
+        dest="inventory_file",
+        type=Path,
+        help="CSV, YAML or NetBox device export with each GPU's purchase date and price, "
+        "warranty end, datacenter, row, rack, SLA tier, contract rate and team; re-read when "
+        "it changes (an invalid edit keeps the last good file)",
+    )
+    inv.add_argument(
+        "--inventory.format",
+        dest="inventory_format",
+        choices=["auto", "csv", "yaml", "netbox"],
+        default="auto",
+        help="format of --inventory.file (default: %(default)s: by extension and header)",
+    )
+    inv.add_argument(
+        "--market.prices",
+        dest="market_prices",
+        type=Path,
+        help="CSV of model,condition,price,date: resale values come from it (never scraped)",
+    )
+    inv.add_argument(
+        "--plan.service-level",
+        dest="service_level",
+        type=float,
+        default=0.95,
+        help="probability that the spares published on gpu_plan_spares last the horizon "
+        "(default: %(default)s)",
+    )
     serve.add_argument(
         "--econ.default-age-days",
         dest="econ_age",
@@ -482,21 +514,19 @@ def run_serve(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
+    from gpu_health.scorer.inventory.wiring import fleet_hook
     from gpu_health.scorer.model import FailureModel
     from gpu_health.scorer.service import Scorer, ScorerCollector
     from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
 
     model = FailureModel.load(args.model)
-    econ = None
-    if args.econ:
-        from gpu_health.scorer.econ.bridge import make_econ_hook
-
-        econ = make_econ_hook(args.econ_params, args.econ_inventory, args.econ_age)
+    client = _client(args)
+    econ = fleet_hook(args, client.query)
     from gpu_health.scorer.sharding import Shard
 
     shard = Shard.parse(args.shard)
     scorer = Scorer(
-        _client(args),
+        client,
         model,
         args.schema,
         econ,
