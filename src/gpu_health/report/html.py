@@ -141,6 +141,7 @@ def render(report: FleetReport) -> str:
         parts.append("</table>")
     else:
         parts.append("<p>none</p>")
+    parts += report.extra_html
     parts += [f"<p class='note'>{_e(note)}</p>" for note in report.notes]
     parts.append("</body></html>")
     return "\n".join(parts)
