@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -125,9 +126,20 @@ def test_hook_joins_file_serials_and_node_labels_and_publishes_them(
     assert econ["GPU-c"].inputs["age_days"] == 730.0  # not in the file: the default
 
 
-def test_no_inventory_file_keeps_todays_defaults(tmp_path: Path) -> None:
-    hook = fleet_hook(_args(tmp_path, inventory_file=tmp_path / "gone.csv"), lambda _q: [])
-    scored, families = hook([_gpu("GPU-a", "n1", "0", 0.3)])
+def test_no_inventory_file_keeps_todays_defaults_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gpu_health.demo.assets import asset_arguments
+
+    # The demo's scorer flags for a deleted inventory: still passed, so the scorer says why.
+    flags = asset_arguments(tmp_path / "gone.csv", tmp_path / "no-prices.csv")
+    assert flags == [f"--inventory.file={tmp_path / 'gone.csv'}"]
+    with caplog.at_level(logging.WARNING):
+        hook = fleet_hook(_args(tmp_path, inventory_file=tmp_path / "gone.csv"), lambda _q: [])
+        for _ in range(3):
+            scored, families = hook([_gpu("GPU-a", "n1", "0", 0.3)])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "gone.csv not found: using the defaults" in warnings[0]
     text = _render(families)
     assert "gpu_asset_info{" not in text and _value(text, "gpu_scorer_inventory_records ") == 0
     assert scored[0].econ.inputs["age_days"] == 730.0

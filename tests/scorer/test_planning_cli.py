@@ -32,10 +32,23 @@ def _openmetrics(end: int) -> str:
                     f'gpu_failure_probability{{{ident},horizon="30d"}} {p30} {ts}',
                 ]
             )
+            action = "sell" if uuid == "GPU-03" else "keep"
+            lines.setdefault("# TYPE gpu_recommended_action gauge", []).extend(
+                f'gpu_recommended_action{{{ident},action="{a}"}} {int(a == action)} {ts}'
+                for a in ("keep", "sell")
+            )
             lines.setdefault("# TYPE gpu_asset_info gauge", []).append(
                 f'gpu_asset_info{{{ident},datacenter="{dc}",team="{team}",row="",rack="",'
                 f'sla_tier=""}} 1 {ts}'
             )
+        lines.setdefault("# TYPE gpu_market_price gauge", []).extend(
+            [
+                f'gpu_market_price{{model="H100",condition="used",date="2026-11-15",'
+                f'currency="USD"}} 16500 {ts}',
+                f'gpu_market_price{{model="H100",condition="used",date="2026-08-01",'
+                f'currency="USD"}} 18000 {ts}',
+            ]
+        )
     body = [line for head, rows in lines.items() for line in (head, *rows)]
     return "\n".join([*body, "# EOF", ""])
 
@@ -95,6 +108,10 @@ def test_report_html_carries_the_planning_section(prometheus: str, tmp_path: Pat
     assert out.returncode == 0, out.stderr
     page = html.read_text()
     assert "<h2>Fleet planning</h2>" in page and "by datacenter" in page and "sjc1" in page
+    # the one GPU recommended for sale shows the newest quote and its date
+    section = page.split("<section id='sell-prices'>")[1].split("</section>")[0]
+    assert "GPU-03" in section and "16,500 (2026-11-15)" in section
+    assert "GPU-04" not in section and "2026-08-01" not in section
 
 
 def test_plan_without_scorer_series_is_one_line(prometheus_factory) -> None:
