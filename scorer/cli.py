@@ -231,38 +231,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="CSV with uuid and age_days or purchase_date for each GPU",
     )
-    inv = serve.add_argument_group(
-        "asset inventory and planning (docs/inventory.md)",
-    )
-    inv.add_argument(
-        "--inventory.file",
-        dest="inventory_file",
-        type=Path,
-        help="CSV, YAML or NetBox device export with each GPU's purchase date and price, "
-        "warranty end, datacenter, row, rack, SLA tier, contract rate and team; re-read when "
-        "it changes (an invalid edit keeps the last good file)",
-    )
-    inv.add_argument(
-        "--inventory.format",
-        dest="inventory_format",
-        choices=["auto", "csv", "yaml", "netbox"],
-        default="auto",
-        help="format of --inventory.file (default: %(default)s: by extension and header)",
-    )
-    inv.add_argument(
-        "--market.prices",
-        dest="market_prices",
-        type=Path,
-        help="CSV of model,condition,price,date: resale values come from it (never scraped)",
-    )
-    inv.add_argument(
-        "--plan.service-level",
-        dest="service_level",
-        type=float,
-        default=0.95,
-        help="probability that the spares published on gpu_plan_spares last the horizon "
-        "(default: %(default)s)",
-    )
+    from gpu_health.scorer.inventory.options import add_arguments as add_inventory_arguments
+
+    add_inventory_arguments(serve)
     serve.add_argument(
         "--econ.default-age-days",
         dest="econ_age",
