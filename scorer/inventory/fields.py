@@ -58,11 +58,13 @@ def _number(value: Any, where: str, field: str) -> float | None:
         return None
     if isinstance(value, bool):
         raise RecordError(where, field, f"expected a number, got {value!r}")
+    # No thousands separators: "2,10" may be a decimal comma; a silent 210 is worse than an error.
     try:
-        number = float(str(value).strip().replace(",", "")) if isinstance(value, str) else value
-        number = float(number)
+        number = float(value.strip()) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
-        raise RecordError(where, field, f"expected a number, got {value!r}") from None
+        raise RecordError(
+            where, field, f"expected a plain number like 26500.50, got {value!r}"
+        ) from None
     low, high = NUMBER_RANGES[field]
     if not math.isfinite(number) or not low <= number <= high:
         raise RecordError(

@@ -83,7 +83,9 @@ def test_yaml_inventory_with_dates_and_line_numbers(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError) as err:
         load_inventory(path)
-    assert str(err.value) == (f"{path}: line 5: purchase_price: expected a number, got 'twelve'")
+    assert str(err.value) == (
+        f"{path}: line 5: purchase_price: expected a plain number like 26500.50, got 'twelve'"
+    )
     _write(path, "- uuid: GPU-a\n  purchase_date: 2023-06-01\n  datacenter: ams2\n")
     asset = load_inventory(path).lookup("GPU-a")
     assert asset is not None and asset.purchase_date == _ts("2023-06-01")
@@ -94,6 +96,7 @@ def test_yaml_inventory_with_dates_and_line_numbers(tmp_path: Path) -> None:
     [
         ("GPU-a,,,,2024-13-01,,,,,,,,", "line 2: purchase_date: '2024-13-01' is not a date"),
         ("GPU-a,,,,,-5,,,,,,,", "line 2: purchase_price: -5 is out of range"),
+        ('GPU-a,,,,,"26,500",,,,,,,', "line 2: purchase_price: expected a plain number"),
         ("GPU-a,,,,,,,,,,,9999,", "line 2: rental_rate: 9999 is out of range"),
         (",,,,,,,fra1,,,,,", "line 2: needs uuid, serial or node"),
         (",,,2,,,,fra1,,,,,", "line 2: gpu: a GPU slot needs its node"),
@@ -143,7 +146,7 @@ def test_netbox_device_export_is_read_as_node_records(tmp_path: Path) -> None:
     asset = load_inventory(path).lookup("GPU-x", node="gpu-node-002")
     assert asset is not None and asset.purchase_price == 31000 and asset.datacenter == "ams2"
     _write(path, "name,site,cf_purchase_price\ngpu-node-003,ams2,lots\n")
-    with pytest.raises(UserError, match=r"line 2: purchase_price: expected a number"):
+    with pytest.raises(UserError, match=r"line 2: purchase_price: expected a plain number"):
         load_inventory(path)
 
 

@@ -101,3 +101,12 @@ def test_more_risk_never_means_fewer_spares() -> None:
     high = build_plan([GpuRisk(str(i), "H100", {"30d": 0.05}) for i in range(200)])
     for a, b in zip(low.select("fleet", "30d"), high.select("fleet", "30d"), strict=True):
         assert b.spares >= a.spares and b.upper >= a.upper
+
+
+def test_large_fleets_drop_only_negligible_counts() -> None:
+    n, p = 2000, 0.01
+    pmf = failure_pmf([p] * n)
+    assert len(pmf) < n  # the cap cut the support
+    binomial = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(len(pmf))]
+    assert pmf == pytest.approx(binomial, abs=1e-12)
+    assert float(pmf.sum()) == pytest.approx(1.0, abs=1e-12)
