@@ -95,14 +95,14 @@ local g = import 'lib.libsonnet';
       g.tableTarget('avg by (datacenter) (%s)' % placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter')),
       g.tableTarget('sum by (datacenter) (%s)' % placed('gpu_failure_probability%s' % scored('horizon="30d"'), 'datacenter')),
     ], unit='none', columns=['datacenter', 'Value #A', 'Value #B', 'Value #C'], rename={ 'Value #A': 'GPUs', 'Value #B': 'Mean health', 'Value #C': 'Expected failures 30d' }, links={ datacenter: drillLink('datacenter') }, sortBy='Expected failures 30d', sortDesc=true, w=12, h=8) {
-      fieldConfig+: { defaults+: { decimals: 1 } },
+      fieldConfig+: { defaults+: { decimals: 1 }, overrides+: [{ matcher: { id: 'byName', options: 'GPUs' }, properties: [{ id: 'decimals', value: 0 }] }] },
     },
     g.table('Racks in the selected datacenters', 'The same per rack of the datacenters chosen above; click a rack to list its GPUs.', [
       g.tableTarget('count by (datacenter, row, rack) (%s)' % assets('datacenter=~"$datacenter"')),
       g.tableTarget('avg by (datacenter, row, rack) (%s)' % placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
       g.tableTarget('sum by (datacenter, row, rack) (%s)' % placed('gpu_failure_probability%s' % scored('horizon="30d"'), 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
     ], unit='none', columns=['datacenter', 'row', 'rack', 'Value #A', 'Value #B', 'Value #C'], rename={ 'Value #A': 'GPUs', 'Value #B': 'Mean health', 'Value #C': 'Expected failures 30d' }, links={ rack: drillLink('rack') }, sortBy='Expected failures 30d', sortDesc=true, w=12, h=8) {
-      fieldConfig+: { defaults+: { decimals: 1 } },
+      fieldConfig+: { defaults+: { decimals: 1 }, overrides+: [{ matcher: { id: 'byName', options: 'GPUs' }, properties: [{ id: 'decimals', value: 0 }] }] },
     },
     g.table('GPUs in the selected racks', 'Every GPU of the racks chosen above with its health score; click a uuid for the detail dashboard.', [
       g.tableTarget(placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter", rack=~"$rack"')),
@@ -395,10 +395,9 @@ local g = import 'lib.libsonnet';
           fieldConfig+: { defaults+: { decimals: 1 } },
         },
         g.table('Assets of the riskiest GPUs', 'Where the riskiest GPUs sit and who owns them (asset inventory), with their age and the warranty left, in days (negative: ended).', [
-          g.tableTarget('gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-          g.tableTarget('gpu_age_seconds%s / 86400 and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-          g.tableTarget('gpu_warranty_remaining_seconds%s / 86400 and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-        ], unit='none', thresholds=g.falling(0, 30), columns=['node', 'gpu', 'model', 'uuid', 'datacenter', 'row', 'rack', 'team', 'sla_tier', 'Value #B', 'Value #C'], rename={ 'Value #B': 'Age (days)', 'Value #C': 'Warranty left (days)' }, hide=['Value #A', 'cluster'], links={ uuid: detailLink }, w=16, h=9) {
+          g.tableTarget('gpu_age_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_warranty_remaining_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='none', thresholds=g.falling(0, 30), columns=['node', 'gpu', 'model', 'uuid', 'datacenter', 'row', 'rack', 'team', 'sla_tier', 'Value #A', 'Value #B'], rename={ 'Value #A': 'Age (days)', 'Value #B': 'Warranty left (days)' }, hide=['cluster'], links={ uuid: detailLink }, w=16, h=9) {
           fieldConfig+: { defaults+: { decimals: 0 } },
         },
         g.table('Market prices in use', "Resale quotes from the operator's price table (--market.prices): the date shows how fresh the price behind each sell recommendation is.", [
