@@ -120,6 +120,9 @@ def test_hook_joins_file_serials_and_node_labels_and_publishes_them(
         'gpu_plan_spares{dimension="fleet",group="all",horizon="90d",service_level="0.95"}' in text
     )
 
+    from gpu_health.scorer.api import gpu_json
+
+    assert gpu_json(scored[0])["economics"]["price_date"] == "2026-11-01"
     econ = {g.uuid: g.econ for g in scored}
     assert econ["GPU-a"].inputs["purchase_price"] == 20000
     assert econ["GPU-a"].price_date == "2026-11-01"
