@@ -71,7 +71,20 @@ def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _yaml_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Items of a top-level list (or of ``gpus:``), each with the line it starts on."""
+    """Items of a top-level list (or of ``gpus:``), each with the line it starts on.
+
+    Aliases are refused: a few lines of nested aliases expand to gigabytes ("billion laughs"),
+    and an inventory has no need for them.
+    """
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise UserError(f"{source}: line {line}: YAML aliases (*name) are not allowed")
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}" if mark else "unknown line"
+        raise UserError(f"{source}: {where}: invalid YAML: {exc.problem}") from None
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -93,8 +106,8 @@ def _yaml_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line, {str(k): v for k, v in value.items()}
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = f"line {mark.line + 1}" if mark else "unknown line"
-        raise UserError(f"{source}: {line}: invalid YAML: {exc.problem}") from None
+        where = f"line {mark.line + 1}" if mark else "unknown line"
+        raise UserError(f"{source}: {where}: invalid YAML: {exc.problem}") from None
     finally:
         loader.dispose()
 

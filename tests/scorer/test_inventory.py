@@ -91,6 +91,18 @@ def test_yaml_inventory_with_dates_and_line_numbers(tmp_path: Path) -> None:
     assert asset is not None and asset.purchase_date == _ts("2023-06-01")
 
 
+def test_yaml_aliases_and_syntax_errors_are_one_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "inv.yaml",
+        "- &a {uuid: GPU-a, datacenter: fra1}\n- node: n1\n  datacenter: *dc\n",
+    )
+    with pytest.raises(UserError, match=r"inv.yaml: line 3: YAML aliases"):
+        load_inventory(path)
+    _write(path, "- uuid: GPU-a\n  datacenter: [fra1\n")
+    with pytest.raises(UserError, match=r"inv.yaml: line \d+: invalid YAML"):
+        load_inventory(path)
+
+
 @pytest.mark.parametrize(
     ("row", "message"),
     [
