@@ -115,6 +115,12 @@
     retirementActions: 'sell|decommission',
     retirementRecommendedFor: '6h',
 
+    // Asset inventory: warn while a GPU at risk can still be repaired under warranty.
+    warrantyEndingDays: 30,
+    warrantyRiskHorizon: '30d',
+    warrantyRiskThreshold: 0.1,
+    warrantyEndingFor: '1h',
+
     // Exporter / scorer down.
     exporterDownFor: '5m',
     collectorFailingFor: '10m',

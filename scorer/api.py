@@ -49,6 +49,8 @@ def gpu_json(g: GpuScore) -> dict[str, Any]:
             "npv": dict(econ.npv),
             "residual_value": econ.residual_value,
             "currency": econ.currency,
+            # Date of the market-price quote behind the sell value ("" = resale curve).
+            "price_date": getattr(econ, "price_date", ""),
         }
     return out
 
@@ -126,6 +128,10 @@ def openapi_document() -> dict[str, Any]:
                     "npv": {"type": "object", "additionalProperties": {"type": "number"}},
                     "residual_value": {"type": "number"},
                     "currency": {"type": "string"},
+                    "price_date": {
+                        "type": "string",
+                        "description": "Date of the market price behind the sell NPV, or empty.",
+                    },
                 },
             },
         },

@@ -104,6 +104,72 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "New models refused at reload (missing, truncated, altered); the last good one is kept.",
         (),
     ),
+    # Asset inventory (scorer/inventory, docs/inventory.md).
+    (
+        "gpu_asset_info",
+        "gauge",
+        "Where the GPU sits and who owns it, from the asset inventory; always 1.",
+        ("datacenter", "row", "rack", "team", "sla_tier"),
+    ),
+    ("gpu_age_seconds", "gauge", "Time since the GPU's purchase date (asset inventory).", ()),
+    (
+        "gpu_warranty_remaining_seconds",
+        "gauge",
+        "Time until the GPU's warranty ends; negative once it has ended (asset inventory).",
+        (),
+    ),
+    (
+        "gpu_market_price",
+        "gauge",
+        "Market price of a card of the model from the user's price table; date = the quote's "
+        "date (fleet-level: no GPU identity labels).",
+        ("condition", "date", "currency"),
+    ),
+    (
+        "gpu_scorer_inventory_records",
+        "gauge",
+        "Records in the asset inventory in use (0: none loaded, the defaults apply).",
+        (),
+    ),
+    (
+        "gpu_scorer_inventory_unknown_gpus",
+        "gauge",
+        "Scored GPUs the inventory does not list (they get the defaults).",
+        (),
+    ),
+    (
+        "gpu_scorer_inventory_reload_errors_total",
+        "counter",
+        "Inventory files refused at reload (invalid); the last good one is kept.",
+        (),
+    ),
+    # Fleet planning (scorer/planning): fleet-level series, no GPU identity labels.
+    (
+        "gpu_plan_expected_failures",
+        "gauge",
+        "Failures to expect within the horizon in the group: sum of failure probabilities.",
+        ("horizon", "dimension", "group"),
+    ),
+    (
+        "gpu_plan_failures_interval",
+        "gauge",
+        "Central 80 % interval of the group's failure count within the horizon (exact "
+        "Poisson-binomial); bound = lower or upper.",
+        ("horizon", "dimension", "group", "bound"),
+    ),
+    (
+        "gpu_plan_spares",
+        "gauge",
+        "Spares to stock so the group runs out within the horizon with probability at most "
+        "1 - service_level.",
+        ("horizon", "dimension", "group", "service_level"),
+    ),
+    (
+        "gpu_plan_capacity_at_risk_gpu_hours",
+        "gauge",
+        "Expected GPU-hours out of service from failures within the horizon in the group.",
+        ("horizon", "dimension", "group"),
+    ),
 )
 
 #: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).

@@ -231,6 +231,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="CSV with uuid and age_days or purchase_date for each GPU",
     )
+    from gpu_health.scorer.inventory.options import add_arguments as add_inventory_arguments
+
+    add_inventory_arguments(serve)
     serve.add_argument(
         "--econ.default-age-days",
         dest="econ_age",
@@ -482,21 +485,19 @@ def run_serve(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
+    from gpu_health.scorer.inventory.wiring import fleet_hook
     from gpu_health.scorer.model import FailureModel
     from gpu_health.scorer.service import Scorer, ScorerCollector
     from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
 
     model = FailureModel.load(args.model)
-    econ = None
-    if args.econ:
-        from gpu_health.scorer.econ.bridge import make_econ_hook
-
-        econ = make_econ_hook(args.econ_params, args.econ_inventory, args.econ_age)
+    client = _client(args)
+    econ = fleet_hook(args, client.query)
     from gpu_health.scorer.sharding import Shard
 
     shard = Shard.parse(args.shard)
     scorer = Scorer(
-        _client(args),
+        client,
         model,
         args.schema,
         econ,

@@ -220,6 +220,25 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       },
     },
     {
+      alert: 'GPUWarrantyEndingAtRisk',
+      // The value is the warranty time left; only GPUs the model sees at risk qualify.
+      expr: |||
+        (
+          gpu_warranty_remaining_seconds{%(sco)s} < %(warrantyEndingDays)s * 86400
+          and
+          gpu_warranty_remaining_seconds{%(sco)s} > 0
+        )
+        and on (uuid)
+        max by (uuid) (gpu_failure_probability{%(sco)s, horizon="%(warrantyRiskHorizon)s"}) > %(warrantyRiskThreshold)s
+      ||| % vars,
+      'for': c.warrantyEndingFor,
+      labels: { severity: c.warningSeverity },
+      annotations: {
+        summary: 'GPU at risk is about to leave warranty.',
+        description: gpuRef + ': its warranty ends in {{ $value | humanizeDuration }} and its ' + c.warrantyRiskHorizon + ' failure probability is above ' + std.format('%g', [c.warrantyRiskThreshold]) + '. Run a diagnostic now and file any RMA while the warranty still covers it.',
+      },
+    },
+    {
       alert: 'GPUScorerDown',
       expr: |||
         up{%(sco)s} == 0

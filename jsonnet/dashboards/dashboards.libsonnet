@@ -78,13 +78,44 @@ local g = import 'lib.libsonnet';
   local servingSelected = 'and on (instance) max by (instance) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
   local expected = 'count by (node) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
 
+  // Datacenter -> rack drill-down (needs the scorer's gpu_asset_info, from its inventory).
+  local assets(extra='') = 'max by (uuid, datacenter, row, rack) (gpu_asset_info%s)' % scored(extra),
+  local placed(metric, by, extra='') = '%s * on (uuid) group_left (%s) %s' % [metric, by, assets(extra)],
+  local drillLink(variable) = {
+    title: 'Drill down into this %s' % variable,
+    url: '/d/%s?var-%s=${__value.raw}&${datasource:queryparam}&${__url_time_range}' % [uids.overview, variable],
+  },
+  local placeVariables = if c.scorerEnabled then [
+    g.queryVariable('datacenter', 'Datacenter', 'label_values(gpu_asset_info%s, datacenter)' % sel([c.gpuScorerSelector, clusterM])),
+    g.queryVariable('rack', 'Rack', 'label_values(gpu_asset_info%s, rack)' % sel([c.gpuScorerSelector, clusterM, 'datacenter=~"$datacenter"'])),
+  ] else [],
+  local placePanels = if c.scorerEnabled then [
+    g.table('Datacenters', 'GPUs, mean health and failures expected within 30 days per datacenter (from the asset inventory); click a datacenter to see its racks.', [
+      g.tableTarget('count by (datacenter) (%s)' % assets()),
+      g.tableTarget('avg by (datacenter) (%s)' % placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter')),
+      g.tableTarget('sum by (datacenter) (%s)' % placed('gpu_failure_probability%s' % scored('horizon="30d"'), 'datacenter')),
+    ], unit='none', columns=['datacenter', 'Value #A', 'Value #B', 'Value #C'], rename={ 'Value #A': 'GPUs', 'Value #B': 'Mean health', 'Value #C': 'Expected failures 30d' }, links={ datacenter: drillLink('datacenter') }, sortBy='Expected failures 30d', sortDesc=true, w=12, h=8) {
+      fieldConfig+: { defaults+: { decimals: 1 }, overrides+: [{ matcher: { id: 'byName', options: 'GPUs' }, properties: [{ id: 'decimals', value: 0 }] }] },
+    },
+    g.table('Racks in the selected datacenters', 'The same per rack of the datacenters chosen above; click a rack to list its GPUs.', [
+      g.tableTarget('count by (datacenter, row, rack) (%s)' % assets('datacenter=~"$datacenter"')),
+      g.tableTarget('avg by (datacenter, row, rack) (%s)' % placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
+      g.tableTarget('sum by (datacenter, row, rack) (%s)' % placed('gpu_failure_probability%s' % scored('horizon="30d"'), 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
+    ], unit='none', columns=['datacenter', 'row', 'rack', 'Value #A', 'Value #B', 'Value #C'], rename={ 'Value #A': 'GPUs', 'Value #B': 'Mean health', 'Value #C': 'Expected failures 30d' }, links={ rack: drillLink('rack') }, sortBy='Expected failures 30d', sortDesc=true, w=12, h=8) {
+      fieldConfig+: { defaults+: { decimals: 1 }, overrides+: [{ matcher: { id: 'byName', options: 'GPUs' }, properties: [{ id: 'decimals', value: 0 }] }] },
+    },
+    g.table('GPUs in the selected racks', 'Every GPU of the racks chosen above with its health score; click a uuid for the detail dashboard.', [
+      g.tableTarget(placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter", rack=~"$rack"')),
+    ], unit='none', thresholds=g.falling(50, 75), columns=['datacenter', 'row', 'rack', 'node', 'gpu', 'model', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id', 'cluster'], links={ uuid: detailLink }, sortBy='Health score', w=24, h=8),
+  ] else [],
+
   grafanaDashboards+:: {
     'gpu-fleet-overview.json': g.dashboard(
       uids.overview,
       c.dashboardNamePrefix + 'Fleet overview',
       'Health of the whole GPU fleet: grades, the worst GPUs, XID and ECC activity, throttling and exporter coverage.',
       c.dashboardTags,
-      variables(),
+      variables() + placeVariables,
       [
         g.stat('GPUs reporting', 'GPUs whose last reading succeeded (gpu_up == 1).', [g.target('sum(gpu_up%s)' % fleet(), 'reporting')], unit='none', decimals=0),
         g.stat('Exporter coverage', 'GPUs reporting now over GPUs seen in the last %s: below 100%% means a GPU or an exporter went missing.' % c.coverageLookback, [
@@ -147,7 +178,7 @@ local g = import 'lib.libsonnet';
             super.transformations[1] { options+: { excludeByName: { Time: true } } },
           ],
         },
-      ],
+      ] + placePanels,
       links=links(uids.overview),
     ) { refresh: c.dashboardRefresh },
 
@@ -372,6 +403,25 @@ local g = import 'lib.libsonnet';
         g.timeseries('Expected failures by model', 'Sum of failure probabilities per model over time.', [
           g.target('sum by (model) (gpu_failure_probability%s)' % scored('horizon="$horizon"'), '{{model}}'),
         ], unit='none', thresholds=g.rising(1, 5)),
+
+        g.table('Failure plan', 'Failures to expect in the next 30 and 90 days per model, datacenter and team, the central 80 % interval of the count (exact Poisson-binomial), spares to stock and GPU-hours at risk (gpu-health plan; fleet-level, so the node and model variables do not apply).', [
+          g.tableTarget('max without (instance) (gpu_plan_expected_failures%s)' % sel([c.gpuScorerSelector, clusterM])),
+          g.tableTarget('max without (instance, bound) (gpu_plan_failures_interval%s)' % sel([c.gpuScorerSelector, clusterM, 'bound="lower"'])),
+          g.tableTarget('max without (instance, bound) (gpu_plan_failures_interval%s)' % sel([c.gpuScorerSelector, clusterM, 'bound="upper"'])),
+          g.tableTarget('max without (instance, service_level) (gpu_plan_spares%s)' % sel([c.gpuScorerSelector, clusterM])),
+          g.tableTarget('max without (instance) (gpu_plan_capacity_at_risk_gpu_hours%s)' % sel([c.gpuScorerSelector, clusterM])),
+        ], unit='none', columns=['dimension', 'group', 'horizon', 'Value #A', 'Value #B', 'Value #C', 'Value #D', 'Value #E'], rename={ 'Value #A': 'Expected', 'Value #B': 'Lower (80 %)', 'Value #C': 'Upper (80 %)', 'Value #D': 'Spares', 'Value #E': 'GPU-hours at risk' }, hide=['cluster'], sortBy='Expected', sortDesc=true, w=24, h=10) {
+          fieldConfig+: { defaults+: { decimals: 1 } },
+        },
+        g.table('Assets of the riskiest GPUs', 'Where the riskiest GPUs sit and who owns them (asset inventory), with their age and the warranty left, in days (negative: ended).', [
+          g.tableTarget('gpu_age_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_warranty_remaining_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='none', thresholds=g.falling(0, 30), columns=['node', 'gpu', 'model', 'uuid', 'datacenter', 'row', 'rack', 'team', 'sla_tier', 'Value #A', 'Value #B'], rename={ 'Value #A': 'Age (days)', 'Value #B': 'Warranty left (days)' }, hide=['cluster'], links={ uuid: detailLink }, w=16, h=9) {
+          fieldConfig+: { defaults+: { decimals: 0 } },
+        },
+        g.table('Market prices in use', "Resale quotes from the operator's price table (--market.prices): the date shows how fresh the price behind each sell recommendation is.", [
+          g.tableTarget('max without (instance) (gpu_market_price%s)' % sel([c.gpuScorerSelector, clusterM])),
+        ], unit='currency' + c.currency, columns=['model', 'condition', 'date', 'Value'], rename={ Value: 'Price' }, hide=['currency', 'cluster'], w=8, h=9),
       ],
       links=links(uids.risk),
     ) { refresh: c.dashboardRefresh },

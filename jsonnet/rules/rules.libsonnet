@@ -216,6 +216,20 @@ local join(list) = std.join(', ', list);
               record: 'fleet_action:gpu_recommended_action:sum',
               expr: 'sum without (%(toFleet)s) (gpu_recommended_action{%(sco)s})' % vars,
             },
+            // Expected failures by place and owner, from the scorer's asset inventory
+            // (gpu_asset_info): the datacenter -> rack drill-down and per-team planning.
+            {
+              record: 'datacenter_horizon:gpu_failure_probability:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_failure_probability{%(sco)s} * on (uuid) group_left (datacenter) max by (uuid, datacenter) (gpu_asset_info{%(sco)s}))' % vars,
+            },
+            {
+              record: 'rack_horizon:gpu_failure_probability:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_failure_probability{%(sco)s} * on (uuid) group_left (datacenter, row, rack) max by (uuid, datacenter, row, rack) (gpu_asset_info{%(sco)s}))' % vars,
+            },
+            {
+              record: 'team_horizon:gpu_failure_probability:sum',
+              expr: 'sum without (%(toFleet)s) (gpu_failure_probability{%(sco)s} * on (uuid) group_left (team) max by (uuid, team) (gpu_asset_info{%(sco)s}))' % vars,
+            },
           ],
         },
       ] else []

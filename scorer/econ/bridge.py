@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +55,40 @@ def _opt(value: float, low: float, high: float) -> float | None:
     return min(max(value, low), high)
 
 
+def _asset_inputs(asset: Any, params: Any, now: float) -> dict[str, Any]:
+    """Economics inputs from one inventory record (absent fields keep the defaults)."""
+    if asset is None:
+        return {}
+    out: dict[str, Any] = {}
+    age = asset.age_seconds(now)
+    if age is not None:
+        out["age_days"] = min(age / 86400.0, 36500.0)
+    if asset.purchase_price is not None:
+        out["purchase_price"] = asset.purchase_price
+    if asset.rental_rate is not None:
+        out["rental_rate"] = asset.rental_rate
+    remaining = asset.warranty_remaining_seconds(now)
+    if remaining is not None:
+        out["warranty_days"] = max(-36500.0, min(remaining / 86400.0, 36500.0))
+    if asset.sla_tier:
+        out["sla_penalty"] = params.sla_penalty(asset.sla_tier)
+    return out
+
+
 def make_econ_hook(
     params_path: Path | None = None,
     inventory: Path | None = None,
     default_age_days: float = 730.0,
     overrides: Sequence[str] = (),
+    assets: Callable[[], Mapping[str, Any]] | None = None,
+    market: Any = None,
 ) -> EconHook:
-    """Build the per-run economics callback; raises UserError on a bad parameter file."""
+    """Build the per-run economics callback; raises UserError on a bad parameter file.
+
+    ``assets`` returns this run's asset-inventory records by uuid (``gpu_health.scorer.
+    inventory``): their purchase date, price, contract rate, warranty and SLA tier replace the
+    defaults. ``market`` (a ``MarketPrices``) sets resale values from the user's price table.
+    """
     from gpu_health.scorer.econ.engine import GpuEconInput, value_fleet
     from gpu_health.scorer.econ.metrics import econ_metric_families
     from gpu_health.scorer.econ.params import load_params
@@ -73,13 +100,20 @@ def make_econ_hook(
 
     def hook(gpus: Sequence[GpuScore]) -> tuple[list[GpuScore], list[Any]]:
         inputs = []
+        records = assets() if assets is not None else {}
+        now = time.time()
         for g in gpus:
             hard = g.inputs.get("hard_fault", math.nan)
+            asset = _asset_inputs(records.get(g.uuid), params, now)
+            quote = market.lookup(g.model) if market is not None else None
+            if quote is not None:
+                asset["market_price"] = quote.price
+                asset["market_price_date"] = quote.date
             inputs.append(
                 GpuEconInput(
                     uuid=g.uuid,
                     model=g.model,
-                    age_days=ages.get(g.uuid, default_age_days),
+                    age_days=asset.pop("age_days", ages.get(g.uuid, default_age_days)),
                     utilisation=_opt(g.inputs.get("utilization_avg_30d", math.nan), 0, 1),
                     power_w=_opt(g.inputs.get("power_avg_30d_watts", math.nan), 0, 5000),
                     p7=_opt(g.probability["7d"], 0, 1),
@@ -88,6 +122,7 @@ def make_econ_hook(
                     hard_fault=bool(math.isfinite(hard) and hard > 0),
                     node=g.node,
                     gpu=g.gpu,
+                    **asset,
                 )
             )
         results, skipped = value_fleet(inputs, params)

@@ -6,6 +6,7 @@ the tests recompute them by hand, so the code favours one obvious line per term 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,9 +40,25 @@ class GpuEconInput:
     hard_fault: bool = False
     node: str = ""
     gpu: str = ""
+    # From the asset inventory (docs/inventory.md); None = the model's defaults apply.
+    purchase_price: float | None = None
+    #: Contracted rental rate per GPU-hour (replaces the model's market rate for keep).
+    rental_rate: float | None = None
+    #: Days of warranty left (<= 0: ended); a failure in a month under warranty costs an RMA.
+    warranty_days: float | None = None
+    #: Contractual penalty per failure for the GPU's SLA tier.
+    sla_penalty: float = 0.0
+    #: Market price of a used card of this model, and the date of that quote.
+    market_price: float | None = None
+    market_price_date: str = ""
 
     def __post_init__(self) -> None:
         _check("age_days", self.age_days, 0, 36500)
+        _check("purchase_price", self.purchase_price, 0, 1e7)
+        _check("rental_rate", self.rental_rate, 0, 1000)
+        _check("warranty_days", self.warranty_days, -36500, 36500)
+        _check("sla_penalty", self.sla_penalty, 0, 1e7)
+        _check("market_price", self.market_price, 0, 1e7)
         _check("utilisation", self.utilisation, 0, 1)
         _check("power_w", self.power_w, 0, 5000)
         _check("p7", self.p7, 0, 1)
@@ -78,6 +95,8 @@ class EconResult:
     inputs: dict[str, float]
     #: Inputs that were not measured and fell back to a configured default.
     defaulted: tuple[str, ...] = field(default=())
+    #: Date of the market-price quote behind ``npv["sell"]`` ("" = the resale curve was used).
+    price_date: str = ""
 
 
 def monthly_hazard(p7: float | None, p30: float | None, annual_baseline: float) -> float:
@@ -131,16 +150,26 @@ def resale_fraction(curve: tuple[float, ...], age_years: float) -> float:
     return curve[low] + (curve[low + 1] - curve[low]) * weight
 
 
-def sell_value(model: ModelParams, age_years: float, health: float, hard_fault: bool) -> float:
-    """Cash from selling today: resale curve x liquidation haircut x health; salvage if failed."""
+def sell_value(
+    model: ModelParams,
+    age_years: float,
+    health: float,
+    hard_fault: bool,
+    market_price: float | None = None,
+) -> float:
+    """Cash from selling today: resale curve x liquidation haircut x health; salvage if failed.
+
+    A recorded market price for a used card of the model replaces ``purchase price x resale
+    curve``: it is what buyers pay now, whatever the card cost.
+    """
     if hard_fault:
         return model.salvage_value
-    price = (
-        model.purchase_price
-        * resale_fraction(model.resale_curve, age_years)
-        * model.liquidation_factor
-        * health_factor(health, model.health_discount)
+    gross = (
+        market_price
+        if market_price is not None
+        else model.purchase_price * resale_fraction(model.resale_curve, age_years)
     )
+    price = gross * model.liquidation_factor * health_factor(health, model.health_discount)
     return max(model.salvage_value, price)
 
 
@@ -153,8 +182,16 @@ def operate_npv(
     power_w: float,
     hazard: float,
     terminal_value: float,
+    warranty_months: float = 0.0,
+    warranty_repair_cost: float = 0.0,
+    sla_penalty: float = 0.0,
 ) -> float:
-    """Discounted monthly cash flow of running the GPU at ``rate``, plus the terminal value."""
+    """Discounted monthly cash flow of running the GPU at ``rate``, plus the terminal value.
+
+    A month that starts under warranty repairs a failure for ``warranty_repair_cost`` (the RMA's
+    handling and shipping) instead of the model's ``repair_cost``; ``sla_penalty`` is owed per
+    failure on top of the lost revenue.
+    """
     monthly_discount = math.pow(1.0 + params.discount_rate, 1.0 / 12.0)
     energy = (
         (power_w + params.host_power_w)
@@ -169,7 +206,8 @@ def operate_npv(
     for month in range(1, params.horizon_months + 1):
         rate_m = rate * math.pow(1.0 - model.rental_decline, (month - 1) / 12.0)
         revenue = rate_m * HOURS_PER_MONTH * utilisation
-        failure = hazard * (model.repair_cost + downtime_hours * rate_m * utilisation)
+        repair = warranty_repair_cost if month - 1 < warranty_months else model.repair_cost
+        failure = hazard * (repair + downtime_hours * rate_m * utilisation + sla_penalty)
         net = revenue - energy - facility - params.maintenance_per_gpu_month - failure
         total += net / math.pow(monthly_discount, month)
     return total + terminal_value / math.pow(monthly_discount, params.horizon_months)
@@ -186,6 +224,12 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         raise UnknownModelError(
             f"GPU {gpu.uuid}: model {gpu.model!r} matches no economics model (allowed: {known})"
         )
+    # The inventory's price and contract rate replace the model's list price and market rate.
+    if gpu.purchase_price is not None:
+        model = dataclasses.replace(model, purchase_price=gpu.purchase_price)
+    if gpu.rental_rate is not None:
+        model = dataclasses.replace(model, rental_rate=gpu.rental_rate)
+    warranty_months = max(0.0, gpu.warranty_days or 0.0) / DAYS_PER_MONTH
     defaulted: list[str] = []
     utilisation = gpu.utilisation
     if utilisation is None:
@@ -214,6 +258,9 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         power_w=power_w,
         hazard=hazard,
         terminal_value=terminal,
+        warranty_months=warranty_months,
+        warranty_repair_cost=params.warranty_repair_cost,
+        sla_penalty=gpu.sla_penalty,
     )
     repurpose = operate_npv(
         params,
@@ -223,11 +270,13 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         power_w=power_w * model.repurpose.power_fraction,
         hazard=hazard,
         terminal_value=terminal,
+        warranty_months=warranty_months,
+        warranty_repair_cost=params.warranty_repair_cost,
     )
     npv = {
         "keep": keep,
         "repurpose": repurpose,
-        "sell": sell_value(model, age_years, health, gpu.hard_fault),
+        "sell": sell_value(model, age_years, health, gpu.hard_fault, gpu.market_price),
         "decommission": model.salvage_value - model.disposal_cost,
     }
     # A hard fault means the card cannot serve any tier until repaired: only exits are allowed.
@@ -244,6 +293,9 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         "hard_fault": 1.0 if gpu.hard_fault else 0.0,
         "rental_rate": model.rental_rate,
         "energy_price": params.energy_price,
+        "purchase_price": model.purchase_price,
+        "warranty_days": gpu.warranty_days if gpu.warranty_days is not None else math.nan,
+        "sla_penalty": gpu.sla_penalty,
     }
     return EconResult(
         uuid=gpu.uuid,
@@ -259,6 +311,7 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         recommended_action=best,
         inputs=inputs,
         defaulted=tuple(defaulted),
+        price_date=gpu.market_price_date if gpu.market_price is not None else "",
     )
 
 

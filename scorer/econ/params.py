@@ -36,6 +36,8 @@ _TOP_KEYS = frozenset(
         "models",
     }
 )
+#: Optional top-level keys (older parameter files lack them): key -> default.
+_OPTIONAL_TOP: dict[str, Any] = {"warranty_repair_cost": 0.0, "sla_penalties": {}}
 _MODEL_KEYS = frozenset(
     {
         "match",
@@ -127,6 +129,14 @@ class EconParams:
     baseline_annual_failure_rate: float
     hysteresis: Hysteresis
     models: tuple[ModelParams, ...]
+    #: What a failure costs while under warranty (RMA handling, shipping) instead of repair_cost.
+    warranty_repair_cost: float = 0.0
+    #: SLA tier (inventory ``sla_tier``) -> penalty owed per failure.
+    sla_penalties: tuple[tuple[str, float], ...] = ()
+
+    def sla_penalty(self, tier: str) -> float:
+        """The penalty per failure of ``tier``; 0 for a tier without one."""
+        return dict(self.sla_penalties).get(tier, 0.0)
 
     def model_for(self, name: str) -> ModelParams | None:
         """The parameters whose ``match`` substring fits the GPU's model name best.
@@ -211,7 +221,7 @@ def apply_override(raw: Mapping[str, Any], item: str) -> dict[str, Any]:
 
 def validate(raw: Any, source: str) -> EconParams:
     top = config.expect_mapping(raw, source, "")
-    config.reject_unknown(top, _TOP_KEYS, source, "")
+    config.reject_unknown(top, _TOP_KEYS | set(_OPTIONAL_TOP), source, "")
     _require(top, _TOP_KEYS, source, "")
     hyst = config.expect_mapping(top["hysteresis"], source, "hysteresis")
     config.reject_unknown(hyst, _HYSTERESIS_KEYS, source, "hysteresis")
@@ -245,6 +255,21 @@ def validate(raw: Any, source: str) -> EconParams:
             _model(str(name), body, source, join_key("models", str(name)))
             for name, body in models_raw.items()
         ),
+        warranty_repair_cost=num(
+            top.get("warranty_repair_cost", _OPTIONAL_TOP["warranty_repair_cost"]),
+            source,
+            "warranty_repair_cost",
+            0,
+        ),
+        sla_penalties=_sla_penalties(top.get("sla_penalties"), source),
+    )
+
+
+def _sla_penalties(raw: Any, source: str) -> tuple[tuple[str, float], ...]:
+    tiers = config.expect_mapping(raw, source, "sla_penalties")
+    return tuple(
+        (str(tier), config.expect_number(value, source, join_key("sla_penalties", str(tier)), 0))
+        for tier, value in tiers.items()
     )
 
 

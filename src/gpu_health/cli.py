@@ -28,6 +28,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("report", "gpu_health.report.cli", "fleet report (terminal and HTML) from a Prometheus"),
     ("econ", "gpu_health.scorer.econ.cli", "what-if: how recommendations change with parameters"),
+    ("plan", "gpu_health.scorer.planning.cli", "failures to expect, spares, capacity at risk"),
 )
 
 

@@ -110,6 +110,19 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
         )
         assert {p["metric"]["horizon"] for p in probabilities} == {"7d", "30d"}
         assert stack.query(prom, 'gpu_recommended_action{job="gpu-health-scorer"} == 1')
+        # The shipped inventory reached the scorer: its two nodes sit in the first two of its
+        # three datacenters, and the ages come from it.
+        datacenters = stack.query(prom, "count by (datacenter) (gpu_asset_info)")
+        assert {d["metric"]["datacenter"] for d in datacenters} == {"fra1", "ams2"}
+        from gpu_health.demo.assets import INVENTORY
+        from gpu_health.scorer.inventory import load_inventory
+
+        inventory = load_inventory(INVENTORY)
+        for sample in stack.query(prom, 'gpu_econ_input{input="age_days"}'):
+            record = inventory.lookup("", node=sample["metric"]["node"])
+            assert record is not None and record.purchase_date is not None
+            age_days = (time.time() - record.purchase_date) / 86400
+            assert float(sample["value"][1]) == pytest.approx(age_days, abs=1.0)
 
         def paged() -> list[dict[str, Any]]:
             received = _get(urls["notification sink"])

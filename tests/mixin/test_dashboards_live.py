@@ -26,6 +26,7 @@ import _jsonnet
 import pytest
 
 from gpu_health import stack
+from gpu_health.demo.assets import asset_arguments
 from gpu_health.mixin.dashquery import (
     DashboardResult,
     PromClient,
@@ -145,7 +146,8 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
     if scorer:
         scorer_proc = _spawn(
             [str(BIN / "gpu-health-scorer"), "serve", "--prometheus.url", server.url,
-             "--web.listen-address", f"127.0.0.1:{scorer_port}", "--interval", "5s"],
+             "--web.listen-address", f"127.0.0.1:{scorer_port}", "--interval", "5s",
+             *asset_arguments()],  # the demo's inventory: datacenter, rack, warranty, prices
             work / "scorer.log",
         )  # fmt: skip
         cleanup.callback(stack.stop_process, scorer_proc)

@@ -41,6 +41,8 @@ SAMPLE_VARIABLES = {
     "model": ".*",
     "gpu": "GPU-00000000-0000-0000-0000-000000000000",
     "horizon": "30d",
+    "datacenter": ".*",
+    "rack": ".*",
     **builtin_values(0, 86400, 60, 15),
 }
 
@@ -170,6 +172,10 @@ def test_every_query_uses_the_variables_it_offers(dashboards: dict[str, Any]) ->
     for name in ("gpu-fleet-overview.json", "gpu-risk-economics.json"):
         for where, expr in all_queries(dashboards[name]):
             if where.startswith("variable") or "gpu_scorer_last_run" in expr:
+                continue
+            # Fleet-level scorer series (plan, market prices) carry no node or model label.
+            if "gpu_plan_" in expr or "gpu_market_price" in expr:
+                assert "$cluster" in expr, f"{name} {where} ignores $cluster: {expr}"
                 continue
             for variable in ("$cluster", "$node", "$model"):
                 assert variable in expr, f"{name} {where} ignores {variable}: {expr}"

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from gpu_health import stack
 from gpu_health.demo import history as historylib
 from gpu_health.demo import summary as summarylib
+from gpu_health.demo.assets import asset_arguments
 from gpu_health.demo.processes import ProcessTable, port_or_free, stop_leftovers
 from gpu_health.errors import UserError
 
@@ -370,6 +371,7 @@ def _run_stack(
             f"--prometheus.url={prom.url}",
             f"--web.listen-address=127.0.0.1:{ports['scorer']}",
             f"--interval={SCORER_INTERVAL}",
+            *asset_arguments(),
         ],
     )
     _wait(f"{scorer_url}/metrics", 120.0, scorer, workdir / "scorer.log", "scorer")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gpu_health.report import html, text
 from gpu_health.report.gather import Gatherer
+from gpu_health.report.plan_section import add_plan_section
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = Gatherer(args.prometheus, args.period, at=args.at).gather(args.schema, args.top)
+    add_plan_section(report, args.prometheus, args.at)
     sys.stdout.write(text.render(report))
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)

@@ -62,3 +62,5 @@ class FleetReport:
     trends: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     #: sections that could not be filled, and why
     notes: list[str] = field(default_factory=list)
+    #: ready-made HTML sections from other parts (fleet planning), shown before the notes
+    extra_html: list[str] = field(default_factory=list)

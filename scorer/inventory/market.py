@@ -1,0 +1,89 @@
+"""The market-price table: what a used GPU of a model fetches today, as the operator records it.
+
+A CSV of ``model,condition,price,date`` kept by the user (broker quotes, auction results); it is
+never scraped. The newest row per (model, condition) sets the resale value of that model, and
+its date travels with every sell recommendation so a stale quote is visible next to the advice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.inventory.loader import read_text
+
+COLUMNS = ("model", "condition", "price", "date")
+CONDITIONS = ("used", "refurbished", "for_parts")
+MAX_PRICE = 10_000_000.0
+
+
+@dataclass(frozen=True)
+class MarketPrice:
+    model: str
+    condition: str
+    price: float
+    #: ISO date of the quote, shown with every sell recommendation.
+    date: str
+
+
+@dataclass(frozen=True)
+class MarketPrices:
+    source: str
+    prices: tuple[MarketPrice, ...]
+
+    def lookup(self, gpu_model: str, condition: str = "used") -> MarketPrice | None:
+        """The newest quote whose model name is contained in the GPU's (longest match wins)."""
+        wanted = gpu_model.casefold()
+        best: MarketPrice | None = None
+        for p in self.prices:
+            if p.condition != condition or p.model.casefold() not in wanted:
+                continue
+            if best is None or (len(p.model), p.date) > (len(best.model), best.date):
+                best = p
+        return best
+
+
+def parse_market_prices(text: str, source: str) -> MarketPrices:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise UserError(f"{source}: missing column {missing[0]!r} (required: {', '.join(COLUMNS)})")
+    out: list[MarketPrice] = []
+    for row in reader:
+        where = f"{source}: line {reader.line_num}"
+        cells = {str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        if not any(cells.values()):
+            continue
+        model = cells["model"]
+        if not model or len(model) > 64:
+            raise UserError(f"{where}: model: expected a model name of 1 to 64 characters")
+        condition = cells["condition"] or "used"
+        if condition not in CONDITIONS:
+            allowed = ", ".join(CONDITIONS)
+            raise UserError(f"{where}: condition: {condition!r} not allowed (allowed: {allowed})")
+        try:
+            price = float(cells["price"])
+        except ValueError:
+            raise UserError(f"{where}: price: expected a number, got {cells['price']!r}") from None
+        if not 0 <= price <= MAX_PRICE:
+            raise UserError(
+                f"{where}: price: {price:g} is out of range (allowed: 0 to {MAX_PRICE:g})"
+            )
+        try:
+            date = dt.date.fromisoformat(cells["date"]).isoformat()
+        except ValueError:
+            raise UserError(
+                f"{where}: date: {cells['date']!r} is not a date (expected YYYY-MM-DD)"
+            ) from None
+        out.append(MarketPrice(model, condition, price, date))
+    return MarketPrices(source, tuple(out))
+
+
+def load_market_prices(path: Path | str) -> MarketPrices:
+    path = Path(path)
+    return parse_market_prices(read_text(path), str(path))
