@@ -276,11 +276,13 @@ class NvmlBackend:
             events = GpuSample(timestamp=self._clock(), up=False)
             events.xid_counts = dict(dev.xid_counts)
             events.last_xid_timestamp = dev.last_xid
+            events.xids_watched = self._watch_events
             raise GpuLostError(str(exc), events) from None
         dev.lost = False
         self._merge_cache(dev, sample)
         sample.xid_counts = dict(dev.xid_counts)
         sample.last_xid_timestamp = dev.last_xid
+        sample.xids_watched = self._watch_events
         return sample
 
     def _reacquire(self, dev: _Device) -> None:
@@ -533,6 +535,7 @@ class NvmlBackend:
             event_set = self.nvml.nvmlEventSetCreate()
         except (n.NVMLError, AttributeError) as exc:
             log.warning("NVML events unavailable, XIDs will not be counted: %s", exc)
+            self._watch_events = False
             return
         wanted = n.nvmlEventTypeXidCriticalError
         wanted_ecc = n.nvmlEventTypeSingleBitEccError | n.nvmlEventTypeDoubleBitEccError

@@ -19,6 +19,13 @@ from gpu_health.telemetry.readings import (
     GpuSample,
     reasons_from_bitmask,
 )
+from gpu_health.telemetry.xids import (
+    MAX_XID_CODE,
+    XID_CATALOGUE,
+    XID_CLASSES,
+    xid_class,
+    xid_label,
+)
 
 Kind = Literal["gauge", "counter"]
 #: ``(extra label values in the order of MetricSpec.labels, value)``
@@ -143,8 +150,34 @@ def _retired(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
 
 
 def _xids(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
-    for code, count in sorted(s.xid_counts.items()):
-        yield ((str(code),), float(count))
+    # Born at 0 for every catalogued code while a source watches the GPU, so increase() sees
+    # the first event of each code (on Prometheus and VictoriaMetrics alike).
+    counts: dict[str, float] = {}
+    if s.xids_watched:
+        counts = {str(code): 0.0 for code in XID_CATALOGUE}
+    for code, count in s.xid_counts.items():
+        label = xid_label(code)
+        counts[label] = counts.get(label, 0.0) + float(count)
+    for label in sorted(counts, key=_xid_order):
+        yield ((label,), counts[label])
+
+
+def _xid_order(label: str) -> tuple[int, str]:
+    return (int(label), "") if label.isdigit() else (MAX_XID_CODE + 1, label)
+
+
+def _xid_classes(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
+    counts = dict.fromkeys(XID_CLASSES, 0.0) if s.xids_watched else {}
+    if s.xid_class_counts:
+        for cls, count in s.xid_class_counts.items():
+            counts[cls] = counts.get(cls, 0.0) + float(count)
+    else:
+        for code, count in s.xid_counts.items():
+            cls = xid_class(code)
+            counts[cls] = counts.get(cls, 0.0) + float(count)
+    for cls in XID_CLASSES:
+        if cls in counts:
+            yield ((cls,), counts[cls])
 
 
 def _clock_event_active(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
@@ -427,11 +460,21 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec(
         "gpu_xid_errors_total",
         "counter",
-        "XID events seen, by XID code, since the exporter started watching.",
+        "XID events by code: since boot from the kernel log, else since the exporter started "
+        "(NVML events); every catalogued code starts at 0, codes above 999 count as xid=other.",
         _xids,
         labels=("xid",),
         cost="event",
         dcgm=(DcgmField("DCGM_FI_DEV_XID_ERRORS", {"xid": "*value*"}, semantics="last_value"),),
+    ),
+    MetricSpec(
+        "gpu_xid_class_errors_total",
+        "counter",
+        "XID events by class (fallen_off_bus, uncontained_ecc, contained_ecc, ...): by code for "
+        "catalogued codes, else from the kernel-log message text; every class starts at 0.",
+        _xid_classes,
+        labels=("class",),
+        cost="event",
     ),
     MetricSpec(
         "gpu_last_xid_timestamp_seconds",
