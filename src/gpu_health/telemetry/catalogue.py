@@ -661,12 +661,39 @@ SELF_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
         (),
     ),
     (
+        "gpu_exporter_source_info",
+        "gauge",
+        "1 for each XID source active now, 0 for one that is not: the backend (nvml, dcgm, "
+        "replay, sim), kernel_log_kmsg, kernel_log_journal.",
+        ("source",),
+    ),
+    (
+        "gpu_exporter_kernel_log_overwritten_total",
+        "counter",
+        "Times /dev/kmsg overwrote records before the exporter read them (XIDs may be missed).",
+        (),
+    ),
+    (
         "gpu_exporter_build_info",
         "gauge",
         "Version of the exporter and the backend serving this scrape; always 1.",
         ("version", "backend"),
     ),
 )
+
+#: Per-NVSwitch series from the kernel log (``nvidia-nvswitchN: SXid (PCI:…): CODE, …``): not per
+#: GPU, so they carry ``node`` and the switch number rather than the GPU identity labels.
+NVSWITCH_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
+    (
+        "nvswitch_sxid_errors_total",
+        "counter",
+        "NVSwitch SXid errors in the kernel log since boot, by switch (N of nvidia-nvswitchN; "
+        "unknown above 63) and SXid code (other beyond 64 distinct codes per switch).",
+        ("node", "nvswitch", "sxid"),
+    ),
+)
+#: The series for XIDs whose PCI address is not a GPU in the inventory: ``gpu="unknown"``.
+UNKNOWN_GPU = "unknown"
 
 assert all(s.kind != "counter" or s.name.endswith("_total") for s in CATALOGUE)
 assert len({s.name for s in CATALOGUE}) == len(CATALOGUE)
