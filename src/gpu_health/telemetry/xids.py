@@ -82,7 +82,7 @@ _TEXT_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bcontained\b", re.I), "contained_ecc"),
     (re.compile(r"double bit|\bDBE\b|uncorrectable", re.I), "uncorrectable_ecc"),
     (re.compile(r"row remap", re.I), "row_remap"),
-    (re.compile(r"nvlink|\bC2C\b", re.I), "interconnect"),
+    (re.compile(r"nvlink|\bC2C\b|\bLink \d{1,3}\b", re.I), "interconnect"),
     (re.compile(r"\bGSP\b"), "gsp"),
     (re.compile(r"timeout|timed out", re.I), "timeout"),
     (re.compile(r"MMU Fault|Exception", re.I), "application"),
