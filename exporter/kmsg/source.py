@@ -57,7 +57,7 @@ class KernelLog:
     ) -> KernelLog | None:
         """Read the backlog and follow; None when switched off (not when unreadable)."""
         if not options.enabled:
-            log.info("kernel log: disabled, XIDs come from the backend alone")
+            log.debug("kernel log: off, XIDs come from the backend alone")
             return None
         counts = KernelLogCounts(i.pci_bus_id for i in identities)
         reader = KernelLogReader(counts, options.kmsg_path, JOURNALCTL if options.journal else None)
