@@ -211,3 +211,16 @@ def test_disabled_kernel_log_is_not_read(gpu: Gpu) -> None:
         assert value(series, "nvswitch_sxid_errors_total") is None
     finally:
         exporter.close()
+
+
+def test_a_lost_gpu_keeps_its_kernel_log_xids(gpu: Gpu) -> None:
+    # NVML loses the GPU right after start-up and never delivers an event; the kernel log has
+    # the XID 79 that announced it, so the counter is still served next to gpu_up 0.
+    exporter = start_exporter(gpu, "--replay.fault", "*@0=GPU_IS_LOST")
+    try:
+        gpu.xid(79, "name=<unknown>, GPU has fallen off the bus.")
+        series = wait_for(exporter, "gpu_xid_errors_total", 1, gpu="0", xid="79")
+        assert value(series, "gpu_up", gpu="0") == 0
+        assert value(series, "gpu_power_watts", gpu="0") is None
+    finally:
+        exporter.close()

@@ -183,20 +183,7 @@ if "--follow" in args:
 
 
 def test_journal_is_the_fallback_when_kmsg_is_not_readable(tmp_path: Path) -> None:
-    entries = [
-        {
-            "MESSAGE": f"NVRM: Xid (PCI:0000:3b:00): {code}, pid=1, name=x, text",
-            "__REALTIME_TIMESTAMP": str(1_700_000_000_000_000 + i),
-            "__CURSOR": f"c{i}",
-        }
-        for i, code in enumerate((79, 48, 48))
-    ]
-    (tmp_path / "entries.json").write_text(json.dumps(entries))
-    script = tmp_path / "journalctl"
-    script.write_text(
-        FAKE_JOURNALCTL.format(python=sys.executable, entries=str(tmp_path / "entries.json"))
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    script = _fake_journal(tmp_path, [79, 48, 48])
     counts = KernelLogCounts(["00000000:3B:00.0"])
     reader = KernelLogReader(counts, str(tmp_path / "no-kmsg"), journal_command=[str(script)])
     try:
@@ -206,6 +193,53 @@ def test_journal_is_the_fallback_when_kmsg_is_not_readable(tmp_path: Path) -> No
         assert gpu.last == pytest.approx(1_700_000_000.000002)
     finally:
         reader.close()
+
+
+def test_a_wrapped_ring_gives_way_to_the_journal(tmp_path: Path) -> None:
+    # The oldest record in the ring is not number 0: lines from early in the boot are gone
+    # from kmsg, but the journal still has them, so the journal is read instead.
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_bytes(b"3,500,100,-;NVRM: Xid (PCI:0000:3b:00): 48, later\n")
+    journal = _fake_journal(tmp_path, [79, 48])
+    counts = KernelLogCounts(["00000000:3B:00.0"])
+    reader = KernelLogReader(counts, str(kmsg), journal_command=[str(journal)])
+    try:
+        assert reader.start(wait=10) == "journal"
+        assert _codes(counts) == {79: 1, 48: 1}
+    finally:
+        reader.close()
+    # without a journal the partial ring is still better than nothing
+    counts = KernelLogCounts(["00000000:3B:00.0"])
+    reader = KernelLogReader(counts, str(kmsg), journal_command=None)
+    try:
+        assert reader.start(wait=10) == "kmsg"
+        assert _codes(counts) == {48: 1}
+    finally:
+        reader.close()
+
+
+def _codes(counts: KernelLogCounts) -> dict[int, int]:
+    tally = counts.for_gpu("0000:3b:00")
+    assert tally is not None
+    return tally.codes
+
+
+def _fake_journal(tmp_path: Path, codes: list[int]) -> Path:
+    entries = [
+        {
+            "MESSAGE": f"NVRM: Xid (PCI:0000:3b:00): {code}, pid=1, name=x, text",
+            "__REALTIME_TIMESTAMP": str(1_700_000_000_000_000 + i),
+            "__CURSOR": f"c{i}",
+        }
+        for i, code in enumerate(codes)
+    ]
+    (tmp_path / "entries.json").write_text(json.dumps(entries))
+    script = tmp_path / "journalctl"
+    script.write_text(
+        FAKE_JOURNALCTL.format(python=sys.executable, entries=str(tmp_path / "entries.json"))
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
 
 
 def test_nothing_readable_is_one_log_line_not_a_crash(
