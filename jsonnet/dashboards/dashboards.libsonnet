@@ -275,10 +275,13 @@ local g = import 'lib.libsonnet';
       ],
       links=links(uids.detail),
       annotations=[
-        // Catalogued codes are born at 0 (increase() sees their first event); a code outside
+        // A count above the one an interval earlier marks an event. The subtraction reaches
+        // back through the lookback window, so an XID that arrived while the exporter was not
+        // scraped still marks the first sample after it (increase() needs two samples inside
+        // the interval); increase() adds the events just after a counter reset; a code outside
         // the catalogue is born with its first event, so a non-zero series that did not exist
-        // one interval ago counts too — never a zero-born one at exporter start.
-        g.annotation('XID events', '(gpu_xid_errors_total%s > 0 unless gpu_xid_errors_total%s offset $__interval) or (increase(gpu_xid_errors_total%s[$__interval]) > 0)' % [one(), one(), one()], 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
+        // an interval ago counts too — a zero-born one at exporter start never does.
+        g.annotation('XID events', '(gpu_xid_errors_total%s > 0 unless gpu_xid_errors_total%s offset $__interval) or (gpu_xid_errors_total%s - gpu_xid_errors_total%s offset $__interval > 0) or (increase(gpu_xid_errors_total%s[$__interval]) > 0)' % [one(), one(), one(), one(), one()], 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
       ],
     ) { refresh: c.dashboardRefresh },
 
