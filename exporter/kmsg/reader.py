@@ -204,9 +204,13 @@ class KernelLogReader:
                 except InterruptedError:
                     continue
                 except OSError as exc:
-                    if exc.errno == errno.EINVAL:  # a record larger than our buffer: skip it
-                        continue
-                    raise
+                    # EINVAL: a record larger than our buffer, which the kernel never hands
+                    # out in part — retrying would spin, so stop following (counts so far stay).
+                    too_big = f"a record larger than {_READ_SIZE} bytes"
+                    reason = too_big if exc.errno == errno.EINVAL else exc
+                    log.warning("kernel log: stopped reading %s: %s", self.kmsg_path, reason)
+                    self._caught_up.set()
+                    return
                 if not chunk:  # end of the backlog (EAGAIN on kmsg, EOF on a plain file)
                     self._caught_up.set()
                     with contextlib.suppress(OSError, ValueError):
