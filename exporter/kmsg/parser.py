@@ -148,12 +148,18 @@ def parse_journal_line(raw: bytes) -> Record | None:
     )
 
 
+def _line_at(text: str, start: int) -> str:
+    """From ``start`` to the end of that line (a journal message may span several lines)."""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def parse_nvidia(text: str) -> XidEvent | SxidEvent | None:
     """The Xid or SXid event in one message, or None (most kernel messages are neither)."""
     text = text[:MAX_RECORD]
     start = text.find("NVRM: Xid (")
     if start >= 0:
-        match = _XID.match(text, start)
+        match = _XID.match(_line_at(text, start))
         if match is None:
             return None
         pci = pci_key(match["pci"])
@@ -163,7 +169,7 @@ def parse_nvidia(text: str) -> XidEvent | SxidEvent | None:
         return XidEvent(pci, bounded_code(int(match["code"])), _clean(rest))
     start = text.find("nvidia-nvswitch")
     if start >= 0 and "SXid (" in text:
-        match = _SXID.match(text, start)
+        match = _SXID.match(_line_at(text, start))
         if match is None:
             return None
         pci = pci_key(match["pci"])

@@ -96,6 +96,8 @@ def test_hostile_lines_are_bounded() -> None:
     # two records run together (interleaved writers): the first event is taken, nothing crashes
     both = "NVRM: Xid (PCI:0000:3b:00): 79, x NVRM: Xid (PCI:0000:3c:00): 48, y"
     assert isinstance(parse_nvidia(both), XidEvent)
+    multi = parse_nvidia("first line\nNVRM: Xid (PCI:0000:3b:00): 63, Row Remapper\nmore")
+    assert isinstance(multi, XidEvent) and multi.code == 63 and multi.text == "Row Remapper"
     sx = parse_nvidia("nvidia-nvswitch99999: SXid (PCI:0000:06:00.0): 999999, forged")
     assert isinstance(sx, SxidEvent) and sx.switch == -1 and sx.code == -1
 
