@@ -288,3 +288,15 @@ def _check_event(event: XidEvent | SxidEvent | None) -> None:
     else:
         assert event.switch == -1 or 0 <= event.switch <= MAX_NVSWITCH
         assert event.code == -1 or 1 <= event.code <= MAX_SXID_CODE
+
+
+def test_the_kernel_log_is_read_for_the_hosts_gpus_only_unless_asked() -> None:
+    from gpu_health.exporter.kmsg.source import options_for
+
+    assert options_for("nvml", False, None).enabled
+    assert options_for("auto", False, None).enabled and options_for("dcgm", False, None).enabled
+    assert not options_for("replay", False, None).enabled
+    assert not options_for("sim", False, None).enabled
+    explicit = options_for("sim", False, "/tmp/kmsg")
+    assert explicit.enabled and explicit.kmsg_path == "/tmp/kmsg" and not explicit.journal
+    assert not options_for("nvml", True, "/dev/kmsg").enabled
