@@ -142,6 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     log_level_argument(parser)
 
+    kernel_log = parser.add_argument_group("kernel log (XIDs since boot, NVSwitch SXids)")
+    kernel_log.add_argument(
+        "--kernel-log.disable",
+        dest="kernel_log_disable",
+        action="store_true",
+        help="do not read the kernel log; XIDs then come from NVML events alone, counted since "
+        "the exporter started (default: read /dev/kmsg, else the journal, when readable; for "
+        "the nvml and dcgm backends only, since replayed and simulated GPUs are not the host's)",
+    )
+    kernel_log.add_argument(
+        "--kernel-log.path",
+        dest="kernel_log_path",
+        default=None,
+        metavar="PATH",
+        help="kmsg device (or a file in its format) to read instead of /dev/kmsg; also turns "
+        "the kernel log on for the replay and sim backends",
+    )
+
     replay = parser.add_argument_group("replay backend")
     replay.add_argument(
         "--replay.fixture",
@@ -312,6 +330,7 @@ class Exporter:
         from prometheus_client.process_collector import ProcessCollector
 
         from gpu_health.exporter.collector import ExporterCollector
+        from gpu_health.exporter.kmsg.source import KernelLog, options_for
         from gpu_health.web.server import WebServer
 
         try:
@@ -327,8 +346,18 @@ class Exporter:
                 identities = [dataclasses.replace(i, node=args.node_name) for i in identities]
             if not identities:
                 log.warning("the %s backend found no GPU", self.backend.name)
+            self.kernel_log = KernelLog.start(
+                identities,
+                options_for(args.backend, args.kernel_log_disable, args.kernel_log_path),
+            )
             self.collector = ExporterCollector(
-                self.backend, identities, health, __version__, self.pods, args.pod_labels
+                self.backend,
+                identities,
+                health,
+                __version__,
+                self.pods,
+                args.pod_labels,
+                kernel_log=self.kernel_log,
             )
             registry = CollectorRegistry(auto_describe=False)
             registry.register(self.collector)
@@ -338,6 +367,9 @@ class Exporter:
             )
         except BaseException:
             self.backend.close()
+            kernel_log = getattr(self, "kernel_log", None)
+            if kernel_log is not None:
+                kernel_log.close()
             pods = getattr(self, "pods", None)
             if pods is not None:
                 pods.stop()
@@ -375,6 +407,8 @@ class Exporter:
         self.server.shutdown()
         if self.pods is not None:
             self.pods.stop()
+        if self.kernel_log is not None:
+            self.kernel_log.close()
         self.backend.close()
 
 

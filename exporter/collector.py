@@ -25,9 +25,11 @@ from gpu_health.telemetry.catalogue import (
     HEALTH_METRICS,
     IDENTITY_LABELS,
     INFO_LABELS,
+    NVSWITCH_METRICS,
     POD_INFO_HELP,
     POD_LABELS,
     SELF_METRICS,
+    UNKNOWN_GPU,
 )
 from gpu_health.telemetry.readings import GpuIdentity, GpuLostError, GpuSample
 
@@ -53,6 +55,14 @@ def _family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Fa
     return GaugeMetricFamily(name, help_text, labels=list(labels))
 
 
+#: Families that also carry the kernel log's XIDs at unknown PCI addresses.
+_UNATTRIBUTED = (
+    "gpu_xid_errors_total",
+    "gpu_xid_class_errors_total",
+    "gpu_last_xid_timestamp_seconds",
+)
+_NVSWITCH = {name: (kind, help_text, labels) for name, kind, help_text, labels in NVSWITCH_METRICS}
+
 _SELF = {name: (kind, help_text, labels) for name, kind, help_text, labels in SELF_METRICS}
 
 
@@ -72,8 +82,12 @@ class ExporterCollector(Collector):
         version: str = "",
         pods: Any | None = None,
         pod_labels: bool = False,
+        kernel_log: Any | None = None,
     ) -> None:
         """``pods``: a :class:`~gpu_health.exporter.kube.podresources.PodAttribution` or None.
+
+        ``kernel_log``: a :class:`~gpu_health.exporter.kmsg.source.KernelLog` (or None) whose
+        since-boot XID counts are merged into every GPU's sample, lost GPUs included.
 
         With ``pod_labels`` every per-GPU series also carries ``namespace``, ``pod`` and
         ``container`` (empty while no pod holds the GPU), as dcgm-exporter does; without it the
@@ -87,6 +101,7 @@ class ExporterCollector(Collector):
         self.pod_labels = pod_labels and pods is not None
         self._label_names = IDENTITY_LABELS + (POD_LABELS if self.pod_labels else ())
         self.version = version
+        self.kernel_log = kernel_log
         # Scrapes are serialised: the health model keeps per-GPU state and NVML handles are
         # shared; two Prometheus servers scraping at once simply take turns (a scrape is ~ms).
         self._lock = threading.Lock()
@@ -112,8 +127,13 @@ class ExporterCollector(Collector):
                     log.warning("%s", exc)
                     self._lost.add(identity.uuid)
                 out.append((identity, None))
-                if exc.events is not None:
-                    self._lost_events[identity.uuid] = exc.events
+                events = exc.events
+                if events is None and self._kernel_log_active():
+                    events = GpuSample(timestamp=time.time(), up=False)
+                if events is not None:
+                    if self.kernel_log is not None:
+                        self.kernel_log.merge(identity, events)
+                    self._lost_events[identity.uuid] = events
                 continue
             except Exception:  # a backend bug on one GPU must not take the others down
                 log.exception("sampling GPU %s failed", identity.index)
@@ -124,6 +144,8 @@ class ExporterCollector(Collector):
             if identity.uuid in self._lost:
                 self._lost.discard(identity.uuid)
                 log.info("GPU %s (%s) answers again", identity.index, identity.uuid)
+            if self.kernel_log is not None:
+                self.kernel_log.merge(identity, sample)
             out.append((identity, sample))
         return out
 
@@ -187,8 +209,29 @@ class ExporterCollector(Collector):
                     continue
                 for extra, value in spec.extract(identity, sample):
                     family.add_metric(base + list(extra), value)
+            if spec.name in _UNATTRIBUTED and self._kernel_log_active():
+                self._render_unattributed(family, spec.extract)
             if family.samples:
                 yield family
+
+    def _kernel_log_active(self) -> bool:
+        return self.kernel_log is not None and self.kernel_log.source is not None
+
+    def _render_unattributed(self, family: Family, extract: Any) -> None:
+        """XIDs at PCI addresses no inventoried GPU has: one bounded ``gpu="unknown"`` series."""
+        assert self.kernel_log is not None
+        tally = self.kernel_log.counts.unknown()
+        if not tally.codes:
+            return
+        events = GpuSample(timestamp=time.time(), up=False)
+        events.xid_counts = dict(tally.codes)
+        events.xid_class_counts = dict(tally.classes)
+        events.last_xid_timestamp = tally.last
+        node = self.identities[0].node if self.identities else ""
+        unknown = GpuIdentity(index=-1, uuid="", model="", node=node)
+        base = [node, UNKNOWN_GPU, "", "", ""] + ([""] * len(POD_LABELS) if self.pod_labels else [])
+        for extra, value in extract(unknown, events):
+            family.add_metric(base + list(extra), value)
 
     def _render_info(self) -> Metric:
         family = GaugeMetricFamily(
@@ -263,6 +306,7 @@ class ExporterCollector(Collector):
         expected.add_metric(["inventory"], float(len(samples)))
         expected.add_metric(["up"], float(sum(1 for _, s in samples if s is not None)))
         yield expected
+        yield from self._render_sources()
         errors = _self_family("gpu_exporter_collect_errors_total")
         errors.add_metric(["gpu"], float(self._sample_errors))
         if self.health is not None:
@@ -288,3 +332,23 @@ class ExporterCollector(Collector):
                 if index in by_index:
                     unsupported.add_metric(list(by_index[index].labels().values()), float(count))
             yield unsupported
+
+    def _render_sources(self) -> Iterator[Metric]:
+        """``gpu_exporter_source_info`` and, with the kernel log, the NVSwitch SXid counters."""
+        sources = _self_family("gpu_exporter_source_info")
+        sources.add_metric([self.backend.name], 1.0)
+        active = self.kernel_log.source if self.kernel_log is not None else None
+        for source in ("kmsg", "journal"):
+            sources.add_metric([f"kernel_log_{source}"], 1.0 if active == source else 0.0)
+        yield sources
+        if self.kernel_log is None or active is None:
+            return
+        lost = _self_family("gpu_exporter_kernel_log_overwritten_total")
+        lost.add_metric([], float(self.kernel_log.reader.overwritten))
+        yield lost
+        kind, help_text, labels = _NVSWITCH["nvswitch_sxid_errors_total"]
+        sxids = _family("nvswitch_sxid_errors_total", kind, help_text, labels)
+        node = self.identities[0].node if self.identities else ""
+        for (switch, code), count in sorted(self.kernel_log.counts.sxids().items()):
+            sxids.add_metric([node, switch, code], float(count))
+        yield sxids

@@ -17,6 +17,7 @@ from gpu_health.telemetry.catalogue import (
     HEALTH_METRICS,
     IDENTITY_LABELS,
     INFO_LABELS,
+    NVSWITCH_METRICS,
     POD_INFO_HELP,
     POD_LABELS,
     SELF_METRICS,
@@ -27,7 +28,7 @@ _COST = {
     "cheap": "read at scrape time (1–30 µs NVML getters)",
     "polled": "background poller, served from cache (age in `gpu_cache_age_seconds`)",
     "static": "read once at start-up",
-    "event": "NVML event thread",
+    "event": "NVML event thread and the kernel log (see *XID sources*)",
     "derived": "computed by the exporter",
 }
 
@@ -89,6 +90,28 @@ def render_metrics_markdown() -> str:
         "pod-resources, refreshed in the background (`--kubernetes.pod-resources-socket`) | "
         "`namespace`/`pod`/`container` labels on every series |"
     )
+    out += [
+        "",
+        "## XID sources",
+        "",
+        "XIDs come from two views of one stream: NVML events (counted from the exporter's "
+        "start) and the kernel log, where the driver writes every XID (`NVRM: Xid (PCI:…): "
+        "CODE, …`; counted since boot). The kernel log is read from `/dev/kmsg` when its ring "
+        "buffer still holds the whole boot, else from the systemd journal (`journalctl -k -b`), "
+        "else from the partial ring; `gpu_exporter_source_info` says which is active. Per GPU "
+        "and code the exported count is the **larger** of the two views, never their sum, so "
+        "an XID is counted once and an exporter restart neither loses nor repeats one. Every "
+        "catalogued code and class is exported from 0 while a source watches the GPU. "
+        'Lines naming a PCI address of no inventoried GPU count under `gpu="unknown"`; '
+        'codes above 999 under `xid="other"`.',
+        "",
+        "## NVSwitch metrics",
+        "",
+        "| metric | type | labels | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, kind, help_text, labels in NVSWITCH_METRICS:
+        out.append(f"| `{name}` | {kind} | {_labels(labels)} | {help_text} |")
     out += [
         "",
         "## Health score",

@@ -117,6 +117,7 @@ class SimBackend:
             events = GpuSample(timestamp=t, up=False)
             events.xid_counts = dict(seen.xid_counts)
             events.last_xid_timestamp = seen.last_xid_timestamp
+            events.xids_watched = True
             raise GpuLostError(f"simulated GPU {gpu.index} ({gpu.uuid}) is lost at {t:.0f}", events)
         return sample_at(slot, board, t)
 

@@ -115,7 +115,7 @@ def sample_at(slot: Slot, board: Board, t: float) -> GpuSample:
 
     base = signals.base_signals(SCALAR, t, signals.params_of(slot))
     f = fields(SCALAR, t, slot, board, base)
-    sample = GpuSample(timestamp=t)
+    sample = GpuSample(timestamp=t, xids_watched=True)
     for name, value in f.items():
         if name == "xid_counts":
             sample.xid_counts = {k: int(v) for k, v in value.items() if v > 0}

@@ -17,6 +17,7 @@ from typing import Any
 from gpu_health.sim.batch import Row
 from gpu_health.telemetry.catalogue import CATALOGUE, IDENTITY_LABELS, INFO_LABELS, MetricSpec
 from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS, GpuIdentity, GpuSample
+from gpu_health.telemetry.xids import XID_CATALOGUE, XID_CLASSES, xid_class
 
 SENTINEL = 7.0e15
 KEYED = ("xid_counts", "nvlink_errors", "clock_event_seconds")
@@ -69,7 +70,11 @@ def probe(
             ((name,), Source("clock_event_reasons", bit=b))
             for b, name in CLOCK_EVENT_REASONS.items()
         ]
-    sample = GpuSample(timestamp=0.0)
+    if spec.name == "gpu_xid_class_errors_total":
+        if "xid_counts" not in row.values:
+            return []
+        return [((cls,), Source("__xid_class__", key=cls)) for cls in XID_CLASSES]
+    sample = GpuSample(timestamp=0.0, xids_watched="xid_counts" in row.values)
     lookup: dict[float, Source] = {}
     n = 0
     for name, value in row.values.items():
@@ -111,10 +116,18 @@ class Writer:
             return np.where(row.present, row.up.astype(np.float64), np.nan)
         if src.field is None:
             return np.where(row.up, float(src.constant or 0.0), np.nan)
+        if src.field == "__xid_class__":
+            # Zero-born like the live exporter: 0 while up, plus every code of the class.
+            total = np.where(row.up, 0.0, np.nan)
+            for code, counts in row.values["xid_counts"].items():
+                if xid_class(code) == src.key:
+                    total = np.where(np.isnan(total), counts, total + counts)
+            return total
         value = row.values[src.field]
         if src.key is not None:
             value = value[src.key]
-            if src.field == "xid_counts":
+            if src.field == "xid_counts" and src.key not in XID_CATALOGUE:
+                # Codes outside the catalogue are born with their first event, as live.
                 value = np.where(value > 0, value, np.nan)
         if src.bit:
             value = np.floor(value / src.bit) % 2

@@ -13,22 +13,34 @@ Design follows the costs measured on an H100 (``tests/fixtures/h100/README.md``)
 - an event thread waits on NVML events and counts XIDs per code with the time of the last one;
 - GPU_IS_LOST / UNKNOWN raise :class:`GpuLostError` for that GPU only; the next scrape retries
   (re-acquiring the handle by UUID), so a GPU that comes back is served again.
+
+One concern per file: the poller is :mod:`.nvml_poll`, the XID event thread :mod:`.nvml_events`,
+the per-GPU state :mod:`.nvml_device`, unit and name conversions :mod:`.nvml_values`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from gpu_health.exporter.backend import BackendStats
+from gpu_health.exporter.backends.nvml_device import Device
+from gpu_health.exporter.backends.nvml_events import NvmlXidEvents
+from gpu_health.exporter.backends.nvml_poll import NvmlPoller
+from gpu_health.exporter.backends.nvml_values import (
+    as_float,
+    as_int,
+    div,
+    error_name,
+    field_value,
+    scale,
+    text,
+)
 from gpu_health.telemetry.readings import (
-    VIOLATION_POLICIES,
     BackendUnavailableError,
     GpuIdentity,
     GpuLostError,
@@ -41,21 +53,6 @@ log = logging.getLogger(__name__)
 _LOST_ERRORS = ("NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_UNKNOWN")
 #: Return codes that mean "this board does not have it": remembered and never asked again.
 _UNSUPPORTED_ERRORS = ("NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_FUNCTION_NOT_FOUND")
-#: NVML reports PCIe throughput in KB/s (1024 bytes, as its other byte counters).
-_KIB = 1024.0
-_MIB = 1024.0 * 1024.0
-#: GPM metrics read by the poller: (our name, pynvml constant). Values are 0-100 % or MiB/s.
-_GPM_METRICS = (
-    ("graphics_engine_active", "NVML_GPM_METRIC_GRAPHICS_UTIL"),
-    ("sm_active", "NVML_GPM_METRIC_SM_UTIL"),
-    ("sm_occupancy", "NVML_GPM_METRIC_SM_OCCUPANCY"),
-    ("tensor_active", "NVML_GPM_METRIC_ANY_TENSOR_UTIL"),
-    ("dram_active", "NVML_GPM_METRIC_DRAM_BW_UTIL"),
-    ("pcie_tx", "NVML_GPM_METRIC_PCIE_TX_PER_SEC"),
-    ("pcie_rx", "NVML_GPM_METRIC_PCIE_RX_PER_SEC"),
-)
-_GPM_RATIOS = {name for name, _ in _GPM_METRICS if not name.startswith("pcie_")}
-_EVENT_WAIT_MS = 500
 
 
 def _load_pynvml() -> Any:
@@ -68,30 +65,7 @@ def _load_pynvml() -> Any:
     return pynvml
 
 
-@dataclass
-class _Cache:
-    """Values of one poll group for one GPU, with the time they were read."""
-
-    read_at: float
-    values: dict[Any, Any]
-
-
-@dataclass
-class _Device:
-    identity: GpuIdentity
-    handle: Any
-    unsupported: set[str] = field(default_factory=set)
-    caches: dict[str, _Cache] = field(default_factory=dict)
-    xid_counts: dict[int, int] = field(default_factory=dict)
-    last_xid: float | None = None
-    nvlinks: tuple[int, ...] = ()
-    lost: bool = False
-    #: GPM (Hopper+) supported: profiling ratios and cheap PCIe throughput come from it
-    gpm: bool = False
-    gpm_sample: Any = None
-
-
-class NvmlBackend:
+class NvmlBackend(NvmlPoller, NvmlXidEvents):
     """Backend over an NVML binding (``pynvml`` or anything with its functions)."""
 
     name = "nvml"
@@ -111,7 +85,7 @@ class NvmlBackend:
         self._codes = _load_pynvml()
         self._lost = {getattr(self._codes, n) for n in _LOST_ERRORS}
         self._unsupported_codes = {getattr(self._codes, n) for n in _UNSUPPORTED_ERRORS}
-        self._devices: dict[str, _Device] = {}
+        self._devices: dict[str, Device] = {}
         self._stats = BackendStats()
         self._stats_lock = threading.Lock()
         self._stop = threading.Event()
@@ -135,12 +109,12 @@ class NvmlBackend:
     # -- error accounting --------------------------------------------------------------------
 
     def _count_error(self, call: str, exc: Exception) -> None:
-        error = _error_name(self._codes, exc)
+        error = error_name(self._codes, exc)
         with self._stats_lock:
             key = (call, error)
             self._stats.call_errors[key] = self._stats.call_errors.get(key, 0) + 1
 
-    def _read(self, dev: _Device, key: str, fn: str, *args: Any) -> Any:
+    def _read(self, dev: Device, key: str, fn: str, *args: Any) -> Any:
         """One NVML call for one GPU: None when unsupported or failed, GpuLostError when lost."""
         if key in dev.unsupported:
             return None
@@ -179,7 +153,7 @@ class NvmlBackend:
             count = int(self.nvml.nvmlDeviceGetCount())
         except n.NVMLError as exc:
             raise BackendUnavailableError(f"NVML could not count GPUs: {exc}") from None
-        devices: dict[str, _Device] = {}
+        devices: dict[str, Device] = {}
         for index in range(count):
             try:
                 handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
@@ -194,10 +168,10 @@ class NvmlBackend:
             self._start_threads()
         return [d.identity for d in devices.values()]
 
-    def _identify(self, index: int, handle: Any, driver: str | None, cuda: str | None) -> _Device:
+    def _identify(self, index: int, handle: Any, driver: str | None, cuda: str | None) -> Device:
         n = self._codes
         uuid = str(self.nvml.nvmlDeviceGetUUID(handle))
-        probe = _Device(GpuIdentity(index=index, uuid=uuid, model=""), handle)
+        probe = Device(GpuIdentity(index=index, uuid=uuid, model=""), handle)
 
         def read(key: str, fn: str, *args: Any) -> Any:
             return self._read(probe, key, fn, *args)
@@ -228,10 +202,10 @@ class NvmlBackend:
             index=index,
             uuid=uuid,
             model=str(read("name", "nvmlDeviceGetName") or "unknown"),
-            pci_bus_id=_text(getattr(pci, "busId", None)) or "",
+            pci_bus_id=text(getattr(pci, "busId", None)) or "",
             node=self.node,
-            serial=_text(read("serial", "nvmlDeviceGetSerial")),
-            vbios_version=_text(read("vbios", "nvmlDeviceGetVbiosVersion")),
+            serial=text(read("serial", "nvmlDeviceGetSerial")),
+            vbios_version=text(read("vbios", "nvmlDeviceGetVbiosVersion")),
             driver_version=driver,
             cuda_driver_version=cuda,
             memory_total_bytes=int(memory.total) if memory is not None else None,
@@ -239,7 +213,7 @@ class NvmlBackend:
             shutdown_temp_celsius=scaled(thresholds["shutdown"], 1),
             memory_max_temp_celsius=scaled(thresholds["memory_max"], 1),
             gpu_max_operating_temp_celsius=scaled(thresholds["gpu_max"], 1),
-            power_limit_default_watts=_div(
+            power_limit_default_watts=div(
                 read("power_default", "nvmlDeviceGetPowerManagementDefaultLimit"), 1000
             ),
             max_sm_clock_hertz=scaled(
@@ -276,37 +250,37 @@ class NvmlBackend:
             events = GpuSample(timestamp=self._clock(), up=False)
             events.xid_counts = dict(dev.xid_counts)
             events.last_xid_timestamp = dev.last_xid
+            events.xids_watched = self._watch_events
             raise GpuLostError(str(exc), events) from None
         dev.lost = False
         self._merge_cache(dev, sample)
         sample.xid_counts = dict(dev.xid_counts)
         sample.last_xid_timestamp = dev.last_xid
+        sample.xids_watched = self._watch_events
         return sample
 
-    def _reacquire(self, dev: _Device) -> None:
+    def _reacquire(self, dev: Device) -> None:
         try:
             dev.handle = self.nvml.nvmlDeviceGetHandleByUUID(dev.identity.uuid)
         except self._codes.NVMLError as exc:
             self._count_error("nvmlDeviceGetHandleByUUID", exc)
             raise GpuLostError(f"GPU {dev.identity.index} ({dev.identity.uuid}): {exc}") from None
 
-    def _sample_cheap(self, dev: _Device) -> GpuSample:
+    def _sample_cheap(self, dev: Device) -> GpuSample:
         n = self._codes
         r = self._read
         s = GpuSample(timestamp=self._clock())
-        s.temperature_gpu_celsius = _float(r(dev, "temp", "nvmlDeviceGetTemperature", 0))
+        s.temperature_gpu_celsius = as_float(r(dev, "temp", "nvmlDeviceGetTemperature", 0))
         s.temperature_memory_celsius = self._memory_temperature(dev)
-        s.fan_speed_ratio = _div(r(dev, "fan", "nvmlDeviceGetFanSpeed"), 100)
-        s.power_watts = _div(r(dev, "power", "nvmlDeviceGetPowerUsage"), 1000)
-        s.power_limit_watts = _div(r(dev, "power_limit", "nvmlDeviceGetEnforcedPowerLimit"), 1000)
-        s.sm_clock_hertz = _scale(
-            r(dev, "clock:sm", "nvmlDeviceGetClockInfo", n.NVML_CLOCK_SM), 1e6
-        )
-        s.memory_clock_hertz = _scale(
+        s.fan_speed_ratio = div(r(dev, "fan", "nvmlDeviceGetFanSpeed"), 100)
+        s.power_watts = div(r(dev, "power", "nvmlDeviceGetPowerUsage"), 1000)
+        s.power_limit_watts = div(r(dev, "power_limit", "nvmlDeviceGetEnforcedPowerLimit"), 1000)
+        s.sm_clock_hertz = scale(r(dev, "clock:sm", "nvmlDeviceGetClockInfo", n.NVML_CLOCK_SM), 1e6)
+        s.memory_clock_hertz = scale(
             r(dev, "clock:mem", "nvmlDeviceGetClockInfo", n.NVML_CLOCK_MEM), 1e6
         )
-        s.performance_state = _int(r(dev, "pstate", "nvmlDeviceGetPerformanceState"))
-        s.clock_event_reasons = _int(r(dev, "clock_events", self._reasons_call))
+        s.performance_state = as_int(r(dev, "pstate", "nvmlDeviceGetPerformanceState"))
+        s.clock_event_reasons = as_int(r(dev, "clock_events", self._reasons_call))
         util = r(dev, "util", "nvmlDeviceGetUtilizationRates")
         if util is not None:
             s.utilization_gpu_ratio = float(util.gpu) / 100
@@ -334,10 +308,10 @@ class NvmlBackend:
         )
         volatile, aggregate = n.NVML_VOLATILE_ECC, n.NVML_AGGREGATE_ECC
         ecc = "nvmlDeviceGetTotalEccErrors"
-        s.ecc_corrected_volatile = _int(r(dev, "ecc:c:v", ecc, corrected, volatile))
-        s.ecc_uncorrected_volatile = _int(r(dev, "ecc:u:v", ecc, uncorrected, volatile))
-        s.ecc_corrected_aggregate = _int(r(dev, "ecc:c:a", ecc, corrected, aggregate))
-        s.ecc_uncorrected_aggregate = _int(r(dev, "ecc:u:a", ecc, uncorrected, aggregate))
+        s.ecc_corrected_volatile = as_int(r(dev, "ecc:c:v", ecc, corrected, volatile))
+        s.ecc_uncorrected_volatile = as_int(r(dev, "ecc:u:v", ecc, uncorrected, volatile))
+        s.ecc_corrected_aggregate = as_int(r(dev, "ecc:c:a", ecc, corrected, aggregate))
+        s.ecc_uncorrected_aggregate = as_int(r(dev, "ecc:u:a", ecc, uncorrected, aggregate))
         remap = r(dev, "remap", "nvmlDeviceGetRemappedRows")
         if remap is not None:
             corr, unc, pending, failure = remap
@@ -354,11 +328,11 @@ class NvmlBackend:
         s.retired_pages_double_bit = None if dbe is None else len(dbe)
         pending_pages = r(dev, "retired:pending", "nvmlDeviceGetRetiredPagesPendingStatus")
         s.retired_pages_pending = None if pending_pages is None else bool(pending_pages)
-        s.pcie_link_generation = _int(r(dev, "pcie_gen", "nvmlDeviceGetCurrPcieLinkGeneration"))
-        s.pcie_link_width = _int(r(dev, "pcie_width", "nvmlDeviceGetCurrPcieLinkWidth"))
+        s.pcie_link_generation = as_int(r(dev, "pcie_gen", "nvmlDeviceGetCurrPcieLinkGeneration"))
+        s.pcie_link_width = as_int(r(dev, "pcie_width", "nvmlDeviceGetCurrPcieLinkWidth"))
         return s
 
-    def _memory_temperature(self, dev: _Device) -> float | None:
+    def _memory_temperature(self, dev: Device) -> float | None:
         """HBM temperature: a one-id field-value call (3 µs on H100, unlike large batches)."""
         fid = int(self._codes.NVML_FI_DEV_MEMORY_TEMP)
         values = self._read(dev, "field:memory_temp", "nvmlDeviceGetFieldValues", [fid])
@@ -369,9 +343,9 @@ class NvmlBackend:
             if int(value.nvmlReturn) in self._unsupported_codes:
                 dev.unsupported.add("field:memory_temp")
             return None
-        return _field_value(self._codes, value)
+        return field_value(self._codes, value)
 
-    def _merge_cache(self, dev: _Device, s: GpuSample) -> None:
+    def _merge_cache(self, dev: Device, s: GpuSample) -> None:
         now = self._clock()
         caches = dict(dev.caches)  # the poller swaps entries; take a consistent view
         for group, cache in caches.items():
@@ -395,127 +369,6 @@ class NvmlBackend:
                 s.tensor_active_ratio = v.get("tensor_active")
                 s.dram_active_ratio = v.get("dram_active")
 
-    # -- the background poller ---------------------------------------------------------------
-
-    def _poll_device(self, dev: _Device) -> None:
-        n = self._codes
-        r = self._read
-        if dev.lost:
-            return
-        energy = r(dev, "energy", "nvmlDeviceGetTotalEnergyConsumption")
-        self._store(dev, "energy", {} if energy is None else {"energy_joules": energy / 1000.0})
-        gpm = self._poll_gpm(dev) if dev.gpm else None
-        if gpm is not None:
-            self._store(dev, "gpm", {k: v / 100 for k, v in gpm.items() if k in _GPM_RATIOS})
-        if dev.gpm:
-            # GPM's PCIe rates (MiB/s over the poll window) cost nothing extra; the legacy
-            # call blocks 21 ms per direction. Until a second GPM sample exists: nothing.
-            throughput = {
-                k: gpm[f"pcie_{k}"] * _MIB for k in ("tx", "rx") if gpm and f"pcie_{k}" in gpm
-            }
-        else:
-            tx = r(dev, "pcie_tx", "nvmlDeviceGetPcieThroughput", n.NVML_PCIE_UTIL_TX_BYTES)
-            rx = r(dev, "pcie_rx", "nvmlDeviceGetPcieThroughput", n.NVML_PCIE_UTIL_RX_BYTES)
-            throughput = {k: v * _KIB for k, v in (("tx", tx), ("rx", rx)) if v is not None}
-        self._store(dev, "pcie_throughput", throughput)
-        violations: dict[str, float] = {}
-        for policy in VIOLATION_POLICIES:
-            const = getattr(n, f"NVML_PERF_POLICY_{policy.upper()}", None)
-            if const is None:
-                continue
-            status = r(dev, f"violation:{policy}", "nvmlDeviceGetViolationStatus", const)
-            if status is not None:
-                violations[policy] = float(status.violationTime) / 1e9
-        self._store(dev, "violation", violations)
-        replays = r(dev, "pcie_replay", "nvmlDeviceGetPcieReplayCounter")
-        self._store(dev, "pcie_replay", {} if replays is None else {"replays": int(replays)})
-        if dev.nvlinks:
-            errors: dict[tuple[int, str], int] = {}
-            kinds = (
-                ("crc_flit", "NVML_NVLINK_ERROR_DL_CRC_FLIT"),
-                ("crc_data", "NVML_NVLINK_ERROR_DL_CRC_DATA"),
-                ("replay", "NVML_NVLINK_ERROR_DL_REPLAY"),
-                ("recovery", "NVML_NVLINK_ERROR_DL_RECOVERY"),
-            )
-            for link in dev.nvlinks:
-                for kind, const in kinds:
-                    value = r(
-                        dev,
-                        f"nvlink:{link}:{kind}",
-                        "nvmlDeviceGetNvLinkErrorCounter",
-                        link,
-                        getattr(n, const),
-                    )
-                    if value is not None:
-                        errors[(link, kind)] = int(value)
-            self._store(dev, "nvlink", errors)
-
-    def _poll_gpm(self, dev: _Device) -> dict[str, float] | None:
-        """GPM metrics over the window since the previous poll (None on the first poll)."""
-        n, nvml = self._codes, self.nvml
-        try:
-            sample = nvml.nvmlGpmSampleAlloc()
-            nvml.nvmlGpmSampleGet(dev.handle, sample)
-        except n.NVMLError as exc:
-            self._gpm_failed(dev, "nvmlGpmSampleGet", exc)
-            return None
-        previous, dev.gpm_sample = dev.gpm_sample, sample
-        if previous is None:
-            return None
-        try:
-            request = nvml.c_nvmlGpmMetricsGet_t()
-            request.version = n.NVML_GPM_METRICS_GET_VERSION
-            request.numMetrics = len(_GPM_METRICS)
-            request.sample1 = previous
-            request.sample2 = sample
-            for i, (_, const) in enumerate(_GPM_METRICS):
-                request.metrics[i].metricId = getattr(n, const)
-            nvml.nvmlGpmMetricsGet(request)
-        except n.NVMLError as exc:
-            self._gpm_failed(dev, "nvmlGpmMetricsGet", exc)
-            return None
-        finally:
-            with contextlib.suppress(Exception):
-                nvml.nvmlGpmSampleFree(previous)
-        return {
-            name: float(request.metrics[i].value)
-            for i, (name, _) in enumerate(_GPM_METRICS)
-            if int(request.metrics[i].nvmlReturn) == 0
-        }
-
-    def _gpm_failed(self, dev: _Device, call: str, exc: Exception) -> None:
-        code = getattr(exc, "value", None)
-        if code in self._unsupported_codes:
-            dev.gpm = False  # fall back to the legacy PCIe call; no profiling series
-        else:
-            self._count_error(call, exc)
-        if code in self._lost:
-            raise GpuLostError(f"GPU {dev.identity.index} ({dev.identity.uuid}): {exc}") from None
-
-    def _store(self, dev: _Device, group: str, values: dict[Any, Any]) -> None:
-        if values:
-            dev.caches[group] = _Cache(self._clock(), values)
-        else:
-            dev.caches.pop(group, None)  # nothing supported: no series and no cache age
-
-    def _poll_once(self) -> None:
-        started = time.perf_counter()
-        for dev in list(self._devices.values()):
-            try:
-                self._poll_device(dev)
-            except GpuLostError as exc:
-                dev.lost = True
-                log.warning("%s", exc)
-            except Exception:  # the poller must survive anything a driver throws at it
-                log.exception("polling GPU %s failed", dev.identity.index)
-        with self._stats_lock:
-            self._stats.poll_duration_seconds = time.perf_counter() - started
-            self._stats.polls_total += 1
-
-    def _poll_loop(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self._poll_once()
-
     def _start_threads(self) -> None:
         poller = threading.Thread(target=self._poll_loop, name="nvml-poller", daemon=True)
         self._threads.append(poller)
@@ -524,51 +377,6 @@ class NvmlBackend:
             events = threading.Thread(target=self._event_loop, name="nvml-events", daemon=True)
             self._threads.append(events)
             events.start()
-
-    # -- events (XID) ------------------------------------------------------------------------
-
-    def _event_loop(self) -> None:
-        n = self._codes
-        try:
-            event_set = self.nvml.nvmlEventSetCreate()
-        except (n.NVMLError, AttributeError) as exc:
-            log.warning("NVML events unavailable, XIDs will not be counted: %s", exc)
-            return
-        wanted = n.nvmlEventTypeXidCriticalError
-        wanted_ecc = n.nvmlEventTypeSingleBitEccError | n.nvmlEventTypeDoubleBitEccError
-        by_handle: dict[Any, _Device] = {}
-        for dev in self._devices.values():
-            for types in (wanted | wanted_ecc, wanted):
-                try:
-                    self.nvml.nvmlDeviceRegisterEvents(dev.handle, types, event_set)
-                    by_handle[_handle_key(dev.handle)] = dev
-                    break
-                except n.NVMLError as exc:
-                    log.debug("GPU %s: registering events %#x: %s", dev.identity.index, types, exc)
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                data = self.nvml.nvmlEventSetWait_v2(event_set, _EVENT_WAIT_MS)
-            except n.NVMLError as exc:
-                if getattr(exc, "value", None) == n.NVML_ERROR_TIMEOUT:
-                    backoff = 0.1
-                    continue
-                self._count_error("nvmlEventSetWait_v2", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            source = by_handle.get(_handle_key(data.device))
-            if source is None:
-                continue
-            if data.eventType & wanted:
-                xid = int(data.eventData)
-                source.xid_counts[xid] = source.xid_counts.get(xid, 0) + 1
-                source.last_xid = self._clock()
-                log.warning("GPU %s: XID %d", source.identity.index, xid)
-            elif data.eventType & wanted_ecc:
-                log.info("GPU %s: ECC event %#x", source.identity.index, data.eventType)
-        with contextlib.suppress(Exception):
-            self.nvml.nvmlEventSetFree(event_set)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -589,58 +397,3 @@ class NvmlBackend:
             thread.join(timeout=2.0)
         with contextlib.suppress(Exception):
             self.nvml.nvmlShutdown()
-
-
-def _handle_key(handle: Any) -> Any:
-    """Real handles are ctypes pointers (compare by address); fakes are hashable values."""
-    try:
-        return ctypes.cast(handle, ctypes.c_void_p).value
-    except (TypeError, ctypes.ArgumentError):
-        return handle
-
-
-def _error_name(codes: Any, exc: Exception) -> str:
-    value = getattr(exc, "value", None)
-    for name in dir(codes):
-        if name.startswith("NVML_ERROR_") and getattr(codes, name) == value:
-            return name.removeprefix("NVML_ERROR_").lower()
-    return "unknown" if value is None else str(value)
-
-
-def _field_value(codes: Any, value: Any) -> float | None:
-    kind = int(value.valueType)
-    attr = {
-        codes.NVML_VALUE_TYPE_DOUBLE: "dVal",
-        codes.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
-        codes.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
-        codes.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
-        codes.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
-        codes.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
-    }.get(kind)
-    if attr is None:
-        return None
-    raw = getattr(value.value, attr, None)
-    return None if raw is None else float(raw)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _scale(value: Any, factor: float) -> float | None:
-    return None if value is None else float(value) * factor
-
-
-def _div(value: Any, divisor: float) -> float | None:
-    """Unit conversion by division: 73361 mW / 1000 is exactly 73.361, unlike * 1e-3."""
-    return None if value is None else float(value) / divisor

@@ -272,8 +272,9 @@ local g = import 'lib.libsonnet';
           g.target('gpu_retired_pages%s' % one(), 'retired {{cause}}'),
           g.target('gpu_retired_pages_pending%s' % one(), 'retirement pending'),
         ], unit='none', thresholds=g.rising(1, 1)),
-        g.timeseries('XID events', 'XID events per code in the last %s (also shown as annotations).' % c.xidWindow, [
+        g.timeseries('XID events', 'XID events per code, and per class where there were any (fallen off the bus, uncontained ECC, ...), in the last %s (also shown as annotations).' % c.xidWindow, [
           g.target('%s%s' % [rec.xid, one()], 'XID {{xid}}'),
+          g.target('increase(gpu_xid_class_errors_total%s[%s]) > 0' % [one(), c.xidWindow], 'class {{class}}'),
         ], unit='none', thresholds=g.rising(1, 1)),
 
         g.timeseries('PCIe link', 'Current link generation and width against their maximum (a drop means a degraded link).', [
@@ -305,9 +306,13 @@ local g = import 'lib.libsonnet';
       ],
       links=links(uids.detail),
       annotations=[
-        // A per-code counter starts at its first event, so increase() alone misses that event:
-        // a series that did not exist one interval ago counts too (as in the XID rule).
-        g.annotation('XID events', '(gpu_xid_errors_total%s unless gpu_xid_errors_total%s offset $__interval) or (increase(gpu_xid_errors_total%s[$__interval]) > 0)' % [one(), one(), one()], 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
+        // A count above the one an interval earlier marks an event. The subtraction reaches
+        // back through the lookback window, so an XID that arrived while the exporter was not
+        // scraped still marks the first sample after it (increase() needs two samples inside
+        // the interval); increase() adds the events just after a counter reset; a code outside
+        // the catalogue is born with its first event, so a non-zero series that did not exist
+        // an interval ago counts too — a zero-born one at exporter start never does.
+        g.annotation('XID events', '(gpu_xid_errors_total%s > 0 unless gpu_xid_errors_total%s offset $__interval) or (gpu_xid_errors_total%s - gpu_xid_errors_total%s offset $__interval > 0) or (increase(gpu_xid_errors_total%s[$__interval]) > 0)' % [one(), one(), one(), one(), one()], 'XID {{xid}}', 'XID {{xid}} on GPU {{gpu}} ({{node}})'),
       ],
     ) { refresh: c.dashboardRefresh },
 

@@ -40,21 +40,14 @@ local join(list) = std.join(', ', list);
         name: 'gpu-health-gpu.rules',
         rules: [
           {
-            // XID events per GPU and code in the window. A per-code counter is created at its
-            // first event and restarts at zero with the exporter, so increase() alone misses
-            // the first event of a new series; a series with no sample in the window before
-            // this one counts with its whole value instead (first branch), all others by
-            // increase() (which handles counter resets, so a restart never double-counts).
-            // present_over_time() rather than `offset` so that the staleness markers of one
-            // failed scrape never make an old series look new.
+            // XID events per GPU and code in the window. The exporter creates every
+            // catalogued code's counter at 0 as soon as it watches a GPU (and counts from the
+            // kernel log since boot, so a restart neither loses nor repeats events), hence a
+            // plain increase() sees the first event too; it also handles the counter resets
+            // of an exporter restart without the kernel log. A code outside the catalogue is
+            // still born with its first event and read 0 here until its second.
             record: r.xid,
             expr: |||
-              (
-                gpu_xid_errors_total{%(exp)s}
-                unless
-                present_over_time(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s] offset %(xidWindow)s)
-              )
-              or
               increase(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s])
             ||| % vars,
           },

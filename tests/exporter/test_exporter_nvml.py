@@ -15,6 +15,7 @@ from gpu_health.exporter.backends.nvml import NvmlBackend
 from gpu_health.exporter.collector import ExporterCollector
 from gpu_health.exporter.fake_nvml import FakeNvml
 from gpu_health.telemetry.readings import BackendUnavailableError
+from gpu_health.telemetry.xids import XID_CATALOGUE
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "h100" / "nvml_h100.json"
 
@@ -152,7 +153,12 @@ def test_xid_events_are_counted_per_code_with_the_last_time(
         assert time.monotonic() < deadline, "XID events were not counted"
         time.sleep(0.05)
     assert get(s, "gpu_xid_errors_total", gpu="2", xid="48") == [1]
-    assert get(s, "gpu_xid_errors_total", gpu="0") == []
+    # Every catalogued code exists from the start at 0 (so increase() sees a first event).
+    assert get(s, "gpu_xid_errors_total", gpu="0") == [0.0] * len(XID_CATALOGUE)
+    assert get(s, "gpu_xid_errors_total", gpu="2", xid="94") == [0]
+    assert get(s, "gpu_xid_class_errors_total", gpu="2", **{"class": "fallen_off_bus"}) == [2]
+    assert get(s, "gpu_xid_class_errors_total", gpu="2", **{"class": "uncorrectable_ecc"}) == [1]
+    assert get(s, "gpu_xid_class_errors_total", gpu="0", **{"class": "fallen_off_bus"}) == [0]
     (last,) = get(s, "gpu_last_xid_timestamp_seconds", gpu="2")
     assert started <= last <= time.time()
 

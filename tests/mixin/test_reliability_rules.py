@@ -73,17 +73,22 @@ def test_old_xids_leave_the_window(tmp_path: Path) -> None:
     promtool(tmp_path, [xid_test("0 1 1 1 1x30", "25m", 0)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: for an XID series younger than 10m the record returns the raw "
-    "counter (the `unless present_over_time(... offset 10m)` branch), so when the exporter also "
-    "restarted inside those 10m only the XIDs since the restart are counted (1 instead of 3); "
-    "the alert still fires, only the count it shows is low",
-)
 def test_restart_soon_after_the_first_xid_still_counts_all(tmp_path: Path) -> None:
-    # The XID series appears with the first XID (value 1), a second XID, the exporter restarts
-    # and a third XID arrives: 3 in the window.
-    promtool(tmp_path, [xid_test("_ 1 2 _ _ 1 1 1", "6m", 3)])
+    # Counters are born at 0 with the exporter (every catalogued code), so increase() sees the
+    # first XID; two XIDs, the exporter restarts (the NVML-only count is born at 0 again) and a
+    # third XID arrives: 3 in the window, not 1 (the old `unless present_over_time` rule) or 5.
+    promtool(tmp_path, [xid_test("0 1 2 _ 0 1 1 1", "6m", 3)])
+
+
+def test_restart_with_kernel_log_counts_since_boot(tmp_path: Path) -> None:
+    # With the kernel-log source the counter is "since boot": a restart re-reads the log and the
+    # series continues where it was (2), the third XID makes it 3: still 3 in the window.
+    promtool(tmp_path, [xid_test("0 1 2 _ _ 2 3 3", "6m", 3)])
+
+
+def test_first_xid_of_a_code_counts_once(tmp_path: Path) -> None:
+    # The series sat at 0 for ten minutes before its first event: one event, not zero.
+    promtool(tmp_path, [xid_test("0x10 1 1", "12m", 1)])
 
 
 def alert_series(alert: str, severity: str) -> str:

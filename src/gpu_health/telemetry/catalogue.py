@@ -19,6 +19,13 @@ from gpu_health.telemetry.readings import (
     GpuSample,
     reasons_from_bitmask,
 )
+from gpu_health.telemetry.xids import (
+    MAX_XID_CODE,
+    XID_CATALOGUE,
+    XID_CLASSES,
+    xid_class,
+    xid_label,
+)
 
 Kind = Literal["gauge", "counter"]
 #: ``(extra label values in the order of MetricSpec.labels, value)``
@@ -143,8 +150,34 @@ def _retired(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
 
 
 def _xids(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
-    for code, count in sorted(s.xid_counts.items()):
-        yield ((str(code),), float(count))
+    # Born at 0 for every catalogued code while a source watches the GPU, so increase() sees
+    # the first event of each code (on Prometheus and VictoriaMetrics alike).
+    counts: dict[str, float] = {}
+    if s.xids_watched:
+        counts = {str(code): 0.0 for code in XID_CATALOGUE}
+    for code, count in s.xid_counts.items():
+        label = xid_label(code)
+        counts[label] = counts.get(label, 0.0) + float(count)
+    for label in sorted(counts, key=_xid_order):
+        yield ((label,), counts[label])
+
+
+def _xid_order(label: str) -> tuple[int, str]:
+    return (int(label), "") if label.isdigit() else (MAX_XID_CODE + 1, label)
+
+
+def _xid_classes(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
+    counts = dict.fromkeys(XID_CLASSES, 0.0) if s.xids_watched else {}
+    if s.xid_class_counts:
+        for cls, count in s.xid_class_counts.items():
+            counts[cls] = counts.get(cls, 0.0) + float(count)
+    else:
+        for code, count in s.xid_counts.items():
+            cls = xid_class(code)
+            counts[cls] = counts.get(cls, 0.0) + float(count)
+    for cls in XID_CLASSES:
+        if cls in counts:
+            yield ((cls,), counts[cls])
 
 
 def _clock_event_active(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
@@ -427,11 +460,21 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec(
         "gpu_xid_errors_total",
         "counter",
-        "XID events seen, by XID code, since the exporter started watching.",
+        "XID events by code: since boot from the kernel log, else since the exporter started "
+        "(NVML events); every catalogued code starts at 0, codes above 999 count as xid=other.",
         _xids,
         labels=("xid",),
         cost="event",
         dcgm=(DcgmField("DCGM_FI_DEV_XID_ERRORS", {"xid": "*value*"}, semantics="last_value"),),
+    ),
+    MetricSpec(
+        "gpu_xid_class_errors_total",
+        "counter",
+        "XID events by class (fallen_off_bus, uncontained_ecc, contained_ecc, ...): by code for "
+        "catalogued codes, else from the kernel-log message text; every class starts at 0.",
+        _xid_classes,
+        labels=("class",),
+        cost="event",
     ),
     MetricSpec(
         "gpu_last_xid_timestamp_seconds",
@@ -618,12 +661,39 @@ SELF_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
         (),
     ),
     (
+        "gpu_exporter_source_info",
+        "gauge",
+        "1 for each XID source active now, 0 for one that is not: the backend (nvml, dcgm, "
+        "replay, sim), kernel_log_kmsg, kernel_log_journal.",
+        ("source",),
+    ),
+    (
+        "gpu_exporter_kernel_log_overwritten_total",
+        "counter",
+        "Times /dev/kmsg overwrote records before the exporter read them (XIDs may be missed).",
+        (),
+    ),
+    (
         "gpu_exporter_build_info",
         "gauge",
         "Version of the exporter and the backend serving this scrape; always 1.",
         ("version", "backend"),
     ),
 )
+
+#: Per-NVSwitch series from the kernel log (``nvidia-nvswitchN: SXid (PCI:…): CODE, …``): not per
+#: GPU, so they carry ``node`` and the switch number rather than the GPU identity labels.
+NVSWITCH_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
+    (
+        "nvswitch_sxid_errors_total",
+        "counter",
+        "NVSwitch SXid errors in the kernel log since boot, by switch (N of nvidia-nvswitchN; "
+        "unknown above 63) and SXid code (other beyond 64 distinct codes per switch).",
+        ("node", "nvswitch", "sxid"),
+    ),
+)
+#: The series for XIDs whose PCI address is not a GPU in the inventory: ``gpu="unknown"``.
+UNKNOWN_GPU = "unknown"
 
 assert all(s.kind != "counter" or s.name.endswith("_total") for s in CATALOGUE)
 assert len({s.name for s in CATALOGUE}) == len(CATALOGUE)

@@ -143,9 +143,14 @@ class GpuSample:
     nvlink_tx_bytes: float | None = None
     nvlink_rx_bytes: float | None = None
     # events
-    #: cumulative XID count per code since the exporter started watching
+    #: cumulative XID count per code: since the exporter started watching (NVML events) or
+    #: since boot (kernel log); out-of-range codes under ``telemetry.xids.XID_OTHER``
     xid_counts: dict[int, int] = field(default_factory=dict)
+    #: cumulative XID count per class (``telemetry.xids.XID_CLASSES``); empty: derived by code
+    xid_class_counts: dict[str, int] = field(default_factory=dict)
     last_xid_timestamp: float | None = None
+    #: True when a source watches this GPU's XIDs, so every catalogued code is exported from 0
+    xids_watched: bool = False
     # virtualisation
     vgpu_license_status: int | None = None
     #: age in seconds of values served from the background poller's cache, by group

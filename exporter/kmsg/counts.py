@@ -1,0 +1,85 @@
+"""What the kernel log has said since boot: XIDs per GPU (by PCI address) and SXids per NVSwitch.
+
+Bounded by construction: counts are kept only for the PCI addresses of the GPUs in the
+inventory; a line naming any other address (a GPU NVML no longer lists, or a forged line) adds to
+one ``unknown`` bucket; codes and switch numbers arrive already bounded by the parser, and SXid
+codes are capped at :data:`MAX_SXID_LABELS` distinct values per switch (the rest: ``other``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gpu_health.exporter.kmsg.parser import PciKey, SxidEvent, XidEvent, pci_key
+from gpu_health.telemetry.xids import xid_class
+
+#: Distinct SXid codes labelled per NVSwitch before the rest count as ``sxid="other"``.
+MAX_SXID_LABELS = 64
+
+
+@dataclass
+class XidTally:
+    """XID counts of one GPU (or of the unknown bucket) with the time of the last one."""
+
+    codes: dict[int, int] = field(default_factory=dict)
+    classes: dict[str, int] = field(default_factory=dict)
+    last: float | None = None
+
+    def add(self, code: int, cls: str, when: float | None) -> None:
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.classes[cls] = self.classes.get(cls, 0) + 1
+        if when is not None and (self.last is None or when > self.last):
+            self.last = when
+
+    def copy(self) -> XidTally:
+        return XidTally(dict(self.codes), dict(self.classes), self.last)
+
+
+class KernelLogCounts:
+    """Thread-safe counters fed by the reader thread and read by every scrape."""
+
+    def __init__(self, gpu_addresses: Iterable[str]) -> None:
+        keys = {pci_key(address) for address in gpu_addresses}
+        self._gpus: dict[PciKey, XidTally] = {k: XidTally() for k in keys if k is not None}
+        self._unknown = XidTally()
+        #: (switch label, sxid label) -> count
+        self._sxids: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        #: Xid/SXid lines counted, and lines that named an address outside the inventory
+        self.events = 0
+        self.unattributed = 0
+
+    def add(self, event: XidEvent | SxidEvent, when: float | None) -> None:
+        with self._lock:
+            self.events += 1
+            if isinstance(event, XidEvent):
+                tally = self._gpus.get(event.pci)
+                if tally is None:
+                    self.unattributed += 1
+                    tally = self._unknown
+                tally.add(event.code, xid_class(event.code, event.text), when)
+                return
+            switch = str(event.switch) if event.switch >= 0 else "unknown"
+            code = str(event.code) if event.code >= 0 else "other"
+            labelled = {c for s, c in self._sxids if s == switch}
+            if code not in labelled and len(labelled) >= MAX_SXID_LABELS:
+                code = "other"
+            key = (switch, code)
+            self._sxids[key] = self._sxids.get(key, 0) + 1
+
+    def for_gpu(self, pci_bus_id: str) -> XidTally | None:
+        """A copy of one GPU's tally (None: its address is not one the counts were built for)."""
+        key = pci_key(pci_bus_id)
+        with self._lock:
+            tally = self._gpus.get(key) if key is not None else None
+            return tally.copy() if tally is not None else None
+
+    def unknown(self) -> XidTally:
+        with self._lock:
+            return self._unknown.copy()
+
+    def sxids(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._sxids)

@@ -1,0 +1,284 @@
+"""Follow the kernel log in a background thread: ``/dev/kmsg``, else the systemd journal.
+
+Why both, and in this order: ``/dev/kmsg`` is the kernel's own ring buffer — every message since
+boot as long as the buffer has not wrapped (its first record then has sequence number 0), no
+daemon involved, readable by an unprivileged container when ``kernel.dmesg_restrict=0`` (with
+CAP_SYSLOG otherwise). When the ring has wrapped, the journal (``journalctl -k -b``) still holds
+the kernel messages of the whole boot, so it is preferred then; when neither is readable the
+exporter says so in one log line and counts XIDs from NVML events alone.
+
+Start-up reads the whole backlog before the first scrape is served (bounded by ``wait``): a
+count served before the backlog is read would look like a counter reset followed by a burst of
+new events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import logging
+import os
+import select
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
+
+from gpu_health.exporter.kmsg.counts import KernelLogCounts
+from gpu_health.exporter.kmsg.parser import (
+    MAX_RECORD,
+    Record,
+    parse_journal_line,
+    parse_kmsg_record,
+    parse_nvidia,
+)
+
+log = logging.getLogger(__name__)
+
+KMSG = "/dev/kmsg"
+JOURNALCTL = ("journalctl", "-k", "-b", "-o", "json", "--no-pager")
+#: one /dev/kmsg read returns one record; the kernel refuses buffers smaller than the record
+_READ_SIZE = 2 * MAX_RECORD
+_POLL_SECONDS = 0.5
+
+
+class LineSplitter:
+    """Bytes in, complete lines out; a line longer than MAX_RECORD is cut, never buffered whole."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._overlong = False
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        data = self._tail + chunk
+        lines = data.split(b"\n")
+        self._tail = lines.pop()
+        for line in lines:
+            if self._overlong:
+                self._overlong = False  # the rest of a line already emitted in part
+                continue
+            yield line
+        if len(self._tail) > MAX_RECORD:
+            yield self._tail[:MAX_RECORD]
+            self._tail = b""
+            self._overlong = True
+
+
+class KernelLogReader:
+    """Feeds :class:`KernelLogCounts` from the kernel log; ``source`` says from where."""
+
+    def __init__(
+        self,
+        counts: KernelLogCounts,
+        kmsg_path: str = KMSG,
+        journal_command: Sequence[str] | None = JOURNALCTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.counts = counts
+        self.kmsg_path = kmsg_path
+        self.journal_command = tuple(journal_command) if journal_command else None
+        self._clock = clock
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        #: "kmsg", "journal" or None (not readable); set by start()
+        self.source: str | None = None
+        #: records lost because the ring buffer overwrote them before they were read
+        self.overwritten = 0
+        # kmsg timestamps are microseconds since boot; this turns them into Unix time
+        self._boot = clock() - time.clock_gettime(time.CLOCK_MONOTONIC)
+
+    # -- choosing the source -----------------------------------------------------------------
+
+    def start(self, wait: float = 10.0) -> str | None:
+        """Pick the source, start the thread, wait up to ``wait`` s for the backlog; the source."""
+        kmsg_error, first_seq = self._probe_kmsg()
+        kmsg_complete = kmsg_error is None and first_seq == 0  # the ring still holds boot
+        journal_ok = not kmsg_complete and self._probe_journal()
+        if kmsg_complete or (kmsg_error is None and not journal_ok):
+            if first_seq not in (0, None):
+                log.warning(
+                    "kernel log: %s has wrapped (first record %d) and the journal has no kernel "
+                    "messages: XIDs logged before it are not counted",
+                    self.kmsg_path,
+                    first_seq,
+                )
+            self.source, target = "kmsg", self._follow_kmsg
+        elif journal_ok:
+            self.source, target = "journal", self._follow_journal
+        else:
+            log.warning(
+                "kernel log not readable (%s: %s; journal: no kernel messages): XIDs are counted "
+                "from NVML events only and NVSwitch SXids not at all; mount /dev/kmsg read-only "
+                "and, where kernel.dmesg_restrict=1, grant CAP_SYSLOG",
+                self.kmsg_path,
+                kmsg_error,
+            )
+            return None
+        self._thread = threading.Thread(target=self._run, args=(target,), name="kernel-log")
+        self._thread.daemon = True
+        self._thread.start()
+        if not self._caught_up.wait(wait):
+            log.warning("kernel log: backlog not read within %.0f s; serving anyway", wait)
+        return self.source
+
+    def _probe_kmsg(self) -> tuple[str | None, int | None]:
+        """(error, sequence number of the oldest record still in the ring)."""
+        try:
+            fd = os.open(self.kmsg_path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            return exc.strerror or str(exc), None
+        try:
+            for _ in range(64):  # a record overwritten while we look: try the next one
+                try:
+                    raw = os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    return None, None  # empty ring
+                except BrokenPipeError:
+                    continue
+                except OSError as exc:
+                    return exc.strerror or str(exc), None
+                for line in raw.split(b"\n"):
+                    record = parse_kmsg_record(line)
+                    if record is not None:
+                        return None, record.seq
+                return None, None
+            return None, None
+        finally:
+            os.close(fd)
+
+    def _probe_journal(self) -> bool:
+        if not self.journal_command or shutil.which(self.journal_command[0]) is None:
+            return False
+        try:
+            done = subprocess.run(
+                [*self.journal_command, "-n", "1"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0 and parse_journal_line(done.stdout.strip()) is not None
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception:  # the reader must never take the exporter down
+            log.exception("kernel log reader stopped")
+        finally:
+            self._caught_up.set()
+
+    def _handle(self, record: Record | None) -> None:
+        if record is None:
+            return
+        event = parse_nvidia(record.text)
+        if event is None:
+            return
+        if record.realtime_usec is not None:
+            when: float | None = record.realtime_usec / 1e6
+        elif record.monotonic_usec is not None:
+            when = self._boot + record.monotonic_usec / 1e6
+        else:
+            when = None
+        self.counts.add(event, when)
+
+    def _follow_kmsg(self) -> None:
+        fd = os.open(self.kmsg_path, os.O_RDONLY | os.O_NONBLOCK)
+        splitter = LineSplitter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    chunk = b""
+                except BrokenPipeError:
+                    self.overwritten += 1  # the ring overwrote records we had not read yet
+                    continue
+                except InterruptedError:
+                    continue
+                except OSError as exc:
+                    # EINVAL: a record larger than our buffer, which the kernel never hands
+                    # out in part — retrying would spin, so stop following (counts so far stay).
+                    too_big = f"a record larger than {_READ_SIZE} bytes"
+                    reason = too_big if exc.errno == errno.EINVAL else exc
+                    log.warning("kernel log: stopped reading %s: %s", self.kmsg_path, reason)
+                    self._caught_up.set()
+                    return
+                if not chunk:  # end of the backlog (EAGAIN on kmsg, EOF on a plain file)
+                    self._caught_up.set()
+                    with contextlib.suppress(OSError, ValueError):
+                        select.select([fd], [], [], _POLL_SECONDS)
+                    if not os.path.exists(self.kmsg_path):
+                        break
+                    if not _is_char_device(fd):
+                        self._stop.wait(_POLL_SECONDS)  # a plain file never becomes readable
+                    continue
+                for line in splitter.feed(chunk):
+                    if line[:1].isdigit():  # " KEY=value" continuation lines are skipped
+                        self._handle(parse_kmsg_record(line))
+        finally:
+            os.close(fd)
+
+    def _follow_journal(self) -> None:
+        assert self.journal_command is not None
+        cursor = self._journal_pass([*self.journal_command], follow=False)
+        self._caught_up.set()
+        follow = [*self.journal_command, "--follow"]
+        follow += [f"--after-cursor={cursor}"] if cursor else ["--lines=0"]
+        while not self._stop.is_set():
+            cursor = self._journal_pass(follow, follow=True) or cursor
+            if cursor:
+                follow = [*self.journal_command, "--follow", f"--after-cursor={cursor}"]
+            self._stop.wait(5.0)  # journalctl exited (journald restarted?): resume after it
+
+    def _journal_pass(self, command: list[str], follow: bool) -> str | None:
+        """Run journalctl once, count what it prints; the last cursor seen."""
+        cursor = None
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
+        self._process = process
+        # a BufferedReader: read1 returns what is there (up to n) without waiting for n
+        stdout = cast(io.BufferedReader, process.stdout)
+        splitter = LineSplitter()
+        try:
+            while not self._stop.is_set():
+                chunk = stdout.read1(_READ_SIZE)
+                if not chunk:
+                    break
+                for line in splitter.feed(chunk):
+                    record = parse_journal_line(line)
+                    if record is not None and record.cursor:
+                        cursor = record.cursor
+                    self._handle(record)
+        finally:
+            if follow or process.poll() is None:
+                process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            self._process = None
+        return cursor
+
+    def close(self) -> None:
+        self._stop.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
+def _is_char_device(fd: int) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISCHR(os.fstat(fd).st_mode)
+    except OSError:
+        return False

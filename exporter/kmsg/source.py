@@ -1,0 +1,102 @@
+"""The kernel-log XID source as the collector sees it: start, merge into samples, close.
+
+Precedence and deduplication: the NVIDIA driver writes every XID it raises to the kernel log, and
+NVML delivers the same XID as an event — so the two are two views of one stream, not two
+streams to add. Per GPU and code the exported count is the larger of the two: the kernel log's
+"since boot" count normally, the NVML count when the kernel log lost lines (a wrapped ring) or
+has not read the line yet. Both counts only grow, so their maximum only grows too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpu_health.exporter.kmsg.counts import KernelLogCounts, XidTally
+from gpu_health.exporter.kmsg.reader import JOURNALCTL, KMSG, KernelLogReader
+from gpu_health.telemetry.readings import GpuIdentity, GpuSample
+from gpu_health.telemetry.xids import xid_class
+
+log = logging.getLogger(__name__)
+
+#: Backends whose GPUs are this host's GPUs: the kernel log is read by default for them only
+#: (a simulated or replayed GPU is not the host's, so the host's XIDs do not belong to it).
+HARDWARE_BACKENDS = ("auto", "nvml", "dcgm")
+
+
+@dataclass(frozen=True)
+class KernelLogOptions:
+    """What the command line decided: off, or which kmsg path (journal as the fallback)."""
+
+    enabled: bool
+    kmsg_path: str = KMSG
+    journal: bool = True
+
+
+def options_for(backend: str, disable: bool, path: str | None) -> KernelLogOptions:
+    """On for hardware backends unless disabled; for replay/sim only with an explicit path."""
+    if disable:
+        return KernelLogOptions(False)
+    if path is not None:
+        return KernelLogOptions(True, path, journal=backend in HARDWARE_BACKENDS)
+    return KernelLogOptions(backend in HARDWARE_BACKENDS)
+
+
+class KernelLog:
+    """Counts from the kernel log, merged into each GPU's sample; ``source`` None: inactive."""
+
+    def __init__(self, reader: KernelLogReader, source: str | None) -> None:
+        self.reader = reader
+        self.counts = reader.counts
+        self.source = source
+
+    @classmethod
+    def start(
+        cls, identities: Sequence[GpuIdentity], options: KernelLogOptions, wait: float = 10.0
+    ) -> KernelLog | None:
+        """Read the backlog and follow; None when switched off (not when unreadable)."""
+        if not options.enabled:
+            log.debug("kernel log: off, XIDs come from the backend alone")
+            return None
+        counts = KernelLogCounts(i.pci_bus_id for i in identities)
+        reader = KernelLogReader(counts, options.kmsg_path, JOURNALCTL if options.journal else None)
+        source = reader.start(wait=wait)
+        if source is not None:
+            log.info(
+                "kernel log: counting XIDs and SXids from %s (%d so far)",
+                options.kmsg_path if source == "kmsg" else "the journal",
+                counts.events,
+            )
+        return cls(reader, source)
+
+    def merge(self, identity: GpuIdentity, sample: GpuSample) -> None:
+        """Fold this GPU's kernel-log counts into ``sample`` (counted once, see module doc)."""
+        if self.source is None:
+            return
+        tally = self.counts.for_gpu(identity.pci_bus_id)
+        if tally is None:
+            return
+        merge_tally(sample, tally)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def merge_tally(sample: GpuSample, tally: XidTally) -> None:
+    """Per code and per class the larger of the backend's and the kernel log's count."""
+    sample.xids_watched = True
+    classes: dict[str, int] = dict(sample.xid_class_counts)
+    if not classes:
+        for code, count in sample.xid_counts.items():
+            cls = xid_class(code)
+            classes[cls] = classes.get(cls, 0) + count
+    for code, count in tally.codes.items():
+        sample.xid_counts[code] = max(sample.xid_counts.get(code, 0), count)
+    for cls, count in tally.classes.items():
+        classes[cls] = max(classes.get(cls, 0), count)
+    sample.xid_class_counts = classes
+    if tally.last is not None and (
+        sample.last_xid_timestamp is None or tally.last > sample.last_xid_timestamp
+    ):
+        sample.last_xid_timestamp = tally.last

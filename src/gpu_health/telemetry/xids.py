@@ -1,0 +1,110 @@
+"""The XID catalogue: which codes the exporter reports from birth, their names and classes.
+
+Why a catalogue: a counter series that appears only with its first event is invisible to
+``increase()`` (Prometheus has no earlier sample to subtract from; VictoriaMetrics counts the
+first sample instead, so the two engines disagree). The exporter therefore creates
+``gpu_xid_errors_total{xid}`` at 0 for every code listed here as soon as it watches a GPU, and
+``gpu_xid_class_errors_total{class}`` at 0 for every class. Codes and descriptions follow
+NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors/); the classes group codes by what an
+operator does about them and are this project's own.
+
+Label values stay bounded whatever a driver (or a forged kernel-log line) reports: a code outside
+``1..MAX_XID_CODE`` is counted under ``xid="other"`` (:data:`XID_OTHER`), and a class is always
+one of :data:`XID_CLASSES`.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Codes above this (or below 1) are counted as ``xid="other"``; NVIDIA's catalog ends in the
+#: 150s today, so the margin leaves room for new drivers without unbounded label values.
+MAX_XID_CODE = 999
+#: The key under which out-of-range codes are counted in ``GpuSample.xid_counts``.
+XID_OTHER = -1
+
+#: code -> (description, class). Descriptions abridged from NVIDIA's Xid catalog.
+XID_CATALOGUE: dict[int, tuple[str, str]] = {
+    8: ("GPU stopped processing (timeout)", "timeout"),
+    13: ("graphics engine exception", "application"),
+    31: ("GPU memory page fault (MMU fault)", "application"),
+    32: ("invalid or corrupted push buffer stream", "application"),
+    43: ("GPU stopped processing (application channel reset)", "application"),
+    45: ("preemptive cleanup after previous errors", "application"),
+    46: ("GPU stopped processing", "timeout"),
+    48: ("double-bit ECC error", "uncorrectable_ecc"),
+    61: ("internal micro-controller breakpoint/warning", "firmware"),
+    62: ("internal micro-controller halt", "firmware"),
+    63: ("ECC page retirement or row-remapping event", "row_remap"),
+    64: ("ECC page retirement or row-remapping failure", "row_remap"),
+    68: ("video processor exception", "application"),
+    69: ("graphics engine class error", "application"),
+    74: ("NVLink error", "interconnect"),
+    79: ("GPU has fallen off the bus", "fallen_off_bus"),
+    92: ("high single-bit ECC error rate", "corrected_ecc"),
+    94: ("contained ECC error", "contained_ecc"),
+    95: ("uncontained ECC error", "uncontained_ecc"),
+    109: ("context-switch timeout", "timeout"),
+    119: ("GSP RPC timeout", "gsp"),
+    120: ("GSP error", "gsp"),
+    121: ("C2C link error", "interconnect"),
+    140: ("unrecovered ECC error", "uncorrectable_ecc"),
+    143: ("GPU initialisation failure", "gpu_init"),
+    154: ("GPU recovery action changed", "recovery_action"),
+}
+
+#: Every value the ``class`` label can take ("other": a code outside the catalogue whose
+#: message text names no known class).
+XID_CLASSES: tuple[str, ...] = (
+    "fallen_off_bus",
+    "uncorrectable_ecc",
+    "uncontained_ecc",
+    "contained_ecc",
+    "corrected_ecc",
+    "row_remap",
+    "interconnect",
+    "gsp",
+    "firmware",
+    "timeout",
+    "gpu_init",
+    "recovery_action",
+    "application",
+    "other",
+)
+
+assert {cls for _, cls in XID_CATALOGUE.values()} <= set(XID_CLASSES)
+
+#: For codes outside the catalogue: the message text decides, first match wins (the driver's
+#: own wording, e.g. "GPU has fallen off the bus.", "Uncontained: LTC TAG", "Row Remapper").
+_TEXT_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"fallen off the bus", re.I), "fallen_off_bus"),
+    (re.compile(r"\buncontained\b", re.I), "uncontained_ecc"),
+    (re.compile(r"\bcontained\b", re.I), "contained_ecc"),
+    (re.compile(r"double bit|\bDBE\b|uncorrectable", re.I), "uncorrectable_ecc"),
+    (re.compile(r"row remap", re.I), "row_remap"),
+    (re.compile(r"nvlink|\bC2C\b|\bLink \d{1,3}\b", re.I), "interconnect"),
+    (re.compile(r"\bGSP\b"), "gsp"),
+    (re.compile(r"timeout|timed out", re.I), "timeout"),
+    (re.compile(r"MMU Fault|Exception", re.I), "application"),
+)
+
+
+def xid_label(code: int) -> str:
+    """The ``xid`` label value of a code (``other`` outside ``1..MAX_XID_CODE``)."""
+    return str(code) if 1 <= code <= MAX_XID_CODE else "other"
+
+
+def bounded_code(code: int) -> int:
+    """The key a code is counted under: itself, or :data:`XID_OTHER` when out of range."""
+    return code if 1 <= code <= MAX_XID_CODE else XID_OTHER
+
+
+def xid_class(code: int, text: str = "") -> str:
+    """The class of an XID: from the catalogue by code, else from the message text."""
+    known = XID_CATALOGUE.get(code)
+    if known is not None:
+        return known[1]
+    for pattern, cls in _TEXT_CLASSES:
+        if pattern.search(text):
+            return cls
+    return "other"
