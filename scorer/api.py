@@ -112,7 +112,7 @@ def openapi_document() -> dict[str, Any]:
                 "properties": {
                     "recommended_action": {
                         "type": "string",
-                        "enum": ["keep", "repurpose", "sell", "decommission"],
+                        "enum": ["keep", "repair", "repurpose", "sell", "decommission"],
                     },
                     "npv": {"type": "object", "additionalProperties": {"type": "number"}},
                     "residual_value": {"type": "number"},

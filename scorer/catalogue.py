@@ -32,7 +32,7 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "gpu_recommended_action",
         "gauge",
-        "1 on the recommended action (keep, sell, repurpose, decommission), 0 on the others.",
+        "1 on the recommended action (keep, repair, repurpose, sell, decommission), 0 on others.",
         ("action",),
     ),
     ("gpu_scorer_last_run_timestamp_seconds", "gauge", "Unix time the last scoring run ended.", ()),
@@ -57,6 +57,21 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "gpu_scorer_model_reload_errors_total",
         "counter",
         "New models refused at reload (missing, truncated, altered); the last good one is kept.",
+        (),
+    ),
+)
+
+SCORER_METRICS += (
+    (
+        "gpu_state",
+        "gauge",
+        "1 on the GPU's state (healthy, degraded, failed, absent, replaced), 0 on the others.",
+        ("state",),
+    ),
+    (
+        "gpu_state_age_seconds",
+        "gauge",
+        "Seconds since the GPU's last sample (0 while it reports; grows while absent).",
         (),
     ),
 )

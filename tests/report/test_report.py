@@ -19,7 +19,7 @@ from tests.conftest import PrometheusFactory
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 GRADE_OF = [(90, "excellent"), (75, "good"), (60, "fair"), (40, "poor"), (0, "critical")]
-ACTIONS = ("keep", "repurpose", "sell", "decommission")
+ACTIONS = ("keep", "repair", "repurpose", "sell", "decommission")
 
 
 @dataclass

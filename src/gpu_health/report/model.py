@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ACTIONS = ("keep", "repurpose", "sell", "decommission")
+ACTIONS = ("keep", "repair", "repurpose", "sell", "decommission")
 GRADES = ("excellent", "good", "fair", "poor", "critical")
 
 
