@@ -97,8 +97,10 @@ def _any_of(names: Sequence[str], template: str, by: str) -> str:
 def state_queries(schema: str) -> dict[str, str]:
     """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
 
-    Every evidence query is a filter: a GPU in the result has that evidence. ``last_seen`` is
-    the exception: it returns the time of the GPU's last sample (resolution LAST_SEEN_STEP).
+    Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
+    the GPUs reporting now; ``last_seen`` returns the time of each GPU's last sample in the
+    LOOKBACK (resolution LAST_SEEN_STEP, so it may miss the last few minutes: ``fresh`` decides
+    presence, ``last_seen`` only the age of absent GPUs).
     """
     return {name: q for name, q in _queries(schema).items() if q}
 
@@ -113,6 +115,7 @@ def _queries(schema: str) -> dict[str, str]:
             "last_seen": (
                 f"max by ({by}) (max_over_time(timestamp(gpu_up)[{LOOKBACK}:{LAST_SEEN_STEP}]))"
             ),
+            "fresh": f"max by ({by}) (last_over_time(gpu_up[{FRESH}]))",
             "lost": f"max by ({by}) (last_over_time(gpu_up[{FRESH}])) == 0",
             # The second half counts a counter first seen above zero inside the window (an
             # exporter that creates XID counters at their first event).
@@ -145,6 +148,9 @@ def _queries(schema: str) -> dict[str, str]:
             _dcgm("gpu_temperature_celsius", sensor="gpu"),
             f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])",
             by,
+        ),
+        "fresh": _any_of(
+            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{FRESH}])", by
         ),
         "hard_xid": " or ".join(f"(max by ({by}) ({last_xid} == {x}) {recent})" for x in HARD_XIDS),
         "uncorrectable_ecc": _any_of(
@@ -215,11 +221,6 @@ def rank_key(state: str, probability: float) -> tuple[int, float]:
     return (_RANK.get(state, len(STATES)), -p)
 
 
-def _duration_s(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return float(text[:-1]) * units[text[-1]]
-
-
 def _reason(template: str, metric: Mapping[str, Any], value: object) -> str:
     xid = str(metric.get("xid", "")) or _code(value)
     return template.format(xid=xid)
@@ -268,7 +269,6 @@ def classify(
     (state, reasons) of absent GPUs when they were last seen (see :func:`last_seen_times`).
     """
     lab = LABELS[schema]
-    fresh_s = _duration_s(FRESH)
     evidence = evidence_state(schema, results)
     seen: dict[str, tuple[Identity, float]] = {}
     for sample in results.get("last_seen", ()):
@@ -279,17 +279,20 @@ def classify(
             continue
         if ident[2] and (ident[2] not in seen or t > seen[ident[2]][1]):
             seen[ident[2]] = (ident, t)
-    fresh_in_slot: dict[tuple[str, str], str] = {}
-    for uuid, (ident, t) in seen.items():
-        if at - t <= fresh_s:
-            fresh_in_slot[(ident[0], ident[1])] = uuid
+    fresh: dict[str, Identity] = {}
+    for sample in results.get("fresh", ()):
+        ident = lab.identity(sample.get("metric", {}))
+        if ident[2]:
+            fresh[ident[2]] = ident
+            seen[ident[2]] = (ident, at)
+    fresh_in_slot = {(ident[0], ident[1]): uuid for uuid, ident in fresh.items()}
     known = dict(last_known or {})
     states: dict[str, GpuState] = {}
     for uuid, (ident, t) in seen.items():
         age = max(0.0, at - t)
-        if age <= fresh_s:
+        if uuid in fresh:
             state, reasons = evidence.get(uuid, ("healthy", ()))
-            states[uuid] = GpuState(*ident, state, reasons, t, age)
+            states[uuid] = GpuState(*ident, state, reasons, t, 0.0)
             continue
         last_state, last_reasons = known.get(uuid, ("", ()))
         successor = fresh_in_slot.get((ident[0], ident[1]), "")
@@ -354,7 +357,9 @@ def gather_states(
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
     for t in needs_history(states, history_limit):
         past = {
-            name: query(promql, t + 1.0) for name, promql in queries.items() if name != "last_seen"
+            name: query(promql, t + 1.0)
+            for name, promql in queries.items()
+            if name not in ("last_seen", "fresh")
         }
         for uuid, found in evidence_state(schema, past).items():
             history.setdefault(uuid, found)
