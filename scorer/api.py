@@ -139,7 +139,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/gpus": {
                 "get": {
-                    "summary": "GPUs ranked by state (failed, absent, degraded, healthy), then risk",
+                    "summary": "GPUs ranked by state (failed, absent, degraded, healthy) then risk",
                     "parameters": [
                         {
                             "name": "horizon",
