@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(prometheus prometheus-alertmanager jsonnet python3-venv chromium)
+APT_PACKAGES=(prometheus prometheus-alertmanager jsonnet python3-venv chromium victoria-metrics)
 VENV=.venv
 EXTRAS="scorer,mixin,test,dev"
 
@@ -19,6 +19,7 @@ need_packages() {
     command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
     command -v jsonnet >/dev/null || missing+=(jsonnet)
     command -v chromium >/dev/null || missing+=(chromium)
+    command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     printf '%s\n' "${missing[@]}" | sort -u | grep -v '^$' || true
 }

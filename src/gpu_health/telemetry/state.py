@@ -251,7 +251,8 @@ def evidence_state(
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
     for uuid, found in reasons.items():
         if found.get("failed"):
-            out[uuid] = ("failed", tuple(found["failed"] + found.get("degraded", [])))
+            both = found["failed"] + found.get("degraded", [])
+            out[uuid] = ("failed", tuple(dict.fromkeys(both)))
         else:
             out[uuid] = ("degraded", tuple(found.get("degraded", [])))
     return out
