@@ -34,6 +34,27 @@ def _card(title: str, chart: str) -> str:
     return f'<div class="card"><h3>{_e(title)}</h3>{chart}</div>'
 
 
+def _states(report: FleetReport) -> list[str]:
+    """GPUs per state, and a table of the GPUs that are not healthy (failed first)."""
+    if not report.states:
+        return []
+    counts = " · ".join(f"{_e(k)} {n}" for k, n in report.states.items())
+    parts = [f"<h2>GPU states</h2><p>{counts}</p>"]
+    if report.unhealthy:
+        parts.append(
+            "<table><tr><th>node</th><th>gpu</th><th>uuid</th><th>state</th><th>why</th>"
+            "<th>silent for (s)</th></tr>"
+        )
+        parts += [
+            f"<tr{' class=crit' if s.state in ('failed', 'absent') else ''}><td>{_e(s.node)}</td>"
+            f"<td>{_e(s.gpu)}</td><td>{_e(s.uuid)}</td><td>{_e(s.state)}</td>"
+            f"<td>{_e('; '.join(s.reasons) or '-')}</td><td class='num'>{s.age_s:.0f}</td></tr>"
+            for s in report.unhealthy[:200]
+        ]
+        parts.append("</table>")
+    return parts
+
+
 def render(report: FleetReport) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.generated_at))
     parts = [
@@ -41,8 +62,10 @@ def render(report: FleetReport) -> str:
         f"<title>GPU fleet report {when}</title><style>{CSS}</style></head><body>",
         "<h1>GPU fleet report</h1>",
         f"<div class='meta'>{report.gpu_count} GPUs · {_e(report.schema)} metrics · period "
-        f"{_e(report.period)} · {when} · source {_e(report.prometheus)}</div>",
+        f"{_e(report.period)} · {when} · source {_e(report.prometheus)} ({_e(report.engine)})"
+        f" · schema {_e(report.schema_reason)}</div>",
     ]
+    parts += _states(report)
     charts = []
     if report.grades:
         charts.append(
@@ -80,6 +103,7 @@ def render(report: FleetReport) -> str:
             "gpu",
             "uuid",
             "model",
+            "state",
             "p 7d",
             "p 30d",
             "health",
@@ -91,10 +115,11 @@ def render(report: FleetReport) -> str:
         for r in report.risks:
             factors = ", ".join(f"{_e(n)} {v:+.2f}" for n, v in r.factors) or "-"
             npv = r.npv.get(r.action or "")
-            css = " class='crit'" if (r.p30 or 0) >= 0.5 else ""
+            down = r.state in ("failed", "absent")
+            css = " class='crit'" if down or (r.p30 or 0) >= 0.5 else ""
             parts.append(
                 f"<tr{css}><td>{_e(r.node)}</td><td>{_e(r.gpu)}</td><td>{_e(r.uuid)}</td>"
-                f"<td>{_e(r.model)}</td><td class='num'>{_pct(r.p7)}</td>"
+                f"<td>{_e(r.model)}</td><td>{_e(r.state)}</td><td class='num'>{_pct(r.p7)}</td>"
                 f"<td class='num'>{_pct(r.p30)}</td>"
                 f"<td class='num'>{'-' if r.health is None else f'{r.health:.0f}'}</td>"
                 f"<td>{factors}</td><td>{_e(r.action or '-')}</td>"

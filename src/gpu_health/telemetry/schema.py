@@ -17,10 +17,11 @@ from typing import Any
 from gpu_health.errors import UserError
 
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
-#: A GPU counts for a schema when it reported power or temperature within this window.
+#: A GPU counts for a schema when it reported within this window (``gpu_up``, also 0 for a lost
+#: GPU, or power or temperature).
 FRESH = "30m"
 _SIGNALS = {
-    "ours": ("uuid", "gpu_power_watts|gpu_temperature_celsius"),
+    "ours": ("uuid", "gpu_up|gpu_power_watts|gpu_temperature_celsius"),
     "dcgm": ("UUID", "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"),
 }
 
@@ -66,7 +67,7 @@ def choose_schema(query: Callable[[str], Sequence[Any]], requested: str = "auto"
     if counts["ours"] == 0 and counts["dcgm"] == 0:
         raise UserError(
             f"no GPU reports in the last {FRESH}: neither gpu-health-exporter metrics "
-            "(gpu_power_watts, gpu_temperature_celsius) nor dcgm-exporter metrics "
+            "(gpu_up, gpu_power_watts, gpu_temperature_celsius) nor dcgm-exporter metrics "
             "(DCGM_FI_DEV_POWER_USAGE, DCGM_FI_DEV_GPU_TEMP)"
         )
     name = "dcgm" if counts["dcgm"] > counts["ours"] else "ours"
