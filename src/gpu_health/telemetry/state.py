@@ -112,10 +112,15 @@ def _queries(schema: str) -> dict[str, str]:
     if schema == "ours":
         xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
         return {
-            "last_seen": (
-                f"max by ({by}) (max_over_time(timestamp(gpu_up)[{LOOKBACK}:{LAST_SEEN_STEP}]))"
+            # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
+            "last_seen": _any_of(
+                ("gpu_up", "gpu_power_watts"),
+                f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])",
+                by,
             ),
-            "fresh": f"max by ({by}) (last_over_time(gpu_up[{FRESH}]))",
+            "fresh": _any_of(
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{FRESH}])", by
+            ),
             "lost": f"max by ({by}) (last_over_time(gpu_up[{FRESH}])) == 0",
             # The second half counts a counter first seen above zero inside the window (an
             # exporter that creates XID counters at their first event).
