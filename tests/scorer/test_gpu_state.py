@@ -36,9 +36,7 @@ def _states(url: str, schema: str = "ours") -> tuple[dict[str, GpuState], PromCl
 
 
 def _check_fleet(states: dict[str, GpuState]) -> None:
-    assert {u: s.state for u, s in states.items()} == {
-        g.uuid: g.expect for g in state_fleet.FLEET
-    }
+    assert {u: s.state for u, s in states.items()} == {g.uuid: g.expect for g in state_fleet.FLEET}
     assert "lost (gpu_up 0)" in states["GPU-lost"].reasons
     assert "XID 79" in states["GPU-xid79"].reasons
     assert "XID 48" in states["GPU-xid48-born-at-1"].reasons  # a counter first seen at 1

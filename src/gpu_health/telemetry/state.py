@@ -12,8 +12,9 @@ HTTP client and gets the same answer.
 * ``absent``: known in the last :data:`LOOKBACK` but no sample in the last :data:`FRESH`; the
   state it had when it was last seen is kept (``last_state``) with the age of its last sample.
 * ``replaced``: absent, and another UUID reports fresh samples from the same node and slot.
-* ``degraded``: reporting, no hard fault, but an active health penalty of at least
-  :data:`DEGRADED_PENALTY` points, a pending row remap, or (dcgm-exporter, which has no health
+* ``degraded``: reporting, no hard fault, but a health penalty of at least
+  :data:`DEGRADED_PENALTY` points within the last :data:`FRESH` (intermittent faults such as
+  power-brake slowdowns come and go), a pending row remap, or (dcgm-exporter, which has no health
   score) an XID, PCIe replays or thermal/power violations in the recent window.
 * ``healthy``: everything else that reports.
 
@@ -136,7 +137,7 @@ def _queries(schema: str) -> dict[str, str]:
             "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{FRESH}])) > 0",
             "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{FRESH}])) > 0",
             "health_penalty": (
-                f'max by ({by}) (last_over_time(gpu_health_penalty{{dimension!="overall"}}'
+                f'max by ({by}, reason) (max_over_time(gpu_health_penalty{{dimension!="overall"}}'
                 f"[{FRESH}])) >= {DEGRADED_PENALTY:g}"
             ),
         }
@@ -189,7 +190,7 @@ FAILED_EVIDENCE = {
 }
 DEGRADED_EVIDENCE = {
     "remap_pending": "row remap pending",
-    "health_penalty": "health penalty",
+    "health_penalty": "health penalty {reason}",
     "recent_xid": "XID {xid}",
     "violations": "PCIe replays or clock violations",
 }
@@ -228,7 +229,7 @@ def rank_key(state: str, probability: float) -> tuple[int, float]:
 
 def _reason(template: str, metric: Mapping[str, Any], value: object) -> str:
     xid = str(metric.get("xid", "")) or _code(value)
-    return template.format(xid=xid)
+    return template.format(xid=xid, reason=metric.get("reason", ""))
 
 
 def _code(value: object) -> str:
