@@ -149,3 +149,23 @@ def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
         "GPU-d1": ("degraded", ("XID 43",)),
         "GPU-d2": ("healthy", ()),
     }
+
+
+def test_rewrite_touches_only_the_functions_metricsql_counts_differently() -> None:
+    from gpu_health.telemetry.engine import from_buildinfo, rewrite
+
+    q = "sum(increase(gpu_xid_errors_total[1h])) + changes (x[5m]) + rate(y[1m]) + delta(z[1h])"
+    assert rewrite(q, "victoriametrics") == (
+        "sum(increase_prometheus(gpu_xid_errors_total[1h])) + changes_prometheus(x[5m])"
+        " + rate(y[1m]) + delta_prometheus(z[1h])"
+    )
+    assert rewrite(q, "prometheus") == q
+    once = rewrite("increase(a[1h])", "victoriametrics")
+    assert once == "increase_prometheus(a[1h])" and rewrite(once, "victoriametrics") == once
+    assert rewrite("my_changes(a)", "victoriametrics") == "my_changes(a)"
+    prometheus_info = {
+        "status": "success",
+        "data": {"version": "2.42.0", "revision": "x", "goVersion": "go1.19"},
+    }
+    assert from_buildinfo(prometheus_info) == "prometheus"
+    assert from_buildinfo({"status": "success", "data": {}}) is None

@@ -27,6 +27,7 @@ COMPATIBLE = {
     "delta": "delta_prometheus",
 }
 _CALL = re.compile(r"\b(" + "|".join(COMPATIBLE) + r")\s*\(")
+# (A label value that spells one of these calls would be rewritten too; none of ours does.)
 #: A query only MetricsQL answers.
 PROBE = "changes_prometheus(vector(1)[2m:1m])"
 
