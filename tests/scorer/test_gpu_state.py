@@ -138,12 +138,23 @@ def _dcgm_history(end: float) -> str:
     return "\n".join(["# TYPE DCGM_FI_DEV_GPU_TEMP gauge", *lines, "# EOF"]) + "\n"
 
 
+@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
 def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
-    prometheus_factory: PrometheusFactory, backfill: Callable[[str], Path], end: float
+    engine: str,
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+    end: float,
 ) -> None:
-    server = prometheus_factory(data_dir=backfill(_dcgm_history(end)))
-    stack.wait_for_query(server.url, "count(DCGM_FI_DEV_GPU_TEMP)")
-    states, _ = _states(server.url, "dcgm")
+    if engine == "prometheus":
+        url = prometheus_factory(data_dir=backfill(_dcgm_history(end))).url
+        stack.wait_for_query(url, "count(DCGM_FI_DEV_GPU_TEMP)")
+    else:
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, _dcgm_history(end))
+        url = vm.url
+    states, client = _states(url, "dcgm")
+    assert engine_of(client) == engine
     assert {u: (s.state, s.reasons) for u, s in states.items()} == {
         "GPU-d0": ("failed", ("XID 79",)),
         "GPU-d1": ("degraded", ("XID 43",)),
