@@ -15,6 +15,7 @@ from gpu_health import __version__
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.model import HORIZONS
 from gpu_health.scorer.service import GpuScore, Scorer
+from gpu_health.telemetry.state import STATES, rank_key
 from gpu_health.web.server import Handler, Request, Response
 
 MAX_LIMIT = 100_000
@@ -30,6 +31,8 @@ def gpu_json(g: GpuScore) -> dict[str, Any]:
         "gpu": g.gpu,
         "uuid": g.uuid,
         "model": g.model,
+        "state": g.state,
+        "state_reasons": list(g.state_reasons),
         "failure_probability": {h: g.probability[h] for h in HORIZONS},
         "flagged": {h: g.flagged[h] for h in HORIZONS},
         "risk_factors": {
@@ -69,7 +72,10 @@ def gpus_handler(scorer: Scorer) -> Handler:
         if not limit_text.isdigit() or not 0 < int(limit_text) <= MAX_LIMIT:
             return _bad(f"limit must be an integer from 1 to {MAX_LIMIT}")
         snap, error = scorer.current()
-        gpus = sorted(snap.gpus, key=lambda g: -g.probability[sort]) if snap else []
+        # Failed and absent GPUs first ("failed now"), then degraded, then healthy; by risk within.
+        gpus = (
+            sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability[sort])) if snap else []
+        )
         body = {
             "status": "ok" if snap is not None else "no_results_yet",
             "generated_at": snap.finished_at if snap else None,
@@ -103,6 +109,8 @@ def openapi_document() -> dict[str, Any]:
             "gpu": {"type": "string"},
             "uuid": {"type": "string"},
             "model": {"type": "string"},
+            "state": {"type": "string", "enum": list(STATES)},
+            "state_reasons": {"type": "array", "items": {"type": "string"}},
             "failure_probability": {
                 **prob,
                 "description": "Calibrated probability of failure within the horizon.",
@@ -123,7 +131,7 @@ def openapi_document() -> dict[str, Any]:
                 "properties": {
                     "recommended_action": {
                         "type": "string",
-                        "enum": ["keep", "repurpose", "sell", "decommission"],
+                        "enum": ["keep", "repair", "repurpose", "sell", "decommission"],
                     },
                     "npv": {"type": "object", "additionalProperties": {"type": "number"}},
                     "residual_value": {"type": "number"},
@@ -146,7 +154,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/gpus": {
                 "get": {
-                    "summary": "GPUs ranked by failure probability, highest first",
+                    "summary": "GPUs ranked by state (failed, absent, degraded, healthy) then risk",
                     "parameters": [
                         {
                             "name": "horizon",

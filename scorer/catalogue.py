@@ -32,7 +32,7 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "gpu_recommended_action",
         "gauge",
-        "1 on the recommended action (keep, sell, repurpose, decommission), 0 on the others.",
+        "1 on the recommended action (keep, repair, repurpose, sell, decommission), 0 on others.",
         ("action",),
     ),
     ("gpu_scorer_last_run_timestamp_seconds", "gauge", "Unix time the last scoring run ended.", ()),
@@ -90,6 +90,24 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "gpu_econ_energy_price_per_kwh",
         "gauge",
         "Energy price per kWh, in the currency label's unit.",
+        ("currency",),
+    ),
+    (
+        "gpu_econ_purchase_price",
+        "gauge",
+        "Purchase price the valuation started from (inventory, else the model's list price).",
+        ("currency",),
+    ),
+    (
+        "gpu_econ_warranty_remaining_seconds",
+        "gauge",
+        "Warranty left when valued (negative once expired); absent without an inventory date.",
+        (),
+    ),
+    (
+        "gpu_econ_sla_penalty",
+        "gauge",
+        "SLA penalty owed per failure on top of lost revenue, in the currency label's unit.",
         ("currency",),
     ),
     (
@@ -169,6 +187,21 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "gauge",
         "Expected GPU-hours out of service from failures within the horizon in the group.",
         ("horizon", "dimension", "group"),
+    ),
+)
+
+SCORER_METRICS += (
+    (
+        "gpu_state",
+        "gauge",
+        "1 on the GPU's state (healthy, degraded, failed, absent, replaced), 0 on the others.",
+        ("state",),
+    ),
+    (
+        "gpu_state_age_seconds",
+        "gauge",
+        "Seconds since the GPU's last sample (0 while it reports; grows while absent).",
+        (),
     ),
 )
 

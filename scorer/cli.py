@@ -508,11 +508,13 @@ def run_serve(args: argparse.Namespace) -> int:
         model_dir=args.model,
     )
     if args.once:
+        from gpu_health.telemetry.state import rank_key
+
         ok = scorer.run_once()
         snap, error = scorer.current()
         if not ok or snap is None:
             raise UserError(f"scoring failed: {error}")
-        ranked = sorted(snap.gpus, key=lambda g: -g.probability["30d"])
+        ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))
         print(json.dumps({"schema": snap.schema, "gpus": [gpu_json(g) for g in ranked]}))
         return 0
     registry = CollectorRegistry(auto_describe=False)

@@ -18,6 +18,7 @@ import requests
 import tenacity
 
 from gpu_health.errors import UserError
+from gpu_health.scorer import engine
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class PromClient:
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         """Instant query; returns the vector (``[{"metric": {...}, "value": [t, "v"]}]``)."""
-        data = {"query": promql}
+        data = {"query": engine.adapt(self, promql)}
         if at is not None:
             data["time"] = f"{at:.3f}"
         result = self._request("/api/v1/query", data)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gpu_health.errors import UserError
 from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.features import (
@@ -29,10 +30,11 @@ from gpu_health.scorer.features import (
     FeatureFrame,
     SchemaName,
     compute_features,
-    detect_schema,
 )
 from gpu_health.scorer.model import CHECKSUMS, HORIZONS, FailureModel, ModelError
 from gpu_health.scorer.promclient import PromClient, PrometheusError
+from gpu_health.scorer.state import apply_states, state_families
+from gpu_health.telemetry.schema import choose_schema
 
 log = logging.getLogger(__name__)
 _HELP = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
@@ -52,6 +54,11 @@ class GpuScore:
     #: economics inputs measured in PromQL (NaN = not available)
     inputs: dict[str, float]
     econ: Any = None
+    #: healthy, degraded, failed or absent (gpu_health.telemetry.state), and why.
+    state: str = "healthy"
+    state_reasons: tuple[str, ...] = ()
+    #: Seconds since the GPU's last sample (absent GPUs).
+    state_age_s: float = 0.0
 
     @property
     def labels(self) -> list[str]:
@@ -65,6 +72,8 @@ class Snapshot:
     schema: SchemaName
     gpus: tuple[GpuScore, ...]
     econ_families: tuple[Any, ...] = ()
+    #: GPUs replaced by a new UUID in their slot: published as gpu_state, not ranked.
+    gone: tuple[Any, ...] = ()
 
 
 #: Called with the GPUs of a run; returns them with ``econ`` set plus metric families.
@@ -167,7 +176,12 @@ class Scorer:
     def resolve_schema(self) -> SchemaName:
         if self.schema in ("ours", "dcgm"):
             return self.schema  # type: ignore[return-value]
-        return detect_schema(self.client)
+        try:
+            choice = choose_schema(self.client.query)
+        except UserError:  # nothing reports yet: nothing to score
+            return "ours"
+        log.debug("schema: %s", choice.reason)
+        return "dcgm" if choice.name == "dcgm" else "ours"
 
     def run_once(self) -> bool:
         started = time.monotonic()
@@ -184,6 +198,7 @@ class Scorer:
                 shard_regex=self.shard_regex,
             )
             gpus = score_frame(self.model, frame, self.top_k)
+            gpus, gone = apply_states(self.client, schema, gpus, self.keep)
             families: list[Any] = []
             if self.econ is not None and gpus:
                 try:
@@ -198,7 +213,7 @@ class Scorer:
             self._fail(f"internal error: {exc}")
             return False
         snap = Snapshot(
-            time.time(), time.monotonic() - started, schema, tuple(gpus), tuple(families)
+            time.time(), time.monotonic() - started, schema, tuple(gpus), tuple(families), gone
         )
         with self._lock:
             self.snapshot = snap
@@ -283,6 +298,7 @@ class ScorerCollector:
         yield factor
         yield anomaly
         yield risk_factor_info(snap.gpus if snap is not None else [])
+        yield from state_families(snap)
         if snap is not None:
             yield from snap.econ_families
         now = time.time()

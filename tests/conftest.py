@@ -86,6 +86,74 @@ def backfill(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
+def victoriametrics_factory(tmp_path: Path) -> Iterator[Callable[[], stack.Server]]:
+    """Start Debian's ``victoria-metrics`` like Prometheus: loopback, free port, data in the
+    test's tmp_path, always stopped. ``import_openmetrics(server, text)`` loads history."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("victoria-metrics")
+    if binary is None:
+        pytest.skip("victoria-metrics is not installed (run.sh installs it)")
+    servers: list[stack.Server] = []
+    counter = iter(range(1000))
+
+    def start() -> stack.Server:
+        workdir = tmp_path / f"victoriametrics-{next(counter)}"
+        workdir.mkdir()
+        port = stack.free_port()
+        argv = [
+            binary,
+            f"-storageDataPath={workdir / 'data'}",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+            "-search.disableCache",  # history is imported after the first queries
+            "-search.latencyOffset=0s",
+        ]
+        log_path = workdir / "victoria-metrics.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+            )
+        server = stack.Server(
+            "victoria-metrics", f"http://127.0.0.1:{port}", port, process, log_path, workdir
+        )
+        servers.append(server)
+        try:
+            stack.wait_until(f"{server.url}/health", 30, process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(
+                f"victoria-metrics did not start: {exc}\n{server.log_tail()}"
+            ) from exc
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def import_openmetrics(server: stack.Server, text: str) -> None:
+    """Load OpenMetrics history (seconds timestamps) into VictoriaMetrics and make it searchable.
+
+    VictoriaMetrics imports the Prometheus text format with millisecond timestamps through
+    ``/api/v1/import/prometheus``; ``/internal/force_flush`` makes the samples visible at once.
+    """
+    import urllib.request
+
+    lines = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value, ts = line.rsplit(" ", 2)
+        lines.append(f"{series} {value} {int(float(ts) * 1000)}")
+    body = ("\n".join(lines) + "\n").encode()
+    request = urllib.request.Request(f"{server.url}/api/v1/import/prometheus", data=body)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status in (200, 204), response.status
+    stack.http_get(f"{server.url}/internal/force_flush", timeout=30)
+
+
+@pytest.fixture
 def sim_exporter_factory(tmp_path: Path) -> Iterator[Callable[..., stack.Server]]:
     """Start ``gpu-health-exporter --backend sim`` on 127.0.0.1: ``factory(*extra_args)``.
 

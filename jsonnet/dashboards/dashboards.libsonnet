@@ -352,17 +352,27 @@ local g = import 'lib.libsonnet';
         g.table('Failure probability ranking', 'GPUs most likely to fail within the horizon, with their anomaly score; click a uuid for the detail dashboard.', [
           g.tableTarget('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')]),
           g.tableTarget('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-        ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'Value #A', 'Value #B'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score' }, hide=['horizon', 'cluster'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
-          fieldConfig+: { overrides+: [{ matcher: { id: 'byName', options: 'Anomaly score' }, properties: [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 2 }] }] },
+          // The GPU's state next to its risk: failed and absent GPUs are "failed now" (P = 1).
+          g.tableTarget('(gpu_state%s == 1) and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_state_age_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #A', 'Value #B', 'Value #D'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score', 'Value #D': 'Silent for' }, hide=['horizon', 'cluster', 'Value #C'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
+          fieldConfig+: { overrides+: [
+            { matcher: { id: 'byName', options: 'Anomaly score' }, properties: [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 2 }] },
+            { matcher: { id: 'byName', options: 'Silent for' }, properties: [{ id: 'unit', value: 's' }] },
+          ] },
         },
         g.bargauge('Top risk factors', 'Features that push failure risk up across the selected GPUs (sum of positive SHAP contributions to the log-odds).', [
           g.target('topk(10, sum by (feature) (clamp_min(gpu_failure_risk_factor%s, 0)))' % scored('horizon="$horizon"'), '{{feature}}', instant=true),
         ], unit='none', thresholds=g.rising(1, 5), w=10, h=10),
 
+        g.bargauge('GPU states', 'GPUs per state (healthy, degraded, failed, absent, replaced) from the scorer: failed = hard fault awaiting reset or repair, absent = no samples, replaced = a new UUID in the slot.', [
+          g.target('sum by (state) (gpu_state%s)' % scored(), '{{state}}', instant=true),
+        ], unit='none', w=24, h=5),
+
         g.bargauge('NPV by action', 'Fleet net present value of each course of action if applied to every selected GPU.', [
           g.target('sum by (action) (gpu_npv%s)' % scored('currency="%s"' % c.currency), '{{action}}', instant=true),
         ], unit='currency' + c.currency, min=null, w=8),
-        g.bargauge('Recommended actions', 'How many GPUs the economic engine recommends to keep, sell, repurpose or decommission.', [
+        g.bargauge('Recommended actions', 'How many GPUs the economic engine recommends to keep, repair (hard faults only), repurpose, sell or decommission.', [
           g.target('sum by (action) (gpu_recommended_action%s)' % scored(), '{{action}}', instant=true),
         ], unit='none', w=8),
         g.heatmap('Anomaly score distribution', 'Isolation-forest anomaly scores of the selected GPUs over time (1 = most unusual).', [
@@ -386,6 +396,9 @@ local g = import 'lib.libsonnet';
           ['Hard fault', 'gpu_econ_hard_fault', '', 'none'],
           ['Rental price per hour', 'gpu_econ_rental_price_per_hour', 'currency="%s"' % c.currency, 'currency' + c.currency],
           ['Energy price per kWh', 'gpu_econ_energy_price_per_kwh', 'currency="%s"' % c.currency, 'currency' + c.currency],
+          ['Purchase price', 'gpu_econ_purchase_price', 'currency="%s"' % c.currency, 'currency' + c.currency],
+          ['Warranty left', 'gpu_econ_warranty_remaining_seconds', '', 's'],
+          ['SLA penalty per failure', 'gpu_econ_sla_penalty', 'currency="%s"' % c.currency, 'currency' + c.currency],
         ];
         local valueColumn(i) = 'Value #' + std.char(65 + i);
         g.table('Decision inputs of the riskiest GPUs', 'What the economic engine decided from, per GPU (after defaults were applied): age, utilisation, power, failure probabilities, hazard, health, prices.', [

@@ -1,4 +1,4 @@
-"""Net present value of keep, sell, repurpose and decommission for one GPU.
+"""Net present value of keep, repair, repurpose, sell and decommission for one GPU.
 
 Pure arithmetic over :class:`EconParams`; every formula is written out in docs/economics.md and
 the tests recompute them by hand, so the code favours one obvious line per term over cleverness.
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from gpu_health.errors import UserError
 from gpu_health.scorer.econ.params import EconParams, ModelParams
 
-#: Actions in tie-break order: on equal NPV the less disruptive action wins.
-ACTIONS: tuple[str, ...] = ("keep", "repurpose", "sell", "decommission")
+#: Actions in tie-break order: on equal NPV the less disruptive action wins. ``repair`` (pay the
+#: repair and its downtime, then operate as a sound card) is offered only for a hard fault.
+ACTIONS: tuple[str, ...] = ("keep", "repair", "repurpose", "sell", "decommission")
 HOURS_PER_MONTH = 730.0
 DAYS_PER_MONTH = 365.0 / 12.0
 DAYS_PER_YEAR = 365.0
@@ -213,6 +214,29 @@ def operate_npv(
     return total + terminal_value / math.pow(monthly_discount, params.horizon_months)
 
 
+NORMAL_ACTIONS: tuple[str, ...] = tuple(a for a in ACTIONS if a != "repair")
+
+
+def repair_npv(
+    params: EconParams, model: ModelParams, utilisation: float, power_w: float, end_age: float
+) -> float:
+    """Repair now, then operate as a sound card: the repair cost and the revenue lost while
+    the card is out are paid at once; afterwards the fleet baseline hazard applies and the
+    terminal value is that of a healthy card."""
+    downtime_hours = min(model.downtime_days_per_failure * 24.0, HOURS_PER_MONTH)
+    outage = model.repair_cost + downtime_hours * model.rental_rate * utilisation
+    after = operate_npv(
+        params,
+        model,
+        rate=model.rental_rate,
+        utilisation=utilisation,
+        power_w=power_w,
+        hazard=monthly_hazard(None, None, params.baseline_annual_failure_rate),
+        terminal_value=residual_value(model, end_age, 100.0, False),
+    )
+    return after - outage
+
+
 def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     """Value the four actions for one GPU and pick the best allowed one.
 
@@ -275,12 +299,14 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     )
     npv = {
         "keep": keep,
+        "repair": repair_npv(params, model, utilisation, power_w, end_age),
         "repurpose": repurpose,
         "sell": sell_value(model, age_years, health, gpu.hard_fault, gpu.market_price),
         "decommission": model.salvage_value - model.disposal_cost,
     }
-    # A hard fault means the card cannot serve any tier until repaired: only exits are allowed.
-    eligible = ("sell", "decommission") if gpu.hard_fault else ACTIONS
+    # A hard fault means the card cannot serve any tier until repaired: repair or replace it
+    # (sell or decommission); a sound card has nothing to repair.
+    eligible = ("repair", "sell", "decommission") if gpu.hard_fault else NORMAL_ACTIONS
     best = best_action(npv, eligible)
     inputs = {
         "age_days": float(gpu.age_days),

@@ -45,6 +45,9 @@ INPUT_METRICS: tuple[InputMetric, ...] = (
     InputMetric("hard_fault", "gpu_econ_hard_fault"),
     InputMetric("rental_rate", "gpu_econ_rental_price_per_hour", priced=True),
     InputMetric("energy_price", "gpu_econ_energy_price_per_kwh", priced=True),
+    InputMetric("purchase_price", "gpu_econ_purchase_price", priced=True),
+    InputMetric("warranty_days", "gpu_econ_warranty_remaining_seconds", scale=86400.0),
+    InputMetric("sla_penalty", "gpu_econ_sla_penalty", priced=True),
 )
 
 

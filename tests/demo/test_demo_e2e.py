@@ -118,11 +118,13 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
         from gpu_health.scorer.inventory import load_inventory
 
         inventory = load_inventory(INVENTORY)
-        for sample in stack.query(prom, 'gpu_econ_input{input="age_days"}'):
+        ages = stack.query(prom, "gpu_econ_age_seconds")
+        assert ages, "the scorer publishes no gpu_econ_age_seconds"
+        for sample in ages:
             record = inventory.lookup("", node=sample["metric"]["node"])
             assert record is not None and record.purchase_date is not None
             age_days = (time.time() - record.purchase_date) / 86400
-            assert float(sample["value"][1]) == pytest.approx(age_days, abs=1.0)
+            assert float(sample["value"][1]) / 86400 == pytest.approx(age_days, abs=1.0)
 
         def paged() -> list[dict[str, Any]]:
             received = _get(urls["notification sink"])

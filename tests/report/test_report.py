@@ -19,7 +19,7 @@ from tests.conftest import PrometheusFactory
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 GRADE_OF = [(90, "excellent"), (75, "good"), (60, "fair"), (40, "poor"), (0, "critical")]
-ACTIONS = ("keep", "repurpose", "sell", "decommission")
+ACTIONS = ("keep", "repair", "repurpose", "sell", "decommission")
 
 
 @dataclass
@@ -160,15 +160,22 @@ def test_terminal_report_ranks_by_risk_and_counts_grades(
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "8 GPUs" in out
-    ranked = sorted(gpus, key=lambda g: -g.p30)
-    positions = [
-        out.index(g.uuid[:16]) for g in ranked if g.uuid[:16] in out.split("Riskiest GPUs")[1]
-    ]
+    # a GPU with an XID 79 in the period has failed (off the bus): failed GPUs rank first
+    ranked = sorted(gpus, key=lambda g: (0 if g.xids else 1, -g.p30))
+    risk_part = out.split("Riskiest GPUs")[1].split("Recommended actions")[0]
+    positions = [risk_part.index(g.uuid[:16]) for g in ranked if g.uuid[:16] in risk_part]
     assert positions == sorted(positions) and len(positions) == 8
+    states = out.split("GPU states")[1].split("Health by grade")[0]
+    failed = sum(1 for g in gpus if g.xids)
+    assert any(line.split() == ["failed", str(failed)] for line in states.splitlines())
+    for g in gpus:
+        assert (g.uuid[:16] in states) == bool(g.xids)
+    if failed:
+        assert "XID 79" in states
     for grade in {_grade(g.health) for g in gpus}:
         count = sum(_grade(g.health) == grade for g in gpus)
         assert any(line.split() == [grade, str(count)] for line in out.splitlines())
-    worst = ranked[0]
+    worst = max(gpus, key=lambda g: g.p30)
     assert f"{100 * worst.p30:.1f}%" in out
     xid_total = sum(g.xids for g in gpus)
     reported = sum(

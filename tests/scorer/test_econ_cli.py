@@ -59,7 +59,7 @@ def test_what_if_json_pairs_before_and_after(fleet: Path) -> None:
     data = json.loads(proc.stdout)
     assert data["overrides"] == ["energy_price=0.20"]
     per_gpu = {g["uuid"]: g for g in data["per_gpu"]}
-    assert per_gpu["GPU-dead"]["before"] in ("sell", "decommission")
+    assert per_gpu["GPU-dead"]["before"] in ("repair", "sell", "decommission")
     assert "health" in per_gpu["GPU-dead"]["defaulted"]
     # dearer energy: keep loses value on every GPU, sell is unchanged
     for g in per_gpu.values():
@@ -163,7 +163,7 @@ def test_what_if_over_prometheus(
     per_gpu = {g["uuid"]: g for g in data["per_gpu"]}
     assert set(per_gpu) == {"GPU-p1", "GPU-p2"}
     assert (per_gpu["GPU-p1"]["before"], per_gpu["GPU-p1"]["after"]) == ("keep", "sell")
-    assert per_gpu["GPU-p2"]["before"] in ("sell", "decommission")
+    assert per_gpu["GPU-p2"]["before"] in ("repair", "sell", "decommission")
     # p7/p30 were not published for GPU-p2: the baseline hazard is used and reported
     assert "failure_probability" in per_gpu["GPU-p2"]["defaulted"]
 

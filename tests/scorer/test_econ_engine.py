@@ -146,8 +146,22 @@ def test_hard_fault_sells_as_salvage_and_is_never_kept() -> None:
     assert result.npv["keep"] > result.npv["sell"]
     assert result.npv["sell"] == pytest.approx(1000)  # salvage: 0.1 * 10000
     assert result.residual_value == pytest.approx(1000)
-    assert result.eligible == ("sell", "decommission")
-    assert result.recommended_action == "sell"
+    assert result.eligible == ("repair", "sell", "decommission")
+    assert result.recommended_action in ("repair", "sell")
+
+
+def test_repair_pays_the_repair_and_its_downtime_then_runs_at_baseline_hazard() -> None:
+    params = simple_params()
+    model = params.models[0]
+    failed = value_gpu(gpu(hard_fault=True, p7=0.9, p30=0.9), params)
+    sound = value_gpu(gpu(hard_fault=False, p7=None, p30=None, health=100.0), params)
+    outage = model.repair_cost + model.downtime_days_per_failure * 24.0 * model.rental_rate * 0.5
+    # after the repair the card is valued as a sound one at the fleet baseline, less the outage
+    assert failed.npv["repair"] == pytest.approx(sound.npv["keep"] - outage, rel=1e-9)
+    assert "repair" not in sound.eligible and "keep" not in failed.eligible
+    # a repair that costs more than the card earns afterwards loses to replacing it
+    dear = value_gpu(gpu(hard_fault=True), simple_params(repair_cost=10**7))
+    assert dear.recommended_action in ("sell", "decommission")
 
 
 def test_hazard_from_failure_probabilities() -> None:

@@ -81,7 +81,7 @@ def test_one_recommended_action_per_gpu_and_hard_fault_not_kept() -> None:
     assert "GPU-c" not in chosen
     currencies = {labels["currency"] for labels, _ in exposed["gpu_npv"]}
     assert currencies == {"USD"}
-    assert len(exposed["gpu_npv"]) == 2 * 4
+    assert len(exposed["gpu_npv"]) == 2 * 5
 
 
 def test_unmeasured_inputs_are_not_published() -> None:

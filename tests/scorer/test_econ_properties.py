@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpu_health.scorer.econ import GpuEconInput, Recommender, value_gpu
-from gpu_health.scorer.econ.engine import ACTIONS, EconResult
+from gpu_health.scorer.econ.engine import ACTIONS, NORMAL_ACTIONS, EconResult
 from gpu_health.scorer.econ.params import Hysteresis, default_raw, validate
 from tests.scorer.test_econ_engine import simple_raw
 
@@ -113,11 +113,11 @@ def test_hard_fault_is_never_keep_even_with_a_sticky_recommender(
         recommender.recommend(value_gpu(healthy, params))
         failed = GpuEconInput(**{**gpu.__dict__, "hard_fault": True})
         result = recommender.recommend(value_gpu(failed, params))
-        assert result.recommended_action in ("sell", "decommission")
+        assert result.recommended_action in ("repair", "sell", "decommission")
         assert value_gpu(failed, params).best_action != "keep"
 
 
-def _result(npv: dict[str, float], eligible: tuple[str, ...] = ACTIONS) -> EconResult:
+def _result(npv: dict[str, float], eligible: tuple[str, ...] = NORMAL_ACTIONS) -> EconResult:
     best = max((a for a in ACTIONS if a in eligible), key=lambda a: (npv[a], -ACTIONS.index(a)))
     return EconResult(
         uuid="GPU-h",

@@ -32,6 +32,8 @@ def _openmetrics(end: int) -> str:
                     f'gpu_failure_probability{{{ident},horizon="30d"}} {p30} {ts}',
                 ]
             )
+            # The exporter's own series, so the report counts these GPUs in our schema.
+            lines.setdefault("# TYPE gpu_up gauge", []).append(f"gpu_up{{{ident}}} 1 {ts}")
             action = "sell" if uuid == "GPU-03" else "keep"
             lines.setdefault("# TYPE gpu_recommended_action gauge", []).extend(
                 f'gpu_recommended_action{{{ident},action="{a}"}} {int(a == action)} {ts}'

@@ -52,6 +52,12 @@ class FakePrometheus:
             def _reply(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
+                if self.path.startswith("/api/v1/status/buildinfo"):
+                    # no build info (an older Prometheus): the client assumes Prometheus
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 outer.requests += 1
                 answer = outer.queue.pop(0) if outer.queue else outer.answer
                 if answer.delay_s:

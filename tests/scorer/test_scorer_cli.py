@@ -171,6 +171,7 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
         ranking = json.loads(body)
         assert status == 200 and ranking["schema"] == "dcgm" and len(ranking["gpus"]) == 3
         assert ranking["gpus"][0]["uuid"] == "GPU-0021-test"  # the one ramping towards failure
+        assert {g["state"] for g in ranking["gpus"]} == {"healthy"}  # none failed or gone yet
         assert ranking["gpus"][0]["risk_factors"]["7d"]
         for factor in ranking["gpus"][0]["risk_factors"]["7d"]:  # words next to the name
             assert factor["label"] == factor_label(factor["feature"]) and "_" not in factor["label"]

@@ -44,7 +44,8 @@ def targets_up(prometheus_url: str) -> dict[str, str]:
 def gather(prometheus_url: str) -> FleetReport:
     """The report sections the summary shows (not the XIDs and trends: they cost range queries)."""
     gatherer = Gatherer(prometheus_url, "1h")
-    return gatherer.gather("ours", TOP_GPUS, ("inventory", "health", "risk", "alerts"))
+    # "states" first: the risk ranking puts failed and absent GPUs on top (one state model)
+    return gatherer.gather("ours", TOP_GPUS, ("inventory", "states", "health", "risk", "alerts"))
 
 
 def _pct(value: float | None) -> str:

@@ -13,10 +13,12 @@ from gpu_health.report.plan_section import add_plan_section
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Print a fleet report (health by grade, GPUs ranked by failure risk with their top risk "
-        "factors, recommended actions with NPV, XIDs and alerts of the period, trends) from a "
-        "Prometheus that holds gpu-health-exporter metrics, or dcgm-exporter metrics plus the "
-        "scorer's. Optionally also write it as one self-contained HTML file with charts."
+        "Print a fleet report (GPU states: failed, absent, degraded, healthy, replaced, with why; "
+        "health by grade; GPUs ranked by state then failure risk with their top risk factors; "
+        "recommended actions with NPV; each XID code with its count and the alerts of the "
+        "period; trends) from a Prometheus or VictoriaMetrics that holds gpu-health-exporter "
+        "metrics, or dcgm-exporter metrics plus the scorer's. Optionally also write it as one "
+        "self-contained HTML file with charts."
     )
     parser.add_argument(
         "--prometheus",
@@ -36,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--schema",
         choices=["auto", "ours", "dcgm"],
         default="auto",
-        help="input metric names: ours, dcgm-exporter's, or detect (default: %(default)s)",
+        help="input metric names: ours, dcgm-exporter's, or auto = the schema with more GPUs "
+        "reporting in the last 30 min (default: %(default)s); an explicit schema is always used",
     )
     parser.add_argument(
         "--top", type=int, default=20, help="GPUs in the risk ranking (default: %(default)s)"

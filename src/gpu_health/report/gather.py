@@ -8,6 +8,7 @@ and explained in ``notes`` rather than failing the report.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.error
@@ -16,7 +17,18 @@ from typing import Any
 
 from gpu_health import stack
 from gpu_health.errors import UserError
-from gpu_health.report.model import ACTIONS, GRADES, AlertRow, FleetReport, RiskRow, XidRow
+from gpu_health.report.model import (
+    ACTIONS,
+    GRADES,
+    AlertRow,
+    FleetReport,
+    RiskRow,
+    StateRow,
+    XidRow,
+)
+from gpu_health.telemetry import engine as query_engine
+from gpu_health.telemetry.schema import choose_schema
+from gpu_health.telemetry.state import STATES, gather_states, rank_key
 
 Query = Callable[[str], list[Any]]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -52,26 +64,38 @@ class Gatherer:
         self.period = period
         self.period_seconds = parse_period(period)
         self.at = at if at is not None else time.time()
+        self._engine: str | None = None
+        #: uuid -> state, filled by the states section for the risk ranking
+        self._state_of: dict[str, str] = {}
 
-    def query(self, promql: str) -> list[Any]:
+    @property
+    def engine(self) -> str:
+        """The query engine (Prometheus or VictoriaMetrics), detected on first use."""
+        if self._engine is None:
+            try:
+                info = json.loads(stack.http_get(f"{self.url}/api/v1/status/buildinfo"))
+            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+                info = None
+            self._engine = query_engine.detect(info, self._probe)
+        return self._engine
+
+    def _probe(self, promql: str) -> bool:
         try:
-            return stack.query(self.url, promql, at=self.at)
+            stack.query(self.url, promql, at=self.at)
+        except (urllib.error.URLError, RuntimeError, ValueError):
+            return False
+        return True
+
+    def query(self, promql: str, at: float | None = None) -> list[Any]:
+        promql = query_engine.rewrite(promql, self.engine)
+        try:
+            return stack.query(self.url, promql, at=self.at if at is None else at)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"cannot reach Prometheus at {self.url}: {reason}") from None
 
-    def detect_schema(self) -> str:
-        if self.query("count(gpu_up)"):
-            return "ours"
-        if self.query("count(DCGM_FI_DEV_GPU_TEMP)"):
-            return "dcgm"
-        raise UserError(
-            f"{self.url} holds neither gpu-health-exporter metrics (gpu_up) nor dcgm-exporter "
-            "metrics (DCGM_FI_DEV_GPU_TEMP) at the report time"
-        )
-
     #: Report sections, in the order they are gathered.
-    SECTIONS = ("inventory", "health", "risk", "xids", "alerts", "trends")
+    SECTIONS = ("inventory", "states", "health", "risk", "xids", "alerts", "trends")
 
     def gather(
         self, schema: str = "auto", top: int = 20, sections: tuple[str, ...] = SECTIONS
@@ -80,10 +104,13 @@ class Gatherer:
         unknown = set(sections) - set(self.SECTIONS)
         if unknown:
             raise ValueError(f"unknown report sections: {sorted(unknown)}")
-        schema = self.detect_schema() if schema == "auto" else schema
-        report = FleetReport(self.url, self.at, self.period, schema)
+        choice = choose_schema(self.query, schema)
+        report = FleetReport(self.url, self.at, self.period, choice.name, choice.reason)
+        report.engine = self.engine
+        report.gpu_count = choice.counts[choice.name]
         steps = {
-            "inventory": lambda: self._inventory(report),
+            "inventory": lambda: None,  # counted by the schema decision
+            "states": lambda: self._states(report),
             "health": lambda: self._health(report),
             "risk": lambda: self._risk(report, top),
             "xids": lambda: self._xids(report),
@@ -95,14 +122,20 @@ class Gatherer:
                 steps[name]()
         return report
 
-    def _inventory(self, report: FleetReport) -> None:
-        promql = (
-            "count(count by (uuid) (gpu_up))"
-            if report.schema == "ours"
-            else "count(count by (UUID) (DCGM_FI_DEV_GPU_TEMP))"
-        )
-        result = self.query(promql)
-        report.gpu_count = int(_value(result[0])) if result else 0
+    def _states(self, report: FleetReport) -> None:
+        """GPUs per state, and the ones not healthy, from the shared state model."""
+        states = gather_states(self.query, report.schema, self.at)
+        self._state_of = {uuid: s.state for uuid, s in states.items()}
+        report.states = {
+            name: sum(1 for s in states.values() if s.state == name) for name in STATES
+        }
+        # every GPU of the fleet, the absent ones included (replaced ones left it)
+        report.gpu_count = len(states) - report.states["replaced"]
+        report.unhealthy = [
+            StateRow(s.node, s.gpu, s.uuid, s.state, s.reasons, s.age_s, s.last_state)
+            for s in sorted(states.values(), key=lambda s: (rank_key(s.state, 0.0), s.uuid))
+            if s.state != "healthy"
+        ]
 
     def _health(self, report: FleetReport) -> None:
         grades = self.query("count by (grade) (gpu_health_grade == 1)")
@@ -163,7 +196,13 @@ class Gatherer:
         for sample in self.query("gpu_residual_value"):
             if _label(sample, "uuid") in rows:
                 rows[_label(sample, "uuid")].residual_value = _value(sample)
-        ranked = sorted(rows.values(), key=lambda r: (-(r.p30 or 0.0), -(r.p7 or 0.0), r.uuid))
+        for r in rows.values():
+            r.state = self._state_of.get(r.uuid, "healthy")
+        # Failed and absent GPUs first ("failed now"), then degraded, then healthy; risk within.
+        ranked = sorted(
+            rows.values(),
+            key=lambda r: (*rank_key(r.state, r.p30 or 0.0), -(r.p7 or 0.0), r.uuid),
+        )
         for r in ranked:
             r.factors.sort(key=lambda f: -abs(f[1]))
             del r.factors[3:]
@@ -182,26 +221,39 @@ class Gatherer:
         report.fleet_residual_value = sum(residuals) if residuals else None
 
     def _xids(self, report: FleetReport) -> None:
+        """Each XID code per GPU with its count in the period.
+
+        ``increase()`` alone misses the first event of a counter that is created at its first
+        XID (it starts at 1); such a counter born inside the period adds its first value.
+        """
         window = self.period
         if report.schema == "ours":
-            promql = f"sum by (node, uuid, xid) (increase(gpu_xid_errors_total[{window}])) > 0.5"
+            xid = "gpu_xid_errors_total"
+            by = "node, uuid, xid"
+            grown = f"sum by ({by}) (increase({xid}[{window}]))"
+            born = f"sum by ({by}) (min_over_time({xid}[{window}]) unless {xid} offset {window})"
+            promql = f"(({grown} + {born}) or {grown}) > 0.5"
             for s in self.query(promql):
                 report.xids.append(
                     XidRow(_label(s, "node"), _label(s, "uuid"), _label(s, "xid"), round(_value(s)))
                 )
         else:
-            # dcgm-exporter keeps only the last XID code as a gauge: count its changes.
-            promql = f"changes(DCGM_FI_DEV_XID_ERRORS[{window}]) > 0"
+            # dcgm-exporter keeps only the last XID code as a gauge: count its changes, plus
+            # one for a gauge that appeared in the period already holding a code.
+            gauge = "DCGM_FI_DEV_XID_ERRORS"
+            changes = f"changes({gauge}[{window}])"
+            born = f"(min_over_time({gauge}[{window}]) > bool 0 unless {gauge} offset {window})"
+            promql = f"(({changes} + {born}) or {changes}) > 0"
             last = {
                 _label(s, "UUID"): str(int(_value(s)))
-                for s in self.query(f"max_over_time(DCGM_FI_DEV_XID_ERRORS[{window}]) > 0")
+                for s in self.query(f"last_over_time({gauge}[{window}]) > 0")
             }
             for s in self.query(promql):
                 uuid = _label(s, "UUID")
                 report.xids.append(
                     XidRow(_label(s, "Hostname", "hostname"), uuid, last.get(uuid, "?"), _value(s))
                 )
-        report.xids.sort(key=lambda x: (-x.count, x.node, x.uuid))
+        report.xids.sort(key=lambda x: (-x.count, x.node, x.uuid, x.xid))
 
     def _alerts(self, report: FleetReport) -> None:
         firing_now = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ACTIONS = ("keep", "repurpose", "sell", "decommission")
+ACTIONS = ("keep", "repair", "repurpose", "sell", "decommission")
 GRADES = ("excellent", "good", "fair", "poor", "critical")
 
 
@@ -23,6 +23,8 @@ class RiskRow:
     action: str | None = None
     npv: dict[str, float] = field(default_factory=dict)
     residual_value: float | None = None
+    #: healthy, degraded, failed or absent (gpu_health.telemetry.state)
+    state: str = "healthy"
 
 
 @dataclass
@@ -31,6 +33,19 @@ class XidRow:
     uuid: str
     xid: str
     count: float
+
+
+@dataclass
+class StateRow:
+    """A GPU that is not healthy: its state, why, and for how long it has been silent."""
+
+    node: str
+    gpu: str
+    uuid: str
+    state: str
+    reasons: tuple[str, ...]
+    age_s: float
+    last_state: str = ""
 
 
 @dataclass
@@ -48,6 +63,9 @@ class FleetReport:
     generated_at: float
     period: str
     schema: str
+    #: Why this schema was read (most GPUs, or --schema), and the query engine.
+    schema_reason: str = ""
+    engine: str = "prometheus"
     currency: str = "USD"
     gpu_count: int = 0
     grades: dict[str, int] = field(default_factory=dict)
@@ -56,6 +74,9 @@ class FleetReport:
     actions: dict[str, int] = field(default_factory=dict)
     npv_by_action: dict[str, float] = field(default_factory=dict)
     fleet_residual_value: float | None = None
+    #: GPUs per state, and the GPUs that are not healthy (failed first)
+    states: dict[str, int] = field(default_factory=dict)
+    unhealthy: list[StateRow] = field(default_factory=list)
     xids: list[XidRow] = field(default_factory=list)
     alerts: list[AlertRow] = field(default_factory=list)
     #: name -> [(unix time, value)]

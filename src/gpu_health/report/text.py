@@ -28,14 +28,45 @@ def _money(value: float | None, currency: str) -> str:
     return "-" if value is None else f"{value:,.0f} {currency}"
 
 
+def _age(seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min"
+
+
 def render(report: FleetReport) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.generated_at))
     out = [
         f"GPU fleet report — {report.gpu_count} GPUs, {report.schema} metrics, "
         f"period {report.period}, {when}",
-        f"source: {report.prometheus}",
+        f"source: {report.prometheus} ({report.engine}); schema {report.schema_reason}",
         "",
     ]
+    if report.states:
+        out.append("GPU states")
+        out.append(table(["state", "GPUs"], [[k, str(n)] for k, n in report.states.items()]))
+        if report.unhealthy:
+            out.append(
+                table(
+                    ["node", "gpu", "uuid", "state", "why", "silent for"],
+                    [
+                        [
+                            s.node,
+                            s.gpu,
+                            s.uuid[:16],
+                            s.state,
+                            "; ".join(s.reasons) or "-",
+                            _age(s.age_s),
+                        ]
+                        for s in report.unhealthy[:40]
+                    ],
+                )
+            )
+        out.append("")
     if report.grades:
         out.append("Health by grade")
         out.append(table(["grade", "GPUs"], [[g, str(n)] for g, n in report.grades.items()]))
@@ -51,6 +82,7 @@ def render(report: FleetReport) -> str:
                 r.gpu,
                 r.uuid[:16],
                 r.model,
+                r.state,
                 _pct(r.p7),
                 _pct(r.p30),
                 "-" if r.health is None else f"{r.health:.0f}",
@@ -65,6 +97,7 @@ def render(report: FleetReport) -> str:
             "gpu",
             "uuid",
             "model",
+            "state",
             "p7d",
             "p30d",
             "health",

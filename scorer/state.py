@@ -1,0 +1,118 @@
+"""The GPU state model applied to a scoring run (see :mod:`gpu_health.telemetry.state`).
+
+The failure model predicts the future of GPUs that still work. A GPU that has already failed
+(fell off the bus, uncorrectable ECC, a hard XID awaiting reset) or stopped reporting has
+missing or stale features that the trees would route to "low risk", so after the model runs its
+prediction is replaced: such a GPU gets probability 1 ("failed now") on every horizon and the
+hard-fault input that makes the economics choose between repair and replacement. Absent GPUs
+are added back to the ranking even though the feature inventory no longer lists them; replaced
+ones (a new UUID in their slot) leave the ranking and are only published as ``gpu_state``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from gpu_health.scorer.model import HORIZONS
+from gpu_health.scorer.promclient import PromClient
+from gpu_health.telemetry.state import STATES, GpuState, gather_states
+
+if TYPE_CHECKING:
+    from gpu_health.scorer.service import GpuScore, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def _down(score: GpuScore, state: GpuState) -> GpuScore:
+    """A failed or absent GPU: failed now on every horizon, a hard fault for the economics."""
+    return dataclasses.replace(
+        score,
+        probability={h: 1.0 for h in HORIZONS},
+        flagged={h: True for h in HORIZONS},
+        risk_factors={h: [(f"state_{state.state}", 1.0)] for h in HORIZONS},
+        inputs={**score.inputs, "hard_fault": 1.0},
+        state=state.state,
+        state_reasons=state.reasons,
+        state_age_s=state.age_s,
+    )
+
+
+def apply_states(
+    client: PromClient,
+    schema: str,
+    gpus: Sequence[GpuScore],
+    keep: Callable[[str], bool] | None = None,
+    at: float | None = None,
+) -> tuple[list[GpuScore], tuple[GpuState, ...]]:
+    """Scores with their state set, absent GPUs added; and the replaced GPUs (off the ranking).
+
+    ``keep`` limits the added GPUs to this scorer shard's. A failing state query raises
+    :class:`PrometheusError` like a failing inventory: the run is retried rather than served
+    with GPUs wrongly called healthy.
+    """
+    from gpu_health.scorer.service import GpuScore
+
+    now = time.time() if at is None else at
+    states = gather_states(client.query, schema, now)
+    out: list[GpuScore] = []
+    scored = set()
+    for g in gpus:
+        scored.add(g.uuid)
+        state = states.get(g.uuid)
+        if state is None:
+            out.append(g)
+        elif state.down:
+            out.append(_down(g, state))
+        else:
+            out.append(dataclasses.replace(g, state=state.state, state_reasons=state.reasons))
+    gone: list[GpuState] = []
+    for uuid, state in sorted(states.items()):
+        if uuid in scored or (keep is not None and not keep(uuid)):
+            continue
+        if state.state == "replaced":
+            gone.append(state)
+        elif state.down:
+            empty = {name: math.nan for name in (gpus[0].inputs if gpus else {})}
+            base = GpuScore(
+                state.node,
+                state.gpu,
+                uuid,
+                state.model,
+                {h: 1.0 for h in HORIZONS},
+                {h: True for h in HORIZONS},
+                {h: [] for h in HORIZONS},
+                math.nan,
+                empty,
+            )
+            out.append(_down(base, state))
+    counts = {s: sum(1 for g in out if g.state == s) for s in STATES}
+    counts["replaced"] = len(gone)
+    log.debug("GPU states: %s", counts)
+    return out, tuple(gone)
+
+
+def state_families(snap: Snapshot | None) -> Iterator[Any]:
+    """``gpu_state`` (1 on the current state, 0 on the others) and ``gpu_state_age_seconds``."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
+
+    helps = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
+    ident = list(SCORER_IDENTITY_LABELS)
+    state = GaugeMetricFamily("gpu_state", helps["gpu_state"], labels=[*ident, "state"])
+    age = GaugeMetricFamily("gpu_state_age_seconds", helps["gpu_state_age_seconds"], labels=ident)
+    rows: list[tuple[list[str], str, float]] = []
+    if snap is not None:
+        rows += [(g.labels, g.state, g.state_age_s) for g in snap.gpus]
+        rows += [([s.node, s.gpu, s.uuid, s.model], s.state, s.age_s) for s in snap.gone]
+    for labels, current, age_s in rows:
+        for name in STATES:
+            state.add_metric([*labels, name], 1.0 if name == current else 0.0)
+        age.add_metric(labels, age_s)
+    yield state
+    yield age

@@ -1,0 +1,384 @@
+"""One state per GPU: healthy, degraded, failed, absent or replaced, shared by every consumer.
+
+The scorer, the economics and the report each used to infer "is this GPU broken?" on their own,
+and a GPU that fell off the bus could rank as the safest because its features were NaN. This
+module holds the PromQL evidence for each state (both metric schemas, in one place) and the
+pure classification over the query results, so every consumer runs the same queries with its own
+HTTP client and gets the same answer.
+
+* ``failed``: a hard fault that needs a reset or a repair before the GPU can serve work: lost
+  (``gpu_up`` 0), an XID 79/48/94/95 in the last :data:`HARD_WINDOW`, uncorrectable ECC errors in
+  that window, or the row-remap-failure flag.
+* ``absent``: known in the last :data:`LOOKBACK` but no sample in the last :data:`FRESH`; the
+  state it had when it was last seen is kept (``last_state``) with the age of its last sample.
+* ``replaced``: absent, and another UUID reports fresh samples from the same node and slot.
+* ``degraded``: reporting, no hard fault, but a health penalty of at least
+  :data:`DEGRADED_PENALTY` points within the last :data:`FRESH` (intermittent faults such as
+  power-brake slowdowns come and go), a pending row remap, or (dcgm-exporter, which has no health
+  score) an XID, PCIe replays or thermal/power violations in the recent window.
+* ``healthy``: everything else that reports.
+
+Failed and absent GPUs rank above every other GPU (:func:`rank_key`); a GPU that stopped
+reporting is therefore never ranked from missing features as safe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_health.telemetry.catalogue import by_name
+
+STATES: tuple[str, ...] = ("failed", "absent", "degraded", "healthy", "replaced")
+#: Ranking order: failed first, then absent, degraded, healthy; replaced GPUs left the fleet.
+_RANK = {name: i for i, name in enumerate(STATES)}
+#: States that count as "failed now" for the risk ranking and the economics.
+DOWN_STATES = frozenset({"failed", "absent"})
+#: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
+#: 94/95 contained/uncontained ECC error).
+HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
+#: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
+HARD_WINDOW = "24h"
+#: A GPU with no sample in this window is absent.
+FRESH = "30m"
+#: How far back GPUs are remembered (absent and replaced are only known within it).
+LOOKBACK = "7d"
+#: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
+LAST_SEEN_STEP = "5m"
+#: A single health penalty of at least this many points makes a reporting GPU degraded.
+DEGRADED_PENALTY = 10.0
+
+Identity = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The identity label names of one schema."""
+
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+
+    @property
+    def by(self) -> str:
+        return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
+
+    def identity(self, metric: Mapping[str, Any]) -> Identity:
+        return (
+            str(metric.get(self.node, "")),
+            str(metric.get(self.gpu, "")),
+            str(metric.get(self.uuid, "")),
+            str(metric.get(self.model, "")),
+        )
+
+
+LABELS = {
+    "ours": Labels("node", "gpu", "uuid", "model"),
+    "dcgm": Labels("Hostname", "gpu", "UUID", "modelName"),
+}
+
+
+def _dcgm(metric: str, **labels: str) -> list[str]:
+    """dcgm-exporter field names carrying our ``metric{labels}`` (from the catalogue)."""
+    return sorted(
+        f.name
+        for f in by_name()[metric].dcgm
+        if all(f.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def _any_of(names: Sequence[str], template: str, by: str) -> str:
+    """``max by (identity)`` of ``template`` over each field, joined with ``or`` ("" for none)."""
+    return " or ".join(f"max by ({by}) ({template.format(sel=n)})" for n in names)
+
+
+def state_queries(schema: str) -> dict[str, str]:
+    """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
+
+    Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
+    the GPUs reporting now; ``last_seen`` returns the time of each GPU's last sample in the
+    LOOKBACK (resolution LAST_SEEN_STEP, so it may miss the last few minutes: ``fresh`` decides
+    presence, ``last_seen`` only the age of absent GPUs).
+    """
+    return {name: q for name, q in _queries(schema).items() if q}
+
+
+def _queries(schema: str) -> dict[str, str]:
+    lab = LABELS[schema]
+    by = lab.by
+    hard = "|".join(str(x) for x in HARD_XIDS)
+    if schema == "ours":
+        xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
+        return {
+            # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
+            "last_seen": _any_of(
+                ("gpu_up", "gpu_power_watts"),
+                f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])",
+                by,
+            ),
+            "fresh": _any_of(
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{FRESH}])", by
+            ),
+            "lost": f"max by ({by}) (last_over_time(gpu_up[{FRESH}])) == 0",
+            # The second half counts a counter first seen above zero inside the window (an
+            # exporter that creates XID counters at their first event).
+            "hard_xid": (
+                f"sum by ({by}, xid) (increase({xid}[{HARD_WINDOW}])) > 0 or "
+                f"(max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}])) > 0 unless "
+                f"max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
+            ),
+            "uncorrectable_ecc": (
+                f'sum by ({by}) (increase(gpu_ecc_errors_total{{type="uncorrected"}}'
+                f"[{HARD_WINDOW}])) > 0"
+            ),
+            "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{FRESH}])) > 0",
+            "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{FRESH}])) > 0",
+            "health_penalty": (
+                f'max by ({by}, reason) (max_over_time(gpu_health_penalty{{dimension!="overall"}}'
+                f"[{FRESH}])) >= {DEGRADED_PENALTY:g}"
+            ),
+        }
+    xid_field = _dcgm("gpu_xid_errors_total")[0]
+    last_xid = f"last_over_time({xid_field}[{HARD_WINDOW}])"
+    # dcgm-exporter keeps only the last XID code in a gauge (the value is the code): an XID
+    # happened in the window when the gauge changed or first appeared in it.
+    recent = (
+        f"and on ({lab.uuid}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
+        f"({xid_field} unless {xid_field} offset {HARD_WINDOW}))"
+    )
+    return {
+        "last_seen": _any_of(
+            _dcgm("gpu_temperature_celsius", sensor="gpu"),
+            f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])",
+            by,
+        ),
+        "fresh": _any_of(
+            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{FRESH}])", by
+        ),
+        "hard_xid": " or ".join(f"(max by ({by}) ({last_xid} == {x}) {recent})" for x in HARD_XIDS),
+        "uncorrectable_ecc": _any_of(
+            _dcgm("gpu_ecc_errors_total", type="uncorrected"),
+            f"increase({{sel}}[{HARD_WINDOW}]) > 0",
+            by,
+        ),
+        "remap_failed": _any_of(
+            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
+        ),
+        "remap_pending": _any_of(
+            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
+        ),
+        "recent_xid": f"(max by ({by}) ({last_xid} > 0) {recent})",
+        "violations": _any_of(
+            _dcgm("gpu_pcie_replays_total")
+            + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
+            + _dcgm("gpu_clock_event_seconds_total", reason="board_limit"),
+            f"increase({{sel}}[{FRESH}]) > 0",
+            by,
+        ),
+    }
+
+
+#: Evidence that makes a reporting GPU failed, with the reason shown to people.
+FAILED_EVIDENCE = {
+    "lost": "lost (gpu_up 0)",
+    "hard_xid": "XID {xid}",
+    "uncorrectable_ecc": "uncorrectable ECC errors",
+    "remap_failed": "row remap failure",
+}
+DEGRADED_EVIDENCE = {
+    "remap_pending": "row remap pending",
+    "health_penalty": "health penalty {reason}",
+    "recent_xid": "XID {xid}",
+    "violations": "PCIe replays or clock violations",
+}
+
+
+@dataclass(frozen=True)
+class GpuState:
+    """The state of one GPU and why."""
+
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+    state: str
+    reasons: tuple[str, ...] = ()
+    #: Unix time of the last sample (NaN when unknown).
+    last_seen: float = math.nan
+    #: Seconds since the last sample at the evaluation time (0 for a reporting GPU).
+    age_s: float = 0.0
+    #: For an absent or replaced GPU: the state it had when last seen.
+    last_state: str = ""
+    #: For a replaced GPU: the UUID now in its slot.
+    replaced_by: str = ""
+
+    @property
+    def down(self) -> bool:
+        """Failed or absent: "failed now" for the ranking and the economics."""
+        return self.state in DOWN_STATES
+
+
+def rank_key(state: str, probability: float) -> tuple[int, float]:
+    """Sort key: state first (failed, absent, degraded, healthy), then risk, highest first."""
+    p = probability if math.isfinite(probability) else 1.0
+    return (_RANK.get(state, len(STATES)), -p)
+
+
+def _reason(template: str, metric: Mapping[str, Any], value: object) -> str:
+    xid = str(metric.get("xid", "")) or _code(value)
+    return template.format(xid=xid, reason=metric.get("reason", ""))
+
+
+def _code(value: object) -> str:
+    try:
+        return str(int(float(value)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "?"
+
+
+def evidence_state(
+    schema: str, results: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """uuid -> (failed/degraded/healthy, reasons) from the evidence queries' results."""
+    lab = LABELS[schema]
+    reasons: dict[str, dict[str, list[str]]] = {}
+    for bucket, table in (("failed", FAILED_EVIDENCE), ("degraded", DEGRADED_EVIDENCE)):
+        for name, template in table.items():
+            for sample in results.get(name, ()):
+                metric = sample.get("metric", {})
+                uuid = lab.identity(metric)[2]
+                text = _reason(template, metric, sample.get("value", [0, ""])[1])
+                per = reasons.setdefault(uuid, {}).setdefault(bucket, [])
+                if text not in per:
+                    per.append(text)
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for uuid, found in reasons.items():
+        if found.get("failed"):
+            both = found["failed"] + found.get("degraded", [])
+            out[uuid] = ("failed", tuple(dict.fromkeys(both)))
+        else:
+            out[uuid] = ("degraded", tuple(found.get("degraded", [])))
+    return out
+
+
+def classify(
+    schema: str,
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    at: float,
+    last_known: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
+) -> dict[str, GpuState]:
+    """uuid -> :class:`GpuState` for every GPU seen in the LOOKBACK, at evaluation time ``at``.
+
+    ``results`` holds the answer of every :func:`state_queries` query. ``last_known`` gives the
+    (state, reasons) of absent GPUs when they were last seen (see :func:`last_seen_times`).
+    """
+    lab = LABELS[schema]
+    evidence = evidence_state(schema, results)
+    seen: dict[str, tuple[Identity, float]] = {}
+    for sample in results.get("last_seen", ()):
+        ident = lab.identity(sample.get("metric", {}))
+        try:
+            t = float(sample["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if ident[2] and (ident[2] not in seen or t > seen[ident[2]][1]):
+            seen[ident[2]] = (ident, t)
+    fresh: dict[str, Identity] = {}
+    for sample in results.get("fresh", ()):
+        ident = lab.identity(sample.get("metric", {}))
+        if ident[2]:
+            fresh[ident[2]] = ident
+            seen[ident[2]] = (ident, at)
+    fresh_in_slot = {(ident[0], ident[1]): uuid for uuid, ident in fresh.items()}
+    known = dict(last_known or {})
+    states: dict[str, GpuState] = {}
+    for uuid, (ident, t) in seen.items():
+        age = max(0.0, at - t)
+        if uuid in fresh:
+            state, reasons = evidence.get(uuid, ("healthy", ()))
+            states[uuid] = GpuState(*ident, state, reasons, t, 0.0)
+            continue
+        last_state, last_reasons = known.get(uuid, ("", ()))
+        successor = fresh_in_slot.get((ident[0], ident[1]), "")
+        name = "replaced" if successor and successor != uuid else "absent"
+        reasons = (f"no samples for {_age_text(age)}", *last_reasons)
+        states[uuid] = GpuState(*ident, name, reasons, t, age, last_state, successor)
+    # A GPU with evidence but no last_seen (a schema quirk) still gets its state.
+    for uuid, (state, reasons) in evidence.items():
+        if uuid not in states and uuid:
+            states[uuid] = GpuState("", "", uuid, "", state, reasons)
+    return states
+
+
+def needs_history(states: Mapping[str, GpuState], limit: int = 8) -> list[float]:
+    """Distinct last-seen times (most recent first, at most ``limit``) of absent GPUs.
+
+    Evaluating the evidence queries just after each of these times gives the state an absent
+    GPU had when it was last seen; bounded so a mass outage costs at most ``limit`` rounds.
+    """
+    times = sorted(
+        {s.last_seen for s in states.values() if s.state in ("absent", "replaced")},
+        reverse=True,
+    )
+    return [t for t in times if math.isfinite(t)][:limit]
+
+
+def with_history(
+    states: Mapping[str, GpuState], history: Mapping[str, tuple[str, tuple[str, ...]]]
+) -> dict[str, GpuState]:
+    """Fill ``last_state`` (and its reasons) of absent/replaced GPUs from past evaluations."""
+    out = dict(states)
+    for uuid, s in states.items():
+        if s.state in ("absent", "replaced") and uuid in history:
+            last_state, reasons = history[uuid]
+            out[uuid] = GpuState(
+                s.node,
+                s.gpu,
+                s.uuid,
+                s.model,
+                s.state,
+                (*s.reasons, *reasons),
+                s.last_seen,
+                s.age_s,
+                last_state,
+                s.replaced_by,
+            )
+    return out
+
+
+def gather_states(
+    query: Any, schema: str, at: float, history_limit: int = 8
+) -> dict[str, GpuState]:
+    """Run the state queries with ``query(promql, at) -> vector`` and classify every GPU.
+
+    The caller's client does the HTTP (the scorer's PromClient, the report's stack.query); a
+    failed evidence query raises from the client, so a state is never derived from half the
+    evidence.
+    """
+    queries = state_queries(schema)
+    results = {name: query(promql, at) for name, promql in queries.items()}
+    states = classify(schema, results, at)
+    history: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for t in needs_history(states, history_limit):
+        past = {
+            name: query(promql, t + 1.0)
+            for name, promql in queries.items()
+            if name not in ("last_seen", "fresh")
+        }
+        for uuid, found in evidence_state(schema, past).items():
+            history.setdefault(uuid, found)
+    absent_at = {u for u, s in states.items() if s.state in ("absent", "replaced")}
+    for uuid in absent_at - set(history):
+        history[uuid] = ("healthy", ())
+    return with_history(states, history)
+
+
+def _age_text(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min"

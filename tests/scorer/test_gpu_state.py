@@ -1,0 +1,182 @@
+"""The GPU state model against a real Prometheus and a real VictoriaMetrics.
+
+One GPU per state (tests/scorer/state_fleet.py) is backfilled; the classification must give each
+its state and reason, the scorer must rank failed and absent GPUs as "failed now" and never
+recommend keeping them, and VictoriaMetrics must agree with Prometheus GPU by GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.core import GaugeMetricFamily
+
+from gpu_health import stack
+from gpu_health.scorer.engine import engine_of
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.telemetry.state import GpuState, gather_states, rank_key
+from tests.conftest import PrometheusFactory, import_openmetrics
+from tests.scorer import state_fleet
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def end() -> float:
+    return float(int(time.time()) - 30)
+
+
+def _states(url: str, schema: str = "ours") -> tuple[dict[str, GpuState], PromClient]:
+    client = PromClient(PromConfig(url, retries=2, backoff_s=0.1))
+    return gather_states(client.query, schema, time.time()), client
+
+
+def _check_fleet(states: dict[str, GpuState]) -> None:
+    assert {u: s.state for u, s in states.items()} == {g.uuid: g.expect for g in state_fleet.FLEET}
+    assert "lost (gpu_up 0)" in states["GPU-lost"].reasons
+    assert "XID 79" in states["GPU-xid79"].reasons
+    assert "XID 48" in states["GPU-xid48-born-at-1"].reasons  # a counter first seen at 1
+    assert "uncorrectable ECC errors" in states["GPU-uncorrectable"].reasons
+    assert "row remap failure" in states["GPU-remap-failed"].reasons
+    assert states["GPU-remap-pending"].reasons == ("row remap pending",)
+    absent = states["GPU-absent"]
+    # gone for two hours; it had a pending row remap when it was last seen
+    assert 2 * 3600 - 400 <= absent.age_s <= 2 * 3600 + 400, absent
+    assert absent.last_state == "degraded" and "row remap pending" in absent.reasons
+    old = states["GPU-old"]
+    assert old.replaced_by == "GPU-new" and old.last_state == "healthy"
+    assert states["GPU-healthy-0"].age_s == 0.0
+
+
+def test_every_state_from_prometheus(
+    prometheus_factory: PrometheusFactory, backfill: Callable[[str], Path], end: float
+) -> None:
+    server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end)))
+    stack.wait_for_query(server.url, "count(gpu_up)")
+    states, client = _states(server.url)
+    assert engine_of(client) == "prometheus"
+    _check_fleet(states)
+
+
+def test_victoriametrics_gives_the_same_states(
+    victoriametrics_factory: Callable[[], stack.Server], end: float
+) -> None:
+    vm = victoriametrics_factory()
+    import_openmetrics(vm, state_fleet.openmetrics(end))
+    states, client = _states(vm.url)
+    assert engine_of(client) == "victoriametrics"
+    _check_fleet(states)
+
+
+def test_rank_key_puts_failed_and_absent_above_every_healthy_gpu() -> None:
+    rows = [("healthy", 0.99), ("failed", 0.01), ("absent", math.nan), ("degraded", 0.0)]
+    ranked = sorted(rows, key=lambda r: rank_key(*r))
+    assert [r[0] for r in ranked] == ["failed", "absent", "degraded", "healthy"]
+
+
+def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gpu(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    end: float,
+    repo_root: Path,
+) -> None:
+    from gpu_health.scorer.econ.bridge import make_econ_hook
+    from gpu_health.scorer.model import FailureModel
+    from gpu_health.scorer.service import Scorer, ScorerCollector
+
+    server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end)))
+    stack.wait_for_query(server.url, "count(gpu_up)")
+    client = PromClient(PromConfig(server.url, retries=2, backoff_s=0.1))
+    scorer = Scorer(
+        client, FailureModel.load(repo_root / "scorer" / "default_model"), econ=make_econ_hook()
+    )
+    assert scorer.run_once(), scorer.last_error
+    snap = scorer.snapshot
+    assert snap is not None
+    by_uuid = {g.uuid: g for g in snap.gpus}
+    expected = {g.uuid: g.expect for g in state_fleet.FLEET if g.expect != "replaced"}
+    # the absent GPU is back in the ranking although the feature inventory no longer lists it
+    assert {u: g.state for u, g in by_uuid.items()} == expected
+    assert [s.uuid for s in snap.gone] == ["GPU-old"]
+    for g in snap.gpus:
+        if g.state in ("failed", "absent"):
+            assert g.probability == {"7d": 1.0, "30d": 1.0}, g.uuid
+            assert g.econ is not None and g.econ.recommended_action != "keep", g.uuid
+            assert g.econ.recommended_action in ("repair", "sell", "decommission")
+    ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))
+    down = [g for g in ranked if g.state in ("failed", "absent")]
+    assert ranked[: len(down)] == down and len(down) == 6
+
+    families = {f.name: f for f in ScorerCollector(scorer).collect()}
+    state = families["gpu_state"]
+    assert isinstance(state, GaugeMetricFamily)
+    current = {s.labels["uuid"]: s.labels["state"] for s in state.samples if s.value == 1}
+    assert current == {g.uuid: g.expect for g in state_fleet.FLEET}
+    ages = {s.labels["uuid"]: s.value for s in families["gpu_state_age_seconds"].samples}
+    assert ages["GPU-absent"] > 3600 and ages["GPU-healthy-0"] == 0
+
+
+DCGM = "NVIDIA H100 80GB HBM3"
+
+
+def _dcgm_history(end: float) -> str:
+    """Three dcgm-exporter GPUs: last XID 79 an hour ago, last XID 43 (an application error)
+    an hour ago after 13 before the window, and a healthy one."""
+    lines = []
+    for k in range(0, 3 * 3600 + 1, 60):
+        t = end - 3 * 3600 + k
+        late = t >= end - 3600
+        for i, xid in enumerate((79.0 if late else 0.0, 43.0 if late else 13.0, 0.0)):
+            labels = f'Hostname="d1",UUID="GPU-d{i}",gpu="{i}",modelName="{DCGM}"'
+            lines.append(f"DCGM_FI_DEV_GPU_TEMP{{{labels}}} 60 {t:.0f}")
+            lines.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}}} {xid} {t:.0f}")
+            lines.append(f"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{labels}}} 0 {t:.0f}")
+    return "\n".join(["# TYPE DCGM_FI_DEV_GPU_TEMP gauge", *lines, "# EOF"]) + "\n"
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
+def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
+    engine: str,
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+    end: float,
+) -> None:
+    if engine == "prometheus":
+        url = prometheus_factory(data_dir=backfill(_dcgm_history(end))).url
+        stack.wait_for_query(url, "count(DCGM_FI_DEV_GPU_TEMP)")
+    else:
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, _dcgm_history(end))
+        url = vm.url
+    states, client = _states(url, "dcgm")
+    assert engine_of(client) == engine
+    assert {u: (s.state, s.reasons) for u, s in states.items()} == {
+        "GPU-d0": ("failed", ("XID 79",)),
+        "GPU-d1": ("degraded", ("XID 43",)),
+        "GPU-d2": ("healthy", ()),
+    }
+
+
+def test_rewrite_touches_only_the_functions_metricsql_counts_differently() -> None:
+    from gpu_health.telemetry.engine import from_buildinfo, rewrite
+
+    q = "sum(increase(gpu_xid_errors_total[1h])) + changes (x[5m]) + rate(y[1m]) + delta(z[1h])"
+    assert rewrite(q, "victoriametrics") == (
+        "sum(increase_prometheus(gpu_xid_errors_total[1h])) + changes_prometheus(x[5m])"
+        " + rate(y[1m]) + delta_prometheus(z[1h])"
+    )
+    assert rewrite(q, "prometheus") == q
+    once = rewrite("increase(a[1h])", "victoriametrics")
+    assert once == "increase_prometheus(a[1h])" and rewrite(once, "victoriametrics") == once
+    assert rewrite("my_changes(a)", "victoriametrics") == "my_changes(a)"
+    prometheus_info = {
+        "status": "success",
+        "data": {"version": "2.42.0", "revision": "x", "goVersion": "go1.19"},
+    }
+    assert from_buildinfo(prometheus_info) == "prometheus"
+    assert from_buildinfo({"status": "success", "data": {}}) is None
