@@ -92,7 +92,11 @@ def _leaf(
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def make_pki(d: Path) -> Pki:
+    """CAs and leaf certificates for server, trusted and untrusted clients, rotation."""
     server_ca = _ca(d, "server-ca")
     client_ca = _ca(d, "client-ca")
     rogue_ca = _ca(d, "rogue-ca")

@@ -11,7 +11,8 @@ connection costs a file descriptor and a small buffer, not a thread:
 
 * idle keep-alive connections, TLS handshakes and request heads wait in the loop; only a request
   that passed parsing, auth and routing runs its handler, in a pool of ``max_in_flight`` threads
-  (node_exporter's ``--web.max-requests``: beyond it the answer is 503 at once);
+  (node_exporter's ``--web.max-requests``); up to :data:`QUEUE_FACTOR` times as many more wait
+  their turn without a thread, and beyond that the answer is 503 at once;
 * at most ``max_connections`` connections are open; when full, the connection idle the longest is
   evicted before a new one is refused;
 * the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
@@ -93,6 +94,9 @@ WRITE_TIMEOUT_SECONDS = 30.0
 MAX_CONNECTIONS = 4096
 #: Requests whose handler runs at once; more get 503 (node_exporter's --web.max-requests default).
 MAX_IN_FLIGHT = 40
+#: Requests that may wait (holding no thread) for a handler slot, per slot; beyond, 503 at once.
+#: A burst of scrapes on a CPU-starved host waits a moment instead of failing.
+QUEUE_FACTOR = 4
 #: bcrypt checks (cache misses) waiting their turn; more get 503 without running bcrypt.
 MAX_AUTH_PENDING = 16
 #: File descriptors kept free for everything else the process opens (Prometheus, model files).
@@ -148,6 +152,8 @@ class _Loop:
         self.max_in_flight = max_in_flight
         self.conns: dict[asyncio.Task[None], _Conn] = {}
         self.in_flight = 0
+        self.queued = 0
+        self.slots = asyncio.Semaphore(max_in_flight)
         self.auth_pending = 0
         self.pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="http-handler")
         self.auth_pool = ThreadPoolExecutor(1, thread_name_prefix="http-bcrypt")
@@ -312,7 +318,7 @@ class _Loop:
         handler = self.routes.get(parsed.path)
         if handler is None:
             return Response(404, b"not found\n", headers=extra), False
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight + self.queued >= self.max_in_flight * (1 + QUEUE_FACTOR):
             self.overloaded += 1
             extra["Retry-After"] = "1"
             return Response(503, b"too many requests in flight\n", headers=extra), False
@@ -322,11 +328,17 @@ class _Loop:
             head.headers,
             user=user if isinstance(user, str) else None,
         )
+        self.queued += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.queued -= 1
         self.in_flight += 1
         try:
             response = await loop.run_in_executor(self.pool, _call, handler, request)
         finally:
             self.in_flight -= 1
+            self.slots.release()
         response.headers = {**response.headers, **extra}
         return response, False
 
