@@ -59,6 +59,20 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "New models refused at reload (missing, truncated, altered); the last good one is kept.",
         (),
     ),
+    (
+        "gpu_scorer_bad_values_total",
+        "counter",
+        "Feature values the model cannot take (not finite in float32), made missing for that "
+        "GPU and feature instead of failing the run.",
+        ("feature",),
+    ),
+    (
+        "gpu_scorer_run_state",
+        "gauge",
+        "1 for the scoring loop's state: idle, running, ok, failed, timed_out (last run abandoned "
+        "at --run.budget) or stuck (a run still going past its budget).",
+        ("state",),
+    ),
 )
 
 #: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).
