@@ -17,9 +17,11 @@ from pathlib import Path
 
 from gpu_health.errors import UserError
 
-#: GPUs one process may simulate or replay (and backfill writes): a DGX SuperPOD scalable unit is
-#: 256 GPUs, a large training fleet tens of thousands; 100,000 keeps a typo from exhausting memory.
+#: GPUs a backfill may simulate: a large training fleet is tens of thousands; 100,000 keeps a typo
+#: (``--gpus 99999999999``) from growing until the host swaps.
 MAX_GPUS = 100_000
+#: GPUs one exporter process may simulate or replay (a node has 8 to 16; the demo runs 64).
+MAX_EXPORTER_GPUS = 4096
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 

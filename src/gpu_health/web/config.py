@@ -102,6 +102,14 @@ TLS_KEYS = frozenset(
     }
 )
 TLS_FILE_KEYS = ("cert", "key", "cert_file", "key_file", "client_ca", "client_ca_file")
+#: Any of these (non-empty) turns TLS on, so a certificate is then required (as the toolkit does).
+TLS_ENABLING_KEYS = (*TLS_FILE_KEYS, "client_auth_type")
+#: Go's net/http2 refuses a TLS 1.2 cipher list without one of these (node_exporter then does not
+#: start); the same verdict here keeps a file that works there working here, and the reverse.
+HTTP2_REQUIRED_SUITES = {
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+}
 HTTP_KEYS = frozenset({"http2", "headers"})
 RATE_KEYS = frozenset({"interval", "burst"})
 
@@ -171,19 +179,19 @@ def k(name: str) -> str:
 def load_web_config(path: Path | str) -> WebConfig:
     """Read and validate a web config file; every problem is a :class:`ConfigError`."""
     path = Path(path)
-    data = load_yaml(path)
+    data = load_yaml(path, unique_keys=True)
     return parse_web_config(data, str(path), path.parent)
 
 
 def parse_web_config(data: Any, source: str, base_dir: Path) -> WebConfig:
     top = expect_mapping(data, source, "")
     reject_unknown(top, TOP_KEYS, source, "")
-    tls = _parse_tls(top.get("tls_server_config"), source, base_dir)
     http = expect_mapping(top.get("http_server_config"), source, "http_server_config")
     reject_unknown(http, HTTP_KEYS, source, "http_server_config")
     http2 = True
     if "http2" in http:
         http2 = expect_bool(http["http2"], source, "http_server_config.http2")
+    tls = _parse_tls(top.get("tls_server_config"), source, base_dir, http2)
     headers = _parse_headers(http.get("headers"), source)
     users = _parse_users(top.get("basic_auth_users"), source)
     rate = _parse_rate_limit(top.get("rate_limit"), source)
@@ -217,13 +225,41 @@ def _inline(value: Any, source: str, key: str) -> str | None:
     return value
 
 
-def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | None:
+def _check_suites(suites: tuple[str, ...], min_v: str, http2: bool, source: str) -> None:
+    """cipher_suites that would weaken or break TLS 1.2 are refused, as exporter-toolkit's
+    server refuses them at start: a list of only TLS 1.3 names (not configurable, so TLS 1.2
+    would silently fall back to OpenSSL's defaults), and with http2 a list lacking the suite
+    HTTP/2 requires."""
+    if not suites or TLS_VERSIONS[min_v] >= TLS_VERSIONS["TLS13"]:
+        return
+    tls12 = [s for s in suites if s in CIPHER_SUITES]
+    if not tls12:
+        raise ConfigError(
+            source,
+            k("cipher_suites"),
+            "lists only TLS 1.3 suites, which cannot be configured; TLS 1.2 would use OpenSSL's "
+            "defaults (allowed: add TLS 1.2 suites, or set min_version: TLS13)",
+        )
+    if http2 and not HTTP2_REQUIRED_SUITES & set(tls12):
+        raise ConfigError(
+            source,
+            k("cipher_suites"),
+            "is missing an HTTP/2-required AES_128_GCM_SHA256 suite (allowed: add "
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "
+            "or set http_server_config.http2: false)",
+        )
+
+
+def _parse_tls(
+    value: Any, source: str, base_dir: Path, http2: bool = True
+) -> TLSServerConfig | None:
     key = "tls_server_config"
     tls = expect_mapping(value, source, key)
     reject_unknown(tls, TLS_KEYS, source, key)
-    if not any(tls.get(name) for name in TLS_FILE_KEYS):
-        # exporter-toolkit: a tls_server_config without certificates means plain HTTP (auth
-        # still applies). Same here, but say so: min_version alone looks like TLS and is not.
+    if not any(tls.get(name) for name in TLS_ENABLING_KEYS):
+        # exporter-toolkit (TLSConfig.IsEnabled): without a certificate, key, client CA or client
+        # auth type it is plain HTTP (auth still applies). Same here, but say so: min_version
+        # alone looks like TLS and is not.
         if any(v not in (None, "", []) for v in tls.values()):
             log.warning("%s: tls_server_config has no cert_file: serving plain HTTP", source)
         return None
@@ -263,7 +299,9 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
     needs_ca = CLIENT_AUTH_TYPES[auth][1]
     has_ca = ca_file is not None or ca is not None
     if needs_ca and not has_ca:
-        raise ConfigError(source, k("client_ca_file"), f"missing: client_auth_type {auth} needs it")
+        # As Go does without ClientCAs: client certificates are verified against the system's
+        # trusted roots (see tlscontext.build_ssl_context).
+        log.info("%s: %s without client_ca_file verifies against the system CAs", source, auth)
     if has_ca and not needs_ca:
         raise ConfigError(
             source,
@@ -287,6 +325,7 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
     suites = _str_list(
         tls.get("cipher_suites"), source, k("cipher_suites"), set(CIPHER_SUITES) | TLS13_SUITES
     )
+    _check_suites(suites, min_v, http2, source)
     prefer = True
     if "prefer_server_cipher_suites" in tls:
         prefer = expect_bool(
@@ -318,6 +357,10 @@ def _parse_headers(value: Any, source: str) -> dict[str, str]:
     for name, raw in headers.items():
         if raw is None or raw == "":
             continue  # the toolkit: "Unset if blank"
+        if isinstance(raw, bool):  # Go's YAML decodes a scalar into the string it reads as
+            raw = "true" if raw else "false"
+        elif isinstance(raw, (int, float)):
+            raw = str(raw)  # X-XSS-Protection: 1
         text = expect_str(raw, source, join_key(key, name))
         if any(ch in text for ch in "\r\n\0"):
             raise ConfigError(source, join_key(key, name), "must be one line (no CR, LF or NUL)")
@@ -370,7 +413,12 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
         return None
     raw = rate.get("interval", "0s")
     try:
-        interval = parse_duration(str(raw)) if not isinstance(raw, bool) else -1.0
+        if isinstance(raw, bool):
+            interval = -1.0
+        elif raw == 0 or raw == "0":  # a bare zero, as Go's time.Duration reads it
+            interval = 0.0
+        else:
+            interval = parse_duration(str(raw))
     except ValueError:
         interval = -1.0
     if interval < 0:
@@ -382,8 +430,8 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
     burst = expect_int(rate.get("burst", 0), source, "rate_limit.burst", minimum=0)
     if interval == 0:
         return None  # the toolkit: 0 disables the limiter
-    if burst < 1:
-        raise ConfigError(
-            source, "rate_limit.burst", f"{burst} is out of range (allowed: 1 to inf)"
-        )
+    if burst == 0:
+        # Go's rate.NewLimiter(every, 0) allows nothing: every request gets 429. Same verdict
+        # and behaviour as the toolkit, but said out loud.
+        log.warning("%s: rate_limit.burst 0 refuses every request (429)", source)
     return RateLimit(interval, burst)

@@ -80,7 +80,9 @@ def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
         except OSError as exc:
             raise ConfigError(source, k("cert_file"), f"cannot read: {exc.strerror}") from None
     mode, needs_ca = CLIENT_AUTH_TYPES[tls.client_auth_type]
-    if needs_ca:
+    if needs_ca and tls.client_ca_file is None and tls.client_ca is None:
+        ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # Go: no ClientCAs = the system roots
+    elif needs_ca:
         try:
             if tls.client_ca_file is not None:
                 if not tls.client_ca_file.is_file():
