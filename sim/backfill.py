@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import queue
+import secrets
 import shutil
 import signal
 import sys
@@ -187,7 +188,10 @@ def backfill(
 ) -> dict[str, Any]:
     """Write the history; returns counts and rates (the bench and the CLI report them)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    # mkdir, not mkdtemp: the data dir keeps the umask's permissions (mkdtemp's 0700 would hide
+    # it from a Prometheus running as another user once renamed into place).
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
     try:
         report = _backfill(
             gpus, days, staging, resolution, seed, schema, end_time, hazard_scale, health,
