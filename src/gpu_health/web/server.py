@@ -245,6 +245,8 @@ class _Loop:
             pass
         except asyncio.CancelledError:
             pass  # evicted, or the server is shutting down
+        except Exception:  # a bug here must end this connection only, quietly for the client
+            log.exception("connection handling failed")
         finally:
             if transport is not None:
                 _close_transport(loop, transport)
@@ -455,8 +457,13 @@ async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
 
 def _close_transport(loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport) -> None:
     """Close, letting buffered bytes go out, but never wait on a client that stopped reading."""
+    pending = 0
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        # An SSL transport the peer already tore down has no buffer left to ask about.
+        with contextlib.suppress(AttributeError, RuntimeError):
+            pending = transport.get_write_buffer_size()
     transport.close()
-    if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size():
+    if pending and isinstance(transport, asyncio.WriteTransport):
         loop.call_later(WRITE_TIMEOUT_SECONDS, transport.abort)
 
 
