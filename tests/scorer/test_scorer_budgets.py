@@ -192,6 +192,7 @@ def test_a_drip_fed_answer_ends_within_timeout_times_attempts(fake) -> None:  # 
     with pytest.raises(PrometheusError, match="timed out"):
         client.query("up")
     elapsed = time.monotonic() - started
+    print(f"drip-fed answer ended after {elapsed:.2f}s (timeout 1s x 2 attempts)")
     assert elapsed < 1.0 * 2 + 0.8, f"{elapsed:.1f}s for timeout 1s x 2 attempts"
     assert client.errors == 1
 
@@ -205,6 +206,7 @@ def test_a_run_past_its_budget_is_abandoned_and_reported(fake, model: FailureMod
     started = time.monotonic()
     assert not scorer.run_once()
     elapsed = time.monotonic() - started
+    print(f"run abandoned after {elapsed:.2f}s (budget 2s)")
     assert elapsed < 2.0 + 1.5, f"run took {elapsed:.1f}s with a 2s budget"
     assert scorer.current()[1].startswith("timed out") and scorer.run_state() == "timed_out"
 
