@@ -7,6 +7,7 @@ can be read in one place.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http
 import threading
@@ -17,6 +18,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from gpu_health.errors import UserError
+
+#: Longest request line we read; anything larger is refused (414).
+MAX_REQUEST_LINE = 8192
+#: Most header lines and most bytes in the header block; more is refused (431).
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 16384
 
 #: gzip level for /metrics: level 1 shrinks the exposition ~18x for ~1.6 ms per 220 KB, level 9
 #: only 1.2x more for 5x the CPU. Prometheus always asks for gzip.
@@ -260,3 +267,34 @@ def landing_page(title: str, links: Mapping[str, str]) -> Handler:
         return Response(200, body, "text/html; charset=utf-8")
 
     return handle
+
+
+async def read_head(reader: asyncio.StreamReader, prefix: bytes) -> RequestHead | None:
+    """Request line and headers within the caps; None if the client hung up mid-head."""
+    try:
+        line = prefix + await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:
+        raise BadHead(414, b"request line too long\n") from None
+    except asyncio.IncompleteReadError:
+        return None
+    if len(line) > MAX_REQUEST_LINE:
+        raise BadHead(414, b"request line too long\n")
+    method, target, version = parse_request_line(line)
+    lines: list[bytes] = []
+    total = 0
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise BadHead(431, b"request header fields too large\n") from None
+        except asyncio.IncompleteReadError:
+            return None
+        total += len(raw)
+        if total > MAX_HEADER_BYTES or len(lines) >= MAX_HEADERS + 1:
+            raise BadHead(431, b"request header fields too large\n")
+        if raw in (b"\r\n", b"\n"):
+            break
+        lines.append(raw)
+    if len(lines) > MAX_HEADERS:
+        raise BadHead(431, b"request header fields too large\n")
+    return RequestHead(method, target, version, parse_header_lines(lines))

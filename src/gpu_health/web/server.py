@@ -47,6 +47,7 @@ from pathlib import Path
 from gpu_health.errors import UserError
 from gpu_health.web.live import ActiveWebConfig, WebConfigSource
 from gpu_health.web.protocol import (
+    MAX_HEADER_BYTES,
     BadHead,
     Handler,
     Headers,
@@ -56,10 +57,17 @@ from gpu_health.web.protocol import (
     accepts_gzip,
     landing_page,
     metrics_handler,
-    parse_header_lines,
     parse_listen_address,
-    parse_request_line,
+    read_head,
     render_response,
+)
+from gpu_health.web.streams import (
+    Closing,
+    call_handler,
+    close_transport,
+    peek,
+    refuse_plain_on_tls,
+    write,
 )
 from gpu_health.web.tlscontext import peer_san_allowed
 
@@ -77,11 +85,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Longest request line we read; anything larger is refused (414).
-MAX_REQUEST_LINE = 8192
-#: Most header lines and most bytes in the header block; more is refused (431).
-MAX_HEADERS = 64
-MAX_HEADER_BYTES = 16384
 #: Seconds a client has, from connecting (or from the first byte of a keep-alive request), to
 #: finish the TLS handshake and send the request line and headers.
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -103,10 +106,6 @@ MAX_AUTH_PENDING = 16
 FD_RESERVE = 128
 
 _TLS_HANDSHAKE_RECORD = b"\x16"
-_PLAIN_ON_TLS_PORT = (
-    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
-)
 
 
 def raise_fd_limit() -> int:
@@ -128,10 +127,6 @@ class _Conn:
     task: asyncio.Task[None]
     state: str  # "head" (handshake or request head), "busy" (handler or write), "idle"
     since: float
-
-
-class _Closing(Exception):
-    """End this connection quietly."""
 
 
 class _Loop:
@@ -215,13 +210,13 @@ class _Loop:
             deadline = loop.time() + REQUEST_TIMEOUT_SECONDS
             try:
                 async with asyncio.timeout_at(deadline):
-                    first = await _peek(loop, sock)
+                    first = await peek(loop, sock)
                     active = self.source.current() if self.source else None
                     ctx = active.ssl_context if active else None
                     if not first or (ctx is None and first == _TLS_HANDSHAKE_RECORD):
                         return  # hung up, or TLS to a plain port: nothing to say
                     if ctx is not None and first != _TLS_HANDSHAKE_RECORD:
-                        await _refuse_plain_on_tls(loop, sock)
+                        await refuse_plain_on_tls(loop, sock)
                         return
                     reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES + 2)
                     protocol = asyncio.StreamReaderProtocol(reader)
@@ -241,7 +236,7 @@ class _Loop:
                     log.debug("client certificate SAN not in client_allowed_sans")
                     return
             await self.serve_requests(self.conns.get(task), reader, writer, deadline)
-        except (_Closing, ConnectionError, ssl.SSLError, OSError, asyncio.IncompleteReadError):
+        except (Closing, ConnectionError, ssl.SSLError, OSError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
             pass  # evicted, or the server is shutting down
@@ -249,7 +244,7 @@ class _Loop:
             log.exception("connection handling failed")
         finally:
             if transport is not None:
-                _close_transport(loop, transport)
+                close_transport(loop, transport, WRITE_TIMEOUT_SECONDS)
             else:
                 sock.close()
 
@@ -280,12 +275,16 @@ class _Loop:
             first_request = False
             try:
                 async with asyncio.timeout_at(deadline):
-                    head = await _read_head(reader, prefix)
+                    head = await read_head(reader, prefix)
             except TimeoutError:
                 self.expired += 1
                 return
             except BadHead as bad:
-                await _write(writer, render_response(Response(bad.status, bad.body), True, True))
+                await write(
+                    writer,
+                    WRITE_TIMEOUT_SECONDS,
+                    render_response(Response(bad.status, bad.body), True, True),
+                )
                 return
             if head is None:
                 return
@@ -293,7 +292,11 @@ class _Loop:
                 conn.state = "busy"
             response, close = await self.dispatch(head)
             close = close or not head.keep_alive or head.declares_body
-            await _write(writer, render_response(response, head.method != "HEAD", close))
+            await write(
+                writer,
+                WRITE_TIMEOUT_SECONDS,
+                render_response(response, head.method != "HEAD", close),
+            )
             if close:
                 return
 
@@ -337,7 +340,7 @@ class _Loop:
             self.queued -= 1
         self.in_flight += 1
         try:
-            response = await loop.run_in_executor(self.pool, _call, handler, request)
+            response = await loop.run_in_executor(self.pool, call_handler, handler, request)
         finally:
             self.in_flight -= 1
             self.slots.release()
@@ -374,97 +377,6 @@ class _Loop:
 
 
 _OVERLOADED = object()
-
-
-def _call(handler: Handler, request: Request) -> Response:
-    try:
-        return handler(request)
-    except Exception:  # a handler bug must not kill the server or leak a traceback
-        log.exception("handler for %s failed", request.path)
-        return Response(500, b"internal error\n")
-
-
-async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
-    """The first byte the client sent, left in the socket (b"" if it hung up)."""
-    while True:
-        try:
-            return sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            pass
-        except OSError:
-            return b""
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(sock.fileno(), _resolve, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(sock.fileno())
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _refuse_plain_on_tls(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        # Take (and drop) what the client sent, so closing does not reset the answer away.
-        with contextlib.suppress(BlockingIOError):
-            sock.recv(MAX_HEADER_BYTES)
-        await loop.sock_sendall(sock, _PLAIN_ON_TLS_PORT)
-        sock.shutdown(socket.SHUT_WR)
-
-
-async def _read_head(reader: asyncio.StreamReader, prefix: bytes) -> RequestHead | None:
-    """Request line and headers within the caps; None if the client hung up mid-head."""
-    try:
-        line = prefix + await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError:
-        raise BadHead(414, b"request line too long\n") from None
-    except asyncio.IncompleteReadError:
-        return None
-    if len(line) > MAX_REQUEST_LINE:
-        raise BadHead(414, b"request line too long\n")
-    method, target, version = parse_request_line(line)
-    lines: list[bytes] = []
-    total = 0
-    while True:
-        try:
-            raw = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError:
-            raise BadHead(431, b"request header fields too large\n") from None
-        except asyncio.IncompleteReadError:
-            return None
-        total += len(raw)
-        if total > MAX_HEADER_BYTES or len(lines) >= MAX_HEADERS + 1:
-            raise BadHead(431, b"request header fields too large\n")
-        if raw in (b"\r\n", b"\n"):
-            break
-        lines.append(raw)
-    if len(lines) > MAX_HEADERS:
-        raise BadHead(431, b"request header fields too large\n")
-    return RequestHead(method, target, version, parse_header_lines(lines))
-
-
-async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
-    writer.write(data)
-    try:
-        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
-            await writer.drain()
-    except TimeoutError:
-        raise _Closing from None
-
-
-def _close_transport(loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport) -> None:
-    """Close, letting buffered bytes go out, but never wait on a client that stopped reading."""
-    pending = 0
-    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-        # An SSL transport the peer already tore down has no buffer left to ask about.
-        with contextlib.suppress(AttributeError, RuntimeError):
-            pending = transport.get_write_buffer_size()
-    transport.close()
-    if pending and isinstance(transport, asyncio.WriteTransport):
-        loop.call_later(WRITE_TIMEOUT_SECONDS, transport.abort)
 
 
 class WebServer:
