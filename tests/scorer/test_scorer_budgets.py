@@ -153,6 +153,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_a_million_series_answer_is_refused_before_parsing(fake, tmp_path) -> None:  # type: ignore[no-untyped-def]
     row = b'{"metric":{"uuid":"GPU-%07d"},"value":[0,"1"]},'
     body = (

@@ -18,6 +18,7 @@ from gpu_health.sim.backfill import backfill
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing")
 
 
+@pytest.mark.slow
 def test_sigterm_mid_backfill_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "data"
     proc = subprocess.Popen(
