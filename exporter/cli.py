@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="exporter-toolkit web config (TLS, basic auth); default: plain HTTP",
     )
     parser.add_argument(
+        "--web.max-requests",
+        dest="web_max_requests",
+        type=cli_validate.integer(1, 10_000),
+        default=40,
+        metavar="N",
+        help="requests served at once; more wait briefly, then get 503 (as node_exporter's "
+        "flag; idle and slow connections never count) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--node-name",
         default=None,
         help="value of the node label (default: $NODE_NAME or the hostname, here "
@@ -350,7 +359,10 @@ class Exporter:
             registry.register(self.collector)
             ProcessCollector(registry=registry)
             self.server = WebServer(
-                args.listen_address, self.routes(registry), web_config=args.web_config_file
+                args.listen_address,
+                self.routes(registry),
+                web_config=args.web_config_file,
+                max_in_flight=getattr(args, "web_max_requests", 40),
             )
         except BaseException:
             self.backend.close()

@@ -216,6 +216,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "format Prometheus exporters use; default: plain HTTP",
     )
     serve.add_argument(
+        "--web.max-requests",
+        dest="web_max_requests",
+        type=cli_validate.integer(1, 10_000),
+        default=40,
+        metavar="N",
+        help="requests served at once; more wait briefly, then get 503 (default: %(default)s)",
+    )
+    serve.add_argument(
         "--interval",
         type=cli_validate.duration(0.0, 7 * 86400.0),
         default=300.0,
@@ -568,7 +576,12 @@ def run_serve(args: argparse.Namespace) -> int:
         "/api/v1/openapi.json": openapi_handler(),
         "/healthz": lambda _r: Response(200, b"ok\n"),
     }
-    server = WebServer(args.listen, routes, web_config=args.web_config_file).start()
+    server = WebServer(
+        args.listen,
+        routes,
+        web_config=args.web_config_file,
+        max_in_flight=args.web_max_requests,
+    ).start()
     log.info(
         "serving on port %d, scoring %s every %.0fs", server.port, args.prom_url, args.interval
     )
