@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import socket
 import threading
@@ -204,4 +205,52 @@ def test_metrics_are_fresh_for_a_lone_scraper() -> None:
             assert f"probe_gauge {value}.0".encode() in conn.getresponse().read()
             conn.close()
     finally:
+        server.shutdown()
+
+
+def test_password_flood_and_reload_never_delay_a_cached_scraper(tmp_path: Path) -> None:
+    """bcrypt (cost 10, ~70 ms) runs one at a time off the event loop for cache misses only, and
+    a reload keeps the cache: a good scraper is answered from the cache meanwhile."""
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=config
+    ).start()
+    good = {"Authorization": "Basic " + base64.b64encode(b"prometheus:right").decode()}
+    stop = threading.Event()
+    flood_statuses: list[int] = []
+
+    def flood(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            bad = base64.b64encode(f"prometheus:wrong-{n}-{i}".encode()).decode()
+            with contextlib.suppress(OSError):
+                flood_statuses.append(_get(server.port, headers={"Authorization": f"Basic {bad}"}))
+
+    try:
+        assert _get(server.port, headers=good) == 200  # now cached
+        threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        timings = []
+        for i in range(10):
+            if i == 5:  # a reload mid-flood: same user, another header
+                config.write_text(
+                    f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+                    "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+                )
+                time.sleep(1.1)
+            started = time.monotonic()
+            assert _get(server.port, headers=good) == 200
+            timings.append(time.monotonic() - started)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert max(timings) < 0.5, timings
+        assert set(flood_statuses) <= {401, 503} and 401 in flood_statuses
+    finally:
+        stop.set()
         server.shutdown()
