@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gpu_health import __version__
+from gpu_health import __version__, cli_validate
 from gpu_health.cli_support import (
     OneLineArgumentParser,
     configure_logging,
@@ -38,24 +38,10 @@ DEFAULT_LISTEN = f":{DEFAULT_PORT}"
 BACKENDS = ("auto", "nvml", "dcgm", "replay", "sim")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return value
+# Every numeric flag is finite and bounded (gpu_health.cli_validate): nan/inf never pass.
+_positive_float = cli_validate.number(0.0, 1e6, exclusive_minimum=True)
+_seconds = cli_validate.number(0.0, 86400.0, exclusive_minimum=True)
+_gpu_count = cli_validate.integer(1, cli_validate.MAX_EXPORTER_GPUS)
 
 
 def default_node_name() -> str:
@@ -96,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="exporter-toolkit web config (TLS, basic auth); default: plain HTTP",
     )
     parser.add_argument(
+        "--web.max-requests",
+        dest="web_max_requests",
+        type=cli_validate.integer(1, 10_000),
+        default=40,
+        metavar="N",
+        help="requests served at once; more wait briefly, then get 503 (as node_exporter's "
+        "flag; idle and slow connections never count) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--node-name",
         default=None,
         help="value of the node label (default: $NODE_NAME or the hostname, here "
@@ -103,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--poll-interval",
-        type=_positive_float,
+        type=_seconds,
         default=10.0,
         metavar="SECONDS",
         help="how often the background poller refreshes expensive NVML readings (energy, "
@@ -128,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kubernetes.refresh-interval",
         dest="pod_resources_refresh",
-        type=_positive_float,
+        type=_seconds,
         default=10.0,
         metavar="SECONDS",
         help="how often the pod map is re-read from the kubelet (default: %(default)s)",
@@ -172,9 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--replay.gpus",
         dest="replay_gpus",
-        type=_positive_int,
+        type=_gpu_count,
         default=1,
-        help="serve the fixture as this many GPUs (default: %(default)s)",
+        help="serve the fixture as this many GPUs, at most "
+        f"{cli_validate.MAX_EXPORTER_GPUS} (default: %(default)s)",
     )
     replay.add_argument(
         "--replay.trace",
@@ -205,9 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = parser.add_argument_group("sim backend")
     sim.add_argument(
-        "--sim-gpus", type=_positive_int, default=8, help="GPUs (default: %(default)s)"
+        "--sim-gpus",
+        type=_gpu_count,
+        default=8,
+        help=f"GPUs, at most {cli_validate.MAX_EXPORTER_GPUS} (default: %(default)s)",
     )
-    sim.add_argument("--sim-seed", type=int, default=0, help="random seed (default: %(default)s)")
+    sim.add_argument(
+        "--sim-seed",
+        type=cli_validate.integer(0, 2**32 - 1),
+        default=0,
+        help="random seed (default: %(default)s)",
+    )
     sim.add_argument(
         "--sim-speed",
         type=_positive_float,
@@ -226,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--sim-start-time",
-        type=float,
+        type=cli_validate.number(0.0, 4102444800.0),
         default=None,
         metavar="UNIX_SECONDS",
         help="simulated clock start (default: now)",
@@ -259,6 +263,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
     if args.backend == "replay":
         from gpu_health.exporter.backends.replay import ReplayBackend, resolve_trace
 
+        check_replay_faults(args.replay_faults, args.replay_gpus)
         return ReplayBackend(
             fixture=args.replay_fixture,
             gpus=args.replay_gpus,
@@ -286,6 +291,26 @@ def make_backend(args: argparse.Namespace) -> Backend:
         )
     except ValueError as exc:
         raise UserError(f"--backend sim: {exc}") from None
+
+
+def check_replay_faults(faults: Sequence[str], gpus: int) -> None:
+    """Refuse a --replay.fault naming an NVML call the fake does not have or a GPU it does not
+    serve: such a fault would silently never fire, and the test relying on it pass for nothing."""
+    from gpu_health.exporter.backends.replay import parse_fault
+    from gpu_health.exporter.fake_nvml import FakeNvml
+
+    calls = {name for name in dir(FakeNvml) if name.startswith("nvml")}
+    for text in faults:
+        call, gpu, _error = parse_fault(text)
+        if call != "*" and call not in calls:
+            raise UserError(
+                f"--replay.fault {text!r}: unknown NVML call {call!r} "
+                "(allowed: '*' or an nvml* call name, e.g. nvmlDeviceGetPowerUsage)"
+            )
+        if gpu is not None and gpu >= gpus:
+            raise UserError(
+                f"--replay.fault {text!r}: GPU {gpu} does not exist (allowed: 0 to {gpus - 1})"
+            )
 
 
 def make_health(policy_path: Path | None) -> Any | None:
@@ -363,7 +388,10 @@ class Exporter:
             registry.register(self.collector)
             ProcessCollector(registry=registry)
             self.server = WebServer(
-                args.listen_address, self.routes(registry), web_config=args.web_config_file
+                args.listen_address,
+                self.routes(registry),
+                web_config=args.web_config_file,
+                max_in_flight=getattr(args, "web_max_requests", 40),
             )
         except BaseException:
             self.backend.close()
@@ -420,9 +448,16 @@ def run(args: argparse.Namespace) -> int:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
+    def abort_start_up(signum: int, _frame: FrameType | None) -> None:
+        # Building a backend can take a while (many simulated GPUs, a slow driver); a flag
+        # would only be read after it, so a SIGTERM now ends start-up at once.
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, abort_start_up)
+    signal.signal(signal.SIGINT, abort_start_up)
+    exporter = Exporter(args).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    exporter = Exporter(args).start()
     log.info(
         "serving %d GPU(s) from the %s backend on %s (port %d)",
         len(exporter.identities),

@@ -203,6 +203,20 @@ SCORER_METRICS += (
         "Seconds since the GPU's last sample (0 while it reports; grows while absent).",
         (),
     ),
+    (
+        "gpu_scorer_bad_values_total",
+        "counter",
+        "Feature values the model cannot take (not finite in float32), made missing for that "
+        "GPU and feature instead of failing the run.",
+        ("feature",),
+    ),
+    (
+        "gpu_scorer_run_state",
+        "gauge",
+        "1 for the scoring loop's state: idle, running, ok, failed, timed_out (last run abandoned "
+        "at --run.budget) or stuck (a run still going past its budget).",
+        ("state",),
+    ),
 )
 
 #: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gpu_health import __version__
+from gpu_health import __version__, cli_validate
 from gpu_health.cli_support import (
     OneLineArgumentParser,
     configure_logging,
@@ -39,17 +39,8 @@ SUBCOMMANDS = ("serve", "train", "evaluate")
 
 
 def _duration(text: str) -> float:
-    """``90s``, ``15m``, ``12h``, ``7d`` or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    try:
-        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (e.g. 60s, 12h, 7d)"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
+    """``90s``, ``15m``, ``12h``, ``7d`` or plain seconds: finite, positive, at most 10 years."""
+    return cli_validate.duration(0.0, 10 * 365 * 86400.0)(text)
 
 
 def _time(text: str) -> float:
@@ -80,7 +71,7 @@ def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--prometheus.retries",
         dest="prom_retries",
-        type=int,
+        type=cli_validate.integer(1, 20),
         default=3,
         help="attempts per query with exponential back-off (default: %(default)s)",
     )
@@ -117,6 +108,22 @@ def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra request header, repeatable (e.g. 'X-Scope-OrgID: team-a')",
     )
     g.add_argument(
+        "--prometheus.max-answer-bytes",
+        dest="prom_max_bytes",
+        type=cli_validate.integer(1024, 4 << 30),
+        default=64 << 20,
+        metavar="BYTES",
+        help="refuse a query answer larger than this, after decompression (default: 64 MiB)",
+    )
+    g.add_argument(
+        "--prometheus.max-series",
+        dest="prom_max_series",
+        type=cli_validate.integer(1, 10_000_000),
+        default=200_000,
+        metavar="N",
+        help="refuse a query answer with more series than this (default: %(default)s)",
+    )
+    g.add_argument(
         "--schema",
         choices=["auto", "ours", "dcgm"],
         default="auto",
@@ -141,6 +148,8 @@ def _client(args: argparse.Namespace, url: str | None = None) -> Any:
             basic_auth_username=args.prom_user,
             basic_auth_password_file=args.prom_password_file,
             headers=parse_headers(args.prom_headers),
+            max_answer_bytes=getattr(args, "prom_max_bytes", 64 << 20),
+            max_series=getattr(args, "prom_max_series", 200_000),
         )
     )
 
@@ -173,7 +182,12 @@ def _history_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         default=7 * 86400.0,
         help="history skipped at the start so windows are filled (default: 7d)",
     )
-    g.add_argument("--workers", type=int, default=4, help="parallel queries (default: 4)")
+    g.add_argument(
+        "--workers",
+        type=cli_validate.integer(1, 64),
+        default=4,
+        help="parallel queries (default: 4)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,19 +216,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "format Prometheus exporters use; default: plain HTTP",
     )
     serve.add_argument(
-        "--interval", type=_duration, default=300.0, help="time between scoring runs (default: 5m)"
+        "--web.max-requests",
+        dest="web_max_requests",
+        type=cli_validate.integer(1, 10_000),
+        default=40,
+        metavar="N",
+        help="requests served at once; more wait briefly, then get 503 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--interval",
+        type=cli_validate.duration(0.0, 7 * 86400.0),
+        default=300.0,
+        help="time between scoring runs, up to 7d (default: 5m)",
+    )
+    serve.add_argument(
+        "--run.budget",
+        dest="run_budget",
+        type=cli_validate.duration(0.0, 7 * 86400.0),
+        default=None,
+        metavar="DURATION",
+        help="wall-clock time a scoring run may take; past it the run is abandoned, "
+        "gpu_scorer_run_state says timed_out and the previous results stay served "
+        "(default: the --interval)",
     )
     serve.add_argument(
         "--model", type=Path, help="model directory (default: the model shipped with the package)"
     )
     serve.add_argument(
         "--top-factors",
-        type=int,
+        type=cli_validate.integer(0, 50),
         default=3,
         help="risk factors published per GPU and horizon (default: %(default)s)",
     )
     serve.add_argument(
-        "--workers", type=int, default=4, help="parallel feature queries (default: %(default)s)"
+        "--workers",
+        type=cli_validate.integer(1, 64),
+        default=4,
+        help="parallel feature queries (default: %(default)s)",
     )
     serve.add_argument(
         "--no-econ", dest="econ", action="store_false", help="do not run the economic engine"
@@ -237,7 +275,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--econ.default-age-days",
         dest="econ_age",
-        type=float,
+        type=cli_validate.number(0.0, 36500.0),
         default=730.0,
         help="age assumed for GPUs not in the inventory (default: %(default)s)",
     )
@@ -267,21 +305,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
         "--valid-fraction",
-        type=float,
+        type=cli_validate.number(0.0, 1.0, exclusive_minimum=True),
         default=0.3,
         help="latest share of time held out for calibration (default: 0.3)",
     )
-    train.add_argument("--trees", type=int, default=300, help="boosting rounds (default: 300)")
+    train.add_argument(
+        "--trees",
+        type=cli_validate.integer(1, 10_000),
+        default=300,
+        help="boosting rounds (default: 300)",
+    )
     train.add_argument(
         "--hazard-scale",
-        type=float,
+        type=cli_validate.number(0.0, 1e6, exclusive_minimum=True),
         default=1.0,
         help="the simulated history's failure rates were multiplied by this; probabilities "
         "are rescaled to the unscaled rates (default: %(default)s)",
     )
     train.add_argument(
         "--signal-dropout",
-        type=float,
+        type=cli_validate.number(0.0, 1.0),
         default=0.25,
         help="share of extra training rows per feature family blanked, so the model copes "
         "with fleets lacking a signal (default: %(default)s)",
@@ -506,6 +549,7 @@ def run_serve(args: argparse.Namespace) -> int:
         keep=shard.owns if shard.count > 1 else None,
         shard_regex=shard.uuid_regex(),
         model_dir=args.model,
+        run_budget_s=args.run_budget or args.interval,
     )
     if args.once:
         from gpu_health.telemetry.state import rank_key
@@ -535,7 +579,12 @@ def run_serve(args: argparse.Namespace) -> int:
         "/api/v1/openapi.json": openapi_handler(),
         "/healthz": lambda _r: Response(200, b"ok\n"),
     }
-    server = WebServer(args.listen, routes, web_config=args.web_config_file).start()
+    server = WebServer(
+        args.listen,
+        routes,
+        web_config=args.web_config_file,
+        max_in_flight=args.web_max_requests,
+    ).start()
     log.info(
         "serving on port %d, scoring %s every %.0fs", server.port, args.prom_url, args.interval
     )

@@ -39,18 +39,16 @@ def engine_of(client: PromClient) -> str:
 
     def buildinfo() -> Any:
         try:
-            response = client._session.get(
-                f"{client.base_url}/api/v1/status/buildinfo",
-                timeout=client.config.timeout_s,
-                verify=client._verify,
-            )
-        except requests.RequestException as exc:
+            status, body = client.get_json("/api/v1/status/buildinfo")
+        except Exception as exc:  # refused, timed out, over a budget: not known yet
             raise _Unreachable(str(exc)) from None
-        return response.json() if response.status_code == 200 else None
+        return body if status == 200 else None
 
     def probe(promql: str) -> bool:
         try:
-            client._post("/api/v1/query", {"query": promql})
+            client._post(
+                "/api/v1/query", {"query": promql}, client._deadline(client.config.timeout_s)
+            )
         except requests.RequestException as exc:
             raise _Unreachable(str(exc)) from None
         except Exception:

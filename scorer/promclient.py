@@ -7,8 +7,12 @@ from files (never from the command line, where ``ps`` would show them) and never
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,7 @@ import requests
 import tenacity
 
 from gpu_health.errors import UserError
+from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
 
 log = logging.getLogger(__name__)
@@ -25,6 +30,10 @@ log = logging.getLogger(__name__)
 
 class PrometheusError(Exception):
     """A query failed after its retries (Prometheus down, timeout, or an error answer)."""
+
+
+class RunTimedOut(PrometheusError):
+    """The scoring run's deadline passed; the run is abandoned."""
 
 
 class _Retryable(Exception):
@@ -45,6 +54,10 @@ class PromConfig:
     basic_auth_username: str | None = None
     basic_auth_password_file: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Largest answer accepted, in bytes after decompression (a 100k-GPU feature query is ~20 MB).
+    max_answer_bytes: int = 64 * 1024 * 1024
+    #: Most series accepted in one answer (one per GPU for every feature query).
+    max_series: int = 200_000
 
 
 def _read_secret(path: str, what: str) -> str:
@@ -55,15 +68,29 @@ def _read_secret(path: str, what: str) -> str:
 
 
 def parse_headers(pairs: list[str]) -> dict[str, str]:
-    """``Name: value`` or ``Name=value`` strings from the command line into a header dict."""
+    """``Name: value`` strings from the command line into a header dict, checked at start-up: a
+    name that is not an HTTP token or a value with CR, LF or another control character would fail
+    every request (or split it), so it is refused here with the offending flag value."""
     headers: dict[str, str] = {}
     for pair in pairs:
-        sep = ":" if ":" in pair else "="
-        name, found, value = pair.partition(sep)
-        if not found or not name.strip():
-            raise UserError(f"--prometheus.header {pair!r}: expected 'Name: value'")
-        headers[name.strip()] = value.strip()
+        name, found, value = pair.partition(":")
+        if not found:
+            name, found, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        shown = one_line(pair, 80)
+        if not found or not name:
+            raise UserError(f"--prometheus.header {shown!r}: expected 'Name: value'")
+        if not _TOKEN.fullmatch(name):
+            raise UserError(f"--prometheus.header {shown!r}: {name!r} is not a valid header name")
+        if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
+            raise UserError(
+                f"--prometheus.header {shown!r}: the value has a control character (CR, LF, ...)"
+            )
+        headers[name] = value
     return headers
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class PromClient:
@@ -98,6 +125,33 @@ class PromClient:
         self._lock = threading.Lock()
         self.errors = 0
         self.queries = 0
+        self._run_deadline: float | None = None
+
+    def set_run_deadline(self, deadline: float | None) -> None:
+        """A ``time.monotonic()`` instant after which every query fails at once with
+        :class:`RunTimedOut` (None: no run deadline). Queries in flight are cut at it too."""
+        self._run_deadline = deadline
+
+    def check_run_deadline(self) -> None:
+        """Raise :class:`RunTimedOut` if the run deadline has passed: callers that tolerate a
+        failed query (a feature left missing) must still abandon the run as a whole."""
+        run = self._run_deadline
+        if run is not None and time.monotonic() >= run:
+            raise RunTimedOut("scoring run timed out (its --run.budget passed)")
+
+    def _deadline(self, seconds: float) -> float:
+        deadline = time.monotonic() + seconds
+        run = self._run_deadline
+        return deadline if run is None else min(deadline, run)
+
+    def _remaining(self, deadline: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            run = self._run_deadline
+            if run is not None and time.monotonic() >= run:
+                raise RunTimedOut("scoring run timed out (its --run.budget passed)")
+            raise _TimedOut
+        return left
 
     def _count(self, failed: bool) -> None:
         with self._lock:
@@ -105,14 +159,25 @@ class PromClient:
             if failed:
                 self.errors += 1
 
-    def _post(self, path: str, data: dict[str, str]) -> Any:
+    def _post(self, path: str, data: dict[str, str], query_deadline: float) -> Any:
+        deadline = min(query_deadline, self._deadline(self.config.timeout_s))
+        left = self._remaining(deadline)
         response = self._session.post(
-            f"{self.base_url}{path}", data=data, timeout=self.config.timeout_s, verify=self._verify
+            f"{self.base_url}{path}",
+            data=data,
+            timeout=(left, left),
+            verify=self._verify,
+            stream=True,
         )
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}: {response.text[:200].strip()}")
         try:
-            payload = response.json()
+            body = self._read_body(response, deadline, path)
+        finally:
+            response.close()
+        if response.status_code == 429 or response.status_code >= 500:
+            text = body[:200].decode("utf-8", "replace")
+            raise _Retryable(f"HTTP {response.status_code}: {one_line(text, 200)}")
+        try:
+            payload = json.loads(body)
         except ValueError:
             raise PrometheusError(
                 f"HTTP {response.status_code} from {path}: not a Prometheus answer"
@@ -123,23 +188,83 @@ class PromClient:
             )
         if payload.get("status") != "success":
             detail = f"{payload.get('errorType', '')} {payload.get('error', '')}"
-            raise PrometheusError(f"HTTP {response.status_code}: {_one_line(detail)}".strip())
+            raise PrometheusError(f"HTTP {response.status_code}: {one_line(detail)}".strip())
         answer = payload.get("data")
         if not isinstance(answer, dict):
             raise PrometheusError(f"HTTP {response.status_code} from {path}: answer has no data")
         return answer
 
+    def get_json(self, path: str) -> tuple[int, Any]:
+        """One bounded GET (deadline, size and series caps, no retries): (status, JSON or None).
+
+        For the API's side doors (build info), which must obey the same budgets as queries.
+        """
+        deadline = self._deadline(self.config.timeout_s)
+        left = self._remaining(deadline)
+        response = self._session.get(
+            f"{self.base_url}{path}", timeout=(left, left), verify=self._verify, stream=True
+        )
+        try:
+            body = self._read_body(response, deadline, path)
+        finally:
+            response.close()
+        try:
+            return response.status_code, json.loads(body)
+        except ValueError:
+            return response.status_code, None
+
+    def _read_body(self, response: requests.Response, deadline: float, path: str) -> bytes:
+        """The (decompressed) body, read against the deadline and the size and series caps."""
+        limit, max_series = self.config.max_answer_bytes, self.config.max_series
+        chunks: list[bytes] = []
+        total = series = 0
+        tail = b""
+        while True:
+            _set_read_timeout(response, self._remaining(deadline))
+            try:
+                chunk = response.raw.read1(65536, decode_content=True)
+            except TimeoutError:
+                raise _TimedOut from None
+            except Exception as exc:  # urllib3 wraps socket errors in its own types
+                if "timed out" in str(exc).lower():
+                    raise _TimedOut from None
+                raise requests.ConnectionError(one_line(exc)) from None
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > limit:
+                raise PrometheusError(
+                    f"{path}: answer larger than {limit} bytes (--prometheus.max-answer-bytes); "
+                    "narrow the query or raise the limit"
+                )
+            window = tail + chunk
+            series += window.count(b'"metric"') - tail.count(b'"metric"')
+            if series > max_series:
+                raise PrometheusError(
+                    f"{path}: answer has more than {max_series} series "
+                    "(--prometheus.max-series); shard the scorer (--shard) or raise the limit"
+                )
+            tail = window[-16:]
+            chunks.append(chunk)
+
     def _request(self, path: str, data: dict[str, str]) -> Any:
+        attempts = max(1, self.config.retries)
+        query_deadline = self._deadline(self.config.timeout_s * attempts)
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(1, self.config.retries)),
+            stop=tenacity.stop_after_attempt(attempts),
             wait=tenacity.wait_exponential(multiplier=self.config.backoff_s, max=10.0),
             retry=tenacity.retry_if_exception_type(
-                (_Retryable, requests.ConnectionError, requests.Timeout)
+                (_Retryable, _TimedOut, requests.ConnectionError, requests.Timeout)
             ),
             reraise=True,
         )
         try:
-            result = retrying(self._post, path, data)
+            result = retrying(self._post, path, data, query_deadline)
+        except _TimedOut:
+            self._count(failed=True)
+            if self._run_deadline is not None and time.monotonic() >= self._run_deadline:
+                raise RunTimedOut("scoring run timed out (its --run.budget passed)") from None
+            raise PrometheusError(f"{self.base_url}{path}: timed out") from None
         except (_Retryable, requests.RequestException) as exc:
             self._count(failed=True)
             raise PrometheusError(f"{self.base_url}{path}: {_short(exc)}") from None
@@ -174,17 +299,26 @@ class PromClient:
         self._session.close()
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    """Prometheus error text as one bounded line (it may quote a multi-line query)."""
-    return " ".join(str(text).split())[:limit]
+class _TimedOut(Exception):
+    """This attempt's time is up (retried while the query's budget lasts)."""
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Tighten the socket timeout to what is left of the deadline: otherwise each read may wait
+    the full timeout again, and a byte a second keeps an answer going forever."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(max(seconds, 0.001))
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS error: {text[-200:]}"
+        return f"TLS error: {one_line(text[-200:])}"
     if isinstance(exc, requests.ConnectionError):
         return "connection failed (is Prometheus up?)"
     if isinstance(exc, requests.Timeout):
         return "timed out"
-    return _one_line(text)
+    return one_line(text)

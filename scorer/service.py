@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gpu_health.errors import UserError
+from gpu_health.safetext import one_line, without_paths
 from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.features import (
@@ -32,12 +33,16 @@ from gpu_health.scorer.features import (
     compute_features,
 )
 from gpu_health.scorer.model import CHECKSUMS, HORIZONS, FailureModel, ModelError
-from gpu_health.scorer.promclient import PromClient, PrometheusError
+from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOut
+from gpu_health.scorer.sanitize import BadValues
 from gpu_health.scorer.state import apply_states, state_families
 from gpu_health.telemetry.schema import choose_schema
 
 log = logging.getLogger(__name__)
 _HELP = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
+#: Seconds past the run budget before a run that is still going is reported "stuck".
+STUCK_GRACE_SECONDS = 5.0
+RUN_STATES = ("idle", "running", "ok", "failed", "timed_out", "stuck")
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,14 @@ class Scorer:
     model_reload_errors: int = 0
     _model_stamp: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Wall-clock seconds a run may take; past it, queries fail at once and the run is abandoned
+    #: and reported as timed out (None: no budget).
+    run_budget_s: float | None = None
+    #: Feature values the model could not take (not finite in float32), per feature.
+    bad_values: BadValues = field(default_factory=BadValues)
+    #: "idle" (no run yet), "running", "ok", "failed" or "timed_out"; see :meth:`run_state`.
+    _state: str = "idle"
+    _run_started: float | None = None
 
     def _stamp(self) -> tuple[int, int] | None:
         assert self.model_dir is not None
@@ -185,6 +198,18 @@ class Scorer:
 
     def run_once(self) -> bool:
         started = time.monotonic()
+        with self._lock:
+            self._state, self._run_started = "running", started
+        if self.run_budget_s is not None:
+            self.client.set_run_deadline(started + self.run_budget_s)
+        try:
+            return self._run(started)
+        finally:
+            self.client.set_run_deadline(None)
+            with self._lock:
+                self._run_started = None
+
+    def _run(self, started: float) -> bool:
         self.reload_model_if_changed()
         try:
             schema = self.resolve_schema()
@@ -197,6 +222,8 @@ class Scorer:
                 keep=self.keep,
                 shard_regex=self.shard_regex,
             )
+            self.client.check_run_deadline()  # failed feature queries must not pass as a run
+            frame = self.bad_values.clean(frame)
             gpus = score_frame(self.model, frame, self.top_k)
             gpus, gone = apply_states(self.client, schema, gpus, self.keep)
             families: list[Any] = []
@@ -205,12 +232,20 @@ class Scorer:
                     gpus, families = self.econ(gpus)
                 except Exception:  # economics must never stop the failure scores
                     log.exception("economics failed; serving failure scores without it")
+        except RunTimedOut:
+            self._fail(
+                f"timed out: the scoring run was abandoned after {self.run_budget_s:.0f}s "
+                "(--run.budget); previous results stay served",
+                "timed_out",
+            )
+            return False
         except PrometheusError as exc:
-            self._fail(str(exc))
+            self._fail(one_line(exc))
             return False
         except Exception as exc:  # a bug in one run must not end the sidecar
             log.exception("scoring run failed")
-            self._fail(f"internal error: {exc}")
+            # The API shows this: the exception's kind and text, never the installation's paths.
+            self._fail(f"internal error: {type(exc).__name__}: {without_paths(one_line(exc))}")
             return False
         snap = Snapshot(
             time.time(), time.monotonic() - started, schema, tuple(gpus), tuple(families), gone
@@ -218,6 +253,7 @@ class Scorer:
         with self._lock:
             self.snapshot = snap
             self.last_error = ""
+            self._state = "ok"
         log.info(
             "scored %d GPUs (%s schema) in %.2fs, %d feature queries failed",
             len(gpus),
@@ -227,11 +263,27 @@ class Scorer:
         )
         return True
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, state: str = "failed") -> None:
         with self._lock:
             self.runs_failed += 1
             self.last_error = message
+            self._state = state
         log.warning("scoring run failed, serving previous results: %s", message)
+
+    def run_state(self) -> str:
+        """What the scoring loop is doing: "stuck" while a run is past its budget (something
+        other than a query, e.g. the model, is hanging), else the state of the last run."""
+        with self._lock:
+            return self._state_locked()
+
+    def _state_locked(self) -> str:
+        if (
+            self._run_started is not None
+            and self.run_budget_s is not None
+            and time.monotonic() - self._run_started > self.run_budget_s + STUCK_GRACE_SECONDS
+        ):
+            return "stuck"
+        return self._state
 
     def loop(self, interval_s: float, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -241,6 +293,13 @@ class Scorer:
 
     def current(self) -> tuple[Snapshot | None, str]:
         with self._lock:
+            if self._state_locked() == "stuck":
+                assert self._run_started is not None
+                age = time.monotonic() - self._run_started
+                return self.snapshot, (
+                    f"stuck: the current scoring run has taken {age:.0f}s, past its "
+                    f"{self.run_budget_s:.0f}s budget; previous results stay served"
+                )
             return self.snapshot, self.last_error
 
 
@@ -337,3 +396,16 @@ class ScorerCollector:
         )
         refused.add_metric([], float(self.scorer.model_reload_errors))
         yield refused
+        bad = CounterMetricFamily(
+            "gpu_scorer_bad_values", _HELP["gpu_scorer_bad_values_total"], labels=["feature"]
+        )
+        for feature, count in sorted(self.scorer.bad_values.counts().items()):
+            bad.add_metric([feature], float(count))
+        yield bad
+        state = GaugeMetricFamily(
+            "gpu_scorer_run_state", _HELP["gpu_scorer_run_state"], labels=["state"]
+        )
+        current = self.scorer.run_state()
+        for name in RUN_STATES:
+            state.add_metric([name], 1.0 if name == current else 0.0)
+        yield state

@@ -6,6 +6,10 @@ background thread while the next window is computed. (promtool re-reads its whol
 2-hour block, so one 30-day file would be read 360 times; per-window files are read once.)
 Beside the TSDB it writes ``failures.csv`` and ``gpus.csv``, the ground truth the scorer is
 trained and judged on.
+
+Everything is written into a hidden staging directory beside ``--out`` and moved into place only
+when the whole history is written: an interrupted run (SIGTERM, Ctrl-C, an error) removes its
+staging directory and never leaves a partial block in the data dir Prometheus serves.
 """
 
 from __future__ import annotations
@@ -13,15 +17,19 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import queue
+import secrets
 import shutil
+import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from gpu_health import stack
+from gpu_health import cli_validate, stack
 from gpu_health.errors import UserError
 from gpu_health.sim.batch import Windows, board_record
 from gpu_health.sim.fleet import build_fleet
@@ -38,11 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--storage.tsdb.retention.time=90d (a retention longer than the history, or Prometheus "
         "deletes the old blocks at start)"
     )
-    parser.add_argument("--gpus", type=int, default=256, help="GPUs, 8 per node (default: 256)")
-    parser.add_argument("--days", type=float, default=30.0, help="days of history (default: 30)")
+    parser.add_argument(
+        "--gpus",
+        type=cli_validate.integer(1, cli_validate.MAX_GPUS),
+        default=256,
+        help=f"GPUs, 8 per node, at most {cli_validate.MAX_GPUS} (default: 256)",
+    )
+    parser.add_argument(
+        "--days",
+        type=cli_validate.number(0.0, 3650.0, exclusive_minimum=True),
+        default=30.0,
+        help="days of history, up to 3650 (default: 30)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="data dir to create or extend")
     parser.add_argument("--resolution", default="60s", help="time between samples (default: 60s)")
-    parser.add_argument("--seed", type=int, default=0, help="fleet seed (default: 0)")
+    parser.add_argument(
+        "--seed", type=cli_validate.integer(0, 2**32 - 1), default=0, help="fleet seed (default: 0)"
+    )
     parser.add_argument(
         "--schema",
         choices=("ours", "dcgm"),
@@ -56,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hazard-scale",
-        type=float,
+        type=cli_validate.number(0.0, 1e6),
         default=1.0,
         help="multiply every failure rate (default 1 = published rates, ~0.13/GPU-year)",
     )
@@ -91,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if args.hazard_scale < 0:
         raise UserError("--hazard-scale: must not be negative")
     end = time.time() if args.end_time is None else parse_time(args.end_time, "--end-time")
+    cli_validate.output_path(args.out, "--out", directory=True)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so the staging dir is removed
     try:
         stack.find_binary("promtool")
     except stack.MissingBinaryError as exc:
@@ -146,6 +168,10 @@ class _Promtool(threading.Thread):
                 path.unlink(missing_ok=True)
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def backfill(
     gpus: int,
     days: float,
@@ -161,6 +187,50 @@ def backfill(
     instance: str | None = None,
 ) -> dict[str, Any]:
     """Write the history; returns counts and rates (the bench and the CLI report them)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # mkdir, not mkdtemp: the data dir keeps the umask's permissions (mkdtemp's 0700 would hide
+    # it from a Prometheus running as another user once renamed into place).
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        report = _backfill(
+            gpus, days, staging, resolution, seed, schema, end_time, hazard_scale, health,
+            keep_openmetrics, progress, instance,
+        )  # fmt: skip
+        _move_into_place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """A new data dir is one rename; an existing one gets the new blocks and ground truth."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    for entry in staging.iterdir():
+        target = out / entry.name
+        if entry.is_dir() and target.is_dir():  # openmetrics/ kept from an earlier run
+            for inner in entry.iterdir():
+                os.replace(inner, target / inner.name)
+        else:
+            os.replace(entry, target)
+
+
+def _backfill(
+    gpus: int,
+    days: float,
+    out: Path,
+    resolution: float,
+    seed: int,
+    schema: str,
+    end_time: float | None,
+    hazard_scale: float,
+    health: bool,
+    keep_openmetrics: bool,
+    progress: Any,
+    instance: str | None,
+) -> dict[str, Any]:
     from gpu_health.sim.openmetrics import Writer
 
     windows = Windows(build_fleet(gpus, seed, hazard_scale))
@@ -228,9 +298,6 @@ def _scratch_dir(out: Path) -> Path:
     A 2-hour window of 256 GPUs is ~650 MB of text read twice by promtool; keeping it off the
     disk saves the write-back, which otherwise costs as much as rendering it.
     """
-    import os
-    import tempfile
-
     shm = Path("/dev/shm")
     try:
         st = os.statvfs(shm)

@@ -8,6 +8,7 @@ import re
 import sys
 from typing import TextIO
 
+from gpu_health import cli_validate
 from gpu_health.errors import UserError
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, value_fleet
 from gpu_health.scorer.econ.fleet import (
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--top",
-        type=int,
+        type=cli_validate.integer(0, 100_000),
         default=20,
         metavar="N",
         help="list at most N changed GPUs in text output (default: %(default)s)",

@@ -17,8 +17,10 @@ import yaml
 from gpu_health.errors import ConfigError
 
 
-def load_yaml(path: Path | str) -> Any:
-    """Parse a YAML file; a syntax error names the file, line and column."""
+def load_yaml(path: Path | str, *, unique_keys: bool = False) -> Any:
+    """Parse a YAML file; a syntax error names the file, line and column. ``unique_keys``: a key
+    repeated in one mapping is an error (as Go's yaml.UnmarshalStrict has it) instead of the last
+    one silently winning."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -28,12 +30,30 @@ def load_yaml(path: Path | str) -> Any:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), "", "not UTF-8 text") from None
-    return parse_yaml(text, str(path))
+    return parse_yaml(text, str(path), unique_keys=unique_keys)
 
 
-def parse_yaml(text: str, source: str) -> Any:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader refusing a key repeated within one mapping."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str, *, unique_keys: bool = False) -> Any:
     """Parse YAML text; ``source`` names it in errors."""
     try:
+        if unique_keys:
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark

@@ -92,7 +92,11 @@ def _leaf(
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def make_pki(d: Path) -> Pki:
+    """CAs and leaf certificates for server, trusted and untrusted clients, rotation."""
     server_ca = _ca(d, "server-ca")
     client_ca = _ca(d, "client-ca")
     rogue_ca = _ca(d, "rogue-ca")
@@ -176,13 +180,25 @@ def _hash(password: str, rounds: int = 4) -> str:
 # -- TLS --------------------------------------------------------------------------------------
 
 
-def test_tls_serves_metrics_and_plain_http_gets_nothing(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+def test_tls_serves_metrics_and_plain_http_gets_400(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]
     server = serve(_tls_config(pki))
     assert server.tls
     status, body, _ = _get(server.port, _client_ctx(pki))
     assert status == 200 and b"probe_gauge 1.0" in body
-    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
-        _get(server.port)  # plain HTTP to the TLS port: no metrics leak in clear text
+    # plain HTTP to the TLS port: a 400 saying why (as Go answers), no metrics in clear text
+    status, body, _ = _get(server.port)
+    assert status == 400 and b"HTTPS" in body and b"probe_gauge" not in body
+    assert _get(server.port, _client_ctx(pki))[0] == 200
+
+
+def test_https_to_a_plain_port_is_closed_at_once(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+    server = serve("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    assert not server.tls
+    started = time.monotonic()
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        _get(server.port, _client_ctx(pki))
+    assert time.monotonic() - started < 1.0  # not held until the request deadline
+    assert _get(server.port)[0] == 200
 
 
 def test_relative_cert_paths_resolve_against_the_config_file(serve, pki: Pki) -> None:  # type: ignore[no-untyped-def]

@@ -45,10 +45,21 @@ CASES = [
         "not supported",
     ),
     (
-        TLS + "  client_auth_type: RequireAndVerifyClientCert\n",
-        "tls_server_config.client_ca_file",
+        'tls_server_config:\n  cert_file: ""\n  key_file: ""\n  client_auth_type: "x"\n',
+        "tls_server_config.cert_file",
         "missing",
     ),
+    (
+        TLS + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+        "tls_server_config.cipher_suites",
+        "only TLS 1.3 suites",
+    ),
+    (
+        TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n",
+        "tls_server_config.cipher_suites",
+        "HTTP/2-required",
+    ),
+    ("rate_limit:\n  burst: 1\nrate_limit:\n  burst: 2\n", "", "duplicate key 'rate_limit'"),
     (
         TLS + "  client_ca_file: ca.pem\n",
         "tls_server_config.client_auth_type",
@@ -107,7 +118,6 @@ CASES = [
     ("http_server_config:\n  http3: true\n", "http_server_config.http3", "allowed: headers, http2"),
     ("rate_limit:\n  interval: fast\n  burst: 1\n", "rate_limit.interval", "allowed: e.g. 100ms"),
     ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst", "out of range"),
-    ("rate_limit:\n  interval: 1s\n  burst: 0\n", "rate_limit.burst", "allowed: 1 to inf"),
 ]
 
 

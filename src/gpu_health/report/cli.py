@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gpu_health import cli_validate
 from gpu_health.report import html, text
 from gpu_health.report.gather import Gatherer
 from gpu_health.report.plan_section import add_plan_section
@@ -42,17 +43,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reporting in the last 30 min (default: %(default)s); an explicit schema is always used",
     )
     parser.add_argument(
-        "--top", type=int, default=20, help="GPUs in the risk ranking (default: %(default)s)"
+        "--top",
+        type=cli_validate.integer(0, 100_000),
+        default=20,
+        help="GPUs in the risk ranking (default: %(default)s)",
     )
-    parser.add_argument("--at", type=float, metavar="UNIX_TIME", help="report time (default: now)")
+    parser.add_argument(
+        "--at",
+        type=cli_validate.number(0.0, 4102444800.0),
+        metavar="UNIX_TIME",
+        help="report time (default: now)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.html:  # checked before querying: no directory is created, /proc is refused
+        cli_validate.output_path(args.html, "--html")
     report = Gatherer(args.prometheus, args.period, at=args.at).gather(args.schema, args.top)
     add_plan_section(report, args.prometheus, args.at)
     sys.stdout.write(text.render(report))
     if args.html:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
         args.html.write_text(html.render(report), encoding="utf-8")
         print(f"HTML report written to {args.html}", file=sys.stderr)
     return 0

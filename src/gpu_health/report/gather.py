@@ -285,5 +285,24 @@ class Gatherer:
                 result = stack.query_range(self.url, promql, start, self.at, step)
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 raise UserError(f"cannot reach Prometheus at {self.url}: {exc}") from None
-            if result:
-                report.trends[name] = [(float(t), float(v)) for t, v in result[0]["values"]]
+            points = _range_points(result)
+            if points:
+                report.trends[name] = points
+
+
+def _range_points(result: Any) -> list[tuple[float, float]]:
+    """The (time, value) pairs of a range answer's first series; an answer of another shape
+    (an instant ``value``, a proxy's error page turned JSON) is no trend rather than a crash."""
+    if not isinstance(result, list) or not result or not isinstance(result[0], dict):
+        return []
+    values = result[0].get("values")
+    if not isinstance(values, list):
+        return []
+    points = []
+    for pair in values:
+        try:
+            t, v = pair
+            points.append((float(t), float(v)))
+        except (TypeError, ValueError):
+            continue
+    return points

@@ -14,20 +14,10 @@ verified) is not possible with OpenSSL's server-side API here, so it is an error
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import hashlib
-import hmac
 import logging
-import os
 import re
 import ssl
-import tempfile
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +31,8 @@ from gpu_health.config import (
     load_yaml,
     reject_unknown,
 )
-from gpu_health.errors import ConfigError, UserError
+from gpu_health.errors import ConfigError
+from gpu_health.web.auth import import_bcrypt
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +102,14 @@ TLS_KEYS = frozenset(
     }
 )
 TLS_FILE_KEYS = ("cert", "key", "cert_file", "key_file", "client_ca", "client_ca_file")
+#: Any of these (non-empty) turns TLS on, so a certificate is then required (as the toolkit does).
+TLS_ENABLING_KEYS = (*TLS_FILE_KEYS, "client_auth_type")
+#: Go's net/http2 refuses a TLS 1.2 cipher list without one of these (node_exporter then does not
+#: start); the same verdict here keeps a file that works there working here, and the reverse.
+HTTP2_REQUIRED_SUITES = {
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+}
 HTTP_KEYS = frozenset({"http2", "headers"})
 RATE_KEYS = frozenset({"interval", "burst"})
 
@@ -126,11 +125,6 @@ _DURATION_UNITS = {
     "w": 604800.0,
     "y": 31536000.0,
 }
-
-BCRYPT_MISSING = (
-    "basic_auth_users needs the bcrypt package, which is not installed; "
-    "install it with: pip install 'gpu-health-monitor[web]'"
-)
 
 
 @dataclass(frozen=True)
@@ -185,19 +179,19 @@ def k(name: str) -> str:
 def load_web_config(path: Path | str) -> WebConfig:
     """Read and validate a web config file; every problem is a :class:`ConfigError`."""
     path = Path(path)
-    data = load_yaml(path)
+    data = load_yaml(path, unique_keys=True)
     return parse_web_config(data, str(path), path.parent)
 
 
 def parse_web_config(data: Any, source: str, base_dir: Path) -> WebConfig:
     top = expect_mapping(data, source, "")
     reject_unknown(top, TOP_KEYS, source, "")
-    tls = _parse_tls(top.get("tls_server_config"), source, base_dir)
     http = expect_mapping(top.get("http_server_config"), source, "http_server_config")
     reject_unknown(http, HTTP_KEYS, source, "http_server_config")
     http2 = True
     if "http2" in http:
         http2 = expect_bool(http["http2"], source, "http_server_config.http2")
+    tls = _parse_tls(top.get("tls_server_config"), source, base_dir, http2)
     headers = _parse_headers(http.get("headers"), source)
     users = _parse_users(top.get("basic_auth_users"), source)
     rate = _parse_rate_limit(top.get("rate_limit"), source)
@@ -231,13 +225,41 @@ def _inline(value: Any, source: str, key: str) -> str | None:
     return value
 
 
-def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | None:
+def _check_suites(suites: tuple[str, ...], min_v: str, http2: bool, source: str) -> None:
+    """cipher_suites that would weaken or break TLS 1.2 are refused, as exporter-toolkit's
+    server refuses them at start: a list of only TLS 1.3 names (not configurable, so TLS 1.2
+    would silently fall back to OpenSSL's defaults), and with http2 a list lacking the suite
+    HTTP/2 requires."""
+    if not suites or TLS_VERSIONS[min_v] >= TLS_VERSIONS["TLS13"]:
+        return
+    tls12 = [s for s in suites if s in CIPHER_SUITES]
+    if not tls12:
+        raise ConfigError(
+            source,
+            k("cipher_suites"),
+            "lists only TLS 1.3 suites, which cannot be configured; TLS 1.2 would use OpenSSL's "
+            "defaults (allowed: add TLS 1.2 suites, or set min_version: TLS13)",
+        )
+    if http2 and not HTTP2_REQUIRED_SUITES & set(tls12):
+        raise ConfigError(
+            source,
+            k("cipher_suites"),
+            "is missing an HTTP/2-required AES_128_GCM_SHA256 suite (allowed: add "
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "
+            "or set http_server_config.http2: false)",
+        )
+
+
+def _parse_tls(
+    value: Any, source: str, base_dir: Path, http2: bool = True
+) -> TLSServerConfig | None:
     key = "tls_server_config"
     tls = expect_mapping(value, source, key)
     reject_unknown(tls, TLS_KEYS, source, key)
-    if not any(tls.get(name) for name in TLS_FILE_KEYS):
-        # exporter-toolkit: a tls_server_config without certificates means plain HTTP (auth
-        # still applies). Same here, but say so: min_version alone looks like TLS and is not.
+    if not any(tls.get(name) for name in TLS_ENABLING_KEYS):
+        # exporter-toolkit (TLSConfig.IsEnabled): without a certificate, key, client CA or client
+        # auth type it is plain HTTP (auth still applies). Same here, but say so: min_version
+        # alone looks like TLS and is not.
         if any(v not in (None, "", []) for v in tls.values()):
             log.warning("%s: tls_server_config has no cert_file: serving plain HTTP", source)
         return None
@@ -277,7 +299,9 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
     needs_ca = CLIENT_AUTH_TYPES[auth][1]
     has_ca = ca_file is not None or ca is not None
     if needs_ca and not has_ca:
-        raise ConfigError(source, k("client_ca_file"), f"missing: client_auth_type {auth} needs it")
+        # As Go does without ClientCAs: client certificates are verified against the system's
+        # trusted roots (see tlscontext.build_ssl_context).
+        log.info("%s: %s without client_ca_file verifies against the system CAs", source, auth)
     if has_ca and not needs_ca:
         raise ConfigError(
             source,
@@ -301,6 +325,7 @@ def _parse_tls(value: Any, source: str, base_dir: Path) -> TLSServerConfig | Non
     suites = _str_list(
         tls.get("cipher_suites"), source, k("cipher_suites"), set(CIPHER_SUITES) | TLS13_SUITES
     )
+    _check_suites(suites, min_v, http2, source)
     prefer = True
     if "prefer_server_cipher_suites" in tls:
         prefer = expect_bool(
@@ -332,6 +357,10 @@ def _parse_headers(value: Any, source: str) -> dict[str, str]:
     for name, raw in headers.items():
         if raw is None or raw == "":
             continue  # the toolkit: "Unset if blank"
+        if isinstance(raw, bool):  # Go's YAML decodes a scalar into the string it reads as
+            raw = "true" if raw else "false"
+        elif isinstance(raw, (int, float)):
+            raw = str(raw)  # X-XSS-Protection: 1
         text = expect_str(raw, source, join_key(key, name))
         if any(ch in text for ch in "\r\n\0"):
             raise ConfigError(source, join_key(key, name), "must be one line (no CR, LF or NUL)")
@@ -365,7 +394,7 @@ def _parse_users(value: Any, source: str) -> dict[str, str]:
             )
         result[name] = hashed
     if result:
-        _import_bcrypt()  # fail at start-up, not on the first scrape
+        import_bcrypt()  # fail at start-up, not on the first scrape
     return result
 
 
@@ -384,7 +413,12 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
         return None
     raw = rate.get("interval", "0s")
     try:
-        interval = parse_duration(str(raw)) if not isinstance(raw, bool) else -1.0
+        if isinstance(raw, bool):
+            interval = -1.0
+        elif raw == 0 or raw == "0":  # a bare zero, as Go's time.Duration reads it
+            interval = 0.0
+        else:
+            interval = parse_duration(str(raw))
     except ValueError:
         interval = -1.0
     if interval < 0:
@@ -396,303 +430,8 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
     burst = expect_int(rate.get("burst", 0), source, "rate_limit.burst", minimum=0)
     if interval == 0:
         return None  # the toolkit: 0 disables the limiter
-    if burst < 1:
-        raise ConfigError(
-            source, "rate_limit.burst", f"{burst} is out of range (allowed: 1 to inf)"
-        )
+    if burst == 0:
+        # Go's rate.NewLimiter(every, 0) allows nothing: every request gets 429. Same verdict
+        # and behaviour as the toolkit, but said out loud.
+        log.warning("%s: rate_limit.burst 0 refuses every request (429)", source)
     return RateLimit(interval, burst)
-
-
-# -- TLS -----------------------------------------------------------------------------------------
-
-
-def _refuse_passphrase() -> bytes:
-    raise ConfigError("", "", "encrypted key")
-
-
-@contextlib.contextmanager
-def _pem_files(tls: TLSServerConfig) -> Iterator[tuple[str, str]]:
-    """Paths of cert and key; inline PEM goes to a private temporary file only while loading."""
-    with tempfile.TemporaryDirectory(prefix="gpu-health-tls-") as tmp:
-        paths = []
-        for file, inline, name in (
-            (tls.cert_file, tls.cert, "cert"),
-            (tls.key_file, tls.key, "key"),
-        ):
-            if file is not None:
-                paths.append(str(file))
-                continue
-            target = Path(tmp) / f"{name}.pem"
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(inline or "")
-            paths.append(str(target))
-        yield paths[0], paths[1]
-
-
-def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
-    """An ``ssl.SSLContext`` for the server; a bad file is a ConfigError naming its key."""
-    for path, name in ((tls.cert_file, "cert_file"), (tls.key_file, "key_file")):
-        if path is not None and not path.is_file():
-            raise ConfigError(source, k(name), f"file not found: {path}")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        ctx.minimum_version = TLS_VERSIONS[tls.min_version]
-        ctx.maximum_version = TLS_VERSIONS[tls.max_version]
-    except (ValueError, ssl.SSLError) as exc:
-        raise ConfigError(
-            source, k("min_version"), f"not supported by this OpenSSL: {exc}"
-        ) from None
-    with _pem_files(tls) as (cert_path, key_path):
-        try:
-            ctx.load_cert_chain(cert_path, key_path, password=_refuse_passphrase)
-        except ConfigError:
-            raise ConfigError(
-                source, k("key_file"), "the key is encrypted; give an unencrypted PEM key"
-            ) from None
-        except ssl.SSLError as exc:
-            reason = exc.reason or str(exc)
-            where = "key_file" if "KEY" in str(reason).upper() else "cert_file"
-            raise ConfigError(
-                source, k(where), f"cannot load the certificate and key: {reason}"
-            ) from None
-        except OSError as exc:
-            raise ConfigError(source, k("cert_file"), f"cannot read: {exc.strerror}") from None
-    mode, needs_ca = CLIENT_AUTH_TYPES[tls.client_auth_type]
-    if needs_ca:
-        try:
-            if tls.client_ca_file is not None:
-                if not tls.client_ca_file.is_file():
-                    raise ConfigError(
-                        source, k("client_ca_file"), f"file not found: {tls.client_ca_file}"
-                    )
-                ctx.load_verify_locations(cafile=str(tls.client_ca_file))
-            else:
-                ctx.load_verify_locations(cadata=tls.client_ca)
-        except ssl.SSLError as exc:
-            raise ConfigError(
-                source, k("client_ca_file"), f"cannot load the CA: {exc.reason or exc}"
-            ) from None
-    ctx.verify_mode = mode
-    suites = [CIPHER_SUITES[s] for s in tls.cipher_suites if s in CIPHER_SUITES]
-    if suites:
-        try:
-            ctx.set_ciphers(":".join(suites))
-        except ssl.SSLError:
-            raise ConfigError(
-                source, k("cipher_suites"), "none of these suites is available in this OpenSSL"
-            ) from None
-    if tls.prefer_server_cipher_suites:
-        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    else:
-        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-    if tls.curve_preferences:
-        log.info("%s: curve_preferences is accepted but OpenSSL's default groups are used", source)
-    return ctx
-
-
-def peer_san_allowed(peer_cert: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> bool:
-    """client_allowed_sans: an exact match of any DNS/IP/email/URI SAN of the verified cert."""
-    if not allowed:
-        return True
-    if not peer_cert:
-        return False
-    sans = {str(value) for _kind, value in peer_cert.get("subjectAltName", ())}
-    return any(san in sans for san in allowed)
-
-
-# -- basic auth ----------------------------------------------------------------------------------
-
-
-def _import_bcrypt() -> Any:
-    try:
-        import bcrypt
-    except ImportError:
-        raise UserError(BCRYPT_MISSING) from None
-    return bcrypt
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` headers against bcrypt hashes.
-
-    bcrypt costs ~70 ms at cost 10 on purpose, so like exporter-toolkit the outcome of a check is
-    cached: a scraper sending the same credentials every 15 s pays once. The cache key is an HMAC
-    (per-process random key) of user, hash and password, so no password is kept in memory, and the
-    cache is bounded so a password-guessing client cannot grow it. bcrypt runs under a lock: a
-    flood of bad passwords costs one core at most and never delays a cached (good) scraper. An
-    unknown user is checked against a dummy hash of the same cost so the timing does not reveal
-    which user names exist; ``bcrypt.checkpw`` compares in constant time.
-    """
-
-    CACHE_SIZE = 1024
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self._users = dict(users)
-        self._bcrypt = _import_bcrypt()
-        self._hmac_key = os.urandom(32)
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        self._bcrypt_lock = threading.Lock()
-        self._dummy: bytes | None = None
-        self.bcrypt_calls = 0  # observable in tests: proves the cache works
-
-    def _dummy_hash(self) -> bytes:
-        if self._dummy is None:
-            rounds = max((int(h.split("$")[2]) for h in self._users.values()), default=10)
-            self._dummy = self._bcrypt.hashpw(os.urandom(16), self._bcrypt.gensalt(rounds=rounds))
-        return self._dummy
-
-    def check(self, authorization: str | None) -> str | None:
-        """The authenticated user name, or None."""
-        credentials = _parse_basic(authorization)
-        if credentials is None:
-            return None
-        user, password = credentials
-        stored = self._users.get(user)
-        hashed = stored.encode() if stored is not None else b""
-        digest = hmac.new(
-            self._hmac_key, b"\0".join((user.encode(), hashed, password)), hashlib.sha256
-        ).digest()
-        with self._cache_lock:
-            cached = self._cache.get(digest)
-            if cached is not None:
-                self._cache.move_to_end(digest)
-        if cached is None:
-            with self._bcrypt_lock:
-                self.bcrypt_calls += 1
-                try:
-                    ok = self._bcrypt.checkpw(password, hashed or self._dummy_hash())
-                except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
-                    ok = False
-            cached = bool(ok) and stored is not None
-            with self._cache_lock:
-                self._cache[digest] = cached
-                while len(self._cache) > self.CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return user if cached else None
-
-
-def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
-    if not header:
-        return None
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-        user_bytes, sep, password = decoded.partition(b":")
-        user = user_bytes.decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    if not sep:
-        return None
-    return user, password
-
-
-# -- rate limit ----------------------------------------------------------------------------------
-
-
-class TokenBucket:
-    """The toolkit's ``rate.NewLimiter(Every(interval), burst)``: global, not per client."""
-
-    def __init__(self, limit: RateLimit) -> None:
-        self._rate = 1.0 / limit.interval_seconds
-        self._burst = float(limit.burst)
-        self._tokens = float(limit.burst)
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-            self._last = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return True
-            return False
-
-
-# -- live configuration --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActiveWebConfig:
-    """What the server applies to a connection: built once per (re)load, never half-updated."""
-
-    config: WebConfig
-    ssl_context: ssl.SSLContext | None
-    auth: BasicAuth | None
-    limiter: TokenBucket | None
-
-
-def activate(config: WebConfig) -> ActiveWebConfig:
-    ctx = build_ssl_context(config.tls, config.source) if config.tls else None
-    auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
-    limiter = TokenBucket(config.rate_limit) if config.rate_limit else None
-    return ActiveWebConfig(config, ctx, auth, limiter)
-
-
-class WebConfigSource:
-    """The web config in force, re-read when the file or its certificates change.
-
-    exporter-toolkit re-reads the file on every request so rotated certificates apply at once; here
-    the file and the files it names are stat()ed at most once a second, and a change is loaded in
-    full before it replaces the old one. A broken edit is logged (one line) and the last good
-    configuration stays in force, so a typo never takes the endpoint down or opens it up.
-    """
-
-    CHECK_INTERVAL = 1.0
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._active = activate(load_web_config(self.path))
-        self._stamp = self._fingerprint(self._active.config)
-        self._checked = time.monotonic()
-        self.reload_errors = 0
-
-    def _fingerprint(self, config: WebConfig) -> tuple[tuple[str, int, int], ...]:
-        files = [self.path, *(config.tls.files() if config.tls else ())]
-        stamp = []
-        for f in files:
-            try:
-                st = f.stat()
-                stamp.append((str(f), st.st_mtime_ns, st.st_size))
-            except OSError:
-                stamp.append((str(f), -1, -1))
-        return tuple(stamp)
-
-    @property
-    def tls_enabled(self) -> bool:
-        return self._active.ssl_context is not None
-
-    def current(self) -> ActiveWebConfig:
-        now = time.monotonic()
-        if now - self._checked < self.CHECK_INTERVAL:
-            return self._active
-        with self._lock:
-            if now - self._checked < self.CHECK_INTERVAL:
-                return self._active
-            self._checked = now
-            stamp = self._fingerprint(self._active.config)
-            if stamp == self._stamp:
-                return self._active
-            self._stamp = stamp
-            try:
-                candidate = activate(load_web_config(self.path))
-            except UserError as exc:
-                self.reload_errors += 1
-                log.error("web config not reloaded, keeping the previous one: %s", exc)
-                return self._active
-            if (candidate.ssl_context is None) != (self._active.ssl_context is None):
-                self.reload_errors += 1
-                log.error(
-                    "web config not reloaded: switching TLS on or off needs a restart (%s)",
-                    self.path,
-                )
-                return self._active
-            self._stamp = self._fingerprint(candidate.config)
-            self._active = candidate
-            log.info("web config reloaded from %s", self.path)
-            return self._active

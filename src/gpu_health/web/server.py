@@ -1,438 +1,386 @@
-"""The small HTTP server both the exporter and the scorer use.
+"""The HTTP server both the exporter and the scorer use: a connection model that cannot be starved.
 
 Why not ``prometheus_client.start_http_server``: we need our own routes (``/healthz``, a landing
 page, the scorer's JSON API), bounded requests, clean shutdown on SIGTERM, and one place to apply
-the exporter-toolkit web config (TLS, basic auth, headers: :mod:`gpu_health.web.config`) for both
-programs.
+the exporter-toolkit web config (TLS, basic auth, headers: :mod:`gpu_health.web.config`).
 
-Routes are exact paths mapped to handlers; a handler gets the parsed request and returns a
-:class:`Response`. Only GET and HEAD are served: no endpoint executes anything or accepts a body.
-``/metrics`` is gzipped when the scraper accepts it (Prometheus always does).
+Why an event loop (asyncio, standard library) and not a thread per connection: a metrics port is
+reachable by anything on the node's network, and with a thread per connection a few hundred idle
+keep-alive clients or stalled TLS handshakes hold every slot and lock Prometheus out. Here an open
+connection costs a file descriptor and a small buffer, not a thread:
 
-Bounds, because a metrics port is reachable by anything on the node's network: the request line,
-the header block and the number of headers are capped; the TLS handshake plus the request head must
-arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in total* (a watchdog closes slow-drip "slowloris"
-connections, which a per-read socket timeout alone would not); an idle keep-alive connection is
-closed after :data:`IDLE_TIMEOUT_SECONDS`; writing a response may take
-:data:`WRITE_TIMEOUT_SECONDS`; and at most :data:`MAX_CONNECTIONS` connections are served at once
-(more are closed at accept).
+* idle keep-alive connections, TLS handshakes and request heads wait in the loop; only a request
+  that passed parsing, auth and routing runs its handler, in a pool of ``max_in_flight`` threads
+  (node_exporter's ``--web.max-requests``); up to :data:`QUEUE_FACTOR` times as many more wait
+  their turn without a thread, and beyond that the answer is 503 at once;
+* at most ``max_connections`` connections are open; when full, the connection idle the longest is
+  evicted before a new one is refused;
+* the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
+  total* (a slow-drip "slowloris" client is cut off), an idle keep-alive connection is closed after
+  :data:`IDLE_TIMEOUT_SECONDS`, a response must be taken within :data:`WRITE_TIMEOUT_SECONDS`;
+* a 401 closes the connection (a password guesser reconnects, paying a handshake each time), and
+  bcrypt checks that miss the cache run one at a time off the loop, :data:`MAX_AUTH_PENDING` at most
+  waiting, so a password flood never delays a scraper whose credentials are cached;
+* on a TLS port the first byte is peeked before the handshake: plain HTTP gets a 400 (as Go's
+  net/http answers), and on a plain port a TLS ClientHello is closed at once.
+
+Routes are exact paths mapped to handlers; only GET and HEAD are served (405 otherwise, after
+auth). ``/metrics`` is gzipped when the scraper accepts it (Prometheus always does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import gzip
-import io
+import errno
 import logging
+import resource
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from gpu_health.errors import UserError
-from gpu_health.web.config import WebConfigSource, peer_san_allowed
+from gpu_health.web.live import ActiveWebConfig, WebConfigSource
+from gpu_health.web.protocol import (
+    MAX_HEADER_BYTES,
+    BadHead,
+    Handler,
+    Headers,
+    Request,
+    RequestHead,
+    Response,
+    accepts_gzip,
+    landing_page,
+    metrics_handler,
+    parse_listen_address,
+    read_head,
+    render_response,
+)
+from gpu_health.web.streams import (
+    Closing,
+    call_handler,
+    close_transport,
+    peek,
+    refuse_plain_on_tls,
+    write,
+)
+from gpu_health.web.tlscontext import peer_san_allowed
+
+__all__ = [
+    "Handler",
+    "Headers",
+    "Request",
+    "Response",
+    "WebServer",
+    "accepts_gzip",
+    "landing_page",
+    "metrics_handler",
+    "parse_listen_address",
+]
 
 log = logging.getLogger(__name__)
 
-#: Longest request line we read; anything larger is refused (414).
-MAX_REQUEST_LINE = 8192
-#: Most header lines and most bytes in the header block; more is refused (431).
-MAX_HEADERS = 64
-MAX_HEADER_BYTES = 16384
 #: Seconds a client has, from connecting (or from the first byte of a keep-alive request), to
 #: finish the TLS handshake and send the request line and headers.
 REQUEST_TIMEOUT_SECONDS = 10.0
 #: Seconds an idle keep-alive connection is kept open (Prometheus reuses it between scrapes).
 IDLE_TIMEOUT_SECONDS = 120.0
-#: Seconds a client has to read a response.
+#: Seconds a client has to take a response.
 WRITE_TIMEOUT_SECONDS = 30.0
-#: Connections served at once; each holds a thread.
-MAX_CONNECTIONS = 128
+#: Open connections at most (each costs a file descriptor, not a thread); lowered to fit the
+#: process's file descriptor limit.
+MAX_CONNECTIONS = 4096
+#: Requests whose handler runs at once; more get 503 (node_exporter's --web.max-requests default).
+MAX_IN_FLIGHT = 40
+#: Requests that may wait (holding no thread) for a handler slot, per slot; beyond, 503 at once.
+#: A burst of scrapes on a CPU-starved host waits a moment instead of failing.
+QUEUE_FACTOR = 4
+#: bcrypt checks (cache misses) waiting their turn; more get 503 without running bcrypt.
+MAX_AUTH_PENDING = 16
+#: File descriptors kept free for everything else the process opens (Prometheus, model files).
+FD_RESERVE = 128
+
+_TLS_HANDSHAKE_RECORD = b"\x16"
 
 
-class Headers(Mapping[str, str]):
-    """Request headers, looked up case-insensitively as HTTP requires (``accept-encoding`` and
-    ``Accept-Encoding`` are the same header). Repeated headers are joined with ``, ``."""
-
-    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._data: dict[str, str] = {}
-        for name, value in pairs:
-            key = name.lower()
-            self._data[key] = f"{self._data[key]}, {value}" if key in self._data else value
-
-    def __getitem__(self, name: str) -> str:
-        return self._data[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._data
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
+def raise_fd_limit() -> int:
+    """Raise the soft file descriptor limit to the hard one, as Go programs do at start-up
+    (node_exporter included), and return it: idle connections cost descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return int(soft)
 
 
-@dataclass
-class Request:
-    """What a handler needs to know about a GET."""
+@dataclass(eq=False)
+class _Conn:
+    """One open connection: what it is doing and since when (the loop's clock)."""
 
-    path: str
-    query: dict[str, list[str]]
-    headers: Mapping[str, str]
-    #: The basic-auth user when the web config requires one (never the password).
-    user: str | None = None
+    task: asyncio.Task[None]
+    state: str  # "head" (handshake or request head), "busy" (handler or write), "idle"
+    since: float
 
 
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "text/plain; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
+class _Loop:
+    """The event loop side; every attribute is touched only from the loop's thread."""
 
+    def __init__(
+        self,
+        listener: socket.socket,
+        routes: Mapping[str, Handler],
+        source: WebConfigSource | None,
+        max_connections: int,
+        max_in_flight: int,
+    ) -> None:
+        self.listener = listener
+        self.routes = dict(routes)
+        self.source = source
+        self.max_connections = max_connections
+        self.max_in_flight = max_in_flight
+        self.conns: dict[asyncio.Task[None], _Conn] = {}
+        self.in_flight = 0
+        self.queued = 0
+        self.slots = asyncio.Semaphore(max_in_flight)
+        self.auth_pending = 0
+        self.pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="http-handler")
+        self.auth_pool = ThreadPoolExecutor(1, thread_name_prefix="http-bcrypt")
+        # counters tests and docs read
+        self.refused = 0
+        self.evicted = 0
+        self.expired = 0
+        self.overloaded = 0
 
-Handler = Callable[[Request], Response]
+    # -- accepting -------------------------------------------------------------------------------
 
-
-def parse_listen_address(address: str) -> tuple[str, int]:
-    """``host:port``, ``:port`` (all interfaces) or ``[v6]:port`` -> (host, port)."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UserError(f"--web.listen-address {address!r}: expected HOST:PORT, e.g. 0.0.0.0:9835")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port_text)
-
-
-#: gzip level for /metrics: level 1 shrinks the exposition ~18x for ~1.6 ms per 220 KB, level 9
-#: only 1.2x more for 5x the CPU. Prometheus always asks for gzip.
-GZIP_LEVEL = 1
-
-
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an ``Accept-Encoding`` header allows gzip (``gzip;q=0`` refuses it)."""
-    for item in accept_encoding.split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "*"):
-            continue
-        q = params.strip().lower()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
-    return False
-
-
-def metrics_handler(registry: CollectorRegistry) -> Handler:
-    """Serve ``registry`` in the format the scraper asks for (text or OpenMetrics), gzipped when
-    the scraper accepts it (as Go exporters do: a 64-GPU node's exposition is megabytes)."""
-
-    def handle(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(registry)
-        headers = {"Vary": "Accept-Encoding"}
-        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
-            headers["Content-Encoding"] = "gzip"
-        return Response(200, body, content_type, headers)
-
-    return handle
-
-
-def landing_page(title: str, links: Mapping[str, str]) -> Handler:
-    """A small HTML page linking the endpoints, like Prometheus exporters have."""
-    items = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in links.items())
-    body = (
-        f"<!doctype html><html><head><title>{title}</title></head>"
-        f"<body><h1>{title}</h1><ul>{items}</ul></body></html>"
-    ).encode()
-
-    def handle(_: Request) -> Response:
-        return Response(200, body, "text/html; charset=utf-8")
-
-    return handle
-
-
-class _Watchdog:
-    """Closes sockets whose deadline passed: one thread for all connections, not one per request."""
-
-    def __init__(self) -> None:
-        self._deadlines: dict[socket.socket, float] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
-        self.expired = 0  # connections closed for being too slow (tests read it)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def arm(self, sock: socket.socket, seconds: float) -> None:
-        with self._lock:
-            self._deadlines[sock] = time.monotonic() + seconds
-
-    def disarm(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._deadlines.pop(sock, None)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            now = time.monotonic()
-            with self._lock:
-                expired = [s for s, deadline in self._deadlines.items() if deadline <= now]
-                for sock in expired:
-                    del self._deadlines[sock]
-            for sock in expired:
-                self.expired += 1
-                # socket.socket.shutdown, not SSLSocket.shutdown: that one would drop the TLS
-                # object under the feet of the thread blocked reading it.
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _HeadTooLarge(Exception):
-    pass
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = REQUEST_TIMEOUT_SECONDS
-    error_content_type = "text/plain; charset=utf-8"
-    error_message_format = "%(code)d %(message)s\n"
-    _served = False
-    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's own buffer (see _send)
-    # Errors on a malformed request line get a status line (HTTP/0.9 would send a bare body).
-    default_request_version = "HTTP/1.0"
-
-    def version_string(self) -> str:
-        return "gpu-health"  # no Python version for fingerprinting
-
-    # -- connection life ---------------------------------------------------------------------
-
-    def setup(self) -> None:
-        self.server.watchdog.arm(self.request, REQUEST_TIMEOUT_SECONDS)
-        # As Go's net/http does: no Nagle delay on small responses (see _send).
-        with contextlib.suppress(OSError):
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            if isinstance(self.request, ssl.SSLSocket):
-                self.request.settimeout(REQUEST_TIMEOUT_SECONDS)
-                self.request.do_handshake()  # a failure ends in _Server.handle_error (debug log)
-                source = self.server.web_config
-                tls = source.current().config.tls if source else None
-                peer = self.request.getpeercert()
-                if tls and not peer_san_allowed(peer, tls.client_allowed_sans):
-                    raise ssl.SSLError("client certificate SAN not in client_allowed_sans")
-            super().setup()
-        except BaseException:
-            # finish() is not called when setup() fails: release the watchdog entry here.
-            self.server.watchdog.disarm(self.request)
-            raise
-
-    def finish(self) -> None:
-        self.server.watchdog.disarm(self.request)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def handle_one_request(self) -> None:
-        conn = self.connection
-        watchdog = self.server.watchdog
-        try:
-            if self._served:  # keep-alive: wait idle for the next request, then bound it
-                watchdog.disarm(conn)
-                conn.settimeout(IDLE_TIMEOUT_SECONDS)
-                if not self.rfile.peek(1):  # type: ignore[attr-defined]
-                    self.close_connection = True
-                    return
-                watchdog.arm(conn, REQUEST_TIMEOUT_SECONDS)
-                conn.settimeout(REQUEST_TIMEOUT_SECONDS)
-            self._served = True
-            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if len(self.raw_requestline) > MAX_REQUEST_LINE:
-                self._refuse_head(414, b"request line too long\n")
-                return
-            head = self._read_head()
-            if head is None:
-                self.close_connection = True
-                return
-            socket_file, self.rfile = self.rfile, io.BytesIO(head)
-            try:
-                parsed = self.parse_request()
-            finally:
-                self.rfile = socket_file
-            if not parsed:
-                return
-            watchdog.disarm(conn)
-            # Every method reaches _dispatch, which answers 405 for all but GET and HEAD (after
-            # auth, so an unauthenticated client learns nothing about the routes).
-            self._dispatch(send_body=self.command != "HEAD")
-        except _HeadTooLarge:
-            self._refuse_head(431, b"request header fields too large\n")
-        except (TimeoutError, ConnectionError, ssl.SSLError, OSError, ValueError):
-            # ValueError: I/O on a file the watchdog already shut. Nothing useful to answer.
-            self.close_connection = True
-
-    def _read_head(self) -> bytes | None:
-        """The header block up to the blank line, within the byte and line caps."""
-        lines: list[bytes] = []
-        total = 0
+    async def accept_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            line = self.rfile.readline(MAX_HEADER_BYTES + 1 - total)
-            if not line:
-                return None  # the client hung up (or was cut off) mid-head
-            total += len(line)
-            lines.append(line)
-            if total > MAX_HEADER_BYTES or len(lines) > MAX_HEADERS + 1:
-                raise _HeadTooLarge
-            if line in (b"\r\n", b"\n"):
-                return b"".join(lines)
+            try:
+                sock, _address = await loop.sock_accept(self.listener)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._evict_idle()  # out of descriptors: make room, then try again
+                    await asyncio.sleep(0.05)
+                    continue
+                if self.listener.fileno() < 0:
+                    return
+                await asyncio.sleep(0.01)
+                continue
+            if len(self.conns) >= self.max_connections and not self._evict_idle():
+                self.refused += 1
+                sock.close()
+                continue
+            task = loop.create_task(self.serve(sock))
+            self.conns[task] = _Conn(task, "head", loop.time())
+            task.add_done_callback(self._forget)
 
-    def _refuse_head(self, status: int, body: bytes) -> None:
-        self.requestline = ""
-        self.request_version = ""
-        self.command = ""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self._send(Response(status, body, headers={"Connection": "close"}), send_body=True)
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.conns.pop(task, None)
 
-    # -- requests ----------------------------------------------------------------------------
+    def _evict_idle(self) -> bool:
+        """Close the keep-alive connection idle the longest; False if none is idle."""
+        idle = [c for c in self.conns.values() if c.state == "idle"]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.since)
+        del self.conns[victim.task]
+        victim.task.cancel()
+        self.evicted += 1
+        return True
 
-    def _declares_body(self) -> bool:
-        length = self.headers.get("Content-Length", "0").strip() or "0"
-        return "Transfer-Encoding" in self.headers or length != "0"
+    # -- one connection -------------------------------------------------------------------------
 
-    def _dispatch(self, send_body: bool) -> None:
-        source = self.server.web_config
-        active = source.current() if source else None
-        extra = dict(active.config.headers) if active else {}
-        if self._declares_body():
-            # We never read a body; closing keeps it from being parsed as the next request.
-            self.close_connection = True
-            extra["Connection"] = "close"
-        if active and active.limiter and not active.limiter.allow():
-            self._send(Response(429, b"too many requests\n", headers=extra), send_body)
-            return
-        user = None
-        if active and active.auth:
-            user = active.auth.check(self.headers.get("Authorization"))
-            if user is None:
-                extra["WWW-Authenticate"] = 'Basic realm="gpu-health", charset="UTF-8"'
-                self._send(Response(401, b"unauthorized\n", headers=extra), send_body)
+    async def serve(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):  # as Go's net/http: no Nagle delay on small answers
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport: asyncio.BaseTransport | None = None
+        try:
+            deadline = loop.time() + REQUEST_TIMEOUT_SECONDS
+            try:
+                async with asyncio.timeout_at(deadline):
+                    first = await peek(loop, sock)
+                    active = self.source.current() if self.source else None
+                    ctx = active.ssl_context if active else None
+                    if not first or (ctx is None and first == _TLS_HANDSHAKE_RECORD):
+                        return  # hung up, or TLS to a plain port: nothing to say
+                    if ctx is not None and first != _TLS_HANDSHAKE_RECORD:
+                        await refuse_plain_on_tls(loop, sock)
+                        return
+                    reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES + 2)
+                    protocol = asyncio.StreamReaderProtocol(reader)
+                    transport, _ = await loop.connect_accepted_socket(
+                        lambda: protocol,
+                        sock,
+                        ssl=ctx,
+                        ssl_handshake_timeout=max(deadline - loop.time(), 0.01) if ctx else None,
+                    )
+            except TimeoutError:
+                self.expired += 1
                 return
-        if self.command not in ("GET", "HEAD"):
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            if ctx is not None and active is not None and active.config.tls is not None:
+                peer = transport.get_extra_info("peercert")
+                if not peer_san_allowed(peer, active.config.tls.client_allowed_sans):
+                    log.debug("client certificate SAN not in client_allowed_sans")
+                    return
+            await self.serve_requests(self.conns.get(task), reader, writer, deadline)
+        except (Closing, ConnectionError, ssl.SSLError, OSError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # evicted, or the server is shutting down
+        except Exception:  # a bug here must end this connection only, quietly for the client
+            log.exception("connection handling failed")
+        finally:
+            if transport is not None:
+                close_transport(loop, transport, WRITE_TIMEOUT_SECONDS)
+            else:
+                sock.close()
+
+    async def serve_requests(
+        self,
+        conn: _Conn | None,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        deadline: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        first_request = True
+        while True:
+            prefix = b""
+            if not first_request:
+                if conn is not None:
+                    conn.state, conn.since = "idle", loop.time()
+                try:
+                    async with asyncio.timeout(IDLE_TIMEOUT_SECONDS):
+                        prefix = await reader.read(1)
+                except TimeoutError:
+                    return
+                if not prefix:
+                    return
+                if conn is not None:
+                    conn.state, conn.since = "head", loop.time()
+                deadline = loop.time() + REQUEST_TIMEOUT_SECONDS
+            first_request = False
+            try:
+                async with asyncio.timeout_at(deadline):
+                    head = await read_head(reader, prefix)
+            except TimeoutError:
+                self.expired += 1
+                return
+            except BadHead as bad:
+                await write(
+                    writer,
+                    WRITE_TIMEOUT_SECONDS,
+                    render_response(Response(bad.status, bad.body), True, True),
+                )
+                return
+            if head is None:
+                return
+            if conn is not None:
+                conn.state = "busy"
+            response, close = await self.dispatch(head)
+            close = close or not head.keep_alive or head.declares_body
+            await write(
+                writer,
+                WRITE_TIMEOUT_SECONDS,
+                render_response(response, head.method != "HEAD", close),
+            )
+            if close:
+                return
+
+    # -- a parsed request ------------------------------------------------------------------------
+
+    async def dispatch(self, head: RequestHead) -> tuple[Response, bool]:
+        """The response, and whether to close the connection after it."""
+        loop = asyncio.get_running_loop()
+        active = self.source.current() if self.source else None
+        extra = dict(active.config.headers) if active else {}
+        if active and active.limiter and not active.limiter.allow():
+            return Response(429, b"too many requests\n", headers=extra), False
+        user = await self._authenticate(loop, active, head.headers.get("Authorization"))
+        if user is _OVERLOADED:
+            self.overloaded += 1
+            return Response(503, b"too many authentication attempts\n", headers=extra), True
+        if active and active.auth and user is None:
+            extra["WWW-Authenticate"] = 'Basic realm="gpu-health", charset="UTF-8"'
+            return Response(401, b"unauthorized\n", headers=extra), True
+        if head.method not in ("GET", "HEAD"):
             extra["Allow"] = "GET, HEAD"
-            self._send(Response(405, b"method not allowed\n", headers=extra), send_body)
-            return
-        parsed = urllib.parse.urlsplit(self.path)
-        handler = self.server.routes.get(parsed.path)
+            return Response(405, b"method not allowed\n", headers=extra), False
+        parsed = urllib.parse.urlsplit(head.target)
+        handler = self.routes.get(parsed.path)
         if handler is None:
-            self._send(Response(404, b"not found\n", headers=extra), send_body)
-            return
+            return Response(404, b"not found\n", headers=extra), False
+        if self.in_flight + self.queued >= self.max_in_flight * (1 + QUEUE_FACTOR):
+            self.overloaded += 1
+            extra["Retry-After"] = "1"
+            return Response(503, b"too many requests in flight\n", headers=extra), False
         request = Request(
             parsed.path,
             urllib.parse.parse_qs(parsed.query),
-            Headers(self.headers.items()),
-            user=user,
+            head.headers,
+            user=user if isinstance(user, str) else None,
         )
+        self.queued += 1
         try:
-            response = handler(request)
-        except Exception:  # a handler bug must not kill the server or leak a traceback
-            log.exception("handler for %s failed", parsed.path)
-            response = Response(500, b"internal error\n")
-        response.headers = {**response.headers, **extra}
-        self._send(response, send_body)
-
-    def _send(self, response: Response, send_body: bool) -> None:
-        self.server.watchdog.arm(self.connection, WRITE_TIMEOUT_SECONDS)
-        self.connection.settimeout(WRITE_TIMEOUT_SECONDS)
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in response.headers.items():
-            if name.lower() in ("content-type", "content-length", "x-content-type-options"):
-                continue
-            self.send_header(name, value)
-        # Headers and body in one write (what end_headers() would send, plus the body): on a
-        # keep-alive connection a small header segment then the body meets Nagle's algorithm and
-        # the client's delayed ACK, a ~40 ms stall per scrape of a small (gzipped) exposition.
-        self._headers_buffer.append(b"\r\n")
-        head = b"".join(self._headers_buffer)
-        self._headers_buffer = []
-        self.wfile.write(head + response.body if send_body else head)
-        self.wfile.flush()
-        self.server.watchdog.disarm(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The request line only: headers (Authorization) are never logged.
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    routes: dict[str, Handler]
-    web_config: WebConfigSource | None
-    watchdog: _Watchdog
-    slots: threading.BoundedSemaphore
-    refused = 0
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        source = self.web_config
-        ctx = source.current().ssl_context if source else None
-        if ctx is None:
-            return sock, address
-        try:
-            # The handshake runs in the connection's thread (setup), so a slow client cannot
-            # stall the accept loop.
-            return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-        except (OSError, ValueError):
-            sock.close()
-            raise OSError("TLS wrap failed") from None
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
-            self.refused += 1
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
+            await self.slots.acquire()
         finally:
+            self.queued -= 1
+        self.in_flight += 1
+        try:
+            response = await loop.run_in_executor(self.pool, call_handler, handler, request)
+        finally:
+            self.in_flight -= 1
             self.slots.release()
+        response.headers = {**response.headers, **extra}
+        return response, False
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Failed handshakes and hang-ups are routine on a public port: no traceback on stderr.
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+    async def _authenticate(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        active: ActiveWebConfig | None,
+        authorization: str | None,
+    ) -> str | object | None:
+        if active is None or active.auth is None:
+            return None
+        hit, user = active.auth.check_cached(authorization)
+        if hit:
+            return user
+        if self.auth_pending >= MAX_AUTH_PENDING:
+            return _OVERLOADED
+        self.auth_pending += 1
+        try:
+            checked: str | None = await loop.run_in_executor(
+                self.auth_pool, active.auth.check, authorization
+            )
+            return checked
+        finally:
+            self.auth_pending -= 1
+
+    async def close(self) -> None:
+        tasks = list(self.conns)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_OVERLOADED = object()
 
 
 class WebServer:
-    """A threaded HTTP(S) server running in the background until :meth:`shutdown`.
+    """An HTTP(S) server running on its own event loop thread until :meth:`shutdown`.
 
     ``web_config``: an exporter-toolkit web config file (``--web.config.file``) enabling TLS,
     basic auth, response headers and a rate limit. It is validated here, so a bad file is a
@@ -446,53 +394,85 @@ class WebServer:
         *,
         web_config: Path | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         host, port = parse_listen_address(listen_address)
         source = WebConfigSource(web_config) if web_config is not None else None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_class = type("_BoundServer", (_Server,), {"address_family": family})
+        fd_limit = raise_fd_limit()
         try:
-            self._server: _Server = server_class((host, port), _RequestHandler)
+            listener = socket.create_server((host, port), family=family, backlog=1024)
         except OSError as exc:
             raise UserError(f"cannot listen on {listen_address}: {exc.strerror}") from None
-        self._server.routes = dict(routes)
-        self._server.web_config = source
-        self._server.watchdog = _Watchdog()
-        self._server.slots = threading.BoundedSemaphore(max_connections)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="http",
-            daemon=True,
-        )
+        listener.setblocking(False)
+        capped = max(1, min(max_connections, fd_limit - FD_RESERVE))
+        self._state = _Loop(listener, routes, source, capped, max(1, max_in_flight))
+        self._loop = asyncio.new_event_loop()
+        self._accept: asyncio.Future[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._accept = self._loop.create_task(self._state.accept_forever())
+        self._loop.run_forever()
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._state.listener.getsockname()[1])
 
     @property
     def tls(self) -> bool:
         """Whether connections are served over TLS (the scheme to scrape with)."""
-        source = self._server.web_config
+        source = self._state.source
         return source is not None and source.tls_enabled
 
     @property
+    def max_connections(self) -> int:
+        """Open connections allowed (after fitting the file descriptor limit)."""
+        return self._state.max_connections
+
+    @property
     def refused_connections(self) -> int:
-        """Connections closed at accept because :data:`MAX_CONNECTIONS` were busy."""
-        return self._server.refused
+        """Connections closed at accept: all were busy and none idle to evict."""
+        return self._state.refused
+
+    @property
+    def evicted_connections(self) -> int:
+        """Idle keep-alive connections closed to make room for a new one."""
+        return self._state.evicted
 
     @property
     def expired_connections(self) -> int:
-        """Connections closed by the watchdog for being too slow."""
-        return self._server.watchdog.expired
+        """Connections closed for not finishing handshake and request head in time."""
+        return self._state.expired
+
+    @property
+    def overloaded_requests(self) -> int:
+        """Requests answered 503 because ``max_in_flight`` handlers (or bcrypt checks) were busy."""
+        return self._state.overloaded
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._state.conns)
 
     def start(self) -> WebServer:
-        self._server.watchdog.start()
         self._thread.start()
         return self
 
     def shutdown(self) -> None:
-        if self._thread.is_alive():  # shutdown() would wait forever for a loop never started
-            self._server.shutdown()
-        self._server.server_close()
-        self._server.watchdog.stop()
+        if self._thread.is_alive():
+
+            async def stop() -> None:
+                if self._accept is not None:
+                    self._accept.cancel()
+                await self._state.close()
+
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._state.listener.close()
+        if not self._loop.is_running():
+            self._loop.close()
+        self._state.pool.shutdown(wait=False, cancel_futures=True)
+        self._state.auth_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,114 @@
+"""Validators for numeric and path command-line values, shared by every gpu-health command.
+
+``float("nan")`` and ``float("inf")`` parse, and ``nan <= 0`` is False, so a plain ``type=float``
+lets ``--interval nan`` through (it became a busy loop) and a plain ``type=int`` lets
+``--sim-gpus 10000000`` allocate until the host swaps. Every numeric flag goes through
+:func:`number` or :func:`integer` with an explicit range, so a bad value is one argparse line
+naming the flag, the value and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from gpu_health.errors import UserError
+
+#: GPUs a backfill may simulate: a large training fleet is tens of thousands; 100,000 keeps a typo
+#: (``--gpus 99999999999``) from growing until the host swaps.
+MAX_GPUS = 100_000
+#: GPUs one exporter process may simulate or replay (a node has 8 to 16; the demo runs 64).
+MAX_EXPORTER_GPUS = 4096
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def _show(value: float) -> str:
+    return f"{value:g}"
+
+
+def number(
+    minimum: float, maximum: float, *, exclusive_minimum: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type``: a finite float in [minimum, maximum] (``(minimum, ...`` when
+    ``exclusive_minimum``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        return check_number(value, text, minimum, maximum, exclusive_minimum)
+
+    return parse
+
+
+def check_number(
+    value: float, text: str, minimum: float, maximum: float, exclusive_minimum: bool = False
+) -> float:
+    low_ok = value > minimum if exclusive_minimum else value >= minimum
+    if not math.isfinite(value) or not low_ok or value > maximum:
+        bracket = "(" if exclusive_minimum else "["
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range (allowed: a finite number in "
+            f"{bracket}{_show(minimum)}, {_show(maximum)}])"
+        )
+    return value
+
+
+def integer(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in [minimum, maximum]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range (allowed: {minimum} to {maximum})"
+            )
+        return value
+
+    return parse
+
+
+def duration(minimum: float, maximum: float) -> Callable[[str], float]:
+    """An argparse ``type``: ``500ms``, ``90s``, ``15m``, ``12h``, ``7d``, ``1w`` or plain
+    seconds, finite and in (minimum, maximum] seconds."""
+
+    def parse(text: str) -> float:
+        raw = text.strip()
+        unit = next((u for u in ("ms", "s", "m", "h", "d", "w") if raw.endswith(u)), "")
+        try:
+            value = float(raw[: len(raw) - len(unit)]) * _UNITS.get(unit, 1.0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a duration (e.g. 500ms, 60s, 12h, 7d)"
+            ) from None
+        return check_number(value, text, minimum, maximum, exclusive_minimum=True)
+
+    return parse
+
+
+def output_path(path: Path, flag: str, *, directory: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be created: its parent exists, is a directory
+    and is writable, and ``path`` is not under /proc or /sys. No directory is created here (nor
+    later, outside the one asked for). Returns the path; raises a one-line UserError."""
+    resolved = Path(os.path.abspath(path))
+    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise UserError(f"{flag} {path}: not a place for output (a kernel file system)")
+    parent = resolved.parent
+    if not parent.exists():
+        raise UserError(f"{flag} {path}: the directory {parent} does not exist")
+    if not parent.is_dir():
+        raise UserError(f"{flag} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: the directory {parent} is not writable")
+    if resolved.exists() and resolved.is_dir() != directory:
+        kind = "a directory" if resolved.is_dir() else "a file"
+        raise UserError(f"{flag} {path}: exists and is {kind}")
+    return path

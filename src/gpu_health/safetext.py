@@ -1,0 +1,25 @@
+"""Remote text made safe to log or serve: one line, bounded, no control characters.
+
+Prometheus error messages, HTTP answers and exception text come from outside (or from a library
+that quotes outside input). Printed raw, an ESC byte can rewrite an operator's terminal and a
+newline can forge a log line; an exception's text can carry the installation's file paths.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_PATH = re.compile(r"(?<![\w.])(?:/[\w.\-+@]+){2,}/?")
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` with control characters (ESC, CR, LF, ...) replaced by spaces, whitespace runs
+    collapsed, and cut to ``limit`` characters."""
+    return " ".join(_CONTROL.sub(" ", str(text)).split())[:limit]
+
+
+def without_paths(text: str) -> str:
+    """Absolute file paths (``/usr/lib/python3/...``) replaced by ``<path>``: an API answer must
+    not show where and how the service is installed."""
+    return _PATH.sub("<path>", text)

@@ -1,0 +1,163 @@
+"""Basic auth (bcrypt, cached) and the global rate limit of the exporter-toolkit web config."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gpu_health.errors import UserError
+
+if TYPE_CHECKING:
+    from gpu_health.web.config import RateLimit
+
+BCRYPT_MISSING = (
+    "basic_auth_users needs the bcrypt package, which is not installed; "
+    "install it with: pip install 'gpu-health-monitor[web]'"
+)
+
+
+def import_bcrypt() -> Any:
+    try:
+        import bcrypt
+    except ImportError:
+        raise UserError(BCRYPT_MISSING) from None
+    return bcrypt
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` headers against bcrypt hashes.
+
+    bcrypt costs ~70 ms at cost 10 on purpose, so like exporter-toolkit the outcome of a check is
+    cached: a scraper sending the same credentials every 15 s pays once. The cache key is an HMAC
+    (per-process random key) of user, hash and password, so no password is kept in memory, and the
+    cache is bounded so a password-guessing client cannot grow it. bcrypt runs under a lock: a
+    flood of bad passwords costs one core at most and never delays a cached (good) scraper. An
+    unknown user is checked against a dummy hash of the same cost so the timing does not reveal
+    which user names exist; ``bcrypt.checkpw`` compares in constant time.
+
+    A reload keeps the cache (``previous``): the key covers the stored hash, so entries of users
+    whose hash is unchanged stay valid and those of changed or removed users can never match again.
+    Without this a reload during a password flood made the next good scrape wait seconds.
+    """
+
+    CACHE_SIZE = 1024
+    _hmac_key: bytes
+    _cache_lock: threading.Lock
+
+    def __init__(self, users: Mapping[str, str], previous: BasicAuth | None = None) -> None:
+        self._users = dict(users)
+        self._bcrypt = import_bcrypt()
+        self._hmac_key = previous._hmac_key if previous else os.urandom(32)
+        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        if previous is not None:
+            with previous._cache_lock:
+                self._cache.update(previous._cache)
+        self._cache_lock = threading.Lock()
+        self._bcrypt_lock = threading.Lock()
+        self._dummy: bytes | None = None
+        self.bcrypt_calls = 0  # observable in tests: proves the cache works
+
+    def _dummy_hash(self) -> bytes:
+        if self._dummy is None:
+            rounds = max((int(h.split("$")[2]) for h in self._users.values()), default=10)
+            self._dummy = self._bcrypt.hashpw(os.urandom(16), self._bcrypt.gensalt(rounds=rounds))
+        return self._dummy
+
+    def _digest(self, user: str, hashed: bytes, password: bytes) -> bytes:
+        return hmac.new(
+            self._hmac_key, b"\0".join((user.encode(), hashed, password)), hashlib.sha256
+        ).digest()
+
+    def _lookup(self, digest: bytes) -> bool | None:
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+            if cached is not None:
+                self._cache.move_to_end(digest)
+        return cached
+
+    def check_cached(self, authorization: str | None) -> tuple[bool, str | None]:
+        """(decided, user) without running bcrypt: decided is False when only :meth:`check`
+        (bcrypt, tens of ms) can tell. The server calls this on its event loop."""
+        credentials = _parse_basic(authorization)
+        if credentials is None:
+            return True, None
+        user, password = credentials
+        stored = self._users.get(user)
+        hashed = stored.encode() if stored is not None else b""
+        cached = self._lookup(self._digest(user, hashed, password))
+        if cached is None:
+            return False, None
+        return True, (user if cached else None)
+
+    def check(self, authorization: str | None) -> str | None:
+        """The authenticated user name, or None."""
+        credentials = _parse_basic(authorization)
+        if credentials is None:
+            return None
+        user, password = credentials
+        stored = self._users.get(user)
+        hashed = stored.encode() if stored is not None else b""
+        digest = self._digest(user, hashed, password)
+        cached = self._lookup(digest)
+        if cached is None:
+            with self._bcrypt_lock:
+                self.bcrypt_calls += 1
+                try:
+                    ok = self._bcrypt.checkpw(password, hashed or self._dummy_hash())
+                except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
+                    ok = False
+            cached = bool(ok) and stored is not None
+            with self._cache_lock:
+                self._cache[digest] = cached
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return user if cached else None
+
+
+def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+        user_bytes, sep, password = decoded.partition(b":")
+        user = user_bytes.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not sep:
+        return None
+    return user, password
+
+
+# -- rate limit ----------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """The toolkit's ``rate.NewLimiter(Every(interval), burst)``: global, not per client."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self._rate = 1.0 / limit.interval_seconds
+        self._burst = float(limit.burst)
+        self._tokens = float(limit.burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False

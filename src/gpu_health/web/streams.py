@@ -1,0 +1,88 @@
+"""Socket and stream steps of one connection that the server's event loop awaits.
+
+Apart from :mod:`gpu_health.web.server` (who is served, and when) so each step's bound is
+visible on its own: a peek that never consumes, a refusal that is not reset away, a write that
+cannot wait forever, a close that does not wait on a client that stopped reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+from gpu_health.web.protocol import MAX_HEADER_BYTES, Handler, Request, Response
+
+log = logging.getLogger("gpu_health.web.server")
+
+_PLAIN_ON_TLS_PORT = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
+
+
+class Closing(Exception):
+    """End this connection quietly."""
+
+
+def call_handler(handler: Handler, request: Request) -> Response:
+    try:
+        return handler(request)
+    except Exception:  # a handler bug must not kill the server or leak a traceback
+        log.exception("handler for %s failed", request.path)
+        return Response(500, b"internal error\n")
+
+
+async def peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    """The first byte the client sent, left in the socket (b"" if it hung up)."""
+    while True:
+        try:
+            return sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return b""
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(sock.fileno(), _resolve, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(sock.fileno())
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def refuse_plain_on_tls(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        # Take (and drop) what the client sent, so closing does not reset the answer away.
+        with contextlib.suppress(BlockingIOError):
+            sock.recv(MAX_HEADER_BYTES)
+        await loop.sock_sendall(sock, _PLAIN_ON_TLS_PORT)
+        sock.shutdown(socket.SHUT_WR)
+
+
+async def write(writer: asyncio.StreamWriter, timeout: float, data: bytes) -> None:
+    writer.write(data)
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.drain()
+    except TimeoutError:
+        raise Closing from None
+
+
+def close_transport(
+    loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, timeout: float
+) -> None:
+    """Close, letting buffered bytes go out, but never wait on a client that stopped reading."""
+    pending = 0
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        # An SSL transport the peer already tore down has no buffer left to ask about.
+        with contextlib.suppress(AttributeError, RuntimeError):
+            pending = transport.get_write_buffer_size()
+    transport.close()
+    if pending and isinstance(transport, asyncio.WriteTransport):
+        loop.call_later(timeout, transport.abort)

@@ -1,0 +1,172 @@
+"""Issue #19: every bad command-line value is one line on stderr and a non-zero exit, before any
+work starts (no GPU is simulated, no Prometheus is queried, no directory is created)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from gpu_health import cli as umbrella
+from gpu_health import cli_validate
+from gpu_health.exporter import cli as exporter_cli
+from gpu_health.scorer import cli as scorer_cli
+
+Main = Callable[[Sequence[str]], int]
+DEAD_PROMETHEUS = ["--prometheus.url", "http://127.0.0.1:9"]
+
+
+def _run(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def _is_one_line_error(code: int, err: str) -> bool:
+    return code != 0 and err.count("\n") == 1 and "Traceback" not in err
+
+
+EXPORTER_CASES = [
+    (["--backend", "sim", "--sim-gpus", "10000000"], "--sim-gpus"),
+    (["--backend", "replay", "--replay.gpus", "100000000"], "--replay.gpus"),
+    (["--backend", "sim", "--poll-interval", "nan"], "--poll-interval"),
+    (["--backend", "sim", "--poll-interval", "inf"], "--poll-interval"),
+    (["--backend", "replay", "--replay.rate", "nan"], "--replay.rate"),
+    (["--backend", "sim", "--sim-speed", "-1"], "--sim-speed"),
+    (["--backend", "sim", "--sim-start-time", "nan"], "--sim-start-time"),
+    (["--backend", "replay", "--replay.fault", "nvmlDeviceGetPowrUsage@0=TIMEOUT"], "unknown NVML"),
+    (["--backend", "replay", "--replay.gpus", "2", "--replay.fault", "*@7"], "GPU 7"),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), EXPORTER_CASES, ids=[c[1] for c in EXPORTER_CASES])
+def test_exporter_refuses_bad_values(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(exporter_cli.main, [*argv, "--web.listen-address", "127.0.0.1:0"], capsys)
+    assert _is_one_line_error(code, err), err
+    assert named in err
+
+
+SCORER_CASES = [
+    (["serve", *DEAD_PROMETHEUS, "--interval", "nan"], "--interval"),
+    (["serve", *DEAD_PROMETHEUS, "--interval", "inf"], "--interval"),
+    (["serve", *DEAD_PROMETHEUS, "--top-factors", "-3"], "--top-factors"),
+    (["serve", *DEAD_PROMETHEUS, "--workers", "0"], "--workers"),
+    (["serve", *DEAD_PROMETHEUS, "--prometheus.retries", "0"], "--prometheus.retries"),
+    (["serve", *DEAD_PROMETHEUS, "--prometheus.timeout", "nan"], "--prometheus.timeout"),
+    (["serve", *DEAD_PROMETHEUS, "--run.budget", "-5s"], "--run.budget"),
+    (["serve", *DEAD_PROMETHEUS, "--econ.default-age-days", "nan"], "--econ.default-age-days"),
+    (["serve", *DEAD_PROMETHEUS, "--prometheus.header", "X-Org: a\r\nX-Evil: b"], "control"),
+    (["serve", *DEAD_PROMETHEUS, "--prometheus.header", "X-Org team-a"], "Name: value"),
+    (["serve", *DEAD_PROMETHEUS, "--prometheus.header", "X Org: a"], "valid header name"),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), SCORER_CASES, ids=[c[1] for c in SCORER_CASES])
+def test_scorer_refuses_bad_values(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    code, err = _run(scorer_cli.main, [*argv, "--once", "--no-econ"], capsys)
+    assert _is_one_line_error(code, err), err
+    assert named in err
+    assert time.monotonic() - started < 30  # refused at start, not after a run
+
+
+def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        (["backfill", "--gpus", "99999999999", "--out", str(tmp_path / "d")], "--gpus"),
+        (["backfill", "--days", "nan", "--out", str(tmp_path / "d")], "--days"),
+        (["backfill", "--out", "/proc/x"], "--out"),
+        (["backfill", "--out", str(a_file / "d")], "not a directory"),
+        (["backfill", "--out", str(tmp_path / "no" / "such" / "d")], "does not exist"),
+        (["report", "--prometheus", "http://127.0.0.1:9", "--top", "-3"], "--top"),
+        (["report", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
+        (["report", "--prometheus", "http://127.0.0.1:9", "--html", "/proc/x.html"], "--html"),
+        (
+            [
+                "report",
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--html",
+                str(tmp_path / "n/d/r.html"),
+            ],
+            "does not exist",
+        ),
+        (["econ", "--top", "-3"], "--top"),
+    ]
+    for argv, named in cases:
+        code, err = _run(umbrella.main, argv, capsys)
+        assert _is_one_line_error(code, err), (argv, err)
+        assert named in err, (argv, err)
+    assert not (tmp_path / "n").exists() and not (tmp_path / "no").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing else created
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("1", True), ("0", False), ("nan", False), ("inf", False), ("-inf", False), ("1e309", False),
+     ("x", False), ("100000", True), ("100001", False)],
+)  # fmt: skip
+def test_validators_accept_only_finite_values_in_range(text: str, ok: bool) -> None:
+    import argparse
+
+    parsers = (
+        cli_validate.number(0, 1e5, exclusive_minimum=True),
+        cli_validate.integer(1, 100_000),
+    )
+    for parse in parsers:
+        try:
+            parse(text)
+            accepted = True
+        except argparse.ArgumentTypeError:
+            accepted = False
+        assert accepted == ok, (parse, text)
+
+
+def test_durations_refuse_nan_and_accept_units() -> None:
+    import argparse
+
+    parse = cli_validate.duration(0.0, 86400.0)
+    assert parse("500ms") == 0.5 and parse("15m") == 900.0 and parse("2") == 2.0
+    for bad in ("nan", "nans", "inf", "0s", "-1s", "2d", "abc"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(bad)
+
+
+def test_exporter_honours_sigterm_during_start_up(tmp_path: Path) -> None:
+    """Building 4,096 simulated GPUs takes tens of seconds; SIGTERM must end it at once."""
+    exe = shutil.which("gpu-health-exporter", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("gpu-health-exporter not installed")
+    proc = subprocess.Popen(
+        [exe, "--backend", "sim", "--sim-gpus", "4096", "--web.listen-address", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(3.0)  # imports done, the fleet being built
+        assert proc.poll() is None
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        assert time.monotonic() - sent < 5.0
+        assert proc.returncode != 0
+        assert b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

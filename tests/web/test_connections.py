@@ -1,0 +1,256 @@
+"""The connection model: in-flight bound (503), idle eviction, close after 401, shared renders."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
+from gpu_health.web import server as web
+from gpu_health.web.protocol import Request, Response, SharedRender
+
+
+def _get(port: int, path: str = "/", headers: dict[str, str] | None = None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def slow_server() -> Iterator[tuple[web.WebServer, threading.Event]]:
+    release = threading.Event()
+
+    def slow(_: Request) -> Response:
+        release.wait(10)
+        return Response(200, b"done\n")
+
+    routes = {"/slow": slow, "/": lambda _r: Response(200, b"ok\n")}
+    srv = web.WebServer("127.0.0.1:0", routes, max_in_flight=1, max_connections=64).start()
+    try:
+        yield srv, release
+    finally:
+        release.set()
+        srv.shutdown()
+
+
+def test_requests_beyond_in_flight_and_queue_get_503_at_once(
+    slow_server: tuple[web.WebServer, threading.Event],
+) -> None:
+    server, release = slow_server
+    statuses: list[int] = []
+    capacity = 1 + web.QUEUE_FACTOR  # one running, QUEUE_FACTOR waiting without a thread
+    threads = [
+        threading.Thread(target=lambda: statuses.append(_get(server.port, "/slow")))
+        for _ in range(capacity)
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while server._state.in_flight + server._state.queued < capacity:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    assert _get(server.port, "/slow") == 503  # the bound, answered without waiting
+    assert time.monotonic() - started < 1.0
+    assert server.overloaded_requests == 1
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert statuses == [200] * capacity
+
+
+def test_idle_keep_alive_connections_are_evicted_before_a_new_one_is_refused() -> None:
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, max_connections=8
+    ).start()
+    try:
+        idle = []
+        for _ in range(8):  # every slot held by a keep-alive connection after one request
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            idle.append(conn)
+        for _ in range(5):  # newcomers that stay open too: each needs an eviction
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.request("GET", "/")
+            assert conn.getresponse().status == 200
+            idle.append(conn)
+            time.sleep(0.05)
+        assert server.evicted_connections == 5 and server.refused_connections == 0
+        assert server.open_connections <= 8
+        for conn in idle:
+            conn.close()
+    finally:
+        server.shutdown()
+
+
+def test_silent_connections_are_refused_when_full_and_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(web, "REQUEST_TIMEOUT_SECONDS", 1.0)
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, max_connections=4
+    ).start()
+    try:
+        silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+        deadline = time.monotonic() + 3
+        while server.refused_connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.refused_connections >= 2  # not idle (no request yet): nothing to evict
+        time.sleep(1.5)  # the request deadline frees the slots
+        assert _get(server.port) == 200
+        for sock in silent:
+            sock.close()
+    finally:
+        server.shutdown()
+
+
+def test_401_closes_the_connection(tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=config
+    ).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 401") and b"Connection: close" in answer
+        token = base64.b64encode(b"prometheus:pw").decode()
+        assert _get(server.port, headers={"Authorization": f"Basic {token}"}) == 200
+    finally:
+        server.shutdown()
+
+
+def test_bcrypt_cache_survives_a_reload_for_unchanged_users(tmp_path: Path) -> None:
+    from gpu_health.web.live import WebConfigSource
+
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    source = WebConfigSource(config)
+    header = "Basic " + base64.b64encode(b"prometheus:pw").decode()
+    first = source.current().auth
+    assert first is not None and first.check(header) == "prometheus"
+    time.sleep(1.1)
+    config.write_text(
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+    )
+    reloaded = source.current()
+    assert reloaded.config.headers and reloaded.auth is not first
+    assert reloaded.auth is not None and reloaded.auth.check_cached(header) == (True, "prometheus")
+    # A changed hash for the user is never answered from the old entry.
+    time.sleep(1.1)
+    other = bcrypt.hashpw(b"new", bcrypt.gensalt(rounds=4)).decode()
+    config.write_text(f"basic_auth_users:\n  prometheus: '{other}'\n")
+    changed = source.current().auth
+    assert changed is not None and changed.check_cached(header) == (False, None)
+    assert changed.check(header) is None
+
+
+def test_concurrent_renders_are_shared() -> None:
+    shared = SharedRender()
+    gate = threading.Event()
+    calls = []
+
+    def render() -> bytes:
+        calls.append(1)
+        gate.wait(5)
+        return b"exposition"
+
+    results: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(shared.get("k", render))) for _ in range(5)
+    ]
+    threads[0].start()
+    while not calls:
+        time.sleep(0.01)
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.2)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert results == [b"exposition"] * 5 and len(calls) == 1
+    assert shared.get("k", render) == b"exposition" and len(calls) == 2  # none running: fresh
+
+
+def test_metrics_are_fresh_for_a_lone_scraper() -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("probe_gauge", "A probe.", registry=registry)
+    server = web.WebServer("127.0.0.1:0", {"/metrics": web.metrics_handler(registry)}).start()
+    try:
+        for value in (1, 2, 3):
+            gauge.set(value)
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.request("GET", "/metrics")
+            assert f"probe_gauge {value}.0".encode() in conn.getresponse().read()
+            conn.close()
+    finally:
+        server.shutdown()
+
+
+def test_password_flood_and_reload_never_delay_a_cached_scraper(tmp_path: Path) -> None:
+    """bcrypt (cost 10, ~70 ms) runs one at a time off the event loop for cache misses only, and
+    a reload keeps the cache: a good scraper is answered from the cache meanwhile."""
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=config
+    ).start()
+    good = {"Authorization": "Basic " + base64.b64encode(b"prometheus:right").decode()}
+    stop = threading.Event()
+    flood_statuses: list[int] = []
+
+    def flood(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            bad = base64.b64encode(f"prometheus:wrong-{n}-{i}".encode()).decode()
+            with contextlib.suppress(OSError):
+                flood_statuses.append(_get(server.port, headers={"Authorization": f"Basic {bad}"}))
+
+    try:
+        assert _get(server.port, headers=good) == 200  # now cached
+        threads = [threading.Thread(target=flood, args=(n,), daemon=True) for n in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        timings = []
+        for i in range(10):
+            if i == 5:  # a reload mid-flood: same user, another header
+                config.write_text(
+                    f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+                    "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+                )
+                time.sleep(1.1)
+            started = time.monotonic()
+            assert _get(server.port, headers=good) == 200
+            timings.append(time.monotonic() - started)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert max(timings) < 0.5, timings
+        assert set(flood_statuses) <= {401, 503} and 401 in flood_statuses
+    finally:
+        stop.set()
+        server.shutdown()
