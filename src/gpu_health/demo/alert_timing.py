@@ -121,6 +121,35 @@ def slot_identity(index: int, seed: int = 0) -> tuple[str, str]:
     return slot.node, str(slot.gpu)
 
 
+def latched_at_start(gpus: int, seed: int = 0) -> dict[str, set[str]]:
+    """uuid -> the latched-state alerts a GPU of the simulated fleet owes right now.
+
+    A fleet without injected faults is not spotless: a board may carry a row remap that has been
+    pending since an old benign event, which is a real reason for a (warning) alert, not a false
+    alarm. The simulator's own readings say which GPUs those are.
+    """
+    from gpu_health.sim.live import SimBackend
+    from gpu_health.telemetry.readings import GpuLostError
+
+    backend = SimBackend(gpus=gpus, seed=seed)
+    owed: dict[str, set[str]] = {}
+    for gpu in backend.inventory():
+        try:
+            sample = backend.sample(gpu)
+        except GpuLostError:
+            owed.setdefault(gpu.uuid, set()).add("GPUFallenOffBus")
+            continue
+        checks = (
+            (sample.row_remap_pending, "GPURowRemapPending"),
+            (sample.row_remap_failed, "GPURowRemapFailure"),
+            ((sample.ecc_uncorrected_volatile or 0) > 0, "GPUUncorrectableEccErrors"),
+        )
+        for latched, alert in checks:
+            if latched:
+                owed.setdefault(gpu.uuid, set()).add(alert)
+    return owed
+
+
 def _severities() -> dict[str, str]:
     doc = yaml.safe_load(RULE_FILES[1].read_text())
     return {
