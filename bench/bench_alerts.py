@@ -14,6 +14,7 @@ one-second group_wait), delivering to the local PagerDuty/Slack sink. The same h
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -37,7 +38,7 @@ def section(table: str, fast: bool, seconds: float) -> str:
             BEGIN,
             "",
             f"Measured by `bench/bench_alerts.py{' --fast' if fast else ''}` on "
-            f"{platform.machine()} ({platform.python_version()}), "
+            f"{platform.machine()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
             f"{time.strftime('%Y-%m-%d', time.gmtime())}, in {seconds:.0f} s: all ten fault "
             "kinds at once, each on its own GPU, onset 30 s after the exporter started, "
             "with the shipped rules (15 s scrape and evaluation) and " + timings + ". Seconds "
