@@ -23,8 +23,11 @@ from pathlib import Path
 
 from gpu_health.demo.alert_timing import FAULT_ALERTS, markdown_table, run_faults
 
-BEGIN = "<!-- alert-timing-bench:begin -->"
-END = "<!-- alert-timing-bench:end -->"
+
+def markers(fast: bool) -> tuple[str, str]:
+    """The block this run replaces: one for the shipped timings, one for the demo's."""
+    name = "alert-timing-bench-fast" if fast else "alert-timing-bench"
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 def section(table: str, fast: bool, seconds: float) -> str:
@@ -33,9 +36,10 @@ def section(table: str, fast: bool, seconds: float) -> str:
         if fast
         else "the shipped Alertmanager timings (group_wait 10 s for pages, 30 s for the rest)"
     )
+    begin, end = markers(fast)
     return "\n".join(
         [
-            BEGIN,
+            begin,
             "",
             f"Measured by `bench/bench_alerts.py{' --fast' if fast else ''}` on "
             f"{platform.machine()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
@@ -47,7 +51,7 @@ def section(table: str, fast: bool, seconds: float) -> str:
             "",
             table,
             "",
-            END,
+            end,
         ]
     )
 
@@ -64,12 +68,13 @@ def main() -> int:
     text = section(markdown_table(run), args.fast, time.monotonic() - started)
     print(text)
     if args.write:
+        begin, end = markers(args.fast)
         doc = args.write.read_text()
-        if BEGIN not in doc or END not in doc:
-            print(f"{args.write}: no {BEGIN} ... {END} block", file=sys.stderr)
+        if begin not in doc or end not in doc:
+            print(f"{args.write}: no {begin} ... {end} block", file=sys.stderr)
             return 1
-        head, _, rest = doc.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+        head, _, rest = doc.partition(begin)
+        _, _, tail = rest.partition(end)
         args.write.write_text(head + text + tail)
     return 0
 
