@@ -111,8 +111,9 @@
     nvlinkReplaysPerMinuteThreshold: 1,
     nvlinkErrorsFor: '1m',
 
-    // Corrected (single-bit) ECC errors per minute over rateInterval that make a storm. Benign
-    // bursts on healthy HBM are tens of errors, once in days.
+    // Corrected (single-bit) ECC errors per minute over rateInterval that make a storm. A
+    // project choice: the simulator's benign bursts are tens of errors (median 30), its storms
+    // hundreds a minute; tune it to your fleet's corrected-error baseline.
     eccCorrectedPerMinuteThreshold: 100,
     eccStormFor: '0m',
 

@@ -121,8 +121,8 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     },
     {
       alert: 'GPUCorrectableEccStorm',
-      // Corrected errors are harmless one by one; hundreds a minute for minutes mean a
-      // weakening HBM row or bank (and usually precede a remap or an uncorrectable error).
+      // Corrected errors are harmless one by one; hundreds a minute for minutes point to a
+      // weakening HBM row or bank (a remap or an uncorrectable error may follow).
       // XID 92 is the driver's own verdict on the same rate.
       expr: |||
         max without (type) (%(ecc)s{type="corrected"}) * 60 > %(eccCorrectedPerMinuteThreshold)s
