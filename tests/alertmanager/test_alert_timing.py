@@ -5,8 +5,8 @@ All ten ``--sim-fault`` kinds at once through the real exporter (sim backend), P
 shipped (group_wait 10 s for pages, 30 s otherwise) and the PagerDuty/Slack sink: each fault's
 alerts fire within five minutes of onset, every critical fault opens exactly one PagerDuty
 incident, warnings none, nothing resolves while the faults last, and the healthy GPUs stay
-silent. Then a healthy 64-GPU fleet for 30 simulated minutes stays silent (a GPU that holds a
-latched state from before the start raises that warning only).
+silent. The healthy-fleet half is in test_alert_silence.py (a file of its own, so that
+``--dist loadfile`` runs the two slow tests on different workers).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 DETECTION_LIMIT_S = 300.0
 
 
+@pytest.mark.timeout(600)  # about 4.5 minutes: onset at 30 s, the slowest alert near 3 minutes
 def test_every_fault_kind_alerts_within_five_minutes_with_one_page_per_gpu(
     tmp_path: Path,
 ) -> None:
@@ -76,21 +77,3 @@ def test_every_fault_kind_alerts_within_five_minutes_with_one_page_per_gpu(
         assert run.first_notification_after("slack", uuid) is None
     # every notification is one the real services would accept
     assert [n.errors for n in run.notifications if n.errors] == []
-
-
-def test_healthy_fleet_stays_silent_for_thirty_simulated_minutes(tmp_path: Path) -> None:
-    # 64 GPUs at 10x: 30 simulated minutes in 3 wall minutes. Rates per wall second are 10x
-    # the simulated ones, so this is a harsher test of the floors than real time would be.
-    # A GPU that already holds a latched state at start (a row remap pending since an old
-    # benign event) owes exactly that warning; every other GPU must raise nothing at all.
-    owed = latched_at_start(64)
-    run = run_faults(tmp_path, [], gpus=64, after=0.0, speed=10.0, observe=180.0)
-    firing = {key for key, track in run.tracks.items() if track.first_firing is not None}
-    assert firing <= {(alert, uuid) for uuid, alerts in owed.items() for alert in alerts}
-    assert all(run.severities[alert] == "warning" for alert, _ in firing)
-    on_healthy = {key for key in run.tracks if key[1].startswith("GPU-") and key[1] not in owed}
-    assert on_healthy == set()
-    assert len(run.healthy) - len(owed) >= 60
-    assert [n.summary() for n in run.notifications if n.service == "pagerduty"] == []
-    for note in run.notifications:
-        assert any(uuid in str(note.payload) for uuid in owed), note.summary()
