@@ -116,6 +116,9 @@
     // hundreds a minute; tune it to your fleet's corrected-error baseline.
     eccCorrectedPerMinuteThreshold: 100,
     eccStormFor: '0m',
+    // A storm comes in bursts: it stays firing until no 5m window of this long was above the
+    // floor (a lull between bursts does not resolve it).
+    eccStormHold: '15m',
 
     // Health score (0-100) thresholds on the overall dimension.
     healthDegradedThreshold: 60,

@@ -123,9 +123,11 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       alert: 'GPUCorrectableEccStorm',
       // Corrected errors are harmless one by one; hundreds a minute for minutes point to a
       // weakening HBM row or bank (a remap or an uncorrectable error may follow).
-      // XID 92 is the driver's own verdict on the same rate.
+      // XID 92 is the driver's own verdict on the same rate. Errors come in bursts, so the
+      // alert takes the highest 5m rate of the last eccStormHold: it fires on the first 5m
+      // window above the floor and does not resolve in a lull between bursts.
       expr: |||
-        max without (type) (%(ecc)s{type="corrected"}) * 60 > %(eccCorrectedPerMinuteThreshold)s
+        max without (type) (max_over_time(%(ecc)s{type="corrected"}[%(eccStormHold)s])) * 60 > %(eccCorrectedPerMinuteThreshold)s
         or on (instance, uuid)
         max without (xid) (%(xid)s{xid="92"}) > 0
       ||| % vars,
@@ -133,7 +135,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'GPU memory is reporting a storm of corrected ECC errors.',
-        description: gpuRef + ' reports more than ' + c.eccCorrectedPerMinuteThreshold + ' corrected ECC errors per minute over the last ' + c.rateInterval + ', or XID 92 (high single-bit ECC error rate); value {{ $value | printf "%.0f" }} (errors per minute, or XID 92 events): a memory row or bank is weakening. Watch for a pending row remap; drain and reset the GPU at the next maintenance, RMA it if the storm returns.',
+        description: gpuRef + ' reported more than ' + c.eccCorrectedPerMinuteThreshold + ' corrected ECC errors per minute over ' + c.rateInterval + ' in the last ' + c.eccStormHold + ', or XID 92 (high single-bit ECC error rate); value {{ $value | printf "%.0f" }} (errors per minute, or XID 92 events): a memory row or bank is weakening. Watch for a pending row remap; drain and reset the GPU at the next maintenance, RMA it if the storm returns.',
       },
     },
     {
