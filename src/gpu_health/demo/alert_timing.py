@@ -108,9 +108,16 @@ class TimingRun:
                 open_keys.discard(key)
         return opened
 
-    def first_notification_after(self, service: str, uuid: str) -> float | None:
+    def first_notification_after(
+        self, service: str, uuid: str, alerts: Sequence[str] = ()
+    ) -> float | None:
+        """Seconds from onset to the first notification naming the GPU (and, when given, one
+        of ``alerts``: a GPU's first message may be about a side effect of its fault)."""
         for note in self.notifications:
-            if note.service == service and uuid in json.dumps(note.payload):
+            text = json.dumps(note.payload)
+            if note.service != service or uuid not in text:
+                continue
+            if not alerts or any(alert in text for alert in alerts):
                 return note.received_at - self.onset
         return None
 
@@ -296,7 +303,7 @@ def markdown_table(run: TimingRun) -> str:
         fired = [run.fired_after(a, uuid) for a in FAULT_ALERTS[fault]]
         fired_text = " / ".join("never" if f is None else f"{f:.0f} s" for f in fired)
         service = "pagerduty" if run.is_critical(fault) else "slack"
-        note = run.first_notification_after(service, uuid)
+        note = run.first_notification_after(service, uuid, FAULT_ALERTS[fault])
         note_text = "none" if note is None else f"{service} {note:.0f} s"
         lines.append(f"| {fault} | {alerts} | {fired_text} | {note_text} | {run.incidents(uuid)} |")
     return "\n".join(lines)
