@@ -73,18 +73,28 @@
     // gpuLostFor first.
     gpuFallenOffBusFor: '1m',
     gpuLostFor: '2m',
+    // Hard faults (lost GPU, uncorrectable errors, failed remap, XIDs) are latched: their last
+    // reading within this window counts, so a scrape gap shorter than it neither resolves nor
+    // re-pages them. They resolve when the GPU answers again, its counters restart at zero
+    // (reset, exporter restart) or its uuid changes (replaced).
+    hardFaultGapTolerance: '10m',
     // GPUMetricsAbsent: a GPU that was there and is gone (not even gpu_up == 0).
     gpuAbsentFor: '10m',
 
-    // Row remap pending: give automated drain-and-reset tooling this long before a ticket.
-    rowRemapPendingFor: '15m',
+    // Row remap pending (a latched flag): long enough to ride out one odd reading.
+    rowRemapPendingFor: '1m',
 
     // Throttle alerts: fraction of scrapes in rateInterval with the reason active.
     thermalSlowdownReasons: 'hw_thermal_slowdown|sw_thermal_slowdown',
     thermalSlowdownRatio: 0.1,
-    thermalSlowdownFor: '10m',
+    // The share over rateInterval is already persistent, so `for` only rides out one
+    // evaluation (every fault is to be detected within five minutes of its onset).
+    thermalSlowdownFor: '1m',
     powerBrakeRatio: 0,
-    powerBrakeFor: '5m',
+    // Share of rateInterval the board-limit violation counter (hardware slowdown inputs such
+    // as the power brake) held clocks down; healthy boards stay at zero.
+    boardLimitRatio: 0.05,
+    powerBrakeFor: '1m',
     // Clock-event reasons that are not throttling (idle, user clock settings): excluded from
     // the throttle-fraction rules.
     benignClockEventReasons: 'gpu_idle|applications_clocks_setting|display_clock_setting',
@@ -92,12 +102,23 @@
     // PCIe replays per minute. 31/min is the bit-error budget of a Gen5 x16 link at BER 1e-12
     // (DCGM GetExpectedPcieReplayRate); lower it for Gen4 (16/min).
     pcieReplaysPerMinuteThreshold: 31,
-    pcieReplayFor: '10m',
+    pcieReplayFor: '1m',
 
-    // NVLink: CRC errors matter at 100+ per second (DCGM hardware limits); any replay or
-    // recovery error sustained for nvlinkErrorsFor is reported.
+    // NVLink: CRC errors matter at 100+ per second (DCGM hardware limits); replay and recovery
+    // errors above this many per minute over rateInterval (an isolated replay is recovered by
+    // the link layer and stays below it).
     nvlinkCrcErrorsPerSecondThreshold: 100,
-    nvlinkErrorsFor: '10m',
+    nvlinkReplaysPerMinuteThreshold: 1,
+    nvlinkErrorsFor: '1m',
+
+    // Corrected (single-bit) ECC errors per minute over rateInterval that make a storm. A
+    // project choice: the simulator's benign bursts are tens of errors (median 30), its storms
+    // hundreds a minute; tune it to your fleet's corrected-error baseline.
+    eccCorrectedPerMinuteThreshold: 100,
+    eccStormFor: '0m',
+    // A storm comes in bursts: it stays firing until no 5m window of this long was above the
+    // floor (a lull between bursts does not resolve it).
+    eccStormHold: '15m',
 
     // Health score (0-100) thresholds on the overall dimension.
     healthDegradedThreshold: 60,

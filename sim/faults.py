@@ -31,6 +31,8 @@ FAULTS: dict[str, str] = {
     "power_brake": "hardware power-brake slowdowns (clock-event reason 0x80)",
 }
 KEYS = frozenset({"gpu", "fault", "after", "for"})
+#: a faults file holds at most this many entries (it is read again on every change)
+MAX_FAULTS = 1000
 FAULT_HELP = (
     "inject a fault: 'gpu=N,fault=NAME[,after=60s][,for=10m]' (repeatable); after = simulated "
     "time from start, for = how long a storm lasts (default: until exit); NAME is one of "
@@ -103,6 +105,8 @@ def load_faults_file(path: Path) -> list[Fault]:
     items = data.get("faults") or []
     if not isinstance(items, list):
         raise ConfigError(source, "faults", "expected a list of faults")
+    if len(items) > MAX_FAULTS:
+        raise ConfigError(source, "faults", f"{len(items)} faults, at most {MAX_FAULTS}")
     out = []
     for i, item in enumerate(items):
         key = f"faults[{i}]"

@@ -4,17 +4,27 @@ GPU *i* is slot *i* of the same fleet the backfill writes for the same seed (8 G
 ``gpu-node-001``...), showing the board installed there at the start time, so a demo can backfill
 N days and then continue live from "now" with consistent uuids, counters and failures. Time runs
 ``speed`` times faster than the wall clock from ``start_time`` (default: now).
+
+Live fault injection: the faults file (``--sim-faults-file``) is watched while the exporter runs.
+Entries present at start count ``after`` from the start; an entry appended later counts
+``after`` from the moment the backend sees it (within :data:`WATCH_EVERY` wall seconds), so
+``gpu-health demo fault 'gpu=3,fault=thermal'`` (which appends to the demo's file) starts the
+fault now. Entries are only ever added: removing one does not heal a GPU. A file that becomes
+invalid is reported once in the log and ignored until it is fixed. This is a file on the
+exporter's own host, read only by the simulator backend: no endpoint is opened for it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gpu_health.errors import UserError
+from gpu_health.errors import ConfigError, UserError
 from gpu_health.sim import faults as faultlib
 from gpu_health.sim import fleet as fleetlib
 from gpu_health.sim import rng
@@ -27,6 +37,10 @@ __all__ = ["FAULT_HELP", "SimBackend"]
 
 #: how long an injected storm takes to reach full strength
 INJECT_RAMP = 120.0
+#: wall seconds between two looks at the watched faults file
+WATCH_EVERY = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class SimBackend:
@@ -43,6 +57,7 @@ class SimBackend:
         start_time: float | None = None,
         clock: Callable[[], float] = time.time,
         hazard_scale: float = 1.0,
+        faults_file: Path | None = None,
     ) -> None:
         if gpus < 1:
             raise UserError("sim: gpus must be at least 1")
@@ -57,14 +72,55 @@ class SimBackend:
         self._slots: list[Slot] = [fleetlib.build_slot(i, seed, hazard_scale) for i in range(gpus)]
         self._boards: dict[str, tuple[Slot, Board]] = {}
         for fault in faults or []:
-            if fault.gpu >= gpus:
-                raise UserError(
-                    f"--sim-fault gpu={fault.gpu}: the simulated fleet has GPUs 0-{gpus - 1}"
-                )
-            slot = self._slots[fault.gpu]
-            board = slot.board_at(self.start_time)
-            if board is not None:
-                inject(slot, board, fault, self.start_time)
+            self._check_gpu(fault)
+            self._inject(fault, self.start_time)
+        self._faults_file = faults_file
+        self._file_state: tuple[float, int] | None = None
+        self._file_seen = 0
+        self._file_error = ""
+        self._next_look = self._wall0
+        if faults_file is not None:
+            self._file_state = _file_state(faults_file)
+            for fault in faultlib.load_faults_file(faults_file):
+                self._check_gpu(fault)
+                self._inject(fault, self.start_time)
+                self._file_seen += 1
+
+    def _check_gpu(self, fault: Fault) -> None:
+        if fault.gpu >= len(self._slots):
+            last = len(self._slots) - 1
+            raise UserError(f"--sim-fault gpu={fault.gpu}: the simulated fleet has GPUs 0-{last}")
+
+    def _inject(self, fault: Fault, start_time: float) -> None:
+        slot = self._slots[fault.gpu]
+        board = slot.board_at(self.start_time)
+        if board is not None:
+            inject(slot, board, fault, start_time)
+
+    def _watch(self) -> None:
+        """Inject the entries appended to the faults file since the last look (lock held)."""
+        if self._faults_file is None or self._clock() < self._next_look:
+            return
+        self._next_look = self._clock() + WATCH_EVERY
+        state = _file_state(self._faults_file)
+        if state == self._file_state:
+            return
+        self._file_state = state
+        try:
+            faults = faultlib.load_faults_file(self._faults_file)
+            for fault in faults[self._file_seen :]:
+                self._check_gpu(fault)
+        except (ConfigError, UserError) as exc:
+            if str(exc) != self._file_error:
+                log.warning("live faults ignored until the file is fixed: %s", exc)
+                self._file_error = str(exc)
+            return
+        self._file_error = ""
+        now = self.now()
+        for fault in faults[self._file_seen :]:
+            self._inject(fault, now)
+            log.info("live fault injected: gpu=%d fault=%s", fault.gpu, fault.fault)
+        self._file_seen = max(self._file_seen, len(faults))
 
     @classmethod
     def from_options(
@@ -79,8 +135,6 @@ class SimBackend:
     ) -> SimBackend:
         """Build from the exporter's command-line options (fault text parsed here)."""
         parsed = [faultlib.parse_fault(text) for text in faults]
-        if faults_file is not None:
-            parsed += faultlib.load_faults_file(faults_file)
         return cls(
             gpus=gpus,
             seed=seed,
@@ -88,6 +142,7 @@ class SimBackend:
             faults=parsed,
             start_time=start_time,
             hazard_scale=hazard_scale,
+            faults_file=faults_file,
         )
 
     def now(self) -> float:
@@ -106,6 +161,11 @@ class SimBackend:
         return out
 
     def sample(self, gpu: GpuIdentity) -> GpuSample:
+        with self._lock:  # a live injection redraws a board's events: never read half of it
+            self._watch()
+            return self._sample(gpu)
+
+    def _sample(self, gpu: GpuIdentity) -> GpuSample:
         try:
             slot, board = self._boards[gpu.uuid]
         except KeyError:
@@ -166,3 +226,12 @@ def inject(slot: Slot, board: Board, fault: Fault, start_time: float) -> None:
     elif fault.xid is not None:
         ev.append((t0, f"xid:{fault.xid}", 1.0))
     fleetlib._draw_events(slot, board)
+
+
+def _file_state(path: Path) -> tuple[float, int]:
+    """(mtime, size) of the watched file; (0, -1) while it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0.0, -1)
+    return (st.st_mtime, st.st_size)

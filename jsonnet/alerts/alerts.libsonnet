@@ -2,10 +2,14 @@
 // description naming GPU, node, model and the value, and a runbook_url (added at the end from
 // runbookURLPattern, so a fleet can point every link at its own wiki).
 //
-// Semantics (see docs/alerts.md): latched hardware states are level checks (increase() would
-// miss a flag that was already set when the exporter started); gauges are read through
-// max_over_time() so one failed scrape does not restart `for`; counters go through the
-// per-GPU recording rules (rules/rules.libsonnet), which handle counter resets.
+// Semantics (see docs/alerts.md): every fault is detected within five minutes of its onset.
+// Hard faults (a lost GPU, uncorrectable errors, a failed remap, reset-required XIDs) are
+// latched states read through last_over_time() over hardFaultGapTolerance: they stay firing
+// until the GPU is reset or replaced (the counter restarts at zero or the uuid changes), and a
+// scrape gap shorter than the tolerance neither resolves nor re-pages them. Soft faults are rates
+// or shares over the last rateInterval against a floor, which are persistent by construction, so
+// their `for` holds are short; counters go through the per-GPU recording rules
+// (rules/rules.libsonnet), which handle counter resets.
 local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) on node {{ $labels.node }}';
 
 {
@@ -15,31 +19,72 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   local r = $.gpuHealthRecords,
   local vars = c { exp: c.gpuExporterSelector, sco: c.gpuScorerSelector } + r,
 
-  local xidAlert(cls) = {
-    alert: cls.alert,
-    expr: '%(rec)s{xid=~"%(codes)s"} > 0' % {
-      rec: r.xid,
-      codes: std.join('|', [std.toString(x) for x in cls.codes]),
-    },
-    'for': cls['for'],
-    labels: { severity: if cls.severity == 'critical' then c.criticalSeverity else c.warningSeverity },
-    annotations: {
-      summary: 'GPU reported XID %s.' % std.join(', ', [std.toString(x) for x in cls.codes]),
-      description: gpuRef + ' reported XID {{ $labels.xid }} {{ $value | printf "%.0f" }} time(s) in the last ' + c.xidWindow + ': ' + cls.action + '.',
-    },
+  // What each XID code means, so a page names the one code that happened (from NVIDIA's Xid
+  // catalog, docs.nvidia.com/deploy/xid-errors). A code a fleet adds to xidClasses without a
+  // meaning here points to the catalog instead.
+  local xidMeaning = {
+    '46': 'GPU stopped processing',
+    '48': 'double-bit ECC error',
+    '62': 'internal micro-controller halt',
+    '63': 'ECC page retirement or row remapping recorded',
+    '64': 'ECC page retirement or row remapper recording failure',
+    '74': 'NVLink error',
+    '92': 'high single-bit ECC error rate',
+    '94': 'contained ECC error',
+    '95': 'uncontained ECC error',
+    '109': 'context switch timeout',
+    '119': 'GSP RPC timeout',
+    '120': 'GSP error',
+    '140': 'unrecovered ECC error',
+    '143': 'GPU initialization failure',
   },
+  local xidMeaningTemplate(codes) =
+    std.join('', [
+      '{{ %sif eq $labels.xid "%s" }}%s' % [if i == 0 then '' else 'else ', codes[i], xidMeaning[codes[i]]]
+      for i in std.range(0, std.length(codes) - 1)
+      if std.objectHas(xidMeaning, codes[i])
+    ]) + (
+      if std.length([x for x in codes if std.objectHas(xidMeaning, x)]) > 0
+      then '{{ else }}see the NVIDIA Xid catalog{{ end }}'
+      else 'see the NVIDIA Xid catalog'
+    ),
+
+  // An XID class fires while the exporter's count of its code is above zero: the count restarts
+  // at zero with the exporter, which a GPU reset or a reboot implies (drain, stop the exporter,
+  // reset, start it), and a replaced board has a new uuid. It does not resolve by itself.
+  local xidAlert(cls) =
+    local codes = [std.toString(x) for x in cls.codes];
+    {
+      alert: cls.alert,
+      expr: 'last_over_time(gpu_xid_errors_total{%(exp)s, xid=~"%(codes)s"}[%(gap)s]) > 0' % {
+        exp: c.gpuExporterSelector,
+        codes: std.join('|', codes),
+        gap: c.hardFaultGapTolerance,
+      },
+      'for': cls['for'],
+      labels: { severity: if cls.severity == 'critical' then c.criticalSeverity else c.warningSeverity },
+      annotations: {
+        summary: 'GPU reported an XID error.',
+        // The code and its meaning, for notifications (the summary stays static).
+        xid_meaning: 'XID {{ $labels.xid }}: ' + xidMeaningTemplate(codes),
+        description: gpuRef + ' reported XID {{ $labels.xid }} (' + xidMeaningTemplate(codes) + ') {{ $value | printf "%.0f" }} time(s) since the exporter started: ' + cls.action + '. The alert stays until the exporter restarts after the reset.',
+      },
+    },
 
   local hardware = [
     {
       alert: 'GPUFallenOffBus',
+      // The last reading within hardFaultGapTolerance says down (so a scrape gap neither
+      // resolves nor re-pages it), and either XID 79 was seen or every reading for gpuLostFor
+      // said down. A GPU that answers again resolves it at the next evaluation.
       expr: |||
+        last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
+        and on (instance, uuid)
         (
-          gpu_up{%(exp)s} == 0
-          and on (instance, uuid)
-          %(xid)s{xid="79"} > 0
+          last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(hardFaultGapTolerance)s]) > 0
+          or on (instance, uuid)
+          max_over_time(last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s])[%(gpuLostFor)s:15s]) == 0
         )
-        or
-        max_over_time(gpu_up{%(exp)s}[%(gpuLostFor)s]) == 0
       ||| % vars,
       'for': c.gpuFallenOffBusFor,
       labels: { severity: c.criticalSeverity },
@@ -65,7 +110,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     {
       alert: 'GPUUncorrectableEccErrors',
       expr: |||
-        max_over_time(gpu_ecc_errors_total{%(exp)s, type="uncorrected", scope="volatile"}[%(rateInterval)s]) > 0
+        last_over_time(gpu_ecc_errors_total{%(exp)s, type="uncorrected", scope="volatile"}[%(hardFaultGapTolerance)s]) > 0
       ||| % vars,
       'for': '0m',
       labels: { severity: c.criticalSeverity },
@@ -75,9 +120,28 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       },
     },
     {
+      alert: 'GPUCorrectableEccStorm',
+      // Corrected errors are harmless one by one; hundreds a minute for minutes point to a
+      // weakening HBM row or bank (a remap or an uncorrectable error may follow).
+      // XID 92 is the driver's own verdict on the same rate. Errors come in bursts, so the
+      // alert takes the highest 5m rate of the last eccStormHold: it fires on the first 5m
+      // window above the floor and does not resolve in a lull between bursts.
+      expr: |||
+        max without (type) (max_over_time(%(ecc)s{type="corrected"}[%(eccStormHold)s])) * 60 > %(eccCorrectedPerMinuteThreshold)s
+        or on (instance, uuid)
+        max without (xid) (%(xid)s{xid="92"}) > 0
+      ||| % vars,
+      'for': c.eccStormFor,
+      labels: { severity: c.warningSeverity },
+      annotations: {
+        summary: 'GPU memory is reporting a storm of corrected ECC errors.',
+        description: gpuRef + ' reported more than ' + c.eccCorrectedPerMinuteThreshold + ' corrected ECC errors per minute over ' + c.rateInterval + ' in the last ' + c.eccStormHold + ', or XID 92 (high single-bit ECC error rate); value {{ $value | printf "%.0f" }} (errors per minute, or XID 92 events): a memory row or bank is weakening. Watch for a pending row remap; drain and reset the GPU at the next maintenance, RMA it if the storm returns.',
+      },
+    },
+    {
       alert: 'GPURowRemapFailure',
       expr: |||
-        max_over_time(gpu_row_remap_failed{%(exp)s}[%(rateInterval)s]) == 1
+        last_over_time(gpu_row_remap_failed{%(exp)s}[%(hardFaultGapTolerance)s]) == 1
       ||| % vars,
       'for': '0m',
       labels: { severity: c.criticalSeverity },
@@ -89,7 +153,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     {
       alert: 'GPURowRemapPending',
       expr: |||
-        max_over_time(gpu_row_remap_pending{%(exp)s}[%(rateInterval)s]) == 1
+        last_over_time(gpu_row_remap_pending{%(exp)s}[%(hardFaultGapTolerance)s]) == 1
       ||| % vars,
       'for': c.rowRemapPendingFor,
       labels: { severity: c.warningSeverity },
@@ -104,25 +168,35 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     {
       alert: 'GPUThermalSlowdown',
       expr: |||
-        %(throttle)s{reason=~"%(thermalSlowdownReasons)s"} > %(thermalSlowdownRatio)s
+        max without (reason) (
+          %(throttle)s{reason=~"%(thermalSlowdownReasons)s"} > %(thermalSlowdownRatio)s
+        )
       ||| % vars,
       'for': c.thermalSlowdownFor,
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'GPU clocks are held down by thermal slowdown.',
-        description: gpuRef + ' was throttled by {{ $labels.reason }} {{ $value | humanizePercentage }} of the last ' + c.rateInterval + ': check airflow, fans, inlet temperature and the thermal interface.',
+        description: gpuRef + ' was throttled by thermal slowdown {{ $value | humanizePercentage }} of the last ' + c.rateInterval + ': check airflow, fans, inlet temperature and the thermal interface.',
       },
     },
     {
       alert: 'GPUPowerBrake',
+      // The brake flag (sampled at scrapes) or the board-limit violation counter (NVML's
+      // cumulative time held down by the board's hardware slowdown inputs, which a scrape
+      // cannot miss), both as a share of the last rateInterval; one alert per GPU whichever
+      // of the two shows it (`without (reason)`), so it does not flap between them.
       expr: |||
-        %(throttle)s{reason="hw_power_brake_slowdown"} > %(powerBrakeRatio)s
+        max without (reason) (
+          %(throttle)s{reason="hw_power_brake_slowdown"} > %(powerBrakeRatio)s
+          or
+          %(throttleSeconds)s{reason="board_limit"} > %(boardLimitRatio)s
+        )
       ||| % vars,
       'for': c.powerBrakeFor,
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'GPU power brake is engaged.',
-        description: gpuRef + ' had its hardware power brake asserted {{ $value | humanizePercentage }} of the last ' + c.rateInterval + ': the board or chassis signalled a power supply problem. Check the PSUs and the BMC event log.',
+        description: gpuRef + ' had its clocks held down by the hardware power brake or board limit {{ $value | humanizePercentage }} of the last ' + c.rateInterval + ': the board or chassis signalled a power supply problem. Check the PSUs and the BMC event log.',
       },
     },
   ],
@@ -142,16 +216,21 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     },
     {
       alert: 'GPUNvlinkErrors',
+      // The value is the error rate as a multiple of its budget (CRC per second, replay and
+      // recovery per minute), the worst type counting: one alert per GPU as the types cross
+      // their budgets one after another.
       expr: |||
-        %(nvlink)s{type=~"crc_flit|crc_data"} > %(nvlinkCrcErrorsPerSecondThreshold)s
-        or
-        %(nvlink)s{type=~"replay|recovery"} > 0
+        max without (type) (
+          %(nvlink)s{type=~"crc_flit|crc_data"} / %(nvlinkCrcErrorsPerSecondThreshold)s
+          or
+          %(nvlink)s{type=~"replay|recovery"} * 60 / %(nvlinkReplaysPerMinuteThreshold)s
+        ) > 1
       ||| % vars,
       'for': c.nvlinkErrorsFor,
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'GPU NVLink is reporting errors.',
-        description: gpuRef + ' has {{ $value | printf "%.2f" }} NVLink {{ $labels.type }} errors per second: collective operations slow down or fail. Check nvidia-smi nvlink -e, reset the GPUs on the link at the next maintenance.',
+        description: gpuRef + ' has NVLink errors at {{ $value | printf "%.1f" }} times the budget over the last ' + c.rateInterval + ' (CRC ' + c.nvlinkCrcErrorsPerSecondThreshold + '/s, replay and recovery ' + c.nvlinkReplaysPerMinuteThreshold + '/min): collective operations slow down or fail. Check nvidia-smi nvlink -e, reset the GPUs on the link at the next maintenance.',
       },
     },
   ],

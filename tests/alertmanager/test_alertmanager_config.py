@@ -4,6 +4,7 @@ info -> nowhere)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def test_amtool_check_config_accepts_it() -> None:
     result = _amtool("check-config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "3 inhibit rules" in result.stdout
+    assert "6 inhibit rules" in result.stdout
     assert "1 templates" in result.stdout
 
 
@@ -138,6 +139,17 @@ INHIBITION_PAIRS = [
         {"alertname": "GPUHealthDegraded", "severity": "warning", "node": "n1", "uuid": "GPU-a"},
         "slack",
     ),
+    (
+        {"alertname": "GPURowRemapFailure", "severity": "critical", "node": "n1", "uuid": "GPU-a"},
+        {
+            "alertname": "GPUXidMemoryError",
+            "severity": "critical",
+            "node": "n1",
+            "uuid": "GPU-a",
+            "xid": "48",
+        },
+        "pagerduty,slack",
+    ),
 ]
 
 
@@ -164,5 +176,14 @@ def test_inhibition_rules_name_existing_alerts() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     for rule in config["inhibit_rules"]:
         for matcher in rule["source_matchers"] + rule["target_matchers"]:
-            if matcher.startswith("alertname"):
-                assert matcher.split('"')[1] in names, matcher
+            if not matcher.startswith("alertname"):
+                continue
+            pattern = matcher.split('"')[1]
+            if matcher.startswith("alertname=~"):
+                # every alternative of a regex names (or matches) an existing alert
+                for alternative in pattern.split("|"):
+                    assert any(re.fullmatch(alternative, n) for n in names), matcher
+            elif matcher.startswith("alertname!="):
+                assert pattern in names, matcher
+            else:
+                assert pattern in names, matcher

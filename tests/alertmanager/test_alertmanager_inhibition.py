@@ -100,6 +100,8 @@ def test_inhibition_pairs_on_a_real_alertmanager(alertmanager: Server) -> None:
         _gpu("GPUHealthCritical", "critical", "n4", "GPU-e"),
         _gpu("GPUHealthDegraded", "warning", "n4", "GPU-e"),
         _gpu("GPUHealthDegraded", "warning", "n4", "GPU-f", gpu="1"),
+        _gpu("GPUHealthCritical", "critical", "n4", "GPU-f", gpu="1"),
+        # a hard fault silences the derived health page of its GPU (GPU-e), not GPU-f's
         _gpu("GPUUncorrectableEccErrors", "critical", "n4", "GPU-e"),
         # alerts without a uuid are not swept up by the GPU rules (the `equal` trap)
         {
@@ -122,9 +124,10 @@ def test_inhibition_pairs_on_a_real_alertmanager(alertmanager: Server) -> None:
         ("GPUExporterDown", "n2"): "active",
         ("GPUMetricsAbsent", "GPU-c"): "suppressed",
         ("GPUMetricsAbsent", "GPU-d"): "active",
-        ("GPUHealthCritical", "GPU-e"): "active",
+        ("GPUHealthCritical", "GPU-e"): "suppressed",
         ("GPUHealthDegraded", "GPU-e"): "suppressed",
-        ("GPUHealthDegraded", "GPU-f"): "active",
+        ("GPUHealthDegraded", "GPU-f"): "suppressed",
+        ("GPUHealthCritical", "GPU-f"): "active",
         ("GPUUncorrectableEccErrors", "GPU-e"): "active",
         ("GPUScorerDown", "gpu-health-scorer"): "active",
     }
@@ -151,4 +154,73 @@ def test_alerts_group_by_alertname_and_node(alertmanager: Server) -> None:
     assert sorted(groups, key=lambda g: g[1]["node"]) == [
         ("slack", {"alertname": "GPUThermalSlowdown", "node": "n1"}, 2),
         ("slack", {"alertname": "GPUThermalSlowdown", "node": "n2"}, 1),
+    ]
+
+
+def _xid(alertname: str, node: str, uuid: str, xid: str) -> dict[str, Any]:
+    alert = _gpu(alertname, "critical", node, uuid)
+    alert["labels"]["xid"] = xid
+    return alert
+
+
+def test_remap_failure_silences_its_ecc_pages_on_the_same_gpu(alertmanager: Server) -> None:
+    alerts = [
+        _gpu("GPURowRemapFailure", "critical", "n1", "GPU-a"),
+        _gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-a"),
+        _xid("GPUXidMemoryError", "n1", "GPU-a", "48"),
+        _xid("GPUXidResetRequired", "n1", "GPU-a", "95"),
+        # a reset-required XID that is not a memory consequence still pages
+        _xid("GPUXidResetRequired", "n1", "GPU-a", "119"),
+        # another GPU's uncorrectable errors and XID 48 are its own
+        _gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-b", gpu="1"),
+        _xid("GPUXidMemoryError", "n1", "GPU-b", "48"),
+    ]
+    expected = {
+        ("GPURowRemapFailure", "GPU-a", ""): "active",
+        ("GPUUncorrectableEccErrors", "GPU-a", ""): "suppressed",
+        ("GPUXidMemoryError", "GPU-a", "48"): "suppressed",
+        ("GPUXidResetRequired", "GPU-a", "95"): "suppressed",
+        ("GPUXidResetRequired", "GPU-a", "119"): "active",
+        ("GPUUncorrectableEccErrors", "GPU-b", ""): "active",
+        ("GPUXidMemoryError", "GPU-b", "48"): "active",
+    }
+    _post(alertmanager, alerts)
+    # The inhibitor sees a source a moment after it is posted: poll until the verdict settles.
+    deadline = time.monotonic() + 10
+    while True:
+        states = {
+            (a["labels"]["alertname"], a["labels"]["uuid"], a["labels"].get("xid", "")): a[
+                "status"
+            ]["state"]
+            for a in _get(alertmanager, "/api/v2/alerts")
+        }
+        if states == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert states == expected
+
+
+def test_critical_alerts_group_per_gpu_for_pagerduty(alertmanager: Server) -> None:
+    """Every critical alert of one GPU is one PagerDuty group (one incident), whatever fires."""
+    _post(
+        alertmanager,
+        [
+            _gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-a"),
+            _xid("GPUXidMemoryError", "n1", "GPU-a", "48"),
+            _xid("GPUXidNvlinkError", "n1", "GPU-b", "74"),
+        ],
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        groups = [
+            (g["labels"], sorted(a["labels"]["alertname"] for a in g["alerts"]))
+            for g in _get(alertmanager, "/api/v2/alerts/groups")
+            if g["receiver"]["name"] == "pagerduty"
+        ]
+        if sum(len(names) for _, names in groups) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(groups, key=lambda g: g[0]["uuid"]) == [
+        ({"node": "n1", "uuid": "GPU-a"}, ["GPUUncorrectableEccErrors", "GPUXidMemoryError"]),
+        ({"node": "n1", "uuid": "GPU-b"}, ["GPUXidNvlinkError"]),
     ]

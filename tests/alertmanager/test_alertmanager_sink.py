@@ -207,3 +207,49 @@ def test_alertmanager_notifications_pass_the_sink_then_resolve(
     assert "GPU 1 stopped answering" in first["text"] and "Runbook:" in first["text"]
     assert "Top risk factors: corrected memory errors per day, last 24 h" in first["text"]
     assert last["title"].startswith("[RESOLVED]") and last["color"] == "good"
+
+
+@pytest.mark.integration
+def test_one_page_per_gpu_names_each_alert_and_the_xid(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """Two critical alerts of one GPU make one PagerDuty incident whose summary names both
+    alerts and the XID code with its meaning; another GPU gets its own incident."""
+    ue, xid48, other = _am_alert(), _am_alert(), _am_alert()
+    ue[0]["labels"]["alertname"] = "GPUUncorrectableEccErrors"
+    ue[0]["annotations"]["summary"] = "GPU has uncorrectable ECC errors."
+    xid48[0]["labels"].update(alertname="GPUXidMemoryError", xid="48")
+    xid48[0]["annotations"].update(
+        summary="GPU reported an XID error.", xid_meaning="XID 48: double-bit ECC error"
+    )
+    other[0]["labels"].update(uuid="GPU-2a", gpu="2")
+    with NotificationSink(expected_routing_key=KEY) as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
+        server = alertmanager_factory(config)
+        request = urllib.request.Request(
+            f"{server.url}/api/v2/alerts",
+            data=json.dumps(ue + xid48 + other).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+
+        def two_gpus_paged(notes: list[Any]) -> bool:
+            summaries = [n.payload["payload"]["summary"] for n in notes if n.service == "pagerduty"]
+            return any("GPU-2a" in s for s in summaries) and any("XID 48" in s for s in summaries)
+
+        notes = sink.wait_for(two_gpus_paged, 30)
+        time.sleep(2)  # anything further Alertmanager would send for these groups
+        notes = sink.notifications("pagerduty")
+
+    assert [n.errors for n in notes] == [[] for _ in notes]
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for note in notes:
+        by_key.setdefault(note.payload["dedup_key"], []).append(note.payload)
+    assert len(by_key) == 2
+    gpu1 = next(p for ps in by_key.values() for p in ps if "GPU-1a" in p["payload"]["summary"])
+    assert gpu1["payload"]["summary"] == (
+        "GPUUncorrectableEccErrors, GPUXidMemoryError on node-a: GPU 1 (NVIDIA H100 80GB HBM3,"
+        " GPU-1a) on node-a - GPU has uncorrectable ECC errors.; XID 48: double-bit ECC error"
+    )
+    assert gpu1["payload"]["class"] == "GPUUncorrectableEccErrors"

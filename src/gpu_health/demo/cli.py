@@ -21,7 +21,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gpu_health import stack
+from gpu_health.cli_support import OneLineArgumentParser
 from gpu_health.demo import history as historylib
+from gpu_health.demo import live_faults
 from gpu_health.demo import summary as summarylib
 from gpu_health.demo.assets import asset_arguments
 from gpu_health.demo.processes import ProcessTable, port_or_free, stop_leftovers
@@ -109,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds between summary refreshes on a terminal (default: %(default)s)",
     )
+    actions = parser.add_subparsers(
+        dest="demo_action",
+        metavar="ACTION",
+        parser_class=OneLineArgumentParser,
+        title="while a demo runs",
+    )
+    live_faults.add_arguments(actions)
     parser.add_argument(
         "--no-summary",
         action="store_true",
@@ -220,6 +229,8 @@ def _say(out: TextIO, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "demo_action", None) == "fault":
+        return live_faults.run(args)
     resolution = _validate(args)
     check_binaries()
     rules = _check_repo_files()
@@ -314,6 +325,8 @@ def _run_stack(
     ]
     for fault in args.fault:
         exporter_argv += ["--sim-fault", fault]
+    # `gpu-health demo fault SPEC` appends to this file; the simulator watches it.
+    exporter_argv += ["--sim-faults-file", str(live_faults.prepare(workdir, args.gpus))]
     exporter = table.spawn("exporter", exporter_argv)
     _wait(f"{exporter_url}/metrics", 60.0, exporter, workdir / "exporter.log", "exporter")
 

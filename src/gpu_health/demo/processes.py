@@ -23,8 +23,15 @@ PIDS_FILE = "pids"
 
 
 def port_or_free(preferred: int) -> int:
-    """``preferred`` when nothing listens on it (or binds it) on 127.0.0.1, else a free port."""
+    """``preferred`` when nothing listens on it (or binds it) on 127.0.0.1, else a free port.
+
+    The probe sets SO_REUSEADDR, as Prometheus, Alertmanager and the exporter do on their own
+    listening sockets: a demo that was just stopped leaves connections in TIME_WAIT on its
+    ports for a minute, which block a plain bind() but not the servers, so without it a restart
+    would move every server to a random port although the usual one is free.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", preferred))
         except OSError:

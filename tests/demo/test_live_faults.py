@@ -1,0 +1,145 @@
+"""Live fault injection: the simulator watches its faults file, and ``gpu-health demo fault``
+appends to the running demo's file — checked on the backend with a fake clock, then end to end
+through a real exporter process and the real command."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gpu_health import stack
+from gpu_health.demo import live_faults
+from gpu_health.demo.alert_timing import exporter
+from gpu_health.errors import UserError
+from gpu_health.sim.faults import load_faults_file
+from gpu_health.sim.live import WATCH_EVERY, SimBackend
+from gpu_health.telemetry.readings import GpuLostError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _backend(path: Path, clock: Clock) -> SimBackend:
+    return SimBackend(gpus=4, seed=0, clock=clock, faults_file=path)
+
+
+def _lost(backend: SimBackend, index: int) -> bool:
+    gpu = next(g for g in backend.inventory() if g.index == index)
+    try:
+        backend.sample(gpu)
+    except GpuLostError:
+        return True
+    return False
+
+
+def test_entries_appended_while_running_start_when_seen(tmp_path: Path) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults:\n  - {gpu: 0, fault: xid79, after: 10s}\n")
+    clock = Clock()
+    backend = _backend(path, clock)
+    clock.now += 5
+    assert not _lost(backend, 0) and not _lost(backend, 1)
+    clock.now += 6  # an entry present at start counts `after` from the start
+    assert _lost(backend, 0)
+
+    clock.now += 100
+    path.write_text(
+        "faults:\n  - {gpu: 0, fault: xid79, after: 10s}\n  - {gpu: 1, fault: xid79}\n"
+        "  - {gpu: 2, fault: xid79, after: 30s}\n"
+    )
+    clock.now += WATCH_EVERY
+    assert _lost(backend, 1)  # after 0: lost at once, although the run is 100 s old
+    assert not _lost(backend, 2)  # after 30 s counts from when it was seen
+    clock.now += 31
+    assert _lost(backend, 2)
+    assert not _lost(backend, 3)
+
+
+def test_an_invalid_file_is_reported_once_and_ignored_until_fixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults: []\n")
+    clock = Clock()
+    backend = _backend(path, clock)
+    caplog.set_level(logging.WARNING, logger="gpu_health.sim.live")
+    for text in ("faults: [{gpu: 1, fault: melted}]\n", "faults: [{gpu: 1, fault: melted}]  \n"):
+        path.write_text(text)
+        clock.now += WATCH_EVERY
+        assert not _lost(backend, 1)
+    assert [r.getMessage() for r in caplog.records if "melted" in r.getMessage()] != []
+    assert len(caplog.records) == 1  # the same error is not repeated on every scrape
+    path.write_text("faults: [{gpu: 1, fault: xid79}]\n")
+    clock.now += WATCH_EVERY
+    assert _lost(backend, 1)
+
+
+def test_add_fault_needs_a_running_demo_and_a_valid_fault(tmp_path: Path) -> None:
+    live_faults.prepare(tmp_path, gpus=8)
+    with pytest.raises(UserError, match="no demo is running"):
+        live_faults.add_fault(tmp_path, "gpu=3,fault=thermal")
+    sleeper = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        (tmp_path / "pids").write_text(f"exporter {sleeper.pid}\n")
+        with pytest.raises(UserError, match="GPUs 0-7"):
+            live_faults.add_fault(tmp_path, "gpu=8,fault=thermal")
+        with pytest.raises(UserError, match="unknown fault 'warm'"):
+            live_faults.add_fault(tmp_path, "gpu=3,fault=warm")
+        live_faults.add_fault(tmp_path, "gpu=3,fault=thermal")
+        live_faults.add_fault(tmp_path, "gpu=5,fault=ecc_storm,after=30s,for=10m")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    faults = load_faults_file(tmp_path / live_faults.FAULTS_FILE)
+    assert [(f.gpu, f.fault, f.after, f.duration) for f in faults] == [
+        (3, "thermal", 0.0, float("inf")),
+        (5, "ecc_storm", 30.0, 600.0),
+    ]
+
+
+@pytest.mark.integration
+def test_demo_fault_command_reaches_a_running_exporter(tmp_path: Path) -> None:
+    faults_file = live_faults.prepare(tmp_path, gpus=4)
+    args = ["--sim-gpus", "4", "--sim-faults-file", str(faults_file)]
+    with exporter(tmp_path, args) as server:
+        (tmp_path / "pids").write_text(f"exporter {server.process.pid}\n")
+        assert b'gpu_up{gpu="2"' in stack.http_get(f"{server.url}/metrics")
+
+        def demo_fault(spec: str) -> subprocess.CompletedProcess[str]:
+            argv = [sys.executable, "-m", "gpu_health.cli", "demo", "fault", spec]
+            return subprocess.run(
+                [*argv, "--workdir", str(tmp_path)],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+
+        bad = demo_fault("gpu=4,fault=xid79")
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "GPUs 0-3" in bad.stderr
+        good = demo_fault("gpu=2,fault=xid79")
+        assert good.returncode == 0, good.stderr
+        assert "injected xid79 into GPU 2" in good.stdout
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            lines = stack.http_get(f"{server.url}/metrics").decode().splitlines()
+            up = {
+                line.split('gpu="')[1].split('"')[0]: line.split()[-1]
+                for line in lines
+                if line.startswith("gpu_up{")
+            }
+            if up.get("2") == "0.0":
+                break
+            time.sleep(0.5)
+        assert up == {"0": "1.0", "1": "1.0", "2": "0.0", "3": "1.0"}
