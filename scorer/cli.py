@@ -23,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
+
 from gpu_health import __version__
 from gpu_health.cli_support import (
     OneLineArgumentParser,
@@ -35,7 +37,11 @@ from gpu_health.errors import UserError
 log = logging.getLogger("gpu_health.scorer")
 
 DEFAULT_LISTEN = ":9836"
-SUBCOMMANDS = ("serve", "train", "evaluate")
+SUBCOMMANDS = ("serve", "train", "evaluate", "score")
+MODEL_HELP = (
+    "model directory, or 'rules' for the transparent rule baseline (default: the shipped "
+    "default, see docs/model-card.md)"
+)
 
 
 def _duration(text: str) -> float:
@@ -204,9 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--interval", type=_duration, default=300.0, help="time between scoring runs (default: 5m)"
     )
-    serve.add_argument(
-        "--model", type=Path, help="model directory (default: the model shipped with the package)"
-    )
+    serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument(
         "--top-factors",
         type=int,
@@ -296,9 +300,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _prometheus_arguments(evaluate)
     _history_arguments(evaluate, "evaluation")
-    evaluate.add_argument("--model", type=Path, help="model directory (default: shipped model)")
+    evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--json", dest="json_out", type=Path, help="write the report as JSON")
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="bootstrap resamples of GPUs for the 95%% intervals (default: %(default)s)",
+    )
     log_level_argument(evaluate)
+
+    score = sub.add_parser(
+        "score",
+        help="score the fleet as of a past time (backtest)",
+        description="Score every GPU as of --at from the Prometheus history, with the same "
+        "code as serve, and print the GPUs by 30-day risk (a table, or JSON with --json).",
+    )
+    _prometheus_arguments(score)
+    score.add_argument(
+        "--at", type=_time, required=True, help="time to score at: ISO 8601 or Unix seconds"
+    )
+    score.add_argument("--model", help=MODEL_HELP)
+    score.add_argument("--json", dest="json_out", action="store_true", help="print JSON")
+    score.add_argument(
+        "--top-factors", type=int, default=3, help="risk factors per GPU (default: %(default)s)"
+    )
+    score.add_argument(
+        "--workers", type=int, default=4, help="parallel feature queries (default: %(default)s)"
+    )
+    log_level_argument(score)
 
 
 # ---- history (shared by train and evaluate) ------------------------------------------------
@@ -332,11 +362,13 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
     if args.data_dir:
         from gpu_health import stack
 
-        tsdb = _tsdb_dir(args.data_dir)
+        # Absolute: the private Prometheus runs in a temporary working directory, where a
+        # relative path would open (and create) an empty database.
+        tsdb = _tsdb_dir(args.data_dir.resolve())
         start, end = block_time_range(tsdb)
         start = args.start or start
         end = args.end or end
-        failures = args.failures or args.data_dir / "failures.csv"
+        failures = (args.failures or args.data_dir / "failures.csv").resolve()
         with tempfile.TemporaryDirectory(prefix="gpu-health-scorer-") as tmp:
             work = Path(tmp)
             config = stack.write_prometheus_config(work / "prometheus.yml")
@@ -356,7 +388,7 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
 
 
 def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]:
-    from gpu_health.scorer.features import detect_schema
+    from gpu_health.scorer.features import count_gpus, detect_schema
     from gpu_health.scorer.training import (
         collect,
         load_failures,
@@ -368,6 +400,12 @@ def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]
         failures = load_failures(failures_path)
         schema = args.schema if args.schema != "auto" else detect_schema(client, end)
         times = prediction_times(start, end, args.step, args.warmup)
+        present = count_gpus(client, schema, start, end)
+        if present == 0:
+            raise UserError(
+                f"no GPU series ({schema} schema) in the history from {_iso(start)} to "
+                f"{_iso(end)}: wrong --data-dir/--prometheus.url, --schema or time range?"
+            )
         print(
             f"{label}: {len(times)} time steps, schema {schema}, {len(failures)} failures",
             file=sys.stderr,
@@ -378,7 +416,23 @@ def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]
         )
         if client.errors:
             raise UserError(f"{client.errors} feature queries failed; see the log above")
+    if len(data) == 0:
+        raise UserError(
+            f"no GPU reported at any of the {len(times)} time steps after the warm-up; "
+            "shorten --warmup or check the time range"
+        )
+    empty = [n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()]
+    if empty:
+        log.warning(
+            "%d feature(s) have no data in the %s schema: %s", len(empty), schema, ", ".join(empty)
+        )
     return data, failures, schema
+
+
+def _iso(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -427,52 +481,22 @@ def _dump(data: Any, path: Path) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from gpu_health.scorer.model import FailureModel
-    from gpu_health.scorer.training import evaluate
+    from gpu_health.scorer.evaluation import evaluate, format_report
+    from gpu_health.scorer.model import load_model
 
-    model = FailureModel.load(args.model)
+    if not 0 <= args.bootstrap <= 10_000:
+        raise UserError("--bootstrap must be between 0 and 10000")
+    model = load_model(args.model)
     data, failures, schema = _collect(args, "evaluate")
-    report = evaluate(model, data, failures)
+    report = evaluate(model, data, failures, bootstrap=args.bootstrap)
     report["schema"] = schema
+    report["empty_features"] = [
+        n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()
+    ]
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(report))
     return 0
-
-
-def format_report(report: dict[str, Any]) -> str:
-    def f(v: Any) -> str:
-        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-
-    lines = [f"schema {report.get('schema')}, {report['rows']} GPU-time rows"]
-    lines.append("horizon  rows  pos  ROC_AUC  PR_AUC  recall@5%FPR  FPR@thr  recall@thr")
-    for h, e in report["horizons"].items():
-        lines.append(
-            f"{h:>7} {e['rows']:>5} {e['positives']:>4}  {f(e.get('roc_auc')):>7} "
-            f"{f(e.get('pr_auc')):>7}  {f(e.get('recall_at_5pct_fpr')):>12}  "
-            f"{f(e.get('fpr_at_threshold')):>7}  {f(e.get('recall_at_threshold')):>10}"
-        )
-    for h, e in report["horizons"].items():
-        for subset in ("precursor_failures", "precursor_visible"):
-            if subset in e:
-                sub = e[subset]
-                lines.append(
-                    f"{h:>7} {subset}: ROC_AUC {f(sub['roc_auc'])}, PR_AUC {f(sub['pr_auc'])}, "
-                    f"recall@5%FPR {f(sub['recall_at_5pct_fpr'])} ({sub['positives']} positives)"
-                )
-    lt = report["lead_time"]
-    for key in ("all", "with_precursor", "precursor_began_7d_before"):
-        s = lt[key]
-        lines.append(
-            f"lead time ({key}): {s['failures']} failures, {s['flagged']} flagged, "
-            f"{s['flagged_7d_early']} >= 7 d early ({f(s['share_flagged_7d_early'])}), "
-            f"median lead {f(s['median_lead_days'])} d"
-        )
-    for mode, s in lt["by_mode"].items():
-        lines.append(
-            f"  {mode}: {s['failures']} failures, {s['flagged_7d_early']} flagged >= 7 d early"
-        )
-    return "\n".join(lines)
 
 
 # ---- serve --------------------------------------------------------------------------------
@@ -482,11 +506,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
-    from gpu_health.scorer.model import FailureModel
+    from gpu_health.scorer.model import load_model
     from gpu_health.scorer.service import Scorer, ScorerCollector
     from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
 
-    model = FailureModel.load(args.model)
+    model = load_model(args.model)
     econ = None
     if args.econ:
         from gpu_health.scorer.econ.bridge import make_econ_hook
@@ -504,7 +528,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.workers,
         keep=shard.owns if shard.count > 1 else None,
         shard_regex=shard.uuid_regex(),
-        model_dir=args.model,
+        model_dir=_reloadable(args.model),
     )
     if args.once:
         ok = scorer.run_once()
@@ -551,9 +575,55 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reloadable(model: str | None) -> Path | None:
+    """The model directory watched for hot reload (none for the default or the rule)."""
+    from gpu_health.scorer.model import RULES
+
+    return None if model is None or model == RULES else Path(model)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score as of ``--at`` with the serving code (:class:`Scorer` with ``at`` set)."""
+    from gpu_health.scorer.api import gpu_json
+    from gpu_health.scorer.model import load_model
+    from gpu_health.scorer.service import Scorer
+
+    model = load_model(args.model)
+    scorer = Scorer(_client(args), model, args.schema, None, args.top_factors, args.workers)
+    scorer.at = args.at
+    if not scorer.run_once():
+        raise UserError(f"scoring failed: {scorer.current()[1]}")
+    snap, _ = scorer.current()
+    assert snap is not None
+    if not snap.gpus:
+        raise UserError(f"no GPU reported at {_iso(args.at)} ({snap.schema} schema)")
+    ranked = sorted(snap.gpus, key=lambda g: -g.probability["30d"])
+    if args.json_out:
+        body = {
+            "at": args.at,
+            "schema": snap.schema,
+            "model": model.kind,
+            "empty_features": list(snap.empty_features),
+            "gpus": [gpu_json(g) for g in ranked],
+        }
+        print(json.dumps(body))
+        return 0
+    print(f"scored {len(ranked)} GPUs at {_iso(args.at)} ({snap.schema} schema, {model.kind})")
+    print(f"{'uuid':<40} {'node':<16} {'p7d':>7} {'p30d':>7} {'p90d':>7}  class")
+    for g in ranked:
+        p = g.probability
+        print(
+            f"{g.uuid:<40} {g.node:<16} {p['7d']:>7.4f} {p['30d']:>7.4f} {p['90d']:>7.4f}  "
+            f"{g.failure_class} ({g.failure_class_probability:.2f})"
+        )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(getattr(args, "log_level", "info"))
     command = args.command or "serve"
+    if command == "score":
+        return run_score(args)
     if command == "train":
         return run_train(args)
     if command == "evaluate":
@@ -565,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="gpu-health-scorer",
         description="GPU failure prediction sidecar for Prometheus. Commands: serve (default), "
-        "train, evaluate; run 'gpu-health-scorer COMMAND --help' for their options.",
+        "train, evaluate, score; run 'gpu-health-scorer COMMAND --help' for their options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_arguments(parser)
