@@ -135,9 +135,19 @@ def _counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Build
 
 
 def _gauge(fn: str, metric: str, window: str, **labels: str) -> Builder:
-    """``fn_over_time`` of a gauge (one series per GPU, extra labels dropped)."""
+    """``fn_over_time`` of a gauge, one value per GPU (extra labels dropped).
+
+    An average is the GPU's sum of samples over its count of samples, both summed over its
+    series: a label change (driver upgrade) that splits the series mid-window leaves it exact.
+    """
 
     def build(s: Schema) -> str | None:
+        if fn == "avg_over_time":
+            total = s.aggregate("sum", "sum_over_time", metric, window, **labels)
+            count = s.aggregate("sum", "count_over_time", metric, window, **labels)
+            if total is None or count is None:
+                return None
+            return _scaled(f"({total[0]}) / ({count[0]})", total[1])
         found = s.aggregate("max", fn, metric, window, **labels)
         return None if found is None else _scaled(*found)
 
@@ -313,7 +323,7 @@ def _xid_class_events(xid_class: str, window: str) -> Builder:
 
     Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so a change
     of that gauge in the window counts as an event when the code it showed in the window
-    belongs to the class (a 30-minute subquery: codes seen, not their order).
+    belongs to the class (a 30-minute subquery of the latest code: codes seen, not their order).
     """
 
     def build(s: Schema) -> str | None:
@@ -327,9 +337,11 @@ def _xid_class_events(xid_class: str, window: str) -> Builder:
         found = s.selector("gpu_xid_errors_total")
         assert found is not None
         sel = found[0]
-        hit = " + ".join(f"({sel} == bool {c})" for c in codes)
+        # A range inside the subquery: data coarser than the 5-minute lookback still shows.
+        last = f"last_over_time({sel}[30m])"
+        hit = " + ".join(f"({last} == bool {c})" for c in codes)
         if xid_class == "other":
-            hit = f"({sel} > bool 0) - ({hit})"
+            hit = f"({last} > bool 0) - ({hit})"
         seen = f"max by ({s.by}) (max_over_time(({hit})[{window}:30m]))"
         return f"max by ({s.by}) (changes({sel}[{window}])) * {seen}"
 
@@ -477,8 +489,16 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "temp_gpu_trend_per_day_7d",
-        "Slope of GPU temperature over 7 days (°C/day).",
-        _times(_gauge("deriv", "gpu_temperature_celsius", "7d", **_TEMP_GPU), _DAY),
+        "GPU temperature trend (°C/day): 24 h average now minus 6 days earlier, over 6 days.",
+        _times(
+            _diff(
+                _gauge("avg_over_time", "gpu_temperature_celsius", "24h", **_TEMP_GPU),
+                _offset(
+                    _gauge("avg_over_time", "gpu_temperature_celsius", "24h", **_TEMP_GPU), "6d"
+                ),
+            ),
+            1 / 6,
+        ),
     ),
     Feature(
         "thermal_violation_share_24h",

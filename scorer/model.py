@@ -207,12 +207,20 @@ class FailureModel:
     def predict(self, horizon: str, x: FloatArray) -> FloatArray:
         """Calibrated failure probability within ``horizon`` for each row of ``x``.
 
-        A horizon without its own booster (90d) follows the 30-day hazard held constant.
+        The two boosters are trained apart and can disagree, but failing within 7 days is
+        failing within 30: the 30-day value is never below the 7-day one, and a horizon without
+        its own booster (90d) follows the 30-day hazard held constant, so the curve is monotone.
         """
         if horizon not in self.horizons:
             p30 = self.predict("30d", x)
             result_ext: FloatArray = _extend(p30, horizon)
             return result_ext
+        if horizon == "30d":
+            longer: FloatArray = np.maximum(self._calibrated("30d", x), self._calibrated("7d", x))
+            return longer
+        return self._calibrated(horizon, x)
+
+    def _calibrated(self, horizon: str, x: FloatArray) -> FloatArray:
         h = self.horizons[horizon]
         z = h.calib_a * self.margins(horizon, x) + h.calib_b
         result: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))

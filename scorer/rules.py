@@ -76,29 +76,29 @@ class Term:
 TERMS: tuple[Term, ...] = (
     # memory: uncorrectable errors and remap failures are near-certain precursors; corrected
     # errors matter by their presence and spread over hours, not by their count.
-    Term("uncorrectable_ecc_7d", "memory", "ecc_uncorrected_7d", 1.5),
+    Term("uncorrectable_ecc_7d", "memory", "ecc_uncorrected_7d", 2.0),
     Term("corrected_ecc_7d", "memory", "ecc_corrected_per_day_7d", 0.6, scale=7.0),
     Term("corrected_ecc_hours_7d", "memory", "ecc_corrected_active_hours_7d", 0.6),
     Term("remapped_rows_correctable_7d", "memory", "remapped_rows_correctable_7d", 1.0),
-    Term("remapped_rows_uncorrectable_30d", "memory", "remapped_rows_uncorrectable_30d", 1.5),
+    Term("remapped_rows_uncorrectable_30d", "memory", "remapped_rows_uncorrectable_30d", 2.0),
     Term("row_remap_failed_30d", "memory", "row_remap_failed_30d", 3.0, "flag"),
     Term("row_remap_pending_7d", "memory", "row_remap_pending_7d", 1.0, "flag"),
     Term("retired_pages_30d", "memory", "retired_pages_30d", 1.0),
-    Term("memory_xid_7d", "memory", "xid_memory_events_7d", 1.5),
+    Term("memory_xid_7d", "memory", "xid_memory_events_7d", 2.0),
     # bus / PCIe
-    Term("pcie_replays_7d", "bus", "pcie_replays_per_min_7d", 0.4, scale=7 * 1440.0),
-    Term("pcie_replay_hours_7d", "bus", "pcie_replay_active_hours_7d", 0.6),
-    Term("bus_xid_7d", "bus", "xid_bus_events_7d", 2.0),
+    Term("pcie_replays_7d", "bus", "pcie_replays_per_min_7d", 0.5, scale=7 * 1440.0),
+    Term("pcie_replay_hours_7d", "bus", "pcie_replay_active_hours_7d", 0.8),
+    Term("bus_xid_7d", "bus", "xid_bus_events_7d", 3.0),
     # NVLink
-    Term("nvlink_errors_7d", "nvlink", "nvlink_errors_per_min_7d", 0.4, scale=7 * 1440.0),
-    Term("nvlink_error_hours_7d", "nvlink", "nvlink_error_active_hours_7d", 0.6),
-    Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 2.0),
+    Term("nvlink_errors_7d", "nvlink", "nvlink_errors_per_min_7d", 0.5, scale=7 * 1440.0),
+    Term("nvlink_error_hours_7d", "nvlink", "nvlink_error_active_hours_7d", 0.8),
+    Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 3.0),
     # thermal / power: °C above same-model peers (every 5 °C doubles-ish the hazard), its
     # rise over the week, and hours of thermal or power clock holds.
-    Term("temperature_excess_24h", "thermal_power", "temp_gpu_excess_24h", 0.15, "excess"),
+    Term("temperature_excess_24h", "thermal_power", "temp_gpu_excess_24h", 0.2, "excess"),
     Term("temperature_rise_7d", "thermal_power", "temp_gpu_excess_change_7d", 0.2, "excess"),
-    Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.4),
-    Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.4),
+    Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
+    Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
     # other: any other XID, resets, and a node that recently lost a GPU. ln(1 + 1) * 1.9 ~ 1.3
     # = ln 3.6: 23 % of faults are followed by another on the node within 30 d (InfiniteHBD
     # trace) over ~7 node peers, against a 30-day base of ~0.9 %.
@@ -172,8 +172,8 @@ class RuleModel:
     """The rule as a model: same interface as :class:`~gpu_health.scorer.model.FailureModel`."""
 
     base_rate: float = BASE_ANNUAL_RATE
-    #: Flag a GPU when its evidence in one class reaches this (e^3 ~ 20 times the base rate).
-    flag_evidence: float = 3.0
+    #: Flag a GPU when its hazard reaches this multiple of the base rate.
+    flag_multiplier: float = 8.0
     kind: str = "rules"
 
     @property
@@ -193,10 +193,8 @@ class RuleModel:
         return probability_within(self.hazard(x), horizon_seconds(horizon))
 
     def threshold(self, horizon: str) -> float:
-        """The probability of a GPU whose strongest class carries ``flag_evidence``."""
-        strongest = max(CLASS_PRIOR.values()) * math.exp(self.flag_evidence)
-        rest = 1.0 - max(CLASS_PRIOR.values())
-        lam = self.base_rate / YEAR * (strongest + rest)
+        """The probability at ``flag_multiplier`` times the base hazard."""
+        lam = self.base_rate / YEAR * self.flag_multiplier
         return float(-math.expm1(-lam * horizon_seconds(horizon)))
 
     def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]:

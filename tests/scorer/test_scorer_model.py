@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpu_health.scorer.evaluation import evaluate
 from gpu_health.scorer.model import (
     CHECKSUMS,
     DEFAULT_MODEL_DIR,
@@ -18,7 +19,6 @@ from gpu_health.scorer.model import (
     IsolationForestArrays,
     ModelError,
 )
-from gpu_health.scorer.evaluation import evaluate
 from gpu_health.scorer.training import (
     Dataset,
     Failure,
