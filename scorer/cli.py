@@ -39,8 +39,8 @@ log = logging.getLogger("gpu_health.scorer")
 DEFAULT_LISTEN = ":9836"
 SUBCOMMANDS = ("serve", "train", "evaluate", "score")
 MODEL_HELP = (
-    "model directory, or 'rules' for the transparent rule baseline (default: the shipped "
-    "default, see docs/model-card.md)"
+    "model directory, 'rules' (the transparent rule baseline) or 'xgboost' (the shipped "
+    "trained model); default: the shipped default, the rule (docs/model-card.md)"
 )
 
 
@@ -577,9 +577,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _reloadable(model: str | None) -> Path | None:
     """The model directory watched for hot reload (none for the default or the rule)."""
-    from gpu_health.scorer.model import RULES
+    from gpu_health.scorer.model import RULES, XGBOOST
 
-    return None if model is None or model == RULES else Path(model)
+    return None if model in (None, RULES, XGBOOST) else Path(model)
 
 
 def run_score(args: argparse.Namespace) -> int:

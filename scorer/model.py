@@ -33,6 +33,8 @@ TRAINED_HORIZONS: tuple[str, ...] = ("7d", "30d")
 HORIZON_SECONDS = {"7d": 7 * 86400.0, "30d": 30 * 86400.0, "90d": 90 * 86400.0}
 #: Name that selects the rule baseline wherever a model directory is expected.
 RULES = "rules"
+#: Name that selects the XGBoost model shipped in :data:`DEFAULT_MODEL_DIR`.
+XGBOOST = "xgboost"
 #: The model shipped in the package.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -154,6 +156,8 @@ def load_model(spec: Path | str | None = None) -> RiskModel:
         return FailureModel.load(DEFAULT_MODEL_DIR)
     if str(spec) == RULES:
         return RuleModel()
+    if str(spec) == XGBOOST:
+        return FailureModel.load(DEFAULT_MODEL_DIR)
     return FailureModel.load(Path(spec))
 
 
