@@ -356,6 +356,10 @@ def _tsdb_dir(data_dir: Path) -> Path:
     raise UserError(f"{data_dir}: no Prometheus blocks found (expected gpu-health backfill --out)")
 
 
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, Path]]:
     """Yield (client, start, end, failures path) for --data-dir or --prometheus.url."""
@@ -373,6 +377,9 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
             work = Path(tmp)
             config = stack.write_prometheus_config(work / "prometheus.yml")
             print(f"starting a private Prometheus on {tsdb} ...", file=sys.stderr, flush=True)
+            # SIGTERM unwinds like Ctrl-C, so the private Prometheus is stopped, not orphaned
+            # (an orphan would hold the data dir's lock and block the next run).
+            signal.signal(signal.SIGTERM, _exit_on_signal)
             try:
                 ctx = stack.prometheus(work, config, data_dir=tsdb, retention="36500d")
                 with ctx as server:

@@ -29,17 +29,15 @@ MIN_MODE_POSITIVES = 3
 
 def _weighted_scores(p: FloatArray, y: FloatArray, w: FloatArray) -> tuple[float, float]:
     """(ROC AUC, recall at 5 % FPR) with row weights (bootstrap multiplicities)."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_curve
 
     keep = w > 0
     p, y, w = p[keep], y[keep], w[keep]
     if len(np.unique(y)) < 2:
         return math.nan, math.nan
-    fpr, tpr, _ = roc_curve(y, p, sample_weight=w)
-    return (
-        float(roc_auc_score(y, p, sample_weight=w)),
-        float(np.interp(TARGET_FPR, fpr, tpr)),
-    )
+    fpr, tpr, _ = roc_curve(y, p, sample_weight=w, drop_intermediate=False)
+    # The trapezoid under the full ROC curve is the ROC AUC (ties counted as half).
+    return float(np.trapezoid(tpr, fpr)), float(np.interp(TARGET_FPR, fpr, tpr))
 
 
 def _ci(values: list[float]) -> list[float] | None:

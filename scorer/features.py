@@ -323,7 +323,7 @@ def _xid_class_events(xid_class: str, window: str) -> Builder:
 
     Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so a change
     of that gauge in the window counts as an event when the code it showed in the window
-    belongs to the class (a 30-minute subquery of the latest code: codes seen, not their order).
+    belongs to the class (an hourly subquery of the latest code: codes seen, not their order).
     """
 
     def build(s: Schema) -> str | None:
@@ -338,11 +338,11 @@ def _xid_class_events(xid_class: str, window: str) -> Builder:
         assert found is not None
         sel = found[0]
         # A range inside the subquery: data coarser than the 5-minute lookback still shows.
-        last = f"last_over_time({sel}[30m])"
+        last = f"last_over_time({sel}[1h])"
         hit = " + ".join(f"({last} == bool {c})" for c in codes)
         if xid_class == "other":
             hit = f"({last} > bool 0) - ({hit})"
-        seen = f"max by ({s.by}) (max_over_time(({hit})[{window}:30m]))"
+        seen = f"max by ({s.by}) (max_over_time(({hit})[{window}:1h]))"
         return f"max by ({s.by}) (changes({sel}[{window}])) * {seen}"
 
     return build

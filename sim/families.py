@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -395,10 +395,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=200, help="GPUs (default: %(default)s)")
     parser.add_argument("--days", type=float, default=45.0, help="days (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        help="seconds between samples (default: the family's own; 3600 for quick evaluations)",
+    )
     args = parser.parse_args(argv)
     if not 8 <= args.gpus <= 5000 or not 8 <= args.days <= 400:
         parser.error("--gpus must be 8..5000 and --days 8..400")
-    p = build(FAMILIES[args.family], args.gpus, args.days, args.seed, args.out, time.time())
+    if args.resolution is not None and not 15 <= args.resolution <= 3600:
+        parser.error("--resolution must be 15..3600 seconds")
+    family = FAMILIES[args.family]
+    if args.resolution is not None:
+        family = replace(family, resolution=args.resolution)
+    p = build(family, args.gpus, args.days, args.seed, args.out, time.time())
     failed = [b for b in p.boards if b.failure_mode is not None]
     with_precursor = sum(1 for b in failed if b.precursor_start is not None)
     print(

@@ -313,3 +313,42 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         assert text in result.stderr and "Traceback" not in result.stderr
         assert result.stderr.strip().count("\n") == 0
     assert "serve" in subprocess.run([*SCORER, "--help"], capture_output=True, text=True).stdout
+
+
+def _processes_using(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(path) in (proc / "cmdline").read_bytes().decode():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_terminated_evaluate_stops_its_private_prometheus(history: Path) -> None:
+    """SIGTERM mid-run stops the private Prometheus too (an orphan would lock the data dir)."""
+    proc = subprocess.Popen(
+        [*SCORER, "evaluate", "--data-dir", str(history), "--step", "2d", "--bootstrap", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "time steps" in line:
+                break
+        tsdb = history / "prometheus"
+        assert [p for p in _processes_using(tsdb) if p != proc.pid]  # it is running
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _processes_using(tsdb) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(tsdb) == []
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
