@@ -152,10 +152,11 @@ def load_model(spec: Path | str | None = None) -> RiskModel:
 
     if spec is None:
         if (DEFAULT_MODEL_DIR / DEFAULT_KIND_FILE).read_text(encoding="utf-8").strip() == RULES:
-            return RuleModel()
+            return RuleModel(anomaly_model=FailureModel.load(DEFAULT_MODEL_DIR))
         return FailureModel.load(DEFAULT_MODEL_DIR)
     if str(spec) == RULES:
-        return RuleModel()
+        # The shipped isolation forest still gives the anomaly score next to the rule.
+        return RuleModel(anomaly_model=FailureModel.load(DEFAULT_MODEL_DIR))
     if str(spec) == XGBOOST:
         return FailureModel.load(DEFAULT_MODEL_DIR)
     return FailureModel.load(Path(spec))

@@ -175,10 +175,14 @@ class RuleModel:
     #: Flag a GPU when its hazard reaches this multiple of the base rate.
     flag_multiplier: float = 8.0
     kind: str = "rules"
+    #: An anomaly detector (the shipped isolation forest) and the features it reads; the rule
+    #: itself has none, and without one the anomaly score is NaN (not published).
+    anomaly_model: Any = None
 
     @property
     def features(self) -> tuple[str, ...]:
-        return RULE_FEATURES
+        extra = tuple(self.anomaly_model.features) if self.anomaly_model is not None else ()
+        return tuple(dict.fromkeys((*RULE_FEATURES, *extra)))
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -203,8 +207,13 @@ class RuleModel:
         return tuple(t.name for t in TERMS), term_values(self.features, x)
 
     def anomaly(self, x: FloatArray) -> FloatArray:
-        """The rule has no anomaly detector: NaN (not published)."""
-        return np.full(x.shape[0], np.nan)
+        """The attached detector's score on its own features, or NaN without one."""
+        if self.anomaly_model is None:
+            return np.full(x.shape[0], np.nan)
+        index = {name: j for j, name in enumerate(self.features)}
+        cols = [index[name] for name in self.anomaly_model.features]
+        result: FloatArray = self.anomaly_model.anomaly(x[:, cols])
+        return result
 
     def score(self, x: FloatArray) -> FloatArray:
         """A ranking score (total evidence, log-hazard) for evaluation."""

@@ -84,5 +84,12 @@ def test_risk_factors_name_the_evidence() -> None:
 
 
 def test_rules_is_selectable_and_the_default(tmp_path) -> None:
-    assert load_model(RULES).kind == "rules"
+    rule = load_model(RULES)
+    assert rule.kind == "rules"
     assert load_model(None).kind == "rules"  # docs/model-card.md: no trained model beat it
+    # The shipped isolation forest still scores anomalies next to the rule.
+    x = np.zeros((3, len(rule.features)))
+    x[2] = 1e6
+    scores = rule.anomaly(x)
+    assert np.isfinite(scores).all() and scores[2] > scores[0]
+    assert set(RULE_FEATURES) <= set(rule.features)
