@@ -358,12 +358,11 @@ def _active_hours(metric: str, window: str, **labels: str) -> Builder:
     """
 
     def build(s: Schema) -> str | None:
-        found = s.selectors(metric, **labels)
+        # Summed over the fields a fleet exports (a field it lacks must not blank the sum).
+        found = s.aggregate("sum", "increase", metric, "2h", **labels)
         if found is None:
             return None
-        names = found[0]
-        inner = " + ".join(f"sum by ({s.by}) (increase({n}[2h]))" for n in names)
-        return f"sum_over_time((({inner}) > bool 0)[{window}:1h])"
+        return f"sum_over_time((({found[0]}) > bool 0)[{window}:1h])"
 
     return build
 

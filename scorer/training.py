@@ -108,8 +108,13 @@ def load_failures(path: Path) -> list[Failure]:
                     raise UserError(f"{path}: line {n}: {exc}") from None
                 pre = None if pcol is None else _truthy(pcol, row[pcol])
                 start = None
-                if pre and pcol == "precursor_start":
-                    start = parse_time(row[pcol])
+                # precursor_start may sit beside a yes/no precursor column: when it began.
+                began = (row.get("precursor_start") or "").strip()
+                if pre and began and began.lower() not in _FALSE:
+                    try:
+                        start = parse_time(began)
+                    except UserError as exc:
+                        raise UserError(f"{path}: line {n}: precursor_start: {exc}") from None
                 failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre, start))
             return failures
     except OSError as exc:

@@ -195,6 +195,14 @@ def test_failures_csv_in_the_simulators_layout(tmp_path: Path) -> None:
         1699900000.0,
     )
     assert b.time == 1700000000.0 and b.precursor is False and b.precursor_start is None
+    # The families' layout: a yes/no precursor column beside precursor_start.
+    path.write_text(
+        "uuid,time,mode,precursor,precursor_start\nGPU-c,1700000000,hbm,true,1699990000\n"
+        "GPU-d,1700000000,pcie,false,\n"
+    )
+    c, d = load_failures(path)
+    assert (c.precursor, c.precursor_start) == (True, 1699990000.0)
+    assert (d.precursor, d.precursor_start) == (False, None)
     path.write_text("uuid,when\nx,1\n")
     from gpu_health.errors import UserError
 
