@@ -289,11 +289,12 @@ local g = import 'lib.libsonnet';
         name: 'horizon',
         label: 'Horizon',
         type: 'custom',
-        query: '7d,30d',
+        query: '7d,30d,90d',
         current: { text: '30d', value: '30d', selected: true },
         options: [
           { text: '7d', value: '7d', selected: false },
           { text: '30d', value: '30d', selected: true },
+          { text: '90d', value: '90d', selected: false },
         ],
         includeAll: false,
         multi: false,
@@ -322,6 +323,13 @@ local g = import 'lib.libsonnet';
         g.bargauge('Top risk factors', 'Features that push failure risk up across the selected GPUs (sum of positive SHAP contributions to the log-odds).', [
           g.target('topk(10, sum by (feature) (clamp_min(gpu_failure_risk_factor%s, 0)))' % scored('horizon="$horizon"'), '{{feature}}', instant=true),
         ], unit='none', thresholds=g.rising(1, 5), w=10, h=10),
+
+        g.table('Time to failure', 'Time to failure of the riskiest GPUs at quantiles 0.1, 0.5 and 0.9 of the survival curve (0.1 to 0.9: an 80 % interval).', [
+          g.tableTarget('gpu_time_to_failure_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='s', columns=['node', 'gpu', 'uuid', 'quantile', 'Value'], rename={ Value: 'time to failure' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='time to failure', sortDesc=false, w=12, h=9),
+        g.table('Most likely failure class', 'Per risky GPU: the failure class its evidence points to (memory, bus, nvlink, thermal_power, other) and its share of the risk; each class has a runbook (docs/runbooks).', [
+          g.tableTarget('gpu_failure_class_probability%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='percentunit', columns=['node', 'gpu', 'uuid', 'class', 'Value'], rename={ Value: 'probability' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='probability', sortDesc=true, w=12, h=9),
 
         g.bargauge('NPV by action', 'Fleet net present value of each course of action if applied to every selected GPU.', [
           g.target('sum by (action) (gpu_npv%s)' % scored('currency="%s"' % c.currency), '{{action}}', instant=true),
