@@ -321,9 +321,10 @@ _CLASSIFIED = tuple(code for codes in XID_CLASSES.values() for code in codes)
 def _xid_class_events(xid_class: str, window: str) -> Builder:
     """XID events of one class (``other``: any code not in a class) in the window.
 
-    Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so a change
-    of that gauge in the window counts as an event when the code it showed in the window
-    belongs to the class (an hourly subquery of the latest code: codes seen, not their order).
+    Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so its
+    changes in the window count as events of the class of the latest code in the window (a
+    memory XID followed by another class's XID within the week is attributed to the latter):
+    plain range functions, no subquery, so the cost does not grow with resolution.
     """
 
     def build(s: Schema) -> str | None:
@@ -337,13 +338,11 @@ def _xid_class_events(xid_class: str, window: str) -> Builder:
         found = s.selector("gpu_xid_errors_total")
         assert found is not None
         sel = found[0]
-        # A range inside the subquery: data coarser than the 5-minute lookback still shows.
-        last = f"last_over_time({sel}[1h])"
+        last = f"last_over_time({sel}[{window}])"
         hit = " + ".join(f"({last} == bool {c})" for c in codes)
         if xid_class == "other":
             hit = f"({last} > bool 0) - ({hit})"
-        seen = f"max by ({s.by}) (max_over_time(({hit})[{window}:1h]))"
-        return f"max by ({s.by}) (changes({sel}[{window}])) * {seen}"
+        return f"max by ({s.by}) (changes({sel}[{window}])) * max by ({s.by}) ({hit})"
 
     return build
 
@@ -353,8 +352,9 @@ def _active_hours(metric: str, window: str, **labels: str) -> Builder:
 
     A burst of 30 corrected errors and one of 3,000 both read as "active"; whether the counter
     is in seconds, nanoseconds or events does not matter. The counter is first summed over the
-    GPU's series (label churn does not split it), then sampled hourly over a 2-hour increase
-    so that data as coarse as one sample an hour still shows activity.
+    GPU's series (label churn does not split it), then its 2-hour increase is sampled every 2
+    hours (hours = 2 × active slots): data as coarse as one sample an hour still shows
+    activity, and the subquery costs about as much as one 7-day range function.
     """
 
     def build(s: Schema) -> str | None:
@@ -362,7 +362,7 @@ def _active_hours(metric: str, window: str, **labels: str) -> Builder:
         found = s.aggregate("sum", "increase", metric, "2h", **labels)
         if found is None:
             return None
-        return f"sum_over_time((({found[0]}) > bool 0)[{window}:1h])"
+        return f"2 * sum_over_time((({found[0]}) > bool 0)[{window}:2h])"
 
     return build
 

@@ -32,7 +32,7 @@ from gpu_health.scorer.features import (
 )
 from gpu_health.scorer.model import CHECKSUMS, HORIZONS, ModelError, RiskModel, load_model
 from gpu_health.scorer.promclient import PromClient, PrometheusError
-from gpu_health.scorer.rules import failure_class, time_to_failure_quantile
+from gpu_health.scorer.rules import RULE_FEATURES, failure_class, time_to_failure_quantile
 
 log = logging.getLogger(__name__)
 _HELP = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
@@ -203,11 +203,13 @@ class Scorer:
         self.reload_model_if_changed()
         try:
             schema = self.resolve_schema()
+            # Only what the model, the failure class (rule terms) and the economics read.
+            needed = {*self.model.features, *RULE_FEATURES, *ECON_FEATURES}
             frame = compute_features(
                 self.client,
                 schema,
                 self.at,
-                FEATURES,
+                [f for f in FEATURES if f.name in needed],
                 self.workers,
                 keep=self.keep,
                 shard_regex=self.shard_regex,
