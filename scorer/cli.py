@@ -264,6 +264,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _prometheus_arguments(train)
     _history_arguments(train, "training")
+    train.add_argument(
+        "--also-data-dir",
+        dest="also_data_dirs",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another backfilled history (e.g. another physics family) whose examples are "
+        "added to the training set; repeatable",
+    )
     train.add_argument("--out", type=Path, required=True, help="model directory to write")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
@@ -451,6 +461,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError("--valid-fraction must be between 0 and 1")
     began = time.monotonic()
     data, _failures, schema = _collect(args, "train")
+    if args.also_data_dirs:
+        from gpu_health.scorer.training import concat
+
+        parts = [data]
+        for extra in args.also_data_dirs:
+            more = argparse.Namespace(**{**vars(args), "data_dir": extra, "failures": None})
+            parts.append(_collect(more, f"train {extra.name}")[0])
+        data = concat(parts)
     if args.dump_dataset:
         _dump(data, args.dump_dataset)
     model, report = fit(
@@ -462,7 +480,9 @@ def run_train(args: argparse.Namespace) -> int:
         hazard_scale=args.hazard_scale,
         metadata={
             "schema_trained_on": schema,
-            "source": str(args.data_dir or args.prom_url),
+            "source": ", ".join(
+                str(d) for d in [args.data_dir or args.prom_url, *args.also_data_dirs]
+            ),
             "step_s": args.step,
             "created_by": f"gpu-health-scorer {__version__}",
         },

@@ -141,6 +141,20 @@ class Dataset:
         return out
 
 
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    """Several histories' examples as one training set (labels were set per history)."""
+    first = parts[0]
+    if any(p.features != first.features for p in parts):
+        raise UserError("histories were collected with different feature lists")
+    return Dataset(
+        first.features,
+        np.vstack([p.x for p in parts]),
+        np.concatenate([p.times for p in parts]),
+        [u for p in parts for u in p.uuids],
+        {h: np.concatenate([p.labels[h] for p in parts]) for h in first.labels},
+    )
+
+
 def label_rows(
     uuids: Sequence[str],
     times: FloatArray,

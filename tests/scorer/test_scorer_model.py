@@ -208,3 +208,19 @@ def test_failures_csv_in_the_simulators_layout(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="missing column"):
         load_failures(path)
+
+
+def test_histories_concatenate_into_one_training_set() -> None:
+    from gpu_health.errors import UserError
+    from gpu_health.scorer.training import concat
+
+    a, _ = synthetic_dataset(seed=1, gpus=12, days=40)
+    b, _ = synthetic_dataset(seed=2, gpus=18, days=40)
+    both = concat([a, b])
+    assert len(both) == len(a) + len(b)
+    np.testing.assert_array_equal(both.x[len(a) :], b.x)
+    for h in a.labels:
+        np.testing.assert_array_equal(both.labels[h][: len(a)], a.labels[h])
+    odd = Dataset(("other",), a.x[:, :1], a.times, a.uuids, a.labels)
+    with pytest.raises(UserError, match="different feature lists"):
+        concat([a, odd])
