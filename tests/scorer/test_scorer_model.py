@@ -214,8 +214,8 @@ def test_histories_concatenate_into_one_training_set() -> None:
     from gpu_health.errors import UserError
     from gpu_health.scorer.training import concat
 
-    a, _ = synthetic_dataset(seed=1, gpus=12, days=40)
-    b, _ = synthetic_dataset(seed=2, gpus=18, days=40)
+    a, _ = synthetic_dataset(seed=1, gpus=12, days=60)
+    b, _ = synthetic_dataset(seed=2, gpus=18, days=60)
     both = concat([a, b])
     assert len(both) == len(a) + len(b)
     np.testing.assert_array_equal(both.x[len(a) :], b.x)
