@@ -14,6 +14,7 @@ from typing import Any
 from gpu_health import __version__
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.model import HORIZONS
+from gpu_health.scorer.rules import RUNBOOKS
 from gpu_health.scorer.service import GpuScore, Scorer
 from gpu_health.telemetry.state import STATES, rank_key
 from gpu_health.web.server import Handler, Request, Response
@@ -44,6 +45,12 @@ def gpu_json(g: GpuScore) -> dict[str, Any]:
         },
         "anomaly_score": _num(g.anomaly),
         "inputs": {k: _num(v) for k, v in g.inputs.items()},
+        "time_to_failure_seconds": {q: _num(v) for q, v in g.time_to_failure.items()},
+        "failure_class": {
+            "class": g.failure_class or None,
+            "probability": _num(g.failure_class_probability),
+            "runbook": RUNBOOKS.get(g.failure_class),
+        },
     }
     econ = g.econ
     if econ is not None:
@@ -82,6 +89,7 @@ def gpus_handler(scorer: Scorer) -> Handler:
             "results_age_seconds": (time.time() - snap.finished_at) if snap else None,
             "last_error": error or None,
             "schema": snap.schema if snap else None,
+            "empty_features": list(snap.empty_features) if snap else [],
             "sorted_by": sort,
             "total": len(gpus),
             "gpus": [gpu_json(g) for g in gpus[: int(limit_text)]],
@@ -125,6 +133,22 @@ def openapi_document() -> dict[str, Any]:
                 "properties": {h: {"type": "array", "items": factor} for h in HORIZONS},
             },
             "anomaly_score": {"type": ["number", "null"]},
+            "time_to_failure_seconds": {
+                "type": "object",
+                "description": "Time to failure at quantiles 0.1, 0.5, 0.9 (an 80 % interval).",
+                "additionalProperties": {"type": ["number", "null"]},
+            },
+            "failure_class": {
+                "type": "object",
+                "properties": {
+                    "class": {
+                        "type": ["string", "null"],
+                        "enum": ["memory", "bus", "nvlink", "thermal_power", "other", None],
+                    },
+                    "probability": {"type": ["number", "null"]},
+                    "runbook": {"type": ["string", "null"]},
+                },
+            },
             "inputs": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
             "economics": {
                 "type": "object",
@@ -183,6 +207,10 @@ def openapi_document() -> dict[str, Any]:
                                             "results_age_seconds": {"type": ["number", "null"]},
                                             "last_error": {"type": ["string", "null"]},
                                             "schema": {"type": ["string", "null"]},
+                                            "empty_features": {
+                                                "type": "array",
+                                                "items": {"type": "string"},
+                                            },
                                             "sorted_by": {"type": "string"},
                                             "total": {"type": "integer"},
                                             "gpus": {"type": "array", "items": gpu},

@@ -7,8 +7,23 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "gpu_failure_probability",
         "gauge",
-        "Calibrated probability that the GPU fails within the horizon (7d, 30d).",
+        "Probability that the GPU fails within the horizon (7d, 30d, 90d), from one survival "
+        "curve: never lower at a longer horizon.",
         ("horizon",),
+    ),
+    (
+        "gpu_time_to_failure_seconds",
+        "gauge",
+        "Time to failure at quantile 0.1, 0.5 and 0.9 of the survival curve (0.1..0.9: an 80 % "
+        "interval).",
+        ("quantile",),
+    ),
+    (
+        "gpu_failure_class_probability",
+        "gauge",
+        "Most likely failure class (memory, bus, nvlink, thermal_power, other) and its "
+        "probability.",
+        ("class",),
     ),
     (
         "gpu_failure_risk_factor",

@@ -10,18 +10,14 @@ private Prometheus (``--data-dir``, the output of ``gpu-health backfill``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
 import sys
-import tempfile
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from gpu_health import __version__, cli_validate
 from gpu_health.cli_support import (
@@ -31,11 +27,16 @@ from gpu_health.cli_support import (
     run_main,
 )
 from gpu_health.errors import UserError
+from gpu_health.scorer.cli_history import client_for, iso_utc, run_evaluate, run_train
 
 log = logging.getLogger("gpu_health.scorer")
 
 DEFAULT_LISTEN = ":9836"
-SUBCOMMANDS = ("serve", "train", "evaluate")
+SUBCOMMANDS = ("serve", "train", "evaluate", "score")
+MODEL_HELP = (
+    "model directory, 'rules' (the transparent rule baseline) or 'xgboost' (the shipped "
+    "trained model); default: the shipped default, the rule (docs/model-card.md)"
+)
 
 
 def _duration(text: str) -> float:
@@ -132,28 +133,6 @@ def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _client(args: argparse.Namespace, url: str | None = None) -> Any:
-    from gpu_health.scorer.promclient import PromClient, PromConfig, parse_headers
-
-    if args.prom_retries < 1:
-        raise UserError("--prometheus.retries must be at least 1")
-    return PromClient(
-        PromConfig(
-            url=url or args.prom_url,
-            timeout_s=args.prom_timeout,
-            retries=args.prom_retries,
-            ca_file=args.prom_ca_file,
-            insecure_skip_verify=args.prom_insecure,
-            bearer_token_file=args.prom_token_file,
-            basic_auth_username=args.prom_user,
-            basic_auth_password_file=args.prom_password_file,
-            headers=parse_headers(args.prom_headers),
-            max_answer_bytes=getattr(args, "prom_max_bytes", 64 << 20),
-            max_series=getattr(args, "prom_max_series", 200_000),
-        )
-    )
-
-
 def _history_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     g = parser.add_argument_group("history")
     g.add_argument(
@@ -239,9 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "gpu_scorer_run_state says timed_out and the previous results stay served "
         "(default: the --interval)",
     )
-    serve.add_argument(
-        "--model", type=Path, help="model directory (default: the model shipped with the package)"
-    )
+    serve.add_argument("--model", help=MODEL_HELP)
     serve.add_argument(
         "--top-factors",
         type=cli_validate.integer(0, 50),
@@ -301,6 +278,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _prometheus_arguments(train)
     _history_arguments(train, "training")
+    train.add_argument(
+        "--also-data-dir",
+        dest="also_data_dirs",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another backfilled history (e.g. another physics family) whose examples are "
+        "added to the training set; repeatable",
+    )
     train.add_argument("--out", type=Path, required=True, help="model directory to write")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument(
@@ -342,183 +329,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _prometheus_arguments(evaluate)
     _history_arguments(evaluate, "evaluation")
-    evaluate.add_argument("--model", type=Path, help="model directory (default: shipped model)")
+    evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument("--json", dest="json_out", type=Path, help="write the report as JSON")
+    evaluate.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="bootstrap resamples of GPUs for the 95%% intervals (default: %(default)s)",
+    )
     log_level_argument(evaluate)
 
-
-# ---- history (shared by train and evaluate) ------------------------------------------------
-
-
-def block_time_range(data_dir: Path) -> tuple[float, float]:
-    """Earliest and latest sample time of the TSDB blocks in ``data_dir`` (from meta.json)."""
-    lo, hi = float("inf"), float("-inf")
-    for meta in data_dir.glob("*/meta.json"):
-        try:
-            m = json.loads(meta.read_text())
-            lo = min(lo, m["minTime"] / 1000.0)
-            hi = max(hi, m["maxTime"] / 1000.0)
-        except (OSError, ValueError, KeyError):
-            continue
-    if lo == float("inf"):
-        raise UserError(f"{data_dir}: no Prometheus blocks found")
-    return lo, hi
-
-
-def _tsdb_dir(data_dir: Path) -> Path:
-    for candidate in (data_dir / "prometheus", data_dir / "data", data_dir / "tsdb", data_dir):
-        if any(candidate.glob("*/meta.json")):
-            return candidate
-    raise UserError(f"{data_dir}: no Prometheus blocks found (expected gpu-health backfill --out)")
-
-
-@contextlib.contextmanager
-def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, Path]]:
-    """Yield (client, start, end, failures path) for --data-dir or --prometheus.url."""
-    if args.data_dir:
-        from gpu_health import stack
-
-        tsdb = _tsdb_dir(args.data_dir)
-        start, end = block_time_range(tsdb)
-        start = args.start or start
-        end = args.end or end
-        failures = args.failures or args.data_dir / "failures.csv"
-        with tempfile.TemporaryDirectory(prefix="gpu-health-scorer-") as tmp:
-            work = Path(tmp)
-            config = stack.write_prometheus_config(work / "prometheus.yml")
-            print(f"starting a private Prometheus on {tsdb} ...", file=sys.stderr, flush=True)
-            try:
-                ctx = stack.prometheus(work, config, data_dir=tsdb, retention="36500d")
-                with ctx as server:
-                    yield _client(args, server.url), start, end, failures
-            except stack.MissingBinaryError as exc:
-                raise UserError(str(exc)) from None
-        return
-    if not args.failures:
-        raise UserError("--failures CSV is required with --prometheus.url (or use --data-dir)")
-    if not args.start:
-        raise UserError("--start is required with --prometheus.url (or use --data-dir)")
-    yield _client(args), args.start, args.end or time.time(), args.failures
-
-
-def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]:
-    from gpu_health.scorer.features import detect_schema
-    from gpu_health.scorer.training import (
-        collect,
-        load_failures,
-        prediction_times,
-        print_progress,
+    score = sub.add_parser(
+        "score",
+        help="score the fleet as of a past time (backtest)",
+        description="Score every GPU as of --at from the Prometheus history, with the same "
+        "code as serve, and print the GPUs by 30-day risk (a table, or JSON with --json).",
     )
-
-    with open_history(args) as (client, start, end, failures_path):
-        failures = load_failures(failures_path)
-        schema = args.schema if args.schema != "auto" else detect_schema(client, end)
-        times = prediction_times(start, end, args.step, args.warmup)
-        print(
-            f"{label}: {len(times)} time steps, schema {schema}, {len(failures)} failures",
-            file=sys.stderr,
-            flush=True,
-        )
-        data = collect(
-            client, schema, times, failures, end, print_progress(label), workers=args.workers
-        )
-        if client.errors:
-            raise UserError(f"{client.errors} feature queries failed; see the log above")
-    return data, failures, schema
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from gpu_health.scorer.training import fit
-
-    if args.hazard_scale <= 0 or not 0 <= args.signal_dropout < 1:
-        raise UserError("--hazard-scale must be > 0 and --signal-dropout in [0, 1)")
-    if not 0 < args.valid_fraction < 1:
-        raise UserError("--valid-fraction must be between 0 and 1")
-    began = time.monotonic()
-    data, _failures, schema = _collect(args, "train")
-    if args.dump_dataset:
-        _dump(data, args.dump_dataset)
-    model, report = fit(
-        data,
-        seed=args.seed,
-        valid_fraction=args.valid_fraction,
-        n_estimators=args.trees,
-        dropout=args.signal_dropout,
-        hazard_scale=args.hazard_scale,
-        metadata={
-            "schema_trained_on": schema,
-            "source": str(args.data_dir or args.prom_url),
-            "step_s": args.step,
-            "created_by": f"gpu-health-scorer {__version__}",
-        },
+    _prometheus_arguments(score)
+    score.add_argument(
+        "--at", type=_time, required=True, help="time to score at: ISO 8601 or Unix seconds"
     )
-    model.save(args.out)
-    print(json.dumps(report, indent=2))
-    print(f"model written to {args.out} in {time.monotonic() - began:.0f}s", file=sys.stderr)
-    return 0
-
-
-def _dump(data: Any, path: Path) -> None:
-    import csv
-
-    from gpu_health.scorer.model import HORIZONS
-
-    with path.open("w", newline="") as handle:
-        w = csv.writer(handle)
-        w.writerow(["uuid", "time", *data.features, *(f"y_{h}" for h in HORIZONS)])
-        for i in range(len(data)):
-            w.writerow(
-                [data.uuids[i], data.times[i], *data.x[i], *(data.labels[h][i] for h in HORIZONS)]
-            )
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    from gpu_health.scorer.model import FailureModel
-    from gpu_health.scorer.training import evaluate
-
-    model = FailureModel.load(args.model)
-    data, failures, schema = _collect(args, "evaluate")
-    report = evaluate(model, data, failures)
-    report["schema"] = schema
-    if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
-    print(format_report(report))
-    return 0
-
-
-def format_report(report: dict[str, Any]) -> str:
-    def f(v: Any) -> str:
-        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-
-    lines = [f"schema {report.get('schema')}, {report['rows']} GPU-time rows"]
-    lines.append("horizon  rows  pos  ROC_AUC  PR_AUC  recall@5%FPR  FPR@thr  recall@thr")
-    for h, e in report["horizons"].items():
-        lines.append(
-            f"{h:>7} {e['rows']:>5} {e['positives']:>4}  {f(e.get('roc_auc')):>7} "
-            f"{f(e.get('pr_auc')):>7}  {f(e.get('recall_at_5pct_fpr')):>12}  "
-            f"{f(e.get('fpr_at_threshold')):>7}  {f(e.get('recall_at_threshold')):>10}"
-        )
-    for h, e in report["horizons"].items():
-        for subset in ("precursor_failures", "precursor_visible"):
-            if subset in e:
-                sub = e[subset]
-                lines.append(
-                    f"{h:>7} {subset}: ROC_AUC {f(sub['roc_auc'])}, PR_AUC {f(sub['pr_auc'])}, "
-                    f"recall@5%FPR {f(sub['recall_at_5pct_fpr'])} ({sub['positives']} positives)"
-                )
-    lt = report["lead_time"]
-    for key in ("all", "with_precursor", "precursor_began_7d_before"):
-        s = lt[key]
-        lines.append(
-            f"lead time ({key}): {s['failures']} failures, {s['flagged']} flagged, "
-            f"{s['flagged_7d_early']} >= 7 d early ({f(s['share_flagged_7d_early'])}), "
-            f"median lead {f(s['median_lead_days'])} d"
-        )
-    for mode, s in lt["by_mode"].items():
-        lines.append(
-            f"  {mode}: {s['failures']} failures, {s['flagged_7d_early']} flagged >= 7 d early"
-        )
-    return "\n".join(lines)
+    score.add_argument("--model", help=MODEL_HELP)
+    score.add_argument("--json", dest="json_out", action="store_true", help="print JSON")
+    score.add_argument(
+        "--top-factors", type=int, default=3, help="risk factors per GPU (default: %(default)s)"
+    )
+    score.add_argument(
+        "--workers", type=int, default=4, help="parallel feature queries (default: %(default)s)"
+    )
+    log_level_argument(score)
 
 
 # ---- serve --------------------------------------------------------------------------------
@@ -529,12 +368,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
     from gpu_health.scorer.inventory.wiring import fleet_hook
-    from gpu_health.scorer.model import FailureModel
+    from gpu_health.scorer.model import load_model
     from gpu_health.scorer.service import Scorer, ScorerCollector
     from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
 
-    model = FailureModel.load(args.model)
-    client = _client(args)
+    model = load_model(args.model)
+    client = client_for(args)
     econ = fleet_hook(args, client.query)
     from gpu_health.scorer.sharding import Shard
 
@@ -548,7 +387,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.workers,
         keep=shard.owns if shard.count > 1 else None,
         shard_regex=shard.uuid_regex(),
-        model_dir=args.model,
+        model_dir=_reloadable(args.model),
         run_budget_s=args.run_budget or args.interval,
     )
     if args.once:
@@ -603,9 +442,55 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reloadable(model: str | None) -> Path | None:
+    """The model directory watched for hot reload (none for the default or the rule)."""
+    from gpu_health.scorer.model import RULES, XGBOOST
+
+    return None if model in (None, RULES, XGBOOST) else Path(model)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score as of ``--at`` with the serving code (:class:`Scorer` with ``at`` set)."""
+    from gpu_health.scorer.api import gpu_json
+    from gpu_health.scorer.model import load_model
+    from gpu_health.scorer.service import Scorer
+
+    model = load_model(args.model)
+    scorer = Scorer(client_for(args), model, args.schema, None, args.top_factors, args.workers)
+    scorer.at = args.at
+    if not scorer.run_once():
+        raise UserError(f"scoring failed: {scorer.current()[1]}")
+    snap, _ = scorer.current()
+    assert snap is not None
+    if not snap.gpus:
+        raise UserError(f"no GPU reported at {iso_utc(args.at)} ({snap.schema} schema)")
+    ranked = sorted(snap.gpus, key=lambda g: -g.probability["30d"])
+    if args.json_out:
+        body = {
+            "at": args.at,
+            "schema": snap.schema,
+            "model": model.kind,
+            "empty_features": list(snap.empty_features),
+            "gpus": [gpu_json(g) for g in ranked],
+        }
+        print(json.dumps(body))
+        return 0
+    print(f"scored {len(ranked)} GPUs at {iso_utc(args.at)} ({snap.schema} schema, {model.kind})")
+    print(f"{'uuid':<40} {'node':<16} {'p7d':>7} {'p30d':>7} {'p90d':>7}  class")
+    for g in ranked:
+        p = g.probability
+        print(
+            f"{g.uuid:<40} {g.node:<16} {p['7d']:>7.4f} {p['30d']:>7.4f} {p['90d']:>7.4f}  "
+            f"{g.failure_class} ({g.failure_class_probability:.2f})"
+        )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(getattr(args, "log_level", "info"))
     command = args.command or "serve"
+    if command == "score":
+        return run_score(args)
     if command == "train":
         return run_train(args)
     if command == "evaluate":
@@ -617,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="gpu-health-scorer",
         description="GPU failure prediction sidecar for Prometheus. Commands: serve (default), "
-        "train, evaluate; run 'gpu-health-scorer COMMAND --help' for their options.",
+        "train, evaluate, score; run 'gpu-health-scorer COMMAND --help' for their options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_arguments(parser)

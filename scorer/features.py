@@ -135,9 +135,19 @@ def _counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Build
 
 
 def _gauge(fn: str, metric: str, window: str, **labels: str) -> Builder:
-    """``fn_over_time`` of a gauge (one series per GPU, extra labels dropped)."""
+    """``fn_over_time`` of a gauge, one value per GPU (extra labels dropped).
+
+    An average is the GPU's sum of samples over its count of samples, both summed over its
+    series: a label change (driver upgrade) that splits the series mid-window leaves it exact.
+    """
 
     def build(s: Schema) -> str | None:
+        if fn == "avg_over_time":
+            total = s.aggregate("sum", "sum_over_time", metric, window, **labels)
+            count = s.aggregate("sum", "count_over_time", metric, window, **labels)
+            if total is None or count is None:
+                return None
+            return _scaled(f"({total[0]}) / ({count[0]})", total[1])
         found = s.aggregate("max", fn, metric, window, **labels)
         return None if found is None else _scaled(*found)
 
@@ -233,7 +243,7 @@ def _level(metric: str, window: str) -> Builder:
     """Latest value of a cumulative gauge or counter, summed over its labels."""
 
     def build(s: Schema) -> str | None:
-        found = s.aggregate("sum", "last_over_time", metric, window)
+        found = s.aggregate("max", "last_over_time", metric, window)
         return None if found is None else _scaled(*found)
 
     return build
@@ -262,15 +272,17 @@ def _reporting_gap(window: str) -> Builder:
     """Share of the window a GPU did not report, relative to the best-reporting GPU.
 
     Resets, fallen-off-the-bus episodes and driver reloads leave gaps; normalising by the fleet's
-    best count makes it independent of the scrape interval.
+    median count makes it independent of the scrape interval. Samples are summed over every
+    series of the GPU, so a label change (driver upgrade: one series ends, another begins)
+    does not read as a gap; clamped to [0, 1] against duplicated series.
     """
 
     def build(s: Schema) -> str | None:
         sel = s.selector("gpu_power_watts")
         if sel is None:
             return None
-        count = f"max by ({s.by}) (count_over_time({sel[0]}[{window}]))"
-        return f"1 - ({count}) / scalar(max({count}))"
+        count = f"sum by ({s.by}) (count_over_time({sel[0]}[{window}]))"
+        return f"clamp_min(1 - ({count}) / scalar(quantile(0.5, {count})), 0)"
 
     return build
 
@@ -293,6 +305,110 @@ def _temp_per_watt(sensor: dict[str, str], window: str) -> Builder:
 def _violation_share(window: str, seconds: float, reason: str = "thermal") -> Builder:
     """Share of the window the clocks were held by ``reason`` (violation time / wall time)."""
     return _counter("gpu_clock_event_seconds_total", window, per=seconds, reason=reason)
+
+
+#: XID codes by the failure class they announce (NVIDIA's XID catalogue, docs.nvidia.com/deploy/
+#: xid-errors): memory = double-bit ECC, page retirement/row remap events, high single-bit
+#: rate, contained/uncontained ECC; bus = GPU fell off the bus; NVLink = NVLink error.
+XID_CLASSES: dict[str, tuple[int, ...]] = {
+    "memory": (48, 63, 64, 92, 94, 95),
+    "bus": (79,),
+    "nvlink": (74,),
+}
+_CLASSIFIED = tuple(code for codes in XID_CLASSES.values() for code in codes)
+
+
+def _xid_class_events(xid_class: str, window: str) -> Builder:
+    """XID events of one class (``other``: any code not in a class) in the window.
+
+    Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so its
+    changes in the window count as events of the class of the latest code in the window (a
+    memory XID followed by another class's XID within the week is attributed to the latter):
+    plain range functions, no subquery, so the cost does not grow with resolution.
+    """
+
+    def build(s: Schema) -> str | None:
+        codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
+        regex = "|".join(str(c) for c in codes)
+        shard = f",{s.shard_matcher}" if s.shard_matcher else ""
+        if s.name == "ours":
+            op = "!~" if xid_class == "other" else "=~"
+            sel = f'gpu_xid_errors_total{{xid{op}"{regex}"{shard}}}'
+            return f"sum by ({s.by}) (increase({sel}[{window}]))"
+        found = s.selector("gpu_xid_errors_total")
+        assert found is not None
+        sel = found[0]
+        last = f"last_over_time({sel}[{window}])"
+        hit = " + ".join(f"({last} == bool {c})" for c in codes)
+        if xid_class == "other":
+            hit = f"({last} > bool 0) - ({hit})"
+        return f"max by ({s.by}) (changes({sel}[{window}])) * max by ({s.by}) ({hit})"
+
+    return build
+
+
+def _active_hours(metric: str, window: str, **labels: str) -> Builder:
+    """Hours of the window in which a counter rose: unit- and magnitude-free evidence.
+
+    A burst of 30 corrected errors and one of 3,000 both read as "active"; whether the counter
+    is in seconds, nanoseconds or events does not matter. The counter is first summed over the
+    GPU's series (label churn does not split it), then its 2-hour increase is sampled every 2
+    hours (hours = 2 × active slots): data as coarse as one sample an hour still shows
+    activity, and the subquery costs about as much as one 7-day range function.
+    """
+
+    def build(s: Schema) -> str | None:
+        # Summed over the fields a fleet exports (a field it lacks must not blank the sum).
+        found = s.aggregate("sum", "increase", metric, "2h", **labels)
+        if found is None:
+            return None
+        return f"2 * sum_over_time((({found[0]}) > bool 0)[{window}:2h])"
+
+    return build
+
+
+def _log_change(recent: Builder, baseline: Builder) -> Builder:
+    """``ln(1 + recent) - ln(1 + baseline)``: activity against the GPU's own past, scale-free."""
+
+    def build(s: Schema) -> str | None:
+        a, b = recent(s), baseline(s)
+        if a is None or b is None:
+            return None
+        return f"ln(1 + clamp_min({a}, 0)) - ln(1 + clamp_min({b}, 0))"
+
+    return build
+
+
+def _resets(window: str) -> Builder:
+    """Driver reloads / GPU resets: resets of the volatile corrected-ECC counter in the window."""
+
+    def build(s: Schema) -> str | None:
+        found = s.aggregate("max", "resets", "gpu_ecc_errors_total", window, **_ECC_CORR_VOL)
+        return None if found is None else found[0]
+
+    return build
+
+
+def _node_lost_gpus(window: str) -> Builder:
+    """GPUs that reported on this GPU's node within the window and no longer do.
+
+    Faults cluster by node (in the public stepfun-ai/InfiniteHBD-Trace, 23 % of GPU faults were
+    followed by another on the same node within 30 days): a node that lost a GPU recently is at
+    risk. Only presence is used, so any schema and any replacement policy (new UUIDs) works.
+    """
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        if sel is None:
+            return None
+        name = sel[0]
+        seen = f"group by ({s.node}, {s.uuid}) (last_over_time({name}[{window}]))"
+        now = f"group by ({s.node}, {s.uuid}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+        lost = f"count by ({s.node}) ({seen} unless on ({s.uuid}) {now})"
+        here = f"group by ({s.by}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+        return f"(({here}) * on ({s.node}) group_left () ({lost})) or (({here}) * 0)"
+
+    return build
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -372,8 +488,16 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "temp_gpu_trend_per_day_7d",
-        "Slope of GPU temperature over 7 days (°C/day).",
-        _times(_gauge("deriv", "gpu_temperature_celsius", "7d", **_TEMP_GPU), _DAY),
+        "GPU temperature trend (°C/day): 24 h average now minus 6 days earlier, over 6 days.",
+        _times(
+            _diff(
+                _gauge("avg_over_time", "gpu_temperature_celsius", "24h", **_TEMP_GPU),
+                _offset(
+                    _gauge("avg_over_time", "gpu_temperature_celsius", "24h", **_TEMP_GPU), "6d"
+                ),
+            ),
+            1 / 6,
+        ),
     ),
     Feature(
         "thermal_violation_share_24h",
@@ -457,6 +581,83 @@ FEATURES: tuple[Feature, ...] = (
         "Share of the last 7 d the GPU did not report (resets, lost), vs the best GPU.",
         _reporting_gap("7d"),
     ),
+    Feature(
+        "xid_memory_events_7d",
+        "Memory-class XID events (48, 63, 64, 92, 94, 95), last 7 days.",
+        _xid_class_events("memory", "7d"),
+    ),
+    Feature(
+        "xid_bus_events_7d",
+        "Bus-class XID events (79: fell off the bus), last 7 days.",
+        _xid_class_events("bus", "7d"),
+    ),
+    Feature(
+        "xid_nvlink_events_7d",
+        "NVLink-class XID events (74), last 7 days.",
+        _xid_class_events("nvlink", "7d"),
+    ),
+    Feature(
+        "xid_other_events_7d",
+        "XID events of any other code, last 7 days.",
+        _xid_class_events("other", "7d"),
+    ),
+    Feature(
+        "resets_30d",
+        "GPU resets / driver reloads (volatile ECC counter resets), last 30 days.",
+        _resets("30d"),
+    ),
+    Feature(
+        "node_lost_gpus_30d",
+        "GPUs of this node that reported in the last 30 d and no longer do (failed, replaced).",
+        _node_lost_gpus("30d"),
+    ),
+    # --- scale-free activity (hours with activity; change vs own baseline) ---------------
+    Feature(
+        "ecc_corrected_active_hours_7d",
+        "Hours of the last 7 d with new corrected ECC errors.",
+        _first(
+            _active_hours("gpu_ecc_errors_total", "7d", **_ECC_CORR_AGG),
+            _active_hours("gpu_ecc_errors_total", "7d", **_ECC_CORR_VOL),
+        ),
+    ),
+    Feature(
+        "ecc_corrected_log_change_7d",
+        "ln(1 + corrected/day, 24 h) - ln(1 + corrected/day, the week before).",
+        _log_change(_ecc("24h", 1, True), _offset(_ecc("7d", 7, True), "1d")),
+    ),
+    Feature(
+        "pcie_replay_active_hours_7d",
+        "Hours of the last 7 d with PCIe replays.",
+        _active_hours("gpu_pcie_replays_total", "7d"),
+    ),
+    Feature(
+        "pcie_replays_log_change_7d",
+        "ln(1 + replays/min, 24 h) - ln(1 + replays/min, the week before).",
+        _log_change(
+            _counter("gpu_pcie_replays_total", "24h", per=1440),
+            _offset(_counter("gpu_pcie_replays_total", "7d", per=7 * 1440), "1d"),
+        ),
+    ),
+    Feature(
+        "nvlink_error_active_hours_7d",
+        "Hours of the last 7 d with NVLink errors.",
+        _active_hours("gpu_nvlink_errors_total", "7d"),
+    ),
+    Feature(
+        "power_violation_share_7d",
+        "Share of the last 7 d clocks were held by the power policy (power brake, cap).",
+        _violation_share("7d", 7 * _DAY, "power"),
+    ),
+    Feature(
+        "power_violation_active_hours_7d",
+        "Hours of the last 7 d with power-policy clock holds (any counter unit).",
+        _active_hours("gpu_clock_event_seconds_total", "7d", reason="power"),
+    ),
+    Feature(
+        "thermal_violation_active_hours_7d",
+        "Hours of the last 7 d with thermal clock holds (any counter unit).",
+        _active_hours("gpu_clock_event_seconds_total", "7d", reason="thermal"),
+    ),
     # --- usage (scale-free) ---------------------------------------------------------------
     Feature(
         "utilization_avg_7d",
@@ -509,6 +710,20 @@ def inventory_query(s: Schema) -> str:
     )
     regex = "|".join(names)
     return f'group by ({s.by}) (last_over_time({{__name__=~"{regex}"}}[{PRESENCE_LOOKBACK}]))'
+
+
+def count_gpus(client: PromClient, schema: SchemaName, start: float, end: float) -> int:
+    """GPUs (UUIDs) that reported at any time in [start, end]: zero means a wrong source."""
+    s = schema_by_name(schema)
+    names = (
+        "gpu_power_watts|gpu_temperature_celsius"
+        if s.name == "ours"
+        else ("DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP")
+    )
+    span = max(1, math.ceil(end - start))
+    query = f'count(group by ({s.uuid}) (last_over_time({{__name__=~"{names}"}}[{span}s])))'
+    result = client.query(query, end)
+    return int(float(result[0]["value"][1])) if result else 0
 
 
 def identity_of(s: Schema, labels: dict[str, str]) -> tuple[str, str, str, str]:

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +26,15 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHECKSUMS = "checksums.sha256"
 IFOREST = "iforest.json"
-HORIZONS: tuple[str, ...] = ("7d", "30d")
-HORIZON_SECONDS = {"7d": 7 * 86400.0, "30d": 30 * 86400.0}
+#: Horizons published (``gpu_failure_probability{horizon}``); every model gives all of them.
+HORIZONS: tuple[str, ...] = ("7d", "30d", "90d")
+#: Horizons the XGBoost model trains a booster for; longer ones follow its 30-day hazard.
+TRAINED_HORIZONS: tuple[str, ...] = ("7d", "30d")
+HORIZON_SECONDS = {"7d": 7 * 86400.0, "30d": 30 * 86400.0, "90d": 90 * 86400.0}
+#: Name that selects the rule baseline wherever a model directory is expected.
+RULES = "rules"
+#: Name that selects the XGBoost model shipped in :data:`DEFAULT_MODEL_DIR`.
+XGBOOST = "xgboost"
 #: The model shipped in the package.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
@@ -112,6 +119,53 @@ class IsolationForestArrays:
         return cls(int(data["max_samples"]), list(data["trees"]))
 
 
+class RiskModel(Protocol):
+    """What the service, ``score`` and ``evaluate`` need from a model (XGBoost or the rule)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def features(self) -> tuple[str, ...]: ...
+
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+
+    def predict(self, horizon: str, x: FloatArray) -> FloatArray: ...
+
+    def threshold(self, horizon: str) -> float: ...
+
+    def hazard(self, x: FloatArray) -> FloatArray: ...
+
+    def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]: ...
+
+    def anomaly(self, x: FloatArray) -> FloatArray: ...
+
+
+def load_model(spec: Path | str | None = None) -> RiskModel:
+    """``rules`` -> the rule baseline; a directory -> a verified XGBoost model; None -> default.
+
+    The default is the rule baseline unless a trained model beat it on held-out evaluation
+    (docs/model-card.md); :data:`DEFAULT_MODEL_DIR` then holds that model.
+    """
+    from gpu_health.scorer.rules import RuleModel
+
+    if spec is None:
+        if (DEFAULT_MODEL_DIR / DEFAULT_KIND_FILE).read_text(encoding="utf-8").strip() == RULES:
+            return RuleModel(anomaly_model=FailureModel.load(DEFAULT_MODEL_DIR))
+        return FailureModel.load(DEFAULT_MODEL_DIR)
+    if str(spec) == RULES:
+        # The shipped isolation forest still gives the anomaly score next to the rule.
+        return RuleModel(anomaly_model=FailureModel.load(DEFAULT_MODEL_DIR))
+    if str(spec) == XGBOOST:
+        return FailureModel.load(DEFAULT_MODEL_DIR)
+    return FailureModel.load(Path(spec))
+
+
+#: A one-word file in the shipped model directory: ``rules`` or ``xgboost`` (what serves).
+DEFAULT_KIND_FILE = "DEFAULT"
+
+
 @dataclass
 class HorizonModel:
     booster: xgb.Booster
@@ -131,13 +185,47 @@ class FailureModel:
     iforest: IsolationForestArrays
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        return "xgboost"
+
+    def threshold(self, horizon: str) -> float:
+        if horizon in self.horizons:
+            return self.horizons[horizon].threshold
+        return float(_extend(self.horizons["30d"].threshold, horizon))
+
+    def hazard(self, x: FloatArray) -> FloatArray:
+        """Constant hazard per second implied by the 30-day probability."""
+        p30 = np.clip(self.predict("30d", x), 0.0, 1.0 - 1e-12)
+        result: FloatArray = -np.log1p(-p30) / HORIZON_SECONDS["30d"]
+        return result
+
+    def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]:
+        trained = horizon if horizon in self.horizons else "30d"
+        return self.features, self.contributions(trained, x)
+
     def margins(self, horizon: str, x: FloatArray) -> FloatArray:
         dm = xgb.DMatrix(x, missing=np.nan, feature_names=list(self.features))
         out: FloatArray = self.horizons[horizon].booster.predict(dm, output_margin=True)
         return out.astype(np.float64)
 
     def predict(self, horizon: str, x: FloatArray) -> FloatArray:
-        """Calibrated failure probability within ``horizon`` for each row of ``x``."""
+        """Calibrated failure probability within ``horizon`` for each row of ``x``.
+
+        The two boosters are trained apart and can disagree, but failing within 7 days is
+        failing within 30: the 30-day value is never below the 7-day one, and a horizon without
+        its own booster (90d) follows the 30-day hazard held constant, so the curve is monotone.
+        """
+        if horizon not in self.horizons:
+            p30 = self.predict("30d", x)
+            result_ext: FloatArray = _extend(p30, horizon)
+            return result_ext
+        if horizon == "30d":
+            longer: FloatArray = np.maximum(self._calibrated("30d", x), self._calibrated("7d", x))
+            return longer
+        return self._calibrated(horizon, x)
+
+    def _calibrated(self, horizon: str, x: FloatArray) -> FloatArray:
         h = self.horizons[horizon]
         z = h.calib_a * self.margins(horizon, x) + h.calib_b
         result: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
@@ -224,9 +312,14 @@ class FailureModel:
         except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as exc:
             detail = " ".join(str(exc).split())[:200]
             raise ModelError(f"{directory}: model files are inconsistent: {detail}") from None
-        if len(impute) != len(features) or set(horizons) != set(HORIZONS):
+        if len(impute) != len(features) or set(horizons) != set(TRAINED_HORIZONS):
             raise ModelError(f"{directory}: manifest lists mismatched features or horizons")
         return cls(features, horizons, impute, iforest, dict(manifest.get("metadata", {})))
+
+
+def _extend(p30: Any, horizon: str) -> Any:
+    """P(fail within horizon) from P(fail within 30 d) under a constant hazard."""
+    return 1.0 - np.power(1.0 - np.asarray(p30), HORIZON_SECONDS[horizon] / HORIZON_SECONDS["30d"])
 
 
 def _sha256(data: bytes) -> str:

@@ -32,8 +32,9 @@ from gpu_health.scorer.features import (
     SchemaName,
     compute_features,
 )
-from gpu_health.scorer.model import CHECKSUMS, HORIZONS, FailureModel, ModelError
+from gpu_health.scorer.model import CHECKSUMS, HORIZONS, ModelError, RiskModel, load_model
 from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOut
+from gpu_health.scorer.rules import RULE_FEATURES, failure_class, time_to_failure_quantile
 from gpu_health.scorer.sanitize import BadValues
 from gpu_health.scorer.state import apply_states, state_families
 from gpu_health.telemetry.schema import choose_schema
@@ -64,6 +65,11 @@ class GpuScore:
     state_reasons: tuple[str, ...] = ()
     #: Seconds since the GPU's last sample (absent GPUs).
     state_age_s: float = 0.0
+    #: time to failure (seconds) at quantiles 0.1, 0.5, 0.9 of the survival curve
+    time_to_failure: dict[str, float] = field(default_factory=dict)
+    #: most likely failure class (memory, bus, nvlink, thermal_power, other) and its probability
+    failure_class: str = ""
+    failure_class_probability: float = math.nan
 
     @property
     def labels(self) -> list[str]:
@@ -79,33 +85,51 @@ class Snapshot:
     econ_families: tuple[Any, ...] = ()
     #: GPUs replaced by a new UUID in their slot: published as gpu_state, not ranked.
     gone: tuple[Any, ...] = ()
+    #: model features with no value for any GPU in this schema (named once in the log)
+    empty_features: tuple[str, ...] = ()
 
 
 #: Called with the GPUs of a run; returns them with ``econ`` set plus metric families.
 EconHook = Callable[[Sequence[GpuScore]], tuple[list[GpuScore], list[Any]]]
 
 
-def score_frame(model: FailureModel, frame: FeatureFrame, top_k: int = 3) -> list[GpuScore]:
+#: Quantiles of the time to failure published (10 %, median, 90 %: an 80 % interval).
+TTF_QUANTILES: tuple[str, ...] = ("0.1", "0.5", "0.9")
+
+
+def empty_features(model: RiskModel, frame: FeatureFrame) -> tuple[str, ...]:
+    """Model features that no GPU of the frame has a value for (the schema lacks the signal)."""
+    if not frame.gpus:
+        return ()
+    x = frame.select(model.features)
+    return tuple(n for j, n in enumerate(model.features) if np.isnan(x[:, j]).all())
+
+
+def score_frame(model: RiskModel, frame: FeatureFrame, top_k: int = 3) -> list[GpuScore]:
     """Turn one feature frame into per-GPU scores (probabilities, factors, anomaly)."""
     if not frame.gpus:
         return []
     x = frame.select(model.features)
     probs = {h: model.predict(h, x) for h in HORIZONS}
+    hazard = model.hazard(x)
+    ttf = {q: time_to_failure_quantile(hazard, float(q)) for q in TTF_QUANTILES}
+    classes, class_p = failure_class(frame.names, frame.values)
     # Two separately trained models can disagree at the margin, but failing within 7 days is
     # failing within 30: a longer horizon never gets the lower probability.
     ordered = sorted(HORIZONS, key=lambda h: int(h.rstrip("d")))
     for shorter, longer in itertools.pairwise(ordered):
         probs[longer] = np.maximum(probs[longer], probs[shorter])
-    contribs = {h: model.contributions(h, x) for h in HORIZONS}
+    contribs = {h: model.factors(h, x) for h in HORIZONS}
     anomaly = model.anomaly(x)
     econ = frame.select(ECON_FEATURES)
     out: list[GpuScore] = []
     for i, (node, gpu, uuid, gmodel) in enumerate(frame.gpus):
         factors: dict[str, list[tuple[str, float]]] = {}
         for h in HORIZONS:
-            row = contribs[h][i]
+            names, values = contribs[h]
+            row = values[i]
             order = np.argsort(-row)[:top_k]
-            factors[h] = [(model.features[j], float(row[j])) for j in order if row[j] > 0]
+            factors[h] = [(names[j], float(row[j])) for j in order if row[j] > 0]
         out.append(
             GpuScore(
                 node,
@@ -113,10 +137,13 @@ def score_frame(model: FailureModel, frame: FeatureFrame, top_k: int = 3) -> lis
                 uuid,
                 gmodel,
                 {h: float(probs[h][i]) for h in HORIZONS},
-                {h: bool(probs[h][i] >= model.horizons[h].threshold) for h in HORIZONS},
+                {h: bool(probs[h][i] >= model.threshold(h)) for h in HORIZONS},
                 factors,
                 float(anomaly[i]),
                 {name: float(econ[i, j]) for j, name in enumerate(ECON_FEATURES)},
+                time_to_failure={q: float(ttf[q][i]) for q in TTF_QUANTILES},
+                failure_class=classes[i],
+                failure_class_probability=float(class_p[i]),
             )
         )
     return out
@@ -127,7 +154,7 @@ class Scorer:
     """Holds the client, model and latest snapshot; ``run_once`` never raises."""
 
     client: PromClient
-    model: FailureModel
+    model: RiskModel
     schema: str = "auto"
     econ: EconHook | None = None
     top_k: int = 3
@@ -142,6 +169,9 @@ class Scorer:
     #: The model directory watched for a new model between runs (None: never reload).
     model_dir: Path | None = None
     model_reload_errors: int = 0
+    #: Score as of this Unix time instead of now (``gpu-health-scorer score --at``).
+    at: float | None = None
+    _empty_logged: tuple[str, ...] | None = None
     _model_stamp: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Wall-clock seconds a run may take; past it, queries fail at once and the run is abandoned
@@ -178,7 +208,7 @@ class Scorer:
             return
         self._model_stamp = stamp
         try:
-            model = FailureModel.load(self.model_dir)
+            model = load_model(self.model_dir)
         except ModelError as exc:
             self.model_reload_errors += 1
             log.warning("new model refused, keeping the last good one: %s", exc)
@@ -190,7 +220,7 @@ class Scorer:
         if self.schema in ("ours", "dcgm"):
             return self.schema  # type: ignore[return-value]
         try:
-            choice = choose_schema(self.client.query)
+            choice = choose_schema(lambda promql: self.client.query(promql, at=self.at))
         except UserError:  # nothing reports yet: nothing to score
             return "ours"
         log.debug("schema: %s", choice.reason)
@@ -213,11 +243,13 @@ class Scorer:
         self.reload_model_if_changed()
         try:
             schema = self.resolve_schema()
+            # Only what the model, the failure class (rule terms) and the economics read.
+            needed = {*self.model.features, *RULE_FEATURES, *ECON_FEATURES}
             frame = compute_features(
                 self.client,
                 schema,
-                None,
-                FEATURES,
+                self.at,
+                [f for f in FEATURES if f.name in needed],
                 self.workers,
                 keep=self.keep,
                 shard_regex=self.shard_regex,
@@ -225,7 +257,18 @@ class Scorer:
             self.client.check_run_deadline()  # failed feature queries must not pass as a run
             frame = self.bad_values.clean(frame)
             gpus = score_frame(self.model, frame, self.top_k)
-            gpus, gone = apply_states(self.client, schema, gpus, self.keep)
+            empty = empty_features(self.model, frame)
+            if empty != self._empty_logged and frame.gpus:
+                self._empty_logged = empty
+                if empty:
+                    log.warning(
+                        "%d model feature(s) have no data in the %s schema (signal not exported):"
+                        " %s",
+                        len(empty),
+                        schema,
+                        ", ".join(empty),
+                    )
+            gpus, gone = apply_states(self.client, schema, gpus, self.keep, at=self.at)
             families: list[Any] = []
             if self.econ is not None and gpus:
                 try:
@@ -248,7 +291,13 @@ class Scorer:
             self._fail(f"internal error: {type(exc).__name__}: {without_paths(one_line(exc))}")
             return False
         snap = Snapshot(
-            time.time(), time.monotonic() - started, schema, tuple(gpus), tuple(families), gone
+            time.time(),
+            time.monotonic() - started,
+            schema,
+            tuple(gpus),
+            tuple(families),
+            gone,
+            empty,
         )
         with self._lock:
             self.snapshot = snap
@@ -345,8 +394,23 @@ class ScorerCollector:
             labels=[*ident, "horizon", "feature"],
         )
         anomaly = GaugeMetricFamily("gpu_anomaly_score", _HELP["gpu_anomaly_score"], labels=ident)
+        ttf = GaugeMetricFamily(
+            "gpu_time_to_failure_seconds",
+            _HELP["gpu_time_to_failure_seconds"],
+            labels=[*ident, "quantile"],
+        )
+        fclass = GaugeMetricFamily(
+            "gpu_failure_class_probability",
+            _HELP["gpu_failure_class_probability"],
+            labels=[*ident, "class"],
+        )
         if snap is not None:
             for g in snap.gpus:
+                for q, seconds in g.time_to_failure.items():
+                    if math.isfinite(seconds):
+                        ttf.add_metric([*g.labels, q], seconds)
+                if g.failure_class and math.isfinite(g.failure_class_probability):
+                    fclass.add_metric([*g.labels, g.failure_class], g.failure_class_probability)
                 for h in HORIZONS:
                     prob.add_metric([*g.labels, h], g.probability[h])
                     for name, value in g.risk_factors[h]:
@@ -358,6 +422,8 @@ class ScorerCollector:
         yield anomaly
         yield risk_factor_info(snap.gpus if snap is not None else [])
         yield from state_families(snap)
+        yield ttf
+        yield fclass
         if snap is not None:
             yield from snap.econ_families
         now = time.time()

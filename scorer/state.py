@@ -30,12 +30,16 @@ log = logging.getLogger(__name__)
 
 def _down(score: GpuScore, state: GpuState) -> GpuScore:
     """A failed or absent GPU: failed now on every horizon, a hard fault for the economics."""
+    from gpu_health.scorer.service import TTF_QUANTILES
+
     return dataclasses.replace(
         score,
         probability={h: 1.0 for h in HORIZONS},
         flagged={h: True for h in HORIZONS},
         risk_factors={h: [(f"state_{state.state}", 1.0)] for h in HORIZONS},
         inputs={**score.inputs, "hard_fault": 1.0},
+        # Failed now: no time left at any quantile of the survival curve.
+        time_to_failure={q: 0.0 for q in TTF_QUANTILES},
         state=state.state,
         state_reasons=state.reasons,
         state_age_s=state.age_s,

@@ -30,6 +30,7 @@ from gpu_health.scorer.features import FEATURES, MODEL_FEATURES, SchemaName, com
 from gpu_health.scorer.model import (
     HORIZON_SECONDS,
     HORIZONS,
+    TRAINED_HORIZONS,
     FailureModel,
     HorizonModel,
     IsolationForestArrays,
@@ -107,8 +108,13 @@ def load_failures(path: Path) -> list[Failure]:
                     raise UserError(f"{path}: line {n}: {exc}") from None
                 pre = None if pcol is None else _truthy(pcol, row[pcol])
                 start = None
-                if pre and pcol == "precursor_start":
-                    start = parse_time(row[pcol])
+                # precursor_start may sit beside a yes/no precursor column: when it began.
+                began = (row.get("precursor_start") or "").strip()
+                if pre and began and began.lower() not in _FALSE:
+                    try:
+                        start = parse_time(began)
+                    except UserError as exc:
+                        raise UserError(f"{path}: line {n}: precursor_start: {exc}") from None
                 failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre, start))
             return failures
     except OSError as exc:
@@ -133,6 +139,20 @@ class Dataset:
             if name in self.features:
                 out[:, j] = self.x[:, self.features.index(name)]
         return out
+
+
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    """Several histories' examples as one training set (labels were set per history)."""
+    first = parts[0]
+    if any(p.features != first.features for p in parts):
+        raise UserError("histories were collected with different feature lists")
+    return Dataset(
+        first.features,
+        np.vstack([p.x for p in parts]),
+        np.concatenate([p.times for p in parts]),
+        [u for p in parts for u in p.uuids],
+        {h: np.concatenate([p.labels[h] for p in parts]) for h in first.labels},
+    )
 
 
 def label_rows(
@@ -315,7 +335,7 @@ def fit(
     split = float(np.quantile(unique_times, 1.0 - valid_fraction))
     horizons: dict[str, HorizonModel] = {}
     report: dict[str, Any] = {"split_time": split, "horizons": {}}
-    for horizon in HORIZONS:
+    for horizon in TRAINED_HORIZONS:
         y = data.labels[horizon]
         h = HORIZON_SECONDS[horizon]
         train = ~np.isnan(y) & (data.times + h <= split)
@@ -404,118 +424,4 @@ def _scores(p: FloatArray, y: FloatArray) -> dict[str, float]:
         "pr_auc": float(average_precision_score(y, p)),
         "recall_at_5pct_fpr": float(np.interp(TARGET_FPR, fpr, tpr)),
         "base_rate": float(y.mean()),
-    }
-
-
-# ---- evaluation ---------------------------------------------------------------------------
-
-
-def evaluate(model: FailureModel, data: Dataset, failures: Sequence[Failure]) -> dict[str, Any]:
-    """ROC/PR AUC and recall at 5 % FPR per horizon, FPR at the model's own threshold, and
-    the lead time of each failure (days between first flag and failure)."""
-    x = data.matrix(model.features)
-    report: dict[str, Any] = {"rows": len(data), "horizons": {}}
-    probs: dict[str, FloatArray] = {}
-    for horizon in HORIZONS:
-        p = model.predict(horizon, x)
-        probs[horizon] = p
-        y = data.labels[horizon]
-        ok = ~np.isnan(y)
-        entry: dict[str, Any] = {"rows": int(ok.sum()), "positives": int(y[ok].sum())}
-        if len(np.unique(y[ok])) == 2:
-            entry.update(_scores(p[ok], y[ok]))
-            for subset, keep in _precursor_subsets(data, failures, horizon).items():
-                sel = ok & keep
-                if len(np.unique(y[sel])) == 2:
-                    entry[subset] = {
-                        **_scores(p[sel], y[sel]),
-                        "positives": int(y[sel].sum()),
-                    }
-            thr = model.horizons[horizon].threshold
-            neg = ok & (y == 0)
-            posm = ok & (y == 1)
-            entry["threshold"] = thr
-            entry["fpr_at_threshold"] = float((p[neg] >= thr).mean())
-            entry["recall_at_threshold"] = float((p[posm] >= thr).mean())
-        report["horizons"][horizon] = entry
-    report["lead_time"] = lead_times(model, data, probs["30d"], failures)
-    return report
-
-
-def _precursor_subsets(
-    data: Dataset, failures: Sequence[Failure], horizon: str
-) -> dict[str, npt.NDArray[np.bool_]]:
-    """Row masks keeping all negatives and only the positives whose failure is predictable:
-    ``precursor_failures`` (the failure mode showed a precursor at some point) and
-    ``precursor_visible`` (the precursor had already begun at the prediction time)."""
-    h = HORIZON_SECONDS[horizon]
-    by_uuid: dict[str, list[Failure]] = {}
-    for f in failures:
-        by_uuid.setdefault(f.uuid, []).append(f)
-    if not any(f.precursor is not None for f in failures):
-        return {}
-    has = np.ones(len(data), dtype=bool)
-    visible = np.ones(len(data), dtype=bool)
-    for i, (uuid, t) in enumerate(zip(data.uuids, data.times, strict=True)):
-        upcoming = [f for f in by_uuid.get(uuid, ()) if t < f.time <= t + h]
-        if not upcoming:
-            continue
-        has[i] = any(f.precursor for f in upcoming)
-        visible[i] = any(
-            f.precursor and (f.precursor_start is None or f.precursor_start <= t) for f in upcoming
-        )
-    return {"precursor_failures": has, "precursor_visible": visible}
-
-
-def lead_times(
-    model: FailureModel, data: Dataset, p30: FloatArray, failures: Sequence[Failure]
-) -> dict[str, Any]:
-    """For each failure inside the evaluated period: how long before it the GPU was first
-    flagged by the 30-day model (within the 30 days before the failure)."""
-    thr = model.horizons["30d"].threshold
-    t_min, t_max = float(data.times.min()), float(data.times.max())
-    by_uuid: dict[str, list[int]] = {}
-    for i, u in enumerate(data.uuids):
-        by_uuid.setdefault(u, []).append(i)
-    rows: list[dict[str, Any]] = []
-    for f in failures:
-        if not (t_min + HORIZON_SECONDS["30d"] / 4 <= f.time <= t_max + 86400):
-            continue
-        idx = [
-            i
-            for i in by_uuid.get(f.uuid, [])
-            if f.time - HORIZON_SECONDS["30d"] <= data.times[i] < f.time
-        ]
-        flagged = sorted(data.times[i] for i in idx if p30[i] >= thr)
-        lead = (f.time - flagged[0]) / 86400 if flagged else None
-        early = f.precursor_start is not None and f.time - f.precursor_start >= 7 * 86400
-        rows.append(
-            {
-                "uuid": f.uuid,
-                "mode": f.mode,
-                "precursor": f.precursor,
-                "precursor_7d": early,
-                "lead_days": lead,
-            }
-        )
-
-    def summary(sel: list[dict[str, Any]]) -> dict[str, Any]:
-        leads = [r["lead_days"] for r in sel if r["lead_days"] is not None]
-        n = len(sel)
-        return {
-            "failures": n,
-            "flagged": len(leads),
-            "flagged_7d_early": sum(1 for v in leads if v >= 7),
-            "share_flagged_7d_early": (sum(1 for v in leads if v >= 7) / n) if n else None,
-            "median_lead_days": float(np.median(leads)) if leads else None,
-        }
-
-    by_mode: dict[str, Any] = {}
-    for mode in sorted({r["mode"] for r in rows}):
-        by_mode[mode] = summary([r for r in rows if r["mode"] == mode])
-    return {
-        "all": summary(rows),
-        "with_precursor": summary([r for r in rows if r["precursor"]]),
-        "precursor_began_7d_before": summary([r for r in rows if r["precursor_7d"]]),
-        "by_mode": by_mode,
     }

@@ -67,8 +67,14 @@ def openmetrics(
     step: float = 1800,
     schema: str = "ours",
     start: float = 1_700_000_000,
+    driver_change_at: float | None = None,
 ) -> str:
-    """The whole history as one OpenMetrics document (ends with ``# EOF``)."""
+    """The whole history as one OpenMetrics document (ends with ``# EOF``).
+
+    ``driver_change_at`` (seconds after the start): every series carries the driver version
+    as a label (dcgm-exporter's ``DCGM_FI_DRIVER_VERSION``, ours ``driver_version``), which
+    changes there, as a driver upgrade splits every series in two.
+    """
     catalogue = by_name()
     times = [k * step for k in range(int(days * DAY / step) + 1)]
     families: dict[str, list[str]] = {}
@@ -111,6 +117,9 @@ def openmetrics(
                         if metric == "gpu_xid_errors_total"
                         else (value / f.scale)
                     )
+                if driver_change_at is not None:
+                    key = "driver_version" if schema == "ours" else "DCGM_FI_DRIVER_VERSION"
+                    labels[key] = "535.129.03" if t < driver_change_at else "550.54.15"
                 text = ",".join(f'{k}="{val}"' for k, val in sorted(labels.items()))
                 families.setdefault(name, []).append(f"{name}{{{text}}} {v} {start + t:.0f}")
     out = io.StringIO()

@@ -325,11 +325,12 @@ local g = import 'lib.libsonnet';
         name: 'horizon',
         label: 'Horizon',
         type: 'custom',
-        query: '7d,30d',
+        query: '7d,30d,90d',
         current: { text: '30d', value: '30d', selected: true },
         options: [
           { text: '7d', value: '7d', selected: false },
           { text: '30d', value: '30d', selected: true },
+          { text: '90d', value: '90d', selected: false },
         ],
         includeAll: false,
         multi: false,
@@ -368,6 +369,12 @@ local g = import 'lib.libsonnet';
         g.bargauge('GPU states', 'GPUs per state (healthy, degraded, failed, absent, replaced) from the scorer: failed = hard fault awaiting reset or repair, absent = no samples, replaced = a new UUID in the slot.', [
           g.target('sum by (state) (gpu_state%s)' % scored(), '{{state}}', instant=true),
         ], unit='none', w=24, h=5),
+        g.table('Time to failure', 'Time to failure of the riskiest GPUs at quantiles 0.1, 0.5 and 0.9 of the survival curve (0.1 to 0.9: an 80 % interval).', [
+          g.tableTarget('gpu_time_to_failure_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='s', columns=['node', 'gpu', 'uuid', 'quantile', 'Value'], rename={ Value: 'time to failure' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='time to failure', sortDesc=false, w=12, h=9),
+        g.table('Most likely failure class', 'Per risky GPU: the failure class its evidence points to (memory, bus, nvlink, thermal_power, other) and its share of the risk; each class has a runbook (docs/runbooks).', [
+          g.tableTarget('gpu_failure_class_probability%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+        ], unit='percentunit', columns=['node', 'gpu', 'uuid', 'class', 'Value'], rename={ Value: 'probability' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='probability', sortDesc=true, w=12, h=9),
 
         g.bargauge('NPV by action', 'Fleet net present value of each course of action if applied to every selected GPU.', [
           g.target('sum by (action) (gpu_npv%s)' % scored('currency="%s"' % c.currency), '{{action}}', instant=true),

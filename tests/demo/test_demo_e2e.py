@@ -108,7 +108,7 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
             90,
             demo,
         )
-        assert {p["metric"]["horizon"] for p in probabilities} == {"7d", "30d"}
+        assert {p["metric"]["horizon"] for p in probabilities} == {"7d", "30d", "90d"}
         assert stack.query(prom, 'gpu_recommended_action{job="gpu-health-scorer"} == 1')
         # The shipped inventory reached the scorer: its two nodes sit in the first two of its
         # three datacenters, and the ages come from it.

@@ -104,7 +104,7 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     assert [s.uuid for s in snap.gone] == ["GPU-old"]
     for g in snap.gpus:
         if g.state in ("failed", "absent"):
-            assert g.probability == {"7d": 1.0, "30d": 1.0}, g.uuid
+            assert g.probability == {"7d": 1.0, "30d": 1.0, "90d": 1.0}, g.uuid
             assert g.econ is not None and g.econ.recommended_action != "keep", g.uuid
             assert g.econ.recommended_action in ("repair", "sell", "decommission")
     ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))

@@ -24,9 +24,10 @@ def _gpu(uuid: str, node: str, gpu: str, p30: float) -> GpuScore:
         gpu=gpu,
         uuid=uuid,
         model="NVIDIA H100 80GB HBM3",
-        probability={"7d": p30 / 4, "30d": p30},
-        flagged={"7d": False, "30d": False},
-        risk_factors={"7d": [], "30d": []},
+        # 90d from 30d at a constant hazard, as the survival curve gives it.
+        probability={"7d": p30 / 4, "30d": p30, "90d": 1 - (1 - p30) ** 3},
+        flagged={"7d": False, "30d": False, "90d": False},
+        risk_factors={"7d": [], "30d": [], "90d": []},
         anomaly=0.1,
         inputs={"utilization_avg_30d": 0.8, "power_avg_30d_watts": 500.0, "health_score": 95.0},
     )

@@ -89,11 +89,93 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["schema"] == "dcgm"
-    for h in ("7d", "30d"):
-        assert 0.0 <= report["horizons"][h]["roc_auc"] <= 1.0
-    assert report["horizons"]["7d"]["roc_auc"] > 0.8  # the ramp is easy to see
+    for h in ("7d", "30d"):  # 90 d is censored everywhere in an 80-day history
+        assert 0.0 <= report["horizons"][h]["all"]["model"]["roc_auc"] <= 1.0
+    seven = report["horizons"]["7d"]["all"]
+    assert seven["model"]["roc_auc"] > 0.8  # the ramp is easy to see
+    # The rule is scored on the same rows, with bootstrap intervals around each estimate.
+    assert seven["rule"]["roc_auc"] > 0.8
+    for scorer in ("model", "rule"):
+        low, high = seven[scorer]["roc_auc_ci95"]
+        assert low <= seven[scorer]["roc_auc"] <= high
+    assert "mode:hbm" in report["horizons"]["7d"]
     assert report["lead_time"]["with_precursor"]["failures"] >= 5
-    assert "ROC_AUC" in result.stdout
+    assert "ROC_AUC" in result.stdout and " rule " in result.stdout
+    # Signals this hand-made dcgm history lacks are named (once), not silently zero.
+    assert "ecc_uncorrected_7d" in report["empty_features"]
+    assert "no data in the dcgm schema" in result.stderr
+
+
+def test_evaluate_rules_from_a_relative_data_dir(history: Path, tmp_path: Path) -> None:
+    """A relative --data-dir works (the private Prometheus runs elsewhere); --model rules."""
+    result = subprocess.run(
+        [
+            *SCORER,
+            "evaluate",
+            "--data-dir",
+            history.name,
+            "--model",
+            "rules",
+            "--step",
+            "2d",
+            "--bootstrap",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=history.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model rules" in result.stdout and "0 GPUs" not in result.stdout
+
+
+def test_history_without_gpus_is_a_one_line_error(history: Path) -> None:
+    """Wrong schema for the data: no GPU series at all -> one line naming the cause."""
+    result = subprocess.run(
+        [*SCORER, "evaluate", "--data-dir", str(history), "--schema", "ours", "--step", "2d"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "no GPU series (ours schema)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_score_at_a_past_time_as_a_black_box(history: Path, prometheus_factory) -> None:
+    """``score --at`` a day before GPU 19 failed ranks it first, with its failure class."""
+    prom = prometheus_factory(data_dir=history / "prometheus")
+    start = json.loads(json.dumps([r for r in (history / "failures.csv").read_text().splitlines()]))
+    fail_19 = next(float(r.split(",")[1]) for r in start if r.startswith("GPU-0019-test"))
+    result = subprocess.run(
+        [
+            *SCORER,
+            "score",
+            "--prometheus.url",
+            prom.url,
+            "--at",
+            str(fail_19 - DAY),
+            "--json",
+            "--model",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    top = body["gpus"][0]
+    assert top["uuid"] == "GPU-0019-test"
+    p = top["failure_probability"]
+    assert 0 < p["7d"] <= p["30d"] <= p["90d"] <= 1
+    ttf = top["time_to_failure_seconds"]
+    assert 0 < ttf["0.1"] < ttf["0.5"] < ttf["0.9"]
+    assert top["failure_class"]["class"] == "memory"
+    assert top["failure_class"]["runbook"].endswith(".md")
+    # Before any failure the healthy fleet sits far lower.
+    assert body["gpus"][-1]["failure_probability"]["7d"] < p["7d"] / 10
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -161,7 +243,9 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
         alive = 24 - sum(1 for d in FAILS.values() if d <= DAYS)
         assert _metric(text, "gpu_scorer_gpus_scored") == [alive]
         probs = _metric(text, "gpu_failure_probability")
-        assert len(probs) == 2 * alive and all(0 <= p <= 1 for p in probs)
+        assert len(probs) == 3 * alive and all(0 <= p <= 1 for p in probs)
+        assert len(_metric(text, "gpu_time_to_failure_seconds")) == 3 * alive
+        assert len(_metric(text, "gpu_failure_class_probability")) == alive
         assert "UUID" not in text and 'uuid="GPU-0021-test"' in text  # dcgm labels mapped
         assert "gpu_failure_risk_factor{" in text and "gpu_anomaly_score{" in text
         assert "gpu_npv{" in text  # the economics ran on the scores
@@ -176,6 +260,7 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
         for factor in ranking["gpus"][0]["risk_factors"]["7d"]:  # words next to the name
             assert factor["label"] == factor_label(factor["feature"]) and "_" not in factor["label"]
             assert f'feature="{factor["feature"]}",label="{factor["label"]}"' in text
+        assert "ecc_uncorrected_7d" in ranking["empty_features"]
         assert _get(f"{base}/api/v1/gpus?horizon=1y")[0] == 400
         openapi = json.loads(_get(f"{base}/api/v1/openapi.json")[1])
         assert "/api/v1/gpus" in openapi["paths"]
@@ -189,7 +274,7 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
             return text if failed and failed[0] >= 2 and age and age[0] > 1.5 else None
 
         text = _wait(degraded)
-        assert len(_metric(text, "gpu_failure_probability")) == 2 * alive
+        assert len(_metric(text, "gpu_failure_probability")) == 3 * alive
         assert _metric(text, "gpu_scorer_query_errors_total")[0] >= 1
         ranking = json.loads(_get(f"{base}/api/v1/gpus")[1])
         assert ranking["last_error"] and ranking["results_age_seconds"] > 1
@@ -233,3 +318,42 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         assert text in result.stderr and "Traceback" not in result.stderr
         assert result.stderr.strip().count("\n") == 0
     assert "serve" in subprocess.run([*SCORER, "--help"], capture_output=True, text=True).stdout
+
+
+def _processes_using(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(path) in (proc / "cmdline").read_bytes().decode():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_terminated_evaluate_stops_its_private_prometheus(history: Path) -> None:
+    """SIGTERM mid-run stops the private Prometheus too (an orphan would lock the data dir)."""
+    proc = subprocess.Popen(
+        [*SCORER, "evaluate", "--data-dir", str(history), "--step", "2d", "--bootstrap", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "time steps" in line:
+                break
+        tsdb = history / "prometheus"
+        assert [p for p in _processes_using(tsdb) if p != proc.pid]  # it is running
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _processes_using(tsdb) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(tsdb) == []
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -74,12 +74,28 @@ def test_feature_values_match_the_history(both: dict[str, PromClient]) -> None:
     # GPU 1 is 4.9 days into its precursor ramp: far more errors, and it runs hot.
     assert value("GPU-0001-test", "ecc_corrected_per_day_24h") > 500
     assert value("GPU-0001-test", "temp_gpu_excess_24h") > 5
-    assert value("GPU-0001-test", "temp_gpu_trend_per_day_7d") == pytest.approx(2.0, rel=0.25)
+    # 24 h average now (4.4 days into a 2 °C/day ramp) minus 6 days earlier (flat), per day.
+    assert value("GPU-0001-test", "temp_gpu_trend_per_day_7d") == pytest.approx(8.8 / 6, rel=0.1)
     # GPU 3 replays one PCIe packet an hour: 1/60 per minute.
     assert value("GPU-0003-test", "pcie_replays_per_min_24h") == pytest.approx(1 / 60, rel=0.1)
     # dcgm-exporter keeps only the last XID: one change from 0 to 63 in the week.
     assert value("GPU-0001-test", "xid_events_7d") == 1
     assert value("GPU-0000-test", "xid_events_7d") == 0
+    # ... and that code (63, a row remap) is a memory-class XID.
+    assert value("GPU-0001-test", "xid_memory_events_7d") == 1
+    assert value("GPU-0001-test", "xid_bus_events_7d") == 0
+    assert value("GPU-0001-test", "xid_other_events_7d") == 0
+    # GPU 5 (node1) stopped reporting at day 6.3: its node peers carry the loss, others not.
+    assert [value(f"GPU-000{i}-test", "node_lost_gpus_30d") for i in (4, 6, 7)] == [1, 1, 1]
+    assert value("GPU-0001-test", "node_lost_gpus_30d") == 0
+    # Corrected errors on odd GPUs every 2.4 h: with 30-minute samples a 2-hour increase sees
+    # 1.5 h of them, so about half of the week's 2-hour slots show activity.
+    assert 0.3 * 168 <= value("GPU-0003-test", "ecc_corrected_active_hours_7d") <= 0.8 * 168
+    assert value("GPU-0002-test", "ecc_corrected_active_hours_7d") == 0
+    # GPU 1's corrected rate now is well above its own rate over the week before (which
+    # already held part of the ramp); a steady GPU's change is about zero.
+    assert value("GPU-0001-test", "ecc_corrected_log_change_7d") > 1
+    assert abs(value("GPU-0003-test", "ecc_corrected_log_change_7d")) < 0.3
     # Signals dcgm-exporter lacks are missing, not zero and not an error.
     assert math.isnan(value("GPU-0001-test", "row_remap_pending_7d"))
     assert math.isnan(value("GPU-0001-test", "health_score"))
@@ -115,3 +131,40 @@ def test_every_feature_query_parses_in_both_schemas() -> None:
             query = feature.build(s)
             if query is not None:
                 promql_parser.parse(query)
+
+
+@pytest.mark.parametrize("schema", ["dcgm", "ours"])
+def test_driver_upgrade_leaves_every_feature_unchanged(
+    tmp_path: Path, prometheus_factory, schema: str
+) -> None:
+    """A driver upgrade relabels every series (new driver version): features are aggregated
+    by GPU. Gauge features are exact; a counter's increase loses the one scrape interval
+    between the old series' last sample and the new one's first (and Prometheus extrapolates
+    each piece to the window edge), within 10 % on this coarse 30-minute, integer history."""
+    fleet = make_fleet()
+    clients = []
+    for name, change in (("plain", None), ("upgraded", 5.9 * DAY)):
+        om = tmp_path / f"{name}.om"
+        om.write_text(
+            openmetrics(
+                fleet, days=6.5, step=1800, schema=schema, start=START, driver_change_at=change
+            )
+        )
+        stack.promtool_backfill(om, tmp_path / f"tsdb-{name}", block_duration="480h")
+        server = prometheus_factory(data_dir=tmp_path / f"tsdb-{name}")
+        clients.append(PromClient(PromConfig(server.url, retries=1)))
+    plain, upgraded = (compute_features(c, schema, AT) for c in clients)  # type: ignore[arg-type]
+    assert plain.gpus == upgraded.gpus and plain.failed_queries == upgraded.failed_queries == 0
+    off = {}
+    for j, name in enumerate(plain.names):
+        a, b = plain.values[:, j], upgraded.values[:, j]
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+        ok = np.isfinite(a)
+        err = np.abs(a[ok] - b[ok]) / np.maximum(np.abs(a[ok]), 1.0)
+        if ok.any() and err.max() > 0.0:
+            off[name] = float(err.max())
+    counters = ("ecc_", "pcie_replay", "nvlink_", "xid_", "remapped_", "resets_")
+    assert {n: e for n, e in off.items() if not n.startswith(counters) and e > 1e-9} == {}
+    assert {n: e for n, e in off.items() if e > 0.1} == {}
+    gap = plain.column("reporting_gap_share_7d")
+    assert np.nanmax(upgraded.column("reporting_gap_share_7d")) <= np.nanmax(gap) + 0.01

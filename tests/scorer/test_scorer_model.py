@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpu_health.scorer.evaluation import evaluate
 from gpu_health.scorer.model import (
     CHECKSUMS,
     DEFAULT_MODEL_DIR,
     HORIZON_SECONDS,
     HORIZONS,
+    TRAINED_HORIZONS,
     FailureModel,
     IsolationForestArrays,
     ModelError,
@@ -20,7 +22,6 @@ from gpu_health.scorer.model import (
 from gpu_health.scorer.training import (
     Dataset,
     Failure,
-    evaluate,
     fit,
     label_rows,
     threshold_at_fpr,
@@ -73,7 +74,7 @@ def test_labels_are_censored_where_the_future_is_unknown() -> None:
 def test_time_split_leaves_no_label_window_across_the_split(trained) -> None:
     _model, report, data, _ = trained
     split = report["split_time"]
-    for h in HORIZONS:
+    for h in TRAINED_HORIZONS:
         entry = report["horizons"][h]
         rows = ~np.isnan(data.labels[h]) & (data.times + HORIZON_SECONDS[h] <= split)
         assert entry["train_rows"] == int(rows.sum())
@@ -83,9 +84,11 @@ def test_time_split_leaves_no_label_window_across_the_split(trained) -> None:
 def test_model_learns_the_precursor_and_calibrates(trained) -> None:
     model, _report, _data, _ = trained
     held, failures = synthetic_dataset(seed=7)
-    report = evaluate(model, held, failures)
-    assert report["horizons"]["7d"]["roc_auc"] > 0.9
-    assert report["horizons"]["30d"]["roc_auc"] > 0.85
+    report = evaluate(model, held, failures, bootstrap=20)
+    assert report["horizons"]["7d"]["all"]["model"]["roc_auc"] > 0.9
+    assert report["horizons"]["30d"]["all"]["model"]["roc_auc"] > 0.85
+    # The rule is reported on the same rows; it reads none of these synthetic features.
+    assert report["horizons"]["7d"]["all"]["rule"]["roc_auc"] == pytest.approx(0.5)
     # Calibration: mean predicted probability near the observed rate on held-out rows.
     y = held.labels["7d"]
     ok = ~np.isnan(y)
@@ -130,7 +133,7 @@ def test_save_load_round_trip_without_pickle(trained, tmp_path: Path) -> None:
     x = np.array([[0.0, 0.0, np.nan], [90.0, 1.0, 0.5]])
     for h in HORIZONS:
         np.testing.assert_allclose(loaded.predict(h, x), model.predict(h, x))
-        np.testing.assert_allclose(loaded.contributions(h, x), model.contributions(h, x))
+        np.testing.assert_allclose(loaded.factors(h, x)[1], model.factors(h, x)[1])
     np.testing.assert_allclose(loaded.anomaly(x), model.anomaly(x))
     assert loaded.predict("30d", x)[1] > loaded.predict("30d", x)[0]
 
@@ -165,7 +168,7 @@ def test_damaged_model_is_refused(trained, tmp_path: Path, damage: str, message:
 
 def test_shipped_model_verifies_and_scores() -> None:
     model = FailureModel.load(DEFAULT_MODEL_DIR)
-    assert set(model.horizons) == set(HORIZONS)
+    assert set(model.horizons) == set(TRAINED_HORIZONS)
     x = np.full((2, len(model.features)), np.nan)
     p = model.predict("30d", x)
     assert ((p >= 0) & (p <= 1)).all()
@@ -192,8 +195,32 @@ def test_failures_csv_in_the_simulators_layout(tmp_path: Path) -> None:
         1699900000.0,
     )
     assert b.time == 1700000000.0 and b.precursor is False and b.precursor_start is None
+    # The families' layout: a yes/no precursor column beside precursor_start.
+    path.write_text(
+        "uuid,time,mode,precursor,precursor_start\nGPU-c,1700000000,hbm,true,1699990000\n"
+        "GPU-d,1700000000,pcie,false,\n"
+    )
+    c, d = load_failures(path)
+    assert (c.precursor, c.precursor_start) == (True, 1699990000.0)
+    assert (d.precursor, d.precursor_start) == (False, None)
     path.write_text("uuid,when\nx,1\n")
     from gpu_health.errors import UserError
 
     with pytest.raises(UserError, match="missing column"):
         load_failures(path)
+
+
+def test_histories_concatenate_into_one_training_set() -> None:
+    from gpu_health.errors import UserError
+    from gpu_health.scorer.training import concat
+
+    a, _ = synthetic_dataset(seed=1, gpus=12, days=60)
+    b, _ = synthetic_dataset(seed=2, gpus=18, days=60)
+    both = concat([a, b])
+    assert len(both) == len(a) + len(b)
+    np.testing.assert_array_equal(both.x[len(a) :], b.x)
+    for h in a.labels:
+        np.testing.assert_array_equal(both.labels[h][: len(a)], a.labels[h])
+    odd = Dataset(("other",), a.x[:, :1], a.times, a.uuids, a.labels)
+    with pytest.raises(UserError, match="different feature lists"):
+        concat([a, odd])

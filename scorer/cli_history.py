@@ -1,0 +1,236 @@
+"""``gpu-health-scorer train`` and ``evaluate``: histories, the Prometheus client, reports.
+
+Both replay the serving feature queries at past timestamps, either against a running
+Prometheus (``--prometheus.url`` with ``--start/--end``) or against backfilled data directories
+that they serve themselves with a private Prometheus (``--data-dir``). Split from
+:mod:`gpu_health.scorer.cli`, which keeps the argument parser, ``serve`` and ``score``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from gpu_health import __version__
+from gpu_health.errors import UserError
+
+log = logging.getLogger("gpu_health.scorer")
+
+
+def client_for(args: argparse.Namespace, url: str | None = None) -> Any:
+    from gpu_health.scorer.promclient import PromClient, PromConfig, parse_headers
+
+    if args.prom_retries < 1:
+        raise UserError("--prometheus.retries must be at least 1")
+    return PromClient(
+        PromConfig(
+            url=url or args.prom_url,
+            timeout_s=args.prom_timeout,
+            retries=args.prom_retries,
+            ca_file=args.prom_ca_file,
+            insecure_skip_verify=args.prom_insecure,
+            bearer_token_file=args.prom_token_file,
+            basic_auth_username=args.prom_user,
+            basic_auth_password_file=args.prom_password_file,
+            headers=parse_headers(args.prom_headers),
+            max_answer_bytes=getattr(args, "prom_max_bytes", 64 << 20),
+            max_series=getattr(args, "prom_max_series", 200_000),
+        )
+    )
+
+
+# ---- history (shared by train and evaluate) ------------------------------------------------
+
+
+def block_time_range(data_dir: Path) -> tuple[float, float]:
+    """Earliest and latest sample time of the TSDB blocks in ``data_dir`` (from meta.json)."""
+    lo, hi = float("inf"), float("-inf")
+    for meta in data_dir.glob("*/meta.json"):
+        try:
+            m = json.loads(meta.read_text())
+            lo = min(lo, m["minTime"] / 1000.0)
+            hi = max(hi, m["maxTime"] / 1000.0)
+        except (OSError, ValueError, KeyError):
+            continue
+    if lo == float("inf"):
+        raise UserError(f"{data_dir}: no Prometheus blocks found")
+    return lo, hi
+
+
+def _tsdb_dir(data_dir: Path) -> Path:
+    for candidate in (data_dir / "prometheus", data_dir / "data", data_dir / "tsdb", data_dir):
+        if any(candidate.glob("*/meta.json")):
+            return candidate
+    raise UserError(f"{data_dir}: no Prometheus blocks found (expected gpu-health backfill --out)")
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, Path]]:
+    """Yield (client, start, end, failures path) for --data-dir or --prometheus.url."""
+    if args.data_dir:
+        from gpu_health import stack
+
+        # Absolute: the private Prometheus runs in a temporary working directory, where a
+        # relative path would open (and create) an empty database.
+        tsdb = _tsdb_dir(args.data_dir.resolve())
+        start, end = block_time_range(tsdb)
+        start = args.start or start
+        end = args.end or end
+        failures = (args.failures or args.data_dir / "failures.csv").resolve()
+        with tempfile.TemporaryDirectory(prefix="gpu-health-scorer-") as tmp:
+            work = Path(tmp)
+            config = stack.write_prometheus_config(work / "prometheus.yml")
+            print(f"starting a private Prometheus on {tsdb} ...", file=sys.stderr, flush=True)
+            # SIGTERM unwinds like Ctrl-C, so the private Prometheus is stopped, not orphaned
+            # (an orphan would hold the data dir's lock and block the next run).
+            signal.signal(signal.SIGTERM, _exit_on_signal)
+            try:
+                ctx = stack.prometheus(work, config, data_dir=tsdb, retention="36500d")
+                with ctx as server:
+                    yield client_for(args, server.url), start, end, failures
+            except stack.MissingBinaryError as exc:
+                raise UserError(str(exc)) from None
+        return
+    if not args.failures:
+        raise UserError("--failures CSV is required with --prometheus.url (or use --data-dir)")
+    if not args.start:
+        raise UserError("--start is required with --prometheus.url (or use --data-dir)")
+    yield client_for(args), args.start, args.end or time.time(), args.failures
+
+
+def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]:
+    from gpu_health.scorer.features import count_gpus, detect_schema
+    from gpu_health.scorer.training import (
+        collect,
+        load_failures,
+        prediction_times,
+        print_progress,
+    )
+
+    with open_history(args) as (client, start, end, failures_path):
+        failures = load_failures(failures_path)
+        schema = args.schema if args.schema != "auto" else detect_schema(client, end)
+        times = prediction_times(start, end, args.step, args.warmup)
+        present = count_gpus(client, schema, start, end)
+        if present == 0:
+            raise UserError(
+                f"no GPU series ({schema} schema) in the history from {iso_utc(start)} to "
+                f"{iso_utc(end)}: wrong --data-dir/--prometheus.url, --schema or time range?"
+            )
+        print(
+            f"{label}: {len(times)} time steps, schema {schema}, {len(failures)} failures",
+            file=sys.stderr,
+            flush=True,
+        )
+        data = collect(
+            client, schema, times, failures, end, print_progress(label), workers=args.workers
+        )
+        if client.errors:
+            raise UserError(f"{client.errors} feature queries failed; see the log above")
+    if len(data) == 0:
+        raise UserError(
+            f"no GPU reported at any of the {len(times)} time steps after the warm-up; "
+            "shorten --warmup or check the time range"
+        )
+    empty = [n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()]
+    if empty:
+        log.warning(
+            "%d feature(s) have no data in the %s schema: %s", len(empty), schema, ", ".join(empty)
+        )
+    return data, failures, schema
+
+
+def iso_utc(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from gpu_health.scorer.training import fit
+
+    if args.hazard_scale <= 0 or not 0 <= args.signal_dropout < 1:
+        raise UserError("--hazard-scale must be > 0 and --signal-dropout in [0, 1)")
+    if not 0 < args.valid_fraction < 1:
+        raise UserError("--valid-fraction must be between 0 and 1")
+    began = time.monotonic()
+    data, _failures, schema = _collect(args, "train")
+    if args.also_data_dirs:
+        from gpu_health.scorer.training import concat
+
+        parts = [data]
+        for extra in args.also_data_dirs:
+            more = argparse.Namespace(**{**vars(args), "data_dir": extra, "failures": None})
+            parts.append(_collect(more, f"train {extra.name}")[0])
+        data = concat(parts)
+    if args.dump_dataset:
+        _dump(data, args.dump_dataset)
+    model, report = fit(
+        data,
+        seed=args.seed,
+        valid_fraction=args.valid_fraction,
+        n_estimators=args.trees,
+        dropout=args.signal_dropout,
+        hazard_scale=args.hazard_scale,
+        metadata={
+            "schema_trained_on": schema,
+            "source": ", ".join(
+                str(d) for d in [args.data_dir or args.prom_url, *args.also_data_dirs]
+            ),
+            "step_s": args.step,
+            "created_by": f"gpu-health-scorer {__version__}",
+        },
+    )
+    model.save(args.out)
+    print(json.dumps(report, indent=2))
+    print(f"model written to {args.out} in {time.monotonic() - began:.0f}s", file=sys.stderr)
+    return 0
+
+
+def _dump(data: Any, path: Path) -> None:
+    import csv
+
+    from gpu_health.scorer.model import HORIZONS
+
+    with path.open("w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["uuid", "time", *data.features, *(f"y_{h}" for h in HORIZONS)])
+        for i in range(len(data)):
+            w.writerow(
+                [data.uuids[i], data.times[i], *data.x[i], *(data.labels[h][i] for h in HORIZONS)]
+            )
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from gpu_health.scorer.evaluation import evaluate, format_report
+    from gpu_health.scorer.model import load_model
+
+    if not 0 <= args.bootstrap <= 10_000:
+        raise UserError("--bootstrap must be between 0 and 10000")
+    model = load_model(args.model)
+    data, failures, schema = _collect(args, "evaluate")
+    report = evaluate(model, data, failures, bootstrap=args.bootstrap)
+    report["schema"] = schema
+    report["empty_features"] = [
+        n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()
+    ]
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_report(report))
+    return 0

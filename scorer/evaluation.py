@@ -1,0 +1,287 @@
+"""Evaluation of a model against the rule baseline on the same examples, with bootstrap CIs.
+
+Every figure is reported for the evaluated model and for the rule (:mod:`.rules`) on exactly
+the same GPU-time rows, per horizon and per subset: all failures, failures with a precursor,
+failures whose precursor had already begun, and each failure mode. 95 % intervals come from a
+bootstrap over GPUs (rows of one GPU are not independent, so GPUs are resampled, not rows).
+Calibration compares expected and observed failures per decile of predicted probability.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.model import HORIZON_SECONDS, HORIZONS, RiskModel
+from gpu_health.scorer.rules import RuleModel
+from gpu_health.scorer.training import TARGET_FPR, Dataset, Failure
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+#: Failure modes with at least this many positive rows get their own line.
+MIN_MODE_POSITIVES = 3
+
+
+def _weighted_scores(p: FloatArray, y: FloatArray, w: FloatArray) -> tuple[float, float]:
+    """(ROC AUC, recall at 5 % FPR) with row weights (bootstrap multiplicities)."""
+    from sklearn.metrics import roc_curve
+
+    keep = w > 0
+    p, y, w = p[keep], y[keep], w[keep]
+    if len(np.unique(y)) < 2:
+        return math.nan, math.nan
+    fpr, tpr, _ = roc_curve(y, p, sample_weight=w, drop_intermediate=False)
+    # The trapezoid under the full ROC curve is the ROC AUC (ties counted as half).
+    return float(np.trapezoid(tpr, fpr)), float(np.interp(TARGET_FPR, fpr, tpr))
+
+
+def _ci(values: list[float]) -> list[float] | None:
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 10:
+        return None
+    return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
+
+
+def compare(
+    scores: dict[str, FloatArray],
+    y: FloatArray,
+    gpu_index: npt.NDArray[np.int64],
+    n_gpus: int,
+    rng: np.random.Generator,
+    reps: int,
+) -> dict[str, Any]:
+    """Point estimates and GPU-bootstrap 95 % intervals for every scorer on the same rows."""
+    ones = np.ones(len(y))
+    out: dict[str, Any] = {"rows": len(y), "positives": int(y.sum())}
+    boots: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in scores}
+    for _ in range(reps):
+        counts = np.bincount(rng.integers(0, n_gpus, n_gpus), minlength=n_gpus).astype(float)
+        w = counts[gpu_index]
+        for name, p in scores.items():
+            auc, rec = _weighted_scores(p, y, w)
+            boots[name][0].append(auc)
+            boots[name][1].append(rec)
+    for name, p in scores.items():
+        auc, rec = _weighted_scores(p, y, ones)
+        out[name] = {
+            "roc_auc": auc,
+            "roc_auc_ci95": _ci(boots[name][0]),
+            "recall_at_5pct_fpr": rec,
+            "recall_at_5pct_fpr_ci95": _ci(boots[name][1]),
+        }
+    return out
+
+
+def calibration(p: FloatArray, y: FloatArray, bins: int = 10) -> list[dict[str, float]]:
+    """Expected (sum of p) and observed failures per decile of p."""
+    order = np.argsort(p, kind="stable")
+    out = []
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            out.append(
+                {
+                    "p_max": float(p[chunk].max()),
+                    "expected": float(p[chunk].sum()),
+                    "observed": float(y[chunk].sum()),
+                }
+            )
+    return out
+
+
+def subsets(data: Dataset, failures: Sequence[Failure], horizon: str) -> dict[str, BoolArray]:
+    """Row masks keeping every negative and only some positives: ``precursor_failures`` (the
+    failure showed a precursor), ``precursor_visible`` (it had begun at prediction time) and
+    ``mode:<mode>`` (failures of that mode)."""
+    h = HORIZON_SECONDS[horizon]
+    by_uuid: dict[str, list[Failure]] = {}
+    for f in failures:
+        by_uuid.setdefault(f.uuid, []).append(f)
+    modes = sorted({f.mode for f in failures})
+    known = any(f.precursor is not None for f in failures)
+    masks = {"precursor_failures": np.ones(len(data), dtype=bool)} if known else {}
+    if known:
+        masks["precursor_visible"] = np.ones(len(data), dtype=bool)
+    for m in modes:
+        masks[f"mode:{m}"] = np.ones(len(data), dtype=bool)
+    for i, (uuid, t) in enumerate(zip(data.uuids, data.times, strict=True)):
+        upcoming = [f for f in by_uuid.get(uuid, ()) if t < f.time <= t + h]
+        if not upcoming:
+            continue
+        if known:
+            masks["precursor_failures"][i] = any(f.precursor for f in upcoming)
+            masks["precursor_visible"][i] = any(
+                f.precursor and (f.precursor_start is None or f.precursor_start <= t)
+                for f in upcoming
+            )
+        for m in modes:
+            masks[f"mode:{m}"][i] = any(f.mode == m for f in upcoming)
+    return masks
+
+
+def evaluate(
+    model: RiskModel,
+    data: Dataset,
+    failures: Sequence[Failure],
+    bootstrap: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The model and the rule side by side per horizon and subset, with 95 % intervals."""
+    if len(data) == 0:
+        raise UserError("no GPU-time rows to evaluate: the history holds no GPU series")
+    rule = RuleModel()
+    scorers: dict[str, RiskModel] = {"model": model}
+    if model.kind != "rules":
+        scorers["rule"] = rule
+    probs = {
+        name: {h: m.predict(h, data.matrix(m.features)) for h in HORIZONS}
+        for name, m in scorers.items()
+    }
+    uuids = sorted(set(data.uuids))
+    index = {u: k for k, u in enumerate(uuids)}
+    gpu_index = np.array([index[u] for u in data.uuids], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    report: dict[str, Any] = {
+        "rows": len(data),
+        "gpus": len(uuids),
+        "model_kind": model.kind,
+        "bootstrap_reps": bootstrap,
+        "horizons": {},
+    }
+    for horizon in HORIZONS:
+        y = data.labels.get(horizon)
+        if y is None:
+            continue
+        ok = ~np.isnan(y)
+        entry: dict[str, Any] = {"rows": int(ok.sum()), "positives": int(np.nansum(y[ok]))}
+        if len(np.unique(y[ok])) == 2:
+            masks = {"all": np.ones(len(data), dtype=bool), **subsets(data, failures, horizon)}
+            for subset, keep in masks.items():
+                sel = ok & keep
+                positives = int(y[sel].sum())
+                if len(np.unique(y[sel])) < 2:
+                    continue
+                if subset.startswith("mode:") and positives < MIN_MODE_POSITIVES:
+                    continue
+                entry[subset] = compare(
+                    {n: p[horizon][sel] for n, p in probs.items()},
+                    y[sel],
+                    gpu_index[sel],
+                    len(uuids),
+                    rng,
+                    bootstrap,
+                )
+            p = probs["model"][horizon]
+            thr = model.threshold(horizon)
+            entry["threshold"] = thr
+            entry["fpr_at_threshold"] = float((p[ok & (y == 0)] >= thr).mean())
+            entry["recall_at_threshold"] = float((p[ok & (y == 1)] >= thr).mean())
+            entry["calibration"] = calibration(p[ok], y[ok])
+        report["horizons"][horizon] = entry
+    report["lead_time"] = lead_times(model, data, probs["model"]["30d"], failures)
+    return report
+
+
+def lead_times(
+    model: RiskModel, data: Dataset, p30: FloatArray, failures: Sequence[Failure]
+) -> dict[str, Any]:
+    """For each failure inside the evaluated period: how long before it the GPU was first
+    flagged at the 30-day threshold (within the 30 days before the failure)."""
+    thr = model.threshold("30d")
+    rows: list[dict[str, Any]] = []
+    if len(data):
+        t_min, t_max = float(data.times.min()), float(data.times.max())
+        by_uuid: dict[str, list[int]] = {}
+        for i, u in enumerate(data.uuids):
+            by_uuid.setdefault(u, []).append(i)
+        for f in failures:
+            if not (t_min + HORIZON_SECONDS["30d"] / 4 <= f.time <= t_max + 86400):
+                continue
+            idx = [
+                i
+                for i in by_uuid.get(f.uuid, [])
+                if f.time - HORIZON_SECONDS["30d"] <= data.times[i] < f.time
+            ]
+            flagged = sorted(data.times[i] for i in idx if p30[i] >= thr)
+            lead = (f.time - flagged[0]) / 86400 if flagged else None
+            early = f.precursor_start is not None and f.time - f.precursor_start >= 7 * 86400
+            rows.append(
+                {
+                    "mode": f.mode,
+                    "precursor": f.precursor,
+                    "precursor_7d": early,
+                    "lead_days": lead,
+                }
+            )
+
+    def summary(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        leads = [r["lead_days"] for r in sel if r["lead_days"] is not None]
+        n = len(sel)
+        return {
+            "failures": n,
+            "flagged": len(leads),
+            "flagged_7d_early": sum(1 for v in leads if v >= 7),
+            "share_flagged_7d_early": (sum(1 for v in leads if v >= 7) / n) if n else None,
+            "median_lead_days": float(np.median(leads)) if leads else None,
+        }
+
+    return {
+        "all": summary(rows),
+        "with_precursor": summary([r for r in rows if r["precursor"]]),
+        "precursor_began_7d_before": summary([r for r in rows if r["precursor_7d"]]),
+        "by_mode": {
+            m: summary([r for r in rows if r["mode"] == m])
+            for m in sorted({r["mode"] for r in rows})
+        },
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The evaluation as a plain-text table: model and rule side by side with 95 % CIs."""
+
+    def f(v: Any) -> str:
+        return (
+            "-"
+            if v is None or (isinstance(v, float) and math.isnan(v))
+            else (f"{v:.3f}" if isinstance(v, float) else str(v))
+        )
+
+    def ci(v: list[float] | None) -> str:
+        return "" if not v else f" [{v[0]:.2f}, {v[1]:.2f}]"
+
+    lines = [
+        f"schema {report.get('schema')}, {report['rows']} GPU-time rows, {report['gpus']} GPUs, "
+        f"model {report['model_kind']}, {report['bootstrap_reps']} bootstrap reps over GPUs",
+        "horizon subset                 pos  scorer  ROC_AUC [95% CI]        recall@5%FPR [95% CI]",
+    ]
+    for h, e in report["horizons"].items():
+        for subset, s in e.items():
+            if not isinstance(s, dict) or "rows" not in s:
+                continue
+            for name in ("model", "rule"):
+                if name not in s:
+                    continue
+                m = s[name]
+                lines.append(
+                    f"{h:>7} {subset:<22} {s['positives']:>4}  {name:<6}  "
+                    f"{f(m['roc_auc']):>7}{ci(m['roc_auc_ci95']):<16} "
+                    f"{f(m['recall_at_5pct_fpr']):>7}{ci(m['recall_at_5pct_fpr_ci95'])}"
+                )
+        if "fpr_at_threshold" in e:
+            lines.append(
+                f"{h:>7} model at its threshold {f(e['threshold'])}: FPR "
+                f"{f(e['fpr_at_threshold'])}, recall {f(e['recall_at_threshold'])}"
+            )
+    lt = report["lead_time"]
+    for key in ("all", "with_precursor", "precursor_began_7d_before"):
+        s = lt[key]
+        lines.append(
+            f"lead time ({key}): {s['failures']} failures, {s['flagged']} flagged, "
+            f"{s['flagged_7d_early']} >= 7 d early ({f(s['share_flagged_7d_early'])}), "
+            f"median lead {f(s['median_lead_days'])} d"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""The rule baseline: a transparent evidence score with a constant-hazard survival curve.
+
+This is the floor no trained model may go under (``--model rules``). Every term is a piece of
+evidence an SRE would name, read from the serving features and log-scaled (``ln(1 + count)``)
+so that a burst of 30 corrected errors already counts and a burst of 3,000 does not drown
+everything else: the score must not depend on one simulator's or one fleet's magnitudes.
+
+Each failure class c (memory, bus, NVLink, thermal/power, other) gets evidence ``E_c``, the
+sum of its terms (in log-hazard units). The hazard is proportional:
+
+    lambda = sum_c base_rate * prior_c * exp(E_c)
+
+so P(fail within t) = 1 - exp(-lambda * t) is monotone in t by construction, adding evidence
+never lowers risk, the class probabilities are ``base * prior_c * exp(E_c) / lambda``, and the
+time to failure is exponential (median ln 2 / lambda, 80 % interval at the 10th and 90th
+percentiles). The weights are round numbers chosen from what each signal means, not fitted to
+any simulator; the base rate is public (see :data:`BASE_ANNUAL_RATE`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+DAY = 86400.0
+YEAR = 365.0 * DAY
+
+#: GPU-related job interruptions per GPU-year on a large H100 fleet: 268 GPU, HBM3, SRAM, GSP,
+#: SDC and thermal interruptions in 54 days on 16,384 GPUs (Llama 3 paper, arXiv:2407.21783,
+#: Table 5) = 0.11 per GPU-year.
+BASE_ANNUAL_RATE = 0.11
+
+FAILURE_CLASSES: tuple[str, ...] = ("memory", "bus", "nvlink", "thermal_power", "other")
+#: Share of each class in the base rate, rounded from the same table (HBM3 72 of 268 -> memory;
+#: the rest spread over bus, NVLink, thermal/power and other GPU faults). Only sets the class
+#: shown when no evidence points anywhere.
+CLASS_PRIOR: dict[str, float] = {
+    "memory": 0.3,
+    "bus": 0.15,
+    "nvlink": 0.1,
+    "thermal_power": 0.1,
+    "other": 0.35,
+}
+#: Runbook per class (docs/runbooks/ in this repository).
+RUNBOOKS: dict[str, str] = {
+    "memory": "docs/runbooks/GPUXidMemoryError.md",
+    "bus": "docs/runbooks/GPUFallenOffBus.md",
+    "nvlink": "docs/runbooks/GPUNvlinkErrors.md",
+    "thermal_power": "docs/runbooks/GPUThermalSlowdown.md",
+    "other": "docs/runbooks/GPUFailurePredicted.md",
+}
+#: Evidence is capped so the hazard stays finite (exp(12) ~ 1.6e5 times the base rate).
+MAX_EVIDENCE = 12.0
+
+
+@dataclass(frozen=True)
+class Term:
+    """One piece of evidence: ``weight * transform(feature * scale)`` added to a class."""
+
+    name: str
+    failure_class: str
+    feature: str
+    weight: float
+    #: "log": ln(1 + max(0, v)); "excess": max(0, v) (already in sensible units); "flag": v > 0
+    transform: str = "log"
+    scale: float = 1.0
+
+
+#: The evidence terms. A missing feature (NaN: the schema lacks it) contributes nothing.
+TERMS: tuple[Term, ...] = (
+    # memory: uncorrectable errors and remap failures are near-certain precursors; corrected
+    # errors matter by their presence and spread over hours, not by their count.
+    Term("uncorrectable_ecc_7d", "memory", "ecc_uncorrected_7d", 2.0),
+    Term("corrected_ecc_7d", "memory", "ecc_corrected_per_day_7d", 0.6, scale=7.0),
+    Term("corrected_ecc_hours_7d", "memory", "ecc_corrected_active_hours_7d", 0.6),
+    Term("remapped_rows_correctable_7d", "memory", "remapped_rows_correctable_7d", 1.0),
+    Term("remapped_rows_uncorrectable_30d", "memory", "remapped_rows_uncorrectable_30d", 2.0),
+    Term("row_remap_failed_30d", "memory", "row_remap_failed_30d", 3.0, "flag"),
+    Term("row_remap_pending_7d", "memory", "row_remap_pending_7d", 1.0, "flag"),
+    Term("retired_pages_30d", "memory", "retired_pages_30d", 1.0),
+    Term("memory_xid_7d", "memory", "xid_memory_events_7d", 2.0),
+    # bus / PCIe
+    Term("pcie_replays_7d", "bus", "pcie_replays_per_min_7d", 0.5, scale=7 * 1440.0),
+    Term("pcie_replay_hours_7d", "bus", "pcie_replay_active_hours_7d", 0.8),
+    Term("bus_xid_7d", "bus", "xid_bus_events_7d", 3.0),
+    # NVLink
+    Term("nvlink_errors_7d", "nvlink", "nvlink_errors_per_min_7d", 0.5, scale=7 * 1440.0),
+    Term("nvlink_error_hours_7d", "nvlink", "nvlink_error_active_hours_7d", 0.8),
+    Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 3.0),
+    # thermal / power: °C above same-model peers (every 5 °C doubles-ish the hazard), its
+    # rise over the week, and hours of thermal or power clock holds.
+    Term("temperature_excess_24h", "thermal_power", "temp_gpu_excess_24h", 0.2, "excess"),
+    Term("temperature_rise_7d", "thermal_power", "temp_gpu_excess_change_7d", 0.2, "excess"),
+    Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
+    Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
+    # other: any other XID, resets, and a node that recently lost a GPU. ln(1 + 1) * 1.9 ~ 1.3
+    # = ln 3.6: 23 % of faults are followed by another on the node within 30 d (InfiniteHBD
+    # trace) over ~7 node peers, against a 30-day base of ~0.9 %.
+    Term("other_xid_7d", "other", "xid_other_events_7d", 1.0),
+    Term("resets_30d", "other", "resets_30d", 0.7),
+    Term("node_lost_gpus_30d", "other", "node_lost_gpus_30d", 1.9),
+)
+
+#: The features the rule reads (for selecting columns of a feature frame).
+RULE_FEATURES: tuple[str, ...] = tuple(dict.fromkeys(t.feature for t in TERMS))
+
+
+def _transform(term: Term, v: FloatArray) -> FloatArray:
+    v = np.where(np.isfinite(v), v * term.scale, 0.0)
+    if term.transform == "log":
+        out: FloatArray = np.log1p(np.maximum(v, 0.0))
+    elif term.transform == "excess":
+        out = np.maximum(v, 0.0)
+    else:
+        out = (v > 0).astype(np.float64)
+    return term.weight * out
+
+
+def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
+    """Per row, each term's evidence (columns in :data:`TERMS` order)."""
+    index = {name: j for j, name in enumerate(features)}
+    out = np.zeros((x.shape[0], len(TERMS)))
+    for k, term in enumerate(TERMS):
+        j = index.get(term.feature)
+        if j is not None:
+            out[:, k] = _transform(term, x[:, j].astype(np.float64))
+    return out
+
+
+def class_evidence(features: Sequence[str], x: FloatArray) -> FloatArray:
+    """Evidence per failure class (columns in :data:`FAILURE_CLASSES` order), capped."""
+    terms = term_values(features, x)
+    out = np.zeros((x.shape[0], len(FAILURE_CLASSES)))
+    for k, term in enumerate(TERMS):
+        out[:, FAILURE_CLASSES.index(term.failure_class)] += terms[:, k]
+    return np.minimum(out, MAX_EVIDENCE)
+
+
+def class_hazards(features: Sequence[str], x: FloatArray, base_rate: float) -> FloatArray:
+    """Hazard per second of each class: base * prior * exp(evidence)."""
+    prior = np.array([CLASS_PRIOR[c] for c in FAILURE_CLASSES])
+    per_second = base_rate / YEAR
+    result: FloatArray = per_second * prior[np.newaxis, :] * np.exp(class_evidence(features, x))
+    return result
+
+
+def horizon_seconds(horizon: str) -> float:
+    """``7d`` -> seconds."""
+    return float(horizon.rstrip("d")) * DAY
+
+
+def probability_within(hazard: FloatArray, seconds: float) -> FloatArray:
+    """P(fail within ``seconds``) under a constant hazard: monotone in time."""
+    result: FloatArray = -np.expm1(-hazard * seconds)
+    return result
+
+
+def time_to_failure_quantile(hazard: FloatArray, q: float) -> FloatArray:
+    """The q-quantile of the exponential time to failure (seconds)."""
+    result: FloatArray = -math.log1p(-q) / np.maximum(hazard, 1e-300)
+    return result
+
+
+@dataclass
+class RuleModel:
+    """The rule as a model: same interface as :class:`~gpu_health.scorer.model.FailureModel`."""
+
+    base_rate: float = BASE_ANNUAL_RATE
+    #: Flag a GPU when its hazard reaches this multiple of the base rate.
+    flag_multiplier: float = 8.0
+    kind: str = "rules"
+    #: An anomaly detector (the shipped isolation forest) and the features it reads; the rule
+    #: itself has none, and without one the anomaly score is NaN (not published).
+    anomaly_model: Any = None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        extra = tuple(self.anomaly_model.features) if self.anomaly_model is not None else ()
+        return tuple(dict.fromkeys((*RULE_FEATURES, *extra)))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"kind": "rules", "base_annual_rate": self.base_rate}
+
+    def hazard(self, x: FloatArray) -> FloatArray:
+        """Total hazard per second for each row of ``x`` (columns: :attr:`features`)."""
+        result: FloatArray = class_hazards(self.features, x, self.base_rate).sum(axis=1)
+        return result
+
+    def predict(self, horizon: str, x: FloatArray) -> FloatArray:
+        return probability_within(self.hazard(x), horizon_seconds(horizon))
+
+    def threshold(self, horizon: str) -> float:
+        """The probability at ``flag_multiplier`` times the base hazard."""
+        lam = self.base_rate / YEAR * self.flag_multiplier
+        return float(-math.expm1(-lam * horizon_seconds(horizon)))
+
+    def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]:
+        """Each term's evidence (log-hazard units) per row: the risk factors."""
+        del horizon  # proportional hazards: the same factors at every horizon
+        return tuple(t.name for t in TERMS), term_values(self.features, x)
+
+    def anomaly(self, x: FloatArray) -> FloatArray:
+        """The attached detector's score on its own features, or NaN without one."""
+        if self.anomaly_model is None:
+            return np.full(x.shape[0], np.nan)
+        index = {name: j for j, name in enumerate(self.features)}
+        cols = [index[name] for name in self.anomaly_model.features]
+        result: FloatArray = self.anomaly_model.anomaly(x[:, cols])
+        return result
+
+    def score(self, x: FloatArray) -> FloatArray:
+        """A ranking score (total evidence, log-hazard) for evaluation."""
+        result: FloatArray = np.log(self.hazard(x) * YEAR / self.base_rate)
+        return result
+
+
+def failure_class(features: Sequence[str], x: FloatArray) -> tuple[list[str], FloatArray]:
+    """Most likely failure class of each row and its probability (share of the hazard)."""
+    hz = class_hazards(features, x, BASE_ANNUAL_RATE)
+    share = hz / hz.sum(axis=1, keepdims=True)
+    best = np.argmax(share, axis=1)
+    return [FAILURE_CLASSES[k] for k in best], share[np.arange(len(best)), best]

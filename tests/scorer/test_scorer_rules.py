@@ -1,0 +1,95 @@
+"""The rule baseline: log-scaled evidence, missing signals neutral, class attribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpu_health.scorer.model import RULES, load_model
+from gpu_health.scorer.rules import (
+    BASE_ANNUAL_RATE,
+    FAILURE_CLASSES,
+    RULE_FEATURES,
+    RUNBOOKS,
+    RuleModel,
+    failure_class,
+)
+
+RULE = RuleModel()
+
+
+def _row(**values: float) -> np.ndarray:
+    x = np.full((1, len(RULE_FEATURES)), np.nan)
+    for name, v in values.items():
+        x[0, RULE_FEATURES.index(name)] = v
+    return x
+
+
+def test_no_evidence_is_the_public_base_rate() -> None:
+    p = RULE.predict("30d", _row())[0]
+    assert p == pytest.approx(1 - np.exp(-BASE_ANNUAL_RATE * 30 / 365), rel=1e-9)
+    # A zero is as neutral as a missing signal.
+    assert RULE.predict("30d", _row(ecc_corrected_per_day_7d=0.0))[0] == pytest.approx(p)
+
+
+def test_a_burst_of_thirty_counts_and_a_thousandfold_burst_does_not_drown_the_rest() -> None:
+    base = RULE.predict("7d", _row())[0]
+    burst_30 = RULE.predict("7d", _row(ecc_corrected_per_day_7d=30 / 7))[0]
+    burst_3000 = RULE.predict("7d", _row(ecc_corrected_per_day_7d=3000 / 7))[0]
+    assert burst_30 > 3 * base  # a few tens of errors already raise the risk
+    assert burst_3000 > burst_30
+    # log scale: 100 times the errors is far less than 100 times the hazard
+    ratio = RULE.hazard(_row(ecc_corrected_per_day_7d=3000 / 7)) / RULE.hazard(
+        _row(ecc_corrected_per_day_7d=30 / 7)
+    )
+    assert ratio[0] < 20
+
+
+@pytest.mark.parametrize(
+    ("features", "expected", "flags"),
+    [
+        ({"ecc_uncorrected_7d": 2, "xid_memory_events_7d": 1}, "memory", True),
+        ({"pcie_replays_per_min_7d": 0.05, "pcie_replay_active_hours_7d": 6}, "bus", True),
+        ({"xid_bus_events_7d": 1}, "bus", False),
+        ({"nvlink_errors_per_min_7d": 0.01, "nvlink_error_active_hours_7d": 20}, "nvlink", True),
+        (
+            {"temp_gpu_excess_24h": 12, "thermal_violation_active_hours_7d": 10},
+            "thermal_power",
+            True,
+        ),
+        ({"power_violation_active_hours_7d": 30}, "thermal_power", False),
+        ({"node_lost_gpus_30d": 2, "resets_30d": 3}, "other", True),
+    ],
+)
+def test_evidence_names_the_failure_class(
+    features: dict[str, float], expected: str, flags: bool
+) -> None:
+    names, prob = failure_class(RULE_FEATURES, _row(**features))
+    assert names == [expected] and prob[0] > 0.5
+    flagged = RULE.predict("7d", _row(**features))[0] >= RULE.threshold("7d")
+    assert flagged == flags
+    assert expected in RUNBOOKS
+
+
+def test_runbooks_exist_for_every_class(repo_root) -> None:
+    for c in FAILURE_CLASSES:
+        assert (repo_root / RUNBOOKS[c]).is_file(), c
+
+
+def test_risk_factors_name_the_evidence() -> None:
+    names, values = RULE.factors("7d", _row(ecc_uncorrected_7d=3, temp_gpu_excess_24h=-4))
+    top = names[int(np.argmax(values[0]))]
+    assert top == "uncorrectable_ecc_7d"
+    assert values[0][names.index("temperature_excess_24h")] == 0  # cooler than peers: no risk
+
+
+def test_rules_is_selectable_and_the_default(tmp_path) -> None:
+    rule = load_model(RULES)
+    assert rule.kind == "rules"
+    assert load_model(None).kind == "rules"  # docs/model-card.md: no trained model beat it
+    # The shipped isolation forest still scores anomalies next to the rule.
+    x = np.zeros((3, len(rule.features)))
+    x[2] = 1e6
+    scores = rule.anomaly(x)
+    assert np.isfinite(scores).all() and scores[2] > scores[0]
+    assert set(RULE_FEATURES) <= set(rule.features)

@@ -1,0 +1,73 @@
+"""Physics families: node recurrence as in the public trace, and histories the scorer reads."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_health.sim.families import FAMILIES, build, node_repeats, plan
+
+
+@pytest.mark.parametrize("share", [0.1, 0.3])
+def test_node_recurrence_matches_the_infinitehbd_trace(share: float) -> None:
+    """23 % of faults followed by another on the node within 30 d, median gap ~18 d."""
+    shares, gaps = [], []
+    for seed in range(3):
+        p = plan(replace(FAMILIES["steps"], failure_share=share), 4000, 365, seed, 1.7e9)
+        s, g = node_repeats(p)
+        shares.append(s)
+        gaps.append(g)
+    assert 0.18 <= float(np.mean(shares)) <= 0.28
+    assert 12.0 <= float(np.mean(gaps)) <= 24.0
+
+
+def test_families_differ_in_the_physics_they_claim() -> None:
+    mags = [f.magnitude for f in FAMILIES.values()]
+    assert max(mags) / min(mags) >= 100  # magnitudes over two orders
+    assert {f.shape for f in FAMILIES.values()} >= {"ramp", "bursts", "steps", "plateau", "drift"}
+    assert {f.resolution for f in FAMILIES.values()} >= {600.0, 3600.0}
+
+
+def test_replacements_get_new_uuids_and_failures_have_ground_truth() -> None:
+    p = plan(FAMILIES["plateau"], 400, 60, 3, 1.7e9)
+    uuids = [b.uuid for b in p.boards]
+    assert len(uuids) == len(set(uuids))
+    failed = [b for b in p.boards if b.failure_mode is not None]
+    assert failed
+    slots = {(b.node, b.index) for b in failed}
+    assert all(sum(1 for b in p.boards if (b.node, b.index) == s) >= 2 for s in slots)
+    share = sum(b.precursor_start is not None for b in failed) / len(failed)
+    assert 0.1 <= share <= 0.5
+    assert all(b.precursor_start is None or b.precursor_start < b.end for b in failed)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_family_history_is_read_by_the_scorer(tmp_path: Path, prometheus_factory) -> None:
+    """A small family fleet backfills, relabels at the driver upgrade, and scores."""
+    from gpu_health.scorer.features import compute_features
+    from gpu_health.scorer.promclient import PromClient, PromConfig
+
+    end = 1_750_000_000.0
+    family = replace(FAMILIES["bursts-small"], resolution=1800.0)
+    p = build(family, 24, 12, 7, tmp_path / "fleet", end)
+    with (tmp_path / "fleet" / "failures.csv").open() as handle:
+        header = csv.DictReader(handle).fieldnames
+    assert header == ["uuid", "time", "mode", "precursor", "precursor_start"]
+    server = prometheus_factory(data_dir=tmp_path / "fleet" / "prometheus")
+    client = PromClient(PromConfig(server.url, retries=1))
+    at = float(p.times[-1])
+    frame = compute_features(client, "dcgm", at)
+    alive = {b.uuid for b in p.boards if b.end > at}
+    assert {g[2] for g in frame.gpus} == alive
+    assert frame.failed_queries == 0
+    # The driver upgrade split every series; no GPU reads as missing data for days.
+    gap = frame.column("reporting_gap_share_7d")
+    assert np.nanmedian(gap) < 0.1
+    # Power violation is read in this schema (the counter exists, in microseconds).
+    assert not math.isnan(float(np.nanmax(frame.column("power_violation_active_hours_7d"))))
