@@ -35,7 +35,7 @@ from gpu_health.errors import UserError
 log = logging.getLogger("gpu_health.scorer")
 
 DEFAULT_LISTEN = ":9836"
-SUBCOMMANDS = ("serve", "train", "evaluate")
+SUBCOMMANDS = ("serve", "train", "evaluate", "labels", "models")
 
 
 def _duration(text: str) -> float:
@@ -300,6 +300,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--json", dest="json_out", type=Path, help="write the report as JSON")
     log_level_argument(evaluate)
 
+    from gpu_health.scorer.labels_cli import add_parser as add_labels_parser
+
+    add_labels_parser(sub, _prometheus_arguments)
+    from gpu_health.scorer.models_cli import add_parser as add_models_parser
+
+    add_models_parser(sub, _prometheus_arguments, _history_arguments)
+
 
 # ---- history (shared by train and evaluate) ------------------------------------------------
 
@@ -558,6 +565,14 @@ def run(args: argparse.Namespace) -> int:
         return run_train(args)
     if command == "evaluate":
         return run_evaluate(args)
+    if command == "labels":
+        from gpu_health.scorer.labels_cli import run as run_labels
+
+        return run_labels(args, _client)
+    if command == "models":
+        from gpu_health.scorer.models_cli import run as run_models
+
+        return run_models(args)
     return run_serve(args)
 
 
@@ -565,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="gpu-health-scorer",
         description="GPU failure prediction sidecar for Prometheus. Commands: serve (default), "
-        "train, evaluate; run 'gpu-health-scorer COMMAND --help' for their options.",
+        "train, evaluate, labels, models; run 'gpu-health-scorer COMMAND --help' for their "
+        "options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_arguments(parser)
