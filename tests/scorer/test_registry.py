@@ -39,9 +39,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespac
     om.unlink()
     failures = failures_csv(gpus, out / "failures.csv", start=start)
     config = stack.write_prometheus_config(out / "prometheus.yml")
-    with stack.prometheus(
-        out, config, data_dir=out / "prometheus", retention="36500d"
-    ) as server:
+    with stack.prometheus(out, config, data_dir=out / "prometheus", retention="36500d") as server:
         yield SimpleNamespace(
             url=server.url, start=start, holdout=start + HOLDOUT_DAY * DAY, failures=failures
         )
@@ -79,15 +77,11 @@ def test_gate_refuses_a_worse_candidate_and_promotes_a_better_one(
 ) -> None:
     good = tmp_path / "good"
     # Trained only on the history before the held-out window (--end): nothing leaks.
-    assert (
-        main(
-            [
-                "train", *_history_args(history), "--end", str(history.holdout),
-                "--trees", "40", "--out", str(good),
-            ]
-        )  # fmt: skip
-        == 0
-    )
+    train = [
+        "train", *_history_args(history), "--end", str(history.holdout),
+        "--trees", "40", "--out", str(good),
+    ]  # fmt: skip
+    assert main(train) == 0
     worse = _flipped(good, tmp_path / "worse")
     store = tmp_path / "store"
     capsys.readouterr()
