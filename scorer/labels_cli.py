@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gpu_health.errors import UserError
+from gpu_health.scorer.ledger import Judged, Score
 
 DESCRIPTION = (
     "Find the failures recorded in Prometheus: XID 79 (fell off the bus), uncorrectable memory "
@@ -100,12 +101,13 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
         file=sys.stderr,
     )
     if args.truth:
-        print(judge(events, args.truth, start, end), file=sys.stderr)
+        print(judge(events, args.truth, start, end).markdown(), file=sys.stderr)
     return 0
 
 
-def judge(events: list[Any], truth_path: Path, start: float, end: float) -> str:
-    """Markdown tables of recall/precision against known failures inside [start, end - 1h]."""
+def judge(events: Sequence[Judged], truth_path: Path, start: float, end: float) -> Score:
+    """Recall/precision against known failures inside [start, end - 1h] (a failure in the last
+    hour may not have left its outage in the history yet)."""
     from gpu_health.scorer.ledger import Truth, score
     from gpu_health.scorer.training import load_failures
 
@@ -114,7 +116,14 @@ def judge(events: list[Any], truth_path: Path, start: float, end: float) -> str:
         for f in load_failures(truth_path)
         if start <= f.time <= end - 3600.0
     ]
-    return score(events, truth).markdown()
+    return score(events, truth)
+
+
+def judge_file(ledger: Path, truth_path: Path, start: float, end: float) -> Score:
+    """:func:`judge` on a ledger CSV as written (or as an operator edited it)."""
+    from gpu_health.scorer.ledger import read_ledger
+
+    return judge(read_ledger(ledger), truth_path, start, end)
 
 
 def _schema(args: argparse.Namespace, client: Any, end: float) -> str:

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from gpu_health.errors import UserError
 
@@ -171,6 +172,31 @@ def write_ledger(events: Sequence[Event], path: Path | None, min_confidence: flo
 # ---- judging a ledger against ground truth ------------------------------------------------
 
 
+class Judged(Protocol):
+    """What scoring needs of a ledger row: an :class:`Event` or a row read back from CSV."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def kind(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    uuid: str
+    time: float
+    kind: str
+
+
+def read_ledger(path: Path) -> list[LedgerRow]:
+    """The rows of a ledger CSV (as written, or as an operator edited it)."""
+    from gpu_health.scorer.training import load_failures
+
+    return [LedgerRow(f.uuid, f.time, f.mode) for f in load_failures(path)]
+
+
 @dataclass(frozen=True)
 class Truth:
     """A known failure (the simulator's failures.csv or an RMA list)."""
@@ -224,7 +250,7 @@ class Score:
 
 
 def score(
-    events: Sequence[Event],
+    events: Sequence[Judged],
     truth: Sequence[Truth],
     tolerance: float = 3600.0,
 ) -> Score:
