@@ -35,7 +35,7 @@ from gpu_health.errors import UserError
 log = logging.getLogger("gpu_health.scorer")
 
 DEFAULT_LISTEN = ":9836"
-SUBCOMMANDS = ("serve", "train", "evaluate", "labels", "models")
+SUBCOMMANDS = ("serve", "train", "evaluate", "labels", "models", "outcomes")
 
 
 def _duration(text: str) -> float:
@@ -306,6 +306,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from gpu_health.scorer.models_cli import add_parser as add_models_parser
 
     add_models_parser(sub, _prometheus_arguments, _history_arguments)
+    from gpu_health.scorer.outcomes_cli import add_parser as add_outcomes_parser
+
+    add_outcomes_parser(sub, _prometheus_arguments)
 
 
 # ---- history (shared by train and evaluate) ------------------------------------------------
@@ -573,6 +576,10 @@ def run(args: argparse.Namespace) -> int:
         from gpu_health.scorer.models_cli import run as run_models
 
         return run_models(args)
+    if command == "outcomes":
+        from gpu_health.scorer.outcomes_cli import run as run_outcomes
+
+        return run_outcomes(args, _client)
     return run_serve(args)
 
 
@@ -580,8 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="gpu-health-scorer",
         description="GPU failure prediction sidecar for Prometheus. Commands: serve (default), "
-        "train, evaluate, labels, models; run 'gpu-health-scorer COMMAND --help' for their "
-        "options.",
+        "train, evaluate, labels, models, outcomes; run 'gpu-health-scorer COMMAND --help' for "
+        "their options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_arguments(parser)
