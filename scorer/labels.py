@@ -286,8 +286,8 @@ class Scan:
                 conf = 0.7 if length >= 3600 else 0.5
                 # The series was last seen up to one lookback (5m) before it counted as gone.
                 ev = f"{p.split('{')[0]} absent for {_duration(length)}"
-                if length >= APPEAR_SECONDS:
-                    ev = f"{p.split('{')[0]} absent for {_duration(length)} or more"
+                if length >= APPEAR_SECONDS - 2 * self.c.step:  # the query looks back no further
+                    ev = f"{p.split('{')[0]} absent for {APPEAR_WINDOW} or more"
                 out.append(Signal(uuid, nd, gpu, a - 300.0, b, "disappeared", conf, ev))
         return out
 

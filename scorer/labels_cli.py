@@ -61,8 +61,9 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
     g.add_argument(
         "--merge-window",
         type=_duration,
-        default=3600.0,
-        help="signals of one GPU this close belong to one failure (default: 1h)",
+        default=1800.0,
+        help="a GPU's signal this soon after the previous one's end belongs to the same "
+        "failure (default: 30m)",
     )
     p.add_argument(
         "--min-confidence",

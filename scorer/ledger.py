@@ -116,7 +116,7 @@ def _start(s: Signal) -> float:
     return s.start
 
 
-def merge(signals: Iterable[Signal], merge_window: float = 3600.0) -> list[Event]:
+def merge(signals: Iterable[Signal], merge_window: float = 1800.0) -> list[Event]:
     """Chain each GPU's signals into events; a signal joins while it starts within
     ``merge_window`` of the event's latest end (a reset's downtime, then removal, then the
     replacement all belong to the failure that began it)."""
