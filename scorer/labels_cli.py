@@ -86,12 +86,16 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     if not 0 <= args.min_confidence <= 1:
         raise UserError("--min-confidence must be between 0 and 1")
     began = time.monotonic()
-    with _history(args, client_factory) as (client, start, end):
-        schema = _schema(args, client, end)
-        from gpu_health.scorer.labels import ScanConfig, scan
+    from gpu_health.scorer.labels import ScanConfig, scan
+    from gpu_health.scorer.promclient import PrometheusError
 
-        config = ScanConfig(start, end, args.step, args.chunk, args.min_outage)
-        signals = scan(client, schema, config)
+    try:
+        with _history(args, client_factory) as (client, start, end):
+            schema = _schema(args, client, end)
+            config = ScanConfig(start, end, args.step, args.chunk, args.min_outage)
+            signals = scan(client, schema, config)
+    except PrometheusError as exc:
+        raise UserError(f"labels: {exc}") from None
     events = [e for e in merge(signals, args.merge_window) if e.confidence >= args.min_confidence]
     text = write_ledger(events, args.out)
     if args.out is None:

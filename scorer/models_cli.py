@@ -152,8 +152,12 @@ def _promote(args: argparse.Namespace, store: Any) -> int:
     if store.current is not None:
         champion = FailureModel.load(store.serving_dir)
     from gpu_health.scorer.cli import _collect
+    from gpu_health.scorer.promclient import PrometheusError
 
-    data, failures, _schema = _collect(args, "gate")
+    try:
+        data, failures, _schema = _collect(args, "gate")
+    except PrometheusError as exc:
+        raise UserError(f"models promote: {exc}") from None
     end = float(data.times.max()) if len(data) else 0.0
     holdout_start = args.holdout_start or end - args.holdout_days
     trained_until = args.trained_until or _metadata_time(candidate.metadata, "trained_until")

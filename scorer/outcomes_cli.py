@@ -69,8 +69,13 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     start = end - args.window
     client = client_factory(args)
     results = []
+    from gpu_health.scorer.promclient import PrometheusError
+
     for h in horizons:
-        history = probability_history(client, h, start, end, args.step)
+        try:
+            history = probability_history(client, h, start, end, args.step)
+        except PrometheusError as exc:
+            raise UserError(f"outcomes: {exc}") from None
         results.append(outcomes(history, failures, h, model.horizons[h].threshold, end))
     if client.errors:
         raise UserError(f"{client.errors} queries failed; see the log above")
