@@ -74,7 +74,7 @@ def simulated_history(out: Path, schema: str, gpus: int, days: float, seed: int)
 def test_ledger_recovers_the_simulated_failures(
     schema: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = simulated_history(tmp_path, schema, gpus=64, days=20, seed=7)
+    data = simulated_history(tmp_path, schema, gpus=40, days=20, seed=6)
     ledger = tmp_path / "ledger.csv"
     code = main(
         ["labels", "--data-dir", str(data), "--schema", schema, "--since", "30d", "--out",
