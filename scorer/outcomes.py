@@ -111,10 +111,13 @@ def outcomes(
 
 
 def exposition(results: Sequence[Outcome], window: str) -> str:
-    """Prometheus text format (for the node-exporter textfile collector or a push)."""
+    """Prometheus text format (for the node-exporter textfile collector or a push); names and
+    help from :data:`gpu_health.scorer.catalogue.OUTCOME_METRICS`, which the alert rules read."""
+    from gpu_health.scorer.catalogue import OUTCOME_METRICS
+
+    helps = {name: text for name, _kind, text, _labels in OUTCOME_METRICS}
     lines = [
-        "# HELP gpu_prediction_outcomes GPU-time rows of the scorer's past predictions by how "
-        "they turned out against the failure ledger.",
+        f"# HELP gpu_prediction_outcomes {helps['gpu_prediction_outcomes']}",
         "# TYPE gpu_prediction_outcomes gauge",
     ]
     for r in results:
@@ -127,14 +130,12 @@ def exposition(results: Sequence[Outcome], window: str) -> str:
                 f'gpu_prediction_outcomes{{horizon="{r.horizon}",outcome="{name}",'
                 f'window="{window}"}} {value}'
             )
-    for metric, help_text, attr in (
-        ("gpu_prediction_precision", "Share of flagged GPU-time rows that failed in the horizon.",
-         "precision"),
-        ("gpu_prediction_recall", "Share of failing GPU-time rows that were flagged.", "recall"),
-        ("gpu_prediction_lead_time_days", "Median days between the first flag and the failure.",
-         "median_lead_days"),
-    ):  # fmt: skip
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+    for metric, attr in (
+        ("gpu_prediction_precision", "precision"),
+        ("gpu_prediction_recall", "recall"),
+        ("gpu_prediction_lead_time_days", "median_lead_days"),
+    ):
+        lines += [f"# HELP {metric} {helps[metric]}", f"# TYPE {metric} gauge"]
         for r in results:
             value = getattr(r, attr)
             if not math.isnan(value):

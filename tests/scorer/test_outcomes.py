@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_health import stack
 from gpu_health.scorer.cli import main
@@ -65,6 +66,21 @@ def test_live_outcomes_match_offline_evaluate(
         argv += ["--end", f"{times[-1]:.0f}", "--window", f"{window:.0f}s", "--step", "2d"]
         assert main(argv) == 0
         live = json.loads(capsys.readouterr().out)
+        textfile = tmp_path / "gpu_prediction.prom"
+        plain = [a for a in argv if a != "--json"]
+        assert main([*plain, "--textfile", str(textfile)]) == 0
+    exposed = {
+        (s.name, s.labels.get("horizon"), s.labels.get("outcome")): s.value
+        for family in text_string_to_metric_families(textfile.read_text())
+        for s in family.samples
+    }
+    for h in HORIZONS:
+        for outcome in ("true_positive", "false_positive", "false_negative"):
+            assert exposed[("gpu_prediction_outcomes", h, outcome)] == live[h][outcome]
+        if live[h]["precision"] is not None:
+            assert exposed[("gpu_prediction_precision", h, None)] == pytest.approx(
+                live[h]["precision"], rel=1e-5
+            )
 
     flagged_any = False
     for h in HORIZONS:
