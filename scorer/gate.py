@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gpu_health.scorer.model import HORIZON_SECONDS, FailureModel
-from gpu_health.scorer.training import Dataset, Failure
+from gpu_health.scorer.model import FailureModel
+from gpu_health.scorer.training import Dataset
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -71,10 +71,6 @@ def _auc(scores: FloatArray, y: FloatArray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(y, scores))
-
-
-def count_failures(failures: list[Failure], before: float) -> int:
-    return sum(1 for f in failures if f.time < before)
 
 
 def judge(
@@ -176,7 +172,3 @@ def _paired_intervals(
         k: [float(np.quantile(v, 0.05)), float(np.quantile(v, 0.95))] if v else []
         for k, v in diffs.items()
     }
-
-
-def horizon_seconds(horizon: str) -> float:
-    return HORIZON_SECONDS[horizon]

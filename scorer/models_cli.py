@@ -9,6 +9,7 @@ the store only when it passes; ``rollback`` serves the previous version again. P
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -122,8 +123,6 @@ def format_versions(store: Any) -> str:
         ev = v.evaluation
         gate = ev.get("gate", {})
         auc = gate.get("roc_auc", {}).get("candidate")
-        import datetime as dt
-
         when = dt.datetime.fromtimestamp(v.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
         lines.append(
             f"{v.name:>7}  {'*' if v.name == current else ' ':^7}  {when:<20}  "
