@@ -187,8 +187,10 @@ class Scan:
         return bool(got) and float(got[0]["value"][1]) > 0
 
     def _rise(self, selector: str) -> str:
+        """A lifetime counter above its last value before this step — also across an outage,
+        when the sample that would show the rise falls inside the GPU's downtime."""
         s = f"{self.c.step:.0f}s"
-        return f"({selector} - {selector} offset {s}) > 0"
+        return f"({selector} - last_over_time({selector}[{APPEAR_WINDOW}] offset {s})) > 0"
 
     def _appear(self, selector: str, by: str) -> str:
         """A counter or gauge that changed, or appeared where none was in APPEAR_WINDOW."""
