@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -183,3 +189,57 @@ def test_damaged_version_is_never_served(tmp_path: Path) -> None:
     assert store.current == "0002"
     assert FailureModel.load(store.serving_dir).metadata["note"] == "second"
     shutil.rmtree(store.root / "versions" / "0001")
+
+
+def _gpu_probability(base: str, uuid: str) -> float | None:
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/gpus?horizon=7d", timeout=5) as r:
+            ranking = json.loads(r.read())
+    except OSError:
+        return None
+    for gpu in ranking.get("gpus", []):
+        if gpu["uuid"] == uuid:
+            return float(gpu["failure_probability"]["7d"])
+    return None
+
+
+def _until(predicate: Callable[[], Any], timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("condition not reached")
+
+
+def test_rollback_reaches_a_running_serve_process(history: SimpleNamespace, tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    good = _variant(tmp_path / "good", "shipped")
+    for candidate in (good, _flipped(good, tmp_path / "flipped")):
+        version = store.add(candidate, {"reason": candidate.name})
+        store.activate(version.name, "promote", candidate.name)
+    port = stack.free_port()
+    command = [
+        sys.executable, "-m", "gpu_health.scorer.cli", "serve", "--prometheus.url",
+        history.url, "--web.listen-address", f"127.0.0.1:{port}", "--interval", "1s",
+        "--model", str(store.serving_dir), "--no-econ", "--schema", "dcgm",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    ramping = "GPU-0021-test"  # fails two days after the history ends: its signs are visible
+    try:
+        flipped = _until(lambda: _gpu_probability(base, ramping))
+        assert main(["models", "rollback", "--store", str(store.root)]) == 0
+        restored = _until(
+            lambda: (p := _gpu_probability(base, ramping)) is not None and p > flipped and p
+        )
+        assert restored > flipped
+        assert proc.poll() is None, "the scorer must not restart"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=20)[0].decode()
+    assert "loaded a new model" in output and "Traceback" not in output, output[-2000:]
