@@ -131,6 +131,11 @@
     failurePredictedHorizon: '7d',
     failurePredictedThreshold: 0.3,
     failurePredictedFor: '1h',
+    // Live accuracy (gpu-health-scorer outcomes, docs/closed-loop.md): alert when the share of
+    // flagged GPU-time rows that failed falls below the floor, once enough rows were flagged.
+    predictionPrecisionFloor: '0.05',
+    predictionPrecisionMinFlagged: 20,
+    predictionPrecisionFor: '6h',
 
     // Economics: recommended actions worth a ticket, stable for this long.
     retirementActions: 'sell|decommission',

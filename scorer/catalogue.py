@@ -234,5 +234,34 @@ SCORER_METRICS += (
     ),
 )
 
+#: Written by ``gpu-health-scorer outcomes`` (live accuracy, not per GPU): (name, type, help,
+#: labels). Read by the GPUScorerPrecisionLow alert.
+OUTCOME_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "gpu_prediction_outcomes",
+        "gauge",
+        "GPU-time rows of past predictions by outcome against the failure ledger.",
+        ("horizon", "outcome", "window"),
+    ),
+    (
+        "gpu_prediction_precision",
+        "gauge",
+        "Share of flagged GPU-time rows that failed within the horizon.",
+        ("horizon", "window"),
+    ),
+    (
+        "gpu_prediction_recall",
+        "gauge",
+        "Share of failing GPU-time rows that were flagged.",
+        ("horizon", "window"),
+    ),
+    (
+        "gpu_prediction_lead_time_days",
+        "gauge",
+        "Median days between the first flag and the failure.",
+        ("horizon", "window"),
+    ),
+)
+
 #: Identity labels the scorer puts on per-GPU series (the same names as the exporter's).
 SCORER_IDENTITY_LABELS: tuple[str, ...] = ("node", "gpu", "uuid", "model")

@@ -32,7 +32,7 @@ from gpu_health.scorer.cli_history import client_for, iso_utc, run_evaluate, run
 log = logging.getLogger("gpu_health.scorer")
 
 DEFAULT_LISTEN = ":9836"
-SUBCOMMANDS = ("serve", "train", "evaluate", "score")
+SUBCOMMANDS = ("serve", "train", "evaluate", "score", "labels", "models", "outcomes")
 MODEL_HELP = (
     "model directory, 'rules' (the transparent rule baseline) or 'xgboost' (the shipped "
     "trained model); default: the shipped default, the rule (docs/model-card.md)"
@@ -359,6 +359,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     log_level_argument(score)
 
+    from gpu_health.scorer.labels_cli import add_parser as add_labels_parser
+    from gpu_health.scorer.models_cli import add_parser as add_models_parser
+    from gpu_health.scorer.outcomes_cli import add_parser as add_outcomes_parser
+
+    add_labels_parser(sub, _prometheus_arguments)
+    add_models_parser(sub, _prometheus_arguments, _history_arguments)
+    add_outcomes_parser(sub, _prometheus_arguments)
+
 
 # ---- serve --------------------------------------------------------------------------------
 
@@ -495,6 +503,18 @@ def run(args: argparse.Namespace) -> int:
         return run_train(args)
     if command == "evaluate":
         return run_evaluate(args)
+    if command == "labels":
+        from gpu_health.scorer.labels_cli import run as run_labels
+
+        return run_labels(args, client_for)
+    if command == "models":
+        from gpu_health.scorer.models_cli import run as run_models
+
+        return run_models(args)
+    if command == "outcomes":
+        from gpu_health.scorer.outcomes_cli import run as run_outcomes
+
+        return run_outcomes(args, client_for)
     return run_serve(args)
 
 
@@ -502,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="gpu-health-scorer",
         description="GPU failure prediction sidecar for Prometheus. Commands: serve (default), "
-        "train, evaluate, score; run 'gpu-health-scorer COMMAND --help' for their options.",
+        "train, evaluate, score, labels, models, outcomes; run 'gpu-health-scorer COMMAND "
+        "--help' for their options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_arguments(parser)

@@ -295,6 +295,27 @@ class PromClient:
             and len(sample["value"]) == 2
         ]
 
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
+        """Range query; returns the matrix (``[{"metric": {...}, "values": [[t, "v"], ...]}]``).
+
+        Callers bound the answer: Prometheus refuses more than 11,000 points per series, so a
+        long history is asked for in chunks.
+        """
+        data = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        result = self._request("/api/v1/query_range", data)
+        matrix = result.get("result", [])
+        if not isinstance(matrix, list):
+            raise PrometheusError(f"query {promql[:80]!r}: result is not a matrix")
+        return [
+            series
+            for series in matrix
+            if isinstance(series, dict)
+            and isinstance(series.get("metric"), dict)
+            and isinstance(series.get("values"), list)
+        ]
+
     def close(self) -> None:
         self._session.close()
 

@@ -318,6 +318,22 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       },
     },
     {
+      alert: 'GPUScorerPrecisionLow',
+      // From `gpu-health-scorer outcomes` (textfile collector): past flags against the ledger.
+      expr: |||
+        gpu_prediction_precision < %(predictionPrecisionFloor)s
+        and on (horizon, window)
+        sum by (horizon, window) (gpu_prediction_outcomes{outcome=~"true_positive|false_positive"})
+          >= %(predictionPrecisionMinFlagged)s
+      ||| % vars,
+      'for': c.predictionPrecisionFor,
+      labels: { severity: c.warningSeverity },
+      annotations: {
+        summary: 'GPU failure predictions are mostly false alarms.',
+        description: 'Over the last {{ $labels.window }}, only {{ $value | humanizePercentage }} of the GPU-time rows flagged by the {{ $labels.horizon }} failure model{{ with $labels.instance }} (published by {{ . }}){{ end }} failed within the horizon (floor ' + c.predictionPrecisionFloor + '): the model no longer fits this fleet. Review the failure ledger, then retrain and promote through the gate.',
+      },
+    },
+    {
       alert: 'GPUScorerDown',
       expr: |||
         up{%(sco)s} == 0
@@ -373,7 +389,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   // Every GPU alert also carries the GPU's current overall health score, looked up when the
   // alert is evaluated, so a notification shows it without a second query.
   local healthScore = '{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}' % c.gpuExporterSelector,
-  local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown'],
+  local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
   local decorate(rule) = rule {
     annotations+: { runbook_url: c.runbookURLPattern % rule.alert } + (
       if std.member(nonGpuAlerts, rule.alert) then {} else { health_score: healthScore }

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from gpu_health.mixin import render as mixin
-from gpu_health.scorer.catalogue import SCORER_METRICS
+from gpu_health.scorer.catalogue import OUTCOME_METRICS, SCORER_METRICS
 from gpu_health.stack import find_binary
 from gpu_health.telemetry.catalogue import CATALOGUE, HEALTH_METRICS, SELF_METRICS
 
@@ -192,6 +192,7 @@ def test_every_metric_a_rule_reads_exists() -> None:
         {spec.name for spec in CATALOGUE}
         | {name for name, _help, _labels in HEALTH_METRICS}
         | {name for name, _kind, _help, _labels in SCORER_METRICS}
+        | {name for name, _kind, _help, _labels in OUTCOME_METRICS}
         | {name for name, _kind, _help, _labels in SELF_METRICS}
         | OTHER_METRICS
     )

@@ -1,0 +1,340 @@
+"""Failures found in the history: the signals a failed GPU leaves in Prometheus.
+
+Every query asks Prometheus to do the detection and return only the steps where something
+happened (``gpu_up == 0``, a counter that rose, a series that vanished), so the answer stays small
+on a large fleet; the history is read in chunks of ``chunk`` seconds at ``step`` resolution (at
+most 11,000 points per series and query, Prometheus' own limit). Both our schema and
+dcgm-exporter's are read. Application XIDs (13, 31, 43, 45, 69 …: a user's program crashed) and
+warning XIDs (63 a row remap was recorded, 92 high corrected-error rate) are *not* failures and
+are never asked for. :mod:`gpu_health.scorer.ledger` merges the signals into one row per failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.ledger import Signal
+
+log = logging.getLogger(__name__)
+
+#: Hardware XIDs that mean a failure, with the ledger kind and the confidence each carries alone
+#: (NVIDIA XID catalogue: 48 DBE, 94/95 contained/uncontained ECC error, 64 row-remapper
+#: failure, 79 fell off the bus, 74 NVLink error, 46/62/109 GPU or micro-controller stopped,
+#: 119/120 GSP timeout/error, 154 recovery action required).
+FAILURE_XIDS: dict[int, tuple[str, float]] = {
+    48: ("uncorrectable_memory", 0.9),
+    94: ("uncorrectable_memory", 0.9),
+    95: ("uncorrectable_memory", 0.9),
+    64: ("row_remap_failure", 0.9),
+    79: ("fell_off_bus", 0.9),
+    74: ("nvlink", 0.6),
+    46: ("gpu_reset_required", 0.6),
+    62: ("gpu_reset_required", 0.6),
+    109: ("gpu_reset_required", 0.6),
+    119: ("gpu_reset_required", 0.6),
+    120: ("gpu_reset_required", 0.6),
+    154: ("gpu_reset_required", 0.6),
+}
+#: How far back a counter that (re)appears is compared: one that existed within this window
+#: and reappears (after a scrape gap) is not a new event.
+APPEAR_WINDOW = "6h"
+APPEAR_SECONDS = 6 * 3600.0
+#: Prometheus refuses more than 11,000 points per series in one range query.
+MAX_POINTS_PER_SERIES = 11_000
+#: Bound on what one scan may collect (signal points, all queries together).
+MAX_POINTS = 5_000_000
+
+
+@dataclass(frozen=True)
+class SchemaNames:
+    """Label and metric names of one exporter schema."""
+
+    node: str
+    gpu: str
+    uuid: str
+    presence: str
+    up: str | None
+    xid_counter: str | None
+    xid_last_value: str | None
+    dbe: str
+    remapped_uncorrectable: str
+    remap_failed: str
+
+
+OURS = SchemaNames(
+    node="node",
+    gpu="gpu",
+    uuid="uuid",
+    presence="gpu_up",
+    up="gpu_up",
+    xid_counter="gpu_xid_errors_total",
+    xid_last_value=None,
+    dbe='gpu_ecc_errors_total{type="uncorrected",scope="aggregate"}',
+    remapped_uncorrectable='gpu_remapped_rows_total{cause="uncorrectable"}',
+    remap_failed="gpu_row_remap_failed",
+)
+DCGM = SchemaNames(
+    node="Hostname",
+    gpu="gpu",
+    uuid="UUID",
+    presence="DCGM_FI_DEV_GPU_TEMP",
+    up=None,
+    xid_counter=None,
+    xid_last_value="DCGM_FI_DEV_XID_ERRORS",
+    dbe="DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
+    remapped_uncorrectable="DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+    remap_failed="DCGM_FI_DEV_ROW_REMAP_FAILURE",
+)
+SCHEMAS = {"ours": OURS, "dcgm": DCGM}
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    start: float
+    end: float
+    step: float = 300.0
+    chunk: float = 7 * 86400.0
+    #: shortest ``gpu_up 0`` or disappearance counted as a failure
+    min_outage: float = 600.0
+
+    def validate(self) -> None:
+        if self.end <= self.start:
+            raise UserError("labels: the history is empty (--since reaches past the end)")
+        if not 15 <= self.step <= 3600:
+            raise UserError("labels: --step must be between 15s and 1h")
+        if self.chunk / self.step > MAX_POINTS_PER_SERIES:
+            raise UserError(
+                f"labels: --chunk / --step gives more than {MAX_POINTS_PER_SERIES} points"
+            )
+        if self.min_outage < self.step:
+            raise UserError("labels: --min-outage must be at least one --step")
+
+
+Query = Callable[[str, float, float, float], list[dict[str, Any]]]
+
+
+class Scan:
+    """Reads one schema's failure signals from Prometheus over [start, end]."""
+
+    def __init__(self, client: Any, names: SchemaNames, config: ScanConfig) -> None:
+        config.validate()
+        self.client = client
+        self.n = names
+        self.c = config
+        self.points = 0
+
+    # ---- queries ------------------------------------------------------------------------
+
+    def _chunks(self) -> Iterator[tuple[float, float]]:
+        step = self.c.step
+        t = (self.c.start // step + 1) * step
+        while t <= self.c.end:
+            end = min(t + self.c.chunk - step, self.c.end)
+            yield t, end
+            t = end + step
+
+    def _range(self, promql: str, start: float | None = None) -> dict[tuple[str, ...], Any]:
+        """Points per series over the whole scan: {(uuid, node, gpu, extra): [(t, v), ...]}."""
+        out: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+        for a, b in self._chunks():
+            if start is not None and b < start:
+                continue
+            a = max(a, start) if start is not None else a
+            for series in self.client.query_range(promql, a, b, self.c.step):
+                m = series["metric"]
+                key = (
+                    m.get(self.n.uuid, ""),
+                    m.get(self.n.node, ""),
+                    m.get(self.n.gpu, ""),
+                    m.get("xid", ""),
+                )
+                if not key[0]:
+                    continue
+                values = out.setdefault(key, [])
+                for t, v in series["values"]:
+                    values.append((float(t), float(v)))
+                self.points += len(series["values"])
+                if self.points > MAX_POINTS:
+                    raise UserError(
+                        f"labels: more than {MAX_POINTS:,} signal points; scan a shorter "
+                        "--since or a coarser --step"
+                    )
+        return out
+
+    def _runs(self, points: list[tuple[float, float]]) -> Iterator[tuple[float, float, float]]:
+        """Consecutive steps as (start, end, first value)."""
+        points.sort()
+        run_start = prev = points[0][0]
+        first = points[0][1]
+        for t, v in points[1:]:
+            if t - prev > 1.5 * self.c.step:
+                yield run_start, prev, first
+                run_start, first = t, v
+            prev = t
+        yield run_start, prev, first
+
+    def _has_earlier_data(self) -> bool:
+        # Data at least one appearance window before the scan: the first steps can compare.
+        got = self.client.query(
+            f"count(last_over_time({self.n.presence}[1d]))",
+            self.c.start - APPEAR_SECONDS - self.c.step,
+        )
+        return bool(got) and float(got[0]["value"][1]) > 0
+
+    def _rise(self, selector: str) -> str:
+        """A lifetime counter above its last value before this step — also across an outage,
+        when the sample that would show the rise falls inside the GPU's downtime."""
+        s = f"{self.c.step:.0f}s"
+        return f"({selector} - last_over_time({selector}[{APPEAR_WINDOW}] offset {s})) > 0"
+
+    def _appear(self, selector: str, by: str) -> str:
+        """A counter or gauge that changed, or appeared where none was in APPEAR_WINDOW."""
+        s = f"{self.c.step:.0f}s"
+        return (
+            f"({selector} != {selector} offset {s}) or ({selector} unless on({by}) "
+            f"last_over_time({selector}[{APPEAR_WINDOW}] offset {s}))"
+        )
+
+    # ---- signals ------------------------------------------------------------------------
+
+    def signals(self) -> list[Signal]:
+        out: list[Signal] = []
+        out += self._xid_signals()
+        out += self._counter_signal(self.n.dbe, "uncorrectable_memory", 0.9, "DBE")
+        out += self._counter_signal(
+            self.n.remapped_uncorrectable, "uncorrectable_memory", 0.8, "uncorrectable remap"
+        )
+        out += self._flag_signal()
+        if self.n.up:
+            out += self._down_signals()
+        out += self._gone_signals()
+        out += self._replaced_signals()
+        log.info("labels: %d signals from %d points", len(out), self.points)
+        return out
+
+    def _xid_signals(self) -> list[Signal]:
+        # Without data before the scan, every existing series "appears" at its first step.
+        blind = None if self._has_earlier_data() else self.c.start + APPEAR_SECONDS + self.c.step
+        codes = "|".join(str(c) for c in sorted(FAILURE_XIDS))
+        out: list[Signal] = []
+        if self.n.xid_counter:
+            sel = f'{self.n.xid_counter}{{xid=~"{codes}"}}'
+            found = self._range(self._appear(sel, f"{self.n.uuid},xid"), blind)
+            for (uuid, node, gpu, xid), pts in found.items():
+                if not xid.isdigit() or int(xid) not in FAILURE_XIDS:
+                    continue
+                kind, conf = FAILURE_XIDS[int(xid)]
+                for t, _end, _v in self._runs(pts):
+                    out.append(Signal(uuid, node, gpu, t, t, kind, conf, f"XID {xid}"))
+        if self.n.xid_last_value:
+            sel = self.n.xid_last_value
+            found = self._range(self._appear(sel, self.n.uuid), blind)
+            for (uuid, node, gpu, _x), pts in found.items():
+                for t, v in pts:
+                    code = int(v) if v == v else 0
+                    if code in FAILURE_XIDS:
+                        kind, conf = FAILURE_XIDS[code]
+                        ev = f"{sel}={code}"
+                        out.append(Signal(uuid, node, gpu, t, t, kind, conf, ev))
+        return out
+
+    def _counter_signal(self, selector: str, kind: str, conf: float, what: str) -> list[Signal]:
+        out = []
+        for (uuid, node, gpu, _x), pts in self._range(self._rise(selector)).items():
+            for t, _end, v in self._runs(pts):
+                out.append(Signal(uuid, node, gpu, t, t, kind, conf, f"{what} +{v:g}"))
+        return out
+
+    def _flag_signal(self) -> list[Signal]:
+        sel = self.n.remap_failed
+        s = f"{self.c.step:.0f}s"
+        promql = f"({sel} == 1) unless on({self.n.uuid}) ({sel} offset {s} == 1)"
+        out = []
+        for (uuid, node, gpu, _x), pts in self._range(promql).items():
+            for t, _end, _v in self._runs(pts):
+                ev = f"{sel.split('{')[0]}=1"
+                out.append(Signal(uuid, node, gpu, t, t, "row_remap_failure", 0.95, ev))
+        return out
+
+    def _down_signals(self) -> list[Signal]:
+        out = []
+        for (uuid, node, gpu, _x), pts in self._range(f"{self.n.up} == 0").items():
+            for a, b, _v in self._runs(pts):
+                length = b - a + self.c.step
+                if length < self.c.min_outage:
+                    continue
+                conf = 0.8 if length >= 1800 else 0.5
+                ev = f"gpu_up=0 for {_duration(length)}"
+                out.append(Signal(uuid, node, gpu, a, b, "lost", conf, ev))
+        return out
+
+    def _gone_signals(self) -> list[Signal]:
+        p, node = self.n.presence, self.n.node
+        promql = (
+            f"(last_over_time({p}[{APPEAR_WINDOW}]) unless on({self.n.uuid}) {p}) "
+            f"and on({node}) group by ({node}) ({p})"
+        )
+        out = []
+        for (uuid, nd, gpu, _x), pts in self._range(promql).items():
+            for a, b, _v in self._runs(pts):
+                length = b - a + self.c.step
+                if length < self.c.min_outage:
+                    continue
+                conf = 0.7 if length >= 3600 else 0.5
+                # The series was last seen up to one lookback (5m) before it counted as gone.
+                ev = f"{p.split('{')[0]} absent for {_duration(length)}"
+                if length >= APPEAR_SECONDS - 2 * self.c.step:  # the query looks back no further
+                    ev = f"{p.split('{')[0]} absent for {APPEAR_WINDOW} or more"
+                out.append(Signal(uuid, nd, gpu, a - 300.0, b, "disappeared", conf, ev))
+        return out
+
+    def _replaced_signals(self) -> list[Signal]:
+        """A UUID whose slot (node, index) later shows another UUID: failed at its last sample."""
+        seen: dict[tuple[str, str, str], list[float]] = {}
+        p, n = self.n.presence, self.n
+        by = f"{n.node},{n.gpu},{n.uuid}"
+        for a, b in self._chunks():
+            window = f"{b - a + self.c.step:.0f}s"
+            res = f"{self.c.step:.0f}s"
+            for fn, agg in (("min", min), ("max", max)):
+                q = f"{fn} by ({by}) ({fn}_over_time(timestamp({p})[{window}:{res}]))"
+                for sample in self.client.query(q, b):
+                    m = sample["metric"]
+                    key = (m.get(n.node, ""), m.get(n.gpu, ""), m.get(n.uuid, ""))
+                    if not key[2]:
+                        continue
+                    t = float(sample["value"][1])
+                    span = seen.setdefault(key, [t, t])
+                    span[0] = agg(span[0], t) if fn == "min" else span[0]
+                    span[1] = agg(span[1], t) if fn == "max" else span[1]
+        by_slot: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+        for (node, gpu, uuid), (first, last) in seen.items():
+            by_slot.setdefault((node, gpu), []).append((first, last, uuid))
+        out = []
+        for (node, gpu), boards in by_slot.items():
+            boards.sort()
+            for (_f, last, uuid), (nfirst, _l, nuuid) in itertools.pairwise(boards):
+                if nfirst > last:
+                    ev = f"replaced by {nuuid} in {node} slot {gpu}"
+                    out.append(Signal(uuid, node, gpu, last, last, "replaced", 0.6, ev))
+        return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f}d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 60:.0f}m"
+
+
+def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
+    """All failure signals of ``schema`` (``ours`` or ``dcgm``) in [start, end]."""
+    if schema not in SCHEMAS:
+        raise UserError(f"labels: unknown schema {schema!r} (ours or dcgm)")
+    return Scan(client, SCHEMAS[schema], config).signals()

@@ -1,0 +1,165 @@
+"""``gpu-health-scorer labels``: derive the failure ledger from the history in Prometheus.
+
+Kept out of :mod:`gpu_health.scorer.cli`, which only registers the subcommand. The output is
+the CSV that ``train --failures`` reads; ``--truth`` judges it against a known list (the
+simulator's failures.csv, or an RMA list) and prints recall and precision per kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.ledger import Judged, Score
+
+DESCRIPTION = (
+    "Find the failures recorded in Prometheus: XID 79 (fell off the bus), uncorrectable memory "
+    "errors (XID 48/94/95, DBE, uncorrectable row remaps), row-remap failures (XID 64 or the "
+    "flag), NVLink and reset-required XIDs, gpu_up 0 outages, GPUs that vanished while their "
+    "node kept reporting, and boards replaced by a new UUID in the same node and slot. "
+    "Application XIDs (13, 31, 43, 45, ...) are not failures. Writes one CSV row per failure "
+    "(uuid,time,mode + node, gpu, confidence, evidence) that 'train --failures' reads; review "
+    "it, delete rows or add RMA tickets by hand. Only UUIDs, node names and slot indexes are "
+    "written; nothing is sent anywhere."
+)
+
+
+def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
+    from gpu_health.cli_support import log_level_argument
+    from gpu_health.scorer.cli import _duration, _time
+
+    p = sub.add_parser(
+        "labels", help="derive a failure ledger from the history", description=DESCRIPTION
+    )
+    prometheus_arguments(p)
+    g = p.add_argument_group("history")
+    g.add_argument(
+        "--since", type=_duration, default=90 * 86400.0, help="how far back to look (default: 90d)"
+    )
+    g.add_argument("--end", type=_time, help="end of the history (default: now)")
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        help="a backfilled directory (gpu-health backfill --out) served by a private Prometheus; "
+        "the whole of it is scanned",
+    )
+    g.add_argument("--step", type=_duration, default=300.0, help="scan resolution (default: 5m)")
+    g.add_argument(
+        "--chunk", type=_duration, default=7 * 86400.0, help="history per range query (default: 7d)"
+    )
+    g.add_argument(
+        "--min-outage",
+        type=_duration,
+        default=600.0,
+        help="shortest gpu_up 0 or disappearance counted (default: 10m)",
+    )
+    g.add_argument(
+        "--merge-window",
+        type=_duration,
+        default=1800.0,
+        help="a GPU's signal this soon after the previous one's end belongs to the same "
+        "failure (default: 30m)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        help="leave out failures less certain than this (0-1, default: %(default)s)",
+    )
+    p.add_argument("--out", type=Path, help="ledger CSV to write (default: standard output)")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        help="known failures (uuid,time,mode CSV): print recall and precision per kind",
+    )
+    log_level_argument(p)
+
+
+def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
+    from gpu_health.scorer.ledger import merge, write_ledger
+
+    if not 0 <= args.min_confidence <= 1:
+        raise UserError("--min-confidence must be between 0 and 1")
+    began = time.monotonic()
+    from gpu_health.scorer.labels import ScanConfig, scan
+    from gpu_health.scorer.promclient import PrometheusError
+
+    try:
+        with _history(args, client_factory) as (client, start, end):
+            schema = _schema(args, client, end)
+            config = ScanConfig(start, end, args.step, args.chunk, args.min_outage)
+            signals = scan(client, schema, config)
+    except PrometheusError as exc:
+        raise UserError(f"labels: {exc}") from None
+    events = [e for e in merge(signals, args.merge_window) if e.confidence >= args.min_confidence]
+    text = write_ledger(events, args.out)
+    if args.out is None:
+        sys.stdout.write(text)
+    print(
+        f"labels: {len(events)} failures from {len(signals)} signals ({schema} schema, "
+        f"{(end - start) / 86400:.0f} days) in {time.monotonic() - began:.0f}s",
+        file=sys.stderr,
+    )
+    if args.truth:
+        print(judge(events, args.truth, start, end).markdown(), file=sys.stderr)
+    return 0
+
+
+def judge(events: Sequence[Judged], truth_path: Path, start: float, end: float) -> Score:
+    """Recall/precision against known failures inside [start, end - 1h] (a failure in the last
+    hour may not have left its outage in the history yet)."""
+    from gpu_health.scorer.ledger import Truth, score
+    from gpu_health.scorer.training import load_failures
+
+    truth = [
+        Truth(f.uuid, f.time, f.mode)
+        for f in load_failures(truth_path)
+        if start <= f.time <= end - 3600.0
+    ]
+    return score(events, truth)
+
+
+def judge_file(ledger: Path, truth_path: Path, start: float, end: float) -> Score:
+    """:func:`judge` on a ledger CSV as written (or as an operator edited it)."""
+    from gpu_health.scorer.ledger import read_ledger
+
+    return judge(read_ledger(ledger), truth_path, start, end)
+
+
+def _schema(args: argparse.Namespace, client: Any, end: float) -> str:
+    if args.schema != "auto":
+        return str(args.schema)
+    from gpu_health.scorer.features import detect_schema
+
+    return str(detect_schema(client, end))
+
+
+class _history:
+    """(client, start, end) for --data-dir (private Prometheus) or --prometheus.url."""
+
+    def __init__(self, args: argparse.Namespace, client_factory: Callable[..., Any]) -> None:
+        self.args = args
+        self.client_factory = client_factory
+        self._ctx: Any = None
+
+    def __enter__(self) -> tuple[Any, float, float]:
+        args = self.args
+        if args.data_dir is None:
+            end = args.end or time.time()
+            return self.client_factory(args), end - args.since, end
+        from gpu_health.scorer.cli_history import open_history
+
+        ns = argparse.Namespace(**vars(args))
+        ns.failures, ns.start = None, None
+        self._ctx = open_history(ns)
+        client, start, end, _failures = self._ctx.__enter__()
+        return client, max(start, end - args.since), end
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)

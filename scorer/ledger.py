@@ -1,0 +1,284 @@
+"""The failure ledger: signals found in the history merged into one row per failure, as CSV.
+
+:mod:`gpu_health.scorer.labels` turns Prometheus history into :class:`Signal` objects (an XID, an
+uncorrectable-error increase, a stretch of ``gpu_up 0``, a GPU that vanished, a board replaced in
+its slot). One failure usually leaves several of them within minutes — a memory failure writes XID
+48, a DBE and then the GPU goes down for its reset — so signals of one GPU are chained into an
+:class:`Event` while each starts within ``merge_window`` of the previous one's end. The event's
+kind is its most specific signal (a row-remap failure says more than "the GPU was down"), its
+confidence combines the signals' own.
+
+The CSV keeps the ``uuid,time,mode`` columns that ``gpu-health-scorer train --failures`` reads
+(``mode`` holds the kind); the other columns are for the operator who reviews the file, deletes
+rows or adds RMA tickets by hand. Only UUIDs, node names and slot indexes appear in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gpu_health.errors import UserError
+
+#: Kinds from the most to the least specific; an event takes the first kind any signal gives.
+KIND_PRIORITY: tuple[str, ...] = (
+    "row_remap_failure",
+    "uncorrectable_memory",
+    "fell_off_bus",
+    "nvlink",
+    "gpu_reset_required",
+    "lost",
+    "disappeared",
+    "replaced",
+)
+KIND_HELP: dict[str, str] = {
+    "row_remap_failure": "a row remap failed (XID 64 or the remap-failure flag): RMA criterion",
+    "uncorrectable_memory": "uncorrectable memory error: XID 48/94/95, DBE or uncorrectable remap",
+    "fell_off_bus": "the GPU fell off the bus (XID 79)",
+    "nvlink": "NVLink hardware error (XID 74)",
+    "gpu_reset_required": "the GPU stopped or needs a reset (XID 46/62/109/119/120/154)",
+    "lost": "gpu_up was 0 (GPU lost or unreadable) without a hardware XID",
+    "disappeared": "the GPU's series vanished while its node kept reporting",
+    "replaced": "a new UUID appeared in the same node and slot after this one vanished",
+}
+#: Columns written; ``uuid,time,mode`` are the ones ``train --failures`` needs.
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "uuid",
+    "time",
+    "mode",
+    "time_iso",
+    "node",
+    "gpu",
+    "confidence",
+    "evidence",
+    "source",
+)
+EVIDENCE_LIMIT = 400
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One piece of evidence about one GPU over [start, end] (an instant when equal)."""
+
+    uuid: str
+    node: str
+    gpu: str
+    start: float
+    end: float
+    kind: str
+    confidence: float
+    evidence: str
+
+
+@dataclass
+class Event:
+    """One failure: the chained signals of one GPU."""
+
+    uuid: str
+    node: str
+    gpu: str
+    signals: list[Signal] = field(default_factory=list)
+
+    @property
+    def time(self) -> float:
+        return min(s.start for s in self.signals)
+
+    @property
+    def end(self) -> float:
+        return max(s.end for s in self.signals)
+
+    @property
+    def kind(self) -> str:
+        kinds = {s.kind for s in self.signals}
+        return next(k for k in KIND_PRIORITY if k in kinds)
+
+    @property
+    def confidence(self) -> float:
+        """1 - prod(1 - c) over the strongest signal of each kind (independent witnesses)."""
+        best: dict[str, float] = {}
+        for s in self.signals:
+            best[s.kind] = max(best.get(s.kind, 0.0), s.confidence)
+        miss = math.prod(1.0 - c for c in best.values())
+        return min(0.99, 1.0 - miss)
+
+    @property
+    def evidence(self) -> str:
+        text = "; ".join(dict.fromkeys(s.evidence for s in sorted(self.signals, key=_start)))
+        return text if len(text) <= EVIDENCE_LIMIT else text[: EVIDENCE_LIMIT - 3] + "..."
+
+
+def _start(s: Signal) -> float:
+    return s.start
+
+
+def merge(signals: Iterable[Signal], merge_window: float = 1800.0) -> list[Event]:
+    """Chain each GPU's signals into events; a signal joins while it starts within
+    ``merge_window`` of the event's latest end (a reset's downtime, then removal, then the
+    replacement all belong to the failure that began it)."""
+    by_uuid: dict[str, list[Signal]] = {}
+    for s in signals:
+        by_uuid.setdefault(s.uuid, []).append(s)
+    events: list[Event] = []
+    for uuid, sigs in by_uuid.items():
+        sigs.sort(key=_start)
+        current: Event | None = None
+        for s in sigs:
+            if current is not None and s.start <= current.end + merge_window:
+                current.signals.append(s)
+                continue
+            current = Event(uuid, s.node, s.gpu, [s])
+            events.append(current)
+    events.sort(key=lambda e: (e.time, e.uuid))
+    return events
+
+
+def write_ledger(events: Sequence[Event], path: Path | None, min_confidence: float = 0.0) -> str:
+    """Write (or return, with ``path`` None) the ledger CSV; events below the floor are left out."""
+    import io
+
+    buffer = io.StringIO()
+    w = csv.writer(buffer, lineterminator="\n")
+    w.writerow(LEDGER_COLUMNS)
+    for e in events:
+        if e.confidence < min_confidence:
+            continue
+        w.writerow(
+            (
+                e.uuid,
+                f"{e.time:.0f}",
+                e.kind,
+                dt.datetime.fromtimestamp(e.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                e.node,
+                e.gpu,
+                f"{e.confidence:.2f}",
+                e.evidence,
+                "derived",
+            )
+        )
+    text = buffer.getvalue()
+    if path is not None:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write the ledger: {exc.strerror}") from None
+    return text
+
+
+# ---- judging a ledger against ground truth ------------------------------------------------
+
+
+class Judged(Protocol):
+    """What scoring needs of a ledger row: an :class:`Event` or a row read back from CSV."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def kind(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    uuid: str
+    time: float
+    kind: str
+
+
+def read_ledger(path: Path) -> list[LedgerRow]:
+    """The rows of a ledger CSV (as written, or as an operator edited it)."""
+    from gpu_health.scorer.training import load_failures
+
+    return [LedgerRow(f.uuid, f.time, f.mode) for f in load_failures(path)]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A known failure (the simulator's failures.csv or an RMA list)."""
+
+    uuid: str
+    time: float
+    mode: str
+
+
+@dataclass
+class Score:
+    """Matches of a ledger against ground truth, per true mode and per ledger kind."""
+
+    recall: dict[str, tuple[int, int]]  # true mode -> (found, total)
+    precision: dict[str, tuple[int, int]]  # ledger kind -> (true, total)
+
+    @staticmethod
+    def _share(pairs: Iterable[tuple[int, int]]) -> float:
+        hit = total = 0
+        for a, b in pairs:
+            hit, total = hit + a, total + b
+        return hit / total if total else float("nan")
+
+    @property
+    def overall_recall(self) -> float:
+        return self._share(self.recall.values())
+
+    @property
+    def overall_precision(self) -> float:
+        return self._share(self.precision.values())
+
+    def markdown(self) -> str:
+        """The two tables of docs/closed-loop.md."""
+        lines = ["| simulated failure mode | failures | found | recall |", "|---|---:|---:|---:|"]
+        for mode, (hit, total) in sorted(self.recall.items()):
+            lines.append(f"| {mode} | {total} | {hit} | {hit / total:.0%} |")
+        lines.append(
+            f"| **all** | {sum(t for _, t in self.recall.values())} | "
+            f"{sum(h for h, _ in self.recall.values())} | {self.overall_recall:.0%} |"
+        )
+        lines += ["", "| ledger kind | rows | true failures | precision |", "|---|---:|---:|---:|"]
+        for kind in KIND_PRIORITY:
+            if kind in self.precision:
+                hit, total = self.precision[kind]
+                lines.append(f"| {kind} | {total} | {hit} | {hit / total:.0%} |")
+        lines.append(
+            f"| **all** | {sum(t for _, t in self.precision.values())} | "
+            f"{sum(h for h, _ in self.precision.values())} | {self.overall_precision:.0%} |"
+        )
+        return "\n".join(lines)
+
+
+def score(
+    events: Sequence[Judged],
+    truth: Sequence[Truth],
+    tolerance: float = 3600.0,
+) -> Score:
+    """One-to-one matching: a ledger event matches an unmatched true failure of the same GPU
+    whose time is within ``tolerance`` of the event's time (earliest first)."""
+    by_uuid: dict[str, list[Truth]] = {}
+    for t in truth:
+        by_uuid.setdefault(t.uuid, []).append(t)
+    matched: set[int] = set()
+    precision: dict[str, list[int]] = {}
+    for e in sorted(events, key=lambda ev: ev.time):
+        best: Truth | None = None
+        for t in by_uuid.get(e.uuid, ()):
+            if id(t) in matched or abs(t.time - e.time) > tolerance:
+                continue
+            if best is None or abs(t.time - e.time) < abs(best.time - e.time):
+                best = t
+        entry = precision.setdefault(e.kind, [0, 0])
+        entry[1] += 1
+        if best is not None:
+            matched.add(id(best))
+            entry[0] += 1
+    recall: dict[str, list[int]] = {}
+    for t in truth:
+        entry = recall.setdefault(t.mode, [0, 0])
+        entry[1] += 1
+        entry[0] += id(t) in matched
+    return Score(
+        {k: (v[0], v[1]) for k, v in recall.items()},
+        {k: (v[0], v[1]) for k, v in precision.items()},
+    )

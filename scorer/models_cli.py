@@ -1,0 +1,182 @@
+"""``gpu-health-scorer models list|promote|rollback``: manage a model store safely.
+
+``promote`` runs the champion/challenger gate (:mod:`gpu_health.scorer.gate`) on the history —
+a backfilled ``--data-dir`` or ``--prometheus.url`` with ``--start`` — and adds the candidate to
+the store only when it passes; ``rollback`` serves the previous version again. Point ``serve
+--model`` at ``STORE/current``: it picks up either change at its next scoring run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gpu_health.errors import UserError
+
+
+def add_parser(
+    sub: Any,
+    prometheus_arguments: Callable[[argparse.ArgumentParser], None],
+    history_arguments: Callable[[argparse.ArgumentParser, str], None],
+) -> None:
+    from gpu_health.cli_support import OneLineArgumentParser, log_level_argument
+    from gpu_health.scorer.cli import _duration, _time
+
+    models = sub.add_parser(
+        "models",
+        help="list, promote (gated) or roll back model versions",
+        description="Manage a model store: every promoted version with its manifest, "
+        "evaluation and checksums; STORE/current is what 'serve --model' should read.",
+    )
+    msub = models.add_subparsers(
+        dest="models_command", metavar="ACTION", parser_class=OneLineArgumentParser
+    )
+    listing = msub.add_parser("list", help="versions in the store", description="List versions.")
+    listing.add_argument("--store", type=Path, required=True, help="model store directory")
+    log_level_argument(listing)
+
+    promote = msub.add_parser(
+        "promote",
+        help="promote a candidate model directory if it passes the gate",
+        description="Judge a candidate on the most recent held-out window of the history "
+        "against the serving model and the rule baseline (ROC AUC, GPU-bootstrap intervals); "
+        "add it to the store and serve it only if it beats both.",
+    )
+    promote.add_argument("candidate", type=Path, help="model directory written by 'train'")
+    promote.add_argument("--store", type=Path, required=True, help="model store directory")
+    prometheus_arguments(promote)
+    history_arguments(promote, "evaluation")
+    g = promote.add_argument_group("gate")
+    g.add_argument(
+        "--holdout-start",
+        type=_time,
+        help="first prediction time of the held-out window (default: history end - --holdout-days)",
+    )
+    g.add_argument(
+        "--holdout-days",
+        type=_duration,
+        default=45 * 86400.0,
+        help="held-out window when --holdout-start is not given (default: 45d; the 30-day "
+        "horizon needs 30 of them to see outcomes)",
+    )
+    g.add_argument(
+        "--trained-until",
+        type=_time,
+        help="end of the candidate's training history (default: its metadata trained_until)",
+    )
+    g.add_argument(
+        "--min-failures",
+        type=int,
+        default=20,
+        help="refuse candidates trained on fewer failures (default: %(default)s)",
+    )
+    g.add_argument(
+        "--min-gain",
+        type=float,
+        default=0.0,
+        help="ROC AUC margin the candidate must win by (default: %(default)s)",
+    )
+    g.add_argument("--horizon", choices=("7d", "30d"), default="30d", help="judged horizon")
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="skip the gate (first deployment or an emergency); recorded in the history",
+    )
+    log_level_argument(promote)
+
+    rollback = msub.add_parser(
+        "rollback",
+        help="serve the previous version again",
+        description="Serve the version that served before the current one (or --to VERSION).",
+    )
+    rollback.add_argument("--store", type=Path, required=True, help="model store directory")
+    rollback.add_argument("--to", help="version to serve (default: the previous one)")
+    log_level_argument(rollback)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpu_health.scorer.registry import Store
+
+    action = getattr(args, "models_command", None)
+    if action is None:
+        raise UserError("models: give an action: list, promote or rollback")
+    store = Store(args.store)
+    if action == "list":
+        print(format_versions(store))
+        return 0
+    if action == "rollback":
+        version = store.rollback(args.to)
+        print(f"serving version {version} from {store.serving_dir}")
+        return 0
+    return _promote(args, store)
+
+
+def format_versions(store: Any) -> str:
+    current = store.current
+    lines = ["version  serving  promoted              AUC(held-out)  failures  reason"]
+    for v in store.versions():
+        ev = v.evaluation
+        gate = ev.get("gate", {})
+        auc = gate.get("roc_auc", {}).get("candidate")
+        when = dt.datetime.fromtimestamp(v.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            f"{v.name:>7}  {'*' if v.name == current else ' ':^7}  {when:<20}  "
+            f"{'-' if auc is None else f'{auc:.3f}':>13}  "
+            f"{gate.get('failures_trained_on', '-')!s:>8}  {ev.get('reason', '')}"
+        )
+    return "\n".join(lines)
+
+
+def _promote(args: argparse.Namespace, store: Any) -> int:
+    from gpu_health.scorer.gate import GateConfig, judge
+    from gpu_health.scorer.model import FailureModel, ModelError
+
+    try:
+        candidate = FailureModel.load(args.candidate)
+    except ModelError as exc:
+        raise UserError(f"candidate refused: {exc}") from None
+    if args.force:
+        version = store.add(args.candidate, {"reason": "forced (gate skipped)"})
+        store.activate(version.name, "promote", "forced (gate skipped)")
+        print(f"version {version.name} promoted without the gate (--force)")
+        return 0
+    if args.min_failures < 1:
+        raise UserError("--min-failures must be at least 1")
+    champion = None
+    if store.current is not None:
+        champion = FailureModel.load(store.serving_dir)
+    from gpu_health.scorer.cli_history import _collect
+    from gpu_health.scorer.promclient import PrometheusError
+
+    try:
+        data, failures, _schema = _collect(args, "gate")
+    except PrometheusError as exc:
+        raise UserError(f"models promote: {exc}") from None
+    end = float(data.times.max()) if len(data) else 0.0
+    holdout_start = args.holdout_start or end - args.holdout_days
+    trained_until = args.trained_until or _metadata_time(candidate.metadata, "trained_until")
+    trained_on = candidate.metadata.get("failures_trained_on")
+    if not isinstance(trained_on, int):
+        limit = trained_until if trained_until is not None else holdout_start
+        trained_on = sum(1 for f in failures if f.time < limit)
+    config = GateConfig(args.min_failures, args.min_gain, args.horizon)
+    decision = judge(candidate, champion, data, holdout_start, trained_until, trained_on, config)
+    print(json.dumps(decision.to_json(), indent=2), file=sys.stderr)
+    if not decision.promote:
+        raise UserError(decision.reason)
+    version = store.add(args.candidate, {"reason": decision.reason, "gate": decision.scores})
+    store.activate(version.name, "promote", decision.reason)
+    print(f"version {version.name}: {decision.reason}")
+    return 0
+
+
+def _metadata_time(metadata: dict[str, Any], key: str) -> float | None:
+    value = metadata.get(key)
+    if isinstance(value, int | float):
+        return float(value)
+    return None

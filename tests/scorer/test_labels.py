@@ -1,0 +1,188 @@
+"""``gpu-health-scorer labels`` on a hand-written history served by a real Prometheus.
+
+Each GPU of the history carries one situation, so every assertion names what the ledger must
+(or must not) make of it: application and warning XIDs are not failures, a short blip is not an
+outage, a node that stops reporting as a whole is a scrape problem, not a GPU failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gpu_health.scorer.cli import main
+from gpu_health.scorer.training import load_failures
+
+STEP = 60.0
+HOUR = 3600.0
+
+
+class History:
+    """OpenMetrics for a few GPUs at one-minute resolution; a value of None means no sample."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.times = [start + i * STEP for i in range(int((end - start) / STEP) + 1)]
+        self.families: dict[str, tuple[str, list[str]]] = {}
+
+    def series(
+        self, family: str, kind: str, labels: dict[str, str], value: Callable[[float], float | None]
+    ) -> None:
+        name = f"{family}_total" if kind == "counter" else family
+        text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        lines = self.families.setdefault(family, (kind, []))[1]
+        for t in self.times:
+            v = value(t)
+            if v is not None:
+                lines.append(f"{name}{{{text}}} {v:g} {t:.0f}")
+
+    def text(self) -> str:
+        out = []
+        for family, (kind, lines) in self.families.items():
+            out.append(f"# TYPE {family} {kind}")
+            out.extend(lines)
+        return "\n".join(out) + "\n# EOF\n"
+
+
+def _gpu(node: str, slot: int, uuid: str) -> dict[str, str]:
+    return {
+        "job": "gpu-health-exporter",
+        "instance": f"{node}:9840",
+        "node": node,
+        "gpu": str(slot),
+        "uuid": uuid,
+    }
+
+
+def _history(start: float, end: float) -> tuple[str, dict[str, float]]:
+    h = History(start, end)
+    at = {name: start + hours * HOUR for name, hours in {
+        "app_xids": 10, "fell_off": 12, "dbe": 16, "blip": 18, "vanish": 20, "remap": 26,
+        "node_outage": 30,
+    }.items()}  # fmt: skip
+    gpus = {
+        "A": ("n1", 0), "B": ("n1", 1), "C": ("n1", 2), "D": ("n1", 3), "E": ("n1", 4),
+        "F": ("n1", 4), "G": ("n1", 5), "H": ("n2", 0),
+    }  # fmt: skip
+
+    def present(g: str, t: float) -> bool:
+        if g == "E":
+            return t < at["vanish"]
+        if g == "F":
+            return t >= at["vanish"] + 6 * HOUR
+        if g == "H":
+            return not at["node_outage"] <= t < at["node_outage"] + 2 * HOUR
+        return True
+
+    def up(g: str, t: float) -> float | None:
+        if not present(g, t):
+            return None
+        if g == "B" and at["fell_off"] <= t < at["fell_off"] + 40 * 60:
+            return 0.0
+        if g == "D" and at["blip"] <= t < at["blip"] + 4 * 60:
+            return 0.0
+        return 1.0
+
+    for g, (node, slot) in gpus.items():
+        labels = _gpu(node, slot, f"GPU-{g}")
+        h.series("gpu_up", "gauge", labels, lambda t, g=g: up(g, t))
+        dbe = (lambda t: 2.0 if t >= at["dbe"] else 0.0) if g == "C" else (lambda t: 0.0)
+        ecc_labels = {**labels, "type": "uncorrected", "scope": "aggregate"}
+        h.series(
+            "gpu_ecc_errors",
+            "counter",
+            ecc_labels,
+            lambda t, g=g, f=dbe: f(t) if up(g, t) == 1.0 else None,
+        )
+        flag = (lambda t: 1.0 if t >= at["remap"] else 0.0) if g == "G" else (lambda t: 0.0)
+        h.series(
+            "gpu_row_remap_failed",
+            "gauge",
+            labels,
+            lambda t, g=g, f=flag: f(t) if up(g, t) == 1.0 else None,
+        )
+    xids = {
+        ("A", "13"): at["app_xids"], ("A", "31"): at["app_xids"] + HOUR,
+        ("A", "43"): at["app_xids"] + 2 * HOUR, ("A", "63"): at["app_xids"] + 3 * HOUR,
+        ("A", "92"): at["app_xids"] + 4 * HOUR, ("B", "79"): at["fell_off"],
+        ("C", "48"): at["dbe"],
+    }  # fmt: skip
+    for (g, code), when in xids.items():
+        node, slot = gpus[g]
+        h.series(
+            "gpu_xid_errors",
+            "counter",
+            {**_gpu(node, slot, f"GPU-{g}"), "xid": code},
+            lambda t, w=when: 1.0 if t >= w else None,
+        )
+    return h.text(), at
+
+
+def test_ledger_finds_each_failure_and_nothing_else(
+    tmp_path: Path, backfill: Callable[[str], Path], prometheus_factory: Callable[..., object]
+) -> None:
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    start = end - 2 * 86400
+    text, at = _history(start, end)
+    server = prometheus_factory(data_dir=backfill(text))
+    out = tmp_path / "ledger.csv"
+    code = main(
+        [
+            "labels",
+            "--prometheus.url",
+            server.url,  # type: ignore[attr-defined]
+            "--since",
+            "2d",
+            "--end",
+            f"{end:.0f}",
+            "--schema",
+            "ours",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    found = {r["uuid"]: r for r in rows}
+    assert set(found) == {"GPU-B", "GPU-C", "GPU-E", "GPU-G"}, rows
+    assert found["GPU-B"]["mode"] == "fell_off_bus"
+    assert found["GPU-C"]["mode"] == "uncorrectable_memory"
+    assert found["GPU-E"]["mode"] == "disappeared"
+    assert "replaced by GPU-F" in found["GPU-E"]["evidence"]
+    assert found["GPU-G"]["mode"] == "row_remap_failure"
+    expected = {"GPU-B": "fell_off", "GPU-C": "dbe", "GPU-E": "vanish", "GPU-G": "remap"}
+    for uuid, event in expected.items():
+        assert abs(float(found[uuid]["time"]) - at[event]) <= 600, (uuid, found[uuid])
+        assert 0.5 <= float(found[uuid]["confidence"]) <= 0.99
+        assert found[uuid]["node"] == "n1"
+    # The ledger is a failures file as train reads it.
+    failures = load_failures(out)
+    assert {f.uuid for f in failures} == set(expected)
+    assert all(f.precursor is None for f in failures)
+
+
+def test_lone_xid_below_the_confidence_floor_is_left_out(
+    tmp_path: Path, backfill: Callable[[str], Path], prometheus_factory: Callable[..., object]
+) -> None:
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    start = end - 86400
+    h = History(start, end)
+    labels = _gpu("n1", 0, "GPU-X")
+    h.series("gpu_up", "gauge", labels, lambda t: 1.0)
+    h.series(
+        "gpu_xid_errors",
+        "counter",
+        {**labels, "xid": "74"},
+        lambda t: 1.0 if t >= start + 12 * HOUR else None,
+    )
+    server = prometheus_factory(data_dir=backfill(h.text()))
+    common = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
+    common += ["--end", f"{end:.0f}", "--schema", "ours"]
+    strict, lenient = tmp_path / "strict.csv", tmp_path / "lenient.csv"
+    assert main([*common, "--min-confidence", "0.7", "--out", str(strict)]) == 0
+    assert main([*common, "--min-confidence", "0.5", "--out", str(lenient)]) == 0
+    assert list(csv.DictReader(strict.open())) == []
+    (row,) = list(csv.DictReader(lenient.open()))
+    assert row["mode"] == "nvlink" and row["evidence"] == "XID 74"
