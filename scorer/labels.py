@@ -193,10 +193,13 @@ class Scan:
         return f"({selector} - last_over_time({selector}[{APPEAR_WINDOW}] offset {s})) > 0"
 
     def _appear(self, selector: str, by: str) -> str:
-        """A counter or gauge that changed, or appeared where none was in APPEAR_WINDOW."""
+        """A counter or gauge that changed to a non-zero value, or appeared non-zero where none
+        was in APPEAR_WINDOW. Zero is never an event: the exporter creates every catalogued XID
+        counter at 0 when it first sees a GPU (a new board, an exporter restart), and a reset
+        back to 0 is a repair, not a failure."""
         s = f"{self.c.step:.0f}s"
         return (
-            f"({selector} != {selector} offset {s}) or ({selector} unless on({by}) "
+            f"(({selector} != {selector} offset {s}) > 0) or (({selector} > 0) unless on({by}) "
             f"last_over_time({selector}[{APPEAR_WINDOW}] offset {s}))"
         )
 
