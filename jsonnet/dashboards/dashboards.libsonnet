@@ -23,6 +23,9 @@ local g = import 'lib.libsonnet';
     worstGpus: 10,
     riskTopGpus: 20,
     riskProbabilityThreshold: 0.2,
+    // Where `gpu-health-scorer outcomes` lands: the node-exporter textfile collector by default,
+    // so no job is assumed (empty matches every job); narrow it if several publish.
+    predictionOutcomesSelector: '',
     currency: 'USD',
     dashboardUids: {
       overview: 'gpu-health-fleet-overview',
@@ -108,6 +111,12 @@ local g = import 'lib.libsonnet';
       g.tableTarget(placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter", rack=~"$rack"')),
     ], unit='none', thresholds=g.falling(50, 75), columns=['datacenter', 'row', 'rack', 'node', 'gpu', 'model', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id', 'cluster'], links={ uuid: detailLink }, sortBy='Health score', w=24, h=8),
   ] else [],
+
+  // Live accuracy of past flags (`gpu-health-scorer outcomes`, docs/closed-loop.md): fleet-level
+  // series per horizon and rolling window, so only the cluster variable applies; `max by` folds
+  // the copies two textfile collectors (or a push and a scrape) would publish.
+  local outcomeSel(extra='') = sel([c.predictionOutcomesSelector, clusterM, extra]),
+  local byHorizon(metric, extra='') = 'max by (horizon, window) (%s%s)' % [metric, outcomeSel(extra)],
 
   grafanaDashboards+:: {
     'gpu-fleet-overview.json': g.dashboard(
@@ -447,6 +456,28 @@ local g = import 'lib.libsonnet';
         g.table('Market prices in use', "Resale quotes from the operator's price table (--market.prices): the date shows how fresh the price behind each sell recommendation is.", [
           g.tableTarget('max without (instance) (gpu_market_price%s)' % sel([c.gpuScorerSelector, clusterM])),
         ], unit='currency' + c.currency, columns=['model', 'condition', 'date', 'Value'], rename={ Value: 'Price' }, hide=['currency', 'cluster'], w=8, h=9),
+
+        // Live accuracy of past flags: one row, per horizon and rolling window.
+        g.table('Prediction accuracy (live)', 'How past flags turned out against the failure ledger, per horizon and rolling window (gpu-health-scorer outcomes): precision, recall, median lead time from the first flag to the failure, and the GPU-time rows behind them.', [
+          g.tableTarget(byHorizon('gpu_prediction_precision')),
+          g.tableTarget(byHorizon('gpu_prediction_recall')),
+          g.tableTarget(byHorizon('gpu_prediction_lead_time_days')),
+          g.tableTarget(byHorizon('gpu_prediction_outcomes', 'outcome="true_positive"')),
+          g.tableTarget(byHorizon('gpu_prediction_outcomes', 'outcome="false_positive"')),
+          g.tableTarget(byHorizon('gpu_prediction_outcomes', 'outcome="false_negative"')),
+        ], unit='none', columns=['horizon', 'window', 'Value #A', 'Value #B', 'Value #C', 'Value #D', 'Value #E', 'Value #F'], rename={ 'Value #A': 'Precision', 'Value #B': 'Recall', 'Value #C': 'Lead time (days)', 'Value #D': 'True positives', 'Value #E': 'False positives', 'Value #F': 'False negatives' }, hide=['cluster'], w=14, h=7) {
+          fieldConfig+: {
+            defaults+: { decimals: 0 },
+            overrides+: [
+              { matcher: { id: 'byName', options: name }, properties: [{ id: 'unit', value: 'percentunit' }, { id: 'decimals', value: 1 }] }
+              for name in ['Precision', 'Recall']
+            ] + [{ matcher: { id: 'byName', options: 'Lead time (days)' }, properties: [{ id: 'decimals', value: 1 }] }],
+          },
+        },
+        g.timeseries('Live precision and recall by horizon', 'Precision and recall of past flags over time, per horizon: a falling precision is what GPUScorerPrecisionLow alerts on.', [
+          g.target(byHorizon('gpu_prediction_precision'), 'precision {{horizon}} ({{window}})'),
+          g.target(byHorizon('gpu_prediction_recall'), 'recall {{horizon}} ({{window}})'),
+        ], unit='percentunit', min=0, max=1, w=10, h=7),
       ],
       links=links(uids.risk),
     ) { refresh: c.dashboardRefresh },

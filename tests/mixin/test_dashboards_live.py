@@ -10,12 +10,14 @@ the scorer sidecar; it evaluates the mixin's recording rules. Queries run throug
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,6 +103,38 @@ def _scorer_available() -> bool:
     return DEFAULT_MODEL_DIR.is_dir()
 
 
+def _serve_outcomes(cleanup: contextlib.ExitStack) -> str:
+    """Serve what ``gpu-health-scorer outcomes --textfile`` leaves for the textfile collector,
+    so the live-accuracy panels have data: the scorer's history here is minutes long, too short
+    for real outcomes (tests/scorer/test_outcomes.py checks those against ``evaluate``)."""
+    from gpu_health.scorer.outcomes import Outcome, exposition
+
+    body = exposition(
+        [
+            Outcome("7d", 3, 9, 1, 700, (2.0, 4.0, 5.0), 2),
+            Outcome("30d", 12, 8, 4, 500, (10.0, 12.0), 3),
+            Outcome("90d", 20, 10, 2, 300, (30.0,), 1),
+        ],
+        "90d",
+    ).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cleanup.callback(server.server_close)
+    cleanup.callback(server.shutdown)
+    return f"127.0.0.1:{server.server_address[1]}"
+
+
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
     # Not tmp_path_factory: a concurrent pytest run may prune the shared basetemp while this
@@ -127,6 +161,7 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
     scorer = _scorer_available()
     if scorer:
         targets["gpu-health-scorer"] = [f"127.0.0.1:{scorer_port}"]
+        targets["node-exporter"] = [_serve_outcomes(cleanup)]
     live_since = time.time()
     exporter = _spawn(
         [str(BIN / "gpu-health-exporter"), "--backend", "sim", "--sim-gpus", str(GPUS_LIVE),
@@ -161,6 +196,7 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
     stack.wait_for_query(server.url, f'gpu_xid:gpu_xid_errors:increase10m{{uuid="{uuid}"}}', 60)
     if scorer:
         stack.wait_for_query(server.url, "gpu_recommended_action", timeout=120)
+        stack.wait_for_query(server.url, "gpu_prediction_precision", timeout=30)
     time.sleep(5)  # a few evaluations of every rule
     end = time.time()
     yield Fleet(server.url, end - 86400, end, uuid, scorer, live_since)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from gpu_health.mixin.dashquery import LABEL_VALUES_RE, builtin_values, substitute
-from gpu_health.scorer.catalogue import SCORER_METRICS
+from gpu_health.scorer.catalogue import OUTCOME_METRICS, SCORER_METRICS
 from gpu_health.telemetry.catalogue import CATALOGUE, HEALTH_METRICS, SELF_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,6 +108,8 @@ def known_metrics() -> set[str]:
     names |= {name for name, _kind, _help, _labels in SELF_METRICS}
     names |= {name for name, _help, _labels in HEALTH_METRICS}
     names |= {name for name, _kind, _help, _labels in SCORER_METRICS}
+    # gpu-health-scorer outcomes: published through the textfile collector, not the scorer job
+    names |= {name for name, _kind, _help, _labels in OUTCOME_METRICS}
     names |= {r["record"] for g in render_rules()["groups"] for r in g["rules"] if "record" in r}
     return names
 
@@ -173,8 +175,9 @@ def test_every_query_uses_the_variables_it_offers(dashboards: dict[str, Any]) ->
         for where, expr in all_queries(dashboards[name]):
             if where.startswith("variable") or "gpu_scorer_last_run" in expr:
                 continue
-            # Fleet-level scorer series (plan, market prices) carry no node or model label.
-            if "gpu_plan_" in expr or "gpu_market_price" in expr:
+            # Fleet-level scorer series (plan, market prices, live accuracy) carry no node or
+            # model label.
+            if any(m in expr for m in ("gpu_plan_", "gpu_market_price", "gpu_prediction_")):
                 assert "$cluster" in expr, f"{name} {where} ignores $cluster: {expr}"
                 continue
             for variable in ("$cluster", "$node", "$model"):
@@ -270,12 +273,16 @@ def test_risk_dashboard_shows_every_per_gpu_scorer_metric(dashboards: dict[str, 
 
 
 def test_config_overrides_reach_every_query() -> None:
-    custom = render("{ gpuExporterSelector: 'job=\"gpu\"', gpuScorerSelector: 'job=\"sc\"' }")
+    custom = render(
+        "{ gpuExporterSelector: 'job=\"gpu\"', gpuScorerSelector: 'job=\"sc\"',"
+        " predictionOutcomesSelector: 'job=\"out\"' }"
+    )
     for name, dashboard in custom.items():
         for where, expr in all_queries(dashboard):
             assert "gpu-health-exporter" not in expr and "gpu-health-scorer" not in expr, where
             if any(m.startswith("gpu_") and m.count(":") == 0 for m in metric_names(expr)):
-                assert 'job="gpu"' in expr or 'job="sc"' in expr, f"{name} {where}: {expr}"
+                jobs = ('job="gpu"', 'job="sc"', 'job="out"')
+                assert any(job in expr for job in jobs), f"{name} {where}: {expr}"
 
 
 def test_scorer_disabled_drops_the_risk_dashboard_and_its_links() -> None:

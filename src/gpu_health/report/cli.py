@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Print a fleet report (GPU states: failed, absent, degraded, healthy, replaced, with why; "
         "health by grade; GPUs ranked by state then failure risk with their top risk factors; "
-        "recommended actions with NPV; each XID code with its count and the alerts of the "
+        "recommended actions with NPV; the live accuracy of past flags per horizon (from "
+        "gpu-health-scorer outcomes); each XID code with its count and the alerts of the "
         "period; trends) from a Prometheus or VictoriaMetrics that holds gpu-health-exporter "
         "metrics, or dcgm-exporter metrics plus the scorer's. Optionally also write it as one "
         "self-contained HTML file with charts."

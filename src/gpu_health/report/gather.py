@@ -17,6 +17,7 @@ from typing import Any
 
 from gpu_health import stack
 from gpu_health.errors import UserError
+from gpu_health.report.accuracy import NO_ACCURACY, gather_accuracy
 from gpu_health.report.model import (
     ACTIONS,
     GRADES,
@@ -95,7 +96,7 @@ class Gatherer:
             raise UserError(f"cannot reach Prometheus at {self.url}: {reason}") from None
 
     #: Report sections, in the order they are gathered.
-    SECTIONS = ("inventory", "states", "health", "risk", "xids", "alerts", "trends")
+    SECTIONS = ("inventory", "states", "health", "risk", "accuracy", "xids", "alerts", "trends")
 
     def gather(
         self, schema: str = "auto", top: int = 20, sections: tuple[str, ...] = SECTIONS
@@ -113,6 +114,7 @@ class Gatherer:
             "states": lambda: self._states(report),
             "health": lambda: self._health(report),
             "risk": lambda: self._risk(report, top),
+            "accuracy": lambda: self._accuracy(report),
             "xids": lambda: self._xids(report),
             "alerts": lambda: self._alerts(report),
             "trends": lambda: self._trends(report),
@@ -219,6 +221,11 @@ class Gatherer:
             report.notes.append("No recommendations: gpu_recommended_action is absent.")
         residuals = [r.residual_value for r in rows.values() if r.residual_value is not None]
         report.fleet_residual_value = sum(residuals) if residuals else None
+
+    def _accuracy(self, report: FleetReport) -> None:
+        report.accuracy = gather_accuracy(self.query)
+        if not report.accuracy:
+            report.accuracy_note = NO_ACCURACY
 
     def _xids(self, report: FleetReport) -> None:
         """Each XID code per GPU with its count in the period.

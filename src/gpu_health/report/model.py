@@ -58,6 +58,21 @@ class AlertRow:
 
 
 @dataclass
+class AccuracyRow:
+    """How past flags of one horizon turned out over one rolling window (gpu-health-scorer
+    outcomes); a figure the scorer could not compute (no flags, no failures) is None."""
+
+    horizon: str
+    window: str
+    precision: float | None = None
+    recall: float | None = None
+    lead_days: float | None = None
+    true_positive: int | None = None
+    false_positive: int | None = None
+    false_negative: int | None = None
+
+
+@dataclass
 class FleetReport:
     prometheus: str
     generated_at: float
@@ -81,6 +96,9 @@ class FleetReport:
     alerts: list[AlertRow] = field(default_factory=list)
     #: name -> [(unix time, value)]
     trends: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    #: live accuracy of past flags per horizon and window, or why there is none
+    accuracy: list[AccuracyRow] = field(default_factory=list)
+    accuracy_note: str = ""
     #: sections that could not be filled, and why
     notes: list[str] = field(default_factory=list)
     #: ready-made HTML sections from other parts (fleet planning), shown before the notes

@@ -38,6 +38,33 @@ def _age(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _accuracy(report: FleetReport) -> list[str]:
+    """The "Prediction accuracy" section: a table per horizon and window, or its one-line note."""
+    if report.accuracy_note:
+        return ["Prediction accuracy", report.accuracy_note, ""]
+    if not report.accuracy:
+        return []  # the section was not gathered
+    rows = [
+        [
+            a.horizon,
+            a.window,
+            _pct(a.precision),
+            _pct(a.recall),
+            "-" if a.lead_days is None else f"{a.lead_days:.1f}",
+            _count(a.true_positive),
+            _count(a.false_positive),
+            _count(a.false_negative),
+        ]
+        for a in report.accuracy
+    ]
+    headers = ["horizon", "window", "precision", "recall", "lead time (d)", "TP", "FP", "FN"]
+    return ["Prediction accuracy", table(headers, rows), ""]
+
+
 def render(report: FleetReport) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.generated_at))
     out = [
@@ -123,6 +150,7 @@ def render(report: FleetReport) -> str:
                 f"fleet residual value {_money(report.fleet_residual_value, report.currency)}"
             )
         out.append("")
+    out += _accuracy(report)
     out.append(f"XIDs in the last {report.period}")
     if report.xids:
         out.append(
