@@ -3,7 +3,9 @@
 Both replay the serving feature queries at past timestamps, either against a running
 Prometheus (``--prometheus.url`` with ``--start/--end``) or against backfilled data directories
 that they serve themselves with a private Prometheus (``--data-dir``). Split from
-:mod:`gpu_health.scorer.cli`, which keeps the argument parser, ``serve`` and ``score``.
+:mod:`gpu_health.scorer.cli`, which dispatches to the runners (the options are in
+:mod:`gpu_health.scorer.cli_arguments`, ``serve`` and ``score`` in
+:mod:`gpu_health.scorer.cli_serve`).
 """
 
 from __future__ import annotations

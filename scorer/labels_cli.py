@@ -31,7 +31,7 @@ DESCRIPTION = (
 
 def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
     from gpu_health.cli_support import log_level_argument
-    from gpu_health.scorer.cli import _duration, _time
+    from gpu_health.scorer.cli_arguments import duration_arg, time_arg
 
     p = sub.add_parser(
         "labels", help="derive a failure ledger from the history", description=DESCRIPTION
@@ -39,28 +39,34 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
     prometheus_arguments(p)
     g = p.add_argument_group("history")
     g.add_argument(
-        "--since", type=_duration, default=90 * 86400.0, help="how far back to look (default: 90d)"
+        "--since",
+        type=duration_arg,
+        default=90 * 86400.0,
+        help="how far back to look (default: 90d)",
     )
-    g.add_argument("--end", type=_time, help="end of the history (default: now)")
+    g.add_argument("--end", type=time_arg, help="end of the history (default: now)")
     g.add_argument(
         "--data-dir",
         type=Path,
         help="a backfilled directory (gpu-health backfill --out) served by a private Prometheus; "
         "the whole of it is scanned",
     )
-    g.add_argument("--step", type=_duration, default=300.0, help="scan resolution (default: 5m)")
+    g.add_argument("--step", type=duration_arg, default=300.0, help="scan resolution (default: 5m)")
     g.add_argument(
-        "--chunk", type=_duration, default=7 * 86400.0, help="history per range query (default: 7d)"
+        "--chunk",
+        type=duration_arg,
+        default=7 * 86400.0,
+        help="history per range query (default: 7d)",
     )
     g.add_argument(
         "--min-outage",
-        type=_duration,
+        type=duration_arg,
         default=600.0,
         help="shortest gpu_up 0 or disappearance counted (default: 10m)",
     )
     g.add_argument(
         "--merge-window",
-        type=_duration,
+        type=duration_arg,
         default=1800.0,
         help="a GPU's signal this soon after the previous one's end belongs to the same "
         "failure (default: 30m)",

@@ -25,7 +25,7 @@ def add_parser(
     history_arguments: Callable[[argparse.ArgumentParser, str], None],
 ) -> None:
     from gpu_health.cli_support import OneLineArgumentParser, log_level_argument
-    from gpu_health.scorer.cli import _duration, _time
+    from gpu_health.scorer.cli_arguments import duration_arg, time_arg
 
     models = sub.add_parser(
         "models",
@@ -54,19 +54,19 @@ def add_parser(
     g = promote.add_argument_group("gate")
     g.add_argument(
         "--holdout-start",
-        type=_time,
+        type=time_arg,
         help="first prediction time of the held-out window (default: history end - --holdout-days)",
     )
     g.add_argument(
         "--holdout-days",
-        type=_duration,
+        type=duration_arg,
         default=45 * 86400.0,
         help="held-out window when --holdout-start is not given (default: 45d; the 30-day "
         "horizon needs 30 of them to see outcomes)",
     )
     g.add_argument(
         "--trained-until",
-        type=_time,
+        type=time_arg,
         help="end of the candidate's training history (default: its metadata trained_until)",
     )
     g.add_argument(

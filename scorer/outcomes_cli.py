@@ -23,7 +23,7 @@ from gpu_health.errors import UserError
 
 def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
     from gpu_health.cli_support import log_level_argument
-    from gpu_health.scorer.cli import _duration, _time
+    from gpu_health.scorer.cli_arguments import duration_arg, time_arg
 
     p = sub.add_parser(
         "outcomes",
@@ -40,12 +40,12 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
         "(default: the shipped default, as serve uses it)",
     )
     p.add_argument(
-        "--window", type=_duration, default=90 * 86400.0, help="rolling window (default: 90d)"
+        "--window", type=duration_arg, default=90 * 86400.0, help="rolling window (default: 90d)"
     )
     p.add_argument(
-        "--step", type=_duration, default=12 * 3600.0, help="prediction spacing (default: 12h)"
+        "--step", type=duration_arg, default=12 * 3600.0, help="prediction spacing (default: 12h)"
     )
-    p.add_argument("--end", type=_time, help="end of the window (default: now)")
+    p.add_argument("--end", type=time_arg, help="end of the window (default: now)")
     p.add_argument("--horizon", action="append", help="horizon(s) to report (default: all)")
     p.add_argument(
         "--textfile", type=Path, help="write the metrics here (atomically) instead of stdout"

@@ -1,0 +1,144 @@
+"""``gpu-health-scorer serve`` and ``score``: the runners that score with the serving code.
+
+``serve`` scores every interval and serves /metrics and the JSON API (or, with ``--once``,
+prints one ranking); ``score`` runs the same :class:`~gpu_health.scorer.service.Scorer` as of a
+past time. Split from :mod:`gpu_health.scorer.cli`, which dispatches to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from gpu_health.errors import UserError
+from gpu_health.scorer.cli_history import client_for, iso_utc
+
+log = logging.getLogger("gpu_health.scorer")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
+    from gpu_health.scorer.inventory.wiring import fleet_hook
+    from gpu_health.scorer.model import load_model
+    from gpu_health.scorer.service import Scorer, ScorerCollector
+    from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
+
+    model = load_model(args.model)
+    client = client_for(args)
+    econ = fleet_hook(args, client.query)
+    from gpu_health.scorer.sharding import Shard
+
+    shard = Shard.parse(args.shard)
+    scorer = Scorer(
+        client,
+        model,
+        args.schema,
+        econ,
+        args.top_factors,
+        args.workers,
+        keep=shard.owns if shard.count > 1 else None,
+        shard_regex=shard.uuid_regex(),
+        model_dir=_reloadable(args.model),
+        run_budget_s=args.run_budget or args.interval,
+    )
+    if args.once:
+        from gpu_health.telemetry.state import rank_key
+
+        ok = scorer.run_once()
+        snap, error = scorer.current()
+        if not ok or snap is None:
+            raise UserError(f"scoring failed: {error}")
+        ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))
+        print(json.dumps({"schema": snap.schema, "gpus": [gpu_json(g) for g in ranked]}))
+        return 0
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ScorerCollector(scorer))
+    # process_* (RSS, CPU, open fds): the scorer's own footprint, watchable from Prometheus.
+    ProcessCollector(registry=registry)
+    routes = {
+        "/": landing_page(
+            "gpu-health-scorer",
+            {
+                "/metrics": "Metrics",
+                "/api/v1/gpus": "GPUs by risk (JSON)",
+                "/api/v1/openapi.json": "OpenAPI document",
+            },
+        ),
+        "/metrics": metrics_handler(registry),
+        "/api/v1/gpus": gpus_handler(scorer),
+        "/api/v1/openapi.json": openapi_handler(),
+        "/healthz": lambda _r: Response(200, b"ok\n"),
+    }
+    server = WebServer(
+        args.listen,
+        routes,
+        web_config=args.web_config_file,
+        max_in_flight=args.web_max_requests,
+    ).start()
+    log.info(
+        "serving on port %d, scoring %s every %.0fs", server.port, args.prom_url, args.interval
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        scorer.loop(args.interval, stop)
+    finally:
+        server.shutdown()
+    return 0
+
+
+def _reloadable(model: str | None) -> Path | None:
+    """The model directory watched for hot reload (none for the default or the rule)."""
+    from gpu_health.scorer.model import RULES, XGBOOST
+
+    return None if model in (None, RULES, XGBOOST) else Path(model)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score as of ``--at`` with the serving code (:class:`Scorer` with ``at`` set)."""
+    from gpu_health.scorer.api import gpu_json
+    from gpu_health.scorer.model import load_model
+    from gpu_health.scorer.service import Scorer
+
+    model = load_model(args.model)
+    scorer = Scorer(client_for(args), model, args.schema, None, args.top_factors, args.workers)
+    scorer.at = args.at
+    if not scorer.run_once():
+        raise UserError(f"scoring failed: {scorer.current()[1]}")
+    snap, _ = scorer.current()
+    assert snap is not None
+    if not snap.gpus:
+        raise UserError(f"no GPU reported at {iso_utc(args.at)} ({snap.schema} schema)")
+    ranked = sorted(snap.gpus, key=lambda g: -g.probability["30d"])
+    if args.json_out:
+        body = {
+            "at": args.at,
+            "schema": snap.schema,
+            "model": model.kind,
+            "empty_features": list(snap.empty_features),
+            "gpus": [gpu_json(g) for g in ranked],
+        }
+        print(json.dumps(body))
+        return 0
+    print(f"scored {len(ranked)} GPUs at {iso_utc(args.at)} ({snap.schema} schema, {model.kind})")
+    print(f"{'uuid':<40} {'node':<16} {'p7d':>7} {'p30d':>7} {'p90d':>7}  class")
+    for g in ranked:
+        p = g.probability
+        print(
+            f"{g.uuid:<40} {g.node:<16} {p['7d']:>7.4f} {p['30d']:>7.4f} {p['90d']:>7.4f}  "
+            f"{g.failure_class} ({g.failure_class_probability:.2f})"
+        )
+    return 0

@@ -1,0 +1,142 @@
+"""Computing a feature frame: the inventory of present GPUs and one query per feature.
+
+Serving runs it at "now", training at past timestamps, with the same query strings. Split from
+:mod:`gpu_health.scorer.features`, which re-exports every public name here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from gpu_health.scorer.feature_schema import (
+    SCHEMAS,
+    SchemaName,
+    identity_of,
+    inventory_query,
+    schema_by_name,
+)
+from gpu_health.scorer.feature_table import FEATURES, Feature
+from gpu_health.scorer.promclient import PromClient, PrometheusError
+
+# The logger keeps the name it had before the split so log filters and configs still match.
+log = logging.getLogger("gpu_health.scorer.features")
+
+
+def count_gpus(client: PromClient, schema: SchemaName, start: float, end: float) -> int:
+    """GPUs (UUIDs) that reported at any time in [start, end]: zero means a wrong source."""
+    s = schema_by_name(schema)
+    names = (
+        "gpu_power_watts|gpu_temperature_celsius"
+        if s.name == "ours"
+        else ("DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP")
+    )
+    span = max(1, math.ceil(end - start))
+    query = f'count(group by ({s.uuid}) (last_over_time({{__name__=~"{names}"}}[{span}s])))'
+    result = client.query(query, end)
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+@dataclass
+class FeatureFrame:
+    """Feature values of every present GPU at one evaluation time (NaN = missing)."""
+
+    at: float | None
+    schema: SchemaName
+    gpus: list[tuple[str, str, str, str]]
+    names: tuple[str, ...]
+    values: npt.NDArray[np.float64]
+    failed_queries: int = 0
+
+    def column(self, name: str) -> npt.NDArray[np.float64]:
+        return self.values[:, self.names.index(name)]
+
+    def select(self, names: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Columns in the given order; a name this frame lacks is all-NaN."""
+        out = np.full((len(self.gpus), len(names)), np.nan)
+        for j, name in enumerate(names):
+            if name in self.names:
+                out[:, j] = self.values[:, self.names.index(name)]
+        return out
+
+
+def detect_schema(client: PromClient, at: float | None = None) -> SchemaName:
+    """The schema with more GPUs reporting; ours when neither has any (then nothing scores)."""
+    counts = {
+        name: len(client.query(inventory_query(schema_by_name(name)), at)) for name in SCHEMAS
+    }
+    best: SchemaName = "dcgm" if counts["dcgm"] > counts["ours"] else "ours"
+    log.debug("schema detection: %s -> %s", counts, best)
+    return best
+
+
+def compute_features(
+    client: PromClient,
+    schema: SchemaName,
+    at: float | None = None,
+    features: Iterable[Feature] = FEATURES,
+    workers: int = 4,
+    keep: Callable[[str], bool] | None = None,
+    shard_regex: str | None = None,
+) -> FeatureFrame:
+    """Run the inventory and one query per feature; a failed feature query leaves NaN.
+
+    With ``shard_regex`` (``Shard.uuid_regex()``) every per-GPU selector carries
+    ``uuid=~shard_regex`` so Prometheus evaluates only this shard's series; the inventory and the
+    fleet medians still cover the whole fleet. Raises :class:`PrometheusError` only when the
+    inventory itself cannot be read.
+    """
+    s = schema_by_name(schema)
+    feats = tuple(features)
+    inventory = client.query(inventory_query(s), at)
+    gpus = sorted({identity_of(s, r["metric"]) for r in inventory})
+    if keep is not None:
+        gpus = [g for g in gpus if keep(g[2])]
+    if shard_regex and all(re.fullmatch(shard_regex, g[2]) for g in gpus):
+        # Server-side filtering only when the regex covers every GPU this shard owns (UUIDs not
+        # of the GPU-/MIG- form are assigned by hash and can only be filtered here).
+        s = replace(s, shard_matcher=f'{s.uuid}=~"{shard_regex}"')
+    row = {g[2]: i for i, g in enumerate(gpus)}
+    values = np.full((len(gpus), len(feats)), np.nan)
+    queries = [(j, f.build(s)) for j, f in enumerate(feats)]
+    failed = 0
+
+    def run(item: tuple[int, str | None]) -> tuple[int, list[dict[str, object]] | None]:
+        j, promql = item
+        if promql is None or not gpus:
+            return j, []
+        try:
+            return j, client.query(promql, at)
+        except PrometheusError as exc:
+            log.warning("feature %s failed: %s", feats[j].name, exc)
+            return j, None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for j, result in pool.map(run, queries):
+            if result is None:
+                failed += 1
+                continue
+            for r in result:
+                labels = r["metric"]
+                assert isinstance(labels, dict)
+                i = row.get(labels.get(s.uuid, ""))
+                if i is None:
+                    continue
+                values[i, j] = _finite_or_nan(r["value"][1])  # type: ignore[index]
+    return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)
+
+
+def _finite_or_nan(raw: object) -> float:
+    """A sample value as a finite float, or NaN (missing) for NaN, ±Inf and anything unparsable."""
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan

@@ -1,0 +1,309 @@
+"""PromQL builders the feature table is written in: counters, gauges, ratios, peers, XIDs.
+
+Each builder returns a function of the :class:`Schema` that yields the PromQL of one feature, or
+None when the schema lacks the signal (the feature is then missing, never an error). Kept apart
+from the table in :mod:`gpu_health.scorer.feature_table` so the table reads as a list of
+definitions and the PromQL details live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Literal
+
+from gpu_health.scorer.feature_schema import PRESENCE_LOOKBACK, Schema
+
+#: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
+Builder = Callable[[Schema], str | None]
+
+
+def _scaled(expr: str, scale: float) -> str:
+    return expr if scale == 1.0 else f"({expr}) * {scale:g}"
+
+
+def counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Builder:
+    """Increase of a counter over ``window`` summed over its labels, divided by ``per``."""
+
+    def build(s: Schema) -> str | None:
+        found = s.aggregate("sum", "increase", metric, window, **labels)
+        return None if found is None else _scaled(found[0], found[1] / per)
+
+    return build
+
+
+def gauge(fn: str, metric: str, window: str, **labels: str) -> Builder:
+    """``fn_over_time`` of a gauge, one value per GPU (extra labels dropped).
+
+    An average is the GPU's sum of samples over its count of samples, both summed over its
+    series: a label change (driver upgrade) that splits the series mid-window leaves it exact.
+    """
+
+    def build(s: Schema) -> str | None:
+        if fn == "avg_over_time":
+            total = s.aggregate("sum", "sum_over_time", metric, window, **labels)
+            count = s.aggregate("sum", "count_over_time", metric, window, **labels)
+            if total is None or count is None:
+                return None
+            return _scaled(f"({total[0]}) / ({count[0]})", total[1])
+        found = s.aggregate("max", fn, metric, window, **labels)
+        return None if found is None else _scaled(*found)
+
+    return build
+
+
+def first_of(*builders: Builder) -> Builder:
+    """The first builder's value, falling back to the next where it has none (PromQL ``or``)."""
+
+    def build(s: Schema) -> str | None:
+        parts = [e for e in (b(s) for b in builders) if e is not None]
+        return " or ".join(f"({p})" for p in parts) if parts else None
+
+    return build
+
+
+def health_score(s: Schema) -> str | None:
+    """The exporter's overall health score (dcgm-exporter has none)."""
+    found = s.selectors("gpu_health_score", dimension="overall") if s.name == "ours" else None
+    if found is None:
+        return None
+    return f"max by ({s.by}) (last_over_time({found[0][0]}[1h]))"
+
+
+def vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
+    """The GPU's value relative to the median of GPUs of the same model (scale-free)."""
+
+    def build(s: Schema) -> str | None:
+        e = inner(s)
+        if e is None:
+            return None
+        # The median is the whole fleet's, also for a scorer shard that asks only for its GPUs.
+        fleet = inner(replace(s, shard_matcher="")) if s.shard_matcher else e
+        return f"({e}) {op} on ({s.model}) group_left() quantile by ({s.model}) (0.5, {fleet})"
+
+    return build
+
+
+def _binary(op: Literal["/", "-"], left: Builder, right: Builder) -> Builder:
+    """``(left) op (right)``, absent when either side is absent in the schema."""
+
+    def build(s: Schema) -> str | None:
+        a, b = left(s), right(s)
+        if a is None or b is None:
+            return None
+        return f"({a}) {op} ({b})"
+
+    return build
+
+
+def ratio(num: Builder, den: Builder) -> Builder:
+    return _binary("/", num, den)
+
+
+def diff(a: Builder, b: Builder) -> Builder:
+    return _binary("-", a, b)
+
+
+def offset_by(inner: Builder, offset: str) -> Builder:
+    """The same expression evaluated ``offset`` ago (every range selector shifted)."""
+
+    def build(s: Schema) -> str | None:
+        e = inner(s)
+        if e is None:
+            return None
+        return e.replace("])", f"] offset {offset})")
+
+    return build
+
+
+def xid_events(window: str) -> Builder:
+    """XID events in the window: our counters' increase; dcgm's last-XID gauge's changes."""
+
+    def build(s: Schema) -> str | None:
+        if s.name == "ours":
+            return counter("gpu_xid_errors_total", window)(s)
+        sel = s.selector("gpu_xid_errors_total")
+        assert sel is not None
+        return f"max by ({s.by}) (changes({sel[0]}[{window}]))"
+
+    return build
+
+
+def times(inner: Builder, factor: float) -> Builder:
+    def build(s: Schema) -> str | None:
+        e = inner(s)
+        return None if e is None else _scaled(e, factor)
+
+    return build
+
+
+def level(metric: str, window: str) -> Builder:
+    """Latest value of a cumulative gauge or counter, summed over its labels."""
+
+    def build(s: Schema) -> str | None:
+        found = s.aggregate("max", "last_over_time", metric, window)
+        return None if found is None else _scaled(*found)
+
+    return build
+
+
+TEMP_GPU = {"sensor": "gpu"}
+TEMP_MEM = {"sensor": "memory"}
+ECC_CORR_VOL = {"type": "corrected", "scope": "volatile"}
+ECC_CORR_AGG = {"type": "corrected", "scope": "aggregate"}
+ECC_UNC_VOL = {"type": "uncorrected", "scope": "volatile"}
+ECC_UNC_AGG = {"type": "uncorrected", "scope": "aggregate"}
+DAY = 86400.0
+
+
+def ecc(window: str, days: float, corrected: bool) -> Builder:
+    # Aggregate (board-life) counters first: volatile ones reset on the driver reload that
+    # follows an uncorrectable error, often before a scrape could see the increment.
+    vol, agg = (ECC_CORR_VOL, ECC_CORR_AGG) if corrected else (ECC_UNC_VOL, ECC_UNC_AGG)
+    return first_of(
+        counter("gpu_ecc_errors_total", window, per=days, **agg),
+        counter("gpu_ecc_errors_total", window, per=days, **vol),
+    )
+
+
+def reporting_gap(window: str) -> Builder:
+    """Share of the window a GPU did not report, relative to the best-reporting GPU.
+
+    Resets, fallen-off-the-bus episodes and driver reloads leave gaps; normalising by the fleet's
+    median count makes it independent of the scrape interval. Samples are summed over every
+    series of the GPU, so a label change (driver upgrade: one series ends, another begins)
+    does not read as a gap; clamped to [0, 1] against duplicated series.
+    """
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        if sel is None:
+            return None
+        count = f"sum by ({s.by}) (count_over_time({sel[0]}[{window}]))"
+        return f"clamp_min(1 - ({count}) / scalar(quantile(0.5, {count})), 0)"
+
+    return build
+
+
+def temp_excess(sensor: dict[str, str], window: str) -> Builder:
+    return vs_model(gauge("avg_over_time", "gpu_temperature_celsius", window, **sensor), "-")
+
+
+def temp_per_watt(sensor: dict[str, str], window: str) -> Builder:
+    """Temperature per watt relative to model peers: thermal resistance, load-normalised."""
+    return vs_model(
+        ratio(
+            gauge("avg_over_time", "gpu_temperature_celsius", window, **sensor),
+            gauge("avg_over_time", "gpu_power_watts", window),
+        ),
+        "/",
+    )
+
+
+def violation_share(window: str, seconds: float, reason: str = "thermal") -> Builder:
+    """Share of the window the clocks were held by ``reason`` (violation time / wall time)."""
+    return counter("gpu_clock_event_seconds_total", window, per=seconds, reason=reason)
+
+
+#: XID codes by the failure class they announce (NVIDIA's XID catalogue, docs.nvidia.com/deploy/
+#: xid-errors): memory = double-bit ECC, page retirement/row remap events, high single-bit
+#: rate, contained/uncontained ECC; bus = GPU fell off the bus; NVLink = NVLink error.
+XID_CLASSES: dict[str, tuple[int, ...]] = {
+    "memory": (48, 63, 64, 92, 94, 95),
+    "bus": (79,),
+    "nvlink": (74,),
+}
+_CLASSIFIED = tuple(code for codes in XID_CLASSES.values() for code in codes)
+
+
+def xid_class_events(xid_class: str, window: str) -> Builder:
+    """XID events of one class (``other``: any code not in a class) in the window.
+
+    Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so its
+    changes in the window count as events of the class of the latest code in the window (a
+    memory XID followed by another class's XID within the week is attributed to the latter):
+    plain range functions, no subquery, so the cost does not grow with resolution.
+    """
+
+    def build(s: Schema) -> str | None:
+        codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
+        regex = "|".join(str(c) for c in codes)
+        shard = f",{s.shard_matcher}" if s.shard_matcher else ""
+        if s.name == "ours":
+            op = "!~" if xid_class == "other" else "=~"
+            sel = f'gpu_xid_errors_total{{xid{op}"{regex}"{shard}}}'
+            return f"sum by ({s.by}) (increase({sel}[{window}]))"
+        found = s.selector("gpu_xid_errors_total")
+        assert found is not None
+        sel = found[0]
+        last = f"last_over_time({sel}[{window}])"
+        hit = " + ".join(f"({last} == bool {c})" for c in codes)
+        if xid_class == "other":
+            hit = f"({last} > bool 0) - ({hit})"
+        return f"max by ({s.by}) (changes({sel}[{window}])) * max by ({s.by}) ({hit})"
+
+    return build
+
+
+def active_hours(metric: str, window: str, **labels: str) -> Builder:
+    """Hours of the window in which a counter rose: unit- and magnitude-free evidence.
+
+    A burst of 30 corrected errors and one of 3,000 both read as "active"; whether the counter
+    is in seconds, nanoseconds or events does not matter. The counter is first summed over the
+    GPU's series (label churn does not split it), then its 2-hour increase is sampled every 2
+    hours (hours = 2 × active slots): data as coarse as one sample an hour still shows
+    activity, and the subquery costs about as much as one 7-day range function.
+    """
+
+    def build(s: Schema) -> str | None:
+        # Summed over the fields a fleet exports (a field it lacks must not blank the sum).
+        found = s.aggregate("sum", "increase", metric, "2h", **labels)
+        if found is None:
+            return None
+        return f"2 * sum_over_time((({found[0]}) > bool 0)[{window}:2h])"
+
+    return build
+
+
+def log_change(recent: Builder, baseline: Builder) -> Builder:
+    """``ln(1 + recent) - ln(1 + baseline)``: activity against the GPU's own past, scale-free."""
+
+    def build(s: Schema) -> str | None:
+        a, b = recent(s), baseline(s)
+        if a is None or b is None:
+            return None
+        return f"ln(1 + clamp_min({a}, 0)) - ln(1 + clamp_min({b}, 0))"
+
+    return build
+
+
+def resets(window: str) -> Builder:
+    """Driver reloads / GPU resets: resets of the volatile corrected-ECC counter in the window."""
+
+    def build(s: Schema) -> str | None:
+        found = s.aggregate("max", "resets", "gpu_ecc_errors_total", window, **ECC_CORR_VOL)
+        return None if found is None else found[0]
+
+    return build
+
+
+def node_lost_gpus(window: str) -> Builder:
+    """GPUs that reported on this GPU's node within the window and no longer do.
+
+    Faults cluster by node (in the public stepfun-ai/InfiniteHBD-Trace, 23 % of GPU faults were
+    followed by another on the same node within 30 days): a node that lost a GPU recently is at
+    risk. Only presence is used, so any schema and any replacement policy (new UUIDs) works.
+    """
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        if sel is None:
+            return None
+        name = sel[0]
+        seen = f"group by ({s.node}, {s.uuid}) (last_over_time({name}[{window}]))"
+        now = f"group by ({s.node}, {s.uuid}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+        lost = f"count by ({s.node}) ({seen} unless on ({s.uuid}) {now})"
+        here = f"group by ({s.by}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+        return f"(({here}) * on ({s.node}) group_left () ({lost})) or (({here}) * 0)"
+
+    return build

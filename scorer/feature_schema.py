@@ -1,0 +1,117 @@
+"""How each input schema names a GPU's identity labels and its signals, in PromQL selectors.
+
+Our exporter and dcgm-exporter name the same signal differently (and dcgm-exporter sometimes
+spreads one of ours over several fields with their own unit scale); every feature query is built
+through :class:`Schema` so one feature definition serves both. Split from
+:mod:`gpu_health.scorer.features`, which re-exports every public name here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gpu_health.telemetry.catalogue import by_name
+
+SchemaName = Literal["ours", "dcgm"]
+SCHEMAS: tuple[SchemaName, ...] = ("ours", "dcgm")
+
+IDENTITY = ("node", "gpu", "uuid", "model")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """How one schema names the GPU identity labels and the signals."""
+
+    name: SchemaName
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+    #: An extra matcher on every GPU series (``uuid=~"..."``: this scorer shard's GPUs only).
+    shard_matcher: str = ""
+
+    @property
+    def by(self) -> str:
+        return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
+
+    def selectors(self, metric: str, **labels: str) -> tuple[list[str], float] | None:
+        """Series selectors for ``metric{labels}`` and the factor to our units (None: absent).
+
+        dcgm-exporter may spread one of our metrics over several fields (one per label value);
+        each is returned separately because a range function over ``{__name__=~"a|b"}`` drops
+        the names and then fails on identical label sets.
+        """
+        extra = [self.shard_matcher] if self.shard_matcher else []
+        if self.name == "ours":
+            matchers = ",".join([*(f'{k}="{v}"' for k, v in sorted(labels.items())), *extra])
+            return [f"{metric}{{{matchers}}}"], 1.0
+        spec = by_name()[metric]
+        fields = [f for f in spec.dcgm if all(f.labels.get(k) == v for k, v in labels.items())]
+        if not labels:
+            fields = list(spec.dcgm)
+        if not fields:
+            return None
+        scales = {f.scale for f in fields}
+        if len(scales) != 1:
+            raise ValueError(f"{metric}{labels}: dcgm fields with different scales")
+        suffix = f"{{{self.shard_matcher}}}" if self.shard_matcher else ""
+        return sorted(f.name + suffix for f in fields), scales.pop()
+
+    def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
+        """The single selector of a one-field signal (see :meth:`selectors`)."""
+        found = self.selectors(metric, **labels)
+        if found is None:
+            return None
+        if len(found[0]) != 1:
+            raise ValueError(f"{metric}{labels}: several dcgm fields; use selectors()")
+        return found[0][0], found[1]
+
+    def aggregate(
+        self, agg: str, fn: str, metric: str, window: str, **labels: str
+    ) -> tuple[str, float] | None:
+        """``agg by (identity) (fn(selector[window]))`` summed over every field of the signal."""
+        found = self.selectors(metric, **labels)
+        if found is None:
+            return None
+        names, scale = found
+        parts = [f"{agg} by ({self.by}) ({fn}({n}[{window}]))" for n in names]
+        if len(parts) == 1:
+            return parts[0], scale
+        tagged = " or ".join(
+            f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
+        )
+        return f"sum by ({self.by}) ({tagged})", scale
+
+
+OURS = Schema("ours", "node", "gpu", "uuid", "model")
+DCGM = Schema("dcgm", "Hostname", "gpu", "UUID", "modelName")
+
+
+def schema_by_name(name: str) -> Schema:
+    return {"ours": OURS, "dcgm": DCGM}[name]
+
+
+#: How far back a GPU must have reported to count as present at the evaluation time.
+PRESENCE_LOOKBACK = "30m"
+
+
+def inventory_query(s: Schema) -> str:
+    """All GPUs that reported power or temperature recently, one series each."""
+    names = (
+        ["gpu_power_watts", "gpu_temperature_celsius"]
+        if s.name == "ours"
+        else ["DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP"]
+    )
+    regex = "|".join(names)
+    return f'group by ({s.by}) (last_over_time({{__name__=~"{regex}"}}[{PRESENCE_LOOKBACK}]))'
+
+
+def identity_of(s: Schema, labels: dict[str, str]) -> tuple[str, str, str, str]:
+    """``(node, gpu, uuid, model)`` from a result's labels in either schema."""
+    return (
+        labels.get(s.node, ""),
+        labels.get(s.gpu, ""),
+        labels.get(s.uuid, ""),
+        labels.get(s.model, ""),
+    )
