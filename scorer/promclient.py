@@ -282,17 +282,10 @@ class PromClient:
         result = self._request("/api/v1/query", data)
         if result.get("resultType") == "scalar":
             return [{"metric": {}, "value": result.get("result")}]
-        vector = result.get("result", [])
-        if not isinstance(vector, list):
-            raise PrometheusError(f"query {promql[:80]!r}: result is not a vector")
-        # A partial or damaged answer loses only its damaged samples, never the whole query.
         return [
             sample
-            for sample in vector
-            if isinstance(sample, dict)
-            and isinstance(sample.get("metric"), dict)
-            and isinstance(sample.get("value"), list)
-            and len(sample["value"]) == 2
+            for sample in _series(result, promql, "value", "vector")
+            if len(sample["value"]) == 2
         ]
 
     def query_range(
@@ -303,18 +296,13 @@ class PromClient:
         Callers bound the answer: Prometheus refuses more than 11,000 points per series, so a
         long history is asked for in chunks.
         """
-        data = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        result = self._request("/api/v1/query_range", data)
-        matrix = result.get("result", [])
-        if not isinstance(matrix, list):
-            raise PrometheusError(f"query {promql[:80]!r}: result is not a matrix")
-        return [
-            series
-            for series in matrix
-            if isinstance(series, dict)
-            and isinstance(series.get("metric"), dict)
-            and isinstance(series.get("values"), list)
-        ]
+        data = {
+            "query": engine.adapt(self, promql),
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step:g}",
+        }
+        return _series(self._request("/api/v1/query_range", data), promql, "values", "matrix")
 
     def close(self) -> None:
         self._session.close()
@@ -343,3 +331,18 @@ def _short(exc: BaseException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timed out"
     return one_line(text)
+
+
+def _series(result: Any, promql: str, key: str, kind: str) -> list[dict[str, Any]]:
+    """The well-formed series of an answer: a partial or damaged answer loses only its damaged
+    series, never the whole query."""
+    items = result.get("result", [])
+    if not isinstance(items, list):
+        raise PrometheusError(f"query {promql[:80]!r}: result is not a {kind}")
+    return [
+        item
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get("metric"), dict)
+        and isinstance(item.get(key), list)
+    ]
