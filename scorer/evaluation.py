@@ -77,6 +77,18 @@ def compare(
     return out
 
 
+def predict_snapshots(
+    model: RiskModel, horizon: str, x: FloatArray, times: FloatArray
+) -> FloatArray:
+    """Predict the rows of each time together, as ``serve`` does: the rule reads a GPU against
+    its fleet at the same time (a row-wise model gives the same answer either way)."""
+    out = np.empty(len(times))
+    for t in np.unique(times):
+        sel = times == t
+        out[sel] = model.predict(horizon, x[sel])
+    return out
+
+
 def calibration(p: FloatArray, y: FloatArray, bins: int = 10) -> list[dict[str, float]]:
     """Expected (sum of p) and observed failures per decile of p."""
     order = np.argsort(p, kind="stable")
@@ -138,7 +150,7 @@ def evaluate(
     if model.kind != "rules":
         scorers["rule"] = rule
     probs = {
-        name: {h: m.predict(h, data.matrix(m.features)) for h in HORIZONS}
+        name: {h: predict_snapshots(m, h, data.matrix(m.features), data.times) for h in HORIZONS}
         for name, m in scorers.items()
     }
     uuids = sorted(set(data.uuids))

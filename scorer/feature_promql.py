@@ -307,3 +307,52 @@ def node_lost_gpus(window: str) -> Builder:
         return f"(({here}) * on ({s.node}) group_left () ({lost})) or (({here}) * 0)"
 
     return build
+
+
+def _on_every_gpu(s: Schema, name: str, fleet_value: str) -> str:
+    """A fleet-wide scalar (one sample, no labels) copied onto every GPU reporting now; 0 when
+    the fleet expression is empty."""
+    here = f"group by ({s.by}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+    return f"(({here}) * on () group_left () ({fleet_value})) or (({here}) * 0)"
+
+
+def fleet_lost_gpus(window: str) -> Builder:
+    """GPUs of the whole fleet that reported within the window and no longer do.
+
+    The fleet's own recent failure rate, read from presence alone (a failed board stops
+    reporting; a replacement has a new UUID), is what the rule calibrates its base rate to: a
+    fleet failing twenty times more often than the public rate must not be told every GPU is
+    at the public rate.
+    """
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        if sel is None:
+            return None
+        name = sel[0]
+        seen = f"group by ({s.uuid}) (last_over_time({name}[{window}]))"
+        now = f"group by ({s.uuid}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+        return _on_every_gpu(s, name, f"count({seen} unless on ({s.uuid}) {now})")
+
+    return build
+
+
+def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
+    """GPU-days the fleet reported within the window (exposure for the fleet failure rate).
+
+    Sampled every ``step`` (each GPU counts for a step when it reported in that step), so a
+    history shorter than the window, or GPUs that came and went, give the exposure they had.
+    """
+    step = f"{step_hours}h"
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        if sel is None:
+            return None
+        name = sel[0]
+        present = f"group by ({s.uuid}) (last_over_time({name}[{step}]))"
+        total = f"sum(count_over_time(({present})[{window}:{step}])) * {step_hours / 24:g}"
+        return _on_every_gpu(s, name, total)
+
+    return build
+

@@ -21,6 +21,8 @@ from gpu_health.scorer.feature_promql import (
     diff,
     ecc,
     first_of,
+    fleet_gpu_days,
+    fleet_lost_gpus,
     gauge,
     health_score,
     level,
@@ -250,6 +252,18 @@ FEATURES: tuple[Feature, ...] = (
         "GPUs of this node that reported in the last 30 d and no longer do (failed, replaced).",
         node_lost_gpus("30d"),
     ),
+    Feature(
+        "fleet_lost_gpus_30d",
+        "GPUs of the whole fleet that reported in the last 30 d and no longer do (the same "
+        "value on every GPU): the fleet's own recent failures.",
+        fleet_lost_gpus("30d"),
+    ),
+    Feature(
+        "fleet_gpu_days_30d",
+        "GPU-days the whole fleet reported in the last 30 d (the same value on every GPU): "
+        "the exposure behind fleet_lost_gpus_30d.",
+        fleet_gpu_days("30d"),
+    ),
     # --- scale-free activity (hours with activity; change vs own baseline) ---------------
     Feature(
         "ecc_corrected_active_hours_7d",
@@ -276,6 +290,22 @@ FEATURES: tuple[Feature, ...] = (
             counter("gpu_pcie_replays_total", "24h", per=1440),
             offset_by(counter("gpu_pcie_replays_total", "7d", per=7 * 1440), "1d"),
         ),
+    ),
+    Feature(
+        "ecc_corrected_per_day_prior_23d",
+        "Corrected ECC errors per day in the 23 days before the last 7 (the GPU's own "
+        "baseline: a board that has always logged errors is not a new precursor).",
+        offset_by(ecc("23d", 23, True), "7d"),
+    ),
+    Feature(
+        "pcie_replays_per_min_prior_23d",
+        "PCIe replays per minute in the 23 days before the last 7 (the GPU's own baseline).",
+        offset_by(counter("gpu_pcie_replays_total", "23d", per=23 * 1440), "7d"),
+    ),
+    Feature(
+        "nvlink_errors_per_min_prior_23d",
+        "NVLink errors per minute in the 23 days before the last 7 (the GPU's own baseline).",
+        offset_by(counter("gpu_nvlink_errors_total", "23d", per=23 * 1440), "7d"),
     ),
     Feature(
         "nvlink_error_active_hours_7d",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health.scorer.evaluation import predict_snapshots
 from gpu_health.scorer.model import FailureModel
 from gpu_health.scorer.training import Dataset
 
@@ -117,9 +118,13 @@ def judge(
         data.times[rows],
         [u for u, keep in zip(data.uuids, rows, strict=True) if keep],
     )
-    scores = {"candidate": candidate.predict(h, held.matrix(candidate.features))}
+    scores = {
+        "candidate": predict_snapshots(candidate, h, held.matrix(candidate.features), held.times)
+    }
     if champion is not None:
-        scores["champion"] = champion.predict(h, held.matrix(champion.features))
+        scores["champion"] = predict_snapshots(
+            champion, h, held.matrix(champion.features), held.times
+        )
     scores["rule_baseline"] = rule_scores(held)
     aucs = {name: _auc(s, y) for name, s in scores.items()}
     intervals = _paired_intervals(scores, y, held.uuids, config)

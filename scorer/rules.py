@@ -15,6 +15,20 @@ never lowers risk, the class probabilities are ``base * prior_c * exp(E_c) / lam
 time to failure is exponential (median ln 2 / lambda, 80 % interval at the 10th and 90th
 percentiles). The weights are round numbers chosen from what each signal means, not fitted to
 any simulator; the base rate is public (see :data:`BASE_ANNUAL_RATE`).
+
+Two things make the rule hold on fleets it has never seen:
+
+* **Evidence is what stands out from the fleet now.** Each count term is taken above the
+  fleet's median of the same term at the same time (when at least :data:`MIN_PEERS` GPUs
+  report it): a platform where every GPU logs a few PCIe replays a day, or every A100 a few
+  corrected errors, gives those GPUs no evidence, while a GPU bursting where its peers do not
+  still does. A GPU's own value only ever raises its own evidence.
+* **The base rate is the fleet's own.** The public rate is a prior worth
+  :data:`PRIOR_GPU_YEARS` GPU-years; the GPUs the fleet lost in the last 30 days over the
+  GPU-days it reported (``fleet_lost_gpus_30d`` / ``fleet_gpu_days_30d``) update it, so a
+  fleet failing twenty times more often than the public rate is told so. Node recurrence is an
+  *added* hazard per GPU the node lost (:data:`NODE_REPEAT_RATE`), so it matters in a fleet
+  that rarely fails and fades into the base rate of one that often does.
 """
 
 from __future__ import annotations
@@ -57,6 +71,21 @@ RUNBOOKS: dict[str, str] = {
 }
 #: Evidence is capped so the hazard stays finite (exp(12) ~ 1.6e5 times the base rate).
 MAX_EVIDENCE = 12.0
+#: Count evidence is taken above the fleet median only with at least this many GPUs reporting
+#: the signal (one node of 8); a smaller fleet has no baseline and uses the raw evidence.
+MIN_PEERS = 8
+#: Weight of the public base rate against the fleet's own failures, in GPU-years of exposure.
+#: Two GPU-years: a 200-GPU fleet's month of history (16 GPU-years) outweighs it eightfold, a
+#: single 8-GPU server's month (0.7 GPU-years) does not.
+PRIOR_GPU_YEARS = 2.0
+#: Added hazard (per GPU-year) for each GPU the node lost in the last 30 days. In the public
+#: stepfun-ai/InfiniteHBD-Trace 23 % of GPU faults were followed by another on the same node
+#: within 30 days; spread over the node's 8 slots that is 0.23 / 8 per 30 days = 0.35 per
+#: GPU-year. A whole node's worth of losses (maintenance, a move) is capped at 8.
+NODE_REPEAT_RATE = 0.23 / 8 * 365.0 / 30.0
+NODE_LOST = "node_lost_gpus_30d"
+FLEET_LOST = "fleet_lost_gpus_30d"
+FLEET_GPU_DAYS = "fleet_gpu_days_30d"
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,13 @@ class Term:
     #: "log": ln(1 + max(0, v)); "excess": max(0, v) (already in sensible units); "flag": v > 0
     transform: str = "log"
     scale: float = 1.0
+    #: The GPU's own earlier rate of the same signal (``baseline * baseline_scale`` is the
+    #: count expected in the term's window): only activity above it is evidence.
+    baseline: str | None = None
+    baseline_scale: float = 1.0
+    #: For an hours-with-activity term: the count term whose share of new (above-baseline)
+    #: evidence scales this one, so chronic activity counts as little in hours as in counts.
+    novelty_of: str | None = None
 
 
 #: The evidence terms. A missing feature (NaN: the schema lacks it) contributes nothing.
@@ -77,8 +113,22 @@ TERMS: tuple[Term, ...] = (
     # memory: uncorrectable errors and remap failures are near-certain precursors; corrected
     # errors matter by their presence and spread over hours, not by their count.
     Term("uncorrectable_ecc_7d", "memory", "ecc_uncorrected_7d", 2.0),
-    Term("corrected_ecc_7d", "memory", "ecc_corrected_per_day_7d", 0.6, scale=7.0),
-    Term("corrected_ecc_hours_7d", "memory", "ecc_corrected_active_hours_7d", 0.6),
+    Term(
+        "corrected_ecc_7d",
+        "memory",
+        "ecc_corrected_per_day_7d",
+        0.6,
+        scale=7.0,
+        baseline="ecc_corrected_per_day_prior_23d",
+        baseline_scale=7.0,
+    ),
+    Term(
+        "corrected_ecc_hours_7d",
+        "memory",
+        "ecc_corrected_active_hours_7d",
+        0.6,
+        novelty_of="corrected_ecc_7d",
+    ),
     Term("remapped_rows_correctable_7d", "memory", "remapped_rows_correctable_7d", 1.0),
     Term("remapped_rows_uncorrectable_30d", "memory", "remapped_rows_uncorrectable_30d", 2.0),
     Term("row_remap_failed_30d", "memory", "row_remap_failed_30d", 3.0, "flag"),
@@ -86,29 +136,62 @@ TERMS: tuple[Term, ...] = (
     Term("retired_pages_30d", "memory", "retired_pages_30d", 1.0),
     Term("memory_xid_7d", "memory", "xid_memory_events_7d", 2.0),
     # bus / PCIe
-    Term("pcie_replays_7d", "bus", "pcie_replays_per_min_7d", 0.5, scale=7 * 1440.0),
-    Term("pcie_replay_hours_7d", "bus", "pcie_replay_active_hours_7d", 0.8),
+    Term(
+        "pcie_replays_7d",
+        "bus",
+        "pcie_replays_per_min_7d",
+        0.5,
+        scale=7 * 1440.0,
+        baseline="pcie_replays_per_min_prior_23d",
+        baseline_scale=7 * 1440.0,
+    ),
+    Term(
+        "pcie_replay_hours_7d",
+        "bus",
+        "pcie_replay_active_hours_7d",
+        0.8,
+        novelty_of="pcie_replays_7d",
+    ),
     Term("bus_xid_7d", "bus", "xid_bus_events_7d", 3.0),
     # NVLink
-    Term("nvlink_errors_7d", "nvlink", "nvlink_errors_per_min_7d", 0.5, scale=7 * 1440.0),
-    Term("nvlink_error_hours_7d", "nvlink", "nvlink_error_active_hours_7d", 0.8),
+    Term(
+        "nvlink_errors_7d",
+        "nvlink",
+        "nvlink_errors_per_min_7d",
+        0.5,
+        scale=7 * 1440.0,
+        baseline="nvlink_errors_per_min_prior_23d",
+        baseline_scale=7 * 1440.0,
+    ),
+    Term(
+        "nvlink_error_hours_7d",
+        "nvlink",
+        "nvlink_error_active_hours_7d",
+        0.8,
+        novelty_of="nvlink_errors_7d",
+    ),
     Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 3.0),
-    # thermal / power: °C above same-model peers (every 5 °C doubles-ish the hazard), its
-    # rise over the week, and hours of thermal or power clock holds.
-    Term("temperature_excess_24h", "thermal_power", "temp_gpu_excess_24h", 0.2, "excess"),
+    # thermal / power: °C above same-model peers (every 7 °C doubles the hazard: warm nodes
+    # are common and mostly benign, so heat alone is modest evidence), its rise over the week,
+    # and hours of thermal or power clock holds.
+    Term("temperature_excess_24h", "thermal_power", "temp_gpu_excess_24h", 0.1, "excess"),
     Term("temperature_rise_7d", "thermal_power", "temp_gpu_excess_change_7d", 0.2, "excess"),
     Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
     Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
-    # other: any other XID, resets, and a node that recently lost a GPU. ln(1 + 1) * 1.9 ~ 1.3
-    # = ln 3.6: 23 % of faults are followed by another on the node within 30 d (InfiniteHBD
-    # trace) over ~7 node peers, against a 30-day base of ~0.9 %.
+    # other: any other XID and resets. (A node that recently lost a GPU adds hazard directly:
+    # see NODE_REPEAT_RATE.)
     Term("other_xid_7d", "other", "xid_other_events_7d", 1.0),
     Term("resets_30d", "other", "resets_30d", 0.7),
-    Term("node_lost_gpus_30d", "other", "node_lost_gpus_30d", 1.9),
 )
 
 #: The features the rule reads (for selecting columns of a feature frame).
-RULE_FEATURES: tuple[str, ...] = tuple(dict.fromkeys(t.feature for t in TERMS))
+RULE_FEATURES: tuple[str, ...] = (
+    *dict.fromkeys(t.feature for t in TERMS),
+    *(t.baseline for t in TERMS if t.baseline),
+    NODE_LOST,
+    FLEET_LOST,
+    FLEET_GPU_DAYS,
+)
 
 
 def _transform(term: Term, v: FloatArray) -> FloatArray:
@@ -122,14 +205,41 @@ def _transform(term: Term, v: FloatArray) -> FloatArray:
     return term.weight * out
 
 
+def _column(features: Sequence[str], x: FloatArray, name: str) -> FloatArray | None:
+    index = {n: j for j, n in enumerate(features)}
+    j = index.get(name)
+    return None if j is None else x[:, j].astype(np.float64)
+
+
 def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
-    """Per row, each term's evidence (columns in :data:`TERMS` order)."""
-    index = {name: j for j, name in enumerate(features)}
+    """Per row, each term's evidence (columns in :data:`TERMS` order).
+
+    ``x`` is one snapshot of the fleet (every GPU at one time): count terms are taken above
+    the fleet median of the same term (see the module docstring).
+    """
     out = np.zeros((x.shape[0], len(TERMS)))
+    novelty: dict[str, FloatArray] = {}
     for k, term in enumerate(TERMS):
-        j = index.get(term.feature)
-        if j is not None:
-            out[:, k] = _transform(term, x[:, j].astype(np.float64))
+        raw = _column(features, x, term.feature)
+        if raw is None:
+            continue
+        v = _transform(term, raw)
+        if term.baseline is not None:
+            # Above the GPU's own earlier rate: chronic activity that never failed it is not
+            # a new precursor. The share of the evidence that is new scales the hours term.
+            before = _column(features, x, term.baseline)
+            if before is not None:
+                rescaled = Term(term.name, term.failure_class, "", term.weight, "log")
+                old = _transform(rescaled, before * term.baseline_scale)
+                new = np.maximum(v - old, 0.0)
+                novelty[term.name] = np.divide(new, v, out=np.zeros_like(v), where=v > 0)
+                v = new
+        if term.novelty_of is not None and term.novelty_of in novelty:
+            v = v * novelty[term.novelty_of]
+        reporting = np.isfinite(raw)
+        if term.transform == "log" and reporting.sum() >= MIN_PEERS:
+            v = np.maximum(v - float(np.median(v[reporting])), 0.0)
+        out[:, k] = v
     return out
 
 
@@ -142,11 +252,36 @@ def class_evidence(features: Sequence[str], x: FloatArray) -> FloatArray:
     return np.minimum(out, MAX_EVIDENCE)
 
 
-def class_hazards(features: Sequence[str], x: FloatArray, base_rate: float) -> FloatArray:
-    """Hazard per second of each class: base * prior * exp(evidence)."""
+def fleet_rate(features: Sequence[str], x: FloatArray, prior_rate: float) -> FloatArray:
+    """Failures per GPU-year for each row: the public prior updated by the fleet's own losses
+    in the last 30 days (NaN fleet features: the prior alone)."""
+    lost = _column(features, x, FLEET_LOST)
+    days = _column(features, x, FLEET_GPU_DAYS)
+    n = x.shape[0]
+    lost = np.zeros(n) if lost is None else np.where(np.isfinite(lost), np.maximum(lost, 0), 0)
+    years = np.zeros(n) if days is None else np.where(np.isfinite(days), days, 0) / 365.0
+    years = np.maximum(years, 0.0)
+    result: FloatArray = (prior_rate * PRIOR_GPU_YEARS + lost) / (PRIOR_GPU_YEARS + years)
+    return result
+
+
+def node_repeat_rate(features: Sequence[str], x: FloatArray) -> FloatArray:
+    """Added failures per GPU-year from GPUs the node lost in the last 30 days."""
+    lost = _column(features, x, NODE_LOST)
+    if lost is None:
+        return np.zeros(x.shape[0])
+    result: FloatArray = NODE_REPEAT_RATE * np.clip(np.nan_to_num(lost), 0.0, 8.0)
+    return result
+
+
+def class_hazards(features: Sequence[str], x: FloatArray, prior_rate: float) -> FloatArray:
+    """Hazard per second of each class: fleet rate * prior * exp(evidence), plus the node's
+    recurrence hazard in "other"."""
     prior = np.array([CLASS_PRIOR[c] for c in FAILURE_CLASSES])
-    per_second = base_rate / YEAR
-    result: FloatArray = per_second * prior[np.newaxis, :] * np.exp(class_evidence(features, x))
+    per_year = fleet_rate(features, x, prior_rate)[:, np.newaxis] * prior[np.newaxis, :]
+    per_year = per_year * np.exp(class_evidence(features, x))
+    per_year[:, FAILURE_CLASSES.index("other")] += node_repeat_rate(features, x)
+    result: FloatArray = per_year / YEAR
     return result
 
 
@@ -202,9 +337,14 @@ class RuleModel:
         return float(-math.expm1(-lam * horizon_seconds(horizon)))
 
     def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]:
-        """Each term's evidence (log-hazard units) per row: the risk factors."""
-        del horizon  # proportional hazards: the same factors at every horizon
-        return tuple(t.name for t in TERMS), term_values(self.features, x)
+        """Each term's evidence (log-hazard units) per row: the risk factors. The node's
+        recurrence counts as ln(hazard with it / hazard without it)."""
+        del horizon  # the same factors at every horizon
+        total = self.hazard(x)
+        node = node_repeat_rate(self.features, x) / YEAR
+        lift = np.log(total / np.maximum(total - node, 1e-300))
+        names = (*(t.name for t in TERMS), NODE_LOST)
+        return names, np.column_stack([term_values(self.features, x), lift])
 
     def anomaly(self, x: FloatArray) -> FloatArray:
         """The attached detector's score on its own features, or NaN without one."""
@@ -216,8 +356,9 @@ class RuleModel:
         return result
 
     def score(self, x: FloatArray) -> FloatArray:
-        """A ranking score (total evidence, log-hazard) for evaluation."""
-        result: FloatArray = np.log(self.hazard(x) * YEAR / self.base_rate)
+        """A ranking score (log of the hazard over the fleet rate) for evaluation."""
+        rate = fleet_rate(self.features, x, self.base_rate)
+        result: FloatArray = np.log(self.hazard(x) * YEAR / rate)
         return result
 
 

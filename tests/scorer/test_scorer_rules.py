@@ -53,12 +53,12 @@ def test_a_burst_of_thirty_counts_and_a_thousandfold_burst_does_not_drown_the_re
         ({"xid_bus_events_7d": 1}, "bus", False),
         ({"nvlink_errors_per_min_7d": 0.01, "nvlink_error_active_hours_7d": 20}, "nvlink", True),
         (
-            {"temp_gpu_excess_24h": 12, "thermal_violation_active_hours_7d": 10},
+            {"temp_gpu_excess_24h": 20, "thermal_violation_active_hours_7d": 30},
             "thermal_power",
             True,
         ),
         ({"power_violation_active_hours_7d": 30}, "thermal_power", False),
-        ({"node_lost_gpus_30d": 2, "resets_30d": 3}, "other", True),
+        ({"node_lost_gpus_30d": 3, "resets_30d": 3}, "other", True),
     ],
 )
 def test_evidence_names_the_failure_class(
@@ -93,3 +93,70 @@ def test_rules_is_selectable_and_the_default(tmp_path) -> None:
     scores = rule.anomaly(x)
     assert np.isfinite(scores).all() and scores[2] > scores[0]
     assert set(RULE_FEATURES) <= set(rule.features)
+
+
+def _fleet(rows: int = 16, **values: float) -> np.ndarray:
+    x = np.zeros((rows, len(RULE_FEATURES)))
+    for name, v in values.items():
+        x[:, RULE_FEATURES.index(name)] = v
+    return x
+
+
+def test_what_every_gpu_of_the_fleet_shows_is_not_evidence() -> None:
+    # Every GPU logs a few PCIe replays a week (a platform's background): no GPU stands out.
+    fleet = _fleet(pcie_replays_per_min_7d=5 / (7 * 1440), pcie_replay_active_hours_7d=4)
+    quiet = RULE.predict("7d", _fleet())
+    assert RULE.predict("7d", fleet) == pytest.approx(quiet)
+    # One GPU replaying far above its peers is evidence, and only for it.
+    fleet[3, RULE_FEATURES.index("pcie_replays_per_min_7d")] = 500 / (7 * 1440)
+    fleet[3, RULE_FEATURES.index("pcie_replay_active_hours_7d")] = 40
+    p = RULE.predict("7d", fleet)
+    assert p[3] > 3 * p[0] and p[0] == pytest.approx(quiet[0])
+    # Too few GPUs for a baseline (one server of 4): the raw evidence counts.
+    assert RULE.predict("7d", fleet[:4])[0] > quiet[0]
+
+
+def test_chronic_activity_counts_less_than_new_activity() -> None:
+    week = 60 / 7  # 60 corrected errors in the last 7 days
+    fresh = _row(ecc_corrected_per_day_7d=week, ecc_corrected_active_hours_7d=6)
+    chronic = _row(
+        ecc_corrected_per_day_7d=week,
+        ecc_corrected_active_hours_7d=6,
+        ecc_corrected_per_day_prior_23d=week,
+    )
+    rising = _row(
+        ecc_corrected_per_day_7d=week,
+        ecc_corrected_active_hours_7d=6,
+        ecc_corrected_per_day_prior_23d=week / 20,
+    )
+    base = RULE.hazard(_row())[0]
+    h_fresh, h_chronic, h_rising = (RULE.hazard(r)[0] for r in (fresh, chronic, rising))
+    assert h_chronic == pytest.approx(base)  # the same rate as always: no new evidence
+    assert h_fresh > h_rising > h_chronic
+
+
+def test_the_base_rate_is_the_fleets_own() -> None:
+    # 200 GPUs reporting for 30 days, 40 of them lost: about 2.4 failures per GPU-year.
+    lost = _row(fleet_lost_gpus_30d=40, fleet_gpu_days_30d=200 * 30)
+    rate = RULE.hazard(lost)[0] * 365 * 86400
+    assert 1.8 < rate < 2.6
+    # The same fleet without losses is told less than the public rate, never zero.
+    calm = RULE.hazard(_row(fleet_lost_gpus_30d=0, fleet_gpu_days_30d=200 * 30))[0]
+    assert 0 < calm * 365 * 86400 < BASE_ANNUAL_RATE
+    # Evidence multiplies the fleet's rate, so the ranking within one fleet is unchanged.
+    both = _row(fleet_lost_gpus_30d=40, fleet_gpu_days_30d=6000, ecc_uncorrected_7d=2)
+    one = _row(ecc_uncorrected_7d=2)
+    assert RULE.hazard(both)[0] / RULE.hazard(lost)[0] == pytest.approx(
+        RULE.hazard(one)[0] / RULE.hazard(_row())[0]
+    )
+
+
+def test_a_node_that_lost_gpus_adds_hazard_that_fades_in_a_failing_fleet() -> None:
+    quiet = RULE.hazard(_row(node_lost_gpus_30d=1))[0] / RULE.hazard(_row())[0]
+    busy_fleet = {"fleet_lost_gpus_30d": 40, "fleet_gpu_days_30d": 6000}
+    busy = RULE.hazard(_row(node_lost_gpus_30d=1, **busy_fleet))[0] / RULE.hazard(
+        _row(**busy_fleet)
+    )[0]
+    assert quiet > 3 and 1 < busy < 1.3
+    names, values = RULE.factors("7d", _row(node_lost_gpus_30d=1))
+    assert names[int(np.argmax(values[0]))] == "node_lost_gpus_30d"
