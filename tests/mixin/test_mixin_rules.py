@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from gpu_health.mixin import render as mixin
+from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
 from gpu_health.scorer.catalogue import OUTCOME_METRICS, SCORER_METRICS
 from gpu_health.scorer.rules import FAILURE_CLASSES, RUNBOOKS
 from gpu_health.stack import find_binary
@@ -190,6 +191,10 @@ def test_failure_prediction_links_the_scorer_runbook_of_every_failure_class() ->
     pairs = re.findall(r'eq \$class "(\w+)" \}\}(https?://[^{}\s]+)', template)
     linked = {cls: url.rsplit("/", 1)[-1] for cls, url in pairs}
     assert linked == {c: Path(RUNBOOKS[c]).name for c in FAILURE_CLASSES}
+    # the HTML report links the same pages by default
+    assert {url for _, url in pairs} == {
+        class_runbook_url(c, DEFAULT_RUNBOOK_URL_PATTERN) for c in FAILURE_CLASSES
+    }
 
 
 def test_alert_overview_lists_every_alert_and_recording_rule() -> None:
