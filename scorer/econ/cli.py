@@ -144,6 +144,8 @@ def _as_json(
                 "npv_before": r.npv,
                 "npv_after": after_by[r.uuid].npv,
                 "defaulted": list(r.defaulted),
+                # read off the survival curve (p30, p90); the same before and after
+                "monthly_hazard": r.inputs["monthly_hazard"],
             }
             for r in before
         ],
