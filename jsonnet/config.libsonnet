@@ -131,6 +131,15 @@
     failurePredictedHorizon: '7d',
     failurePredictedThreshold: 0.3,
     failurePredictedFor: '1h',
+    // The runbook (an alert name, through runbookURLPattern) GPUFailurePredicted links for each
+    // failure class the scorer names; the same map as RUNBOOKS in scorer/rules.py.
+    failureClassRunbooks: {
+      memory: 'GPUXidMemoryError',
+      bus: 'GPUFallenOffBus',
+      nvlink: 'GPUNvlinkErrors',
+      thermal_power: 'GPUThermalSlowdown',
+      other: 'GPUFailurePredicted',
+    },
     // Live accuracy (gpu-health-scorer outcomes, docs/closed-loop.md): alert when the share of
     // flagged GPU-time rows that failed falls below the floor, once enough rows were flagged.
     predictionPrecisionFloor: '0.05',

@@ -74,13 +74,13 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "gpu_econ_failure_probability_ratio",
         "gauge",
-        "Failure probability within the horizon (7d, 30d) the economic decision used.",
+        "Failure probability within the horizon (7d, 30d, 90d) the economic decision read.",
         ("horizon",),
     ),
     (
         "gpu_econ_monthly_hazard_ratio",
         "gauge",
-        "Probability of failure within a month the economic decision used.",
+        "Expected failures per month the economic decision used (from the 30d/90d survival curve).",
         (),
     ),
     (

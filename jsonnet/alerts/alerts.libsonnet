@@ -265,6 +265,24 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   // The GPU's top risk factors in words (the scorer's gpu_scorer_risk_factor_info labels),
   // largest first, looked up when the alert is evaluated; absent when the scorer names none.
   local riskFactors = '{{ range $i, $f := printf `sort_desc(topk(3, gpu_failure_risk_factor{%s, horizon="%s", uuid="%%s"} > 0) * on (feature) group_left (label) max by (feature, label) (gpu_scorer_risk_factor_info{%s}))` $labels.uuid | query }}{{ if $i }}; {{ end }}{{ $f.Labels.label }}{{ end }}' % [c.gpuScorerSelector, c.failurePredictedHorizon, c.gpuScorerSelector],
+  // The GPU's most likely failure class (the scorer's gpu_failure_class_probability), looked up
+  // when the alert is evaluated rather than joined into the expression: a class that changes
+  // would otherwise end the alert and restart its `for` hold under a new label set. The
+  // scorer publishes one class per GPU; when several series answer (two scorer replicas), the
+  // highest probability wins and an exact tie goes to the alphabetically first class, so the
+  // annotation never flips between equals. `body` reads $class ("" when the scorer names none)
+  // and $p (its probability).
+  local withFailureClass(body) =
+    '{{ $class := "" }}{{ $p := -1.0 }}{{ range printf `max by (class) (gpu_failure_class_probability{%s, uuid="%%s"})` $labels.uuid | query | sortByLabel "class" }}{{ if gt .Value $p }}{{ $class = .Labels.class }}{{ $p = .Value }}{{ end }}{{ end }}' % c.gpuScorerSelector + body,
+  local classRunbooks = c.failureClassRunbooks,
+  local classNames = std.objectFields(classRunbooks),
+  // The class's runbook (config failureClassRunbooks); this alert's own runbook without a class.
+  local classRunbookURL = withFailureClass(
+    std.join('', [
+      '{{ %sif eq $class "%s" }}%s' % [if i == 0 then '' else 'else ', classNames[i], c.runbookURLPattern % classRunbooks[classNames[i]]]
+      for i in std.range(0, std.length(classNames) - 1)
+    ]) + '{{ else }}' + (c.runbookURLPattern % 'GPUFailurePredicted') + '{{ end }}'
+  ),
   local scorer = [
     {
       alert: 'GPUFailurePredicted',
@@ -275,8 +293,11 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'GPU is predicted to fail soon.',
-        description: gpuRef + ' has a {{ $value | humanizePercentage }} probability of failing within ' + c.failurePredictedHorizon + ': move long jobs off it and schedule a diagnostic. gpu_failure_risk_factor names the drivers.',
+        description: gpuRef + ' has a {{ $value | humanizePercentage }} probability of failing within ' + c.failurePredictedHorizon + ': move long jobs off it and schedule a diagnostic. gpu_failure_risk_factor names the drivers.' + withFailureClass('{{ if $class }} Most likely failure class: {{ $class }} ({{ $p | humanizePercentage }}); follow its runbook.{{ end }}'),
         risk_factors: riskFactors,
+        failure_class: withFailureClass('{{ $class }}'),
+        failure_class_probability: withFailureClass('{{ if $class }}{{ $p | printf "%.2f" }}{{ end }}'),
+        runbook_url: classRunbookURL,
       },
     },
     {
@@ -391,7 +412,8 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   local healthScore = '{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}' % c.gpuExporterSelector,
   local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
   local decorate(rule) = rule {
-    annotations+: { runbook_url: c.runbookURLPattern % rule.alert } + (
+    // A rule that names its own runbook (GPUFailurePredicted: the class's) keeps it.
+    annotations+: { runbook_url: std.get(rule.annotations, 'runbook_url', c.runbookURLPattern % rule.alert) } + (
       if std.member(nonGpuAlerts, rule.alert) then {} else { health_score: healthScore }
     ),
   },

@@ -10,7 +10,8 @@ How the scorer uses it (pure Python, no I/O besides loading the YAML once)::
     recommender = Recommender(params.hysteresis)    # keep ONE per process: it holds the state
     ...                                             # every scoring run:
     gpus = [GpuEconInput(uuid=..., model=..., age_days=..., utilisation=..., power_w=...,
-                         p7=..., p30=..., health=..., hard_fault=..., node=..., gpu=...)]
+                         p7=..., p30=..., p90=..., health=..., hard_fault=...,
+                         node=..., gpu=...)]
     results, skipped = value_fleet(gpus, params)    # skipped: (gpu, reason) for unknown models
     results = recommender.recommend_all(results)    # hysteresis: no flapping between runs
     families = econ_metric_families(results)        # yield these from a collector's collect()

@@ -1,6 +1,7 @@
 """Feeds each scoring run into the economic engine (``gpu_health.scorer.econ``).
 
-The failure model and PromQL give utilisation, power, p7/p30, health score and a hard-fault flag;
+The failure model and PromQL give utilisation, power, the survival curve (p7/p30/p90: the hazard
+is read from its 30 d and 90 d points), health score and a hard-fault flag;
 the GPU's age comes from an inventory CSV (``uuid`` plus ``age_days`` or ``purchase_date``), or a
 default when the GPU is not listed. A GPU the economics cannot value (unknown model) keeps its
 failure scores and simply has no NPV series.
@@ -118,6 +119,7 @@ def make_econ_hook(
                     power_w=_opt(g.inputs.get("power_avg_30d_watts", math.nan), 0, 5000),
                     p7=_opt(g.probability["7d"], 0, 1),
                     p30=_opt(g.probability["30d"], 0, 1),
+                    p90=_opt(g.probability.get("90d", math.nan), 0, 1),
                     health=_opt(g.inputs.get("health_score", math.nan), 0, 100),
                     hard_fault=bool(math.isfinite(hard) and hard > 0),
                     node=g.node,

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fleet",
         metavar="FILE.csv",
         help="fleet CSV: uuid, model, age_days and optionally utilisation (0-1), power_w, p7, "
-        "p30, health (0-100), hard_fault, node, gpu; empty cells mean 'not measured'",
+        "p30, p90, health (0-100), hard_fault, node, gpu; empty cells mean 'not measured'",
     )
     source.add_argument(
         "--prometheus",
@@ -144,6 +144,8 @@ def _as_json(
                 "npv_before": r.npv,
                 "npv_after": after_by[r.uuid].npv,
                 "defaulted": list(r.defaulted),
+                # read off the survival curve (p30, p90); the same before and after
+                "monthly_hazard": r.inputs["monthly_hazard"],
             }
             for r in before
         ],

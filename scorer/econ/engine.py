@@ -37,6 +37,8 @@ class GpuEconInput:
     power_w: float | None = None
     p7: float | None = None
     p30: float | None = None
+    #: Probability of failure within 90 days: with p30, the survival curve the hazard comes from.
+    p90: float | None = None
     health: float | None = None
     hard_fault: bool = False
     node: str = ""
@@ -64,6 +66,7 @@ class GpuEconInput:
         _check("power_w", self.power_w, 0, 5000)
         _check("p7", self.p7, 0, 1)
         _check("p30", self.p30, 0, 1)
+        _check("p90", self.p90, 0, 1)
         _check("health", self.health, 0, 100)
 
 
@@ -100,17 +103,36 @@ class EconResult:
     price_date: str = ""
 
 
-def monthly_hazard(p7: float | None, p30: float | None, annual_baseline: float) -> float:
-    """Probability of a failure in one month, held constant over the horizon.
+#: Points of the scorer's survival curve the hazard is read from: (days, P(failure within them)).
+CURVE_POINTS_DAYS: tuple[float, ...] = (30.0, 90.0)
+#: Expected failures per month are capped at one: a failed card is out for its repair, and the
+#: cap keeps P = 1 (an infinite cumulative hazard) finite.
+MAX_MONTHLY_HAZARD = 1.0
 
-    The 30-day probability is stretched to a calendar month assuming a constant hazard within
-    it; the 7-day probability is a floor because failing within 7 days implies failing within
-    the month. With neither, the fleet baseline applies.
+
+def cumulative_hazard(probability: float) -> float:
+    """Cumulative hazard at a point of the survival curve: -ln S(t) = -ln(1 - P(t))."""
+    return math.inf if probability >= 1.0 else -math.log1p(-probability)
+
+
+def monthly_hazard(p30: float | None, p90: float | None, annual_baseline: float) -> float:
+    """Expected failures per calendar month, held constant over the horizon.
+
+    Read off the scorer's survival curve: each point P(t) gives an average hazard rate
+    -ln(1 - P(t)) / t over its first t days; the larger of the 30-day and 90-day rates, over a
+    calendar month (365/12 days), is the hazard. Both coincide under a constant hazard; taking
+    the larger keeps a risk concentrated in the first month, or rising after it, at its full
+    rate. A rate, not a probability, because every failure is repaired and the card can fail
+    again. Without either point the fleet's annual baseline applies the same way.
     """
-    if p7 is None and p30 is None:
-        return 1.0 - math.pow(1.0 - annual_baseline, 1.0 / 12.0)
-    from_p30 = 0.0 if p30 is None else 1.0 - math.pow(1.0 - p30, DAYS_PER_MONTH / 30.0)
-    return min(1.0, max(p7 or 0.0, from_p30))
+    rates = [
+        cumulative_hazard(p) / days
+        for p, days in zip((p30, p90), CURVE_POINTS_DAYS, strict=True)
+        if p is not None
+    ]
+    if not rates:
+        return min(MAX_MONTHLY_HAZARD, cumulative_hazard(annual_baseline) / 12.0)
+    return min(MAX_MONTHLY_HAZARD, DAYS_PER_MONTH * max(rates))
 
 
 def health_factor(health: float, discount: float) -> float:
@@ -267,9 +289,9 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     if health is None:
         health = 100.0
         defaulted.append("health")
-    if gpu.p7 is None and gpu.p30 is None:
+    if gpu.p30 is None and gpu.p90 is None:
         defaulted.append("failure_probability")
-    hazard = monthly_hazard(gpu.p7, gpu.p30, params.baseline_annual_failure_rate)
+    hazard = monthly_hazard(gpu.p30, gpu.p90, params.baseline_annual_failure_rate)
     age_years = gpu.age_days / DAYS_PER_YEAR
     end_age = age_years + params.horizon_months / 12.0
 
@@ -314,6 +336,7 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         "power_w": power_w,
         "p7": gpu.p7 if gpu.p7 is not None else math.nan,
         "p30": gpu.p30 if gpu.p30 is not None else math.nan,
+        "p90": gpu.p90 if gpu.p90 is not None else math.nan,
         "monthly_hazard": hazard,
         "health": health,
         "hard_fault": 1.0 if gpu.hard_fault else 0.0,

@@ -18,6 +18,7 @@ OPTIONAL_COLUMNS = (
     "power_w",
     "p7",
     "p30",
+    "p90",
     "health",
     "hard_fault",
     "node",
@@ -85,6 +86,7 @@ def _row(path: Path, line: int, raw: dict[str, Any]) -> GpuEconInput:
             power_w=number("power_w"),
             p7=number("p7"),
             p30=number("p30"),
+            p90=number("p90"),
             health=number("health"),
             hard_fault=flag in _TRUE,
             node=row.get("node", ""),
@@ -157,7 +159,7 @@ def read_fleet_prometheus(
 ) -> list[GpuEconInput]:
     """The fleet as the scorer last valued it, from its ``gpu_econ_*`` input series.
 
-    The scorer publishes every decision input after defaults (age, utilisation, power, p7, p30,
+    The scorer publishes every decision input after defaults (age, utilisation, power, p7, p30, p90,
     health, hard fault), so a what-if over Prometheus re-values exactly what production valued.
     ``last_over_time`` over ``lookback`` tolerates a missed scrape. One query per input metric
     (:data:`~gpu_health.scorer.econ.metrics.INPUT_METRICS`), each covering the whole fleet.
@@ -215,6 +217,7 @@ def read_fleet_prometheus(
                     power_w=values.get("power_w"),
                     p7=values.get("p7"),
                     p30=values.get("p30"),
+                    p90=values.get("p90"),
                     health=values.get("health"),
                     hard_fault=values.get("hard_fault", 0.0) > 0,
                     node=entry["node"],

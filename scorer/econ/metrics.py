@@ -40,6 +40,7 @@ INPUT_METRICS: tuple[InputMetric, ...] = (
     InputMetric("power_w", "gpu_econ_power_watts"),
     InputMetric("p7", "gpu_econ_failure_probability_ratio", label=("horizon", "7d")),
     InputMetric("p30", "gpu_econ_failure_probability_ratio", label=("horizon", "30d")),
+    InputMetric("p90", "gpu_econ_failure_probability_ratio", label=("horizon", "90d")),
     InputMetric("monthly_hazard", "gpu_econ_monthly_hazard_ratio"),
     InputMetric("health", "gpu_econ_health_score"),
     InputMetric("hard_fault", "gpu_econ_hard_fault"),

@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from gpu_health.mixin import render as mixin
+from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
 from gpu_health.scorer.catalogue import OUTCOME_METRICS, SCORER_METRICS
+from gpu_health.scorer.rules import FAILURE_CLASSES, RUNBOOKS
 from gpu_health.stack import find_binary
 from gpu_health.telemetry.catalogue import CATALOGUE, HEALTH_METRICS, SELF_METRICS
 
@@ -29,6 +31,7 @@ OTHER_METRICS = {"up", "gpu_info"}
 CAMEL_CASE = re.compile(r"^([A-Z]+[a-z0-9]+)+$")
 GO_TEMPLATE = re.compile(r"\{\{.+\}\}")
 SENTENCE = re.compile(r"^[A-Z].+\.$")
+RUNBOOK_URL = re.compile(r"https?://[^{}\s]+")
 
 
 def _rules(path: Path) -> list[dict[str, Any]]:
@@ -163,20 +166,35 @@ def test_gpu_alert_descriptions_name_gpu_node_model_and_value() -> None:
 def test_every_alert_links_an_existing_runbook_with_the_required_sections() -> None:
     for rule in _alerts():
         name = rule["alert"]
-        url = rule["annotations"]["runbook_url"]
-        assert url.endswith(f"/docs/runbooks/{name}.md"), url
-        page = REPO / "docs" / "runbooks" / f"{name}.md"
-        assert page.is_file(), f"missing runbook {page}"
-        text = page.read_text()
-        for heading in (
-            "## Meaning",
-            "## Impact",
-            "## Diagnosis",
-            "## Mitigation",
-            "## When to RMA",
-        ):
-            assert heading in text, f"{page.name}: no {heading!r} section"
-        assert "```" in text, f"{page.name}: no commands to confirm"
+        # GPUFailurePredicted picks its failure class's runbook; its own is the last resort.
+        urls = RUNBOOK_URL.findall(rule["annotations"]["runbook_url"])
+        assert urls and urls[-1].endswith(f"/docs/runbooks/{name}.md"), urls
+        for url in urls:
+            page = REPO / "docs" / "runbooks" / url.rsplit("/", 1)[-1]
+            assert page.is_file(), f"missing runbook {page}"
+            text = page.read_text()
+            for heading in (
+                "## Meaning",
+                "## Impact",
+                "## Diagnosis",
+                "## Mitigation",
+                "## When to RMA",
+            ):
+                assert heading in text, f"{page.name}: no {heading!r} section"
+            assert "```" in text, f"{page.name}: no commands to confirm"
+
+
+def test_failure_prediction_links_the_scorer_runbook_of_every_failure_class() -> None:
+    """jsonnet's failureClassRunbooks and the scorer's RUNBOOKS (API, report) name the same page."""
+    (rule,) = [r for r in _alerts() if r["alert"] == "GPUFailurePredicted"]
+    template = rule["annotations"]["runbook_url"]
+    pairs = re.findall(r'eq \$class "(\w+)" \}\}(https?://[^{}\s]+)', template)
+    linked = {cls: url.rsplit("/", 1)[-1] for cls, url in pairs}
+    assert linked == {c: Path(RUNBOOKS[c]).name for c in FAILURE_CLASSES}
+    # the HTML report links the same pages by default
+    assert {url for _, url in pairs} == {
+        class_runbook_url(c, DEFAULT_RUNBOOK_URL_PATTERN) for c in FAILURE_CLASSES
+    }
 
 
 def test_alert_overview_lists_every_alert_and_recording_rule() -> None:

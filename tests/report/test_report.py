@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,15 @@ pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 GRADE_OF = [(90, "excellent"), (75, "good"), (60, "fair"), (40, "poor"), (0, "critical")]
 ACTIONS = ("keep", "repair", "repurpose", "sell", "decommission")
+CLASSES = ("memory", "bus", "nvlink", "thermal_power", "other")
+#: Runbook page of each class (scorer RUNBOOKS), written out so a changed map is noticed here.
+CLASS_RUNBOOK = {
+    "memory": "GPUXidMemoryError",
+    "bus": "GPUFallenOffBus",
+    "nvlink": "GPUNvlinkErrors",
+    "thermal_power": "GPUThermalSlowdown",
+    "other": "GPUFailurePredicted",
+}
 
 
 @dataclass
@@ -31,6 +41,11 @@ class FakeGpu:
     p30: float
     action: str
     xids: int
+    #: the scorer's most likely failure class and its probability (None: no class series)
+    failure_class: str | None = None
+    class_p: float = 0.0
+    #: two more scorer replicas answer for this GPU: one ties on a later class, one is weaker
+    tied: bool = False
 
 
 def _grade(score: float) -> str:
@@ -51,6 +66,10 @@ def _fleet(seed: int) -> list[FakeGpu]:
                 p30=p30,
                 action=rng.choice(ACTIONS),
                 xids=rng.choice([0, 0, 2, 5]),
+                # GPU 0 is "bus" (tied with a later class, see _openmetrics); the last has none
+                failure_class="bus" if i == 0 else None if i == 7 else rng.choice(CLASSES),
+                class_p=round(rng.uniform(0.3, 0.95), 2),
+                tied=i == 0,
             )
         )
     return gpus
@@ -77,6 +96,20 @@ def _openmetrics(gpus: list[FakeGpu], end: int, hours: int = 6) -> str:
                 )
             add("gpu_failure_probability", ident + ',horizon="7d"', g.p7, ts)
             add("gpu_failure_probability", ident + ',horizon="30d"', g.p30, ts)
+            if g.failure_class:
+                add(
+                    "gpu_failure_class_probability",
+                    ident + f',class="{g.failure_class}"',
+                    g.class_p,
+                    ts,
+                )
+            if g.tied:
+                # a second scorer replica ties on another class, a third names a weaker one:
+                # the report shows the highest probability, the tie to the first class by name
+                tie = ident + ',instance="scorer-b",class="thermal_power"'
+                add("gpu_failure_class_probability", tie, g.class_p, ts)
+                weaker = ident + ',instance="scorer-c",class="memory"'
+                add("gpu_failure_class_probability", weaker, g.class_p / 2, ts)
             add(
                 "gpu_failure_risk_factor",
                 ident + ',horizon="30d",feature="ecc_corrected_rate_24h"',
@@ -177,6 +210,10 @@ def test_terminal_report_ranks_by_risk_and_counts_grades(
         assert any(line.split() == [grade, str(count)] for line in out.splitlines())
     worst = max(gpus, key=lambda g: g.p30)
     assert f"{100 * worst.p30:.1f}%" in out
+    for g in gpus:
+        (line,) = [ln for ln in risk_part.splitlines() if g.uuid[:16] in ln]
+        likely = f" {g.failure_class} {100 * g.class_p:.0f}% " if g.failure_class else " - "
+        assert likely in line, (g, line)
     xid_total = sum(g.xids for g in gpus)
     reported = sum(
         int(line.split()[-1])
@@ -193,10 +230,23 @@ def test_html_report_is_self_contained_and_its_charts_render(
 ) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is required (./run.sh installs it)"
-    url, at, _ = fleet_prometheus
-    assert _run_report(url, at, tmp_path).returncode == 0
+    url, at, gpus = fleet_prometheus
+    wiki = "https://wiki.example.com/gpu/%s"
+    assert _run_report(url, at, tmp_path, "--runbook-url-pattern", wiki).returncode == 0
     page = (tmp_path / "report.html").read_text()
     assert "<script" not in page and "src=" not in page and "@import" not in page
+    # each GPU's row names its most likely failure class with its probability, linked to the
+    # class runbook through the given pattern; a GPU without a class series shows "-"
+    risks = page.split("GPUs ranked by failure risk")[1].split("</table>")[0]
+    for g in gpus:
+        row = re.search(rf"<tr[^>]*><td>[^<]*</td><td>0</td><td>{g.uuid}</td>.*?</tr>", risks)
+        assert row, g.uuid
+        if g.failure_class:
+            link = f'<a href="{wiki % CLASS_RUNBOOK[g.failure_class]}">{g.failure_class}</a>'
+            cell = f"<td class='fclass'>{link}</td><td class='num'>{100 * g.class_p:.1f}%</td>"
+        else:
+            cell = "<td class='fclass'>-</td><td class='num'>-</td>"
+        assert cell in row.group(0), (g, row.group(0))
     for chart in ("grades", "health-distribution", "actions"):
         assert f'data-chart="{chart}"' in page
     shot = tmp_path / "report.png"
@@ -244,6 +294,15 @@ def test_unreachable_prometheus_is_one_line(tmp_path: Path) -> None:
     result = _run_report("http://127.0.0.1:9", int(time.time()), tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "cannot reach Prometheus" in result.stderr
+
+
+def test_bad_runbook_url_pattern_is_one_line(tmp_path: Path) -> None:
+    result = _run_report(
+        "http://127.0.0.1:9", int(time.time()), tmp_path, "--runbook-url-pattern", "wiki/%s/%d"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "--runbook-url-pattern" in result.stderr
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_bad_period_is_one_line(tmp_path: Path) -> None:

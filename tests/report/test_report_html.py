@@ -52,6 +52,9 @@ def _hostile_report() -> FleetReport:
             factors=[("ecc_corrected_per_day_24h", 0.92), (f"feature{SCRIPT}", 0.4)],
             action="sell",
             npv={"sell": 1200.0},
+            # a class label this version does not know: shown as text, never as a link
+            failure_class=f"class{SCRIPT}",
+            failure_class_probability=0.5,
         )
     ]
     report.xids = [XidRow(node=f"n{SCRIPT}", uuid="GPU-1", xid=IMG, count=2)]
@@ -73,6 +76,7 @@ def test_hostile_label_values_are_escaped_text() -> None:
     assert f"feature{SCRIPT} +0.40" in text
     assert f"Alert{SCRIPT}" in text and f"note {SCRIPT}" in text
     assert f"Trend: mean{SCRIPT}" in text
+    assert f"class{SCRIPT}" in text and "a" not in page.tags
 
 
 def test_sections_and_charts_are_rendered() -> None:

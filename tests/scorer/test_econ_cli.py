@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -14,13 +15,14 @@ import pytest
 from gpu_health import stack
 from gpu_health.scorer.econ.metrics import INPUT_METRICS
 
-FLEET = """uuid,model,age_days,utilisation,power_w,p7,p30,health,hard_fault,node,gpu
-GPU-keep,NVIDIA H100 80GB HBM3,730,0.8,525,0.001,0.0025,98,false,n1,0
-GPU-risky,NVIDIA H100 80GB HBM3,730,0.8,525,0.2,0.5,60,false,n1,1
-GPU-dead,NVIDIA H100 80GB HBM3,730,,,,,,true,n1,2
-GPU-h200,NVIDIA H200,100,0.9,600,,,,false,n2,0
-GPU-k80,Tesla K80,4000,0.1,100,,,,false,n2,1
+FLEET = """uuid,model,age_days,utilisation,power_w,p7,p30,p90,health,hard_fault,node,gpu
+GPU-keep,NVIDIA H100 80GB HBM3,730,0.8,525,0.001,0.0025,0.02,98,false,n1,0
+GPU-risky,NVIDIA H100 80GB HBM3,730,0.8,525,0.2,0.5,,60,false,n1,1
+GPU-dead,NVIDIA H100 80GB HBM3,730,,,,,,,true,n1,2
+GPU-h200,NVIDIA H200,100,0.9,600,,,,,false,n2,0
+GPU-k80,Tesla K80,4000,0.1,100,,,,,false,n2,1
 """
+MONTH_DAYS = 365 / 12
 
 
 def _econ(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,6 +68,13 @@ def test_what_if_json_pairs_before_and_after(fleet: Path) -> None:
         assert g["npv_after"]["keep"] < g["npv_before"]["keep"]
         assert g["npv_after"]["sell"] == g["npv_before"]["sell"]
     assert sum(data["counts_after"].values()) == 4
+    # the hazard is read off the curve: GPU-keep's 90-day point implies the higher rate
+    assert per_gpu["GPU-keep"]["monthly_hazard"] == pytest.approx(
+        -math.log(1 - 0.02) / 90 * MONTH_DAYS
+    )
+    assert per_gpu["GPU-risky"]["monthly_hazard"] == pytest.approx(
+        -math.log(1 - 0.5) / 30 * MONTH_DAYS
+    )
 
 
 def test_params_file_changes_the_baseline(fleet: Path, tmp_path: Path) -> None:
@@ -128,6 +137,7 @@ def test_what_if_over_prometheus(
                 "power_w": 525,
                 "p7": 0.001,
                 "p30": 0.0025,
+                "p90": 0.02,
                 "health": 98,
                 "hard_fault": 0,
             },
@@ -166,6 +176,10 @@ def test_what_if_over_prometheus(
     assert per_gpu["GPU-p2"]["before"] in ("repair", "sell", "decommission")
     # p7/p30 were not published for GPU-p2: the baseline hazard is used and reported
     assert "failure_probability" in per_gpu["GPU-p2"]["defaulted"]
+    # GPU-p1's published 90-day point reached the engine through Prometheus
+    assert per_gpu["GPU-p1"]["monthly_hazard"] == pytest.approx(
+        -math.log(1 - 0.02) / 90 * MONTH_DAYS
+    )
 
 
 def test_prometheus_unreachable_is_one_line() -> None:

@@ -27,7 +27,8 @@ def _worked_example() -> dict[str, str]:
 
 def test_worked_example_numbers() -> None:
     doc = _worked_example()
-    hazard = max(0.001, 1 - (1 - 0.0025) ** ((365 / 12) / 30))
+    # the survival curve's 30-day and 90-day average rates, the larger over a calendar month
+    hazard = (365 / 12) * max(-math.log(1 - 0.0025) / 30, -math.log(1 - 0.008) / 90)
     health_factor = 1 - 0.24 * (100 - 98) / 100
     by_hand = {
         "monthly_hazard": hazard,
@@ -73,6 +74,7 @@ def test_worked_example_numbers() -> None:
         power_w=525,
         p7=0.001,
         p30=0.0025,
+        p90=0.008,
         health=98,
     )
     result = value_gpu(gpu, load_params())

@@ -17,6 +17,10 @@ from gpu_health.scorer.econ.params import EconParams, default_raw, merge, valida
 
 #: (1 + r) ** (1/12) == 1.01 exactly: month 1 discounts by 1.01, month 2 by 1.0201.
 RATE_FOR_1_PERCENT_A_MONTH = 1.01**12 - 1
+#: The 30-day point of the survival curve at which the engine's hazard is 0.02 failures a month:
+#: -ln(1 - P30) / 30 d * (365 / 12) d = 0.02. The 7-day point is set far off on purpose: if
+#: the engine read it instead of the curve's 30/90-day points, every by-hand NPV would fail.
+P30_FOR_2_PERCENT_A_MONTH = 1 - math.exp(-0.02 * 30 / (365 / 12))
 
 
 def simple_raw(**model_overrides: Any) -> dict[str, Any]:
@@ -66,8 +70,8 @@ def gpu(**overrides: Any) -> GpuEconInput:
         "age_days": 365,
         "utilisation": 0.5,
         "power_w": 400,
-        "p7": 0.02,
-        "p30": 0.0,
+        "p7": 0.5,
+        "p30": P30_FOR_2_PERCENT_A_MONTH,
         "health": 80,
         "hard_fault": False,
     }
@@ -164,14 +168,41 @@ def test_repair_pays_the_repair_and_its_downtime_then_runs_at_baseline_hazard() 
     assert dear.recommended_action in ("sell", "decommission")
 
 
-def test_hazard_from_failure_probabilities() -> None:
-    # p30 = 0.1 over 30 days, stretched to 365/12 = 30.4167 days at a constant hazard
-    assert monthly_hazard(None, 0.1, 0.03) == pytest.approx(1 - 0.9 ** (30.4166667 / 30))
-    assert monthly_hazard(None, 0.1, 0.03) == pytest.approx(0.101316, abs=1e-6)
-    # the 7-day probability is a floor for the month
-    assert monthly_hazard(0.2, 0.1, 0.03) == pytest.approx(0.2)
-    # nothing measured: annual baseline 3 % spread over 12 months
-    assert monthly_hazard(None, None, 0.03) == pytest.approx(1 - 0.97 ** (1 / 12))
+def test_hazard_is_read_from_the_survival_curve() -> None:
+    month = 365 / 12
+    # the 30-day point: -ln(1 - 0.1) / 30 * 30.4167 = 0.106824 failures a month
+    assert monthly_hazard(0.1, None, 0.03) == pytest.approx(-math.log(0.9) / 30 * month)
+    assert monthly_hazard(0.1, None, 0.03) == pytest.approx(0.106824, abs=1e-6)
+    # a constant-hazard curve (P90 = 1 - 0.9 ** 3): both points give the same rate
+    assert monthly_hazard(0.1, 1 - 0.9**3, 0.03) == pytest.approx(monthly_hazard(0.1, None, 0.03))
+    # hazard rising after the first month: the 90-day average rate is the larger one
+    assert monthly_hazard(0.1, 0.5, 0.03) == pytest.approx(-math.log(0.5) / 90 * month)
+    # risk concentrated in the first month: the 30-day rate holds
+    assert monthly_hazard(0.3, 0.31, 0.03) == pytest.approx(-math.log(0.7) / 30 * month)
+    # the 90-day point alone
+    assert monthly_hazard(None, 0.2, 0.03) == pytest.approx(-math.log(0.8) / 90 * month)
+    # a certain failure is capped at one failure a month
+    assert monthly_hazard(1.0, 1.0, 0.03) == 1.0
+    assert monthly_hazard(0.9, None, 0.03) == 1.0
+    # nothing measured: the annual baseline (3 %) as a rate over 12 months
+    assert monthly_hazard(None, None, 0.03) == pytest.approx(-math.log(0.97) / 12)
+
+
+def test_value_gpu_takes_its_hazard_from_the_30_and_90_day_curve_points() -> None:
+    params = simple_params()
+    base = value_gpu(gpu(), params)
+    assert base.inputs["monthly_hazard"] == pytest.approx(0.02, rel=1e-12)
+    # the 7-day point does not move the economics
+    assert value_gpu(gpu(p7=0.001), params).npv == pytest.approx(base.npv, rel=1e-12)
+    # a 90-day point implying a higher rate does: hazard and the keep NPV follow the curve
+    rising = value_gpu(gpu(p90=0.5), params)
+    assert rising.inputs["monthly_hazard"] == pytest.approx(-math.log(0.5) / 90 * 365 / 12)
+    assert rising.inputs["p90"] == 0.5
+    assert rising.npv["keep"] < base.npv["keep"]
+    # neither curve point published: the baseline, listed as defaulted
+    bare = value_gpu(gpu(p30=None), params)
+    assert "failure_probability" in bare.defaulted
+    assert bare.inputs["monthly_hazard"] == pytest.approx(-math.log(0.97) / 12)
 
 
 def test_unmeasured_inputs_fall_back_to_defaults_and_are_listed() -> None:

@@ -10,12 +10,14 @@ from gpu_health import cli_validate
 from gpu_health.report import html, text
 from gpu_health.report.gather import Gatherer
 from gpu_health.report.plan_section import add_plan_section
+from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, check_pattern
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Print a fleet report (GPU states: failed, absent, degraded, healthy, replaced, with why; "
-        "health by grade; GPUs ranked by state then failure risk with their top risk factors; "
+        "health by grade; GPUs ranked by state then failure risk with their top risk factors "
+        "and most likely failure class (linked to its runbook); "
         "recommended actions with NPV; the live accuracy of past flags per horizon (from "
         "gpu-health-scorer outcomes); each XID code with its count and the alerts of the "
         "period; trends) from a Prometheus or VictoriaMetrics that holds gpu-health-exporter "
@@ -50,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GPUs in the risk ranking (default: %(default)s)",
     )
     parser.add_argument(
+        "--runbook-url-pattern",
+        default=DEFAULT_RUNBOOK_URL_PATTERN,
+        metavar="URL",
+        help="where a failure class links its runbook; %%s is the runbook name (the same "
+        "pattern as the mixin's runbookURLPattern; default: %(default)s)",
+    )
+    parser.add_argument(
         "--at",
         type=cli_validate.number(0.0, 4102444800.0),
         metavar="UNIX_TIME",
@@ -60,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.html:  # checked before querying: no directory is created, /proc is refused
         cli_validate.output_path(args.html, "--html")
-    report = Gatherer(args.prometheus, args.period, at=args.at).gather(args.schema, args.top)
+    pattern = check_pattern(args.runbook_url_pattern)
+    gatherer = Gatherer(args.prometheus, args.period, at=args.at, runbook_url_pattern=pattern)
+    report = gatherer.gather(args.schema, args.top)
     add_plan_section(report, args.prometheus, args.at)
     sys.stdout.write(text.render(report))
     if args.html:

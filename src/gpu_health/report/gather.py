@@ -9,6 +9,7 @@ and explained in ``notes`` rather than failing the report.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import urllib.error
@@ -27,6 +28,7 @@ from gpu_health.report.model import (
     StateRow,
     XidRow,
 )
+from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
 from gpu_health.telemetry import engine as query_engine
 from gpu_health.telemetry.schema import choose_schema
 from gpu_health.telemetry.state import STATES, gather_states, rank_key
@@ -49,6 +51,10 @@ def _value(sample: dict[str, Any]) -> float:
     return float(sample["value"][1])
 
 
+def _class_of(sample: dict[str, Any]) -> str:
+    return _label(sample, "class")
+
+
 def _label(sample: dict[str, Any], *names: str) -> str:
     metric = sample["metric"]
     for name in names:
@@ -60,8 +66,15 @@ def _label(sample: dict[str, Any], *names: str) -> str:
 class Gatherer:
     """Runs the report's queries against one Prometheus at one evaluation time."""
 
-    def __init__(self, url: str, period: str, at: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        period: str,
+        at: float | None = None,
+        runbook_url_pattern: str = DEFAULT_RUNBOOK_URL_PATTERN,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.runbook_url_pattern = runbook_url_pattern
         self.period = period
         self.period_seconds = parse_period(period)
         self.at = at if at is not None else time.time()
@@ -188,6 +201,7 @@ class Gatherer:
                 rows[_label(sample, "uuid")].factors.append(
                     (_label(sample, "feature"), _value(sample))
                 )
+        self._failure_classes(rows)
         for sample in self.query("gpu_recommended_action == 1"):
             if _label(sample, "uuid") in rows:
                 rows[_label(sample, "uuid")].action = _label(sample, "action")
@@ -221,6 +235,19 @@ class Gatherer:
             report.notes.append("No recommendations: gpu_recommended_action is absent.")
         residuals = [r.residual_value for r in rows.values() if r.residual_value is not None]
         report.fleet_residual_value = sum(residuals) if residuals else None
+
+    def _failure_classes(self, rows: dict[str, RiskRow]) -> None:
+        """Each GPU's most likely failure class, chosen as the GPUFailurePredicted alert does:
+        the highest probability, an exact tie (two scorer replicas) to the first class by name."""
+        for sample in sorted(self.query("gpu_failure_class_probability"), key=_class_of):
+            row = rows.get(_label(sample, "uuid"))
+            value = _value(sample)
+            if row is None or not math.isfinite(value):
+                continue
+            if row.failure_class_probability is None or value > row.failure_class_probability:
+                row.failure_class = _class_of(sample)
+                row.failure_class_probability = value
+                row.runbook_url = class_runbook_url(row.failure_class, self.runbook_url_pattern)
 
     def _accuracy(self, report: FleetReport) -> None:
         report.accuracy = gather_accuracy(self.query)

@@ -25,6 +25,11 @@ class RiskRow:
     residual_value: float | None = None
     #: healthy, degraded, failed or absent (gpu_health.telemetry.state)
     state: str = "healthy"
+    #: the scorer's most likely failure class (gpu_failure_class_probability), its share of
+    #: the hazard, and the class's runbook URL ("" for a class this version does not know)
+    failure_class: str | None = None
+    failure_class_probability: float | None = None
+    runbook_url: str = ""
 
 
 @dataclass

@@ -28,6 +28,13 @@ def _money(value: float | None, currency: str) -> str:
     return "-" if value is None else f"{value:,.0f} {currency}"
 
 
+def _failure_class(name: str | None, probability: float | None) -> str:
+    """``memory 62%``: the scorer's most likely failure class and its share of the hazard."""
+    if name is None:
+        return "-"
+    return name if probability is None else f"{name} {100 * probability:.0f}%"
+
+
 def _age(seconds: float) -> str:
     if seconds <= 0:
         return "-"
@@ -114,6 +121,7 @@ def render(report: FleetReport) -> str:
                 _pct(r.p30),
                 "-" if r.health is None else f"{r.health:.0f}",
                 ", ".join(f"{factor_label(name)} {value:+.2f}" for name, value in r.factors) or "-",
+                _failure_class(r.failure_class, r.failure_class_probability),
                 r.action or "-",
                 _money(r.npv.get(r.action or ""), report.currency),
             ]
@@ -129,6 +137,7 @@ def render(report: FleetReport) -> str:
             "p30d",
             "health",
             "top factors",
+            "likely failure",
             "action",
             "npv",
         ]
