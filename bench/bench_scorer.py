@@ -7,7 +7,8 @@ OpenMetrics, backfills it with promtool, serves it with Debian's Prometheus, and
 * ``prometheus_s`` — the baseline: the same feature queries sent straight to Prometheus with the
   same concurrency and nothing else (what any PromQL-based scorer must pay);
 * ``scorer_s`` — one full ``Scorer.run_once()`` (inventory, feature queries, JSON decoding,
-  model, SHAP contributions, isolation forest, economics), median of the warm runs;
+  the shipped default model with its risk factors, isolation forest, economics), median of
+  the warm runs;
 * ``model_s`` — the model part alone (score_frame + economics) on the same frame;
 * ``rss_mb`` — peak RSS of ``gpu-health-scorer --once`` run as its own process.
 
@@ -35,7 +36,7 @@ import numpy as np
 from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
-from gpu_health.scorer.model import FailureModel
+from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer, score_frame
 
@@ -131,7 +132,7 @@ def bench_size(gpus: int, days: float, step: int, workers: int, runs: int) -> di
         config = stack.write_prometheus_config(work / "prometheus.yml")
         with stack.prometheus(work, config, data_dir=work / "tsdb") as prom:
             client = PromClient(PromConfig(prom.url, timeout_s=120))
-            model = FailureModel.load()
+            model = load_model(None)  # the shipped default (the rule, docs/model-card.md)
             econ = make_econ_hook()
             scorer = Scorer(client, model, "dcgm", econ, workers=workers)
             assert scorer.run_once(), scorer.last_error  # cold: loads chunks into page cache

@@ -89,6 +89,16 @@ def predict_snapshots(
     return out
 
 
+def visible_ceiling(y: FloatArray, visible: BoolArray) -> float:
+    """ROC AUC on all failures of an oracle that ranks every row whose failure's precursor is
+    already visible first and knows nothing else (every other row tied): what telemetry
+    precursors alone can reach on this fleet. ``visible`` is the "precursor_visible" mask
+    (every negative row and the positives whose precursor had begun)."""
+    seen = (y == 1) & visible
+    score = seen.astype(np.float64)
+    return _weighted_scores(score, y, np.ones(len(y)))[0]
+
+
 def calibration(p: FloatArray, y: FloatArray, bins: int = 10) -> list[dict[str, float]]:
     """Expected (sum of p) and observed failures per decile of p."""
     order = np.argsort(p, kind="stable")
@@ -172,6 +182,10 @@ def evaluate(
         entry: dict[str, Any] = {"rows": int(ok.sum()), "positives": int(np.nansum(y[ok]))}
         if len(np.unique(y[ok])) == 2:
             masks = {"all": np.ones(len(data), dtype=bool), **subsets(data, failures, horizon)}
+            if "precursor_visible" in masks:
+                entry["visible_precursor_ceiling_roc_auc"] = visible_ceiling(
+                    y[ok], masks["precursor_visible"][ok]
+                )
             for subset, keep in masks.items():
                 sel = ok & keep
                 positives = int(y[sel].sum())
@@ -283,6 +297,11 @@ def format_report(report: dict[str, Any]) -> str:
                     f"{f(m['roc_auc']):>7}{ci(m['roc_auc_ci95']):<16} "
                     f"{f(m['recall_at_5pct_fpr']):>7}{ci(m['recall_at_5pct_fpr_ci95'])}"
                 )
+        if "visible_precursor_ceiling_roc_auc" in e:
+            lines.append(
+                f"{h:>7} ROC AUC on all failures of an oracle that sees every visible precursor "
+                f"and nothing else: {f(e['visible_precursor_ceiling_roc_auc'])}"
+            )
         if "fpr_at_threshold" in e:
             lines.append(
                 f"{h:>7} model at its threshold {f(e['threshold'])}: FPR "

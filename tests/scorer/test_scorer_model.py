@@ -224,3 +224,33 @@ def test_histories_concatenate_into_one_training_set() -> None:
     odd = Dataset(("other",), a.x[:, :1], a.times, a.uuids, a.labels)
     with pytest.raises(UserError, match="different feature lists"):
         concat([a, odd])
+
+
+def test_visible_precursor_ceiling_is_what_precursors_alone_can_reach() -> None:
+    from gpu_health.scorer.evaluation import visible_ceiling
+
+    # 10 negatives, 4 positives of which 1 had a visible precursor: the oracle ranks that one
+    # first and ties the other 3 with every negative (each tie counts one half).
+    y = np.array([0.0] * 10 + [1.0] * 4)
+    visible = np.array([True] * 10 + [True, False, False, False])
+    assert visible_ceiling(y, visible) == pytest.approx((1 * 1.0 + 3 * 0.5) / 4)
+    # Every failure visible: a perfect ranking is possible.
+    assert visible_ceiling(y, np.ones(14, dtype=bool)) == pytest.approx(1.0)
+
+
+def test_the_rule_reads_each_gpu_against_its_own_snapshot() -> None:
+    from gpu_health.scorer.evaluation import predict_snapshots
+    from gpu_health.scorer.rules import RULE_FEATURES, RuleModel
+
+    rule = RuleModel()
+    j = RULE_FEATURES.index("pcie_replays_per_min_7d")
+    # Two snapshots of 10 GPUs: in the first every GPU replays (the platform's background), in
+    # the second only GPU 0 does. GPU 0 stands out only in the second.
+    x = np.zeros((20, len(RULE_FEATURES)))
+    x[:10, j] = 0.01
+    x[10, j] = 0.01
+    times = np.repeat([1.0, 2.0], 10)
+    p = predict_snapshots(rule, "7d", x, times)
+    assert p[0] == pytest.approx(p[1]) and p[10] > 2 * p[11]
+    # Pooled as one snapshot instead, the 11 replaying GPUs would be the majority.
+    assert rule.predict("7d", x)[10] == pytest.approx(rule.predict("7d", x)[0])
