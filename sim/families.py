@@ -27,6 +27,13 @@ from typing import TextIO
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health.sim.recurrence import (
+    NODE_REPEAT_MEDIAN_DAYS,
+    NODE_REPEAT_SIGMA,
+    follow_probability,
+    repeat_stats,
+)
+
 FloatArray = npt.NDArray[np.float64]
 DAY = 86400.0
 HOUR = 3600.0
@@ -40,12 +47,6 @@ MODES: dict[str, tuple[float, int]] = {
     "power": (0.1, 62),
     "other": (0.15, 119),
 }
-#: InfiniteHBD-Trace: share of faults followed by another on the node within 30 d (23 %).
-NODE_REPEAT_SHARE = 0.23
-#: Lognormal law of a scheduled repeat's gap. Its median sits above the trace's 18 days because
-#: the node's background failures, mixed in, shorten the observed first-repeat gap to ~18 d.
-NODE_REPEAT_MEDIAN_DAYS = 22.0
-NODE_REPEAT_SIGMA = 0.5
 MODELS = (("NVIDIA H100 80GB HBM3", 700.0, 62.0), ("NVIDIA A100-SXM4-80GB", 400.0, 58.0))
 
 
@@ -115,13 +116,7 @@ def repeat_probability(failure_share: float, days: float) -> float:
     node's background failures (7 peers at the fleet's rate), 23 % of faults are followed by
     another within 30 days. A fleet whose background alone exceeds that gets no extra repeats.
     """
-    daily = failure_share / max(days, 1.0)
-    background = 1.0 - math.exp(-7 * daily * 30)
-    # P(lognormal gap <= 30 d)
-    z = math.log(30.0 / NODE_REPEAT_MEDIAN_DAYS) / NODE_REPEAT_SIGMA
-    within = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-    need = (NODE_REPEAT_SHARE - background) / (1.0 - background)
-    return min(1.0, max(0.0, need / within))
+    return follow_probability(failure_share / max(days, 1.0))
 
 
 def _uuid(rng: np.random.Generator) -> str:
@@ -350,20 +345,8 @@ def _write_families(handle: TextIO, by_name: dict[str, list[str]]) -> None:
 def node_repeats(p: Plan, within_days: float = 30.0) -> tuple[float, float]:
     """(share of failures followed by another on the same node within the window, median gap
     in days), over failures at least ``within_days`` before the end (not censored)."""
-    failures = sorted((b.end, b.node) for b in p.boards if b.failure_mode is not None)
-    horizon = float(p.times[-1]) - within_days * DAY
-    counted = repeated = 0
-    gaps: list[float] = []
-    for k, (t, node) in enumerate(failures):
-        if t > horizon:
-            continue
-        counted += 1
-        later = [t2 - t for t2, n in failures[k + 1 :] if n == node and t2 > t]
-        if later and later[0] <= within_days * DAY:
-            repeated += 1
-            gaps.append(later[0] / DAY)
-    share = repeated / counted if counted else 0.0
-    return share, float(np.median(gaps)) if gaps else math.nan
+    failures = [(b.end, b.node) for b in p.boards if b.failure_mode is not None]
+    return repeat_stats(failures, float(p.times[-1]), within_days)
 
 
 def build(family: Family, gpus: int, days: float, seed: int, out: Path, end: float) -> Plan:

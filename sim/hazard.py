@@ -221,6 +221,11 @@ def primary_rate(mode: FailureMode, model: str) -> float:
     return (-1.0 + math.sqrt(1.0 + 4.0 * c * target)) / (2.0 * c)
 
 
+def reference_rate(model: str) -> float:
+    """Failures per GPU-year of ``model`` over all modes (the fleet average, repeats included)."""
+    return sum(m.rate(model) for m in MODES)
+
+
 def draw_cohort(rng: random.Random) -> Cohort:
     u = rng.random()
     return Cohort(

@@ -69,7 +69,7 @@ class SimBackend:
         self.speed = speed
         self.seed = seed
         self._lock = threading.Lock()
-        self._slots: list[Slot] = [fleetlib.build_slot(i, seed, hazard_scale) for i in range(gpus)]
+        self._slots: list[Slot] = fleetlib.build_fleet(gpus, seed, hazard_scale).slots
         self._boards: dict[str, tuple[Slot, Board]] = {}
         for fault in faults or []:
             self._check_gpu(fault)
