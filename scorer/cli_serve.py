@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import threading
 from pathlib import Path
@@ -134,11 +135,13 @@ def run_score(args: argparse.Namespace) -> int:
         print(json.dumps(body))
         return 0
     print(f"scored {len(ranked)} GPUs at {iso_utc(args.at)} ({snap.schema} schema, {model.kind})")
-    print(f"{'uuid':<40} {'node':<16} {'p7d':>7} {'p30d':>7} {'p90d':>7}  class")
+    print(f"{'uuid':<40} {'node':<16} {'state':<9} {'p7d':>7} {'p30d':>7} {'p90d':>7}  class")
     for g in ranked:
         p = g.probability
+        known = g.failure_class and math.isfinite(g.failure_class_probability)
+        klass = f"{g.failure_class} ({g.failure_class_probability:.2f})" if known else "-"
         print(
-            f"{g.uuid:<40} {g.node:<16} {p['7d']:>7.4f} {p['30d']:>7.4f} {p['90d']:>7.4f}  "
-            f"{g.failure_class} ({g.failure_class_probability:.2f})"
+            f"{g.uuid:<40} {g.node:<16} {g.state:<9} {p['7d']:>7.4f} {p['30d']:>7.4f} "
+            f"{p['90d']:>7.4f}  {klass}"
         )
     return 0

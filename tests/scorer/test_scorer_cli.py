@@ -176,6 +176,18 @@ def test_score_at_a_past_time_as_a_black_box(history: Path, prometheus_factory) 
     assert top["failure_class"]["runbook"].endswith(".md")
     # Before any failure the healthy fleet sits far lower.
     assert body["gpus"][-1]["failure_probability"]["7d"] < p["7d"] / 10
+    # The table, one sample (6 h) after GPU 19 failed: it leads with its state, no class.
+    after = subprocess.run(
+        [*SCORER, "score", "--prometheus.url", prom.url, "--at", str(fail_19 + 6 * 3600)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert after.returncode == 0, after.stderr
+    header, first = after.stdout.splitlines()[1:3]
+    assert header.split()[:3] == ["uuid", "node", "state"]
+    assert first.split()[0] == "GPU-0019-test"
+    assert first.split()[2] in {"failed", "absent"} and first.split()[-1] == "-"
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -88,6 +88,13 @@ def test_feature_values_match_the_history(both: dict[str, PromClient]) -> None:
     # GPU 5 (node1) stopped reporting at day 6.3: its node peers carry the loss, others not.
     assert [value(f"GPU-000{i}-test", "node_lost_gpus_30d") for i in (4, 6, 7)] == [1, 1, 1]
     assert value("GPU-0001-test", "node_lost_gpus_30d") == 0
+    # The fleet's own recent failures and its exposure, the same on every GPU: one GPU lost,
+    # 12 GPUs reporting for 6.4 days (sampled every 6 h).
+    assert {value(u, "fleet_lost_gpus_30d") for u in row} == {1}
+    exposure = {value(u, "fleet_gpu_days_30d") for u in row}
+    assert len(exposure) == 1 and exposure.pop() == pytest.approx(12 * 6.4, rel=0.1)
+    # A history shorter than 7 days holds no "23 days before the last 7": no own baseline yet.
+    assert math.isnan(value("GPU-0003-test", "ecc_corrected_per_day_prior_23d"))
     # Corrected errors on odd GPUs every 2.4 h: with 30-minute samples a 2-hour increase sees
     # 1.5 h of them, so about half of the week's 2-hour slots show activity.
     assert 0.3 * 168 <= value("GPU-0003-test", "ecc_corrected_active_hours_7d") <= 0.8 * 168
