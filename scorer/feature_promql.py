@@ -287,6 +287,27 @@ def resets(window: str) -> Builder:
     return build
 
 
+def _from_presence(make: Callable[[Schema, str], str]) -> Builder:
+    """A builder over the presence series (board power, which every GPU reports in both
+    schemas); ``make`` gets the schema and that series' name."""
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        return None if sel is None else make(s, sel[0])
+
+    return build
+
+
+def _reporting_now(s: Schema, name: str, keys: str) -> str:
+    return f"group by ({keys}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+
+
+def _lost(s: Schema, name: str, window: str, keys: str) -> str:
+    """The (``keys``) groups that reported within ``window`` and do not report now."""
+    seen = f"group by ({keys}) (last_over_time({name}[{window}]))"
+    return f"{seen} unless on ({s.uuid}) {_reporting_now(s, name, keys)}"
+
+
 def node_lost_gpus(window: str) -> Builder:
     """GPUs that reported on this GPU's node within the window and no longer do.
 
@@ -295,24 +316,18 @@ def node_lost_gpus(window: str) -> Builder:
     risk. Only presence is used, so any schema and any replacement policy (new UUIDs) works.
     """
 
-    def build(s: Schema) -> str | None:
-        sel = s.selector("gpu_power_watts")
-        if sel is None:
-            return None
-        name = sel[0]
-        seen = f"group by ({s.node}, {s.uuid}) (last_over_time({name}[{window}]))"
-        now = f"group by ({s.node}, {s.uuid}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
-        lost = f"count by ({s.node}) ({seen} unless on ({s.uuid}) {now})"
-        here = f"group by ({s.by}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+    def make(s: Schema, name: str) -> str:
+        lost = f"count by ({s.node}) ({_lost(s, name, window, f'{s.node}, {s.uuid}')})"
+        here = _reporting_now(s, name, s.by)
         return f"(({here}) * on ({s.node}) group_left () ({lost})) or (({here}) * 0)"
 
-    return build
+    return _from_presence(make)
 
 
 def _on_every_gpu(s: Schema, name: str, fleet_value: str) -> str:
     """A fleet-wide scalar (one sample, no labels) copied onto every GPU reporting now; 0 when
     the fleet expression is empty."""
-    here = f"group by ({s.by}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+    here = _reporting_now(s, name, s.by)
     return f"(({here}) * on () group_left () ({fleet_value})) or (({here}) * 0)"
 
 
@@ -324,35 +339,23 @@ def fleet_lost_gpus(window: str) -> Builder:
     fleet failing twenty times more often than the public rate must not be told every GPU is
     at the public rate.
     """
-
-    def build(s: Schema) -> str | None:
-        sel = s.selector("gpu_power_watts")
-        if sel is None:
-            return None
-        name = sel[0]
-        seen = f"group by ({s.uuid}) (last_over_time({name}[{window}]))"
-        now = f"group by ({s.uuid}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
-        return _on_every_gpu(s, name, f"count({seen} unless on ({s.uuid}) {now})")
-
-    return build
+    return _from_presence(
+        lambda s, name: _on_every_gpu(s, name, f"count({_lost(s, name, window, s.uuid)})")
+    )
 
 
 def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
     """GPU-days the fleet reported within the window (exposure for the fleet failure rate).
 
-    Sampled every ``step`` (each GPU counts for a step when it reported in that step), so a
-    history shorter than the window, or GPUs that came and went, give the exposure they had.
+    Sampled every ``step_hours`` (each GPU counts for a step when it reported in that step), so
+    a history shorter than the window, or GPUs that came and went, give the exposure they had.
     """
     step = f"{step_hours}h"
 
-    def build(s: Schema) -> str | None:
-        sel = s.selector("gpu_power_watts")
-        if sel is None:
-            return None
-        name = sel[0]
+    def make(s: Schema, name: str) -> str:
         present = f"group by ({s.uuid}) (last_over_time({name}[{step}]))"
         total = f"sum(count_over_time(({present})[{window}:{step}])) * {step_hours / 24:g}"
         return _on_every_gpu(s, name, total)
 
-    return build
+    return _from_presence(make)
 
