@@ -117,6 +117,7 @@ def state_families(snap: Snapshot | None) -> Iterator[Any]:
     for labels, current, age_s in rows:
         for name in STATES:
             state.add_metric([*labels, name], 1.0 if name == current else 0.0)
-        age.add_metric(labels, age_s)
+        if math.isfinite(age_s):  # unknown for absent GPUs past the last-seen lookup bound
+            age.add_metric(labels, age_s)
     yield state
     yield age

@@ -62,6 +62,44 @@ def test_every_state_from_prometheus(
     _check_fleet(states)
 
 
+def test_last_sample_times_are_looked_up_for_absent_gpus_only_and_bounded(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    end: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last-seen subquery cost 90 s over a whole 2,000-GPU fleet: it must only ever be
+    asked for GPUs that stopped reporting, in batches, and for a bounded number of them."""
+    from gpu_health.telemetry import state as state_module
+
+    server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end)))
+    stack.wait_for_query(server.url, "count(gpu_up)")
+    client = PromClient(PromConfig(server.url, retries=2, backoff_s=0.1))
+    asked: list[str] = []
+
+    def query(promql: str, at: float | None = None) -> list[dict[str, object]]:
+        asked.append(promql)
+        return client.query(promql, at)
+
+    states = gather_states(query, "ours", time.time())
+    subqueries = [q for q in asked if "timestamp(" in q]
+    gone = {u for u, s in states.items() if s.state in ("absent", "replaced")}
+    assert gone == {"GPU-absent", "GPU-old"}
+    assert subqueries and all(u in q for q in subqueries for u in gone)
+    assert not any("GPU-healthy-0" in q for q in subqueries)
+    # Any label value is a literal in the query, however odd (it parses, and matches nothing).
+    odd = state_module.last_seen_query("ours", ['we"ird\\id.x*\n', "GPU-absent"])
+    assert [s["metric"]["uuid"] for s in client.query(odd)] == ["GPU-absent"]
+    # Past the bound, an absent GPU is still absent, with an unknown age said in words.
+    monkeypatch.setattr(state_module, "LAST_SEEN_MAX", 1)
+    states = gather_states(client.query, "ours", time.time())
+    ages = {u: states[u].age_s for u in gone}
+    assert sum(math.isfinite(a) for a in ages.values()) == 1
+    unknown = next(u for u, a in ages.items() if not math.isfinite(a))
+    assert states[unknown].state in ("absent", "replaced")
+    assert "no samples for at least 30m" in states[unknown].reasons
+
+
 def test_victoriametrics_gives_the_same_states(
     victoriametrics_factory: Callable[[], stack.Server], end: float
 ) -> None:

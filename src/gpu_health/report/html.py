@@ -8,6 +8,7 @@ This module prepares what the template cannot compute itself (the time stamp and
 
 from __future__ import annotations
 
+import math
 import time
 from functools import cache
 
@@ -30,7 +31,7 @@ def _money(value: float | None) -> str:
 
 
 def _whole(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
+    return "-" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
 
 @cache

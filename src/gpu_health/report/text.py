@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -36,6 +37,8 @@ def _failure_class(name: str | None, probability: float | None) -> str:
 
 
 def _age(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "unknown"
     if seconds <= 0:
         return "-"
     if seconds >= 86400:

@@ -47,6 +47,12 @@ FRESH = "30m"
 LOOKBACK = "7d"
 #: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
 LAST_SEEN_STEP = "5m"
+#: The last-seen subquery is asked only for absent GPUs, this many per query: over every GPU
+#: of a 2,000-GPU fleet it took 90 s on a 2-core machine (a 7-day subquery at 5-minute steps).
+LAST_SEEN_BATCH = 50
+#: At most this many absent GPUs get their last-sample time looked up (a mass outage costs a
+#: bounded time); the rest are absent with an unknown age.
+LAST_SEEN_MAX = 200
 #: A single health penalty of at least this many points makes a reporting GPU degraded.
 DEGRADED_PENALTY = 10.0
 
@@ -99,11 +105,47 @@ def state_queries(schema: str) -> dict[str, str]:
     """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
 
     Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
-    the GPUs reporting now; ``last_seen`` returns the time of each GPU's last sample in the
-    LOOKBACK (resolution LAST_SEEN_STEP, so it may miss the last few minutes: ``fresh`` decides
-    presence, ``last_seen`` only the age of absent GPUs).
+    the GPUs reporting now; ``seen`` every GPU that reported in the LOOKBACK. The time of an
+    absent GPU's last sample comes from :func:`last_seen_query`, asked only for absent GPUs.
     """
     return {name: q for name, q in _queries(schema).items() if q}
+
+
+def _presence_series(schema: str) -> tuple[str, ...]:
+    """The series whose samples say a GPU is reporting (an exporter always sends one)."""
+    if schema == "ours":
+        return ("gpu_up", "gpu_power_watts")
+    return tuple(_dcgm("gpu_temperature_celsius", sensor="gpu"))
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` as a literal inside a PromQL regex in a double-quoted string: letters, digits,
+    ``-`` and ``_`` as they are (a UUID reads as itself), anything else escaped for the regex
+    and then for the string."""
+    out = []
+    for c in text:
+        if c.isalnum() or c in "-_":
+            out.append(c)
+        elif c == '"':
+            out.append('\\"')  # not a regex character: escaped for the string only
+        elif c == "\\":
+            out.append("\\" * 4)  # \\\\ in the string is \\ in the regex: one backslash
+        elif not c.isprintable():
+            out.append(f"\\\\x{{{ord(c):x}}}")  # RE2's \x{hh}
+        else:
+            out.append("\\\\" + c)  # \\. in the string is \. in the regex
+    return "".join(out)
+
+
+def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
+    """The time of the last sample in the LOOKBACK of each of ``uuids`` (resolution
+    LAST_SEEN_STEP: a subquery, so it is asked for a few absent GPUs, never the fleet)."""
+    lab = LABELS[schema]
+    pattern = "|".join(_regex_literal(u) for u in uuids)
+    names = [f'{n}{{{lab.uuid}=~"{pattern}"}}' for n in _presence_series(schema)]
+    return _any_of(
+        names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by
+    )
 
 
 def _queries(schema: str) -> dict[str, str]:
@@ -114,10 +156,8 @@ def _queries(schema: str) -> dict[str, str]:
         xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
         return {
             # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
-            "last_seen": _any_of(
-                ("gpu_up", "gpu_power_watts"),
-                f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])",
-                by,
+            "seen": _any_of(
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", by
             ),
             "fresh": _any_of(
                 ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{FRESH}])", by
@@ -150,9 +190,9 @@ def _queries(schema: str) -> dict[str, str]:
         f"({xid_field} unless {xid_field} offset {HARD_WINDOW}))"
     )
     return {
-        "last_seen": _any_of(
+        "seen": _any_of(
             _dcgm("gpu_temperature_celsius", sensor="gpu"),
-            f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])",
+            f"last_over_time({{sel}}[{LOOKBACK}])",
             by,
         ),
         "fresh": _any_of(
@@ -278,13 +318,18 @@ def classify(
     lab = LABELS[schema]
     evidence = evidence_state(schema, results)
     seen: dict[str, tuple[Identity, float]] = {}
+    for sample in results.get("seen", ()):
+        ident = lab.identity(sample.get("metric", {}))
+        if ident[2]:
+            seen.setdefault(ident[2], (ident, math.nan))
     for sample in results.get("last_seen", ()):
         ident = lab.identity(sample.get("metric", {}))
         try:
             t = float(sample["value"][1])
         except (KeyError, IndexError, TypeError, ValueError):
             continue
-        if ident[2] and (ident[2] not in seen or t > seen[ident[2]][1]):
+        earlier = seen.get(ident[2], (ident, math.nan))[1]
+        if ident[2] and not t <= earlier:
             seen[ident[2]] = (ident, t)
     fresh: dict[str, Identity] = {}
     for sample in results.get("fresh", ()):
@@ -296,7 +341,7 @@ def classify(
     known = dict(last_known or {})
     states: dict[str, GpuState] = {}
     for uuid, (ident, t) in seen.items():
-        age = max(0.0, at - t)
+        age = max(0.0, at - t) if math.isfinite(t) else math.nan
         if uuid in fresh:
             state, reasons = evidence.get(uuid, ("healthy", ()))
             states[uuid] = GpuState(*ident, state, reasons, t, 0.0)
@@ -304,7 +349,8 @@ def classify(
         last_state, last_reasons = known.get(uuid, ("", ()))
         successor = fresh_in_slot.get((ident[0], ident[1]), "")
         name = "replaced" if successor and successor != uuid else "absent"
-        reasons = (f"no samples for {_age_text(age)}", *last_reasons)
+        silent = _age_text(age) if math.isfinite(age) else f"at least {FRESH}"
+        reasons = (f"no samples for {silent}", *last_reasons)
         states[uuid] = GpuState(*ident, name, reasons, t, age, last_state, successor)
     # A GPU with evidence but no last_seen (a schema quirk) still gets its state.
     for uuid, (state, reasons) in evidence.items():
@@ -360,13 +406,14 @@ def gather_states(
     """
     queries = state_queries(schema)
     results = {name: query(promql, at) for name, promql in queries.items()}
+    results["last_seen"] = _last_seen(query, schema, results, at)
     states = classify(schema, results, at)
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
     for t in needs_history(states, history_limit):
         past = {
             name: query(promql, t + 1.0)
             for name, promql in queries.items()
-            if name not in ("last_seen", "fresh")
+            if name not in ("seen", "fresh")
         }
         for uuid, found in evidence_state(schema, past).items():
             history.setdefault(uuid, found)
@@ -374,6 +421,23 @@ def gather_states(
     for uuid in absent_at - set(history):
         history[uuid] = ("healthy", ())
     return with_history(states, history)
+
+
+def _last_seen(
+    query: Any, schema: str, results: Mapping[str, Sequence[Mapping[str, Any]]], at: float
+) -> list[Mapping[str, Any]]:
+    """Last-sample times of the GPUs seen in the LOOKBACK that do not report now, asked in
+    batches of LAST_SEEN_BATCH for at most LAST_SEEN_MAX of them."""
+    lab = LABELS[schema]
+
+    def uuids(name: str) -> set[str]:
+        return {lab.identity(m.get("metric", {}))[2] for m in results.get(name, ())} - {""}
+
+    absent = sorted(uuids("seen") - uuids("fresh"))[:LAST_SEEN_MAX]
+    found: list[Mapping[str, Any]] = []
+    for i in range(0, len(absent), LAST_SEEN_BATCH):
+        found += query(last_seen_query(schema, absent[i : i + LAST_SEEN_BATCH]), at)
+    return found
 
 
 def _age_text(seconds: float) -> str:
