@@ -175,7 +175,11 @@ def apply_episodes(
             sig["fan"] = sig["fan"] + spec.has_fan * active * 0.3 * prog
         elif ep.kind == "power_brake":
             slot_idx = xp.ifloor(t / 300.0)
-            brake = active * (xp.u(ep.key, slot_idx) < 0.05 + 0.35 * prog)
+            # A precursor brakes in ever more 5-minute slots (up to 40 %). An injected fault
+            # (a held ramp) brakes in 90 % of them once ramped in: at 40 % a demo's injected
+            # brake went unseen for 5 minutes about one time in eight.
+            top = 0.85 if ep.ramp_seconds is not None else 0.35
+            brake = active * (xp.u(ep.key, slot_idx) < 0.05 + top * prog)
             sig["power"] = sig["power"] * (1 - 0.55 * brake)
             sig["sm"] = sig["sm"] * (1 - 0.5 * brake)
             sig["reasons"] = sig["reasons"] + brake * (HW_POWER_BRAKE + HW_SLOWDOWN)

