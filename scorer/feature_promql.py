@@ -289,11 +289,26 @@ def resets(window: str) -> Builder:
 
 def _from_presence(make: Callable[[Schema, str], str]) -> Builder:
     """A builder over the presence series (board power, which every GPU reports in both
-    schemas); ``make`` gets the schema and that series' name."""
+    schemas); ``make`` gets the schema and that series' selector (a scorer shard's GPUs
+    only, when sharded)."""
 
     def build(s: Schema) -> str | None:
         sel = s.selector("gpu_power_watts")
         return None if sel is None else make(s, sel[0])
+
+    return build
+
+
+def _from_fleet_presence(make: Callable[[Schema, str], str]) -> Builder:
+    """Like :func:`_from_presence` for a fleet-wide value copied onto every GPU: ``make`` gets
+    the whole fleet's selector, also for a scorer shard (a shard's fleet is the fleet)."""
+
+    def build(s: Schema) -> str | None:
+        sel = s.selector("gpu_power_watts")
+        whole = replace(s, shard_matcher="").selector("gpu_power_watts")
+        if sel is None or whole is None:
+            return None
+        return _on_every_gpu(s, sel[0], make(s, whole[0]))
 
     return build
 
@@ -339,9 +354,7 @@ def fleet_lost_gpus(window: str) -> Builder:
     fleet failing twenty times more often than the public rate must not be told every GPU is
     at the public rate.
     """
-    return _from_presence(
-        lambda s, name: _on_every_gpu(s, name, f"count({_lost(s, name, window, s.uuid)})")
-    )
+    return _from_fleet_presence(lambda s, name: f"count({_lost(s, name, window, s.uuid)})")
 
 
 def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
@@ -354,8 +367,7 @@ def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
 
     def make(s: Schema, name: str) -> str:
         present = f"group by ({s.uuid}) (last_over_time({name}[{step}]))"
-        total = f"sum(count_over_time(({present})[{window}:{step}])) * {step_hours / 24:g}"
-        return _on_every_gpu(s, name, total)
+        return f"sum(count_over_time(({present})[{window}:{step}])) * {step_hours / 24:g}"
 
-    return _from_presence(make)
+    return _from_fleet_presence(make)
 
