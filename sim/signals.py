@@ -160,11 +160,16 @@ def apply_episodes(
         active = (t >= ep.start) * (t < ep.end)
         if ep.kind == "thermal":
             # TIM/fan degradation: more °C per watt, reaching past slowdown at the failure
-            target = (spec.slowdown_temp + 4.0 - spec.load_temp) * min(max(ep.strength, 0.8), 1.5)
+            # An injected fault drives the GPU past slowdown at any load: measured from its
+            # temperature now, not from the load temperature (an idle GPU between 4-hour jobs
+            # blocks otherwise stayed cool for the whole block and never alerted).
+            injected = ep.ramp_seconds is not None
+            start = sig["temp"] if injected else spec.load_temp
+            target = (spec.slowdown_temp + 4.0 - start) * min(max(ep.strength, 0.8), 1.5)
             extra = active * target * prog**1.5
             frac = (sig["power"] - spec.idle_watts) / (spec.tdp_watts - spec.idle_watts)
             # degraded cooling shows most under load; an injected fault shows at any load
-            weight = 1.0 if ep.ramp_seconds is not None else 0.3 + 0.7 * frac
+            weight = 1.0 if injected else 0.3 + 0.7 * frac
             temp = sig["temp"] + extra * weight
             hot = temp >= spec.gpu_max_operating_temp
             slow = temp >= spec.slowdown_temp
