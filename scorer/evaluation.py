@@ -1,7 +1,8 @@
 """Evaluation of a model against the rule baseline on the same examples, with bootstrap CIs.
 
-Every figure is reported for the evaluated model and for the rule (:mod:`.rules`) on exactly
-the same GPU-time rows, per horizon and per subset: all failures, failures with a precursor,
+Every figure is reported for the evaluated model, for the rule (:mod:`.rules`) and for the
+one-line rule an SRE would write (:mod:`.sre_line`, a ranking only) on exactly the same
+GPU-time rows, per horizon and per subset: all failures, failures with a precursor,
 failures whose precursor had already begun, and each failure mode. 95 % intervals come from a
 bootstrap over GPUs (rows of one GPU are not independent, so GPUs are resampled, not rows).
 Calibration compares expected and observed failures per decile of predicted probability.
@@ -19,6 +20,9 @@ import numpy.typing as npt
 from gpu_health.errors import UserError
 from gpu_health.scorer.model import HORIZON_SECONDS, HORIZONS, RiskModel
 from gpu_health.scorer.rules import RuleModel
+from gpu_health.scorer.sre_line import FEATURES as SRE_LINE_FEATURES
+from gpu_health.scorer.sre_line import NAME as SRE_LINE
+from gpu_health.scorer.sre_line import sre_line_score
 from gpu_health.scorer.training import TARGET_FPR, Dataset, Failure
 
 FloatArray = npt.NDArray[np.float64]
@@ -163,6 +167,8 @@ def evaluate(
         name: {h: predict_snapshots(m, h, data.matrix(m.features), data.times) for h in HORIZONS}
         for name, m in scorers.items()
     }
+    line = sre_line_score(SRE_LINE_FEATURES, data.matrix(SRE_LINE_FEATURES))
+    probs[SRE_LINE] = {h: line for h in HORIZONS}
     uuids = sorted(set(data.uuids))
     index = {u: k for k, u in enumerate(uuids)}
     gpu_index = np.array([index[u] for u in data.uuids], dtype=np.int64)
@@ -288,12 +294,12 @@ def format_report(report: dict[str, Any]) -> str:
         for subset, s in e.items():
             if not isinstance(s, dict) or "rows" not in s:
                 continue
-            for name in ("model", "rule"):
+            for name, shown in (("model", "model"), ("rule", "rule"), (SRE_LINE, "sre")):
                 if name not in s:
                     continue
                 m = s[name]
                 lines.append(
-                    f"{h:>7} {subset:<22} {s['positives']:>4}  {name:<6}  "
+                    f"{h:>7} {subset:<22} {s['positives']:>4}  {shown:<6}  "
                     f"{f(m['roc_auc']):>7}{ci(m['roc_auc_ci95']):<16} "
                     f"{f(m['recall_at_5pct_fpr']):>7}{ci(m['recall_at_5pct_fpr_ci95'])}"
                 )

@@ -98,7 +98,8 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
     # background (10 corrected errors a day on odd GPUs) as no evidence, so those rows rank
     # with the healthy GPUs: the rule sees the ramp, not the background.
     assert seven["rule"]["roc_auc"] > 0.75
-    for scorer in ("model", "rule"):
+    # So is the one-line SRE rule of issue #16 (a ranking, no calibration).
+    for scorer in ("model", "rule", "sre_line"):
         low, high = seven[scorer]["roc_auc_ci95"]
         assert low <= seven[scorer]["roc_auc"] <= high
     assert "mode:hbm" in report["horizons"]["7d"]
@@ -131,6 +132,8 @@ def test_evaluate_rules_from_a_relative_data_dir(history: Path, tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     assert "model rules" in result.stdout and "0 GPUs" not in result.stdout
+    # The rule (as "model") and the one-line SRE rule side by side on every subset line.
+    assert any(line.split()[3:4] == ["sre"] for line in result.stdout.splitlines())
 
 
 def test_history_without_gpus_is_a_one_line_error(history: Path) -> None:
