@@ -130,6 +130,9 @@ def compute_features(
                 if i is None:
                     continue
                 values[i, j] = _finite_or_nan(r["value"][1])  # type: ignore[index]
+    for j, f in enumerate(feats):
+        if f.from_inventory is not None:
+            values[:, j] = [f.from_inventory(g) for g in gpus]
     return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)
 
 

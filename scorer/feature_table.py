@@ -6,6 +6,9 @@ One entry per feature, built from :mod:`gpu_health.scorer.feature_promql`; the o
 
 from __future__ import annotations
 
+import math
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,8 +51,26 @@ class Feature:
     name: str
     help: str
     build: Builder
-    #: "model": used by the failure model; "econ": only an input to the economics.
-    role: Literal["model", "econ"] = "model"
+    #: "model": used by the failure model; "econ": only an input to the economics; "peers":
+    #: who a GPU's peers are (never evidence, never a training input).
+    role: Literal["model", "econ", "peers"] = "model"
+    #: Computed from the inventory's (node, gpu, uuid, model) instead of a query.
+    from_inventory: Callable[[tuple[str, str, str, str]], float] | None = None
+
+
+def _no_query(_schema: object) -> None:
+    return None
+
+
+def model_key(identity: tuple[str, str, str, str]) -> float:
+    """A stable number per GPU model name (CRC-32 folded to 24 bits, exact in float32), so
+    the rule can take fleet medians among same-model peers; NaN when the label is missing."""
+    name = identity[3]
+    return float(zlib.crc32(name.encode()) & 0xFFFFFF) if name else math.nan
+
+
+#: The feature that groups GPUs of the same model (see :func:`model_key`).
+MODEL_KEY = "gpu_model_key"
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -264,6 +285,14 @@ FEATURES: tuple[Feature, ...] = (
         "the exposure behind fleet_lost_gpus_30d.",
         fleet_gpu_days("30d"),
     ),
+    Feature(
+        MODEL_KEY,
+        "Which GPU model (a number per model label): the rule compares a GPU's counts with "
+        "the median of its same-model peers. Not evidence; never a training input.",
+        _no_query,
+        "peers",
+        model_key,
+    ),
     # --- scale-free activity (hours with activity; change vs own baseline) ---------------
     Feature(
         "ecc_corrected_active_hours_7d",
@@ -366,6 +395,7 @@ FEATURES: tuple[Feature, ...] = (
 
 MODEL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "model")
 ECON_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "econ")
+PEER_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "peers")
 
 
 def feature_table_markdown() -> str:
@@ -373,6 +403,9 @@ def feature_table_markdown() -> str:
     lines = ["| feature | role | meaning | our schema | dcgm-exporter |", "|---|---|---|---|---|"]
     for f in FEATURES:
         cells = []
+        if f.from_inventory is not None:
+            lines.append(f"| `{f.name}` | {f.role} | {f.help} | *(model label)* | *(modelName)* |")
+            continue
         for s in (OURS, DCGM):
             q = f.build(s)
             cells.append("*(absent)*" if q is None else "`" + q.replace("|", "\\|") + "`")

@@ -41,6 +41,7 @@ from gpu_health.scorer.feature_table import (
     ECON_FEATURES,
     FEATURES,
     MODEL_FEATURES,
+    PEER_FEATURES,
     Feature,
     feature_table_markdown,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "IDENTITY",
     "MODEL_FEATURES",
     "OURS",
+    "PEER_FEATURES",
     "PRESENCE_LOOKBACK",
     "SCHEMAS",
     "XID_CLASSES",

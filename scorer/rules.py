@@ -19,10 +19,11 @@ any simulator; the base rate is public (see :data:`BASE_ANNUAL_RATE`).
 Two things make the rule hold on fleets it has never seen:
 
 * **Evidence is what stands out from the fleet now.** Each count term is taken above the
-  fleet's median of the same term at the same time (when at least :data:`MIN_PEERS` GPUs
-  report it): a platform where every GPU logs a few PCIe replays a day, or every A100 a few
-  corrected errors, gives those GPUs no evidence, while a GPU bursting where its peers do not
-  still does. A GPU's own value only ever raises its own evidence.
+  median of the same term at the same time among the GPU's same-model peers (when at least
+  :data:`MIN_PEERS` of them report it; else the whole fleet's median): a platform where every
+  GPU logs a few PCIe replays a day, or every A100 a few corrected errors, gives those GPUs no
+  evidence, while a GPU bursting where its peers do not still does. A GPU's own value only
+  ever raises its own evidence.
 * **The base rate is the fleet's own.** The public rate is a prior worth
   :data:`PRIOR_GPU_YEARS` GPU-years; the GPUs the fleet lost in the last 30 days over the
   GPU-days it reported (``fleet_lost_gpus_30d`` / ``fleet_gpu_days_30d``) update it, so a
@@ -40,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from gpu_health.scorer.feature_table import MODEL_KEY
 
 FloatArray = npt.NDArray[np.float64]
 DAY = 86400.0
@@ -191,6 +194,7 @@ RULE_FEATURES: tuple[str, ...] = (
     NODE_LOST,
     FLEET_LOST,
     FLEET_GPU_DAYS,
+    MODEL_KEY,
 )
 
 
@@ -215,10 +219,12 @@ def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
     """Per row, each term's evidence (columns in :data:`TERMS` order).
 
     ``x`` is one snapshot of the fleet (every GPU at one time): count terms are taken above
-    the fleet median of the same term (see the module docstring).
+    the median of the same term among the GPU's same-model peers (see :func:`peer_medians`).
     """
     out = np.zeros((x.shape[0], len(TERMS)))
     novelty: dict[str, FloatArray] = {}
+    key = _column(features, x, MODEL_KEY)
+    groups = np.full(x.shape[0], np.nan) if key is None else key
     for k, term in enumerate(TERMS):
         raw = _column(features, x, term.feature)
         if raw is None:
@@ -236,10 +242,27 @@ def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
                 v = new
         if term.novelty_of is not None and term.novelty_of in novelty:
             v = v * novelty[term.novelty_of]
-        reporting = np.isfinite(raw)
-        if term.transform == "log" and reporting.sum() >= MIN_PEERS:
-            v = np.maximum(v - float(np.median(v[reporting])), 0.0)
+        if term.transform == "log":
+            v = np.maximum(v - peer_medians(v, np.isfinite(raw), groups), 0.0)
         out[:, k] = v
+    return out
+
+
+def peer_medians(v: FloatArray, reporting: npt.NDArray[np.bool_], groups: FloatArray) -> FloatArray:
+    """Each row's baseline: the median of ``v`` over the reporting GPUs of its model, when at
+    least :data:`MIN_PEERS` of them report; else over every reporting GPU of the snapshot
+    (same floor); else 0 (no baseline). A model whose every board logs a few corrected errors
+    gives its own boards no evidence, and a GPU model of 3 boards is not compared with itself.
+    """
+    out = np.zeros_like(v)
+    if reporting.sum() >= MIN_PEERS:
+        out[:] = float(np.median(v[reporting]))
+    known = np.isfinite(groups)
+    for key in np.unique(groups[known]):
+        members = groups == key
+        peers = members & reporting
+        if peers.sum() >= MIN_PEERS:
+            out[members] = float(np.median(v[peers]))
     return out
 
 

@@ -26,7 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from gpu_health.errors import UserError
-from gpu_health.scorer.features import FEATURES, MODEL_FEATURES, SchemaName, compute_features
+from gpu_health.scorer.features import (
+    FEATURES,
+    MODEL_FEATURES,
+    PEER_FEATURES,
+    SchemaName,
+    compute_features,
+)
 from gpu_health.scorer.model import (
     HORIZON_SECONDS,
     HORIZONS,
@@ -132,6 +138,17 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.uuids)
 
+    def without(self, names: Sequence[str]) -> Dataset:
+        """The same rows without the named columns."""
+        keep = [j for j, n in enumerate(self.features) if n not in names]
+        return Dataset(
+            tuple(self.features[j] for j in keep),
+            self.x[:, keep],
+            self.times,
+            self.uuids,
+            self.labels,
+        )
+
     def matrix(self, names: Sequence[str]) -> FloatArray:
         """Columns in the order a model expects; a feature this data lacks is NaN."""
         out = np.full((len(self.uuids), len(names)), np.nan)
@@ -200,21 +217,23 @@ def collect(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> Dataset:
-    """Evaluate the model features at every time (instant queries with ``time=``)."""
-    feats = [f for f in FEATURES if f.name in MODEL_FEATURES]
+    """Evaluate the model features (and who each GPU's peers are) at every time (instant
+    queries with ``time=``)."""
+    names = (*MODEL_FEATURES, *PEER_FEATURES)
+    feats = [f for f in FEATURES if f.name in names]
     blocks: list[FloatArray] = []
     all_times: list[float] = []
     uuids: list[str] = []
     for k, t in enumerate(times):
         frame = compute_features(client, schema, t, feats, workers=workers)
-        blocks.append(frame.select(MODEL_FEATURES))
+        blocks.append(frame.select(names))
         all_times.extend([t] * len(frame.gpus))
         uuids.extend(g[2] for g in frame.gpus)
         if progress:
             progress(k + 1, len(times))
-    x = np.vstack(blocks) if blocks else np.zeros((0, len(MODEL_FEATURES)))
+    x = np.vstack(blocks) if blocks else np.zeros((0, len(names)))
     t_arr = np.asarray(all_times, dtype=np.float64)
-    return Dataset(MODEL_FEATURES, x, t_arr, uuids, label_rows(uuids, t_arr, failures, history_end))
+    return Dataset(names, x, t_arr, uuids, label_rows(uuids, t_arr, failures, history_end))
 
 
 def print_progress(label: str) -> Callable[[int, int], None]:
@@ -331,6 +350,7 @@ def fit(
 
     if len(data) == 0:
         raise UserError("no training rows: did the Prometheus hold any GPU series?")
+    data = data.without(PEER_FEATURES)  # which model a GPU is is not evidence
     unique_times = np.unique(data.times)
     split = float(np.quantile(unique_times, 1.0 - valid_fraction))
     horizons: dict[str, HorizonModel] = {}

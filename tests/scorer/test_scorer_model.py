@@ -254,3 +254,20 @@ def test_the_rule_reads_each_gpu_against_its_own_snapshot() -> None:
     assert p[0] == pytest.approx(p[1]) and p[10] > 2 * p[11]
     # Pooled as one snapshot instead, the 11 replaying GPUs would be the majority.
     assert rule.predict("7d", x)[10] == pytest.approx(rule.predict("7d", x)[0])
+
+
+def test_which_model_a_gpu_is_is_never_a_training_input() -> None:
+    # gpu_model_key only groups peers for the rule: a tree split on it would learn one
+    # fleet's hash of its model names, which means nothing on another fleet.
+    data, _ = synthetic_dataset(gpus=36, days=80)
+    key = np.where(np.arange(len(data)) % 2 == 0, 1.0, 2.0)
+    with_key = Dataset(
+        (*data.features, "gpu_model_key"),
+        np.column_stack([data.x, key]),
+        data.times,
+        data.uuids,
+        data.labels,
+    )
+    model, _ = fit(with_key, seed=1, n_estimators=10)
+    assert "gpu_model_key" not in model.features
+    assert model.features == data.features

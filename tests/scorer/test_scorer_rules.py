@@ -116,6 +116,32 @@ def test_what_every_gpu_of_the_fleet_shows_is_not_evidence() -> None:
     assert RULE.predict("7d", fleet[:4])[0] > quiet[0]
 
 
+def test_peers_are_the_gpus_of_the_same_model() -> None:
+    # 12 H100s without errors and 12 A100s with 20 corrected errors a day each: the A100
+    # generation's background, not evidence against any one A100.
+    fleet = np.vstack([_fleet(), _fleet()])[:24]
+    key = RULE_FEATURES.index("gpu_model_key")
+    fleet[:, key] = [1.0] * 12 + [2.0] * 12
+    ecc = RULE_FEATURES.index("ecc_corrected_per_day_7d")
+    fleet[12:, ecc] = 20.0
+    quiet = RULE.predict("7d", _row())[0]
+    p = RULE.predict("7d", fleet)
+    assert p == pytest.approx(np.full(24, quiet))
+    # Pooled over both models (no model label), half the fleet would stand out.
+    pooled = fleet.copy()
+    pooled[:, key] = np.nan
+    assert RULE.predict("7d", pooled)[12:].min() > 1.5 * quiet
+    # An A100 far above the other A100s still stands out, and only it.
+    fleet[20, ecc] = 400.0
+    p = RULE.predict("7d", fleet)
+    assert p[20] > 2 * quiet and np.delete(p, 20) == pytest.approx(np.full(23, quiet))
+    # A model with too few boards for its own median is compared with the whole fleet.
+    small = fleet.copy()
+    small[:4, key] = 3.0  # four boards of a third model
+    small[:4, ecc] = 20.0
+    assert RULE.predict("7d", small)[:4] == pytest.approx(np.full(4, quiet))
+
+
 def test_chronic_activity_counts_less_than_new_activity() -> None:
     week = 60 / 7  # 60 corrected errors in the last 7 days
     fresh = _row(ecc_corrected_per_day_7d=week, ecc_corrected_active_hours_7d=6)
