@@ -70,7 +70,11 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     )
     lines = [head + " | worst mode 7d |", "|---|---|" + "---:|" * (len(LINES) + 1)]
     for family, report in results.items():
-        for who, label in (("rule", "rule"), ("model", "XGBoost (other families)")):
+        for who, label in (
+            ("rule", "rule"),
+            ("model", "XGBoost (other families)"),
+            ("sre_line", "SRE one-line rule"),
+        ):
             cells = [_cell(report["horizons"][h].get(subset, {}), who, m) for h, subset, m in LINES]
             lines.append(
                 f"| {family} | {label} | " + " | ".join(cells) + f" | {_worst_mode(report, who)} |"

@@ -308,8 +308,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="measure a model on a held-out history",
-        description="ROC AUC, PR AUC, recall at 5%% FPR and lead times on "
-        "a held-out (e.g. differently seeded) fleet.",
+        description="ROC AUC and recall at 5%% FPR with 95%% GPU-bootstrap intervals for the "
+        "model, the rule baseline and a one-line SRE rule on the same rows (all failures, "
+        "visible precursors, each failure mode), plus calibration and lead times, on a "
+        "held-out history (e.g. a differently seeded fleet or another physics family).",
     )
     _prometheus_arguments(evaluate)
     _history_arguments(evaluate, "evaluation")
