@@ -65,3 +65,40 @@ def test_sigkilled_evaluate_takes_its_private_prometheus_along(tmp_path: Path) -
             scorer.kill()
             scorer.wait(timeout=10)
         proctree.kill(tree)
+
+
+def test_sigterm_ends_serve_during_a_run_against_a_vanished_prometheus(tmp_path: Path) -> None:
+    """The demo's scorer gets SIGTERM together with its Prometheus: it must not keep retrying.
+
+    Nothing listens at the Prometheus URL and each query may retry 8 times with back-off (about
+    a minute), so a scorer that finished its run before looking at the signal would take that
+    long; it abandons the run instead.
+    """
+    port = stack.free_port()
+    argv = [*SCORER, "serve", f"--prometheus.url=http://127.0.0.1:{stack.free_port()}"]
+    argv += [f"--web.listen-address=127.0.0.1:{port}", "--prometheus.retries=8"]
+    serve = subprocess.Popen(
+        [*argv, "--interval=10m", "--no-econ"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stack.wait_until(f"http://127.0.0.1:{port}/metrics", 60, serve)
+        deadline = time.monotonic() + 30
+        while b'state="running"} 1' not in stack.http_get(f"http://127.0.0.1:{port}/metrics"):
+            assert time.monotonic() < deadline, "the first scoring run never started"
+            time.sleep(0.1)
+        time.sleep(1.0)  # well into the retries
+        serve.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        output = serve.communicate(timeout=30)[0]
+        took = time.monotonic() - started
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.communicate()
+    assert serve.returncode == 0, output[-2000:]
+    assert "Traceback" not in output
+    assert took < 5, f"the scorer took {took:.1f} s to stop"
