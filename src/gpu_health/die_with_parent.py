@@ -23,6 +23,10 @@ How, and the three traps it avoids:
   main thread when called there and otherwise on one daemon thread that lives as long as the
   process; both end only when the process does.
 
+A child can get the signal more than once: the demo's Python children log two SIGTERMs when the
+demo is SIGKILLed (its threads end one after another, and the child is handed from one to the
+next). Each program started here treats a repeated SIGTERM like the first.
+
 On other systems than Linux there is no such signal: :func:`spawn` is plain ``subprocess.Popen``
 and a SIGKILLed parent still leaves its children running there.
 """
