@@ -126,6 +126,16 @@ def _on_a_lasting_thread(start: Callable[[], subprocess.Popen[Any]]) -> subproce
     return done.result()
 
 
+def _forget_spawner() -> None:
+    """In a forked child only the forking thread survives: start afresh (lock and queue too)."""
+    global _jobs, _spawner, _spawner_lock
+    _jobs, _spawner, _spawner_lock = queue.SimpleQueue(), None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_spawner)
+
+
 def _serve_jobs() -> None:
     while True:
         start, done = _jobs.get()
