@@ -19,13 +19,15 @@ How, and the three traps it avoids:
   start the program as an orphan.
 * The kernel sends the signal when the *thread* that forked the child ends, not the process.
   A child started from a worker thread (the backfill's promtool thread, the exporter's kernel
-  log reader) would be stopped as soon as that thread finished. So :func:`spawn` forks on the
+  log reader) would be stopped as soon as that thread finished, unless the thread finished
+  before the guard's prctl ran (then it is attached to another thread already): a bug that
+  shows only with some timings. So :func:`spawn` forks on the
   main thread when called there and otherwise on one daemon thread that lives as long as the
   process; both end only when the process does.
 
 A child can get the signal more than once: the demo's Python children log two SIGTERMs when the
-demo is SIGKILLed (its threads end one after another, and the child is handed from one to the
-next). Each program started here treats a repeated SIGTERM like the first.
+demo is SIGKILLed (presumably its threads end one after another and each hands the child on).
+Each program started here treats a repeated SIGTERM like the first.
 
 On other systems than Linux there is no such signal: :func:`spawn` is plain ``subprocess.Popen``
 and a SIGKILLed parent still leaves its children running there.
@@ -55,8 +57,8 @@ PARENT_GONE_STATUS = 128 + signal.SIGTERM
 #: A failed prctl is reported and the program started anyway (it cannot fail for a valid signal).
 GUARD = f"""\
 import ctypes, os, sys
-signal = ctypes.c_ulong({int(signal.SIGTERM)})  # prctl reads unsigned longs
-if ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, signal, *[ctypes.c_ulong(0)] * 3):
+sig = ctypes.c_ulong({int(signal.SIGTERM)})  # prctl reads unsigned longs
+if ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, sig, *[ctypes.c_ulong(0)] * 3):
     print("die-with-parent: prctl failed:", os.strerror(ctypes.get_errno()), file=sys.stderr)
 if os.getppid() != int(sys.argv[1]):
     os._exit({PARENT_GONE_STATUS})
