@@ -21,9 +21,9 @@ How, and the three traps it avoids:
   A child started from a worker thread (the backfill's promtool thread, the exporter's kernel
   log reader) would be stopped as soon as that thread finished, unless the thread finished
   before the guard's prctl ran (then it is attached to another thread already): a bug that
-  shows only with some timings. So :func:`spawn` forks on the
-  main thread when called there and otherwise on one daemon thread that lives as long as the
-  process; both end only when the process does.
+  shows only with some timings. So :func:`spawn` forks on the main thread when called there
+  and otherwise on one daemon thread that lives as long as the process; both end only when the
+  process does.
 
 A child can get the signal more than once: the demo's Python children log two SIGTERMs when the
 demo is SIGKILLed (presumably its threads end one after another and each hands the child on).
