@@ -13,6 +13,7 @@ import logging
 import math
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -91,6 +92,10 @@ def run_serve(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: shutting down", signum)
         stop.set()
+        # Abandon the run in flight too (its remaining queries fail at once): a scorer whose
+        # parent died gets SIGTERM together with that parent's Prometheus, and retrying the
+        # vanished Prometheus would keep it running for a whole --run.budget.
+        client.set_run_deadline(time.monotonic())
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gpu_health import stack
+from gpu_health import die_with_parent, stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -112,7 +112,7 @@ def victoriametrics_factory(tmp_path: Path) -> Iterator[Callable[[], stack.Serve
         ]
         log_path = workdir / "victoria-metrics.log"
         with log_path.open("ab") as log:
-            process = subprocess.Popen(
+            process = die_with_parent.spawn(
                 argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
             )
         server = stack.Server(
@@ -174,7 +174,7 @@ def sim_exporter_factory(tmp_path: Path) -> Iterator[Callable[..., stack.Server]
         argv = [sys.executable, "-m", "gpu_health.exporter.cli", "--backend", "sim"]
         argv += ["--web.listen-address", f"127.0.0.1:{port}", "--node-name", node, *extra_args]
         with log_path.open("ab") as log:
-            process = subprocess.Popen(
+            process = die_with_parent.spawn(
                 argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
             )
         server = stack.Server(

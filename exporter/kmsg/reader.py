@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
+from gpu_health import die_with_parent
 from gpu_health.exporter.kmsg.counts import KernelLogCounts
 from gpu_health.exporter.kmsg.parser import (
     MAX_RECORD,
@@ -241,7 +242,8 @@ class KernelLogReader:
     def _journal_pass(self, command: list[str], follow: bool) -> str | None:
         """Run journalctl once, count what it prints; the last cursor seen."""
         cursor = None
-        process = subprocess.Popen(
+        # journalctl --follow would outlive a SIGKILLed exporter until the next kernel message.
+        process = die_with_parent.spawn(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
         )
         self._process = process

@@ -3,6 +3,8 @@
 The test fixtures and ``gpu-health demo`` both use this module, so the way a process is started,
 waited for and stopped is written once. Every server binds 127.0.0.1 on a free port, keeps its data
 in a directory the caller owns, and is stopped (SIGTERM, then SIGKILL) when the context exits.
+Every child is started through :mod:`gpu_health.die_with_parent`, so on Linux it also gets SIGTERM
+when the process that started it dies, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gpu_health import die_with_parent
 
 #: Debian package that provides each binary, for the one-line install hint.
 PACKAGES = {
@@ -123,8 +127,8 @@ class Server:
 def _spawn(argv: Sequence[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
     try:
-        return subprocess.Popen(
-            list(argv),
+        return die_with_parent.spawn(
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -250,7 +254,12 @@ def promtool_backfill(
     if block_duration:
         argv.append(f"--max-block-duration={block_duration}")
     argv += [str(openmetrics_file), str(data_dir)]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    # Through the guard too: a backfill of a long history keeps promtool busy for minutes.
+    with die_with_parent.spawn(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    ) as process:
+        stdout, stderr = process.communicate()
+    result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     if result.returncode != 0:
         raise RuntimeError(
             f"promtool could not backfill {openmetrics_file}: "

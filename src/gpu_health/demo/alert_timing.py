@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from gpu_health import stack
+from gpu_health import die_with_parent, stack
 from gpu_health.demo.notify_sink import Notification, NotificationSink, local_alertmanager_config
 from gpu_health.sim import fleet as fleetlib
 
@@ -175,7 +175,7 @@ def exporter(workdir: Path, args: Sequence[str]) -> Iterator[stack.Server]:
     argv = [sys.executable, "-m", "gpu_health.exporter.cli", "--backend", "sim"]
     argv += ["--web.listen-address", f"127.0.0.1:{port}", *args]
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        process = die_with_parent.spawn(
             argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
         )
     server = stack.Server("exporter", f"http://127.0.0.1:{port}", port, process, log_path, workdir)

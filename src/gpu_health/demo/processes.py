@@ -1,9 +1,11 @@
 """The demo's child processes: started in their own sessions, recorded, and always stopped.
 
 Every child gets its own process group (so stopping it also stops anything it forked) and the
-demo's work dir as its working directory. Their pids are written to ``WORKDIR/pids`` as they
-start; a later run reads that file and stops leftovers of a run that was killed too hard to clean
-up (SIGKILL), recognising them by that working directory so a recycled pid is never touched.
+demo's work dir as its working directory; on Linux each also gets SIGTERM when the demo dies,
+even by SIGKILL (:mod:`gpu_health.die_with_parent`). Their pids are written to ``WORKDIR/pids``
+as they start; a later run reads that file and stops leftovers of a run that was killed too hard
+to clean up (SIGKILL on another system, or a child that ignored its SIGTERM), recognising them by
+that working directory so a recycled pid is never touched.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gpu_health import stack
+from gpu_health import die_with_parent, stack
 
 PIDS_FILE = "pids"
 
@@ -56,8 +58,8 @@ class ProcessTable:
     def spawn(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         """Start ``argv`` in a new session, logging to ``WORKDIR/NAME.log``."""
         with (self.workdir / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(
-                list(argv),
+            process = die_with_parent.spawn(
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
