@@ -13,7 +13,6 @@ import logging
 import math
 import signal
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 
@@ -95,7 +94,7 @@ def run_serve(args: argparse.Namespace) -> int:
         # Abandon the run in flight too (its remaining queries fail at once): a scorer whose
         # parent died gets SIGTERM together with that parent's Prometheus, and retrying the
         # vanished Prometheus would keep it running for a whole --run.budget.
-        client.set_run_deadline(time.monotonic())
+        client.shut_down()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -33,7 +33,12 @@ class PrometheusError(Exception):
 
 
 class RunTimedOut(PrometheusError):
-    """The scoring run's deadline passed; the run is abandoned."""
+    """The scoring run's deadline passed (its budget, or the scorer is shutting down); the run
+    is abandoned."""
+
+    def __init__(self, message: str, shutting_down: bool = False) -> None:
+        super().__init__(message)
+        self.shutting_down = shutting_down
 
 
 class _Retryable(Exception):
@@ -126,18 +131,31 @@ class PromClient:
         self.errors = 0
         self.queries = 0
         self._run_deadline: float | None = None
+        self._shutting_down = False
 
     def set_run_deadline(self, deadline: float | None) -> None:
         """A ``time.monotonic()`` instant after which every query fails at once with
         :class:`RunTimedOut` (None: no run deadline). Queries in flight are cut at it too."""
-        self._run_deadline = deadline
+        if not self._shutting_down:
+            self._run_deadline = deadline
+
+    def shut_down(self) -> None:
+        """Fail every query from now on (the scorer is stopping): the run in flight is
+        abandoned at once instead of retrying a Prometheus that may have died with it."""
+        self._shutting_down = True
+        self._run_deadline = time.monotonic()
+
+    def _timed_out(self) -> RunTimedOut:
+        if self._shutting_down:
+            return RunTimedOut("scoring run abandoned: the scorer is shutting down", True)
+        return RunTimedOut("scoring run timed out (its --run.budget passed)")
 
     def check_run_deadline(self) -> None:
         """Raise :class:`RunTimedOut` if the run deadline has passed: callers that tolerate a
         failed query (a feature left missing) must still abandon the run as a whole."""
         run = self._run_deadline
         if run is not None and time.monotonic() >= run:
-            raise RunTimedOut("scoring run timed out (its --run.budget passed)")
+            raise self._timed_out()
 
     def _deadline(self, seconds: float) -> float:
         deadline = time.monotonic() + seconds
@@ -149,7 +167,7 @@ class PromClient:
         if left <= 0:
             run = self._run_deadline
             if run is not None and time.monotonic() >= run:
-                raise RunTimedOut("scoring run timed out (its --run.budget passed)")
+                raise self._timed_out()
             raise _TimedOut
         return left
 
@@ -263,7 +281,7 @@ class PromClient:
         except _TimedOut:
             self._count(failed=True)
             if self._run_deadline is not None and time.monotonic() >= self._run_deadline:
-                raise RunTimedOut("scoring run timed out (its --run.budget passed)") from None
+                raise self._timed_out() from None
             raise PrometheusError(f"{self.base_url}{path}: timed out") from None
         except (_Retryable, requests.RequestException) as exc:
             self._count(failed=True)

@@ -275,7 +275,10 @@ class Scorer:
                     gpus, families = self.econ(gpus)
                 except Exception:  # economics must never stop the failure scores
                     log.exception("economics failed; serving failure scores without it")
-        except RunTimedOut:
+        except RunTimedOut as exc:
+            if exc.shutting_down:
+                log.info("%s; previous results stay served until exit", exc)
+                return False
             self._fail(
                 f"timed out: the scoring run was abandoned after {self.run_budget_s:.0f}s "
                 "(--run.budget); previous results stay served",
