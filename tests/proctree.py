@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 Proc = tuple[int, int]  # (pid, start time in clock ticks since boot)
 
@@ -83,3 +85,13 @@ def kill(processes: list[Proc]) -> None:
         if alive(process):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(process[0], signal.SIGKILL)
+
+
+def kill_all(parent: subprocess.Popen[Any], known: list[Proc]) -> None:
+    """Test clean-up: SIGKILL ``parent`` if it still runs, its descendants, and ``known``."""
+    processes = list(known)
+    if parent.poll() is None:
+        processes += descendants(parent.pid)
+        parent.kill()
+        parent.wait(timeout=10)
+    kill(processes)

@@ -58,9 +58,5 @@ def test_sigkilled_demo_leaves_no_process_running(tmp_path: Path) -> None:
         assert left == [], [proctree.command(p) for p in left]
         print(f"{len(tree)} descendants gone {took:.1f} s after the demo's SIGKILL")
     finally:
-        if demo.poll() is None:
-            tree += proctree.descendants(demo.pid)
-            demo.kill()
-            demo.wait(timeout=10)
-        proctree.kill(tree)
+        proctree.kill_all(demo, tree)
         processes.stop_leftovers(workdir)  # the recorded children, found by their working dir

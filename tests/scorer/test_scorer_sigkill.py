@@ -60,11 +60,7 @@ def test_sigkilled_evaluate_takes_its_private_prometheus_along(tmp_path: Path) -
         left = proctree.wait_gone(tree, BOUND)
         assert left == [], [proctree.command(p) for p in left]
     finally:
-        if scorer.poll() is None:
-            tree += proctree.descendants(scorer.pid)
-            scorer.kill()
-            scorer.wait(timeout=10)
-        proctree.kill(tree)
+        proctree.kill_all(scorer, tree)
 
 
 def test_sigterm_ends_serve_during_a_run_against_a_vanished_prometheus(tmp_path: Path) -> None:
