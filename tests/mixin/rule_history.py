@@ -94,7 +94,8 @@ def _sim_text(start: float, end: float) -> str:
         text = writer.render(rows, ts)
         # A GPU off the bus is present but unreadable: it has no health score (as live).
         readable = [dataclasses.replace(r, present=r.up) for r in rows]
-        text += HealthSeries(writer)(readable, ts)
+        # The exporter scores every GPU at each scrape; so does the history.
+        text += HealthSeries(writer, every=RESOLUTION)(readable, ts)
     finally:
         om.CATALOGUE = saved
     return text
