@@ -1,12 +1,11 @@
 """Evaluate the mixin's rules on Prometheus and on VictoriaMetrics and diff the answers.
 
-Recording rules are evaluated by each engine's own rule tooling over the history:
-``promtool tsdb create-blocks-from rules`` (Prometheus' rule evaluation as range queries, written
-as TSDB blocks) and ``vmalert -replay.*`` (VictoriaMetrics' rule engine, written back through
-remote write). Rules that read other recorded series are evaluated in a later pass, once the
-series they read are stored, as both tools evaluate one file's rules against the stored data.
-Alert expressions (and every recording rule's expression) are then asked as instant queries,
-the way Prometheus' rule manager and a live ``vmalert`` ask them.
+Recording rules are recorded by each engine: Prometheus by range queries at each minute (its
+rule evaluation repeated at each step), VictoriaMetrics by the real ``vmalert -replay.*``
+(written back through remote write) or by instant queries asked as a live vmalert asks them.
+Rules that read other recorded series are recorded in a later pass, once the series they read
+are stored. Expressions are compared as instant queries; a :class:`Diff` names the rule, the
+labels, the time and both values.
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ import yaml
 
 from gpu_health import stack
 
+#: relative tolerance for "the same number": float summation order differs between engines
+REL = 1e-9
 #: a live vmalert adds step=-datasource.queryStep (default 5m) to every instant query
 VMALERT_QUERY_STEP = "5m"
 Key = tuple[tuple[str, str], ...]
@@ -82,34 +83,72 @@ def write_rule_file(rules: Iterable[Rule], path: Path) -> Path:
     return path
 
 
-_RATE = re.compile(r"\brate\(([^()]*)\[(\d+)m\]\)")
-_INCREASE = re.compile(r"\bincrease\(")
+_EXTRAPOLATING = re.compile(r"\b(rate|increase)\(")
 
 
 def extrapolates(expr: str) -> bool:
     """Whether ``expr`` uses rate()/increase(), which the two engines define differently."""
-    return bool(_RATE.search(expr) or _INCREASE.search(expr))
+    return bool(_EXTRAPOLATING.search(expr))
 
 
-def prometheus_compatible(expr: str) -> str:
-    """``expr`` in MetricsQL with Prometheus' extrapolating increase: VictoriaMetrics'
-    ``increase_prometheus``, and Prometheus' rate() as that increase over the window."""
-    expr = _RATE.sub(lambda m: f"(increase_prometheus({m[1]}[{m[2]}m]) / {int(m[2]) * 60})", expr)
-    return _INCREASE.sub("increase_prometheus(", expr)
+def read_by_alerts(rules: list[Rule]) -> set[str]:
+    """Recording rules the alerts read, directly or through other recording rules."""
+    records = {r.name: r.expr for r in rules if not r.alert}
+    out = {n for n in records if any(n in r.expr for r in rules if r.alert)}
+    grew = True
+    while grew:
+        more = {d for d in records if d not in out and any(d in records[n] for n in out)}
+        out |= more
+        grew = bool(more)
+    return out
+
+
+def extrapolating_rules(rules: list[Rule]) -> set[str]:
+    """Recording rules that use rate()/increase() or read a recording rule that does."""
+    records = {r.name: r.expr for r in rules if not r.alert}
+    out = {name for name, expr in records.items() if extrapolates(expr)}
+    grew = True
+    while grew:
+        more = {n for n, e in records.items() if n not in out and any(d in e for d in out)}
+        out |= more
+        grew = bool(more)
+    return out
 
 
 def _rfc3339(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def promtool_record(url: str, rule_file: Path, start: float, end: float, out: Path) -> None:
-    """Prometheus' evaluation of ``rule_file`` every minute in [start, end], as TSDB blocks."""
-    promtool = stack.find_binary("promtool")
-    argv = [promtool, "tsdb", "create-blocks-from", "rules", f"--url={url}", "--quiet"]
-    argv += [f"--start={int(start)}", f"--end={int(end)}", "--eval-interval=60s"]
-    argv += [f"--output-dir={out}", str(rule_file)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, f"promtool rules backfill failed: {result.stderr}"
+def prometheus_record(url: str, layer: list[Rule], start: float, end: float) -> str:
+    """Prometheus' evaluation of ``layer`` every minute in [start, end] as OpenMetrics text.
+
+    A range query is Prometheus' rule evaluation repeated at each step (promtool's rule
+    backfill runs the same queries, but at an offset in the minute that differs per group);
+    at the minute-aligned steps vmalert's replay uses, the two recordings line up sample for
+    sample.
+    """
+    out = []
+    for r in layer:
+        out.append(f"# TYPE {r.name} gauge")
+        for series in stack.query_range(url, r.expr, start, end, 60):
+            labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+            text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            out += [f"{r.name}{{{text}}} {v} {float(t):.0f}" for t, v in series["values"]]
+    return "\n".join(out) + "\n# EOF\n"
+
+
+def vm_record(url: str, layer: list[Rule], times: list[float]) -> str:
+    """VictoriaMetrics' answers to ``layer`` at ``times``, asked as a live vmalert asks
+    (instant queries with its ``step``), as OpenMetrics text for import."""
+    jobs = [(r, t) for r in layer for t in times]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda job: instant(url, job[0].expr, job[1], vm=True), jobs))
+    out = []
+    for (r, t), answer in zip(jobs, answers, strict=True):
+        for key, v in answer.items():
+            text = ",".join(f'{k}="{val}"' for k, val in key)
+            out.append(f"{r.name}{{{text}}} {v!r} {t:.0f}")
+    return "\n".join(out) + "\n"
 
 
 def vmalert_replay(vm_url: str, rule_file: Path, start: float, end: float, log: Path) -> None:
@@ -118,6 +157,9 @@ def vmalert_replay(vm_url: str, rule_file: Path, start: float, end: float, log: 
     assert vmalert is not None
     argv = [vmalert, f"-rule={rule_file}", f"-datasource.url={vm_url}"]
     argv += [f"-remoteWrite.url={vm_url}", "-remoteWrite.flushInterval=200ms"]
+    # Default flags otherwise, as deployed: the replay steps its range queries by
+    # -datasource.queryStep (5m), which is also the lookback a live vmalert asks for, so the
+    # recordings are 5 minutes apart.
     argv += [f"-replay.timeFrom={_rfc3339(start)}", f"-replay.timeTo={_rfc3339(end)}"]
     argv += ["-replay.rulesDelay=0s", "-replay.disableProgressBar", "-httpListenAddr=127.0.0.1:0"]
     with log.open("ab") as handle:
@@ -139,17 +181,6 @@ def raw_samples(url: str, name: str, start: float, end: float) -> dict[tuple[Key
         for t, v in series["values"]:
             out[(key, round(float(t), 3))] = float(v)
     return out
-
-
-def as_openmetrics(samples: dict[tuple[Key, float], float]) -> str:
-    """Samples from :func:`raw_samples` as import text (seconds timestamps)."""
-    lines = []
-    for (key, t), v in sorted(samples.items()):
-        labels = dict(key)
-        name = labels.pop("__name__")
-        text = ",".join(f'{k}="{val}"' for k, val in sorted(labels.items()))
-        lines.append(f"{name}{{{text}}} {v!r} {t:.3f}")
-    return "\n".join(lines) + "\n"
 
 
 def instant(url: str, expr: str, at: float, vm: bool) -> dict[Key, float]:
@@ -207,17 +238,14 @@ def compare_instants(
     rules: list[Rule],
     instants: list[float],
     rel: float,
-    compatible: bool = False,
 ) -> tuple[list[Diff], int]:
-    """Each rule's expression at each instant on both engines: (disagreements, series compared).
-
-    ``compatible`` asks VictoriaMetrics the :func:`prometheus_compatible` form."""
+    """Each rule's expression at each instant on both engines: (disagreements, series compared)."""
     jobs = [(r, t) for r in rules for t in instants]
 
     def one(job: tuple[Rule, float]) -> tuple[list[Diff], int]:
         r, t = job
         p = instant(prom_url, r.expr, t, vm=False)
-        v = instant(vm_url, prometheus_compatible(r.expr) if compatible else r.expr, t, vm=True)
+        v = instant(vm_url, r.expr, t, vm=True)
         return diff(r.name, t, p, v, rel), len(set(p) | set(v))
 
     diffs: list[Diff] = []
@@ -241,6 +269,45 @@ def summary(diffs: list[Diff], examples: int = 2) -> list[str]:
     return lines
 
 
+def compare_recordings(
+    prom_url: str, vm_url: str, rules: list[Rule], start: float, end: float, derived: set[str]
+) -> tuple[list[Diff], list[Diff], int]:
+    """Each engine's recordings, sample by sample at the times VictoriaMetrics recorded:
+    (disagreements of rules in ``derived``, of the others, samples compared)."""
+    prom = {r.name: raw_samples(prom_url, r.name, start, end) for r in rules}
+    vm = {r.name: raw_samples(vm_url, r.name, start, end) for r in rules}
+    times = {t for samples in vm.values() for _, t in samples}
+    exact: list[Diff] = []
+    other: list[Diff] = []
+    n = 0
+    for r in rules:
+        p = {k: v for k, v in prom[r.name].items() if k[1] in times}
+        v = vm[r.name]
+        assert p, f"{r.name}: Prometheus recorded nothing"
+        n += len(set(p) | set(v))
+        for key in sorted(set(p) | set(v)):
+            a, b = p.get(key), v.get(key)
+            if a is None or b is None or not close(a, b, REL):
+                labels = tuple(kv for kv in key[0] if kv[0] != "__name__")
+                (other if r.name in derived else exact).append(Diff(r.name, labels, key[1], a, b))
+    return other, exact, n
+
+
+def missing_series(
+    prom_url: str, vm_url: str, rules: list[Rule], start: float, end: float
+) -> list[str]:
+    """Rules whose recorded series (label sets over the whole range) differ between engines."""
+    out = []
+    for r in rules:
+        p = {key for key, _ in raw_samples(prom_url, r.name, start, end)}
+        v = {key for key, _ in raw_samples(vm_url, r.name, start, end)}
+        if p != v or not p:
+            out.append(
+                f"{r.name}: only Prometheus {sorted(p - v)[:2]}, only vmalert {sorted(v - p)[:2]}"
+            )
+    return out
+
+
 def max_relative(diffs: list[Diff]) -> float:
     """The largest |P - V| / max(|P|, |V|) among disagreements present on both engines."""
     worst = 0.0
@@ -249,3 +316,14 @@ def max_relative(diffs: list[Diff]) -> float:
             scale = max(abs(d.prometheus), abs(d.victoriametrics))
             worst = max(worst, abs(d.prometheus - d.victoriametrics) / scale)
     return worst
+
+
+def nearest_shift(prom_url: str, vm_url: str, expr: str, d: Diff, most: int) -> int | None:
+    """In how many evaluation intervals (1 minute) the engine that lacked ``d``'s series at
+    ``d.at`` has it, looking up to ``most`` minutes before and after; None if not."""
+    url, vm = (vm_url, True) if d.victoriametrics is None else (prom_url, False)
+    for k in range(1, most + 1):
+        for sign in (-1, 1):
+            if d.labels in instant(url, expr, d.at + sign * k * 60.0, vm):
+                return k
+    return None

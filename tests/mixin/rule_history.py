@@ -27,6 +27,10 @@ from gpu_health.sim.live import inject
 
 HOURS = 3
 RESOLUTION = 30.0
+#: Samples fall 7 s after the half-minute, as a scrape's offset puts them: never on the
+#: minute-aligned instants rules are evaluated at (there, Prometheus 2.x counts a sample exactly
+#: at the window's start and VictoriaMetrics does not; Prometheus 3 does not either).
+SCRAPE_OFFSET = 7
 GPUS = 16  # two nodes of eight
 SEED = 3
 #: Families the rules read; the others would only make the history slower to load.
@@ -101,13 +105,31 @@ def _sim_text(start: float, end: float) -> str:
     return text
 
 
+def _quiet_links(text: str) -> set[str]:
+    """NVLink error series that never count an error, except link 0's. Half the history's
+    samples are NVLink counters (18 links x 4 types per H100); the quiet ones add 0 to every
+    sum the rules take, and link 0 keeps every GPU's per-GPU NVLink series."""
+    counting: set[str] = set()
+    quiet: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("gpu_nvlink_errors_total{") and 'link="0"' not in line:
+            series, value, _ = line.rsplit(" ", 2)
+            (counting if float(value) else quiet).add(series)
+    return quiet - counting
+
+
 def _cut(text: str, gone_at: float, down_at: float) -> Iterator[str]:
-    """Drop node 1 GPU 7's samples from ``gone_at`` and all of node 2's from ``down_at``."""
+    """Drop node 1 GPU 7's samples from ``gone_at`` and all of node 2's from ``down_at``
+    (and the quiet NVLink links); move every sample by the scrape offset."""
+    quiet = _quiet_links(text)
     for line in text.splitlines():
         if line.startswith("#"):
             yield line
             continue
-        ts = float(line.rsplit(" ", 1)[1])
+        series, _, stamp = line.rpartition(" ")
+        if series.rpartition(" ")[0] in quiet:
+            continue
+        ts = float(stamp) + SCRAPE_OFFSET
         instance = _INSTANCE.search(line)
         host = instance.group(1) if instance else ""
         if host == NODE2 and ts >= down_at:
@@ -116,7 +138,7 @@ def _cut(text: str, gone_at: float, down_at: float) -> Iterator[str]:
             gpu = _GPU.search(line)
             if gpu and gpu.group(1) == "7":
                 continue
-        yield line
+        yield f"{series} {ts:.0f}"
 
 
 def _extra(start: float, end: float, down_at: float) -> str:
@@ -126,8 +148,8 @@ def _extra(start: float, end: float, down_at: float) -> str:
     def add(name: str, labels: str, value: float, t: float) -> None:
         fams.setdefault(name, []).append(f"{name}{{{labels}}} {value:g} {t:.0f}")
 
-    t = start
-    while t <= end:
+    t = start + SCRAPE_OFFSET
+    while t <= end + SCRAPE_OFFSET:
         for inst in (NODE1, NODE2):
             exporter = f'job="gpu-health-exporter",instance="{inst}"'
             down = inst == NODE2 and t >= down_at
@@ -137,7 +159,7 @@ def _extra(start: float, end: float, down_at: float) -> str:
                 failing = inst == NODE1 and start + 3600 <= t < start + 4800
                 add("gpu_exporter_scrape_collector_success", exporter + ',collector="gpu"',
                     0.0 if failing else 1.0, t)  # fmt: skip
-        if int(t - start) % 60 == 0:
+        if int(t - start - SCRAPE_OFFSET) % 60 == 0:
             _scorer_samples(add, start, end, t)
         t += RESOLUTION
     out = []
@@ -182,7 +204,7 @@ def _scorer_samples(add: object, start: float, end: float, t: float) -> None:
 
 
 def make_history(end: float) -> History:
-    """Three hours of history ending at ``end`` (aligned to a minute)."""
+    """Three hours of history from a minute-aligned start, samples at the scrape offset."""
     end = float(int(end) // 60 * 60)
     start = end - HOURS * 3600
     gone_at, down_at = end - GONE_BEFORE_END, end - DOWN_BEFORE_END
