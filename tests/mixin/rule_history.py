@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import pytest
 
 from gpu_health.sim import openmetrics as om
 from gpu_health.sim.batch import Windows
@@ -24,6 +26,7 @@ from gpu_health.sim.faults import parse_fault
 from gpu_health.sim.fleet import build_fleet
 from gpu_health.sim.health import HealthSeries
 from gpu_health.sim.live import inject
+from gpu_health.telemetry.catalogue import CATALOGUE
 
 HOURS = 3
 RESOLUTION = 30.0
@@ -91,17 +94,15 @@ def _sim_text(start: float, end: float) -> str:
 
     ts = np.arange(start, end + RESOLUTION / 2, RESOLUTION, dtype=np.float64)
     rows = list(Windows(fleet).window(ts))
-    saved = om.CATALOGUE
-    om.CATALOGUE = tuple(s for s in saved if s.name in FAMILIES)
-    try:
+    keep = tuple(spec for spec in CATALOGUE if spec.name in FAMILIES)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(om, "CATALOGUE", keep)
         writer = om.Writer("ours")
         text = writer.render(rows, ts)
         # A GPU off the bus is present but unreadable: it has no health score (as live).
         readable = [dataclasses.replace(r, present=r.up) for r in rows]
         # The exporter scores every GPU at each scrape; so does the history.
         text += HealthSeries(writer, every=RESOLUTION)(readable, ts)
-    finally:
-        om.CATALOGUE = saved
     return text
 
 
@@ -169,9 +170,10 @@ def _extra(start: float, end: float, down_at: float) -> str:
     return "\n".join(out)
 
 
-def _scorer_samples(add: object, start: float, end: float, t: float) -> None:
+def _scorer_samples(
+    add: Callable[[str, str, float, float], None], start: float, end: float, t: float
+) -> None:
     """Per-GPU scorer outputs for 16 GPUs; a few cross the alert thresholds as time passes."""
-    assert callable(add)
     scorer = f'job="gpu-health-scorer",instance="{SCORER}"'
     # the scorer stops running 80 minutes before the end (its last-run time freezes)
     last_run = min(t, end - 80 * 60)
