@@ -23,9 +23,11 @@ _KEYED = ("xid_counts", "nvlink_errors", "clock_event_seconds")
 
 
 def _sample(
-    row: Row, cols: dict[str, list[float]], keyed: dict[str, Any], j: int, t: float
+    up: bool, cols: dict[str, list[float]], keyed: dict[str, Any], j: int, t: float
 ) -> GpuSample:
-    if not row.up[j]:
+    """The reading at the ``j``-th scored time (``cols``/``keyed`` hold the scored times only);
+    a NaN is a field the GPU did not report then."""
+    if not up:
         return GpuSample(timestamp=t, up=False)
     s = GpuSample(timestamp=t)
     for name, values in cols.items():
@@ -41,8 +43,10 @@ def _sample(
         else:
             setattr(s, name, v)
     s.xid_counts = {k: int(v[j]) for k, v in keyed["xid_counts"].items() if v[j] == v[j]}
-    s.nvlink_errors = {k: int(v[j]) for k, v in keyed["nvlink_errors"].items()}
-    s.clock_event_seconds = {k: v[j] for k, v in keyed["clock_event_seconds"].items()}
+    s.nvlink_errors = {k: int(v[j]) for k, v in keyed["nvlink_errors"].items() if v[j] == v[j]}
+    s.clock_event_seconds = {
+        k: v[j] for k, v in keyed["clock_event_seconds"].items() if v[j] == v[j]
+    }
     return s
 
 
@@ -87,7 +91,8 @@ class HealthSeries:
             for j, t in enumerate(sub.tolist()):
                 if not row.present[pick[j]]:
                     continue
-                result = self.tracker.update(ident, _sample(row, cols, keyed, j, t))
+                up = bool(row.up[pick[j]])
+                result = self.tracker.update(ident, _sample(up, cols, keyed, j, t))
                 score.setdefault("overall", [float("nan")] * n)[j] = float(result.overall)
                 for dim, value in result.dimensions.items():
                     score.setdefault(dim, [float("nan")] * n)[j] = float(value)
