@@ -5,10 +5,10 @@ schema, backfilled with promtool into a real Prometheus): a training fleet (``--
 ``--train-seed``) and a test fleet (``--days``, ``--seed``). It collects their GPU-time rows
 through the same code as ``gpu-health-scorer train``/``evaluate``, then, for each family in
 turn, trains an XGBoost model on the training fleets of all the *other* families and
-evaluates it and the rule (which has no training, so every family is held out for it) on the
-held-out family's test fleet with
+evaluates it, the rule and the one-line SRE rule (which have no training, so every family is
+held out for them) on the held-out family's test fleet with
 :func:`gpu_health.scorer.evaluation.evaluate`: GPU-bootstrap 95 % intervals, the same rows
-for both. The table it prints is the one in docs/model-card.md.
+for all three. The table it prints is the one in docs/model-card.md.
 
     .venv/bin/python bench/leave_one_family_out.py --work /tmp/lofo --json /tmp/lofo.json
 
