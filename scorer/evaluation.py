@@ -119,34 +119,70 @@ def calibration(p: FloatArray, y: FloatArray, bins: int = 10) -> list[dict[str, 
     return out
 
 
-def subsets(data: Dataset, failures: Sequence[Failure], horizon: str) -> dict[str, BoolArray]:
-    """Row masks keeping every negative and only some positives: ``precursor_failures`` (the
-    failure showed a precursor), ``precursor_visible`` (it had begun at prediction time) and
-    ``mode:<mode>`` (failures of that mode)."""
+def upcoming_failures(
+    data: Dataset, failures: Sequence[Failure], horizon: str
+) -> list[list[Failure]]:
+    """For each row, the failures of its GPU within the horizon after its time."""
     h = HORIZON_SECONDS[horizon]
     by_uuid: dict[str, list[Failure]] = {}
     for f in failures:
         by_uuid.setdefault(f.uuid, []).append(f)
-    modes = sorted({f.mode for f in failures})
+    return [
+        [f for f in by_uuid.get(uuid, ()) if t < f.time <= t + h]
+        for uuid, t in zip(data.uuids, data.times, strict=True)
+    ]
+
+
+def belongs(subset: str, failure: Failure, t: float) -> bool:
+    """Whether a failure ahead of a row at time ``t`` is one the subset is about."""
+    if subset == "precursor_failures":
+        return bool(failure.precursor)
+    if subset == "precursor_visible":
+        return bool(failure.precursor) and (
+            failure.precursor_start is None or failure.precursor_start <= t
+        )
+    if subset.startswith("mode:"):
+        return failure.mode == subset[len("mode:") :]
+    return True
+
+
+def subsets(
+    data: Dataset,
+    failures: Sequence[Failure],
+    horizon: str,
+    upcoming: list[list[Failure]] | None = None,
+) -> dict[str, BoolArray]:
+    """Row masks keeping every negative and only some positives: ``precursor_failures`` (the
+    failure showed a precursor), ``precursor_visible`` (it had begun at prediction time) and
+    ``mode:<mode>`` (failures of that mode)."""
+    ahead = upcoming if upcoming is not None else upcoming_failures(data, failures, horizon)
     known = any(f.precursor is not None for f in failures)
-    masks = {"precursor_failures": np.ones(len(data), dtype=bool)} if known else {}
-    if known:
-        masks["precursor_visible"] = np.ones(len(data), dtype=bool)
-    for m in modes:
-        masks[f"mode:{m}"] = np.ones(len(data), dtype=bool)
-    for i, (uuid, t) in enumerate(zip(data.uuids, data.times, strict=True)):
-        upcoming = [f for f in by_uuid.get(uuid, ()) if t < f.time <= t + h]
-        if not upcoming:
-            continue
-        if known:
-            masks["precursor_failures"][i] = any(f.precursor for f in upcoming)
-            masks["precursor_visible"][i] = any(
-                f.precursor and (f.precursor_start is None or f.precursor_start <= t)
-                for f in upcoming
-            )
-        for m in modes:
-            masks[f"mode:{m}"][i] = any(f.mode == m for f in upcoming)
+    names = ["precursor_failures", "precursor_visible"] if known else []
+    names += [f"mode:{m}" for m in sorted({f.mode for f in failures})]
+    masks = {name: np.ones(len(data), dtype=bool) for name in names}
+    for i, t in enumerate(data.times):
+        if ahead[i]:
+            for name in names:
+                masks[name][i] = any(belongs(name, f, float(t)) for f in ahead[i])
     return masks
+
+
+def failures_counted(
+    subset: str,
+    rows: BoolArray,
+    y: FloatArray,
+    times: FloatArray,
+    upcoming: list[list[Failure]],
+) -> int:
+    """Distinct failures of the subset that the selected positive rows precede: the done-when
+    criteria of issue #16 count failures (e.g. modes with at least 10), not rows."""
+    seen = {
+        (f.uuid, f.time)
+        for i in np.flatnonzero(rows & (y == 1))
+        for f in upcoming[i]
+        if belongs(subset, f, float(times[i]))
+    }
+    return len(seen)
 
 
 def evaluate(
@@ -187,7 +223,11 @@ def evaluate(
         ok = ~np.isnan(y)
         entry: dict[str, Any] = {"rows": int(ok.sum()), "positives": int(np.nansum(y[ok]))}
         if len(np.unique(y[ok])) == 2:
-            masks = {"all": np.ones(len(data), dtype=bool), **subsets(data, failures, horizon)}
+            ahead = upcoming_failures(data, failures, horizon)
+            masks = {
+                "all": np.ones(len(data), dtype=bool),
+                **subsets(data, failures, horizon, ahead),
+            }
             if "precursor_visible" in masks:
                 entry["visible_precursor_ceiling_roc_auc"] = visible_ceiling(
                     y[ok], masks["precursor_visible"][ok]
@@ -207,6 +247,7 @@ def evaluate(
                     rng,
                     bootstrap,
                 )
+                entry[subset]["failures"] = failures_counted(subset, sel, y, data.times, ahead)
             p = probs["model"][horizon]
             thr = model.threshold(horizon)
             entry["threshold"] = thr
@@ -273,7 +314,8 @@ def lead_times(
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The evaluation as a plain-text table: model and rule side by side with 95 % CIs."""
+    """The evaluation as a plain-text table: model, rule and SRE line side by side with 95 %
+    intervals."""
 
     def f(v: Any) -> str:
         return (
@@ -288,7 +330,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"schema {report.get('schema')}, {report['rows']} GPU-time rows, {report['gpus']} GPUs, "
         f"model {report['model_kind']}, {report['bootstrap_reps']} bootstrap reps over GPUs",
-        "horizon subset                 pos  scorer  ROC_AUC [95% CI]        recall@5%FPR [95% CI]",
+        "horizon subset                  pos fail  scorer  ROC_AUC [95% CI]        "
+        "recall@5%FPR [95% CI]   (pos: positive GPU-time rows; fail: distinct failures)",
     ]
     for h, e in report["horizons"].items():
         for subset, s in e.items():
@@ -299,7 +342,8 @@ def format_report(report: dict[str, Any]) -> str:
                     continue
                 m = s[name]
                 lines.append(
-                    f"{h:>7} {subset:<22} {s['positives']:>4}  {shown:<6}  "
+                    f"{h:>7} {subset:<22} {s['positives']:>5} {s.get('failures', '-'):>4}  "
+                    f"{shown:<6}  "
                     f"{f(m['roc_auc']):>7}{ci(m['roc_auc_ci95']):<16} "
                     f"{f(m['recall_at_5pct_fpr']):>7}{ci(m['recall_at_5pct_fpr_ci95'])}"
                 )

@@ -133,7 +133,7 @@ def test_evaluate_rules_from_a_relative_data_dir(history: Path, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert "model rules" in result.stdout and "0 GPUs" not in result.stdout
     # The rule (as "model") and the one-line SRE rule side by side on every subset line.
-    assert any(line.split()[3:4] == ["sre"] for line in result.stdout.splitlines())
+    assert any(line.split()[4:5] == ["sre"] for line in result.stdout.splitlines())
 
 
 def test_history_without_gpus_is_a_one_line_error(history: Path) -> None:
