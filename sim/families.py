@@ -74,6 +74,9 @@ class Family:
     #: Background corrected-ECC and PCIe-replay rates of the second GPU model (A100) over the
     #: first's: an older generation that logs more benign errors than its neighbours.
     older_model_noise: float = 1.0
+    #: Days at the start of the history without first failures (every failure then has a week
+    #: of telemetry before it; 0: failures from the first day, as in a fleet already running).
+    warmup_days: float = 7.0
 
 
 #: The families shipped for leave-one-family-out evaluation (magnitudes over two orders).
@@ -144,7 +147,7 @@ def plan(family: Family, gpus: int, days: float, seed: int, start: float) -> Pla
     slots = [(n, i) for n in range(nodes) for i in range(8)][:gpus]
     models = {n: int(rng.integers(0, len(MODELS))) for n in range(nodes)}
     # First failures, then node repeats (a repeat can itself be followed: 23 % of *all* faults).
-    warm = 7 * DAY
+    warm = family.warmup_days * DAY
     follow = repeat_probability(family.failure_share, days)
     rate = family.failure_share * (1 - follow)
     queue = [(float(rng.uniform(start + warm, end)), n, i) for n, i in slots if rng.random() < rate]
@@ -288,7 +291,8 @@ def _board_series(b: Board, plan_: Plan, rng: np.random.Generator) -> dict[str, 
     keep = np.ones(n, dtype=bool)
     for g in np.nonzero(rng.random(n) < f.gap_share * f.resolution / (6 * HOUR))[0]:
         keep[g : g + int(rng.integers(1, max(2, int(6 * HOUR / f.resolution))))] = False
-    keep[-1] = True  # the failure sample itself is seen
+    if n:
+        keep[-1] = True  # the failure sample itself is seen (a board may have no sample at all)
     out = {k: np.where(keep, v, np.nan) for k, v in fields.items()}
     out["_time"] = t
     return out
@@ -389,7 +393,14 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds between samples (default: the family's own; 3600 for quick evaluations)",
     )
+    parser.add_argument(
+        "--warmup-days",
+        type=float,
+        help="days without first failures at the start (default: the family's own, 7)",
+    )
     args = parser.parse_args(argv)
+    if args.warmup_days is not None and not 0 <= args.warmup_days < args.days:
+        parser.error("--warmup-days must be 0 or more and below --days")
     if not 8 <= args.gpus <= 5000 or not 8 <= args.days <= 400:
         parser.error("--gpus must be 8..5000 and --days 8..400")
     if args.resolution is not None and not 15 <= args.resolution <= 3600:
@@ -397,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     family = FAMILIES[args.family]
     if args.resolution is not None:
         family = replace(family, resolution=args.resolution)
+    if args.warmup_days is not None:
+        family = replace(family, warmup_days=args.warmup_days)
     p = build(family, args.gpus, args.days, args.seed, args.out, time.time())
     failed = [b for b in p.boards if b.failure_mode is not None]
     with_precursor = sum(1 for b in failed if b.precursor_start is not None)

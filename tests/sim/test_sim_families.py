@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpu_health.sim.families import FAMILIES, build, node_repeats, plan
+from gpu_health.sim.families import FAMILIES, _board_series, build, node_repeats, plan
 
 
 @pytest.mark.parametrize("share", [0.1, 0.3])
@@ -71,3 +71,31 @@ def test_a_family_history_is_read_by_the_scorer(tmp_path: Path, prometheus_facto
     assert np.nanmedian(gap) < 0.1
     # Power violation is read in this schema (the counter exists, in microseconds).
     assert not math.isnan(float(np.nanmax(frame.column("power_violation_active_hours_7d"))))
+
+
+def test_first_failures_wait_for_the_warm_up_unless_it_is_zero() -> None:
+    start, day = 1.7e9, 86400.0
+
+    def first_week_failures(warmup: float) -> int:
+        p = plan(replace(FAMILIES["bursts-small"], warmup_days=warmup), 400, 45, 2, start)
+        return sum(1 for b in p.boards if b.failure_mode and b.end < start + 7 * day)
+
+    assert first_week_failures(7.0) == 0
+    assert first_week_failures(0.0) > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"), [("generations", 10.0, 40.0), ("steps", 0.5, 2.0)]
+)
+def test_the_older_generation_logs_more_benign_errors_only_where_asked(
+    name: str, low: float, high: float
+) -> None:
+    p = plan(FAMILIES[name], 160, 30, 4, 1.7e9)
+    rng = np.random.default_rng(0)
+    per_day: dict[int, list[float]] = {0: [], 1: []}
+    for b in p.boards:
+        if b.failure_mode is None and not b.noisy:
+            sbe = _board_series(b, p, rng)["DCGM_FI_DEV_ECC_SBE_AGG_TOTAL"]
+            per_day[b.model].append(float(np.nanmax(sbe)) / ((b.end - b.start) / 86400.0))
+    ratio = float(np.mean(per_day[1])) / float(np.mean(per_day[0]))
+    assert low <= ratio <= high, ratio
