@@ -236,13 +236,38 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
         found = s.selector("gpu_xid_errors_total")
         assert found is not None
         sel = found[0]
+        events = f"max by ({s.by}) (changes({sel}[{window}]))"
         last = f"last_over_time({sel}[{window}])"
-        hit = " + ".join(f"({last} == bool {c})" for c in codes)
-        if xid_class == "other":
-            hit = f"({last} > bool 0) - ({hit})"
-        return f"max by ({s.by}) (changes({sel}[{window}])) * max by ({s.by}) ({hit})"
+        if len(codes) == 1:
+            return f"{events} * max by ({s.by}) ({last} == bool {codes[0]})"
+        return f"({events} * on ({s.by}) {_in_class(s, last, regex, xid_class)}) or ({events} * 0)"
 
     return build
+
+
+def _in_class(s: Schema, last: str, regex: str, xid_class: str) -> str:
+    """1 for each GPU any of whose series' last XID code is in the class (``other``: a code
+    that is neither 0 nor classified), absent otherwise, reading ``last`` once.
+
+    Comparing the value with each code (``last == bool 48`` + ...) re-evaluates the week-long
+    range function once per code; instead the code becomes a label (``count_values``), codes
+    of the class get a ``cls`` marker label by regex (a new label, so two series of one GPU
+    never collapse into one label set), and a constant series carrying the marker keeps them
+    (``and on``) or drops them (``unless on``).
+    """
+    codes = f'count_values by ({s.by}) ("xid", {last})'
+    if xid_class == "other":
+        marked = f'label_replace({codes}, "cls", "known", "xid", "0|{regex}")'
+        kept = f"{marked} unless on (cls) {_marker('known')}"
+    else:
+        marked = f'label_replace({codes}, "cls", "hit", "xid", "{regex}")'
+        kept = f"{marked} and on (cls) {_marker('hit')}"
+    return f"group by ({s.by}) ({kept})"
+
+
+def _marker(value: str) -> str:
+    """A constant one-series vector whose only label is ``cls="value"``."""
+    return f'label_replace(vector(1), "cls", "{value}", "__name__", ".*")'
 
 
 def active_hours(metric: str, window: str, **labels: str) -> Builder:

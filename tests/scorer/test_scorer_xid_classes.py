@@ -1,0 +1,114 @@
+"""XID-class features on dcgm-exporter's last-XID gauge, on real Prometheus and VictoriaMetrics.
+
+dcgm-exporter exports only the last XID code per GPU, so a class feature counts the gauge's
+changes in the week and attributes them to the class of the latest code. The feature reads the
+week-long ``last_over_time`` once (codes as labels) instead of once per code; the expected
+values below are what the per-code comparison it replaced gives, checked on the same history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpu_health import stack
+from gpu_health.scorer.feature_promql import _CLASSIFIED, XID_CLASSES, xid_class_events
+from gpu_health.scorer.feature_schema import DCGM
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from tests.conftest import import_openmetrics
+
+pytestmark = [pytest.mark.integration]
+
+DAY = 86400
+START = 1_700_000_000
+AT = START + 2.5 * DAY
+STEP = 1800
+#: Per GPU, the XID gauge's series as (driver version, first day, last day, [(from day, code)]).
+HISTORY: dict[str, list[tuple[str, float, float, list[tuple[float, int]]]]] = {
+    "A": [("535", 0, 2.5, [(0, 0), (1, 48)])],  # memory
+    "B": [("535", 0, 2.5, [(0, 0), (1, 13)])],  # other
+    "C": [("535", 0, 2.5, [(0, 0), (1, 79)])],  # bus
+    # a row remap (63), then a driver upgrade: a new series that starts at 0
+    "D": [("535", 0, 1.5, [(0, 0), (1, 63)]), ("550", 1.5, 2.5, [(1.5, 0)])],
+    "E": [("535", 0, 2.5, [(0, 0), (1, 13), (2, 94)])],  # two changes, the latest memory
+    "F": [("535", 0, 2.5, [(0, 0)])],  # never an XID
+    "G": [("535", 0, 2.5, [(0, 0), (1, 74)])],  # NVLink
+    # two series of one GPU whose last codes are both of one class
+    "H": [("535", 0, 1.5, [(0, 0), (1, 48)]), ("550", 1.5, 2.5, [(1.5, 63)])],
+    "I": [("535", 0, 1.5, [(0, 0), (1, 13)]), ("550", 1.5, 2.5, [(1.5, 31)])],
+}
+EXPECTED = {
+    "memory": {"A": 1, "B": 0, "C": 0, "D": 1, "E": 2, "F": 0, "G": 0, "H": 1, "I": 0},
+    "other": {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 1},
+    "bus": {"A": 0, "B": 0, "C": 1, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 0},
+    "nvlink": {"A": 0, "B": 0, "C": 0, "D": 0, "E": 0, "F": 0, "G": 1, "H": 0, "I": 0},
+}
+
+
+def _openmetrics() -> str:
+    xid, power = ["# TYPE DCGM_FI_DEV_XID_ERRORS gauge"], ["# TYPE DCGM_FI_DEV_POWER_USAGE gauge"]
+    for i, (gpu, series) in enumerate(HISTORY.items()):
+        for driver, first, last, codes in series:
+            labels = (
+                f'Hostname="node0",UUID="GPU-{gpu}",gpu="{i}",modelName="NVIDIA H100 80GB HBM3",'
+                f'DCGM_FI_DRIVER_VERSION="{driver}"'
+            )
+            t = START + first * DAY
+            while t <= START + last * DAY:
+                code = [c for day, c in codes if START + day * DAY <= t][-1]
+                xid.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}}} {code} {t:.0f}")
+                power.append(f"DCGM_FI_DEV_POWER_USAGE{{{labels}}} 300 {t:.0f}")
+                t += STEP
+    return "\n".join(xid + power + ["# EOF"]) + "\n"
+
+
+def _per_code(xid_class: str) -> str:
+    """The expression the feature replaced: one week-long range function per code."""
+    codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
+    sel, by = "DCGM_FI_DEV_XID_ERRORS", DCGM.by
+    last = f"last_over_time({sel}[7d])"
+    hit = " + ".join(f"({last} == bool {c})" for c in codes)
+    if xid_class == "other":
+        hit = f"({last} > bool 0) - ({hit})"
+    return f"max by ({by}) (changes({sel}[7d])) * max by ({by}) ({hit})"
+
+
+def _values(client: PromClient, promql: str) -> dict[str, float]:
+    out = {}
+    for r in client.query(promql, AT):
+        metric, value = r["metric"], r["value"]
+        assert isinstance(metric, dict) and isinstance(value, list)
+        out[str(metric["UUID"])[4:]] = float(value[1])
+    return out
+
+
+@pytest.fixture
+def engines(
+    tmp_path: Path, prometheus_factory, victoriametrics_factory: Callable[[], stack.Server]
+) -> dict[str, PromClient]:
+    text = _openmetrics()
+    source = tmp_path / "xid.om"
+    source.write_text(text)
+    data = tmp_path / "tsdb"
+    stack.promtool_backfill(source, data, block_duration="480h")
+    prometheus = prometheus_factory(data_dir=data)
+    victoria = victoriametrics_factory()
+    import_openmetrics(victoria, text)
+    return {
+        name: PromClient(PromConfig(server.url, retries=1))
+        for name, server in (("prometheus", prometheus), ("victoriametrics", victoria))
+    }
+
+
+@pytest.mark.parametrize("xid_class", ["memory", "other", "bus", "nvlink"])
+def test_xid_class_events_on_both_engines(engines: dict[str, PromClient], xid_class: str) -> None:
+    promql = xid_class_events(xid_class, "7d")(DCGM)
+    assert promql is not None
+    expected = {k: float(v) for k, v in EXPECTED[xid_class].items()}
+    assert _values(engines["prometheus"], _per_code(xid_class)) == expected
+    for name, client in engines.items():
+        assert _values(client, promql) == expected, name
+    if xid_class in ("memory", "other"):  # the week-long range function is read once
+        assert promql.count("last_over_time(") == 1
