@@ -24,22 +24,11 @@ from pathlib import Path
 from bench_scorer import write_history  # same directory: the scorer bench's history
 
 from gpu_health import stack
-from gpu_health.scorer.feature_promql import _CLASSIFIED, XID_CLASSES, xid_class_events
+from gpu_health.scorer.feature_promql import xid_class_events, xid_class_events_per_code
 from gpu_health.scorer.feature_schema import DCGM
 from gpu_health.scorer.promclient import PromClient, PromConfig
 
 CLASSES = ("memory", "other", "bus", "nvlink")
-
-
-def per_code(xid_class: str, window: str = "7d") -> str:
-    """The earlier form: one week-long ``last_over_time`` per code of the class."""
-    codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
-    sel, by = "DCGM_FI_DEV_XID_ERRORS", DCGM.by
-    last = f"last_over_time({sel}[{window}])"
-    hit = " + ".join(f"({last} == bool {c})" for c in codes)
-    if xid_class == "other":
-        hit = f"({last} > bool 0) - ({hit})"
-    return f"max by ({by}) (changes({sel}[{window}])) * max by ({by}) ({hit})"
 
 
 def timed(client: PromClient, promql: str, at: float) -> tuple[float, dict[str, str]]:
@@ -74,11 +63,12 @@ def main() -> int:
             print("class   per-code_s  shipped_s  ratio  GPUs  same values")
             for xid_class in CLASSES:
                 shipped = xid_class_events(xid_class, "7d")(DCGM)
-                assert shipped is not None
+                per_code = xid_class_events_per_code(xid_class, "7d")(DCGM)
+                assert shipped is not None and per_code is not None
                 old_t, new_t = [], []
-                timed(client, per_code(xid_class), end)  # warm the page cache for both
+                timed(client, per_code, end)  # warm the page cache for both
                 for _ in range(args.runs):
-                    t, old = timed(client, per_code(xid_class), end)
+                    t, old = timed(client, per_code, end)
                     old_t.append(t)
                     t, new = timed(client, shipped, end)
                     new_t.append(t)

@@ -245,6 +245,26 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
     return build
 
 
+def xid_class_events_per_code(xid_class: str, window: str) -> Builder:
+    """The dcgm-exporter form :func:`xid_class_events` replaced: the week's last XID compared
+    with each code of the class, so the range function is read once per code. Kept as the
+    reference the shipped form is tested (``tests/scorer/test_scorer_xid_classes.py``) and
+    benchmarked (``bench/bench_xid_classes.py``) against; never sent by the scorer."""
+
+    def build(s: Schema) -> str | None:
+        codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
+        found = s.selector("gpu_xid_errors_total")
+        if s.name != "dcgm" or found is None:
+            return None
+        last = f"last_over_time({found[0]}[{window}])"
+        hit = " + ".join(f"({last} == bool {c})" for c in codes)
+        if xid_class == "other":
+            hit = f"({last} > bool 0) - ({hit})"
+        return f"max by ({s.by}) (changes({found[0]}[{window}])) * max by ({s.by}) ({hit})"
+
+    return build
+
+
 def _in_class(s: Schema, last: str, regex: str, xid_class: str) -> str:
     """1 for each GPU any of whose series' last XID code is in the class (``other``: a code
     that is neither 0 nor classified), absent otherwise, reading ``last`` once.
@@ -395,4 +415,3 @@ def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
         return f"sum(count_over_time(({present})[{window}:{step}])) * {step_hours / 24:g}"
 
     return _from_fleet_presence(make)
-

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gpu_health import stack
-from gpu_health.scorer.feature_promql import _CLASSIFIED, XID_CLASSES, xid_class_events
+from gpu_health.scorer.feature_promql import xid_class_events, xid_class_events_per_code
 from gpu_health.scorer.feature_schema import DCGM
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from tests.conftest import import_openmetrics
@@ -64,17 +64,6 @@ def _openmetrics() -> str:
     return "\n".join(xid + power + ["# EOF"]) + "\n"
 
 
-def _per_code(xid_class: str) -> str:
-    """The expression the feature replaced: one week-long range function per code."""
-    codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
-    sel, by = "DCGM_FI_DEV_XID_ERRORS", DCGM.by
-    last = f"last_over_time({sel}[7d])"
-    hit = " + ".join(f"({last} == bool {c})" for c in codes)
-    if xid_class == "other":
-        hit = f"({last} > bool 0) - ({hit})"
-    return f"max by ({by}) (changes({sel}[7d])) * max by ({by}) ({hit})"
-
-
 def _values(client: PromClient, promql: str) -> dict[str, float]:
     out = {}
     for r in client.query(promql, AT):
@@ -105,9 +94,10 @@ def engines(
 @pytest.mark.parametrize("xid_class", ["memory", "other", "bus", "nvlink"])
 def test_xid_class_events_on_both_engines(engines: dict[str, PromClient], xid_class: str) -> None:
     promql = xid_class_events(xid_class, "7d")(DCGM)
-    assert promql is not None
+    per_code = xid_class_events_per_code(xid_class, "7d")(DCGM)
+    assert promql is not None and per_code is not None
     expected = {k: float(v) for k, v in EXPECTED[xid_class].items()}
-    assert _values(engines["prometheus"], _per_code(xid_class)) == expected
+    assert _values(engines["prometheus"], per_code) == expected
     for name, client in engines.items():
         assert _values(client, promql) == expected, name
     if xid_class in ("memory", "other"):  # the week-long range function is read once
