@@ -23,15 +23,12 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-#: (feature, multiplier to the line's units): the features hold per-day or per-minute rates
-#: and per-class XID counts, the line wants raw 7-day increases and all XID changes.
+#: (feature, multiplier to the line's units): the features hold per-day or per-minute rates,
+#: the line wants raw 7-day increases.
 TERMS: tuple[tuple[str, float], ...] = (
     ("ecc_corrected_per_day_7d", 7.0),  # increase(SBE[7d])
     ("ecc_uncorrected_7d", 100.0),  # 100 * increase(DBE[7d])
-    ("xid_memory_events_7d", 10.0),  # 10 * changes(XID[7d]), split over the classes
-    ("xid_bus_events_7d", 10.0),
-    ("xid_nvlink_events_7d", 10.0),
-    ("xid_other_events_7d", 10.0),
+    ("xid_events_7d", 10.0),  # 10 * changes(XID[7d]) (dcgm's gauge; ours: the counters)
     ("pcie_replays_per_min_7d", 7 * 1440 / 100),  # increase(PCIE_REPLAY[7d]) / 100
 )
 FEATURES: tuple[str, ...] = tuple(name for name, _ in TERMS)

@@ -8,17 +8,16 @@ from gpu_health.scorer.sre_line import FEATURES, sre_line_score
 
 
 def test_the_line_is_the_issue_expression_in_raw_7_day_units() -> None:
-    # 3 corrected errors a day, 1 uncorrected, 2 memory XIDs and 1 bus XID, 0.01 replays/min.
+    # 3 corrected errors a day, 1 uncorrected, 3 XID changes, 0.01 replays/min.
     row = {
         "ecc_corrected_per_day_7d": 3.0,
         "ecc_uncorrected_7d": 1.0,
-        "xid_memory_events_7d": 2.0,
-        "xid_bus_events_7d": 1.0,
+        "xid_events_7d": 3.0,
         "pcie_replays_per_min_7d": 0.01,
     }
     names = tuple(row)
     x = np.array([[row[n] for n in names]])
-    expected = 3.0 * 7 + 100 * 1 + 10 * (2 + 1) + 0.01 * 7 * 1440 / 100
+    expected = 3.0 * 7 + 100 * 1 + 10 * 3 + 0.01 * 7 * 1440 / 100
     assert sre_line_score(names, x)[0] == np.float64(expected)
 
 
