@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gpu_health.scorer.feature_promql import XID_CLASSES
 from gpu_health.scorer.model import HORIZONS
 from gpu_health.scorer.promclient import PromClient
 from gpu_health.telemetry.state import STATES, GpuState, gather_states
@@ -28,12 +30,50 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_XID_REASON = re.compile(r"XID (\d+)$")
+#: State reasons (gpu_health.telemetry.state's FAILED/DEGRADED_EVIDENCE texts) that name a
+#: memory fault.
+_MEMORY_REASONS = ("uncorrectable ECC errors", "row remap failure", "row remap pending")
+
+
+def fault_class(reasons: Sequence[str]) -> str:
+    """The failure class of the fault a down GPU already has, from its state reasons ("" when
+    none names one).
+
+    A GPU that fell off the bus is a "bus" failure, not a prediction: its operator needs the
+    bus runbook now. The first reason that names a class wins (the failed evidence comes first,
+    then what an absent GPU showed when last seen). A lost GPU with no XID names none.
+    """
+    by_code = {code: name for name, codes in XID_CLASSES.items() for code in codes}
+    for reason in reasons:
+        xid = _XID_REASON.search(reason)
+        if xid and int(xid.group(1)) in by_code:
+            return by_code[int(xid.group(1))]
+        if reason in _MEMORY_REASONS:
+            return "memory"
+    return ""
+
+
 def _down(score: GpuScore, state: GpuState) -> GpuScore:
-    """A failed or absent GPU: failed now on every horizon, a hard fault for the economics."""
+    """A failed or absent GPU: failed now on every horizon, a hard fault for the economics.
+
+    Its failure class is the fault it has (:func:`fault_class`, probability 1); failing that,
+    the class its features predicted, if it still had features; otherwise "other" with an
+    unknown probability, so the report and the API still link a runbook for every down GPU.
+    """
     from gpu_health.scorer.service import TTF_QUANTILES
 
+    known = fault_class(state.reasons)
+    if known:
+        klass, klass_p = known, 1.0
+    elif score.failure_class:
+        klass, klass_p = score.failure_class, score.failure_class_probability
+    else:
+        klass, klass_p = "other", math.nan
     return dataclasses.replace(
         score,
+        failure_class=klass,
+        failure_class_probability=klass_p,
         probability={h: 1.0 for h in HORIZONS},
         flagged={h: True for h in HORIZONS},
         risk_factors={h: [(f"state_{state.state}", 1.0)] for h in HORIZONS},

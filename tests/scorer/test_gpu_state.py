@@ -110,6 +110,17 @@ def test_victoriametrics_gives_the_same_states(
     _check_fleet(states)
 
 
+def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:
+    from gpu_health.scorer.state import fault_class
+
+    assert fault_class(("no samples for 2.0 h", "XID 79")) == "bus"
+    assert fault_class(("XID 74",)) == "nvlink"
+    assert fault_class(("XID 43", "XID 95")) == "memory"  # an application XID names no class
+    assert fault_class(("row remap failure",)) == "memory"
+    assert fault_class(("lost (gpu_up 0)",)) == ""
+    assert fault_class(("XID 179",)) == ""  # not XID 79
+
+
 def test_rank_key_puts_failed_and_absent_above_every_healthy_gpu() -> None:
     rows = [("healthy", 0.99), ("failed", 0.01), ("absent", math.nan), ("degraded", 0.0)]
     ranked = sorted(rows, key=lambda r: rank_key(*r))
@@ -156,6 +167,26 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     assert current == {g.uuid: g.expect for g in state_fleet.FLEET}
     ages = {s.labels["uuid"]: s.value for s in families["gpu_state_age_seconds"].samples}
     assert ages["GPU-absent"] > 3600 and ages["GPU-healthy-0"] == 0
+
+    # A down GPU's failure class is the fault it has, with its runbook, not a prediction.
+    faults = {
+        "GPU-xid79": "bus",
+        "GPU-xid48-born-at-1": "memory",
+        "GPU-uncorrectable": "memory",
+        "GPU-remap-failed": "memory",
+        "GPU-absent": "memory",  # a pending row remap when it was last seen
+    }
+    for uuid, klass in faults.items():
+        assert (by_uuid[uuid].failure_class, by_uuid[uuid].failure_class_probability) == (
+            klass,
+            1.0,
+        ), uuid
+    published = {
+        (s.labels["uuid"], s.labels["class"]): s.value
+        for s in families["gpu_failure_class_probability"].samples
+    }
+    assert published[("GPU-xid79", "bus")] == 1.0
+    assert by_uuid["GPU-lost"].failure_class  # never without a class (and runbook)
 
 
 DCGM = "NVIDIA H100 80GB HBM3"
