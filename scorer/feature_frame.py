@@ -17,7 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gpu_health.scorer.feature_schema import (
+    PRESENCE_LOOKBACK,
     SCHEMAS,
+    Schema,
     SchemaName,
     identity_of,
     inventory_query,
@@ -25,6 +27,7 @@ from gpu_health.scorer.feature_schema import (
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
 from gpu_health.scorer.promclient import PromClient, PrometheusError
+from gpu_health.telemetry.state import regex_literal
 
 # The logger keeps the name it had before the split so log filters and configs still match.
 log = logging.getLogger("gpu_health.scorer.features")
@@ -96,7 +99,7 @@ def compute_features(
     s = schema_by_name(schema)
     feats = tuple(features)
     inventory = client.query(inventory_query(s), at)
-    gpus = sorted({identity_of(s, r["metric"]) for r in inventory})
+    gpus = one_identity_per_gpu(client, s, at, {identity_of(s, r["metric"]) for r in inventory})
     if keep is not None:
         gpus = [g for g in gpus if keep(g[2])]
     if shard_regex and all(re.fullmatch(shard_regex, g[2]) for g in gpus):
@@ -134,6 +137,50 @@ def compute_features(
         if f.from_inventory is not None:
             values[:, j] = [f.from_inventory(g) for g in gpus]
     return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)
+
+
+Identity = tuple[str, str, str, str]
+
+
+def one_identity_per_gpu(
+    client: PromClient, s: Schema, at: float | None, identities: set[Identity]
+) -> list[Identity]:
+    """One (node, gpu, uuid, model) per UUID, sorted: the one with the latest sample.
+
+    Within :data:`PRESENCE_LOOKBACK` of a relabelling (an exporter pod restart renaming
+    ``Hostname``, a reboot renumbering the GPUs) the inventory lists a UUID under both names;
+    two rows for one GPU would rank it twice, once with no features. Only then one more query
+    asks when each name last reported (a subquery, for those few GPUs only).
+    """
+    names: dict[str, list[Identity]] = {}
+    for ident in identities:
+        names.setdefault(ident[2], []).append(ident)
+    split = sorted(u for u, idents in names.items() if len(idents) > 1)
+    if not split:
+        return sorted(identities)
+    latest: dict[Identity, float] = {}
+    signals = (
+        "gpu_power_watts|gpu_temperature_celsius"
+        if s.name == "ours"
+        else "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"
+    )
+    for start in range(0, len(split), 50):  # bounded query size for a mass relabelling
+        pattern = "|".join(regex_literal(u) for u in split[start : start + 50])
+        selector = f'{{__name__=~"{signals}",{s.uuid}=~"{pattern}"}}'
+        query = f"max by ({s.by}) (max_over_time(timestamp({selector})[{PRESENCE_LOOKBACK}:1m]))"
+        try:
+            result = client.query(query, at)
+        except PrometheusError as exc:
+            log.warning("could not tell which name of a relabelled GPU is current: %s", exc)
+            result = []
+        for r in result:
+            latest[identity_of(s, r["metric"])] = _finite_or_nan(r["value"][1])
+
+    def recency(ident: Identity) -> tuple[float, Identity]:
+        t = latest.get(ident, math.nan)
+        return (t if math.isfinite(t) else -math.inf, ident)
+
+    return sorted(max(idents, key=recency) for idents in names.values())
 
 
 def _finite_or_nan(raw: object) -> float:

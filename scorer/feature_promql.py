@@ -67,7 +67,7 @@ def health_score(s: Schema) -> str | None:
     found = s.selectors("gpu_health_score", dimension="overall") if s.name == "ours" else None
     if found is None:
         return None
-    return f"max by ({s.by}) (last_over_time({found[0][0]}[1h]))"
+    return f"max by ({s.key}) (last_over_time({found[0][0]}[1h]))"
 
 
 def vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
@@ -124,7 +124,7 @@ def xid_events(window: str) -> Builder:
             return counter("gpu_xid_errors_total", window)(s)
         sel = s.selector("gpu_xid_errors_total")
         assert sel is not None
-        return f"max by ({s.by}) (changes({sel[0]}[{window}]))"
+        return f"max by ({s.key}) (changes({sel[0]}[{window}]))"
 
     return build
 
@@ -179,7 +179,7 @@ def reporting_gap(window: str) -> Builder:
         sel = s.selector("gpu_power_watts")
         if sel is None:
             return None
-        count = f"sum by ({s.by}) (count_over_time({sel[0]}[{window}]))"
+        count = f"sum by ({s.key}) (count_over_time({sel[0]}[{window}]))"
         return f"clamp_min(1 - ({count}) / scalar(quantile(0.5, {count})), 0)"
 
     return build
@@ -232,15 +232,15 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
         if s.name == "ours":
             op = "!~" if xid_class == "other" else "=~"
             sel = f'gpu_xid_errors_total{{xid{op}"{regex}"{shard}}}'
-            return f"sum by ({s.by}) (increase({sel}[{window}]))"
+            return f"sum by ({s.key}) (increase({sel}[{window}]))"
         found = s.selector("gpu_xid_errors_total")
         assert found is not None
         sel = found[0]
-        events = f"max by ({s.by}) (changes({sel}[{window}]))"
+        events = f"max by ({s.key}) (changes({sel}[{window}]))"
         last = f"last_over_time({sel}[{window}])"
         if len(codes) == 1:
-            return f"{events} * max by ({s.by}) ({last} == bool {codes[0]})"
-        return f"({events} * on ({s.by}) {_in_class(s, last, regex, xid_class)}) or ({events} * 0)"
+            return f"{events} * max by ({s.key}) ({last} == bool {codes[0]})"
+        return f"({events} * on ({s.key}) {_in_class(s, last, regex, xid_class)}) or ({events} * 0)"
 
     return build
 
@@ -260,7 +260,7 @@ def xid_class_events_per_code(xid_class: str, window: str) -> Builder:
         hit = " + ".join(f"({last} == bool {c})" for c in codes)
         if xid_class == "other":
             hit = f"({last} > bool 0) - ({hit})"
-        return f"max by ({s.by}) (changes({found[0]}[{window}])) * max by ({s.by}) ({hit})"
+        return f"max by ({s.key}) (changes({found[0]}[{window}])) * max by ({s.key}) ({hit})"
 
     return build
 
@@ -275,14 +275,14 @@ def _in_class(s: Schema, last: str, regex: str, xid_class: str) -> str:
     never collapse into one label set), and a constant series carrying the marker keeps them
     (``and on``) or drops them (``unless on``).
     """
-    codes = f'count_values by ({s.by}) ("xid", {last})'
+    codes = f'count_values by ({s.key}) ("xid", {last})'
     if xid_class == "other":
         marked = f'label_replace({codes}, "cls", "known", "xid", "0|{regex}")'
         kept = f"{marked} unless on (cls) {_marker('known')}"
     else:
         marked = f'label_replace({codes}, "cls", "hit", "xid", "{regex}")'
         kept = f"{marked} and on (cls) {_marker('hit')}"
-    return f"group by ({s.by}) ({kept})"
+    return f"group by ({s.key}) ({kept})"
 
 
 def _marker(value: str) -> str:
@@ -387,7 +387,7 @@ def node_lost_gpus(window: str) -> Builder:
 def _on_every_gpu(s: Schema, name: str, fleet_value: str) -> str:
     """A fleet-wide scalar (one sample, no labels) copied onto every GPU reporting now; 0 when
     the fleet expression is empty."""
-    here = _reporting_now(s, name, s.by)
+    here = _reporting_now(s, name, s.key)
     return f"(({here}) * on () group_left () ({fleet_value})) or (({here}) * 0)"
 
 

@@ -33,7 +33,20 @@ class Schema:
 
     @property
     def by(self) -> str:
+        """The identity labels: what the inventory lists and a node-level join needs."""
         return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
+
+    @property
+    def key(self) -> str:
+        """The labels every per-GPU feature is aggregated by: the UUID (and the model, which a
+        board never changes, for the same-model peer joins).
+
+        Not the node or the GPU index: dcgm-exporter on Kubernetes without ``NODE_NAME``
+        reports its own pod name as ``Hostname``, so every exporter restart renames the node
+        of every series, and a reboot that loses a board can renumber the others. Grouping by
+        those would split one GPU's week into pieces and read only one of them.
+        """
+        return f"{self.uuid}, {self.model}"
 
     def selectors(self, metric: str, **labels: str) -> tuple[list[str], float] | None:
         """Series selectors for ``metric{labels}`` and the factor to our units (None: absent).
@@ -75,13 +88,13 @@ class Schema:
         if found is None:
             return None
         names, scale = found
-        parts = [f"{agg} by ({self.by}) ({fn}({n}[{window}]))" for n in names]
+        parts = [f"{agg} by ({self.key}) ({fn}({n}[{window}]))" for n in names]
         if len(parts) == 1:
             return parts[0], scale
         tagged = " or ".join(
             f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
         )
-        return f"sum by ({self.by}) ({tagged})", scale
+        return f"sum by ({self.key}) ({tagged})", scale
 
 
 OURS = Schema("ours", "node", "gpu", "uuid", "model")

@@ -68,12 +68,18 @@ def openmetrics(
     schema: str = "ours",
     start: float = 1_700_000_000,
     driver_change_at: float | None = None,
+    exporter_restart_at: float | None = None,
 ) -> str:
     """The whole history as one OpenMetrics document (ends with ``# EOF``).
 
     ``driver_change_at`` (seconds after the start): every series carries the driver version
     as a label (dcgm-exporter's ``DCGM_FI_DRIVER_VERSION``, ours ``driver_version``), which
     changes there, as a driver upgrade splits every series in two.
+
+    ``exporter_restart_at`` (dcgm only): a dcgm-exporter pod on Kubernetes without
+    ``NODE_NAME`` reports its own pod name as ``Hostname``, so a restart of the exporter pod
+    changes the ``Hostname`` of every series of the node; job churn adds and changes the
+    ``pod``/``namespace``/``container`` labels. Both happen there.
     """
     catalogue = by_name()
     times = [k * step for k in range(int(days * DAY / step) + 1)]
@@ -117,6 +123,12 @@ def openmetrics(
                         if metric == "gpu_xid_errors_total"
                         else (value / f.scale)
                     )
+                if exporter_restart_at is not None and schema != "ours":
+                    after = t >= exporter_restart_at
+                    labels["Hostname"] = f"dcgm-exporter-{g.node}-{'b' if after else 'a'}"
+                    labels["pod"] = f"train-{g.index}-{'y' if after else 'x'}"
+                    labels["namespace"] = "ml"
+                    labels["container"] = "trainer"
                 if driver_change_at is not None:
                     key = "driver_version" if schema == "ours" else "DCGM_FI_DRIVER_VERSION"
                     labels[key] = "535.129.03" if t < driver_change_at else "550.54.15"

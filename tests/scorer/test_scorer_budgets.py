@@ -135,7 +135,7 @@ def test_a_1e39_value_is_missing_for_that_gpu_and_counted(fake, model: FailureMo
 
 
 MEASURE_RUN = """
-import json, resource, sys, time
+import json, sys, time
 from gpu_health.scorer.model import FailureModel
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer
@@ -148,7 +148,11 @@ print(json.dumps({
     "ok": ok,
     "error": scorer.current()[1],
     "seconds": time.monotonic() - started,
-    "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so the child would report
+    # the test session's own peak (about 2 GB late in a full run) instead of its own.
+    "peak_mib": next(
+        int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")
+    ) / 1024,
 }))
 """
 

@@ -140,28 +140,32 @@ def test_every_feature_query_parses_in_both_schemas() -> None:
                 promql_parser.parse(query)
 
 
-@pytest.mark.parametrize("schema", ["dcgm", "ours"])
-def test_driver_upgrade_leaves_every_feature_unchanged(
-    tmp_path: Path, prometheus_factory, schema: str
+@pytest.mark.parametrize(
+    ("schema", "relabel"),
+    [("dcgm", "driver_change_at"), ("ours", "driver_change_at"), ("dcgm", "exporter_restart_at")],
+)
+def test_relabelling_leaves_every_feature_unchanged(
+    tmp_path: Path, prometheus_factory, schema: str, relabel: str
 ) -> None:
-    """A driver upgrade relabels every series (new driver version): features are aggregated
-    by GPU. Gauge features are exact; a counter's increase loses the one scrape interval
-    between the old series' last sample and the new one's first (and Prometheus extrapolates
-    each piece to the window edge), within 10 % on this coarse 30-minute, integer history."""
+    """A driver upgrade relabels every series (new driver version); an exporter pod restart on
+    Kubernetes renames ``Hostname`` and job churn changes ``pod``: features are aggregated by
+    GPU (UUID), so none of them splits a GPU. Gauge features are exact; a counter's increase
+    loses the one scrape interval between the old series' last sample and the new one's first
+    (and Prometheus extrapolates each piece to the window edge), within 10 % on this coarse
+    30-minute, integer history."""
     fleet = make_fleet()
     clients = []
-    for name, change in (("plain", None), ("upgraded", 5.9 * DAY)):
+    for name, change in (("plain", None), ("relabelled", 5.9 * DAY)):
         om = tmp_path / f"{name}.om"
         om.write_text(
-            openmetrics(
-                fleet, days=6.5, step=1800, schema=schema, start=START, driver_change_at=change
-            )
+            openmetrics(fleet, days=6.5, step=1800, schema=schema, start=START, **{relabel: change})
         )
         stack.promtool_backfill(om, tmp_path / f"tsdb-{name}", block_duration="480h")
         server = prometheus_factory(data_dir=tmp_path / f"tsdb-{name}")
         clients.append(PromClient(PromConfig(server.url, retries=1)))
     plain, upgraded = (compute_features(c, schema, AT) for c in clients)  # type: ignore[arg-type]
-    assert plain.gpus == upgraded.gpus and plain.failed_queries == upgraded.failed_queries == 0
+    assert [g[2] for g in plain.gpus] == [g[2] for g in upgraded.gpus]
+    assert plain.failed_queries == upgraded.failed_queries == 0
     off = {}
     for j, name in enumerate(plain.names):
         a, b = plain.values[:, j], upgraded.values[:, j]
@@ -175,3 +179,34 @@ def test_driver_upgrade_leaves_every_feature_unchanged(
     assert {n: e for n, e in off.items() if e > 0.1} == {}
     gap = plain.column("reporting_gap_share_7d")
     assert np.nanmax(upgraded.column("reporting_gap_share_7d")) <= np.nanmax(gap) + 0.01
+
+
+def test_a_gpu_renamed_minutes_ago_is_one_row_under_its_new_name(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """Right after an exporter pod restart both ``Hostname`` values are within the presence
+    window: the inventory must still give one row per GPU (not a second, featureless one),
+    named as it reports now."""
+    om = tmp_path / "restart.om"
+    restart = 6.4 * DAY - 600  # ten minutes before the evaluation time
+    om.write_text(
+        openmetrics(
+            make_fleet(),
+            days=6.5,
+            step=300,
+            schema="dcgm",
+            start=START,
+            exporter_restart_at=restart,
+        )
+    )
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    frame = compute_features(client, "dcgm", AT)
+    uuids = [g[2] for g in frame.gpus]
+    assert (
+        len(uuids)
+        == len(set(uuids))
+        == len({g.uuid for g in make_fleet() if g.fails_at is None or g.fails_at > 6.4 * DAY})
+    )
+    assert all(g[0].endswith("-b") for g in frame.gpus), frame.gpus
+    assert np.isfinite(frame.column("temp_gpu_excess_24h")).all()

@@ -118,7 +118,7 @@ def _presence_series(schema: str) -> tuple[str, ...]:
     return tuple(_dcgm("gpu_temperature_celsius", sensor="gpu"))
 
 
-def _regex_literal(text: str) -> str:
+def regex_literal(text: str) -> str:
     """``text`` as a literal inside a PromQL regex in a double-quoted string: letters, digits,
     ``-`` and ``_`` as they are (a UUID reads as itself), anything else escaped for the regex
     and then for the string."""
@@ -141,7 +141,7 @@ def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     """The time of the last sample in the LOOKBACK of each of ``uuids`` (resolution
     LAST_SEEN_STEP: a subquery, so it is asked for a few absent GPUs, never the fleet)."""
     lab = LABELS[schema]
-    pattern = "|".join(_regex_literal(u) for u in uuids)
+    pattern = "|".join(regex_literal(u) for u in uuids)
     names = [f'{n}{{{lab.uuid}=~"{pattern}"}}' for n in _presence_series(schema)]
     return _any_of(
         names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by
