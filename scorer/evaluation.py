@@ -334,6 +334,13 @@ def format_report(report: dict[str, Any]) -> str:
         "recall@5%FPR [95% CI]   (pos: positive GPU-time rows; fail: distinct failures)",
     ]
     for h, e in report["horizons"].items():
+        if not any(isinstance(s, dict) and "rows" in s for s in e.values()):
+            lines.append(
+                f"{h:>7} not evaluated: {e['rows']} rows have their whole {h} window inside the "
+                f"history ({e['positives']} positive); a row is censored when the history ends "
+                f"within {h} of it"
+            )
+            continue
         for subset, s in e.items():
             if not isinstance(s, dict) or "rows" not in s:
                 continue

@@ -97,7 +97,8 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
     # 5-7 days before a failure precede its 5-day ramp, and the rule reads a GPU's steady
     # background (10 corrected errors a day on odd GPUs) as no evidence, so those rows rank
     # with the healthy GPUs: the rule sees the ramp, not the background.
-    assert seven["rule"]["roc_auc"] > 0.75
+    # (0.747 here once rows whose window passes the end are censored.)
+    assert seven["rule"]["roc_auc"] > 0.7
     # So is the one-line SRE rule of issue #16 (a ranking, no calibration).
     for scorer in ("model", "rule", "sre_line"):
         low, high = seven[scorer]["roc_auc_ci95"]
@@ -105,6 +106,9 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
     assert "mode:hbm" in report["horizons"]["7d"]
     assert report["lead_time"]["with_precursor"]["failures"] >= 5
     assert "ROC_AUC" in result.stdout and " rule " in result.stdout
+    assert "90d not evaluated: 0 rows have their whole 90d window inside the history" in (
+        result.stdout
+    )
     # Signals this hand-made dcgm history lacks are named (once), not silently zero.
     assert "ecc_uncorrected_7d" in report["empty_features"]
     assert "no data in the dcgm schema" in result.stderr

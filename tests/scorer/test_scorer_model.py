@@ -69,6 +69,39 @@ def test_labels_are_censored_where_the_future_is_unknown() -> None:
     assert y["7d"][2] == 0.0
     assert np.isnan(y["7d"][3])  # t + 7 d is past the end of the history: unknown
     assert y["30d"][1] == 1.0 and np.isnan(y["30d"][3])
+    # A failure inside the observed part of a window that runs past the end is censored too:
+    # keeping it would make the last 7 days of the history positives only.
+    late = label_rows(["a"], np.array([95.0]) * DAY, [Failure("a", 97 * DAY, "hbm")], 100 * DAY)
+    assert np.isnan(late["7d"][0]) and np.isnan(late["30d"][0])
+
+
+def test_a_score_that_only_grows_with_time_learns_nothing_from_the_labels() -> None:
+    """A fleet with no signal: 200 GPUs, each failing at a random time (or never) and then
+    replaced. A "score" that is just the calendar time must rank failures at chance at every
+    horizon; with positives kept where negatives are censored it ranked them far above."""
+    from gpu_health.scorer.evaluation import _weighted_scores
+
+    rng = np.random.default_rng(3)
+    end = 120 * DAY
+    failures, uuids, times = [], [], []
+    for slot in range(200):
+        board, born = 0, 0.0
+        while born < end:
+            uuid = f"{slot}-{board}"
+            dies = born + rng.exponential(150 * DAY)
+            if dies < end:
+                failures.append(Failure(uuid, dies, "other"))
+            for day in np.arange(np.ceil(born / DAY), min(dies, end) / DAY):
+                uuids.append(uuid)
+                times.append(day * DAY)
+            board, born = board + 1, dies + 2 * DAY
+    t = np.asarray(times)
+    labels = label_rows(uuids, t, failures, end)
+    for horizon in ("7d", "30d", "90d"):
+        y = labels[horizon]
+        ok = ~np.isnan(y)
+        auc, _ = _weighted_scores(t[ok], y[ok], np.ones(int(ok.sum())))
+        assert abs(auc - 0.5) < 0.05, (horizon, auc)
 
 
 def test_time_split_leaves_no_label_window_across_the_split(trained) -> None:
