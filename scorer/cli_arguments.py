@@ -308,7 +308,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="measure a model on a held-out history",
-        description="ROC AUC and recall at 5%% FPR with 95%% GPU-bootstrap intervals for the "
+        description="ROC AUC and recall at 5% FPR with 95% GPU-bootstrap intervals for the "
         "model, the rule baseline and a one-line SRE rule on the same rows (all failures, "
         "visible precursors, each failure mode), plus calibration and lead times, on a "
         "held-out history (e.g. a differently seeded fleet or another physics family).",

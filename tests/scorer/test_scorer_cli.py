@@ -340,6 +340,9 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         assert text in result.stderr and "Traceback" not in result.stderr
         assert result.stderr.strip().count("\n") == 0
     assert "serve" in subprocess.run([*SCORER, "--help"], capture_output=True, text=True).stdout
+    for command in ("train", "evaluate", "score", "labels", "outcomes"):
+        helped = subprocess.run([*SCORER, command, "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "%%" not in helped.stdout, command  # argparse escapes
 
 
 def _processes_using(path: Path) -> list[int]:
