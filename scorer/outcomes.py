@@ -6,8 +6,9 @@ a GPU is *flagged* when its probability was at or above the model's threshold, a
 when the ledger has a failure of that GPU in ``(t, t + horizon]``. Counting GPU-time rows the
 way ``evaluate`` does (a true positive is a flagged row whose GPU failed within the horizon)
 makes the live figures comparable with an offline evaluation of the same period. Prediction
-times whose horizon has not yet ended are left out unless the GPU already failed (their outcome
-is otherwise unknown) — the rule ``evaluate`` labels by. Lead time: for
+times whose horizon has not yet ended are left out, even when the GPU already failed — the rule
+``evaluate`` labels by: keeping the early failures while the survivors of the same times wait
+would count those times' flags as hits more often than they are. Lead time: for
 each failure in the window, how long before it the GPU was first flagged (within the horizon).
 """
 
@@ -80,7 +81,7 @@ def outcomes(
     threshold: float,
     window_end: float,
 ) -> Outcome:
-    """Count rows whose outcome is known: failed by ``window_end``, or horizon ended."""
+    """Count rows whose horizon ended by ``window_end`` (both outcomes known alike)."""
     h = HORIZON_SECONDS[horizon]
     by_uuid: dict[str, list[float]] = {}
     for uuid, when in failures:
@@ -92,9 +93,9 @@ def outcomes(
     for uuid, rows in history.items():
         fails = sorted(by_uuid.get(uuid, ()))
         for t, p in rows:
-            failed = any(t < f <= min(t + h, window_end) for f in fails)
-            if not failed and t + h > window_end:
-                continue  # survived so far, but the horizon has not ended: unknown yet
+            if t + h > window_end:
+                continue  # the horizon has not ended: censored whatever happened so far
+            failed = any(t < f <= t + h for f in fails)
             flagged = p >= threshold
             tp += flagged and failed
             fp += flagged and not failed
