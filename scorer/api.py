@@ -126,7 +126,10 @@ def openapi_document() -> dict[str, Any]:
             "flagged": {
                 "type": "object",
                 "properties": {h: {"type": "boolean"} for h in HORIZONS},
-                "description": "Probability at or above the model's alert threshold.",
+                "description": "The GPU stands out: for the rule, a hazard at least 8 times "
+                "that of a GPU without evidence in the same fleet now (never under 8 times the "
+                "public base rate); for a trained model, a probability at or above its "
+                "calibrated threshold.",
             },
             "risk_factors": {
                 "type": "object",

@@ -93,6 +93,19 @@ def predict_snapshots(
     return out
 
 
+def flag_snapshots(
+    model: RiskModel, horizon: str, x: FloatArray, times: FloatArray, probabilities: FloatArray
+) -> BoolArray:
+    """The model's flags on rows predicted by :func:`predict_snapshots`, one time at a time as
+    ``serve`` flags them: the rule flags a GPU that stands out from its fleet at that time
+    (:meth:`~gpu_health.scorer.rules.RuleModel.flags`)."""
+    out = np.zeros(len(times), dtype=bool)
+    for t in np.unique(times):
+        sel = times == t
+        out[sel] = model.flags(horizon, x[sel], probabilities[sel])
+    return out
+
+
 def visible_ceiling(y: FloatArray, visible: BoolArray) -> float:
     """ROC AUC on all failures of an oracle that ranks every row whose failure's precursor is
     already visible first and knows nothing else (every other row tied): what telemetry
@@ -203,6 +216,8 @@ def evaluate(
         name: {h: predict_snapshots(m, h, data.matrix(m.features), data.times) for h in HORIZONS}
         for name, m in scorers.items()
     }
+    x_model = data.matrix(model.features)
+    flags = {h: flag_snapshots(model, h, x_model, data.times, probs["model"][h]) for h in HORIZONS}
     line = sre_line_score(SRE_LINE_FEATURES, data.matrix(SRE_LINE_FEATURES))
     probs[SRE_LINE] = {h: line for h in HORIZONS}
     uuids = sorted(set(data.uuids))
@@ -249,22 +264,26 @@ def evaluate(
                 )
                 entry[subset]["failures"] = failures_counted(subset, sel, y, data.times, ahead)
             p = probs["model"][horizon]
+            flagged = flags[horizon]
             thr = model.threshold(horizon)
+            # What `flagged` in the API means (the rule: stands out from its fleet now) ...
             entry["threshold"] = thr
-            entry["fpr_at_threshold"] = float((p[ok & (y == 0)] >= thr).mean())
-            entry["recall_at_threshold"] = float((p[ok & (y == 1)] >= thr).mean())
+            entry["fpr_at_threshold"] = float(flagged[ok & (y == 0)].mean())
+            entry["recall_at_threshold"] = float(flagged[ok & (y == 1)].mean())
+            # ... and what `outcomes` can count from published probabilities alone (the same
+            # for a trained model; for the rule, the fixed floor of its per-row threshold).
+            entry["fpr_at_absolute_threshold"] = float((p[ok & (y == 0)] >= thr).mean())
+            entry["recall_at_absolute_threshold"] = float((p[ok & (y == 1)] >= thr).mean())
             entry["calibration"] = calibration(p[ok], y[ok])
         report["horizons"][horizon] = entry
-    report["lead_time"] = lead_times(model, data, probs["model"]["30d"], failures)
+    report["lead_time"] = lead_times(data, flags["30d"], failures)
     return report
 
 
-def lead_times(
-    model: RiskModel, data: Dataset, p30: FloatArray, failures: Sequence[Failure]
-) -> dict[str, Any]:
+def lead_times(data: Dataset, flagged30: BoolArray, failures: Sequence[Failure]) -> dict[str, Any]:
     """For each failure inside the evaluated period: how long before it the GPU was first
-    flagged at the 30-day threshold (within the 30 days before the failure)."""
-    thr = model.threshold("30d")
+    flagged at 30 days (``flagged30``: the model's flags per row, as ``serve`` sets them),
+    within the 30 days before the failure."""
     rows: list[dict[str, Any]] = []
     if len(data):
         t_min, t_max = float(data.times.min()), float(data.times.max())
@@ -279,7 +298,7 @@ def lead_times(
                 for i in by_uuid.get(f.uuid, [])
                 if f.time - HORIZON_SECONDS["30d"] <= data.times[i] < f.time
             ]
-            flagged = sorted(data.times[i] for i in idx if p30[i] >= thr)
+            flagged = sorted(data.times[i] for i in idx if flagged30[i])
             lead = (f.time - flagged[0]) / 86400 if flagged else None
             early = f.precursor_start is not None and f.time - f.precursor_start >= 7 * 86400
             rows.append(
@@ -360,10 +379,22 @@ def format_report(report: dict[str, Any]) -> str:
                 f"and nothing else: {f(e['visible_precursor_ceiling_roc_auc'])}"
             )
         if "fpr_at_threshold" in e:
+            rule = report["model_kind"] == "rules"
+            where = (
+                f"flagged (stands out from its fleet; floor {f(e['threshold'])})"
+                if rule
+                else f"at its threshold {f(e['threshold'])}"
+            )
             lines.append(
-                f"{h:>7} model at its threshold {f(e['threshold'])}: FPR "
+                f"{h:>7} model {where}: FPR "
                 f"{f(e['fpr_at_threshold'])}, recall {f(e['recall_at_threshold'])}"
             )
+            if rule:
+                lines.append(
+                    f"{h:>7} model at the fixed floor alone (what `outcomes` counts): FPR "
+                    f"{f(e['fpr_at_absolute_threshold'])}, "
+                    f"recall {f(e['recall_at_absolute_threshold'])}"
+                )
     lt = report["lead_time"]
     for key in ("all", "with_precursor", "precursor_began_7d_before"):
         s = lt[key]

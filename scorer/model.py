@@ -39,6 +39,7 @@ XGBOOST = "xgboost"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class ModelError(UserError):
@@ -135,6 +136,8 @@ class RiskModel(Protocol):
 
     def threshold(self, horizon: str) -> float: ...
 
+    def flags(self, horizon: str, x: FloatArray, probabilities: FloatArray) -> BoolArray: ...
+
     def hazard(self, x: FloatArray) -> FloatArray: ...
 
     def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]: ...
@@ -193,6 +196,13 @@ class FailureModel:
         if horizon in self.horizons:
             return self.horizons[horizon].threshold
         return float(_extend(self.horizons["30d"].threshold, horizon))
+
+    def flags(self, horizon: str, x: FloatArray, probabilities: FloatArray) -> BoolArray:
+        """A row is flagged at the calibrated threshold: chosen at the target false-positive
+        rate on held-out GPU-times, so it already is relative to the training fleet."""
+        del x  # a row-wise model needs nothing else
+        result: BoolArray = np.asarray(probabilities, dtype=np.float64) >= self.threshold(horizon)
+        return result
 
     def hazard(self, x: FloatArray) -> FloatArray:
         """Constant hazard per second implied by the 30-day probability."""

@@ -5,6 +5,13 @@ Reads ``gpu_failure_probability`` history back from Prometheus and the failure l
 ``_recall`` and ``_lead_time_days`` per horizon in the Prometheus text format. Written to the
 node-exporter textfile directory (``--textfile``) on a timer, they reach Prometheus, where the
 ``GpuPredictionPrecisionLow`` alert watches them.
+
+A flag here is the published probability at or above the model's fixed threshold
+(``model.threshold``): the history of ``gpu_failure_probability`` does not say how often the
+fleet was failing at each time. For a trained model that is exactly its ``flagged``. For the
+rule it is the floor of its per-row threshold (8 times the public base hazard), which equals
+``flagged`` only while the fleet fails no more often than the public rate; in a fleet failing
+above it these counts include GPUs the service did not flag (``evaluate`` reports both).
 """
 
 from __future__ import annotations
@@ -29,8 +36,12 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
         "outcomes",
         help="live precision/recall/lead time of past flags against the ledger",
         description="How the scorer's past flags (gpu_failure_probability at or above the "
-        "model's threshold) turned out against the failure ledger, per horizon, over a "
-        "rolling window; printed as Prometheus metrics.",
+        "model's fixed threshold) turned out against the failure ledger, per horizon, over a "
+        "rolling window; printed as Prometheus metrics. The published probabilities do not "
+        "say how often the fleet was failing, so for the rule baseline a flag here is its "
+        "absolute floor (8 times the public base hazard), not the per-fleet flag the service "
+        "sets: in a fleet failing above the public rate this counts more flags than "
+        "'flagged' in the API shows.",
     )
     prometheus_arguments(p)
     p.add_argument("--ledger", type=Path, required=True, help="failures CSV (uuid,time,mode)")

@@ -30,6 +30,9 @@ Two things make the rule hold on fleets it has never seen:
   fleet failing twenty times more often than the public rate is told so. Node recurrence is an
   *added* hazard per GPU the node lost (:data:`NODE_REPEAT_RATE`), so it matters in a fleet
   that rarely fails and fades into the base rate of one that often does.
+
+A GPU is *flagged* when it stands out from its fleet, not when its probability passes a fixed
+number: see :meth:`RuleModel.flags`.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import numpy.typing as npt
 from gpu_health.scorer.feature_table import MODEL_KEY
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 DAY = 86400.0
 YEAR = 365.0 * DAY
 
@@ -330,7 +334,8 @@ class RuleModel:
     """The rule as a model: same interface as :class:`~gpu_health.scorer.model.FailureModel`."""
 
     base_rate: float = BASE_ANNUAL_RATE
-    #: Flag a GPU when its hazard reaches this multiple of the base rate.
+    #: Flag a GPU when its hazard reaches this multiple of the hazard of a GPU without
+    #: evidence in the same fleet (see :meth:`reference_hazard`).
     flag_multiplier: float = 8.0
     kind: str = "rules"
     #: An anomaly detector (the shipped isolation forest) and the features it reads; the rule
@@ -355,9 +360,45 @@ class RuleModel:
         return probability_within(self.hazard(x), horizon_seconds(horizon))
 
     def threshold(self, horizon: str) -> float:
-        """The probability at ``flag_multiplier`` times the base hazard."""
+        """The probability at ``flag_multiplier`` times the *public* base hazard: the floor of
+        every row's flag threshold (:meth:`flags`), and the whole threshold where the fleet
+        fails no more often than the public rate. For callers that only have published
+        probabilities and cannot know the fleet's rate (``outcomes``)."""
         lam = self.base_rate / YEAR * self.flag_multiplier
         return float(-math.expm1(-lam * horizon_seconds(horizon)))
+
+    def reference_hazard(self, x: FloatArray) -> FloatArray:
+        """Per row, the hazard per second at which the rule flags: ``flag_multiplier`` times
+        the hazard of a GPU with no evidence in this fleet at this time, i.e. times
+        ``max(public base rate, the row's fleet rate)``.
+
+        * The fleet's rate, because every GPU's hazard starts at it: in a fleet failing twenty
+          times above the public rate a fixed threshold flags every GPU, and "flagged" then
+          says nothing about the GPU. Against the fleet's own rate a GPU is flagged only when
+          its evidence multiplies it by ``flag_multiplier``, i.e. when it stands out.
+        * Never below the public rate: in a fleet that fails less often than the public
+          rate, a GPU that stands out but is still under ``flag_multiplier`` times the public
+          hazard is not worth an operator's time, and there the flag is what it always was
+          (:meth:`threshold`).
+        * Without the node-recurrence hazard: a GPU whose node just lost a board is at real
+          extra risk (the published recurrence, :data:`NODE_REPEAT_RATE`, is about four times
+          the public rate per lost GPU), so it must still be able to flag at the public rate
+          (three lost GPUs reach the flag on their own). Putting the node term in the
+          reference would make that GPU *harder* to flag than its peers. In a fleet that
+          fails often the term is small next to the fleet rate, so it fades there as it does
+          in the hazard itself.
+        """
+        rate = np.maximum(fleet_rate(self.features, x, self.base_rate), self.base_rate)
+        result: FloatArray = self.flag_multiplier * rate / YEAR
+        return result
+
+    def flags(self, horizon: str, x: FloatArray, probabilities: FloatArray) -> BoolArray:
+        """Whether each row stands out: its probability (as published, from :meth:`predict`
+        on the same rows) reaches that of :meth:`reference_hazard` over the horizon. ``x`` is
+        one snapshot of the fleet, as for :meth:`predict`."""
+        reference = probability_within(self.reference_hazard(x), horizon_seconds(horizon))
+        result: BoolArray = np.asarray(probabilities, dtype=np.float64) >= reference
+        return result
 
     def factors(self, horizon: str, x: FloatArray) -> tuple[tuple[str, ...], FloatArray]:
         """Each term's evidence (log-hazard units) per row: the risk factors. The node's

@@ -119,6 +119,9 @@ def score_frame(model: RiskModel, frame: FeatureFrame, top_k: int = 3) -> list[G
     ordered = sorted(HORIZONS, key=lambda h: int(h.rstrip("d")))
     for shorter, longer in itertools.pairwise(ordered):
         probs[longer] = np.maximum(probs[longer], probs[shorter])
+    # "Flagged" is the model's own call on the published probability: for the rule, a GPU
+    # that stands out from this fleet now (RuleModel.flags), not a fixed probability.
+    flags = {h: model.flags(h, x, probs[h]) for h in HORIZONS}
     contribs = {h: model.factors(h, x) for h in HORIZONS}
     anomaly = model.anomaly(x)
     econ = frame.select(ECON_FEATURES)
@@ -137,7 +140,7 @@ def score_frame(model: RiskModel, frame: FeatureFrame, top_k: int = 3) -> list[G
                 uuid,
                 gmodel,
                 {h: float(probs[h][i]) for h in HORIZONS},
-                {h: bool(probs[h][i] >= model.threshold(h)) for h in HORIZONS},
+                {h: bool(flags[h][i]) for h in HORIZONS},
                 factors,
                 float(anomaly[i]),
                 {name: float(econ[i, j]) for j, name in enumerate(ECON_FEATURES)},

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_health.scorer.evaluation import evaluate, failures_counted, subsets, upcoming_failures
+from gpu_health.scorer.evaluation import (
+    evaluate,
+    failures_counted,
+    format_report,
+    subsets,
+    upcoming_failures,
+)
 from gpu_health.scorer.rules import RuleModel
 from gpu_health.scorer.training import Dataset, Failure, label_rows
 
@@ -51,3 +57,47 @@ def test_failures_are_counted_once_per_subset_however_many_rows_precede_them() -
     seven = report["horizons"]["7d"]
     assert seven["all"]["failures"] == 3 and seven["mode:hbm"]["failures"] == 2
     assert seven["all"]["positives"] == int(y[ok].sum())
+
+
+def test_the_rule_flags_what_stands_out_in_a_fleet_failing_above_the_public_rate() -> None:
+    # Forty GPUs with a row a day for 70 days from a fleet losing about 2.5 GPUs per GPU-year:
+    # every row carries the fleet's 30-day losses over its GPU-days (46 in 6,000). Four GPUs
+    # fail, the first two after a precursor (uncorrectable ECC errors) in their last 6 days.
+    names = ("fleet_lost_gpus_30d", "fleet_gpu_days_30d", "ecc_uncorrected_7d", "gpu_model_key")
+    failures = [
+        Failure("g00", 20 * DAY, "hbm", True, 14 * DAY),
+        Failure("g01", 25 * DAY, "hbm", True, 19 * DAY),
+        Failure("g02", 22 * DAY, "pcie", False),
+        Failure("g03", 30 * DAY, "other", False),
+    ]
+    ends = {f.uuid: f.time for f in failures}
+    gpus = [f"g{k:02d}" for k in range(40)]
+    uuids, times, rows = [], [], []
+    for day in range(70):
+        for g in gpus:
+            t = day * DAY
+            if t >= ends.get(g, 1e12):
+                continue
+            precursor = next(
+                (f for f in failures if f.uuid == g and f.precursor_start is not None), None
+            )
+            ecc = 10.0 if precursor and precursor.precursor_start <= t else 0.0
+            uuids.append(g)
+            times.append(t)
+            rows.append([46.0, 6000.0, ecc, 1.0])
+    t = np.asarray(times)
+    data = Dataset(names, np.asarray(rows), t, uuids)
+    data.labels = label_rows(uuids, t, failures, 70 * DAY)
+    report = evaluate(RuleModel(), data, failures, bootstrap=0)
+    for h in ("7d", "30d"):
+        e = report["horizons"][h]
+        # Against the fixed threshold every row of this fleet would be flagged ...
+        assert e["fpr_at_absolute_threshold"] > 0.99 and e["recall_at_absolute_threshold"] == 1.0
+        # ... the rule's own flag is what stands out: no healthy row, the precursor rows.
+        assert e["fpr_at_threshold"] == 0.0, h
+        assert 0 < e["recall_at_threshold"] < 1, h
+    lead = report["lead_time"]["all"]
+    # Only the two failures with a precursor were flagged, each when the precursor began.
+    assert (lead["failures"], lead["flagged"]) == (4, 2)
+    assert lead["median_lead_days"] == 6.0
+    assert "stands out from its fleet" in format_report(report)

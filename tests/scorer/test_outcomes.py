@@ -99,10 +99,12 @@ def test_live_outcomes_match_offline_evaluate(
             expect_fn,
         ), h
         flagged_any |= expect_tp > 0
-        recall = offline["horizons"][h].get("recall_at_threshold")
+        # outcomes reads published probabilities only: it counts the fixed threshold, which
+        # evaluate reports next to the model's own (per-fleet, for the rule) flags.
+        recall = offline["horizons"][h].get("recall_at_absolute_threshold")
         if recall is not None:
             assert abs(got["recall"] - recall) <= 0.01
-        fpr = offline["horizons"][h].get("fpr_at_threshold")
+        fpr = offline["horizons"][h].get("fpr_at_absolute_threshold")
         if fpr is not None:
             negatives = offline["horizons"][h]["rows"] - offline["horizons"][h]["positives"]
             assert abs(got["false_positive"] / negatives - fpr) <= 0.01

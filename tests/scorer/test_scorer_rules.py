@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpu_health.scorer.model import RULES, load_model
+from gpu_health.scorer.api import gpu_json
+from gpu_health.scorer.features import FEATURES, FeatureFrame
+from gpu_health.scorer.model import HORIZONS, RULES, load_model
 from gpu_health.scorer.rules import (
     BASE_ANNUAL_RATE,
     FAILURE_CLASSES,
@@ -14,6 +16,7 @@ from gpu_health.scorer.rules import (
     RuleModel,
     failure_class,
 )
+from gpu_health.scorer.service import score_frame
 
 RULE = RuleModel()
 
@@ -66,8 +69,11 @@ def test_evidence_names_the_failure_class(
 ) -> None:
     names, prob = failure_class(RULE_FEATURES, _row(**features))
     assert names == [expected] and prob[0] > 0.5
-    flagged = RULE.predict("7d", _row(**features))[0] >= RULE.threshold("7d")
-    assert flagged == flags
+    x = _row(**features)
+    p = RULE.predict("7d", x)
+    assert RULE.flags("7d", x, p)[0] == flags
+    # At the public rate (no fleet history) the flag is the fixed threshold, as it always was.
+    assert (p[0] >= RULE.threshold("7d")) == flags
     assert expected in RUNBOOKS
 
 
@@ -180,9 +186,84 @@ def test_the_base_rate_is_the_fleets_own() -> None:
 def test_a_node_that_lost_gpus_adds_hazard_that_fades_in_a_failing_fleet() -> None:
     quiet = RULE.hazard(_row(node_lost_gpus_30d=1))[0] / RULE.hazard(_row())[0]
     busy_fleet = {"fleet_lost_gpus_30d": 40, "fleet_gpu_days_30d": 6000}
-    busy = RULE.hazard(_row(node_lost_gpus_30d=1, **busy_fleet))[0] / RULE.hazard(
-        _row(**busy_fleet)
-    )[0]
+    busy = (
+        RULE.hazard(_row(node_lost_gpus_30d=1, **busy_fleet))[0]
+        / RULE.hazard(_row(**busy_fleet))[0]
+    )
     assert quiet > 3 and 1 < busy < 1.3
     names, values = RULE.factors("7d", _row(node_lost_gpus_30d=1))
     assert names[int(np.argmax(values[0]))] == "node_lost_gpus_30d"
+
+
+#: A fleet failing far above the public rate: 46 GPUs lost in 30 days over 200 GPUs' 6,000
+#: GPU-days, about 2.5 failures per GPU-year (the public rate is 0.11).
+BUSY_FLEET = {"fleet_lost_gpus_30d": 46.0, "fleet_gpu_days_30d": 6000.0}
+
+
+def _busy_fleet(names: tuple[str, ...], rows: int = 24) -> np.ndarray:
+    """A snapshot of the busy fleet: every GPU quiet except GPU 5 (a corrected-ECC storm
+    its peers do not show, over many hours, and an XID 79) and GPU 9 (its node lost three
+    GPUs this month)."""
+    x = np.zeros((rows, len(names)))
+    for name, v in BUSY_FLEET.items():
+        x[:, names.index(name)] = v
+    x[:, names.index("gpu_model_key")] = 1.0
+    x[5, names.index("ecc_corrected_per_day_7d")] = 200.0
+    x[5, names.index("ecc_corrected_active_hours_7d")] = 40.0
+    x[5, names.index("xid_bus_events_7d")] = 1.0
+    x[9, names.index("node_lost_gpus_30d")] = 3.0
+    return x
+
+
+def test_in_a_fleet_failing_above_the_public_rate_only_a_gpu_that_stands_out_is_flagged() -> None:
+    x = _busy_fleet(RULE_FEATURES)
+    rate = RULE.hazard(x[:1])[0] * 365 * 86400
+    assert 2.2 < rate < 2.8  # the rule knows the fleet fails ~20 times the public rate
+    for h in HORIZONS:
+        p = RULE.predict(h, x)
+        # The fixed threshold would flag every GPU of this fleet ...
+        assert (p >= RULE.threshold(h)).all()
+        # ... the flag names only the one with strong evidence of its own.
+        flagged = RULE.flags(h, x, p)
+        assert np.flatnonzero(flagged).tolist() == [5], h
+    # The node's recurrence is small next to this fleet's own rate: not enough on its own here,
+    # while at the public rate three lost GPUs on the node are (see below).
+    assert not RULE.flags("7d", x[9:10], RULE.predict("7d", x[9:10]))[0]
+
+
+def test_the_flag_needs_the_multiplier_over_the_fleet_and_never_less_than_the_public_rate() -> None:
+    # Evidence that multiplies a quiet GPU's hazard by just over or just under 8.
+    over = {"ecc_uncorrected_7d": 2.0, "xid_memory_events_7d": 1.0}  # memory exp(3.6) * 0.3
+    under = {"xid_bus_events_7d": 1.0}  # bus exp(2.1) * 0.15: about x2
+    for fleet in ({}, BUSY_FLEET):
+        quiet = _row(**fleet)
+        for evidence, expected in ((over, True), (under, False), ({}, False)):
+            x = _row(**fleet, **evidence)
+            assert RULE.hazard(x)[0] / RULE.hazard(quiet)[0] > 8 or not expected
+            assert RULE.flags("30d", x, RULE.predict("30d", x))[0] == expected, (fleet, evidence)
+    # A fleet that rarely fails (no loss in 6,000 GPU-days): its rate is below the public one,
+    # and the flag stays at the fixed threshold rather than dropping with it.
+    calm = {"fleet_lost_gpus_30d": 0.0, "fleet_gpu_days_30d": 6000.0}
+    for evidence in (over, under, {"ecc_uncorrected_7d": 3.0, "xid_memory_events_7d": 2.0}):
+        x = _row(**calm, **evidence)
+        p = RULE.predict("7d", x)
+        assert RULE.flags("7d", x, p)[0] == (p[0] >= RULE.threshold("7d"))
+    # At the public rate the node's recurrence flags on its own: three GPUs lost on the node.
+    lost = _row(node_lost_gpus_30d=3.0)
+    assert RULE.flags("7d", lost, RULE.predict("7d", lost))[0]
+    one = _row(node_lost_gpus_30d=1.0)
+    assert not RULE.flags("7d", one, RULE.predict("7d", one))[0]
+
+
+def test_the_service_flags_only_the_gpu_that_stands_out_in_a_busy_fleet() -> None:
+    names = tuple(f.name for f in FEATURES)
+    x = _busy_fleet(names)
+    gpus = [(f"node-{i // 8}", str(i % 8), f"GPU-{i}", "NVIDIA H100 80GB HBM3") for i in range(24)]
+    frame = FeatureFrame(None, "dcgm", gpus, names, x)
+    scores = score_frame(RULE, frame)
+    for h in HORIZONS:
+        published = [gpu_json(s) for s in scores]
+        flagged = [g["uuid"] for g in published if g["flagged"][h]]
+        assert flagged == ["GPU-5"], h
+        # Every GPU's published probability is above the fixed threshold of this horizon.
+        assert min(g["failure_probability"][h] for g in published) >= RULE.threshold(h)
