@@ -263,17 +263,21 @@ def test_fields_the_fleet_writes_feed_their_features(
 def test_score_at_a_time_of_churn_lists_each_gpu_once(
     fleet: K8sFleet, prometheus_factory: Callable[..., stack.Server]
 ) -> None:
-    """``score --at`` where pods, exporter instances and drivers changed in the last hours: one
-    entry per UUID, and exactly the UUIDs that reported in the presence lookback are present."""
+    """``score --at`` where pods, exporter instances or drivers changed in the last hours and
+    some board stopped reporting: one entry per UUID, and exactly the UUIDs that reported in the
+    presence lookback are not absent."""
     times = sorted(fleet.reported)
     window = 3 * 3600
 
-    def churn(t: int) -> tuple[int, int]:
+    def churn(t: int) -> tuple[bool, int, int]:
         changed = churned_before(fleet, t, window)
-        return len({n for labels in changed.values() for n in labels}), len(changed)
+        seen = {u for ts in times if t - window < ts <= t for u in fleet.reported[ts]}
+        gone = seen - set(present_at(fleet, t)[1])
+        return bool(gone), len({n for labels in changed.values() for n in labels}), len(changed)
 
     at = max(times[len(times) // 10 :], key=churn)  # past the first tenth: a full lookback
-    assert churn(at)[0] >= 2, "no time with two kinds of label churn in the last hours"
+    has_gone, kinds, _ = churn(at)
+    assert has_gone and kinds >= 2, "no time with two kinds of churn and a board just gone"
     server = prometheus_factory(data_dir=fleet.data_dir / "prometheus")
     command = [*SCORER, "score", "--prometheus.url", server.url, "--schema", "dcgm"]
     result = subprocess.run(
