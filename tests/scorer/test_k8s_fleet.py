@@ -40,10 +40,11 @@ from gpu_health.scorer.model import HORIZON_SECONDS
 
 GENERATOR = Path(__file__).resolve().parents[2] / "bench" / "k8s_fleet.py"
 SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
-#: 2 nodes (16 GPUs) over 17 days at 30-minute scrapes: a 7-day warm-up, then 4 daily rows per
+#: 2 nodes (16 GPUs) over 17 days at 15-minute scrapes: a 7-day warm-up, then 4 daily rows per
 #: GPU whose 7-day window ends inside the history. More failures than the default rate so that
-#: window holds positives; a fixed end keeps the fleet the same from run to run.
-FLEET_ARGS = ["--gpus", "16", "--days", "17", "--resolution", "1800", "--seed", "2"]
+#: window holds positives; a fixed end keeps the fleet the same from run to run. Scrapes closer
+#: than the presence lookback, so a relabelled board shows under both label sets inside it.
+FLEET_ARGS = ["--gpus", "16", "--days", "17", "--resolution", "900", "--seed", "2"]
 FLEET_ARGS += ["--failures", "10", "--end", "1780000000"]
 STEP, WARMUP = "24h", "7d"
 HORIZON = int(HORIZON_SECONDS["7d"])
@@ -190,6 +191,18 @@ def churned_before(fleet: K8sFleet, t: int, window: int) -> dict[str, set[str]]:
     return dict(changed)
 
 
+def split_within(fleet: K8sFleet, t: int, window: int) -> dict[str, set[str]]:
+    """UUID -> the churn labels that differ between its samples in (t - window, t]."""
+    seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for ts, reported in fleet.reported.items():
+        if t - window < ts <= t:
+            for uuid, labels in reported.items():
+                for name in CHURN_LABELS:
+                    seen[uuid][name].add(labels.get(name, ""))
+    split = {u: {n for n, values in names.items() if len(values) > 1} for u, names in seen.items()}
+    return {u: names for u, names in split.items() if names}
+
+
 def fails_within(fleet: K8sFleet, uuid: str, t: int) -> bool:
     return any(t < f <= t + HORIZON for f in fleet.failures.get(uuid, ()))
 
@@ -263,21 +276,21 @@ def test_fields_the_fleet_writes_feed_their_features(
 def test_score_at_a_time_of_churn_lists_each_gpu_once(
     fleet: K8sFleet, prometheus_factory: Callable[..., stack.Server]
 ) -> None:
-    """``score --at`` where pods, exporter instances or drivers changed in the last hours and
-    some board stopped reporting: one entry per UUID, and exactly the UUIDs that reported in the
-    presence lookback are not absent."""
+    """``score --at`` where a board's pod, exporter instance or driver changed inside the
+    presence lookback (so its series under both label sets are in the inventory's window) and
+    some board stopped reporting in the last hours: one entry per UUID, and exactly the UUIDs
+    that reported in the presence lookback are not absent."""
     times = sorted(fleet.reported)
-    window = 3 * 3600
+    lookback, window = int(duration_arg(PRESENCE_LOOKBACK)), 3 * 3600
 
-    def churn(t: int) -> tuple[bool, int, int]:
-        changed = churned_before(fleet, t, window)
+    def churn(t: int) -> tuple[bool, int]:
         seen = {u for ts in times if t - window < ts <= t for u in fleet.reported[ts]}
         gone = seen - set(present_at(fleet, t)[1])
-        return bool(gone), len({n for labels in changed.values() for n in labels}), len(changed)
+        return bool(gone), len(split_within(fleet, t, lookback))
 
     at = max(times[len(times) // 10 :], key=churn)  # past the first tenth: a full lookback
-    has_gone, kinds, _ = churn(at)
-    assert has_gone and kinds >= 2, "no time with two kinds of churn and a board just gone"
+    gone, relabelled = churn(at)
+    assert gone and relabelled, "no time with a board relabelled in the lookback and one gone"
     server = prometheus_factory(data_dir=fleet.data_dir / "prometheus")
     command = [*SCORER, "score", "--prometheus.url", server.url, "--schema", "dcgm"]
     result = subprocess.run(
