@@ -11,11 +11,23 @@ HTTP client and gets the same answer.
   that window, or the row-remap-failure flag.
 * ``absent``: known in the last :data:`LOOKBACK` but no sample in the last :data:`FRESH`; the
   state it had when it was last seen is kept (``last_state``) with the age of its last sample.
+  A GPU that went silent while another GPU of its node still reported fell off on its own: it is
+  down ("failed now"). When the whole node went silent at once (no GPU it had in the LOOKBACK
+  reports now, and this GPU's last sample is within :data:`FRESH` of the node's last one) the
+  exporter or the host is down and nothing is known about the GPU: it stays ``absent`` with the
+  reason "node N not reporting (exporter or host down)" and ``node_silent`` set, but is not down
+  unless it was already failed when last seen (:attr:`GpuState.down`). A node is its identity
+  label (``node`` ours, ``Hostname`` dcgm) together with every UUID seen under that name, so a
+  dcgm-exporter pod restart that renamed ``Hostname`` does not make a node look silent while its
+  GPUs report under the new name. A node with a single GPU cannot tell the two apart: its
+  silence counts as the node's.
 * ``replaced``: absent, and another UUID reports fresh samples from the same node and slot.
 * ``degraded``: reporting, no hard fault, but a health penalty of at least
   :data:`DEGRADED_PENALTY` points within the last :data:`FRESH` (intermittent faults such as
   power-brake slowdowns come and go), a pending row remap, or (dcgm-exporter, which has no health
-  score) an XID, PCIe replays or thermal/power violations in the recent window.
+  score) a new XID event in the recent window, PCIe replays or thermal/power violations.
+  Application-class XIDs (:data:`APPLICATION_XIDS`: the job's bug, not the GPU's) never make a GPU
+  degraded in either schema.
 * ``healthy``: everything else that reports.
 
 Failed and absent GPUs rank above every other GPU (:func:`rank_key`); a GPU that stopped
@@ -26,10 +38,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gpu_health.telemetry.catalogue import by_name
+from gpu_health.telemetry.xids import XID_CATALOGUE
 
 STATES: tuple[str, ...] = ("failed", "absent", "degraded", "healthy", "replaced")
 #: Ranking order: failed first, then absent, degraded, healthy; replaced GPUs left the fleet.
@@ -43,6 +56,15 @@ HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
 HARD_WINDOW = "24h"
 #: A GPU with no sample in this window is absent.
 FRESH = "30m"
+#: :data:`FRESH` in seconds: a silent GPU whose last sample is this much older than its node's
+#: last sample fell silent on its own, before its node.
+FRESH_S = 1800.0
+#: XIDs of the catalogue's "application" class (13, 31, 43, 45, ...): raised by a job's own bug
+#: (an MMU fault, a graphics exception), they say nothing about the GPU and make it neither
+#: degraded nor failed. dcgm-exporter's last-XID gauge holds one of them on most busy GPUs.
+APPLICATION_XIDS: tuple[int, ...] = tuple(
+    sorted(code for code, (_, cls) in XID_CATALOGUE.items() if cls == "application")
+)
 #: How far back GPUs are remembered (absent and replaced are only known within it).
 LOOKBACK = "7d"
 #: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
@@ -143,15 +165,14 @@ def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     lab = LABELS[schema]
     pattern = "|".join(regex_literal(u) for u in uuids)
     names = [f'{n}{{{lab.uuid}=~"{pattern}"}}' for n in _presence_series(schema)]
-    return _any_of(
-        names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by
-    )
+    return _any_of(names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by)
 
 
 def _queries(schema: str) -> dict[str, str]:
     lab = LABELS[schema]
     by = lab.by
     hard = "|".join(str(x) for x in HARD_XIDS)
+    app_reasons = "xid_(" + "|".join(str(x) for x in APPLICATION_XIDS) + ")"
     if schema == "ours":
         xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
         return {
@@ -177,18 +198,27 @@ def _queries(schema: str) -> dict[str, str]:
             "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{FRESH}])) > 0",
             "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{FRESH}])) > 0",
             "health_penalty": (
-                f'max by ({by}, reason) (max_over_time(gpu_health_penalty{{dimension!="overall"}}'
+                f"max by ({by}, reason) (max_over_time(gpu_health_penalty"
+                f'{{dimension!="overall",reason!~"{app_reasons}"}}'
                 f"[{FRESH}])) >= {DEGRADED_PENALTY:g}"
             ),
         }
     xid_field = _dcgm("gpu_xid_errors_total")[0]
     last_xid = f"last_over_time({xid_field}[{HARD_WINDOW}])"
-    # dcgm-exporter keeps only the last XID code in a gauge (the value is the code): an XID
-    # happened in the window when the gauge changed or first appeared in it.
+    # dcgm-exporter keeps only the last XID code in a gauge (the value is the code) until a
+    # reset, so a non-zero value is not an event: an XID happened in the window when the gauge
+    # changed in it (its last change then landed on the code it holds now), or when the GPU's
+    # gauge first appeared in it, no sample of that UUID (under any Hostname) in the LOOKBACK
+    # before the window: a new GPU whose first sample already holds a code. A GPU that kept
+    # an old code (from days ago) through the window, or reappears under a new Hostname after
+    # an exporter restart, has no new event. Only the code held at the end of the window is
+    # judged: a 74 followed by a 43 in the same window reads as a 43.
     recent = (
         f"and on ({lab.uuid}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
-        f"({xid_field} unless {xid_field} offset {HARD_WINDOW}))"
+        f"({last_xid} unless on ({lab.uuid}) "
+        f"last_over_time({xid_field}[{LOOKBACK}] offset {HARD_WINDOW})))"
     )
+    not_app = "".join(f" != {x}" for x in APPLICATION_XIDS)
     return {
         "seen": _any_of(
             _dcgm("gpu_temperature_celsius", sensor="gpu"),
@@ -210,7 +240,7 @@ def _queries(schema: str) -> dict[str, str]:
         "remap_pending": _any_of(
             _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
         ),
-        "recent_xid": f"(max by ({by}) ({last_xid} > 0) {recent})",
+        "recent_xid": f"(max by ({by}) (({last_xid} > 0){not_app}) {recent})",
         "violations": _any_of(
             _dcgm("gpu_pcie_replays_total")
             + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
@@ -254,17 +284,31 @@ class GpuState:
     last_state: str = ""
     #: For a replaced GPU: the UUID now in its slot.
     replaced_by: str = ""
+    #: For an absent GPU: it went silent together with its whole node (exporter or host down).
+    node_silent: bool = False
 
     @property
     def down(self) -> bool:
-        """Failed or absent: "failed now" for the ranking and the economics."""
+        """Failed or absent: "failed now" for the ranking and the economics.
+
+        Not an absent GPU whose whole node went silent at once: a scrape gap or a host reboot
+        says nothing about the GPU, and calling eight healthy GPUs failed on a 35-minute exporter
+        outage sent them to repair. Unless it was already failed when last seen.
+        """
+        if self.node_silent and self.last_state != "failed":
+            return False
         return self.state in DOWN_STATES
 
 
-def rank_key(state: str, probability: float) -> tuple[int, float]:
-    """Sort key: state first (failed, absent, degraded, healthy), then risk, highest first."""
-    p = probability if math.isfinite(probability) else 1.0
-    return (_RANK.get(state, len(STATES)), -p)
+def rank_key(state: str, probability: float) -> tuple[int, float, bool]:
+    """Sort key: state first (failed, absent, degraded, healthy), then risk, highest first.
+
+    An unknown probability (NaN: an absent GPU whose node stopped reporting) ranks as high as
+    1 within its state, but after the GPUs known to be failed now: someone should look at the
+    node, after the GPUs that are certainly broken.
+    """
+    known = math.isfinite(probability)
+    return (_RANK.get(state, len(STATES)), -(probability if known else 1.0), not known)
 
 
 def _reason(template: str, metric: Mapping[str, Any], value: object) -> str:
@@ -338,6 +382,7 @@ def classify(
             fresh[ident[2]] = ident
             seen[ident[2]] = (ident, at)
     fresh_in_slot = {(ident[0], ident[1]): uuid for uuid, ident in fresh.items()}
+    silent_nodes = _silent_nodes(lab, results, seen, fresh)
     known = dict(last_known or {})
     states: dict[str, GpuState] = {}
     for uuid, (ident, t) in seen.items():
@@ -351,12 +396,48 @@ def classify(
         name = "replaced" if successor and successor != uuid else "absent"
         silent = _age_text(age) if math.isfinite(age) else f"at least {FRESH}"
         reasons = (f"no samples for {silent}", *last_reasons)
-        states[uuid] = GpuState(*ident, name, reasons, t, age, last_state, successor)
+        # Silent with its node, unless the node still reported a sibling well after this GPU
+        # stopped (then it fell off on its own); an unknown time (NaN) cannot show that.
+        with_node = name == "absent" and ident[0] in silent_nodes
+        with_node = with_node and not t < silent_nodes.get(ident[0], math.nan) - FRESH_S
+        if with_node:
+            reasons = (f"node {ident[0]} not reporting (exporter or host down)", *reasons)
+        states[uuid] = GpuState(
+            *ident, name, reasons, t, age, last_state, successor, node_silent=with_node
+        )
     # A GPU with evidence but no last_seen (a schema quirk) still gets its state.
     for uuid, (state, reasons) in evidence.items():
         if uuid not in states and uuid:
             states[uuid] = GpuState("", "", uuid, "", state, reasons)
     return states
+
+
+def _silent_nodes(
+    lab: Labels,
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    seen: Mapping[str, tuple[Identity, float]],
+    fresh: Mapping[str, Identity],
+) -> dict[str, float]:
+    """Node name -> last sample time (NaN when unknown) of every node none of whose GPUs
+    reports now.
+
+    A node's GPUs are every UUID seen under its name in the LOOKBACK: a GPU that now reports
+    under another name (a renamed dcgm-exporter pod) keeps its old node reporting.
+    """
+    members: dict[str, set[str]] = {}
+    for sample in results.get("seen", ()):
+        ident = lab.identity(sample.get("metric", {}))
+        if ident[2]:
+            members.setdefault(ident[0], set()).add(ident[2])
+    for uuid, (ident, _) in seen.items():
+        members.setdefault(ident[0], set()).add(uuid)
+    out: dict[str, float] = {}
+    for node, uuids in members.items():
+        if uuids & fresh.keys():
+            continue
+        times = [seen[u][1] for u in uuids if u in seen and math.isfinite(seen[u][1])]
+        out[node] = max(times) if times else math.nan
+    return out
 
 
 def needs_history(states: Mapping[str, GpuState], limit: int = 8) -> list[float]:
@@ -380,18 +461,7 @@ def with_history(
     for uuid, s in states.items():
         if s.state in ("absent", "replaced") and uuid in history:
             last_state, reasons = history[uuid]
-            out[uuid] = GpuState(
-                s.node,
-                s.gpu,
-                s.uuid,
-                s.model,
-                s.state,
-                (*s.reasons, *reasons),
-                s.last_seen,
-                s.age_s,
-                last_state,
-                s.replaced_by,
-            )
+            out[uuid] = replace(s, reasons=(*s.reasons, *reasons), last_state=last_state)
     return out
 
 
