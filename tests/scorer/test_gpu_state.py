@@ -208,6 +208,7 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
         if g.uuid in unknown:
             assert all(math.isnan(p) for p in g.probability.values()), g.uuid
             assert g.inputs["hard_fault"] == 0.0 and g.econ.inputs["hard_fault"] == 0.0, g.uuid
+            assert "failure_probability" in g.econ.defaulted, g.uuid  # the baseline rate
             assert not any(g.flagged.values()) and g.failure_class == "", g.uuid
             assert g.state_reasons[0] == f"node {g.node} not reporting (exporter or host down)"
         elif g.state in ("failed", "absent"):
