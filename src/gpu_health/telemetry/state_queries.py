@@ -167,15 +167,18 @@ def _queries(schema: str) -> dict[str, str]:
     # dcgm-exporter keeps only the last XID code in a gauge (the value is the code) until a
     # reset, so a non-zero value is not an event: an XID happened in the window when the gauge
     # changed in it (its last change then landed on the code it holds now), or when the GPU's
-    # gauge first appeared in it, no sample of that UUID (under any Hostname) in the LOOKBACK
-    # before the window: a new GPU whose first sample already holds a code. A GPU that kept
-    # an old code (from days ago) through the window, or reappears under a new Hostname after
-    # an exporter restart, has no new event. Only the code held at the end of the window is
-    # judged: a 74 followed by a 43 in the same window reads as a 43.
+    # gauge first appeared in it, no sample of that UUID (under any Hostname) in the window
+    # before: a new GPU whose first sample already holds a code. A GPU that kept an old code
+    # (from days ago) through the window, or reappears under a new Hostname after an exporter
+    # restart, has no new event. Only the code held at the end of the window is judged: a 74
+    # followed by a 43 in the same window reads as a 43. The look before is one window, not
+    # the LOOKBACK: this expression is repeated in five branches and a 7-day range over every
+    # GPU in each would multiply the query's samples by 7 (a GPU silent for more than a day
+    # that comes back still holding a code therefore reads as a new event).
     recent = (
         f"and on ({lab.uuid}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
         f"({last_xid} unless on ({lab.uuid}) "
-        f"last_over_time({xid_field}[{LOOKBACK}] offset {HARD_WINDOW})))"
+        f"last_over_time({xid_field}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
     )
     not_app = "".join(f" != {x}" for x in APPLICATION_XIDS)
     return {
