@@ -7,6 +7,7 @@ recommend keeping them, and VictoriaMetrics must agree with Prometheus GPU by GP
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -182,6 +183,7 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     end: float,
     repo_root: Path,
 ) -> None:
+    from gpu_health.scorer.api import gpu_json
     from gpu_health.scorer.econ.bridge import make_econ_hook
     from gpu_health.scorer.model import FailureModel
     from gpu_health.scorer.service import Scorer, ScorerCollector
@@ -209,6 +211,8 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
             assert all(math.isnan(p) for p in g.probability.values()), g.uuid
             assert g.inputs["hard_fault"] == 0.0 and g.econ.inputs["hard_fault"] == 0.0, g.uuid
             assert "failure_probability" in g.econ.defaulted, g.uuid  # the baseline rate
+            body = json.loads(json.dumps(gpu_json(g), allow_nan=False))  # strict JSON
+            assert body["failure_probability"] == {"7d": None, "30d": None, "90d": None}
             assert not any(g.flagged.values()) and g.failure_class == "", g.uuid
             assert g.state_reasons[0] == f"node {g.node} not reporting (exporter or host down)"
         elif g.state in ("failed", "absent"):
