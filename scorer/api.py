@@ -34,7 +34,7 @@ def gpu_json(g: GpuScore) -> dict[str, Any]:
         "model": g.model,
         "state": g.state,
         "state_reasons": list(g.state_reasons),
-        "failure_probability": {h: g.probability[h] for h in HORIZONS},
+        "failure_probability": {h: _num(g.probability[h]) for h in HORIZONS},
         "flagged": {h: g.flagged[h] for h in HORIZONS},
         "risk_factors": {
             h: [
@@ -100,7 +100,8 @@ def gpus_handler(scorer: Scorer) -> Handler:
 
 
 def openapi_document() -> dict[str, Any]:
-    prob = {"type": "object", "properties": {h: {"type": "number"} for h in HORIZONS}}
+    # null: not known (an absent GPU whose whole node stopped reporting)
+    prob = {"type": "object", "properties": {h: {"type": ["number", "null"]} for h in HORIZONS}}
     factor = {
         "type": "object",
         "properties": {

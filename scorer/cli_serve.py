@@ -117,6 +117,7 @@ def run_score(args: argparse.Namespace) -> int:
     from gpu_health.scorer.api import gpu_json
     from gpu_health.scorer.model import load_model
     from gpu_health.scorer.service import Scorer
+    from gpu_health.telemetry.state import rank_key
 
     model = load_model(args.model)
     scorer = Scorer(client_for(args), model, args.schema, None, args.top_factors, args.workers)
@@ -127,7 +128,8 @@ def run_score(args: argparse.Namespace) -> int:
     assert snap is not None
     if not snap.gpus:
         raise UserError(f"no GPU reported at {iso_utc(args.at)} ({snap.schema} schema)")
-    ranked = sorted(snap.gpus, key=lambda g: -g.probability["30d"])
+    # highest first; NaN (an absent GPU of a silent node) counts as the highest
+    ranked = sorted(snap.gpus, key=lambda g: rank_key("", g.probability["30d"]))
     if args.json_out:
         body = {
             "at": args.at,

@@ -418,7 +418,8 @@ class ScorerCollector:
                 if g.failure_class and math.isfinite(g.failure_class_probability):
                     fclass.add_metric([*g.labels, g.failure_class], g.failure_class_probability)
                 for h in HORIZONS:
-                    prob.add_metric([*g.labels, h], g.probability[h])
+                    if math.isfinite(g.probability[h]):  # NaN: not known (node not reporting)
+                        prob.add_metric([*g.labels, h], g.probability[h])
                     for name, value in g.risk_factors[h]:
                         factor.add_metric([*g.labels, h, name], value)
                 if math.isfinite(g.anomaly):

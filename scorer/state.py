@@ -7,6 +7,13 @@ prediction is replaced: such a GPU gets probability 1 ("failed now") on every ho
 hard-fault input that makes the economics choose between repair and replacement. Absent GPUs
 are added back to the ranking even though the feature inventory no longer lists them; replaced
 ones (a new UUID in their slot) leave the ranking and are only published as ``gpu_state``.
+
+An absent GPU whose whole node went silent at once (``GpuState.node_silent``: the exporter or
+the host is down) is neither: nothing is known about it, so it gets no probability (NaN on every
+horizon, so ``gpu_failure_probability`` is not published for it), no hard fault and no failure
+class (:func:`_unknown`). Its features are as stale or missing as a failed GPU's, so the model's
+prediction is dropped too. It still ranks above degraded and healthy GPUs (``rank_key`` puts
+the ``absent`` state there), so someone looks at the node.
 """
 
 from __future__ import annotations
@@ -86,6 +93,25 @@ def _down(score: GpuScore, state: GpuState) -> GpuScore:
     )
 
 
+def _unknown(score: GpuScore, state: GpuState) -> GpuScore:
+    """An absent GPU of a node that stopped reporting as a whole: not failed, not scored."""
+    from gpu_health.scorer.service import TTF_QUANTILES
+
+    return dataclasses.replace(
+        score,
+        failure_class="",
+        failure_class_probability=math.nan,
+        probability={h: math.nan for h in HORIZONS},
+        flagged={h: False for h in HORIZONS},
+        risk_factors={h: [] for h in HORIZONS},
+        inputs={**score.inputs, "hard_fault": 0.0},
+        time_to_failure={q: math.nan for q in TTF_QUANTILES},
+        state=state.state,
+        state_reasons=state.reasons,
+        state_age_s=state.age_s,
+    )
+
+
 def apply_states(
     client: PromClient,
     schema: str,
@@ -112,6 +138,8 @@ def apply_states(
             out.append(g)
         elif state.down:
             out.append(_down(g, state))
+        elif state.node_silent:
+            out.append(_unknown(g, state))
         else:
             out.append(dataclasses.replace(g, state=state.state, state_reasons=state.reasons))
     gone: list[GpuState] = []
@@ -120,7 +148,7 @@ def apply_states(
             continue
         if state.state == "replaced":
             gone.append(state)
-        elif state.down:
+        elif state.down or state.node_silent:
             empty = {name: math.nan for name in (gpus[0].inputs if gpus else {})}
             base = GpuScore(
                 state.node,
@@ -133,7 +161,7 @@ def apply_states(
                 math.nan,
                 empty,
             )
-            out.append(_down(base, state))
+            out.append(_down(base, state) if state.down else _unknown(base, state))
     counts = {s: sum(1 for g in out if g.state == s) for s in STATES}
     counts["replaced"] = len(gone)
     log.debug("GPU states: %s", counts)

@@ -41,18 +41,39 @@ FLEET = (
     StateGpu(11, "GPU-penalty", "n2", "3", "degraded", "penalty"),
 )
 
+#: Whole nodes that stopped reporting 40 minutes ago (an exporter or host down): n3 with
+#: four GPUs, one of which had fallen off the bus two hours ago (its replacement pending) and one
+#: that had an XID 79 before the node went silent; n4 with a single GPU.
+SILENT_NODES = (
+    StateGpu(12, "GPU-n3-0", "n3", "0", "absent", "node_silent"),
+    StateGpu(13, "GPU-n3-1", "n3", "1", "absent", "node_silent"),
+    StateGpu(14, "GPU-n3-gone", "n3", "2", "absent", "absent_before_node"),
+    StateGpu(15, "GPU-n3-xid79", "n3", "3", "absent", "xid79_node_silent"),
+    StateGpu(16, "GPU-n4-0", "n4", "0", "absent", "node_silent"),
+)
+#: A reporting GPU whose only health penalty is for an application XID (32, the job's bug): healthy.
+APP_XID = StateGpu(17, "GPU-app-xid", "n1", "7", "healthy", "app_xid_penalty")
+#: Of those, the GPUs that went silent with their node (``GpuState.node_silent``) ...
+NODE_SILENT = frozenset({"GPU-n3-0", "GPU-n3-1", "GPU-n3-xid79", "GPU-n4-0"})
+#: ... and the ones still "failed now": silent before its node, or failed when last seen.
+STILL_DOWN = frozenset({"GPU-n3-gone", "GPU-n3-xid79"})
+#: Seconds before ``end`` at which the silent nodes stopped reporting.
+NODE_SILENT_FOR = 40 * 60
+
 
 def _series(g: StateGpu, t: float, end: float) -> Iterator[tuple[str, dict[str, str], float]]:
     """(metric, extra labels, value) of one GPU at ``t``; nothing when it does not report."""
     late = t >= end - 3600  # the fault happens an hour before the end
-    if g.kind in ("absent", "replaced_old") and t >= end - 2 * 3600:
+    if g.kind in ("absent", "replaced_old", "absent_before_node") and t >= end - 2 * 3600:
+        return
+    if g.kind in ("node_silent", "xid79_node_silent") and t >= end - NODE_SILENT_FOR:
         return
     if g.kind == "replaced_new" and t < end - 2 * 3600 + 600:
         return
     yield "gpu_up", {}, 0.0 if g.kind == "lost" and late else 1.0
     yield "gpu_power_watts", {}, 400.0 + g.index
     yield "gpu_temperature_celsius", {"sensor": "gpu"}, 60.0 + g.index % 3
-    xid79 = 1.0 if g.kind == "xid79" and late else 0.0
+    xid79 = 1.0 if g.kind in ("xid79", "xid79_node_silent") and late else 0.0
     yield "gpu_xid_errors_total", {"xid": "79"}, xid79
     if g.kind == "xid48_born_at_1" and late:
         yield "gpu_xid_errors_total", {"xid": "48"}, 1.0
@@ -65,6 +86,9 @@ def _series(g: StateGpu, t: float, end: float) -> Iterator[tuple[str, dict[str, 
     penalty = 30.0 if g.kind == "penalty" and late else 0.0
     yield "gpu_health_penalty", {"dimension": "thermal", "reason": "gpu_temperature"}, penalty
     yield "gpu_health_penalty", {"dimension": "overall", "reason": "gpu_temperature"}, 0.0
+    if g.kind == "app_xid_penalty":
+        app = 20.0 if late else 0.0
+        yield "gpu_health_penalty", {"dimension": "reliability", "reason": "xid_32"}, app
 
 
 def openmetrics(end: float, fleet: tuple[StateGpu, ...] = FLEET) -> str:

@@ -7,6 +7,7 @@ recommend keeping them, and VictoriaMetrics must agree with Prometheus GPU by GP
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -110,6 +111,55 @@ def test_victoriametrics_gives_the_same_states(
     _check_fleet(states)
 
 
+WITH_SILENT = (*state_fleet.FLEET, *state_fleet.SILENT_NODES, state_fleet.APP_XID)
+
+
+def _check_silent_nodes(states: dict[str, GpuState]) -> None:
+    """Whole nodes silent for 40 min: absent, the node named, not "failed now" unless a GPU
+    fell silent before its node or was failed when last seen; a lone silent GPU on a reporting
+    node stays failed now."""
+    assert {u: s.state for u, s in states.items()} == {g.uuid: g.expect for g in WITH_SILENT}
+    silent = {u for u, s in states.items() if s.node_silent}
+    assert silent == state_fleet.NODE_SILENT
+    for uuid in silent:
+        s = states[uuid]
+        assert s.reasons[0] == f"node {s.node} not reporting (exporter or host down)", s
+        gap = state_fleet.NODE_SILENT_FOR
+        assert gap - 400 <= s.age_s <= gap + 400, s
+    down = {u for u, s in states.items() if s.down}
+    assert down & {g.uuid for g in state_fleet.SILENT_NODES} == state_fleet.STILL_DOWN
+    failed_before = states["GPU-n3-xid79"]
+    assert failed_before.last_state == "failed" and "XID 79" in failed_before.reasons
+    assert states["GPU-n3-0"].last_state == "healthy"
+    # silent two hours while its siblings still reported: it fell off on its own
+    gone = states["GPU-n3-gone"]
+    assert gone.down and not gone.node_silent and not any("node" in r for r in gone.reasons)
+    assert states["GPU-absent"].down and not states["GPU-absent"].node_silent
+    # a 20-point penalty for an application XID does not make a GPU degraded
+    assert states["GPU-app-xid"].reasons == ()
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
+def test_a_node_that_stopped_reporting_is_absent_but_not_failed_now(
+    engine: str,
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+    end: float,
+) -> None:
+    history = state_fleet.openmetrics(end, WITH_SILENT)
+    if engine == "prometheus":
+        url = prometheus_factory(data_dir=backfill(history)).url
+        stack.wait_for_query(url, "count(gpu_up)")
+    else:
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, history)
+        url = vm.url
+    states, client = _states(url)
+    assert engine_of(client) == engine
+    _check_silent_nodes(states)
+
+
 def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:
     from gpu_health.scorer.state import fault_class
 
@@ -133,11 +183,12 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     end: float,
     repo_root: Path,
 ) -> None:
+    from gpu_health.scorer.api import gpu_json
     from gpu_health.scorer.econ.bridge import make_econ_hook
     from gpu_health.scorer.model import FailureModel
     from gpu_health.scorer.service import Scorer, ScorerCollector
 
-    server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end)))
+    server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end, WITH_SILENT)))
     stack.wait_for_query(server.url, "count(gpu_up)")
     client = PromClient(PromConfig(server.url, retries=2, backoff_s=0.1))
     scorer = Scorer(
@@ -147,24 +198,46 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     snap = scorer.snapshot
     assert snap is not None
     by_uuid = {g.uuid: g for g in snap.gpus}
-    expected = {g.uuid: g.expect for g in state_fleet.FLEET if g.expect != "replaced"}
+    expected = {g.uuid: g.expect for g in WITH_SILENT if g.expect != "replaced"}
     # the absent GPU is back in the ranking although the feature inventory no longer lists it
     assert {u: g.state for u, g in by_uuid.items()} == expected
     assert [s.uuid for s in snap.gone] == ["GPU-old"]
+    # GPUs of a node that stopped reporting as a whole: not failed now (no probability, no
+    # hard fault), unless one fell silent before its node or was failed when last seen
+    unknown = state_fleet.NODE_SILENT - state_fleet.STILL_DOWN
     for g in snap.gpus:
-        if g.state in ("failed", "absent"):
+        assert g.econ is not None, g.uuid
+        if g.uuid in unknown:
+            assert all(math.isnan(p) for p in g.probability.values()), g.uuid
+            assert g.inputs["hard_fault"] == 0.0 and g.econ.inputs["hard_fault"] == 0.0, g.uuid
+            assert "failure_probability" in g.econ.defaulted, g.uuid  # the baseline rate
+            body = json.loads(json.dumps(gpu_json(g), allow_nan=False))  # strict JSON
+            assert body["failure_probability"] == {"7d": None, "30d": None, "90d": None}
+            assert not any(g.flagged.values()) and g.failure_class == "", g.uuid
+            assert g.state_reasons[0] == f"node {g.node} not reporting (exporter or host down)"
+        elif g.state in ("failed", "absent"):
             assert g.probability == {"7d": 1.0, "30d": 1.0, "90d": 1.0}, g.uuid
-            assert g.econ is not None and g.econ.recommended_action != "keep", g.uuid
-            assert g.econ.recommended_action in ("repair", "sell", "decommission")
+            assert g.econ.inputs["hard_fault"] == 1.0, g.uuid
+            assert g.econ.recommended_action in ("repair", "sell", "decommission"), g.uuid
     ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))
-    down = [g for g in ranked if g.state in ("failed", "absent")]
-    assert ranked[: len(down)] == down and len(down) == 6
+    down = [g for g in ranked if g.state in ("failed", "absent") and g.uuid not in unknown]
+    assert len(down) == 6 + len(state_fleet.STILL_DOWN)
+    assert ranked[: len(down)] == down
+    # the silent nodes' GPUs still rank above every degraded and healthy GPU
+    assert {g.uuid for g in ranked[len(down) : len(down) + len(unknown)]} == unknown
 
     families = {f.name: f for f in ScorerCollector(scorer).collect()}
     state = families["gpu_state"]
     assert isinstance(state, GaugeMetricFamily)
     current = {s.labels["uuid"]: s.labels["state"] for s in state.samples if s.value == 1}
-    assert current == {g.uuid: g.expect for g in state_fleet.FLEET}
+    assert current == {g.uuid: g.expect for g in WITH_SILENT}
+    # no failure probability is published for a GPU nothing is known about
+    probabilities = {
+        (s.labels["uuid"], s.labels["horizon"]): s.value
+        for s in families["gpu_failure_probability"].samples
+    }
+    assert {u for u, _ in probabilities} == set(expected) - unknown
+    assert probabilities[("GPU-n3-gone", "30d")] == 1.0
     ages = {s.labels["uuid"]: s.value for s in families["gpu_state_age_seconds"].samples}
     assert ages["GPU-absent"] > 3600 and ages["GPU-healthy-0"] == 0
 
@@ -192,15 +265,50 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
 DCGM = "NVIDIA H100 80GB HBM3"
 
 
+#: dcgm-exporter GPUs: (uuid, last XID code at each time ``age`` seconds before the end, or
+#: None when it does not report; Hostname at that age), and the state they must get. The
+#: history is 50 hours long: "days ago" is 48 hours, twice the 24-hour window.
+_H = 3600
+_DCGM_GPUS: dict[str, tuple[Callable[[float], float | None], Callable[[float], str], str]] = {
+    # a hard XID an hour ago: failed
+    "GPU-d0": (lambda age: 79.0 if age <= _H else 0.0, lambda age: "d1", "failed"),
+    # an application XID 43 an hour ago after a 13 the day before: healthy
+    "GPU-d1": (lambda age: 43.0 if age <= _H else 13.0, lambda age: "d1", "healthy"),
+    "GPU-d2": (lambda age: 0.0, lambda age: "d1", "healthy"),
+    # an old XID 43 from days ago, held by the gauge ever since: healthy
+    "GPU-d3": (lambda age: 43.0 if age <= 48 * _H else 0.0, lambda age: "d1", "healthy"),
+    # a fresh XID 43: the job's bug, not the GPU's: healthy
+    "GPU-d4": (lambda age: 43.0 if age <= _H else 0.0, lambda age: "d1", "healthy"),
+    # a fresh XID 74 (NVLink) or 92 (high single-bit ECC rate): degraded
+    "GPU-d5": (lambda age: 74.0 if age <= _H else 0.0, lambda age: "d1", "degraded"),
+    "GPU-d6": (lambda age: 92.0 if age <= _H else 0.0, lambda age: "d1", "degraded"),
+    # an old XID 74 from days ago, held ever since: no new event: healthy
+    "GPU-d7": (lambda age: 74.0 if age <= 48 * _H else 0.0, lambda age: "d1", "healthy"),
+    # a new GPU whose series starts in the window already holding 74: degraded
+    "GPU-d8": (lambda age: 74.0 if age <= _H else None, lambda age: "d1", "degraded"),
+    # the old 74 again, after an exporter restart renamed its Hostname 2 hours ago: healthy
+    "GPU-d9": (
+        lambda age: 74.0 if age <= 48 * _H else 0.0,
+        lambda age: "d1-renamed" if age <= 2 * _H else "d1",
+        "healthy",
+    ),
+    # silent for 40 min while its siblings on d1 report: fell off on its own
+    "GPU-d10": (lambda age: None if age < 40 * 60 else 0.0, lambda age: "d1", "absent"),
+    # the only GPU of node d2, silent for 40 min with its node: not failed now
+    "GPU-d11": (lambda age: None if age < 40 * 60 else 0.0, lambda age: "d2", "absent"),
+}
+
+
 def _dcgm_history(end: float) -> str:
-    """Three dcgm-exporter GPUs: last XID 79 an hour ago, last XID 43 (an application error)
-    an hour ago after 13 before the window, and a healthy one."""
+    """The :data:`_DCGM_GPUS` history, every 2 minutes for 50 hours."""
     lines = []
-    for k in range(0, 3 * 3600 + 1, 60):
-        t = end - 3 * 3600 + k
-        late = t >= end - 3600
-        for i, xid in enumerate((79.0 if late else 0.0, 43.0 if late else 13.0, 0.0)):
-            labels = f'Hostname="d1",UUID="GPU-d{i}",gpu="{i}",modelName="{DCGM}"'
+    for k in range(0, 50 * _H + 1, 120):
+        t = end - 50 * _H + k
+        for i, (uuid, (code_at, host_at, _)) in enumerate(_DCGM_GPUS.items()):
+            xid = code_at(end - t)
+            if xid is None:
+                continue
+            labels = f'Hostname="{host_at(end - t)}",UUID="{uuid}",gpu="{i}",modelName="{DCGM}"'
             lines.append(f"DCGM_FI_DEV_GPU_TEMP{{{labels}}} 60 {t:.0f}")
             lines.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}}} {xid} {t:.0f}")
             lines.append(f"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{labels}}} 0 {t:.0f}")
@@ -215,6 +323,9 @@ def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
     victoriametrics_factory: Callable[[], stack.Server],
     end: float,
 ) -> None:
+    """The last-XID gauge: only a new event in the window counts, application XIDs never make
+    a GPU degraded, hard XIDs make it failed; a dcgm node (Hostname) that went silent as a
+    whole is absent but not failed now, a lone silent GPU on a reporting node is."""
     if engine == "prometheus":
         url = prometheus_factory(data_dir=backfill(_dcgm_history(end))).url
         stack.wait_for_query(url, "count(DCGM_FI_DEV_GPU_TEMP)")
@@ -224,11 +335,25 @@ def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
         url = vm.url
     states, client = _states(url, "dcgm")
     assert engine_of(client) == engine
-    assert {u: (s.state, s.reasons) for u, s in states.items()} == {
-        "GPU-d0": ("failed", ("XID 79",)),
-        "GPU-d1": ("degraded", ("XID 43",)),
-        "GPU-d2": ("healthy", ()),
+    assert {u: s.state for u, s in states.items()} == {u: g[2] for u, g in _DCGM_GPUS.items()}
+    reporting = {u: s.reasons for u, s in states.items() if s.state != "absent"}
+    assert reporting == {
+        "GPU-d0": ("XID 79",),
+        "GPU-d1": (),
+        "GPU-d2": (),
+        "GPU-d3": (),
+        "GPU-d4": (),
+        "GPU-d5": ("XID 74",),
+        "GPU-d6": ("XID 92",),
+        "GPU-d7": (),
+        "GPU-d8": ("XID 74",),
+        "GPU-d9": (),
     }
+    lone, whole = states["GPU-d10"], states["GPU-d11"]
+    assert lone.down and not lone.node_silent
+    assert not any("not reporting" in r for r in lone.reasons)
+    assert not whole.down and whole.node_silent
+    assert whole.reasons[0] == "node d2 not reporting (exporter or host down)"
 
 
 def test_rewrite_touches_only_the_functions_metricsql_counts_differently() -> None:

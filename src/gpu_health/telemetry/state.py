@@ -11,11 +11,23 @@ HTTP client and gets the same answer.
   that window, or the row-remap-failure flag.
 * ``absent``: known in the last :data:`LOOKBACK` but no sample in the last :data:`FRESH`; the
   state it had when it was last seen is kept (``last_state``) with the age of its last sample.
+  A GPU that went silent while another GPU of its node still reported fell off on its own: it is
+  down ("failed now"). When the whole node went silent at once (no GPU it had in the LOOKBACK
+  reports now, and this GPU's last sample is within :data:`FRESH` of the node's last one) the
+  exporter or the host is down and nothing is known about the GPU: it stays ``absent`` with the
+  reason "node N not reporting (exporter or host down)" and ``node_silent`` set, but is not down
+  unless it was already failed when last seen (:attr:`GpuState.down`). A node is its identity
+  label (``node`` ours, ``Hostname`` dcgm) together with every UUID seen under that name, so a
+  dcgm-exporter pod restart that renamed ``Hostname`` does not make a node look silent while its
+  GPUs report under the new name. A node with a single GPU cannot tell the two apart: its
+  silence counts as the node's.
 * ``replaced``: absent, and another UUID reports fresh samples from the same node and slot.
 * ``degraded``: reporting, no hard fault, but a health penalty of at least
   :data:`DEGRADED_PENALTY` points within the last :data:`FRESH` (intermittent faults such as
   power-brake slowdowns come and go), a pending row remap, or (dcgm-exporter, which has no health
-  score) an XID, PCIe replays or thermal/power violations in the recent window.
+  score) a new XID event in the recent window, PCIe replays or thermal/power violations.
+  Application-class XIDs (:data:`APPLICATION_XIDS`: the job's bug, not the GPU's) never make a GPU
+  degraded in either schema.
 * ``healthy``: everything else that reports.
 
 Failed and absent GPUs rank above every other GPU (:func:`rank_key`); a GPU that stopped
@@ -26,200 +38,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from gpu_health.telemetry.catalogue import by_name
+# The evidence queries live in state_queries; re-exported here, where every consumer looks.
+from gpu_health.telemetry.state_queries import FRESH, FRESH_S, LABELS, Identity, Labels
+from gpu_health.telemetry.state_queries import last_seen_query as last_seen_query
+from gpu_health.telemetry.state_queries import regex_literal as regex_literal
+from gpu_health.telemetry.state_queries import state_queries as state_queries
 
 STATES: tuple[str, ...] = ("failed", "absent", "degraded", "healthy", "replaced")
 #: Ranking order: failed first, then absent, degraded, healthy; replaced GPUs left the fleet.
 _RANK = {name: i for i, name in enumerate(STATES)}
 #: States that count as "failed now" for the risk ranking and the economics.
 DOWN_STATES = frozenset({"failed", "absent"})
-#: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
-#: 94/95 contained/uncontained ECC error).
-HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
-#: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
-HARD_WINDOW = "24h"
-#: A GPU with no sample in this window is absent.
-FRESH = "30m"
-#: How far back GPUs are remembered (absent and replaced are only known within it).
-LOOKBACK = "7d"
-#: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
-LAST_SEEN_STEP = "5m"
 #: The last-seen subquery is asked only for absent GPUs, this many per query: over every GPU
 #: of a 2,000-GPU fleet it took 90 s on a 2-core machine (a 7-day subquery at 5-minute steps).
 LAST_SEEN_BATCH = 50
 #: At most this many absent GPUs get their last-sample time looked up (a mass outage costs a
 #: bounded time); the rest are absent with an unknown age.
 LAST_SEEN_MAX = 200
-#: A single health penalty of at least this many points makes a reporting GPU degraded.
-DEGRADED_PENALTY = 10.0
-
-Identity = tuple[str, str, str, str]
-
-
-@dataclass(frozen=True)
-class Labels:
-    """The identity label names of one schema."""
-
-    node: str
-    gpu: str
-    uuid: str
-    model: str
-
-    @property
-    def by(self) -> str:
-        return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
-
-    def identity(self, metric: Mapping[str, Any]) -> Identity:
-        return (
-            str(metric.get(self.node, "")),
-            str(metric.get(self.gpu, "")),
-            str(metric.get(self.uuid, "")),
-            str(metric.get(self.model, "")),
-        )
-
-
-LABELS = {
-    "ours": Labels("node", "gpu", "uuid", "model"),
-    "dcgm": Labels("Hostname", "gpu", "UUID", "modelName"),
-}
-
-
-def _dcgm(metric: str, **labels: str) -> list[str]:
-    """dcgm-exporter field names carrying our ``metric{labels}`` (from the catalogue)."""
-    return sorted(
-        f.name
-        for f in by_name()[metric].dcgm
-        if all(f.labels.get(k) == v for k, v in labels.items())
-    )
-
-
-def _any_of(names: Sequence[str], template: str, by: str) -> str:
-    """``max by (identity)`` of ``template`` over each field, joined with ``or`` ("" for none)."""
-    return " or ".join(f"max by ({by}) ({template.format(sel=n)})" for n in names)
-
-
-def state_queries(schema: str) -> dict[str, str]:
-    """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
-
-    Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
-    the GPUs reporting now; ``seen`` every GPU that reported in the LOOKBACK. The time of an
-    absent GPU's last sample comes from :func:`last_seen_query`, asked only for absent GPUs.
-    """
-    return {name: q for name, q in _queries(schema).items() if q}
-
-
-def _presence_series(schema: str) -> tuple[str, ...]:
-    """The series whose samples say a GPU is reporting (an exporter always sends one)."""
-    if schema == "ours":
-        return ("gpu_up", "gpu_power_watts")
-    return tuple(_dcgm("gpu_temperature_celsius", sensor="gpu"))
-
-
-def regex_literal(text: str) -> str:
-    """``text`` as a literal inside a PromQL regex in a double-quoted string: letters, digits,
-    ``-`` and ``_`` as they are (a UUID reads as itself), anything else escaped for the regex
-    and then for the string."""
-    out = []
-    for c in text:
-        if c.isalnum() or c in "-_":
-            out.append(c)
-        elif c == '"':
-            out.append('\\"')  # not a regex character: escaped for the string only
-        elif c == "\\":
-            out.append("\\" * 4)  # \\\\ in the string is \\ in the regex: one backslash
-        elif not c.isprintable():
-            out.append(f"\\\\x{{{ord(c):x}}}")  # RE2's \x{hh}
-        else:
-            out.append("\\\\" + c)  # \\. in the string is \. in the regex
-    return "".join(out)
-
-
-def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
-    """The time of the last sample in the LOOKBACK of each of ``uuids`` (resolution
-    LAST_SEEN_STEP: a subquery, so it is asked for a few absent GPUs, never the fleet)."""
-    lab = LABELS[schema]
-    pattern = "|".join(regex_literal(u) for u in uuids)
-    names = [f'{n}{{{lab.uuid}=~"{pattern}"}}' for n in _presence_series(schema)]
-    return _any_of(
-        names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by
-    )
-
-
-def _queries(schema: str) -> dict[str, str]:
-    lab = LABELS[schema]
-    by = lab.by
-    hard = "|".join(str(x) for x in HARD_XIDS)
-    if schema == "ours":
-        xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
-        return {
-            # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
-            "seen": _any_of(
-                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", by
-            ),
-            "fresh": _any_of(
-                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{FRESH}])", by
-            ),
-            "lost": f"max by ({by}) (last_over_time(gpu_up[{FRESH}])) == 0",
-            # The second half counts a counter first seen above zero inside the window (an
-            # exporter that creates XID counters at their first event).
-            "hard_xid": (
-                f"sum by ({by}, xid) (increase({xid}[{HARD_WINDOW}])) > 0 or "
-                f"(max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}])) > 0 unless "
-                f"max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
-            ),
-            "uncorrectable_ecc": (
-                f'sum by ({by}) (increase(gpu_ecc_errors_total{{type="uncorrected"}}'
-                f"[{HARD_WINDOW}])) > 0"
-            ),
-            "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{FRESH}])) > 0",
-            "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{FRESH}])) > 0",
-            "health_penalty": (
-                f'max by ({by}, reason) (max_over_time(gpu_health_penalty{{dimension!="overall"}}'
-                f"[{FRESH}])) >= {DEGRADED_PENALTY:g}"
-            ),
-        }
-    xid_field = _dcgm("gpu_xid_errors_total")[0]
-    last_xid = f"last_over_time({xid_field}[{HARD_WINDOW}])"
-    # dcgm-exporter keeps only the last XID code in a gauge (the value is the code): an XID
-    # happened in the window when the gauge changed or first appeared in it.
-    recent = (
-        f"and on ({lab.uuid}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
-        f"({xid_field} unless {xid_field} offset {HARD_WINDOW}))"
-    )
-    return {
-        "seen": _any_of(
-            _dcgm("gpu_temperature_celsius", sensor="gpu"),
-            f"last_over_time({{sel}}[{LOOKBACK}])",
-            by,
-        ),
-        "fresh": _any_of(
-            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{FRESH}])", by
-        ),
-        "hard_xid": " or ".join(f"(max by ({by}) ({last_xid} == {x}) {recent})" for x in HARD_XIDS),
-        "uncorrectable_ecc": _any_of(
-            _dcgm("gpu_ecc_errors_total", type="uncorrected"),
-            f"increase({{sel}}[{HARD_WINDOW}]) > 0",
-            by,
-        ),
-        "remap_failed": _any_of(
-            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
-        ),
-        "remap_pending": _any_of(
-            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
-        ),
-        "recent_xid": f"(max by ({by}) ({last_xid} > 0) {recent})",
-        "violations": _any_of(
-            _dcgm("gpu_pcie_replays_total")
-            + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
-            + _dcgm("gpu_clock_event_seconds_total", reason="board_limit"),
-            f"increase({{sel}}[{FRESH}]) > 0",
-            by,
-        ),
-    }
-
 
 #: Evidence that makes a reporting GPU failed, with the reason shown to people.
 FAILED_EVIDENCE = {
@@ -254,17 +92,31 @@ class GpuState:
     last_state: str = ""
     #: For a replaced GPU: the UUID now in its slot.
     replaced_by: str = ""
+    #: For an absent GPU: it went silent together with its whole node (exporter or host down).
+    node_silent: bool = False
 
     @property
     def down(self) -> bool:
-        """Failed or absent: "failed now" for the ranking and the economics."""
+        """Failed or absent: "failed now" for the ranking and the economics.
+
+        Not an absent GPU whose whole node went silent at once: a scrape gap or a host reboot
+        says nothing about the GPU, and calling eight healthy GPUs failed on a 35-minute exporter
+        outage sent them to repair. Unless it was already failed when last seen.
+        """
+        if self.node_silent and self.last_state != "failed":
+            return False
         return self.state in DOWN_STATES
 
 
-def rank_key(state: str, probability: float) -> tuple[int, float]:
-    """Sort key: state first (failed, absent, degraded, healthy), then risk, highest first."""
-    p = probability if math.isfinite(probability) else 1.0
-    return (_RANK.get(state, len(STATES)), -p)
+def rank_key(state: str, probability: float) -> tuple[int, float, bool]:
+    """Sort key: state first (failed, absent, degraded, healthy), then risk, highest first.
+
+    An unknown probability (NaN: an absent GPU whose node stopped reporting) ranks as high as
+    1 within its state, but after the GPUs known to be failed now: someone should look at the
+    node, after the GPUs that are certainly broken.
+    """
+    known = math.isfinite(probability)
+    return (_RANK.get(state, len(STATES)), -(probability if known else 1.0), not known)
 
 
 def _reason(template: str, metric: Mapping[str, Any], value: object) -> str:
@@ -338,6 +190,7 @@ def classify(
             fresh[ident[2]] = ident
             seen[ident[2]] = (ident, at)
     fresh_in_slot = {(ident[0], ident[1]): uuid for uuid, ident in fresh.items()}
+    silent_nodes = _silent_nodes(lab, results, seen, fresh)
     known = dict(last_known or {})
     states: dict[str, GpuState] = {}
     for uuid, (ident, t) in seen.items():
@@ -351,12 +204,48 @@ def classify(
         name = "replaced" if successor and successor != uuid else "absent"
         silent = _age_text(age) if math.isfinite(age) else f"at least {FRESH}"
         reasons = (f"no samples for {silent}", *last_reasons)
-        states[uuid] = GpuState(*ident, name, reasons, t, age, last_state, successor)
+        # Silent with its node, unless the node still reported a sibling well after this GPU
+        # stopped (then it fell off on its own); an unknown time (NaN) cannot show that.
+        with_node = name == "absent" and ident[0] in silent_nodes
+        with_node = with_node and not t < silent_nodes.get(ident[0], math.nan) - FRESH_S
+        if with_node:
+            reasons = (f"node {ident[0]} not reporting (exporter or host down)", *reasons)
+        states[uuid] = GpuState(
+            *ident, name, reasons, t, age, last_state, successor, node_silent=with_node
+        )
     # A GPU with evidence but no last_seen (a schema quirk) still gets its state.
     for uuid, (state, reasons) in evidence.items():
         if uuid not in states and uuid:
             states[uuid] = GpuState("", "", uuid, "", state, reasons)
     return states
+
+
+def _silent_nodes(
+    lab: Labels,
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    seen: Mapping[str, tuple[Identity, float]],
+    fresh: Mapping[str, Identity],
+) -> dict[str, float]:
+    """Node name -> last sample time (NaN when unknown) of every node none of whose GPUs
+    reports now.
+
+    A node's GPUs are every UUID seen under its name in the LOOKBACK: a GPU that now reports
+    under another name (a renamed dcgm-exporter pod) keeps its old node reporting.
+    """
+    members: dict[str, set[str]] = {}
+    for sample in results.get("seen", ()):
+        ident = lab.identity(sample.get("metric", {}))
+        if ident[2]:
+            members.setdefault(ident[0], set()).add(ident[2])
+    for uuid, (ident, _) in seen.items():
+        members.setdefault(ident[0], set()).add(uuid)
+    out: dict[str, float] = {}
+    for node, uuids in members.items():
+        if uuids & fresh.keys():
+            continue
+        times = [seen[u][1] for u in uuids if u in seen and math.isfinite(seen[u][1])]
+        out[node] = max(times) if times else math.nan
+    return out
 
 
 def needs_history(states: Mapping[str, GpuState], limit: int = 8) -> list[float]:
@@ -380,18 +269,7 @@ def with_history(
     for uuid, s in states.items():
         if s.state in ("absent", "replaced") and uuid in history:
             last_state, reasons = history[uuid]
-            out[uuid] = GpuState(
-                s.node,
-                s.gpu,
-                s.uuid,
-                s.model,
-                s.state,
-                (*s.reasons, *reasons),
-                s.last_seen,
-                s.age_s,
-                last_state,
-                s.replaced_by,
-            )
+            out[uuid] = replace(s, reasons=(*s.reasons, *reasons), last_state=last_state)
     return out
 
 

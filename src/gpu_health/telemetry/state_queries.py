@@ -1,0 +1,213 @@
+"""The PromQL evidence of the GPU state model (:mod:`gpu_health.telemetry.state`), both schemas.
+
+Kept apart from the classification so each stays small: this module only builds query text (the
+windows and XID lists it uses are the model's constants), the state module runs the queries and
+classifies the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpu_health.telemetry.catalogue import by_name
+from gpu_health.telemetry.xids import XID_CATALOGUE
+
+#: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
+#: 94/95 contained/uncontained ECC error).
+HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
+#: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
+HARD_WINDOW = "24h"
+#: A GPU with no sample in this window is absent.
+FRESH = "30m"
+#: :data:`FRESH` in seconds: a silent GPU whose last sample is this much older than its node's
+#: last sample fell silent on its own, before its node.
+FRESH_S = 1800.0
+#: XIDs of the catalogue's "application" class (13, 31, 43, 45, ...): raised by a job's own bug
+#: (an MMU fault, a graphics exception), they say nothing about the GPU and make it neither
+#: degraded nor failed. dcgm-exporter's last-XID gauge holds one of them on most busy GPUs.
+APPLICATION_XIDS: tuple[int, ...] = tuple(
+    sorted(code for code, (_, cls) in XID_CATALOGUE.items() if cls == "application")
+)
+#: How far back GPUs are remembered (absent and replaced are only known within it).
+LOOKBACK = "7d"
+#: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
+LAST_SEEN_STEP = "5m"
+#: A single health penalty of at least this many points makes a reporting GPU degraded.
+DEGRADED_PENALTY = 10.0
+
+Identity = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The identity label names of one schema."""
+
+    node: str
+    gpu: str
+    uuid: str
+    model: str
+
+    @property
+    def by(self) -> str:
+        return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
+
+    def identity(self, metric: Mapping[str, Any]) -> Identity:
+        return (
+            str(metric.get(self.node, "")),
+            str(metric.get(self.gpu, "")),
+            str(metric.get(self.uuid, "")),
+            str(metric.get(self.model, "")),
+        )
+
+
+LABELS = {
+    "ours": Labels("node", "gpu", "uuid", "model"),
+    "dcgm": Labels("Hostname", "gpu", "UUID", "modelName"),
+}
+
+
+def _dcgm(metric: str, **labels: str) -> list[str]:
+    """dcgm-exporter field names carrying our ``metric{labels}`` (from the catalogue)."""
+    return sorted(
+        f.name
+        for f in by_name()[metric].dcgm
+        if all(f.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def _any_of(names: Sequence[str], template: str, by: str) -> str:
+    """``max by (identity)`` of ``template`` over each field, joined with ``or`` ("" for none)."""
+    return " or ".join(f"max by ({by}) ({template.format(sel=n)})" for n in names)
+
+
+def state_queries(schema: str) -> dict[str, str]:
+    """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
+
+    Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
+    the GPUs reporting now; ``seen`` every GPU that reported in the LOOKBACK. The time of an
+    absent GPU's last sample comes from :func:`last_seen_query`, asked only for absent GPUs.
+    """
+    return {name: q for name, q in _queries(schema).items() if q}
+
+
+def _presence_series(schema: str) -> tuple[str, ...]:
+    """The series whose samples say a GPU is reporting (an exporter always sends one)."""
+    if schema == "ours":
+        return ("gpu_up", "gpu_power_watts")
+    return tuple(_dcgm("gpu_temperature_celsius", sensor="gpu"))
+
+
+def regex_literal(text: str) -> str:
+    """``text`` as a literal inside a PromQL regex in a double-quoted string: letters, digits,
+    ``-`` and ``_`` as they are (a UUID reads as itself), anything else escaped for the regex
+    and then for the string."""
+    out = []
+    for c in text:
+        if c.isalnum() or c in "-_":
+            out.append(c)
+        elif c == '"':
+            out.append('\\"')  # not a regex character: escaped for the string only
+        elif c == "\\":
+            out.append("\\" * 4)  # \\\\ in the string is \\ in the regex: one backslash
+        elif not c.isprintable():
+            out.append(f"\\\\x{{{ord(c):x}}}")  # RE2's \x{hh}
+        else:
+            out.append("\\\\" + c)  # \\. in the string is \. in the regex
+    return "".join(out)
+
+
+def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
+    """The time of the last sample in the LOOKBACK of each of ``uuids`` (resolution
+    LAST_SEEN_STEP: a subquery, so it is asked for a few absent GPUs, never the fleet)."""
+    lab = LABELS[schema]
+    pattern = "|".join(regex_literal(u) for u in uuids)
+    names = [f'{n}{{{lab.uuid}=~"{pattern}"}}' for n in _presence_series(schema)]
+    return _any_of(names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by)
+
+
+def _queries(schema: str) -> dict[str, str]:
+    lab = LABELS[schema]
+    by = lab.by
+    hard = "|".join(str(x) for x in HARD_XIDS)
+    app_reasons = "xid_(" + "|".join(str(x) for x in APPLICATION_XIDS) + ")"
+    if schema == "ours":
+        xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
+        return {
+            # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
+            "seen": _any_of(
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", by
+            ),
+            "fresh": _any_of(
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{FRESH}])", by
+            ),
+            "lost": f"max by ({by}) (last_over_time(gpu_up[{FRESH}])) == 0",
+            # The second half counts a counter first seen above zero inside the window (an
+            # exporter that creates XID counters at their first event).
+            "hard_xid": (
+                f"sum by ({by}, xid) (increase({xid}[{HARD_WINDOW}])) > 0 or "
+                f"(max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}])) > 0 unless "
+                f"max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
+            ),
+            "uncorrectable_ecc": (
+                f'sum by ({by}) (increase(gpu_ecc_errors_total{{type="uncorrected"}}'
+                f"[{HARD_WINDOW}])) > 0"
+            ),
+            "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{FRESH}])) > 0",
+            "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{FRESH}])) > 0",
+            "health_penalty": (
+                f"max by ({by}, reason) (max_over_time(gpu_health_penalty"
+                f'{{dimension!="overall",reason!~"{app_reasons}"}}'
+                f"[{FRESH}])) >= {DEGRADED_PENALTY:g}"
+            ),
+        }
+    xid_field = _dcgm("gpu_xid_errors_total")[0]
+    last_xid = f"last_over_time({xid_field}[{HARD_WINDOW}])"
+    # dcgm-exporter keeps only the last XID code in a gauge (the value is the code) until a
+    # reset, so a non-zero value is not an event: an XID happened in the window when the gauge
+    # changed in it (its last change then landed on the code it holds now), or when the GPU's
+    # gauge first appeared in it, no sample of that UUID (under any Hostname) in the window
+    # before: a new GPU whose first sample already holds a code. A GPU that kept an old code
+    # (from days ago) through the window, or reappears under a new Hostname after an exporter
+    # restart, has no new event. Only the code held at the end of the window is judged: a 74
+    # followed by a 43 in the same window reads as a 43. The look before is one window, not
+    # the LOOKBACK: this expression is repeated in five branches and a 7-day range over every
+    # GPU in each would multiply the query's samples by 7 (a GPU silent for more than a day
+    # that comes back still holding a code therefore reads as a new event).
+    recent = (
+        f"and on ({lab.uuid}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
+        f"({last_xid} unless on ({lab.uuid}) "
+        f"last_over_time({xid_field}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
+    )
+    not_app = "".join(f" != {x}" for x in APPLICATION_XIDS)
+    return {
+        "seen": _any_of(
+            _dcgm("gpu_temperature_celsius", sensor="gpu"),
+            f"last_over_time({{sel}}[{LOOKBACK}])",
+            by,
+        ),
+        "fresh": _any_of(
+            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{FRESH}])", by
+        ),
+        "hard_xid": " or ".join(f"(max by ({by}) ({last_xid} == {x}) {recent})" for x in HARD_XIDS),
+        "uncorrectable_ecc": _any_of(
+            _dcgm("gpu_ecc_errors_total", type="uncorrected"),
+            f"increase({{sel}}[{HARD_WINDOW}]) > 0",
+            by,
+        ),
+        "remap_failed": _any_of(
+            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
+        ),
+        "remap_pending": _any_of(
+            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
+        ),
+        "recent_xid": f"(max by ({by}) (({last_xid} > 0){not_app}) {recent})",
+        "violations": _any_of(
+            _dcgm("gpu_pcie_replays_total")
+            + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
+            + _dcgm("gpu_clock_event_seconds_total", reason="board_limit"),
+            f"increase({{sel}}[{FRESH}]) > 0",
+            by,
+        ),
+    }
