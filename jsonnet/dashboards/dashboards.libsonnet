@@ -362,7 +362,8 @@ local g = import 'lib.libsonnet';
         g.table('Failure probability ranking', 'GPUs most likely to fail within the horizon, with their anomaly score; click a uuid for the detail dashboard.', [
           g.tableTarget('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')]),
           g.tableTarget('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-          // The GPU's state next to its risk: failed and absent GPUs are "failed now" (P = 1).
+          // The GPU's state next to its risk: failed and absent GPUs are "failed now" (P = 1), except
+          // GPUs of a node that stopped reporting as a whole (no probability, so not in this table).
           g.tableTarget('(gpu_state%s == 1) and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
           g.tableTarget('gpu_state_age_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
         ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #A', 'Value #B', 'Value #D'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score', 'Value #D': 'Silent for' }, hide=['horizon', 'cluster', 'Value #C'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
