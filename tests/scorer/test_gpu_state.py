@@ -31,6 +31,30 @@ def end() -> float:
     return float(int(time.time()) - 30)
 
 
+@pytest.fixture
+def serve_history(
+    request: pytest.FixtureRequest,
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+) -> Callable[[str, str, str], str]:
+    """``serve_history(engine, history, ready_query)``: the URL of ``engine`` holding the
+    OpenMetrics ``history``, so one test body runs on both engines. Prometheus serves it
+    backfilled by promtool (returned once ``ready_query`` answers); VictoriaMetrics imports it,
+    started only when asked for (its fixture skips where it is not installed)."""
+
+    def serve(engine: str, history: str, ready_query: str) -> str:
+        if engine == "prometheus":
+            url = prometheus_factory(data_dir=backfill(history)).url
+            stack.wait_for_query(url, ready_query)
+            return url
+        start_vm: Callable[[], stack.Server] = request.getfixturevalue("victoriametrics_factory")
+        vm = start_vm()
+        import_openmetrics(vm, history)
+        return vm.url
+
+    return serve
+
+
 def _states(url: str, schema: str = "ours") -> tuple[dict[str, GpuState], PromClient]:
     client = PromClient(PromConfig(url, retries=2, backoff_s=0.1))
     return gather_states(client.query, schema, time.time()), client
@@ -141,21 +165,10 @@ def _check_silent_nodes(states: dict[str, GpuState]) -> None:
 
 @pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
 def test_a_node_that_stopped_reporting_is_absent_but_not_failed_now(
-    engine: str,
-    prometheus_factory: PrometheusFactory,
-    backfill: Callable[[str], Path],
-    victoriametrics_factory: Callable[[], stack.Server],
-    end: float,
+    engine: str, serve_history: Callable[[str, str, str], str], end: float
 ) -> None:
     history = state_fleet.openmetrics(end, WITH_SILENT)
-    if engine == "prometheus":
-        url = prometheus_factory(data_dir=backfill(history)).url
-        stack.wait_for_query(url, "count(gpu_up)")
-    else:
-        vm = victoriametrics_factory()
-        import_openmetrics(vm, history)
-        url = vm.url
-    states, client = _states(url)
+    states, client = _states(serve_history(engine, history, "count(gpu_up)"))
     assert engine_of(client) == engine
     _check_silent_nodes(states)
 
@@ -317,22 +330,12 @@ def _dcgm_history(end: float) -> str:
 
 @pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
 def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
-    engine: str,
-    prometheus_factory: PrometheusFactory,
-    backfill: Callable[[str], Path],
-    victoriametrics_factory: Callable[[], stack.Server],
-    end: float,
+    engine: str, serve_history: Callable[[str, str, str], str], end: float
 ) -> None:
     """The last-XID gauge: only a new event in the window counts, application XIDs never make
     a GPU degraded, hard XIDs make it failed; a dcgm node (Hostname) that went silent as a
     whole is absent but not failed now, a lone silent GPU on a reporting node is."""
-    if engine == "prometheus":
-        url = prometheus_factory(data_dir=backfill(_dcgm_history(end))).url
-        stack.wait_for_query(url, "count(DCGM_FI_DEV_GPU_TEMP)")
-    else:
-        vm = victoriametrics_factory()
-        import_openmetrics(vm, _dcgm_history(end))
-        url = vm.url
+    url = serve_history(engine, _dcgm_history(end), "count(DCGM_FI_DEV_GPU_TEMP)")
     states, client = _states(url, "dcgm")
     assert engine_of(client) == engine
     assert {u: s.state for u, s in states.items()} == {u: g[2] for u, g in _DCGM_GPUS.items()}

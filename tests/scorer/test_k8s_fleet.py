@@ -16,45 +16,39 @@ on its PATH that hard-links each file before running the real promtool on it.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gpu_health import stack
 from gpu_health.scorer.cli_arguments import duration_arg
-from gpu_health.scorer.feature_schema import DCGM, PRESENCE_LOOKBACK
-from gpu_health.scorer.feature_table import FEATURES, MODEL_FEATURES, PEER_FEATURES
-from gpu_health.scorer.model import HORIZON_SECONDS
+from gpu_health.scorer.feature_schema import PRESENCE_LOOKBACK
+from tests.scorer import outside_support as support
+from tests.scorer.outside_support import (
+    HORIZON,
+    SCORER,
+    Evaluation,
+    GeneratedFleet,
+    Labels,
+    present_at,
+)
 
 GENERATOR = Path(__file__).resolve().parents[2] / "bench" / "k8s_fleet.py"
-SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
 #: 2 nodes (16 GPUs) over 17 days at 15-minute scrapes: a 7-day warm-up, then 4 daily rows per
 #: GPU whose 7-day window ends inside the history. More failures than the default rate so that
 #: window holds positives; a fixed end keeps the fleet the same from run to run. Scrapes closer
 #: than the presence lookback, so a relabelled board shows under both label sets inside it.
 FLEET_ARGS = ["--gpus", "16", "--days", "17", "--resolution", "900", "--seed", "2"]
 FLEET_ARGS += ["--failures", "10", "--end", "1780000000"]
-STEP, WARMUP = "24h", "7d"
-HORIZON = int(HORIZON_SECONDS["7d"])
-#: The signal the scorer's inventory reads (power or temperature: the generator writes both for
-#: every sample it keeps).
-PRESENCE_FIELD = "DCGM_FI_DEV_POWER_USAGE"
 #: Labels the churn changes on one board: the job's pod, the exporter pod's address, the driver.
 CHURN_LABELS = ("pod", "instance", "DCGM_FI_DRIVER_VERSION")
-SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+) (\d+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
 PROMTOOL_TEE = """#!/bin/sh
 # Keep the OpenMetrics file (the argument before the TSDB directory), then run promtool.
 n=$#; i=0
@@ -64,48 +58,9 @@ exec "$REAL_PROMTOOL" "$@"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-Labels = dict[str, str]
-
-
-@dataclass
-class K8sFleet:
-    """What the generator wrote, read back from its own outputs."""
-
-    data_dir: Path
-    failures: dict[str, list[int]]  # UUID -> failure times
-    reported: dict[int, dict[str, Labels]]  # sample time -> UUID -> its series' labels
-    fields: set[str]  # DCGM fields with at least one sample
-
-
-@dataclass
-class Evaluation:
-    result: subprocess.CompletedProcess[str]
-    report: dict[str, Any]
-
-
-def read_openmetrics(paths: list[Path]) -> tuple[dict[int, dict[str, Labels]], set[str]]:
-    """Presence samples (time -> UUID -> labels) and every field with a sample, straight from
-    the text the generator fed to promtool."""
-    reported: dict[int, dict[str, Labels]] = defaultdict(dict)
-    fields: set[str] = set()
-    for path in paths:
-        with path.open() as handle:
-            for line in handle:
-                if line.startswith("#"):
-                    continue
-                name = line[: line.index("{")]
-                fields.add(name)
-                if name != PRESENCE_FIELD:
-                    continue
-                match = SAMPLE.match(line.rstrip("\n"))
-                assert match, f"{path.name}: unparsable sample {line[:120]!r}"
-                labels = dict(LABEL.findall(match.group(2)))
-                reported[int(match.group(4))][labels["UUID"]] = labels
-    return dict(reported), fields
-
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> K8sFleet:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> GeneratedFleet:
     out = tmp_path_factory.mktemp("k8s")
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -121,60 +76,24 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> K8sFleet:
         "KEEP_OPENMETRICS": str(kept),
         "REAL_PROMTOOL": promtool,
     }
-    result = subprocess.run(
-        [sys.executable, str(GENERATOR), *FLEET_ARGS, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    support.run_generator(GENERATOR, FLEET_ARGS, out, env=env)
     texts = sorted(kept.glob("*.om"))
     assert texts, "no OpenMetrics text reached promtool"
-    reported, fields = read_openmetrics(texts)
-    shutil.rmtree(kept)  # tens of MB; the TSDB under out/prometheus is what the scorer reads
-    failures: dict[str, list[int]] = defaultdict(list)
-    with (out / "failures.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            failures[row["uuid"]].append(int(row["time"]))
-    return K8sFleet(out, dict(failures), reported, fields)
+    return support.read_back(out, texts)
 
 
 @pytest.fixture(scope="module")
-def evaluation(fleet: K8sFleet) -> Evaluation:
-    report_path = fleet.data_dir / "report.json"
-    command = [*SCORER, "evaluate", "--data-dir", str(fleet.data_dir), "--schema", "dcgm"]
-    command += ["--step", STEP, "--warmup", WARMUP, "--model", "rules", "--bootstrap", "20"]
-    result = subprocess.run(
-        [*command, "--json", str(report_path)], capture_output=True, text=True, timeout=240
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return Evaluation(result, json.loads(report_path.read_text()))
+def evaluation(fleet: GeneratedFleet) -> Evaluation:
+    return support.evaluate(fleet.data_dir)
 
 
-def evaluation_times(fleet: K8sFleet) -> list[int]:
-    """--warmup after the first sample, then every --step up to the last sample (evaluate reads
-    the history's span from the TSDB blocks, which hold exactly these samples)."""
-    first = min(fleet.reported) + int(duration_arg(WARMUP))
-    return list(range(first, max(fleet.reported) + 1, int(duration_arg(STEP))))
+def evaluation_times(fleet: GeneratedFleet) -> list[int]:
+    """Evaluation times over the span of the presence samples (evaluate reads the history's span
+    from the TSDB blocks, which hold exactly these samples)."""
+    return support.evaluation_times(min(fleet.reported), max(fleet.reported))
 
 
-def present_at(fleet: K8sFleet, t: int) -> tuple[dict[str, Labels], dict[str, Labels]]:
-    """UUIDs (with their latest labels) certainly and possibly in the scorer's inventory at
-    ``t``: a sample within the presence lookback, the window's start excluded (Prometheus 3) or
-    included (Prometheus 2)."""
-    lookback = int(duration_arg(PRESENCE_LOOKBACK))
-    sure: dict[str, Labels] = {}
-    maybe: dict[str, Labels] = {}
-    for ts in sorted(fleet.reported):
-        if t - lookback < ts <= t:
-            sure.update(fleet.reported[ts])
-        if t - lookback <= ts <= t:
-            maybe.update(fleet.reported[ts])
-    return sure, maybe
-
-
-def churned_before(fleet: K8sFleet, t: int, window: int) -> dict[str, set[str]]:
+def churned_before(fleet: GeneratedFleet, t: int, window: int) -> dict[str, set[str]]:
     """UUID -> the churn labels that changed on its series in (t - window, t]."""
     last: dict[str, Labels] = {}
     changed: dict[str, set[str]] = defaultdict(set)
@@ -191,7 +110,7 @@ def churned_before(fleet: K8sFleet, t: int, window: int) -> dict[str, set[str]]:
     return dict(changed)
 
 
-def split_within(fleet: K8sFleet, t: int, window: int) -> dict[str, set[str]]:
+def split_within(fleet: GeneratedFleet, t: int, window: int) -> dict[str, set[str]]:
     """UUID -> the churn labels that differ between its samples in (t - window, t]."""
     seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for ts, reported in fleet.reported.items():
@@ -203,11 +122,9 @@ def split_within(fleet: K8sFleet, t: int, window: int) -> dict[str, set[str]]:
     return {u: names for u, names in split.items() if names}
 
 
-def fails_within(fleet: K8sFleet, uuid: str, t: int) -> bool:
-    return any(t < f <= t + HORIZON for f in fleet.failures.get(uuid, ()))
-
-
-def test_label_churn_is_in_the_evaluated_period(fleet: K8sFleet, evaluation: Evaluation) -> None:
+def test_label_churn_is_in_the_evaluated_period(
+    fleet: GeneratedFleet, evaluation: Evaluation
+) -> None:
     """Pod, exporter-instance and driver-version changes relabel boards between evaluation
     times, and the evaluation still runs every time step to the end."""
     times = evaluation_times(fleet)
@@ -222,7 +139,7 @@ def test_label_churn_is_in_the_evaluated_period(fleet: K8sFleet, evaluation: Eva
     assert evaluation.report["schema"] == "dcgm"
 
 
-def test_label_churn_splits_no_gpu(fleet: K8sFleet, evaluation: Evaluation) -> None:
+def test_label_churn_splits_no_gpu(fleet: GeneratedFleet, evaluation: Evaluation) -> None:
     """A row is one UUID at one time: a board relabelled by its job, its exporter or the driver
     upgrade is not two GPUs, and every UUID that reported at an evaluation time is a GPU of the
     report."""
@@ -230,24 +147,17 @@ def test_label_churn_splits_no_gpu(fleet: K8sFleet, evaluation: Evaluation) -> N
     reported_uuids = {u for ts, seen in fleet.reported.items() if ts <= times[-1] for u in seen}
     assert report["gpus"] <= len(reported_uuids)
     assert report["rows"] <= report["gpus"] * len(times)
-    presence = [present_at(fleet, t) for t in times]
-    assert sum(len(s) for s, _ in presence) <= report["rows"] <= sum(len(m) for _, m in presence)
-    sure_gpus = set().union(*(s for s, _ in presence))
-    maybe_gpus = set().union(*(m for _, m in presence))
-    assert len(sure_gpus) <= report["gpus"] <= len(maybe_gpus)
+    rows, gpus = support.presence_bounds(fleet, times)
+    assert rows[0] <= report["rows"] <= rows[1]
+    assert gpus[0] <= report["gpus"] <= gpus[1]
 
 
-def test_seven_day_horizon_has_both_classes(fleet: K8sFleet, evaluation: Evaluation) -> None:
+def test_seven_day_horizon_has_both_classes(fleet: GeneratedFleet, evaluation: Evaluation) -> None:
     """The 7-day labels match the generator's failures: rows whose window ends inside the
     history, positive when that UUID fails within 7 days of the row."""
     end = max(fleet.reported)
     labelled = [t for t in evaluation_times(fleet) if t + HORIZON <= end]
-    rows = [0, 0]
-    positives = [0, 0]
-    for t in labelled:
-        for k, uuids in enumerate(present_at(fleet, t)):
-            rows[k] += len(uuids)
-            positives[k] += sum(fails_within(fleet, u, t) for u in uuids)
+    rows, positives = support.horizon_counts(fleet, labelled)
     assert 0 < positives[0] < rows[1], "the fleet gives the 7-day horizon a single class"
     entry = evaluation.report["horizons"]["7d"]
     assert rows[0] <= entry["rows"] <= rows[1]
@@ -256,16 +166,11 @@ def test_seven_day_horizon_has_both_classes(fleet: K8sFleet, evaluation: Evaluat
 
 
 def test_fields_the_fleet_writes_feed_their_features(
-    fleet: K8sFleet, evaluation: Evaluation
+    fleet: GeneratedFleet, evaluation: Evaluation
 ) -> None:
     """A feature reading any DCGM field the generator wrote has data despite the churn (the
     scorer sums or falls back across fields); only features reading none of them are empty."""
-    collected = {*MODEL_FEATURES, *PEER_FEATURES}  # what evaluate computes at each time
-    reads = {
-        f.name: set(re.findall(r"DCGM_FI_\w+", f.build(DCGM) or ""))
-        for f in FEATURES
-        if f.name in collected and f.from_inventory is None
-    }
+    reads = support.dcgm_feature_reads()
     fed = {name for name, fields in reads.items() if fields & fleet.fields}
     assert fed, "no feature reads a field the fleet writes"
     empty = set(evaluation.report["empty_features"])
@@ -274,7 +179,7 @@ def test_fields_the_fleet_writes_feed_their_features(
 
 
 def test_score_at_a_time_of_churn_lists_each_gpu_once(
-    fleet: K8sFleet, prometheus_factory: Callable[..., stack.Server]
+    fleet: GeneratedFleet, prometheus_factory: Callable[..., stack.Server]
 ) -> None:
     """``score --at`` where a board's pod, exporter instance or driver changed inside the
     presence lookback (so its series under both label sets are in the inventory's window) and
