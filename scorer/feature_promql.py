@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Literal
 
 from gpu_health.scorer.feature_schema import PRESENCE_LOOKBACK, Schema
+from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
 Builder = Callable[[Schema], str | None]
@@ -214,10 +215,14 @@ XID_CLASSES: dict[str, tuple[int, ...]] = {
     "nvlink": (74,),
 }
 _CLASSIFIED = tuple(code for codes in XID_CLASSES.values() for code in codes)
+#: Codes the "other" class leaves out: the classified ones and the application XIDs (a job's
+#: own bug: evidence about the job, not the GPU).
+_NOT_OTHER = (*_CLASSIFIED, *APPLICATION_XIDS)
 
 
 def xid_class_events(xid_class: str, window: str) -> Builder:
-    """XID events of one class (``other``: any code not in a class) in the window.
+    """XID events of one class (``other``: any code neither in a class nor an application
+    error) in the window.
 
     Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so its
     changes in the window count as events of the class of the latest code in the window (a
@@ -226,7 +231,7 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
     """
 
     def build(s: Schema) -> str | None:
-        codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
+        codes = _NOT_OTHER if xid_class == "other" else XID_CLASSES[xid_class]
         regex = "|".join(str(c) for c in codes)
         shard = f",{s.shard_matcher}" if s.shard_matcher else ""
         if s.name == "ours":
@@ -252,7 +257,7 @@ def xid_class_events_per_code(xid_class: str, window: str) -> Builder:
     benchmarked (``bench/bench_xid_classes.py``) against; never sent by the scorer."""
 
     def build(s: Schema) -> str | None:
-        codes = _CLASSIFIED if xid_class == "other" else XID_CLASSES[xid_class]
+        codes = _NOT_OTHER if xid_class == "other" else XID_CLASSES[xid_class]
         found = s.selector("gpu_xid_errors_total")
         if s.name != "dcgm" or found is None:
             return None
@@ -267,7 +272,8 @@ def xid_class_events_per_code(xid_class: str, window: str) -> Builder:
 
 def _in_class(s: Schema, last: str, regex: str, xid_class: str) -> str:
     """1 for each GPU any of whose series' last XID code is in the class (``other``: a code
-    that is neither 0 nor classified), absent otherwise, reading ``last`` once.
+    that is neither 0, classified nor an application error), absent otherwise, reading ``last``
+    once.
 
     Comparing the value with each code (``last == bool 48`` + ...) re-evaluates the week-long
     range function once per code; instead the code becomes a label (``count_values``), codes

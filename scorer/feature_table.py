@@ -260,7 +260,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "xid_other_events_7d",
-        "XID events of any other code, last 7 days.",
+        "XID events of any other code but application errors (13, 31, 43, ...), last 7 days.",
         xid_class_events("other", "7d"),
     ),
     Feature(

@@ -28,7 +28,7 @@ STEP = 1800
 #: Per GPU, the XID gauge's series as (driver version, first day, last day, [(from day, code)]).
 HISTORY: dict[str, list[tuple[str, float, float, list[tuple[float, int]]]]] = {
     "A": [("535", 0, 2.5, [(0, 0), (1, 48)])],  # memory
-    "B": [("535", 0, 2.5, [(0, 0), (1, 13)])],  # other
+    "B": [("535", 0, 2.5, [(0, 0), (1, 119)])],  # other (a GSP RPC timeout)
     "C": [("535", 0, 2.5, [(0, 0), (1, 79)])],  # bus
     # a row remap (63), then a driver upgrade: a new series that starts at 0
     "D": [("535", 0, 1.5, [(0, 0), (1, 63)]), ("550", 1.5, 2.5, [(1.5, 0)])],
@@ -37,13 +37,15 @@ HISTORY: dict[str, list[tuple[str, float, float, list[tuple[float, int]]]]] = {
     "G": [("535", 0, 2.5, [(0, 0), (1, 74)])],  # NVLink
     # two series of one GPU whose last codes are both of one class
     "H": [("535", 0, 1.5, [(0, 0), (1, 48)]), ("550", 1.5, 2.5, [(1.5, 63)])],
-    "I": [("535", 0, 1.5, [(0, 0), (1, 13)]), ("550", 1.5, 2.5, [(1.5, 31)])],
+    "I": [("535", 0, 1.5, [(0, 0), (1, 119)]), ("550", 1.5, 2.5, [(1.5, 62)])],
+    # application errors (the job's bug): evidence of no class, "other" included
+    "J": [("535", 0, 2.5, [(0, 0), (1, 13), (2, 43)])],
 }
 EXPECTED = {
-    "memory": {"A": 1, "B": 0, "C": 0, "D": 1, "E": 2, "F": 0, "G": 0, "H": 1, "I": 0},
-    "other": {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 1},
-    "bus": {"A": 0, "B": 0, "C": 1, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 0},
-    "nvlink": {"A": 0, "B": 0, "C": 0, "D": 0, "E": 0, "F": 0, "G": 1, "H": 0, "I": 0},
+    "memory": {"A": 1, "B": 0, "C": 0, "D": 1, "E": 2, "F": 0, "G": 0, "H": 1, "I": 0, "J": 0},
+    "other": {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 1, "J": 0},
+    "bus": {"A": 0, "B": 0, "C": 1, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 0, "J": 0},
+    "nvlink": {"A": 0, "B": 0, "C": 0, "D": 0, "E": 0, "F": 0, "G": 1, "H": 0, "I": 0, "J": 0},
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.telemetry.catalogue import by_name
-from gpu_health.telemetry.xids import XID_CATALOGUE
+from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
 #: 94/95 contained/uncontained ECC error).
@@ -24,12 +24,6 @@ FRESH = "30m"
 #: :data:`FRESH` in seconds: a silent GPU whose last sample is this much older than its node's
 #: last sample fell silent on its own, before its node.
 FRESH_S = 1800.0
-#: XIDs of the catalogue's "application" class (13, 31, 43, 45, ...): raised by a job's own bug
-#: (an MMU fault, a graphics exception), they say nothing about the GPU and make it neither
-#: degraded nor failed. dcgm-exporter's last-XID gauge holds one of them on most busy GPUs.
-APPLICATION_XIDS: tuple[int, ...] = tuple(
-    sorted(code for code, (_, cls) in XID_CATALOGUE.items() if cls == "application")
-)
 #: How far back GPUs are remembered (absent and replaced are only known within it).
 LOOKBACK = "7d"
 #: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).

@@ -74,6 +74,14 @@ XID_CLASSES: tuple[str, ...] = (
 
 assert {cls for _, cls in XID_CATALOGUE.values()} <= set(XID_CLASSES)
 
+#: Codes of the "application" class (13, 31, 32, 43, 45, 68, 69): raised by a job's own bug (an
+#: MMU fault, a graphics exception), they say nothing about the GPU: neither its state
+#: (gpu_health.telemetry.state) nor its failure risk (the scorer's "other" XID evidence) reads
+#: them. dcgm-exporter's last-XID gauge holds one of them on most busy GPUs.
+APPLICATION_XIDS: tuple[int, ...] = tuple(
+    sorted(code for code, (_, cls) in XID_CATALOGUE.items() if cls == "application")
+)
+
 #: For codes outside the catalogue: the message text decides, first match wins (the driver's
 #: own wording, e.g. "GPU has fallen off the bus.", "Uncontained: LTC TAG", "Row Remapper").
 _TEXT_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
