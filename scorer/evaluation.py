@@ -132,6 +132,28 @@ def calibration(p: FloatArray, y: FloatArray, bins: int = 10) -> list[dict[str, 
     return out
 
 
+#: A decile is calibrated when its expected failures are within this share of the observed.
+CALIBRATION_TOLERANCE = 0.3
+
+
+def calibration_summary(deciles: Sequence[dict[str, float]]) -> str:
+    """One line: expected/observed failures per decile of probability (lowest first), their
+    totals, and how many deciles are within :data:`CALIBRATION_TOLERANCE` (issue #16 asks
+    for every decile within ±30 %)."""
+    within = sum(
+        1
+        for d in deciles
+        if d["observed"] > 0 and abs(d["expected"] / d["observed"] - 1) <= CALIBRATION_TOLERANCE
+    )
+    cells = " ".join(f"{d['expected']:.0f}/{d['observed']:.0f}" for d in deciles)
+    expected = sum(d["expected"] for d in deciles)
+    observed = sum(d["observed"] for d in deciles)
+    return (
+        f"expected/observed failures per decile {cells}; total {expected:.0f}/{observed:.0f}; "
+        f"{within} of {len(deciles)} deciles within ±{CALIBRATION_TOLERANCE:.0%}"
+    )
+
+
 def upcoming_failures(
     data: Dataset, failures: Sequence[Failure], horizon: str
 ) -> list[list[Failure]]:
@@ -395,6 +417,8 @@ def format_report(report: dict[str, Any]) -> str:
                     f"{f(e['fpr_at_absolute_threshold'])}, "
                     f"recall {f(e['recall_at_absolute_threshold'])}"
                 )
+        if e.get("calibration"):
+            lines.append(f"{h:>7} model calibration: {calibration_summary(e['calibration'])}")
     lt = report["lead_time"]
     for key in ("all", "with_precursor", "precursor_began_7d_before"):
         s = lt[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpu_health.scorer.evaluation import (
+    calibration_summary,
     evaluate,
     failures_counted,
     format_report,
@@ -101,3 +102,22 @@ def test_the_rule_flags_what_stands_out_in_a_fleet_failing_above_the_public_rate
     assert (lead["failures"], lead["flagged"]) == (4, 2)
     assert lead["median_lead_days"] == 6.0
     assert "stands out from its fleet" in format_report(report)
+
+
+def test_the_text_report_shows_calibration_per_decile() -> None:
+    """Issue #16 asks for every decile within ±30 %: the text report says how many are."""
+    deciles = [
+        {"expected": 10.0, "observed": 10.0},  # within
+        {"expected": 5.0, "observed": 10.0},  # half: not within
+        {"expected": 1.0, "observed": 0.0},  # nothing observed: not counted as within
+        {"expected": 12.0, "observed": 10.0},  # +20 %: within
+    ]
+    line = calibration_summary(deciles)
+    assert "10/10 5/10 1/0 12/10" in line and "total 28/30" in line
+    assert "2 of 4 deciles within ±30%" in line
+    data, failures = _fleet()
+    report = evaluate(RuleModel(), data, failures, bootstrap=10)
+    text = format_report(report)
+    for horizon in ("7d",):
+        cal = report["horizons"][horizon]["calibration"]
+        assert f"{horizon} model calibration: {calibration_summary(cal)}" in text
