@@ -234,11 +234,12 @@ def evaluate(
     scorers: dict[str, RiskModel] = {"model": model}
     if model.kind != "rules":
         scorers["rule"] = rule
+    columns = {name: data.matrix(m.features) for name, m in scorers.items()}
     probs = {
-        name: {h: predict_snapshots(m, h, data.matrix(m.features), data.times) for h in HORIZONS}
+        name: {h: predict_snapshots(m, h, columns[name], data.times) for h in HORIZONS}
         for name, m in scorers.items()
     }
-    x_model = data.matrix(model.features)
+    x_model = columns["model"]
     flags = {h: flag_snapshots(model, h, x_model, data.times, probs["model"][h]) for h in HORIZONS}
     line = sre_line_score(SRE_LINE_FEATURES, data.matrix(SRE_LINE_FEATURES))
     probs[SRE_LINE] = {h: line for h in HORIZONS}

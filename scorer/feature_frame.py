@@ -23,6 +23,7 @@ from gpu_health.scorer.feature_schema import (
     SchemaName,
     identity_of,
     inventory_query,
+    presence_names,
     schema_by_name,
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
@@ -36,11 +37,7 @@ log = logging.getLogger("gpu_health.scorer.features")
 def count_gpus(client: PromClient, schema: SchemaName, start: float, end: float) -> int:
     """GPUs (UUIDs) that reported at any time in [start, end]: zero means a wrong source."""
     s = schema_by_name(schema)
-    names = (
-        "gpu_power_watts|gpu_temperature_celsius"
-        if s.name == "ours"
-        else ("DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP")
-    )
+    names = presence_names(s)
     span = max(1, math.ceil(end - start))
     query = f'count(group by ({s.uuid}) (last_over_time({{__name__=~"{names}"}}[{span}s])))'
     result = client.query(query, end)
@@ -159,11 +156,7 @@ def one_identity_per_gpu(
     if not split:
         return sorted(identities)
     latest: dict[Identity, float] = {}
-    signals = (
-        "gpu_power_watts|gpu_temperature_celsius"
-        if s.name == "ours"
-        else "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"
-    )
+    signals = presence_names(s)
     for start in range(0, len(split), 50):  # bounded query size for a mass relabelling
         pattern = "|".join(regex_literal(u) for u in split[start : start + 50])
         selector = f'{{__name__=~"{signals}",{s.uuid}=~"{pattern}"}}'

@@ -109,15 +109,18 @@ def schema_by_name(name: str) -> Schema:
 PRESENCE_LOOKBACK = "30m"
 
 
+def presence_names(s: Schema) -> str:
+    """A ``__name__`` regex of the series that say a GPU is present: power or temperature,
+    which every exporter of the schema sends for every GPU."""
+    if s.name == "ours":
+        return "gpu_power_watts|gpu_temperature_celsius"
+    return "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"
+
+
 def inventory_query(s: Schema) -> str:
     """All GPUs that reported power or temperature recently, one series each."""
-    names = (
-        ["gpu_power_watts", "gpu_temperature_celsius"]
-        if s.name == "ours"
-        else ["DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP"]
-    )
-    regex = "|".join(names)
-    return f'group by ({s.by}) (last_over_time({{__name__=~"{regex}"}}[{PRESENCE_LOOKBACK}]))'
+    names = presence_names(s)
+    return f'group by ({s.by}) (last_over_time({{__name__=~"{names}"}}[{PRESENCE_LOOKBACK}]))'
 
 
 def identity_of(s: Schema, labels: dict[str, str]) -> tuple[str, str, str, str]:
