@@ -363,7 +363,8 @@ local g = import 'lib.libsonnet';
           g.tableTarget('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')]),
           g.tableTarget('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
           // The GPU's state next to its risk: failed and absent GPUs are "failed now" (P = 1), except
-          // GPUs of a node that stopped reporting as a whole (no probability, so not in this table).
+          // GPUs of a node that stopped reporting as a whole (no probability: "Down and silent GPUs"
+          // lists them).
           g.tableTarget('(gpu_state%s == 1) and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
           g.tableTarget('gpu_state_age_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
         ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #A', 'Value #B', 'Value #D'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score', 'Value #D': 'Silent for' }, hide=['horizon', 'cluster', 'Value #C'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
@@ -379,6 +380,13 @@ local g = import 'lib.libsonnet';
         g.bargauge('GPU states', 'GPUs per state (healthy, degraded, failed, absent, replaced) from the scorer: failed = hard fault awaiting reset or repair, absent = no samples, replaced = a new UUID in the slot.', [
           g.target('sum by (state) (gpu_state%s)' % scored(), '{{state}}', instant=true),
         ], unit='none', w=24, h=5),
+        // Failed and absent GPUs in a table of their own: the ranking joins on the failure
+        // probability, and GPUs of a node that stopped reporting as a whole have none (NaN is
+        // not published), so only this table lists them by name.
+        g.table('Down and silent GPUs', 'GPUs that are failed (hard fault awaiting reset or repair) or absent (no samples), including every GPU of a node that stopped reporting as a whole, which has no failure probability and so is not in the ranking; "for" is the time since the GPU last reported. The scorer API (/api/v1/gpus) gives the reason.', [
+          g.tableTarget('gpu_state%s == 1' % scored('state=~"failed|absent"')),
+          g.tableTarget('gpu_state_age_seconds%s and on (uuid) (gpu_state%s == 1)' % [scored(), scored('state=~"failed|absent"')]),
+        ], unit='s', columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #B'], rename={ 'Value #B': 'for' }, hide=['cluster', 'Value #A'], links={ uuid: detailLink }, sortBy='for', sortDesc=true, w=24, h=7),
         g.table('Time to failure', 'Time to failure of the riskiest GPUs at quantiles 0.1, 0.5 and 0.9 of the survival curve (0.1 to 0.9: an 80 % interval).', [
           g.tableTarget('gpu_time_to_failure_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
         ], unit='s', columns=['node', 'gpu', 'uuid', 'quantile', 'Value'], rename={ Value: 'time to failure' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='time to failure', sortDesc=false, w=12, h=9),

@@ -50,7 +50,14 @@ GPUS_BACKFILL = 8
 GPUS_LIVE = 32
 FAULTY_GPU = 1
 #: Faults that make the XID, ECC, remap and penalty panels show data on one live GPU.
-FAULTS = (f"gpu={FAULTY_GPU},fault=row_remap_pending", f"gpu={FAULTY_GPU},fault=ecc_storm")
+#: A GPU of the same node that falls off the bus: the scorer calls it failed, and the risk
+#: dashboard's "Down and silent GPUs" table must name it.
+LOST_GPU = 5
+FAULTS = (
+    f"gpu={FAULTY_GPU},fault=row_remap_pending",
+    f"gpu={FAULTY_GPU},fault=ecc_storm",
+    f"gpu={LOST_GPU},fault=xid79",
+)
 #: Series the simulated fleet never publishes, with the reason; their targets may stay empty.
 NEVER_SIMULATED = {
     "gpu_vgpu_license_status": "vGPU licensing exists only on vGPU hosts",
@@ -67,6 +74,7 @@ class Fleet:
     start: float
     end: float
     faulty_uuid: str
+    lost_uuid: str
     scorer: bool
     live_since: float
 
@@ -192,14 +200,22 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
         timeout=60,
     )
     uuid = found[0]["metric"]["uuid"]
+    lost = stack.wait_for_query(
+        server.url,
+        f'gpu_info{{job="gpu-health-exporter", node="gpu-node-001", gpu="{LOST_GPU}"}}',
+        timeout=60,
+    )[0]["metric"]["uuid"]
     # Live data has reached the rules when the per-GPU XID rule has the faulty GPU's events.
     stack.wait_for_query(server.url, f'gpu_xid:gpu_xid_errors:increase10m{{uuid="{uuid}"}}', 60)
     if scorer:
         stack.wait_for_query(server.url, "gpu_recommended_action", timeout=120)
         stack.wait_for_query(server.url, "gpu_prediction_precision", timeout=30)
+        stack.wait_for_query(
+            server.url, f'gpu_state{{uuid="{lost}", state=~"failed|absent"}} == 1', timeout=60
+        )
     time.sleep(5)  # a few evaluations of every rule
     end = time.time()
-    yield Fleet(server.url, end - 86400, end, uuid, scorer, live_since)
+    yield Fleet(server.url, end - 86400, end, uuid, lost, scorer, live_since)
 
 
 def _run(fleet: Fleet, name: str, **chosen: str) -> DashboardResult:
@@ -289,6 +305,16 @@ def test_every_risk_query_returns_data(fleet: Fleet) -> None:
         pytest.skip("the scorer's shipped model is not in this install: risk panels untested live")
     result = _run(fleet, "gpu-risk-economics.json")
     assert _empty_targets(result) == []
+
+
+def test_the_down_table_names_the_lost_gpu_and_only_down_gpus(fleet: Fleet) -> None:
+    if not fleet.scorer:
+        pytest.skip("the scorer's shipped model is not in this install: risk panels untested live")
+    result = _run(fleet, "gpu-risk-economics.json")
+    panel = next(p for p in result.panels if p.panel["title"] == "Down and silent GPUs")
+    listed = {s.labels["uuid"] for t in panel.targets for s in t.series}
+    assert fleet.lost_uuid in listed
+    assert fleet.faulty_uuid not in listed  # degraded, not down
 
 
 def test_previews_render_from_the_same_queries(fleet: Fleet, tmp_path: Path) -> None:
