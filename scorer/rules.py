@@ -27,9 +27,13 @@ Two things make the rule hold on fleets it has never seen:
 * **The base rate is the fleet's own.** The public rate is a prior worth
   :data:`PRIOR_GPU_YEARS` GPU-years; the GPUs the fleet lost in the last 30 days over the
   GPU-days it reported (``fleet_lost_gpus_30d`` / ``fleet_gpu_days_30d``) update it, so a
-  fleet failing twenty times more often than the public rate is told so. Node recurrence is an
-  *added* hazard per GPU the node lost (:data:`NODE_REPEAT_RATE`), so it matters in a fleet
-  that rarely fails and fades into the base rate of one that often does.
+  fleet failing twenty times more often than the public rate is told so. Evidence then
+  redistributes that rate instead of adding to it: the baseline (the rate of a GPU without
+  evidence) is the one at which the fleet's hazards, evidence included, account for the losses
+  it had (:func:`baseline_rate`). A fleet where benign evidence is common is not told it will
+  lose more GPUs than it does. Node recurrence is an *added* hazard per GPU the node lost
+  (:data:`NODE_REPEAT_RATE`), so it matters in a fleet that rarely fails and fades into the
+  base rate of one that often does.
 
 A GPU is *flagged* when it stands out from its fleet, not when its probability passes a fixed
 number: see :meth:`RuleModel.flags`.
@@ -301,13 +305,100 @@ def node_repeat_rate(features: Sequence[str], x: FloatArray) -> FloatArray:
     return result
 
 
-def class_hazards(features: Sequence[str], x: FloatArray, prior_rate: float) -> FloatArray:
-    """Hazard per second of each class: fleet rate * prior * exp(evidence), plus the node's
-    recurrence hazard in "other"."""
+def baseline_rate(
+    features: Sequence[str],
+    x: FloatArray,
+    prior_rate: float,
+    relative: FloatArray,
+    added: FloatArray,
+) -> FloatArray:
+    """Failures per GPU-year of a GPU without evidence, for each row: the rate at which the
+    fleet's hazards, multiplied by their evidence, account for the GPUs it lost in the last 30
+    days (with the public prior worth :data:`PRIOR_GPU_YEARS`, as in :func:`fleet_rate`).
+
+    Why not the fleet's rate itself: that rate already counts every failure, those the
+    evidence foretold included, and multiplying it by the evidence again counts them twice.
+    In a fleet where benign evidence is common (chronic corrected errors, a PCIe replay
+    trickle on a whole platform) the expected failures then run far above the losses the
+    fleet actually has. Solving for the baseline instead makes the fleet's expected losses
+    over the window equal its observed ones: the intercept of a Poisson regression with the
+    evidence as a fixed offset. Each GPU explains at most one loss (``1 - exp(-hazard *
+    exposure)``), so one dead board at the evidence cap does not lower every other GPU's risk.
+    With no exposure on record, or a snapshot too small to stand for its fleet, the result is
+    :func:`fleet_rate`'s.
+
+    ``relative``: each row's hazard multiplier (``sum_c prior_c * exp(E_c)``); ``added``: its
+    node-recurrence hazard per GPU-year. Rows are grouped by their fleet features, so ``x``
+    may hold several snapshots; within one snapshot every row has the same baseline.
+    """
+    n = x.shape[0]
+    lost = _column(features, x, FLEET_LOST)
+    days = _column(features, x, FLEET_GPU_DAYS)
+    lost = np.zeros(n) if lost is None else np.where(np.isfinite(lost), np.maximum(lost, 0), 0)
+    years = np.zeros(n) if days is None else np.maximum(np.nan_to_num(days), 0.0) / 365.0
+    out = np.empty(n)
+    pairs = np.column_stack([lost, years])
+    for pair in np.unique(pairs, axis=0):
+        rows = np.all(pairs == pair, axis=1)
+        out[rows] = _solve_baseline(
+            prior_rate, float(pair[0]), float(pair[1]), relative[rows], added[rows]
+        )
+    return out
+
+
+def _solve_baseline(
+    prior_rate: float, lost: float, years: float, relative: FloatArray, added: FloatArray
+) -> float:
+    """The baseline ``r`` of one snapshot: ``r * B + (N / n) * sum_i (1 - exp(-(r * m_i + a_i)
+    * y)) = A + lost``, where ``A / B`` is the prior, ``n`` the snapshot's GPUs, ``N`` the
+    fleet's (``years`` over 30 days, at least ``n``: a scorer shard sees a sample of the fleet)
+    and ``y = years / N`` each GPU's exposure. Solved by bisection in log space: the left side
+    grows with ``r``, and at ``r = (A + lost) / B`` it is already too large.
+
+    A snapshot of fewer than :data:`MIN_PEERS` GPUs says too little about the fleet's mix of
+    evidence: it gets :func:`fleet_rate`'s answer, the same equation with every ``m_i = 1``."""
+    pseudo = prior_rate * PRIOR_GPU_YEARS + lost
+    n = relative.size
+    if years <= 0.0 or n < MIN_PEERS:
+        return pseudo / (PRIOR_GPU_YEARS + years)
+    gpus = max(float(n), years * 365.0 / 30.0)
+    share = years / gpus
+
+    def excess(r: float) -> float:
+        expected = -np.expm1(-(r * relative + added) * share).sum() * gpus / n
+        return float(r * PRIOR_GPU_YEARS + expected - pseudo)
+
+    high = pseudo / PRIOR_GPU_YEARS
+    low = high * 1e-9
+    if excess(low) >= 0.0:
+        return low
+    for _ in range(60):
+        mid = math.sqrt(low * high)
+        if excess(mid) < 0.0:
+            low = mid
+        else:
+            high = mid
+    return math.sqrt(low * high)
+
+
+def _rates(
+    features: Sequence[str], x: FloatArray, prior_rate: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per row: the baseline rate, the per-class multipliers ``prior_c * exp(E_c)`` and the
+    node-recurrence rate (all per GPU-year)."""
     prior = np.array([CLASS_PRIOR[c] for c in FAILURE_CLASSES])
-    per_year = fleet_rate(features, x, prior_rate)[:, np.newaxis] * prior[np.newaxis, :]
-    per_year = per_year * np.exp(class_evidence(features, x))
-    per_year[:, FAILURE_CLASSES.index("other")] += node_repeat_rate(features, x)
+    relative = prior[np.newaxis, :] * np.exp(class_evidence(features, x))
+    node = node_repeat_rate(features, x)
+    base = baseline_rate(features, x, prior_rate, relative.sum(axis=1), node)
+    return base, relative, node
+
+
+def class_hazards(features: Sequence[str], x: FloatArray, prior_rate: float) -> FloatArray:
+    """Hazard per second of each class: baseline * prior * exp(evidence), plus the node's
+    recurrence hazard in "other"."""
+    base, relative, node = _rates(features, x, prior_rate)
+    per_year = base[:, np.newaxis] * relative
+    per_year[:, FAILURE_CLASSES.index("other")] += node
     result: FloatArray = per_year / YEAR
     return result
 
@@ -420,9 +511,10 @@ class RuleModel:
         return result
 
     def score(self, x: FloatArray) -> FloatArray:
-        """A ranking score (log of the hazard over the fleet rate) for evaluation."""
-        rate = fleet_rate(self.features, x, self.base_rate)
-        result: FloatArray = np.log(self.hazard(x) * YEAR / rate)
+        """A ranking score for evaluation: the log of the hazard over that of a GPU without
+        evidence in the same fleet at the same time (the baseline cancels across snapshots)."""
+        base, relative, node = _rates(self.features, x, self.base_rate)
+        result: FloatArray = np.log(relative.sum(axis=1) + node / base)
         return result
 
 

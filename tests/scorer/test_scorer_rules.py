@@ -267,3 +267,55 @@ def test_the_service_flags_only_the_gpu_that_stands_out_in_a_busy_fleet() -> Non
         assert flagged == ["GPU-5"], h
         # Every GPU's published probability is above the fixed threshold of this horizon.
         assert min(g["failure_probability"][h] for g in published) >= RULE.threshold(h)
+
+
+def _fleet_snapshot(rows: int, lost: float, gpu_days: float) -> np.ndarray:
+    """A snapshot of ``rows`` quiet GPUs of one model whose fleet lost ``lost`` GPUs over
+    ``gpu_days`` GPU-days in the last 30 days."""
+    x = np.zeros((rows, len(RULE_FEATURES)))
+    x[:, RULE_FEATURES.index("fleet_lost_gpus_30d")] = lost
+    x[:, RULE_FEATURES.index("fleet_gpu_days_30d")] = gpu_days
+    x[:, RULE_FEATURES.index("gpu_model_key")] = 1.0
+    return x
+
+
+def _expected_losses_30d(x: np.ndarray) -> float:
+    return float(RULE.predict("30d", x).sum())
+
+
+def test_evidence_common_in_a_fleet_does_not_raise_the_failures_it_expects() -> None:
+    # 200 GPUs that lost 40 in 30 days. In one copy 80 of them (fewer than half: the peer
+    # median stays 0) log corrected errors every hour of the week and never fail more.
+    quiet = _fleet_snapshot(200, 40.0, 6000.0)
+    noisy = quiet.copy()
+    noisy[:80, RULE_FEATURES.index("ecc_corrected_per_day_7d")] = 50.0
+    noisy[:80, RULE_FEATURES.index("ecc_corrected_active_hours_7d")] = 150.0
+    # Each noisy GPU's evidence multiplies its hazard many times over ...
+    h = RULE.hazard(noisy)
+    assert h[0] > 10 * h[199]
+    # ... yet the fleet expects about the losses it had (40 with the prior), not several
+    # times more: the evidence says which GPUs, the fleet's losses say how many.
+    assert _expected_losses_30d(quiet) == pytest.approx(38.0, rel=0.1)
+    assert _expected_losses_30d(noisy) == pytest.approx(38.0, rel=0.1)
+
+
+def test_one_dead_board_does_not_lower_every_other_gpus_risk() -> None:
+    # A fleet that lost 10 GPUs in 30 days, and one board at the evidence cap in every class:
+    # it explains at most one loss, not all ten.
+    x = _fleet_snapshot(200, 10.0, 6000.0)
+    before = RULE.hazard(x)[1]
+    for name in ("ecc_uncorrected_7d", "xid_bus_events_7d", "xid_nvlink_events_7d"):
+        x[0, RULE_FEATURES.index(name)] = 1e6
+    after = RULE.hazard(x)
+    assert after[0] > 1000 * after[1]
+    assert 0.85 * before < after[1] < before
+
+
+def test_a_shard_sees_the_same_baseline_as_its_whole_fleet() -> None:
+    # A scorer shard scores a sample of the fleet against fleet-wide loss counts: 48 of the
+    # 200 GPUs, with the same share of noisy boards, get the hazards of the whole snapshot.
+    fleet = _fleet_snapshot(200, 40.0, 6000.0)
+    fleet[::4, RULE_FEATURES.index("ecc_corrected_per_day_7d")] = 50.0
+    whole = RULE.hazard(fleet)
+    shard = RULE.hazard(fleet[:48])
+    assert shard == pytest.approx(whole[:48], rel=0.02)
