@@ -8,13 +8,13 @@ everything else: the score must not depend on one simulator's or one fleet's mag
 Each failure class c (memory, bus, NVLink, thermal/power, other) gets evidence ``E_c``, the
 sum of its terms (in log-hazard units). The hazard is proportional:
 
-    lambda = sum_c base_rate * prior_c * exp(E_c)
+    lambda = sum_c baseline * prior_c * exp(E_c)
 
-so P(fail within t) = 1 - exp(-lambda * t) is monotone in t by construction, adding evidence
-never lowers risk, the class probabilities are ``base * prior_c * exp(E_c) / lambda``, and the
-time to failure is exponential (median ln 2 / lambda, 80 % interval at the 10th and 90th
-percentiles). The weights are round numbers chosen from what each signal means, not fitted to
-any simulator; the base rate is public (see :data:`BASE_ANNUAL_RATE`).
+so P(fail within t) = 1 - exp(-lambda * t) is monotone in t by construction, adding evidence to
+a GPU never lowers its risk, the class probabilities are ``baseline * prior_c * exp(E_c) /
+lambda``, and the time to failure is exponential (median ln 2 / lambda, 80 % interval at the
+10th and 90th percentiles). The weights are round numbers chosen from what each signal means,
+not fitted to any simulator; the prior on the rate is public (see :data:`BASE_ANNUAL_RATE`).
 
 Two things make the rule hold on fleets it has never seen:
 
@@ -328,8 +328,9 @@ def baseline_rate(
     :func:`fleet_rate`'s.
 
     ``relative``: each row's hazard multiplier (``sum_c prior_c * exp(E_c)``); ``added``: its
-    node-recurrence hazard per GPU-year. Rows are grouped by their fleet features, so ``x``
-    may hold several snapshots; within one snapshot every row has the same baseline.
+    node-recurrence hazard per GPU-year. Rows are grouped by their fleet features, so every
+    row of one snapshot has the same baseline; callers pass one snapshot at a time (rows of two
+    snapshots with equal fleet features would be solved together, on their mean evidence).
     """
     n = x.shape[0]
     lost = _column(features, x, FLEET_LOST)
