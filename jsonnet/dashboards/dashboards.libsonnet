@@ -385,7 +385,8 @@ local g = import 'lib.libsonnet';
         // not published), so only this table lists them by name.
         g.table('Down and silent GPUs', 'GPUs that are failed (hard fault awaiting reset or repair) or absent (no samples), including every GPU of a node that stopped reporting as a whole, which has no failure probability and so is not in the ranking; "for" is the time since the GPU last reported. The scorer API (/api/v1/gpus) gives the reason.', [
           g.tableTarget('gpu_state%s == 1' % scored('state=~"failed|absent"')),
-          g.tableTarget('gpu_state_age_seconds%s and on (uuid) (gpu_state%s == 1)' % [scored(), scored('state=~"failed|absent"')]),
+          // The same labels as the row above (the state joined in), so the two merge into one row.
+          g.tableTarget('gpu_state_age_seconds%s * on (job, instance, uuid) group_left (state) (gpu_state%s == 1)' % [scored(), scored('state=~"failed|absent"')]),
         ], unit='s', columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #B'], rename={ 'Value #B': 'for' }, hide=['cluster', 'Value #A'], links={ uuid: detailLink }, sortBy='for', sortDesc=true, w=24, h=7),
         g.table('Time to failure', 'Time to failure of the riskiest GPUs at quantiles 0.1, 0.5 and 0.9 of the survival curve (0.1 to 0.9: an 80 % interval).', [
           g.tableTarget('gpu_time_to_failure_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),

@@ -37,6 +37,7 @@ from gpu_health.mixin.dashquery import (
     substitute,
     variable_options,
 )
+from gpu_health.mixin.preview_cells import table_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -315,6 +316,12 @@ def test_the_down_table_names_the_lost_gpu_and_only_down_gpus(fleet: Fleet) -> N
     listed = {s.labels["uuid"] for t in panel.targets for s in t.series}
     assert fleet.lost_uuid in listed
     assert fleet.faulty_uuid not in listed  # degraded, not down
+    # One row per GPU, its state and how long it has been silent side by side.
+    columns, rows = table_rows(panel)
+    lost = [r for r in rows if fleet.lost_uuid in r]
+    assert len(lost) == 1, rows
+    row = dict(zip(columns, lost[0], strict=True))
+    assert row["state"] in {"failed", "absent"} and row["for"].endswith("s"), row
 
 
 def test_previews_render_from_the_same_queries(fleet: Fleet, tmp_path: Path) -> None:
