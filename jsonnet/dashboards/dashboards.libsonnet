@@ -46,6 +46,8 @@ local g = import 'lib.libsonnet';
   // The one GPU of the detail dashboard.
   local one(extra='') = sel([c.gpuExporterSelector, clusterM, 'uuid="$gpu"', extra]),
   // Scorer series, filtered like the fleet.
+  // A query's result without its metric name (arithmetic drops it; the values stay).
+  local unnamed(expr) = '(%s) + 0' % expr,
   local scored(extra='') = sel([c.gpuScorerSelector, clusterM, 'node=~"$node"', 'model=~"$model"', extra]),
   local info = sel([c.gpuExporterSelector, clusterM]),
 
@@ -360,13 +362,16 @@ local g = import 'lib.libsonnet';
         ], unit='s', thresholds=g.rising(3600, 4 * 3600)),
 
         g.table('Failure probability ranking', 'GPUs most likely to fail within the horizon, with their anomaly score; click a uuid for the detail dashboard.', [
-          g.tableTarget('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')]),
-          g.tableTarget('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          // Every query here drops its metric name (`unnamed`): Grafana's merge joins rows only
+          // where all fields the queries share agree, before `organize` hides __name__, so four
+          // queries keeping four names would show each GPU as four half-rows.
+          g.tableTarget(unnamed('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')])),
+          g.tableTarget(unnamed('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')])),
           // The GPU's state next to its risk: failed and absent GPUs are "failed now" (P = 1), except
           // GPUs of a node that stopped reporting as a whole (no probability: "Down and silent GPUs"
           // lists them).
-          g.tableTarget('(gpu_state%s == 1) and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-          g.tableTarget('gpu_state_age_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget(unnamed('(gpu_state%s == 1) and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')])),
+          g.tableTarget(unnamed('gpu_state_age_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')])),
         ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #A', 'Value #B', 'Value #D'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score', 'Value #D': 'Silent for' }, hide=['horizon', 'cluster', 'Value #C'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
           fieldConfig+: { overrides+: [
             { matcher: { id: 'byName', options: 'Anomaly score' }, properties: [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 2 }] },

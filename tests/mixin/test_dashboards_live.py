@@ -37,7 +37,7 @@ from gpu_health.mixin.dashquery import (
     substitute,
     variable_options,
 )
-from gpu_health.mixin.preview_cells import table_rows
+from gpu_health.mixin.preview_cells import merged_rows, table_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -336,3 +336,22 @@ def test_previews_render_from_the_same_queries(fleet: Fleet, tmp_path: Path) -> 
     for name in ("gpu-fleet-overview", "gpu-detail", "gpu-risk-economics"):
         png = out / f"{name}.png"
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 50_000
+
+
+def test_every_multi_query_table_shows_one_row_per_gpu(fleet: Fleet) -> None:
+    """Grafana merges a table's queries only where every field they share agrees, before
+    `organize` hides the metric name: queries that keep different metric names would split
+    each GPU into half-rows (the preview's merge follows Grafana's)."""
+    if not fleet.scorer:
+        pytest.skip("the scorer's shipped model is not in this install: risk panels untested live")
+    split = []
+    for name in ("gpu-fleet-overview.json", "gpu-risk-economics.json"):
+        for panel in _run(fleet, name).panels:
+            ids = {t.get("id") for t in panel.panel.get("transformations", [])}
+            if panel.panel["type"] != "table" or "merge" not in ids or len(panel.targets) < 2:
+                continue
+            rows = merged_rows(panel)
+            uuids = [r["uuid"] for r in rows if r.get("uuid")]
+            if len(uuids) != len(set(uuids)):
+                split.append(f"{name}: {panel.panel['title']}")
+    assert split == []

@@ -109,6 +109,57 @@ def _matrix(panel: PanelResult, options: Mapping[str, Any]) -> tuple[list[str], 
     return [f"{row_field}\\{column_field}", *columns], rows
 
 
+def _frames(panel: PanelResult) -> list[list[dict[str, Any]]]:
+    """Each target as Grafana's Prometheus data source hands a table-format instant query to
+    the panel: one frame per target, a field for every label any of its series carries (the
+    metric name too, as ``__name__``; "" where a series lacks the label) and one value field,
+    ``Value #<refId>`` when the panel has several targets."""
+    multi = len(panel.targets) > 1
+    frames = []
+    for target in panel.targets:
+        if not target.series:
+            continue  # Grafana drops empty frames before merging
+        value = f"Value #{target.ref_id}" if multi else "Value"
+        names = sorted({k for s in target.series for k in s.labels})
+        frames.append(
+            [{**{n: s.labels.get(n, "") for n in names}, value: s.last} for s in target.series]
+        )
+    return frames
+
+
+def merged_rows(panel: PanelResult) -> list[dict[str, Any]]:
+    """Grafana's ``merge`` transformation (grafana-data ``transformers/merge.ts``): rows are
+    grouped by the fields that *every* frame has, and a row joins an earlier one of its group
+    when no field they both have disagrees. It runs before ``organize`` hides ``__name__``, so
+    two queries that keep different metric names never share a row: the preview must show that,
+    or a table that reads well here splits into half-rows in Grafana."""
+    frames = _frames(panel)
+    if len(frames) <= 1:
+        return [dict(r) for f in frames for r in f]
+    shared = set(frames[0][0]).intersection(*(set(f[0]) for f in frames[1:]))
+    key_fields = sorted(n for n in shared if not n.startswith("Value"))
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    ordered: list[dict[str, Any]] = []
+    for frame in frames:
+        for row in frame:
+            group = groups.setdefault(tuple(row[n] for n in key_fields), [])
+            target = next(
+                (
+                    r
+                    for r in group
+                    if all(r[k] is None or r[k] == v for k, v in row.items() if k in r)
+                ),
+                None,
+            )
+            if target is None:
+                target = dict(row)
+                group.append(target)
+                ordered.append(target)
+            else:
+                target.update(row)
+    return ordered
+
+
 def table_rows(panel: PanelResult) -> tuple[list[str], list[list[str]]]:
     """Columns and rows the way the panel's transformations (merge + organize, or
     groupingToMatrix) would show them."""
@@ -127,21 +178,13 @@ def table_rows(panel: PanelResult) -> tuple[list[str], list[list[str]]]:
         for p in o["properties"]
         if p["id"] == "unit"
     }
-    multi = len(panel.targets) > 1
-    rows: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
-    for target in panel.targets:
-        value_column = f"Value #{target.ref_id}" if multi else "Value"
-        for s in target.series:
-            labels: dict[str, Any] = {k: v for k, v in s.labels.items() if k not in excluded}
-            key = tuple(sorted(labels.items()))
-            row = rows.setdefault(key, dict(labels))
-            row[value_column] = s.last
+    ordered_rows = merged_rows(panel)
     columns = sorted(
-        {c for r in rows.values() for c in r if c not in excluded},
+        {c for r in ordered_rows for c in r if c not in excluded},
         key=lambda c: (order.get(c, 99), c),
     )
     sort = panel.panel.get("options", {}).get("sortBy") or []
-    ordered = list(rows.values())
+    ordered = list(ordered_rows)
     if sort:
         inverse = {v: k for k, v in rename.items()}
         key_col = inverse.get(sort[0]["displayName"], sort[0]["displayName"])
