@@ -283,16 +283,28 @@ def class_evidence(features: Sequence[str], x: FloatArray) -> FloatArray:
     return np.minimum(out, MAX_EVIDENCE)
 
 
+def fleet_losses(features: Sequence[str], x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per row, the GPUs the fleet lost in the last 30 days and the GPU-years it reported in
+    them (0 where the schema or the history has none)."""
+    n = x.shape[0]
+    lost = _column(features, x, FLEET_LOST)
+    days = _column(features, x, FLEET_GPU_DAYS)
+    lost = np.zeros(n) if lost is None else np.where(np.isfinite(lost), np.maximum(lost, 0), 0)
+    years = np.zeros(n) if days is None else np.where(np.isfinite(days), days, 0) / 365.0
+    return lost, np.maximum(years, 0.0)
+
+
+def _posterior_rate(prior_rate: float, lost: Any, years: Any) -> Any:
+    """Failures per GPU-year: the prior (worth :data:`PRIOR_GPU_YEARS`) updated by ``lost``
+    failures over ``years`` of exposure (floats or arrays alike)."""
+    return (prior_rate * PRIOR_GPU_YEARS + lost) / (PRIOR_GPU_YEARS + years)
+
+
 def fleet_rate(features: Sequence[str], x: FloatArray, prior_rate: float) -> FloatArray:
     """Failures per GPU-year for each row: the public prior updated by the fleet's own losses
     in the last 30 days (NaN fleet features: the prior alone)."""
-    lost = _column(features, x, FLEET_LOST)
-    days = _column(features, x, FLEET_GPU_DAYS)
-    n = x.shape[0]
-    lost = np.zeros(n) if lost is None else np.where(np.isfinite(lost), np.maximum(lost, 0), 0)
-    years = np.zeros(n) if days is None else np.where(np.isfinite(days), days, 0) / 365.0
-    years = np.maximum(years, 0.0)
-    result: FloatArray = (prior_rate * PRIOR_GPU_YEARS + lost) / (PRIOR_GPU_YEARS + years)
+    lost, years = fleet_losses(features, x)
+    result: FloatArray = _posterior_rate(prior_rate, lost, years)
     return result
 
 
@@ -332,12 +344,8 @@ def baseline_rate(
     row of one snapshot has the same baseline; callers pass one snapshot at a time (rows of two
     snapshots with equal fleet features would be solved together, on their mean evidence).
     """
-    n = x.shape[0]
-    lost = _column(features, x, FLEET_LOST)
-    days = _column(features, x, FLEET_GPU_DAYS)
-    lost = np.zeros(n) if lost is None else np.where(np.isfinite(lost), np.maximum(lost, 0), 0)
-    years = np.zeros(n) if days is None else np.maximum(np.nan_to_num(days), 0.0) / 365.0
-    out = np.empty(n)
+    lost, years = fleet_losses(features, x)
+    out = np.empty(x.shape[0])
     pairs = np.column_stack([lost, years])
     for pair in np.unique(pairs, axis=0):
         rows = np.all(pairs == pair, axis=1)
@@ -361,7 +369,7 @@ def _solve_baseline(
     pseudo = prior_rate * PRIOR_GPU_YEARS + lost
     n = relative.size
     if years <= 0.0 or n < MIN_PEERS:
-        return pseudo / (PRIOR_GPU_YEARS + years)
+        return float(_posterior_rate(prior_rate, lost, years))
     gpus = max(float(n), years * 365.0 / 30.0)
     share = years / gpus
 
