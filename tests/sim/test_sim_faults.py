@@ -117,3 +117,17 @@ def test_injected_faults_show_in_the_samples() -> None:
 def test_fault_on_a_gpu_outside_the_fleet_is_a_user_error() -> None:
     with pytest.raises(UserError, match="gpu=9"):
         SimBackend.from_options(8, 0, 1.0, ["gpu=9,fault=xid79"], None, START)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_injected_ecc_storm_raises_xid_92_at_onset(seed: int) -> None:
+    """Its help promises XID 92: it must come with the first burst, not at a random later one
+    (the live state test waited minutes for it and, on one draw in a hundred, in vain)."""
+    clock = Clock()
+    faults = [parse_fault("gpu=2,fault=ecc_storm,after=20s")]
+    backend = SimBackend(gpus=8, seed=seed, faults=faults, start_time=START, clock=clock)
+    gpu = backend.inventory()[2]
+    clock.t = 19.0
+    assert 92 not in backend.sample(gpu).xid_counts
+    clock.t = 21.0
+    assert backend.sample(gpu).xid_counts.get(92, 0) >= 1
