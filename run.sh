@@ -83,7 +83,8 @@ run_tests() {
     echo "== gpu-health generate --check (rules/, grafana/, deploy/ match the mixin)" >&2
     "$VENV/bin/gpu-health" generate --check
     echo "== pytest (slow tests included; 3 workers, one module per worker)" >&2
-    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 3 --dist loadfile "$@"
+    # --durations: the slowest tests in every CI log, to keep the suite inside its time
+    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 3 --dist loadfile --durations=15 "$@"
 }
 
 run_demo() {

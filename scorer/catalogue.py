@@ -32,6 +32,15 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("horizon", "feature"),
     ),
     (
+        "gpu_risk_rank",
+        "gauge",
+        "Place of the GPU in the scorer's ranking at the horizon (1 = first): failed, absent, "
+        "degraded, then healthy GPUs, by failure probability within a state, ties by uuid. "
+        "Select the riskiest N with gpu_risk_rank <= N: unlike topk(), the same GPUs on every "
+        "query engine and in every panel.",
+        ("horizon",),
+    ),
+    (
         "gpu_anomaly_score",
         "gauge",
         "Isolation-forest anomaly score, 0 (typical) to 1 (unusual).",

@@ -50,14 +50,14 @@ def run_serve(args: argparse.Namespace) -> int:
         run_budget_s=args.run_budget or args.interval,
     )
     if args.once:
-        from gpu_health.telemetry.state import rank_key
+        from gpu_health.scorer.service import ranked
 
         ok = scorer.run_once()
         snap, error = scorer.current()
         if not ok or snap is None:
             raise UserError(f"scoring failed: {error}")
-        ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))
-        print(json.dumps({"schema": snap.schema, "gpus": [gpu_json(g) for g in ranked]}))
+        gpus = ranked(snap.gpus, "30d")
+        print(json.dumps({"schema": snap.schema, "gpus": [gpu_json(g) for g in gpus]}))
         return 0
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ScorerCollector(scorer))

@@ -38,6 +38,7 @@ from gpu_health.scorer.rules import RULE_FEATURES, failure_class, time_to_failur
 from gpu_health.scorer.sanitize import BadValues
 from gpu_health.scorer.state import apply_states, state_families
 from gpu_health.telemetry.schema import choose_schema
+from gpu_health.telemetry.state import rank_key
 
 log = logging.getLogger(__name__)
 _HELP = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
@@ -358,6 +359,13 @@ class Scorer:
             return self.snapshot, self.last_error
 
 
+def ranked(gpus: Iterable[GpuScore], horizon: str) -> list[GpuScore]:
+    """The scorer's ranking at ``horizon``: failed and absent GPUs first ("failed now"), then
+    degraded, then healthy; by risk within a state; ties by uuid, so the order is the same on
+    every call (the API, ``gpu_risk_rank`` and so every dashboard panel agree)."""
+    return sorted(gpus, key=lambda g: (*rank_key(g.state, g.probability[horizon]), g.uuid))
+
+
 def risk_factor_info(gpus: Iterable[GpuScore]) -> Any:
     """``gpu_scorer_risk_factor_info{feature, label} 1`` for every feature now among the factors.
 
@@ -400,6 +408,9 @@ class ScorerCollector:
             labels=[*ident, "horizon", "feature"],
         )
         anomaly = GaugeMetricFamily("gpu_anomaly_score", _HELP["gpu_anomaly_score"], labels=ident)
+        rank = GaugeMetricFamily(
+            "gpu_risk_rank", _HELP["gpu_risk_rank"], labels=[*ident, "horizon"]
+        )
         ttf = GaugeMetricFamily(
             "gpu_time_to_failure_seconds",
             _HELP["gpu_time_to_failure_seconds"],
@@ -424,7 +435,11 @@ class ScorerCollector:
                         factor.add_metric([*g.labels, h, name], value)
                 if math.isfinite(g.anomaly):
                     anomaly.add_metric(g.labels, g.anomaly)
+            for h in HORIZONS:
+                for place, g in enumerate(ranked(snap.gpus, h), start=1):
+                    rank.add_metric([*g.labels, h], float(place))
         yield prob
+        yield rank
         yield factor
         yield anomaly
         yield risk_factor_info(snap.gpus if snap is not None else [])

@@ -85,46 +85,51 @@ def backfill(tmp_path: Path) -> Callable[[str], Path]:
     return make
 
 
-@pytest.fixture
-def victoriametrics_factory(tmp_path: Path) -> Iterator[Callable[[], stack.Server]]:
-    """Start Debian's ``victoria-metrics`` like Prometheus: loopback, free port, data in the
-    test's tmp_path, always stopped. ``import_openmetrics(server, text)`` loads history."""
+def launch_victoriametrics(workdir: Path) -> stack.Server:
+    """Start Debian's ``victoria-metrics`` on loopback with its data in ``workdir`` (created);
+    the caller stops it. Skips the test when the binary is not installed."""
     import shutil
     import subprocess
 
     binary = shutil.which("victoria-metrics")
     if binary is None:
         pytest.skip("victoria-metrics is not installed (run.sh installs it)")
+    workdir.mkdir(parents=True)
+    port = stack.free_port()
+    argv = [
+        binary,
+        f"-storageDataPath={workdir / 'data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=100y",
+        "-search.disableCache",  # history is imported after the first queries
+        "-search.latencyOffset=0s",
+    ]
+    log_path = workdir / "victoria-metrics.log"
+    with log_path.open("ab") as log:
+        process = die_with_parent.spawn(
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+        )
+    server = stack.Server(
+        "victoria-metrics", f"http://127.0.0.1:{port}", port, process, log_path, workdir
+    )
+    try:
+        stack.wait_until(f"{server.url}/health", 30, process)
+    except (RuntimeError, TimeoutError) as exc:
+        server.stop()
+        raise RuntimeError(f"victoria-metrics did not start: {exc}\n{server.log_tail()}") from exc
+    return server
+
+
+@pytest.fixture
+def victoriametrics_factory(tmp_path: Path) -> Iterator[Callable[[], stack.Server]]:
+    """Start VictoriaMetrics like Prometheus: loopback, free port, data in the test's
+    tmp_path, always stopped. ``import_openmetrics(server, text)`` loads history."""
     servers: list[stack.Server] = []
     counter = iter(range(1000))
 
     def start() -> stack.Server:
-        workdir = tmp_path / f"victoriametrics-{next(counter)}"
-        workdir.mkdir()
-        port = stack.free_port()
-        argv = [
-            binary,
-            f"-storageDataPath={workdir / 'data'}",
-            f"-httpListenAddr=127.0.0.1:{port}",
-            "-retentionPeriod=100y",
-            "-search.disableCache",  # history is imported after the first queries
-            "-search.latencyOffset=0s",
-        ]
-        log_path = workdir / "victoria-metrics.log"
-        with log_path.open("ab") as log:
-            process = die_with_parent.spawn(
-                argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
-            )
-        server = stack.Server(
-            "victoria-metrics", f"http://127.0.0.1:{port}", port, process, log_path, workdir
-        )
+        server = launch_victoriametrics(tmp_path / f"victoriametrics-{next(counter)}")
         servers.append(server)
-        try:
-            stack.wait_until(f"{server.url}/health", 30, process)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(
-                f"victoria-metrics did not start: {exc}\n{server.log_tail()}"
-            ) from exc
         return server
 
     yield start

@@ -49,6 +49,11 @@ local g = import 'lib.libsonnet';
   // A query's result without its metric name (arithmetic drops it; the values stay).
   local unnamed(expr) = '(%s) + 0' % expr,
   local scored(extra='') = sel([c.gpuScorerSelector, clusterM, 'node=~"$node"', 'model=~"$model"', extra]),
+  // The riskiest GPUs by the scorer's own ranking (failed and absent first, ties by uuid), not
+  // topk(): which of several equal probabilities topk() keeps is each engine's choice, and
+  // VictoriaMetrics makes it anew in every query, so panels (and the queries of one table)
+  // would list different GPUs.
+  local riskiest = '(gpu_risk_rank%s <= %d)' % [scored('horizon="$horizon"'), c.riskTopGpus],
   local info = sel([c.gpuExporterSelector, clusterM]),
 
   local uids = c.dashboardUids,
@@ -365,15 +370,18 @@ local g = import 'lib.libsonnet';
           // Every query here drops its metric name (`unnamed`): Grafana's merge joins rows only
           // where all fields the queries share agree, before `organize` hides __name__, so four
           // queries keeping four names would show each GPU as four half-rows.
-          g.tableTarget(unnamed('topk(%d, gpu_failure_probability%s)' % [c.riskTopGpus, scored('horizon="$horizon"')])),
-          g.tableTarget(unnamed('gpu_anomaly_score%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')])),
+          g.tableTarget(unnamed('gpu_failure_probability%s and on (uuid) %s' % [scored('horizon="$horizon"'), riskiest])),
+          g.tableTarget(unnamed('gpu_anomaly_score%s and on (uuid) %s' % [scored(), riskiest])),
           // The GPU's state next to its risk: failed and absent GPUs are "failed now" (P = 1), except
           // GPUs of a node that stopped reporting as a whole (no probability: "Down and silent GPUs"
           // lists them).
-          g.tableTarget(unnamed('(gpu_state%s == 1) and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')])),
-          g.tableTarget(unnamed('gpu_state_age_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')])),
-        ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #A', 'Value #B', 'Value #D'], rename={ 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score', 'Value #D': 'Silent for' }, hide=['horizon', 'cluster', 'Value #C'], links={ uuid: detailLink }, sortBy='P(failure)', sortDesc=true, w=14, h=10) {
+          g.tableTarget(unnamed('(gpu_state%s == 1) and on (uuid) %s' % [scored(), riskiest])),
+          g.tableTarget(unnamed('gpu_state_age_seconds%s and on (uuid) %s' % [scored(), riskiest])),
+          // The place in the scorer's ranking: the table's order (the API's and the report's).
+          g.tableTarget(unnamed(riskiest)),
+        ], unit='percentunit', thresholds=g.rising(0.05, 0.2), columns=['Value #E', 'node', 'gpu', 'model', 'uuid', 'state', 'Value #A', 'Value #B', 'Value #D'], rename={ 'Value #E': 'rank', 'Value #A': 'P(failure)', 'Value #B': 'Anomaly score', 'Value #D': 'Silent for' }, hide=['horizon', 'cluster', 'Value #C'], links={ uuid: detailLink }, sortBy='rank', sortDesc=false, w=14, h=10) {
           fieldConfig+: { overrides+: [
+            { matcher: { id: 'byName', options: 'rank' }, properties: [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 0 }] },
             { matcher: { id: 'byName', options: 'Anomaly score' }, properties: [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 2 }] },
             { matcher: { id: 'byName', options: 'Silent for' }, properties: [{ id: 'unit', value: 's' }] },
           ] },
@@ -394,10 +402,10 @@ local g = import 'lib.libsonnet';
           g.tableTarget('gpu_state_age_seconds%s * on (job, instance, uuid) group_left (state) (gpu_state%s == 1)' % [scored(), scored('state=~"failed|absent"')]),
         ], unit='s', columns=['node', 'gpu', 'model', 'uuid', 'state', 'Value #B'], rename={ 'Value #B': 'for' }, hide=['cluster', 'Value #A'], links={ uuid: detailLink }, sortBy='for', sortDesc=true, w=24, h=7),
         g.table('Time to failure', 'Time to failure of the riskiest GPUs at quantiles 0.1, 0.5 and 0.9 of the survival curve (0.1 to 0.9: an 80 % interval).', [
-          g.tableTarget('gpu_time_to_failure_seconds%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_time_to_failure_seconds%s and on (uuid) %s' % [scored(), riskiest]),
         ], unit='s', columns=['node', 'gpu', 'uuid', 'quantile', 'Value'], rename={ Value: 'time to failure' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='time to failure', sortDesc=false, w=12, h=9),
         g.table('Most likely failure class', 'Per risky GPU: the failure class its evidence points to (memory, bus, nvlink, thermal_power, other) and its share of the risk; each class has a runbook (docs/runbooks).', [
-          g.tableTarget('gpu_failure_class_probability%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_failure_class_probability%s and on (uuid) %s' % [scored(), riskiest]),
         ], unit='percentunit', columns=['node', 'gpu', 'uuid', 'class', 'Value'], rename={ Value: 'probability' }, hide=['cluster'], links={ uuid: detailLink }, sortBy='probability', sortDesc=true, w=12, h=9),
 
         g.bargauge('NPV by action', 'Fleet net present value of each course of action if applied to every selected GPU.', [
@@ -410,8 +418,10 @@ local g = import 'lib.libsonnet';
           g.target('gpu_anomaly_score%s' % scored(), '{{node}}/{{gpu}}'),
         ], unit='none', w=8, yMin=0, yMax=1),
 
-        g.table('Recommended actions by NPV gain', 'Per GPU: the recommended action and how much more it is worth than keeping the GPU as is.', [
-          g.tableTarget('topk(%d, (gpu_npv%s * on (instance, uuid, action) group_left () (gpu_recommended_action%s == 1)) - on (instance, uuid) group_left () gpu_npv%s)' % [c.riskTopGpus, scored('currency="%s"' % c.currency), scored(), scored('currency="%s", action="keep"' % c.currency)]),
+        g.table('Recommended actions by NPV gain', 'Per GPU whose recommended action is worth more than keeping it as is: the action and how much more.', [
+          // Only GPUs an action beats keeping (> 0): every kept GPU ties at 0, and which of them
+          // topk() would show is each engine's choice.
+          g.tableTarget('topk(%d, (gpu_npv%s * on (instance, uuid, action) group_left () (gpu_recommended_action%s == 1)) - on (instance, uuid) group_left () gpu_npv%s > 0)' % [c.riskTopGpus, scored('currency="%s"' % c.currency), scored(), scored('currency="%s", action="keep"' % c.currency)]),
         ], unit='currency' + c.currency, columns=['node', 'gpu', 'model', 'uuid', 'action', 'Value'], rename={ Value: 'NPV gain vs keep' }, hide=['currency', 'cluster'], links={ uuid: detailLink }, sortBy='NPV gain vs keep', sortDesc=true, w=24, h=9),
 
         // One column per decision input; each is its own metric in base units (scorer/econ/metrics.py).
@@ -434,7 +444,7 @@ local g = import 'lib.libsonnet';
         local valueColumn(i) = 'Value #' + std.char(65 + i);
         g.table('Decision inputs of the riskiest GPUs', 'What the economic engine decided from, per GPU (after defaults were applied): age, utilisation, power, failure probabilities, hazard, health, prices.', [
           // `max without` drops the horizon/currency label so that every column joins on the GPU.
-          g.tableTarget('max without (horizon, currency) (%s%s) and on (uuid) topk(%d, gpu_failure_probability%s)' % [input[1], scored(input[2]), c.riskTopGpus, scored('horizon="$horizon"')])
+          g.tableTarget('max without (horizon, currency) (%s%s) and on (uuid) %s' % [input[1], scored(input[2]), riskiest])
           for input in inputs
         ], unit='none', columns=['node', 'gpu', 'model', 'uuid'] + [valueColumn(i) for i in std.range(0, std.length(inputs) - 1)], rename={ [valueColumn(i)]: inputs[i][0] for i in std.range(0, std.length(inputs) - 1) }, hide=['cluster'], links={ uuid: detailLink }, w=24, h=9) {
           fieldConfig+: {
@@ -463,8 +473,8 @@ local g = import 'lib.libsonnet';
           fieldConfig+: { defaults+: { decimals: 1 } },
         },
         g.table('Assets of the riskiest GPUs', 'Where the riskiest GPUs sit and who owns them (asset inventory), with their age and the warranty left, in days (negative: ended).', [
-          g.tableTarget('gpu_age_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
-          g.tableTarget('gpu_warranty_remaining_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) topk(%d, gpu_failure_probability%s)' % [scored(), scored(), c.riskTopGpus, scored('horizon="$horizon"')]),
+          g.tableTarget('gpu_age_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) %s' % [scored(), scored(), riskiest]),
+          g.tableTarget('gpu_warranty_remaining_seconds%s / 86400 * on (job, instance, uuid) group_left (datacenter, row, rack, team, sla_tier) gpu_asset_info%s and on (uuid) %s' % [scored(), scored(), riskiest]),
         ], unit='none', thresholds=g.falling(0, 30), columns=['node', 'gpu', 'model', 'uuid', 'datacenter', 'row', 'rack', 'team', 'sla_tier', 'Value #A', 'Value #B'], rename={ 'Value #A': 'Age (days)', 'Value #B': 'Warranty left (days)' }, hide=['cluster'], links={ uuid: detailLink }, w=16, h=9) {
           fieldConfig+: { defaults+: { decimals: 0 } },
         },

@@ -148,8 +148,10 @@ def write_prometheus_config(
     evaluation_interval: str = "1s",
     external_labels: dict[str, str] | None = None,
     extra_scrape_configs: Sequence[dict[str, Any]] = (),
+    remote_write: Sequence[str] = (),
 ) -> Path:
-    """Write a prometheus.yml: one job per key of ``scrape_targets`` (host:port strings)."""
+    """Write a prometheus.yml: one job per key of ``scrape_targets`` (host:port strings);
+    ``remote_write`` URLs get every sample Prometheus scrapes or records, as it stores it."""
     config: dict[str, Any] = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -164,6 +166,8 @@ def write_prometheus_config(
     }
     if external_labels:
         config["global"]["external_labels"] = external_labels
+    if remote_write:
+        config["remote_write"] = [{"url": url} for url in remote_write]
     if alertmanagers:
         config["alerting"] = {
             "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,12 +34,15 @@ from gpu_health.demo.assets import asset_arguments
 from gpu_health.mixin.dashquery import (
     DashboardResult,
     PromClient,
+    Series,
     builtin_values,
     run_dashboard,
     substitute,
     variable_options,
 )
 from gpu_health.mixin.preview_cells import merged_rows, table_rows
+from tests.conftest import import_openmetrics, launch_victoriametrics
+from tests.mixin import engine_rules as er
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -78,6 +83,9 @@ class Fleet:
     lost_uuid: str
     scorer: bool
     live_since: float
+    #: VictoriaMetrics with the same samples (history imported, live ones remote-written by
+    #: the Prometheus), or None where it is not installed
+    vm_url: str | None
 
 
 def _dashboards() -> dict[str, Any]:
@@ -161,10 +169,12 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
     # backfill its address so history and live samples are the same series.
     run = subprocess.run(
         [str(BIN / "gpu-health"), "backfill", "--gpus", str(GPUS_BACKFILL), "--days", "1",
-         "--seed", SEED, "--out", str(history), "--instance", f"127.0.0.1:{exporter_port}"],
+         "--seed", SEED, "--out", str(history), "--instance", f"127.0.0.1:{exporter_port}",
+         "--keep-openmetrics"],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    vm = _victoriametrics(work, history / "openmetrics", cleanup)
 
     targets = {"gpu-health-exporter": [f"127.0.0.1:{exporter_port}"]}
     scorer = _scorer_available()
@@ -185,6 +195,7 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
         rule_files=[_rules(work / "rules.yaml")],
         scrape_interval="2s",
         evaluation_interval="2s",
+        remote_write=[f"{vm.url}/api/v1/write"] if vm else [],
     )
     server = cleanup.enter_context(stack.prometheus(work, config, data_dir=history))
     if scorer:
@@ -216,7 +227,41 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
         )
     time.sleep(5)  # a few evaluations of every rule
     end = time.time()
-    yield Fleet(server.url, end - 86400, end, uuid, lost, scorer, live_since)
+    if vm:
+        _wait_for_remote_write(server.url, vm.url, end)
+    vm_url = vm.url if vm else None
+    yield Fleet(server.url, end - 86400, end, uuid, lost, scorer, live_since, vm_url)
+
+
+def _victoriametrics(
+    work: Path, openmetrics: Path, cleanup: contextlib.ExitStack
+) -> stack.Server | None:
+    """A VictoriaMetrics holding the backfilled history (the Prometheus sends it the rest)."""
+    if shutil.which("victoria-metrics") is None:
+        return None
+    vm = launch_victoriametrics(work / "victoriametrics")
+    cleanup.callback(vm.stop)
+    for path in sorted(openmetrics.glob("*.om")):
+        import_openmetrics(vm, path.read_text())
+    # the Prometheus opens the data dir: leave it only TSDB blocks
+    shutil.rmtree(openmetrics)
+    return vm
+
+
+def _wait_for_remote_write(prom_url: str, vm_url: str, at: float, timeout: float = 60.0) -> None:
+    """Until VictoriaMetrics holds what Prometheus stored up to ``at`` of a scraped, a recorded
+    and a scorer series (remote write sends in batches, seconds behind)."""
+    families = ("up", "gpu_xid:gpu_xid_errors:increase10m", "gpu_failure_probability")
+    query = " or ".join(f'label_replace(sum(count_over_time({f}[2m])), "f", "{f}", "", "")'
+                        for f in families)  # fmt: skip
+    want = sorted((s.labels.get("f", ""), s.last) for s in PromClient(prom_url).instant(query, at))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.http_get(f"{vm_url}/internal/force_flush", timeout=30)
+        got = PromClient(vm_url).instant(query, at)
+        if sorted((s.labels.get("f", ""), s.last) for s in got) == want:
+            return
+        time.sleep(1)
 
 
 def _run(fleet: Fleet, name: str, **chosen: str) -> DashboardResult:
@@ -355,3 +400,95 @@ def test_every_multi_query_table_shows_one_row_per_gpu(fleet: Fleet) -> None:
             if len(uuids) != len(set(uuids)):
                 split.append(f"{name}: {panel.panel['title']}")
     assert split == []
+
+
+#: An outermost topk()/bottomk(): which of several equal values fill its last places is each
+#: engine's own choice (neither documents an order among ties).
+RANKED = re.compile(r"^\s*(topk|bottomk)\s*\(")
+Key = tuple[tuple[str, str], ...]
+
+
+def _keyed(series: list[Series]) -> dict[Key, Series]:
+    return {tuple(sorted(s.labels.items())): s for s in series}
+
+
+def _same(x: float, y: float, abs_tol: float = 1e-12) -> bool:
+    return math.isclose(x, y, rel_tol=1e-9, abs_tol=abs_tol) or (math.isnan(x) and math.isnan(y))
+
+
+def _tied_at_the_cut(expr: str, prom: dict[Key, Series], vm: dict[Key, Series]) -> set[Key]:
+    """Series only one engine ranked in, when both ranked the same values and those series
+    hold the value at the cut (instant tables only)."""
+    if not RANKED.match(expr) or any(len(s.values) != 1 for s in [*prom.values(), *vm.values()]):
+        return set()
+    values = [sorted(s.last for s in side.values()) for side in (prom, vm)]
+    if len(values[0]) != len(values[1]) or not all(map(_same, *values)) or not values[0]:
+        return set()
+    cut = values[0][0] if expr.lstrip().startswith("topk") else values[0][-1]
+    alone = (prom.keys() - vm.keys()) | (vm.keys() - prom.keys())
+    return {k for k in alone if _same((prom.get(k) or vm[k]).last, cut)}
+
+
+def _differences(expr: str, prom: list[Series], vm: list[Series]) -> tuple[list[str], float]:
+    """What a dashboard user would see differently (series one engine has and the other lacks,
+    values that differ where both answered), and the largest relative value difference."""
+    a, b = _keyed(prom), _keyed(vm)
+    ties = _tied_at_the_cut(expr, a, b)
+    out = [f"only on Prometheus: {dict(k)}" for k in a.keys() - b.keys() - ties]
+    out += [f"only on VictoriaMetrics: {dict(k)}" for k in b.keys() - a.keys() - ties]
+    # VictoriaMetrics takes the query time to the millisecond: time() - t differs below that
+    abs_tol = 1e-3 if "time()" in expr else 1e-12
+    worst = 0.0
+    for key in a.keys() & b.keys():
+        pa = dict(zip(a[key].times, a[key].values, strict=True))
+        pb = dict(zip(b[key].times, b[key].values, strict=True))
+        differ = [(t, pa[t], pb[t]) for t in sorted(pa.keys() & pb.keys())]
+        differ = [(t, x, y) for t, x, y in differ if not _same(x, y, abs_tol)]
+        if differ:
+            t, x, y = differ[0]
+            out.append(f"{dict(key)}: {len(differ)} values differ (first at {t:.0f}: {x} vs {y})")
+            worst = max(worst, *(abs(x - y) / max(abs(x), abs(y)) for _, x, y in differ))
+    return out, worst
+
+
+def test_every_dashboard_query_agrees_on_victoriametrics(fleet: Fleet) -> None:
+    """Grafana pointed at VictoriaMetrics (as a Prometheus data source) shows what it shows on
+    Prometheus: both hold the same samples (the history imported, the rest remote-written by the
+    Prometheus as it scrapes and records), and every panel of every dashboard is asked of each.
+
+    Queries without rate()/increase() must agree exactly; with them, the engines define the
+    values differently (see docs/alerts.md, "On VictoriaMetrics"), so the values are reported
+    and only each target's having data is asserted."""
+    if fleet.vm_url is None:
+        pytest.skip("victoria-metrics is not installed (run.sh installs it)")
+    exact: list[str] = []
+    defined: list[str] = []
+    empty_on_one: list[str] = []
+    counts = {"exact": 0, "defined": 0, "series": 0}
+    worst = 0.0
+    for name, dashboard in sorted(_dashboards().items()):
+        chosen = {"gpu": fleet.faulty_uuid} if name == "gpu-detail.json" else {}
+        prom, vm = (
+            run_dashboard(dashboard, PromClient(url), fleet.start, fleet.end, 60.0, chosen)
+            for url in (fleet.url, fleet.vm_url)
+        )
+        assert prom.variables == vm.variables, name
+        for p, v in zip(prom.panels, vm.panels, strict=True):
+            for tp, tv in zip(p.targets, v.targets, strict=True):
+                where = f"{name} / {p.panel['title']} / {tp.expr}"
+                if bool(tp.series) != bool(tv.series):
+                    empty_on_one.append(where)
+                diffs, rel = _differences(tp.expr, tp.series, tv.series)
+                kind = "defined" if er.extrapolates(tp.expr) else "exact"
+                counts[kind] += 1
+                counts["series"] += len(tp.series)
+                (defined if kind == "defined" else exact).extend(f"{where}: {d}" for d in diffs)
+                worst = max(worst, rel) if kind == "defined" else worst
+    print(
+        f"{counts['exact']} targets without rate()/increase(), {len(exact)} disagreements; "
+        f"{counts['defined']} with, {len(defined)} series differ (largest relative "
+        f"{worst:.3f}); {counts['series']} series on Prometheus"
+    )
+    print("\n".join(exact + defined[:10]))
+    assert empty_on_one == []
+    assert exact == []

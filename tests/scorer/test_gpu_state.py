@@ -7,6 +7,7 @@ recommend keeping them, and VictoriaMetrics must agree with Prometheus GPU by GP
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -253,6 +254,23 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     assert probabilities[("GPU-n3-gone", "30d")] == 1.0
     ages = {s.labels["uuid"]: s.value for s in families["gpu_state_age_seconds"].samples}
     assert ages["GPU-absent"] > 3600 and ages["GPU-healthy-0"] == 0
+    # gpu_risk_rank: one distinct place per GPU and horizon, in the ranking above (down GPUs
+    # first) with ties (every failed GPU is at P = 1) in uuid order, so `<= N` selects the
+    # same GPUs on any engine
+    for horizon in ("7d", "30d", "90d"):
+        places = {
+            s.labels["uuid"]: s.value
+            for s in families["gpu_risk_rank"].samples
+            if s.labels["horizon"] == horizon
+        }
+        assert sorted(places.values()) == [float(k) for k in range(1, len(snap.gpus) + 1)]
+        order = sorted(places, key=places.__getitem__)
+        assert set(order[: len(down)]) == {g.uuid for g in down}
+        keys = [rank_key(by_uuid[u].state, by_uuid[u].probability[horizon]) for u in order]
+        assert keys == sorted(keys)
+        pairs = list(zip(order, keys, strict=True))
+        tied = [(a, b) for (a, ka), (b, kb) in itertools.pairwise(pairs) if ka == kb]
+        assert tied and all(a < b for a, b in tied)
 
     # A down GPU's failure class is the fault it has, with its runbook, not a prediction.
     faults = {
