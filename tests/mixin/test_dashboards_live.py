@@ -86,6 +86,8 @@ class Fleet:
     #: VictoriaMetrics with the same samples (history imported, live ones remote-written by
     #: the Prometheus), or None where it is not installed
     vm_url: str | None
+    #: whether it had caught up with the Prometheus at ``end`` (remote write lags)
+    vm_synced: bool
 
 
 def _dashboards() -> dict[str, Any]:
@@ -227,10 +229,9 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
         )
     time.sleep(5)  # a few evaluations of every rule
     end = time.time()
-    if vm:
-        _wait_for_remote_write(server.url, vm.url, end)
+    synced = _wait_for_remote_write(server.url, vm.url, end) if vm else False
     vm_url = vm.url if vm else None
-    yield Fleet(server.url, end - 86400, end, uuid, lost, scorer, live_since, vm_url)
+    yield Fleet(server.url, end - 86400, end, uuid, lost, scorer, live_since, vm_url, synced)
 
 
 def _victoriametrics(
@@ -248,9 +249,9 @@ def _victoriametrics(
     return vm
 
 
-def _wait_for_remote_write(prom_url: str, vm_url: str, at: float, timeout: float = 60.0) -> None:
+def _wait_for_remote_write(prom_url: str, vm_url: str, at: float, timeout: float = 60.0) -> bool:
     """Until VictoriaMetrics holds what Prometheus stored up to ``at`` of a scraped, a recorded
-    and a scorer series (remote write sends in batches, seconds behind)."""
+    and a scorer series (remote write sends in batches, seconds behind); False on timeout."""
     families = ("up", "gpu_xid:gpu_xid_errors:increase10m", "gpu_failure_probability")
     query = " or ".join(f'label_replace(sum(count_over_time({f}[2m])), "f", "{f}", "", "")'
                         for f in families)  # fmt: skip
@@ -260,8 +261,9 @@ def _wait_for_remote_write(prom_url: str, vm_url: str, at: float, timeout: float
         stack.http_get(f"{vm_url}/internal/force_flush", timeout=30)
         got = PromClient(vm_url).instant(query, at)
         if sorted((s.labels.get("f", ""), s.last) for s in got) == want:
-            return
+            return True
         time.sleep(1)
+    return False
 
 
 def _run(fleet: Fleet, name: str, **chosen: str) -> DashboardResult:
@@ -461,6 +463,7 @@ def test_every_dashboard_query_agrees_on_victoriametrics(fleet: Fleet) -> None:
     and only each target's having data is asserted."""
     if fleet.vm_url is None:
         pytest.skip("victoria-metrics is not installed (run.sh installs it)")
+    assert fleet.vm_synced, "VictoriaMetrics did not receive Prometheus' samples within 60 s"
     exact: list[str] = []
     defined: list[str] = []
     empty_on_one: list[str] = []

@@ -197,10 +197,11 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
     end: float,
     repo_root: Path,
 ) -> None:
-    from gpu_health.scorer.api import gpu_json
+    from gpu_health.scorer.api import gpu_json, gpus_handler
     from gpu_health.scorer.econ.bridge import make_econ_hook
     from gpu_health.scorer.model import FailureModel
     from gpu_health.scorer.service import Scorer, ScorerCollector
+    from gpu_health.web.protocol import Request
 
     server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end, WITH_SILENT)))
     stack.wait_for_query(server.url, "count(gpu_up)")
@@ -271,6 +272,9 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
         pairs = list(zip(order, keys, strict=True))
         tied = [(a, b) for (a, ka), (b, kb) in itertools.pairwise(pairs) if ka == kb]
         assert tied and all(a < b for a, b in tied)
+        # the API lists the GPUs in the same order
+        answer = gpus_handler(scorer)(Request("/api/v1/gpus", {"horizon": [horizon]}, {}))
+        assert [g["uuid"] for g in json.loads(answer.body)["gpus"]] == order
 
     # A down GPU's failure class is the fault it has, with its runbook, not a prediction.
     faults = {
