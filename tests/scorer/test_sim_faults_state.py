@@ -141,7 +141,11 @@ def test_ten_fault_kinds_are_failed_or_degraded_ranked_first_never_kept_and_repo
         page.read_text().split("XIDs in the last")[1].split("Alerts in the last")[0],
     )
     reported = {(html.unescape(u), x): int(n) for u, x, n in rows}
-    # counts agree with the exporter (counters scraped since the GPU was first seen)
+    # counts agree with the exporter (counters scraped since the GPU was first seen): at least
+    # what it said before the report, at most what it says after (the storms go on raising
+    # XIDs 63 and 92 while the report runs, slowly on a loaded machine)
+    after = _exporter_xids(exporter.url)
     for key, count in expected.items():
-        assert reported.get(key) == count, (key, count, reported)
+        most = max(count, after.get(key, count))
+        assert count <= reported.get(key, 0) <= most, (key, count, most, reported)
     assert injected_codes <= {x for _, x in expected}, expected
