@@ -15,7 +15,7 @@ from gpu_health import __version__
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.scorer.model import HORIZONS
 from gpu_health.scorer.rules import RUNBOOKS
-from gpu_health.scorer.service import GpuScore, Scorer, ranked
+from gpu_health.scorer.service import GpuScore, Scorer
 from gpu_health.telemetry.state import STATES
 from gpu_health.web.server import Handler, Request, Response
 
@@ -80,7 +80,7 @@ def gpus_handler(scorer: Scorer) -> Handler:
             return _bad(f"limit must be an integer from 1 to {MAX_LIMIT}")
         snap, error = scorer.current()
         # Failed and absent GPUs first ("failed now"), then degraded, then healthy; by risk within.
-        gpus = ranked(snap.gpus, sort) if snap else []
+        gpus = snap.ranked(sort) if snap else ()
         body = {
             "status": "ok" if snap is not None else "no_results_yet",
             "generated_at": snap.finished_at if snap else None,

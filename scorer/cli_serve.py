@@ -50,13 +50,11 @@ def run_serve(args: argparse.Namespace) -> int:
         run_budget_s=args.run_budget or args.interval,
     )
     if args.once:
-        from gpu_health.scorer.service import ranked
-
         ok = scorer.run_once()
         snap, error = scorer.current()
         if not ok or snap is None:
             raise UserError(f"scoring failed: {error}")
-        gpus = ranked(snap.gpus, "30d")
+        gpus = snap.ranked("30d")
         print(json.dumps({"schema": snap.schema, "gpus": [gpu_json(g) for g in gpus]}))
         return 0
     registry = CollectorRegistry(auto_describe=False)

@@ -9,6 +9,7 @@ tries again next interval; nothing in a run can take the process down.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -88,6 +89,20 @@ class Snapshot:
     gone: tuple[Any, ...] = ()
     #: model features with no value for any GPU in this schema (named once in the log)
     empty_features: tuple[str, ...] = ()
+
+    def ranked(self, horizon: str) -> tuple[GpuScore, ...]:
+        """The scorer's ranking at ``horizon``: failed and absent GPUs first ("failed now"),
+        then degraded, then healthy; by risk within a state; ties by uuid, so the API,
+        ``gpu_risk_rank`` and every dashboard panel agree. Sorted once per snapshot (on first
+        use), not on every scrape or API call."""
+        return self._rankings[horizon]
+
+    @functools.cached_property
+    def _rankings(self) -> dict[str, tuple[GpuScore, ...]]:
+        def key(h: str) -> Callable[[GpuScore], tuple[Any, ...]]:
+            return lambda g: (*rank_key(g.state, g.probability[h]), g.uuid)
+
+        return {h: tuple(sorted(self.gpus, key=key(h))) for h in HORIZONS}
 
 
 #: Called with the GPUs of a run; returns them with ``econ`` set plus metric families.
@@ -359,13 +374,6 @@ class Scorer:
             return self.snapshot, self.last_error
 
 
-def ranked(gpus: Iterable[GpuScore], horizon: str) -> list[GpuScore]:
-    """The scorer's ranking at ``horizon``: failed and absent GPUs first ("failed now"), then
-    degraded, then healthy; by risk within a state; ties by uuid, so the order is the same on
-    every call (the API, ``gpu_risk_rank`` and so every dashboard panel agree)."""
-    return sorted(gpus, key=lambda g: (*rank_key(g.state, g.probability[horizon]), g.uuid))
-
-
 def risk_factor_info(gpus: Iterable[GpuScore]) -> Any:
     """``gpu_scorer_risk_factor_info{feature, label} 1`` for every feature now among the factors.
 
@@ -436,7 +444,7 @@ class ScorerCollector:
                 if math.isfinite(g.anomaly):
                     anomaly.add_metric(g.labels, g.anomaly)
             for h in HORIZONS:
-                for place, g in enumerate(ranked(snap.gpus, h), start=1):
+                for place, g in enumerate(snap.ranked(h), start=1):
                     rank.add_metric([*g.labels, h], float(place))
         yield prob
         yield rank

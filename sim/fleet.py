@@ -391,9 +391,7 @@ def _episode_events(slot: Slot, ep: Episode) -> list[tuple[float, str, float]]:
             out.append((t, "sbe", float(int(math.exp(g.gauss(math.log(median), 1.5))) + 1)))
             if ep.kind == "ecc" and slot.spec.hbm and g.random() < 0.3:
                 out += [(t, "rr_corr", 1.0), (t, "xid:63", 1.0)]
-            # an injected storm is announced at onset, as the driver would on the first burst
-            # a test or an operator is waiting for (its description promises XID 92)
-            if g.random() < 0.2 or (ep.ramp_seconds is not None and t == ep.start):
+            if g.random() < 0.2:
                 out.append((t, "xid:92", 1.0))
     elif ep.kind == "pcie":
         out.append((ep.start, "xid:32", 1.0))

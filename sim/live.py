@@ -203,6 +203,7 @@ def inject(slot: Slot, board: Board, fault: Fault, start_time: float) -> None:
         board.down.append((t0, math.inf))
     elif name == "ecc_storm":
         episode("ecc")
+        ev.append((t0, "xid:92", 1.0))  # its help promises XID 92: with the first burst
     elif name == "uncorrectable_ecc":
         ev += [(t0, "xid:48", 1.0), (t0 + 1, "xid:94", 1.0), (t0, "dbe", 2.0)]
         if slot.spec.hbm:
