@@ -29,6 +29,8 @@ FACTOR_LABELS: dict[str, str] = {
     "temp_gpu_excess_24h": "GPU temperature above the model's peers, last 24 h",
     "temp_memory_excess_24h": "memory (HBM) temperature above the model's peers, last 24 h",
     "temp_gpu_excess_change_7d": "GPU running hotter than its peers than a week ago",
+    "temp_gpu_node_excess_24h": "GPU temperature above the other GPUs of its node, last 24 h",
+    "temp_gpu_node_excess_change_7d": "GPU running hotter than its node's GPUs than a week ago",
     "temp_gpu_per_watt_vs_model_24h": "GPU heat per watt compared with the model's peers, 24 h",
     "temp_gpu_per_watt_vs_model_7d": "GPU heat per watt compared with the model's peers, 7 days",
     "temp_gpu_trend_per_day_7d": "GPU temperature rising day by day, last 7 days",

@@ -190,6 +190,55 @@ def temp_excess(sensor: dict[str, str], window: str) -> Builder:
     return vs_model(gauge("avg_over_time", "gpu_temperature_celsius", window, **sensor), "-")
 
 
+#: A node's median is the reference for its GPUs only when at least this many of them report:
+#: half of a common 8-GPU board, and never a board compared with one or two neighbours.
+MIN_NODE_PEERS = 4
+
+
+def node_temp_excess(sensor: dict[str, str], window: str) -> Builder:
+    """The GPU's average temperature minus the median of the GPUs on its node (°C).
+
+    A node's GPUs share the inlet air, the aisle and usually the job, so a hot aisle, a warm
+    rack or a busy job warms all of them alike and leaves this at zero, while one board whose
+    own cooling fails stands out from its neighbours. Nodes with fewer than
+    :data:`MIN_NODE_PEERS` reporting GPUs use the model's median instead.
+
+    The node label is volatile on Kubernetes (dcgm-exporter without ``NODE_NAME`` reports its
+    pod name as ``Hostname``), so the comparison is made per (GPU, node name) piece of the
+    window, where a restart renames every GPU of the node at once, and the pieces are then
+    averaged per GPU weighted by their samples: a restart mid-window leaves the value as it was.
+    """
+
+    def build(s: Schema) -> str | None:
+        found = s.selector("gpu_temperature_celsius", **sensor)
+        if found is None:
+            return None
+        whole = replace(s, shard_matcher="")
+        fleet_found = whole.selector("gpu_temperature_celsius", **sensor)
+        assert fleet_found is not None
+        by = f"{s.key}, {s.node}"
+
+        def piece(sel: str) -> tuple[str, str]:
+            count = f"sum by ({by}) (count_over_time({sel}[{window}]))"
+            return f"(sum by ({by}) (sum_over_time({sel}[{window}])) / {count})", count
+
+        mine, count = piece(found[0])
+        peers, _ = piece(fleet_found[0])
+        node_ref = (
+            f"quantile by ({s.node}) (0.5, {peers}) "
+            f"and on ({s.node}) (count by ({s.node}) ({peers}) >= {MIN_NODE_PEERS})"
+        )
+        model_ref = f"quantile by ({s.model}) (0.5, {peers})"
+        excess = (
+            f"(({mine} - on ({s.node}) group_left () ({node_ref})) "
+            f"or ({mine} - on ({s.model}) group_left () ({model_ref})))"
+        )
+        weighted = f"sum by ({s.key}) ({excess} * on ({by}) {count}) / sum by ({s.key}) ({count})"
+        return _scaled(weighted, found[1])
+
+    return build
+
+
 def temp_per_watt(sensor: dict[str, str], window: str) -> Builder:
     """Temperature per watt relative to model peers: thermal resistance, load-normalised."""
     return vs_model(

@@ -31,6 +31,7 @@ from gpu_health.scorer.feature_promql import (
     level,
     log_change,
     node_lost_gpus,
+    node_temp_excess,
     offset_by,
     ratio,
     reporting_gap,
@@ -137,6 +138,19 @@ FEATURES: tuple[Feature, ...] = (
         "temp_gpu_excess_change_7d",
         "Change of the GPU temperature excess over 7 days.",
         diff(temp_excess(TEMP_GPU, "24h"), offset_by(temp_excess(TEMP_GPU, "24h"), "7d")),
+    ),
+    Feature(
+        "temp_gpu_node_excess_24h",
+        "GPU temperature minus its node's median, 24 h avg (°C).",
+        node_temp_excess(TEMP_GPU, "24h"),
+    ),
+    Feature(
+        "temp_gpu_node_excess_change_7d",
+        "Change of the GPU temperature above its node over 7 days.",
+        diff(
+            node_temp_excess(TEMP_GPU, "24h"),
+            offset_by(node_temp_excess(TEMP_GPU, "24h"), "7d"),
+        ),
     ),
     Feature(
         "temp_gpu_per_watt_vs_model_24h",

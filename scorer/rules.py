@@ -182,11 +182,12 @@ TERMS: tuple[Term, ...] = (
         novelty_of="nvlink_errors_7d",
     ),
     Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 3.0),
-    # thermal / power: °C above same-model peers (every 7 °C doubles the hazard: warm nodes
-    # are common and mostly benign, so heat alone is modest evidence), its rise over the week,
+    # thermal / power: °C above the other GPUs of the same node (they share the air, the
+    # aisle and usually the job, so a warm rack or a busy job is no evidence; same-model peers
+    # on nodes of fewer than 4 GPUs; every 7 °C doubles the hazard), its rise over the week,
     # and hours of thermal or power clock holds.
-    Term("temperature_excess_24h", "thermal_power", "temp_gpu_excess_24h", 0.1, "excess"),
-    Term("temperature_rise_7d", "thermal_power", "temp_gpu_excess_change_7d", 0.2, "excess"),
+    Term("temperature_excess_24h", "thermal_power", "temp_gpu_node_excess_24h", 0.1, "excess"),
+    Term("temperature_rise_7d", "thermal_power", "temp_gpu_node_excess_change_7d", 0.2, "excess"),
     Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
     Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
     # other: any other XID and resets. (A node that recently lost a GPU adds hazard directly:

@@ -301,6 +301,7 @@ _INCREASING = (
     "row_remap",
     "retired",
     "temp_gpu_excess",
+    "temp_gpu_node_excess",
     "temp_memory_excess",
     "temp_gpu_per_watt",
     "temp_gpu_trend",

@@ -56,7 +56,7 @@ def test_a_burst_of_thirty_counts_and_a_thousandfold_burst_does_not_drown_the_re
         ({"xid_bus_events_7d": 1}, "bus", False),
         ({"nvlink_errors_per_min_7d": 0.01, "nvlink_error_active_hours_7d": 20}, "nvlink", True),
         (
-            {"temp_gpu_excess_24h": 20, "thermal_violation_active_hours_7d": 30},
+            {"temp_gpu_node_excess_24h": 20, "thermal_violation_active_hours_7d": 30},
             "thermal_power",
             True,
         ),
@@ -83,10 +83,10 @@ def test_runbooks_exist_for_every_class(repo_root) -> None:
 
 
 def test_risk_factors_name_the_evidence() -> None:
-    names, values = RULE.factors("7d", _row(ecc_uncorrected_7d=3, temp_gpu_excess_24h=-4))
+    names, values = RULE.factors("7d", _row(ecc_uncorrected_7d=3, temp_gpu_node_excess_24h=-4))
     top = names[int(np.argmax(values[0]))]
     assert top == "uncorrectable_ecc_7d"
-    assert values[0][names.index("temperature_excess_24h")] == 0  # cooler than peers: no risk
+    assert values[0][names.index("temperature_excess_24h")] == 0  # cooler than its node: no risk
 
 
 def test_rules_is_selectable_and_the_default(tmp_path) -> None:

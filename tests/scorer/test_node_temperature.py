@@ -1,0 +1,143 @@
+"""The rule's temperature evidence is relative to the GPU's own node, on a real Prometheus.
+
+A hot aisle or a warm rack heats every GPU of a node alike and is not a failing board; one
+board running hotter than the neighbours that share its air and its job is. The outside fleets
+(bench/outside_fleet.py, bench/k8s_fleet.py, bench/two_minute_fleet.py) all hold warm but healthy
+nodes, and against same-model peers their GPUs were the rule's most common false alarms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_health import stack
+from gpu_health.scorer.features import compute_features
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.rules import RuleModel
+
+DAY = 86400.0
+START = 1_700_000_000
+AT = START + 8.5 * DAY
+H100 = "NVIDIA H100 80GB HBM3"
+
+pytestmark = pytest.mark.integration
+
+
+def _temperature(node: str, index: int, t: float) -> float:
+    """°C of one GPU ``t`` seconds into the history."""
+    if node == "aisle":  # a hot aisle: every GPU of the node 15 °C warmer, all the time
+        return 75.0
+    if node == "mixed" and index == 7:  # its cooling fails on day 4: 12 °C above its node
+        return 72.0 if t >= 4 * DAY else 60.0
+    if node == "small":  # two GPUs only: compared with the model's median instead
+        return 66.0 if index == 8 else 60.0
+    return 60.0
+
+
+NODES = {"aisle": (0, 1, 2, 3), "mixed": (4, 5, 6, 7), "small": (8, 9), "cool": (10, 11, 12, 13)}
+
+
+def _history(schema: str, restart_at: float | None) -> str:
+    """OpenMetrics for both schemas; ``restart_at``: dcgm-exporter's pod on the "mixed" node
+    restarts then and reports its new pod name as ``Hostname`` (no ``NODE_NAME``)."""
+    names = (
+        ("gpu_temperature_celsius", "gpu_power_watts")
+        if schema == "ours"
+        else ("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
+    )
+    lines: dict[str, list[str]] = {n: [] for n in names}
+    step = 1800.0
+    for node, indices in NODES.items():
+        for i in indices:
+            for k in range(int(8.5 * DAY / step) + 1):
+                t = k * step
+                if schema == "ours":
+                    ident = f'node="{node}",gpu="{i}",uuid="GPU-{i:04d}",model="{H100}"'
+                    temp = f'{names[0]}{{{ident},sensor="gpu"}}'
+                else:
+                    host = node
+                    if restart_at is not None and node == "mixed":
+                        host = "dcgm-exporter-b" if t >= restart_at else "dcgm-exporter-a"
+                    ident = f'Hostname="{host}",gpu="{i}",UUID="GPU-{i:04d}",modelName="{H100}"'
+                    temp = f"{names[0]}{{{ident}}}"
+                lines[names[0]].append(f"{temp} {_temperature(node, i, t)} {START + t:.0f}")
+                lines[names[1]].append(f"{names[1]}{{{ident}}} 500 {START + t:.0f}")
+    body = "".join(f"# TYPE {n} gauge\n" + "\n".join(v) + "\n" for n, v in lines.items())
+    return body + "# EOF\n"
+
+
+def _features(
+    tmp_path: Path, prometheus_factory, schema: str, restart_at: float | None = None
+) -> dict[str, dict[str, float]]:
+    om = tmp_path / f"{schema}-{restart_at}.om"
+    om.write_text(_history(schema, restart_at))
+    data = tmp_path / f"tsdb-{schema}-{restart_at}"
+    stack.promtool_backfill(om, data, block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=data).url, retries=1))
+    frame = compute_features(client, schema, AT)  # type: ignore[arg-type]
+    assert frame.failed_queries == 0
+    names = (
+        "temp_gpu_node_excess_24h",
+        "temp_gpu_node_excess_change_7d",
+        "temp_gpu_excess_24h",
+    )
+    return {
+        g[2]: {n: float(frame.column(n)[row]) for n in names} for row, g in enumerate(frame.gpus)
+    }
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_a_hot_node_is_no_evidence_and_a_gpu_hotter_than_its_node_is(
+    tmp_path: Path, prometheus_factory, schema: str
+) -> None:
+    f = _features(tmp_path, prometheus_factory, schema)
+    # The hot aisle is 15 °C above the model's median (60 °C), and 0 above its own node.
+    for i in NODES["aisle"]:
+        assert f[f"GPU-{i:04d}"]["temp_gpu_excess_24h"] == pytest.approx(15.0)
+        assert f[f"GPU-{i:04d}"]["temp_gpu_node_excess_24h"] == pytest.approx(0.0)
+        assert f[f"GPU-{i:04d}"]["temp_gpu_node_excess_change_7d"] == pytest.approx(0.0)
+    # The board whose cooling failed is 12 °C above its neighbours, 12 more than a week ago.
+    assert f["GPU-0007"]["temp_gpu_node_excess_24h"] == pytest.approx(12.0)
+    assert f["GPU-0007"]["temp_gpu_node_excess_change_7d"] == pytest.approx(12.0)
+    assert f["GPU-0005"]["temp_gpu_node_excess_24h"] == pytest.approx(0.0)
+    # A node of two GPUs is too small to be its own reference: the model's median (60 °C).
+    assert f["GPU-0008"]["temp_gpu_node_excess_24h"] == pytest.approx(6.0)
+    assert f["GPU-0009"]["temp_gpu_node_excess_24h"] == pytest.approx(0.0)
+
+
+def test_the_rule_ranks_the_failing_board_above_the_hot_aisle(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """Through the rule's own factors: the hot aisle gives no temperature evidence."""
+    client_features = _features(tmp_path, prometheus_factory, "dcgm")
+    rule = RuleModel()
+    cols = list(rule.features)
+    uuids = sorted(client_features)
+    x = np.full((len(uuids), len(cols)), np.nan)
+    for r, u in enumerate(uuids):
+        for name, v in client_features[u].items():
+            if name in cols:
+                x[r, cols.index(name)] = v
+    names, values = rule.factors("7d", x)
+    temp = values[:, names.index("temperature_excess_24h")]
+    rise = values[:, names.index("temperature_rise_7d")]
+    assert temp[uuids.index("GPU-0007")] > 1.0 and rise[uuids.index("GPU-0007")] > 2.0
+    for i in NODES["aisle"]:
+        assert temp[uuids.index(f"GPU-{i:04d}")] == 0.0
+    hazard = rule.hazard(x)
+    assert hazard[uuids.index("GPU-0007")] == hazard.max()
+
+
+def test_a_dcgm_exporter_restart_that_renames_the_node_changes_nothing(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """The pod restarts on day 8.2, inside the 24 h window: the node's GPUs are compared with
+    each other under each name, and the pieces weighted by their samples."""
+    before = _features(tmp_path, prometheus_factory, "dcgm")
+    after = _features(tmp_path, prometheus_factory, "dcgm", restart_at=8.2 * DAY)
+    for uuid, values in before.items():
+        for name in ("temp_gpu_node_excess_24h", "temp_gpu_node_excess_change_7d"):
+            assert after[uuid][name] == pytest.approx(values[name], abs=1e-6), (uuid, name)
