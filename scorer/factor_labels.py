@@ -56,6 +56,9 @@ FACTOR_LABELS: dict[str, str] = {
     "power_avg_30d_watts": "average power draw, last 30 days",
     "health_score": "health score",
     "hard_fault": "hard fault (GPU out of service)",
+    # The rule's temperature terms (its factors are named by term): say what they compare with.
+    "temperature_excess_24h": "GPU temperature above the other GPUs of its node, last 24 h",
+    "temperature_rise_7d": "GPU running hotter than its node's GPUs than a week ago",
 }
 
 #: Name parts and the words they stand for, for features not in the table.

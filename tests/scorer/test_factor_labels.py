@@ -18,6 +18,14 @@ def test_the_table_wins_over_the_name() -> None:
     assert "memory errors" in factor_label("ecc_corrected_per_day_24h")
 
 
+def test_the_rules_temperature_factors_say_what_they_compare_with() -> None:
+    from gpu_health.scorer.rules import TERMS
+
+    for term in TERMS:
+        if term.feature.startswith("temp_gpu_node_"):
+            assert "its node" in factor_label(term.name), term.name
+
+
 def test_unknown_features_get_words_from_their_name() -> None:
     assert words_from_name("fan_speed_vs_model_30d") == (
         "fan speed compared with the model's peers, last 30 days"
