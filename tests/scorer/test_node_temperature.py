@@ -4,6 +4,8 @@ A hot aisle or a warm rack heats every GPU of a node alike and is not a failing 
 board running hotter than the neighbours that share its air and its job is. The outside fleets
 (bench/outside_fleet.py, bench/k8s_fleet.py, bench/two_minute_fleet.py) all hold warm but healthy
 nodes, and against same-model peers their GPUs were the rule's most common false alarms.
+The feature's PromQL (per node name, pieces weighted by samples) runs on Prometheus and on
+VictoriaMetrics with the same result.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gpu_health import stack
 from gpu_health.scorer.features import compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.rules import RuleModel
+from tests.conftest import import_openmetrics
 
 DAY = 86400.0
 START = 1_700_000_000
@@ -69,6 +72,17 @@ def _history(schema: str, restart_at: float | None) -> str:
     return body + "# EOF\n"
 
 
+NAMES = ("temp_gpu_node_excess_24h", "temp_gpu_node_excess_change_7d", "temp_gpu_excess_24h")
+
+
+def _read(client: PromClient, schema: str) -> dict[str, dict[str, float]]:
+    frame = compute_features(client, schema, AT)  # type: ignore[arg-type]
+    assert frame.failed_queries == 0
+    return {
+        g[2]: {n: float(frame.column(n)[row]) for n in NAMES} for row, g in enumerate(frame.gpus)
+    }
+
+
 def _features(
     tmp_path: Path, prometheus_factory, schema: str, restart_at: float | None = None
 ) -> dict[str, dict[str, float]]:
@@ -76,17 +90,7 @@ def _features(
     om.write_text(_history(schema, restart_at))
     data = tmp_path / f"tsdb-{schema}-{restart_at}"
     stack.promtool_backfill(om, data, block_duration="480h")
-    client = PromClient(PromConfig(prometheus_factory(data_dir=data).url, retries=1))
-    frame = compute_features(client, schema, AT)  # type: ignore[arg-type]
-    assert frame.failed_queries == 0
-    names = (
-        "temp_gpu_node_excess_24h",
-        "temp_gpu_node_excess_change_7d",
-        "temp_gpu_excess_24h",
-    )
-    return {
-        g[2]: {n: float(frame.column(n)[row]) for n in names} for row, g in enumerate(frame.gpus)
-    }
+    return _read(PromClient(PromConfig(prometheus_factory(data_dir=data).url, retries=1)), schema)
 
 
 @pytest.mark.parametrize("schema", ["ours", "dcgm"])
@@ -141,3 +145,18 @@ def test_a_dcgm_exporter_restart_that_renames_the_node_changes_nothing(
     for uuid, values in before.items():
         for name in ("temp_gpu_node_excess_24h", "temp_gpu_node_excess_change_7d"):
             assert after[uuid][name] == pytest.approx(values[name], abs=1e-6), (uuid, name)
+
+
+def test_victoriametrics_gives_the_same_node_relative_temperatures(
+    tmp_path: Path, prometheus_factory, victoriametrics_factory
+) -> None:
+    """Agree across engines: the same history, with the exporter restart, in VictoriaMetrics."""
+    on_prometheus = _features(tmp_path, prometheus_factory, "dcgm", restart_at=8.2 * DAY)
+    vm = victoriametrics_factory()
+    import_openmetrics(vm, _history("dcgm", 8.2 * DAY))
+    on_vm = _read(PromClient(PromConfig(vm.url, retries=1)), "dcgm")
+    assert set(on_vm) == set(on_prometheus)
+    for uuid, values in on_prometheus.items():
+        for name, value in values.items():
+            assert on_vm[uuid][name] == pytest.approx(value, abs=1e-6), (uuid, name)
+    assert on_vm["GPU-0007"]["temp_gpu_node_excess_24h"] == pytest.approx(12.0)
