@@ -218,17 +218,21 @@ def node_temp_excess(sensor: dict[str, str], window: str) -> Builder:
         assert fleet_found is not None
         by = f"{s.key}, {s.node}"
 
-        def piece(sel: str) -> tuple[str, str]:
-            count = f"sum by ({by}) (count_over_time({sel}[{window}]))"
-            return f"(sum by ({by}) (sum_over_time({sel}[{window}])) / {count})", count
+        def average(sel: str, labels: str) -> tuple[str, str]:
+            """The mean of the samples per ``labels`` group (exact across series splits) and
+            the group's sample count."""
+            count = f"sum by ({labels}) (count_over_time({sel}[{window}]))"
+            return f"(sum by ({labels}) (sum_over_time({sel}[{window}])) / {count})", count
 
-        mine, count = piece(found[0])
-        peers, _ = piece(fleet_found[0])
+        mine, count = average(found[0], by)
+        peers, peer_count = average(fleet_found[0], by)
+        # The model's median is over GPUs, not pieces: a renamed node's GPUs count once.
+        gpus, _ = average(fleet_found[0], s.key)
         node_ref = (
             f"quantile by ({s.node}) (0.5, {peers}) "
-            f"and on ({s.node}) (count by ({s.node}) ({peers}) >= {MIN_NODE_PEERS})"
+            f"and on ({s.node}) (count by ({s.node}) ({peer_count}) >= {MIN_NODE_PEERS})"
         )
-        model_ref = f"quantile by ({s.model}) (0.5, {peers})"
+        model_ref = f"quantile by ({s.model}) (0.5, {gpus})"
         excess = (
             f"(({mine} - on ({s.node}) group_left () ({node_ref})) "
             f"or ({mine} - on ({s.model}) group_left () ({model_ref})))"

@@ -44,8 +44,10 @@ NODES = {"aisle": (0, 1, 2, 3), "mixed": (4, 5, 6, 7), "small": (8, 9), "cool": 
 
 
 def _history(schema: str, restart_at: float | None) -> str:
-    """OpenMetrics for both schemas; ``restart_at``: dcgm-exporter's pod on the "mixed" node
-    restarts then and reports its new pod name as ``Hostname`` (no ``NODE_NAME``)."""
+    """OpenMetrics for both schemas; ``restart_at``: dcgm-exporter's pods on the "aisle" and
+    "mixed" nodes restart then and report their new pod names as ``Hostname`` (no
+    ``NODE_NAME``). The hot aisle is renamed too: were its GPUs compared with the model's
+    median instead of their node's, they would read 15 °C, not 0."""
     names = (
         ("gpu_temperature_celsius", "gpu_power_watts")
         if schema == "ours"
@@ -62,8 +64,9 @@ def _history(schema: str, restart_at: float | None) -> str:
                     temp = f'{names[0]}{{{ident},sensor="gpu"}}'
                 else:
                     host = node
-                    if restart_at is not None and node == "mixed":
-                        host = "dcgm-exporter-b" if t >= restart_at else "dcgm-exporter-a"
+                    if restart_at is not None and node in ("aisle", "mixed"):
+                        pod = "b" if t >= restart_at else "a"
+                        host = f"dcgm-exporter-{node}-{pod}"
                     ident = f'Hostname="{host}",gpu="{i}",UUID="GPU-{i:04d}",modelName="{H100}"'
                     temp = f"{names[0]}{{{ident}}}"
                 lines[names[0]].append(f"{temp} {_temperature(node, i, t)} {START + t:.0f}")
