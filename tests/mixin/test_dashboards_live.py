@@ -249,18 +249,28 @@ def _victoriametrics(
     return vm
 
 
+#: Window ends (seconds before ``at``) at which the sample counts are compared. Prometheus 2's
+#: range includes a sample on its left edge and VictoriaMetrics' does not, so a sample that
+#: lands exactly on the edge makes the counts differ for good at that one end; a few
+#: milliseconds apart, the same sample cannot sit on every edge.
+SYNC_OFFSETS = (0.0, 0.013, 0.029)
+
+
 def _wait_for_remote_write(prom_url: str, vm_url: str, at: float, timeout: float = 60.0) -> bool:
     """Until VictoriaMetrics holds what Prometheus stored up to ``at`` of a scraped, a recorded
     and a scorer series (remote write sends in batches, seconds behind); False on timeout."""
     families = ("up", "gpu_xid:gpu_xid_errors:increase10m", "gpu_failure_probability")
     query = " or ".join(f'label_replace(sum(count_over_time({f}[2m])), "f", "{f}", "", "")'
                         for f in families)  # fmt: skip
-    want = sorted((s.labels.get("f", ""), s.last) for s in PromClient(prom_url).instant(query, at))
+
+    def counts(url: str, t: float) -> list[tuple[str, float]]:
+        return sorted((s.labels.get("f", ""), s.last) for s in PromClient(url).instant(query, t))
+
+    want = {o: counts(prom_url, at - o) for o in SYNC_OFFSETS}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stack.http_get(f"{vm_url}/internal/force_flush", timeout=30)
-        got = PromClient(vm_url).instant(query, at)
-        if sorted((s.labels.get("f", ""), s.last) for s in got) == want:
+        if any(counts(vm_url, at - o) == want[o] for o in SYNC_OFFSETS):
             return True
         time.sleep(1)
     return False
