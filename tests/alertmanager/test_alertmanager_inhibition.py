@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,30 @@ def _get(server: Server, path: str) -> Any:
         return json.loads(response.read())
 
 
-def _key(alert: dict[str, Any]) -> tuple[str, str]:
+def _key(alert: dict[str, Any]) -> tuple[str, ...]:
     labels = alert["labels"]
     return labels["alertname"], labels.get("uuid") or labels.get("node") or labels["job"]
 
 
-def _states(server: Server, expected: int) -> dict[tuple[str, str], str]:
-    # Inhibition is evaluated on read; retry briefly until every posted alert is listed.
+def _xid_key(alert: dict[str, Any]) -> tuple[str, ...]:
+    labels = alert["labels"]
+    return labels["alertname"], labels["uuid"], labels.get("xid", "")
+
+
+def _settled_states(
+    server: Server,
+    key: Callable[[dict[str, Any]], tuple[str, ...]],
+    expected: dict[tuple[str, ...], str],
+) -> dict[tuple[str, ...], str]:
+    """Alertmanager's verdicts, read until they equal `expected` or 10 s pass.
+
+    The inhibitor learns of a source alert from its own subscription, a moment after the API
+    accepted it, so a read straight after the post can list every alert as still active."""
     deadline = time.monotonic() + 10
     while True:
-        alerts = _get(server, "/api/v2/alerts")
-        if len(alerts) >= expected or time.monotonic() > deadline:
-            return {_key(a): a["status"]["state"] for a in alerts}
+        states = {key(a): a["status"]["state"] for a in _get(server, "/api/v2/alerts")}
+        if states == expected or time.monotonic() > deadline:
+            return states
         time.sleep(0.2)
 
 
@@ -114,9 +126,7 @@ def test_inhibition_pairs_on_a_real_alertmanager(alertmanager: Server) -> None:
             "annotations": {"summary": "GPU health scorer is down or stale.", "description": "x"},
         },
     ]
-    _post(alertmanager, alerts)
-    states = _states(alertmanager, len(alerts))
-    assert states == {
+    expected: dict[tuple[str, ...], str] = {
         ("GPUFallenOffBus", "GPU-a"): "active",
         ("GPUHealthCritical", "GPU-a"): "suppressed",
         ("GPUThermalSlowdown", "GPU-a"): "suppressed",
@@ -131,6 +141,8 @@ def test_inhibition_pairs_on_a_real_alertmanager(alertmanager: Server) -> None:
         ("GPUUncorrectableEccErrors", "GPU-e"): "active",
         ("GPUScorerDown", "gpu-health-scorer"): "active",
     }
+    _post(alertmanager, alerts)
+    assert _settled_states(alertmanager, _key, expected) == expected
 
 
 def test_alerts_group_by_alertname_and_node(alertmanager: Server) -> None:
@@ -175,7 +187,7 @@ def test_remap_failure_silences_its_ecc_pages_on_the_same_gpu(alertmanager: Serv
         _gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-b", gpu="1"),
         _xid("GPUXidMemoryError", "n1", "GPU-b", "48"),
     ]
-    expected = {
+    expected: dict[tuple[str, ...], str] = {
         ("GPURowRemapFailure", "GPU-a", ""): "active",
         ("GPUUncorrectableEccErrors", "GPU-a", ""): "suppressed",
         ("GPUXidMemoryError", "GPU-a", "48"): "suppressed",
@@ -185,19 +197,7 @@ def test_remap_failure_silences_its_ecc_pages_on_the_same_gpu(alertmanager: Serv
         ("GPUXidMemoryError", "GPU-b", "48"): "active",
     }
     _post(alertmanager, alerts)
-    # The inhibitor sees a source a moment after it is posted: poll until the verdict settles.
-    deadline = time.monotonic() + 10
-    while True:
-        states = {
-            (a["labels"]["alertname"], a["labels"]["uuid"], a["labels"].get("xid", "")): a[
-                "status"
-            ]["state"]
-            for a in _get(alertmanager, "/api/v2/alerts")
-        }
-        if states == expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert states == expected
+    assert _settled_states(alertmanager, _xid_key, expected) == expected
 
 
 def test_critical_alerts_group_per_gpu_for_pagerduty(alertmanager: Server) -> None:
