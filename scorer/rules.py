@@ -107,7 +107,8 @@ class Term:
     failure_class: str
     feature: str
     weight: float
-    #: "log": ln(1 + max(0, v)); "excess": max(0, v) (already in sensible units); "flag": v > 0
+    #: "log": ln(1 + max(0, v)); "spread": how many robust spreads of its peers the value
+    #: stands above their median (see :func:`spread_units`); "flag": v > 0
     transform: str = "log"
     scale: float = 1.0
     #: The GPU's own earlier rate of the same signal (``baseline * baseline_scale`` is the
@@ -184,10 +185,11 @@ TERMS: tuple[Term, ...] = (
     Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 3.0),
     # thermal / power: °C above the other GPUs of the same node (they share the air, the
     # aisle and usually the job, so a warm rack or a busy job is no evidence; same-model peers
-    # on nodes of fewer than 4 GPUs; every 7 °C doubles the hazard), its rise over the week,
-    # and hours of thermal or power clock holds.
-    Term("temperature_excess_24h", "thermal_power", "temp_gpu_node_excess_24h", 0.1, "excess"),
-    Term("temperature_rise_7d", "thermal_power", "temp_gpu_node_excess_change_7d", 0.2, "excess"),
+    # on nodes of fewer than 4 GPUs) and its rise over the week, each counted in robust
+    # spreads of the fleet (0.2 per spread: a board 3.5 spreads out doubles its class's
+    # hazard), and hours of thermal or power clock holds.
+    Term("temperature_excess_24h", "thermal_power", "temp_gpu_node_excess_24h", 0.2, "spread"),
+    Term("temperature_rise_7d", "thermal_power", "temp_gpu_node_excess_change_7d", 0.2, "spread"),
     Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
     Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
     # other: any other XID and resets. (A node that recently lost a GPU adds hazard directly:
@@ -211,9 +213,7 @@ def _transform(term: Term, v: FloatArray) -> FloatArray:
     v = np.where(np.isfinite(v), v * term.scale, 0.0)
     if term.transform == "log":
         out: FloatArray = np.log1p(np.maximum(v, 0.0))
-    elif term.transform == "excess":
-        out = np.maximum(v, 0.0)
-    else:
+    else:  # "flag" ("spread" needs the peers: see term_values)
         out = (v > 0).astype(np.float64)
     return term.weight * out
 
@@ -238,7 +238,11 @@ def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
         raw = _column(features, x, term.feature)
         if raw is None:
             continue
-        v = _transform(term, raw)
+        if term.transform == "spread":
+            units = spread_units(raw * term.scale, np.isfinite(raw), groups)
+            v = term.weight * np.maximum(units, 0.0)
+        else:
+            v = _transform(term, raw)
         if term.baseline is not None:
             # Above the GPU's own earlier rate: chronic activity that never failed it is not
             # a new precursor. The share of the evidence that is new scales the hours term.
@@ -257,21 +261,61 @@ def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
     return out
 
 
-def peer_medians(v: FloatArray, reporting: npt.NDArray[np.bool_], groups: FloatArray) -> FloatArray:
+#: The smallest spread a "spread" term divides by, in the feature's unit (°C for temperature):
+#: a fleet whose GPUs agree more closely than half a degree (a quiet week, liquid cooling) is
+#: not allowed to turn a one-degree wobble into evidence, and a snapshot of fewer than
+#: :data:`MIN_PEERS` GPUs, which has no spread of its own, uses this one.
+MIN_SPREAD = 0.5
+
+
+def spread_units(v: FloatArray, reporting: BoolArray, groups: FloatArray) -> FloatArray:
+    """How far each value stands above its peers' median, in their robust spread: 1.4826 ×
+    the median distance below the median of the peers under it (the standard deviation of a
+    normal fleet), at least :data:`MIN_SPREAD`. Peers as in :func:`peer_medians` (both
+    medians the lower middle value); rows that do not report get 0.
+
+    Why spreads and not degrees: how much one GPU's temperature wanders against its node
+    differs between fleets (air or liquid cooling, steady training or jobs holding part of a
+    node). Three degrees above its node stands out in a fleet whose boards agree within one,
+    and is ordinary where jobs share nodes and boards differ by five.
+
+    Why only the peers below the median: the boards that stand out above it are what is being
+    looked for, so they must not widen the yardstick. A board above the median then moves
+    neither the median nor the spread, so raising its own value only ever raises its own
+    evidence and leaves every other board's as it was.
+    """
+    v = np.where(reporting, v, 0.0)
+    median = peer_medians(v, reporting, groups, lower=True)
+    below = reporting & (v < median)
+    spread = peer_medians(median - v, below, groups, lower=True)
+    out: FloatArray = (v - median) / np.maximum(1.4826 * spread, MIN_SPREAD)
+    return np.where(reporting, out, 0.0)
+
+
+def peer_medians(
+    v: FloatArray, reporting: npt.NDArray[np.bool_], groups: FloatArray, lower: bool = False
+) -> FloatArray:
     """Each row's baseline: the median of ``v`` over the reporting GPUs of its model, when at
     least :data:`MIN_PEERS` of them report; else over every reporting GPU of the snapshot
     (same floor); else 0 (no baseline). A model whose every board logs a few corrected errors
     gives its own boards no evidence, and a GPU model of 3 boards is not compared with itself.
+
+    ``lower``: of an even count's two middle values the lower one, a median that no value
+    above it can move (see :func:`spread_units`).
     """
+
+    def median(a: FloatArray) -> float:
+        return float(np.quantile(a, 0.5, method="lower") if lower else np.median(a))
+
     out = np.zeros_like(v)
     if reporting.sum() >= MIN_PEERS:
-        out[:] = float(np.median(v[reporting]))
+        out[:] = median(v[reporting])
     known = np.isfinite(groups)
     for key in np.unique(groups[known]):
         members = groups == key
         peers = members & reporting
         if peers.sum() >= MIN_PEERS:
-            out[members] = float(np.median(v[peers]))
+            out[members] = median(v[peers])
     return out
 
 

@@ -148,6 +148,50 @@ def test_peers_are_the_gpus_of_the_same_model() -> None:
     assert RULE.predict("7d", small)[:4] == pytest.approx(np.full(4, quiet))
 
 
+def _temperature_evidence(excess: np.ndarray) -> np.ndarray:
+    """Each GPU's evidence from its 24-hour temperature above its node, one fleet snapshot."""
+    fleet = _fleet(rows=len(excess))
+    fleet[:, RULE_FEATURES.index("temp_gpu_node_excess_24h")] = excess
+    names, values = RULE.factors("7d", fleet)
+    out: np.ndarray = values[:, names.index("temperature_excess_24h")]
+    return out
+
+
+def test_a_degree_above_the_node_counts_more_in_a_fleet_whose_boards_agree() -> None:
+    # 40 boards whose 24-hour temperatures sit within a degree of their node's median
+    # (steady training, good airflow), and 40 that wander by five (jobs holding part of a
+    # node); in each, one board runs 4 °C above its node.
+    quiet = np.linspace(-1.0, 1.0, 40)
+    noisy = np.linspace(-5.0, 5.0, 40)
+    quiet[7] = noisy[7] = 4.0
+    in_quiet, in_noisy = _temperature_evidence(quiet)[7], _temperature_evidence(noisy)[7]
+    assert in_quiet > 3 * in_noisy > 0
+    # Robust spread of the quiet fleet's lower half: 1.4826 x 0.5 °C = 0.74 °C.
+    assert in_quiet == pytest.approx(0.2 * 4.0 / (1.4826 * 0.5), rel=0.05)
+    # A fleet whose boards agree exactly: the spread is floored at half a degree, so one
+    # degree is two spreads, not infinite evidence.
+    flat = np.zeros(40)
+    flat[7] = 1.0
+    assert _temperature_evidence(flat)[7] == pytest.approx(0.2 * 1.0 / 0.5)
+    assert np.delete(_temperature_evidence(flat), 7) == pytest.approx(np.zeros(39))
+
+
+def test_a_hotter_board_never_gets_less_temperature_evidence() -> None:
+    rng = np.random.default_rng(3)
+    fleet = rng.normal(0.0, 1.5, 48)
+    evidence = []
+    for value in np.linspace(-6.0, 12.0, 1001):
+        fleet[11] = value
+        evidence.append(_temperature_evidence(fleet)[11])
+    assert np.all(np.diff(evidence) >= 0) and evidence[-1] > 1.0
+    # The boards above the median set no part of the yardstick: a hotter outlier leaves
+    # every other board's evidence as it was.
+    fleet[11] = np.median(fleet) + 0.01  # just above the middle of the fleet
+    before = np.delete(_temperature_evidence(fleet), 11)
+    fleet[11] = 30.0
+    assert np.delete(_temperature_evidence(fleet), 11) == pytest.approx(before)
+
+
 def test_chronic_activity_counts_less_than_new_activity() -> None:
     week = 60 / 7  # 60 corrected errors in the last 7 days
     fresh = _row(ecc_corrected_per_day_7d=week, ecc_corrected_active_hours_7d=6)
