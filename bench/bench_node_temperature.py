@@ -1,9 +1,11 @@
-"""What the rule's node-relative temperature costs a scoring run: an A/B in one Prometheus.
+"""What the rule's node-relative temperature costs a scoring run: an A/B/C in one Prometheus.
 
 The same history (``bench_scorer.write_history``: dcgm-exporter schema, nodes of 8) is scored
-alternately by the shipped rule and by the same rule reading the model-relative temperature
-features it used before, in interleaved pairs so that the machine's drift hits both alike;
-then each of the four temperature queries is timed alone. Prints a table and optionally JSON.
+in turn by the same rule reading the model-relative temperature features it used two releases
+ago, the node-relative ones without the load (the last release), and the shipped rule (the
+node-relative ones with each GPU's power above its node taken off), interleaved so that the
+machine's drift hits every arm alike; then each temperature and power query is timed alone.
+Prints a table and optionally JSON.
 """
 
 from __future__ import annotations
@@ -36,18 +38,23 @@ BEFORE = {
     "temp_gpu_node_excess_24h": "temp_gpu_excess_24h",
     "temp_gpu_node_excess_change_7d": "temp_gpu_excess_change_7d",
 }
+#: The power features the shipped rule reads to take each GPU's load off its temperature.
+LOAD = ("power_node_excess_24h", "power_node_excess_change_7d")
+ARMS = ("model-relative", "node-relative", "node-relative, load aside")
 
 
 @contextmanager
-def rule_terms(node_relative: bool) -> Iterator[None]:
-    """The shipped rule, or the same rule reading the model-relative temperature features."""
+def rule_terms(arm: str) -> Iterator[None]:
+    """The shipped rule, or the same rule as it read its temperature in an earlier release."""
     shipped = rules.TERMS, rules.RULE_FEATURES
-    if not node_relative:
+    if arm != ARMS[2]:
+        rename = BEFORE if arm == ARMS[0] else {}
         rules.TERMS = tuple(
-            replace(t, feature=BEFORE.get(t.feature, t.feature)) for t in shipped[0]
+            replace(t, feature=rename.get(t.feature, t.feature), load=None) for t in shipped[0]
         )
+        features = tuple(rename.get(f, f) for f in shipped[1] if f not in LOAD)
         # The service imported the list of features it asks for: patch its copy too.
-        rules.RULE_FEATURES = service.RULE_FEATURES = tuple(BEFORE.get(f, f) for f in shipped[1])
+        rules.RULE_FEATURES = service.RULE_FEATURES = features
     try:
         yield
     finally:
@@ -55,8 +62,8 @@ def rule_terms(node_relative: bool) -> Iterator[None]:
         service.RULE_FEATURES = shipped[1]
 
 
-def one_run(client: PromClient, node_relative: bool, workers: int) -> float:
-    with rule_terms(node_relative):
+def one_run(client: PromClient, arm: str, workers: int) -> float:
+    with rule_terms(arm):
         scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers)
         assert scorer.run_once(), scorer.last_error
         assert scorer.snapshot is not None
@@ -68,7 +75,7 @@ def main() -> int:
     parser.add_argument("--gpus", type=int, default=2000)
     parser.add_argument("--days", type=float, default=14)
     parser.add_argument("--step", type=int, default=300, help="history resolution in seconds")
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved A/B pairs")
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of the arms")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -82,17 +89,17 @@ def main() -> int:
         config = stack.write_prometheus_config(work / "prometheus.yml")
         with stack.prometheus(work, config, data_dir=work / "tsdb") as prom:
             client = PromClient(PromConfig(prom.url, timeout_s=120))
-            for node_relative in (False, True):  # cold runs: chunks into the page cache
-                one_run(client, node_relative, args.workers)
-            runs: dict[str, list[float]] = {"model-relative": [], "node-relative": []}
+            for arm in ARMS:  # cold runs: chunks into the page cache
+                one_run(client, arm, args.workers)
+            runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
             for k in range(args.pairs):
-                runs["model-relative"].append(one_run(client, False, args.workers))
-                runs["node-relative"].append(one_run(client, True, args.workers))
-                print(f"pair {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
+                for arm in ARMS:
+                    runs[arm].append(one_run(client, arm, args.workers))
+                print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
             s = schema_by_name("dcgm")
             alone: dict[str, float] = {}
             for feature in FEATURES:
-                if feature.name in (*BEFORE, *BEFORE.values()):
+                if feature.name in (*BEFORE, *BEFORE.values(), *LOAD):
                     query = feature.build(s)
                     assert query is not None
                     times = []
@@ -101,18 +108,20 @@ def main() -> int:
                         client.query(query, None)
                         times.append(time.monotonic() - began)
                     alone[feature.name] = round(statistics.median(times), 3)
-    a, b = (statistics.median(v) for v in runs.values())
+    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    base = medians[ARMS[0]]
     result = {
         "gpus": args.gpus,
         "days": args.days,
         "step_s": args.step,
         "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "median_s": {"model-relative": round(a, 2), "node-relative": round(b, 2)},
-        "ratio": round(b / a, 3),
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+        "ratio_to_model_relative": {k: round(v / base, 3) for k, v in medians.items()},
         "query_alone_s": alone,
     }
-    print(f"whole scoring run, median of {args.pairs}: model-relative {a:.2f} s, "
-          f"node-relative {b:.2f} s, ratio {b / a:.3f}")  # fmt: skip
+    print(f"whole scoring run, median of {args.pairs}:")
+    for arm, median in medians.items():
+        print(f"  {arm:28s} {median:6.2f} s  {median / base:.3f}x")
     for name, seconds in alone.items():
         print(f"  {name:34s} {seconds:6.3f} s alone")
     if args.json:

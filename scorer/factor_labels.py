@@ -31,6 +31,8 @@ FACTOR_LABELS: dict[str, str] = {
     "temp_gpu_excess_change_7d": "GPU running hotter than its peers than a week ago",
     "temp_gpu_node_excess_24h": "GPU temperature above the other GPUs of its node, last 24 h",
     "temp_gpu_node_excess_change_7d": "GPU running hotter than its node's GPUs than a week ago",
+    "power_node_excess_24h": "power draw above the other GPUs of its node, last 24 h",
+    "power_node_excess_change_7d": "power draw rising against its node's GPUs over a week",
     "temp_gpu_per_watt_vs_model_24h": "GPU heat per watt compared with the model's peers, 24 h",
     "temp_gpu_per_watt_vs_model_7d": "GPU heat per watt compared with the model's peers, 7 days",
     "temp_gpu_trend_per_day_7d": "GPU temperature rising day by day, last 7 days",
@@ -57,8 +59,10 @@ FACTOR_LABELS: dict[str, str] = {
     "health_score": "health score",
     "hard_fault": "hard fault (GPU out of service)",
     # The rule's temperature terms (its factors are named by term): say what they compare with.
-    "temperature_excess_24h": "GPU temperature above the other GPUs of its node, last 24 h",
-    "temperature_rise_7d": "GPU running hotter than its node's GPUs than a week ago",
+    "temperature_excess_24h": (
+        "GPU temperature above the other GPUs of its node, beyond its load, last 24 h"
+    ),
+    "temperature_rise_7d": "GPU running hotter than its node's GPUs than a week ago, load aside",
 }
 
 #: Name parts and the words they stand for, for features not in the table.

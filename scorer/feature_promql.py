@@ -195,12 +195,15 @@ def temp_excess(sensor: dict[str, str], window: str) -> Builder:
 MIN_NODE_PEERS = 4
 
 
-def node_temp_excess(sensor: dict[str, str], window: str) -> Builder:
-    """The GPU's average temperature minus the median of the GPUs on its node (°C).
+def node_excess(metric: str, window: str, **labels: str) -> Builder:
+    """The GPU's average of a gauge minus the median of the GPUs on its node (our units).
 
     A node's GPUs share the inlet air, the aisle and usually the job, so a hot aisle, a warm
-    rack or a busy job warms all of them alike and leaves this at zero, while one board whose
-    own cooling fails stands out from its neighbours. Nodes with fewer than
+    rack or a busy job warms all of them alike and leaves the temperature's excess at zero,
+    while one board whose own cooling fails stands out from its neighbours. The power's excess
+    says how much of a temperature excess the GPU's own load explains (where jobs hold part of
+    a node, an idle GPU beside busy ones reads cold and a busy one hot): the rule removes that
+    part (``load`` in :class:`gpu_health.scorer.rules.Term`). Nodes with fewer than
     :data:`MIN_NODE_PEERS` reporting GPUs use the model's median instead.
 
     The node label is volatile on Kubernetes (dcgm-exporter without ``NODE_NAME`` reports its
@@ -210,11 +213,11 @@ def node_temp_excess(sensor: dict[str, str], window: str) -> Builder:
     """
 
     def build(s: Schema) -> str | None:
-        found = s.selector("gpu_temperature_celsius", **sensor)
+        found = s.selector(metric, **labels)
         if found is None:
             return None
         whole = replace(s, shard_matcher="")
-        fleet_found = whole.selector("gpu_temperature_celsius", **sensor)
+        fleet_found = whole.selector(metric, **labels)
         assert fleet_found is not None
         by = f"{s.key}, {s.node}"
 

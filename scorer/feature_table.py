@@ -30,8 +30,8 @@ from gpu_health.scorer.feature_promql import (
     health_score,
     level,
     log_change,
+    node_excess,
     node_lost_gpus,
-    node_temp_excess,
     offset_by,
     ratio,
     reporting_gap,
@@ -142,14 +142,27 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "temp_gpu_node_excess_24h",
         "GPU temperature minus its node's median, 24 h avg (°C).",
-        node_temp_excess(TEMP_GPU, "24h"),
+        node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU),
     ),
     Feature(
         "temp_gpu_node_excess_change_7d",
         "Change of the GPU temperature above its node over 7 days.",
         diff(
-            node_temp_excess(TEMP_GPU, "24h"),
-            offset_by(node_temp_excess(TEMP_GPU, "24h"), "7d"),
+            node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU),
+            offset_by(node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU), "7d"),
+        ),
+    ),
+    Feature(
+        "power_node_excess_24h",
+        "Board power minus its node's median, 24 h avg (W): the load behind a temperature excess.",
+        node_excess("gpu_power_watts", "24h"),
+    ),
+    Feature(
+        "power_node_excess_change_7d",
+        "Change of the board power above its node over 7 days (W).",
+        diff(
+            node_excess("gpu_power_watts", "24h"),
+            offset_by(node_excess("gpu_power_watts", "24h"), "7d"),
         ),
     ),
     Feature(

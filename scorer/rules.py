@@ -118,6 +118,10 @@ class Term:
     #: For an hours-with-activity term: the count term whose share of new (above-baseline)
     #: evidence scales this one, so chronic activity counts as little in hours as in counts.
     novelty_of: str | None = None
+    #: For a "spread" term: the feature of the GPU's load in the same comparison (watts above
+    #: its node); the part of the value that the fleet's own °C per watt explains is removed
+    #: before counting (see :func:`without_load`).
+    load: str | None = None
 
 
 #: The evidence terms. A missing feature (NaN: the schema lacks it) contributes nothing.
@@ -185,11 +189,25 @@ TERMS: tuple[Term, ...] = (
     Term("nvlink_xid_7d", "nvlink", "xid_nvlink_events_7d", 3.0),
     # thermal / power: °C above the other GPUs of the same node (they share the air, the
     # aisle and usually the job, so a warm rack or a busy job is no evidence; same-model peers
-    # on nodes of fewer than 4 GPUs) and its rise over the week, each counted in robust
-    # spreads of the fleet (0.2 per spread: a board 3.5 spreads out doubles its class's
-    # hazard), and hours of thermal or power clock holds.
-    Term("temperature_excess_24h", "thermal_power", "temp_gpu_node_excess_24h", 0.2, "spread"),
-    Term("temperature_rise_7d", "thermal_power", "temp_gpu_node_excess_change_7d", 0.2, "spread"),
+    # on nodes of fewer than 4 GPUs) and its rise over the week, less what the GPU's own load
+    # explains, each counted in robust spreads of the fleet (0.2 per spread: a board 3.5
+    # spreads out doubles its class's hazard), and hours of thermal or power clock holds.
+    Term(
+        "temperature_excess_24h",
+        "thermal_power",
+        "temp_gpu_node_excess_24h",
+        0.2,
+        "spread",
+        load="power_node_excess_24h",
+    ),
+    Term(
+        "temperature_rise_7d",
+        "thermal_power",
+        "temp_gpu_node_excess_change_7d",
+        0.2,
+        "spread",
+        load="power_node_excess_change_7d",
+    ),
     Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
     Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
     # other: any other XID and resets. (A node that recently lost a GPU adds hazard directly:
@@ -202,6 +220,7 @@ TERMS: tuple[Term, ...] = (
 RULE_FEATURES: tuple[str, ...] = (
     *dict.fromkeys(t.feature for t in TERMS),
     *(t.baseline for t in TERMS if t.baseline),
+    *(t.load for t in TERMS if t.load),
     NODE_LOST,
     FLEET_LOST,
     FLEET_GPU_DAYS,
@@ -239,7 +258,11 @@ def term_values(features: Sequence[str], x: FloatArray) -> FloatArray:
         if raw is None:
             continue
         if term.transform == "spread":
-            units = spread_units(raw * term.scale, np.isfinite(raw), groups)
+            value = raw * term.scale
+            watts = None if term.load is None else _column(features, x, term.load)
+            if watts is not None:
+                value = without_load(value, watts, groups)
+            units = spread_units(value, np.isfinite(raw), groups)
             v = term.weight * np.maximum(units, 0.0)
         else:
             v = _transform(term, raw)
@@ -282,7 +305,9 @@ def spread_units(v: FloatArray, reporting: BoolArray, groups: FloatArray) -> Flo
     Why only the peers below the median: the boards that stand out above it are what is being
     looked for, so they must not widen the yardstick. A board above the median then moves
     neither the median nor the spread, so raising its own value only ever raises its own
-    evidence and leaves every other board's as it was.
+    evidence and leaves every other board's as it was (for the values passed in: with the load
+    taken off first, a board's temperature also enters its peers' fitted °C per watt, see
+    :func:`without_load`).
     """
     v = np.where(reporting, v, 0.0)
     median = peer_medians(v, reporting, groups, lower=True)
@@ -290,6 +315,55 @@ def spread_units(v: FloatArray, reporting: BoolArray, groups: FloatArray) -> Flo
     spread = peer_medians(median - v, below, groups, lower=True)
     out: FloatArray = (v - median) / np.maximum(1.4826 * spread, MIN_SPREAD)
     return np.where(reporting, out, 0.0)
+
+
+#: The largest °C per watt :func:`without_load` may remove: a board's thermal resistance is
+#: positive and small. An H100 SXM warms by about 0.05 °C per watt (37 °C idle at 72 W, 71 °C
+#: at its 700 W cap: the H100 fixture); four times that bounds what a noisy fit may take away.
+MAX_DEGREES_PER_WATT = 0.2
+
+
+def without_load(v: FloatArray, watts: FloatArray, groups: FloatArray) -> FloatArray:
+    """``v`` (°C above the GPU's node) less what its own load (W above its node) explains:
+    ``v - k * watts``, with ``k`` the least-squares slope of ``v`` on ``watts`` over the GPU's
+    peers, leaving the GPU itself out, bounded to 0..:data:`MAX_DEGREES_PER_WATT`.
+
+    Where jobs hold part of a node, an idle GPU beside busy ones reads cold and a busy one hot;
+    what a failing fan or dried thermal paste adds is the part its load does not explain. The
+    slope is the fleet's own (air or liquid cooling, each model apart), fitted on differences
+    within nodes, so a hot aisle or a busy node does not tilt it. Leaving the GPU out of its
+    own fit keeps its evidence rising with its own temperature whatever its power.
+
+    Peers as in :func:`peer_medians` (rows where both values are known); a GPU without a
+    power reading, or without enough peers, keeps ``v``.
+    """
+    both = np.isfinite(v) & np.isfinite(watts)
+    slope = np.full(v.shape, np.nan)
+
+    def fit(peers: BoolArray, members: BoolArray) -> None:
+        x, y = watts[peers], v[peers]
+        n, sx, sy = float(peers.sum()), x.sum(), y.sum()
+        sxx, sxy = (x * x).sum(), (x * y).sum()
+        own = members & peers  # a GPU leaves itself out of its own fit
+        xi, yi = np.where(own, watts, 0.0), np.where(own, v, 0.0)
+        m = n - own
+        mx, my = sx - xi, sy - yi
+        var = (sxx - xi * xi) - mx * mx / m
+        cov = (sxy - xi * yi) - mx * my / m
+        ok = members & (var > 1e-9 * np.maximum(sxx, 1.0))
+        slope[ok] = np.divide(cov, var, out=np.zeros_like(cov), where=ok)[ok]
+        slope[members & ~ok] = 0.0
+
+    if both.sum() > MIN_PEERS:
+        fit(both, np.ones(v.shape, dtype=bool))
+    known = np.isfinite(groups)
+    for key in np.unique(groups[known]):
+        members = groups == key
+        if (members & both).sum() > MIN_PEERS:
+            fit(members & both, members)
+    k = np.clip(slope, 0.0, MAX_DEGREES_PER_WATT)
+    out: FloatArray = np.where(both & np.isfinite(k), v - k * watts, v)
+    return out
 
 
 def peer_medians(

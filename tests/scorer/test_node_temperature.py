@@ -1,7 +1,8 @@
 """The rule's temperature evidence is relative to the GPU's own node, on a real Prometheus.
 
 A hot aisle or a warm rack heats every GPU of a node alike and is not a failing board; one
-board running hotter than the neighbours that share its air and its job is. The outside fleets
+board running hotter than the neighbours that share its air and its job is, once what its own
+load explains is taken off (a job holding half of a node warms that half). The outside fleets
 (bench/outside_fleet.py, bench/k8s_fleet.py, bench/two_minute_fleet.py) all hold warm but healthy
 nodes, and against same-model peers their GPUs were the rule's most common false alarms.
 The feature's PromQL (per node name, pieces weighted by samples) runs on Prometheus and on
@@ -29,8 +30,21 @@ H100 = "NVIDIA H100 80GB HBM3"
 pytestmark = pytest.mark.integration
 
 
+#: A node whose job holds half of its GPUs: busy ones draw 650 W and run at 70 °C, idle ones
+#: 100 W and 42.5 °C (0.05 °C per watt, an H100's); every other GPU draws 500 W.
+SHARED_BUSY = (14, 15, 16, 17)
+
+
+def _power(node: str, index: int) -> float:
+    if node == "shared":
+        return 650.0 if index in SHARED_BUSY else 100.0
+    return 500.0
+
+
 def _temperature(node: str, index: int, t: float) -> float:
     """°C of one GPU ``t`` seconds into the history."""
+    if node == "shared":
+        return 70.0 if index in SHARED_BUSY else 42.5
     if node == "aisle":  # a hot aisle: every GPU of the node 15 °C warmer, all the time
         return 75.0
     if node == "mixed" and index == 7:  # its cooling fails on day 4: 12 °C above its node
@@ -40,7 +54,13 @@ def _temperature(node: str, index: int, t: float) -> float:
     return 60.0
 
 
-NODES = {"aisle": (0, 1, 2, 3), "mixed": (4, 5, 6, 7), "small": (8, 9), "cool": (10, 11, 12, 13)}
+NODES = {
+    "aisle": (0, 1, 2, 3),
+    "mixed": (4, 5, 6, 7),
+    "small": (8, 9),
+    "cool": (10, 11, 12, 13),
+    "shared": tuple(range(14, 22)),
+}
 
 
 def _history(schema: str, restart_at: float | None) -> str:
@@ -70,12 +90,19 @@ def _history(schema: str, restart_at: float | None) -> str:
                     ident = f'Hostname="{host}",gpu="{i}",UUID="GPU-{i:04d}",modelName="{H100}"'
                     temp = f"{names[0]}{{{ident}}}"
                 lines[names[0]].append(f"{temp} {_temperature(node, i, t)} {START + t:.0f}")
-                lines[names[1]].append(f"{names[1]}{{{ident}}} 500 {START + t:.0f}")
+                power = f"{names[1]}{{{ident}}} {_power(node, i)}"
+                lines[names[1]].append(f"{power} {START + t:.0f}")
     body = "".join(f"# TYPE {n} gauge\n" + "\n".join(v) + "\n" for n, v in lines.items())
     return body + "# EOF\n"
 
 
-NAMES = ("temp_gpu_node_excess_24h", "temp_gpu_node_excess_change_7d", "temp_gpu_excess_24h")
+NAMES = (
+    "temp_gpu_node_excess_24h",
+    "temp_gpu_node_excess_change_7d",
+    "temp_gpu_excess_24h",
+    "power_node_excess_24h",
+    "power_node_excess_change_7d",
+)
 
 
 def _read(client: PromClient, schema: str) -> dict[str, dict[str, float]]:
@@ -113,12 +140,21 @@ def test_a_hot_node_is_no_evidence_and_a_gpu_hotter_than_its_node_is(
     # A node of two GPUs is too small to be its own reference: the model's median (60 °C).
     assert f["GPU-0008"]["temp_gpu_node_excess_24h"] == pytest.approx(6.0)
     assert f["GPU-0009"]["temp_gpu_node_excess_24h"] == pytest.approx(0.0)
+    # Where a job holds half of a node, its GPUs stand out from their node's median by the
+    # load, and the power says by how much: 275 W and 13.75 °C either side.
+    for i in NODES["shared"]:
+        sign = 1.0 if i in SHARED_BUSY else -1.0
+        assert f[f"GPU-{i:04d}"]["temp_gpu_node_excess_24h"] == pytest.approx(sign * 13.75)
+        assert f[f"GPU-{i:04d}"]["power_node_excess_24h"] == pytest.approx(sign * 275.0)
+        assert f[f"GPU-{i:04d}"]["power_node_excess_change_7d"] == pytest.approx(0.0)
+    assert f["GPU-0007"]["power_node_excess_24h"] == pytest.approx(0.0)
 
 
 def test_the_rule_ranks_the_failing_board_above_the_hot_aisle(
     tmp_path: Path, prometheus_factory
 ) -> None:
-    """Through the rule's own factors: the hot aisle gives no temperature evidence."""
+    """Through the rule's own factors: neither the hot aisle nor the busy half of a shared
+    node gives temperature evidence; the board whose cooling failed does."""
     client_features = _features(tmp_path, prometheus_factory, "dcgm")
     rule = RuleModel()
     cols = list(rule.features)
@@ -134,8 +170,17 @@ def test_the_rule_ranks_the_failing_board_above_the_hot_aisle(
     assert temp[uuids.index("GPU-0007")] > 1.0 and rise[uuids.index("GPU-0007")] > 2.0
     for i in NODES["aisle"]:
         assert temp[uuids.index(f"GPU-{i:04d}")] == 0.0
+    busy = [uuids.index(f"GPU-{i:04d}") for i in SHARED_BUSY]
+    assert temp[busy].max() < 0.05 * temp[uuids.index("GPU-0007")]
     hazard = rule.hazard(x)
     assert hazard[uuids.index("GPU-0007")] == hazard.max()
+    # Without the power readings the busy GPUs read 13.75 °C above their node: evidence.
+    blind = x.copy()
+    blind[:, [cols.index("power_node_excess_24h"), cols.index("power_node_excess_change_7d")]] = (
+        np.nan
+    )
+    names, values = rule.factors("7d", blind)
+    assert values[busy, names.index("temperature_excess_24h")].min() > 1.0
 
 
 def test_a_dcgm_exporter_restart_that_renames_the_node_changes_nothing(
@@ -146,7 +191,7 @@ def test_a_dcgm_exporter_restart_that_renames_the_node_changes_nothing(
     before = _features(tmp_path, prometheus_factory, "dcgm")
     after = _features(tmp_path, prometheus_factory, "dcgm", restart_at=8.2 * DAY)
     for uuid, values in before.items():
-        for name in ("temp_gpu_node_excess_24h", "temp_gpu_node_excess_change_7d"):
+        for name in NAMES:
             assert after[uuid][name] == pytest.approx(values[name], abs=1e-6), (uuid, name)
 
 

@@ -192,6 +192,60 @@ def test_a_hotter_board_never_gets_less_temperature_evidence() -> None:
     assert np.delete(_temperature_evidence(fleet), 11) == pytest.approx(before)
 
 
+def _loaded_evidence(excess: np.ndarray, watts: np.ndarray | None) -> np.ndarray:
+    """Temperature evidence with the GPUs' power above their node (None: not reported)."""
+    fleet = _fleet(rows=len(excess))
+    fleet[:, RULE_FEATURES.index("temp_gpu_node_excess_24h")] = excess
+    fleet[:, RULE_FEATURES.index("power_node_excess_24h")] = np.nan if watts is None else watts
+    names, values = RULE.factors("7d", fleet)
+    out: np.ndarray = values[:, names.index("temperature_excess_24h")]
+    return out
+
+
+def test_what_a_gpus_own_load_explains_is_not_evidence() -> None:
+    # Jobs hold half of each node: busy GPUs draw 250 W more than their node's median and run
+    # 12.5 °C warmer (0.05 °C per watt), idle ones the reverse. Board 7 draws its node's
+    # median power and runs 5 °C warmer: its cooling is failing.
+    watts = np.tile([250.0, -250.0], 20)
+    rng = np.random.default_rng(5)
+    excess = 0.05 * watts + rng.normal(0.0, 0.3, 40)
+    watts[7], excess[7] = 0.0, 5.0
+    blind = _loaded_evidence(excess, None)
+    assert blind[watts > 0].min() > blind[7] / 2  # read without power, the busy half is evidence
+    seen = _loaded_evidence(excess, watts)
+    assert seen[7] == seen.max() and seen[7] > 2.0
+    assert seen[watts > 0].max() < 0.2 * seen[7]
+
+
+def test_the_load_slope_is_the_fleets_own_and_bounded() -> None:
+    watts = np.tile([250.0, -250.0], 20)
+    # Liquid cooling: 0.01 °C per watt; what the load explains is removed, no more.
+    cool = _loaded_evidence(0.01 * watts, watts)
+    assert cool == pytest.approx(np.zeros(40), abs=1e-9)
+    # A slope past any board's physics (1 °C per watt) takes off 0.2 °C per watt only.
+    steep = _loaded_evidence(1.0 * watts, watts)
+    assert steep[watts > 0].min() > 0 and steep[watts < 0].max() == 0.0
+    # Busy GPUs running cooler than idle ones: a negative slope is not physics; nothing is
+    # taken off, and nothing is added.
+    assert _loaded_evidence(-0.05 * watts, watts) == pytest.approx(
+        _loaded_evidence(-0.05 * watts, None)
+    )
+
+
+def test_a_gpu_is_left_out_of_its_own_load_fit() -> None:
+    # Every peer draws 1 W above its node, one board 11 W: fitted with itself in, the slope
+    # would follow the board's own temperature and its evidence could fall as it heats.
+    watts = np.full(24, 1.0)
+    watts[3] = 11.0
+    rng = np.random.default_rng(9)
+    excess = rng.normal(0.0, 1.0, 24)
+    evidence = []
+    for value in np.linspace(-2.0, 4.0, 301):
+        excess[3] = value
+        evidence.append(_loaded_evidence(excess, watts)[3])
+    assert np.all(np.diff(evidence) >= 0) and evidence[-1] > 0.5
+
+
 def test_chronic_activity_counts_less_than_new_activity() -> None:
     week = 60 / 7  # 60 corrected errors in the last 7 days
     fresh = _row(ecc_corrected_per_day_7d=week, ecc_corrected_active_hours_7d=6)
