@@ -73,6 +73,11 @@ def model_key(identity: tuple[str, str, str, str]) -> float:
 #: The feature that groups GPUs of the same model (see :func:`model_key`).
 MODEL_KEY = "gpu_model_key"
 
+#: A GPU's temperature and power against the other GPUs of its node, 24 h (the rule's
+#: temperature terms and the load they take off; each also with its change over a week).
+NODE_TEMP_24H = node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU)
+NODE_POWER_24H = node_excess("gpu_power_watts", "24h")
+
 
 FEATURES: tuple[Feature, ...] = (
     # --- memory (HBM) ---------------------------------------------------------------------
@@ -142,28 +147,22 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "temp_gpu_node_excess_24h",
         "GPU temperature minus its node's median, 24 h avg (°C).",
-        node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU),
+        NODE_TEMP_24H,
     ),
     Feature(
         "temp_gpu_node_excess_change_7d",
         "Change of the GPU temperature above its node over 7 days.",
-        diff(
-            node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU),
-            offset_by(node_excess("gpu_temperature_celsius", "24h", **TEMP_GPU), "7d"),
-        ),
+        diff(NODE_TEMP_24H, offset_by(NODE_TEMP_24H, "7d")),
     ),
     Feature(
         "power_node_excess_24h",
         "Board power minus its node's median, 24 h avg (W): the load behind a temperature excess.",
-        node_excess("gpu_power_watts", "24h"),
+        NODE_POWER_24H,
     ),
     Feature(
         "power_node_excess_change_7d",
         "Change of the board power above its node over 7 days (W).",
-        diff(
-            node_excess("gpu_power_watts", "24h"),
-            offset_by(node_excess("gpu_power_watts", "24h"), "7d"),
-        ),
+        diff(NODE_POWER_24H, offset_by(NODE_POWER_24H, "7d")),
     ),
     Feature(
         "temp_gpu_per_watt_vs_model_24h",

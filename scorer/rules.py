@@ -42,7 +42,7 @@ number: see :meth:`RuleModel.flags`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -354,13 +354,9 @@ def without_load(v: FloatArray, watts: FloatArray, groups: FloatArray) -> FloatA
         slope[ok] = np.divide(cov, var, out=np.zeros_like(cov), where=ok)[ok]
         slope[members & ~ok] = 0.0
 
-    if both.sum() > MIN_PEERS:
-        fit(both, np.ones(v.shape, dtype=bool))
-    known = np.isfinite(groups)
-    for key in np.unique(groups[known]):
-        members = groups == key
-        if (members & both).sum() > MIN_PEERS:
-            fit(members & both, members)
+    # At least MIN_PEERS left once a GPU leaves itself out.
+    for peers, members in _peer_groups(both, groups, MIN_PEERS + 1):
+        fit(peers, members)
     k = np.clip(slope, 0.0, MAX_DEGREES_PER_WATT)
     out: FloatArray = np.where(both & np.isfinite(k), v - k * watts, v)
     return out
@@ -382,15 +378,26 @@ def peer_medians(
         return float(np.quantile(a, 0.5, method="lower") if lower else np.median(a))
 
     out = np.zeros_like(v)
-    if reporting.sum() >= MIN_PEERS:
-        out[:] = median(v[reporting])
+    for peers, members in _peer_groups(reporting, groups, MIN_PEERS):
+        out[members] = median(v[peers])
+    return out
+
+
+def _peer_groups(
+    reporting: BoolArray, groups: FloatArray, fewest: int
+) -> Iterator[tuple[BoolArray, BoolArray]]:
+    """Who each GPU's peers are, as ``(peers, members)`` pairs, later pairs overriding earlier
+    ones for their members: the whole snapshot's reporting GPUs for every row, then each
+    model's reporting GPUs for that model's rows, each only with at least ``fewest`` peers.
+    One definition for the peer medians, the spreads and the load fit."""
+    if reporting.sum() >= fewest:
+        yield reporting, np.ones(reporting.shape, dtype=bool)
     known = np.isfinite(groups)
     for key in np.unique(groups[known]):
         members = groups == key
         peers = members & reporting
-        if peers.sum() >= MIN_PEERS:
-            out[members] = median(v[peers])
-    return out
+        if peers.sum() >= fewest:
+            yield peers, members
 
 
 def class_evidence(features: Sequence[str], x: FloatArray) -> FloatArray:
