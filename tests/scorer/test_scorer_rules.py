@@ -232,6 +232,19 @@ def test_the_load_slope_is_the_fleets_own_and_bounded() -> None:
     )
 
 
+def test_a_server_too_small_to_fit_keeps_its_temperatures() -> None:
+    # One 8-GPU server: once a GPU leaves itself out, 7 peers are too few to fit a slope on,
+    # so nothing is taken off; a ninth GPU is enough.
+    watts = np.tile([250.0, -250.0], 5)
+    excess = 0.05 * watts
+    excess[0] += 0.5
+    server = _loaded_evidence(excess[:8], watts[:8])
+    assert server == pytest.approx(_loaded_evidence(excess[:8], None))
+    assert server[0] > 0
+    nine = _loaded_evidence(excess[:9], watts[:9])
+    assert not np.allclose(nine, _loaded_evidence(excess[:9], None))
+
+
 def test_a_gpu_is_left_out_of_its_own_load_fit() -> None:
     # Every peer draws 1 W above its node, one board 11 W: fitted with itself in, the slope
     # would follow the board's own temperature and its evidence could fall as it heats.
