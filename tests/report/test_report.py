@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from gpu_health.report.svg import PALETTE
 from tests.conftest import PrometheusFactory
 
 pytestmark = pytest.mark.integration
@@ -278,16 +279,34 @@ def test_html_report_is_self_contained_and_its_charts_render(
     image = Image.open(shot).convert("RGB")
     pixels = [image.getpixel((x, y)) for y in range(0, image.height, 2) for x in range(image.width)]
 
-    # The grade bars use the first palette colours: count pixels of the bars actually drawn
-    # (every other row is sampled).
+    # Every bar is drawn in its palette colour: each colour some bar of this fleet needs is on the
+    # screen, and a colour no bar needs is not (every other row is sampled). The fleet is drawn
+    # from a time-based seed, so which colours are needed is read from the fleet, not assumed.
 
     def count(rgb: tuple[int, int, int]) -> int:
         return sum(1 for p in pixels if all(abs(a - b) <= 6 for a, b in zip(p, rgb, strict=True)))
 
-    green = count((0x1A, 0x98, 0x50))  # "excellent" bar and the first action bar
+    needed = _bar_colours(gpus)
+    for index, colour in enumerate(PALETTE[:5]):
+        rgb = (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+        drawn = count(rgb)
+        if index in needed:
+            assert drawn > 100, f"bars in {colour} not rendered ({drawn} pixels, {gpus})"
+        else:
+            assert drawn < 10, f"{drawn} pixels in {colour}, which no bar of this fleet needs"
     blue_line = count((0x45, 0x75, 0xB4))  # trend polylines
-    assert green > 100, f"grade/action bars not rendered ({green} green pixels)"
     assert blue_line > 50, f"trend lines not rendered ({blue_line} blue pixels)"
+
+
+def _bar_colours(gpus: list[FakeGpu]) -> set[int]:
+    """Palette indices the report's bars need for this fleet: grade bars (excellent first),
+    health-histogram bins (coloured by the grade of their scores, two bins per grade, 20 points
+    wide) and action bars (keep first)."""
+    grades = [name for _, name in GRADE_OF]
+    needed = {grades.index(_grade(g.health)) for g in gpus}
+    needed |= {4 - min(4, int(g.health // 20)) for g in gpus}
+    needed |= {ACTIONS.index(g.action) for g in gpus}
+    return needed
 
 
 def test_unreachable_prometheus_is_one_line(tmp_path: Path) -> None:
