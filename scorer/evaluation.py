@@ -18,6 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from gpu_health.errors import UserError
+from gpu_health.scorer.calibration_check import (
+    CALIBRATION_TOLERANCE,
+    against_chance,
+    against_chance_summary,
+    within_tolerance,
+)
 from gpu_health.scorer.model import HORIZON_SECONDS, HORIZONS, RiskModel
 from gpu_health.scorer.rules import RuleModel
 from gpu_health.scorer.sre_line import FEATURES as SRE_LINE_FEATURES
@@ -132,19 +138,13 @@ def calibration(p: FloatArray, y: FloatArray, bins: int = 10) -> list[dict[str, 
     return out
 
 
-#: A decile is calibrated when its expected failures are within this share of the observed.
-CALIBRATION_TOLERANCE = 0.3
-
-
 def calibration_summary(deciles: Sequence[dict[str, float]]) -> str:
     """One line: expected/observed failures per decile of probability (lowest first), their
     totals, and how many deciles are within :data:`CALIBRATION_TOLERANCE` (issue #16 asks
     for every decile within ±30 %)."""
-    within = sum(
-        1
-        for d in deciles
-        if d["observed"] > 0 and abs(d["expected"] / d["observed"] - 1) <= CALIBRATION_TOLERANCE
-    )
+    expected_each = np.array([d["expected"] for d in deciles])
+    observed_each = np.array([d["observed"] for d in deciles])
+    within = int(within_tolerance(expected_each, observed_each).sum())
     cells = " ".join(f"{d['expected']:.0f}/{d['observed']:.0f}" for d in deciles)
     expected = sum(d["expected"] for d in deciles)
     observed = sum(d["observed"] for d in deciles)
@@ -298,6 +298,9 @@ def evaluate(
             entry["fpr_at_absolute_threshold"] = float((p[ok & (y == 0)] >= thr).mean())
             entry["recall_at_absolute_threshold"] = float((p[ok & (y == 1)] >= thr).mean())
             entry["calibration"] = calibration(p[ok], y[ok])
+            entry["calibration_against_chance"] = against_chance(
+                p, ok, y, data.times, gpu_index, HORIZON_SECONDS[horizon], seed=seed
+            )
         report["horizons"][horizon] = entry
     report["lead_time"] = lead_times(data, flags["30d"], failures)
     return report
@@ -420,6 +423,9 @@ def format_report(report: dict[str, Any]) -> str:
                 )
         if e.get("calibration"):
             lines.append(f"{h:>7} model calibration: {calibration_summary(e['calibration'])}")
+        if e.get("calibration_against_chance"):
+            check = against_chance_summary(e["calibration_against_chance"])
+            lines.append(f"{h:>7} model calibration against chance: {check}")
     lt = report["lead_time"]
     for key in ("all", "with_precursor", "precursor_began_7d_before"):
         s = lt[key]

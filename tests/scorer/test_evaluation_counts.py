@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gpu_health.scorer.calibration_check import against_chance_summary
 from gpu_health.scorer.evaluation import (
     calibration_summary,
     evaluate,
@@ -121,3 +122,10 @@ def test_the_text_report_shows_calibration_per_decile() -> None:
     for horizon in ("7d",):
         cal = report["horizons"][horizon]["calibration"]
         assert f"{horizon} model calibration: {calibration_summary(cal)}" in text
+        # ... and holds that count against what a calibrated model would show on these rows
+        check = report["horizons"][horizon]["calibration_against_chance"]
+        assert f"{horizon} model calibration against chance: {against_chance_summary(check)}" in (
+            text
+        )
+        within = check["deciles_within_tolerance"]
+        assert f"{within} of {len(cal)} deciles within" in calibration_summary(cal)

@@ -105,6 +105,12 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
         assert low <= seven[scorer]["roc_auc"] <= high
     assert "mode:hbm" in report["horizons"]["7d"]
     assert report["lead_time"]["with_precursor"]["failures"] >= 5
+    # Per-decile calibration is held against histories drawn from the model's own probabilities.
+    check = report["horizons"]["7d"]["calibration_against_chance"]
+    assert check["draws"] == 200 and len(check["calibrated_ratio_95pct"]) == 10
+    low, high = check["calibrated_within_tolerance_90pct"]
+    assert 0 <= low <= check["calibrated_within_tolerance_median"] <= high <= 10
+    assert "7d model calibration against chance: " in result.stdout
     assert "ROC_AUC" in result.stdout and " rule " in result.stdout
     assert "90d not evaluated: 0 rows have their whole 90d window inside the history" in (
         result.stdout
