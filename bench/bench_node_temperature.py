@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,12 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_scorer
 
-from gpu_health import stack
 from gpu_health.scorer import rules, service
 from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.features import FEATURES, schema_by_name
 from gpu_health.scorer.model import load_model
-from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.promclient import PromClient
 from gpu_health.scorer.service import Scorer
 
 #: The rule's node-relative features and the model-relative ones they replaced.
@@ -72,42 +70,34 @@ def one_run(client: PromClient, arm: str, workers: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gpus", type=int, default=2000)
-    parser.add_argument("--days", type=float, default=14)
-    parser.add_argument("--step", type=int, default=300, help="history resolution in seconds")
+    bench_scorer.history_options(parser)
     parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of the arms")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-node-temp-") as tmp:
-        work = Path(tmp)
-        end = int(time.time()) // 60 * 60
-        print(f"building {args.gpus} GPUs x {args.days} d ...", file=sys.stderr, flush=True)
-        bench_scorer.write_history(work / "h.om", args.gpus, args.days, args.step, end)
-        stack.promtool_backfill(work / "h.om", work / "tsdb", block_duration="480h")
-        (work / "h.om").unlink()
-        config = stack.write_prometheus_config(work / "prometheus.yml")
-        with stack.prometheus(work, config, data_dir=work / "tsdb") as prom:
-            client = PromClient(PromConfig(prom.url, timeout_s=120))
-            for arm in ARMS:  # cold runs: chunks into the page cache
-                one_run(client, arm, args.workers)
-            runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
-            for k in range(args.pairs):
-                for arm in ARMS:
-                    runs[arm].append(one_run(client, arm, args.workers))
-                print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
-            s = schema_by_name("dcgm")
-            alone: dict[str, float] = {}
-            for feature in FEATURES:
-                if feature.name in (*BEFORE, *BEFORE.values(), *LOAD):
-                    query = feature.build(s)
-                    assert query is not None
-                    times = []
-                    for _ in range(3):
-                        began = time.monotonic()
-                        client.query(query, None)
-                        times.append(time.monotonic() - began)
-                    alone[feature.name] = round(statistics.median(times), 3)
+    with bench_scorer.served_history(args.gpus, args.days, args.step, "bench-node-temp-") as (
+        client,
+        _,
+    ):
+        for arm in ARMS:  # cold runs: chunks into the page cache
+            one_run(client, arm, args.workers)
+        runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
+        for k in range(args.pairs):
+            for arm in ARMS:
+                runs[arm].append(one_run(client, arm, args.workers))
+            print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
+        s = schema_by_name("dcgm")
+        alone: dict[str, float] = {}
+        for feature in FEATURES:
+            if feature.name in (*BEFORE, *BEFORE.values(), *LOAD):
+                query = feature.build(s)
+                assert query is not None
+                times = []
+                for _ in range(3):
+                    began = time.monotonic()
+                    client.query(query, None)
+                    times.append(time.monotonic() - began)
+                alone[feature.name] = round(statistics.median(times), 3)
     medians = {arm: statistics.median(v) for arm, v in runs.items()}
     base = medians[ARMS[0]]
     result = {

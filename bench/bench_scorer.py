@@ -28,13 +28,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
+from gpu_health.scorer.feature_frame import plan_queries
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
 from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
@@ -93,8 +96,7 @@ def prometheus_only(url: str, workers: int) -> float:
     """The baseline: the scorer's queries sent straight to Prometheus (no model, no parsing)."""
     import requests
 
-    s = schema_by_name("dcgm")
-    queries = [q for q in (f.build(s) for f in FEATURES) if q is not None]
+    queries = plan_queries(schema_by_name("dcgm"), FEATURES).queries
     session = requests.Session()
 
     def one(q: str) -> None:
@@ -118,6 +120,31 @@ def peak_rss_mb(url: str) -> float:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip()) / 1024
+
+
+def history_options(parser: argparse.ArgumentParser, gpus: int = 2000) -> None:
+    """The options every bench on one served history shares."""
+    parser.add_argument("--gpus", type=int, default=gpus)
+    parser.add_argument("--days", type=float, default=14)
+    parser.add_argument("--step", type=int, default=300, help="history resolution in seconds")
+
+
+@contextmanager
+def served_history(
+    gpus: int, days: float, step: int, prefix: str, timeout_s: float = 120
+) -> Iterator[tuple[PromClient, int]]:
+    """A client of Debian's Prometheus serving :func:`write_history`'s fleet, and the history's
+    end; everything is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        end = int(time.time()) // 60 * 60
+        print(f"building {gpus} GPUs x {days:g} d at {step} s ...", file=sys.stderr, flush=True)
+        write_history(work / "h.om", gpus, days, step, end)
+        stack.promtool_backfill(work / "h.om", work / "tsdb", block_duration="480h")
+        (work / "h.om").unlink()
+        config = stack.write_prometheus_config(work / "prometheus.yml")
+        with stack.prometheus(work, config, data_dir=work / "tsdb") as prom:
+            yield PromClient(PromConfig(prom.url, timeout_s=timeout_s)), end
 
 
 def bench_size(gpus: int, days: float, step: int, workers: int, runs: int) -> dict[str, float]:

@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from bench_scorer import write_history  # same directory: the scorer bench's history
+from bench_scorer import history_options, served_history  # same directory: its history
 
-from gpu_health import stack
 from gpu_health.scorer.feature_promql import xid_class_events, xid_class_events_per_code
 from gpu_health.scorer.feature_schema import DCGM
-from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.promclient import PromClient
 
 CLASSES = ("memory", "other", "bus", "nvlink")
 
@@ -45,40 +42,32 @@ def timed(client: PromClient, promql: str, at: float) -> tuple[float, dict[str, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gpus", type=int, default=2000)
-    parser.add_argument("--days", type=float, default=14)
-    parser.add_argument("--step", type=int, default=300, help="history resolution in seconds")
+    history_options(parser)
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each form per class")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-xid-") as tmp:
-        work = Path(tmp)
-        end = int(time.time()) // 60 * 60
-        print(f"building {args.gpus} GPUs x {args.days:g} d at {args.step} s ...", file=sys.stderr)
-        write_history(work / "h.om", args.gpus, args.days, args.step, end)
-        stack.promtool_backfill(work / "h.om", work / "tsdb", block_duration="480h")
-        (work / "h.om").unlink()
-        config = stack.write_prometheus_config(work / "prometheus.yml")
-        with stack.prometheus(work, config, data_dir=work / "tsdb") as prom:
-            client = PromClient(PromConfig(prom.url, timeout_s=300))
-            print("class   per-code_s  shipped_s  ratio  GPUs  same values")
-            for xid_class in CLASSES:
-                shipped = xid_class_events(xid_class, "7d")(DCGM)
-                per_code = xid_class_events_per_code(xid_class, "7d")(DCGM)
-                assert shipped is not None and per_code is not None
-                old_t, new_t = [], []
-                timed(client, per_code, end)  # warm the page cache for both
-                for _ in range(args.runs):
-                    t, old = timed(client, per_code, end)
-                    old_t.append(t)
-                    t, new = timed(client, shipped, end)
-                    new_t.append(t)
-                a, b = statistics.median(old_t), statistics.median(new_t)
-                print(
-                    f"{xid_class:<7} {a:>10.2f} {b:>10.2f} {a / b:>6.2f}x {len(new):>5}  "
-                    f"{'yes' if old == new else 'NO'}"
-                )
-                if old != new:
-                    return 1
+    with served_history(args.gpus, args.days, args.step, "bench-xid-", timeout_s=300) as (
+        client,
+        end,
+    ):
+        print("class   per-code_s  shipped_s  ratio  GPUs  same values")
+        for xid_class in CLASSES:
+            shipped = xid_class_events(xid_class, "7d")(DCGM)
+            per_code = xid_class_events_per_code(xid_class, "7d")(DCGM)
+            assert shipped is not None and per_code is not None
+            old_t, new_t = [], []
+            timed(client, per_code, end)  # warm the page cache for both
+            for _ in range(args.runs):
+                t, old = timed(client, per_code, end)
+                old_t.append(t)
+                t, new = timed(client, shipped, end)
+                new_t.append(t)
+            a, b = statistics.median(old_t), statistics.median(new_t)
+            print(
+                f"{xid_class:<7} {a:>10.2f} {b:>10.2f} {a / b:>6.2f}x {len(new):>5}  "
+                f"{'yes' if old == new else 'NO'}"
+            )
+            if old != new:
+                return 1
     return 0
 
 

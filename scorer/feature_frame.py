@@ -1,4 +1,4 @@
-"""Computing a feature frame: the inventory of present GPUs and one query per feature.
+"""Computing a feature frame: the inventory of present GPUs and the features' queries.
 
 Serving runs it at "now", training at past timestamps, with the same query strings. Split from
 :mod:`gpu_health.scorer.features`, which re-exports every public name here.
@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health.scorer.feature_promql import TwoPart
 from gpu_health.scorer.feature_schema import (
     PRESENCE_LOOKBACK,
     SCHEMAS,
@@ -77,6 +78,37 @@ def detect_schema(client: PromClient, at: float | None = None) -> SchemaName:
     return best
 
 
+@dataclass(frozen=True)
+class QueryPlan:
+    """The distinct queries a feature frame sends, and which of them each feature reads."""
+
+    queries: tuple[str, ...]
+    #: per feature, indexes into :attr:`queries` (one, or a :class:`TwoPart`'s two parts);
+    #: empty where the schema lacks the signal or the feature comes from the inventory.
+    uses: tuple[tuple[int, ...], ...]
+
+
+def plan_queries(s: Schema, features: Sequence[Feature], share_parts: bool = True) -> QueryPlan:
+    """Each distinct PromQL once. With ``share_parts`` a :class:`TwoPart` feature sends its two
+    parts instead of its whole expression, so a part that is also another feature's query (the
+    24 h excess inside its 7-day change) is evaluated once; without, every feature sends its
+    whole expression (the release before, kept for ``bench/bench_feature_queries.py``)."""
+    queries: dict[str, int] = {}
+    uses: list[tuple[int, ...]] = []
+    for f in features:
+        if f.from_inventory is not None:
+            uses.append(())
+            continue
+        parts: tuple[str, ...] | None
+        if share_parts and isinstance(f.build, TwoPart):
+            parts = f.build.parts(s)
+        else:
+            whole = f.build(s)
+            parts = None if whole is None else (whole,)
+        uses.append(tuple(queries.setdefault(q, len(queries)) for q in parts or ()))
+    return QueryPlan(tuple(queries), tuple(uses))
+
+
 def compute_features(
     client: PromClient,
     schema: SchemaName,
@@ -85,8 +117,10 @@ def compute_features(
     workers: int = 4,
     keep: Callable[[str], bool] | None = None,
     shard_regex: str | None = None,
+    share_parts: bool = True,
 ) -> FeatureFrame:
-    """Run the inventory and one query per feature; a failed feature query leaves NaN.
+    """Run the inventory and the features' queries (:func:`plan_queries`); a failed query
+    leaves NaN in every feature that reads it.
 
     With ``shard_regex`` (``Shard.uuid_regex()``) every per-GPU selector carries
     ``uuid=~shard_regex`` so Prometheus evaluates only this shard's series; the inventory and the
@@ -104,32 +138,41 @@ def compute_features(
         # of the GPU-/MIG- form are assigned by hash and can only be filtered here).
         s = replace(s, shard_matcher=f'{s.uuid}=~"{shard_regex}"')
     row = {g[2]: i for i, g in enumerate(gpus)}
-    values = np.full((len(gpus), len(feats)), np.nan)
-    queries = [(j, f.build(s)) for j, f in enumerate(feats)]
-    failed = 0
+    plan = plan_queries(s, feats, share_parts)
 
-    def run(item: tuple[int, str | None]) -> tuple[int, list[dict[str, object]] | None]:
-        j, promql = item
-        if promql is None or not gpus:
-            return j, []
+    def run(k: int) -> npt.NDArray[np.float64] | None:
+        column = np.full(len(gpus), np.nan)
+        if not gpus:
+            return column
         try:
-            return j, client.query(promql, at)
+            result = client.query(plan.queries[k], at)
         except PrometheusError as exc:
-            log.warning("feature %s failed: %s", feats[j].name, exc)
-            return j, None
+            readers = ", ".join(
+                f.name for f, uses in zip(feats, plan.uses, strict=True) if k in uses
+            )
+            log.warning("feature %s failed: %s", readers, exc)
+            return None
+        for r in result:
+            labels = r["metric"]
+            assert isinstance(labels, dict)
+            i = row.get(labels.get(s.uuid, ""))
+            if i is not None:
+                column[i] = _finite_or_nan(r["value"][1])
+        return column
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for j, result in pool.map(run, queries):
-            if result is None:
-                failed += 1
-                continue
-            for r in result:
-                labels = r["metric"]
-                assert isinstance(labels, dict)
-                i = row.get(labels.get(s.uuid, ""))
-                if i is None:
-                    continue
-                values[i, j] = _finite_or_nan(r["value"][1])  # type: ignore[index]
+        answers = list(pool.map(run, range(len(plan.queries))))
+    failed = sum(a is None for a in answers)
+    values = np.full((len(gpus), len(feats)), np.nan)
+    for j, (f, uses) in enumerate(zip(feats, plan.uses, strict=True)):
+        if not uses or any(answers[k] is None for k in uses):
+            continue
+        parts = [a for k in uses if (a := answers[k]) is not None]
+        if len(parts) == 1:
+            values[:, j] = parts[0]
+        else:
+            assert isinstance(f.build, TwoPart)
+            values[:, j] = f.build.combine(parts[0], parts[1])
     for j, f in enumerate(feats):
         if f.from_inventory is not None:
             values[:, j] = [f.from_inventory(g) for g in gpus]

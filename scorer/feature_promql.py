@@ -9,14 +9,18 @@ definitions and the PromQL details live in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from gpu_health.scorer.feature_schema import PRESENCE_LOOKBACK, Schema
 from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
 Builder = Callable[[Schema], str | None]
+FloatArray = npt.NDArray[np.float64]
 
 
 def _scaled(expr: str, scale: float) -> str:
@@ -85,24 +89,61 @@ def vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
     return build
 
 
-def _binary(op: Literal["/", "-"], left: Builder, right: Builder) -> Builder:
-    """``(left) op (right)``, absent when either side is absent in the schema."""
+def ratio(num: Builder, den: Builder) -> Builder:
+    """``(num) / (den)``, absent when either side is absent in the schema."""
 
     def build(s: Schema) -> str | None:
-        a, b = left(s), right(s)
+        a, b = num(s), den(s)
         if a is None or b is None:
             return None
-        return f"({a}) {op} ({b})"
+        return f"({a}) / ({b})"
 
     return build
 
 
-def ratio(num: Builder, den: Builder) -> Builder:
-    return _binary("/", num, den)
+@dataclass(frozen=True)
+class TwoPart:
+    """A feature that is a function of two queries: a recent value and the same value earlier.
+
+    As a :data:`Builder` it yields the whole expression (the feature reference, and what a
+    caller without a feature frame sends). The feature frame
+    (:func:`~gpu_health.scorer.feature_frame.plan_queries`) sends the two parts as queries of
+    their own instead and combines them per GPU with :meth:`combine`, which computes what the
+    whole expression does. Why: the recent part is usually another feature's whole query (the
+    24 h node excess inside its 7-day change), and Prometheus then evaluates it once per
+    scoring run instead of twice. Both parts are aggregated by the GPU's UUID and model, so
+    matching them per GPU is the whole expression's vector matching."""
+
+    kind: Literal["diff", "log_change"]
+    recent: Builder
+    baseline: Builder
+
+    def parts(self, s: Schema) -> tuple[str, str] | None:
+        """The two queries, or None when the schema lacks either."""
+        a, b = self.recent(s), self.baseline(s)
+        return None if a is None or b is None else (a, b)
+
+    def __call__(self, s: Schema) -> str | None:
+        both = self.parts(s)
+        if both is None:
+            return None
+        a, b = both
+        if self.kind == "diff":
+            return f"({a}) - ({b})"
+        return f"ln(1 + clamp_min({a}, 0)) - ln(1 + clamp_min({b}, 0))"
+
+    def combine(self, a: FloatArray, b: FloatArray) -> FloatArray:
+        """Per GPU, the whole expression from its parts' values (NaN where either is missing)."""
+        if self.kind == "diff":
+            result: FloatArray = a - b
+        else:
+            result = np.log1p(np.maximum(a, 0.0)) - np.log1p(np.maximum(b, 0.0))
+        return result
 
 
-def diff(a: Builder, b: Builder) -> Builder:
-    return _binary("-", a, b)
+def diff(a: Builder, b: Builder) -> TwoPart:
+    """``(a) - (b)``, sent as two queries by the feature frame (see :class:`TwoPart`)."""
+    return TwoPart("diff", a, b)
 
 
 def offset_by(inner: Builder, offset: str) -> Builder:
@@ -372,16 +413,10 @@ def active_hours(metric: str, window: str, **labels: str) -> Builder:
     return build
 
 
-def log_change(recent: Builder, baseline: Builder) -> Builder:
-    """``ln(1 + recent) - ln(1 + baseline)``: activity against the GPU's own past, scale-free."""
-
-    def build(s: Schema) -> str | None:
-        a, b = recent(s), baseline(s)
-        if a is None or b is None:
-            return None
-        return f"ln(1 + clamp_min({a}, 0)) - ln(1 + clamp_min({b}, 0))"
-
-    return build
+def log_change(recent: Builder, baseline: Builder) -> TwoPart:
+    """``ln(1 + recent) - ln(1 + baseline)``: activity against the GPU's own past, scale-free
+    (sent as two queries by the feature frame, see :class:`TwoPart`)."""
+    return TwoPart("log_change", recent, baseline)
 
 
 def resets(window: str) -> Builder:

@@ -1,0 +1,109 @@
+"""What sending a 7-day change's two parts saves a scoring run: an A/B in one Prometheus.
+
+Five features are a function of two queries, a recent value and the same value earlier (the
+24 h temperature and power excesses and their 7-day changes, the corrected-ECC and PCIe-replay
+log changes). The release before sent each as one whole expression, so Prometheus evaluated
+the recent part twice: once for the feature that is that part, once inside the change. The
+scorer now sends the parts and subtracts per GPU (``feature_frame.plan_queries``,
+``feature_promql.TwoPart``). This bench serves ``bench_scorer.write_history``'s fleet and runs
+whole scoring runs with the whole expressions (A) and with the parts (B), interleaved so that
+the machine's drift hits both alike, checks that both give the same feature values, and prints
+the medians and their ratio (and JSON with ``--json``).
+
+    .venv/bin/python bench/bench_feature_queries.py --gpus 2000 --days 14 --step 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_scorer
+
+from gpu_health.scorer import service
+from gpu_health.scorer.econ.bridge import make_econ_hook
+from gpu_health.scorer.feature_frame import compute_features, plan_queries
+from gpu_health.scorer.features import FEATURES, schema_by_name
+from gpu_health.scorer.model import load_model
+from gpu_health.scorer.promclient import PromClient
+from gpu_health.scorer.service import Scorer
+
+ARMS = ("whole expressions", "parts")
+
+
+@contextmanager
+def sending(arm: str) -> Iterator[None]:
+    """The scorer as it is (parts), or sending every feature's whole expression."""
+    shipped = service.compute_features
+    if arm == ARMS[0]:
+        service.compute_features = functools.partial(compute_features, share_parts=False)
+    try:
+        yield
+    finally:
+        service.compute_features = shipped
+
+
+def one_run(client: PromClient, arm: str, workers: int) -> float:
+    with sending(arm):
+        scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers)
+        assert scorer.run_once(), scorer.last_error
+        assert scorer.snapshot is not None
+        return scorer.snapshot.duration_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    bench_scorer.history_options(parser)
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of the arms")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    s = schema_by_name("dcgm")
+    plans = {arm: plan_queries(s, FEATURES, arm == ARMS[1]) for arm in ARMS}
+    with bench_scorer.served_history(args.gpus, args.days, args.step, "bench-queries-") as (
+        client,
+        end,
+    ):
+        # at one fixed time: two frames "now" would read windows a few seconds apart
+        frames = [compute_features(client, "dcgm", end, share_parts=p) for p in (False, True)]
+        same = frames[0].gpus == frames[1].gpus and np.allclose(
+            frames[0].values, frames[1].values, rtol=0, atol=1e-9, equal_nan=True
+        )
+        runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
+        for k in range(args.pairs):
+            for arm in ARMS:
+                runs[arm].append(one_run(client, arm, args.workers))
+            print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
+    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    ratio = medians[ARMS[1]] / medians[ARMS[0]]
+    result = {
+        "gpus": args.gpus,
+        "days": args.days,
+        "step_s": args.step,
+        "queries": {arm: len(plan.queries) for arm, plan in plans.items()},
+        "same_values": bool(same),
+        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+        "ratio_parts_to_whole": round(ratio, 3),
+    }
+    print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
+    for arm, median in medians.items():
+        print(f"  {arm:18s} {median:6.2f} s  ({len(plans[arm].queries)} queries)")
+    print(f"  parts / whole      {ratio:.3f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
