@@ -1,14 +1,14 @@
-"""What sending a 7-day change's two parts saves a scoring run: an A/B in one Prometheus.
+"""What sending features as parts saves a scoring run: an A/B in one Prometheus.
 
-Five features are a function of two queries, a recent value and the same value earlier (the
-24 h temperature and power excesses and their 7-day changes, the corrected-ECC and PCIe-replay
-log changes). The release before sent each as one whole expression, so Prometheus evaluated
-the recent part twice: once for the feature that is that part, once inside the change. The
-scorer now sends the parts and subtracts per GPU (``feature_frame.plan_queries``,
-``feature_promql.TwoPart``). This bench serves ``bench_scorer.write_history``'s fleet and runs
-whole scoring runs with the whole expressions (A) and with the parts (B), interleaved so that
-the machine's drift hits both alike, checks that both give the same feature values, and prints
-the medians and their ratio (and JSON with ``--json``).
+Two kinds of feature are a function of more than one evaluation. A 7-day change or log change
+(``feature_promql.TwoPart``) reads a recent value that is usually another feature's whole query,
+so sent as one expression Prometheus evaluates that value twice. A value against its model's
+median (``feature_promql.VsModel``) evaluates the fleet's values once for the GPU and once for
+the median. The scorer now sends the parts, each once, and combines them per GPU
+(``feature_plan``). This bench serves ``bench_scorer.write_history``'s fleet and runs whole
+scoring runs sending the whole expressions (A, the release before) and the parts (B),
+interleaved so that the machine's drift hits both alike, checks that both give the same feature
+values, and prints the medians and their ratio (and JSON with ``--json``).
 
     .venv/bin/python bench/bench_feature_queries.py --gpus 2000 --days 14 --step 300
 """
@@ -31,12 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scorer
 
 from gpu_health.scorer import service
-from gpu_health.scorer.econ.bridge import make_econ_hook
-from gpu_health.scorer.feature_frame import compute_features, plan_queries
+from gpu_health.scorer.feature_frame import compute_features
+from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.features import FEATURES, schema_by_name
-from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient
-from gpu_health.scorer.service import Scorer
 
 ARMS = ("whole expressions", "parts")
 
@@ -55,18 +53,12 @@ def sending(arm: str) -> Iterator[None]:
 
 def one_run(client: PromClient, arm: str, workers: int) -> float:
     with sending(arm):
-        scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers)
-        assert scorer.run_once(), scorer.last_error
-        assert scorer.snapshot is not None
-        return scorer.snapshot.duration_s
+        return bench_scorer.scoring_run_s(client, workers)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    bench_scorer.history_options(parser)
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of the arms")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--json", type=Path)
+    bench_scorer.ab_options(parser)
     args = parser.parse_args()
     s = schema_by_name("dcgm")
     plans = {arm: plan_queries(s, FEATURES, arm == ARMS[1]) for arm in ARMS}

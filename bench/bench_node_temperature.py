@@ -25,11 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scorer
 
 from gpu_health.scorer import rules, service
-from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.features import FEATURES, schema_by_name
-from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient
-from gpu_health.scorer.service import Scorer
 
 #: The rule's node-relative features and the model-relative ones they replaced.
 BEFORE = {
@@ -62,18 +59,12 @@ def rule_terms(arm: str) -> Iterator[None]:
 
 def one_run(client: PromClient, arm: str, workers: int) -> float:
     with rule_terms(arm):
-        scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers)
-        assert scorer.run_once(), scorer.last_error
-        assert scorer.snapshot is not None
-        return scorer.snapshot.duration_s
+        return bench_scorer.scoring_run_s(client, workers)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    bench_scorer.history_options(parser)
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of the arms")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--json", type=Path)
+    bench_scorer.ab_options(parser)
     args = parser.parse_args()
     with bench_scorer.served_history(args.gpus, args.days, args.step, "bench-node-temp-") as (
         client,

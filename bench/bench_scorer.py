@@ -37,7 +37,7 @@ import numpy as np
 
 from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
-from gpu_health.scorer.feature_frame import plan_queries
+from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
 from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
@@ -127,6 +127,22 @@ def history_options(parser: argparse.ArgumentParser, gpus: int = 2000) -> None:
     parser.add_argument("--gpus", type=int, default=gpus)
     parser.add_argument("--days", type=float, default=14)
     parser.add_argument("--step", type=int, default=300, help="history resolution in seconds")
+
+
+def ab_options(parser: argparse.ArgumentParser) -> None:
+    """The options of an A/B bench of whole scoring runs on one served history."""
+    history_options(parser)
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of the arms")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--json", type=Path)
+
+
+def scoring_run_s(client: PromClient, workers: int) -> float:
+    """One whole scoring run of the shipped default model with the economics (seconds)."""
+    scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers)
+    assert scorer.run_once(), scorer.last_error
+    assert scorer.snapshot is not None
+    return scorer.snapshot.duration_s
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from gpu_health.scorer.feature_promql import TwoPart
+from gpu_health.scorer.feature_plan import Answer, combine, plan_queries
 from gpu_health.scorer.feature_schema import (
     PRESENCE_LOOKBACK,
     SCHEMAS,
@@ -78,37 +78,6 @@ def detect_schema(client: PromClient, at: float | None = None) -> SchemaName:
     return best
 
 
-@dataclass(frozen=True)
-class QueryPlan:
-    """The distinct queries a feature frame sends, and which of them each feature reads."""
-
-    queries: tuple[str, ...]
-    #: per feature, indexes into :attr:`queries` (one, or a :class:`TwoPart`'s two parts);
-    #: empty where the schema lacks the signal or the feature comes from the inventory.
-    uses: tuple[tuple[int, ...], ...]
-
-
-def plan_queries(s: Schema, features: Sequence[Feature], share_parts: bool = True) -> QueryPlan:
-    """Each distinct PromQL once. With ``share_parts`` a :class:`TwoPart` feature sends its two
-    parts instead of its whole expression, so a part that is also another feature's query (the
-    24 h excess inside its 7-day change) is evaluated once; without, every feature sends its
-    whole expression (the release before, kept for ``bench/bench_feature_queries.py``)."""
-    queries: dict[str, int] = {}
-    uses: list[tuple[int, ...]] = []
-    for f in features:
-        if f.from_inventory is not None:
-            uses.append(())
-            continue
-        parts: tuple[str, ...] | None
-        if share_parts and isinstance(f.build, TwoPart):
-            parts = f.build.parts(s)
-        else:
-            whole = f.build(s)
-            parts = None if whole is None else (whole,)
-        uses.append(tuple(queries.setdefault(q, len(queries)) for q in parts or ()))
-    return QueryPlan(tuple(queries), tuple(uses))
-
-
 def compute_features(
     client: PromClient,
     schema: SchemaName,
@@ -119,8 +88,10 @@ def compute_features(
     shard_regex: str | None = None,
     share_parts: bool = True,
 ) -> FeatureFrame:
-    """Run the inventory and the features' queries (:func:`plan_queries`); a failed query
-    leaves NaN in every feature that reads it.
+    """Run the inventory and the features' queries, each distinct query once
+    (:func:`~gpu_health.scorer.feature_plan.plan_queries`; ``share_parts=False`` sends every
+    feature's whole expression instead); a failed query leaves NaN in every feature that
+    reads it.
 
     With ``shard_regex`` (``Shard.uuid_regex()``) every per-GPU selector carries
     ``uuid=~shard_regex`` so Prometheus evaluates only this shard's series; the inventory and the
@@ -140,10 +111,9 @@ def compute_features(
     row = {g[2]: i for i, g in enumerate(gpus)}
     plan = plan_queries(s, feats, share_parts)
 
-    def run(k: int) -> npt.NDArray[np.float64] | None:
-        column = np.full(len(gpus), np.nan)
+    def run(k: int) -> Answer | None:
         if not gpus:
-            return column
+            return []
         try:
             result = client.query(plan.queries[k], at)
         except PrometheusError as exc:
@@ -152,27 +122,23 @@ def compute_features(
             )
             log.warning("feature %s failed: %s", readers, exc)
             return None
+        answer: Answer = []
         for r in result:
             labels = r["metric"]
             assert isinstance(labels, dict)
-            i = row.get(labels.get(s.uuid, ""))
-            if i is not None:
-                column[i] = _finite_or_nan(r["value"][1])
-        return column
+            value = _float_or_nan(r["value"][1])
+            answer.append((labels.get(s.uuid, ""), labels.get(s.model, ""), value))
+        return answer
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         answers = list(pool.map(run, range(len(plan.queries))))
     failed = sum(a is None for a in answers)
     values = np.full((len(gpus), len(feats)), np.nan)
     for j, (f, uses) in enumerate(zip(feats, plan.uses, strict=True)):
-        if not uses or any(answers[k] is None for k in uses):
+        parts = [answers[k] for k in uses]
+        if not uses or any(a is None for a in parts):
             continue
-        parts = [a for k in uses if (a := answers[k]) is not None]
-        if len(parts) == 1:
-            values[:, j] = parts[0]
-        else:
-            assert isinstance(f.build, TwoPart)
-            values[:, j] = f.build.combine(parts[0], parts[1])
+        values[:, j] = combine(f.build, (a for a in parts if a is not None), row, share_parts)
     for j, f in enumerate(feats):
         if f.from_inventory is not None:
             values[:, j] = [f.from_inventory(g) for g in gpus]
@@ -219,10 +185,15 @@ def one_identity_per_gpu(
     return sorted(max(idents, key=recency) for idents in names.values())
 
 
-def _finite_or_nan(raw: object) -> float:
-    """A sample value as a finite float, or NaN (missing) for NaN, ±Inf and anything unparsable."""
+def _float_or_nan(raw: object) -> float:
+    """A sample value as Prometheus wrote it (±Inf kept for a median), NaN if unparsable."""
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        return float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def _finite_or_nan(raw: object) -> float:
+    """A sample value as a finite float, or NaN (missing) for NaN, ±Inf and anything unparsable."""
+    value = _float_or_nan(raw)
     return value if math.isfinite(value) else math.nan

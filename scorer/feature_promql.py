@@ -12,15 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
-
 from gpu_health.scorer.feature_schema import PRESENCE_LOOKBACK, Schema
 from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
 Builder = Callable[[Schema], str | None]
-FloatArray = npt.NDArray[np.float64]
 
 
 def _scaled(expr: str, scale: float) -> str:
@@ -75,18 +71,34 @@ def health_score(s: Schema) -> str | None:
     return f"max by ({s.key}) (last_over_time({found[0][0]}[1h]))"
 
 
-def vs_model(inner: Builder, op: Literal["-", "/"]) -> Builder:
-    """The GPU's value relative to the median of GPUs of the same model (scale-free)."""
+@dataclass(frozen=True)
+class VsModel:
+    """The GPU's value relative to the median of the GPUs of the same model (scale-free).
 
-    def build(s: Schema) -> str | None:
-        e = inner(s)
+    As a :data:`Builder` it yields the whole expression, in which Prometheus evaluates the
+    GPU's value twice: once for the GPU, once over the fleet for the median. The feature frame
+    sends only the fleet's values and takes each model's median itself
+    (:mod:`gpu_health.scorer.feature_plan`): one evaluation instead of two. The median is the
+    whole fleet's, also for a scorer shard that asks only for its GPUs."""
+
+    inner: Builder
+    op: Literal["-", "/"]
+
+    def fleet(self, s: Schema) -> str | None:
+        """The values of every GPU of the fleet (a shard's matcher left out)."""
+        return self.inner(replace(s, shard_matcher=""))
+
+    def __call__(self, s: Schema) -> str | None:
+        e = self.inner(s)
         if e is None:
             return None
-        # The median is the whole fleet's, also for a scorer shard that asks only for its GPUs.
-        fleet = inner(replace(s, shard_matcher="")) if s.shard_matcher else e
-        return f"({e}) {op} on ({s.model}) group_left() quantile by ({s.model}) (0.5, {fleet})"
+        fleet = self.fleet(s) if s.shard_matcher else e
+        return f"({e}) {self.op} on ({s.model}) group_left() quantile by ({s.model}) (0.5, {fleet})"
 
-    return build
+
+def vs_model(inner: Builder, op: Literal["-", "/"]) -> VsModel:
+    """The GPU's value relative to its model's median (see :class:`VsModel`)."""
+    return VsModel(inner, op)
 
 
 def ratio(num: Builder, den: Builder) -> Builder:
@@ -106,39 +118,24 @@ class TwoPart:
     """A feature that is a function of two queries: a recent value and the same value earlier.
 
     As a :data:`Builder` it yields the whole expression (the feature reference, and what a
-    caller without a feature frame sends). The feature frame
-    (:func:`~gpu_health.scorer.feature_frame.plan_queries`) sends the two parts as queries of
-    their own instead and combines them per GPU with :meth:`combine`, which computes what the
-    whole expression does. Why: the recent part is usually another feature's whole query (the
-    24 h node excess inside its 7-day change), and Prometheus then evaluates it once per
-    scoring run instead of twice. Both parts are aggregated by the GPU's UUID and model, so
-    matching them per GPU is the whole expression's vector matching."""
+    caller without a feature frame sends). The feature frame sends the two parts as queries of
+    their own instead and combines them per GPU (:mod:`gpu_health.scorer.feature_plan`). Why:
+    the recent part is usually another feature's whole query (the 24 h node excess inside its
+    7-day change), and Prometheus then evaluates it once per scoring run instead of twice. Both
+    parts are aggregated by the GPU's UUID and model, so matching them per GPU is the whole
+    expression's vector matching."""
 
     kind: Literal["diff", "log_change"]
     recent: Builder
     baseline: Builder
 
-    def parts(self, s: Schema) -> tuple[str, str] | None:
-        """The two queries, or None when the schema lacks either."""
-        a, b = self.recent(s), self.baseline(s)
-        return None if a is None or b is None else (a, b)
-
     def __call__(self, s: Schema) -> str | None:
-        both = self.parts(s)
-        if both is None:
+        a, b = self.recent(s), self.baseline(s)
+        if a is None or b is None:
             return None
-        a, b = both
         if self.kind == "diff":
             return f"({a}) - ({b})"
         return f"ln(1 + clamp_min({a}, 0)) - ln(1 + clamp_min({b}, 0))"
-
-    def combine(self, a: FloatArray, b: FloatArray) -> FloatArray:
-        """Per GPU, the whole expression from its parts' values (NaN where either is missing)."""
-        if self.kind == "diff":
-            result: FloatArray = a - b
-        else:
-            result = np.log1p(np.maximum(a, 0.0)) - np.log1p(np.maximum(b, 0.0))
-        return result
 
 
 def diff(a: Builder, b: Builder) -> TwoPart:
@@ -147,7 +144,11 @@ def diff(a: Builder, b: Builder) -> TwoPart:
 
 
 def offset_by(inner: Builder, offset: str) -> Builder:
-    """The same expression evaluated ``offset`` ago (every range selector shifted)."""
+    """The same expression evaluated ``offset`` ago (every range selector shifted). A
+    :class:`VsModel` stays one, with its GPU's value shifted (the same PromQL), so the feature
+    frame can still take its median itself."""
+    if isinstance(inner, VsModel):
+        return VsModel(offset_by(inner.inner, offset), inner.op)
 
     def build(s: Schema) -> str | None:
         e = inner(s)

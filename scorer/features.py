@@ -1,12 +1,11 @@
 """Failure-model features, computed server-side in PromQL for our schema and dcgm-exporter's.
 
-One instant query per feature (or per part of a two-part feature, see
-:class:`~gpu_health.scorer.feature_promql.TwoPart`) returns every GPU at once; serving
-evaluates it at "now", training evaluates the very same query string at past timestamps
-(``time=``), so there is no train/serve skew. Features are chosen to travel between fleets
-and simulators: rates per day, ratios, trends and deltas against the GPU's own model peers,
-never absolute levels that depend on a SKU or on an identity. A signal a schema lacks yields a
-missing feature (NaN), never an error.
+One instant query per feature (or per part, see :mod:`~gpu_health.scorer.feature_plan`)
+returns every GPU at once; serving evaluates it at "now", training evaluates the very same
+query string at past timestamps (``time=``), so there is no train/serve skew. Features are
+chosen to travel between fleets and simulators: rates per day, ratios, trends and deltas
+against the GPU's own model peers, never absolute levels that depend on a SKU or on an
+identity. A signal a schema lacks yields a missing feature (NaN), never an error.
 
 Metric names come from :mod:`gpu_health.telemetry.catalogue`; the dcgm-exporter names and unit
 scales come from the same table's :class:`DcgmField` entries.

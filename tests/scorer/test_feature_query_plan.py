@@ -1,4 +1,8 @@
-"""The feature frame sends a two-part feature's parts, not its whole expression: same values."""
+"""The feature frame sends a feature's parts, not its whole expression: the same values.
+
+A 7-day change sends its recent and its earlier value (the recent one is another feature's
+query), a value against its model's median sends only the fleet's values (the median is taken
+per model in the scorer)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import numpy as np
 import pytest
 
 from gpu_health import stack
-from gpu_health.scorer.feature_frame import plan_queries
-from gpu_health.scorer.feature_promql import TwoPart
+from gpu_health.scorer.feature_plan import combine, plan_queries, queries_of
+from gpu_health.scorer.feature_promql import TwoPart, VsModel, gauge
 from gpu_health.scorer.feature_schema import schema_by_name
 from gpu_health.scorer.features import FEATURES, compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
@@ -21,7 +25,7 @@ START = 1_700_000_000
 #: day warmer), so at day 9.5 every 7-day change has a value, and theirs are not zero.
 FAILS = {1: 10.5, 5: 9.8}
 AT = START + 9.5 * DAY
-TWO_PART = [f.name for f in FEATURES if isinstance(f.build, TwoPart)]
+SPLIT = [f.name for f in FEATURES if isinstance(f.build, TwoPart | VsModel)]
 
 
 def _history(schema: str) -> str:
@@ -43,18 +47,50 @@ def test_the_plan_sends_each_query_once_and_the_parts_instead_of_the_whole() -> 
         assert len(set(plan.queries)) == len(plan.queries)
         whole = {f.name: f.build(s) for f in FEATURES}
         shared = 0
+        readers: dict[int, int] = {}
+        for uses in plan.uses:
+            for k in set(uses):
+                readers[k] = readers.get(k, 0) + 1
         for f, uses in zip(FEATURES, plan.uses, strict=True):
-            if not isinstance(f.build, TwoPart) or whole[f.name] is None:
+            if f.name not in SPLIT or whole[f.name] is None:
                 continue
             assert whole[f.name] not in plan.queries
-            recent, baseline = (plan.queries[k] for k in uses)
-            assert (recent, baseline) == f.build.parts(s)
-            # the recent part is another feature's whole query, sent once for both
-            shared += recent in whole.values()
-        assert shared >= 5, schema
+            sent = tuple(plan.queries[k] for k in uses)
+            assert sent == queries_of(f.build, s)
+            if isinstance(f.build, VsModel):
+                # only the fleet's values, once: no median inside the query
+                assert sent == (f.build.fleet(s),) and "quantile" not in sent[0]
+            else:
+                # the recent part is another feature's query, sent once for both
+                shared += readers[uses[0]] > 1
+        assert shared == 5, schema
         # without sharing, every feature sends its whole expression
         plain = plan_queries(s, FEATURES, share_parts=False)
         assert set(plain.queries) == {q for q in whole.values() if q is not None}
+
+
+def test_a_model_median_taken_in_the_scorer_is_promqls() -> None:
+    """quantile(0.5) interpolates between the two middle values; a GPU without a finite value
+    is left out of its model's median and has none itself; a model of one GPU is its own
+    median; a GPU the frame does not score still counts in its model's median."""
+    build = VsModel(gauge("avg_over_time", "gpu_power_watts", "7d"), "/")
+    answer = [
+        ("a", "H100", 400.0),
+        ("b", "H100", 500.0),
+        ("c", "H100", 700.0),
+        ("d", "H100", 900.0),  # not scored here (another shard's, or gone)
+        ("e", "H100", float("inf")),
+        ("f", "A100", 300.0),
+    ]
+    rows = {"a": 0, "b": 1, "c": 2, "e": 3, "f": 4, "g": 5}
+    column = combine(build, iter([answer]), rows)
+    median = 600.0  # of 400, 500, 700, 900
+    np.testing.assert_allclose(column[:3], [400 / median, 500 / median, 700 / median])
+    assert np.isnan(column[3]) and column[4] == 1.0 and np.isnan(column[5])
+    minus = combine(VsModel(build.inner, "-"), iter([answer]), rows)
+    np.testing.assert_allclose(minus[:3], [-200.0, -100.0, 100.0])
+    zero = combine(build, iter([[("a", "H100", 5.0), ("b", "H100", -5.0)]]), {"a": 0, "b": 1})
+    assert np.isnan(zero).all()  # a median of 0 divides into nothing, not ±Inf
 
 
 @pytest.mark.integration
@@ -71,7 +107,7 @@ def test_parts_combined_per_gpu_equal_the_whole_expression(
     whole = _frame(client, schema, share_parts=False)
     np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-9, equal_nan=True)
     names = [f.name for f in FEATURES]
-    failing = parts[[1, 5]][:, [names.index(n) for n in TWO_PART]]
+    failing = parts[[1, 5]][:, [names.index(n) for n in SPLIT]]
     # not vacuous: the failing GPUs' changes are there and move (ECC and temperature)
     assert np.isfinite(failing).mean() > 0.5 and (np.abs(np.nan_to_num(failing)) > 0.1).sum() >= 6
     if schema == "dcgm":  # the same on VictoriaMetrics

@@ -1,0 +1,105 @@
+"""Which queries a feature frame sends, and how their answers become feature values.
+
+Most features are one query. Two kinds are sent as parts instead, each part once however many
+features read it, and combined here per GPU:
+
+* :class:`~gpu_health.scorer.feature_promql.TwoPart` (a 7-day change, a log change): its recent
+  and its earlier value; the recent one is usually another feature's whole query.
+* :class:`~gpu_health.scorer.feature_promql.VsModel` (a value against its model's median): the
+  fleet's values only, the median per model taken here, where the whole expression makes
+  Prometheus evaluate the values twice.
+
+Both combinations compute what the whole expression computes; ``share_parts=False`` sends the
+whole expressions instead (the release before, for ``bench/bench_feature_queries.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gpu_health.scorer.feature_promql import Builder, TwoPart, VsModel
+from gpu_health.scorer.feature_schema import Schema
+from gpu_health.scorer.feature_table import Feature
+
+FloatArray = npt.NDArray[np.float64]
+#: One query's answer: (UUID, model, value) of every series it returned; values as Prometheus
+#: wrote them (NaN and ±Inf included).
+Answer = list[tuple[str, str, float]]
+
+
+def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str, ...] | None:
+    """The queries one feature sends, in the order :func:`combine` reads their answers; None
+    when the schema lacks a signal it needs."""
+    if share_parts and isinstance(build, TwoPart):
+        recent = queries_of(build.recent, s)
+        baseline = queries_of(build.baseline, s)
+        return None if recent is None or baseline is None else recent + baseline
+    if share_parts and isinstance(build, VsModel):
+        fleet = build.fleet(s)
+        return None if fleet is None else (fleet,)
+    whole = build(s)
+    return None if whole is None else (whole,)
+
+
+def combine(
+    build: Builder, answers: Iterator[Answer], rows: dict[str, int], share_parts: bool = True
+) -> FloatArray:
+    """One feature's column (``rows``: UUID -> row) from the answers to its
+    :func:`queries_of`, consumed in that order. Non-finite results are missing (NaN)."""
+    if share_parts and isinstance(build, TwoPart):
+        a = combine(build.recent, answers, rows)
+        b = combine(build.baseline, answers, rows)
+        if build.kind == "diff":
+            return a - b
+        result: FloatArray = np.log1p(np.maximum(a, 0.0)) - np.log1p(np.maximum(b, 0.0))
+        return result
+    answer = next(answers)
+    column = np.full(len(rows), np.nan)
+    if share_parts and isinstance(build, VsModel):
+        # PromQL's quantile(0.5) is numpy's median (linear between the two middle values).
+        # Series whose value is not finite are left out of the median (PromQL would sort them
+        # in): a GPU without a power reading must not move its model's reference.
+        values: dict[str, list[float]] = {}
+        for _, model, v in answer:
+            if np.isfinite(v):
+                values.setdefault(model, []).append(v)
+        median = {model: float(np.median(v)) for model, v in values.items()}
+        for uuid, model, v in answer:
+            i = rows.get(uuid)
+            if i is not None and model in median:
+                column[i] = v - median[model] if build.op == "-" else _divide(v, median[model])
+    else:
+        for uuid, _, v in answer:
+            i = rows.get(uuid)
+            if i is not None:
+                column[i] = v
+    column[~np.isfinite(column)] = np.nan
+    return column
+
+
+def _divide(a: float, b: float) -> float:
+    return a / b if b != 0 else np.nan
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """The distinct queries a feature frame sends, and which of them each feature reads."""
+
+    queries: tuple[str, ...]
+    #: per feature, indexes into :attr:`queries` in :func:`combine`'s order; empty where the
+    #: schema lacks the signal or the feature comes from the inventory.
+    uses: tuple[tuple[int, ...], ...]
+
+
+def plan_queries(s: Schema, features: Sequence[Feature], share_parts: bool = True) -> QueryPlan:
+    """Each distinct query once, in the order of the features that first read it."""
+    index: dict[str, int] = {}
+    uses: list[tuple[int, ...]] = []
+    for f in features:
+        found = None if f.from_inventory is not None else queries_of(f.build, s, share_parts)
+        uses.append(tuple(index.setdefault(q, len(index)) for q in found or ()))
+    return QueryPlan(tuple(index), tuple(uses))
