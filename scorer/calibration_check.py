@@ -2,7 +2,7 @@
 
 Issue #16 asks for the expected and observed failures of every decile of predicted probability
 to agree within ±30 %. Whether that can be seen depends on the fleet as much as on the model:
-a 45-day history of a few hundred GPUs holds 50–90 failures, six to nine per decile, and the
+a 45-day history of a few hundred GPUs holds 50–75 failures, five to eight per decile, and the
 daily rows of one failure are not independent (each failure makes up to seven positive 7-day
 rows). Poisson noise on six failures alone is ±40 %. So this module asks what the deciles
 would look like **if the model's probabilities were the truth**: it draws the GPUs' failures
