@@ -34,7 +34,6 @@ from gpu_health.scorer import service
 from gpu_health.scorer.feature_frame import compute_features
 from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.features import FEATURES, schema_by_name
-from gpu_health.scorer.promclient import PromClient
 
 ARMS = ("whole expressions", "parts")
 
@@ -49,11 +48,6 @@ def sending(arm: str) -> Iterator[None]:
         yield
     finally:
         service.compute_features = shipped
-
-
-def one_run(client: PromClient, arm: str, workers: int) -> float:
-    with sending(arm):
-        return bench_scorer.scoring_run_s(client, workers)
 
 
 def main() -> int:
@@ -71,11 +65,8 @@ def main() -> int:
         same = frames[0].gpus == frames[1].gpus and np.allclose(
             frames[0].values, frames[1].values, rtol=0, atol=1e-9, equal_nan=True
         )
-        runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
-        for k in range(args.pairs):
-            for arm in ARMS:
-                runs[arm].append(one_run(client, arm, args.workers))
-            print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
+        arms = {arm: functools.partial(sending, arm) for arm in ARMS}
+        runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
     medians = {arm: statistics.median(v) for arm, v in runs.items()}
     ratio = medians[ARMS[1]] / medians[ARMS[0]]
     result = {

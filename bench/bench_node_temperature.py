@@ -11,6 +11,7 @@ Prints a table and optionally JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -26,7 +27,6 @@ import bench_scorer
 
 from gpu_health.scorer import rules, service
 from gpu_health.scorer.features import FEATURES, schema_by_name
-from gpu_health.scorer.promclient import PromClient
 
 #: The rule's node-relative features and the model-relative ones they replaced.
 BEFORE = {
@@ -57,11 +57,6 @@ def rule_terms(arm: str) -> Iterator[None]:
         service.RULE_FEATURES = shipped[1]
 
 
-def one_run(client: PromClient, arm: str, workers: int) -> float:
-    with rule_terms(arm):
-        return bench_scorer.scoring_run_s(client, workers)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench_scorer.ab_options(parser)
@@ -70,13 +65,8 @@ def main() -> int:
         client,
         _,
     ):
-        for arm in ARMS:  # cold runs: chunks into the page cache
-            one_run(client, arm, args.workers)
-        runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
-        for k in range(args.pairs):
-            for arm in ARMS:
-                runs[arm].append(one_run(client, arm, args.workers))
-            print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
+        arms = {arm: functools.partial(rule_terms, arm) for arm in ARMS}
+        runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
         s = schema_by_name("dcgm")
         alone: dict[str, float] = {}
         for feature in FEATURES:

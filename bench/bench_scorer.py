@@ -28,9 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +143,27 @@ def scoring_run_s(client: PromClient, workers: int) -> float:
     assert scorer.run_once(), scorer.last_error
     assert scorer.snapshot is not None
     return scorer.snapshot.duration_s
+
+
+def interleaved_runs(
+    client: PromClient,
+    arms: Mapping[str, Callable[[], AbstractContextManager[object]]],
+    pairs: int,
+    workers: int,
+) -> dict[str, list[float]]:
+    """Whole scoring runs (seconds) of each arm, the arm's context entered around each: one
+    cold run per arm first (chunks into the page cache), then ``pairs`` rounds taking the arms
+    in turn, so the machine's drift hits every arm alike."""
+    for arm in arms.values():
+        with arm():
+            scoring_run_s(client, workers)
+    runs: dict[str, list[float]] = {name: [] for name in arms}
+    for k in range(pairs):
+        for name, arm in arms.items():
+            with arm():
+                runs[name].append(scoring_run_s(client, workers))
+        print(f"round {k + 1}/{pairs}", file=sys.stderr, flush=True)
+    return runs
 
 
 @contextmanager

@@ -35,8 +35,8 @@ def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str
     """The queries one feature sends, in the order :func:`combine` reads their answers; None
     when the schema lacks a signal it needs."""
     if share_parts and isinstance(build, TwoPart):
-        recent = queries_of(build.recent, s)
-        baseline = queries_of(build.baseline, s)
+        recent = queries_of(build.recent, s, share_parts)
+        baseline = queries_of(build.baseline, s, share_parts)
         return None if recent is None or baseline is None else recent + baseline
     if share_parts and isinstance(build, VsModel):
         fleet = build.fleet(s)
@@ -51,8 +51,8 @@ def combine(
     """One feature's column (``rows``: UUID -> row) from the answers to its
     :func:`queries_of`, consumed in that order. Non-finite results are missing (NaN)."""
     if share_parts and isinstance(build, TwoPart):
-        a = combine(build.recent, answers, rows)
-        b = combine(build.baseline, answers, rows)
+        a = combine(build.recent, answers, rows, share_parts)
+        b = combine(build.baseline, answers, rows, share_parts)
         if build.kind == "diff":
             return a - b
         result: FloatArray = np.log1p(np.maximum(a, 0.0)) - np.log1p(np.maximum(b, 0.0))
