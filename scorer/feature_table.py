@@ -53,8 +53,10 @@ class Feature:
     help: str
     build: Builder
     #: "model": used by the failure model; "econ": only an input to the economics; "peers":
-    #: who a GPU's peers are (never evidence, never a training input).
-    role: Literal["model", "econ", "peers"] = "model"
+    #: who a GPU's peers are (never evidence, never a training input); "fleet": the same value
+    #: on every GPU of a snapshot, the rule's base rate (never a training input, see
+    #: :data:`FLEET_FEATURES`).
+    role: Literal["model", "econ", "peers", "fleet"] = "model"
     #: Computed from the inventory's (node, gpu, uuid, model) instead of a query.
     from_inventory: Callable[[tuple[str, str, str, str]], float] | None = None
 
@@ -304,12 +306,14 @@ FEATURES: tuple[Feature, ...] = (
         "GPUs of the whole fleet that reported in the last 30 d and no longer do (the same "
         "value on every GPU): the fleet's own recent failures.",
         fleet_lost_gpus("30d"),
+        "fleet",
     ),
     Feature(
         "fleet_gpu_days_30d",
         "GPU-days the whole fleet reported in the last 30 d (the same value on every GPU): "
         "the exposure behind fleet_lost_gpus_30d.",
         fleet_gpu_days("30d"),
+        "fleet",
     ),
     Feature(
         MODEL_KEY,
@@ -422,6 +426,11 @@ FEATURES: tuple[Feature, ...] = (
 MODEL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "model")
 ECON_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "econ")
 PEER_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "peers")
+#: The fleet's recent losses and exposure, copied onto every GPU: they set the rule's base rate
+#: (the fleet's own failure rate) but say nothing about which GPU fails. A classifier trained on
+#: one history can only learn *when* from them (the 30-day window fills as the history goes
+#: on), so training leaves them out, as it leaves out the peer groups.
+FLEET_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.role == "fleet")
 
 
 def feature_table_markdown() -> str:

@@ -41,6 +41,7 @@ from gpu_health.scorer.feature_schema import (
 from gpu_health.scorer.feature_table import (
     ECON_FEATURES,
     FEATURES,
+    FLEET_FEATURES,
     MODEL_FEATURES,
     PEER_FEATURES,
     Feature,
@@ -51,6 +52,7 @@ __all__ = [
     "DCGM",
     "ECON_FEATURES",
     "FEATURES",
+    "FLEET_FEATURES",
     "IDENTITY",
     "MODEL_FEATURES",
     "OURS",

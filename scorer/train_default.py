@@ -10,7 +10,7 @@
    evaluate the model against the rule on each, and write ``DEFAULT``: ``xgboost`` only if the
    model beats the rule on every family (:func:`beats_rule`), ``rules`` otherwise.
 
-Takes ~40 minutes on a 2-core machine.
+Takes about 50 minutes on a 2-core machine (docs/model-card.md, "Model sizes and cost").
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from gpu_health.errors import UserError
 from gpu_health.scorer.features import (
     FEATURES,
+    FLEET_FEATURES,
     MODEL_FEATURES,
     PEER_FEATURES,
     SchemaName,
@@ -224,9 +225,9 @@ def collect(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> Dataset:
-    """Evaluate the model features (and who each GPU's peers are) at every time (instant
-    queries with ``time=``)."""
-    names = (*MODEL_FEATURES, *PEER_FEATURES)
+    """Evaluate the model features (and who each GPU's peers are, and the fleet's losses) at
+    every time (instant queries with ``time=``)."""
+    names = (*MODEL_FEATURES, *FLEET_FEATURES, *PEER_FEATURES)
     feats = [f for f in FEATURES if f.name in names]
     blocks: list[FloatArray] = []
     all_times: list[float] = []
@@ -358,7 +359,8 @@ def fit(
 
     if len(data) == 0:
         raise UserError("no training rows: did the Prometheus hold any GPU series?")
-    data = data.without(PEER_FEATURES)  # which model a GPU is is not evidence
+    # Which model a GPU is, and the fleet's losses copied onto every GPU, are not evidence.
+    data = data.without((*PEER_FEATURES, *FLEET_FEATURES))
     unique_times = np.unique(data.times)
     split = float(np.quantile(unique_times, 1.0 - valid_fraction))
     horizons: dict[str, HorizonModel] = {}

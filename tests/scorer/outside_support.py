@@ -23,7 +23,7 @@ from typing import Any
 
 from gpu_health.scorer.cli_arguments import duration_arg
 from gpu_health.scorer.feature_schema import DCGM, PRESENCE_LOOKBACK
-from gpu_health.scorer.feature_table import FEATURES, MODEL_FEATURES, PEER_FEATURES
+from gpu_health.scorer.feature_table import FEATURES, FLEET_FEATURES, MODEL_FEATURES, PEER_FEATURES
 from gpu_health.scorer.model import HORIZON_SECONDS
 
 SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
@@ -178,7 +178,7 @@ def horizon_counts(
 def dcgm_feature_reads() -> dict[str, set[str]]:
     """Feature name -> the DCGM fields its query reads, for every feature ``evaluate`` computes
     at each time from the TSDB (inventory-derived features read no field)."""
-    collected = {*MODEL_FEATURES, *PEER_FEATURES}
+    collected = {*MODEL_FEATURES, *FLEET_FEATURES, *PEER_FEATURES}
     return {
         f.name: set(re.findall(r"DCGM_FI_\w+", f.build(DCGM) or ""))
         for f in FEATURES

@@ -304,3 +304,21 @@ def test_which_model_a_gpu_is_is_never_a_training_input() -> None:
     model, _ = fit(with_key, seed=1, n_estimators=10)
     assert "gpu_model_key" not in model.features
     assert model.features == data.features
+
+
+def test_the_fleets_losses_are_never_a_training_input() -> None:
+    # The fleet's recent losses and GPU-days are one value per snapshot (the rule's base
+    # rate). In one training history they grow as the 30-day window fills, so a tree split on
+    # them learns the calendar of that history, which means nothing on another fleet.
+    data, _ = synthetic_dataset(gpus=36, days=80)
+    days = data.times / 86400.0
+    with_fleet = Dataset(
+        (*data.features, "fleet_lost_gpus_30d", "fleet_gpu_days_30d"),
+        np.column_stack([data.x, np.floor(days / 10), 36 * np.minimum(days, 30)]),
+        data.times,
+        data.uuids,
+        data.labels,
+    )
+    model, _ = fit(with_fleet, seed=1, n_estimators=10)
+    assert not {"fleet_lost_gpus_30d", "fleet_gpu_days_30d"} & set(model.features)
+    assert model.features == data.features
