@@ -128,18 +128,33 @@ def slot_identity(index: int, seed: int = 0) -> tuple[str, str]:
     return slot.node, str(slot.gpu)
 
 
-def latched_at_start(gpus: int, seed: int = 0) -> dict[str, set[str]]:
-    """uuid -> the latched-state alerts a GPU of the simulated fleet owes right now.
+#: The alert a degradation episode of the simulator (the precursor of a future failure) is
+#: allowed to raise while it plays: a degrading PCIe link or NVLink is real telemetry.
+EPISODE_ALERTS = {"pcie": "GPUPcieReplayStorm", "nvlink": "GPUNvlinkErrors"}
+
+
+def latched_at_start(gpus: int, seed: int = 0, window: float = 3600.0) -> dict[str, set[str]]:
+    """uuid -> the alerts a GPU of the simulated fleet owes without any injected fault.
 
     A fleet without injected faults is not spotless: a board may carry a row remap that has been
     pending since an old benign event, which is a real reason for a (warning) alert, not a false
-    alarm. The simulator's own readings say which GPUs those are.
+    alarm, and a board may be in a degradation episode (a PCIe link or NVLink degrading towards
+    a failure) during the next ``window`` simulated seconds, whose alert is then owed too
+    (:data:`EPISODE_ALERTS`). The simulator's own readings and boards say which GPUs those are;
+    the live simulation starts at the wall-clock time, so which boards they are changes with it.
     """
     from gpu_health.sim.live import SimBackend
     from gpu_health.telemetry.readings import GpuLostError
 
     backend = SimBackend(gpus=gpus, seed=seed)
     owed: dict[str, set[str]] = {}
+    start = backend.start_time
+    for slot in backend._slots:
+        board = slot.board_at(start)
+        for episode in () if board is None else board.episodes:
+            alert = EPISODE_ALERTS.get(episode.kind)
+            if alert is not None and episode.start < start + window and episode.end > start:
+                owed.setdefault(board.uuid, set()).add(alert)
     for gpu in backend.inventory():
         try:
             sample = backend.sample(gpu)
