@@ -151,7 +151,9 @@ def latched_at_start(gpus: int, seed: int = 0, window: float = 3600.0) -> dict[s
     start = backend.start_time
     for slot in backend._slots:
         board = slot.board_at(start)
-        for episode in () if board is None else board.episodes:
+        if board is None:
+            continue
+        for episode in board.episodes:
             alert = EPISODE_ALERTS.get(episode.kind)
             if alert is not None and episode.start < start + window and episode.end > start:
                 owed.setdefault(board.uuid, set()).add(alert)
