@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -289,36 +290,33 @@ def test_the_rule_reads_each_gpu_against_its_own_snapshot() -> None:
     assert rule.predict("7d", x)[10] == pytest.approx(rule.predict("7d", x)[0])
 
 
-def test_which_model_a_gpu_is_is_never_a_training_input() -> None:
-    # gpu_model_key only groups peers for the rule: a tree split on it would learn one
-    # fleet's hash of its model names, which means nothing on another fleet.
-    data, _ = synthetic_dataset(gpus=36, days=80)
-    key = np.where(np.arange(len(data)) % 2 == 0, 1.0, 2.0)
-    with_key = Dataset(
-        (*data.features, "gpu_model_key"),
-        np.column_stack([data.x, key]),
-        data.times,
-        data.uuids,
-        data.labels,
-    )
-    model, _ = fit(with_key, seed=1, n_estimators=10)
-    assert "gpu_model_key" not in model.features
-    assert model.features == data.features
-
-
-def test_the_fleets_losses_are_never_a_training_input() -> None:
-    # The fleet's recent losses and GPU-days are one value per snapshot (the rule's base
-    # rate). In one training history they grow as the 30-day window fills, so a tree split on
-    # them learns the calendar of that history, which means nothing on another fleet.
+@pytest.mark.parametrize(
+    "columns",
+    [
+        # gpu_model_key only groups peers for the rule: a tree split on it would learn one
+        # fleet's hash of its model names, which means nothing on another fleet.
+        {"gpu_model_key": lambda days, row: np.where(row % 2 == 0, 1.0, 2.0)},
+        # The fleet's recent losses and GPU-days are one value per snapshot (the rule's base
+        # rate). In one training history they grow as the 30-day window fills, so a tree split
+        # on them learns the calendar of that history, which means nothing on another fleet.
+        {
+            "fleet_lost_gpus_30d": lambda days, row: np.floor(days / 10),
+            "fleet_gpu_days_30d": lambda days, row: 36 * np.minimum(days, 30),
+        },
+    ],
+    ids=["which model a GPU is", "the fleet's losses"],
+)
+def test_context_columns_are_never_a_training_input(columns: dict[str, Any]) -> None:
     data, _ = synthetic_dataset(gpus=36, days=80)
     days = data.times / 86400.0
-    with_fleet = Dataset(
-        (*data.features, "fleet_lost_gpus_30d", "fleet_gpu_days_30d"),
-        np.column_stack([data.x, np.floor(days / 10), 36 * np.minimum(days, 30)]),
+    row = np.arange(len(data))
+    extra = Dataset(
+        (*data.features, *columns),
+        np.column_stack([data.x, *(make(days, row) for make in columns.values())]),
         data.times,
         data.uuids,
         data.labels,
     )
-    model, _ = fit(with_fleet, seed=1, n_estimators=10)
-    assert not {"fleet_lost_gpus_30d", "fleet_gpu_days_30d"} & set(model.features)
+    model, _ = fit(extra, seed=1, n_estimators=10)
+    assert not set(columns) & set(model.features)
     assert model.features == data.features

@@ -133,7 +133,9 @@ def slot_identity(index: int, seed: int = 0) -> tuple[str, str]:
 EPISODE_ALERTS = {"pcie": "GPUPcieReplayStorm", "nvlink": "GPUNvlinkErrors"}
 
 
-def latched_at_start(gpus: int, seed: int = 0, window: float = 3600.0) -> dict[str, set[str]]:
+def latched_at_start(
+    gpus: int, seed: int = 0, window: float = 3600.0, start_time: float | None = None
+) -> dict[str, set[str]]:
     """uuid -> the alerts a GPU of the simulated fleet owes without any injected fault.
 
     A fleet without injected faults is not spotless: a board may carry a row remap that has been
@@ -141,15 +143,16 @@ def latched_at_start(gpus: int, seed: int = 0, window: float = 3600.0) -> dict[s
     alarm, and a board may be in a degradation episode (a PCIe link or NVLink degrading towards
     a failure) during the next ``window`` simulated seconds, whose alert is then owed too
     (:data:`EPISODE_ALERTS`). The simulator's own readings and boards say which GPUs those are;
-    the live simulation starts at the wall-clock time, so which boards they are changes with it.
+    the live simulation starts at the wall-clock time (``start_time``: another), so which boards
+    they are changes with it.
     """
     from gpu_health.sim.live import SimBackend
     from gpu_health.telemetry.readings import GpuLostError
 
-    backend = SimBackend(gpus=gpus, seed=seed)
-    owed: dict[str, set[str]] = {}
+    backend = SimBackend(gpus=gpus, seed=seed, start_time=start_time)
     start = backend.start_time
-    for slot in backend._slots:
+    owed: dict[str, set[str]] = {}
+    for slot in fleetlib.build_fleet(gpus, seed, 1.0).slots:  # the backend's fleet
         board = slot.board_at(start)
         if board is None:
             continue
