@@ -18,7 +18,6 @@ import numpy.typing as npt
 
 from gpu_health.scorer.feature_plan import Answer, combine, plan_queries
 from gpu_health.scorer.feature_schema import (
-    PRESENCE_LOOKBACK,
     SCHEMAS,
     Schema,
     SchemaName,
@@ -29,6 +28,7 @@ from gpu_health.scorer.feature_schema import (
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
 from gpu_health.scorer.promclient import PromClient, PrometheusError
+from gpu_health.telemetry.freshness import as_range, measure
 from gpu_health.telemetry.state import regex_literal
 
 # The logger keeps the name it had before the split so log filters and configs still match.
@@ -68,10 +68,19 @@ class FeatureFrame:
         return out
 
 
+def presence_window(client: PromClient, at: float | None) -> str:
+    """How recent a GPU's last sample must be at ``at`` for it to count as present: 30
+    minutes, or one and a half scrape intervals of sparser data
+    (:mod:`gpu_health.telemetry.freshness`)."""
+    return as_range(measure(lambda promql: client.query(promql, at)))
+
+
 def detect_schema(client: PromClient, at: float | None = None) -> SchemaName:
     """The schema with more GPUs reporting; ours when neither has any (then nothing scores)."""
+    fresh = presence_window(client, at)
     counts = {
-        name: len(client.query(inventory_query(schema_by_name(name)), at)) for name in SCHEMAS
+        name: len(client.query(inventory_query(replace(schema_by_name(name), fresh=fresh)), at))
+        for name in SCHEMAS
     }
     best: SchemaName = "dcgm" if counts["dcgm"] > counts["ours"] else "ours"
     log.debug("schema detection: %s -> %s", counts, best)
@@ -87,6 +96,7 @@ def compute_features(
     keep: Callable[[str], bool] | None = None,
     shard_regex: str | None = None,
     share_parts: bool = True,
+    fresh: str | None = None,
 ) -> FeatureFrame:
     """Run the inventory and the features' queries, each distinct query once
     (:func:`~gpu_health.scorer.feature_plan.plan_queries`; ``share_parts=False`` sends every
@@ -95,10 +105,11 @@ def compute_features(
 
     With ``shard_regex`` (``Shard.uuid_regex()``) every per-GPU selector carries
     ``uuid=~shard_regex`` so Prometheus evaluates only this shard's series; the inventory and the
-    fleet medians still cover the whole fleet. Raises :class:`PrometheusError` only when the
-    inventory itself cannot be read.
+    fleet medians still cover the whole fleet. ``fresh``: the presence window
+    (:func:`presence_window`), measured here when not given. Raises :class:`PrometheusError`
+    only when the presence window or the inventory cannot be read.
     """
-    s = schema_by_name(schema)
+    s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
     feats = tuple(features)
     inventory = client.query(inventory_query(s), at)
     gpus = one_identity_per_gpu(client, s, at, {identity_of(s, r["metric"]) for r in inventory})
@@ -153,8 +164,9 @@ def one_identity_per_gpu(
 ) -> list[Identity]:
     """One (node, gpu, uuid, model) per UUID, sorted: the one with the latest sample.
 
-    Within :data:`PRESENCE_LOOKBACK` of a relabelling (an exporter pod restart renaming
-    ``Hostname``, a reboot renumbering the GPUs) the inventory lists a UUID under both names;
+    Within the presence window (:attr:`Schema.fresh`) of a relabelling (an exporter pod restart
+    renaming ``Hostname``, a reboot renumbering the GPUs) the inventory lists a UUID under both
+    names;
     two rows for one GPU would rank it twice, once with no features. Only then one more query
     asks when each name last reported (a subquery, for those few GPUs only).
     """
@@ -169,7 +181,7 @@ def one_identity_per_gpu(
     for start in range(0, len(split), 50):  # bounded query size for a mass relabelling
         pattern = "|".join(regex_literal(u) for u in split[start : start + 50])
         selector = f'{{__name__=~"{signals}",{s.uuid}=~"{pattern}"}}'
-        query = f"max by ({s.by}) (max_over_time(timestamp({selector})[{PRESENCE_LOOKBACK}:1m]))"
+        query = f"max by ({s.by}) (max_over_time(timestamp({selector})[{s.fresh}:1m]))"
         try:
             result = client.query(query, at)
         except PrometheusError as exc:

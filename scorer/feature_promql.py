@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from gpu_health.scorer.feature_schema import PRESENCE_LOOKBACK, Schema
+from gpu_health.scorer.feature_schema import Schema
 from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
@@ -457,7 +457,7 @@ def _from_fleet_presence(make: Callable[[Schema, str], str]) -> Builder:
 
 
 def _reporting_now(s: Schema, name: str, keys: str) -> str:
-    return f"group by ({keys}) (last_over_time({name}[{PRESENCE_LOOKBACK}]))"
+    return f"group by ({keys}) (last_over_time({name}[{s.fresh}]))"
 
 
 def _lost(s: Schema, name: str, window: str, keys: str) -> str:

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gpu_health.telemetry.catalogue import by_name
+from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range
 
 SchemaName = Literal["ours", "dcgm"]
 SCHEMAS: tuple[SchemaName, ...] = ("ours", "dcgm")
 
 IDENTITY = ("node", "gpu", "uuid", "model")
+
+#: How far back a GPU must have reported to count as present at the evaluation time, at scrape
+#: intervals up to 15 minutes; the scorer measures the data's interval on every run and widens
+#: it to one and a half intervals of sparser data (:attr:`Schema.fresh`,
+#: :mod:`gpu_health.telemetry.freshness`).
+PRESENCE_LOOKBACK = as_range(DEFAULT_FRESH_S)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class Schema:
     model: str
     #: An extra matcher on every GPU series (``uuid=~"..."``: this scorer shard's GPUs only).
     shard_matcher: str = ""
+    #: The range within which a GPU's last sample makes it present now (a PromQL duration).
+    fresh: str = PRESENCE_LOOKBACK
 
     @property
     def by(self) -> str:
@@ -105,10 +114,6 @@ def schema_by_name(name: str) -> Schema:
     return {"ours": OURS, "dcgm": DCGM}[name]
 
 
-#: How far back a GPU must have reported to count as present at the evaluation time.
-PRESENCE_LOOKBACK = "30m"
-
-
 def presence_names(s: Schema) -> str:
     """A ``__name__`` regex of the series that say a GPU is present: power or temperature,
     which every exporter of the schema sends for every GPU."""
@@ -120,7 +125,7 @@ def presence_names(s: Schema) -> str:
 def inventory_query(s: Schema) -> str:
     """All GPUs that reported power or temperature recently, one series each."""
     names = presence_names(s)
-    return f'group by ({s.by}) (last_over_time({{__name__=~"{names}"}}[{PRESENCE_LOOKBACK}]))'
+    return f'group by ({s.by}) (last_over_time({{__name__=~"{names}"}}[{s.fresh}]))'
 
 
 def identity_of(s: Schema, labels: dict[str, str]) -> tuple[str, str, str, str]:

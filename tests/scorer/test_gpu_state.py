@@ -123,7 +123,7 @@ def test_last_sample_times_are_looked_up_for_absent_gpus_only_and_bounded(
     assert sum(math.isfinite(a) for a in ages.values()) == 1
     unknown = next(u for u, a in ages.items() if not math.isfinite(a))
     assert states[unknown].state in ("absent", "replaced")
-    assert "no samples for at least 30m" in states[unknown].reasons
+    assert "no samples for at least 30 min" in states[unknown].reasons
 
 
 def test_victoriametrics_gives_the_same_states(

@@ -84,6 +84,7 @@ def test_sharded_feature_queries_match_the_whole_fleet(
     from gpu_health.scorer import features as feats
     from gpu_health.scorer.feature_promql import Builder, TwoPart, VsModel
     from gpu_health.scorer.promclient import PromClient, PromConfig
+    from gpu_health.telemetry.freshness import interval_query
 
     def medians(build: Builder) -> list[VsModel]:
         if isinstance(build, TwoPart):
@@ -125,7 +126,11 @@ def test_sharded_feature_queries_match_the_whole_fleet(
             keep=shard.owns,
             shard_regex=shard.uuid_regex(),  # type: ignore[arg-type]
         )
-        feature_queries = [q for q in queries if not q.startswith("group by")]  # not the inventory
+        # Not the inventory, nor the presence window (one per fleet: every shard tells present
+        # from absent GPUs alike).
+        feature_queries = [
+            q for q in queries if not q.startswith("group by") and q != interval_query()
+        ]
         unfiltered = {q for q in feature_queries if shard.uuid_regex() not in q}
         assert feature_queries and unfiltered and unfiltered <= fleet_values
         for i, gpu in enumerate(part.gpus):

@@ -2,10 +2,11 @@
 
 A Prometheus can hold both schemas (a migration, or both exporters on some nodes). The scorer,
 the report and the dashboards must then look at the same GPUs, so the decision lives here:
-``--schema ours|dcgm`` is always honoured; ``auto`` picks the schema with more GPUs reporting in
-the last :data:`FRESH` (ours on a tie), and the choice is returned with its reason so every
-output can say which schema it used and why. The dashboards follow the same rule with their
-``schema`` variable (docs/dashboards.md).
+``--schema ours|dcgm`` is always honoured; ``auto`` picks the schema with more GPUs reporting now
+(a sample in the last 30 minutes, or one and a half scrape intervals of sparser data:
+:mod:`gpu_health.telemetry.freshness`; ours on a tie), and the choice is returned with its
+reason so every output can say which schema it used and why. The dashboards follow the same
+rule with their ``schema`` variable (docs/dashboards.md).
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.errors import UserError
+from gpu_health.telemetry.freshness import as_range, measure
 
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
-#: A GPU counts for a schema when it reported within this window (``gpu_up``, also 0 for a lost
-#: GPU, or power or temperature).
-FRESH = "30m"
 _SIGNALS = {
     "ours": ("uuid", "gpu_up|gpu_power_watts|gpu_temperature_celsius"),
     "dcgm": ("UUID", "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"),
 }
 
 
-def count_query(schema: str) -> str:
-    """PromQL counting the GPUs (distinct UUIDs) that report in ``schema``."""
+def count_query(schema: str, fresh: str = "30m") -> str:
+    """PromQL counting the GPUs (distinct UUIDs) that report in ``schema``: ``gpu_up`` (also 0
+    for a lost GPU), power or temperature within ``fresh``."""
     uuid, names = _SIGNALS[schema]
-    return f'count(group by ({uuid}) (last_over_time({{__name__=~"{names}"}}[{FRESH}])))'
+    return f'count(group by ({uuid}) (last_over_time({{__name__=~"{names}"}}[{fresh}])))'
 
 
 @dataclass(frozen=True)
@@ -47,26 +47,30 @@ def _count(result: Sequence[Any]) -> int:
         return 0
 
 
-def choose_schema(query: Callable[[str], Sequence[Any]], requested: str = "auto") -> SchemaChoice:
-    """The schema to read and why; ``query(promql)`` runs an instant query.
+def choose_schema(
+    query: Callable[[str], Sequence[Any]], requested: str = "auto", fresh_s: float | None = None
+) -> SchemaChoice:
+    """The schema to read and why; ``query(promql)`` runs an instant query. ``fresh_s``: how
+    recent a sample must be (measured from the data when not given).
 
     Raises :class:`UserError` when the requested schema (or, with ``auto``, both) has no GPU
     reporting, so a report never prints "0 GPUs" over data it read from the other schema.
     """
     if requested not in ("auto", *SCHEMAS):
         raise UserError(f"--schema {requested!r}: expected auto, ours or dcgm")
-    counts = {name: _count(query(count_query(name))) for name in SCHEMAS}
+    fresh = as_range(measure(query) if fresh_s is None else fresh_s)
+    counts = {name: _count(query(count_query(name, fresh))) for name in SCHEMAS}
     summary = f"ours {counts['ours']} GPUs, dcgm-exporter {counts['dcgm']} GPUs"
     if requested != "auto":
         if counts[requested] == 0:
             raise UserError(
-                f"--schema {requested}: no GPU reports in that schema in the last {FRESH} "
+                f"--schema {requested}: no GPU reports in that schema in the last {fresh} "
                 f"({summary}); use --schema auto or the other schema"
             )
         return SchemaChoice(requested, counts, f"{requested} (--schema; {summary})")
     if counts["ours"] == 0 and counts["dcgm"] == 0:
         raise UserError(
-            f"no GPU reports in the last {FRESH}: neither gpu-health-exporter metrics "
+            f"no GPU reports in the last {fresh}: neither gpu-health-exporter metrics "
             "(gpu_up, gpu_power_watts, gpu_temperature_celsius) nor dcgm-exporter metrics "
             "(DCGM_FI_DEV_POWER_USAGE, DCGM_FI_DEV_GPU_TEMP)"
         )

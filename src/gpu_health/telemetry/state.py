@@ -42,7 +42,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 # The evidence queries live in state_queries; re-exported here, where every consumer looks.
-from gpu_health.telemetry.state_queries import FRESH, FRESH_S, LABELS, Identity, Labels
+from gpu_health.telemetry import freshness
+from gpu_health.telemetry.state_queries import FRESH_S, LABELS, Identity, Labels
 from gpu_health.telemetry.state_queries import last_seen_query as last_seen_query
 from gpu_health.telemetry.state_queries import regex_literal as regex_literal
 from gpu_health.telemetry.state_queries import state_queries as state_queries
@@ -161,11 +162,13 @@ def classify(
     results: Mapping[str, Sequence[Mapping[str, Any]]],
     at: float,
     last_known: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
+    fresh_s: float = FRESH_S,
 ) -> dict[str, GpuState]:
     """uuid -> :class:`GpuState` for every GPU seen in the LOOKBACK, at evaluation time ``at``.
 
-    ``results`` holds the answer of every :func:`state_queries` query. ``last_known`` gives the
-    (state, reasons) of absent GPUs when they were last seen (see :func:`last_seen_times`).
+    ``results`` holds the answer of every :func:`state_queries` query (asked with the window
+    of ``fresh_s`` seconds). ``last_known`` gives the (state, reasons) of absent GPUs when they
+    were last seen (see :func:`last_seen_times`).
     """
     lab = LABELS[schema]
     evidence = evidence_state(schema, results)
@@ -202,12 +205,12 @@ def classify(
         last_state, last_reasons = known.get(uuid, ("", ()))
         successor = fresh_in_slot.get((ident[0], ident[1]), "")
         name = "replaced" if successor and successor != uuid else "absent"
-        silent = _age_text(age) if math.isfinite(age) else f"at least {FRESH}"
+        silent = _age_text(age) if math.isfinite(age) else f"at least {_age_text(fresh_s)}"
         reasons = (f"no samples for {silent}", *last_reasons)
         # Silent with its node, unless the node still reported a sibling well after this GPU
         # stopped (then it fell off on its own); an unknown time (NaN) cannot show that.
         with_node = name == "absent" and ident[0] in silent_nodes
-        with_node = with_node and not t < silent_nodes.get(ident[0], math.nan) - FRESH_S
+        with_node = with_node and not t < silent_nodes.get(ident[0], math.nan) - fresh_s
         if with_node:
             reasons = (f"node {ident[0]} not reporting (exporter or host down)", *reasons)
         states[uuid] = GpuState(
@@ -274,18 +277,21 @@ def with_history(
 
 
 def gather_states(
-    query: Any, schema: str, at: float, history_limit: int = 8
+    query: Any, schema: str, at: float, history_limit: int = 8, fresh_s: float | None = None
 ) -> dict[str, GpuState]:
     """Run the state queries with ``query(promql, at) -> vector`` and classify every GPU.
 
     The caller's client does the HTTP (the scorer's PromClient, the report's stack.query); a
     failed evidence query raises from the client, so a state is never derived from half the
-    evidence.
+    evidence. ``fresh_s``: how recent a GPU's last sample must be for it to report now
+    (measured from the data at ``at`` when not given: :mod:`gpu_health.telemetry.freshness`).
     """
-    queries = state_queries(schema)
+    if fresh_s is None:
+        fresh_s = freshness.measure(lambda promql: query(promql, at))
+    queries = state_queries(schema, freshness.as_range(fresh_s))
     results = {name: query(promql, at) for name, promql in queries.items()}
     results["last_seen"] = _last_seen(query, schema, results, at)
-    states = classify(schema, results, at)
+    states = classify(schema, results, at, fresh_s=fresh_s)
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
     for t in needs_history(states, history_limit):
         past = {

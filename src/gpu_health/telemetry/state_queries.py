@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.telemetry.catalogue import by_name
+from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range
 from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
@@ -19,11 +20,12 @@ from gpu_health.telemetry.xids import APPLICATION_XIDS
 HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
 #: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
 HARD_WINDOW = "24h"
-#: A GPU with no sample in this window is absent.
-FRESH = "30m"
+#: A GPU with no sample in this window is absent (at scrape intervals up to 15 minutes; two
+#: intervals of sparser data: :mod:`gpu_health.telemetry.freshness`).
+FRESH = as_range(DEFAULT_FRESH_S)
 #: :data:`FRESH` in seconds: a silent GPU whose last sample is this much older than its node's
 #: last sample fell silent on its own, before its node.
-FRESH_S = 1800.0
+FRESH_S = DEFAULT_FRESH_S
 #: How far back GPUs are remembered (absent and replaced are only known within it).
 LOOKBACK = "7d"
 #: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
@@ -76,14 +78,16 @@ def _any_of(names: Sequence[str], template: str, by: str) -> str:
     return " or ".join(f"max by ({by}) ({template.format(sel=n)})" for n in names)
 
 
-def state_queries(schema: str) -> dict[str, str]:
+def state_queries(schema: str, fresh: str = FRESH) -> dict[str, str]:
     """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
 
     Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
-    the GPUs reporting now; ``seen`` every GPU that reported in the LOOKBACK. The time of an
-    absent GPU's last sample comes from :func:`last_seen_query`, asked only for absent GPUs.
+    the GPUs reporting now (a sample within the ``fresh`` range: :data:`FRESH`, or two scrape
+    intervals of sparser data, :mod:`gpu_health.telemetry.freshness`); ``seen`` every GPU that
+    reported in the LOOKBACK. The time of an absent GPU's last sample comes from
+    :func:`last_seen_query`, asked only for absent GPUs.
     """
-    return {name: q for name, q in _queries(schema).items() if q}
+    return {name: q for name, q in _queries(schema, fresh).items() if q}
 
 
 def _presence_series(schema: str) -> tuple[str, ...]:
@@ -121,7 +125,7 @@ def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     return _any_of(names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by)
 
 
-def _queries(schema: str) -> dict[str, str]:
+def _queries(schema: str, fresh: str) -> dict[str, str]:
     lab = LABELS[schema]
     by = lab.by
     hard = "|".join(str(x) for x in HARD_XIDS)
@@ -134,9 +138,9 @@ def _queries(schema: str) -> dict[str, str]:
                 ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", by
             ),
             "fresh": _any_of(
-                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{FRESH}])", by
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{fresh}])", by
             ),
-            "lost": f"max by ({by}) (last_over_time(gpu_up[{FRESH}])) == 0",
+            "lost": f"max by ({by}) (last_over_time(gpu_up[{fresh}])) == 0",
             # The second half counts a counter first seen above zero inside the window (an
             # exporter that creates XID counters at their first event).
             "hard_xid": (
@@ -148,12 +152,12 @@ def _queries(schema: str) -> dict[str, str]:
                 f'sum by ({by}) (increase(gpu_ecc_errors_total{{type="uncorrected"}}'
                 f"[{HARD_WINDOW}])) > 0"
             ),
-            "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{FRESH}])) > 0",
-            "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{FRESH}])) > 0",
+            "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{fresh}])) > 0",
+            "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{fresh}])) > 0",
             "health_penalty": (
                 f"max by ({by}, reason) (max_over_time(gpu_health_penalty"
                 f'{{dimension!="overall",reason!~"{app_reasons}"}}'
-                f"[{FRESH}])) >= {DEGRADED_PENALTY:g}"
+                f"[{fresh}])) >= {DEGRADED_PENALTY:g}"
             ),
         }
     xid_field = _dcgm("gpu_xid_errors_total")[0]
@@ -182,7 +186,7 @@ def _queries(schema: str) -> dict[str, str]:
             by,
         ),
         "fresh": _any_of(
-            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{FRESH}])", by
+            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{fresh}])", by
         ),
         "hard_xid": " or ".join(f"(max by ({by}) ({last_xid} == {x}) {recent})" for x in HARD_XIDS),
         "uncorrectable_ecc": _any_of(
@@ -191,17 +195,17 @@ def _queries(schema: str) -> dict[str, str]:
             by,
         ),
         "remap_failed": _any_of(
-            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
+            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{fresh}]) > 0", by
         ),
         "remap_pending": _any_of(
-            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{FRESH}]) > 0", by
+            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{fresh}]) > 0", by
         ),
         "recent_xid": f"(max by ({by}) (({last_xid} > 0){not_app}) {recent})",
         "violations": _any_of(
             _dcgm("gpu_pcie_replays_total")
             + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
             + _dcgm("gpu_clock_event_seconds_total", reason="board_limit"),
-            f"increase({{sel}}[{FRESH}]) > 0",
+            f"increase({{sel}}[{fresh}]) > 0",
             by,
         ),
     }
