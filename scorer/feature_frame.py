@@ -166,8 +166,7 @@ def one_identity_per_gpu(
 
     Within the presence window (:attr:`Schema.fresh`) of a relabelling (an exporter pod restart
     renaming ``Hostname``, a reboot renumbering the GPUs) the inventory lists a UUID under both
-    names;
-    two rows for one GPU would rank it twice, once with no features. Only then one more query
+    names; two rows for one GPU would rank it twice, once with no features. Only then one more query
     asks when each name last reported (a subquery, for those few GPUs only).
     """
     names: dict[str, list[Identity]] = {}

@@ -20,7 +20,7 @@ SCHEMAS: tuple[SchemaName, ...] = ("ours", "dcgm")
 IDENTITY = ("node", "gpu", "uuid", "model")
 
 #: How far back a GPU must have reported to count as present at the evaluation time, at scrape
-#: intervals up to 15 minutes; the scorer measures the data's interval on every run and widens
+#: intervals up to 20 minutes; the scorer measures the data's interval on every run and widens
 #: it to one and a half intervals of sparser data (:attr:`Schema.fresh`,
 #: :mod:`gpu_health.telemetry.freshness`).
 PRESENCE_LOOKBACK = as_range(DEFAULT_FRESH_S)

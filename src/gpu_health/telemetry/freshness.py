@@ -20,11 +20,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-#: The window at any scrape interval up to 15 minutes (the state model's and the scorer's
+#: The window at any scrape interval up to 20 minutes (the state model's and the scorer's
 #: "reporting now" before it adapted).
 DEFAULT_FRESH_S = 1800.0
 #: How far back the samples are counted, which also bounds the window: data sparser than one
-#: sample in three hours is not read as "reporting".
+#: sample in two hours gets this whole window.
 MEASURE_WINDOW = "6h"
 MEASURE_WINDOW_S = 6 * 3600.0
 #: One series per GPU that every exporter of either schema sends while the GPU reports.

@@ -9,11 +9,12 @@ HTTP client and gets the same answer.
 * ``failed``: a hard fault that needs a reset or a repair before the GPU can serve work: lost
   (``gpu_up`` 0), an XID 79/48/94/95 in the last :data:`HARD_WINDOW`, uncorrectable ECC errors in
   that window, or the row-remap-failure flag.
-* ``absent``: known in the last :data:`LOOKBACK` but no sample in the last :data:`FRESH`; the
+* ``absent``: known in the last :data:`LOOKBACK` but no sample in the recent window (30 minutes,
+  or one and a half scrape intervals of sparser data: :mod:`gpu_health.telemetry.freshness`); the
   state it had when it was last seen is kept (``last_state``) with the age of its last sample.
   A GPU that went silent while another GPU of its node still reported fell off on its own: it is
   down ("failed now"). When the whole node went silent at once (no GPU it had in the LOOKBACK
-  reports now, and this GPU's last sample is within :data:`FRESH` of the node's last one) the
+  reports now, and this GPU's last sample is within the recent window of the node's last one) the
   exporter or the host is down and nothing is known about the GPU: it stays ``absent`` with the
   reason "node N not reporting (exporter or host down)" and ``node_silent`` set, but is not down
   unless it was already failed when last seen (:attr:`GpuState.down`). A node is its identity
@@ -23,7 +24,7 @@ HTTP client and gets the same answer.
   silence counts as the node's.
 * ``replaced``: absent, and another UUID reports fresh samples from the same node and slot.
 * ``degraded``: reporting, no hard fault, but a health penalty of at least
-  :data:`DEGRADED_PENALTY` points within the last :data:`FRESH` (intermittent faults such as
+  :data:`DEGRADED_PENALTY` points within the recent window (intermittent faults such as
   power-brake slowdowns come and go), a pending row remap, or (dcgm-exporter, which has no health
   score) a new XID event in the recent window, PCIe replays or thermal/power violations.
   Application-class XIDs (:data:`APPLICATION_XIDS`: the job's bug, not the GPU's) never make a GPU

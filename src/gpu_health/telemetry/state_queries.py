@@ -20,8 +20,8 @@ from gpu_health.telemetry.xids import APPLICATION_XIDS
 HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
 #: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
 HARD_WINDOW = "24h"
-#: A GPU with no sample in this window is absent (at scrape intervals up to 15 minutes; two
-#: intervals of sparser data: :mod:`gpu_health.telemetry.freshness`).
+#: A GPU with no sample in this window is absent (at scrape intervals up to 20 minutes; one and
+#: a half intervals of sparser data: :mod:`gpu_health.telemetry.freshness`).
 FRESH = as_range(DEFAULT_FRESH_S)
 #: :data:`FRESH` in seconds: a silent GPU whose last sample is this much older than its node's
 #: last sample fell silent on its own, before its node.
@@ -82,9 +82,9 @@ def state_queries(schema: str, fresh: str = FRESH) -> dict[str, str]:
     """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
 
     Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
-    the GPUs reporting now (a sample within the ``fresh`` range: :data:`FRESH`, or two scrape
-    intervals of sparser data, :mod:`gpu_health.telemetry.freshness`); ``seen`` every GPU that
-    reported in the LOOKBACK. The time of an absent GPU's last sample comes from
+    the GPUs reporting now (a sample within the ``fresh`` range: :data:`FRESH`, or one and a
+    half scrape intervals of sparser data, :mod:`gpu_health.telemetry.freshness`); ``seen``
+    every GPU that reported in the LOOKBACK. The time of an absent GPU's last sample comes from
     :func:`last_seen_query`, asked only for absent GPUs.
     """
     return {name: q for name, q in _queries(schema, fresh).items() if q}
