@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "ours", "dcgm"],
         default="auto",
         help="input metric names: ours, dcgm-exporter's, or auto = the schema with more GPUs "
-        "reporting in the last 30 min (default: %(default)s); an explicit schema is always used",
+        "reporting now, i.e. in the last 30 min or 1.5 scrape intervals of sparser data "
+        "(default: %(default)s); an explicit schema is always used",
     )
     parser.add_argument(
         "--top",
