@@ -38,7 +38,7 @@ from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOu
 from gpu_health.scorer.rules import RULE_FEATURES, failure_class, time_to_failure_quantile
 from gpu_health.scorer.sanitize import BadValues
 from gpu_health.scorer.state import apply_states, state_families
-from gpu_health.telemetry.freshness import as_range, measure
+from gpu_health.telemetry.freshness import as_range, fresh_seconds, measure
 from gpu_health.telemetry.schema import choose_schema
 from gpu_health.telemetry.state import rank_key
 
@@ -236,12 +236,12 @@ class Scorer:
         self.model = model
         log.info("loaded a new model from %s", self.model_dir)
 
-    def resolve_schema(self, fresh_s: float | None = None) -> SchemaName:
+    def resolve_schema(self, interval_s: float | None = None) -> SchemaName:
         if self.schema in ("ours", "dcgm"):
             return self.schema  # type: ignore[return-value]
         try:
             choice = choose_schema(
-                lambda promql: self.client.query(promql, at=self.at), fresh_s=fresh_s
+                lambda promql: self.client.query(promql, at=self.at), interval_s=interval_s
             )
         except UserError:  # nothing reports yet: nothing to score
             return "ours"
@@ -264,10 +264,11 @@ class Scorer:
     def _run(self, started: float) -> bool:
         self.reload_model_if_changed()
         try:
-            # One presence window for the whole run: the schema choice, the inventory, the
-            # fleet's losses and the GPU states all tell present from absent GPUs alike.
-            fresh_s = measure(lambda promql: self.client.query(promql, at=self.at))
-            schema = self.resolve_schema(fresh_s)
+            # One scrape interval, so one presence window, for the whole run: the schema
+            # choice, the inventory, the fleet's losses and the GPU states all tell present
+            # from absent GPUs alike.
+            interval_s = measure(lambda promql: self.client.query(promql, at=self.at))
+            schema = self.resolve_schema(interval_s)
             # Only what the model, the failure class (rule terms) and the economics read.
             needed = {*self.model.features, *RULE_FEATURES, *ECON_FEATURES}
             frame = compute_features(
@@ -278,7 +279,7 @@ class Scorer:
                 self.workers,
                 keep=self.keep,
                 shard_regex=self.shard_regex,
-                fresh=as_range(fresh_s),
+                fresh=as_range(fresh_seconds(interval_s)),
             )
             self.client.check_run_deadline()  # failed feature queries must not pass as a run
             frame = self.bad_values.clean(frame)
@@ -295,7 +296,7 @@ class Scorer:
                         ", ".join(empty),
                     )
             gpus, gone = apply_states(
-                self.client, schema, gpus, self.keep, at=self.at, fresh_s=fresh_s
+                self.client, schema, gpus, self.keep, at=self.at, interval_s=interval_s
             )
             families: list[Any] = []
             if self.econ is not None and gpus:

@@ -118,19 +118,19 @@ def apply_states(
     gpus: Sequence[GpuScore],
     keep: Callable[[str], bool] | None = None,
     at: float | None = None,
-    fresh_s: float | None = None,
+    interval_s: float | None = None,
 ) -> tuple[list[GpuScore], tuple[GpuState, ...]]:
     """Scores with their state set, absent GPUs added; and the replaced GPUs (off the ranking).
 
     ``keep`` limits the added GPUs to this scorer shard's. A failing state query raises
     :class:`PrometheusError` like a failing inventory: the run is retried rather than served
-    with GPUs wrongly called healthy. ``fresh_s``: the run's presence window in seconds (as
-    the inventory's; measured from the data when not given).
+    with GPUs wrongly called healthy. ``interval_s``: the run's measured scrape interval (the
+    inventory's presence window follows it; measured from the data when not given).
     """
     from gpu_health.scorer.service import GpuScore
 
     now = time.time() if at is None else at
-    states = gather_states(client.query, schema, now, fresh_s=fresh_s)
+    states = gather_states(client.query, schema, now, interval_s=interval_s)
     out: list[GpuScore] = []
     scored = set()
     for g in gpus:

@@ -14,9 +14,11 @@ from gpu_health.telemetry.freshness import (
     DEFAULT_FRESH_S,
     MEASURE_WINDOW_S,
     as_range,
+    change_seconds,
     fresh_seconds,
     interval_query,
     measure,
+    scrape_interval,
 )
 from tests.conftest import import_openmetrics
 
@@ -24,38 +26,43 @@ END = 1_780_000_000  # in the past: VictoriaMetrics refuses samples far ahead of
 
 
 @pytest.mark.parametrize(
-    ("interval_s", "window_s"),
+    ("interval_s", "window_s", "change_s"),
     [
-        (15, DEFAULT_FRESH_S),  # 120 scrapes in 30 minutes: the default holds
-        (600, DEFAULT_FRESH_S),  # three 10-minute scrapes
-        (1200, DEFAULT_FRESH_S),
-        (1800, 2700.0),
-        (3600, 5400.0),  # hourly data: absent once a sample is 30 minutes late
-        (7200, 10800.0),
+        (15, DEFAULT_FRESH_S, DEFAULT_FRESH_S),  # 120 scrapes in 30 minutes: the default holds
+        (600, DEFAULT_FRESH_S, DEFAULT_FRESH_S),  # three 10-minute scrapes
+        (1200, DEFAULT_FRESH_S, 2340.0),
+        (1800, 2700.0, 3540.0),
+        (3600, 5400.0, 7140.0),  # hourly data: absent once a sample is 30 minutes late
+        (7200, 10800.0, 14340.0),
     ],
 )
-def test_one_and_a_half_scrape_intervals_and_never_less_than_the_default(
-    interval_s: float, window_s: float
+def test_windows_follow_the_scrape_interval_and_never_go_below_the_default(
+    interval_s: float, window_s: float, change_s: float
 ) -> None:
-    """The same window whether the engine counts a sample on the window's start (Prometheus 2:
-    one more sample than intervals) or not (VictoriaMetrics, Prometheus 3)."""
+    """One and a half intervals to report now, two for evidence read over two samples; the
+    same whether the engine counts a sample on the window's start (Prometheus 2: one more
+    sample than intervals) or not (VictoriaMetrics, Prometheus 3)."""
     open_start = MEASURE_WINDOW_S / interval_s
-    assert fresh_seconds(open_start) == window_s
-    assert fresh_seconds(open_start + 1) == window_s
+    for samples in (open_start, open_start + 1):
+        assert scrape_interval(samples) == interval_s
+        assert fresh_seconds(scrape_interval(samples)) == window_s
+        assert change_seconds(scrape_interval(samples)) == change_s
 
 
-def test_missed_scrapes_only_widen_the_window() -> None:
-    hourly = fresh_seconds(6.0)
-    assert fresh_seconds(5.0) >= hourly and fresh_seconds(3.0) > hourly
-    assert fresh_seconds(1.0) == MEASURE_WINDOW_S
+def test_missed_scrapes_only_widen_the_windows() -> None:
+    hourly = scrape_interval(6.0)
+    assert scrape_interval(5.0) >= hourly and scrape_interval(3.0) > hourly
+    assert fresh_seconds(scrape_interval(1.0)) == MEASURE_WINDOW_S
+    assert change_seconds(scrape_interval(1.0)) == MEASURE_WINDOW_S
 
 
 @pytest.mark.parametrize("samples", [None, 0.0, -1.0, math.nan, math.inf, 0.5])
-def test_no_usable_count_gives_a_bounded_window(samples: float | None) -> None:
-    window = fresh_seconds(samples)
-    assert DEFAULT_FRESH_S <= window <= MEASURE_WINDOW_S
-    if samples is None or not math.isfinite(samples) or samples <= 0:
-        assert window == DEFAULT_FRESH_S
+def test_no_usable_count_gives_bounded_windows(samples: float | None) -> None:
+    interval = scrape_interval(samples)
+    for window in (fresh_seconds(interval), change_seconds(interval)):
+        assert DEFAULT_FRESH_S <= window <= MEASURE_WINDOW_S
+        if samples is None or not math.isfinite(samples) or samples <= 0:
+            assert interval == 0.0 and window == DEFAULT_FRESH_S
 
 
 @pytest.mark.parametrize(
@@ -66,23 +73,23 @@ def test_ranges_read_as_promql_durations(seconds: float, text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "window"),
+    ("answer", "interval"),
     [
-        ([{"value": [END, "7"]}], 5400.0),
-        ([{"value": [END, "6"]}], 5400.0),
-        ([], DEFAULT_FRESH_S),
-        ([{"value": [END, "NaN"]}], DEFAULT_FRESH_S),
-        ([{"no value": True}], DEFAULT_FRESH_S),
+        ([{"value": [END, "7"]}], 3600.0),
+        ([{"value": [END, "6"]}], 3600.0),
+        ([], 0.0),
+        ([{"value": [END, "NaN"]}], 0.0),
+        ([{"no value": True}], 0.0),
     ],
 )
-def test_measure_reads_the_median_count(answer: list[dict[str, object]], window: float) -> None:
+def test_measure_reads_the_median_count(answer: list[dict[str, object]], interval: float) -> None:
     asked: list[str] = []
 
     def query(promql: str) -> list[dict[str, object]]:
         asked.append(promql)
         return answer
 
-    assert measure(query) == window
+    assert measure(query) == interval
     assert asked == [interval_query()]
 
 
@@ -115,7 +122,8 @@ def test_measured_on_a_real_prometheus_per_gpu_not_per_series(
     window: float,
 ) -> None:
     server = prometheus_factory(data_dir=backfill(_history(every_s, split_every_s)))
-    assert measure(lambda promql: stack.query(server.url, promql, at=END)) == window
+    interval = measure(lambda promql: stack.query(server.url, promql, at=END))
+    assert fresh_seconds(interval) == window
 
 
 @pytest.mark.parametrize(("every_s", "split_every_s", "window"), CASES)
@@ -129,4 +137,5 @@ def test_victoriametrics_measures_the_same_window(
     counts it): the window is the same."""
     server = victoriametrics_factory()
     import_openmetrics(server, _history(every_s, split_every_s))
-    assert measure(lambda promql: stack.query(server.url, promql, at=END)) == window
+    interval = measure(lambda promql: stack.query(server.url, promql, at=END))
+    assert fresh_seconds(interval) == window

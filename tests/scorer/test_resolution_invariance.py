@@ -52,10 +52,10 @@ END = 1796083200
 #: Hours with activity counted from samples instead of 2-hour slots keep most hazards within
 #: it (the peers' median takes a fleet-wide factor off) but reorder the top GPUs (checked).
 HAZARD_TOLERANCE = 0.3
-#: Scored times, seconds after the start: days 4 and 8 at midnight (a sample of both histories
-#: at that second), and day 6 at 00:40, when the hourly history's last sample is 40 minutes
-#: old (every GPU read as lost when "reporting" meant a sample in the last 30 minutes).
-SCORED = (4 * DAY, 8 * DAY, 6 * DAY + 2400)
+#: Scored times, seconds after the start: days 4, 6 and 8 at midnight (a sample of both
+#: histories at that second), and day 6 at 00:40, when the hourly history's last sample is 40
+#: minutes old (every GPU read as lost when "reporting" meant a sample in the last 30 minutes).
+SCORED = (4 * DAY, 8 * DAY, 6 * DAY, 6 * DAY + 2400)
 
 
 def _failures(path: Path) -> dict[str, float]:
@@ -165,3 +165,16 @@ def test_each_gpu_keeps_its_hazard_order_and_class(histories: Any, scores: Any) 
         # Not a vacuous comparison: some GPUs carry evidence far above the others.
         spread_seen += int((a >= 3.0 * np.median(a)).sum())
     assert spread_seen >= 2, "no GPU with evidence at the scored times"
+
+
+def test_between_two_hourly_samples_each_gpu_keeps_its_state(histories: Any, scores: Any) -> None:
+    """At 00:00 and at 00:40 the hourly history holds the same samples, so every GPU that was
+    reporting at 00:00 has the same state and reasons: the recent windows hold the same
+    samples whatever the minute ("degraded" read over one sample or two came and went)."""
+    start = (END - int(DAYS * DAY)) // COARSE * COARSE
+    on, after = start + 6 * DAY, start + 6 * DAY + 2400
+    alive = [u for u in scores[COARSE][on] if _alive(histories, on)(u)]
+    assert alive
+    for u in alive:
+        then, now = scores[COARSE][on][u], scores[COARSE][after][u]
+        assert (then["state"], then["state_reasons"]) == (now["state"], now["state_reasons"]), u

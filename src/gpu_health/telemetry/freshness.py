@@ -64,28 +64,43 @@ COMMON_INTERVALS_S: tuple[float, ...] = (
 INTERVALS = 1.5
 
 
-def fresh_seconds(median_samples: float | None) -> float:
-    """The window for a median of ``median_samples`` samples per GPU in the measuring window:
-    :data:`INTERVALS` scrape intervals (the window over the samples, taken up to the next of
-    :data:`COMMON_INTERVALS_S`), within [:data:`DEFAULT_FRESH_S`, :data:`MEASURE_WINDOW_S`];
-    the default when nothing reported in it."""
+def scrape_interval(median_samples: float | None) -> float:
+    """The scrape interval of a median of ``median_samples`` samples per GPU in the measuring
+    window, taken up to the next of :data:`COMMON_INTERVALS_S` (the whole window past them);
+    0 when nothing reported in it (unknown)."""
     if median_samples is None or not math.isfinite(median_samples) or median_samples <= 0:
-        return DEFAULT_FRESH_S
+        return 0.0
     interval = MEASURE_WINDOW_S / median_samples
     common = [c for c in COMMON_INTERVALS_S if c >= interval * (1.0 - 1e-9)]
-    interval = common[0] if common else MEASURE_WINDOW_S
-    return min(MEASURE_WINDOW_S, max(DEFAULT_FRESH_S, INTERVALS * interval))
+    return common[0] if common else MEASURE_WINDOW_S
+
+
+def fresh_seconds(interval_s: float) -> float:
+    """How recent a GPU's last sample must be for it to report now: :data:`INTERVALS` scrape
+    intervals, within [:data:`DEFAULT_FRESH_S`, :data:`MEASURE_WINDOW_S`]."""
+    return min(MEASURE_WINDOW_S, max(DEFAULT_FRESH_S, INTERVALS * interval_s))
+
+
+def change_seconds(interval_s: float) -> float:
+    """A recent window that holds the last two samples, for evidence read as a change between
+    samples (an ``increase``) or in either of them: two scrape intervals less a minute (so a
+    window that ends on a sample does not also take the one two intervals back), within
+    [:data:`DEFAULT_FRESH_S`, :data:`MEASURE_WINDOW_S`]. In the presence window alone an hourly
+    series holds two samples in the first half of every hour and one in the second, and a GPU's
+    "degraded" would come and go with the minute it is asked."""
+    return min(MEASURE_WINDOW_S, max(DEFAULT_FRESH_S, 2.0 * interval_s - 60.0))
 
 
 def measure(query: Callable[[str], Sequence[Any]]) -> float:
-    """:func:`fresh_seconds` from the data, with ``query(promql)`` an instant query at the time
-    asked (the caller's client: the scorer's PromClient, the report's stack query)."""
+    """The data's scrape interval (:func:`scrape_interval`; 0 when unknown), with
+    ``query(promql)`` an instant query at the time asked (the caller's client: the scorer's
+    PromClient, the report's stack query)."""
     result = query(interval_query())
     try:
         value = float(result[0]["value"][1]) if result else None
     except (KeyError, IndexError, TypeError, ValueError):
         value = None
-    return fresh_seconds(value)
+    return scrape_interval(value)
 
 
 def as_range(seconds: float) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.errors import UserError
-from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range, measure
+from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range, fresh_seconds, measure
 
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
 _SIGNALS = {
@@ -48,17 +48,17 @@ def _count(result: Sequence[Any]) -> int:
 
 
 def choose_schema(
-    query: Callable[[str], Sequence[Any]], requested: str = "auto", fresh_s: float | None = None
+    query: Callable[[str], Sequence[Any]], requested: str = "auto", interval_s: float | None = None
 ) -> SchemaChoice:
-    """The schema to read and why; ``query(promql)`` runs an instant query. ``fresh_s``: how
-    recent a sample must be (measured from the data when not given).
+    """The schema to read and why; ``query(promql)`` runs an instant query. ``interval_s``: the
+    data's scrape interval, which sets how recent a sample must be (measured when not given).
 
     Raises :class:`UserError` when the requested schema (or, with ``auto``, both) has no GPU
     reporting, so a report never prints "0 GPUs" over data it read from the other schema.
     """
     if requested not in ("auto", *SCHEMAS):
         raise UserError(f"--schema {requested!r}: expected auto, ours or dcgm")
-    fresh = as_range(measure(query) if fresh_s is None else fresh_s)
+    fresh = as_range(fresh_seconds(measure(query) if interval_s is None else interval_s))
     counts = {name: _count(query(count_query(name, fresh))) for name in SCHEMAS}
     summary = f"ours {counts['ours']} GPUs, dcgm-exporter {counts['dcgm']} GPUs"
     if requested != "auto":

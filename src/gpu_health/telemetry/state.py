@@ -278,18 +278,20 @@ def with_history(
 
 
 def gather_states(
-    query: Any, schema: str, at: float, history_limit: int = 8, fresh_s: float | None = None
+    query: Any, schema: str, at: float, history_limit: int = 8, interval_s: float | None = None
 ) -> dict[str, GpuState]:
     """Run the state queries with ``query(promql, at) -> vector`` and classify every GPU.
 
     The caller's client does the HTTP (the scorer's PromClient, the report's stack.query); a
     failed evidence query raises from the client, so a state is never derived from half the
-    evidence. ``fresh_s``: how recent a GPU's last sample must be for it to report now
+    evidence. ``interval_s``: the data's scrape interval, which sets the recent windows
     (measured from the data at ``at`` when not given: :mod:`gpu_health.telemetry.freshness`).
     """
-    if fresh_s is None:
-        fresh_s = freshness.measure(lambda promql: query(promql, at))
-    queries = state_queries(schema, freshness.as_range(fresh_s))
+    if interval_s is None:
+        interval_s = freshness.measure(lambda promql: query(promql, at))
+    fresh_s = freshness.fresh_seconds(interval_s)
+    change = freshness.as_range(freshness.change_seconds(interval_s))
+    queries = state_queries(schema, freshness.as_range(fresh_s), change)
     results = {name: query(promql, at) for name, promql in queries.items()}
     results["last_seen"] = _last_seen(query, schema, results, at)
     states = classify(schema, results, at, fresh_s=fresh_s)

@@ -78,16 +78,18 @@ def _any_of(names: Sequence[str], template: str, by: str) -> str:
     return " or ".join(f"max by ({by}) ({template.format(sel=n)})" for n in names)
 
 
-def state_queries(schema: str, fresh: str = FRESH) -> dict[str, str]:
+def state_queries(schema: str, fresh: str = FRESH, change: str = FRESH) -> dict[str, str]:
     """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
 
     Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
     the GPUs reporting now (a sample within the ``fresh`` range: :data:`FRESH`, or one and a
     half scrape intervals of sparser data, :mod:`gpu_health.telemetry.freshness`); ``seen``
     every GPU that reported in the LOOKBACK. The time of an absent GPU's last sample comes from
-    :func:`last_seen_query`, asked only for absent GPUs.
+    :func:`last_seen_query`, asked only for absent GPUs. ``change``: the recent window of the
+    evidence read over samples (a health penalty, an increase of a violation counter), which
+    must always hold two of them (:func:`gpu_health.telemetry.freshness.change_seconds`).
     """
-    return {name: q for name, q in _queries(schema, fresh).items() if q}
+    return {name: q for name, q in _queries(schema, fresh, change).items() if q}
 
 
 def _presence_series(schema: str) -> tuple[str, ...]:
@@ -125,7 +127,7 @@ def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     return _any_of(names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by)
 
 
-def _queries(schema: str, fresh: str) -> dict[str, str]:
+def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
     lab = LABELS[schema]
     by = lab.by
     hard = "|".join(str(x) for x in HARD_XIDS)
@@ -157,7 +159,7 @@ def _queries(schema: str, fresh: str) -> dict[str, str]:
             "health_penalty": (
                 f"max by ({by}, reason) (max_over_time(gpu_health_penalty"
                 f'{{dimension!="overall",reason!~"{app_reasons}"}}'
-                f"[{fresh}])) >= {DEGRADED_PENALTY:g}"
+                f"[{change}])) >= {DEGRADED_PENALTY:g}"
             ),
         }
     xid_field = _dcgm("gpu_xid_errors_total")[0]
@@ -205,7 +207,7 @@ def _queries(schema: str, fresh: str) -> dict[str, str]:
             _dcgm("gpu_pcie_replays_total")
             + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
             + _dcgm("gpu_clock_event_seconds_total", reason="board_limit"),
-            f"increase({{sel}}[{fresh}]) > 0",
+            f"increase({{sel}}[{change}]) > 0",
             by,
         ),
     }
