@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gpu_health.telemetry.catalogue import by_name
-from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range
+from gpu_health.telemetry.freshness import DEFAULT_FRESH
 
 SchemaName = Literal["ours", "dcgm"]
 SCHEMAS: tuple[SchemaName, ...] = ("ours", "dcgm")
@@ -23,7 +23,7 @@ IDENTITY = ("node", "gpu", "uuid", "model")
 #: intervals up to 20 minutes; the scorer measures the data's interval on every run and widens
 #: it to one and a half intervals of sparser data (:attr:`Schema.fresh`,
 #: :mod:`gpu_health.telemetry.freshness`).
-PRESENCE_LOOKBACK = as_range(DEFAULT_FRESH_S)
+PRESENCE_LOOKBACK = DEFAULT_FRESH
 
 
 @dataclass(frozen=True)

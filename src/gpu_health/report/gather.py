@@ -30,6 +30,7 @@ from gpu_health.report.model import (
 )
 from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
 from gpu_health.telemetry import engine as query_engine
+from gpu_health.telemetry.freshness import measure
 from gpu_health.telemetry.schema import choose_schema
 from gpu_health.telemetry.state import STATES, gather_states, rank_key
 
@@ -81,6 +82,9 @@ class Gatherer:
         self._engine: str | None = None
         #: uuid -> state, filled by the states section for the risk ranking
         self._state_of: dict[str, str] = {}
+        #: The data's scrape interval at the report's time, measured once per report: the
+        #: schema choice and the GPU states read the same recent windows from it.
+        self._interval_s: float | None = None
 
     @property
     def engine(self) -> str:
@@ -118,7 +122,8 @@ class Gatherer:
         unknown = set(sections) - set(self.SECTIONS)
         if unknown:
             raise ValueError(f"unknown report sections: {sorted(unknown)}")
-        choice = choose_schema(self.query, schema)
+        self._interval_s = measure(self.query)
+        choice = choose_schema(self.query, schema, interval_s=self._interval_s)
         report = FleetReport(self.url, self.at, self.period, choice.name, choice.reason)
         report.engine = self.engine
         report.gpu_count = choice.counts[choice.name]
@@ -139,7 +144,7 @@ class Gatherer:
 
     def _states(self, report: FleetReport) -> None:
         """GPUs per state, and the ones not healthy, from the shared state model."""
-        states = gather_states(self.query, report.schema, self.at)
+        states = gather_states(self.query, report.schema, self.at, interval_s=self._interval_s)
         self._state_of = {uuid: s.state for uuid, s in states.items()}
         report.states = {
             name: sum(1 for s in states.values() if s.state == name) for name in STATES

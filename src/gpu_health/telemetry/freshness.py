@@ -111,3 +111,7 @@ def as_range(seconds: float) -> str:
         if whole % size == 0:
             return f"{whole // size}{unit}"
     return f"{whole}s"
+
+
+#: :data:`DEFAULT_FRESH_S` as a PromQL range (``30m``).
+DEFAULT_FRESH = as_range(DEFAULT_FRESH_S)

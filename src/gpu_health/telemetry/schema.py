@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.errors import UserError
-from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range, fresh_seconds, measure
+from gpu_health.telemetry.freshness import DEFAULT_FRESH, as_range, fresh_seconds, measure
 
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
 _SIGNALS = {
@@ -25,7 +25,7 @@ _SIGNALS = {
 }
 
 
-def count_query(schema: str, fresh: str = as_range(DEFAULT_FRESH_S)) -> str:
+def count_query(schema: str, fresh: str = DEFAULT_FRESH) -> str:
     """PromQL counting the GPUs (distinct UUIDs) that report in ``schema``: ``gpu_up`` (also 0
     for a lost GPU), power or temperature within ``fresh``."""
     uuid, names = _SIGNALS[schema]

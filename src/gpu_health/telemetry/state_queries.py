@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.telemetry.catalogue import by_name
-from gpu_health.telemetry.freshness import DEFAULT_FRESH_S, as_range
+from gpu_health.telemetry.freshness import DEFAULT_FRESH, DEFAULT_FRESH_S
 from gpu_health.telemetry.xids import APPLICATION_XIDS
 
 #: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
@@ -22,7 +22,7 @@ HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
 HARD_WINDOW = "24h"
 #: A GPU with no sample in this window is absent (at scrape intervals up to 20 minutes; one and
 #: a half intervals of sparser data: :mod:`gpu_health.telemetry.freshness`).
-FRESH = as_range(DEFAULT_FRESH_S)
+FRESH = DEFAULT_FRESH
 #: :data:`FRESH` in seconds: a silent GPU whose last sample is this much older than its node's
 #: last sample fell silent on its own, before its node.
 FRESH_S = DEFAULT_FRESH_S
