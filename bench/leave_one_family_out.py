@@ -33,6 +33,9 @@ from gpu_health.scorer.evaluation import evaluate
 from gpu_health.scorer.training import concat, fit
 from gpu_health.sim.families import FAMILIES, build
 
+#: The end of every fleet of the card's family tables (2026-12-01T00:00Z).
+END = 1796083200.0
+
 LINES = (
     ("7d", "all", "roc_auc"),
     ("7d", "precursor_visible", "recall_at_5pct_fpr"),
@@ -92,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-days", type=float, default=90.0)
     ap.add_argument("--train-seed", type=int, default=7)
     ap.add_argument("--resolution", type=float, default=3600.0, help="seconds between samples")
+    ap.add_argument(
+        "--end",
+        type=float,
+        default=END,
+        help="Unix seconds every fleet ends at (default: 2026-12-01T00:00Z, the card's); "
+        "a fixed end makes the table the same on every run",
+    )
     ap.add_argument("--trees", type=int, default=200)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--json", type=Path, help="write every report as JSON")
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (out / "prometheus").is_dir():
             family = replace(FAMILIES[name], resolution=args.resolution)
             print(f"building {part} {name} ...", file=sys.stderr, flush=True)
-            build(family, args.gpus, days, seed, out, time.time())
+            build(family, args.gpus, days, seed, out, args.end)
         ns = build_parser().parse_args(
             ["evaluate", "--data-dir", str(out), "--schema", "dcgm", "--step", "24h"]
         )

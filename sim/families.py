@@ -398,7 +398,17 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="days without first failures at the start (default: the family's own, 7)",
     )
+    parser.add_argument(
+        "--end",
+        type=float,
+        help="Unix seconds the history ends at (default: now). Pass the end a report names "
+        "to reproduce its numbers: the same draw ending at another time scores slightly "
+        "differently",
+    )
     args = parser.parse_args(argv)
+    now = time.time()
+    if args.end is not None and not args.days * DAY <= args.end <= now:
+        parser.error("--end must be Unix seconds after the history's start and not in the future")
     if args.warmup_days is not None and not 0 <= args.warmup_days < args.days:
         parser.error("--warmup-days must be 0 or more and below --days")
     if not 8 <= args.gpus <= 5000 or not 8 <= args.days <= 400:
@@ -410,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         family = replace(family, resolution=args.resolution)
     if args.warmup_days is not None:
         family = replace(family, warmup_days=args.warmup_days)
-    p = build(family, args.gpus, args.days, args.seed, args.out, time.time())
+    end = now if args.end is None else args.end
+    p = build(family, args.gpus, args.days, args.seed, args.out, end)
     failed = [b for b in p.boards if b.failure_mode is not None]
     with_precursor = sum(1 for b in failed if b.precursor_start is not None)
     print(

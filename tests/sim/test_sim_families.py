@@ -99,3 +99,28 @@ def test_the_older_generation_logs_more_benign_errors_only_where_asked(
             per_day[b.model].append(float(np.nanmax(sbe)) / ((b.end - b.start) / 86400.0))
     ratio = float(np.mean(per_day[1])) / float(np.mean(per_day[0]))
     assert low <= ratio <= high, ratio
+
+
+def _failure_rows(out: Path) -> list[list[str]]:
+    with (out / "failures.csv").open() as handle:
+        return list(csv.reader(handle))[1:]
+
+
+def test_a_fixed_end_rebuilds_the_same_history(tmp_path: Path, capsys) -> None:
+    """``--end`` pins the history in time: a rebuild on another day is the same history, and a
+    later end shifts every failure by the difference (the published rows name their end)."""
+    from gpu_health.sim.families import main
+
+    end = 1_750_000_000
+    common = ["--family", "steps", "--gpus", "16", "--days", "10", "--seed", "3"]
+    for name, at in (("a", end), ("b", end), ("later", end + 7200)):
+        assert main([*common, "--end", str(at), "--out", str(tmp_path / name)]) == 0
+    a, b, later = (_failure_rows(tmp_path / n) for n in ("a", "b", "later"))
+    assert a and a == b
+    assert [float(r[1]) + 7200 for r in a] == [float(r[1]) for r in later]
+    # An end in the future, or before the history could start, is refused in one line.
+    for bad in ("4000000000", "1000"):
+        with pytest.raises(SystemExit):
+            main([*common, "--end", bad, "--out", str(tmp_path / "bad")])
+        assert "--end must be" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
