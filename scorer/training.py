@@ -401,17 +401,14 @@ def fit(
         clf.fit(x_train, y_train.astype(int))
         booster = clf.get_booster()
         booster.feature_names = list(data.features)
-        dm_valid = xgb.DMatrix(data.x[valid], missing=np.nan, feature_names=list(data.features))
-        margins = booster.predict(dm_valid, output_margin=True).astype(np.float64)
-        yv = y[valid]
-        if len(np.unique(yv)) < 2:
-            # No failures after the split: calibrate on the training rows (reported as such).
-            dm_train = xgb.DMatrix(data.x[train], missing=np.nan, feature_names=list(data.features))
-            margins = booster.predict(dm_train, output_margin=True).astype(np.float64)
-            yv = y[train]
-            calibrated_on = "train"
-        else:
-            calibrated_on = "validation"
+        # Calibrate after the split when it holds both outcomes; else (no failures there, or
+        # no rows: a horizon as long as the validation span has every label censored) on the
+        # training rows, reported as such. An empty matrix is never predicted (XGBoost warns).
+        calibrate = valid if len(np.unique(y[valid])) == 2 else train
+        calibrated_on = "validation" if calibrate is valid else "train"
+        dm = xgb.DMatrix(data.x[calibrate], missing=np.nan, feature_names=list(data.features))
+        margins = booster.predict(dm, output_margin=True).astype(np.float64)
+        yv = y[calibrate]
         a, b = _platt(margins, yv)
         b -= math.log(hazard_scale)
         probs = 1.0 / (1.0 + np.exp(-(a * margins + b)))

@@ -320,3 +320,19 @@ def test_context_columns_are_never_a_training_input(columns: dict[str, Any]) -> 
     model, _ = fit(extra, seed=1, n_estimators=10)
     assert not set(columns) & set(model.features)
     assert model.features == data.features
+
+
+def test_a_horizon_with_no_rows_after_the_split_calibrates_on_training_quietly() -> None:
+    """In an 80-day history every 30-day label after the split is censored: the horizon is
+    calibrated on its training rows, said so in the report, and XGBoost is never handed an
+    empty matrix (its "Empty dataset" warning used to reach `train` and the benches)."""
+    import warnings
+
+    data, _ = synthetic_dataset(gpus=36, days=80)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, report = fit(data, seed=1, n_estimators=10)
+    assert [str(w.message) for w in caught if "Empty dataset" in str(w.message)] == []
+    thirty = report["horizons"]["30d"]
+    assert thirty["valid_rows"] == 0 and thirty["calibrated_on"] == "train"
+    assert model.predict("30d", data.x).max() > 0
