@@ -276,6 +276,8 @@ def test_verify_client_cert_if_given_without_ca_uses_the_system_roots(start, cas
     assert _get(server.port) == 400  # plain HTTP to the TLS port: Go's 400
 
 
+# The client deliberately offers TLS 1.1, which Python deprecates: the point is its refusal.
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls11_client_and_no_common_cipher_fail_the_handshake(start, cases, pki) -> None:  # type: ignore[no-untyped-def]
     server = start(cases["web_config_noAuth_someCiphers.good"][0])
     assert _get(server.port, _client_ctx(pki)) == 200
