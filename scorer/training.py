@@ -404,8 +404,9 @@ def fit(
         # Calibrate after the split when it holds both outcomes; else (no failures there, or
         # no rows: a horizon as long as the validation span has every label censored) on the
         # training rows, reported as such. An empty matrix is never predicted (XGBoost warns).
-        calibrate = valid if len(np.unique(y[valid])) == 2 else train
-        calibrated_on = "validation" if calibrate is valid else "train"
+        on_valid = len(np.unique(y[valid])) == 2
+        calibrate = valid if on_valid else train
+        calibrated_on = "validation" if on_valid else "train"
         dm = xgb.DMatrix(data.x[calibrate], missing=np.nan, feature_names=list(data.features))
         margins = booster.predict(dm, output_margin=True).astype(np.float64)
         yv = y[calibrate]

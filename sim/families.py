@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     now = time.time()
     if args.end is not None and not args.days * DAY <= args.end <= now:
-        parser.error("--end must be Unix seconds after the history's start and not in the future")
+        parser.error("--end must be Unix seconds, at least --days after 1970, not in the future")
     if args.warmup_days is not None and not 0 <= args.warmup_days < args.days:
         parser.error("--warmup-days must be 0 or more and below --days")
     if not 8 <= args.gpus <= 5000 or not 8 <= args.days <= 400:
