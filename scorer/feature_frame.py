@@ -28,7 +28,7 @@ from gpu_health.scorer.feature_schema import (
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
 from gpu_health.scorer.promclient import PromClient, PrometheusError
-from gpu_health.telemetry.freshness import as_range, fresh_seconds, measure
+from gpu_health.telemetry.freshness import fresh_range, measure
 from gpu_health.telemetry.state import regex_literal
 
 # The logger keeps the name it had before the split so log filters and configs still match.
@@ -72,7 +72,7 @@ def presence_window(client: PromClient, at: float | None) -> str:
     """How recent a GPU's last sample must be at ``at`` for it to count as present: 30
     minutes, or one and a half scrape intervals of sparser data
     (:mod:`gpu_health.telemetry.freshness`)."""
-    return as_range(fresh_seconds(measure(lambda promql: client.query(promql, at))))
+    return fresh_range(measure(lambda promql: client.query(promql, at)))
 
 
 def detect_schema(client: PromClient, at: float | None = None) -> SchemaName:

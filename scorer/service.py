@@ -38,7 +38,7 @@ from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOu
 from gpu_health.scorer.rules import RULE_FEATURES, failure_class, time_to_failure_quantile
 from gpu_health.scorer.sanitize import BadValues
 from gpu_health.scorer.state import apply_states, state_families
-from gpu_health.telemetry.freshness import as_range, fresh_seconds, measure
+from gpu_health.telemetry.freshness import fresh_range, measure
 from gpu_health.telemetry.schema import choose_schema
 from gpu_health.telemetry.state import rank_key
 
@@ -279,7 +279,7 @@ class Scorer:
                 self.workers,
                 keep=self.keep,
                 shard_regex=self.shard_regex,
-                fresh=as_range(fresh_seconds(interval_s)),
+                fresh=fresh_range(interval_s),
             )
             self.client.check_run_deadline()  # failed feature queries must not pass as a run
             frame = self.bad_values.clean(frame)

@@ -15,6 +15,7 @@ from gpu_health.telemetry.freshness import (
     MEASURE_WINDOW_S,
     as_range,
     change_seconds,
+    fresh_range,
     fresh_seconds,
     interval_query,
     measure,
@@ -70,6 +71,11 @@ def test_no_usable_count_gives_bounded_windows(samples: float | None) -> None:
 )
 def test_ranges_read_as_promql_durations(seconds: float, text: str) -> None:
     assert as_range(seconds) == text
+
+
+@pytest.mark.parametrize(("interval", "text"), [(0.0, "30m"), (600.0, "30m"), (3600.0, "90m")])
+def test_the_presence_window_reads_as_a_promql_range(interval: float, text: str) -> None:
+    assert fresh_range(interval) == text
 
 
 @pytest.mark.parametrize(

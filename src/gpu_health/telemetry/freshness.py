@@ -113,5 +113,10 @@ def as_range(seconds: float) -> str:
     return f"{whole}s"
 
 
+def fresh_range(interval_s: float) -> str:
+    """:func:`fresh_seconds` as a PromQL range: the presence window every query of a run uses."""
+    return as_range(fresh_seconds(interval_s))
+
+
 #: :data:`DEFAULT_FRESH_S` as a PromQL range (``30m``).
 DEFAULT_FRESH = as_range(DEFAULT_FRESH_S)

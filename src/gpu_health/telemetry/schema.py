@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_health.errors import UserError
-from gpu_health.telemetry.freshness import DEFAULT_FRESH, as_range, fresh_seconds, measure
+from gpu_health.telemetry.freshness import DEFAULT_FRESH, fresh_range, measure
 
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
 _SIGNALS = {
@@ -58,7 +58,7 @@ def choose_schema(
     """
     if requested not in ("auto", *SCHEMAS):
         raise UserError(f"--schema {requested!r}: expected auto, ours or dcgm")
-    fresh = as_range(fresh_seconds(measure(query) if interval_s is None else interval_s))
+    fresh = fresh_range(measure(query) if interval_s is None else interval_s)
     counts = {name: _count(query(count_query(name, fresh))) for name in SCHEMAS}
     summary = f"ours {counts['ours']} GPUs, dcgm-exporter {counts['dcgm']} GPUs"
     if requested != "auto":

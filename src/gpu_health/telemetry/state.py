@@ -289,12 +289,11 @@ def gather_states(
     """
     if interval_s is None:
         interval_s = freshness.measure(lambda promql: query(promql, at))
-    fresh_s = freshness.fresh_seconds(interval_s)
     change = freshness.as_range(freshness.change_seconds(interval_s))
-    queries = state_queries(schema, freshness.as_range(fresh_s), change)
+    queries = state_queries(schema, freshness.fresh_range(interval_s), change)
     results = {name: query(promql, at) for name, promql in queries.items()}
     results["last_seen"] = _last_seen(query, schema, results, at)
-    states = classify(schema, results, at, fresh_s=fresh_s)
+    states = classify(schema, results, at, fresh_s=freshness.fresh_seconds(interval_s))
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
     for t in needs_history(states, history_limit):
         past = {
