@@ -243,7 +243,7 @@ def _backfill(
     om_dir = out / "openmetrics" if keep_openmetrics else _scratch_dir(out)
     om_dir.mkdir(parents=True, exist_ok=True)
     writer = Writer(schema, instance)
-    tracker = _health_writer(writer) if health else None
+    tracker = _health_writer(writer, resolution) if health else None
     worker = _Promtool(out, keep_openmetrics)
     worker.start()
     block_ids = np.floor(ts_all / BLOCK_SECONDS)
@@ -308,13 +308,13 @@ def _scratch_dir(out: Path) -> Path:
     return out / "openmetrics"
 
 
-def _health_writer(writer: Any) -> Any:
+def _health_writer(writer: Any, resolution: float) -> Any:
     """The gpu_health_* series for each window, or None when the health model is absent."""
     try:
         from gpu_health.sim.health import HealthSeries
     except ImportError:
         return None
-    return HealthSeries(writer)
+    return HealthSeries(writer, resolution)
 
 
 def _progress(stream: Any, done: int, total: int, samples: int, busy: float) -> None:

@@ -2,12 +2,14 @@
 
 The exporter's own :class:`~gpu_health.health.model.HealthTracker` scores each simulated
 reading, so dashboards show the same scores over the backfilled history that the live exporter
-shows afterwards. Scoring is pure Python per sample, so it runs at a coarser cadence (``every``
-seconds, default 5 minutes) than the raw metrics.
+shows afterwards. Scoring is pure Python per sample, so it runs at a coarser cadence than the raw
+metrics: every k-th sample, the largest k that keeps the scores at most ``every`` seconds apart
+(default 5 minutes, Prometheus' lookback, so a bare selector never loses them between scores).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gpu_health.health.model import HealthTracker
@@ -53,15 +55,27 @@ def _sample(
 class HealthSeries:
     """Renders the three health families for a window of rows (state carries across windows)."""
 
-    def __init__(self, writer: Any, every: float = 300.0) -> None:
+    def __init__(self, writer: Any, resolution: float, every: float = 300.0) -> None:
         self.tracker = HealthTracker(load_policy(None))
         self.writer = writer
-        self.every = every
+        self.resolution = resolution
+        #: A whole number of samples: a cadence that is not one (5 minutes at 2-minute samples)
+        #: would only land on a sample every least common multiple (10 minutes).
+        self.step = resolution * max(1, math.floor(every / resolution + 1e-9))
+
+    def scored(self, ts: Any) -> Any:
+        """Indices of ``ts`` (samples ``resolution`` apart) to score: the first sample of each
+        ``step``-long bucket of absolute time, so windows and shards pick the same times."""
+        import numpy as np
+
+        bucket = np.floor(ts / self.step + 1e-9)
+        previous = np.floor((ts - self.resolution) / self.step + 1e-9)
+        return np.flatnonzero(bucket != previous)
 
     def __call__(self, rows: list[Row], ts: Any) -> str:
         import numpy as np
 
-        pick = np.flatnonzero(np.isclose(ts % self.every, 0.0))
+        pick = self.scored(ts)
         if not pick.size:
             return ""
         sub = ts[pick]

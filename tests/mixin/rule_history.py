@@ -102,7 +102,7 @@ def _sim_text(start: float, end: float) -> str:
         # A GPU off the bus is present but unreadable: it has no health score (as live).
         readable = [dataclasses.replace(r, present=r.up) for r in rows]
         # The exporter scores every GPU at each scrape; so does the history.
-        text += HealthSeries(writer, every=RESOLUTION)(readable, ts)
+        text += HealthSeries(writer, RESOLUTION, every=RESOLUTION)(readable, ts)
     return text
 
 

@@ -175,3 +175,43 @@ def test_rules_agree_on_prometheus_and_victoriametrics(
     assert not unwritten and not rec_exact and not rec_prom_only and not rec_alone
     assert not diffs and not prom_only and not alone
     assert all(shifts), "an alert fired on one engine only, not just earlier or later"
+
+
+def _xid_history(start: float, pods: tuple[str, str]) -> str:
+    """XID 92 counted 5 times since boot, served for 20 minutes by one exporter pod and then by
+    its replacement (every 30 s, 7 s off the minute)."""
+    lines = ["# TYPE gpu_xid_errors counter"]
+    for k in range(80):
+        pod = pods[0] if k < 40 else pods[1]
+        labels = f'job="gpu-health-exporter",instance="node-1",uuid="GPU-1",xid="92",pod="{pod}"'
+        lines.append(f"gpu_xid_errors_total{{{labels}}} 5 {start + 7 + 30 * k:.0f}")
+    return "\n".join([*lines, "# EOF", ""])
+
+
+@pytest.mark.integration
+def test_a_series_born_above_zero_is_new_events_on_victoriametrics_only(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+) -> None:
+    """Why the exporter's ServiceMonitor drops the exporter pod's labels (docs/alerts.md): a
+    counter that keeps its labels across the pod's replacement reads no events on either
+    engine, one that restarts under a new pod label reads its count since boot as new XIDs on
+    VictoriaMetrics, which fires GPUCorrectableEccStorm's XID 92 branch there alone."""
+    start = float(int(time.time() - 7200) // 60 * 60)
+    rules = er.load_rules(*RULE_FILES)
+    expr = next(r.expr for r in rules if r.name == "gpu_xid:gpu_xid_errors:increase10m")
+    at = start + 25 * 60  # five minutes after the replacement
+    readings = {}
+    for case, pods in (("kept", ("a", "a")), ("replaced", ("a", "b"))):
+        text = _xid_history(start, pods)
+        prom = prometheus_factory(data_dir=backfill(text))
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, text)
+        readings[case] = tuple(
+            {dict(key)["pod"]: value for key, value in er.instant(url, expr, at, vm).items()}
+            for url, vm in ((prom.url, False), (vm.url, True))
+        )
+    assert readings["kept"] == ({"a": 0.0}, {"a": 0.0})
+    # the old pod's series is still inside the 10-minute window, without events
+    assert readings["replaced"] == ({"a": 0.0, "b": 0.0}, {"a": 0.0, "b": 5.0})

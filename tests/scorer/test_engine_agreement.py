@@ -17,7 +17,7 @@ import pytest
 from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.engine import engine_of
-from gpu_health.scorer.model import FailureModel
+from gpu_health.scorer.model import RiskModel, load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import GpuScore, Scorer
 from tests.conftest import PrometheusFactory, import_openmetrics
@@ -66,7 +66,7 @@ def with_prior_errors(history: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _score(url: str, model: FailureModel) -> tuple[str, dict[str, GpuScore]]:
+def _score(url: str, model: RiskModel) -> tuple[str, dict[str, GpuScore]]:
     client = PromClient(PromConfig(url, retries=2, backoff_s=0.1, timeout_s=60))
     scorer = Scorer(client, model, econ=make_econ_hook(), workers=2)
     assert scorer.run_once(), scorer.last_error
@@ -78,7 +78,6 @@ def test_same_history_same_ranking_and_actions(
     prometheus_factory: PrometheusFactory,
     backfill: Callable[[str], Path],
     victoriametrics_factory: Callable[[], stack.Server],
-    repo_root: Path,
 ) -> None:
     start = int(time.time()) - DAYS * int(DAY) - 60
     history = with_prior_errors(
@@ -88,23 +87,26 @@ def test_same_history_same_ranking_and_actions(
     stack.wait_for_query(prom.url, "count(gpu_power_watts)")
     vm = victoriametrics_factory()
     import_openmetrics(vm, history)
-    model = FailureModel.load(repo_root / "scorer" / "default_model")
-
-    engine_p, on_prom = _score(prom.url, model)
-    engine_v, on_vm = _score(vm.url, model)
-    assert (engine_p, engine_v) == ("prometheus", "victoriametrics")
-    assert set(on_prom) == set(on_vm) and len(on_prom) == 24
-    uuids = sorted(on_prom)
-    risk_p = [on_prom[u].probability["30d"] for u in uuids]
-    risk_v = [on_vm[u].probability["30d"] for u in uuids]
-    rho = spearman(risk_p, risk_v)
-    print(f"spearman(p30 Prometheus, p30 VictoriaMetrics) = {rho:.4f} over {len(uuids)} GPUs")
-    assert rho >= 0.99
-    actions_p = {u: g.econ.recommended_action for u, g in on_prom.items() if g.econ}
-    actions_v = {u: g.econ.recommended_action for u, g in on_vm.items() if g.econ}
-    assert actions_p == actions_v and len(actions_p) == 24
-    assert {u: g.state for u, g in on_prom.items()} == {u: g.state for u, g in on_vm.items()}
-    # the GPUs that stopped reporting are failed now on both engines, never kept
-    gone = {f"GPU-{i:04d}-test" for i, day in FAILS.items() if day <= DAYS}
-    assert {u for u, g in on_prom.items() if g.state == "absent"} == gone
-    assert all(actions_p[u] != "keep" for u in gone)
+    # the shipped default (the rule) and the trained model it would be replaced by
+    for name, model in (("rules", load_model()), ("xgboost", load_model("xgboost"))):
+        engine_p, on_prom = _score(prom.url, model)
+        engine_v, on_vm = _score(vm.url, model)
+        assert (engine_p, engine_v) == ("prometheus", "victoriametrics")
+        assert set(on_prom) == set(on_vm) and len(on_prom) == 24
+        uuids = sorted(on_prom)
+        risk_p = [on_prom[u].probability["30d"] for u in uuids]
+        risk_v = [on_vm[u].probability["30d"] for u in uuids]
+        rho = spearman(risk_p, risk_v)
+        print(f"{name}: spearman(p30 Prometheus, p30 VictoriaMetrics) = {rho:.4f} "
+              f"over {len(uuids)} GPUs")  # fmt: skip
+        assert rho >= 0.99, name
+        actions_p = {u: g.econ.recommended_action for u, g in on_prom.items() if g.econ}
+        actions_v = {u: g.econ.recommended_action for u, g in on_vm.items() if g.econ}
+        assert actions_p == actions_v and len(actions_p) == 24
+        assert {u: g.state for u, g in on_prom.items()} == {u: g.state for u, g in on_vm.items()}
+        classes_p = {u: g.failure_class for u, g in on_prom.items()}
+        assert classes_p == {u: g.failure_class for u, g in on_vm.items()}, name
+        # the GPUs that stopped reporting are failed now on both engines, never kept
+        gone = {f"GPU-{i:04d}-test" for i, day in FAILS.items() if day <= DAYS}
+        assert {u for u, g in on_prom.items() if g.state == "absent"} == gone
+        assert all(actions_p[u] != "keep" for u in gone)

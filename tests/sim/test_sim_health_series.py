@@ -29,7 +29,7 @@ def test_a_gpu_that_fell_off_the_bus_is_scored_down_at_a_coarse_cadence() -> Non
     inject(slot, board, fault, START)
     ts = np.arange(START, START + 3600.0, 60.0)
     rows = list(Windows(fleet).window(ts))
-    text = HealthSeries(om.Writer("ours"), every=300.0)(rows, ts)
+    text = HealthSeries(om.Writer("ours"), 60.0, every=300.0)(rows, ts)
     uuid = slot.identity(board)
     overall = [
         (int(m.group(2)), float(m.group(1)))
@@ -41,3 +41,20 @@ def test_a_gpu_that_fell_off_the_bus_is_scored_down_at_a_coarse_cadence() -> Non
     after = [v for t, v in overall if t > START + 30 * 60]
     assert before and after
     assert min(before) > max(after)
+
+
+def test_the_cadence_is_a_whole_number_of_samples_within_the_lookback() -> None:
+    # 2-minute samples and a 5-minute cadence: every other sample (4 minutes), not every
+    # 10 minutes where both happen to meet, which left a bare selector (5-minute lookback)
+    # without a health score half of the time.
+    for resolution, spacing in ((120.0, 240.0), (90.0, 270.0), (45.0, 270.0), (60.0, 300.0)):
+        ts = np.arange(START, START + 6 * 3600.0, resolution)
+        series = HealthSeries(om.Writer("ours"), resolution, every=300.0)
+        picked = ts[series.scored(ts)]
+        assert set(np.diff(picked).tolist()) == {spacing}, resolution
+        # windows cut anywhere pick the same times
+        halves = np.split(ts, [37])
+        again = np.concatenate([h[series.scored(h)] for h in halves])
+        assert again.tolist() == picked.tolist()
+    coarse = np.arange(START, START + 3600.0, 600.0)
+    assert HealthSeries(om.Writer("ours"), 600.0).scored(coarse).tolist() == list(range(6))

@@ -5,7 +5,8 @@ VictoriaMetrics' MetricsQL counts a series' first sample in ``increase()``, ``ch
 (and Thanos, Mimir, Cortex, which run Prometheus' engine) never does. MetricsQL also offers
 ``increase_prometheus()``, ``changes_prometheus()`` and ``delta_prometheus()`` with Prometheus'
 meaning, so on VictoriaMetrics every query is rewritten to those before it is sent; the same
-history then gives the same features, states and report on both engines.
+history then gives the same states and report on both engines, and features that differ only
+by Prometheus' extrapolation to the window's edges (about a scrape interval over the window).
 
 Detection: ``/api/v1/status/buildinfo`` from Prometheus' family names a revision and a Go
 version; VictoriaMetrics answers with an empty or version-only object. When the build info does
