@@ -31,6 +31,12 @@ from typing import Any
 
 import pynvml
 
+from gpu_health.config import read_text_file
+from gpu_health.errors import UserError
+
+#: A recorded fixture is a few hundred KB; a larger file is not one.
+FIXTURE_MAX_BYTES = 16 * 1024 * 1024
+
 #: Short error names accepted by :meth:`FakeNvml.fail`, mapped to NVML return codes.
 ERRORS: dict[str, int] = {
     "NOT_SUPPORTED": pynvml.NVML_ERROR_NOT_SUPPORTED,
@@ -114,7 +120,17 @@ class FakeNvml:
 
     @classmethod
     def from_file(cls, path: Path, gpus: int = 1, cost_scale: float = 0.0) -> FakeNvml:
-        return cls(json.loads(path.read_text()), gpus=gpus, cost_scale=cost_scale)
+        """A fixture file (a regular JSON file of at most 16 MiB whose ``calls`` is an object);
+        anything else raises ValueError saying what is wrong."""
+        try:
+            fixture = json.loads(read_text_file(path, FIXTURE_MAX_BYTES))
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        except UserError as exc:
+            raise ValueError(str(exc).removeprefix(f"{path}: ")) from None
+        if not isinstance(fixture, dict) or not isinstance(fixture.get("calls"), dict):
+            raise ValueError('expected a JSON object with a "calls" object')
+        return cls(fixture, gpus=gpus, cost_scale=cost_scale)
 
     def _clone(self, index: int) -> dict[str, Any]:
         calls: dict[str, Any] = copy.deepcopy(dict(self.fixture["calls"]))

@@ -76,7 +76,10 @@ def gpus_handler(scorer: Scorer) -> Handler:
         if sort not in HORIZONS:
             return _bad(f"horizon must be one of {', '.join(HORIZONS)}")
         limit_text = request.query.get("limit", [str(MAX_LIMIT)])[-1]
-        if not limit_text.isdigit() or not 0 < int(limit_text) <= MAX_LIMIT:
+        # ASCII digits only, and few of them: str.isdigit() also takes '²' and '٣', which int()
+        # refuses or reads, and int() of thousands of digits is refused too.
+        digits = limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 9
+        if not digits or not 0 < int(limit_text) <= MAX_LIMIT:
             return _bad(f"limit must be an integer from 1 to {MAX_LIMIT}")
         snap, error = scorer.current()
         # Failed and absent GPUs first ("failed now"), then degraded, then healthy; by risk within.

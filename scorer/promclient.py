@@ -22,6 +22,7 @@ import requests
 import tenacity
 
 from gpu_health.errors import UserError
+from gpu_health.http_deadline import cut_at, requests_adapter
 from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
 
@@ -124,7 +125,8 @@ class PromClient:
             if config.basic_auth_password_file:
                 password = _read_secret(config.basic_auth_password_file, "basic-auth password")
             self._session.auth = (config.basic_auth_username, password)
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        # connections the request deadline can cut (see gpu_health.http_deadline)
+        adapter = requests_adapter(pool_connections=4, pool_maxsize=16)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._lock = threading.Lock()
@@ -177,39 +179,49 @@ class PromClient:
             if failed:
                 self.errors += 1
 
+    def _send(
+        self, method: str, path: str, deadline: float, data: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """One request, status line to last byte within ``deadline``: (status, body)."""
+        left = self._remaining(deadline)
+        with cut_at(deadline) as cut:
+            try:
+                response = self._session.request(
+                    method,
+                    f"{self.base_url}{path}",
+                    data=data,
+                    timeout=(left, left),
+                    verify=self._verify,
+                    stream=True,
+                )
+                try:
+                    return response.status_code, self._read_body(response, deadline, path)
+                finally:
+                    response.close()
+            except requests.RequestException:
+                if cut.fired:  # a server dripping its headers: the deadline shut the socket
+                    self._remaining(deadline)
+                    raise _TimedOut from None
+                raise
+
     def _post(self, path: str, data: dict[str, str], query_deadline: float) -> Any:
         deadline = min(query_deadline, self._deadline(self.config.timeout_s))
-        left = self._remaining(deadline)
-        response = self._session.post(
-            f"{self.base_url}{path}",
-            data=data,
-            timeout=(left, left),
-            verify=self._verify,
-            stream=True,
-        )
-        try:
-            body = self._read_body(response, deadline, path)
-        finally:
-            response.close()
-        if response.status_code == 429 or response.status_code >= 500:
+        status, body = self._send("POST", path, deadline, data)
+        if status == 429 or status >= 500:
             text = body[:200].decode("utf-8", "replace")
-            raise _Retryable(f"HTTP {response.status_code}: {one_line(text, 200)}")
+            raise _Retryable(f"HTTP {status}: {one_line(text, 200)}")
         try:
             payload = json.loads(body)
-        except ValueError:
-            raise PrometheusError(
-                f"HTTP {response.status_code} from {path}: not a Prometheus answer"
-            ) from None
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+            raise PrometheusError(f"HTTP {status} from {path}: not a Prometheus answer") from None
         if not isinstance(payload, dict):
-            raise PrometheusError(
-                f"HTTP {response.status_code} from {path}: not a Prometheus answer"
-            )
+            raise PrometheusError(f"HTTP {status} from {path}: not a Prometheus answer")
         if payload.get("status") != "success":
             detail = f"{payload.get('errorType', '')} {payload.get('error', '')}"
-            raise PrometheusError(f"HTTP {response.status_code}: {one_line(detail)}".strip())
+            raise PrometheusError(f"HTTP {status}: {one_line(detail)}".strip())
         answer = payload.get("data")
         if not isinstance(answer, dict):
-            raise PrometheusError(f"HTTP {response.status_code} from {path}: answer has no data")
+            raise PrometheusError(f"HTTP {status} from {path}: answer has no data")
         return answer
 
     def get_json(self, path: str) -> tuple[int, Any]:
@@ -217,19 +229,11 @@ class PromClient:
 
         For the API's side doors (build info), which must obey the same budgets as queries.
         """
-        deadline = self._deadline(self.config.timeout_s)
-        left = self._remaining(deadline)
-        response = self._session.get(
-            f"{self.base_url}{path}", timeout=(left, left), verify=self._verify, stream=True
-        )
+        status, body = self._send("GET", path, self._deadline(self.config.timeout_s))
         try:
-            body = self._read_body(response, deadline, path)
-        finally:
-            response.close()
-        try:
-            return response.status_code, json.loads(body)
-        except ValueError:
-            return response.status_code, None
+            return status, json.loads(body)
+        except (ValueError, RecursionError):
+            return status, None
 
     def _read_body(self, response: requests.Response, deadline: float, path: str) -> bytes:
         """The (decompressed) body, read against the deadline and the size and series caps."""
@@ -326,8 +330,9 @@ class PromClient:
         self._session.close()
 
 
-class _TimedOut(Exception):
-    """This attempt's time is up (retried while the query's budget lasts)."""
+class _TimedOut(requests.Timeout):
+    """This attempt's time is up (retried while the query's budget lasts); a requests.Timeout
+    so that callers that only know requests' exceptions read it as one."""
 
 
 def _set_read_timeout(response: requests.Response, seconds: float) -> None:
@@ -351,9 +356,21 @@ def _short(exc: BaseException) -> str:
     return one_line(text)
 
 
+#: The longest label value kept. GPU identities (UUID, node, model, driver) are tens of
+#: characters; a series with a megabyte label is damaged, and each one copied into every
+#: published series of that GPU would swell the scorer's memory and its /metrics.
+MAX_LABEL_CHARS = 1024
+
+
+def _well_formed_labels(metric: Any) -> bool:
+    return isinstance(metric, dict) and all(
+        isinstance(v, str) and len(v) <= MAX_LABEL_CHARS for v in metric.values()
+    )
+
+
 def _series(result: Any, promql: str, key: str, kind: str) -> list[dict[str, Any]]:
     """The well-formed series of an answer: a partial or damaged answer loses only its damaged
-    series, never the whole query."""
+    series (not a list, labels that are not short strings), never the whole query."""
     items = result.get("result", [])
     if not isinstance(items, list):
         raise PrometheusError(f"query {promql[:80]!r}: result is not a {kind}")
@@ -361,6 +378,6 @@ def _series(result: Any, promql: str, key: str, kind: str) -> list[dict[str, Any
         item
         for item in items
         if isinstance(item, dict)
-        and isinstance(item.get("metric"), dict)
+        and _well_formed_labels(item.get("metric"))
         and isinstance(item.get(key), list)
     ]

@@ -107,7 +107,7 @@ class ReplayBackend(NvmlBackend):
         path = fixture or data_path(NVML_H100)
         try:
             self.fake = FakeNvml.from_file(path, gpus=gpus)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BackendUnavailableError(f"cannot read replay fixture {path}: {exc}") from None
         self._trace = load_trace(trace) if trace is not None else []
         self._trace_times = [row.t for row in self._trace]

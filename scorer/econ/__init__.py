@@ -1,4 +1,5 @@
-"""Economic engine: NPV of keep / sell / repurpose / decommission per GPU, and a recommendation.
+"""Economic engine: NPV of keep / repair / repurpose / sell / decommission per GPU, and a
+recommendation.
 
 How the scorer uses it (pure Python, no I/O besides loading the YAML once)::
 

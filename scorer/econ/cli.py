@@ -22,8 +22,9 @@ from gpu_health.scorer.econ.params import load_params
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Value every GPU of a fleet (NPV of keep, sell, repurpose, decommission) with the "
-        "current parameters and again with --set overrides, and print how the recommendations "
+        "Value every GPU of a fleet (NPV of keep, repair (only for a hard fault), repurpose, "
+        "sell, decommission) with the current parameters and again with --set overrides, and "
+        "print how the recommendations "
         "change: counts per action before -> after, the GPUs whose action changed, NPV deltas."
     )
     parser.epilog = (

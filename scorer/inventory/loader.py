@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from gpu_health.config import read_text_file
 from gpu_health.errors import UserError
 from gpu_health.scorer.inventory import netbox
 from gpu_health.scorer.inventory.fields import RecordError, parse_record, record_key
@@ -22,21 +23,14 @@ from gpu_health.scorer.inventory.model import Asset, Inventory
 #: Bounds on what comes from outside: a runaway export must not eat the scorer's memory.
 MAX_BYTES = 64 * 1024 * 1024
 MAX_RECORDS = 500_000
+MAX_DEPTH = 16
 FORMATS = ("auto", "csv", "yaml", "netbox")
 
 
 def read_text(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise UserError(f"{path}: {size} bytes is larger than the {MAX_BYTES} allowed")
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    """A regular UTF-8 file (a byte-order mark, as spreadsheets write, is dropped) of at most
+    :data:`MAX_BYTES`: a device or FIFO given by mistake is refused before it is read."""
+    return read_text_file(path, MAX_BYTES).removeprefix("\ufeff")
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -74,13 +68,21 @@ def _yaml_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """Items of a top-level list (or of ``gpus:``), each with the line it starts on.
 
     Aliases are refused: a few lines of nested aliases expand to gigabytes ("billion laughs"),
-    and an inventory has no need for them.
+    and an inventory has no need for them. So is nesting deeper than :data:`MAX_DEPTH` (a list
+    of records of fields is three deep), which the recursive composer would spend long on.
     """
+    depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = event.start_mark.line + 1 if event.start_mark else 0
             if isinstance(event, yaml.AliasEvent):
-                line = event.start_mark.line + 1 if event.start_mark else 0
                 raise UserError(f"{source}: line {line}: YAML aliases (*name) are not allowed")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise UserError(f"{source}: line {line}: nested more than {MAX_DEPTH} deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}" if mark else "unknown line"

@@ -8,6 +8,8 @@ goes through :func:`load_yaml` and the small ``expect_*`` helpers here, so an op
 from __future__ import annotations
 
 import math
+import reprlib
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,21 +18,52 @@ import yaml
 
 from gpu_health.errors import ConfigError
 
+#: A configuration file is small (a policy, a web config, a list of faults): a larger one is a
+#: mistake (a wrong path, /dev/zero) that must not be read into memory.
+MAX_CONFIG_BYTES = 1 << 20
+#: Values a document may stand for once its aliases (*name) are expanded. A few lines of nested
+#: aliases stand for billions ("billion laughs"); validating or printing them never ends.
+MAX_EXPANDED_VALUES = 100_000
+
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 60
+_SHOW.maxlist = _SHOW.maxdict = _SHOW.maxtuple = _SHOW.maxset = 4
+_SHOW.maxlevel = 2
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` cut short, for error messages: a value from a file may be huge."""
+    return _SHOW.repr(value)
+
+
+def read_text_file(path: Path | str, max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """A regular UTF-8 file of at most ``max_bytes``; anything else is a one-line ConfigError."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode  # before open: opening a FIFO would wait for a writer
+        if stat.S_ISDIR(mode):
+            raise ConfigError(str(path), "", "is a directory, not a file")
+        if not stat.S_ISREG(mode):  # a FIFO, a device such as /dev/zero
+            raise ConfigError(str(path), "", "not a regular file")
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(str(path), "", f"larger than {max_bytes // 1024} KiB; not read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", "not UTF-8 text") from None
+
 
 def load_yaml(path: Path | str, *, unique_keys: bool = False) -> Any:
     """Parse a YAML file; a syntax error names the file, line and column. ``unique_keys``: a key
     repeated in one mapping is an error (as Go's yaml.UnmarshalStrict has it) instead of the last
     one silently winning."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "", "not UTF-8 text") from None
-    return parse_yaml(text, str(path), unique_keys=unique_keys)
+    return parse_yaml(read_text_file(path), str(path), unique_keys=unique_keys)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -49,18 +82,59 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _expanded_values(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many values ``node`` stands for with every alias expanded (a node an alias repeats
+    is counted each time, computed once); a node inside itself is infinite."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        return MAX_EXPANDED_VALUES + 1
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_values(child, sizes, open_)
+        if total > MAX_EXPANDED_VALUES:
+            break
+    open_.discard(key)
+    sizes[key] = total
+    return total
+
+
 def parse_yaml(text: str, source: str, *, unique_keys: bool = False) -> Any:
-    """Parse YAML text; ``source`` names it in errors."""
+    """Parse YAML text; ``source`` names it in errors. Aliases are allowed as long as the
+    document they expand to stays small (:data:`MAX_EXPANDED_VALUES`)."""
+    loader = (_UniqueKeyLoader if unique_keys else yaml.SafeLoader)(text)
     try:
-        if unique_keys:
-            return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_values(node, {}, set()) > MAX_EXPANDED_VALUES:
+            raise ConfigError(
+                source,
+                "",
+                f"its aliases (*name) expand it to more than {MAX_EXPANDED_VALUES:,} values; "
+                "not read",
+            )
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise ConfigError(source, "", f"invalid YAML at {where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, "", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, "", "invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # an integer of thousands of digits
+        raise ConfigError(source, "", f"invalid YAML value: {show(str(exc))}") from None
+    finally:
+        loader.dispose()
 
 
 def join_key(parent: str, key: str | int) -> str:
@@ -86,7 +160,7 @@ def reject_unknown(
     if unknown:
         raise ConfigError(
             source,
-            join_key(key, unknown[0]),
+            join_key(key, show(unknown[0])[1:-1]),  # cut short, without its quotes
             f"unknown key (allowed: {', '.join(sorted(allowed))})",
         )
 
@@ -100,10 +174,13 @@ def expect_number(
 ) -> float:
     """A finite number within [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(source, key, f"expected a number, got {value!r}")
-    number = float(value)
+        raise ConfigError(source, key, f"expected a number, got {show(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf if value > 0 else -math.inf
     if not math.isfinite(number):
-        raise ConfigError(source, key, f"expected a finite number, got {value!r}")
+        raise ConfigError(source, key, f"expected a finite number, got {show(value)}")
     low = "-inf" if minimum is None else f"{minimum:g}"
     high = "inf" if maximum is None else f"{maximum:g}"
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
@@ -115,22 +192,22 @@ def expect_int(
     value: Any, source: str, key: str, minimum: int | None = None, maximum: int | None = None
 ) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(source, key, f"expected an integer, got {value!r}")
+        raise ConfigError(source, key, f"expected an integer, got {show(value)}")
     expect_number(value, source, key, minimum, maximum)
     return value
 
 
 def expect_str(value: Any, source: str, key: str, choices: set[str] | None = None) -> str:
     if not isinstance(value, str):
-        raise ConfigError(source, key, f"expected a string, got {value!r}")
+        raise ConfigError(source, key, f"expected a string, got {show(value)}")
     if choices is not None and value not in choices:
         raise ConfigError(
-            source, key, f"{value!r} is not allowed (allowed: {', '.join(sorted(choices))})"
+            source, key, f"{show(value)} is not allowed (allowed: {', '.join(sorted(choices))})"
         )
     return value
 
 
 def expect_bool(value: Any, source: str, key: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(source, key, f"expected true or false, got {value!r}")
+        raise ConfigError(source, key, f"expected true or false, got {show(value)}")
     return value

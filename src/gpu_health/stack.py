@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from gpu_health import die_with_parent
+from gpu_health import die_with_parent, http_deadline
 
 #: Debian package that provides each binary, for the one-line install hint.
 PACKAGES = {
@@ -64,10 +64,18 @@ def free_port() -> int:
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
-    """GET a URL and return the body (raises urllib errors)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        body: bytes = response.read()
-        return body
+    """GET a URL and return the body, all of it within ``timeout`` seconds and 64 MiB
+    (raises urllib errors, TimeoutError, or ValueError for a larger answer)."""
+    return http_deadline.fetch(url, timeout)
+
+
+def _json(url: str, timeout: float) -> Any:
+    """The JSON answer at ``url``; ValueError when it is not JSON or nested absurdly deep."""
+    body = http_get(url, timeout=timeout)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError(f"{url.split('?')[0]}: JSON nested too deeply") from None
 
 
 def wait_until(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -278,7 +286,9 @@ def query(base_url: str, promql: str, at: float | None = None, timeout: float = 
     if at is not None:
         params["time"] = f"{at:.3f}"
     url = f"{base_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-    payload = json.loads(http_get(url, timeout=timeout))
+    payload = _json(url, timeout)
+    if not isinstance(payload, dict):
+        raise ValueError(f"query {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":
         raise RuntimeError(f"query {promql!r} failed: {payload.get('error')}")
     result: list[Any] = payload["data"]["result"]
@@ -291,7 +301,9 @@ def query_range(
     """Run a range query and return ``data.result`` (matrix; raises on an error answer)."""
     params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
     url = f"{base_url}/api/v1/query_range?{urllib.parse.urlencode(params)}"
-    payload = json.loads(http_get(url, timeout=timeout))
+    payload = _json(url, timeout)
+    if not isinstance(payload, dict):
+        raise ValueError(f"range query {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":
         raise RuntimeError(f"range query {promql!r} failed: {payload.get('error')}")
     result: list[Any] = payload["data"]["result"]

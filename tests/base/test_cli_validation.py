@@ -170,3 +170,25 @@ def test_exporter_honours_sigterm_during_start_up(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_hostile_config_files_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A "billion laughs" alias bomb, a document nested thousands deep and a device instead of a
+    file, given to each YAML option: one line naming the file, at once, never a traceback."""
+    from tests.base.test_config import BILLION_LAUGHS
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(BILLION_LAUGHS)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    listen = ["--web.listen-address", "127.0.0.1:0"]
+    for path in (bomb, deep, Path("/dev/zero")):
+        for option in ("--health.policy", "--web.config.file", "--sim-faults-file"):
+            argv = ["--backend", "sim", option, str(path), *listen]
+            code, err = _run(exporter_cli.main, argv, capsys)
+            assert _is_one_line_error(code, err) and str(path) in err, (option, path, err)
+        argv = ["serve", *DEAD_PROMETHEUS, "--once", "--econ.params", str(path)]
+        code, err = _run(scorer_cli.main, argv, capsys)
+        assert _is_one_line_error(code, err) and str(path) in err, err

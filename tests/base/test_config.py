@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,65 @@ def test_choice_validation() -> None:
     )
     with pytest.raises(ConfigError, match="allowed: declining, straight_line"):
         config.expect_str("linear", "f", "k", {"straight_line", "declining"})
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join([f'*{chr(97 + k)}'] * 9)}]\n" for k in range(8)
+)
+
+
+def test_aliases_that_expand_a_document_beyond_bounds_are_refused(tmp_path: Path) -> None:
+    # nine levels of nine aliases: 387 million values once expanded
+    bomb = tmp_path / "policy.yaml"
+    bomb.write_text(BILLION_LAUGHS)
+    with pytest.raises(ConfigError, match=r"aliases \(\*name\) expand it to more than"):
+        config.load_yaml(bomb)
+    with pytest.raises(ConfigError, match="expand it"):
+        config.parse_yaml("a: &a [*a]\n", "loop.yaml")  # a list inside itself
+    # an anchor shared a few times is ordinary YAML and still reads
+    shared = "base: &b {warn: 1, crit: 2}\ngpu: *b\nnode: *b\n"
+    assert config.parse_yaml(shared, "ok.yaml")["node"] == {"warn": 1, "crit": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("a: " + "9" * 5000 + "\n", "invalid YAML value"),
+    ],
+    ids=["deep", "long-integer"],
+)
+def test_pathological_yaml_is_one_config_error(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as info:
+        config.parse_yaml(text, "p.yaml")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_numbers_beyond_any_float_are_refused_not_raised() -> None:
+    with pytest.raises(ConfigError, match="finite") as info:
+        config.expect_number(10**400, "p.yaml", "xid_seconds", 0)
+    assert len(str(info.value)) < 200  # the 401 digits are not printed
+
+
+def test_only_small_regular_files_are_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a regular file"):
+        config.load_yaml("/dev/zero")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    with pytest.raises(ConfigError, match="not a regular file"):
+        config.load_yaml(fifo)
+    with pytest.raises(ConfigError, match="is a directory"):
+        config.load_yaml(tmp_path)
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * (config.MAX_CONFIG_BYTES // 10 + 1))
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        config.load_yaml(big)
+
+
+def test_values_in_errors_are_cut_short() -> None:
+    with pytest.raises(ConfigError) as info:
+        config.expect_number("x" * 100_000, "p.yaml", "k")
+    assert len(str(info.value)) < 200
+    with pytest.raises(ConfigError) as info:
+        config.reject_unknown({"y" * 100_000: 1}, {"a"}, "p.yaml", "w")
+    assert len(str(info.value)) < 200

@@ -310,3 +310,24 @@ def test_bundled_readings_are_the_test_fixtures() -> None:
 
     assert data_path(NVML_H100).read_bytes() == FIXTURE.read_bytes()
     assert data_path(H100_LOAD_TRACE).read_bytes() == TRACE.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("[1, 2]", 'a JSON object with a "calls" object'),
+        ('{"calls": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ("{", "Expecting"),
+    ],
+    ids=["list", "deep", "truncated"],
+)
+def test_a_broken_fixture_is_one_line(tmp_path: Path, content: str, fragment: str) -> None:
+    from gpu_health.telemetry.readings import BackendUnavailableError
+
+    path = tmp_path / "fixture.json"
+    path.write_text(content)
+    with pytest.raises(BackendUnavailableError, match=fragment) as info:
+        ReplayBackend(fixture=path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(BackendUnavailableError, match="not a regular file"):
+        ReplayBackend(fixture=Path("/dev/zero"))

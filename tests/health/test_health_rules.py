@@ -159,6 +159,12 @@ def test_hard_fault_caps_overall_in_the_critical_band(
     assert result.grade == "critical"
     assert result.dimensions[dimension] == 0
     uncapped = 100 - 100 * POLICY.weights[dimension]
+    if reason == "gpu_lost":  # no readings at all: every dimension is empty, not healthy
+        assert set(result.dimensions.values()) == {0}
+        assert {p.dimension for p in result.penalties if p.reason == reason} >= set(
+            result.dimensions
+        )
+        uncapped = 0
     assert _points(result, "overall", reason) == pytest.approx(uncapped - cap)
 
 
@@ -170,11 +176,17 @@ def test_the_critical_xid_set_follows_the_reference() -> None:
 
 
 def test_two_caps_report_what_each_alone_removes() -> None:
-    result = _score(up=False, row_remap_failed=True)
-    assert result.overall == 0
-    uncapped = 100 - 30 - 10  # memory and reliability both emptied
-    assert _points(result, "overall", "gpu_lost") == uncapped - POLICY.caps.gpu_lost
-    assert _points(result, "overall", "row_remap_failure") == uncapped - 10
+    result = _score(ecc_uncorrectable_volatile=1, row_remap_failed=True)
+    assert result.overall == min(
+        POLICY.caps.ecc_uncorrectable_volatile, POLICY.caps.row_remap_failure
+    )
+    uncapped = 100 - 30  # memory emptied (by both)
+    assert _points(result, "overall", "ecc_uncorrectable_volatile") == pytest.approx(
+        uncapped - POLICY.caps.ecc_uncorrectable_volatile
+    )
+    assert _points(result, "overall", "row_remap_failure") == pytest.approx(
+        uncapped - POLICY.caps.row_remap_failure
+    )
 
 
 @pytest.mark.parametrize(

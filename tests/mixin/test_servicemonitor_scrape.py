@@ -119,9 +119,7 @@ def test_a_replaced_exporter_pod_keeps_every_gpu_series(
     targets = tmp_path / "targets.json"
     address = exporter.url.removeprefix("http://")
     _write(targets, discovered(address, "gpu-health-exporter-x7k2p", "gpu-node-7", monitor))
-    prometheus = prometheus_factory(
-        extra_scrape_configs=[operator_scrape_config(monitor, targets)]
-    )
+    prometheus = prometheus_factory(extra_scrape_configs=[operator_scrape_config(monitor, targets)])
     _wait_for_pod(prometheus.url, "gpu-health-exporter-x7k2p")
     before = _series_per_gpu(prometheus.url)
     assert len(before) == 4

@@ -7,9 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -313,6 +315,35 @@ def test_unreachable_prometheus_is_one_line(tmp_path: Path) -> None:
     result = _run_report("http://127.0.0.1:9", int(time.time()), tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "cannot reach Prometheus" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b"[1, 2]", b"<html>proxy error</html>"],
+    ids=["nested-deep", "not-an-object", "not-json"],
+)
+def test_a_server_that_is_not_prometheus_is_one_line(tmp_path: Path, body: bytes) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = _run_report(url, int(time.time()), tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and url in result.stderr
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_bad_runbook_url_pattern_is_one_line(tmp_path: Path) -> None:

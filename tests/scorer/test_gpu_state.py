@@ -185,6 +185,15 @@ def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:
     assert fault_class(("XID 179",)) == ""  # not XID 79
 
 
+def test_an_xid_gauge_reading_infinity_is_an_unknown_code_not_a_failed_run() -> None:
+    from gpu_health.telemetry.state import evidence_state
+
+    metric = {"UUID": "GPU-a", "Hostname": "n1", "gpu": "0", "modelName": "NVIDIA H100"}
+    for value in ("+Inf", "-Inf", "1e309", "NaN"):
+        results = {"hard_xid": [{"metric": metric, "value": [0, value]}]}
+        assert evidence_state("dcgm", results) == {"GPU-a": ("failed", ("XID ?",))}, value
+
+
 def test_rank_key_puts_failed_and_absent_above_every_healthy_gpu() -> None:
     rows = [("healthy", 0.99), ("failed", 0.01), ("absent", math.nan), ("degraded", 0.0)]
     ranked = sorted(rows, key=lambda r: rank_key(*r))

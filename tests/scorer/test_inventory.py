@@ -101,6 +101,18 @@ def test_yaml_aliases_and_syntax_errors_are_one_line(tmp_path: Path) -> None:
     _write(path, "- uuid: GPU-a\n  datacenter: [fra1\n")
     with pytest.raises(UserError, match=r"inv.yaml: line \d+: invalid YAML"):
         load_inventory(path)
+    _write(path, "- uuid: GPU-a\n  datacenter: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(UserError, match=r"inv.yaml: line 2: nested more than 16 deep"):
+        load_inventory(path)
+
+
+def test_a_device_or_fifo_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="/dev/zero: not a regular file"):
+        load_inventory("/dev/zero")
+    fifo = tmp_path / "inv.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match=r"inv\.csv: not a regular file"):
+        load_inventory(fifo)
 
 
 @pytest.mark.parametrize(

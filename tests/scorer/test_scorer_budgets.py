@@ -4,7 +4,9 @@ other GPU scored, stay within its memory and time budgets, and say what happened
 
 from __future__ import annotations
 
+import itertools
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import requests
 
 from gpu_health.scorer import service
 from gpu_health.scorer.features import FEATURES, compute_features
@@ -261,3 +264,63 @@ def test_prometheus_error_text_loses_control_characters(fake) -> None:  # type: 
     text = str(info.value)
     assert "red" in text and "forged" in text
     assert not any(ord(ch) < 32 for ch in text)
+
+
+def test_a_server_dripping_its_headers_is_cut_at_the_deadline() -> None:
+    """requests' timeouts bound each read: a status line and headers sent a byte every 0.2 s
+    never trip them. The whole request must still end at its deadline, as a timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            for byte in itertools.cycle(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 64):
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        client = _client(url, timeout_s=1.0, retries=2, backoff_s=0.1)
+        started = time.monotonic()
+        with pytest.raises(PrometheusError, match="timed out"):
+            client.query("up")
+        elapsed = time.monotonic() - started
+        print(f"header drip ended after {elapsed:.2f}s (build info 1s, query 1s x 2 attempts)")
+        # the engine is asked first (build info, one attempt), then the query (two)
+        assert elapsed < 1.0 + 1.0 * 2 + 0.8, f"{elapsed:.1f}s for 1s + 1s x 2 attempts"
+        started = time.monotonic()
+        with pytest.raises(requests.Timeout):  # the side door (build info) is bounded too
+            client.get_json("/api/v1/status/buildinfo")
+        assert time.monotonic() - started < 1.0 + 0.8
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_a_series_with_a_megabyte_label_is_dropped_alone(fake) -> None:  # type: ignore[no-untyped-def]
+    def reply(_query: str) -> Reply:
+        result = [
+            {"metric": {"uuid": "GPU-0000", "node": "n" * (1 << 20)}, "value": [0, "1"]},
+            {"metric": {"uuid": "GPU-0001", "node": "node-0"}, "value": [0, "2"]},
+            {"metric": {"uuid": "GPU-0002", "node": 7}, "value": [0, "3"]},
+        ]
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return 200, json.dumps(body).encode(), 0.0
+
+    rows = _client(fake(reply).url).query("gpu_up")
+    assert [r["metric"]["uuid"] for r in rows] == ["GPU-0001"]

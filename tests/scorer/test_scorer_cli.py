@@ -290,6 +290,10 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
             assert f'feature="{factor["feature"]}",label="{factor["label"]}"' in text
         assert "ecc_uncorrected_7d" in ranking["empty_features"]
         assert _get(f"{base}/api/v1/gpus?horizon=1y")[0] == 400
+        # a bad limit is a 400 naming the range, never a 500 (non-ASCII digits, huge numbers)
+        for limit in ("%C2%B2", "%D9%A3", "9" * 5000, "0", "-1"):
+            status, body = _get(f"{base}/api/v1/gpus?limit={limit}")
+            assert status == 400 and b"limit must be" in body, limit
         openapi = json.loads(_get(f"{base}/api/v1/openapi.json")[1])
         assert "/api/v1/gpus" in openapi["paths"]
 

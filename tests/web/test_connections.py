@@ -98,25 +98,61 @@ def test_idle_keep_alive_connections_are_evicted_before_a_new_one_is_refused() -
         server.shutdown()
 
 
-def test_silent_connections_are_refused_when_full_and_expire(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(web, "REQUEST_TIMEOUT_SECONDS", 1.0)
+def test_silent_connections_beyond_the_cap_cannot_lock_a_scraper_out() -> None:
+    """The attacker trial: more clients than the cap connect and send nothing, and keep
+    reconnecting. Before, they held every slot until their 10 s request deadline and scrapes were
+    refused; now each newcomer evicts the oldest waiting connection, so every scrape gets in."""
     server = web.WebServer(
-        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, max_connections=4
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, max_connections=16
     ).start()
+    stop = threading.Event()
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+
+    def flood() -> None:  # ~100 new silent connections a second, on top of the 40
+        held: list[socket.socket] = []
+        while not stop.wait(0.01):
+            with contextlib.suppress(OSError):
+                held.append(socket.create_connection(("127.0.0.1", server.port)))
+            if len(held) > 100:
+                held.pop(0).close()
+        for sock in held:
+            sock.close()
+
+    flooder = threading.Thread(target=flood, daemon=True)
     try:
-        silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
         deadline = time.monotonic() + 3
-        while server.refused_connections < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.refused_connections >= 2  # not idle (no request yet): nothing to evict
-        time.sleep(1.5)  # the request deadline frees the slots
-        assert _get(server.port) == 200
+        while server.evicted_connections < 24 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.evicted_connections >= 24  # 40 silent, 16 slots: none was refused
+        flooder.start()
+        assert [_get(server.port) for _ in range(20)] == [200] * 20
+        assert server.refused_connections == 0 and server.open_connections <= 16
+    finally:
+        stop.set()
+        flooder.join(5)
         for sock in silent:
             sock.close()
-    finally:
         server.shutdown()
+
+
+def test_new_connections_are_refused_only_when_every_slot_is_busy(
+    slow_server: tuple[web.WebServer, threading.Event],
+) -> None:
+    server, release = slow_server
+    server._state.max_connections = 1  # the one slot: a handler that is running
+    statuses: list[int] = []
+    busy = threading.Thread(target=lambda: statuses.append(_get(server.port, "/slow")))
+    busy.start()
+    deadline = time.monotonic() + 5
+    while server._state.in_flight < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        assert sock.recv(1) == b""  # closed at accept: nothing waiting to evict
+    assert server.refused_connections == 1 and server.evicted_connections == 0
+    release.set()
+    busy.join(10)
+    assert statuses == [200]
 
 
 def test_401_closes_the_connection(tmp_path: Path) -> None:
@@ -253,4 +289,24 @@ def test_password_flood_and_reload_never_delay_a_cached_scraper(tmp_path: Path) 
         assert set(flood_statuses) <= {401, 503} and 401 in flood_statuses
     finally:
         stop.set()
+        server.shutdown()
+
+
+def test_rate_limit_is_charged_before_auth(tmp_path: Path) -> None:
+    """Documents a trade-off kept on purpose (as exporter-toolkit does): the global bucket is
+    checked before basic auth, so unauthenticated requests spend tokens a scraper then lacks,
+    but a password guesser is throttled to the bucket's rate before any bcrypt runs."""
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(
+        f"basic_auth_users:\n  prometheus: '{hashed}'\nrate_limit:\n  interval: 1h\n  burst: 3\n"
+    )
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=config
+    ).start()
+    try:
+        assert [_get(server.port) for _ in range(4)] == [401, 401, 401, 429]
+        token = base64.b64encode(b"prometheus:pw").decode()
+        assert _get(server.port, headers={"Authorization": f"Basic {token}"}) == 429
+    finally:
         server.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.client
+import logging
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Gauge
 
+from gpu_health.errors import UserError
+from gpu_health.web import protocol
 from gpu_health.web import server as web
 
 
@@ -107,24 +110,19 @@ def test_silent_connection_is_closed(server: web.WebServer) -> None:
         assert time.monotonic() - started < 3.0
 
 
-def test_connection_cap_refuses_extras_and_recovers(server: web.WebServer) -> None:
+def test_connection_cap_evicts_the_oldest_silent_connection(server: web.WebServer) -> None:
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(12)]
     try:
         deadline = time.monotonic() + 3
-        while server.refused_connections < 4 and time.monotonic() < deadline:
+        while server.evicted_connections < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert server.refused_connections >= 4  # 12 opened, 8 slots
+        assert server.evicted_connections >= 4  # 12 opened, 8 slots
+        assert server.open_connections <= 8 and server.refused_connections == 0
+        assert _healthy(server)  # while the silent ones are still open
+        assert idle[0].recv(1) == b""  # the oldest was the one closed
     finally:
         for sock in idle:
             sock.close()
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        try:
-            if _healthy(server):
-                break
-        except (ConnectionError, http.client.HTTPException):
-            time.sleep(0.1)
-    assert _healthy(server)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +145,9 @@ def test_path_traversal_and_odd_paths_are_404(server: web.WebServer, path: str) 
 
 
 def test_absolute_form_request_serves_only_the_path(server: web.WebServer) -> None:
-    answer = _raw(server, b"GET http://evil.example/metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    answer = _raw(
+        server, b"GET http://evil.example/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     assert _status(answer) == 200 and b"probe_gauge" in answer
 
 
@@ -155,14 +155,19 @@ def test_absolute_form_request_serves_only_the_path(server: web.WebServer) -> No
     "method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PROPFIND"]
 )
 def test_methods_other_than_get_and_head_are_405(server: web.WebServer, method: str) -> None:
-    answer = _raw(server, f"{method} /metrics HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+    answer = _raw(
+        server, f"{method} /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
     assert _status(answer) == 405 and b"Allow: GET, HEAD" in answer
     assert _healthy(server)
 
 
 def test_body_is_never_parsed_as_a_second_request(server: web.WebServer) -> None:
     smuggled = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-    request = b"POST /metrics HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+    request = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(smuggled),
+        smuggled,
+    )
     answer = _raw(server, request)
     assert answer.count(b"HTTP/1.1 ") == 1 and _status(answer) == 405
     assert b"Connection: close" in answer
@@ -187,7 +192,7 @@ def test_keep_alive_and_head(server: web.WebServer) -> None:
 
 
 def test_no_version_fingerprint_in_server_header(server: web.WebServer) -> None:
-    answer = _raw(server, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    answer = _raw(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert b"Python" not in answer and b"BaseHTTP" not in answer
 
 
@@ -266,3 +271,93 @@ def test_random_request_bytes_never_break_the_server(server: web.WebServer, data
     assert answer == b"" or answer.startswith(b"HTTP/1."), answer[:80]
     assert b"Traceback" not in answer
     assert _healthy(server)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.\xb2\r\nHost: x\r\n\r\n",  # '\xb2' is latin-1 '2' superscript: isdigit()
+        b"GET / HTTP/\xb9.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n",
+    ],
+)
+def test_non_ascii_digits_are_400_without_a_traceback(
+    server: web.WebServer, request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attacker trial's ``HTTP/1.\\xb2``: ``isdigit()`` passed it and ``int()`` raised, so
+    each such request got no answer and put a ~1 KB traceback in the log, before auth."""
+    with caplog.at_level(logging.DEBUG, logger="gpu_health.web"):
+        for _ in range(3):
+            assert _status(_raw(server, request_bytes)) == 400
+    assert server.failed_connections == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert _healthy(server)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"", 400),  # HTTP/1.1 without Host
+        (b"Host: a\r\nHost: b\r\n", 400),
+        (b"Host: x\r\nContent-Length: -1\r\n", 400),
+        (b"Host: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n", 400),
+        (b"Host: x\r\nContent-Length: 1, 1\r\n", 400),
+        (b"Host: x\r\nContent-Length: +0\r\n", 400),
+        (b"Host: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400),
+        (b"Host: x\r\nContent-Length: 0\r\n", 200),
+        (b"Host:\r\n", 200),  # empty Host is allowed (RFC 9112 section 3.2)
+    ],
+)
+def test_rfc9112_framing_errors_are_400(server: web.WebServer, headers: bytes, status: int) -> None:
+    answer = _raw(server, b"GET /metrics HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n")
+    assert _status(answer) == status
+    assert _healthy(server)
+
+
+def test_http10_needs_no_host(server: web.WebServer) -> None:
+    assert _status(_raw(server, b"GET /metrics HTTP/1.0\r\n\r\n")) == 200
+
+
+def test_a_parser_value_error_is_a_400_not_a_traceback(
+    server: web.WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a future parser change lets slip as ``ValueError`` is still the client's 400."""
+
+    def broken(_lines: object) -> protocol.Headers:
+        raise ValueError("a parser gap")
+
+    monkeypatch.setattr(protocol, "parse_header_lines", broken)
+    assert _status(_raw(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")) == 400
+    assert server.failed_connections == 0
+
+
+def test_unexpected_errors_log_one_line_at_most_per_interval(
+    server: web.WebServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug a client can trigger per request used to log a traceback per request; now one line
+    (no traceback, client bytes escaped) per FAILURE_LOG_INTERVAL, with a count of the rest."""
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("bug\nforged log line")
+
+    monkeypatch.setattr(web, "read_head", broken)
+    with caplog.at_level(logging.DEBUG, logger="gpu_health.web.server"):
+        for _ in range(30):
+            _raw(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", timeout=2)
+        deadline = time.monotonic() + 3
+        while server.failed_connections < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert server.failed_connections == 30
+    records = [r for r in caplog.records if r.name == "gpu_health.web.server"]
+    assert len(records) == 1 and records[0].exc_info is None
+    message = records[0].getMessage()
+    assert "\n" not in message and "RuntimeError" in message and "test_security_http.py" in message
+    monkeypatch.undo()
+    assert _healthy(server)
+
+
+@pytest.mark.parametrize("address", [":\u0663", ":\u00b2", "[::1]:\u0669\u0668\u0663\u0665"])
+def test_listen_address_port_must_be_ascii_digits(address: str) -> None:
+    """``int("\u0663")`` is 3: without the ASCII check ``:\u0663`` listened on port 3."""
+    with pytest.raises(UserError, match="expected HOST:PORT"):
+        web.parse_listen_address(address)

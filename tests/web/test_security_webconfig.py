@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpu_health.errors import ConfigError
+from gpu_health.errors import ConfigError, UserError
+from gpu_health.web.auth import MAX_BCRYPT_COST, BasicAuth, check_bcrypt_costs
 from gpu_health.web.config import TLS_KEYS, load_web_config, parse_duration, parse_web_config
+from gpu_health.web.server import WebServer
 
 HASH = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"  # toolkit docs' example
 TLS = "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n"
@@ -226,3 +228,27 @@ def test_any_document_is_accepted_or_one_config_error(document: object) -> None:
         parse_web_config(document, "web.yml", Path("/nonexistent"))
     except ConfigError as exc:
         assert str(exc).startswith("web.yml") and "\n" not in str(exc)
+
+
+def _hash_of_cost(cost: int) -> str:
+    """A well-formed bcrypt hash string of ``cost`` (never checked against: no bcrypt run)."""
+    return f"$2b${cost:02d}$" + "X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"
+
+
+def test_bcrypt_cost_above_the_cap_is_refused_at_start_up(tmp_path: Path) -> None:
+    """A ``$2b$31$`` hash was accepted, and the dummy hash for unknown users takes the highest
+    configured cost: one request naming an unknown user then held the bcrypt lock for hours."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{_hash_of_cost(31)}'\n")
+    with pytest.raises(UserError) as caught:
+        WebServer("127.0.0.1:0", {}, web_config=path)
+    message = str(caught.value)
+    assert "basic_auth_users.alice" in message and "bcrypt cost 31" in message
+    assert f"maximum {MAX_BCRYPT_COST}" in message and "\n" not in message
+
+
+def test_bcrypt_cost_at_the_cap_is_accepted() -> None:
+    auth = BasicAuth({"alice": _hash_of_cost(MAX_BCRYPT_COST)})
+    assert auth.check(None) is None  # built; no check run
+    with pytest.raises(ConfigError, match=r"basic_auth_users\.bob: bcrypt cost 15"):
+        check_bcrypt_costs({"bob": _hash_of_cost(MAX_BCRYPT_COST + 1)}, "web.yml")

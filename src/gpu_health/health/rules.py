@@ -155,6 +155,11 @@ def _memory(s: Signals, p: Policy, t: Thresholds, ledger: _Ledger) -> None:
 
 def _reliability(s: Signals, p: Policy, t: Thresholds, ledger: _Ledger) -> None:
     if not s.up:
+        # A GPU that does not answer has no readings, not good ones: every dimension is
+        # emptied (a dashboard of dimensions must not show four green bars for a dead GPU).
+        for dimension in DIMENSIONS:
+            if dimension != "reliability":
+                ledger.charge(dimension, "gpu_lost", _FULL)
         ledger.cap("gpu_lost", p.caps.gpu_lost, "reliability")
     if s.pcie_replay_ratio is not None:
         ledger.charge(

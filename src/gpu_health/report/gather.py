@@ -29,6 +29,7 @@ from gpu_health.report.model import (
     XidRow,
 )
 from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
+from gpu_health.safetext import one_line
 from gpu_health.telemetry import engine as query_engine
 from gpu_health.telemetry.freshness import measure
 from gpu_health.telemetry.schema import choose_schema
@@ -92,7 +93,7 @@ class Gatherer:
         if self._engine is None:
             try:
                 info = json.loads(stack.http_get(f"{self.url}/api/v1/status/buildinfo"))
-            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            except (urllib.error.URLError, OSError, ValueError, RecursionError):
                 info = None
             self._engine = query_engine.detect(info, self._probe)
         return self._engine
@@ -100,7 +101,7 @@ class Gatherer:
     def _probe(self, promql: str) -> bool:
         try:
             stack.query(self.url, promql, at=self.at)
-        except (urllib.error.URLError, RuntimeError, ValueError):
+        except (urllib.error.URLError, OSError, RuntimeError, ValueError):
             return False
         return True
 
@@ -111,6 +112,8 @@ class Gatherer:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"cannot reach Prometheus at {self.url}: {reason}") from None
+        except ValueError as exc:  # too large, not JSON, not a Prometheus answer
+            raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 200)}") from None
 
     #: Report sections, in the order they are gathered.
     SECTIONS = ("inventory", "states", "health", "risk", "accuracy", "xids", "alerts", "trends")
@@ -324,6 +327,8 @@ class Gatherer:
                 result = stack.query_range(self.url, promql, start, self.at, step)
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 raise UserError(f"cannot reach Prometheus at {self.url}: {exc}") from None
+            except ValueError as exc:
+                raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 200)}") from None
             points = _range_points(result)
             if points:
                 report.trends[name] = points

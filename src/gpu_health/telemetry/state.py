@@ -127,9 +127,11 @@ def _reason(template: str, metric: Mapping[str, Any], value: object) -> str:
 
 
 def _code(value: object) -> str:
+    """An XID code as text; "?" for anything that is not a finite number (±Inf from a broken
+    exporter would otherwise fail the whole run)."""
     try:
         return str(int(float(value)))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return "?"
 
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gpu_health.errors import UserError
+from gpu_health.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from gpu_health.web.config import RateLimit
@@ -22,6 +22,28 @@ BCRYPT_MISSING = (
     "basic_auth_users needs the bcrypt package, which is not installed; "
     "install it with: pip install 'gpu-health-monitor[web]'"
 )
+
+
+#: Highest bcrypt cost accepted for ``basic_auth_users``. Each step doubles the time a check
+#: takes (~70 ms at 10 here, ~1.1 s at 14, hours at 31), checks run one at a time, and an unknown
+#: user is checked against a dummy hash of the highest configured cost: a ``$2b$31$`` hash would
+#: let one request naming an unknown user hold the bcrypt lock for hours. ``htpasswd -B`` defaults
+#: to 5 and the documented example is 10.
+MAX_BCRYPT_COST = 14
+
+
+def check_bcrypt_costs(users: Mapping[str, str], source: str) -> None:
+    """A one-line :class:`ConfigError` naming the user if a hash's cost exceeds
+    :data:`MAX_BCRYPT_COST` (hashes are assumed already checked to be ``$2?$NN$...``)."""
+    for name, hashed in users.items():
+        cost_text = hashed.split("$")[2] if hashed.count("$") >= 3 else ""
+        if cost_text.isascii() and cost_text.isdigit() and int(cost_text) > MAX_BCRYPT_COST:
+            raise ConfigError(
+                source,
+                f"basic_auth_users.{name}",
+                f"bcrypt cost {int(cost_text)} is above the maximum {MAX_BCRYPT_COST} (each step "
+                "doubles the time of every check; e.g. htpasswd -nBC 10 \"\" | tr -d ':\\n')",
+            )
 
 
 def import_bcrypt() -> Any:
@@ -53,6 +75,9 @@ class BasicAuth:
     _cache_lock: threading.Lock
 
     def __init__(self, users: Mapping[str, str], previous: BasicAuth | None = None) -> None:
+        # Also checked here, not only by the loader: the dummy hash takes the highest cost, so
+        # an uncapped cost must never reach a running server, however the users were loaded.
+        check_bcrypt_costs(users, "web config")
         self._users = dict(users)
         self._bcrypt = import_bcrypt()
         self._hmac_key = previous._hmac_key if previous else os.urandom(32)

@@ -30,9 +30,10 @@ from gpu_health.config import (
     join_key,
     load_yaml,
     reject_unknown,
+    show,
 )
 from gpu_health.errors import ConfigError
-from gpu_health.web.auth import import_bcrypt
+from gpu_health.web.auth import check_bcrypt_costs, import_bcrypt
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ def _parse_tls(
         raise ConfigError(
             source,
             k("client_auth_type"),
-            f"{auth!r} (a certificate required but never verified) is not supported; use "
+            f"{show(auth)} (a certificate required but never verified) is not supported; use "
             "RequireAndVerifyClientCert with client_ca_file "
             f"(allowed: {', '.join(sorted(allowed_auth))})",
         )
@@ -369,7 +370,7 @@ def _parse_headers(value: Any, source: str) -> dict[str, str]:
             raise ConfigError(
                 source,
                 join_key(key, name),
-                f"{text!r} is not allowed (allowed: {', '.join(sorted(choices))})",
+                f"{show(text)} is not allowed (allowed: {', '.join(sorted(choices))})",
             )
         result[name] = text
     return result
@@ -382,7 +383,7 @@ def _parse_users(value: Any, source: str) -> dict[str, str]:
     for name, hashed in users.items():
         if not isinstance(name, str) or not name or ":" in name:
             raise ConfigError(
-                source, key, f"user name {name!r} must be a non-empty string without ':'"
+                source, key, f"user name {show(name)} must be a non-empty string without ':'"
             )
         # Never echo the value: a plaintext password pasted here by mistake must not reach a log.
         if not isinstance(hashed, str) or not _BCRYPT_HASH.match(hashed):
@@ -393,6 +394,7 @@ def _parse_users(value: Any, source: str) -> dict[str, str]:
                 "htpasswd -nBC 10 \"\" | tr -d ':\\n')",
             )
         result[name] = hashed
+    check_bcrypt_costs(result, source)
     if result:
         import_bcrypt()  # fail at start-up, not on the first scrape
     return result
@@ -425,7 +427,7 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
         raise ConfigError(
             source,
             "rate_limit.interval",
-            f"{raw!r} is not a duration (allowed: e.g. 100ms, 1s, 1m)",
+            f"{show(raw)} is not a duration (allowed: e.g. 100ms, 1s, 1m)",
         )
     burst = expect_int(rate.get("burst", 0), source, "rate_limit.burst", minimum=0)
     if interval == 0:

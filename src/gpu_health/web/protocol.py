@@ -13,6 +13,7 @@ import http
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -28,6 +29,9 @@ MAX_HEADER_BYTES = 16384
 #: gzip level for /metrics: level 1 shrinks the exposition ~18x for ~1.6 ms per 220 KB, level 9
 #: only 1.2x more for 5x the CPU. Prometheus always asks for gzip.
 GZIP_LEVEL = 1
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 class Headers(Mapping[str, str]):
@@ -105,6 +109,13 @@ class RequestHead:
         return "Transfer-Encoding" in self.headers or length != "0"
 
 
+def is_ascii_digits(text: str) -> bool:
+    """Whether ``text`` is one or more of ``0``-``9``. ``str.isdigit`` is not enough: it accepts
+    ``²`` and ``٣``, which ``int`` then refuses (or, for ``٣``, reads as 3) -- a number from the
+    wire that passed the check must convert, or the request ends in a traceback, not a 400."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_request_line(line: bytes) -> tuple[str, str, tuple[int, int]]:
     """``GET /metrics HTTP/1.1`` -> parts; 400 if malformed, 505 for HTTP/2 and later."""
     words = line.decode("iso-8859-1").rstrip("\r\n").split()
@@ -115,7 +126,7 @@ def parse_request_line(line: bytes) -> tuple[str, str, tuple[int, int]]:
     if (
         not version.startswith("HTTP/")
         or not dot
-        or not (major.isdigit() and minor.isdigit())
+        or not (is_ascii_digits(major) and is_ascii_digits(minor))
         or len(major) > 3
         or len(minor) > 3
         or not method.isalpha()
@@ -136,6 +147,21 @@ def parse_header_lines(lines: Iterable[bytes]) -> Headers:
             raise BadHead(400, b"bad header line\n")
         pairs.append((name, value.strip()))
     return Headers(pairs)
+
+
+def check_framing(version: tuple[int, int], headers: Headers) -> None:
+    """400 for what RFC 9112 says a server must refuse: an HTTP/1.1 request without exactly one
+    ``Host`` (section 3.2), a ``Content-Length`` that is not one run of ASCII digits -- negative,
+    repeated (:class:`Headers` joins repeats with a comma) or a list (section 6.3) -- and both
+    ``Content-Length`` and ``Transfer-Encoding`` (a request-smuggling shape). No endpoint reads a
+    body, but a proxy in front that reads these differently could see a second request in it."""
+    if version >= (1, 1) and ("Host" not in headers or "," in headers["Host"]):
+        raise BadHead(400, b"missing or repeated Host header\n")
+    if "Content-Length" in headers:
+        if not is_ascii_digits(headers["Content-Length"]):
+            raise BadHead(400, b"bad Content-Length\n")
+        if "Transfer-Encoding" in headers:
+            raise BadHead(400, b"both Content-Length and Transfer-Encoding\n")
 
 
 def render_response(response: Response, send_body: bool, close: bool) -> bytes:
@@ -166,7 +192,7 @@ def render_response(response: Response, send_body: bool, close: bool) -> bytes:
 def parse_listen_address(address: str) -> tuple[str, int]:
     """``host:port``, ``:port`` (all interfaces) or ``[v6]:port`` -> (host, port)."""
     host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not sep or not is_ascii_digits(port_text) or not 0 <= int(port_text) <= 65535:
         raise UserError(f"--web.listen-address {address!r}: expected HOST:PORT, e.g. 0.0.0.0:9835")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
@@ -269,6 +295,15 @@ def landing_page(title: str, links: Mapping[str, str]) -> Handler:
     return handle
 
 
+def _parsed(parse: Callable[[_In], _Out], data: _In) -> _Out:
+    """``parse(data)``, with a ``ValueError`` it lets slip turned into a 400: whatever the client
+    sent, a parser gap must be the client's 400, not a server traceback per request."""
+    try:
+        return parse(data)
+    except ValueError:
+        raise BadHead(400, b"bad request\n") from None
+
+
 async def read_head(reader: asyncio.StreamReader, prefix: bytes) -> RequestHead | None:
     """Request line and headers within the caps; None if the client hung up mid-head."""
     try:
@@ -279,7 +314,7 @@ async def read_head(reader: asyncio.StreamReader, prefix: bytes) -> RequestHead 
         return None
     if len(line) > MAX_REQUEST_LINE:
         raise BadHead(414, b"request line too long\n")
-    method, target, version = parse_request_line(line)
+    method, target, version = _parsed(parse_request_line, line)
     lines: list[bytes] = []
     total = 0
     while True:
@@ -297,4 +332,6 @@ async def read_head(reader: asyncio.StreamReader, prefix: bytes) -> RequestHead 
         lines.append(raw)
     if len(lines) > MAX_HEADERS:
         raise BadHead(431, b"request header fields too large\n")
-    return RequestHead(method, target, version, parse_header_lines(lines))
+    headers = _parsed(parse_header_lines, lines)
+    _parsed(lambda h: check_framing(version, h), headers)
+    return RequestHead(method, target, version, headers)

@@ -13,8 +13,11 @@ connection costs a file descriptor and a small buffer, not a thread:
   that passed parsing, auth and routing runs its handler, in a pool of ``max_in_flight`` threads
   (node_exporter's ``--web.max-requests``); up to :data:`QUEUE_FACTOR` times as many more wait
   their turn without a thread, and beyond that the answer is 503 at once;
-* at most ``max_connections`` connections are open; when full, the connection idle the longest is
-  evicted before a new one is refused;
+* at most ``max_connections`` connections are open; when full, the connection that has waited the
+  longest without a request being handled (an idle keep-alive one, or one still in its handshake
+  or request head) is evicted to admit the new one, which is refused only when every connection
+  is busy in a handler or a write. Clients that connect and send nothing thus cannot lock a
+  scraper out: it is the newest connection, and a well-behaved head takes milliseconds;
 * the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
   total* (a slow-drip "slowloris" client is cut off), an idle keep-alive connection is closed after
   :data:`IDLE_TIMEOUT_SECONDS`, a response must be taken within :data:`WRITE_TIMEOUT_SECONDS`;
@@ -38,6 +41,7 @@ import resource
 import socket
 import ssl
 import threading
+import traceback
 import urllib.parse
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +106,9 @@ MAX_IN_FLIGHT = 40
 QUEUE_FACTOR = 4
 #: bcrypt checks (cache misses) waiting their turn; more get 503 without running bcrypt.
 MAX_AUTH_PENDING = 16
+#: Seconds between log lines about unexpected per-connection failures (with a count of those not
+#: logged): a client that can trigger one with each request must not be able to fill the log.
+FAILURE_LOG_INTERVAL = 60.0
 #: File descriptors kept free for everything else the process opens (Prometheus, model files).
 FD_RESERVE = 128
 
@@ -122,7 +129,9 @@ def raise_fd_limit() -> int:
 
 @dataclass(eq=False)
 class _Conn:
-    """One open connection: what it is doing and since when (the loop's clock)."""
+    """One open connection: what it is doing and since when (the loop's clock).
+
+    Change ``state`` through :meth:`_Loop.mark` only: it keeps :attr:`_Loop.waiting` in order."""
 
     task: asyncio.Task[None]
     state: str  # "head" (handshake or request head), "busy" (handler or write), "idle"
@@ -146,6 +155,9 @@ class _Loop:
         self.max_connections = max_connections
         self.max_in_flight = max_in_flight
         self.conns: dict[asyncio.Task[None], _Conn] = {}
+        # Connections not busy ("head" or "idle"), oldest ``since`` first (dicts keep insertion
+        # order and ``since`` only grows), so the eviction victim is found in O(1) at any cap.
+        self.waiting: dict[_Conn, None] = {}
         self.in_flight = 0
         self.queued = 0
         self.slots = asyncio.Semaphore(max_in_flight)
@@ -157,6 +169,9 @@ class _Loop:
         self.evicted = 0
         self.expired = 0
         self.overloaded = 0
+        self.failed = 0
+        self._failures_unlogged = 0
+        self._failure_logged_at = -FAILURE_LOG_INTERVAL
 
     # -- accepting -------------------------------------------------------------------------------
 
@@ -167,34 +182,73 @@ class _Loop:
                 sock, _address = await loop.sock_accept(self.listener)
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._evict_idle()  # out of descriptors: make room, then try again
+                    self._evict_oldest()  # out of descriptors: make room, then try again
                     await asyncio.sleep(0.05)
                     continue
                 if self.listener.fileno() < 0:
                     return
                 await asyncio.sleep(0.01)
                 continue
-            if len(self.conns) >= self.max_connections and not self._evict_idle():
+            if len(self.conns) >= self.max_connections and not self._evict_oldest():
                 self.refused += 1
                 sock.close()
                 continue
             task = loop.create_task(self.serve(sock))
-            self.conns[task] = _Conn(task, "head", loop.time())
+            conn = _Conn(task, "head", loop.time())
+            self.conns[task] = conn
+            self.waiting[conn] = None
             task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
-        self.conns.pop(task, None)
+        conn = self.conns.pop(task, None)
+        if conn is not None:
+            self.waiting.pop(conn, None)
 
-    def _evict_idle(self) -> bool:
-        """Close the keep-alive connection idle the longest; False if none is idle."""
-        idle = [c for c in self.conns.values() if c.state == "idle"]
-        if not idle:
+    def mark(self, conn: _Conn | None, state: str) -> None:
+        """Record that ``conn`` is now in ``state`` ("head", "busy" or "idle") from now on."""
+        if conn is None:
+            return
+        conn.state, conn.since = state, asyncio.get_running_loop().time()
+        self.waiting.pop(conn, None)
+        if state != "busy" and conn.task in self.conns:
+            self.waiting[conn] = None
+
+    def _evict_oldest(self) -> bool:
+        """Close the connection waiting the longest, idle keep-alive or still in its handshake or
+        request head; False if every connection is busy.
+
+        Head-state connections are evictable too: otherwise clients that connect and send
+        nothing hold every slot until their request deadline, reconnect, and a scraper gets in
+        only by luck. A scraper's own head is the newest connection and takes milliseconds, so
+        it is evicted only if ``max_connections`` newer ones arrive in that time."""
+        if not self.waiting:
             return False
-        victim = min(idle, key=lambda c: c.since)
-        del self.conns[victim.task]
+        victim = next(iter(self.waiting))
+        del self.waiting[victim]
+        self.conns.pop(victim.task, None)
         victim.task.cancel()
         self.evicted += 1
         return True
+
+    def _log_failure(self, exc: Exception) -> None:
+        """One line (the exception and where it was raised, no traceback), at most one per
+        :data:`FAILURE_LOG_INTERVAL`: a bug a client can trigger per request must not let it
+        flood the log (a traceback per request was ~1 KB of log per request)."""
+        self.failed += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._failure_logged_at < FAILURE_LOG_INTERVAL:
+            self._failures_unlogged += 1
+            return
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        log.error(
+            "connection handling failed: %s%s (%d more not logged since the last such line)",
+            repr(exc)[:200],  # repr: a message holding client bytes stays one line
+            where,
+            self._failures_unlogged,
+        )
+        self._failure_logged_at = now
+        self._failures_unlogged = 0
 
     # -- one connection -------------------------------------------------------------------------
 
@@ -240,8 +294,8 @@ class _Loop:
             pass
         except asyncio.CancelledError:
             pass  # evicted, or the server is shutting down
-        except Exception:  # a bug here must end this connection only, quietly for the client
-            log.exception("connection handling failed")
+        except Exception as exc:  # a bug here must end this connection only, quietly
+            self._log_failure(exc)
         finally:
             if transport is not None:
                 close_transport(loop, transport, WRITE_TIMEOUT_SECONDS)
@@ -260,8 +314,7 @@ class _Loop:
         while True:
             prefix = b""
             if not first_request:
-                if conn is not None:
-                    conn.state, conn.since = "idle", loop.time()
+                self.mark(conn, "idle")
                 try:
                     async with asyncio.timeout(IDLE_TIMEOUT_SECONDS):
                         prefix = await reader.read(1)
@@ -269,8 +322,7 @@ class _Loop:
                     return
                 if not prefix:
                     return
-                if conn is not None:
-                    conn.state, conn.since = "head", loop.time()
+                self.mark(conn, "head")
                 deadline = loop.time() + REQUEST_TIMEOUT_SECONDS
             first_request = False
             try:
@@ -288,8 +340,7 @@ class _Loop:
                 return
             if head is None:
                 return
-            if conn is not None:
-                conn.state = "busy"
+            self.mark(conn, "busy")
             response, close = await self.dispatch(head)
             close = close or not head.keep_alive or head.declares_body
             await write(
@@ -307,6 +358,9 @@ class _Loop:
         loop = asyncio.get_running_loop()
         active = self.source.current() if self.source else None
         extra = dict(active.config.headers) if active else {}
+        # The bucket before auth, as exporter-toolkit: unauthenticated requests spend tokens too
+        # (a flood can starve a scraper), but guessing is throttled before any bcrypt runs.
+        # The trade-off is documented next to rate_limit in docs/reliability.md.
         if active and active.limiter and not active.limiter.allow():
             return Response(429, b"too many requests\n", headers=extra), False
         user = await self._authenticate(loop, active, head.headers.get("Authorization"))
@@ -433,13 +487,18 @@ class WebServer:
 
     @property
     def refused_connections(self) -> int:
-        """Connections closed at accept: all were busy and none idle to evict."""
+        """Connections closed at accept: every open one was busy, none waiting to evict."""
         return self._state.refused
 
     @property
     def evicted_connections(self) -> int:
-        """Idle keep-alive connections closed to make room for a new one."""
+        """Idle keep-alive or head-state connections closed to make room for a new one."""
         return self._state.evicted
+
+    @property
+    def failed_connections(self) -> int:
+        """Connections ended by an unexpected exception (a bug; logged, rate-limited)."""
+        return self._state.failed
 
     @property
     def expired_connections(self) -> int:
