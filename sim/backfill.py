@@ -271,8 +271,8 @@ def _backfill(
         worker.join()
         if not keep_openmetrics:
             shutil.rmtree(om_dir, ignore_errors=True)
-    if progress is not None:
-        progress.write("\n")
+    if progress is not None and _is_tty(progress):
+        progress.write("\n")  # end the bar's line
     if worker.error is not None:
         raise UserError(str(worker.error))
     fleet = windows.fleet
@@ -317,13 +317,33 @@ def _health_writer(writer: Any, resolution: float) -> Any:
     return HealthSeries(writer, resolution)
 
 
+#: Piped progress gets at most this many lines: one each time another tenth of the windows is done.
+PLAIN_PROGRESS_LINES = 10
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
+
+
 def _progress(stream: Any, done: int, total: int, samples: int, busy: float) -> None:
+    """Redraw a bar on a terminal; when piped, write a plain line per tenth of the windows.
+
+    Carriage-return frames in a log or a CI transcript make one endless line of overdrawn bars.
+    """
+    rate = samples / busy if busy else 0.0
+    figures = f"{samples / 1e6:8.1f}M samples  {rate / 1e6:5.2f}M samples/s written"
+    if not _is_tty(stream):
+        lines = PLAIN_PROGRESS_LINES
+        if done * lines // total > (done - 1) * lines // total:
+            figures = " ".join(figures.split())
+            stream.write(f"backfill {100 * done / total:.1f}% ({done}/{total} windows) {figures}\n")
+            stream.flush()
+        return
     width = 30
     filled = int(width * done / total)
-    rate = samples / busy if busy else 0.0
     stream.write(
-        f"\rbackfill [{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% "
-        f"{samples / 1e6:8.1f}M samples  {rate / 1e6:5.2f}M samples/s written"
+        f"\rbackfill [{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% {figures}"
     )
     stream.flush()
 

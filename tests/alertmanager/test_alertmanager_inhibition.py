@@ -224,3 +224,64 @@ def test_critical_alerts_group_per_gpu_for_pagerduty(alertmanager: Server) -> No
         ({"node": "n1", "uuid": "GPU-a"}, ["GPUUncorrectableEccErrors", "GPUXidMemoryError"]),
         ({"node": "n1", "uuid": "GPU-b"}, ["GPUXidNvlinkError"]),
     ]
+
+
+def _pages(notifications: list[Any]) -> list[tuple[str, str, str]]:
+    """(event action, summary, dedup key) of each PagerDuty event received."""
+    return [
+        (n.payload["event_action"], n.payload["payload"]["summary"], n.payload["dedup_key"])
+        for n in notifications
+        if n.service == "pagerduty"
+    ]
+
+
+def test_an_ecc_page_already_sent_is_not_taken_back_by_a_later_remap_failure(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """Inhibition mutes alerts from the moment the inhibiting alert fires; it cannot unsend a
+    page. With the demo's 1 s group_wait an uncorrectable-ECC alert that fires seconds before
+    the row-remap failure (as the simulator's fault does) opens the incident; the remap failure
+    then joins it (same group, same dedup key) and the ECC alert is not sent again."""
+    with NotificationSink() as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, fast=True)
+        server = alertmanager_factory(config)
+        _post(server, [_gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-a")])
+        sink.wait_for(lambda ns: len(_pages(ns)) >= 1, timeout=20)
+        _post(
+            server,
+            [
+                _gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-a"),
+                _gpu("GPURowRemapFailure", "critical", "n1", "GPU-a"),
+            ],
+        )
+        pages = _pages(sink.wait_for(lambda ns: len(_pages(ns)) >= 2, timeout=20))
+        time.sleep(3)  # nothing else follows (group_interval is 1 s)
+        pages = _pages(sink.notifications())
+    assert [(action, summary.split(" on ")[0]) for action, summary, _ in pages] == [
+        ("trigger", "GPUUncorrectableEccErrors"),
+        ("trigger", "GPURowRemapFailure"),
+    ]
+    assert pages[0][2] == pages[1][2]  # one incident
+
+
+def test_with_the_shipped_group_wait_the_remap_failure_is_the_first_page(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """group_wait 10 s: an ECC alert that fired a few seconds before the remap failure is still
+    waiting in its group when the remap failure arrives, and is muted before anything is sent."""
+    with NotificationSink() as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url)
+        server = alertmanager_factory(config)
+        _post(server, [_gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-a")])
+        time.sleep(5)
+        _post(
+            server,
+            [
+                _gpu("GPUUncorrectableEccErrors", "critical", "n1", "GPU-a"),
+                _gpu("GPURowRemapFailure", "critical", "n1", "GPU-a"),
+            ],
+        )
+        pages = _pages(sink.wait_for(lambda ns: len(_pages(ns)) >= 1, timeout=30))
+    assert [(action, summary.split(" on ")[0]) for action, summary, _ in pages] == [
+        ("trigger", "GPURowRemapFailure")
+    ]

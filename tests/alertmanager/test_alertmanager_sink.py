@@ -192,13 +192,14 @@ def test_alertmanager_notifications_pass_the_sink_then_resolve(
     assert trigger["dedup_key"] == resolve["dedup_key"]
     assert trigger["payload"]["severity"] == "critical"
     assert trigger["payload"]["source"] == "node-a"
+    # The node is named once (the GPU's own "on node-a" would repeat it).
     assert trigger["payload"]["summary"] == (
-        "GPUFallenOffBus on node-a: GPU 1 (NVIDIA H100 80GB HBM3, GPU-1a) on node-a"
-        " - GPU fell off the bus."
+        "GPUFallenOffBus on node-a: GPU 1 (NVIDIA H100 80GB HBM3, GPU-1a) - GPU fell off the bus."
     )
     assert "Health score: 0" in trigger["payload"]["custom_details"]["firing"]
-    assert "Top risk factors: corrected memory errors per day, last 24 h." in (
-        trigger["payload"]["custom_details"]["firing"]
+    assert (
+        "Top risk factors: corrected memory errors per day, last 24 h."
+        in (trigger["payload"]["custom_details"]["firing"])
     )
     assert trigger["links"][0]["href"].endswith("GPUFallenOffBus.md")
     slack = [n.payload for n in notes if n.service == "slack"]
@@ -250,6 +251,6 @@ def test_one_page_per_gpu_names_each_alert_and_the_xid(
     gpu1 = next(p for ps in by_key.values() for p in ps if "GPU-1a" in p["payload"]["summary"])
     assert gpu1["payload"]["summary"] == (
         "GPUUncorrectableEccErrors, GPUXidMemoryError on node-a: GPU 1 (NVIDIA H100 80GB HBM3,"
-        " GPU-1a) on node-a - GPU has uncorrectable ECC errors.; XID 48: double-bit ECC error"
+        " GPU-1a) - GPU has uncorrectable ECC errors.; XID 48: double-bit ECC error"
     )
     assert gpu1["payload"]["class"] == "GPUUncorrectableEccErrors"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -139,6 +140,10 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
         assert pages[0]["errors"] == []
         assert pages[0]["payload"]["event_action"] == "trigger"
         assert "GPU 1 " in pages[0]["payload"]["payload"]["summary"]
+        # Its link points at the Alertmanager the demo runs, not at http://<hostname>:9093.
+        assert pages[0]["payload"]["client_url"].startswith(urls["alertmanager"] + "/")
+        uuid = re.search(r"GPU-[0-9a-f-]+", pages[0]["payload"]["payload"]["summary"])
+        assert uuid is not None
         pids = _pids(workdir)
         assert len(pids) == 4 and all(_alive(pid) for pid in pids)
         demo.send_signal(signal.SIGTERM)
@@ -149,22 +154,30 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
             demo.communicate()
     assert demo.returncode == 0, err
     assert "received SIGTERM" in err
+    assert "backfill 100.0%" in err and "\r" not in err  # piped: plain progress lines
     assert "notification: pagerduty trigger [critical] GPUFallenOffBus" in out
     # Piped output gets plain summary blocks (no terminal escape codes).
     assert "Fleet health (" in out and "Riskiest GPUs" in out and "\x1b[" not in out
     assert not [pid for pid in pids if _alive(pid)]
+    # Alertmanager logged the page (its notification log is saved on exit) ...
+    nflog = workdir / "alertmanager-data" / "nflog"
+    assert uuid.group().encode() in nflog.read_bytes()
 
     # Second run in the same work dir: the history is reused, and --duration stops it.
     again = _demo(workdir, "--duration", "3")
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     assert "reusing the cached history" in err
-    assert "backfill [" not in err.split("reusing the cached history")[0]
+    before = err.split("reusing the cached history")[0].splitlines()
+    assert not [line for line in before if line.startswith("backfill ")]  # no progress lines
     assert "--duration 3s elapsed" in err
     assert "gpu-health demo is up" in out
     second = _pids(workdir)
     assert len(second) == 4 and set(second).isdisjoint(pids)
     assert not [pid for pid in second if _alive(pid)]
+    # ... and a new run starts it on an empty log: the same fault on the same GPU pages again
+    # instead of counting as already sent (and held for repeat_interval, 4 h).
+    assert not nflog.exists() or uuid.group().encode() not in nflog.read_bytes()
 
 
 def _path_with(tmp_path: Path, *programs: str) -> str:
@@ -217,7 +230,7 @@ def test_demo_without_alertmanager_names_its_package(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--fault", "gpu=99,fault=xid79"], "the fleet has GPUs 0-15"),
+        (["--fault", "gpu=99,fault=xid79"], "the fleet has slots 0-15"),
         (["--fault", "gpu=1,fault=nonsense"], "--fault 'gpu=1,fault=nonsense'"),
         (["--speed", "0"], "--speed: must be a positive number"),
         (["--resolution", "fast"], "--resolution"),

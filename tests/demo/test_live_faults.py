@@ -91,7 +91,7 @@ def test_add_fault_needs_a_running_demo_and_a_valid_fault(tmp_path: Path) -> Non
     sleeper = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
     try:
         (tmp_path / "pids").write_text(f"exporter {sleeper.pid}\n")
-        with pytest.raises(UserError, match="GPUs 0-7"):
+        with pytest.raises(UserError, match="slots 0-7"):
             live_faults.add_fault(tmp_path, "gpu=8,fault=thermal")
         with pytest.raises(UserError, match="unknown fault 'warm'"):
             live_faults.add_fault(tmp_path, "gpu=3,fault=warm")
@@ -126,20 +126,94 @@ def test_demo_fault_command_reaches_a_running_exporter(tmp_path: Path) -> None:
             )
 
         bad = demo_fault("gpu=4,fault=xid79")
-        assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "GPUs 0-3" in bad.stderr
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "slots 0-3" in bad.stderr
         good = demo_fault("gpu=2,fault=xid79")
         assert good.returncode == 0, good.stderr
-        assert "injected xid79 into GPU 2" in good.stdout
+        assert "injected xid79 into slot 2, which alerts and the summary call GPU 2 on " in (
+            good.stdout
+        )
+        assert "starts it at its next scrape (Prometheus scrapes it every 5s)" in good.stdout
 
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            lines = stack.http_get(f"{server.url}/metrics").decode().splitlines()
-            up = {
-                line.split('gpu="')[1].split('"')[0]: line.split()[-1]
-                for line in lines
-                if line.startswith("gpu_up{")
-            }
-            if up.get("2") == "0.0":
-                break
-            time.sleep(0.5)
+        # The next scrape at least WATCH_EVERY after the last look at the file starts it (the
+        # command itself takes longer than that): no waiting beyond one scrape.
+        time.sleep(WATCH_EVERY)
+        lines = stack.http_get(f"{server.url}/metrics").decode().splitlines()
+        up = {
+            line.split('gpu="')[1].split('"')[0]: line.split()[-1]
+            for line in lines
+            if line.startswith("gpu_up{")
+        }
         assert up == {"0": "1.0", "1": "1.0", "2": "0.0", "3": "1.0"}
+
+
+NOW = 1_790_000_000.0  # fixed, so which slot is empty is the same on every run
+
+
+def _empty_slots(gpus: int, seed: int, hazard_scale: float, at: float) -> list[int]:
+    from gpu_health.sim.fleet import build_fleet
+
+    return [s.index for s in build_fleet(gpus, seed, hazard_scale).slots if s.board_at(at) is None]
+
+
+def test_fault_command_refuses_a_slot_without_a_board_and_names_the_target(
+    tmp_path: Path,
+) -> None:
+    # Seed 1 at 20x the failure rates: at NOW one board of 16 is away for RMA, and the
+    # simulator shows 15 GPUs (an injected fault in that slot would be dropped).
+    assert _empty_slots(16, 1, 20.0, NOW) == [11]
+    backend = SimBackend(gpus=16, seed=1, hazard_scale=20.0, start_time=NOW)
+    assert len(backend.inventory()) == 15
+    live_faults.prepare(tmp_path, gpus=16, seed=1, hazard_scale=20.0, now=NOW)
+    sleeper = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        (tmp_path / "pids").write_text(f"exporter {sleeper.pid}\n")
+
+        def demo_fault(spec: str) -> subprocess.CompletedProcess[str]:
+            argv = [sys.executable, "-m", "gpu_health.cli", "demo", "fault", spec]
+            return subprocess.run(
+                [*argv, "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=60
+            )
+
+        bad = demo_fault("gpu=11,fault=thermal")
+        assert bad.returncode == 1 and bad.stdout == ""
+        assert bad.stderr == (
+            "error: fault 'gpu=11,fault=thermal': slot 11 (GPU 3 on gpu-node-002) has no board "
+            "installed (it is away for RMA), so a fault there would never fire; slots with a "
+            "board: 0-10, 12-15\n"
+        )
+        # gpu= is the fleet-wide slot; the output names the node and per-node GPU of alerts.
+        good = demo_fault("gpu=10,fault=thermal")
+        assert good.returncode == 0, good.stderr
+        assert good.stdout.startswith(
+            "injected thermal into slot 10, which alerts and the summary call GPU 2 on "
+            "gpu-node-002, of the demo in "
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    faults = load_faults_file(tmp_path / live_faults.FAULTS_FILE)
+    assert [(f.gpu, f.fault) for f in faults] == [(10, "thermal")]
+
+
+def test_demo_refuses_a_start_fault_in_a_slot_without_a_board(tmp_path: Path) -> None:
+    now = time.time()
+    empty = next(
+        ((seed, slots[0]) for seed in range(20) if (slots := _empty_slots(16, seed, 20.0, now))),
+        None,
+    )
+    assert empty is not None, "no seed has a board away for RMA now"
+    seed, slot = empty
+    spec = f"gpu={slot},fault=xid79"
+    workdir = tmp_path / "demo"
+    argv = [sys.executable, "-m", "gpu_health.cli", "demo", "--gpus", "16", "--seed", str(seed)]
+    result = subprocess.run(
+        [*argv, "--fault", spec, "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: --fault {spec!r}: slot {slot} (GPU ")
+    assert "has no board installed" in result.stderr
+    assert not workdir.exists()  # refused before anything started

@@ -119,3 +119,48 @@ def test_bad_arguments_fail_in_one_line(tmp_path: Path) -> None:
         assert result.returncode != 0
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and word in lines[0] and "Traceback" not in result.stderr
+
+
+def _progress_argv(out: Path) -> list[str]:
+    # One GPU for a day at 15-minute steps: 13 two-hour windows, about a second.
+    argv = [str(BIN), "backfill", "--gpus", "1", "--days", "1", "--resolution", "15m"]
+    return [*argv, "--out", str(out), "--end-time", str(END)]
+
+
+def test_piped_progress_is_a_few_plain_lines(tmp_path: Path) -> None:
+    result = subprocess.run(
+        _progress_argv(tmp_path / "p"), capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr  # no terminal frames in a log or CI transcript
+    lines = [line for line in result.stderr.splitlines() if line.startswith("backfill ")]
+    assert 2 <= len(lines) <= 10  # one per tenth of the windows at most
+    assert lines[-1].startswith("backfill 100.0% (13/13 windows)")
+    assert "samples/s written" in lines[-1]
+
+
+def test_progress_on_a_terminal_is_a_redrawn_bar(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            _progress_argv(tmp_path / "t"), stdout=subprocess.DEVNULL, stderr=follower
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=120) == 0
+    finally:
+        os.close(leader)
+    shown = b"".join(chunks).decode()
+    assert shown.count("\rbackfill [") == 13
+    assert "100.0%" in shown

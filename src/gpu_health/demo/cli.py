@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from gpu_health.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RULES_DIR = REPO_ROOT / "rules"
 ALERTMANAGER_CONFIG = REPO_ROOT / "alertmanager" / "alertmanager.yml"
+#: Alertmanager's --storage.path under the work dir (set by stack.alertmanager).
+ALERTMANAGER_DATA = "alertmanager-data"
 
 #: The usual ports, used when free (else any free port).
 PORTS = {
@@ -158,7 +161,15 @@ def _validate(args: argparse.Namespace) -> float:
             text = str(exc).removeprefix(f"--sim-fault {spec!r}: ")
             raise UserError(f"--fault {spec!r}: {text}") from None
         if fault.gpu >= args.gpus:
-            raise UserError(f"--fault {spec!r}: the fleet has GPUs 0-{args.gpus - 1}")
+            raise UserError(f"--fault {spec!r}: the fleet has slots 0-{args.gpus - 1}")
+    if args.fault:
+        # A fault in a slot whose board is away for RMA would be dropped by the simulator.
+        slots = live_faults.fleet_slots(args.gpus, args.seed, args.hazard_scale)
+        for spec in args.fault:
+            try:
+                live_faults.check_slot(slots, parse_fault(spec).gpu)
+            except UserError as exc:
+                raise UserError(f"--fault {spec!r}: {exc}") from None
     return resolution
 
 
@@ -298,9 +309,21 @@ def _run_stack(
     am_config = local_alertmanager_config(
         ALERTMANAGER_CONFIG, workdir / "alertmanager", sink.url, fast=True
     )
+    # Alertmanager's notification log and silences live here. The run starts on fresh
+    # Prometheus data and an empty faults file, so a kept log would remember the pages of the
+    # last run and hold the same fault's page on the same GPU for repeat_interval (4 h).
+    shutil.rmtree(workdir / ALERTMANAGER_DATA, ignore_errors=True)
+    am_port = ports["alertmanager"]
     try:
         am = resources.enter_context(
-            stack.alertmanager(workdir, am_config, port=ports["alertmanager"])
+            stack.alertmanager(
+                workdir,
+                am_config,
+                port=am_port,
+                # Notifications link here (PagerDuty's client_url); the default,
+                # http://<hostname>:9093, is not where this one listens.
+                extra_args=[f"--web.external-url=http://127.0.0.1:{am_port}"],
+            )
         )
     except RuntimeError as exc:
         raise _start_failed(exc, workdir / "alertmanager.log") from None
@@ -326,7 +349,8 @@ def _run_stack(
     for fault in args.fault:
         exporter_argv += ["--sim-fault", fault]
     # `gpu-health demo fault SPEC` appends to this file; the simulator watches it.
-    exporter_argv += ["--sim-faults-file", str(live_faults.prepare(workdir, args.gpus))]
+    faults_file = live_faults.prepare(workdir, args.gpus, args.seed, args.hazard_scale)
+    exporter_argv += ["--sim-faults-file", str(faults_file)]
     exporter = table.spawn("exporter", exporter_argv)
     _wait(f"{exporter_url}/metrics", 60.0, exporter, workdir / "exporter.log", "exporter")
 
