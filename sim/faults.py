@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpu_health.config import load_yaml
+from gpu_health.config import load_yaml, show
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.sim.timeparse import parse_duration
 
@@ -86,8 +86,8 @@ def _build(fields: Mapping[str, Any], where: str) -> Fault:
         raise UserError(f"{where}: fault is required (fault=NAME)")
     try:
         gpu = int(fields["gpu"])
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: gpu {fields['gpu']!r} is not a GPU index") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: gpu: .inf
+        raise UserError(f"{where}: gpu {show(fields['gpu'])} is not a GPU index") from None
     if gpu < 0:
         raise UserError(f"{where}: gpu {gpu} is negative")
     name = _check_name(str(fields["fault"]), where)

@@ -62,6 +62,17 @@ def test_faults_file(tmp_path: Path) -> None:
     worse.write_text("faults:\n  - {gpu: 2, fault: melt}\n")
     with pytest.raises(ConfigError, match="melt"):
         load_faults_file(worse)
+    # a fault that could never fire, or a GPU index that is no number, is refused
+    for entry, fragment in (
+        ("{gpu: 2, fault: thermal, after: .nan}", "after: nan is not a finite duration"),
+        ("{gpu: 2, fault: thermal, for: .inf}", "for: inf is not a finite duration"),
+        ("{gpu: 2, fault: thermal, after: 1" + "0" * 400 + "}", "not a finite duration"),
+        ("{gpu: .inf, fault: thermal}", "gpu inf is not a GPU index"),
+    ):
+        worse.write_text(f"faults:\n  - {entry}\n")
+        with pytest.raises(ConfigError, match=fragment) as info:
+            load_faults_file(worse)
+        assert str(worse) in str(info.value) and len(str(info.value)) < 300
 
 
 class Clock:
