@@ -289,8 +289,8 @@ class Scorer:
                 self._empty_logged = empty
                 if empty:
                     log.warning(
-                        "%d model feature(s) have no data in the %s schema (signal not exported):"
-                        " %s",
+                        "%d model feature(s) have no data in the %s schema (not exported, or "
+                        "not yet enough history for their window): %s",
                         len(empty),
                         schema,
                         ", ".join(empty),
