@@ -92,10 +92,20 @@ class SimBackend:
             raise UserError(f"--sim-fault gpu={fault.gpu}: the simulated fleet has GPUs 0-{last}")
 
     def _inject(self, fault: Fault, start_time: float) -> None:
+        """Inject ``fault``, or say in the log why it never will: a slot whose board is away
+        for RMA serves no GPU to fault."""
         slot = self._slots[fault.gpu]
         board = slot.board_at(self.start_time)
-        if board is not None:
-            inject(slot, board, fault, start_time)
+        if board is None:
+            log.warning(
+                "fault gpu=%d fault=%s dropped: slot %d has no board installed (away for RMA)",
+                fault.gpu,
+                fault.fault,
+                fault.gpu,
+            )
+            return
+        inject(slot, board, fault, start_time)
+        log.info("fault injected: gpu=%d fault=%s", fault.gpu, fault.fault)
 
     def _watch(self) -> None:
         """Inject the entries appended to the faults file since the last look (lock held)."""
@@ -119,7 +129,6 @@ class SimBackend:
         now = self.now()
         for fault in faults[self._file_seen :]:
             self._inject(fault, now)
-            log.info("live fault injected: gpu=%d fault=%s", fault.gpu, fault.fault)
         self._file_seen = max(self._file_seen, len(faults))
 
     @classmethod

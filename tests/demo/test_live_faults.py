@@ -217,3 +217,17 @@ def test_demo_refuses_a_start_fault_in_a_slot_without_a_board(tmp_path: Path) ->
     assert result.stderr.startswith(f"error: --fault {spec!r}: slot {slot} (GPU ")
     assert "has no board installed" in result.stderr
     assert not workdir.exists()  # refused before anything started
+
+
+def test_the_exporter_logs_a_fault_in_a_slot_without_a_board(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gpu_health.sim.faults import parse_fault
+
+    assert _empty_slots(16, 1, 20.0, NOW) == [11]
+    faults = [parse_fault("gpu=11,fault=thermal"), parse_fault("gpu=3,fault=thermal")]
+    with caplog.at_level(logging.INFO, logger="gpu_health.sim.live"):
+        SimBackend(gpus=16, seed=1, hazard_scale=20.0, start_time=NOW, faults=faults)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("gpu=11 fault=thermal dropped: slot 11 has no board" in m for m in messages)
+    assert "fault injected: gpu=3 fault=thermal" in messages
