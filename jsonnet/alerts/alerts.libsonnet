@@ -262,9 +262,14 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     },
   ],
 
+  // A label value is pasted into the PromQL of the lookups below: only a plain UUID (letters,
+  // digits, '.', '_', ':', '-', as GPU-, MIG- and dcgm-exporter UUIDs are) is looked up. A
+  // forged one holding a quote would otherwise rewrite the query and could read any series
+  // into a notification (or make a lost GPU's health score read 100).
+  local uuidIsPlain = 'match "^[A-Za-z0-9._:-]+$" $labels.uuid',
   // The GPU's top risk factors in words (the scorer's gpu_scorer_risk_factor_info labels),
   // largest first, looked up when the alert is evaluated; absent when the scorer names none.
-  local riskFactors = '{{ range $i, $f := printf `sort_desc(topk(3, gpu_failure_risk_factor{%s, horizon="%s", uuid="%%s"} > 0) * on (feature) group_left (label) max by (feature, label) (gpu_scorer_risk_factor_info{%s}))` $labels.uuid | query }}{{ if $i }}; {{ end }}{{ $f.Labels.label }}{{ end }}' % [c.gpuScorerSelector, c.failurePredictedHorizon, c.gpuScorerSelector],
+  local riskFactors = '{{ if %s }}{{ range $i, $f := printf `sort_desc(topk(3, gpu_failure_risk_factor{%s, horizon="%s", uuid="%%s"} > 0) * on (feature) group_left (label) max by (feature, label) (gpu_scorer_risk_factor_info{%s}))` $labels.uuid | query }}{{ if $i }}; {{ end }}{{ $f.Labels.label }}{{ end }}{{ end }}' % [uuidIsPlain, c.gpuScorerSelector, c.failurePredictedHorizon, c.gpuScorerSelector],
   // The GPU's most likely failure class (the scorer's gpu_failure_class_probability), looked up
   // when the alert is evaluated rather than joined into the expression: a class that changes
   // would otherwise end the alert and restart its `for` hold under a new label set. The
@@ -273,7 +278,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   // annotation never flips between equals. `body` reads $class ("" when the scorer names none)
   // and $p (its probability).
   local withFailureClass(body) =
-    '{{ $class := "" }}{{ $p := -1.0 }}{{ range printf `max by (class) (gpu_failure_class_probability{%s, uuid="%%s"})` $labels.uuid | query | sortByLabel "class" }}{{ if gt .Value $p }}{{ $class = .Labels.class }}{{ $p = .Value }}{{ end }}{{ end }}' % c.gpuScorerSelector + body,
+    '{{ $class := "" }}{{ $p := -1.0 }}{{ if %s }}{{ range printf `max by (class) (gpu_failure_class_probability{%s, uuid="%%s"})` $labels.uuid | query | sortByLabel "class" }}{{ if gt .Value $p }}{{ $class = .Labels.class }}{{ $p = .Value }}{{ end }}{{ end }}{{ end }}' % [uuidIsPlain, c.gpuScorerSelector] + body,
   local classRunbooks = c.failureClassRunbooks,
   local classNames = std.objectFields(classRunbooks),
   // The class's runbook (config failureClassRunbooks); this alert's own runbook without a class.
@@ -409,7 +414,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
 
   // Every GPU alert also carries the GPU's current overall health score, looked up when the
   // alert is evaluated, so a notification shows it without a second query.
-  local healthScore = '{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}' % c.gpuExporterSelector,
+  local healthScore = '{{ if %s }}{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}{{ else }}unknown{{ end }}' % [uuidIsPlain, c.gpuExporterSelector],
   local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
   local decorate(rule) = rule {
     // A rule that names its own runbook (GPUFailurePredicted: the class's) keeps it.

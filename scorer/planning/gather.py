@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import urllib.error
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,6 +34,11 @@ def prometheus_query(url: str, at: float | None = None) -> Query:
     return query
 
 
+def _is_horizon(text: object) -> bool:
+    """``7d``, ``30d``, ``90d``: a whole number of days, as the scorer labels its horizons."""
+    return isinstance(text, str) and bool(re.fullmatch(r"[0-9]{1,4}d", text))
+
+
 def gather_risks(
     query: Query,
     inventory: Inventory | None = None,
@@ -48,8 +54,12 @@ def gather_risks(
     for item in query("max by (uuid, model, node, gpu, horizon) (gpu_failure_probability)"):
         labels = item.get("metric", {})
         uuid, horizon = labels.get("uuid"), labels.get("horizon")
-        value = float(item["value"][1])
-        if not uuid or not horizon or not math.isfinite(value):
+        try:
+            value = float(item["value"][1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+        # the scorer writes horizons as "7d", "30d", "90d": anything else is not its series
+        if not uuid or not _is_horizon(horizon) or not math.isfinite(value):
             continue
         probs[uuid][horizon] = value
         meta[uuid] = {k: str(labels.get(k, "")) for k in ("model", "node", "gpu")}

@@ -254,3 +254,42 @@ def test_one_page_per_gpu_names_each_alert_and_the_xid(
         " GPU-1a) - GPU has uncorrectable ECC errors.; XID 48: double-bit ECC error"
     )
     assert gpu1["payload"]["class"] == "GPUUncorrectableEccErrors"
+
+
+@pytest.mark.integration
+def test_hostile_label_values_cannot_format_slack_or_swell_a_notification(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """A node name, model or UUID comes from outside (a node's configuration, a driver). In
+    Slack, <!channel> would notify a whole channel and <http://x|text> forge a link, a newline
+    would forge a line, and a 100 KB model made a 200,000-character message Slack refuses
+    (msg_too_long: the page was lost). Values are escaped for Slack, one line, and cut."""
+    hostile = _am_alert()
+    labels, annotations = hostile[0]["labels"], hostile[0]["annotations"]
+    node = "evil <!channel> <http://evil.example/login|re-authenticate> & co\n:white_check_mark:"
+    labels.update(node=node, model="M" * 100_000, uuid="GPU-1a\x1b]0;pwned\x07")
+    annotations["description"] = f"GPU 1 ({labels['model']}) on {node} stopped answering."
+    with NotificationSink(expected_routing_key=KEY) as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
+        server = alertmanager_factory(config)
+        request = urllib.request.Request(
+            f"{server.url}/api/v2/alerts",
+            data=json.dumps(hostile).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+        sink.wait_for(lambda notes: {n.service for n in notes} >= {"slack", "pagerduty"}, 30)
+        slack = sink.notifications("slack")[0]
+        page = sink.notifications("pagerduty")[0]
+
+    assert slack.errors == [] and page.errors == []  # accepted as the services would
+    text = json.dumps(slack.payload)
+    for raw in ("<!channel>", "<http://evil", "& co", "\\u001b", "\\u0007"):
+        assert raw not in text, raw
+    assert "&lt;!channel&gt;" in text and "&amp; co" in text
+    attachment_text = slack.payload["attachments"][0]["text"]
+    assert "\n:white_check_mark:" not in attachment_text  # no forged line
+    assert len(attachment_text) < 5_000
+    details = json.dumps(page.payload)
+    assert "\\u001b" not in details and len(details) < 10_000

@@ -152,6 +152,30 @@ def test_alerts_pass_the_mixtool_lint_rules() -> None:
     assert problems == []
 
 
+#: A label pasted into a lookup's PromQL must first pass this guard (jsonnet: uuidIsPlain).
+PLAIN_UUID_GUARD = '{{ if match "^[A-Za-z0-9._:-]+$" $labels.uuid }}'
+
+
+def test_every_annotation_lookup_runs_only_for_a_plain_uuid() -> None:
+    """Annotations that look something up (``printf ... $labels.uuid | query``) paste the label
+    into PromQL; a forged UUID with a quote would rewrite the query. Each lookup must sit
+    inside the guard (tests/rules/alerts.test.yaml shows one that would read 100 without it)."""
+    lookups = 0
+    for alert in _alerts():
+        for name, text in alert.get("annotations", {}).items():
+            for lookup in re.finditer(r"\$labels\.uuid \| query", text):
+                lookups += 1
+                before = text[: lookup.start()]
+                opened = before.rfind(PLAIN_UUID_GUARD)
+                assert opened >= 0, f"{alert['alert']}.{name}: a lookup outside the UUID guard"
+                # the guard's block is still open where the lookup runs
+                between = before[opened:]
+                assert between.count("{{ if ") + between.count("{{ with ") + between.count(
+                    "{{ range "
+                ) > between.count("{{ end }}"), f"{alert['alert']}.{name}: guard closed early"
+    assert lookups >= 3
+
+
 def test_gpu_alert_descriptions_name_gpu_node_model_and_value() -> None:
     for rule in _alerts():
         description = rule["annotations"]["description"]

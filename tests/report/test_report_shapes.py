@@ -52,3 +52,25 @@ def test_instant_shaped_range_answer_is_no_trend_not_a_crash(
     _out, err = capsys.readouterr()
     assert code == 0, err
     assert "KeyError" not in err and "Traceback" not in err
+
+
+def test_label_values_cannot_drive_the_terminal_or_swell_the_report() -> None:
+    """Node names and models come from outside: an OSC sequence would set the operator's window
+    title, CSI 2J clear the screen, a CR overwrite a line, and a 100 KB name made an 8 MB
+    terminal report. Every cell is one bounded line and no control character but the line
+    break is printed."""
+    from gpu_health.report import text
+    from gpu_health.report.model import FleetReport, RiskRow, StateRow, XidRow
+
+    evil = "node\x1b]0;pwned\x07\x1b[2J\rX" + "n" * 100_000
+    report = FleetReport("http://prometheus:9090", 1_790_000_000.0, "7d", "ours")
+    report.gpu_count = 1
+    report.states = {"failed": 1}
+    report.unhealthy = [StateRow(evil, "0", "GPU-a", "failed", (evil,), 0.0)]
+    report.risks = [RiskRow("GPU-a", evil, evil, "0", 0.5, 0.9)]
+    report.xids = [XidRow(evil, "GPU-a", "79", 1.0)]
+    report.notes = [evil]
+    out = text.render(report)
+    assert not set(out) & ({chr(c) for c in range(32)} - {"\n"} | {"\x7f"})
+    assert len(out) < 20_000  # 103,697 characters before the cut
+    assert max(len(line) for line in out.splitlines() if "GPU-a" in line) < 1_000

@@ -110,3 +110,23 @@ def test_large_fleets_drop_only_negligible_counts() -> None:
     binomial = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(len(pmf))]
     assert pmf == pytest.approx(binomial, abs=1e-12)
     assert float(pmf.sum()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_series_with_a_foreign_horizon_or_value_are_skipped_not_fatal() -> None:
+    """A series that is not the scorer's (a hostile ``horizon`` label, a value that is no
+    number) made the whole report fail with a ValueError; it is skipped, the rest planned."""
+    from gpu_health.scorer.planning.gather import gather_risks
+
+    def query(promql: str) -> list[dict[str, object]]:
+        if "gpu_failure_probability" not in promql:
+            return []
+        ok = {"uuid": "GPU-a", "model": "H100", "node": "n1", "gpu": "0"}
+        return [
+            {"metric": {**ok, "horizon": "30d"}, "value": [0, "0.2"]},
+            {"metric": {**ok, "horizon": 'x"><img src=x onerror=alert(1)>'}, "value": [0, "1"]},
+            {"metric": {**ok, "uuid": "GPU-b", "horizon": "30d"}, "value": [0, "many"]},
+            {"metric": {**ok, "uuid": "GPU-c", "horizon": "7d"}, "value": []},
+        ]
+
+    risks = gather_risks(query)
+    assert [(r.uuid, dict(r.probability)) for r in risks] == [("GPU-a", {"30d": 0.2})]

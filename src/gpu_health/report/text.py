@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 
 from gpu_health.report.model import FleetReport
+from gpu_health.safetext import one_line
 from gpu_health.scorer.factor_labels import factor_label
+
+#: Every control character but the newline that separates lines.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+#: The widest a cell may be (three risk factors in words fit): label values come from outside (a
+#: node name of 100 KB made an 8 MB terminal report).
+MAX_CELL = 200
+#: The longest line printed.
+MAX_LINE = 2000
+
+
+def _cell(text: str) -> str:
+    """One line without control characters, at most :data:`MAX_CELL` characters."""
+    flat = one_line(text, MAX_CELL + 1)
+    return flat if len(flat) <= MAX_CELL else flat[: MAX_CELL - 3] + "..."
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns sized to their widest cell."""
+    """Left-aligned columns sized to their widest cell (cells cut to one bounded line)."""
+    rows = [[_cell(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -189,4 +208,8 @@ def render(report: FleetReport) -> str:
         out.append("none")
     for note in report.notes:
         out.append(f"note: {note}")
-    return "\n".join(out) + "\n"
+    # Label values reach prose lines too (reasons, notes): no ESC, CR or other control
+    # character may reach the operator's terminal (an OSC sequence sets the window title, CSI
+    # 2J clears the screen), and no line is longer than a table of full cells.
+    lines = _CONTROL.sub(" ", "\n".join(out)).split("\n")
+    return "\n".join(line[:MAX_LINE] for line in lines) + "\n"
