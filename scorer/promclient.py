@@ -200,7 +200,7 @@ class PromClient:
                     response.close()
             except requests.RequestException:
                 if cut.fired:  # a server dripping its headers: the deadline shut the socket
-                    self._remaining(deadline)
+                    self.check_run_deadline()  # the run's budget spent: say so, not "timed out"
                     raise _TimedOut from None
                 raise
 

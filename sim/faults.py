@@ -58,7 +58,7 @@ class Fault:
 def _check_name(name: str, where: str) -> str:
     if name in FAULTS or (name.startswith("xid") and name[3:].isdigit()):
         return name
-    raise UserError(f"{where}: unknown fault {name!r} (allowed: {', '.join(FAULTS)}, xidNN)")
+    raise UserError(f"{where}: unknown fault {show(name)} (allowed: {', '.join(FAULTS)}, xidNN)")
 
 
 def parse_fault(text: str) -> Fault:
@@ -74,7 +74,9 @@ def parse_fault(text: str) -> Fault:
         if not sep or not value.strip():
             raise UserError(f"{where}: {part!r} is not key=value")
         if name not in KEYS:
-            raise UserError(f"{where}: unknown key {name!r} (allowed: {', '.join(sorted(KEYS))})")
+            raise UserError(
+                f"{where}: unknown key {show(name)} (allowed: {', '.join(sorted(KEYS))})"
+            )
         fields[name] = value.strip()
     return _build(fields, where)
 

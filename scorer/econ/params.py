@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpu_health import config
-from gpu_health.config import join_key
+from gpu_health.config import join_key, show
 from gpu_health.errors import ConfigError
 
 DEFAULTS_RESOURCE = "default_economics.yaml"
@@ -276,7 +276,9 @@ def _sla_penalties(raw: Any, source: str) -> tuple[tuple[str, float], ...]:
 def _currency(value: Any, source: str) -> str:
     text = config.expect_str(value, source, "currency")
     if not (text.isascii() and text.isalpha() and 1 <= len(text) <= 8):
-        raise ConfigError(source, "currency", f"{text!r} is not a currency code (e.g. USD, EUR)")
+        raise ConfigError(
+            source, "currency", f"{show(text)} is not a currency code (e.g. USD, EUR)"
+        )
     return text
 
 

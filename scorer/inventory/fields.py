@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from gpu_health.config import show
 from gpu_health.errors import UserError
 from gpu_health.scorer.inventory.model import (
     DATE_FIELDS,
@@ -57,13 +58,13 @@ def _number(value: Any, where: str, field: str) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise RecordError(where, field, f"expected a number, got {value!r}")
+        raise RecordError(where, field, f"expected a number, got {show(value)}")
     # No thousands separators: "2,10" may be a decimal comma; a silent 210 is worse than an error.
     try:
         number = float(value.strip()) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
         raise RecordError(
-            where, field, f"expected a plain number like 26500.50, got {value!r}"
+            where, field, f"expected a plain number like 26500.50, got {show(value)}"
         ) from None
     low, high = NUMBER_RANGES[field]
     if not math.isfinite(number) or not low <= number <= high:

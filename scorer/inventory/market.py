@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpu_health.config import show
 from gpu_health.errors import UserError
 from gpu_health.scorer.inventory.loader import read_text
 
@@ -65,11 +66,15 @@ def parse_market_prices(text: str, source: str) -> MarketPrices:
         condition = cells["condition"] or "used"
         if condition not in CONDITIONS:
             allowed = ", ".join(CONDITIONS)
-            raise UserError(f"{where}: condition: {condition!r} not allowed (allowed: {allowed})")
+            raise UserError(
+                f"{where}: condition: {show(condition)} not allowed (allowed: {allowed})"
+            )
         try:
             price = float(cells["price"])
         except ValueError:
-            raise UserError(f"{where}: price: expected a number, got {cells['price']!r}") from None
+            raise UserError(
+                f"{where}: price: expected a number, got {show(cells['price'])}"
+            ) from None
         if not 0 <= price <= MAX_PRICE:
             raise UserError(
                 f"{where}: price: {price:g} is out of range (allowed: 0 to {MAX_PRICE:g})"
@@ -78,7 +83,7 @@ def parse_market_prices(text: str, source: str) -> MarketPrices:
             date = dt.date.fromisoformat(cells["date"]).isoformat()
         except ValueError:
             raise UserError(
-                f"{where}: date: {cells['date']!r} is not a date (expected YYYY-MM-DD)"
+                f"{where}: date: {show(cells['date'])} is not a date (expected YYYY-MM-DD)"
             ) from None
         out.append(MarketPrice(model, condition, price, date))
     return MarketPrices(source, tuple(out))

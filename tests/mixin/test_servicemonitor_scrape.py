@@ -25,8 +25,8 @@ import yaml
 
 from gpu_health import stack
 
-MONITOR = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
-MONITOR = MONITOR / "exporter-servicemonitor.yaml"
+REPO = Path(__file__).resolve().parents[2]
+MONITOR = REPO / "deploy" / "kubernetes" / "exporter-servicemonitor.yaml"
 NAMESPACE = "gpu-health"
 SERVICE = "gpu-health-exporter"
 

@@ -93,7 +93,7 @@ class Gatherer:
         if self._engine is None:
             try:
                 info = json.loads(stack.http_get(f"{self.url}/api/v1/status/buildinfo"))
-            except (urllib.error.URLError, OSError, ValueError, RecursionError):
+            except (OSError, ValueError, RecursionError):  # URLError is an OSError
                 info = None
             self._engine = query_engine.detect(info, self._probe)
         return self._engine
@@ -101,7 +101,7 @@ class Gatherer:
     def _probe(self, promql: str) -> bool:
         try:
             stack.query(self.url, promql, at=self.at)
-        except (urllib.error.URLError, OSError, RuntimeError, ValueError):
+        except (OSError, RuntimeError, ValueError):  # URLError, TimeoutError: OSErrors
             return False
         return True
 
