@@ -39,8 +39,9 @@ def prepare(
 
     Also records, for ``gpu-health demo fault``, which node and per-node GPU each fleet-wide
     slot is and whether a board is installed in it now. The simulator injects a fault into the
-    board a slot holds when the exporter starts (moments after this) and silently drops one for
-    an empty slot (its board away for RMA), so the command must refuse those itself. ``seed``
+    board a slot holds when the exporter starts (moments after this) and drops one for an empty
+    slot (its board away for RMA) with only a warning in its log, so the command must refuse
+    those itself. ``seed``
     and ``hazard_scale`` must be the exporter's; the defaults are the simulator's.
     """
     slots = fleet_slots(gpus, seed, hazard_scale, now)
