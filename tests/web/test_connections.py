@@ -1,4 +1,5 @@
-"""The connection model: in-flight bound (503), idle eviction, close after 401, shared renders."""
+"""The connection model: in-flight bound (503), fair-share eviction, close after 401, shared
+renders."""
 
 from __future__ import annotations
 
@@ -133,6 +134,116 @@ def test_silent_connections_beyond_the_cap_cannot_lock_a_scraper_out() -> None:
         for sock in silent:
             sock.close()
         server.shutdown()
+
+
+def _silent_from(source: str, port: int) -> socket.socket:
+    """A connection from the loopback address ``source`` (Linux routes all of 127/8 to lo) that
+    sends nothing."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(1)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _reuse(conn: http.client.HTTPConnection) -> int | str:
+    """The status of one more request on ``conn``'s open socket, or how that socket failed."""
+    sock = conn.sock
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return type(exc).__name__
+    return response.status if conn.sock is sock else "reconnected"
+
+
+def test_a_flooding_address_evicts_only_its_own_connections() -> None:
+    """Fair share: when the table is full, the victim is the oldest waiting connection of the
+    address holding the most. Before, the globally oldest waiting connection was evicted, so one
+    address opening silent connections by the dozen evicted a scraper's idle keep-alive ones on
+    its first overflow; now the scraper keeps reusing its connections throughout the flood."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError:
+            pytest.skip("127.0.0.2 is not a local address here (Linux routes all of 127/8)")
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, max_connections=8
+    ).start()
+    scraper = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=5) for _ in range(2)]
+    flood: list[socket.socket] = []
+    stop = threading.Event()
+
+    def keep_flooding() -> None:  # ~100 more silent connections a second from 127.0.0.2
+        held: list[socket.socket] = []
+        while not stop.wait(0.01):
+            with contextlib.suppress(OSError):
+                held.append(_silent_from("127.0.0.2", server.port))
+            if len(held) > 50:
+                held.pop(0).close()
+        for sock in held:
+            sock.close()
+
+    flooder = threading.Thread(target=keep_flooding, daemon=True)
+    try:
+        for conn in scraper:  # two idle keep-alive connections, the oldest in the table
+            conn.request("GET", "/")
+            assert conn.getresponse().read() == b"ok\n"
+        sockets = [conn.sock for conn in scraper]
+        flood.extend(_silent_from("127.0.0.2", server.port) for _ in range(60))
+        deadline = time.monotonic() + 5
+        while server.evicted_connections < 60 - 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # 8 slots: the scraper's 2 plus the flood's 6 newest; every other one was evicted.
+        assert server.evicted_connections == 60 - 6 and server.refused_connections == 0
+        assert [_reuse(conn) for conn in scraper] == [200, 200]
+        assert sum(_closed_by_server(sock) for sock in flood[:-6]) == 60 - 6
+        flooder.start()
+        statuses: list[int | str] = []
+        for _ in range(20):  # the same two sockets, reused while the flood goes on
+            statuses.extend(_reuse(conn) for conn in scraper)
+            time.sleep(0.05)
+        assert statuses == [200] * 40
+        assert [conn.sock for conn in scraper] == sockets  # never reconnected: never evicted
+        assert server.evicted_connections > 60 and server.refused_connections == 0
+        assert server.open_connections <= 8
+    finally:
+        stop.set()
+        if flooder.is_alive():
+            flooder.join(5)
+        for conn in scraper:
+            conn.close()
+        for sock in flood:
+            sock.close()
+        server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        (("10.0.0.7", 40000), "10.0.0.7"),
+        (("2001:db8::1", 40000, 0, 0), "2001:db8::1"),
+        (("::ffff:10.0.0.7", 40000, 0, 0), "10.0.0.7"),  # dual-stack listener: same client
+        ("", ""),  # a Unix socket: all one client
+        (b"\0abstract", ""),
+    ],
+)
+def test_connections_are_counted_per_client_address(address: object, key: str) -> None:
+    assert web.peer_key(address) == key
 
 
 def test_new_connections_are_refused_only_when_every_slot_is_busy(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import logging
+import time
 from pathlib import Path
 
+import bcrypt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +16,8 @@ from hypothesis import strategies as st
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.web.auth import MAX_BCRYPT_COST, BasicAuth, check_bcrypt_costs
 from gpu_health.web.config import TLS_KEYS, load_web_config, parse_duration, parse_web_config
+from gpu_health.web.live import WebConfigSource
+from gpu_health.web.protocol import Response
 from gpu_health.web.server import WebServer
 
 HASH = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"  # toolkit docs' example
@@ -190,13 +197,23 @@ def test_bad_durations(text: str) -> None:
 
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-_values = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+
+
+def _nested(depth: int) -> st.SearchStrategy[object]:
+    """Scalars, lists and mappings nested up to ``depth`` levels (built level by level, not with
+    st.recursive: Hypothesis 6.170 warned now and then, depending on its strategy cache, that
+    the recursive form "can't actually recurse")."""
+    values: st.SearchStrategy[object] = _scalars
+    for _ in range(depth):
+        values = (
+            _scalars
+            | st.lists(values, max_size=3)
+            | st.dictionaries(st.text(max_size=8), values, max_size=3)
+        )
+    return values
+
+
+_values = _nested(3)
 _tls = st.dictionaries(st.sampled_from(sorted(TLS_KEYS)), _values, max_size=6)
 _documents = (
     st.fixed_dictionaries(
@@ -252,3 +269,65 @@ def test_bcrypt_cost_at_the_cap_is_accepted() -> None:
     assert auth.check(None) is None  # built; no check run
     with pytest.raises(ConfigError, match=r"basic_auth_users\.bob: bcrypt cost 15"):
         check_bcrypt_costs({"bob": _hash_of_cost(MAX_BCRYPT_COST + 1)}, "web.yml")
+
+
+def _get(port: int, user: str, password: str) -> tuple[int, str | None]:
+    """(status, X-Frame-Options) of ``GET /`` as ``user``."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/", headers={"Authorization": f"Basic {token}"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Frame-Options")
+    finally:
+        conn.close()
+
+
+def test_bcrypt_cost_above_the_cap_is_refused_on_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A live reload applies the cap as start-up does: a user with a cost-15 hash added to the
+    file of a running server leaves the previous config in force (old users, old headers, a
+    dummy hash of the old cost for unknown users), with one log line naming file and field."""
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    assert hashed.startswith("$2b$04$")
+    too_costly = "$2b$15$" + hashed[len("$2b$04$") :]  # well-formed; never computed
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    server = WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=path
+    ).start()
+    source = server._state.source
+    assert source is not None
+    try:
+        assert _get(server.port, "alice", "pw") == (200, None)
+        time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)  # the next request looks at the file
+        with caplog.at_level(logging.INFO, logger="gpu_health.web.config"):
+            path.write_text(
+                f"basic_auth_users:\n  alice: '{hashed}'\n  mallory: '{too_costly}'\n"
+                "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+            )
+            assert _get(server.port, "alice", "pw") == (200, None)  # old users, old headers
+            started = time.monotonic()
+            assert _get(server.port, "mallory", "x") == (401, None)  # unknown to the old config
+            assert _get(server.port, "alice", "wrong") == (401, None)
+            # Both bcrypt checks ran at cost 4 (ms); one at cost 15 takes seconds.
+            assert time.monotonic() - started < 1.0
+            time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)  # checked again: unchanged, quiet
+            assert _get(server.port, "alice", "pw") == (200, None)
+        lines = [r.getMessage() for r in caplog.records if r.name == "gpu_health.web.config"]
+        assert len(lines) == 1 and source.reload_errors == 1, lines
+        assert str(path) in lines[0] and "basic_auth_users.mallory" in lines[0], lines
+        assert "bcrypt cost 15" in lines[0] and "not reloaded" in lines[0], lines
+        assert "\n" not in lines[0]
+        # A fixed file is then taken as usual.
+        path.write_text(
+            f"basic_auth_users:\n  alice: '{hashed}'\n"
+            "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+        )
+        time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)
+        assert _get(server.port, "alice", "pw") == (200, "deny")
+        assert source.reload_errors == 1
+    finally:
+        server.shutdown()

@@ -13,11 +13,15 @@ connection costs a file descriptor and a small buffer, not a thread:
   that passed parsing, auth and routing runs its handler, in a pool of ``max_in_flight`` threads
   (node_exporter's ``--web.max-requests``); up to :data:`QUEUE_FACTOR` times as many more wait
   their turn without a thread, and beyond that the answer is 503 at once;
-* at most ``max_connections`` connections are open; when full, the connection that has waited the
-  longest without a request being handled (an idle keep-alive one, or one still in its handshake
-  or request head) is evicted to admit the new one, which is refused only when every connection
-  is busy in a handler or a write. Clients that connect and send nothing thus cannot lock a
-  scraper out: it is the newest connection, and a well-behaved head takes milliseconds;
+* at most ``max_connections`` connections are open; when full, a connection waiting without a
+  request being handled (an idle keep-alive one, or one still in its handshake or request head)
+  is evicted to admit the new one, which is refused only when every connection is busy in a
+  handler or a write. The victim is the oldest waiting connection *of the client address holding
+  the most open connections* (fair share): one address that opens connections by the hundred and
+  sends nothing evicts only its own once it holds the most, never a scraper's idle keep-alive
+  connection, and a scraper's new connection is the newest of a smaller holder. Among addresses
+  holding equally many (say one connection each, from many addresses) it is the oldest waiting
+  connection, as before;
 * the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
   total* (a slow-drip "slowloris" client is cut off), an idle keep-alive connection is closed after
   :data:`IDLE_TIMEOUT_SECONDS`, a response must be taken within :data:`WRITE_TIMEOUT_SECONDS`;
@@ -36,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import heapq
+import itertools
 import logging
 import resource
 import socket
@@ -43,9 +49,10 @@ import ssl
 import threading
 import traceback
 import urllib.parse
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpu_health.errors import UserError
@@ -127,15 +134,41 @@ def raise_fd_limit() -> int:
     return int(soft)
 
 
+def peer_key(address: object) -> Hashable:
+    """The client a connection is counted against: its IP address (the port dropped, an
+    IPv4-mapped IPv6 address as the IPv4 one); any other kind of address (a Unix socket's) is one
+    client for all."""
+    if isinstance(address, tuple) and address and isinstance(address[0], str):
+        host = address[0]
+        return host[7:] if host.startswith("::ffff:") and "." in host else host
+    return ""
+
+
 @dataclass(eq=False)
 class _Conn:
     """One open connection: what it is doing and since when (the loop's clock).
 
-    Change ``state`` through :meth:`_Loop.mark` only: it keeps :attr:`_Loop.waiting` in order."""
+    Change ``state`` through :meth:`_Loop.mark` only: it keeps :attr:`_Peer.waiting` in order."""
 
     task: asyncio.Task[None]
     state: str  # "head" (handshake or request head), "busy" (handler or write), "idle"
     since: float
+    peer: _Peer
+
+
+@dataclass(eq=False)
+class _Peer:
+    """The open connections of one client address (see :func:`peer_key`)."""
+
+    key: Hashable
+    open: int = 0
+    # Its connections not busy ("head" or "idle"), oldest ``since`` first: appended when they
+    # start waiting, and ``since`` only grows. An OrderedDict, not a dict: the first key of a
+    # dict used as a queue takes O(size) to find (deleted slots are skipped one by one).
+    waiting: OrderedDict[_Conn, None] = field(default_factory=OrderedDict)
+    # (-open, since of its oldest waiting connection) as last pushed on _Loop.ranks; None when it
+    # has no waiting connection (it cannot be evicted from).
+    rank: tuple[int, float] | None = None
 
 
 class _Loop:
@@ -155,9 +188,15 @@ class _Loop:
         self.max_connections = max_connections
         self.max_in_flight = max_in_flight
         self.conns: dict[asyncio.Task[None], _Conn] = {}
-        # Connections not busy ("head" or "idle"), oldest ``since`` first (dicts keep insertion
-        # order and ``since`` only grows), so the eviction victim is found in O(1) at any cap.
-        self.waiting: dict[_Conn, None] = {}
+        self.peers: dict[Hashable, _Peer] = {}
+        # The eviction order (see _evict): a min-heap of (-open, oldest waiting since, seq, peer)
+        # with lazy deletion. An entry is current while its first two fields equal its peer's
+        # ``rank``; a peer's rank changes (and a new entry is pushed) only when its count or its
+        # oldest waiting connection does, stale entries are dropped when they reach the top, and
+        # the heap is rebuilt when it holds more than twice as many entries as there are peers.
+        # So each accept, state change and eviction costs O(log peers) amortized, at any cap.
+        self.ranks: list[tuple[int, float, int, _Peer]] = []
+        self._seq = itertools.count()
         self.in_flight = 0
         self.queued = 0
         self.slots = asyncio.Semaphore(max_in_flight)
@@ -179,56 +218,105 @@ class _Loop:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                sock, _address = await loop.sock_accept(self.listener)
+                sock, address = await loop.sock_accept(self.listener)
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._evict_oldest()  # out of descriptors: make room, then try again
+                    self._evict()  # out of descriptors: make room, then try again
                     await asyncio.sleep(0.05)
                     continue
                 if self.listener.fileno() < 0:
                     return
                 await asyncio.sleep(0.01)
                 continue
-            if len(self.conns) >= self.max_connections and not self._evict_oldest():
+            if len(self.conns) >= self.max_connections and not self._evict():
                 self.refused += 1
                 sock.close()
                 continue
+            key = peer_key(address)
+            peer = self.peers.get(key)
+            if peer is None:
+                peer = self.peers[key] = _Peer(key)
             task = loop.create_task(self.serve(sock))
-            conn = _Conn(task, "head", loop.time())
+            conn = _Conn(task, "head", loop.time(), peer)
             self.conns[task] = conn
-            self.waiting[conn] = None
+            peer.open += 1
+            peer.waiting[conn] = None
+            self._rerank(peer)
             task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         conn = self.conns.pop(task, None)
         if conn is not None:
-            self.waiting.pop(conn, None)
+            self._release(conn)
+
+    def _release(self, conn: _Conn) -> None:
+        """Count ``conn`` (already out of :attr:`conns`) off its peer."""
+        peer = conn.peer
+        peer.open -= 1
+        peer.waiting.pop(conn, None)
+        self._rerank(peer)
 
     def mark(self, conn: _Conn | None, state: str) -> None:
         """Record that ``conn`` is now in ``state`` ("head", "busy" or "idle") from now on."""
         if conn is None:
             return
         conn.state, conn.since = state, asyncio.get_running_loop().time()
-        self.waiting.pop(conn, None)
-        if state != "busy" and conn.task in self.conns:
-            self.waiting[conn] = None
+        if conn.task not in self.conns:
+            return  # evicted: already counted off its peer
+        waiting = conn.peer.waiting
+        waiting.pop(conn, None)
+        if state != "busy":
+            waiting[conn] = None
+        self._rerank(conn.peer)
 
-    def _evict_oldest(self) -> bool:
-        """Close the connection waiting the longest, idle keep-alive or still in its handshake or
-        request head; False if every connection is busy.
+    def _rerank(self, peer: _Peer) -> None:
+        """Bring ``peer``'s place in the eviction order up to date (after any change to its
+        count or waiting connections); forget a peer with no connection left."""
+        if peer.open <= 0:
+            peer.rank = None
+            if self.peers.get(peer.key) is peer:
+                del self.peers[peer.key]
+            return
+        rank = (-peer.open, next(iter(peer.waiting)).since) if peer.waiting else None
+        if rank == peer.rank:
+            return
+        peer.rank = rank
+        if rank is None:
+            return
+        if len(self.ranks) > 2 * len(self.peers) + 64:  # mostly stale: rebuild, O(peers)
+            self.ranks = [
+                (p.rank[0], p.rank[1], next(self._seq), p)
+                for p in self.peers.values()
+                if p.rank is not None and p is not peer
+            ]
+            heapq.heapify(self.ranks)
+        heapq.heappush(self.ranks, (rank[0], rank[1], next(self._seq), peer))
+
+    def _evict(self) -> bool:
+        """Close the oldest waiting connection (idle keep-alive, or still in its handshake or
+        request head) of the client address holding the most open connections, the oldest
+        waiting one among addresses holding equally many; False if every connection is busy.
 
         Head-state connections are evictable too: otherwise clients that connect and send
         nothing hold every slot until their request deadline, reconnect, and a scraper gets in
-        only by luck. A scraper's own head is the newest connection and takes milliseconds, so
-        it is evicted only if ``max_connections`` newer ones arrive in that time."""
-        if not self.waiting:
-            return False
-        victim = next(iter(self.waiting))
-        del self.waiting[victim]
-        self.conns.pop(victim.task, None)
-        victim.task.cancel()
-        self.evicted += 1
-        return True
+        only by luck. The victim is chosen per address, not globally oldest first: with the
+        latter, one address opening silent connections by the hundred a second evicted every
+        other client's idle keep-alive connection (Prometheus's) in turn. Now such an address
+        evicts only its own connections once it holds the most, and a scraper holding fewer
+        loses one only when every larger holder has none waiting (all busy)."""
+        ranks = self.ranks
+        while ranks:
+            neg_open, since, _, peer = ranks[0]
+            if peer.rank != (neg_open, since):
+                heapq.heappop(ranks)  # stale: the peer's count or oldest waiting has changed
+                continue
+            victim = next(iter(peer.waiting))
+            self.conns.pop(victim.task, None)
+            self._release(victim)
+            victim.task.cancel()
+            self.evicted += 1
+            return True
+        return False
 
     def _log_failure(self, exc: Exception) -> None:
         """One line (the exception and where it was raised, no traceback), at most one per
