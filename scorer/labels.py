@@ -23,19 +23,24 @@ from gpu_health.scorer.ledger import Signal
 log = logging.getLogger(__name__)
 
 #: Hardware XIDs that mean a failure, with the ledger kind and the confidence each carries alone
-#: (NVIDIA XID catalogue: 48 DBE, 94/95 contained/uncontained ECC error, 64 row-remapper
-#: failure, 79 fell off the bus, 74 NVLink error, 46/62/109 GPU or micro-controller stopped,
-#: 119/120 GSP timeout/error, 154 recovery action required).
+#: (NVIDIA XID catalogue: 48 DBE, 94/95 contained/uncontained ECC error, 140 unrecovered ECC
+#: error, 64 row-remapper failure, 79 fell off the bus, 74 NVLink error, 46/62/109 GPU or
+#: micro-controller stopped, 143 GPU initialisation failure, 119/120 GSP timeout/error, 154
+#: recovery action required). Every code of
+#: :data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS` is here
+#: (tests/base/test_xid_agreement.py).
 FAILURE_XIDS: dict[int, tuple[str, float]] = {
     48: ("uncorrectable_memory", 0.9),
     94: ("uncorrectable_memory", 0.9),
     95: ("uncorrectable_memory", 0.9),
+    140: ("uncorrectable_memory", 0.9),
     64: ("row_remap_failure", 0.9),
     79: ("fell_off_bus", 0.9),
     74: ("nvlink", 0.6),
     46: ("gpu_reset_required", 0.6),
     62: ("gpu_reset_required", 0.6),
     109: ("gpu_reset_required", 0.6),
+    143: ("gpu_reset_required", 0.6),
     119: ("gpu_reset_required", 0.6),
     120: ("gpu_reset_required", 0.6),
     154: ("gpu_reset_required", 0.6),

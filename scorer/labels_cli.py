@@ -19,7 +19,7 @@ from gpu_health.scorer.ledger import Judged, Score
 
 DESCRIPTION = (
     "Find the failures recorded in Prometheus: XID 79 (fell off the bus), uncorrectable memory "
-    "errors (XID 48/94/95, DBE, uncorrectable row remaps), row-remap failures (XID 64 or the "
+    "errors (XID 48/94/95/140, DBE, uncorrectable row remaps), row-remap failures (XID 64 or the "
     "flag), NVLink and reset-required XIDs, gpu_up 0 outages, GPUs that vanished while their "
     "node kept reporting, and boards replaced by a new UUID in the same node and slot. "
     "Application XIDs (13, 31, 43, 45, ...) are not failures. Writes one CSV row per failure "

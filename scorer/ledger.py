@@ -38,10 +38,12 @@ KIND_PRIORITY: tuple[str, ...] = (
 )
 KIND_HELP: dict[str, str] = {
     "row_remap_failure": "a row remap failed (XID 64 or the remap-failure flag): RMA criterion",
-    "uncorrectable_memory": "uncorrectable memory error: XID 48/94/95, DBE or uncorrectable remap",
+    "uncorrectable_memory": (
+        "uncorrectable memory error: XID 48/94/95/140, DBE or uncorrectable remap"
+    ),
     "fell_off_bus": "the GPU fell off the bus (XID 79)",
     "nvlink": "NVLink hardware error (XID 74)",
-    "gpu_reset_required": "the GPU stopped or needs a reset (XID 46/62/109/119/120/154)",
+    "gpu_reset_required": "the GPU stopped or needs a reset (XID 46/62/109/119/120/143/154)",
     "lost": "gpu_up was 0 (GPU lost or unreadable) without a hardware XID",
     "disappeared": "the GPU's series vanished while its node kept reporting",
     "replaced": "a new UUID appeared in the same node and slot after this one vanished",

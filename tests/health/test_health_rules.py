@@ -15,6 +15,7 @@ from gpu_health.health.result import DIMENSIONS, HealthResult
 from gpu_health.health.rules import score
 from gpu_health.health.signals import Signals, expected_pcie_replays_per_minute
 from gpu_health.telemetry.readings import GpuSample
+from gpu_health.telemetry.xids import RESET_REQUIRED_XIDS
 from tests.health.test_health_support import h100_identity
 
 POLICY: Policy = load_policy(None)
@@ -104,7 +105,7 @@ PENALTY_TABLE: list[tuple[dict[str, Any], str, str, float]] = [
     ({"xid_events": {94: 3}}, "memory", "xid_94", 60),
     ({"xid_events": {63: 1}}, "memory", "xid_63", 5),
     ({"xid_events": {92: 1}}, "memory", "xid_92", 10),
-    ({"xid_events": {46: 2}}, "reliability", "xid_46", 40),
+    ({"xid_events": {92: 4}}, "memory", "xid_92", 30),
     ({"xid_events": {32: 1}}, "reliability", "xid_32", 5),
     ({"xid_events": {13: 5, 31: 9, 43: 1}}, "reliability", "xid_13", 0),  # application faults
 ]
@@ -169,8 +170,9 @@ def test_hard_fault_caps_overall_in_the_critical_band(
 
 
 def test_the_critical_xid_set_follows_the_reference() -> None:
-    """48/64/79/95 and DCGM's devastating set cap; 63 and 94 are precursors / contained."""
-    assert {48, 64, 74, 79, 95, 119, 120, 140} <= set(POLICY.xid.critical)
+    """Every code the GPU needs a reset for caps (the list the alerts page and the state model
+    call failed); 63 and 94 are precursors / contained."""
+    assert set(POLICY.xid.critical) == set(RESET_REQUIRED_XIDS)
     assert 63 not in POLICY.xid.critical and 94 not in POLICY.xid.critical
     assert {63, 94} <= set(POLICY.xid.penalised)
 

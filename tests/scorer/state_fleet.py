@@ -39,6 +39,10 @@ FLEET = (
     StateGpu(9, "GPU-new", "n2", "1", "healthy", "replaced_new"),
     StateGpu(10, "GPU-xid48-born-at-1", "n2", "2", "failed", "xid48_born_at_1"),
     StateGpu(11, "GPU-penalty", "n2", "3", "degraded", "penalty"),
+    # XID 46 (GPU stopped processing) needs a reset: failed; XID 94 (a contained ECC error: the
+    # job stopped, the GPU serves on) is only the health model's 40-point penalty: degraded
+    StateGpu(18, "GPU-xid46", "n2", "4", "failed", "xid46"),
+    StateGpu(19, "GPU-xid94", "n2", "5", "degraded", "xid94"),
 )
 
 #: Whole nodes that stopped reporting 40 minutes ago (an exporter or host down): n3 with
@@ -77,6 +81,11 @@ def _series(g: StateGpu, t: float, end: float) -> Iterator[tuple[str, dict[str, 
     yield "gpu_xid_errors_total", {"xid": "79"}, xid79
     if g.kind == "xid48_born_at_1" and late:
         yield "gpu_xid_errors_total", {"xid": "48"}, 1.0
+    for code in ("46", "94"):  # created at 0 (the exporter's catalogue), one event at the fault
+        yield "gpu_xid_errors_total", {"xid": code}, 1.0 if g.kind == f"xid{code}" and late else 0.0
+    if g.kind == "xid94":
+        xid94 = 40.0 if late else 0.0  # what the default health policy gives one XID 94
+        yield "gpu_health_penalty", {"dimension": "memory", "reason": "xid_94"}, xid94
     unc = 2.0 if g.kind == "uncorrectable" and late else 0.0
     yield "gpu_ecc_errors_total", {"type": "uncorrected", "scope": "aggregate"}, unc
     yield "gpu_row_remap_failed", {}, 1.0 if g.kind == "remap_failed" and late else 0.0

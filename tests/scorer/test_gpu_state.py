@@ -69,6 +69,8 @@ def _check_fleet(states: dict[str, GpuState]) -> None:
     assert "uncorrectable ECC errors" in states["GPU-uncorrectable"].reasons
     assert "row remap failure" in states["GPU-remap-failed"].reasons
     assert states["GPU-remap-pending"].reasons == ("row remap pending",)
+    assert states["GPU-xid46"].reasons == ("XID 46",)
+    assert states["GPU-xid94"].reasons == ("health penalty xid_94",)
     absent = states["GPU-absent"]
     # gone for two hours; it had a pending row remap when it was last seen
     assert 2 * 3600 - 400 <= absent.age_s <= 2 * 3600 + 400, absent
@@ -190,8 +192,13 @@ def test_an_xid_gauge_reading_infinity_is_an_unknown_code_not_a_failed_run() -> 
 
     metric = {"UUID": "GPU-a", "Hostname": "n1", "gpu": "0", "modelName": "NVIDIA H100"}
     for value in ("+Inf", "-Inf", "1e309", "NaN"):
-        results = {"hard_xid": [{"metric": metric, "value": [0, value]}]}
-        assert evidence_state("dcgm", results) == {"GPU-a": ("failed", ("XID ?",))}, value
+        results = {"recent_xid": [{"metric": metric, "value": [0, value]}]}
+        assert evidence_state("dcgm", results) == {"GPU-a": ("degraded", ("XID ?",))}, value
+    # a code the gauge holds decides between failed and degraded
+    for value, state in (("46", "failed"), ("79.0", "failed"), ("94", "degraded")):
+        results = {"recent_xid": [{"metric": metric, "value": [0, value]}]}
+        code = str(int(float(value)))
+        assert evidence_state("dcgm", results) == {"GPU-a": (state, (f"XID {code}",))}, value
 
 
 def test_rank_key_puts_failed_and_absent_above_every_healthy_gpu() -> None:
@@ -245,7 +252,9 @@ def test_scorer_ranks_failed_now_publishes_gpu_state_and_never_keeps_a_failed_gp
             assert g.econ.recommended_action in ("repair", "sell", "decommission"), g.uuid
     ranked = sorted(snap.gpus, key=lambda g: rank_key(g.state, g.probability["30d"]))
     down = [g for g in ranked if g.state in ("failed", "absent") and g.uuid not in unknown]
-    assert len(down) == 6 + len(state_fleet.STILL_DOWN)
+    down_in_fleet = [g for g in state_fleet.FLEET if g.expect in ("failed", "absent")]
+    assert len(down) == len(down_in_fleet) + len(state_fleet.STILL_DOWN)
+    assert "GPU-xid46" in {g.uuid for g in down}  # paged "drain and reset": never kept
     assert ranked[: len(down)] == down
     # the silent nodes' GPUs still rank above every degraded and healthy GPU
     assert {g.uuid for g in ranked[len(down) : len(down) + len(unknown)]} == unknown
@@ -323,19 +332,24 @@ _DCGM_GPUS: dict[str, tuple[Callable[[float], float | None], Callable[[float], s
     "GPU-d3": (lambda age: 43.0 if age <= 48 * _H else 0.0, lambda age: "d1", "healthy"),
     # a fresh XID 43: the job's bug, not the GPU's: healthy
     "GPU-d4": (lambda age: 43.0 if age <= _H else 0.0, lambda age: "d1", "healthy"),
-    # a fresh XID 74 (NVLink) or 92 (high single-bit ECC rate): degraded
-    "GPU-d5": (lambda age: 74.0 if age <= _H else 0.0, lambda age: "d1", "degraded"),
+    # a fresh XID 74 (NVLink: drain and reset): failed; 92 (high single-bit ECC rate):
+    # degraded
+    "GPU-d5": (lambda age: 74.0 if age <= _H else 0.0, lambda age: "d1", "failed"),
     "GPU-d6": (lambda age: 92.0 if age <= _H else 0.0, lambda age: "d1", "degraded"),
     # an old XID 74 from days ago, held ever since: no new event: healthy
     "GPU-d7": (lambda age: 74.0 if age <= 48 * _H else 0.0, lambda age: "d1", "healthy"),
-    # a new GPU whose series starts in the window already holding 74: degraded
-    "GPU-d8": (lambda age: 74.0 if age <= _H else None, lambda age: "d1", "degraded"),
+    # a new GPU whose series starts in the window already holding 74: failed
+    "GPU-d8": (lambda age: 74.0 if age <= _H else None, lambda age: "d1", "failed"),
     # the old 74 again, after an exporter restart renamed its Hostname 2 hours ago: healthy
     "GPU-d9": (
         lambda age: 74.0 if age <= 48 * _H else 0.0,
         lambda age: "d1-renamed" if age <= 2 * _H else "d1",
         "healthy",
     ),
+    # a fresh XID 46 (GPU stopped processing: drain and reset): failed; a fresh XID 94 (a
+    # contained ECC error: the job stopped, the GPU serves on): degraded
+    "GPU-d12": (lambda age: 46.0 if age <= _H else 0.0, lambda age: "d1", "failed"),
+    "GPU-d13": (lambda age: 94.0 if age <= _H else 0.0, lambda age: "d1", "degraded"),
     # silent for 40 min while its siblings on d1 report: fell off on its own
     "GPU-d10": (lambda age: None if age < 40 * 60 else 0.0, lambda age: "d1", "absent"),
     # the only GPU of node d2, silent for 40 min with its node: not failed now
@@ -382,6 +396,8 @@ def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
         "GPU-d7": (),
         "GPU-d8": ("XID 74",),
         "GPU-d9": (),
+        "GPU-d12": ("XID 46",),
+        "GPU-d13": ("XID 94",),
     }
     lone, whole = states["GPU-d10"], states["GPU-d11"]
     assert lone.down and not lone.node_silent

@@ -186,3 +186,32 @@ def test_lone_xid_below_the_confidence_floor_is_left_out(
     assert list(csv.DictReader(strict.open())) == []
     (row,) = list(csv.DictReader(lenient.open()))
     assert row["mode"] == "nvlink" and row["evidence"] == "XID 74"
+
+
+def test_every_xid_that_needs_a_reset_is_a_failure(
+    tmp_path: Path, backfill: Callable[[str], Path], prometheus_factory: Callable[..., object]
+) -> None:
+    """XID 140 (unrecovered ECC error) and 143 (GPU initialisation failure) page "drain and
+    reset" and make the GPU failed; the failure scan missed them."""
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    start = end - 86400
+    h = History(start, end)
+    for slot, (uuid, code) in enumerate((("GPU-U", "140"), ("GPU-I", "143"))):
+        labels = _gpu("n1", slot, uuid)
+        h.series("gpu_up", "gauge", labels, lambda t: 1.0)
+        h.series(
+            "gpu_xid_errors",
+            "counter",
+            {**labels, "xid": code},
+            lambda t: 0.0 if t < start + 12 * HOUR else 1.0,
+        )
+    server = prometheus_factory(data_dir=backfill(h.text()))
+    out = tmp_path / "ledger.csv"
+    args = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
+    args += ["--end", f"{end:.0f}", "--schema", "ours", "--min-confidence", "0.5"]
+    assert main([*args, "--out", str(out)]) == 0
+    found = {r["uuid"]: (r["mode"], r["evidence"]) for r in csv.DictReader(out.open())}
+    assert found == {
+        "GPU-U": ("uncorrectable_memory", "XID 140"),
+        "GPU-I": ("gpu_reset_required", "XID 143"),
+    }

@@ -7,8 +7,10 @@ pure classification over the query results, so every consumer runs the same quer
 HTTP client and gets the same answer.
 
 * ``failed``: a hard fault that needs a reset or a repair before the GPU can serve work: lost
-  (``gpu_up`` 0), an XID 79/48/94/95 in the last :data:`HARD_WINDOW`, uncorrectable ECC errors in
-  that window, or the row-remap-failure flag.
+  (``gpu_up`` 0), an XID the mixin pages "drain and reset" for
+  (:data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS`: 46, 48, 62, 64, 74, 79, 95, 109, 119,
+  120, 140, 143) in the last :data:`HARD_WINDOW`, uncorrectable ECC errors in that window, or the
+  row-remap-failure flag. A contained ECC error (XID 94) is not: the job stopped, the GPU serves.
 * ``absent``: known in the last :data:`LOOKBACK` but no sample in the recent window (30 minutes,
   or one and a half scrape intervals of sparser data: :mod:`gpu_health.telemetry.freshness`); the
   state it had when it was last seen is kept (``last_state``) with the age of its last sample.
@@ -44,7 +46,7 @@ from typing import Any
 
 # The evidence queries live in state_queries; re-exported here, where every consumer looks.
 from gpu_health.telemetry import freshness
-from gpu_health.telemetry.state_queries import FRESH_S, LABELS, Identity, Labels
+from gpu_health.telemetry.state_queries import FRESH_S, HARD_XIDS, LABELS, Identity, Labels
 from gpu_health.telemetry.state_queries import last_seen_query as last_seen_query
 from gpu_health.telemetry.state_queries import regex_literal as regex_literal
 from gpu_health.telemetry.state_queries import state_queries as state_queries
@@ -140,6 +142,7 @@ def evidence_state(
 ) -> dict[str, tuple[str, tuple[str, ...]]]:
     """uuid -> (failed/degraded/healthy, reasons) from the evidence queries' results."""
     lab = LABELS[schema]
+    results = _with_hard_xids(schema, results)
     reasons: dict[str, dict[str, list[str]]] = {}
     for bucket, table in (("failed", FAILED_EVIDENCE), ("degraded", DEGRADED_EVIDENCE)):
         for name, template in table.items():
@@ -158,6 +161,26 @@ def evidence_state(
         else:
             out[uuid] = ("degraded", tuple(found.get("degraded", [])))
     return out
+
+
+#: The hard XID codes as the text :func:`_code` gives them.
+_HARD_CODES = frozenset(str(x) for x in HARD_XIDS)
+
+
+def _with_hard_xids(
+    schema: str, results: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> Mapping[str, Sequence[Mapping[str, Any]]]:
+    """dcgm-exporter's hard XIDs: the ``recent_xid`` answers whose value (the code the gauge
+    holds) is one of :data:`HARD_XIDS` (no query of their own:
+    :mod:`gpu_health.telemetry.state_queries`). Our schema asks for them by ``xid`` label."""
+    if schema == "ours":
+        return results
+    hard = [
+        sample
+        for sample in results.get("recent_xid", ())
+        if _code(sample.get("value", [0, ""])[1]) in _HARD_CODES
+    ]
+    return {**results, "hard_xid": hard}
 
 
 def classify(

@@ -13,11 +13,11 @@ from typing import Any
 
 from gpu_health.telemetry.catalogue import by_name
 from gpu_health.telemetry.freshness import DEFAULT_FRESH, DEFAULT_FRESH_S
-from gpu_health.telemetry.xids import APPLICATION_XIDS
+from gpu_health.telemetry.xids import APPLICATION_XIDS, RESET_REQUIRED_XIDS
 
-#: XIDs that leave the GPU unusable until a reset (79 fell off the bus; 48 double-bit ECC;
-#: 94/95 contained/uncontained ECC error).
-HARD_XIDS: tuple[int, ...] = (79, 48, 94, 95)
+#: XIDs that leave the GPU unusable until a reset (the project's one list,
+#: :data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS`: the codes the mixin pages for).
+HARD_XIDS: tuple[int, ...] = RESET_REQUIRED_XIDS
 #: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
 HARD_WINDOW = "24h"
 #: A GPU with no sample in this window is absent (at scrape intervals up to 20 minutes; one and
@@ -79,7 +79,8 @@ def _any_of(names: Sequence[str], template: str, by: str) -> str:
 
 
 def state_queries(schema: str, fresh: str = FRESH, change: str = FRESH) -> dict[str, str]:
-    """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs).
+    """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs in our
+    schema; dcgm-exporter's hard XIDs are read out of ``recent_xid``, whose value is the code).
 
     Every evidence query is a filter: a GPU in the result has that evidence. ``fresh`` lists
     the GPUs reporting now (a sample within the ``fresh`` range: :data:`FRESH`, or one and a
@@ -181,6 +182,10 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
         f"last_over_time({xid_field}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
     )
     not_app = "".join(f" != {x}" for x in APPLICATION_XIDS)
+    # No "hard_xid" query: the gauge's value is the code, so the hard XIDs are the
+    # "recent_xid" answers holding one of HARD_XIDS (gpu_health.telemetry.state reads them out).
+    # One query instead of a branch per code: each branch scanned every GPU's gauge over
+    # HARD_WINDOW again, twelve times over for the twelve codes.
     return {
         "seen": _any_of(
             _dcgm("gpu_temperature_celsius", sensor="gpu"),
@@ -190,7 +195,6 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
         "fresh": _any_of(
             _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{fresh}])", by
         ),
-        "hard_xid": " or ".join(f"(max by ({by}) ({last_xid} == {x}) {recent})" for x in HARD_XIDS),
         "uncorrectable_ecc": _any_of(
             _dcgm("gpu_ecc_errors_total", type="uncorrected"),
             f"increase({{sel}}[{HARD_WINDOW}]) > 0",

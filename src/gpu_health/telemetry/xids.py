@@ -82,6 +82,22 @@ APPLICATION_XIDS: tuple[int, ...] = tuple(
     sorted(code for code, (_, cls) in XID_CATALOGUE.items() if cls == "application")
 )
 
+#: Codes after which the GPU cannot serve work until it is reset (79: until the node reboots):
+#: NVIDIA's Xid catalog gives them a GPU reset or a reboot as the immediate action, and NVIDIA's
+#: health-validation Xid checks drain the GPU for them (46 "GPU stopped processing": drain,
+#: reset_gpu). One list for every consumer, because they disagreed: the mixin paged "drain the
+#: GPU and reset it" for XID 46 while the scorer called the GPU degraded and the economics said
+#: keep. From it the GPU state model calls the GPU ``failed``
+#: (:mod:`gpu_health.telemetry.state_queries`), the default health policy caps its score, the
+#: scorer's failure scan counts it (:mod:`gpu_health.scorer.labels`), and the mixin's critical
+#: XID alerts page for exactly these codes (``tests/base/test_xid_agreement.py`` holds the four
+#: together). Not in it: 94 (a contained ECC error: NVIDIA restarts the application, the GPU
+#: keeps serving; the mixin warns, the health model penalises), 63 and 92 (precursors), the
+#: application class, and 154 (it names its own recovery action).
+RESET_REQUIRED_XIDS: tuple[int, ...] = (46, 48, 62, 64, 74, 79, 95, 109, 119, 120, 140, 143)
+
+assert set(RESET_REQUIRED_XIDS) <= set(XID_CATALOGUE)
+
 #: For codes outside the catalogue: the message text decides, first match wins (the driver's
 #: own wording, e.g. "GPU has fallen off the bus.", "Uncontained: LTC TAG", "Row Remapper").
 _TEXT_CLASSES: tuple[tuple[re.Pattern[str], str], ...] = (
