@@ -3,7 +3,7 @@ exemptions): latched states, and the PCIe/NVLink degradation episodes the simula
 
 from __future__ import annotations
 
-from gpu_health.demo.alert_timing import EPISODE_ALERTS, latched_at_start
+from gpu_health.demo.alert_timing import EPISODE_ALERTS, latched_at_start, quiet_start
 from gpu_health.sim import fleet as fleetlib
 
 GPUS = 64
@@ -39,3 +39,23 @@ def test_a_degrading_pcie_link_owes_its_alert_only_while_its_episode_plays() -> 
     before = episode.start - 3 * WINDOW
     owed = latched_at_start(GPUS, window=WINDOW, start_time=before).get(board.uuid, set())
     assert alert not in owed
+
+
+def test_a_quiet_start_has_no_failure_near_it() -> None:
+    """quiet_start steps back past a board that fails on its own, so a silence test started
+    there sees no real page (one started at the wall-clock time failed on some days)."""
+    fleet = fleetlib.build_fleet(GPUS, 0, 1.0)
+    failures = sorted(f.time for slot in fleet.slots for b in slot.boards for f in b.failures)
+    # a failure well inside the fleet's history, with room for quiet hours before it
+    failure = failures[len(failures) // 2]
+    start = quiet_start(GPUS, window=WINDOW, before=failure + WINDOW / 2, margin=WINDOW)
+    assert start <= failure + WINDOW / 2 and start % 60 == 0
+    near = [t for t in failures if start - WINDOW <= t < start + WINDOW]
+    assert near == []
+    # nothing is lost at that start and no board is down in the window
+    for slot in fleet.slots:
+        for board in slot.boards:
+            for a, b in board.down:
+                assert not (a < start + WINDOW and b > start - WINDOW), (board.uuid, a, b)
+    owed = latched_at_start(GPUS, window=WINDOW, start_time=start)
+    assert not any("GPUFallenOffBus" in alerts for alerts in owed.values())
