@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -345,12 +346,36 @@ def _set_read_timeout(response: requests.Response, seconds: float) -> None:
             sock.settimeout(max(seconds, 0.001))
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error under requests' and urllib3's wrappers (a MaxRetryError's ``reason``,
+    a ProtocolError's last argument, else ``__cause__``): "connection refused", "got more than
+    100 headers", a name that does not resolve."""
+    seen = {id(exc)}
+    while True:
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            last = exc.args[-1] if exc.args else None
+            inner = last if isinstance(last, BaseException) else exc.__cause__
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS error: {one_line(text[-200:])}"
     if isinstance(exc, requests.ConnectionError):
-        return "connection failed (is Prometheus up?)"
+        # Only a refused connection means "not up": a server that answers with more than 100
+        # header lines or resets mid-answer is up, and saying so sent people looking at the
+        # wrong thing.
+        root = _root_cause(exc)
+        if isinstance(root, ConnectionRefusedError):
+            return "connection refused (is Prometheus up?)"
+        if isinstance(root, socket.gaierror):
+            return f"cannot resolve the host name ({one_line(str(root)[:200])})"
+        return f"connection failed: {one_line(str(root)[:200]) or type(root).__name__}"
     if isinstance(exc, requests.Timeout):
         return "timed out"
     return one_line(text)

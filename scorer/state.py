@@ -30,6 +30,7 @@ from gpu_health.scorer.feature_promql import XID_CLASSES
 from gpu_health.scorer.model import HORIZONS
 from gpu_health.scorer.promclient import PromClient
 from gpu_health.telemetry.state import STATES, GpuState, gather_states
+from gpu_health.telemetry.xids import XID_CATALOGUE
 
 if TYPE_CHECKING:
     from gpu_health.scorer.service import GpuScore, Snapshot
@@ -41,6 +42,26 @@ _XID_REASON = re.compile(r"XID (\d+)$")
 #: State reasons (gpu_health.telemetry.state's FAILED/DEGRADED_EVIDENCE texts) that name a
 #: memory fault.
 _MEMORY_REASONS = ("uncorrectable ECC errors", "row remap failure", "row remap pending")
+#: The failure class of an XID code: the scorer's XID evidence classes first, then the exporter
+#: catalogue's class of the codes they leave out (140, an unrecovered ECC error, is a memory
+#: fault; 121, a C2C link error, an NVLink one). GSP, firmware, timeout and initialisation codes
+#: name no class.
+_CATALOGUE_CLASSES = {
+    "uncorrectable_ecc": "memory",
+    "uncontained_ecc": "memory",
+    "contained_ecc": "memory",
+    "row_remap": "memory",
+    "fallen_off_bus": "bus",
+    "interconnect": "nvlink",
+}
+_CLASS_OF_CODE: dict[int, str] = {
+    **{
+        code: _CATALOGUE_CLASSES[cls]
+        for code, (_, cls) in XID_CATALOGUE.items()
+        if cls in _CATALOGUE_CLASSES
+    },
+    **{code: name for name, codes in XID_CLASSES.items() for code in codes},
+}
 
 
 def fault_class(reasons: Sequence[str]) -> str:
@@ -51,11 +72,10 @@ def fault_class(reasons: Sequence[str]) -> str:
     bus runbook now. The first reason that names a class wins (the failed evidence comes first,
     then what an absent GPU showed when last seen). A lost GPU with no XID names none.
     """
-    by_code = {code: name for name, codes in XID_CLASSES.items() for code in codes}
     for reason in reasons:
         xid = _XID_REASON.search(reason)
-        if xid and int(xid.group(1)) in by_code:
-            return by_code[int(xid.group(1))]
+        if xid and int(xid.group(1)) in _CLASS_OF_CODE:
+            return _CLASS_OF_CODE[int(xid.group(1))]
         if reason in _MEMORY_REASONS:
             return "memory"
     return ""

@@ -133,9 +133,10 @@ def fetch(url: str, timeout: float, max_bytes: int = MAX_ANSWER_BYTES) -> bytes:
 
 
 def requests_adapter(**kwargs: Any) -> Any:
-    """A requests HTTPAdapter whose connections :func:`cut_at` can find (direct connections;
-    through a proxy only the per-read timeouts apply). Imported lazily: requests and urllib3
-    come with the scorer's extra, not the base install."""
+    """A requests HTTPAdapter whose connections :func:`cut_at` can find, direct or through an
+    HTTP(S) proxy (``HTTP_PROXY``/``HTTPS_PROXY``: a proxy that drips its answer is cut at the
+    deadline too; a SOCKS proxy keeps only the per-read timeouts). Imported lazily: requests and
+    urllib3 come with the scorer's extra, not the base install."""
     import requests
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -156,9 +157,17 @@ def requests_adapter(**kwargs: Any) -> Any:
     class HTTPSPool(HTTPSConnectionPool):
         ConnectionCls = NotedHTTPSConnection
 
+    pools = {"http": HTTPPool, "https": HTTPSPool}
+
     class DeadlineAdapter(requests.adapters.HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kw: Any) -> None:
             super().init_poolmanager(*args, **kw)
-            self.poolmanager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: str, **kw: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **kw)
+            if not proxy.lower().startswith("socks"):  # SOCKS managers bring their own classes
+                manager.pool_classes_by_scheme = pools
+            return manager
 
     return DeadlineAdapter(**kwargs)

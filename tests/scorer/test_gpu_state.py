@@ -185,6 +185,8 @@ def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:
     assert fault_class(("row remap failure",)) == "memory"
     assert fault_class(("lost (gpu_up 0)",)) == ""
     assert fault_class(("XID 179",)) == ""  # not XID 79
+    assert fault_class(("XID 140",)) == "memory"  # unrecovered ECC error: the catalogue's class
+    assert fault_class(("XID 46",)) == ""  # a GPU that stopped processing: no class of its own
 
 
 def test_an_xid_gauge_reading_infinity_is_an_unknown_code_not_a_failed_run() -> None:

@@ -266,9 +266,13 @@ def test_prometheus_error_text_loses_control_characters(fake) -> None:  # type: 
     assert not any(ord(ch) < 32 for ch in text)
 
 
-def test_a_server_dripping_its_headers_is_cut_at_the_deadline() -> None:
+@pytest.mark.parametrize("through", ["direct", "proxy"])
+def test_a_server_dripping_its_headers_is_cut_at_the_deadline(
+    through: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """requests' timeouts bound each read: a status line and headers sent a byte every 0.2 s
-    never trip them. The whole request must still end at its deadline, as a timeout."""
+    never trip them. The whole request must still end at its deadline, as a timeout, whether
+    Prometheus drips or an HTTP proxy in front of it (HTTP_PROXY) does."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -294,6 +298,11 @@ def test_a_server_dripping_its_headers_is_cut_at_the_deadline() -> None:
 
     threading.Thread(target=accept, daemon=True).start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if through == "proxy":
+        monkeypatch.setenv("HTTP_PROXY", url)
+        url = "http://prometheus.invalid:9090"  # only the proxy is asked: it drips
     try:
         client = _client(url, timeout_s=1.0, retries=2, backoff_s=0.1)
         started = time.monotonic()

@@ -8,7 +8,9 @@ Prometheus in test_scorer_features.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import ssl
 import subprocess
 import threading
@@ -101,9 +103,36 @@ def test_bad_query_is_not_retried(recorder) -> None:
 
 def test_connection_refused_is_an_error_not_a_crash() -> None:
     client = PromClient(PromConfig("http://127.0.0.1:9", retries=2, backoff_s=0.01, timeout_s=1))
-    with pytest.raises(PrometheusError, match="connection failed"):
+    with pytest.raises(PrometheusError, match=r"connection refused \(is Prometheus up\?\)"):
         client.query("up")
     assert client.errors == 1
+
+
+def test_a_connection_error_names_its_cause() -> None:
+    """A server that is up but answers something the client refuses is not "down": the error
+    names what went wrong (it said "connection failed (is Prometheus up?)" for all of them)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_with_too_many_headers() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    headers = b"".join(b"X-%d: a\r\n" % i for i in range(150))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
+
+    threading.Thread(target=answer_with_too_many_headers, daemon=True).start()
+    try:
+        client = PromClient(PromConfig(f"http://127.0.0.1:{port}", retries=1, timeout_s=2))
+        with pytest.raises(PrometheusError, match="connection failed: got more than 100 headers"):
+            client.query("up")
+    finally:
+        listener.close()
+    client = PromClient(PromConfig("http://no-such-host.invalid:9090", retries=1, timeout_s=2))
+    with pytest.raises(PrometheusError, match="cannot resolve the host name"):
+        client.query("up")
 
 
 def test_credentials_come_from_files_and_headers_are_sent(recorder, tmp_path: Path) -> None:
