@@ -9,7 +9,7 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import bcrypt
@@ -46,6 +46,19 @@ def slow_server() -> Iterator[tuple[web.WebServer, threading.Event]]:
     finally:
         release.set()
         srv.shutdown()
+
+
+def _flood(connect: Callable[[], socket.socket], stop: threading.Event, keep: int) -> None:
+    """Open a silent connection every 10 ms until ``stop``, holding at most ``keep`` of them
+    (the oldest closed first), as a client that reconnects when cut would."""
+    held: list[socket.socket] = []
+    while not stop.wait(0.01):
+        with contextlib.suppress(OSError):
+            held.append(connect())
+        if len(held) > keep:
+            held.pop(0).close()
+    for sock in held:
+        sock.close()
 
 
 def test_requests_beyond_in_flight_and_queue_get_503_at_once(
@@ -109,17 +122,11 @@ def test_silent_connections_beyond_the_cap_cannot_lock_a_scraper_out() -> None:
     stop = threading.Event()
     silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
 
-    def flood() -> None:  # ~100 new silent connections a second, on top of the 40
-        held: list[socket.socket] = []
-        while not stop.wait(0.01):
-            with contextlib.suppress(OSError):
-                held.append(socket.create_connection(("127.0.0.1", server.port)))
-            if len(held) > 100:
-                held.pop(0).close()
-        for sock in held:
-            sock.close()
+    def connect() -> socket.socket:
+        return socket.create_connection(("127.0.0.1", server.port))
 
-    flooder = threading.Thread(target=flood, daemon=True)
+    # ~100 new silent connections a second, on top of the 40
+    flooder = threading.Thread(target=_flood, args=(connect, stop, 100), daemon=True)
     try:
         deadline = time.monotonic() + 3
         while server.evicted_connections < 24 and time.monotonic() < deadline:
@@ -188,17 +195,11 @@ def test_a_flooding_address_evicts_only_its_own_connections() -> None:
     flood: list[socket.socket] = []
     stop = threading.Event()
 
-    def keep_flooding() -> None:  # ~100 more silent connections a second from 127.0.0.2
-        held: list[socket.socket] = []
-        while not stop.wait(0.01):
-            with contextlib.suppress(OSError):
-                held.append(_silent_from("127.0.0.2", server.port))
-            if len(held) > 50:
-                held.pop(0).close()
-        for sock in held:
-            sock.close()
+    def connect() -> socket.socket:
+        return _silent_from("127.0.0.2", server.port)
 
-    flooder = threading.Thread(target=keep_flooding, daemon=True)
+    # ~100 more silent connections a second from 127.0.0.2
+    flooder = threading.Thread(target=_flood, args=(connect, stop, 50), daemon=True)
     try:
         for conn in scraper:  # two idle keep-alive connections, the oldest in the table
             conn.request("GET", "/")
