@@ -73,6 +73,12 @@
     // gpuLostFor first.
     gpuFallenOffBusFor: '1m',
     gpuLostFor: '2m',
+    // GPUMassFailure: at least this many GPUs not answering at once (fallen off the bus, or on
+    // an exporter that is down) are one event with a shared cause (power, network, cooling, a
+    // driver roll-out): one page instead of one per GPU (a 1,000-GPU outage sent 1,000
+    // PagerDuty incidents). Alertmanager holds the per-GPU and per-node pages while it fires.
+    massFailureGpus: 32,
+    massFailureFor: '1m',
     // Hard faults (lost GPU, uncorrectable errors, failed remap, XIDs) are latched: their last
     // reading within this window counts, so a scrape gap shorter than it neither resolves nor
     // re-pages them. They resolve when the GPU answers again, its counters restart at zero

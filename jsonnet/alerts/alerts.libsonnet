@@ -73,6 +73,28 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
 
   local hardware = [
     {
+      alert: 'GPUMassFailure',
+      // GPUs that answer "down" (gpu_up 0) plus the GPUs of exporters that are down (their
+      // last recorded count, one series per node: a per-GPU range over the absent lookback
+      // would read every GPU's samples of six hours at each evaluation). A GPU that answered
+      // down just before its exporter went down counts twice for at most
+      // hardFaultGapTolerance. Its `for` is no longer than the per-GPU and per-node alerts', so
+      // it fires first and Alertmanager mutes them.
+      expr: |||
+        (
+          (count(last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0) or vector(0))
+          +
+          (sum(last_over_time(node:gpu_up:count{%(exp)s}[%(gpuAbsentLookback)s]) and on (instance) (up{%(exp)s} == 0)) or vector(0))
+        ) >= %(massFailureGpus)d
+      ||| % vars,
+      'for': c.massFailureFor,
+      labels: { severity: c.criticalSeverity },
+      annotations: {
+        summary: 'Many GPUs stopped answering at once.',
+        description: '{{ $value | printf "%.0f" }} GPUs stopped answering together (fallen off the bus, or their exporter is down): one cause shared by many nodes, such as power, network, cooling or a driver roll-out. Their own GPUFallenOffBus, GPUExporterDown and GPUMetricsAbsent pages are held while this fires; find the common cause first (the fleet dashboard lists them).',
+      },
+    },
+    {
       alert: 'GPUFallenOffBus',
       // The last reading within hardFaultGapTolerance says down (so a scrape gap neither
       // resolves nor re-pages it), and either XID 79 was seen or every reading for gpuLostFor

@@ -57,7 +57,7 @@ def test_amtool_check_config_accepts_it() -> None:
     result = _amtool("check-config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "6 inhibit rules" in result.stdout
+    assert "7 inhibit rules" in result.stdout
     assert "1 templates" in result.stdout
 
 

@@ -285,3 +285,46 @@ def test_with_the_shipped_group_wait_the_remap_failure_is_the_first_page(
     assert [(action, summary.split(" on ")[0]) for action, summary, _ in pages] == [
         ("trigger", "GPURowRemapFailure")
     ]
+
+
+def test_a_mass_outage_is_one_page(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """GPUMassFailure holds the per-GPU and per-node "down" pages (an outside trial measured
+    1,000 PagerDuty incidents for 1,000 GPUs lost at once); an unrelated fault still pages."""
+    with NotificationSink() as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url)
+        server = alertmanager_factory(config)
+        mass = {
+            "labels": {"alertname": "GPUMassFailure", "severity": "critical"},
+            "annotations": {"summary": "Many GPUs stopped answering at once.", "description": "40"},
+        }
+        _post(server, [mass])  # it fires first: its `for` is no longer than theirs
+        time.sleep(1)
+        lost = [
+            _gpu("GPUFallenOffBus", "critical", f"n{i // 8}", f"GPU-{i:02d}", str(i % 8))
+            for i in range(40)
+        ]
+        node_down = {
+            "labels": {
+                "alertname": "GPUExporterDown",
+                "severity": "critical",
+                "node": "n9",
+                "instance": "n9:9400",
+                "job": "gpu-health-exporter",
+            },
+            "annotations": {"summary": "Exporter down.", "description": "test"},
+        }
+        ecc = _xid("GPUXidMemoryError", "n7", "GPU-ecc", "48")
+        _post(server, [mass, *lost, node_down, ecc])
+        sink.wait_for(lambda ns: len(_pages(ns)) >= 2, timeout=40)
+        time.sleep(12)  # a further group_wait: nothing else follows
+        pages = _pages(sink.notifications())
+    summaries = sorted(summary for _, summary, _ in pages)
+    assert [s.split(" on ")[0].split(":")[0] for s in summaries] == [
+        "GPUMassFailure",
+        "GPUXidMemoryError",
+    ], pages
+    # an alert with no GPU, node or job label names the fleet, not an empty place
+    assert summaries[0] == "GPUMassFailure: the fleet - Many GPUs stopped answering at once."
+    assert len({key for _, _, key in pages}) == 2

@@ -8,9 +8,12 @@ from pathlib import Path
 
 from gpu_health import cli_validate
 from gpu_health.report import html, text
-from gpu_health.report.gather import Gatherer
+from gpu_health.report.gather import DEFAULT_QUERY_TIMEOUT, Gatherer
 from gpu_health.report.plan_section import add_plan_section
 from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, check_pattern
+
+#: The longest --query-timeout: an hour per query already means a report of hours.
+MAX_QUERY_TIMEOUT = 3600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "pattern as the mixin's runbookURLPattern; default: %(default)s)",
     )
     parser.add_argument(
+        "--query-timeout",
+        type=cli_validate.duration(0.0, MAX_QUERY_TIMEOUT),
+        default=DEFAULT_QUERY_TIMEOUT,
+        metavar="SECONDS",
+        help="how long each Prometheus request may take, up to the last byte of the answer, "
+        "before the report fails with a timeout; the trend (range) queries get twice it. Raise "
+        "it for a large or busy Prometheus (an XID query over 10,000 GPUs took 19-35 s). Plain "
+        "seconds or 90s, 2m; at most 1h (default: %(default)g)",
+    )
+    parser.add_argument(
         "--at",
         type=cli_validate.number(0.0, 4102444800.0),
         metavar="UNIX_TIME",
@@ -71,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
     if args.html:  # checked before querying: no directory is created, /proc is refused
         cli_validate.output_path(args.html, "--html")
     pattern = check_pattern(args.runbook_url_pattern)
-    gatherer = Gatherer(args.prometheus, args.period, at=args.at, runbook_url_pattern=pattern)
+    gatherer = Gatherer(
+        args.prometheus,
+        args.period,
+        at=args.at,
+        runbook_url_pattern=pattern,
+        query_timeout=args.query_timeout,
+    )
     report = gatherer.gather(args.schema, args.top)
     add_plan_section(report, args.prometheus, args.at)
     sys.stdout.write(text.render(report))

@@ -39,6 +39,12 @@ Query = Callable[[str], list[Any]]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TREND_POINTS = 120
+#: Seconds each instant query may take, status line to last byte (``--query-timeout``); a busy
+#: Prometheus of 10,000 GPUs answered an XID query in 19 to 35 s.
+DEFAULT_QUERY_TIMEOUT = 30.0
+#: A range query (the trends) may take this many times the instant-query timeout: it evaluates
+#: the expression at every step of the period (60 s by default, as before the option).
+RANGE_TIMEOUT_FACTOR = 2.0
 
 
 def parse_period(text: str) -> int:
@@ -55,6 +61,12 @@ def _value(sample: dict[str, Any]) -> float:
 
 def _class_of(sample: dict[str, Any]) -> str:
     return _label(sample, "class")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a request failed by running out of time rather than by finding no server: the
+    deadline's TimeoutError, or urllib's URLError around a socket timeout."""
+    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
 
 
 def _label(sample: dict[str, Any], *names: str) -> str:
@@ -74,8 +86,14 @@ class Gatherer:
         period: str,
         at: float | None = None,
         runbook_url_pattern: str = DEFAULT_RUNBOOK_URL_PATTERN,
+        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+        timeout_hint: str = "raise --query-timeout",
     ) -> None:
         self.url = url.rstrip("/")
+        #: what a timeout error tells the user to do ("" for a caller with no such option)
+        self.timeout_hint = timeout_hint
+        #: seconds each request may take (range queries: RANGE_TIMEOUT_FACTOR times it)
+        self.query_timeout = query_timeout
         self.runbook_url_pattern = runbook_url_pattern
         self.period = period
         self.period_seconds = parse_period(period)
@@ -92,7 +110,11 @@ class Gatherer:
         """The query engine (Prometheus or VictoriaMetrics), detected on first use."""
         if self._engine is None:
             try:
-                info = json.loads(stack.http_get(f"{self.url}/api/v1/status/buildinfo"))
+                # a side request with a fallback (the engine probe), not data: short
+                body = stack.http_get(
+                    f"{self.url}/api/v1/status/buildinfo", timeout=min(5.0, self.query_timeout)
+                )
+                info = json.loads(body)
             except (OSError, ValueError, RecursionError):  # URLError is an OSError
                 info = None
             self._engine = query_engine.detect(info, self._probe)
@@ -100,20 +122,32 @@ class Gatherer:
 
     def _probe(self, promql: str) -> bool:
         try:
-            stack.query(self.url, promql, at=self.at)
+            stack.query(self.url, promql, at=self.at, timeout=self.query_timeout)
         except (OSError, RuntimeError, ValueError):  # URLError, TimeoutError: OSErrors
             return False
         return True
 
     def query(self, promql: str, at: float | None = None) -> list[Any]:
         promql = query_engine.rewrite(promql, self.engine)
+        when = self.at if at is None else at
         try:
-            return stack.query(self.url, promql, at=self.at if at is None else at)
+            return stack.query(self.url, promql, at=when, timeout=self.query_timeout)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UserError(f"cannot reach Prometheus at {self.url}: {reason}") from None
+            raise self._unanswered(exc, self.query_timeout) from None
         except ValueError as exc:  # too large, not JSON, not a Prometheus answer
             raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 200)}") from None
+
+    def _unanswered(self, exc: OSError, timeout: float, what: str = "") -> UserError:
+        """The one-line error for a request that got no answer: a timeout names the timeout and
+        the option that raises it; anything else (refused, no route, unknown host) is
+        "cannot reach"."""
+        if _timed_out(exc):
+            hint = f" ({self.timeout_hint})" if self.timeout_hint else ""
+            return UserError(
+                f"Prometheus at {self.url} did not answer {what}within {timeout:g} s{hint}"
+            )
+        reason = getattr(exc, "reason", exc)
+        return UserError(f"cannot reach Prometheus at {self.url}: {one_line(str(reason), 200)}")
 
     #: Report sections, in the order they are gathered.
     SECTIONS = ("inventory", "states", "health", "risk", "accuracy", "xids", "alerts", "trends")
@@ -231,6 +265,7 @@ class Gatherer:
             r.factors.sort(key=lambda f: -abs(f[1]))
             del r.factors[3:]
         report.risks = ranked[:top]
+        report.risk_count = len(ranked)
         actions = [r.action for r in rows.values() if r.action]
         if actions:
             report.actions = {a: actions.count(a) for a in ACTIONS}
@@ -313,6 +348,7 @@ class Gatherer:
     def _trends(self, report: FleetReport) -> None:
         start = self.at - self.period_seconds
         step = max(60.0, self.period_seconds / TREND_POINTS)
+        range_timeout = RANGE_TIMEOUT_FACTOR * self.query_timeout
         series = {
             "fleet mean health score": 'avg(gpu_health_score{dimension="overall"})',
             "mean 30-day failure probability": 'avg(gpu_failure_probability{horizon="30d"})',
@@ -324,9 +360,12 @@ class Gatherer:
             )
         for name, promql in series.items():
             try:
-                result = stack.query_range(self.url, promql, start, self.at, step)
+                result = stack.query_range(
+                    self.url, promql, start, self.at, step, timeout=range_timeout
+                )
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                raise UserError(f"cannot reach Prometheus at {self.url}: {exc}") from None
+                what = "a trend (range) query "
+                raise self._unanswered(exc, range_timeout, what) from None
             except ValueError as exc:
                 raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 200)}") from None
             points = _range_points(result)

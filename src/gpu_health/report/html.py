@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-from gpu_health.report import svg
-from gpu_health.report.model import ACTIONS, FleetReport
+from gpu_health.report import svg, text
+from gpu_health.report.model import ACTIONS, HTML_ROWS, FleetReport
 from gpu_health.scorer.factor_labels import factor_label
 
 TEMPLATE = "report.html.j2"
@@ -34,6 +36,30 @@ def _whole(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
 
+def _shown(rows: Sequence[Any], section: str) -> Sequence[Any]:
+    """The rows of a long list the page shows (the first :data:`HTML_ROWS` of them)."""
+    return rows[: HTML_ROWS[section]]
+
+
+def _left_out(report: FleetReport, section: str) -> str:
+    """The "… and N more" line under a cut list ("" when it shows every row): how many rows
+    the page left out, and the query that lists them all (or, for the risk ranking, --top)."""
+    if section == "risks":
+        lines = text.more(
+            report.risk_count - len(report.risks),
+            "GPUs in the ranking",
+            "raise --top; the scorer's /api/v1/gpus ranks them all",
+        )
+    else:
+        rows = getattr(report, section)
+        lines = text.more(
+            len(rows) - HTML_ROWS[section],
+            text.ROWS_OF[section],
+            f"all: {text.see_all(section, report)}",
+        )
+    return "".join(lines)
+
+
 @cache
 def environment() -> jinja2.Environment:
     """The template environment: package templates, autoescape, and a typo is an error."""
@@ -45,7 +71,14 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(pct=_pct, money=_money, whole=_whole, factor_label=factor_label)
+    env.filters.update(
+        pct=_pct,
+        money=_money,
+        whole=_whole,
+        factor_label=factor_label,
+        shown=_shown,
+        left_out=_left_out,
+    )
     return env
 
 

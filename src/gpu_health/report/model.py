@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: The most rows of each long list a rendering shows; a cut list ends with a line saying how
+#: many rows were left out and where to see them.
+TEXT_ROWS = {"unhealthy": 40, "xids": 30, "alerts": 40}
+HTML_ROWS = {"unhealthy": 200, "xids": 100, "alerts": 200}
+
 ACTIONS = ("keep", "repair", "repurpose", "sell", "decommission")
 GRADES = ("excellent", "good", "fair", "poor", "critical")
 
@@ -90,7 +95,9 @@ class FleetReport:
     gpu_count: int = 0
     grades: dict[str, int] = field(default_factory=dict)
     scores: list[float] = field(default_factory=list)
+    #: the riskiest GPUs (--top of them), and how many GPUs the ranking had in all
     risks: list[RiskRow] = field(default_factory=list)
+    risk_count: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     npv_by_action: dict[str, float] = field(default_factory=dict)
     fleet_residual_value: float | None = None

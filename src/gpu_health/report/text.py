@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from gpu_health.report.model import FleetReport
+from gpu_health.report.model import HTML_ROWS, TEXT_ROWS, FleetReport
 from gpu_health.safetext import one_line
 from gpu_health.scorer.factor_labels import factor_label
 
@@ -20,6 +20,8 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_CELL = 200
 #: The longest line printed.
 MAX_LINE = 2000
+#: What the rows of each long list are, for its "… and N more" line.
+ROWS_OF = {"unhealthy": "GPUs not healthy", "xids": "(GPU, XID) rows", "alerts": "alerts"}
 
 
 def _cell(text: str) -> str:
@@ -38,6 +40,35 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     rule = "  ".join("-" * w for w in widths)
     body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join([line, rule, *body])
+
+
+def more(left_out: int, what: str, where: str) -> list[str]:
+    """The line that ends a cut list: how many rows it left out and where to see them (none
+    when nothing was left out)."""
+    if left_out <= 0:
+        return []
+    return [f"… and {left_out:,} more {what} ({where})"]
+
+
+def see_all(section: str, report: FleetReport) -> str:
+    """Where every row of a long list can be seen: the PromQL that lists them in Prometheus."""
+    if section == "unhealthy":
+        return 'gpu_state{state!="healthy"} == 1, from gpu-health-scorer'
+    if section == "xids":
+        if report.schema == "dcgm":
+            return f"changes(DCGM_FI_DEV_XID_ERRORS[{report.period}]) > 0"
+        return f"increase(gpu_xid_errors_total[{report.period}]) > 0"
+    return f'max_over_time(ALERTS{{alertstate="firing"}}[{report.period}])'
+
+
+def _cut(section: str, rows: int, report: FleetReport) -> list[str]:
+    """The "… and N more" line of a terminal list of ``rows`` rows (none when all are shown):
+    the HTML report lists more, and the PromQL lists them all."""
+    return more(
+        rows - TEXT_ROWS[section],
+        ROWS_OF[section],
+        f"the --html report lists up to {HTML_ROWS[section]:,}; all: {see_all(section, report)}",
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -118,10 +149,11 @@ def render(report: FleetReport) -> str:
                             "; ".join(s.reasons) or "-",
                             _age(s.age_s),
                         ]
-                        for s in report.unhealthy[:40]
+                        for s in report.unhealthy[: TEXT_ROWS["unhealthy"]]
                     ],
                 )
             )
+            out += _cut("unhealthy", len(report.unhealthy), report)
         out.append("")
     if report.grades:
         out.append("Health by grade")
@@ -164,6 +196,11 @@ def render(report: FleetReport) -> str:
             "npv",
         ]
         out.append(table(headers, rows))
+        out += more(
+            report.risk_count - len(report.risks),
+            "GPUs in the ranking",
+            "raise --top; the scorer's /api/v1/gpus ranks them all",
+        )
         out.append("")
     if report.actions:
         out.append("Recommended actions")
@@ -187,9 +224,13 @@ def render(report: FleetReport) -> str:
         out.append(
             table(
                 ["node", "uuid", "xid", "count"],
-                [[x.node, x.uuid[:16], x.xid, f"{x.count:.0f}"] for x in report.xids[:30]],
+                [
+                    [x.node, x.uuid[:16], x.xid, f"{x.count:.0f}"]
+                    for x in report.xids[: TEXT_ROWS["xids"]]
+                ],
             )
         )
+        out += _cut("xids", len(report.xids), report)
     else:
         out.append("none")
     out.append("")
@@ -200,10 +241,11 @@ def render(report: FleetReport) -> str:
                 ["alert", "severity", "node", "uuid", "now"],
                 [
                     [a.alertname, a.severity, a.node, a.uuid[:16], "firing" if a.firing_now else ""]
-                    for a in report.alerts[:40]
+                    for a in report.alerts[: TEXT_ROWS["alerts"]]
                 ],
             )
         )
+        out += _cut("alerts", len(report.alerts), report)
     else:
         out.append("none")
     for note in report.notes:
