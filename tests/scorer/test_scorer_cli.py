@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -289,6 +290,17 @@ def test_serve_publishes_scores_and_survives_prometheus_outage(
             assert factor["label"] == factor_label(factor["feature"]) and "_" not in factor["label"]
             assert f'feature="{factor["feature"]}",label="{factor["label"]}"' in text
         assert "ecc_uncorrected_7d" in ranking["empty_features"]
+        # gzipped when asked for (the ranking of 10,000 GPUs is ~16 MB of JSON), the same answer
+        request = urllib.request.Request(f"{base}/api/v1/gpus", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            zipped = r.read()
+        plain = _get(f"{base}/api/v1/gpus")[1]
+        assert len(zipped) < len(plain) / 3
+        unzipped = json.loads(gzip.decompress(zipped))
+        assert [g["uuid"] for g in unzipped["gpus"]] == [
+            g["uuid"] for g in json.loads(plain)["gpus"]
+        ]
         assert _get(f"{base}/api/v1/gpus?horizon=1y")[0] == 400
         # a bad limit is a 400 naming the range, never a 500 (non-ASCII digits, huge numbers)
         for limit in ("%C2%B2", "%D9%A3", "9" * 5000, "0", "-1"):
