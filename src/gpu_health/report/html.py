@@ -45,11 +45,7 @@ def _left_out(report: FleetReport, section: str) -> str:
     """The "… and N more" line under a cut list ("" when it shows every row): how many rows
     the page left out, and the query that lists them all (or, for the risk ranking, --top)."""
     if section == "risks":
-        lines = text.more(
-            report.risk_count - len(report.risks),
-            "GPUs in the ranking",
-            "raise --top; the scorer's /api/v1/gpus ranks them all",
-        )
+        lines = text.ranking_left_out(report)
     else:
         rows = getattr(report, section)
         lines = text.more(

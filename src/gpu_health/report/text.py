@@ -50,6 +50,15 @@ def more(left_out: int, what: str, where: str) -> list[str]:
     return [f"… and {left_out:,} more {what} ({where})"]
 
 
+def ranking_left_out(report: FleetReport) -> list[str]:
+    """The "… and N more" line under the risk ranking (cut at --top), in both renderings."""
+    return more(
+        report.risk_count - len(report.risks),
+        "GPUs in the ranking",
+        "raise --top; the scorer's /api/v1/gpus ranks them all",
+    )
+
+
 def see_all(section: str, report: FleetReport) -> str:
     """Where every row of a long list can be seen: the PromQL that lists them in Prometheus."""
     if section == "unhealthy":
@@ -196,11 +205,7 @@ def render(report: FleetReport) -> str:
             "npv",
         ]
         out.append(table(headers, rows))
-        out += more(
-            report.risk_count - len(report.risks),
-            "GPUs in the ranking",
-            "raise --top; the scorer's /api/v1/gpus ranks them all",
-        )
+        out += ranking_left_out(report)
         out.append("")
     if report.actions:
         out.append("Recommended actions")
