@@ -112,7 +112,10 @@ def compute_features(
     s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
     feats = tuple(features)
     inventory = client.query(inventory_query(s), at)
-    gpus = one_identity_per_gpu(client, s, at, {identity_of(s, r["metric"]) for r in inventory})
+    identities = {identity_of(s, r["metric"]) for r in inventory}
+    _warn_without_uuid(s, sum(1 for ident in identities if not ident[2]))
+    identities = {ident for ident in identities if ident[2]}
+    gpus = one_identity_per_gpu(client, s, at, identities)
     if keep is not None:
         gpus = [g for g in gpus if keep(g[2])]
     if shard_regex and all(re.fullmatch(shard_regex, g[2]) for g in gpus):
@@ -159,6 +162,29 @@ def compute_features(
 Identity = tuple[str, str, str, str]
 
 
+#: The last count of GPUs without a UUID label that was logged (logged again only when it
+#: changes, so a serving scorer does not repeat it every run).
+_last_without_uuid: dict[str, int] = {}
+
+
+def _warn_without_uuid(s: Schema, count: int) -> None:
+    """One log line when GPUs report without the schema's UUID label: dcgm-exporter started
+    with ``-o``/``--use-old-namespace`` names it ``uuid``, and every such GPU would otherwise
+    collapse into one nameless row per model holding their sums."""
+    if _last_without_uuid.get(s.name, 0) == count:
+        return
+    _last_without_uuid[s.name] = count
+    if count:
+        hint = " (dcgm-exporter -o/--use-old-namespace names it uuid)" if s.name == "dcgm" else ""
+        log.warning(
+            "%d GPU series of the %s schema have no %s label%s: they are left out",
+            count,
+            s.name,
+            s.uuid,
+            hint,
+        )
+
+
 def one_identity_per_gpu(
     client: PromClient, s: Schema, at: float | None, identities: set[Identity]
 ) -> list[Identity]:
@@ -180,7 +206,8 @@ def one_identity_per_gpu(
     for start in range(0, len(split), 50):  # bounded query size for a mass relabelling
         pattern = "|".join(regex_literal(u) for u in split[start : start + 50])
         selector = f'{{__name__=~"{signals}",{s.uuid}=~"{pattern}"}}'
-        query = f"max by ({s.by}) (max_over_time(timestamp({selector})[{s.fresh}:1m]))"
+        last_sample = f"max_over_time(timestamp({selector})[{s.fresh}:1m])"
+        query = f"max by ({s.by}) ({s.named(last_sample)})"
         try:
             result = client.query(query, at)
         except PrometheusError as exc:

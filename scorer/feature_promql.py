@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from gpu_health.scorer.feature_schema import Schema
-from gpu_health.telemetry.xids import APPLICATION_XIDS
+from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
 Builder = Callable[[Schema], str | None]
@@ -160,16 +160,62 @@ def offset_by(inner: Builder, offset: str) -> Builder:
 
 
 def xid_events(window: str) -> Builder:
-    """XID events in the window: our counters' increase; dcgm's last-XID gauge's changes."""
+    """XID events in the window: our counters' increase; dcgm's last-XID gauge's changes, plus
+    the codes whose series appeared in the window (:func:`_codes_born`)."""
 
     def build(s: Schema) -> str | None:
         if s.name == "ours":
             return counter("gpu_xid_errors_total", window)(s)
         sel = s.selector("gpu_xid_errors_total")
         assert sel is not None
-        return f"max by ({s.key}) (changes({sel[0]}[{window}]))"
+        changed = f"max by ({s.key}) (changes({sel[0]}[{window}]))"
+        return _plus_born(s, changed, _codes_born(s, window))
 
     return build
+
+
+def _with_matchers(selector: str, matchers: str) -> str:
+    """``selector`` (a metric name, with or without ``{...}``) with ``matchers`` added."""
+    if not matchers:
+        return selector
+    if selector.endswith("}"):
+        return f"{selector[:-1]},{matchers}}}"
+    return f"{selector}{{{matchers}}}"
+
+
+def _plus_born(s: Schema, changed: str, born: str) -> str:
+    """``changed + born`` per GPU, ``changed`` alone where no code was born: both tagged apart
+    and summed, so neither expression is written (and evaluated) twice."""
+    parts = " or ".join(
+        f'label_replace({e}, "xid_part", "{tag}", "", "")'
+        for e, tag in ((changed, "changes"), (born, "born"))
+    )
+    return f"sum by ({s.key}) ({parts})"
+
+
+def _codes_born(s: Schema, window: str, matchers: str = "") -> str:
+    """Per GPU: the XID codes (of the series ``matchers`` keeps) whose dcgm-exporter series
+    appeared in the window, with nothing of that GPU and code in the window before it.
+
+    Since 3.3.6-3.4.2 dcgm-exporter puts the gauge's code in a label too
+    (:data:`~gpu_health.telemetry.xids.DCGM_XID_CODE_LABEL`): each new code is a new series
+    whose value never changes, so ``changes()`` reads 0 for every GPU and an XID is the birth
+    of a series. Codes are counted once per GPU (a pod rename that splits a code's series is
+    one code) and once per MIG instance group (every instance repeats the gauge). Only series
+    that carry the label are read: on the older shape (one series whose value changes) both
+    selections are empty, cost nothing, and the changes count alone, as before."""
+    found = s.selector("gpu_xid_errors_total")
+    assert found is not None
+    sel, code = found[0], DCGM_XID_CODE_LABEL
+    coded = f'{code}!=""'
+    kept = _with_matchers(sel, f"{coded},{matchers}" if matchers else coded)
+    born = (
+        f"(min_over_time({kept}[{window}]) > 0) unless on ({s.uuid}, {code}) "
+        f"last_over_time({_with_matchers(sel, coded)}[{window}] offset {window})"
+    )
+    per_instance = ", ".join(x for x in (s.key, s.instance) if x)
+    codes = f"count by ({per_instance}) (group by ({per_instance}, {code}) ({born}))"
+    return f"max by ({s.key}) ({codes})"
 
 
 def times(inner: Builder, factor: float) -> Builder:
@@ -222,7 +268,7 @@ def reporting_gap(window: str) -> Builder:
         sel = s.selector("gpu_power_watts")
         if sel is None:
             return None
-        count = f"sum by ({s.key}) (count_over_time({sel[0]}[{window}]))"
+        count = s.per_gpu("sum", f"count_over_time({sel[0]}[{window}])")
         return f"clamp_min(1 - ({count}) / scalar(quantile(0.5, {count})), 0)"
 
     return build
@@ -266,8 +312,9 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
         def average(sel: str, labels: str) -> tuple[str, str]:
             """The mean of the samples per ``labels`` group (exact across series splits) and
             the group's sample count."""
-            count = f"sum by ({labels}) (count_over_time({sel}[{window}]))"
-            return f"(sum by ({labels}) (sum_over_time({sel}[{window}])) / {count})", count
+            count = f"sum by ({labels}) ({s.named(f'count_over_time({sel}[{window}])')})"
+            total = f"sum by ({labels}) ({s.named(f'sum_over_time({sel}[{window}])')})"
+            return f"({total} / {count})", count
 
         mine, count = average(found[0], by)
         peers, peer_count = average(fleet_found[0], by)
@@ -325,7 +372,10 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
     Ours counts per code. dcgm-exporter exports only the last XID code as a gauge, so its
     changes in the window count as events of the class of the latest code in the window (a
     memory XID followed by another class's XID within the week is attributed to the latter):
-    plain range functions, no subquery, so the cost does not grow with resolution.
+    plain range functions, no subquery, so the cost does not grow with resolution. Since
+    3.3.6 dcgm-exporter also labels the gauge with its code, a new code is a new series, and
+    the codes of the class whose series appeared in the window count
+    (:func:`_codes_born`), each in its own class.
     """
 
     def build(s: Schema) -> str | None:
@@ -342,8 +392,14 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
         events = f"max by ({s.key}) (changes({sel}[{window}]))"
         last = f"last_over_time({sel}[{window}])"
         if len(codes) == 1:
-            return f"{events} * max by ({s.key}) ({last} == bool {codes[0]})"
-        return f"({events} * on ({s.key}) {_in_class(s, last, regex, xid_class)}) or ({events} * 0)"
+            changed = f"{events} * max by ({s.key}) ({last} == bool {codes[0]})"
+        else:
+            in_class = _in_class(s, last, regex, xid_class)
+            changed = f"({events} * on ({s.key}) {in_class}) or ({events} * 0)"
+        code = DCGM_XID_CODE_LABEL
+        # "other": a code that is neither 0, in a class, nor an application error
+        matchers = f'{code}!~"0|{regex}"' if xid_class == "other" else f'{code}=~"{regex}"'
+        return _plus_born(s, changed, _codes_born(s, window, matchers))
 
     return build
 
@@ -457,12 +513,12 @@ def _from_fleet_presence(make: Callable[[Schema, str], str]) -> Builder:
 
 
 def _reporting_now(s: Schema, name: str, keys: str) -> str:
-    return f"group by ({keys}) (last_over_time({name}[{s.fresh}]))"
+    return f"group by ({keys}) ({s.named(f'last_over_time({name}[{s.fresh}])')})"
 
 
 def _lost(s: Schema, name: str, window: str, keys: str) -> str:
     """The (``keys``) groups that reported within ``window`` and do not report now."""
-    seen = f"group by ({keys}) (last_over_time({name}[{window}]))"
+    seen = f"group by ({keys}) ({s.named(f'last_over_time({name}[{window}])')})"
     return f"{seen} unless on ({s.uuid}) {_reporting_now(s, name, keys)}"
 
 

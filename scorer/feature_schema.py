@@ -13,6 +13,12 @@ from typing import Literal
 
 from gpu_health.telemetry.catalogue import by_name
 from gpu_health.telemetry.freshness import DEFAULT_FRESH
+from gpu_health.telemetry.schema import (
+    DCGM_INSTANCE_LABEL,
+    DCGM_NODE_ALIAS,
+    DCGM_NODE_LABEL,
+    node_named,
+)
 
 SchemaName = Literal["ours", "dcgm"]
 SCHEMAS: tuple[SchemaName, ...] = ("ours", "dcgm")
@@ -39,6 +45,13 @@ class Schema:
     shard_matcher: str = ""
     #: The range within which a GPU's last sample makes it present now (a PromQL duration).
     fresh: str = PRESENCE_LOOKBACK
+    #: Another name the exporter gives the node label, read as :attr:`node` (see :meth:`named`;
+    #: dcgm-exporter's ``hostname``, :data:`~gpu_health.telemetry.schema.DCGM_NODE_ALIAS`).
+    node_alias: str = ""
+    #: The label that tells a MIG GPU's instances apart (dcgm-exporter's ``GPU_I_ID``): a
+    #: MIG-enabled GPU reports each device-level series once per GPU instance, with the same
+    #: value (see :meth:`per_gpu`).
+    instance: str = ""
 
     @property
     def by(self) -> str:
@@ -56,6 +69,20 @@ class Schema:
         those would split one GPU's week into pieces and read only one of them.
         """
         return f"{self.uuid}, {self.model}"
+
+    def named(self, expr: str) -> str:
+        """``expr`` (an instant vector) with the node under :attr:`node` on every series
+        (:func:`~gpu_health.telemetry.schema.node_named`)."""
+        return node_named(expr, self.node, self.node_alias)
+
+    def per_gpu(self, agg: str, expr: str) -> str:
+        """``agg by (key) (expr)``, counting a MIG GPU once: its instances' series are summed
+        per instance first (each instance's own label churn), then the largest instance is
+        taken (every instance repeats the device's counters). Without MIG every series of a
+        GPU is in one instance group, so this is the plain sum."""
+        if agg != "sum" or not self.instance:
+            return f"{agg} by ({self.key}) ({expr})"
+        return f"max by ({self.key}) (sum by ({self.key}, {self.instance}) ({expr}))"
 
     def selectors(self, metric: str, **labels: str) -> tuple[list[str], float] | None:
         """Series selectors for ``metric{labels}`` and the factor to our units (None: absent).
@@ -97,7 +124,7 @@ class Schema:
         if found is None:
             return None
         names, scale = found
-        parts = [f"{agg} by ({self.key}) ({fn}({n}[{window}]))" for n in names]
+        parts = [self.per_gpu(agg, f"{fn}({n}[{window}])") for n in names]
         if len(parts) == 1:
             return parts[0], scale
         tagged = " or ".join(
@@ -107,7 +134,15 @@ class Schema:
 
 
 OURS = Schema("ours", "node", "gpu", "uuid", "model")
-DCGM = Schema("dcgm", "Hostname", "gpu", "UUID", "modelName")
+DCGM = Schema(
+    "dcgm",
+    DCGM_NODE_LABEL,
+    "gpu",
+    "UUID",
+    "modelName",
+    node_alias=DCGM_NODE_ALIAS,
+    instance=DCGM_INSTANCE_LABEL,
+)
 
 
 def schema_by_name(name: str) -> Schema:
@@ -125,7 +160,8 @@ def presence_names(s: Schema) -> str:
 def inventory_query(s: Schema) -> str:
     """All GPUs that reported power or temperature recently, one series each."""
     names = presence_names(s)
-    return f'group by ({s.by}) (last_over_time({{__name__=~"{names}"}}[{s.fresh}]))'
+    latest = f'last_over_time({{__name__=~"{names}"}}[{s.fresh}])'
+    return f"group by ({s.by}) ({s.named(latest)})"
 
 
 def identity_of(s: Schema, labels: dict[str, str]) -> tuple[str, str, str, str]:

@@ -19,6 +19,8 @@ from typing import Any
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.ledger import Signal
+from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
+from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,14 @@ class SchemaNames:
     dbe: str
     remapped_uncorrectable: str
     remap_failed: str
+    #: Another name of the node label, read as :attr:`node` (dcgm-exporter's ``hostname``).
+    node_alias: str = ""
+
+    def named(self, expr: str) -> str:
+        """``expr`` with the node under :attr:`node` on every series (:func:`node_named`): one
+        node before and after an exporter upgrade that renames the label, and never one
+        ``""`` node for the whole fleet."""
+        return node_named(expr, self.node, self.node_alias)
 
 
 OURS = SchemaNames(
@@ -84,7 +94,7 @@ OURS = SchemaNames(
     remap_failed="gpu_row_remap_failed",
 )
 DCGM = SchemaNames(
-    node="Hostname",
+    node=DCGM_NODE_LABEL,
     gpu="gpu",
     uuid="UUID",
     presence="DCGM_FI_DEV_GPU_TEMP",
@@ -94,6 +104,7 @@ DCGM = SchemaNames(
     dbe="DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
     remapped_uncorrectable="DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
     remap_failed="DCGM_FI_DEV_ROW_REMAP_FAILURE",
+    node_alias=DCGM_NODE_ALIAS,
 )
 SCHEMAS = {"ours": OURS, "dcgm": DCGM}
 
@@ -154,7 +165,7 @@ class Scan:
                 m = series["metric"]
                 key = (
                     m.get(self.n.uuid, ""),
-                    m.get(self.n.node, ""),
+                    m.get(self.n.node, "") or m.get(self.n.node_alias, ""),
                     m.get(self.n.gpu, ""),
                     m.get("xid", ""),
                 )
@@ -241,7 +252,8 @@ class Scan:
                     out.append(Signal(uuid, node, gpu, t, t, kind, conf, f"XID {xid}"))
         if self.n.xid_last_value:
             sel = self.n.xid_last_value
-            found = self._range(self._appear(sel, self.n.uuid), blind)
+            # a new code is a new series since dcgm-exporter 3.3.6 (DCGM_XID_CODE_LABEL)
+            found = self._range(self._appear(sel, f"{self.n.uuid},{DCGM_XID_CODE_LABEL}"), blind)
             for (uuid, node, gpu, _x), pts in found.items():
                 for t, v in pts:
                     code = int(v) if v == v else 0
@@ -283,9 +295,10 @@ class Scan:
 
     def _gone_signals(self) -> list[Signal]:
         p, node = self.n.presence, self.n.node
+        seen = self.n.named(f"last_over_time({p}[{APPEAR_WINDOW}])")
         promql = (
-            f"(last_over_time({p}[{APPEAR_WINDOW}]) unless on({self.n.uuid}) {p}) "
-            f"and on({node}) group by ({node}) ({p})"
+            f"({seen} unless on({self.n.uuid}) {p}) "
+            f"and on({node}) group by ({node}) ({self.n.named(p)})"
         )
         out = []
         for (uuid, nd, gpu, _x), pts in self._range(promql).items():
@@ -310,7 +323,8 @@ class Scan:
             window = f"{b - a + self.c.step:.0f}s"
             res = f"{self.c.step:.0f}s"
             for fn, agg in (("min", min), ("max", max)):
-                q = f"{fn} by ({by}) ({fn}_over_time(timestamp({p})[{window}:{res}]))"
+                times = f"{fn}_over_time(timestamp({p})[{window}:{res}])"
+                q = f"{fn} by ({by}) ({n.named(times)})"
                 for sample in self.client.query(q, b):
                     m = sample["metric"]
                     key = (m.get(n.node, ""), m.get(n.gpu, ""), m.get(n.uuid, ""))

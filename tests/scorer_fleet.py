@@ -69,6 +69,9 @@ def openmetrics(
     start: float = 1_700_000_000,
     driver_change_at: float | None = None,
     exporter_restart_at: float | None = None,
+    lowercase_hostname_at: float | None = None,
+    mig_instances: int = 0,
+    xid_code_labels: bool = False,
 ) -> str:
     """The whole history as one OpenMetrics document (ends with ``# EOF``).
 
@@ -80,6 +83,18 @@ def openmetrics(
     ``NODE_NAME`` reports its own pod name as ``Hostname``, so a restart of the exporter pod
     changes the ``Hostname`` of every series of the node; job churn adds and changes the
     ``pod``/``namespace``/``container`` labels. Both happen there.
+
+    ``lowercase_hostname_at`` (dcgm only): from there on the node is labelled ``hostname``
+    instead of ``Hostname``, as an upgrade to a dcgm-exporter with NVIDIA/dcgm-exporter#655
+    (May 2026) relabels it.
+
+    ``mig_instances`` (dcgm only): the GPUs of even-numbered nodes have MIG enabled with that
+    many GPU instances, and report every series once per instance (``GPU_I_ID``,
+    ``GPU_I_PROFILE``) with the same device-level value, as dcgm-exporter does in its default
+    flexible mode.
+
+    ``xid_code_labels`` (dcgm only): the XID gauge also carries its code as ``err_code`` (and
+    ``err_msg``), as dcgm-exporter 3.3.6-3.4.2 and later write it: every code is a series.
     """
     catalogue = by_name()
     times = [k * step for k in range(int(days * DAY / step) + 1)]
@@ -129,11 +144,29 @@ def openmetrics(
                     labels["pod"] = f"train-{g.index}-{'y' if after else 'x'}"
                     labels["namespace"] = "ml"
                     labels["container"] = "trainer"
+                if (
+                    lowercase_hostname_at is not None
+                    and schema != "ours"
+                    and t >= lowercase_hostname_at
+                ):
+                    labels["hostname"] = labels.pop("Hostname")
                 if driver_change_at is not None:
                     key = "driver_version" if schema == "ours" else "DCGM_FI_DRIVER_VERSION"
                     labels[key] = "535.129.03" if t < driver_change_at else "550.54.15"
-                text = ",".join(f'{k}="{val}"' for k, val in sorted(labels.items()))
-                families.setdefault(name, []).append(f"{name}{{{text}}} {v} {start + t:.0f}")
+                if xid_code_labels and metric == "gpu_xid_errors_total" and schema != "ours":
+                    labels["err_code"] = f"{v:.0f}"
+                    labels["err_msg"] = "No Error" if v == 0 else f"XID {v:.0f}"
+                instances: list[dict[str, str]] = [{}]
+                if mig_instances and schema != "ours" and (g.index // 4) % 2 == 0:
+                    instances = [
+                        {"GPU_I_ID": str(i), "GPU_I_PROFILE": "1g.10gb"}
+                        for i in range(1, mig_instances + 1)
+                    ]
+                for instance in instances:
+                    text = ",".join(
+                        f'{k}="{val}"' for k, val in sorted({**labels, **instance}.items())
+                    )
+                    families.setdefault(name, []).append(f"{name}{{{text}}} {v} {start + t:.0f}")
     out = io.StringIO()
     for name, lines in families.items():
         out.write(f"# TYPE {name} gauge\n")

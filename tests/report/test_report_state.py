@@ -109,3 +109,50 @@ def test_report_agrees_on_prometheus_and_victoriametrics_and_counts_first_xids(
         ("GPU-xid94", "94", 1),
     ]
     assert on_prom[2]["failed"] == 6 and on_prom[2]["absent"] == 1
+
+
+def _dcgm_xids(end: float, code_labels: bool) -> str:
+    """Three dcgm-exporter GPUs over 8 hours, every minute, labelled by a dcgm-exporter newer
+    than NVIDIA/dcgm-exporter#655 (``hostname``): GPU-m0 has MIG enabled (two GPU instances,
+    each repeating the device's XID gauge) and an XID 79 two hours before the end; GPU-m1
+    holds an old XID 43 from before the period; GPU-m2 holds an old XID 13 and its series is
+    split by a pod rename in the period. ``code_labels``: the gauge also carries its code as
+    ``err_code`` (dcgm-exporter 3.3.6-3.4.2 and later), so each code is a series."""
+    lines = ["# TYPE DCGM_FI_DEV_XID_ERRORS gauge"]
+    for k in range(0, 8 * 3600 + 1, 60):
+        t = end - 8 * 3600 + k
+        for i, code, extra in (
+            (0, 79.0 if end - t <= 2 * 3600 else 0.0, (',GPU_I_ID="1"', ',GPU_I_ID="2"')),
+            (1, 43.0, ("",)),
+            (2, 13.0, (f',pod="job-{"b" if end - t <= 3 * 3600 else "a"}"',)),
+        ):
+            for e in extra:
+                labels = f'hostname="m{i // 2}",UUID="GPU-m{i}",gpu="{i}",modelName="NVIDIA H100"'
+                if code_labels:
+                    e += f',err_code="{code:.0f}",err_msg="XID {code:.0f}"'
+                lines.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}{e}}} {code} {t:.0f}")
+                lines.append(f"DCGM_FI_DEV_GPU_TEMP{{{labels}{e}}} 60 {t:.0f}")
+    return "\n".join([*lines, "# EOF"]) + "\n"
+
+
+@pytest.mark.parametrize("code_labels", [False, True], ids=["last-value", "code-labels"])
+def test_dcgm_xids_are_one_row_per_gpu_under_either_node_label(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+    code_labels: bool,
+) -> None:
+    """The report's XID table for dcgm-exporter: one row per GPU and code with its node, not
+    one per MIG instance, and no event for a held code whose series a pod rename split,
+    whether the gauge's code is only its value or also a label."""
+    end = float(int(time.time()) - 60)
+    history = _dcgm_xids(end, code_labels)
+    prom = prometheus_factory(data_dir=backfill(history))
+    stack.wait_for_query(prom.url, "count(DCGM_FI_DEV_GPU_TEMP)")
+    vm = victoriametrics_factory()
+    import_openmetrics(vm, history)
+    for url in (prom.url, vm.url):
+        report = Gatherer(url, "6h", at=end + 30).gather("dcgm", 20, ("xids",))
+        assert [(x.node, x.uuid, x.xid, x.count) for x in report.xids] == [
+            ("m0", "GPU-m0", "79", 1.0)
+        ], url

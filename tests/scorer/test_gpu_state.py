@@ -359,8 +359,19 @@ _DCGM_GPUS: dict[str, tuple[Callable[[float], float | None], Callable[[float], s
 }
 
 
-def _dcgm_history(end: float) -> str:
-    """The :data:`_DCGM_GPUS` history, every 2 minutes for 50 hours."""
+#: GPUs with MIG enabled in the ``mig`` variant (two GPU instances each, every series twice).
+_MIG_GPUS = ("GPU-d0", "GPU-d2", "GPU-d6", "GPU-d10")
+
+
+def _dcgm_history(end: float, variant: str = "Hostname") -> str:
+    """The :data:`_DCGM_GPUS` history, every 2 minutes for 50 hours.
+
+    ``variant``: ``Hostname`` (dcgm-exporter before May 2026), ``hostname`` (after
+    NVIDIA/dcgm-exporter#655), ``upgrade`` (``Hostname`` until the exporter is upgraded 3
+    hours before the end, ``hostname`` after), ``mig`` (the :data:`_MIG_GPUS` report every
+    series once per GPU instance, as dcgm-exporter does for a MIG-enabled GPU),
+    ``code-labels`` (dcgm-exporter 3.3.6-3.4.2 and later: the XID gauge also carries its code
+    as ``err_code``, so each code is a series of its own that never changes)."""
     lines = []
     for k in range(0, 50 * _H + 1, 120):
         t = end - 50 * _H + k
@@ -368,23 +379,49 @@ def _dcgm_history(end: float) -> str:
             xid = code_at(end - t)
             if xid is None:
                 continue
-            labels = f'Hostname="{host_at(end - t)}",UUID="{uuid}",gpu="{i}",modelName="{DCGM}"'
-            lines.append(f"DCGM_FI_DEV_GPU_TEMP{{{labels}}} 60 {t:.0f}")
-            lines.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}}} {xid} {t:.0f}")
-            lines.append(f"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{labels}}} 0 {t:.0f}")
+            node = "hostname" if variant == "hostname" else "Hostname"
+            if variant == "upgrade" and end - t <= 3 * _H:
+                node = "hostname"
+            labels = f'{node}="{host_at(end - t)}",UUID="{uuid}",gpu="{i}",modelName="{DCGM}"'
+            instances = [""]
+            if variant == "mig" and uuid in _MIG_GPUS:
+                instances = [f',GPU_I_ID="{g}",GPU_I_PROFILE="3g.40gb"' for g in (1, 2)]
+            code = (
+                f',err_code="{xid:.0f}",err_msg="XID {xid:.0f}"' if variant == "code-labels" else ""
+            )
+            for instance in instances:
+                one = labels + instance
+                lines.append(f"DCGM_FI_DEV_GPU_TEMP{{{one}}} 60 {t:.0f}")
+                lines.append(f"DCGM_FI_DEV_XID_ERRORS{{{one}{code}}} {xid} {t:.0f}")
+                lines.append(f"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{one}}} 0 {t:.0f}")
     return "\n".join(["# TYPE DCGM_FI_DEV_GPU_TEMP gauge", *lines, "# EOF"]) + "\n"
 
 
-@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
+@pytest.mark.parametrize(
+    ("engine", "variant"),
+    [
+        ("prometheus", "Hostname"),
+        ("victoriametrics", "Hostname"),
+        ("prometheus", "hostname"),
+        ("victoriametrics", "upgrade"),
+        ("prometheus", "mig"),
+        ("prometheus", "code-labels"),
+        ("victoriametrics", "code-labels"),
+    ],
+)
 def test_dcgm_last_xid_gauge_gives_failed_and_degraded(
-    engine: str, serve_history: Callable[[str, str, str], str], end: float
+    engine: str, variant: str, serve_history: Callable[[str, str, str], str], end: float
 ) -> None:
     """The last-XID gauge: only a new event in the window counts, application XIDs never make
     a GPU degraded, hard XIDs make it failed; a dcgm node (Hostname) that went silent as a
-    whole is absent but not failed now, a lone silent GPU on a reporting node is."""
-    url = serve_history(engine, _dcgm_history(end), "count(DCGM_FI_DEV_GPU_TEMP)")
+    whole is absent but not failed now, a lone silent GPU on a reporting node is. The same
+    whether the node label is ``Hostname`` or a newer dcgm-exporter's ``hostname`` (or both,
+    across its upgrade), whether a GPU reports once or once per MIG instance, and whether the
+    gauge carries its code as a label (a new code, a new series)."""
+    url = serve_history(engine, _dcgm_history(end, variant), "count(DCGM_FI_DEV_GPU_TEMP)")
     states, client = _states(url, "dcgm")
     assert engine_of(client) == engine
+    assert {u: s.node for u, s in states.items()} == {u: g[1](0) for u, g in _DCGM_GPUS.items()}
     assert {u: s.state for u, s in states.items()} == {u: g[2] for u, g in _DCGM_GPUS.items()}
     reporting = {u: s.reasons for u, s in states.items() if s.state != "absent"}
     assert reporting == {

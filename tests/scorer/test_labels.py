@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from gpu_health.scorer.cli import main
 from gpu_health.scorer.training import load_failures
 
@@ -215,3 +217,104 @@ def test_every_xid_that_needs_a_reset_is_a_failure(
         "GPU-U": ("uncorrectable_memory", "XID 140"),
         "GPU-I": ("gpu_reset_required", "XID 143"),
     }
+
+
+@pytest.mark.parametrize("node_label", ["Hostname", "hostname", "upgrade"])
+def test_dcgm_nodes_stay_apart_under_either_node_label(
+    tmp_path: Path,
+    backfill: Callable[[str], Path],
+    prometheus_factory: Callable[..., object],
+    node_label: str,
+) -> None:
+    """dcgm-exporter called the node ``Hostname`` until NVIDIA/dcgm-exporter#655 (May 2026)
+    and ``hostname`` since. Read under one name only, a newer exporter's fleet is one node
+    called "": a node that stops reporting as a whole then looks like its GPUs vanishing
+    while "their node" reports, and GPU 0 of every node looks like one slot. ``upgrade``: the
+    exporter is upgraded (``Hostname`` → ``hostname``) mid-history."""
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    start = end - 86400
+    upgrade = start + 6 * HOUR
+    outage = (start + 12 * HOUR, start + 14 * HOUR)
+    vanish = start + 16 * HOUR
+    h = History(start, end)
+    boards = {
+        "GPU-P": ("n1", 0), "GPU-Q": ("n1", 1), "GPU-R": ("n2", 0), "GPU-S": ("n2", 1),
+        "GPU-T": ("n3", 0), "GPU-V": ("n3", 0),
+    }  # fmt: skip
+
+    def present(uuid: str, t: float) -> bool:
+        if uuid in ("GPU-R", "GPU-S"):  # node n2 down for two hours, then back
+            return not outage[0] <= t < outage[1]
+        if uuid == "GPU-T":  # fails, and is replaced in its slot 4 hours later by GPU-V
+            return t < vanish
+        if uuid == "GPU-V":
+            return t >= vanish + 4 * HOUR
+        return True
+
+    for uuid, (node, slot) in boards.items():
+        for name in ("Hostname", "hostname"):
+            before = name == "Hostname"
+            if node_label != "upgrade" and name != node_label:
+                continue
+            labels = {name: node, "gpu": str(slot), "UUID": uuid, "modelName": "NVIDIA H100"}
+            h.series(
+                "DCGM_FI_DEV_GPU_TEMP",
+                "gauge",
+                labels,
+                lambda t, u=uuid, b=before: (
+                    60.0
+                    if present(u, t) and (node_label != "upgrade" or (t < upgrade) == b)
+                    else None
+                ),
+            )
+    server = prometheus_factory(data_dir=backfill(h.text()))
+    out = tmp_path / "ledger.csv"
+    args = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
+    args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["uuid"]: r["node"] for r in rows} == {"GPU-T": "n3"}, rows
+    assert "replaced by GPU-V" in rows[0]["evidence"]
+
+
+@pytest.mark.parametrize("code_labels", [False, True], ids=["last-value", "code-labels"])
+def test_dcgm_xids_are_failures_whichever_shape_the_gauge_has(
+    tmp_path: Path,
+    backfill: Callable[[str], Path],
+    prometheus_factory: Callable[..., object],
+    code_labels: bool,
+) -> None:
+    """dcgm-exporter's last-XID gauge: one series whose value changes (before 3.3.6-3.4.2), or
+    (since) the code as an ``err_code`` label too, so each new code is a new series that never
+    changes. A hard XID is a failure either way; an application XID is not."""
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    start = end - 86400
+    h = History(start, end)
+    codes = {"GPU-X": 79.0, "GPU-Y": 48.0, "GPU-Z": 43.0}
+    for slot, (uuid, code) in enumerate(codes.items()):
+        labels = {"hostname": "n1", "gpu": str(slot), "UUID": uuid, "modelName": "NVIDIA H100"}
+        h.series("DCGM_FI_DEV_GPU_TEMP", "gauge", labels, lambda t: 60.0)
+        for value, since, until in (
+            (0.0, start, start + 12 * HOUR),
+            (code, start + 12 * HOUR, end),
+        ):
+            extra = (
+                {"err_code": f"{value:.0f}", "err_msg": f"XID {value:.0f}"} if code_labels else {}
+            )
+            h.series(
+                "DCGM_FI_DEV_XID_ERRORS",
+                "gauge",
+                {**labels, **extra},
+                lambda t, v=value, a=since, b=until: v if a <= t < b or (t == b == end) else None,
+            )
+    server = prometheus_factory(data_dir=backfill(h.text()))
+    out = tmp_path / "ledger.csv"
+    args = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
+    args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = {r["uuid"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"GPU-X", "GPU-Y"}, rows
+    assert rows["GPU-X"]["mode"] == "fell_off_bus"
+    assert rows["GPU-Y"]["mode"] == "uncorrectable_memory"
+    for row in rows.values():
+        assert abs(float(row["time"]) - (start + 12 * HOUR)) <= 600, row

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gpu_health import stack
+from gpu_health.scorer import feature_frame
 from gpu_health.scorer.features import (
     FEATURES,
     compute_features,
@@ -141,21 +142,33 @@ def test_every_feature_query_parses_in_both_schemas() -> None:
 
 
 @pytest.mark.parametrize(
-    ("schema", "relabel"),
-    [("dcgm", "driver_change_at"), ("ours", "driver_change_at"), ("dcgm", "exporter_restart_at")],
+    ("schema", "relabel", "value"),
+    [
+        ("dcgm", "driver_change_at", 5.9 * DAY),
+        ("ours", "driver_change_at", 5.9 * DAY),
+        ("dcgm", "exporter_restart_at", 5.9 * DAY),
+        ("dcgm", "lowercase_hostname_at", 5.9 * DAY),
+        ("dcgm", "lowercase_hostname_at", 0.0),
+        ("dcgm", "mig_instances", 3),
+        ("dcgm", "xid_code_labels", True),
+    ],
 )
 def test_relabelling_leaves_every_feature_unchanged(
-    tmp_path: Path, prometheus_factory, schema: str, relabel: str
+    tmp_path: Path, prometheus_factory, schema: str, relabel: str, value: float
 ) -> None:
     """A driver upgrade relabels every series (new driver version); an exporter pod restart on
-    Kubernetes renames ``Hostname`` and job churn changes ``pod``: features are aggregated by
-    GPU (UUID), so none of them splits a GPU. Gauge features are exact; a counter's increase
+    Kubernetes renames ``Hostname`` and job churn changes ``pod``; a newer dcgm-exporter calls
+    the node ``hostname`` (from the upgrade on, or always); a MIG-enabled GPU reports each
+    series once per GPU instance; dcgm-exporter 3.3.6 and later label the XID gauge with its
+    code, so each code is a series of its own: features are aggregated by GPU (UUID), with
+    one value per GPU whatever its instances, so none of them splits or multiplies a GPU.
+    Gauge features are exact; a counter's increase
     loses the one scrape interval between the old series' last sample and the new one's first
     (and Prometheus extrapolates each piece to the window edge), within 10 % on this coarse
     30-minute, integer history."""
     fleet = make_fleet()
     clients = []
-    for name, change in (("plain", None), ("relabelled", 5.9 * DAY)):
+    for name, change in (("plain", None), ("relabelled", value)):
         om = tmp_path / f"{name}.om"
         om.write_text(
             openmetrics(fleet, days=6.5, step=1800, schema=schema, start=START, **{relabel: change})
@@ -165,6 +178,8 @@ def test_relabelling_leaves_every_feature_unchanged(
         clients.append(PromClient(PromConfig(server.url, retries=1)))
     plain, upgraded = (compute_features(c, schema, AT) for c in clients)  # type: ignore[arg-type]
     assert [g[2] for g in plain.gpus] == [g[2] for g in upgraded.gpus]
+    if relabel != "exporter_restart_at":  # the same node names, under either label
+        assert plain.gpus == upgraded.gpus
     assert plain.failed_queries == upgraded.failed_queries == 0
     off = {}
     for j, name in enumerate(plain.names):
@@ -175,8 +190,8 @@ def test_relabelling_leaves_every_feature_unchanged(
         if ok.any() and err.max() > 0.0:
             off[name] = float(err.max())
     counters = ("ecc_", "pcie_replay", "nvlink_", "xid_", "remapped_", "resets_")
-    assert {n: e for n, e in off.items() if not n.startswith(counters) and e > 1e-9} == {}
-    assert {n: e for n, e in off.items() if e > 0.1} == {}
+    gauges_off = {n: e for n, e in off.items() if not n.startswith(counters) and e > 1e-9}
+    assert gauges_off | {n: e for n, e in off.items() if e > 0.1} == {}
     gap = plain.column("reporting_gap_share_7d")
     assert np.nanmax(upgraded.column("reporting_gap_share_7d")) <= np.nanmax(gap) + 0.01
 
@@ -210,3 +225,33 @@ def test_a_gpu_renamed_minutes_ago_is_one_row_under_its_new_name(
     )
     assert all(g[0].endswith("-b") for g in frame.gpus), frame.gpus
     assert np.isfinite(frame.column("temp_gpu_excess_24h")).all()
+
+
+def test_gpus_without_a_uuid_label_are_left_out_with_one_warning(
+    tmp_path: Path,
+    prometheus_factory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dcgm-exporter with ``-o``/``--use-old-namespace`` names the UUID label ``uuid``: those
+    GPUs cannot be told apart, so they are left out, and the log says why, once."""
+    monkeypatch.setattr(feature_frame, "_last_without_uuid", {})
+    fleet = make_fleet()
+    old = {g.uuid for g in fleet[:4]}  # node0's exporter runs with --use-old-namespace
+    text = openmetrics(fleet, days=6.5, step=1800, schema="dcgm", start=START)
+    for uuid in old:
+        text = text.replace(f'UUID="{uuid}"', f'uuid="{uuid}"')
+    om = tmp_path / "old.om"
+    om.write_text(text)
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    with caplog.at_level("WARNING", logger="gpu_health.scorer.features"):
+        first = compute_features(client, "dcgm", AT)
+        second = compute_features(client, "dcgm", AT)
+    expected = {g.uuid for g in fleet if g.fails_at is None or g.fails_at > 6.4 * DAY} - old
+    assert {g[2] for g in first.gpus} == {g[2] for g in second.gpus} == expected
+    warnings = [r.getMessage() for r in caplog.records if "no UUID label" in r.getMessage()]
+    assert warnings == [
+        "4 GPU series of the dcgm schema have no UUID label "
+        "(dcgm-exporter -o/--use-old-namespace names it uuid): they are left out"
+    ]

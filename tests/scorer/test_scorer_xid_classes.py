@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,19 @@ EXPECTED = {
 }
 
 
-def _openmetrics() -> str:
+#: The same history as dcgm-exporter 3.3.6-3.4.2 and later writes it: the code is also a label
+#: (``err_code``, with ``err_msg``), so each code is a series of its own that never changes, and
+#: each code counts once, in its own class (E's 13 is an application error, H and I had two
+#: codes of one class).
+EXPECTED_CODE_LABELS = {
+    "memory": {"A": 1, "B": 0, "C": 0, "D": 1, "E": 1, "F": 0, "G": 0, "H": 2, "I": 0, "J": 0},
+    "other": {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 2, "J": 0},
+    "bus": EXPECTED["bus"],
+    "nvlink": EXPECTED["nvlink"],
+}
+
+
+def _openmetrics(code_labels: bool = False) -> str:
     xid, power = ["# TYPE DCGM_FI_DEV_XID_ERRORS gauge"], ["# TYPE DCGM_FI_DEV_POWER_USAGE gauge"]
     for i, (gpu, series) in enumerate(HISTORY.items()):
         for driver, first, last, codes in series:
@@ -60,7 +73,8 @@ def _openmetrics() -> str:
             t = START + first * DAY
             while t <= START + last * DAY:
                 code = [c for day, c in codes if START + day * DAY <= t][-1]
-                xid.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}}} {code} {t:.0f}")
+                extra = f',err_code="{code}",err_msg="XID {code}"' if code_labels else ""
+                xid.append(f"DCGM_FI_DEV_XID_ERRORS{{{labels}{extra}}} {code} {t:.0f}")
                 power.append(f"DCGM_FI_DEV_POWER_USAGE{{{labels}}} 300 {t:.0f}")
                 t += STEP
     return "\n".join(xid + power + ["# EOF"]) + "\n"
@@ -75,11 +89,14 @@ def _values(client: PromClient, promql: str) -> dict[str, float]:
     return out
 
 
-@pytest.fixture
+@pytest.fixture(params=[False, True], ids=["last-value", "code-labels"])
 def engines(
-    tmp_path: Path, prometheus_factory, victoriametrics_factory: Callable[[], stack.Server]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    prometheus_factory,
+    victoriametrics_factory: Callable[[], stack.Server],
 ) -> dict[str, PromClient]:
-    text = _openmetrics()
+    text = _openmetrics(code_labels=request.param)
     source = tmp_path / "xid.om"
     source.write_text(text)
     data = tmp_path / "tsdb"
@@ -87,20 +104,27 @@ def engines(
     prometheus = prometheus_factory(data_dir=data)
     victoria = victoriametrics_factory()
     import_openmetrics(victoria, text)
-    return {
+    clients = {
         name: PromClient(PromConfig(server.url, retries=1))
         for name, server in (("prometheus", prometheus), ("victoriametrics", victoria))
     }
+    return {"code_labels": request.param, **clients}
 
 
 @pytest.mark.parametrize("xid_class", ["memory", "other", "bus", "nvlink"])
-def test_xid_class_events_on_both_engines(engines: dict[str, PromClient], xid_class: str) -> None:
+def test_xid_class_events_on_both_engines(engines: dict[str, Any], xid_class: str) -> None:
+    """The class features agree with the per-code reference on the last-value gauge, and read
+    each code once, in its class, when dcgm-exporter labels the gauge with its code (where the
+    reference, and the features before, read 0 for every GPU)."""
+    code_labels = engines.pop("code_labels")
     promql = xid_class_events(xid_class, "7d")(DCGM)
     per_code = xid_class_events_per_code(xid_class, "7d")(DCGM)
     assert promql is not None and per_code is not None
-    expected = {k: float(v) for k, v in EXPECTED[xid_class].items()}
-    assert _values(engines["prometheus"], per_code) == expected
+    table = EXPECTED_CODE_LABELS if code_labels else EXPECTED
+    expected = {k: float(v) for k, v in table[xid_class].items()}
+    if not code_labels:
+        assert _values(engines["prometheus"], per_code) == expected
     for name, client in engines.items():
         assert _values(client, promql) == expected, name
     if xid_class in ("memory", "other"):  # the week-long range function is read once
-        assert promql.count("last_over_time(") == 1
+        assert promql.count("last_over_time(DCGM_FI_DEV_XID_ERRORS[7d])") == 1

@@ -32,8 +32,10 @@ from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runboo
 from gpu_health.safetext import one_line
 from gpu_health.telemetry import engine as query_engine
 from gpu_health.telemetry.freshness import measure
-from gpu_health.telemetry.schema import choose_schema
+from gpu_health.telemetry.schema import DCGM_INSTANCE_LABEL, choose_schema
 from gpu_health.telemetry.state import STATES, gather_states, rank_key
+from gpu_health.telemetry.state_queries import LABELS
+from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL
 
 Query = Callable[[str], list[Any]]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -316,20 +318,33 @@ class Gatherer:
                 )
         else:
             # dcgm-exporter keeps only the last XID code as a gauge: count its changes, plus
-            # one for a gauge that appeared in the period already holding a code.
+            # one for a gauge that appeared in the period already holding a code (nothing of
+            # that GPU and code in the period before). Since 3.3.6 dcgm-exporter also puts the
+            # code in a label, so a new code is a new series that never changes: it counts
+            # once, as a series born in the period. Per GPU and code: a MIG GPU reports the
+            # gauge once per GPU instance (the largest counts), label churn splits an
+            # instance's series in time (their changes add up), and the node is read under
+            # either of dcgm-exporter's names for it.
+            lab, code = LABELS["dcgm"], DCGM_XID_CODE_LABEL
             gauge = "DCGM_FI_DEV_XID_ERRORS"
-            changes = f"changes({gauge}[{window}])"
-            born = f"(min_over_time({gauge}[{window}]) > bool 0 unless {gauge} offset {window})"
-            promql = f"(({changes} + {born}) or {changes}) > 0"
+            changes = lab.named(f"changes({gauge}[{window}])")
+            born = lab.named(
+                f"(min_over_time({gauge}[{window}]) > bool 0 unless on ({lab.uuid}, {code}) "
+                f"last_over_time({gauge}[{window}] offset {window}))"
+            )
+            per_series = f"(({changes} + {born}) or {changes})"
+            per_instance = (
+                f"sum by ({lab.uuid}, {lab.node}, {code}, {DCGM_INSTANCE_LABEL}) ({per_series})"
+            )
+            promql = f"max by ({lab.uuid}, {lab.node}, {code}) ({per_instance}) > 0"
             last = {
                 _label(s, "UUID"): str(int(_value(s)))
                 for s in self.query(f"last_over_time({gauge}[{window}]) > 0")
             }
             for s in self.query(promql):
                 uuid = _label(s, "UUID")
-                report.xids.append(
-                    XidRow(_label(s, "Hostname", "hostname"), uuid, last.get(uuid, "?"), _value(s))
-                )
+                xid = _label(s, code) or last.get(uuid, "?")
+                report.xids.append(XidRow(_label(s, lab.node), uuid, xid, _value(s)))
         report.xids.sort(key=lambda x: (-x.count, x.node, x.uuid, x.xid))
 
     def _alerts(self, report: FleetReport) -> None:

@@ -25,6 +25,26 @@ _SIGNALS = {
 }
 
 
+#: dcgm-exporter's node label, and the name it has had since NVIDIA/dcgm-exporter#655 (May
+#: 2026). Every reader takes either as the node (:func:`node_named`), so a fleet on a newer
+#: exporter keeps its nodes and one that upgrades keeps each node under one name.
+DCGM_NODE_LABEL = "Hostname"
+DCGM_NODE_ALIAS = "hostname"
+#: The label dcgm-exporter tells a MIG GPU's instances apart by: a MIG-enabled GPU is reported
+#: once per GPU instance, every instance repeating the device's fields (its default flexible
+#: mode), so a per-GPU sum takes one instance's series, not all of them.
+DCGM_INSTANCE_LABEL = "GPU_I_ID"
+
+
+def node_named(expr: str, node: str, alias: str) -> str:
+    """``expr`` (an instant vector) with the node under ``node`` on every series: a series
+    labelled ``alias`` instead gets its value copied (``label_replace``). Wrap every expression
+    whose result is grouped or matched by the node; without an alias it is ``expr``."""
+    if not alias:
+        return expr
+    return f'label_replace({expr}, "{node}", "$1", "{alias}", "(.+)")'
+
+
 def count_query(schema: str, fresh: str = DEFAULT_FRESH) -> str:
     """PromQL counting the GPUs (distinct UUIDs) that report in ``schema``: ``gpu_up`` (also 0
     for a lost GPU), power or temperature within ``fresh``."""

@@ -13,7 +13,8 @@ from typing import Any
 
 from gpu_health.telemetry.catalogue import by_name
 from gpu_health.telemetry.freshness import DEFAULT_FRESH, DEFAULT_FRESH_S
-from gpu_health.telemetry.xids import APPLICATION_XIDS, RESET_REQUIRED_XIDS
+from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
+from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL, RESET_REQUIRED_XIDS
 
 #: XIDs that leave the GPU unusable until a reset (the project's one list,
 #: :data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS`: the codes the mixin pages for).
@@ -44,10 +45,16 @@ class Labels:
     gpu: str
     uuid: str
     model: str
+    #: Another name of the node label, read as :attr:`node` (dcgm-exporter's ``hostname``).
+    node_alias: str = ""
 
     @property
     def by(self) -> str:
         return f"{self.node}, {self.gpu}, {self.uuid}, {self.model}"
+
+    def named(self, expr: str) -> str:
+        """``expr`` with the node under :attr:`node` on every series (:func:`node_named`)."""
+        return node_named(expr, self.node, self.node_alias)
 
     def identity(self, metric: Mapping[str, Any]) -> Identity:
         return (
@@ -60,7 +67,7 @@ class Labels:
 
 LABELS = {
     "ours": Labels("node", "gpu", "uuid", "model"),
-    "dcgm": Labels("Hostname", "gpu", "UUID", "modelName"),
+    "dcgm": Labels(DCGM_NODE_LABEL, "gpu", "UUID", "modelName", node_alias=DCGM_NODE_ALIAS),
 }
 
 
@@ -73,9 +80,9 @@ def _dcgm(metric: str, **labels: str) -> list[str]:
     )
 
 
-def _any_of(names: Sequence[str], template: str, by: str) -> str:
+def _any_of(names: Sequence[str], template: str, lab: Labels) -> str:
     """``max by (identity)`` of ``template`` over each field, joined with ``or`` ("" for none)."""
-    return " or ".join(f"max by ({by}) ({template.format(sel=n)})" for n in names)
+    return " or ".join(f"max by ({lab.by}) ({lab.named(template.format(sel=n))})" for n in names)
 
 
 def state_queries(schema: str, fresh: str = FRESH, change: str = FRESH) -> dict[str, str]:
@@ -125,7 +132,7 @@ def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     lab = LABELS[schema]
     pattern = "|".join(regex_literal(u) for u in uuids)
     names = [f'{n}{{{lab.uuid}=~"{pattern}"}}' for n in _presence_series(schema)]
-    return _any_of(names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab.by)
+    return _any_of(names, f"max_over_time(timestamp({{sel}})[{LOOKBACK}:{LAST_SEEN_STEP}])", lab)
 
 
 def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
@@ -138,10 +145,10 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
         return {
             # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
             "seen": _any_of(
-                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", by
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", lab
             ),
             "fresh": _any_of(
-                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{fresh}])", by
+                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{fresh}])", lab
             ),
             "lost": f"max by ({by}) (last_over_time(gpu_up[{fresh}])) == 0",
             # The second half counts a counter first seen above zero inside the window (an
@@ -176,9 +183,13 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
     # the LOOKBACK: this expression is repeated in five branches and a 7-day range over every
     # GPU in each would multiply the query's samples by 7 (a GPU silent for more than a day
     # that comes back still holding a code therefore reads as a new event).
+    # dcgm-exporter since 3.3.6-3.4.2 puts the code in a label as well (a new code is a new
+    # series that never changes: DCGM_XID_CODE_LABEL), so series are matched on (UUID, code):
+    # the new code's series appeared in the window. Without the label that is the UUID alone.
+    code = DCGM_XID_CODE_LABEL
     recent = (
-        f"and on ({lab.uuid}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
-        f"({last_xid} unless on ({lab.uuid}) "
+        f"and on ({lab.uuid}, {code}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
+        f"({last_xid} unless on ({lab.uuid}, {code}) "
         f"last_over_time({xid_field}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
     )
     not_app = "".join(f" != {x}" for x in APPLICATION_XIDS)
@@ -190,28 +201,30 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
         "seen": _any_of(
             _dcgm("gpu_temperature_celsius", sensor="gpu"),
             f"last_over_time({{sel}}[{LOOKBACK}])",
-            by,
+            lab,
         ),
         "fresh": _any_of(
-            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{fresh}])", by
+            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{fresh}])", lab
         ),
         "uncorrectable_ecc": _any_of(
             _dcgm("gpu_ecc_errors_total", type="uncorrected"),
             f"increase({{sel}}[{HARD_WINDOW}]) > 0",
-            by,
+            lab,
         ),
         "remap_failed": _any_of(
-            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{fresh}]) > 0", by
+            _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{fresh}]) > 0", lab
         ),
         "remap_pending": _any_of(
-            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{fresh}]) > 0", by
+            _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{fresh}]) > 0", lab
         ),
-        "recent_xid": f"(max by ({by}) (({last_xid} > 0){not_app}) {recent})",
+        "recent_xid": (
+            f"(max by ({by}, {code}) ({lab.named(f'({last_xid} > 0){not_app}')}) {recent})"
+        ),
         "violations": _any_of(
             _dcgm("gpu_pcie_replays_total")
             + _dcgm("gpu_clock_event_seconds_total", reason="thermal")
             + _dcgm("gpu_clock_event_seconds_total", reason="board_limit"),
             f"increase({{sel}}[{change}]) > 0",
-            by,
+            lab,
         ),
     }

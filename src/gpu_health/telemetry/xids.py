@@ -96,6 +96,17 @@ APPLICATION_XIDS: tuple[int, ...] = tuple(
 #: application class, and 154 (it names its own recovery action).
 RESET_REQUIRED_XIDS: tuple[int, ...] = (46, 48, 62, 64, 74, 79, 95, 109, 119, 120, 140, 143)
 
+#: The label dcgm-exporter (3.3.6-3.4.2, May 2024, and every release since) puts the code of its
+#: last-XID gauge ``DCGM_FI_DEV_XID_ERRORS`` in, beside ``err_msg``: every new code starts a new
+#: series whose value (the code) never changes, so ``changes()`` is 0 on every series and an XID
+#: is a series of a new code appearing. Earlier releases had one series whose value changed.
+#: Every reader of the gauge matches series on (UUID, this label), which reads both shapes:
+#: without the label it is matching on the UUID.
+DCGM_XID_CODE_LABEL = "err_code"
+
+#: The per-code message label that comes with :data:`DCGM_XID_CODE_LABEL`.
+DCGM_XID_MESSAGE_LABEL = "err_msg"
+
 assert set(RESET_REQUIRED_XIDS) <= set(XID_CATALOGUE)
 
 #: For codes outside the catalogue: the message text decides, first match wins (the driver's

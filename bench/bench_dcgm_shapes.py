@@ -1,0 +1,100 @@
+"""What reading every dcgm-exporter shape costs a scoring run: an A/B in one Prometheus.
+
+The dcgm-exporter reader takes the node under ``Hostname`` or ``hostname`` (``label_replace``
+before every grouping by node), sums a MIG GPU's series per GPU instance before taking the
+largest, and counts XID codes whose series appeared in the window (dcgm-exporter 3.3.6 and
+later label the XID gauge with its code). This bench serves ``bench_scorer.write_history``'s
+fleet (the older shape: ``Hostname``, no MIG, one XID series per GPU), runs whole scoring runs
+with the reader of the release before (A: ``Hostname`` only, plain sums, XID changes only) and
+the shipped one (B), interleaved so that the machine's drift hits both alike, checks that both
+give the same feature values on this shape, and prints the medians and their ratio (and JSON
+with ``--json``).
+
+    .venv/bin/python bench/bench_dcgm_shapes.py --gpus 2000 --days 14 --step 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_scorer
+
+from gpu_health.scorer import feature_promql, feature_schema
+from gpu_health.scorer.feature_frame import compute_features
+from gpu_health.telemetry import state_queries
+
+ARMS = ("one shape (before)", "every shape")
+
+
+@contextmanager
+def reading(arm: str) -> Iterator[None]:
+    """The shipped reader, or the one before it: no node alias, no MIG instance grouping,
+    XID changes only."""
+    schema, labels, plus_born = (
+        feature_schema.DCGM,
+        state_queries.LABELS["dcgm"],
+        feature_promql._plus_born,
+    )
+    if arm == ARMS[0]:
+        feature_schema.DCGM = dataclasses.replace(schema, node_alias="", instance="")
+        state_queries.LABELS["dcgm"] = dataclasses.replace(labels, node_alias="")
+        feature_promql._plus_born = lambda s, changed, born: changed
+    try:
+        yield
+    finally:
+        feature_schema.DCGM = schema
+        state_queries.LABELS["dcgm"] = labels
+        feature_promql._plus_born = plus_born
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    bench_scorer.ab_options(parser)
+    args = parser.parse_args()
+    with bench_scorer.served_history(args.gpus, args.days, args.step, "bench-shapes-") as (
+        client,
+        end,
+    ):
+        frames = []
+        for arm in ARMS:  # at one fixed time: two frames "now" would read windows apart
+            with reading(arm):
+                frames.append(compute_features(client, "dcgm", end))
+        same = frames[0].gpus == frames[1].gpus and np.allclose(
+            frames[0].values, frames[1].values, rtol=0, atol=1e-9, equal_nan=True
+        )
+        arms = {arm: functools.partial(reading, arm) for arm in ARMS}
+        runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
+    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    ratio = medians[ARMS[1]] / medians[ARMS[0]]
+    result = {
+        "gpus": args.gpus,
+        "days": args.days,
+        "step_s": args.step,
+        "same_values": bool(same),
+        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+        "ratio_every_shape_to_one": round(ratio, 3),
+    }
+    print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
+    for arm, median in medians.items():
+        print(f"  {arm:20s} {median:6.2f} s")
+    print(f"  every / one shape    {ratio:.3f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
