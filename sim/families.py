@@ -34,6 +34,7 @@ from gpu_health.sim.recurrence import (
     follow_probability,
     repeat_stats,
 )
+from gpu_health.telemetry.xids import XID_CATALOGUE
 
 FloatArray = npt.NDArray[np.float64]
 DAY = 86400.0
@@ -298,32 +299,63 @@ def _board_series(b: Board, plan_: Plan, rng: np.random.Generator) -> dict[str, 
     return out
 
 
-def _lines(b: Board, plan_: Plan, series: dict[str, FloatArray]) -> Iterator[tuple[str, str]]:
+#: How dcgm-exporter writes its series: ``legacy`` as releases before 3.3.6-3.4.2 (May 2024) did,
+#: the node as ``Hostname`` and the XID gauge one series whose value is the last code; ``current``
+#: as releases since NVIDIA/dcgm-exporter#655 (May 2026) do, the node as ``hostname`` and the XID
+#: gauge's code also a label (``err_code``, ``err_msg``), so each code is a series of its own.
+DCGM_SHAPES = ("legacy", "current")
+
+
+def _xid_labels(code: float) -> str:
+    """The code labels dcgm-exporter's ``current`` shape adds to its XID gauge."""
+    text = "No Error" if code == 0 else XID_CATALOGUE.get(int(code), ("Unknown Error", ""))[0]
+    return f',err_code="{code:.0f}",err_msg="{text}"'
+
+
+def _lines(
+    b: Board, plan_: Plan, series: dict[str, FloatArray], shape: str = "legacy"
+) -> Iterator[tuple[str, str]]:
     t = series["_time"]
     upgrade = plan_.upgrade_at.get(b.node)
+    node = "hostname" if shape == "current" else "Hostname"
     base = (
-        f'Hostname="node-{b.node:03d}",UUID="{b.uuid}",gpu="{b.index}",device="nvidia{b.index}",'
+        f'{node}="node-{b.node:03d}",UUID="{b.uuid}",gpu="{b.index}",device="nvidia{b.index}",'
         f'modelName="{MODELS[b.model][0]}"'
     )
     for name, values in series.items():
         if name == "_time":
             continue
+        coded = shape == "current" and name == "DCGM_FI_DEV_XID_ERRORS"
         for k in np.nonzero(~np.isnan(values))[0]:
             driver = "550.54.15" if upgrade is not None and t[k] >= upgrade else "535.129.03"
+            extra = _xid_labels(values[k]) if coded else ""
             yield (
                 name,
-                (f'{name}{{{base},DCGM_FI_DRIVER_VERSION="{driver}"}} {values[k]:g} {t[k]:.0f}'),
+                (
+                    f'{name}{{{base},DCGM_FI_DRIVER_VERSION="{driver}"{extra}}} '
+                    f"{values[k]:g} {t[k]:.0f}"
+                ),
             )
 
 
-def write(family: Family, gpus: int, days: float, seed: int, start: float, out: Path) -> Plan:
-    """Write ``out/fleet.om`` (OpenMetrics) and ``out/failures.csv``; return the plan."""
+def write(
+    family: Family,
+    gpus: int,
+    days: float,
+    seed: int,
+    start: float,
+    out: Path,
+    shape: str = "legacy",
+) -> Plan:
+    """Write ``out/fleet.om`` (OpenMetrics) and ``out/failures.csv``; return the plan.
+    ``shape``: how dcgm-exporter writes the series (:data:`DCGM_SHAPES`); the fleet, its
+    physics and its values are the same in every shape."""
     p = plan(family, gpus, days, seed, start)
     rng = np.random.default_rng(seed + 1)
     out.mkdir(parents=True, exist_ok=True)
     by_name: dict[str, list[str]] = {}
     for b in p.boards:
-        for name, line in _lines(b, p, _board_series(b, p, rng)):
+        for name, line in _lines(b, p, _board_series(b, p, rng), shape):
             by_name.setdefault(name, []).append(line)
     with (out / "fleet.om").open("w") as handle:
         _write_families(handle, by_name)
@@ -359,12 +391,20 @@ def node_repeats(p: Plan, within_days: float = 30.0) -> tuple[float, float]:
     return repeat_stats(failures, float(p.times[-1]), within_days)
 
 
-def build(family: Family, gpus: int, days: float, seed: int, out: Path, end: float) -> Plan:
+def build(
+    family: Family,
+    gpus: int,
+    days: float,
+    seed: int,
+    out: Path,
+    end: float,
+    shape: str = "legacy",
+) -> Plan:
     """Write the family's fleet as a Prometheus data dir (``out/prometheus``) + failures.csv."""
     from gpu_health import stack
 
     start = math.floor((end - days * DAY) / family.resolution) * family.resolution
-    p = write(family, gpus, days, seed, start, out)
+    p = write(family, gpus, days, seed, start, out, shape)
     om = out / "fleet.om"
     try:
         stack.promtool_backfill(om, out / "prometheus", block_duration=f"{int(days * 24) + 48}h")
@@ -405,6 +445,14 @@ def main(argv: list[str] | None = None) -> int:
         "to reproduce its numbers: the same draw ending at another time scores slightly "
         "differently",
     )
+    parser.add_argument(
+        "--dcgm-shape",
+        choices=DCGM_SHAPES,
+        default="legacy",
+        help="how dcgm-exporter writes the series: legacy (before 3.3.6, the node as Hostname, "
+        "the XID gauge one series) or current (the node as hostname, each XID code a series "
+        "labelled err_code); the same fleet either way (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     now = time.time()
     if args.end is not None and not args.days * DAY <= args.end <= now:
@@ -421,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup_days is not None:
         family = replace(family, warmup_days=args.warmup_days)
     end = now if args.end is None else args.end
-    p = build(family, args.gpus, args.days, args.seed, args.out, end)
+    p = build(family, args.gpus, args.days, args.seed, args.out, end, args.dcgm_shape)
     failed = [b for b in p.boards if b.failure_mode is not None]
     with_precursor = sum(1 for b in failed if b.precursor_start is not None)
     print(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import numpy as np
 import pytest
 
 from gpu_health.sim.families import FAMILIES, _board_series, build, node_repeats, plan
+
+SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
 
 
 @pytest.mark.parametrize("share", [0.1, 0.3])
@@ -124,3 +129,33 @@ def test_a_fixed_end_rebuilds_the_same_history(tmp_path: Path, capsys) -> None:
             main([*common, "--end", bad, "--out", str(tmp_path / "bad")])
         assert "--end must be" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_scorer_says_the_same_of_a_fleet_in_either_dcgm_shape(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """One family fleet written as dcgm-exporter wrote it before 3.3.6 (``Hostname``, the XID
+    gauge one series) and as it writes it now (``hostname``, each XID code a series labelled
+    ``err_code``): ``score --at`` ranks the same GPUs under the same nodes, in the same states,
+    with the same probabilities."""
+    from gpu_health.sim.families import main
+
+    end = 1_750_000_000
+    common = ["--family", "steps", "--gpus", "32", "--days", "12", "--seed", "7"]
+    common += ["--resolution", "3600"]
+    answers = {}
+    for shape in ("legacy", "current"):
+        out = tmp_path / shape
+        assert main([*common, "--end", str(end), "--out", str(out), "--dcgm-shape", shape]) == 0
+        server = prometheus_factory(data_dir=out / "prometheus")
+        command = [*SCORER, "score", "--prometheus.url", server.url, "--schema", "dcgm"]
+        result = subprocess.run(
+            [*command, "--at", str(end - 3 * 86400), "--json", "--model", "rules"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        answers[shape] = json.loads(result.stdout)["gpus"]
+    assert answers["legacy"] and answers["legacy"] == answers["current"]
+    assert all(g["node"].startswith("node-") for g in answers["current"])
