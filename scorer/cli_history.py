@@ -117,7 +117,7 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
 
 
 def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]:
-    from gpu_health.scorer.features import count_gpus, detect_schema
+    from gpu_health.scorer.features import count_gpus, counters_hint, detect_schema
     from gpu_health.scorer.training import (
         collect,
         load_failures,
@@ -155,6 +155,9 @@ def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]
         log.warning(
             "%d feature(s) have no data in the %s schema: %s", len(empty), schema, ", ".join(empty)
         )
+        hint = counters_hint(schema, data.features, empty)
+        if hint:
+            log.warning("%s", hint)
     return data, failures, schema
 
 

@@ -8,6 +8,7 @@ through :class:`Schema` so one feature definition serves both. Split from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -143,6 +144,36 @@ DCGM = Schema(
     node_alias=DCGM_NODE_ALIAS,
     instance=DCGM_INSTANCE_LABEL,
 )
+
+
+#: The signals dcgm-exporter's default counters leave out, by the feature name prefixes that
+#: read them.
+_OUTSIDE_DCGM_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "ECC": ("ecc_", "resets_"),
+    "clock-hold violations": ("power_violation", "thermal_violation", "board_limit_violation"),
+    "retired pages": ("retired_pages",),
+    "NVLink errors": ("nvlink_error",),
+}
+
+
+def counters_hint(schema: str, read: Sequence[str], empty: Sequence[str]) -> str | None:
+    """One line for the log naming the signals dcgm-exporter sent none of (every feature of the
+    signal among ``read`` is in ``empty``: not one that merely lacks history for its window)
+    and the counters file that collects them; None when there are none."""
+    if schema != "dcgm":
+        return None
+    gone = set(empty)
+    missing = []
+    for signal, prefixes in _OUTSIDE_DCGM_DEFAULTS.items():
+        mine = [name for name in read if name.startswith(prefixes)]
+        if mine and gone.issuperset(mine):
+            missing.append(signal)
+    if not missing:
+        return None
+    return (
+        f"dcgm-exporter sends no {', '.join(missing)} (its default counters leave them out): "
+        "start it with -f set to deploy/dcgm-exporter/gpu-health-counters.csv (docs/scorer.md)"
+    )
 
 
 def schema_by_name(name: str) -> Schema:

@@ -32,6 +32,7 @@ from gpu_health.scorer.features import (
     FeatureFrame,
     SchemaName,
     compute_features,
+    counters_hint,
 )
 from gpu_health.scorer.model import CHECKSUMS, HORIZONS, ModelError, RiskModel, load_model
 from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOut
@@ -295,6 +296,9 @@ class Scorer:
                         schema,
                         ", ".join(empty),
                     )
+                    hint = counters_hint(schema, self.model.features, empty)
+                    if hint:
+                        log.warning("%s", hint)
             gpus, gone = apply_states(
                 self.client, schema, gpus, self.keep, at=self.at, interval_s=interval_s
             )

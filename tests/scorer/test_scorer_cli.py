@@ -119,6 +119,7 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
     # Signals this hand-made dcgm history lacks are named (once), not silently zero.
     assert "ecc_uncorrected_7d" in report["empty_features"]
     assert "no data in the dcgm schema" in result.stderr
+    assert "deploy/dcgm-exporter/gpu-health-counters.csv" in result.stderr  # and what fixes it
 
 
 def test_evaluate_rules_from_a_relative_data_dir(history: Path, tmp_path: Path) -> None:

@@ -36,6 +36,34 @@ DCGM_NODE_ALIAS = "hostname"
 DCGM_INSTANCE_LABEL = "GPU_I_ID"
 
 
+#: The fields dcgm-exporter's own etc/default-counters.csv collects (NVIDIA/dcgm-exporter at
+#: d5e5f51, May 2026) with the metric types it declares: what a fleet on the defaults exports.
+#: deploy/dcgm-exporter/gpu-health-counters.csv keeps all of them and adds what the readers need.
+DCGM_EXPORTER_DEFAULTS: dict[str, str] = {
+    "DCGM_FI_DEV_SM_CLOCK": "gauge",
+    "DCGM_FI_DEV_MEM_CLOCK": "gauge",
+    "DCGM_FI_DEV_MEMORY_TEMP": "gauge",
+    "DCGM_FI_DEV_GPU_TEMP": "gauge",
+    "DCGM_FI_DEV_POWER_USAGE": "gauge",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter",
+    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": "counter",
+    "DCGM_FI_DEV_GPU_UTIL": "gauge",
+    "DCGM_FI_DEV_MEM_COPY_UTIL": "gauge",
+    "DCGM_FI_DEV_ENC_UTIL": "gauge",
+    "DCGM_FI_DEV_DEC_UTIL": "gauge",
+    "DCGM_FI_DEV_XID_ERRORS": "gauge",
+    "DCGM_FI_DEV_FB_FREE": "gauge",
+    "DCGM_FI_DEV_FB_USED": "gauge",
+    "DCGM_FI_DEV_FB_RESERVED": "gauge",
+    "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL": "counter",
+    "DCGM_FI_DEV_VGPU_LICENSE_STATUS": "gauge",
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": "counter",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": "counter",
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE": "gauge",
+    "DCGM_FI_DRIVER_VERSION": "label",
+}
+
+
 def node_named(expr: str, node: str, alias: str) -> str:
     """``expr`` (an instant vector) with the node under ``node`` on every series: a series
     labelled ``alias`` instead gets its value copied (``label_replace``). Wrap every expression
