@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import statistics
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,17 +75,9 @@ def main() -> int:
         )
         arms = {arm: functools.partial(reading, arm) for arm in ARMS}
         runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
-    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    result, medians = bench_scorer.ab_summary(args, runs, same_values=bool(same))
     ratio = medians[ARMS[1]] / medians[ARMS[0]]
-    result = {
-        "gpus": args.gpus,
-        "days": args.days,
-        "step_s": args.step,
-        "same_values": bool(same),
-        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "median_s": {k: round(v, 2) for k, v in medians.items()},
-        "ratio_every_shape_to_one": round(ratio, 3),
-    }
+    result["ratio_every_shape_to_one"] = round(ratio, 3)
     print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
     for arm, median in medians.items():
         print(f"  {arm:20s} {median:6.2f} s")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,18 +66,14 @@ def main() -> int:
         )
         arms = {arm: functools.partial(sending, arm) for arm in ARMS}
         runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
-    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    result, medians = bench_scorer.ab_summary(
+        args,
+        runs,
+        queries={arm: len(plan.queries) for arm, plan in plans.items()},
+        same_values=bool(same),
+    )
     ratio = medians[ARMS[1]] / medians[ARMS[0]]
-    result = {
-        "gpus": args.gpus,
-        "days": args.days,
-        "step_s": args.step,
-        "queries": {arm: len(plan.queries) for arm, plan in plans.items()},
-        "same_values": bool(same),
-        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "median_s": {k: round(v, 2) for k, v in medians.items()},
-        "ratio_parts_to_whole": round(ratio, 3),
-    }
+    result["ratio_parts_to_whole"] = round(ratio, 3)
     print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
     for arm, median in medians.items():
         print(f"  {arm:18s} {median:6.2f} s  ({len(plans[arm].queries)} queries)")

@@ -79,17 +79,10 @@ def main() -> int:
                     client.query(query, None)
                     times.append(time.monotonic() - began)
                 alone[feature.name] = round(statistics.median(times), 3)
-    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    result, medians = bench_scorer.ab_summary(args, runs)
     base = medians[ARMS[0]]
-    result = {
-        "gpus": args.gpus,
-        "days": args.days,
-        "step_s": args.step,
-        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "median_s": {k: round(v, 2) for k, v in medians.items()},
-        "ratio_to_model_relative": {k: round(v / base, 3) for k, v in medians.items()},
-        "query_alone_s": alone,
-    }
+    result["ratio_to_model_relative"] = {k: round(v / base, 3) for k, v in medians.items()}
+    result["query_alone_s"] = alone
     print(f"whole scoring run, median of {args.pairs}:")
     for arm, median in medians.items():
         print(f"  {arm:28s} {median:6.2f} s  {median / base:.3f}x")

@@ -166,6 +166,23 @@ def interleaved_runs(
     return runs
 
 
+def ab_summary(
+    args: argparse.Namespace, runs: Mapping[str, list[float]], **extra: object
+) -> tuple[dict[str, object], dict[str, float]]:
+    """The JSON result of an A/B bench (``extra`` after the history's size, then each arm's
+    runs and median) and the medians by arm."""
+    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+    result = {
+        "gpus": args.gpus,
+        "days": args.days,
+        "step_s": args.step,
+        **extra,
+        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+    }
+    return result, medians
+
+
 @contextmanager
 def served_history(
     gpus: int, days: float, step: int, prefix: str, timeout_s: float = 120
