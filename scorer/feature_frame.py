@@ -114,6 +114,7 @@ def compute_features(
     inventory = client.query(inventory_query(s), at)
     identities = {identity_of(s, r["metric"]) for r in inventory}
     _warn_without_uuid(s, sum(1 for ident in identities if not ident[2]))
+    _warn_repeated(s, _repeated(client, s, at))
     identities = {ident for ident in identities if ident[2]}
     gpus = one_identity_per_gpu(client, s, at, identities)
     if keep is not None:
@@ -182,6 +183,53 @@ def _warn_without_uuid(s: Schema, count: int) -> None:
             s.name,
             s.uuid,
             hint,
+        )
+
+
+def repeated_series_query(s: Schema) -> str:
+    """PromQL: each GPU (a MIG GPU's instance) with more than one power series in the presence
+    window (:attr:`Schema.fresh`) and in the window before it, valued by how many it has now. A
+    series renamed once (an exporter restart) is in both windows under one name only, so it is
+    not counted; copies reported side by side are."""
+    found = s.selector("gpu_power_watts")
+    assert found is not None
+    by = ", ".join(x for x in (s.uuid, s.instance) if x)
+    now = f"count by ({by}) (last_over_time({found[0]}[{s.fresh}])) > 1"
+    before = f"count by ({by}) (last_over_time({found[0]}[{s.fresh}] offset {s.fresh})) > 1"
+    return f"({now}) and ({before})"
+
+
+def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int]:
+    """(GPUs reported more than once at the same time, the most copies of one)."""
+    try:
+        result = client.query(repeated_series_query(s), at)
+    except PrometheusError as exc:
+        log.debug("repeated-series check failed: %s", exc)
+        return 0, 0
+    copies = [int(float(r["value"][1])) for r in result]
+    return len(copies), max(copies, default=0)
+
+
+#: The last (GPUs, copies) of repeated series that was logged, per schema.
+_last_repeated: dict[str, tuple[int, int]] = {}
+
+
+def _warn_repeated(s: Schema, found: tuple[int, int]) -> None:
+    """One log line when GPUs are reported more than once at the same time: two scrape jobs on
+    one exporter, or dcgm-exporter with ``KUBERNETES_VIRTUAL_GPUS`` (a copy of every series per
+    pod sharing the GPU). Every counter of those GPUs is then summed once per copy."""
+    if _last_repeated.get(s.name, (0, 0)) == found:
+        return
+    _last_repeated[s.name] = found
+    gpus, copies = found
+    if gpus:
+        log.warning(
+            "%d GPUs of the %s schema report each series up to %d times at once (two scrape "
+            "jobs on one exporter, or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS): their counters "
+            "read that many times",
+            gpus,
+            s.name,
+            copies,
         )
 
 

@@ -255,3 +255,58 @@ def test_gpus_without_a_uuid_label_are_left_out_with_one_warning(
         "4 GPU series of the dcgm schema have no UUID label "
         "(dcgm-exporter -o/--use-old-namespace names it uuid): they are left out"
     ]
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_gpus_reported_twice_at_once_are_named_in_one_warning(
+    tmp_path: Path,
+    prometheus_factory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    schema: str,
+) -> None:
+    """Two scrape jobs on one exporter (or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS) report every
+    series of a GPU twice at once, and its counters are summed twice: the log says so, once. A
+    relabelling (the exporter pod restart of the dcgm fleet) is no repetition."""
+    monkeypatch.setattr(feature_frame, "_last_repeated", {})
+    fleet = make_fleet()
+    text = openmetrics(fleet, days=6.5, step=1800, schema=schema, start=START)
+    twice = [g.uuid for g in fleet[:3]]
+    lines = []
+    for line in text.splitlines():
+        lines.append(line)
+        if any(f'"{u}"' in line for u in twice) and not line.startswith("#"):
+            lines.append(line.replace("{", '{job="second",', 1))
+    om = tmp_path / "twice.om"
+    om.write_text("\n".join(lines) + "\n")
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    with caplog.at_level("WARNING", logger="gpu_health.scorer.features"):
+        compute_features(client, schema, AT)  # type: ignore[arg-type]
+        compute_features(client, schema, AT)  # type: ignore[arg-type]
+    said = [r.getMessage() for r in caplog.records if "at once" in r.getMessage()]
+    assert said == [
+        f"3 GPUs of the {schema} schema report each series up to 2 times at once (two scrape "
+        "jobs on one exporter, or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS): their counters "
+        "read that many times"
+    ]
+
+
+def test_an_exporter_restart_is_not_a_repetition(tmp_path: Path, prometheus_factory) -> None:
+    om = tmp_path / "restart.om"
+    restart = 6.4 * DAY - 600  # ten minutes before the evaluation time
+    om.write_text(
+        openmetrics(
+            make_fleet(),
+            days=6.5,
+            step=300,
+            schema="dcgm",
+            start=START,
+            exporter_restart_at=restart,
+        )
+    )
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    schema = schema_by_name("dcgm")
+    for at in (AT, START + restart + 60, START + restart + 300):
+        assert client.query(feature_frame.repeated_series_query(schema), at) == []
