@@ -552,8 +552,24 @@ def fleet_lost_gpus(window: str) -> Builder:
     reporting; a replacement has a new UUID), is what the rule calibrates its base rate to: a
     fleet failing twenty times more often than the public rate must not be told every GPU is
     at the public rate.
+
+    A GPU counts only while some GPU seen under its node's name in the window reports now
+    (under any name): the GPUs of a node that stopped reporting as a whole are its exporter or
+    host being down, not failures (the GPU state says the same,
+    :mod:`gpu_health.telemetry.state`), and a two-hour node outage told every other GPU of the
+    fleet it was 40 times likelier to fail. A node renamed since (an exporter pod restart) still
+    has its GPUs reporting, so a GPU lost under the old name counts.
     """
-    return _from_fleet_presence(lambda s, name: f"count({_lost(s, name, window, s.uuid)})")
+
+    def make(s: Schema, name: str) -> str:
+        keys = f"{s.node}, {s.uuid}"
+        seen = f"group by ({keys}) ({s.named(f'last_over_time({name}[{window}])')})"
+        now = f"group by ({s.uuid}) (last_over_time({name}[{s.fresh}]))"
+        alive = f"group by ({s.node}) ({seen} and on ({s.uuid}) {now})"
+        lost = f"({seen} unless on ({s.uuid}) {now}) and on ({s.node}) {alive}"
+        return f"count(group by ({s.uuid}) ({lost}))"  # a GPU lost under two names is one
+
+    return _from_fleet_presence(make)
 
 
 def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:

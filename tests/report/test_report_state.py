@@ -111,13 +111,22 @@ def test_report_agrees_on_prometheus_and_victoriametrics_and_counts_first_xids(
     assert on_prom[2]["failed"] == 6 and on_prom[2]["absent"] == 1
 
 
+def _job_at(age: float) -> str:
+    """The pod label of GPU-m3 ``age`` seconds before the end: a job an hour long every other
+    hour in the last five, no pod between them."""
+    hour = int(age // 3600)
+    return f',pod="job-{hour}"' if age <= 5 * 3600 and hour % 2 == 0 else ""
+
+
 def _dcgm_xids(end: float, code_labels: bool) -> str:
     """Three dcgm-exporter GPUs over 8 hours, every minute, labelled by a dcgm-exporter newer
     than NVIDIA/dcgm-exporter#655 (``hostname``): GPU-m0 has MIG enabled (two GPU instances,
     each repeating the device's XID gauge) and an XID 79 two hours before the end; GPU-m1
     holds an old XID 43 from before the period; GPU-m2 holds an old XID 13 and its series is
-    split by a pod rename in the period. ``code_labels``: the gauge also carries its code as
-    ``err_code`` (dcgm-exporter 3.3.6-3.4.2 and later), so each code is a series."""
+    split by a pod rename in the period; GPU-m3 has an XID 48 five hours before the end, and
+    then a new job's pod every hour, with no pod label between jobs, as dcgm-exporter labels a
+    GPU no pod holds. ``code_labels``: the gauge also carries its code as ``err_code``
+    (dcgm-exporter 3.3.6-3.4.2 and later), so each code is a series."""
     lines = ["# TYPE DCGM_FI_DEV_XID_ERRORS gauge"]
     for k in range(0, 8 * 3600 + 1, 60):
         t = end - 8 * 3600 + k
@@ -125,6 +134,7 @@ def _dcgm_xids(end: float, code_labels: bool) -> str:
             (0, 79.0 if end - t <= 2 * 3600 else 0.0, (',GPU_I_ID="1"', ',GPU_I_ID="2"')),
             (1, 43.0, ("",)),
             (2, 13.0, (f',pod="job-{"b" if end - t <= 3 * 3600 else "a"}"',)),
+            (3, 48.0 if end - t <= 5 * 3600 else 0.0, (_job_at(end - t),)),
         ):
             for e in extra:
                 labels = f'hostname="m{i // 2}",UUID="GPU-m{i}",gpu="{i}",modelName="NVIDIA H100"'
@@ -143,8 +153,9 @@ def test_dcgm_xids_are_one_row_per_gpu_under_either_node_label(
     code_labels: bool,
 ) -> None:
     """The report's XID table for dcgm-exporter: one row per GPU and code with its node, not
-    one per MIG instance, and no event for a held code whose series a pod rename split,
-    whether the gauge's code is only its value or also a label."""
+    one per MIG instance, no event for a held code whose series a pod rename split, and one
+    event for an XID whose series jobs split afterwards, whether the gauge's code is only its
+    value or also a label."""
     end = float(int(time.time()) - 60)
     history = _dcgm_xids(end, code_labels)
     prom = prometheus_factory(data_dir=backfill(history))
@@ -154,5 +165,6 @@ def test_dcgm_xids_are_one_row_per_gpu_under_either_node_label(
     for url in (prom.url, vm.url):
         report = Gatherer(url, "6h", at=end + 30).gather("dcgm", 20, ("xids",))
         assert [(x.node, x.uuid, x.xid, x.count) for x in report.xids] == [
-            ("m0", "GPU-m0", "79", 1.0)
+            ("m0", "GPU-m0", "79", 1.0),
+            ("m1", "GPU-m3", "48", 1.0),
         ], url

@@ -310,3 +310,31 @@ def test_an_exporter_restart_is_not_a_repetition(tmp_path: Path, prometheus_fact
     schema = schema_by_name("dcgm")
     for at in (AT, START + restart + 60, START + restart + 300):
         assert client.query(feature_frame.repeated_series_query(schema), at) == []
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_a_silent_node_is_no_loss_of_the_fleet(
+    tmp_path: Path, prometheus_factory, schema: str
+) -> None:
+    """The fleet's recent losses set the rule's base rate for every GPU. A GPU that stopped
+    reporting while its node reports is a loss; a node that stopped reporting as a whole (its
+    exporter or host down) is not: while it was silent for two hours, every other GPU of an
+    outside trial's fleet read 40 times likelier to fail."""
+    fleet = make_fleet(fail_days={1: 5.0})
+    text = openmetrics(fleet, days=6.5, step=600, schema=schema, start=START)
+    silent = {g.uuid for g in fleet if g.node == "node2"}
+    since = AT - 2 * 3600  # node2's exporter is down for the last two hours
+    kept = []
+    for line in text.splitlines():
+        mine = not line.startswith("#") and any(f'"{u}"' in line for u in silent)
+        if mine and float(line.rsplit(" ", 1)[1]) >= since:
+            continue
+        kept.append(line)
+    om = tmp_path / "silent.om"
+    om.write_text("\n".join(kept) + "\n")
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    frame = compute_features(client, schema, AT)  # type: ignore[arg-type]
+    lost = frame.column("fleet_lost_gpus_30d")
+    assert {g[2] for g in frame.gpus} == {g.uuid for g in fleet} - silent - {fleet[1].uuid}
+    assert set(lost.tolist()) == {1.0}  # GPU 1 of node0, not node2's four

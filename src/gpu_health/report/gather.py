@@ -318,24 +318,25 @@ class Gatherer:
                 )
         else:
             # dcgm-exporter keeps only the last XID code as a gauge: count its changes, plus
-            # one for a gauge that appeared in the period already holding a code (nothing of
-            # that GPU and code in the period before). Since 3.3.6 dcgm-exporter also puts the
-            # code in a label, so a new code is a new series that never changes: it counts
-            # once, as a series born in the period. Per GPU and code: a MIG GPU reports the
-            # gauge once per GPU instance (the largest counts), label churn splits an
-            # instance's series in time (their changes add up), and the node is read under
-            # either of dcgm-exporter's names for it.
+            # one for a code that appeared in the period (nothing of that GPU and code in the
+            # period before, and no 0 of the GPU's gauge in the period: then its changes count
+            # it). Since 3.3.6 dcgm-exporter also puts the code in a label, so a new code is a
+            # new series that never changes and counts once, as a code born in the period.
+            # Label churn splits a code's series (a job's pod, an exporter upgrade): a code is
+            # born once whatever its series, and each series' changes add up. A MIG GPU
+            # reports the gauge once per GPU instance: the largest instance counts. The node
+            # is read under either of dcgm-exporter's names for it.
             lab, code = LABELS["dcgm"], DCGM_XID_CODE_LABEL
             gauge = "DCGM_FI_DEV_XID_ERRORS"
-            changes = lab.named(f"changes({gauge}[{window}])")
-            born = lab.named(
-                f"(min_over_time({gauge}[{window}]) > bool 0 unless on ({lab.uuid}, {code}) "
-                f"last_over_time({gauge}[{window}] offset {window}))"
+            per = f"{lab.uuid}, {lab.node}, {code}, {DCGM_INSTANCE_LABEL}"
+            changes = f"sum by ({per}) ({lab.named(f'changes({gauge}[{window}])')})"
+            first = (
+                f"(min_over_time({gauge}[{window}]) > 0) unless on ({lab.uuid}, {code}) "
+                f"(last_over_time({gauge}[{window}] offset {window}) "
+                f"or min_over_time({gauge}[{window}]) == 0)"
             )
-            per_series = f"(({changes} + {born}) or {changes})"
-            per_instance = (
-                f"sum by ({lab.uuid}, {lab.node}, {code}, {DCGM_INSTANCE_LABEL}) ({per_series})"
-            )
+            born = f"group by ({per}) ({lab.named(first)})"
+            per_instance = f"(({changes} + {born}) or {changes} or {born})"
             promql = f"max by ({lab.uuid}, {lab.node}, {code}) ({per_instance}) > 0"
             last = {
                 _label(s, "UUID"): str(int(_value(s)))
