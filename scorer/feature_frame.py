@@ -206,7 +206,8 @@ def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int
     except PrometheusError as exc:
         log.debug("repeated-series check failed: %s", exc)
         return 0, 0
-    copies = [int(float(r["value"][1])) for r in result]
+    values = (_finite_or_nan(r["value"][1]) for r in result)
+    copies = [int(v) for v in values if math.isfinite(v)]  # a broken engine's "abc" is no copy
     return len(copies), max(copies, default=0)
 
 
@@ -231,6 +232,38 @@ def _warn_repeated(s: Schema, found: tuple[int, int]) -> None:
             s.name,
             copies,
         )
+
+
+#: One feature per signal whose dcgm-exporter fields a counters file decides, read to tell
+#: which GPUs send none of it (every datacenter GPU has these; NVLink and page retirement are
+#: absent on some boards by design, so they are not probed).
+SIGNAL_PROBES: dict[str, str] = {
+    "ECC": "ecc_corrected_per_day_7d",
+    "clock-hold violations": "thermal_violation_active_hours_7d",
+}
+
+
+def partial_signals(frame: FeatureFrame) -> str | None:
+    """One log line naming the GPUs (by node) that send none of a probed signal while other
+    GPUs of the fleet do: part of a dcgm-exporter fleet runs its default counters. None when
+    the whole fleet agrees (a signal nobody sends is named with the empty features)."""
+    if frame.schema != "dcgm" or not frame.gpus:
+        return None
+    parts = []
+    for signal, name in SIGNAL_PROBES.items():
+        if name not in frame.names:
+            continue
+        missing = np.isnan(frame.column(name))
+        if missing.any() and not missing.all():
+            nodes = sorted({frame.gpus[i][0] for i in np.flatnonzero(missing)})
+            shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
+            parts.append(f"{int(missing.sum())} of {len(missing)} GPUs send no {signal} ({shown})")
+    if not parts:
+        return None
+    return "; ".join(parts) + (
+        ": their dcgm-exporter runs without deploy/dcgm-exporter/gpu-health-counters.csv "
+        "(its default counters leave them out), so those signals cannot be seen there"
+    )
 
 
 def one_identity_per_gpu(

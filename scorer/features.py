@@ -24,6 +24,7 @@ from gpu_health.scorer.feature_frame import (
     compute_features,
     count_gpus,
     detect_schema,
+    partial_signals,
 )
 from gpu_health.scorer.feature_promql import XID_CLASSES, Builder
 from gpu_health.scorer.feature_schema import (
@@ -73,5 +74,6 @@ __all__ = [
     "feature_table_markdown",
     "identity_of",
     "inventory_query",
+    "partial_signals",
     "schema_by_name",
 ]

@@ -33,6 +33,7 @@ from gpu_health.scorer.features import (
     SchemaName,
     compute_features,
     counters_hint,
+    partial_signals,
 )
 from gpu_health.scorer.model import CHECKSUMS, HORIZONS, ModelError, RiskModel, load_model
 from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOut
@@ -193,6 +194,7 @@ class Scorer:
     #: Score as of this Unix time instead of now (``gpu-health-scorer score --at``).
     at: float | None = None
     _empty_logged: tuple[str, ...] | None = None
+    _partial_logged: str | None = None
     _model_stamp: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Wall-clock seconds a run may take; past it, queries fail at once and the run is abandoned
@@ -299,6 +301,11 @@ class Scorer:
                     hint = counters_hint(schema, self.model.features, empty)
                     if hint:
                         log.warning("%s", hint)
+            partial = partial_signals(frame)
+            if partial != self._partial_logged:
+                self._partial_logged = partial
+                if partial:
+                    log.warning("%s", partial)
             gpus, gone = apply_states(
                 self.client, schema, gpus, self.keep, at=self.at, interval_s=interval_s
             )

@@ -9,15 +9,21 @@ dcgm-exporter's own format, with the metric type the catalogue reads it as.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+from gpu_health import stack
 from gpu_health.scorer import labels
 from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.features import FEATURES, counters_hint, schema_by_name
 from gpu_health.telemetry.schema import DCGM_EXPORTER_DEFAULTS
 from gpu_health.telemetry.state_queries import state_queries
+from tests.scorer_fleet import DAY, make_fleet, openmetrics
 
 CSV = Path("deploy/dcgm-exporter/gpu-health-counters.csv")
+SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
+START = 1_700_000_000
 
 
 def _rows(root: Path) -> dict[str, str]:
@@ -72,3 +78,40 @@ def test_the_log_names_only_signals_the_exporter_sends_none_of() -> None:
     # a window longer than the history so far is not a missing signal
     assert counters_hint("dcgm", read, ["ecc_corrected_per_day_prior_23d"]) is None
     assert counters_hint("ours", read, read) is None
+
+
+def test_score_names_the_nodes_that_run_the_default_counters(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """Part of a dcgm-exporter fleet on its default counters sends no ECC: ``score`` says which
+    nodes, once, and nothing when every GPU sends it."""
+    fleet = make_fleet()
+    text = openmetrics(fleet, days=6.5, step=1800, schema="dcgm", start=START)
+    on_defaults = {g.uuid for g in fleet if g.node == "node1"}
+    kept = [
+        line
+        for line in text.splitlines()
+        if not (line.startswith("DCGM_FI_DEV_ECC_") and any(f'"{u}"' in line for u in on_defaults))
+    ]
+    stderr = {}
+    for name, lines in (("part", kept), ("whole", text.splitlines())):
+        om = tmp_path / f"{name}.om"
+        om.write_text("\n".join(lines) + "\n")
+        stack.promtool_backfill(om, tmp_path / f"tsdb-{name}", block_duration="480h")
+        server = prometheus_factory(data_dir=tmp_path / f"tsdb-{name}")
+        command = [*SCORER, "score", "--prometheus.url", server.url, "--schema", "dcgm"]
+        result = subprocess.run(
+            [*command, "--at", str(START + 6.4 * DAY), "--model", "rules"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        stderr[name] = result.stderr
+    alive = sum(1 for g in fleet if g.node == "node1" and (g.fails_at or 1e12) > 6.4 * DAY)
+    total = sum(1 for g in fleet if (g.fails_at or 1e12) > 6.4 * DAY)
+    assert (
+        f"{alive} of {total} GPUs send no ECC (node1): their dcgm-exporter runs without"
+        in (stderr["part"])
+    )
+    assert "send no ECC" not in stderr["whole"]
