@@ -201,7 +201,7 @@ def test_a_gpu_renamed_minutes_ago_is_one_row_under_its_new_name(
 ) -> None:
     """Right after an exporter pod restart both ``Hostname`` values are within the presence
     window: the inventory must still give one row per GPU (not a second, featureless one),
-    named as it reports now."""
+    named as it reports now, and the GPUs are not reported twice at once."""
     om = tmp_path / "restart.om"
     restart = 6.4 * DAY - 600  # ten minutes before the evaluation time
     om.write_text(
@@ -217,6 +217,10 @@ def test_a_gpu_renamed_minutes_ago_is_one_row_under_its_new_name(
     stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
     client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
     frame = compute_features(client, "dcgm", AT)
+    # a rename is no repetition: not now, nor one or five minutes after it
+    for at in (AT, START + restart + 60, START + restart + 300):
+        repeated = feature_frame.repeated_series_query(schema_by_name("dcgm"))
+        assert client.query(repeated, at) == []
     uuids = [g[2] for g in frame.gpus]
     assert (
         len(uuids)
@@ -290,26 +294,6 @@ def test_gpus_reported_twice_at_once_are_named_in_one_warning(
         "jobs on one exporter, or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS): their counters "
         "read that many times"
     ]
-
-
-def test_an_exporter_restart_is_not_a_repetition(tmp_path: Path, prometheus_factory) -> None:
-    om = tmp_path / "restart.om"
-    restart = 6.4 * DAY - 600  # ten minutes before the evaluation time
-    om.write_text(
-        openmetrics(
-            make_fleet(),
-            days=6.5,
-            step=300,
-            schema="dcgm",
-            start=START,
-            exporter_restart_at=restart,
-        )
-    )
-    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
-    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
-    schema = schema_by_name("dcgm")
-    for at in (AT, START + restart + 60, START + restart + 300):
-        assert client.query(feature_frame.repeated_series_query(schema), at) == []
 
 
 @pytest.mark.parametrize("schema", ["ours", "dcgm"])
