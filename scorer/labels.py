@@ -157,6 +157,7 @@ class Scan:
     def _range(self, promql: str, start: float | None = None) -> dict[tuple[str, ...], Any]:
         """Points per series over the whole scan: {(uuid, node, gpu, extra): [(t, v), ...]}."""
         out: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+        promql = self.n.named(promql)  # the node under one label, whichever the exporter used
         for a, b in self._chunks():
             if start is not None and b < start:
                 continue
@@ -165,7 +166,7 @@ class Scan:
                 m = series["metric"]
                 key = (
                     m.get(self.n.uuid, ""),
-                    m.get(self.n.node, "") or m.get(self.n.node_alias, ""),
+                    m.get(self.n.node, ""),
                     m.get(self.n.gpu, ""),
                     m.get("xid", ""),
                 )
@@ -296,7 +297,7 @@ class Scan:
     def _gone_signals(self) -> list[Signal]:
         p, node = self.n.presence, self.n.node
         seen = self.n.named(f"last_over_time({p}[{APPEAR_WINDOW}])")
-        promql = (
+        promql = (  # the node is matched here, so named inside too (_range names the result)
             f"({seen} unless on({self.n.uuid}) {p}) "
             f"and on({node}) group by ({node}) ({self.n.named(p)})"
         )
