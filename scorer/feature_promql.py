@@ -8,6 +8,7 @@ definitions and the PromQL details live in one place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -23,11 +24,45 @@ def _scaled(expr: str, scale: float) -> str:
     return expr if scale == 1.0 else f"({expr}) * {scale:g}"
 
 
+#: Windows at least this long read a counter as the smaller of its series' summed increases
+#: and its span (:meth:`Schema.rise`); a shorter one holds too few samples of coarse data for
+#: the span (which does not extrapolate to the window's edges) to match the increase: over
+#: one hour of 30-minute data it would read half of it.
+SPAN_WINDOW_HOURS = 24
+
+
+def _hours(window: str) -> float:
+    """Hours in a window written as ``<n>h`` or ``<n>d`` (the feature table's windows)."""
+    units = {"h": 1, "d": 24}
+    if window[-1:] not in units or not window[:-1].isdigit():
+        raise ValueError(f"window {window!r}: expected <n>h or <n>d")
+    return int(window[:-1]) * units[window[-1]]
+
+
 def counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Builder:
-    """Increase of a counter over ``window`` summed over its labels, divided by ``per``."""
+    """How much a volatile counter (one that restarts at zero on a GPU reset) rose over
+    ``window``, one value per GPU, divided by ``per``: robust to a GPU's label sets coming
+    back (:meth:`Schema.rise`) over a day or more, the summed increase of its series over
+    less."""
+    return _counter(metric, window, per, False, labels)
+
+
+def board_life_counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Builder:
+    """:func:`counter` of a counter that never resets (aggregate ECC, remapped rows, retired
+    pages), whose span is cheaper to read (:meth:`Schema.rise`)."""
+    return _counter(metric, window, per, True, labels)
+
+
+def _counter(
+    metric: str, window: str, per: float, persistent: bool, labels: dict[str, str]
+) -> Builder:
+    hours = _hours(window)
 
     def build(s: Schema) -> str | None:
-        found = s.aggregate("sum", "increase", metric, window, **labels)
+        if hours >= SPAN_WINDOW_HOURS:
+            found = s.rise(metric, window, persistent, **labels)
+        else:
+            found = s.aggregate("sum", "increase", metric, window, **labels)
         return None if found is None else _scaled(found[0], found[1] / per)
 
     return build
@@ -143,6 +178,9 @@ def diff(a: Builder, b: Builder) -> TwoPart:
     return TwoPart("diff", a, b)
 
 
+_EARLIER = re.compile(r"\] offset (\d+[hd])\)")
+
+
 def offset_by(inner: Builder, offset: str) -> Builder:
     """The same expression evaluated ``offset`` ago (every range selector shifted). A
     :class:`VsModel` stays one, with its GPU's value shifted (the same PromQL), so the feature
@@ -150,10 +188,18 @@ def offset_by(inner: Builder, offset: str) -> Builder:
     if isinstance(inner, VsModel):
         return VsModel(offset_by(inner.inner, offset), inner.op)
 
+    shift = _hours(offset)
+
+    def later(found: re.Match[str]) -> str:
+        return f"] offset {_hours(found.group(1)) + shift:g}h)"
+
     def build(s: Schema) -> str | None:
         e = inner(s)
         if e is None:
             return None
+        # a selector already read some time ago (a board-life counter's reading at the start
+        # of its window) moves back by as much
+        e = _EARLIER.sub(later, e)
         return e.replace("])", f"] offset {offset})")
 
     return build
@@ -250,7 +296,7 @@ def ecc(window: str, days: float, corrected: bool) -> Builder:
     # follows an uncorrectable error, often before a scrape could see the increment.
     vol, agg = (ECC_CORR_VOL, ECC_CORR_AGG) if corrected else (ECC_UNC_VOL, ECC_UNC_AGG)
     return first_of(
-        counter("gpu_ecc_errors_total", window, per=days, **agg),
+        board_life_counter("gpu_ecc_errors_total", window, per=days, **agg),
         counter("gpu_ecc_errors_total", window, per=days, **vol),
     )
 

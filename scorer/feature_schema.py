@@ -128,10 +128,64 @@ class Schema:
         parts = [self.per_gpu(agg, f"{fn}({n}[{window}])") for n in names]
         if len(parts) == 1:
             return parts[0], scale
+        return self._field_sum(parts), scale
+
+    def rise(
+        self, metric: str, window: str, persistent: bool, **labels: str
+    ) -> tuple[str, float] | None:
+        """How much a counter rose over ``window``, one value per GPU, summed over the fields
+        of the signal: the smaller of its series' summed increases and its span.
+
+        The sum of the increases of a GPU's series is right when a label change ends one
+        series and starts another (a driver upgrade, a job's pod), but not when a label set
+        comes back: dcgm-exporter on Kubernetes writes a GPU's series without pod labels in
+        every idle gap between jobs, and that series' increase spans the gaps, so the rise
+        during each job is counted twice. The span of the GPU's readings counts each rise
+        once, and the sum can only be above it (interleaving, and Prometheus' extrapolation
+        to the window's edges), as long as the counter does not reset.
+
+        ``persistent``: a board-life counter (aggregate ECC, remapped rows, retired pages),
+        which never resets. Its span is its reading now minus its reading at the window's
+        start (the largest of the GPU's series each time, two short lookups); a GPU without a
+        reading at the start, or whose counter was cleared (a negative span), keeps the sum.
+
+        Otherwise a volatile counter, which restarts at zero on a GPU reset or reboot: its span
+        is the largest minus the smallest reading in the window, over all its series (two
+        range functions), taken only while its reading now is its largest (one short lookup):
+        a reset that left the counter below its earlier level keeps the sum, which reads a
+        reset as a restart from zero. A counter that climbs back past its earlier level hides
+        its reset; its span then still holds the rise since the reset, at least half the rise
+        over the window.
+        """
+        found = self.selectors(metric, **labels)
+        if found is None:
+            return None
+        names, scale = found
+        parts = []
+        for n in names:
+            summed = self.per_gpu("sum", f"increase({n}[{window}])")
+            now = f"max by ({self.key}) (last_over_time({n}[{self.fresh}]))"
+            if persistent:
+                start = f"max by ({self.key}) (last_over_time({n}[{self.fresh}] offset {window}))"
+                span = f"(({now} - {start}) >= 0)"
+            else:
+                top = f"max by ({self.key}) (max_over_time({n}[{window}]))"
+                bottom = f"min by ({self.key}) (min_over_time({n}[{window}]))"
+                # ``now >= top`` keeps the reading now (equal to the top) only without a reset
+                span = f"(({now} >= {top}) - {bottom})"
+            # the smaller of the two, each evaluated once (PromQL has no binary min): both
+            # in one vector, told apart by a label, then the least per GPU
+            both = f'label_replace({span}, "reading", "span", "", "") or {summed}'
+            parts.append(f"min by ({self.key}) ({both})")
+        return (parts[0] if len(parts) == 1 else self._field_sum(parts)), scale
+
+    def _field_sum(self, parts: list[str]) -> str:
+        """Per-GPU parts of one signal (one per dcgm field) summed, tagged apart so that
+        ``or`` keeps every field's series."""
         tagged = " or ".join(
             f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
         )
-        return f"sum by ({self.key}) ({tagged})", scale
+        return f"sum by ({self.key}) ({tagged})"
 
 
 OURS = Schema("ours", "node", "gpu", "uuid", "model")

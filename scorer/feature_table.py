@@ -20,6 +20,7 @@ from gpu_health.scorer.feature_promql import (
     TEMP_MEM,
     Builder,
     active_hours,
+    board_life_counter,
     counter,
     diff,
     ecc,
@@ -103,12 +104,12 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "remapped_rows_correctable_7d",
         "Rows remapped after correctable errors, 7 d.",
-        counter("gpu_remapped_rows_total", "7d", cause="correctable"),
+        board_life_counter("gpu_remapped_rows_total", "7d", cause="correctable"),
     ),
     Feature(
         "remapped_rows_uncorrectable_30d",
         "Rows remapped after uncorrectable errors, 30 d.",
-        counter("gpu_remapped_rows_total", "30d", cause="uncorrectable"),
+        board_life_counter("gpu_remapped_rows_total", "30d", cause="uncorrectable"),
     ),
     Feature(
         "remapped_rows_total",
@@ -128,7 +129,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "retired_pages_30d",
         "Pages retired in the last 30 days (pre-Ampere boards).",
-        counter("gpu_retired_pages", "30d"),
+        board_life_counter("gpu_retired_pages", "30d"),
     ),
     # --- thermal / cooling ----------------------------------------------------------------
     Feature(
@@ -416,7 +417,7 @@ FEATURES: tuple[Feature, ...] = (
         "1 when a hard fault is active: remap failure or uncorrectable remap in the last 24 h.",
         first_of(
             gauge("max_over_time", "gpu_row_remap_failed", "24h"),
-            counter("gpu_remapped_rows_total", "24h", cause="uncorrectable"),
+            board_life_counter("gpu_remapped_rows_total", "24h", cause="uncorrectable"),
         ),
         "econ",
     ),

@@ -72,6 +72,7 @@ def openmetrics(
     lowercase_hostname_at: float | None = None,
     mig_instances: int = 0,
     xid_code_labels: bool = False,
+    job_hours: float = 0.0,
 ) -> str:
     """The whole history as one OpenMetrics document (ends with ``# EOF``).
 
@@ -95,6 +96,11 @@ def openmetrics(
 
     ``xid_code_labels`` (dcgm only): the XID gauge also carries its code as ``err_code`` (and
     ``err_msg``), as dcgm-exporter 3.3.6-3.4.2 and later write it: every code is a series.
+
+    ``job_hours`` (dcgm only): jobs of that many hours alternate with idle stretches of half
+    as long. dcgm-exporter on Kubernetes labels a series with the pod of the job that holds
+    the GPU (each job a new pod) and writes it without pod labels while the GPU is idle, so
+    the idle label set comes back in every gap.
     """
     catalogue = by_name()
     times = [k * step for k in range(int(days * DAY / step) + 1)]
@@ -144,6 +150,12 @@ def openmetrics(
                     labels["pod"] = f"train-{g.index}-{'y' if after else 'x'}"
                     labels["namespace"] = "ml"
                     labels["container"] = "trainer"
+                if job_hours and schema != "ours":
+                    cycle, into = divmod(t, job_hours * 1.5 * 3600)
+                    if into < job_hours * 3600:
+                        labels["pod"] = f"job-{g.index}-{cycle:.0f}"
+                        labels["namespace"] = "ml"
+                        labels["container"] = "trainer"
                 if (
                     lowercase_hostname_at is not None
                     and schema != "ours"

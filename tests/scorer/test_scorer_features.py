@@ -151,6 +151,7 @@ def test_every_feature_query_parses_in_both_schemas() -> None:
         ("dcgm", "lowercase_hostname_at", 0.0),
         ("dcgm", "mig_instances", 3),
         ("dcgm", "xid_code_labels", True),
+        ("dcgm", "job_hours", 8.0),
     ],
 )
 def test_relabelling_leaves_every_feature_unchanged(
@@ -322,3 +323,97 @@ def test_a_silent_node_is_no_loss_of_the_fleet(
     lost = frame.column("fleet_lost_gpus_30d")
     assert {g[2] for g in frame.gpus} == {g.uuid for g in fleet} - silent - {fleet[1].uuid}
     assert set(lost.tolist()) == {1.0}  # GPU 1 of node0, not node2's four
+
+
+def _one_gpu_history(step: float, value_at, labels_at, days: float = 6.5) -> str:
+    """OpenMetrics for one dcgm-exporter GPU over ``days``: its power (presence) and the
+    counters ``value_at(t)`` gives (field name → value), each sample under ``labels_at(t)``."""
+    lines: dict[str, list[str]] = {}
+    for k in range(int(days * DAY / step) + 1):
+        t = k * step
+        base = {"Hostname": "node0", "gpu": "0", "UUID": "GPU-0000-one", "modelName": "H100"}
+        labels = ",".join(f'{n}="{v}"' for n, v in sorted({**base, **labels_at(t)}.items()))
+        for name, value in {"DCGM_FI_DEV_POWER_USAGE": 500.0, **value_at(t)}.items():
+            lines.setdefault(name, []).append(f"{name}{{{labels}}} {value} {START + t:.0f}")
+    body = "".join(f"# TYPE {n} gauge\n" + "\n".join(rows) + "\n" for n, rows in lines.items())
+    return body + "# EOF\n"
+
+
+def _features_of(tmp_path: Path, prometheus_factory, text: str, at: float = AT) -> dict[str, float]:
+    tmp_path.mkdir()
+    om = tmp_path / "one.om"
+    om.write_text(text)
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    frame = compute_features(client, "dcgm", at)
+    assert len(frame.gpus) == 1
+    return {name: float(frame.values[0, j]) for j, name in enumerate(frame.names)}
+
+
+def test_a_reset_keeps_every_rise_and_interleaving_counts_each_once(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """A volatile counter (PCIe replays) that climbs 100, is zeroed by a reboot (a new
+    exporter pod: a new series) and climbs 30 reads about 130 over the week, not the 100 or
+    30 a span or the newest series alone would give; a board-life counter (remapped rows)
+    whose idle label set comes back between 8-hour jobs reads its rise once, exactly."""
+    reboot = 4.0 * DAY
+
+    def value_at(t: float) -> dict[str, float]:
+        after = 30.0 * (t - reboot) / (AT - START - reboot)
+        return {
+            "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": round(100.0 * t / reboot if t < reboot else after),
+            # a row remapped in the middle of every job
+            "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": float(int((t + 8 * 3600) / (12 * 3600))),
+        }
+
+    def labels_at(t: float) -> dict[str, str]:
+        cycle, into = divmod(t, 12 * 3600)
+        return {"pod": f"job-{cycle:.0f}"} if into < 8 * 3600 else {}
+
+    def replays_of(t: float) -> dict[str, float]:
+        return {"DCGM_FI_DEV_PCIE_REPLAY_COUNTER": value_at(t)["DCGM_FI_DEV_PCIE_REPLAY_COUNTER"]}
+
+    def exporter_of(t: float) -> dict[str, str]:
+        return {"instance": "10.0.0.1:9400" if t < reboot else "10.0.0.2:9400"}
+
+    rebooted = _features_of(
+        tmp_path / "reboot", prometheus_factory, _one_gpu_history(600, replays_of, exporter_of)
+    )
+    replays = rebooted["pcie_replays_per_min_7d"] * 7 * 1440
+    assert 128 <= replays <= 135, replays  # 100 before the reboot, 30 after
+    # over 8.5 days, so that the week starts inside the history
+    at = START + 8.4 * DAY
+    history = _one_gpu_history(600, value_at, labels_at, days=8.5)
+    jobs = _features_of(tmp_path / "jobs", prometheus_factory, history, at)
+    assert jobs["remapped_rows_correctable_7d"] == 14  # one a job, 7 days of 2 jobs a day
+
+
+def test_a_window_read_earlier_reads_what_it_read_then(tmp_path: Path, prometheus_factory) -> None:
+    """A feature over an earlier window (the 23 days before the last week) is the same
+    feature evaluated a week ago, also for a board-life counter read at both ends of its
+    window: its reading at the window's start moves back with the rest (it stayed put once,
+    which shortened the window by the week)."""
+    from gpu_health.scorer.feature_promql import ECC_CORR_AGG, board_life_counter, offset_by
+
+    def value_at(t: float) -> dict[str, float]:
+        return {"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": float(int(t / (5 * 3600)))}
+
+    def labels_at(t: float) -> dict[str, str]:
+        cycle, into = divmod(t, 12 * 3600)
+        return {"pod": f"job-{cycle:.0f}"} if into < 8 * 3600 else {}
+
+    om = tmp_path / "month.om"
+    om.write_text(_one_gpu_history(600, value_at, labels_at, days=31.5))
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    s = schema_by_name("dcgm")
+    window = board_life_counter("gpu_ecc_errors_total", "23d", **ECC_CORR_AGG)
+    at = START + 31.4 * DAY
+    earlier = client.query(str(offset_by(window, "7d")(s)), at)
+    then = client.query(str(window(s)), at - 7 * DAY)
+    rise = (
+        value_at(at - START - 7 * DAY)["DCGM_FI_DEV_ECC_SBE_AGG_TOTAL"]
+        - value_at(at - START - 30 * DAY)["DCGM_FI_DEV_ECC_SBE_AGG_TOTAL"]
+    )
+    assert float(earlier[0]["value"][1]) == float(then[0]["value"][1]) == rise
