@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scorer
 
 from gpu_health.scorer import feature_promql
-from gpu_health.scorer.feature_frame import compute_features
 
 ARMS = ("summed increases (before)", "smaller of sum and span")
 
@@ -64,18 +63,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench_scorer.ab_options(parser)
     args = parser.parse_args()
-    with bench_scorer.served_history(args.gpus, args.days, args.step, "bench-span-") as (
-        client,
-        end,
-    ):
-        frames = []
-        for arm in ARMS:  # at one fixed time: two frames "now" would read windows apart
-            with reading(arm):
-                frames.append(compute_features(client, "dcgm", end))
-        same_gpus = frames[0].gpus == frames[1].gpus
-        gap = largest_gap(frames[0].values, frames[1].values)
-        arms = {arm: functools.partial(reading, arm) for arm in ARMS}
-        runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
+    arms = {arm: functools.partial(reading, arm) for arm in ARMS}
+    frames, runs = bench_scorer.frames_and_runs(args, arms, "bench-span-")
+    same_gpus = frames[0].gpus == frames[1].gpus
+    gap = largest_gap(frames[0].values, frames[1].values)
     result, medians = bench_scorer.ab_summary(args, runs, same_values=same_gpus)
     ratio = medians[ARMS[1]] / medians[ARMS[0]]
     result["ratio_span_to_sum"] = round(ratio, 3)

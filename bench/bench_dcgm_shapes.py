@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scorer
 
 from gpu_health.scorer import feature_promql, feature_schema
-from gpu_health.scorer.feature_frame import compute_features
 from gpu_health.telemetry import state_queries
 
 ARMS = ("one shape (before)", "every shape")
@@ -62,19 +61,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench_scorer.ab_options(parser)
     args = parser.parse_args()
-    with bench_scorer.served_history(args.gpus, args.days, args.step, "bench-shapes-") as (
-        client,
-        end,
-    ):
-        frames = []
-        for arm in ARMS:  # at one fixed time: two frames "now" would read windows apart
-            with reading(arm):
-                frames.append(compute_features(client, "dcgm", end))
-        same = frames[0].gpus == frames[1].gpus and np.allclose(
-            frames[0].values, frames[1].values, rtol=0, atol=1e-9, equal_nan=True
-        )
-        arms = {arm: functools.partial(reading, arm) for arm in ARMS}
-        runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
+    arms = {arm: functools.partial(reading, arm) for arm in ARMS}
+    frames, runs = bench_scorer.frames_and_runs(args, arms, "bench-shapes-")
+    same = frames[0].gpus == frames[1].gpus and np.allclose(
+        frames[0].values, frames[1].values, rtol=0, atol=1e-9, equal_nan=True
+    )
     result, medians = bench_scorer.ab_summary(args, runs, same_values=bool(same))
     ratio = medians[ARMS[1]] / medians[ARMS[0]]
     result["ratio_every_shape_to_one"] = round(ratio, 3)

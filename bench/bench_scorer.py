@@ -37,6 +37,7 @@ import numpy as np
 
 from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
+from gpu_health.scorer.feature_frame import FeatureFrame
 from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
 from gpu_health.scorer.model import load_model
@@ -164,6 +165,22 @@ def interleaved_runs(
                 runs[name].append(scoring_run_s(client, workers))
         print(f"round {k + 1}/{pairs}", file=sys.stderr, flush=True)
     return runs
+
+
+def frames_and_runs(
+    args: argparse.Namespace,
+    arms: Mapping[str, Callable[[], AbstractContextManager[object]]],
+    prefix: str,
+) -> tuple[list[FeatureFrame], dict[str, list[float]]]:
+    """An A/B of feature readers on :func:`served_history`'s fleet: each arm's feature frame at
+    the history's end (one fixed time: two frames "now" would read windows apart), then
+    :func:`interleaved_runs` of whole scoring runs."""
+    with served_history(args.gpus, args.days, args.step, prefix) as (client, end):
+        frames = []
+        for arm in arms.values():
+            with arm():
+                frames.append(compute_features(client, "dcgm", end))
+        return frames, interleaved_runs(client, arms, args.pairs, args.workers)
 
 
 def ab_summary(

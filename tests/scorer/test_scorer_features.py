@@ -271,8 +271,9 @@ def test_gpus_reported_twice_at_once_are_named_in_one_warning(
     schema: str,
 ) -> None:
     """Two scrape jobs on one exporter (or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS) report every
-    series of a GPU twice at once, and its counters are summed twice: the log says so, once. A
-    relabelling (the exporter pod restart of the dcgm fleet) is no repetition."""
+    series of a GPU twice at once, and its counters under a day are summed twice: the log says
+    so, once. Over a day a counter is read once all the same (its span is the smaller
+    reading). A relabelling (the exporter pod restart of the dcgm fleet) is no repetition."""
     monkeypatch.setattr(feature_frame, "_last_repeated", {})
     fleet = make_fleet()
     text = openmetrics(fleet, days=6.5, step=1800, schema=schema, start=START)
@@ -287,8 +288,15 @@ def test_gpus_reported_twice_at_once_are_named_in_one_warning(
     stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
     client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
     with caplog.at_level("WARNING", logger="gpu_health.scorer.features"):
+        doubled = compute_features(client, schema, AT)  # type: ignore[arg-type]
         compute_features(client, schema, AT)  # type: ignore[arg-type]
-        compute_features(client, schema, AT)  # type: ignore[arg-type]
+    plain = compute_features(_serve(tmp_path, prometheus_factory, schema), schema, AT)  # type: ignore[arg-type]
+    rows = [j for j, g in enumerate(plain.gpus) if g[2] in twice]
+    assert [doubled.gpus[j][2] for j in rows] == twice
+    for name, times in (("ecc_corrected_per_day_1h", 2), ("ecc_corrected_per_day_24h", 1)):
+        read, once = doubled.column(name)[rows], plain.column(name)[rows]
+        assert (once > 0).any(), name
+        np.testing.assert_allclose(read, times * once, rtol=0.1, err_msg=name)
     said = [r.getMessage() for r in caplog.records if "at once" in r.getMessage()]
     assert said == [
         f"3 GPUs of the {schema} schema report each series up to 2 times at once (two scrape "
