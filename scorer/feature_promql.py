@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from gpu_health import cli_validate
 from gpu_health.scorer.feature_schema import Schema
 from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL
 
@@ -31,12 +32,12 @@ def _scaled(expr: str, scale: float) -> str:
 SPAN_WINDOW_HOURS = 24
 
 
+_SECONDS = cli_validate.duration(0.0, 366 * 86400.0)
+
+
 def _hours(window: str) -> float:
-    """Hours in a window written as ``<n>h`` or ``<n>d`` (the feature table's windows)."""
-    units = {"h": 1, "d": 24}
-    if window[-1:] not in units or not window[:-1].isdigit():
-        raise ValueError(f"window {window!r}: expected <n>h or <n>d")
-    return int(window[:-1]) * units[window[-1]]
+    """Hours in a PromQL window of the feature table (``24h``, ``7d``)."""
+    return _SECONDS(window) / 3600
 
 
 def counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Builder:

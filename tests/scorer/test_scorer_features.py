@@ -10,6 +10,7 @@ import pytest
 
 from gpu_health import stack
 from gpu_health.scorer import feature_frame
+from gpu_health.scorer.feature_promql import ECC_CORR_AGG, board_life_counter, offset_by
 from gpu_health.scorer.features import (
     FEATURES,
     compute_features,
@@ -402,7 +403,6 @@ def test_a_window_read_earlier_reads_what_it_read_then(tmp_path: Path, prometheu
     feature evaluated a week ago, also for a board-life counter read at both ends of its
     window: its reading at the window's start moves back with the rest (it stayed put once,
     which shortened the window by the week)."""
-    from gpu_health.scorer.feature_promql import ECC_CORR_AGG, board_life_counter, offset_by
 
     def value_at(t: float) -> dict[str, float]:
         return {"DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": float(int(t / (5 * 3600)))}
