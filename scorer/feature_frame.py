@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health import cli_validate
 from gpu_health.scorer.feature_plan import Answer, combine, plan_queries
 from gpu_health.scorer.feature_schema import (
     SCHEMAS,
@@ -186,17 +187,34 @@ def _warn_without_uuid(s: Schema, count: int) -> None:
         )
 
 
+_PRESENCE_SECONDS = cli_validate.duration(0.0, 366 * 86400.0)
+
+
+def repetition_window(s: Schema) -> str:
+    """The window of :func:`repeated_series_query`: four presence windows, so at least six
+    scrape intervals (a presence window holds at least one and a half)."""
+    return f"{round(4 * _PRESENCE_SECONDS(s.fresh))}s"
+
+
 def repeated_series_query(s: Schema) -> str:
-    """PromQL: each GPU (a MIG GPU's instance) with more than one power series in the presence
-    window (:attr:`Schema.fresh`) and in the window before it, valued by how many it has now. A
-    series renamed once (an exporter restart) is in both windows under one name only, so it is
-    not counted; copies reported side by side are."""
+    """PromQL: each GPU (a MIG GPU's instance) with more than one power series reported all
+    through :func:`repetition_window`, valued by how many.
+
+    Copies reported side by side (two scrape jobs on one exporter, dcgm-exporter's
+    ``KUBERNETES_VIRTUAL_GPUS``) each hold a sample of every scrape. Series that follow one
+    another split the window's samples between them: a rename (an exporter restart), or
+    Kubernetes job churn (a job's pod labels the series, the idle GPU's label set comes back
+    between jobs), however short the jobs. A series is reported all through when it holds at
+    most one sample fewer than the most any series of its scrape job holds there (the job's
+    targets share one scrape interval; one sample for the jitter of the window's edges). Two
+    series that follow one another cannot both: with ``n`` the most, their samples add up to
+    at most ``n + 1``, under ``2 (n - 1)`` from four samples on."""
     found = s.selector("gpu_power_watts")
     assert found is not None
     by = ", ".join(x for x in (s.uuid, s.instance) if x)
-    now = f"count by ({by}) (last_over_time({found[0]}[{s.fresh}])) > 1"
-    before = f"count by ({by}) (last_over_time({found[0]}[{s.fresh}] offset {s.fresh})) > 1"
-    return f"({now}) and ({before})"
+    held = f"count_over_time({found[0]}[{repetition_window(s)}])"
+    whole = f"{held} >= on (job) group_left () (max by (job) ({held}) - 1)"
+    return f"count by ({by}) ({whole}) > 1"
 
 
 def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int]:

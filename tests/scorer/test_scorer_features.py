@@ -306,6 +306,39 @@ def test_gpus_reported_twice_at_once_are_named_in_one_warning(
     ]
 
 
+def test_short_kubernetes_jobs_are_no_repetition(
+    tmp_path: Path,
+    prometheus_factory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dcgm-exporter on Kubernetes labels a GPU's series with the pod of its job and writes it
+    without pod labels between jobs. Jobs of half an hour put two series of every GPU in the
+    presence window and in the window before it, one after the other: no GPU is reported twice
+    at once (an outside trial's fleet got the warning at every step)."""
+    monkeypatch.setattr(feature_frame, "_last_repeated", {})
+    om = tmp_path / "jobs.om"
+    start = int(AT - 0.5 * DAY)
+    om.write_text(
+        openmetrics(make_fleet(), days=0.5, step=300, schema="dcgm", start=start, job_hours=0.5)
+    )
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    client = PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url, retries=1))
+    s = schema_by_name("dcgm")
+    power = s.selector("gpu_power_watts")
+    assert power is not None
+    for at in (AT, AT - 600, AT - 1500, AT - 2400):
+        # every GPU has two series in the presence window and in the one before it ...
+        for ago in ("", f" offset {s.fresh}"):
+            two = f"count by (UUID) (last_over_time({power[0]}[{s.fresh}]{ago})) > 1"
+            assert len(client.query(two, at)) == len(make_fleet()), (at, ago)
+        # ... one after the other
+        assert client.query(feature_frame.repeated_series_query(s), at) == [], at
+    with caplog.at_level("WARNING", logger="gpu_health.scorer.features"):
+        compute_features(client, "dcgm", AT)
+    assert [r.getMessage() for r in caplog.records if "at once" in r.getMessage()] == []
+
+
 @pytest.mark.parametrize("schema", ["ours", "dcgm"])
 def test_a_silent_node_is_no_loss_of_the_fleet(
     tmp_path: Path, prometheus_factory, schema: str
