@@ -463,3 +463,54 @@ def test_rewrite_touches_only_the_functions_metricsql_counts_differently() -> No
     }
     assert from_buildinfo(prometheus_info) == "prometheus"
     assert from_buildinfo({"status": "success", "data": {}}) is None
+
+
+#: (uuid, uncorrectable volatile count before the reset, whether the GPU was reset an hour
+#: before the end, the state it must have): errors from before the history (none in its last
+#: 24 h), as an operator sees a GPU days after its double-bit error.
+_DBE_GPUS = (
+    ("GPU-dbe-unreset", 2.0, False, "failed"),
+    ("GPU-dbe-reset", 2.0, True, "healthy"),
+    ("GPU-clean", 0.0, False, "healthy"),
+)
+
+
+def _dbe_history(end: float, schema: str) -> str:
+    """Three hours, every minute, of :data:`_DBE_GPUS` in ``schema``: a volatile count that only
+    a reset clears, and the board's aggregate count, which nothing clears."""
+    lines = []
+    for k in range(0, 3 * _H + 1, 60):
+        t = end - 3 * _H + k
+        for i, (uuid, errors, reset, _) in enumerate(_DBE_GPUS):
+            volatile = 0.0 if reset and t >= end - _H else errors
+            if schema == "ours":
+                ids = f'node="n1",gpu="{i}",uuid="{uuid}",model="{DCGM}"'
+                lines.append(f"gpu_up{{{ids}}} 1 {t:.0f}")
+                for scope, value in (("volatile", volatile), ("aggregate", errors)):
+                    labels = f'{ids},scope="{scope}",type="uncorrected"'
+                    lines.append(f"gpu_ecc_errors_total{{{labels}}} {value} {t:.0f}")
+            else:
+                ids = f'Hostname="n1",UUID="{uuid}",gpu="{i}",modelName="{DCGM}"'
+                lines.append(f"DCGM_FI_DEV_GPU_TEMP{{{ids}}} 60 {t:.0f}")
+                lines.append(f"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{ids}}} {volatile} {t:.0f}")
+                lines.append(f"DCGM_FI_DEV_ECC_DBE_AGG_TOTAL{{{ids}}} {errors} {t:.0f}")
+    return "\n".join([*lines, "# EOF"]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("engine", "schema"),
+    [("prometheus", "ours"), ("prometheus", "dcgm"), ("victoriametrics", "dcgm")],
+)
+def test_an_uncorrectable_error_no_reset_has_cleared_keeps_the_gpu_failed(
+    engine: str, schema: str, serve_history: Callable[[str, str, str], str], end: float
+) -> None:
+    """A double-bit error needs a reset: until one clears the volatile count (the alert
+    GPUUncorrectableEccErrors fires on that count), the GPU is failed, however old the error;
+    before, it read healthy once the error was 24 hours old. After the reset it is healthy:
+    the aggregate count, which nothing clears, is history, not a fault."""
+    ready = "count(gpu_up)" if schema == "ours" else "count(DCGM_FI_DEV_GPU_TEMP)"
+    url = serve_history(engine, _dbe_history(end, schema), ready)
+    states, client = _states(url, schema)
+    assert engine_of(client) == engine
+    assert {u: s.state for u, s in states.items()} == {g[0]: g[3] for g in _DBE_GPUS}
+    assert states["GPU-dbe-unreset"].reasons == ("uncorrectable ECC errors",)

@@ -158,9 +158,11 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
                 f"(max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}])) > 0 unless "
                 f"max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
             ),
+            # an error in the window, or a volatile count no reset has cleared since
             "uncorrectable_ecc": (
                 f'sum by ({by}) (increase(gpu_ecc_errors_total{{type="uncorrected"}}'
-                f"[{HARD_WINDOW}])) > 0"
+                f"[{HARD_WINDOW}])) > 0 or max by ({by}) (last_over_time("
+                f'gpu_ecc_errors_total{{type="uncorrected",scope="volatile"}}[{fresh}])) > 0'
             ),
             "remap_failed": f"max by ({by}) (last_over_time(gpu_row_remap_failed[{fresh}])) > 0",
             "remap_pending": f"max by ({by}) (last_over_time(gpu_row_remap_pending[{fresh}])) > 0",
@@ -206,10 +208,19 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
         "fresh": _any_of(
             _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{fresh}])", lab
         ),
-        "uncorrectable_ecc": _any_of(
-            _dcgm("gpu_ecc_errors_total", type="uncorrected"),
-            f"increase({{sel}}[{HARD_WINDOW}]) > 0",
-            lab,
+        "uncorrectable_ecc": " or ".join(
+            (
+                _any_of(
+                    _dcgm("gpu_ecc_errors_total", type="uncorrected"),
+                    f"increase({{sel}}[{HARD_WINDOW}]) > 0",
+                    lab,
+                ),
+                _any_of(
+                    _dcgm("gpu_ecc_errors_total", type="uncorrected", scope="volatile"),
+                    f"last_over_time({{sel}}[{fresh}]) > 0",
+                    lab,
+                ),
+            )
         ),
         "remap_failed": _any_of(
             _dcgm("gpu_row_remap_failed"), f"last_over_time({{sel}}[{fresh}]) > 0", lab
