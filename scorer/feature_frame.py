@@ -197,24 +197,27 @@ def repetition_window(s: Schema) -> str:
 
 
 def repeated_series_query(s: Schema) -> str:
-    """PromQL: each GPU (a MIG GPU's instance) with more than one power series reported all
-    through :func:`repetition_window`, valued by how many.
+    """PromQL: each GPU (a MIG GPU's instance) with more than one power series that reports
+    now and was reported all through :func:`repetition_window`, valued by how many.
 
     Copies reported side by side (two scrape jobs on one exporter, dcgm-exporter's
-    ``KUBERNETES_VIRTUAL_GPUS``) each hold a sample of every scrape. Series that follow one
-    another split the window's samples between them: a rename (an exporter restart), or
-    Kubernetes job churn (a job's pod labels the series, the idle GPU's label set comes back
-    between jobs), however short the jobs. A series is reported all through when it holds at
-    most one sample fewer than the most any series of its scrape job holds there (the job's
-    targets share one scrape interval; one sample for the jitter of the window's edges). Two
-    series that follow one another cannot both: with ``n`` the most, their samples add up to
-    at most ``n + 1``, under ``2 (n - 1)`` from four samples on."""
+    ``KUBERNETES_VIRTUAL_GPUS``) each hold a sample of every scrape, and each reports now.
+    Series that follow one another split the window's samples between them: a rename (an
+    exporter restart), or Kubernetes job churn (a job's pod labels the series, the idle GPU's
+    label set comes back between jobs). A series was reported all through when it holds at
+    least three samples and at most one fewer than the most any series of its scrape job holds
+    there (the job's targets share one scrape interval; one sample for the jitter of the
+    window's edges). Two series that follow one another and both report now: the later one
+    started within the presence window, so both pass only when no series of the job holds
+    more than a presence window's samples plus two, every job and idle stretch of the fleet
+    that short. Under three samples the check cannot tell and names nobody."""
     found = s.selector("gpu_power_watts")
     assert found is not None
     by = ", ".join(x for x in (s.uuid, s.instance) if x)
     held = f"count_over_time({found[0]}[{repetition_window(s)}])"
-    whole = f"{held} >= on (job) group_left () (max by (job) ({held}) - 1)"
-    return f"count by ({by}) ({whole}) > 1"
+    whole = f"({held} >= on (job) group_left () (max by (job) ({held}) - 1)) > 2"
+    now = f"last_over_time({found[0]}[{s.fresh}])"
+    return f"count by ({by}) ({whole} and {now}) > 1"
 
 
 def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int]:

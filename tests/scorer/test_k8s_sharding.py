@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,7 @@ def test_sharded_feature_queries_match_the_whole_fleet(
     import sys
 
     from gpu_health.scorer import features as feats
+    from gpu_health.scorer.feature_frame import presence_window, repeated_series_query
     from gpu_health.scorer.feature_promql import Builder, TwoPart, VsModel
     from gpu_health.scorer.promclient import PromClient, PromConfig
     from gpu_health.telemetry.freshness import interval_query
@@ -112,6 +114,7 @@ def test_sharded_feature_queries_match_the_whole_fleet(
 
     client = Recording(PromConfig(prom.url))
     whole = feats.compute_features(client, schema, at=end, workers=2)  # type: ignore[arg-type]
+    fresh = presence_window(client, end)
     assert len(whole.gpus) == 16
     by_uuid = {g[2]: whole.values[i] for i, g in enumerate(whole.gpus)}
     seen: list[str] = []
@@ -128,10 +131,9 @@ def test_sharded_feature_queries_match_the_whole_fleet(
         )
         # Not the inventory, nor the presence window (one per fleet: every shard tells present
         # from absent GPUs alike), nor the check for GPUs reported twice (one per fleet too).
+        fleet_wide = {interval_query(), repeated_series_query(replace(s, fresh=fresh))}
         feature_queries = [
-            q
-            for q in queries
-            if not q.startswith(("group by", "(count by")) and q != interval_query()
+            q for q in queries if not q.startswith("group by") and q not in fleet_wide
         ]
         unfiltered = {q for q in feature_queries if shard.uuid_regex() not in q}
         assert feature_queries and unfiltered and unfiltered <= fleet_values
