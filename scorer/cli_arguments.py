@@ -240,12 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=730.0,
         help="age assumed for GPUs not in the inventory (default: %(default)s)",
     )
-    serve.add_argument(
-        "--shard",
-        default="0/1",
-        help="score only shard N of M (GPUs split by uuid; every replica reads the whole "
-        "fleet for the fleet-relative features) (default: %(default)s)",
-    )
+    _shard_argument(serve)
     serve.add_argument(
         "--once",
         action="store_true",
@@ -343,6 +338,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument(
         "--workers", type=int, default=4, help="parallel feature queries (default: %(default)s)"
     )
+    _shard_argument(score)
     log_level_argument(score)
 
     from gpu_health.scorer.labels_cli import add_parser as add_labels_parser
@@ -352,3 +348,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_labels_parser(sub, _prometheus_arguments)
     add_models_parser(sub, _prometheus_arguments, _history_arguments)
     add_outcomes_parser(sub, _prometheus_arguments)
+
+
+def _shard_argument(parser: argparse.ArgumentParser) -> None:
+    """``--shard N/M`` of ``serve`` and ``score`` (:mod:`gpu_health.scorer.sharding`): a
+    backtest of one replica scores the GPUs that replica scored."""
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        help="score only shard N of M (GPUs split by uuid; every replica reads the whole "
+        "fleet for the fleet-relative features) (default: %(default)s)",
+    )

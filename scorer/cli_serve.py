@@ -115,17 +115,29 @@ def run_score(args: argparse.Namespace) -> int:
     from gpu_health.scorer.api import gpu_json
     from gpu_health.scorer.model import load_model
     from gpu_health.scorer.service import Scorer
+    from gpu_health.scorer.sharding import Shard
     from gpu_health.telemetry.state import rank_key
 
+    shard = Shard.parse(args.shard)
     model = load_model(args.model)
-    scorer = Scorer(client_for(args), model, args.schema, None, args.top_factors, args.workers)
+    scorer = Scorer(
+        client_for(args),
+        model,
+        args.schema,
+        None,
+        args.top_factors,
+        args.workers,
+        keep=shard.owns if shard.count > 1 else None,
+        shard_regex=shard.uuid_regex(),
+    )
     scorer.at = args.at
     if not scorer.run_once():
         raise UserError(f"scoring failed: {scorer.current()[1]}")
     snap, _ = scorer.current()
     assert snap is not None
     if not snap.gpus:
-        raise UserError(f"no GPU reported at {iso_utc(args.at)} ({snap.schema} schema)")
+        of_shard = f" of shard {args.shard.strip()}" if shard.count > 1 else ""
+        raise UserError(f"no GPU{of_shard} reported at {iso_utc(args.at)} ({snap.schema} schema)")
     # highest first; NaN (an absent GPU of a silent node) counts as the highest
     ranked = sorted(snap.gpus, key=lambda g: rank_key("", g.probability["30d"]))
     if args.json_out:

@@ -208,6 +208,55 @@ def test_score_at_a_past_time_as_a_black_box(history: Path, prometheus_factory) 
     assert first.split()[2] in {"failed", "absent"} and first.split()[-1] == "-"
 
 
+def test_score_shards_split_the_fleet_as_serve_does(
+    history: Path, prometheus_factory, tmp_path: Path
+) -> None:
+    """``score --shard N/M`` backtests one replica: the shards' GPUs are those each owns and
+    together the whole fleet's, each once. A shard without GPUs is a one-line error naming it."""
+    from gpu_health.scorer.sharding import Shard
+
+    end = int(time.time()) - 120
+    data = tmp_path / "tsdb"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "gpu-health"), "backfill", "--gpus", "16",
+         "--days", "0.2", "--resolution", "60s", "--seed", "3", "--schema", "dcgm",
+         "--end-time", str(end), "--no-health", "--out", str(data)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    prom = prometheus_factory(data_dir=data)
+
+    def scored(*shard: str) -> list[str]:
+        argv = [*SCORER, "score", "--prometheus.url", prom.url, "--at", str(end), "--json"]
+        result = subprocess.run(
+            [*argv, "--model", "rules", *shard], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        return [g["uuid"] for g in json.loads(result.stdout)["gpus"]]
+
+    whole = scored()
+    parts = [scored("--shard", f"{n}/2") for n in range(2)]
+    assert len(whole) == 16 and all(parts) and sorted(parts[0] + parts[1]) == sorted(whole)
+    for n, part in enumerate(parts):
+        assert all(Shard(n, 2).owns(u) for u in part)
+    # The fixture's UUIDs (GPU-00xx-test) all fall in the first bucket: shard 1/2 has none.
+    old = prometheus_factory(data_dir=history / "prometheus")
+    empty = subprocess.run(
+        [*SCORER, "score", "--prometheus.url", old.url, "--at", str(time.time() - 60),
+         "--shard", "1/2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert empty.returncode != 0 and "Traceback" not in empty.stderr
+    assert "error: no GPU of shard 1/2 reported at" in empty.stderr.splitlines()[-1]
+    bad = subprocess.run(
+        [*SCORER, "score", "--prometheus.url", old.url, "--at", str(end), "--shard", "2/2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "--shard '2/2'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
