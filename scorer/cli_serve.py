@@ -15,9 +15,15 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.cli_history import client_for, iso_utc
+
+if TYPE_CHECKING:  # the scorer's modules load lazily: --help stays fast
+    from gpu_health.scorer.model import RiskModel
+    from gpu_health.scorer.promclient import PromClient
+    from gpu_health.scorer.service import EconHook, Scorer
 
 log = logging.getLogger("gpu_health.scorer")
 
@@ -28,24 +34,17 @@ def run_serve(args: argparse.Namespace) -> int:
     from gpu_health.scorer.api import gpu_json, gpus_handler, openapi_handler
     from gpu_health.scorer.inventory.wiring import fleet_hook
     from gpu_health.scorer.model import load_model
-    from gpu_health.scorer.service import Scorer, ScorerCollector
+    from gpu_health.scorer.service import ScorerCollector
     from gpu_health.web.server import Response, WebServer, landing_page, metrics_handler
 
     model = load_model(args.model)
     client = client_for(args)
     econ = fleet_hook(args, client.query)
-    from gpu_health.scorer.sharding import Shard
-
-    shard = Shard.parse(args.shard)
-    scorer = Scorer(
+    scorer = _replica(
+        args,
         client,
         model,
-        args.schema,
         econ,
-        args.top_factors,
-        args.workers,
-        keep=shard.owns if shard.count > 1 else None,
-        shard_regex=shard.uuid_regex(),
         model_dir=_reloadable(args.model),
         run_budget_s=args.run_budget or args.interval,
     )
@@ -103,6 +102,32 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replica(
+    args: argparse.Namespace,
+    client: PromClient,
+    model: RiskModel,
+    econ: EconHook | None,
+    **options: Any,
+) -> Scorer:
+    """The :class:`Scorer` of ``serve`` and ``score``: ``--shard``'s share of the fleet (its
+    GPUs kept, its uuid regex in the queries), with ``options`` passed on."""
+    from gpu_health.scorer.service import Scorer
+    from gpu_health.scorer.sharding import Shard
+
+    shard = Shard.parse(args.shard)
+    return Scorer(
+        client,
+        model,
+        args.schema,
+        econ,
+        args.top_factors,
+        args.workers,
+        keep=shard.owns if shard.count > 1 else None,
+        shard_regex=shard.uuid_regex(),
+        **options,
+    )
+
+
 def _reloadable(model: str | None) -> Path | None:
     """The model directory watched for hot reload (none for the default or the rule)."""
     from gpu_health.scorer.model import RULES, XGBOOST
@@ -114,29 +139,17 @@ def run_score(args: argparse.Namespace) -> int:
     """Score as of ``--at`` with the serving code (:class:`Scorer` with ``at`` set)."""
     from gpu_health.scorer.api import gpu_json
     from gpu_health.scorer.model import load_model
-    from gpu_health.scorer.service import Scorer
-    from gpu_health.scorer.sharding import Shard
     from gpu_health.telemetry.state import rank_key
 
-    shard = Shard.parse(args.shard)
     model = load_model(args.model)
-    scorer = Scorer(
-        client_for(args),
-        model,
-        args.schema,
-        None,
-        args.top_factors,
-        args.workers,
-        keep=shard.owns if shard.count > 1 else None,
-        shard_regex=shard.uuid_regex(),
-    )
+    scorer = _replica(args, client_for(args), model, None)
     scorer.at = args.at
     if not scorer.run_once():
         raise UserError(f"scoring failed: {scorer.current()[1]}")
     snap, _ = scorer.current()
     assert snap is not None
     if not snap.gpus:
-        of_shard = f" of shard {args.shard.strip()}" if shard.count > 1 else ""
+        of_shard = f" of shard {args.shard.strip()}" if scorer.keep else ""
         raise UserError(f"no GPU{of_shard} reported at {iso_utc(args.at)} ({snap.schema} schema)")
     # highest first; NaN (an absent GPU of a silent node) counts as the highest
     ranked = sorted(snap.gpus, key=lambda g: rank_key("", g.probability["30d"]))
