@@ -48,8 +48,19 @@ DAY = 86400
 MODELS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA H200")
 
 
-def write_history(path: Path, gpus: int, days: float, step: int, end: int, seed: int = 0) -> int:
-    """dcgm-schema OpenMetrics for ``gpus`` GPUs; returns the number of samples written."""
+def write_history(
+    path: Path,
+    gpus: int,
+    days: float,
+    step: int,
+    end: int,
+    seed: int = 0,
+    aggregate_ecc: bool = False,
+) -> int:
+    """dcgm-schema OpenMetrics for ``gpus`` GPUs; returns the number of samples written.
+
+    ``aggregate_ecc``: the aggregate ECC counters too (the project's dcgm-exporter counters
+    file sends both), with the volatile ones' readings (no reset in this history)."""
     rng = np.random.default_rng(seed)
     times = np.arange(end - int(days * DAY), end + 1, step)
     n = len(times)
@@ -78,8 +89,19 @@ def write_history(path: Path, gpus: int, days: float, step: int, end: int, seed:
         family("DCGM_FI_DEV_POWER_USAGE", lambda g: 100 + 500 * load())
         family("DCGM_FI_DEV_GPU_UTIL", lambda g: 100 * load())
         family("DCGM_FI_DEV_SM_CLOCK", lambda g: 1980 - 300 * load())
-        family("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", lambda g: counter(0.02 if g % 20 == 0 else 0.0))
+        corrected: dict[int, np.ndarray] = {}
+
+        def sbe(g: int) -> np.ndarray:
+            found = counter(0.02 if g % 20 == 0 else 0.0)
+            if aggregate_ecc:
+                corrected[g] = found
+            return found
+
+        family("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", sbe)
         family("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", lambda g: np.zeros(n))
+        if aggregate_ecc:
+            family("DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", corrected.__getitem__)
+            family("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", lambda g: np.zeros(n))
         family("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", lambda g: np.zeros(n))
         family("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", lambda g: np.zeros(n))
         family("DCGM_FI_DEV_ROW_REMAP_FAILURE", lambda g: np.zeros(n))
@@ -175,7 +197,9 @@ def frames_and_runs(
     """An A/B of feature readers on :func:`served_history`'s fleet: each arm's feature frame at
     the history's end (one fixed time: two frames "now" would read windows apart), then
     :func:`interleaved_runs` of whole scoring runs."""
-    with served_history(args.gpus, args.days, args.step, prefix) as (client, end):
+    aggregate_ecc = getattr(args, "aggregate_ecc", False)
+    served = served_history(args.gpus, args.days, args.step, prefix, aggregate_ecc=aggregate_ecc)
+    with served as (client, end):
         frames = []
         for arm in arms.values():
             with arm():
@@ -202,7 +226,12 @@ def ab_summary(
 
 @contextmanager
 def served_history(
-    gpus: int, days: float, step: int, prefix: str, timeout_s: float = 120
+    gpus: int,
+    days: float,
+    step: int,
+    prefix: str,
+    timeout_s: float = 120,
+    aggregate_ecc: bool = False,
 ) -> Iterator[tuple[PromClient, int]]:
     """A client of Debian's Prometheus serving :func:`write_history`'s fleet, and the history's
     end; everything is removed afterwards."""
@@ -210,7 +239,7 @@ def served_history(
         work = Path(tmp)
         end = int(time.time()) // 60 * 60
         print(f"building {gpus} GPUs x {days:g} d at {step} s ...", file=sys.stderr, flush=True)
-        write_history(work / "h.om", gpus, days, step, end)
+        write_history(work / "h.om", gpus, days, step, end, aggregate_ecc=aggregate_ecc)
         stack.promtool_backfill(work / "h.om", work / "tsdb", block_duration="480h")
         (work / "h.om").unlink()
         config = stack.write_prometheus_config(work / "prometheus.yml")

@@ -116,6 +116,7 @@ def compute_features(
     identities = {identity_of(s, r["metric"]) for r in inventory}
     _warn_without_uuid(s, sum(1 for ident in identities if not ident[2]))
     _warn_repeated(s, _repeated(client, s, at))
+    s = replace(s, volatile_ecc_fallback=volatile_ecc_needed(client, s, at))
     identities = {ident for ident in identities if ident[2]}
     gpus = one_identity_per_gpu(client, s, at, identities)
     if keep is not None:
@@ -230,6 +231,34 @@ def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int
     values = (_finite_or_nan(r["value"][1]) for r in result)
     copies = [int(v) for v in values if math.isfinite(v)]  # a broken engine's "abc" is no copy
     return len(copies), max(copies, default=0)
+
+
+def volatile_ecc_only_query(s: Schema) -> str | None:
+    """PromQL: how many GPUs reporting now (a sample in the presence window) send volatile ECC
+    counters but no aggregate ones; empty when none. None when the schema lacks either."""
+    volatile = s.selectors("gpu_ecc_errors_total", scope="volatile")
+    aggregate = s.selectors("gpu_ecc_errors_total", scope="aggregate")
+    if volatile is None or aggregate is None:
+        return None
+
+    def reporting(names: list[str]) -> str:
+        return " or ".join(f"group by ({s.uuid}) (last_over_time({n}[{s.fresh}]))" for n in names)
+
+    return f"count(({reporting(volatile[0])}) unless on ({s.uuid}) ({reporting(aggregate[0])}))"
+
+
+def volatile_ecc_needed(client: PromClient, s: Schema, at: float | None) -> bool:
+    """:attr:`Schema.volatile_ecc_fallback` for this run: whether some GPU reporting now sends
+    volatile ECC counters without aggregate ones (True, as before the check, when it cannot
+    be told)."""
+    query = volatile_ecc_only_query(s)
+    if query is None:
+        return True
+    try:
+        return bool(client.query(query, at))
+    except PrometheusError as exc:
+        log.debug("volatile-ECC check failed: %s", exc)
+        return True
 
 
 #: The last (GPUs, copies) of repeated series that was logged, per schema.

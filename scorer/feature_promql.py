@@ -292,11 +292,24 @@ ECC_UNC_AGG = {"type": "uncorrected", "scope": "aggregate"}
 DAY = 86400.0
 
 
+def aggregate_first(aggregate: Builder, volatile: Builder) -> Builder:
+    """An ECC signal from the aggregate (board-life) counters, from the volatile ones for GPUs
+    without them (:func:`first_of`), or from the aggregate ones alone when the run found no
+    such GPU (:attr:`Schema.volatile_ecc_fallback`). Aggregate counters come first: volatile
+    ones reset on the driver reload that follows an uncorrectable error, often before a
+    scrape could see the increment."""
+    both = first_of(aggregate, volatile)
+
+    def build(s: Schema) -> str | None:
+        alone = None if s.volatile_ecc_fallback else aggregate(s)
+        return alone if alone is not None else both(s)
+
+    return build
+
+
 def ecc(window: str, days: float, corrected: bool) -> Builder:
-    # Aggregate (board-life) counters first: volatile ones reset on the driver reload that
-    # follows an uncorrectable error, often before a scrape could see the increment.
     vol, agg = (ECC_CORR_VOL, ECC_CORR_AGG) if corrected else (ECC_UNC_VOL, ECC_UNC_AGG)
-    return first_of(
+    return aggregate_first(
         board_life_counter("gpu_ecc_errors_total", window, per=days, **agg),
         counter("gpu_ecc_errors_total", window, per=days, **vol),
     )

@@ -53,6 +53,13 @@ class Schema:
     #: MIG-enabled GPU reports each device-level series once per GPU instance, with the same
     #: value (see :meth:`per_gpu`).
     instance: str = ""
+    #: Whether the ECC features read a GPU's volatile counters where its aggregate ones are
+    #: missing (:func:`~gpu_health.scorer.feature_promql.aggregate_first`). A run turns it off
+    #: when no GPU reporting now sends volatile ECC counters without aggregate ones
+    #: (:func:`~gpu_health.scorer.feature_frame.volatile_ecc_only_query`): every such feature
+    #: then reads its aggregate counter alone, which is what the fallback gave those GPUs, and
+    #: Prometheus no longer evaluates the volatile side of each expression for nothing.
+    volatile_ecc_fallback: bool = True
 
     @property
     def by(self) -> str:

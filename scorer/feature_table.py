@@ -20,6 +20,7 @@ from gpu_health.scorer.feature_promql import (
     TEMP_MEM,
     Builder,
     active_hours,
+    aggregate_first,
     board_life_counter,
     counter,
     diff,
@@ -328,7 +329,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "ecc_corrected_active_hours_7d",
         "Hours of the last 7 d with new corrected ECC errors.",
-        first_of(
+        aggregate_first(
             active_hours("gpu_ecc_errors_total", "7d", **ECC_CORR_AGG),
             active_hours("gpu_ecc_errors_total", "7d", **ECC_CORR_VOL),
         ),

@@ -83,7 +83,11 @@ def test_sharded_feature_queries_match_the_whole_fleet(
     import sys
 
     from gpu_health.scorer import features as feats
-    from gpu_health.scorer.feature_frame import presence_window, repeated_series_query
+    from gpu_health.scorer.feature_frame import (
+        presence_window,
+        repeated_series_query,
+        volatile_ecc_only_query,
+    )
     from gpu_health.scorer.feature_promql import Builder, TwoPart, VsModel
     from gpu_health.scorer.promclient import PromClient, PromConfig
     from gpu_health.telemetry.freshness import interval_query
@@ -131,7 +135,11 @@ def test_sharded_feature_queries_match_the_whole_fleet(
         )
         # Not the inventory, nor the presence window (one per fleet: every shard tells present
         # from absent GPUs alike), nor the check for GPUs reported twice (one per fleet too).
-        fleet_wide = {interval_query(), repeated_series_query(replace(s, fresh=fresh))}
+        fleet_wide = {
+            interval_query(),
+            repeated_series_query(replace(s, fresh=fresh)),
+            volatile_ecc_only_query(replace(s, fresh=fresh)),
+        }
         feature_queries = [
             q for q in queries if not q.startswith("group by") and q not in fleet_wide
         ]

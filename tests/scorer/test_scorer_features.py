@@ -12,6 +12,7 @@ import pytest
 from gpu_health import stack
 from gpu_health.scorer import feature_frame
 from gpu_health.scorer.feature_promql import ECC_CORR_AGG, board_life_counter, offset_by
+from gpu_health.scorer.feature_schema import Schema
 from gpu_health.scorer.features import (
     FEATURES,
     compute_features,
@@ -363,6 +364,73 @@ def test_short_kubernetes_jobs_are_no_repetition(
         compute_features(client, "dcgm", AT)
     said = [r.getMessage() for r in caplog.records if "at once" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("2 GPUs of the dcgm schema"), said
+
+
+def _with_aggregate_ecc(text: str, schema: str, without: set[str]) -> str:
+    """``text`` with an aggregate ECC counter beside each volatile one (the same readings: no
+    reset in this history), except for the GPUs in ``without``."""
+    volatile, aggregate = (
+        ('scope="volatile"', 'scope="aggregate"')
+        if schema == "ours"
+        else ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL")
+    )
+    lines = []
+    for line in text.splitlines():
+        lines.append(line)
+        if volatile in line and not any(f'"{u}"' in line for u in without):
+            lines.append(line.replace(volatile, aggregate))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_volatile_ecc_is_read_only_for_gpus_without_aggregate_counters(
+    tmp_path: Path, prometheus_factory, monkeypatch: pytest.MonkeyPatch, schema: str
+) -> None:
+    """The ECC features read the aggregate counters, the volatile ones only for GPUs that lack
+    them. When no GPU lacks them the queries leave the volatile side out (Prometheus evaluated
+    it for nothing) and every value stays the same; when three GPUs lack them, the run finds
+    them and reads their volatile counters (left out, those GPUs would have no ECC values)."""
+    fleet = make_fleet()
+    text = openmetrics(fleet, days=6.5, step=1800, schema=schema, start=START)
+    lacking = {g.uuid for g in fleet[:3]}
+    clients = {}
+    for name, without in (("all", set()), ("three", lacking)):
+        om = tmp_path / f"{name}.om"
+        om.write_text(_with_aggregate_ecc(text, schema, without))
+        stack.promtool_backfill(om, tmp_path / f"tsdb-{name}", block_duration="480h")
+        server = prometheus_factory(data_dir=tmp_path / f"tsdb-{name}")
+        clients[name] = PromClient(PromConfig(server.url, retries=1))
+    sent: list[str] = []
+    real_plan = feature_frame.plan_queries
+
+    def plan(s: Schema, *args: object) -> object:
+        sent.extend(real_plan(s, *args).queries)  # type: ignore[arg-type]
+        return real_plan(s, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(feature_frame, "plan_queries", plan)
+    shipped = compute_features(clients["all"], schema, AT)  # type: ignore[arg-type]
+    volatile = "ECC_SBE_VOL" if schema == "dcgm" else 'scope="volatile"'
+    # only the reset count reads a volatile ECC counter (a reset clears it)
+    assert any(volatile in q for q in sent)
+    assert all("resets(" in q for q in sent if volatile in q)
+    found = compute_features(clients["three"], schema, AT)  # type: ignore[arg-type]
+    monkeypatch.setattr(feature_frame, "volatile_ecc_needed", lambda *a: True)
+    both = compute_features(clients["all"], schema, AT)  # type: ignore[arg-type]
+    monkeypatch.setattr(feature_frame, "volatile_ecc_needed", lambda *a: False)
+    missed = compute_features(clients["three"], schema, AT)  # type: ignore[arg-type]
+    assert shipped.gpus == both.gpus == found.gpus == missed.gpus
+    np.testing.assert_array_equal(shipped.values, both.values)
+    rows = [j for j, g in enumerate(shipped.gpus) if g[2] in lacking]
+    ecc = [n for n in shipped.names if n.startswith("ecc_corrected")]
+    assert len(rows) == 3 and len(ecc) >= 5
+    for name in ecc:
+        assert np.isnan(missed.column(name)[rows]).all(), name
+        # the same readings, within what a span inside the window misses of the rise since
+        # the reading at its start (one 30-minute step of a day)
+        read, aggregate = found.column(name)[rows], shipped.column(name)[rows]
+        np.testing.assert_allclose(read, aggregate, rtol=0.05, err_msg=name)
+    # (the 23 days before the week are before this history: NaN either way)
+    assert sum(bool((found.column(n)[rows] > 0).any()) for n in ecc) >= 4
 
 
 @pytest.mark.parametrize("schema", ["ours", "dcgm"])
