@@ -11,7 +11,8 @@ HTTP client and gets the same answer.
   (:data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS`: 46, 48, 62, 64, 74, 79, 95, 109, 119,
   120, 140, 143) in the last :data:`HARD_WINDOW`, uncorrectable ECC errors in that window or a
   volatile uncorrectable count above zero (no reset has cleared it since), or the
-  row-remap-failure flag. A contained ECC error (XID 94) is not: the job stopped, the GPU serves.
+  row-remap-failure flag. The XID of a contained ECC error (94) is not: the job stopped, the
+  GPU serves (the uncorrectable count the error adds is, until a reset clears it).
 * ``absent``: known in the last :data:`LOOKBACK` but no sample in the recent window (30 minutes,
   or one and a half scrape intervals of sparser data: :mod:`gpu_health.telemetry.freshness`); the
   state it had when it was last seen is kept (``last_state``) with the age of its last sample.
