@@ -268,7 +268,8 @@ _last_repeated: dict[str, tuple[int, int]] = {}
 def _warn_repeated(s: Schema, found: tuple[int, int]) -> None:
     """One log line when GPUs are reported more than once at the same time: two scrape jobs on
     one exporter, or dcgm-exporter with ``KUBERNETES_VIRTUAL_GPUS`` (a copy of every series per
-    pod sharing the GPU). Every counter of those GPUs is then summed once per copy."""
+    pod sharing the GPU). Their counters over less than a day are then summed once per copy
+    (over a day or more the span reads each rise once: :meth:`Schema.rise`)."""
     if _last_repeated.get(s.name, (0, 0)) == found:
         return
     _last_repeated[s.name] = found
@@ -277,7 +278,7 @@ def _warn_repeated(s: Schema, found: tuple[int, int]) -> None:
         log.warning(
             "%d GPUs of the %s schema report each series up to %d times at once (two scrape "
             "jobs on one exporter, or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS): their counters "
-            "read that many times",
+            "over less than a day read that many times",
             gpus,
             s.name,
             copies,

@@ -305,7 +305,7 @@ def test_gpus_reported_twice_at_once_are_named_in_one_warning(
     assert said == [
         f"3 GPUs of the {schema} schema report each series up to 2 times at once (two scrape "
         "jobs on one exporter, or dcgm-exporter's KUBERNETES_VIRTUAL_GPUS): their counters "
-        "read that many times"
+        "over less than a day read that many times"
     ]
 
 
