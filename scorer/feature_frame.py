@@ -234,17 +234,21 @@ def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int
 
 
 def volatile_ecc_only_query(s: Schema) -> str | None:
-    """PromQL: how many GPUs reporting now (a sample in the presence window) send volatile ECC
-    counters but no aggregate ones; empty when none. None when the schema lacks either."""
-    volatile = s.selectors("gpu_ecc_errors_total", scope="volatile")
-    aggregate = s.selectors("gpu_ecc_errors_total", scope="aggregate")
-    if volatile is None or aggregate is None:
-        return None
+    """PromQL: how many GPUs reporting now (a sample in the presence window) send a volatile
+    ECC counter of a type (corrected, uncorrected) but not its aggregate one; empty when none.
+    None when the schema lacks either."""
 
     def reporting(names: list[str]) -> str:
         return " or ".join(f"group by ({s.uuid}) (last_over_time({n}[{s.fresh}]))" for n in names)
 
-    return f"count(({reporting(volatile[0])}) unless on ({s.uuid}) ({reporting(aggregate[0])}))"
+    parts = []
+    for kind in ("corrected", "uncorrected"):
+        volatile = s.selectors("gpu_ecc_errors_total", type=kind, scope="volatile")
+        aggregate = s.selectors("gpu_ecc_errors_total", type=kind, scope="aggregate")
+        if volatile is None or aggregate is None:
+            return None
+        parts.append(f"({reporting(volatile[0])}) unless on ({s.uuid}) ({reporting(aggregate[0])})")
+    return f"count({' or '.join(f'({p})' for p in parts)})"
 
 
 def volatile_ecc_needed(client: PromClient, s: Schema, at: float | None) -> bool:
