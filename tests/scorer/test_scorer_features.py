@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -431,6 +432,42 @@ def test_volatile_ecc_is_read_only_for_gpus_without_aggregate_counters(
         np.testing.assert_allclose(read, aggregate, rtol=0.05, err_msg=name)
     # (the 23 days before the week are before this history: NaN either way)
     assert sum(bool((found.column(n)[rows] > 0).any()) for n in ecc) >= 4
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_the_volatile_ecc_check_looks_at_each_error_type(
+    tmp_path: Path, prometheus_factory, schema: str
+) -> None:
+    """A GPU that sends both corrected counters but only the volatile uncorrected one still
+    needs the volatile side (for its uncorrected errors); with both kinds of counter for both
+    types it does not."""
+    text = _with_aggregate_ecc(
+        openmetrics(make_fleet(), days=1.0, step=1800, schema=schema, start=int(AT - DAY)),
+        schema,
+        set(),
+    )
+    corrected = 'type="corrected"' if schema == "ours" else "ECC_SBE_"
+    volatile = 'scope="volatile"' if schema == "ours" else "_VOL_"
+    # the uncorrected counters, volatile and aggregate, with the corrected ones' readings
+    uncorrected = [
+        line.replace(corrected, 'type="uncorrected"' if schema == "ours" else "ECC_DBE_")
+        for line in text.splitlines()
+        if corrected in line and not line.startswith("#")
+    ]
+    histories = {
+        "one type": [line for line in uncorrected if volatile in line],
+        "both types": uncorrected,
+    }
+    s = replace(schema_by_name(schema), fresh="45m")
+    needed = {}
+    for name, lines in histories.items():
+        om = tmp_path / f"{name.replace(' ', '-')}.om"
+        om.write_text(text.replace("# EOF\n", "") + "\n".join(lines) + "\n# EOF\n")
+        stack.promtool_backfill(om, tmp_path / f"tsdb-{name}", block_duration="480h")
+        server = prometheus_factory(data_dir=tmp_path / f"tsdb-{name}")
+        client = PromClient(PromConfig(server.url, retries=1))
+        needed[name] = feature_frame.volatile_ecc_needed(client, s, AT)
+    assert needed == {"one type": True, "both types": False}
 
 
 @pytest.mark.parametrize("schema", ["ours", "dcgm"])
