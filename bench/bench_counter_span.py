@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -36,16 +35,11 @@ from gpu_health.scorer import feature_promql
 ARMS = ("summed increases (before)", "smaller of sum and span")
 
 
-@contextmanager
-def reading(arm: str) -> Iterator[None]:
+def reading(arm: str) -> AbstractContextManager[object]:
     """The shipped counter reading, or the summed increases at every window."""
-    shipped = feature_promql.SPAN_WINDOW_HOURS
     if arm == ARMS[0]:
-        feature_promql.SPAN_WINDOW_HOURS = math.inf
-    try:
-        yield
-    finally:
-        feature_promql.SPAN_WINDOW_HOURS = shipped
+        return mock.patch.object(feature_promql, "SPAN_WINDOW_HOURS", math.inf)
+    return nullcontext()
 
 
 def largest_gap(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,17 +61,15 @@ def main() -> int:
     frames, runs = bench_scorer.frames_and_runs(args, arms, "bench-span-")
     same_gpus = frames[0].gpus == frames[1].gpus
     gap = largest_gap(frames[0].values, frames[1].values)
-    result, medians = bench_scorer.ab_summary(args, runs, same_values=same_gpus)
-    ratio = medians[ARMS[1]] / medians[ARMS[0]]
-    result["ratio_span_to_sum"] = round(ratio, 3)
-    result["largest_feature_gap"] = gap
-    print(f"whole scoring run, median of {args.pairs} (largest feature gap: {gap:.2%}):")
-    for arm, median in medians.items():
-        print(f"  {arm:26s} {median:6.2f} s")
-    print(f"  span / sum                 {ratio:.3f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return 0 if same_gpus and gap < 0.1 else 1
+    return bench_scorer.report_ab(
+        args,
+        runs,
+        "ratio_span_to_sum",
+        f"largest feature gap: {gap:.2%}",
+        same_gpus and gap < 0.1,
+        same_values=same_gpus,
+        largest_feature_gap=gap,
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,16 +65,14 @@ def main() -> int:
     same = frames[0].gpus == frames[1].gpus and np.allclose(
         frames[0].values, frames[1].values, rtol=0, atol=1e-9, equal_nan=True
     )
-    result, medians = bench_scorer.ab_summary(args, runs, same_values=bool(same))
-    ratio = medians[ARMS[1]] / medians[ARMS[0]]
-    result["ratio_every_shape_to_one"] = round(ratio, 3)
-    print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
-    for arm, median in medians.items():
-        print(f"  {arm:20s} {median:6.2f} s")
-    print(f"  every / one shape    {ratio:.3f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return 0 if same else 1
+    return bench_scorer.report_ab(
+        args,
+        runs,
+        "ratio_every_shape_to_one",
+        f"same feature values: {same}",
+        bool(same),
+        same_values=bool(same),
+    )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -35,16 +34,11 @@ from gpu_health.scorer import feature_frame
 ARMS = ("volatile side always read (before)", "only where needed")
 
 
-@contextmanager
-def reading(arm: str) -> Iterator[None]:
+def reading(arm: str) -> AbstractContextManager[object]:
     """The shipped check, or the volatile side read whatever the fleet sends."""
-    shipped = feature_frame.volatile_ecc_needed
     if arm == ARMS[0]:
-        feature_frame.volatile_ecc_needed = lambda *args: True  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        feature_frame.volatile_ecc_needed = shipped  # type: ignore[assignment]
+        return mock.patch.object(feature_frame, "volatile_ecc_needed", lambda *args: True)
+    return nullcontext()
 
 
 def main() -> int:
@@ -57,16 +51,9 @@ def main() -> int:
     same = frames[0].gpus == frames[1].gpus and np.array_equal(
         frames[0].values, frames[1].values, equal_nan=True
     )
-    result, medians = bench_scorer.ab_summary(args, runs, same_values=same)
-    ratio = medians[ARMS[1]] / medians[ARMS[0]]
-    result["ratio_needed_to_always"] = round(ratio, 3)
-    print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
-    for arm, median in medians.items():
-        print(f"  {arm:36s} {median:6.2f} s")
-    print(f"  only where needed / always           {ratio:.3f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return 0 if same else 1
+    return bench_scorer.report_ab(
+        args, runs, "ratio_needed_to_always", f"same feature values: {same}", same, same_values=same
+    )
 
 
 if __name__ == "__main__":

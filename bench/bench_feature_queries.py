@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,21 +65,16 @@ def main() -> int:
         )
         arms = {arm: functools.partial(sending, arm) for arm in ARMS}
         runs = bench_scorer.interleaved_runs(client, arms, args.pairs, args.workers)
-    result, medians = bench_scorer.ab_summary(
+    return bench_scorer.report_ab(
         args,
         runs,
+        "ratio_parts_to_whole",
+        f"same feature values: {same}",
+        bool(same),
+        notes={arm: f"({len(plan.queries)} queries)" for arm, plan in plans.items()},
         queries={arm: len(plan.queries) for arm, plan in plans.items()},
         same_values=bool(same),
     )
-    ratio = medians[ARMS[1]] / medians[ARMS[0]]
-    result["ratio_parts_to_whole"] = round(ratio, 3)
-    print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
-    for arm, median in medians.items():
-        print(f"  {arm:18s} {median:6.2f} s  ({len(plans[arm].queries)} queries)")
-    print(f"  parts / whole      {ratio:.3f}x")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return 0 if same else 1
 
 
 if __name__ == "__main__":

@@ -224,6 +224,34 @@ def ab_summary(
     return result, medians
 
 
+def report_ab(
+    args: argparse.Namespace,
+    runs: Mapping[str, list[float]],
+    ratio_key: str,
+    headline: str,
+    ok: bool,
+    notes: Mapping[str, str] | None = None,
+    **extra: object,
+) -> int:
+    """Print an A/B bench's medians (each arm's ``notes`` after it) and the ratio of the
+    second arm to the first (under ``headline``), write its JSON (:func:`ab_summary` plus the
+    ratio as ``ratio_key``) to ``--json``; the exit status: 0 when ``ok`` (the arms agreed on
+    the feature values)."""
+    result, medians = ab_summary(args, runs, **extra)
+    first, second = list(medians)
+    ratio = medians[second] / medians[first]
+    result[ratio_key] = round(ratio, 3)
+    width = max(map(len, medians)) + 2
+    print(f"whole scoring run, median of {args.pairs} ({headline}):")
+    for arm, median in medians.items():
+        note = f"  {notes[arm]}" if notes and arm in notes else ""
+        print(f"  {arm:{width}s} {median:6.2f} s{note}")
+    print(f"  {'second / first':{width}s} {ratio:6.3f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if ok else 1
+
+
 @contextmanager
 def served_history(
     gpus: int,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from gpu_health import cli_validate
 from gpu_health.scorer.feature_plan import Answer, combine, plan_queries
+from gpu_health.scorer.feature_promql import window_seconds
 from gpu_health.scorer.feature_schema import (
     SCHEMAS,
     Schema,
@@ -188,13 +188,10 @@ def _warn_without_uuid(s: Schema, count: int) -> None:
         )
 
 
-_PRESENCE_SECONDS = cli_validate.duration(0.0, 366 * 86400.0)
-
-
 def repetition_window(s: Schema) -> str:
     """The window of :func:`repeated_series_query`: four presence windows, so at least six
     scrape intervals (a presence window holds at least one and a half)."""
-    return f"{round(4 * _PRESENCE_SECONDS(s.fresh))}s"
+    return f"{round(4 * window_seconds(s.fresh))}s"
 
 
 def repeated_series_query(s: Schema) -> str:

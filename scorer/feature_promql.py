@@ -32,12 +32,13 @@ def _scaled(expr: str, scale: float) -> str:
 SPAN_WINDOW_HOURS = 24
 
 
-_SECONDS = cli_validate.duration(0.0, 366 * 86400.0)
+#: Seconds in a PromQL window of the feature table or the schema (``24h``, ``7d``, ``45m``).
+window_seconds = cli_validate.duration(0.0, 366 * 86400.0)
 
 
 def _hours(window: str) -> float:
     """Hours in a PromQL window of the feature table (``24h``, ``7d``)."""
-    return _SECONDS(window) / 3600
+    return window_seconds(window) / 3600
 
 
 def counter(metric: str, window: str, per: float = 1.0, **labels: str) -> Builder:
