@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_health import stack
 from gpu_health.scorer.cli import main
-from gpu_health.scorer.evaluation import evaluate
+from gpu_health.scorer.evaluation import evaluate, predict_snapshots
 from gpu_health.scorer.model import HORIZONS, load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.training import collect, load_failures, prediction_times
@@ -47,11 +47,13 @@ def test_live_outcomes_match_offline_evaluate(
         data = collect(client, "dcgm", times, failures, times[-1])
     offline = evaluate(model, data, failures, bootstrap=0)
 
-    # What the scorer would have published at each of those times.
+    # What the scorer would have published at each of those times: each time's fleet scored
+    # together, as `serve` scores it (the rule reads a GPU against its fleet at that time).
     lines = ["# TYPE gpu_failure_probability gauge"]
     x = data.matrix(model.features)
+    published_p = {h: predict_snapshots(model, h, x, data.times) for h in HORIZONS}
     for h in HORIZONS:
-        for uuid, t, p in zip(data.uuids, data.times, model.predict(h, x), strict=True):
+        for uuid, t, p in zip(data.uuids, data.times, published_p[h], strict=True):
             lines.append(f'gpu_failure_probability{{uuid="{uuid}",horizon="{h}"}} {p:.9g} {t:.0f}')
     published = tmp_path / "published.om"
     published.write_text("\n".join(lines) + "\n# EOF\n")
@@ -87,7 +89,7 @@ def test_live_outcomes_match_offline_evaluate(
     for h in HORIZONS:
         y = data.labels[h]
         known = ~np.isnan(y)
-        p = model.predict(h, x)
+        p = published_p[h]
         thr = model.threshold(h)
         expect_tp = int(((p >= thr) & (y == 1) & known).sum())
         expect_fp = int(((p >= thr) & (y == 0) & known).sum())
