@@ -29,9 +29,11 @@ from unittest import mock
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import resolution_invariance  # evaluate's own row collection
+
 from gpu_health.scorer import rules
-from gpu_health.scorer.cli import build_parser
-from gpu_health.scorer.cli_history import _collect
 from gpu_health.scorer.evaluation import (
     _weighted_scores,
     belongs,
@@ -136,7 +138,6 @@ def missed_by_mode(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fleets", nargs="+", help="LABEL=DIR (a fleet directory)")
-    parser.add_argument("--step", default="24h", help="time between rows (evaluate's --step)")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
     args = parser.parse_args()
     results: dict[str, Any] = {}
@@ -148,10 +149,7 @@ def main() -> int:
         label, _, directory = item.partition("=")
         if not directory:
             parser.error(f"{item!r}: expected LABEL=DIR")
-        ns = build_parser().parse_args(
-            ["evaluate", "--data-dir", directory, "--schema", "dcgm", "--step", args.step]
-        )
-        data, failures, _schema = _collect(ns, label)
+        data, failures = resolution_invariance.collect(Path(directory), label, warmup="7d")
         before = measure(data, failures)
         with with_terms(STILL_ACTIVE):
             after = measure(data, failures)
