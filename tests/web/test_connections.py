@@ -7,6 +7,7 @@ import base64
 import contextlib
 import http.client
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -233,11 +234,85 @@ def test_a_flooding_address_evicts_only_its_own_connections() -> None:
         server.shutdown()
 
 
+#: A /64 of the documentation prefix (RFC 3849) that the IPv6 test routes to the loopback interface.
+FLOOD_PREFIX = "2001:db8:6464::"
+
+
+@pytest.fixture
+def ipv6_flood_prefix() -> Iterator[str]:
+    """Route :data:`FLOOD_PREFIX`/64 to lo (root only), so a client can bind any address of
+    it as one host with a /64 of its own can; removed afterwards."""
+    route = ["ip", "-6", "route", "add", "local", f"{FLOOD_PREFIX}/64", "dev", "lo"]
+    try:
+        added = subprocess.run(route, capture_output=True, check=False, timeout=10)
+    except FileNotFoundError:
+        pytest.skip("no ip(8) here to route an IPv6 /64 to lo")
+    if added.returncode != 0:
+        pytest.skip(f"cannot route an IPv6 /64 to lo: {added.stderr.decode().strip()}")
+    try:
+        yield FLOOD_PREFIX
+    finally:
+        route[3] = "del"
+        subprocess.run(route, capture_output=True, check=False, timeout=10)
+
+
+def _silent_from6(source: str, port: int) -> socket.socket:
+    """A silent connection to [::1] from ``source`` (freely bound: it is routed, not assigned)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1)
+        sock.bind((source, 0))
+        sock.connect(("::1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def test_a_host_flooding_from_many_addresses_of_its_ipv6_64_is_one_client(
+    ipv6_flood_prefix: str,
+) -> None:
+    """An IPv6 host picks any address of its /64. Counted per address, 60 silent connections
+    from 60 addresses hold one each, so the scraper's two idle keep-alive connections made it
+    the client holding the most, and its connections were the ones evicted. Counted per /64,
+    the flood is one client and evicts only itself."""
+    server = web.WebServer(
+        "[::1]:0", {"/": lambda _r: Response(200, b"ok\n")}, max_connections=8
+    ).start()
+    scraper = [http.client.HTTPConnection("::1", server.port, timeout=5) for _ in range(2)]
+    flood: list[socket.socket] = []
+    try:
+        for conn in scraper:
+            conn.request("GET", "/")
+            assert conn.getresponse().read() == b"ok\n"
+        sockets = [conn.sock for conn in scraper]
+        flood.extend(_silent_from6(f"{ipv6_flood_prefix}{n:x}", server.port) for n in range(1, 61))
+        deadline = time.monotonic() + 5
+        while server.evicted_connections < 60 - 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.evicted_connections == 60 - 6 and server.refused_connections == 0
+        assert [_reuse(conn) for conn in scraper] == [200, 200]
+        assert [conn.sock for conn in scraper] == sockets  # never evicted
+        assert sum(_closed_by_server(sock) for sock in flood[:-6]) == 60 - 6
+    finally:
+        for conn in scraper:
+            conn.close()
+        for sock in flood:
+            sock.close()
+        server.shutdown()
+
+
 @pytest.mark.parametrize(
     ("address", "key"),
     [
         (("10.0.0.7", 40000), "10.0.0.7"),
-        (("2001:db8::1", 40000, 0, 0), "2001:db8::1"),
+        (("2001:db8::1", 40000, 0, 0), "2001:db8::/64"),
+        # one host picks any address of its /64: all one client; the next /64 is another
+        (("2001:db8::dead:beef:1:2", 40001, 0, 0), "2001:db8::/64"),
+        (("2001:db8:0:1::1", 40000, 0, 0), "2001:db8:0:1::/64"),
+        (("fe80::1%eth0", 40000, 0, 2), "fe80::/64%eth0"),  # link-local: per interface
+        (("fe80::2%eth1", 40000, 0, 3), "fe80::/64%eth1"),
+        (("::1", 40000, 0, 0), "::/64"),
         (("::ffff:10.0.0.7", 40000, 0, 0), "10.0.0.7"),  # dual-stack listener: same client
         ("", ""),  # a Unix socket: all one client
         (b"\0abstract", ""),

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import errno
 import heapq
+import ipaddress
 import itertools
 import logging
 import resource
@@ -134,14 +135,30 @@ def raise_fd_limit() -> int:
     return int(soft)
 
 
+#: The IPv6 prefix one client is counted as: a host is usually given a whole /64 (SLAAC, RFC
+#: 4291's interface identifiers) and can pick any address in it, so counting addresses would
+#: let one host open connections as thousands of clients.
+IPV6_CLIENT_PREFIX = 64
+
+
 def peer_key(address: object) -> Hashable:
-    """The client a connection is counted against: its IP address (the port dropped, an
-    IPv4-mapped IPv6 address as the IPv4 one); any other kind of address (a Unix socket's) is one
-    client for all."""
-    if isinstance(address, tuple) and address and isinstance(address[0], str):
-        host = address[0]
-        return host[7:] if host.startswith("::ffff:") and "." in host else host
-    return ""
+    """The client a connection is counted against: its IPv4 address (the port dropped, an
+    IPv4-mapped IPv6 address as the IPv4 one), or its IPv6 address's /64 network (see
+    :data:`IPV6_CLIENT_PREFIX`; a link-local one keeps its interface); any other kind of
+    address (a Unix socket's) is one client for all."""
+    if not (isinstance(address, tuple) and address and isinstance(address[0], str)):
+        return ""
+    host = address[0]
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    if ":" not in host:
+        return host
+    bare, _, scope = host.partition("%")
+    try:
+        network = ipaddress.IPv6Network(f"{bare}/{IPV6_CLIENT_PREFIX}", strict=False)
+    except ValueError:
+        return host
+    return f"{network}%{scope}" if scope else str(network)
 
 
 @dataclass(eq=False)
