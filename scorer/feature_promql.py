@@ -15,6 +15,7 @@ from typing import Literal
 
 from gpu_health import cli_validate
 from gpu_health.scorer.feature_schema import Schema
+from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS
 from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
@@ -527,6 +528,46 @@ def active_hours(metric: str, window: str, **labels: str) -> Builder:
         if found is None:
             return None
         return f"2 * sum_over_time((({found[0]}) > bool 0)[{window}:2h])"
+
+    return build
+
+
+#: Clock-event reasons that are the hardware's own brakes: HW thermal slowdown and HW power
+#: brake (an external power-brake assertion: the baseboard or PSU), bits 0x40 and 0x80 of
+#: NVML's clock-event reasons. The software power cap (0x4), which a busy board holds most of
+#: the time, and the other reasons are not. HW slowdown (0x8), which NVML also sets for these
+#: two, is left out: a bitmask's bit 3 cannot be told from its largest value in a slot.
+HARDWARE_HOLDS: tuple[str, ...] = ("hw_thermal_slowdown", "hw_power_brake_slowdown")
+
+
+def hardware_hold_hours(window: str) -> Builder:
+    """Hours of the window (2-hour slots, as :func:`active_hours`) in which any sample of the
+    GPU had a hardware clock hold (:data:`HARDWARE_HOLDS`): unit-free, and rare on a healthy
+    board, where "any power hold" is almost every hour of a busy one.
+
+    Ours sends one 0/1 series per reason. dcgm-exporter sends the reasons as one bitmask
+    (``DCGM_FI_DEV_CLOCK_THROTTLE_REASONS``, not among its default counters). Bits 6 and 7 are
+    the top two of the lowest byte, so a slot is held when its largest value, modulo 256, is at
+    least 64: one range function per slot, where testing each sample's bits took a subquery
+    that made every scoring run 1.6 times as long (``bench/bench_hardware_holds.py``). A board
+    that sets a higher reason (display clocks, 0x100, or the newer drivers' board-limit and
+    reliability reasons) in only part of a slot can hide a hold there.
+    """
+    bits = [bit for bit, name in CLOCK_EVENT_REASONS.items() if name in HARDWARE_HOLDS]
+    lowest = min(bits)
+    assert sorted(bits) == [lowest, 2 * lowest] and 4 * lowest == 256  # the top two of 8 bits
+
+    def build(s: Schema) -> str | None:
+        found = s.selectors("gpu_clock_event_active")
+        if found is None:
+            return None
+        sel = found[0][0]
+        if s.name == "ours":
+            held = _with_matchers(sel.removesuffix("{}"), f'reason=~"{"|".join(HARDWARE_HOLDS)}"')
+            slot = f"{s.per_gpu('max', f'max_over_time({held}[2h])')} > bool 0"
+        else:
+            slot = f"{s.per_gpu('max', f'max_over_time({sel}[2h]) % 256')} >= bool {lowest}"
+        return f"2 * sum_over_time(({slot})[{window}:2h])"
 
     return build
 

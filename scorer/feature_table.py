@@ -29,6 +29,7 @@ from gpu_health.scorer.feature_promql import (
     fleet_gpu_days,
     fleet_lost_gpus,
     gauge,
+    hardware_hold_hours,
     health_score,
     level,
     log_change,
@@ -387,6 +388,11 @@ FEATURES: tuple[Feature, ...] = (
         "thermal_violation_active_hours_7d",
         "Hours of the last 7 d with thermal clock holds (any counter unit).",
         active_hours("gpu_clock_event_seconds_total", "7d", reason="thermal"),
+    ),
+    Feature(
+        "hardware_hold_hours_7d",
+        "Hours of the last 7 d with a hardware clock hold (HW thermal slowdown, HW power brake).",
+        hardware_hold_hours("7d"),
     ),
     # --- usage (scale-free) ---------------------------------------------------------------
     Feature(

@@ -210,6 +210,9 @@ TERMS: tuple[Term, ...] = (
     ),
     Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
     Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
+    # The hardware's own brakes (HW thermal slowdown, external power brake): unlike the power
+    # cap, which a busy board holds in almost every hour, rare on a healthy one.
+    Term("hardware_hold_hours_7d", "thermal_power", "hardware_hold_hours_7d", 0.8),
     # other: any other XID and resets. (A node that recently lost a GPU adds hazard directly:
     # see NODE_REPEAT_RATE.)
     Term("other_xid_7d", "other", "xid_other_events_7d", 1.0),

@@ -61,6 +61,7 @@ def test_a_burst_of_thirty_counts_and_a_thousandfold_burst_does_not_drown_the_re
             True,
         ),
         ({"power_violation_active_hours_7d": 30}, "thermal_power", False),
+        ({"hardware_hold_hours_7d": 30}, "thermal_power", False),
         ({"node_lost_gpus_30d": 3, "resets_30d": 3}, "other", True),
     ],
 )

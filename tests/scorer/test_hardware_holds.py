@@ -1,0 +1,109 @@
+"""Hours with a hardware clock hold, read from a hand-made history in both schemas on real
+Prometheus and real VictoriaMetrics: the known hours, the power cap ignored, one number."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpu_health import stack
+from gpu_health.scorer.feature_table import FEATURES
+from gpu_health.scorer.features import compute_features
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS
+from tests.conftest import PrometheusFactory, import_openmetrics
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3600
+DAY = 24 * HOUR
+#: A multiple of two hours, so the feature's 2-hour slots start on the episodes' grid.
+START = 1_699_999_200
+DAYS = 8
+AT = START + DAYS * DAY
+STEP = 120
+BIT = {name: bit for bit, name in CLOCK_EVENT_REASONS.items()}
+CAP, BRAKE = BIT["sw_power_cap"], BIT["hw_power_brake_slowdown"]
+SLOWDOWN, HOT = BIT["hw_slowdown"], BIT["hw_thermal_slowdown"]
+
+
+def _reasons(gpu: int, t: int) -> int:
+    """The clock-event bitmask of GPU ``gpu`` at ``t`` seconds after the start.
+
+    0: held by the power cap all the time (a busy board), never by the hardware.
+    1: at the cap, plus a 10-minute power brake 30 minutes into every 6 hours.
+    2: a 3 h 50 min HW thermal slowdown inside two 2-hour slots on day 3.
+    3: nothing at all.
+    4: HW slowdown alone every other hour (NVML sets it with the two holds read; alone it is
+       not read: a bitmask's bit 3 cannot be told from its largest value in a slot).
+    5: the power cap and the display-clock bit (0x100) all the time: no hold.
+    """
+    if gpu == 0:
+        return CAP
+    if gpu == 1:
+        return CAP | (BRAKE | SLOWDOWN if 1800 <= t % (6 * HOUR) < 2400 else 0)
+    if gpu == 2:
+        inside = 3 * DAY + 2 * HOUR + 300 <= t < 3 * DAY + 6 * HOUR - 300
+        return (HOT | SLOWDOWN) if inside else 0
+    if gpu == 4:
+        return SLOWDOWN if (t // HOUR) % 2 else 0
+    if gpu == 5:
+        return CAP | BIT["display_clock_setting"]
+    return 0
+
+
+#: GPU -> hours of the last 7 days with a hardware hold.
+EXPECTED = {0: 0.0, 1: 7 * 4 * 2.0, 2: 4.0, 3: 0.0, 4: 0.0, 5: 0.0}
+
+
+def _history(schema: str) -> str:
+    lines: dict[str, list[str]] = {}
+    for gpu in EXPECTED:
+        ident = (
+            f'node="n0",gpu="{gpu}",uuid="GPU-{gpu:04d}-hold",model="NVIDIA H100 80GB HBM3"'
+            if schema == "ours"
+            else f'Hostname="n0",gpu="{gpu}",UUID="GPU-{gpu:04d}-hold",'
+            f'modelName="NVIDIA H100 80GB HBM3"'
+        )
+        power = "gpu_power_watts" if schema == "ours" else "DCGM_FI_DEV_POWER_USAGE"
+        for t in range(0, DAYS * DAY + 1, STEP):
+            ts = START + t
+            if t % 300 == 0:
+                lines.setdefault(power, []).append(f"{power}{{{ident}}} 500 {ts}")
+            mask = _reasons(gpu, t)
+            if schema == "dcgm":
+                name = "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
+                lines.setdefault(name, []).append(f"{name}{{{ident}}} {mask} {ts}")
+                continue
+            name = "gpu_clock_event_active"
+            for bit, reason in CLOCK_EVENT_REASONS.items():
+                on = 1 if mask & bit else 0
+                lines.setdefault(name, []).append(f'{name}{{{ident},reason="{reason}"}} {on} {ts}')
+    out = [f"# TYPE {name} gauge\n" + "\n".join(body) for name, body in lines.items()]
+    return "\n".join(out) + "\n# EOF\n"
+
+
+def _hours(url: str, schema: str) -> dict[int, float]:
+    client = PromClient(PromConfig(url, retries=1, timeout_s=60))
+    feature = [f for f in FEATURES if f.name == "hardware_hold_hours_7d"]
+    frame = compute_features(client, schema, AT, features=feature)  # type: ignore[arg-type]
+    assert frame.failed_queries == 0
+    column = frame.column("hardware_hold_hours_7d")
+    return {int(g[1]): float(column[i]) for i, g in enumerate(frame.gpus)}
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_hardware_hold_hours_on_prometheus_and_victoriametrics(
+    schema: str,
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+) -> None:
+    history = _history(schema)
+    prom = prometheus_factory(data_dir=backfill(history))
+    vm = victoriametrics_factory()
+    import_openmetrics(vm, history)
+    assert _hours(prom.url, schema) == EXPECTED
+    assert _hours(vm.url, schema) == EXPECTED
