@@ -535,8 +535,9 @@ def active_hours(metric: str, window: str, **labels: str) -> Builder:
 #: Clock-event reasons that are the hardware's own brakes: HW thermal slowdown and HW power
 #: brake (an external power-brake assertion: the baseboard or PSU), bits 0x40 and 0x80 of
 #: NVML's clock-event reasons. The software power cap (0x4), which a busy board holds most of
-#: the time, and the other reasons are not. HW slowdown (0x8), which NVML also sets for these
-#: two, is left out: a bitmask's bit 3 cannot be told from its largest value in a slot.
+#: the time, and the other reasons are not. HW slowdown (0x8) is left out: a bitmask's bit 3
+#: cannot be told from its largest value in a slot, and NVML sets it for these two causes but
+#: also "during PState or clock change" (its reference), so alone it is partly noise.
 HARDWARE_HOLDS: tuple[str, ...] = ("hw_thermal_slowdown", "hw_power_brake_slowdown")
 
 
