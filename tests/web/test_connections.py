@@ -145,12 +145,16 @@ def test_silent_connections_beyond_the_cap_cannot_lock_a_scraper_out() -> None:
 
 
 def _silent_from(source: str, port: int) -> socket.socket:
-    """A connection from the loopback address ``source`` (Linux routes all of 127/8 to lo) that
-    sends nothing."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A connection that sends nothing, from ``source`` to the same family's loopback: an IPv4
+    one of 127/8 (Linux routes all of it to lo), or an IPv6 one, bound freely (a /64 routed to
+    lo, not assigned to it)."""
+    ipv6 = ":" in source
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_STREAM)
     try:
+        if ipv6:
+            sock.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1)
         sock.bind((source, 0))
-        sock.connect(("127.0.0.1", port))
+        sock.connect(("::1" if ipv6 else "127.0.0.1", port))
     except OSError:
         sock.close()
         raise
@@ -256,19 +260,6 @@ def ipv6_flood_prefix() -> Iterator[str]:
         subprocess.run(route, capture_output=True, check=False, timeout=10)
 
 
-def _silent_from6(source: str, port: int) -> socket.socket:
-    """A silent connection to [::1] from ``source`` (freely bound: it is routed, not assigned)."""
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1)
-        sock.bind((source, 0))
-        sock.connect(("::1", port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def test_a_host_flooding_from_many_addresses_of_its_ipv6_64_is_one_client(
     ipv6_flood_prefix: str,
 ) -> None:
@@ -286,7 +277,7 @@ def test_a_host_flooding_from_many_addresses_of_its_ipv6_64_is_one_client(
             conn.request("GET", "/")
             assert conn.getresponse().read() == b"ok\n"
         sockets = [conn.sock for conn in scraper]
-        flood.extend(_silent_from6(f"{ipv6_flood_prefix}{n:x}", server.port) for n in range(1, 61))
+        flood.extend(_silent_from(f"{ipv6_flood_prefix}{n:x}", server.port) for n in range(1, 61))
         deadline = time.monotonic() + 5
         while server.evicted_connections < 60 - 6 and time.monotonic() < deadline:
             time.sleep(0.02)
