@@ -47,6 +47,8 @@ def _dcgm(spec: MetricSpec) -> str:
             text += " (" + ", ".join(f"{k}={v}" for k, v in field.labels.items()) + ")"
         if field.scale != 1.0:
             text += f" × {field.scale:g}"
+        if field.aliases:
+            text += " (also read as " + ", ".join(f"`{a}`" for a in field.aliases) + ")"
         if field.semantics == "last_value":
             text += " (dcgm-exporter: last code, not a count)"
         parts.append(text)

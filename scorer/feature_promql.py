@@ -553,21 +553,31 @@ def hardware_hold_hours(window: str) -> Builder:
     that made every scoring run 1.6 times as long (``bench/bench_hardware_holds.py``). A board
     that sets a higher reason (display clocks, 0x100, or the newer drivers' board-limit and
     reliability reasons) in only part of a slot can hide a hold there.
+
+    The bitmask is read under both its names (``DCGM_FI_DEV_CLOCKS_EVENT_REASONS`` since DCGM
+    3.3): a slot's largest value is taken over both, each kept apart by a label so that a slot
+    in which an exporter upgrade changed the name keeps the readings of each.
     """
     bits = [bit for bit, name in CLOCK_EVENT_REASONS.items() if name in HARDWARE_HOLDS]
     lowest = min(bits)
     assert sorted(bits) == [lowest, 2 * lowest] and 4 * lowest == 256  # the top two of 8 bits
 
     def build(s: Schema) -> str | None:
-        found = s.selectors("gpu_clock_event_active")
+        found = s.selectors_and_aliases("gpu_clock_event_active")
         if found is None:
             return None
-        sel = found[0][0]
         if s.name == "ours":
-            held = _with_matchers(sel.removesuffix("{}"), f'reason=~"{"|".join(HARDWARE_HOLDS)}"')
+            held = _with_matchers(
+                found[0][0].removesuffix("{}"), f'reason=~"{"|".join(HARDWARE_HOLDS)}"'
+            )
             slot = f"{s.per_gpu('max', f'max_over_time({held}[2h])')} > bool 0"
         else:
-            slot = f"{s.per_gpu('max', f'max_over_time({sel}[2h]) % 256')} >= bool {lowest}"
+            each = [
+                f'label_replace(max_over_time({name}[2h]), "field", "{i}", "", "")'
+                for i, name in enumerate(found[0])
+            ]
+            largest = "(" + " or ".join(each) + ") % 256"
+            slot = f"{s.per_gpu('max', largest)} >= bool {lowest}"
         return f"2 * sum_over_time(({slot})[{window}:2h])"
 
     return build

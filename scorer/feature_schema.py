@@ -99,6 +99,16 @@ class Schema:
         each is returned separately because a range function over ``{__name__=~"a|b"}`` drops
         the names and then fails on identical label sets.
         """
+        return self._selectors(metric, False, labels)
+
+    def selectors_and_aliases(self, metric: str) -> tuple[list[str], float] | None:
+        """As :meth:`selectors`, with each field's other names too (:attr:`DcgmField.aliases`),
+        which the caller must combine without summing."""
+        return self._selectors(metric, True, {})
+
+    def _selectors(
+        self, metric: str, aliases: bool, labels: dict[str, str]
+    ) -> tuple[list[str], float] | None:
         extra = [self.shard_matcher] if self.shard_matcher else []
         if self.name == "ours":
             matchers = ",".join([*(f'{k}="{v}"' for k, v in sorted(labels.items())), *extra])
@@ -113,7 +123,8 @@ class Schema:
         if len(scales) != 1:
             raise ValueError(f"{metric}{labels}: dcgm fields with different scales")
         suffix = f"{{{self.shard_matcher}}}" if self.shard_matcher else ""
-        return sorted(f.name + suffix for f in fields), scales.pop()
+        names = [n for f in fields for n in (f.name, *(f.aliases if aliases else ()))]
+        return sorted(n + suffix for n in names), scales.pop()
 
     def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
         """The single selector of a one-field signal (see :meth:`selectors`)."""

@@ -52,6 +52,8 @@ FIELDS: dict[str, tuple[str, float]] = {
     "DCGM_FI_DEV_RETIRED_PENDING": ("retired_pages_pending", 1.0),
     "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": ("pcie_replays", 1.0),
     "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": ("clock_event_reasons", 1.0),
+    # the same field (112) as named since DCGM 3.3; newer bindings may carry only this name
+    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS": ("clock_event_reasons", 1.0),
     "DCGM_FI_PROF_GR_ENGINE_ACTIVE": ("graphics_engine_active_ratio", 1.0),
     "DCGM_FI_PROF_SM_ACTIVE": ("sm_active_ratio", 1.0),
     "DCGM_FI_PROF_SM_OCCUPANCY": ("sm_occupancy_ratio", 1.0),

@@ -22,9 +22,13 @@ from gpu_health.telemetry.readings import BackendUnavailableError, GpuLostError
 FIELD_IDS = {name: 100 + i for i, name in enumerate(dcgm.FIELDS)}
 
 
-def install_stub(monkeypatch: pytest.MonkeyPatch, latest: dict[int, dict[int, Any]]) -> None:
+def install_stub(
+    monkeypatch: pytest.MonkeyPatch,
+    latest: dict[int, dict[int, Any]],
+    field_ids: dict[str, int] = FIELD_IDS,
+) -> None:
     fields = types.ModuleType("dcgm_fields")
-    for name, field_id in FIELD_IDS.items():
+    for name, field_id in field_ids.items():
         setattr(fields, name, field_id)
     identifiers = types.SimpleNamespace(
         uuid="GPU-dcgm-0", deviceName="NVIDIA H100 80GB HBM3", pciBusId="00000000:00:06.0",
@@ -34,6 +38,7 @@ def install_stub(monkeypatch: pytest.MonkeyPatch, latest: dict[int, dict[int, An
     class Reader:
         def __init__(self, **kwargs: Any) -> None:
             self.kwargs = kwargs
+            watched.extend(kwargs["fieldIds"])
             self.m_dcgmGroup = types.SimpleNamespace(GetGpuIds=lambda: [0])
             self.m_dcgmSystem = types.SimpleNamespace(
                 discovery=types.SimpleNamespace(
@@ -50,7 +55,9 @@ def install_stub(monkeypatch: pytest.MonkeyPatch, latest: dict[int, dict[int, An
         def Shutdown(self) -> None:
             pass
 
+    watched: list[int] = []
     reader = types.ModuleType("DcgmReader")
+    reader.watched = watched  # type: ignore[attr-defined]
     reader.DcgmReader = Reader  # type: ignore[attr-defined]
     for name, module in {
         "dcgm_fields": fields,
@@ -114,3 +121,27 @@ def test_a_gpu_dcgm_has_no_values_for_is_lost(monkeypatch: pytest.MonkeyPatch) -
     (gpu,) = backend.inventory()
     with pytest.raises(GpuLostError):
         backend.sample(gpu)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("DCGM_FI_DEV_CLOCKS_EVENT_REASONS",),  # bindings of DCGM 3.3 and later
+        ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",),  # older bindings
+        ("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"),  # both
+    ],
+)
+def test_the_clock_event_bitmask_is_read_under_either_name_of_field_112(
+    monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...]
+) -> None:
+    """DCGM 3.3 renamed field 112; bindings that know only one name still give the reasons."""
+    ids = {
+        **{n: i for n, i in FIELD_IDS.items() if "REASONS" not in n},
+        **dict.fromkeys(names, 112),
+    }
+    install_stub(monkeypatch, {0: {112: 0xC4}}, field_ids=ids)
+    backend = dcgm.DcgmBackend()
+    assert sys.modules["DcgmReader"].watched.count(112) == 1  # type: ignore[attr-defined]
+    (gpu,) = backend.inventory()
+    assert backend.sample(gpu).clock_event_reasons == 0xC4
+    backend.close()

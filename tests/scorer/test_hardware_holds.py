@@ -39,10 +39,13 @@ def _reasons(gpu: int, t: int) -> int:
     4: HW slowdown alone every other hour (NVML sets it with the two holds read; alone it is
        not read: a bitmask's bit 3 cannot be told from its largest value in a slot).
     5: the power cap and the display-clock bit (0x100) all the time: no hold.
+    6: as 1, its dcgm-exporter upgraded on day 5 to a counters file naming the bitmask by its
+       DCGM 3.3 name (see :func:`_bitmask_names`).
+    7: as 6, rolled back on day 5 from the new name to the old.
     """
     if gpu == 0:
         return CAP
-    if gpu == 1:
+    if gpu in (1, 6, 7):
         return CAP | (BRAKE | SLOWDOWN if 1800 <= t % (6 * HOUR) < 2400 else 0)
     if gpu == 2:
         inside = 3 * DAY + 2 * HOUR + 300 <= t < 3 * DAY + 6 * HOUR - 300
@@ -55,7 +58,21 @@ def _reasons(gpu: int, t: int) -> int:
 
 
 #: GPU -> hours of the last 7 days with a hardware hold.
-EXPECTED = {0: 0.0, 1: 7 * 4 * 2.0, 2: 4.0, 3: 0.0, 4: 0.0, 5: 0.0}
+EXPECTED = {0: 0.0, 1: 56.0, 2: 4.0, 3: 0.0, 4: 0.0, 5: 0.0, 6: 56.0, 7: 56.0}
+UPGRADE = 5 * DAY
+
+
+def _bitmask_names(gpu: int, t: int) -> list[str]:
+    """The dcgm-exporter names GPU ``gpu``'s bitmask is sent under at ``t``: the old name,
+    except on GPUs 6 and 7, which change names on day 5. The first exporter sends its last
+    sample 20 minutes into the day-5 slot and the second its first 10 minutes in, so the
+    2-hour slot of the brake at 30 minutes holds both names and sees the brake in the second
+    name's readings only (the new one on GPU 6, the old one on GPU 7)."""
+    old, new = "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
+    if gpu not in (6, 7):
+        return [old]
+    first, second = (old, new) if gpu == 6 else (new, old)
+    return [n for n, on in ((first, t <= UPGRADE + 1200), (second, t >= UPGRADE + 600)) if on]
 
 
 def _history(schema: str) -> str:
@@ -74,8 +91,8 @@ def _history(schema: str) -> str:
                 lines.setdefault(power, []).append(f"{power}{{{ident}}} 500 {ts}")
             mask = _reasons(gpu, t)
             if schema == "dcgm":
-                name = "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
-                lines.setdefault(name, []).append(f"{name}{{{ident}}} {mask} {ts}")
+                for name in _bitmask_names(gpu, t):
+                    lines.setdefault(name, []).append(f"{name}{{{ident}}} {mask} {ts}")
                 continue
             name = "gpu_clock_event_active"
             for bit, reason in CLOCK_EVENT_REASONS.items():

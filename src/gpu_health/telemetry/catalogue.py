@@ -52,6 +52,10 @@ class DcgmField:
     scale: float = 1.0
     #: dcgm-exporter exports it as a gauge of the last value where we count (XID).
     semantics: Literal["same", "last_value"] = "same"
+    #: Other names DCGM has given the same field. A counters file may use either (go-dcgm maps
+    #: both to one field id) and the metric carries the name the file used, so a reader must
+    #: look for each; a writer uses :attr:`name`.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -326,7 +330,14 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "1 while the given clock-event (throttle) reason holds clocks down, else 0.",
         _clock_event_active,
         labels=("reason",),
-        dcgm=(DcgmField("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", {"reason": "*bitmask*"}),),
+        dcgm=(
+            DcgmField(
+                "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",
+                {"reason": "*bitmask*"},
+                # field 112's name since DCGM 3.3 (NVML's "throttle" became "clocks event")
+                aliases=("DCGM_FI_DEV_CLOCKS_EVENT_REASONS",),
+            ),
+        ),
     ),
     MetricSpec(
         "gpu_clock_event_seconds_total",
