@@ -1,14 +1,15 @@
-"""What the hardware-hold feature costs a scoring run on a fleet that exports the bitmask.
+"""What one feature costs a scoring run, on a fleet directory that has the data it reads.
 
-``hardware_hold_hours_7d`` reads dcgm-exporter's clock-event bitmask
-(``DCGM_FI_DEV_CLOCK_THROTTLE_REASONS``) bit by bit through a nested subquery, which costs more
-than a plain range function; on a fleet without the field it matches no series and costs
-nothing. This bench serves a fleet directory that has the field (``bench/rack_fleet.py`` writes
-it) with Debian's Prometheus and computes every feature at one time, with and without that
-feature, in interleaved rounds (one cold run of each first), and prints the medians and their
-ratio (JSON with ``--json``).
+A feature that reads a field the fleet does not export matches no series and costs nothing, so
+its cost is measured where the field is written: ``hardware_hold_hours_7d`` (the default)
+reads dcgm-exporter's clock-event bitmask (``DCGM_FI_DEV_CLOCK_THROTTLE_REASONS``, which
+``bench/rack_fleet.py`` writes); ``temp_memory_node_excess_24h`` compares every GPU's HBM
+temperature with its node's. This bench serves the fleet with Debian's Prometheus and computes
+every feature at one time, with and without the one named, in interleaved rounds (one cold run
+of each first), and prints the medians and their ratio (JSON with ``--json``).
 
-    .venv/bin/python bench/bench_hardware_holds.py --data-dir /tmp/rack/s1 --at 1796083200
+    .venv/bin/python bench/bench_feature_cost.py --data-dir /tmp/rack/s1 --at 1796083200 \
+        [--feature temp_memory_node_excess_24h]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gpu_health.scorer.feature_table import FEATURES
 from gpu_health.scorer.features import compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 
-FEATURE = "hardware_hold_hours_7d"
+DEFAULT_FEATURE = "hardware_hold_hours_7d"
 
 
 def main() -> int:
@@ -36,19 +37,25 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--feature", default=DEFAULT_FEATURE, help=f"feature to cost (default {DEFAULT_FEATURE})"
+    )
     args = parser.parse_args()
+    if args.feature not in {f.name for f in FEATURES}:
+        parser.error(f"--feature: no feature named {args.feature}")
+    feature = args.feature
     arms = {
-        "without": tuple(f for f in FEATURES if f.name != FEATURE),
+        "without": tuple(f for f in FEATURES if f.name != feature),
         "with": tuple(FEATURES),
     }
     runs: dict[str, list[float]] = {arm: [] for arm in arms}
-    with tempfile.TemporaryDirectory(prefix="bench-holds-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-feature-") as tmp:
         work = Path(tmp)
         config = stack.write_prometheus_config(work / "prometheus.yml")
         with stack.prometheus(work, config, data_dir=args.data_dir / "prometheus") as prom:
             client = PromClient(PromConfig(prom.url, timeout_s=300))
             held = compute_features(client, "dcgm", args.at, features=arms["with"])
-            column = held.column(FEATURE)
+            column = held.column(feature)
             gpus_with_data = int((column == column).sum())
             for features in arms.values():  # one cold run of each (chunks into the page cache)
                 compute_features(client, "dcgm", args.at, features, args.workers)
@@ -62,10 +69,11 @@ def main() -> int:
     ratio = medians["with"] / medians["without"]
     print(f"every feature at one time, median of {args.rounds} ({gpus_with_data} GPUs with data):")
     for arm, median in medians.items():
-        print(f"  {arm} {FEATURE}: {median:6.2f} s")
+        print(f"  {arm} {feature}: {median:6.2f} s")
     print(f"  with / without: {ratio:.3f}x")
     if args.json:
         result = {
+            "feature": feature,
             "gpus_with_data": gpus_with_data,
             "runs_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
             "median_s": {k: round(v, 3) for k, v in medians.items()},

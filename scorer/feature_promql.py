@@ -550,7 +550,7 @@ def hardware_hold_hours(window: str) -> Builder:
     (``DCGM_FI_DEV_CLOCK_THROTTLE_REASONS``, not among its default counters). Bits 6 and 7 are
     the top two of the lowest byte, so a slot is held when its largest value, modulo 256, is at
     least 64: one range function per slot, where testing each sample's bits took a subquery
-    that made every scoring run 1.6 times as long (``bench/bench_hardware_holds.py``). A board
+    that made every scoring run 1.6 times as long (``bench/bench_feature_cost.py``). A board
     that sets a higher reason (display clocks, 0x100, or the newer drivers' board-limit and
     reliability reasons) in only part of a slot can hide a hold there.
 

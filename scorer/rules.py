@@ -200,6 +200,16 @@ TERMS: tuple[Term, ...] = (
         "spread",
         load="power_node_excess_24h",
     ),
+    # HBM has its own sensor and its own contact with the cold plate: a memory stack losing
+    # its contact, or a cooling fault nearest the stacks, warms it more than the GPU die.
+    Term(
+        "memory_temperature_excess_24h",
+        "thermal_power",
+        "temp_memory_node_excess_24h",
+        0.2,
+        "spread",
+        load="power_node_excess_24h",
+    ),
     Term(
         "temperature_rise_7d",
         "thermal_power",
@@ -219,15 +229,20 @@ TERMS: tuple[Term, ...] = (
     Term("resets_30d", "other", "resets_30d", 0.7),
 )
 
-#: The features the rule reads (for selecting columns of a feature frame).
-RULE_FEATURES: tuple[str, ...] = (
-    *dict.fromkeys(t.feature for t in TERMS),
-    *(t.baseline for t in TERMS if t.baseline),
-    *(t.load for t in TERMS if t.load),
-    NODE_LOST,
-    FLEET_LOST,
-    FLEET_GPU_DAYS,
-    MODEL_KEY,
+#: The features the rule reads (for selecting columns of a feature frame), each once: two
+#: temperature terms take off the same load.
+RULE_FEATURES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (
+            *(t.feature for t in TERMS),
+            *(t.baseline for t in TERMS if t.baseline),
+            *(t.load for t in TERMS if t.load),
+            NODE_LOST,
+            FLEET_LOST,
+            FLEET_GPU_DAYS,
+            MODEL_KEY,
+        )
+    )
 )
 
 
