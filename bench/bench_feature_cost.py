@@ -3,13 +3,12 @@
 A feature that reads a field the fleet does not export matches no series and costs nothing, so
 its cost is measured where the field is written: ``hardware_hold_hours_7d`` (the default)
 reads dcgm-exporter's clock-event bitmask (``DCGM_FI_DEV_CLOCK_THROTTLE_REASONS``, which
-``bench/rack_fleet.py`` writes); ``temp_memory_node_excess_24h`` compares every GPU's HBM
-temperature with its node's. This bench serves the fleet with Debian's Prometheus and computes
+``bench/rack_fleet.py`` writes). This bench serves the fleet with Debian's Prometheus and computes
 every feature at one time, with and without the one named, in interleaved rounds (one cold run
 of each first), and prints the medians and their ratio (JSON with ``--json``).
 
     .venv/bin/python bench/bench_feature_cost.py --data-dir /tmp/rack/s1 --at 1796083200 \
-        [--feature temp_memory_node_excess_24h]
+        [--feature NAME]
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ FACTOR_LABELS: dict[str, str] = {
     "temp_gpu_excess_change_7d": "GPU running hotter than its peers than a week ago",
     "temp_gpu_node_excess_24h": "GPU temperature above the other GPUs of its node, last 24 h",
     "temp_gpu_node_excess_change_7d": "GPU running hotter than its node's GPUs than a week ago",
-    "temp_memory_node_excess_24h": "memory (HBM) temperature above its node's GPUs, last 24 h",
     "power_node_excess_24h": "power draw above the other GPUs of its node, last 24 h",
     "power_node_excess_change_7d": "power draw rising against its node's GPUs over a week",
     "temp_gpu_per_watt_vs_model_24h": "GPU heat per watt compared with the model's peers, 24 h",
@@ -64,9 +63,6 @@ FACTOR_LABELS: dict[str, str] = {
         "GPU temperature above the other GPUs of its node, beyond its load, last 24 h"
     ),
     "temperature_rise_7d": "GPU running hotter than its node's GPUs than a week ago, load aside",
-    "memory_temperature_excess_24h": (
-        "memory (HBM) temperature above the other GPUs of its node, beyond its load, last 24 h"
-    ),
 }
 
 #: Name parts and the words they stand for, for features not in the table.

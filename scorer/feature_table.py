@@ -160,11 +160,6 @@ FEATURES: tuple[Feature, ...] = (
         diff(NODE_TEMP_24H, offset_by(NODE_TEMP_24H, "7d")),
     ),
     Feature(
-        "temp_memory_node_excess_24h",
-        "HBM temperature minus its node's median, 24 h avg (°C).",
-        node_excess("gpu_temperature_celsius", "24h", **TEMP_MEM),
-    ),
-    Feature(
         "power_node_excess_24h",
         "Board power minus its node's median, 24 h avg (W): the load behind a temperature excess.",
         NODE_POWER_24H,

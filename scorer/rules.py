@@ -200,16 +200,6 @@ TERMS: tuple[Term, ...] = (
         "spread",
         load="power_node_excess_24h",
     ),
-    # HBM has its own sensor and its own contact with the cold plate: a memory stack losing
-    # its contact, or a cooling fault nearest the stacks, warms it more than the GPU die.
-    Term(
-        "memory_temperature_excess_24h",
-        "thermal_power",
-        "temp_memory_node_excess_24h",
-        0.2,
-        "spread",
-        load="power_node_excess_24h",
-    ),
     Term(
         "temperature_rise_7d",
         "thermal_power",
@@ -229,8 +219,8 @@ TERMS: tuple[Term, ...] = (
     Term("resets_30d", "other", "resets_30d", 0.7),
 )
 
-#: The features the rule reads (for selecting columns of a feature frame), each once: two
-#: temperature terms take off the same load.
+#: The features the rule reads (for selecting columns of a feature frame), each once: callers
+#: build rows by these positions, and two terms may read the same feature.
 RULE_FEATURES: tuple[str, ...] = tuple(
     dict.fromkeys(
         (

@@ -304,7 +304,6 @@ _INCREASING = (
     "temp_gpu_excess",
     "temp_gpu_node_excess",
     "temp_memory_excess",
-    "temp_memory_node_excess",
     "temp_gpu_per_watt",
     "temp_gpu_trend",
     "thermal_",

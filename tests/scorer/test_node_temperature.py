@@ -54,17 +54,6 @@ def _temperature(node: str, index: int, t: float) -> float:
     return 60.0
 
 
-#: HBM runs 5 °C above the die, except on the board whose memory stack loses its contact with
-#: the cold plate on day 7 (its die stays as cool as its neighbours').
-HBM_CONTACT_LOST = 11
-
-
-def _memory_temperature(node: str, index: int, t: float) -> float:
-    """HBM °C of one GPU ``t`` seconds into the history."""
-    lost = index == HBM_CONTACT_LOST and t >= 7 * DAY
-    return _temperature(node, index, t) + (15.0 if lost else 5.0)
-
-
 NODES = {
     "aisle": (0, 1, 2, 3),
     "mixed": (4, 5, 6, 7),
@@ -80,9 +69,9 @@ def _history(schema: str, restart_at: float | None) -> str:
     ``NODE_NAME``). The hot aisle is renamed too: were its GPUs compared with the model's
     median instead of their node's, they would read 15 °C, not 0."""
     names = (
-        ("gpu_temperature_celsius", "gpu_power_watts", "gpu_temperature_celsius")
+        ("gpu_temperature_celsius", "gpu_power_watts")
         if schema == "ours"
-        else ("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_MEMORY_TEMP")
+        else ("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE")
     )
     lines: dict[str, list[str]] = {n: [] for n in names}
     step = 1800.0
@@ -93,7 +82,6 @@ def _history(schema: str, restart_at: float | None) -> str:
                 if schema == "ours":
                     ident = f'node="{node}",gpu="{i}",uuid="GPU-{i:04d}",model="{H100}"'
                     temp = f'{names[0]}{{{ident},sensor="gpu"}}'
-                    hbm = f'{names[2]}{{{ident},sensor="memory"}}'
                 else:
                     host = node
                     if restart_at is not None and node in ("aisle", "mixed"):
@@ -101,9 +89,7 @@ def _history(schema: str, restart_at: float | None) -> str:
                         host = f"dcgm-exporter-{node}-{pod}"
                     ident = f'Hostname="{host}",gpu="{i}",UUID="GPU-{i:04d}",modelName="{H100}"'
                     temp = f"{names[0]}{{{ident}}}"
-                    hbm = f"{names[2]}{{{ident}}}"
                 lines[names[0]].append(f"{temp} {_temperature(node, i, t)} {START + t:.0f}")
-                lines[names[2]].append(f"{hbm} {_memory_temperature(node, i, t)} {START + t:.0f}")
                 power = f"{names[1]}{{{ident}}} {_power(node, i)}"
                 lines[names[1]].append(f"{power} {START + t:.0f}")
     body = "".join(f"# TYPE {n} gauge\n" + "\n".join(v) + "\n" for n, v in lines.items())
@@ -114,7 +100,6 @@ NAMES = (
     "temp_gpu_node_excess_24h",
     "temp_gpu_node_excess_change_7d",
     "temp_gpu_excess_24h",
-    "temp_memory_node_excess_24h",
     "power_node_excess_24h",
     "power_node_excess_change_7d",
 )
@@ -163,23 +148,13 @@ def test_a_hot_node_is_no_evidence_and_a_gpu_hotter_than_its_node_is(
         assert f[f"GPU-{i:04d}"]["power_node_excess_24h"] == pytest.approx(sign * 275.0)
         assert f[f"GPU-{i:04d}"]["power_node_excess_change_7d"] == pytest.approx(0.0)
     assert f["GPU-0007"]["power_node_excess_24h"] == pytest.approx(0.0)
-    # HBM follows the die on every board but one: its stack lost its contact on day 7. (The
-    # small node's boards are compared with the model's HBM median, which that board moves.)
-    for node, indices in NODES.items():
-        for i in indices:
-            got, die = (f[f"GPU-{i:04d}"][n] for n in ("temp_memory_node_excess_24h", NAMES[0]))
-            if node != "small":
-                assert got == pytest.approx(10.0 if i == HBM_CONTACT_LOST else die), i
-    small = [f[f"GPU-{i:04d}"]["temp_memory_node_excess_24h"] for i in NODES["small"]]
-    assert small[0] - small[1] == pytest.approx(6.0)
 
 
 def test_the_rule_ranks_the_failing_board_above_the_hot_aisle(
     tmp_path: Path, prometheus_factory
 ) -> None:
     """Through the rule's own factors: neither the hot aisle nor the busy half of a shared
-    node gives temperature evidence; the board whose cooling failed does, and the board whose
-    HBM alone runs hot gives memory-temperature evidence only."""
+    node gives temperature evidence; the board whose cooling failed does."""
     client_features = _features(tmp_path, prometheus_factory, "dcgm")
     rule = RuleModel()
     cols = list(rule.features)
@@ -197,13 +172,6 @@ def test_the_rule_ranks_the_failing_board_above_the_hot_aisle(
         assert temp[uuids.index(f"GPU-{i:04d}")] == 0.0
     busy = [uuids.index(f"GPU-{i:04d}") for i in SHARED_BUSY]
     assert temp[busy].max() < 0.05 * temp[uuids.index("GPU-0007")]
-    hbm = values[:, names.index("memory_temperature_excess_24h")]
-    lost = uuids.index(f"GPU-{HBM_CONTACT_LOST:04d}")
-    assert hbm[lost] > 1.0 and temp[lost] == 0.0
-    assert hbm[uuids.index("GPU-0007")] > 1.0
-    for i in NODES["aisle"]:
-        assert hbm[uuids.index(f"GPU-{i:04d}")] == 0.0
-    assert hbm[busy].max() < 0.05 * hbm[lost]
     hazard = rule.hazard(x)
     assert hazard[uuids.index("GPU-0007")] == hazard.max()
     # Without the power readings the busy GPUs read 13.75 °C above their node: evidence.

@@ -431,3 +431,9 @@ def test_a_shard_sees_the_same_baseline_as_its_whole_fleet() -> None:
     whole = RULE.hazard(fleet)
     shard = RULE.hazard(fleet[:48])
     assert shard == pytest.approx(whole[:48], rel=0.02)
+
+
+def test_rows_built_by_the_rule_features_are_read_by_the_rule() -> None:
+    """Callers build rows by positions in RULE_FEATURES; the model reads its own feature list,
+    which lists each name once: the two must agree, also when two terms read one feature."""
+    assert RULE.features[: len(RULE_FEATURES)] == RULE_FEATURES
