@@ -219,21 +219,27 @@ TERMS: tuple[Term, ...] = (
     Term("resets_30d", "other", "resets_30d", 0.7),
 )
 
-#: The features the rule reads (for selecting columns of a feature frame), each once: callers
-#: build rows by these positions, and two terms may read the same feature.
-RULE_FEATURES: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        (
-            *(t.feature for t in TERMS),
-            *(t.baseline for t in TERMS if t.baseline),
-            *(t.load for t in TERMS if t.load),
-            NODE_LOST,
-            FLEET_LOST,
-            FLEET_GPU_DAYS,
-            MODEL_KEY,
+
+def rule_features(terms: Sequence[Term]) -> tuple[str, ...]:
+    """The features ``terms`` read, each once: callers build rows by these positions, and two
+    terms may read the same feature (two temperature terms taking off the same load)."""
+    return tuple(
+        dict.fromkeys(
+            (
+                *(t.feature for t in terms),
+                *(t.baseline for t in terms if t.baseline),
+                *(t.load for t in terms if t.load),
+                NODE_LOST,
+                FLEET_LOST,
+                FLEET_GPU_DAYS,
+                MODEL_KEY,
+            )
         )
     )
-)
+
+
+#: The features the rule reads (for selecting columns of a feature frame).
+RULE_FEATURES: tuple[str, ...] = rule_features(TERMS)
 
 
 def _transform(term: Term, v: FloatArray) -> FloatArray:

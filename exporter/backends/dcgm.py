@@ -17,6 +17,7 @@ import importlib
 import time
 from typing import Any
 
+from gpu_health.telemetry.catalogue import CATALOGUE
 from gpu_health.telemetry.readings import (
     BackendUnavailableError,
     GpuIdentity,
@@ -52,8 +53,6 @@ FIELDS: dict[str, tuple[str, float]] = {
     "DCGM_FI_DEV_RETIRED_PENDING": ("retired_pages_pending", 1.0),
     "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": ("pcie_replays", 1.0),
     "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": ("clock_event_reasons", 1.0),
-    # the same field (112) as named since DCGM 3.3; newer bindings may carry only this name
-    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS": ("clock_event_reasons", 1.0),
     "DCGM_FI_PROF_GR_ENGINE_ACTIVE": ("graphics_engine_active_ratio", 1.0),
     "DCGM_FI_PROF_SM_ACTIVE": ("sm_active_ratio", 1.0),
     "DCGM_FI_PROF_SM_OCCUPANCY": ("sm_occupancy_ratio", 1.0),
@@ -62,6 +61,15 @@ FIELDS: dict[str, tuple[str, float]] = {
     "DCGM_FI_PROF_PCIE_TX_BYTES": ("pcie_tx_bytes_per_second", 1.0),
     "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0),
     "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0),
+}
+# A field DCGM renamed (the catalogue's aliases, e.g. field 112 since DCGM 3.3) is watched under
+# whichever name the installed bindings carry: newer ones may have only the new name.
+FIELDS |= {
+    alias: FIELDS[field.name]
+    for spec in CATALOGUE
+    for field in spec.dcgm
+    if field.name in FIELDS
+    for alias in field.aliases
 }
 _INT_FIELDS = {
     name

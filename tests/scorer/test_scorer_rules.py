@@ -14,7 +14,9 @@ from gpu_health.scorer.rules import (
     RULE_FEATURES,
     RUNBOOKS,
     RuleModel,
+    Term,
     failure_class,
+    rule_features,
 )
 from gpu_health.scorer.service import score_frame
 
@@ -437,3 +439,10 @@ def test_rows_built_by_the_rule_features_are_read_by_the_rule() -> None:
     """Callers build rows by positions in RULE_FEATURES; the model reads its own feature list,
     which lists each name once: the two must agree, also when two terms read one feature."""
     assert RULE.features[: len(RULE_FEATURES)] == RULE_FEATURES
+    load = "power_node_excess_24h"
+    shared = (
+        Term("a", "thermal_power", "temp_gpu_node_excess_24h", 0.2, "spread", load=load),
+        Term("b", "thermal_power", "temp_memory_excess_24h", 0.2, "spread", load=load),
+    )
+    names = rule_features(shared)
+    assert names.count(load) == 1 and len(names) == len(set(names))
