@@ -33,6 +33,7 @@ FACTOR_LABELS: dict[str, str] = {
     "temp_gpu_node_excess_change_7d": "GPU running hotter than its node's GPUs than a week ago",
     "power_node_excess_24h": "power draw above the other GPUs of its node, last 24 h",
     "power_node_excess_change_7d": "power draw rising against its node's GPUs over a week",
+    "power_noise_node_log_24h": "power draw wandering apart from its node's GPUs, last 24 h",
     "temp_gpu_per_watt_vs_model_24h": "GPU heat per watt compared with the model's peers, 24 h",
     "temp_gpu_per_watt_vs_model_7d": "GPU heat per watt compared with the model's peers, 7 days",
     "temp_gpu_trend_per_day_7d": "GPU temperature rising day by day, last 7 days",

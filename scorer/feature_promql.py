@@ -397,6 +397,57 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
     return build
 
 
+#: How often :func:`node_noise` samples a reading (the last one within it): the scrape interval
+#: of the coarsest fleets it was measured on, so those are read at every scrape and a
+#: 15-second fleet at every 40th (a sample of its readings, not all of them).
+NOISE_STEP = "10m"
+
+
+def node_noise(metric: str, window: str) -> Builder:
+    """``ln(1 + s)``, ``s`` the standard deviation over the window of the GPU's reading minus
+    the median reading of its node's GPUs at the same instant (every :data:`NOISE_STEP`; our
+    units).
+
+    A node's GPUs usually run one job: when it ramps, pauses for communication or stops, all
+    of them move together and the difference stays flat. What moves one board alone is its
+    own: a voltage regulator losing regulation, a sagging input that browns the board out
+    under load. Nodes with fewer than :data:`MIN_NODE_PEERS` reporting GPUs give no value (a
+    model-wide median at each instant would mix unrelated jobs).
+
+    Logarithmic because a healthy board's spread is skewed: where jobs hold parts of nodes,
+    a few boards beside idle neighbours wander by tens of watts. Counted in watts against the
+    lower half of their peers, those boards doubled (bench/rack_fleet.py) to sextupled
+    (bench/k8s_fleet.py) the healthy GPU-days the rule alarmed on; on the logarithm a board
+    counts by the ratio of its wandering to its peers' (docs/model-card.md, "Power wandering
+    apart from its node").
+
+    Per (GPU, node name) piece, as :func:`node_excess`, and the largest piece's value: a
+    restart that renames the node mid-window leaves each piece's spread as it was.
+    """
+
+    def build(s: Schema) -> str | None:
+        found = s.selector(metric)
+        if found is None:
+            return None
+        fleet_found = replace(s, shard_matcher="").selector(metric)
+        assert fleet_found is not None
+        by = f"{s.key}, {s.node}"
+
+        def last(sel: str) -> str:
+            return f"max by ({by}) ({s.named(f'last_over_time({sel}[{NOISE_STEP}])')})"
+
+        peers = last(fleet_found[0])
+        node_ref = (
+            f"quantile by ({s.node}) (0.5, {peers}) "
+            f"and on ({s.node}) (count by ({s.node}) ({peers}) >= {MIN_NODE_PEERS})"
+        )
+        apart = f"{last(found[0])} - on ({s.node}) group_left () ({node_ref})"
+        spread = f"max by ({s.key}) (stddev_over_time(({apart})[{window}:{NOISE_STEP}]))"
+        return f"ln(1 + {_scaled(spread, found[1])})"
+
+    return build
+
+
 def temp_per_watt(sensor: dict[str, str], window: str) -> Builder:
     """Temperature per watt relative to model peers: thermal resistance, load-normalised."""
     return vs_model(

@@ -35,6 +35,7 @@ from gpu_health.scorer.feature_promql import (
     log_change,
     node_excess,
     node_lost_gpus,
+    node_noise,
     offset_by,
     ratio,
     reporting_gap,
@@ -168,6 +169,11 @@ FEATURES: tuple[Feature, ...] = (
         "power_node_excess_change_7d",
         "Change of the board power above its node over 7 days (W).",
         diff(NODE_POWER_24H, offset_by(NODE_POWER_24H, "7d")),
+    ),
+    Feature(
+        "power_noise_node_log_24h",
+        "ln(1 + std. dev. in W) of board power minus its node's median at each instant, 24 h.",
+        node_noise("gpu_power_watts", "24h"),
     ),
     Feature(
         "temp_gpu_per_watt_vs_model_24h",

@@ -208,6 +208,9 @@ TERMS: tuple[Term, ...] = (
         "spread",
         load="power_node_excess_change_7d",
     ),
+    # A board whose power wanders apart from its node's at each instant (the node's job moves
+    # all of its boards together): a regulator losing regulation, an input browning it out.
+    Term("power_noise_24h", "thermal_power", "power_noise_node_log_24h", 0.2, "spread"),
     Term("thermal_hold_hours_7d", "thermal_power", "thermal_violation_active_hours_7d", 0.8),
     Term("power_hold_hours_7d", "thermal_power", "power_violation_active_hours_7d", 0.8),
     # The hardware's own brakes (HW thermal slowdown, external power brake): unlike the power
