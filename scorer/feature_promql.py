@@ -345,6 +345,15 @@ def temp_excess(sensor: dict[str, str], window: str) -> Builder:
 MIN_NODE_PEERS = 4
 
 
+def _node_median(s: Schema, values: str, counted: str) -> str:
+    """The median of ``values`` per node, for the nodes where ``counted`` has at least
+    :data:`MIN_NODE_PEERS` series only: the reference both node comparisons take."""
+    return (
+        f"quantile by ({s.node}) (0.5, {values}) "
+        f"and on ({s.node}) (count by ({s.node}) ({counted}) >= {MIN_NODE_PEERS})"
+    )
+
+
 def node_excess(metric: str, window: str, **labels: str) -> Builder:
     """The GPU's average of a gauge minus the median of the GPUs on its node (our units).
 
@@ -382,10 +391,7 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
         peers, peer_count = average(fleet_found[0], by)
         # The model's median is over GPUs, not pieces: a renamed node's GPUs count once.
         gpus, _ = average(fleet_found[0], s.key)
-        node_ref = (
-            f"quantile by ({s.node}) (0.5, {peers}) "
-            f"and on ({s.node}) (count by ({s.node}) ({peer_count}) >= {MIN_NODE_PEERS})"
-        )
+        node_ref = _node_median(s, peers, peer_count)
         model_ref = f"quantile by ({s.model}) (0.5, {gpus})"
         excess = (
             f"(({mine} - on ({s.node}) group_left () ({node_ref})) "
@@ -437,10 +443,7 @@ def node_noise(metric: str, window: str) -> Builder:
             return f"max by ({by}) ({s.named(f'last_over_time({sel}[{NOISE_STEP}])')})"
 
         peers = last(fleet_found[0])
-        node_ref = (
-            f"quantile by ({s.node}) (0.5, {peers}) "
-            f"and on ({s.node}) (count by ({s.node}) ({peers}) >= {MIN_NODE_PEERS})"
-        )
+        node_ref = _node_median(s, peers, peers)
         apart = f"{last(found[0])} - on ({s.node}) group_left () ({node_ref})"
         spread = f"max by ({s.key}) (stddev_over_time(({apart})[{window}:{NOISE_STEP}]))"
         return f"ln(1 + {_scaled(spread, found[1])})"
