@@ -23,6 +23,12 @@ from gpu_health.telemetry.catalogue import (
     SELF_METRICS,
     MetricSpec,
 )
+from gpu_health.telemetry.readings import (
+    CLOCK_EVENT_REASONS,
+    NVLINK_ERROR_TYPES,
+    VIOLATION_POLICIES,
+)
+from gpu_health.telemetry.xids import XID_CATALOGUE, XID_CLASSES
 
 _COST = {
     "cheap": "read at scrape time (1–30 µs NVML getters)",
@@ -53,6 +59,31 @@ def _dcgm(spec: MetricSpec) -> str:
             text += " (dcgm-exporter: last code, not a count)"
         parts.append(text)
     return "<br>".join(parts)
+
+
+def _values(values: Sequence[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def _label_values() -> list[str]:
+    """The values of the labels that name a reason, a kind or a code: what a query or a writer
+    of our schema has to match (a blind writer of our schema once guessed them)."""
+    reasons = ", ".join(f"`{name}` (0x{bit:x})" for bit, name in CLOCK_EVENT_REASONS.items())
+    catalogued = ", ".join(f"`{code}` ({name})" for code, (name, _) in XID_CATALOGUE.items())
+    return [
+        "",
+        "## Label values",
+        "",
+        "| metric | label | values |",
+        "|---|---|---|",
+        f"| `gpu_clock_event_active` | `reason` | {reasons} (NVML's clock-event reason bits) |",
+        f"| `gpu_clock_event_seconds_total` | `reason` | {_values(VIOLATION_POLICIES)} |",
+        f"| `gpu_nvlink_errors_total` | `type` | {_values(NVLINK_ERROR_TYPES)}; `link` is the "
+        "link index from 0 |",
+        f"| `gpu_xid_errors_total` | `xid` | from 0 while a source watches the GPU: {catalogued}. "
+        "Any other code from 1 to 999 appears at its first event; codes above 999 as `other` |",
+        f"| `gpu_xid_class_errors_total` | `class` | {_values(XID_CLASSES)} |",
+    ]
 
 
 def render_metrics_markdown() -> str:
@@ -92,6 +123,7 @@ def render_metrics_markdown() -> str:
         "pod-resources, refreshed in the background (`--kubernetes.pod-resources-socket`) | "
         "`namespace`/`pod`/`container` labels on every series |"
     )
+    out += _label_values()
     out += [
         "",
         "## XID sources",

@@ -16,7 +16,7 @@ from typing import Literal
 from gpu_health import cli_validate
 from gpu_health.scorer.feature_schema import Schema
 from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS
-from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL
+from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL, XID_CATALOGUE
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
 Builder = Callable[[Schema], str | None]
@@ -214,7 +214,9 @@ def xid_events(window: str) -> Builder:
 
     def build(s: Schema) -> str | None:
         if s.name == "ours":
-            return counter("gpu_xid_errors_total", window)(s)
+            counted = counter("gpu_xid_errors_total", window)(s)
+            assert counted is not None
+            return _plus_born(s, counted, _first_counts_born(s, window))
         sel = s.selector("gpu_xid_errors_total")
         assert sel is not None
         changed = f"max by ({s.key}) (changes({sel[0]}[{window}]))"
@@ -240,6 +242,27 @@ def _plus_born(s: Schema, changed: str, born: str) -> str:
         for e, tag in ((changed, "changes"), (born, "born"))
     )
     return f"sum by ({s.key}) ({parts})"
+
+
+def _first_counts_born(s: Schema, window: str) -> str:
+    """Per GPU: the first reading of each of our XID counters of a code outside the catalogue
+    whose series appeared in the window, with nothing of that GPU and code in the window before.
+
+    Our exporter starts every catalogued code at 0, so ``increase()`` sees its first event; any
+    other code appears only at its first event in a boot, already at 1 or more, and
+    ``increase()`` has no earlier reading to rise from. Its smallest reading in the window is
+    that first count (the counter only rises until the next boot). A code whose series began
+    before the window, or came back after a reboot inside it (a reset, which ``increase()``
+    counts), is left to ``increase()``. Only the codes outside the catalogue are read: they are
+    rare, so this costs next to nothing, while reading every code's series twice more made a
+    whole feature run of our schema 1.2 times as long. Such codes are in no class, so only the
+    "other" class and the all-codes count add them."""
+    shard = f",{s.shard_matcher}" if s.shard_matcher else ""
+    catalogued = "|".join(str(code) for code in XID_CATALOGUE)
+    sel = f'gpu_xid_errors_total{{xid!~"{catalogued}"{shard}}}'
+    first = f"min by ({s.key}, xid) (min_over_time({sel}[{window}]))"
+    before = f"last_over_time({sel}[{window}] offset {window})"
+    return f"sum by ({s.key}) ({first} unless on ({s.uuid}, xid) {before})"
 
 
 def _codes_born(s: Schema, window: str, matchers: str = "") -> str:
@@ -500,8 +523,12 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
         shard = f",{s.shard_matcher}" if s.shard_matcher else ""
         if s.name == "ours":
             op = "!~" if xid_class == "other" else "=~"
-            sel = f'gpu_xid_errors_total{{xid{op}"{regex}"{shard}}}'
-            return f"sum by ({s.key}) (increase({sel}[{window}]))"
+            matcher = f'xid{op}"{regex}"'
+            sel = f"gpu_xid_errors_total{{{matcher}{shard}}}"
+            counted = f"sum by ({s.key}) (increase({sel}[{window}]))"
+            if xid_class != "other":  # every code of a class is catalogued: born at 0
+                return counted
+            return _plus_born(s, counted, _first_counts_born(s, window))
         found = s.selector("gpu_xid_errors_total")
         assert found is not None
         sel = found[0]

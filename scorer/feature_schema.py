@@ -179,23 +179,45 @@ class Schema:
         if found is None:
             return None
         names, scale = found
+        sub = self._sub_counters(metric, labels)
+        by = ", ".join((self.key, *sub))
         parts = []
         for n in names:
-            summed = self.per_gpu("sum", f"increase({n}[{window}])")
-            now = f"max by ({self.key}) (last_over_time({n}[{self.fresh}]))"
+            if sub:
+                summed = f"sum by ({by}) (increase({n}[{window}]))"
+            else:
+                summed = self.per_gpu("sum", f"increase({n}[{window}])")
+            now = f"max by ({by}) (last_over_time({n}[{self.fresh}]))"
             if persistent:
-                start = f"max by ({self.key}) (last_over_time({n}[{self.fresh}] offset {window}))"
+                start = f"max by ({by}) (last_over_time({n}[{self.fresh}] offset {window}))"
                 span = f"(({now} - {start}) >= 0)"
             else:
-                top = f"max by ({self.key}) (max_over_time({n}[{window}]))"
-                bottom = f"min by ({self.key}) (min_over_time({n}[{window}]))"
+                top = f"max by ({by}) (max_over_time({n}[{window}]))"
+                bottom = f"min by ({by}) (min_over_time({n}[{window}]))"
                 # ``now >= top`` keeps the reading now (equal to the top) only without a reset
                 span = f"(({now} >= {top}) - {bottom})"
             # the smaller of the two, each evaluated once (PromQL has no binary min): both
-            # in one vector, told apart by a label, then the least per GPU
+            # in one vector, told apart by a label, then the least per GPU (per sub-counter
+            # first, then their sum)
             both = f'label_replace({span}, "reading", "span", "", "") or {summed}'
-            parts.append(f"min by ({self.key}) ({both})")
+            least = f"min by ({by}) ({both})"
+            parts.append(f"sum by ({self.key}) ({least})" if sub else least)
         return (parts[0] if len(parts) == 1 else self._field_sum(parts)), scale
+
+    def _sub_counters(self, metric: str, labels: dict[str, str]) -> tuple[str, ...]:
+        """The labels that split one GPU's ``metric`` into counters of their own, which the
+        selector leaves open: our exporter's NVLink errors (one counter per ``link`` and
+        ``type``), retired pages (one per ``cause``) and XIDs (one per ``xid``).
+
+        A span is a difference of readings of one counter: over several counters the largest
+        minus the smallest reading is no rise at all (18 links that each count one error read
+        as one), so each counter's rise is read on its own and the rises are summed.
+        dcgm-exporter sends each of these as fields without such labels, already apart.
+        """
+        if self.name != "ours":
+            return ()
+        spec = by_name().get(metric)
+        return () if spec is None else tuple(k for k in spec.labels if k not in labels)
 
     def _field_sum(self, parts: list[str]) -> str:
         """Per-GPU parts of one signal (one per dcgm field) summed, tagged apart so that

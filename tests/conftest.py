@@ -159,6 +159,24 @@ def import_openmetrics(server: stack.Server, text: str) -> None:
 
 
 @pytest.fixture
+def on_both_engines(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+) -> Callable[[str], tuple[str, str]]:
+    """Serve one OpenMetrics history from a real Prometheus (backfilled with promtool) and a
+    real VictoriaMetrics (imported): ``on_both_engines(text)`` returns their two URLs."""
+
+    def serve(text: str) -> tuple[str, str]:
+        prom = prometheus_factory(data_dir=backfill(text))
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, text)
+        return prom.url, vm.url
+
+    return serve
+
+
+@pytest.fixture
 def sim_exporter_factory(tmp_path: Path) -> Iterator[Callable[..., stack.Server]]:
     """Start ``gpu-health-exporter --backend sim`` on 127.0.0.1: ``factory(*extra_args)``.
 

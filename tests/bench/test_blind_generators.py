@@ -7,7 +7,8 @@ not design (docs/model-card.md). A 45-day seed takes minutes; here each runs for
 the scorer's own feature frame is computed on a real Prometheus serving the TSDB it built: the
 scorer lists only boards the generator wrote and every board reporting at the end, no feature
 query fails, and ``failures.csv`` is read by the loader ``evaluate`` uses. Nothing here judges
-the scorer on them: that is what the 45-day seeds are for.
+the scorer on them: that is what the 45-day seeds are for. ``bench/lab_fleet.py`` writes either
+schema from one draw, so its day is read in both and the two compared.
 """
 
 from __future__ import annotations
@@ -74,3 +75,40 @@ def test_a_short_run_is_read_by_the_scorer(
     # The scorer lists only boards the generator wrote, and every board that reported in the
     # last 10 minutes (well inside its presence window).
     assert _uuids(client, 600.0, at) <= found <= written
+
+
+def test_the_two_schema_lab_fleet_is_read_in_either_schema(
+    tmp_path: Path, prometheus_factory
+) -> None:
+    """``bench/lab_fleet.py`` writes one physics draw in our exporter's schema or
+    dcgm-exporter's: one day of it is read by the scorer in the schema it was written in, with
+    the same boards and the same ``failures.csv`` either way."""
+    boards, failures = {}, {}
+    for schema, power, uuid in (
+        ("ours", "gpu_power_watts", "uuid"),
+        ("dcgm", "DCGM_FI_DEV_POWER_USAGE", "UUID"),
+    ):
+        out = tmp_path / schema
+        argv = ["--seed", "3", "--days", "1", "--schema", schema, "--out", str(out)]
+        result = subprocess.run(
+            [sys.executable, str(BENCH / "lab_fleet.py"), *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        truth = json.loads((out / "truth.json").read_text())
+        assert truth["schema"] == schema and truth["failures_by_mode"]
+        load_failures(out / "failures.csv")
+        failures[schema] = (out / "failures.csv").read_bytes()
+        prom = prometheus_factory(data_dir=out / "prometheus")
+        client = PromClient(PromConfig(prom.url, retries=1))
+        at = float(truth["params"]["end"]) - 600.0
+        day = f"count by ({uuid}) (count_over_time({power}[1d]))"
+        boards[schema] = {series["metric"][uuid] for series in client.query(day, at)}
+        assert len(boards[schema]) >= 150
+        frame = compute_features(client, schema, at)  # type: ignore[arg-type]
+        assert frame.failed_queries == 0
+        assert {gpu[2] for gpu in frame.gpus} <= boards[schema]
+    assert boards["ours"] == boards["dcgm"]
+    assert failures["ours"] == failures["dcgm"]

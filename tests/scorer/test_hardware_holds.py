@@ -4,16 +4,13 @@ Prometheus and real VictoriaMetrics: the known hours, the power cap ignored, one
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from gpu_health import stack
 from gpu_health.scorer.feature_table import FEATURES
 from gpu_health.scorer.features import compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS
-from tests.conftest import PrometheusFactory, import_openmetrics
 
 pytestmark = pytest.mark.integration
 
@@ -113,14 +110,7 @@ def _hours(url: str, schema: str) -> dict[int, float]:
 
 @pytest.mark.parametrize("schema", ["ours", "dcgm"])
 def test_hardware_hold_hours_on_prometheus_and_victoriametrics(
-    schema: str,
-    prometheus_factory: PrometheusFactory,
-    backfill: Callable[[str], Path],
-    victoriametrics_factory: Callable[[], stack.Server],
+    schema: str, on_both_engines: Callable[[str], tuple[str, str]]
 ) -> None:
-    history = _history(schema)
-    prom = prometheus_factory(data_dir=backfill(history))
-    vm = victoriametrics_factory()
-    import_openmetrics(vm, history)
-    assert _hours(prom.url, schema) == EXPECTED
-    assert _hours(vm.url, schema) == EXPECTED
+    for url in on_both_engines(_history(schema)):
+        assert _hours(url, schema) == EXPECTED

@@ -1,8 +1,10 @@
 """The XID catalogue: which codes the exporter reports from birth, their names and classes.
 
 Why a catalogue: a counter series that appears only with its first event is invisible to
-``increase()`` (Prometheus has no earlier sample to subtract from; VictoriaMetrics counts the
-first sample instead, so the two engines disagree). The exporter therefore creates
+``increase()`` (there is no earlier sample to subtract from; on the Prometheus and the
+VictoriaMetrics of the tests alike, ``tests/scorer/test_xid_first_occurrence.py``, which is why
+the scorer adds the first reading of a code outside this catalogue whose series is born in its
+window). The exporter therefore creates
 ``gpu_xid_errors_total{xid}`` at 0 for every code listed here as soon as it watches a GPU, and
 ``gpu_xid_class_errors_total{class}`` at 0 for every class. Codes and descriptions follow
 NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors/); the classes group codes by what an
