@@ -28,7 +28,7 @@ from gpu_health.telemetry.readings import (
     NVLINK_ERROR_TYPES,
     VIOLATION_POLICIES,
 )
-from gpu_health.telemetry.xids import XID_CATALOGUE, XID_CLASSES
+from gpu_health.telemetry.xids import MAX_XID_CODE, XID_CATALOGUE, XID_CLASSES
 
 _COST = {
     "cheap": "read at scrape time (1–30 µs NVML getters)",
@@ -81,7 +81,8 @@ def _label_values() -> list[str]:
         f"| `gpu_nvlink_errors_total` | `type` | {_values(NVLINK_ERROR_TYPES)}; `link` is the "
         "link index from 0 |",
         f"| `gpu_xid_errors_total` | `xid` | from 0 while a source watches the GPU: {catalogued}. "
-        "Any other code from 1 to 999 appears at its first event; codes above 999 as `other` |",
+        f"Any other code from 1 to {MAX_XID_CODE} appears at its first event; codes above "
+        f"{MAX_XID_CODE} as `other` |",
         f"| `gpu_xid_class_errors_total` | `class` | {_values(XID_CLASSES)} |",
     ]
 

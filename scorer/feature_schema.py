@@ -83,14 +83,16 @@ class Schema:
         (:func:`~gpu_health.telemetry.schema.node_named`)."""
         return node_named(expr, self.node, self.node_alias)
 
-    def per_gpu(self, agg: str, expr: str) -> str:
+    def per_gpu(self, agg: str, expr: str, *extra: str) -> str:
         """``agg by (key) (expr)``, counting a MIG GPU once: its instances' series are summed
         per instance first (each instance's own label churn), then the largest instance is
         taken (every instance repeats the device's counters). Without MIG every series of a
-        GPU is in one instance group, so this is the plain sum."""
+        GPU is in one instance group, so this is the plain sum. ``extra`` labels are kept
+        beside the key (one value per sub-counter, :meth:`_sub_counters`)."""
+        by = ", ".join((self.key, *extra))
         if agg != "sum" or not self.instance:
-            return f"{agg} by ({self.key}) ({expr})"
-        return f"max by ({self.key}) (sum by ({self.key}, {self.instance}) ({expr}))"
+            return f"{agg} by ({by}) ({expr})"
+        return f"max by ({by}) (sum by ({by}, {self.instance}) ({expr}))"
 
     def selectors(self, metric: str, **labels: str) -> tuple[list[str], float] | None:
         """Series selectors for ``metric{labels}`` and the factor to our units (None: absent).
@@ -183,10 +185,7 @@ class Schema:
         by = ", ".join((self.key, *sub))
         parts = []
         for n in names:
-            if sub:
-                summed = f"sum by ({by}) (increase({n}[{window}]))"
-            else:
-                summed = self.per_gpu("sum", f"increase({n}[{window}])")
+            summed = self.per_gpu("sum", f"increase({n}[{window}])", *sub)
             now = f"max by ({by}) (last_over_time({n}[{self.fresh}]))"
             if persistent:
                 start = f"max by ({by}) (last_over_time({n}[{self.fresh}] offset {window}))"

@@ -40,10 +40,26 @@ SUMMARY = {
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _uuids(client: PromClient, window: float, at: float) -> set[str]:
+#: Per schema, the power metric and the UUID label a board's presence is read from.
+POWER = {"dcgm": ("DCGM_FI_DEV_POWER_USAGE", "UUID"), "ours": ("gpu_power_watts", "uuid")}
+
+
+def _uuids(client: PromClient, window: float, at: float, schema: str = "dcgm") -> set[str]:
     """The UUIDs with a power sample in the ``window`` seconds before ``at``, from Prometheus."""
-    promql = f"count by (UUID) (count_over_time(DCGM_FI_DEV_POWER_USAGE[{int(window)}s]))"
-    return {series["metric"]["UUID"] for series in client.query(promql, at)}
+    power, uuid = POWER[schema]
+    promql = f"count by ({uuid}) (count_over_time({power}[{int(window)}s]))"
+    return {series["metric"][uuid] for series in client.query(promql, at)}
+
+
+def _generate(generator: str, *argv: str) -> None:
+    """Run one generator as its user would; its stderr's tail names what went wrong."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / generator), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("generator", GENERATORS)
@@ -52,13 +68,7 @@ def test_a_short_run_is_read_by_the_scorer(
 ) -> None:
     out = tmp_path / "fleet"
     days = GENERATORS[generator]
-    result = subprocess.run(
-        [sys.executable, str(BENCH / generator), "--seed", "3", "--days", days, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    _generate(generator, "--seed", "3", "--days", days, "--out", str(out))
     truth = json.loads((out / "truth.json").read_text())
     assert truth[SUMMARY[generator]]
     assert float(truth["end"]) > float(truth["start"])
@@ -84,19 +94,11 @@ def test_the_two_schema_lab_fleet_is_read_in_either_schema(
     dcgm-exporter's: one day of it is read by the scorer in the schema it was written in, with
     the same boards and the same ``failures.csv`` either way."""
     boards, failures = {}, {}
-    for schema, power, uuid in (
-        ("ours", "gpu_power_watts", "uuid"),
-        ("dcgm", "DCGM_FI_DEV_POWER_USAGE", "UUID"),
-    ):
+    for schema in ("ours", "dcgm"):
         out = tmp_path / schema
-        argv = ["--seed", "3", "--days", "1", "--schema", schema, "--out", str(out)]
-        result = subprocess.run(
-            [sys.executable, str(BENCH / "lab_fleet.py"), *argv],
-            capture_output=True,
-            text=True,
-            timeout=300,
+        _generate(
+            "lab_fleet.py", "--seed", "3", "--days", "1", "--schema", schema, "--out", str(out)
         )
-        assert result.returncode == 0, result.stderr[-2000:]
         truth = json.loads((out / "truth.json").read_text())
         assert truth["schema"] == schema and truth["failures_by_mode"]
         load_failures(out / "failures.csv")
@@ -104,8 +106,7 @@ def test_the_two_schema_lab_fleet_is_read_in_either_schema(
         prom = prometheus_factory(data_dir=out / "prometheus")
         client = PromClient(PromConfig(prom.url, retries=1))
         at = float(truth["params"]["end"]) - 600.0
-        day = f"count by ({uuid}) (count_over_time({power}[1d]))"
-        boards[schema] = {series["metric"][uuid] for series in client.query(day, at)}
+        boards[schema] = _uuids(client, 86400.0, at, schema)
         assert len(boards[schema]) >= 150
         frame = compute_features(client, schema, at)  # type: ignore[arg-type]
         assert frame.failed_queries == 0
