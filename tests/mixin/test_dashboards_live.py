@@ -273,11 +273,13 @@ def _wait_for_remote_write(
     def counts(url: str, t: float) -> list[tuple[str, float]]:
         return sorted((s.labels.get("f", ""), s.last) for s in PromClient(url).instant(query, t))
 
-    want = {o: counts(prom_url, at - o) for o in SYNC_OFFSETS}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stack.http_get(f"{vm_url}/internal/force_flush", timeout=30)
-        if any(counts(vm_url, at - o) == want[o] for o in SYNC_OFFSETS):
+        # Prometheus' own counts are read again each time: on a loaded machine a scrape or a
+        # rule evaluation stamped before ``at`` can be appended after it, and a count read once
+        # would then stay below what both engines end up holding.
+        if any(counts(vm_url, at - o) == counts(prom_url, at - o) for o in SYNC_OFFSETS):
             return True
         time.sleep(1)
     return False
