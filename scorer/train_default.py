@@ -45,10 +45,10 @@ class Fleet:
 TRAIN = Fleet(gpus=500, days=120, resolution=3600, seed=11, hazard_scale=20.0)
 HELD_OUT = Fleet(gpus=300, days=90, resolution=3600, seed=23, hazard_scale=20.0)
 STEP = "12h"
-#: Where every history of the recipe ends: 2026-12-02T06:00Z, the hour the shipped model's run
-#: began. The simulator draws a slightly different fleet for another end (the same seed's
-#: failures fall elsewhere against the step grid), so a history ending "now" rebuilt another
-#: model and other reports on every run.
+#: Where every history of the recipe ends: 2026-12-02T06:00Z, the hour of the shipped model's
+#: run (its recorded split time puts its training history's end there). The simulator draws a
+#: slightly different fleet for another end (the held-out one two days later: 149 failures, not
+#: 153), so a history ending "now" rebuilt another model and other reports on each run.
 END = 1796191200.0
 #: Held-out physics families the gate evaluates on (1-hour data, 200 GPUs, 45 days, seed 5).
 GATE_FAMILIES = ("bursts-small", "plateau", "drift-weeks", "ramp-large")
