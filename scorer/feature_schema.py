@@ -265,7 +265,8 @@ def counters_hint(schema: str, read: Sequence[str], empty: Sequence[str]) -> str
         return None
     return (
         f"dcgm-exporter sends no {', '.join(missing)} (its default counters leave them out): "
-        "start it with -f set to deploy/dcgm-exporter/gpu-health-counters.csv (docs/scorer.md)"
+        "start it with -f set to deploy/dcgm-exporter/gpu-health-counters.csv "
+        "(gpu-health-counters-blackwell.csv on NVLink5 boards; docs/scorer.md)"
     )
 
 

@@ -38,6 +38,24 @@ IDENTITY_LABELS: tuple[str, ...] = ("node", "gpu", "uuid", "pci_bus_id", "model"
 MIB = 1024 * 1024
 MHZ = 1_000_000.0
 
+#: dcgm-exporter field -> ``type`` of ``gpu_nvlink_errors_total``, for NVLink5 boards (Blackwell:
+#: B200, GB200). They count no data-link CRC, replay or recovery errors (the GB100 driver's
+#: supported NVLink counters hold none, and DCGM's own ``dcgmi nvlink -e`` reads these fields
+#: on Blackwell and the four legacy totals only up to Hopper), so without these a Blackwell
+#: fleet's NVLink errors are invisible. Read: packets received with errors, local link
+#: integrity errors (local errors past the link's threshold), and link recoveries that
+#: succeeded or failed (the link went down). Not read: symbol errors, FEC history and bit-error
+#: rates (corrected by FEC at a steady rate on a healthy PAM4 link), the error kinds that
+#: ``rx_errors`` already counts (malformed packets, buffer overruns) or that name the far end
+#: (remote, stomped packets), transmit discards (congestion), and the recovery total (the sum of
+#: the two recovery counters).
+NVLINK5_ERROR_FIELDS: dict[str, str] = {
+    "DCGM_FI_DEV_NVLINK_COUNT_RX_ERRORS": "rx_errors",
+    "DCGM_FI_DEV_NVLINK_COUNT_LOCAL_LINK_INTEGRITY_ERRORS": "link_integrity",
+    "DCGM_FI_DEV_NVLINK_COUNT_LINK_RECOVERY_SUCCESSFUL_EVENTS": "recovery_successful",
+    "DCGM_FI_DEV_NVLINK_COUNT_LINK_RECOVERY_FAILED_EVENTS": "recovery_failed",
+}
+
 
 @dataclass(frozen=True)
 class DcgmField:
@@ -559,6 +577,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
             ),
             DcgmField(
                 "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", {"link": "all", "type": "recovery"}
+            ),
+            # NVLink5 (Blackwell) has none of the four above: its errors are these counters
+            # (NVLINK5_ERROR_FIELDS), which dcgm-exporter sends when its counters file lists them.
+            *(
+                DcgmField(name, {"link": "all", "type": kind})
+                for name, kind in NVLINK5_ERROR_FIELDS.items()
             ),
         ),
     ),
