@@ -1,7 +1,7 @@
 """The blind fleet generators still run, and the scorer still reads what they write.
 
-``bench/hall_fleet.py``, ``bench/cloud_fleet.py`` and ``bench/hpc_fleet.py`` (like
-``bench/rack_fleet.py``) were each
+``bench/hall_fleet.py``, ``bench/cloud_fleet.py``, ``bench/hpc_fleet.py`` and
+``bench/blackwell_fleet.py`` (like ``bench/rack_fleet.py``) were each
 written by a session that read none of the scorer, to evaluate it on physics its authors did
 not design (docs/model-card.md). A 45-day seed takes minutes; here each runs for one day, and
 the scorer's own feature frame is computed on a real Prometheus serving the TSDB it built: the
@@ -28,13 +28,20 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 #: Each generator and the length of its run, in days. ``rack_fleet.py`` is left out: its failure
 #: scheduling needs two days (with one it fails on an empty range), which took 31 s here, and
 #: CI's 15 minutes have no room for it; nor for ``platform_fleet.py`` (6 s for its one day alone).
-GENERATORS = {"hall_fleet.py": "1", "cloud_fleet.py": "1", "hpc_fleet.py": "1"}
+GENERATORS = {
+    "hall_fleet.py": "1",
+    "cloud_fleet.py": "1",
+    "hpc_fleet.py": "1",
+    "blackwell_fleet.py": "1",
+}
 #: The part of each generator's ``truth.json`` that says what it simulated: hall and cloud list
-#: their design choices; hpc keeps its physics in its code and lists its failures by mode.
+#: their design choices; hpc and blackwell keep their physics in their code and list their
+#: failures by mode.
 SUMMARY = {
     "hall_fleet.py": "design_choices",
     "cloud_fleet.py": "design_choices",
     "hpc_fleet.py": "failures_by_mode",
+    "blackwell_fleet.py": "failures_by_mode",
 }
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
