@@ -4,12 +4,11 @@ them as it reads the legacy totals.
 Up to Hopper, dcgm-exporter sends NVLink errors as four totals (CRC flit, CRC data, replay,
 recovery); NVLink5 counts none of them, and its errors come in ``DCGM_FI_DEV_NVLINK_COUNT_*``
 fields (:data:`~gpu_health.telemetry.catalogue.NVLINK5_ERROR_FIELDS`). One history of a physics
-family whose NVLink failures have a precursor is written three times, differing only in the
-name of the NVLink error field: the legacy CRC-flit total, the four NVLink5 counters the scorer
-reads (a different one for each GPU, so each is read), and an NVLink5 counter it does not read
-(symbol errors, corrected by FEC at a steady rate on a healthy link). Each is backfilled into
-a real Prometheus and scored with ``score --at``. Expectations come from the legacy history's
-answer, never from typed numbers.
+family whose NVLink failures have a precursor is written six times, differing only in the
+name of the NVLink error field: the legacy CRC-flit total, each of the four NVLink5 counters
+the scorer reads, and an NVLink5 counter it does not read (symbol errors, corrected by FEC at a
+steady rate on a healthy link). Each is backfilled into a real Prometheus and scored with
+``score --at``. Expectations come from the legacy history's answer, never from typed numbers.
 """
 
 from __future__ import annotations
@@ -66,19 +65,6 @@ def _renamed(text: str, name_for: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _counting_by(text: str, at: int) -> set[str]:
-    """The GPUs whose legacy NVLink counter is above 0 at some sample up to ``at``."""
-    found = set()
-    for line in text.splitlines():
-        if line.startswith(LEGACY + "{"):
-            value, stamp = line.rsplit(" ", 2)[-2:]
-            if float(stamp) <= at and float(value) > 0:
-                uuid = re.search(r'UUID="([^"]+)"', line)
-                assert uuid is not None, line
-                found.add(uuid.group(1))
-    return found
-
-
 def _score(root: Path, text: str, name: str) -> dict[str, Any]:
     om = root / f"{name}.om"
     om.write_text(text)
@@ -125,22 +111,18 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     text = (root / "fleet.om").read_text()
     uuids = sorted(set(re.findall(rf'^{LEGACY}{{[^}}]*UUID="([^"]+)"', text, re.M)))
     assert len(uuids) >= GPUS
-    # the GPUs with NVLink errors by the scored time first, so that each field carries some
-    with_errors = sorted(_counting_by(text, AT))
-    fields = sorted(NVLINK5_ERROR_FIELDS)
-    assert len(with_errors) >= len(fields)
-    order = with_errors + [u for u in uuids if u not in with_errors]
-    nvlink5 = {u: fields[i % len(fields)] for i, u in enumerate(order)}
-    return {
-        "legacy": _score(root, text, "legacy"),
-        "nvlink5": _score(root, _renamed(text, nvlink5), "nvlink5"),
-        "not_read": _score(root, _renamed(text, dict.fromkeys(uuids, NOT_READ)), "not-read"),
-    }
+    out = {"legacy": _score(root, text, "legacy")}
+    for name in (*NVLINK5_ERROR_FIELDS, NOT_READ):
+        out[name] = _score(root, _renamed(text, dict.fromkeys(uuids, name)), name.lower())
+    return out
 
 
-def test_nvlink5_counters_read_as_the_legacy_totals(answers: dict[str, dict[str, Any]]) -> None:
+@pytest.mark.parametrize("field", sorted(NVLINK5_ERROR_FIELDS))
+def test_each_nvlink5_counter_reads_as_the_legacy_total(
+    answers: dict[str, dict[str, Any]], field: str
+) -> None:
     legacy = {g["uuid"]: g for g in answers["legacy"]["gpus"]}
-    nvlink5 = {g["uuid"]: g for g in answers["nvlink5"]["gpus"]}
+    nvlink5 = {g["uuid"]: g for g in answers[field]["gpus"]}
     assert nvlink5.keys() == legacy.keys()
     flagged = [u for u, g in legacy.items() if _nvlink_factors(g)]
     assert flagged, "no GPU has NVLink evidence in the legacy history"
@@ -149,7 +131,7 @@ def test_nvlink5_counters_read_as_the_legacy_totals(answers: dict[str, dict[str,
         assert other["failure_probability"] == pytest.approx(gpu["failure_probability"]), uuid
         assert other["risk_factors"] == gpu["risk_factors"], uuid
         assert other["failure_class"] == gpu["failure_class"], uuid
-    assert answers["nvlink5"]["empty_features"] == answers["legacy"]["empty_features"]
+    assert answers[field]["empty_features"] == answers["legacy"]["empty_features"]
     assert not set(answers["legacy"]["empty_features"]) & READ_IN_THE_WEEK
 
 
@@ -159,7 +141,7 @@ def test_a_counter_the_scorer_does_not_read_gives_no_nvlink_evidence(
     """Symbol errors are corrected by FEC at a steady rate on a healthy NVLink5 link: they are
     not read, so the same counts under that name give no NVLink evidence at all."""
     legacy = {g["uuid"]: g for g in answers["legacy"]["gpus"]}
-    not_read = {g["uuid"]: g for g in answers["not_read"]["gpus"]}
+    not_read = {g["uuid"]: g for g in answers[NOT_READ]["gpus"]}
     assert any(_nvlink_factors(g) for g in legacy.values())
     assert not any(_nvlink_factors(g) for g in not_read.values())
-    assert set(answers["not_read"]["empty_features"]) >= READ_IN_THE_WEEK
+    assert set(answers[NOT_READ]["empty_features"]) >= READ_IN_THE_WEEK

@@ -45,10 +45,10 @@ MHZ = 1_000_000.0
 #: fleet's NVLink errors are invisible. Read: packets received with errors, local link
 #: integrity errors (local errors past the link's threshold), and link recoveries that
 #: succeeded or failed (the link went down). Not read: symbol errors, FEC history and bit-error
-#: rates (corrected by FEC at a steady rate on a healthy PAM4 link), the error kinds that
-#: ``rx_errors`` already counts (malformed packets, buffer overruns) or that name the far end
-#: (remote, stomped packets), transmit discards (congestion), and the recovery total (the sum of
-#: the two recovery counters).
+#: rates (corrected by FEC at a steady rate on a healthy PAM4 link), malformed packets and
+#: buffer overruns (these counters carry InfiniBand's port-counter names, VL15 drops included,
+#: and InfiniBand's received-errors count holds both), remote (stomped) packets, which name the
+#: far end, transmit discards (congestion), and the recovery total (the sum of the two read).
 NVLINK5_ERROR_FIELDS: dict[str, str] = {
     "DCGM_FI_DEV_NVLINK_COUNT_RX_ERRORS": "rx_errors",
     "DCGM_FI_DEV_NVLINK_COUNT_LOCAL_LINK_INTEGRITY_ERRORS": "link_integrity",
