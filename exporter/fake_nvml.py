@@ -93,6 +93,17 @@ class FakeHandle:
     index: int
 
 
+class FakeGpmSample:
+    """A GPM sample: opaque to its caller, as the driver's pointer is; holds the answers."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] | None = None
+
+
+class FakeEventSet:
+    """An event set: an opaque token, as the driver's pointer is."""
+
+
 class FakeNvml:
     """The subset of ``pynvml`` the NVML backend uses, answering from a fixture."""
 
@@ -121,7 +132,8 @@ class FakeNvml:
     @classmethod
     def from_file(cls, path: Path, gpus: int = 1, cost_scale: float = 0.0) -> FakeNvml:
         """A fixture file (a regular JSON file of at most 16 MiB whose ``calls`` is an object);
-        anything else raises ValueError saying what is wrong."""
+        anything else raises ValueError saying what is wrong. A fixture with a ``gpm`` object
+        answers GPM as that board did; one without it is a board without GPM."""
         try:
             fixture = json.loads(read_text_file(path, FIXTURE_MAX_BYTES))
         except RecursionError:
@@ -130,7 +142,10 @@ class FakeNvml:
             raise ValueError(str(exc).removeprefix(f"{path}: ")) from None
         if not isinstance(fixture, dict) or not isinstance(fixture.get("calls"), dict):
             raise ValueError('expected a JSON object with a "calls" object')
-        return cls(fixture, gpus=gpus, cost_scale=cost_scale)
+        gpm = fixture.get("gpm")  # recorded by gpu_health.exporter.nvml_recorder on GPM boards
+        if gpm is not None and not isinstance(gpm, dict):
+            raise ValueError('"gpm" must be an object of GPM metric answers')
+        return cls(fixture, gpus=gpus, cost_scale=cost_scale, gpm=gpm)
 
     def _clone(self, index: int) -> dict[str, Any]:
         calls: dict[str, Any] = copy.deepcopy(dict(self.fixture["calls"]))
@@ -299,7 +314,13 @@ class FakeNvml:
         links = self._value("nvmlDeviceGetNvLinkState", h, "nvlink")
         state = links.get(str(link))
         if state is None:
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+            # A link past those recorded (newer bindings ask up to 36): a board that refused
+            # every recorded link refuses it alike, as the driver does; else it does not exist.
+            answers = {str(v) for v in links.values()}
+            if len(answers) == 1 and next(iter(answers)).startswith("state:"):
+                state = answers.pop()
+            else:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         if isinstance(state, str) and state.startswith("state:"):
             raise pynvml.NVMLError(_error_code(state.removeprefix("state:")))
         return int(state)
@@ -396,6 +417,9 @@ class FakeNvml:
             out.append(
                 SimpleNamespace(
                     fieldId=field_id,
+                    scopeId=0,
+                    timestamp=int(time.time() * 1e6),  # the driver's: microseconds since 1970
+                    latencyUsec=0,
                     nvmlReturn=int(record.get("ret", pynvml.NVML_SUCCESS)),
                     valueType=int(record.get("valueType", pynvml.NVML_VALUE_TYPE_DOUBLE)),
                     value=raw,
@@ -439,19 +463,22 @@ class FakeNvml:
 
     def nvmlGpmQueryDeviceSupport(self, h: FakeHandle) -> SimpleNamespace:
         self._check("nvmlGpmQueryDeviceSupport", h.index)
-        return SimpleNamespace(isSupportedDevice=int(self.gpm is not None))
+        return SimpleNamespace(
+            version=pynvml.NVML_GPM_SUPPORT_VERSION, isSupportedDevice=int(self.gpm is not None)
+        )
 
-    def nvmlGpmSampleAlloc(self) -> SimpleNamespace:
+    def nvmlGpmSampleAlloc(self) -> FakeGpmSample:
         self._check("nvmlGpmSampleAlloc", None)
-        return SimpleNamespace(values=None)
+        return FakeGpmSample()
 
-    def nvmlGpmSampleGet(self, h: FakeHandle, sample: SimpleNamespace) -> None:
+    def nvmlGpmSampleGet(self, h: FakeHandle, sample: FakeGpmSample) -> FakeGpmSample:
         self._check("nvmlGpmSampleGet", h.index, "gpm_sampleget")
         if self.gpm is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         sample.values = dict(self.gpm)
+        return sample  # the binding returns the sample it filled
 
-    def nvmlGpmSampleFree(self, sample: SimpleNamespace) -> None:
+    def nvmlGpmSampleFree(self, sample: FakeGpmSample) -> None:
         sample.values = None
 
     class c_nvmlGpmMetricsGet_t:  # the binding's name
@@ -463,7 +490,13 @@ class FakeNvml:
             self.sample1: Any = None
             self.sample2: Any = None
             self.metrics = [
-                SimpleNamespace(metricId=0, nvmlReturn=0, value=0.0) for _ in range(210)
+                SimpleNamespace(
+                    metricId=0,
+                    nvmlReturn=0,
+                    value=0.0,
+                    metricInfo=SimpleNamespace(shortName=None, longName=None, unit=None),
+                )
+                for _ in range(210)
             ]
 
     def nvmlGpmMetricsGet(self, request: Any) -> Any:
@@ -476,8 +509,10 @@ class FakeNvml:
         values = request.sample2.values or {}
         for metric in request.metrics[: request.numMetrics]:
             record = values.get(names.get(metric.metricId, ""))
-            if record is None or record.get("ret", 0) != 0:
+            if record is None:
                 metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            elif record.get("ret", 0) != 0:
+                metric.nvmlReturn = int(record["ret"])  # as the board refused it
             else:
                 metric.nvmlReturn = 0
                 metric.value = float(record["value"])
@@ -485,23 +520,25 @@ class FakeNvml:
 
     # -- events ------------------------------------------------------------------------------
 
-    def nvmlEventSetCreate(self) -> object:
+    def nvmlEventSetCreate(self) -> FakeEventSet:
         self._check("nvmlEventSetCreate", None)
-        return object()
+        return FakeEventSet()
 
-    def nvmlDeviceRegisterEvents(self, h: FakeHandle, event_types: int, event_set: object) -> None:
+    def nvmlDeviceRegisterEvents(
+        self, h: FakeHandle, event_types: int, event_set: FakeEventSet
+    ) -> None:
         self._check("nvmlDeviceRegisterEvents", h.index)
 
     def nvmlDeviceGetSupportedEventTypes(self, h: FakeHandle) -> int:
         self._check("nvmlDeviceGetSupportedEventTypes", h.index)
         return int(self.fixture.get("supported_event_types", 0))
 
-    def nvmlEventSetWait_v2(self, event_set: object, timeout_ms: int) -> SimpleNamespace:
+    def nvmlEventSetWait_v2(self, event_set: FakeEventSet, timeout_ms: int) -> SimpleNamespace:
         self._check("nvmlEventSetWait_v2", None)
         try:
             return self._events.get(timeout=timeout_ms / 1000)
         except queue.Empty:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT) from None
 
-    def nvmlEventSetFree(self, event_set: object) -> None:
+    def nvmlEventSetFree(self, event_set: FakeEventSet) -> None:
         return None

@@ -30,6 +30,28 @@ from gpu_health.telemetry.readings import VIOLATION_POLICIES, GpuLostError
 log = logging.getLogger("gpu_health.exporter.backends.nvml")
 
 
+def gpm_metrics(
+    nvml: Any, codes: Any, first: Any, second: Any, metric_ids: list[int]
+) -> list[tuple[int, float]]:
+    """GPM metrics over the window between two samples: (NVML return, value) per id, in order.
+
+    One request holds at most as many metrics as the binding's structure has room for; a
+    request that fails as a whole raises the binding's ``NVMLError``.
+    """
+    request = nvml.c_nvmlGpmMetricsGet_t()
+    request.version = codes.NVML_GPM_METRICS_GET_VERSION
+    request.numMetrics = len(metric_ids)
+    request.sample1 = first
+    request.sample2 = second
+    for i, metric_id in enumerate(metric_ids):
+        request.metrics[i].metricId = metric_id
+    nvml.nvmlGpmMetricsGet(request)
+    return [
+        (int(request.metrics[i].nvmlReturn), float(request.metrics[i].value))
+        for i in range(len(metric_ids))
+    ]
+
+
 class NvmlPoller:
     """Refreshes the cached poll groups of every GPU (mixin; state lives on the backend)."""
 
@@ -116,14 +138,9 @@ class NvmlPoller:
         if previous is None:
             return None
         try:
-            request = nvml.c_nvmlGpmMetricsGet_t()
-            request.version = n.NVML_GPM_METRICS_GET_VERSION
-            request.numMetrics = len(GPM_METRICS)
-            request.sample1 = previous
-            request.sample2 = sample
-            for i, (_, const) in enumerate(GPM_METRICS):
-                request.metrics[i].metricId = getattr(n, const)
-            nvml.nvmlGpmMetricsGet(request)
+            answers = gpm_metrics(
+                nvml, n, previous, sample, [getattr(n, const) for _, const in GPM_METRICS]
+            )
         except n.NVMLError as exc:
             self._gpm_failed(dev, "nvmlGpmMetricsGet", exc)
             return None
@@ -131,9 +148,9 @@ class NvmlPoller:
             with contextlib.suppress(Exception):
                 nvml.nvmlGpmSampleFree(previous)
         return {
-            name: float(request.metrics[i].value)
-            for i, (name, _) in enumerate(GPM_METRICS)
-            if int(request.metrics[i].nvmlReturn) == 0
+            name: value
+            for (name, _), (ret, value) in zip(GPM_METRICS, answers, strict=True)
+            if ret == 0
         }
 
     def _gpm_failed(self, dev: Device, call: str, exc: Exception) -> None:

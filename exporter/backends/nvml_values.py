@@ -22,8 +22,8 @@ def error_name(codes: Any, exc: Exception) -> str:
     return "unknown" if value is None else str(value)
 
 
-def field_value(codes: Any, value: Any) -> float | None:
-    kind = int(value.valueType)
+def raw_field_value(codes: Any, value: Any) -> Any:
+    """A field value's number as NVML typed it (int or float; None for an unknown type)."""
     attr = {
         codes.NVML_VALUE_TYPE_DOUBLE: "dVal",
         codes.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
@@ -31,10 +31,12 @@ def field_value(codes: Any, value: Any) -> float | None:
         codes.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
         codes.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
         codes.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
-    }.get(kind)
-    if attr is None:
-        return None
-    raw = getattr(value.value, attr, None)
+    }.get(int(value.valueType))
+    return None if attr is None else getattr(value.value, attr, None)
+
+
+def field_value(codes: Any, value: Any) -> float | None:
+    raw = raw_field_value(codes, value)
     return None if raw is None else float(raw)
 
 
