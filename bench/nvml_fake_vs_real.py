@@ -145,10 +145,10 @@ class CallLog:
 def exercise(binding: Any) -> dict[str, Any]:
     """The backend's sequence over ``binding``: calls made, samples read, series rendered."""
     log = CallLog(binding)
-    backend = NvmlBackend(nvml=log, poll_interval=1.0, watch_events=True)
+    backend = NvmlBackend(nvml=log, poll_interval=0.25, watch_events=True)
     try:
         identities = backend.inventory()
-        time.sleep(2.5)  # two polls at least (GPM needs a window) and several event waits
+        time.sleep(1.0)  # three polls at least (GPM needs a window) and one event wait (0.5 s)
         samples: list[GpuSample] = []
         for identity in identities:
             samples.append(backend.sample(identity))
