@@ -318,8 +318,9 @@ def test_bundled_readings_are_the_test_fixtures() -> None:
         ("[1, 2]", 'a JSON object with a "calls" object'),
         ('{"calls": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
         ("{", "Expecting"),
+        ('{"calls": {}, "gpm": [1]}', '"gpm" must be an object'),
     ],
-    ids=["list", "deep", "truncated"],
+    ids=["list", "deep", "truncated", "gpm"],
 )
 def test_a_broken_fixture_is_one_line(tmp_path: Path, content: str, fragment: str) -> None:
     from gpu_health.telemetry.readings import BackendUnavailableError
