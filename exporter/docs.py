@@ -28,7 +28,7 @@ from gpu_health.telemetry.readings import (
     NVLINK_ERROR_TYPES,
     VIOLATION_POLICIES,
 )
-from gpu_health.telemetry.xids import MAX_XID_CODE, XID_CATALOGUE, XID_CLASSES
+from gpu_health.telemetry.xids import MAX_XID_CODE, NVLINK5_XIDS, XID_CATALOGUE, XID_CLASSES
 
 _COST = {
     "cheap": "read at scrape time (1–30 µs NVML getters)",
@@ -70,6 +70,7 @@ def _label_values() -> list[str]:
     of our schema has to match (a blind writer of our schema once guessed them)."""
     reasons = ", ".join(f"`{name}` (0x{bit:x})" for bit, name in CLOCK_EVENT_REASONS.items())
     catalogued = ", ".join(f"`{code}` ({name})" for code, (name, _) in XID_CATALOGUE.items())
+    nvlink5 = f"{NVLINK5_XIDS[0]}-{NVLINK5_XIDS[-1]}"
     return [
         "",
         "## Label values",
@@ -80,7 +81,9 @@ def _label_values() -> list[str]:
         f"| `gpu_clock_event_seconds_total` | `reason` | {_values(VIOLATION_POLICIES)} |",
         f"| `gpu_nvlink_errors_total` | `type` | {_values(NVLINK_ERROR_TYPES)}; `link` is the "
         "link index from 0 |",
-        f"| `gpu_xid_errors_total` | `xid` | from 0 while a source watches the GPU: {catalogued}. "
+        f"| `gpu_xid_errors_total` | `xid` | from 0 while a source watches the GPU: {catalogued} "
+        f"({nvlink5} from 0 only on the NVLink5 boards that log them: B100, B200, GB200 and "
+        "later, by model name). "
         f"Any other code from 1 to {MAX_XID_CODE} appears at its first event; codes above "
         f"{MAX_XID_CODE} as `other` |",
         f"| `gpu_xid_class_errors_total` | `class` | {_values(XID_CLASSES)} |",
@@ -136,7 +139,8 @@ def render_metrics_markdown() -> str:
         "else from the partial ring; `gpu_exporter_source_info` says which is active. Per GPU "
         "and code the exported count is the **larger** of the two views, never their sum, so "
         "an XID is counted once and an exporter restart neither loses nor repeats one. Every "
-        "catalogued code and class is exported from 0 while a source watches the GPU. "
+        "catalogued code the board can log, and every class, is exported from 0 while a source "
+        "watches the GPU. "
         'Lines naming a PCI address of no inventoried GPU count under `gpu="unknown"`; '
         'codes above 999 under `xid="other"`.',
         "",

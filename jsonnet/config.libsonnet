@@ -54,7 +54,7 @@
       },
       {
         alert: 'GPUXidNvlinkError',
-        codes: [74],
+        codes: [74, 144, 145, 146, 147, 148, 149, 150],
         severity: 'critical',
         'for': '0m',
         action: 'drain the node, reset the GPUs on the link (or reboot); a repeat after reset needs the vendor',

@@ -16,7 +16,12 @@ from typing import Literal
 from gpu_health import cli_validate
 from gpu_health.scorer.feature_schema import Schema
 from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS
-from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL, XID_CATALOGUE
+from gpu_health.telemetry.xids import (
+    APPLICATION_XIDS,
+    DCGM_XID_CODE_LABEL,
+    NVLINK5_XIDS,
+    XID_CATALOGUE,
+)
 
 #: A feature builds its PromQL for a schema, or returns None when the schema lacks the signal.
 Builder = Callable[[Schema], str | None]
@@ -492,11 +497,12 @@ def violation_share(window: str, seconds: float, reason: str = "thermal") -> Bui
 
 #: XID codes by the failure class they announce (NVIDIA's XID catalogue, docs.nvidia.com/deploy/
 #: xid-errors): memory = double-bit ECC, page retirement/row remap events, high single-bit
-#: rate, contained/uncontained ECC; bus = GPU fell off the bus; NVLink = NVLink error.
+#: rate, contained/uncontained ECC; bus = GPU fell off the bus; NVLink = NVLink error (74, and
+#: 144-150 on NVLink5 boards).
 XID_CLASSES: dict[str, tuple[int, ...]] = {
     "memory": (48, 63, 64, 92, 94, 95),
     "bus": (79,),
-    "nvlink": (74,),
+    "nvlink": (74, *NVLINK5_XIDS),
 }
 _CLASSIFIED = tuple(code for codes in XID_CLASSES.values() for code in codes)
 #: Codes the "other" class leaves out: the classified ones and the application XIDs (a job's

@@ -292,7 +292,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "xid_nvlink_events_7d",
-        "NVLink-class XID events (74), last 7 days.",
+        "NVLink-class XID events (74, and 144-150 on NVLink5 boards), last 7 days.",
         xid_class_events("nvlink", "7d"),
     ),
     Feature(

@@ -20,13 +20,14 @@ from typing import Any
 from gpu_health.errors import UserError
 from gpu_health.scorer.ledger import Signal
 from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
-from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL
+from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, NVLINK5_XIDS
 
 log = logging.getLogger(__name__)
 
 #: Hardware XIDs that mean a failure, with the ledger kind and the confidence each carries alone
 #: (NVIDIA XID catalogue: 48 DBE, 94/95 contained/uncontained ECC error, 140 unrecovered ECC
-#: error, 64 row-remapper failure, 79 fell off the bus, 74 NVLink error, 46/62/109 GPU or
+#: error, 64 row-remapper failure, 79 fell off the bus, 74 NVLink error (144-150 on NVLink5
+#: boards), 46/62/109 GPU or
 #: micro-controller stopped, 143 GPU initialisation failure, 119/120 GSP timeout/error, 154
 #: recovery action required). Every code of
 #: :data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS` is here
@@ -39,6 +40,7 @@ FAILURE_XIDS: dict[int, tuple[str, float]] = {
     64: ("row_remap_failure", 0.9),
     79: ("fell_off_bus", 0.9),
     74: ("nvlink", 0.6),
+    **dict.fromkeys(NVLINK5_XIDS, ("nvlink", 0.6)),
     46: ("gpu_reset_required", 0.6),
     62: ("gpu_reset_required", 0.6),
     109: ("gpu_reset_required", 0.6),

@@ -42,7 +42,7 @@ KIND_HELP: dict[str, str] = {
         "uncorrectable memory error: XID 48/94/95/140, DBE or uncorrectable remap"
     ),
     "fell_off_bus": "the GPU fell off the bus (XID 79)",
-    "nvlink": "NVLink hardware error (XID 74)",
+    "nvlink": "NVLink hardware error (XID 74, or 144-150 on NVLink5 boards)",
     "gpu_reset_required": "the GPU stopped or needs a reset (XID 46/62/109/119/120/143/154)",
     "lost": "gpu_up was 0 (GPU lost or unreadable) without a hardware XID",
     "disappeared": "the GPU's series vanished while its node kept reporting",

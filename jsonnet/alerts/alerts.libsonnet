@@ -37,6 +37,13 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     '120': 'GSP error',
     '140': 'unrecovered ECC error',
     '143': 'GPU initialization failure',
+    '144': 'NVLink5 SAW error',
+    '145': 'NVLink5 RLW error',
+    '146': 'NVLink5 TLW error',
+    '147': 'NVLink5 TREX error',
+    '148': 'NVLink5 NVLPW control error',
+    '149': 'NVLink5 NETIR error',
+    '150': 'NVLink5 MSE error',
   },
   local xidMeaningTemplate(codes) =
     std.join('', [

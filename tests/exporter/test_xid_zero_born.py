@@ -7,12 +7,16 @@ moment a GPU is watched — in the live exporter and in the backfilled history a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpu_health.exporter.collector import ExporterCollector
-from gpu_health.telemetry.xids import XID_CATALOGUE, XID_CLASSES
+from gpu_health.telemetry.xids import NVLINK5_XIDS, XID_CATALOGUE, XID_CLASSES, zero_born_xids
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "h200" / "nvml_h200.json"
 
 live = pytest.importorskip("gpu_health.sim.live")
 batch = pytest.importorskip("gpu_health.sim.batch")
@@ -47,7 +51,9 @@ def test_live_scrape_has_every_code_and_class_from_zero() -> None:
     for uuid in uuids:
         codes = {k for f, u, k in series if u == uuid and f == FAMILIES[0]}
         classes = {k for f, u, k in series if u == uuid and f == FAMILIES[1]}
-        assert {str(c) for c in XID_CATALOGUE} <= codes
+        assert {str(c) for c in zero_born_xids("NVIDIA H100 80GB HBM3")} <= codes
+        # the simulated boards are Hopper and Ampere: no NVLink5 counters at 0 on them
+        assert not codes & {str(c) for c in NVLINK5_XIDS}
         assert classes == set(XID_CLASSES)
         # the class counters add up to the code counters, per GPU
         by_code = sum(v for (f, u, _), v in series.items() if u == uuid and f == FAMILIES[0])
@@ -76,3 +82,61 @@ def test_backfill_emits_the_same_zero_born_series_as_the_live_exporter() -> None
     )
     assert any(v > 0 for v in scraped.values())
     assert backfilled == scraped
+
+
+@pytest.mark.parametrize(
+    ("model", "nvlink5"),
+    [("NVIDIA B200", True), ("NVIDIA GB200", True), ("NVIDIA H200", False)],
+)
+def test_nvlink5_codes_start_at_zero_only_on_boards_that_log_them(
+    model: str, nvlink5: bool
+) -> None:
+    """Blackwell logs NVLink errors as 144-150 (Hopper as 74): on a B200 or GB200 they exist
+    from 0, so the first one is seen by increase(); on other boards they would only be seven
+    more series per GPU that never move."""
+    from gpu_health.exporter.backends.nvml import NvmlBackend
+    from gpu_health.exporter.fake_nvml import FakeNvml
+
+    fake = FakeNvml.from_file(FIXTURE)
+    fake.set(0, "nvmlDeviceGetName", model)
+    backend = NvmlBackend(nvml=fake, poll_interval=3600)
+    try:
+        identities = backend.inventory()
+        registry = CollectorRegistry()
+        registry.register(ExporterCollector(backend, identities))
+        series = _xid_series(generate_latest(registry).decode())
+    finally:
+        backend.close()
+    codes = {k for f, _, k in series if f == FAMILIES[0]}
+    assert {str(c) for c in XID_CATALOGUE if c not in NVLINK5_XIDS} <= codes
+    assert ({str(c) for c in NVLINK5_XIDS} <= codes) is nvlink5
+    assert all(v == 0 for v in series.values())
+
+
+def test_an_nvlink5_xid_caps_a_blackwell_boards_health_score() -> None:
+    """XID 145 is a fatal NVLink error on a B200 (NVIDIA's catalog: the NVLink5 error
+    workflow), as 74 is on an H100: the score is capped, not left healthy as an unknown code."""
+    import time
+
+    from gpu_health.exporter.backends.nvml import NvmlBackend
+    from gpu_health.exporter.fake_nvml import FakeNvml
+    from gpu_health.health.model import score_sample
+    from gpu_health.health.policy import load_default_policy
+
+    fake = FakeNvml.from_file(FIXTURE)
+    fake.set(0, "nvmlDeviceGetName", "NVIDIA B200")
+    backend = NvmlBackend(nvml=fake, poll_interval=3600)
+    try:
+        (gpu,) = backend.inventory()
+        policy = load_default_policy()
+        before = score_sample(gpu, backend.sample(gpu), policy)
+        fake.emit_xid(0, 145)
+        deadline = time.monotonic() + 5
+        while 145 not in (sample := backend.sample(gpu)).xid_counts:
+            assert time.monotonic() < deadline, "the XID event never arrived"
+            time.sleep(0.02)
+    finally:
+        backend.close()
+    after = score_sample(gpu, sample, policy)
+    assert before.overall == 100
+    assert after.overall <= policy.caps.xid_critical and after.grade != "excellent"

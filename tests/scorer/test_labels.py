@@ -193,12 +193,13 @@ def test_lone_xid_below_the_confidence_floor_is_left_out(
 def test_every_xid_that_needs_a_reset_is_a_failure(
     tmp_path: Path, backfill: Callable[[str], Path], prometheus_factory: Callable[..., object]
 ) -> None:
-    """XID 140 (unrecovered ECC error) and 143 (GPU initialisation failure) page "drain and
-    reset" and make the GPU failed; the failure scan missed them."""
+    """XID 140 (unrecovered ECC error), 143 (GPU initialisation failure) and Blackwell's
+    NVLink5 errors (145 here) page "drain and reset" and make the GPU failed; the failure scan
+    missed them."""
     end = math.floor(time.time() / STEP) * STEP - HOUR
     start = end - 86400
     h = History(start, end)
-    for slot, (uuid, code) in enumerate((("GPU-U", "140"), ("GPU-I", "143"))):
+    for slot, (uuid, code) in enumerate((("GPU-U", "140"), ("GPU-I", "143"), ("GPU-N", "145"))):
         labels = _gpu("n1", slot, uuid)
         h.series("gpu_up", "gauge", labels, lambda t: 1.0)
         h.series(
@@ -216,6 +217,7 @@ def test_every_xid_that_needs_a_reset_is_a_failure(
     assert found == {
         "GPU-U": ("uncorrectable_memory", "XID 140"),
         "GPU-I": ("gpu_reset_required", "XID 143"),
+        "GPU-N": ("nvlink", "XID 145"),
     }
 
 

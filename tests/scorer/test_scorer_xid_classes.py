@@ -41,12 +41,50 @@ HISTORY: dict[str, list[tuple[str, float, float, list[tuple[float, int]]]]] = {
     "I": [("535", 0, 1.5, [(0, 0), (1, 119)]), ("550", 1.5, 2.5, [(1.5, 62)])],
     # application errors (the job's bug): evidence of no class, "other" included
     "J": [("535", 0, 2.5, [(0, 0), (1, 13), (2, 43)])],
+    # an NVLink5 error (Blackwell's 144-150, where Hopper logs 74): NVLink, not "other"
+    "K": [("580", 0, 2.5, [(0, 0), (1, 145)])],
 }
 EXPECTED = {
-    "memory": {"A": 1, "B": 0, "C": 0, "D": 1, "E": 2, "F": 0, "G": 0, "H": 1, "I": 0, "J": 0},
-    "other": {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 1, "J": 0},
-    "bus": {"A": 0, "B": 0, "C": 1, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 0, "J": 0},
-    "nvlink": {"A": 0, "B": 0, "C": 0, "D": 0, "E": 0, "F": 0, "G": 1, "H": 0, "I": 0, "J": 0},
+    "memory": {
+        "A": 1,
+        "B": 0,
+        "C": 0,
+        "D": 1,
+        "E": 2,
+        "F": 0,
+        "G": 0,
+        "H": 1,
+        "I": 0,
+        "J": 0,
+        "K": 0,
+    },
+    "other": {
+        "A": 0,
+        "B": 1,
+        "C": 0,
+        "D": 0,
+        "E": 0,
+        "F": 0,
+        "G": 0,
+        "H": 0,
+        "I": 1,
+        "J": 0,
+        "K": 0,
+    },
+    "bus": {"A": 0, "B": 0, "C": 1, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 0, "J": 0, "K": 0},
+    "nvlink": {
+        "A": 0,
+        "B": 0,
+        "C": 0,
+        "D": 0,
+        "E": 0,
+        "F": 0,
+        "G": 1,
+        "H": 0,
+        "I": 0,
+        "J": 0,
+        "K": 1,
+    },
 }
 
 
@@ -55,8 +93,32 @@ EXPECTED = {
 #: each code counts once, in its own class (E's 13 is an application error, H and I had two
 #: codes of one class).
 EXPECTED_CODE_LABELS = {
-    "memory": {"A": 1, "B": 0, "C": 0, "D": 1, "E": 1, "F": 0, "G": 0, "H": 2, "I": 0, "J": 0},
-    "other": {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 2, "J": 0},
+    "memory": {
+        "A": 1,
+        "B": 0,
+        "C": 0,
+        "D": 1,
+        "E": 1,
+        "F": 0,
+        "G": 0,
+        "H": 2,
+        "I": 0,
+        "J": 0,
+        "K": 0,
+    },
+    "other": {
+        "A": 0,
+        "B": 1,
+        "C": 0,
+        "D": 0,
+        "E": 0,
+        "F": 0,
+        "G": 0,
+        "H": 0,
+        "I": 2,
+        "J": 0,
+        "K": 0,
+    },
     "bus": EXPECTED["bus"],
     "nvlink": EXPECTED["nvlink"],
 }

@@ -21,10 +21,10 @@ from gpu_health.telemetry.readings import (
 )
 from gpu_health.telemetry.xids import (
     MAX_XID_CODE,
-    XID_CATALOGUE,
     XID_CLASSES,
     xid_class,
     xid_label,
+    zero_born_xids,
 )
 
 Kind = Literal["gauge", "counter"]
@@ -171,12 +171,12 @@ def _retired(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
     )
 
 
-def _xids(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
-    # Born at 0 for every catalogued code while a source watches the GPU, so increase() sees
-    # the first event of each code (on Prometheus and VictoriaMetrics alike).
+def _xids(identity: GpuIdentity, s: GpuSample) -> Iterator[Point]:
+    # Born at 0 for every catalogued code the board can log while a source watches the GPU, so
+    # increase() sees the first event of each code (on Prometheus and VictoriaMetrics alike).
     counts: dict[str, float] = {}
     if s.xids_watched:
-        counts = {str(code): 0.0 for code in XID_CATALOGUE}
+        counts = {str(code): 0.0 for code in zero_born_xids(identity.model)}
     for code, count in s.xid_counts.items():
         label = xid_label(code)
         counts[label] = counts.get(label, 0.0) + float(count)

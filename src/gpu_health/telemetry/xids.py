@@ -52,8 +52,35 @@ XID_CATALOGUE: dict[int, tuple[str, str]] = {
     121: ("C2C link error", "interconnect"),
     140: ("unrecovered ECC error", "uncorrectable_ecc"),
     143: ("GPU initialisation failure", "gpu_init"),
+    144: ("NVLink SAW error (NVLink5)", "interconnect"),
+    145: ("NVLink RLW error (NVLink5)", "interconnect"),
+    146: ("NVLink TLW error (NVLink5)", "interconnect"),
+    147: ("NVLink TREX error (NVLink5)", "interconnect"),
+    148: ("NVLink NVLPW control error (NVLink5)", "interconnect"),
+    149: ("NVLink NETIR error (NVLink5)", "interconnect"),
+    150: ("NVLink MSE error (NVLink5)", "interconnect"),
     154: ("GPU recovery action changed", "recovery_action"),
 }
+
+#: The NVLink errors of NVLink5 boards (Blackwell: B100, B200, GB200), which log these where
+#: Hopper and Ampere log 74. NVIDIA's Xid catalog marks them FATAL with the NVLink5 error
+#: workflow as the immediate action (149: reset the GPU), as 74 has the NVLink one.
+NVLINK5_XIDS: tuple[int, ...] = (144, 145, 146, 147, 148, 149, 150)
+#: Model names of the boards that can log :data:`NVLINK5_XIDS` (NVIDIA's names: "NVIDIA B200",
+#: "NVIDIA GB200", "NVIDIA B300"...): only their counters of those codes are born at 0.
+_NVLINK5_MODEL = re.compile(r"\bG?B[1-9]00\b")
+
+
+def zero_born_xids(model: str) -> tuple[int, ...]:
+    """The codes whose counters start at 0 on a board of ``model`` while XIDs are watched.
+
+    Every catalogued code, except the NVLink5 ones on boards that cannot log them: seven
+    counters per GPU that stay 0 on every Hopper or Ampere board would only add series.
+    """
+    if _NVLINK5_MODEL.search(model):
+        return tuple(XID_CATALOGUE)
+    return tuple(code for code in XID_CATALOGUE if code not in NVLINK5_XIDS)
+
 
 #: Every value the ``class`` label can take ("other": a code outside the catalogue whose
 #: message text names no known class).
@@ -87,16 +114,19 @@ APPLICATION_XIDS: tuple[int, ...] = tuple(
 #: Codes after which the GPU cannot serve work until it is reset (79: until the node reboots):
 #: NVIDIA's Xid catalog gives them a GPU reset or a reboot as the immediate action, and NVIDIA's
 #: health-validation Xid checks drain the GPU for them (46 "GPU stopped processing": drain,
-#: reset_gpu). One list for every consumer, because they disagreed: the mixin paged "drain the
-#: GPU and reset it" for XID 46 while the scorer called the GPU degraded and the economics said
-#: keep. From it the GPU state model calls the GPU ``failed``
+#: reset_gpu); 74 and the NVLink5 codes 144-150 have an NVLink error workflow that drains and
+#: resets the GPUs on the link. One list for every consumer, because they disagreed: the
+#: mixin paged "drain the GPU and reset it" for XID 46 while the scorer called the GPU degraded
+#: and the economics said keep. From it the GPU state model calls the GPU ``failed``
 #: (:mod:`gpu_health.telemetry.state_queries`), the default health policy caps its score, the
 #: scorer's failure scan counts it (:mod:`gpu_health.scorer.labels`), and the mixin's critical
 #: XID alerts page for exactly these codes (``tests/base/test_xid_agreement.py`` holds the four
 #: together). Not in it: 94 (a contained ECC error: NVIDIA restarts the application, the GPU
 #: keeps serving; the mixin warns, the health model penalises), 63 and 92 (precursors), the
 #: application class, and 154 (it names its own recovery action).
-RESET_REQUIRED_XIDS: tuple[int, ...] = (46, 48, 62, 64, 74, 79, 95, 109, 119, 120, 140, 143)
+RESET_REQUIRED_XIDS: tuple[int, ...] = (
+    46, 48, 62, 64, 74, 79, 95, 109, 119, 120, 140, 143, *NVLINK5_XIDS
+)  # fmt: skip
 
 #: The label dcgm-exporter (3.3.6-3.4.2, May 2024, and every release since) puts the code of its
 #: last-XID gauge ``DCGM_FI_DEV_XID_ERRORS`` in, beside ``err_msg``: every new code starts a new
