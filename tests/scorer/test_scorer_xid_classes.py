@@ -44,47 +44,18 @@ HISTORY: dict[str, list[tuple[str, float, float, list[tuple[float, int]]]]] = {
     # an NVLink5 error (Blackwell's 144-150, where Hopper logs 74): NVLink, not "other"
     "K": [("580", 0, 2.5, [(0, 0), (1, 145)])],
 }
+
+
+def _counts(**events: int) -> dict[str, int]:
+    """Events per GPU of :data:`HISTORY` (0 for every GPU not named)."""
+    return {gpu: events.get(gpu, 0) for gpu in HISTORY}
+
+
 EXPECTED = {
-    "memory": {
-        "A": 1,
-        "B": 0,
-        "C": 0,
-        "D": 1,
-        "E": 2,
-        "F": 0,
-        "G": 0,
-        "H": 1,
-        "I": 0,
-        "J": 0,
-        "K": 0,
-    },
-    "other": {
-        "A": 0,
-        "B": 1,
-        "C": 0,
-        "D": 0,
-        "E": 0,
-        "F": 0,
-        "G": 0,
-        "H": 0,
-        "I": 1,
-        "J": 0,
-        "K": 0,
-    },
-    "bus": {"A": 0, "B": 0, "C": 1, "D": 0, "E": 0, "F": 0, "G": 0, "H": 0, "I": 0, "J": 0, "K": 0},
-    "nvlink": {
-        "A": 0,
-        "B": 0,
-        "C": 0,
-        "D": 0,
-        "E": 0,
-        "F": 0,
-        "G": 1,
-        "H": 0,
-        "I": 0,
-        "J": 0,
-        "K": 1,
-    },
+    "memory": _counts(A=1, D=1, E=2, H=1),
+    "other": _counts(B=1, I=1),
+    "bus": _counts(C=1),
+    "nvlink": _counts(G=1, K=1),
 }
 
 
@@ -93,32 +64,8 @@ EXPECTED = {
 #: each code counts once, in its own class (E's 13 is an application error, H and I had two
 #: codes of one class).
 EXPECTED_CODE_LABELS = {
-    "memory": {
-        "A": 1,
-        "B": 0,
-        "C": 0,
-        "D": 1,
-        "E": 1,
-        "F": 0,
-        "G": 0,
-        "H": 2,
-        "I": 0,
-        "J": 0,
-        "K": 0,
-    },
-    "other": {
-        "A": 0,
-        "B": 1,
-        "C": 0,
-        "D": 0,
-        "E": 0,
-        "F": 0,
-        "G": 0,
-        "H": 0,
-        "I": 2,
-        "J": 0,
-        "K": 0,
-    },
+    "memory": _counts(A=1, D=1, E=1, H=2),
+    "other": _counts(B=1, I=2),
     "bus": EXPECTED["bus"],
     "nvlink": EXPECTED["nvlink"],
 }
