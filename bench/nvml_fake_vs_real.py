@@ -9,7 +9,8 @@ polls so that GPM has a window, a wait on the XID event set, one scrape of every
 ``python -m gpu_health.exporter.nvml_recorder`` separates the fake's faults from the boards'
 differences), logs every call with its arguments and the shape of its answer, and lists:
 
-- calls made on one side only, and calls answered on one side and refused on the other;
+- calls made on one side only, and calls answered on one side and refused on the other, the
+  first time or later (a call that answered, then timed out);
 - answers of a different type or with different structure fields;
 - readings the backend got on one side only, and ``/metrics`` series present on one side only.
 
@@ -45,12 +46,13 @@ from gpu_health.exporter.backends.nvml_values import error_name
 from gpu_health.exporter.collector import ExporterCollector
 from gpu_health.exporter.fake_nvml import FakeEventSet, FakeGpmSample, FakeHandle, FakeNvml
 from gpu_health.exporter.nvml_recorder import plain
+from gpu_health.telemetry.catalogue import IDENTITY_LABELS, INFO_LABELS
 from gpu_health.telemetry.readings import BackendUnavailableError, GpuSample
 
 DEFAULT_FIXTURE = Path(__file__).resolve().parent.parent / "exporter" / "data" / "nvml_h100.json"
-#: Labels whose values name the board or the machine, not the reading: masked before comparing.
-IDENTITY_LABELS = {"uuid", "serial", "pci_bus_id", "model", "vbios_version", "driver_version",
-                   "cuda_driver_version", "node", "gpu", "version"}  # fmt: skip
+#: Labels whose values name the board, the machine or the build, not the reading: masked before
+#: comparing (the catalogue's identity and gpu_info labels, and the build info's version).
+MASKED_LABELS = {*IDENTITY_LABELS, *INFO_LABELS, "version"}
 #: Sample fields that hold times, not readings.
 TIME_FIELDS = {"timestamp", "cache_age_seconds", "last_xid_timestamp"}
 
@@ -110,10 +112,18 @@ class CallLog:
         self.calls: dict[str, dict[str, Any]] = {}
 
     def _log(self, key: str, entry: dict[str, Any]) -> None:
-        if key in self.calls:
-            self.calls[key]["count"] += 1
-        else:
+        """The first answer in full; a later one only when it differs (an error after answers,
+        another structure), so a call that stops answering is seen too."""
+        known = self.calls.get(key)
+        if known is None:
             self.calls[key] = {"count": 1, **entry}
+            return
+        known["count"] += 1
+        outcome = entry.get("error") or entry.get("shape")
+        if outcome != (known.get("error") or known.get("shape")):
+            later = known.setdefault("later_outcomes", [])
+            if outcome not in later:
+                later.append(outcome)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
@@ -183,7 +193,7 @@ def series_keys(metrics: str) -> set[str]:
     for family in text_string_to_metric_families(metrics):
         for s in family.samples:
             labels = ",".join(
-                f"{k}={'*' if k in IDENTITY_LABELS else v}" for k, v in sorted(s.labels.items())
+                f"{k}={'*' if k in MASKED_LABELS else v}" for k, v in sorted(s.labels.items())
             )
             keys.add(f"{s.name}{{{labels}}}")
     return keys
@@ -205,6 +215,11 @@ def compare(real: dict[str, Any], fake: dict[str, Any]) -> list[str]:
             out.append(f"call {key}: driver answers {a['shape']}, fake {b['shape']}")
         elif a.get("returns") != b.get("returns"):
             out.append(f"call {key}: per-entry returns driver {a['returns']}, fake {b['returns']}")
+        elif a.get("later_outcomes", []) != b.get("later_outcomes", []):
+            out.append(
+                f"call {key}: later answers driver {a.get('later_outcomes', [])}, "
+                f"fake {b.get('later_outcomes', [])}"
+            )
     for i, (sa, sb) in enumerate(zip(real["samples"], fake["samples"], strict=False)):
         for name in sorted(sa):
             empty_a, empty_b = is_empty(sa[name]), is_empty(sb.get(name))

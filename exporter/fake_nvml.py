@@ -66,6 +66,12 @@ _POLICIES = {
     for name in dir(pynvml)
     if name.startswith("NVML_PERF_POLICY_") and not name.endswith("COUNT")
 }
+#: GPM metric id -> the name a fixture's ``gpm`` answers are keyed by (``SM_UTIL``...).
+_GPM_METRIC_NAMES = {
+    getattr(pynvml, name): name.removeprefix("NVML_GPM_METRIC_")
+    for name in dir(pynvml)
+    if name.startswith("NVML_GPM_METRIC_") and isinstance(getattr(pynvml, name), int)
+}
 _FIELD_NAMES = {
     getattr(pynvml, name): name
     for name in dir(pynvml)
@@ -501,14 +507,9 @@ class FakeNvml:
 
     def nvmlGpmMetricsGet(self, request: Any) -> Any:
         self._check("nvmlGpmMetricsGet", None, "gpm_metricsget")
-        names = {
-            getattr(pynvml, n): n.removeprefix("NVML_GPM_METRIC_")
-            for n in dir(pynvml)
-            if n.startswith("NVML_GPM_METRIC_") and isinstance(getattr(pynvml, n), int)
-        }
         values = request.sample2.values or {}
         for metric in request.metrics[: request.numMetrics]:
-            record = values.get(names.get(metric.metricId, ""))
+            record = values.get(_GPM_METRIC_NAMES.get(metric.metricId, ""))
             if record is None:
                 metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
             elif record.get("ret", 0) != 0:

@@ -8,6 +8,7 @@ a reading or series it would not produce) fails here without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -84,3 +85,39 @@ def test_without_a_driver_it_says_so_in_one_line() -> None:
     assert (
         result.stderr.startswith("error: NVML could not start") and result.stderr.count("\n") == 1
     )
+
+
+def test_a_call_that_stops_answering_is_a_difference_though_its_first_answer_agreed() -> None:
+    """Each call's first answer is kept in full; a later, different one too (here a timeout after
+    an answer), so a fake that always answers differs from a driver that stopped."""
+    import importlib.util
+
+    import pynvml
+
+    from gpu_health.exporter.fake_nvml import FakeNvml
+
+    spec = importlib.util.spec_from_file_location("bench_nvml_fake_vs_real", SCRIPT)
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def run_calls(stop_answering: bool) -> dict[str, object]:
+        fake = FakeNvml.from_file(H200 / "nvml_h200.json")
+        log = bench.CallLog(fake)
+        log.nvmlInit()
+        handle = log.nvmlDeviceGetHandleByIndex(0)
+        log.nvmlDeviceGetPowerUsage(handle)
+        if stop_answering:
+            fake.fail("nvmlDeviceGetPowerUsage", gpu=0, error="TIMEOUT")
+        with contextlib.suppress(pynvml.NVMLError):
+            log.nvmlDeviceGetPowerUsage(handle)
+        return {"calls": log.calls, "samples": [], "series": []}
+
+    stopped, steady = run_calls(True), run_calls(False)
+    key = "nvmlDeviceGetPowerUsage(gpu)"
+    assert stopped["calls"][key]["later_outcomes"] == ["timeout"]  # type: ignore[index]
+    assert "later_outcomes" not in steady["calls"][key]  # type: ignore[index]
+    assert bench.compare(stopped, steady) == [
+        f"call {key}: later answers driver ['timeout'], fake []"
+    ]
+    assert bench.compare(steady, steady) == []

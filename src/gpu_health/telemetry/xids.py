@@ -17,6 +17,7 @@ one of :data:`XID_CLASSES`.
 
 from __future__ import annotations
 
+import functools
 import re
 
 #: Codes above this (or below 1) are counted as ``xid="other"``; NVIDIA's catalog ends in the
@@ -71,11 +72,13 @@ NVLINK5_XIDS: tuple[int, ...] = (144, 145, 146, 147, 148, 149, 150)
 _NVLINK5_MODEL = re.compile(r"\bG?B[1-9]00\b")
 
 
+@functools.lru_cache(maxsize=64)
 def zero_born_xids(model: str) -> tuple[int, ...]:
     """The codes whose counters start at 0 on a board of ``model`` while XIDs are watched.
 
     Every catalogued code, except the NVLink5 ones on boards that cannot log them: seven
     counters per GPU that stay 0 on every Hopper or Ampere board would only add series.
+    Cached: every scrape asks it for every GPU, and a fleet has a handful of model names.
     """
     if _NVLINK5_MODEL.search(model):
         return tuple(XID_CATALOGUE)
