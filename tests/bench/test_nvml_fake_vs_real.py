@@ -121,3 +121,10 @@ def test_a_call_that_stops_answering_is_a_difference_though_its_first_answer_agr
         f"call {key}: later answers driver ['timeout'], fake []"
     ]
     assert bench.compare(steady, steady) == []
+
+
+def test_a_missing_driver_log_is_one_line(tmp_path: Path) -> None:
+    result = run("--driver-log", str(tmp_path / "absent.json"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "absent.json" in result.stderr

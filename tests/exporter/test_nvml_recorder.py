@@ -82,3 +82,27 @@ def test_without_a_driver_it_says_so_in_one_line_and_writes_nothing(tmp_path: Pa
     assert result.returncode == 1
     assert result.stderr.startswith("error: NVML: ") and result.stderr.count("\n") == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_command_writes_the_fixture_whole_or_says_in_one_line_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The driver stood in for by the fake fed the H200 readings: the file is written and
+    replays as recorded; a folder that does not exist is one line and exit 1, nothing left."""
+    from gpu_health.exporter import nvml_recorder
+
+    board = RECORDED[1]
+    monkeypatch.setattr(
+        nvml_recorder, "record", lambda nvml, index=0: record(FakeNvml.from_file(board), nvml)
+    )
+    out = tmp_path / "board.json"
+    assert nvml_recorder.main(["--out", str(out)]) == 0
+    assert "NVIDIA H200" in capsys.readouterr().out
+    written = json.loads(out.read_text())
+    assert written["calls"]["nvmlDeviceGetPowerUsage"] == 76751
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board.json"]  # no partial file left
+
+    missing = tmp_path / "no-such-folder" / "board.json"
+    assert nvml_recorder.main(["--out", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {missing}: ") and err.count("\n") == 1
