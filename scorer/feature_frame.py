@@ -29,6 +29,7 @@ from gpu_health.scorer.feature_schema import (
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
 from gpu_health.scorer.promclient import PromClient, PrometheusError
+from gpu_health.telemetry.catalogue import DCGM_RENAMED
 from gpu_health.telemetry.freshness import fresh_range, measure
 from gpu_health.telemetry.state import regex_literal
 
@@ -117,6 +118,7 @@ def compute_features(
     _warn_without_uuid(s, sum(1 for ident in identities if not ident[2]))
     _warn_repeated(s, _repeated(client, s, at))
     s = replace(s, volatile_ecc_fallback=volatile_ecc_needed(client, s, at))
+    s = replace(s, renamed_too=renamed_fields_sent(client, s, at))
     identities = {ident for ident in identities if ident[2]}
     gpus = one_identity_per_gpu(client, s, at, identities)
     if keep is not None:
@@ -252,14 +254,40 @@ def volatile_ecc_needed(client: PromClient, s: Schema, at: float | None) -> bool
     """:attr:`Schema.volatile_ecc_fallback` for this run: whether some GPU reporting now sends
     volatile ECC counters without aggregate ones (True, as before the check, when it cannot
     be told)."""
-    query = volatile_ecc_only_query(s)
+    return _answers(client, volatile_ecc_only_query(s), at, True, "volatile-ECC")
+
+
+def _answers(
+    client: PromClient, query: str | None, at: float | None, otherwise: bool, what: str
+) -> bool:
+    """Whether ``query`` returns a series; ``otherwise`` when there is no query or it fails
+    (logged as the ``what`` check)."""
     if query is None:
-        return True
+        return otherwise
     try:
         return bool(client.query(query, at))
     except PrometheusError as exc:
-        log.debug("volatile-ECC check failed: %s", exc)
-        return True
+        log.debug("%s check failed: %s", what, exc)
+        return otherwise
+
+
+def renamed_fields_query(s: Schema) -> str | None:
+    """PromQL: one series when some GPU reporting now (a sample in the presence window) sends a
+    field under its DCGM 4.7 name (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`), as
+    dcgm-exporter 4.9's default counters file names them; empty when none. None for our
+    schema. One lookup per name: a name no series has costs Prometheus an index lookup."""
+    if s.name != "dcgm":
+        return None
+    return " or ".join(
+        f"group(last_over_time({n}{s.shard_suffix}[{s.fresh}]))"
+        for n in sorted(DCGM_RENAMED.values())
+    )
+
+
+def renamed_fields_sent(client: PromClient, s: Schema, at: float | None) -> bool:
+    """:attr:`Schema.renamed_too` for this run: whether a GPU sends renamed fields now (False
+    when it cannot be told: the features are then read as before dcgm-exporter 4.9)."""
+    return _answers(client, renamed_fields_query(s), at, False, "renamed dcgm-exporter fields")
 
 
 #: The last (GPUs, copies) of repeated series that was logged, per schema.

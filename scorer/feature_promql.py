@@ -222,12 +222,24 @@ def xid_events(window: str) -> Builder:
             counted = counter("gpu_xid_errors_total", window)(s)
             assert counted is not None
             return _plus_born(s, counted, _first_counts_born(s, window))
-        sel = s.selector("gpu_xid_errors_total")
-        assert sel is not None
-        changed = f"max by ({s.key}) (changes({sel[0]}[{window}]))"
-        return _plus_born(s, changed, _codes_born(s, window))
+        return _plus_born(s, _xid_changes(s, window), _codes_born(s, window))
 
     return build
+
+
+def _xid_names(s: Schema) -> list[str]:
+    """dcgm-exporter's XID gauge: its name, and in the renamed view its legacy name after it."""
+    found = s.selectors_over_names("gpu_xid_errors_total")
+    assert found is not None
+    return found
+
+
+def _xid_changes(s: Schema, window: str) -> str:
+    """Per GPU: the changes of dcgm-exporter's XID gauge in the window, summed over its names
+    (an exporter upgrade that renames it ends one series and starts the other on the code the
+    GPU holds, which is no change)."""
+    parts = [f"max by ({s.key}) (changes({n}[{window}]))" for n in _xid_names(s)]
+    return parts[0] if len(parts) == 1 else s.tagged("sum", parts)
 
 
 def _with_matchers(selector: str, matchers: str) -> str:
@@ -281,15 +293,25 @@ def _codes_born(s: Schema, window: str, matchers: str = "") -> str:
     one code) and once per MIG instance group (every instance repeats the gauge). Only series
     that carry the label are read: on the older shape (one series whose value changes) both
     selections are empty, cost nothing, and the changes count alone, as before."""
-    found = s.selector("gpu_xid_errors_total")
-    assert found is not None
-    sel, code = found[0], DCGM_XID_CODE_LABEL
+    names, code = _xid_names(s), DCGM_XID_CODE_LABEL
     coded = f'{code}!=""'
-    kept = _with_matchers(sel, f"{coded},{matchers}" if matchers else coded)
-    born = (
-        f"(min_over_time({kept}[{window}]) > 0) unless on ({s.uuid}, {code}) "
-        f"last_over_time({_with_matchers(sel, coded)}[{window}] offset {window})"
-    )
+
+    def had(name: str, offset: str) -> str:
+        return (
+            f" unless on ({s.uuid}, {code}) "
+            f"last_over_time({_with_matchers(name, coded)}[{window}]{offset})"
+        )
+
+    # A code is born under a name when none of the GPU's names held it the window before; under
+    # the renamed one (first), also when the legacy one did not hold it in the window: an
+    # exporter upgrade carries the code a GPU holds over to the new name.
+    before = "".join(had(n, f" offset {window}") for n in names)
+    each = [
+        f"(min_over_time({_with_matchers(n, f'{coded},{matchers}' if matchers else coded)}"
+        f"[{window}]) > 0){before}{''.join(had(m, '') for m in names[i + 1 :])}"
+        for i, n in enumerate(names)
+    ]
+    born = each[0] if len(each) == 1 else " or ".join(f"({e})" for e in each)
     per_instance = ", ".join(x for x in (s.key, s.instance) if x)
     codes = f"count by ({per_instance}) (group by ({per_instance}, {code}) ({born}))"
     return f"max by ({s.key}) ({codes})"
@@ -355,10 +377,12 @@ def reporting_gap(window: str) -> Builder:
     """
 
     def build(s: Schema) -> str | None:
-        sel = s.selector("gpu_power_watts")
-        if sel is None:
+        # both of dcgm-exporter's names for power in its renamed view (Schema.names): an
+        # exporter upgrade mid-window is a label change too
+        found = s.aggregate("sum", "count_over_time", "gpu_power_watts", window)
+        if found is None:
             return None
-        count = s.per_gpu("sum", f"count_over_time({sel[0]}[{window}])")
+        count = found[0]
         return f"clamp_min(1 - ({count}) / scalar(quantile(0.5, {count})), 0)"
 
     return build
@@ -401,24 +425,26 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
 
     def build(s: Schema) -> str | None:
         found = s.selector(metric, **labels)
-        if found is None:
+        names = s.selectors_over_names(metric, **labels)
+        fleet_names = replace(s, shard_matcher="").selectors_over_names(metric, **labels)
+        if found is None or names is None or fleet_names is None:
             return None
-        whole = replace(s, shard_matcher="")
-        fleet_found = whole.selector(metric, **labels)
-        assert fleet_found is not None
         by = f"{s.key}, {s.node}"
 
-        def average(sel: str, labels: str) -> tuple[str, str]:
-            """The mean of the samples per ``labels`` group (exact across series splits) and
-            the group's sample count."""
-            count = f"sum by ({labels}) ({s.named(f'count_over_time({sel}[{window}])')})"
-            total = f"sum by ({labels}) ({s.named(f'sum_over_time({sel}[{window}])')})"
-            return f"({total} / {count})", count
+        def average(sels: list[str], labels: str) -> tuple[str, str]:
+            """The mean of the samples per ``labels`` group (exact across series splits, and
+            across a rename: both names' samples are summed) and the group's sample count."""
 
-        mine, count = average(found[0], by)
-        peers, peer_count = average(fleet_found[0], by)
+            def summed(fn: str) -> str:
+                return _sum_by(labels, [s.named(f"{fn}({n}[{window}])") for n in sels])
+
+            count = summed("count_over_time")
+            return f"({summed('sum_over_time')} / {count})", count
+
+        mine, count = average(names, by)
+        peers, peer_count = average(fleet_names, by)
         # The model's median is over GPUs, not pieces: a renamed node's GPUs count once.
-        gpus, _ = average(fleet_found[0], s.key)
+        gpus, _ = average(fleet_names, s.key)
         node_ref = _node_median(s, peers, peer_count)
         model_ref = f"quantile by ({s.model}) (0.5, {gpus})"
         excess = (
@@ -429,6 +455,15 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
         return _scaled(weighted, found[1])
 
     return build
+
+
+def _sum_by(labels: str, parts: list[str]) -> str:
+    """``sum by (labels)`` of one part, or of several tagged apart (so that ``or`` keeps each
+    part's series)."""
+    if len(parts) == 1:
+        return f"sum by ({labels}) ({parts[0]})"
+    tagged = " or ".join(f'label_replace({p}, "part", "{i}", "", "")' for i, p in enumerate(parts))
+    return f"sum by ({labels}) ({tagged})"
 
 
 #: How often :func:`node_noise` samples a reading (the last one within it): the scrape interval
@@ -461,18 +496,20 @@ def node_noise(metric: str, window: str) -> Builder:
 
     def build(s: Schema) -> str | None:
         found = s.selector(metric)
-        if found is None:
+        names = s.selectors_over_names(metric)
+        fleet_names = replace(s, shard_matcher="").selectors_over_names(metric)
+        if found is None or names is None or fleet_names is None:
             return None
-        fleet_found = replace(s, shard_matcher="").selector(metric)
-        assert fleet_found is not None
         by = f"{s.key}, {s.node}"
 
-        def last(sel: str) -> str:
-            return f"max by ({by}) ({s.named(f'last_over_time({sel}[{NOISE_STEP}])')})"
+        def last(sels: list[str]) -> str:
+            """The GPU's last reading, under whichever name it had then (a rename)."""
+            each = [s.named(f"last_over_time({n}[{NOISE_STEP}])") for n in sels]
+            return f"max by ({by}) ({' or '.join(each)})"
 
-        peers = last(fleet_found[0])
+        peers = last(fleet_names)
         node_ref = _node_median(s, peers, peers)
-        apart = f"{last(found[0])} - on ({s.node}) group_left () ({node_ref})"
+        apart = f"{last(names)} - on ({s.node}) group_left () ({node_ref})"
         spread = f"max by ({s.key}) (stddev_over_time(({apart})[{window}:{NOISE_STEP}]))"
         return f"ln(1 + {_scaled(spread, found[1])})"
 
@@ -535,11 +572,11 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
             if xid_class != "other":  # every code of a class is catalogued: born at 0
                 return counted
             return _plus_born(s, counted, _first_counts_born(s, window))
-        found = s.selector("gpu_xid_errors_total")
-        assert found is not None
-        sel = found[0]
-        events = f"max by ({s.key}) (changes({sel}[{window}]))"
-        last = f"last_over_time({sel}[{window}])"
+        names = _xid_names(s)
+        events = _xid_changes(s, window)
+        # the code of the latest name that has one (the renamed one after an upgrade)
+        last = " or ".join(f"last_over_time({n}[{window}])" for n in names)
+        last = last if len(names) == 1 else f"({last})"
         if len(codes) == 1:
             changed = f"{events} * max by ({s.key}) ({last} == bool {codes[0]})"
         else:
@@ -686,40 +723,52 @@ def resets(window: str) -> Builder:
     return build
 
 
-def _from_presence(make: Callable[[Schema, str], str]) -> Builder:
+def _from_presence(make: Callable[[Schema, list[str]], str]) -> Builder:
     """A builder over the presence series (board power, which every GPU reports in both
-    schemas); ``make`` gets the schema and that series' selector (a scorer shard's GPUs
-    only, when sharded)."""
+    schemas); ``make`` gets the schema and that series' selectors (a scorer shard's GPUs
+    only, when sharded): one, or in dcgm-exporter's renamed view its two names
+    (:attr:`Schema.names`), which each reader takes as one series of the GPU."""
 
     def build(s: Schema) -> str | None:
-        sel = s.selector("gpu_power_watts")
-        return None if sel is None else make(s, sel[0])
+        found = s.selectors_over_names("gpu_power_watts")
+        return None if found is None else make(s, found)
 
     return build
 
 
-def _from_fleet_presence(make: Callable[[Schema, str], str]) -> Builder:
+def _from_fleet_presence(make: Callable[[Schema, list[str]], str]) -> Builder:
     """Like :func:`_from_presence` for a fleet-wide value copied onto every GPU: ``make`` gets
-    the whole fleet's selector, also for a scorer shard (a shard's fleet is the fleet)."""
+    the whole fleet's selectors, also for a scorer shard (a shard's fleet is the fleet)."""
 
     def build(s: Schema) -> str | None:
-        sel = s.selector("gpu_power_watts")
-        whole = replace(s, shard_matcher="").selector("gpu_power_watts")
-        if sel is None or whole is None:
+        mine = s.selectors_over_names("gpu_power_watts")
+        whole = replace(s, shard_matcher="").selectors_over_names("gpu_power_watts")
+        if mine is None or whole is None:
             return None
-        return _on_every_gpu(s, sel[0], make(s, whole[0]))
+        return _on_every_gpu(s, mine, make(s, whole))
 
     return build
 
 
-def _reporting_now(s: Schema, name: str, keys: str) -> str:
-    return f"group by ({keys}) ({s.named(f'last_over_time({name}[{s.fresh}])')})"
+def _grouped(s: Schema, names: list[str], window: str, keys: str, named: bool = True) -> str:
+    """``group by (keys)`` of the GPUs with a sample of any of ``names`` within ``window`` (a
+    range, with its offset if any); ``named``: under the node label (:meth:`Schema.named`)."""
+
+    def one(name: str) -> str:
+        last = f"last_over_time({name}[{window}])"
+        return f"group by ({keys}) ({s.named(last) if named else last})"
+
+    return one(names[0]) if len(names) == 1 else "(" + " or ".join(map(one, names)) + ")"
 
 
-def _lost(s: Schema, name: str, window: str, keys: str) -> str:
+def _reporting_now(s: Schema, names: list[str], keys: str) -> str:
+    return _grouped(s, names, s.fresh, keys)
+
+
+def _lost(s: Schema, names: list[str], window: str, keys: str) -> str:
     """The (``keys``) groups that reported within ``window`` and do not report now."""
-    seen = f"group by ({keys}) ({s.named(f'last_over_time({name}[{window}])')})"
-    return f"{seen} unless on ({s.uuid}) {_reporting_now(s, name, keys)}"
+    seen = _grouped(s, names, window, keys)
+    return f"{seen} unless on ({s.uuid}) {_reporting_now(s, names, keys)}"
 
 
 def node_lost_gpus(window: str) -> Builder:
@@ -730,18 +779,18 @@ def node_lost_gpus(window: str) -> Builder:
     risk. Only presence is used, so any schema and any replacement policy (new UUIDs) works.
     """
 
-    def make(s: Schema, name: str) -> str:
-        lost = f"count by ({s.node}) ({_lost(s, name, window, f'{s.node}, {s.uuid}')})"
-        here = _reporting_now(s, name, s.by)
+    def make(s: Schema, names: list[str]) -> str:
+        lost = f"count by ({s.node}) ({_lost(s, names, window, f'{s.node}, {s.uuid}')})"
+        here = _reporting_now(s, names, s.by)
         return f"(({here}) * on ({s.node}) group_left () ({lost})) or (({here}) * 0)"
 
     return _from_presence(make)
 
 
-def _on_every_gpu(s: Schema, name: str, fleet_value: str) -> str:
+def _on_every_gpu(s: Schema, names: list[str], fleet_value: str) -> str:
     """A fleet-wide scalar (one sample, no labels) copied onto every GPU reporting now; 0 when
     the fleet expression is empty."""
-    here = _reporting_now(s, name, s.key)
+    here = _reporting_now(s, names, s.key)
     return f"(({here}) * on () group_left () ({fleet_value})) or (({here}) * 0)"
 
 
@@ -761,10 +810,10 @@ def fleet_lost_gpus(window: str) -> Builder:
     has its GPUs reporting, so a GPU lost under the old name counts.
     """
 
-    def make(s: Schema, name: str) -> str:
+    def make(s: Schema, names: list[str]) -> str:
         keys = f"{s.node}, {s.uuid}"
-        seen = f"group by ({keys}) ({s.named(f'last_over_time({name}[{window}])')})"
-        now = f"group by ({s.uuid}) (last_over_time({name}[{s.fresh}]))"
+        seen = _grouped(s, names, window, keys)
+        now = _grouped(s, names, s.fresh, s.uuid, named=False)
         alive = f"group by ({s.node}) ({seen} and on ({s.uuid}) {now})"
         lost = f"({seen} unless on ({s.uuid}) {now}) and on ({s.node}) {alive}"
         return f"count(group by ({s.uuid}) ({lost}))"  # a GPU lost under two names is one
@@ -780,8 +829,8 @@ def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
     """
     step = f"{step_hours}h"
 
-    def make(s: Schema, name: str) -> str:
-        present = f"group by ({s.uuid}) (last_over_time({name}[{step}]))"
+    def make(s: Schema, names: list[str]) -> str:
+        present = _grouped(s, names, step, s.uuid, named=False)
         return f"sum(count_over_time(({present})[{window}:{step}])) * {step_hours / 24:g}"
 
     return _from_fleet_presence(make)

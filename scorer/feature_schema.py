@@ -9,10 +9,10 @@ through :class:`Schema` so one feature definition serves both. Split from
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from gpu_health.telemetry.catalogue import by_name
+from gpu_health.telemetry.catalogue import DCGM_RENAMED, by_name
 from gpu_health.telemetry.freshness import DEFAULT_FRESH
 from gpu_health.telemetry.schema import (
     DCGM_INSTANCE_LABEL,
@@ -60,6 +60,23 @@ class Schema:
     #: then reads its aggregate counter alone, which is what the fallback gave those GPUs, and
     #: Prometheus no longer evaluates the volatile side of each expression for nothing.
     volatile_ecc_fallback: bool = True
+    #: Which name of a field DCGM 4.7 renamed (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`)
+    #: the selectors give: the one dcgm-exporter sent up to 4.8 ("legacy"), or the one 4.9's
+    #: default counters file uses ("renamed"). In the renamed view a counter's rise and every
+    #: aggregate over the window read both names (:meth:`aggregate`, :meth:`rise`), so a GPU
+    #: whose exporter was upgraded mid-window keeps the part of the window before it.
+    names: Literal["legacy", "renamed"] = "legacy"
+    #: Whether the run found GPUs sending renamed fields (set per run,
+    #: :func:`~gpu_health.scorer.feature_frame.renamed_fields_sent`): each feature is then read
+    #: in both views, each GPU's value from the renamed one where it has one (:meth:`views`).
+    renamed_too: bool = False
+
+    def views(self) -> tuple[Schema, ...]:
+        """The schemas a feature is read in, the preferred first: the renamed view, then the
+        legacy one, when the run found renamed fields; else this schema alone."""
+        if not self.renamed_too:
+            return (self,)
+        return (replace(self, names="renamed"), replace(self, names="legacy"))
 
     @property
     def by(self) -> str:
@@ -111,10 +128,30 @@ class Schema:
     def _selectors(
         self, metric: str, aliases: bool, labels: dict[str, str]
     ) -> tuple[list[str], float] | None:
-        extra = [self.shard_matcher] if self.shard_matcher else []
+        found = self._fields(metric, labels, every_name=False)
+        if found is None:
+            return None
+        groups, scale = found
+        if aliases:
+            extra = {f.name: f.aliases for f in by_name()[metric].dcgm}
+            groups = [[*g, *(a + self.shard_suffix for a in extra.get(g[0], ()))] for g in groups]
+        return sorted(n for g in groups for n in g), scale
+
+    @property
+    def shard_suffix(self) -> str:
+        """``{shard matcher}`` to append to a metric name, or "" for the whole fleet."""
+        return f"{{{self.shard_matcher}}}" if self.shard_matcher else ""
+
+    def _fields(
+        self, metric: str, labels: dict[str, str], every_name: bool
+    ) -> tuple[list[list[str]], float] | None:
+        """The selectors of ``metric{labels}``, one list per field (ours: one field), and the
+        factor to our units; None when the schema lacks it. A field's list holds the name of
+        this view, and with ``every_name`` in the renamed view its legacy name after it."""
         if self.name == "ours":
+            extra = [self.shard_matcher] if self.shard_matcher else []
             matchers = ",".join([*(f'{k}="{v}"' for k, v in sorted(labels.items())), *extra])
-            return [f"{metric}{{{matchers}}}"], 1.0
+            return [[f"{metric}{{{matchers}}}"]], 1.0
         spec = by_name()[metric]
         fields = [f for f in spec.dcgm if all(f.labels.get(k) == v for k, v in labels.items())]
         if not labels:
@@ -124,9 +161,23 @@ class Schema:
         scales = {f.scale for f in fields}
         if len(scales) != 1:
             raise ValueError(f"{metric}{labels}: dcgm fields with different scales")
-        suffix = f"{{{self.shard_matcher}}}" if self.shard_matcher else ""
-        names = [n for f in fields for n in (f.name, *(f.aliases if aliases else ()))]
-        return sorted(n + suffix for n in names), scales.pop()
+        groups = []
+        for f in sorted(fields, key=lambda f: f.name):
+            names = [f.name]
+            if self.names == "renamed" and f.renamed:
+                names = [f.renamed, f.name] if every_name else [f.renamed]
+            groups.append([n + self.shard_suffix for n in names])
+        return groups, scales.pop()
+
+    def selectors_over_names(self, metric: str, **labels: str) -> list[str] | None:
+        """The selectors of a one-field signal: its name in this view, and in the renamed view
+        its legacy name after it (the same series before an exporter upgrade)."""
+        found = self._fields(metric, labels, every_name=True)
+        if found is None:
+            return None
+        if len(found[0]) != 1:
+            raise ValueError(f"{metric}{labels}: several dcgm fields")
+        return found[0][0]
 
     def selector(self, metric: str, **labels: str) -> tuple[str, float] | None:
         """The single selector of a one-field signal (see :meth:`selectors`)."""
@@ -141,11 +192,16 @@ class Schema:
         self, agg: str, fn: str, metric: str, window: str, **labels: str
     ) -> tuple[str, float] | None:
         """``agg by (identity) (fn(selector[window]))`` summed over every field of the signal."""
-        found = self.selectors(metric, **labels)
+        found = self._fields(metric, labels, every_name=True)
         if found is None:
             return None
-        names, scale = found
-        parts = [self.per_gpu(agg, f"{fn}({n}[{window}])") for n in names]
+        groups, scale = found
+        parts = []
+        for names in groups:
+            # one field under both its names (a rename mid-window): ``agg`` over the two, the
+            # sum of a count or an increase, the largest of a largest or a last reading
+            each = [self.per_gpu(agg, f"{fn}({n}[{window}])") for n in names]
+            parts.append(each[0] if len(each) == 1 else self.tagged(agg, each))
         if len(parts) == 1:
             return parts[0], scale
         return self._field_sum(parts), scale
@@ -177,16 +233,20 @@ class Schema:
         its reset; its span then still holds the rise since the reset, at least half the rise
         over the window.
         """
-        found = self.selectors(metric, **labels)
+        found = self._fields(metric, labels, every_name=True)
         if found is None:
             return None
-        names, scale = found
+        # A field's two names (the renamed view) hold the counter after and before an exporter
+        # upgrade: their rises add up. The legacy name of an upgraded GPU has no reading now;
+        # its span ends at its last reading in the window instead.
+        groups, scale = found
+        names = [(n, i > 0) for g in groups for i, n in enumerate(g)]
         sub = self._sub_counters(metric, labels)
         by = ", ".join((self.key, *sub))
         parts = []
-        for n in names:
+        for n, ended in names:
             summed = self.per_gpu("sum", f"increase({n}[{window}])", *sub)
-            now = f"max by ({by}) (last_over_time({n}[{self.fresh}]))"
+            now = f"max by ({by}) (last_over_time({n}[{window if ended else self.fresh}]))"
             if persistent:
                 start = f"max by ({by}) (last_over_time({n}[{self.fresh}] offset {window}))"
                 span = f"(({now} - {start}) >= 0)"
@@ -219,12 +279,16 @@ class Schema:
         return () if spec is None else tuple(k for k in spec.labels if k not in labels)
 
     def _field_sum(self, parts: list[str]) -> str:
-        """Per-GPU parts of one signal (one per dcgm field) summed, tagged apart so that
-        ``or`` keeps every field's series."""
+        """Per-GPU parts of one signal (one per dcgm field) summed."""
+        return self.tagged("sum", parts)
+
+    def tagged(self, agg: str, parts: list[str]) -> str:
+        """``agg`` per GPU over per-GPU parts, tagged apart so that ``or`` keeps every part's
+        series."""
         tagged = " or ".join(
             f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
         )
-        return f"sum by ({self.key}) ({tagged})"
+        return f"{agg} by ({self.key}) ({tagged})"
 
 
 OURS = Schema("ours", "node", "gpu", "uuid", "model")
@@ -279,7 +343,18 @@ def presence_names(s: Schema) -> str:
     which every exporter of the schema sends for every GPU."""
     if s.name == "ours":
         return "gpu_power_watts|gpu_temperature_celsius"
-    return "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"
+    return "|".join(DCGM_PRESENCE_NAMES)
+
+
+#: dcgm-exporter's power and temperature fields under both their names (dcgm-exporter 4.9
+#: renamed them, :data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`): its GPUs are present
+#: under either.
+DCGM_PRESENCE_NAMES: tuple[str, ...] = (
+    "DCGM_FI_DEV_POWER_USAGE",
+    "DCGM_FI_DEV_GPU_TEMP",
+    DCGM_RENAMED["DCGM_FI_DEV_POWER_USAGE"],
+    DCGM_RENAMED["DCGM_FI_DEV_GPU_TEMP"],
+)
 
 
 def inventory_query(s: Schema) -> str:

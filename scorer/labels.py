@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.ledger import Signal
+from gpu_health.telemetry.catalogue import DCGM_RENAMED
 from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
 from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, NVLINK5_XIDS
 
@@ -75,6 +76,10 @@ class SchemaNames:
     remap_failed: str
     #: Another name of the node label, read as :attr:`node` (dcgm-exporter's ``hostname``).
     node_alias: str = ""
+    #: The names the same exporter sent before an upgrade renamed them (dcgm-exporter 4.9's
+    #: DCGM 4.7 names, :data:`DCGM_RENAMED_NAMES`): a code or flag the GPU held under those
+    #: and carried over to the new name is no new event.
+    previous: SchemaNames | None = None
 
     def named(self, expr: str) -> str:
         """``expr`` with the node under :attr:`node` on every series (:func:`node_named`): one
@@ -108,6 +113,17 @@ DCGM = SchemaNames(
     remap_failed="DCGM_FI_DEV_ROW_REMAP_FAILURE",
     node_alias=DCGM_NODE_ALIAS,
 )
+#: dcgm-exporter's fields under the names 4.9 gives them (DCGM 4.7's, :data:`DCGM_RENAMED`);
+#: ECC kept its names, so its DBE counter is read in :data:`DCGM` alone.
+DCGM_RENAMED_NAMES = replace(
+    DCGM,
+    presence=DCGM_RENAMED[DCGM.presence],
+    xid_last_value=DCGM_RENAMED["DCGM_FI_DEV_XID_ERRORS"],
+    dbe="",
+    remapped_uncorrectable=DCGM_RENAMED[DCGM.remapped_uncorrectable],
+    remap_failed=DCGM_RENAMED[DCGM.remap_failed],
+    previous=DCGM,
+)
 SCHEMAS = {"ours": OURS, "dcgm": DCGM}
 
 
@@ -139,12 +155,22 @@ Query = Callable[[str, float, float, float], list[dict[str, Any]]]
 class Scan:
     """Reads one schema's failure signals from Prometheus over [start, end]."""
 
-    def __init__(self, client: Any, names: SchemaNames, config: ScanConfig) -> None:
+    def __init__(
+        self,
+        client: Any,
+        names: SchemaNames,
+        config: ScanConfig,
+        slots_by: tuple[str, ...] | None = None,
+    ) -> None:
         config.validate()
         self.client = client
         self.n = names
         self.c = config
         self.points = 0
+        #: The presence series whose UUIDs are compared slot by slot (a board replaced while
+        #: its exporter was upgraded is seen under one name, its replacement under the other):
+        #: the schema's own by default; none for a scan whose slots another scan compares.
+        self.slots_by = (names.presence,) if slots_by is None else slots_by
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -211,23 +237,26 @@ class Scan:
         s = f"{self.c.step:.0f}s"
         return f"({selector} - last_over_time({selector}[{APPEAR_WINDOW}] offset {s})) > 0"
 
-    def _appear(self, selector: str, by: str) -> str:
+    def _appear(self, selector: str, by: str, previous: str | None = None) -> str:
         """A counter or gauge that changed to a non-zero value, or appeared non-zero where none
-        was in APPEAR_WINDOW. Zero is never an event: the exporter creates every catalogued XID
-        counter at 0 when it first sees a GPU (a new board, an exporter restart), and a reset
-        back to 0 is a repair, not a failure."""
+        was in APPEAR_WINDOW (nor of its ``previous`` name). Zero is never an event: the
+        exporter creates every catalogued XID counter at 0 when it first sees a GPU (a new
+        board, an exporter restart), and a reset back to 0 is a repair, not a failure."""
         s = f"{self.c.step:.0f}s"
-        return (
-            f"(({selector} != {selector} offset {s}) > 0) or (({selector} > 0) unless on({by}) "
-            f"last_over_time({selector}[{APPEAR_WINDOW}] offset {s}))"
+        before = "".join(
+            f" unless on({by}) last_over_time({n}[{APPEAR_WINDOW}] offset {s})"
+            for n in (selector, previous)
+            if n
         )
+        return f"(({selector} != {selector} offset {s}) > 0) or (({selector} > 0){before})"
 
     # ---- signals ------------------------------------------------------------------------
 
     def signals(self) -> list[Signal]:
         out: list[Signal] = []
         out += self._xid_signals()
-        out += self._counter_signal(self.n.dbe, "uncorrectable_memory", 0.9, "DBE")
+        if self.n.dbe:
+            out += self._counter_signal(self.n.dbe, "uncorrectable_memory", 0.9, "DBE")
         out += self._counter_signal(
             self.n.remapped_uncorrectable, "uncorrectable_memory", 0.8, "uncorrectable remap"
         )
@@ -256,7 +285,9 @@ class Scan:
         if self.n.xid_last_value:
             sel = self.n.xid_last_value
             # a new code is a new series since dcgm-exporter 3.3.6 (DCGM_XID_CODE_LABEL)
-            found = self._range(self._appear(sel, f"{self.n.uuid},{DCGM_XID_CODE_LABEL}"), blind)
+            by = f"{self.n.uuid},{DCGM_XID_CODE_LABEL}"
+            previous = self.n.previous.xid_last_value if self.n.previous else None
+            found = self._range(self._appear(sel, by, previous), blind)
             for (uuid, node, gpu, _x), pts in found.items():
                 for t, v in pts:
                     code = int(v) if v == v else 0
@@ -277,6 +308,9 @@ class Scan:
         sel = self.n.remap_failed
         s = f"{self.c.step:.0f}s"
         promql = f"({sel} == 1) unless on({self.n.uuid}) ({sel} offset {s} == 1)"
+        if self.n.previous:  # a failed flag carried over an exporter upgrade is no new event
+            old = self.n.previous.remap_failed
+            promql += f" unless on({self.n.uuid}) (last_over_time({old}[{APPEAR_WINDOW}]) == 1)"
         out = []
         for (uuid, node, gpu, _x), pts in self._range(promql).items():
             for t, _end, _v in self._runs(pts):
@@ -320,9 +354,9 @@ class Scan:
     def _replaced_signals(self) -> list[Signal]:
         """A UUID whose slot (node, index) later shows another UUID: failed at its last sample."""
         seen: dict[tuple[str, str, str], list[float]] = {}
-        p, n = self.n.presence, self.n
+        n = self.n
         by = f"{n.node},{n.gpu},{n.uuid}"
-        for a, b in self._chunks():
+        for (a, b), p in itertools.product(self._chunks(), self.slots_by):
             window = f"{b - a + self.c.step:.0f}s"
             res = f"{self.c.step:.0f}s"
             for fn, agg in (("min", min), ("max", max)):
@@ -362,4 +396,15 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
     """All failure signals of ``schema`` (``ours`` or ``dcgm``) in [start, end]."""
     if schema not in SCHEMAS:
         raise UserError(f"labels: unknown schema {schema!r} (ours or dcgm)")
-    return Scan(client, SCHEMAS[schema], config).signals()
+    if schema != "dcgm" or not _sent(client, DCGM_RENAMED_NAMES.presence, config):
+        return Scan(client, SCHEMAS[schema], config).signals()
+    both = (DCGM.presence, DCGM_RENAMED_NAMES.presence)
+    out = Scan(client, DCGM, config, slots_by=both).signals()
+    return out + Scan(client, DCGM_RENAMED_NAMES, config, slots_by=()).signals()
+
+
+def _sent(client: Any, name: str, config: ScanConfig) -> bool:
+    """Whether any GPU sent ``name`` in the scan's range (then its scan is worth its queries)."""
+    span = f"{config.end - config.start + APPEAR_SECONDS:.0f}s"
+    got = client.query(f"count(last_over_time({name}[{span}]))", config.end)
+    return bool(got) and float(got[0]["value"][1]) > 0

@@ -66,13 +66,15 @@ def _fields_read() -> set[str]:
 
 
 def test_every_field_a_reader_sends_is_listed(repo_root: Path) -> None:
-    """A field read under both of its names (``DcgmField.aliases``) is listed under one: a
-    counters file may name a field only once. The main file lists every field but the NVLink5
-    counters; the Blackwell file every field but the ones NVLink5 boards do not send."""
+    """A field read under both of its names (``DcgmField.aliases``, or its DCGM 4.7 name,
+    ``DcgmField.renamed``) is listed under one: a counters file may name a field only once.
+    The main file lists every field but the NVLink5 counters; the Blackwell file every field
+    but the ones NVLink5 boards do not send."""
     read = _fields_read()
     assert len(read) >= 20  # the parse of the queries found them
     assert read >= set(NVLINK5_ERROR_FIELDS) | LEGACY_NVLINK
     primary = {a: f.name for spec in CATALOGUE for f in spec.dcgm for a in f.aliases}
+    primary |= {f.renamed: f.name for spec in CATALOGUE for f in spec.dcgm if f.renamed}
     for csv, left_out in (
         (CSV, set(NVLINK5_ERROR_FIELDS)),
         (BLACKWELL_CSV, LEGACY_NVLINK | NOT_BESIDE_NVLINK5),

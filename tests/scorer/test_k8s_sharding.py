@@ -85,6 +85,7 @@ def test_sharded_feature_queries_match_the_whole_fleet(
     from gpu_health.scorer import features as feats
     from gpu_health.scorer.feature_frame import (
         presence_window,
+        renamed_fields_query,
         repeated_series_query,
         volatile_ecc_only_query,
     )
@@ -134,11 +135,13 @@ def test_sharded_feature_queries_match_the_whole_fleet(
             shard_regex=shard.uuid_regex(),  # type: ignore[arg-type]
         )
         # Not the inventory, nor the presence window (one per fleet: every shard tells present
-        # from absent GPUs alike), nor the check for GPUs reported twice (one per fleet too).
+        # from absent GPUs alike), nor the checks for GPUs reported twice, for volatile-only
+        # ECC and for renamed dcgm fields (one per fleet too).
         fleet_wide = {
             interval_query(),
             repeated_series_query(replace(s, fresh=fresh)),
             volatile_ecc_only_query(replace(s, fresh=fresh)),
+            renamed_fields_query(replace(s, fresh=fresh)),
         }
         feature_queries = [
             q for q in queries if not q.startswith("group by") and q not in fleet_wide

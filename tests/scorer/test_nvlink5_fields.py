@@ -13,23 +13,19 @@ steady rate on a healthy link). Each is backfilled into a real Prometheus and sc
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gpu_health import stack
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry.catalogue import NVLINK5_ERROR_FIELDS
+from tests.scorer.dcgm_history import score_at, serve
 
 pytestmark = [pytest.mark.integration]
 
-SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
 DAY = 86400
 LEGACY = "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"
 NOT_READ = "DCGM_FI_DEV_NVLINK_COUNT_RX_SYMBOL_ERRORS"
@@ -66,26 +62,8 @@ def _renamed(text: str, name_for: dict[str, str]) -> str:
 
 
 def _score(root: Path, text: str, name: str) -> dict[str, Any]:
-    om = root / f"{name}.om"
-    om.write_text(text)
-    data = root / f"tsdb-{name}"
-    stack.promtool_backfill(om, data, f"{int(DAYS * 24) + 48}h")
-    work = root / f"prom-{name}"
-    work.mkdir()
-    config = stack.write_prometheus_config(work / "prometheus.yml")
-    with stack.prometheus(work, config, data_dir=data) as server:
-        result = subprocess.run(
-            [
-                *(*SCORER, "score", "--prometheus.url", server.url, "--schema", "dcgm"),
-                *("--at", str(AT), "--json", "--model", "rules"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-    assert result.returncode == 0, result.stderr[-3000:]
-    body: dict[str, Any] = json.loads(result.stdout)
-    return body
+    with serve(root, text, name, DAYS) as server:
+        return score_at(server.url, AT)
 
 
 def _nvlink_factors(gpu: dict[str, Any]) -> set[str]:

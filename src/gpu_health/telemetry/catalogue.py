@@ -57,6 +57,49 @@ NVLINK5_ERROR_FIELDS: dict[str, str] = {
 }
 
 
+#: dcgm-exporter field -> the name DCGM 4.7 gives the same field (same field id, same unit).
+#: dcgm-exporter 4.9 renamed the fields of its default counters file to these names (the
+#: metric carries the name the counters file used), so a fleet that upgraded it sends these
+#: instead. Taken from DCGM's ``dcgm_fields.h``, where each legacy name is a ``#define`` of the
+#: new one with the same id (4.6: ``DCGM_FI_DEV_POWER_USAGE`` -> ``DCGM_FI_DEV_BOARD_POWER_WATTS``,
+#: id 155). Left out: renames that name a unit change (utilization as a ratio, clocks, energy,
+#: framebuffer memory, NVLink bandwidth), whose new values this table cannot vouch for, and the
+#: fields DCGM kept (ECC totals, clock-hold violations, clock-event reasons).
+DCGM_RENAMED: dict[str, str] = {
+    "DCGM_FI_DEV_GPU_TEMP": "DCGM_FI_DEV_GPU_TEMP_CELSIUS",
+    "DCGM_FI_DEV_MEMORY_TEMP": "DCGM_FI_DEV_MEMORY_TEMP_CELSIUS",
+    "DCGM_FI_DEV_POWER_USAGE": "DCGM_FI_DEV_BOARD_POWER_WATTS",
+    "DCGM_FI_DEV_POWER_MGMT_LIMIT": "DCGM_FI_DEV_BOARD_POWER_LIMIT_REQUESTED_WATTS",
+    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": "DCGM_FI_DEV_PCIE_REPLAY_TOTAL",
+    "DCGM_FI_DEV_XID_ERRORS": "DCGM_FI_DEV_XID_ERROR",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": "DCGM_FI_DEV_ROW_REMAP_CORRECTABLE_TOTAL",
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": "DCGM_FI_DEV_ROW_REMAP_UNCORRECTABLE_TOTAL",
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE": "DCGM_FI_DEV_ROW_REMAP_FAILED",
+    "DCGM_FI_DEV_RETIRED_SBE": "DCGM_FI_DEV_PAGE_RETIRED_SBE_TOTAL",
+    "DCGM_FI_DEV_RETIRED_DBE": "DCGM_FI_DEV_PAGE_RETIRED_DBE_TOTAL",
+    "DCGM_FI_DEV_RETIRED_PENDING": "DCGM_FI_DEV_PAGE_RETIRED_PENDING",
+    "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL": "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_TOTAL",
+    "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL": "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_TOTAL",
+    "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL": "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_TOTAL",
+    "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL": "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_TOTAL",
+    "DCGM_FI_DEV_NVLINK_COUNT_RX_ERRORS": "DCGM_FI_DEV_NVLINK_RX_ERROR_TOTAL",
+    "DCGM_FI_DEV_NVLINK_COUNT_LOCAL_LINK_INTEGRITY_ERRORS": (
+        "DCGM_FI_DEV_NVLINK_INTEGRITY_ERROR_TOTAL"
+    ),
+    "DCGM_FI_DEV_NVLINK_COUNT_LINK_RECOVERY_SUCCESSFUL_EVENTS": (
+        "DCGM_FI_DEV_NVLINK_RECOVERY_SUCCESSFUL_TOTAL"
+    ),
+    "DCGM_FI_DEV_NVLINK_COUNT_LINK_RECOVERY_FAILED_EVENTS": (
+        "DCGM_FI_DEV_NVLINK_RECOVERY_FAILED_TOTAL"
+    ),
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO",
+    "DCGM_FI_PROF_SM_ACTIVE": "DCGM_FI_PROF_SM_UTIL_RATIO",
+    "DCGM_FI_PROF_SM_OCCUPANCY": "DCGM_FI_PROF_SM_OCCUPANCY_RATIO",
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": "DCGM_FI_PROF_TENSOR_UTIL_RATIO",
+    "DCGM_FI_PROF_DRAM_ACTIVE": "DCGM_FI_PROF_DRAM_UTIL_RATIO",
+}
+
+
 @dataclass(frozen=True)
 class DcgmField:
     """How dcgm-exporter publishes the same signal: its field name, fixed labels, and scale.
@@ -74,6 +117,11 @@ class DcgmField:
     #: both to one field id) and the metric carries the name the file used, so a reader must
     #: look for each; a writer uses :attr:`name`.
     aliases: tuple[str, ...] = ()
+
+    @property
+    def renamed(self) -> str:
+        """The field's DCGM 4.7 name (:data:`DCGM_RENAMED`), or "" where DCGM kept the name."""
+        return DCGM_RENAMED.get(self.name, "")
 
 
 @dataclass(frozen=True)

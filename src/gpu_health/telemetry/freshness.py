@@ -27,16 +27,27 @@ DEFAULT_FRESH_S = 1800.0
 #: sample in two hours gets this whole window.
 MEASURE_WINDOW = "6h"
 MEASURE_WINDOW_S = 6 * 3600.0
-#: One series per GPU that every exporter of either schema sends while the GPU reports.
-PRESENCE = "gpu_power_watts|DCGM_FI_DEV_POWER_USAGE"
+#: One series per GPU that every exporter of either schema sends while the GPU reports: board
+#: power, under dcgm-exporter's two names for it (``DCGM_FI_DEV_BOARD_POWER_WATTS`` from 4.9).
+PRESENCE: tuple[str, ...] = (
+    "gpu_power_watts",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "DCGM_FI_DEV_BOARD_POWER_WATTS",
+)
 
 
 def interval_query() -> str:
     """Median samples per GPU in :data:`MEASURE_WINDOW`, both schemas at once. Summed per
     UUID (``uuid`` in ours, ``UUID`` in dcgm-exporter's): on Kubernetes the ``pod`` label of
     the job holding a GPU splits its series every few hours, and counting per series would
-    read those splits as a long scrape interval."""
-    counts = f'count_over_time({{__name__=~"{PRESENCE}"}}[{MEASURE_WINDOW}])'
+    read those splits as a long scrape interval. Each name's counts are tagged apart: a GPU
+    whose exporter was upgraded within the window sends power under both of dcgm-exporter's
+    names, which a range function over a ``__name__`` regex would merge into one label set
+    (an error)."""
+    counts = " or ".join(
+        f'label_replace(count_over_time({n}[{MEASURE_WINDOW}]), "presence", "{n}", "", "")'
+        for n in PRESENCE
+    )
     return f"quantile(0.5, sum by (uuid, UUID) ({counts}))"
 
 

@@ -21,7 +21,12 @@ from gpu_health.telemetry.freshness import DEFAULT_FRESH, fresh_range, measure
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
 _SIGNALS = {
     "ours": ("uuid", "gpu_up|gpu_power_watts|gpu_temperature_celsius"),
-    "dcgm": ("UUID", "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"),
+    # under both names dcgm-exporter has given them (4.9 renamed them to DCGM 4.7's names)
+    "dcgm": (
+        "UUID",
+        "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"
+        "|DCGM_FI_DEV_BOARD_POWER_WATTS|DCGM_FI_DEV_GPU_TEMP_CELSIUS",
+    ),
 }
 
 
@@ -120,7 +125,8 @@ def choose_schema(
         raise UserError(
             f"no GPU reports in the last {fresh}: neither gpu-health-exporter metrics "
             "(gpu_up, gpu_power_watts, gpu_temperature_celsius) nor dcgm-exporter metrics "
-            "(DCGM_FI_DEV_POWER_USAGE, DCGM_FI_DEV_GPU_TEMP)"
+            "(DCGM_FI_DEV_POWER_USAGE, DCGM_FI_DEV_GPU_TEMP, or their names since "
+            "dcgm-exporter 4.9: DCGM_FI_DEV_BOARD_POWER_WATTS, DCGM_FI_DEV_GPU_TEMP_CELSIUS)"
         )
     name = "dcgm" if counts["dcgm"] > counts["ours"] else "ours"
     return SchemaChoice(name, counts, f"{name} (most GPUs: {summary})")

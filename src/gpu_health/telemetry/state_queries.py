@@ -72,12 +72,14 @@ LABELS = {
 
 
 def _dcgm(metric: str, **labels: str) -> list[str]:
-    """dcgm-exporter field names carrying our ``metric{labels}`` (from the catalogue)."""
-    return sorted(
-        f.name
-        for f in by_name()[metric].dcgm
-        if all(f.labels.get(k) == v for k, v in labels.items())
-    )
+    """dcgm-exporter field names carrying our ``metric{labels}`` (from the catalogue), each
+    under both names dcgm-exporter has sent it (DCGM 4.7's since dcgm-exporter 4.9,
+    :data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`): every query reads each name apart
+    and joins them with ``or``, so a GPU counts under either."""
+    fields = [
+        f for f in by_name()[metric].dcgm if all(f.labels.get(k) == v for k, v in labels.items())
+    ]
+    return sorted({n for f in fields for n in (f.name, f.renamed) if n})
 
 
 def _any_of(names: Sequence[str], template: str, lab: Labels) -> str:
@@ -172,8 +174,7 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
                 f"[{change}])) >= {DEGRADED_PENALTY:g}"
             ),
         }
-    xid_field = _dcgm("gpu_xid_errors_total")[0]
-    last_xid = f"last_over_time({xid_field}[{HARD_WINDOW}])"
+    xid_fields = _dcgm("gpu_xid_errors_total")
     # dcgm-exporter keeps only the last XID code in a gauge (the value is the code) until a
     # reset, so a non-zero value is not an event: an XID happened in the window when the gauge
     # changed in it (its last change then landed on the code it holds now), or when the GPU's
@@ -188,13 +189,25 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
     # dcgm-exporter since 3.3.6-3.4.2 puts the code in a label as well (a new code is a new
     # series that never changes: DCGM_XID_CODE_LABEL), so series are matched on (UUID, code):
     # the new code's series appeared in the window. Without the label that is the UUID alone.
+    # The gauge under either of its names (dcgm-exporter 4.9 renamed it) is read apart and the
+    # two joined with ``or``; a series that first appeared in the window is new only when the
+    # GPU had the code under neither name the window before: an exporter upgrade that renames
+    # a gauge still holding an old code is no event.
     code = DCGM_XID_CODE_LABEL
-    recent = (
-        f"and on ({lab.uuid}, {code}) (changes({xid_field}[{HARD_WINDOW}]) > 0 or "
-        f"({last_xid} unless on ({lab.uuid}, {code}) "
-        f"last_over_time({xid_field}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
-    )
     not_app = "".join(f" != {x}" for x in APPLICATION_XIDS)
+    before = "".join(
+        f" unless on ({lab.uuid}, {code}) last_over_time({n}[{HARD_WINDOW}] offset {HARD_WINDOW})"
+        for n in xid_fields
+    )
+
+    def recent_xid(name: str) -> str:
+        last_xid = f"last_over_time({name}[{HARD_WINDOW}])"
+        recent = (
+            f"and on ({lab.uuid}, {code}) (changes({name}[{HARD_WINDOW}]) > 0 or "
+            f"({last_xid}{before}))"
+        )
+        return f"(max by ({by}, {code}) ({lab.named(f'({last_xid} > 0){not_app}')}) {recent})"
+
     # No "hard_xid" query: the gauge's value is the code, so the hard XIDs are the
     # "recent_xid" answers holding one of HARD_XIDS (gpu_health.telemetry.state reads them out).
     # One query instead of a branch per code: each branch scanned every GPU's gauge over
@@ -228,9 +241,7 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
         "remap_pending": _any_of(
             _dcgm("gpu_row_remap_pending"), f"last_over_time({{sel}}[{fresh}]) > 0", lab
         ),
-        "recent_xid": (
-            f"(max by ({by}, {code}) ({lab.named(f'({last_xid} > 0){not_app}')}) {recent})"
-        ),
+        "recent_xid": " or ".join(recent_xid(n) for n in xid_fields),
         "violations": _any_of(
             _dcgm("gpu_pcie_replays_total")
             + _dcgm("gpu_clock_event_seconds_total", reason="thermal")

@@ -1,0 +1,270 @@
+"""dcgm-exporter 4.9 sends its default fields under DCGM 4.7's names: the scorer reads them as
+it reads the names before, and a fleet whose exporters are upgraded mid-history keeps its GPUs
+and their evidence.
+
+DCGM 4.7 renamed fields without changing their ids or units (``DCGM_FI_DEV_POWER_USAGE`` is
+``DCGM_FI_DEV_BOARD_POWER_WATTS``, id 155; :data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`),
+and dcgm-exporter 4.9 renamed its default counters file to match, so a metric carries the new
+name from the upgrade on. One history of a physics family is written three times: as
+dcgm-exporter 4.8 writes it, as 4.9 writes it, and with the exporters of half the nodes
+upgraded two days before the scored time. Each is backfilled into a real Prometheus and its
+features are read through the scorer's own frame; expectations come from the legacy history's
+answer, never from typed numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gpu_health import stack
+from gpu_health.scorer.feature_frame import FeatureFrame, compute_features
+from gpu_health.scorer.feature_schema import DCGM, inventory_query
+from gpu_health.scorer.labels import ScanConfig, scan
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.sim.families import FAMILIES, write
+from gpu_health.telemetry import freshness
+from gpu_health.telemetry.catalogue import DCGM_RENAMED
+from gpu_health.telemetry.schema import count_query
+from gpu_health.telemetry.state_queries import state_queries
+from tests.conftest import import_openmetrics
+from tests.scorer.dcgm_history import score_at, serve
+
+pytestmark = [pytest.mark.integration]
+
+DAY = 86400
+#: 24 GPUs on three nodes for 8 days of 10-minute data, every failure with a precursor.
+FAMILY = replace(
+    FAMILIES["steps"],
+    resolution=600.0,
+    warmup_days=1.0,
+    precursor_share=1.0,
+    failure_share=0.5,
+)
+GPUS, DAYS, SEED = 24, 8.0, 5
+START = 1796083200 - int(DAYS * DAY)
+AT = START + int(6.5 * DAY) // 600 * 600
+#: When the upgraded nodes' exporters start sending the new names: within the GPU state's
+#: 24-hour XID window before the scored time, and the 7-day features' window.
+UPGRADE = AT - 12 * 3600
+UPGRADED_NODES = ("node-000", "node-002")
+#: A healthy GPU of an upgraded node logs XID 48 this long before the scored time and holds
+#: the code (no reset) through the upgrade, which carries it over to the new name.
+HELD_SINCE = AT - 3 * DAY
+HELD_CODE = 48
+_SAMPLE = re.compile(r'^([A-Z_0-9]+)(\{[^}]*Hostname="([^"]+)"[^}]*\}) (\S+) (\S+)$')
+
+
+def _renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
+    """``text`` with the samples of every renamed field under its new name where
+    ``upgraded(node, time)``; each name's samples are kept together under its TYPE line."""
+    families: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if found is None:
+            continue
+        name, labels, node, value, ts = found.groups()
+        if name in DCGM_RENAMED and upgraded(node, float(ts)):
+            name = DCGM_RENAMED[name]
+        families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
+    body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
+    return "\n".join(body) + "\n# EOF\n"
+
+
+def _holding_a_code(root: Path) -> str:
+    """The family's history with one healthy GPU of an upgraded node holding XID
+    :data:`HELD_CODE` from :data:`HELD_SINCE` on."""
+    text = (root / "fleet.om").read_text()
+    failing = {row.split(",")[0] for row in (root / "failures.csv").read_text().splitlines()[1:]}
+    node = UPGRADED_NODES[0]
+    uuids = re.findall(rf'^DCGM_FI_DEV_XID_ERRORS{{Hostname="{node}",UUID="([^"]+)"', text, re.M)
+    held = sorted(set(uuids) - failing)[0]
+    out = []
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if (
+            found
+            and found[1] == "DCGM_FI_DEV_XID_ERRORS"
+            and f'UUID="{held}"' in found[2]
+            and float(found[5]) >= HELD_SINCE
+        ):
+            line = f"{found[1]}{found[2]} {HELD_CODE} {found[5]}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _frame(url: str) -> FeatureFrame:
+    client = PromClient(PromConfig(url, retries=1, timeout_s=60))
+    return compute_features(client, "dcgm", AT)
+
+
+@pytest.fixture(scope="module")
+def histories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("renamed")
+    write(FAMILY, GPUS, DAYS, SEED, float(START), root)
+    legacy = _holding_a_code(root)
+    texts = {
+        "legacy": legacy,
+        "renamed": _renamed(legacy, lambda _node, _t: True),
+        "upgraded": _renamed(legacy, lambda node, t: node in UPGRADED_NODES and t >= UPGRADE),
+    }
+    out: dict[str, Any] = {"texts": texts}
+    for name, text in texts.items():
+        with serve(root, text, name, DAYS) as server:
+            out[name] = (_frame(server.url), score_at(server.url, AT), _signals(server.url))
+    return out
+
+
+def _signals(url: str) -> list[tuple[str, str, float]]:
+    """The failure scan's signals over the whole history: (UUID, kind, time)."""
+    client = PromClient(PromConfig(url, retries=1, timeout_s=60))
+    found = scan(client, "dcgm", ScanConfig(START, START + DAYS * DAY - 600))
+    return sorted((s.uuid, s.kind, s.start) for s in found)
+
+
+def _columns(frame: FeatureFrame) -> dict[str, dict[str, float]]:
+    return {
+        name: {g[2]: float(frame.values[i, j]) for i, g in enumerate(frame.gpus)}
+        for j, name in enumerate(frame.names)
+    }
+
+
+def test_the_history_sends_renamed_fields(histories: dict[str, Any]) -> None:
+    """The test means something: the family writes fields DCGM renamed (power, temperature,
+    XIDs, PCIe replays, NVLink errors, remapped rows), and the renamed history has none of
+    their legacy names left."""
+    legacy, renamed = histories["texts"]["legacy"], histories["texts"]["renamed"]
+    written = {n for n in DCGM_RENAMED if f"# TYPE {n} " in legacy}
+    assert len(written) >= 8
+    assert not any(f"# TYPE {n} " in renamed for n in written)
+
+
+def test_every_presence_reader_takes_the_new_power_and_temperature_names() -> None:
+    """The scrape-interval measure, the schema choice, the scorer's inventory and the GPU state
+    find a GPU by its power or temperature: under the new names too."""
+    new = [DCGM_RENAMED["DCGM_FI_DEV_POWER_USAGE"], DCGM_RENAMED["DCGM_FI_DEV_GPU_TEMP"]]
+    assert new[0] in freshness.PRESENCE and new[0] in freshness.interval_query()
+    for query in (count_query("dcgm"), inventory_query(DCGM)):
+        assert all(n in query for n in new), query
+    assert new[1] in state_queries("dcgm")["fresh"]  # the state finds GPUs by temperature
+
+
+def test_a_fleet_on_the_new_names_scores_as_on_the_old(
+    histories: dict[str, Any],
+) -> None:
+    legacy, renamed = histories["legacy"][0], histories["renamed"][0]
+    assert renamed.gpus == legacy.gpus and len(legacy.gpus) >= GPUS - 6
+    assert renamed.failed_queries == legacy.failed_queries == 0
+    a, b = _columns(legacy), _columns(renamed)
+    for name in legacy.names:
+        np.testing.assert_allclose(
+            [b[name][u] for u in sorted(b[name])],
+            [a[name][u] for u in sorted(a[name])],
+            rtol=1e-9,
+            err_msg=name,
+        )
+    scored = {g["uuid"]: g for g in histories["legacy"][1]["gpus"]}
+    for gpu in histories["renamed"][1]["gpus"]:
+        assert gpu["failure_probability"] == pytest.approx(
+            scored[gpu["uuid"]]["failure_probability"]
+        ), gpu["uuid"]
+        assert gpu["risk_factors"] == scored[gpu["uuid"]]["risk_factors"], gpu["uuid"]
+    assert histories["renamed"][1]["empty_features"] == histories["legacy"][1]["empty_features"]
+
+
+#: Of the (feature, GPU) values of the fleet upgraded mid-window, the share that may differ from
+#: the legacy fleet's, and the features that may: a counter read as the span of its readings
+#: loses the rise between the last reading under the old name and the first under the new one
+#: (one scrape interval); a standard deviation is taken over each name's part of the window
+#: and the larger kept.
+MAX_DIFFERING_SHARE = 0.02
+APPROXIMATE_FEATURES = (
+    "pcie_replays_per_min_24h",
+    "pcie_replays_per_min_7d",
+    "pcie_replays_log_change_7d",
+    "remapped_rows_correctable_7d",
+    "remapped_rows_uncorrectable_30d",
+    "nvlink_errors_per_min_24h",
+    "nvlink_errors_per_min_7d",
+    "power_cv_24h",
+)
+
+
+def _differing(legacy: FeatureFrame, other: FeatureFrame) -> list[tuple[str, str, float, float]]:
+    a, b = _columns(legacy), _columns(other)
+    out = []
+    for name in legacy.names:
+        for uuid, x in a[name].items():
+            y = b[name][uuid]
+            if not (np.isnan(x) and np.isnan(y)) and not np.isclose(x, y, rtol=1e-6):
+                out.append((name, uuid, x, y))
+    return out
+
+
+def test_a_fleet_upgraded_mid_window_keeps_its_gpus_and_their_evidence(
+    histories: dict[str, Any],
+) -> None:
+    legacy, upgraded = histories["legacy"][0], histories["upgraded"][0]
+    assert upgraded.gpus == legacy.gpus and upgraded.failed_queries == 0
+    differing = _differing(legacy, upgraded)
+    cells = len(legacy.names) * len(legacy.gpus)
+    assert len(differing) <= MAX_DIFFERING_SHARE * cells, differing
+    # what differs is a renamed counter's rise or a spread: never a value that appears or
+    # vanishes, never an XID, a temperature, an average or a presence
+    assert all(np.isfinite(x) and np.isfinite(y) for _, _, x, y in differing), differing
+    assert {name for name, *_ in differing} <= set(APPROXIMATE_FEATURES), differing
+    before = {g["uuid"]: g for g in histories["legacy"][1]["gpus"]}
+    after = {g["uuid"]: g for g in histories["upgraded"][1]["gpus"]}
+    assert after.keys() == before.keys()
+    for uuid, gpu in before.items():
+        assert after[uuid]["failure_probability"]["7d"] == pytest.approx(
+            gpu["failure_probability"]["7d"], abs=0.01
+        ), uuid
+        assert after[uuid]["state"] == gpu["state"], uuid
+
+    def top(gpus: dict[str, Any]) -> list[str]:
+        return sorted(gpus, key=lambda u: -gpus[u]["failure_probability"]["7d"])[:5]
+
+    assert top(after) == top(before)
+    assert histories["upgraded"][1]["empty_features"] == histories["legacy"][1]["empty_features"]
+
+
+def test_victoriametrics_reads_both_names_as_prometheus_does(
+    histories: dict[str, Any],
+    victoriametrics_factory: Callable[[], stack.Server],
+) -> None:
+    """On VictoriaMetrics, too, the renamed and the upgraded fleets read as the legacy one."""
+    frames = {}
+    for name in ("legacy", "renamed", "upgraded"):
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, histories["texts"][name])
+        frames[name] = _frame(vm.url)
+    assert frames["renamed"].gpus == frames["upgraded"].gpus == frames["legacy"].gpus
+    assert not _differing(frames["legacy"], frames["renamed"])
+    cells = len(frames["legacy"].names) * len(frames["legacy"].gpus)
+    differing = _differing(frames["legacy"], frames["upgraded"])
+    assert len(differing) <= MAX_DIFFERING_SHARE * cells, differing
+    assert {name for name, *_ in differing} <= set(APPROXIMATE_FEATURES), differing
+
+
+def test_the_failure_scan_finds_the_same_failures_under_either_name(
+    histories: dict[str, Any],
+) -> None:
+    """The failure scan (the ledger's signals: XIDs, remapped rows, vanished GPUs) finds under
+    the new names what it finds under the old, at the same times; an upgrade mid-history adds
+    none (a code or flag carried over to the new name is no event) and loses none."""
+    legacy = histories["legacy"][2]
+    kinds = {kind for _, kind, _ in legacy}
+    assert len(legacy) >= 5 and len(kinds) >= 2, legacy
+    held = [s for s in legacy if s[2] == HELD_SINCE]
+    assert [k for _, k, _ in held] == ["uncorrectable_memory"], held  # XID 48, once
+    assert histories["renamed"][2] == legacy
+    upgraded = histories["upgraded"][2]
+    assert {(u, k) for u, k, _ in upgraded} == {(u, k) for u, k, _ in legacy}
+    assert len(upgraded) == len(legacy)
