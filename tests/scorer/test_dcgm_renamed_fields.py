@@ -24,15 +24,18 @@ import numpy as np
 import pytest
 
 from gpu_health import stack
+from gpu_health.report.gather import Gatherer
 from gpu_health.scorer.feature_frame import FeatureFrame, compute_features
 from gpu_health.scorer.feature_schema import DCGM, inventory_query
 from gpu_health.scorer.labels import ScanConfig, scan
 from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.sim.dcgm_renames import SAMPLE, renamed, upgraded_nodes
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry import freshness
 from gpu_health.telemetry.catalogue import DCGM_RENAMED
 from gpu_health.telemetry.schema import count_query
 from gpu_health.telemetry.state_queries import state_queries
+from gpu_health.telemetry.xids import DCGM_XID_GAUGES
 from tests.conftest import import_openmetrics
 from tests.scorer.dcgm_history import score_at, serve
 
@@ -58,28 +61,11 @@ UPGRADED_NODES = ("node-000", "node-002")
 #: the code (no reset) through the upgrade, which carries it over to the new name.
 HELD_SINCE = AT - 3 * DAY
 HELD_CODE = 48
-_SAMPLE = re.compile(r'^([A-Z_0-9]+)(\{[^}]*Hostname="([^"]+)"[^}]*\}) (\S+) (\S+)$')
 
 
-def _renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
-    """``text`` with the samples of every renamed field under its new name where
-    ``upgraded(node, time)``; each name's samples are kept together under its TYPE line."""
-    families: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        found = _SAMPLE.match(line)
-        if found is None:
-            continue
-        name, labels, node, value, ts = found.groups()
-        if name in DCGM_RENAMED and upgraded(node, float(ts)):
-            name = DCGM_RENAMED[name]
-        families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
-    body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
-    return "\n".join(body) + "\n# EOF\n"
-
-
-def _holding_a_code(root: Path) -> str:
+def _holding_a_code(root: Path) -> tuple[str, str]:
     """The family's history with one healthy GPU of an upgraded node holding XID
-    :data:`HELD_CODE` from :data:`HELD_SINCE` on."""
+    :data:`HELD_CODE` from :data:`HELD_SINCE` on, and that GPU's UUID."""
     text = (root / "fleet.om").read_text()
     failing = {row.split(",")[0] for row in (root / "failures.csv").read_text().splitlines()[1:]}
     node = UPGRADED_NODES[0]
@@ -87,7 +73,7 @@ def _holding_a_code(root: Path) -> str:
     held = sorted(set(uuids) - failing)[0]
     out = []
     for line in text.splitlines():
-        found = _SAMPLE.match(line)
+        found = SAMPLE.match(line)
         if (
             found
             and found[1] == "DCGM_FI_DEV_XID_ERRORS"
@@ -96,7 +82,7 @@ def _holding_a_code(root: Path) -> str:
         ):
             line = f"{found[1]}{found[2]} {HELD_CODE} {found[5]}"
         out.append(line)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n", held
 
 
 def _frame(url: str) -> FeatureFrame:
@@ -108,17 +94,28 @@ def _frame(url: str) -> FeatureFrame:
 def histories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("renamed")
     write(FAMILY, GPUS, DAYS, SEED, float(START), root)
-    legacy = _holding_a_code(root)
+    legacy, held = _holding_a_code(root)
     texts = {
         "legacy": legacy,
-        "renamed": _renamed(legacy, lambda _node, _t: True),
-        "upgraded": _renamed(legacy, lambda node, t: node in UPGRADED_NODES and t >= UPGRADE),
+        "renamed": renamed(legacy, lambda _node, _t: True),
+        "upgraded": renamed(legacy, upgraded_nodes(UPGRADED_NODES, UPGRADE)),
     }
-    out: dict[str, Any] = {"texts": texts}
+    out: dict[str, Any] = {"texts": texts, "held": held}
     for name, text in texts.items():
         with serve(root, text, name, DAYS) as server:
-            out[name] = (_frame(server.url), score_at(server.url, AT), _signals(server.url))
+            out[name] = (
+                _frame(server.url),
+                score_at(server.url, AT),
+                _signals(server.url),
+                _report_xids(server.url),
+            )
     return out
+
+
+def _report_xids(url: str) -> list[tuple[str, str, float]]:
+    """The report's XID table over the 4 days before the scored time: (UUID, code, count)."""
+    report = Gatherer(url, "4d", at=AT).gather("dcgm", 20, ("xids",))
+    return sorted((x.uuid, x.xid, x.count) for x in report.xids)
 
 
 def _signals(url: str) -> list[tuple[str, str, float]]:
@@ -153,6 +150,7 @@ def test_every_presence_reader_takes_the_new_power_and_temperature_names() -> No
     for query in (count_query("dcgm"), inventory_query(DCGM)):
         assert all(n in query for n in new), query
     assert new[1] in state_queries("dcgm")["fresh"]  # the state finds GPUs by temperature
+    assert ("DCGM_FI_DEV_XID_ERRORS", DCGM_RENAMED["DCGM_FI_DEV_XID_ERRORS"]) == DCGM_XID_GAUGES
 
 
 def test_a_fleet_on_the_new_names_scores_as_on_the_old(
@@ -268,3 +266,12 @@ def test_the_failure_scan_finds_the_same_failures_under_either_name(
     upgraded = histories["upgraded"][2]
     assert {(u, k) for u, k, _ in upgraded} == {(u, k) for u, k, _ in legacy}
     assert len(upgraded) == len(legacy)
+
+
+def test_the_reports_xid_table_is_the_same_under_either_name(histories: dict[str, Any]) -> None:
+    """The report counts each GPU's XIDs alike under the old names, the new ones, and across an
+    upgrade that carries a held code over to the new name (which is no second event)."""
+    legacy = histories["legacy"][3]
+    assert (histories["held"], str(HELD_CODE), 1.0) in legacy, legacy
+    assert histories["renamed"][3] == legacy
+    assert histories["upgraded"][3] == legacy

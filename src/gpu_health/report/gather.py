@@ -35,7 +35,7 @@ from gpu_health.telemetry.freshness import measure
 from gpu_health.telemetry.schema import DCGM_INSTANCE_LABEL, choose_schema
 from gpu_health.telemetry.state import STATES, gather_states, rank_key
 from gpu_health.telemetry.state_queries import LABELS
-from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL
+from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, DCGM_XID_GAUGES
 
 Query = Callable[[str], list[Any]]
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -325,22 +325,40 @@ class Gatherer:
             # Label churn splits a code's series (a job's pod, an exporter upgrade): a code is
             # born once whatever its series, and each series' changes add up. A MIG GPU
             # reports the gauge once per GPU instance: the largest instance counts. The node
-            # is read under either of dcgm-exporter's names for it.
+            # is read under either of dcgm-exporter's names for it, and the gauge under either
+            # of its names (dcgm-exporter 4.9 renamed it, DCGM_XID_GAUGES): the changes under
+            # both add up, and a code the old name held in the period or the one before is not
+            # born under the new one (an exporter upgrade carries the code a GPU holds over).
             lab, code = LABELS["dcgm"], DCGM_XID_CODE_LABEL
-            gauge = "DCGM_FI_DEV_XID_ERRORS"
             per = f"{lab.uuid}, {lab.node}, {code}, {DCGM_INSTANCE_LABEL}"
-            changes = f"sum by ({per}) ({lab.named(f'changes({gauge}[{window}])')})"
-            first = (
-                f"(min_over_time({gauge}[{window}]) > 0) unless on ({lab.uuid}, {code}) "
-                f"(last_over_time({gauge}[{window}] offset {window}) "
-                f"or min_over_time({gauge}[{window}]) == 0)"
-            )
-            born = f"group by ({per}) ({lab.named(first)})"
+            each = [
+                f'label_replace({lab.named(f"changes({g}[{window}])")}, "name", "{i}", "", "")'
+                for i, g in enumerate(DCGM_XID_GAUGES)
+            ]
+            changes = f"sum by ({per}) ({' or '.join(each)})"
+
+            def first(gauge: str, earlier: tuple[str, ...]) -> str:
+                held = "".join(
+                    f" or last_over_time({g}[{window}]) or last_over_time({g}[{window}] offset "
+                    f"{window})"
+                    for g in earlier
+                )
+                return (
+                    f"(min_over_time({gauge}[{window}]) > 0) unless on ({lab.uuid}, {code}) "
+                    f"(last_over_time({gauge}[{window}] offset {window}) "
+                    f"or min_over_time({gauge}[{window}]) == 0{held})"
+                )
+
+            firsts = [
+                lab.named(first(g, DCGM_XID_GAUGES[:i])) for i, g in enumerate(DCGM_XID_GAUGES)
+            ]
+            born = f"group by ({per}) ({' or '.join(firsts)})"
             per_instance = f"(({changes} + {born}) or {changes} or {born})"
             promql = f"max by ({lab.uuid}, {lab.node}, {code}) ({per_instance}) > 0"
-            last = {
+            last = {  # the newer name's code where a GPU has both
                 _label(s, "UUID"): str(int(_value(s)))
-                for s in self.query(f"last_over_time({gauge}[{window}]) > 0")
+                for g in DCGM_XID_GAUGES
+                for s in self.query(f"last_over_time({g}[{window}]) > 0")
             }
             for s in self.query(promql):
                 uuid = _label(s, "UUID")

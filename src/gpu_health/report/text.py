@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from gpu_health.report.model import HTML_ROWS, TEXT_ROWS, FleetReport
 from gpu_health.safetext import one_line
 from gpu_health.scorer.factor_labels import factor_label
+from gpu_health.telemetry.xids import DCGM_XID_GAUGES
 
 #: Every control character but the newline that separates lines.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -65,7 +66,7 @@ def see_all(section: str, report: FleetReport) -> str:
         return 'gpu_state{state!="healthy"} == 1, from gpu-health-scorer'
     if section == "xids":
         if report.schema == "dcgm":
-            return f"changes(DCGM_FI_DEV_XID_ERRORS[{report.period}]) > 0"
+            return " or ".join(f"changes({g}[{report.period}]) > 0" for g in DCGM_XID_GAUGES)
         return f"increase(gpu_xid_errors_total[{report.period}]) > 0"
     return f'max_over_time(ALERTS{{alertstate="firing"}}[{report.period}])'
 

@@ -1,0 +1,39 @@
+"""A dcgm-exporter history as dcgm-exporter 4.9 writes it: the fields DCGM 4.7 renamed under
+their new names, on every node or on the nodes upgraded from a given time on.
+
+The simulator writes dcgm-exporter's schema with the names up to 4.8; the tests and the bench
+that hold the scorer to both namings (``tests/scorer/test_dcgm_renamed_fields.py``,
+``bench/bench_dcgm_renamed.py``) rename its samples here rather than write the fleet twice, so
+the two histories differ in names only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from gpu_health.telemetry.catalogue import DCGM_RENAMED
+
+#: ``NAME{labels} value timestamp`` with the node label (dcgm-exporter's ``Hostname``).
+SAMPLE = re.compile(r'^([A-Z_0-9]+)(\{[^}]*Hostname="([^"]+)"[^}]*\}) (\S+) (\S+)$')
+
+
+def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
+    """OpenMetrics ``text`` with the samples of every renamed field under its new name where
+    ``upgraded(node, time)``; each name's samples together under its own TYPE line."""
+    families: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        found = SAMPLE.match(line)
+        if found is None:
+            continue
+        name, labels, node, value, ts = found.groups()
+        if name in DCGM_RENAMED and upgraded(node, float(ts)):
+            name = DCGM_RENAMED[name]
+        families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
+    body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
+    return "\n".join(body) + "\n# EOF\n"
+
+
+def upgraded_nodes(nodes: tuple[str, ...], since: float) -> Callable[[str, float], bool]:
+    """The nodes ``nodes`` upgraded at ``since``: their samples from then on are renamed."""
+    return lambda node, t: node in nodes and t >= since
