@@ -211,13 +211,20 @@ def repeated_series_query(s: Schema) -> str:
     started within the presence window, so both pass only when no series of the job holds
     more than a presence window's samples plus two, every job and idle stretch of the fleet
     that short. Under three samples the check cannot tell and names nobody."""
-    found = s.selector("gpu_power_watts")
-    assert found is not None
+    # power under each of dcgm-exporter's names (4.9 renamed it): a GPU's series under the
+    # name it had before an upgrade does not report now, so it is never a copy
+    names = replace(s, names="renamed").selectors_over_names("gpu_power_watts")
+    assert names is not None
     by = ", ".join(x for x in (s.uuid, s.instance) if x)
-    held = f"count_over_time({found[0]}[{repetition_window(s)}])"
-    whole = f"({held} >= on (job) group_left () (max by (job) ({held}) - 1)) > 2"
-    now = f"last_over_time({found[0]}[{s.fresh}])"
-    return f"count by ({by}) ({whole} and {now}) > 1"
+
+    def copies(name: str) -> str:
+        held = f"count_over_time({name}[{repetition_window(s)}])"
+        whole = f"({held} >= on (job) group_left () (max by (job) ({held}) - 1)) > 2"
+        return f"{whole} and last_over_time({name}[{s.fresh}])"
+
+    each = [copies(n) for n in names]
+    reported = each[0] if len(each) == 1 else " or ".join(f"({e})" for e in each)
+    return f"count by ({by}) ({reported}) > 1"
 
 
 def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int]:

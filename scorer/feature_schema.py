@@ -133,8 +133,12 @@ class Schema:
             return None
         groups, scale = found
         if aliases:
-            extra = {f.name: f.aliases for f in by_name()[metric].dcgm}
-            groups = [[*g, *(a + self.shard_suffix for a in extra.get(g[0], ()))] for g in groups]
+            # a field's other names, found by either name this view may give it
+            fields = by_name()[metric].dcgm
+            extra = {n: f.aliases for f in fields for n in (f.name, f.renamed) if n}
+            groups = [
+                [*g, *(a + self.shard_suffix for a in extra.get(_bare(g[0]), ()))] for g in groups
+            ]
         return sorted(n for g in groups for n in g), scale
 
     @property
@@ -289,6 +293,11 @@ class Schema:
             f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
         )
         return f"{agg} by ({self.key}) ({tagged})"
+
+
+def _bare(selector: str) -> str:
+    """A selector's metric name, without its matchers."""
+    return selector.split("{", 1)[0]
 
 
 OURS = Schema("ours", "node", "gpu", "uuid", "model")

@@ -404,7 +404,11 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
 
 
 def _sent(client: Any, name: str, config: ScanConfig) -> bool:
-    """Whether any GPU sent ``name`` in the scan's range (then its scan is worth its queries)."""
-    span = f"{config.end - config.start + APPEAR_SECONDS:.0f}s"
-    got = client.query(f"count(last_over_time({name}[{span}]))", config.end)
-    return bool(got) and float(got[0]["value"][1]) > 0
+    """Whether any GPU sent ``name`` in the scan's range (then its scan is worth its queries):
+    asked chunk by chunk, as the scan reads the history, never over the whole range at once."""
+    for a, b in Scan(client, DCGM_RENAMED_NAMES, config)._chunks():
+        span = f"{b - a + APPEAR_SECONDS:.0f}s"
+        got = client.query(f"count(last_over_time({name}[{span}]))", b)
+        if got and float(got[0]["value"][1]) > 0:
+            return True
+    return False

@@ -25,7 +25,7 @@ import pytest
 
 from gpu_health import stack
 from gpu_health.report.gather import Gatherer
-from gpu_health.scorer.feature_frame import FeatureFrame, compute_features
+from gpu_health.scorer.feature_frame import FeatureFrame, compute_features, repeated_series_query
 from gpu_health.scorer.feature_schema import DCGM, inventory_query
 from gpu_health.scorer.labels import ScanConfig, scan
 from gpu_health.scorer.promclient import PromClient, PromConfig
@@ -153,6 +153,24 @@ def test_every_presence_reader_takes_the_new_power_and_temperature_names() -> No
     assert ("DCGM_FI_DEV_XID_ERRORS", DCGM_RENAMED["DCGM_FI_DEV_XID_ERRORS"]) == DCGM_XID_GAUGES
 
 
+def test_a_shards_selectors_keep_every_name_of_a_field() -> None:
+    """A scorer shard's selectors carry its UUID matcher on every name: the field's aliases
+    (the clock-event bitmask's two names) in either view, and both names of a renamed one."""
+    shard = replace(DCGM, shard_matcher='UUID=~"GPU-a.*"')
+    suffix = '{UUID=~"GPU-a.*"}'
+    for view in (shard, replace(shard, names="renamed")):
+        found = view.selectors_and_aliases("gpu_clock_event_active")
+        assert found is not None
+        assert sorted(found[0]) == [
+            "DCGM_FI_DEV_CLOCKS_EVENT_REASONS" + suffix,
+            "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS" + suffix,
+        ]
+    assert replace(shard, names="renamed").selectors_over_names("gpu_power_watts") == [
+        "DCGM_FI_DEV_BOARD_POWER_WATTS" + suffix,
+        "DCGM_FI_DEV_POWER_USAGE" + suffix,
+    ]
+
+
 def test_a_fleet_on_the_new_names_scores_as_on_the_old(
     histories: dict[str, Any],
 ) -> None:
@@ -275,3 +293,28 @@ def test_the_reports_xid_table_is_the_same_under_either_name(histories: dict[str
     assert (histories["held"], str(HELD_CODE), 1.0) in legacy, legacy
     assert histories["renamed"][3] == legacy
     assert histories["upgraded"][3] == legacy
+
+
+def test_gpus_sent_twice_under_the_new_names_are_named_and_an_upgrade_is_no_copy(
+    histories: dict[str, Any], tmp_path: Path
+) -> None:
+    """The check for GPUs reported twice at once (two scrape jobs on one exporter) reads power
+    under the new name too; the series an upgrade ends and the one it starts follow one
+    another, which is no copy (the upgraded fleet's GPUs named at no time around it)."""
+    text = histories["texts"]["upgraded"]
+    twice = sorted(
+        set(re.findall(r'^DCGM_FI_DEV_BOARD_POWER_WATTS\{[^}]*UUID="([^"]+)"', text, re.M))
+    )[:2]
+    lines = []
+    for line in text.splitlines():
+        lines.append(line)
+        if any(f'UUID="{u}"' in line for u in twice) and not line.startswith("#"):
+            lines.append(line.replace("{", '{job="second",', 1))
+    s = replace(DCGM, fresh="30m")
+    for name, history, expected in (("plain", text, []), ("twice", "\n".join(lines) + "\n", twice)):
+        with serve(tmp_path, history, name, DAYS) as server:
+            client = PromClient(PromConfig(server.url, retries=1, timeout_s=60))
+            # ten minutes after the upgrade the new series hold too few samples to judge
+            for at, named in ((AT, expected), (UPGRADE + 600, []), (UPGRADE + 1800, expected)):
+                found = client.query(repeated_series_query(s), at)
+                assert sorted(r["metric"]["UUID"] for r in found) == named, (name, at)
