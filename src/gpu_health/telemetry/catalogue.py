@@ -62,9 +62,10 @@ NVLINK5_ERROR_FIELDS: dict[str, str] = {
 #: metric carries the name the counters file used), so a fleet that upgraded it sends these
 #: instead. Taken from DCGM's ``dcgm_fields.h``, where each legacy name is a ``#define`` of the
 #: new one with the same id (4.6: ``DCGM_FI_DEV_POWER_USAGE`` -> ``DCGM_FI_DEV_BOARD_POWER_WATTS``,
-#: id 155). Left out: renames that name a unit change (utilization as a ratio, clocks, energy,
-#: framebuffer memory, NVLink bandwidth), whose new values this table cannot vouch for, and the
-#: fields DCGM kept (ECC totals, clock-hold violations, clock-event reasons).
+#: id 155). Left out: clocks and energy in base units, which are other fields with ids of their
+#: own (``DCGM_FI_DEV_SM_CLOCK_HERTZ``, 1603, where ``DCGM_FI_DEV_SM_CLOCK`` is 100); the
+#: utilization, framebuffer and NVLink bandwidth renames, whose values this table cannot vouch
+#: for; and the fields DCGM kept (ECC totals, clock-hold violations, clock-event reasons).
 DCGM_RENAMED: dict[str, str] = {
     "DCGM_FI_DEV_GPU_TEMP": "DCGM_FI_DEV_GPU_TEMP_CELSIUS",
     "DCGM_FI_DEV_MEMORY_TEMP": "DCGM_FI_DEV_MEMORY_TEMP_CELSIUS",
