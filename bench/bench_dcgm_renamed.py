@@ -4,8 +4,8 @@ time; each served by Debian's Prometheus and scored (every feature at one time) 
 rounds after one cold run of each. Prints the median seconds, the queries sent, and each
 history's ratio to the legacy one (JSON with ``--json``).
 
-A fleet on the legacy names sends one more query per run (the check for renamed fields); one
-that sends new names reads each feature that reads a renamed field a second time.
+A fleet on the legacy names sends one more query per run (the check for renamed fields); on
+one that sends new names, each reading of a renamed field reads its legacy name too.
 
     .venv/bin/python bench/bench_dcgm_renamed.py [--gpus 96] [--days 14] [--rounds 5]
 """

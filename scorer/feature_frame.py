@@ -118,7 +118,7 @@ def compute_features(
     _warn_without_uuid(s, sum(1 for ident in identities if not ident[2]))
     _warn_repeated(s, _repeated(client, s, at))
     s = replace(s, volatile_ecc_fallback=volatile_ecc_needed(client, s, at))
-    s = replace(s, renamed_too=renamed_fields_sent(client, s, at))
+    s = replace(s, names="renamed" if renamed_fields_sent(client, s, at) else "legacy")
     identities = {ident for ident in identities if ident[2]}
     gpus = one_identity_per_gpu(client, s, at, identities)
     if keep is not None:
@@ -292,8 +292,8 @@ def renamed_fields_query(s: Schema) -> str | None:
 
 
 def renamed_fields_sent(client: PromClient, s: Schema, at: float | None) -> bool:
-    """:attr:`Schema.renamed_too` for this run: whether a GPU sends renamed fields now (False
-    when it cannot be told: the features are then read as before dcgm-exporter 4.9)."""
+    """Whether a GPU sends renamed fields now, which sets :attr:`Schema.names` for this run
+    (False when it cannot be told: the features are then read as before dcgm-exporter 4.9)."""
     return _answers(client, renamed_fields_query(s), at, False, "renamed dcgm-exporter fields")
 
 

@@ -39,21 +39,10 @@ def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str
         baseline = queries_of(build.baseline, s, share_parts)
         return None if recent is None or baseline is None else recent + baseline
     if share_parts and isinstance(build, VsModel):
-        fleet = either(build.fleet, s)
+        fleet = build.fleet(s)
         return None if fleet is None else (fleet,)
-    whole = either(build, s)
+    whole = build(s)
     return None if whole is None else (whole,)
-
-
-def either(build: Builder, s: Schema) -> str | None:
-    """``build``'s query in each of the schema's views (:meth:`Schema.views`), each GPU's
-    value from the first view that has one (PromQL ``or``); one query where the views agree
-    (a feature that reads no renamed field)."""
-    found = [q for q in (build(v) for v in s.views()) if q is not None]
-    queries = list(dict.fromkeys(found))
-    if len(queries) < 2:
-        return queries[0] if queries else None
-    return " or ".join(f"({q})" for q in queries)
 
 
 def combine(

@@ -436,7 +436,12 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
             across a rename: both names' samples are summed) and the group's sample count."""
 
             def summed(fn: str) -> str:
-                return _sum_by(labels, [s.named(f"{fn}({n}[{window}])") for n in sels])
+                parts = [s.named(f"{fn}({n}[{window}])") for n in sels]
+                return (
+                    f"sum by ({labels}) ({parts[0]})"
+                    if len(parts) == 1
+                    else s.tagged("sum", parts, labels)
+                )
 
             count = summed("count_over_time")
             return f"({summed('sum_over_time')} / {count})", count
@@ -455,15 +460,6 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
         return _scaled(weighted, found[1])
 
     return build
-
-
-def _sum_by(labels: str, parts: list[str]) -> str:
-    """``sum by (labels)`` of one part, or of several tagged apart (so that ``or`` keeps each
-    part's series)."""
-    if len(parts) == 1:
-        return f"sum by ({labels}) ({parts[0]})"
-    tagged = " or ".join(f'label_replace({p}, "part", "{i}", "", "")' for i, p in enumerate(parts))
-    return f"sum by ({labels}) ({tagged})"
 
 
 #: How often :func:`node_noise` samples a reading (the last one within it): the scrape interval

@@ -9,7 +9,7 @@ through :class:`Schema` so one feature definition serves both. Split from
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from gpu_health.telemetry.catalogue import DCGM_RENAMED, by_name
@@ -62,21 +62,12 @@ class Schema:
     volatile_ecc_fallback: bool = True
     #: Which name of a field DCGM 4.7 renamed (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`)
     #: the selectors give: the one dcgm-exporter sent up to 4.8 ("legacy"), or the one 4.9's
-    #: default counters file uses ("renamed"). In the renamed view a counter's rise and every
-    #: aggregate over the window read both names (:meth:`aggregate`, :meth:`rise`), so a GPU
-    #: whose exporter was upgraded mid-window keeps the part of the window before it.
+    #: default counters file uses ("renamed"), set per run when a GPU sends one
+    #: (:func:`~gpu_health.scorer.feature_frame.renamed_fields_sent`). Every reading of the
+    #: renamed view also reads the legacy name (:meth:`aggregate`, :meth:`rise`,
+    #: :meth:`selectors_over_names`): a GPU not upgraded yet reads as in the legacy view, and
+    #: one whose exporter was upgraded mid-window keeps the part of the window before it.
     names: Literal["legacy", "renamed"] = "legacy"
-    #: Whether the run found GPUs sending renamed fields (set per run,
-    #: :func:`~gpu_health.scorer.feature_frame.renamed_fields_sent`): each feature is then read
-    #: in both views, each GPU's value from the renamed one where it has one (:meth:`views`).
-    renamed_too: bool = False
-
-    def views(self) -> tuple[Schema, ...]:
-        """The schemas a feature is read in, the preferred first: the renamed view, then the
-        legacy one, when the run found renamed fields; else this schema alone."""
-        if not self.renamed_too:
-            return (self,)
-        return (replace(self, names="renamed"), replace(self, names="legacy"))
 
     @property
     def by(self) -> str:
@@ -286,13 +277,13 @@ class Schema:
         """Per-GPU parts of one signal (one per dcgm field) summed."""
         return self.tagged("sum", parts)
 
-    def tagged(self, agg: str, parts: list[str]) -> str:
-        """``agg`` per GPU over per-GPU parts, tagged apart so that ``or`` keeps every part's
-        series."""
+    def tagged(self, agg: str, parts: list[str], by: str = "") -> str:
+        """``agg by (by)`` (the GPU's :attr:`key` by default) over parts, tagged apart so that
+        ``or`` keeps every part's series."""
         tagged = " or ".join(
             f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
         )
-        return f"{agg} by ({self.key}) ({tagged})"
+        return f"{agg} by ({by or self.key}) ({tagged})"
 
 
 def _bare(selector: str) -> str:
