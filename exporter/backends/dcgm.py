@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ctypes.util
 import importlib
+import logging
 import time
 from typing import Any
 
-from gpu_health.telemetry.catalogue import CATALOGUE
+from gpu_health.telemetry.catalogue import CATALOGUE, DCGM_RENAMED
 from gpu_health.telemetry.readings import (
     BackendUnavailableError,
     GpuIdentity,
@@ -62,21 +63,26 @@ FIELDS: dict[str, tuple[str, float]] = {
     "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0),
     "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0),
 }
-# A field DCGM renamed (the catalogue's aliases, e.g. field 112 since DCGM 3.3) is watched under
-# whichever name the installed bindings carry: newer ones may have only the new name.
-FIELDS |= {
-    alias: FIELDS[field.name]
-    for spec in CATALOGUE
-    for field in spec.dcgm
-    if field.name in FIELDS
-    for alias in field.aliases
+# A field DCGM renamed (the catalogue's aliases, e.g. field 112 since DCGM 3.3, and DCGM 4.7's
+# renames, the same field ids under new names) is watched under whichever name the installed
+# bindings carry. Bindings of DCGM 4.7 and later define only the new names and reach the old ones
+# through a deprecation hook that DCGM_DEPRECATED=0 switches off; older bindings know only the old.
+# Field 203 is renamed too (DCGM_FI_DEV_GPU_UTIL_RATIO): the id, so the value read, is the same.
+_RENAMED = DCGM_RENAMED | {"DCGM_FI_DEV_GPU_UTIL": "DCGM_FI_DEV_GPU_UTIL_RATIO"}
+_ALIASES = {field.name: field.aliases for spec in CATALOGUE for field in spec.dcgm}
+#: GpuSample attribute -> every name of its field, the newest first.
+NAMES: dict[str, list[str]] = {
+    attr: [*filter(None, [_RENAMED.get(name), *_ALIASES.get(name, ())]), name]
+    for name, (attr, _) in FIELDS.items()
 }
+FIELDS |= {alias: FIELDS[names[-1]] for names in NAMES.values() for alias in names[:-1]}
 _INT_FIELDS = {
     name
     for name, _ in FIELDS.values()
     if not name.endswith(("ratio", "celsius", "watts", "hertz", "joules", "second"))
 }
 _BOOL_FIELDS = {"row_remap_failed", "retired_pages_pending"}
+log = logging.getLogger(__name__)
 _BINDINGS = ("pydcgm", "dcgm_structs", "dcgm_fields", "dcgm_agent", "DcgmReader")
 _HINT = (
     "install datacenter-gpu-manager and put its Python bindings on PYTHONPATH "
@@ -111,10 +117,20 @@ class DcgmBackend:
         modules = _import_bindings()
         fields_mod = modules["dcgm_fields"]
         self._ids: dict[int, str] = {}
-        for name in FIELDS:
-            field_id = getattr(fields_mod, name, None)
-            if field_id is not None:
-                self._ids[int(field_id)] = name
+        absent = []
+        for names in NAMES.values():
+            found = _field_id(fields_mod, names)
+            if found is None:
+                absent.append(names[-1])
+            else:
+                self._ids[found[0]] = found[1]
+        if absent:
+            log.warning(
+                "DCGM backend: the installed bindings define none of the names of %d fields, "
+                "whose metrics will be absent: %s",
+                len(absent),
+                ", ".join(absent),
+            )
         try:
             self._reader = modules["DcgmReader"].DcgmReader(
                 hostname=host,
@@ -177,6 +193,20 @@ class DcgmBackend:
         shutdown = getattr(self._reader, "Shutdown", None)
         if shutdown is not None:
             shutdown()
+
+
+def _field_id(fields_mod: Any, names: list[str]) -> tuple[int, str] | None:
+    """The id of the field called ``names``, and the name that gave it.
+
+    The newest name is asked first: DCGM 4.7's bindings define it outright, and answer an old
+    name only through a deprecation hook (a DeprecationWarning, or a refusal under
+    DCGM_DEPRECATED=0); older bindings lack the new name and define the old one.
+    """
+    for name in names:
+        field_id = getattr(fields_mod, name, None)
+        if field_id is not None:
+            return int(field_id), name
+    return None
 
 
 def _is_blank(structs: Any, value: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes.util
 import sys
 import types
+import warnings
 from typing import Any
 
 import pytest
@@ -19,15 +20,17 @@ import pytest
 from gpu_health.exporter.backends import dcgm
 from gpu_health.telemetry.readings import BackendUnavailableError, GpuLostError
 
-FIELD_IDS = {name: 100 + i for i, name in enumerate(dcgm.FIELDS)}
+#: The names bindings before DCGM 4.7 define (each field's oldest name).
+FIELD_IDS = {names[-1]: 100 + i for i, names in enumerate(dcgm.NAMES.values())}
 
 
 def install_stub(
     monkeypatch: pytest.MonkeyPatch,
     latest: dict[int, dict[int, Any]],
     field_ids: dict[str, int] = FIELD_IDS,
+    fields: types.ModuleType | None = None,
 ) -> None:
-    fields = types.ModuleType("dcgm_fields")
+    fields = fields or types.ModuleType("dcgm_fields")
     for name, field_id in field_ids.items():
         setattr(fields, name, field_id)
     identifiers = types.SimpleNamespace(
@@ -145,3 +148,77 @@ def test_the_clock_event_bitmask_is_read_under_either_name_of_field_112(
     (gpu,) = backend.inventory()
     assert backend.sample(gpu).clock_event_reasons == 0xC4
     backend.close()
+
+
+class Dcgm47Fields(types.ModuleType):
+    """``dcgm_fields`` as DCGM 4.7 and later ship it: the new names only, and a module
+    ``__getattr__`` that answers a deprecated name with a DeprecationWarning, or refuses it
+    when ``DCGM_DEPRECATED`` is 0 (DCGM's ``testing/python3/dcgm_fields.py``)."""
+
+    def __init__(self, deprecated: int, aliases: dict[str, str]) -> None:
+        super().__init__("dcgm_fields")
+        self.DCGM_DEPRECATED = deprecated
+        self.ALIASES = aliases
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.ALIASES and self.DCGM_DEPRECATED:
+            warnings.warn(f"{name} is deprecated", DeprecationWarning, stacklevel=2)
+            return getattr(self, self.ALIASES[name])
+        raise AttributeError(name)
+
+
+@pytest.mark.parametrize("deprecated", [1, 0])
+def test_bindings_that_define_only_dcgm_4_7_names_give_every_field(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, deprecated: int
+) -> None:
+    """DCGM 4.7 renamed 18 of the fields read (same ids); its bindings reach the old names only
+    through a deprecation hook, which DCGM_DEPRECATED=0 switches off."""
+    aliases = {names[-1]: names[0] for names in dcgm.NAMES.values() if len(names) > 1}
+    fields = Dcgm47Fields(deprecated, aliases)
+    new_ids = {names[0]: 100 + i for i, names in enumerate(dcgm.NAMES.values())}
+    assert len(aliases) == 18
+    f = FIELD_IDS  # the same ids under the old names
+    install_stub(
+        monkeypatch,
+        {
+            0: {
+                f["DCGM_FI_DEV_GPU_TEMP"]: 61,
+                f["DCGM_FI_DEV_POWER_USAGE"]: 402.5,
+                f["DCGM_FI_DEV_GPU_UTIL"]: 88,
+                f["DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"]: 3,
+                f["DCGM_FI_DEV_PCIE_REPLAY_COUNTER"]: 17,
+                f["DCGM_FI_PROF_SM_ACTIVE"]: 0.75,
+                f["DCGM_FI_DEV_SM_CLOCK"]: 1980,
+            }
+        },
+        field_ids=new_ids,
+        fields=fields,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated name is asked for
+        backend = dcgm.DcgmBackend()
+    assert sorted(sys.modules["DcgmReader"].watched) == sorted(new_ids.values())  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    (gpu,) = backend.inventory()
+    s = backend.sample(gpu)
+    assert (s.temperature_gpu_celsius, s.power_watts) == (61, 402.5)
+    assert s.utilization_gpu_ratio == pytest.approx(0.88)
+    assert (s.remapped_rows_uncorrectable, s.pcie_replays) == (3, 17)
+    assert (s.sm_active_ratio, s.sm_clock_hertz) == (0.75, 1980e6)
+    backend.close()
+
+
+def test_fields_the_bindings_lack_are_named_in_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A field the bindings know under no name is named at start-up, not silently absent."""
+    lacking = ("DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_PROF_SM_ACTIVE")
+    ids = {n: i for n, i in FIELD_IDS.items() if n not in lacking}
+    install_stub(monkeypatch, {0: {ids["DCGM_FI_DEV_POWER_USAGE"]: 300}}, field_ids=ids)
+    backend = dcgm.DcgmBackend()
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "2 fields" in record.getMessage()
+    assert all(name in record.getMessage() for name in lacking)
+    (gpu,) = backend.inventory()
+    s = backend.sample(gpu)
+    assert s.power_watts == 300 and s.temperature_gpu_celsius is None
