@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gpu_health.telemetry.catalogue import DCGM_RENAMED, by_name
+from gpu_health.telemetry.catalogue import BASE_UNIT_FACTORS, DCGM_RENAMED, by_name
 from gpu_health.telemetry.freshness import DEFAULT_FRESH
 from gpu_health.telemetry.schema import (
     DCGM_INSTANCE_LABEL,
@@ -138,11 +138,14 @@ class Schema:
         return f"{{{self.shard_matcher}}}" if self.shard_matcher else ""
 
     def _fields(
-        self, metric: str, labels: dict[str, str], every_name: bool
+        self, metric: str, labels: dict[str, str], every_name: bool, base_units: bool = False
     ) -> tuple[list[list[str]], float] | None:
         """The selectors of ``metric{labels}``, one list per field (ours: one field), and the
         factor to our units; None when the schema lacks it. A field's list holds the name of
-        this view, and with ``every_name`` in the renamed view its legacy name after it."""
+        this view, and with ``every_name`` in the renamed view its legacy name after it. With
+        ``base_units`` in the renamed view, a field 4.9 sends in base units instead
+        (:data:`~gpu_health.telemetry.catalogue.DCGM_BASE_UNITS`) has that field's name first:
+        the caller scales its readings (:meth:`_in_field_unit`)."""
         if self.name == "ours":
             extra = [self.shard_matcher] if self.shard_matcher else []
             matchers = ",".join([*(f'{k}="{v}"' for k, v in sorted(labels.items())), *extra])
@@ -161,6 +164,8 @@ class Schema:
             names = [f.name]
             if self.names == "renamed" and f.renamed:
                 names = [f.renamed, f.name] if every_name else [f.renamed]
+            elif self.names == "renamed" and base_units and f.base_unit:
+                names = [f.base_unit, f.name]
             groups.append([n + self.shard_suffix for n in names])
         return groups, scales.pop()
 
@@ -187,7 +192,7 @@ class Schema:
         self, agg: str, fn: str, metric: str, window: str, **labels: str
     ) -> tuple[str, float] | None:
         """``agg by (identity) (fn(selector[window]))`` summed over every field of the signal."""
-        found = self._fields(metric, labels, every_name=True)
+        found = self._fields(metric, labels, every_name=True, base_units=True)
         if found is None:
             return None
         groups, scale = found
@@ -195,7 +200,7 @@ class Schema:
         for names in groups:
             # one field under both its names (a rename mid-window): ``agg`` over the two, the
             # sum of a count or an increase, the largest of a largest or a last reading
-            each = [self.per_gpu(agg, f"{fn}({n}[{window}])") for n in names]
+            each = [_in_field_unit(self.per_gpu(agg, f"{fn}({n}[{window}])"), fn, n) for n in names]
             parts.append(each[0] if len(each) == 1 else self.tagged(agg, each))
         if len(parts) == 1:
             return parts[0], scale
@@ -284,6 +289,23 @@ class Schema:
             f'label_replace({p}, "dcgm_field", "{i}", "", "")' for i, p in enumerate(parts)
         )
         return f"{agg} by ({by or self.key}) ({tagged})"
+
+
+#: Range functions whose value does not depend on the unit of the readings: they count them.
+UNIT_FREE = frozenset(
+    ("count_over_time", "present_over_time", "absent_over_time", "changes", "resets")
+)
+
+
+def _in_field_unit(expr: str, fn: str, selector: str) -> str:
+    """``expr``, ``fn`` over ``selector``, in the unit of the field the selector stands for: a
+    field in base units (``DCGM_FI_DEV_SM_CLOCK_HERTZ``) scaled to its legacy field's (MHz).
+    Every other range function read here (sums, averages, extremes, last readings,
+    increases) is linear in the readings, so scaling its value scales theirs."""
+    factor = BASE_UNIT_FACTORS.get(_bare(selector))
+    if factor is None or fn in UNIT_FREE:
+        return expr
+    return f"({expr}) * {factor!r}"
 
 
 def _bare(selector: str) -> str:

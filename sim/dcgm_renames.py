@@ -1,5 +1,6 @@
 """A dcgm-exporter history as dcgm-exporter 4.9 writes it: the fields DCGM 4.7 renamed under
-their new names, on every node or on the nodes upgraded from a given time on.
+their new names, and clocks and energy as the fields in base units that 4.9 sends instead, on
+every node or on the nodes upgraded from a given time on.
 
 The simulator writes dcgm-exporter's schema with the names up to 4.8; the tests and the bench
 that hold the scorer to both namings (``tests/scorer/test_dcgm_renamed_fields.py``,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from gpu_health.telemetry.catalogue import DCGM_RENAMED
+from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
 
 #: ``NAME{labels} value timestamp`` with the node label (dcgm-exporter's ``Hostname``).
 SAMPLE = re.compile(r'^([A-Z_0-9]+)(\{[^}]*Hostname="([^"]+)"[^}]*\}) (\S+) (\S+)$')
@@ -20,7 +21,8 @@ SAMPLE = re.compile(r'^([A-Z_0-9]+)(\{[^}]*Hostname="([^"]+)"[^}]*\}) (\S+) (\S+
 
 def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
     """OpenMetrics ``text`` with the samples of every renamed field under its new name where
-    ``upgraded(node, time)``; each name's samples together under its own TYPE line."""
+    ``upgraded(node, time)``, and those of a field 4.9 sends in base units as that field's
+    (MHz as Hz); each name's samples together under its own TYPE line."""
     families: dict[str, list[str]] = {}
     for line in text.splitlines():
         found = SAMPLE.match(line)
@@ -29,6 +31,9 @@ def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
         name, labels, node, value, ts = found.groups()
         if name in DCGM_RENAMED and upgraded(node, float(ts)):
             name = DCGM_RENAMED[name]
+        elif name in DCGM_BASE_UNITS and upgraded(node, float(ts)):
+            name, factor = DCGM_BASE_UNITS[name]
+            value = repr(float(value) / factor)
         families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
     body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
     return "\n".join(body) + "\n# EOF\n"

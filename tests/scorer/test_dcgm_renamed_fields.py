@@ -5,9 +5,10 @@ and their evidence.
 DCGM 4.7 renamed fields without changing their ids or units (``DCGM_FI_DEV_POWER_USAGE`` is
 ``DCGM_FI_DEV_BOARD_POWER_WATTS``, id 155; :data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`),
 and dcgm-exporter 4.9 renamed its default counters file to match, so a metric carries the new
-name from the upgrade on. One history of a physics family is written three times: as
-dcgm-exporter 4.8 writes it, as 4.9 writes it, and with the exporters of half the nodes
-upgraded two days before the scored time. Each is backfilled into a real Prometheus and its
+name from the upgrade on; it sends clocks as other fields, in base units (Hz where MHz). One
+history of a physics family is written three times: as dcgm-exporter 4.8 writes it, as 4.9
+writes it, and with the exporters of two of the three nodes upgraded 12 hours before the
+scored time. Each is backfilled into a real Prometheus and its
 features are read through the scorer's own frame; expectations come from the legacy history's
 answer, never from typed numbers.
 """
@@ -32,7 +33,7 @@ from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.sim.dcgm_renames import SAMPLE, renamed, upgraded_nodes
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry import freshness
-from gpu_health.telemetry.catalogue import DCGM_RENAMED
+from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
 from gpu_health.telemetry.schema import count_query
 from gpu_health.telemetry.state_queries import state_queries
 from gpu_health.telemetry.xids import DCGM_XID_GAUGES
@@ -85,6 +86,19 @@ def _holding_a_code(root: Path) -> tuple[str, str]:
     return "\n".join(out) + "\n", held
 
 
+def _with_sm_clocks(text: str) -> str:
+    """``text`` with every GPU's SM clock in MHz beside its power (the family writes no clock):
+    1,095 MHz and 2 MHz a watt, up to 1,980, so GPUs of one model differ. dcgm-exporter 4.9
+    sends the clock as another field, in Hz (:data:`DCGM_BASE_UNITS`)."""
+    clocks = [
+        f"DCGM_FI_DEV_SM_CLOCK{found[2]} {min(1980, 1095 + int(2 * float(found[4])))} {found[5]}"
+        for line in text.splitlines()
+        if (found := SAMPLE.match(line)) and found[1] == "DCGM_FI_DEV_POWER_USAGE"
+    ]
+    body = text.rstrip().removesuffix("# EOF").rstrip()
+    return f"{body}\n# TYPE DCGM_FI_DEV_SM_CLOCK gauge\n" + "\n".join(clocks) + "\n# EOF\n"
+
+
 def _frame(url: str) -> FeatureFrame:
     client = PromClient(PromConfig(url, retries=1, timeout_s=60))
     return compute_features(client, "dcgm", AT)
@@ -95,6 +109,7 @@ def histories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("renamed")
     write(FAMILY, GPUS, DAYS, SEED, float(START), root)
     legacy, held = _holding_a_code(root)
+    legacy = _with_sm_clocks(legacy)
     texts = {
         "legacy": legacy,
         "renamed": renamed(legacy, lambda _node, _t: True),
@@ -140,6 +155,12 @@ def test_the_history_sends_renamed_fields(histories: dict[str, Any]) -> None:
     written = {n for n in DCGM_RENAMED if f"# TYPE {n} " in legacy}
     assert len(written) >= 8
     assert not any(f"# TYPE {n} " in renamed for n in written)
+    clock, factor = DCGM_BASE_UNITS["DCGM_FI_DEV_SM_CLOCK"]
+    assert f"# TYPE {clock} " in renamed and "# TYPE DCGM_FI_DEV_SM_CLOCK " not in renamed
+    mhz = re.search(r"^DCGM_FI_DEV_SM_CLOCK(\{.*\}) (\S+) (\S+)$", legacy, re.M)
+    assert mhz is not None
+    hz = re.search(rf"^{clock}{re.escape(mhz[1])} (\S+) {mhz[3]}$", renamed, re.M)
+    assert hz is not None and float(hz[1]) * factor == pytest.approx(float(mhz[2]))
 
 
 def test_every_presence_reader_takes_the_new_power_and_temperature_names() -> None:
@@ -178,6 +199,8 @@ def test_a_fleet_on_the_new_names_scores_as_on_the_old(
     assert renamed.gpus == legacy.gpus and len(legacy.gpus) >= GPUS - 6
     assert renamed.failed_queries == legacy.failed_queries == 0
     a, b = _columns(legacy), _columns(renamed)
+    # the clock is read (in MHz and in Hz), and GPUs of one model differ
+    assert len({round(v, 6) for v in a["sm_clock_vs_model_24h"].values() if np.isfinite(v)}) > 5
     for name in legacy.names:
         np.testing.assert_allclose(
             [b[name][u] for u in sorted(b[name])],

@@ -63,9 +63,9 @@ NVLINK5_ERROR_FIELDS: dict[str, str] = {
 #: instead. Taken from DCGM's ``dcgm_fields.h``, where each legacy name is a ``#define`` of the
 #: new one with the same id (4.6: ``DCGM_FI_DEV_POWER_USAGE`` -> ``DCGM_FI_DEV_BOARD_POWER_WATTS``,
 #: id 155). Left out: clocks and energy in base units, which are other fields with ids of their
-#: own (``DCGM_FI_DEV_SM_CLOCK_HERTZ``, 1603, where ``DCGM_FI_DEV_SM_CLOCK`` is 100); the
-#: utilization, framebuffer and NVLink bandwidth renames, whose values this table cannot vouch
-#: for; and the fields DCGM kept (ECC totals, clock-hold violations, clock-event reasons).
+#: own (:data:`DCGM_BASE_UNITS`); the utilization, framebuffer and NVLink bandwidth renames, whose
+#: values this table cannot vouch for; and the fields DCGM kept (ECC totals, clock-hold
+#: violations, clock-event reasons).
 DCGM_RENAMED: dict[str, str] = {
     "DCGM_FI_DEV_GPU_TEMP": "DCGM_FI_DEV_GPU_TEMP_CELSIUS",
     "DCGM_FI_DEV_MEMORY_TEMP": "DCGM_FI_DEV_MEMORY_TEMP_CELSIUS",
@@ -101,6 +101,20 @@ DCGM_RENAMED: dict[str, str] = {
 }
 
 
+#: dcgm-exporter field -> the field in base units that dcgm-exporter 4.9's default counters file
+#: sends in its place, and the factor from that field's unit to this one's. DCGM 4.7 added these
+#: as fields of their own, with ids and units of their own (``DCGM_FI_DEV_SM_CLOCK_HERTZ`` is 1603
+#: in Hz where ``DCGM_FI_DEV_SM_CLOCK`` is 100 in MHz; NVIDIA/go-dcgm,
+#: ``pkg/dcgm/base_unit_fields_test.go``), so they are no renames: a reading must be scaled.
+DCGM_BASE_UNITS: dict[str, tuple[str, float]] = {
+    "DCGM_FI_DEV_SM_CLOCK": ("DCGM_FI_DEV_SM_CLOCK_HERTZ", 1e-6),
+    "DCGM_FI_DEV_MEM_CLOCK": ("DCGM_FI_DEV_MEMORY_CLOCK_HERTZ", 1e-6),
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL", 1e3),
+}
+#: A base-unit field's name -> the factor that brings its readings to its legacy field's unit.
+BASE_UNIT_FACTORS: dict[str, float] = dict(DCGM_BASE_UNITS.values())
+
+
 @dataclass(frozen=True)
 class DcgmField:
     """How dcgm-exporter publishes the same signal: its field name, fixed labels, and scale.
@@ -123,6 +137,11 @@ class DcgmField:
     def renamed(self) -> str:
         """The field's DCGM 4.7 name (:data:`DCGM_RENAMED`), or "" where DCGM kept the name."""
         return DCGM_RENAMED.get(self.name, "")
+
+    @property
+    def base_unit(self) -> str:
+        """The field in base units 4.9 sends instead (:data:`DCGM_BASE_UNITS`), or ""."""
+        return DCGM_BASE_UNITS.get(self.name, ("", 1.0))[0]
 
 
 @dataclass(frozen=True)
