@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from gpu_health import stack
 SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
 
 
-def serve(root: Path, text: str, name: str, days: float) -> stack.Server:
+def serve(root: Path, text: str, name: str, days: float) -> AbstractContextManager[stack.Server]:
     """A Prometheus (a context manager) serving OpenMetrics ``text`` of ``days`` of history,
     backfilled into ``root``/tsdb-``name``."""
     om = root / f"{name}.om"

@@ -26,10 +26,15 @@ import pytest
 
 from gpu_health import stack
 from gpu_health.report.gather import Gatherer
-from gpu_health.scorer.feature_frame import FeatureFrame, compute_features, repeated_series_query
+from gpu_health.scorer.feature_frame import (
+    FeatureFrame,
+    compute_features,
+    renamed_fields_query,
+    repeated_series_query,
+)
 from gpu_health.scorer.feature_schema import DCGM, inventory_query
 from gpu_health.scorer.labels import ScanConfig, scan
-from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
 from gpu_health.sim.dcgm_renames import SAMPLE, renamed, upgraded_nodes
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry import freshness
@@ -99,9 +104,29 @@ def _with_sm_clocks(text: str) -> str:
     return f"{body}\n# TYPE DCGM_FI_DEV_SM_CLOCK gauge\n" + "\n".join(clocks) + "\n# EOF\n"
 
 
+class CheckFails(PromClient):
+    """Prometheus failing the check for renamed fields (a timeout, say), answering the rest."""
+
+    refused = 0
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        check = renamed_fields_query(replace(DCGM, fresh="FRESH")) or ""
+        if re.fullmatch(re.escape(check).replace("FRESH", r"\w+"), promql):
+            self.refused += 1
+            raise PrometheusError("timed out")
+        return super().query(promql, at)
+
+
 def _frame(url: str) -> FeatureFrame:
     client = PromClient(PromConfig(url, retries=1, timeout_s=60))
     return compute_features(client, "dcgm", AT)
+
+
+def _frame_when_the_check_fails(url: str) -> FeatureFrame:
+    client = CheckFails(PromConfig(url, retries=1, timeout_s=60))
+    frame = compute_features(client, "dcgm", AT)
+    assert client.refused == 1
+    return frame
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +149,7 @@ def histories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 _signals(server.url),
                 _report_xids(server.url),
             )
+            out[f"{name}, check failed"] = _frame_when_the_check_fails(server.url)
     return out
 
 
@@ -215,6 +241,23 @@ def test_a_fleet_on_the_new_names_scores_as_on_the_old(
         ), gpu["uuid"]
         assert gpu["risk_factors"] == scored[gpu["uuid"]]["risk_factors"], gpu["uuid"]
     assert histories["renamed"][1]["empty_features"] == histories["legacy"][1]["empty_features"]
+
+
+def test_a_failed_check_for_new_names_reads_both(histories: dict[str, Any]) -> None:
+    """When Prometheus does not answer the check for renamed fields, the run reads every field
+    under both names: a 4.9 fleet keeps its features, and a legacy or upgraded one reads as
+    when the check answers."""
+    for name in ("legacy", "renamed", "upgraded"):
+        checked, failed = histories[name][0], histories[f"{name}, check failed"]
+        assert failed.gpus == checked.gpus and failed.failed_queries == 0
+        a, b = _columns(checked), _columns(failed)
+        for feature in checked.names:
+            np.testing.assert_allclose(
+                [b[feature][u] for u in sorted(b[feature])],
+                [a[feature][u] for u in sorted(a[feature])],
+                rtol=1e-9,
+                err_msg=f"{name}: {feature}",
+            )
 
 
 #: Of the (feature, GPU) values of the fleet upgraded mid-window, the share that may differ from
