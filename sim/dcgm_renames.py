@@ -36,7 +36,7 @@ def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
             value = repr(float(value) / factor)
         families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
     body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
-    return "\n".join(body) + "\n# EOF\n"
+    return "".join(f"{family}\n" for family in body) + "# EOF\n"
 
 
 def upgraded_nodes(nodes: tuple[str, ...], since: float) -> Callable[[str, float], bool]:
