@@ -6,7 +6,7 @@ The fleet is ``bench/lab_fleet.py``'s (a generator the scorer was never tuned on
 every field of dcgm-exporter's default counters file, the SM clock included). Its renderer's
 OpenMetrics chunks are passed through :func:`gpu_health.sim.dcgm_renames.renamed` before
 promtool reads them, so the three histories hold the same samples (counted, chunk by chunk)
-under different names: DCGM 4.7's names for the renamed fields, Hz for the SM clock. Each is
+under different names: DCGM 4.6's names for the renamed fields, Hz for the SM clock. Each is
 then scored with ``gpu-health-scorer evaluate --schema dcgm --step 24h --model rules`` (the
 shipped default), and the rule's ROC AUC and recall at 5 % FPR are printed per 7-day subset
 next to the legacy history's: the renamed history should give the same numbers, the upgraded

@@ -280,7 +280,7 @@ def _answers(
 
 def renamed_fields_query(s: Schema) -> str | None:
     """PromQL: one series when some GPU reporting now (a sample in the presence window) sends a
-    field under its DCGM 4.7 name (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`), as
+    field under its DCGM 4.6 name (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`), as
     dcgm-exporter 4.9's default counters file names them; empty when none. None for our
     schema. One lookup per name: a name no series has costs Prometheus an index lookup."""
     if s.name != "dcgm":

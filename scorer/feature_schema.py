@@ -60,7 +60,7 @@ class Schema:
     #: then reads its aggregate counter alone, which is what the fallback gave those GPUs, and
     #: Prometheus no longer evaluates the volatile side of each expression for nothing.
     volatile_ecc_fallback: bool = True
-    #: Which name of a field DCGM 4.7 renamed (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`)
+    #: Which name of a field DCGM 4.6 renamed (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`)
     #: the selectors give: the one dcgm-exporter sent up to 4.8 ("legacy"), or the one 4.9's
     #: default counters file uses ("renamed"), set per run when a GPU sends one
     #: (:func:`~gpu_health.scorer.feature_frame.renamed_fields_sent`). Every reading of the

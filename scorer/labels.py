@@ -77,7 +77,7 @@ class SchemaNames:
     #: Another name of the node label, read as :attr:`node` (dcgm-exporter's ``hostname``).
     node_alias: str = ""
     #: The names the same exporter sent before an upgrade renamed them (dcgm-exporter 4.9's
-    #: DCGM 4.7 names, :data:`DCGM_RENAMED_NAMES`): a code or flag the GPU held under those
+    #: DCGM 4.6 names, :data:`DCGM_RENAMED_NAMES`): a code or flag the GPU held under those
     #: and carried over to the new name is no new event.
     previous: SchemaNames | None = None
 
@@ -113,7 +113,7 @@ DCGM = SchemaNames(
     remap_failed="DCGM_FI_DEV_ROW_REMAP_FAILURE",
     node_alias=DCGM_NODE_ALIAS,
 )
-#: dcgm-exporter's fields under the names 4.9 gives them (DCGM 4.7's, :data:`DCGM_RENAMED`);
+#: dcgm-exporter's fields under the names 4.9 gives them (DCGM 4.6's, :data:`DCGM_RENAMED`);
 #: ECC kept its names, so its DBE counter is read in :data:`DCGM` alone.
 DCGM_RENAMED_NAMES = replace(
     DCGM,

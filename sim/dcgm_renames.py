@@ -1,4 +1,4 @@
-"""A dcgm-exporter history as dcgm-exporter 4.9 writes it: the fields DCGM 4.7 renamed under
+"""A dcgm-exporter history as dcgm-exporter 4.9 writes it: the fields DCGM 4.6 renamed under
 their new names, and clocks and energy as the fields in base units that 4.9 sends instead, on
 every node or on the nodes upgraded from a given time on.
 

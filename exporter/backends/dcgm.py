@@ -63,9 +63,9 @@ FIELDS: dict[str, tuple[str, float]] = {
     "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0),
     "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0),
 }
-# A field DCGM renamed (the catalogue's aliases, e.g. field 112 since DCGM 3.3, and DCGM 4.7's
+# A field DCGM renamed (the catalogue's aliases, e.g. field 112 since DCGM 3.3, and DCGM 4.6's
 # renames, the same field ids under new names) is watched under whichever name the installed
-# bindings carry. Bindings of DCGM 4.7 and later define only the new names and reach the old ones
+# bindings carry. Bindings of DCGM 4.6 and later define only the new names and reach the old ones
 # through a deprecation hook that DCGM_DEPRECATED=0 switches off; older bindings know only the old.
 # Field 203 is renamed too (DCGM_FI_DEV_GPU_UTIL_RATIO): the id, so the value read, is the same.
 _RENAMED = DCGM_RENAMED | {"DCGM_FI_DEV_GPU_UTIL": "DCGM_FI_DEV_GPU_UTIL_RATIO"}
@@ -198,7 +198,7 @@ class DcgmBackend:
 def _field_id(fields_mod: Any, names: list[str]) -> tuple[int, str] | None:
     """The id of the field called ``names``, and the name that gave it.
 
-    The newest name is asked first: DCGM 4.7's bindings define it outright, and answer an old
+    The newest name is asked first: DCGM 4.6's bindings define it outright, and answer an old
     name only through a deprecation hook (a DeprecationWarning, or a refusal under
     DCGM_DEPRECATED=0); older bindings lack the new name and define the old one.
     """

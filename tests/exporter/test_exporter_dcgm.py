@@ -20,7 +20,7 @@ import pytest
 from gpu_health.exporter.backends import dcgm
 from gpu_health.telemetry.readings import BackendUnavailableError, GpuLostError
 
-#: The names bindings before DCGM 4.7 define (each field's oldest name).
+#: The names bindings before DCGM 4.6 define (each field's oldest name).
 FIELD_IDS = {names[-1]: 100 + i for i, names in enumerate(dcgm.NAMES.values())}
 
 
@@ -151,7 +151,7 @@ def test_the_clock_event_bitmask_is_read_under_either_name_of_field_112(
 
 
 class Dcgm47Fields(types.ModuleType):
-    """``dcgm_fields`` as DCGM 4.7 and later ship it: the new names only, and a module
+    """``dcgm_fields`` as DCGM 4.6 and later ship it: the new names only, and a module
     ``__getattr__`` that answers a deprecated name with a DeprecationWarning, or refuses it
     when ``DCGM_DEPRECATED`` is 0 (DCGM's ``testing/python3/dcgm_fields.py``)."""
 
@@ -171,7 +171,7 @@ class Dcgm47Fields(types.ModuleType):
 def test_bindings_that_define_only_dcgm_4_7_names_give_every_field(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, deprecated: int
 ) -> None:
-    """DCGM 4.7 renamed 18 of the fields read (same ids); its bindings reach the old names only
+    """DCGM 4.6 renamed 18 of the fields read (same ids); its bindings reach the old names only
     through a deprecation hook, which DCGM_DEPRECATED=0 switches off."""
     aliases = {names[-1]: names[0] for names in dcgm.NAMES.values() if len(names) > 1}
     fields = Dcgm47Fields(deprecated, aliases)

@@ -66,7 +66,7 @@ def _fields_read() -> set[str]:
 
 
 def test_every_field_a_reader_sends_is_listed(repo_root: Path) -> None:
-    """A field read under both of its names (``DcgmField.aliases``, or its DCGM 4.7 name,
+    """A field read under both of its names (``DcgmField.aliases``, or its DCGM 4.6 name,
     ``DcgmField.renamed``) is listed under one: a counters file may name a field only once.
     The main file lists every field but the NVLink5 counters; the Blackwell file every field
     but the ones NVLink5 boards do not send."""

@@ -1,8 +1,8 @@
-"""dcgm-exporter 4.9 sends its default fields under DCGM 4.7's names: the scorer reads them as
+"""dcgm-exporter 4.9 sends its default fields under DCGM 4.6's names: the scorer reads them as
 it reads the names before, and a fleet whose exporters are upgraded mid-history keeps its GPUs
 and their evidence.
 
-DCGM 4.7 renamed fields without changing their ids or units (``DCGM_FI_DEV_POWER_USAGE`` is
+DCGM 4.6 renamed fields without changing their ids or units (``DCGM_FI_DEV_POWER_USAGE`` is
 ``DCGM_FI_DEV_BOARD_POWER_WATTS``, id 155; :data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`),
 and dcgm-exporter 4.9 renamed its default counters file to match, so a metric carries the new
 name from the upgrade on; it sends clocks as other fields, in base units (Hz where MHz). One

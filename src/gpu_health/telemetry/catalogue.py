@@ -57,7 +57,8 @@ NVLINK5_ERROR_FIELDS: dict[str, str] = {
 }
 
 
-#: dcgm-exporter field -> the name DCGM 4.7 gives the same field (same field id, same unit).
+#: dcgm-exporter field -> the name DCGM 4.6 gives the same field (same field id, same unit; in
+#: DCGM's public source from its 4.6.0 release on, not at 4.5.0).
 #: dcgm-exporter 4.9 renamed the fields of its default counters file to these names (the
 #: metric carries the name the counters file used), so a fleet that upgraded it sends these
 #: instead. Taken from DCGM's ``dcgm_fields.h``, where each legacy name is a ``#define`` of the
@@ -102,10 +103,10 @@ DCGM_RENAMED: dict[str, str] = {
 
 
 #: dcgm-exporter field -> the field in base units that dcgm-exporter 4.9's default counters file
-#: sends in its place, and the factor from that field's unit to this one's. DCGM 4.7 added these
-#: as fields of their own, with ids and units of their own (``DCGM_FI_DEV_SM_CLOCK_HERTZ`` is 1603
-#: in Hz where ``DCGM_FI_DEV_SM_CLOCK`` is 100 in MHz; NVIDIA/go-dcgm,
-#: ``pkg/dcgm/base_unit_fields_test.go``), so they are no renames: a reading must be scaled.
+#: sends in its place, and the factor from that field's unit to this one's. These are fields of
+#: their own, with ids and units of their own (``DCGM_FI_DEV_SM_CLOCK_HERTZ`` is 1603 in Hz where
+#: ``DCGM_FI_DEV_SM_CLOCK`` is 100 in MHz; NVIDIA/go-dcgm ``pkg/dcgm/base_unit_fields_test.go``,
+#: added with its DCGM 4.6.1 support), so they are no renames: a reading must be scaled.
 DCGM_BASE_UNITS: dict[str, tuple[str, float]] = {
     "DCGM_FI_DEV_SM_CLOCK": ("DCGM_FI_DEV_SM_CLOCK_HERTZ", 1e-6),
     "DCGM_FI_DEV_MEM_CLOCK": ("DCGM_FI_DEV_MEMORY_CLOCK_HERTZ", 1e-6),
@@ -135,7 +136,7 @@ class DcgmField:
 
     @property
     def renamed(self) -> str:
-        """The field's DCGM 4.7 name (:data:`DCGM_RENAMED`), or "" where DCGM kept the name."""
+        """The field's DCGM 4.6 name (:data:`DCGM_RENAMED`), or "" where DCGM kept the name."""
         return DCGM_RENAMED.get(self.name, "")
 
     @property

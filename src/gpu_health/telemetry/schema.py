@@ -21,7 +21,7 @@ from gpu_health.telemetry.freshness import DEFAULT_FRESH, fresh_range, measure
 SCHEMAS: tuple[str, ...] = ("ours", "dcgm")
 _SIGNALS = {
     "ours": ("uuid", "gpu_up|gpu_power_watts|gpu_temperature_celsius"),
-    # under both names dcgm-exporter has given them (4.9 renamed them to DCGM 4.7's names)
+    # under both names dcgm-exporter has given them (4.9 renamed them to DCGM 4.6's names)
     "dcgm": (
         "UUID",
         "DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_GPU_TEMP"

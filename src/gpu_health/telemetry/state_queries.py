@@ -73,7 +73,7 @@ LABELS = {
 
 def _dcgm(metric: str, **labels: str) -> list[str]:
     """dcgm-exporter field names carrying our ``metric{labels}`` (from the catalogue), each
-    under both names dcgm-exporter has sent it (DCGM 4.7's since dcgm-exporter 4.9,
+    under both names dcgm-exporter has sent it (DCGM 4.6's since dcgm-exporter 4.9,
     :data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`): every query reads each name apart
     and joins them with ``or``, so a GPU counts under either."""
     fields = [

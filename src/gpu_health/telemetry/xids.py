@@ -138,7 +138,7 @@ RESET_REQUIRED_XIDS: tuple[int, ...] = (
 #: Every reader of the gauge matches series on (UUID, this label), which reads both shapes:
 #: without the label it is matching on the UUID.
 DCGM_XID_CODE_LABEL = "err_code"
-#: dcgm-exporter's last-XID gauge under its two names, the older first: up to 4.8, and DCGM 4.7's
+#: dcgm-exporter's last-XID gauge under its two names, the older first: up to 4.8, and DCGM 4.6's
 #: since 4.9 (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`, which holds the pair).
 DCGM_XID_GAUGES: tuple[str, ...] = ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_XID_ERROR")
 
