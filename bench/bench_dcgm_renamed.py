@@ -1,8 +1,9 @@
 """What reading dcgm-exporter 4.9's field names costs a scoring run: one fleet written with the
 names up to 4.8, with 4.9's names, and with half its nodes upgraded 12 hours before the scored
 time; each served by Debian's Prometheus and scored (every feature at one time) in interleaved
-rounds after one cold run of each. Prints the median seconds, the queries sent, and each
-history's ratio to the legacy one (JSON with ``--json``).
+rounds after one cold run of each, and the legacy one once more with Prometheus refusing the
+run's check for renamed fields (which then reads the renamed view). Prints the median seconds,
+the queries sent, and each run's ratio to the legacy one (JSON with ``--json``).
 
 A fleet on the legacy names sends one more query per run (the check for renamed fields); on
 one that sends new names, each reading of a renamed field reads its legacy name too.
@@ -24,22 +25,39 @@ from pathlib import Path
 
 from gpu_health import stack
 from gpu_health.scorer.features import compute_features
-from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
 from gpu_health.sim.dcgm_renames import renamed, upgraded_nodes
 from gpu_health.sim.families import FAMILIES, write
+from gpu_health.telemetry.catalogue import DCGM_RENAMED
 
 END = 1796083200
 DAY = 86400
 
 
 class Counting(PromClient):
-    """A client that counts the instant queries it sends."""
+    """A client that counts the instant queries it sends (and those it refuses)."""
 
     sent = 0
+    refused = 0
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
         self.sent += 1
         return super().query(promql, at)
+
+
+class CheckRefused(Counting):
+    """Prometheus refusing the run's check for renamed fields (a timeout, say): the run then
+    reads the renamed view, whatever the fleet sends."""
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
+        if " or group(last_over_time(" in promql and RENAMED_POWER in promql:
+            self.sent += 1
+            self.refused += 1
+            raise PrometheusError("refused by the bench")
+        return super().query(promql, at)
+
+
+RENAMED_POWER = DCGM_RENAMED["DCGM_FI_DEV_POWER_USAGE"]
 
 
 def main() -> int:
@@ -79,17 +97,24 @@ def main() -> int:
                 stack.prometheus(work, config, data_dir=root / f"tsdb-{name}")
             )
             urls[name] = server.url
-        seconds: dict[str, list[float]] = {name: [] for name in texts}
+        # the legacy fleet once more, read in the renamed view (what a failed check gives)
+        runs: dict[str, tuple[str, type[Counting]]] = {
+            name: (url, Counting) for name, url in urls.items()
+        }
+        runs["legacy, check refused"] = (urls["legacy"], CheckRefused)
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
         queries: dict[str, int] = {}
         gpus: dict[str, int] = {}
+        refused: dict[str, int] = {}
         for round_ in range(args.rounds + 1):
-            for name, url in urls.items():
-                client = Counting(PromConfig(url, timeout_s=120))
+            for name, (url, kind) in runs.items():
+                client = kind(PromConfig(url, timeout_s=120))
                 t0 = time.perf_counter()
                 frame = compute_features(client, "dcgm", at)
                 if round_:  # the first round is the cold one
                     seconds[name].append(time.perf_counter() - t0)
                 queries[name], gpus[name] = client.sent, len(frame.gpus)
+                refused[name] = client.refused
     result = {
         name: {
             "median_s": statistics.median(seconds[name]),
@@ -97,12 +122,13 @@ def main() -> int:
             / statistics.median(seconds["legacy"]),
             "queries": queries[name],
             "gpus": gpus[name],
+            "refused": refused[name],
         }
-        for name in texts
+        for name in runs
     }
     for name, row in result.items():
         print(
-            f"{name:9} {row['median_s']:.3f} s  x{row['ratio_to_legacy']:.2f}  "
+            f"{name:22} {row['median_s']:.3f} s  x{row['ratio_to_legacy']:.2f}  "
             f"{row['queries']} queries  {row['gpus']} GPUs"
         )
     if args.json:

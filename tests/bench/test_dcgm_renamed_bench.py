@@ -26,10 +26,13 @@ def test_the_bench_scores_each_history_alike_and_reports_ratios(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())
-    assert set(rows) == {"legacy", "renamed", "upgraded"}
+    assert set(rows) == {"legacy", "renamed", "upgraded", "legacy, check refused"}
     assert rows["legacy"]["gpus"] >= 6
-    assert rows["renamed"]["gpus"] == rows["upgraded"]["gpus"] == rows["legacy"]["gpus"]
-    assert rows["renamed"]["queries"] == rows["upgraded"]["queries"] == rows["legacy"]["queries"]
+    assert len({row["gpus"] for row in rows.values()}) == 1
+    assert len({row["queries"] for row in rows.values()}) == 1
+    assert {name: row["refused"] for name, row in rows.items() if row["refused"]} == {
+        "legacy, check refused": 1
+    }
     assert rows["legacy"]["ratio_to_legacy"] == 1.0
     assert all(row["median_s"] > 0 for row in rows.values())
     assert "upgraded" in result.stdout
