@@ -3,18 +3,23 @@
 its nodes' exporters upgraded to 4.9 in the middle of the history.
 
 The fleet is ``bench/lab_fleet.py``'s (a generator the scorer was never tuned on, which writes
-every field of dcgm-exporter's default counters file, the SM clock included). Its renderer's
-OpenMetrics chunks are passed through :func:`gpu_health.sim.dcgm_renames.renamed` before
-promtool reads them, so the three histories hold the same samples (counted, chunk by chunk)
-under different names: DCGM 4.6's names for the renamed fields, Hz for the SM clock. Each is
+every field of dcgm-exporter's default counters file, the SM clock included) or, with
+``--generator outside``, ``bench/outside_fleet.py``'s (the issue's kind of fleet: driver
+upgrades that split every series, resets, replacements, scrape gaps). Each OpenMetrics chunk
+is passed through :func:`gpu_health.sim.dcgm_renames.renamed` before promtool reads it, so the
+three histories hold the same samples (counted, chunk by chunk) under different names: DCGM
+4.6's names for the renamed fields, Hz for the SM clock. "Half upgraded" is every other node
+of the lab fleet, and the hosts of the outside fleet whose name hashes even. Each is
 then scored with ``gpu-health-scorer evaluate --schema dcgm --step 24h --model rules`` (the
 shipped default), and the rule's ROC AUC and recall at 5 % FPR are printed per 7-day subset
 next to the legacy history's: the renamed history should give the same numbers, the upgraded
 one nearly the same. A second run with the same ``--work`` reuses the fleets and reports it
-finds (delete them to measure again). Three fleets of 40 days (1.5–2 minutes each) and their
-evaluations (about 4 minutes each) took about 14 minutes here.
+finds (delete them to measure again). Three lab fleets of 40 days (1.5–2 minutes each) and
+their evaluations (about 4 minutes each) took about 14 minutes here, three outside fleets of 45
+days also about 14.
 
     .venv/bin/python bench/dcgm_renamed_on_fleet.py --work /tmp/renamed-lab [--seed 1]
+    .venv/bin/python bench/dcgm_renamed_on_fleet.py --work /tmp/renamed-out --generator outside
 """
 
 from __future__ import annotations
@@ -26,23 +31,27 @@ import math
 import shutil
 import subprocess
 import sys
+import types
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpu_health.sim.dcgm_renames import renamed, upgraded_nodes
+from gpu_health.sim.dcgm_renames import renamed
 
 HERE = Path(__file__).resolve().parent
 EVALUATE = ["evaluate", "--schema", "dcgm", "--step", "24h", "--model", "rules"]
 VARIANTS = ("legacy", "renamed", "upgraded")
+#: When the outside fleet's history ends (the card's draws of it end there too).
+OUTSIDE_END = 1796083200
 
 
-def _lab_fleet() -> Any:
-    """``bench/lab_fleet.py`` as a module (bench/ is no package)."""
-    spec = importlib.util.spec_from_file_location("lab_fleet", HERE / "lab_fleet.py")
+def _module(name: str) -> Any:
+    """``bench/<name>.py`` as a module (bench/ is no package)."""
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["lab_fleet"] = module  # its dataclasses look their module up
+    sys.modules[name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -51,32 +60,58 @@ def _samples(text: str) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def _write(variant: str, seed: int, days: int, out: Path) -> None:
-    """The lab fleet of ``seed`` in ``out``, its chunks renamed as ``variant`` says."""
-    lab = _lab_fleet()
-    end = lab.DEFAULT_END
+def _renaming(variant: str, half: Callable[[str], bool], upgrade_at: float) -> Callable[[str], str]:
+    """OpenMetrics text -> the same samples as ``variant`` names them (``half``: the nodes
+    upgraded at ``upgrade_at``); stops the run if a sample is lost."""
+    upgraded: Callable[[str, float], bool] = (
+        (lambda _node, _t: True)
+        if variant == "renamed"
+        else (lambda node, t: half(node) and t >= upgrade_at)
+    )
+
+    def rename(text: str) -> str:
+        out = text if variant == "legacy" else renamed(text, upgraded)
+        if _samples(out) != _samples(text):
+            sys.exit(f"{variant}: the renaming lost samples ({_samples(text)} -> {_samples(out)})")
+        return out
+
+    return rename
+
+
+def _write(generator: str, variant: str, seed: int, days: float, out: Path) -> None:
+    """The fleet of ``generator`` and ``seed`` in ``out``, renamed as ``variant`` says."""
+    module = _module(f"{generator}_fleet")
+    end = module.DEFAULT_END if generator == "lab" else OUTSIDE_END
     upgrade_at = end - days * 86400 / 2
-    plain = lab.Renderer.chunk_text
+    if generator == "lab":
+        # every other node of the drawn physics; each renderer chunk is renamed in memory
+        plain = module.Renderer.chunk_text
 
-    def chunk_text(self: Any, ks: Any) -> str:
-        text: str = plain(self, ks)
-        if variant == "legacy":
-            return text
-        nodes = tuple(n["name"] for n in self.ph.nodes[::2])
-        upgraded: Callable[[str, float], bool] = (
-            (lambda _node, _t: True) if variant == "renamed" else upgraded_nodes(nodes, upgrade_at)
-        )
-        out_text = renamed(text, upgraded).removesuffix("# EOF\n")
-        if _samples(out_text) != _samples(text):
-            sys.exit(
-                f"{variant}: the renaming lost samples ({_samples(text)} -> {_samples(out_text)})"
-            )
-        return out_text
+        def chunk_text(self: Any, ks: Any) -> str:
+            half = {n["name"] for n in self.ph.nodes[::2]}.__contains__
+            text: str = plain(self, ks)
+            if variant == "legacy":
+                return text
+            return _renaming(variant, half, upgrade_at)(text).removesuffix("# EOF\n")
 
-    lab.Renderer.chunk_text = chunk_text
-    rc = lab.main(["--seed", str(seed), "--schema", "dcgm", "--days", str(days), "--out", str(out)])
-    if rc != 0:
-        sys.exit(f"{variant}: bench/lab_fleet.py failed ({rc})")
+        module.Renderer.chunk_text = chunk_text
+        argv = ["--seed", str(seed), "--schema", "dcgm", "--days", f"{days:g}", "--out", str(out)]
+        if module.main(argv) != 0:
+            sys.exit(f"{variant}: bench/lab_fleet.py failed")
+        return
+    # outside_fleet writes each chunk to a file and runs promtool on it: the file is renamed
+    # just before; half the hosts by a hash of the name, the same in every chunk
+    rename = _renaming(variant, lambda node: zlib.crc32(node.encode()) % 2 == 0, upgrade_at)
+    run = subprocess.run
+
+    def promtool(cmd: list[str], *args: Any, **kwargs: Any) -> Any:
+        if cmd[:3] == ["promtool", "tsdb", "create-blocks-from"]:
+            chunk = Path(cmd[-2])
+            chunk.write_text(rename(chunk.read_text()))
+        return run(cmd, *args, **kwargs)
+
+    module.subprocess = types.SimpleNamespace(run=promtool)
+    module.main(["--seed", str(seed), "--days", f"{days:g}", "--end", str(end), "--out", str(out)])
 
 
 def _numbers(report: Any, prefix: str = "") -> dict[str, float]:
@@ -116,14 +151,16 @@ def _evaluate(data_dir: Path, out: Path) -> dict[str, Any]:
 
 def main() -> int:
     if sys.argv[1:2] == ["--write"]:
-        variant, seed, days, out = sys.argv[2:6]
-        _write(variant, int(seed), int(days), Path(out))
+        generator, variant, seed, days, out = sys.argv[2:7]
+        _write(generator, variant, int(seed), float(days), Path(out))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="where the fleets go")
+    parser.add_argument("--generator", choices=("lab", "outside"), default="lab")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--days", type=int, default=40)
+    parser.add_argument("--days", type=float, help="default: 40 (lab), 45 (outside)")
     args = parser.parse_args()
+    days = args.days or (40.0 if args.generator == "lab" else 45.0)
     reports = {}
     for variant in VARIANTS:
         out = args.work / variant
@@ -133,8 +170,8 @@ def main() -> int:
             # folder renamed when it is whole, so that a second run reuses only whole fleets
             partial = args.work / f"{variant}.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            write = [sys.executable, __file__, "--write", variant, str(args.seed)]
-            if subprocess.run([*write, str(args.days), str(partial)]).returncode != 0:
+            write = [sys.executable, __file__, "--write", args.generator, variant]
+            if subprocess.run([*write, str(args.seed), str(days), str(partial)]).returncode:
                 sys.exit(f"writing the {variant} fleet failed")
             partial.rename(out)
         report = args.work / f"{variant}.json"
