@@ -29,7 +29,7 @@ from gpu_health.scorer.feature_schema import (
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
 from gpu_health.scorer.promclient import PromClient, PrometheusError
-from gpu_health.telemetry.catalogue import DCGM_RENAMED
+from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
 from gpu_health.telemetry.freshness import fresh_range, measure
 from gpu_health.telemetry.state import regex_literal
 
@@ -280,14 +280,16 @@ def _answers(
 
 def renamed_fields_query(s: Schema) -> str | None:
     """PromQL: one series when some GPU reporting now (a sample in the presence window) sends a
-    field under its DCGM 4.6 name (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`), as
-    dcgm-exporter 4.9's default counters file names them; empty when none. None for our
-    schema. One lookup per name: a name no series has costs Prometheus an index lookup."""
+    field under its DCGM 4.6 name (:data:`~gpu_health.telemetry.catalogue.DCGM_RENAMED`) or a
+    field in base units in place of an older one
+    (:data:`~gpu_health.telemetry.catalogue.DCGM_BASE_UNITS`), as dcgm-exporter 4.9's default
+    counters file names them; empty when none. None for our schema. One lookup per name: a name
+    no series has costs Prometheus an index lookup."""
     if s.name != "dcgm":
         return None
+    names = {*DCGM_RENAMED.values(), *(new for new, _ in DCGM_BASE_UNITS.values())}
     return " or ".join(
-        f"group(last_over_time({n}{s.shard_suffix}[{s.fresh}]))"
-        for n in sorted(DCGM_RENAMED.values())
+        f"group(last_over_time({n}{s.shard_suffix}[{s.fresh}]))" for n in sorted(names)
     )
 
 

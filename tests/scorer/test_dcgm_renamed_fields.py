@@ -151,7 +151,22 @@ def histories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             )
             if name != "upgraded":  # it sends new names now: the view the check would choose
                 out[f"{name}, check failed"] = _frame_when_the_check_fails(server.url)
+    with serve(root, _clock_in_hz_only(legacy), "clock-in-hz", DAYS) as server:
+        out["clock in Hz only"] = _frame(server.url)
     return out
+
+
+def _clock_in_hz_only(legacy: str) -> str:
+    """The legacy history with only the SM clock in Hz, under its base-unit field's name (a
+    counters file that takes 4.9's clock and keeps every other name)."""
+    clock, factor = DCGM_BASE_UNITS["DCGM_FI_DEV_SM_CLOCK"]
+    text = re.sub(
+        r"^DCGM_FI_DEV_SM_CLOCK(\{.*\}) (\S+) (\S+)$",
+        lambda m: f"{clock}{m[1]} {float(m[2]) / factor!r} {m[3]}",
+        legacy,
+        flags=re.M,
+    )
+    return text.replace("# TYPE DCGM_FI_DEV_SM_CLOCK gauge", f"# TYPE {clock} gauge")
 
 
 def _report_xids(url: str) -> list[tuple[str, str, float]]:
@@ -259,6 +274,22 @@ def test_a_failed_check_for_new_names_reads_both(histories: dict[str, Any]) -> N
                 rtol=1e-9,
                 err_msg=f"{name}: {feature}",
             )
+
+
+def test_a_fleet_that_sends_only_its_clock_in_hz_reads_it(histories: dict[str, Any]) -> None:
+    """A clock in base units alone (every other field under its old name) is found by the check
+    for new names: the run reads the renamed view, and every feature is the legacy history's."""
+    legacy, hz = histories["legacy"][0], histories["clock in Hz only"]
+    assert hz.gpus == legacy.gpus and hz.failed_queries == 0
+    a, b = _columns(legacy), _columns(hz)
+    assert np.isfinite(list(b["sm_clock_vs_model_24h"].values())).sum() > 5
+    for feature in legacy.names:
+        np.testing.assert_allclose(
+            [b[feature][u] for u in sorted(b[feature])],
+            [a[feature][u] for u in sorted(a[feature])],
+            rtol=1e-9,
+            err_msg=feature,
+        )
 
 
 #: Of the (feature, GPU) values of the fleet upgraded mid-window, the share that may differ from
