@@ -88,10 +88,10 @@ def _write(generator: str, variant: str, seed: int, days: float, out: Path) -> N
         plain = module.Renderer.chunk_text
 
         def chunk_text(self: Any, ks: Any) -> str:
-            half = {n["name"] for n in self.ph.nodes[::2]}.__contains__
             text: str = plain(self, ks)
             if variant == "legacy":
                 return text
+            half = {n["name"] for n in self.ph.nodes[::2]}.__contains__
             return _renaming(variant, half, upgrade_at)(text).removesuffix("# EOF\n")
 
         module.Renderer.chunk_text = chunk_text

@@ -189,6 +189,18 @@ def _columns(frame: FeatureFrame) -> dict[str, dict[str, float]]:
     }
 
 
+def _assert_same_features(expected: FeatureFrame, actual: FeatureFrame, where: str = "") -> None:
+    """Every feature of every GPU of ``actual`` equals ``expected``'s (NaN where it is NaN)."""
+    a, b = _columns(expected), _columns(actual)
+    for feature in expected.names:
+        np.testing.assert_allclose(
+            [b[feature][u] for u in sorted(b[feature])],
+            [a[feature][u] for u in sorted(a[feature])],
+            rtol=1e-9,
+            err_msg=where + feature,
+        )
+
+
 def test_the_history_sends_renamed_fields(histories: dict[str, Any]) -> None:
     """The test means something: the family writes fields DCGM renamed (power, temperature,
     XIDs, PCIe replays, NVLink errors, remapped rows), and the renamed history has none of
@@ -240,16 +252,10 @@ def test_a_fleet_on_the_new_names_scores_as_on_the_old(
     legacy, renamed = histories["legacy"][0], histories["renamed"][0]
     assert renamed.gpus == legacy.gpus and len(legacy.gpus) >= GPUS - 6
     assert renamed.failed_queries == legacy.failed_queries == 0
-    a, b = _columns(legacy), _columns(renamed)
     # the clock is read (in MHz and in Hz), and GPUs of one model differ
-    assert len({round(v, 6) for v in a["sm_clock_vs_model_24h"].values() if np.isfinite(v)}) > 5
-    for name in legacy.names:
-        np.testing.assert_allclose(
-            [b[name][u] for u in sorted(b[name])],
-            [a[name][u] for u in sorted(a[name])],
-            rtol=1e-9,
-            err_msg=name,
-        )
+    clocks = _columns(legacy)["sm_clock_vs_model_24h"].values()
+    assert len({round(v, 6) for v in clocks if np.isfinite(v)}) > 5
+    _assert_same_features(legacy, renamed)
     scored = {g["uuid"]: g for g in histories["legacy"][1]["gpus"]}
     for gpu in histories["renamed"][1]["gpus"]:
         assert gpu["failure_probability"] == pytest.approx(
@@ -266,14 +272,7 @@ def test_a_failed_check_for_new_names_reads_both(histories: dict[str, Any]) -> N
     for name in ("legacy", "renamed"):
         checked, failed = histories[name][0], histories[f"{name}, check failed"]
         assert failed.gpus == checked.gpus and failed.failed_queries == 0
-        a, b = _columns(checked), _columns(failed)
-        for feature in checked.names:
-            np.testing.assert_allclose(
-                [b[feature][u] for u in sorted(b[feature])],
-                [a[feature][u] for u in sorted(a[feature])],
-                rtol=1e-9,
-                err_msg=f"{name}: {feature}",
-            )
+        _assert_same_features(checked, failed, f"{name}: ")
 
 
 def test_a_fleet_that_sends_only_its_clock_in_hz_reads_it(histories: dict[str, Any]) -> None:
@@ -281,15 +280,8 @@ def test_a_fleet_that_sends_only_its_clock_in_hz_reads_it(histories: dict[str, A
     for new names: the run reads the renamed view, and every feature is the legacy history's."""
     legacy, hz = histories["legacy"][0], histories["clock in Hz only"]
     assert hz.gpus == legacy.gpus and hz.failed_queries == 0
-    a, b = _columns(legacy), _columns(hz)
-    assert np.isfinite(list(b["sm_clock_vs_model_24h"].values())).sum() > 5
-    for feature in legacy.names:
-        np.testing.assert_allclose(
-            [b[feature][u] for u in sorted(b[feature])],
-            [a[feature][u] for u in sorted(a[feature])],
-            rtol=1e-9,
-            err_msg=feature,
-        )
+    assert np.isfinite(list(_columns(hz)["sm_clock_vs_model_24h"].values())).sum() > 5
+    _assert_same_features(legacy, hz)
 
 
 #: Of the (feature, GPU) values of the fleet upgraded mid-window, the share that may differ from
