@@ -67,7 +67,8 @@ FIELDS: dict[str, tuple[str, float]] = {
 # renames, the same field ids under new names) is watched under whichever name the installed
 # bindings carry. Bindings of DCGM 4.6 and later define only the new names and reach the old ones
 # through a deprecation hook that DCGM_DEPRECATED=0 switches off; older bindings know only the old.
-# Field 203 is renamed too (DCGM_FI_DEV_GPU_UTIL_RATIO): the id, so the value read, is the same.
+# DCGM 4.6 renamed field 203 too (DCGM_FI_DEV_GPU_UTIL_RATIO, the same whole percent); a later
+# field of that name with another id and unit is not read (FIELD_IDS).
 _RENAMED = DCGM_RENAMED | {"DCGM_FI_DEV_GPU_UTIL": "DCGM_FI_DEV_GPU_UTIL_RATIO"}
 _ALIASES = {field.name: field.aliases for spec in CATALOGUE for field in spec.dcgm}
 #: GpuSample attribute -> every name of its field, the newest first.
@@ -76,6 +77,48 @@ NAMES: dict[str, list[str]] = {
     for name, (attr, _) in FIELDS.items()
 }
 FIELDS |= {alias: FIELDS[names[-1]] for names in NAMES.values() for alias in names[:-1]}
+#: GpuSample attribute -> the id of the DCGM field it is read from (``dcgm_fields.h``; the same
+#: in DCGM 4.5.0's and 4.6.0's public source). DCGM keeps a field's id when it renames it and
+#: gives a new unit a new id (the base-unit fields, 1600 on), so a name that the installed
+#: bindings give another id stands for another field, in another unit, and is not read: DCGM 4.6
+#: names field 203 (whole percent) ``DCGM_FI_DEV_GPU_UTIL_RATIO``, while DCGM 4.7's field
+#: reference, as a third-party guide to it gives it, uses that name for a 0-1 ratio (1613).
+FIELD_IDS: dict[str, int] = {
+    "temperature_gpu_celsius": 150,
+    "temperature_memory_celsius": 140,
+    "power_watts": 155,
+    "power_limit_watts": 160,
+    "energy_joules": 156,
+    "sm_clock_hertz": 100,
+    "memory_clock_hertz": 101,
+    "utilization_gpu_ratio": 203,
+    "utilization_memory_ratio": 204,
+    "utilization_encoder_ratio": 206,
+    "utilization_decoder_ratio": 207,
+    "memory_used_bytes": 252,
+    "memory_free_bytes": 251,
+    "memory_reserved_bytes": 253,
+    "ecc_corrected_volatile": 310,
+    "ecc_uncorrected_volatile": 311,
+    "ecc_corrected_aggregate": 312,
+    "ecc_uncorrected_aggregate": 313,
+    "remapped_rows_correctable": 394,
+    "remapped_rows_uncorrectable": 393,
+    "row_remap_failed": 395,
+    "retired_pages_single_bit": 390,
+    "retired_pages_double_bit": 391,
+    "retired_pages_pending": 392,
+    "pcie_replays": 202,
+    "clock_event_reasons": 112,
+    "graphics_engine_active_ratio": 1001,
+    "sm_active_ratio": 1002,
+    "sm_occupancy_ratio": 1003,
+    "tensor_active_ratio": 1004,
+    "dram_active_ratio": 1005,
+    "pcie_tx_bytes_per_second": 1009,
+    "pcie_rx_bytes_per_second": 1010,
+    "vgpu_license_status": 526,
+}
 _INT_FIELDS = {
     name
     for name, _ in FIELDS.values()
@@ -118,12 +161,19 @@ class DcgmBackend:
         fields_mod = modules["dcgm_fields"]
         self._ids: dict[int, str] = {}
         absent = []
-        for names in NAMES.values():
-            found = _field_id(fields_mod, names)
-            if found is None:
+        others: list[str] = []
+        for attr, names in NAMES.items():
+            name, elsewhere = _field_name(fields_mod, names, FIELD_IDS[attr])
+            others += elsewhere
+            if name is None:
                 absent.append(names[-1])
             else:
-                self._ids[found[0]] = found[1]
+                self._ids[FIELD_IDS[attr]] = name
+        if others:
+            log.info(
+                "DCGM backend: names the installed bindings give to other fields, not read: %s",
+                ", ".join(others),
+            )
         if absent:
             log.warning(
                 "DCGM backend: the installed bindings define none of the names of %d fields, "
@@ -195,18 +245,23 @@ class DcgmBackend:
             shutdown()
 
 
-def _field_id(fields_mod: Any, names: list[str]) -> tuple[int, str] | None:
-    """The id of the field called ``names``, and the name that gave it.
+def _field_name(fields_mod: Any, names: list[str], field_id: int) -> tuple[str | None, list[str]]:
+    """The first of ``names`` that the bindings give the id ``field_id``, and each name they give
+    another id (``"NAME (id)"``).
 
     The newest name is asked first: DCGM 4.6's bindings define it outright, and answer an old
     name only through a deprecation hook (a DeprecationWarning, or a refusal under
     DCGM_DEPRECATED=0); older bindings lack the new name and define the old one.
     """
+    elsewhere: list[str] = []
     for name in names:
-        field_id = getattr(fields_mod, name, None)
-        if field_id is not None:
-            return int(field_id), name
-    return None
+        found = getattr(fields_mod, name, None)
+        if found is None:
+            continue
+        if int(found) == field_id:
+            return name, elsewhere
+        elsewhere.append(f"{name} ({int(found)})")
+    return None, elsewhere
 
 
 def _is_blank(structs: Any, value: Any) -> bool:

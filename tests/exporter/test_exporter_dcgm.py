@@ -20,8 +20,8 @@ import pytest
 from gpu_health.exporter.backends import dcgm
 from gpu_health.telemetry.readings import BackendUnavailableError, GpuLostError
 
-#: The names bindings before DCGM 4.6 define (each field's oldest name).
-FIELD_IDS = {names[-1]: 100 + i for i, names in enumerate(dcgm.NAMES.values())}
+#: The names bindings before DCGM 4.6 define (each field's oldest name), with DCGM's ids.
+FIELD_IDS = {names[-1]: dcgm.FIELD_IDS[attr] for attr, names in dcgm.NAMES.items()}
 
 
 def install_stub(
@@ -175,7 +175,7 @@ def test_bindings_that_define_only_dcgm_4_7_names_give_every_field(
     through a deprecation hook, which DCGM_DEPRECATED=0 switches off."""
     aliases = {names[-1]: names[0] for names in dcgm.NAMES.values() if len(names) > 1}
     fields = Dcgm47Fields(deprecated, aliases)
-    new_ids = {names[0]: 100 + i for i, names in enumerate(dcgm.NAMES.values())}
+    new_ids = {names[0]: dcgm.FIELD_IDS[attr] for attr, names in dcgm.NAMES.items()}
     assert len(aliases) == 18
     f = FIELD_IDS  # the same ids under the old names
     install_stub(
@@ -222,3 +222,29 @@ def test_fields_the_bindings_lack_are_named_in_one_warning(
     (gpu,) = backend.inventory()
     s = backend.sample(gpu)
     assert s.power_watts == 300 and s.temperature_gpu_celsius is None
+
+
+def test_a_name_the_bindings_give_another_field_is_not_read(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DCGM 4.6 named field 203 (whole percent) ``DCGM_FI_DEV_GPU_UTIL_RATIO``; DCGM 4.7's field
+    reference (as a third-party guide gives it) uses that name for field 1613, a 0-1 ratio, and
+    calls 203 ``DCGM_FI_DEV_GPU_UTIL`` again. Read under the newest name, utilization would be
+    a hundredth of itself; the backend reads the field by its id."""
+    ids = {**FIELD_IDS, "DCGM_FI_DEV_GPU_UTIL_RATIO": 1613}
+    install_stub(monkeypatch, {0: {203: 88, 1613: 0.88}}, field_ids=ids)
+    caplog.set_level("INFO")
+    backend = dcgm.DcgmBackend()
+    watched = sys.modules["DcgmReader"].watched  # type: ignore[attr-defined]
+    assert 203 in watched and 1613 not in watched
+    (gpu,) = backend.inventory()
+    assert backend.sample(gpu).utilization_gpu_ratio == pytest.approx(0.88)
+    assert any("DCGM_FI_DEV_GPU_UTIL_RATIO (1613)" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    backend.close()
+
+
+def test_every_field_read_has_its_dcgm_id() -> None:
+    """Each field the backend reads is pinned to one DCGM id, and no two share one."""
+    assert set(dcgm.FIELD_IDS) == set(dcgm.NAMES)
+    assert len(set(dcgm.FIELD_IDS.values())) == len(dcgm.FIELD_IDS)
