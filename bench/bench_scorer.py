@@ -43,6 +43,7 @@ from gpu_health.scorer.features import FEATURES, compute_features, schema_by_nam
 from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer, score_frame
+from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
 
 DAY = 86400
 MODELS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA H200")
@@ -56,11 +57,15 @@ def write_history(
     end: int,
     seed: int = 0,
     aggregate_ecc: bool = False,
+    renamed: bool = False,
 ) -> int:
     """dcgm-schema OpenMetrics for ``gpus`` GPUs; returns the number of samples written.
 
     ``aggregate_ecc``: the aggregate ECC counters too (the project's dcgm-exporter counters
-    file sends both), with the volatile ones' readings (no reset in this history)."""
+    file sends both), with the volatile ones' readings (no reset in this history).
+    ``renamed``: the same readings as dcgm-exporter 4.9 sends them, every field DCGM 4.6
+    renamed under its new name and the SM clock in Hz (the same random draws, so the two
+    histories differ in names and units only)."""
     rng = np.random.default_rng(seed)
     times = np.arange(end - int(days * DAY), end + 1, step)
     n = len(times)
@@ -70,13 +75,18 @@ def write_history(
 
         def family(name: str, values_for) -> None:  # type: ignore[no-untyped-def]
             nonlocal samples
+            factor = 1.0
+            if renamed and name in DCGM_RENAMED:
+                name = DCGM_RENAMED[name]
+            elif renamed and name in DCGM_BASE_UNITS:
+                name, factor = DCGM_BASE_UNITS[name]
             out.write(f"# TYPE {name} gauge\n")
             for g in range(gpus):
                 labels = (
                     f'{name}{{Hostname="node{g // 8:04d}",UUID="GPU-{g:08d}-bench",'
                     f'gpu="{g % 8}",modelName="{MODELS[g % len(MODELS)]}"}} '
                 )
-                values = values_for(g)
+                values = values_for(g) / factor
                 out.write(
                     "".join(f"{labels}{v:.6g} {s}\n" for v, s in zip(values, stamps, strict=False))
                 )
@@ -260,14 +270,18 @@ def served_history(
     prefix: str,
     timeout_s: float = 120,
     aggregate_ecc: bool = False,
+    renamed: bool = False,
+    end: int | None = None,
 ) -> Iterator[tuple[PromClient, int]]:
     """A client of Debian's Prometheus serving :func:`write_history`'s fleet, and the history's
-    end; everything is removed afterwards."""
+    end (``end``, or now); everything is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         work = Path(tmp)
-        end = int(time.time()) // 60 * 60
+        end = int(time.time()) // 60 * 60 if end is None else end
         print(f"building {gpus} GPUs x {days:g} d at {step} s ...", file=sys.stderr, flush=True)
-        write_history(work / "h.om", gpus, days, step, end, aggregate_ecc=aggregate_ecc)
+        write_history(
+            work / "h.om", gpus, days, step, end, aggregate_ecc=aggregate_ecc, renamed=renamed
+        )
         stack.promtool_backfill(work / "h.om", work / "tsdb", block_duration="480h")
         (work / "h.om").unlink()
         config = stack.write_prometheus_config(work / "prometheus.yml")
