@@ -1,6 +1,7 @@
 """A dcgm-exporter history as dcgm-exporter 4.9 writes it: the fields DCGM 4.6 renamed under
-their new names, and clocks and energy as the fields in base units that 4.9 sends instead, on
-every node or on the nodes upgraded from a given time on.
+their new names, clocks, energy and utilization as the fields in base units that 4.9 sends
+instead, and the driver-version label under its new name, on every node or on the nodes upgraded
+from a given time on.
 
 The simulator writes dcgm-exporter's schema with the names up to 4.8; the tests and the bench
 that hold the scorer to both namings (``tests/scorer/test_dcgm_renamed_fields.py``,
@@ -19,16 +20,23 @@ from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
 SAMPLE = re.compile(r'^([A-Z_0-9]+)(\{[^}]*Hostname="([^"]+)"[^}]*\}) (\S+) (\S+)$')
 
 
+#: The driver-version label, and the name dcgm-exporter 4.9 gives it.
+DRIVER_LABEL = ("DCGM_FI_DRIVER_VERSION=", "DCGM_FI_SYSTEM_DRIVER_VERSION=")
+
+
 def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
     """OpenMetrics ``text`` with the samples of every renamed field under its new name where
     ``upgraded(node, time)``, and those of a field 4.9 sends in base units as that field's
-    (MHz as Hz); each name's samples together under its own TYPE line."""
+    (MHz as Hz, percent as a 0-1 ratio), with the driver-version label under 4.9's name; each
+    name's samples together under its own TYPE line."""
     families: dict[str, list[str]] = {}
     for line in text.splitlines():
         found = SAMPLE.match(line)
         if found is None:
             continue
         name, labels, node, value, ts = found.groups()
+        if upgraded(node, float(ts)):
+            labels = labels.replace(*DRIVER_LABEL)
         if name in DCGM_RENAMED and upgraded(node, float(ts)):
             name = DCGM_RENAMED[name]
         elif name in DCGM_BASE_UNITS and upgraded(node, float(ts)):

@@ -35,7 +35,7 @@ from gpu_health.scorer.feature_frame import (
 from gpu_health.scorer.feature_schema import DCGM, inventory_query
 from gpu_health.scorer.labels import ScanConfig, scan
 from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
-from gpu_health.sim.dcgm_renames import SAMPLE, renamed, upgraded_nodes
+from gpu_health.sim.dcgm_renames import DRIVER_LABEL, SAMPLE, renamed, upgraded_nodes
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry import freshness
 from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
@@ -213,8 +213,15 @@ def test_the_history_sends_renamed_fields(histories: dict[str, Any]) -> None:
     assert f"# TYPE {clock} " in renamed and "# TYPE DCGM_FI_DEV_SM_CLOCK " not in renamed
     mhz = re.search(r"^DCGM_FI_DEV_SM_CLOCK(\{.*\}) (\S+) (\S+)$", legacy, re.M)
     assert mhz is not None
-    hz = re.search(rf"^{clock}{re.escape(mhz[1])} (\S+) {mhz[3]}$", renamed, re.M)
+    labels = mhz[1].replace(*DRIVER_LABEL)  # 4.9 renames the driver label too
+    hz = re.search(rf"^{clock}{re.escape(labels)} (\S+) {mhz[3]}$", renamed, re.M)
     assert hz is not None and float(hz[1]) * factor == pytest.approx(float(mhz[2]))
+    # utilization as a 0-1 ratio under DCGM 4.7's name, the driver label under 4.9's
+    ratio, _ = DCGM_BASE_UNITS["DCGM_FI_DEV_GPU_UTIL"]
+    utils = [float(v) for v in re.findall(rf"^{ratio}\{{.*\}} (\S+) \S+$", renamed, re.M)]
+    assert "# TYPE DCGM_FI_DEV_GPU_UTIL " in legacy and "DCGM_FI_DEV_GPU_UTIL{" not in renamed
+    assert utils and max(utils) <= 1 and max(utils) > 0.2
+    assert "DCGM_FI_DRIVER_VERSION=" in legacy and "DCGM_FI_DRIVER_VERSION=" not in renamed
 
 
 def test_every_presence_reader_takes_the_new_power_and_temperature_names() -> None:
@@ -255,6 +262,10 @@ def test_a_fleet_on_the_new_names_scores_as_on_the_old(
     # the clock is read (in MHz and in Hz), and GPUs of one model differ
     clocks = _columns(legacy)["sm_clock_vs_model_24h"].values()
     assert len({round(v, 6) for v in clocks if np.isfinite(v)}) > 5
+    # utilization is read (in percent and as a ratio), and it is a ratio
+    for feature in ("utilization_avg_7d", "utilization_avg_30d"):
+        used = [v for v in _columns(legacy)[feature].values() if np.isfinite(v)]
+        assert len(used) >= GPUS - 6 and 0 < max(used) <= 1, feature
     _assert_same_features(legacy, renamed)
     scored = {g["uuid"]: g for g in histories["legacy"][1]["gpus"]}
     for gpu in histories["renamed"][1]["gpus"]:
@@ -288,9 +299,16 @@ def test_a_fleet_that_sends_only_its_clock_in_hz_reads_it(histories: dict[str, A
 #: the legacy fleet's, and the features that may: a counter read as the span of its readings
 #: loses the rise between the last reading under the old name and the first under the new one
 #: (one scrape interval); a standard deviation is taken over each name's part of the window
-#: and the larger kept.
-MAX_DIFFERING_SHARE = 0.02
+#: and the larger kept. 4.9 renames the driver label too, so every series of an upgraded GPU
+#: splits there, as at a driver upgrade: a counter's increase is extrapolated at the split
+#: (corrected ECC, whose name is kept), and at the upgrade's instant the GPU's power under both
+#: names is two readings, of which the node's comparison takes the larger. Measured on
+#: Prometheus: 36 values of 1,365 (2.6 %), ECC and the node comparison within 0.4 %; 14, all
+#: ``power_cv_24h``, before the label was renamed.
+MAX_DIFFERING_SHARE = 0.03
 APPROXIMATE_FEATURES = (
+    "ecc_corrected_per_day_7d",
+    "power_noise_node_log_24h",
     "pcie_replays_per_min_24h",
     "pcie_replays_per_min_7d",
     "pcie_replays_log_change_7d",
@@ -321,8 +339,8 @@ def test_a_fleet_upgraded_mid_window_keeps_its_gpus_and_their_evidence(
     differing = _differing(legacy, upgraded)
     cells = len(legacy.names) * len(legacy.gpus)
     assert len(differing) <= MAX_DIFFERING_SHARE * cells, differing
-    # what differs is a renamed counter's rise or a spread: never a value that appears or
-    # vanishes, never an XID, a temperature, an average or a presence
+    # what differs is a counter's rise or a spread: never a value that appears or vanishes,
+    # never an XID, a temperature, an average or a presence
     assert all(np.isfinite(x) and np.isfinite(y) for _, _, x, y in differing), differing
     assert {name for name, *_ in differing} <= set(APPROXIMATE_FEATURES), differing
     before = {g["uuid"]: g for g in histories["legacy"][1]["gpus"]}

@@ -63,10 +63,10 @@ NVLINK5_ERROR_FIELDS: dict[str, str] = {
 #: metric carries the name the counters file used), so a fleet that upgraded it sends these
 #: instead. Taken from DCGM's ``dcgm_fields.h``, where each legacy name is a ``#define`` of the
 #: new one with the same id (4.6: ``DCGM_FI_DEV_POWER_USAGE`` -> ``DCGM_FI_DEV_BOARD_POWER_WATTS``,
-#: id 155). Left out: clocks and energy in base units, which are other fields with ids of their
-#: own (:data:`DCGM_BASE_UNITS`); the utilization, framebuffer and NVLink bandwidth renames, whose
-#: values this table cannot vouch for; and the fields DCGM kept (ECC totals, clock-hold
-#: violations, clock-event reasons).
+#: id 155). Left out: the fields 4.9 sends in base units, which are other fields with ids of
+#: their own (:data:`DCGM_BASE_UNITS`); the framebuffer and NVLink bandwidth ones, which no
+#: reader here takes; and the fields DCGM kept (ECC totals, clock-hold violations, clock-event
+#: reasons).
 DCGM_RENAMED: dict[str, str] = {
     "DCGM_FI_DEV_GPU_TEMP": "DCGM_FI_DEV_GPU_TEMP_CELSIUS",
     "DCGM_FI_DEV_MEMORY_TEMP": "DCGM_FI_DEV_MEMORY_TEMP_CELSIUS",
@@ -103,14 +103,22 @@ DCGM_RENAMED: dict[str, str] = {
 
 
 #: dcgm-exporter field -> the field in base units that dcgm-exporter 4.9's default counters file
-#: sends in its place, and the factor from that field's unit to this one's. These are fields of
-#: their own, with ids and units of their own (``DCGM_FI_DEV_SM_CLOCK_HERTZ`` is 1603 in Hz where
-#: ``DCGM_FI_DEV_SM_CLOCK`` is 100 in MHz; NVIDIA/go-dcgm ``pkg/dcgm/base_unit_fields_test.go``,
-#: added with its DCGM 4.6.1 support), so they are no renames: a reading must be scaled.
+#: sends in its place, and the factor from that field's unit to this one's. 4.9.0's release notes:
+#: eleven of the renamed defaults change unit (clocks MHz to Hz, energy mJ to J, utilization
+#: percent to a 0-1 ratio, memory MiB to bytes, NVLink throughput MB/s to B/s). These are fields
+#: of their own, with ids and units of their own (``DCGM_FI_DEV_SM_CLOCK_HERTZ`` is 1603 in Hz
+#: where ``DCGM_FI_DEV_SM_CLOCK`` is 100 in MHz; NVIDIA/go-dcgm
+#: ``pkg/dcgm/base_unit_fields_test.go``, added with its DCGM 4.6.1 support; DCGM 4.7's
+#: ``DCGM_FI_DEV_GPU_UTIL_RATIO``, 1613, a 0-1 ratio, where field 203 is a whole percent), so
+#: they are no renames: a reading must be scaled. Listed: the ones a reader here takes.
+#: ``DCGM_FI_DEV_GPU_UTIL_RATIO`` is read as 4.9 sends it, a ratio: DCGM 4.6's bindings gave that
+#: name to field 203, so an exporter on DCGM 4.6 with a counters file naming it would send a
+#: percent, read 100 times too high (not a default of any release).
 DCGM_BASE_UNITS: dict[str, tuple[str, float]] = {
     "DCGM_FI_DEV_SM_CLOCK": ("DCGM_FI_DEV_SM_CLOCK_HERTZ", 1e-6),
     "DCGM_FI_DEV_MEM_CLOCK": ("DCGM_FI_DEV_MEMORY_CLOCK_HERTZ", 1e-6),
     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL", 1e3),
+    "DCGM_FI_DEV_GPU_UTIL": ("DCGM_FI_DEV_GPU_UTIL_RATIO", 100.0),
 }
 #: A base-unit field's name -> the factor that brings its readings to its legacy field's unit.
 BASE_UNIT_FACTORS: dict[str, float] = dict(DCGM_BASE_UNITS.values())
