@@ -172,11 +172,12 @@ def test_bindings_that_define_only_dcgm_4_7_names_give_every_field(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, deprecated: int
 ) -> None:
     """DCGM 4.6 renamed 18 of the fields read (same ids); its bindings reach the old names only
-    through a deprecation hook, which DCGM_DEPRECATED=0 switches off."""
+    through a deprecation hook, which DCGM_DEPRECATED=0 switches off. The PCIe byte rates are
+    stubbed the same way under the names dcgm-exporter 4.10 gives them (20 in all)."""
     aliases = {names[-1]: names[0] for names in dcgm.NAMES.values() if len(names) > 1}
     fields = Dcgm47Fields(deprecated, aliases)
     new_ids = {names[0]: dcgm.FIELD_IDS[attr] for attr, names in dcgm.NAMES.items()}
-    assert len(aliases) == 18
+    assert len(aliases) == 20
     f = FIELD_IDS  # the same ids under the old names
     install_stub(
         monkeypatch,
@@ -189,6 +190,7 @@ def test_bindings_that_define_only_dcgm_4_7_names_give_every_field(
                 f["DCGM_FI_DEV_PCIE_REPLAY_COUNTER"]: 17,
                 f["DCGM_FI_PROF_SM_ACTIVE"]: 0.75,
                 f["DCGM_FI_DEV_SM_CLOCK"]: 1980,
+                f["DCGM_FI_PROF_PCIE_TX_BYTES"]: 5e9,
             }
         },
         field_ids=new_ids,
@@ -205,6 +207,7 @@ def test_bindings_that_define_only_dcgm_4_7_names_give_every_field(
     assert s.utilization_gpu_ratio == pytest.approx(0.88)
     assert (s.remapped_rows_uncorrectable, s.pcie_replays) == (3, 17)
     assert (s.sm_active_ratio, s.sm_clock_hertz) == (0.75, 1980e6)
+    assert s.pcie_tx_bytes_per_second == 5e9
     backend.close()
 
 

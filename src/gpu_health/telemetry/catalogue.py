@@ -631,8 +631,19 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         labels=("direction",),
         cost="polled",
         dcgm=(
-            DcgmField("DCGM_FI_PROF_PCIE_TX_BYTES", {"direction": "tx"}),
-            DcgmField("DCGM_FI_PROF_PCIE_RX_BYTES", {"direction": "rx"}),
+            # the names dcgm-exporter 4.10's collectors give them (its release notes: still
+            # bytes per second, the old names still accepted); the DCGM backend takes a name
+            # only when the bindings give it the field's own id (1009, 1010)
+            DcgmField(
+                "DCGM_FI_PROF_PCIE_TX_BYTES",
+                {"direction": "tx"},
+                aliases=("DCGM_FI_PROF_PCIE_TX_BYTES_PER_SECOND",),
+            ),
+            DcgmField(
+                "DCGM_FI_PROF_PCIE_RX_BYTES",
+                {"direction": "rx"},
+                aliases=("DCGM_FI_PROF_PCIE_RX_BYTES_PER_SECOND",),
+            ),
         ),
     ),
     MetricSpec(
