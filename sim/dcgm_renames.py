@@ -37,11 +37,11 @@ def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
         name, labels, node, value, ts = found.groups()
         if upgraded(node, float(ts)):
             labels = labels.replace(*DRIVER_LABEL)
-        if name in DCGM_RENAMED and upgraded(node, float(ts)):
-            name = DCGM_RENAMED[name]
-        elif name in DCGM_BASE_UNITS and upgraded(node, float(ts)):
-            name, factor = DCGM_BASE_UNITS[name]
-            value = repr(float(value) / factor)
+            if name in DCGM_RENAMED:
+                name = DCGM_RENAMED[name]
+            elif name in DCGM_BASE_UNITS:
+                name, factor = DCGM_BASE_UNITS[name]
+                value = repr(float(value) / factor)
         families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
     body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
     return "".join(f"{family}\n" for family in body) + "# EOF\n"
