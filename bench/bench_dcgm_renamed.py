@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -24,11 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from gpu_health import stack
+from gpu_health.scorer.feature_frame import renamed_fields_query
+from gpu_health.scorer.feature_schema import DCGM
 from gpu_health.scorer.features import compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
 from gpu_health.sim.dcgm_renames import renamed, upgraded_nodes
 from gpu_health.sim.families import FAMILIES, write
-from gpu_health.telemetry.catalogue import DCGM_RENAMED
 
 END = 1796083200
 DAY = 86400
@@ -50,14 +52,17 @@ class CheckRefused(Counting):
     reads the renamed view, whatever the fleet sends."""
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
-        if " or group(last_over_time(" in promql and RENAMED_POWER in promql:
+        if RENAMED_CHECK.fullmatch(promql):
             self.sent += 1
             self.refused += 1
             raise PrometheusError("refused by the bench")
         return super().query(promql, at)
 
 
-RENAMED_POWER = DCGM_RENAMED["DCGM_FI_DEV_POWER_USAGE"]
+#: The run's check for renamed fields, whatever presence window the run measured.
+RENAMED_CHECK = re.compile(
+    re.escape(renamed_fields_query(replace(DCGM, fresh="FRESH")) or "").replace("FRESH", r"\w+")
+)
 
 
 def main() -> int:

@@ -1,8 +1,8 @@
 """What dcgm-exporter 4.9's field names cost a whole scoring run at fleet size: the scorer
 bench's history (``bench/bench_scorer.py``: 2,000 GPUs x 14 days at 5-minute data by default)
 written twice, with the names up to 4.8 and with 4.9's (every field DCGM 4.6 renamed under its
-new name, the SM clock in Hz), each served by its own Debian Prometheus and scored at the same
-time by the shipped default model with the economics.
+new name, the SM clock in Hz, utilization as a 0-1 ratio), each served by its own Debian
+Prometheus and scored at the same time by the shipped default model with the economics.
 
 Three arms, one cold run each, then ``--pairs`` rounds taking them in turn:
 
@@ -30,14 +30,15 @@ from pathlib import Path
 
 import numpy as np
 from bench_dcgm_renamed import CheckRefused  # same directory: the refused check
-from bench_scorer import history_options, served_history  # same directory: its history
+from bench_scorer import (  # same directory: its history and scoring run
+    history_options,
+    scoring_run_s,
+    served_history,
+)
 
-from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.feature_frame import FeatureFrame
 from gpu_health.scorer.features import compute_features
-from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
-from gpu_health.scorer.service import Scorer
 
 
 def differing(expected: FeatureFrame, actual: FeatureFrame) -> list[str]:
@@ -51,14 +52,6 @@ def differing(expected: FeatureFrame, actual: FeatureFrame) -> list[str]:
             actual.column(name), expected.column(name), rtol=1e-9, atol=0.0, equal_nan=True
         )
     ]
-
-
-def scoring_run_s(client: PromClient, at: float, workers: int) -> float:
-    """One whole scoring run at ``at`` (the shipped default model and the economics)."""
-    scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers, at=at)
-    assert scorer.run_once(), scorer.last_error
-    assert scorer.snapshot is not None
-    return scorer.snapshot.duration_s
 
 
 def main() -> int:
@@ -87,12 +80,12 @@ def main() -> int:
         frames = {name: compute_features(c, "dcgm", end) for name, c in arms.items()}
         differ = {name: differing(frames["legacy"], f) for name, f in frames.items()}
         for client in arms.values():  # cold: chunks into the page cache
-            scoring_run_s(client, end, args.workers)
+            scoring_run_s(client, args.workers, end)
         logging.disable(logging.WARNING)  # the cold runs said once what each run would repeat
         runs: dict[str, list[float]] = {name: [] for name in arms}
         for k in range(args.pairs):
             for name, client in arms.items():
-                runs[name].append(scoring_run_s(client, end, args.workers))
+                runs[name].append(scoring_run_s(client, args.workers, end))
             print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
     medians = {name: statistics.median(v) for name, v in runs.items()}
     print(f"whole scoring run at {args.gpus} GPUs, median of {args.pairs}:")
@@ -102,7 +95,7 @@ def main() -> int:
             f"  {name:22s} {median:6.2f} s  x{median / medians['legacy']:.3f}  "
             f"{len(frames[name].gpus)} GPUs  {same}"
         )
-    print(f"  the check was refused {refused.refused} times (once per run of that arm)")
+    print(f"  the check was refused {refused.refused} times (once per reading of that arm)")
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -116,6 +109,8 @@ def main() -> int:
                         k: round(v / medians["legacy"], 3) for k, v in medians.items()
                     },
                     "differing_features": differ,
+                    "gpus_scored": {k: len(f.gpus) for k, f in frames.items()},
+                    "check_refused": refused.refused,
                 },
                 indent=1,
             )

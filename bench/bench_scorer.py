@@ -43,7 +43,7 @@ from gpu_health.scorer.features import FEATURES, compute_features, schema_by_nam
 from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer, score_frame
-from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
+from gpu_health.sim.dcgm_renames import as_sent_by_49
 
 DAY = 86400
 MODELS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA H200")
@@ -63,8 +63,9 @@ def write_history(
 
     ``aggregate_ecc``: the aggregate ECC counters too (the project's dcgm-exporter counters
     file sends both), with the volatile ones' readings (no reset in this history).
-    ``renamed``: the same readings as dcgm-exporter 4.9 sends them, every field DCGM 4.6
-    renamed under its new name and the SM clock in Hz (the same random draws, so the two
+    ``renamed``: the same readings as dcgm-exporter 4.9 sends them
+    (:func:`~gpu_health.sim.dcgm_renames.as_sent_by_49`: every field DCGM 4.6 renamed under its
+    new name, the SM clock in Hz, utilization as a 0-1 ratio; the same random draws, so the two
     histories differ in names and units only)."""
     rng = np.random.default_rng(seed)
     times = np.arange(end - int(days * DAY), end + 1, step)
@@ -75,11 +76,7 @@ def write_history(
 
         def family(name: str, values_for) -> None:  # type: ignore[no-untyped-def]
             nonlocal samples
-            factor = 1.0
-            if renamed and name in DCGM_RENAMED:
-                name = DCGM_RENAMED[name]
-            elif renamed and name in DCGM_BASE_UNITS:
-                name, factor = DCGM_BASE_UNITS[name]
+            name, factor = as_sent_by_49(name) if renamed else (name, 1.0)
             out.write(f"# TYPE {name} gauge\n")
             for g in range(gpus):
                 labels = (
@@ -170,9 +167,10 @@ def ab_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path)
 
 
-def scoring_run_s(client: PromClient, workers: int) -> float:
-    """One whole scoring run of the shipped default model with the economics (seconds)."""
-    scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers)
+def scoring_run_s(client: PromClient, workers: int, at: float | None = None) -> float:
+    """One whole scoring run of the shipped default model with the economics (seconds), as of
+    ``at`` (None: now)."""
+    scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers, at=at)
     assert scorer.run_once(), scorer.last_error
     assert scorer.snapshot is not None
     return scorer.snapshot.duration_s

@@ -296,9 +296,9 @@ def renamed_fields_query(s: Schema) -> str | None:
 def renamed_fields_sent(client: PromClient, s: Schema, at: float | None) -> bool:
     """Whether a GPU sends renamed fields now, which sets :attr:`Schema.names` for this run.
     True when the check fails: the renamed view reads every field under both names, so it reads
-    a fleet on either naming (a legacy one as the legacy view does, in 1.12-1.20x the time:
-    ``bench/bench_dcgm_renamed.py``), while the legacy view would leave a 4.9 fleet without
-    most of its features."""
+    a fleet on either naming (a legacy one as the legacy view does, in 1.07-1.20x the time:
+    ``bench/bench_dcgm_renamed.py``, ``bench/bench_dcgm_renamed_at_scale.py``), while the
+    legacy view would leave a 4.9 fleet without most of its features."""
     return _answers(client, renamed_fields_query(s), at, True, "renamed dcgm-exporter fields")
 
 

@@ -37,14 +37,21 @@ def renamed(text: str, upgraded: Callable[[str, float], bool]) -> str:
         name, labels, node, value, ts = found.groups()
         if upgraded(node, float(ts)):
             labels = labels.replace(*DRIVER_LABEL)
-            if name in DCGM_RENAMED:
-                name = DCGM_RENAMED[name]
-            elif name in DCGM_BASE_UNITS:
-                name, factor = DCGM_BASE_UNITS[name]
+            name, factor = as_sent_by_49(name)
+            if factor != 1.0:
                 value = repr(float(value) / factor)
         families.setdefault(name, []).append(f"{name}{labels} {value} {ts}")
     body = [f"# TYPE {name} gauge\n" + "\n".join(lines) for name, lines in families.items()]
     return "".join(f"{family}\n" for family in body) + "# EOF\n"
+
+
+def as_sent_by_49(name: str) -> tuple[str, float]:
+    """The name dcgm-exporter 4.9 sends field ``name`` under, and the factor from that field's
+    unit to ``name``'s (a reading is divided by it: MHz as Hz, percent as a 0-1 ratio); the
+    name itself and 1 for a field 4.9 keeps."""
+    if name in DCGM_RENAMED:
+        return DCGM_RENAMED[name], 1.0
+    return DCGM_BASE_UNITS.get(name, (name, 1.0))
 
 
 def upgraded_nodes(nodes: tuple[str, ...], since: float) -> Callable[[str, float], bool]:

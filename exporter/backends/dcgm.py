@@ -26,42 +26,48 @@ from gpu_health.telemetry.readings import (
     GpuSample,
 )
 
-#: dcgm field name -> (GpuSample attribute, multiply by). Unit conversions match the catalogue.
-FIELDS: dict[str, tuple[str, float]] = {
-    "DCGM_FI_DEV_GPU_TEMP": ("temperature_gpu_celsius", 1.0),
-    "DCGM_FI_DEV_MEMORY_TEMP": ("temperature_memory_celsius", 1.0),
-    "DCGM_FI_DEV_POWER_USAGE": ("power_watts", 1.0),
-    "DCGM_FI_DEV_POWER_MGMT_LIMIT": ("power_limit_watts", 1.0),
-    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("energy_joules", 1e-3),
-    "DCGM_FI_DEV_SM_CLOCK": ("sm_clock_hertz", 1e6),
-    "DCGM_FI_DEV_MEM_CLOCK": ("memory_clock_hertz", 1e6),
-    "DCGM_FI_DEV_GPU_UTIL": ("utilization_gpu_ratio", 0.01),
-    "DCGM_FI_DEV_MEM_COPY_UTIL": ("utilization_memory_ratio", 0.01),
-    "DCGM_FI_DEV_ENC_UTIL": ("utilization_encoder_ratio", 0.01),
-    "DCGM_FI_DEV_DEC_UTIL": ("utilization_decoder_ratio", 0.01),
-    "DCGM_FI_DEV_FB_USED": ("memory_used_bytes", 1024.0 * 1024),
-    "DCGM_FI_DEV_FB_FREE": ("memory_free_bytes", 1024.0 * 1024),
-    "DCGM_FI_DEV_FB_RESERVED": ("memory_reserved_bytes", 1024.0 * 1024),
-    "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL": ("ecc_corrected_volatile", 1.0),
-    "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": ("ecc_uncorrected_volatile", 1.0),
-    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": ("ecc_corrected_aggregate", 1.0),
-    "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL": ("ecc_uncorrected_aggregate", 1.0),
-    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": ("remapped_rows_correctable", 1.0),
-    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": ("remapped_rows_uncorrectable", 1.0),
-    "DCGM_FI_DEV_ROW_REMAP_FAILURE": ("row_remap_failed", 1.0),
-    "DCGM_FI_DEV_RETIRED_SBE": ("retired_pages_single_bit", 1.0),
-    "DCGM_FI_DEV_RETIRED_DBE": ("retired_pages_double_bit", 1.0),
-    "DCGM_FI_DEV_RETIRED_PENDING": ("retired_pages_pending", 1.0),
-    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": ("pcie_replays", 1.0),
-    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": ("clock_event_reasons", 1.0),
-    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": ("graphics_engine_active_ratio", 1.0),
-    "DCGM_FI_PROF_SM_ACTIVE": ("sm_active_ratio", 1.0),
-    "DCGM_FI_PROF_SM_OCCUPANCY": ("sm_occupancy_ratio", 1.0),
-    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": ("tensor_active_ratio", 1.0),
-    "DCGM_FI_PROF_DRAM_ACTIVE": ("dram_active_ratio", 1.0),
-    "DCGM_FI_PROF_PCIE_TX_BYTES": ("pcie_tx_bytes_per_second", 1.0),
-    "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0),
-    "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0),
+#: dcgm field name -> (GpuSample attribute, multiply by, DCGM field id). Unit conversions match
+#: the catalogue. The id is ``dcgm_fields.h``'s, the same in DCGM 4.5.0's and 4.6.0's public
+#: source. DCGM keeps a field's id when it renames it and gives a new unit a new id (the
+#: base-unit fields, 1600 on), so a name that the installed bindings give another id stands for
+#: another field, in another unit, and is not read: DCGM 4.6 names field 203 (whole percent)
+#: ``DCGM_FI_DEV_GPU_UTIL_RATIO``, while DCGM 4.7's field reference, as a third-party guide to
+#: it gives it, uses that name for a 0-1 ratio (1613).
+FIELDS: dict[str, tuple[str, float, int]] = {
+    "DCGM_FI_DEV_GPU_TEMP": ("temperature_gpu_celsius", 1.0, 150),
+    "DCGM_FI_DEV_MEMORY_TEMP": ("temperature_memory_celsius", 1.0, 140),
+    "DCGM_FI_DEV_POWER_USAGE": ("power_watts", 1.0, 155),
+    "DCGM_FI_DEV_POWER_MGMT_LIMIT": ("power_limit_watts", 1.0, 160),
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("energy_joules", 1e-3, 156),
+    "DCGM_FI_DEV_SM_CLOCK": ("sm_clock_hertz", 1e6, 100),
+    "DCGM_FI_DEV_MEM_CLOCK": ("memory_clock_hertz", 1e6, 101),
+    "DCGM_FI_DEV_GPU_UTIL": ("utilization_gpu_ratio", 0.01, 203),
+    "DCGM_FI_DEV_MEM_COPY_UTIL": ("utilization_memory_ratio", 0.01, 204),
+    "DCGM_FI_DEV_ENC_UTIL": ("utilization_encoder_ratio", 0.01, 206),
+    "DCGM_FI_DEV_DEC_UTIL": ("utilization_decoder_ratio", 0.01, 207),
+    "DCGM_FI_DEV_FB_USED": ("memory_used_bytes", 1024.0 * 1024, 252),
+    "DCGM_FI_DEV_FB_FREE": ("memory_free_bytes", 1024.0 * 1024, 251),
+    "DCGM_FI_DEV_FB_RESERVED": ("memory_reserved_bytes", 1024.0 * 1024, 253),
+    "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL": ("ecc_corrected_volatile", 1.0, 310),
+    "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": ("ecc_uncorrected_volatile", 1.0, 311),
+    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": ("ecc_corrected_aggregate", 1.0, 312),
+    "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL": ("ecc_uncorrected_aggregate", 1.0, 313),
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": ("remapped_rows_correctable", 1.0, 394),
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": ("remapped_rows_uncorrectable", 1.0, 393),
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE": ("row_remap_failed", 1.0, 395),
+    "DCGM_FI_DEV_RETIRED_SBE": ("retired_pages_single_bit", 1.0, 390),
+    "DCGM_FI_DEV_RETIRED_DBE": ("retired_pages_double_bit", 1.0, 391),
+    "DCGM_FI_DEV_RETIRED_PENDING": ("retired_pages_pending", 1.0, 392),
+    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": ("pcie_replays", 1.0, 202),
+    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": ("clock_event_reasons", 1.0, 112),
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": ("graphics_engine_active_ratio", 1.0, 1001),
+    "DCGM_FI_PROF_SM_ACTIVE": ("sm_active_ratio", 1.0, 1002),
+    "DCGM_FI_PROF_SM_OCCUPANCY": ("sm_occupancy_ratio", 1.0, 1003),
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": ("tensor_active_ratio", 1.0, 1004),
+    "DCGM_FI_PROF_DRAM_ACTIVE": ("dram_active_ratio", 1.0, 1005),
+    "DCGM_FI_PROF_PCIE_TX_BYTES": ("pcie_tx_bytes_per_second", 1.0, 1009),
+    "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_second", 1.0, 1010),
+    "DCGM_FI_DEV_VGPU_LICENSE_STATUS": ("vgpu_license_status", 1.0, 526),
 }
 # A field DCGM renamed (the catalogue's aliases, e.g. field 112 since DCGM 3.3, and DCGM 4.6's
 # renames, the same field ids under new names) is watched under whichever name the installed
@@ -74,54 +80,14 @@ _ALIASES = {field.name: field.aliases for spec in CATALOGUE for field in spec.dc
 #: GpuSample attribute -> every name of its field, the newest first.
 NAMES: dict[str, list[str]] = {
     attr: [*filter(None, [_RENAMED.get(name), *_ALIASES.get(name, ())]), name]
-    for name, (attr, _) in FIELDS.items()
+    for name, (attr, _, _) in FIELDS.items()
 }
 FIELDS |= {alias: FIELDS[names[-1]] for names in NAMES.values() for alias in names[:-1]}
-#: GpuSample attribute -> the id of the DCGM field it is read from (``dcgm_fields.h``; the same
-#: in DCGM 4.5.0's and 4.6.0's public source). DCGM keeps a field's id when it renames it and
-#: gives a new unit a new id (the base-unit fields, 1600 on), so a name that the installed
-#: bindings give another id stands for another field, in another unit, and is not read: DCGM 4.6
-#: names field 203 (whole percent) ``DCGM_FI_DEV_GPU_UTIL_RATIO``, while DCGM 4.7's field
-#: reference, as a third-party guide to it gives it, uses that name for a 0-1 ratio (1613).
-FIELD_IDS: dict[str, int] = {
-    "temperature_gpu_celsius": 150,
-    "temperature_memory_celsius": 140,
-    "power_watts": 155,
-    "power_limit_watts": 160,
-    "energy_joules": 156,
-    "sm_clock_hertz": 100,
-    "memory_clock_hertz": 101,
-    "utilization_gpu_ratio": 203,
-    "utilization_memory_ratio": 204,
-    "utilization_encoder_ratio": 206,
-    "utilization_decoder_ratio": 207,
-    "memory_used_bytes": 252,
-    "memory_free_bytes": 251,
-    "memory_reserved_bytes": 253,
-    "ecc_corrected_volatile": 310,
-    "ecc_uncorrected_volatile": 311,
-    "ecc_corrected_aggregate": 312,
-    "ecc_uncorrected_aggregate": 313,
-    "remapped_rows_correctable": 394,
-    "remapped_rows_uncorrectable": 393,
-    "row_remap_failed": 395,
-    "retired_pages_single_bit": 390,
-    "retired_pages_double_bit": 391,
-    "retired_pages_pending": 392,
-    "pcie_replays": 202,
-    "clock_event_reasons": 112,
-    "graphics_engine_active_ratio": 1001,
-    "sm_active_ratio": 1002,
-    "sm_occupancy_ratio": 1003,
-    "tensor_active_ratio": 1004,
-    "dram_active_ratio": 1005,
-    "pcie_tx_bytes_per_second": 1009,
-    "pcie_rx_bytes_per_second": 1010,
-    "vgpu_license_status": 526,
-}
+#: GpuSample attribute -> the id of the DCGM field it is read from.
+FIELD_IDS: dict[str, int] = {attr: field_id for attr, _, field_id in FIELDS.values()}
 _INT_FIELDS = {
     name
-    for name, _ in FIELDS.values()
+    for name, _, _ in FIELDS.values()
     if not name.endswith(("ratio", "celsius", "watts", "hertz", "joules", "second"))
 }
 _BOOL_FIELDS = {"row_remap_failed", "retired_pages_pending"}
@@ -229,7 +195,7 @@ class DcgmBackend:
             name = self._ids.get(int(field_id))
             if name is None or value is None or _is_blank(self._structs, value):
                 continue
-            attr, scale = FIELDS[name]
+            attr, scale, _ = FIELDS[name]
             number = float(value) * scale
             if attr in _BOOL_FIELDS:
                 setattr(sample, attr, bool(number))
