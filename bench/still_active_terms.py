@@ -84,6 +84,26 @@ COLUMNS = (
     ("healthy_over_0.3_7d", 4),
 )
 
+HEADER = (
+    "| fleet | 7 d ROC AUC, all | 7 d recall @ 5 % FPR, visible | 30 d ROC AUC, all "
+    "| 30 d recall, visible | healthy rows over 0.3 (7 d) |"
+)
+
+
+def fleets(parser: argparse.ArgumentParser, items: list[str]) -> Iterator[tuple[str, Path]]:
+    """``LABEL=DIR`` arguments as (label, fleet directory); a usage error otherwise."""
+    for item in items:
+        label, _, directory = item.partition("=")
+        if not directory:
+            parser.error(f"{item!r}: expected LABEL=DIR")
+        yield label, Path(directory)
+
+
+def table_row(label: str, before: dict[str, float], after: dict[str, float]) -> str:
+    """One line of the printed table: each of :data:`COLUMNS`, before → after."""
+    cells = " | ".join(f"{before[k]:.{d}f} → {after[k]:.{d}f}" for k, d in COLUMNS)
+    return f"| {label} | {cells} |"
+
 
 @contextmanager
 def with_terms(extra: tuple[rules.Term, ...]) -> Iterator[None]:
@@ -141,23 +161,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    print(
-        "| fleet | 7 d ROC AUC, all | 7 d recall @ 5 % FPR, visible | 30 d ROC AUC, all "
-        "| 30 d recall, visible | healthy rows over 0.3 (7 d) |"
-    )
-    for item in args.fleets:
-        label, _, directory = item.partition("=")
-        if not directory:
-            parser.error(f"{item!r}: expected LABEL=DIR")
-        data, failures = resolution_invariance.collect(Path(directory), label, warmup="7d")
+    print(HEADER)
+    for label, directory in fleets(parser, args.fleets):
+        data, failures = resolution_invariance.collect(directory, label, warmup="7d")
         before = measure(data, failures)
         with with_terms(STILL_ACTIVE):
             after = measure(data, failures)
         results[label] = {"without": before, "with": after}
-        cells = " | ".join(
-            f"{before[k]:.{digits}f} → {after[k]:.{digits}f}" for k, digits in COLUMNS
-        )
-        print(f"| {label} | {cells} |", flush=True)
+        print(table_row(label, before, after), flush=True)
         missed = {k.split(":")[1]: int(v) for k, v in before.items() if k.startswith("missed_")}
         print(
             f"  {label}: visible 7-day rows the rule misses at its 5 % FPR cut, by mode: {missed}"

@@ -499,28 +499,34 @@ def baseline_rate(
 
 
 def _solve_baseline(
-    prior_rate: float, lost: float, years: float, relative: FloatArray, added: FloatArray
+    prior_rate: float,
+    lost: float,
+    years: float,
+    relative: FloatArray,
+    added: FloatArray,
+    prior_years: float = PRIOR_GPU_YEARS,
 ) -> float:
     """The baseline ``r`` of one snapshot: ``r * B + (N / n) * sum_i (1 - exp(-(r * m_i + a_i)
-    * y)) = A + lost``, where ``A / B`` is the prior, ``n`` the snapshot's GPUs, ``N`` the
-    fleet's (``years`` over 30 days, at least ``n``: a scorer shard sees a sample of the fleet)
-    and ``y = years / N`` each GPU's exposure. Solved by bisection in log space: the left side
-    grows with ``r``, and at ``r = (A + lost) / B`` it is already too large.
+    * y)) = A + lost``, where ``A / B`` is the prior (``B``: ``prior_years``), ``n`` the
+    snapshot's GPUs, ``N`` the fleet's (``years`` over 30 days, at least ``n``: a scorer shard
+    sees a sample of the fleet) and ``y = years / N`` each GPU's exposure. Solved by bisection
+    in log space: the left side grows with ``r``, and at ``r = (A + lost) / B`` it is already
+    too large.
 
     A snapshot of fewer than :data:`MIN_PEERS` GPUs says too little about the fleet's mix of
     evidence: it gets :func:`fleet_rate`'s answer, the same equation with every ``m_i = 1``."""
-    pseudo = prior_rate * PRIOR_GPU_YEARS + lost
+    pseudo = prior_rate * prior_years + lost
     n = relative.size
     if years <= 0.0 or n < MIN_PEERS:
-        return float(_posterior_rate(prior_rate, lost, years))
+        return float(pseudo / (prior_years + years))
     gpus = max(float(n), years * 365.0 / 30.0)
     share = years / gpus
 
     def excess(r: float) -> float:
         expected = -np.expm1(-(r * relative + added) * share).sum() * gpus / n
-        return float(r * PRIOR_GPU_YEARS + expected - pseudo)
+        return float(r * prior_years + expected - pseudo)
 
-    high = pseudo / PRIOR_GPU_YEARS
+    high = pseudo / prior_years
     low = high * 1e-9
     if excess(low) >= 0.0:
         return low

@@ -1,0 +1,118 @@
+"""bench/model_rates.py: the two rule variants it tries do what its docstring says.
+
+The bench's numbers are in docs/model-card.md ("A baseline per GPU model, and thermal
+acceleration"); these tests make sure the arms it compares are the changes described, on
+snapshots small enough to reason about by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import model_rates
+
+from gpu_health.scorer import rules
+from gpu_health.scorer.feature_table import MODEL_KEY
+from gpu_health.scorer.training import Dataset
+
+DAY = 86400.0
+
+
+def _snapshot(columns: dict[str, np.ndarray], n: int) -> tuple[tuple[str, ...], np.ndarray]:
+    features = (*rules.RULE_FEATURES, model_rates.MODEL_LOST, model_rates.MODEL_DAYS)
+    features = tuple(dict.fromkeys((*features, model_rates.TEMP_VS_MODEL)))
+    x = np.zeros((n, len(features)))
+    for name, values in columns.items():
+        x[:, features.index(name)] = values
+    return features, x
+
+
+def test_the_losses_by_model_are_split_from_the_fleet_totals() -> None:
+    """20 GPUs of two models; 4 of model 1 are gone on the second day. The fleet's own features
+    say 4 lost over 38 GPU-days: model 1 gets all 4 losses, the GPU-days go by rows."""
+    uuids = [f"GPU-{i}" for i in range(20)] + [f"GPU-{i}" for i in range(4, 20)]
+    times = np.array([0.0] * 20 + [DAY] * 16)
+    key = np.array([1.0 if u in {f"GPU-{i}" for i in range(10)} else 2.0 for u in uuids])
+    lost = np.where(times == DAY, 4.0, 0.0)
+    days = np.where(times == DAY, 38.0, 20.0)
+    features = (MODEL_KEY, rules.FLEET_LOST, rules.FLEET_GPU_DAYS)
+    data = Dataset(features, np.column_stack([key, lost, days]), times, uuids, {})
+    out = model_rates.with_model_losses(data)
+    got_lost = out.matrix([model_rates.MODEL_LOST])[:, 0]
+    got_days = out.matrix([model_rates.MODEL_DAYS])[:, 0]
+    later = times == DAY
+    assert set(got_lost[later & (key == 1)]) == {4.0}
+    assert set(got_lost[later & (key == 2)]) == {0.0}
+    # model 1: 10 rows the day before and 6 now; model 2: 10 and 10
+    assert got_days[later & (key == 1)][0] == pytest.approx(38.0 * 16 / 36)
+    assert got_days[later & (key == 2)][0] == pytest.approx(38.0 * 20 / 36)
+    assert set(got_lost[~later]) == {0.0}
+
+
+def test_the_model_that_lost_more_gets_the_higher_baseline() -> None:
+    """Two models of 40 GPUs without evidence; the fleet lost 6 GPUs of model 1 and none of
+    model 2 in 30 days. The shipped rule gives every GPU the same hazard; per model, model 1's
+    is higher, model 2's lower, and the expected losses of each model move towards its own."""
+    n = 80
+    key = np.repeat([1.0, 2.0], 40)
+    columns = {
+        MODEL_KEY: key,
+        rules.FLEET_LOST: np.full(n, 6.0),
+        rules.FLEET_GPU_DAYS: np.full(n, 80 * 30.0),
+        model_rates.MODEL_LOST: np.where(key == 1, 6.0, 0.0),
+        model_rates.MODEL_DAYS: np.full(n, 40 * 30.0),
+    }
+    features, x = _snapshot(columns, n)
+    shipped = rules.RuleModel().hazard(x[:, [features.index(f) for f in rules.RULE_FEATURES]])
+    with model_rates.per_model(prior_failures=3.0):
+        model = rules.RuleModel()
+        per_model = model.hazard(x[:, [features.index(f) for f in model.features]])
+    assert np.ptp(shipped) == pytest.approx(0.0, abs=1e-15)
+    assert per_model[key == 1].min() > shipped[0] > per_model[key == 2].max()
+    # the prior (3 failures at the fleet's rate) keeps model 2 off zero
+    assert per_model[key == 2].max() > 0.1 * shipped[0]
+
+
+def test_a_model_with_few_gpus_keeps_the_fleet_baseline() -> None:
+    n = 44
+    key = np.array([1.0] * 40 + [2.0] * 4)
+    columns = {
+        MODEL_KEY: key,
+        rules.FLEET_LOST: np.full(n, 3.0),
+        rules.FLEET_GPU_DAYS: np.full(n, n * 30.0),
+        model_rates.MODEL_LOST: np.where(key == 2, 3.0, 0.0),
+        model_rates.MODEL_DAYS: np.where(key == 2, 4 * 30.0, 40 * 30.0),
+    }
+    features, x = _snapshot(columns, n)
+    shipped = rules.RuleModel().hazard(x[:, [features.index(f) for f in rules.RULE_FEATURES]])
+    with model_rates.per_model(prior_failures=3.0):
+        model = rules.RuleModel()
+        per_model = model.hazard(x[:, [features.index(f) for f in model.features]])
+    assert per_model[key == 2] == pytest.approx(shipped[key == 2])
+    assert per_model[key == 1].max() < shipped[0]
+
+
+def test_ten_degrees_above_the_model_doubles_the_hazard() -> None:
+    """Within one snapshot a GPU 10 degC above its model's median has twice the hazard of one
+    at it, and one below it no less than one at it."""
+    n = 20
+    excess = np.zeros(n)
+    excess[0], excess[1] = 10.0, -5.0
+    columns = {
+        MODEL_KEY: np.ones(n),
+        rules.FLEET_LOST: np.full(n, 2.0),
+        rules.FLEET_GPU_DAYS: np.full(n, n * 30.0),
+        model_rates.TEMP_VS_MODEL: excess,
+    }
+    features, x = _snapshot(columns, n)
+    with model_rates.thermal_acceleration():
+        model = rules.RuleModel()
+        hazard = model.hazard(x[:, [features.index(f) for f in model.features]])
+    assert hazard[0] / hazard[2] == pytest.approx(2.0)
+    assert hazard[1] == pytest.approx(hazard[2])
