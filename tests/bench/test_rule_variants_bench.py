@@ -1,8 +1,8 @@
-"""bench/model_rates.py: the two rule variants it tries do what its docstring says.
+"""bench/rule_variants.py: the three rule variants it tries do what its docstring says.
 
-The bench's numbers are in docs/model-card.md ("A baseline per GPU model, and thermal
-acceleration"); these tests make sure the arms it compares are the changes described, on
-snapshots small enough to reason about by hand.
+The bench's numbers are in docs/model-card.md ("A baseline per GPU model, thermal acceleration,
+spreads at twice the weight"); these tests make sure the arms it compares are the changes
+described, on snapshots small enough to reason about by hand.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import model_rates
+import rule_variants
 
 from gpu_health.scorer import rules
 from gpu_health.scorer.feature_table import MODEL_KEY
@@ -25,8 +25,8 @@ DAY = 86400.0
 
 
 def _snapshot(columns: dict[str, np.ndarray], n: int) -> tuple[tuple[str, ...], np.ndarray]:
-    features = (*rules.RULE_FEATURES, model_rates.MODEL_LOST, model_rates.MODEL_DAYS)
-    features = tuple(dict.fromkeys((*features, model_rates.TEMP_VS_MODEL)))
+    features = (*rules.RULE_FEATURES, rule_variants.MODEL_LOST, rule_variants.MODEL_DAYS)
+    features = tuple(dict.fromkeys((*features, rule_variants.TEMP_VS_MODEL)))
     x = np.zeros((n, len(features)))
     for name, values in columns.items():
         x[:, features.index(name)] = values
@@ -43,9 +43,9 @@ def test_the_losses_by_model_are_split_from_the_fleet_totals() -> None:
     days = np.where(times == DAY, 38.0, 20.0)
     features = (MODEL_KEY, rules.FLEET_LOST, rules.FLEET_GPU_DAYS)
     data = Dataset(features, np.column_stack([key, lost, days]), times, uuids, {})
-    out = model_rates.with_model_losses(data)
-    got_lost = out.matrix([model_rates.MODEL_LOST])[:, 0]
-    got_days = out.matrix([model_rates.MODEL_DAYS])[:, 0]
+    out = rule_variants.with_model_losses(data)
+    got_lost = out.matrix([rule_variants.MODEL_LOST])[:, 0]
+    got_days = out.matrix([rule_variants.MODEL_DAYS])[:, 0]
     later = times == DAY
     assert set(got_lost[later & (key == 1)]) == {4.0}
     assert set(got_lost[later & (key == 2)]) == {0.0}
@@ -65,12 +65,12 @@ def test_the_model_that_lost_more_gets_the_higher_baseline() -> None:
         MODEL_KEY: key,
         rules.FLEET_LOST: np.full(n, 6.0),
         rules.FLEET_GPU_DAYS: np.full(n, 80 * 30.0),
-        model_rates.MODEL_LOST: np.where(key == 1, 6.0, 0.0),
-        model_rates.MODEL_DAYS: np.full(n, 40 * 30.0),
+        rule_variants.MODEL_LOST: np.where(key == 1, 6.0, 0.0),
+        rule_variants.MODEL_DAYS: np.full(n, 40 * 30.0),
     }
     features, x = _snapshot(columns, n)
     shipped = rules.RuleModel().hazard(x[:, [features.index(f) for f in rules.RULE_FEATURES]])
-    with model_rates.per_model(prior_failures=3.0):
+    with rule_variants.per_model(prior_failures=3.0):
         model = rules.RuleModel()
         per_model = model.hazard(x[:, [features.index(f) for f in model.features]])
     assert np.ptp(shipped) == pytest.approx(0.0, abs=1e-15)
@@ -86,12 +86,12 @@ def test_a_model_with_few_gpus_keeps_the_fleet_baseline() -> None:
         MODEL_KEY: key,
         rules.FLEET_LOST: np.full(n, 3.0),
         rules.FLEET_GPU_DAYS: np.full(n, n * 30.0),
-        model_rates.MODEL_LOST: np.where(key == 2, 3.0, 0.0),
-        model_rates.MODEL_DAYS: np.where(key == 2, 4 * 30.0, 40 * 30.0),
+        rule_variants.MODEL_LOST: np.where(key == 2, 3.0, 0.0),
+        rule_variants.MODEL_DAYS: np.where(key == 2, 4 * 30.0, 40 * 30.0),
     }
     features, x = _snapshot(columns, n)
     shipped = rules.RuleModel().hazard(x[:, [features.index(f) for f in rules.RULE_FEATURES]])
-    with model_rates.per_model(prior_failures=3.0):
+    with rule_variants.per_model(prior_failures=3.0):
         model = rules.RuleModel()
         per_model = model.hazard(x[:, [features.index(f) for f in model.features]])
     assert per_model[key == 2] == pytest.approx(shipped[key == 2])
@@ -108,11 +108,37 @@ def test_ten_degrees_above_the_model_doubles_the_hazard() -> None:
         MODEL_KEY: np.ones(n),
         rules.FLEET_LOST: np.full(n, 2.0),
         rules.FLEET_GPU_DAYS: np.full(n, n * 30.0),
-        model_rates.TEMP_VS_MODEL: excess,
+        rule_variants.TEMP_VS_MODEL: excess,
     }
     features, x = _snapshot(columns, n)
-    with model_rates.thermal_acceleration():
+    with rule_variants.thermal_acceleration():
         model = rules.RuleModel()
         hazard = model.hazard(x[:, [features.index(f) for f in model.features]])
     assert hazard[0] / hazard[2] == pytest.approx(2.0)
     assert hazard[1] == pytest.approx(hazard[2])
+
+
+def test_the_spread_arm_doubles_every_spread_term_and_nothing_else() -> None:
+    """A board 6 degC above its node among 19 that agree within a degree: its temperature
+    evidence doubles in the spread arm; a count term (corrected ECC) stays as it was."""
+    n = 20
+    excess = np.linspace(-0.5, 0.5, n)
+    excess[0] = 6.0
+    ecc = np.zeros(n)
+    ecc[1] = 50.0
+    columns = {
+        MODEL_KEY: np.ones(n),
+        "temp_gpu_node_excess_24h": excess,
+        "ecc_corrected_per_day_7d": ecc,
+    }
+    features, x = _snapshot(columns, n)
+    names = [t.name for t in rules.TERMS]
+    shipped = rules.term_values(features, x)
+    with rule_variants.spread_weights():
+        doubled = rules.term_values(features, x)
+    heat = names.index("temperature_excess_24h")
+    errors = names.index("corrected_ecc_7d")
+    assert shipped[0, heat] > 1.0
+    assert doubled[:, heat] == pytest.approx(2 * shipped[:, heat])
+    assert doubled[:, errors] == pytest.approx(shipped[:, errors])
+    assert shipped[1, errors] > 0

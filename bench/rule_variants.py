@@ -1,28 +1,30 @@
 #!/usr/bin/env python3
-"""The rule with its baseline solved per GPU model from the fleet's own losses (tried).
+"""Three variants of the rule, each tried blind on outside fleets and not kept (docs/model-card.md).
 
-The rule solves one baseline per snapshot: the rate of a GPU without evidence at which the
-fleet's hazards account for the GPUs it lost in the last 30 days (``rules.baseline_rate``).
-Public reliability studies report rates that differ by GPU generation, and a fleet of several
-models shows it in its own losses. This bench tries a second step: for each model with at least
-``rules.MIN_PEERS`` GPUs in the snapshot, the same equation over that model's GPUs and losses,
-with the fleet's baseline as the prior, worth ``--prior-failures`` failures at that rate (a
-prior in failures, not GPU-years, so it weighs the same in a fleet at the public rate and in
-one failing twenty times faster). Nothing is fitted to any fleet; the numbers come from the
-fleet being scored.
+Each arm changes one thing and is compared with the rule as shipped on the same collected rows:
 
-The losses by model are read from the collected rows (a GPU of the model seen at one of the
-last 30 daily prediction times and not at this one; its exposure the rows of the model), and
-scaled so that they sum to the fleet's own ``fleet_lost_gpus_30d`` and
-``fleet_gpu_days_30d`` at that time: the split by model comes from the rows, the totals from
-the features the rule reads.
+* ``per-model``: after the rule solves its baseline for the snapshot (the rate of a GPU without
+  evidence at which the fleet's hazards account for the GPUs it lost in the last 30 days,
+  ``rules.baseline_rate``), the same equation again over each GPU model's GPUs and losses
+  (models with at least ``rules.MIN_PEERS`` GPUs in the snapshot), with the fleet's baseline as
+  the prior, worth ``--prior-failures`` failures at that rate (a prior in failures, not
+  GPU-years, so it weighs the same in a fleet at the public rate and in one failing twenty
+  times faster). Public reliability studies report rates that differ by GPU generation. The
+  losses by model are read from the collected rows (a GPU of the model seen at one of the last
+  30 daily prediction times and not at this one; its exposure the rows of the model), scaled so
+  that they sum to the fleet's own ``fleet_lost_gpus_30d`` and ``fleet_gpu_days_30d``.
+* ``thermal``: every GPU's whole hazard doubled per 10 °C of its 24-hour temperature above its
+  model's median (the Arrhenius rule of thumb), before the baseline is solved.
+* ``spread-x2``: the rule's "spread" terms (temperature above the node, its 7-day rise, the
+  power's wandering against the node) at twice their weight, 0.4 per spread instead of 0.2.
 
 It collects the rows ``gpu-health-scorer evaluate`` collects from each fleet directory
-(``prometheus/`` and ``failures.csv``, as the generators write them) and prints, rule as
-shipped → with per-model baselines, the numbers of ``bench/still_active_terms.py``.
+(``prometheus/`` and ``failures.csv``, as the generators write them; ``--cache`` keeps them),
+and prints, rule as shipped → with each arm, the numbers of ``bench/still_active_terms.py``,
+and each model's losses per GPU-year over the last 30 days.
 
-    .venv/bin/python bench/model_rates.py hpc-s1=/tmp/hpc/s1 outside-s1=/tmp/outside/fleet-s1 \\
-        --cache /tmp/model_rates --json /tmp/model_rates.json
+    .venv/bin/python bench/rule_variants.py hpc-s1=/tmp/hpc/s1 outside-s1=/tmp/outside/fleet-s1 \\
+        --cache /tmp/rule_variants --json /tmp/rule_variants.json
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -155,7 +158,21 @@ def thermal_acceleration() -> Iterator[None]:
         yield
 
 
-def model_rates_at_end(data: Dataset) -> list[float]:
+#: How much the "spread" arm multiplies the weight of each spread term.
+SPREAD_FACTOR = 2.0
+
+
+@contextmanager
+def spread_weights(factor: float = SPREAD_FACTOR) -> Iterator[None]:
+    """The rule with every "spread" term's weight multiplied by ``factor``."""
+    terms = tuple(
+        replace(t, weight=t.weight * factor) if t.transform == "spread" else t for t in rules.TERMS
+    )
+    with mock.patch.object(rules, "TERMS", terms):
+        yield
+
+
+def loss_rates_by_model(data: Dataset) -> list[float]:
     """Each model's losses per GPU-year over the 30 days before the last prediction time
     (models with at least ``rules.MIN_PEERS`` GPUs then), highest first: how far apart the
     fleet's models are."""
@@ -200,10 +217,14 @@ def main() -> int:
         data, failures = cached(directory, label, args.cache)
         data = with_model_losses(data)
         before = still_active_terms.measure(data, failures)
-        rates = model_rates_at_end(data)
-        results[label] = {"shipped": before, "model_rates_at_end": rates}
+        rates = loss_rates_by_model(data)
+        results[label] = {"shipped": before, "loss_rates_by_model": rates}
         print(f"  {label}: each model's losses per GPU-year, last 30 days: {rates}")
-        arms = {"per-model": per_model(args.prior_failures), "thermal": thermal_acceleration()}
+        arms = {
+            "per-model": per_model(args.prior_failures),
+            "thermal": thermal_acceleration(),
+            "spread-x2": spread_weights(),
+        }
         for arm, patch in arms.items():
             with patch:
                 after = still_active_terms.measure(data, failures)
