@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resolution_invariance  # evaluate's own row collection
 import still_active_terms  # the numbers printed
 
+from gpu_health.errors import UserError
 from gpu_health.scorer import rules
 from gpu_health.scorer.feature_table import MODEL_KEY
 from gpu_health.scorer.training import Dataset, Failure, load_failures
@@ -214,7 +215,10 @@ def main() -> int:
     results: dict[str, Any] = {}
     print(still_active_terms.HEADER)
     for label, directory in still_active_terms.fleets(parser, args.fleets):
-        data, failures = cached(directory, label, args.cache)
+        try:
+            data, failures = cached(directory, label, args.cache)
+        except UserError as e:  # a fleet directory without history: one line, no traceback
+            parser.exit(2, f"{parser.prog}: error: {e}\n")
         data = with_model_losses(data)
         before = still_active_terms.measure(data, failures)
         rates = loss_rates_by_model(data)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import resolution_invariance  # evaluate's own row collection
 
+from gpu_health.errors import UserError
 from gpu_health.scorer import rules
 from gpu_health.scorer.evaluation import (
     _weighted_scores,
@@ -163,7 +164,10 @@ def main() -> int:
     results: dict[str, Any] = {}
     print(HEADER)
     for label, directory in fleets(parser, args.fleets):
-        data, failures = resolution_invariance.collect(directory, label, warmup="7d")
+        try:
+            data, failures = resolution_invariance.collect(directory, label, warmup="7d")
+        except UserError as e:  # a fleet directory without history: one line, no traceback
+            parser.exit(2, f"{parser.prog}: error: {e}\n")
         before = measure(data, failures)
         with with_terms(STILL_ACTIVE):
             after = measure(data, failures)

@@ -7,6 +7,7 @@ described, on snapshots small enough to reason about by hand.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,3 +143,19 @@ def test_the_spread_arm_doubles_every_spread_term_and_nothing_else() -> None:
     assert doubled[:, heat] == pytest.approx(2 * shipped[:, heat])
     assert doubled[:, errors] == pytest.approx(shipped[:, errors])
     assert shipped[1, errors] > 0
+
+
+def test_a_directory_without_history_is_one_line(tmp_path: Path) -> None:
+    """A fleet directory with no Prometheus blocks: exit 2 and one line naming it, no
+    traceback."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "rule_variants.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), f"empty={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"{tmp_path}: no Prometheus blocks found" in done.stderr
