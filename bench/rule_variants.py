@@ -234,6 +234,11 @@ def main() -> int:
                 after = still_active_terms.measure(data, failures)
             results[label][arm] = after
             print(still_active_terms.table_row(f"{label} ({arm})", before, after), flush=True)
+            print(
+                f"  {label} ({arm}): 7-day rows over 0.3, before a failure + healthy: "
+                f"{before['pages_true_7d']:.0f} + {before['pages_false_7d']:.0f} → "
+                f"{after['pages_true_7d']:.0f} + {after['pages_false_7d']:.0f}"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -136,6 +136,9 @@ def measure(data: Dataset, failures: list[Failure]) -> dict[str, float]:
         if horizon == "7d":
             healthy = ok & (y == 0)
             out["healthy_over_0.3_7d"] = float((p[healthy] > 0.3).mean())
+            # the rows GPUFailurePredicted would page on: before a failure, and healthy
+            out["pages_true_7d"] = float((p[ok & (y == 1)] > 0.3).sum())
+            out["pages_false_7d"] = float((p[healthy] > 0.3).sum())
             out.update(missed_by_mode(data, failures, p, healthy, visible & (y == 1)))
     return out
 

@@ -17,10 +17,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import rule_variants
+import still_active_terms
 
 from gpu_health.scorer import rules
 from gpu_health.scorer.feature_table import MODEL_KEY
-from gpu_health.scorer.training import Dataset
+from gpu_health.scorer.training import Dataset, Failure
 
 DAY = 86400.0
 
@@ -159,3 +160,22 @@ def test_a_directory_without_history_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"{tmp_path}: no Prometheus blocks found" in done.stderr
+
+
+def test_the_pages_are_counted_before_a_failure_and_on_healthy_rows() -> None:
+    """Forty GPUs at one time; two log a storm of bus XIDs and page (7-day probability over
+    0.3), one of them fails three days later: one page before a failure, one on a healthy row."""
+    n, t = 40, 1_800_000_000.0
+    features = rules.RULE_FEATURES
+    x = np.zeros((n, len(features)))
+    x[:, features.index(MODEL_KEY)] = 1.0
+    x[:2, features.index("xid_bus_events_7d")] = 1e6
+    y = np.zeros(n)
+    y[0] = 1.0
+    data = Dataset(
+        features, x, np.full(n, t), [f"GPU-{i}" for i in range(n)], {"7d": y, "30d": y.copy()}
+    )
+    failures = [Failure("GPU-0", t + 3 * DAY, "pcie", True, t - DAY)]
+    out = still_active_terms.measure(data, failures)
+    assert (out["pages_true_7d"], out["pages_false_7d"]) == (1.0, 1.0)
+    assert out["healthy_over_0.3_7d"] == pytest.approx(1 / 39)
