@@ -79,11 +79,11 @@ def with_model_losses(data: Dataset) -> Dataset:
             split_days[g] = float((mine & (window | now)).sum())
         total_lost = sum(split_lost.values())
         total_days = sum(split_days.values())
-        row = np.flatnonzero(now)[0]
+        row = np.flatnonzero(now)[0]  # the fleet's totals are the same on every row of a time
+        fleet_lost = np.nan_to_num(lost_fleet[row])
+        fleet_days = np.nan_to_num(days_fleet[row])
         for g in split_lost:
             sel = now & (key == g)
-            fleet_lost = np.nan_to_num(lost_fleet[row])
-            fleet_days = np.nan_to_num(days_fleet[row])
             lost[sel] = fleet_lost * split_lost[g] / total_lost if total_lost else 0.0
             days[sel] = fleet_days * split_days[g] / total_days if total_days else 0.0
     return Dataset(

@@ -437,10 +437,13 @@ def fleet_losses(features: Sequence[str], x: FloatArray) -> tuple[FloatArray, Fl
     return lost, np.maximum(years, 0.0)
 
 
-def _posterior_rate(prior_rate: float, lost: Any, years: Any) -> Any:
-    """Failures per GPU-year: the prior (worth :data:`PRIOR_GPU_YEARS`) updated by ``lost``
-    failures over ``years`` of exposure (floats or arrays alike)."""
-    return (prior_rate * PRIOR_GPU_YEARS + lost) / (PRIOR_GPU_YEARS + years)
+def _posterior_rate(
+    prior_rate: float, lost: Any, years: Any, prior_years: float = PRIOR_GPU_YEARS
+) -> Any:
+    """Failures per GPU-year: the prior (worth ``prior_years``, by default
+    :data:`PRIOR_GPU_YEARS`) updated by ``lost`` failures over ``years`` of exposure (floats
+    or arrays alike)."""
+    return (prior_rate * prior_years + lost) / (prior_years + years)
 
 
 def fleet_rate(features: Sequence[str], x: FloatArray, prior_rate: float) -> FloatArray:
@@ -518,7 +521,7 @@ def _solve_baseline(
     pseudo = prior_rate * prior_years + lost
     n = relative.size
     if years <= 0.0 or n < MIN_PEERS:
-        return float(pseudo / (prior_years + years))
+        return float(_posterior_rate(prior_rate, lost, years, prior_years))
     gpus = max(float(n), years * 365.0 / 30.0)
     share = years / gpus
 
