@@ -40,6 +40,7 @@ from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.feature_frame import FeatureFrame
 from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
+from gpu_health.scorer.history_source import HistoryMode
 from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer, score_frame
@@ -167,10 +168,14 @@ def ab_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path)
 
 
-def scoring_run_s(client: PromClient, workers: int, at: float | None = None) -> float:
+def scoring_run_s(
+    client: PromClient, workers: int, at: float | None = None, history: HistoryMode = "raw"
+) -> float:
     """One whole scoring run of the shipped default model with the economics (seconds), as of
-    ``at`` (None: now)."""
-    scorer = Scorer(client, load_model(None), "dcgm", make_econ_hook(), workers=workers, at=at)
+    ``at`` (None: now), reading ``history`` (:mod:`gpu_health.scorer.history_source`)."""
+    scorer = Scorer(
+        client, load_model(None), "dcgm", make_econ_hook(), workers=workers, at=at, history=history
+    )
     assert scorer.run_once(), scorer.last_error
     assert scorer.snapshot is not None
     return scorer.snapshot.duration_s

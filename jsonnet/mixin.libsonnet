@@ -11,4 +11,5 @@
 (import 'config.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
 (import 'rules/rules.libsonnet') +
+(import 'rules/scorer_history.libsonnet') +
 (import 'dashboards/dashboards.libsonnet')

@@ -93,6 +93,7 @@ def gpus_handler(scorer: Scorer) -> Handler:
             "last_error": error or None,
             "schema": snap.schema if snap else None,
             "empty_features": list(snap.empty_features) if snap else [],
+            "history": snap.history if snap else None,
             "sorted_by": sort,
             "total": len(gpus),
             "gpus": [gpu_json(g) for g in gpus[: int(limit_text)]],
@@ -232,6 +233,10 @@ def openapi_document() -> dict[str, Any]:
                                             "empty_features": {
                                                 "type": "array",
                                                 "items": {"type": "string"},
+                                            },
+                                            "history": {
+                                                "type": ["string", "null"],
+                                                "enum": ["raw", "recorded", None],
                                             },
                                             "sorted_by": {"type": "string"},
                                             "total": {"type": "integer"},

@@ -241,6 +241,13 @@ SCORER_METRICS += (
         "at --run.budget) or stuck (a run still going past its budget).",
         ("state",),
     ),
+    (
+        "gpu_scorer_history_source",
+        "gauge",
+        "1 for the history the last run read: raw (the scraped series) or recorded (their "
+        "5-minute samples from the gpu-health-scorer-history.rules group; --history).",
+        ("source",),
+    ),
 )
 
 #: Written by ``gpu-health-scorer outcomes`` (live accuracy, not per GPU): (name, type, help,

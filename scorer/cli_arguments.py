@@ -241,6 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="age assumed for GPUs not in the inventory (default: %(default)s)",
     )
     _shard_argument(serve)
+    _history_source_argument(serve)
     serve.add_argument(
         "--once",
         action="store_true",
@@ -339,6 +340,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=4, help="parallel feature queries (default: %(default)s)"
     )
     _shard_argument(score)
+    _history_source_argument(score)
     log_level_argument(score)
 
     from gpu_health.scorer.labels_cli import add_parser as add_labels_parser
@@ -348,6 +350,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_labels_parser(sub, _prometheus_arguments)
     add_models_parser(sub, _prometheus_arguments, _history_arguments)
     add_outcomes_parser(sub, _prometheus_arguments)
+
+
+def _history_source_argument(parser: argparse.ArgumentParser) -> None:
+    """``--history`` of ``serve`` and ``score`` (:mod:`gpu_health.scorer.history_source`)."""
+    from gpu_health.scorer.history_source import HISTORY_MODES
+
+    parser.add_argument(
+        "--history",
+        choices=HISTORY_MODES,
+        default="auto",
+        help="read the raw series, or their 5-minute samples kept by the mixin's "
+        "gpu-health-scorer-history.rules recording rules (as fast at a 15-s scrape interval as "
+        "at 5 minutes); auto reads the recorded ones once they reach 30 days back and cover "
+        "every reporting GPU, and logs which it reads (default: %(default)s)",
+    )
 
 
 def _shard_argument(parser: argparse.ArgumentParser) -> None:

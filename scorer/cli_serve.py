@@ -124,6 +124,7 @@ def _replica(
         args.workers,
         keep=shard.owns if shard.count > 1 else None,
         shard_regex=shard.uuid_regex(),
+        history=args.history,
         **options,
     )
 
@@ -159,11 +160,15 @@ def run_score(args: argparse.Namespace) -> int:
             "schema": snap.schema,
             "model": model.kind,
             "empty_features": list(snap.empty_features),
+            "history": snap.history,
             "gpus": [gpu_json(g) for g in ranked],
         }
         print(json.dumps(body))
         return 0
-    print(f"scored {len(ranked)} GPUs at {iso_utc(args.at)} ({snap.schema} schema, {model.kind})")
+    print(
+        f"scored {len(ranked)} GPUs at {iso_utc(args.at)} "
+        f"({snap.schema} schema, {model.kind}, {snap.history} history)"
+    )
     print(f"{'uuid':<40} {'node':<16} {'state':<9} {'p7d':>7} {'p30d':>7} {'p90d':>7}  class")
     for g in ranked:
         p = g.probability

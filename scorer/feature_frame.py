@@ -28,6 +28,7 @@ from gpu_health.scorer.feature_schema import (
     schema_by_name,
 )
 from gpu_health.scorer.feature_table import FEATURES, Feature
+from gpu_health.scorer.history_source import HistoryMode, HistorySource, Querier, choose
 from gpu_health.scorer.promclient import PromClient, PrometheusError
 from gpu_health.telemetry.catalogue import DCGM_BASE_UNITS, DCGM_RENAMED
 from gpu_health.telemetry.freshness import fresh_range, measure
@@ -57,6 +58,8 @@ class FeatureFrame:
     names: tuple[str, ...]
     values: npt.NDArray[np.float64]
     failed_queries: int = 0
+    #: Which history the features were read from (:mod:`gpu_health.scorer.history_source`).
+    history: HistorySource = "raw"
 
     def column(self, name: str) -> npt.NDArray[np.float64]:
         return self.values[:, self.names.index(name)]
@@ -70,7 +73,7 @@ class FeatureFrame:
         return out
 
 
-def presence_window(client: PromClient, at: float | None) -> str:
+def presence_window(client: Querier, at: float | None) -> str:
     """How recent a GPU's last sample must be at ``at`` for it to count as present: 30
     minutes, or one and a half scrape intervals of sparser data
     (:mod:`gpu_health.telemetry.freshness`)."""
@@ -99,6 +102,7 @@ def compute_features(
     shard_regex: str | None = None,
     share_parts: bool = True,
     fresh: str | None = None,
+    history: HistoryMode = "raw",
 ) -> FeatureFrame:
     """Run the inventory and the features' queries, each distinct query once
     (:func:`~gpu_health.scorer.feature_plan.plan_queries`; ``share_parts=False`` sends every
@@ -110,17 +114,25 @@ def compute_features(
     fleet medians still cover the whole fleet. ``fresh``: the presence window
     (:func:`presence_window`), measured here when not given. Raises :class:`PrometheusError`
     only when the presence window or the inventory cannot be read.
+
+    ``history``: read the raw series, the 5-minute samples the mixin's recording rules keep
+    of them, or those where they cover the fleet and 30 days (``auto``;
+    :mod:`gpu_health.scorer.history_source`). The recorded series' own presence window is
+    measured then: ``fresh`` is the raw data's.
     """
     s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
+    reader = choose(client, s, at, history)
+    if reader is not client:
+        s = replace(s, fresh=presence_window(reader, at))
     feats = tuple(features)
-    inventory = client.query(inventory_query(s), at)
+    inventory = reader.query(inventory_query(s), at)
     identities = {identity_of(s, r["metric"]) for r in inventory}
     _warn_without_uuid(s, sum(1 for ident in identities if not ident[2]))
-    _warn_repeated(s, _repeated(client, s, at))
-    s = replace(s, volatile_ecc_fallback=volatile_ecc_needed(client, s, at))
-    s = replace(s, names="renamed" if renamed_fields_sent(client, s, at) else "legacy")
+    _warn_repeated(s, _repeated(reader, s, at))
+    s = replace(s, volatile_ecc_fallback=volatile_ecc_needed(reader, s, at))
+    s = replace(s, names="renamed" if renamed_fields_sent(reader, s, at) else "legacy")
     identities = {ident for ident in identities if ident[2]}
-    gpus = one_identity_per_gpu(client, s, at, identities)
+    gpus = one_identity_per_gpu(reader, s, at, identities)
     if keep is not None:
         gpus = [g for g in gpus if keep(g[2])]
     if shard_regex and all(re.fullmatch(shard_regex, g[2]) for g in gpus):
@@ -134,7 +146,7 @@ def compute_features(
         if not gpus:
             return []
         try:
-            result = client.query(plan.queries[k], at)
+            result = reader.query(plan.queries[k], at)
         except PrometheusError as exc:
             readers = ", ".join(
                 f.name for f, uses in zip(feats, plan.uses, strict=True) if k in uses
@@ -161,7 +173,8 @@ def compute_features(
     for j, f in enumerate(feats):
         if f.from_inventory is not None:
             values[:, j] = [f.from_inventory(g) for g in gpus]
-    return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed)
+    source: HistorySource = "raw" if reader is client else "recorded"
+    return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed, source)
 
 
 Identity = tuple[str, str, str, str]
@@ -227,7 +240,7 @@ def repeated_series_query(s: Schema) -> str:
     return f"count by ({by}) ({reported}) > 1"
 
 
-def _repeated(client: PromClient, s: Schema, at: float | None) -> tuple[int, int]:
+def _repeated(client: Querier, s: Schema, at: float | None) -> tuple[int, int]:
     """(GPUs reported more than once at the same time, the most copies of one)."""
     try:
         result = client.query(repeated_series_query(s), at)
@@ -257,7 +270,7 @@ def volatile_ecc_only_query(s: Schema) -> str | None:
     return f"count({' or '.join(f'({p})' for p in parts)})"
 
 
-def volatile_ecc_needed(client: PromClient, s: Schema, at: float | None) -> bool:
+def volatile_ecc_needed(client: Querier, s: Schema, at: float | None) -> bool:
     """:attr:`Schema.volatile_ecc_fallback` for this run: whether some GPU reporting now sends
     volatile ECC counters without aggregate ones (True, as before the check, when it cannot
     be told)."""
@@ -265,7 +278,7 @@ def volatile_ecc_needed(client: PromClient, s: Schema, at: float | None) -> bool
 
 
 def _answers(
-    client: PromClient, query: str | None, at: float | None, otherwise: bool, what: str
+    client: Querier, query: str | None, at: float | None, otherwise: bool, what: str
 ) -> bool:
     """Whether ``query`` returns a series; ``otherwise`` when there is no query or it fails
     (logged as the ``what`` check)."""
@@ -293,7 +306,7 @@ def renamed_fields_query(s: Schema) -> str | None:
     )
 
 
-def renamed_fields_sent(client: PromClient, s: Schema, at: float | None) -> bool:
+def renamed_fields_sent(client: Querier, s: Schema, at: float | None) -> bool:
     """Whether a GPU sends renamed fields now, which sets :attr:`Schema.names` for this run.
     True when the check fails: the renamed view reads every field under both names, so it reads
     a fleet on either naming (a legacy one as the legacy view does, in 1.07-1.20x the time:
@@ -359,7 +372,7 @@ def partial_signals(frame: FeatureFrame) -> str | None:
 
 
 def one_identity_per_gpu(
-    client: PromClient, s: Schema, at: float | None, identities: set[Identity]
+    client: Querier, s: Schema, at: float | None, identities: set[Identity]
 ) -> list[Identity]:
     """One (node, gpu, uuid, model) per UUID, sorted: the one with the latest sample.
 

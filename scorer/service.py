@@ -35,6 +35,7 @@ from gpu_health.scorer.features import (
     counters_hint,
     partial_signals,
 )
+from gpu_health.scorer.history_source import HISTORY_SOURCES, HistoryMode, HistorySource
 from gpu_health.scorer.model import CHECKSUMS, HORIZONS, ModelError, RiskModel, load_model
 from gpu_health.scorer.promclient import PromClient, PrometheusError, RunTimedOut
 from gpu_health.scorer.rules import RULE_FEATURES, failure_class, time_to_failure_quantile
@@ -92,6 +93,8 @@ class Snapshot:
     gone: tuple[Any, ...] = ()
     #: model features with no value for any GPU in this schema (named once in the log)
     empty_features: tuple[str, ...] = ()
+    #: the history the features were read from (``--history``)
+    history: HistorySource = "raw"
 
     def ranked(self, horizon: str) -> tuple[GpuScore, ...]:
         """The scorer's ranking at ``horizon``: failed and absent GPUs first ("failed now"),
@@ -185,6 +188,10 @@ class Scorer:
     keep: Callable[[str], bool] | None = None
     #: PromQL regex of this shard's uuids, so Prometheus evaluates only its series.
     shard_regex: str | None = None
+    #: Where the features read history: the raw series, the mixin's 5-minute recorded samples,
+    #: or those once they cover the fleet and 30 days (``--history``;
+    #: :mod:`gpu_health.scorer.history_source`). The CLI's default is ``auto``.
+    history: HistoryMode = "raw"
     snapshot: Snapshot | None = None
     runs_failed: int = 0
     last_error: str = ""
@@ -283,6 +290,7 @@ class Scorer:
                 keep=self.keep,
                 shard_regex=self.shard_regex,
                 fresh=fresh_range(interval_s),
+                history=self.history,
             )
             self.client.check_run_deadline()  # failed feature queries must not pass as a run
             frame = self.bad_values.clean(frame)
@@ -341,15 +349,17 @@ class Scorer:
             tuple(families),
             gone,
             empty,
+            frame.history,
         )
         with self._lock:
             self.snapshot = snap
             self.last_error = ""
             self._state = "ok"
         log.info(
-            "scored %d GPUs (%s schema) in %.2fs, %d feature queries failed",
+            "scored %d GPUs (%s schema, %s history) in %.2fs, %d feature queries failed",
             len(gpus),
             schema,
+            frame.history,
             snap.duration_s,
             frame.failed_queries,
         )
@@ -526,3 +536,10 @@ class ScorerCollector:
         for name in RUN_STATES:
             state.add_metric([name], 1.0 if name == current else 0.0)
         yield state
+        history = GaugeMetricFamily(
+            "gpu_scorer_history_source", _HELP["gpu_scorer_history_source"], labels=["source"]
+        )
+        if snap is not None:
+            for name in HISTORY_SOURCES:
+                history.add_metric([name], 1.0 if name == snap.history else 0.0)
+        yield history

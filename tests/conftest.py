@@ -85,9 +85,10 @@ def backfill(tmp_path: Path) -> Callable[[str], Path]:
     return make
 
 
-def launch_victoriametrics(workdir: Path) -> stack.Server:
-    """Start Debian's ``victoria-metrics`` on loopback with its data in ``workdir`` (created);
-    the caller stops it. Skips the test when the binary is not installed."""
+def launch_victoriametrics(workdir: Path, extra_args: Sequence[str] = ()) -> stack.Server:
+    """Start Debian's ``victoria-metrics`` on loopback with its data in ``workdir`` (created)
+    and ``extra_args`` after its own; the caller stops it. Skips the test when the binary is
+    not installed."""
     import shutil
     import subprocess
 
@@ -103,6 +104,7 @@ def launch_victoriametrics(workdir: Path) -> stack.Server:
         "-retentionPeriod=100y",
         "-search.disableCache",  # history is imported after the first queries
         "-search.latencyOffset=0s",
+        *extra_args,
     ]
     log_path = workdir / "victoria-metrics.log"
     with log_path.open("ab") as log:

@@ -266,18 +266,38 @@ def promtool_backfill(
     if block_duration:
         argv.append(f"--max-block-duration={block_duration}")
     argv += [str(openmetrics_file), str(data_dir)]
-    # Through the guard too: a backfill of a long history keeps promtool busy for minutes.
+    return _promtool(argv, f"backfill {openmetrics_file}")
+
+
+def _promtool(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    """Run promtool (through the guard: a backfill of a long history keeps it busy for
+    minutes); a failure is a RuntimeError saying it could not do ``what``."""
     with die_with_parent.spawn(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     ) as process:
         stdout, stderr = process.communicate()
     result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     if result.returncode != 0:
-        raise RuntimeError(
-            f"promtool could not backfill {openmetrics_file}: "
-            f"{(result.stderr or result.stdout).strip()}"
-        )
+        raise RuntimeError(f"promtool could not {what}: {(stderr or stdout).strip()}")
     return result
+
+
+def promtool_backfill_rules(
+    rule_file: Path, url: str, start: float, end: float, out_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """Evaluate ``rule_file``'s recording rules over ``[start, end]`` against the Prometheus at
+    ``url`` (``promtool tsdb create-blocks-from rules``, at each group's interval) and write
+    the results as TSDB blocks under ``out_dir``: how an operator gives new recording rules the
+    history that came before them. Move the blocks into a stopped Prometheus' data directory
+    to serve them."""
+    promtool = find_binary("promtool")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        *(promtool, "tsdb", "create-blocks-from", "rules", "--quiet"),
+        *(f"--url={url}", f"--start={int(start)}", f"--end={int(end)}"),
+        *(f"--output-dir={out_dir}", str(rule_file)),
+    ]
+    return _promtool(argv, f"backfill the rules of {rule_file}")
 
 
 def query(base_url: str, promql: str, at: float | None = None, timeout: float = 30.0) -> list[Any]:

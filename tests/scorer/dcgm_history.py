@@ -28,12 +28,13 @@ def serve(root: Path, text: str, name: str, days: float) -> AbstractContextManag
     return stack.prometheus(work, config, data_dir=data)
 
 
-def score_at(url: str, at: int) -> dict[str, Any]:
-    """``gpu-health-scorer score --at`` with the rule, over dcgm-exporter's schema: its JSON."""
+def score_at(url: str, at: float, *extra: str) -> dict[str, Any]:
+    """``gpu-health-scorer score --at`` with the rule, over dcgm-exporter's schema (``extra``
+    options after): its JSON."""
     result = subprocess.run(
         [
             *(*SCORER, "score", "--prometheus.url", url, "--schema", "dcgm"),
-            *("--at", str(at), "--json", "--model", "rules"),
+            *("--at", str(at), "--json", "--model", "rules", *extra),
         ],
         capture_output=True,
         text=True,

@@ -1,0 +1,37 @@
+"""bench/bench_recorded_history.py runs end to end on a small fleet and reports what it says.
+
+Its numbers are in docs/scorer.md ("Recorded history") and docs/benchmarks.md; this runs the
+bench as a command on 8 GPUs and one day (real Prometheus, real promtool) and checks that its
+report holds together: the rules were backfilled, ``auto`` reads the recorded history, both
+histories score every GPU, and the ratio is the medians'.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_recorded_history.py"
+
+
+def test_the_bench_reports_both_histories_on_a_small_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    argv = [sys.executable, str(BENCH), "--gpus", "8", "--days", "1", "--pairs", "1"]
+    argv += ["--settle-s", "5", "--json", str(out)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["rules_blocks_written"] > 0
+    assert report["auto_reads"] == "recorded"
+    assert report["gpus_raw"] == report["gpus_recorded"] == 8
+    medians = report["median_s"]
+    assert report["recorded_over_raw"] == pytest.approx(
+        medians["recorded"] / medians["raw"], abs=0.01
+    )
+    assert 0 <= report["hazard_abs_log_ratio_median"] <= report["hazard_abs_log_ratio_max"]

@@ -1,0 +1,372 @@
+"""The scorer reads the 5-minute history the mixin's recording rules keep as it reads the raw
+one, and ``auto`` reads it only where it reaches as far back as the raw history.
+
+One history of a physics family, written at 5-minute resolution, is backfilled into a real
+Prometheus. Then promtool evaluates the generated ``rules/gpu-health-scorer-history.yaml`` over
+its first days (``promtool tsdb create-blocks-from rules``, as an operator backfills the rules
+over the history they already have), and those blocks are served beside the raw ones. The
+same history goes into VictoriaMetrics, where ``vmalert`` replays the same rule file.
+Expectations come from the raw history's answer, never from typed numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from gpu_health import stack
+from gpu_health.mixin import render
+from gpu_health.scorer import feature_frame
+from gpu_health.scorer.feature_frame import FeatureFrame, compute_features
+from gpu_health.scorer.feature_plan import plan_queries
+from gpu_health.scorer.feature_schema import SCHEMAS, schema_by_name
+from gpu_health.scorer.feature_table import FEATURES
+from gpu_health.scorer.history_source import (
+    RECORDED_INTERVAL,
+    reach_query,
+    recorded_name,
+    selected_names,
+    to_recorded,
+)
+from gpu_health.scorer.model import load_model
+from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.service import Scorer, ScorerCollector
+from gpu_health.sim.families import FAMILIES, write
+from gpu_health.telemetry.freshness import interval_query
+from tests.conftest import import_openmetrics, launch_victoriametrics
+from tests.mixin.engine_rules import vmalert_replay
+from tests.scorer.dcgm_history import score_at
+
+REPO = Path(__file__).resolve().parents[2]
+HISTORY_RULES = REPO / render.HISTORY_FILE
+
+DAY = 86400
+FAMILY = replace(
+    FAMILIES["steps"],
+    resolution=300.0,
+    warmup_days=1.0,
+    precursor_share=1.0,
+    failure_share=0.5,
+)
+GPUS, DAYS, SEED = 16, 7.0, 3
+START = 1796083200 - int(DAYS * DAY)
+#: The recording rules are backfilled over the first days only: scored within them, the
+#: recorded history covers the raw one; scored after them, it holds no GPU now.
+RECORDED_UNTIL = START + 5 * DAY
+COVERED_AT = START + int(4.5 * DAY)
+UNCOVERED_AT = START + int(6.5 * DAY)
+
+
+def _every_query(schema: str) -> list[str]:
+    """Every query a feature frame of ``schema`` may send: each feature's, under both names of
+    a renamed field and with or without the volatile ECC fallback, and the frame's checks."""
+    queries = [interval_query()]
+    for names in ("legacy", "renamed"):
+        for fallback in (True, False):
+            s = replace(
+                schema_by_name(schema), fresh="30m", names=names, volatile_ecc_fallback=fallback
+            )
+            queries += plan_queries(s, FEATURES).queries
+            queries += [feature_frame.inventory_query(s), feature_frame.repeated_series_query(s)]
+            queries += [feature_frame.volatile_ecc_only_query(s) or ""]
+            queries += [feature_frame.renamed_fields_query(s) or "", reach_query(s)]
+    return queries
+
+
+def test_the_rules_record_every_series_the_scorer_reads_and_no_other() -> None:
+    """The hand-kept list in jsonnet/rules/scorer_history.libsonnet is exactly the metric names
+    the scorer's queries select, each recorded as its 5-minute last reading."""
+    wanted = {
+        name for schema in SCHEMAS for q in _every_query(schema) for name in selected_names(q)
+    }
+    groups = yaml.safe_load(HISTORY_RULES.read_text())["groups"]
+    assert [g["name"] for g in groups] == ["gpu-health-scorer-history.rules"]
+    assert groups[0]["interval"] == RECORDED_INTERVAL
+    rules = groups[0]["rules"]
+    recorded = {r["expr"].removeprefix("last_over_time(").removesuffix("[5m])") for r in rules}
+    assert recorded == wanted, (sorted(wanted - recorded), sorted(recorded - wanted))
+    assert all(r["record"] == recorded_name(r["expr"][15:-5]) for r in rules)
+    # the count the docs give
+    assert f"the {len(rules)} series names" in (REPO / "docs" / "alerts.md").read_text()
+    assert f"{len(rules)} more rules" in (REPO / "README.md").read_text()
+    # and every query, once renamed, selects recorded series only
+    for schema in SCHEMAS:
+        for q in _every_query(schema):
+            assert all(n.startswith("gpu:") for n in selected_names(to_recorded(q))), q
+
+
+def test_the_rules_follow_the_mixin_config() -> None:
+    """``scorerHistorySelector`` narrows every copied series; ``scorerEnabled: false`` renders
+    no file (the exporter alone needs none)."""
+    narrowed = render.render(overrides={"scorerHistorySelector": 'job="dcgm"'})[render.HISTORY_FILE]
+    exprs = [r["expr"] for r in yaml.safe_load(narrowed)["groups"][0]["rules"]]
+    assert exprs and all(e.endswith('{job="dcgm"}[5m])') for e in exprs)
+    assert render.HISTORY_FILE not in render.render(overrides={"scorerEnabled": False})
+
+
+def test_only_metric_names_are_renamed() -> None:
+    """Selectors and ``__name__`` lists are renamed; label values and regexes (a shard's UUID
+    regex holds brackets) and function names are not, and renaming twice changes nothing."""
+    promql = (
+        'max by (UUID) (increase(DCGM_FI_DEV_XID_ERRORS{UUID=~"GPU-abc[0-9]x{2}"}[7d] offset 1d))'
+        ' + on (UUID) last_over_time({__name__=~"gpu_power_watts|DCGM_FI_DEV_GPU_TEMP"}[30m])'
+        " + count_over_time(gpu_temperature_celsius [1h]) + (DCGM_FI_DEV_GPU_TEMP)[1d:5m]"
+    )
+    assert to_recorded(promql) == (
+        "max by (UUID) (increase(gpu:DCGM_FI_DEV_XID_ERRORS:last_over_time5m"
+        '{UUID=~"GPU-abc[0-9]x{2}"}[7d] offset 1d))'
+        ' + on (UUID) last_over_time({__name__=~"gpu:gpu_power_watts:last_over_time5m|'
+        'gpu:DCGM_FI_DEV_GPU_TEMP:last_over_time5m"}[30m])'
+        " + count_over_time(gpu:gpu_temperature_celsius:last_over_time5m [1h])"
+        " + (DCGM_FI_DEV_GPU_TEMP)[1d:5m]"
+    )
+    assert to_recorded(to_recorded(promql)) == to_recorded(promql)
+    with pytest.raises(ValueError, match="not a list of names"):
+        to_recorded('count({__name__=~"DCGM_FI_.*"})')
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The family's history (``fleet.om``) in a directory of its own."""
+    root = tmp_path_factory.mktemp("history-source")
+    write(FAMILY, GPUS, DAYS, SEED, float(START), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(history: Path) -> Iterator[stack.Server]:
+    """A Prometheus serving the raw history and, over its first days, the recorded one."""
+    data = history / "tsdb"
+    stack.promtool_backfill(history / "fleet.om", data, f"{int(DAYS * 24) + 48}h")
+    work = history / "prom"
+    work.mkdir()
+    config = stack.write_prometheus_config(work / "prometheus.yml")
+    recorded = history / "rec"
+    with stack.prometheus(work, config, data_dir=data) as raw:
+        stack.promtool_backfill_rules(HISTORY_RULES, raw.url, START, RECORDED_UNTIL, recorded)
+    blocks = [b for b in recorded.iterdir() if b.is_dir()]
+    assert blocks, "promtool wrote no block"
+    for block in blocks:
+        shutil.move(str(block), data / block.name)
+    with stack.prometheus(work, config, data_dir=data) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served_vm(history: Path) -> Iterator[stack.Server]:
+    """VictoriaMetrics holding the same raw history and, over the same days, the recorded one
+    as VictoriaMetrics' own rule engine writes it (``vmalert`` replaying the rule file).
+
+    vmalert's replay evaluates in chunks of 1,000 points and writes the point where two chunks
+    meet twice; VictoriaMetrics keeps both copies unless it deduplicates, so it runs with
+    ``-dedup.minScrapeInterval=1s`` (only samples less than a second apart are merged).
+    Without it, six features moved by up to 0.08 % (averages and the reporting-gap share over
+    7 to 30 days, which count the copy)."""
+    server = launch_victoriametrics(history / "vm", ["-dedup.minScrapeInterval=1s"])
+    try:
+        import_openmetrics(server, (history / "fleet.om").read_text())
+        vmalert_replay(server.url, HISTORY_RULES, START, RECORDED_UNTIL, history / "vmalert.log")
+        yield server
+    finally:
+        server.stop()
+
+
+class Recording(PromClient):
+    """A client that keeps every query it sends."""
+
+    def __init__(self, config: PromConfig) -> None:
+        super().__init__(config)
+        self.sent: list[str] = []
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        self.sent.append(promql)
+        return super().query(promql, at)
+
+
+def _frame(url: str, at: float, history: Any) -> tuple[FeatureFrame, list[str]]:
+    client = Recording(PromConfig(url, retries=1, timeout_s=60))
+    return compute_features(client, "dcgm", at, history=history), client.sent
+
+
+def _columns(frame: FeatureFrame) -> dict[str, dict[str, float]]:
+    return {
+        name: {g[2]: float(frame.values[i, j]) for i, g in enumerate(frame.gpus)}
+        for j, name in enumerate(frame.names)
+    }
+
+
+def _recorded_features(sent: list[str]) -> bool:
+    """Whether the feature queries (those after the frame's checks) read recorded series."""
+    reads = [selected_names(q) for q in sent if "increase(" in q]
+    assert reads
+    return all(n.startswith("gpu:") for names in reads for n in names)
+
+
+def _evaluation_offset(url: str) -> float:
+    """Seconds from a raw sample to its recorded copy. Prometheus evaluates a rule group at a
+    fixed offset within its interval (from a hash of the group), and promtool's backfill does
+    the same, so the recorded samples are the raw ones (every 5 minutes here) moved later by
+    that offset."""
+    found = stack.query(url, f"{recorded_name('DCGM_FI_DEV_GPU_TEMP')}[1h]", COVERED_AT)
+    offsets = {round(float(t) % FAMILY.resolution, 3) for r in found for t, _ in r["values"]}
+    assert len(offsets) == 1, offsets
+    return offsets.pop()
+
+
+#: A subquery (``(...)[7d:2h]``) evaluates its inner expression at multiples of its step since
+#: the epoch, not at steps back from the scored time, so moving the scored time moves the
+#: readings its steps see: features read through one are compared through the scores below.
+SUBQUERY = re.compile(r"\[\d+[smhdwy]:\d*[smhdwy]?\]")
+
+
+def _read_through_a_subquery() -> set[str]:
+    s = replace(schema_by_name("dcgm"), fresh="30m")
+    plan = plan_queries(s, FEATURES)
+    return {
+        f.name
+        for f, uses in zip(FEATURES, plan.uses, strict=True)
+        if any(SUBQUERY.search(plan.queries[k]) for k in uses)
+    }
+
+
+@pytest.mark.integration
+def test_the_recorded_history_gives_the_raw_historys_features(served: stack.Server) -> None:
+    """On 5-minute history each recorded series holds the raw samples, each moved later by
+    the rules' evaluation offset; scored that much later, every feature of every GPU that is
+    not read through a subquery is the raw one (its windows hold the same readings at the same
+    distances from their ends)."""
+    delay = _evaluation_offset(served.url)
+    assert 0 < delay < FAMILY.resolution  # else this compares a history with itself
+    raw, sent_raw = _frame(served.url, COVERED_AT, "raw")
+    recorded, sent = _frame(served.url, COVERED_AT + delay, "recorded")
+    assert not _recorded_features(sent_raw) and _recorded_features(sent)
+    assert len(raw.gpus) >= GPUS * 3 // 4 and recorded.gpus == raw.gpus
+    a, b = _columns(raw), _columns(recorded)
+    stepped = _read_through_a_subquery()
+    compared = [n for n in raw.names if n not in stepped]
+    read = [n for n in compared if np.isfinite(list(a[n].values())).any()]
+    assert len(read) >= 30 and len(stepped) <= 10, (read, stepped)
+    for name in compared:
+        np.testing.assert_allclose(
+            [b[name][u] for u in sorted(b[name])],
+            [a[name][u] for u in sorted(a[name])],
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=name,
+        )
+
+
+@pytest.mark.integration
+def test_victoriametrics_reads_its_recorded_history_as_its_raw_history(
+    served_vm: stack.Server,
+) -> None:
+    """On VictoriaMetrics, with the recordings vmalert made, every feature of every GPU read
+    from the recorded series is the one read from the raw series (scored the recordings' offset
+    later, none on this history), and ``auto`` chooses the recorded series."""
+    delay = _evaluation_offset(served_vm.url)
+    raw, sent_raw = _frame(served_vm.url, COVERED_AT, "raw")
+    recorded, sent = _frame(served_vm.url, COVERED_AT + delay, "auto")
+    assert not _recorded_features(sent_raw) and _recorded_features(sent)
+    assert len(raw.gpus) >= GPUS * 3 // 4 and recorded.gpus == raw.gpus
+    a, b = _columns(raw), _columns(recorded)
+    stepped = set() if delay == 0 else _read_through_a_subquery()
+    compared = [n for n in raw.names if n not in stepped]
+    assert sum(np.isfinite(list(a[n].values())).any() for n in compared) >= 30
+    for name in compared:
+        np.testing.assert_allclose(
+            [b[name][u] for u in sorted(b[name])],
+            [a[name][u] for u in sorted(a[name])],
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=name,
+        )
+
+
+def _history_metric(url: str, at: float) -> dict[str, float]:
+    """``gpu_scorer_history_source`` of a serving scorer (``--history auto``) after a run."""
+    client = PromClient(PromConfig(url, retries=1, timeout_s=60))
+    scorer = Scorer(client, load_model("rules"), "dcgm", at=at, history="auto")
+    assert scorer.run_once(), scorer.last_error
+    family = next(
+        f for f in ScorerCollector(scorer).collect() if f.name == "gpu_scorer_history_source"
+    )
+    return {s.labels["source"]: s.value for s in family.samples}
+
+
+@pytest.mark.integration
+def test_auto_reads_the_recorded_history_only_where_it_reaches(
+    served: stack.Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Within the recorded days ``auto`` reads the recorded series; after them (no recorded
+    GPU reports now) the raw ones, with the reason in the log; the scorer's
+    ``gpu_scorer_history_source`` says which. ``recorded`` reads them even there, and warns."""
+    with caplog.at_level(logging.INFO, logger="gpu_health.scorer.history_source"):
+        frame, sent = _frame(served.url, COVERED_AT, "auto")
+        assert _recorded_features(sent) and frame.history == "recorded"
+        assert "reading the 5-minute recorded history" in caplog.text
+        # a day after the history began: the raw history's first samples sit at the end of
+        # the 1-day check's window and their copies a few minutes later, which still counts
+        frame, sent = _frame(served.url, START + DAY, "auto")
+        assert _recorded_features(sent) and frame.history == "recorded"
+        caplog.clear()
+        frame, sent = _frame(served.url, UNCOVERED_AT, "auto")
+        assert not _recorded_features(sent) and frame.gpus and frame.history == "raw"
+        assert f"holds 0 of the {len(frame.gpus)} GPUs reporting now" in caplog.text
+        caplog.clear()
+        # asked for explicitly, it is read all the same, with a warning saying why it is thin
+        thin, _ = _frame(served.url, UNCOVERED_AT, "recorded")
+        assert thin.history == "recorded" and not thin.gpus
+        assert "reading recorded history as asked, but the recorded history holds 0" in caplog.text
+    assert _history_metric(served.url, COVERED_AT) == {"raw": 0.0, "recorded": 1.0}
+    assert _history_metric(served.url, UNCOVERED_AT) == {"raw": 1.0, "recorded": 0.0}
+
+
+#: The largest change of a GPU's 7-day hazard, as |ln(recorded / raw)|, between the two
+#: histories scored at the same time: the recorded samples lag the raw ones by up to 5 minutes
+#: and the rules' evaluation offset, which moves what the subquery steps see (measured here:
+#: at most 0.05).
+HAZARD_TOLERANCE = 0.1
+
+
+def _hazard(gpu: dict[str, Any]) -> float:
+    return -math.log1p(-gpu["failure_probability"]["7d"]) / 7.0
+
+
+@pytest.mark.integration
+def test_score_says_the_same_from_either_history(served: stack.Server) -> None:
+    """``gpu-health-scorer score --history recorded`` (and the default, ``auto``), at the same
+    time as ``--history raw``: the same GPUs in the same states, each GPU's 7-day hazard within
+    :data:`HAZARD_TOLERANCE` in log units, the same top quarter and the same failure class
+    wherever it is clear."""
+    body = score_at(served.url, COVERED_AT, "--history", "raw")
+    assert body["history"] == "raw"
+    raw = {g["uuid"]: g for g in body["gpus"]}
+    assert len(raw) >= GPUS * 3 // 4
+    for history in ("recorded", "auto"):
+        body = score_at(served.url, COVERED_AT, "--history", history)
+        assert body["history"] == "recorded", history
+        other = {g["uuid"]: g for g in body["gpus"]}
+        assert set(other) == set(raw), history
+        assert all(other[u]["state"] == raw[u]["state"] for u in raw), history
+        scored = [u for u in raw if raw[u]["state"] != "absent"]
+        a = np.array([_hazard(raw[u]) for u in scored])
+        b = np.array([_hazard(other[u]) for u in scored])
+        moved = np.abs(np.log(b / a))
+        assert moved.max() <= HAZARD_TOLERANCE, (history, scored[int(np.argmax(moved))], moved)
+        top = len(scored) // 4
+        assert {scored[k] for k in np.argsort(-a)[:top]} == {
+            scored[k] for k in np.argsort(-b)[:top]
+        }, history
+        for u in scored:
+            if raw[u]["failure_class"]["probability"] >= 0.6:
+                assert other[u]["failure_class"]["class"] == raw[u]["failure_class"]["class"]
