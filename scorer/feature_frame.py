@@ -116,9 +116,9 @@ def compute_features(
     only when the presence window or the inventory cannot be read.
 
     ``history``: read the raw series, the 5-minute samples the mixin's recording rules keep
-    of them, or those where they cover the fleet and 30 days (``auto``;
-    :mod:`gpu_health.scorer.history_source`). The recorded series' own presence window is
-    measured then: ``fresh`` is the raw data's.
+    of them, or those where they hold every GPU the raw series hold, now and up to 30 days
+    back (``auto``; :mod:`gpu_health.scorer.history_source`). The recorded series' own
+    presence window is measured then: ``fresh`` is the raw data's.
     """
     s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
     reader = choose(client, s, at, history)

@@ -189,7 +189,7 @@ class Scorer:
     #: PromQL regex of this shard's uuids, so Prometheus evaluates only its series.
     shard_regex: str | None = None
     #: Where the features read history: the raw series, the mixin's 5-minute recorded samples,
-    #: or those once they cover the fleet and 30 days (``--history``;
+    #: or those where they hold every GPU the raw series hold (``--history``;
     #: :mod:`gpu_health.scorer.history_source`). The CLI's default is ``auto``.
     history: HistoryMode = "raw"
     snapshot: Snapshot | None = None

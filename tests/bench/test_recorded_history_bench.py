@@ -30,8 +30,8 @@ def test_the_bench_reports_both_histories_on_a_small_fleet(tmp_path: Path) -> No
     assert report["rules_blocks_written"] > 0
     assert report["auto_reads"] == "recorded"
     assert report["gpus_raw"] == report["gpus_recorded"] == 8
-    medians = report["median_s"]
-    assert report["recorded_over_raw"] == pytest.approx(
-        medians["recorded"] / medians["raw"], abs=0.01
-    )
+    # the ratio is of the medians before they were rounded to 0.01 s for the report
+    raw, recorded = report["median_s"]["raw"], report["median_s"]["recorded"]
+    low, high = (recorded - 0.005) / (raw + 0.005), (recorded + 0.005) / max(raw - 0.005, 1e-9)
+    assert low - 0.001 <= report["recorded_over_raw"] <= high + 0.001
     assert 0 <= report["hazard_abs_log_ratio_median"] <= report["hazard_abs_log_ratio_max"]

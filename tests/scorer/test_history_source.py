@@ -26,7 +26,7 @@ import yaml
 
 from gpu_health import stack
 from gpu_health.mixin import render
-from gpu_health.scorer import feature_frame
+from gpu_health.scorer import feature_frame, history_source
 from gpu_health.scorer.feature_frame import FeatureFrame, compute_features
 from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.feature_schema import SCHEMAS, schema_by_name
@@ -305,11 +305,13 @@ def _history_metric(url: str, at: float) -> dict[str, float]:
 
 @pytest.mark.integration
 def test_auto_reads_the_recorded_history_only_where_it_reaches(
-    served: stack.Server, caplog: pytest.LogCaptureFixture
+    served: stack.Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Within the recorded days ``auto`` reads the recorded series; after them (no recorded
     GPU reports now) the raw ones, with the reason in the log; the scorer's
     ``gpu_scorer_history_source`` says which. ``recorded`` reads them even there, and warns."""
+    # the choice is logged when it changes, per schema and process: forget earlier tests'
+    monkeypatch.setattr(history_source, "_last_reason", {})
     with caplog.at_level(logging.INFO, logger="gpu_health.scorer.history_source"):
         frame, sent = _frame(served.url, COVERED_AT, "auto")
         assert _recorded_features(sent) and frame.history == "recorded"
