@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from gpu_health.scorer.feature_promql import window_seconds
 from gpu_health.scorer.feature_schema import Schema, presence_names
 
 log = logging.getLogger(__name__)
@@ -114,18 +115,13 @@ def reach_query(s: Schema, later_s: int = 0) -> str:
     names = presence_names(s)
     parts = []
     for o in CHECKED_OFFSETS:
-        back = _seconds(o) - later_s if o != "0s" else 0
+        back = round(window_seconds(o)) - later_s if o != "0s" else 0
         offset = f" offset {back}s" if back > 0 else ""
         parts.append(
             f"label_replace(count(group by ({s.uuid}) (last_over_time("
             f'{{__name__=~"{names}"}}[{s.fresh}]{offset}))), "offset", "{o}", "", "")'
         )
     return " or ".join(parts)
-
-
-def _seconds(duration: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return int(duration[:-1]) * units[duration[-1]]
 
 
 def _reach(client: Querier, promql: str, at: float | None) -> dict[str, int]:
@@ -143,7 +139,7 @@ def why_not_recorded(client: Querier, s: Schema, at: float | None) -> str | None
     raw history that begins just inside a past window has its first copy just after it: the
     recorded windows in the past end one interval later than the raw ones."""
     raw = _reach(client, reach_query(s), at)
-    later = reach_query(s, _seconds(RECORDED_INTERVAL))
+    later = reach_query(s, round(window_seconds(RECORDED_INTERVAL)))
     recorded = _reach(RecordedHistory(client), later, at)
     for offset in reversed(CHECKED_OFFSETS):
         want, have = raw.get(offset, 0), recorded.get(offset, 0)
@@ -157,26 +153,26 @@ def why_not_recorded(client: Querier, s: Schema, at: float | None) -> str | None
     return None
 
 
-#: The last reason logged for reading raw history (logged again only when it changes).
-_last_reason: dict[str, str | None] = {}
+#: The last reason logged per schema and mode (logged again only when it changes, so a serving
+#: scorer does not repeat it every run).
+_last_reason: dict[tuple[str, HistoryMode], str | None] = {}
 
 
 def choose(client: Querier, s: Schema, at: float | None, mode: HistoryMode) -> Querier:
     """The client to read features through: ``raw`` the client itself, ``recorded`` a
     :class:`RecordedHistory` over it (with a warning where :func:`why_not_recorded` objects),
-    ``auto`` the recorded one where it has no objection (one log line each time the choice or
-    its reason changes)."""
+    ``auto`` the recorded one where it has no objection. Each line is logged when the choice
+    or its reason changes."""
     if mode == "raw":
         return client
     reason = why_not_recorded(client, s, at)
-    if mode == "recorded":
-        if reason:  # read them as asked, but say why the answer may be thin
-            log.warning("reading recorded history as asked, but %s", reason)
-        return RecordedHistory(client)
-    if _last_reason.get(s.name, "") != reason:
-        _last_reason[s.name] = reason
+    recorded = mode == "recorded" or reason is None
+    if _last_reason.get((s.name, mode), "") != reason:
+        _last_reason[(s.name, mode)] = reason
         if reason is None:
             log.info("reading the 5-minute recorded history (gpu:*:last_over_time5m)")
+        elif recorded:  # read as asked, but say why the answer may be thin
+            log.warning("reading recorded history as asked, but %s", reason)
         else:
             log.info("reading raw history: %s", reason)
-    return client if reason else RecordedHistory(client)
+    return RecordedHistory(client) if recorded else client

@@ -239,6 +239,24 @@ def _read_through_a_subquery() -> set[str]:
     }
 
 
+def _assert_same_features(raw: FeatureFrame, recorded: FeatureFrame, skip: set[str]) -> None:
+    """Every feature of every GPU but those in ``skip`` is the same in both frames (NaN where
+    it is NaN), and at least 30 of them have a value somewhere (the comparison covers most
+    features)."""
+    a, b = _columns(raw), _columns(recorded)
+    compared = [n for n in raw.names if n not in skip]
+    read = [n for n in compared if np.isfinite(list(a[n].values())).any()]
+    assert len(read) >= 30, read
+    for name in compared:
+        np.testing.assert_allclose(
+            [b[name][u] for u in sorted(b[name])],
+            [a[name][u] for u in sorted(a[name])],
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=name,
+        )
+
+
 @pytest.mark.integration
 def test_the_recorded_history_gives_the_raw_historys_features(served: stack.Server) -> None:
     """On 5-minute history each recorded series holds the raw samples, each moved later by
@@ -251,19 +269,9 @@ def test_the_recorded_history_gives_the_raw_historys_features(served: stack.Serv
     recorded, sent = _frame(served.url, COVERED_AT + delay, "recorded")
     assert not _recorded_features(sent_raw) and _recorded_features(sent)
     assert len(raw.gpus) >= GPUS * 3 // 4 and recorded.gpus == raw.gpus
-    a, b = _columns(raw), _columns(recorded)
     stepped = _read_through_a_subquery()
-    compared = [n for n in raw.names if n not in stepped]
-    read = [n for n in compared if np.isfinite(list(a[n].values())).any()]
-    assert len(read) >= 30 and len(stepped) <= 10, (read, stepped)
-    for name in compared:
-        np.testing.assert_allclose(
-            [b[name][u] for u in sorted(b[name])],
-            [a[name][u] for u in sorted(a[name])],
-            rtol=1e-9,
-            atol=1e-12,
-            err_msg=name,
-        )
+    assert len(stepped) <= 10, stepped
+    _assert_same_features(raw, recorded, stepped)
 
 
 @pytest.mark.integration
@@ -278,18 +286,7 @@ def test_victoriametrics_reads_its_recorded_history_as_its_raw_history(
     recorded, sent = _frame(served_vm.url, COVERED_AT + delay, "auto")
     assert not _recorded_features(sent_raw) and _recorded_features(sent)
     assert len(raw.gpus) >= GPUS * 3 // 4 and recorded.gpus == raw.gpus
-    a, b = _columns(raw), _columns(recorded)
-    stepped = set() if delay == 0 else _read_through_a_subquery()
-    compared = [n for n in raw.names if n not in stepped]
-    assert sum(np.isfinite(list(a[n].values())).any() for n in compared) >= 30
-    for name in compared:
-        np.testing.assert_allclose(
-            [b[name][u] for u in sorted(b[name])],
-            [a[name][u] for u in sorted(a[name])],
-            rtol=1e-9,
-            atol=1e-12,
-            err_msg=name,
-        )
+    _assert_same_features(raw, recorded, set() if delay == 0 else _read_through_a_subquery())
 
 
 def _history_metric(url: str, at: float) -> dict[str, float]:
