@@ -206,13 +206,17 @@ def frames_and_runs(
     args: argparse.Namespace,
     arms: Mapping[str, Callable[[], AbstractContextManager[object]]],
     prefix: str,
+    before: Callable[[PromClient, int], None] | None = None,
 ) -> tuple[list[FeatureFrame], dict[str, list[float]]]:
     """An A/B of feature readers on :func:`served_history`'s fleet: each arm's feature frame at
     the history's end (one fixed time: two frames "now" would read windows apart), then
-    :func:`interleaved_runs` of whole scoring runs."""
+    :func:`interleaved_runs` of whole scoring runs; ``before`` is called first with the client
+    and the history's end (a bench's own measurement on the same Prometheus)."""
     aggregate_ecc = getattr(args, "aggregate_ecc", False)
     served = served_history(args.gpus, args.days, args.step, prefix, aggregate_ecc=aggregate_ecc)
     with served as (client, end):
+        if before is not None:
+            before(client, end)
         frames = []
         for arm in arms.values():
             with arm():

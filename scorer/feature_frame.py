@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpu_health.scorer.feature_plan import Answer, combine, plan_queries
-from gpu_health.scorer.feature_promql import window_seconds
+from gpu_health.scorer.feature_promql import PART_LABEL, window_seconds
 from gpu_health.scorer.feature_schema import (
     SCHEMAS,
     Schema,
@@ -158,7 +158,8 @@ def compute_features(
             labels = r["metric"]
             assert isinstance(labels, dict)
             value = _float_or_nan(r["value"][1])
-            answer.append((labels.get(s.uuid, ""), labels.get(s.model, ""), value))
+            part = labels.get(PART_LABEL, "")
+            answer.append((labels.get(s.uuid, ""), labels.get(s.model, ""), value, part))
         return answer
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -169,7 +170,7 @@ def compute_features(
         parts = [answers[k] for k in uses]
         if not uses or any(a is None for a in parts):
             continue
-        values[:, j] = combine(f.build, (a for a in parts if a is not None), row, share_parts)
+        values[:, j] = combine(f.build, (a for a in parts if a is not None), row, s, share_parts)
     for j, f in enumerate(feats):
         if f.from_inventory is not None:
             values[:, j] = [f.from_inventory(g) for g in gpus]

@@ -1,15 +1,21 @@
 """Which queries a feature frame sends, and how their answers become feature values.
 
-Most features are one query. Two kinds are sent as parts instead, each part once however many
-features read it, and combined here per GPU:
+Most features are one query. Four kinds are sent as parts instead, each part once however
+many features read it, and combined here per GPU:
 
 * :class:`~gpu_health.scorer.feature_promql.TwoPart` (a 7-day change, a log change): its recent
   and its earlier value; the recent one is usually another feature's whole query.
 * :class:`~gpu_health.scorer.feature_promql.VsModel` (a value against its model's median): the
   fleet's values only, the median per model taken here, where the whole expression makes
   Prometheus evaluate the values twice.
+* :class:`~gpu_health.scorer.feature_promql.XidClassEvents` (XID events of one class, on
+  dcgm-exporter's gauge): one query for every class, its answers labelled by part, each class
+  taken here (:func:`~gpu_health.scorer.feature_parts.xid_class_value`).
+* :class:`~gpu_health.scorer.feature_promql.NodeExcess` (a GPU's average against its node's
+  median): the sum and count of the samples per GPU and node name, the medians and the
+  weighted average taken here (:func:`~gpu_health.scorer.feature_parts.node_excess_value`).
 
-Both combinations compute what the whole expression computes; ``share_parts=False`` sends the
+Each combination computes what the whole expression computes; ``share_parts=False`` sends the
 whole expressions instead (the release before, for ``bench/bench_feature_queries.py``).
 """
 
@@ -21,14 +27,23 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gpu_health.scorer.feature_promql import Builder, TwoPart, VsModel
+from gpu_health.scorer.feature_parts import node_excess_value, xid_class_value
+from gpu_health.scorer.feature_promql import (
+    Builder,
+    NodeExcess,
+    TwoPart,
+    VsModel,
+    XidClassEvents,
+)
 from gpu_health.scorer.feature_schema import Schema
 from gpu_health.scorer.feature_table import Feature
 
 FloatArray = npt.NDArray[np.float64]
-#: One query's answer: (UUID, model, value) of every series it returned; values as Prometheus
-#: wrote them (NaN and ±Inf included).
-Answer = list[tuple[str, str, float]]
+#: One query's answer: (UUID, model, value, part) of every series it returned; values as
+#: Prometheus wrote them (NaN and ±Inf included), ``part`` the series'
+#: :data:`~gpu_health.scorer.feature_promql.PART_LABEL`
+#: ("" where the query has no parts).
+Answer = list[tuple[str, str, float, str]]
 
 
 def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str, ...] | None:
@@ -41,18 +56,28 @@ def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str
     if share_parts and isinstance(build, VsModel):
         fleet = build.fleet(s)
         return None if fleet is None else (fleet,)
+    if share_parts and isinstance(build, XidClassEvents) and build.shared(s) is not None:
+        return (str(build.shared(s)),)
+    if share_parts and isinstance(build, NodeExcess):
+        parts = build.parts(s)
+        return None if parts is None else (parts,)
     whole = build(s)
     return None if whole is None else (whole,)
 
 
 def combine(
-    build: Builder, answers: Iterator[Answer], rows: dict[str, int], share_parts: bool = True
+    build: Builder,
+    answers: Iterator[Answer],
+    rows: dict[str, int],
+    s: Schema,
+    share_parts: bool = True,
 ) -> FloatArray:
     """One feature's column (``rows``: UUID -> row) from the answers to its
-    :func:`queries_of`, consumed in that order. Non-finite results are missing (NaN)."""
+    :func:`queries_of` for schema ``s``, consumed in that order. Non-finite results are
+    missing (NaN)."""
     if share_parts and isinstance(build, TwoPart):
-        a = combine(build.recent, answers, rows, share_parts)
-        b = combine(build.baseline, answers, rows, share_parts)
+        a = combine(build.recent, answers, rows, s, share_parts)
+        b = combine(build.baseline, answers, rows, s, share_parts)
         if build.kind == "diff":
             return a - b
         result: FloatArray = np.log1p(np.maximum(a, 0.0)) - np.log1p(np.maximum(b, 0.0))
@@ -64,21 +89,33 @@ def combine(
         # Series whose value is not finite are left out of the median (PromQL would sort them
         # in): a GPU without a power reading must not move its model's reference.
         values: dict[str, list[float]] = {}
-        for _, model, v in answer:
+        for _, model, v, _ in answer:
             if np.isfinite(v):
                 values.setdefault(model, []).append(v)
         median = {model: float(np.median(v)) for model, v in values.items()}
-        for uuid, model, v in answer:
+        for uuid, model, v, _ in answer:
             i = rows.get(uuid)
             if i is not None and model in median:
                 column[i] = v - median[model] if build.op == "-" else _divide(v, median[model])
+    elif share_parts and isinstance(build, NodeExcess):
+        _fill(column, node_excess_value(answer), rows)
+    elif share_parts and isinstance(build, XidClassEvents) and build.shared(s) is not None:
+        _fill(column, xid_class_value(build.xid_class, answer), rows)
     else:
-        for uuid, _, v in answer:
+        for uuid, _, v, _ in answer:
             i = rows.get(uuid)
             if i is not None:
                 column[i] = v
     column[~np.isfinite(column)] = np.nan
     return column
+
+
+def _fill(column: FloatArray, by_gpu: dict[tuple[str, str], float], rows: dict[str, int]) -> None:
+    """Each value of ``by_gpu`` ((UUID, model) -> value) into its GPU's row of ``column``."""
+    for (uuid, _), v in by_gpu.items():
+        i = rows.get(uuid)
+        if i is not None:
+            column[i] = v
 
 
 def _divide(a: float, b: float) -> float:

@@ -192,9 +192,12 @@ _EARLIER = re.compile(r"\] offset (\d+[hd])\)")
 def offset_by(inner: Builder, offset: str) -> Builder:
     """The same expression evaluated ``offset`` ago (every range selector shifted). A
     :class:`VsModel` stays one, with its GPU's value shifted (the same PromQL), so the feature
-    frame can still take its median itself."""
+    frame can still take its median itself; a :class:`NodeExcess` stays one, with its whole
+    expression and its parts shifted."""
     if isinstance(inner, VsModel):
         return VsModel(offset_by(inner.inner, offset), inner.op)
+    if isinstance(inner, NodeExcess):
+        return NodeExcess(offset_by(inner.whole, offset), offset_by(inner.parts, offset))
 
     shift = _hours(offset)
 
@@ -293,6 +296,19 @@ def _codes_born(s: Schema, window: str, matchers: str = "") -> str:
     one code) and once per MIG instance group (every instance repeats the gauge). Only series
     that carry the label are read: on the older shape (one series whose value changes) both
     selections are empty, cost nothing, and the changes count alone, as before."""
+    per_instance = _per_instance(s)
+    codes = f"count by ({per_instance}) ({_codes_born_per_instance(s, window, matchers)})"
+    return f"max by ({s.key}) ({codes})"
+
+
+def _per_instance(s: Schema) -> str:
+    """The GPU's key and, on MIG, its instance label: XID codes are counted per instance."""
+    return ", ".join(x for x in (s.key, s.instance) if x)
+
+
+def _codes_born_per_instance(s: Schema, window: str, matchers: str = "") -> str:
+    """One series per GPU (MIG instance) and XID code born in the window
+    (:func:`_codes_born`), labelled with the code."""
     names, code = _xid_names(s), DCGM_XID_CODE_LABEL
     coded = f'{code}!=""'
 
@@ -312,9 +328,7 @@ def _codes_born(s: Schema, window: str, matchers: str = "") -> str:
         for i, n in enumerate(names)
     ]
     born = each[0] if len(each) == 1 else " or ".join(f"({e})" for e in each)
-    per_instance = ", ".join(x for x in (s.key, s.instance) if x)
-    codes = f"count by ({per_instance}) (group by ({per_instance}, {code}) ({born}))"
-    return f"max by ({s.key}) ({codes})"
+    return f"group by ({_per_instance(s)}, {code}) ({born})"
 
 
 def times(inner: Builder, factor: float) -> Builder:
@@ -406,7 +420,27 @@ def _node_median(s: Schema, values: str, counted: str) -> str:
     )
 
 
-def node_excess(metric: str, window: str, **labels: str) -> Builder:
+@dataclass(frozen=True)
+class NodeExcess:
+    """The GPU's average of a gauge minus the median of the GPUs on its node
+    (:func:`node_excess`).
+
+    As a :data:`Builder` it yields the whole expression (the reference, and what
+    ``share_parts=False`` sends). The feature frame sends :attr:`parts` instead, the sum and the
+    count of the samples per (GPU, node name) piece of the window across the fleet, and takes
+    the medians and the weighted average in the scorer
+    (:func:`~gpu_health.scorer.feature_parts.node_excess_value`). Why: the whole expression
+    reads the window eleven times (the GPU's average, its node's, its model's, the node's
+    size and the weights each evaluate the range functions again), the parts twice."""
+
+    whole: Builder
+    parts: Builder
+
+    def __call__(self, s: Schema) -> str | None:
+        return self.whole(s)
+
+
+def node_excess(metric: str, window: str, **labels: str) -> NodeExcess:
     """The GPU's average of a gauge minus the median of the GPUs on its node (our units).
 
     A node's GPUs share the inlet air, the aisle and usually the job, so a hot aisle, a warm
@@ -423,33 +457,38 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
     averaged per GPU weighted by their samples: a restart mid-window leaves the value as it was.
     """
 
-    def build(s: Schema) -> str | None:
+    def summed(s: Schema, fn: str, sels: list[str], group: str) -> str:
+        """``fn`` over the window per ``group`` (labels), summed over the group's series and
+        over the field's names (exact across series splits and across a rename)."""
+        parts = [s.named(f"{fn}({n}[{window}])") for n in sels]
+        if len(parts) == 1:
+            return f"sum by ({group}) ({parts[0]})"
+        return s.tagged("sum", parts, group)
+
+    def average(s: Schema, sels: list[str], group: str) -> tuple[str, str]:
+        """The mean of the samples per ``group`` and the group's sample count."""
+        count = summed(s, "count_over_time", sels, group)
+        return f"({summed(s, 'sum_over_time', sels, group)} / {count})", count
+
+    def selected(s: Schema) -> tuple[list[str], list[str], float] | None:
+        """The GPU's (this shard's) selectors, the whole fleet's, and the factor to our units."""
         found = s.selector(metric, **labels)
         names = s.selectors_over_names(metric, **labels)
         fleet_names = replace(s, shard_matcher="").selectors_over_names(metric, **labels)
         if found is None or names is None or fleet_names is None:
             return None
+        return names, fleet_names, found[1]
+
+    def whole(s: Schema) -> str | None:
+        found = selected(s)
+        if found is None:
+            return None
+        names, fleet_names, scale = found
         by = f"{s.key}, {s.node}"
-
-        def average(sels: list[str], labels: str) -> tuple[str, str]:
-            """The mean of the samples per ``labels`` group (exact across series splits, and
-            across a rename: both names' samples are summed) and the group's sample count."""
-
-            def summed(fn: str) -> str:
-                parts = [s.named(f"{fn}({n}[{window}])") for n in sels]
-                return (
-                    f"sum by ({labels}) ({parts[0]})"
-                    if len(parts) == 1
-                    else s.tagged("sum", parts, labels)
-                )
-
-            count = summed("count_over_time")
-            return f"({summed('sum_over_time')} / {count})", count
-
-        mine, count = average(names, by)
-        peers, peer_count = average(fleet_names, by)
+        mine, count = average(s, names, by)
+        peers, peer_count = average(s, fleet_names, by)
         # The model's median is over GPUs, not pieces: a renamed node's GPUs count once.
-        gpus, _ = average(fleet_names, s.key)
+        gpus, _ = average(s, fleet_names, s.key)
         node_ref = _node_median(s, peers, peer_count)
         model_ref = f"quantile by ({s.model}) (0.5, {gpus})"
         excess = (
@@ -457,9 +496,22 @@ def node_excess(metric: str, window: str, **labels: str) -> Builder:
             f"or ({mine} - on ({s.model}) group_left () ({model_ref})))"
         )
         weighted = f"sum by ({s.key}) ({excess} * on ({by}) {count}) / sum by ({s.key}) ({count})"
-        return _scaled(weighted, found[1])
+        return _scaled(weighted, scale)
 
-    return build
+    def parts(s: Schema) -> str | None:
+        found = selected(s)
+        if found is None:
+            return None
+        _, fleet_names, scale = found
+        by = f"{s.key}, {s.node}"
+        tagged = []
+        for part, fn in (("sum", "sum_over_time"), ("count", "count_over_time")):
+            e = summed(s, fn, fleet_names, by)
+            e = _scaled(e, scale) if part == "sum" else e
+            tagged.append(f'label_replace({e}, "{PART_LABEL}", "{part}:$1", "{s.node}", "(.*)")')
+        return " or ".join(tagged)
+
+    return NodeExcess(whole, parts)
 
 
 #: How often :func:`node_noise` samples a reading (the last one within it): the scrape interval
@@ -543,7 +595,16 @@ _CLASSIFIED = tuple(code for codes in XID_CLASSES.values() for code in codes)
 _NOT_OTHER = (*_CLASSIFIED, *APPLICATION_XIDS)
 
 
-def xid_class_events(xid_class: str, window: str) -> Builder:
+#: The label a query several features share names each answer's part with
+#: (:mod:`gpu_health.scorer.feature_plan`): ``changes``, ``hit:<class>``, ``born:<class>``.
+PART_LABEL = "feature_part"
+#: The label :func:`_classified` writes an XID code's class into (``none``: code 0 or an
+#: application error, evidence of no class).
+CLASS_LABEL = "xid_class"
+
+
+@dataclass(frozen=True)
+class XidClassEvents:
     """XID events of one class (``other``: any code neither in a class nor an application
     error) in the window.
 
@@ -554,9 +615,20 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
     3.3.6 dcgm-exporter also labels the gauge with its code, a new code is a new series, and
     the codes of the class whose series appeared in the window count
     (:func:`_codes_born`), each in its own class.
-    """
 
-    def build(s: Schema) -> str | None:
+    As a :data:`Builder` it yields the class's whole expression (the reference, and what
+    ``share_parts=False`` sends). On dcgm-exporter's gauge the feature frame sends
+    :meth:`shared` instead, one query for every class, and takes the class's value from its
+    parts (:func:`~gpu_health.scorer.feature_plan.combine`). Why: each class's expression reads
+    the week of the gauge two to three times (its changes, twice where PromQL fills the GPUs of
+    other classes with 0, and its last code), so the four classes read it eleven times where
+    the shared query reads it twice."""
+
+    xid_class: str
+    window: str
+
+    def __call__(self, s: Schema) -> str | None:
+        xid_class, window = self.xid_class, self.window
         codes = _NOT_OTHER if xid_class == "other" else XID_CLASSES[xid_class]
         regex = "|".join(str(c) for c in codes)
         shard = f",{s.shard_matcher}" if s.shard_matcher else ""
@@ -568,11 +640,8 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
             if xid_class != "other":  # every code of a class is catalogued: born at 0
                 return counted
             return _plus_born(s, counted, _first_counts_born(s, window))
-        names = _xid_names(s)
         events = _xid_changes(s, window)
-        # the code of the latest name that has one (the renamed one after an upgrade)
-        last = " or ".join(f"last_over_time({n}[{window}])" for n in names)
-        last = last if len(names) == 1 else f"({last})"
+        last = _last_codes(s, window)
         if len(codes) == 1:
             changed = f"{events} * max by ({s.key}) ({last} == bool {codes[0]})"
         else:
@@ -583,7 +652,54 @@ def xid_class_events(xid_class: str, window: str) -> Builder:
         matchers = f'{code}!~"0|{regex}"' if xid_class == "other" else f'{code}=~"{regex}"'
         return _plus_born(s, changed, _codes_born(s, window, matchers))
 
-    return build
+    def shared(self, s: Schema) -> str | None:
+        """Every class's parts in one query, on dcgm-exporter's gauge (None on ours, whose
+        counters are per code: each class reads only its own codes already). Parts, by
+        :data:`PART_LABEL`: ``changes`` (the gauge's changes per GPU), ``hit:<class>`` (1 where
+        the GPU's last code in the window is of the class) and ``born:<class>`` (codes of the
+        class born in the window, :func:`_codes_born`), combined as :meth:`__call__`'s
+        expression combines them (:func:`~gpu_health.scorer.feature_parts.xid_class_value`)."""
+        if s.name == "ours":
+            return None
+        window, key = self.window, s.key
+        last_codes = f'count_values by ({key}) ("xid", {_last_codes(s, window)})'
+        hit = f"group by ({key}, {CLASS_LABEL}) ({_classified(last_codes, 'xid')})"
+        born_codes = _classified(_codes_born_per_instance(s, window), DCGM_XID_CODE_LABEL)
+        per_class = f"{_per_instance(s)}, {CLASS_LABEL}"
+        born = f"max by ({key}, {CLASS_LABEL}) (count by ({per_class}) ({born_codes}))"
+        parts = (
+            f'label_replace({_xid_changes(s, window)}, "{PART_LABEL}", "changes", "", "")',
+            f'label_replace({hit}, "{PART_LABEL}", "hit:$1", "{CLASS_LABEL}", "(.+)")',
+            f'label_replace({born}, "{PART_LABEL}", "born:$1", "{CLASS_LABEL}", "(.+)")',
+        )
+        return " or ".join(parts)
+
+
+def xid_class_events(xid_class: str, window: str) -> XidClassEvents:
+    """XID events of one class in the window (:class:`XidClassEvents`)."""
+    return XidClassEvents(xid_class, window)
+
+
+def _last_codes(s: Schema, window: str) -> str:
+    """Each series' last XID code in the window, under every name of the gauge (the renamed
+    one first: an upgraded GPU's code is the renamed series')."""
+    names = _xid_names(s)
+    last = " or ".join(f"last_over_time({n}[{window}])" for n in names)
+    return last if len(names) == 1 else f"({last})"
+
+
+def _classified(vector: str, label: str) -> str:
+    """``vector`` with :data:`CLASS_LABEL` naming the class of the XID code in ``label``:
+    ``other`` for any code, then ``none`` for 0 and the application errors, then each class's
+    own codes (label_replace keeps a label where its anchored regex does not match, so the
+    last match wins); the vector is evaluated once, whatever the number of classes."""
+    application = "|".join(str(c) for c in APPLICATION_XIDS)
+    e = f'label_replace({vector}, "{CLASS_LABEL}", "other", "{label}", ".*")'
+    e = f'label_replace({e}, "{CLASS_LABEL}", "none", "{label}", "0|{application}")'
+    for name, codes in XID_CLASSES.items():
+        regex = "|".join(str(c) for c in codes)
+        e = f'label_replace({e}, "{CLASS_LABEL}", "{name}", "{label}", "{regex}")'
+    return e
 
 
 def xid_class_events_per_code(xid_class: str, window: str) -> Builder:

@@ -14,7 +14,7 @@ import pytest
 from gpu_health import stack
 from gpu_health.scorer.feature_plan import combine, plan_queries, queries_of
 from gpu_health.scorer.feature_promql import TwoPart, VsModel, gauge
-from gpu_health.scorer.feature_schema import schema_by_name
+from gpu_health.scorer.feature_schema import OURS, schema_by_name
 from gpu_health.scorer.features import FEATURES, compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from tests.conftest import import_openmetrics
@@ -75,21 +75,22 @@ def test_a_model_median_taken_in_the_scorer_is_promqls() -> None:
     median; a GPU the frame does not score still counts in its model's median."""
     build = VsModel(gauge("avg_over_time", "gpu_power_watts", "7d"), "/")
     answer = [
-        ("a", "H100", 400.0),
-        ("b", "H100", 500.0),
-        ("c", "H100", 700.0),
-        ("d", "H100", 900.0),  # not scored here (another shard's, or gone)
-        ("e", "H100", float("inf")),
-        ("f", "A100", 300.0),
+        ("a", "H100", 400.0, ""),
+        ("b", "H100", 500.0, ""),
+        ("c", "H100", 700.0, ""),
+        ("d", "H100", 900.0, ""),  # not scored here (another shard's, or gone)
+        ("e", "H100", float("inf"), ""),
+        ("f", "A100", 300.0, ""),
     ]
     rows = {"a": 0, "b": 1, "c": 2, "e": 3, "f": 4, "g": 5}
-    column = combine(build, iter([answer]), rows)
+    column = combine(build, iter([answer]), rows, OURS)
     median = 600.0  # of 400, 500, 700, 900
     np.testing.assert_allclose(column[:3], [400 / median, 500 / median, 700 / median])
     assert np.isnan(column[3]) and column[4] == 1.0 and np.isnan(column[5])
-    minus = combine(VsModel(build.inner, "-"), iter([answer]), rows)
+    minus = combine(VsModel(build.inner, "-"), iter([answer]), rows, OURS)
     np.testing.assert_allclose(minus[:3], [-200.0, -100.0, 100.0])
-    zero = combine(build, iter([[("a", "H100", 5.0), ("b", "H100", -5.0)]]), {"a": 0, "b": 1})
+    halves = [("a", "H100", 5.0, ""), ("b", "H100", -5.0, "")]
+    zero = combine(build, iter([halves]), {"a": 0, "b": 1}, OURS)
     assert np.isnan(zero).all()  # a median of 0 divides into nothing, not ±Inf
 
 

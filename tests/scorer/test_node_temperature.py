@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from gpu_health import stack
-from gpu_health.scorer.features import compute_features
+from gpu_health.scorer.feature_plan import queries_of
+from gpu_health.scorer.feature_promql import NodeExcess
+from gpu_health.scorer.feature_schema import schema_by_name
+from gpu_health.scorer.features import FEATURES, compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.rules import RuleModel
 from tests.conftest import import_openmetrics
@@ -208,3 +211,58 @@ def test_victoriametrics_gives_the_same_node_relative_temperatures(
         for name, value in values.items():
             assert on_vm[uuid][name] == pytest.approx(value, abs=1e-6), (uuid, name)
     assert on_vm["GPU-0007"]["temp_gpu_node_excess_24h"] == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize("schema", ["ours", "dcgm"])
+def test_the_parts_sent_give_the_whole_expressions_values(
+    tmp_path: Path, prometheus_factory, victoriametrics_factory, schema: str
+) -> None:
+    """The feature frame sends each node comparison as the sum and count of the samples per
+    GPU and node name and takes the medians and the weights itself: the whole expressions'
+    values, on the history with a small node (the model's median) and an exporter restart
+    (two node names in one window; GPU 5 runs 8 °C warmer after it, so its two pieces differ
+    and their weights count), on Prometheus and (dcgm) VictoriaMetrics, while the window is
+    read twice where the whole expression reads it eleven times."""
+    node = [f for f in FEATURES if isinstance(f.build, NodeExcess)]
+    assert {f.name for f in node} == {"temp_gpu_node_excess_24h", "power_node_excess_24h"}
+    s = schema_by_name(schema)
+    for f in node:
+        (parts,) = queries_of(f.build, s) or ()
+        whole_expression = f.build(s)
+        assert whole_expression is not None and whole_expression.count("_over_time(") == 11
+        assert parts.count("_over_time(") == 2
+    history = _warmer_after(_history(schema, 8.2 * DAY), 5, START + 8.2 * DAY, 8.0)
+    om = tmp_path / "h.om"
+    om.write_text(history)
+    stack.promtool_backfill(om, tmp_path / "tsdb", block_duration="480h")
+    clients = [PromClient(PromConfig(prometheus_factory(data_dir=tmp_path / "tsdb").url))]
+    if schema == "dcgm":
+        vm = victoriametrics_factory()
+        import_openmetrics(vm, history)
+        clients.append(PromClient(PromConfig(vm.url, retries=1)))
+    for client in clients:
+        parts_frame = compute_features(client, schema, AT)  # type: ignore[arg-type]
+        whole = compute_features(client, schema, AT, share_parts=False)  # type: ignore[arg-type]
+        assert parts_frame.gpus == whole.gpus and len(parts_frame.gpus) == 22
+        for name in NAMES:
+            np.testing.assert_allclose(
+                parts_frame.column(name), whole.column(name), rtol=0, atol=1e-9, err_msg=name
+            )
+        # not vacuous: the small node's hot GPU (against its model) and GPU 5, whose pieces
+        # on dcgm read 0 °C for 0.7 days and 4 °C (68 against 64) for 0.3 (2 unweighted)
+        excess = dict(zip((g[2] for g in whole.gpus), whole.column(NAMES[0]), strict=True))
+        # 66 °C against the model's median, (60 + 62.4) / 2 (GPU 5's mean); 3 against its node
+        assert excess["GPU-0008"] == pytest.approx(66 - (60 + 62.4) / 2, abs=0.1)
+        assert excess["GPU-0005"] == pytest.approx(4.0 * 0.3, abs=0.1)
+
+
+def _warmer_after(history: str, gpu: int, at: float, by: float) -> str:
+    """``history`` with GPU ``gpu``'s temperature ``by`` °C higher from ``at`` on."""
+    out = []
+    for line in history.splitlines():
+        if "TEMP" in line.upper() and f'gpu="{gpu}"' in line and not line.startswith("#"):
+            series, value, stamp = line.rsplit(" ", 2)
+            if float(stamp) >= at:
+                line = f"{series} {float(value) + by} {stamp}"
+        out.append(line)
+    return "\n".join(out) + "\n"

@@ -12,11 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gpu_health import stack
-from gpu_health.scorer.feature_promql import xid_class_events, xid_class_events_per_code
+from gpu_health.scorer.feature_plan import plan_queries
+from gpu_health.scorer.feature_promql import (
+    XidClassEvents,
+    xid_class_events,
+    xid_class_events_per_code,
+)
 from gpu_health.scorer.feature_schema import DCGM
+from gpu_health.scorer.features import FEATURES, compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from tests.conftest import import_openmetrics
 
@@ -137,3 +144,27 @@ def test_xid_class_events_on_both_engines(engines: dict[str, Any], xid_class: st
         assert _values(client, promql) == expected, name
     if xid_class in ("memory", "other"):  # the week-long range function is read once
         assert promql.count("last_over_time(DCGM_FI_DEV_XID_ERRORS[7d])") == 1
+
+
+def test_the_frame_reads_every_class_from_one_query(engines: dict[str, Any]) -> None:
+    """The feature frame sends one query for the four classes, its answers labelled by part,
+    and takes each class's value from it: each class's whole expression's values, on both
+    engines and both shapes of the gauge, reading the week of the gauge twice instead of
+    eleven times."""
+    code_labels = engines.pop("code_labels")
+    table = EXPECTED_CODE_LABELS if code_labels else EXPECTED
+    classes = [f for f in FEATURES if isinstance(f.build, XidClassEvents)]
+    assert sorted(f.build.xid_class for f in classes) == sorted(table)  # type: ignore[attr-defined]
+    (shared,) = plan_queries(DCGM, classes).queries
+    assert shared.count("DCGM_FI_DEV_XID_ERRORS[7d]") == 2
+    wholes = plan_queries(DCGM, classes, share_parts=False).queries
+    assert sum(q.count("DCGM_FI_DEV_XID_ERRORS[7d]") for q in wholes) == 11
+    for name, client in engines.items():
+        frame = compute_features(client, "dcgm", AT, classes)
+        assert frame.failed_queries == 0
+        whole = compute_features(client, "dcgm", AT, classes, share_parts=False)
+        np.testing.assert_array_equal(frame.values, whole.values)
+        for f in classes:
+            got = dict(zip((g[2][4:] for g in frame.gpus), frame.column(f.name), strict=True))
+            expected = table[f.build.xid_class]  # type: ignore[attr-defined]
+            assert got == {k: float(v) for k, v in expected.items()}, (name, f.name)

@@ -1,0 +1,91 @@
+"""One feature's values from a query whose answers are labelled by part.
+
+Some features are sent as a query of parts rather than as their whole expression
+(:mod:`gpu_health.scorer.feature_plan`): the parts read each range of samples once, where the
+whole expression makes Prometheus read it again for every place it appears. Each function here
+computes from the parts what the feature's whole expression computes, per (UUID, model): the
+answer rows are (UUID, model, value, part), ``part`` the series'
+:data:`~gpu_health.scorer.feature_promql.PART_LABEL`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from gpu_health.scorer.feature_promql import MIN_NODE_PEERS
+
+Key = tuple[str, str]
+Row = tuple[str, str, float, str]
+
+
+def xid_class_value(xid_class: str, parts: Iterable[Row]) -> dict[Key, float]:
+    """One class's XID events from :meth:`~gpu_health.scorer.feature_promql.XidClassEvents.shared`:
+    the gauge's changes where the GPU's last code is of the class, 0 where it is of another,
+    plus the class's codes born in the window; a GPU with neither part has no value (as
+    ``sum by`` of the whole expression's two tagged halves)."""
+    rows = list(parts)
+    hit = {(u, m) for u, m, _, p in rows if p == f"hit:{xid_class}"}
+    out: dict[Key, float] = {}
+    for u, m, v, p in rows:
+        if p == "changes":
+            out[(u, m)] = out.get((u, m), 0.0) + (v if (u, m) in hit else 0.0 * v)
+        elif p == f"born:{xid_class}":
+            out[(u, m)] = out.get((u, m), 0.0) + v
+    return out
+
+
+def node_excess_value(parts: Iterable[Row]) -> dict[Key, float]:
+    """The GPU's average minus its node's median from
+    :attr:`~gpu_health.scorer.feature_promql.NodeExcess.parts` (``sum:<node>`` and
+    ``count:<node>`` per GPU and node name): each piece's mean against the median of the
+    pieces on its node where the node has at least
+    :data:`~gpu_health.scorer.feature_promql.MIN_NODE_PEERS` of them, else against the median of
+    its model's GPUs' means, then the pieces averaged per GPU weighted by their samples.
+
+    One difference is by design, as for a value against its model's median
+    (:func:`~gpu_health.scorer.feature_plan.combine`): a mean that is not finite is left out
+    of the medians, where PromQL's quantile would sort it in."""
+    sums: dict[tuple[str, str, str], float] = {}
+    counts: dict[tuple[str, str, str], float] = {}
+    for u, m, v, p in parts:
+        kind, _, node = p.partition(":")
+        if kind == "sum":
+            sums[(u, m, node)] = v
+        elif kind == "count":
+            counts[(u, m, node)] = v
+    means = {piece: sums[piece] / counts[piece] for piece in sums.keys() & counts.keys()}
+    on_node: dict[str, list[float]] = {}
+    for (_, _, node), mean in means.items():
+        on_node.setdefault(node, []).append(mean)
+    pieces_on = {node: sum(1 for piece in counts if piece[2] == node) for node in on_node}
+    node_ref = {
+        node: _median(values)
+        for node, values in on_node.items()
+        if pieces_on[node] >= MIN_NODE_PEERS
+    }
+    gpu_sum: dict[Key, float] = {}
+    gpu_count: dict[Key, float] = {}
+    for (u, m, _), v in sums.items():
+        gpu_sum[(u, m)] = gpu_sum.get((u, m), 0.0) + v
+    for (u, m, _), v in counts.items():
+        gpu_count[(u, m)] = gpu_count.get((u, m), 0.0) + v
+    by_model: dict[str, list[float]] = {}
+    for key in gpu_sum.keys() & gpu_count.keys():
+        by_model.setdefault(key[1], []).append(gpu_sum[key] / gpu_count[key])
+    model_ref = {model: _median(values) for model, values in by_model.items()}
+    weighted: dict[Key, float] = {}
+    for (u, m, node), mean in means.items():
+        ref = node_ref.get(node, model_ref.get(m))
+        if ref is not None and not np.isnan(ref):
+            excess = (mean - ref) * counts[(u, m, node)]
+            weighted[(u, m)] = weighted.get((u, m), 0.0) + excess
+    return {key: v / gpu_count[key] for key, v in weighted.items()}
+
+
+def _median(values: list[float]) -> float:
+    """PromQL's ``quantile(0.5)`` (linear between the two middle values) of the finite ones;
+    NaN where none is."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.median(finite)) if finite else float("nan")

@@ -1,0 +1,48 @@
+"""bench/bench_labelled_parts.py runs end to end on a small fleet and reports what it says.
+
+Its numbers are in docs/benchmarks.md ("Parts labelled in one query"); this runs the bench as a
+command on 16 GPUs and two days (real Prometheus, real promtool) and checks that its report
+holds together: every arm gives every GPU the same features, the XID classes' arm sends three
+queries fewer than the release before (four class queries become one) and the shipped arm as
+many as that one (each node comparison is still one query, of parts, four of them new), and
+the ratios are the medians'.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration]
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_labelled_parts.py"
+
+
+def test_the_bench_scores_every_arm_alike_on_a_small_fleet(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    argv = [sys.executable, str(BENCH), "--gpus", "16", "--days", "2", "--step", "600"]
+    argv += ["--pairs", "1", "--json", str(out)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["same_values"] is True and report["gpus_scored"] == 16
+    before, xid_shared, shipped = report["queries"].values()
+    assert (before - xid_shared, xid_shared - shipped) == (3, 0)
+    # one shared XID query; then the temperature and power comparisons, now and a week ago
+    assert list(report["queries_not_sent_before"].values()) == [0, 1, 5]
+    # each part reads fewer samples: the XID classes' week, then the node comparisons' day
+    before_read, xid_read, shipped_read = report["samples_read"].values()
+    assert before_read > xid_read > shipped_read > 0
+    assert len(report["runs_s"]) == 3 and all(len(r) == 1 for r in report["runs_s"].values())
+    medians = list(report["median_s"].values())
+    for arm, ratio in zip(report["median_s"], report["ratio_to_before"].values(), strict=True):
+        # the ratio is of the medians before they were rounded to 0.01 s for the report
+        m = report["median_s"][arm]
+        low = (m - 0.005) / (medians[0] + 0.005)
+        high = (m + 0.005) / max(medians[0] - 0.005, 1e-9)
+        assert low - 0.001 <= ratio <= high + 0.001
+    assert "same feature values: True" in result.stdout
