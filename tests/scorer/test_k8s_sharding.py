@@ -76,8 +76,9 @@ def test_sharded_feature_queries_match_the_whole_fleet(
     schema: str, prometheus_factory: PrometheusFactory, tmp_path: Path
 ) -> None:
     """Each shard's PromQL carries its uuid regex, but for the fleet's values behind a model
-    median (sent once, the median taken in the scorer), and together the shards give the same
-    features (fleet medians included) as one scorer reading the whole fleet."""
+    median and the fleet's sums and counts behind a node comparison (sent once, the medians
+    taken in the scorer), and together the shards give the same features (fleet and node
+    medians included) as one scorer reading the whole fleet."""
     import math
     import subprocess
     import sys
@@ -89,17 +90,21 @@ def test_sharded_feature_queries_match_the_whole_fleet(
         repeated_series_query,
         volatile_ecc_only_query,
     )
-    from gpu_health.scorer.feature_promql import Builder, TwoPart, VsModel
+    from gpu_health.scorer.feature_promql import Builder, NodeExcess, TwoPart, VsModel
     from gpu_health.scorer.promclient import PromClient, PromConfig
     from gpu_health.telemetry.freshness import interval_query
 
-    def medians(build: Builder) -> list[VsModel]:
+    def behind_medians(build: Builder, s: feats.Schema) -> list[str | None]:
+        """The queries behind ``build``'s medians: the fleet's values, or its sums and counts
+        per GPU and node name."""
         if isinstance(build, TwoPart):
-            return medians(build.recent) + medians(build.baseline)
-        return [build] if isinstance(build, VsModel) else []
+            return behind_medians(build.recent, s) + behind_medians(build.baseline, s)
+        if isinstance(build, VsModel):
+            return [build.fleet(s)]
+        return [build.parts(s)] if isinstance(build, NodeExcess) else []
 
     s = feats.schema_by_name(schema)
-    fleet_values = {m.fleet(s) for f in feats.FEATURES for m in medians(f.build)} - {None}
+    fleet_values = {q for f in feats.FEATURES for q in behind_medians(f.build, s) if q}
 
     end = int(time.time()) - 120
     data = tmp_path / "tsdb"
