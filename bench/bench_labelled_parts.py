@@ -1,6 +1,6 @@
-"""What sending two kinds of feature as parts labelled in one query saves a whole scoring run.
+"""What sending three kinds of feature as parts labelled in one query saves a scoring run.
 
-Two kinds of feature made Prometheus read the same samples many times in one expression:
+Three kinds of feature made Prometheus read the same samples many times in one expression:
 
 * the four XID-class features on dcgm-exporter's last-XID gauge (memory, bus, NVLink, "other"),
   one query each, read the week of the gauge eleven times between them (its changes, twice
@@ -9,14 +9,18 @@ Two kinds of feature made Prometheus read the same samples many times in one exp
 * each node comparison (a GPU's temperature or power against its node's median, now and a week
   ago) read its window eleven times (the GPU's average, the node's, the model's, the node's size
   and the weights). It now sends the sum and the count per GPU and node name
-  (``feature_promql.NodeExcess``) and the scorer takes the medians and weights: two reads.
+  (``feature_promql.NodeExcess``) and the scorer takes the medians and weights: two reads;
+* the GPUs lost on the node and in the fleet read every presence series over 30 days three
+  times between them (the fleet count twice); they now share one query of the pairs seen and
+  reporting now (``feature_promql.LostGpus``), counted in the scorer: one read.
 
-This bench serves ``bench_scorer.write_history``'s fleet and runs whole scoring runs in three
-arms, interleaved so that the machine's drift hits each alike: neither (the release before),
-the XID classes shared, and both as shipped. It checks that every arm gives the same feature
-values (within 1e-9: the scorer sums in another order than Prometheus), and prints the medians,
-each arm's ratio to the first, its number of queries and the samples its feature queries read
-(Prometheus' ``stats=all``, each query sent once at the history's end; JSON with ``--json``).
+This bench serves ``bench_scorer.write_history``'s fleet and runs whole scoring runs in four
+arms, interleaved so that the machine's drift hits each alike: none of them (the release
+before), then each kind added in turn, the last arm as shipped. It checks that every arm gives
+the same feature values (within 1e-9: the scorer sums in another order than Prometheus), and
+prints the medians, each arm's ratio to the first, its number of queries and the samples its
+feature queries read (Prometheus' ``stats=all``, each query sent once at the history's end;
+JSON with ``--json``).
 
     .venv/bin/python bench/bench_labelled_parts.py --gpus 2000 --days 14 --step 300
 """
@@ -45,21 +49,29 @@ from gpu_health.scorer.feature_schema import DCGM
 from gpu_health.scorer.features import FEATURES
 from gpu_health.scorer.promclient import PromClient
 
-ARMS = ("neither (before)", "XID classes shared", "XID classes and node comparisons (shipped)")
+ARMS = (
+    "none (before)",
+    "+ XID classes",
+    "+ node comparisons",
+    "+ lost GPUs (shipped)",
+)
 
 
 class _NotSentAsParts:
-    """Stands in for ``NodeExcess`` in the feature plan: no feature is one, so each node
-    comparison sends its whole expression."""
+    """Stands in for a kind of feature in the feature plan (``NodeExcess``, ``LostGpus``): no
+    feature is one, so each sends its whole expression."""
 
 
 def sending(arm: str) -> AbstractContextManager[object]:
-    """The feature plan of ``arm``: the shipped one, or without one or both kinds of parts."""
+    """The feature plan of ``arm``: the kinds sent as parts up to that arm's."""
     stack = ExitStack()
-    if arm == ARMS[0]:
+    k = ARMS.index(arm)
+    if k < 1:
         stack.enter_context(mock.patch.object(XidClassEvents, "shared", lambda self, s: None))
-    if arm in ARMS[:2]:
+    if k < 2:
         stack.enter_context(mock.patch.object(feature_plan, "NodeExcess", _NotSentAsParts))
+    if k < 3:
+        stack.enter_context(mock.patch.object(feature_plan, "LostGpus", _NotSentAsParts))
     return stack
 
 
@@ -117,7 +129,7 @@ def main() -> int:
     print(f"whole scoring run, median of {args.pairs} (same feature values: {same}):")
     for arm, median in medians.items():
         print(
-            f"  {arm:44s} {median:6.2f} s  {median / first:6.3f}x  "
+            f"  {arm:22s} {median:6.2f} s  {median / first:6.3f}x  "
             f"({queries[arm]} queries, {read[arm] / 1e6:.1f} M samples read)"
         )
     print(

@@ -11,6 +11,7 @@ answer rows are (UUID, model, value, part), ``part`` the series'
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 
@@ -89,3 +90,30 @@ def _median(values: list[float]) -> float:
     NaN where none is."""
     finite = [v for v in values if np.isfinite(v)]
     return float(np.median(finite)) if finite else float("nan")
+
+
+def lost_gpus_value(scope: Literal["node", "fleet"], parts: Iterable[Row]) -> dict[Key, float]:
+    """GPUs lost within the window, for every GPU reporting now, from
+    :meth:`~gpu_health.scorer.feature_promql.LostGpus.parts`: a lost GPU is a (node, UUID) pair
+    seen within the window whose UUID reports nowhere now. ``node``: the pairs lost on the
+    GPU's node (the larger count where it reports under two node names now). ``fleet``: the
+    UUIDs lost from nodes where some GPU seen within the window reports now (a node down as a
+    whole is its exporter or host, not failures), each once."""
+    seen: set[tuple[str, str]] = set()
+    here: dict[Key, set[str]] = {}
+    for u, m, _, p in parts:
+        kind, _, node = p.partition(":")
+        if kind == "seen":
+            seen.add((node, u))
+        elif kind == "here":
+            here.setdefault((u, m), set()).add(node)
+    now = {u for u, _ in here}
+    lost = {(node, u) for node, u in seen if u not in now}
+    if scope == "node":
+        on_node: dict[str, int] = {}
+        for node, _ in lost:
+            on_node[node] = on_node.get(node, 0) + 1
+        return {key: float(max(on_node.get(n, 0) for n in nodes)) for key, nodes in here.items()}
+    alive = {node for node, u in seen if u in now}
+    count = float(len({u for node, u in lost if node in alive}))
+    return dict.fromkeys(here, count)

@@ -1,6 +1,6 @@
 """Which queries a feature frame sends, and how their answers become feature values.
 
-Most features are one query. Four kinds are sent as parts instead, each part once however
+Most features are one query. Five kinds are sent as parts instead, each part once however
 many features read it, and combined here per GPU:
 
 * :class:`~gpu_health.scorer.feature_promql.TwoPart` (a 7-day change, a log change): its recent
@@ -14,6 +14,9 @@ many features read it, and combined here per GPU:
 * :class:`~gpu_health.scorer.feature_promql.NodeExcess` (a GPU's average against its node's
   median): the sum and count of the samples per GPU and node name, the medians and the
   weighted average taken here (:func:`~gpu_health.scorer.feature_parts.node_excess_value`).
+* :class:`~gpu_health.scorer.feature_promql.LostGpus` (GPUs lost on the node, in the fleet):
+  one query for both, the (node, UUID) pairs seen within the window and reporting now, counted
+  here (:func:`~gpu_health.scorer.feature_parts.lost_gpus_value`).
 
 Each combination computes what the whole expression computes; ``share_parts=False`` sends the
 whole expressions instead (the release before, for ``bench/bench_feature_queries.py``).
@@ -27,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gpu_health.scorer.feature_parts import node_excess_value, xid_class_value
+from gpu_health.scorer.feature_parts import lost_gpus_value, node_excess_value, xid_class_value
 from gpu_health.scorer.feature_promql import (
     Builder,
+    LostGpus,
     NodeExcess,
     TwoPart,
     VsModel,
@@ -61,6 +65,8 @@ def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str
     if share_parts and isinstance(build, NodeExcess):
         parts = build.parts(s)
         return None if parts is None else (parts,)
+    if share_parts and isinstance(build, LostGpus) and build.parts(s) is not None:
+        return (str(build.parts(s)),)
     whole = build(s)
     return None if whole is None else (whole,)
 
@@ -101,6 +107,8 @@ def combine(
         _fill(column, node_excess_value(answer), rows)
     elif share_parts and isinstance(build, XidClassEvents) and build.shared(s) is not None:
         _fill(column, xid_class_value(build.xid_class, answer), rows)
+    elif share_parts and isinstance(build, LostGpus) and build.parts(s) is not None:
+        _fill(column, lost_gpus_value(build.scope, answer), rows)
     else:
         for uuid, _, v, _ in answer:
             i = rows.get(uuid)

@@ -883,7 +883,41 @@ def _lost(s: Schema, names: list[str], window: str, keys: str) -> str:
     return f"{seen} unless on ({s.uuid}) {_reporting_now(s, names, keys)}"
 
 
-def node_lost_gpus(window: str) -> Builder:
+@dataclass(frozen=True)
+class LostGpus:
+    """GPUs that reported within the window and no longer do: on this GPU's node
+    (:func:`node_lost_gpus`) or in the whole fleet (:func:`fleet_lost_gpus`).
+
+    As a :data:`Builder` it yields the whole expression (the reference, and what
+    ``share_parts=False`` sends). The feature frame sends :meth:`parts` instead, one query for
+    both counts, and counts in the scorer
+    (:func:`~gpu_health.scorer.feature_parts.lost_gpus_value`). Why: each whole expression reads
+    every presence series over the window (30 days) again, the node count once and the fleet
+    count twice (its lost GPUs and its nodes still alive); the parts read it once for both."""
+
+    scope: Literal["node", "fleet"]
+    window: str
+    whole: Builder
+
+    def __call__(self, s: Schema) -> str | None:
+        return self.whole(s)
+
+    def parts(self, s: Schema) -> str | None:
+        """The (node, UUID) pairs that reported within the window (``seen:<node>``) and the
+        (node, GPU) pairs reporting now (``here:<node>``), over the whole fleet; None for a
+        scorer shard, whose node count reads its own GPUs only (the whole expression is sent)."""
+        names = s.selectors_over_names("gpu_power_watts")
+        if s.shard_matcher or names is None:
+            return None
+        seen = _grouped(s, names, self.window, f"{s.node}, {s.uuid}")
+        here = _reporting_now(s, names, f"{s.node}, {s.key}")
+        return " or ".join(
+            f'label_replace({e}, "{PART_LABEL}", "{part}:$1", "{s.node}", "(.*)")'
+            for e, part in ((seen, "seen"), (here, "here"))
+        )
+
+
+def node_lost_gpus(window: str) -> LostGpus:
     """GPUs that reported on this GPU's node within the window and no longer do.
 
     Faults cluster by node (in the public stepfun-ai/InfiniteHBD-Trace, 23 % of GPU faults were
@@ -896,7 +930,7 @@ def node_lost_gpus(window: str) -> Builder:
         here = _reporting_now(s, names, s.by)
         return f"(({here}) * on ({s.node}) group_left () ({lost})) or (({here}) * 0)"
 
-    return _from_presence(make)
+    return LostGpus("node", window, _from_presence(make))
 
 
 def _on_every_gpu(s: Schema, names: list[str], fleet_value: str) -> str:
@@ -906,7 +940,7 @@ def _on_every_gpu(s: Schema, names: list[str], fleet_value: str) -> str:
     return f"(({here}) * on () group_left () ({fleet_value})) or (({here}) * 0)"
 
 
-def fleet_lost_gpus(window: str) -> Builder:
+def fleet_lost_gpus(window: str) -> LostGpus:
     """GPUs of the whole fleet that reported within the window and no longer do.
 
     The fleet's own recent failure rate, read from presence alone (a failed board stops
@@ -930,7 +964,7 @@ def fleet_lost_gpus(window: str) -> Builder:
         lost = f"({seen} unless on ({s.uuid}) {now}) and on ({s.node}) {alive}"
         return f"count(group by ({s.uuid}) ({lost}))"  # a GPU lost under two names is one
 
-    return _from_fleet_presence(make)
+    return LostGpus("fleet", window, _from_fleet_presence(make))
 
 
 def fleet_gpu_days(window: str, step_hours: int = 6) -> Builder:
