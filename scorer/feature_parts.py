@@ -60,7 +60,9 @@ def node_excess_value(parts: Iterable[Row]) -> dict[Key, float]:
     on_node: dict[str, list[float]] = {}
     for (_, _, node), mean in means.items():
         on_node.setdefault(node, []).append(mean)
-    pieces_on = {node: sum(1 for piece in counts if piece[2] == node) for node in on_node}
+    pieces_on: dict[str, int] = {}
+    for _, _, node in counts:
+        pieces_on[node] = pieces_on.get(node, 0) + 1
     node_ref = {
         node: _median(values)
         for node, values in on_node.items()
