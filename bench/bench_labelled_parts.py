@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scorer
 
 from gpu_health.scorer import feature_plan
-from gpu_health.scorer.feature_promql import XidClassEvents
+from gpu_health.scorer.feature_promql import LostGpus, NodeExcess, XidClassEvents
 from gpu_health.scorer.feature_schema import DCGM
 from gpu_health.scorer.features import FEATURES
 from gpu_health.scorer.promclient import PromClient
@@ -57,21 +57,13 @@ ARMS = (
 )
 
 
-class _NotSentAsParts:
-    """Stands in for a kind of feature in the feature plan (``NodeExcess``, ``LostGpus``): no
-    feature is one, so each sends its whole expression."""
-
-
 def sending(arm: str) -> AbstractContextManager[object]:
-    """The feature plan of ``arm``: the kinds sent as parts up to that arm's."""
+    """The feature plan of ``arm``: the kinds sent as parts up to that arm's (a kind not sent
+    as parts has no parts query, so its features send their whole expressions)."""
     stack = ExitStack()
     k = ARMS.index(arm)
-    if k < 1:
-        stack.enter_context(mock.patch.object(XidClassEvents, "shared", lambda self, s: None))
-    if k < 2:
-        stack.enter_context(mock.patch.object(feature_plan, "NodeExcess", _NotSentAsParts))
-    if k < 3:
-        stack.enter_context(mock.patch.object(feature_plan, "LostGpus", _NotSentAsParts))
+    for kind in (XidClassEvents, NodeExcess, LostGpus)[k:]:
+        stack.enter_context(mock.patch.object(kind, "parts", lambda self, s: None))
     return stack
 
 

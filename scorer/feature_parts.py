@@ -22,10 +22,11 @@ Row = tuple[str, str, float, str]
 
 
 def xid_class_value(xid_class: str, parts: Iterable[Row]) -> dict[Key, float]:
-    """One class's XID events from :meth:`~gpu_health.scorer.feature_promql.XidClassEvents.shared`:
-    the gauge's changes where the GPU's last code is of the class, 0 where it is of another,
-    plus the class's codes born in the window; a GPU with neither part has no value (as
-    ``sum by`` of the whole expression's two tagged halves)."""
+    """One class's XID events from
+    :meth:`~gpu_health.scorer.feature_promql.XidClassEvents.parts`: the gauge's changes where
+    the GPU's last code is of the class, 0 where it is of another, plus the class's codes born
+    in the window; a GPU with neither part has no value (as ``sum by`` of the whole
+    expression's two tagged halves)."""
     rows = list(parts)
     hit = {(u, m) for u, m, _, p in rows if p == f"hit:{xid_class}"}
     out: dict[Key, float] = {}

@@ -43,6 +43,10 @@ from gpu_health.scorer.feature_schema import Schema
 from gpu_health.scorer.feature_table import Feature
 
 FloatArray = npt.NDArray[np.float64]
+#: The kinds sent as one query of parts, labelled by
+#: :data:`~gpu_health.scorer.feature_promql.PART_LABEL`; their ``parts(s)`` is None where the
+#: schema (or a scorer shard) sends the whole expression.
+LABELLED = (XidClassEvents, NodeExcess, LostGpus)
 #: One query's answer: (UUID, model, value, part) of every series it returned; values as
 #: Prometheus wrote them (NaN and ±Inf included), ``part`` the series'
 #: :data:`~gpu_health.scorer.feature_promql.PART_LABEL`
@@ -60,13 +64,8 @@ def queries_of(build: Builder, s: Schema, share_parts: bool = True) -> tuple[str
     if share_parts and isinstance(build, VsModel):
         fleet = build.fleet(s)
         return None if fleet is None else (fleet,)
-    if share_parts and isinstance(build, XidClassEvents) and build.shared(s) is not None:
-        return (str(build.shared(s)),)
-    if share_parts and isinstance(build, NodeExcess):
-        parts = build.parts(s)
-        return None if parts is None else (parts,)
-    if share_parts and isinstance(build, LostGpus) and build.parts(s) is not None:
-        return (str(build.parts(s)),)
+    if share_parts and isinstance(build, LABELLED) and (parts := build.parts(s)) is not None:
+        return (parts,)
     whole = build(s)
     return None if whole is None else (whole,)
 
@@ -103,12 +102,11 @@ def combine(
             i = rows.get(uuid)
             if i is not None and model in median:
                 column[i] = v - median[model] if build.op == "-" else _divide(v, median[model])
-    elif share_parts and isinstance(build, NodeExcess):
-        _fill(column, node_excess_value(answer), rows)
-    elif share_parts and isinstance(build, XidClassEvents) and build.shared(s) is not None:
-        _fill(column, xid_class_value(build.xid_class, answer), rows)
-    elif share_parts and isinstance(build, LostGpus) and build.parts(s) is not None:
-        _fill(column, lost_gpus_value(build.scope, answer), rows)
+    elif share_parts and isinstance(build, LABELLED) and build.parts(s) is not None:
+        for (uuid, _), v in _labelled_value(build, answer).items():
+            i = rows.get(uuid)
+            if i is not None:
+                column[i] = v
     else:
         for uuid, _, v, _ in answer:
             i = rows.get(uuid)
@@ -118,12 +116,15 @@ def combine(
     return column
 
 
-def _fill(column: FloatArray, by_gpu: dict[tuple[str, str], float], rows: dict[str, int]) -> None:
-    """Each value of ``by_gpu`` ((UUID, model) -> value) into its GPU's row of ``column``."""
-    for (uuid, _), v in by_gpu.items():
-        i = rows.get(uuid)
-        if i is not None:
-            column[i] = v
+def _labelled_value(
+    build: XidClassEvents | NodeExcess | LostGpus, answer: Answer
+) -> dict[tuple[str, str], float]:
+    """The feature's value per (UUID, model) from its parts query's answer."""
+    if isinstance(build, XidClassEvents):
+        return xid_class_value(build.xid_class, answer)
+    if isinstance(build, NodeExcess):
+        return node_excess_value(answer)
+    return lost_gpus_value(build.scope, answer)
 
 
 def _divide(a: float, b: float) -> float:

@@ -197,7 +197,7 @@ def offset_by(inner: Builder, offset: str) -> Builder:
     if isinstance(inner, VsModel):
         return VsModel(offset_by(inner.inner, offset), inner.op)
     if isinstance(inner, NodeExcess):
-        return NodeExcess(offset_by(inner.whole, offset), offset_by(inner.parts, offset))
+        return NodeExcess(offset_by(inner.whole, offset), offset_by(inner.pieces, offset))
 
     shift = _hours(offset)
 
@@ -426,7 +426,7 @@ class NodeExcess:
     (:func:`node_excess`).
 
     As a :data:`Builder` it yields the whole expression (the reference, and what
-    ``share_parts=False`` sends). The feature frame sends :attr:`parts` instead, the sum and the
+    ``share_parts=False`` sends). The feature frame sends :meth:`parts` instead, the sum and the
     count of the samples per (GPU, node name) piece of the window across the fleet, and takes
     the medians and the weighted average in the scorer
     (:func:`~gpu_health.scorer.feature_parts.node_excess_value`). Why: the whole expression
@@ -434,10 +434,16 @@ class NodeExcess:
     size and the weights each evaluate the range functions again), the parts twice."""
 
     whole: Builder
-    parts: Builder
+    pieces: Builder
 
     def __call__(self, s: Schema) -> str | None:
         return self.whole(s)
+
+    def parts(self, s: Schema) -> str | None:
+        """The sum (``sum:<node>``) and the count (``count:<node>``) of the samples per GPU
+        and node name, over the whole fleet (the node's and the model's medians need every
+        GPU, also for a scorer shard)."""
+        return self.pieces(s)
 
 
 def node_excess(metric: str, window: str, **labels: str) -> NodeExcess:
@@ -470,20 +476,23 @@ def node_excess(metric: str, window: str, **labels: str) -> NodeExcess:
         count = summed(s, "count_over_time", sels, group)
         return f"({summed(s, 'sum_over_time', sels, group)} / {count})", count
 
-    def selected(s: Schema) -> tuple[list[str], list[str], float] | None:
-        """The GPU's (this shard's) selectors, the whole fleet's, and the factor to our units."""
-        found = s.selector(metric, **labels)
-        names = s.selectors_over_names(metric, **labels)
-        fleet_names = replace(s, shard_matcher="").selectors_over_names(metric, **labels)
-        if found is None or names is None or fleet_names is None:
-            return None
-        return names, fleet_names, found[1]
+    def selected(
+        make: Callable[[Schema, list[str], list[str], float], str],
+    ) -> Builder:
+        """``make`` of the schema, the GPU's (this shard's) selectors, the whole fleet's and
+        the factor to our units; None where the schema lacks the gauge."""
 
-    def whole(s: Schema) -> str | None:
-        found = selected(s)
-        if found is None:
-            return None
-        names, fleet_names, scale = found
+        def build(s: Schema) -> str | None:
+            found = s.selector(metric, **labels)
+            names = s.selectors_over_names(metric, **labels)
+            fleet_names = replace(s, shard_matcher="").selectors_over_names(metric, **labels)
+            if found is None or names is None or fleet_names is None:
+                return None
+            return make(s, names, fleet_names, found[1])
+
+        return build
+
+    def whole(s: Schema, names: list[str], fleet_names: list[str], scale: float) -> str:
         by = f"{s.key}, {s.node}"
         mine, count = average(s, names, by)
         peers, peer_count = average(s, fleet_names, by)
@@ -498,11 +507,7 @@ def node_excess(metric: str, window: str, **labels: str) -> NodeExcess:
         weighted = f"sum by ({s.key}) ({excess} * on ({by}) {count}) / sum by ({s.key}) ({count})"
         return _scaled(weighted, scale)
 
-    def parts(s: Schema) -> str | None:
-        found = selected(s)
-        if found is None:
-            return None
-        _, fleet_names, scale = found
+    def pieces(s: Schema, _: list[str], fleet_names: list[str], scale: float) -> str:
         by = f"{s.key}, {s.node}"
         tagged = []
         for part, fn in (("sum", "sum_over_time"), ("count", "count_over_time")):
@@ -511,7 +516,7 @@ def node_excess(metric: str, window: str, **labels: str) -> NodeExcess:
             tagged.append(f'label_replace({e}, "{PART_LABEL}", "{part}:$1", "{s.node}", "(.*)")')
         return " or ".join(tagged)
 
-    return NodeExcess(whole, parts)
+    return NodeExcess(selected(whole), selected(pieces))
 
 
 #: How often :func:`node_noise` samples a reading (the last one within it): the scrape interval
@@ -618,7 +623,7 @@ class XidClassEvents:
 
     As a :data:`Builder` it yields the class's whole expression (the reference, and what
     ``share_parts=False`` sends). On dcgm-exporter's gauge the feature frame sends
-    :meth:`shared` instead, one query for every class, and takes the class's value from its
+    :meth:`parts` instead, one query for every class, and takes the class's value from its
     parts (:func:`~gpu_health.scorer.feature_plan.combine`). Why: each class's expression reads
     the week of the gauge two to three times (its changes, twice where PromQL fills the GPUs of
     other classes with 0, and its last code), so the four classes read it eleven times where
@@ -652,7 +657,7 @@ class XidClassEvents:
         matchers = f'{code}!~"0|{regex}"' if xid_class == "other" else f'{code}=~"{regex}"'
         return _plus_born(s, changed, _codes_born(s, window, matchers))
 
-    def shared(self, s: Schema) -> str | None:
+    def parts(self, s: Schema) -> str | None:
         """Every class's parts in one query, on dcgm-exporter's gauge (None on ours, whose
         counters are per code: each class reads only its own codes already). Parts, by
         :data:`PART_LABEL`: ``changes`` (the gauge's changes per GPU), ``hit:<class>`` (1 where
