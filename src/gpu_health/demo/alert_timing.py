@@ -134,7 +134,11 @@ EPISODE_ALERTS = {"pcie": "GPUPcieReplayStorm", "nvlink": "GPUNvlinkErrors"}
 
 
 def latched_at_start(
-    gpus: int, seed: int = 0, window: float = 3600.0, start_time: float | None = None
+    gpus: int,
+    seed: int = 0,
+    window: float = 3600.0,
+    start_time: float | None = None,
+    speed: float = 1.0,
 ) -> dict[str, set[str]]:
     """uuid -> the alerts a GPU of the simulated fleet owes without any injected fault.
 
@@ -142,9 +146,11 @@ def latched_at_start(
     pending since an old benign event, which is a real reason for a (warning) alert, not a false
     alarm, and a board may be in a degradation episode (a PCIe link or NVLink degrading towards
     a failure) during the next ``window`` simulated seconds, whose alert is then owed too
-    (:data:`EPISODE_ALERTS`). The simulator's own readings and boards say which GPUs those are;
-    the live simulation starts at the wall-clock time (``start_time``: another), so which boards
-    they are changes with it.
+    (:data:`EPISODE_ALERTS`), as is the PCIe storm's on a board whose background replays come
+    in one burst above the alert's budget (:func:`_replay_burst`; ``speed``: the run's, which
+    stretches the alert's 5-minute rate window over as many simulated minutes). The
+    simulator's own readings and boards say which GPUs those are; the live simulation starts at
+    the wall-clock time (``start_time``: another), so which boards they are changes with it.
     """
     from gpu_health.sim.live import SimBackend
     from gpu_health.telemetry.readings import GpuLostError
@@ -152,6 +158,7 @@ def latched_at_start(
     backend = SimBackend(gpus=gpus, seed=seed, start_time=start_time)
     start = backend.start_time
     owed: dict[str, set[str]] = {}
+    span = STORM_RATE_WINDOW_S * speed
     for slot in fleetlib.build_fleet(gpus, seed, 1.0).slots:  # the backend's fleet
         board = slot.board_at(start)
         if board is None:
@@ -160,6 +167,8 @@ def latched_at_start(
             alert = EPISODE_ALERTS.get(episode.kind)
             if alert is not None and episode.start < start + window and episode.end > start:
                 owed.setdefault(board.uuid, set()).add(alert)
+        if _replay_burst(board.events.times, board.events.totals, start, start + window, span):
+            owed.setdefault(board.uuid, set()).add(EPISODE_ALERTS["pcie"])
     for gpu in backend.inventory():
         try:
             sample = backend.sample(gpu)
@@ -175,6 +184,64 @@ def latched_at_start(
             if latched:
                 owed.setdefault(gpu.uuid, set()).add(alert)
     return owed
+
+
+#: The PCIe storm alert's rate window (``rate5m``), in seconds of the run's wall clock.
+STORM_RATE_WINDOW_S = 300.0
+#: The share of the storm's budget over its rate window that one burst of replays must reach
+#: to be owed: Prometheus' ``rate()`` extrapolates a jump inside its window to the window's
+#: edges, so a burst somewhat under the budget can fire.
+STORM_BURST_SHARE = 0.75
+
+
+def _replay_burst(
+    times: dict[str, list[float]],
+    totals: dict[str, list[float]],
+    start: float,
+    end: float,
+    span: float,
+) -> bool:
+    """Whether a board's PCIe replays (its ``replay`` event times and running totals) rise by
+    more than :data:`STORM_BURST_SHARE` of the storm alert's budget within ``span`` simulated
+    seconds (the alert's rate window) between ``start`` and ``end``. Only replays after the
+    start count: Prometheus' first scrape of the counter is its baseline."""
+    run = [
+        (t, total)
+        for t, total in zip(times.get("replay", []), totals.get("replay", []), strict=True)
+        if start <= t < end
+    ]
+    limit = STORM_BURST_SHARE * replay_storm_budget() * STORM_RATE_WINDOW_S / 60
+    first = 0
+    for t, total in run:
+        while run[first][0] <= t - span:
+            first += 1
+        base = run[first - 1][1] if first else _total_before(times, totals, start)
+        if total - base > limit:
+            return True
+    return False
+
+
+def _total_before(
+    times: dict[str, list[float]], totals: dict[str, list[float]], at: float
+) -> float:
+    """A board's replays before ``at`` (its running total then)."""
+    before = [
+        total
+        for t, total in zip(times.get("replay", []), totals.get("replay", []), strict=True)
+        if t < at
+    ]
+    return before[-1] if before else 0.0
+
+
+def replay_storm_budget() -> float:
+    """The PCIe replays per minute above which the shipped ``GPUPcieReplayStorm`` fires (its
+    expression ends ``* 60 > BUDGET``)."""
+    doc = yaml.safe_load(RULE_FILES[1].read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == EPISODE_ALERTS["pcie"]:
+                return float(str(rule["expr"]).rsplit(">", 1)[1])
+    raise RuntimeError(f"{RULE_FILES[1]}: no {EPISODE_ALERTS['pcie']} alert")
 
 
 def quiet_start(
