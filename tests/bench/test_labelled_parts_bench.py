@@ -12,12 +12,11 @@ are the medians'.
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.bench.bench_runs import ratio_of_rounded_medians, run_bench
 
 pytestmark = [pytest.mark.integration]
 
@@ -25,12 +24,9 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_labelled_parts.py
 
 
 def test_the_bench_scores_every_arm_alike_on_a_small_fleet(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    argv = [sys.executable, str(BENCH), "--gpus", "16", "--days", "2", "--step", "600"]
-    argv += ["--pairs", "1", "--json", str(out)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    result, report = run_bench(
+        BENCH, tmp_path, "--gpus", "16", "--days", "2", "--step", "600", "--pairs", "1"
+    )
     assert report["same_values"] is True and report["gpus_scored"] == 16
     queries = list(report["queries"].values())
     assert [a - b for a, b in itertools.pairwise(queries)] == [3, 0, 1]
@@ -40,11 +36,7 @@ def test_the_bench_scores_every_arm_alike_on_a_small_fleet(tmp_path: Path) -> No
     read = list(report["samples_read"].values())
     assert all(a > b > 0 for a, b in itertools.pairwise(read))
     assert len(report["runs_s"]) == 4 and all(len(r) == 1 for r in report["runs_s"].values())
-    medians = list(report["median_s"].values())
+    first = next(iter(report["median_s"].values()))
     for arm, ratio in zip(report["median_s"], report["ratio_to_before"].values(), strict=True):
-        # the ratio is of the medians before they were rounded to 0.01 s for the report
-        m = report["median_s"][arm]
-        low = (m - 0.005) / (medians[0] + 0.005)
-        high = (m + 0.005) / max(medians[0] - 0.005, 1e-9)
-        assert low - 0.001 <= ratio <= high + 0.001
+        assert ratio_of_rounded_medians(ratio, report["median_s"][arm], first)
     assert "same feature values: True" in result.stdout

@@ -8,12 +8,11 @@ histories score every GPU, and the ratio is the medians'.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.bench.bench_runs import ratio_of_rounded_medians, run_bench
 
 pytestmark = [pytest.mark.integration]
 
@@ -21,17 +20,13 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_recorded_history.
 
 
 def test_the_bench_reports_both_histories_on_a_small_fleet(tmp_path: Path) -> None:
-    out = tmp_path / "result.json"
-    argv = [sys.executable, str(BENCH), "--gpus", "8", "--days", "1", "--pairs", "1"]
-    argv += ["--settle-s", "5", "--json", str(out)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    _, report = run_bench(
+        BENCH, tmp_path, "--gpus", "8", "--days", "1", "--pairs", "1", "--settle-s", "5"
+    )
     assert report["rules_blocks_written"] > 0
     assert report["auto_reads"] == "recorded"
     assert report["gpus_raw"] == report["gpus_recorded"] == 8
     # the ratio is of the medians before they were rounded to 0.01 s for the report
     raw, recorded = report["median_s"]["raw"], report["median_s"]["recorded"]
-    low, high = (recorded - 0.005) / (raw + 0.005), (recorded + 0.005) / max(raw - 0.005, 1e-9)
-    assert low - 0.001 <= report["recorded_over_raw"] <= high + 0.001
+    assert ratio_of_rounded_medians(report["recorded_over_raw"], recorded, raw)
     assert 0 <= report["hazard_abs_log_ratio_median"] <= report["hazard_abs_log_ratio_max"]
