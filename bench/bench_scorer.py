@@ -39,6 +39,7 @@ from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
 from gpu_health.scorer.feature_frame import FeatureFrame
 from gpu_health.scorer.feature_plan import plan_queries
+from gpu_health.scorer.feature_schema import SchemaName
 from gpu_health.scorer.features import FEATURES, compute_features, schema_by_name
 from gpu_health.scorer.history_source import HistoryMode
 from gpu_health.scorer.model import load_model
@@ -169,12 +170,17 @@ def ab_options(parser: argparse.ArgumentParser) -> None:
 
 
 def scoring_run_s(
-    client: PromClient, workers: int, at: float | None = None, history: HistoryMode = "raw"
+    client: PromClient,
+    workers: int,
+    at: float | None = None,
+    history: HistoryMode = "raw",
+    schema: SchemaName = "dcgm",
 ) -> float:
     """One whole scoring run of the shipped default model with the economics (seconds), as of
-    ``at`` (None: now), reading ``history`` (:mod:`gpu_health.scorer.history_source`)."""
+    ``at`` (None: now), reading ``history`` (:mod:`gpu_health.scorer.history_source`) in
+    ``schema``."""
     scorer = Scorer(
-        client, load_model(None), "dcgm", make_econ_hook(), workers=workers, at=at, history=history
+        client, load_model(None), schema, make_econ_hook(), workers=workers, at=at, history=history
     )
     assert scorer.run_once(), scorer.last_error
     assert scorer.snapshot is not None

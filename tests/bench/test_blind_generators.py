@@ -6,7 +6,8 @@ written by a session that read none of the scorer, to evaluate it on physics its
 not design (docs/model-card.md). A 45-day seed takes minutes; here each runs for one day, and
 the scorer's own feature frame is computed on a real Prometheus serving the TSDB it built: the
 scorer lists only boards the generator wrote and every board reporting at the end, no feature
-query fails, and ``failures.csv`` is read by the loader ``evaluate`` uses. Nothing here judges
+query fails, the features sent as labelled parts equal their whole expressions there, and
+``failures.csv`` is read by the loader ``evaluate`` uses. Nothing here judges
 the scorer on them: that is what the 45-day seeds are for. ``bench/lab_fleet.py`` writes either
 schema from one draw, so its day is read in both and the two compared.
 """
@@ -20,9 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from gpu_health.scorer.features import compute_features
+from gpu_health.scorer.features import FeatureFrame, compute_features
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.training import load_failures
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import parts_on_fleet
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 #: Each generator and the length of its run, in days. ``rack_fleet.py`` is left out: its failure
@@ -69,6 +74,15 @@ def _generate(generator: str, *argv: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def _same_as_the_whole_expressions(client: PromClient, frame: FeatureFrame) -> None:
+    """The features sent as labelled parts (XID classes, node comparisons, GPUs lost) give
+    what their whole expressions give on this fleet too (``bench/parts_on_fleet.py`` does
+    the same on a 45-day seed)."""
+    whole = compute_features(client, frame.schema, frame.at, share_parts=False)
+    assert whole.gpus == frame.gpus and whole.failed_queries == 0
+    assert parts_on_fleet.differences(frame, whole, 1e-9) == {}
+
+
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_a_short_run_is_read_by_the_scorer(
     tmp_path: Path, prometheus_factory, generator: str
@@ -88,6 +102,7 @@ def test_a_short_run_is_read_by_the_scorer(
     assert len(written) >= 100
     frame = compute_features(client, "dcgm", at)
     assert frame.failed_queries == 0
+    _same_as_the_whole_expressions(client, frame)
     found = {gpu[2] for gpu in frame.gpus}
     # The scorer lists only boards the generator wrote, and every board that reported in the
     # last 10 minutes (well inside its presence window).
@@ -117,6 +132,7 @@ def test_the_two_schema_lab_fleet_is_read_in_either_schema(
         assert len(boards[schema]) >= 150
         frame = compute_features(client, schema, at)  # type: ignore[arg-type]
         assert frame.failed_queries == 0
+        _same_as_the_whole_expressions(client, frame)
         assert {gpu[2] for gpu in frame.gpus} <= boards[schema]
     assert boards["ours"] == boards["dcgm"]
     assert failures["ours"] == failures["dcgm"]

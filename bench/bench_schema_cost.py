@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""What the scorer's queries cost on our exporter's schema against dcgm-exporter's, same fleet.
+
+The scorer's speed benches (``bench_scorer.py`` and the A/B benches built on it) write
+dcgm-exporter's schema. Our exporter splits two signals into many counters per GPU that
+dcgm-exporter sends as a few fields: NVLink errors per ``link`` and ``type`` (72 counters on an
+18-link board, where dcgm-exporter sends one total per error kind) and XIDs per catalogued
+``xid`` code, each from 0 (docs/metrics.md). A feature over such a signal reads every one of
+those counters over its whole window (a counter's rise is read per counter, three readings
+each: docs/scorer.md), so the same fleet costs more to score in our schema.
+
+This bench writes one simulated fleet in both schemas (``gpu-health backfill``, the same seed,
+so the same GPUs and physics), serves each in its own Prometheus, and measures per schema:
+the samples the feature queries read (Prometheus' ``stats=all``, each query sent once at the
+history's end), the queries reading the most, and whole scoring runs of the shipped default
+model with the economics, interleaved (one cold run each, then ``--pairs`` rounds). It prints
+the medians and the ratio of our schema to dcgm-exporter's.
+
+    .venv/bin/python bench/bench_schema_cost.py --gpus 200 --days 14 --step 300 \
+        --work /tmp/schema-cost --json /tmp/schema-cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_scorer
+
+from gpu_health import stack
+from gpu_health.scorer.feature_frame import compute_features, presence_window
+from gpu_health.scorer.feature_plan import plan_queries
+from gpu_health.scorer.feature_schema import SCHEMAS, SchemaName, schema_by_name
+from gpu_health.scorer.features import FEATURES
+from gpu_health.scorer.promclient import PromClient, PromConfig
+
+#: The end of the history: a fixed time, so two runs write the same fleet.
+END = 1796083200
+
+
+def build(out: Path, schema: SchemaName, gpus: int, days: float, step: int, seed: int) -> None:
+    """The fleet's history in ``schema``, as an operator backfills it (``gpu-health
+    backfill``); kept when ``out`` already holds one (a rerun measures the same data)."""
+    if (out / "failures.csv").exists():
+        return
+    argv = [
+        *(sys.executable, "-m", "gpu_health.cli", "backfill", "--schema", schema),
+        *("--gpus", str(gpus), "--days", f"{days:g}", "--resolution", f"{step}s"),
+        *("--seed", str(seed), "--end-time", str(END), "--out", str(out)),
+    ]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+
+def query_costs(url: str, queries: tuple[str, ...], at: float) -> list[tuple[int, str]]:
+    """Per query, the samples Prometheus read to answer it at ``at`` (``stats=all``)."""
+    costs = []
+    with requests.Session() as session:
+        for q in queries:
+            r = session.post(
+                f"{url}/api/v1/query", data={"query": q, "time": at, "stats": "all"}, timeout=600
+            )
+            r.raise_for_status()
+            costs.append((int(r.json()["data"]["stats"]["samples"]["totalQueryableSamples"]), q))
+    return costs
+
+
+def metric_of(promql: str) -> str:
+    """The first metric name a query selects (enough to say which signal it reads)."""
+    found = re.search(r"\(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{|\[)", promql)
+    return found.group(1) if found else "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    bench_scorer.ab_options(parser)
+    parser.set_defaults(gpus=200, pairs=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--work", type=Path, help="keep the two histories here (reused when present)"
+    )
+    parser.add_argument("--top", type=int, default=5, help="queries to list per schema")
+    args = parser.parse_args()
+    at = float(END - 60)
+    result: dict[str, Any] = {
+        "gpus": args.gpus,
+        "days": args.days,
+        "step_s": args.step,
+        "seed": args.seed,
+        "pairs": args.pairs,
+        "schemas": {},
+    }
+    with ExitStack() as stack_:
+        work = args.work or Path(stack_.enter_context(tempfile.TemporaryDirectory()))
+        clients: dict[SchemaName, PromClient] = {}
+        for schema in SCHEMAS:
+            data = work / schema
+            print(f"{schema}: writing the history", file=sys.stderr)
+            build(data, schema, args.gpus, args.days, args.step, args.seed)
+            prom_dir = work / f"prom-{schema}"
+            prom_dir.mkdir(exist_ok=True)
+            config = stack.write_prometheus_config(prom_dir / "prometheus.yml")
+            prom = stack_.enter_context(stack.prometheus(prom_dir, config, data_dir=data))
+            clients[schema] = PromClient(PromConfig(prom.url, timeout_s=600))
+        scored = {
+            schema: {gpu[2] for gpu in compute_features(client, schema, at).gpus}
+            for schema, client in clients.items()
+        }
+        result["same_gpus"] = scored["ours"] == scored["dcgm"]
+        result["gpus_scored"] = len(scored["ours"])
+        for schema, client in clients.items():
+            s = replace(schema_by_name(schema), fresh=presence_window(client, at))
+            costs = sorted(query_costs(client.base_url, plan_queries(s, FEATURES).queries, at))
+            result["schemas"][schema] = {
+                "queries": len(costs),
+                "samples_read": sum(n for n, _ in costs),
+                "top": [{"samples": n, "metric": metric_of(q)} for n, q in costs[::-1][: args.top]],
+                "cold_s": round(
+                    bench_scorer.scoring_run_s(client, args.workers, at, schema=schema), 3
+                ),
+                "runs_s": [],
+            }
+        for _ in range(args.pairs):
+            for schema, client in clients.items():
+                run = bench_scorer.scoring_run_s(client, args.workers, at, schema=schema)
+                result["schemas"][schema]["runs_s"].append(round(run, 3))
+    for entry in result["schemas"].values():
+        entry["median_s"] = round(statistics.median(entry["runs_s"]), 3)
+    ours, dcgm = result["schemas"]["ours"], result["schemas"]["dcgm"]
+    result["ratio_samples"] = round(ours["samples_read"] / dcgm["samples_read"], 2)
+    result["ratio_median"] = round(ours["median_s"] / dcgm["median_s"], 2)
+    print(
+        f"{args.gpus} GPUs x {args.days:g} d at {args.step} s, median of {args.pairs} "
+        f"(the same {result['gpus_scored']} GPUs scored in both: {result['same_gpus']}):"
+    )
+    for schema, entry in result["schemas"].items():
+        print(
+            f"  {schema:5s} {entry['median_s']:7.2f} s a scoring run "
+            f"(cold {entry['cold_s']:.2f} s), {entry['queries']} queries, "
+            f"{entry['samples_read'] / 1e6:.1f} M samples read"
+        )
+        for top in entry["top"]:
+            print(f"      {top['samples'] / 1e6:7.2f} M  {top['metric']}")
+    print(
+        f"ours / dcgm: {result['ratio_median']}x the time, {result['ratio_samples']}x the samples"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if result["same_gpus"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
