@@ -56,12 +56,14 @@ def build(out: Path, schema: SchemaName, gpus: int, days: float, step: int, seed
     backfill``); kept when ``out`` already holds one (a rerun measures the same data)."""
     if (out / "failures.csv").exists():
         return
+    out.parent.mkdir(parents=True, exist_ok=True)
     argv = [
         *(sys.executable, "-m", "gpu_health.cli", "backfill", "--schema", schema),
         *("--gpus", str(gpus), "--days", f"{days:g}", "--resolution", f"{step}s"),
         *("--seed", str(seed), "--end-time", str(END), "--out", str(out)),
     ]
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    if subprocess.run(argv, stdout=subprocess.DEVNULL).returncode != 0:
+        raise SystemExit(f"bench_schema_cost: writing the {schema} history into {out} failed")
 
 
 def query_costs(url: str, queries: tuple[str, ...], at: float) -> list[tuple[int, str]]:
