@@ -37,7 +37,6 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -76,15 +75,7 @@ def queries_sent(arm: str) -> tuple[str, ...]:
 def samples_read(url: str, queries: tuple[str, ...], at: float) -> int:
     """The samples Prometheus read to answer ``queries`` at ``at`` (``totalQueryableSamples``
     of each query's ``stats=all``, summed)."""
-    total = 0
-    with requests.Session() as session:
-        for q in queries:
-            r = session.post(
-                f"{url}/api/v1/query", data={"query": q, "time": at, "stats": "all"}, timeout=600
-            )
-            r.raise_for_status()
-            total += int(r.json()["data"]["stats"]["samples"]["totalQueryableSamples"])
-    return total
+    return sum(bench_scorer.samples_per_query(url, queries, at))
 
 
 def main() -> int:

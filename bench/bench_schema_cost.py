@@ -34,8 +34,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_scorer
@@ -68,15 +66,7 @@ def build(out: Path, schema: SchemaName, gpus: int, days: float, step: int, seed
 
 def query_costs(url: str, queries: tuple[str, ...], at: float) -> list[tuple[int, str]]:
     """Per query, the samples Prometheus read to answer it at ``at`` (``stats=all``)."""
-    costs = []
-    with requests.Session() as session:
-        for q in queries:
-            r = session.post(
-                f"{url}/api/v1/query", data={"query": q, "time": at, "stats": "all"}, timeout=600
-            )
-            r.raise_for_status()
-            costs.append((int(r.json()["data"]["stats"]["samples"]["totalQueryableSamples"]), q))
-    return costs
+    return list(zip(bench_scorer.samples_per_query(url, queries, at), queries, strict=True))
 
 
 def metric_of(promql: str) -> str:

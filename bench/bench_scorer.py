@@ -141,6 +141,22 @@ def prometheus_only(url: str, workers: int) -> float:
     return time.monotonic() - began
 
 
+def samples_per_query(url: str, queries: tuple[str, ...], at: float) -> list[int]:
+    """Per query, the samples Prometheus read to answer it at ``at``
+    (``totalQueryableSamples`` of its ``stats=all``), each query sent once."""
+    import requests
+
+    read = []
+    with requests.Session() as session:
+        for q in queries:
+            r = session.post(
+                f"{url}/api/v1/query", data={"query": q, "time": at, "stats": "all"}, timeout=600
+            )
+            r.raise_for_status()
+            read.append(int(r.json()["data"]["stats"]["samples"]["totalQueryableSamples"]))
+    return read
+
+
 def peak_rss_mb(url: str) -> float:
     """Peak RSS of ``gpu-health-scorer --once`` as a separate process."""
     code = (
