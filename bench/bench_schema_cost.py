@@ -10,11 +10,14 @@ those counters over its whole window (a counter's rise is read per counter, thre
 each: docs/scorer.md), so the same fleet costs more to score in our schema.
 
 This bench writes one simulated fleet in both schemas (``gpu-health backfill``, the same seed,
-so the same GPUs and physics), serves each in its own Prometheus, and measures per schema:
-the samples the feature queries read (Prometheus' ``stats=all``, each query sent once at the
-history's end), the queries reading the most, and whole scoring runs of the shipped default
-model with the economics, interleaved (one cold run each, then ``--pairs`` rounds). It prints
-the medians and the ratio of our schema to dcgm-exporter's.
+so the same GPUs and physics), serves each in its own Prometheus, and measures three arms: our
+schema as the scorer reads it (the per-GPU totals our exporter sends beside the split counters,
+``gpu_nvlink_errors_all_links_total`` and ``gpu_xid_errors_all_codes_total``, where every GPU
+sent them: docs/scorer.md), the same history read from the split counters (as history written
+before the totals is read), and dcgm-exporter's. Per arm: the samples the feature queries read
+(Prometheus' ``stats=all``, each query sent once at the history's end), the queries reading the
+most, and whole scoring runs of the shipped default model with the economics, interleaved (one
+cold run each, then ``--pairs`` rounds). It prints the medians and the ratios to dcgm-exporter's.
 
     .venv/bin/python bench/bench_schema_cost.py --gpus 200 --days 14 --step 300 \
         --work /tmp/schema-cost --json /tmp/schema-cost.json
@@ -29,17 +32,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_scorer
 
 from gpu_health import stack
-from gpu_health.scorer.feature_frame import compute_features, presence_window
+from gpu_health.scorer import feature_frame
+from gpu_health.scorer.feature_frame import compute_features, presence_window, totals_readable
 from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.feature_schema import SCHEMAS, SchemaName, schema_by_name
 from gpu_health.scorer.features import FEATURES
@@ -62,6 +68,24 @@ def build(out: Path, schema: SchemaName, gpus: int, days: float, step: int, seed
     ]
     if subprocess.run(argv, stdout=subprocess.DEVNULL).returncode != 0:
         raise SystemExit(f"bench_schema_cost: writing the {schema} history into {out} failed")
+
+
+#: The arms: name -> (schema, read the split counters even where the totals are there).
+ARMS: dict[str, tuple[SchemaName, bool]] = {
+    "dcgm": ("dcgm", False),
+    "ours": ("ours", False),
+    "ours_split": ("ours", True),
+}
+
+
+@contextmanager
+def split_counters(split: bool) -> Iterator[None]:
+    """Within it, every feature frame reads our split counters (``split``) or decides itself."""
+    if not split:
+        yield
+        return
+    with mock.patch.object(feature_frame, "totals_readable", lambda *_args: False):
+        yield
 
 
 def query_costs(url: str, queries: tuple[str, ...], at: float) -> list[tuple[int, str]]:
@@ -112,42 +136,54 @@ def main() -> int:
         }
         result["same_gpus"] = scored["ours"] == scored["dcgm"]
         result["gpus_scored"] = len(scored["ours"])
-        for schema, client in clients.items():
+        for arm, (schema, split) in ARMS.items():
+            client = clients[schema]
             s = replace(schema_by_name(schema), fresh=presence_window(client, at))
+            s = replace(s, totals=not split and totals_readable(client, s, at))
             costs = sorted(query_costs(client.base_url, plan_queries(s, FEATURES).queries, at))
-            result["schemas"][schema] = {
+            with split_counters(split):
+                cold = bench_scorer.scoring_run_s(client, args.workers, at, schema=schema)
+            result["schemas"][arm] = {
+                "schema": schema,
+                "totals_read": s.totals,
                 "queries": len(costs),
                 "samples_read": sum(n for n, _ in costs),
                 "top": [{"samples": n, "metric": metric_of(q)} for n, q in costs[::-1][: args.top]],
-                "cold_s": round(
-                    bench_scorer.scoring_run_s(client, args.workers, at, schema=schema), 3
-                ),
+                "cold_s": round(cold, 3),
                 "runs_s": [],
             }
         for _ in range(args.pairs):
-            for schema, client in clients.items():
-                run = bench_scorer.scoring_run_s(client, args.workers, at, schema=schema)
-                result["schemas"][schema]["runs_s"].append(round(run, 3))
+            for arm, (schema, split) in ARMS.items():
+                with split_counters(split):
+                    run = bench_scorer.scoring_run_s(
+                        clients[schema], args.workers, at, schema=schema
+                    )
+                result["schemas"][arm]["runs_s"].append(round(run, 3))
     for entry in result["schemas"].values():
         entry["median_s"] = round(statistics.median(entry["runs_s"]), 3)
-    ours, dcgm = result["schemas"]["ours"], result["schemas"]["dcgm"]
-    result["ratio_samples"] = round(ours["samples_read"] / dcgm["samples_read"], 2)
-    result["ratio_median"] = round(ours["median_s"] / dcgm["median_s"], 2)
+    dcgm = result["schemas"]["dcgm"]
+    for arm in ("ours", "ours_split"):
+        entry = result["schemas"][arm]
+        entry["ratio_samples"] = round(entry["samples_read"] / dcgm["samples_read"], 2)
+        entry["ratio_median"] = round(entry["median_s"] / dcgm["median_s"], 2)
     print(
         f"{args.gpus} GPUs x {args.days:g} d at {args.step} s, median of {args.pairs} "
         f"(the same {result['gpus_scored']} GPUs scored in both: {result['same_gpus']}):"
     )
-    for schema, entry in result["schemas"].items():
+    for arm, entry in result["schemas"].items():
         print(
-            f"  {schema:5s} {entry['median_s']:7.2f} s a scoring run "
+            f"  {arm:10s} {entry['median_s']:7.2f} s a scoring run "
             f"(cold {entry['cold_s']:.2f} s), {entry['queries']} queries, "
             f"{entry['samples_read'] / 1e6:.1f} M samples read"
         )
         for top in entry["top"]:
             print(f"      {top['samples'] / 1e6:7.2f} M  {top['metric']}")
-    print(
-        f"ours / dcgm: {result['ratio_median']}x the time, {result['ratio_samples']}x the samples"
-    )
+    for arm in ("ours", "ours_split"):
+        entry = result["schemas"][arm]
+        print(
+            f"{arm} / dcgm: {entry['ratio_median']}x the time, "
+            f"{entry['ratio_samples']}x the samples (per-GPU totals read: {entry['totals_read']})"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0 if result["same_gpus"] else 1

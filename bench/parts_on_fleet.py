@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Whether the features sent as labelled parts equal their whole expressions on any fleet.
+"""Whether the features sent as labelled parts equal their whole expressions on any fleet, and
+whether our exporter's per-GPU totals give the features its split counters give.
 
 The scorer sends three kinds of feature as parts labelled in one query and combines them
 itself (docs/scorer.md, "Reading history at scale"): the XID classes on dcgm-exporter's gauge,
@@ -14,6 +15,11 @@ a difference can be traced to one of them or to a fault.
 
     .venv/bin/python bench/parts_on_fleet.py --data-dir /tmp/outside/fleet-s1/prometheus \
         --at 1795000000 --at 1795500000 --json /tmp/parts-outside.json
+
+With ``--against split`` (our exporter's schema) the two frames are instead the features read
+from the per-GPU totals (``gpu_nvlink_errors_all_links_total``, ``gpu_xid_errors_all_codes_total``)
+and from the counters per link and per code they sum, and the script says whether the scorer's
+own check (``totals_readable``) would read the totals on this history.
 
 Exit status 0 when every feature agrees within ``--tolerance`` at every time, 1 otherwise.
 """
@@ -31,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from gpu_health import stack
-from gpu_health.scorer.feature_frame import FeatureFrame, compute_features
+from gpu_health.scorer.feature_frame import FeatureFrame, compute_features, totals_readable
+from gpu_health.scorer.feature_schema import schema_by_name
 from gpu_health.scorer.promclient import PromClient, PromConfig
 
 
@@ -69,6 +76,13 @@ def main() -> int:
     )
     parser.add_argument("--schema", default="dcgm", choices=("ours", "dcgm"))
     parser.add_argument(
+        "--against",
+        default="whole",
+        choices=("whole", "split"),
+        help="compare the parts with the whole expressions (default), or our exporter's "
+        "per-GPU totals with its split counters (--schema ours)",
+    )
+    parser.add_argument(
         "--tolerance",
         type=float,
         default=1e-9,
@@ -76,10 +90,18 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="write the result here as JSON")
     args = parser.parse_args()
+    if args.against == "split" and args.schema != "ours":
+        parser.error("--against split reads our exporter's schema: add --schema ours")
     if not args.data_dir.is_dir():
         print(f"parts_on_fleet: {args.data_dir}: not a directory", file=sys.stderr)
         return 2
-    result: dict[str, Any] = {"data_dir": args.data_dir.name, "schema": args.schema, "times": []}
+    result: dict[str, Any] = {
+        "data_dir": args.data_dir.name,
+        "schema": args.schema,
+        "against": args.against,
+        "times": [],
+    }
+    split = args.against == "split"
     agree = True
     with tempfile.TemporaryDirectory(prefix="parts-on-fleet-") as tmp:
         config = stack.write_prometheus_config(Path(tmp) / "prometheus.yml")
@@ -87,9 +109,15 @@ def main() -> int:
             client = PromClient(PromConfig(prom.url, timeout_s=300))
             for at in args.at:
                 t0 = time.monotonic()
-                parts = compute_features(client, args.schema, at)
+                if split:
+                    parts = compute_features(client, args.schema, at, totals=True)
+                else:
+                    parts = compute_features(client, args.schema, at)
                 t1 = time.monotonic()
-                whole = compute_features(client, args.schema, at, share_parts=False)
+                if split:
+                    whole = compute_features(client, args.schema, at, totals=False)
+                else:
+                    whole = compute_features(client, args.schema, at, share_parts=False)
                 t2 = time.monotonic()
                 if parts.gpus != whole.gpus:
                     print(f"at {at:.0f}: the two frames list different GPUs")
@@ -99,10 +127,15 @@ def main() -> int:
                 diff = differences(parts, whole, args.tolerance)
                 failed = parts.failed_queries + whole.failed_queries
                 agree = agree and not diff and not failed
+                checked: dict[str, Any] = {}
+                if split:
+                    s = schema_by_name(args.schema)
+                    checked["totals_readable"] = totals_readable(client, s, at)
                 result["times"].append(
                     {
                         "at": at,
                         "same_gpus": True,
+                        **checked,
                         "gpus": len(parts.gpus),
                         "features": len(parts.names),
                         "parts_s": round(t1 - t0, 2),
@@ -111,10 +144,16 @@ def main() -> int:
                         "differences": diff,
                     }
                 )
+                first, second = ("totals", "split counters") if split else ("parts", "whole")
+                said = (
+                    f"; the scorer's check reads the totals: {checked['totals_readable']}"
+                    if split
+                    else ""
+                )
                 print(
                     f"at {at:.0f}: {len(parts.gpus)} GPUs, {len(parts.names)} features; "
-                    f"parts {t1 - t0:.2f} s, whole expressions {t2 - t1:.2f} s; "
-                    f"{len(diff)} features differ, {failed} queries failed"
+                    f"{first} {t1 - t0:.2f} s, {second} {t2 - t1:.2f} s; "
+                    f"{len(diff)} features differ, {failed} queries failed{said}"
                 )
                 for name, d in diff.items():
                     print(

@@ -103,6 +103,7 @@ def compute_features(
     share_parts: bool = True,
     fresh: str | None = None,
     history: HistoryMode = "raw",
+    totals: bool | None = None,
 ) -> FeatureFrame:
     """Run the inventory and the features' queries, each distinct query once
     (:func:`~gpu_health.scorer.feature_plan.plan_queries`; ``share_parts=False`` sends every
@@ -119,6 +120,10 @@ def compute_features(
     of them, or those where they hold every GPU the raw series hold, now and up to 30 days
     back (``auto``; :mod:`gpu_health.scorer.history_source`). The recorded series' own
     presence window is measured then: ``fresh`` is the raw data's.
+
+    ``totals``: read our exporter's per-GPU totals of its split counters
+    (:attr:`~gpu_health.scorer.feature_schema.Schema.totals`); None: where every GPU sent them
+    through the window (:func:`totals_readable`).
     """
     s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
     reader = choose(client, s, at, history)
@@ -139,6 +144,7 @@ def compute_features(
         # Server-side filtering only when the regex covers every GPU this shard owns (UUIDs not
         # of the GPU-/MIG- form are assigned by hash and can only be filtered here).
         s = replace(s, shard_matcher=f'{s.uuid}=~"{shard_regex}"')
+    s = replace(s, totals=totals_readable(reader, s, at) if totals is None else totals)
     row = {g[2]: i for i, g in enumerate(gpus)}
     plan = plan_queries(s, feats, share_parts)
 
@@ -290,6 +296,80 @@ def _answers(
     except PrometheusError as exc:
         log.debug("%s check failed: %s", what, exc)
         return otherwise
+
+
+#: How far back the features read our exporter's split counters: XIDs of the last 30 days, and
+#: NVLink errors of the 23 days before the last week (tests/scorer/test_per_gpu_totals.py checks
+#: that no feature reads them further back).
+TOTALS_REACH = "30d"
+
+
+def missing_totals_query(s: Schema) -> str | None:
+    """PromQL: the GPUs that sent a split counter in the last :data:`TOTALS_REACH` at some
+    scrape without its per-GPU total (an exporter from before the totals, for part of the
+    window or all of it); empty when none. None for dcgm-exporter's schema.
+
+    Two samples are compared per GPU, each counted over the window, since reading every split
+    series to tell would cost what the totals save: XID 79's counter, which our exporter starts
+    at 0 on every board while it watches XIDs, against the XID total; NVLink link 0's replay
+    counter against the replay total. Both totals come from the same exporter release, so a
+    GPU not watched for XIDs is still checked through its NVLink (where link 0 reports)."""
+    if s.name != "ours":
+        return None
+    shard = f",{s.shard_matcher}" if s.shard_matcher else ""
+    # the reach and the presence window a reading at the reach's far end looks back over
+    window = f"{int(window_seconds(TOTALS_REACH) + window_seconds(s.fresh))}s"
+    pairs = (
+        (
+            f'gpu_xid_errors_total{{xid="79"{shard}}}',
+            f"gpu_xid_errors_all_codes_total{s.shard_suffix}",
+        ),
+        (
+            f'gpu_nvlink_errors_total{{link="0",type="replay"{shard}}}',
+            f'gpu_nvlink_errors_all_links_total{{type="replay"{shard}}}',
+        ),
+    )
+    parts = []
+    for split, total in pairs:
+        scrapes = f"sum by ({s.uuid}) (count_over_time({split}[{window}]))"
+        covered = f"sum by ({s.uuid}) (count_over_time({total}[{window}]))"
+        parts.append(f"({scrapes} > {covered}) or ({scrapes} unless on ({s.uuid}) {covered})")
+    return " or ".join(f"({p})" for p in parts)
+
+
+#: The last count of GPUs without per-GPU totals that was logged (logged again only when it
+#: changes).
+_last_missing_totals: list[int] = []
+
+
+def totals_readable(client: Querier, s: Schema, at: float | None) -> bool:
+    """:attr:`Schema.totals` for this run: whether every GPU sent our exporter's per-GPU
+    totals wherever it sent the split counters, over the whole reach of the features (False
+    when it cannot be told, or on dcgm-exporter's schema: the split counters are always
+    right, only slower). One log line says how many GPUs lack them, each time that changes:
+    until their history ages out, every run reads the split counters, about five times the
+    samples and four times the time (docs/benchmarks.md, "Our exporter's schema against
+    dcgm-exporter's")."""
+    query = missing_totals_query(s)
+    if query is None:
+        return False
+    try:
+        found = client.query(query, at)
+    except PrometheusError as exc:
+        log.debug("per-GPU totals check failed: %s", exc)
+        return False
+    missing = len({str(r["metric"].get(s.uuid, "")) for r in found})
+    if _last_missing_totals != [missing]:
+        _last_missing_totals[:] = [missing]
+        if missing:
+            log.info(
+                "reading NVLink errors per link and XIDs per code: %d GPUs sent them without "
+                "their per-GPU totals within %s (an exporter from before the totals); "
+                "scoring reads more until that history is older than the window",
+                missing,
+                TOTALS_REACH,
+            )
+    return not missing
 
 
 def renamed_fields_query(s: Schema) -> str | None:

@@ -224,6 +224,8 @@ def xid_events(window: str) -> Builder:
         if s.name == "ours":
             counted = counter("gpu_xid_errors_total", window)(s)
             assert counted is not None
+            if s.totals:  # a code born in the window raises the total by its first count
+                return counted
             return _plus_born(s, counted, _first_counts_born(s, window))
         return _plus_born(s, _xid_changes(s, window), _codes_born(s, window))
 

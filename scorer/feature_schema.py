@@ -33,6 +33,16 @@ IDENTITY = ("node", "gpu", "uuid", "model")
 PRESENCE_LOOKBACK = DEFAULT_FRESH
 
 
+#: Our exporter's counters that it splits per link or per code, and the per-GPU totals it sends
+#: beside them. A counter's rise over a long window reads every series of it three times, and
+#: these hold 57 (NVLink) and 26 (XID) series per GPU of the bench fleet: four queries reading
+#: them read 82-87 % of a scoring run's samples (``bench/bench_schema_cost.py``).
+PER_GPU_TOTALS: dict[str, str] = {
+    "gpu_nvlink_errors_total": "gpu_nvlink_errors_all_links_total",
+    "gpu_xid_errors_total": "gpu_xid_errors_all_codes_total",
+}
+
+
 @dataclass(frozen=True)
 class Schema:
     """How one schema names the GPU identity labels and the signals."""
@@ -68,6 +78,13 @@ class Schema:
     #: :meth:`selectors_over_names`): a GPU not upgraded yet reads as in the legacy view, and
     #: one whose exporter was upgraded mid-window keeps the part of the window before it.
     names: Literal["legacy", "renamed"] = "legacy"
+    #: Whether our schema's split counters are read as the per-GPU totals our exporter sends
+    #: beside them (:data:`PER_GPU_TOTALS`): one series per NVLink error type instead of one
+    #: per link and type, one XID series instead of one per code. Set per run only where every
+    #: GPU sent the totals through the longest window read
+    #: (:func:`~gpu_health.scorer.feature_frame.totals_readable`): history written by an
+    #: exporter from before them keeps the per-link and per-code reading.
+    totals: bool = False
 
     @property
     def by(self) -> str:
@@ -147,6 +164,7 @@ class Schema:
         (:data:`~gpu_health.telemetry.catalogue.DCGM_BASE_UNITS`) has that field's name first:
         the caller scales its readings (:meth:`_in_field_unit`)."""
         if self.name == "ours":
+            metric = self._ours(metric)
             extra = [self.shard_matcher] if self.shard_matcher else []
             matchers = ",".join([*(f'{k}="{v}"' for k, v in sorted(labels.items())), *extra])
             return [[f"{metric}{{{matchers}}}"]], 1.0
@@ -231,7 +249,10 @@ class Schema:
         a reset that left the counter below its earlier level keeps the sum, which reads a
         reset as a restart from zero. A counter that climbs back past its earlier level hides
         its reset; its span then still holds the rise since the reset, at least half the rise
-        over the window.
+        over the window. A per-GPU total of our exporter's (:attr:`totals`) sums counters that
+        rise at different times, so it climbs back past its top far sooner than each of them
+        would: its span is also left out where it reset in the window (``resets()``, one more
+        reading of a few series).
         """
         found = self._fields(metric, labels, every_name=True)
         if found is None:
@@ -242,6 +263,7 @@ class Schema:
         groups, scale = found
         names = [(n, i > 0) for g in groups for i, n in enumerate(g)]
         sub = self._sub_counters(metric, labels)
+        total = self.name == "ours" and self._ours(metric) != metric
         by = ", ".join((self.key, *sub))
         parts = []
         for n, ended in names:
@@ -255,6 +277,12 @@ class Schema:
                 bottom = f"min by ({by}) (min_over_time({n}[{window}]))"
                 # ``now >= top`` keeps the reading now (equal to the top) only without a reset
                 span = f"(({now} >= {top}) - {bottom})"
+                if total:
+                    # a total sums counters that rise at different times: after a reset it
+                    # climbs back past its top sooner than any of them, hiding the reset from
+                    # ``now >= top``; where it reset in the window the summed increase counts
+                    resets = f"max by ({by}) (resets({n}[{window}])) > 0"
+                    span = f"({span} unless on ({by}) {resets})"
             # the smaller of the two, each evaluated once (PromQL has no binary min): both
             # in one vector, told apart by a label, then the least per GPU (per sub-counter
             # first, then their sum)
@@ -275,8 +303,13 @@ class Schema:
         """
         if self.name != "ours":
             return ()
-        spec = by_name().get(metric)
+        spec = by_name().get(self._ours(metric))
         return () if spec is None else tuple(k for k in spec.labels if k not in labels)
+
+    def _ours(self, metric: str) -> str:
+        """The name our exporter's ``metric`` is read under: its per-GPU total where
+        :attr:`totals` is set and it has one."""
+        return PER_GPU_TOTALS.get(metric, metric) if self.totals else metric
 
     def _field_sum(self, parts: list[str]) -> str:
         """Per-GPU parts of one signal (one per dcgm field) summed."""

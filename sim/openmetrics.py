@@ -74,6 +74,11 @@ def probe(
         if "xid_counts" not in row.values:
             return []
         return [((cls,), Source("__xid_class__", key=cls)) for cls in XID_CLASSES]
+    if spec.name == "gpu_xid_errors_all_codes_total":
+        return [((), Source("__xid_total__"))] if "xid_counts" in row.values else []
+    if spec.name == "gpu_nvlink_errors_all_links_total":
+        kinds = sorted({kind for _link, kind in row.values.get("nvlink_errors", {})})
+        return [((kind,), Source("__nvlink_total__", key=kind)) for kind in kinds]
     sample = GpuSample(timestamp=0.0, xids_watched="xid_counts" in row.values)
     lookup: dict[float, Source] = {}
     n = 0
@@ -94,6 +99,17 @@ def probe(
         src = lookup.get(value)
         out.append((labels, src if src is not None else Source(None, constant=value)))
     return out
+
+
+def _summed(row: Row, counters: dict[Any, Any]) -> Any:
+    """The sum of a row's keyed counters while the GPU is up: the per-GPU total the
+    live exporter sends beside them (a counter missing from a sample adds nothing)."""
+    import numpy as np
+
+    total = np.where(row.up, 0.0, np.nan)
+    for counts in counters.values():
+        total = total + np.nan_to_num(np.asarray(counts, dtype=np.float64))
+    return total
 
 
 def _fmt(value: float) -> str:
@@ -123,6 +139,12 @@ class Writer:
                 if xid_class(code) == src.key:
                     total = np.where(np.isnan(total), counts, total + counts)
             return total
+        if src.field == "__xid_total__":
+            # every code's count, as the live exporter sums them: 0 while up before any event
+            return _summed(row, row.values["xid_counts"])
+        if src.field == "__nvlink_total__":
+            links = row.values["nvlink_errors"]
+            return _summed(row, {k: v for k, v in links.items() if k[1] == src.key})
         value = row.values[src.field]
         if src.key is not None:
             value = value[src.key]

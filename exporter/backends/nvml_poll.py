@@ -123,6 +123,13 @@ class NvmlPoller:
                     )
                     if value is not None:
                         errors[(link, kind)] = int(value)
+            # A counter that could not be read this time keeps its last count: a gap in one
+            # link would make the per-GPU total (gpu_nvlink_errors_all_links_total) fall, and
+            # Prometheus would read the fall as a reset and the whole remaining count as new.
+            previous = dev.caches.get("nvlink")
+            if previous is not None:
+                for key, count in previous.values.items():
+                    errors.setdefault(key, count)
             self._store(dev, "nvlink", errors)
 
     def _poll_gpm(self, dev: Device) -> dict[str, float] | None:

@@ -288,9 +288,10 @@ local g = import 'lib.libsonnet';
           g.target('gpu_retired_pages%s' % one(), 'retired {{cause}}'),
           g.target('gpu_retired_pages_pending%s' % one(), 'retirement pending'),
         ], unit='none', thresholds=g.rising(1, 1)),
-        g.timeseries('XID events', 'XID events per code, and per class where there were any (fallen off the bus, uncontained ECC, ...), in the last %s (also shown as annotations).' % c.xidWindow, [
+        g.timeseries('XID events', 'XID events per code, and per class and of all codes where there were any (fallen off the bus, uncontained ECC, ...), in the last %s (also shown as annotations).' % c.xidWindow, [
           g.target('%s%s' % [rec.xid, one()], 'XID {{xid}}'),
           g.target('increase(gpu_xid_class_errors_total%s[%s]) > 0' % [one(), c.xidWindow], 'class {{class}}'),
+          g.target('increase(gpu_xid_errors_all_codes_total%s[%s]) > 0' % [one(), c.xidWindow], 'all codes'),
         ], unit='none', thresholds=g.rising(1, 1)),
 
         g.timeseries('PCIe link', 'Current link generation and width against their maximum (a drop means a degraded link).', [
@@ -309,8 +310,9 @@ local g = import 'lib.libsonnet';
         g.timeseries('NVLink traffic', 'NVLink data rate by direction, all links.', [
           g.target('rate(gpu_nvlink_bytes_total%s[$__rate_interval])' % one(), '{{direction}}'),
         ], unit='Bps'),
-        g.timeseries('NVLink errors', 'NVLink errors per second by type, summed over links.', [
-          g.target('%s%s' % [rec.nvlink, one()], '{{type}}'),
+        g.timeseries('NVLink errors', 'NVLink errors per second by type, summed over links, and per link where a link has any (which link is failing).', [
+          g.target('rate(gpu_nvlink_errors_all_links_total%s[$__rate_interval])' % one(), '{{type}}'),
+          g.target('sum by (link) (rate(gpu_nvlink_errors_total%s[$__rate_interval])) > 0' % one(), 'link {{link}}'),
         ], unit='short', thresholds=g.rising(0.01, 1)),
 
         g.timeseries('Exporter cache age', "Age of values served from the exporter's background poller, by poll group.", [

@@ -85,6 +85,7 @@
     'gpu_clock_hertz',
     'gpu_ecc_errors_total',
     'gpu_health_score',
+    'gpu_nvlink_errors_all_links_total',
     'gpu_nvlink_errors_total',
     'gpu_pcie_link_max_width',
     'gpu_pcie_link_width',
@@ -96,6 +97,7 @@
     'gpu_row_remap_pending',
     'gpu_temperature_celsius',
     'gpu_utilization_ratio',
+    'gpu_xid_errors_all_codes_total',
     'gpu_xid_errors_total',
   ],
 

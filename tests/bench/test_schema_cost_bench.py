@@ -3,8 +3,9 @@
 Its numbers are in docs/benchmarks.md ("Our exporter's schema against dcgm-exporter's"); this
 runs the bench as a command on 8 GPUs and one day (``gpu-health backfill`` in both schemas,
 real Prometheus) and checks that its report holds together: both schemas score the same GPUs,
-our schema reads more samples for the same fleet, the signals it reads most are the ones our
-exporter splits per NVLink link or per XID code, and the ratios are the report's own numbers.
+the scorer reads our exporter's per-GPU totals on a history that has them, reading the split
+counters instead reads more samples and reads most where our exporter splits NVLink errors per
+link or XIDs per code, and the ratios are the report's own numbers.
 """
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ def test_the_bench_scores_one_fleet_in_both_schemas(tmp_path: Path) -> None:
         BENCH, tmp_path, "--gpus", "8", "--days", "1", "--step", "600", "--pairs", "2"
     )
     assert report["same_gpus"] is True and report["gpus_scored"] == 8
-    ours, dcgm = report["schemas"]["ours"], report["schemas"]["dcgm"]
-    assert ours["samples_read"] > dcgm["samples_read"] > 0
-    assert report["ratio_samples"] == round(ours["samples_read"] / dcgm["samples_read"], 2)
-    assert ours["top"][0]["metric"] in {"gpu_nvlink_errors_total", "gpu_xid_errors_total"}
-    assert [t["samples"] for t in ours["top"]] == sorted(
-        (t["samples"] for t in ours["top"]), reverse=True
-    )
-    for entry in (ours, dcgm):
+    arms = report["schemas"]
+    ours, split, dcgm = arms["ours"], arms["ours_split"], arms["dcgm"]
+    assert ours["totals_read"] is True and split["totals_read"] is False
+    assert split["samples_read"] > ours["samples_read"] > 0 and dcgm["samples_read"] > 0
+    assert split["top"][0]["metric"] in {"gpu_nvlink_errors_total", "gpu_xid_errors_total"}
+    for entry in arms.values():
+        samples = [t["samples"] for t in entry["top"]]
+        assert samples == sorted(samples, reverse=True)
         assert len(entry["runs_s"]) == 2 and entry["cold_s"] > 0
         assert entry["median_s"] == pytest.approx(sum(entry["runs_s"]) / 2, abs=1e-3)
-    assert report["ratio_median"] == round(ours["median_s"] / dcgm["median_s"], 2)
+    for entry in (ours, split):
+        assert entry["ratio_samples"] == round(entry["samples_read"] / dcgm["samples_read"], 2)
+        assert entry["ratio_median"] == round(entry["median_s"] / dcgm["median_s"], 2)
     assert "the same 8 GPUs scored in both: True" in result.stdout
+    assert "(per-GPU totals read: True)" in result.stdout

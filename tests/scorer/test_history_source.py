@@ -71,17 +71,27 @@ UNCOVERED_AT = START + int(6.5 * DAY)
 
 def _every_query(schema: str) -> list[str]:
     """Every query a feature frame of ``schema`` may send: each feature's, under both names of
-    a renamed field and with or without the volatile ECC fallback, and the frame's checks."""
+    a renamed field, with or without the volatile ECC fallback and the per-GPU totals, and the
+    frame's checks."""
     queries = [interval_query()]
     for names in ("legacy", "renamed"):
         for fallback in (True, False):
-            s = replace(
-                schema_by_name(schema), fresh="30m", names=names, volatile_ecc_fallback=fallback
-            )
-            queries += plan_queries(s, FEATURES).queries
-            queries += [feature_frame.inventory_query(s), feature_frame.repeated_series_query(s)]
-            queries += [feature_frame.volatile_ecc_only_query(s) or ""]
-            queries += [feature_frame.renamed_fields_query(s) or "", reach_query(s)]
+            for totals in (True, False):
+                s = replace(
+                    schema_by_name(schema),
+                    fresh="30m",
+                    names=names,
+                    volatile_ecc_fallback=fallback,
+                    totals=totals,
+                )
+                queries += plan_queries(s, FEATURES).queries
+                queries += [
+                    feature_frame.inventory_query(s),
+                    feature_frame.repeated_series_query(s),
+                ]
+                queries += [feature_frame.volatile_ecc_only_query(s) or ""]
+                queries += [feature_frame.missing_totals_query(s) or ""]
+                queries += [feature_frame.renamed_fields_query(s) or "", reach_query(s)]
     return queries
 
 

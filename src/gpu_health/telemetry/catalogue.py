@@ -296,6 +296,20 @@ def _nvlink_errors(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
         yield ((str(link), kind), float(count))
 
 
+def _nvlink_errors_all_links(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
+    totals: dict[str, float] = {}
+    for (_link, kind), count in s.nvlink_errors.items():
+        totals[kind] = totals.get(kind, 0.0) + float(count)
+    for kind in sorted(totals):
+        yield ((kind,), totals[kind])
+
+
+def _xid_errors_all_codes(identity: GpuIdentity, s: GpuSample) -> Iterator[Point]:
+    points = list(_xids(identity, s))
+    if points:
+        yield ((), sum(value for _labels, value in points))
+
+
 def _pcie_throughput(_: GpuIdentity, s: GpuSample) -> Iterator[Point]:
     return _labelled((("tx", s.pcie_tx_bytes_per_second), ("rx", s.pcie_rx_bytes_per_second)))
 
@@ -574,6 +588,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         dcgm=(DcgmField("DCGM_FI_DEV_XID_ERRORS", {"xid": "*value*"}, semantics="last_value"),),
     ),
     MetricSpec(
+        "gpu_xid_errors_all_codes_total",
+        "counter",
+        "XID events of every code, summed per GPU: gpu_xid_errors_total's sum, one series per "
+        "GPU, so that long-window readings (the scorer's 30 days) read one series, not one per "
+        "code.",
+        _xid_errors_all_codes,
+        cost="event",
+    ),
+    MetricSpec(
         "gpu_xid_class_errors_total",
         "counter",
         "XID events by class (fallen_off_bus, uncontained_ecc, contained_ecc, ...): by code for "
@@ -673,6 +696,16 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                 for name, kind in NVLINK5_ERROR_FIELDS.items()
             ),
         ),
+    ),
+    MetricSpec(
+        "gpu_nvlink_errors_all_links_total",
+        "counter",
+        "NVLink errors by type, summed over the GPU's links: gpu_nvlink_errors_total's sum "
+        "without link, one series per type, so that long-window readings (the scorer's 30 "
+        "days) read four series, not one per link and type.",
+        _nvlink_errors_all_links,
+        labels=("type",),
+        cost="polled",
     ),
     MetricSpec(
         "gpu_nvlink_bytes_total",

@@ -1,0 +1,231 @@
+"""The scorer reads our exporter's per-GPU totals where every GPU sent them, the split counters
+otherwise, and both give the same features.
+
+A simulated fleet is written in our exporter's schema with ``gpu-health backfill`` (the same
+writer as the live exporter's series, tests/exporter/test_per_gpu_totals.py) and served by a
+real Prometheus. The features read from the totals are compared with those read from the
+counters per link and per code; then the totals are deleted from the first part of the history
+(an exporter upgraded part-way through the window) and the scorer must notice and read the split
+counters. Expectations come from the split counters' own answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpu_health import stack
+from gpu_health.scorer import feature_frame
+from gpu_health.scorer.feature_frame import TOTALS_REACH, FeatureFrame, compute_features
+from gpu_health.scorer.feature_plan import plan_queries
+from gpu_health.scorer.feature_promql import window_seconds
+from gpu_health.scorer.feature_schema import PER_GPU_TOTALS, schema_by_name
+from gpu_health.scorer.feature_table import FEATURES
+from gpu_health.scorer.promclient import PromClient, PromConfig
+
+DAY = 86400
+END = 1796083200
+GPUS, DAYS, SEED, HAZARD = 16, 5, 3, 40
+#: Read at: an hour before the end, and two days before it.
+TIMES = (END - 3600, END - 2 * DAY)
+#: Where the totals begin in the "upgraded" history: before it, only the split counters.
+UPGRADED_AT = END - int(2.5 * DAY)
+#: Relative to max(1, |split|): a code outside the catalogue born in a window is its first count
+#: exactly in the split reading and an extrapolated increase of the XID total (6.9e-5 apart on
+#: a 35-day fleet: ``bench/parts_on_fleet.py --against split``).
+TOLERANCE = 1e-3
+READ_FROM_SPLIT = ("nvlink", "xid_events")
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fleet's TSDB, as an operator backfills our exporter's history."""
+    out = tmp_path_factory.mktemp("per-gpu-totals") / "tsdb"
+    cli = Path(sys.executable).parent / "gpu-health"
+    argv = [str(cli), "backfill", "--gpus", str(GPUS), "--days", str(DAYS)]
+    argv += ["--resolution", "300s", "--seed", str(SEED), "--hazard-scale", str(HAZARD)]
+    argv += ["--schema", "ours", "--no-health", "--end-time", str(END), "--out", str(out)]
+    subprocess.run(argv, check=True, capture_output=True, text=True, timeout=300)
+    return out
+
+
+@contextlib.contextmanager
+def _served(data: Path) -> Iterator[PromClient]:
+    work = data.parent / f"prom-{data.name}"
+    work.mkdir()
+    config = stack.write_prometheus_config(work / "prometheus.yml")
+    with stack.prometheus(work, config, data_dir=data) as server:
+        yield PromClient(PromConfig(server.url, timeout_s=120))
+
+
+@pytest.fixture(scope="module")
+def client(history: Path) -> Iterator[PromClient]:
+    with _served(history) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def upgraded(history: Path) -> Iterator[PromClient]:
+    """The same history with the totals deleted before :data:`UPGRADED_AT` (Prometheus' admin
+    API), as an exporter from before them would have left it."""
+    data = history.parent / "upgraded"
+    shutil.copytree(history, data)
+    with _served(data) as served:
+        for name in PER_GPU_TOTALS.values():
+            query = urllib.parse.urlencode({"match[]": name, "end": str(UPGRADED_AT)})
+            url = f"{served.config.url}/api/v1/admin/tsdb/delete_series?{query}"
+            with urllib.request.urlopen(urllib.request.Request(url, method="POST")) as resp:
+                assert resp.status == 204
+        yield served
+
+
+def _split_columns(frame: FeatureFrame) -> list[int]:
+    return [j for j, n in enumerate(frame.names) if n.startswith(READ_FROM_SPLIT)]
+
+
+def _apart(a: FeatureFrame, b: FeatureFrame) -> list[tuple[str, str, float, float]]:
+    """(feature, GPU, a's value, b's value) wherever the frames differ beyond TOLERANCE."""
+    assert a.gpus == b.gpus and a.names == b.names
+    out = []
+    for j, name in enumerate(a.names):
+        for i, gpu in enumerate(a.gpus):
+            x, y = a.values[i, j], b.values[i, j]
+            if np.isnan(x) and np.isnan(y):
+                continue
+            if np.isnan(x) != np.isnan(y) or abs(x - y) > TOLERANCE * max(1.0, abs(y)):
+                out.append((name, gpu[2], float(x), float(y)))
+    return out
+
+
+def test_no_feature_reads_the_split_counters_further_back_than_the_check_looks() -> None:
+    """The check (:func:`feature_frame.missing_totals_query`) covers the whole reach of every
+    query reading a total: its range plus its offset, at a 30-minute presence window."""
+    s = replace(schema_by_name("ours"), fresh="30m", totals=True)
+    reach = window_seconds(TOTALS_REACH) + window_seconds(s.fresh)
+    reads = 0
+    for q in plan_queries(s, FEATURES).queries:
+        for name in PER_GPU_TOTALS.values():
+            for found in re.finditer(rf"{name}[^\[]*\[(\w+)(?::\w+)?\](?: offset (\w+))?", q):
+                reads += 1
+                offset = window_seconds(found.group(2)) if found.group(2) else 0
+                assert window_seconds(found.group(1)) + offset <= reach, found.group(0)
+    assert reads > 0
+    check = feature_frame.missing_totals_query(s)
+    assert check is not None
+    assert set(re.findall(r"\[(\w+)\]", check)) == {f"{int(reach)}s"}
+
+
+def test_the_totals_give_the_features_the_split_counters_give(client: PromClient) -> None:
+    s = schema_by_name("ours")
+    for at in TIMES:
+        assert feature_frame.totals_readable(client, s, at)
+        totals = compute_features(client, "ours", at, totals=True)
+        split = compute_features(client, "ours", at, totals=False)
+        assert _apart(totals, split) == [], at
+        # the scorer's own choice is the totals here
+        chosen = compute_features(client, "ours", at)
+        assert np.array_equal(chosen.values, totals.values, equal_nan=True)
+        columns = _split_columns(split)
+        assert np.nansum(split.values[:, columns]) > 0, "some GPU should show NVLink or XIDs"
+
+
+def test_history_from_before_the_totals_is_read_from_the_split_counters(
+    upgraded: PromClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = schema_by_name("ours")
+    at = TIMES[0]
+    feature_frame._last_missing_totals.clear()
+    with caplog.at_level(logging.INFO, logger="gpu_health.scorer.features"):
+        assert not feature_frame.totals_readable(upgraded, s, at)
+        assert not feature_frame.totals_readable(upgraded, s, at)
+    said = [r.getMessage() for r in caplog.records if "per-GPU totals" in r.getMessage()]
+    # every GPU reporting before the upgrade, said once
+    found = re.search(r": (\d+) GPUs sent them without", said[0]) if len(said) == 1 else None
+    assert found and int(found.group(1)) >= GPUS // 2, said
+    split = compute_features(upgraded, "ours", at, totals=False)
+    chosen = compute_features(upgraded, "ours", at)
+    assert np.array_equal(chosen.values, split.values, equal_nan=True)
+    # what reading the totals anyway would have lost: the events before the upgrade
+    totals = compute_features(upgraded, "ours", at, totals=True)
+    lost = _apart(totals, split)
+    assert lost and all(x < y for _n, _g, x, y in lost), lost
+
+
+#: One GPU's reboot within the week, written by hand: events before it, the reboot zeroing every
+#: counter (day 3), then events that carry the totals back past their top. NVLink: link 0 counts
+#: 5 CRC-flit errors on day 2; link 1 counts 3 on day 4 and 3 more on day 5. XIDs: one 69 on
+#: day 2, one 13 on day 4 and another on day 5.
+REBOOT_DAY = 3.0
+NVLINK_STEPS = {"0": ((2.0, 5),), "1": ((4.0, 3), (5.0, 3))}
+XID_STEPS = {"69": (2.0,), "13": (4.0, 5.0), "79": ()}
+REBOOT_AT = 6.0  # days after the history's start: the features are read here
+
+
+def _reboot_history() -> str:
+    start, step = 1_700_000_000, 1800
+    ident = 'node="n0",gpu="0",uuid="GPU-0000-reboot",model="NVIDIA H100 80GB HBM3"'
+    lines: dict[str, list[str]] = {}
+
+    def add(name: str, labels: str, value: float, ts: int) -> None:
+        lines.setdefault(name, []).append(f"{name}{{{ident}{labels}}} {value} {ts}")
+
+    for k in range(int(REBOOT_AT * DAY / step) + 1):
+        d, ts = k * step / DAY, start + k * step
+        since = REBOOT_DAY if d >= REBOOT_DAY else 0.0
+        add("gpu_power_watts", "", 500, ts)
+        flit = {
+            link: sum(n for day, n in steps if since <= day <= d)
+            for link, steps in NVLINK_STEPS.items()
+        }
+        for link, count in flit.items():
+            add("gpu_nvlink_errors_total", f',link="{link}",type="crc_flit"', count, ts)
+            add("gpu_nvlink_errors_total", f',link="{link}",type="replay"', 0, ts)
+        add("gpu_nvlink_errors_all_links_total", ',type="crc_flit"', sum(flit.values()), ts)
+        add("gpu_nvlink_errors_all_links_total", ',type="replay"', 0, ts)
+        xids = {c: sum(1 for day in days if since <= day <= d) for c, days in XID_STEPS.items()}
+        for code, count in xids.items():
+            add("gpu_xid_errors_total", f',xid="{code}"', count, ts)
+        add("gpu_xid_errors_all_codes_total", "", sum(xids.values()), ts)
+    out = [f"# TYPE {name} gauge\n" + "\n".join(body) for name, body in lines.items()]
+    return "\n".join(out) + "\n# EOF\n"
+
+
+@pytest.mark.integration
+def test_a_total_that_climbs_back_past_its_top_after_a_reboot_still_counts_every_rise(
+    on_both_engines: Callable[[str], tuple[str, str]],
+) -> None:
+    """Each counter's own rise is summed by the split reading (link 0's 5 before the reboot,
+    link 1's 6 after it); the total's span after the reboot (0 to 6) would hide the 5 before
+    it, so where a total reset in the window its summed increase counts."""
+    wanted = {"nvlink_errors_per_min_7d", "xid_events_7d"}
+    features = [f for f in FEATURES if f.name in wanted]
+    at = 1_700_000_000 + REBOOT_AT * DAY
+    expected = {
+        "nvlink_errors_per_min_7d": sum(n for steps in NVLINK_STEPS.values() for _d, n in steps),
+        "xid_events_7d": sum(len(days) for days in XID_STEPS.values()),
+    }
+    for url in on_both_engines(_reboot_history()):
+        client = PromClient(PromConfig(url, retries=1, timeout_s=60))
+        assert feature_frame.totals_readable(client, schema_by_name("ours"), at)
+        for totals in (None, False):
+            frame = compute_features(client, "ours", at, features=features, totals=totals)
+            assert frame.failed_queries == 0 and len(frame.gpus) == 1
+            read = {
+                "nvlink_errors_per_min_7d": round(
+                    float(frame.column("nvlink_errors_per_min_7d")[0]) * 7 * 1440, 3
+                ),
+                "xid_events_7d": round(float(frame.column("xid_events_7d")[0]), 3),
+            }
+            assert read == expected, (url, totals)
