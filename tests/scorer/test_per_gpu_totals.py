@@ -33,6 +33,7 @@ from gpu_health.scorer.feature_plan import plan_queries
 from gpu_health.scorer.feature_promql import window_seconds
 from gpu_health.scorer.feature_schema import PER_GPU_TOTALS, schema_by_name
 from gpu_health.scorer.feature_table import FEATURES
+from gpu_health.scorer.history_source import CHECKED_OFFSETS
 from gpu_health.scorer.promclient import PromClient, PromConfig
 
 DAY = 86400
@@ -40,8 +41,9 @@ END = 1796083200
 GPUS, DAYS, SEED, HAZARD = 16, 5, 3, 40
 #: Read at: an hour before the end, and two days before it.
 TIMES = (END - 3600, END - 2 * DAY)
-#: Where the totals begin in the "upgraded" history: before it, only the split counters.
-UPGRADED_AT = END - int(2.5 * DAY)
+#: Where the totals begin in the "upgraded" history: before it, only the split counters (half
+#: a day before the first time read: the check looks a day back, among other points).
+UPGRADED_AT = END - DAY // 2
 #: Relative to max(1, |split|): a code outside the catalogue born in a window is its first count
 #: exactly in the split reading and an extrapolated increase of the XID total (6.9e-5 apart on
 #: a 35-day fleet: ``bench/parts_on_fleet.py --against split``).
@@ -110,8 +112,9 @@ def _apart(a: FeatureFrame, b: FeatureFrame) -> list[tuple[str, str, float, floa
 
 
 def test_no_feature_reads_the_split_counters_further_back_than_the_check_looks() -> None:
-    """The check (:func:`feature_frame.missing_totals_query`) covers the whole reach of every
-    query reading a total: its range plus its offset, at a 30-minute presence window."""
+    """The check (:func:`feature_frame.missing_totals_query`) looks as far back as any query
+    reading a total (its range plus its offset, at a 30-minute presence window), and at each of
+    the recorded history's check points."""
     s = replace(schema_by_name("ours"), fresh="30m", totals=True)
     reach = window_seconds(TOTALS_REACH) + window_seconds(s.fresh)
     reads = 0
@@ -124,7 +127,10 @@ def test_no_feature_reads_the_split_counters_further_back_than_the_check_looks()
     assert reads > 0
     check = feature_frame.missing_totals_query(s)
     assert check is not None
-    assert set(re.findall(r"\[(\w+)\]", check)) == {f"{int(reach)}s"}
+    looks = {0} | {int(o) for o in re.findall(r"\] offset (\d+)s\)", check)}
+    assert looks == {round(window_seconds(o)) if o != "0s" else 0 for o in CHECKED_OFFSETS}
+    assert max(looks) + window_seconds(s.fresh) == reach
+    assert set(re.findall(r"\[(\w+)\]", check)) == {s.fresh}
 
 
 def test_the_totals_give_the_features_the_split_counters_give(client: PromClient) -> None:
