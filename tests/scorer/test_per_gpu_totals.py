@@ -172,10 +172,13 @@ def test_history_from_before_the_totals_is_read_from_the_split_counters(
 #: One GPU's reboot within the week, written by hand: events before it, the reboot zeroing every
 #: counter (day 3), then events that carry the totals back past their top. NVLink: link 0 counts
 #: 5 CRC-flit errors on day 2; link 1 counts 3 on day 4 and 3 more on day 5. XIDs: one 69 on
-#: day 2, one 13 on day 4 and another on day 5.
+#: day 2, one 13 on day 4 and another on day 5, and one 43 on day 1 and two after the reboot,
+#: which carry that one counter back past its own top.
 REBOOT_DAY = 3.0
 NVLINK_STEPS = {"0": ((2.0, 5),), "1": ((4.0, 3), (5.0, 3))}
-XID_STEPS = {"69": (2.0,), "13": (4.0, 5.0), "79": ()}
+XID_STEPS = {"69": (2.0,), "13": (4.0, 5.0), "43": (1.0, 4.5, 5.5), "79": ()}
+#: The one counter of :data:`XID_STEPS` that climbs back past its own top after the reboot.
+CLIMBS_BACK = "43"
 REBOOT_AT = 6.0  # days after the history's start: the features are read here
 
 
@@ -214,13 +217,17 @@ def test_a_total_that_climbs_back_past_its_top_after_a_reboot_still_counts_every
 ) -> None:
     """Each counter's own rise is summed by the split reading (link 0's 5 before the reboot,
     link 1's 6 after it); the total's span after the reboot (0 to 6) would hide the 5 before
-    it, so where a total reset in the window its summed increase counts."""
+    it, so where a total reset in the window its summed increase counts. The split reading
+    has the same blind spot on one counter that climbs back past its own top (XID 43: its
+    span after the reboot, 0 to 2, hides the one before), which the total's reading does not."""
     wanted = {"nvlink_errors_per_min_7d", "xid_events_7d"}
     features = [f for f in FEATURES if f.name in wanted]
     at = 1_700_000_000 + REBOOT_AT * DAY
+    every = sum(len(days) for days in XID_STEPS.values())
+    before = sum(1 for day in XID_STEPS[CLIMBS_BACK] if day < REBOOT_DAY)
     expected = {
         "nvlink_errors_per_min_7d": sum(n for steps in NVLINK_STEPS.values() for _d, n in steps),
-        "xid_events_7d": sum(len(days) for days in XID_STEPS.values()),
+        "xid_events_7d": every,
     }
     for url in on_both_engines(_reboot_history()):
         client = PromClient(PromConfig(url, retries=1, timeout_s=60))
@@ -234,4 +241,6 @@ def test_a_total_that_climbs_back_past_its_top_after_a_reboot_still_counts_every
                 ),
                 "xid_events_7d": round(float(frame.column("xid_events_7d")[0]), 3),
             }
-            assert read == expected, (url, totals)
+            # the split counters lose XID 43's event before the reboot; the totals lose none
+            hidden = before if totals is False else 0
+            assert read == expected | {"xid_events_7d": every - hidden}, (url, totals)
