@@ -93,6 +93,31 @@ def upgraded(history: Path) -> Iterator[PromClient]:
         yield served
 
 
+#: How long before the first time read one GPU of :func:`rolled_back` has sent no totals.
+ROLLED_BACK_FOR = 6 * 3600
+
+
+@pytest.fixture(scope="module")
+def rolled_back(history: Path, client: PromClient) -> Iterator[tuple[PromClient, str]]:
+    """The same history with one GPU's totals deleted from :data:`ROLLED_BACK_FOR` before the
+    first time read: a node whose exporter was rolled back to one from before the totals (or
+    that joined with one) within the last day. Only the check at the scored time itself sees
+    it; the other check points are a day or more back. Yields the client and that GPU."""
+    found = client.query("group by (uuid) (gpu_xid_errors_all_codes_total)", TIMES[0])
+    uuid = sorted(str(r["metric"]["uuid"]) for r in found)[0]
+    data = history.parent / "rolled-back"
+    shutil.copytree(history, data)
+    with _served(data) as served:
+        for name in PER_GPU_TOTALS.values():
+            selector = f'{name}{{uuid="{uuid}"}}'
+            start = str(TIMES[0] - ROLLED_BACK_FOR)
+            query = urllib.parse.urlencode({"match[]": selector, "start": start})
+            url = f"{served.config.url}/api/v1/admin/tsdb/delete_series?{query}"
+            with urllib.request.urlopen(urllib.request.Request(url, method="POST")) as resp:
+                assert resp.status == 204
+        yield served, uuid
+
+
 def _split_columns(frame: FeatureFrame) -> list[int]:
     return [j for j, n in enumerate(frame.names) if n.startswith(READ_FROM_SPLIT)]
 
@@ -244,3 +269,19 @@ def test_a_total_that_climbs_back_past_its_top_after_a_reboot_still_counts_every
             # the split counters lose XID 43's event before the reboot; the totals lose none
             hidden = before if totals is False else 0
             assert read == expected | {"xid_events_7d": every - hidden}, (url, totals)
+
+
+def test_a_gpu_without_totals_only_lately_is_seen_by_the_check_at_the_scored_time(
+    rolled_back: tuple[PromClient, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, uuid = rolled_back
+    s = schema_by_name("ours")
+    check = feature_frame.missing_totals_query(s)
+    assert check is not None
+    # before the rollback every GPU sent its totals; after it, that GPU alone is named
+    assert client.query(check, TIMES[0] - ROLLED_BACK_FOR - 3600) == []
+    assert {str(r["metric"][s.uuid]) for r in client.query(check, TIMES[0])} == {uuid}
+    feature_frame._last_missing_totals.clear()
+    with caplog.at_level(logging.INFO, logger="gpu_health.scorer.features"):
+        assert not feature_frame.totals_readable(client, s, TIMES[0])
+    assert any(": 1 GPUs sent them without" in r.getMessage() for r in caplog.records)
