@@ -5,7 +5,9 @@ runs the bench as a command on 8 GPUs and one day (``gpu-health backfill`` in bo
 real Prometheus) and checks that its report holds together: both schemas score the same GPUs,
 the scorer reads our exporter's per-GPU totals on a history that has them, reading the split
 counters instead reads more samples and reads most where our exporter splits NVLink errors per
-link or XIDs per code, and the ratios are the report's own numbers.
+link or XIDs per code, and the ratios are the report's own numbers; then one arm alone
+(``--arms dcgm``, as a fleet too large to write in our schema is measured) reads the kept
+history again without rewriting it and reports no ratios.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_schema_cost.py"
 
 
 def test_the_bench_scores_one_fleet_in_both_schemas(tmp_path: Path) -> None:
-    result, report = run_bench(
-        BENCH, tmp_path, "--gpus", "8", "--days", "1", "--step", "600", "--pairs", "2"
-    )
+    fleet = ("--gpus", "8", "--days", "1", "--step", "600", "--pairs", "2")
+    work = tmp_path / "work"
+    result, report = run_bench(BENCH, tmp_path, *fleet, "--work", str(work))
     assert report["same_gpus"] is True and report["gpus_scored"] == 8
     arms = report["schemas"]
     ours, split, dcgm = arms["ours"], arms["ours_split"], arms["dcgm"]
@@ -41,3 +43,11 @@ def test_the_bench_scores_one_fleet_in_both_schemas(tmp_path: Path) -> None:
         assert entry["ratio_median"] == round(entry["median_s"] / dcgm["median_s"], 2)
     assert "the same 8 GPUs scored in both: True" in result.stdout
     assert "(per-GPU totals read: True)" in result.stdout
+
+    # one arm alone, on the histories kept in --work: dcgm-exporter's is read again, as written
+    written = (work / "dcgm" / "failures.csv").stat().st_mtime_ns
+    alone, only = run_bench(BENCH, tmp_path, *fleet, "--work", str(work), "--arms", "dcgm")
+    assert set(only["schemas"]) == {"dcgm"} and only["same_gpus"] is None
+    assert only["gpus_scored"] == 8 and "(8 GPUs scored):" in alone.stdout
+    assert "ratio_median" not in only["schemas"]["dcgm"] and " / dcgm:" not in alone.stdout
+    assert (work / "dcgm" / "failures.csv").stat().st_mtime_ns == written
