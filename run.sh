@@ -82,13 +82,17 @@ run_tests() {
     "$VENV/bin/mypy" -p gpu_health
     echo "== gpu-health generate --check (rules/, grafana/, deploy/ match the mixin)" >&2
     "$VENV/bin/gpu-health" generate --check
-    echo "== pytest (slow tests included; 3 workers, one module per worker)" >&2
+    echo "== pytest (slow tests included; 5 workers, one module per worker)" >&2
     # --durations: the slowest tests in every CI log, to keep the suite inside its time.
     # --no-loadscope-reorder: modules start in collection order, so tests/alertmanager's
     # real-time waits (the two longest tests, single-test modules) start first; xdist would
     # otherwise queue modules by test count and start them last, 9 minutes in (838 s against
     # 535 s for the whole run, measured on the same machine).
-    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 3 --dist loadfile \
+    # -n 5 on the 2-core CI machine: those two tests hold two workers for about 4 minutes while
+    # using 0.05 of a core between them, so three more workers keep both cores busy (the whole
+    # pytest run: 893 s with 3 workers, 822 s with 4, 774 s with 5, one machine, one day).
+    # A later -n (./run.sh test -n 12) overrides it on a larger machine.
+    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 5 --dist loadfile \
         --no-loadscope-reorder --durations=15 "$@"
 }
 

@@ -34,7 +34,7 @@ from gpu_health.scorer.feature_promql import window_seconds
 from gpu_health.scorer.feature_schema import PER_GPU_TOTALS, schema_by_name
 from gpu_health.scorer.feature_table import FEATURES
 from gpu_health.scorer.history_source import CHECKED_OFFSETS
-from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
 
 DAY = 86400
 END = 1796083200
@@ -285,3 +285,32 @@ def test_a_gpu_without_totals_only_lately_is_seen_by_the_check_at_the_scored_tim
     with caplog.at_level(logging.INFO, logger="gpu_health.scorer.features"):
         assert not feature_frame.totals_readable(client, s, TIMES[0])
     assert any(": 1 GPUs sent them without" in r.getMessage() for r in caplog.records)
+
+
+class _Answering:
+    """A querier that answers every query with ``answer``, or raises it when it is an error."""
+
+    def __init__(self, answer: list[dict[str, object]] | PrometheusError) -> None:
+        self.answer = answer
+        self.sent: list[str] = []
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, object]]:
+        self.sent.append(promql)
+        if isinstance(self.answer, PrometheusError):
+            raise self.answer
+        return self.answer
+
+
+def test_a_totals_check_that_fails_reads_the_split_counters() -> None:
+    """A check Prometheus cannot answer is no proof that every GPU sends its totals: the run
+    reads the split counters, which are always right, instead of failing."""
+    s = schema_by_name("ours")
+    failing = _Answering(PrometheusError("query timed out"))
+    assert not feature_frame.totals_readable(failing, s, TIMES[0])
+    assert failing.sent == [feature_frame.missing_totals_query(s)]
+    # the same check answered with no GPU missing: the totals are read
+    assert feature_frame.totals_readable(_Answering([]), s, TIMES[0])
+    # dcgm-exporter's schema has no totals to check
+    dcgm = _Answering([])
+    assert not feature_frame.totals_readable(dcgm, schema_by_name("dcgm"), TIMES[0])
+    assert dcgm.sent == []
