@@ -18,6 +18,9 @@ before the totals is read), and dcgm-exporter's. Per arm: the samples the featur
 (Prometheus' ``stats=all``, each query sent once at the history's end), the queries reading the
 most, and whole scoring runs of the shipped default model with the economics, interleaved (one
 cold run each, then ``--pairs`` rounds). It prints the medians and the ratios to dcgm-exporter's.
+Nothing is timed before each Prometheus has merged the 2-hour blocks the backfill wrote, as an
+operator's Prometheus does within minutes of starting (``bench_scorer.wait_compacted``: a few
+minutes of waiting, even for a small fleet).
 
     .venv/bin/python bench/bench_schema_cost.py --gpus 200 --days 14 --step 300 \
         --work /tmp/schema-cost --json /tmp/schema-cost.json
@@ -131,6 +134,8 @@ def main() -> int:
     with ExitStack() as stack_:
         work = args.work or Path(stack_.enter_context(tempfile.TemporaryDirectory()))
         clients: dict[SchemaName, PromClient] = {}
+        written: dict[SchemaName, int] = {}
+        result["blocks"] = {}
         for schema in schemas:
             data = work / schema
             print(f"{schema}: writing the history", file=sys.stderr)
@@ -138,8 +143,16 @@ def main() -> int:
             prom_dir = work / f"prom-{schema}"
             prom_dir.mkdir(exist_ok=True)
             config = stack.write_prometheus_config(prom_dir / "prometheus.yml")
+            written[schema] = bench_scorer.tsdb_blocks(data)
             prom = stack_.enter_context(stack.prometheus(prom_dir, config, data_dir=data))
             clients[schema] = PromClient(PromConfig(prom.url, timeout_s=600))
+        for schema, client in clients.items():
+            # each Prometheus merges its 2-hour blocks while the next history is written;
+            # nothing is timed before they all have (bench_scorer.wait_compacted)
+            print(f"{schema}: waiting for Prometheus to compact the history", file=sys.stderr)
+            served = bench_scorer.wait_compacted(client.base_url)
+            result["blocks"][schema] = {"written": written[schema], "served": served}
+            print(f"{schema}: {written[schema]} blocks written, {served} served", file=sys.stderr)
         scored = {
             schema: {gpu[2] for gpu in compute_features(client, schema, at).gpus}
             for schema, client in clients.items()

@@ -7,7 +7,8 @@ the scorer reads our exporter's per-GPU totals on a history that has them, readi
 counters instead reads more samples and reads most where our exporter splits NVLink errors per
 link or XIDs per code, and the ratios are the report's own numbers; then one arm alone
 (``--arms dcgm``, as a fleet too large to write in our schema is measured) reads the kept
-history again without rewriting it and reports no ratios.
+history again without rewriting it and reports no ratios. Each run waits until Prometheus has
+merged the backfill's 2-hour blocks before it times anything.
 """
 
 from __future__ import annotations
@@ -23,11 +24,16 @@ pytestmark = [pytest.mark.integration]
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_schema_cost.py"
 
 
+@pytest.mark.timeout(900)  # each Prometheus waits two compaction cycles (a minute each)
 def test_the_bench_scores_one_fleet_in_both_schemas(tmp_path: Path) -> None:
     fleet = ("--gpus", "8", "--days", "1", "--step", "600", "--pairs", "2")
     work = tmp_path / "work"
     result, report = run_bench(BENCH, tmp_path, *fleet, "--work", str(work))
     assert report["same_gpus"] is True and report["gpus_scored"] == 8
+    # timed only once Prometheus has merged the backfill's 2-hour blocks (12 for the day)
+    for schema in ("ours", "dcgm"):
+        blocks = report["blocks"][schema]
+        assert blocks["written"] >= 12 and 0 < blocks["served"] < blocks["written"], blocks
     arms = report["schemas"]
     ours, split, dcgm = arms["ours"], arms["ours_split"], arms["dcgm"]
     assert ours["totals_read"] is True and split["totals_read"] is False
@@ -50,4 +56,6 @@ def test_the_bench_scores_one_fleet_in_both_schemas(tmp_path: Path) -> None:
     assert set(only["schemas"]) == {"dcgm"} and only["same_gpus"] is None
     assert only["gpus_scored"] == 8 and "(8 GPUs scored):" in alone.stdout
     assert "ratio_median" not in only["schemas"]["dcgm"] and " / dcgm:" not in alone.stdout
+    # the kept history is the one the first Prometheus compacted
+    assert only["blocks"]["dcgm"]["written"] == report["blocks"]["dcgm"]["served"]
     assert (work / "dcgm" / "failures.csv").stat().st_mtime_ns == written
