@@ -119,6 +119,12 @@ def main() -> int:
         help="arms to measure (default: all three); a fleet too large to write in our schema "
         "in the time at hand can be measured in dcgm-exporter's alone (ratios need dcgm)",
     )
+    parser.add_argument(
+        "--no-compaction-wait",
+        action="store_true",
+        help="time from each Prometheus' start instead of after its first compaction cycle "
+        "(a --work history an earlier run's Prometheus already merged; two minutes saved)",
+    )
     args = parser.parse_args()
     arms = {arm: ARMS[arm] for arm in ARMS if arm in args.arms}
     schemas = [schema for schema in SCHEMAS if any(s == schema for s, _ in arms.values())]
@@ -149,8 +155,11 @@ def main() -> int:
         for schema, client in clients.items():
             # each Prometheus merges its 2-hour blocks while the next history is written;
             # nothing is timed before they all have (bench_scorer.wait_compacted)
-            print(f"{schema}: waiting for Prometheus to compact the history", file=sys.stderr)
-            served = bench_scorer.wait_compacted(client.base_url)
+            if args.no_compaction_wait:
+                served = bench_scorer.tsdb_blocks(work / schema)
+            else:
+                print(f"{schema}: waiting for Prometheus to compact the history", file=sys.stderr)
+                served = bench_scorer.wait_compacted(client.base_url)
             result["blocks"][schema] = {"written": written[schema], "served": served}
             print(f"{schema}: {written[schema]} blocks written, {served} served", file=sys.stderr)
         scored = {
