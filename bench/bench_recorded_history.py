@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_scorer import scoring_run_s, write_history
+from bench_scorer import scoring_run_s, tsdb_blocks, write_history
 
 from gpu_health import stack
 from gpu_health.mixin.render import HISTORY_FILE, REPO_ROOT
@@ -50,18 +50,14 @@ ARMS: tuple[HistoryMode, ...] = ("raw", "recorded")
 assert set(ARMS) <= set(HISTORY_MODES)
 
 
-def _blocks(data: Path) -> int:
-    return sum(1 for p in data.iterdir() if p.is_dir() and len(p.name) == 26)
-
-
 def _settled(data: Path, quiet_s: float, limit_s: float = 1800.0) -> int:
     """Wait until Prometheus has stopped merging blocks (their count unchanged for
     ``quiet_s``); the count then."""
     began = last_change = time.monotonic()
-    count = _blocks(data)
+    count = tsdb_blocks(data)
     while time.monotonic() - last_change < quiet_s and time.monotonic() - began < limit_s:
         time.sleep(5)
-        now = _blocks(data)
+        now = tsdb_blocks(data)
         if now != count:
             count, last_change = now, time.monotonic()
     return count
@@ -137,7 +133,7 @@ def main() -> int:
             began = time.monotonic()
             stack.promtool_backfill_rules(rules, prom.url, start, end, work / "rec")
             rules_s = time.monotonic() - began
-        written = _blocks(work / "rec")
+        written = tsdb_blocks(work / "rec")
         for block in (work / "rec").iterdir():
             shutil.move(str(block), data / block.name)
         with stack.prometheus(work, config, data_dir=data) as prom:

@@ -156,7 +156,7 @@ def main() -> int:
             # each Prometheus merges its 2-hour blocks while the next history is written;
             # nothing is timed before they all have (bench_scorer.wait_compacted)
             if args.no_compaction_wait:
-                served = bench_scorer.tsdb_blocks(work / schema)
+                served = written[schema]
             else:
                 print(f"{schema}: waiting for Prometheus to compact the history", file=sys.stderr)
                 served = bench_scorer.wait_compacted(client.base_url)
