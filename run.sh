@@ -92,6 +92,11 @@ run_tests() {
     # using 0.05 of a core between them, so three more workers keep both cores busy (the whole
     # pytest run: 893 s with 3 workers, 822 s with 4, 774 s with 5, one machine, one day).
     # A later -n (./run.sh test -n 12) overrides it on a larger machine.
+    # OMP_NUM_THREADS=1: five workers on two cores, and XGBoost's OpenMP threads spin while
+    # they wait for a core (tests/scorer/test_scorer_properties.py beside three busy loops:
+    # 31.3 s of CPU with XGBoost's default threads, 17.2 s with one; 45.1 s and 36.0 s of wall).
+    # Training keeps its own n_jobs. An OMP_NUM_THREADS already set is kept.
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
     "$VENV/bin/python" -m pytest -m "slow or not slow" -n 5 --dist loadfile \
         --no-loadscope-reorder --durations=15 "$@"
 }

@@ -1,7 +1,8 @@
 """The ledger against the simulator's own ground truth, through a real Prometheus.
 
 A simulated fleet with a raised failure rate is written as history (only the metric families
-the ledger reads, so the test stays fast; their values are the simulator's, unchanged) and
+the ledger reads, so the test stays fast; their values are the simulator's, unchanged; in our
+schema a code that is no failure is born with its first event rather than at 0) and
 ``gpu-health-scorer labels`` must find >= 90 % of the simulator's failures with >= 90 %
 precision. docs/closed-loop.md has the same measurement on a larger fleet, per kind.
 """
@@ -15,11 +16,13 @@ import pytest
 
 from gpu_health import stack
 from gpu_health.scorer.cli import main
+from gpu_health.scorer.labels import FAILURE_XIDS
 from gpu_health.scorer.labels_cli import judge_file
 from gpu_health.sim import openmetrics
 from gpu_health.sim.backfill import write_ground_truth
 from gpu_health.sim.batch import Windows
 from gpu_health.sim.fleet import build_fleet
+from gpu_health.telemetry import catalogue
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,6 +58,16 @@ def simulated_history(out: Path, schema: str, gpus: int, days: float, seed: int)
         keep = [s for s in openmetrics.CATALOGUE if {d.name for d in s.dcgm} & DCGM_FAMILIES]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(openmetrics, "CATALOGUE", tuple(keep))
+        # Our exporter keeps a counter at 0 for every catalogued XID code, the largest part of
+        # this history; here the codes the ledger does not count appear with their first event
+        # instead (1.41 GB of text, not 1.79 GB: 28 s instead of 39 s alone), so the ledger
+        # still meets them and must still skip them.
+        born = catalogue.zero_born_xids
+        patch.setattr(
+            catalogue,
+            "zero_born_xids",
+            lambda model: tuple(c for c in born(model) if c in FAILURE_XIDS),
+        )
         writer = openmetrics.Writer(schema)
         per_chunk = int(6 * 86400 / RESOLUTION)
         for k in range(0, len(ts_all), per_chunk):
