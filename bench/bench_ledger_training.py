@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gpu_health.scorer.cli import main as scorer
 from gpu_health.scorer.simhistory import build_history
@@ -43,8 +44,9 @@ def run() -> None:
     train = work / "train"
     ledger = train / "ledger.csv"
     scorer(
-        ["labels", "--data-dir", str(train), "--schema", "dcgm", "--step", "15m",
-         "--min-outage", "15m", "--since", f"{args.days + 1:g}d", "--out", str(ledger)]
+        ["labels", "--data-dir", str(train), "--schema", "dcgm", "--min-outage", "15m",
+         "--since", f"{args.days + 1:g}d", "--out", str(ledger), "--truth",
+         str(train / "failures.csv")]
     )  # fmt: skip
     results = {}
     for source, failures in (("ground_truth", train / "failures.csv"), ("ledger", ledger)):
@@ -62,11 +64,17 @@ def run() -> None:
         results[source] = json.loads(report.read_text())["horizons"]
     print("horizon  ROC AUC (ground truth)  ROC AUC (ledger)  difference")
     for h in results["ground_truth"]:
-        a = results["ground_truth"][h].get("roc_auc")
-        b = results["ledger"][h].get("roc_auc")
+        a, b = (_auc(results[source][h]) for source in ("ground_truth", "ledger"))
         diff = "-" if a is None or b is None else f"{b - a:+.3f}"
         shown = ["-" if v is None else f"{v:.3f}" for v in (a, b)]
         print(f"{h:>7}  {shown[0]:>22}  {shown[1]:>16}  {diff:>10}")
+
+
+def _auc(horizon: dict[str, Any]) -> float | None:
+    """The model's ROC AUC on all failures in ``evaluate --json``'s horizon (None where the
+    horizon was not evaluated)."""
+    value = horizon.get("all", {}).get("model", {}).get("roc_auc")
+    return None if value is None else float(value)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,26 @@ most 11,000 points per series and query, Prometheus' own limit). Both our schema
 dcgm-exporter's are read. Application XIDs (13, 31, 43, 45, 69 …: a user's program crashed) and
 warning XIDs (63 a row remap was recorded, 92 high corrected-error rate) are *not* failures and
 are never asked for. :mod:`gpu_health.scorer.ledger` merges the signals into one row per failure.
+
+A step sees a series through Prometheus' 5-minute lookback: on history sampled every 10 minutes
+or more (a long scrape interval, downsampled or backfilled data) most steps would see no sample,
+and a step 300 s after a sample compares nothing. :func:`scan` therefore measures the history's
+interval and, where it is longer than the lookback allows, reads each series' last sample of
+1.1 intervals instead (``last_over_time``); on denser history the queries are Prometheus' own.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.ledger import Signal
 from gpu_health.telemetry.catalogue import DCGM_RENAMED
+from gpu_health.telemetry.freshness import MEASURE_WINDOW, scrape_interval
 from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
 from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, NVLINK5_XIDS
 
@@ -58,6 +65,13 @@ APPEAR_SECONDS = 6 * 3600.0
 MAX_POINTS_PER_SERIES = 11_000
 #: Bound on what one scan may collect (signal points, all queries together).
 MAX_POINTS = 5_000_000
+#: Prometheus' default lookback: an instant selector sees a series' last sample this recent.
+LOOKBACK_S = 300.0
+#: On sparse history a step looks back this many sample intervals: a sample a tenth of an
+#: interval late still counts, one that never came does not (at 15-minute samples one missed
+#: sample is a GPU gone for up to half an hour; the scorer's presence window, 1.5 intervals,
+#: would hide it: 22 of 23 failures found instead of 23, bench/bench_ledger_training.py).
+LATE = 1.1
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,9 @@ class ScanConfig:
     chunk: float = 7 * 86400.0
     #: shortest ``gpu_up 0`` or disappearance counted as a failure
     min_outage: float = 600.0
+    #: How far back each step looks for a series' last sample: Prometheus' own lookback, or
+    #: longer on sparse history (:func:`lookback_for`; :func:`scan` measures it when None).
+    lookback: float | None = None
 
     def validate(self) -> None:
         if self.end <= self.start:
@@ -173,6 +190,23 @@ class Scan:
         self.slots_by = (names.presence,) if slots_by is None else slots_by
 
     # ---- queries ------------------------------------------------------------------------
+
+    @property
+    def lookback(self) -> float:
+        return LOOKBACK_S if self.c.lookback is None else max(LOOKBACK_S, self.c.lookback)
+
+    def _now(self, selector: str) -> str:
+        """``selector`` as a step sees it: its last sample within the lookback."""
+        if self.lookback <= LOOKBACK_S:
+            return selector
+        return f"last_over_time({selector}[{self.lookback:.0f}s])"
+
+    def _before(self, selector: str) -> str:
+        """``selector`` as the step before saw it."""
+        s = f"{self.c.step:.0f}s"
+        if self.lookback <= LOOKBACK_S:
+            return f"{selector} offset {s}"
+        return f"last_over_time({selector}[{self.lookback:.0f}s] offset {s})"
 
     def _chunks(self) -> Iterator[tuple[float, float]]:
         step = self.c.step
@@ -235,7 +269,8 @@ class Scan:
         """A lifetime counter above its last value before this step — also across an outage,
         when the sample that would show the rise falls inside the GPU's downtime."""
         s = f"{self.c.step:.0f}s"
-        return f"({selector} - last_over_time({selector}[{APPEAR_WINDOW}] offset {s})) > 0"
+        before = f"last_over_time({selector}[{APPEAR_WINDOW}] offset {s})"
+        return f"({self._now(selector)} - {before}) > 0"
 
     def _appear(self, selector: str, by: str, previous: str | None = None) -> str:
         """A counter or gauge that changed to a non-zero value, or appeared non-zero where none
@@ -248,7 +283,8 @@ class Scan:
             for n in (selector, previous)
             if n
         )
-        return f"(({selector} != {selector} offset {s}) > 0) or (({selector} > 0){before})"
+        now = self._now(selector)
+        return f"(({now} != {self._before(selector)}) > 0) or (({now} > 0){before})"
 
     # ---- signals ------------------------------------------------------------------------
 
@@ -306,8 +342,7 @@ class Scan:
 
     def _flag_signal(self) -> list[Signal]:
         sel = self.n.remap_failed
-        s = f"{self.c.step:.0f}s"
-        promql = f"({sel} == 1) unless on({self.n.uuid}) ({sel} offset {s} == 1)"
+        promql = f"({self._now(sel)} == 1) unless on({self.n.uuid}) ({self._before(sel)} == 1)"
         if self.n.previous:  # a failed flag carried over an exporter upgrade is no new event
             old = self.n.previous.remap_failed
             promql += f" unless on({self.n.uuid}) (last_over_time({old}[{APPEAR_WINDOW}]) == 1)"
@@ -320,7 +355,8 @@ class Scan:
 
     def _down_signals(self) -> list[Signal]:
         out = []
-        for (uuid, node, gpu, _x), pts in self._range(f"{self.n.up} == 0").items():
+        up = self.n.up or ""
+        for (uuid, node, gpu, _x), pts in self._range(f"{self._now(up)} == 0").items():
             for a, b, _v in self._runs(pts):
                 length = b - a + self.c.step
                 if length < self.c.min_outage:
@@ -334,21 +370,24 @@ class Scan:
         p, node = self.n.presence, self.n.node
         seen = self.n.named(f"last_over_time({p}[{APPEAR_WINDOW}])")
         promql = (  # the node is matched here, so named inside too (_range names the result)
-            f"({seen} unless on({self.n.uuid}) {p}) "
-            f"and on({node}) group by ({node}) ({self.n.named(p)})"
+            f"({seen} unless on({self.n.uuid}) {self._now(p)}) "
+            f"and on({node}) group by ({node}) ({self.n.named(self._now(p))})"
         )
         out = []
         for (uuid, nd, gpu, _x), pts in self._range(promql).items():
             for a, b, _v in self._runs(pts):
-                length = b - a + self.c.step
+                # No sample in the lookback before the first absent step: absent this long at
+                # least (one step on dense history; on sparse history the steps see a gap only
+                # once it is a lookback old, and counting them alone would shorten it).
+                length = b - a + max(self.c.step, self.lookback)
                 if length < self.c.min_outage:
                     continue
                 conf = 0.7 if length >= 3600 else 0.5
-                # The series was last seen up to one lookback (5m) before it counted as gone.
+                # The series was last seen up to one lookback before it counted as gone.
                 ev = f"{p.split('{')[0]} absent for {_duration(length)}"
                 if length >= APPEAR_SECONDS - 2 * self.c.step:  # the query looks back no further
                     ev = f"{p.split('{')[0]} absent for {APPEAR_WINDOW} or more"
-                out.append(Signal(uuid, nd, gpu, a - 300.0, b, "disappeared", conf, ev))
+                out.append(Signal(uuid, nd, gpu, a - self.lookback, b, "disappeared", conf, ev))
         return out
 
     def _replaced_signals(self) -> list[Signal]:
@@ -392,10 +431,46 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f}m"
 
 
+def lookback_for(interval_s: float, step: float) -> float:
+    """How far back a step looks: Prometheus' 5 minutes, or :data:`LATE` sample intervals, or
+    one step (no sample falls between two steps), whichever is longest."""
+    return max(LOOKBACK_S, LATE * interval_s, step)
+
+
+def history_interval(client: Any, names: Sequence[str], config: ScanConfig) -> float:
+    """The longest sample interval of the presence series ``names`` at the end of any chunk
+    of the scan (:func:`~gpu_health.telemetry.freshness.scrape_interval` of the median count
+    per GPU in 6 hours; 0 where nothing reported): older history may be sparser than new
+    (downsampled), and one lookback serves the whole scan."""
+    longest = 0.0
+    chunks = Scan(client, DCGM_RENAMED_NAMES, replace(config, lookback=LOOKBACK_S))._chunks()
+    for _start, b in chunks:
+        for name in names:
+            uuid = "uuid" if name == OURS.presence else DCGM.uuid
+            promql = f"quantile(0.5, sum by ({uuid}) (count_over_time({name}[{MEASURE_WINDOW}])))"
+            got = client.query(promql, b)
+            median = float(got[0]["value"][1]) if got else None
+            longest = max(longest, scrape_interval(median))
+    return longest
+
+
 def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
     """All failure signals of ``schema`` (``ours`` or ``dcgm``) in [start, end]."""
     if schema not in SCHEMAS:
         raise UserError(f"labels: unknown schema {schema!r} (ours or dcgm)")
+    if config.lookback is None:
+        names = [SCHEMAS[schema].presence]
+        if schema == "dcgm":
+            names.append(DCGM_RENAMED_NAMES.presence)
+        interval = history_interval(client, names, config)
+        config = replace(config, lookback=lookback_for(interval, config.step))
+        if config.lookback and config.lookback > LOOKBACK_S:
+            log.info(
+                "labels: a sample every %s in the history: each step reads a series' last "
+                "sample of the %s before it (Prometheus' lookback is 5m)",
+                _duration(interval),
+                _duration(config.lookback),
+            )
     if schema != "dcgm" or not _sent(client, DCGM_RENAMED_NAMES.presence, config):
         return Scan(client, SCHEMAS[schema], config).signals()
     both = (DCGM.presence, DCGM_RENAMED_NAMES.presence)

@@ -51,7 +51,13 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
         help="a backfilled directory (gpu-health backfill --out) served by a private Prometheus; "
         "the whole of it is scanned",
     )
-    g.add_argument("--step", type=duration_arg, default=300.0, help="scan resolution (default: 5m)")
+    g.add_argument(
+        "--step",
+        type=duration_arg,
+        default=300.0,
+        help="scan resolution (default: 5m); on history sampled more sparsely each step looks "
+        "back 1.1 sample intervals, measured, so keep it shorter than the interval",
+    )
     g.add_argument(
         "--chunk",
         type=duration_arg,
