@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gpu_health import stack
@@ -168,3 +169,38 @@ def test_dcgm_xids_are_one_row_per_gpu_under_either_node_label(
             ("m0", "GPU-m0", "79", 1.0),
             ("m1", "GPU-m3", "48", 1.0),
         ], url
+
+
+def _sparse_xid_history(end: float) -> str:
+    """Two GPUs sampled every 10 minutes for 12 hours: GPU-old48's XID 48 counter holds 3 from
+    the start, GPU-new48's rises from 3 to 4 two hours before the end."""
+    up, xids = ["# TYPE gpu_up gauge"], ["# TYPE gpu_xid_errors counter"]
+    for t in np.arange(end - 12 * 3600, end + 1, 600.0):
+        for uuid in ("GPU-old48", "GPU-new48"):
+            labels = f'node="n1",uuid="{uuid}",gpu="{uuid[-5:]}",model="NVIDIA H100 80GB HBM3"'
+            count = 4 if uuid == "GPU-new48" and t >= end - 2 * 3600 else 3
+            up.append(f"gpu_up{{{labels}}} 1 {t:.0f}")
+            xids.append(f'gpu_xid_errors_total{{{labels},xid="48"}} {count} {t:.0f}')
+    return "\n".join(up + xids) + "\n# EOF\n"
+
+
+def test_a_counter_older_than_the_period_has_no_xid_in_it_on_sparse_history(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    victoriametrics_factory: Callable[[], stack.Server],
+) -> None:
+    """History with a sample every 10 minutes, the period starting 330 s after one: more than
+    Prometheus' 5-minute lookback, so the counter's value "at the start" is read over the whole
+    period before it. A counter that held 3 since before the period has no XID in it, one
+    that rose once has one, on both engines (both counted 3 and 4 when the start was read
+    through the lookback)."""
+    end = float(int(time.time()) // 600 * 600 - 600)
+    history = _sparse_xid_history(end)
+    prom = prometheus_factory(data_dir=backfill(history))
+    stack.wait_for_query(prom.url, "count(last_over_time(gpu_up[1h]))")
+    vm = victoriametrics_factory()
+    import_openmetrics(vm, history)
+    at = end + 330
+    for url in (prom.url, vm.url):
+        report = Gatherer(url, "6h", at=at).gather("ours", 20, ("xids",))
+        assert [(x.uuid, x.xid, x.count) for x in report.xids] == [("GPU-new48", "48", 1)], url

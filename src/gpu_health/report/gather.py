@@ -303,14 +303,17 @@ class Gatherer:
         """Each XID code per GPU with its count in the period.
 
         ``increase()`` alone misses the first event of a counter that is created at its first
-        XID (it starts at 1); such a counter born inside the period adds its first value.
+        XID (it starts at 1); such a counter born inside the period adds its first value. Born:
+        no sample of it in the period before (not "none in the lookback before the period's
+        start": on history sampled every 10 minutes that misses counters that were there).
         """
         window = self.period
         if report.schema == "ours":
             xid = "gpu_xid_errors_total"
             by = "node, uuid, xid"
             grown = f"sum by ({by}) (increase({xid}[{window}]))"
-            born = f"sum by ({by}) (min_over_time({xid}[{window}]) unless {xid} offset {window})"
+            before = f"last_over_time({xid}[{window}] offset {window})"
+            born = f"sum by ({by}) (min_over_time({xid}[{window}]) unless {before})"
             promql = f"(({grown} + {born}) or {grown}) > 0.5"
             for s in self.query(promql):
                 report.xids.append(
