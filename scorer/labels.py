@@ -446,7 +446,7 @@ def history_interval(client: Any, names: Sequence[str], config: ScanConfig) -> f
     chunks = Scan(client, DCGM_RENAMED_NAMES, replace(config, lookback=LOOKBACK_S))._chunks()
     for _start, b in chunks:
         for name in names:
-            uuid = "uuid" if name == OURS.presence else DCGM.uuid
+            uuid = OURS.uuid if name == OURS.presence else DCGM.uuid
             promql = f"quantile(0.5, sum by ({uuid}) (count_over_time({name}[{MEASURE_WINDOW}])))"
             got = client.query(promql, b)
             median = float(got[0]["value"][1]) if got else None
