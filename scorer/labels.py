@@ -165,6 +165,15 @@ class ScanConfig:
         if self.min_outage < self.step:
             raise UserError("labels: --min-outage must be at least one --step")
 
+    def chunks(self) -> Iterator[tuple[float, float]]:
+        """The scan's range queries: ``(first step, last step)`` of each chunk."""
+        step = self.step
+        t = (self.start // step + 1) * step
+        while t <= self.end:
+            end = min(t + self.chunk - step, self.end)
+            yield t, end
+            t = end + step
+
 
 Query = Callable[[str, float, float, float], list[dict[str, Any]]]
 
@@ -208,19 +217,11 @@ class Scan:
             return f"{selector} offset {s}"
         return f"last_over_time({selector}[{self.lookback:.0f}s] offset {s})"
 
-    def _chunks(self) -> Iterator[tuple[float, float]]:
-        step = self.c.step
-        t = (self.c.start // step + 1) * step
-        while t <= self.c.end:
-            end = min(t + self.c.chunk - step, self.c.end)
-            yield t, end
-            t = end + step
-
     def _range(self, promql: str, start: float | None = None) -> dict[tuple[str, ...], Any]:
         """Points per series over the whole scan: {(uuid, node, gpu, extra): [(t, v), ...]}."""
         out: dict[tuple[str, ...], list[tuple[float, float]]] = {}
         promql = self.n.named(promql)  # the node under one label, whichever the exporter used
-        for a, b in self._chunks():
+        for a, b in self.c.chunks():
             if start is not None and b < start:
                 continue
             a = max(a, start) if start is not None else a
@@ -395,7 +396,7 @@ class Scan:
         seen: dict[tuple[str, str, str], list[float]] = {}
         n = self.n
         by = f"{n.node},{n.gpu},{n.uuid}"
-        for (a, b), p in itertools.product(self._chunks(), self.slots_by):
+        for (a, b), p in itertools.product(self.c.chunks(), self.slots_by):
             window = f"{b - a + self.c.step:.0f}s"
             res = f"{self.c.step:.0f}s"
             for fn, agg in (("min", min), ("max", max)):
@@ -443,8 +444,7 @@ def history_interval(client: Any, names: Sequence[str], config: ScanConfig) -> f
     per GPU in 6 hours; 0 where nothing reported): older history may be sparser than new
     (downsampled), and one lookback serves the whole scan."""
     longest = 0.0
-    chunks = Scan(client, DCGM_RENAMED_NAMES, replace(config, lookback=LOOKBACK_S))._chunks()
-    for _start, b in chunks:
+    for _start, b in config.chunks():
         for name in names:
             uuid = OURS.uuid if name == OURS.presence else DCGM.uuid
             promql = f"quantile(0.5, sum by ({uuid}) (count_over_time({name}[{MEASURE_WINDOW}])))"
@@ -458,6 +458,7 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
     """All failure signals of ``schema`` (``ours`` or ``dcgm``) in [start, end]."""
     if schema not in SCHEMAS:
         raise UserError(f"labels: unknown schema {schema!r} (ours or dcgm)")
+    config.validate()  # before any query walks its chunks
     if config.lookback is None:
         names = [SCHEMAS[schema].presence]
         if schema == "dcgm":
@@ -481,7 +482,7 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
 def _sent(client: Any, name: str, config: ScanConfig) -> bool:
     """Whether any GPU sent ``name`` in the scan's range (then its scan is worth its queries):
     asked chunk by chunk, as the scan reads the history, never over the whole range at once."""
-    for a, b in Scan(client, DCGM_RENAMED_NAMES, config)._chunks():
+    for a, b in config.chunks():
         span = f"{b - a + APPEAR_SECONDS:.0f}s"
         got = client.query(f"count(last_over_time({name}[{span}]))", b)
         if got and float(got[0]["value"][1]) > 0:
