@@ -68,9 +68,10 @@ MAX_POINTS = 5_000_000
 #: Prometheus' default lookback: an instant selector sees a series' last sample this recent.
 LOOKBACK_S = 300.0
 #: On sparse history a step looks back this many sample intervals: a sample a tenth of an
-#: interval late still counts, one that never came does not (at 15-minute samples one missed
-#: sample is a GPU gone for up to half an hour; the scorer's presence window, 1.5 intervals,
-#: would hide it: 22 of 23 failures found instead of 23, bench/bench_ledger_training.py).
+#: interval late still counts, and one that never came leaves a gap the steps see for 0.9 of an
+#: interval (0.5 at the scorer's presence window of 1.5 intervals; at 15-minute samples one
+#: missed sample is a GPU gone for up to half an hour). On the two sparse fleets of
+#: docs/closed-loop.md 1.5 found the same failures: the margin is reasoned, not measured.
 LATE = 1.1
 
 
