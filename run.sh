@@ -82,22 +82,24 @@ run_tests() {
     "$VENV/bin/mypy" -p gpu_health
     echo "== gpu-health generate --check (rules/, grafana/, deploy/ match the mixin)" >&2
     "$VENV/bin/gpu-health" generate --check
-    echo "== pytest (slow tests included; 5 workers, one module per worker)" >&2
+    echo "== pytest (slow tests included; 6 workers, one module per worker)" >&2
     # --durations: the slowest tests in every CI log, to keep the suite inside its time.
     # --no-loadscope-reorder: modules start in collection order, so tests/alertmanager's
     # real-time waits (the two longest tests, single-test modules) start first; xdist would
     # otherwise queue modules by test count and start them last, 9 minutes in (838 s against
     # 535 s for the whole run, measured on the same machine).
-    # -n 5 on the 2-core CI machine: those two tests hold two workers for about 4 minutes while
-    # using 0.05 of a core between them, so three more workers keep both cores busy (the whole
-    # pytest run: 893 s with 3 workers, 822 s with 4, 774 s with 5, one machine, one day).
+    # -n 6 on the 2-core CI machine: those two tests hold two workers for about 4 minutes while
+    # using 0.05 of a core between them, and other modules wait on real time too (a bench that
+    # waits for Prometheus' compaction, the demo), so four more workers keep both cores busy
+    # (the whole pytest run: 893 s with 3 workers, 822 s with 4, 774 s with 5, one machine, one
+    # day; later 812 s with 5 and 762 s with 6, one machine, one day; 3.9 GB used at most).
     # A later -n (./run.sh test -n 12) overrides it on a larger machine.
-    # OMP_NUM_THREADS=1: five workers on two cores, and XGBoost's OpenMP threads spin while
+    # OMP_NUM_THREADS=1: six workers on two cores, and XGBoost's OpenMP threads spin while
     # they wait for a core (tests/scorer/test_scorer_properties.py beside three busy loops:
     # 31.3 s of CPU with XGBoost's default threads, 17.2 s with one; 45.1 s and 36.0 s of wall).
     # Training keeps its own n_jobs. An OMP_NUM_THREADS already set is kept.
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 5 --dist loadfile \
+    "$VENV/bin/python" -m pytest -m "slow or not slow" -n 6 --dist loadfile \
         --no-loadscope-reorder --durations=15 "$@"
 }
 

@@ -230,6 +230,12 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
     time.sleep(5)  # a few evaluations of every rule
     end = time.time()
     synced = _wait_for_remote_write(server.url, vm.url, end) if vm else False
+    # Every test reads the fleet up to ``end``: the live exporter and scorer have nothing more
+    # to add, and left running they cost CPU for the whole module (a 2-second scrape, a scorer
+    # pass every 5 s), more the longer a loaded CI machine takes over the tests.
+    stack.stop_process(exporter)
+    if scorer:
+        stack.stop_process(scorer_proc)
     vm_url = vm.url if vm else None
     yield Fleet(server.url, end - 86400, end, uuid, lost, scorer, live_since, vm_url, synced)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from gpu_health import stack
-from tests.conftest import PrometheusFactory, import_openmetrics
+from tests.conftest import ONE_PASS_BLOCKS, PrometheusFactory, import_openmetrics
 from tests.mixin import engine_rules as er
 from tests.mixin.rule_history import RESOLUTION, make_history
 
@@ -112,7 +112,7 @@ def test_rules_agree_on_prometheus_and_victoriametrics(
         prom.stop()
         recorded = tmp_path / f"recorded-{k}.om"
         recorded.write_text(text)
-        stack.promtool_backfill(recorded, data_dir)
+        stack.promtool_backfill(recorded, data_dir, ONE_PASS_BLOCKS)
         prom = prometheus_factory(data_dir=data_dir)
         import_openmetrics(same, text)
         rule_file = er.write_rule_file(layer, tmp_path / f"pass-{k}.yaml")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_health import stack
+from tests.conftest import ONE_PASS_BLOCKS
 
 SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
 
@@ -21,7 +22,7 @@ def serve(root: Path, text: str, name: str, days: float) -> AbstractContextManag
     om = root / f"{name}.om"
     om.write_text(text)
     data = root / f"tsdb-{name}"
-    stack.promtool_backfill(om, data, f"{int(days * 24) + 48}h")
+    stack.promtool_backfill(om, data, ONE_PASS_BLOCKS)
     work = root / f"prom-{name}"
     work.mkdir()
     config = stack.write_prometheus_config(work / "prometheus.yml")

@@ -43,7 +43,7 @@ from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer, ScorerCollector
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry.freshness import interval_query
-from tests.conftest import import_openmetrics, launch_victoriametrics
+from tests.conftest import ONE_PASS_BLOCKS, import_openmetrics, launch_victoriametrics
 from tests.mixin.engine_rules import vmalert_replay
 from tests.scorer.dcgm_history import score_at
 
@@ -160,7 +160,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(history: Path) -> Iterator[stack.Server]:
     """A Prometheus serving the raw history and, over its first days, the recorded one."""
     data = history / "tsdb"
-    stack.promtool_backfill(history / "fleet.om", data, f"{int(DAYS * 24) + 48}h")
+    stack.promtool_backfill(history / "fleet.om", data, ONE_PASS_BLOCKS)
     work = history / "prom"
     work.mkdir()
     config = stack.write_prometheus_config(work / "prometheus.yml")

@@ -27,6 +27,7 @@ from gpu_health.sim.backfill import write_ground_truth
 from gpu_health.sim.batch import Windows
 from gpu_health.sim.fleet import build_fleet
 from gpu_health.telemetry import catalogue
+from tests.conftest import ONE_PASS_BLOCKS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,7 +83,7 @@ def simulated_history(
                 text = text[: text.index("# TYPE gpu_info")]
             path = out / f"chunk-{k}.om"
             path.write_text(text + "# EOF\n")
-            stack.promtool_backfill(path, out / "prometheus", block_duration="288h")
+            stack.promtool_backfill(path, out / "prometheus", block_duration=ONE_PASS_BLOCKS)
             path.unlink()
     write_ground_truth(out, fleet, float(ts_all[0]), float(ts_all[-1]) + resolution)
     return out

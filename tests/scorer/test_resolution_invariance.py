@@ -29,6 +29,7 @@ import pytest
 from gpu_health import stack
 from gpu_health.sim.families import FAMILIES, write
 from gpu_health.sim.resample import thin_file
+from tests.conftest import ONE_PASS_BLOCKS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,7 +75,7 @@ def histories(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
         out = root / f"every-{interval}s"
         out.mkdir()
         thin_file(root / "fleet.om", out / "fleet.om", interval)
-        stack.promtool_backfill(out / "fleet.om", out / "prometheus", f"{int(DAYS * 24) + 48}h")
+        stack.promtool_backfill(out / "fleet.om", out / "prometheus", ONE_PASS_BLOCKS)
         dirs[interval] = out
     (root / "fleet.om").unlink()
     return {**dirs, 0: root}
