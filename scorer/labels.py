@@ -397,9 +397,12 @@ class Scan:
         seen: dict[tuple[str, str, str], list[float]] = {}
         n = self.n
         by = f"{n.node},{n.gpu},{n.uuid}"
+        # The subquery sees a sample through Prometheus' 5-minute lookback at each of its
+        # steps, so it steps no further apart than that: with ``--step 10m`` on 10-minute
+        # samples 400 s before each step, it saw none and found no board replaced.
+        res = f"{min(self.c.step, LOOKBACK_S):.0f}s"
         for (a, b), p in itertools.product(self.c.chunks(), self.slots_by):
             window = f"{b - a + self.c.step:.0f}s"
-            res = f"{self.c.step:.0f}s"
             for fn, agg in (("min", min), ("max", max)):
                 times = f"{fn}_over_time(timestamp({p})[{window}:{res}])"
                 q = f"{fn} by ({by}) ({n.named(times)})"

@@ -131,7 +131,9 @@ def test_ledger_finds_each_failure_and_nothing_else(
     ``unless on``, ``timestamp`` in a subquery, the lookback of a range step) mean the same to
     both engines on this history, sampled each minute and (read through ``last_over_time``
     where Prometheus' 5-minute lookback would miss samples) every 10 minutes."""
-    end = math.floor(time.time() / resolution) * resolution - HOUR
+    # Samples 17 s off the minute never sit on the left edge of a step's lookback: Prometheus 2
+    # reads a sample there and VictoriaMetrics does not (a GPU would be gone a step apart).
+    end = math.floor(time.time() / 600) * 600 - HOUR + 17
     start = end - 2 * 86400
     text, at = _history(start, end, resolution)
     ledgers = []
@@ -160,6 +162,24 @@ def test_ledger_finds_each_failure_and_nothing_else(
         ledgers.append(rows)
     # row for row: the same times, modes, confidences and evidence from both engines
     assert ledgers[0] == ledgers[1]
+
+
+def test_a_replacement_is_seen_with_a_step_as_long_as_the_samples(
+    tmp_path: Path, on_both_engines: Callable[[str], tuple[str, str]]
+) -> None:
+    """``--step 10m`` on 10-minute samples, each 400 s before a step: the board replaced in its
+    slot is still found (its slot's boards are read through Prometheus' 5-minute lookback, so
+    every 10 minutes they were never seen) on both engines."""
+    resolution = 600.0
+    end = math.floor(time.time() / resolution) * resolution - HOUR + 200
+    text, _at = _history(end - 2 * 86400, end, resolution)
+    for k, url in enumerate(on_both_engines(text)):
+        out = tmp_path / f"ledger-{k}.csv"
+        argv = ["labels", "--prometheus.url", url, "--since", "2d", "--end", f"{end:.0f}"]
+        argv += ["--step", "10m", "--min-outage", "20m", "--schema", "ours", "--out", str(out)]
+        assert main(argv) == 0
+        found = {r["uuid"]: r for r in csv.DictReader(out.open())}
+        assert "replaced by GPU-F in n1 slot 4" in found["GPU-E"]["evidence"], (url, found)
 
 
 def test_lone_xid_below_the_confidence_floor_is_left_out(
