@@ -240,16 +240,14 @@ def test_every_xid_that_needs_a_reset_is_a_failure(
 
 @pytest.mark.parametrize("node_label", ["Hostname", "hostname", "upgrade"])
 def test_dcgm_nodes_stay_apart_under_either_node_label(
-    tmp_path: Path,
-    backfill: Callable[[str], Path],
-    prometheus_factory: Callable[..., object],
-    node_label: str,
+    tmp_path: Path, on_both_engines: Callable[[str], tuple[str, str]], node_label: str
 ) -> None:
     """dcgm-exporter called the node ``Hostname`` until NVIDIA/dcgm-exporter#655 (May 2026)
     and ``hostname`` since. Read under one name only, a newer exporter's fleet is one node
     called "": a node that stops reporting as a whole then looks like its GPUs vanishing
     while "their node" reports, and GPU 0 of every node looks like one slot. ``upgrade``: the
-    exporter is upgraded (``Hostname`` → ``hostname``) mid-history."""
+    exporter is upgraded (``Hostname`` → ``hostname``) mid-history. On Prometheus and on
+    VictoriaMetrics."""
     end = math.floor(time.time() / STEP) * STEP - HOUR
     start = end - 86400
     upgrade = start + 6 * HOUR
@@ -286,26 +284,24 @@ def test_dcgm_nodes_stay_apart_under_either_node_label(
                     else None
                 ),
             )
-    server = prometheus_factory(data_dir=backfill(h.text()))
-    out = tmp_path / "ledger.csv"
-    args = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
-    args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
-    assert main([*args, "--out", str(out)]) == 0
-    rows = list(csv.DictReader(out.open()))
-    assert {r["uuid"]: r["node"] for r in rows} == {"GPU-T": "n3"}, rows
-    assert "replaced by GPU-V" in rows[0]["evidence"]
+    for k, url in enumerate(on_both_engines(h.text())):
+        out = tmp_path / f"ledger-{k}.csv"
+        args = ["labels", "--prometheus.url", url, "--since", "1d"]
+        args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
+        assert main([*args, "--out", str(out)]) == 0
+        rows = list(csv.DictReader(out.open()))
+        assert {r["uuid"]: r["node"] for r in rows} == {"GPU-T": "n3"}, (url, rows)
+        assert "replaced by GPU-V" in rows[0]["evidence"]
 
 
 @pytest.mark.parametrize("code_labels", [False, True], ids=["last-value", "code-labels"])
 def test_dcgm_xids_are_failures_whichever_shape_the_gauge_has(
-    tmp_path: Path,
-    backfill: Callable[[str], Path],
-    prometheus_factory: Callable[..., object],
-    code_labels: bool,
+    tmp_path: Path, on_both_engines: Callable[[str], tuple[str, str]], code_labels: bool
 ) -> None:
     """dcgm-exporter's last-XID gauge: one series whose value changes (before 3.3.6-3.4.2), or
     (since) the code as an ``err_code`` label too, so each new code is a new series that never
-    changes. A hard XID is a failure either way; an application XID is not."""
+    changes. A hard XID is a failure either way; an application XID is not. On Prometheus and
+    on VictoriaMetrics."""
     end = math.floor(time.time() / STEP) * STEP - HOUR
     start = end - 86400
     h = History(start, end)
@@ -326,14 +322,14 @@ def test_dcgm_xids_are_failures_whichever_shape_the_gauge_has(
                 {**labels, **extra},
                 lambda t, v=value, a=since, b=until: v if a <= t < b or (t == b == end) else None,
             )
-    server = prometheus_factory(data_dir=backfill(h.text()))
-    out = tmp_path / "ledger.csv"
-    args = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
-    args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
-    assert main([*args, "--out", str(out)]) == 0
-    rows = {r["uuid"]: r for r in csv.DictReader(out.open())}
-    assert set(rows) == {"GPU-X", "GPU-Y"}, rows
-    assert rows["GPU-X"]["mode"] == "fell_off_bus"
-    assert rows["GPU-Y"]["mode"] == "uncorrectable_memory"
-    for row in rows.values():
-        assert abs(float(row["time"]) - (start + 12 * HOUR)) <= 600, row
+    for k, url in enumerate(on_both_engines(h.text())):
+        out = tmp_path / f"ledger-{k}.csv"
+        args = ["labels", "--prometheus.url", url, "--since", "1d"]
+        args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
+        assert main([*args, "--out", str(out)]) == 0
+        rows = {r["uuid"]: r for r in csv.DictReader(out.open())}
+        assert set(rows) == {"GPU-X", "GPU-Y"}, (url, rows)
+        assert rows["GPU-X"]["mode"] == "fell_off_bus"
+        assert rows["GPU-Y"]["mode"] == "uncorrectable_memory"
+        for row in rows.values():
+            assert abs(float(row["time"]) - (start + 12 * HOUR)) <= 600, (url, row)
