@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 PrometheusFactory = Callable[..., stack.Server]
+AlertmanagerFactory = Callable[..., stack.Server]
 
 #: ``--max-block-duration`` for the tests' backfills. promtool reads its whole input once per
 #: block it writes, and by default writes 2-hour blocks: an 8-day history took 26.1 s of CPU
@@ -27,7 +28,6 @@ PrometheusFactory = Callable[..., stack.Server]
 #: compaction range, aligned to the epoch), so a test's history is read once or twice. The
 #: product's ``gpu-health backfill`` writes 2-hour files instead and keeps promtool's default.
 ONE_PASS_BLOCKS = "2400h"
-AlertmanagerFactory = Callable[..., stack.Server]
 
 
 @pytest.fixture
