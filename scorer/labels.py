@@ -21,12 +21,13 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.ledger import Signal
+from gpu_health.telemetry import freshness
 from gpu_health.telemetry.catalogue import DCGM_RENAMED
-from gpu_health.telemetry.freshness import MEASURE_WINDOW, scrape_interval
 from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
 from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, NVLINK5_XIDS
 
@@ -444,18 +445,11 @@ def lookback_for(interval_s: float, step: float) -> float:
 
 def history_interval(client: Any, names: Sequence[str], config: ScanConfig) -> float:
     """The longest sample interval of the presence series ``names`` at the end of any chunk
-    of the scan (:func:`~gpu_health.telemetry.freshness.scrape_interval` of the median count
-    per GPU in 6 hours; 0 where nothing reported): older history may be sparser than new
-    (downsampled), and one lookback serves the whole scan."""
-    longest = 0.0
-    for _start, b in config.chunks():
-        for name in names:
-            uuid = OURS.uuid if name == OURS.presence else DCGM.uuid
-            promql = f"quantile(0.5, sum by ({uuid}) (count_over_time({name}[{MEASURE_WINDOW}])))"
-            got = client.query(promql, b)
-            median = float(got[0]["value"][1]) if got else None
-            longest = max(longest, scrape_interval(median))
-    return longest
+    of the scan (:func:`~gpu_health.telemetry.freshness.measure`, as the scorer measures it,
+    on the series the scan reads presence from; 0 where nothing reported): older history may
+    be sparser than new (downsampled), and one lookback serves the whole scan."""
+    ends = (b for _start, b in config.chunks())
+    return max((freshness.measure(partial(client.query, at=b), names) for b in ends), default=0.0)
 
 
 def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:

@@ -123,6 +123,20 @@ def _history(start: float, end: float, step: float = STEP) -> tuple[str, dict[st
     return h.text(), at
 
 
+def _ledgers(
+    tmp_path: Path, urls: tuple[str, str], end: float, since: str, *extra: str
+) -> list[tuple[str, list[dict[str, str]]]]:
+    """``labels`` over ``since`` up to ``end`` on each engine (Prometheus, then
+    VictoriaMetrics), with ``extra`` arguments: each URL with its ledger's rows."""
+    out = []
+    for k, url in enumerate(urls):
+        ledger = tmp_path / f"ledger-{k}.csv"
+        argv = ["labels", "--prometheus.url", url, "--since", since, "--end", f"{end:.0f}"]
+        assert main([*argv, *extra, "--out", str(ledger)]) == 0
+        out.append((url, list(csv.DictReader(ledger.open()))))
+    return out
+
+
 @pytest.mark.parametrize("resolution", [STEP, 600.0], ids=["1m", "10m"])
 def test_ledger_finds_each_failure_and_nothing_else(
     resolution: float, tmp_path: Path, on_both_engines: Callable[[str], tuple[str, str]]
@@ -136,12 +150,8 @@ def test_ledger_finds_each_failure_and_nothing_else(
     end = math.floor(time.time() / 600) * 600 - HOUR + 17
     start = end - 2 * 86400
     text, at = _history(start, end, resolution)
-    ledgers = []
-    for k, url in enumerate(on_both_engines(text)):
-        out = tmp_path / f"ledger-{k}.csv"
-        argv = ["labels", "--prometheus.url", url, "--since", "2d", "--end", f"{end:.0f}"]
-        assert main([*argv, "--schema", "ours", "--out", str(out)]) == 0
-        rows = list(csv.DictReader(out.open()))
+    ledgers = _ledgers(tmp_path, on_both_engines(text), end, "2d", "--schema", "ours")
+    for k, (url, rows) in enumerate(ledgers):
         found = {r["uuid"]: r for r in rows}
         assert set(found) == {"GPU-B", "GPU-C", "GPU-E", "GPU-G"}, (url, rows)
         assert found["GPU-B"]["mode"] == "fell_off_bus"
@@ -156,12 +166,11 @@ def test_ledger_finds_each_failure_and_nothing_else(
             assert 0.5 <= float(found[uuid]["confidence"]) <= 0.99
             assert found[uuid]["node"] == "n1"
         # The ledger is a failures file as train reads it.
-        failures = load_failures(out)
+        failures = load_failures(tmp_path / f"ledger-{k}.csv")
         assert {f.uuid for f in failures} == set(expected)
         assert all(f.precursor is None for f in failures)
-        ledgers.append(rows)
     # row for row: the same times, modes, confidences and evidence from both engines
-    assert ledgers[0] == ledgers[1]
+    assert ledgers[0][1] == ledgers[1][1]
 
 
 def test_a_replacement_is_seen_with_a_step_as_long_as_the_samples(
@@ -173,12 +182,9 @@ def test_a_replacement_is_seen_with_a_step_as_long_as_the_samples(
     resolution = 600.0
     end = math.floor(time.time() / resolution) * resolution - HOUR + 200
     text, _at = _history(end - 2 * 86400, end, resolution)
-    for k, url in enumerate(on_both_engines(text)):
-        out = tmp_path / f"ledger-{k}.csv"
-        argv = ["labels", "--prometheus.url", url, "--since", "2d", "--end", f"{end:.0f}"]
-        argv += ["--step", "10m", "--min-outage", "20m", "--schema", "ours", "--out", str(out)]
-        assert main(argv) == 0
-        found = {r["uuid"]: r for r in csv.DictReader(out.open())}
+    extra = ("--step", "10m", "--min-outage", "20m", "--schema", "ours")
+    for url, rows in _ledgers(tmp_path, on_both_engines(text), end, "2d", *extra):
+        found = {r["uuid"]: r for r in rows}
         assert "replaced by GPU-F in n1 slot 4" in found["GPU-E"]["evidence"], (url, found)
 
 
@@ -284,12 +290,8 @@ def test_dcgm_nodes_stay_apart_under_either_node_label(
                     else None
                 ),
             )
-    for k, url in enumerate(on_both_engines(h.text())):
-        out = tmp_path / f"ledger-{k}.csv"
-        args = ["labels", "--prometheus.url", url, "--since", "1d"]
-        args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
-        assert main([*args, "--out", str(out)]) == 0
-        rows = list(csv.DictReader(out.open()))
+    extra = ("--schema", "dcgm", "--min-confidence", "0.5")
+    for url, rows in _ledgers(tmp_path, on_both_engines(h.text()), end, "1d", *extra):
         assert {r["uuid"]: r["node"] for r in rows} == {"GPU-T": "n3"}, (url, rows)
         assert "replaced by GPU-V" in rows[0]["evidence"]
 
@@ -322,12 +324,9 @@ def test_dcgm_xids_are_failures_whichever_shape_the_gauge_has(
                 {**labels, **extra},
                 lambda t, v=value, a=since, b=until: v if a <= t < b or (t == b == end) else None,
             )
-    for k, url in enumerate(on_both_engines(h.text())):
-        out = tmp_path / f"ledger-{k}.csv"
-        args = ["labels", "--prometheus.url", url, "--since", "1d"]
-        args += ["--end", f"{end:.0f}", "--schema", "dcgm", "--min-confidence", "0.5"]
-        assert main([*args, "--out", str(out)]) == 0
-        rows = {r["uuid"]: r for r in csv.DictReader(out.open())}
+    extra = ("--schema", "dcgm", "--min-confidence", "0.5")
+    for url, ledger in _ledgers(tmp_path, on_both_engines(h.text()), end, "1d", *extra):
+        rows = {r["uuid"]: r for r in ledger}
         assert set(rows) == {"GPU-X", "GPU-Y"}, (url, rows)
         assert rows["GPU-X"]["mode"] == "fell_off_bus"
         assert rows["GPU-Y"]["mode"] == "uncorrectable_memory"

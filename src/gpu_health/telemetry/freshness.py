@@ -36,8 +36,10 @@ PRESENCE: tuple[str, ...] = (
 )
 
 
-def interval_query() -> str:
-    """Median samples per GPU in :data:`MEASURE_WINDOW`, both schemas at once. Summed per
+def interval_query(names: Sequence[str] = PRESENCE) -> str:
+    """Median samples per GPU in :data:`MEASURE_WINDOW` of the series ``names`` (board power
+    by default; ``labels`` counts the series it reads a GPU's presence from), both schemas at
+    once. Summed per
     UUID (``uuid`` in ours, ``UUID`` in dcgm-exporter's): on Kubernetes the ``pod`` label of
     the job holding a GPU splits its series every few hours, and counting per series would
     read those splits as a long scrape interval. Each name's counts are tagged apart: a GPU
@@ -46,7 +48,7 @@ def interval_query() -> str:
     (an error)."""
     counts = " or ".join(
         f'label_replace(count_over_time({n}[{MEASURE_WINDOW}]), "presence", "{n}", "", "")'
-        for n in PRESENCE
+        for n in names
     )
     return f"quantile(0.5, sum by (uuid, UUID) ({counts}))"
 
@@ -102,11 +104,11 @@ def change_seconds(interval_s: float) -> float:
     return min(MEASURE_WINDOW_S, max(DEFAULT_FRESH_S, 2.0 * interval_s - 60.0))
 
 
-def measure(query: Callable[[str], Sequence[Any]]) -> float:
+def measure(query: Callable[[str], Sequence[Any]], names: Sequence[str] = PRESENCE) -> float:
     """The data's scrape interval (:func:`scrape_interval`; 0 when unknown), with
     ``query(promql)`` an instant query at the time asked (the caller's client: the scorer's
-    PromClient, the report's stack query)."""
-    result = query(interval_query())
+    PromClient, the report's stack query), counted on the series ``names``."""
+    result = query(interval_query(names))
     try:
         value = float(result[0]["value"][1]) if result else None
     except (KeyError, IndexError, TypeError, ValueError):
