@@ -287,7 +287,10 @@ class PromClient:
             self._count(failed=True)
             if self._run_deadline is not None and time.monotonic() >= self._run_deadline:
                 raise self._timed_out() from None
-            raise PrometheusError(f"{self.base_url}{path}: timed out") from None
+            raise PrometheusError(
+                f"{self.base_url}{path}: timed out ({attempts} attempt(s) of "
+                f"{self.config.timeout_s:g}s; --prometheus.timeout sets it)"
+            ) from None
         except (_Retryable, requests.RequestException) as exc:
             self._count(failed=True)
             raise PrometheusError(f"{self.base_url}{path}: {_short(exc)}") from None
