@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -62,6 +63,9 @@ FAILURE_XIDS: dict[int, tuple[str, float]] = {
 #: and reappears (after a scrape gap) is not a new event.
 APPEAR_WINDOW = "6h"
 APPEAR_SECONDS = 6 * 3600.0
+#: The confidence of a disappearance no longer than one missed sample (:meth:`Scan.signals`):
+#: below the ledger's default floor of 0.5, kept for an operator who asks for it.
+ONE_MISSED_SAMPLE = 0.4
 #: Prometheus refuses more than 11,000 points per series in one range query.
 MAX_POINTS_PER_SERIES = 11_000
 #: Bound on what one scan may collect (signal points, all queries together).
@@ -154,6 +158,9 @@ class ScanConfig:
     #: How far back each step looks for a series' last sample: Prometheus' own lookback, or
     #: longer on sparse history (:func:`lookback_for`; :func:`scan` measures it when None).
     lookback: float | None = None
+    #: The history's sample interval (:func:`history_interval`; :func:`scan` measures it
+    #: with the lookback; 0: not known).
+    interval: float = 0.0
 
     def validate(self) -> None:
         if self.end <= self.start:
@@ -302,8 +309,9 @@ class Scan:
         out += self._flag_signal()
         if self.n.up:
             out += self._down_signals()
-        out += self._gone_signals()
-        out += self._replaced_signals()
+        spans = self._slot_spans() if self.slots_by else {}
+        out += self._gone_signals(_last_anywhere(spans) if spans else None)
+        out += self._replaced_signals(spans)
         log.info("labels: %d signals from %d points", len(out), self.points)
         return out
 
@@ -345,7 +353,12 @@ class Scan:
 
     def _flag_signal(self) -> list[Signal]:
         sel = self.n.remap_failed
-        promql = f"({self._now(sel)} == 1) unless on({self.n.uuid}) ({self._before(sel)} == 1)"
+        # The flag stays 1 until the board is serviced: it turned 1 only where its last value in
+        # the APPEAR_WINDOW before was not 1, as for an XID. Compared with the step before
+        # alone, every gap in a flagged board's series was another remap failure (16 rows
+        # for one GPU of a 15-minute fleet that missed a sample now and then).
+        held = f"last_over_time({sel}[{APPEAR_WINDOW}] offset {self.c.step:.0f}s)"
+        promql = f"({self._now(sel)} == 1) unless on({self.n.uuid}) ({held} == 1)"
         if self.n.previous:  # a failed flag carried over an exporter upgrade is no new event
             old = self.n.previous.remap_failed
             promql += f" unless on({self.n.uuid}) (last_over_time({old}[{APPEAR_WINDOW}]) == 1)"
@@ -369,7 +382,10 @@ class Scan:
                 out.append(Signal(uuid, node, gpu, a, b, "lost", conf, ev))
         return out
 
-    def _gone_signals(self) -> list[Signal]:
+    def _gone_signals(self, last_seen: dict[str, float] | None) -> list[Signal]:
+        """GPUs whose series vanished while their node kept reporting. ``last_seen``: each
+        board's last step seen anywhere (:meth:`_slot_spans`); a disappearance after which the
+        board is never seen again is :attr:`~gpu_health.scorer.ledger.Signal.final`."""
         p, node = self.n.presence, self.n.node
         seen = self.n.named(f"last_over_time({p}[{APPEAR_WINDOW}])")
         promql = (  # the node is matched here, so named inside too (_range names the result)
@@ -386,28 +402,71 @@ class Scan:
                 if length < self.c.min_outage:
                     continue
                 conf = 0.7 if length >= 3600 else 0.5
+                if length < self.lookback + self.c.interval:
+                    # One sample missed, as a missed scrape leaves: on sparse history it reads
+                    # as an absence of two intervals or less (26 minutes at 15-minute samples),
+                    # longer than --min-outage. Below the default --min-confidence.
+                    conf = ONE_MISSED_SAMPLE
                 # The series was last seen up to one lookback before it counted as gone.
                 ev = f"{p.split('{')[0]} absent for {_duration(length)}"
                 if length >= APPEAR_SECONDS - 2 * self.c.step:  # the query looks back no further
                     ev = f"{p.split('{')[0]} absent for {APPEAR_WINDOW} or more"
-                out.append(Signal(uuid, nd, gpu, a - self.lookback, b, "disappeared", conf, ev))
+                final = last_seen is not None and last_seen.get(uuid, -math.inf) <= b
+                if final:
+                    ev += ", not seen again"
+                out.append(
+                    Signal(uuid, nd, gpu, a - self.lookback, b, "disappeared", conf, ev, final)
+                )
         return out
 
-    def _replaced_signals(self) -> list[Signal]:
-        """A UUID whose slot (node, index) later shows another UUID: failed at its last sample."""
+    def _replaced_signals(self, spans: dict[tuple[str, str, str], list[float]]) -> list[Signal]:
+        """A board whose slot (node, index) later shows another UUID, and which reports nowhere
+        after it left the slot: failed at its last sample there.
+
+        A board that reports on under another index or node moved (the driver numbers a node's
+        GPUs in bus order, so a board that leaves or returns renumbers those after it): it is
+        not replaced, and its slot's next board replaced nothing."""
+        last_anywhere = _last_anywhere(spans)
+        by_slot: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+        for (node, gpu, uuid), (first, last) in spans.items():
+            by_slot.setdefault((node, gpu), []).append((first, last, uuid))
+        gone: list[tuple[str, str, str, float, str]] = []
+        for (node, gpu), boards in by_slot.items():
+            boards.sort()
+            for (_f, last, uuid), (nfirst, _l, nuuid) in itertools.pairwise(boards):
+                if nfirst > last and last_anywhere[uuid] <= last:
+                    gone.append((node, gpu, uuid, last, nuuid))
+        exact = self._last_sample_times({(uuid, last) for _n, _g, uuid, last, _nu in gone})
+        out = []
+        for node, gpu, uuid, last, nuuid in gone:
+            ev = f"replaced by {nuuid} in {node} slot {gpu}"
+            t = exact.get(uuid, last)
+            out.append(Signal(uuid, node, gpu, t, t, "replaced", 0.6, ev, final=True))
+        return out
+
+    def _slot_spans(self) -> dict[tuple[str, str, str], list[float]]:
+        """The first and last step at which each board was seen in each slot:
+        ``{(node, gpu, uuid): [first, last]}``, from the chunks' subqueries.
+
+        The steps are those of a subquery of ``time()`` wherever a presence sample is in
+        view, not the samples' own ``timestamp()``: Prometheus 2.42 evaluates
+        ``timestamp()`` of a selector over a range by reading each series again from the start
+        of the range at every step, which is quadratic in the chunk (one week of 208 GPUs at
+        10-minute samples: 28.6 s a query, against 0.38 s this way). A step sees a sample
+        through Prometheus' 5-minute lookback, so the subquery steps no further apart than
+        that (with ``--step 10m`` on 10-minute samples 400 s before each step, it saw none):
+        a board's first step is under 5 minutes after its first sample, its last step up to
+        a lookback after its last on Prometheus, longer on VictoriaMetrics
+        (:meth:`_last_sample_times` reads the exact time)."""
         seen: dict[tuple[str, str, str], list[float]] = {}
         n = self.n
         by = f"{n.node},{n.gpu},{n.uuid}"
-        # The subquery sees a sample through Prometheus' 5-minute lookback at each of its
-        # steps, so it steps no further apart than that: with ``--step 10m`` on 10-minute
-        # samples 400 s before each step, it saw none and found no board replaced.
         res = f"{min(self.c.step, LOOKBACK_S):.0f}s"
         for (a, b), p in itertools.product(self.c.chunks(), self.slots_by):
             window = f"{b - a + self.c.step:.0f}s"
+            in_view = f"(time() * group by ({by}) ({n.named(p)}))"
             for fn, agg in (("min", min), ("max", max)):
-                times = f"{fn}_over_time(timestamp({p})[{window}:{res}])"
-                q = f"{fn} by ({by}) ({n.named(times)})"
-                for sample in self.client.query(q, b):
+                for sample in self.client.query(f"{fn}_over_time({in_view}[{window}:{res}])", b):
                     m = sample["metric"]
                     key = (m.get(n.node, ""), m.get(n.gpu, ""), m.get(n.uuid, ""))
                     if not key[2]:
@@ -416,17 +475,59 @@ class Scan:
                     span = seen.setdefault(key, [t, t])
                     span[0] = agg(span[0], t) if fn == "min" else span[0]
                     span[1] = agg(span[1], t) if fn == "max" else span[1]
-        by_slot: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
-        for (node, gpu, uuid), (first, last) in seen.items():
-            by_slot.setdefault((node, gpu), []).append((first, last, uuid))
-        out = []
-        for (node, gpu), boards in by_slot.items():
-            boards.sort()
-            for (_f, last, uuid), (nfirst, _l, nuuid) in itertools.pairwise(boards):
-                if nfirst > last:
-                    ev = f"replaced by {nuuid} in {node} slot {gpu}"
-                    out.append(Signal(uuid, node, gpu, last, last, "replaced", 0.6, ev))
-        return out
+        return seen
+
+    def _last_sample_times(self, boards: set[tuple[str, float]]) -> dict[str, float]:
+        """The exact time of each board's last presence sample, read at the last step that
+        saw it (``(uuid, step)``; one query per step and presence name): the ledger's time of
+        a replaced board, the same on every engine.
+
+        Read as the latest ``timestamp()`` in a subquery of two lookbacks before the step:
+        the engines see a sample for different times after it (VictoriaMetrics' subquery
+        steps saw a 10-minute sample 583 s on, an instant query no longer), and a subquery
+        this short over a few boards costs nothing however it is evaluated."""
+        at: dict[float, list[str]] = {}
+        for uuid, step in boards:
+            at.setdefault(step, []).append(uuid)
+        found: dict[str, float] = {}
+        res = min(self.c.step, LOOKBACK_S)
+        window = f"{2 * self.lookback + res:.0f}s:{res:.0f}s"
+        for step, uuids in sorted(at.items()):
+            match = f'{self.n.uuid}=~"{_any_of(uuids)}"'
+            for p in self.slots_by:
+                times = f"max_over_time(timestamp({_matching(p, match)})[{window}])"
+                q = f"max by ({self.n.uuid}) ({times})"
+                for sample in self.client.query(q, step):
+                    uuid = sample["metric"].get(self.n.uuid, "")
+                    t = float(sample["value"][1])
+                    found[uuid] = max(t, found.get(uuid, t))
+        return found
+
+
+def _last_anywhere(spans: dict[tuple[str, str, str], list[float]]) -> dict[str, float]:
+    """Each board's last step seen in any slot (:meth:`Scan._slot_spans`)."""
+    last_anywhere: dict[str, float] = {}
+    for (_node, _gpu, uuid), (_first, last) in spans.items():
+        last_anywhere[uuid] = max(last, last_anywhere.get(uuid, last))
+    return last_anywhere
+
+
+#: What RE2 reads as an operator, and what ends or escapes a PromQL string.
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def _any_of(values: Iterable[str]) -> str:
+    """A regex matching exactly ``values`` (each escaped), written for a double-quoted PromQL
+    string: a UUID is text from outside and may hold anything."""
+    escaped = ("".join(f"\\{c}" if c in _REGEX_SPECIAL else c for c in v) for v in sorted(values))
+    return "|".join(escaped).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _matching(selector: str, matcher: str) -> str:
+    """``selector`` with one more label matcher."""
+    if selector.endswith("}"):
+        return f"{selector[:-1]},{matcher}}}"
+    return f"{selector}{{{matcher}}}"
 
 
 def _duration(seconds: float) -> str:
@@ -462,7 +563,7 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
         if schema == "dcgm":
             names.append(DCGM_RENAMED_NAMES.presence)
         interval = history_interval(client, names, config)
-        config = replace(config, lookback=lookback_for(interval, config.step))
+        config = replace(config, lookback=lookback_for(interval, config.step), interval=interval)
         if config.lookback and config.lookback > LOOKBACK_S:
             log.info(
                 "labels: a sample every %s in the history: each step reads a series' last "

@@ -77,6 +77,14 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
         help="a GPU's signal this soon after the previous one's end belongs to the same "
         "failure (default: 30m)",
     )
+    g.add_argument(
+        "--removal-window",
+        type=duration_arg,
+        default=7 * 86400.0,
+        help="a board leaving for good (replaced, or gone and never seen again) this soon "
+        "after a failure that ends its service (remap failure, uncorrectable error, off the "
+        "bus) is that failure's removal, not another failure (default: 7d)",
+    )
     p.add_argument(
         "--min-confidence",
         type=float,
@@ -108,7 +116,11 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
             signals = scan(client, schema, config)
     except PrometheusError as exc:
         raise UserError(f"labels: {exc}") from None
-    events = [e for e in merge(signals, args.merge_window) if e.confidence >= args.min_confidence]
+    events = [
+        e
+        for e in merge(signals, args.merge_window, args.removal_window)
+        if e.confidence >= args.min_confidence
+    ]
     text = write_ledger(events, args.out)
     if args.out is None:
         sys.stdout.write(text)

@@ -75,6 +75,9 @@ class Signal:
     kind: str
     confidence: float
     evidence: str
+    #: The board reports nowhere after this signal: it left the fleet (a replacement, or a
+    #: disappearance it never came back from). After one of its failures, its removal.
+    final: bool = False
 
 
 @dataclass
@@ -118,25 +121,69 @@ def _start(s: Signal) -> float:
     return s.start
 
 
-def merge(signals: Iterable[Signal], merge_window: float = 1800.0) -> list[Event]:
+def merge(
+    signals: Iterable[Signal], merge_window: float = 1800.0, removal_window: float = 7 * 86400.0
+) -> list[Event]:
     """Chain each GPU's signals into events; a signal joins while it starts within
     ``merge_window`` of the event's latest end (a reset's downtime, then removal, then the
-    replacement all belong to the failure that began it)."""
+    replacement all belong to the failure that began it).
+
+    A board is drained and pulled hours or days after a failure that ends its service (a
+    remap failure, an uncorrectable error, off the bus: :func:`_leaves_service`), so a signal
+    that it left for good (:attr:`Signal.final`: it was replaced in its slot, or vanished and
+    never came back) joins that event while it starts within ``removal_window`` of its end:
+    one failure, one row, at the time it failed. Chained by ``merge_window`` alone, a board
+    that failed and was swapped a day later was two failures (three with its replacement).
+    A disappearance the board came back from, or followed by any other signal of the board,
+    is an outage of its own (a GPU that fell off the bus), never joined from that far; so is
+    the leaving of a board that came back from an outage within the event, or whose event
+    was an NVLink or reset-required XID (often the failure's forerunner, not the failure)."""
     by_uuid: dict[str, list[Signal]] = {}
     for s in signals:
         by_uuid.setdefault(s.uuid, []).append(s)
     events: list[Event] = []
     for uuid, sigs in by_uuid.items():
         sigs.sort(key=_start)
+        # a board that left shows nothing afterwards: one with a signal later (an XID read
+        # after its temperature stopped) was still there
+        last_other = max((s.start for s in sigs if not s.final), default=-math.inf)
         current: Event | None = None
         for s in sigs:
-            if current is not None and s.start <= current.end + merge_window:
+            window = merge_window
+            if s.final and s.start >= last_other and current and _leaves_service(current):
+                window = max(removal_window, merge_window)
+            if current is not None and s.start <= current.end + window:
                 current.signals.append(s)
                 continue
             current = Event(uuid, s.node, s.gpu, [s])
             events.append(current)
     events.sort(key=lambda e: (e.time, e.uuid))
     return events
+
+
+#: Signals of a board that was out of service for a while (its ``gpu_up`` 0, its series
+#: gone) and, unless :attr:`Signal.final`, came back.
+OUTAGE_KINDS = frozenset(("lost", "disappeared"))
+
+
+#: Failures that take a board out of service or call for its return to the vendor (NVIDIA's
+#: XID catalogue: no spare rows left, an uncorrectable memory error, off the bus): the board
+#: is drained and pulled. An NVLink or reset-required XID is often followed by the failure
+#: itself (a board that vanished hours after an XID 74 or 119 had failed then, not at the
+#: XID), so a board leaving after one of those is a failure of its own.
+SERVICE_ENDING_KINDS = frozenset(("row_remap_failure", "uncorrectable_memory", "fell_off_bus"))
+
+
+def _leaves_service(event: Event) -> bool:
+    """Whether the board's leaving after ``event`` is that failure's removal: ``event`` ends
+    its service (:data:`SERVICE_ENDING_KINDS`) and the board did not come back from an
+    outage within it (reset or rebooted in place, it went back into service, so its leaving
+    later is a failure of its own); or ``event`` is the board leaving (a board leaves once:
+    replaced while its node was down, it is seen gone only once the node is back)."""
+    if all(s.final for s in event.signals):
+        return True
+    back = any(s.kind in OUTAGE_KINDS and not s.final for s in event.signals)
+    return not back and any(s.kind in SERVICE_ENDING_KINDS for s in event.signals)
 
 
 def write_ledger(events: Sequence[Event], path: Path | None, min_confidence: float = 0.0) -> str:

@@ -188,6 +188,131 @@ def test_a_replacement_is_seen_with_a_step_as_long_as_the_samples(
         assert "replaced by GPU-F in n1 slot 4" in found["GPU-E"]["evidence"], (url, found)
 
 
+def _fleet_history(start: float, end: float, step: float) -> tuple[str, dict[str, float]]:
+    """Node n3's boards, each in one of the situations a fleet's operations leave: a board
+    pulled (P) renumbers the one after it (Q: slot 2 reads as slot 1 until a new board R
+    fills slot 1); a board with an uncorrectable error kept in service and pulled 20 hours
+    later (S, then T in its slot); a board off the bus and reset in place (40 minutes of
+    ``gpu_up`` 0), then lost for good 26 hours later (V); a board whose remap-failure flag
+    stays 1 across 15 minutes in which that field went unread (U); and W, reporting
+    throughout, so the node always does. On node n4, its only board X is replaced by Y while
+    the node is down: X is seen gone only once the node is back, hours after its last
+    sample."""
+    at = {name: start + hours * HOUR for name, hours in {
+        "dbe": 6, "reset": 7, "pull": 10, "flag": 12, "gap": 14, "node_swap": 20, "swap": 26,
+        "lost": 33,
+    }.items()}  # fmt: skip
+    h = History(start, end, step)
+
+    def slot(uuid: str, t: float) -> int | None:
+        if uuid == "GPU-P":
+            return 1 if t < at["pull"] else None
+        if uuid == "GPU-Q":
+            return 1 if at["pull"] <= t < at["pull"] + 3 * HOUR else 2
+        if uuid == "GPU-R":
+            return 1 if t >= at["pull"] + 3 * HOUR else None
+        if uuid == "GPU-S":
+            return 0 if t < at["swap"] else None
+        if uuid == "GPU-T":
+            return 0 if t >= at["swap"] + 2 * HOUR else None
+        if uuid == "GPU-U":
+            return 3
+        if uuid == "GPU-V":
+            return 4 if t < at["lost"] else None
+        if uuid == "GPU-X":  # node n4's only board, swapped while the node was down 3 hours
+            return 0 if t < at["node_swap"] else None
+        if uuid == "GPU-Y":
+            return 0 if t >= at["node_swap"] + 3 * HOUR else None
+        return 5
+
+    def up(uuid: str, t: float) -> float:
+        reset = at["reset"] <= t < at["reset"] + 40 * 60
+        return 0.0 if uuid == "GPU-V" and reset else 1.0
+
+    for uuid in ("GPU-P", "GPU-Q", "GPU-R", "GPU-S", "GPU-T", "GPU-U", "GPU-V", "GPU-W",
+                 "GPU-X", "GPU-Y"):  # fmt: skip
+        node = "n4" if uuid in ("GPU-X", "GPU-Y") else "n3"
+        for index in {0, 1, 2, 3, 4, 5}:
+
+            def when(t: float, u: str = uuid, i: int = index) -> bool:
+                return slot(u, t) == i
+
+            labels = _gpu(node, index, uuid)
+            h.series(
+                "gpu_up", "gauge", labels, lambda t, w=when, u=uuid: up(u, t) if w(t) else None
+            )
+            dbe = (lambda t: 2.0 if t >= at["dbe"] else 0.0) if uuid == "GPU-S" else (lambda t: 0.0)
+            h.series(
+                "gpu_ecc_errors",
+                "counter",
+                {**labels, "type": "uncorrected", "scope": "aggregate"},
+                lambda t, w=when, f=dbe: f(t) if w(t) else None,
+            )
+            flag = (lambda t: 1.0 if t >= at["flag"] else 0.0) if uuid == "GPU-U" else None
+            # U's flag goes unread for 15 minutes (a field the exporter could not read) while
+            # the board reports on
+            unread = (at["gap"] + 60, at["gap"] + 16 * 60) if flag else (0.0, 0.0)
+            h.series(
+                "gpu_row_remap_failed",
+                "gauge",
+                labels,
+                lambda t, w=when, f=flag, u=unread: (
+                    None if not w(t) or u[0] <= t < u[1] else f(t) if f else 0.0
+                ),
+            )
+            if uuid == "GPU-V":  # off the bus, reset in place (gpu_up 0 for 40 minutes)
+                h.series(
+                    "gpu_xid_errors",
+                    "counter",
+                    {**labels, "xid": "79"},
+                    lambda t, w=when: 1.0 if w(t) and t >= at["reset"] else None,
+                )
+    return h.text(), at
+
+
+@pytest.mark.parametrize("resolution", [STEP, 600.0], ids=["1m", "10m"])
+def test_a_fleets_operations_are_no_failures_of_their_own(
+    resolution: float, tmp_path: Path, on_both_engines: Callable[[str], tuple[str, str]]
+) -> None:
+    """One row per failure, none for operations: a board renumbered when the one before it
+    was pulled is not replaced (it reported on: before, it was "replaced" by the new board
+    and replaced by itself); a board pulled after its uncorrectable error is one failure at
+    the error (before, a second row at the pull); a remap-failure flag held across a gap in
+    its series turned 1 once: it is compared with its last value in the 6 hours before
+    (before, with the step before alone, one more remap failure after the gap).
+    A board off the bus, reset in place and lost a day later failed twice. A board replaced
+    while its node was down is one row at its last sample (before, a second one when the
+    node came back). On Prometheus and on VictoriaMetrics, at 1- and 10-minute samples."""
+    end = math.floor(time.time() / 600) * 600 - HOUR + 17
+    text, at = _fleet_history(end - 2 * 86400, end, resolution)
+    extra = ("--schema", "ours", "--min-confidence", "0.5")
+    ledgers = _ledgers(tmp_path, on_both_engines(text), end, "2d", *extra)
+    for url, rows in ledgers:
+        found: dict[str, list[dict[str, str]]] = {}
+        for r in rows:
+            found.setdefault(r["uuid"], []).append(r)
+        assert set(found) == {"GPU-P", "GPU-S", "GPU-U", "GPU-V", "GPU-X"}, (url, rows)
+        # the time of the board's last sample, not of the step that last saw it (which
+        # differs between the engines)
+        (x,) = found["GPU-X"]
+        assert x["mode"] == "disappeared" and "replaced by GPU-Y in n4 slot 0" in x["evidence"]
+        assert float(x["time"]) == at["node_swap"] - resolution, (url, x)
+        (p,) = found["GPU-P"]
+        assert p["mode"] == "disappeared" and "not seen again" in p["evidence"], (url, p)
+        (s,) = found["GPU-S"]
+        assert s["mode"] == "uncorrectable_memory", (url, s)
+        assert abs(float(s["time"]) - at["dbe"]) <= max(600, 2 * resolution), (url, s)
+        assert "replaced by GPU-T in n3 slot 0" in s["evidence"], (url, s)
+        (u,) = found["GPU-U"]  # compared with the step before alone: again after the gap
+        assert u["mode"] == "row_remap_failure", (url, u)
+        assert abs(float(u["time"]) - at["flag"]) <= max(600, 2 * resolution), (url, u)
+        off, gone = found["GPU-V"]
+        assert off["mode"] == "fell_off_bus", (url, found["GPU-V"])
+        assert gone["mode"] == "disappeared", (url, found["GPU-V"])
+        assert abs(float(gone["time"]) - at["lost"]) <= max(600, 2 * resolution), (url, gone)
+    assert ledgers[0][1] == ledgers[1][1]
+
+
 def test_lone_xid_below_the_confidence_floor_is_left_out(
     tmp_path: Path, backfill: Callable[[str], Path], prometheus_factory: Callable[..., object]
 ) -> None:
