@@ -59,10 +59,15 @@ FAULTY_GPU = 1
 #: A GPU of the same node that falls off the bus: the scorer calls it failed, and the risk
 #: dashboard's "Down and silent GPUs" table must name it.
 LOST_GPU = 5
+#: A GPU of that node whose NVLink errors rise: the simulator's benign NVLink blips come 0.05
+#: a GPU-day, so the backfilled day of 8 GPUs holds one only on one day in three (which day
+#: depends on the date: on 2026-12-06 it held none and the NVLink errors target was empty).
+NVLINK_GPU = 3
 FAULTS = (
     f"gpu={FAULTY_GPU},fault=row_remap_pending",
     f"gpu={FAULTY_GPU},fault=ecc_storm",
     f"gpu={LOST_GPU},fault=xid79",
+    f"gpu={NVLINK_GPU},fault=nvlink_errors",
 )
 #: Series the simulated fleet never publishes, with the reason; their targets may stay empty.
 NEVER_SIMULATED = {
