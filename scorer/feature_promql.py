@@ -247,7 +247,7 @@ def _xid_changes(s: Schema, window: str) -> str:
     return parts[0] if len(parts) == 1 else s.tagged("sum", parts)
 
 
-def _with_matchers(selector: str, matchers: str) -> str:
+def with_matchers(selector: str, matchers: str) -> str:
     """``selector`` (a metric name, with or without ``{...}``) with ``matchers`` added."""
     if not matchers:
         return selector
@@ -317,7 +317,7 @@ def _codes_born_per_instance(s: Schema, window: str, matchers: str = "") -> str:
     def had(name: str, offset: str) -> str:
         return (
             f" unless on ({s.uuid}, {code}) "
-            f"last_over_time({_with_matchers(name, coded)}[{window}]{offset})"
+            f"last_over_time({with_matchers(name, coded)}[{window}]{offset})"
         )
 
     # A code is born under a name when none of the GPU's names held it the window before; under
@@ -325,7 +325,7 @@ def _codes_born_per_instance(s: Schema, window: str, matchers: str = "") -> str:
     # exporter upgrade carries the code a GPU holds over to the new name.
     before = "".join(had(n, f" offset {window}") for n in names)
     each = [
-        f"(min_over_time({_with_matchers(n, f'{coded},{matchers}' if matchers else coded)}"
+        f"(min_over_time({with_matchers(n, f'{coded},{matchers}' if matchers else coded)}"
         f"[{window}]) > 0){before}{''.join(had(m, '') for m in names[i + 1 :])}"
         for i, n in enumerate(names)
     ]
@@ -810,7 +810,7 @@ def hardware_hold_hours(window: str) -> Builder:
         if found is None:
             return None
         if s.name == "ours":
-            held = _with_matchers(
+            held = with_matchers(
                 found[0][0].removesuffix("{}"), f'reason=~"{"|".join(HARDWARE_HOLDS)}"'
             )
             slot = f"{s.per_gpu('max', f'max_over_time({held}[2h])')} > bool 0"

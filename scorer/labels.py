@@ -20,16 +20,18 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from gpu_health.errors import UserError
+from gpu_health.scorer.feature_promql import with_matchers
 from gpu_health.scorer.ledger import Signal
 from gpu_health.telemetry import freshness
 from gpu_health.telemetry.catalogue import DCGM_RENAMED
 from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
+from gpu_health.telemetry.state_queries import regex_literal
 from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, NVLINK5_XIDS
 
 log = logging.getLogger(__name__)
@@ -493,9 +495,9 @@ class Scan:
         res = min(self.c.step, LOOKBACK_S)
         window = f"{2 * self.lookback + res:.0f}s:{res:.0f}s"
         for step, uuids in sorted(at.items()):
-            match = f'{self.n.uuid}=~"{_any_of(uuids)}"'
+            match = f'{self.n.uuid}=~"{"|".join(regex_literal(u) for u in sorted(uuids))}"'
             for p in self.slots_by:
-                times = f"max_over_time(timestamp({_matching(p, match)})[{window}])"
+                times = f"max_over_time(timestamp({with_matchers(p, match)})[{window}])"
                 q = f"max by ({self.n.uuid}) ({times})"
                 for sample in self.client.query(q, step):
                     uuid = sample["metric"].get(self.n.uuid, "")
@@ -510,24 +512,6 @@ def _last_anywhere(spans: dict[tuple[str, str, str], list[float]]) -> dict[str, 
     for (_node, _gpu, uuid), (_first, last) in spans.items():
         last_anywhere[uuid] = max(last, last_anywhere.get(uuid, last))
     return last_anywhere
-
-
-#: What RE2 reads as an operator, and what ends or escapes a PromQL string.
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
-
-
-def _any_of(values: Iterable[str]) -> str:
-    """A regex matching exactly ``values`` (each escaped), written for a double-quoted PromQL
-    string: a UUID is text from outside and may hold anything."""
-    escaped = ("".join(f"\\{c}" if c in _REGEX_SPECIAL else c for c in v) for v in sorted(values))
-    return "|".join(escaped).replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _matching(selector: str, matcher: str) -> str:
-    """``selector`` with one more label matcher."""
-    if selector.endswith("}"):
-        return f"{selector[:-1]},{matcher}}}"
-    return f"{selector}{{{matcher}}}"
 
 
 def _duration(seconds: float) -> str:
