@@ -229,7 +229,10 @@ def test_a_hanging_run_is_reported_stuck(fake, model: FailureModel, monkeypatch)
         release.wait(10)
         return list(gpus), []
 
-    scorer = Scorer(_client(prom.url), model, "ours", hanging_econ, workers=2, run_budget_s=3.0)
+    # The budget must outlast the run's queries (against the fake, under a loaded CI machine:
+    # with 3 s they once ran out first and the run was "timed_out", never "stuck") and end
+    # before the hook returns (10 s).
+    scorer = Scorer(_client(prom.url), model, "ours", hanging_econ, workers=2, run_budget_s=6.0)
     runner = threading.Thread(target=scorer.run_once)
     runner.start()
     try:
