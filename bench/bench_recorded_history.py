@@ -1,10 +1,10 @@
 """Scoring from the mixin's 5-minute recorded history against the raw history: time and answer.
 
 Writes :func:`bench_scorer.write_history`'s fleet at ``--step`` (default 60 s), backfills it
-into Debian's Prometheus and serves it; then backfills ``rules/gpu-health-scorer-history.yaml``
-over the whole history with ``promtool tsdb create-blocks-from rules`` (what an operator does
-to give the rules the history before them), restarts Prometheus on both and lets it compact
-promtool's blocks. Then, as of the history's end:
+into Debian's Prometheus and serves it; then backfills the 5-minute group of
+``rules/gpu-health-scorer-history.yaml`` over the whole history with ``promtool tsdb
+create-blocks-from rules`` (what an operator does to give the rules the history before them),
+restarts Prometheus on both and lets it compact promtool's blocks. Then, as of the history's end:
 
 * whole scoring runs (the shipped default model, the economics) reading the raw series and
   reading the recorded ones (``--history raw`` and ``recorded``), interleaved, one cold run of
@@ -30,8 +30,10 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -48,6 +50,14 @@ from gpu_health.scorer.service import score_frame
 
 ARMS: tuple[HistoryMode, ...] = ("raw", "recorded")
 assert set(ARMS) <= set(HISTORY_MODES)
+
+
+def group_file(name: str, out: Path) -> Path:
+    """The mixin's rule group ``name`` alone (``rules/gpu-health-scorer-history.yaml`` holds
+    the 5-minute and the hourly group), as a rule file promtool can backfill."""
+    groups = yaml.safe_load((REPO_ROOT / HISTORY_FILE).read_text())["groups"]
+    out.write_text(yaml.safe_dump({"groups": [g for g in groups if g["name"] == name]}))
+    return out
 
 
 def _settled(data: Path, quiet_s: float, limit_s: float = 1800.0) -> int:
@@ -115,9 +125,9 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rules = REPO_ROOT / HISTORY_FILE
     with tempfile.TemporaryDirectory(prefix="bench-recorded-") as tmp:
         work = Path(tmp)
+        rules = group_file("gpu-health-scorer-history.rules", work / "rules.yaml")
         end = int(time.time()) // 3600 * 3600 - 3600
         start = end - int(args.days * 86400)
         print(f"building {args.gpus} GPUs x {args.days:g} d at {args.step} s ...", flush=True)
@@ -143,14 +153,7 @@ def main() -> int:
             s = replace(DCGM, fresh=presence_window(client, end))
             auto = why_not_recorded(client, s, end) or "recorded"
             frames = {arm: compute_features(client, "dcgm", end, history=arm) for arm in ARMS}
-            for arm in ARMS:  # cold runs: chunks into the page cache
-                scoring_run_s(client, args.workers, end, arm)
-            runs: dict[str, list[float]] = {arm: [] for arm in ARMS}
-            for k in range(args.pairs):
-                for arm in ARMS:
-                    runs[arm].append(scoring_run_s(client, args.workers, end, arm))
-                print(f"round {k + 1}/{args.pairs}", file=sys.stderr, flush=True)
-    medians = {arm: statistics.median(v) for arm, v in runs.items()}
+            runs = interleaved_runs(client, args.workers, end, ARMS, args.pairs)
     result = {
         "gpus": args.gpus,
         "days": args.days,
@@ -161,14 +164,43 @@ def main() -> int:
         "rules_blocks_written": written,
         "blocks_after_compaction": compacted,
         "auto_reads": auto,
-        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
-        "median_s": {k: round(v, 2) for k, v in medians.items()},
-        "recorded_over_raw": round(medians["recorded"] / medians["raw"], 3),
+        **timings(runs, "recorded"),
         **_agreement(frames["raw"], frames["recorded"]),
     }
+    return report(result, args.json)
+
+
+def interleaved_runs(
+    client: PromClient, workers: int, at: float, arms: tuple[HistoryMode, ...], pairs: int
+) -> dict[str, list[float]]:
+    """Whole scoring runs reading each arm's history, ``pairs`` rounds of them interleaved so
+    that the machine's drift hits every arm alike, after one cold run of each (chunks into the
+    page cache): each arm's seconds."""
+    for arm in arms:
+        scoring_run_s(client, workers, at, arm)
+    runs: dict[str, list[float]] = {arm: [] for arm in arms}
+    for k in range(pairs):
+        for arm in arms:
+            runs[arm].append(scoring_run_s(client, workers, at, arm))
+        print(f"round {k + 1}/{pairs}", file=sys.stderr, flush=True)
+    return runs
+
+
+def timings(runs: dict[str, list[float]], arm: str) -> dict[str, Any]:
+    """Each arm's runs and median, and ``arm``'s median over the raw arm's."""
+    medians = {a: statistics.median(v) for a, v in runs.items()}
+    return {
+        "runs_s": {k: [round(x, 2) for x in v] for k, v in runs.items()},
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+        f"{arm}_over_raw": round(medians[arm] / medians["raw"], 3),
+    }
+
+
+def report(result: dict[str, Any], path: Path | None) -> int:
+    """Print ``result`` as JSON, and write it to ``path`` when given."""
     print(json.dumps(result, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+    if path:
+        path.write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -244,8 +244,10 @@ SCORER_METRICS += (
     (
         "gpu_scorer_history_source",
         "gauge",
-        "1 for the history the last run read: raw (the scraped series) or recorded (their "
-        "5-minute samples from the gpu-health-scorer-history.rules group; --history).",
+        "1 for the history the last run read: raw (the scraped series), recorded (their "
+        "5-minute samples from the gpu-health-scorer-history.rules group), hourly (their hourly "
+        "samples from gpu-health-scorer-hourly.rules for windows of 7 days or more, raw for the "
+        "rest) or recorded+hourly (both; --history).",
         ("source",),
     ),
 )

@@ -360,10 +360,13 @@ def _history_source_argument(parser: argparse.ArgumentParser) -> None:
         "--history",
         choices=HISTORY_MODES,
         default="auto",
-        help="read the raw series, or their 5-minute samples kept by the mixin's "
-        "gpu-health-scorer-history.rules recording rules (as fast at a 15-s scrape interval as "
-        "at 5 minutes); auto reads the recorded ones once they reach 30 days back and cover "
-        "every reporting GPU, and logs which it reads (default: %(default)s)",
+        help="read the raw series; their 5-minute samples kept by the mixin's "
+        "gpu-health-scorer-history.rules recording rules (recorded: as fast at a 15-s scrape "
+        "interval as at 5 minutes); or, for windows of 7 days or more, their hourly samples "
+        "kept by its gpu-health-scorer-hourly.rules (hourly: a week is 168 samples a series; "
+        "those windows then end at the group's last evaluation, up to an hour back); auto reads "
+        "each once it reaches 30 days back and covers every reporting GPU, and logs which it "
+        "reads (default: %(default)s)",
     )
 
 

@@ -123,17 +123,18 @@ def compute_features(
     only when the presence window or the inventory cannot be read.
 
     ``history``: read the raw series, the 5-minute samples the mixin's recording rules keep
-    of them, or those where they hold every GPU the raw series hold, now and up to 30 days
-    back (``auto``; :mod:`gpu_health.scorer.history_source`). The recorded series' own
-    presence window is measured then: ``fresh`` is the raw data's.
+    of them, their hourly samples for windows of a week or more, or each of those where it
+    holds every GPU the raw series hold, now and up to 30 days back (``auto``;
+    :mod:`gpu_health.scorer.history_source`). The 5-minute series' own presence window is
+    measured then: ``fresh`` is the raw data's.
 
     ``totals``: read our exporter's per-GPU totals of its split counters
     (:attr:`~gpu_health.scorer.feature_schema.Schema.totals`); None: where every GPU sent them
     through the window (:func:`totals_readable`).
     """
     s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
-    reader = choose(client, s, at, history)
-    if reader is not client:
+    reader, source = choose(client, s, at, history)
+    if source.startswith("recorded"):
         s = replace(s, fresh=presence_window(reader, at))
     feats = tuple(features)
     inventory = reader.query(inventory_query(s), at)
@@ -186,7 +187,6 @@ def compute_features(
     for j, f in enumerate(feats):
         if f.from_inventory is not None:
             values[:, j] = [f.from_inventory(g) for g in gpus]
-    source: HistorySource = "raw" if reader is client else "recorded"
     return FeatureFrame(at, schema, gpus, tuple(f.name for f in feats), values, failed, source)
 
 

@@ -189,8 +189,9 @@ class Scorer:
     #: PromQL regex of this shard's uuids, so Prometheus evaluates only its series.
     shard_regex: str | None = None
     #: Where the features read history: the raw series, the mixin's 5-minute recorded samples,
-    #: or those where they hold every GPU the raw series hold (``--history``;
-    #: :mod:`gpu_health.scorer.history_source`). The CLI's default is ``auto``.
+    #: its hourly samples for windows of a week or more, or each tier where it holds every GPU
+    #: the raw series hold (``--history``; :mod:`gpu_health.scorer.history_source`). The CLI's
+    #: default is ``auto``. GPU states are read from the raw series whatever it says.
     history: HistoryMode = "raw"
     snapshot: Snapshot | None = None
     runs_failed: int = 0

@@ -151,11 +151,15 @@ def vm_record(url: str, layer: list[Rule], times: list[float]) -> str:
     return "\n".join(out) + "\n"
 
 
-def vmalert_replay(vm_url: str, rule_file: Path, start: float, end: float, log: Path) -> None:
-    """VictoriaMetrics' own rule engine (``vmalert``) replaying ``rule_file`` over [start, end]."""
+def vmalert_replay(
+    vm_url: str, rule_file: Path, start: float, end: float, log: Path, step: str = "5m"
+) -> None:
+    """VictoriaMetrics' own rule engine (``vmalert``) replaying ``rule_file`` over [start, end],
+    its range queries stepped by ``step`` (``-datasource.queryStep``)."""
     vmalert = shutil.which("vmalert")
     assert vmalert is not None
     argv = [vmalert, f"-rule={rule_file}", f"-datasource.url={vm_url}"]
+    argv += [f"-datasource.queryStep={step}"]
     argv += [f"-remoteWrite.url={vm_url}", "-remoteWrite.flushInterval=200ms"]
     # Default flags otherwise, as deployed: the replay steps its range queries by
     # -datasource.queryStep (5m), which is also the lookback a live vmalert asks for, so the
