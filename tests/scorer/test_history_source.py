@@ -246,6 +246,24 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _history_rule_groups(history: Path) -> list[dict[str, Any]]:
+    """The generated rule file's groups, each without the rules whose input the fleet does not
+    send (our schema's names, dcgm-exporter's other names): those record nothing, but promtool
+    and vmalert spend a query on each of them per window (with them, promtool took 36.5 s for
+    the 5-minute group and 28.6 s for the hourly one here)."""
+    sent = set()
+    with (history / "fleet.om").open() as lines:
+        for line in lines:
+            if not line.startswith("#"):
+                sent.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    groups = []
+    for group in yaml.safe_load(HISTORY_RULES.read_text())["groups"]:
+        rules = [r for r in group["rules"] if r["expr"].split("(")[1].split("[")[0] in sent]
+        assert len(rules) >= 10, group["name"]
+        groups.append({**group, "rules": rules})
+    return groups
+
+
 @pytest.fixture(scope="module")
 def served(history: Path) -> Iterator[stack.Server]:
     """A Prometheus serving the raw history and, over its first days, the recorded one."""
@@ -255,8 +273,10 @@ def served(history: Path) -> Iterator[stack.Server]:
     work.mkdir()
     config = stack.write_prometheus_config(work / "prometheus.yml")
     recorded = history / "rec"
+    rules = history / "history-rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": _history_rule_groups(history)}))
     with stack.prometheus(work, config, data_dir=data) as raw:
-        stack.promtool_backfill_rules(HISTORY_RULES, raw.url, START, RECORDED_UNTIL, recorded)
+        stack.promtool_backfill_rules(rules, raw.url, START, RECORDED_UNTIL, recorded)
     blocks = [b for b in recorded.iterdir() if b.is_dir()]
     assert blocks, "promtool wrote no block"
     for block in blocks:
@@ -280,7 +300,7 @@ def served_vm(history: Path) -> Iterator[stack.Server]:
         import_openmetrics(server, (history / "fleet.om").read_text())
         # vmalert's replay steps each group by -datasource.queryStep, not by its interval: the
         # hourly group replays on its own, stepped by its interval, as a live vmalert runs it
-        for group in yaml.safe_load(HISTORY_RULES.read_text())["groups"]:
+        for group in _history_rule_groups(history):
             rules = history / f"{group['name']}.yaml"
             rules.write_text(yaml.safe_dump({"groups": [group]}))
             log = history / "vmalert.log"
