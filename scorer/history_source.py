@@ -264,7 +264,14 @@ def _short_of(raw: dict[str, int], tier: dict[str, int], what: str, group: str) 
     return None
 
 
-def why_not_recorded(client: Querier, s: Schema, at: float | None) -> str | None:
+def raw_reach(client: Querier, s: Schema, at: float | None) -> dict[str, int]:
+    """GPUs the raw series hold at each of :data:`CHECKED_OFFSETS` (what each tier must hold)."""
+    return _reach(client, reach_query(s), at)
+
+
+def why_not_recorded(
+    client: Querier, s: Schema, at: float | None, raw: dict[str, int] | None = None
+) -> str | None:
     """None when the recorded series can stand for the raw ones at ``at``: at each of
     :data:`CHECKED_OFFSETS` they hold at least the GPUs the raw ones hold. Otherwise the
     reason, in words.
@@ -272,16 +279,18 @@ def why_not_recorded(client: Querier, s: Schema, at: float | None) -> str | None
     A recorded sample is written up to one rule interval after the raw sample it copies, so a
     raw history that begins just inside a past window has its first copy just after it: the
     recorded windows in the past end one interval later than the raw ones."""
-    raw = _reach(client, reach_query(s), at)
+    raw = raw_reach(client, s, at) if raw is None else raw
     later = reach_query(s, round(window_seconds(RECORDED_INTERVAL)))
     recorded = _reach(RecordedHistory(client), later, at)
     return _short_of(raw, recorded, "recorded history", "gpu-health-scorer-history.rules")
 
 
-def why_not_hourly(client: Querier, s: Schema, at: float | None) -> str | None:
+def why_not_hourly(
+    client: Querier, s: Schema, at: float | None, raw: dict[str, int] | None = None
+) -> str | None:
     """:func:`why_not_recorded` for the hourly samples (a GPU that began reporting since the
     group's last evaluation has none yet: until it has, ``auto`` reads the raw long windows)."""
-    raw = _reach(client, reach_query(s), at)
+    raw = raw_reach(client, s, at) if raw is None else raw
     later = reach_query(s, round(window_seconds(HOURLY_INTERVAL)), hourly=True)
     hourly = _reach(client, later, at)
     return _short_of(raw, hourly, "hourly history", "gpu-health-scorer-hourly.rules")
@@ -327,8 +336,9 @@ def choose(
     each tier where it has no objection, both together where neither has."""
     if mode == "raw":
         return client, "raw"
-    recorded = mode != "hourly" and _use("recorded", why_not_recorded(client, s, at), s, mode)
-    hourly = mode != "recorded" and _use("hourly", why_not_hourly(client, s, at), s, mode)
+    raw = raw_reach(client, s, at)  # once for both tiers: a query per run saved
+    recorded = mode != "hourly" and _use("recorded", why_not_recorded(client, s, at, raw), s, mode)
+    hourly = mode != "recorded" and _use("hourly", why_not_hourly(client, s, at, raw), s, mode)
     reader: Querier = RecordedHistory(client) if recorded else client
     if hourly:
         reader = HourlyHistory(reader)
