@@ -755,22 +755,63 @@ def _marker(value: str) -> str:
     return f'label_replace(vector(1), "cls", "{value}", "__name__", ".*")'
 
 
+#: The slots the hours-with-activity features count: a counter's rise is looked for once per
+#: slot, and each slot with one counts as this many hours.
+ACTIVITY_SLOT = "2h"
+
+
 def active_hours(metric: str, window: str, **labels: str) -> Builder:
     """Hours of the window in which a counter rose: unit- and magnitude-free evidence.
 
     A burst of 30 corrected errors and one of 3,000 both read as "active"; whether the counter
-    is in seconds, nanoseconds or events does not matter. The counter is first summed over the
-    GPU's series (label churn does not split it), then its 2-hour increase is sampled every 2
-    hours (hours = 2 × active slots): data as coarse as one sample an hour still shows
-    activity, and the subquery costs about as much as one 7-day range function.
+    is in seconds, nanoseconds or events does not matter. The window is cut into 2-hour slots
+    (a subquery stepped by :data:`ACTIVITY_SLOT`), and a slot counts when any series of the
+    GPU, of any field of the signal, rose in it: data as coarse as one sample an hour still
+    shows activity, and label churn (a series that ends, another that begins) does not split
+    the GPU. A GPU that sends the signal and never rose reads 0 (:func:`_counted_slots`).
+
+    Keeping only the series that rose before combining them, instead of summing every field's
+    increase per GPU and slot and comparing the sum with 0 (:func:`active_hours_by_sum`, the
+    same value), leaves almost nothing for the subquery's joins and aggregations to do
+    (``bench/bench_feature_cost.py``).
     """
 
     def build(s: Schema) -> str | None:
-        # Summed over the fields a fleet exports (a field it lacks must not blank the sum).
-        found = s.aggregate("sum", "increase", metric, "2h", **labels)
+        found = s.every_selector(metric, **labels)
         if found is None:
             return None
-        return f"2 * sum_over_time((({found[0]}) > bool 0)[{window}:2h])"
+        rose = [f"increase({n}[{ACTIVITY_SLOT}]) > 0" for n in found]
+        return _counted_slots(s, rose, found, window)
+
+    return build
+
+
+def _counted_slots(s: Schema, tests: list[str], selectors: list[str], window: str) -> str:
+    """Hours of ``window`` (two per :data:`ACTIVITY_SLOT` slot) in which any of ``tests`` (each
+    a filter of one field's series over one slot) kept a series of the GPU; 0 for a GPU with a
+    sample of ``selectors`` in the window (or the slot before it) and no such slot.
+
+    The GPUs the tests keep are combined with ``or``, which is a union here: the answer is
+    grouped by GPU, so which field's series a GPU's label set came from does not matter."""
+    kept = " or ".join(f"group by ({s.key}) ({t})" for t in tests)
+    slots = f"2 * count_over_time(({kept})[{window}:{ACTIVITY_SLOT}])"
+    reach = f"{round(window_seconds(window) + window_seconds(ACTIVITY_SLOT))}s"
+    seen = " or ".join(f"group by ({s.key}) (last_over_time({n}[{reach}]))" for n in selectors)
+    return f"{slots} or 0 * ({seen})"
+
+
+def active_hours_by_sum(metric: str, window: str, **labels: str) -> Builder:
+    """The form :func:`active_hours` replaced: each slot's increases summed per GPU over every
+    field, then compared with 0. The same hours (increases are never negative, so the sum is
+    positive exactly where one is); kept as the reference the shipped form is tested
+    (``tests/scorer/test_active_hours.py``) and benchmarked against, never sent by the scorer."""
+
+    def build(s: Schema) -> str | None:
+        # Summed over the fields a fleet exports (a field it lacks must not blank the sum).
+        found = s.aggregate("sum", "increase", metric, ACTIVITY_SLOT, **labels)
+        if found is None:
+            return None
+        return f"2 * sum_over_time((({found[0]}) > bool 0)[{window}:{ACTIVITY_SLOT}])"
 
     return build
 
@@ -798,30 +839,68 @@ def hardware_hold_hours(window: str) -> Builder:
     reliability reasons) in only part of a slot can hide a hold there.
 
     The bitmask is read under both its names (``DCGM_FI_DEV_CLOCKS_EVENT_REASONS`` since DCGM
-    3.3): a slot's largest value is taken over both, each kept apart by a label so that a slot
-    in which an exporter upgrade changed the name keeps the readings of each.
+    3.3), each series tested on its own, so that a slot in which an exporter upgrade changed
+    the name keeps the readings of each. As in :func:`active_hours`, only the series that held
+    are combined (:func:`hardware_hold_hours_by_max`: the same value, combining them all).
     """
+
+    def build(s: Schema) -> str | None:
+        found = _hold_selectors(s)
+        if found is None:
+            return None
+        return _counted_slots(s, [_held(s, n) for n in found], found, window)
+
+    return build
+
+
+def _hold_selectors(s: Schema) -> list[str] | None:
+    """The series :func:`hardware_hold_hours` reads: ours, the hardware reasons' 0/1 series;
+    dcgm-exporter's, the bitmask under each of its names."""
+    found = s.selectors_and_aliases("gpu_clock_event_active")
+    if found is None:
+        return None
+    if s.name == "ours":
+        held = f'reason=~"{"|".join(HARDWARE_HOLDS)}"'
+        return [with_matchers(found[0][0].removesuffix("{}"), held)]
+    return found[0]
+
+
+def _held(s: Schema, selector: str) -> str:
+    """The series of ``selector`` with a hardware hold in the last slot (a filter)."""
+    largest = f"max_over_time({selector}[{ACTIVITY_SLOT}])"
+    return f"{largest} > 0" if s.name == "ours" else f"{largest} % 256 >= {_HOLD_BITS_FROM}"
+
+
+def _lowest_hold_bit() -> int:
     bits = [bit for bit, name in CLOCK_EVENT_REASONS.items() if name in HARDWARE_HOLDS]
     lowest = min(bits)
     assert sorted(bits) == [lowest, 2 * lowest] and 4 * lowest == 256  # the top two of 8 bits
+    return lowest
+
+
+#: A bitmask's value modulo 256 at or above which a hardware hold's bit is set.
+_HOLD_BITS_FROM = _lowest_hold_bit()
+
+
+def hardware_hold_hours_by_max(window: str) -> Builder:
+    """The form :func:`hardware_hold_hours` replaced: each slot's largest value per GPU over
+    every series (tagged apart), compared once. The same hours; kept as the reference the
+    shipped form is tested against, never sent by the scorer."""
 
     def build(s: Schema) -> str | None:
-        found = s.selectors_and_aliases("gpu_clock_event_active")
+        found = _hold_selectors(s)
         if found is None:
             return None
         if s.name == "ours":
-            held = with_matchers(
-                found[0][0].removesuffix("{}"), f'reason=~"{"|".join(HARDWARE_HOLDS)}"'
-            )
-            slot = f"{s.per_gpu('max', f'max_over_time({held}[2h])')} > bool 0"
+            slot = f"{s.per_gpu('max', f'max_over_time({found[0]}[{ACTIVITY_SLOT}])')} > bool 0"
         else:
             each = [
-                f'label_replace(max_over_time({name}[2h]), "field", "{i}", "", "")'
-                for i, name in enumerate(found[0])
+                f'label_replace(max_over_time({n}[{ACTIVITY_SLOT}]), "field", "{i}", "", "")'
+                for i, n in enumerate(found)
             ]
             largest = "(" + " or ".join(each) + ") % 256"
-            slot = f"{s.per_gpu('max', largest)} >= bool {lowest}"
-        return f"2 * sum_over_time(({slot})[{window}:2h])"
+            slot = f"{s.per_gpu('max', largest)} >= bool {_HOLD_BITS_FROM}"
+        return f"2 * sum_over_time(({slot})[{window}:{ACTIVITY_SLOT}])"
 
     return build
 

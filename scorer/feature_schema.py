@@ -206,6 +206,13 @@ class Schema:
             raise ValueError(f"{metric}{labels}: several dcgm fields; use selectors()")
         return found[0][0], found[1]
 
+    def every_selector(self, metric: str, **labels: str) -> list[str] | None:
+        """Every selector of ``metric{labels}``: each field of the signal under each name of
+        this view (the renamed view's legacy and base-unit names too). For a test that any one
+        series passes, where the unit and the field do not matter; None when absent."""
+        found = self._fields(metric, labels, every_name=True, base_units=True)
+        return None if found is None else [n for names in found[0] for n in names]
+
     def aggregate(
         self, agg: str, fn: str, metric: str, window: str, **labels: str
     ) -> tuple[str, float] | None:

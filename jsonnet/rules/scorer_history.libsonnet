@@ -108,6 +108,8 @@
   // tests/scorer/test_history_source.py checks that this list and the next are exactly the
   // names the scorer reads over such windows.
   scorerHourlySeries:: [
+    'DCGM_FI_DEV_CLOCKS_EVENT_REASONS',
+    'DCGM_FI_DEV_CLOCK_THROTTLE_REASONS',
     'DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS',
     'DCGM_FI_DEV_ECC_DBE_AGG_TOTAL',
     'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL',
@@ -142,6 +144,7 @@
     'DCGM_FI_DEV_ROW_REMAP_UNCORRECTABLE_TOTAL',
     'DCGM_FI_DEV_THERMAL_VIOLATION',
     'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
+    'gpu_clock_event_active',
     'gpu_clock_event_seconds_total',
     'gpu_ecc_errors_total',
     'gpu_nvlink_errors_all_links_total',
