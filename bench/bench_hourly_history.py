@@ -1,9 +1,11 @@
 """Scoring with the mixin's hourly samples for the long windows against the raw history.
 
-The scorer's cost is the samples Prometheus decodes, and nearly all of them lie in the windows
-of 7 to 30 days. The mixin's ``gpu-health-scorer-hourly.rules`` group keeps each series those
-windows read as its last reading of each hour, so a week is 168 samples a series whatever the
-scrape interval (:func:`gpu_health.scorer.history_source.to_hourly`).
+Nearly all the samples a scoring run reads lie in the windows of 7 to 30 days. The mixin's
+``gpu-health-scorer-hourly.rules`` group keeps each series those windows read as its last
+reading (or its average) of each hour, so a week is 168 samples a series whatever the scrape
+interval (:func:`gpu_health.scorer.history_source.to_hourly`). Prometheus still reads one
+chunk per series and 2-hour block for them, as for the raw series (``bench_chunk_cost.py``),
+so the time falls less than the samples.
 
 Writes dcgm-exporter's full-field history as an operator backfills it (``gpu-health backfill
 --schema dcgm``, every field the scorer reads, :func:`bench_schema_cost.build`), serves it in

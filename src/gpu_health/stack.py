@@ -282,6 +282,10 @@ def _promtool(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+#: The blocks promtool writes (and Prometheus' head block): 2 hours, aligned to the epoch.
+PROMTOOL_BLOCK_S = 7200
+
+
 def promtool_backfill_rules(
     rule_file: Path, url: str, start: float, end: float, out_dir: Path
 ) -> subprocess.CompletedProcess[str]:
@@ -289,9 +293,15 @@ def promtool_backfill_rules(
     ``url`` (``promtool tsdb create-blocks-from rules``, at each group's interval) and write
     the results as TSDB blocks under ``out_dir``: how an operator gives new recording rules the
     history that came before them. Move the blocks into a stopped Prometheus' data directory
-    to serve them."""
+    to serve them.
+
+    ``start`` is moved back to the 2-hour block it falls in: promtool writes no block at all,
+    and exits 0, when the start falls after a group's last evaluation in its 2-hour block
+    (prometheus/prometheus#19714; a 1-hour group started 60 s before a block's end wrote
+    nothing here)."""
     promtool = find_binary("promtool")
     out_dir.mkdir(parents=True, exist_ok=True)
+    start = start - start % PROMTOOL_BLOCK_S
     argv = [
         *(promtool, "tsdb", "create-blocks-from", "rules", "--quiet"),
         *(f"--url={url}", f"--start={int(start)}", f"--end={int(end)}"),
