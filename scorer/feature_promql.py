@@ -772,8 +772,9 @@ def active_hours(metric: str, window: str, **labels: str) -> Builder:
 
     Keeping only the series that rose before combining them, instead of summing every field's
     increase per GPU and slot and comparing the sum with 0 (:func:`active_hours_by_sum`, the
-    same value), leaves almost nothing for the subquery's joins and aggregations to do
-    (``bench/bench_feature_cost.py``).
+    same value), leaves almost nothing for the subquery's joins and aggregations to do: the
+    NVLink errors' 8 fields took 2.00 s instead of 4.47 s at 2,000 GPUs
+    (``bench/bench_active_hours.py``).
     """
 
     def build(s: Schema) -> str | None:

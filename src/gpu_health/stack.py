@@ -297,8 +297,10 @@ def promtool_backfill_rules(
 
     ``start`` is moved back to the 2-hour block it falls in: promtool writes no block at all,
     and exits 0, when the start falls after a group's last evaluation in its 2-hour block
-    (prometheus/prometheus#19714; a 1-hour group started 60 s before a block's end wrote
-    nothing here)."""
+    (prometheus/prometheus#19714; a 1-hour group started 1 s before a block's end wrote
+    nothing here). That is enough for groups evaluated at least every 2 hours (ours: 5 minutes
+    and 1 hour), whose every block holds an evaluation; a slower group would need its start
+    moved to just before its own first evaluation."""
     promtool = find_binary("promtool")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = start - start % PROMTOOL_BLOCK_S
