@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,7 +23,18 @@ GPU_HEALTH = Path(sys.executable).with_name("gpu-health")
 
 def _demo(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(GPU_HEALTH), "demo", "--gpus", "16", "--days", "2", "--workdir", str(workdir), *args],
+        [
+            str(GPU_HEALTH),
+            "demo",
+            "--gpus",
+            "16",
+            "--days",
+            "2",
+            "--workdir",
+            str(workdir),
+            "--any-ports",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -80,6 +92,9 @@ def test_demo_stack_pages_on_a_fault_and_stops_everything(tmp_path: Path) -> Non
             demo,
         )
         prom = urls["prometheus"]
+        # --any-ports: no usual port, which another demo test on another worker may hold
+        used = {urlsplit(u).port for u in urls.values() if isinstance(u, str)}
+        assert len(used) == 5 and not used & {9090, 9093, 9840, 9836, 9099}, urls
 
         def targets() -> dict[str, str]:
             active = _get(f"{prom}/api/v1/targets?state=active")["data"]["activeTargets"]

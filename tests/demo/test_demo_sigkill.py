@@ -30,7 +30,17 @@ pytestmark = pytest.mark.skipif(not die_with_parent.supported(), reason="Linux o
 def test_sigkilled_demo_leaves_no_process_running(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     # --duration: were the SIGKILL never sent, the demo would still end by itself.
-    argv = [str(GPU_HEALTH), "demo", "--gpus", "16", "--days", "2", "--workdir", str(workdir)]
+    argv = [
+        str(GPU_HEALTH),
+        "demo",
+        "--gpus",
+        "16",
+        "--days",
+        "2",
+        "--workdir",
+        str(workdir),
+        "--any-ports",
+    ]
     demo = subprocess.Popen(
         [*argv, "--duration", "150", "--no-summary"],
         stdout=subprocess.DEVNULL,

@@ -122,6 +122,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     live_faults.add_arguments(actions)
     parser.add_argument(
+        "--any-ports",
+        action="store_true",
+        help="give every server a free port instead of the usual ones (9090, 9093, 9840, 9836, "
+        "9099 where free): for several demos on one machine, whose checks for a free usual "
+        "port could otherwise both succeed before either binds it",
+    )
+    parser.add_argument(
         "--no-summary",
         action="store_true",
         help="print only the URLs and the notifications, no fleet summary (plain text is used "
@@ -300,11 +307,12 @@ def _run_stack(
     _say(sys.stderr, f"history: {hist.failures} failures in the backfilled window")
 
     try:
-        sink = NotificationSink(PORTS["sink"])
+        sink = NotificationSink(0 if args.any_ports else PORTS["sink"])
     except OSError:
         sink = NotificationSink(0)
     resources.enter_context(sink)
-    ports = {name: port_or_free(p) for name, p in PORTS.items() if name != "sink"}
+    choose = (lambda _usual: stack.free_port()) if args.any_ports else port_or_free
+    ports = {name: choose(p) for name, p in PORTS.items() if name != "sink"}
 
     am_config = local_alertmanager_config(
         ALERTMANAGER_CONFIG, workdir / "alertmanager", sink.url, fast=True
