@@ -52,12 +52,24 @@ ARMS: tuple[HistoryMode, ...] = ("raw", "recorded")
 assert set(ARMS) <= set(HISTORY_MODES)
 
 
-def group_file(name: str, out: Path) -> Path:
+def group_file(name: str, out: Path, sent: set[str] | None = None) -> Path:
     """The mixin's rule group ``name`` alone (``rules/gpu-health-scorer-history.yaml`` holds
-    the 5-minute and the hourly group), as a rule file promtool can backfill."""
+    the 5-minute and the hourly group), as a rule file promtool can backfill; with ``sent``
+    (the metric names a fleet has), only the rules whose input is among them: the others record
+    nothing, but promtool still queries each of them at every evaluation."""
     groups = yaml.safe_load((REPO_ROOT / HISTORY_FILE).read_text())["groups"]
-    out.write_text(yaml.safe_dump({"groups": [g for g in groups if g["name"] == name]}))
+    kept = [g for g in groups if g["name"] == name]
+    if sent is not None:
+        kept = [
+            {**g, "rules": [r for r in g["rules"] if _input_name(r["expr"]) in sent]} for g in kept
+        ]
+    out.write_text(yaml.safe_dump({"groups": kept}))
     return out
+
+
+def _input_name(expr: str) -> str:
+    """The series a history rule reads: ``fn(NAME[window])``."""
+    return expr.partition("(")[2].split("[")[0]
 
 
 def _settled(data: Path, quiet_s: float, limit_s: float = 1800.0) -> int:

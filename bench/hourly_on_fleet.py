@@ -47,18 +47,6 @@ HOURLY_GROUP = "gpu-health-scorer-hourly.rules"
 REACH_S = 31 * 86400
 
 
-def rules_for(fleet_names: set[str], rules_path: Path) -> int:
-    """Keep in the rule file only the rules whose input the fleet sends (the others record
-    nothing, but promtool still queries each of them at every hour); how many were kept."""
-    doc = yaml.safe_load(rules_path.read_text())
-    group = doc["groups"][0]
-    group["rules"] = [
-        r for r in group["rules"] if r["expr"].partition("(")[2].split("[")[0] in fleet_names
-    ]
-    rules_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return len(group["rules"])
-
-
 def prepared(data_dir: Path, work: Path, start: float, end: float, settle_s: float) -> Path:
     """The copy of ``data_dir`` under ``work`` with the hourly samples of ``[start, end]``
     (made once: a copy that has them is reused)."""
@@ -74,13 +62,12 @@ def prepared(data_dir: Path, work: Path, start: float, end: float, settle_s: flo
     print(f"copying {data_dir} to {tsdb}", file=sys.stderr, flush=True)
     shutil.copytree(data_dir, tsdb)
     config = stack.write_prometheus_config(work / "prometheus.yml")
-    rules = group_file(HOURLY_GROUP, work / "hourly.yaml")
     out = work / "hourly-blocks"
     shutil.rmtree(out, ignore_errors=True)
     with stack.prometheus(work, config, data_dir=tsdb) as prom:
         listed = stack.http_get(f"{prom.url}/api/v1/label/__name__/values", timeout=60)
-        names = set(json.loads(listed)["data"])
-        kept = rules_for(names, rules)
+        rules = group_file(HOURLY_GROUP, work / "hourly.yaml", set(json.loads(listed)["data"]))
+        kept = len(yaml.safe_load(rules.read_text())["groups"][0]["rules"])
         print(f"backfilling {kept} hourly rules", file=sys.stderr, flush=True)
         began = time.monotonic()
         stack.promtool_backfill_rules(rules, prom.url, start, end, out)
@@ -132,13 +119,15 @@ def main() -> int:
             raw = compute_features(client, args.schema, at, history="raw")
             hourly = compute_features(client, args.schema, at, history="hourly")
             agreement = _agreement(raw, hourly)
+            differing = agreement["features_differing"]
+            assert isinstance(differing, dict)
             result["times"].append({"at": at, "auto_reads": auto, **agreement})
             print(
                 f"at {at:.0f}: auto reads {auto}; hazard |ln ratio| max "
                 f"{agreement['hazard_abs_log_ratio_max']}, median "
                 f"{agreement['hazard_abs_log_ratio_median']}; riskiest tenth shared "
                 f"{agreement['top_tenth_shared']}; "
-                f"{len(agreement['features_differing'])} features differ",  # type: ignore[arg-type]
+                f"{len(differing)} features differ",
                 flush=True,
             )
     print(json.dumps(result, indent=1))

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,24 +16,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from gpu_health import stack
-
-GPU_HEALTH = Path(sys.executable).with_name("gpu-health")
+from tests.demo.small_demo import GPU_HEALTH, small_demo_argv
 
 
 def _demo(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            str(GPU_HEALTH),
-            "demo",
-            "--gpus",
-            "16",
-            "--days",
-            "2",
-            "--workdir",
-            str(workdir),
-            "--any-ports",
-            *args,
-        ],
+        [*small_demo_argv(workdir), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,7 +7,6 @@ through ``gpu_health.die_with_parent`` and the kernel sends it SIGTERM when the 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 from gpu_health import die_with_parent
 from gpu_health.demo import processes
 from tests import proctree
+from tests.demo.small_demo import small_demo_argv
 
-GPU_HEALTH = Path(sys.executable).with_name("gpu-health")
 #: How long the demo's children may take to stop after it is SIGKILLed (Prometheus flushes its
 #: head block on SIGTERM; about 1 s here).
 BOUND = 15.0
@@ -30,17 +29,7 @@ pytestmark = pytest.mark.skipif(not die_with_parent.supported(), reason="Linux o
 def test_sigkilled_demo_leaves_no_process_running(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     # --duration: were the SIGKILL never sent, the demo would still end by itself.
-    argv = [
-        str(GPU_HEALTH),
-        "demo",
-        "--gpus",
-        "16",
-        "--days",
-        "2",
-        "--workdir",
-        str(workdir),
-        "--any-ports",
-    ]
+    argv = small_demo_argv(workdir)
     demo = subprocess.Popen(
         [*argv, "--duration", "150", "--no-summary"],
         stdout=subprocess.DEVNULL,
