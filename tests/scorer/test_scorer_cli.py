@@ -428,14 +428,16 @@ def _processes_using(path: Path) -> list[int]:
     return found
 
 
-def test_terminated_evaluate_stops_its_private_prometheus(history: Path) -> None:
-    """SIGTERM mid-run stops the private Prometheus too (an orphan would lock the data dir)."""
+def test_terminated_evaluate_stops_its_private_prometheus(history: Path, tmp_path: Path) -> None:
+    """SIGTERM mid-run stops the private Prometheus too (an orphan would lock the data dir),
+    and removes the run's temporary directory."""
     proc = subprocess.Popen(
         [*SCORER, "evaluate", "--data-dir", str(history), "--step", "2d", "--bootstrap", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     try:
         assert proc.stderr is not None
@@ -451,6 +453,7 @@ def test_terminated_evaluate_stops_its_private_prometheus(history: Path) -> None
             time.sleep(0.2)
         assert _processes_using(tsdb) == []
         assert "Traceback" not in proc.stderr.read()
+        assert list(tmp_path.iterdir()) == []  # its private Prometheus' work dir is gone
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

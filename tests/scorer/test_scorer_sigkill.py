@@ -7,6 +7,7 @@ releases the data dir's lock for the next run.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -38,11 +39,15 @@ def test_sigkilled_evaluate_takes_its_private_prometheus_along(tmp_path: Path) -
     stack.promtool_backfill(om, tmp_path / "prometheus", block_duration="2400h")
     failures_csv(gpus, tmp_path / "failures.csv", start=start)
 
+    # A SIGKILLed scorer cannot remove its temporary directory (Prometheus' config and log):
+    # keep it in this test's own directory, not the machine's /tmp.
+    (tmp_path / "tmp").mkdir()
     scorer = subprocess.Popen(
         [*SCORER, "evaluate", "--data-dir", str(tmp_path), "--step", "1d", "--bootstrap", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
     )
     tree: list[proctree.Proc] = []
     try:
@@ -59,6 +64,10 @@ def test_sigkilled_evaluate_takes_its_private_prometheus_along(tmp_path: Path) -
         assert scorer.wait(timeout=10) == -signal.SIGKILL  # killed, not finished on its own
         left = proctree.wait_gone(tree, BOUND)
         assert left == [], [proctree.command(p) for p in left]
+        # The scorer made its work dir where TMPDIR said (so the SIGTERM test's check that
+        # none is left is a real one).
+        made = [p.name for p in (tmp_path / "tmp").iterdir()]
+        assert len(made) == 1 and made[0].startswith("gpu-health-scorer-"), made
     finally:
         proctree.kill_all(scorer, tree)
 
