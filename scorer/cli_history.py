@@ -18,7 +18,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -116,7 +116,14 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
     yield client_for(args), args.start, args.end or time.time(), args.failures
 
 
-def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]:
+#: Called by :func:`_collect` with the prediction times and the failures before any feature
+#: is read; returns the first time to read (earlier ones are skipped) or raises UserError.
+Planner = Callable[[list[float], list[Any]], float]
+
+
+def _collect(
+    args: argparse.Namespace, label: str, plan: Planner | None = None
+) -> tuple[Any, list[Any], str]:
     from gpu_health.scorer.features import count_gpus, counters_hint, detect_schema
     from gpu_health.scorer.training import (
         collect,
@@ -129,6 +136,13 @@ def _collect(args: argparse.Namespace, label: str) -> tuple[Any, list[Any], str]
         failures = load_failures(failures_path)
         schema = args.schema if args.schema != "auto" else detect_schema(client, end)
         times = prediction_times(start, end, args.step, args.warmup)
+        if plan is not None:
+            first = plan(times, failures)
+            times = [t for t in times if t >= first]
+            if not times:
+                raise UserError(
+                    f"no prediction time from {iso_utc(first)} on: the history ends {iso_utc(end)}"
+                )
         present = count_gpus(client, schema, start, end)
         if present == 0:
             raise UserError(

@@ -74,16 +74,14 @@ def _auc(scores: FloatArray, y: FloatArray) -> float:
     return float(roc_auc_score(y, scores))
 
 
-def judge(
-    candidate: FailureModel,
-    champion: FailureModel | None,
-    data: Dataset,
+def refusal(
     holdout_start: float,
     trained_until: float | None,
     failures_trained_on: int,
     config: GateConfig = GateConfig(),
-) -> Decision:
-    """Promote or refuse ``candidate``; the reason is one line."""
+) -> Decision | None:
+    """The refusals that need no feature data (too few failures, an unknown or overlapping
+    training end), so a candidate they refuse costs no query over the held-out window."""
     if failures_trained_on < config.min_failures:
         return Decision(
             False,
@@ -102,6 +100,22 @@ def judge(
             "refused: the candidate's training history reaches into the held-out window "
             f"({(trained_until - holdout_start) / 86400:.1f} days of overlap)",
         )
+    return None
+
+
+def judge(
+    candidate: FailureModel,
+    champion: FailureModel | None,
+    data: Dataset,
+    holdout_start: float,
+    trained_until: float | None,
+    failures_trained_on: int,
+    config: GateConfig = GateConfig(),
+) -> Decision:
+    """Promote or refuse ``candidate``; the reason is one line."""
+    early = refusal(holdout_start, trained_until, failures_trained_on, config)
+    if early is not None:
+        return early
     h = config.horizon
     y_all = data.labels[h]
     rows = (data.times >= holdout_start) & ~np.isnan(y_all)

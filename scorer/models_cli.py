@@ -133,7 +133,7 @@ def format_versions(store: Any) -> str:
 
 
 def _promote(args: argparse.Namespace, store: Any) -> int:
-    from gpu_health.scorer.gate import GateConfig, judge
+    from gpu_health.scorer.gate import GateConfig, judge, refusal
     from gpu_health.scorer.model import FailureModel, ModelError
 
     try:
@@ -153,19 +153,38 @@ def _promote(args: argparse.Namespace, store: Any) -> int:
     from gpu_health.scorer.cli_history import _collect
     from gpu_health.scorer.promclient import PrometheusError
 
+    config = GateConfig(args.min_failures, args.min_gain, args.horizon)
+    trained_until = args.trained_until or _metadata_time(candidate.metadata, "trained_until")
+    plan: dict[str, Any] = {}
+
+    def held_out(times: list[float], failures: list[Any]) -> float:
+        """Where the held-out window starts; refuse what needs no features before reading any
+        (only the window is read: the gate judges nothing before it)."""
+        holdout_start = args.holdout_start or times[-1] - args.holdout_days
+        trained_on = candidate.metadata.get("failures_trained_on")
+        if not isinstance(trained_on, int):
+            limit = trained_until if trained_until is not None else holdout_start
+            trained_on = sum(1 for f in failures if f.time < limit)
+        early = refusal(holdout_start, trained_until, trained_on, config)
+        if early is not None:
+            print(json.dumps(early.to_json(), indent=2), file=sys.stderr)
+            raise UserError(early.reason)
+        plan.update(holdout_start=holdout_start, trained_on=trained_on)
+        return float(holdout_start)
+
     try:
-        data, failures, _schema = _collect(args, "gate")
+        data, _failures, _schema = _collect(args, "gate", held_out)
     except PrometheusError as exc:
         raise UserError(f"models promote: {exc}") from None
-    end = float(data.times.max()) if len(data) else 0.0
-    holdout_start = args.holdout_start or end - args.holdout_days
-    trained_until = args.trained_until or _metadata_time(candidate.metadata, "trained_until")
-    trained_on = candidate.metadata.get("failures_trained_on")
-    if not isinstance(trained_on, int):
-        limit = trained_until if trained_until is not None else holdout_start
-        trained_on = sum(1 for f in failures if f.time < limit)
-    config = GateConfig(args.min_failures, args.min_gain, args.horizon)
-    decision = judge(candidate, champion, data, holdout_start, trained_until, trained_on, config)
+    decision = judge(
+        candidate,
+        champion,
+        data,
+        plan["holdout_start"],
+        trained_until,
+        plan["trained_on"],
+        config,
+    )
     print(json.dumps(decision.to_json(), indent=2), file=sys.stderr)
     if not decision.promote:
         raise UserError(decision.reason)

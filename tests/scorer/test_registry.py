@@ -104,6 +104,9 @@ def test_gate_refuses_a_worse_candidate_and_promotes_a_better_one(
     assert _promote(history, store, good) == 0
     out = capsys.readouterr()
     assert "promoted: ROC AUC" in out.out
+    # Only the held-out window is read: from day 52 of 80, every 2 days (the whole history
+    # after its warm-up would be more steps).
+    assert "gate: 14 time steps" in out.err, out.err[:500]
     decision = json.loads(out.err[out.err.index("{") :])
     aucs = decision["roc_auc"]
     assert aucs["candidate"] > aucs["champion"] and aucs["candidate"] >= aucs["rule_baseline"]
@@ -119,6 +122,7 @@ def test_gate_refuses_a_worse_candidate_and_promotes_a_better_one(
     assert _promote(history, store, good, "--min-failures", "1000") != 0
     err = capsys.readouterr().err
     assert "fewer than the 1000 required" in err and "Traceback" not in err
+    assert "time steps" not in err  # refused before a single feature query
 
     # A candidate that saw the held-out window is refused (time split).
     code = main(
@@ -129,7 +133,15 @@ def test_gate_refuses_a_worse_candidate_and_promotes_a_better_one(
         ]
     )  # fmt: skip
     assert code != 0
-    assert "reaches into the held-out window" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "reaches into the held-out window" in err and "time steps" not in err
+
+    # A held-out window after the history's end: one line naming it, nothing read.
+    late = str(history.start + (DAYS + 3) * DAY)
+    code = _promote(history, store, good, "--holdout-start", late, "--trained-until", late)
+    err = capsys.readouterr().err
+    assert code != 0 and "no prediction time from" in err and "time steps" not in err, err
+    assert "Traceback" not in err
 
     assert main(["models", "list", "--store", str(store)]) == 0
     listing = capsys.readouterr().out.splitlines()
