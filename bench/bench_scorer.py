@@ -208,18 +208,22 @@ def interleaved_runs(
     arms: Mapping[str, Callable[[], AbstractContextManager[object]]],
     pairs: int,
     workers: int,
+    at: float | None = None,
+    history: HistoryMode = "raw",
+    schema: SchemaName = "dcgm",
 ) -> dict[str, list[float]]:
     """Whole scoring runs (seconds) of each arm, the arm's context entered around each: one
     cold run per arm first (chunks into the page cache), then ``pairs`` rounds taking the arms
-    in turn, so the machine's drift hits every arm alike."""
+    in turn, so the machine's drift hits every arm alike (``at``, ``history``, ``schema``: as
+    :func:`scoring_run_s`)."""
     for arm in arms.values():
         with arm():
-            scoring_run_s(client, workers)
+            scoring_run_s(client, workers, at, history, schema)
     runs: dict[str, list[float]] = {name: [] for name in arms}
     for k in range(pairs):
         for name, arm in arms.items():
             with arm():
-                runs[name].append(scoring_run_s(client, workers))
+                runs[name].append(scoring_run_s(client, workers, at, history, schema))
         print(f"round {k + 1}/{pairs}", file=sys.stderr, flush=True)
     return runs
 

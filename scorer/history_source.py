@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -280,8 +281,16 @@ def why_not_recorded(
     raw history that begins just inside a past window has its first copy just after it: the
     recorded windows in the past end one interval later than the raw ones."""
     raw = raw_reach(client, s, at) if raw is None else raw
+    return _recorded_short_of(raw, recorded_reach(client, s, at))
+
+
+def recorded_reach(client: Querier, s: Schema, at: float | None) -> dict[str, int]:
+    """GPUs the 5-minute recorded series hold at each of :data:`CHECKED_OFFSETS`."""
     later = reach_query(s, round(window_seconds(RECORDED_INTERVAL)))
-    recorded = _reach(RecordedHistory(client), later, at)
+    return _reach(RecordedHistory(client), later, at)
+
+
+def _recorded_short_of(raw: dict[str, int], recorded: dict[str, int]) -> str | None:
     return _short_of(raw, recorded, "recorded history", "gpu-health-scorer-history.rules")
 
 
@@ -291,8 +300,16 @@ def why_not_hourly(
     """:func:`why_not_recorded` for the hourly samples (a GPU that began reporting since the
     group's last evaluation has none yet: until it has, ``auto`` reads the raw long windows)."""
     raw = raw_reach(client, s, at) if raw is None else raw
+    return _hourly_short_of(raw, hourly_reach(client, s, at))
+
+
+def hourly_reach(client: Querier, s: Schema, at: float | None) -> dict[str, int]:
+    """GPUs the hourly samples hold at each of :data:`CHECKED_OFFSETS`."""
     later = reach_query(s, round(window_seconds(HOURLY_INTERVAL)), hourly=True)
-    hourly = _reach(client, later, at)
+    return _reach(client, later, at)
+
+
+def _hourly_short_of(raw: dict[str, int], hourly: dict[str, int]) -> str | None:
     return _short_of(raw, hourly, "hourly history", "gpu-health-scorer-hourly.rules")
 
 
@@ -327,18 +344,34 @@ def _use(tier: str, reason: str | None, s: Schema, mode: HistoryMode) -> bool:
     return use
 
 
+#: Reach queries :func:`choose` sends at once: the raw series', the 5-minute tier's and the
+#: hourly tier's. Prometheus has nothing else to do before the features are read.
+REACH_WORKERS = 3
+
+
 def choose(
-    client: Querier, s: Schema, at: float | None, mode: HistoryMode
+    client: Querier, s: Schema, at: float | None, mode: HistoryMode, workers: int | None = None
 ) -> tuple[Querier, HistorySource]:
     """The client to read features through, and what it reads: ``raw`` the client itself;
     ``recorded`` a :class:`RecordedHistory` over it, ``hourly`` an :class:`HourlyHistory` (each
     with a warning where :func:`why_not_recorded` or :func:`why_not_hourly` objects); ``auto``
-    each tier where it has no objection, both together where neither has."""
+    each tier where it has no objection, both together where neither has. ``workers``: reach
+    queries sent at once (:data:`REACH_WORKERS` when None; 1: one after another)."""
     if mode == "raw":
         return client, "raw"
-    raw = raw_reach(client, s, at)  # once for both tiers: a query per run saved
-    recorded = mode != "hourly" and _use("recorded", why_not_recorded(client, s, at, raw), s, mode)
-    hourly = mode != "recorded" and _use("hourly", why_not_hourly(client, s, at, raw), s, mode)
+    # The raw reach once for both tiers (a query per run saved), the three reaches at once.
+    workers = REACH_WORKERS if workers is None else workers
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        raw_asked = pool.submit(raw_reach, client, s, at)
+        recorded_asked = pool.submit(recorded_reach, client, s, at) if mode != "hourly" else None
+        hourly_asked = pool.submit(hourly_reach, client, s, at) if mode != "recorded" else None
+        raw = raw_asked.result()
+        recorded = recorded_asked is not None and _use(
+            "recorded", _recorded_short_of(raw, recorded_asked.result()), s, mode
+        )
+        hourly = hourly_asked is not None and _use(
+            "hourly", _hourly_short_of(raw, hourly_asked.result()), s, mode
+        )
     reader: Querier = RecordedHistory(client) if recorded else client
     if hourly:
         reader = HourlyHistory(reader)

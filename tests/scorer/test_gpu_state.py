@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from gpu_health import stack
 from gpu_health.scorer.engine import engine_of
-from gpu_health.scorer.promclient import PromClient, PromConfig
+from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
 from gpu_health.telemetry.state import GpuState, gather_states, rank_key
 from tests.conftest import PrometheusFactory, import_openmetrics
 from tests.scorer import state_fleet
@@ -88,6 +88,39 @@ def test_every_state_from_prometheus(
     states, client = _states(server.url)
     assert engine_of(client) == "prometheus"
     _check_fleet(states)
+    # The queries sent at once give what they give one at a time.
+    now = time.time()
+    at_once = gather_states(client.query, "ours", now)
+    assert gather_states(client.query, "ours", now, workers=1) == at_once
+
+
+@pytest.mark.parametrize("when", ["now", "when last seen"])
+def test_a_failed_state_query_fails_the_states_whatever_else_answered(
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+    end: float,
+    when: str,
+) -> None:
+    """No state is derived from half the evidence: one failed evidence query, now or at an
+    absent GPU's last-seen time, fails the whole gathering while the others answer."""
+    server = prometheus_factory(data_dir=backfill(state_fleet.openmetrics(end)))
+    stack.wait_for_query(server.url, "count(gpu_up)")
+    client = PromClient(PromConfig(server.url, retries=0))
+    now = time.time()
+    answered: list[float | None] = []
+
+    def query(promql: str, at: float | None = None) -> list[dict[str, object]]:
+        failing = at == now if when == "now" else at is not None and at < now - 60
+        if failing and "remap" in promql and "timestamp(" not in promql:
+            raise PrometheusError("injected: Prometheus answered 503")
+        answered.append(at)
+        return client.query(promql, at)
+
+    with pytest.raises(PrometheusError, match="injected"):
+        gather_states(query, "ours", now)
+    assert len(answered) >= 3  # the others were asked and answered
+    if when == "when last seen":
+        assert any(at is not None and at < now - 60 for at in answered)
 
 
 def test_last_sample_times_are_looked_up_for_absent_gpus_only_and_bounded(

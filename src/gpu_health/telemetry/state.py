@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -305,30 +306,52 @@ def with_history(
     return out
 
 
+#: State queries sent at once. They are independent, and the scorer sends them after its
+#: feature queries, when Prometheus has cores to spare: one at a time they left one of them idle.
+STATE_WORKERS = 4
+
+
+def _each(query: Any, asks: Sequence[tuple[str, float]], workers: int) -> list[Any]:
+    """``query(promql, at)`` of every (promql, at), in their order; the first failure raises
+    (after the others finish), so no state is derived from half the evidence."""
+    if workers <= 1 or len(asks) <= 1:
+        return [query(promql, at) for promql, at in asks]
+    with ThreadPoolExecutor(max_workers=min(workers, len(asks))) as pool:
+        return list(pool.map(lambda ask: query(*ask), asks))
+
+
 def gather_states(
-    query: Any, schema: str, at: float, history_limit: int = 8, interval_s: float | None = None
+    query: Any,
+    schema: str,
+    at: float,
+    history_limit: int = 8,
+    interval_s: float | None = None,
+    workers: int | None = None,
 ) -> dict[str, GpuState]:
     """Run the state queries with ``query(promql, at) -> vector`` and classify every GPU.
 
-    The caller's client does the HTTP (the scorer's PromClient, the report's stack.query); a
-    failed evidence query raises from the client, so a state is never derived from half the
-    evidence. ``interval_s``: the data's scrape interval, which sets the recent windows
-    (measured from the data at ``at`` when not given: :mod:`gpu_health.telemetry.freshness`).
+    The caller's client does the HTTP (the scorer's PromClient, the report's stack.query) and
+    must allow ``workers`` calls at once (:data:`STATE_WORKERS` when None); a failed evidence
+    query raises from the client, so a state is never derived from half the evidence.
+    ``interval_s``: the data's scrape interval, which sets the recent windows (measured from
+    the data at ``at`` when not given: :mod:`gpu_health.telemetry.freshness`).
     """
     if interval_s is None:
         interval_s = freshness.measure(lambda promql: query(promql, at))
+    workers = STATE_WORKERS if workers is None else workers
     change = freshness.as_range(freshness.change_seconds(interval_s))
     queries = state_queries(schema, freshness.fresh_range(interval_s), change)
-    results = {name: query(promql, at) for name, promql in queries.items()}
+    answers = _each(query, [(promql, at) for promql in queries.values()], workers)
+    results = dict(zip(queries, answers, strict=True))
     results["last_seen"] = _last_seen(query, schema, results, at)
     states = classify(schema, results, at, fresh_s=freshness.fresh_seconds(interval_s))
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for t in needs_history(states, history_limit):
-        past = {
-            name: query(promql, t + 1.0)
-            for name, promql in queries.items()
-            if name not in ("seen", "fresh")
-        }
+    evidence = [name for name in queries if name not in ("seen", "fresh")]
+    times = needs_history(states, history_limit)
+    asks = [(queries[name], t + 1.0) for t in times for name in evidence]
+    found_then = iter(_each(query, asks, workers))
+    for _t in times:  # most recent first: a GPU's latest past state wins
+        past = {name: next(found_then) for name in evidence}
         for uuid, found in evidence_state(schema, past).items():
             history.setdefault(uuid, found)
     absent_at = {u for u, s in states.items() if s.state in ("absent", "replaced")}
