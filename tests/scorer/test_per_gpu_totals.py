@@ -53,14 +53,22 @@ READ_FROM_SPLIT = ("nvlink", "xid_events")
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fleet's TSDB, as an operator backfills our exporter's history."""
-    out = tmp_path_factory.mktemp("per-gpu-totals") / "tsdb"
+    """The fleet's TSDB, as an operator backfills our exporter's history. No Prometheus serves
+    this directory: each serves its own copy (:func:`_copy`), since a copy taken from a served
+    directory can lose the blocks its Prometheus merges meanwhile (it did, once in CI)."""
+    out = tmp_path_factory.mktemp("per-gpu-totals") / "backfilled"
     cli = Path(sys.executable).parent / "gpu-health"
     argv = [str(cli), "backfill", "--gpus", str(GPUS), "--days", str(DAYS)]
     argv += ["--resolution", "300s", "--seed", str(SEED), "--hazard-scale", str(HAZARD)]
     argv += ["--schema", "ours", "--no-health", "--end-time", str(END), "--out", str(out)]
     subprocess.run(argv, check=True, capture_output=True, text=True, timeout=300)
     return out
+
+
+def _copy(history: Path, name: str) -> Path:
+    data = history.parent / name
+    shutil.copytree(history, data)
+    return data
 
 
 @contextlib.contextmanager
@@ -74,7 +82,7 @@ def _served(data: Path) -> Iterator[PromClient]:
 
 @pytest.fixture(scope="module")
 def client(history: Path) -> Iterator[PromClient]:
-    with _served(history) as served:
+    with _served(_copy(history, "tsdb")) as served:
         yield served
 
 
@@ -82,9 +90,7 @@ def client(history: Path) -> Iterator[PromClient]:
 def upgraded(history: Path) -> Iterator[PromClient]:
     """The same history with the totals deleted before :data:`UPGRADED_AT` (Prometheus' admin
     API), as an exporter from before them would have left it."""
-    data = history.parent / "upgraded"
-    shutil.copytree(history, data)
-    with _served(data) as served:
+    with _served(_copy(history, "upgraded")) as served:
         for name in PER_GPU_TOTALS.values():
             query = urllib.parse.urlencode({"match[]": name, "end": str(UPGRADED_AT)})
             url = f"{served.config.url}/api/v1/admin/tsdb/delete_series?{query}"
@@ -105,9 +111,7 @@ def rolled_back(history: Path, client: PromClient) -> Iterator[tuple[PromClient,
     it; the other check points are a day or more back. Yields the client and that GPU."""
     found = client.query("group by (uuid) (gpu_xid_errors_all_codes_total)", TIMES[0])
     uuid = sorted(str(r["metric"]["uuid"]) for r in found)[0]
-    data = history.parent / "rolled-back"
-    shutil.copytree(history, data)
-    with _served(data) as served:
+    with _served(_copy(history, "rolled-back")) as served:
         for name in PER_GPU_TOTALS.values():
             selector = f'{name}{{uuid="{uuid}"}}'
             start = str(TIMES[0] - ROLLED_BACK_FOR)
