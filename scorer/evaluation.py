@@ -25,6 +25,7 @@ from gpu_health.scorer.calibration_check import (
     within_tolerance,
 )
 from gpu_health.scorer.model import HORIZON_SECONDS, HORIZONS, RiskModel
+from gpu_health.scorer.roc import auc_and_recall
 from gpu_health.scorer.rules import RuleModel
 from gpu_health.scorer.sre_line import FEATURES as SRE_LINE_FEATURES
 from gpu_health.scorer.sre_line import NAME as SRE_LINE
@@ -39,15 +40,11 @@ MIN_MODE_POSITIVES = 3
 
 def _weighted_scores(p: FloatArray, y: FloatArray, w: FloatArray) -> tuple[float, float]:
     """(ROC AUC, recall at 5 % FPR) with row weights (bootstrap multiplicities)."""
-    from sklearn.metrics import roc_curve
-
     keep = w > 0
     p, y, w = p[keep], y[keep], w[keep]
     if len(np.unique(y)) < 2:
         return math.nan, math.nan
-    fpr, tpr, _ = roc_curve(y, p, sample_weight=w, drop_intermediate=False)
-    # The trapezoid under the full ROC curve is the ROC AUC (ties counted as half).
-    return float(np.trapezoid(tpr, fpr)), float(np.interp(TARGET_FPR, fpr, tpr))
+    return auc_and_recall(p, y, w, TARGET_FPR)
 
 
 def _ci(values: list[float]) -> list[float] | None:
