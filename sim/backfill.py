@@ -22,6 +22,7 @@ import queue
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -142,7 +143,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Promtool(threading.Thread):
-    """Runs promtool on finished window files while the next window is computed."""
+    """Runs promtool on finished window files while the next window is computed.
+
+    :meth:`cancel` stops it at once: an interrupted backfill throws its staging directory away,
+    so the window promtool is reading (tens of seconds on a busy machine) and the one waiting
+    are not worth finishing, and the staging directory must not be removed while promtool
+    still writes into it.
+    """
 
     def __init__(self, data_dir: Path, keep: bool) -> None:
         super().__init__(daemon=True)
@@ -151,21 +158,40 @@ class _Promtool(threading.Thread):
         self.jobs: queue.Queue[Path | None] = queue.Queue(maxsize=1)
         self.busy_seconds = 0.0
         self.error: Exception | None = None
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._running: subprocess.Popen[str] | None = None
 
     def run(self) -> None:
         while True:
             path = self.jobs.get()
             if path is None:
                 return
-            if self.error is None:
+            if self.error is None and not self.cancelled.is_set():
                 started = time.perf_counter()
                 try:
-                    stack.promtool_backfill(path, self.data_dir)
-                except (RuntimeError, OSError) as exc:
-                    self.error = exc
+                    stack.promtool_backfill(path, self.data_dir, on_start=self._promtool_started)
+                except Exception as exc:  # kept for the main thread, which would
+                    self.error = exc  # otherwise wait forever on a dead worker
+                finally:
+                    with self._lock:
+                        self._running = None
                 self.busy_seconds += time.perf_counter() - started
             if not self.keep:
                 path.unlink(missing_ok=True)
+
+    def _promtool_started(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._running = process
+            if self.cancelled.is_set():
+                process.terminate()
+
+    def cancel(self) -> None:
+        """Skip the windows still queued and stop the promtool that is running."""
+        with self._lock:
+            self.cancelled.set()
+            if self._running is not None and self._running.poll() is None:
+                self._running.terminate()
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
@@ -266,6 +292,9 @@ def _backfill(
             worker.jobs.put(path)
             if progress is not None:
                 _progress(progress, i + 1, len(chunks), writer.samples, busy)
+    except BaseException:  # SIGTERM's SystemExit, Ctrl-C, an error: nothing here is kept
+        worker.cancel()
+        raise
     finally:
         worker.jobs.put(None)
         worker.join()
@@ -273,8 +302,10 @@ def _backfill(
             shutil.rmtree(om_dir, ignore_errors=True)
     if progress is not None and _is_tty(progress):
         progress.write("\n")  # end the bar's line
-    if worker.error is not None:
+    if isinstance(worker.error, (RuntimeError, OSError)):
         raise UserError(str(worker.error))
+    if worker.error is not None:
+        raise worker.error
     fleet = windows.fleet
     failures = fleet.failures(float(ts_all[0]), float(ts_all[-1]) + resolution)
     write_ground_truth(out, fleet, float(ts_all[0]), float(ts_all[-1]) + resolution)

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,24 +257,36 @@ def alertmanager(
 
 
 def promtool_backfill(
-    openmetrics_file: Path, data_dir: Path, block_duration: str | None = None
+    openmetrics_file: Path,
+    data_dir: Path,
+    block_duration: str | None = None,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Turn an OpenMetrics file (ending in ``# EOF``) into TSDB blocks under ``data_dir``."""
+    """Turn an OpenMetrics file (ending in ``# EOF``) into TSDB blocks under ``data_dir``.
+
+    ``on_start`` gets the running promtool, so that another thread can stop it (an interrupted
+    backfill must not wait minutes for a window it will throw away)."""
     promtool = find_binary("promtool")
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [promtool, "tsdb", "create-blocks-from", "openmetrics"]
     if block_duration:
         argv.append(f"--max-block-duration={block_duration}")
     argv += [str(openmetrics_file), str(data_dir)]
-    return _promtool(argv, f"backfill {openmetrics_file}")
+    return _promtool(argv, f"backfill {openmetrics_file}", on_start)
 
 
-def _promtool(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+def _promtool(
+    argv: list[str],
+    what: str,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run promtool (through the guard: a backfill of a long history keeps it busy for
     minutes); a failure is a RuntimeError saying it could not do ``what``."""
     with die_with_parent.spawn(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     ) as process:
+        if on_start is not None:
+            on_start(process)
         stdout, stderr = process.communicate()
     result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     if result.returncode != 0:

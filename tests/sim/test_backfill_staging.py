@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_health.sim.backfill import backfill
+from gpu_health.sim.backfill import _Promtool, backfill
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing")
 
@@ -55,6 +55,45 @@ def test_sigterm_mid_backfill_leaves_nothing_behind(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_a_cancelled_worker_stops_promtool_and_skips_the_queued_window(tmp_path: Path) -> None:
+    """An interrupted backfill waited for promtool to finish the window it was reading and the
+    one queued behind it: over 30 s on a loaded CI machine, where the SIGTERM test above timed
+    out. cancel() stops the running promtool and the queued window is never read."""
+    first, second = tmp_path / "first.om", tmp_path / "second.om"
+    _big_openmetrics(first)
+    shutil.copy(first, second)
+    data = tmp_path / "data"
+    worker = _Promtool(data, keep=False)
+    worker.start()
+    worker.jobs.put(first)
+    deadline = time.monotonic() + 60
+    while worker._running is None:  # promtool has started on the first window
+        assert worker.is_alive() and time.monotonic() < deadline, worker.error
+        time.sleep(0.001)
+    worker.cancel()
+    worker.jobs.put(second)
+    worker.jobs.put(None)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert isinstance(worker.error, RuntimeError), worker.error  # promtool was stopped
+    assert "promtool could not backfill" in str(worker.error)
+    assert not any(p.is_dir() for p in data.glob("*")), list(data.iterdir())  # no block written
+    assert not first.exists() and not second.exists()  # window files removed all the same
+
+
+def _big_openmetrics(path: Path) -> None:
+    """About 2.4 million samples in one 2-hour window: promtool needs seconds to read them,
+    far longer than the worker takes to be cancelled once promtool has started."""
+    start = 1_700_000_000 - 1_700_000_000 % 7200
+    with path.open("w") as out:
+        out.write("# TYPE load gauge\n")
+        for series in range(20_000):
+            out.writelines(
+                f'load{{gpu="{series}"}} {step % 7} {start + 60 * step}\n' for step in range(120)
+            )
+        out.write("# EOF\n")
 
 
 def test_a_finished_backfill_is_moved_into_place_and_extends(tmp_path: Path) -> None:
