@@ -1,7 +1,7 @@
 """bench/bench_hourly_history.py runs end to end on a small fleet and reports what it says.
 
 Its numbers are in docs/scorer.md ("Recorded history") and docs/benchmarks.md; this runs the
-bench as a command on 8 GPUs and one day (real Prometheus, real promtool; the raw history's
+bench as a command on 8 GPUs and half a day (real Prometheus, real promtool; the raw history's
 blocks served as written, without waiting for Prometheus' first compaction) and checks that its
 report holds together: the hourly group was backfilled, ``auto`` reads it, the hourly arm read
 fewer samples, both arms score every GPU, and the ratio is the medians'.
@@ -27,7 +27,7 @@ def test_the_bench_reports_both_arms_on_a_small_fleet(tmp_path: Path) -> None:
         "--gpus",
         "8",
         "--days",
-        "1",
+        "0.5",
         "--pairs",
         "1",
         "--settle-s",

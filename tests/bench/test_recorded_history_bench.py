@@ -1,7 +1,7 @@
 """bench/bench_recorded_history.py runs end to end on a small fleet and reports what it says.
 
 Its numbers are in docs/scorer.md ("Recorded history") and docs/benchmarks.md; this runs the
-bench as a command on 8 GPUs and one day (real Prometheus, real promtool) and checks that its
+bench as a command on 8 GPUs and half a day (real Prometheus, real promtool) and checks that its
 report holds together: the rules were backfilled, ``auto`` reads the recorded history, both
 histories score every GPU, and the ratio is the medians'.
 """
@@ -21,7 +21,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_recorded_history.
 
 def test_the_bench_reports_both_histories_on_a_small_fleet(tmp_path: Path) -> None:
     _, report = run_bench(
-        BENCH, tmp_path, "--gpus", "8", "--days", "1", "--pairs", "1", "--settle-s", "5"
+        BENCH, tmp_path, "--gpus", "8", "--days", "0.5", "--pairs", "1", "--settle-s", "5"
     )
     assert report["rules_blocks_written"] > 0
     assert report["auto_reads"] == "recorded"
