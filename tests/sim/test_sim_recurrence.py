@@ -27,7 +27,7 @@ def test_node_recurrence_matches_the_infinitehbd_trace() -> None:
     """
     shares, gaps, rates = [], [], []
     for seed in range(3):
-        fleet = build_fleet(4000, seed)
+        fleet = build_fleet(4000, seed, events=False)  # the schedule only: ~8x faster
         failures = fleet.failures(START, END)
         share, gap = repeat_stats([(f.time, f.slot // GPUS_PER_NODE) for f in failures], END)
         shares.append(share)
