@@ -226,6 +226,13 @@ def _fleet(work: Path, cleanup: contextlib.ExitStack) -> Iterator[Fleet]:
     )[0]["metric"]["uuid"]
     # Live data has reached the rules when the per-GPU XID rule has the faulty GPU's events.
     stack.wait_for_query(server.url, f'gpu_xid:gpu_xid_errors:increase10m{{uuid="{uuid}"}}', 60)
+    # The injected NVLink errors ramp up (the first ones about 15 s in): on a fast machine the
+    # waits above were over sooner, and the NVLink errors target was empty (2026-12-06).
+    stack.wait_for_query(
+        server.url,
+        f'rate(gpu_nvlink_errors_total{{node="gpu-node-001", gpu="{NVLINK_GPU}"}}[1m]) > 0',
+        60,
+    )
     if scorer:
         stack.wait_for_query(server.url, "gpu_recommended_action", timeout=120)
         stack.wait_for_query(server.url, "gpu_prediction_precision", timeout=30)
