@@ -5,7 +5,8 @@ fleet: a blind generator's, or a real fleet's TSDB.
 ``bench/bench_hourly_history.py`` measures the hourly tier on our own simulator's fleet. This
 copies any Prometheus data directory into ``--work``, serves the copy with Debian's Prometheus,
 backfills the rules of ``gpu-health-scorer-hourly.rules`` whose input the fleet sends with
-``promtool tsdb create-blocks-from rules`` (from 31 days before the first ``--at`` to the last),
+``promtool tsdb create-blocks-from rules`` (from 31 days before the first ``--at``, or from the
+fleet's first block where that is later, to the last ``--at``),
 lets Prometheus merge the blocks, and at each ``--at`` time computes the feature frame from the
 raw series and from the hourly ones (``--history raw`` and ``hourly``) and scores both with the
 shipped model: each GPU's 7-day hazard (the largest and median ``|ln(hourly / raw)|``), the
@@ -45,6 +46,19 @@ from gpu_health.scorer.promclient import PromClient, PromConfig
 HOURLY_GROUP = "gpu-health-scorer-hourly.rules"
 #: The longest window the scorer reads, and the hour the hourly windows add to it.
 REACH_S = 31 * 86400
+
+
+def first_block_time(data_dir: Path) -> float | None:
+    """The earliest time a block of ``data_dir`` holds (its ``meta.json``'s ``minTime``), or
+    None without blocks: the hourly rules are backfilled from there, not over the empty weeks
+    before a short fleet's history (promtool evaluates every rule at each hour regardless)."""
+    times = []
+    for meta in data_dir.glob("*/meta.json"):
+        try:
+            times.append(float(json.loads(meta.read_text())["minTime"]) / 1000.0)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a block being written or damaged: the others still say
+    return min(times, default=None)
 
 
 def prepared(data_dir: Path, work: Path, start: float, end: float, settle_s: float) -> Path:
@@ -101,6 +115,9 @@ def main() -> int:
         parser.error(f"--data-dir: {args.data_dir} is not a directory")
     args.work.mkdir(parents=True, exist_ok=True)
     start, end = min(args.at) - REACH_S, max(args.at)
+    first = first_block_time(args.data_dir)
+    if first is not None:  # no rule records anything before the fleet's first sample
+        start = max(start, first)
     tsdb = prepared(args.data_dir, args.work, start, end, args.settle_s)
     meta = json.loads((args.work / "hourly-backfilled.json").read_text())
     result: dict[str, Any] = {

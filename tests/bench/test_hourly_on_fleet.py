@@ -4,11 +4,13 @@ Its numbers (on the blind generators' fleets) are in docs/scorer.md; this runs t
 command on a hand-made dcgm-exporter history (6 GPUs, 2 days at 5 minutes, real Prometheus and
 promtool) and checks that its report holds together: it backfilled only the hourly rules whose
 input the fleet sends, left the fleet's own directory as it was, scored every GPU from both
-histories, and a second run reuses the copy and its hourly samples.
+histories, backfilled the hourly rules from the fleet's first sample on (not over the empty
+weeks before it), and a second run reuses the copy and its hourly samples.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,8 @@ def test_the_script_compares_both_histories_on_a_small_fleet(tmp_path: Path) -> 
     assert at["gpus_raw"] == at["gpus_recorded"] == 6
     assert at["auto_reads"] in {"hourly", "recorded+hourly"}
     assert at["hazard_abs_log_ratio_max"] >= 0 and at["top_tenth_shared"] == "1/1"
+    # backfilled from the fleet's first sample, not over the empty weeks before it
+    assert json.loads((work / "hourly-backfilled.json").read_text())["start"] == START
     backfill_s = report["rules_backfill_s"]
     _, again = run_bench(BENCH, tmp_path, *args, "--settle-s", "3")
     assert again["rules_backfill_s"] == backfill_s  # the copy and its samples reused
