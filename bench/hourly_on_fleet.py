@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_recorded_history import _agreement, _settled, group_file  # same directory
 
 from gpu_health import stack
+from gpu_health.errors import UserError
+from gpu_health.scorer.cli_history import block_time_range
 from gpu_health.scorer.feature_frame import compute_features
 from gpu_health.scorer.features import schema_by_name
 from gpu_health.scorer.history_source import choose
@@ -49,16 +51,14 @@ REACH_S = 31 * 86400
 
 
 def first_block_time(data_dir: Path) -> float | None:
-    """The earliest time a block of ``data_dir`` holds (its ``meta.json``'s ``minTime``), or
-    None without blocks: the hourly rules are backfilled from there, not over the empty weeks
-    before a short fleet's history (promtool evaluates every rule at each hour regardless)."""
-    times = []
-    for meta in data_dir.glob("*/meta.json"):
-        try:
-            times.append(float(json.loads(meta.read_text())["minTime"]) / 1000.0)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a block being written or damaged: the others still say
-    return min(times, default=None)
+    """The earliest time a block of ``data_dir`` holds (``train``'s and ``evaluate``'s
+    :func:`block_time_range`), or None without blocks: the hourly rules are backfilled from
+    there, not over the empty weeks before a short fleet's history (promtool evaluates every
+    rule at each hour regardless)."""
+    try:
+        return block_time_range(data_dir)[0]
+    except UserError:
+        return None
 
 
 def prepared(data_dir: Path, work: Path, start: float, end: float, settle_s: float) -> Path:

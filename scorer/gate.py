@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from gpu_health.scorer.evaluation import predict_snapshots
 from gpu_health.scorer.model import FailureModel
-from gpu_health.scorer.roc import auc_and_recall
+from gpu_health.scorer.roc import roc_auc
 from gpu_health.scorer.training import Dataset
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,7 +70,7 @@ def rule_scores(data: Dataset) -> FloatArray:
 
 
 def _auc(scores: FloatArray, y: FloatArray) -> float:
-    return auc_and_recall(scores, y, None, 0.0)[0]
+    return roc_auc(scores, y)
 
 
 def refusal(

@@ -43,3 +43,9 @@ def auc_and_recall(
     ``fpr`` (interpolated between the curve's points)."""
     f, t = roc_points(scores, y, weights)
     return float(np.trapezoid(t, f)), float(np.interp(fpr, f, t))
+
+
+def roc_auc(scores: FloatArray, y: FloatArray) -> float:
+    """ROC AUC of unweighted rows (the gate's paired bootstrap)."""
+    f, t = roc_points(scores, y)
+    return float(np.trapezoid(t, f))
