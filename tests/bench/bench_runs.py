@@ -25,6 +25,19 @@ def run_bench(
     return result, json.loads(out.read_text())
 
 
+def small_dcgm_history(tmp_path: Path) -> Path:
+    """A TSDB of the random dcgm-exporter history of ``tests/scorer/test_active_hours.py``
+    (12 GPUs; score it at that module's ``AT``), for the benches that read a data directory."""
+    from gpu_health import stack
+    from tests.scorer.test_active_hours import _fleet
+
+    source = tmp_path / "fleet.om"
+    source.write_text(_fleet(seed=3, gpus=12))
+    data = tmp_path / "tsdb"
+    stack.promtool_backfill(source, data, block_duration="480h")
+    return data
+
+
 def ratio_of_rounded_medians(ratio: float, numerator: float, denominator: float) -> bool:
     """Whether ``ratio`` is ``numerator / denominator`` for medians the report rounded to
     0.01 s (the ratio is taken before rounding)."""

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gpu_health import stack
-from tests.bench.bench_runs import ratio_of_rounded_medians, run_bench
-from tests.scorer.test_active_hours import AT, _fleet
+from tests.bench.bench_runs import ratio_of_rounded_medians, run_bench, small_dcgm_history
+from tests.scorer.test_active_hours import AT
 
 pytestmark = [pytest.mark.integration]
 
@@ -22,10 +21,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_active_hours.py"
 
 
 def test_the_bench_compares_both_forms_on_a_small_history(tmp_path: Path) -> None:
-    source = tmp_path / "fleet.om"
-    source.write_text(_fleet(seed=3, gpus=12))
-    data = tmp_path / "tsdb"
-    stack.promtool_backfill(source, data, block_duration="480h")
+    data = small_dcgm_history(tmp_path)
     _, report = run_bench(
         BENCH, tmp_path, "--data-dir", str(data), "--at", str(AT), "--rounds", "1"
     )
