@@ -33,7 +33,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
@@ -190,10 +191,38 @@ def summary(timed: list[Timed], top: int) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def served_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench that times queries on a data directory: ``--data-dir``,
+    ``--at``, ``--rounds``, ``--json`` (:func:`served_args` checks them)."""
     parser.add_argument("--data-dir", type=Path, required=True, help="a Prometheus data dir")
     parser.add_argument("--at", type=float, required=True, help="evaluation time (unix s)")
+    parser.add_argument("--rounds", type=int, default=3, help="(default: %(default)s)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+
+
+def served_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed arguments, with :func:`served_options`' checked (a one-line error)."""
+    args = parser.parse_args()
+    if not args.data_dir.is_dir():
+        parser.error(f"--data-dir: {args.data_dir} is not a directory")
+    if args.rounds < 1:
+        parser.error("--rounds: must be at least 1")
+    return args
+
+
+@contextmanager
+def served(data: Path) -> Iterator[stack.Server]:
+    """Debian's Prometheus serving ``data`` until the context exits."""
+    with tempfile.TemporaryDirectory(prefix="bench-served-") as tmp:
+        work = Path(tmp)
+        config = stack.write_prometheus_config(work / "prometheus.yml")
+        with stack.prometheus(work, config, data_dir=data) as prom:
+            yield prom
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    served_options(parser)
     parser.add_argument(
         "--schema", choices=("dcgm", "ours"), default="dcgm", help="(default: %(default)s)"
     )
@@ -203,7 +232,6 @@ def main() -> int:
         default="hourly",
         help="how the feature queries read history (default: %(default)s)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="(default: %(default)s)")
     parser.add_argument("--top", type=int, default=15, help="slowest queries listed")
     parser.add_argument(
         "--whole-runs",
@@ -211,26 +239,18 @@ def main() -> int:
         default=1,
         help="whole scoring runs timed after the queries (0: none; default: %(default)s)",
     )
-    parser.add_argument("--json", type=Path, help="also write the result here")
-    args = parser.parse_args()
-    if not args.data_dir.is_dir():
-        parser.error(f"--data-dir: {args.data_dir} is not a directory")
-    if args.rounds < 1:
-        parser.error("--rounds: must be at least 1")
+    args = served_args(parser)
     if args.whole_runs < 0:
         parser.error("--whole-runs: must not be negative")
-    with tempfile.TemporaryDirectory(prefix="bench-query-profile-") as tmp:
-        work = Path(tmp)
-        config = stack.write_prometheus_config(work / "prometheus.yml")
-        with stack.prometheus(work, config, data_dir=args.data_dir) as prom:
-            client = PromClient(PromConfig(prom.url, timeout_s=600))
-            queries = run_queries(args.schema, client, args.at, args.history)
-            timed = profile(prom.url, queries, args.at, args.rounds)
-            runs = (
-                whole_runs(client, args.schema, args.at, args.history, args.whole_runs)
-                if args.whole_runs
-                else {}
-            )
+    with served(args.data_dir) as prom:
+        client = PromClient(PromConfig(prom.url, timeout_s=600))
+        queries = run_queries(args.schema, client, args.at, args.history)
+        timed = profile(prom.url, queries, args.at, args.rounds)
+        runs = (
+            whole_runs(client, args.schema, args.at, args.history, args.whole_runs)
+            if args.whole_runs
+            else {}
+        )
     result = {
         "schema": args.schema,
         "history": args.history,
