@@ -19,7 +19,8 @@ seconds in it):
 * ``state``: a GPU-state query (``gpu_health.telemetry.state_queries``).
 
     .venv/bin/python bench/bench_query_profile.py --data-dir DIR --at 1796083140 \
-        [--schema dcgm] [--history hourly] [--rounds 3] [--top 15] [--json out.json]
+        [--schema dcgm] [--history hourly] [--rounds 3] [--top 15] [--whole-runs 1] \
+        [--json out.json]
 
 ``DIR`` is a Prometheus data directory, such as the ``W/dcgm`` that
 ``bench/bench_hourly_history.py --work W`` leaves (its hourly samples included).
