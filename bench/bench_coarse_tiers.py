@@ -46,13 +46,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_query_profile import (  # same directory
-    evaluate,
     run_queries,
     served,
     served_args,
     served_options,
 )
 from bench_recorded_history import _settled, group_file, report
+from bench_scorer import query_stats
 
 from gpu_health import stack
 from gpu_health.scorer.cli_history import block_time_range
@@ -206,11 +206,11 @@ def compare(url: str, at: float, rounds: int) -> dict[str, Any]:
     with requests.Session() as session:
         for q, _ in queries:
             for form in forms.values():
-                evaluate(session, url, form(q), at)
+                query_stats(session, url, form(q), at)
         for q, features in queries:
             sent = {name: form(q) for name, form in forms.items()}
             seconds = {
-                name: statistics.median(evaluate(session, url, p, at)[0] for _ in range(rounds))
+                name: statistics.median(query_stats(session, url, p, at)[0] for _ in range(rounds))
                 for name, p in sent.items()
             }
             base = values(session, url, sent["hourly"], at)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_query_profile import run_queries
 from bench_recorded_history import (
     _agreement,
     _settled,
@@ -51,10 +52,9 @@ from bench_schema_cost import END, build
 from bench_scorer import samples_per_query, tsdb_blocks, wait_compacted
 
 from gpu_health import stack
-from gpu_health.scorer.feature_frame import compute_features, presence_window, totals_readable
-from gpu_health.scorer.feature_plan import plan_queries
-from gpu_health.scorer.features import FEATURES, schema_by_name
-from gpu_health.scorer.history_source import HistoryMode, choose, to_hourly
+from gpu_health.scorer.feature_frame import compute_features
+from gpu_health.scorer.features import schema_by_name
+from gpu_health.scorer.history_source import HistoryMode, choose
 from gpu_health.scorer.promclient import PromClient, PromConfig
 
 ARMS: tuple[HistoryMode, ...] = ("raw", "hourly")
@@ -88,12 +88,9 @@ def backfill_hourly(work: Path, data: Path, days: float, compacted: bool) -> dic
 
 
 def samples_read(client: PromClient, at: float, arm: HistoryMode) -> int:
-    """The samples one run's feature queries read in ``arm`` (the frame's checks left out)."""
-    s = replace(schema_by_name("dcgm"), fresh=presence_window(client, at))
-    s = replace(s, totals=totals_readable(client, s, at))
-    queries = plan_queries(s, FEATURES).queries
-    if arm == "hourly":
-        queries = tuple(to_hourly(q) for q in queries)
+    """The samples one run's feature queries read in ``arm`` (the frame's checks and the GPU
+    states left out)."""
+    queries = tuple(q for q, _, kind in run_queries("dcgm", client, at, arm) if kind != "state")
     return sum(samples_per_query(client.base_url, queries, at))
 
 

@@ -45,7 +45,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_recorded_history import report  # same directory: print, and write with --json
-from bench_scorer import scoring_run_s  # one whole scoring run
+from bench_scorer import query_stats, scoring_run_s  # stats=all; one whole scoring run
 
 from gpu_health import stack
 from gpu_health.scorer.feature_frame import presence_window, totals_readable
@@ -108,16 +108,6 @@ def run_queries(
     return found
 
 
-def evaluate(session: requests.Session, url: str, promql: str, at: float) -> tuple[float, int]:
-    """Prometheus' own evaluation time (s) and the samples it read for ``promql`` at ``at``."""
-    r = session.post(
-        f"{url}/api/v1/query", data={"query": promql, "time": at, "stats": "all"}, timeout=600
-    )
-    r.raise_for_status()
-    stats = r.json()["data"]["stats"]
-    return float(stats["timings"]["evalTotalTime"]), int(stats["samples"]["totalQueryableSamples"])
-
-
 def profile(
     url: str, queries: list[tuple[str, tuple[str, ...], str]], at: float, rounds: int
 ) -> list[Timed]:
@@ -125,12 +115,12 @@ def profile(
     first."""
     with requests.Session() as session:
         for q, _, _ in queries:
-            evaluate(session, url, q, at)
+            query_stats(session, url, q, at)
         seconds: list[list[float]] = [[] for _ in queries]
         samples = [0] * len(queries)
         for _ in range(rounds):  # rounds over all queries: drift hits each alike
             for i, (q, _, _) in enumerate(queries):
-                took, samples[i] = evaluate(session, url, q, at)
+                took, samples[i] = query_stats(session, url, q, at)
                 seconds[i].append(took)
     timed = [
         Timed(statistics.median(s), n, kind, features, q)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,6 +47,9 @@ from gpu_health.scorer.model import load_model
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.scorer.service import Scorer, score_frame
 from gpu_health.sim.dcgm_renames import as_sent_by_49
+
+if TYPE_CHECKING:  # imported where used: the history writers need no HTTP client
+    import requests
 
 DAY = 86400
 MODELS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA H200")
@@ -141,20 +145,24 @@ def prometheus_only(url: str, workers: int) -> float:
     return time.monotonic() - began
 
 
+def query_stats(session: requests.Session, url: str, promql: str, at: float) -> tuple[float, int]:
+    """Prometheus' own evaluation time (s, ``evalTotalTime``) and the samples it read
+    (``totalQueryableSamples``) for ``promql`` at ``at``, from its ``stats=all``."""
+    r = session.post(
+        f"{url}/api/v1/query", data={"query": promql, "time": at, "stats": "all"}, timeout=600
+    )
+    r.raise_for_status()
+    stats = r.json()["data"]["stats"]
+    return float(stats["timings"]["evalTotalTime"]), int(stats["samples"]["totalQueryableSamples"])
+
+
 def samples_per_query(url: str, queries: tuple[str, ...], at: float) -> list[int]:
-    """Per query, the samples Prometheus read to answer it at ``at``
-    (``totalQueryableSamples`` of its ``stats=all``), each query sent once."""
+    """Per query, the samples Prometheus read to answer it at ``at`` (:func:`query_stats`),
+    each query sent once."""
     import requests
 
-    read = []
     with requests.Session() as session:
-        for q in queries:
-            r = session.post(
-                f"{url}/api/v1/query", data={"query": q, "time": at, "stats": "all"}, timeout=600
-            )
-            r.raise_for_status()
-            read.append(int(r.json()["data"]["stats"]["samples"]["totalQueryableSamples"]))
-    return read
+        return [query_stats(session, url, q, at)[1] for q in queries]
 
 
 def peak_rss_mb(url: str) -> float:
