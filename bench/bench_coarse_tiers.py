@@ -245,7 +245,7 @@ def main() -> int:
     )
     args = served_args(parser)
     written = add_tiers(args.data_dir, args.at, args.settle_s)
-    with served(args.data_dir) as prom:
+    with served(args.data_dir, not args.no_compaction_wait) as prom:
         result = compare(prom.url, args.at, args.rounds)
     return report({"tier_samples_written": written, **result}, args.json)
 

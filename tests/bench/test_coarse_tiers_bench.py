@@ -22,7 +22,17 @@ FORMS = {"hourly", "6h_all_long", "6h_from_21d", "1d_all_long", "1d_from_21d"}
 
 def test_the_bench_writes_the_tiers_once_and_times_every_form(tmp_path: Path) -> None:
     data = small_dcgm_history(tmp_path)
-    args = ("--data-dir", str(data), "--at", str(AT), "--rounds", "1", "--settle-s", "2")
+    args = (
+        "--data-dir",
+        str(data),
+        "--at",
+        str(AT),
+        "--rounds",
+        "1",
+        "--settle-s",
+        "2",
+        "--no-compaction-wait",
+    )
     _, first = run_bench(BENCH, tmp_path, *args)
     written = first["tier_samples_written"]
     assert set(written) == {"1h", "6h", "1d"}
