@@ -54,6 +54,7 @@ from gpu_health.scorer.feature_promql import window_seconds
 from gpu_health.scorer.feature_schema import SchemaName
 from gpu_health.scorer.features import FEATURES, schema_by_name
 from gpu_health.scorer.history_source import HistoryMode, to_hourly, to_recorded
+from gpu_health.scorer.node_label import node_read_once
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.telemetry.state_queries import state_queries
 
@@ -85,10 +86,18 @@ def kind_of(promql: str) -> str:
 
 
 def run_queries(
-    schema: SchemaName, client: PromClient, at: float, history: HistoryMode
+    schema: SchemaName,
+    client: PromClient,
+    at: float,
+    history: HistoryMode,
+    one_node_name: bool = True,
 ) -> list[tuple[str, tuple[str, ...], str]]:
-    """(query, the features that read it, kind) for every query of one run, as sent."""
+    """(query, the features that read it, kind) for every query of one run, as sent
+    (``one_node_name=False``: reading both of dcgm-exporter's node names, as a run did before
+    it looked up which one the fleet carries)."""
     s = replace(schema_by_name(schema), fresh=presence_window(client, at))
+    if one_node_name:
+        s = node_read_once(client, s, at)
     s = replace(s, totals=totals_readable(client, s, at))
     plan = plan_queries(s, FEATURES)
     readers: dict[int, list[str]] = {}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health.scorer import node_label
 from gpu_health.scorer.feature_plan import Answer, combine, plan_queries
 from gpu_health.scorer.feature_promql import PART_LABEL, window_seconds
 from gpu_health.scorer.feature_schema import (
@@ -133,6 +134,7 @@ def compute_features(
     through the window (:func:`totals_readable`).
     """
     s = replace(schema_by_name(schema), fresh=fresh or presence_window(client, at))
+    s = node_label.node_read_once(client, s, at)
     reader, source = choose(client, s, at, history)
     if source.startswith("recorded"):
         s = replace(s, fresh=presence_window(reader, at))

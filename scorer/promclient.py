@@ -205,7 +205,9 @@ class PromClient:
                     raise _TimedOut from None
                 raise
 
-    def _post(self, path: str, data: dict[str, str], query_deadline: float) -> Any:
+    def _post(
+        self, path: str, data: dict[str, str], query_deadline: float, shape: type = dict
+    ) -> Any:
         deadline = min(query_deadline, self._deadline(self.config.timeout_s))
         status, body = self._send("POST", path, deadline, data)
         if status == 429 or status >= 500:
@@ -221,7 +223,7 @@ class PromClient:
             detail = f"{payload.get('errorType', '')} {payload.get('error', '')}"
             raise PrometheusError(f"HTTP {status}: {one_line(detail)}".strip())
         answer = payload.get("data")
-        if not isinstance(answer, dict):
+        if not isinstance(answer, shape):
             raise PrometheusError(f"HTTP {status} from {path}: answer has no data")
         return answer
 
@@ -270,7 +272,9 @@ class PromClient:
             tail = window[-16:]
             chunks.append(chunk)
 
-    def _request(self, path: str, data: dict[str, str]) -> Any:
+    def _request(self, path: str, data: dict[str, str], shape: type = dict) -> Any:
+        """POST ``data`` to ``path`` with retries; the answer's ``data``, which must be a
+        ``shape`` (a dict for queries, a list for the label names)."""
         attempts = max(1, self.config.retries)
         query_deadline = self._deadline(self.config.timeout_s * attempts)
         retrying = tenacity.Retrying(
@@ -282,7 +286,7 @@ class PromClient:
             reraise=True,
         )
         try:
-            result = retrying(self._post, path, data, query_deadline)
+            result = retrying(self._post, path, data, query_deadline, shape)
         except _TimedOut:
             self._count(failed=True)
             if self._run_deadline is not None and time.monotonic() >= self._run_deadline:
@@ -329,6 +333,14 @@ class PromClient:
             "step": f"{step:g}",
         }
         return _series(self._request("/api/v1/query_range", data), promql, "values", "matrix")
+
+    def label_names(self, match: str, start: float, end: float) -> list[str]:
+        """The label names of the series ``match`` selects that have samples between ``start``
+        and ``end`` (``/api/v1/labels``): an index lookup, no sample is read. Names that are
+        not short strings are dropped, as damaged labels are from a query's answer."""
+        data = {"match[]": match, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        found = self._request("/api/v1/labels", data, list)
+        return [n for n in found if isinstance(n, str) and len(n) <= MAX_LABEL_CHARS]
 
     def close(self) -> None:
         self._session.close()

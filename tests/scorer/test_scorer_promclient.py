@@ -101,6 +101,24 @@ def test_bad_query_is_not_retried(recorder) -> None:
     assert len(rec.requests) == 1
 
 
+def test_label_names_are_asked_by_post_and_checked(recorder) -> None:
+    """The label-names lookup (``/api/v1/labels``) goes through the same retries; an answer
+    that is not a list is an error, and names that are not short strings are dropped, as a
+    query's damaged labels are."""
+    rec, server = recorder
+    names = ["UUID", "Hostname", 7, None, "x" * 5000]
+    rec.script = [(503, {}), (200, {"status": "success", "data": names})]
+    client = PromClient(PromConfig(_url(server), retries=2, backoff_s=0.01))
+    assert client.label_names('{__name__="up"}', 100.0, 200.5) == ["UUID", "Hostname"]
+    assert [r["path"] for r in rec.requests] == ["/api/v1/labels"] * 2
+    assert "start=100.000" in rec.requests[-1]["body"] and "end=200.500" in rec.requests[-1]["body"]
+    assert "match%5B%5D=%7B__name__%3D%22up%22%7D" in rec.requests[-1]["body"]
+    rec.script = [(200, {"status": "success", "data": {"resultType": "vector"}})]
+    with pytest.raises(PrometheusError, match="answer has no data"):
+        client.label_names("up", 0.0, 1.0)
+    assert client.errors == 1
+
+
 def test_connection_refused_is_an_error_not_a_crash() -> None:
     client = PromClient(PromConfig("http://127.0.0.1:9", retries=2, backoff_s=0.01, timeout_s=1))
     with pytest.raises(PrometheusError, match=r"connection refused \(is Prometheus up\?\)"):
