@@ -84,6 +84,7 @@ def test_sharded_feature_queries_match_the_whole_fleet(
     import sys
 
     from gpu_health.scorer import features as feats
+    from gpu_health.scorer import node_label
     from gpu_health.scorer.feature_frame import (
         presence_window,
         renamed_fields_query,
@@ -103,9 +104,6 @@ def test_sharded_feature_queries_match_the_whole_fleet(
             return [build.fleet(s)]
         return [build.parts(s)] if isinstance(build, NodeExcess) else []
 
-    s = feats.schema_by_name(schema)
-    fleet_values = {q for f in feats.FEATURES for q in behind_medians(f.build, s) if q}
-
     end = int(time.time()) - 120
     data = tmp_path / "tsdb"
     subprocess.run(
@@ -123,6 +121,9 @@ def test_sharded_feature_queries_match_the_whole_fleet(
             return super().query(promql, at)
 
     client = Recording(PromConfig(prom.url))
+    # the schema as a run reads it: the node under the one name this fleet carries
+    s = node_label.node_read_once(client, feats.schema_by_name(schema), end)
+    fleet_values = {q for f in feats.FEATURES for q in behind_medians(f.build, s) if q}
     whole = feats.compute_features(client, schema, at=end, workers=2)  # type: ignore[arg-type]
     fresh = presence_window(client, end)
     assert len(whole.gpus) == 16
