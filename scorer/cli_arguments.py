@@ -151,6 +151,7 @@ def _history_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         default=4,
         help="parallel queries (default: 4)",
     )
+    _history_source_argument(g, f"at each {what} time, as serve reads it then")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -352,8 +353,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_outcomes_parser(sub, _prometheus_arguments)
 
 
-def _history_source_argument(parser: argparse.ArgumentParser) -> None:
-    """``--history`` of ``serve`` and ``score`` (:mod:`gpu_health.scorer.history_source`)."""
+def _history_source_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, when: str = ""
+) -> None:
+    """``--history`` of ``serve`` and ``score``, and (``when`` says at which times) of the
+    commands that read features at many past times (:mod:`gpu_health.scorer.history_source`)."""
     from gpu_health.scorer.history_source import HISTORY_MODES
 
     parser.add_argument(
@@ -366,7 +370,7 @@ def _history_source_argument(parser: argparse.ArgumentParser) -> None:
         "kept by its gpu-health-scorer-hourly.rules (hourly: a week is 168 samples a series; "
         "those windows then end at the group's last evaluation, up to an hour back); auto reads "
         "each once it reaches 30 days back and covers every reporting GPU, and logs which it "
-        "reads (default: %(default)s)",
+        f"reads{' ' + when if when else ''} (default: %(default)s)",
     )
 
 

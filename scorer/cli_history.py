@@ -154,11 +154,16 @@ def _collect(
             file=sys.stderr,
             flush=True,
         )
-        data = collect(
-            client, schema, times, failures, end, print_progress(label), workers=args.workers
-        )
+        progress = print_progress(label)
+        data = collect(client, schema, times, failures, end, progress, args.workers, args.history)
         if client.errors:
             raise UserError(f"{client.errors} feature queries failed; see the log above")
+        read = ", ".join(f"{source} at {n}" for source, n in sorted(data.sources.items()))
+        print(
+            f"{label}: --history {args.history} read {read} of {len(times)} times",
+            file=sys.stderr,
+            flush=True,
+        )
     if len(data) == 0:
         raise UserError(
             f"no GPU reported at any of the {len(times)} time steps after the warm-up; "
@@ -246,6 +251,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data, failures, schema = _collect(args, "evaluate")
     report = evaluate(model, data, failures, bootstrap=args.bootstrap)
     report["schema"] = schema
+    report["history"] = {"asked": args.history, "read_at_times": data.sources}
     report["empty_features"] = [
         n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()
     ]

@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from gpu_health.scorer.features import (
     SchemaName,
     compute_features,
 )
+from gpu_health.scorer.history_source import HistoryMode
 from gpu_health.scorer.model import (
     HORIZON_SECONDS,
     HORIZONS,
@@ -135,6 +137,9 @@ class Dataset:
     times: FloatArray
     uuids: list[str]
     labels: dict[str, FloatArray] = field(default_factory=dict)
+    #: At how many of the prediction times the features read each history
+    #: (:data:`~gpu_health.scorer.history_source.HISTORY_SOURCES`): ``auto`` picks per time.
+    sources: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.uuids)
@@ -148,6 +153,7 @@ class Dataset:
             self.times,
             self.uuids,
             self.labels,
+            self.sources,
         )
 
     def matrix(self, names: Sequence[str]) -> FloatArray:
@@ -170,6 +176,7 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
         np.concatenate([p.times for p in parts]),
         [u for p in parts for u in p.uuids],
         {h: np.concatenate([p.labels[h] for p in parts]) for h in first.labels},
+        dict(sum((Counter(p.sources) for p in parts), Counter())),
     )
 
 
@@ -224,16 +231,21 @@ def collect(
     history_end: float,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
+    history: HistoryMode = "raw",
 ) -> Dataset:
     """Evaluate the model features (and who each GPU's peers are, and the fleet's losses) at
-    every time (instant queries with ``time=``)."""
+    every time (instant queries with ``time=``), reading ``history`` as a serving scorer's
+    ``--history`` does (:mod:`gpu_health.scorer.history_source`; ``auto`` chooses at each
+    time, so a backtest reads what the scorer serving then would have)."""
     names = (*MODEL_FEATURES, *FLEET_FEATURES, *PEER_FEATURES)
     feats = [f for f in FEATURES if f.name in names]
     blocks: list[FloatArray] = []
     all_times: list[float] = []
     uuids: list[str] = []
+    sources: Counter[str] = Counter()
     for k, t in enumerate(times):
-        frame = compute_features(client, schema, t, feats, workers=workers)
+        frame = compute_features(client, schema, t, feats, workers=workers, history=history)
+        sources[frame.history] += 1
         blocks.append(frame.select(names))
         all_times.extend([t] * len(frame.gpus))
         uuids.extend(g[2] for g in frame.gpus)
@@ -241,7 +253,8 @@ def collect(
             progress(k + 1, len(times))
     x = np.vstack(blocks) if blocks else np.zeros((0, len(names)))
     t_arr = np.asarray(all_times, dtype=np.float64)
-    return Dataset(names, x, t_arr, uuids, label_rows(uuids, t_arr, failures, history_end))
+    labels = label_rows(uuids, t_arr, failures, history_end)
+    return Dataset(names, x, t_arr, uuids, labels, dict(sources))
 
 
 def print_progress(label: str) -> Callable[[int, int], None]:

@@ -12,10 +12,12 @@ Expectations come from the raw history's answer, never from typed numbers.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +55,7 @@ from gpu_health.sim.families import FAMILIES, write
 from gpu_health.telemetry.freshness import interval_query
 from tests.conftest import ONE_PASS_BLOCKS, import_openmetrics, launch_victoriametrics
 from tests.mixin.engine_rules import vmalert_replay
-from tests.scorer.dcgm_history import score_at
+from tests.scorer.dcgm_history import SCORER, score_at
 
 REPO = Path(__file__).resolve().parents[2]
 HISTORY_RULES = REPO / render.HISTORY_FILE
@@ -592,3 +594,42 @@ def test_victoriametrics_tells_the_same_story_from_its_hourly_history(
     assert hourly.history == "hourly"
     _assert_hourly_frame(raw, hourly)
     _assert_same_scores(served_vm.url, {"hourly": "hourly"}, HOURLY_HAZARD_TOLERANCE)
+
+
+def _evaluate(url: str, history: Path, out: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    """``gpu-health-scorer evaluate`` with the rule over the recorded days (a day of warm-up,
+    a time every 6 hours): its JSON report and its stderr."""
+    result = subprocess.run(
+        [
+            *(*SCORER, "evaluate", "--prometheus.url", url, "--schema", "dcgm", "--model", "rules"),
+            *("--failures", str(history / "failures.csv"), "--bootstrap", "0"),
+            *("--start", str(START), "--end", str(RECORDED_UNTIL), "--warmup", "1d"),
+            *("--step", "6h", "--json", str(out), *extra),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text()), result.stderr
+
+
+@pytest.mark.integration
+def test_evaluate_reads_the_history_serve_would_read(
+    served: stack.Server, history: Path, tmp_path: Path
+) -> None:
+    """``evaluate`` (and ``train``, through the same collection) takes ``--history`` as
+    ``serve`` and ``score`` do, ``auto`` by default: a backtest over the recorded days reads the
+    recorded samples at every time, as a scorer serving then would have, and ``raw`` the raw
+    series. The same GPU-times either way, and the report says what was read."""
+    chosen, said = _evaluate(served.url, history, tmp_path / "auto.json")
+    assert chosen["history"]["asked"] == "auto"
+    times = chosen["history"]["read_at_times"]
+    assert list(times) == ["recorded+hourly"] and times["recorded+hourly"] >= 4
+    assert f"--history auto read recorded+hourly at {times['recorded+hourly']} of" in said
+    raw, _ = _evaluate(served.url, history, tmp_path / "raw.json", "--history", "raw")
+    assert raw["history"] == {"asked": "raw", "read_at_times": {"raw": times["recorded+hourly"]}}
+    assert raw["rows"] == chosen["rows"] >= GPUS * times["recorded+hourly"] // 2
+    assert raw["horizons"].keys() == chosen["horizons"].keys()
+    for horizon, result in raw["horizons"].items():
+        assert result["rows"] == chosen["horizons"][horizon]["rows"], horizon
