@@ -633,3 +633,32 @@ def test_evaluate_reads_the_history_serve_would_read(
     assert raw["horizons"].keys() == chosen["horizons"].keys()
     for horizon, result in raw["horizons"].items():
         assert result["rows"] == chosen["horizons"][horizon]["rows"], horizon
+
+
+def test_a_tier_left_unread_is_logged_again_when_it_holds_more_not_when_the_fleet_changes(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tier that is not there is said once, however many GPUs come and go (a backtest over
+    failures, a serving scorer whose fleet loses a GPU); what the tier holds, and where, is
+    said again when it changes."""
+    monkeypatch.setattr(history_source, "_last_reason", {})
+    s = schema_by_name("dcgm")
+    raw = dict.fromkeys(history_source.CHECKED_OFFSETS, 200)
+    with caplog.at_level(logging.INFO, logger="gpu_health.scorer.history_source"):
+        for reporting in (200, 205, 199):
+            fleet = {**raw, "0s": reporting}
+            reason = history_source._recorded_short_of(fleet, {})
+            assert not history_source._use("recorded", reason, s, "auto")
+        partly = history_source._recorded_short_of(raw, dict.fromkeys(raw, 150))
+        assert not history_source._use("recorded", partly, s, "auto")
+        assert history_source._use("recorded", None, s, "auto")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "not reading the recorded history: the recorded history holds 0 of the 200 GPUs "
+        "reporting now (the gpu-health-scorer-history.rules group is not loaded, or is newer "
+        "than the raw history and was not backfilled)",
+        "not reading the recorded history: the recorded history holds 150 of the 200 GPUs "
+        "reporting now (the gpu-health-scorer-history.rules group is not loaded, or is newer "
+        "than the raw history and was not backfilled)",
+        "reading the 5-minute recorded history (gpu:*:last_over_time5m)",
+    ]
