@@ -194,32 +194,58 @@ def prometheus(
     ready_timeout: float = 60.0,
     extra_args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """Run Debian's Prometheus on 127.0.0.1 until the context exits."""
+    """Run Debian's Prometheus on 127.0.0.1 until the context exits.
+
+    Without ``port``, a free one is chosen, and chosen again (up to :data:`PORT_ATTEMPTS`
+    times) when another process binds it between the choice and Prometheus' start: parallel
+    test workers and benches each pick free ports, and one such race failed a CI run."""
     binary = find_binary("prometheus")
-    port = port or free_port()
     data_dir = data_dir or workdir / "prometheus-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "prometheus.log"
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={data_dir}",
-        f"--storage.tsdb.retention.time={retention}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle",
-        "--web.enable-admin-api",
-        *extra_args,
-    ]
-    process = _spawn(argv, log_path, workdir)
-    server = Server("prometheus", f"http://127.0.0.1:{port}", port, process, log_path, workdir)
-    try:
+    attempts = 1 if port else PORT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        chosen = port or free_port()
+        argv = [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={data_dir}",
+            f"--storage.tsdb.retention.time={retention}",
+            f"--web.listen-address=127.0.0.1:{chosen}",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+            *extra_args,
+        ]
+        logged = log_path.stat().st_size if log_path.exists() else 0
+        process = _spawn(argv, log_path, workdir)
+        url = f"http://127.0.0.1:{chosen}"
+        server = Server("prometheus", url, chosen, process, log_path, workdir)
         try:
             wait_until(f"{server.url}/-/ready", ready_timeout, process)
+            break
         except (RuntimeError, TimeoutError) as exc:
+            server.stop()
+            if attempt < attempts and _port_taken(log_path, logged):
+                continue
             raise RuntimeError(f"Prometheus did not start: {exc}\n{server.log_tail()}") from exc
+    try:
         yield server
     finally:
         server.stop()
+
+
+#: How many free ports :func:`prometheus` tries when each is taken before Prometheus binds it.
+PORT_ATTEMPTS = 3
+
+
+def _port_taken(log_path: Path, since: int) -> bool:
+    """Whether the log written after byte ``since`` says the listen address was in use."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(since)
+            return b"address already in use" in log.read()
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
