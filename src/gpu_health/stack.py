@@ -194,19 +194,14 @@ def prometheus(
     ready_timeout: float = 60.0,
     extra_args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """Run Debian's Prometheus on 127.0.0.1 until the context exits.
-
-    Without ``port``, a free one is chosen, and chosen again (up to :data:`PORT_ATTEMPTS`
-    times) when another process binds it between the choice and Prometheus' start: parallel
-    test workers and benches each pick free ports, and one such race failed a CI run."""
+    """Run Debian's Prometheus on 127.0.0.1 until the context exits (on ``port``, or on a free
+    one: :func:`_listening`)."""
     binary = find_binary("prometheus")
     data_dir = data_dir or workdir / "prometheus-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "prometheus.log"
-    attempts = 1 if port else PORT_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        chosen = port or free_port()
-        argv = [
+
+    def argv(chosen: int) -> list[str]:
+        return [
             binary,
             f"--config.file={config_path}",
             f"--storage.tsdb.path={data_dir}",
@@ -216,26 +211,49 @@ def prometheus(
             "--web.enable-admin-api",
             *extra_args,
         ]
-        logged = log_path.stat().st_size if log_path.exists() else 0
-        process = _spawn(argv, log_path, workdir)
-        url = f"http://127.0.0.1:{chosen}"
-        server = Server("prometheus", url, chosen, process, log_path, workdir)
-        try:
-            wait_until(f"{server.url}/-/ready", ready_timeout, process)
-            break
-        except (RuntimeError, TimeoutError) as exc:
-            server.stop()
-            if attempt < attempts and _port_taken(log_path, logged):
-                continue
-            raise RuntimeError(f"Prometheus did not start: {exc}\n{server.log_tail()}") from exc
+
+    server = _listening("prometheus", "Prometheus", argv, workdir, port, ready_timeout)
     try:
         yield server
     finally:
         server.stop()
 
 
-#: How many free ports :func:`prometheus` tries when each is taken before Prometheus binds it.
+#: How many free ports a server is started on when each is taken before the server binds it.
 PORT_ATTEMPTS = 3
+
+
+def _listening(
+    name: str,
+    title: str,
+    argv: Callable[[int], list[str]],
+    workdir: Path,
+    port: int | None,
+    ready_timeout: float,
+) -> Server:
+    """Start ``argv(port)`` and wait for its ``/-/ready`` (its log: ``workdir/NAME.log``).
+
+    Without ``port``, a free one is chosen, and chosen again (up to :data:`PORT_ATTEMPTS`
+    times) when the server's log says another process bound it between the choice and the
+    server's start: parallel test workers and benches each pick free ports, and one such race
+    failed a CI run. A port the caller asks for is kept; the error then says why it failed."""
+    log_path = workdir / f"{name}.log"
+    attempts = 1 if port else PORT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        chosen = port or free_port()
+        logged = log_path.stat().st_size if log_path.exists() else 0
+        process = _spawn(argv(chosen), log_path, workdir)
+        url = f"http://127.0.0.1:{chosen}"
+        server = Server(name, url, chosen, process, log_path, workdir)
+        try:
+            wait_until(f"{server.url}/-/ready", ready_timeout, process)
+            return server
+        except (RuntimeError, TimeoutError) as exc:
+            server.stop()
+            if attempt < attempts and _port_taken(log_path, logged):
+                continue
+            raise RuntimeError(f"{title} did not start: {exc}\n{server.log_tail()}") from exc
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _port_taken(log_path: Path, since: int) -> bool:
@@ -256,27 +274,24 @@ def alertmanager(
     ready_timeout: float = 30.0,
     extra_args: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """Run Debian's Alertmanager on 127.0.0.1 (clustering off) until the context exits."""
+    """Run Debian's Alertmanager on 127.0.0.1 (clustering off) until the context exits (on
+    ``port``, or on a free one: :func:`_listening`)."""
     binary = find_binary("prometheus-alertmanager", "alertmanager")
-    port = port or free_port()
     data_dir = workdir / "alertmanager-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "alertmanager.log"
-    argv = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.path={data_dir}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-        *extra_args,
-    ]
-    process = _spawn(argv, log_path, workdir)
-    server = Server("alertmanager", f"http://127.0.0.1:{port}", port, process, log_path, workdir)
+
+    def argv(chosen: int) -> list[str]:
+        return [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.path={data_dir}",
+            f"--web.listen-address=127.0.0.1:{chosen}",
+            "--cluster.listen-address=",
+            *extra_args,
+        ]
+
+    server = _listening("alertmanager", "Alertmanager", argv, workdir, port, ready_timeout)
     try:
-        try:
-            wait_until(f"{server.url}/-/ready", ready_timeout, process)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"Alertmanager did not start: {exc}\n{server.log_tail()}") from exc
         yield server
     finally:
         server.stop()

@@ -118,13 +118,20 @@ def test_missing_binary_error_gives_install_line(monkeypatch: pytest.MonkeyPatch
         stack.find_binary("prometheus-alertmanager", "alertmanager")
 
 
-def test_prometheus_picks_another_port_when_its_free_port_is_taken(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("name", ["prometheus", "alertmanager"])
+def test_a_server_picks_another_port_when_its_free_port_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """A free port can be bound by another process (a parallel test worker) before Prometheus
+    """A free port can be bound by another process (a parallel test worker) before the server
     binds it: a chosen port is chosen again, a port asked for is not, and says why."""
     import socket
 
+    start = stack.prometheus if name == "prometheus" else stack.alertmanager
+    config = tmp_path / "config.yml"
+    if name == "prometheus":
+        stack.write_prometheus_config(config)
+    else:
+        config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -132,13 +139,12 @@ def test_prometheus_picks_another_port_when_its_free_port_is_taken(
         chosen = iter([busy])
         real = stack.free_port
         monkeypatch.setattr(stack, "free_port", lambda: next(chosen, 0) or real())
-        config = stack.write_prometheus_config(tmp_path / "prometheus.yml")
-        with stack.prometheus(tmp_path, config) as server:
+        with start(tmp_path, config) as server:
             assert server.port != busy
-            assert stack.http_get(f"{server.url}/-/ready", timeout=10)
-        assert b"address already in use" in (tmp_path / "prometheus.log").read_bytes()
+            assert stack.http_get(f"{server.url}/-/ready", timeout=10) is not None
+        assert b"address already in use" in (tmp_path / f"{name}.log").read_bytes()
         asked = tmp_path / "asked"
         asked.mkdir()
         refused = pytest.raises(RuntimeError, match="address already in use")
-        with refused, stack.prometheus(asked, config, port=busy):
+        with refused, start(asked, config, port=busy):
             pass
