@@ -97,36 +97,27 @@ def launch_victoriametrics(workdir: Path, extra_args: Sequence[str] = ()) -> sta
     and ``extra_args`` after its own; the caller stops it. Skips the test when the binary is
     not installed."""
     import shutil
-    import subprocess
 
     binary = shutil.which("victoria-metrics")
     if binary is None:
         pytest.skip("victoria-metrics is not installed (run.sh installs it)")
     workdir.mkdir(parents=True)
-    port = stack.free_port()
-    argv = [
-        binary,
-        f"-storageDataPath={workdir / 'data'}",
-        f"-httpListenAddr=127.0.0.1:{port}",
-        "-retentionPeriod=100y",
-        "-search.disableCache",  # history is imported after the first queries
-        "-search.latencyOffset=0s",
-        *extra_args,
-    ]
-    log_path = workdir / "victoria-metrics.log"
-    with log_path.open("ab") as log:
-        process = die_with_parent.spawn(
-            argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
-        )
-    server = stack.Server(
-        "victoria-metrics", f"http://127.0.0.1:{port}", port, process, log_path, workdir
+
+    def argv(port: int) -> list[str]:
+        return [
+            binary,
+            f"-storageDataPath={workdir / 'data'}",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+            "-search.disableCache",  # history is imported after the first queries
+            "-search.latencyOffset=0s",
+            *extra_args,
+        ]
+
+    # a free port, chosen again if another test's process binds it first
+    return stack.listening(
+        "victoria-metrics", "victoria-metrics", argv, workdir, None, 30, ready_path="/health"
     )
-    try:
-        stack.wait_until(f"{server.url}/health", 30, process)
-    except (RuntimeError, TimeoutError) as exc:
-        server.stop()
-        raise RuntimeError(f"victoria-metrics did not start: {exc}\n{server.log_tail()}") from exc
-    return server
 
 
 @pytest.fixture

@@ -195,7 +195,7 @@ def prometheus(
     extra_args: Sequence[str] = (),
 ) -> Iterator[Server]:
     """Run Debian's Prometheus on 127.0.0.1 until the context exits (on ``port``, or on a free
-    one: :func:`_listening`)."""
+    one: :func:`listening`)."""
     binary = find_binary("prometheus")
     data_dir = data_dir or workdir / "prometheus-data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,7 @@ def prometheus(
             *extra_args,
         ]
 
-    server = _listening("prometheus", "Prometheus", argv, workdir, port, ready_timeout)
+    server = listening("prometheus", "Prometheus", argv, workdir, port, ready_timeout)
     try:
         yield server
     finally:
@@ -223,15 +223,17 @@ def prometheus(
 PORT_ATTEMPTS = 3
 
 
-def _listening(
+def listening(
     name: str,
     title: str,
     argv: Callable[[int], list[str]],
     workdir: Path,
     port: int | None,
     ready_timeout: float,
+    ready_path: str = "/-/ready",
 ) -> Server:
-    """Start ``argv(port)`` and wait for its ``/-/ready`` (its log: ``workdir/NAME.log``).
+    """Start ``argv(port)`` and wait until ``ready_path`` answers (its log:
+    ``workdir/NAME.log``); the caller stops it.
 
     Without ``port``, a free one is chosen, and chosen again (up to :data:`PORT_ATTEMPTS`
     times) when the server's log says another process bound it between the choice and the
@@ -246,7 +248,7 @@ def _listening(
         url = f"http://127.0.0.1:{chosen}"
         server = Server(name, url, chosen, process, log_path, workdir)
         try:
-            wait_until(f"{server.url}/-/ready", ready_timeout, process)
+            wait_until(f"{server.url}{ready_path}", ready_timeout, process)
             return server
         except (RuntimeError, TimeoutError) as exc:
             server.stop()
@@ -275,7 +277,7 @@ def alertmanager(
     extra_args: Sequence[str] = (),
 ) -> Iterator[Server]:
     """Run Debian's Alertmanager on 127.0.0.1 (clustering off) until the context exits (on
-    ``port``, or on a free one: :func:`_listening`)."""
+    ``port``, or on a free one: :func:`listening`)."""
     binary = find_binary("prometheus-alertmanager", "alertmanager")
     data_dir = workdir / "alertmanager-data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +292,7 @@ def alertmanager(
             *extra_args,
         ]
 
-    server = _listening("alertmanager", "Alertmanager", argv, workdir, port, ready_timeout)
+    server = listening("alertmanager", "Alertmanager", argv, workdir, port, ready_timeout)
     try:
         yield server
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -118,7 +119,7 @@ def test_missing_binary_error_gives_install_line(monkeypatch: pytest.MonkeyPatch
         stack.find_binary("prometheus-alertmanager", "alertmanager")
 
 
-@pytest.mark.parametrize("name", ["prometheus", "alertmanager"])
+@pytest.mark.parametrize("name", ["prometheus", "alertmanager", "victoria-metrics"])
 def test_a_server_picks_another_port_when_its_free_port_is_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -126,12 +127,24 @@ def test_a_server_picks_another_port_when_its_free_port_is_taken(
     binds it: a chosen port is chosen again, a port asked for is not, and says why."""
     import socket
 
-    start = stack.prometheus if name == "prometheus" else stack.alertmanager
+    from tests.conftest import launch_victoriametrics
+
     config = tmp_path / "config.yml"
     if name == "prometheus":
         stack.write_prometheus_config(config)
     else:
         config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
+
+    def start(
+        workdir: Path, port: int | None = None
+    ) -> contextlib.AbstractContextManager[stack.Server]:
+        if name == "victoria-metrics":
+            return _stopping(launch_victoriametrics(workdir / "vm"))
+        launcher = stack.prometheus if name == "prometheus" else stack.alertmanager
+        return launcher(workdir, config, port=port)
+
+    ready = "/health" if name == "victoria-metrics" else "/-/ready"
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -139,12 +152,23 @@ def test_a_server_picks_another_port_when_its_free_port_is_taken(
         chosen = iter([busy])
         real = stack.free_port
         monkeypatch.setattr(stack, "free_port", lambda: next(chosen, 0) or real())
-        with start(tmp_path, config) as server:
+        with start(tmp_path) as server:
             assert server.port != busy
-            assert stack.http_get(f"{server.url}/-/ready", timeout=10) is not None
-        assert b"address already in use" in (tmp_path / f"{name}.log").read_bytes()
+            assert stack.http_get(f"{server.url}{ready}", timeout=10) is not None
+            log = server.log_path
+        assert b"address already in use" in log.read_bytes()
+        if name == "victoria-metrics":
+            return  # the tests' launcher always chooses its port
         asked = tmp_path / "asked"
         asked.mkdir()
         refused = pytest.raises(RuntimeError, match="address already in use")
-        with refused, start(asked, config, port=busy):
+        with refused, start(asked, port=busy):
             pass
+
+
+@contextlib.contextmanager
+def _stopping(server: stack.Server) -> Iterator[stack.Server]:
+    try:
+        yield server
+    finally:
+        server.stop()
