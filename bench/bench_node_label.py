@@ -28,16 +28,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_query_profile import run_queries, served, served_args, served_options
+from bench_query_profile import (
+    history_option,
+    profile,
+    run_queries,
+    served,
+    served_args,
+    served_options,
+)
 from bench_recorded_history import report  # same directory: print, and write with --json
-from bench_scorer import interleaved_runs, query_stats
+from bench_scorer import interleaved_runs
 
 from gpu_health.scorer import node_label
 from gpu_health.scorer.feature_frame import compute_features
@@ -87,26 +93,17 @@ def rewritten_queries(
 
 
 def timed(url: str, queries: list[str], at: float, rounds: int) -> list[float]:
-    """Each query's median Prometheus time over ``rounds``, after one cold pass over all."""
-    with requests.Session() as session:
-        for q in queries:
-            query_stats(session, url, q, at)
-        seconds: list[list[float]] = [[] for _ in queries]
-        for _ in range(rounds):
-            for i, q in enumerate(queries):
-                seconds[i].append(query_stats(session, url, q, at)[0])
-    return [statistics.median(s) for s in seconds]
+    """Each query's Prometheus time (:func:`bench_query_profile.profile`: the median of
+    ``rounds`` after a cold pass over all), in the order given."""
+    found = profile(url, [(q, (), "") for q in queries], at, rounds)
+    seconds = {t.query: t.seconds for t in found}
+    return [seconds[q] for q in queries]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     served_options(parser)
-    parser.add_argument(
-        "--history",
-        choices=[m for m in get_args(HistoryMode) if m != "auto"],
-        default="hourly",
-        help="how the feature queries read history (default: %(default)s)",
-    )
+    history_option(parser)
     parser.add_argument("--pairs", type=int, default=3, help="(default: %(default)s)")
     args = served_args(parser)
     if args.pairs < 0:
@@ -117,7 +114,9 @@ def main() -> int:
         pairs, every = rewritten_queries(client, args.at, args.history)
         one = timed(prom.url, [a for a, _ in pairs], args.at, args.rounds)
         merged = timed(prom.url, [b for _, b in pairs], args.at, args.rounds)
-        run_total = sum(timed(prom.url, every, args.at, args.rounds))
+        run_total = sum(
+            t.seconds for t in profile(prom.url, [(q, (), "") for q in every], args.at, args.rounds)
+        )
         arms: dict[str, Callable[[], AbstractContextManager[object]]] = {
             ARMS[0]: nullcontext,
             ARMS[1]: both_names,

@@ -206,6 +206,16 @@ def served_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def history_option(parser: argparse.ArgumentParser) -> None:
+    """``--history``: how the feature queries read history (one tier, not ``auto``)."""
+    parser.add_argument(
+        "--history",
+        choices=[m for m in get_args(HistoryMode) if m != "auto"],
+        default="hourly",
+        help="how the feature queries read history (default: %(default)s)",
+    )
+
+
 def served_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     """The parsed arguments, with :func:`served_options`' checked (a one-line error)."""
     args = parser.parse_args()
@@ -238,12 +248,7 @@ def main() -> int:
     parser.add_argument(
         "--schema", choices=("dcgm", "ours"), default="dcgm", help="(default: %(default)s)"
     )
-    parser.add_argument(
-        "--history",
-        choices=[m for m in get_args(HistoryMode) if m != "auto"],
-        default="hourly",
-        help="how the feature queries read history (default: %(default)s)",
-    )
+    history_option(parser)
     parser.add_argument("--top", type=int, default=15, help="slowest queries listed")
     parser.add_argument(
         "--whole-runs",
