@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from gpu_health import stack
 
 MAX_SCRAPERS = 200
 MAX_DURATION = 900.0
@@ -166,12 +167,6 @@ def run_phase(
     return phase
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def exporter_command(gpus: int, port: int, extra: list[str] | None = None) -> tuple[list[str], str]:
     """The exporter on the simulated fleet when installed, else the recorded-H100 replay."""
     exe = shutil.which("gpu-health-exporter", path=str(Path(sys.executable).parent))
@@ -273,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = "external"
     url = args.target
     if url is None:
-        port = free_port()
+        port = stack.free_port()
         command, backend = exporter_command(args.gpus, port)
         url = f"http://127.0.0.1:{port}/metrics"
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -305,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_tls and args.target is None:
         with tempfile.TemporaryDirectory(prefix="gpu-health-bench-") as tmp:
             config, ctx, auth = tls_auth_setup(Path(tmp))
-            port = free_port()
+            port = stack.free_port()
             command, _ = exporter_command(args.gpus, port, ["--web.config.file", str(config)])
             tls_url = f"https://127.0.0.1:{port}/metrics"
             tproc = subprocess.Popen(command, stdout=subprocess.DEVNULL)

@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -111,12 +110,6 @@ def verdict(s: Series, duration: float, tolerance_kib: float) -> dict[str, Any]:
             not s.died and rss_slope * duration < tolerance_kib and fd_slope * duration < 2
         ),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def console(name: str) -> list[str]:
@@ -231,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     threads: list[threading.Thread] = []
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, work, ignore_errors=True)
-        exporter_port = free_port()
+        exporter_port = stack.free_port()
         scorer_port = 0
         argv_e, backend = exporter_argv(exporter_port, args.gpus)
         log_e = (work / "exporter.log").open("wb")
@@ -255,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 scrape_targets={"gpu-health-exporter": [f"127.0.0.1:{exporter_port}"]},
             )
             prom = cleanup.enter_context(stack.prometheus(work, config))
-            scorer_port = free_port()
+            scorer_port = stack.free_port()
             argv_s = [
                 *console("gpu-health-scorer"), "serve", "--prometheus.url", prom.url,
                 "--web.listen-address", f"127.0.0.1:{scorer_port}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -56,11 +57,57 @@ def find_binary(*names: str) -> str:
     )
 
 
+#: Where Linux says which local ports it hands to outgoing connections (and to ``bind(0)``).
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: The lowest port :func:`free_port` chooses: above the usual servers' own defaults
+#: (Prometheus 9090, Alertmanager 9093, node_exporter 9100, VictoriaMetrics 8428).
+LOWEST_CHOSEN_PORT = 10000
+#: Ports :func:`free_port` tries before it lets the kernel choose.
+FREE_PORT_TRIES = 64
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing is bound to right now, outside the kernel's
+    ephemeral range where there is room outside it.
+
+    A port from ``bind(0)`` comes from the ephemeral range, the range the kernel also takes the
+    local port of every outgoing connection from. Between the choice and the server's own bind,
+    any client on the machine (the parallel test workers' HTTP clients, a scorer's queries) can
+    be given that port for a connection, and the server then fails with "address already in
+    use". A port outside the range is never handed out that way: only another caller of this
+    function can take it, and the choice is random among tens of thousands (:func:`listening`
+    retries a start that lost even so)."""
+    rng = random.SystemRandom()
+    outside = _outside_ephemeral_range()
+    for _ in range(FREE_PORT_TRIES if outside else 0):
+        port = rng.choice(outside)
+        if _bindable(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _outside_ephemeral_range() -> list[int]:
+    """The ports from :data:`LOWEST_CHOSEN_PORT` up that the kernel does not hand to outgoing
+    connections; empty where the range cannot be read or leaves fewer than 1,000 of them."""
+    try:
+        low, high = (int(n) for n in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return []
+    ports = [*range(LOWEST_CHOSEN_PORT, min(low, 65536)), *range(max(high + 1, 0), 65536)]
+    return ports if len(ports) >= 1000 else []
+
+
+def _bindable(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound now (without SO_REUSEADDR, so a port still in
+    TIME_WAIT is refused too)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
