@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -190,37 +191,31 @@ def nvml_estimate() -> dict[str, float]:
     return {"calls": float(sum(made.values())), "scrape_us": total, "naive_us": naive}
 
 
-def process_numbers(gpus: int, scrapes: int) -> dict[str, float]:
+def served_scrape_cost(
+    backend: list[str], scrapes: int, ready_s: float = 30.0, scrape_timeout_s: float = 10.0
+) -> dict[str, float]:
+    """A ``gpu-health-exporter`` started with ``backend``'s arguments on a free port, scraped
+    over HTTP ``scrapes`` times after one warm-up: the median scrape (ms), the process' CPU per
+    scrape (ms, the warm-up included) and its resident memory (MB). Shared with
+    ``bench_nvml_vs_nvidia_smi.py``, which runs it against a real GPU."""
     port = stack.free_port()
     command = [
-        sys.executable, "-m", "gpu_health.exporter.cli",
-        "--backend", "replay", "--replay.gpus", str(gpus),
+        sys.executable, "-m", "gpu_health.exporter.cli", *backend,
         "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning",
     ]  # fmt: skip
-    python_only = subprocess.run(
-        [sys.executable, "-c", "import prometheus_client, pathlib; print(next(int(l.split()[1]) "
-         "for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
-         "if l.startswith('VmRSS:')))"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/metrics"
+
+    def get() -> bytes:
+        with urllib.request.urlopen(url, timeout=scrape_timeout_s) as response:
+            return bytes(response.read())
+
     try:
-        stack.wait_until(url, 30, process)
-        ticks = os.sysconf("SC_CLK_TCK")
-
-        def cpu_seconds() -> float:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / ticks
-
-        def get() -> bytes:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return bytes(response.read())
-
+        stack.wait_until(url, ready_s, process)
         get()
-        cpu_before = cpu_seconds()
+        cpu_before = stack.cpu_seconds(process.pid)
         http = median_seconds(get, scrapes)
-        cpu_after = cpu_seconds()
+        cpu_after = stack.cpu_seconds(process.pid)
         rss_kib = next(
             int(line.split()[1])
             for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
@@ -229,13 +224,25 @@ def process_numbers(gpus: int, scrapes: int) -> dict[str, float]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+    cpu = math.nan if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return {
-        "gpus": gpus,
         "http_ms": http * 1e3,
-        "cpu_ms_per_scrape": (cpu_after - cpu_before) / (scrapes + 1) * 1e3,
+        "cpu_ms_per_scrape": cpu / (scrapes + 1) * 1e3,
         "rss_mb": rss_kib / 1024,
-        "python_rss_mb": int(python_only.stdout.strip()) / 1024,
     }
+
+
+def process_numbers(gpus: int, scrapes: int) -> dict[str, float]:
+    """:func:`served_scrape_cost` of the recorded H100 readings' replay over ``gpus`` GPUs, and
+    the resident memory of a bare Python that imported prometheus_client (the floor)."""
+    python_only = subprocess.run(
+        [sys.executable, "-c", "import prometheus_client, pathlib; print(next(int(l.split()[1]) "
+         "for l in pathlib.Path('/proc/self/status').read_text().splitlines() "
+         "if l.startswith('VmRSS:')))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    cost = served_scrape_cost(["--backend", "replay", "--replay.gpus", str(gpus)], scrapes)
+    return {"gpus": gpus, **cost, "python_rss_mb": int(python_only.stdout.strip()) / 1024}
 
 
 def render(rows: list[dict[str, Any]], estimate: dict[str, float], proc: dict[str, float]) -> str:

@@ -11,19 +11,15 @@ Without a driver it exits 1 with a one-line reason (this script needs real hardw
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
+from bench_exporter import median_seconds, served_scrape_cost
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gpu_health import stack
 from gpu_health.exporter.backends.nvml import NvmlBackend
 from gpu_health.exporter.collector import ExporterCollector
 from gpu_health.telemetry.readings import BackendUnavailableError
@@ -41,16 +37,6 @@ QUERY = (
 )
 
 
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def smi() -> list[list[str]]:
     out = subprocess.run(
         ["nvidia-smi", f"--query-gpu={QUERY}", "--format=csv,noheader,nounits"],
@@ -62,38 +48,13 @@ def smi() -> list[list[str]]:
 
 
 def process_numbers(scrapes: int) -> dict[str, float]:
-    port = stack.free_port()
-    command = [
-        sys.executable, "-m", "gpu_health.exporter.cli", "--backend", "nvml",
-        "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/metrics"
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def cpu() -> float:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    def get() -> bytes:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return bytes(response.read())
-
-    try:
-        stack.wait_until(url, 60, process)
-        get()
-        before = cpu()
-        http = median_seconds(get, scrapes)
-        after = cpu()
-        rss = next(
-            int(line.split()[1]) / 1024
-            for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-    return {"http_ms": http * 1e3, "cpu_ms": (after - before) / (scrapes + 1) * 1e3, "rss_mb": rss}
+    """The NVML backend served over HTTP (:func:`bench_exporter.served_scrape_cost`)."""
+    cost = served_scrape_cost(["--backend", "nvml"], scrapes, ready_s=60.0, scrape_timeout_s=30.0)
+    return {
+        "http_ms": cost["http_ms"],
+        "cpu_ms": cost["cpu_ms_per_scrape"],
+        "rss_mb": cost["rss_mb"],
+    }
 
 
 def main() -> int:

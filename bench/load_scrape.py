@@ -66,17 +66,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """utime + stime of a process from /proc (Linux), or None elsewhere."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def run_phase(
     url: str,
     name: str,
@@ -144,13 +133,13 @@ def run_phase(
         if conn is not None:
             conn.close()
 
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = stack.cpu_seconds(pid)
     threads = [threading.Thread(target=scraper, args=(i,), daemon=True) for i in range(scrapers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=max(0.0, stop_at - time.monotonic()) + SCRAPE_TIMEOUT + 5)
-    cpu_after = _cpu_seconds(pid)
+    cpu_after = stack.cpu_seconds(pid)
     flat = [v * 1000 for per in latencies for v in per]
     phase = Phase(name, scrapers, seconds)
     phase.scrapes = len(flat)

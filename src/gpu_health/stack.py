@@ -141,6 +141,19 @@ def wait_until(url: str, timeout: float, process: subprocess.Popen[bytes] | None
     raise TimeoutError(f"{url} not ready after {timeout:.0f}s ({last_error})")
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """The CPU time (user and system, seconds) a process has used, from ``/proc`` (Linux); None
+    for no process, elsewhere, or once it has gone. The benches time servers' CPU per request
+    with it."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process (and its group), then SIGKILL after ``grace`` seconds."""
     if process.poll() is not None:
