@@ -43,7 +43,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_query_profile import history_option, served
+from bench_query_profile import history_option, served, served_args, served_options
 from bench_recorded_history import report  # same directory: print, and write with --json
 
 from gpu_health import stack
@@ -59,23 +59,9 @@ ENGINES = ("prometheus", "victoriametrics")
 
 @contextmanager
 def victoriametrics(work: Path) -> Iterator[stack.Server]:
-    """Debian's VictoriaMetrics on a free loopback port, its data in ``work``, its result
-    cache off; stopped when the context exits."""
-    binary = stack.find_binary("victoria-metrics")
-
-    def argv(port: int) -> list[str]:
-        return [
-            binary,
-            f"-storageDataPath={work / 'data'}",
-            f"-httpListenAddr=127.0.0.1:{port}",
-            "-retentionPeriod=100y",
-            "-search.disableCache",
-            "-search.latencyOffset=0s",
-        ]
-
-    server = stack.listening(
-        "victoria-metrics", "victoria-metrics", argv, work, None, 60, "/health"
-    )
+    """Debian's VictoriaMetrics (:func:`gpu_health.stack.victoriametrics`: result cache off),
+    its data in ``work``; stopped when the context exits."""
+    server = stack.victoriametrics(work, ready_timeout=60.0)
     try:
         yield server
     finally:
@@ -191,21 +177,11 @@ def interleaved(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="a Prometheus data dir")
-    parser.add_argument("--at", type=float, required=True, help="evaluation time (unix s)")
+    served_options(parser, rounds=False)
     history_option(parser)
     parser.add_argument("--pairs", type=int, default=3, help="(default: %(default)s)")
     parser.add_argument("--workers", type=int, default=4, help="(default: %(default)s)")
-    parser.add_argument("--json", type=Path, help="also write the result here")
-    parser.add_argument(
-        "--no-compaction-wait",
-        action="store_true",
-        help="time Prometheus at once, without waiting for its first compaction cycle (a small "
-        "test history)",
-    )
-    args = parser.parse_args()
-    if not args.data_dir.is_dir():
-        parser.error(f"--data-dir: {args.data_dir} is not a directory")
+    args = served_args(parser)
     if args.pairs < 1:
         parser.error("--pairs: must be at least 1")
     for binary in ("victoria-metrics", "vmctl"):

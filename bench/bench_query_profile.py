@@ -191,12 +191,14 @@ def summary(timed: list[Timed], top: int) -> dict[str, Any]:
     }
 
 
-def served_options(parser: argparse.ArgumentParser) -> None:
+def served_options(parser: argparse.ArgumentParser, rounds: bool = True) -> None:
     """The options of a bench that times queries on a data directory: ``--data-dir``,
-    ``--at``, ``--rounds``, ``--json`` (:func:`served_args` checks them)."""
+    ``--at``, ``--rounds`` (unless ``rounds`` is false: a bench of whole runs only), ``--json``
+    (:func:`served_args` checks them)."""
     parser.add_argument("--data-dir", type=Path, required=True, help="a Prometheus data dir")
     parser.add_argument("--at", type=float, required=True, help="evaluation time (unix s)")
-    parser.add_argument("--rounds", type=int, default=3, help="(default: %(default)s)")
+    if rounds:
+        parser.add_argument("--rounds", type=int, default=3, help="(default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument(
         "--no-compaction-wait",
@@ -221,7 +223,7 @@ def served_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     args = parser.parse_args()
     if not args.data_dir.is_dir():
         parser.error(f"--data-dir: {args.data_dir} is not a directory")
-    if args.rounds < 1:
+    if getattr(args, "rounds", 1) < 1:
         parser.error("--rounds: must be at least 1")
     return args
 

@@ -93,31 +93,14 @@ def backfill(tmp_path: Path) -> Callable[[str], Path]:
 
 
 def launch_victoriametrics(workdir: Path, extra_args: Sequence[str] = ()) -> stack.Server:
-    """Start Debian's ``victoria-metrics`` on loopback with its data in ``workdir`` (created)
-    and ``extra_args`` after its own; the caller stops it. Skips the test when the binary is
-    not installed."""
+    """:func:`gpu_health.stack.victoriametrics` in ``workdir`` (created) with ``extra_args``;
+    the caller stops it. Skips the test when the binary is not installed."""
     import shutil
 
-    binary = shutil.which("victoria-metrics")
-    if binary is None:
+    if shutil.which("victoria-metrics") is None:
         pytest.skip("victoria-metrics is not installed (run.sh installs it)")
     workdir.mkdir(parents=True)
-
-    def argv(port: int) -> list[str]:
-        return [
-            binary,
-            f"-storageDataPath={workdir / 'data'}",
-            f"-httpListenAddr=127.0.0.1:{port}",
-            "-retentionPeriod=100y",
-            "-search.disableCache",  # history is imported after the first queries
-            "-search.latencyOffset=0s",
-            *extra_args,
-        ]
-
-    # a free port, chosen again if another test's process binds it first
-    return stack.listening(
-        "victoria-metrics", "victoria-metrics", argv, workdir, None, 30, ready_path="/health"
-    )
+    return stack.victoriametrics(workdir, extra_args)
 
 
 @pytest.fixture

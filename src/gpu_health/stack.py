@@ -38,6 +38,8 @@ PACKAGES = {
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "jsonnet": "jsonnet",
+    "victoria-metrics": "victoria-metrics",
+    "vmctl": "victoria-metrics",
 }
 
 
@@ -326,6 +328,32 @@ def _port_taken(log_path: Path, since: int) -> bool:
             return b"address already in use" in log.read()
     except OSError:
         return False
+
+
+def victoriametrics(
+    workdir: Path, extra_args: Sequence[str] = (), ready_timeout: float = 30.0
+) -> Server:
+    """Start Debian's VictoriaMetrics on a free loopback port (:func:`listening`) with its data
+    in ``workdir`` (created) and ``extra_args`` after its own; the caller stops it. Its result
+    cache is off: the tests import history after their first queries, and the benches repeat
+    a query whose answer must be evaluated again, as a scorer's next run at another time
+    would have it."""
+    binary = find_binary("victoria-metrics")
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def argv(port: int) -> list[str]:
+        return [
+            binary,
+            f"-storageDataPath={workdir / 'data'}",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y",
+            "-search.disableCache",
+            "-search.latencyOffset=0s",
+            *extra_args,
+        ]
+
+    name = "victoria-metrics"
+    return listening(name, name, argv, workdir, None, ready_timeout, ready_path="/health")
 
 
 @contextlib.contextmanager
