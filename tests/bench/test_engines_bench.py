@@ -16,25 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpu_health import stack
-from tests.bench.bench_runs import run_bench
-from tests.scorer_fleet import DAY, make_fleet, openmetrics
+from tests.bench.bench_runs import SCORER_FLEET_AT, run_bench, scorer_fleet_history
 
 pytestmark = [pytest.mark.integration]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_engines.py"
-START = 1_700_000_000
-AT = START + 6.4 * DAY
+AT = SCORER_FLEET_AT
 
 
 def test_both_engines_score_the_same_fleet_and_are_timed(tmp_path: Path) -> None:
     for binary in ("victoria-metrics", "vmctl"):
         if shutil.which(binary) is None:
             pytest.skip(f"{binary} is not installed (run.sh installs it)")
-    source = tmp_path / "fleet.om"
-    source.write_text(openmetrics(make_fleet(), days=6.5, step=1800, schema="dcgm", start=START))
-    data = tmp_path / "tsdb"
-    stack.promtool_backfill(source, data, block_duration="480h")
+    data = scorer_fleet_history(tmp_path)
     args = ("--data-dir", str(data), "--at", str(AT), "--history", "raw", "--pairs", "2")
     _, report = run_bench(BENCH, tmp_path, *args, "--no-compaction-wait")
     assert report["detected"] == {"prometheus": "prometheus", "victoriametrics": "victoriametrics"}

@@ -14,22 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from gpu_health import stack
-from tests.bench.bench_runs import run_bench
-from tests.scorer_fleet import DAY, make_fleet, openmetrics
+from tests.bench.bench_runs import SCORER_FLEET_AT, run_bench, scorer_fleet_history
 
 pytestmark = [pytest.mark.integration]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_prometheus_gogc.py"
-START = 1_700_000_000
-AT = START + 6.4 * DAY
+AT = SCORER_FLEET_AT
 
 
 def test_each_prometheus_runs_with_the_gogc_asked_for(tmp_path: Path) -> None:
-    source = tmp_path / "fleet.om"
-    source.write_text(openmetrics(make_fleet(), days=6.5, step=1800, schema="dcgm", start=START))
-    data = tmp_path / "tsdb"
-    stack.promtool_backfill(source, data, block_duration="480h")
+    data = scorer_fleet_history(tmp_path)
     args = ("--data-dir", str(data), "--at", str(AT), "--history", "raw", "--rounds", "1")
     _, report = run_bench(
         BENCH, tmp_path, *args, "--gogc", "50,400", "--runs", "2", "--no-compaction-wait"
