@@ -107,14 +107,15 @@ def copy_blocks(data: Path, url: str, timeout_s: float = 3600.0) -> float:
     return time.monotonic() - began
 
 
-def scored(url: str, at: float, history: HistoryMode, workers: int) -> Snapshot:
-    """One whole scoring run of the shipped default model with the economics, as of ``at``."""
-    client = PromClient(PromConfig(url, timeout_s=600))
+def scored(client: PromClient, at: float, history: HistoryMode, workers: int) -> Snapshot:
+    """One whole scoring run of the shipped default model with the economics, as of ``at``,
+    through ``client`` (one per engine for the whole bench, as a serving scorer keeps one: the
+    engine is detected once, and every run reads it as the same engine)."""
     scorer = Scorer(
         client, load_model(None), "dcgm", make_econ_hook(), workers=workers, at=at, history=history
     )
     if not scorer.run_once():
-        raise RuntimeError(f"{url}: the scoring run failed: {scorer.last_error}")
+        raise RuntimeError(f"{client.base_url}: the scoring run failed: {scorer.last_error}")
     assert scorer.snapshot is not None
     return scorer.snapshot
 
@@ -147,13 +148,19 @@ def agreement(a: Snapshot, b: Snapshot) -> dict[str, Any]:
         "gpus": [len(first), len(second)],
         "in_both": len(both),
         "same_states": all(first[u].state == second[u].state for u in both),
+        "states_apart": {  # GPU: [its state on the first engine, on the second]
+            u: [first[u].state, second[u].state] for u in both if first[u].state != second[u].state
+        },
         "history_read": [a.history, b.history],
     }
     for horizon in ("7d", "30d"):
         x = np.array([first[u].probability[horizon] for u in both], dtype=float)
         y = np.array([second[u].probability[horizon] for u in both], dtype=float)
         finite = np.isfinite(x) & np.isfinite(y)
+        apart = np.abs(np.where(finite, x - y, 0.0))
+        worst = int(np.argmax(apart)) if len(both) else 0
         out[f"probability_{horizon}"] = {
+            "most_apart": [both[worst], float(x[worst]), float(y[worst])] if len(both) else [],
             "largest_difference": float(np.max(np.abs(x[finite] - y[finite]), initial=0.0)),
             "rank_correlation": rank_correlation(x[finite], y[finite]),
         }
@@ -161,16 +168,16 @@ def agreement(a: Snapshot, b: Snapshot) -> dict[str, Any]:
 
 
 def interleaved(
-    urls: dict[str, str], args: argparse.Namespace
+    clients: dict[str, PromClient], args: argparse.Namespace
 ) -> tuple[dict[str, list[float]], dict[str, Snapshot]]:
     """One cold run on each engine, then ``--pairs`` rounds of one run each, in turn: the run
     times per engine, and each engine's last snapshot."""
-    last = {k: scored(u, args.at, args.history, args.workers) for k, u in urls.items()}
-    runs: dict[str, list[float]] = {k: [] for k in urls}
+    last = {k: scored(c, args.at, args.history, args.workers) for k, c in clients.items()}
+    runs: dict[str, list[float]] = {k: [] for k in clients}
     for pair in range(1, args.pairs + 1):
         print(f"pair {pair}/{args.pairs}", file=sys.stderr, flush=True)
-        for engine, url in urls.items():
-            last[engine] = scored(url, args.at, args.history, args.workers)
+        for engine, client in clients.items():
+            last[engine] = scored(client, args.at, args.history, args.workers)
             runs[engine].append(last[engine].duration_s)
     return runs, last
 
@@ -195,8 +202,9 @@ def main() -> int:
         copied_s = copy_blocks(args.data_dir, vm.url)
         with served(args.data_dir, not args.no_compaction_wait) as prom:
             urls = dict(zip(ENGINES, (prom.url, vm.url), strict=True))
-            detected = {k: engine_of(PromClient(PromConfig(u))) for k, u in urls.items()}
-            runs, last = interleaved(urls, args)
+            clients = {k: PromClient(PromConfig(u, timeout_s=600)) for k, u in urls.items()}
+            detected = {k: engine_of(c) for k, c in clients.items()}
+            runs, last = interleaved(clients, args)
     medians = {k: statistics.median(v) for k, v in runs.items()}
     result: dict[str, Any] = {
         "history": args.history,
