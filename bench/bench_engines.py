@@ -2,8 +2,9 @@
 
 The scorer reads either engine (docs/scorer.md, "Query engines"), and every other figure of
 docs/benchmarks.md is Prometheus'. This bench copies a Prometheus data directory into Debian's
-VictoriaMetrics (``vmctl prometheus``, which reads the blocks; its result cache off, so a
-repeated query is evaluated again, as a scorer's next run at another time would be), then
+VictoriaMetrics (``vmctl prometheus``, which reads the blocks, checked to have copied every
+sample: :mod:`vmctl_copy`; its result cache off, so a repeated query is evaluated again, as a
+scorer's next run at another time would be), then
 serves the directory from Debian's Prometheus, and:
 
 * times ``--pairs`` whole scoring runs on each engine, taking them in turn after one cold run
@@ -24,15 +25,10 @@ merges the directory's blocks when it serves it, as the other benches' Prometheu
 from __future__ import annotations
 
 import argparse
-import os
-import pty
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_query_profile import history_option, served, served_args, served_options
 from bench_recorded_history import report  # same directory: print, and write with --json
+from vmctl_copy import copy_blocks
 
 from gpu_health import stack
 from gpu_health.scorer.econ.bridge import make_econ_hook
@@ -66,45 +63,6 @@ def victoriametrics(work: Path) -> Iterator[stack.Server]:
         yield server
     finally:
         server.stop()
-
-
-def copy_blocks(data: Path, url: str, timeout_s: float = 3600.0) -> float:
-    """Copy the blocks of Prometheus data dir ``data`` into the VictoriaMetrics at ``url`` with
-    ``vmctl prometheus`` and make them searchable; the seconds it took. vmctl insists on a
-    terminal even when told not to ask (``-s``), so it gets a pseudo-terminal, read as it
-    writes."""
-    vmctl = stack.find_binary("vmctl")
-    argv = [vmctl, "prometheus", "-s", "--vm-disable-progress-bar"]
-    argv += [f"--prom-snapshot={data}", f"--vm-addr={url}"]
-    leader, follower = pty.openpty()
-    said: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the terminal closed with vmctl
-                return
-            if not chunk:
-                return
-            said.append(chunk)
-
-    began = time.monotonic()
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        done = subprocess.run(
-            argv, stdin=follower, stdout=follower, stderr=follower, timeout=timeout_s, check=False
-        )
-    finally:
-        os.close(follower)
-        reader.join(timeout=10)
-        os.close(leader)
-    if done.returncode != 0:
-        tail = b"".join(said).decode(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"vmctl exited with {done.returncode}: {' | '.join(tail)}")
-    stack.http_get(f"{url}/internal/force_flush", timeout=60)
-    return time.monotonic() - began
 
 
 def scored(client: PromClient, at: float, history: HistoryMode, workers: int) -> Snapshot:
@@ -199,7 +157,7 @@ def main() -> int:
         victoriametrics(Path(tmp)) as vm,
     ):
         print("copying the blocks into VictoriaMetrics", file=sys.stderr, flush=True)
-        copied_s = copy_blocks(args.data_dir, vm.url)
+        copied_s = copy_blocks(args.data_dir, vm.url, Path(tmp) / "staging")
         with served(args.data_dir, not args.no_compaction_wait) as prom:
             urls = dict(zip(ENGINES, (prom.url, vm.url), strict=True))
             clients = {k: PromClient(PromConfig(u, timeout_s=600)) for k, u in urls.items()}
