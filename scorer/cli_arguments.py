@@ -335,10 +335,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--model", help=MODEL_HELP)
     score.add_argument("--json", dest="json_out", action="store_true", help="print JSON")
     score.add_argument(
-        "--top-factors", type=int, default=3, help="risk factors per GPU (default: %(default)s)"
+        "--top-factors",
+        type=cli_validate.integer(0, 50),
+        default=3,
+        help="risk factors per GPU (default: %(default)s)",
     )
     score.add_argument(
-        "--workers", type=int, default=4, help="parallel feature queries (default: %(default)s)"
+        "--workers",
+        type=cli_validate.integer(1, 64),
+        default=4,
+        help="parallel feature queries (default: %(default)s)",
     )
     _shard_argument(score)
     _history_source_argument(score)

@@ -47,6 +47,7 @@ def run_serve(args: argparse.Namespace) -> int:
         econ,
         model_dir=_reloadable(args.model),
         run_budget_s=args.run_budget or args.interval,
+        serving=not args.once,
     )
     if args.once:
         ok = scorer.run_once()
@@ -143,8 +144,7 @@ def run_score(args: argparse.Namespace) -> int:
     from gpu_health.telemetry.state import rank_key
 
     model = load_model(args.model)
-    scorer = _replica(args, client_for(args), model, None)
-    scorer.at = args.at
+    scorer = _replica(args, client_for(args), model, None, at=args.at, serving=False)
     if not scorer.run_once():
         raise UserError(f"scoring failed: {scorer.current()[1]}")
     snap, _ = scorer.current()

@@ -201,6 +201,10 @@ class Scorer:
     model_reload_errors: int = 0
     #: Score as of this Unix time instead of now (``gpu-health-scorer score --at``).
     at: float | None = None
+    #: Whether runs feed a server that keeps the last good results through a failed run (the
+    #: failure is logged as such); a one-shot run (``score``, ``serve --once``) is not, and its
+    #: command reports the failure itself.
+    serving: bool = True
     _empty_logged: tuple[str, ...] | None = None
     _partial_logged: str | None = None
     _model_stamp: tuple[int, int] | None = None
@@ -371,7 +375,13 @@ class Scorer:
             self.runs_failed += 1
             self.last_error = message
             self._state = state
-        log.warning("scoring run failed, serving previous results: %s", message)
+        if not self.serving:
+            return  # a one-shot run says why it failed through its command, once
+        if self.snapshot is None:
+            log.warning("scoring run failed, no results to serve yet: %s", message)
+        else:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.snapshot.finished_at))
+            log.warning("scoring run failed, serving the results of %s: %s", when, message)
 
     def run_state(self) -> str:
         """What the scoring loop is doing: "stuck" while a run is past its budget (something

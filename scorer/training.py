@@ -64,20 +64,29 @@ class Failure:
     precursor_start: float | None = None
 
 
+#: The latest time :func:`parse_time` takes: the last second of year 9999 (ISO 8601's four
+#: digits). Later, or before 1970, is a typo or milliseconds, never a GPU's history.
+LATEST_TIME_S = 253_402_300_799.0
+
+
 def parse_time(text: str) -> float:
-    """Unix seconds or ISO 8601 (``Z`` allowed) to Unix seconds."""
+    """Unix seconds or ISO 8601 (``Z`` allowed) to Unix seconds, from 1970 to year 9999 (NaN,
+    infinities and times outside are refused: a time is asked of Prometheus and printed)."""
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"time {text!r}: expected Unix seconds or ISO 8601") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
+        try:
+            stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(f"time {text!r}: expected Unix seconds or ISO 8601") from None
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        seconds = stamp.timestamp()
+    if not 0.0 <= seconds <= LATEST_TIME_S:  # NaN fails both comparisons
+        hint = " (milliseconds?)" if LATEST_TIME_S < seconds < LATEST_TIME_S * 1000 else ""
+        raise UserError(f"time {text!r}: expected a time from 1970 to the year 9999{hint}")
+    return seconds
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}

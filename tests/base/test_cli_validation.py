@@ -72,6 +72,43 @@ SCORER_CASES = [
 ]
 
 
+#: Times (Unix seconds or ISO 8601) from 1970 to the year 9999, and the one-shot score's numbers.
+SCORER_ONE_SHOT_CASES = [
+    (["score", *DEAD_PROMETHEUS, "--at", "nan"], "--at"),
+    (["score", *DEAD_PROMETHEUS, "--at", "-5"], "--at"),
+    (["score", *DEAD_PROMETHEUS, "--at", "1e300"], "--at"),
+    (["score", *DEAD_PROMETHEUS, "--at", "1796083200000"], "milliseconds?"),
+    (["score", *DEAD_PROMETHEUS, "--at", "0001-01-01"], "--at"),
+    (["score", *DEAD_PROMETHEUS, "--at", "0", "--workers", "0"], "--workers"),
+    (["score", *DEAD_PROMETHEUS, "--at", "0", "--top-factors", "-1"], "--top-factors"),
+    (["evaluate", *DEAD_PROMETHEUS, "--end", "inf"], "--end"),
+    (["train", *DEAD_PROMETHEUS, "--start", "nan"], "--start"),
+    (["labels", *DEAD_PROMETHEUS, "--end", "-1"], "--end"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    SCORER_ONE_SHOT_CASES,
+    ids=[" ".join([c[0][0], *c[0][3:]]) for c in SCORER_ONE_SHOT_CASES],
+)
+def test_scorer_commands_refuse_bad_times_and_numbers(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(scorer_cli.main, argv, capsys)
+    assert _is_one_line_error(code, err), err
+    assert named in err
+
+
+def test_times_keep_their_value_in_range() -> None:
+    from gpu_health.scorer.training import LATEST_TIME_S, parse_time
+
+    assert parse_time("1796083200") == 1_796_083_200.0
+    assert parse_time("2026-12-01T00:00:00Z") == 1_796_083_200.0
+    assert parse_time("2026-12-01") == 1_796_083_200.0  # no zone: UTC
+    assert parse_time("0") == 0.0 and parse_time("9999-12-31T23:59:59Z") == LATEST_TIME_S
+
+
 @pytest.mark.parametrize(("argv", "named"), SCORER_CASES, ids=[c[1] for c in SCORER_CASES])
 def test_scorer_refuses_bad_values(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
