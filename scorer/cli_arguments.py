@@ -12,7 +12,6 @@ from pathlib import Path
 
 from gpu_health import cli_validate
 from gpu_health.cli_support import OneLineArgumentParser, log_level_argument
-from gpu_health.errors import UserError
 
 DEFAULT_LISTEN = ":9836"
 MODEL_HELP = (
@@ -26,13 +25,7 @@ def duration_arg(text: str) -> float:
     return cli_validate.duration(0.0, 10 * 365 * 86400.0)(text)
 
 
-def time_arg(text: str) -> float:
-    from gpu_health.scorer.training import parse_time
-
-    try:
-        return parse_time(text)
-    except UserError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+time_arg = cli_validate.unix_time
 
 
 def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ def add_parser(
     prometheus_arguments: Callable[[argparse.ArgumentParser], None],
     history_arguments: Callable[[argparse.ArgumentParser, str], None],
 ) -> None:
+    from gpu_health import cli_validate
     from gpu_health.cli_support import OneLineArgumentParser, log_level_argument
     from gpu_health.scorer.cli_arguments import duration_arg, time_arg
 
@@ -77,7 +78,7 @@ def add_parser(
     )
     g.add_argument(
         "--min-gain",
-        type=float,
+        type=cli_validate.number(-1.0, 1.0),
         default=0.0,
         help="ROC AUC margin the candidate must win by (default: %(default)s)",
     )

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gpu_health import cli_validate
 from gpu_health.scorer import cli
 from gpu_health.scorer.model import DEFAULT_KIND_FILE, DEFAULT_MODEL_DIR, RULES, XGBOOST
 from gpu_health.scorer.simhistory import build_history
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-build", action="store_true", help="reuse histories in --work")
     parser.add_argument(
         "--end",
-        type=float,
+        type=cli_validate.unix_time,
         default=END,
         help="Unix seconds every history ends at (default: %(default).0f, the shipped model's; "
         "another end draws other fleets and builds another model)",

@@ -12,7 +12,6 @@ validation time, so nothing about the validation period leaks into training.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import logging
 import math
 import sys
@@ -45,6 +44,7 @@ from gpu_health.scorer.model import (
     IsolationForestArrays,
 )
 from gpu_health.scorer.promclient import PromClient
+from gpu_health.unix_time import parse_time
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -62,31 +62,6 @@ class Failure:
     precursor: bool | None = None
     #: When the precursor began (simulator ground truth), if known.
     precursor_start: float | None = None
-
-
-#: The latest time :func:`parse_time` takes: the last second of year 9999 (ISO 8601's four
-#: digits). Later, or before 1970, is a typo or milliseconds, never a GPU's history.
-LATEST_TIME_S = 253_402_300_799.0
-
-
-def parse_time(text: str) -> float:
-    """Unix seconds or ISO 8601 (``Z`` allowed) to Unix seconds, from 1970 to year 9999 (NaN,
-    infinities and times outside are refused: a time is asked of Prometheus and printed)."""
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise UserError(f"time {text!r}: expected Unix seconds or ISO 8601") from None
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=dt.UTC)
-        seconds = stamp.timestamp()
-    if not 0.0 <= seconds <= LATEST_TIME_S:  # NaN fails both comparisons
-        hint = " (milliseconds?)" if LATEST_TIME_S < seconds < LATEST_TIME_S * 1000 else ""
-        raise UserError(f"time {text!r}: expected a time from 1970 to the year 9999{hint}")
-    return seconds
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}

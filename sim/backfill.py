@@ -34,7 +34,8 @@ from gpu_health import cli_validate, stack
 from gpu_health.errors import UserError
 from gpu_health.sim.batch import Windows, board_record
 from gpu_health.sim.fleet import build_fleet
-from gpu_health.sim.timeparse import parse_duration, parse_time
+from gpu_health.sim.timeparse import parse_duration
+from gpu_health.unix_time import parse_time
 
 BLOCK_SECONDS = 7200.0
 
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.hazard_scale < 0:
         raise UserError("--hazard-scale: must not be negative")
     end = time.time() if args.end_time is None else parse_time(args.end_time, "--end-time")
+    if end - args.days * 86400 < 0:
+        raise UserError(f"--end-time: {args.days:g} days before it is before 1970")
     cli_validate.output_path(args.out, "--out", directory=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so the staging dir is removed
     try:

@@ -1,8 +1,7 @@
-"""Durations (``60s``, ``5m``, ``2h``, ``30d``) and times (unix seconds or ISO 8601)."""
+"""Durations (``60s``, ``5m``, ``2h``, ``30d``); times are :mod:`gpu_health.unix_time`'s."""
 
 from __future__ import annotations
 
-import datetime
 import math
 import re
 
@@ -31,20 +30,3 @@ def parse_duration(text: str | float | int, what: str = "duration") -> float:
     if not math.isfinite(seconds):
         raise UserError(f"{what}: {show(text)} is not a finite duration")
     return seconds
-
-
-def parse_time(text: str, what: str = "time") -> float:
-    """Unix seconds, or an ISO 8601 date/time (UTC unless it names a zone)."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(
-            f"{what}: {text!r} is neither unix seconds nor an ISO time (2026-11-24T06:00:00Z)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    return parsed.timestamp()

@@ -20,7 +20,7 @@ from typing import Any
 
 from gpu_health.errors import UserError
 from gpu_health.scorer.service import EconHook, GpuScore
-from gpu_health.scorer.training import parse_time
+from gpu_health.unix_time import parse_time
 
 log = logging.getLogger(__name__)
 

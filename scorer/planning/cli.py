@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from gpu_health import cli_validate
 from gpu_health.errors import UserError
 
 
@@ -56,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as HTML")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.add_argument("--at", type=float, metavar="UNIX_TIME", help="plan time (default: now)")
+    parser.add_argument(
+        "--at",
+        type=cli_validate.unix_time,
+        metavar="TIME",
+        help="plan time, Unix seconds or ISO 8601 (default: now)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

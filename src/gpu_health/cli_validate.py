@@ -94,6 +94,17 @@ def duration(minimum: float, maximum: float) -> Callable[[str], float]:
     return parse
 
 
+def unix_time(text: str) -> float:
+    """An argparse ``type``: Unix seconds or ISO 8601, from 1970 to the year 9999
+    (:func:`gpu_health.unix_time.parse_time`)."""
+    from gpu_health.unix_time import parse_time
+
+    try:
+        return parse_time(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def output_path(path: Path, flag: str, *, directory: bool = False) -> Path:
     """Check, before any work, that ``path`` can be created: its parent exists, is a directory
     and is writable, and ``path`` is not under /proc or /sys. No directory is created here (nor

@@ -84,6 +84,7 @@ SCORER_ONE_SHOT_CASES = [
     (["evaluate", *DEAD_PROMETHEUS, "--end", "inf"], "--end"),
     (["train", *DEAD_PROMETHEUS, "--start", "nan"], "--start"),
     (["labels", *DEAD_PROMETHEUS, "--end", "-1"], "--end"),
+    (["models", "promote", "cand", "--store", "st", "--min-gain", "nan"], "--min-gain"),
 ]
 
 
@@ -101,7 +102,7 @@ def test_scorer_commands_refuse_bad_times_and_numbers(
 
 
 def test_times_keep_their_value_in_range() -> None:
-    from gpu_health.scorer.training import LATEST_TIME_S, parse_time
+    from gpu_health.unix_time import LATEST_TIME_S, parse_time
 
     assert parse_time("1796083200") == 1_796_083_200.0
     assert parse_time("2026-12-01T00:00:00Z") == 1_796_083_200.0
@@ -127,6 +128,11 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["backfill", "--gpus", "99999999999", "--out", str(tmp_path / "d")], "--gpus"),
         (["backfill", "--days", "nan", "--out", str(tmp_path / "d")], "--days"),
         (["backfill", "--out", "/proc/x"], "--out"),
+        (["backfill", "--end-time", "nan", "--out", str(tmp_path / "d")], "--end-time"),
+        (["backfill", "--end-time", "-5", "--out", str(tmp_path / "d")], "--end-time"),
+        (["backfill", "--end-time", "1796083200000", "--out", str(tmp_path / "d")], "millis"),
+        (["backfill", "--end-time", "86400", "--out", str(tmp_path / "d")], "before 1970"),
+        (["backfill", "--end-time", "last week", "--out", str(tmp_path / "d")], "ISO 8601"),
         (["backfill", "--out", str(a_file / "d")], "not a directory"),
         (["backfill", "--out", str(tmp_path / "no" / "such" / "d")], "does not exist"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--top", "-3"], "--top"),
@@ -143,6 +149,8 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
             "does not exist",
         ),
         (["econ", "--top", "-3"], "--top"),
+        (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
+        (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "1796083200000"], "millis"),
     ]
     for argv, named in cases:
         code, err = _run(umbrella.main, argv, capsys)

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from gpu_health import stack
+from gpu_health import cli_validate, stack
 from gpu_health.cli_support import OneLineArgumentParser
 from gpu_health.demo import history as historylib
 from gpu_health.demo import live_faults
@@ -51,6 +51,8 @@ PLAIN_SUMMARY_EVERY = 30.0
 #: The fleet fails this many times more often than the published rates, so two weeks of 64
 #: GPUs hold a few failures and a few boards degrading toward one.
 DEFAULT_HAZARD_SCALE = 20.0
+#: --speed and --hazard-scale take what the demo's exporter takes (it refuses 0).
+_POSITIVE = cli_validate.number(0.0, 1e6, exclusive_minimum=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,14 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Needs Debian's prometheus and prometheus-alertmanager packages."
     )
     parser.add_argument(
-        "--gpus", type=int, default=64, help="simulated GPUs, 8 per node (default: %(default)s)"
+        "--gpus",
+        type=cli_validate.integer(1, cli_validate.MAX_EXPORTER_GPUS),
+        default=64,
+        help="simulated GPUs, 8 per node; one exporter serves them, so at most "
+        f"{cli_validate.MAX_EXPORTER_GPUS} (default: %(default)s)",
     )
     parser.add_argument(
-        "--days", type=float, default=14.0, help="days of backfilled history (default: %(default)s)"
+        "--days",
+        type=cli_validate.number(0.0, 365.0, exclusive_minimum=True),
+        default=14.0,
+        help="days of backfilled history, at most 365 (default: %(default)s)",
     )
     parser.add_argument(
         "--speed",
-        type=float,
+        type=_POSITIVE,
         default=1.0,
         help="simulated seconds per wall-clock second for the live fleet (default: %(default)s)",
     )
@@ -84,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="fleet seed (default: %(default)s)")
     parser.add_argument(
         "--hazard-scale",
-        type=float,
+        type=_POSITIVE,
         default=DEFAULT_HAZARD_SCALE,
         help="multiply the published failure rates so a small fleet shows failures in a short "
         "history (default: %(default)s; 1 = realistic)",
@@ -102,14 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=cli_validate.number(0.0, 366 * 86400.0, exclusive_minimum=True),
         default=None,
         metavar="SECONDS",
         help="stop by itself this many seconds after the stack is up (default: run until Ctrl-C)",
     )
     parser.add_argument(
         "--refresh",
-        type=float,
+        type=cli_validate.number(0.0, 3600.0, exclusive_minimum=True),
         default=5.0,
         metavar="SECONDS",
         help="seconds between summary refreshes on a terminal (default: %(default)s)",
@@ -145,18 +154,6 @@ def _validate(args: argparse.Namespace) -> float:
     from gpu_health.sim.faults import parse_fault
     from gpu_health.sim.timeparse import parse_duration
 
-    if args.gpus < 1:
-        raise UserError("--gpus: must be at least 1")
-    if not 0 < args.days <= 365:
-        raise UserError("--days: must be more than 0 and at most 365")
-    if not args.speed > 0:
-        raise UserError("--speed: must be a positive number")
-    if args.hazard_scale < 0:
-        raise UserError("--hazard-scale: must not be negative")
-    if args.duration is not None and not args.duration > 0:
-        raise UserError("--duration: must be a positive number of seconds")
-    if not args.refresh > 0:
-        raise UserError("--refresh: must be a positive number of seconds")
     resolution = parse_duration(args.resolution, "--resolution")
     if not 1 <= resolution <= 3600:
         raise UserError("--resolution: must be between 1s and 1h")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gpu_health import cli_validate
 from gpu_health.cli_support import OneLineArgumentParser, run_main
 from gpu_health.errors import UserError
 from gpu_health.mixin.dashquery import PromClient, run_dashboard
@@ -76,7 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time range ending now, e.g. 6h, 2d (default: 24h)",
     )
     parser.add_argument(
-        "--end", type=float, default=None, help="end of the range as Unix time (default: now)"
+        "--end",
+        type=cli_validate.unix_time,
+        default=None,
+        help="end of the range, Unix seconds or ISO 8601 (default: now)",
     )
     parser.add_argument(
         "--scrape-interval",
