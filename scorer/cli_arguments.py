@@ -33,6 +33,7 @@ def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--prometheus.url",
         dest="prom_url",
+        type=cli_validate.http_url,
         default="http://localhost:9090",
         help="base URL of Prometheus, Mimir/Cortex (with /prometheus) or Thanos Query "
         "(default: %(default)s)",

@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument(
         "--prometheus",
+        type=cli_validate.http_url,
         metavar="URL",
         help="read the fleet from a Prometheus that scrapes gpu-health-scorer (its "
         "gpu_econ_* input series), e.g. http://127.0.0.1:9090",
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         base = load_params(args.params)
         changed = load_params(args.params, args.overrides)
-        if args.fleet:
+        if args.fleet is not None:
             fleet = read_fleet_csv(args.fleet)
         else:
             print(f"querying {args.prometheus} for the fleet ...", file=sys.stderr)

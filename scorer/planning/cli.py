@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus",
         required=True,
+        type=cli_validate.http_url,
         metavar="URL",
         help="Prometheus base URL with the scorer's series",
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,6 +93,23 @@ def duration(minimum: float, maximum: float) -> Callable[[str], float]:
         return check_number(value, text, minimum, maximum, exclusive_minimum=True)
 
     return parse
+
+
+def http_url(text: str) -> str:
+    """An argparse ``type``: an ``http://`` or ``https://`` base URL with a host (a Prometheus,
+    Thanos or Mimir address), refused at start rather than at the first query, where an empty
+    string or a bad IPv6 address ended in a traceback."""
+    url = text.strip()
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected http:// or https:// and a host, e.g. http://127.0.0.1:9090"
+        )
+    return url
 
 
 def unix_time(text: str) -> float:

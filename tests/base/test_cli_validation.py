@@ -101,6 +101,30 @@ def test_scorer_commands_refuse_bad_times_and_numbers(
     assert named in err
 
 
+@pytest.mark.parametrize(
+    "url", ["", "ftp://x", "localhost:9090", "http://", "http://[::1", "http://h:99999"]
+)
+def test_prometheus_urls_are_checked_at_start(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, an empty URL or a bad IPv6 address ended ``plan`` in a traceback, and the others
+    failed only at the first query, each command in its own words."""
+    commands: list[tuple[Main, list[str]]] = [
+        (umbrella.main, ["report", "--prometheus", url]),
+        (umbrella.main, ["plan", "--prometheus", url]),
+        (umbrella.main, ["econ", "--prometheus", url]),
+        (scorer_cli.main, ["score", "--at", "0", "--prometheus.url", url]),
+    ]
+    for main, argv in commands:
+        code, err = _run(main, argv, capsys)
+        assert _is_one_line_error(code, err), (argv, err)
+        assert code == 2 and f"argument {argv[-2]}: {url!r}" in err, (argv, err)
+
+
+def test_prometheus_urls_with_a_path_or_spaces_are_taken() -> None:
+    assert cli_validate.http_url(" http://127.0.0.1:9090 ") == "http://127.0.0.1:9090"
+    mimir = "https://mimir.example:8080/prometheus"
+    assert cli_validate.http_url(mimir) == mimir
+
+
 def test_times_keep_their_value_in_range() -> None:
     from gpu_health.unix_time import LATEST_TIME_S, parse_time
 
@@ -149,6 +173,7 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
             "does not exist",
         ),
         (["econ", "--top", "-3"], "--top"),
+        (["econ", "--fleet", ""], "cannot read CSV"),  # was a traceback (read as no --fleet)
         (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
         (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "1796083200000"], "millis"),
     ]

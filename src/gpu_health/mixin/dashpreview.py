@@ -54,6 +54,7 @@ def worst_gpu(client: PromClient, at: float) -> str | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus",
+        type=cli_validate.http_url,
         default="http://127.0.0.1:9090",
         help="Prometheus base URL (default: %(default)s)",
     )

@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus",
         required=True,
+        type=cli_validate.http_url,
         metavar="URL",
         help="Prometheus base URL, e.g. http://127.0.0.1:9090",
     )
