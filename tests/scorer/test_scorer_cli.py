@@ -404,7 +404,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         (["train"], 2, "--out"),
         (["--interval", "soon"], 2, "not a duration"),
         (["evaluate", "--prometheus.url", "http://127.0.0.1:9"], 1, "--failures"),
-        (["--prometheus.url", "ftp://x", "--once"], 1, "expected http"),
+        (["--prometheus.url", "ftp://x", "--once"], 2, "expected http"),
         (["--shard", "3/2", "--once"], 1, "--shard"),
     ]:
         result = subprocess.run([*SCORER, *argv], capture_output=True, text=True, timeout=60)
