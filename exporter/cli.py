@@ -44,6 +44,14 @@ _seconds = cli_validate.number(0.0, 86400.0, exclusive_minimum=True)
 _gpu_count = cli_validate.integer(1, cli_validate.MAX_EXPORTER_GPUS)
 
 
+def _node_name(text: str) -> str:
+    """A ``node`` label value: not empty (Prometheus drops an empty label, and the GPU's series
+    would lose the node the scorer and the dashboards group by)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (or leave it out for the default)")
+    return text
+
+
 def default_node_name() -> str:
     return os.environ.get("NODE_NAME") or socket.gethostname()
 
@@ -92,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--node-name",
+        type=_node_name,
         default=None,
         help="value of the node label (default: $NODE_NAME or the hostname, here "
         f"{default_node_name()}; the sim backend keeps its simulated node names unless given)",

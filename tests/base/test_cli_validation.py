@@ -43,6 +43,7 @@ EXPORTER_CASES = [
     (["--backend", "replay", "--replay.rate", "nan"], "--replay.rate"),
     (["--backend", "sim", "--sim-speed", "-1"], "--sim-speed"),
     (["--backend", "sim", "--sim-start-time", "nan"], "--sim-start-time"),
+    (["--backend", "sim", "--node-name", " "], "--node-name"),
     (["--backend", "replay", "--replay.fault", "nvmlDeviceGetPowrUsage@0=TIMEOUT"], "unknown NVML"),
     (["--backend", "replay", "--replay.gpus", "2", "--replay.fault", "*@7"], "GPU 7"),
 ]
@@ -174,6 +175,7 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         ),
         (["econ", "--top", "-3"], "--top"),
         (["econ", "--fleet", ""], "cannot read CSV"),  # was a traceback (read as no --fleet)
+        (["generate", "--output-dir", "/proc/x"], "--output-dir"),  # was a traceback
         (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
         (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "1796083200000"], "millis"),
     ]

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from gpu_health import cli_validate
 from gpu_health.errors import UserError
 
 #: The checkout this module lives in (src/gpu_health/mixin/render.py -> repository root).
@@ -231,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"generated files are up to date ({len(files)} files)")
         return 0
+    cli_validate.output_path(out_dir, "--output-dir", directory=True)  # /proc: one line
     changed = write(files, out_dir)
     for path in changed:
         print(f"{'wrote' if path in files else 'removed'} {path}")
