@@ -243,6 +243,9 @@ def test_demo_without_alertmanager_names_its_package(tmp_path: Path) -> None:
         (["--days", "0"], "argument --days", 2),
         (["--duration", "inf"], "argument --duration", 2),
         (["--refresh", "nan"], "argument --refresh", 2),
+        (["--workdir", ""], "argument --workdir: must not be empty", 2),
+        (["--workdir", "/dev/null"], "--workdir /dev/null: cannot create it: File exists", 1),
+        (["--workdir", "/proc/gpu-health-demo"], "cannot create it", 1),
     ],
 )
 def test_demo_rejects_bad_options_in_one_line(

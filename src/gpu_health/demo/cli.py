@@ -55,6 +55,14 @@ DEFAULT_HAZARD_SCALE = 20.0
 _POSITIVE = cli_validate.number(0.0, 1e6, exclusive_minimum=True)
 
 
+def _workdir(text: str) -> Path:
+    """``--workdir``: not empty (an unset shell variable would run the demo in the current
+    directory and fill it with data, configs and logs)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the whole stack locally on a simulated fleet: backfill its history, start a real "
@@ -105,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workdir",
-        type=Path,
+        type=_workdir,
         default=Path("gpu-health-demo"),
         help="where the data, configs, logs and cached history go (default: ./%(default)s)",
     )
@@ -250,7 +258,10 @@ def run(args: argparse.Namespace) -> int:
     check_binaries()
     rules = _check_repo_files()
     workdir: Path = args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under /proc, or a file of that name: one line, not a traceback
+        raise UserError(f"--workdir {args.workdir}: cannot create it: {exc.strerror}") from None
     out = sys.stdout
     leftovers = stop_leftovers(workdir)
     if leftovers:
