@@ -22,11 +22,17 @@ import os
 import pty
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_scaling import tsdb_stats  # same directory: the blocks' series, samples, bytes
+
 from gpu_health import stack
+from gpu_health.scorer.cli_history import block_time_range
 
 #: The metric of the staging block's series: no query of the scorer names it.
 SENTINEL = "vmctl_copy_sentinel"
@@ -42,13 +48,11 @@ def blocks(data: Path) -> list[Path]:
     return sorted(d for d in data.iterdir() if (d / "meta.json").is_file())
 
 
-def block_samples(data: Path) -> tuple[int, int]:
-    """The samples the blocks of ``data`` hold, and the latest time they reach (ms), from their
-    ``meta.json``."""
-    metas = [json.loads((d / "meta.json").read_text()) for d in blocks(data)]
-    if not metas:
-        raise ValueError(f"{data}: no TSDB blocks (directories with a meta.json)")
-    return sum(int(m["stats"]["numSamples"]) for m in metas), max(int(m["maxTime"]) for m in metas)
+def block_samples(data: Path) -> tuple[int, float]:
+    """The samples the blocks of ``data`` hold and the latest time they reach (Unix seconds),
+    from their ``meta.json`` (a UserError where there is no block)."""
+    _first, last = block_time_range(data)
+    return tsdb_stats(data)[1], last
 
 
 def linked(block: Path, into: Path) -> None:
@@ -64,12 +68,12 @@ def linked(block: Path, into: Path) -> None:
 def staged(data: Path, work: Path) -> tuple[Path, int]:
     """A staging directory under ``work``: the blocks of ``data`` (linked) and a last block of
     :data:`SENTINELS` series an hour after them; and the samples of ``data``'s blocks."""
-    expected, last_ms = block_samples(data)
+    expected, last = block_samples(data)
     snapshot = work / "snapshot"
     snapshot.mkdir(parents=True)
     for block in blocks(data):
         linked(block, snapshot)
-    at_s = last_ms // 1000 + 3600
+    at_s = int(last) + 3600
     source = work / "sentinel.om"
     lines = [f'{SENTINEL}{{n="{i}"}} 1 {at_s}' for i in range(SENTINELS)]
     source.write_text("\n".join([f"# TYPE {SENTINEL} gauge", *lines, "# EOF"]) + "\n")
@@ -114,10 +118,17 @@ def samples_sent(said: str) -> int:
     return int(found[-1])
 
 
+def exported_samples(url: str, match: str) -> dict[str, int]:
+    """Each series' raw sample count in the VictoriaMetrics at ``url`` (its export API), by its
+    labels, for the series selector ``match``."""
+    body = stack.http_get(f"{url}/api/v1/export?match[]={match}", timeout=60)
+    rows = [json.loads(line) for line in body.splitlines() if line.strip()]
+    return {json.dumps(r["metric"], sort_keys=True): len(r["values"]) for r in rows}
+
+
 def sentinel_samples(url: str) -> int:
-    """The sentinel samples the VictoriaMetrics at ``url`` holds (its export API, raw)."""
-    body = stack.http_get(f"{url}/api/v1/export?match[]={SENTINEL}", timeout=60)
-    return sum(len(json.loads(line)["values"]) for line in body.splitlines() if line.strip())
+    """The sentinel samples the VictoriaMetrics at ``url`` holds."""
+    return sum(exported_samples(url, SENTINEL).values())
 
 
 def copy_blocks(data: Path, url: str, work: Path, timeout_s: float = 3600.0) -> float:

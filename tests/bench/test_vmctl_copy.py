@@ -9,7 +9,6 @@ all but about 1 of 150 trials of the plain way ((16/30)^8).
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from gpu_health import stack
+from gpu_health.errors import UserError
 from tests.bench.bench_runs import scorer_fleet_history
 
 pytestmark = [pytest.mark.integration]
@@ -40,13 +40,6 @@ def vmctl_copy() -> Iterator[ModuleType]:
     yield vmctl_copy
 
 
-def exported_samples(url: str, match: str) -> dict[str, int]:
-    """Each series' raw sample count in the VictoriaMetrics at ``url``, by its labels."""
-    body = stack.http_get(f"{url}/api/v1/export?match[]={match}", timeout=60)
-    rows = [json.loads(line) for line in body.splitlines() if line.strip()]
-    return {json.dumps(r["metric"], sort_keys=True): len(r["values"]) for r in rows}
-
-
 def test_every_copy_holds_every_sample(vmctl_copy: ModuleType, tmp_path: Path) -> None:
     data = scorer_fleet_history(tmp_path)
     expected, _ = vmctl_copy.block_samples(data)
@@ -56,8 +49,8 @@ def test_every_copy_holds_every_sample(vmctl_copy: ModuleType, tmp_path: Path) -
         vm = stack.victoriametrics(work / "vm", ready_timeout=60.0)
         try:
             vmctl_copy.copy_blocks(data, vm.url, work / "staging")
-            counts = exported_samples(vm.url, '{__name__=~"DCGM_.*"}')
-            sentinels = exported_samples(vm.url, vmctl_copy.SENTINEL)
+            counts = vmctl_copy.exported_samples(vm.url, '{__name__=~"DCGM_.*"}')
+            sentinels = vmctl_copy.exported_samples(vm.url, vmctl_copy.SENTINEL)
         finally:
             vm.stop()
         assert len(counts) == 108, f"copy {copy}: {len(counts)} series"
@@ -87,5 +80,5 @@ def test_what_vmctl_says_is_read_or_refused(vmctl_copy: ModuleType, tmp_path: Pa
     assert vmctl_copy.samples_sent(stats) == 33705
     with pytest.raises(RuntimeError, match="did not say how many samples"):
         vmctl_copy.samples_sent("error run prometheus import process: boom")
-    with pytest.raises(ValueError, match="no TSDB blocks"):
+    with pytest.raises(UserError, match="no Prometheus blocks found"):
         vmctl_copy.block_samples(tmp_path)
