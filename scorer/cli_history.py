@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from gpu_health import __version__
+from gpu_health import __version__, cli_validate
 from gpu_health.errors import UserError
+from gpu_health.output_file import open_atomically, write_atomically
 
 log = logging.getLogger("gpu_health.scorer")
 
@@ -193,6 +194,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError("--hazard-scale must be > 0 and --signal-dropout in [0, 1)")
     if not 0 < args.valid_fraction < 1:
         raise UserError("--valid-fraction must be between 0 and 1")
+    # checked before the history is read: a bad path found after the run loses the run
+    cli_validate.output_path(args.out, "--out", directory=True)
+    if args.dump_dataset:
+        cli_validate.output_path(args.dump_dataset, "--dump-dataset")
     began = time.monotonic()
     data, _failures, schema = _collect(args, "train")
     if args.also_data_dirs:
@@ -204,7 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
             parts.append(_collect(more, f"train {extra.name}")[0])
         data = concat(parts)
     if args.dump_dataset:
-        _dump(data, args.dump_dataset)
+        _dump(data, args.dump_dataset, "--dump-dataset")
     model, report = fit(
         data,
         seed=args.seed,
@@ -221,18 +226,22 @@ def run_train(args: argparse.Namespace) -> int:
             "created_by": f"gpu-health-scorer {__version__}",
         },
     )
-    model.save(args.out)
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise UserError(f"--out {args.out}: cannot write the model: {why}") from None
     print(json.dumps(report, indent=2))
     print(f"model written to {args.out} in {time.monotonic() - began:.0f}s", file=sys.stderr)
     return 0
 
 
-def _dump(data: Any, path: Path) -> None:
+def _dump(data: Any, path: Path, flag: str) -> None:
     import csv
 
     from gpu_health.scorer.model import HORIZONS
 
-    with path.open("w", newline="") as handle:
+    with open_atomically(path, flag) as handle:
         w = csv.writer(handle)
         w.writerow(["uuid", "time", *data.features, *(f"y_{h}" for h in HORIZONS)])
         for i in range(len(data)):
@@ -247,6 +256,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if not 0 <= args.bootstrap <= 10_000:
         raise UserError("--bootstrap must be between 0 and 10000")
+    if args.json_out:  # before the run, which it would otherwise lose
+        cli_validate.output_path(args.json_out, "--json")
     model = load_model(args.model)
     data, failures, schema = _collect(args, "evaluate")
     report = evaluate(model, data, failures, bootstrap=args.bootstrap)
@@ -256,6 +267,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()
     ]
     if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+        write_atomically(args.json_out, json.dumps(report, indent=2) + "\n", "--json")
     print(format_report(report))
     return 0

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpu_health import cli_validate
 from gpu_health.errors import UserError
 from gpu_health.scorer.ledger import Judged, Score
 
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
 
     if not 0 <= args.min_confidence <= 1:
         raise UserError("--min-confidence must be between 0 and 1")
+    if args.out is not None:  # before the scan, which a bad path would otherwise lose
+        cli_validate.output_path(args.out, "--out")
     began = time.monotonic()
     from gpu_health.scorer.labels import ScanConfig, scan
     from gpu_health.scorer.promclient import PrometheusError

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from gpu_health.errors import UserError
+from gpu_health.output_file import write_atomically
 
 #: Kinds from the most to the least specific; an event takes the first kind any signal gives.
 KIND_PRIORITY: tuple[str, ...] = (
@@ -211,10 +211,7 @@ def write_ledger(events: Sequence[Event], path: Path | None, min_confidence: flo
         )
     text = buffer.getvalue()
     if path is not None:
-        try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"{path}: cannot write the ledger: {exc.strerror}") from None
+        write_atomically(path, text, "--out")
     return text
 
 

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gpu_health import cli_validate
 from gpu_health.errors import UserError
+from gpu_health.output_file import write_atomically
 
 
 def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     from gpu_health.scorer.training import load_failures
 
     horizons = horizons_or_all(args.horizon)
+    if args.textfile:  # before the queries
+        cli_validate.output_path(args.textfile, "--textfile")
     try:
         model = load_model(args.model)
     except ModelError as exc:
@@ -118,12 +121,7 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
         return 0
     text = exposition(results, window)
     if args.textfile:
-        tmp = args.textfile.with_name(f".{args.textfile.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, args.textfile)
-        except OSError as exc:
-            raise UserError(f"{args.textfile}: cannot write: {exc.strerror}") from None
+        write_atomically(args.textfile, text, "--textfile")
     else:
         sys.stdout.write(text)
     return 0

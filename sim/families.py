@@ -28,6 +28,9 @@ from typing import TextIO
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health import cli_validate
+from gpu_health.cli_support import OneLineArgumentParser
+from gpu_health.errors import UserError
 from gpu_health.sim.recurrence import (
     NODE_REPEAT_MEDIAN_DAYS,
     NODE_REPEAT_SIGMA,
@@ -415,10 +418,9 @@ def build(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gpu_health.sim.families --family NAME --out DIR``: one family's history."""
-    import argparse
     import time
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m gpu_health.sim.families",
         description="Write a dcgm-exporter-schema fleet history of one physics family "
         "(Prometheus data dir + failures.csv) for gpu-health-scorer evaluate --data-dir.",
@@ -463,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--gpus must be 8..5000 and --days 8..400")
     if args.resolution is not None and not 15 <= args.resolution <= 3600:
         parser.error("--resolution must be 15..3600 seconds")
+    try:  # before the fleet is drawn: /proc or a file in the way is one line, not a traceback
+        cli_validate.output_path(args.out, "--out", directory=True)
+    except UserError as exc:
+        parser.error(str(exc))
     family = FAMILIES[args.family]
     if args.resolution is not None:
         family = replace(family, resolution=args.resolution)

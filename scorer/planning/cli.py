@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
+from gpu_health.output_file import write_atomically
 
 
 def _fraction(text: str) -> float:
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from gpu_health.scorer.planning.gather import plan_from_prometheus
     from gpu_health.scorer.planning.render import render_html, render_text
 
+    if args.html:  # checked before querying: no directory is created, /proc is refused
+        cli_validate.output_path(args.html, "--html")
     inventory = load_inventory(args.inventory) if args.inventory else None
     plan = plan_from_prometheus(
         args.prometheus, args.at, inventory, level=args.level, service_level=args.service_level
@@ -85,11 +88,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(plan))
     if args.html:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
         page = (
             "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>GPU fleet plan"
             "</title></head><body>" + render_html(plan) + "</body></html>\n"
         )
-        args.html.write_text(page, encoding="utf-8")
+        write_atomically(args.html, page, "--html")
         print(f"plan written to {args.html}", file=sys.stderr)
     return 0

@@ -162,6 +162,7 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["backfill", "--out", str(tmp_path / "no" / "such" / "d")], "does not exist"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--top", "-3"], "--top"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
+        (["report", "--prometheus", "http://127.0.0.1:9", "--at", "1796083200000"], "millis"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--html", "/proc/x.html"], "--html"),
         (
             [

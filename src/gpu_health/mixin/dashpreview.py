@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             "matplotlib is not installed; install it with: "
             "pip install 'gpu-health-monitor[preview]'"
         ) from None
+    cli_validate.output_path(args.out, "--out", directory=True)  # before any query
     source: Path = args.dashboards
     files = sorted(source.glob("*.json")) if source.is_dir() else [source]
     if not files or not all(f.is_file() for f in files):

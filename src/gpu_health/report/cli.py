@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gpu_health import cli_validate
+from gpu_health.output_file import write_atomically
 from gpu_health.report import html, text
 from gpu_health.report.gather import DEFAULT_QUERY_TIMEOUT, Gatherer
 from gpu_health.report.plan_section import add_plan_section
@@ -75,9 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--at",
-        type=cli_validate.number(0.0, 4102444800.0),
-        metavar="UNIX_TIME",
-        help="report time (default: now)",
+        type=cli_validate.unix_time,
+        metavar="TIME",
+        help="report time, Unix seconds or ISO 8601 (default: now)",
     )
 
 
@@ -96,6 +97,6 @@ def run(args: argparse.Namespace) -> int:
     add_plan_section(report, args.prometheus, args.at)
     sys.stdout.write(text.render(report))
     if args.html:
-        args.html.write_text(html.render(report), encoding="utf-8")
+        write_atomically(args.html, html.render(report), "--html")
         print(f"HTML report written to {args.html}", file=sys.stderr)
     return 0
