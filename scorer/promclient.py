@@ -22,7 +22,8 @@ from typing import Any
 import requests
 import tenacity
 
-from gpu_health.errors import UserError
+from gpu_health.config import read_text_file
+from gpu_health.errors import ConfigError, UserError
 from gpu_health.http_deadline import cut_at, requests_adapter
 from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
@@ -67,11 +68,17 @@ class PromConfig:
     max_series: int = 200_000
 
 
+#: A bearer token (a JWT included) or a password is a few KiB at most: a larger file is a wrong
+#: path (/dev/zero was read until memory ran out, a FIFO waited for ever).
+MAX_SECRET_BYTES = 64 * 1024
+
+
 def _read_secret(path: str, what: str) -> str:
+    """The secret in ``path``, stripped; its content never appears in an error."""
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise UserError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        return read_text_file(path, MAX_SECRET_BYTES).strip()
+    except ConfigError as exc:
+        raise UserError(f"cannot read {what} file {path}: {exc.problem}") from None
 
 
 def parse_headers(pairs: list[str]) -> dict[str, str]:
@@ -113,8 +120,10 @@ class PromClient:
         # Passed on every request: a session-level value would lose to REQUESTS_CA_BUNDLE.
         self._verify: bool | str = True
         if config.ca_file:
-            if not Path(config.ca_file).is_file():
+            if not Path(config.ca_file).exists():
                 raise UserError(f"--prometheus.ca-file {config.ca_file}: file not found")
+            if not Path(config.ca_file).is_file():  # a directory, a FIFO, /dev/zero
+                raise UserError(f"--prometheus.ca-file {config.ca_file}: not a regular file")
             self._verify = config.ca_file
         elif config.insecure_skip_verify:
             self._verify = False

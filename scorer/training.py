@@ -11,7 +11,6 @@ validation time, so nothing about the validation period leaks into training.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
 from gpu_health.scorer.features import (
     FEATURES,
@@ -82,36 +82,32 @@ def load_failures(path: Path) -> list[Failure]:
     An optional ``precursor`` (or ``has_precursor``) column marks failures whose telemetry
     showed a warning sign; lead-time figures are reported on those.
     """
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = set(reader.fieldnames or ())
-            missing = {"uuid", "time", "mode"} - columns
-            if missing:
-                raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            pcol = next(
-                (c for c in ("precursor", "has_precursor", "precursor_start") if c in columns),
-                None,
-            )
-            failures = []
-            for n, row in enumerate(reader, start=2):
-                try:
-                    when = parse_time(row["time"])
-                except UserError as exc:
-                    raise UserError(f"{path}: line {n}: {exc}") from None
-                pre = None if pcol is None else _truthy(pcol, row[pcol])
-                start = None
-                # precursor_start may sit beside a yes/no precursor column: when it began.
-                began = (row.get("precursor_start") or "").strip()
-                if pre and began and began.lower() not in _FALSE:
-                    try:
-                        start = parse_time(began)
-                    except UserError as exc:
-                        raise UserError(f"{path}: line {n}: precursor_start: {exc}") from None
-                failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre, start))
-            return failures
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    table = read_csv(path)
+    columns = set(table.header)
+    missing = {"uuid", "time", "mode"} - columns
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    pcol = next(
+        (c for c in ("precursor", "has_precursor", "precursor_start") if c in columns),
+        None,
+    )
+    failures = []
+    for n, row in table.rows():
+        try:
+            when = parse_time(row["time"])
+        except UserError as exc:
+            raise UserError(f"{path}: line {n}: {exc}") from None
+        pre = None if pcol is None else _truthy(pcol, row[pcol])
+        start = None
+        # precursor_start may sit beside a yes/no precursor column: when it began.
+        began = (row.get("precursor_start") or "").strip()
+        if pre and began and began.lower() not in _FALSE:
+            try:
+                start = parse_time(began)
+            except UserError as exc:
+                raise UserError(f"{path}: line {n}: precursor_start: {exc}") from None
+        failures.append(Failure(row["uuid"].strip(), when, row["mode"].strip(), pre, start))
+    return failures
 
 
 @dataclass

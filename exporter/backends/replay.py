@@ -11,12 +11,13 @@ used, clock-event reasons and P-state the way the real GPU did under a bf16 matm
 from __future__ import annotations
 
 import bisect
-import csv
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpu_health.csv_file import read_csv
+from gpu_health.errors import UserError
 from gpu_health.exporter.backends.nvml import NvmlBackend
 from gpu_health.exporter.data import H100_LOAD_TRACE, NVML_H100, data_path
 from gpu_health.exporter.fake_nvml import ERRORS, FakeNvml
@@ -43,24 +44,26 @@ class TraceRow:
 def load_trace(path: Path) -> list[TraceRow]:
     """Read the trace CSV (columns as in ``tests/fixtures/h100/h100_load_trace.csv``)."""
     try:
-        with path.open(newline="") as handle:
-            rows = [
-                TraceRow(
-                    t=float(r["t"]),
-                    gpu_temp_c=float(r["gpu_temp_c"]),
-                    mem_temp_c=float(r["mem_temp_c"]),
-                    power_w=float(r["power_w"]),
-                    sm_clock_mhz=int(float(r["sm_clock_mhz"])),
-                    mem_clock_mhz=int(float(r["mem_clock_mhz"])),
-                    util_gpu_pct=int(float(r["util_gpu_pct"])),
-                    util_mem_pct=int(float(r["util_mem_pct"])),
-                    mem_used_mib=int(float(r["mem_used_mib"])),
-                    clock_event_reasons=int(float(r["clock_event_reasons"])),
-                    pstate=int(float(r["pstate"])),
-                )
-                for r in csv.DictReader(handle)
-            ]
-    except (OSError, KeyError, ValueError) as exc:
+        table = read_csv(path)
+        rows = [
+            TraceRow(
+                t=float(r["t"]),
+                gpu_temp_c=float(r["gpu_temp_c"]),
+                mem_temp_c=float(r["mem_temp_c"]),
+                power_w=float(r["power_w"]),
+                sm_clock_mhz=int(float(r["sm_clock_mhz"])),
+                mem_clock_mhz=int(float(r["mem_clock_mhz"])),
+                util_gpu_pct=int(float(r["util_gpu_pct"])),
+                util_mem_pct=int(float(r["util_mem_pct"])),
+                mem_used_mib=int(float(r["mem_used_mib"])),
+                clock_event_reasons=int(float(r["clock_event_reasons"])),
+                pstate=int(float(r["pstate"])),
+            )
+            for _line, r in table.rows()
+        ]
+    except UserError as exc:  # not a regular file, too large, not UTF-8, malformed
+        raise BackendUnavailableError(f"cannot read replay trace {exc}") from None
+    except (KeyError, ValueError, OverflowError) as exc:
         raise BackendUnavailableError(f"cannot read replay trace {path}: {exc}") from None
     if not rows:
         raise BackendUnavailableError(f"replay trace {path} has no rows")

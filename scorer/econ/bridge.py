@@ -9,7 +9,6 @@ failure scores and simply has no NPV series.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import math
@@ -18,35 +17,36 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
 from gpu_health.scorer.service import EconHook, GpuScore
 from gpu_health.unix_time import parse_time
 
 log = logging.getLogger(__name__)
 
+#: The oldest GPU age an ages CSV may give (100 years, as --econ.default-age-days allows).
+MAX_AGE_DAYS = 36500.0
+
 
 def read_ages(path: Path, now: float | None = None) -> dict[str, float]:
     """``uuid -> age in days`` from an inventory CSV (``age_days`` or ``purchase_date``)."""
     now = time.time() if now is None else now
     ages: dict[str, float] = {}
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            cols = set(reader.fieldnames or ())
-            if "uuid" not in cols or not cols & {"age_days", "purchase_date"}:
-                raise UserError(f"{path}: needs columns uuid and age_days or purchase_date")
-            for n, row in enumerate(reader, start=2):
-                try:
-                    if row.get("age_days"):
-                        ages[row["uuid"]] = float(row["age_days"])
-                    else:
-                        ages[row["uuid"]] = max(
-                            0.0, (now - parse_time(row["purchase_date"])) / 86400
-                        )
-                except (ValueError, UserError) as exc:
-                    raise UserError(f"{path}: line {n}: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    table = read_csv(path)
+    cols = set(table.header)
+    if "uuid" not in cols or not cols & {"age_days", "purchase_date"}:
+        raise UserError(f"{path}: needs columns uuid and age_days or purchase_date")
+    for n, row in table.rows():
+        try:
+            if row.get("age_days"):
+                age = float(row["age_days"])
+                if not 0 <= age <= MAX_AGE_DAYS:  # nan, inf and a negative age included
+                    raise UserError(f"age_days: expected 0 to {MAX_AGE_DAYS:g} days, got {age:g}")
+                ages[row["uuid"]] = age
+            else:
+                ages[row["uuid"]] = max(0.0, (now - parse_time(row["purchase_date"])) / 86400)
+        except (ValueError, UserError) as exc:
+            raise UserError(f"{path}: line {n}: {exc}") from None
     return ages
 
 

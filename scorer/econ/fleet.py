@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, GpuEconInput
 
@@ -31,26 +31,19 @@ _FALSE = {"0", "false", "no", "n", "f", ""}
 def read_fleet_csv(path: Path | str) -> list[GpuEconInput]:
     """One GPU per row; empty optional cells mean "not measured" (the engine uses a default)."""
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in reader.fieldnames or []]
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise UserError(
-                    f"{path}: missing column {missing[0]!r} (required: uuid, model, "
-                    f"age_days; optional: {', '.join(OPTIONAL_COLUMNS)})"
-                )
-            unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-            if unknown:
-                allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
-                raise UserError(f"{path}: unknown column {unknown[0]!r} (allowed: {allowed})")
-            rows = list(reader)
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"{path}: cannot read CSV: {exc}") from None
-    gpus = [_row(path, number, row) for number, row in enumerate(rows, start=2)]
+    table = read_csv(path)
+    header = list(table.header)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise UserError(
+            f"{path}: missing column {missing[0]!r} (required: uuid, model, "
+            f"age_days; optional: {', '.join(OPTIONAL_COLUMNS)})"
+        )
+    unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+        raise UserError(f"{path}: unknown column {unknown[0]!r} (allowed: {allowed})")
+    gpus = [_row(path, number, row) for number, row in table.rows()]
     if not gpus:
         raise UserError(f"{path}: no GPUs (the file has a header but no rows)")
     return gpus

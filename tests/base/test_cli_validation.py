@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,9 @@ from gpu_health import cli as umbrella
 from gpu_health import cli_validate
 from gpu_health.exporter import cli as exporter_cli
 from gpu_health.scorer import cli as scorer_cli
+from tests.base.command_runs import Main, is_one_line_error, run_main
 
-Main = Callable[[Sequence[str]], int]
 DEAD_PROMETHEUS = ["--prometheus.url", "http://127.0.0.1:9"]
-
-
-def _run(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
-
-
-def _is_one_line_error(code: int, err: str) -> bool:
-    return code != 0 and err.count("\n") == 1 and "Traceback" not in err
 
 
 EXPORTER_CASES = [
@@ -53,8 +40,8 @@ EXPORTER_CASES = [
 def test_exporter_refuses_bad_values(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(exporter_cli.main, [*argv, "--web.listen-address", "127.0.0.1:0"], capsys)
-    assert _is_one_line_error(code, err), err
+    code, err = run_main(exporter_cli.main, [*argv, "--web.listen-address", "127.0.0.1:0"], capsys)
+    assert is_one_line_error(code, err), err
     assert named in err
 
 
@@ -97,8 +84,8 @@ SCORER_ONE_SHOT_CASES = [
 def test_scorer_commands_refuse_bad_times_and_numbers(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(scorer_cli.main, argv, capsys)
-    assert _is_one_line_error(code, err), err
+    code, err = run_main(scorer_cli.main, argv, capsys)
+    assert is_one_line_error(code, err), err
     assert named in err
 
 
@@ -115,8 +102,8 @@ def test_prometheus_urls_are_checked_at_start(url: str, capsys: pytest.CaptureFi
         (scorer_cli.main, ["score", "--at", "0", "--prometheus.url", url]),
     ]
     for main, argv in commands:
-        code, err = _run(main, argv, capsys)
-        assert _is_one_line_error(code, err), (argv, err)
+        code, err = run_main(main, argv, capsys)
+        assert is_one_line_error(code, err), (argv, err)
         assert code == 2 and f"argument {argv[-2]}: {url!r}" in err, (argv, err)
 
 
@@ -140,8 +127,8 @@ def test_scorer_refuses_bad_values(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started = time.monotonic()
-    code, err = _run(scorer_cli.main, [*argv, "--once", "--no-econ"], capsys)
-    assert _is_one_line_error(code, err), err
+    code, err = run_main(scorer_cli.main, [*argv, "--once", "--no-econ"], capsys)
+    assert is_one_line_error(code, err), err
     assert named in err
     assert time.monotonic() - started < 30  # refused at start, not after a run
 
@@ -175,14 +162,14 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
             "does not exist",
         ),
         (["econ", "--top", "-3"], "--top"),
-        (["econ", "--fleet", ""], "cannot read CSV"),  # was a traceback (read as no --fleet)
+        (["econ", "--fleet", ""], "is a directory"),  # was a traceback (read as no --fleet)
         (["generate", "--output-dir", "/proc/x"], "--output-dir"),  # was a traceback
         (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
         (["plan", "--prometheus", "http://127.0.0.1:9", "--at", "1796083200000"], "millis"),
     ]
     for argv, named in cases:
-        code, err = _run(umbrella.main, argv, capsys)
-        assert _is_one_line_error(code, err), (argv, err)
+        code, err = run_main(umbrella.main, argv, capsys)
+        assert is_one_line_error(code, err), (argv, err)
         assert named in err, (argv, err)
     assert not (tmp_path / "n").exists() and not (tmp_path / "no").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing else created
@@ -260,8 +247,8 @@ def test_hostile_config_files_are_one_line_errors(
     for path in (bomb, deep, Path("/dev/zero")):
         for option in ("--health.policy", "--web.config.file", "--sim-faults-file"):
             argv = ["--backend", "sim", option, str(path), *listen]
-            code, err = _run(exporter_cli.main, argv, capsys)
-            assert _is_one_line_error(code, err) and str(path) in err, (option, path, err)
+            code, err = run_main(exporter_cli.main, argv, capsys)
+            assert is_one_line_error(code, err) and str(path) in err, (option, path, err)
         argv = ["serve", *DEAD_PROMETHEUS, "--once", "--econ.params", str(path)]
-        code, err = _run(scorer_cli.main, argv, capsys)
-        assert _is_one_line_error(code, err) and str(path) in err, err
+        code, err = run_main(scorer_cli.main, argv, capsys)
+        assert is_one_line_error(code, err) and str(path) in err, err

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,11 @@ from gpu_health.mixin import dashpreview
 from gpu_health.output_file import open_atomically, write_atomically
 from gpu_health.scorer import cli as scorer_cli
 from gpu_health.sim import families
+from tests.base.command_runs import Main, run_main
 
-Main = Callable[[Sequence[str]], int]
 #: Nothing listens on the discard port: a command that queried before checking its output
 #: path would fail with a connection error that names no output option.
 DEAD = "http://127.0.0.1:9"
-
-
-def _run(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 def test_a_finished_write_replaces_the_file_whole(tmp_path: Path) -> None:
@@ -130,7 +121,7 @@ def test_a_bad_output_path_is_refused_before_any_work(
     (tmp_path / "a-file").write_text("uuid,time,mode\n")
     (tmp_path / "a-dir").mkdir()
     main, argv, named = _cases(tmp_path)[case]
-    code, err = _run(main, argv, capsys)
+    code, err = run_main(main, argv, capsys)
     assert code != 0 and err.count("\n") == 1 and "Traceback" not in err, err
     assert named in err, err
     assert "127.0.0.1:9" not in err  # refused before Prometheus was asked anything

@@ -182,7 +182,7 @@ def test_credentials_come_from_files_and_headers_are_sent(recorder, tmp_path: Pa
 
 
 def test_missing_credential_file_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="cannot read bearer token file"):
+    with pytest.raises(UserError, match=r"cannot read bearer token file .*nope: file not found"):
         PromClient(PromConfig("http://127.0.0.1:9", bearer_token_file=str(tmp_path / "nope")))
     with pytest.raises(UserError, match="expected 'Name: value'"):
         parse_headers(["no-separator"])
