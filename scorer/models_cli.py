@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gpu_health import cli_validate
 from gpu_health.errors import UserError
 
 
@@ -24,7 +25,6 @@ def add_parser(
     prometheus_arguments: Callable[[argparse.ArgumentParser], None],
     history_arguments: Callable[[argparse.ArgumentParser, str], None],
 ) -> None:
-    from gpu_health import cli_validate
     from gpu_health.cli_support import OneLineArgumentParser, log_level_argument
     from gpu_health.scorer.cli_arguments import duration_arg, time_arg
 
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     action = getattr(args, "models_command", None)
     if action is None:
         raise UserError("models: give an action: list, promote or rollback")
+    _check_store(args.store, creating=action == "promote")
     store = Store(args.store)
     if action == "list":
         print(format_versions(store))
@@ -115,6 +116,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"serving version {version} from {store.serving_dir}")
         return 0
     return _promote(args, store)
+
+
+def _check_store(path: Path, creating: bool) -> None:
+    """``--store`` before anything is read or written: ``promote`` creates it (its parent must
+    exist; /proc and a file in the way are refused), ``list`` and ``rollback`` need one. A
+    mistyped store listed as an empty table looked like a store with nothing promoted."""
+    if creating:
+        cli_validate.output_path(path, "--store", directory=True)
+    elif not path.exists():
+        raise UserError(f"--store {path}: no model store there ('models promote' creates one)")
+    elif not path.is_dir():
+        raise UserError(f"--store {path}: not a directory")
 
 
 def format_versions(store: Any) -> str:

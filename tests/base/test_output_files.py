@@ -14,6 +14,7 @@ from gpu_health.errors import UserError
 from gpu_health.mixin import dashpreview
 from gpu_health.output_file import open_atomically, write_atomically
 from gpu_health.scorer import cli as scorer_cli
+from gpu_health.scorer.model import DEFAULT_MODEL_DIR
 from gpu_health.sim import families
 from tests.base.command_runs import Main, run_main
 
@@ -59,6 +60,7 @@ def _cases(tmp: Path) -> list[tuple[Main, list[str], str]]:
     a_file = tmp / "a-file"
     a_dir = tmp / "a-dir"
     scorer = scorer_cli.main
+    shipped = str(DEFAULT_MODEL_DIR)  # a valid candidate: only the store is wrong
     history = ["--prometheus.url", DEAD, "--start", "1796000000", "--end", "1796083140"]
     return [
         (scorer, ["evaluate", *history, "--json", "/proc/report.json"], "--json /proc/report.json"),
@@ -96,6 +98,10 @@ def _cases(tmp: Path) -> list[tuple[Main, list[str], str]]:
             "--out",
         ),
         (dashpreview.main, ["--prometheus", DEAD, "--out", str(a_file)], "--out"),
+        (scorer, ["models", "list", "--store", str(tmp / "typo")], "no model store there"),
+        (scorer, ["models", "rollback", "--store", str(a_file)], "not a directory"),
+        (scorer, ["models", "promote", shipped, "--store", "/proc/s", "--force"], "--store /proc"),
+        (scorer, ["models", "promote", shipped, "--store", str(a_file), "--force"], "is a file"),
     ]
 
 
@@ -111,6 +117,10 @@ CASE_IDS = [
     "report-html-proc",
     "families-out-file",
     "dashpreview-out-file",
+    "models-list-typo",
+    "models-rollback-file",
+    "models-promote-proc",
+    "models-promote-file",
 ]
 
 
