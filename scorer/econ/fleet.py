@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,13 @@ def _row(path: Path, line: int, raw: dict[str, Any]) -> GpuEconInput:
     age = number("age_days")
     if age is None:
         raise UserError(f"{where}: age_days: missing (required)")
+    given = [(c, v) for c in ("p7", "p30", "p90") if (v := number(c)) is not None]
+    for (shorter, p_short), (longer, p_long) in pairwise(given):
+        if p_short > p_long:  # a failure within 7 days is also one within 30: P cannot fall
+            raise UserError(
+                f"{where}: {longer}: {p_long:g} is below {shorter} {p_short:g} (the probability "
+                "of failing within a longer horizon cannot be smaller)"
+            )
     try:
         return GpuEconInput(
             uuid=row["uuid"],

@@ -114,6 +114,24 @@ def test_bad_csv_is_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_survival_curve_that_falls_is_refused(tmp_path: Path) -> None:
+    """P(fail within 30 d) below P(fail within 7 d) is no survival curve; it was valued as given."""
+    header = "uuid,model,age_days,p7,p30,p90\n"
+    cases = [
+        ("GPU-1,H100,100,0.5,0.1,\n", "p30: 0.1 is below p7 0.5"),
+        ("GPU-1,H100,100,0.5,,0.4\n", "p90: 0.4 is below p7 0.5"),
+    ]
+    for row, said in cases:
+        bad = tmp_path / "curve.csv"
+        bad.write_text(header + row)
+        proc = _econ("--fleet", str(bad))
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"{bad}: line 2: {said}" in proc.stderr
+    flat = tmp_path / "flat.csv"
+    flat.write_text(header + "GPU-1,H100,100,0.1,0.1,0.4\n")  # equal horizons are a curve
+    assert _econ("--fleet", str(flat)).returncode == 0
+
+
 def test_help_and_missing_fleet() -> None:
     helped = _econ("--help")
     assert helped.returncode == 0 and "--set KEY=VALUE" in helped.stdout
