@@ -16,6 +16,7 @@ from typing import Any
 from gpu_health.config import load_yaml, show
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.sim.timeparse import parse_duration
+from gpu_health.telemetry.xids import MAX_XID_CODE
 
 #: fault name -> what it does (shown in --help and docs/simulator.md)
 FAULTS: dict[str, str] = {
@@ -56,8 +57,16 @@ class Fault:
 
 
 def _check_name(name: str, where: str) -> str:
-    if name in FAULTS or (name.startswith("xid") and name[3:].isdigit()):
+    """The fault's name; ``xidNN`` in its plain form (``xid079`` is ``xid79``, which falls off
+    the bus as its name says) and with a code the exporter counts under its own label."""
+    if name in FAULTS:
         return name
+    digits = name[3:]
+    if name.startswith("xid") and digits.isascii() and digits.isdigit():
+        code = int(digits)
+        if not 1 <= code <= MAX_XID_CODE:
+            raise UserError(f"{where}: {name}: XID codes run from 1 to {MAX_XID_CODE}")
+        return f"xid{code}"
     raise UserError(f"{where}: unknown fault {show(name)} (allowed: {', '.join(FAULTS)}, xidNN)")
 
 
@@ -77,6 +86,8 @@ def parse_fault(text: str) -> Fault:
             raise UserError(
                 f"{where}: unknown key {show(name)} (allowed: {', '.join(sorted(KEYS))})"
             )
+        if name in fields:  # gpu=3,...,gpu=4: which one was meant?
+            raise UserError(f"{where}: {name} given twice")
         fields[name] = value.strip()
     return _build(fields, where)
 
@@ -95,6 +106,8 @@ def _build(fields: Mapping[str, Any], where: str) -> Fault:
     name = _check_name(str(fields["fault"]), where)
     after = parse_duration(fields.get("after", 0), f"{where}: after")
     duration = parse_duration(fields["for"], f"{where}: for") if "for" in fields else math.inf
+    if duration <= 0:  # a storm of no length changes nothing: a typo, not a fault
+        raise UserError(f"{where}: for must be longer than 0 (leave it out: until exit)")
     return Fault(gpu, name, after, duration)
 
 

@@ -21,6 +21,9 @@ def test_parse_fault_reads_every_key() -> None:
     g = parse_fault(" gpu = 1 , fault = ecc_storm , after = 2m , for = 1h ")
     assert (g.after, g.duration) == (120.0, 3600.0)
     assert parse_fault("gpu=0,fault=xid13").xid == 13
+    # a code written with a leading zero is the same code, and xid079 falls off the bus
+    assert parse_fault("gpu=0,fault=xid013").fault == "xid13"
+    assert parse_fault("gpu=0,fault=xid079").fault == "xid79"
 
 
 @pytest.mark.parametrize(
@@ -33,6 +36,12 @@ def test_parse_fault_reads_every_key() -> None:
         ("fault=xid79", "gpu is required"),
         ("gpu=3", "fault is required"),
         ("gpu=3,fault", "'fault' is not key=value"),
+        # taken before: an XID the exporter counts as "other", a storm of no length, and a key
+        # given twice whose last value silently won
+        ("gpu=3,fault=xid99999999", "XID codes run from 1 to 999"),
+        ("gpu=3,fault=xid0", "XID codes run from 1 to 999"),
+        ("gpu=3,fault=thermal,for=0s", "for must be longer than 0"),
+        ("gpu=3,fault=thermal,gpu=4", "gpu given twice"),
     ],
 )
 def test_bad_fault_text_names_the_bad_part(text: str, names: str) -> None:
