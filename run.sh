@@ -109,11 +109,16 @@ run_demo() {
     exec "$VENV/bin/gpu-health" demo "$@"
 }
 
+usage() {
+    echo "usage: ./run.sh demo [options]   start the demo stack on a simulated fleet"
+    echo "                                  (./run.sh demo --help for its options)"
+    echo "       ./run.sh test [pytest options]  run the whole test suite"
+}
+
 case "${1:-}" in
     test) shift; run_tests "$@" ;;
     demo) shift; run_demo "$@" ;;
-    *)
-        echo "usage: ./run.sh demo [options]   start the demo stack on a simulated fleet" >&2
-        echo "       ./run.sh test             run the whole test suite" >&2
-        exit 2 ;;
+    -h|--help|help) usage ;;
+    "") usage >&2; exit 2 ;;
+    *) echo "./run.sh: unknown command '$1'" >&2; usage >&2; exit 2 ;;
 esac

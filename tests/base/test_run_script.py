@@ -34,3 +34,16 @@ def test_a_failing_step_shows_its_log_and_stops(tmp_path: Path) -> None:
     bad = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "not-reached" not in bad.stdout
     assert "the-real-error" in bad.stderr and "install.log" in bad.stderr
+
+
+def test_help_is_an_answer_and_an_unknown_command_is_named() -> None:
+    """``./run.sh --help`` printed the usage to stderr with exit code 2, as for a mistake; a
+    mistyped command was not named."""
+    helped = subprocess.run([str(RUN_SH), "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and helped.stderr == ""
+    assert "./run.sh demo" in helped.stdout and "./run.sh test" in helped.stdout
+    typo = subprocess.run([str(RUN_SH), "tset"], capture_output=True, text=True, check=False)
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert typo.stderr.startswith("./run.sh: unknown command 'tset'\nusage: ")
+    bare = subprocess.run([str(RUN_SH)], capture_output=True, text=True, check=False)
+    assert bare.returncode == 2 and bare.stderr.startswith("usage: ")
