@@ -27,13 +27,14 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gpu_health import cli_validate, stack
 from gpu_health.errors import UserError
 from gpu_health.sim.batch import Windows, board_record
-from gpu_health.sim.fleet import build_fleet
+from gpu_health.sim.fleet import Fleet, build_fleet
 from gpu_health.sim.timeparse import parse_duration
 from gpu_health.unix_time import parse_time
 
@@ -267,6 +268,8 @@ def _backfill(
     end = math.floor((time.time() if end_time is None else end_time) / resolution) * resolution
     start = end - days * 86400.0
     first = math.ceil(start / resolution) * resolution
+    # Sized before any of it is written, or even its timestamps allocated.
+    _check_room(out, _history_samples(windows.fleet, first, end + resolution, resolution, schema))
     ts_all = np.arange(first, end + resolution / 2, resolution, dtype=np.float64)
     out.mkdir(parents=True, exist_ok=True)
     om_dir = out / "openmetrics" if keep_openmetrics else _scratch_dir(out)
@@ -294,7 +297,8 @@ def _backfill(
                 break
             worker.jobs.put(path)
             if progress is not None:
-                _progress(progress, i + 1, len(chunks), writer.samples, busy)
+                left = (time.perf_counter() - started) / (i + 1) * (len(chunks) - i - 1)
+                _progress(progress, i + 1, len(chunks), writer.samples, busy, left)
     except BaseException:  # SIGTERM's SystemExit, Ctrl-C, an error: nothing here is kept
         worker.cancel()
         raise
@@ -324,6 +328,56 @@ def _backfill(
         "start": float(ts_all[0]),
         "end": float(ts_all[-1]),
     }
+
+
+#: Prometheus' chunks store a sample in 2 bits at best (a timestamp and a value both equal to
+#: the previous ones'); simulated readings vary, and a real block takes 1 to 3 bytes a sample.
+#: Used as a floor: a history that needs more than the free space even at this size cannot fit.
+MIN_BYTES_PER_SAMPLE = 0.25
+
+
+#: Boards rendered to learn the series a board sends (spread over the fleet's models).
+SIZE_PROBE_BOARDS = 16
+
+
+def _history_samples(
+    fleet: Fleet, start: float, end: float, resolution: float, schema: str
+) -> float:
+    """About how many samples the history of ``fleet`` over [start, end) holds: the seconds its
+    boards are installed in it, one sample per ``resolution``, times the series a board sends
+    (one instant of up to :data:`SIZE_PROBE_BOARDS` boards rendered; the health series, left
+    out, only add to it). Cheap at any size: a board's time is arithmetic, and the render is
+    of a few boards, not the fleet (an instant of 10,000 GPUs takes 40 s to render)."""
+    import numpy as np
+
+    from gpu_health.sim.openmetrics import Writer
+
+    installed = sum(
+        max(0.0, min(b.end, end) - max(b.start, start)) for sl in fleet.slots for b in sl.boards
+    )
+    last = end - resolution
+    present = [sl for sl in fleet.slots if any(b.start <= last < b.end for b in sl.boards)]
+    sample = present[:: max(1, len(present) // SIZE_PROBE_BOARDS)][:SIZE_PROBE_BOARDS]
+    if not sample:
+        return 0.0
+    probe = Writer(schema, None)
+    instant = np.array([last])
+    probe.render(list(Windows(replace(fleet, slots=sample)).window(instant)), instant)
+    return installed / resolution * probe.samples / len(sample)
+
+
+def _check_room(staging: Path, samples: float) -> None:
+    """Refuse, before writing, a history that cannot fit on the disk it is written to
+    (``--days 3650 --resolution 1s`` is about 10^12 samples: days of writing, then a full
+    disk and a traceback from promtool)."""
+    need = samples * MIN_BYTES_PER_SAMPLE
+    free = shutil.disk_usage(staging).free
+    if need > free:
+        raise UserError(
+            f"--out: this history is about {samples:.2g} samples, at least {need / 1e9:,.1f} GB "
+            f"in Prometheus' format, and the file system of {staging.parent} has "
+            f"{free / 1e9:,.1f} GB free: fewer --gpus or --days, or a coarser --resolution"
+        )
 
 
 def _scratch_dir(out: Path) -> Path:
@@ -360,13 +414,18 @@ def _is_tty(stream: Any) -> bool:
     return bool(isatty()) if callable(isatty) else False
 
 
-def _progress(stream: Any, done: int, total: int, samples: int, busy: float) -> None:
+def _progress(
+    stream: Any, done: int, total: int, samples: int, busy: float, left_s: float = 0.0
+) -> None:
     """Redraw a bar on a terminal; when piped, write a plain line per tenth of the windows.
+    ``left_s``: the time the remaining windows should take at the pace so far.
 
     Carriage-return frames in a log or a CI transcript make one endless line of overdrawn bars.
     """
     rate = samples / busy if busy else 0.0
     figures = f"{samples / 1e6:8.1f}M samples  {rate / 1e6:5.2f}M samples/s written"
+    if done < total:
+        figures += f"  {_duration_text(left_s)} left"
     if not _is_tty(stream):
         lines = PLAIN_PROGRESS_LINES
         if done * lines // total > (done - 1) * lines // total:
@@ -380,6 +439,20 @@ def _progress(stream: Any, done: int, total: int, samples: int, busy: float) -> 
         f"\rbackfill [{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}% {figures}"
     )
     stream.flush()
+
+
+def _duration_text(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h 20m``, ``2d 4h``: an estimate, so no finer than it can be."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{minutes:.0f}m"
+    hours, minutes = divmod(int(minutes), 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"
 
 
 FAILURE_COLUMNS = (

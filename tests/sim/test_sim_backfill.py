@@ -136,7 +136,26 @@ def test_piped_progress_is_a_few_plain_lines(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.startswith("backfill ")]
     assert 2 <= len(lines) <= 10  # one per tenth of the windows at most
     assert lines[-1].startswith("backfill 100.0% (13/13 windows)")
-    assert "samples/s written" in lines[-1]
+    assert "samples/s written" in lines[-1] and " left" not in lines[-1]
+    assert all(line.endswith(" left") for line in lines[:-1])  # how long the rest should take
+
+
+def test_a_history_that_cannot_fit_is_refused_before_it_is_written(tmp_path: Path) -> None:
+    """10 years of 1,000 GPUs at one sample a second: terabytes. It was started (its 2.5 GB of
+    timestamps allocated first), to end days later on a full disk."""
+    argv = [str(BIN), "backfill", "--gpus", "1000", "--days", "3650", "--resolution", "1s"]
+    result = subprocess.run(
+        [*argv, "--out", str(tmp_path / "huge"), "--end-time", str(END)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # no progress line: no window written
+    assert "GB in Prometheus' format" in result.stderr and "GB free" in result.stderr
+    assert "coarser --resolution" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no staging directory left behind
 
 
 def test_progress_on_a_terminal_is_a_redrawn_bar(tmp_path: Path) -> None:
