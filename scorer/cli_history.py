@@ -266,7 +266,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report["empty_features"] = [
         n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()
     ]
+    print(format_report(report))  # first: a JSON file that cannot be written loses nothing
     if args.json_out:
         write_atomically(args.json_out, json.dumps(report, indent=2) + "\n", "--json")
-    print(format_report(report))
     return 0

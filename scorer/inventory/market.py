@@ -7,13 +7,12 @@ its date travels with every sell recommendation so a stale quote is visible next
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_health.config import show
+from gpu_health.csv_file import parse_csv
 from gpu_health.errors import UserError
 from gpu_health.scorer.inventory.loader import read_text
 
@@ -49,15 +48,15 @@ class MarketPrices:
 
 
 def parse_market_prices(text: str, source: str) -> MarketPrices:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
+    table = parse_csv(text, source)
+    header = list(table.header)
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise UserError(f"{source}: missing column {missing[0]!r} (required: {', '.join(COLUMNS)})")
     out: list[MarketPrice] = []
-    for row in reader:
-        where = f"{source}: line {reader.line_num}"
-        cells = {str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None}
+    for line, row in table.rows():
+        where = f"{source}: line {line}"
+        cells = {k: v.strip() for k, v in row.items()}
         if not any(cells.values()):
             continue
         model = cells["model"]

@@ -26,9 +26,10 @@ MAX_CSV_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class CsvFile:
-    """A CSV file's header (cells stripped) and its text, for :meth:`rows`."""
+    """A CSV file's header (cells stripped) and its text, for :meth:`rows`; ``source`` names it
+    in errors."""
 
-    path: Path
+    source: str
     header: tuple[str, ...]
     text: str
 
@@ -44,31 +45,35 @@ class CsvFile:
                 if any(c.strip() for c in cells):
                     if len(cells) > len(self.header):
                         raise UserError(
-                            f"{self.path}: line {line}: {len(cells)} cells, but the header has "
+                            f"{self.source}: line {line}: {len(cells)} cells, but the header has "
                             f"{len(self.header)} columns"
                         )
                     padded = [*cells, *([""] * (len(self.header) - len(cells)))]
                     yield line, dict(zip(self.header, padded, strict=True))
                 line = reader.line_num + 1
         except csv.Error as exc:
-            raise UserError(f"{self.path}: line {reader.line_num}: {exc}") from None
+            raise UserError(f"{self.source}: line {reader.line_num}: {exc}") from None
 
 
 def read_csv(path: Path | str, max_bytes: int = MAX_CSV_BYTES) -> CsvFile:
-    """Read and check a CSV file's header: one line naming the file on any problem (not a
+    """Read a CSV file and check its header: one line naming the file on any problem (not a
     regular file, too large, not UTF-8, no header, a column named twice)."""
-    path = Path(path)
-    text = read_text_file(path, max_bytes).removeprefix("\ufeff")
+    return parse_csv(read_text_file(path, max_bytes), str(path))
+
+
+def parse_csv(text: str, source: str) -> CsvFile:
+    """:func:`read_csv` of text already read (bounded) by the caller."""
+    text = text.removeprefix("\ufeff")
     try:
         first = next(csv.reader(io.StringIO(text, newline="")), None)
     except csv.Error as exc:
-        raise UserError(f"{path}: line 1: {exc}") from None
+        raise UserError(f"{source}: line 1: {exc}") from None
     header = tuple(h.strip() for h in first or ())
     if not any(header):
-        raise UserError(f"{path}: empty file (expected a header line)")
+        raise UserError(f"{source}: empty file (expected a header line)")
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise UserError(f"{path}: line 1: column {name!r} appears twice")
+            raise UserError(f"{source}: line 1: column {name!r} appears twice")
         seen.add(name)
-    return CsvFile(path, header, text)
+    return CsvFile(source, header, text)

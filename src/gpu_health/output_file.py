@@ -35,9 +35,8 @@ def open_atomically(path: Path, flag: str) -> Iterator[TextIO]:
     The new file gets the permissions a plain ``open`` would give it (0666 less the umask), not
     the 0600 of a temporary file, so a report served by a web server stays readable.
     """
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:  # beside the target, so that the rename stays on one file system
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise UserError(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
     tmp = Path(tmp_name)

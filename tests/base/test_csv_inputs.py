@@ -88,6 +88,8 @@ def test_each_csv_and_secret_option_refuses_a_bad_file_in_one_line(
     binary.write_bytes(b"\x00\x01\xff\xfe")
     ages = tmp_path / "ages.csv"
     ages.write_text("uuid,age_days\nGPU-1,400\nGPU-2,nan\n")
+    prices = tmp_path / "prices.csv"  # a cell past csv's field limit was a traceback
+    prices.write_text("model,condition,price,date\nH100,used," + "9" * 200_000 + ",2026-01-01\n")
     history = ["--prometheus.url", DEAD, "--start", "1796000000", "--end", "1796083140"]
     score = ["score", "--at", "1796000000"]
     listen = ["--web.listen-address", "127.0.0.1:0"]
@@ -107,6 +109,11 @@ def test_each_csv_and_secret_option_refuses_a_bad_file_in_one_line(
             scorer_cli.main,
             ["serve", "--prometheus.url", DEAD, "--once", "--econ.inventory", "/dev/zero"],
             "",
+        ),
+        (
+            scorer_cli.main,
+            ["serve", "--prometheus.url", DEAD, "--once", "--market.prices", str(prices)],
+            "line 2: field larger than field limit",
         ),
         (
             exporter_cli.main,
@@ -137,6 +144,7 @@ def test_each_csv_and_secret_option_refuses_a_bad_file_in_one_line(
         code, err = run_main(main, argv, capsys)
         assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
         assert named in err, (argv, err)
-        bad = next(a for a in argv if a in (str(fifo), str(binary), str(ages), "/dev/zero"))
+        named_files = (str(fifo), str(binary), str(ages), str(prices), "/dev/zero")
+        bad = next(a for a in argv if a in named_files)
         assert bad in err, (argv, err)
         assert "127.0.0.1:9" not in err  # the file was read, and refused, before any query
