@@ -21,6 +21,7 @@ import logging
 import os
 import select
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -40,6 +41,24 @@ from gpu_health.exporter.kmsg.parser import (
 log = logging.getLogger(__name__)
 
 KMSG = "/dev/kmsg"
+#: The kernel log's character device (major, minor), the same in a container it is mounted into.
+KMSG_DEVICE = (1, 11)
+
+
+def _other_device(path: str) -> str | None:
+    """Why ``path`` is a character device other than the kernel log, or None. ``/dev/zero``
+    given by mistake was read for ever at a third of a core; a regular file (a saved log, the
+    tests') or a FIFO is read as the log it holds."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # the open that follows says why
+    if not stat.S_ISCHR(info.st_mode):
+        return None
+    device = (os.major(info.st_rdev), os.minor(info.st_rdev))
+    if device == KMSG_DEVICE:
+        return None
+    return f"character device {device[0]}:{device[1]}, not the kernel log (1:11)"
 JOURNALCTL = ("journalctl", "-k", "-b", "-o", "json", "--no-pager")
 #: one /dev/kmsg read returns one record; the kernel refuses buffers smaller than the record
 _READ_SIZE = 2 * MAX_RECORD
@@ -129,6 +148,9 @@ class KernelLogReader:
 
     def _probe_kmsg(self) -> tuple[str | None, int | None]:
         """(error, sequence number of the oldest record still in the ring)."""
+        not_kmsg = _other_device(self.kmsg_path)
+        if not_kmsg is not None:
+            return not_kmsg, None
         try:
             fd = os.open(self.kmsg_path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:

@@ -300,3 +300,19 @@ def test_the_kernel_log_is_read_for_the_hosts_gpus_only_unless_asked() -> None:
     explicit = options_for("sim", False, "/tmp/kmsg")
     assert explicit.enabled and explicit.kmsg_path == "/tmp/kmsg" and not explicit.journal
     assert not options_for("nvml", True, "/dev/kmsg").enabled
+
+
+def test_a_character_device_that_is_not_the_kernel_log_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``--kernel-log.path /dev/zero`` was read for ever at a third of a core; it is refused by
+    its device numbers (``/dev/kmsg`` is 1:11), as an unreadable log is, and nothing is read."""
+    counts = KernelLogCounts(["00000000:3B:00.0"])
+    reader = KernelLogReader(counts, "/dev/zero", journal_command=None)
+    try:
+        with caplog.at_level("WARNING"):
+            assert reader.start(wait=5) is None
+    finally:
+        reader.close()
+    assert "character device 1:5, not the kernel log (1:11)" in caplog.text
+    assert reader._thread is None  # no reader thread was started
