@@ -44,6 +44,11 @@ KMSG = "/dev/kmsg"
 #: The kernel log's character device (major, minor), the same in a container it is mounted into.
 KMSG_DEVICE = (1, 11)
 
+JOURNALCTL = ("journalctl", "-k", "-b", "-o", "json", "--no-pager")
+#: one /dev/kmsg read returns one record; the kernel refuses buffers smaller than the record
+_READ_SIZE = 2 * MAX_RECORD
+_POLL_SECONDS = 0.5
+
 
 def _other_device(path: str) -> str | None:
     """Why ``path`` is a character device other than the kernel log, or None. ``/dev/zero``
@@ -59,10 +64,6 @@ def _other_device(path: str) -> str | None:
     if device == KMSG_DEVICE:
         return None
     return f"character device {device[0]}:{device[1]}, not the kernel log (1:11)"
-JOURNALCTL = ("journalctl", "-k", "-b", "-o", "json", "--no-pager")
-#: one /dev/kmsg read returns one record; the kernel refuses buffers smaller than the record
-_READ_SIZE = 2 * MAX_RECORD
-_POLL_SECONDS = 0.5
 
 
 class LineSplitter:
