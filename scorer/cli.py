@@ -19,7 +19,12 @@ import sys
 from collections.abc import Sequence
 
 from gpu_health import __version__
-from gpu_health.cli_support import OneLineArgumentParser, configure_logging, run_main
+from gpu_health.cli_support import (
+    EXIT_USAGE,
+    OneLineArgumentParser,
+    configure_logging,
+    run_main,
+)
 from gpu_health.scorer.cli_arguments import (
     DEFAULT_LISTEN,
     MODEL_HELP,
@@ -84,8 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_command(word: str) -> str:
+    """The one line for a first word that is no command. serve takes no positional argument,
+    so such a word was only ever a mistake, reported as "unrecognized arguments"; the
+    umbrella's commands (``plan``, ``report``, ``econ``...) are named where they live."""
+    from gpu_health.cli import SUBCOMMANDS as UMBRELLA_COMMANDS
+
+    where = ""
+    if word in {name for name, _module, _help in UMBRELLA_COMMANDS}:
+        where = f"; {word} is a command of gpu-health: gpu-health {word}"
+    return (
+        f"gpu-health-scorer: error: unknown command {word!r} (commands: "
+        f"{', '.join(SUBCOMMANDS)}){where} (see --help)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in SUBCOMMANDS:
+        print(_unknown_command(args_list[0]), file=sys.stderr)
+        return EXIT_USAGE
     if not args_list or (
         args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")
     ):

@@ -406,6 +406,10 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         (["evaluate", "--prometheus.url", "http://127.0.0.1:9"], 1, "--failures"),
         (["--prometheus.url", "ftp://x", "--once"], 2, "expected http"),
         (["--shard", "3/2", "--once"], 1, "--shard"),
+        # a first word that is no command was "unrecognized arguments: plan"
+        (["plan", "--json"], 2, "unknown command 'plan'"),
+        (["plan"], 2, "plan is a command of gpu-health: gpu-health plan"),
+        (["sevre", "--once"], 2, "unknown command 'sevre' (commands: serve, train,"),
     ]:
         result = subprocess.run([*SCORER, *argv], capture_output=True, text=True, timeout=60)
         assert result.returncode == code, (argv, result.stderr)
