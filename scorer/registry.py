@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_health.errors import UserError
+from gpu_health.output_file import write_atomically
 from gpu_health.scorer.model import CHECKSUMS, MANIFEST, FailureModel, ModelError
 
 EVALUATION = "evaluation.json"
@@ -51,13 +52,7 @@ def _sha256_file(path: Path) -> str:
 def _write_checksums(directory: Path) -> None:
     files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != CHECKSUMS)
     lines = [f"{_sha256_file(directory / f)}  {f}" for f in files]
-    _atomic_write(directory / CHECKSUMS, "\n".join(lines) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(directory / CHECKSUMS, "\n".join(lines) + "\n", "--store")
 
 
 class Store:
@@ -152,7 +147,7 @@ class Store:
             }
         )
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / REGISTRY, json.dumps(state, indent=2) + "\n")
+        write_atomically(self.root / REGISTRY, json.dumps(state, indent=2) + "\n", "--store")
 
     def rollback(self, to: str | None = None) -> str:
         """Serve the version that served before the current one (or ``to``)."""

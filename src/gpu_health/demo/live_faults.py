@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from gpu_health.errors import UserError
+from gpu_health.output_file import write_atomically
 from gpu_health.sim.faults import FAULT_HELP, MAX_FAULTS, parse_fault
 
 FAULTS_FILE = "live-faults.yaml"
@@ -146,9 +147,8 @@ def _exporter_running(workdir: Path) -> bool:
 
 
 def _write_atomically(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    """The faults file whole: the exporter watching it never reads half an edit."""
+    write_atomically(path, yaml.safe_dump(data, sort_keys=False), "faults file")
 
 
 def add_fault(workdir: Path, spec: str) -> str:
