@@ -82,7 +82,8 @@ def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="'NAME: VALUE'",
-        help="extra request header, repeatable (e.g. 'X-Scope-OrgID: team-a')",
+        help="extra request header, repeatable (e.g. 'X-Scope-OrgID: team-a'); not "
+        "Authorization: credentials come from the *-file options",
     )
     g.add_argument(
         "--prometheus.max-answer-bytes",

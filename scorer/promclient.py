@@ -84,7 +84,9 @@ def _read_secret(path: str, what: str) -> str:
 def parse_headers(pairs: list[str]) -> dict[str, str]:
     """``Name: value`` strings from the command line into a header dict, checked at start-up: a
     name that is not an HTTP token or a value with CR, LF or another control character would fail
-    every request (or split it), so it is refused here with the offending flag value."""
+    every request (or split it), so it is refused here with the offending flag value. An
+    ``Authorization`` header is refused too, naming only the header: its value is a secret, which
+    the ``*-file`` options keep out of the process list."""
     headers: dict[str, str] = {}
     for pair in pairs:
         name, found, value = pair.partition(":")
@@ -96,6 +98,13 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
             raise UserError(f"--prometheus.header {shown!r}: expected 'Name: value'")
         if not _TOKEN.fullmatch(name):
             raise UserError(f"--prometheus.header {shown!r}: {name!r} is not a valid header name")
+        if name.lower() in _CREDENTIAL_HEADERS:
+            # the value is the secret: named by the header alone
+            raise UserError(
+                f"--prometheus.header {name}: a credential on the command line shows in the "
+                "process list; use --prometheus.bearer-token-file or "
+                "--prometheus.basic-auth-username with --prometheus.basic-auth-password-file"
+            )
         if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
             raise UserError(
                 f"--prometheus.header {shown!r}: the value has a control character (CR, LF, ...)"
@@ -105,6 +114,8 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Headers whose value is a credential: read from a file (``*_file`` options), never a flag.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
 
 
 class PromClient:

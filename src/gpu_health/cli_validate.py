@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -98,18 +99,38 @@ def duration(minimum: float, maximum: float) -> Callable[[str], float]:
 def http_url(text: str) -> str:
     """An argparse ``type``: an ``http://`` or ``https://`` base URL with a host (a Prometheus,
     Thanos or Mimir address), refused at start rather than at the first query, where an empty
-    string or a bad IPv6 address ended in a traceback."""
+    string or a bad IPv6 address ended in a traceback.
+
+    A URL holding credentials (``http://user:password@host``) is refused: the password would be
+    in the process list, and it was printed in every error naming the URL (``report`` and
+    ``plan`` then failed anyway, looking the whole ``user:password@host`` up as a host name).
+    No message of this function shows the password."""
     url = text.strip()
+    shown = without_password(text)
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {exc}") from None
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: expected http:// or https:// and a host, e.g. http://127.0.0.1:9090"
+            f"{shown!r}: expected http:// or https:// and a host, e.g. http://127.0.0.1:9090"
+        )
+    if "@" in parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{shown!r}: credentials in the URL are refused (they would show in the process "
+            "list and in errors); gpu-health-scorer reads them from "
+            "--prometheus.basic-auth-username and --prometheus.basic-auth-password-file"
         )
     return url
+
+
+_USERINFO = re.compile(r"(//[^/?#@]*?):[^/?#@]*@")
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part shown as ``***``."""
+    return _USERINFO.sub(r"\1:***@", url)
 
 
 def unix_time(text: str) -> float:

@@ -107,6 +107,35 @@ def test_prometheus_urls_are_checked_at_start(url: str, capsys: pytest.CaptureFi
         assert code == 2 and f"argument {argv[-2]}: {url!r}" in err, (argv, err)
 
 
+@pytest.mark.parametrize(
+    "url", ["http://admin:hunter2@127.0.0.1:9", "http://admin:hunter2@[::1", "https://admin@h:9"]
+)
+def test_credentials_in_a_prometheus_url_are_refused_and_never_shown(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, the scorer took them and printed the password in every error naming the URL,
+    and ``report`` and ``plan`` looked ``admin:hunter2@127.0.0.1`` up as a host name, printing
+    it too. Now every command refuses the URL at start, with the password masked."""
+    commands: list[tuple[Main, list[str]]] = [
+        (umbrella.main, ["report", "--prometheus", url]),
+        (umbrella.main, ["plan", "--prometheus", url]),
+        (umbrella.main, ["econ", "--prometheus", url]),
+        (scorer_cli.main, ["score", "--at", "0", "--prometheus.url", url]),
+        (scorer_cli.main, ["serve", "--once", "--prometheus.url", url]),
+    ]
+    for main, argv in commands:
+        code, err = run_main(main, argv, capsys)
+        assert is_one_line_error(code, err), (argv, err)
+        assert code == 2 and f"argument {argv[-2]}: " in err, (argv, err)
+        assert "hunter2" not in err, (argv, err)
+        assert "credentials in the URL" in err or "is not a URL" in err, (argv, err)
+    assert cli_validate.without_password(url).count("hunter2") == 0
+
+
+def test_an_at_sign_in_a_url_path_is_no_credential() -> None:
+    assert cli_validate.http_url("http://h:9/x@y") == "http://h:9/x@y"
+
+
 def test_prometheus_urls_with_a_path_or_spaces_are_taken() -> None:
     assert cli_validate.http_url(" http://127.0.0.1:9090 ") == "http://127.0.0.1:9090"
     mimir = "https://mimir.example:8080/prometheus"

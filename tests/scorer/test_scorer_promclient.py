@@ -188,6 +188,22 @@ def test_missing_credential_file_is_a_user_error(tmp_path: Path) -> None:
         parse_headers(["no-separator"])
 
 
+@pytest.mark.parametrize("header", ["Authorization: Bearer s3cret", "proxy-authorization=s3cret"])
+def test_a_credential_header_on_the_command_line_is_refused_unshown(
+    header: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flag's value is in the process list: the token belongs in --prometheus.bearer-token-file.
+    Refused at start through the real command line, the value never printed."""
+    from gpu_health.scorer import cli as scorer_cli
+    from tests.base.command_runs import is_one_line_error, run_main
+
+    argv = ["score", "--at", "0", "--prometheus.url", "http://127.0.0.1:9"]
+    code, err = run_main(scorer_cli.main, [*argv, "--prometheus.header", header], capsys)
+    assert is_one_line_error(code, err), err
+    assert "--prometheus.bearer-token-file" in err and "s3cret" not in err, err
+    assert parse_headers(["X-Scope-OrgID: team-a"]) == {"X-Scope-OrgID": "team-a"}
+
+
 def test_tls_with_ca_file(tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
