@@ -11,6 +11,7 @@ from typing import Any
 
 from gpu_health import stack
 from gpu_health.errors import UserError
+from gpu_health.safetext import one_line
 from gpu_health.scorer.inventory.model import Inventory
 from gpu_health.scorer.planning.plan import DEFAULT_DOWNTIME_HOURS, FleetPlan, GpuRisk, build_plan
 
@@ -28,8 +29,8 @@ def prometheus_query(url: str, at: float | None = None) -> Query:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"cannot reach Prometheus at {base}: {reason}") from None
-        except RuntimeError as exc:
-            raise UserError(f"Prometheus at {base}: {exc}") from None
+        except (RuntimeError, ValueError) as exc:  # refused, too large, not JSON
+            raise UserError(f"Prometheus at {base}: {one_line(str(exc), 300)}") from None
 
     return query
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -103,30 +105,57 @@ class AnswerTooLarge(ValueError):
     """The answer passed its byte cap."""
 
 
+#: The most of an error answer's body kept (Prometheus' refusals are a line of JSON).
+MAX_ERROR_BODY_BYTES = 64 * 1024
+
+
 def fetch(url: str, timeout: float, max_bytes: int = MAX_ANSWER_BYTES) -> bytes:
     """GET ``url``: the body, all of it within ``timeout`` seconds and ``max_bytes`` bytes.
 
     Raises TimeoutError past the deadline, :class:`AnswerTooLarge` past the cap, and urllib's
-    errors otherwise (HTTPError for a non-2xx answer, URLError when unreachable).
+    errors otherwise (HTTPError for a non-2xx answer, URLError when unreachable). An HTTPError's
+    body (at most :data:`MAX_ERROR_BODY_BYTES`) is read within the same deadline, so that its
+    ``read()`` afterwards, which Prometheus' reason for refusing a query needs, never waits.
     """
     deadline = time.monotonic() + timeout
     with cut_at(deadline) as cut:
         try:
-            with _OPENER.open(url, timeout=timeout) as response:
-                chunks: list[bytes] = []
-                total = 0
-                while chunk := response.read1(65536):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise AnswerTooLarge(f"{url}: answer larger than {max_bytes} bytes")
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{url}: no complete answer within {timeout:g}s")
-                return b"".join(chunks)
+            try:
+                response = _OPENER.open(url, timeout=timeout)
+            except urllib.error.HTTPError as exc:
+                body = _read(exc, url, timeout, deadline, MAX_ERROR_BODY_BYTES, keep=True)
+                exc.close()
+                raise urllib.error.HTTPError(
+                    exc.url, exc.code, exc.msg, exc.hdrs, io.BytesIO(body)
+                ) from None
+            with response:
+                return _read(response, url, timeout, deadline, max_bytes)
+        except urllib.error.HTTPError:
+            raise
         except (OSError, http.client.HTTPException):
             if cut.fired:
                 raise TimeoutError(f"{url}: no complete answer within {timeout:g}s") from None
             raise
+
+
+def _read(
+    response: Any, url: str, timeout: float, deadline: float, max_bytes: int, keep: bool = False
+) -> bytes:
+    """The body of ``response`` by ``deadline`` (``timeout`` seconds after the request began);
+    past ``max_bytes``, :class:`AnswerTooLarge`, or with ``keep`` its first ``max_bytes``."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := response.read1(65536):
+        total += len(chunk)
+        if total > max_bytes:
+            if keep:
+                chunks.append(chunk[: max_bytes - (total - len(chunk))])
+                break
+            raise AnswerTooLarge(f"{url}: answer larger than {max_bytes} bytes")
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url}: no complete answer within {timeout:g}s")
+    return b"".join(chunks)
 
 
 # -- requests (the scorer's extra) -----------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from gpu_health import die_with_parent, http_deadline
+from gpu_health.safetext import one_line
 
 #: Debian package that provides each binary, for the one-line install hint.
 PACKAGES = {
@@ -455,13 +456,34 @@ def promtool_backfill_rules(
     return _promtool(argv, f"backfill the rules of {rule_file}")
 
 
+def _answer(url: str, timeout: float, promql: str, what: str) -> Any:
+    """The JSON answer to a query; where Prometheus (or VictoriaMetrics) refused it with an
+    error answer (HTTP 400 for a range it cannot take, 422 for an evaluation that failed), a
+    RuntimeError naming its reason, as for an answer whose status is "error". Before, the callers
+    saw only urllib's HTTPError and reported "cannot reach Prometheus: Bad Request". An error
+    answer that is not such JSON (a proxy's 502) stays an HTTPError."""
+    try:
+        return _json(url, timeout)
+    except urllib.error.HTTPError as exc:
+        try:
+            payload = json.loads(exc.read())
+        except (OSError, ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict) or payload.get("status") != "error":
+            raise
+        reason = one_line(str(payload.get("error")), 300)
+        raise RuntimeError(
+            f"{what} refused (HTTP {exc.code}): {reason}; the {what} was {one_line(promql, 300)!r}"
+        ) from None
+
+
 def query(base_url: str, promql: str, at: float | None = None, timeout: float = 30.0) -> list[Any]:
     """Run an instant query and return ``data.result`` (raises on an error answer)."""
     params = {"query": promql}
     if at is not None:
         params["time"] = f"{at:.3f}"
     url = f"{base_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-    payload = _json(url, timeout)
+    payload = _answer(url, timeout, promql, "query")
     if not isinstance(payload, dict):
         raise ValueError(f"query {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":
@@ -476,7 +498,7 @@ def query_range(
     """Run a range query and return ``data.result`` (matrix; raises on an error answer)."""
     params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
     url = f"{base_url}/api/v1/query_range?{urllib.parse.urlencode(params)}"
-    payload = _json(url, timeout)
+    payload = _answer(url, timeout, promql, "range query")
     if not isinstance(payload, dict):
         raise ValueError(f"range query {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":

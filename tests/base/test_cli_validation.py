@@ -178,6 +178,9 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["backfill", "--out", str(tmp_path / "no" / "such" / "d")], "does not exist"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--top", "-3"], "--top"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--at", "nan"], "--at"),
+        # both reached Prometheus, which refused the query: "cannot reach Prometheus"
+        (["report", "--prometheus", "http://127.0.0.1:9", "--period", "0d"], "at most 3650d"),
+        (["report", "--prometheus", "http://127.0.0.1:9", "--period", "99999999w"], "3650d"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--at", "1796083200000"], "millis"),
         (["report", "--prometheus", "http://127.0.0.1:9", "--html", "/proc/x.html"], "--html"),
         (

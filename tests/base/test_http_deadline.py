@@ -86,3 +86,32 @@ def test_an_answer_past_the_byte_cap_is_refused(server: Callable[[Serve], str]) 
     with pytest.raises(http_deadline.AnswerTooLarge, match="larger than 1000 bytes"):
         http_deadline.fetch(url, timeout=5.0, max_bytes=1000)
     assert http_deadline.fetch(url, timeout=5.0, max_bytes=5000) == body
+
+
+def test_an_error_answers_body_is_read_within_the_deadline(server: Callable[[Serve], str]) -> None:
+    """Prometheus says why it refused a query in the body of its error answer: the body is read
+    before :func:`fetch` raises, capped and by the same deadline, so reading it never waits."""
+    import urllib.error
+
+    reason = b'{"status":"error","errorType":"bad_data","error":"zero range"}'
+    head = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+    url = server(lambda c: c.sendall(head + b"Content-Length: %d\r\n\r\n" % len(reason) + reason))
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        http_deadline.fetch(url, timeout=5.0)
+    assert raised.value.code == 400 and raised.value.read() == reason
+
+    huge = b"x" * (3 * http_deadline.MAX_ERROR_BODY_BYTES)
+    url = server(lambda c: c.sendall(head + b"Content-Length: %d\r\n\r\n" % len(huge) + huge))
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        http_deadline.fetch(url, timeout=5.0)
+    assert len(raised.value.read()) == http_deadline.MAX_ERROR_BODY_BYTES
+
+    def drip_body(conn: socket.socket) -> None:
+        conn.sendall(head + b"Content-Length: 100\r\n\r\n")
+        _drip(b"{" + b" " * 99)(conn)
+
+    url = server(drip_body)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="no complete answer within 1s"):
+        http_deadline.fetch(url, timeout=1.0)
+    assert time.monotonic() - started < 2.0

@@ -49,12 +49,20 @@ DEFAULT_QUERY_TIMEOUT = 30.0
 RANGE_TIMEOUT_FACTOR = 2.0
 
 
+#: The longest ``--period``: ten years, far past any retention. ``0d`` and ``99999999w`` reached
+#: Prometheus, which refused the query, and the report said it could not reach Prometheus.
+MAX_PERIOD_S = 3650 * 86400
+
+
 def parse_period(text: str) -> int:
-    """``7d``, ``24h``, ``90m`` -> seconds."""
+    """``7d``, ``24h``, ``90m`` -> seconds, from one second to :data:`MAX_PERIOD_S`."""
     match = _DURATION.match(text.strip())
-    if not match:
+    if not match or len(match.group(1)) > 12:
         raise UserError(f"--period {text!r}: expected a duration like 24h, 7d or 30d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not 0 < seconds <= MAX_PERIOD_S:
+        raise UserError(f"--period {text!r}: expected more than 0 and at most 3650d")
+    return seconds
 
 
 def _value(sample: dict[str, Any]) -> float:
@@ -136,8 +144,8 @@ class Gatherer:
             return stack.query(self.url, promql, at=when, timeout=self.query_timeout)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise self._unanswered(exc, self.query_timeout) from None
-        except ValueError as exc:  # too large, not JSON, not a Prometheus answer
-            raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 200)}") from None
+        except (ValueError, RuntimeError) as exc:  # too large, not JSON, refused by Prometheus
+            raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 300)}") from None
 
     def _unanswered(self, exc: OSError, timeout: float, what: str = "") -> UserError:
         """The one-line error for a request that got no answer: a timeout names the timeout and
@@ -403,8 +411,8 @@ class Gatherer:
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 what = "a trend (range) query "
                 raise self._unanswered(exc, range_timeout, what) from None
-            except ValueError as exc:
-                raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 200)}") from None
+            except (ValueError, RuntimeError) as exc:
+                raise UserError(f"Prometheus at {self.url}: {one_line(str(exc), 300)}") from None
             points = _range_points(result)
             if points:
                 report.trends[name] = points

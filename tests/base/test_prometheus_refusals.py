@@ -1,0 +1,67 @@
+"""A query that Prometheus refuses is named by Prometheus' own reason, never "cannot reach".
+
+Prometheus answers a query it will not run with an error status (422 past
+``--query.max-samples``, 400 for a range it cannot take, 503 past ``--query.timeout``) and a
+JSON body saying why. The report, ``plan`` and ``econ`` read only urllib's HTTPError and said
+"cannot reach Prometheus at URL: Unprocessable Entity" of a Prometheus that had answered.
+Here a real Prometheus refuses every query that loads more than one sample.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpu_health import cli as umbrella
+from tests.base.command_runs import is_one_line_error, run_main
+from tests.conftest import PrometheusFactory
+
+REFUSED = "refused (HTTP 422): query processing would load too many samples into memory"
+
+
+@pytest.fixture
+def refusing_prometheus(
+    prometheus_factory: PrometheusFactory, backfill: Callable[[str], Path]
+) -> tuple[str, int]:
+    """(URL, time) of a Prometheus holding two hours of one GPU's series and refusing every
+    query that loads more than one sample."""
+    now = int(time.time()) // 60 * 60
+    start = now - 2 * 3600
+    lines = []
+    labels = 'uuid="GPU-a",node="n1",gpu="0",model="NVIDIA H100 80GB HBM3"'
+    for name, value in (
+        ("gpu_up", "1"),
+        ("gpu_power_watts", "300"),
+        ("gpu_temperature_celsius", "50"),
+        ("gpu_econ_age_seconds", "1000"),
+    ):
+        lines.append(f"# TYPE {name} gauge")
+        lines += [f"{name}{{{labels}}} {value} {t}" for t in range(start, now, 60)]
+    lines.append("# TYPE gpu_failure_probability gauge")
+    for horizon in ("7d", "30d", "90d"):
+        lines += [
+            f'gpu_failure_probability{{{labels},horizon="{horizon}"}} 0.01 {t}'
+            for t in range(start, now, 60)
+        ]
+    lines.append("# EOF")
+    data_dir = backfill("\n".join(lines) + "\n")
+    prom = prometheus_factory(data_dir=data_dir, extra_args=["--query.max-samples=1"])
+    return prom.url, now - 60
+
+
+@pytest.mark.parametrize("command", ["report", "plan", "econ"])
+def test_a_refused_query_is_named_by_prometheus_reason(
+    command: str, refusing_prometheus: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, at = refusing_prometheus
+    argv = [command, "--prometheus", url]
+    if command != "econ":
+        argv += ["--at", str(at)]
+    code, err = run_main(umbrella.main, argv, capsys)
+    if command == "econ":  # its progress line comes first
+        err = err.removeprefix(f"querying {url} for the fleet ...\n")
+    assert is_one_line_error(code, err), err
+    assert REFUSED in err and "cannot reach" not in err, err
