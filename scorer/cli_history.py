@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import numpy as np
 from gpu_health import __version__, cli_validate
 from gpu_health.errors import UserError
 from gpu_health.output_file import open_atomically, write_atomically
+from gpu_health.safetext import one_line
 
 log = logging.getLogger("gpu_health.scorer")
 
@@ -92,6 +94,7 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
         # Absolute: the private Prometheus runs in a temporary working directory, where a
         # relative path would open (and create) an empty database.
         tsdb = _tsdb_dir(args.data_dir.resolve())
+        _refuse_if_open(args.data_dir, tsdb)
         start, end = block_time_range(tsdb)
         start = args.start or start
         end = args.end or end
@@ -103,18 +106,55 @@ def open_history(args: argparse.Namespace) -> Iterator[tuple[Any, float, float, 
             # SIGTERM unwinds like Ctrl-C, so the private Prometheus is stopped, not orphaned
             # (an orphan would hold the data dir's lock and block the next run).
             signal.signal(signal.SIGTERM, _exit_on_signal)
+            # The lock file keeps a second private Prometheus out of the database (two runs
+            # that both found it free); a running Prometheus was refused above.
+            lock = ["--storage.tsdb.use-lockfile"]
+            started = False
             try:
-                ctx = stack.prometheus(work, config, data_dir=tsdb, retention="36500d")
+                ctx = stack.prometheus(
+                    work, config, data_dir=tsdb, retention="36500d", extra_args=lock
+                )
                 with ctx as server:
+                    started = True
                     yield client_for(args, server.url), start, end, failures
             except stack.MissingBinaryError as exc:
                 raise UserError(str(exc)) from None
+            except RuntimeError as exc:
+                if started:
+                    raise
+                raise UserError(
+                    f"the private Prometheus on {tsdb} did not start: {_why(exc)}"
+                ) from None
         return
     if not args.failures:
         raise UserError("--failures CSV is required with --prometheus.url (or use --data-dir)")
     if not args.start:
         raise UserError("--start is required with --prometheus.url (or use --data-dir)")
     yield client_for(args), args.start, args.end or time.time(), args.failures
+
+
+def _refuse_if_open(given: Path, tsdb: Path) -> None:
+    """A UserError where another process has the database open: a second Prometheus on the
+    directory of a running one writes into the same database (:mod:`gpu_health.tsdb_holders`)."""
+    from gpu_health.tsdb_holders import holders
+
+    found = holders(tsdb)
+    if found:
+        pid, name = found[0]
+        raise UserError(
+            f"--data-dir {given}: process {pid} ({name}) has the database {tsdb} open, and a "
+            "second Prometheus on it would write into the same database: query that one "
+            "(--prometheus.url with --failures and --start), or give --data-dir a snapshot of "
+            "it (POST /api/v1/admin/tsdb/snapshot)"
+        )
+
+
+def _why(exc: RuntimeError) -> str:
+    """The cause in a Prometheus start-up failure: its log's last ``err=`` (a lock held, a
+    directory it may not write), else the failure's first line."""
+    text = str(exc)
+    reasons = re.findall(r'err="((?:[^"\\]|\\.)*)"', text)
+    return one_line(reasons[-1] if reasons else text.splitlines()[0], 300)
 
 
 #: Called by :func:`_collect` with the prediction times and the failures before any feature
