@@ -22,6 +22,7 @@ from typing import Any
 import requests
 import tenacity
 
+from gpu_health.cli_validate import NOT_FOUND_HINT
 from gpu_health.config import read_text_file
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.http_deadline import cut_at, requests_adapter
@@ -111,6 +112,11 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
             )
         headers[name] = value
     return headers
+
+
+def _not_found_hint(status: int) -> str:
+    """What a 404 from the query API most often means: the URL is not the server's base URL."""
+    return f"; {NOT_FOUND_HINT}" if status == 404 else ""
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -236,7 +242,9 @@ class PromClient:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
-            raise PrometheusError(f"HTTP {status} from {path}: not a Prometheus answer") from None
+            raise PrometheusError(
+                f"HTTP {status} from {path}: not a Prometheus answer{_not_found_hint(status)}"
+            ) from None
         if not isinstance(payload, dict):
             raise PrometheusError(f"HTTP {status} from {path}: not a Prometheus answer")
         if payload.get("status") != "success":

@@ -122,8 +122,28 @@ def http_url(text: str) -> str:
             "list and in errors); gpu-health-scorer reads them from "
             "--prometheus.basic-auth-username and --prometheus.basic-auth-password-file"
         )
+    page = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if page in _WEB_PAGES or "/api/v1" in parts.path:
+        # the part before the page (or before /api/v1): a route prefix such as /prometheus stays
+        cut = parts.path.find("/api/v1") if "/api/v1" in parts.path else parts.path.rfind(page)
+        base = urllib.parse.urlunsplit(
+            parts._replace(path=parts.path[:cut].rstrip("/"), query="", fragment="")
+        )
+        raise argparse.ArgumentTypeError(
+            f"{shown!r}: that is a page of the server, not its base URL; give {base}"
+        )
     return url
 
+
+#: The last path segment of a web page that users paste for the server's base URL: Prometheus'
+#: query page (``/graph``; 3.x's ``/query`` is left alone, a proxy may serve a Thanos Query
+#: under that prefix), VictoriaMetrics' UI (``/vmui``).
+_WEB_PAGES = frozenset({"graph", "vmui"})
+#: Said where the query API answers 404: the URL given is not the server's base URL.
+NOT_FOUND_HINT = (
+    "no query API under this URL: give the server's base URL (e.g. http://127.0.0.1:9090; "
+    "Mimir: http://mimir:8080/prometheus)"
+)
 
 _USERINFO = re.compile(r"(//[^/?#@]*?):[^/?#@]*@")
 

@@ -469,6 +469,10 @@ def _answer(url: str, timeout: float, promql: str, what: str) -> Any:
             payload = json.loads(exc.read())
         except (OSError, ValueError, RecursionError):
             payload = None
+        if exc.code == 404 and not isinstance(payload, dict):
+            from gpu_health.cli_validate import NOT_FOUND_HINT
+
+            raise RuntimeError(f"{what} answered HTTP 404: {NOT_FOUND_HINT}") from None
         if not isinstance(payload, dict) or payload.get("status") != "error":
             raise
         reason = one_line(str(payload.get("error")), 300)

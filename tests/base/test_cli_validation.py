@@ -132,6 +132,29 @@ def test_credentials_in_a_prometheus_url_are_refused_and_never_shown(
     assert cli_validate.without_password(url).count("hunter2") == 0
 
 
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://prom:9090/graph?g0.expr=up", "http://prom:9090"),
+        ("http://prom:9090/api/v1/query?query=up", "http://prom:9090"),
+        ("https://mimir:8080/prometheus/api/v1/query", "https://mimir:8080/prometheus"),
+        ("http://vm:8428/vmui/", "http://vm:8428"),
+    ],
+)
+def test_a_pasted_web_page_is_refused_with_the_base_url(
+    url: str, base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The address bar's URL of Prometheus' query page is what a newcomer pastes: it failed at
+    the first query with "Not Found" or "not a Prometheus answer"."""
+    for main, argv in [
+        (umbrella.main, ["report", "--prometheus", url]),
+        (scorer_cli.main, ["score", "--at", "0", "--prometheus.url", url]),
+    ]:
+        code, err = run_main(main, argv, capsys)
+        assert is_one_line_error(code, err) and code == 2, err
+        assert err.rstrip().endswith(f"not its base URL; give {base} (see --help)"), err
+
+
 def test_an_at_sign_in_a_url_path_is_no_credential() -> None:
     assert cli_validate.http_url("http://h:9/x@y") == "http://h:9/x@y"
 

@@ -65,3 +65,24 @@ def test_a_refused_query_is_named_by_prometheus_reason(
         err = err.removeprefix(f"querying {url} for the fleet ...\n")
     assert is_one_line_error(code, err), err
     assert REFUSED in err and "cannot reach" not in err, err
+
+
+@pytest.mark.parametrize("command", ["report", "plan", "econ", "score"])
+def test_a_url_without_the_query_api_says_to_give_the_base_url(
+    command: str, refusing_prometheus: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path under which no query API answers (404): before, "cannot reach Prometheus at
+    URL: Not Found" (report, plan) or "not a Prometheus answer" (the scorer)."""
+    from gpu_health.scorer import cli as scorer_cli
+
+    url, at = refusing_prometheus
+    wrong = f"{url}/prom"
+    if command == "score":
+        main, argv = scorer_cli.main, ["score", "--at", str(at), "--prometheus.url", wrong]
+    else:
+        main, argv = umbrella.main, [command, "--prometheus", wrong]
+    code, err = run_main(main, argv, capsys)
+    err = err.removeprefix(f"querying {wrong} for the fleet ...\n")
+    err = "".join(line for line in err.splitlines(True) if " INFO " not in line)  # scorer's log
+    assert is_one_line_error(code, err), err
+    assert "404" in err and "give the server's base URL" in err, err
