@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gpu_health import cli_validate
 from gpu_health.cli_support import OneLineArgumentParser, log_level_argument
+from gpu_health.prometheus_access import add_access_arguments
 
 DEFAULT_LISTEN = ":9836"
 MODEL_HELP = (
@@ -52,39 +53,7 @@ def _prometheus_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="attempts per query with exponential back-off (default: %(default)s)",
     )
-    g.add_argument(
-        "--prometheus.ca-file",
-        dest="prom_ca_file",
-        help="CA bundle to verify the server's TLS certificate",
-    )
-    g.add_argument(
-        "--prometheus.insecure-skip-verify",
-        dest="prom_insecure",
-        action="store_true",
-        help="do not verify TLS certificates (testing only)",
-    )
-    g.add_argument(
-        "--prometheus.bearer-token-file",
-        dest="prom_token_file",
-        help="file holding a bearer token (read at start, never logged)",
-    )
-    g.add_argument(
-        "--prometheus.basic-auth-username", dest="prom_user", help="basic-auth user name"
-    )
-    g.add_argument(
-        "--prometheus.basic-auth-password-file",
-        dest="prom_password_file",
-        help="file holding the basic-auth password",
-    )
-    g.add_argument(
-        "--prometheus.header",
-        dest="prom_headers",
-        action="append",
-        default=[],
-        metavar="'NAME: VALUE'",
-        help="extra request header, repeatable (e.g. 'X-Scope-OrgID: team-a'); not "
-        "Authorization: credentials come from the *-file options",
-    )
+    add_access_arguments(g)
     g.add_argument(
         "--prometheus.max-answer-bytes",
         dest="prom_max_bytes",

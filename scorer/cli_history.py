@@ -35,7 +35,8 @@ log = logging.getLogger("gpu_health.scorer")
 
 
 def client_for(args: argparse.Namespace, url: str | None = None) -> Any:
-    from gpu_health.scorer.promclient import PromClient, PromConfig, parse_headers
+    from gpu_health.prometheus_access import parse_headers
+    from gpu_health.scorer.promclient import PromClient, PromConfig
 
     if args.prom_retries < 1:
         raise UserError("--prometheus.retries must be at least 1")

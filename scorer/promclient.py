@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import socket
 import threading
 import time
@@ -23,9 +22,9 @@ import requests
 import tenacity
 
 from gpu_health.cli_validate import NOT_FOUND_HINT
-from gpu_health.config import read_text_file
-from gpu_health.errors import ConfigError, UserError
+from gpu_health.errors import UserError
 from gpu_health.http_deadline import cut_at, requests_adapter
+from gpu_health.prometheus_access import read_secret
 from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
 
@@ -69,59 +68,12 @@ class PromConfig:
     max_series: int = 200_000
 
 
-#: A bearer token (a JWT included) or a password is a few KiB at most: a larger file is a wrong
-#: path (/dev/zero was read until memory ran out, a FIFO waited for ever).
-MAX_SECRET_BYTES = 64 * 1024
-
-
-def _read_secret(path: str, what: str) -> str:
-    """The secret in ``path``, stripped; its content never appears in an error."""
-    try:
-        return read_text_file(path, MAX_SECRET_BYTES).strip()
-    except ConfigError as exc:
-        raise UserError(f"cannot read {what} file {path}: {exc.problem}") from None
-
-
-def parse_headers(pairs: list[str]) -> dict[str, str]:
-    """``Name: value`` strings from the command line into a header dict, checked at start-up: a
-    name that is not an HTTP token or a value with CR, LF or another control character would fail
-    every request (or split it), so it is refused here with the offending flag value. An
-    ``Authorization`` header is refused too, naming only the header: its value is a secret, which
-    the ``*-file`` options keep out of the process list."""
-    headers: dict[str, str] = {}
-    for pair in pairs:
-        name, found, value = pair.partition(":")
-        if not found:
-            name, found, value = pair.partition("=")
-        name, value = name.strip(), value.strip()
-        shown = one_line(pair, 80)
-        if not found or not name:
-            raise UserError(f"--prometheus.header {shown!r}: expected 'Name: value'")
-        if not _TOKEN.fullmatch(name):
-            raise UserError(f"--prometheus.header {shown!r}: {name!r} is not a valid header name")
-        if name.lower() in _CREDENTIAL_HEADERS:
-            # the value is the secret: named by the header alone
-            raise UserError(
-                f"--prometheus.header {name}: a credential on the command line shows in the "
-                "process list; use --prometheus.bearer-token-file or "
-                "--prometheus.basic-auth-username with --prometheus.basic-auth-password-file"
-            )
-        if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
-            raise UserError(
-                f"--prometheus.header {shown!r}: the value has a control character (CR, LF, ...)"
-            )
-        headers[name] = value
-    return headers
-
-
 def _not_found_hint(status: int) -> str:
     """What a 404 from the query API most often means: the URL is not the server's base URL."""
     return f"; {NOT_FOUND_HINT}" if status == 404 else ""
 
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Headers whose value is a credential: read from a file (``*_file`` options), never a flag.
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
 
 
 class PromClient:
@@ -145,12 +97,12 @@ class PromClient:
         elif config.insecure_skip_verify:
             self._verify = False
         if config.bearer_token_file:
-            token = _read_secret(config.bearer_token_file, "bearer token")
+            token = read_secret(config.bearer_token_file, "bearer token")
             self._session.headers["Authorization"] = f"Bearer {token}"
         elif config.basic_auth_username:
             password = ""
             if config.basic_auth_password_file:
-                password = _read_secret(config.basic_auth_password_file, "basic-auth password")
+                password = read_secret(config.basic_auth_password_file, "basic-auth password")
             self._session.auth = (config.basic_auth_username, password)
         # connections the request deadline can cut (see gpu_health.http_deadline)
         adapter = requests_adapter(pool_connections=4, pool_maxsize=16)

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
+from gpu_health.prometheus_access import access_from_args, add_access_arguments
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, value_fleet
 from gpu_health.scorer.econ.fleet import (
     WhatIf,
@@ -44,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="read the fleet from a Prometheus that scrapes gpu-health-scorer (its "
         "gpu_econ_* input series), e.g. http://127.0.0.1:9090",
+    )
+    add_access_arguments(
+        parser.add_argument_group("Prometheus connection (TLS and credentials, as the scorer's)")
     )
     parser.add_argument(
         "--prometheus.lookback",
@@ -98,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
             fleet = read_fleet_csv(args.fleet)
         else:
             print(f"querying {args.prometheus} for the fleet ...", file=sys.stderr)
-            fleet = read_fleet_prometheus(args.prometheus, args.lookback)
+            fleet = read_fleet_prometheus(
+                args.prometheus, args.lookback, access=access_from_args(args)
+            )
         before, skipped = value_fleet(fleet, base)
         after, _ = value_fleet(fleet, changed)
     except UserError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
+from gpu_health.prometheus_access import PLAIN, Access
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, GpuEconInput
 
 REQUIRED_COLUMNS = ("uuid", "model", "age_days")
@@ -156,7 +157,7 @@ def compare(before: Sequence[EconResult], after: Sequence[EconResult]) -> WhatIf
 
 
 def read_fleet_prometheus(
-    base_url: str, lookback: str = "1h", at: float | None = None
+    base_url: str, lookback: str = "1h", at: float | None = None, access: Access = PLAIN
 ) -> list[GpuEconInput]:
     """The fleet as the scorer last valued it, from its ``gpu_econ_*`` input series.
 
@@ -174,7 +175,7 @@ def read_fleet_prometheus(
     by_gpu: dict[str, dict[str, Any]] = {}
     for metric in dict.fromkeys(spec.metric for spec in INPUT_METRICS):
         try:
-            series = stack.query(url, f"last_over_time({metric}[{lookback}])", at=at)
+            series = stack.query(url, f"last_over_time({metric}[{lookback}])", at=at, access=access)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"--prometheus {base_url}: cannot query: {reason}") from None

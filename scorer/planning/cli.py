@@ -11,6 +11,7 @@ from pathlib import Path
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
 from gpu_health.output_file import write_atomically
+from gpu_health.prometheus_access import access_from_args, add_access_arguments
 
 
 def _fraction(text: str) -> float:
@@ -37,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=cli_validate.http_url,
         metavar="URL",
         help="Prometheus base URL with the scorer's series",
+    )
+    add_access_arguments(
+        parser.add_argument_group("Prometheus connection (TLS and credentials, as the scorer's)")
     )
     parser.add_argument(
         "--inventory",
@@ -76,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
         cli_validate.output_path(args.html, "--html")
     inventory = load_inventory(args.inventory) if args.inventory else None
     plan = plan_from_prometheus(
-        args.prometheus, args.at, inventory, level=args.level, service_level=args.service_level
+        args.prometheus,
+        args.at,
+        inventory,
+        level=args.level,
+        service_level=args.service_level,
+        access=access_from_args(args),
     )
     if not plan.groups:
         raise UserError(

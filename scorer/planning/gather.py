@@ -11,6 +11,7 @@ from typing import Any
 
 from gpu_health import stack
 from gpu_health.errors import UserError
+from gpu_health.prometheus_access import PLAIN, Access
 from gpu_health.safetext import one_line
 from gpu_health.scorer.inventory.model import Inventory
 from gpu_health.scorer.planning.plan import DEFAULT_DOWNTIME_HOURS, FleetPlan, GpuRisk, build_plan
@@ -20,12 +21,12 @@ Query = Callable[[str], list[Any]]
 MAX_GPUS = 200_000
 
 
-def prometheus_query(url: str, at: float | None = None) -> Query:
+def prometheus_query(url: str, at: float | None = None, access: Access = PLAIN) -> Query:
     base = url.rstrip("/")
 
     def query(promql: str) -> list[Any]:
         try:
-            return stack.query(base, promql, at=at)
+            return stack.query(base, promql, at=at, access=access)
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"cannot reach Prometheus at {base}: {reason}") from None
@@ -101,6 +102,7 @@ def plan_from_prometheus(
     inventory: Inventory | None = None,
     level: float = 0.8,
     service_level: float = 0.95,
+    access: Access = PLAIN,
 ) -> FleetPlan:
     from gpu_health.scorer.econ.params import load_params
 
@@ -110,5 +112,5 @@ def plan_from_prometheus(
         found = params.model_for(model)
         return found.downtime_days_per_failure * 24.0 if found else DEFAULT_DOWNTIME_HOURS
 
-    risks = gather_risks(prometheus_query(url, at), inventory, downtime)
+    risks = gather_risks(prometheus_query(url, at, access), inventory, downtime)
     return build_plan(risks, level=level, service_level=service_level)

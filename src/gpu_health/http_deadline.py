@@ -18,11 +18,12 @@ import contextlib
 import http.client
 import io
 import socket
+import ssl
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 #: The connection each thread is sending a request on now (anything with a ``sock``).
@@ -101,6 +102,11 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 _OPENER = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
 
 
+def _opener_for(context: ssl.SSLContext) -> urllib.request.OpenerDirector:
+    """An opener whose https connections use ``context`` (a CA file, or no verification)."""
+    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler(context=context))
+
+
 class AnswerTooLarge(ValueError):
     """The answer passed its byte cap."""
 
@@ -109,19 +115,29 @@ class AnswerTooLarge(ValueError):
 MAX_ERROR_BODY_BYTES = 64 * 1024
 
 
-def fetch(url: str, timeout: float, max_bytes: int = MAX_ANSWER_BYTES) -> bytes:
+def fetch(
+    url: str,
+    timeout: float,
+    max_bytes: int = MAX_ANSWER_BYTES,
+    headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> bytes:
     """GET ``url``: the body, all of it within ``timeout`` seconds and ``max_bytes`` bytes.
 
     Raises TimeoutError past the deadline, :class:`AnswerTooLarge` past the cap, and urllib's
     errors otherwise (HTTPError for a non-2xx answer, URLError when unreachable). An HTTPError's
     body (at most :data:`MAX_ERROR_BODY_BYTES`) is read within the same deadline, so that its
     ``read()`` afterwards, which Prometheus' reason for refusing a query needs, never waits.
+    ``headers`` go with the request (credentials); ``context`` verifies an https server (None:
+    Python's default).
     """
+    opener = _OPENER if context is None else _opener_for(context)
+    request = urllib.request.Request(url, headers=dict(headers or {}))
     deadline = time.monotonic() + timeout
     with cut_at(deadline) as cut:
         try:
             try:
-                response = _OPENER.open(url, timeout=timeout)
+                response = opener.open(request, timeout=timeout)
             except urllib.error.HTTPError as exc:
                 body = _read(exc, url, timeout, deadline, MAX_ERROR_BODY_BYTES, keep=True)
                 exc.close()

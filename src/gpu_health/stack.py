@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from gpu_health import die_with_parent, http_deadline
+from gpu_health.prometheus_access import PLAIN, Access
 from gpu_health.safetext import one_line
 
 #: Debian package that provides each binary, for the one-line install hint.
@@ -113,15 +114,16 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def http_get(url: str, timeout: float = 5.0) -> bytes:
+def http_get(url: str, timeout: float = 5.0, access: Access = PLAIN) -> bytes:
     """GET a URL and return the body, all of it within ``timeout`` seconds and 64 MiB
-    (raises urllib errors, TimeoutError, or ValueError for a larger answer)."""
-    return http_deadline.fetch(url, timeout)
+    (raises urllib errors, TimeoutError, or ValueError for a larger answer); ``access``: the
+    headers and TLS context of a Prometheus that asks for them."""
+    return http_deadline.fetch(url, timeout, headers=access.headers, context=access.context)
 
 
-def _json(url: str, timeout: float) -> Any:
+def _json(url: str, timeout: float, access: Access = PLAIN) -> Any:
     """The JSON answer at ``url``; ValueError when it is not JSON or nested absurdly deep."""
-    body = http_get(url, timeout=timeout)
+    body = http_get(url, timeout=timeout, access=access)
     try:
         return json.loads(body)
     except RecursionError:
@@ -456,19 +458,25 @@ def promtool_backfill_rules(
     return _promtool(argv, f"backfill the rules of {rule_file}")
 
 
-def _answer(url: str, timeout: float, promql: str, what: str) -> Any:
+def _answer(url: str, timeout: float, promql: str, what: str, access: Access = PLAIN) -> Any:
     """The JSON answer to a query; where Prometheus (or VictoriaMetrics) refused it with an
     error answer (HTTP 400 for a range it cannot take, 422 for an evaluation that failed), a
     RuntimeError naming its reason, as for an answer whose status is "error". Before, the callers
     saw only urllib's HTTPError and reported "cannot reach Prometheus: Bad Request". An error
     answer that is not such JSON (a proxy's 502) stays an HTTPError."""
     try:
-        return _json(url, timeout)
+        return _json(url, timeout, access)
     except urllib.error.HTTPError as exc:
         try:
             payload = json.loads(exc.read())
         except (OSError, ValueError, RecursionError):
             payload = None
+        if exc.code in (401, 403) and not isinstance(payload, dict):
+            raise RuntimeError(
+                f"{what} answered HTTP {exc.code} ({exc.reason}): give the server's credentials "
+                "(--prometheus.basic-auth-username with --prometheus.basic-auth-password-file, "
+                "or --prometheus.bearer-token-file)"
+            ) from None
         if exc.code == 404 and not isinstance(payload, dict):
             from gpu_health.cli_validate import NOT_FOUND_HINT
 
@@ -481,13 +489,19 @@ def _answer(url: str, timeout: float, promql: str, what: str) -> Any:
         ) from None
 
 
-def query(base_url: str, promql: str, at: float | None = None, timeout: float = 30.0) -> list[Any]:
+def query(
+    base_url: str,
+    promql: str,
+    at: float | None = None,
+    timeout: float = 30.0,
+    access: Access = PLAIN,
+) -> list[Any]:
     """Run an instant query and return ``data.result`` (raises on an error answer)."""
     params = {"query": promql}
     if at is not None:
         params["time"] = f"{at:.3f}"
     url = f"{base_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-    payload = _answer(url, timeout, promql, "query")
+    payload = _answer(url, timeout, promql, "query", access)
     if not isinstance(payload, dict):
         raise ValueError(f"query {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":
@@ -497,12 +511,18 @@ def query(base_url: str, promql: str, at: float | None = None, timeout: float = 
 
 
 def query_range(
-    base_url: str, promql: str, start: float, end: float, step: float, timeout: float = 60.0
+    base_url: str,
+    promql: str,
+    start: float,
+    end: float,
+    step: float,
+    timeout: float = 60.0,
+    access: Access = PLAIN,
 ) -> list[Any]:
     """Run a range query and return ``data.result`` (matrix; raises on an error answer)."""
     params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
     url = f"{base_url}/api/v1/query_range?{urllib.parse.urlencode(params)}"
-    payload = _answer(url, timeout, promql, "range query")
+    payload = _answer(url, timeout, promql, "range query", access)
     if not isinstance(payload, dict):
         raise ValueError(f"range query {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":

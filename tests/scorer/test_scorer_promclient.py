@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from gpu_health.errors import UserError
-from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError, parse_headers
+from gpu_health.prometheus_access import parse_headers
+from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
 
 OK = {"status": "success", "data": {"resultType": "vector", "result": []}}
 

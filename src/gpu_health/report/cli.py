@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gpu_health import cli_validate
 from gpu_health.output_file import write_atomically
+from gpu_health.prometheus_access import access_from_args, add_access_arguments
 from gpu_health.report import html, text
 from gpu_health.report.gather import DEFAULT_QUERY_TIMEOUT, Gatherer
 from gpu_health.report.plan_section import add_plan_section
@@ -34,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=cli_validate.http_url,
         metavar="URL",
         help="Prometheus base URL, e.g. http://127.0.0.1:9090",
+    )
+    add_access_arguments(
+        parser.add_argument_group("Prometheus connection (TLS and credentials, as the scorer's)")
     )
     parser.add_argument(
         "--period",
@@ -86,15 +90,17 @@ def run(args: argparse.Namespace) -> int:
     if args.html:  # checked before querying: no directory is created, /proc is refused
         cli_validate.output_path(args.html, "--html")
     pattern = check_pattern(args.runbook_url_pattern)
+    access = access_from_args(args)
     gatherer = Gatherer(
         args.prometheus,
         args.period,
         at=args.at,
         runbook_url_pattern=pattern,
         query_timeout=args.query_timeout,
+        access=access,
     )
     report = gatherer.gather(args.schema, args.top)
-    add_plan_section(report, args.prometheus, args.at)
+    add_plan_section(report, args.prometheus, args.at, access)
     sys.stdout.write(text.render(report))
     if args.html:
         write_atomically(args.html, html.render(report), "--html")

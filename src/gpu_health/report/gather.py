@@ -18,6 +18,7 @@ from typing import Any
 
 from gpu_health import stack
 from gpu_health.errors import UserError
+from gpu_health.prometheus_access import PLAIN, Access
 from gpu_health.report.accuracy import NO_ACCURACY, gather_accuracy
 from gpu_health.report.model import (
     ACTIONS,
@@ -98,8 +99,11 @@ class Gatherer:
         runbook_url_pattern: str = DEFAULT_RUNBOOK_URL_PATTERN,
         query_timeout: float = DEFAULT_QUERY_TIMEOUT,
         timeout_hint: str = "raise --query-timeout",
+        access: Access = PLAIN,
     ) -> None:
         self.url = url.rstrip("/")
+        #: credentials and TLS context of every request
+        self.access = access
         #: what a timeout error tells the user to do ("" for a caller with no such option)
         self.timeout_hint = timeout_hint
         #: seconds each request may take (range queries: RANGE_TIMEOUT_FACTOR times it)
@@ -122,7 +126,9 @@ class Gatherer:
             try:
                 # a side request with a fallback (the engine probe), not data: short
                 body = stack.http_get(
-                    f"{self.url}/api/v1/status/buildinfo", timeout=min(5.0, self.query_timeout)
+                    f"{self.url}/api/v1/status/buildinfo",
+                    timeout=min(5.0, self.query_timeout),
+                    access=self.access,
                 )
                 info = json.loads(body)
             except (OSError, ValueError, RecursionError):  # URLError is an OSError
@@ -132,7 +138,9 @@ class Gatherer:
 
     def _probe(self, promql: str) -> bool:
         try:
-            stack.query(self.url, promql, at=self.at, timeout=self.query_timeout)
+            stack.query(
+                self.url, promql, at=self.at, timeout=self.query_timeout, access=self.access
+            )
         except (OSError, RuntimeError, ValueError):  # URLError, TimeoutError: OSErrors
             return False
         return True
@@ -141,7 +149,9 @@ class Gatherer:
         promql = query_engine.rewrite(promql, self.engine)
         when = self.at if at is None else at
         try:
-            return stack.query(self.url, promql, at=when, timeout=self.query_timeout)
+            return stack.query(
+                self.url, promql, at=when, timeout=self.query_timeout, access=self.access
+            )
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             raise self._unanswered(exc, self.query_timeout) from None
         except (ValueError, RuntimeError) as exc:  # too large, not JSON, refused by Prometheus
@@ -406,7 +416,13 @@ class Gatherer:
         for name, promql in series.items():
             try:
                 result = stack.query_range(
-                    self.url, promql, start, self.at, step, timeout=range_timeout
+                    self.url,
+                    promql,
+                    start,
+                    self.at,
+                    step,
+                    timeout=range_timeout,
+                    access=self.access,
                 )
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 what = "a trend (range) query "

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gpu_health.errors import UserError
+from gpu_health.prometheus_access import PLAIN, Access
 from gpu_health.report.model import FleetReport
 
 Query = Callable[[str], list[Any]]
 
 
-def add_plan_section(report: FleetReport, prometheus: str, at: float | None) -> None:
+def add_plan_section(
+    report: FleetReport, prometheus: str, at: float | None, access: Access = PLAIN
+) -> None:
     try:
         from gpu_health.scorer.planning.gather import plan_from_prometheus, prometheus_query
         from gpu_health.scorer.planning.render import render_html
@@ -24,8 +27,8 @@ def add_plan_section(report: FleetReport, prometheus: str, at: float | None) -> 
         report.notes.append("fleet planning: the scorer extra is not installed")
         return
     try:
-        plan = plan_from_prometheus(prometheus, at)
-        sells = sell_prices_html(prometheus_query(prometheus, at))
+        plan = plan_from_prometheus(prometheus, at, access=access)
+        sells = sell_prices_html(prometheus_query(prometheus, at, access))
     except UserError as exc:
         report.notes.append(f"fleet planning: {exc}")
         return
