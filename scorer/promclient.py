@@ -24,7 +24,7 @@ import tenacity
 from gpu_health.cli_validate import NOT_FOUND_HINT
 from gpu_health.errors import UserError
 from gpu_health.http_deadline import cut_at, requests_adapter
-from gpu_health.prometheus_access import read_secret
+from gpu_health.prometheus_access import not_json, read_secret
 from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
 
@@ -66,14 +66,6 @@ class PromConfig:
     max_answer_bytes: int = 64 * 1024 * 1024
     #: Most series accepted in one answer (one per GPU for every feature query).
     max_series: int = 200_000
-
-
-def _not_found_hint(status: int) -> str:
-    """What a 404 from the query API most often means: the URL is not the server's base URL."""
-    return f"; {NOT_FOUND_HINT}" if status == 404 else ""
-
-
-
 
 
 class PromClient:
@@ -193,9 +185,14 @@ class PromClient:
             raise _Retryable(f"HTTP {status}: {one_line(text, 200)}")
         try:
             payload = json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        except RecursionError:  # JSON nested thousands deep
             raise PrometheusError(
-                f"HTTP {status} from {path}: not a Prometheus answer{_not_found_hint(status)}"
+                f"HTTP {status} from {path}: not a Prometheus answer (JSON nested too deeply)"
+            ) from None
+        except ValueError:
+            hint = NOT_FOUND_HINT if status == 404 else not_json(body)
+            raise PrometheusError(
+                f"HTTP {status} from {path}: not a Prometheus answer; {hint}"
             ) from None
         if not isinstance(payload, dict):
             raise PrometheusError(f"HTTP {status} from {path}: not a Prometheus answer")

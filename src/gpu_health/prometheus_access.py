@@ -153,3 +153,13 @@ def _context(ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
         context.verify_mode = ssl.CERT_NONE
         return context
     return None
+
+
+def not_json(body: bytes) -> str:
+    """What to say of an answer that is not the API's JSON: how it begins (a login page in front
+    of Prometheus, or another server's page, reads as HTML), never more than a line."""
+    start = one_line(body[:80].decode("utf-8", "replace"), 60)
+    return (
+        f"the answer is not JSON (it begins {start!r}): a login page in front of Prometheus, "
+        "or another server at this URL?"
+    )

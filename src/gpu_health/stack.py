@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from gpu_health import die_with_parent, http_deadline
-from gpu_health.prometheus_access import PLAIN, Access
+from gpu_health.prometheus_access import PLAIN, Access, not_json
 from gpu_health.safetext import one_line
 
 #: Debian package that provides each binary, for the one-line install hint.
@@ -128,6 +128,8 @@ def _json(url: str, timeout: float, access: Access = PLAIN) -> Any:
         return json.loads(body)
     except RecursionError:
         raise ValueError(f"{url.split('?')[0]}: JSON nested too deeply") from None
+    except ValueError:  # "Expecting value: line 1 column 1 (char 0)" said nothing useful
+        raise ValueError(f"{url.split('?')[0]}: {not_json(body)}") from None
 
 
 def wait_until(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -9,8 +9,10 @@ Here a real Prometheus refuses every query that loads more than one sample.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,48 @@ def test_a_url_without_the_query_api_says_to_give_the_base_url(
     err = "".join(line for line in err.splitlines(True) if " INFO " not in line)  # scorer's log
     assert is_one_line_error(code, err), err
     assert "404" in err and "give the server's base URL" in err, err
+
+
+@pytest.fixture
+def login_page() -> Iterator[str]:
+    """A server that answers every request with an HTML login page, as an authenticating proxy
+    in front of Prometheus does once its session has expired."""
+
+    class LoginPage(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = b"<!doctype html><html><body>Sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", ["report", "plan", "econ", "score"])
+def test_a_login_page_is_named_for_what_it_is(
+    command: str, login_page: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "Expecting value: line 1 column 1 (char 0)" (report, plan, econ) or "not a
+    Prometheus answer" (the scorer)."""
+    from gpu_health.scorer import cli as scorer_cli
+
+    if command == "score":
+        main, argv = scorer_cli.main, ["score", "--at", "0", "--prometheus.url", login_page]
+    else:
+        main, argv = umbrella.main, [command, "--prometheus", login_page]
+    code, err = run_main(main, argv, capsys)
+    err = err.removeprefix(f"querying {login_page} for the fleet ...\n")
+    err = "".join(line for line in err.splitlines(True) if " INFO " not in line)
+    assert is_one_line_error(code, err), err
+    assert "not JSON (it begins '<!doctype html><html><body>Sign in" in err, err
