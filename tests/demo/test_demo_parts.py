@@ -127,6 +127,7 @@ def test_summary_shows_grades_risks_alerts_and_notifications() -> None:
     report.risks = [
         RiskRow("GPU-aaaa", "node-1", "H100", "5", p7=0.25, p30=0.5, health=12.0, action="sell")
     ]
+    report.risks[0].state = "failed"  # a GPU's state reads at once, the scorer's numbers later
     report.alerts = [
         AlertRow("GPUFallenOffBus", "critical", "node-1", "GPU-aaaa", True),
         AlertRow("GPUThermalSlowdown", "warning", "node-2", "GPU-bbbb", False),
@@ -146,7 +147,7 @@ def test_summary_shows_grades_risks_alerts_and_notifications() -> None:
     assert "http://prom  [up]" in text
     assert "Fleet health (3 GPUs): excellent 2  good 0  fair 0  poor 0  critical 1" in text
     row = next(line for line in text.splitlines() if line.startswith("node-1"))
-    assert row.split() == ["node-1", "5", "GPU-aaaa", "25.0%", "50.0%", "12", "sell"]
+    assert row.split() == ["node-1", "5", "GPU-aaaa", "failed", "25.0%", "50.0%", "12", "sell"]
     assert "Alerts firing: 1" in text and "GPUThermalSlowdown" not in text
     assert "Notifications received: 1" in text
     assert "pagerduty trigger [critical] fell off (ok)" in text

@@ -83,6 +83,7 @@ def render(
                     r.node,
                     r.gpu,
                     r.uuid[:16],
+                    r.state,
                     _pct(r.p7),
                     _pct(r.p30),
                     "-" if r.health is None else f"{r.health:.0f}",
@@ -90,7 +91,19 @@ def render(
                 ]
                 for r in report.risks
             ]
-            headers = ["node", "gpu", "uuid", "p(fail 7d)", "p(fail 30d)", "health", "action"]
+            # The state comes from the exporter's series at this instant; the probabilities and
+            # the action from the scorer's last run (up to its --interval old): a GPU that has
+            # just fallen off the bus reads "failed" at once, beside the numbers of before.
+            headers = [
+                "node",
+                "gpu",
+                "uuid",
+                "state",
+                "p(fail 7d)",
+                "p(fail 30d)",
+                "health",
+                "action",
+            ]
             out += [table(headers, rows), ""]
         else:
             out += ["Riskiest GPUs: the scorer has not published a ranking yet", ""]
