@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -211,7 +211,9 @@ def _collect(
             f"no GPU reported at any of the {len(times)} time steps after the warm-up; "
             "shorten --warmup or check the time range"
         )
-    _check_failures_match(failures, data.uuids, times[0], end, failures_path)
+    check_failures_match(
+        [(f.uuid, f.time) for f in failures], data.uuids, times[0], end, failures_path
+    )
     empty = [n for j, n in enumerate(data.features) if np.isnan(data.x[:, j]).all()]
     if empty:
         log.warning(
@@ -223,21 +225,25 @@ def _collect(
     return data, failures, schema
 
 
-def _check_failures_match(
-    failures: list[Any], uuids: list[str], first: float, end: float, path: Path
+def check_failures_match(
+    failures: Sequence[tuple[str, float]],
+    uuids: Iterable[str],
+    first: float,
+    end: float,
+    path: Path,
 ) -> None:
     """Failures of the evaluated span whose UUID no GPU of the history carries count nowhere:
     a ticket export whose UUIDs are written otherwise (upper case, a serial number) gave an
     evaluation of negative rows only, without a word. All of them unmatched is an error; some, a
     note on stderr (a GPU that reported only after its last prediction time is one)."""
-    inside = [f for f in failures if first <= f.time <= end]
+    inside = [(uuid, when) for uuid, when in failures if first <= when <= end]
     seen = set(uuids)
-    unmatched = sorted({f.uuid for f in inside if f.uuid not in seen})
+    unmatched = sorted({uuid for uuid, _ in inside if uuid not in seen})
     if not unmatched:
         return
     named = ", ".join(repr(u) for u in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
     example = next(iter(sorted(seen)), "")
-    if len(unmatched) == len({f.uuid for f in inside}):
+    if len(unmatched) == len({uuid for uuid, _ in inside}):
         raise UserError(
             f"{path}: none of the {len(inside)} failures from {iso_utc(first)} to {iso_utc(end)} "
             f"names a GPU of the history ({named}; its GPUs are named like {example!r}, "

@@ -88,6 +88,8 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     start = end - args.window
     client = client_factory(args)
     results = []
+    histories = []
+    from gpu_health.scorer.cli_history import check_failures_match
     from gpu_health.scorer.promclient import PrometheusError
 
     for h in horizons:
@@ -95,9 +97,13 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
             history = probability_history(client, h, start, end, args.step)
         except PrometheusError as exc:
             raise UserError(f"outcomes: {exc}") from None
+        histories.append(history)
         results.append(outcomes(history, failures, h, model.threshold(h), end))
     if client.errors:
         raise UserError(f"{client.errors} queries failed; see the log above")
+    published = {uuid for history in histories for uuid in history}
+    if published:  # none at all: the empty result says so itself
+        check_failures_match(failures, published, start, end, args.ledger)
     window = f"{args.window / 86400:g}d"
     if args.json_out:
         print(
