@@ -3,7 +3,7 @@
 ``gpu-health-scorer evaluate``, ``train``, ``labels`` and ``models promote`` read a data
 directory by starting a private Prometheus on it. Pointed at the directory of a Prometheus that
 is running, a second one writes its own write-ahead log, head chunks and compactions into the
-same database, and the first loses data. Prometheus 2.x takes no lock by default
+database the first one is writing. Debian's Prometheus 2.42 takes no lock by default
 (``--storage.tsdb.use-lockfile`` is off), so nothing stopped it; a running Prometheus holds its
 blocks' files and its write-ahead log open, which ``/proc/PID/fd`` shows. Processes whose
 ``fd`` directory cannot be read (another user's, where this one could not write the directory

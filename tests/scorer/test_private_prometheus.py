@@ -1,10 +1,10 @@
 """The private Prometheus of ``evaluate``/``train``/``labels``/``models promote`` never shares
 a database with a running Prometheus, and a start that fails is one line naming the cause.
 
-Prometheus 2.x takes no lock on its data directory by default, so ``evaluate --data-dir`` on
-the directory of a running Prometheus started a second one on the same database, each writing
-its own write-ahead log and compactions into it; and a private Prometheus that could not open
-the database (a corrupted block) ended the command in a traceback.
+Debian's Prometheus 2.42 takes no lock on its data directory by default, so ``evaluate
+--data-dir`` on the directory of a running Prometheus started a second one on the same database,
+each writing its own write-ahead log and compactions into it; and a private Prometheus that
+could not open the database (a corrupted block) ended the command in a traceback.
 """
 
 from __future__ import annotations
