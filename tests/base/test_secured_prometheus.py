@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -147,3 +148,24 @@ def test_tls_and_basic_auth_reach_a_secured_prometheus(
     else:
         assert code == 0, err
         assert "GPU-a" in out or "H100" in out, out
+
+
+LEAN_PROBE = """
+import argparse, sys
+from gpu_health import stack
+from gpu_health.prometheus_access import access_from_args, add_access_arguments
+from gpu_health.report.gather import Gatherer
+parser = argparse.ArgumentParser()
+add_access_arguments(parser)
+access_from_args(parser.parse_args(["--prometheus.insecure-skip-verify"]))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("requests", "urllib3", "tenacity")))
+"""
+
+
+def test_the_base_installs_client_loads_no_scorer_dependency() -> None:
+    """The access options came from the scorer's requests client; the base install's commands
+    read them with urllib and must not pull requests (the scorer's extra) in."""
+    result = subprocess.run(
+        [sys.executable, "-c", LEAN_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
