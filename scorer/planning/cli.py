@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:  # checked before querying: no directory is created, /proc is refused
         cli_validate.output_path(args.html, "--html")
     inventory = load_inventory(args.inventory) if args.inventory else None
+    unmatched: list[str] = []
     plan = plan_from_prometheus(
         args.prometheus,
         args.at,
@@ -86,7 +87,15 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         service_level=args.service_level,
         access=access_from_args(args),
+        unmatched=unmatched,
     )
+    if unmatched:  # before, they were silently grouped under an empty datacenter and team
+        shown = ", ".join(unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+        print(
+            f"note: {len(unmatched)} GPU(s) are not in --inventory {args.inventory} (matched by "
+            f"uuid, then node and slot, then node): their datacenter and team are empty: {shown}",
+            file=sys.stderr,
+        )
     if not plan.groups:
         raise UserError(
             f"{args.prometheus} has no gpu_failure_probability series: is gpu-health-scorer "

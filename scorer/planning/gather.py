@@ -45,11 +45,13 @@ def gather_risks(
     query: Query,
     inventory: Inventory | None = None,
     downtime_hours: Callable[[str], float] | None = None,
+    unmatched: list[str] | None = None,
 ) -> list[GpuRisk]:
     """One :class:`GpuRisk` per uuid with a ``gpu_failure_probability``.
 
     Datacenter and team come from ``inventory`` when given, else from ``gpu_asset_info`` (what
-    the scorer joined). ``max by`` folds duplicates from scorer replicas.
+    the scorer joined). ``max by`` folds duplicates from scorer replicas. ``unmatched`` receives
+    the UUIDs the inventory has no record of (their datacenter and team stay empty).
     """
     probs: dict[str, dict[str, float]] = defaultdict(dict)
     meta: dict[str, dict[str, str]] = {}
@@ -79,6 +81,8 @@ def gather_risks(
         if inventory is not None:
             asset = inventory.lookup(uuid, m["node"], m["gpu"])
             place = (asset.datacenter, asset.team) if asset else ("", "")
+            if asset is None and unmatched is not None:
+                unmatched.append(uuid)
         else:
             place = places.get(uuid, ("", ""))
         risks.append(
@@ -103,6 +107,7 @@ def plan_from_prometheus(
     level: float = 0.8,
     service_level: float = 0.95,
     access: Access = PLAIN,
+    unmatched: list[str] | None = None,
 ) -> FleetPlan:
     from gpu_health.scorer.econ.params import load_params
 
@@ -112,5 +117,5 @@ def plan_from_prometheus(
         found = params.model_for(model)
         return found.downtime_days_per_failure * 24.0 if found else DEFAULT_DOWNTIME_HOURS
 
-    risks = gather_risks(prometheus_query(url, at, access), inventory, downtime)
+    risks = gather_risks(prometheus_query(url, at, access), inventory, downtime, unmatched)
     return build_plan(risks, level=level, service_level=service_level)

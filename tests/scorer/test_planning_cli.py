@@ -127,3 +127,20 @@ def test_plan_without_scorer_series_is_one_line(prometheus_factory) -> None:
     assert out.returncode != 0
     assert "no gpu_failure_probability series" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_gpus_missing_from_the_inventory_are_named(prometheus: str, tmp_path: Path) -> None:
+    """``--inventory`` with records for some GPUs only: the others were silently grouped under an
+    empty datacenter and team."""
+    inventory = tmp_path / "inventory.csv"
+    inventory.write_text("uuid,datacenter,team\nGPU-00,fra1,vision\nGPU-01,ams2,nlp\n")
+    argv = ["plan", "--prometheus", prometheus, "--inventory", str(inventory)]
+    out = subprocess.run(
+        [str(BIN / "gpu-health"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"note: 10 GPU(s) are not in --inventory {inventory}" in out.stderr, out.stderr
+    assert "GPU-02, GPU-03, GPU-04, ..." in out.stderr and "GPU-00" not in out.stderr
