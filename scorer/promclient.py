@@ -21,10 +21,9 @@ from typing import Any
 import requests
 import tenacity
 
-from gpu_health.cli_validate import NOT_FOUND_HINT
 from gpu_health.errors import UserError
 from gpu_health.http_deadline import cut_at, requests_adapter
-from gpu_health.prometheus_access import not_json, read_secret
+from gpu_health.prometheus_access import non_api_answer, read_secret
 from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
 
@@ -190,9 +189,9 @@ class PromClient:
                 f"HTTP {status} from {path}: not a Prometheus answer (JSON nested too deeply)"
             ) from None
         except ValueError:
-            hint = NOT_FOUND_HINT if status == 404 else not_json(body)
+            why = non_api_answer(status, body)
             raise PrometheusError(
-                f"HTTP {status} from {path}: not a Prometheus answer; {hint}"
+                f"HTTP {status} from {path}: not a Prometheus answer; {why}"
             ) from None
         if not isinstance(payload, dict):
             raise PrometheusError(f"HTTP {status} from {path}: not a Prometheus answer")

@@ -139,12 +139,6 @@ def http_url(text: str) -> str:
 #: query page (``/graph``; 3.x's ``/query`` is left alone, a proxy may serve a Thanos Query
 #: under that prefix), VictoriaMetrics' UI (``/vmui``).
 _WEB_PAGES = frozenset({"graph", "vmui"})
-#: Said where the query API answers 404: the URL given is not the server's base URL.
-NOT_FOUND_HINT = (
-    "no query API under this URL: give the server's base URL (e.g. http://127.0.0.1:9090; "
-    "Mimir: http://mimir:8080/prometheus)"
-)
-
 _USERINFO = re.compile(r"(//[^/?#@]*?):[^/?#@]*@")
 
 

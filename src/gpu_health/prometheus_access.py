@@ -155,6 +155,18 @@ def _context(ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
     return None
 
 
+#: Said where the query API answers 404: the URL given is not the server's base URL.
+NOT_FOUND_HINT = (
+    "no query API under this URL: give the server's base URL (e.g. http://127.0.0.1:9090; "
+    "Mimir: http://mimir:8080/prometheus)"
+)
+#: Said where the server answers 401 or 403 without the API's JSON: it wants credentials.
+CREDENTIALS_HINT = (
+    "give the server's credentials (--prometheus.basic-auth-username with "
+    "--prometheus.basic-auth-password-file, or --prometheus.bearer-token-file)"
+)
+
+
 def not_json(body: bytes) -> str:
     """What to say of an answer that is not the API's JSON: how it begins (a login page in front
     of Prometheus, or another server's page, reads as HTML), never more than a line."""
@@ -163,3 +175,14 @@ def not_json(body: bytes) -> str:
         f"the answer is not JSON (it begins {start!r}): a login page in front of Prometheus, "
         "or another server at this URL?"
     )
+
+
+def non_api_answer(status: int, body: bytes) -> str:
+    """Why an answer without the query API's JSON came, for both clients (the scorer's and the
+    base install's): credentials wanted (401, 403), no API under the URL (404), or a page that
+    is not the API's (a login page, another server)."""
+    if status in (401, 403):
+        return CREDENTIALS_HINT
+    if status == 404:
+        return NOT_FOUND_HINT
+    return not_json(body)

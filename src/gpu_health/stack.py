@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from gpu_health import die_with_parent, http_deadline
-from gpu_health.prometheus_access import PLAIN, Access, not_json
+from gpu_health.prometheus_access import PLAIN, Access, non_api_answer
 from gpu_health.safetext import one_line
 
 #: Debian package that provides each binary, for the one-line install hint.
@@ -129,7 +129,7 @@ def _json(url: str, timeout: float, access: Access = PLAIN) -> Any:
     except RecursionError:
         raise ValueError(f"{url.split('?')[0]}: JSON nested too deeply") from None
     except ValueError:  # "Expecting value: line 1 column 1 (char 0)" said nothing useful
-        raise ValueError(f"{url.split('?')[0]}: {not_json(body)}") from None
+        raise ValueError(f"{url.split('?')[0]}: {non_api_answer(200, body)}") from None
 
 
 def wait_until(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -473,22 +473,28 @@ def _answer(url: str, timeout: float, promql: str, what: str, access: Access = P
             payload = json.loads(exc.read())
         except (OSError, ValueError, RecursionError):
             payload = None
-        if exc.code in (401, 403) and not isinstance(payload, dict):
+        if exc.code in (401, 403, 404) and not isinstance(payload, dict):
             raise RuntimeError(
-                f"{what} answered HTTP {exc.code} ({exc.reason}): give the server's credentials "
-                "(--prometheus.basic-auth-username with --prometheus.basic-auth-password-file, "
-                "or --prometheus.bearer-token-file)"
+                f"{what} answered HTTP {exc.code} ({exc.reason}): {non_api_answer(exc.code, b'')}"
             ) from None
-        if exc.code == 404 and not isinstance(payload, dict):
-            from gpu_health.cli_validate import NOT_FOUND_HINT
-
-            raise RuntimeError(f"{what} answered HTTP 404: {NOT_FOUND_HINT}") from None
         if not isinstance(payload, dict) or payload.get("status") != "error":
             raise
         reason = one_line(str(payload.get("error")), 300)
         raise RuntimeError(
             f"{what} refused (HTTP {exc.code}): {reason}; the {what} was {one_line(promql, 300)!r}"
         ) from None
+
+
+def _result(url: str, timeout: float, promql: str, what: str, access: Access) -> list[Any]:
+    """``data.result`` of a query's answer (``what``: "query" or "range query"; raises on an
+    error answer, or on one that is not Prometheus')."""
+    payload = _answer(url, timeout, promql, what, access)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{what} {promql!r}: not a Prometheus answer")
+    if payload.get("status") != "success":
+        raise RuntimeError(f"{what} {promql!r} failed: {payload.get('error')}")
+    result: list[Any] = payload["data"]["result"]
+    return result
 
 
 def query(
@@ -503,13 +509,7 @@ def query(
     if at is not None:
         params["time"] = f"{at:.3f}"
     url = f"{base_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-    payload = _answer(url, timeout, promql, "query", access)
-    if not isinstance(payload, dict):
-        raise ValueError(f"query {promql!r}: not a Prometheus answer")
-    if payload.get("status") != "success":
-        raise RuntimeError(f"query {promql!r} failed: {payload.get('error')}")
-    result: list[Any] = payload["data"]["result"]
-    return result
+    return _result(url, timeout, promql, "query", access)
 
 
 def query_range(
@@ -524,13 +524,7 @@ def query_range(
     """Run a range query and return ``data.result`` (matrix; raises on an error answer)."""
     params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
     url = f"{base_url}/api/v1/query_range?{urllib.parse.urlencode(params)}"
-    payload = _answer(url, timeout, promql, "range query", access)
-    if not isinstance(payload, dict):
-        raise ValueError(f"range query {promql!r}: not a Prometheus answer")
-    if payload.get("status") != "success":
-        raise RuntimeError(f"range query {promql!r} failed: {payload.get('error')}")
-    result: list[Any] = payload["data"]["result"]
-    return result
+    return _result(url, timeout, promql, "range query", access)
 
 
 def wait_for_query(

@@ -23,7 +23,7 @@ import pytest
 from gpu_health import cli as umbrella
 from gpu_health import http_deadline, stack
 from gpu_health.prometheus_access import Access
-from tests.base.command_runs import is_one_line_error
+from tests.base.command_runs import is_one_line_error, run_main
 
 bcrypt = pytest.importorskip("bcrypt")
 
@@ -169,3 +169,22 @@ def test_the_base_installs_client_loads_no_scorer_dependency() -> None:
         [sys.executable, "-c", LEAN_PROBE], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_the_scorer_names_the_missing_credentials_too(
+    secured: tuple[str, Path, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both clients explain a 401 alike (``prometheus_access.non_api_answer``): the scorer said
+    "not a Prometheus answer; the answer is not JSON (it begins 'Unauthorized')"."""
+    from gpu_health.scorer import cli as scorer_cli
+
+    url, cert, at = secured
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD)
+    argv = ["score", "--at", str(at), "--prometheus.url", url, "--prometheus.ca-file", str(cert)]
+    code, err = run_main(scorer_cli.main, argv, capsys)
+    assert code == 1 and "HTTP 401" in err and "give the server's credentials" in err, err
+    credentials = ["--prometheus.basic-auth-username", USER]
+    credentials += ["--prometheus.basic-auth-password-file", str(password_file)]
+    code, err = run_main(scorer_cli.main, [*argv, *credentials], capsys)
+    assert code == 0 and "HTTP 401" not in err, err
