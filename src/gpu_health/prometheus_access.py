@@ -179,10 +179,11 @@ def not_json(body: bytes) -> str:
 
 def non_api_answer(status: int, body: bytes) -> str:
     """Why an answer without the query API's JSON came, for both clients (the scorer's and the
-    base install's): credentials wanted (401, 403), no API under the URL (404), or a page that
-    is not the API's (a login page, another server)."""
+    base install's): credentials wanted (401, 403), no API under the URL (404; VictoriaMetrics
+    answers a path it does not serve with a plain-text 400), or a page that is not the API's (a
+    login page, another server)."""
     if status in (401, 403):
         return CREDENTIALS_HINT
-    if status == 404:
+    if status in (400, 404):
         return NOT_FOUND_HINT
     return not_json(body)

@@ -463,19 +463,26 @@ def promtool_backfill_rules(
 def _answer(url: str, timeout: float, promql: str, what: str, access: Access = PLAIN) -> Any:
     """The JSON answer to a query; where Prometheus (or VictoriaMetrics) refused it with an
     error answer (HTTP 400 for a range it cannot take, 422 for an evaluation that failed), a
-    RuntimeError naming its reason, as for an answer whose status is "error". Before, the callers
-    saw only urllib's HTTPError and reported "cannot reach Prometheus: Bad Request". An error
-    answer that is not such JSON (a proxy's 502) stays an HTTPError."""
+    RuntimeError naming its reason, as for an answer whose status is "error"; a 4xx without such
+    JSON, a RuntimeError saying what it likely means (:func:`non_api_answer`). Before, the callers
+    saw only urllib's HTTPError and reported "cannot reach Prometheus: Bad Request". A 5xx that is
+    not such JSON (a proxy's 502) stays an HTTPError: the server is down, not reached."""
     try:
         return _json(url, timeout, access)
     except urllib.error.HTTPError as exc:
         try:
-            payload = json.loads(exc.read())
-        except (OSError, ValueError, RecursionError):
+            body = exc.read()
+        except OSError:
+            body = b""
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
             payload = None
-        if exc.code in (401, 403, 404) and not isinstance(payload, dict):
+        if exc.code < 500 and not isinstance(payload, dict):
+            # a 4xx without the API's JSON: credentials, a wrong path (VictoriaMetrics answers
+            # 400 "unsupported path"), a proxy's page; a 5xx is the server or its proxy down
             raise RuntimeError(
-                f"{what} answered HTTP {exc.code} ({exc.reason}): {non_api_answer(exc.code, b'')}"
+                f"{what} answered HTTP {exc.code} ({exc.reason}): {non_api_answer(exc.code, body)}"
             ) from None
         if not isinstance(payload, dict) or payload.get("status") != "error":
             raise

@@ -19,7 +19,7 @@ import pytest
 
 from gpu_health import cli as umbrella
 from tests.base.command_runs import is_one_line_error, run_main
-from tests.conftest import PrometheusFactory
+from tests.conftest import PrometheusFactory, launch_victoriametrics
 
 REFUSED = "refused (HTTP 422): query processing would load too many samples into memory"
 
@@ -133,3 +133,22 @@ def test_a_login_page_is_named_for_what_it_is(
     err = "".join(line for line in err.splitlines(True) if " INFO " not in line)
     assert is_one_line_error(code, err), err
     assert "not JSON (it begins '<!doctype html><html><body>Sign in" in err, err
+
+
+def test_victoriametrics_refusals_are_named_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other engine: its refusal (HTTP 422, JSON) by its reason, and its plain-text 400 for a
+    path under which it has no API as a wrong base URL (was "cannot reach ... Bad Request")."""
+    vm = launch_victoriametrics(tmp_path / "vm", ["-search.maxQueryLen=10"])
+    try:
+        code, err = run_main(umbrella.main, ["report", "--prometheus", vm.url], capsys)
+        assert is_one_line_error(code, err), err
+        assert "refused (HTTP 422): too long query" in err, err
+        wrong = ["report", "--prometheus", f"{vm.url}/prom"]
+        code, err = run_main(umbrella.main, wrong, capsys)
+        assert is_one_line_error(code, err), err
+        assert "HTTP 400" in err and "give the server's base URL" in err, err
+        assert "cannot reach" not in err, err
+    finally:
+        vm.stop()
