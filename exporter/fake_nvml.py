@@ -19,6 +19,7 @@ The fixture format is ``tests/fixtures/h100/nvml_h100.json``: ``calls`` (values)
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import queue
 import threading
@@ -99,6 +100,92 @@ class FakeHandle:
     index: int
 
 
+def _json_kind(value: Any) -> str:
+    """The JSON type of a fixture value, as a person reading the file would name it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else "null"
+
+
+@functools.cache
+def _bundled_fixture() -> dict[str, Any]:
+    """The bundled H100 fixture: the shape every fixture's answers must have."""
+    from gpu_health.exporter.data import NVML_H100, data_path
+
+    loaded: dict[str, Any] = json.loads(data_path(NVML_H100).read_text(encoding="utf-8"))
+    return loaded
+
+
+#: What every fixture must hold: the driver's version strings and the identity the exporter
+#: labels each GPU with (and numbers the cloned GPUs of ``--replay.gpus`` from).
+_REQUIRED = {"driver": "a string", "cuda_driver": "a number"}
+_REQUIRED_CALLS = {
+    "nvmlDeviceGetUUID": "a string",
+    "nvmlDeviceGetSerial": "a string",
+    "nvmlDeviceGetPciInfo": "an object",
+}
+
+
+#: Answers the H100 does not support (``null`` in the bundled fixture) but another board may
+#: record, with the JSON type the fake reads them as.
+_KINDS_THE_H100_LACKS = {
+    "nvmlDeviceGetFanSpeed": "a number",
+    "nvmlDeviceGetRetiredPagesPendingStatus": "a number",
+    "retired_pages_sbe": "a list",
+    "retired_pages_dbe": "a list",
+}
+
+
+def check_fixture_shape(fixture: Mapping[str, Any], reference: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first key whose answer is missing or of another JSON type
+    than the ``reference`` fixture's (a recorded board's answers have the bundled one's
+    types; ``null`` is an unsupported call and always allowed). Why: a hand-edited or
+    truncated fixture otherwise failed at start with a traceback (no driver version), or on
+    every scrape, in the collector's thread, which then served the GPU with no readings."""
+    calls = fixture["calls"]
+    for where, table, required in (("", fixture, _REQUIRED), ("calls.", calls, _REQUIRED_CALLS)):
+        for key, kind in required.items():
+            if key not in table:
+                raise ValueError(f"{where}{key}: missing (expected {kind})")
+            if _json_kind(table[key]) != kind:
+                raise ValueError(f"{where}{key}: expected {kind}, found {_json_kind(table[key])}")
+    for key, found in calls.items():
+        want = reference["calls"].get(key)
+        if want is None and (
+            key.startswith(("ecc_", "NVML_TEMPERATURE_THRESHOLD_")) or key in _KINDS_THE_H100_LACKS
+        ):
+            kind = _KINDS_THE_H100_LACKS.get(key, "a number")
+            if found is not None and _json_kind(found) != kind:
+                raise ValueError(f"calls.{key}: expected {kind}, found {_json_kind(found)}")
+            continue
+        mismatch = _kind_mismatch(found, want)
+        if mismatch:
+            raise ValueError(f"calls.{key}{mismatch} (as the bundled H100 fixture has)")
+
+
+def _kind_mismatch(value: Any, want: Any) -> str:
+    """``""`` where ``value`` has ``want``'s JSON type (one level into an object), else the
+    key path and the types, e.g. ``.total: expected a number, found a string``."""
+    if value is None or want is None:
+        return ""
+    if _json_kind(value) != _json_kind(want):
+        return f": expected {_json_kind(want)}, found {_json_kind(value)}"
+    if isinstance(want, dict):
+        for key, inner in want.items():
+            if key not in value:
+                return f".{key}: missing"
+            found = value[key]
+            if inner is not None and found is not None and _json_kind(found) != _json_kind(inner):
+                return f".{key}: expected {_json_kind(inner)}, found {_json_kind(found)}"
+    return ""
+
+
 class FakeGpmSample:
     """A GPM sample: opaque to its caller, as the driver's pointer is; holds the answers."""
 
@@ -151,6 +238,7 @@ class FakeNvml:
         gpm = fixture.get("gpm")  # recorded by gpu_health.exporter.nvml_recorder on GPM boards
         if gpm is not None and not isinstance(gpm, dict):
             raise ValueError('"gpm" must be an object of GPM metric answers')
+        check_fixture_shape(fixture, _bundled_fixture())
         return cls(fixture, gpus=gpus, cost_scale=cost_scale, gpm=gpm)
 
     def _clone(self, index: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ used, clock-event reasons and P-state the way the real GPU did under a bf16 matm
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,33 +42,91 @@ class TraceRow:
     pstate: int
 
 
+#: The trace's columns and the range each value must lie in: a reading outside it is a wrong
+#: file or a wrong unit (milliwatts for watts), not something to serve as the GPU's.
+TRACE_COLUMNS: dict[str, tuple[float, float]] = {
+    "t": (0.0, 1e9),
+    "gpu_temp_c": (-50.0, 200.0),
+    "mem_temp_c": (-50.0, 200.0),
+    "power_w": (0.0, 10_000.0),
+    "sm_clock_mhz": (0.0, 100_000.0),
+    "mem_clock_mhz": (0.0, 100_000.0),
+    "util_gpu_pct": (0.0, 100.0),
+    "util_mem_pct": (0.0, 100.0),
+    "mem_used_mib": (0.0, 16_777_216.0),
+    "clock_event_reasons": (0.0, 2.0**64 - 1),
+    "pstate": (0.0, 32.0),
+}
+
+
 def load_trace(path: Path) -> list[TraceRow]:
-    """Read the trace CSV (columns as in ``tests/fixtures/h100/h100_load_trace.csv``)."""
+    """Read the trace CSV (columns as in ``tests/fixtures/h100/h100_load_trace.csv``).
+
+    Every problem is one line naming the file, and the line and column where there is one: a
+    missing column, a cell that is not a finite number in its column's range, or a time that
+    goes backwards (the replay looks a moment up by bisecting the times, which must not
+    decrease).
+    """
     try:
         table = read_csv(path)
-        rows = [
-            TraceRow(
-                t=float(r["t"]),
-                gpu_temp_c=float(r["gpu_temp_c"]),
-                mem_temp_c=float(r["mem_temp_c"]),
-                power_w=float(r["power_w"]),
-                sm_clock_mhz=int(float(r["sm_clock_mhz"])),
-                mem_clock_mhz=int(float(r["mem_clock_mhz"])),
-                util_gpu_pct=int(float(r["util_gpu_pct"])),
-                util_mem_pct=int(float(r["util_mem_pct"])),
-                mem_used_mib=int(float(r["mem_used_mib"])),
-                clock_event_reasons=int(float(r["clock_event_reasons"])),
-                pstate=int(float(r["pstate"])),
+        missing = [name for name in TRACE_COLUMNS if name not in table.header]
+        if missing:
+            what = (
+                "not a load trace"
+                if len(missing) == len(TRACE_COLUMNS)
+                else (f"no column {', '.join(missing)}")
             )
-            for _line, r in table.rows()
-        ]
-    except UserError as exc:  # not a regular file, too large, not UTF-8, malformed
+            raise UserError(
+                f"{path}: line 1: {what} (a trace has the columns {', '.join(TRACE_COLUMNS)})"
+            )
+        rows: list[TraceRow] = []
+        for line, cells in table.rows():
+            values = {name: _trace_value(path, line, name, cells[name]) for name in TRACE_COLUMNS}
+            if rows and values["t"] < rows[-1].t:
+                raise UserError(
+                    f"{path}: line {line}: t {values['t']:g} is before the line above's "
+                    f"{rows[-1].t:g} (the times must not decrease)"
+                )
+            rows.append(
+                TraceRow(
+                    t=values["t"],
+                    gpu_temp_c=values["gpu_temp_c"],
+                    mem_temp_c=values["mem_temp_c"],
+                    power_w=values["power_w"],
+                    **{name: int(values[name]) for name in _INTEGER_COLUMNS},
+                )
+            )
+    except UserError as exc:  # not a regular file, too large, not UTF-8, malformed, a bad cell
         raise BackendUnavailableError(f"cannot read replay trace {exc}") from None
-    except (KeyError, ValueError, OverflowError) as exc:
-        raise BackendUnavailableError(f"cannot read replay trace {path}: {exc}") from None
     if not rows:
         raise BackendUnavailableError(f"replay trace {path} has no rows")
     return rows
+
+
+_INTEGER_COLUMNS = (
+    "sm_clock_mhz",
+    "mem_clock_mhz",
+    "util_gpu_pct",
+    "util_mem_pct",
+    "mem_used_mib",
+    "clock_event_reasons",
+    "pstate",
+)
+
+
+def _trace_value(path: Path, line: int, name: str, cell: str) -> float:
+    """One cell of the trace as a number inside its column's range, else a one-line error."""
+    low, high = TRACE_COLUMNS[name]
+    try:
+        value = float(cell)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # also refuses nan and an empty cell
+        raise UserError(
+            f"{path}: line {line}: {name} {cell.strip()[:40]!r}: expected a number from "
+            f"{low:g} to {high:g}"
+        )
+    return value
 
 
 def parse_fault(text: str) -> tuple[str, int | None, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -312,6 +314,19 @@ def test_bundled_readings_are_the_test_fixtures() -> None:
     assert data_path(H100_LOAD_TRACE).read_bytes() == TRACE.read_bytes()
 
 
+def _bundled_with(**changes: object) -> str:
+    """The bundled H100 fixture as text, with calls (or, for ``driver``, the top-level key)
+    replaced; ``None`` removes the key."""
+    fixture = json.loads(FIXTURE.read_text())
+    for key, value in changes.items():
+        table = fixture if key == "driver" else fixture["calls"]
+        if value is None:
+            del table[key]
+        else:
+            table[key] = value
+    return json.dumps(fixture)
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
@@ -319,8 +334,23 @@ def test_bundled_readings_are_the_test_fixtures() -> None:
         ('{"calls": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
         ("{", "Expecting"),
         ('{"calls": {}, "gpm": [1]}', '"gpm" must be an object'),
+        # Each of these was a traceback: at start (no driver version), or on every scrape in
+        # the collector's thread, which then served the GPU without readings.
+        (_bundled_with(driver=None), "driver: missing"),
+        (
+            _bundled_with(nvmlDeviceGetPowerUsage="700W"),
+            "calls.nvmlDeviceGetPowerUsage: expected a number, found a string",
+        ),
+        (
+            _bundled_with(nvmlDeviceGetMemoryInfo={"total": "80GB", "used": 1, "free": 1}),
+            "calls.nvmlDeviceGetMemoryInfo.total: expected a number, found a string",
+        ),
+        (
+            _bundled_with(nvmlDeviceGetFanSpeed=[40]),
+            "calls.nvmlDeviceGetFanSpeed: expected a number, found a list",
+        ),
     ],
-    ids=["list", "deep", "truncated", "gpm"],
+    ids=["list", "deep", "truncated", "gpm", "no-driver", "power-text", "memory-text", "fan"],
 )
 def test_a_broken_fixture_is_one_line(tmp_path: Path, content: str, fragment: str) -> None:
     from gpu_health.telemetry.readings import BackendUnavailableError
@@ -332,3 +362,51 @@ def test_a_broken_fixture_is_one_line(tmp_path: Path, content: str, fragment: st
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(BackendUnavailableError, match="not a regular file"):
         ReplayBackend(fixture=Path("/dev/zero"))
+
+
+def _trace_with(line: int, column: str, cell: str) -> str:
+    """The bundled load trace as text with one cell of line ``line`` (1 = the header)
+    replaced."""
+    rows = TRACE.read_text().splitlines()
+    header = rows[0].split(",")
+    cells = rows[line - 1].split(",")
+    cells[header.index(column)] = cell
+    rows[line - 1] = ",".join(cells)
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("x,y\n1,2\n", "line 1: not a load trace (a trace has the columns t, gpu_temp_c"),
+        (
+            "\n".join(r.rsplit(",", 1)[0] for r in TRACE.read_text().splitlines()) + "\n",
+            "line 1: no column pstate (",
+        ),
+        (_trace_with(3, "gpu_temp_c", "nan"), "line 3: gpu_temp_c 'nan': expected a number"),
+        (_trace_with(3, "power_w", "72456"), "line 3: power_w '72456': expected a number from 0"),
+        (_trace_with(4, "util_gpu_pct", ""), "line 4: util_gpu_pct '': expected a number"),
+        (_trace_with(5, "t", "0.0"), "line 5: t 0 is before the line above's 0.2"),
+    ],
+    ids=["other-csv", "no-pstate", "nan", "milliwatts", "empty-cell", "time-backwards"],
+)
+def test_a_broken_trace_is_one_line_naming_the_line(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    """A trace without a column was a KeyError printed as ``'t'``; a nan or a milliwatt
+    reading was served as the GPU's; a time going backwards made the replay bisect an
+    unsorted list."""
+    from gpu_health.telemetry.readings import BackendUnavailableError
+
+    path = tmp_path / "trace.csv"
+    path.write_text(content)
+    with pytest.raises(BackendUnavailableError, match=re.escape(fragment)) as info:
+        load_trace(path)
+    assert str(info.value).startswith(f"cannot read replay trace {path}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_the_bundled_trace_loads_whole() -> None:
+    rows = load_trace(TRACE)
+    assert len(rows) == len(TRACE.read_text().splitlines()) - 1
+    assert all(a.t <= b.t for a, b in itertools.pairwise(rows))
