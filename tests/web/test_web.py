@@ -64,7 +64,17 @@ def test_landing_page_links_metrics(server: web.WebServer) -> None:
     assert status == 200 and b'href="/metrics"' in body and "html" in ctype
 
 
-@pytest.mark.parametrize("address", ["nonsense", "host:notaport", "1.2.3.4:99999"])
-def test_bad_listen_address_is_one_line_error(address: str) -> None:
-    with pytest.raises(UserError, match="HOST:PORT"):
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("nonsense", "e.g. 127.0.0.1:8080"),
+        ("host:notaport", "e.g. 127.0.0.1:8080"),
+        ("1.2.3.4:99999", "with a port from 0 to 65535"),
+    ],
+)
+def test_bad_listen_address_is_one_line_error(address: str, reason: str) -> None:
+    with pytest.raises(UserError, match="HOST:PORT") as info:
         web.parse_listen_address(address)
+    assert reason in str(info.value)
+    # 9835 is another GPU exporter's port (utkuozdemir/nvidia_gpu_exporter): not an example
+    assert "9835" not in str(info.value)

@@ -192,8 +192,15 @@ def render_response(response: Response, send_body: bool, close: bool) -> bytes:
 def parse_listen_address(address: str) -> tuple[str, int]:
     """``host:port``, ``:port`` (all interfaces) or ``[v6]:port`` -> (host, port)."""
     host, sep, port_text = address.rpartition(":")
-    if not sep or not is_ascii_digits(port_text) or not 0 <= int(port_text) <= 65535:
-        raise UserError(f"--web.listen-address {address!r}: expected HOST:PORT, e.g. 0.0.0.0:9835")
+    if sep and is_ascii_digits(port_text) and int(port_text) > 65535:
+        raise UserError(
+            f"--web.listen-address {address[:80]!r}: expected HOST:PORT with a port from 0 to 65535"
+        )
+    if not sep or not is_ascii_digits(port_text):
+        raise UserError(
+            f"--web.listen-address {address[:80]!r}: expected HOST:PORT, e.g. 127.0.0.1:8080, "
+            ":8080 (every interface) or [::1]:8080"
+        )
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
 
