@@ -62,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="days of history, up to 3650 (default: 30)",
     )
     parser.add_argument("--out", type=Path, required=True, help="data dir to create or extend")
-    parser.add_argument("--resolution", default="60s", help="time between samples (default: 60s)")
+    parser.add_argument(
+        "--resolution", default="60s", help="time between samples, 1s to 1h (default: 60s)"
+    )
     parser.add_argument(
         "--seed", type=cli_validate.integer(0, 2**32 - 1), default=0, help="fleet seed (default: 0)"
     )
@@ -75,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--end-time",
         default=None,
-        help="end of the history, unix seconds or ISO time (default: now)",
+        help="end of the history, unix seconds or ISO time, at most a day from now (default: now)",
     )
     parser.add_argument(
         "--hazard-scale",
@@ -103,10 +105,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The coarsest sampling a history may have: the scorer reads a GPU as silent in each hour
+#: without a sample.
+MAX_RESOLUTION_S = 3600.0
+#: How far past now a history may end: a day of clock skew or time zone confusion, no more.
+MAX_FUTURE_S = 86400.0
+
+
 def run(args: argparse.Namespace) -> int:
     resolution = parse_duration(args.resolution, "--resolution")
     if resolution < 1:
         raise UserError("--resolution: must be at least 1s")
+    if resolution > MAX_RESOLUTION_S:
+        raise UserError(
+            f"--resolution {args.resolution}: at most 1h (samples further apart read as gaps: "
+            "the scorer counts each hour without a sample as one the GPU did not report)"
+        )
     if args.gpus < 1:
         raise UserError("--gpus: must be at least 1")
     if not 0 < args.days <= 3650:
@@ -116,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
     end = time.time() if args.end_time is None else parse_time(args.end_time, "--end-time")
     if end - args.days * 86400 < 0:
         raise UserError(f"--end-time: {args.days:g} days before it is before 1970")
+    if end > time.time() + MAX_FUTURE_S:
+        raise UserError(
+            f"--end-time {args.end_time}: {(end - time.time()) / 86400:,.0f} days from now; a "
+            "history ends by tomorrow at the latest (it is read as of now, where a history in "
+            "the future shows nothing)"
+        )
     cli_validate.output_path(args.out, "--out", directory=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so the staging dir is removed
     try:

@@ -196,6 +196,8 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["backfill", "--end-time", "-5", "--out", str(tmp_path / "d")], "--end-time"),
         (["backfill", "--end-time", "1796083200000", "--out", str(tmp_path / "d")], "millis"),
         (["backfill", "--end-time", "86400", "--out", str(tmp_path / "d")], "before 1970"),
+        (["backfill", "--end-time", "2099-01-01", "--out", str(tmp_path / "d")], "days from now"),
+        (["backfill", "--resolution", "2d", "--out", str(tmp_path / "d")], "at most 1h"),
         (["backfill", "--end-time", "last week", "--out", str(tmp_path / "d")], "ISO 8601"),
         (["backfill", "--out", str(a_file / "d")], "not a directory"),
         (["backfill", "--out", str(tmp_path / "no" / "such" / "d")], "does not exist"),
