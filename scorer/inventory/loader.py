@@ -7,7 +7,6 @@ The whole file is validated before it is used: one bad cell refuses the file wit
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from gpu_health.config import read_text_file
+from gpu_health.csv_file import parse_csv
 from gpu_health.errors import UserError
 from gpu_health.scorer.inventory import netbox
 from gpu_health.scorer.inventory.fields import RecordError, parse_record, record_key
@@ -42,26 +42,10 @@ def detect_format(path: Path, text: str) -> str:
 
 
 def _csv_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if not header:
-        raise UserError(f"{source}: empty file (expected a header line)")
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise RecordError(f"{source}: line 1", name, "column appears twice")
-        seen.add(name)
-    try:
-        for row in reader:
-            if None in row:
-                raise RecordError(
-                    f"{source}: line {reader.line_num}", "", "more cells than header columns"
-                )
-            cells = {k.strip(): v for k, v in row.items() if k is not None}
-            if any((v or "").strip() for v in cells.values()):
-                yield reader.line_num, cells
-    except csv.Error as exc:
-        raise UserError(f"{source}: line {reader.line_num}: {exc}") from None
+    """Rows of a CSV inventory with the line each starts on, read as every CSV input is
+    (:mod:`gpu_health.csv_file`: a blank row skipped, a row with more cells than the header
+    or a column named twice refused in one line)."""
+    return parse_csv(text, source).rows()
 
 
 def _yaml_rows(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -126,7 +126,7 @@ def test_a_device_or_fifo_is_refused_before_it_is_read(tmp_path: Path) -> None:
         (",,,2,,,,fra1,,,,,", "line 2: gpu: a GPU slot needs its node"),
         ("GPU-a,,,,,,,,,,,,", "line 2: no fields besides the key"),
         ("GPU-a,,,,,,1850-01-01,,,,,,", "line 2: warranty_end: 1850-01-01 is out of range"),
-        ("GPU-a,,,,,,,fra1,,,,,,extra", "line 2: more cells than header columns"),
+        ("GPU-a,,,,,,,fra1,,,,,,extra", "line 2: 14 cells, but the header has 13 columns"),
     ],
 )
 def test_bad_cells_name_file_line_and_field(tmp_path: Path, row: str, message: str) -> None:
