@@ -460,7 +460,7 @@ def promtool_backfill_rules(
     return _promtool(argv, f"backfill the rules of {rule_file}")
 
 
-def _answer(url: str, timeout: float, promql: str, what: str, access: Access = PLAIN) -> Any:
+def api_answer(url: str, timeout: float, promql: str, what: str, access: Access = PLAIN) -> Any:
     """The JSON answer to a query; where Prometheus (or VictoriaMetrics) refused it with an
     error answer (HTTP 400 for a range it cannot take, 422 for an evaluation that failed), a
     RuntimeError naming its reason, as for an answer whose status is "error"; a 4xx without such
@@ -495,7 +495,7 @@ def _answer(url: str, timeout: float, promql: str, what: str, access: Access = P
 def _result(url: str, timeout: float, promql: str, what: str, access: Access) -> list[Any]:
     """``data.result`` of a query's answer (``what``: "query" or "range query"; raises on an
     error answer, or on one that is not Prometheus')."""
-    payload = _answer(url, timeout, promql, what, access)
+    payload = api_answer(url, timeout, promql, what, access)
     if not isinstance(payload, dict):
         raise ValueError(f"{what} {promql!r}: not a Prometheus answer")
     if payload.get("status") != "success":

@@ -188,3 +188,31 @@ def test_the_scorer_names_the_missing_credentials_too(
     credentials += ["--prometheus.basic-auth-password-file", str(password_file)]
     code, err = run_main(scorer_cli.main, [*argv, *credentials], capsys)
     assert code == 0 and "HTTP 401" not in err, err
+
+
+def test_the_dashboard_preview_reaches_a_secured_prometheus(
+    secured: tuple[str, Path, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The development tool that draws the dashboards had no TLS or credential options: it
+    could not preview a secured Prometheus at all. It takes the report's now."""
+    pytest.importorskip("matplotlib")
+    from gpu_health.mixin import dashpreview
+
+    url, cert, at = secured
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD)
+    dashboard = Path(__file__).parents[2] / "grafana" / "gpu-fleet-overview.json"
+    out = tmp_path / "img"
+    argv = ["--prometheus", url, "--dashboards", str(dashboard), "--out", str(out)]
+    argv += ["--end", str(at), "--range", "1h", "--scrape-interval", "60s"]
+    code, err = run_main(dashpreview.main, argv, capsys)
+    assert is_one_line_error(code, err) and "CERTIFICATE_VERIFY_FAILED" in err, err
+    argv += ["--prometheus.ca-file", str(cert)]
+    code, err = run_main(dashpreview.main, argv, capsys)
+    assert is_one_line_error(code, err) and "HTTP 401" in err and "credentials" in err, err
+    argv += ["--prometheus.basic-auth-username", USER]
+    argv += ["--prometheus.basic-auth-password-file", str(password_file)]
+    code, err = run_main(dashpreview.main, argv, capsys)
+    assert code == 0, err
+    assert (out / "gpu-fleet-overview.png").stat().st_size > 0
+    assert PASSWORD not in err

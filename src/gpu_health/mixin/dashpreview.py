@@ -25,6 +25,7 @@ from gpu_health.cli_support import OneLineArgumentParser, run_main
 from gpu_health.errors import UserError
 from gpu_health.mixin.dashquery import PromClient, run_dashboard
 from gpu_health.mixin.preview_draw import render
+from gpu_health.prometheus_access import access_from_args, add_access_arguments
 
 
 def parse_duration(text: str) -> float:
@@ -97,6 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="set a template variable (repeatable); gpu defaults to the worst GPU",
     )
+    add_access_arguments(
+        parser.add_argument_group(
+            "Prometheus behind TLS or credentials (the same options as gpu-health report)"
+        )
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     files = sorted(source.glob("*.json")) if source.is_dir() else [source]
     if not files or not all(f.is_file() for f in files):
         raise UserError(f"{source}: no dashboard JSON files found")
-    client = PromClient(args.prometheus)
+    client = PromClient(args.prometheus, access=access_from_args(args))
     end = args.end or time.time()
     start = end - args.range_s
     chosen = dict(args.var)

@@ -10,7 +10,6 @@ the tests proved returns data.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import urllib.error
@@ -21,6 +20,7 @@ from typing import Any
 
 from gpu_health import stack
 from gpu_health.errors import UserError
+from gpu_health.prometheus_access import PLAIN, Access
 
 #: ``$name``, ``${name}`` and ``${name:format}`` (Grafana's variable syntaxes we emit).
 VARIABLE_RE = re.compile(r"\$(?:\{(\w+)(?::[\w]+)?\}|(\w+))")
@@ -106,24 +106,28 @@ class PanelResult:
 class PromClient:
     """The three Prometheus HTTP API calls a dashboard needs."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, access: Access = PLAIN) -> None:
+        """``access``: TLS and credentials, as the report has (``prometheus_access``)."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.access = access
 
     def _get(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
         url = f"{self.base_url}{path}?{urllib.parse.urlencode(list(params))}"
+        what = "query" if path.endswith("/query") else "range query"
+        if "/label/" in path:
+            what = "label lookup"
         try:
-            body = stack.http_get(url, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
+            payload = stack.api_answer(url, self.timeout, params[0][1], what, self.access)
+        except RuntimeError as exc:  # refused, with Prometheus' reason or what a 4xx means
+            raise UserError(f"Prometheus at {self.base_url}: {exc}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise UserError(f"cannot reach Prometheus at {self.base_url}: {exc}") from exc
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise UserError(f"{self.base_url} did not answer like Prometheus: {exc}") from exc
-        if payload.get("status") != "success":
-            raise UserError(f"Prometheus rejected {params[0][1]!r}: {payload.get('error')}")
+            raise UserError(f"cannot reach Prometheus at {self.base_url}: {exc}") from None
+        except ValueError as exc:  # past the byte cap, or not JSON (a login page)
+            raise UserError(f"Prometheus at {self.base_url}: {exc}") from None
+        if not isinstance(payload, dict) or payload.get("status") != "success":
+            error = payload.get("error") if isinstance(payload, dict) else "not a Prometheus answer"
+            raise UserError(f"Prometheus rejected {params[0][1]!r}: {error}")
         return payload["data"]
 
     def instant(self, expr: str, at: float) -> list[Series]:
