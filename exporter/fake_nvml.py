@@ -127,7 +127,6 @@ def _bundled_fixture() -> dict[str, Any]:
 _REQUIRED = {"driver": "a string", "cuda_driver": "a number"}
 _REQUIRED_CALLS = {
     "nvmlDeviceGetUUID": "a string",
-    "nvmlDeviceGetSerial": "a string",
     "nvmlDeviceGetPciInfo": "an object",
 }
 
@@ -247,7 +246,8 @@ class FakeNvml:
             # Distinct identities for GPUs beyond the recorded one; values stay as recorded.
             uuid = str(calls["nvmlDeviceGetUUID"])
             calls["nvmlDeviceGetUUID"] = f"{uuid[:-4]}{index + 1:04x}"
-            calls["nvmlDeviceGetSerial"] = f"{calls['nvmlDeviceGetSerial']}{index}"
+            if calls.get("nvmlDeviceGetSerial") is not None:  # a board may not report one
+                calls["nvmlDeviceGetSerial"] = f"{calls['nvmlDeviceGetSerial']}{index}"
             pci = dict(calls["nvmlDeviceGetPciInfo"])
             pci["bus"] = index
             pci["busId"] = f"00000000:{index:02X}:06.0"

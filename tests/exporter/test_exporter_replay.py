@@ -410,3 +410,18 @@ def test_the_bundled_trace_loads_whole() -> None:
     rows = load_trace(TRACE)
     assert len(rows) == len(TRACE.read_text().splitlines()) - 1
     assert all(a.t <= b.t for a, b in itertools.pairwise(rows))
+
+
+def test_a_board_without_a_serial_number_is_served(tmp_path: Path) -> None:
+    """Some boards answer NOT_SUPPORTED for the serial, which the recorder writes as null: the
+    shape check must not refuse such a fixture, and cloned GPUs keep it absent."""
+    fixture = json.loads(FIXTURE.read_text())
+    fixture["calls"]["nvmlDeviceGetSerial"] = None
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture))
+    backend = ReplayBackend(fixture=path, gpus=2, poll_interval=3600)
+    identities = backend.inventory()
+    assert len({i.uuid for i in identities}) == 2
+    assert all(not i.serial for i in identities)
+    for identity in identities:
+        assert backend.sample(identity).power_watts is not None
