@@ -199,6 +199,13 @@ def _check_silent_nodes(states: dict[str, GpuState]) -> None:
     assert states["GPU-app-xid"].reasons == ()
 
 
+def _last_sample_time(g: state_fleet.StateGpu, end: float) -> float:
+    """When ``g`` last reported in :func:`state_fleet.openmetrics`' history."""
+    start = end - state_fleet.HOURS * 3600
+    times = [start + k * state_fleet.STEP for k in range(state_fleet.HOURS * 3600 // 60 + 1)]
+    return max(t for t in times if any(state_fleet._series(g, t, end)))
+
+
 @pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
 def test_a_node_that_stopped_reporting_is_absent_but_not_failed_now(
     engine: str, serve_history: Callable[[str, str, str], str], end: float
@@ -207,6 +214,30 @@ def test_a_node_that_stopped_reporting_is_absent_but_not_failed_now(
     states, client = _states(serve_history(engine, history, "count(gpu_up)"))
     assert engine_of(client) == engine
     _check_silent_nodes(states)
+    # Each silent GPU's last-seen time is its last sample's, to the second, on both engines:
+    # the subquery finds the 5-minute step, the lookup at that step the sample's own time.
+    for g in WITH_SILENT:
+        if states[g.uuid].state in ("absent", "replaced"):
+            assert states[g.uuid].last_seen == _last_sample_time(g, end), g
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
+def test_a_last_sample_on_a_step_of_the_lookup_is_found_exactly(
+    engine: str, serve_history: Callable[[str, str, str], str]
+) -> None:
+    """The last-seen lookup steps every 5 minutes; a last sample exactly on such a step is seen
+    from it and the next one alike (Prometheus 2's lookback includes its start), and must come
+    back as itself, not 5 minutes late. Every silent GPU of this history last reported on a
+    5-minute boundary."""
+    aligned = int(time.time()) // 300 * 300 - 600
+    end = float(aligned + 60)  # cut-offs at end - 2 h and end - 40 min: last samples at aligned - …
+    history = state_fleet.openmetrics(end, WITH_SILENT)
+    states, _ = _states(serve_history(engine, history, "count(last_over_time(gpu_up[1h]))"))
+    silent = [g for g in WITH_SILENT if states[g.uuid].state in ("absent", "replaced")]
+    assert len(silent) == 7
+    for g in silent:
+        assert _last_sample_time(g, end) % 300 == 0
+        assert states[g.uuid].last_seen == _last_sample_time(g, end), g
 
 
 def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:

@@ -50,7 +50,14 @@ from typing import Any
 
 # The evidence queries live in state_queries; re-exported here, where every consumer looks.
 from gpu_health.telemetry import freshness
-from gpu_health.telemetry.state_queries import FRESH_S, HARD_XIDS, LABELS, Identity, Labels
+from gpu_health.telemetry.state_queries import (
+    FRESH_S,
+    HARD_XIDS,
+    LABELS,
+    Identity,
+    Labels,
+)
+from gpu_health.telemetry.state_queries import last_sample_query as last_sample_query
 from gpu_health.telemetry.state_queries import last_seen_query as last_seen_query
 from gpu_health.telemetry.state_queries import regex_literal as regex_literal
 from gpu_health.telemetry.state_queries import state_queries as state_queries
@@ -60,8 +67,9 @@ STATES: tuple[str, ...] = ("failed", "absent", "degraded", "healthy", "replaced"
 _RANK = {name: i for i, name in enumerate(STATES)}
 #: States that count as "failed now" for the risk ranking and the economics.
 DOWN_STATES = frozenset({"failed", "absent"})
-#: The last-seen subquery is asked only for absent GPUs, this many per query: over every GPU
-#: of a 2,000-GPU fleet it took 90 s on a 2-core machine (a 7-day subquery at 5-minute steps).
+#: The last-seen subquery is asked only for absent GPUs, this many per query (a 7-day
+#: subquery at 5-minute steps: in its first form, with ``timestamp()``, it took 90 s over
+#: every GPU of a 2,000-GPU fleet on a 2-core machine).
 LAST_SEEN_BATCH = 50
 #: At most this many absent GPUs get their last-sample time looked up (a mass outage costs a
 #: bounded time); the rest are absent with an unknown age.
@@ -364,7 +372,11 @@ def _last_seen(
     query: Any, schema: str, results: Mapping[str, Sequence[Mapping[str, Any]]], at: float
 ) -> list[Mapping[str, Any]]:
     """Last-sample times of the GPUs seen in the LOOKBACK that do not report now, asked in
-    batches of LAST_SEEN_BATCH for at most LAST_SEEN_MAX of them."""
+    batches of LAST_SEEN_BATCH for at most LAST_SEEN_MAX of them: first the last step of a
+    subquery at which each had a sample (:func:`last_seen_query`), then the sample's own time
+    at that step (:func:`last_sample_query`: the latest sample at or before the step, which is
+    the GPU's last, since no later step had one). Where the second finds none (an engine whose
+    lookback differs), the step's time stands: at most the server's lookback late."""
     lab = LABELS[schema]
 
     def uuids(name: str) -> set[str]:
@@ -373,8 +385,29 @@ def _last_seen(
     absent = sorted(uuids("seen") - uuids("fresh"))[:LAST_SEEN_MAX]
     found: list[Mapping[str, Any]] = []
     for i in range(0, len(absent), LAST_SEEN_BATCH):
-        found += query(last_seen_query(schema, absent[i : i + LAST_SEEN_BATCH]), at)
+        stepped = query(last_seen_query(schema, absent[i : i + LAST_SEEN_BATCH]), at)
+        steps = {lab.identity(m.get("metric", {}))[2]: _sample_value(m) for m in stepped}
+        steps = {u: t for u, t in steps.items() if u and math.isfinite(t)}
+        exact: dict[str, float] = {}
+        if steps:
+            for m in query(last_sample_query(schema, steps), at):
+                uuid, t = lab.identity(m.get("metric", {}))[2], _sample_value(m)
+                if uuid in steps and math.isfinite(t) and t <= steps[uuid]:
+                    exact[uuid] = t
+        for m in stepped:
+            uuid = lab.identity(m.get("metric", {}))[2]
+            if uuid in exact:
+                m = {**m, "value": [m.get("value", [at])[0], repr(exact[uuid])]}
+            found.append(m)
     return found
+
+
+def _sample_value(sample: Mapping[str, Any]) -> float:
+    """The value of one instant-query sample, NaN where it is not a number."""
+    try:
+        return float(sample["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return math.nan
 
 
 def _age_text(seconds: float) -> str:
