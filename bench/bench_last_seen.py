@@ -6,7 +6,7 @@ last sample in the last 7 days. That was one subquery per 50 absent GPUs,
 ``max_over_time(timestamp(SEL)[7d:5m])``, which Prometheus evaluates by looking the series up
 again at every one of its 2,016 steps. The scorer now asks for the last 5-minute step with a
 sample (``time()`` times a ``group`` of the series, read as every other subquery is) and then
-the sample's own time at that step, with the ``@`` modifier
+the sample's own time in a short subquery ending at that step, with the ``@`` modifier
 (:func:`gpu_health.telemetry.state_queries.last_seen_query` and ``last_sample_query``). This
 bench serves a TSDB with Debian's Prometheus, finds the GPUs absent at ``--at`` as the GPU state
 does, and times both forms over the same GPUs (at most ``--limit``, in the state's batches of
@@ -39,7 +39,7 @@ from bench_recorded_history import report  # same directory: print, and write wi
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.telemetry import state, state_queries
 
-ARMS = ("timestamp() subquery", "step subquery and @ lookup")
+ARMS = ("timestamp() subquery", "step subquery, then the short one at that step")
 
 Query = Callable[[str, float], list[Any]]
 

@@ -202,7 +202,8 @@ def _check_silent_nodes(states: dict[str, GpuState]) -> None:
 def _last_sample_time(g: state_fleet.StateGpu, end: float) -> float:
     """When ``g`` last reported in :func:`state_fleet.openmetrics`' history."""
     start = end - state_fleet.HOURS * 3600
-    times = [start + k * state_fleet.STEP for k in range(state_fleet.HOURS * 3600 // 60 + 1)]
+    steps = state_fleet.HOURS * 3600 // state_fleet.STEP
+    times = [start + k * state_fleet.STEP for k in range(steps + 1)]
     return max(t for t in times if any(state_fleet._series(g, t, end)))
 
 
@@ -238,6 +239,28 @@ def test_a_last_sample_on_a_step_of_the_lookup_is_found_exactly(
     for g in silent:
         assert _last_sample_time(g, end) % 300 == 0
         assert states[g.uuid].last_seen == _last_sample_time(g, end), g
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
+@pytest.mark.parametrize("step", [300, 600, 1800])
+def test_the_last_sample_time_is_exact_at_sparser_scrape_intervals(
+    engine: str,
+    step: int,
+    serve_history: Callable[[str, str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VictoriaMetrics sees a sample from subquery steps up to a scrape interval after it (a
+    30-minute sample from a step 1,795 s on), where an instant lookup at that step finds
+    nothing: the last-seen time must still be the sample's own, not that step's."""
+    monkeypatch.setattr(state_fleet, "STEP", step)
+    monkeypatch.setattr(state_fleet, "HOURS", 8)
+    end = float(int(time.time()) - 30)
+    history = state_fleet.openmetrics(end, WITH_SILENT)
+    states, _ = _states(serve_history(engine, history, "count(last_over_time(gpu_up[2h]))"))
+    silent = [g for g in WITH_SILENT if states[g.uuid].state in ("absent", "replaced")]
+    assert silent
+    for g in silent:
+        assert states[g.uuid].last_seen == _last_sample_time(g, end), (g, step)
 
 
 def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:

@@ -51,6 +51,7 @@ from typing import Any
 # The evidence queries live in state_queries; re-exported here, where every consumer looks.
 from gpu_health.telemetry import freshness
 from gpu_health.telemetry.state_queries import (
+    FRESH,
     FRESH_S,
     HARD_XIDS,
     LABELS,
@@ -351,7 +352,8 @@ def gather_states(
     queries = state_queries(schema, freshness.fresh_range(interval_s), change)
     answers = _each(query, [(promql, at) for promql in queries.values()], workers)
     results = dict(zip(queries, answers, strict=True))
-    results["last_seen"] = _last_seen(query, schema, results, at)
+    fresh = freshness.fresh_range(interval_s)
+    results["last_seen"] = _last_seen(query, schema, results, at, fresh)
     states = classify(schema, results, at, fresh_s=freshness.fresh_seconds(interval_s))
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
     evidence = [name for name in queries if name not in ("seen", "fresh")]
@@ -369,7 +371,11 @@ def gather_states(
 
 
 def _last_seen(
-    query: Any, schema: str, results: Mapping[str, Sequence[Mapping[str, Any]]], at: float
+    query: Any,
+    schema: str,
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    at: float,
+    fresh: str = FRESH,
 ) -> list[Mapping[str, Any]]:
     """Last-sample times of the GPUs seen in the LOOKBACK that do not report now, asked in
     batches of LAST_SEEN_BATCH for at most LAST_SEEN_MAX of them: first the last step of a
@@ -390,7 +396,7 @@ def _last_seen(
         steps = {u: t for u, t in steps.items() if u and math.isfinite(t)}
         exact: dict[str, float] = {}
         if steps:
-            for m in query(last_sample_query(schema, steps), at):
+            for m in query(last_sample_query(schema, steps, fresh), at):
                 uuid, t = lab.identity(m.get("metric", {}))[2], _sample_value(m)
                 if uuid in steps and math.isfinite(t) and t <= steps[uuid]:
                     exact[uuid] = t

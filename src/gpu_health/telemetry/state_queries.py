@@ -130,12 +130,13 @@ def regex_literal(text: str) -> str:
 
 def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     """The last LAST_SEEN_STEP step of the LOOKBACK at which each of ``uuids`` had a sample
-    (within the server's lookback, 5 minutes by default): a step time at most that long after
-    the GPU's last sample, which :func:`last_sample_query` then reads exactly.
+    (within the engine's lookback: 5 minutes on Prometheus by default, about a scrape interval
+    on VictoriaMetrics): a step time at most that long after the GPU's last sample, which
+    :func:`last_sample_query` then reads exactly.
 
     Why the step's time and not ``timestamp()``: Prometheus evaluates ``timestamp()`` of a
-    series selector inside a subquery by looking the series up again at every step (13.08 s
-    against 0.89 s for both steps of this form, for 200 absent GPUs of a 2,000-GPU history:
+    series selector inside a subquery by looking the series up again at every step (11.09 s
+    against 0.70 s for both steps of this form, for 200 absent GPUs of a 2,000-GPU history:
     ``bench/bench_last_seen.py``), while ``time()`` times a ``group`` of the series is read as
     every other subquery is."""
     lab = LABELS[schema]
@@ -145,15 +146,21 @@ def last_seen_query(schema: str, uuids: Sequence[str]) -> str:
     return _any_of(names, stepped, lab)
 
 
-def last_sample_query(schema: str, stepped: Mapping[str, float]) -> str:
-    """The exact time of each GPU's last sample, read at the step :func:`last_seen_query`
-    found for it (``uuid -> step time``): an instant lookup per GPU with the ``@`` modifier,
-    cheap where the subquery with ``timestamp()`` was not."""
+def last_sample_query(schema: str, stepped: Mapping[str, float], reach: str = FRESH) -> str:
+    """The exact time of each GPU's last sample, read back from the step
+    :func:`last_seen_query` found for it (``uuid -> step time``): the latest ``timestamp()`` in
+    a short subquery ending at that step (the ``@`` modifier), ``reach`` long. The step may lie
+    up to the engine's lookback after the sample, which on VictoriaMetrics grows with the
+    scrape interval (a 30-minute sample was seen from a step 1,795 s on, where an instant
+    lookup at that step found nothing), so ``reach`` is the presence window, which is at least
+    one and a half scrape intervals. A subquery of a few steps per GPU costs little however
+    ``timestamp()`` is evaluated."""
     lab = LABELS[schema]
     parts = []
     for name in _presence_series(schema):
         terms = " or ".join(
-            f'timestamp({name}{{{lab.uuid}=~"{regex_literal(uuid)}"}} @ {at:.3f})'
+            f'max_over_time(timestamp({name}{{{lab.uuid}=~"{regex_literal(uuid)}"}})'
+            f"[{reach}:{LAST_SEEN_STEP}] @ {at:.3f})"
             for uuid, at in sorted(stepped.items())
         )
         parts.append(f"max by ({lab.by}) ({lab.named(terms)})")
