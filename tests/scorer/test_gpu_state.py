@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from gpu_health import stack
 from gpu_health.scorer.engine import engine_of
 from gpu_health.scorer.promclient import PromClient, PromConfig, PrometheusError
-from gpu_health.telemetry.state import GpuState, gather_states, rank_key
+from gpu_health.telemetry.state import GpuState, gather_states, last_sample_query, rank_key
 from tests.conftest import PrometheusFactory, import_openmetrics
 from tests.scorer import state_fleet
 
@@ -261,6 +261,24 @@ def test_the_last_sample_time_is_exact_at_sparser_scrape_intervals(
     assert silent
     for g in silent:
         assert states[g.uuid].last_seen == _last_sample_time(g, end), (g, step)
+
+
+@pytest.mark.parametrize("spread", [0, 1, 2, 4], ids=["one-step", "all-apart", "pairs", "fours"])
+def test_the_read_back_stays_short_however_the_steps_spread(spread: int) -> None:
+    """A batch of 50 absent GPUs whose steps all differ made one 13 KB query (one term each),
+    past the 8 KB a proxy in front of Prometheus may allow a URL: split by distinct steps, every
+    query stays under 7 KB, and every GPU is read back once."""
+    from gpu_health.telemetry.state import LAST_SAMPLE_STEPS, _by_distinct_steps
+
+    uuids = [f"GPU-{i:08d}-aaaa-bbbb-cccc-dddddddddddd" for i in range(50)]
+    steps = {u: 1796083500.0 + 300 * (i // spread if spread else 0) for i, u in enumerate(uuids)}
+    parts = _by_distinct_steps(steps, LAST_SAMPLE_STEPS)
+    assert sorted(u for part in parts for u in part) == sorted(uuids)
+    assert all(part[u] == steps[u] for part in parts for u in part)
+    for part in parts:
+        assert len(set(part.values())) <= LAST_SAMPLE_STEPS
+        for schema in ("ours", "dcgm"):
+            assert len(last_sample_query(schema, part)) < 7000
 
 
 def test_fault_class_reads_the_reason_that_made_the_gpu_fail() -> None:

@@ -72,6 +72,10 @@ DOWN_STATES = frozenset({"failed", "absent"})
 #: subquery at 5-minute steps: in its first form, with ``timestamp()``, it took 90 s over
 #: every GPU of a 2,000-GPU fleet on a 2-core machine).
 LAST_SEEN_BATCH = 50
+#: Distinct step times read back per query of :func:`last_sample_query` (each is one term: 16
+#: keep every query of a batch under 7 KB, where the batch's first query is 4.5 KB; the report
+#: sends its queries in the URL, which a proxy in front of Prometheus may cap at 8 KB).
+LAST_SAMPLE_STEPS = 16
 #: At most this many absent GPUs get their last-sample time looked up (a mass outage costs a
 #: bounded time); the rest are absent with an unknown age.
 LAST_SEEN_MAX = 200
@@ -395,8 +399,8 @@ def _last_seen(
         steps = {lab.identity(m.get("metric", {}))[2]: _sample_value(m) for m in stepped}
         steps = {u: t for u, t in steps.items() if u and math.isfinite(t)}
         exact: dict[str, float] = {}
-        if steps:
-            for m in query(last_sample_query(schema, steps, fresh), at):
+        for part in _by_distinct_steps(steps, LAST_SAMPLE_STEPS):
+            for m in query(last_sample_query(schema, part, fresh), at):
                 uuid, t = lab.identity(m.get("metric", {}))[2], _sample_value(m)
                 if uuid in steps and math.isfinite(t) and t <= steps[uuid]:
                     exact[uuid] = t
@@ -406,6 +410,17 @@ def _last_seen(
                 m = {**m, "value": [m.get("value", [at])[0], repr(exact[uuid])]}
             found.append(m)
     return found
+
+
+def _by_distinct_steps(steps: Mapping[str, float], limit: int) -> list[dict[str, float]]:
+    """``steps`` (uuid -> step time) in parts holding at most ``limit`` distinct step times:
+    each distinct time is one term of :func:`last_sample_query`."""
+    parts: list[dict[str, float]] = []
+    for uuid, t in sorted(steps.items(), key=lambda item: (item[1], item[0])):
+        if not parts or (t not in parts[-1].values() and len(set(parts[-1].values())) >= limit):
+            parts.append({})
+        parts[-1][uuid] = t
+    return parts
 
 
 def _sample_value(sample: Mapping[str, Any]) -> float:
