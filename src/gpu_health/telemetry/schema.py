@@ -85,6 +85,11 @@ def count_query(schema: str, fresh: str = DEFAULT_FRESH) -> str:
     return f'count(group by ({uuid}) (last_over_time({{__name__=~"{names}"}}[{fresh}])))'
 
 
+#: How far back the schema choice looks when no GPU reports now: the GPU state's LOOKBACK, the
+#: span in which a silent GPU is still known (absent) rather than forgotten.
+SEEN_WINDOW = "7d"
+
+
 @dataclass(frozen=True)
 class SchemaChoice:
     name: str
@@ -107,7 +112,9 @@ def choose_schema(
     data's scrape interval, which sets how recent a sample must be (measured when not given).
 
     Raises :class:`UserError` when the requested schema (or, with ``auto``, both) has no GPU
-    reporting, so a report never prints "0 GPUs" over data it read from the other schema.
+    reporting now nor in the last :data:`SEEN_WINDOW`, so a report never prints "0 GPUs" over
+    data it read from the other schema. GPUs seen in that window but silent now are an outage:
+    their schema is chosen, and their states say absent.
     """
     if requested not in ("auto", *SCHEMAS):
         raise UserError(f"--schema {requested!r}: expected auto, ours or dcgm")
@@ -116,12 +123,28 @@ def choose_schema(
     summary = f"ours {counts['ours']} GPUs, dcgm-exporter {counts['dcgm']} GPUs"
     if requested != "auto":
         if counts[requested] == 0:
-            raise UserError(
-                f"--schema {requested}: no GPU reports in that schema in the last {fresh} "
-                f"({summary}); use --schema auto or the other schema"
-            )
+            seen_recently = _count(query(count_query(requested, SEEN_WINDOW)))
+            if seen_recently == 0:
+                raise UserError(
+                    f"--schema {requested}: no GPU reports in that schema in the last {fresh} "
+                    f"({summary}); use --schema auto or the other schema"
+                )
+            recent = f"{seen_recently} seen in the last {SEEN_WINDOW}"
+            reason = f"{requested} (--schema; {summary}; {recent})"
+            return SchemaChoice(requested, counts, reason)
         return SchemaChoice(requested, counts, f"{requested} (--schema; {summary})")
     if counts["ours"] == 0 and counts["dcgm"] == 0:
+        # Nothing reports now: a fleet-wide outage (every exporter, or the scrape, down) or a
+        # wrong source. The GPUs seen in the last days tell which, and in which schema: their
+        # states then say absent, where reading the wrong schema showed no GPU at all.
+        seen = {name: _count(query(count_query(name, SEEN_WINDOW))) for name in SCHEMAS}
+        if any(seen.values()):
+            name = "dcgm" if seen["dcgm"] > seen["ours"] else "ours"
+            reason = (
+                f"{name} (no GPU reports in the last {fresh}; seen in the last {SEEN_WINDOW}: "
+                f"ours {seen['ours']} GPUs, dcgm-exporter {seen['dcgm']} GPUs)"
+            )
+            return SchemaChoice(name, counts, reason)
         raise UserError(
             f"no GPU reports in the last {fresh}: neither gpu-health-exporter metrics "
             "(gpu_up, gpu_power_watts, gpu_temperature_celsius) nor dcgm-exporter metrics "
