@@ -5,7 +5,7 @@ choice then fell back to our exporter's, so a dcgm-exporter fleet's scorer read 
 no GPU in it: ``score --at`` said "no GPU reported" and ``serve`` published no GPU at all, and
 ``gpu-health report`` refused ("no GPU reports in the last 30m"). Now the GPUs seen in the last
 7 days choose the schema, and every one of them is listed absent, its node named as not
-reporting. Real Prometheus and promtool; the history of ``tests/scorer_fleet.py`` in
+reporting. Real Prometheus and VictoriaMetrics; the history of ``tests/scorer_fleet.py`` in
 dcgm-exporter's schema (12 GPUs on three nodes, 6.5 days at 30 minutes; GPU 5 stopped 0.2 days
 before the others).
 """
@@ -24,7 +24,7 @@ import pytest
 from gpu_health import stack
 from gpu_health.scorer import cli as scorer_cli
 from tests.base.command_runs import is_one_line_error, run_main
-from tests.conftest import PrometheusFactory
+from tests.conftest import PrometheusFactory, import_openmetrics
 from tests.scorer_fleet import DAY, make_fleet, openmetrics
 
 pytestmark = [pytest.mark.integration]
@@ -35,9 +35,20 @@ END = START + 6.5 * DAY
 OUTAGE = END + 3 * 3600  # three hours into an outage of the whole fleet
 
 
-@pytest.fixture
-def dcgm_fleet(prometheus_factory: PrometheusFactory, backfill: Callable[[str], Path]) -> str:
+@pytest.fixture(params=["prometheus", "victoriametrics"])
+def dcgm_fleet(
+    request: pytest.FixtureRequest,
+    prometheus_factory: PrometheusFactory,
+    backfill: Callable[[str], Path],
+) -> str:
+    """The history's URL on each engine: Prometheus serving promtool's blocks, VictoriaMetrics
+    having imported it."""
     text = openmetrics(make_fleet(), days=6.5, step=1800, schema="dcgm", start=START)
+    if request.param == "victoriametrics":
+        start_vm: Callable[[], stack.Server] = request.getfixturevalue("victoriametrics_factory")
+        vm = start_vm()
+        import_openmetrics(vm, text)
+        return vm.url
     server = prometheus_factory(data_dir=backfill(text))
     deadline = time.monotonic() + 60
     while not stack.query(server.url, "count(last_over_time(DCGM_FI_DEV_GPU_TEMP[1h]))", at=END):
