@@ -59,6 +59,18 @@ TRACE_COLUMNS: dict[str, tuple[float, float]] = {
 }
 
 
+#: The columns whose readings are whole numbers (clocks, percentages, MiB, bitmask, P-state).
+_INTEGER_COLUMNS = (
+    "sm_clock_mhz",
+    "mem_clock_mhz",
+    "util_gpu_pct",
+    "util_mem_pct",
+    "mem_used_mib",
+    "clock_event_reasons",
+    "pstate",
+)
+
+
 def load_trace(path: Path) -> list[TraceRow]:
     """Read the trace CSV (columns as in ``tests/fixtures/h100/h100_load_trace.csv``).
 
@@ -101,17 +113,6 @@ def load_trace(path: Path) -> list[TraceRow]:
     if not rows:
         raise BackendUnavailableError(f"replay trace {path} has no rows")
     return rows
-
-
-_INTEGER_COLUMNS = (
-    "sm_clock_mhz",
-    "mem_clock_mhz",
-    "util_gpu_pct",
-    "util_mem_pct",
-    "mem_used_mib",
-    "clock_event_reasons",
-    "pstate",
-)
 
 
 def _trace_value(path: Path, line: int, name: str, cell: str) -> float:

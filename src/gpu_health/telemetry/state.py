@@ -354,10 +354,10 @@ def gather_states(
         interval_s = freshness.measure(lambda promql: query(promql, at))
     workers = STATE_WORKERS if workers is None else workers
     change = freshness.as_range(freshness.change_seconds(interval_s))
-    queries = state_queries(schema, freshness.fresh_range(interval_s), change)
+    fresh = freshness.fresh_range(interval_s)
+    queries = state_queries(schema, fresh, change)
     answers = _each(query, [(promql, at) for promql in queries.values()], workers)
     results = dict(zip(queries, answers, strict=True))
-    fresh = freshness.fresh_range(interval_s)
     results["last_seen"] = _last_seen(query, schema, results, at, fresh)
     states = classify(schema, results, at, fresh_s=freshness.fresh_seconds(interval_s))
     history: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -416,12 +416,9 @@ def _last_seen(
 def _by_distinct_steps(steps: Mapping[str, float], limit: int) -> list[dict[str, float]]:
     """``steps`` (uuid -> step time) in parts holding at most ``limit`` distinct step times:
     each distinct time is one term of :func:`last_sample_query`."""
-    parts: list[dict[str, float]] = []
-    for uuid, t in sorted(steps.items(), key=lambda item: (item[1], item[0])):
-        if not parts or (t not in parts[-1].values() and len(set(parts[-1].values())) >= limit):
-            parts.append({})
-        parts[-1][uuid] = t
-    return parts
+    times = sorted(set(steps.values()))
+    chunks = [set(times[i : i + limit]) for i in range(0, len(times), limit)]
+    return [{u: t for u, t in steps.items() if t in chunk} for chunk in chunks]
 
 
 def _sample_value(sample: Mapping[str, Any]) -> float:
