@@ -273,7 +273,7 @@ def run_train(args: argparse.Namespace) -> int:
     # checked before the history is read: a bad path found after the run loses the run
     cli_validate.output_path(args.out, "--out", directory=True)
     if args.dump_dataset:
-        cli_validate.output_path(args.dump_dataset, "--dump-dataset")
+        cli_validate.output_path(args.dump_dataset, "--dump-dataset", inputs=args)
     began = time.monotonic()
     data, _failures, schema = _collect(args, "train")
     if args.also_data_dirs:
@@ -333,7 +333,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not 0 <= args.bootstrap <= 10_000:
         raise UserError("--bootstrap must be between 0 and 10000")
     if args.json_out:  # before the run, which it would otherwise lose
-        cli_validate.output_path(args.json_out, "--json")
+        cli_validate.output_path(args.json_out, "--json", inputs=args)
     model = load_model(args.model)
     data, failures, schema = _collect(args, "evaluate")
     report = evaluate(model, data, failures, bootstrap=args.bootstrap)

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     if not 0 <= args.min_confidence <= 1:
         raise UserError("--min-confidence must be between 0 and 1")
     if args.out is not None:  # before the scan, which a bad path would otherwise lose
-        cli_validate.output_path(args.out, "--out")
+        cli_validate.output_path(args.out, "--out", inputs=args)
     began = time.monotonic()
     from gpu_health.scorer.labels import ScanConfig, scan
     from gpu_health.scorer.promclient import PrometheusError

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
 
     horizons = horizons_or_all(args.horizon)
     if args.textfile:  # before the queries
-        cli_validate.output_path(args.textfile, "--textfile")
+        cli_validate.output_path(args.textfile, "--textfile", inputs=args)
     try:
         model = load_model(args.model)
     except ModelError as exc:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from gpu_health.scorer.planning.render import render_html, render_text
 
     if args.html:  # checked before querying: no directory is created, /proc is refused
-        cli_validate.output_path(args.html, "--html")
+        cli_validate.output_path(args.html, "--html", inputs=args)
     inventory = load_inventory(args.inventory) if args.inventory else None
     unmatched: list[str] = []
     plan = plan_from_prometheus(

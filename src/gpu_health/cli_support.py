@@ -13,6 +13,9 @@ from gpu_health.errors import UserError
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+#: The namespace attribute mapping each destination to its option string (see
+#: :meth:`OneLineArgumentParser.parse_known_args`).
+OPTION_NAMES = "_option_names"
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -20,6 +23,21 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse as argparse does, and remember each destination's longest option string in
+        ``OPTION_NAMES`` on the namespace, so that a later check names the option a value came
+        from (``--inventory``, not ``inventory``). A sub-command's parser records its own
+        options first; the parent adds the ones it lacks."""
+        parsed, rest = super().parse_known_args(args, namespace)
+        names = dict(getattr(parsed, OPTION_NAMES, {}))
+        for action in self._actions:
+            if action.option_strings:
+                names.setdefault(action.dest, max(action.option_strings, key=len))
+        setattr(parsed, OPTION_NAMES, names)
+        return parsed, rest
 
 
 def run_main(body: Callable[[], int]) -> int:

@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from gpu_health.cli_support import OPTION_NAMES
 from gpu_health.errors import UserError
 
 #: GPUs a backfill may simulate: a large training fleet is tens of thousands; 100,000 keeps a typo
@@ -158,10 +159,15 @@ def unix_time(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def output_path(path: Path, flag: str, *, directory: bool = False) -> Path:
+def output_path(
+    path: Path, flag: str, *, directory: bool = False, inputs: argparse.Namespace | None = None
+) -> Path:
     """Check, before any work, that ``path`` can be created: its parent exists, is a directory
     and is writable, and ``path`` is not under /proc or /sys. No directory is created here (nor
-    later, outside the one asked for). Returns the path; raises a one-line UserError."""
+    later, outside the one asked for). With ``inputs`` (the command's parsed arguments), an
+    existing file that another option names, through a link or not, is refused: ``plan
+    --inventory fleet.csv --html fleet.csv`` replaced the inventory with HTML and exited 0.
+    Returns the path; raises a one-line UserError."""
     resolved = Path(os.path.abspath(path))
     if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
         raise UserError(f"{flag} {path}: not a place for output (a kernel file system)")
@@ -175,4 +181,26 @@ def output_path(path: Path, flag: str, *, directory: bool = False) -> Path:
     if resolved.exists() and resolved.is_dir() != directory:
         kind = "a directory" if resolved.is_dir() else "a file"
         raise UserError(f"{flag} {path}: exists and is {kind}")
+    if inputs is not None and resolved.is_file():
+        _refuse_an_input(path, flag, inputs)
     return path
+
+
+def _refuse_an_input(path: Path, flag: str, args: argparse.Namespace) -> None:
+    """A one-line error when another option of the command names the file ``path`` is."""
+    names: dict[str, str] = getattr(args, OPTION_NAMES, {})
+    for dest, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is path or not isinstance(item, (str, Path)) or not str(item):
+                continue
+            try:
+                same = os.path.samefile(item, path)
+            except (OSError, ValueError):  # not a file name, or nothing there
+                continue
+            if same:
+                option = names.get(dest, "--" + dest.replace("_", "-"))
+                raise UserError(
+                    f"{flag} {path}: is the file {option} reads ({item}); writing the output "
+                    "there would destroy it: choose another path"
+                )

@@ -136,3 +136,104 @@ def test_a_bad_output_path_is_refused_before_any_work(
     assert named in err, err
     assert "127.0.0.1:9" not in err  # refused before Prometheus was asked anything
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-dir", "a-file"]  # nothing made
+
+
+def _input_as_output_cases(tmp: Path) -> list[tuple[Main, list[str], str]]:
+    """(command, argv, the input option named) for each output given a file the command reads."""
+    inventory = tmp / "fleet.csv"
+    token = tmp / "token"
+    ledger = tmp / "ledger.csv"
+    link = tmp / "link.csv"
+    history = ["--prometheus.url", DEAD, "--start", "1796000000", "--end", "1796083140"]
+    return [
+        (
+            umbrella.main,
+            ["plan", "--prometheus", DEAD, "--inventory", str(inventory), "--html", str(inventory)],
+            "--inventory",
+        ),
+        (
+            umbrella.main,
+            ["plan", "--prometheus", DEAD, "--inventory", str(inventory), "--html", str(link)],
+            "--inventory",  # a link to the input is the input
+        ),
+        (
+            umbrella.main,
+            [
+                "report",
+                "--prometheus",
+                DEAD,
+                "--prometheus.bearer-token-file",
+                str(token),
+                "--html",
+                str(token),
+            ],
+            "--prometheus.bearer-token-file",
+        ),
+        (
+            scorer_cli.main,
+            ["evaluate", *history, "--failures", str(ledger), "--json", str(ledger)],
+            "--failures",
+        ),
+        (
+            scorer_cli.main,
+            [
+                "outcomes",
+                "--prometheus.url",
+                DEAD,
+                "--ledger",
+                str(ledger),
+                "--textfile",
+                str(ledger),
+            ],
+            "--ledger",
+        ),
+        (
+            scorer_cli.main,
+            ["labels", "--prometheus.url", DEAD, "--truth", str(ledger), "--out", str(ledger)],
+            "--truth",
+        ),
+    ]
+
+
+INPUT_CASE_IDS = ["plan-inventory", "plan-link", "report-token", "evaluate", "outcomes", "labels"]
+
+
+@pytest.mark.parametrize("case", range(len(INPUT_CASE_IDS)), ids=INPUT_CASE_IDS)
+def test_an_output_that_is_one_of_the_inputs_is_refused(
+    case: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``plan --inventory fleet.csv --html fleet.csv`` replaced the inventory with the HTML
+    plan and exited 0; a token file given as ``--html`` was overwritten the same way."""
+    contents = {
+        "fleet.csv": "node,datacenter\nnode-1,fra1\n",
+        "token": "secret-token\n",
+        "ledger.csv": "uuid,time,mode\nGPU-1,1796000000,hbm\n",
+    }
+    for name, text in contents.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "link.csv").symlink_to(tmp_path / "fleet.csv")
+    main, argv, named = _input_as_output_cases(tmp_path)[case]
+    code, err = run_main(main, argv, capsys)
+    assert code != 0 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"is the file {named} reads" in err, err
+    assert "127.0.0.1:9" not in err  # refused before Prometheus was asked anything
+    for name, text in contents.items():
+        assert (tmp_path / name).read_text() == text  # every input as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*contents, "link.csv"])
+
+
+def test_an_output_beside_its_inputs_is_written(tmp_path: Path) -> None:
+    """Only the same file is refused: another file, or one that does not exist yet, is taken."""
+    from gpu_health import cli_validate
+    from gpu_health.cli_support import OneLineArgumentParser
+
+    parser = OneLineArgumentParser()
+    parser.add_argument("--inventory", type=Path)
+    parser.add_argument("--html", type=Path)
+    (tmp_path / "fleet.csv").write_text("x\n")
+    (tmp_path / "old.html").write_text("<p>\n")
+    for html in ("old.html", "new.html"):
+        args = parser.parse_args(
+            ["--inventory", str(tmp_path / "fleet.csv"), "--html", str(tmp_path / html)]
+        )
+        assert cli_validate.output_path(args.html, "--html", inputs=args) == args.html

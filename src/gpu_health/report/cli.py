@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.html:  # checked before querying: no directory is created, /proc is refused
-        cli_validate.output_path(args.html, "--html")
+        cli_validate.output_path(args.html, "--html", inputs=args)
     pattern = check_pattern(args.runbook_url_pattern)
     access = access_from_args(args)
     gatherer = Gatherer(
