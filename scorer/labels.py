@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -70,6 +71,9 @@ APPEAR_SECONDS = 6 * 3600.0
 ONE_MISSED_SAMPLE = 0.4
 #: Prometheus refuses more than 11,000 points per series in one range query.
 MAX_POINTS_PER_SERIES = 11_000
+#: Range queries per signal a scan may split its history into: 2,000 weeks at the default
+#: --chunk; a chunk of seconds over days would ask for hundreds of thousands.
+MAX_CHUNKS = 2_000
 #: Bound on what one scan may collect (signal points, all queries together).
 MAX_POINTS = 5_000_000
 #: Prometheus' default lookback: an instant selector sees a series' last sample this recent.
@@ -175,6 +179,15 @@ class ScanConfig:
             )
         if self.min_outage < self.step:
             raise UserError("labels: --min-outage must be at least one --step")
+        if self.chunk < self.step:  # Prometheus refused the range with an HTTP 400
+            raise UserError("labels: --chunk must be at least one --step")
+        chunks = math.ceil((self.end - self.start) / self.chunk)
+        if chunks > MAX_CHUNKS:  # --chunk 1s over 10 days was 864,000 lookups, no progress
+            raise UserError(
+                f"labels: --chunk {self.chunk:g}s splits the {(self.end - self.start) / 86400:.0f}"
+                f" days into {chunks:,} range queries per signal (at most {MAX_CHUNKS:,}): "
+                "raise --chunk"
+            )
 
     def chunks(self) -> Iterator[tuple[float, float]]:
         """The scan's range queries: ``(first step, last step)`` of each chunk."""
@@ -555,11 +568,24 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
                 _duration(interval),
                 _duration(config.lookback),
             )
+    names = [SCHEMAS[schema].presence] + ([DCGM_RENAMED_NAMES.presence] if schema == "dcgm" else [])
+    if not any(_sent(client, name, config) for name in names):
+        # a wrong source, schema or range, not a fleet without failures: the header-only
+        # ledger it gave (exit 0) replaced a reviewed one under --out
+        raise UserError(
+            f"labels: no GPU series ({schema} schema: {' or '.join(names)}) from "
+            f"{_iso(config.start)} to {_iso(config.end)}: wrong --data-dir/--prometheus.url, "
+            "--schema or time range?"
+        )
     if schema != "dcgm" or not _sent(client, DCGM_RENAMED_NAMES.presence, config):
         return Scan(client, SCHEMAS[schema], config).signals()
     both = (DCGM.presence, DCGM_RENAMED_NAMES.presence)
     out = Scan(client, DCGM, config, slots_by=both).signals()
     return out + Scan(client, DCGM_RENAMED_NAMES, config, slots_by=()).signals()
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _sent(client: Any, name: str, config: ScanConfig) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,20 +52,14 @@ class Outcome:
         return statistics.median(self.lead_days) if self.lead_days else math.nan
 
 
-def probability_history(
-    client: Any, horizon: str, start: float, end: float, step: float
+def _range_by_uuid(
+    client: Any, promql: str, start: float, end: float, step: float
 ) -> dict[str, list[tuple[float, float]]]:
-    """``{uuid: [(t, p), ...]}``: the published probability at each prediction time."""
+    """``{uuid: [(t, value), ...]}`` of a range query, asked in pieces Prometheus accepts."""
     out: dict[str, list[tuple[float, float]]] = {}
     t = start
     while t <= end:
         stop = min(end, t + step * (MAX_STEPS_PER_QUERY - 1))
-        # max over (t - step, t]: a flag raised between two prediction times still counts,
-        # the previous time's own sample does not (Prometheus 2 ranges include their start).
-        promql = (
-            f'max by (uuid) (max_over_time(gpu_failure_probability{{horizon="{horizon}"}}'
-            f"[{max(step - 1, 1):.0f}s]))"
-        )
         for series in client.query_range(promql, t, stop, step):
             uuid = series["metric"].get("uuid", "")
             if uuid:
@@ -74,14 +68,57 @@ def probability_history(
     return out
 
 
+def _step_window(step: float) -> str:
+    # max over (t - step, t]: a value published between two prediction times still counts,
+    # the previous time's own sample does not (Prometheus 2 ranges include their start).
+    return f"{max(step - 1, 1):.0f}s"
+
+
+def probability_history(
+    client: Any, horizon: str, start: float, end: float, step: float
+) -> dict[str, list[tuple[float, float]]]:
+    """``{uuid: [(t, p), ...]}``: the published probability at each prediction time."""
+    promql = (
+        f'max by (uuid) (max_over_time(gpu_failure_probability{{horizon="{horizon}"}}'
+        f"[{_step_window(step)}]))"
+    )
+    return _range_by_uuid(client, promql, start, end, step)
+
+
+#: The GPU states for which the scorer publishes probability 1 by rule, not by prediction.
+STATE_NOT_PREDICTED = ("failed", "absent", "replaced")
+
+
+def state_rows(client: Any, start: float, end: float, step: float) -> set[tuple[str, float]]:
+    """The ``(uuid, t)`` rows at which the scorer published a GPU as failed, absent or replaced
+    (``gpu_state``) at some point of the step before ``t``.
+
+    There its probability is 1 on every horizon because the GPU already broke, not because the
+    model foresaw anything: counted as flags, every lost GPU added a false positive at each
+    prediction time until it came back (about 14 a week at 12-hour steps), so two lost GPUs
+    reached the 20 flagged rows of ``GPUScorerPrecisionLow`` and could fire it, and a later
+    failure of the same GPU turned the rule's "failed now" into a foreseen failure. ``evaluate``
+    has no such rows: a GPU that does not report has no features to predict from."""
+    states = "|".join(STATE_NOT_PREDICTED)
+    promql = f'max by (uuid) (max_over_time(gpu_state{{state=~"{states}"}}[{_step_window(step)}]))'
+    return {
+        (uuid, t)
+        for uuid, rows in _range_by_uuid(client, promql, start, end, step).items()
+        for t, value in rows
+        if value >= 1
+    }
+
+
 def outcomes(
     history: dict[str, list[tuple[float, float]]],
     failures: Iterable[tuple[str, float]],
     horizon: str,
     threshold: float,
     window_end: float,
+    not_predicted: Collection[tuple[str, float]] = frozenset(),
 ) -> Outcome:
-    """Count rows whose horizon ended by ``window_end`` (both outcomes known alike)."""
+    """Count rows whose horizon ended by ``window_end`` (both outcomes known alike), leaving out
+    the rows in ``not_predicted`` (:func:`state_rows`): neither counted nor a flag's lead."""
     h = HORIZON_SECONDS[horizon]
     by_uuid: dict[str, list[float]] = {}
     for uuid, when in failures:
@@ -90,8 +127,9 @@ def outcomes(
     leads: list[float] = []
     judged: set[tuple[str, float]] = set()
     first_row = min((t for rows in history.values() for t, _ in rows), default=math.inf)
-    for uuid, rows in history.items():
+    for uuid, all_rows in history.items():
         fails = sorted(by_uuid.get(uuid, ()))
+        rows = [(t, p) for t, p in all_rows if (uuid, t) not in not_predicted]
         for t, p in rows:
             if t + h > window_end:
                 continue  # the horizon has not ended: censored whatever happened so far

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
         horizons_or_all,
         outcomes,
         probability_history,
+        state_rows,
     )
     from gpu_health.scorer.training import load_failures
 
@@ -92,18 +93,26 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     from gpu_health.scorer.cli_history import check_failures_match
     from gpu_health.scorer.promclient import PrometheusError
 
+    try:
+        not_predicted = state_rows(client, start, end, args.step)
+    except PrometheusError as exc:
+        raise UserError(f"outcomes: {exc}") from None
     for h in horizons:
         try:
             history = probability_history(client, h, start, end, args.step)
         except PrometheusError as exc:
             raise UserError(f"outcomes: {exc}") from None
         histories.append(history)
-        results.append(outcomes(history, failures, h, model.threshold(h), end))
+        results.append(outcomes(history, failures, h, model.threshold(h), end, not_predicted))
     if client.errors:
         raise UserError(f"{client.errors} queries failed; see the log above")
     published = {uuid for history in histories for uuid in history}
-    if published:  # none at all: the empty result says so itself
-        check_failures_match(failures, published, start, end, args.ledger)
+    if not published:  # all-zero counts would read as a model that flagged nothing
+        raise UserError(
+            f"outcomes: no gpu_failure_probability between {_iso(start)} and {_iso(end)} at "
+            f"{args.prom_url}: is gpu-health-scorer running and scraped by it?"
+        )
+    check_failures_match(failures, published, start, end, args.ledger)
     window = f"{args.window / 86400:g}d"
     if args.json_out:
         print(
@@ -131,6 +140,10 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _finite(value: float) -> float | None:

@@ -457,3 +457,46 @@ def test_dcgm_xids_are_failures_whichever_shape_the_gauge_has(
         assert rows["GPU-Y"]["mode"] == "uncorrectable_memory"
         for row in rows.values():
             assert abs(float(row["time"]) - (start + 12 * HOUR)) <= 600, (url, row)
+
+
+def test_a_history_without_gpus_of_the_schema_is_refused_keeping_the_ledger(
+    tmp_path: Path,
+    backfill: Callable[[str], Path],
+    prometheus_factory: Callable[..., object],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--schema dcgm`` on our exporter's history (or a time range with no data) found no GPU,
+    wrote a header-only ledger over the reviewed one and said "0 failures", exit 0."""
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    h = History(end - 86400, end)
+    h.series("gpu_up", "gauge", _gpu("n1", 0, "GPU-X"), lambda t: 1.0)
+    server = prometheus_factory(data_dir=backfill(h.text()))
+    reviewed = tmp_path / "ledger.csv"
+    reviewed.write_text("uuid,time,mode\nGPU-X,1790000000,hbm\n")
+    common = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
+    for wrong in (["--schema", "dcgm", "--end", f"{end:.0f}"], ["--end", "2030-01-01"]):
+        capsys.readouterr()
+        assert main([*common, *wrong, "--out", str(reviewed)]) == 1
+        err = capsys.readouterr().err
+        assert (
+            err.startswith("error: labels: no GPU series (")
+            and "time range?" in err
+            and err.count("\n") == 1
+        ), err
+        assert reviewed.read_text() == "uuid,time,mode\nGPU-X,1790000000,hbm\n"
+    assert main([*common, "--end", f"{end:.0f}", "--out", str(reviewed)]) == 0  # the right one
+
+
+def test_a_chunk_shorter_than_a_step_or_splitting_into_too_many_queries_is_refused() -> None:
+    """``--chunk`` under ``--step`` reached Prometheus as an HTTP 400 naming no option; ``--chunk
+    1s`` over 10 days ran for minutes without a word (864,000 lookups)."""
+    from gpu_health.errors import UserError
+    from gpu_health.scorer.labels import MAX_CHUNKS, ScanConfig
+
+    end = 1_796_083_200.0
+    with pytest.raises(UserError, match=r"^labels: --chunk must be at least one --step$"):
+        ScanConfig(end - 10 * 86400, end, step=300, chunk=60).validate()
+    with pytest.raises(UserError, match=r"into 2,880 range queries per signal \(at most 2,000\)"):
+        ScanConfig(end - 10 * 86400, end, step=300, chunk=300).validate()
+    ScanConfig(end - 10 * 86400, end, step=300, chunk=(10 * 86400) / MAX_CHUNKS).validate()
+    ScanConfig(end - 365 * 86400, end).validate()  # the defaults over a year
