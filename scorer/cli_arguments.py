@@ -234,7 +234,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "added to the training set; repeatable",
     )
     train.add_argument("--out", type=Path, required=True, help="model directory to write")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument(
+        "--seed",
+        type=cli_validate.integer(0, 2**32 - 1),
+        default=0,
+        help="random seed, 0 to 4294967295 (default: 0)",
+    )
     train.add_argument(
         "--valid-fraction",
         type=cli_validate.number(0.0, 1.0, exclusive_minimum=True),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -191,8 +192,23 @@ def label_rows(
     return out
 
 
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+#: Prediction times one train or evaluate run may read: a year at hourly steps.
+MAX_PREDICTION_TIMES = 10_000
+
+
 def prediction_times(start: float, end: float, step: float, warmup: float) -> list[float]:
-    """Evaluation times from ``start + warmup`` to ``end`` every ``step`` seconds."""
+    """Evaluation times from ``start + warmup`` to ``end`` every ``step`` seconds, at most
+    :data:`MAX_PREDICTION_TIMES` (each is a whole feature read of the fleet: ``--step 1s``
+    over 11 days announced 86,401 steps and would have run for days)."""
+    if end <= start:
+        raise UserError(
+            f"the history's end {_iso(end)} is not after its start {_iso(start)}: check "
+            "--start and --end"
+        )
     first = start + warmup
     if first >= end:
         raise UserError(
@@ -200,6 +216,12 @@ def prediction_times(start: float, end: float, step: float, warmup: float) -> li
             f"{warmup / 86400:.1f} days of warm-up"
         )
     n = int((end - first) // step) + 1
+    if n > MAX_PREDICTION_TIMES:
+        raise UserError(
+            f"--step {step:g}s gives {n:,} prediction times over {(end - first) / 86400:.1f} days "
+            f"after the warm-up (at most {MAX_PREDICTION_TIMES:,}, each a feature read of the "
+            "whole fleet): raise --step"
+        )
     return [first + i * step for i in range(n)]
 
 

@@ -443,7 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory to write")
     parser.add_argument("--gpus", type=int, default=200, help="GPUs (default: %(default)s)")
     parser.add_argument("--days", type=float, default=45.0, help="days (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed",
+        type=cli_validate.integer(0, 2**32 - 1),
+        default=1,
+        help="random seed, 0 to 4294967295 (default: %(default)s)",
+    )
     parser.add_argument(
         "--resolution",
         type=float,

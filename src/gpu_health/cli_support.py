@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -13,6 +14,7 @@ from gpu_health.errors import UserError
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 #: The namespace attribute mapping each destination to its option string (see
 #: :meth:`OneLineArgumentParser.parse_known_args`).
 OPTION_NAMES = "_option_names"
@@ -50,6 +52,13 @@ def run_main(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # ``score --json | head``: the reader has what it wanted. Point stdout at /dev/null so
+        # that the interpreter's own flush at exit does not raise again, and exit as a shell
+        # reports a process ended by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def configure_logging(level: str) -> None:

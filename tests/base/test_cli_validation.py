@@ -309,3 +309,38 @@ def test_hostile_config_files_are_one_line_errors(
         argv = ["serve", *DEAD_PROMETHEUS, "--once", "--econ.params", str(path)]
         code, err = run_main(scorer_cli.main, argv, capsys)
         assert is_one_line_error(code, err) and str(path) in err, err
+
+
+@pytest.mark.parametrize(
+    ("main", "argv"),
+    [
+        (scorer_cli.main, ["train", "--prometheus.url", "http://127.0.0.1:9", "--out", "m"]),
+        (umbrella.main, ["demo"]),
+    ],
+    ids=["train", "demo"],
+)
+@pytest.mark.parametrize("seed", ["-1", "1099511627776", "1.5"])
+def test_seeds_are_checked_at_start(
+    main: Main, argv: list[str], seed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --seed -1`` failed with numpy's traceback after the whole feature read."""
+    code, err = run_main(main, [*argv, "--seed", seed], capsys)
+    assert is_one_line_error(code, err) and "--seed" in err, err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``gpu-health-scorer score --json | head`` ended in a BrokenPipeError traceback."""
+    fleet = tmp_path / "fleet.csv"
+    rows = (f"GPU-{i},NVIDIA H100 80GB HBM3,{i % 1000},0.05\n" for i in range(5000))
+    fleet.write_text("uuid,model,age_days,p30\n" + "".join(rows))
+    reader = subprocess.Popen(["head", "-c", "100"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    command = [sys.executable, "-m", "gpu_health.cli", "econ", "--fleet", str(fleet)]
+    done = subprocess.run(
+        [*command, "--format", "json"], stdout=reader.stdin, stderr=subprocess.PIPE, timeout=120
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()
+    assert reader.wait(timeout=30) == 0 and reader.stdout is not None
+    assert len(reader.stdout.read()) == 100
+    assert "Traceback" not in done.stderr.decode() and done.stderr == b"", done.stderr
+    assert done.returncode == 141  # as a shell reports a process ended by SIGPIPE

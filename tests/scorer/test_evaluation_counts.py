@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gpu_health.scorer.calibration_check import against_chance_summary
 from gpu_health.scorer.evaluation import (
@@ -129,3 +130,19 @@ def test_the_text_report_shows_calibration_per_decile() -> None:
         )
         within = check["deciles_within_tolerance"]
         assert f"{within} of {len(cal)} deciles within" in calibration_summary(cal)
+
+
+def test_prediction_times_are_bounded_and_a_reversed_range_is_named() -> None:
+    """``evaluate --step 1s --warmup 11d`` announced 86,401 time steps (each a feature read of
+    the whole fleet) and ran on; ``--start`` after ``--end`` said "history too short: -31.0
+    days"."""
+    from gpu_health.errors import UserError
+    from gpu_health.scorer.training import MAX_PREDICTION_TIMES, prediction_times
+
+    end = 1_796_083_200.0
+    with pytest.raises(UserError, match=r"^--step 1s gives 86,401 prediction times over 1\.0 da"):
+        prediction_times(end - 12 * 86400, end, 1.0, 11 * 86400)
+    with pytest.raises(UserError, match=r"end 2026-11-01T00:00:00Z is not after its start 2026-"):
+        prediction_times(end, end - 30 * 86400, 86400.0, 7 * 86400)
+    times = prediction_times(end - 365 * 86400, end, 3600.0, 7 * 86400)  # a year, hourly
+    assert len(times) <= MAX_PREDICTION_TIMES and times[0] == end - 358 * 86400

@@ -98,7 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject a fault into the live fleet, repeatable, e.g. "
         "'gpu=3,fault=xid79,after=30s' (see gpu-health-exporter --help, --sim-fault)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="fleet seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed",
+        type=cli_validate.integer(0, 2**32 - 1),
+        default=0,
+        help="fleet seed, 0 to 4294967295 (default: %(default)s)",
+    )
     parser.add_argument(
         "--hazard-scale",
         type=_POSITIVE,
