@@ -300,6 +300,9 @@ def run_train(args: argparse.Namespace) -> int:
             ),
             "step_s": args.step,
             "created_by": f"gpu-health-scorer {__version__}",
+            # what the promotion gate holds a window out against (it needed --trained-until)
+            "trained_until": data.history_end,
+            "failures_trained_on": data.failures_seen,
         },
     )
     try:

@@ -121,6 +121,12 @@ class Dataset:
     #: At how many of the prediction times the features read each history
     #: (:data:`~gpu_health.scorer.history_source.HISTORY_SOURCES`): ``auto`` picks per time.
     sources: dict[str, int] = field(default_factory=dict)
+    #: The end of the history whose failures labelled the rows, and how many distinct failures
+    #: fell between its first prediction time and that end: what a model trained on these rows
+    #: has seen (its metadata ``trained_until`` and ``failures_trained_on``, which the promotion
+    #: gate checks a held-out window against).
+    history_end: float = math.nan
+    failures_seen: int = 0
 
     def __len__(self) -> int:
         return len(self.uuids)
@@ -135,6 +141,8 @@ class Dataset:
             self.uuids,
             self.labels,
             self.sources,
+            self.history_end,
+            self.failures_seen,
         )
 
     def matrix(self, names: Sequence[str]) -> FloatArray:
@@ -158,6 +166,8 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
         [u for p in parts for u in p.uuids],
         {h: np.concatenate([p.labels[h] for p in parts]) for h in first.labels},
         dict(sum((Counter(p.sources) for p in parts), Counter())),
+        max((p.history_end for p in parts), default=math.nan),
+        sum(p.failures_seen for p in parts),
     )
 
 
@@ -256,7 +266,12 @@ def collect(
     x = np.vstack(blocks) if blocks else np.zeros((0, len(names)))
     t_arr = np.asarray(all_times, dtype=np.float64)
     labels = label_rows(uuids, t_arr, failures, history_end)
-    return Dataset(names, x, t_arr, uuids, labels, dict(sources))
+    first = float(t_arr.min()) if len(t_arr) else history_end
+    seen = set(uuids)
+    failures_seen = len(
+        {(f.uuid, f.time) for f in failures if f.uuid in seen and first < f.time <= history_end}
+    )
+    return Dataset(names, x, t_arr, uuids, labels, dict(sources), history_end, failures_seen)
 
 
 def print_progress(label: str) -> Callable[[int, int], None]:

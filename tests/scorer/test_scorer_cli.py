@@ -122,6 +122,19 @@ def test_evaluate_reports_metrics_per_horizon(history: Path, trained: Path, tmp_
     assert "deploy/dcgm-exporter/gpu-health-counters.csv" in result.stderr  # and what fixes it
 
 
+def test_train_records_what_the_promotion_gate_checks(trained: Path) -> None:
+    """The gate holds a window out after the candidate's ``trained_until`` and counts its
+    ``failures_trained_on``; train wrote neither, so a promotion needed --trained-until on the
+    operator's word and counted the failures from the ledger."""
+    from gpu_health.scorer.model import FailureModel
+
+    metadata = FailureModel.load(trained).metadata
+    # the history ends a minute before the fixture was written; its 8 failures on days 25-70
+    # are after the 7-day warm-up, GPU 21's (two days after the end) is not seen
+    assert time.time() - 3600 < metadata["trained_until"] <= time.time()
+    assert metadata["failures_trained_on"] == sum(day <= DAYS for day in FAILS.values()) == 8
+
+
 def test_evaluate_rules_from_a_relative_data_dir(history: Path, tmp_path: Path) -> None:
     """A relative --data-dir works (the private Prometheus runs elsewhere); --model rules."""
     result = subprocess.run(
