@@ -87,10 +87,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Seconds per unit of a Prometheus range duration.
+_DURATION_UNITS: dict[str, float] = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+#: ``--prometheus.lookback`` bounds. ``0s`` and ``99999w`` passed the syntax check and
+#: Prometheus answered HTTP 400. A window shorter than a minute misses the series of a scorer
+#: scraped every 15 to 60 s; one longer than 90 days reaches past any usual retention (15 days by
+#: default) and only makes each ``last_over_time`` read more blocks.
+MIN_LOOKBACK_S = 60
+MAX_LOOKBACK_S = 90 * 86400
+
+
 def _duration(text: str) -> str:
-    """A Prometheus range duration such as 30m, 1h or 2d."""
-    if not re.fullmatch(r"[0-9]+(ms|s|m|h|d|w|y)", text):
+    """A Prometheus range duration such as 30m, 1h or 2d, from 1m to 90d; returned as written,
+    since it goes into the query's range selector."""
+    match = re.fullmatch(r"([0-9]{1,12})(ms|s|m|h|d|w|y)", text)
+    if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30m, 1h, 2d)")
+    seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not MIN_LOOKBACK_S <= seconds <= MAX_LOOKBACK_S:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (allowed: 1m to 90d)")
     return text
 
 

@@ -365,9 +365,19 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
 
 
 def best_action(npv: dict[str, float], eligible: Iterable[str]) -> str:
-    """Highest NPV among ``eligible``; ties go to the earlier (less disruptive) action."""
+    """Highest finite NPV among ``eligible``; ties go to the earlier (less disruptive) action.
+
+    An NPV that is not finite is never chosen: NaN compares false with everything, so ``max()``
+    kept whichever action came first, and an overflowed keep (rental_rate=1e308) was recommended
+    for a GPU with a 90 % 30-day risk. The parameters' bounds keep every NPV finite; an allowed
+    set with none finite is therefore a bug, raised rather than answered with a guess.
+    """
     allowed = [a for a in ACTIONS if a in set(eligible)]
-    return max(allowed, key=lambda a: (npv[a], -ACTIONS.index(a)))
+    finite = [a for a in allowed if math.isfinite(npv[a])]
+    if not finite:
+        shown = ", ".join(f"{a} {npv[a]!r}" for a in allowed)
+        raise ArithmeticError(f"no finite NPV among the allowed actions ({shown or 'none'})")
+    return max(finite, key=lambda a: (npv[a], -ACTIONS.index(a)))
 
 
 def value_fleet(

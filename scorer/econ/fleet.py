@@ -12,6 +12,7 @@ from typing import Any
 from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
 from gpu_health.prometheus_access import PLAIN, Access
+from gpu_health.safetext import one_line
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, GpuEconInput
 
 REQUIRED_COLUMNS = ("uuid", "model", "age_days")
@@ -45,7 +46,20 @@ def read_fleet_csv(path: Path | str) -> list[GpuEconInput]:
     if unknown:
         allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
         raise UserError(f"{path}: unknown column {unknown[0]!r} (allowed: {allowed})")
-    gpus = [_row(path, number, row) for number, row in table.rows()]
+    gpus: list[GpuEconInput] = []
+    # A GPU listed twice was valued twice and counted twice, and compare() paired both rows with
+    # the last one, reporting a "recommendation changed" with no --set. Refused like the
+    # inventory's duplicate keys (scorer/inventory/loader.py), naming both lines.
+    first_line: dict[str, int] = {}
+    for number, row in table.rows():
+        gpu = _row(path, number, row)
+        if gpu.uuid in first_line:
+            raise UserError(
+                f"{path}: line {number}: uuid: {one_line(gpu.uuid)} is already listed on line "
+                f"{first_line[gpu.uuid]}"
+            )
+        first_line[gpu.uuid] = number
+        gpus.append(gpu)
     if not gpus:
         raise UserError(f"{path}: no GPUs (the file has a header but no rows)")
     return gpus

@@ -62,6 +62,25 @@ _HYSTERESIS_KEYS = frozenset({"absolute", "relative"})
 _DEPRECIATION_KEYS = frozenset({"method", "rate"})
 _REPURPOSE_KEYS = frozenset({"rate", "utilisation", "power_fraction"})
 
+# Upper bounds of money amounts, in the parameters' own currency. Without them a typo such as
+# rental_rate=1e308 overflowed the NPV sums to inf and NaN, NaN won max(), and a GPU with a 90 %
+# 30-day risk was recommended "keep" (and --format json printed NaN). They must hold every real
+# price in any currency: the weakest in use, the Iranian rial, trades near 1e6 per US dollar, so
+# an H200 bought for $35,000 costs about 3.5e10 rials. Each bound is that rate times a generous
+# dollar figure: 1e6 dollars for a one-off amount per GPU (price, repair, disposal, penalty),
+# 1,000 dollars a GPU-hour for a rental rate, 1e5 dollars a month for a running cost.
+#: A one-off amount per GPU: purchase price, repair, warranty repair, disposal, SLA penalty,
+#: the hysteresis margin.
+MAX_AMOUNT = 1e12
+#: A rental rate per GPU-hour (the market's and the lower tier's).
+MAX_HOURLY_RATE = 1e9
+#: A cost per month: colocation per provisioned kW, maintenance per GPU.
+MAX_MONTHLY_COST = 1e11
+# With every bound at once the engine's sums stay far inside a float: a month's cash flow is at
+# most revenue 730 h x 1e9 + a failure (1e12 + 730 h x 1e9 + a penalty) + facility 20 kW x 1e11
+# + maintenance 1e11 ~ 5e12, so 120 months and the terminal value stay below 1e15
+# (tests/scorer/test_econ_bounds.py values a GPU with all of them).
+
 
 @dataclass(frozen=True)
 class Depreciation:
@@ -179,7 +198,9 @@ def load_raw(path: Path | str | None) -> tuple[dict[str, Any], str]:
     if path is None:
         return raw, DEFAULTS_RESOURCE
     source = str(path)
-    overlay = config.expect_mapping(config.load_yaml(path), source, "")
+    # A key written twice in one mapping is an error: the last value silently winning hid
+    # edits such as "energy_price: 0.1" followed further down by "energy_price: 9.9".
+    overlay = config.expect_mapping(config.load_yaml(path, unique_keys=True), source, "")
     return merge(raw, overlay), source
 
 
@@ -238,17 +259,21 @@ def validate(raw: Any, source: str) -> EconParams:
         pue=num(top["pue"], source, "pue", 1, 3),
         host_power_w=num(top["host_power_w"], source, "host_power_w", 0, 5000),
         colocation_per_kw_month=num(
-            top["colocation_per_kw_month"], source, "colocation_per_kw_month", 0
+            top["colocation_per_kw_month"], source, "colocation_per_kw_month", 0, MAX_MONTHLY_COST
         ),
         maintenance_per_gpu_month=num(
-            top["maintenance_per_gpu_month"], source, "maintenance_per_gpu_month", 0
+            top["maintenance_per_gpu_month"],
+            source,
+            "maintenance_per_gpu_month",
+            0,
+            MAX_MONTHLY_COST,
         ),
         default_utilisation=num(top["default_utilisation"], source, "default_utilisation", 0, 1),
         baseline_annual_failure_rate=num(
             top["baseline_annual_failure_rate"], source, "baseline_annual_failure_rate", 0, 1
         ),
         hysteresis=Hysteresis(
-            absolute=num(hyst["absolute"], source, "hysteresis.absolute", 0),
+            absolute=num(hyst["absolute"], source, "hysteresis.absolute", 0, MAX_AMOUNT),
             relative=num(hyst["relative"], source, "hysteresis.relative", 0, 10),
         ),
         models=tuple(
@@ -260,6 +285,7 @@ def validate(raw: Any, source: str) -> EconParams:
             source,
             "warranty_repair_cost",
             0,
+            MAX_AMOUNT,
         ),
         sla_penalties=_sla_penalties(top.get("sla_penalties"), source),
     )
@@ -268,7 +294,12 @@ def validate(raw: Any, source: str) -> EconParams:
 def _sla_penalties(raw: Any, source: str) -> tuple[tuple[str, float], ...]:
     tiers = config.expect_mapping(raw, source, "sla_penalties")
     return tuple(
-        (str(tier), config.expect_number(value, source, join_key("sla_penalties", str(tier)), 0))
+        (
+            str(tier),
+            config.expect_number(
+                value, source, join_key("sla_penalties", str(tier)), 0, MAX_AMOUNT
+            ),
+        )
         for tier, value in tiers.items()
     )
 
@@ -344,27 +375,27 @@ def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
     return ModelParams(
         key=name,
         match=needles,
-        purchase_price=num(body["purchase_price"], source, k("purchase_price"), 0),
+        purchase_price=num(body["purchase_price"], source, k("purchase_price"), 0, MAX_AMOUNT),
         useful_life_years=num(body["useful_life_years"], source, k("useful_life_years"), 0.5, 30),
         depreciation=Depreciation(method=method, rate=rate),  # type: ignore[arg-type]
         salvage_floor=num(body["salvage_floor"], source, k("salvage_floor"), 0, 1),
-        rental_rate=num(body["rental_rate"], source, k("rental_rate"), 0),
+        rental_rate=num(body["rental_rate"], source, k("rental_rate"), 0, MAX_HOURLY_RATE),
         rental_decline=num(body["rental_decline"], source, k("rental_decline"), 0, 0.99),
         typical_power_w=num(body["typical_power_w"], source, k("typical_power_w"), 0, 5000),
         provisioned_kw=num(body["provisioned_kw"], source, k("provisioned_kw"), 0, 20),
         repurpose=Repurpose(
-            rate=num(rep["rate"], source, k("repurpose.rate"), 0),
+            rate=num(rep["rate"], source, k("repurpose.rate"), 0, MAX_HOURLY_RATE),
             utilisation=num(rep["utilisation"], source, k("repurpose.utilisation"), 0, 1),
             power_fraction=num(rep["power_fraction"], source, k("repurpose.power_fraction"), 0, 2),
         ),
         resale_curve=curve,
         liquidation_factor=num(body["liquidation_factor"], source, k("liquidation_factor"), 0, 1),
-        repair_cost=num(body["repair_cost"], source, k("repair_cost"), 0),
+        repair_cost=num(body["repair_cost"], source, k("repair_cost"), 0, MAX_AMOUNT),
         # Capped at one month so lost revenue per failure never exceeds a month's revenue, which
         # keeps "a higher rental rate never lowers keep's NPV" true for any hazard.
         downtime_days_per_failure=num(
             body["downtime_days_per_failure"], source, k("downtime_days_per_failure"), 0, 30
         ),
-        disposal_cost=num(body["disposal_cost"], source, k("disposal_cost"), 0),
+        disposal_cost=num(body["disposal_cost"], source, k("disposal_cost"), 0, MAX_AMOUNT),
         health_discount=num(body["health_discount"], source, k("health_discount"), 0, 1),
     )

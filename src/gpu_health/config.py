@@ -8,6 +8,7 @@ goes through :func:`load_yaml` and the small ``expect_*`` helpers here, so an op
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 import stat
 from collections.abc import Mapping
@@ -165,6 +166,11 @@ def reject_unknown(
         )
 
 
+#: A decimal number with an exponent, as YAML 1.2 and JSON write it (``1e9``, ``-2.5E-3``,
+#: ``.5e2``); ASCII digits only (``\d`` would take other scripts' digits, which float() reads).
+_SCIENTIFIC = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
 def expect_number(
     value: Any,
     source: str,
@@ -172,7 +178,16 @@ def expect_number(
     minimum: float | None = None,
     maximum: float | None = None,
 ) -> float:
-    """A finite number within [minimum, maximum]."""
+    """A finite number within [minimum, maximum].
+
+    A string in scientific notation (``1e9``, ``3e4``) is a number too: YAML 1.1, which PyYAML
+    follows, reads an exponent without a decimal point as a string, so ``purchase_price: 3e4``
+    or ``--set models.h100.repair_cost=1e9`` was refused as "expected a number". Any other
+    string still is; the converted value passes the same finite and range checks.
+    """
+    given = value
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(value):
+        value = float(value)  # at worst inf (1e999), refused below as not finite
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(source, key, f"expected a number, got {show(value)}")
     try:
@@ -180,7 +195,7 @@ def expect_number(
     except OverflowError:  # an integer beyond any float
         number = math.inf if value > 0 else -math.inf
     if not math.isfinite(number):
-        raise ConfigError(source, key, f"expected a finite number, got {show(value)}")
+        raise ConfigError(source, key, f"expected a finite number, got {show(given)}")
     low = "-inf" if minimum is None else f"{minimum:g}"
     high = "inf" if maximum is None else f"{maximum:g}"
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
