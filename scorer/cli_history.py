@@ -272,6 +272,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError("--valid-fraction must be between 0 and 1")
     # checked before the history is read: a bad path found after the run loses the run
     cli_validate.output_path(args.out, "--out", directory=True)
+    from gpu_health.scorer.registry import check_model_out
+
+    check_model_out(args.out, "--out")  # not into a model store, past its gate
     if args.dump_dataset:
         cli_validate.output_path(args.dump_dataset, "--dump-dataset", inputs=args)
     began = time.monotonic()

@@ -9,9 +9,14 @@ the file, before any byte of it is parsed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -159,6 +164,8 @@ def load_model(spec: Path | str | None = None) -> RiskModel:
         if (DEFAULT_MODEL_DIR / DEFAULT_KIND_FILE).read_text(encoding="utf-8").strip() == RULES:
             return RuleModel(anomaly_model=FailureModel.load(DEFAULT_MODEL_DIR, boosters=False))
         return FailureModel.load(DEFAULT_MODEL_DIR)
+    if not str(spec):  # else Path("") is ".": the current directory was loaded as a model
+        raise ModelError("--model: empty path")
     if str(spec) == RULES:
         # The shipped isolation forest still gives the anomaly score next to the rule.
         return RuleModel(anomaly_model=FailureModel.load(DEFAULT_MODEL_DIR, boosters=False))
@@ -261,7 +268,28 @@ class FailureModel:
     # ---- persistence --------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write the model to ``directory`` whole or not at all.
+
+        Written file by file in place, a save that failed half-way (a full disk, a killed
+        ``train``) left new boosters beside the old manifest and checksums. The files are now
+        written into a new directory beside the target (same parent, so the rename stays on one
+        file system) and swapped in by rename: a reader sees the old model or the new one, and a
+        failure leaves the old one intact and no temporary behind. A symlink to a model
+        directory is followed, so the directory it names is replaced. Only an empty directory
+        or a model directory is replaced (:func:`refuse_to_replace`).
+        """
+        target = Path(os.path.realpath(directory))
+        refuse_to_replace(target, _shown(directory))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # what a plain mkdir gives, not mkdtemp's 0700
+            self._write_files(tmp)
+            _swap_in(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # the new files on failure, else the old
+
+    def _write_files(self, directory: Path) -> None:
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "features": list(self.features),
@@ -348,11 +376,109 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Entries an existing directory may hold for ``save`` to replace it (a model has about 12).
+_REPLACEABLE_ENTRIES = 200
+
+
+def refuse_to_replace(directory: Path, name: str) -> None:
+    """Refuse, in one line naming ``name``, to replace ``directory`` unless it is absent, empty
+    or a model directory (a manifest or checksums file and no sub-directory).
+
+    :meth:`FailureModel.save` swaps a whole directory in: ``train --out ~`` wrote five files
+    into the home directory when models were written in place; replaced whole, it would be
+    gone. Called by ``save`` and, before any history is read, by ``train``'s checks."""
+    try:
+        if not directory.exists():
+            return
+        if not directory.is_dir():
+            raise ModelError(f"{name}: exists and is not a directory")
+        entries = []
+        for entry in directory.iterdir():
+            entries.append(entry)
+            if len(entries) > _REPLACEABLE_ENTRIES:
+                break
+        subdirectories = sorted(e.name for e in entries if e.is_dir())
+    except OSError as exc:
+        raise ModelError(f"{name}: cannot use it: {exc.strerror or exc}") from None
+    if not entries:
+        return
+    names = {e.name for e in entries}
+    if subdirectories or len(entries) > _REPLACEABLE_ENTRIES or not names & {MANIFEST, CHECKSUMS}:
+        what = f"a sub-directory {subdirectories[0]!r}" if subdirectories else "other files"
+        raise ModelError(
+            f"{name}: holds {what}, not a model; a model directory is replaced whole, "
+            "so give a new directory or one that holds a model"
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the complete directory ``new`` at ``target``; ``new`` then names the old one, or
+    nothing. Both sit in one parent directory."""
+    if not target.exists():
+        os.rename(new, target)  # replaces at most an empty directory created meanwhile
+        return
+    if _exchange(new, target):
+        return
+    # No atomic exchange here: two renames. In between ``target`` is absent for an instant (a
+    # reader finds no model, never a mixed one; ``serve`` keeps its last good model).
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    try:
+        os.rename(target, old)  # over the empty directory ``old``
+    except OSError:
+        old.rmdir()
+        raise
+    try:
+        os.rename(new, target)
+    except OSError:
+        os.rename(old, target)  # should this fail too, the old model stays whole under ``old``
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or the file system cannot, so the caller falls back to two renames."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _shown(path: Path) -> str:
+    """A path from the command line as a message shows it: one line, at most 200 characters."""
+    from gpu_health.safetext import one_line
+
+    text = one_line(path, 1000)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def _verified_files(directory: Path) -> dict[str, bytes]:
     """Read every file named in SHA256SUMS and check its digest; refuse on any mismatch."""
     sums_path = directory / CHECKSUMS
-    if not directory.is_dir():
-        raise ModelError(f"model directory {directory} does not exist")
+    try:
+        is_dir, exists = directory.is_dir(), directory.exists()
+    except OSError as exc:  # a name too long, a loop of links: one line, the path cut short
+        raise ModelError(f"model directory {_shown(directory)}: {exc.strerror or exc}") from None
+    if not is_dir:
+        if exists:  # /dev/null, a file: "does not exist" sent the operator looking elsewhere
+            raise ModelError(f"model directory {_shown(directory)} is not a directory")
+        raise ModelError(f"model directory {_shown(directory)} does not exist")
     try:
         sums = sums_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

@@ -37,7 +37,15 @@ def add_parser(
     msub = models.add_subparsers(
         dest="models_command", metavar="ACTION", parser_class=OneLineArgumentParser
     )
-    listing = msub.add_parser("list", help="versions in the store", description="List versions.")
+    listing = msub.add_parser(
+        "list",
+        help="versions in the store",
+        description="List every version: when it was promoted, its held-out ROC AUC and why. "
+        "A version whose files no longer verify is listed as DAMAGED with its problem (never "
+        "roll back to it). Exit status 0 when what serve reads (the serving version and "
+        "STORE/current) verifies, also with other versions damaged; 1, after the table, with "
+        "one line saying what is damaged, when it does not.",
+    )
     listing.add_argument("--store", type=Path, required=True, help="model store directory")
     log_level_argument(listing)
 
@@ -48,8 +56,15 @@ def add_parser(
         "against the serving model and the rule baseline (ROC AUC, GPU-bootstrap intervals); "
         "add it to the store and serve it only if it beats both.",
     )
-    promote.add_argument("candidate", type=Path, help="model directory written by 'train'")
-    promote.add_argument("--store", type=Path, required=True, help="model store directory")
+    promote.add_argument(
+        "candidate", type=Path, help="model directory written by 'train' (outside the store)"
+    )
+    promote.add_argument(
+        "--store",
+        type=Path,
+        required=True,
+        help="model store directory (created if absent; not a model directory)",
+    )
     prometheus_arguments(promote)
     history_arguments(promote, "evaluation")
     g = promote.add_argument_group("gate")
@@ -93,10 +108,16 @@ def add_parser(
     rollback = msub.add_parser(
         "rollback",
         help="serve the previous version again",
-        description="Serve the version that served before the current one (or --to VERSION).",
+        description="Serve the version that served before the current one (or --to VERSION). "
+        "Only versions under STORE/versions whose files verify are served; --to the serving "
+        "version copies it into STORE/current again when that copy is damaged.",
     )
     rollback.add_argument("--store", type=Path, required=True, help="model store directory")
-    rollback.add_argument("--to", help="version to serve (default: the previous one)")
+    rollback.add_argument(
+        "--to",
+        metavar="VERSION",
+        help="version name as 'models list' shows it, e.g. 0003 (default: the previous one)",
+    )
     log_level_argument(rollback)
 
 
@@ -109,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
     _check_store(args.store, creating=action == "promote")
     store = Store(args.store)
     if action == "list":
-        print(format_versions(store))
+        print(format_versions(store), flush=True)
+        problem = store.serving_problem()
+        if problem is not None:  # after the table: it shows the versions to roll back to
+            raise UserError(f"--store {args.store}: {problem}")
         return 0
     if action == "rollback":
         version = store.rollback(args.to)
@@ -121,7 +145,12 @@ def run(args: argparse.Namespace) -> int:
 def _check_store(path: Path, creating: bool) -> None:
     """``--store`` before anything is read or written: ``promote`` creates it (its parent must
     exist; /proc and a file in the way are refused), ``list`` and ``rollback`` need one. A
-    mistyped store listed as an empty table looked like a store with nothing promoted."""
+    mistyped store listed as an empty table looked like a store with nothing promoted. A model
+    directory, or a directory inside one or inside another store, is no store
+    (:func:`~gpu_health.scorer.registry.refuse_as_store`)."""
+    from gpu_health.scorer.registry import refuse_as_store
+
+    refuse_as_store(path)  # also: a name the system refuses (too long) is one line
     if creating:
         cli_validate.output_path(path, "--store", directory=True)
     elif not path.exists():
@@ -131,25 +160,42 @@ def _check_store(path: Path, creating: bool) -> None:
 
 
 def format_versions(store: Any) -> str:
+    """The table of ``models list``: every version, a damaged one with its problem in place of
+    its evaluation (which no longer verifies either)."""
+    from gpu_health.safetext import one_line
+    from gpu_health.scorer.registry import Damaged
+
     current = store.current
     lines = ["version  serving  promoted              AUC(held-out)  failures  reason"]
     for v in store.versions():
+        serving = f"{'*' if v.name == current else ' ':^7}"
+        if isinstance(v, Damaged):
+            lines.append(
+                f"{v.name:>7}  {serving}  {'-':<20}  {'-':>13}  {'-':>8}  DAMAGED: {v.problem}"
+            )
+            continue
         ev = v.evaluation
-        gate = ev.get("gate", {})
-        auc = gate.get("roc_auc", {}).get("candidate")
+        gate = _mapping(ev.get("gate"))
+        auc = _mapping(gate.get("roc_auc")).get("candidate")
         when = dt.datetime.fromtimestamp(v.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
         lines.append(
-            f"{v.name:>7}  {'*' if v.name == current else ' ':^7}  {when:<20}  "
-            f"{'-' if auc is None else f'{auc:.3f}':>13}  "
-            f"{gate.get('failures_trained_on', '-')!s:>8}  {ev.get('reason', '')}"
+            f"{v.name:>7}  {serving}  {when:<20}  "
+            f"{f'{auc:.3f}' if isinstance(auc, int | float) else '-':>13}  "
+            f"{one_line(gate.get('failures_trained_on', '-'), 8):>8}  "
+            f"{one_line(ev.get('reason', ''), 200)}"
         )
     return "\n".join(lines)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _promote(args: argparse.Namespace, store: Any) -> int:
     from gpu_health.scorer.gate import GateConfig, judge, refusal
     from gpu_health.scorer.model import FailureModel, ModelError
 
+    store.refuse_candidate(args.candidate)  # before the gate reads any history
     try:
         candidate = FailureModel.load(args.candidate)
     except ModelError as exc:
