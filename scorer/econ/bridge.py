@@ -43,8 +43,13 @@ def read_ages(path: Path, now: float | None = None) -> dict[str, float]:
                 if not 0 <= age <= MAX_AGE_DAYS:  # nan, inf and a negative age included
                     raise UserError(f"age_days: expected 0 to {MAX_AGE_DAYS:g} days, got {age:g}")
                 ages[row["uuid"]] = age
-            else:
-                ages[row["uuid"]] = max(0.0, (now - parse_time(row["purchase_date"])) / 86400)
+            elif row.get("purchase_date"):
+                bought = parse_time(row["purchase_date"])
+                if bought > now + 86400:  # was taken as age 0 without a word
+                    raise UserError(f"purchase_date: {row['purchase_date']} is in the future")
+                ages[row["uuid"]] = max(0.0, (now - bought) / 86400)
+            else:  # an empty age_days without a purchase_date column was a KeyError traceback
+                raise UserError("no age: give age_days or purchase_date")
         except (ValueError, UserError) as exc:
             raise UserError(f"{path}: line {n}: {exc}") from None
     return ages

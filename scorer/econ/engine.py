@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gpu_health.errors import UserError
-from gpu_health.scorer.econ.params import EconParams, ModelParams
+from gpu_health.scorer.econ.params import MAX_AMOUNT, MAX_HOURLY_RATE, EconParams, ModelParams
 
 #: Actions in tie-break order: on equal NPV the less disruptive action wins. ``repair`` (pay the
 #: repair and its downtime, then operate as a sound card) is offered only for a hard fault.
@@ -57,11 +57,11 @@ class GpuEconInput:
 
     def __post_init__(self) -> None:
         _check("age_days", self.age_days, 0, 36500)
-        _check("purchase_price", self.purchase_price, 0, 1e7)
-        _check("rental_rate", self.rental_rate, 0, 1000)
+        _check("purchase_price", self.purchase_price, 0, MAX_AMOUNT)
+        _check("rental_rate", self.rental_rate, 0, MAX_HOURLY_RATE)
         _check("warranty_days", self.warranty_days, -36500, 36500)
-        _check("sla_penalty", self.sla_penalty, 0, 1e7)
-        _check("market_price", self.market_price, 0, 1e7)
+        _check("sla_penalty", self.sla_penalty, 0, MAX_AMOUNT)
+        _check("market_price", self.market_price, 0, MAX_AMOUNT)
         _check("utilisation", self.utilisation, 0, 1)
         _check("power_w", self.power_w, 0, 5000)
         _check("p7", self.p7, 0, 1)

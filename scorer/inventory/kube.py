@@ -11,8 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gpu_health.scorer.inventory.fields import RecordError, parse_record
+from gpu_health.scorer.inventory.fields import RESERVED_FIELDS, RecordError, parse_record
 from gpu_health.scorer.inventory.model import Asset
+from gpu_health.scorer.planning.plan import UNKNOWN
 
 #: Kubernetes node label -> inventory field. The well-known topology zone is the datacenter;
 #: the rest are labels an operator sets (``kubectl label node ... gpu-health.io/rack=r07``).
@@ -40,7 +41,10 @@ def fields_from_labels(node: str, labels: Mapping[str, str]) -> Asset | None:
     raw: dict[str, Any] = {}
     for node_label, field in NODE_LABELS.items():
         value = labels.get(metric_label(node_label), "")
-        if value:
+        # A zone labelled "unknown" says what an absent label says; the file refuses that name
+        # (the plan's placeholder, see fields.RESERVED_FIELDS), and taking it as a bad record
+        # would drop the node's rack and team labels with it.
+        if value and not (field in RESERVED_FIELDS and value.casefold() == UNKNOWN.casefold()):
             raw[field] = value
     if not raw:
         return None

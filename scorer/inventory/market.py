@@ -14,11 +14,14 @@ from pathlib import Path
 from gpu_health.config import show
 from gpu_health.csv_file import parse_csv
 from gpu_health.errors import UserError
+from gpu_health.scorer.econ.params import MAX_AMOUNT
 from gpu_health.scorer.inventory.loader import read_text
 
 COLUMNS = ("model", "condition", "price", "date")
 CONDITIONS = ("used", "refurbished", "for_parts")
-MAX_PRICE = 10_000_000.0
+#: The economics' ceiling for a one-off amount per GPU: prices are in the economics currency,
+#: which may be one worth a millionth of a dollar (scorer/econ/params.py explains the bound).
+MAX_PRICE = MAX_AMOUNT
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gpu_health.cli import build_parser, main
-from gpu_health.errors import ConfigError
+from gpu_health.errors import ConfigError, UserError
 from gpu_health.scorer.econ import GpuEconInput, load_params, value_gpu
 from gpu_health.scorer.econ.engine import best_action
 from gpu_health.scorer.econ.params import (
@@ -209,3 +209,22 @@ def test_a_lookback_prometheus_would_refuse_is_one_argparse_line(
 def test_a_lookback_within_range_is_sent_as_written(window: str) -> None:
     argv = ["econ", "--prometheus", "http://127.0.0.1:9", "--prometheus.lookback", window]
     assert build_parser().parse_args(argv).lookback == window
+
+
+def test_inventory_ages_refuse_a_future_purchase_and_a_row_without_age(tmp_path: Path) -> None:
+    """``--econ.inventory`` took a purchase in 2030 as age 0 without a word, and a row with an
+    empty age_days in a file without a purchase_date column was a KeyError traceback."""
+    from gpu_health.scorer.econ.bridge import read_ages
+
+    now = 1_796_083_200.0  # 2026-12-01
+    dated = tmp_path / "dated.csv"
+    dated.write_text("uuid,purchase_date\nGPU-a,2025-12-01\nGPU-b,2030-01-01\n")
+    with pytest.raises(UserError, match=r"dated\.csv: line 3: purchase_date: 2030-01-01 is in"):
+        read_ages(dated, now)
+    aged = tmp_path / "aged.csv"
+    aged.write_text("uuid,age_days\nGPU-a,30\nGPU-b,\n")
+    with pytest.raises(UserError, match=r"aged\.csv: line 3: no age: give age_days or purchase"):
+        read_ages(aged, now)
+    aged.write_text("uuid,age_days\nGPU-a,30\n")
+    dated.write_text("uuid,purchase_date\nGPU-a,2025-12-01\n")
+    assert read_ages(aged, now) == {"GPU-a": 30.0} and read_ages(dated, now) == {"GPU-a": 365.0}

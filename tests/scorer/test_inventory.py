@@ -121,7 +121,7 @@ def test_a_device_or_fifo_is_refused_before_it_is_read(tmp_path: Path) -> None:
         ("GPU-a,,,,2024-13-01,,,,,,,,", "line 2: purchase_date: '2024-13-01' is not a date"),
         ("GPU-a,,,,,-5,,,,,,,", "line 2: purchase_price: -5 is out of range"),
         ('GPU-a,,,,,"26,500",,,,,,,', "line 2: purchase_price: expected a plain number"),
-        ("GPU-a,,,,,,,,,,,9999,", "line 2: rental_rate: 9999 is out of range"),
+        ("GPU-a,,,,,,,,,,,2e9,", "line 2: rental_rate: 2e+09 is out of range"),
         (",,,,,,,fra1,,,,,", "line 2: needs uuid, serial or node"),
         (",,,2,,,,fra1,,,,,", "line 2: gpu: a GPU slot needs its node"),
         ("GPU-a,,,,,,,,,,,,", "line 2: no fields besides the key"),
