@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import html
+import math
 
 from gpu_health.scorer.planning.plan import DIMENSIONS, FleetPlan, GroupPlan
 
 _HEADERS = ("group", "GPUs", "expected", "interval", "P(inside)", "spares", "GPU-h at risk")
+#: A computed probability this close to 0 or 1 is rounding in the sums (the tolerance of
+#: :func:`~gpu_health.scorer.planning.poibin.quantile`): an interval over every count holds
+#: 0.9999999999999998, which is 100 %.
+SUM_ROUNDING = 1e-12
+
+
+def percent(fraction: float, rounding: float = 0.0) -> str:
+    """``fraction`` as a percentage (no sign), to two significant digits of its distance from
+    0 % or 100 %, whichever is nearer: ``--service-level 0.9999999999`` printed "runs out with
+    probability at most 0 %", and a probability near 1 read "100%". Whole percents where the
+    distance is 10 or more (the defaults print "5", "80" as before); a distance under
+    ``rounding`` (a fraction) is shown as that end."""
+    value = 100.0 * fraction
+    if not math.isfinite(value):
+        return str(value)
+    gap = min(abs(value), abs(100.0 - value))
+    if gap == 0.0 or gap < 100.0 * rounding:
+        return f"{value:.0f}"
+    decimals = max(0, 1 - math.floor(math.log10(gap)))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _cells(g: GroupPlan) -> tuple[str, ...]:
@@ -15,7 +37,7 @@ def _cells(g: GroupPlan) -> tuple[str, ...]:
         str(g.gpus),
         f"{g.expected:.2f}",
         f"{g.lower}-{g.upper}",
-        f"{100 * g.interval_probability:.0f}%",
+        f"{percent(g.interval_probability, SUM_ROUNDING)}%",
         str(g.spares),
         f"{g.capacity_at_risk_gpu_hours:,.0f}",
     )
@@ -28,8 +50,8 @@ def _horizons(plan: FleetPlan) -> list[str]:
 def _notes(plan: FleetPlan) -> list[str]:
     notes = [
         f"expected = sum of per-GPU failure probabilities; interval = the count's central "
-        f"{100 * plan.level:.0f} % interval (exact Poisson-binomial); spares = stock that runs "
-        f"out with probability at most {100 * (1 - plan.service_level):.0f} % within the horizon"
+        f"{percent(plan.level)} % interval (exact Poisson-binomial); spares = stock that runs "
+        f"out with probability at most {percent(1 - plan.service_level)} % within the horizon"
     ]
     if plan.extrapolated:
         notes.append(

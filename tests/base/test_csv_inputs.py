@@ -148,3 +148,78 @@ def test_each_csv_and_secret_option_refuses_a_bad_file_in_one_line(
         bad = next(a for a in argv if a in named_files)
         assert bad in err, (argv, err)
         assert "127.0.0.1:9" not in err  # the file was read, and refused, before any query
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('uuid,model,age_days,p30\n"GPU-a,NVIDIA H100,730,0.1\nGPU-b,NVIDIA H100,10,0.1\n', 2),
+        ('"uuid,time\nGPU-1,1\n', 1),  # in the header
+        ('uuid,time,mode\nGPU-1,"a\nb","x\nGPU-2,1,2\n', 3),  # on a row's second line
+        ('uuid,time\r\nGPU-1,1\r\nGPU-2,"2\r\nGPU-3,3\r\n', 3),  # CRLF line ends
+        ('uuid,time\nGPU-1,"a""b\n', 2),  # a doubled quote inside does not close it
+        ('uuid,time\nGPU-1,1\n"', 3),  # the file's last character
+    ],
+    ids=["row", "header", "second-line", "crlf", "doubled-inside", "last-char"],
+)
+def test_a_quote_that_never_closes_is_named_at_its_line(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    """csv reads a file that ends inside a quoted cell without complaint, the cell holding the
+    rest of the file: the fleet above said "line 2: age_days: missing"."""
+    path = tmp_path / "f.csv"
+    path.write_text(text, newline="")
+    with pytest.raises(UserError) as caught:
+        list(read_csv(path).rows())
+    assert str(caught.value) == f"{path}: line {line}: a quote opened here is never closed"
+
+
+def test_quotes_that_close_read_as_before(tmp_path: Path) -> None:
+    """A cell ending in a doubled quote, a stray quote after a closed one (``"a"b``, read as
+    ``ab`` as csv always did) and a quote inside an unquoted cell are not taken for a quote
+    that never closes."""
+    path = tmp_path / "f.csv"
+    path.write_text('uuid,time,mode\nGPU-1,"a"b,c"d\nGPU-2,"two\nlines","ab"""')
+    assert list(read_csv(path).rows()) == [
+        (2, {"uuid": "GPU-1", "time": "ab", "mode": 'c"d'}),
+        (3, {"uuid": "GPU-2", "time": "two\nlines", "mode": 'ab"'}),
+    ]
+
+
+def test_each_csv_option_names_a_quote_that_never_closes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the commands: the rows after the quote were read as one cell, and each command
+    complained of a missing or malformed field of that row instead (or, for the scorer's ages
+    inventory, ended in a traceback)."""
+    files = {
+        "fleet.csv": (
+            'uuid,model,age_days,p30\n"GPU-a,NVIDIA H100,730,0.1\nGPU-b,NVIDIA H100,10,0.1\n'
+        ),
+        "ages.csv": 'uuid,age_days\nGPU-1,400\n"GPU-2,10\nGPU-3,20\n',
+        "failures.csv": 'uuid,time,mode\nGPU-1,1796000000,hbm\nGPU-2,"1796000001,pcie\n',
+        "inventory.csv": 'uuid,datacenter,team\nGPU-1,fra1,vision\nGPU-2,"ams2,nlp\n',
+        "prices.csv": 'model,condition,price,date\nH100,used,"16500,2026-01-01\n',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+
+    def at(name: str) -> str:
+        return str(tmp_path / name)
+
+    history = ["--prometheus.url", DEAD, "--start", "1796000000", "--end", "1796083140"]
+    serve = ["serve", "--prometheus.url", DEAD, "--once"]
+    cases: list[tuple[Main, list[str], str]] = [
+        (umbrella.main, ["econ", "--fleet", at("fleet.csv")], "fleet.csv: line 2"),
+        (scorer_cli.main, [*serve, "--econ.inventory", at("ages.csv")], "ages.csv: line 3"),
+        (scorer_cli.main, ["evaluate", *history, "--failures", at("failures.csv")],
+         "failures.csv: line 3"),
+        (umbrella.main, ["plan", "--prometheus", DEAD, "--inventory", at("inventory.csv")],
+         "inventory.csv: line 3"),
+        (scorer_cli.main, [*serve, "--market.prices", at("prices.csv")], "prices.csv: line 2"),
+    ]  # fmt: skip
+    for main, argv, where in cases:
+        code, err = run_main(main, argv, capsys)
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        assert f"{tmp_path}/{where}: a quote opened here is never closed" in err, (argv, err)
+        assert "127.0.0.1:9" not in err  # the file was refused before any query

@@ -130,3 +130,30 @@ def test_series_with_a_foreign_horizon_or_value_are_skipped_not_fatal() -> None:
 
     risks = gather_risks(query)
     assert [(r.uuid, dict(r.probability)) for r in risks] == [("GPU-a", {"30d": 0.2})]
+
+
+def test_small_and_near_certain_percentages_never_round_to_0_or_100() -> None:
+    """``--service-level 0.9999999999`` printed "runs out with probability at most 0 %" and a
+    level of 0.9999 "the count's central 100 % interval": two significant digits of the
+    distance to 0 % or 100 % keep them apart, while the defaults read as before."""
+    from gpu_health.scorer.planning.render import SUM_ROUNDING, percent, render_text
+
+    assert [percent(f) for f in (0.05, 0.8, 0.95, 0.5, 0.0, 1.0)] == [
+        "5",
+        "80",
+        "95",
+        "50",
+        "0",
+        "100",
+    ]
+    assert percent(1 - 0.9999999999) == "0.00000001"
+    assert percent(0.9999) == "99.99" and percent(0.015) == "1.5" and percent(0.973) == "97.3"
+    # an interval over every count sums to 1 less a rounding error: that is 100 %
+    assert percent(0.9999999999999998, SUM_ROUNDING) == "100"
+
+    gpus = [GpuRisk(f"g{i}", "H100", {"30d": 0.05}, "fra1", "vision") for i in range(4)]
+    text = render_text(build_plan(gpus, ("30d",), level=0.9999, service_level=0.9999999999))
+    assert "central 99.99 % interval" in text
+    assert "runs out with probability at most 0.00000001 % within the horizon" in text
+    default = render_text(build_plan(gpus, ("30d",)))
+    assert "central 80 % interval" in default and "at most 5 % within" in default

@@ -144,3 +144,17 @@ def test_gpus_missing_from_the_inventory_are_named(prometheus: str, tmp_path: Pa
     assert out.returncode == 0, out.stderr
     assert f"note: 10 GPU(s) are not in --inventory {inventory}" in out.stderr, out.stderr
     assert "GPU-02, GPU-03, GPU-04, ..." in out.stderr and "GPU-00" not in out.stderr
+
+
+def test_a_tiny_run_out_probability_is_not_printed_as_0(prometheus: str) -> None:
+    """``--service-level 0.9999999999`` printed "runs out with probability at most 0 %"."""
+    argv = [str(BIN / "gpu-health"), "plan", "--prometheus", prometheus]
+    out = subprocess.run(
+        [*argv, "--service-level", "0.9999999999"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "runs out with probability at most 0.00000001 % within the horizon" in out.stdout
+    assert "at most 0 %" not in out.stdout

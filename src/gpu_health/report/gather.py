@@ -2,8 +2,8 @@
 
 Each section is one or two queries that return every GPU at once (never a query per GPU), so a
 report of 10,000 GPUs costs the same number of round trips as one of 10. A section whose metrics
-are absent (no scorer running, or dcgm-exporter input without our health score) is left empty
-and explained in ``notes`` rather than failing the report.
+are absent (no scorer running, dcgm-exporter input, which has no health score, or a health score
+that stopped) is left empty and explained in ``notes`` rather than failing the report.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from gpu_health.report.model import (
 from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
 from gpu_health.safetext import one_line
 from gpu_health.telemetry import engine as query_engine
-from gpu_health.telemetry.freshness import measure
+from gpu_health.telemetry.freshness import fresh_range, measure
 from gpu_health.telemetry.schema import DCGM_INSTANCE_LABEL, choose_schema
 from gpu_health.telemetry.state import STATES, gather_states, rank_key
-from gpu_health.telemetry.state_queries import LABELS
+from gpu_health.telemetry.state_queries import LABELS, LOOKBACK
 from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, DCGM_XID_GAUGES
 
 Query = Callable[[str], list[Any]]
@@ -214,19 +214,56 @@ class Gatherer:
             if s.state != "healthy"
         ]
 
+    def _recent(self, selector: str, per: str) -> str:
+        """``selector``'s series now, or for one with none in the engine's lookback (5 minutes
+        on Prometheus) its last value in the presence window the GPU states use (30 minutes,
+        or one and a half scrape intervals of sparser data). ``per``: the label that tells a
+        GPU's series of ``selector`` apart (``grade``, ``dimension``).
+
+        Read at an instant alone, history sampled every 15 minutes, or a report a few minutes
+        after the exporter's last scrape, had no health score at all while every GPU counted
+        as reporting. The window is only the fallback, per GPU and ``per`` (``or on``): a GPU
+        with a current sample keeps it, so a series that ended (an exporter that moved to
+        another ``instance``) is not counted beside the new one, as ``last_over_time`` alone
+        counted it for the whole window. ``per`` is in the ``on`` list because
+        VictoriaMetrics, given ``on (uuid)`` alone, gave each of a GPU's grades the value 1."""
+        window = fresh_range(self._interval_s or 0.0)
+        return f"({selector} or on (uuid, {per}) last_over_time({selector}[{window}]))"
+
     def _health(self, report: FleetReport) -> None:
-        grades = self.query("count by (grade) (gpu_health_grade == 1)")
+        grades = self.query(f"count by (grade) ({self._recent('gpu_health_grade', 'grade')} == 1)")
         if not grades:
-            report.notes.append(
-                "No health score: gpu_health_grade is absent (dcgm-exporter input carries no "
-                "health score; run gpu-health-exporter for it)."
-            )
+            report.notes.append(self._no_health(report.schema))
             return
         counts = {_label(s, "grade"): int(_value(s)) for s in grades}
         report.grades = {grade: counts.get(grade, 0) for grade in GRADES}
         report.scores = sorted(
-            _value(s) for s in self.query('gpu_health_score{dimension="overall"}')
+            _value(s)
+            for s in self.query(self._recent('gpu_health_score{dimension="overall"}', "dimension"))
         )
+
+    def _no_health(self, schema: str) -> str:
+        """Why there is no health score, by schema (the note blamed dcgm-exporter input on
+        either): dcgm-exporter's metrics have none; ours have one unless it stopped (older
+        samples lie in the LOOKBACK) or was never written. The LOOKBACK read takes one series
+        per GPU (one grade's), as the states' own LOOKBACK query does; the last sample's exact
+        age would take a subquery over every GPU's series, so it is not asked."""
+        if schema != "ours":
+            return (
+                "No health score: dcgm-exporter's metrics carry none (gpu-health-exporter "
+                "computes gpu_health_score and gpu_health_grade)."
+            )
+        window = fresh_range(self._interval_s or 0.0)
+        older = self.query(
+            f'count(last_over_time(gpu_health_grade{{grade="{GRADES[0]}"}}[{LOOKBACK}]))'
+        )
+        if older:
+            return (
+                f"No health score: no gpu_health_grade sample in the last {window} (the window "
+                f"in which a GPU counts as reporting); the last ones are older, within the last "
+                f"{LOOKBACK}."
+            )
+        return f"No health score: gpu_health_grade has no sample in the last {LOOKBACK}."
 
     def _risk(self, report: FleetReport, top: int) -> None:
         probabilities = self.query("gpu_failure_probability")
@@ -255,7 +292,9 @@ class Gatherer:
                 row(sample).p7 = _value(sample)
             elif horizon == "30d":
                 row(sample).p30 = _value(sample)
-        for sample in self.query('gpu_health_score{dimension="overall"}'):
+        for sample in self.query(
+            self._recent('gpu_health_score{dimension="overall"}', "dimension")
+        ):
             if _label(sample, "uuid") in rows:
                 rows[_label(sample, "uuid")].health = _value(sample)
         for sample in self.query('gpu_failure_risk_factor{horizon="30d"}'):
