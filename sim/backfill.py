@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             "the future shows nothing)"
         )
     cli_validate.output_path(args.out, "--out", directory=True)
+    _check_extendable(args.out)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so the staging dir is removed
     try:
         stack.find_binary("promtool")
@@ -164,6 +166,40 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+#: What a Prometheus data directory or an earlier backfill holds besides its ULID-named blocks.
+_DATA_DIR_ENTRIES = frozenset({"wal", "chunks_head", "lock", "queries.active", "openmetrics"})
+_ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def _check_extendable(out: Path) -> None:
+    """Refuse an ``--out`` that is neither new, empty, a Prometheus data directory nor an
+    earlier backfill's: the new blocks and ground truth are moved into it, and ``--out ''`` (the
+    current directory) or a folder holding the operator's own ``failures.csv`` lost that file
+    without a word. Our own ``failures.csv`` and ``gpus.csv`` are told by their header."""
+    if not out.is_dir():
+        return
+    ours = {"failures.csv": ",".join(FAILURE_COLUMNS), "gpus.csv": ",".join(GPU_COLUMNS)}
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if name in _DATA_DIR_ENTRIES or (_ULID.fullmatch(name) and entry.is_dir()):
+            continue
+        if name in ours and _first_line(entry) == ours[name]:
+            continue
+        raise UserError(
+            f"--out {out}: holds {name!r}, which no Prometheus data directory or earlier "
+            "backfill has; backfill moves its blocks, failures.csv and gpus.csv into the "
+            "directory, so give a new or empty one"
+        )
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return handle.readline(4096).rstrip("\r\n")
+    except OSError:
+        return ""
 
 
 class _Promtool(threading.Thread):

@@ -39,6 +39,16 @@ class Row:
     present: Any  # bool array: the board is installed
     up: Any  # bool array: installed and readable
     values: dict[str, Any]
+    #: The XID counts (``xid_counts``, ``last_xid_timestamp``) wherever the board is installed,
+    #: down included: our exporter keeps sending a lost GPU's XID counters beside its
+    #: ``gpu_up 0`` (the live driver's lost sample), so the XID 79 that came with a fall off
+    #: the bus stays counted. ``values`` keeps them NaN while down, as dcgm-exporter, which
+    #: reads nothing from a GPU it lost, and the training arrays have them.
+    events: dict[str, Any] = field(default_factory=dict)
+
+
+#: The fields our exporter still sends for a GPU it lost (:attr:`Row.events`).
+LOST_EVENT_FIELDS = frozenset({"xid_counts", "last_xid_timestamp"})
 
 
 class Windows:
@@ -76,17 +86,21 @@ class Windows:
                         up &= ~((ts >= a) & (ts < b))
                 values = fields(self.xp, ts, slot, board, row_base)
                 out: dict[str, Any] = {}
+                events: dict[str, Any] = {}
                 for name, value in values.items():
                     if value is None:
                         continue
-                    if isinstance(value, dict):
-                        out[name] = {
-                            k: np.where(up, np.broadcast_to(v, shape), np.nan)
-                            for k, v in value.items()
-                        }
-                    else:
-                        out[name] = np.where(up, np.broadcast_to(value, shape), np.nan)
-                yield Row(slot, board, present, up, out)
+                    for mask, into in ((up, out), (present, events)):
+                        if into is events and name not in LOST_EVENT_FIELDS:
+                            continue
+                        if isinstance(value, dict):
+                            into[name] = {
+                                k: np.where(mask, np.broadcast_to(v, shape), np.nan)
+                                for k, v in value.items()
+                            }
+                        else:
+                            into[name] = np.where(mask, np.broadcast_to(value, shape), np.nan)
+                yield Row(slot, board, present, up, out, events)
 
 
 @dataclass

@@ -20,6 +20,17 @@ from gpu_health.telemetry.readings import CLOCK_EVENT_REASONS, GpuIdentity, GpuS
 from gpu_health.telemetry.xids import XID_CATALOGUE, XID_CLASSES, xid_class
 
 SENTINEL = 7.0e15
+#: Our exporter keeps sending a lost GPU's XID counters (the XID 79 of a fall off the bus
+#: among them) beside its ``gpu_up 0``, as the live collector does; dcgm-exporter reads
+#: nothing from a GPU it lost, and every other family stops while the GPU is down.
+SENT_WHILE_LOST = frozenset(
+    {
+        "gpu_xid_errors_total",
+        "gpu_xid_errors_all_codes_total",
+        "gpu_xid_class_errors_total",
+        "gpu_last_xid_timestamp_seconds",
+    }
+)
 KEYED = ("xid_counts", "nvlink_errors", "clock_event_seconds")
 #: The job and port a scrape of each exporter would add, so backfilled history answers the same
 #: selectors (the mixin's ``job="gpu-health-exporter"``) as what Prometheus scrapes live.
@@ -101,12 +112,13 @@ def probe(
     return out
 
 
-def _summed(row: Row, counters: dict[Any, Any]) -> Any:
-    """The sum of a row's keyed counters while the GPU is up: the per-GPU total the
-    live exporter sends beside them (a counter missing from a sample adds nothing)."""
+def _summed(sending: Any, counters: dict[Any, Any]) -> Any:
+    """The sum of a row's keyed counters wherever ``sending`` (a bool array) holds: the
+    per-GPU total the live exporter sends beside them (a counter missing from a sample adds
+    nothing)."""
     import numpy as np
 
-    total = np.where(row.up, 0.0, np.nan)
+    total = np.where(sending, 0.0, np.nan)
     for counts in counters.values():
         total = total + np.nan_to_num(np.asarray(counts, dtype=np.float64))
     return total
@@ -125,27 +137,33 @@ class Writer:
         self._probes: dict[tuple[Any, ...], list[tuple[MetricSpec, list[Any]]]] = {}
         self.samples = 0
 
-    def _values(self, row: Row, src: Source) -> Any:
+    def _values(self, row: Row, src: Source, lost_too: bool = False) -> Any:
+        """The series' values over the window; ``lost_too``: also while the GPU is down (our
+        exporter's XID families, :data:`SENT_WHILE_LOST`)."""
         import numpy as np
 
+        lost_too = lost_too and bool(row.events)
+        sending = row.present if lost_too else row.up
         if src.field == "__up__":
             return np.where(row.present, row.up.astype(np.float64), np.nan)
         if src.field is None:
-            return np.where(row.up, float(src.constant or 0.0), np.nan)
+            return np.where(sending, float(src.constant or 0.0), np.nan)
+        if src.field in ("__xid_class__", "__xid_total__"):
+            xids = (row.events if lost_too else row.values)["xid_counts"]
         if src.field == "__xid_class__":
-            # Zero-born like the live exporter: 0 while up, plus every code of the class.
-            total = np.where(row.up, 0.0, np.nan)
-            for code, counts in row.values["xid_counts"].items():
+            # Zero-born like the live exporter: 0 while sent, plus every code of the class.
+            total = np.where(sending, 0.0, np.nan)
+            for code, counts in xids.items():
                 if xid_class(code) == src.key:
                     total = np.where(np.isnan(total), counts, total + counts)
             return total
         if src.field == "__xid_total__":
-            # every code's count, as the live exporter sums them: 0 while up before any event
-            return _summed(row, row.values["xid_counts"])
+            # every code's count, as the live exporter sums them: 0 while sent before any event
+            return _summed(sending, xids)
         if src.field == "__nvlink_total__":
             links = row.values["nvlink_errors"]
-            return _summed(row, {k: v for k, v in links.items() if k[1] == src.key})
-        value = row.values[src.field]
+            return _summed(row.up, {k: v for k, v in links.items() if k[1] == src.key})
+        value = (row.events if lost_too and src.field in row.events else row.values)[src.field]
         if src.key is not None:
             value = value[src.key]
             if src.field == "xid_counts" and src.key not in XID_CATALOGUE:
@@ -187,7 +205,8 @@ class Writer:
                 for labels, src in series[i][1]:
                     pairs = base + list(zip(spec.labels, labels, strict=True))
                     prefix = f"{spec.name}{{{_labels(pairs)}}} "
-                    self._emit(body, prefix, self._values(row, src), suffix)
+                    values = self._values(row, src, spec.name in SENT_WHILE_LOST)
+                    self._emit(body, prefix, values, suffix)
             if body:
                 chunks.append(header)
                 chunks.extend(body)

@@ -140,3 +140,50 @@ def test_an_nvlink5_xid_caps_a_blackwell_boards_health_score() -> None:
     after = score_sample(gpu, sample, policy)
     assert before.overall == 100
     assert after.overall <= policy.caps.xid_critical and after.grade != "excellent"
+
+
+def test_a_gpu_lost_off_the_bus_keeps_its_xid_79_in_the_backfill_as_live() -> None:
+    """The batch simulator blanked every reading of a board while it was down, XID counters
+    included, and a fall off the bus takes it down at the failure itself: the backfilled
+    history never held the XID 79 that the live exporter keeps sending beside ``gpu_up 0``."""
+    import numpy as np
+
+    built = fleet.build_fleet(GPUS, 1, HAZARD)
+    lost = [
+        f
+        for slot in built.slots
+        for board in slot.boards
+        for f in board.failures
+        if f.mode == "fell_off_bus" and f.down_to - f.down_from > 600
+    ]
+    assert lost, "the fleet should lose a GPU off the bus"
+    failure = lost[0]
+    at = float(int(failure.time) + 300)  # down since the failure
+    backend = live.SimBackend(
+        gpus=GPUS, seed=1, start_time=at, hazard_scale=HAZARD, clock=lambda: 0.0
+    )
+    registry = CollectorRegistry()
+    registry.register(ExporterCollector(backend, backend.inventory()))
+    scraped = {k: v for k, v in _xid_series(generate_latest(registry).decode()).items()}
+    assert scraped[("gpu_xid_errors_total", failure.uuid, "79")] >= 1  # live: still counted
+
+    windows = batch.Windows(built)
+    ts = np.array([at - 60.0, at], dtype=np.float64)
+    text = openmetrics.Writer("ours").render(list(windows.window(ts)), ts)
+    last_lines = [line for line in text.splitlines() if line.endswith(f" {int(at)}")]
+    backfilled = _xid_series(
+        "".join(line.rsplit(" ", 1)[0] + "\n" for line in last_lines) + "# EOF\n"
+    )
+    assert "gpu_up{" in text and any(
+        line.startswith("gpu_up{") and failure.uuid in line and line.endswith(f" 0 {int(at)}")
+        for line in last_lines
+    )
+    mine = {k: v for k, v in backfilled.items() if k[1] == failure.uuid}
+    assert mine == {k: v for k, v in scraped.items() if k[1] == failure.uuid}
+    assert mine[("gpu_xid_class_errors_total", failure.uuid, "fallen_off_bus")] >= 1
+
+    # dcgm-exporter reads nothing from a GPU it lost: its history keeps no sample of it
+    dcgm = openmetrics.Writer("dcgm").render(list(windows.window(ts)), ts)
+    assert not [
+        line for line in dcgm.splitlines() if failure.uuid in line and line.endswith(f" {int(at)}")
+    ]

@@ -183,3 +183,27 @@ def test_progress_on_a_terminal_is_a_redrawn_bar(tmp_path: Path) -> None:
     shown = b"".join(chunks).decode()
     assert shown.count("\rbackfill [") == 13
     assert "100.0%" in shown
+
+
+def test_out_is_a_new_empty_or_data_directory(tmp_path: Path) -> None:
+    """``--out`` into a folder holding the operator's own ledger replaced it without a word, and
+    ``--out ''`` wrote into the current directory."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "failures.csv").write_text("MY LEDGER\n")
+    argv = [str(BIN), "backfill", "--gpus", "2", "--days", "0.01", "--resolution", "1h"]
+    result = subprocess.run([*argv, "--out", str(mine)], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "holds 'failures.csv', which no Prometheus data directory" in result.stderr
+    assert (mine / "failures.csv").read_text() == "MY LEDGER\n"
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "notes.txt").write_text("x\n")
+    result = subprocess.run(
+        [*argv, "--out", ""], capture_output=True, text=True, cwd=tmp_path / "cwd"
+    )
+    assert result.returncode == 1 and "holds 'notes.txt'" in result.stderr, result.stderr
+    assert sorted(p.name for p in (tmp_path / "cwd").iterdir()) == ["notes.txt"]
+    data = tmp_path / "data"
+    for _ in range(2):  # a new directory, then the same one extended
+        done = subprocess.run([*argv, "--out", str(data)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
