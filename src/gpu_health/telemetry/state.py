@@ -237,6 +237,14 @@ def classify(
             fresh[ident[2]] = ident
             seen[ident[2]] = (ident, at)
     fresh_in_slot = {(ident[0], ident[1]): uuid for uuid, ident in fresh.items()}
+    # The board that last reported from each slot, and when: a board replaced while its node
+    # reported stays replaced when the node later falls silent (it came back as a lost GPU,
+    # failure probability 1, beside its successor's "node not reporting").
+    last_in_slot: dict[tuple[str, str], tuple[float, str]] = {}
+    for uuid, (ident, t) in seen.items():
+        slot = (ident[0], ident[1])
+        if math.isfinite(t) and t > last_in_slot.get(slot, (-math.inf, ""))[0]:
+            last_in_slot[slot] = (t, uuid)
     silent_nodes = _silent_nodes(lab, results, seen, fresh)
     known = dict(last_known or {})
     states: dict[str, GpuState] = {}
@@ -248,6 +256,9 @@ def classify(
             continue
         last_state, last_reasons = known.get(uuid, ("", ()))
         successor = fresh_in_slot.get((ident[0], ident[1]), "")
+        if not successor and math.isfinite(t):
+            later_t, later = last_in_slot.get((ident[0], ident[1]), (math.nan, ""))
+            successor = later if later_t > t + fresh_s else ""
         name = "replaced" if successor and successor != uuid else "absent"
         silent = _age_text(age) if math.isfinite(age) else f"at least {_age_text(fresh_s)}"
         reasons = (f"no samples for {silent}", *last_reasons)
