@@ -275,6 +275,9 @@ def run_train(args: argparse.Namespace) -> int:
     from gpu_health.scorer.registry import check_model_out
 
     check_model_out(args.out, "--out")  # not into a model store, past its gate
+    for extra in args.also_data_dirs:  # a typo was found after the main history's whole read
+        if not extra.is_dir():
+            raise UserError(f"--also-data-dir {extra}: not a directory (a backfilled history)")
     if args.dump_dataset:
         cli_validate.output_path(args.dump_dataset, "--dump-dataset", inputs=args)
     began = time.monotonic()

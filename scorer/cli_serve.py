@@ -13,6 +13,7 @@ import logging
 import math
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -137,12 +138,21 @@ def _reloadable(model: str | None) -> Path | None:
     return None if model in (None, RULES, XGBOOST) else Path(model)
 
 
+#: How far ahead of this host's clock ``score --at`` may ask: another host's clock skew.
+FUTURE_SLACK_S = 300.0
+
+
 def run_score(args: argparse.Namespace) -> int:
     """Score as of ``--at`` with the serving code (:class:`Scorer` with ``at`` set)."""
     from gpu_health.scorer.api import gpu_json
     from gpu_health.scorer.model import load_model
     from gpu_health.telemetry.state import rank_key
 
+    if args.at > time.time() + FUTURE_SLACK_S:  # it said "no GPU reported at 2030-..."
+        raise UserError(
+            f"--at {iso_utc(args.at)} is in the future: score --at backtests a time the history "
+            "holds (serve scores now)"
+        )
     model = load_model(args.model)
     scorer = _replica(args, client_for(args), model, None, at=args.at, serving=False)
     if not scorer.run_once():

@@ -344,3 +344,17 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     assert len(reader.stdout.read()) == 100
     assert "Traceback" not in done.stderr.decode() and done.stderr == b"", done.stderr
     assert done.returncode == 141  # as a shell reports a process ended by SIGPIPE
+
+
+def test_score_in_the_future_and_a_missing_extra_history_are_named_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``score --at 2030-01-01`` said "no GPU reported at 2030-01-01T00:00:00Z"; a mistyped
+    ``--also-data-dir`` was found after the main history's whole feature read."""
+    dead = ["--prometheus.url", "http://127.0.0.1:9"]
+    code, err = run_main(scorer_cli.main, ["score", *dead, "--at", "2030-01-01"], capsys)
+    assert is_one_line_error(code, err) and "is in the future" in err, err
+    argv = ["train", *dead, "--out", str(tmp_path / "m"), "--also-data-dir", str(tmp_path / "x")]
+    code, err = run_main(scorer_cli.main, argv, capsys)
+    assert is_one_line_error(code, err) and "--also-data-dir" in err, err
+    assert "127.0.0.1:9" not in err  # before Prometheus was asked anything
