@@ -130,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--hazard-scale: must not be negative")
     end = time.time() if args.end_time is None else parse_time(args.end_time, "--end-time")
     if end - args.days * 86400 < 0:
-        raise UserError(f"--end-time: {args.days:g} days before it is before 1970")
+        raise UserError(
+            f"--end-time {args.end_time}: the history would start {args.days:g} day(s) before "
+            "it, before 1970"
+        )
     if end > time.time() + MAX_FUTURE_S:
         raise UserError(
             f"--end-time {args.end_time}: {(end - time.time()) / 86400:,.0f} days from now; a "
