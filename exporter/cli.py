@@ -364,9 +364,11 @@ class Exporter:
         from prometheus_client.process_collector import ProcessCollector
 
         from gpu_health.exporter.collector import ExporterCollector
-        from gpu_health.exporter.kmsg.source import KernelLog, options_for
+        from gpu_health.exporter.kmsg.source import KernelLog, check_path, options_for
         from gpu_health.web.server import WebServer
 
+        if not args.kernel_log_disable:
+            check_path(args.kernel_log_path)  # before a slow backend start, not after
         try:
             self.backend = make_backend(args)
         except BackendUnavailableError as exc:

@@ -1,9 +1,16 @@
 """What the kernel log has said since boot: XIDs per GPU (by PCI address) and SXids per NVSwitch.
 
-Bounded by construction: counts are kept only for the PCI addresses of the GPUs in the
-inventory; a line naming any other address (a GPU NVML no longer lists, or a forged line) adds to
-one ``unknown`` bucket; codes and switch numbers arrive already bounded by the parser, and SXid
-codes are capped at :data:`MAX_SXID_LABELS` distinct values per switch (the rest: ``other``).
+Bounded by construction, because every label value here comes from text in the log: counts are
+kept only for the PCI addresses of the GPUs in the inventory; a line naming any other address (a
+GPU NVML no longer lists, or a forged line) adds to one ``unknown`` bucket. Codes and switch
+numbers arrive bounded by the parser (XIDs 1-999, switches 0-63, SXids 1-99999), which still
+allowed ~1,000 ``xid`` series per GPU and 4,225 SXid series; so here, per GPU (and for the
+``unknown`` bucket), codes of NVIDIA's catalogue keep their own series (they exist from birth
+anyway) but only the first :data:`MAX_UNCATALOGUED_XIDS` other codes do, later ones count as
+``xid="other"``; and only the first :data:`MAX_NVSWITCH_LABELS` switch numbers get a ``nvswitch``
+label (later ones: ``unknown``), each with at most :data:`MAX_SXID_LABELS` SXid codes (later
+ones: ``other``). Worst case: len(XID_CATALOGUE) + MAX_UNCATALOGUED_XIDS + 1 ``xid`` values per
+GPU and (MAX_NVSWITCH_LABELS + 1) * (MAX_SXID_LABELS + 1) SXid series.
 """
 
 from __future__ import annotations
@@ -13,10 +20,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gpu_health.exporter.kmsg.parser import PciKey, SxidEvent, XidEvent, pci_key
-from gpu_health.telemetry.xids import xid_class
+from gpu_health.telemetry.xids import XID_CATALOGUE, XID_OTHER, xid_class
 
+#: Distinct codes outside NVIDIA's catalogue labelled per GPU before the rest count as
+#: ``xid="other"``: a new driver's new codes still show by number, a flood of forged ones not.
+MAX_UNCATALOGUED_XIDS = 8
+#: Distinct NVSwitch numbers labelled before the rest count as ``nvswitch="unknown"``; a node
+#: has at most 12 (HGX-2), most 2 to 6.
+MAX_NVSWITCH_LABELS = 16
 #: Distinct SXid codes labelled per NVSwitch before the rest count as ``sxid="other"``.
-MAX_SXID_LABELS = 64
+MAX_SXID_LABELS = 16
 
 
 @dataclass
@@ -28,6 +41,10 @@ class XidTally:
     last: float | None = None
 
     def add(self, code: int, cls: str, when: float | None) -> None:
+        if code not in self.codes and code not in XID_CATALOGUE and code != XID_OTHER:
+            uncatalogued = [c for c in self.codes if c not in XID_CATALOGUE and c != XID_OTHER]
+            if len(uncatalogued) >= MAX_UNCATALOGUED_XIDS:
+                code = XID_OTHER
         self.codes[code] = self.codes.get(code, 0) + 1
         self.classes[cls] = self.classes.get(cls, 0) + 1
         if when is not None and (self.last is None or when > self.last):
@@ -62,8 +79,11 @@ class KernelLogCounts:
                 tally.add(event.code, xid_class(event.code, event.text), when)
                 return
             switch = str(event.switch) if event.switch >= 0 else "unknown"
+            switches = {s for s, _ in self._sxids if s != "unknown"}
+            if switch not in switches and len(switches) >= MAX_NVSWITCH_LABELS:
+                switch = "unknown"
             code = str(event.code) if event.code >= 0 else "other"
-            labelled = {c for s, c in self._sxids if s == switch}
+            labelled = {c for s, c in self._sxids if s == switch and c != "other"}
             if code not in labelled and len(labelled) >= MAX_SXID_LABELS:
                 code = "other"
             key = (switch, code)

@@ -13,6 +13,16 @@ sources in ``tests/fixtures/kmsg/README.md``)::
 Everything here treats its input as hostile: records are cut at :data:`MAX_RECORD` bytes before
 any regular expression runs, bytes that are not UTF-8 are replaced, every pattern is anchored or
 bounded, numbers are limited in length, and a line that does not parse is simply not an event.
+
+Who wrote a record matters as much as what it says: any root process or privileged container can
+write ``/dev/kmsg``, and a forged ``NVRM: Xid … 79`` would mark a healthy GPU failed. The kernel
+stamps what user space writes with a facility other than 0 (``LOG_KERN``) — it forces
+``LOG_USER`` on writes without one and ignores a requested facility 0 — so only a record with
+:attr:`Record.from_kernel` can be the driver's. The patterns must also match at the start of the
+message, where the driver puts ``NVRM: `` / ``nvidia-nvswitchN: ``, not inside some other kernel
+message that quotes text a user or a device chose (a USB product string, mount options).
+The ``dmesg``/syslog prefixes of published lines (``[  12.3] ``, ``kernel: ``) are added by the
+tools that print the log and never reach this parser from ``/dev/kmsg`` or the journal.
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ MAX_TEXT = 512
 #: NVSwitch device numbers and SXid codes outside these ranges are counted as "other".
 MAX_NVSWITCH = 63
 MAX_SXID_CODE = 99_999
+
+#: The syslog facility of the kernel's own messages; user space cannot write records with it.
+LOG_KERN = 0
 
 #: (domain, bus, device): a PCI address without the function, the form Xid lines carry.
 PciKey = tuple[int, int, int]
@@ -72,6 +85,13 @@ class Record:
     realtime_usec: int | None = None
     #: the journal cursor, to follow on from after the backlog
     cursor: str | None = None
+    #: syslog facility (PRI >> 3 of a kmsg record, the journal's SYSLOG_FACILITY); None: unknown
+    facility: int | None = None
+
+    @property
+    def from_kernel(self) -> bool:
+        """Logged by the kernel itself (a driver), not written into the log by user space."""
+        return self.facility == LOG_KERN
 
 
 @dataclass(frozen=True)
@@ -111,7 +131,12 @@ def parse_kmsg_record(raw: bytes) -> Record | None:
     if len(fields) < 3 or not all(f.isdigit() and len(f) <= 20 for f in fields[:3]):
         return None
     message = body.split("\n", 1)[0]  # continuation lines (" KEY=value") carry no message
-    return Record(text=_unescape(message), seq=int(fields[1]), monotonic_usec=int(fields[2]))
+    return Record(
+        text=_unescape(message),
+        seq=int(fields[1]),
+        monotonic_usec=int(fields[2]),
+        facility=int(fields[0]) >> 3,  # PRI = facility * 8 + level
+    )
 
 
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -123,7 +148,11 @@ def _unescape(message: str) -> str:
 
 
 def parse_journal_line(raw: bytes) -> Record | None:
-    """One line of ``journalctl -o json``; MESSAGE may be a string or a list of byte values."""
+    """One line of ``journalctl -o json``; MESSAGE may be a string or a list of byte values.
+
+    The facility is kept only for entries journald read from the kernel (``_TRANSPORT=kernel``):
+    journald copies a kmsg record's facility into SYSLOG_FACILITY, so a line user space wrote
+    to ``/dev/kmsg`` keeps its facility 1 here too, and any other transport is user space."""
     try:
         entry = json.loads(_decode(raw))
     except ValueError:
@@ -141,25 +170,31 @@ def parse_journal_line(raw: bytes) -> Record | None:
         return None
     realtime = entry.get("__REALTIME_TIMESTAMP")
     cursor = entry.get("__CURSOR")
+    facility = entry.get("SYSLOG_FACILITY")
+    kernel = entry.get("_TRANSPORT") == "kernel"
     return Record(
         text=message[:MAX_RECORD],
-        realtime_usec=int(realtime) if isinstance(realtime, str) and realtime.isdigit() else None,
+        realtime_usec=_digits(realtime, 20),
         cursor=cursor[:256] if isinstance(cursor, str) else None,
+        facility=_digits(facility, 3) if kernel else None,
     )
 
 
-def _line_at(text: str, start: int) -> str:
-    """From ``start`` to the end of that line (a journal message may span several lines)."""
-    end = text.find("\n", start)
-    return text[start:] if end < 0 else text[start:end]
+def _digits(value: object, width: int) -> int | None:
+    """A journal field holding a decimal number of at most ``width`` digits, else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= width:
+        return int(value)
+    return None
 
 
 def parse_nvidia(text: str) -> XidEvent | SxidEvent | None:
-    """The Xid or SXid event in one message, or None (most kernel messages are neither)."""
-    text = text[:MAX_RECORD]
-    start = text.find("NVRM: Xid (")
-    if start >= 0:
-        match = _XID.match(_line_at(text, start))
+    """The Xid or SXid event a message starts with, or None (most kernel messages are neither).
+
+    Only the first line is looked at, from its first character: the driver begins its messages
+    with ``NVRM: `` / ``nvidia-nvswitchN: ``; the same words later in a message are quoted text."""
+    line = text[:MAX_RECORD].split("\n", 1)[0]
+    if line.startswith("NVRM: Xid ("):
+        match = _XID.match(line)
         if match is None:
             return None
         pci = pci_key(match["pci"])
@@ -167,9 +202,8 @@ def parse_nvidia(text: str) -> XidEvent | SxidEvent | None:
             return None
         rest = _PID_NAME.sub("", match["rest"] or "", count=1)
         return XidEvent(pci, bounded_code(int(match["code"])), _clean(rest))
-    start = text.find("nvidia-nvswitch")
-    if start >= 0 and "SXid (" in text:
-        match = _SXID.match(_line_at(text, start))
+    if line.startswith("nvidia-nvswitch"):
+        match = _SXID.match(line)
         if match is None:
             return None
         pci = pci_key(match["pci"])

@@ -10,6 +10,13 @@ exporter says so in one log line and counts XIDs from NVML events alone.
 Start-up reads the whole backlog before the first scrape is served (bounded by ``wait``): a
 count served before the backlog is read would look like a counter reset followed by a burst of
 new events.
+
+Two kinds of record are read but not believed (each logged once, then only counted): an
+Xid/SXid line that user space wrote into the log (facility other than the kernel's, see
+:mod:`~gpu_health.exporter.kmsg.parser`), which is not counted at all; and a record whose time
+lies outside this boot (before it, or more than :data:`CLOCK_SLACK` s ahead of now), which is
+counted without that time — ``gpu_last_xid_timestamp_seconds`` only ever moves forward, so one
+record dated in the year 5000 would otherwise stick until the exporter restarts.
 """
 
 from __future__ import annotations
@@ -48,9 +55,12 @@ JOURNALCTL = ("journalctl", "-k", "-b", "-o", "json", "--no-pager")
 #: one /dev/kmsg read returns one record; the kernel refuses buffers smaller than the record
 _READ_SIZE = 2 * MAX_RECORD
 _POLL_SECONDS = 0.5
+#: Seconds a record's time may lie ahead of the clock (printk's clock drifts a little from
+#: CLOCK_MONOTONIC) or before the boot time derived from it.
+CLOCK_SLACK = 60.0
 
 
-def _other_device(path: str) -> str | None:
+def other_device(path: str) -> str | None:
     """Why ``path`` is a character device other than the kernel log, or None. ``/dev/zero``
     given by mistake was read for ever at a third of a core; a regular file (a saved log, the
     tests') or a FIFO is read as the log it holds."""
@@ -97,6 +107,7 @@ class KernelLogReader:
         kmsg_path: str = KMSG,
         journal_command: Sequence[str] | None = JOURNALCTL,
         clock: Callable[[], float] = time.time,
+        host_gpus: bool = True,
     ) -> None:
         self.counts = counts
         self.kmsg_path = kmsg_path
@@ -110,6 +121,12 @@ class KernelLogReader:
         self.source: str | None = None
         #: records lost because the ring buffer overwrote them before they were read
         self.overwritten = 0
+        #: Xid/SXid lines ignored because user space, not the kernel, wrote them
+        self.not_from_kernel = 0
+        #: Xid/SXid records counted without their time, which lay outside this boot
+        self.bad_times = 0
+        #: which GPUs the counts are for: the host's (NVML's fallback applies) or simulated ones
+        self.host_gpus = host_gpus
         # kmsg timestamps are microseconds since boot; this turns them into Unix time
         self._boot = clock() - time.clock_gettime(time.CLOCK_MONOTONIC)
 
@@ -131,11 +148,19 @@ class KernelLogReader:
             self.source, target = "kmsg", self._follow_kmsg
         elif journal_ok:
             self.source, target = "journal", self._follow_journal
-        else:
+        elif self.host_gpus:
             log.warning(
-                "kernel log not readable (%s: %s; journal: no kernel messages): XIDs are counted "
-                "from NVML events only and NVSwitch SXids not at all; mount /dev/kmsg read-only "
-                "and, where kernel.dmesg_restrict=1, grant CAP_SYSLOG",
+                "kernel log not readable (%s: %s%s): XIDs are counted from NVML events only and "
+                "NVSwitch SXids not at all; mount /dev/kmsg read-only and, where "
+                "kernel.dmesg_restrict=1, grant CAP_SYSLOG",
+                self.kmsg_path,
+                kmsg_error,
+                "; journal: no kernel messages" if self.journal_command else "",
+            )
+            return None
+        else:  # simulated or replayed GPUs: neither NVML nor the host's /dev/kmsg is theirs
+            log.warning(
+                "kernel log not readable (%s: %s): XIDs come from the backend alone",
                 self.kmsg_path,
                 kmsg_error,
             )
@@ -149,7 +174,7 @@ class KernelLogReader:
 
     def _probe_kmsg(self) -> tuple[str | None, int | None]:
         """(error, sequence number of the oldest record still in the ring)."""
-        not_kmsg = _other_device(self.kmsg_path)
+        not_kmsg = other_device(self.kmsg_path)
         if not_kmsg is not None:
             return not_kmsg, None
         try:
@@ -205,13 +230,39 @@ class KernelLogReader:
         event = parse_nvidia(record.text)
         if event is None:
             return
+        if not record.from_kernel:
+            self.not_from_kernel += 1
+            if self.not_from_kernel == 1:
+                log.warning(
+                    "kernel log: ignored an NVIDIA Xid/SXid line with syslog facility %s: user "
+                    "space wrote it, the driver logs with facility 0 (kern); further ones are "
+                    "ignored without a log line",
+                    "unknown" if record.facility is None else record.facility,
+                )
+            return
+        self.counts.add(event, self._when(record))
+
+    def _when(self, record: Record) -> float | None:
+        """The record's Unix time if it lies within this boot, else the time it was read (a
+        record arriving live) or None (one from the backlog: its real time is unknown, and "now"
+        would make an old XID look recent to the health model)."""
         if record.realtime_usec is not None:
-            when: float | None = record.realtime_usec / 1e6
+            when = record.realtime_usec / 1e6
         elif record.monotonic_usec is not None:
             when = self._boot + record.monotonic_usec / 1e6
         else:
-            when = None
-        self.counts.add(event, when)
+            return None
+        now = self._clock()
+        if self._boot - CLOCK_SLACK <= when <= now + CLOCK_SLACK:
+            return when
+        self.bad_times += 1
+        if self.bad_times == 1:
+            log.warning(
+                "kernel log: an Xid/SXid record dated %.0f s from now, outside this boot, is "
+                "counted without its time; further ones without a log line",
+                when - now,
+            )
+        return now if self._caught_up.is_set() else None
 
     def _follow_kmsg(self) -> None:
         fd = os.open(self.kmsg_path, os.O_RDONLY | os.O_NONBLOCK)
@@ -301,8 +352,6 @@ class KernelLogReader:
 
 
 def _is_char_device(fd: int) -> bool:
-    import stat
-
     try:
         return stat.S_ISCHR(os.fstat(fd).st_mode)
     except OSError:

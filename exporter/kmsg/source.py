@@ -10,11 +10,14 @@ has not read the line yet. Both counts only grow, so their maximum only grows to
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gpu_health.errors import UserError
 from gpu_health.exporter.kmsg.counts import KernelLogCounts, XidTally
-from gpu_health.exporter.kmsg.reader import JOURNALCTL, KMSG, KernelLogReader
+from gpu_health.exporter.kmsg.reader import JOURNALCTL, KMSG, KernelLogReader, other_device
 from gpu_health.telemetry.readings import GpuIdentity, GpuSample
 from gpu_health.telemetry.xids import xid_class
 
@@ -32,15 +35,40 @@ class KernelLogOptions:
     enabled: bool
     kmsg_path: str = KMSG
     journal: bool = True
+    #: the backend's GPUs are the host's (its warning then points at NVML and /dev/kmsg)
+    host_gpus: bool = True
 
 
 def options_for(backend: str, disable: bool, path: str | None) -> KernelLogOptions:
     """On for hardware backends unless disabled; for replay/sim only with an explicit path."""
     if disable:
         return KernelLogOptions(False)
+    host = backend in HARDWARE_BACKENDS
     if path is not None:
-        return KernelLogOptions(True, path, journal=backend in HARDWARE_BACKENDS)
-    return KernelLogOptions(backend in HARDWARE_BACKENDS)
+        return KernelLogOptions(True, path, journal=host, host_gpus=host)
+    return KernelLogOptions(host, host_gpus=host)
+
+
+def check_path(path: str | None) -> None:
+    """Refuse a ``--kernel-log.path`` that exists but cannot be a kernel log: a directory, a
+    block device, a socket, a character device other than the kernel log's. Those are typing
+    mistakes and fail at start; a path that does not exist (yet) only warns when read, because a
+    DaemonSet must not crash-loop on a node without ``/dev/kmsg``."""
+    if path is None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or not ours to look at: the reader's one warning line says why
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    kind = next((name for test, name in kinds.items() if test(mode)), None)
+    problem = (
+        f"{kind}, not a kernel log (give /dev/kmsg or a file in its format)"
+        if kind is not None
+        else other_device(path)
+    )
+    if problem is not None:
+        raise UserError(f"--kernel-log.path {path}: {problem}")
 
 
 class KernelLog:
@@ -60,7 +88,12 @@ class KernelLog:
             log.debug("kernel log: off, XIDs come from the backend alone")
             return None
         counts = KernelLogCounts(i.pci_bus_id for i in identities)
-        reader = KernelLogReader(counts, options.kmsg_path, JOURNALCTL if options.journal else None)
+        reader = KernelLogReader(
+            counts,
+            options.kmsg_path,
+            JOURNALCTL if options.journal else None,
+            host_gpus=options.host_gpus,
+        )
         source = reader.start(wait=wait)
         if source is not None:
             log.info(

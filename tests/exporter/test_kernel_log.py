@@ -1,16 +1,16 @@
-"""The kernel-log XID source against this machine's real ``/dev/kmsg``.
+"""The kernel-log XID source in a running exporter, fed a kmsg-format log as the kernel writes it.
 
-Real-format NVRM Xid and NVSwitch SXid lines are written into the kernel log (root can write to
-``/dev/kmsg``; skipped where it cannot) and a running replay exporter, whose GPU has the PCI
-address the lines name, must count them on that GPU. The kernel log is shared by every test run
-on the machine and keeps lines until reboot, so each test gives its GPU a random PCI domain and
-bus nobody else uses, and SXids a random switch and code.
+Real-format NVRM Xid and NVSwitch SXid lines are appended, as ``/dev/kmsg`` records of facility 0
+(the kernel's), to a log file the exporter follows with ``--kernel-log.path``, and a running
+replay exporter, whose GPU has the PCI address the lines name, must count them on that GPU. The
+machine's real ``/dev/kmsg`` cannot serve here: what user space writes to it gets facility 1, and
+the exporter rightly ignores such lines (``tests/exporter/test_kmsg_trust.py`` writes one there
+and checks exactly that). Each test gives its GPU a random PCI domain and bus.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import urllib.request
@@ -23,31 +23,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from gpu_health.exporter.cli import Exporter, build_parser
 from gpu_health.exporter.data import NVML_H100, data_path
 
-KMSG = "/dev/kmsg"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def _kmsg_writable() -> str | None:
-    try:
-        with open(KMSG, "w"):
-            pass
-    except OSError as exc:
-        return f"{KMSG} is not writable here ({exc.strerror}); needs root"
-    if not os.access(KMSG, os.R_OK):
-        return f"{KMSG} is not readable here"
-    return None
+class KernelLogFile:
+    """A kmsg-format log the test appends to; its first record is number 0, as after boot."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seq = 0
+        path.write_bytes(b"")
+        self.write("Linux version 6.0.0 (test)", level=5)
 
-pytestmark = pytest.mark.skipif(_kmsg_writable() is not None, reason=str(_kmsg_writable()))
-
-
-def write_kmsg(line: str) -> None:
-    with open(KMSG, "w") as handle:
-        handle.write(line + "\n")
+    def write(self, line: str, facility: int = 0, level: int = 4) -> None:
+        """One record ``PRI,SEQ,USEC,FLAGS;TEXT`` timed now on the kernel's clock."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        with self.path.open("a") as handle:
+            handle.write(f"{facility * 8 + level},{self.seq},{usec},-;{line}\n")
+        self.seq += 1
 
 
 class Gpu:
-    """A replay GPU at a PCI address unique to this test run."""
+    """A replay GPU at a PCI address unique to this test run, and the kernel log it logs to."""
 
     def __init__(self, tmp_path: Path) -> None:
         rng = random.Random()
@@ -60,6 +57,7 @@ class Gpu:
         pci["domain"], pci["bus"], pci["device"] = self.domain, self.bus, 0
         self.fixture = tmp_path / "nvml.json"
         self.fixture.write_text(json.dumps(fixture))
+        self.log = KernelLogFile(tmp_path / "kmsg")
 
     @property
     def xid_address(self) -> str:
@@ -67,13 +65,13 @@ class Gpu:
         return f"{self.domain:04x}:{self.bus:02x}:00"
 
     def xid(self, code: int, text: str) -> None:
-        write_kmsg(f"<4>NVRM: Xid (PCI:{self.xid_address}): {code}, pid='<unknown>', {text}")
+        self.log.write(f"NVRM: Xid (PCI:{self.xid_address}): {code}, pid='<unknown>', {text}")
 
 
 def start_exporter(gpu: Gpu, *extra: str) -> Exporter:
     args = build_parser().parse_args(
         ["--backend", "replay", "--replay.fixture", str(gpu.fixture),
-         "--kernel-log.path", KMSG, "--web.listen-address", "127.0.0.1:0",
+         "--kernel-log.path", str(gpu.log.path), "--web.listen-address", "127.0.0.1:0",
          "--node-name", "kmsg-node", *extra]
     )  # fmt: skip
     return Exporter(args).start()
@@ -139,8 +137,8 @@ def test_xid_and_sxid_lines_in_the_kernel_log_are_counted_on_the_right_gpu(
 
     rng = random.Random()
     switch, code = rng.randrange(0, 64), rng.randrange(10_000, 99_999)
-    write_kmsg(
-        f"<4>nvidia-nvswitch{switch}: SXid (PCI:{gpu.domain:04x}:{gpu.bus + 1:02x}:00.0): "
+    gpu.log.write(
+        f"nvidia-nvswitch{switch}: SXid (PCI:{gpu.domain:04x}:{gpu.bus + 1:02x}:00.0): "
         f"{code}, Non-fatal, Link 32 egress non-posted PRIV error (First)"
     )
     wait_for(exporter, "nvswitch_sxid_errors_total", 1, nvswitch=str(switch), sxid=str(code))
@@ -151,8 +149,8 @@ def test_xid_at_an_unknown_address_counts_under_gpu_unknown(gpu: Gpu, exporter: 
         return value(series, "gpu_xid_errors_total", gpu="unknown", xid="48") or 0.0
 
     before = unknown(scrape(exporter))
-    write_kmsg(
-        f"<4>NVRM: Xid (PCI:{gpu.domain:04x}:{(gpu.bus + 2) % 256:02x}:00): 48, pid=1, "
+    gpu.log.write(
+        f"NVRM: Xid (PCI:{gpu.domain:04x}:{(gpu.bus + 2) % 256:02x}:00): 48, pid=1, "
         "name=x, An uncorrectable double bit error (DBE) has been detected on GPU"
     )
     deadline = time.monotonic() + 10
@@ -187,6 +185,7 @@ def test_an_xid_seen_by_nvml_and_the_kernel_log_is_counted_once(
 ) -> None:
     exporter.backend.fake.emit_xid(0, 74)  # type: ignore[attr-defined]
     gpu.xid(74, "name=<unknown>, NVLink: fatal error detected on link 1")
+    assert exporter.kernel_log is not None
     deadline = time.monotonic() + 10
     while True:
         kernel = exporter.kernel_log.counts.for_gpu(exporter.identities[0].pci_bus_id)

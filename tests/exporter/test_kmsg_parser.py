@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import sys
 from pathlib import Path
@@ -32,11 +33,21 @@ from gpu_health.telemetry.xids import MAX_XID_CODE, XID_OTHER, xid_class
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kmsg"
 LINES = json.loads((FIXTURES / "lines.json").read_text())
+#: What dmesg, journalctl and syslog print before a message (``[  12.3] ``, ``[ T1946] ``,
+#: ``Feb 01 14:25:31 host kernel: ``); /dev/kmsg and the journal hand over the message alone.
+_DISPLAY_PREFIX = re.compile(
+    r"^(?:\[[^\]]{1,20}\] ?|[A-Z][a-z]{2} [ \d]\d [\d:]{8} \S{1,64} |kernel: )*"
+)
 
 
 @pytest.mark.parametrize("case", LINES, ids=[f"{c['source']}:{i}" for i, c in enumerate(LINES)])
 def test_real_driver_lines_parse_to_the_expected_event(case: dict[str, Any]) -> None:
-    event = parse_nvidia(case["line"])
+    message = _DISPLAY_PREFIX.sub("", case["line"], count=1)
+    if message != case["line"]:
+        # the parser matches at the start of the message only, so with the printing tool's
+        # prefix still on the line is not an event (a kernel message quoting one is not either)
+        assert parse_nvidia(case["line"]) is None
+    event = parse_nvidia(message)
     expect = case["expect"]
     if expect is None:
         assert event is None
@@ -96,8 +107,11 @@ def test_hostile_lines_are_bounded() -> None:
     # two records run together (interleaved writers): the first event is taken, nothing crashes
     both = "NVRM: Xid (PCI:0000:3b:00): 79, x NVRM: Xid (PCI:0000:3c:00): 48, y"
     assert isinstance(parse_nvidia(both), XidEvent)
-    multi = parse_nvidia("first line\nNVRM: Xid (PCI:0000:3b:00): 63, Row Remapper\nmore")
+    multi = parse_nvidia("NVRM: Xid (PCI:0000:3b:00): 63, Row Remapper\nmore")
     assert isinstance(multi, XidEvent) and multi.code == 63 and multi.text == "Row Remapper"
+    # the driver starts its message with "NVRM: "; the words further in are quoted text
+    assert parse_nvidia("first line\nNVRM: Xid (PCI:0000:3b:00): 63, Row Remapper") is None
+    assert parse_nvidia("usb 1-1: Product: NVRM: Xid (PCI:0000:3b:00): 79, forged") is None
     sx = parse_nvidia("nvidia-nvswitch99999: SXid (PCI:0000:06:00.0): 999999, forged")
     assert isinstance(sx, SxidEvent) and sx.switch == -1 and sx.code == -1
 
@@ -187,7 +201,9 @@ if "--follow" in args:
 def test_journal_is_the_fallback_when_kmsg_is_not_readable(tmp_path: Path) -> None:
     script = _fake_journal(tmp_path, [79, 48, 48])
     counts = KernelLogCounts(["00000000:3B:00.0"])
-    reader = KernelLogReader(counts, str(tmp_path / "no-kmsg"), journal_command=[str(script)])
+    reader = KernelLogReader(
+        counts, str(tmp_path / "no-kmsg"), journal_command=[str(script)], clock=_IN_2023
+    )
     try:
         assert reader.start(wait=10) == "journal"
         gpu = counts.for_gpu("00000000:3B:00.0")
@@ -204,7 +220,7 @@ def test_a_wrapped_ring_gives_way_to_the_journal(tmp_path: Path) -> None:
     kmsg.write_bytes(b"3,500,100,-;NVRM: Xid (PCI:0000:3b:00): 48, later\n")
     journal = _fake_journal(tmp_path, [79, 48])
     counts = KernelLogCounts(["00000000:3B:00.0"])
-    reader = KernelLogReader(counts, str(kmsg), journal_command=[str(journal)])
+    reader = KernelLogReader(counts, str(kmsg), journal_command=[str(journal)], clock=_IN_2023)
     try:
         assert reader.start(wait=10) == "journal"
         assert _codes(counts) == {79: 1, 48: 1}
@@ -226,12 +242,22 @@ def _codes(counts: KernelLogCounts) -> dict[int, int]:
     return tally.codes
 
 
-def _fake_journal(tmp_path: Path, codes: list[int]) -> Path:
+def _IN_2023() -> float:
+    """A clock for the fake journal: this boot began at 1_700_000_000 (2023-11-14), the time of
+    its entries, which the reader would otherwise refuse as older than the boot."""
+    import time
+
+    return 1_700_000_000.0 + time.monotonic()
+
+
+def _fake_journal(tmp_path: Path, codes: list[int], facility: str = "0") -> Path:
     entries = [
         {
             "MESSAGE": f"NVRM: Xid (PCI:0000:3b:00): {code}, pid=1, name=x, text",
             "__REALTIME_TIMESTAMP": str(1_700_000_000_000_000 + i),
             "__CURSOR": f"c{i}",
+            "SYSLOG_FACILITY": facility,
+            "_TRANSPORT": "kernel",
         }
         for i, code in enumerate(codes)
     ]
