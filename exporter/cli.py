@@ -404,6 +404,7 @@ class Exporter:
                 web_config=args.web_config_file,
                 max_in_flight=getattr(args, "web_max_requests", 40),
             )
+            registry.register(self.server.metrics_collector("gpu_exporter"))
         except BaseException:
             self.backend.close()
             kernel_log = getattr(self, "kernel_log", None)

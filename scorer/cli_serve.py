@@ -82,6 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
         web_config=args.web_config_file,
         max_in_flight=args.web_max_requests,
     ).start()
+    registry.register(server.metrics_collector("gpu_scorer"))
     log.info(
         "serving on port %d, scoring %s every %.0fs", server.port, args.prom_url, args.interval
     )

@@ -21,8 +21,10 @@ from gpu_health.web import server as web
 from gpu_health.web.protocol import Request, Response, SharedRender
 
 
-def _get(port: int, path: str = "/", headers: dict[str, str] | None = None) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def _get(
+    port: int, path: str = "/", headers: dict[str, str] | None = None, source: str = "127.0.0.1"
+) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -68,9 +70,12 @@ def test_requests_beyond_in_flight_and_queue_get_503_at_once(
     server, release = slow_server
     statuses: list[int] = []
     capacity = 1 + web.QUEUE_FACTOR  # one running, QUEUE_FACTOR waiting without a thread
+    # From as many addresses: one address alone may hold only its share (test_fairness.py).
     threads = [
-        threading.Thread(target=lambda: statuses.append(_get(server.port, "/slow")))
-        for _ in range(capacity)
+        threading.Thread(
+            target=lambda i=i: statuses.append(_get(server.port, "/slow", source=f"127.0.0.{i}"))
+        )
+        for i in range(2, 2 + capacity)
     ]
     for t in threads:
         t.start()

@@ -306,11 +306,19 @@ def test_non_ascii_digits_are_400_without_a_traceback(
         (b"Host: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400),
         (b"Host: x\r\nContent-Length: 0\r\n", 200),
         (b"Host:\r\n", 200),  # empty Host is allowed (RFC 9112 section 3.2)
+        (b"Host: x\rX-Injected: y\r\n", 400),  # a bare CR (section 2.2)
+        (b"Host: x\r\nX-A: 1\r\r\n", 400),
     ],
 )
 def test_rfc9112_framing_errors_are_400(server: web.WebServer, headers: bytes, status: int) -> None:
     answer = _raw(server, b"GET /metrics HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n")
     assert _status(answer) == status
+    assert _healthy(server)
+
+
+def test_bare_cr_in_the_request_line_is_400(server: web.WebServer) -> None:
+    answer = _raw(server, b"GET\r/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert _status(answer) == 400
     assert _healthy(server)
 
 

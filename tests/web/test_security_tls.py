@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from gpu_health import stack
 from gpu_health.errors import ConfigError, UserError
+from gpu_health.web import SERVER_METRICS
 from gpu_health.web import server as web
 from gpu_health.web.config import load_web_config
 
@@ -314,8 +315,15 @@ def test_rotated_certificate_is_served_without_restart_and_bad_edit_is_ignored( 
         (lambda p: {"key_file": p.client_key}, "key_file", "cannot load"),  # key of another cert
         (lambda p: {"cert_file": p.dir / "garbage.pem"}, "cert_file", "cannot load"),
         (lambda p: {"key_file": p.dir / "encrypted.key"}, "key_file", "encrypted"),
+        (lambda p: {"cert_file": p.server_key}, "cert_file", "does not hold a certificate"),
+        (lambda p: {"key_file": p.server_cert}, "key_file", "does not hold a private key"),
+        (
+            lambda p: {"cert_file": p.server_key, "key_file": p.server_cert},
+            "cert_file",
+            "does not hold a certificate",
+        ),
     ],
-    ids=["missing", "mismatch", "garbage", "encrypted"],
+    ids=["missing", "mismatch", "garbage", "encrypted", "key-as-cert", "cert-as-key", "swapped"],
 )
 def test_unusable_certificate_files_are_one_clear_error(
     pki: Pki, tmp_path: Path, mutate, key, problem
@@ -494,6 +502,9 @@ def test_command_serves_tls_with_basic_auth(name: str, pki: Pki, tmp_path: Path)
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.3)
         assert status == 200 and b"# TYPE" in body
+        prefix = {"exporter": "gpu_exporter", "scorer": "gpu_scorer"}[name]
+        for metric, _kind, _help in SERVER_METRICS:  # the server's defences, per process
+            assert f"\n{prefix}_{metric} ".encode() in body, metric
         assert _get(port, _client_ctx(pki))[0] == 401
         assert PASSWORD not in log.read_text()
     finally:

@@ -127,6 +127,11 @@ CASES = [
     ("http_server_config:\n  http3: true\n", "http_server_config.http3", "allowed: headers, http2"),
     ("rate_limit:\n  interval: fast\n  burst: 1\n", "rate_limit.interval", "allowed: e.g. 100ms"),
     ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst", "out of range"),
+    (
+        "rate_limit:\n  interval: 1s\n  burst: 99999999999999999999999\n",
+        "rate_limit.burst",
+        "out of range",
+    ),
 ]
 
 

@@ -26,6 +26,7 @@ from gpu_health.telemetry.xids import (
     xid_label,
     zero_born_xids,
 )
+from gpu_health.web import SERVER_METRICS
 
 Kind = Literal["gauge", "counter"]
 #: ``(extra label values in the order of MetricSpec.labels, value)``
@@ -835,6 +836,8 @@ SELF_METRICS: tuple[tuple[str, Kind, str, tuple[str, ...]], ...] = (
         "Version of the exporter and the backend serving this scrape; always 1.",
         ("version", "backend"),
     ),
+    # The HTTP server's defences (connections refused, evicted...): gpu_health.web.metrics.
+    *((f"gpu_exporter_{name}", kind, help_text, ()) for name, kind, help_text in SERVER_METRICS),
 )
 
 #: Per-NVSwitch series from the kernel log (``nvidia-nvswitchN: SXid (PCI:…): CODE, …``): not per

@@ -65,6 +65,13 @@ class BasicAuth:
     unknown user is checked against a dummy hash of the same cost so the timing does not reveal
     which user names exist; ``bcrypt.checkpw`` compares in constant time.
 
+    Good and bad outcomes are cached apart, each in its own LRU of :data:`CACHE_SIZE`: with one
+    shared LRU a password guesser (~200 bcrypt checks a second) pushed the scraper's good login
+    out within seconds, and its next scrape then waited for bcrypt behind the guesses, or got 503
+    once ``MAX_AUTH_PENDING`` were waiting. Failures only ever evict failures; filling the good
+    cache takes valid credentials. Failures are cached at all so a client retrying a stale
+    password pays bcrypt once.
+
     A reload keeps the cache (``previous``): the key covers the stored hash, so entries of users
     whose hash is unchanged stay valid and those of changed or removed users can never match again.
     Without this a reload during a password flood made the next good scrape wait seconds.
@@ -81,10 +88,13 @@ class BasicAuth:
         self._users = dict(users)
         self._bcrypt = import_bcrypt()
         self._hmac_key = previous._hmac_key if previous else os.urandom(32)
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        # digest -> None; a digest is in at most one of the two.
+        self._good: OrderedDict[bytes, None] = OrderedDict()
+        self._bad: OrderedDict[bytes, None] = OrderedDict()
         if previous is not None:
             with previous._cache_lock:
-                self._cache.update(previous._cache)
+                self._good.update(previous._good)
+                self._bad.update(previous._bad)
         self._cache_lock = threading.Lock()
         self._bcrypt_lock = threading.Lock()
         self._dummy: bytes | None = None
@@ -102,11 +112,21 @@ class BasicAuth:
         ).digest()
 
     def _lookup(self, digest: bytes) -> bool | None:
+        """The cached outcome (True: good), or None if bcrypt has to tell."""
         with self._cache_lock:
-            cached = self._cache.get(digest)
-            if cached is not None:
-                self._cache.move_to_end(digest)
-        return cached
+            for cache, outcome in ((self._good, True), (self._bad, False)):
+                if digest in cache:
+                    cache.move_to_end(digest)
+                    return outcome
+        return None
+
+    def _remember(self, digest: bytes, ok: bool) -> None:
+        with self._cache_lock:
+            cache = self._good if ok else self._bad
+            cache[digest] = None
+            cache.move_to_end(digest)
+            while len(cache) > self.CACHE_SIZE:
+                cache.popitem(last=False)
 
     def check_cached(self, authorization: str | None) -> tuple[bool, str | None]:
         """(decided, user) without running bcrypt: decided is False when only :meth:`check`
@@ -140,10 +160,7 @@ class BasicAuth:
                 except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
                     ok = False
             cached = bool(ok) and stored is not None
-            with self._cache_lock:
-                self._cache[digest] = cached
-                while len(self._cache) > self.CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            self._remember(digest, cached)
         return user if cached else None
 
 

@@ -112,6 +112,10 @@ HTTP2_REQUIRED_SUITES = {
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
 }
 HTTP_KEYS = frozenset({"http2", "headers"})
+#: Highest ``rate_limit.burst``: a burst of a million requests already limits nothing a server
+#: can answer; a larger number (``99999999999999999999999`` was accepted) is a typo, and beyond
+#: 2**63 Go's toolkit cannot even read it. To switch the limit off, omit ``rate_limit``.
+MAX_RATE_BURST = 1_000_000
 RATE_KEYS = frozenset({"interval", "burst"})
 
 _BCRYPT_HASH = re.compile(r"^\$2[abxy]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
@@ -429,7 +433,9 @@ def _parse_rate_limit(value: Any, source: str) -> RateLimit | None:
             "rate_limit.interval",
             f"{show(raw)} is not a duration (allowed: e.g. 100ms, 1s, 1m)",
         )
-    burst = expect_int(rate.get("burst", 0), source, "rate_limit.burst", minimum=0)
+    burst = expect_int(
+        rate.get("burst", 0), source, "rate_limit.burst", minimum=0, maximum=MAX_RATE_BURST
+    )
     if interval == 0:
         return None  # the toolkit: 0 disables the limiter
     if burst == 0:

@@ -118,7 +118,7 @@ def is_ascii_digits(text: str) -> bool:
 
 def parse_request_line(line: bytes) -> tuple[str, str, tuple[int, int]]:
     """``GET /metrics HTTP/1.1`` -> parts; 400 if malformed, 505 for HTTP/2 and later."""
-    words = line.decode("iso-8859-1").rstrip("\r\n").split()
+    words = _line_text(line).split()
     if len(words) != 3:
         raise BadHead(400, b"bad request line\n")
     method, target, version = words
@@ -137,11 +137,23 @@ def parse_request_line(line: bytes) -> tuple[str, str, tuple[int, int]]:
     return method, target, (int(major), int(minor))
 
 
+def _line_text(raw: bytes) -> str:
+    """A head line without its line ending (LF or CRLF), 400 if a bare CR is left in it.
+
+    RFC 9112 section 2.2: a bare CR outside the line ending must be refused (or replaced by a
+    space); a proxy in front may read ``Host: x\rX: y`` as two header lines where we read one."""
+    text = raw.removesuffix(b"\n").removesuffix(b"\r")
+    if b"\r" in text:
+        raise BadHead(400, b"bare CR in request head\n")
+    return text.decode("iso-8859-1")
+
+
 def parse_header_lines(lines: Iterable[bytes]) -> Headers:
-    """``Name: value`` lines (without the blank line); a line without a name or colon is 400."""
+    """``Name: value`` lines (without the blank line); a line without a name or colon, or with
+    a bare CR, is 400."""
     pairs = []
     for raw in lines:
-        text = raw.decode("iso-8859-1").rstrip("\r\n")
+        text = _line_text(raw)
         name, sep, value = text.partition(":")
         if not sep or not name or name != name.strip() or text[:1] in (" ", "\t"):
             raise BadHead(400, b"bad header line\n")

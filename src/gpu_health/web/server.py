@@ -50,13 +50,17 @@ import ssl
 import threading
 import traceback
 import urllib.parse
-from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
 from gpu_health.errors import UserError
+from gpu_health.web import SERVER_METRICS
 from gpu_health.web.live import ActiveWebConfig, WebConfigSource
 from gpu_health.web.protocol import (
     MAX_HEADER_BYTES,
@@ -179,6 +183,8 @@ class _Peer:
 
     key: Hashable
     open: int = 0
+    # Its requests queued for or running in a handler (see _Loop.peer_share).
+    requests: int = 0
     # Its connections not busy ("head" or "idle"), oldest ``since`` first: appended when they
     # start waiting, and ``since`` only grows. An OrderedDict, not a dict: the first key of a
     # dict used as a queue takes O(size) to find (deleted slots are skipped one by one).
@@ -186,6 +192,68 @@ class _Peer:
     # (-open, since of its oldest waiting connection) as last pushed on _Loop.ranks; None when it
     # has no waiting connection (it cannot be evicted from).
     rank: tuple[int, float] | None = None
+
+
+class _FairSlots:
+    """``size`` handler slots; a freed one goes to the waiting client with the fewest running.
+
+    Not an ``asyncio.Semaphore`` (first come, first served): behind a flooding address's share of
+    the queue (see :meth:`_Loop.peer_share`), a scrape from another address waited for every one
+    of its requests queued before it, ~0.4 s with 100 ``/healthz`` ahead and longer for slower
+    handlers. Here a client with nothing running (a scraper) gets the next slot that frees,
+    whatever the flood has queued; among equals, the one waiting longest since it was served.
+    A release scans the waiting clients, at most the handler queue's length (each has a request
+    waiting)."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.running: dict[object, int] = {}
+        # Waiting requests per client, oldest first; a client is moved to the end when it is
+        # handed a slot and still has requests waiting.
+        self.waiters: OrderedDict[object, deque[asyncio.Future[None]]] = OrderedDict()
+
+    async def acquire(self, client: object) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            self.running[client] = self.running.get(client, 0) + 1
+            return
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self.waiters.get(client)
+        if queue is None:
+            queue = self.waiters[client] = deque()
+        queue.append(ready)
+        try:
+            await ready  # release() counts the slot as ``client``'s before resolving this
+        except asyncio.CancelledError:
+            if ready.done() and not ready.cancelled():
+                self.release(client)  # handed a slot as it was cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(ready)
+                if not queue and self.waiters.get(client) is queue:
+                    del self.waiters[client]
+            raise
+
+    def release(self, client: object) -> None:
+        left = self.running.get(client, 0) - 1
+        if left > 0:
+            self.running[client] = left
+        else:
+            self.running.pop(client, None)
+        while self.waiters:
+            running = self.running
+            chosen = min(self.waiters, key=lambda c: running.get(c, 0))
+            queue = self.waiters[chosen]
+            ready = queue.popleft()
+            if queue:
+                self.waiters.move_to_end(chosen)
+            else:
+                del self.waiters[chosen]
+            if not ready.done():
+                running[chosen] = running.get(chosen, 0) + 1
+                ready.set_result(None)
+                return
+        self.free += 1
 
 
 class _Loop:
@@ -216,7 +284,8 @@ class _Loop:
         self._seq = itertools.count()
         self.in_flight = 0
         self.queued = 0
-        self.slots = asyncio.Semaphore(max_in_flight)
+        self.busy_peers = 0  # client addresses with a request queued or running
+        self.slots = _FairSlots(max_in_flight)
         self.auth_pending = 0
         self.pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="http-handler")
         self.auth_pool = ThreadPoolExecutor(1, thread_name_prefix="http-bcrypt")
@@ -446,7 +515,7 @@ class _Loop:
             if head is None:
                 return
             self.mark(conn, "busy")
-            response, close = await self.dispatch(head)
+            response, close = await self.dispatch(head, conn.peer if conn else None)
             close = close or not head.keep_alive or head.declares_body
             await write(
                 writer,
@@ -455,11 +524,18 @@ class _Loop:
             )
             if close:
                 return
+            # Let every other connection have its turn before this one's next request. Reading
+            # a request already buffered, a cached or absent auth, a 404/405/429/503 and a
+            # write below the buffer's high-water mark all return without suspending: without
+            # this, a client pipelining thousands of requests in one send had them all answered
+            # in one run of the loop, and a scrape waited seconds behind it.
+            await asyncio.sleep(0)
 
     # -- a parsed request ------------------------------------------------------------------------
 
-    async def dispatch(self, head: RequestHead) -> tuple[Response, bool]:
-        """The response, and whether to close the connection after it."""
+    async def dispatch(self, head: RequestHead, peer: _Peer | None = None) -> tuple[Response, bool]:
+        """The response, and whether to close the connection after it; ``peer``, the client
+        address the request came from, is held to its share of the handler queue."""
         loop = asyncio.get_running_loop()
         active = self.source.current() if self.source else None
         extra = dict(active.config.headers) if active else {}
@@ -486,25 +562,60 @@ class _Loop:
             self.overloaded += 1
             extra["Retry-After"] = "1"
             return Response(503, b"too many requests in flight\n", headers=extra), False
+        if peer is not None and peer.requests >= self.peer_share(peer):
+            self.overloaded += 1
+            extra["Retry-After"] = "1"
+            return Response(
+                503, b"too many requests in flight from this client\n", headers=extra
+            ), False
         request = Request(
             parsed.path,
             urllib.parse.parse_qs(parsed.query),
             head.headers,
             user=user if isinstance(user, str) else None,
         )
-        self.queued += 1
+        self._hold(peer, 1)
         try:
-            await self.slots.acquire()
+            self.queued += 1
+            try:
+                await self.slots.acquire(peer)
+            finally:
+                self.queued -= 1
+            self.in_flight += 1
+            try:
+                response = await loop.run_in_executor(self.pool, call_handler, handler, request)
+            finally:
+                self.in_flight -= 1
+                self.slots.release(peer)
         finally:
-            self.queued -= 1
-        self.in_flight += 1
-        try:
-            response = await loop.run_in_executor(self.pool, call_handler, handler, request)
-        finally:
-            self.in_flight -= 1
-            self.slots.release()
+            self._hold(peer, -1)
         response.headers = {**response.headers, **extra}
         return response, False
+
+    def peer_share(self, peer: _Peer) -> int:
+        """How many requests ``peer`` may have queued or running at once: the handler queue
+        (``max_in_flight * (1 + QUEUE_FACTOR)``) split between the client addresses using it
+        now plus one more, so the addresses already there can never fill it and a newcomer (a
+        scraper) always finds a place. Without a share, one address opening 250 connections
+        that pipelined ``/healthz`` held every place and every scrape got 503.
+
+        A connection has at most one request here (the next is read only once this one is
+        answered), so this bounds connections of one address, not one connection's pipeline.
+        """
+        capacity = self.max_in_flight * (1 + QUEUE_FACTOR)
+        others = self.busy_peers - (1 if peer.requests > 0 else 0)
+        return max(1, capacity // (others + 2))
+
+    def _hold(self, peer: _Peer | None, delta: int) -> None:
+        """Count a request of ``peer`` into (+1) or out of (-1) the handler queue."""
+        if peer is None:
+            return
+        before = peer.requests
+        peer.requests += delta
+        if before == 0 and peer.requests > 0:
+            self.busy_peers += 1
+        elif before > 0 and peer.requests == 0:
+            self.busy_peers -= 1
 
     async def _authenticate(
         self,
@@ -619,6 +730,11 @@ class WebServer:
     def open_connections(self) -> int:
         return len(self._state.conns)
 
+    def metrics_collector(self, namespace: str) -> ServerCollector:
+        """The counters above as Prometheus metrics named ``{namespace}_http_...``, for the
+        process's registry (``registry.register(server.metrics_collector("gpu_exporter"))``)."""
+        return ServerCollector(self, namespace)
+
     def start(self) -> WebServer:
         self._thread.start()
         return self
@@ -640,3 +756,30 @@ class WebServer:
             self._loop.close()
         self._state.pool.shutdown(wait=False, cancel_futures=True)
         self._state.auth_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ServerCollector(Collector):
+    """The server's defences as metrics: without them a flood that evicts, refuses or 503s
+    scrapers is invisible until scrapes fail, and then nothing says why. Read at scrape time
+    from :class:`WebServer`'s counters (ints the loop thread bumps; reading one is atomic)."""
+
+    def __init__(self, server: WebServer, namespace: str) -> None:
+        self._server = server
+        self._ns = namespace
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterable[Metric]:
+        server = self._server
+        values = {
+            "http_connections_refused_total": server.refused_connections,
+            "http_connections_evicted_total": server.evicted_connections,
+            "http_connections_expired_total": server.expired_connections,
+            "http_connections_failed_total": server.failed_connections,
+            "http_requests_overloaded_total": server.overloaded_requests,
+            "http_connections_open": server.open_connections,
+        }
+        for name, kind, help_text in SERVER_METRICS:
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(f"{self._ns}_{name}", help_text, value=values[name])

@@ -51,6 +51,41 @@ def _pem_files(tls: TLSServerConfig) -> Iterator[tuple[str, str]]:
         yield paths[0], paths[1]
 
 
+#: Bytes of a PEM file read to tell which file is wrong when OpenSSL refuses the pair (a chain
+#: of a dozen certificates is ~20 KB); only read after a failed load.
+PEM_SNIFF_BYTES = 1 << 20
+
+
+def _pem_labels(path: str) -> set[str] | None:
+    """The PEM block types (``CERTIFICATE``, ``PRIVATE KEY``...) in the first
+    :data:`PEM_SNIFF_BYTES` of ``path``; None if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(PEM_SNIFF_BYTES)
+    except OSError:
+        return None
+    labels = set()
+    for line in head.splitlines():
+        text = line.strip()
+        if text.startswith(b"-----BEGIN ") and text.endswith(b"-----"):
+            labels.add(text[11:-5].decode("ascii", "replace"))
+    return labels
+
+
+def _which_pem_is_wrong(cert_path: str, key_path: str) -> tuple[str, str] | None:
+    """(``cert`` or ``key``, what is wrong) when one file plainly holds the wrong thing:
+    OpenSSL's own reason (``[SSL] PEM lib``) names neither file, and a key given as
+    ``cert_file`` (or the two swapped) is the usual mistake. None when both look right (e.g.
+    a key that does not match the certificate: OpenSSL's reason says so)."""
+    cert_labels = _pem_labels(cert_path)
+    key_labels = _pem_labels(key_path)
+    if cert_labels is not None and "CERTIFICATE" not in cert_labels:
+        return "cert", "does not hold a certificate (no -----BEGIN CERTIFICATE----- line)"
+    if key_labels is not None and not any(label.endswith("PRIVATE KEY") for label in key_labels):
+        return "key", "does not hold a private key (no -----BEGIN ... PRIVATE KEY----- line)"
+    return None
+
+
 def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` for the server; a bad file is a ConfigError naming its key."""
     for path, name in ((tls.cert_file, "cert_file"), (tls.key_file, "key_file")):
@@ -74,6 +109,12 @@ def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
         except ssl.SSLError as exc:
             reason = exc.reason or str(exc)
             where = "key_file" if "KEY" in str(reason).upper() else "cert_file"
+            hint = _which_pem_is_wrong(cert_path, key_path)
+            if hint is not None:
+                which, what = hint
+                file = tls.cert_file if which == "cert" else tls.key_file
+                where = f"{which}_file" if file is not None else which
+                reason = f"{file or f'the inline {which}'} {what} ({reason})"
             raise ConfigError(
                 source, k(where), f"cannot load the certificate and key: {reason}"
             ) from None
