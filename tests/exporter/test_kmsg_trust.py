@@ -94,6 +94,21 @@ def test_a_user_space_xid_line_is_not_counted_and_the_kernels_is(
     assert len(lines) == 1 and "facility 1" in lines[0] and "\n" not in lines[0]
 
 
+def _read_journal(
+    tmp_path: Path, entries: list[dict[str, str]]
+) -> tuple[KernelLogReader, KernelLogCounts]:
+    """A reader that has read ``entries`` from a fake journal, and its counts."""
+    counts = KernelLogCounts([GPU])
+    reader = KernelLogReader(
+        counts, str(tmp_path / "none"), journal_command=_journal(tmp_path, entries)
+    )
+    try:
+        assert reader.start(wait=10) == "journal"
+    finally:
+        reader.close()
+    return reader, counts
+
+
 def _journal(tmp_path: Path, entries: list[dict[str, str]]) -> list[str]:
     """A fake ``journalctl`` printing ``entries`` (then following for ever)."""
     data = tmp_path / "entries.json"
@@ -128,14 +143,7 @@ def test_the_journal_path_counts_only_kernel_transport_and_facility_0(tmp_path: 
     ]
     record = parse_journal_line(json.dumps(entries[1]).encode())
     assert record is not None and record.facility == 1 and not record.from_kernel
-    counts = KernelLogCounts([GPU])
-    reader = KernelLogReader(
-        counts, str(tmp_path / "none"), journal_command=_journal(tmp_path, entries)
-    )
-    try:
-        assert reader.start(wait=10) == "journal"
-    finally:
-        reader.close()
+    reader, counts = _read_journal(tmp_path, entries)
     gpu = counts.for_gpu(GPU)
     assert gpu is not None and gpu.codes == {48: 1}
     assert reader.not_from_kernel == 5
@@ -259,14 +267,7 @@ def test_a_journal_entry_dated_before_this_boot_or_in_the_future_has_no_time(
          "SYSLOG_FACILITY": "0", "_TRANSPORT": "kernel"}
         for i, t in enumerate((boot - 3600, 95_617_584_000.0, boot + 1))  # year 5000
     ]  # fmt: skip
-    counts = KernelLogCounts([GPU])
-    reader = KernelLogReader(
-        counts, str(tmp_path / "none"), journal_command=_journal(tmp_path, entries)
-    )
-    try:
-        assert reader.start(wait=10) == "journal"
-    finally:
-        reader.close()
+    reader, counts = _read_journal(tmp_path, entries)
     gpu = counts.for_gpu(GPU)
     assert gpu is not None and gpu.codes == {79: 3} and reader.bad_times == 2
     assert gpu.last == pytest.approx(boot + 1, abs=0.01)
