@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -253,6 +254,77 @@ def test_a_reload_keeps_both_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     reloaded = BasicAuth({"prometheus": hashed}, auth)
     assert reloaded.check_cached(_basic("prometheus", "right")) == (True, "prometheus")
     assert reloaded.check_cached(_basic("prometheus", "wrong")) == (True, None)
+
+
+def test_a_guesser_on_another_address_leaves_bcrypt_places_for_a_first_login(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A scraper's first login (not cached yet) needs a bcrypt place. Before, 40 guessers from
+    one other address held all 16 and the login got 503 "too many authentication attempts"
+    until a guess freed one; now an address holds at most its share (half the places alone), so
+    the newcomer's check is queued and answered 200. bcrypt is slowed to 0.1 s a check (a cost
+    4 hash plus a sleep) so that the guesses keep the places full without burning the CPU."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError:
+            pytest.skip("127.0.0.2 is not a local address here")
+    real_check = BasicAuth.check
+
+    def slow_check(self: BasicAuth, authorization: str | None) -> str | None:
+        time.sleep(0.1)
+        return real_check(self, authorization)
+
+    monkeypatch.setattr(BasicAuth, "check", slow_check)
+    config = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4)).decode()
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    server = web.WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=config
+    ).start()
+    stop = threading.Event()
+    guesses: list[int] = []
+
+    def guess(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            conn = http.client.HTTPConnection(
+                "127.0.0.1", server.port, timeout=10, source_address=("127.0.0.2", 0)
+            )
+            try:
+                conn.request(
+                    "GET", "/", headers={"Authorization": _basic("prometheus", f"{n}-{i}")}
+                )
+                response = conn.getresponse()
+                response.read()
+                guesses.append(response.status)
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            if guesses[-1:] == [503]:
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=guess, args=(n,), daemon=True) for n in range(40)]
+    try:
+        for thread in threads:
+            thread.start()
+        _wait_for(lambda: server._state.auth_pending >= web.MAX_AUTH_PENDING // 2)
+        time.sleep(0.3)
+        statuses = []
+        for _ in range(3):  # the first login, then answered from the cache
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.request("GET", "/", headers={"Authorization": _basic("prometheus", "right")})
+            statuses.append(conn.getresponse().status)
+            conn.close()
+        assert statuses == [200, 200, 200]
+        assert 503 in guesses and 401 in guesses  # the guesser was held to its share
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        server.shutdown()
 
 
 # -- item: the defences in /metrics --------------------------------------------------------------

@@ -20,7 +20,8 @@ SERVER_METRICS: tuple[tuple[str, Literal["gauge", "counter"], str], ...] = (
     (
         "http_connections_evicted_total",
         "counter",
-        "Idle or request-head HTTP connections closed to admit a new one at the connection cap.",
+        "HTTP connections closed to admit a new one at the connection cap: idle, in a request "
+        "head, stalled (the client stopped reading its answer) or closing with bytes unsent.",
     ),
     (
         "http_connections_expired_total",

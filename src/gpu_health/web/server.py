@@ -25,6 +25,11 @@ connection costs a file descriptor and a small buffer, not a thread:
 * the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
   total* (a slow-drip "slowloris" client is cut off), an idle keep-alive connection is closed after
   :data:`IDLE_TIMEOUT_SECONDS`, a response must be taken within :data:`WRITE_TIMEOUT_SECONDS`;
+* a client that stops reading its answers cannot hold the cap or memory: a write whose client
+  took fewer than :data:`STALL_MIN_BYTES` in :data:`STALL_SECONDS` is *stalled* and may be evicted
+  like a waiting connection (aborted, its buffer dropped), stalled writers hold at most
+  :data:`MAX_STALLED_BYTES` in total, and a closing connection still sending its last answer
+  stays in the table (evictable) until it is gone, never lingering outside the cap;
 * a 401 closes the connection (a password guesser reconnects, paying a handshake each time), and
   bcrypt checks that miss the cache run one at a time off the loop, :data:`MAX_AUTH_PENDING` at most
   waiting, so a password flood never delays a scraper whose credentials are cached;
@@ -79,11 +84,10 @@ from gpu_health.web.protocol import (
 )
 from gpu_health.web.streams import (
     Closing,
+    buffered,
     call_handler,
-    close_transport,
     peek,
     refuse_plain_on_tls,
-    write,
 )
 from gpu_health.web.tlscontext import peer_san_allowed
 
@@ -108,6 +112,24 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 IDLE_TIMEOUT_SECONDS = 120.0
 #: Seconds a client has to take a response.
 WRITE_TIMEOUT_SECONDS = 30.0
+#: Seconds between checks of a write's progress (bytes the kernel took from the connection's
+#: buffer); the first check comes after a quarter of it. A write whose client took fewer than
+#: :data:`STALL_MIN_BYTES` per this many seconds since the last check is stalled: evictable at
+#: the cap, and its buffer counted in :data:`MAX_STALLED_BYTES`. Before, 272 clients that sent
+#: ``GET /metrics`` and never read held a cap of 272 for the whole write timeout, every scrape
+#: refused, and could do it again at once. The first check is early so that fresh clients of
+#: that kind are evictable within half a second: a flood replacing them must open
+#: ``cap / 0.5 s`` connections a second to keep the cap full.
+STALL_SECONDS = 2.0
+#: Bytes a client must take per :data:`STALL_SECONDS` for its write to count as progressing
+#: (2 KiB/s): a client reading a byte now and then is as stuck as one that never reads.
+STALL_MIN_BYTES = 4096
+#: Bytes that stalled writers may hold buffered in total; beyond, a stalled writer is aborted
+#: when it is next checked (600 such clients took the exporter from 67 to 405 MB).
+MAX_STALLED_BYTES = 32 << 20
+#: Seconds a closing connection may take to send the rest of its last answer (and, for TLS, the
+#: close); it stays in the connection table meanwhile, and may be evicted.
+LINGER_SECONDS = 30.0
 #: Open connections at most (each costs a file descriptor, not a thread); lowered to fit the
 #: process's file descriptor limit.
 MAX_CONNECTIONS = 4096
@@ -172,9 +194,13 @@ class _Conn:
     Change ``state`` through :meth:`_Loop.mark` only: it keeps :attr:`_Peer.waiting` in order."""
 
     task: asyncio.Task[None]
-    state: str  # "head" (handshake or request head), "busy" (handler or write), "idle"
+    # "head" (handshake or request head), "busy" (handler or write), "idle", "stalled" (a write
+    # the client does not take, see STALL_SECONDS) or "closing" (its last answer going out)
+    state: str
     since: float
     peer: _Peer
+    # bytes buffered as last seen while "stalled", counted in _Loop.stalled_bytes
+    held: int = 0
 
 
 @dataclass(eq=False)
@@ -185,6 +211,8 @@ class _Peer:
     open: int = 0
     # Its requests queued for or running in a handler (see _Loop.peer_share).
     requests: int = 0
+    # Its bcrypt checks waiting or running (see _Loop.auth_share).
+    auth_pending: int = 0
     # Its connections not busy ("head" or "idle"), oldest ``since`` first: appended when they
     # start waiting, and ``since`` only grows. An OrderedDict, not a dict: the first key of a
     # dict used as a queue takes O(size) to find (deleted slots are skipped one by one).
@@ -287,11 +315,15 @@ class _Loop:
         self.busy_peers = 0  # client addresses with a request queued or running
         self.slots = _FairSlots(max_in_flight)
         self.auth_pending = 0
+        self.auth_peers = 0  # client addresses with a bcrypt check waiting or running
         self.pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="http-handler")
         self.auth_pool = ThreadPoolExecutor(1, thread_name_prefix="http-bcrypt")
+        self.stalled_bytes = 0  # sum of _Conn.held
         # counters tests and docs read
         self.refused = 0
         self.evicted = 0
+        self.evicted_writers = 0  # of those evicted: stalled or closing ones
+        self.stall_aborted = 0  # stalled writers aborted beyond MAX_STALLED_BYTES
         self.expired = 0
         self.overloaded = 0
         self.failed = 0
@@ -341,9 +373,12 @@ class _Loop:
         peer.open -= 1
         peer.waiting.pop(conn, None)
         self._rerank(peer)
+        self.stalled_bytes -= conn.held
+        conn.held = 0
 
     def mark(self, conn: _Conn | None, state: str) -> None:
-        """Record that ``conn`` is now in ``state`` ("head", "busy" or "idle") from now on."""
+        """Record that ``conn`` is now in ``state`` from now on; every state but "busy" may be
+        evicted."""
         if conn is None:
             return
         conn.state, conn.since = state, asyncio.get_running_loop().time()
@@ -379,9 +414,14 @@ class _Loop:
         heapq.heappush(self.ranks, (rank[0], rank[1], next(self._seq), peer))
 
     def _evict(self) -> bool:
-        """Close the oldest waiting connection (idle keep-alive, or still in its handshake or
-        request head) of the client address holding the most open connections, the oldest
-        waiting one among addresses holding equally many; False if every connection is busy.
+        """Close the oldest waiting connection (idle keep-alive, still in its handshake or
+        request head, stalled in a write, or closing) of the client address holding the most
+        open connections, the oldest waiting one among addresses holding equally many; False if
+        every connection is busy (in a handler, or in a write that progresses).
+
+        Stalled and closing connections wait too: a client that never reads its answers held
+        its place for the whole write timeout, so a few hundred of them filled the cap and every
+        scrape was refused.
 
         Head-state connections are evictable too: otherwise clients that connect and send
         nothing hold every slot until their request deadline, reconnect, and a scraper gets in
@@ -399,8 +439,10 @@ class _Loop:
             victim = next(iter(peer.waiting))
             self.conns.pop(victim.task, None)
             self._release(victim)
-            victim.task.cancel()
+            victim.task.cancel()  # its task aborts the transport: buffer and descriptor go now
             self.evicted += 1
+            if victim.state in ("stalled", "closing"):
+                self.evicted_writers += 1
             return True
         return False
 
@@ -433,7 +475,9 @@ class _Loop:
         sock.setblocking(False)
         with contextlib.suppress(OSError):  # as Go's net/http: no Nagle delay on small answers
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport: asyncio.BaseTransport | None = None
+        transport: asyncio.Transport | None = None
+        writer: asyncio.StreamWriter | None = None
+        graceful = False  # ended as HTTP ends a connection: let the last answer go out
         try:
             deadline = loop.time() + REQUEST_TIMEOUT_SECONDS
             try:
@@ -464,6 +508,7 @@ class _Loop:
                     log.debug("client certificate SAN not in client_allowed_sans")
                     return
             await self.serve_requests(self.conns.get(task), reader, writer, deadline)
+            graceful = True
         except (Closing, ConnectionError, ssl.SSLError, OSError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -471,10 +516,78 @@ class _Loop:
         except Exception as exc:  # a bug here must end this connection only, quietly
             self._log_failure(exc)
         finally:
-            if transport is not None:
-                close_transport(loop, transport, WRITE_TIMEOUT_SECONDS)
-            else:
+            if transport is None:
                 sock.close()
+            elif graceful and writer is not None:
+                await self._linger(self.conns.get(task), transport, writer)
+            else:
+                # Evicted, timed out, broken or shut down: nothing more is owed to the client,
+                # so drop the buffer now rather than keep it (and the descriptor) outside the cap.
+                transport.abort()
+
+    async def _linger(
+        self, conn: _Conn | None, transport: asyncio.Transport, writer: asyncio.StreamWriter
+    ) -> None:
+        """Close, letting what is buffered (and a TLS close) go out, for at most
+        :data:`LINGER_SECONDS`, in the connection table as "closing" meanwhile, so evictable.
+
+        Before, the task ended at ``close()`` and the transport lingered up to 30 s outside the
+        cap with its buffer: waves of clients that never read held descriptors beyond the cap."""
+        transport.close()
+        if conn is None or conn.task not in self.conns:
+            transport.abort()
+            return
+        self.mark(conn, "closing")
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                await writer.wait_closed()
+        except (TimeoutError, asyncio.CancelledError):
+            transport.abort()  # the client is not taking it, or evicted: drop it now
+        except Exception:  # lost with an error (a reset): closed all the same
+            return
+
+    async def _send(self, conn: _Conn | None, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write ``data`` within :data:`WRITE_TIMEOUT_SECONDS` (else :class:`Closing`), checking
+        every :data:`STALL_SECONDS` (the first time after a quarter of it) how much the client
+        took: under :data:`STALL_MIN_BYTES` (a quarter of it the first time), the
+        connection is "stalled" (evictable; its buffer counted in :data:`MAX_STALLED_BYTES`,
+        and beyond that total it is aborted here), else "busy" again."""
+        loop = asyncio.get_running_loop()
+        transport = writer.transport
+        writer.write(data)
+        # What the kernel did not take is copied into the transport's buffer: drop this copy
+        # rather than hold each stalled answer twice while its write waits.
+        del data
+        end = loop.time() + WRITE_TIMEOUT_SECONDS
+        left = buffered(transport)
+        share = 0.25
+        try:
+            while True:
+                wait = min(STALL_SECONDS * share, end - loop.time())
+                if wait <= 0:
+                    raise Closing
+                try:
+                    async with asyncio.timeout(wait):
+                        await writer.drain()
+                    return
+                except TimeoutError:
+                    pass
+                now_left = buffered(transport)
+                self._note_progress(conn, left - now_left < STALL_MIN_BYTES * share, now_left)
+                left, share = now_left, 1.0
+        finally:
+            self._note_progress(conn, False, 0)
+
+    def _note_progress(self, conn: _Conn | None, stalled: bool, size: int) -> None:
+        if conn is None or conn.task not in self.conns:
+            return  # evicted (already counted off) or not tracked
+        self.stalled_bytes += (size if stalled else 0) - conn.held
+        conn.held = size if stalled else 0
+        if stalled != (conn.state == "stalled"):
+            self.mark(conn, "stalled" if stalled else "busy")
+        if stalled and self.stalled_bytes > MAX_STALLED_BYTES:
+            self.stall_aborted += 1
+            raise Closing
 
     async def serve_requests(
         self,
@@ -506,10 +619,8 @@ class _Loop:
                 self.expired += 1
                 return
             except BadHead as bad:
-                await write(
-                    writer,
-                    WRITE_TIMEOUT_SECONDS,
-                    render_response(Response(bad.status, bad.body), True, True),
+                await self._send(
+                    conn, writer, render_response(Response(bad.status, bad.body), True, True)
                 )
                 return
             if head is None:
@@ -517,11 +628,7 @@ class _Loop:
             self.mark(conn, "busy")
             response, close = await self.dispatch(head, conn.peer if conn else None)
             close = close or not head.keep_alive or head.declares_body
-            await write(
-                writer,
-                WRITE_TIMEOUT_SECONDS,
-                render_response(response, head.method != "HEAD", close),
-            )
+            await self._send(conn, writer, render_response(response, head.method != "HEAD", close))
             if close:
                 return
             # Let every other connection have its turn before this one's next request. Reading
@@ -544,7 +651,7 @@ class _Loop:
         # The trade-off is documented next to rate_limit in docs/reliability.md.
         if active and active.limiter and not active.limiter.allow():
             return Response(429, b"too many requests\n", headers=extra), False
-        user = await self._authenticate(loop, active, head.headers.get("Authorization"))
+        user = await self._authenticate(loop, active, head.headers.get("Authorization"), peer)
         if user is _OVERLOADED:
             self.overloaded += 1
             return Response(503, b"too many authentication attempts\n", headers=extra), True
@@ -622,6 +729,7 @@ class _Loop:
         loop: asyncio.AbstractEventLoop,
         active: ActiveWebConfig | None,
         authorization: str | None,
+        peer: _Peer | None = None,
     ) -> str | object | None:
         if active is None or active.auth is None:
             return None
@@ -630,14 +738,37 @@ class _Loop:
             return user
         if self.auth_pending >= MAX_AUTH_PENDING:
             return _OVERLOADED
-        self.auth_pending += 1
+        if peer is not None and peer.auth_pending >= self.auth_share(peer):
+            return _OVERLOADED
+        self._hold_auth(peer, 1)
         try:
             checked: str | None = await loop.run_in_executor(
                 self.auth_pool, active.auth.check, authorization
             )
             return checked
         finally:
-            self.auth_pending -= 1
+            self._hold_auth(peer, -1)
+
+    def auth_share(self, peer: _Peer) -> int:
+        """How many bcrypt checks ``peer`` may have waiting or running: the
+        :data:`MAX_AUTH_PENDING` places split between the addresses holding some now plus one,
+        as :meth:`peer_share` splits the handler queue. Without a share, a password guesser
+        held all 16 places and a scraper's first login (not cached yet) got 503 until a guess
+        freed one; now a newcomer from another address always finds a place."""
+        others = self.auth_peers - (1 if peer.auth_pending > 0 else 0)
+        return max(1, MAX_AUTH_PENDING // (others + 2))
+
+    def _hold_auth(self, peer: _Peer | None, delta: int) -> None:
+        """Count a bcrypt check of ``peer`` into (+1) or out of (-1) the places."""
+        self.auth_pending += delta
+        if peer is None:
+            return
+        before = peer.auth_pending
+        peer.auth_pending += delta
+        if before == 0 and peer.auth_pending > 0:
+            self.auth_peers += 1
+        elif before > 0 and peer.auth_pending == 0:
+            self.auth_peers -= 1
 
     async def close(self) -> None:
         tasks = list(self.conns)

@@ -1,8 +1,8 @@
 """Socket and stream steps of one connection that the server's event loop awaits.
 
 Apart from :mod:`gpu_health.web.server` (who is served, and when) so each step's bound is
-visible on its own: a peek that never consumes, a refusal that is not reset away, a write that
-cannot wait forever, a close that does not wait on a client that stopped reading.
+visible on its own: a peek that never consumes, a refusal that is not reset away, and how many
+bytes a connection still holds for a client that may have stopped reading.
 """
 
 from __future__ import annotations
@@ -65,24 +65,20 @@ async def refuse_plain_on_tls(loop: asyncio.AbstractEventLoop, sock: socket.sock
         sock.shutdown(socket.SHUT_WR)
 
 
-async def write(writer: asyncio.StreamWriter, timeout: float, data: bytes) -> None:
-    writer.write(data)
-    try:
-        async with asyncio.timeout(timeout):
-            await writer.drain()
-    except TimeoutError:
-        raise Closing from None
+def buffered(transport: asyncio.BaseTransport) -> int:
+    """Bytes written to ``transport`` that the kernel has not taken yet: how a write's progress
+    is measured (it shrinks as the client reads) and what a stalled client costs in memory.
 
-
-def close_transport(
-    loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport, timeout: float
-) -> None:
-    """Close, letting buffered bytes go out, but never wait on a client that stopped reading."""
-    pending = 0
-    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-        # An SSL transport the peer already tore down has no buffer left to ask about.
+    A TLS transport's own count covers only what is not yet encrypted: asyncio hands the
+    encrypted bytes to the socket transport beneath it at once, so that one's buffer is added
+    (asyncio offers no public way to it; without it a TLS client that never reads would look
+    as if it took everything)."""
+    total = 0
+    if isinstance(transport, asyncio.WriteTransport):
         with contextlib.suppress(AttributeError, RuntimeError):
-            pending = transport.get_write_buffer_size()
-    transport.close()
-    if pending and isinstance(transport, asyncio.WriteTransport):
-        loop.call_later(timeout, transport.abort)
+            total += transport.get_write_buffer_size()
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if isinstance(inner, asyncio.WriteTransport):
+        with contextlib.suppress(AttributeError, RuntimeError):
+            total += inner.get_write_buffer_size()
+    return total
