@@ -20,8 +20,9 @@
     // Window for rate()/avg_over_time() in recording rules; part of the rule names.
     // Must be at least 4 scrape intervals.
     rateInterval: '5m',
-    // Window in which XID events count as "recent"; part of the XID rule names. XID alerts
-    // resolve this long after the last event.
+    // Window in which XID events count as "recent" (the XID increase recording rules and
+    // dashboards); part of the XID rule names. The XID alerts do not use it: they are latched
+    // on the exporter's count and resolve only when that count restarts at zero.
     xidWindow: '10m',
 
     // How long a vanished GPU is remembered by GPUMetricsAbsent. Longer catches GPUs that
@@ -73,11 +74,19 @@
     // gpuLostFor first.
     gpuFallenOffBusFor: '1m',
     gpuLostFor: '2m',
-    // GPUMassFailure: at least this many GPUs not answering at once (fallen off the bus, or on
-    // an exporter that is down) are one event with a shared cause (power, network, cooling, a
-    // driver roll-out): one page instead of one per GPU (a 1,000-GPU outage sent 1,000
-    // PagerDuty incidents). Alertmanager holds the per-GPU and per-node pages while it fires.
+    // GPUMassFailure: at least this many GPUs that stopped answering within massFailureWindow
+    // of each other (fallen off the bus, or on an exporter that went down) are one event with
+    // a shared cause (power, network, cooling, a driver roll-out): one page instead of one per
+    // GPU (a 1,000-GPU outage sent 1,000 PagerDuty incidents). A GPU counts in the burst while
+    // it is down now and answered at some point in the window, so a trickle of unrelated losses
+    // (one every 15 minutes) never adds up to a burst. The alert fires while such a burst
+    // reached massFailureGpus within the last massFailureHold and at least massFailureGpus GPUs
+    // are still down; Alertmanager holds the per-GPU and per-node "down" pages while it fires,
+    // so massFailureHold bounds how long the outage mutes them (after it, every GPU still down,
+    // and any new loss, pages on its own).
     massFailureGpus: 32,
+    massFailureWindow: '30m',
+    massFailureHold: '4h',
     massFailureFor: '1m',
     // Hard faults (lost GPU, uncorrectable errors, failed remap, XIDs) are latched: their last
     // reading within this window counts, so a scrape gap shorter than it neither resolves nor
@@ -169,7 +178,8 @@
     // The scorer counts as stale when its results are older than this many seconds.
     scorerStaleSeconds: 3600,
 
-    // Where every alert's runbook_url points; %s is the alert name.
+    // Where every alert's runbook_url points; %s is the alert name. It must hold %s exactly
+    // once, and any other % written as %% (a URL-encoded space is %%20).
     runbookURLPattern: 'https://github.com/gpu-health-monitor/gpu-health-monitor/blob/main/docs/runbooks/%s.md',
   },
 }

@@ -17,7 +17,17 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
 
   local c = $._config,
   local r = $.gpuHealthRecords,
-  local vars = c { exp: c.gpuExporterSelector, sco: c.gpuScorerSelector } + r,
+  local vars = c { exp: c.gpuExporterSelector, sco: c.gpuScorerSelector } + r + $.gpuHealthExprs,
+
+  // Every runbook link: runbookURLPattern with the alert name for its one %s. Checked here so a
+  // wrong pattern names the field instead of failing inside std.format.
+  local runbookURL(name) =
+    local pattern = c.runbookURLPattern;
+    assert std.isString(pattern) : 'runbookURLPattern must be a string, got %s' % std.type(pattern);
+    local stripped = std.strReplace(pattern, '%%', '');
+    assert std.length(std.findSubstr('%', stripped)) == 1 && std.length(std.findSubstr('%s', stripped)) == 1 :
+           'runbookURLPattern must contain %%s exactly once (the alert name); write a literal %% as %%%% (a URL-encoded space is %%%%20), got %s' % std.manifestJson(pattern);
+    pattern % name,
 
   // What each XID code means, so a page names the one code that happened (from NVIDIA's Xid
   // catalog, docs.nvidia.com/deploy/xid-errors). A code a fleet adds to xidClasses without a
@@ -56,9 +66,10 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       else 'see the NVIDIA Xid catalog'
     ),
 
-  // An XID class fires while the exporter's count of its code is above zero: the count restarts
-  // at zero with the exporter, which a GPU reset or a reboot implies (drain, stop the exporter,
-  // reset, start it), and a replaced board has a new uuid. It does not resolve by itself.
+  // An XID class fires while the exporter's count of its code is above zero (latched; xidWindow
+  // plays no part). With the kernel-log source the count runs since boot, so it restarts at zero
+  // only at a reboot; without it, when the exporter restarts (drain, stop the exporter, reset,
+  // start it). A replaced board has a new uuid. It does not resolve by itself.
   local xidAlert(cls) =
     local codes = [std.toString(x) for x in cls.codes];
     {
@@ -74,31 +85,45 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
         summary: 'GPU reported an XID error.',
         // The code and its meaning, for notifications (the summary stays static).
         xid_meaning: 'XID {{ $labels.xid }}: ' + xidMeaningTemplate(codes),
-        description: gpuRef + ' reported XID {{ $labels.xid }} (' + xidMeaningTemplate(codes) + ') {{ $value | printf "%.0f" }} time(s) since the exporter started: ' + cls.action + '. The alert stays until the exporter restarts after the reset.',
+        description: gpuRef + ' reported XID {{ $labels.xid }} (' + xidMeaningTemplate(codes) + ') {{ $value | printf "%.0f" }} time(s) (counted since boot with the kernel-log source, else since the exporter started): ' + cls.action + '. The alert stays until the exporter count restarts at zero: at the next reboot when the exporter reads the kernel log (its counts run since boot), else when the exporter restarts after the reset; silence it after a repair that needs neither.',
       },
     },
 
   local hardware = [
     {
       alert: 'GPUMassFailure',
-      // GPUs that answer "down" (gpu_up 0) plus the GPUs of exporters that are down (their
-      // last recorded count, one series per node: a per-GPU range over the absent lookback
-      // would read every GPU's samples of six hours at each evaluation). A GPU that answered
-      // down just before its exporter went down counts twice for at most
-      // hardFaultGapTolerance. Its `for` is no longer than the per-GPU and per-node alerts', so
-      // it fires first and Alertmanager mutes them.
+      // A burst, not a backlog: at least massFailureGpus GPUs stopped answering within
+      // massFailureWindow of each other (lostBurst: fallen off the bus, or on an exporter that
+      // went down), now or at some point in the last massFailureHold, and at least
+      // massFailureGpus GPUs are still down. A trickle of unrelated losses never fires it, and
+      // it resolves massFailureHold after the burst even if the outage lasts, so the per-GPU
+      // pages it mutes through Alertmanager are muted for a bounded time. The burst is read
+      // inline (not only from its record, which another group evaluates) and its `for` is no
+      // longer than the per-GPU and per-node alerts', so it fires first. A GPU that answered
+      // down just before its exporter went down counts twice for at most hardFaultGapTolerance.
+      // The value is the burst: its size now, or its peak within massFailureHold.
       expr: |||
         (
-          (count(last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0) or vector(0))
-          +
-          (sum(last_over_time(node:gpu_up:count{%(exp)s}[%(gpuAbsentLookback)s]) and on (instance) (up{%(exp)s} == 0)) or vector(0))
+          (
+            %(lostBurst)s
+          ) >= %(massFailureGpus)d
+          or
+          max_over_time(%(lostBurstRecord)s[%(massFailureHold)s]) >= %(massFailureGpus)d
+        )
+        and
+        (
+          %(downNow)s
         ) >= %(massFailureGpus)d
-      ||| % vars,
+      ||| % (vars {
+               lostBurst: std.strReplace(std.rstripChars($.gpuHealthExprs.lostBurst, '\n'), '\n', '\n    '),
+               downNow: std.strReplace(std.rstripChars($.gpuHealthExprs.downNow, '\n'), '\n', '\n  '),
+               lostBurstRecord: r.lostBurst,
+             }),
       'for': c.massFailureFor,
       labels: { severity: c.criticalSeverity },
       annotations: {
         summary: 'Many GPUs stopped answering at once.',
-        description: '{{ $value | printf "%.0f" }} GPUs stopped answering together (fallen off the bus, or their exporter is down): one cause shared by many nodes, such as power, network, cooling or a driver roll-out. Their own GPUFallenOffBus, GPUExporterDown and GPUMetricsAbsent pages are held while this fires; find the common cause first (the fleet dashboard lists them).',
+        description: '{{ $value | printf "%.0f" }} GPUs stopped answering within ' + c.massFailureWindow + ' of each other (fallen off the bus, or their exporter went down), and at least ' + c.massFailureGpus + ' are still down: one cause shared by many nodes, such as power, network, cooling or a driver roll-out. Their own GPUFallenOffBus, GPUExporterDown and GPUMetricsAbsent pages (and those of any other GPU lost meanwhile) are held while this fires, for at most ' + c.massFailureHold + ' after the burst; find the common cause first (the fleet dashboard lists them).',
       },
     },
     {
@@ -313,9 +338,9 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   // The class's runbook (config failureClassRunbooks); this alert's own runbook without a class.
   local classRunbookURL = withFailureClass(
     std.join('', [
-      '{{ %sif eq $class "%s" }}%s' % [if i == 0 then '' else 'else ', classNames[i], c.runbookURLPattern % classRunbooks[classNames[i]]]
+      '{{ %sif eq $class "%s" }}%s' % [if i == 0 then '' else 'else ', classNames[i], runbookURL(classRunbooks[classNames[i]])]
       for i in std.range(0, std.length(classNames) - 1)
-    ]) + '{{ else }}' + (c.runbookURLPattern % 'GPUFailurePredicted') + '{{ end }}'
+    ]) + '{{ else }}' + runbookURL('GPUFailurePredicted') + '{{ end }}'
   ),
   local scorer = [
     {
@@ -412,7 +437,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       expr: |||
         (up{%(exp)s} == 0)
           * on (instance) group_left (node)
-          group by (instance, node) (last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s]))
+          group by (instance, node) (topk by (instance) (1, last_over_time(%(nodeLastSeen)s{%(exp)s}[%(gpuAbsentLookback)s])))
         or on (instance)
         up{%(exp)s} == 0
         or
@@ -447,7 +472,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
   local decorate(rule) = rule {
     // A rule that names its own runbook (GPUFailurePredicted: the class's) keeps it.
-    annotations+: { runbook_url: std.get(rule.annotations, 'runbook_url', c.runbookURLPattern % rule.alert) } + (
+    annotations+: { runbook_url: std.get(rule.annotations, 'runbook_url', runbookURL(rule.alert)) } + (
       if std.member(nonGpuAlerts, rule.alert) then {} else { health_score: healthScore }
     ),
   },

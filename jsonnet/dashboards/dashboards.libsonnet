@@ -86,7 +86,9 @@ local g = import 'lib.libsonnet';
 
   // Keeps only exporters (by instance) that served a selected GPU within the coverage lookback.
   local servingSelected = 'and on (instance) max by (instance) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
-  local expected = 'count by (node) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
+  // Distinct GPUs (node, uuid) seen within the lookback: gpu_info also carries the driver and
+  // VBIOS versions, so after an upgrade a GPU has two gpu_info series for a day.
+  local expected = 'count by (node) (group by (node, uuid) (max_over_time(gpu_info%s[%s])))' % [fleet(), c.coverageLookback],
 
   // Datacenter -> rack drill-down (needs the scorer's gpu_asset_info, from its inventory).
   local assets(extra='') = 'max by (uuid, datacenter, row, rack) (gpu_asset_info%s)' % scored(extra),

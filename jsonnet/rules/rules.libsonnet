@@ -31,8 +31,47 @@ local join(list) = std.join(', ', list);
     throttleSeconds: 'gpu_reason:gpu_clock_event_seconds:rate%(rateInterval)s' % c,
     pcie: 'gpu:gpu_pcie_replays:rate%(rateInterval)s' % c,
     nvlink: 'gpu_type:gpu_nvlink_errors:rate%(rateInterval)s' % c,
+    // GPUs that stopped answering within massFailureWindow (GPUMassFailure's burst).
+    lostBurst: 'fleet:gpu_up:lost_count%(massFailureWindow)s' % c,
+    // Each exporter's last-seen time per node it reported (GPUExporterDown names the newest).
+    nodeLastSeen: 'node:gpu_up:last_timestamp',
   },
   local r = self.gpuHealthRecords,
+
+  // PromQL shared by a recording rule and an alert (GPUMassFailure reads the burst inline, so
+  // it never waits for the fleet group's evaluation and still fires before the per-GPU pages).
+  gpuHealthExprs:: {
+    // GPUs down now (their last reading within hardFaultGapTolerance says gpu_up 0) that
+    // answered at some point in massFailureWindow, plus the GPUs (last recorded count) of the
+    // exporters down now that were up at some point in the window. A steady trickle of
+    // losses keeps this small; GPUs that fall together push it up at once.
+    lostBurst: |||
+      (
+        count(
+          last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
+          and on (instance, uuid)
+          max_over_time(gpu_up{%(exp)s}[%(massFailureWindow)s]) == 1
+        )
+        or vector(0)
+      )
+      +
+      (
+        sum(
+          last_over_time(node:gpu_up:count{%(exp)s}[%(gpuAbsentLookback)s])
+          and on (instance)
+          (up{%(exp)s} == 0 and on (instance) max_over_time(up{%(exp)s}[%(massFailureWindow)s]) == 1)
+        )
+        or vector(0)
+      )
+    ||| % vars,
+    // Every GPU not answering now, however long ago it stopped: those answering gpu_up 0
+    // plus the GPUs of exporters that are down.
+    downNow: |||
+      (count(last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0) or vector(0))
+      +
+      (sum(last_over_time(node:gpu_up:count{%(exp)s}[%(gpuAbsentLookback)s]) and on (instance) (up{%(exp)s} == 0)) or vector(0))
+    ||| % vars,
+  },
 
   prometheusRules+:: {
     groups+: [
@@ -108,6 +147,13 @@ local join(list) = std.join(', ', list);
             expr: 'count without (%(toNode)s) (gpu_up{%(exp)s})' % vars,
           },
           {
+            // When each (instance, node) pair last published gpu_up, as a value (one series per
+            // node), so GPUExporterDown can name the node an instance reported most recently
+            // (an IP:port reused by another host, a renamed host) without a per-GPU 6h range.
+            record: r.nodeLastSeen,
+            expr: 'max without (%(toNode)s) (timestamp(gpu_up{%(exp)s}))' % vars,
+          },
+          {
             record: 'node_xid:gpu_xid_errors:increase%(xidWindow)s' % c,
             expr: 'sum without (%(toNode)s) (%(rec)s)' % (vars { rec: r.xid }),
           },
@@ -148,6 +194,12 @@ local join(list) = std.join(', ', list);
           {
             record: 'fleet:gpu_up:count',
             expr: 'count without (%(toFleet)s) (gpu_up{%(exp)s})' % vars,
+          },
+          {
+            // GPUMassFailure's burst: GPUs that stopped answering within massFailureWindow.
+            // Recorded so the alert can hold the burst for massFailureHold cheaply.
+            record: r.lostBurst,
+            expr: $.gpuHealthExprs.lostBurst,
           },
           {
             record: 'fleet_xid:gpu_xid_errors:increase%(xidWindow)s' % c,

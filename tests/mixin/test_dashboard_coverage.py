@@ -1,0 +1,117 @@
+"""The fleet overview's coverage panels count each GPU once, evaluated by Prometheus' engine.
+
+gpu_info carries driver_version and vbios_version, so a driver upgrade gives a GPU a second
+gpu_info series for the coverage lookback (1d); counting series made a healthy node read 50 %.
+The committed dashboard's own queries run through `promtool test rules` on such a history.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gpu_health.mixin.dashquery import builtin_values, substitute
+
+REPO = Path(__file__).resolve().parents[2]
+OVERVIEW = REPO / "grafana" / "gpu-fleet-overview.json"
+VARIABLES = {
+    "cluster": ".*",
+    "node": ".*",
+    "model": ".*",
+    **builtin_values(0, 3600, 60, 15),
+}
+NODE_A = 'job="gpu-health-exporter", instance="a:9400", node="a", model="H100"'
+GPU = f'{NODE_A}, gpu="0", uuid="U0", pci_bus_id="0"'
+GPU1 = f'{NODE_A}, gpu="1", uuid="U1", pci_bus_id="1"'
+
+pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+
+
+def panel_exprs(title: str) -> list[str]:
+    dashboard = json.loads(OVERVIEW.read_text())
+    (panel,) = [p for p in dashboard["panels"] if p.get("title") == title]
+    return [substitute(t["expr"], VARIABLES) for t in panel["targets"]]
+
+
+def run_promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
+    path = tmp_path / "coverage.test.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"rule_files": [], "evaluation_interval": "1m", "tests": tests}, sort_keys=False
+        )
+    )
+    done = subprocess.run(
+        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+#: Two healthy GPUs on node a; U0's driver is upgraded at 10m (a new gpu_info series).
+UPGRADE = [
+    {"series": f'gpu_info{{{GPU}, driver_version="550.54"}}', "values": "1x9 stale"},
+    {"series": f'gpu_info{{{GPU}, driver_version="560.35"}}', "values": "_x10 1x50"},
+    {"series": f'gpu_info{{{GPU1}, driver_version="560.35"}}', "values": "1x60"},
+    {"series": f"gpu_up{{{GPU}}}", "values": "1x60"},
+    {"series": f"gpu_up{{{GPU1}}}", "values": "1x60"},
+]
+
+
+def test_coverage_stays_full_across_a_driver_upgrade(tmp_path: Path) -> None:
+    (stat,) = panel_exprs("Exporter coverage")
+    (by_node,) = panel_exprs("Exporter coverage by node")
+    run_promtool(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": UPGRADE,
+                "promql_expr_test": [
+                    {
+                        "expr": stat,
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": "{}", "value": 1}],
+                    },
+                    {
+                        "expr": by_node,
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": '{node="a"}', "value": 1}],
+                    },
+                ],
+            }
+        ],
+    )
+
+
+def test_coverage_still_drops_for_a_lost_gpu(tmp_path: Path) -> None:
+    """Counting distinct GPUs must not hide a GPU that stopped reporting."""
+    (stat,) = panel_exprs("Exporter coverage")
+    (by_node,) = panel_exprs("Exporter coverage by node")
+    series = [s for s in UPGRADE if s["series"] != f"gpu_up{{{GPU1}}}"]
+    series.append({"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"})
+    run_promtool(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": stat,
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": "{}", "value": 0.5}],
+                    },
+                    {
+                        "expr": by_node,
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": '{node="a"}', "value": 0.5}],
+                    },
+                ],
+            }
+        ],
+    )
