@@ -1,6 +1,6 @@
 """The shipped Alertmanager configuration: valid for amtool 0.25, secrets only from files, and
 every severity routed where the issue says (critical -> PagerDuty + Slack, warning -> Slack,
-info -> nowhere)."""
+info -> nowhere, any other severity or none -> Slack)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_amtool_check_config_accepts_it() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert "7 inhibit rules" in result.stdout
-    assert "1 templates" in result.stdout
+    assert "2 templates" in result.stdout
 
 
 def test_secrets_come_only_from_files_with_documented_examples() -> None:
@@ -85,7 +85,12 @@ ROUTES = [
     ({"alertname": "GPUThermalSlowdown", "severity": "warning", "node": "n1"}, "slack"),
     ({"alertname": "GPUHealthDegraded", "severity": "warning", "uuid": "GPU-1"}, "slack"),
     ({"alertname": "SomethingInformational", "severity": "info"}, "null"),
-    ({"alertname": "NoSeverityLabel"}, "null"),
+    # A severity the routes do not name (a rule renamed through criticalSeverity or
+    # warningSeverity, a typo) or none at all is delivered, not dropped: only "info" is.
+    ({"alertname": "NoSeverityLabel"}, "slack"),
+    ({"alertname": "RenamedSeverity", "severity": "page"}, "slack"),
+    ({"alertname": "CapitalisedSeverity", "severity": "Critical", "node": "n1"}, "slack"),
+    ({"alertname": "EmptySeverity", "severity": ""}, "slack"),
 ]
 
 

@@ -7,6 +7,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,47 @@ def test_a_mass_outage_is_one_page(
     # an alert with no GPU, node or job label names the fleet, not an empty place
     assert summaries[0] == "GPUMassFailure: the fleet - Many GPUs stopped answering at once."
     assert len({key for _, _, key in pages}) == 2
+
+
+def test_a_gpu_paged_before_a_mass_failure_never_gets_its_resolve(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """Alertmanager mutes an inhibited alert's resolve as well as its firing: a GPU paged just
+    before GPUMassFailure fired, that recovers while the mass failure holds it, sends no resolve,
+    not even after the mass failure has resolved; its PagerDuty incident stays open."""
+    with NotificationSink() as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, fast=True)
+        server = alertmanager_factory(config)
+        early = _gpu("GPUFallenOffBus", "critical", "n0", "GPU-early")
+        _post(server, [early])
+        sink.wait_for(lambda ns: len(_pages(ns)) >= 1, timeout=20)
+        mass: dict[str, Any] = {
+            "labels": {"alertname": "GPUMassFailure", "severity": "critical"},
+            "annotations": {"summary": "Many GPUs stopped answering at once.", "description": "40"},
+        }
+        _post(server, [mass, early])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = {
+                a["labels"].get("uuid"): a["status"]["state"]
+                for a in _get(server, "/api/v2/alerts")
+            }
+            if states.get("GPU-early") == "suppressed":
+                break
+            time.sleep(0.2)
+        assert states.get("GPU-early") == "suppressed", states
+        early["endsAt"] = datetime.now(UTC).isoformat()
+        _post(server, [early])  # the GPU is back while the mass failure still fires
+        time.sleep(4)  # several group_intervals (1 s)
+        mass["endsAt"] = datetime.now(UTC).isoformat()
+        _post(server, [mass])
+        sink.wait_for(lambda ns: any(action == "resolve" for action, _, _ in _pages(ns)), 20)
+        time.sleep(4)
+        pages = _pages(sink.notifications())
+    early_key, mass_key = pages[0][2], pages[1][2]
+    assert [(action, key) for action, _, key in pages] == [
+        ("trigger", early_key),
+        ("trigger", mass_key),
+        ("resolve", mass_key),
+    ], pages
+    assert "GPU-early" in pages[0][1] and "GPUMassFailure" in pages[1][1]

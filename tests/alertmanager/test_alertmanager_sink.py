@@ -293,3 +293,39 @@ def test_hostile_label_values_cannot_format_slack_or_swell_a_notification(
     assert len(attachment_text) < 5_000
     details = json.dumps(page.payload)
     assert "\\u001b" not in details and len(details) < 10_000
+
+
+@pytest.mark.integration
+def test_an_unknown_or_missing_severity_reaches_slack_and_info_does_not(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """A renamed severity ("page") and a missing one are posted to Slack, rendered; "info" is
+    the one severity dropped on purpose, and none of them pages."""
+    alerts = []
+    for name, severity in (("RenamedSeverity", "page"), ("NoSeverity", None), ("Info", "info")):
+        alert = _am_alert()[0]
+        alert["labels"]["alertname"] = name
+        if severity:
+            alert["labels"]["severity"] = severity
+        else:
+            del alert["labels"]["severity"]
+        alerts.append(alert)
+    with NotificationSink(expected_routing_key=KEY) as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
+        server = alertmanager_factory(config)
+        request = urllib.request.Request(
+            f"{server.url}/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+        sink.wait_for(lambda ns: sum(n.service == "slack" for n in ns) >= 2, 30)
+        time.sleep(3)  # group_wait and group_interval are 1 s: anything else has arrived
+        notes = sink.notifications()
+    assert [n.errors for n in notes] == [[] for _ in notes]
+    assert sorted(n.payload["attachments"][0]["title"] for n in notes if n.service == "slack") == [
+        "[FIRING:1] NoSeverity on node-a",
+        "[FIRING:1] RenamedSeverity on node-a",
+    ]
+    assert [n for n in notes if n.service == "pagerduty"] == []
