@@ -131,13 +131,31 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       // The last reading within hardFaultGapTolerance says down (so a scrape gap neither
       // resolves nor re-pages it), and either XID 79 was seen or every reading for gpuLostFor
       // said down. A GPU that answers again resolves it at the next evaluation.
+      // The second half latches a loss confirmed by XID 79 when the GPU's series stop: an
+      // exporter restarted on the node (an OOM kill, a rolling update) no longer lists a GPU
+      // that does not answer, and the page resolved by itself 10 minutes later, a warning
+      // (GPUMetricsAbsent) in its place. It holds while the last reading of the last
+      // gpuAbsentLookback said down, until a GPU answers from the same node and slot (the
+      // board back, or its replacement).
       expr: |||
-        last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
-        and on (instance, uuid)
         (
-          last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(hardFaultGapTolerance)s]) > 0
-          or on (instance, uuid)
-          max_over_time(last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s])[%(gpuLostFor)s:15s]) == 0
+          last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
+          and on (instance, uuid)
+          (
+            last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(hardFaultGapTolerance)s]) > 0
+            or on (instance, uuid)
+            max_over_time(last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s])[%(gpuLostFor)s:15s]) == 0
+          )
+        )
+        or
+        (
+          last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s]) == 0
+          and on (instance, uuid)
+          last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(gpuAbsentLookback)s]) > 0
+          unless on (uuid)
+          gpu_up{%(exp)s}
+          unless on (node, gpu)
+          gpu_up{%(exp)s} == 1
         )
       ||| % vars,
       'for': c.gpuFallenOffBusFor,
