@@ -102,12 +102,14 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
-    from gpu_health.scorer.ledger import merge, write_ledger
+    from gpu_health.scorer.ledger import hand_rows, merge, write_ledger
 
     if not 0 <= args.min_confidence <= 1:
         raise UserError("--min-confidence must be between 0 and 1")
+    kept: list[tuple[float, dict[str, str]]] = []
     if args.out is not None:  # before the scan, which a bad path would otherwise lose
         cli_validate.output_path(args.out, "--out", inputs=args)
+        kept = hand_rows(args.out)  # an existing ledger's hand-added rows stay
     began = time.monotonic()
     from gpu_health.scorer.labels import ScanConfig, scan
     from gpu_health.scorer.promclient import PrometheusError
@@ -124,9 +126,15 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
         for e in merge(signals, args.merge_window, args.removal_window)
         if e.confidence >= args.min_confidence
     ]
-    text = write_ledger(events, args.out)
+    text = write_ledger(events, args.out, kept=kept)
     if args.out is None:
         sys.stdout.write(text)
+    if kept:
+        print(
+            f"labels: kept {len(kept)} row(s) of {args.out} that labels did not derive "
+            "(source other than 'derived')",
+            file=sys.stderr,
+        )
     print(
         f"labels: {len(events)} failures from {len(signals)} signals ({schema} schema, "
         f"{(end - start) / 86400:.0f} days) in {time.monotonic() - began:.0f}s",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -186,29 +186,66 @@ def _leaves_service(event: Event) -> bool:
     return not back and any(s.kind in SERVICE_ENDING_KINDS for s in event.signals)
 
 
-def write_ledger(events: Sequence[Event], path: Path | None, min_confidence: float = 0.0) -> str:
-    """Write (or return, with ``path`` None) the ledger CSV; events below the floor are left out."""
+def hand_rows(path: Path) -> list[tuple[float, dict[str, str]]]:
+    """The rows of the ledger at ``path`` that ``labels`` did not derive (``source`` other than
+    ``derived``, or no ``source`` column: an RMA ticket added by hand, a row of a list written
+    elsewhere), each with its time read, in the ledger's columns; none when there is no file.
+
+    The ledger is reviewed and added to by hand; a rerun of ``labels --out`` over it replaced
+    it, and the rows the operator had added were gone. An unreadable file is an error, so it
+    is never replaced unread."""
+    from gpu_health.csv_file import read_csv
+    from gpu_health.scorer.training import load_failures
+
+    if not path.exists():
+        return []
+    # the checks train --failures makes (uuid, time and mode readable), one failure per row
+    failures = load_failures(path)
+    rows = [row for _line, row in read_csv(path).rows()]
+    return [
+        (failure.time, {column: (row.get(column) or "").strip() for column in LEDGER_COLUMNS})
+        for failure, row in zip(failures, rows, strict=True)
+        if (row.get("source") or "").strip() != "derived"
+    ]
+
+
+def write_ledger(
+    events: Sequence[Event],
+    path: Path | None,
+    min_confidence: float = 0.0,
+    kept: Sequence[tuple[float, Mapping[str, str]]] = (),
+) -> str:
+    """Write (or return, with ``path`` None) the ledger CSV; events below the floor are left out.
+    ``kept`` rows (:func:`hand_rows`) are written as they are, all rows in time order."""
     import io
 
     buffer = io.StringIO()
     w = csv.writer(buffer, lineterminator="\n")
     w.writerow(LEDGER_COLUMNS)
+    rows: list[tuple[float, Sequence[str]]] = [
+        (when, [row[c] for c in LEDGER_COLUMNS]) for when, row in kept
+    ]
     for e in events:
         if e.confidence < min_confidence:
             continue
-        w.writerow(
+        rows.append(
             (
-                e.uuid,
-                f"{e.time:.0f}",
-                e.kind,
-                dt.datetime.fromtimestamp(e.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                e.node,
-                e.gpu,
-                f"{e.confidence:.2f}",
-                e.evidence,
-                "derived",
+                e.time,
+                (
+                    e.uuid,
+                    f"{e.time:.0f}",
+                    e.kind,
+                    dt.datetime.fromtimestamp(e.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    e.node,
+                    e.gpu,
+                    f"{e.confidence:.2f}",
+                    e.evidence,
+                    "derived",
+                ),
             )
         )
+    for _time, cells in sorted(rows, key=lambda r: r[0]):
+        w.writerow(cells)
     text = buffer.getvalue()
     if path is not None:
         write_atomically(path, text, "--out")

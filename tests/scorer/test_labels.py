@@ -500,3 +500,50 @@ def test_a_chunk_shorter_than_a_step_or_splitting_into_too_many_queries_is_refus
         ScanConfig(end - 10 * 86400, end, step=300, chunk=300).validate()
     ScanConfig(end - 10 * 86400, end, step=300, chunk=(10 * 86400) / MAX_CHUNKS).validate()
     ScanConfig(end - 365 * 86400, end).validate()  # the defaults over a year
+
+
+def test_a_rerun_keeps_the_rows_added_to_the_ledger_by_hand(
+    tmp_path: Path,
+    backfill: Callable[[str], Path],
+    prometheus_factory: Callable[..., object],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The ledger is reviewed and added to by hand (docs/closed-loop.md); a rerun of ``labels
+    --out`` over it replaced it, and the RMA tickets the operator had added were gone."""
+    end = math.floor(time.time() / STEP) * STEP - HOUR
+    h = History(end - 86400, end)
+    labels = _gpu("n1", 0, "GPU-X")
+    h.series("gpu_up", "gauge", labels, lambda t: 1.0)
+    h.series(
+        "gpu_xid_errors",
+        "counter",
+        {**labels, "xid": "74"},
+        lambda t: 1.0 if t >= end - 12 * HOUR else None,
+    )
+    server = prometheus_factory(data_dir=backfill(h.text()))
+    ledger = tmp_path / "ledger.csv"
+    argv = ["labels", "--prometheus.url", server.url, "--since", "1d"]  # type: ignore[attr-defined]
+    argv += ["--end", f"{end:.0f}", "--schema", "ours", "--out", str(ledger)]
+    assert main(argv) == 0
+    (derived,) = list(csv.DictReader(ledger.open()))
+    assert derived["source"] == "derived" and derived["evidence"] == "XID 74"
+    # the operator adds an RMA ticket (ISO time, a column left empty) and one with no source
+    with ledger.open("a") as handle:
+        handle.write(f"GPU-Y,{_iso(end - 20 * HOUR)},hbm,,n2,3,,RMA-1234,rma-ticket\n")
+        handle.write(f"GPU-Z,{end - 2 * HOUR:.0f},other,,,,,,\n")
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "kept 2 row(s) of" in capsys.readouterr().err
+    rows = list(csv.DictReader(ledger.open()))
+    assert [(r["uuid"], r["source"]) for r in rows] == [
+        ("GPU-Y", "rma-ticket"),  # in time order: 20 h, 12 h, 2 h before the end
+        ("GPU-X", "derived"),
+        ("GPU-Z", ""),
+    ]
+    assert rows[0]["evidence"] == "RMA-1234" and rows[0]["time"] == _iso(end - 20 * HOUR)
+    assert main(argv) == 0  # and a third run keeps them once, not twice
+    assert len(list(csv.DictReader(ledger.open()))) == 3
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
