@@ -209,10 +209,6 @@ class _Peer:
 
     key: Hashable
     open: int = 0
-    # Its requests queued for or running in a handler (see _Loop.peer_share).
-    requests: int = 0
-    # Its bcrypt checks waiting or running (see _Loop.auth_share).
-    auth_pending: int = 0
     # Its connections not busy ("head" or "idle"), oldest ``since`` first: appended when they
     # start waiting, and ``since`` only grows. An OrderedDict, not a dict: the first key of a
     # dict used as a queue takes O(size) to find (deleted slots are skipped one by one).
@@ -222,11 +218,41 @@ class _Peer:
     rank: tuple[int, float] | None = None
 
 
+class _Share:
+    """``capacity`` places (handler queue entries, bcrypt checks) split between the client
+    addresses holding some now plus one more: the addresses already there can never fill it,
+    and a newcomer (a scraper) always finds a place. Without a share, one address opening 250
+    connections that pipelined ``/healthz`` held the whole handler queue and every scrape got
+    503, and a password guesser held all 16 bcrypt places while a scraper's first login (not
+    cached yet) got 503."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.total = 0
+        self.held: dict[_Peer, int] = {}  # addresses holding at least one place
+
+    def full_for(self, peer: _Peer) -> bool:
+        mine = self.held.get(peer, 0)
+        others = len(self.held) - (1 if mine else 0)
+        return mine >= max(1, self.capacity // (others + 2))
+
+    def hold(self, peer: _Peer | None, delta: int) -> None:
+        """Count a place of ``peer`` in (+1) or out (-1)."""
+        self.total += delta
+        if peer is None:
+            return
+        count = self.held.get(peer, 0) + delta
+        if count > 0:
+            self.held[peer] = count
+        else:
+            self.held.pop(peer, None)
+
+
 class _FairSlots:
     """``size`` handler slots; a freed one goes to the waiting client with the fewest running.
 
     Not an ``asyncio.Semaphore`` (first come, first served): behind a flooding address's share of
-    the queue (see :meth:`_Loop.peer_share`), a scrape from another address waited for every one
+    the queue (see :class:`_Share`), a scrape from another address waited for every one
     of its requests queued before it, ~0.4 s with 100 ``/healthz`` ahead and longer for slower
     handlers. Here a client with nothing running (a scraper) gets the next slot that frees,
     whatever the flood has queued; among equals, the one waiting longest since it was served.
@@ -312,10 +338,11 @@ class _Loop:
         self._seq = itertools.count()
         self.in_flight = 0
         self.queued = 0
-        self.busy_peers = 0  # client addresses with a request queued or running
+        # A connection has at most one request queued or running (the next is read only once
+        # this one is answered), so the share bounds connections of one address.
+        self.requests = _Share(max_in_flight * (1 + QUEUE_FACTOR))
         self.slots = _FairSlots(max_in_flight)
-        self.auth_pending = 0
-        self.auth_peers = 0  # client addresses with a bcrypt check waiting or running
+        self.bcrypt = _Share(MAX_AUTH_PENDING)  # checks waiting or running
         self.pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="http-handler")
         self.auth_pool = ThreadPoolExecutor(1, thread_name_prefix="http-bcrypt")
         self.stalled_bytes = 0  # sum of _Conn.held
@@ -669,7 +696,7 @@ class _Loop:
             self.overloaded += 1
             extra["Retry-After"] = "1"
             return Response(503, b"too many requests in flight\n", headers=extra), False
-        if peer is not None and peer.requests >= self.peer_share(peer):
+        if peer is not None and self.requests.full_for(peer):
             self.overloaded += 1
             extra["Retry-After"] = "1"
             return Response(
@@ -681,7 +708,7 @@ class _Loop:
             head.headers,
             user=user if isinstance(user, str) else None,
         )
-        self._hold(peer, 1)
+        self.requests.hold(peer, 1)
         try:
             self.queued += 1
             try:
@@ -695,34 +722,9 @@ class _Loop:
                 self.in_flight -= 1
                 self.slots.release(peer)
         finally:
-            self._hold(peer, -1)
+            self.requests.hold(peer, -1)
         response.headers = {**response.headers, **extra}
         return response, False
-
-    def peer_share(self, peer: _Peer) -> int:
-        """How many requests ``peer`` may have queued or running at once: the handler queue
-        (``max_in_flight * (1 + QUEUE_FACTOR)``) split between the client addresses using it
-        now plus one more, so the addresses already there can never fill it and a newcomer (a
-        scraper) always finds a place. Without a share, one address opening 250 connections
-        that pipelined ``/healthz`` held every place and every scrape got 503.
-
-        A connection has at most one request here (the next is read only once this one is
-        answered), so this bounds connections of one address, not one connection's pipeline.
-        """
-        capacity = self.max_in_flight * (1 + QUEUE_FACTOR)
-        others = self.busy_peers - (1 if peer.requests > 0 else 0)
-        return max(1, capacity // (others + 2))
-
-    def _hold(self, peer: _Peer | None, delta: int) -> None:
-        """Count a request of ``peer`` into (+1) or out of (-1) the handler queue."""
-        if peer is None:
-            return
-        before = peer.requests
-        peer.requests += delta
-        if before == 0 and peer.requests > 0:
-            self.busy_peers += 1
-        elif before > 0 and peer.requests == 0:
-            self.busy_peers -= 1
 
     async def _authenticate(
         self,
@@ -736,39 +738,18 @@ class _Loop:
         hit, user = active.auth.check_cached(authorization)
         if hit:
             return user
-        if self.auth_pending >= MAX_AUTH_PENDING:
+        if self.bcrypt.total >= MAX_AUTH_PENDING or (
+            peer is not None and self.bcrypt.full_for(peer)
+        ):
             return _OVERLOADED
-        if peer is not None and peer.auth_pending >= self.auth_share(peer):
-            return _OVERLOADED
-        self._hold_auth(peer, 1)
+        self.bcrypt.hold(peer, 1)
         try:
             checked: str | None = await loop.run_in_executor(
                 self.auth_pool, active.auth.check, authorization
             )
             return checked
         finally:
-            self._hold_auth(peer, -1)
-
-    def auth_share(self, peer: _Peer) -> int:
-        """How many bcrypt checks ``peer`` may have waiting or running: the
-        :data:`MAX_AUTH_PENDING` places split between the addresses holding some now plus one,
-        as :meth:`peer_share` splits the handler queue. Without a share, a password guesser
-        held all 16 places and a scraper's first login (not cached yet) got 503 until a guess
-        freed one; now a newcomer from another address always finds a place."""
-        others = self.auth_peers - (1 if peer.auth_pending > 0 else 0)
-        return max(1, MAX_AUTH_PENDING // (others + 2))
-
-    def _hold_auth(self, peer: _Peer | None, delta: int) -> None:
-        """Count a bcrypt check of ``peer`` into (+1) or out of (-1) the places."""
-        self.auth_pending += delta
-        if peer is None:
-            return
-        before = peer.auth_pending
-        peer.auth_pending += delta
-        if before == 0 and peer.auth_pending > 0:
-            self.auth_peers += 1
-        elif before > 0 and peer.auth_pending == 0:
-            self.auth_peers -= 1
+            self.bcrypt.hold(peer, -1)
 
     async def close(self) -> None:
         tasks = list(self.conns)
