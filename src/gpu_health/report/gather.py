@@ -118,6 +118,7 @@ class Gatherer:
         #: The data's scrape interval at the report's time, measured once per report: the
         #: schema choice and the GPU states read the same recent windows from it.
         self._interval_s: float | None = None
+        self._scores: list[Any] | None = None  # the overall health scores, once per report
 
     @property
     def engine(self) -> str:
@@ -180,6 +181,7 @@ class Gatherer:
         if unknown:
             raise ValueError(f"unknown report sections: {sorted(unknown)}")
         self._interval_s = measure(self.query)
+        self._scores = None
         choice = choose_schema(self.query, schema, interval_s=self._interval_s)
         report = FleetReport(self.url, self.at, self.period, choice.name, choice.reason)
         report.engine = self.engine
@@ -237,10 +239,16 @@ class Gatherer:
             return
         counts = {_label(s, "grade"): int(_value(s)) for s in grades}
         report.grades = {grade: counts.get(grade, 0) for grade in GRADES}
-        report.scores = sorted(
-            _value(s)
-            for s in self.query(self._recent('gpu_health_score{dimension="overall"}', "dimension"))
-        )
+        report.scores = sorted(_value(s) for s in self._overall_scores())
+
+    def _overall_scores(self) -> list[Any]:
+        """Every GPU's overall health score (:meth:`_recent`), asked once per report: the
+        health and risk sections both show it."""
+        if self._scores is None:
+            self._scores = self.query(
+                self._recent('gpu_health_score{dimension="overall"}', "dimension")
+            )
+        return self._scores
 
     def _no_health(self, schema: str) -> str:
         """Why there is no health score, by schema (the note blamed dcgm-exporter input on
@@ -292,9 +300,7 @@ class Gatherer:
                 row(sample).p7 = _value(sample)
             elif horizon == "30d":
                 row(sample).p30 = _value(sample)
-        for sample in self.query(
-            self._recent('gpu_health_score{dimension="overall"}', "dimension")
-        ):
+        for sample in self._overall_scores():
             if _label(sample, "uuid") in rows:
                 rows[_label(sample, "uuid")].health = _value(sample)
         for sample in self.query('gpu_failure_risk_factor{horizon="30d"}'):
