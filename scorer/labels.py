@@ -555,10 +555,10 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
     if schema not in SCHEMAS:
         raise UserError(f"labels: unknown schema {schema!r} (ours or dcgm)")
     config.validate()  # before any query walks its chunks
+    names = [SCHEMAS[schema].presence]
+    if schema == "dcgm":
+        names.append(DCGM_RENAMED_NAMES.presence)
     if config.lookback is None:
-        names = [SCHEMAS[schema].presence]
-        if schema == "dcgm":
-            names.append(DCGM_RENAMED_NAMES.presence)
         interval = history_interval(client, names, config)
         config = replace(config, lookback=lookback_for(interval, config.step), interval=interval)
         if config.lookback and config.lookback > LOOKBACK_S:
@@ -568,8 +568,8 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
                 _duration(interval),
                 _duration(config.lookback),
             )
-    names = [SCHEMAS[schema].presence] + ([DCGM_RENAMED_NAMES.presence] if schema == "dcgm" else [])
-    if not any(_sent(client, name, config) for name in names):
+    sent = [name for name in names if _sent(client, name, config)]
+    if not sent:
         # a wrong source, schema or range, not a fleet without failures: the header-only
         # ledger it gave (exit 0) replaced a reviewed one under --out
         raise UserError(
@@ -577,7 +577,7 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
             f"{_iso(config.start)} to {_iso(config.end)}: wrong --data-dir/--prometheus.url, "
             "--schema or time range?"
         )
-    if schema != "dcgm" or not _sent(client, DCGM_RENAMED_NAMES.presence, config):
+    if DCGM_RENAMED_NAMES.presence not in sent:
         return Scan(client, SCHEMAS[schema], config).signals()
     both = (DCGM.presence, DCGM_RENAMED_NAMES.presence)
     out = Scan(client, DCGM, config, slots_by=both).signals()
