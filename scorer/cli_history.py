@@ -30,6 +30,7 @@ from gpu_health import __version__, cli_validate
 from gpu_health.errors import UserError
 from gpu_health.output_file import open_atomically, write_atomically
 from gpu_health.safetext import one_line
+from gpu_health.unix_time import iso_utc
 
 log = logging.getLogger("gpu_health.scorer")
 
@@ -255,12 +256,6 @@ def check_failures_match(
         file=sys.stderr,
         flush=True,
     )
-
-
-def iso_utc(t: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def run_train(args: argparse.Namespace) -> int:

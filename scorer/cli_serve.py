@@ -19,7 +19,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gpu_health.errors import UserError
-from gpu_health.scorer.cli_history import client_for, iso_utc
+from gpu_health.scorer.cli_history import client_for
+from gpu_health.unix_time import iso_utc
 
 if TYPE_CHECKING:  # the scorer's modules load lazily: --help stays fast
     from gpu_health.scorer.model import RiskModel

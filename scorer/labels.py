@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -34,6 +33,7 @@ from gpu_health.telemetry.catalogue import DCGM_RENAMED
 from gpu_health.telemetry.schema import DCGM_NODE_ALIAS, DCGM_NODE_LABEL, node_named
 from gpu_health.telemetry.state_queries import regex_literal
 from gpu_health.telemetry.xids import DCGM_XID_CODE_LABEL, NVLINK5_XIDS
+from gpu_health.unix_time import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -574,7 +574,7 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
         # ledger it gave (exit 0) replaced a reviewed one under --out
         raise UserError(
             f"labels: no GPU series ({schema} schema: {' or '.join(names)}) from "
-            f"{_iso(config.start)} to {_iso(config.end)}: wrong --data-dir/--prometheus.url, "
+            f"{iso_utc(config.start)} to {iso_utc(config.end)}: wrong --data-dir/--prometheus.url, "
             "--schema or time range?"
         )
     if DCGM_RENAMED_NAMES.presence not in sent:
@@ -582,10 +582,6 @@ def scan(client: Any, schema: str, config: ScanConfig) -> list[Signal]:
     both = (DCGM.presence, DCGM_RENAMED_NAMES.presence)
     out = Scan(client, DCGM, config, slots_by=both).signals()
     return out + Scan(client, DCGM_RENAMED_NAMES, config, slots_by=()).signals()
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _sent(client: Any, name: str, config: ScanConfig) -> bool:

@@ -25,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gpu_health.errors import UserError
+from gpu_health.output_file import current_umask
+from gpu_health.safetext import shown
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -279,11 +281,11 @@ class FailureModel:
         or a model directory is replaced (:func:`refuse_to_replace`).
         """
         target = Path(os.path.realpath(directory))
-        refuse_to_replace(target, _shown(directory))
+        refuse_to_replace(target, shown(directory, 200))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         try:
-            os.chmod(tmp, 0o777 & ~_umask())  # what a plain mkdir gives, not mkdtemp's 0700
+            os.chmod(tmp, 0o777 & ~current_umask())  # what a plain mkdir gives, not mkdtemp's 0700
             self._write_files(tmp)
             _swap_in(tmp, target)
         finally:
@@ -411,12 +413,6 @@ def refuse_to_replace(directory: Path, name: str) -> None:
         )
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _swap_in(new: Path, target: Path) -> None:
     """Put the complete directory ``new`` at ``target``; ``new`` then names the old one, or
     nothing. Both sit in one parent directory."""
@@ -460,25 +456,18 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _shown(path: Path) -> str:
-    """A path from the command line as a message shows it: one line, at most 200 characters."""
-    from gpu_health.safetext import one_line
-
-    text = one_line(path, 1000)
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
 def _verified_files(directory: Path) -> dict[str, bytes]:
     """Read every file named in SHA256SUMS and check its digest; refuse on any mismatch."""
     sums_path = directory / CHECKSUMS
     try:
         is_dir, exists = directory.is_dir(), directory.exists()
     except OSError as exc:  # a name too long, a loop of links: one line, the path cut short
-        raise ModelError(f"model directory {_shown(directory)}: {exc.strerror or exc}") from None
+        why = exc.strerror or exc
+        raise ModelError(f"model directory {shown(directory, 200)}: {why}") from None
     if not is_dir:
         if exists:  # /dev/null, a file: "does not exist" sent the operator looking elsewhere
-            raise ModelError(f"model directory {_shown(directory)} is not a directory")
-        raise ModelError(f"model directory {_shown(directory)} does not exist")
+            raise ModelError(f"model directory {shown(directory, 200)} is not a directory")
+        raise ModelError(f"model directory {shown(directory, 200)} does not exist")
     try:
         sums = sums_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

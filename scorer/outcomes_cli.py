@@ -27,6 +27,7 @@ from typing import Any
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
 from gpu_health.output_file import write_atomically
+from gpu_health.unix_time import iso_utc
 
 
 def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     published = {uuid for history in histories for uuid in history}
     if not published:  # all-zero counts would read as a model that flagged nothing
         raise UserError(
-            f"outcomes: no gpu_failure_probability between {_iso(start)} and {_iso(end)} at "
+            f"outcomes: no gpu_failure_probability between {iso_utc(start)} and {iso_utc(end)} at "
             f"{args.prom_url}: is gpu-health-scorer running and scraped by it?"
         )
     check_failures_match(failures, published, start, end, args.ledger)
@@ -140,10 +141,6 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _finite(value: float) -> float | None:

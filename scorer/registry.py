@@ -33,7 +33,7 @@ from typing import Any
 
 from gpu_health.errors import UserError
 from gpu_health.output_file import write_atomically
-from gpu_health.safetext import one_line
+from gpu_health.safetext import shown
 from gpu_health.scorer.model import (
     CHECKSUMS,
     MANIFEST,
@@ -80,12 +80,6 @@ def is_version_name(name: object) -> bool:
     return isinstance(name, str) and VERSION_NAME.fullmatch(name) is not None
 
 
-def _shown(text: object, limit: int = 120) -> str:
-    """Text from the command line or a file as a one-line message shows it: bounded."""
-    line = one_line(text, limit + 1)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _sha256_file(path: Path) -> str:
     import hashlib
 
@@ -106,7 +100,7 @@ def _read_json(path: Path, what: str) -> Any:
             raise UserError(f"{path}: {size} bytes, more than a {what} holds; refusing to read it")
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable {what} ({_shown(exc)})") from None
+        raise UserError(f"{path}: unreadable {what} ({shown(exc)})") from None
 
 
 def _validated(state: Any, path: Path) -> dict[str, Any]:
@@ -118,7 +112,7 @@ def _validated(state: Any, path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a model registry (expected an object: current, history)")
     current = state.get("current")
     if current is not None and not is_version_name(current):
-        raise UserError(f"{path}: current: {_shown(repr(current))} is not a version name")
+        raise UserError(f"{path}: current: {shown(repr(current))} is not a version name")
     history = state.get("history")
     if not isinstance(history, list):
         raise UserError(f"{path}: history: missing or not a list")
@@ -128,7 +122,7 @@ def _validated(state: Any, path: Path) -> dict[str, Any]:
             raise UserError(f"{field}: expected an object (version, action, time, reason)")
         if not is_version_name(entry.get("version")):
             raise UserError(
-                f"{field}.version: {_shown(repr(entry.get('version')))} is not a version name"
+                f"{field}.version: {shown(repr(entry.get('version')))} is not a version name"
             )
         if not isinstance(entry.get("action"), str):
             raise UserError(f"{field}.action: missing or not a string")
@@ -152,7 +146,7 @@ def _resolved(path: Path, flag: str) -> Path:
     try:
         resolved.exists()
     except OSError as exc:  # a name too long
-        raise UserError(f"{flag} {_shown(path)}: cannot use it: {exc.strerror or exc}") from None
+        raise UserError(f"{flag} {shown(path)}: cannot use it: {exc.strerror or exc}") from None
     return resolved
 
 
@@ -178,7 +172,7 @@ def refuse_inside_store(path: Path, flag: str) -> None:
     store = enclosing_store(_resolved(path, flag))
     if store is not None:
         raise UserError(
-            f"{flag} {_shown(path)}: inside the model store {_shown(store)}; a model enters a "
+            f"{flag} {shown(path)}: inside the model store {shown(store)}; a model enters a "
             "store only through the gate: write it elsewhere, then 'models promote' it"
         )
 
@@ -188,7 +182,7 @@ def check_model_out(path: Path, flag: str) -> None:
     run loses the run): not inside a store, and nothing ``save`` would refuse to replace (an
     existing directory that is neither empty nor a model)."""
     refuse_inside_store(path, flag)
-    refuse_to_replace(Path(os.path.realpath(path)), f"{flag} {_shown(path)}")
+    refuse_to_replace(Path(os.path.realpath(path)), f"{flag} {shown(path)}")
 
 
 def refuse_as_store(path: Path, flag: str = "--store") -> None:
@@ -203,14 +197,14 @@ def refuse_as_store(path: Path, flag: str = "--store") -> None:
         except OSError:
             continue
         if model:
-            where = "is" if directory == resolved else f"lies inside ({_shown(directory)})"
+            where = "is" if directory == resolved else f"lies inside ({shown(directory)})"
             raise UserError(
-                f"{flag} {_shown(path)}: {where} a model directory ({MANIFEST}), not a model "
+                f"{flag} {shown(path)}: {where} a model directory ({MANIFEST}), not a model "
                 "store; give a new directory or an existing store"
             )
     outer = enclosing_store(resolved, include_self=False)
     if outer is not None:
-        raise UserError(f"{flag} {_shown(path)}: inside the model store {_shown(outer)}")
+        raise UserError(f"{flag} {shown(path)}: inside the model store {shown(outer)}")
 
 
 class Store:
@@ -256,12 +250,12 @@ class Store:
             try:
                 out.append(self._load(name))
             except ModelError as exc:
-                out.append(Damaged(name, self.root / VERSIONS / name, _shown(exc, 300)))
+                out.append(Damaged(name, self.root / VERSIONS / name, shown(exc, 300)))
         return out
 
     def version(self, name: str, flag: str = "version") -> Version:
         """A verified version; ``name`` must be a version's name (not a path) under versions/."""
-        self._refuse_unknown(name, f"{flag} {_shown(name)}")
+        self._refuse_unknown(name, f"{flag} {shown(name)}")
         try:
             return self._load(name)
         except ModelError as exc:
@@ -271,7 +265,7 @@ class Store:
         """One line unless ``name`` is a version's name (never a path) under versions/."""
         if not is_version_name(name) or name not in self.names():
             raise UserError(
-                f"{named}: not a version of store {_shown(self.root)} "
+                f"{named}: not a version of store {shown(self.root)} "
                 f"(versions: {self._names_listed()})"
             )
 
@@ -312,12 +306,12 @@ class Store:
         try:  # checksums only: 'models list' has parsed the version whole already
             FailureModel.load(self.root / VERSIONS / current, boosters=False)
         except ModelError as exc:
-            return f"serving version {current} is damaged: {_shown(exc, 300)}"
+            return f"serving version {current} is damaged: {shown(exc, 300)}"
         try:  # whole, as serve loads it
             FailureModel.load(self.serving_dir)
         except ModelError as exc:
             return (
-                f"{CURRENT}/ (what serve reads, version {current}) is damaged: {_shown(exc, 300)}"
+                f"{CURRENT}/ (what serve reads, version {current}) is damaged: {shown(exc, 300)}"
             )
         return None
 
@@ -330,7 +324,7 @@ class Store:
         resolved = _resolved(candidate, "candidate")
         if resolved == root or root in resolved.parents:
             raise UserError(
-                f"candidate {_shown(candidate)}: inside the store {_shown(self.root)}; promote a "
+                f"candidate {shown(candidate)}: inside the store {shown(self.root)}; promote a "
                 "model directory from outside it ('models rollback --to' serves a stored version)"
             )
 
@@ -389,13 +383,13 @@ class Store:
                 raise UserError(f"{self.root}: version {current} is the first; no earlier one")
             to, named = earlier[-1], f"version {earlier[-1]} (served before {current})"
         else:
-            named = f"--to {_shown(to)}"
+            named = f"--to {shown(to)}"
         self._refuse_unknown(to, named)
         try:
             self._load(to)
         except ModelError as exc:
             raise UserError(
-                f"{named}: damaged, not served: {_shown(exc, 300)} "
+                f"{named}: damaged, not served: {shown(exc, 300)} "
                 "(nothing changed; see 'models list')"
             ) from None
         if to == current and self.serving_problem() is None:

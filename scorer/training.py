@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -45,7 +44,7 @@ from gpu_health.scorer.model import (
     IsolationForestArrays,
 )
 from gpu_health.scorer.promclient import PromClient
-from gpu_health.unix_time import parse_time
+from gpu_health.unix_time import iso_utc, parse_time
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -202,10 +201,6 @@ def label_rows(
     return out
 
 
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
 #: Prediction times one train or evaluate run may read: a year at hourly steps.
 MAX_PREDICTION_TIMES = 10_000
 
@@ -216,7 +211,7 @@ def prediction_times(start: float, end: float, step: float, warmup: float) -> li
     over 11 days announced 86,401 steps and would have run for days)."""
     if end <= start:
         raise UserError(
-            f"the history's end {_iso(end)} is not after its start {_iso(start)}: check "
+            f"the history's end {iso_utc(end)} is not after its start {iso_utc(start)}: check "
             "--start and --end"
         )
     first = start + warmup

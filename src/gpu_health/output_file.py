@@ -20,7 +20,7 @@ from typing import TextIO
 from gpu_health.errors import UserError
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process' umask (read by setting it, then restoring it)."""
     mask = os.umask(0)
     os.umask(mask)
@@ -43,7 +43,7 @@ def open_atomically(path: Path, flag: str) -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -19,6 +19,13 @@ def one_line(text: object, limit: int = 300) -> str:
     return " ".join(_CONTROL.sub(" ", str(text)).split())[:limit]
 
 
+def shown(text: object, limit: int = 120) -> str:
+    """``text`` (a path, a value read from a file) as a one-line message shows it:
+    :func:`one_line`, cut to ``limit`` characters with "…" where it was longer."""
+    line = one_line(text, limit + 1)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def without_paths(text: str) -> str:
     """Absolute file paths (``/usr/lib/python3/...``) replaced by ``<path>``: an API answer must
     not show where and how the service is installed."""

@@ -37,3 +37,8 @@ def parse_time(text: str, what: str = "time") -> float:
         hint = " (milliseconds?)" if LATEST_TIME_S < seconds < LATEST_TIME_S * 1000 else ""
         raise UserError(f"{what} {text!r}: expected a time from 1970 to the year 9999{hint}")
     return seconds
+
+
+def iso_utc(t: float) -> str:
+    """``t`` as messages show a time: ISO 8601 in UTC to the second (``2026-12-01T00:00:00Z``)."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
