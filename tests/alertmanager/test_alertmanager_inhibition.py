@@ -15,6 +15,7 @@ import pytest
 
 from gpu_health.demo.notify_sink import NotificationSink, local_alertmanager_config
 from gpu_health.stack import Server
+from tests.alertmanager.am_alerts import post_alerts
 from tests.conftest import AlertmanagerFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,14 +41,7 @@ def _gpu(alertname: str, severity: str, node: str, uuid: str, gpu: str = "0") ->
 
 
 def _post(server: Server, alerts: list[dict[str, Any]]) -> None:
-    request = urllib.request.Request(
-        f"{server.url}/api/v2/alerts",
-        data=json.dumps(alerts).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 200
+    post_alerts(server.url, alerts)
 
 
 def _get(server: Server, path: str) -> Any:

@@ -11,20 +11,18 @@ directory /etc/alertmanager/secrets/<secret name>/ with a file per key."""
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from gpu_health import stack
 from gpu_health.demo.notify_sink import PAGERDUTY_PATH, SLACK_PREFIX, NotificationSink
+from tests.alertmanager.am_alerts import fallen_off_bus, post_alerts
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "deploy" / "kubernetes" / "alertmanager-secret.example.yaml"
@@ -139,25 +137,6 @@ def test_the_config_finds_its_template_in_this_repository() -> None:
     assert [p.name for g in relative for p in CONFIG.parent.glob(g)] == ["gpu.tmpl"]
 
 
-def _alert(**labels: str) -> dict[str, Any]:
-    return {
-        "labels": {
-            "alertname": "GPUFallenOffBus",
-            "severity": "critical",
-            "node": "node-a",
-            "gpu": "1",
-            "uuid": "GPU-1a",
-            "model": "NVIDIA H100 80GB HBM3",
-            **labels,
-        },
-        "annotations": {
-            "summary": "GPU fell off the bus.",
-            "description": "GPU 1 stopped answering (XID 79 or gpu_up = 0).",
-            "runbook_url": "https://example.com/runbooks/GPUFallenOffBus.md",
-        },
-    }
-
-
 #: Runs its arguments with ``$ROOT`` mounted at /etc/alertmanager, in a private mount namespace
 #: (the rest of /etc stays visible through symbolic links); nothing outside the test changes.
 NAMESPACE_SCRIPT = r"""
@@ -236,13 +215,7 @@ def test_alertmanager_on_the_recipe_layout_delivers_rendered_notifications(
 ) -> None:
     """With the shipped timings (group_wait 10 s for PagerDuty, 30 s for Slack)."""
     server, sink = operator_alertmanager
-    request = urllib.request.Request(
-        f"{server.url}/api/v2/alerts",
-        data=json.dumps([_alert()]).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    urllib.request.urlopen(request, timeout=5).close()
+    post_alerts(server.url, [fallen_off_bus()])
     try:
         notes = sink.wait_for(lambda ns: {n.service for n in ns} == {"pagerduty", "slack"}, 60)
     except TimeoutError as exc:

@@ -21,6 +21,7 @@ from gpu_health.demo.notify_sink import (
     validate_pagerduty,
     validate_slack,
 )
+from tests.alertmanager.am_alerts import fallen_off_bus, post_alerts
 from tests.conftest import AlertmanagerFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,27 +126,7 @@ def test_sink_cli_help_and_one_line_error(tmp_path: Path) -> None:
 
 
 def _am_alert(ends: str | None = None) -> list[dict[str, Any]]:
-    alert: dict[str, Any] = {
-        "labels": {
-            "alertname": "GPUFallenOffBus",
-            "severity": "critical",
-            "node": "node-a",
-            "gpu": "1",
-            "uuid": "GPU-1a",
-            "model": "NVIDIA H100 80GB HBM3",
-            "instance": "node-a:9400",
-        },
-        "annotations": {
-            "summary": "GPU fell off the bus.",
-            "description": "GPU 1 stopped answering (XID 79 or gpu_up = 0).",
-            "health_score": "0",
-            "risk_factors": "corrected memory errors per day, last 24 h",
-            "runbook_url": "https://example.com/runbooks/GPUFallenOffBus.md",
-        },
-    }
-    if ends:
-        alert["endsAt"] = ends
-    return [alert]
+    return [fallen_off_bus(ends)]
 
 
 @pytest.mark.integration
@@ -156,24 +137,12 @@ def test_alertmanager_notifications_pass_the_sink_then_resolve(
     with NotificationSink(expected_routing_key=KEY) as sink:
         config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
         server = alertmanager_factory(config)
-        request = urllib.request.Request(
-            f"{server.url}/api/v2/alerts",
-            data=json.dumps(_am_alert()).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=5).close()
+        post_alerts(server.url, _am_alert())
         sink.wait_for(lambda ns: {n.service for n in ns} == {"pagerduty", "slack"}, 30)
 
         time.sleep(1)
         now = datetime.now(UTC).isoformat()
-        request = urllib.request.Request(
-            f"{server.url}/api/v2/alerts",
-            data=json.dumps(_am_alert(ends=now)).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=5).close()
+        post_alerts(server.url, _am_alert(ends=now))
         notes = sink.wait_for(
             lambda ns: (
                 any(
@@ -227,13 +196,7 @@ def test_one_page_per_gpu_names_each_alert_and_the_xid(
     with NotificationSink(expected_routing_key=KEY) as sink:
         config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
         server = alertmanager_factory(config)
-        request = urllib.request.Request(
-            f"{server.url}/api/v2/alerts",
-            data=json.dumps(ue + xid48 + other).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=5).close()
+        post_alerts(server.url, ue + xid48 + other)
 
         def two_gpus_paged(notes: list[Any]) -> bool:
             summaries = [n.payload["payload"]["summary"] for n in notes if n.service == "pagerduty"]
@@ -272,13 +235,7 @@ def test_hostile_label_values_cannot_format_slack_or_swell_a_notification(
     with NotificationSink(expected_routing_key=KEY) as sink:
         config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
         server = alertmanager_factory(config)
-        request = urllib.request.Request(
-            f"{server.url}/api/v2/alerts",
-            data=json.dumps(hostile).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=5).close()
+        post_alerts(server.url, hostile)
         sink.wait_for(lambda notes: {n.service for n in notes} >= {"slack", "pagerduty"}, 30)
         slack = sink.notifications("slack")[0]
         page = sink.notifications("pagerduty")[0]
@@ -313,13 +270,7 @@ def test_an_unknown_or_missing_severity_reaches_slack_and_info_does_not(
     with NotificationSink(expected_routing_key=KEY) as sink:
         config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, KEY, fast=True)
         server = alertmanager_factory(config)
-        request = urllib.request.Request(
-            f"{server.url}/api/v2/alerts",
-            data=json.dumps(alerts).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=5).close()
+        post_alerts(server.url, alerts)
         sink.wait_for(lambda ns: sum(n.service == "slack" for n in ns) >= 2, 30)
         time.sleep(3)  # group_wait and group_interval are 1 s: anything else has arrived
         notes = sink.notifications()

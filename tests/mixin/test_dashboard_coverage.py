@@ -62,38 +62,11 @@ UPGRADE = [
 ]
 
 
-def test_coverage_stays_full_across_a_driver_upgrade(tmp_path: Path) -> None:
+def assert_coverage(tmp_path: Path, series: list[dict[str, str]], expected: float) -> None:
+    """Both coverage panels (the fleet's stat, node a's series) read ``expected`` at 30m."""
     (stat,) = panel_exprs("Exporter coverage")
     (by_node,) = panel_exprs("Exporter coverage by node")
-    run_promtool(
-        tmp_path,
-        [
-            {
-                "interval": "1m",
-                "input_series": UPGRADE,
-                "promql_expr_test": [
-                    {
-                        "expr": stat,
-                        "eval_time": "30m",
-                        "exp_samples": [{"labels": "{}", "value": 1}],
-                    },
-                    {
-                        "expr": by_node,
-                        "eval_time": "30m",
-                        "exp_samples": [{"labels": '{node="a"}', "value": 1}],
-                    },
-                ],
-            }
-        ],
-    )
-
-
-def test_coverage_still_drops_for_a_lost_gpu(tmp_path: Path) -> None:
-    """Counting distinct GPUs must not hide a GPU that stopped reporting."""
-    (stat,) = panel_exprs("Exporter coverage")
-    (by_node,) = panel_exprs("Exporter coverage by node")
-    series = [s for s in UPGRADE if s["series"] != f"gpu_up{{{GPU1}}}"]
-    series.append({"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"})
+    checks = [(stat, "{}"), (by_node, '{node="a"}')]
     run_promtool(
         tmp_path,
         [
@@ -102,16 +75,23 @@ def test_coverage_still_drops_for_a_lost_gpu(tmp_path: Path) -> None:
                 "input_series": series,
                 "promql_expr_test": [
                     {
-                        "expr": stat,
+                        "expr": expr,
                         "eval_time": "30m",
-                        "exp_samples": [{"labels": "{}", "value": 0.5}],
-                    },
-                    {
-                        "expr": by_node,
-                        "eval_time": "30m",
-                        "exp_samples": [{"labels": '{node="a"}', "value": 0.5}],
-                    },
+                        "exp_samples": [{"labels": labels, "value": expected}],
+                    }
+                    for expr, labels in checks
                 ],
             }
         ],
     )
+
+
+def test_coverage_stays_full_across_a_driver_upgrade(tmp_path: Path) -> None:
+    assert_coverage(tmp_path, UPGRADE, 1)
+
+
+def test_coverage_still_drops_for_a_lost_gpu(tmp_path: Path) -> None:
+    """Counting distinct GPUs must not hide a GPU that stopped reporting."""
+    series = [s for s in UPGRADE if s["series"] != f"gpu_up{{{GPU1}}}"]
+    series.append({"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"})
+    assert_coverage(tmp_path, series, 0.5)
