@@ -131,12 +131,12 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       // The last reading within hardFaultGapTolerance says down (so a scrape gap neither
       // resolves nor re-pages it), and either XID 79 was seen or every reading for gpuLostFor
       // said down. A GPU that answers again resolves it at the next evaluation.
-      // The second half latches a loss confirmed by XID 79 when the GPU's series stop: an
-      // exporter restarted on the node (an OOM kill, a rolling update) no longer lists a GPU
-      // that does not answer, and the page resolved by itself 10 minutes later, a warning
-      // (GPUMetricsAbsent) in its place. It holds while the last reading of the last
-      // gpuAbsentLookback said down, until a GPU answers from the same node and slot (the
-      // board back, or its replacement).
+      // The second half latches a confirmed loss (XID 79, or the downFor record: down for
+      // gpuLostFor) when the GPU's series stop: an exporter restarted on the node (an OOM
+      // kill, a rolling update) no longer lists a GPU that does not answer, and the page
+      // resolved by itself 10 minutes later, a warning (GPUMetricsAbsent) in its place. It
+      // holds while the last reading of the last gpuAbsentLookback said down, until a GPU
+      // answers from the same node and slot (the board back, or its replacement).
       expr: |||
         (
           last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
@@ -151,7 +151,11 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
         (
           last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s]) == 0
           and on (instance, uuid)
-          last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(gpuAbsentLookback)s]) > 0
+          (
+            last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(gpuAbsentLookback)s]) > 0
+            or on (instance, uuid)
+            last_over_time(%(downFor)s{%(exp)s}[%(gpuAbsentLookback)s])
+          )
           unless on (uuid)
           gpu_up{%(exp)s}
           unless on (node, gpu)

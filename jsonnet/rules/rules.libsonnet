@@ -35,6 +35,8 @@ local join(list) = std.join(', ', list);
     lostBurst: 'fleet:gpu_up:lost_count%(massFailureWindow)s' % c,
     // Each exporter's last-seen time per node it reported (GPUExporterDown names the newest).
     nodeLastSeen: 'node:gpu_up:last_timestamp',
+    // GPUs whose every reading for gpuLostFor said down (GPUFallenOffBus latches them).
+    downFor: 'gpu:gpu_up:down_for%(gpuLostFor)s' % c,
   },
   local r = self.gpuHealthRecords,
 
@@ -122,6 +124,23 @@ local join(list) = std.join(', ', list);
             record: r.nvlink,
             expr: |||
               sum without (link) (rate(gpu_nvlink_errors_total{%(exp)s}[%(rateInterval)s]))
+            ||| % vars,
+          },
+          {
+            // A GPU lost by gpu_up alone (no XID 79): it reads down now, read down gpuLostFor
+            // ago, and read nothing else in between. Raw readings only: the alert's
+            // gap-tolerant form would also count the 0 a vanished series leaves behind.
+            // Recorded only while true (a series per lost GPU with the reading, 0, as its value;
+            // none per healthy one), so that
+            // GPUFallenOffBus can keep paging after an exporter restart drops the GPU's
+            // series, as it does for a loss with XID 79.
+            record: r.downFor,
+            expr: |||
+              max_over_time(gpu_up{%(exp)s}[%(gpuLostFor)s]) == 0
+              and on (instance, uuid)
+              (gpu_up{%(exp)s} offset %(gpuLostFor)s) == 0
+              and on (instance, uuid)
+              gpu_up{%(exp)s}
             ||| % vars,
           },
         ],
