@@ -75,6 +75,8 @@ def _series(g: StateGpu, t: float, end: float) -> Iterator[tuple[str, dict[str, 
     if g.kind == "replaced_new" and t < end - 2 * 3600 + 600:
         return
     yield "gpu_up", {}, 0.0 if g.kind == "lost" and late else 1.0
+    if g.kind != "unscored":  # the exporter scores every GPU it serves (health model on)
+        yield "gpu_health_score", {"dimension": "overall"}, 100.0
     yield "gpu_power_watts", {}, 400.0 + g.index
     yield "gpu_temperature_celsius", {"sensor": "gpu"}, 60.0 + g.index % 3
     xid79 = 1.0 if g.kind in ("xid79", "xid79_node_silent") and late else 0.0

@@ -31,7 +31,10 @@ HTTP client and gets the same answer.
 * ``degraded``: reporting, no hard fault, but a health penalty of at least
   :data:`DEGRADED_PENALTY` points within the recent window (intermittent faults such as
   power-brake slowdowns come and go), a pending row remap, or (dcgm-exporter, which has no health
-  score) a new XID event in the recent window, PCIe replays or thermal/power violations.
+  score) a new XID event in the last 24 hours, PCIe replays or thermal/board-limit violations
+  in the recent window. A GPU of our schema without ``gpu_health_score`` (its health series
+  dropped by relabelling) is judged by the same evidence, its XIDs within the recent window too
+  (a 24-hour increase over every code of every GPU would double the cost of the hard-XID query).
   Application-class XIDs (:data:`APPLICATION_XIDS`: the job's bug, not the GPU's) never make a GPU
   degraded in either schema.
 * ``healthy``: everything else that reports.

@@ -176,9 +176,25 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
     lab = LABELS[schema]
     by = lab.by
     hard = "|".join(str(x) for x in HARD_XIDS)
-    app_reasons = "xid_(" + "|".join(str(x) for x in APPLICATION_XIDS) + ")"
+    app_codes = "|".join(str(x) for x in APPLICATION_XIDS)
+    app_reasons = f"xid_({app_codes})"
     if schema == "ours":
         xid = f'gpu_xid_errors_total{{xid=~"{hard}"}}'
+        # A GPU without health series (gpu_health_* dropped by relabelling, or an exporter
+        # run with the health model off) has no penalty to read: it is judged as
+        # dcgm-exporter's GPUs are, by a new XID and by PCIe replays or thermal/board-limit
+        # violations. Not a GPU the health model scores: its penalties already weigh them.
+        unscored = (
+            f'unless on (uuid) last_over_time(gpu_health_score{{dimension="overall"}}[{fresh}])'
+        )
+        soft_xid = f'gpu_xid_errors_total{{xid!~"{hard}|{app_codes}"}}'
+        violations = " or ".join(
+            f"increase({name}[{change}]) > 0"
+            for name in (
+                "gpu_pcie_replays_total",
+                'gpu_clock_event_seconds_total{reason=~"thermal|board_limit"}',
+            )
+        )
         return {
             # gpu_up (0 for a lost GPU) or power: an exporter always sends one of them
             "seen": _any_of(
@@ -208,6 +224,8 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
                 f'{{dimension!="overall",reason!~"{app_reasons}"}}'
                 f"[{change}])) >= {DEGRADED_PENALTY:g}"
             ),
+            "recent_xid": f"max by ({by}, xid) (increase({soft_xid}[{change}]) > 0) {unscored}",
+            "violations": f"max by ({by}) ({violations}) {unscored}",
         }
     xid_fields = _dcgm("gpu_xid_errors_total")
     # dcgm-exporter keeps only the last XID code in a gauge (the value is the code) until a
