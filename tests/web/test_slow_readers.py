@@ -6,14 +6,18 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from gpu_health.web import server as web
 from gpu_health.web.protocol import Request, Response
+from tests.web.test_security_tls import Pki, _client_ctx, _tls_config, make_pki
 
 #: An answer far larger than what the kernel buffers for a client with a 1 KiB receive buffer.
 BIG = b"x" * (1 << 20)
@@ -166,6 +170,99 @@ def test_bytes_held_by_stalled_writers_are_bounded(
         assert _wait_for(lambda: _server_sockets(port) <= 3), _server_sockets(port)
         assert server._state.stalled_bytes <= 3 << 20
         assert _scrape(port) == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@pytest.fixture
+def serve_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Callable[..., web.WebServer], ssl.SSLContext]]:
+    """A TLS server factory and a client context trusting it (progress checked every 0.3 s)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI missing")
+    monkeypatch.setattr(web, "STALL_SECONDS", 0.3, raising=False)
+    pki: Pki = make_pki(tmp_path)
+    config = tmp_path / "web-config.yml"
+    config.write_text(_tls_config(pki))
+    servers: list[web.WebServer] = []
+
+    def start(**kwargs: int) -> web.WebServer:
+        server = web.WebServer("127.0.0.1:0", _routes(), web_config=config, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start, _client_ctx(pki)
+    for server in servers:
+        server.shutdown()
+
+
+def _never_reads_tls(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    """:func:`_never_reads` over TLS: the handshake done, one request sent, nothing read."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    raw.settimeout(10)
+    raw.connect(("127.0.0.1", port))
+    sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+def _scrape_tls(port: int, ctx: ssl.SSLContext) -> int | str:
+    conn = http.client.HTTPSConnection("localhost", port, timeout=10, context=ctx)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException) as exc:
+        return type(exc).__name__
+    finally:
+        conn.close()
+
+
+def test_tls_readers_that_never_read_are_stalled_writers(
+    serve_tls: tuple[Callable[..., web.WebServer], ssl.SSLContext],
+) -> None:
+    """The trial over TLS. asyncio encrypts an answer at once and hands it to the socket
+    transport beneath, so ``drain()`` returned while the client had taken nothing: the write
+    counted as done and the connection went idle holding the whole answer, outside the
+    stalled-bytes budget (8 of 8 read "idle" before). Now the write waits for the buffer
+    beneath, so such clients are stalled writers, evicted at the cap like plain ones."""
+    start, ctx = serve_tls
+    server = start(max_connections=8)
+    port = server.port
+    held: list[ssl.SSLSocket] = []
+    try:
+        for wave in range(2):
+            held.extend(_never_reads_tls(port, ctx) for _ in range(8))
+            assert _wait_for(lambda: _stalled(server) == 8), _stalled(server)
+            statuses = [_scrape_tls(port, ctx) for _ in range(5)]
+            assert statuses == [200] * 5, f"wave {wave}: {statuses}"
+            assert server.open_connections <= 8
+        assert server.evicted_connections >= 10 and server.refused_connections == 0
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_bytes_held_by_stalled_tls_writers_are_bounded(
+    serve_tls: tuple[Callable[..., web.WebServer], ssl.SSLContext],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten TLS clients that never read 1 MiB answers each held them (10 MiB) until the idle
+    timeout, whatever the budget; now at most the budget's worth stays."""
+    monkeypatch.setattr(web, "MAX_STALLED_BYTES", 3 << 20, raising=False)
+    start, ctx = serve_tls
+    server = start(max_connections=64)
+    port = server.port
+    held = [_never_reads_tls(port, ctx) for _ in range(10)]
+    try:
+        assert _wait_for(lambda: _server_sockets(port) <= 3), _server_sockets(port)
+        assert server._state.stalled_bytes <= 3 << 20
+        assert _scrape_tls(port, ctx) == 200
     finally:
         for sock in held:
             sock.close()

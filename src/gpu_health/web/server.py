@@ -124,6 +124,11 @@ STALL_SECONDS = 2.0
 #: Bytes a client must take per :data:`STALL_SECONDS` for its write to count as progressing
 #: (2 KiB/s): a client reading a byte now and then is as stuck as one that never reads.
 STALL_MIN_BYTES = 4096
+#: A write is done when at most this much of it is still buffered (asyncio's default high-water
+#: mark, what drain() leaves on a plain connection); checked every WRITTEN_POLL_SECONDS beneath a
+#: TLS transport, which has no wake-up for it.
+WRITTEN_BYTES = 64 << 10
+WRITTEN_POLL_SECONDS = 0.05
 #: Bytes that stalled writers may hold buffered in total; beyond, a stalled writer is aborted
 #: when it is next checked (600 such clients took the exporter from 67 to 405 MB).
 MAX_STALLED_BYTES = 32 << 20
@@ -596,6 +601,12 @@ class _Loop:
                 try:
                     async with asyncio.timeout(wait):
                         await writer.drain()
+                        # TLS: asyncio encrypts an answer at once and hands it to the socket
+                        # transport beneath, so drain() returned while a client that never
+                        # reads had taken nothing (the connection went idle holding it all,
+                        # uncounted). Wait for the buffer beneath to come down too.
+                        while buffered(transport) > WRITTEN_BYTES:
+                            await asyncio.sleep(WRITTEN_POLL_SECONDS)
                     return
                 except TimeoutError:
                     pass
