@@ -126,6 +126,13 @@ def as_range(seconds: float) -> str:
     return f"{whole}s"
 
 
+def scrapes_failed_range(interval_s: float) -> str:
+    """How long a scrape target must have failed every scrape (``up`` 0) for its GPUs to stop
+    reporting now: two scrape intervals, at least two minutes (a single failed scrape is no
+    outage; GPUExporterDown pages after five)."""
+    return as_range(max(120.0, 2.0 * interval_s))
+
+
 def fresh_range(interval_s: float) -> str:
     """:func:`fresh_seconds` as a PromQL range: the presence window every query of a run uses."""
     return as_range(fresh_seconds(interval_s))

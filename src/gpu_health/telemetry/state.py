@@ -369,7 +369,7 @@ def gather_states(
     workers = STATE_WORKERS if workers is None else workers
     change = freshness.as_range(freshness.change_seconds(interval_s))
     fresh = freshness.fresh_range(interval_s)
-    queries = state_queries(schema, fresh, change)
+    queries = state_queries(schema, fresh, change, freshness.scrapes_failed_range(interval_s))
     answers = _each(query, [(promql, at) for promql in queries.values()], workers)
     results = dict(zip(queries, answers, strict=True))
     results["last_seen"] = _last_seen(query, schema, results, at, fresh)

@@ -31,6 +31,10 @@ FRESH_S = DEFAULT_FRESH_S
 LOOKBACK = "7d"
 #: Resolution of the last-seen time (a subquery step: cost grows with LOOKBACK / this).
 LAST_SEEN_STEP = "5m"
+#: A scrape target that failed every scrape this long (``up`` 0) no longer reports its GPUs
+#: (a run's window is at least two scrape intervals:
+#: :func:`gpu_health.telemetry.freshness.scrapes_failed_range`).
+SCRAPES_FAILED = "2m"
 #: A single health penalty of at least this many points makes a reporting GPU degraded.
 DEGRADED_PENALTY = 10.0
 
@@ -87,7 +91,9 @@ def _any_of(names: Sequence[str], template: str, lab: Labels) -> str:
     return " or ".join(f"max by ({lab.by}) ({lab.named(template.format(sel=n))})" for n in names)
 
 
-def state_queries(schema: str, fresh: str = FRESH, change: str = FRESH) -> dict[str, str]:
+def state_queries(
+    schema: str, fresh: str = FRESH, change: str = FRESH, scrapes_failed: str = SCRAPES_FAILED
+) -> dict[str, str]:
     """Evidence name -> PromQL returning one series per GPU (plus ``xid`` for hard XIDs in our
     schema; dcgm-exporter's hard XIDs are read out of ``recent_xid``, whose value is the code).
 
@@ -98,8 +104,14 @@ def state_queries(schema: str, fresh: str = FRESH, change: str = FRESH) -> dict[
     :func:`last_seen_query`, asked only for absent GPUs. ``change``: the recent window of the
     evidence read over samples (a health penalty, an increase of a violation counter), which
     must always hold two of them (:func:`gpu_health.telemetry.freshness.change_seconds`).
+
+    A GPU whose scrape target (``job``, ``instance``) failed every scrape of the last
+    ``scrapes_failed`` (Prometheus' ``up`` 0) is not ``fresh`` however recent its last sample:
+    a hung exporter or host leaves 30 minutes of samples in the presence window, and the
+    fleet's GPUs read healthy meanwhile while GPUExporterDown paged. Where no ``up`` is stored
+    (a backfilled history) nothing changes.
     """
-    return {name: q for name, q in _queries(schema, fresh, change).items() if q}
+    return {name: q for name, q in _queries(schema, fresh, change, scrapes_failed).items() if q}
 
 
 def _presence_series(schema: str) -> tuple[str, ...]:
@@ -172,8 +184,13 @@ def last_sample_query(schema: str, stepped: Mapping[str, float], reach: str = FR
     return " or ".join(parts)
 
 
-def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
+def _queries(schema: str, fresh: str, change: str, scrapes_failed: str) -> dict[str, str]:
     lab = LABELS[schema]
+    # the presence window, less the targets that failed every recent scrape
+    reporting = (
+        f"last_over_time({{sel}}[{fresh}]) unless on (job, instance) "
+        f"(max_over_time(up[{scrapes_failed}]) == 0)"
+    )
     by = lab.by
     hard = "|".join(str(x) for x in HARD_XIDS)
     app_codes = "|".join(str(x) for x in APPLICATION_XIDS)
@@ -200,9 +217,7 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
             "seen": _any_of(
                 ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{LOOKBACK}])", lab
             ),
-            "fresh": _any_of(
-                ("gpu_up", "gpu_power_watts"), f"last_over_time({{sel}}[{fresh}])", lab
-            ),
+            "fresh": _any_of(("gpu_up", "gpu_power_watts"), reporting, lab),
             "lost": f"max by ({by}) (last_over_time(gpu_up[{fresh}])) == 0",
             # The second half counts a counter first seen above zero inside the window (an
             # exporter that creates XID counters at their first event).
@@ -271,9 +286,7 @@ def _queries(schema: str, fresh: str, change: str) -> dict[str, str]:
             f"last_over_time({{sel}}[{LOOKBACK}])",
             lab,
         ),
-        "fresh": _any_of(
-            _dcgm("gpu_temperature_celsius", sensor="gpu"), f"last_over_time({{sel}}[{fresh}])", lab
-        ),
+        "fresh": _any_of(_dcgm("gpu_temperature_celsius", sensor="gpu"), reporting, lab),
         "uncorrectable_ecc": " or ".join(
             (
                 _any_of(
