@@ -184,13 +184,24 @@ def test_one_page_per_gpu_names_each_alert_and_the_xid(
     alertmanager_factory: AlertmanagerFactory, tmp_path: Path
 ) -> None:
     """Two critical alerts of one GPU make one PagerDuty incident whose summary names both
-    alerts and the XID code with its meaning; another GPU gets its own incident."""
+    alerts and the XID code with its meaning; another GPU gets its own incident. Each alert
+    has its own runbook, as the rules give them: every page links one (the class's; with no
+    runbook shared, the link and the runbook detail were empty) and lists each alert's."""
     ue, xid48, other = _am_alert(), _am_alert(), _am_alert()
+    runbooks = {
+        name: f"https://example.com/runbooks/{name}.md"
+        for name in ("GPUUncorrectableEccErrors", "GPUXidMemoryError")
+    }
     ue[0]["labels"]["alertname"] = "GPUUncorrectableEccErrors"
-    ue[0]["annotations"]["summary"] = "GPU has uncorrectable ECC errors."
+    ue[0]["annotations"].update(
+        summary="GPU has uncorrectable ECC errors.",
+        runbook_url=runbooks["GPUUncorrectableEccErrors"],
+    )
     xid48[0]["labels"].update(alertname="GPUXidMemoryError", xid="48")
     xid48[0]["annotations"].update(
-        summary="GPU reported an XID error.", xid_meaning="XID 48: double-bit ECC error"
+        summary="GPU reported an XID error.",
+        xid_meaning="XID 48: double-bit ECC error",
+        runbook_url=runbooks["GPUXidMemoryError"],
     )
     other[0]["labels"].update(uuid="GPU-2a", gpu="2")
     with NotificationSink(expected_routing_key=KEY) as sink:
@@ -217,6 +228,13 @@ def test_one_page_per_gpu_names_each_alert_and_the_xid(
         " GPU-1a) - GPU has uncorrectable ECC errors.; XID 48: double-bit ECC error"
     )
     assert gpu1["payload"]["class"] == "GPUUncorrectableEccErrors"
+    gpu1_pages = [p for ps in by_key.values() for p in ps if "GPU-1a" in p["payload"]["summary"]]
+    for page in gpu1_pages:
+        linked = runbooks[page["payload"]["class"]]
+        assert page["links"] == [{"href": linked, "text": "Runbook"}]
+        assert page["payload"]["custom_details"]["runbook"] == linked
+    firing = gpu1["payload"]["custom_details"]["firing"]
+    assert all(f"Runbook: {url}" in firing for url in runbooks.values()), firing
 
 
 @pytest.mark.integration
