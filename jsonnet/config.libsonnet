@@ -28,6 +28,11 @@
     // How long a vanished GPU is remembered by GPUMetricsAbsent. Longer catches GPUs that
     // disappear across a node reboot; shorter forgets GPUs you removed on purpose sooner.
     gpuAbsentLookback: '6h',
+    // The label naming a GPU's physical slot on its node: a GPU that answers from the same node
+    // and slot as a silent one is its replacement (or the board back under a new uuid), so the
+    // silent one no longer counts as missing. The PCI bus id, not the `gpu` index: indices
+    // shift when a GPU drops out of the driver's enumeration.
+    gpuSlotLabel: 'pci_bus_id',
 
     // Severities; demote `criticalSeverity` to 'warning' on fleets where nothing should page.
     criticalSeverity: 'critical',

@@ -136,7 +136,8 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       // kill, a rolling update) no longer lists a GPU that does not answer, and the page
       // resolved by itself 10 minutes later, a warning (GPUMetricsAbsent) in its place. It
       // holds while the last reading of the last gpuAbsentLookback said down, until a GPU
-      // answers from the same node and slot (the board back, or its replacement).
+      // answers from the same node and slot (gpuSlotLabel, the PCI bus id: the board back, or
+      // its replacement; not the `gpu` index, which shifts when the driver drops a GPU).
       expr: |||
         (
           last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
@@ -158,8 +159,8 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
           )
           unless on (uuid)
           gpu_up{%(exp)s}
-          unless on (node, gpu)
-          gpu_up{%(exp)s} == 1
+          unless on (%(nodeLabel)s, %(gpuSlotLabel)s)
+          gpu_up{%(exp)s, %(gpuSlotLabel)s!=""} == 1
         )
       ||| % vars,
       'for': c.gpuFallenOffBusFor,
@@ -171,10 +172,12 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
     },
     {
       alert: 'GPUMetricsAbsent',
+      // The silent-GPU record (rules: gpu_up seen within gpuAbsentLookback, none now, no GPU
+      // answering from the same node and slot), so the 6h range is read once per evaluation
+      // for the alert and the dashboards; a record one evaluation behind is harmless under
+      // `for`. A board replaced in the same slot does not fire it.
       expr: |||
-        last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s])
-        unless on (uuid)
-        gpu_up{%(exp)s}
+        %(absent)s{%(exp)s}
       ||| % vars,
       'for': c.gpuAbsentFor,
       labels: { severity: c.warningSeverity },
@@ -314,14 +317,21 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   local health = [
     {
       alert: 'GPUHealthDegraded',
+      // Also a GPU that answers (gpu_up) but publishes an overall score that is not a number
+      // (unknownScore record: a NaN, which `<` never matches; VictoriaMetrics drops it on
+      // ingestion, so there it cannot fire); its value is then -1. A GPU whose health is
+      // unknown must not pass as healthy; silent GPUs are GPUMetricsAbsent's, and one that
+      // publishes no score (its health collector failing) GPUExporterCollectorFailing's.
       expr: |||
         max_over_time(gpu_health_score{%(exp)s, dimension="overall"}[%(rateInterval)s]) < %(healthDegradedThreshold)s
+        or on (instance, uuid)
+        (%(unknownScore)s{%(exp)s} and on (instance, uuid) gpu_up{%(exp)s}) - 1
       ||| % vars,
       'for': c.healthDegradedFor,
       labels: { severity: c.warningSeverity },
       annotations: {
         summary: 'GPU health score is degraded.',
-        description: gpuRef + ' has a health score of {{ $value | printf "%.0f" }} (below ' + c.healthDegradedThreshold + '). gpu_health_penalty names the reasons; plan maintenance.',
+        description: gpuRef + ' has {{ if lt $value 0.0 }}an overall health score that is not a number (NaN){{ else }}a health score of {{ $value | printf "%.0f" }} (below ' + c.healthDegradedThreshold + '){{ end }}. gpu_health_penalty names the reasons; plan maintenance.',
       },
     },
     {

@@ -86,10 +86,30 @@ local g = import 'lib.libsonnet';
 
   // Keeps only exporters (by instance) that served a selected GPU within the coverage lookback.
   local servingSelected = 'and on (instance) max by (instance) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
-  // Distinct GPUs (node, uuid) seen within the lookback: gpu_info also carries the driver and
-  // VBIOS versions, so after an upgrade a GPU has two gpu_info series for a day.
-  local expected = 'count by (node) (group by (node, uuid) (max_over_time(gpu_info%s[%s])))' % [fleet(), c.coverageLookback],
+  // Distinct GPU slots (node, PCI bus id) seen within the lookback: gpu_info also carries the
+  // driver and VBIOS versions, so after an upgrade a GPU has two gpu_info series for a day, and
+  // a board replaced in its slot has two uuids for a day; either is still one GPU expected.
+  local expected = 'count by (node) (group by (node, %s) (max_over_time(gpu_info%s[%s])))' % [$._config.gpuSlotLabel, fleet(), c.coverageLookback],
+  // Per-GPU records (jsonnet/rules): silent GPUs (seen within gpuAbsentLookback, no gpu_up now,
+  // not replaced in their slot; value 0) and GPUs whose overall score is unknown (silent or NaN;
+  // value 0, dimension="overall"). Small (one series per such GPU), so panels read them
+  // instead of a 6h range.
+  local silent = '%s%s' % [rec.absent, fleet()],
+  local unknown = '%s%s' % [rec.unknownScore, fleet()],
+  // Every selected GPU's overall score: finite scores as published, unknown ones as 0. The
+  // silent record is read as well, so a silent GPU counts even where the unknown record (which
+  // reads it) lags an evaluation behind (vmalert writes through the remote storage) or was
+  // never evaluated (a rule backfill evaluates each rule on its own).
+  local overall = '(gpu_health_score%s >= 0 or on (uuid) %s or on (uuid) %s)' % [fleet('dimension="overall"'), unknown, silent],
+  // Reporting now (gpu_up == 1), 0 when nothing of the selection reports.
+  local reporting = '(sum(gpu_up%s) or vector(0))' % fleet(),
 
+  // A dead exporter publishes nothing but `up` 0: its answering and collector cells read 0
+  // (from `up`) and its inventory is the last one it published within gpuAbsentLookback.
+  local expSel(extra='') = sel([c.gpuExporterSelector, clusterM, extra]),
+  local zeroPerExporter = '0 * max by (instance) (up%s)' % expSel(),
+  local inventory = '(sum by (instance) (gpu_exporter_gpus%s) or sum by (instance) (last_over_time(gpu_exporter_gpus%s[%s])))' % [expSel('state="inventory"'), expSel('state="inventory"'), $._config.gpuAbsentLookback],
+  local answering = '(sum by (instance) (gpu_exporter_gpus%s) or %s)' % [expSel('state="up"'), zeroPerExporter],
   // Datacenter -> rack drill-down (needs the scorer's gpu_asset_info, from its inventory).
   local assets(extra='') = 'max by (uuid, datacenter, row, rack) (gpu_asset_info%s)' % scored(extra),
   local placed(metric, by, extra='') = '%s * on (uuid) group_left (%s) %s' % [metric, by, assets(extra)],
@@ -104,20 +124,20 @@ local g = import 'lib.libsonnet';
   local placePanels = if c.scorerEnabled then [
     g.table('Datacenters', 'GPUs, mean health and failures expected within 30 days per datacenter (from the asset inventory); click a datacenter to see its racks.', [
       g.tableTarget('count by (datacenter) (%s)' % assets()),
-      g.tableTarget('avg by (datacenter) (%s)' % placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter')),
+      g.tableTarget('avg by (datacenter) (%s)' % placed(overall, 'datacenter')),
       g.tableTarget('sum by (datacenter) (%s)' % placed('gpu_failure_probability%s' % scored('horizon="30d"'), 'datacenter')),
     ], unit='none', columns=['datacenter', 'Value #A', 'Value #B', 'Value #C'], rename={ 'Value #A': 'GPUs', 'Value #B': 'Mean health', 'Value #C': 'Expected failures 30d' }, links={ datacenter: drillLink('datacenter') }, sortBy='Expected failures 30d', sortDesc=true, w=12, h=8) {
       fieldConfig+: { defaults+: { decimals: 1 }, overrides+: [{ matcher: { id: 'byName', options: 'GPUs' }, properties: [{ id: 'decimals', value: 0 }] }] },
     },
     g.table('Racks in the selected datacenters', 'The same per rack of the datacenters chosen above; click a rack to list its GPUs.', [
       g.tableTarget('count by (datacenter, row, rack) (%s)' % assets('datacenter=~"$datacenter"')),
-      g.tableTarget('avg by (datacenter, row, rack) (%s)' % placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
+      g.tableTarget('avg by (datacenter, row, rack) (%s)' % placed(overall, 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
       g.tableTarget('sum by (datacenter, row, rack) (%s)' % placed('gpu_failure_probability%s' % scored('horizon="30d"'), 'datacenter, row, rack', 'datacenter=~"$datacenter"')),
     ], unit='none', columns=['datacenter', 'row', 'rack', 'Value #A', 'Value #B', 'Value #C'], rename={ 'Value #A': 'GPUs', 'Value #B': 'Mean health', 'Value #C': 'Expected failures 30d' }, links={ rack: drillLink('rack') }, sortBy='Expected failures 30d', sortDesc=true, w=12, h=8) {
       fieldConfig+: { defaults+: { decimals: 1 }, overrides+: [{ matcher: { id: 'byName', options: 'GPUs' }, properties: [{ id: 'decimals', value: 0 }] }] },
     },
     g.table('GPUs in the selected racks', 'Every GPU of the racks chosen above with its health score; click a uuid for the detail dashboard.', [
-      g.tableTarget(placed('gpu_health_score%s' % fleet('dimension="overall"'), 'datacenter, row, rack', 'datacenter=~"$datacenter", rack=~"$rack"')),
+      g.tableTarget(placed(overall, 'datacenter, row, rack', 'datacenter=~"$datacenter", rack=~"$rack"')),
     ], unit='none', thresholds=g.falling(50, 75), columns=['datacenter', 'row', 'rack', 'node', 'gpu', 'model', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id', 'cluster'], links={ uuid: detailLink }, sortBy='Health score', w=24, h=8),
   ] else [],
 
@@ -135,30 +155,33 @@ local g = import 'lib.libsonnet';
       c.dashboardTags,
       variables() + placeVariables,
       [
-        g.stat('GPUs reporting', 'GPUs whose last reading succeeded (gpu_up == 1).', [g.target('sum(gpu_up%s)' % fleet(), 'reporting')], unit='none', decimals=0),
-        g.stat('Exporter coverage', 'GPUs reporting now over GPUs seen in the last %s: below 100%% means a GPU or an exporter went missing.' % c.coverageLookback, [
-          g.target('sum(gpu_up%s) / sum(%s)' % [fleet(), expected], 'coverage'),
-        ], unit='percentunit', thresholds=g.falling(0.9, 0.999), decimals=1),
-        g.stat('Mean health score', 'Average overall health score (0 dead, 100 perfect).', [
-          g.target('avg(gpu_health_score%s)' % fleet('dimension="overall"'), 'mean'),
-        ], unit='none', thresholds=g.falling(50, 75), decimals=1),
-        g.stat('GPUs poor or critical', 'GPUs in the two worst grade bands: look at the worst-GPU table below.', [
-          g.target('sum(gpu_health_grade%s)' % fleet('grade=~"poor|critical"'), 'poor or critical'),
-        ], unit='none', thresholds=g.rising(1, 5), decimals=0),
+        g.stat('GPUs reporting', 'GPUs whose last reading succeeded (gpu_up == 1); 0 when none of the selection reports.', [g.target(reporting, 'reporting')], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), decimals=0, w=5),
+        g.stat('GPUs missing', 'GPU slots (node, PCI bus id) seen in the last %s that have no GPU reporting now: lost (gpu_up 0), silent (series stopped, exporter dead) or removed within the lookback. Red from one.' % c.coverageLookback, [
+          g.target('sum(%s) - %s or vector(0)' % [expected, reporting], 'missing'),
+        ], unit='none', thresholds=g.rising(1, 1), decimals=0, w=5),
+        g.stat('Exporter coverage', 'GPUs reporting now over GPU slots seen in the last %s: green only at exactly 100%% (GPUs missing gives the count).' % c.coverageLookback, [
+          g.target('%s / sum(%s) or vector(0)' % [reporting, expected], 'coverage'),
+        ], unit='percentunit', thresholds=g.thresholds('red', [[1, 'green']]), decimals=2, w=5),
+        g.stat('Mean health score', 'Average overall health score (0 dead, 100 perfect) over the selected GPUs, silent ones (series stopped within %s, exporter dead) and ones whose score is NaN counted as 0; 0 when nothing is selected.' % $._config.gpuAbsentLookback, [
+          g.target('avg(%s) or vector(0)' % overall, 'mean'),
+        ], unit='none', thresholds=g.falling(50, 75), decimals=1, w=5),
+        g.stat('GPUs poor, critical or silent', 'GPUs in the two worst grade bands plus the silent ones (no series now, seen within %s): look at the worst-GPU table below.' % $._config.gpuAbsentLookback, [
+          g.target('(sum(gpu_health_grade%s) or vector(0)) + (count(%s) or vector(0))' % [fleet('grade=~"poor|critical"'), silent], 'poor, critical or silent'),
+        ], unit='none', thresholds=g.rising(1, 5), decimals=0, w=4),
 
-        g.bargauge('GPUs per grade', 'How many GPUs sit in each grade band now.', [
-          g.target('sum by (grade) (gpu_health_grade%s)' % fleet(), '{{grade}}', instant=true),
+        g.bargauge('GPUs per grade', 'How many GPUs sit in each grade band now; "silent": GPUs seen within %s that publish nothing now (lost series, dead exporter), not replaced in their slot.' % $._config.gpuAbsentLookback, [
+          g.target('sum by (grade) (gpu_health_grade%s) or label_replace(count(%s) or vector(0), "grade", "silent", "", "")' % [fleet(), silent], '{{grade}}', instant=true),
         ], unit='none', w=8),
-        g.heatmap('Health score distribution', 'How the overall scores of all selected GPUs spread over time (darker: more GPUs).', [
-          g.target('gpu_health_score%s' % fleet('dimension="overall"'), '{{node}}/{{gpu}}'),
+        g.heatmap('Health score distribution', 'How the overall scores of all selected GPUs spread over time (darker: more GPUs); silent GPUs and ones whose score is NaN at 0.', [
+          g.target(overall, '{{node}}/{{gpu}}'),
         ], unit='none', w=16, yMin=0, yMax=100),
 
-        g.table('Worst GPUs', 'The lowest overall health scores; click a uuid to open that GPU in the detail dashboard.', [
-          g.tableTarget('bottomk(%d, gpu_health_score%s * on (job, instance, uuid) group_left (grade) (gpu_health_grade%s == 1))' % [c.worstGpus, fleet('dimension="overall"'), fleet()]),
+        g.table('Worst GPUs', 'The lowest overall health scores, silent GPUs (grade "silent") and GPUs whose score is NaN (grade "no score") at 0; click a uuid to open that GPU in the detail dashboard.', [
+          g.tableTarget('bottomk(%d, (gpu_health_score%s >= 0) * on (job, instance, uuid) group_left (grade) (gpu_health_grade%s == 1) or on (uuid) label_replace(%s, "grade", "silent", "", "") or on (uuid) label_replace(%s, "grade", "no score", "", ""))' % [c.worstGpus, fleet('dimension="overall"'), fleet(), silent, unknown]),
         ], unit='none', thresholds=g.falling(50, 75), columns=['node', 'gpu', 'model', 'grade', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id'], links={ uuid: detailLink }, sortBy='Health score'),
 
-        g.timeseries('Health score by model', 'Mean overall score per GPU model.', [
-          g.target('avg by (model) (gpu_health_score%s)' % fleet('dimension="overall"'), '{{model}}'),
+        g.timeseries('Health score by model', 'Mean overall score per GPU model, silent GPUs and ones whose score is NaN counted as 0.', [
+          g.target('avg by (model) %s' % overall, '{{model}}'),
         ], unit='none', thresholds=g.falling(50, 75), min=0, max=100),
         g.timeseries('XID events by node', 'XID events in the last %s, summed per node (each XID is a driver-reported GPU error).' % c.xidWindow, [
           g.target('sum by (node) (%s%s)' % [rec.xid, fleet()], '{{node}}'),
@@ -184,12 +207,19 @@ local g = import 'lib.libsonnet';
         g.bargauge('GPUs throttled now, by reason', 'GPUs whose clocks a reason holds down right now (idle excluded).', [
           g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!~"%s"' % c.benignClockEventReasons), '{{reason}}', instant=true),
         ], unit='none', thresholds=g.rising(1, 4)),
-        g.table('Exporters', 'Each exporter serving the selected GPUs: scrape up, GPUs in its inventory, GPUs answering, and whether every collector succeeded on the last scrape.', [
-          g.tableTarget('max by (instance) (up%s) %s' % [sel([c.gpuExporterSelector, clusterM]), servingSelected]),
-          g.tableTarget('sum by (instance) (gpu_exporter_gpus%s) %s' % [sel([c.gpuExporterSelector, clusterM, 'state="inventory"']), servingSelected]),
-          g.tableTarget('sum by (instance) (gpu_exporter_gpus%s) %s' % [sel([c.gpuExporterSelector, clusterM, 'state="up"']), servingSelected]),
-          g.tableTarget('min by (instance) (gpu_exporter_scrape_collector_success%s) %s' % [sel([c.gpuExporterSelector, clusterM]), servingSelected]),
-        ], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), columns=['instance', 'Value #A', 'Value #B', 'Value #C', 'Value #D'], rename={ 'Value #A': 'Up', 'Value #B': 'GPUs in inventory', 'Value #C': 'GPUs answering', 'Value #D': 'Collectors OK' }, h=6) {
+        g.table('Exporters', 'Each exporter serving the selected GPUs: scrape up, GPUs in its inventory (for a dead exporter, the last it published within %s), GPUs answering, GPUs not answering (inventory less answering, red from one), and whether every collector succeeded on the last scrape; a dead exporter reads 0 answering and collectors 0.' % $._config.gpuAbsentLookback, [
+          g.tableTarget('max by (instance) (up%s) %s' % [expSel(), servingSelected]),
+          g.tableTarget('%s %s' % [inventory, servingSelected]),
+          g.tableTarget('%s %s' % [answering, servingSelected]),
+          g.tableTarget('(min by (instance) (gpu_exporter_scrape_collector_success%s) or %s) %s' % [expSel(), zeroPerExporter, servingSelected]),
+          g.tableTarget('(%s - on (instance) %s) %s' % [inventory, answering, servingSelected]),
+        ], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), columns=['instance', 'Value #A', 'Value #B', 'Value #C', 'Value #E', 'Value #D'], rename={ 'Value #A': 'Up', 'Value #B': 'GPUs in inventory', 'Value #C': 'GPUs answering', 'Value #D': 'Collectors OK', 'Value #E': 'GPUs not answering' }, h=6) {
+          fieldConfig+: { overrides+: [
+            { matcher: { id: 'byName', options: name }, properties: [{ id: 'thresholds', value: g.neutral }] }
+            for name in ['GPUs in inventory', 'GPUs answering']
+          ] + [
+            { matcher: { id: 'byName', options: 'GPUs not answering' }, properties: [{ id: 'thresholds', value: g.rising(1, 1) }] },
+          ] },
           // instance is the exporter's address here, so keep it (the default hides it).
           transformations: [
             super.transformations[0],
@@ -207,16 +237,33 @@ local g = import 'lib.libsonnet';
       c.dashboardTags,
       variables(withGpu=true, withModel=false),
       [
-        g.stat('Health score', 'Overall health score (0 dead, 100 perfect).', [
-          g.target('gpu_health_score%s' % one('dimension="overall"'), 'overall'),
-        ], unit='none', thresholds=g.falling(50, 75), decimals=0, w=4),
-        g.stat('Grade', 'The grade band the score falls in.', [
-          g.target('gpu_health_grade%s == 1' % one(), '{{grade}}'),
-        ], unit='none', w=4) { options+: { textMode: 'name' } },
-        g.stat('Up', '1 when the GPU answered its last reading; 0 when it is lost or fell off the bus.', [
-          g.target('gpu_up%s' % one(), 'up'),
+        // A GPU whose series stopped (exporter dead, GPU gone) reads SILENT in red from the
+        // silent-GPU record (within gpuAbsentLookback) and, past it, from noValue.
+        g.stat('Health score', 'Overall health score (0 dead, 100 perfect); 0 when the GPU is silent or its score is NaN, SILENT when nothing of it is left.', [
+          g.target('gpu_health_score%s >= 0 or on (uuid) %s%s' % [one('dimension="overall"'), rec.unknownScore, one()], 'overall'),
+        ], unit='none', thresholds=g.falling(50, 75), decimals=0, w=4) {
+          fieldConfig+: { defaults+: { noValue: 'SILENT' } },
+        },
+        g.stat('Grade', 'The grade band the score falls in; SILENT (red) when the GPU publishes nothing now.', [
+          g.target('gpu_health_grade%s == 1 or on (uuid) label_replace(%s%s + 1, "grade", "silent", "", "")' % [one(), rec.absent, one()], '{{grade}}'),
+        ], unit='none', thresholds=g.thresholds('red'), w=4) {
+          options+: { textMode: 'name' },
+          // The value is 1 whatever the grade: colour by the grade's name.
+          fieldConfig+: {
+            defaults+: { noValue: 'SILENT' },
+            overrides+: [
+              { matcher: { id: 'byName', options: grade[0] }, properties: [{ id: 'color', value: { mode: 'fixed', fixedColor: grade[1] } }] }
+              for grade in [['excellent', 'green'], ['good', 'green'], ['fair', 'yellow'], ['poor', 'orange'], ['critical', 'red'], ['silent', 'red']]
+            ],
+          },
+        },
+        g.stat('Up', '1 when the GPU answered its last reading; 0 (LOST) when it is lost or fell off the bus; SILENT when its series stopped (exporter dead, GPU gone from the driver).', [
+          g.target('gpu_up%s or on (uuid) %s%s - 1' % [one(), rec.absent, one()], 'up'),
         ], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), w=4) {
-          fieldConfig+: { defaults+: { mappings: [{ type: 'value', options: { '0': { text: 'LOST', color: 'red' }, '1': { text: 'UP', color: 'green' } } }] } },
+          fieldConfig+: { defaults+: {
+            noValue: 'SILENT',
+            mappings: [{ type: 'value', options: { '-1': { text: 'SILENT', color: 'red' }, '0': { text: 'LOST', color: 'red' }, '1': { text: 'UP', color: 'green' } } }],
+          } },
         },
         g.stat('Time since last XID', 'How long ago the last XID event was seen on this GPU.', [
           g.target('time() - gpu_last_xid_timestamp_seconds%s' % one(), 'since last XID'),

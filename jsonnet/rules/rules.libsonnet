@@ -17,6 +17,13 @@ local join(list) = std.join(', ', list);
   local toFleet = join(['instance', c.nodeLabel, c.modelLabel] + c.gpuLabels),
   local vars = c {
     exp: exp,
+    absent: $.gpuHealthRecords.absent,
+    unknownScore: $.gpuHealthRecords.unknownScore,
+    // The overall score of every GPU the exporter knows: finite scores as published, and 0
+    // for a GPU whose score is unknown (silent, or NaN).
+    overallScore: 'gpu_health_score{%(exp)s, dimension="overall"} >= 0 or %(unknownScore)s{%(exp)s}' % { exp: exp, unknownScore: $.gpuHealthRecords.unknownScore },
+    // The exporter's grades plus a "silent" grade for every silent GPU.
+    grades: 'gpu_health_grade{%(exp)s} or label_replace(%(absent)s{%(exp)s} + 1, "grade", "silent", "", "")' % { exp: exp, absent: $.gpuHealthRecords.absent },
     sco: sco,
     toNode: toNode,
     toModel: toModel,
@@ -37,6 +44,14 @@ local join(list) = std.join(', ', list);
     nodeLastSeen: 'node:gpu_up:last_timestamp',
     // GPUs whose every reading for gpuLostFor said down (GPUFallenOffBus latches them).
     downFor: 'gpu:gpu_up:down_for%(gpuLostFor)s' % c,
+    // Silent GPUs: seen within gpuAbsentLookback, publishing no gpu_up now, and not replaced
+    // (no GPU answers from the same node and slot). Value 0. GPUMetricsAbsent and the
+    // dashboards read it.
+    absent: 'gpu:gpu_up:absent%(gpuAbsentLookback)s' % c,
+    // GPUs whose overall health is unknown, as a score of 0 (dimension="overall"): the silent
+    // ones, and those publishing a score that is not a finite number (NaN). The health
+    // aggregates add them, so a GPU that stops reporting never leaves the averages.
+    unknownScore: 'gpu:gpu_health_score:unknown',
   },
   local r = self.gpuHealthRecords,
 
@@ -143,18 +158,60 @@ local join(list) = std.join(', ', list);
               gpu_up{%(exp)s}
             ||| % vars,
           },
+          {
+            // Silent GPUs (value 0): published gpu_up within gpuAbsentLookback and none now,
+            // unless a GPU answers from the same node and slot (gpuSlotLabel: a replaced board,
+            // or the board back under another uuid). A dead exporter makes all its GPUs silent.
+            // One range read per evaluation for the whole fleet; GPUMetricsAbsent and the
+            // dashboards read this record instead of repeating it.
+            record: r.absent,
+            expr: |||
+              0 * (
+                last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s])
+                unless on (uuid)
+                gpu_up{%(exp)s}
+                unless on (%(nodeLabel)s, %(gpuSlotLabel)s)
+                gpu_up{%(exp)s, %(gpuSlotLabel)s!=""}
+              )
+            ||| % vars,
+          },
+          {
+            // GPUs whose overall score is unknown, as 0 with dimension="overall": the silent
+            // ones, and those publishing a score that is not a finite number (a NaN from a
+            // relabelled or foreign source; VictoriaMetrics drops NaN on ingestion, so there
+            // such a GPU has no score at all). Averages and minimums add them as 0, so a GPU
+            // that stops reporting pulls the mean down instead of leaving it. A GPU that
+            // publishes no score (the health model off, or its collector failing, which
+            // GPUExporterCollectorFailing reports) is not counted: a fleet without the health
+            // series would otherwise read 0 everywhere. `>= bool 0` is 0 for a NaN (0 * NaN
+            // is NaN).
+            record: r.unknownScore,
+            expr: |||
+              label_replace(
+                %(absent)s{%(exp)s}
+                or
+                (gpu_health_score{%(exp)s, dimension="overall"} >= bool 0)
+                unless on (instance, uuid)
+                (gpu_health_score{%(exp)s, dimension="overall"} >= 0),
+                "dimension", "overall", "", ""
+              )
+            ||| % vars,
+          },
         ],
       },
       {
         name: 'gpu-health-node.rules',
         rules: [
           {
+            // Health aggregates (node, model, fleet) count every GPU whose score is unknown
+            // (silent, NaN, none) as 0 and ignore NaN scores, so a GPU that stops reporting
+            // pulls them down instead of dropping out, and one NaN cannot make them NaN.
             record: 'node:gpu_health_score:min',
-            expr: 'min without (%(toNode)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+            expr: 'min without (%(toNode)s) (%(overallScore)s)' % vars,
           },
           {
             record: 'node:gpu_health_score:avg',
-            expr: 'avg without (%(toNode)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+            expr: 'avg without (%(toNode)s) (%(overallScore)s)' % vars,
           },
           {
             // GPUs answering (numerator) and GPUs known (denominator), kept apart on purpose.
@@ -187,24 +244,25 @@ local join(list) = std.join(', ', list);
         rules: [
           {
             record: 'model:gpu_health_score:avg',
-            expr: 'avg without (%(toModel)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+            expr: 'avg without (%(toModel)s) (%(overallScore)s)' % vars,
           },
           {
             record: 'model:gpu_health_score:min',
-            expr: 'min without (%(toModel)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+            expr: 'min without (%(toModel)s) (%(overallScore)s)' % vars,
           },
           {
             record: 'fleet:gpu_health_score:avg',
-            expr: 'avg without (%(toFleet)s) (gpu_health_score{%(exp)s, dimension="overall"})' % vars,
+            expr: 'avg without (%(toFleet)s) (%(overallScore)s)' % vars,
           },
           {
-            // GPUs per grade (gpu_health_grade is 1 on the current grade only).
+            // GPUs per grade (gpu_health_grade is 1 on the current grade only), plus
+            // grade="silent" for the silent GPUs (absent record), which publish no grade.
             record: 'model_grade:gpu_health_grade:sum',
-            expr: 'sum without (%(toModel)s) (gpu_health_grade{%(exp)s})' % vars,
+            expr: 'sum without (%(toModel)s) (%(grades)s)' % vars,
           },
           {
             record: 'fleet_grade:gpu_health_grade:sum',
-            expr: 'sum without (%(toFleet)s) (gpu_health_grade{%(exp)s})' % vars,
+            expr: 'sum without (%(toFleet)s) (%(grades)s)' % vars,
           },
           {
             record: 'fleet:gpu_up:sum',

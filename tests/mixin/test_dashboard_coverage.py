@@ -1,4 +1,4 @@
-"""The fleet overview's coverage panels count each GPU once, evaluated by Prometheus' engine.
+"""The fleet overview's coverage panels count each GPU slot once, evaluated by Prometheus' engine.
 
 gpu_info carries driver_version and vbios_version, so a driver upgrade gives a GPU a second
 gpu_info series for the coverage lookback (1d); counting series made a healthy node read 50 %.
@@ -95,3 +95,17 @@ def test_coverage_still_drops_for_a_lost_gpu(tmp_path: Path) -> None:
     series = [s for s in UPGRADE if s["series"] != f"gpu_up{{{GPU1}}}"]
     series.append({"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"})
     assert_coverage(tmp_path, series, 0.5)
+
+
+def test_coverage_counts_a_replaced_board_once(tmp_path: Path) -> None:
+    """A board replaced in its slot (same node and PCI bus id, a new uuid) is one GPU expected,
+    not two for the coverage lookback: counting uuids made node a read 2/3."""
+    new = f'{NODE_A}, gpu="1", uuid="U1-new", pci_bus_id="1"'
+    series = [s for s in UPGRADE if GPU1 not in s["series"]]
+    series += [
+        {"series": f'gpu_info{{{GPU1}, driver_version="560.35"}}', "values": "1x9 stale"},
+        {"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"},
+        {"series": f'gpu_info{{{new}, driver_version="560.35"}}', "values": "_x12 1x48"},
+        {"series": f"gpu_up{{{new}}}", "values": "_x12 1x48"},
+    ]
+    assert_coverage(tmp_path, series, 1)
