@@ -21,7 +21,7 @@ import pytest
 from gpu_health import stack
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.telemetry.state import gather_states
-from tests.conftest import PrometheusFactory, import_openmetrics
+from tests.conftest import PrometheusFactory
 
 pytestmark = pytest.mark.integration
 
@@ -60,32 +60,11 @@ def end() -> float:
     return float(int(time.time()) - 20)
 
 
-def _serve(
-    engine: str,
-    history: str,
-    request: pytest.FixtureRequest,
-    prometheus_factory: PrometheusFactory,
-    backfill: Callable[[str], Path],
-) -> str:
-    if engine == "prometheus":
-        url = prometheus_factory(data_dir=backfill(history)).url
-        stack.wait_for_query(url, "count(gpu_up)")
-        return url
-    start_vm: Callable[[], stack.Server] = request.getfixturevalue("victoriametrics_factory")
-    vm = start_vm()
-    import_openmetrics(vm, history)
-    return vm.url
-
-
 @pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
 def test_gpus_of_a_target_failing_every_scrape_are_absent_with_their_node(
-    engine: str,
-    end: float,
-    request: pytest.FixtureRequest,
-    prometheus_factory: PrometheusFactory,
-    backfill: Callable[[str], Path],
+    engine: str, end: float, serve_history: Callable[[str, str, str], str]
 ) -> None:
-    url = _serve(engine, _openmetrics(end), request, prometheus_factory, backfill)
+    url = serve_history(engine, _openmetrics(end), "count(gpu_up)")
     client = PromClient(PromConfig(url, retries=2, backoff_s=0.1))
     states = gather_states(client.query, "ours", end + 10)
     got = {uuid: (s.state, s.node_silent) for uuid, s in states.items()}

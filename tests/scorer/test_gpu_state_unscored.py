@@ -20,7 +20,7 @@ from gpu_health import stack
 from gpu_health.scorer import cli as scorer_cli
 from gpu_health.scorer.promclient import PromClient, PromConfig
 from gpu_health.telemetry.state import gather_states
-from tests.conftest import PrometheusFactory, import_openmetrics
+from tests.conftest import PrometheusFactory
 
 pytestmark = pytest.mark.integration
 
@@ -89,20 +89,9 @@ def _expected() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 @pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
 def test_unscored_gpus_read_degraded_on_new_xids_and_violations(
-    engine: str,
-    history: str,
-    request: pytest.FixtureRequest,
-    prometheus_factory: PrometheusFactory,
-    backfill: Callable[[str], Path],
+    engine: str, history: str, serve_history: Callable[[str, str, str], str]
 ) -> None:
-    if engine == "prometheus":
-        url = prometheus_factory(data_dir=backfill(history)).url
-        stack.wait_for_query(url, "count(gpu_up)")
-    else:
-        start_vm: Callable[[], stack.Server] = request.getfixturevalue("victoriametrics_factory")
-        vm = start_vm()
-        import_openmetrics(vm, history)
-        url = vm.url
+    url = serve_history(engine, history, "count(gpu_up)")
     client = PromClient(PromConfig(url, retries=2, backoff_s=0.1))
     states = gather_states(client.query, "ours", time.time())
     assert {u: (s.state, s.reasons) for u, s in states.items()} == _expected()
