@@ -15,6 +15,7 @@ from typing import Any
 
 from gpu_health.config import load_yaml, show
 from gpu_health.errors import ConfigError, UserError
+from gpu_health.sim.models import ModelSpec
 from gpu_health.sim.timeparse import parse_duration
 from gpu_health.telemetry.xids import MAX_XID_CODE
 
@@ -32,6 +33,9 @@ FAULTS: dict[str, str] = {
     "power_brake": "hardware power-brake slowdowns (clock-event reason 0x80)",
 }
 KEYS = frozenset({"gpu", "fault", "after", "for"})
+#: the latest ``after`` a fault may have: a year, the longest a demo runs (``--duration``); a
+#: fault further out would never fire while anyone watches
+MAX_AFTER_DAYS = 366
 #: a faults file holds at most this many entries (it is read again on every change)
 MAX_FAULTS = 1000
 FAULT_HELP = (
@@ -97,18 +101,47 @@ def _build(fields: Mapping[str, Any], where: str) -> Fault:
         raise UserError(f"{where}: gpu is required (gpu=N)")
     if "fault" not in fields:
         raise UserError(f"{where}: fault is required (fault=NAME)")
-    try:
-        gpu = int(fields["gpu"])
-    except (TypeError, ValueError, OverflowError):  # OverflowError: gpu: .inf
-        raise UserError(f"{where}: gpu {show(fields['gpu'])} is not a GPU index") from None
-    if gpu < 0:
-        raise UserError(f"{where}: gpu {gpu} is negative")
+    gpu = _gpu_index(fields["gpu"], where)
     name = _check_name(str(fields["fault"]), where)
     after = parse_duration(fields.get("after", 0), f"{where}: after")
+    if after > MAX_AFTER_DAYS * 86400:
+        raise UserError(
+            f"{where}: after {show(fields['after'])} is more than {MAX_AFTER_DAYS} days away, "
+            "so the fault would never fire while the simulator runs"
+        )
     duration = parse_duration(fields["for"], f"{where}: for") if "for" in fields else math.inf
     if duration <= 0:  # a storm of no length changes nothing: a typo, not a fault
         raise UserError(f"{where}: for must be longer than 0 (leave it out: until exit)")
     return Fault(gpu, name, after, duration)
+
+
+def _gpu_index(value: object, where: str) -> int:
+    """A YAML integer or plain decimal digits: ``int()`` alone also takes ``1_0`` (slot 10),
+    ``+3``, ``3.7`` (slot 3) and ``true`` (slot 1), each a different slot than was written."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        gpu = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        gpu = int(value)
+    else:
+        raise UserError(f"{where}: gpu {show(value)} is not a GPU index (0, 1, 2, ...)")
+    if gpu < 0:
+        raise UserError(f"{where}: gpu {gpu} is negative")
+    return gpu
+
+
+def model_name(spec: ModelSpec) -> str:
+    """The board model as the demo's messages name it: ``L40S``, ``H100 80GB HBM3``."""
+    return spec.name.removeprefix("NVIDIA ")
+
+
+def never_fires(fault: str, spec: ModelSpec) -> str | None:
+    """Why ``fault`` would change nothing on a board of model ``spec`` (``has no NVLink``), or
+    None when it does. The only such case: the simulator injects ``nvlink_errors`` only on
+    boards with NVLink links (an L40S has none); every other kind raises an XID or a storm on
+    any model (the HBM-only parts of ``uncorrectable_ecc`` are extras beside its XIDs)."""
+    if fault == "nvlink_errors" and not spec.nvlink_count:
+        return "has no NVLink"
+    return None
 
 
 def load_faults_file(path: Path) -> list[Fault]:

@@ -90,6 +90,16 @@ class SimBackend:
         if fault.gpu >= len(self._slots):
             last = len(self._slots) - 1
             raise UserError(f"--sim-fault gpu={fault.gpu}: the simulated fleet has GPUs 0-{last}")
+        # A fault the board's model cannot show (nvlink_errors on an L40S) would be taken and
+        # never fire: refused like a slot that does not exist.
+        slot = self._slots[fault.gpu]
+        reason = faultlib.never_fires(fault.fault, slot.spec)
+        if reason:
+            raise UserError(
+                f"--sim-fault gpu={fault.gpu},fault={fault.fault}: slot {fault.gpu} (GPU "
+                f"{slot.gpu} on {slot.node}, {faultlib.model_name(slot.spec)}) {reason}; a fault "
+                "there would never fire"
+            )
 
     def _inject(self, fault: Fault, start_time: float) -> None:
         """Inject ``fault``, or say in the log why it never will: a slot whose board is away

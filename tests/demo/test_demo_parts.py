@@ -153,3 +153,44 @@ def test_summary_shows_grades_risks_alerts_and_notifications() -> None:
     assert "pagerduty trigger [critical] fell off (ok)" in text
     waiting = summary.render("title", [], None, {}, [], error="connection refused")
     assert "waiting for data: connection refused" in waiting
+
+
+#: A stand-in for a running demo: it holds the work dir's lock, as the demo does, and is its
+#: "exporter" in the pids file.
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open("demo.lock", os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_demo_in_the_same_workdir_leaves_the_running_one_alone(tmp_path: Path) -> None:
+    import sys
+
+    from tests.demo.small_demo import small_demo_argv
+
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER], cwd=workdir, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout is not None and first.stdout.readline() == "held\n"
+        pids = f"exporter {first.pid}\n"
+        (workdir / "pids").write_text(pids)
+        # Were it not refused, this demo would stop the first one's processes and run 1 s.
+        argv = [*small_demo_argv(workdir), "--days", "0.01", "--duration", "1"]
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
+        assert second.returncode == 1 and second.stdout == ""
+        assert second.stderr == (
+            f"error: another demo (pid {first.pid}) is running in {workdir}; stop it first "
+            "(Ctrl-C where it runs) or give this one another --workdir\n"
+        )
+        assert first.poll() is None  # the first demo runs on, its pids file untouched
+        assert (workdir / "pids").read_text() == pids
+    finally:
+        first.kill()
+        first.wait()

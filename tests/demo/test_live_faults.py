@@ -8,7 +8,9 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from gpu_health.errors import UserError
 from gpu_health.sim.faults import load_faults_file
 from gpu_health.sim.live import WATCH_EVERY, SimBackend
 from gpu_health.telemetry.readings import GpuLostError
+from tests.base.command_runs import is_one_line_error, run_main
 
 
 class Clock:
@@ -231,3 +234,188 @@ def test_the_exporter_logs_a_fault_in_a_slot_without_a_board(
     messages = [r.getMessage() for r in caplog.records]
     assert any("gpu=11 fault=thermal dropped: slot 11 has no board" in m for m in messages)
     assert "fault injected: gpu=3 fault=thermal" in messages
+
+
+# --- the command's refusals: one line, nothing written ---------------------------------------
+
+#: Seed 0's first four nodes hold H100, A100, H200 and L40S boards: slots 24-31 are L40S boards,
+#: which have no NVLink.
+L40S_SLOT = 26
+
+
+@pytest.fixture
+def running_demo(tmp_path: Path) -> Iterator[Path]:
+    """A work dir as a running 32-GPU demo (seed 0, 20x) leaves it: its faults file and fleet,
+    and an "exporter" (a sleeper) working in it."""
+    live_faults.prepare(tmp_path, gpus=32, seed=0, hazard_scale=20.0, now=NOW)
+    sleeper = subprocess.Popen(["sleep", "120"], cwd=tmp_path)
+    (tmp_path / "pids").write_text(f"exporter {sleeper.pid}\n")
+    try:
+        yield tmp_path
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _demo_fault(workdir: Path, spec: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from gpu_health.cli import main
+
+    return run_main(main, ["demo", "fault", spec, "--workdir", str(workdir)], capsys)
+
+
+def test_fault_command_refuses_nvlink_errors_on_a_board_without_nvlink(
+    running_demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = running_demo / live_faults.FAULTS_FILE
+    before = path.read_bytes()
+    code, err = _demo_fault(running_demo, f"gpu={L40S_SLOT},fault=nvlink_errors", capsys)
+    assert is_one_line_error(code, err), err
+    assert err == (
+        f"error: fault 'gpu={L40S_SLOT},fault=nvlink_errors': slot {L40S_SLOT} (GPU 2 on "
+        "gpu-node-004, L40S) has no NVLink; a fault there would never fire\n"
+    )
+    assert path.read_bytes() == before
+    # Every other fault is taken there, and nvlink_errors on a board with NVLink (an H100).
+    assert _demo_fault(running_demo, f"gpu={L40S_SLOT},fault=ecc_storm", capsys)[0] == 0
+    assert _demo_fault(running_demo, "gpu=2,fault=nvlink_errors", capsys)[0] == 0
+    faults = load_faults_file(path)
+    assert [(f.gpu, f.fault) for f in faults] == [(L40S_SLOT, "ecc_storm"), (2, "nvlink_errors")]
+
+
+def test_demo_refuses_a_start_fault_the_board_cannot_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gpu_health.cli import main
+
+    workdir = tmp_path / "demo"
+    spec = f"gpu={L40S_SLOT},fault=nvlink_errors"
+    # Small and bounded: were the fault taken, this demo would stop by itself.
+    small = ["--gpus", "32", "--days", "0.01", "--duration", "1", "--any-ports"]
+    argv = ["demo", *small, "--fault", spec, "--workdir", str(workdir)]
+    code, err = run_main(main, argv, capsys)
+    assert is_one_line_error(code, err), err
+    assert err == (
+        f"error: --fault {spec!r}: slot {L40S_SLOT} (GPU 2 on gpu-node-004, L40S) has no "
+        "NVLink; a fault there would never fire\n"
+    )
+    assert not workdir.exists()  # refused before anything started
+
+
+def _add_concurrently(workdir: str, spec: str, barrier: Any, codes: Any, i: int) -> None:
+    """One ``gpu-health demo fault`` in a process of its own, started with the others."""
+    import contextlib
+    import io
+
+    from gpu_health.cli import main
+
+    barrier.wait()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        codes[i] = main(["demo", "fault", spec, "--workdir", workdir])
+
+
+def test_concurrent_fault_commands_lose_no_fault(running_demo: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")  # the commands start at once, not one per import
+    slots = [s for s in range(32) if s != L40S_SLOT][:24]
+    barrier = ctx.Barrier(len(slots))
+    codes = ctx.Array("i", [-1] * len(slots))
+    procs = [
+        ctx.Process(
+            target=_add_concurrently,
+            args=(str(running_demo), f"gpu={s},fault=xid13", barrier, codes, i),
+        )
+        for i, s in enumerate(slots)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert list(codes) == [0] * len(slots)  # every command said it injected its fault ...
+    faults = load_faults_file(running_demo / live_faults.FAULTS_FILE)
+    assert sorted(f.gpu for f in faults) == slots  # ... and every one is in the file
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        # cut off while typing
+        (b"faults: [\n  - gpu: 3\n", ": invalid YAML at line 2, column 3: "),
+        (b"faults:\n- gpu: 3\n  fault: \xff\xfe\n", ": not UTF-8 text"),
+        # a hand edit the exporter refuses: an unknown key, an unknown fault, a slot outside the
+        # fleet, a fault the slot's board cannot show
+        (
+            b"faults:\n- gpu: 20\n  fault: thermal\n  severity: high\n",
+            ": faults[0].severity: unknown key (allowed: after, fault, for, gpu)",
+        ),
+        (b"faults:\n- {gpu: 1, fault: melted}\n", ": faults[0]: unknown fault 'melted'"),
+        (b"faults:\n- {gpu: 40, fault: thermal}\n", ": faults[0]: the demo's fleet has slots 0-31"),
+        (
+            b"faults:\n- {gpu: 27, fault: xid79}\n- {gpu: 27, fault: nvlink_errors}\n",
+            ": faults[1]: slot 27 (GPU 3 on gpu-node-004, L40S) has no NVLink",
+        ),
+    ],
+)
+def test_fault_command_refuses_a_faults_file_the_exporter_ignores(
+    running_demo: Path, content: bytes, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = running_demo / live_faults.FAULTS_FILE
+    path.write_bytes(content)
+    code, err = _demo_fault(running_demo, "gpu=5,fault=thermal", capsys)
+    assert is_one_line_error(code, err), err
+    assert err.startswith(f"error: {path}{says}")
+    assert err.endswith(
+        "(the demo's exporter ignores the file until it is fixed; nothing was added)\n"
+    )
+    assert path.read_bytes() == content  # nothing written
+
+
+def test_the_exporter_refuses_what_the_fault_command_refuses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watched file with nvlink_errors on an L40S is reported, as the command says."""
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults: []\n")
+    clock = Clock()
+    backend = SimBackend(gpus=32, seed=0, clock=clock, faults_file=path, hazard_scale=20.0)
+    caplog.set_level(logging.WARNING, logger="gpu_health.sim.live")
+    path.write_text(f"faults: [{{gpu: {L40S_SLOT}, fault: nvlink_errors}}]\n")
+    clock.now += WATCH_EVERY
+    backend.sample(backend.inventory()[0])
+    assert [r.getMessage() for r in caplog.records] == [
+        "live faults ignored until the file is fixed: --sim-fault "
+        f"gpu={L40S_SLOT},fault=nvlink_errors: slot {L40S_SLOT} (GPU 2 on gpu-node-004, L40S) "
+        "has no NVLink; a fault there would never fire"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("gpu=1_0,fault=thermal", "gpu '1_0' is not a GPU index"),  # int() reads slot 10
+        ("gpu=+3,fault=thermal", "gpu '+3' is not a GPU index"),
+        ("gpu=3,fault=thermal,after=99999999999d", "after '99999999999d' is more than 366 days"),
+    ],
+)
+def test_fault_command_refuses_a_spec_that_means_something_else(
+    running_demo: Path, spec: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = running_demo / live_faults.FAULTS_FILE
+    before = path.read_bytes()
+    code, err = _demo_fault(running_demo, spec, capsys)
+    assert is_one_line_error(code, err), err
+    assert err.startswith(f"error: fault {spec!r}: {says}")
+    assert path.read_bytes() == before
+
+
+def test_fault_command_help_describes_its_one_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    from gpu_health.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "fault", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "repeatable" not in text  # one SPEC per command, unlike the demo's --fault
+    assert "SPEC the fault: 'gpu=N,fault=NAME[,after=60s][,for=10m]'" in text
+    assert "after = simulated time from when the exporter sees it" in text
+    assert "nvlink_errors" in text and "xidNN" in text

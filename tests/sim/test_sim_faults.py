@@ -42,6 +42,13 @@ def test_parse_fault_reads_every_key() -> None:
         ("gpu=3,fault=xid0", "XID codes run from 1 to 999"),
         ("gpu=3,fault=thermal,for=0s", "for must be longer than 0"),
         ("gpu=3,fault=thermal,gpu=4", "gpu given twice"),
+        # int() takes these, each as another slot than was written: 10, 3, 3
+        ("gpu=1_0,fault=xid79", "gpu '1_0' is not a GPU index"),
+        ("gpu=+3,fault=xid79", "gpu '+3' is not a GPU index"),
+        ("gpu=٣,fault=xid79", "is not a GPU index"),  # an Arabic-Indic 3
+        # a fault no run of the simulator lives to see
+        ("gpu=3,fault=xid79,after=99999999999d", "after '99999999999d' is more than 366 days"),
+        ("gpu=3,fault=xid79,after=367d", "is more than 366 days away"),
     ],
 )
 def test_bad_fault_text_names_the_bad_part(text: str, names: str) -> None:
@@ -77,6 +84,8 @@ def test_faults_file(tmp_path: Path) -> None:
         ("{gpu: 2, fault: thermal, for: .inf}", "for: inf is not a finite duration"),
         ("{gpu: 2, fault: thermal, after: 1" + "0" * 400 + "}", "not a finite duration"),
         ("{gpu: .inf, fault: thermal}", "gpu inf is not a GPU index"),
+        ("{gpu: 3.7, fault: thermal}", "gpu 3.7 is not a GPU index"),  # int() read slot 3
+        ("{gpu: true, fault: thermal}", "gpu True is not a GPU index"),  # int() read slot 1
     ):
         worse.write_text(f"faults:\n  - {entry}\n")
         with pytest.raises(ConfigError, match=fragment) as info:
@@ -152,3 +161,67 @@ def test_an_injected_ecc_storm_raises_xid_92_at_onset(seed: int) -> None:
     assert 92 not in backend.sample(gpu).xid_counts
     clock.t = 21.0
     assert backend.sample(gpu).xid_counts.get(92, 0) >= 1
+
+
+def test_a_year_ahead_is_the_latest_after() -> None:
+    assert parse_fault("gpu=3,fault=xid79,after=366d").after == 366 * 86400
+
+
+#: One slot per board model in seed 0's fleet (its first nodes: H100, A100, H200, L40S).
+SLOT_OF_MODEL = {"h100": 0, "a100": 8, "h200": 16, "l40s": 24}
+
+
+def _sample_at(faults: list[str], gpu: int, at: float) -> object:
+    """Slot ``gpu``'s reading ``at`` seconds after START, with ``faults`` injected."""
+    from gpu_health.sim.fleet import build_fleet
+
+    board = build_fleet(64, 0).slots[gpu].board_at(START)
+    assert board is not None
+    clock = Clock()
+    parsed = [parse_fault(f) for f in faults]
+    backend = SimBackend(gpus=64, seed=0, faults=parsed, start_time=START, clock=clock)
+    target = next(g for g in backend.inventory() if g.uuid == board.uuid)
+    clock.t = at
+    try:
+        return backend.sample(target)
+    except GpuLostError:
+        return "lost"
+
+
+@pytest.mark.parametrize("model", sorted(SLOT_OF_MODEL))
+def test_every_fault_shows_on_every_model_or_is_refused(model: str) -> None:
+    """A fault the simulator takes changes the board's readings ten minutes later; one it would
+    take and never show (nvlink_errors on an L40S, which has no NVLink) is refused instead."""
+    from gpu_health.sim.faults import never_fires
+    from gpu_health.sim.models import MODELS
+
+    gpu = SLOT_OF_MODEL[model]
+    healthy = _sample_at([], gpu, 600.0)
+    assert healthy != "lost"
+    refused = []
+    for name in [*FAULTS, "xid13"]:
+        spec = f"gpu={gpu},fault={name}"
+        if never_fires(name, MODELS[model]):
+            with pytest.raises(UserError, match="a fault there would never fire") as info:
+                _sample_at([spec], gpu, 600.0)
+            assert "\n" not in str(info.value)
+            refused.append(name)
+        else:
+            assert _sample_at([spec], gpu, 600.0) != healthy, spec
+    assert refused == (["nvlink_errors"] if model == "l40s" else [])
+
+
+def test_the_exporter_refuses_a_fault_the_board_cannot_show() -> None:
+    import subprocess
+    import sys
+
+    exporter = Path(sys.executable).with_name("gpu-health-exporter")
+    argv = [str(exporter), "--backend", "sim", "--sim-gpus", "64", "--sim-seed", "0"]
+    # Were the fault taken, the exporter would serve until the timeout.
+    argv += ["--sim-fault", "gpu=26,fault=nvlink_errors", "--web.listen-address=127.0.0.1:0"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr == (
+        "error: --sim-fault gpu=26,fault=nvlink_errors: slot 26 (GPU 2 on gpu-node-004, L40S) "
+        "has no NVLink; a fault there would never fire\n"
+    )

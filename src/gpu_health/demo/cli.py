@@ -27,7 +27,12 @@ from gpu_health.demo import history as historylib
 from gpu_health.demo import live_faults
 from gpu_health.demo import summary as summarylib
 from gpu_health.demo.assets import asset_arguments
-from gpu_health.demo.processes import ProcessTable, port_or_free, stop_leftovers
+from gpu_health.demo.processes import (
+    ProcessTable,
+    one_demo_per_workdir,
+    port_or_free,
+    stop_leftovers,
+)
 from gpu_health.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -35,6 +40,8 @@ RULES_DIR = REPO_ROOT / "rules"
 ALERTMANAGER_CONFIG = REPO_ROOT / "alertmanager" / "alertmanager.yml"
 #: Alertmanager's --storage.path under the work dir (set by stack.alertmanager).
 ALERTMANAGER_DATA = "alertmanager-data"
+#: The URLs of a demo that is up (written once every server answers, removed at a clean stop).
+URLS_FILE = "urls.json"
 
 #: The usual ports, used when free (else any free port).
 PORTS = {
@@ -180,11 +187,13 @@ def _validate(args: argparse.Namespace) -> float:
         if fault.gpu >= args.gpus:
             raise UserError(f"--fault {spec!r}: the fleet has slots 0-{args.gpus - 1}")
     if args.fault:
-        # A fault in a slot whose board is away for RMA would be dropped by the simulator.
+        # A fault in a slot whose board is away for RMA would be dropped by the simulator, and
+        # one the slot's model cannot show (nvlink_errors on an L40S) would never fire.
         slots = live_faults.fleet_slots(args.gpus, args.seed, args.hazard_scale)
         for spec in args.fault:
+            fault = parse_fault(spec)
             try:
-                live_faults.check_slot(slots, parse_fault(spec).gpu)
+                live_faults.check_slot(slots, fault.gpu, fault.fault)
             except UserError as exc:
                 raise UserError(f"--fault {spec!r}: {exc}") from None
     return resolution
@@ -267,7 +276,15 @@ def run(args: argparse.Namespace) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # under /proc, or a file of that name: one line, not a traceback
         raise UserError(f"--workdir {args.workdir}: cannot create it: {exc.strerror}") from None
+    with one_demo_per_workdir(workdir):
+        return _run_in(args, resolution, rules, workdir)
+
+
+def _run_in(args: argparse.Namespace, resolution: float, rules: list[Path], workdir: Path) -> int:
+    """Run the demo in ``workdir``, which no other demo uses (its lock is held)."""
     out = sys.stdout
+    # A run killed too hard to clean up left its URLs: they are not this run's until it is up.
+    (workdir / URLS_FILE).unlink(missing_ok=True)
     leftovers = stop_leftovers(workdir)
     if leftovers:
         _say(sys.stderr, f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
@@ -290,6 +307,9 @@ def run(args: argparse.Namespace) -> int:
     if alive:
         _say(sys.stderr, f"warning: still running: {', '.join(alive)}")
         return 1
+    # Nothing runs any more: the pids and URLs no longer name anything.
+    (workdir / live_faults.PIDS_FILE).unlink(missing_ok=True)
+    (workdir / URLS_FILE).unlink(missing_ok=True)
     _say(sys.stderr, f"stopped; all {len(table.entries)} processes ended")
     return 0
 
@@ -442,7 +462,7 @@ def _run_stack(
         summarylib.Endpoint("notification sink", f"{sink.url}/notifications"),
     ]
     urls = {e.name: e.url for e in endpoints}
-    (workdir / "urls.json").write_text(json.dumps(urls, indent=2) + "\n")
+    (workdir / URLS_FILE).write_text(json.dumps(urls, indent=2) + "\n")
     title = (
         f"gpu-health demo: {args.gpus} simulated GPUs, seed {args.seed}, speed {args.speed:g}x"
         + (f" (stops after {args.duration:g}s)" if args.duration else " (Ctrl-C stops everything)")

@@ -3,28 +3,47 @@
 The demo starts its exporter with ``--sim-faults-file WORKDIR/live-faults.yaml``; the simulator
 watches that file and starts every entry appended to it from the moment it sees it
 (``gpu_health.sim.live``). This command validates the fault, checks that a demo is running in
-the work dir and that the slot holds a board (the simulator silently drops a fault in an empty
-slot), and appends the entry atomically (write a temporary file, then rename), so the
-exporter never reads half a file. Nothing listens on the network for it: faults reach the demo
-only through a file in its own work dir.
+the work dir, that the slot holds a board (the simulator silently drops a fault in an empty
+slot) whose model can show the fault (no ``nvlink_errors`` on an L40S), and that the file as it
+stands is one the exporter takes (it ignores every entry of an invalid file). It then appends
+the entry atomically (write a temporary file, then rename), so the exporter never reads half a
+file, holding an exclusive lock on ``live-faults.yaml.lock`` from the read to the rename, so
+that commands run at once never drop each other's entries. Nothing listens on the network for
+it: faults reach the demo only through a file in its own work dir.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gpu_health.errors import UserError
+from gpu_health.config import load_yaml
+from gpu_health.demo.processes import open_lock_file
+from gpu_health.errors import ConfigError, UserError
 from gpu_health.output_file import write_atomically
-from gpu_health.sim.faults import FAULT_HELP, MAX_FAULTS, parse_fault
+from gpu_health.sim.faults import (
+    FAULTS,
+    MAX_FAULTS,
+    Fault,
+    load_faults_file,
+    model_name,
+    never_fires,
+    parse_fault,
+)
+from gpu_health.sim.models import MODELS
 
 FAULTS_FILE = "live-faults.yaml"
+#: held (flock, exclusive) from reading the faults file to renaming its new version over it
+LOCK_FILE = FAULTS_FILE + ".lock"
 FLEET_FILE = "fleet.json"
 PIDS_FILE = "pids"
 
@@ -55,12 +74,18 @@ def prepare(
 def fleet_slots(
     gpus: int, seed: int, hazard_scale: float, now: float | None = None
 ) -> list[dict[str, Any]]:
-    """Node, per-node GPU and whether a board is installed now, for each fleet-wide slot."""
+    """Node, per-node GPU, board model and whether a board is installed now, for each
+    fleet-wide slot."""
     from gpu_health.sim.fleet import build_fleet
 
     at = time.time() if now is None else now
     return [
-        {"node": slot.node, "gpu": slot.gpu, "board": slot.board_at(at) is not None}
+        {
+            "node": slot.node,
+            "gpu": slot.gpu,
+            "board": slot.board_at(at) is not None,
+            "model": slot.spec.key,
+        }
         for slot in build_fleet(gpus, seed, hazard_scale).slots
     ]
 
@@ -75,6 +100,8 @@ def load_slots(workdir: Path) -> list[dict[str, Any]]:
             and isinstance(s.get("node"), str)
             and isinstance(s.get("gpu"), int)
             and isinstance(s.get("board"), bool)
+            # absent in the file of a demo started before models were recorded
+            and s.get("model", "h100") in MODELS
             for s in slots
         ):
             raise TypeError
@@ -96,12 +123,30 @@ def live_slots(slots: list[dict[str, Any]]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
 
 
-def check_slot(slots: list[dict[str, Any]], gpu: int) -> str:
-    """Where slot ``gpu`` is (``GPU 2 on gpu-node-002``); UserError when it holds no board."""
+def check_model(slots: list[dict[str, Any]], gpu: int, fault: str) -> None:
+    """UserError when slot ``gpu`` (which exists) holds a model that cannot show ``fault``, as
+    the simulator has it (:func:`gpu_health.sim.faults.never_fires`)."""
+    slot = slots[gpu]
+    if "model" not in slot:
+        return
+    spec = MODELS[slot["model"]]
+    reason = never_fires(fault, spec)
+    if reason:
+        raise UserError(
+            f"slot {gpu} (GPU {slot['gpu']} on {slot['node']}, {model_name(spec)}) {reason}; "
+            "a fault there would never fire"
+        )
+
+
+def check_slot(slots: list[dict[str, Any]], gpu: int, fault: str | None = None) -> str:
+    """Where slot ``gpu`` is (``GPU 2 on gpu-node-002``); UserError when it holds no board, or
+    a board whose model cannot show ``fault``."""
     if gpu >= len(slots):
         raise UserError(f"the demo's fleet has slots 0-{len(slots) - 1}")
     slot = slots[gpu]
     where = f"GPU {slot['gpu']} on {slot['node']}"
+    if fault is not None:
+        check_model(slots, gpu, fault)
     if not slot["board"]:
         raise UserError(
             f"slot {gpu} ({where}) has no board installed (it is away for RMA), so a fault there "
@@ -115,12 +160,19 @@ def add_arguments(actions: Any) -> None:
     parser = actions.add_parser(
         "fault",
         help="inject a fault into the running demo",
-        description="Inject a fault into the simulated fleet of the demo running in --workdir; "
-        "it starts at the exporter's next scrape (plus after=) and shows in the alerts within "
-        "minutes. gpu=N is the fleet-wide slot, 8 per node: alerts name slot 10 GPU 2 on "
-        "gpu-node-002. " + FAULT_HELP,
+        description="Inject one fault into the simulated fleet of the demo running in "
+        "--workdir; it starts at the exporter's next scrape (plus after=) and shows in the "
+        "alerts within minutes. gpu=N is the fleet-wide slot, 8 per node: alerts name slot 10 "
+        "GPU 2 on gpu-node-002. Run the command again for each further fault.",
     )
-    parser.add_argument("spec", metavar="SPEC", help="e.g. 'gpu=3,fault=thermal'")
+    parser.add_argument(
+        "spec",
+        metavar="SPEC",
+        help="the fault: 'gpu=N,fault=NAME[,after=60s][,for=10m]', e.g. 'gpu=3,fault=thermal'; "
+        "after = simulated time from when the exporter sees it (default 0), for = how long a "
+        "storm lasts (default: until the demo stops); NAME is one of " + ", ".join(FAULTS) + ", "
+        "or xidNN for any XID code",
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -151,6 +203,36 @@ def _write_atomically(path: Path, data: dict[str, Any]) -> None:
     write_atomically(path, yaml.safe_dump(data, sort_keys=False), "faults file")
 
 
+@contextlib.contextmanager
+def _locked(workdir: Path) -> Iterator[None]:
+    """Hold the faults file's lock: an exclusive flock on a file beside it (the faults file
+    itself is replaced by a rename on every write, so a lock on it would guard an old copy)."""
+    fd = open_lock_file(workdir / LOCK_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_existing(path: Path, slots: list[dict[str, Any]]) -> list[Fault]:
+    """The entries of the faults file, refused as the demo's exporter refuses them: it ignores
+    the whole file, new entries too, while one entry is invalid (``gpu_health.sim.live``)."""
+    ignored = "the demo's exporter ignores the file until it is fixed; nothing was added"
+    try:
+        faults = load_faults_file(path)
+    except ConfigError as exc:
+        raise UserError(f"{exc} ({ignored})") from None
+    for i, fault in enumerate(faults):
+        try:
+            if fault.gpu >= len(slots):
+                raise UserError(f"the demo's fleet has slots 0-{len(slots) - 1}")
+            check_model(slots, fault.gpu, fault.fault)
+        except UserError as exc:
+            raise UserError(f"{path}: faults[{i}]: {exc} ({ignored})") from None
+    return faults
+
+
 def add_fault(workdir: Path, spec: str) -> str:
     """Append ``spec`` to the running demo's faults file; returns a one-line confirmation."""
     where = f"fault {spec!r}"
@@ -166,22 +248,21 @@ def add_fault(workdir: Path, spec: str) -> str:
         )
     slots = load_slots(workdir)
     try:
-        target = check_slot(slots, fault.gpu)
+        target = check_slot(slots, fault.gpu, fault.fault)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
-    data = yaml.safe_load(path.read_text()) or {}
-    entries = data.get("faults") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise UserError(f"{path}: not a faults file; restart the demo")
-    if len(entries) >= MAX_FAULTS:
-        raise UserError(f"{path}: already {len(entries)} faults (at most {MAX_FAULTS})")
     entry: dict[str, Any] = {"gpu": fault.gpu, "fault": fault.fault}
     for part in spec.split(","):
         key, _, value = part.partition("=")
         if key.strip() in ("after", "for"):
             entry[key.strip()] = value.strip()
-    entries.append(entry)
-    _write_atomically(path, {"faults": entries})
+    with _locked(workdir):
+        if len(_check_existing(path, slots)) >= MAX_FAULTS:
+            raise UserError(f"{path}: already {MAX_FAULTS} faults (at most {MAX_FAULTS})")
+        # As written (an after: 90s stays 90s); load_faults_file has just read it whole.
+        entries = (load_yaml(path) or {}).get("faults") or []
+        entries.append(entry)
+        _write_atomically(path, {"faults": entries})
     from gpu_health.demo.cli import SCRAPE_INTERVAL
 
     return (

@@ -6,22 +6,61 @@ even by SIGKILL (:mod:`gpu_health.die_with_parent`). Their pids are written to `
 as they start; a later run reads that file and stops leftovers of a run that was killed too hard
 to clean up (SIGKILL on another system, or a child that ignored its SIGTERM), recognising them by
 that working directory so a recycled pid is never touched.
+
+One demo runs in a work dir at a time: it holds an exclusive flock on ``WORKDIR/demo.lock`` for
+as long as it runs (the kernel drops the lock when it dies, even by SIGKILL), and a second demo
+started there is refused instead of stopping the first one's processes under it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from gpu_health import die_with_parent, stack
+from gpu_health.errors import UserError
 
 PIDS_FILE = "pids"
+#: held (flock, exclusive) by the demo running in the work dir
+LOCK_FILE = "demo.lock"
+
+
+def open_lock_file(path: Path) -> int:
+    """A descriptor of ``path`` (created) to flock, not inherited by children; a one-line
+    UserError when it cannot be opened. Closing it releases the lock."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot open the lock file: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def one_demo_per_workdir(workdir: Path) -> Iterator[None]:
+    """Hold the work dir's lock while the demo runs; a one-line UserError naming the running
+    demo's pid when another demo holds it. The lock file is not inherited by the children."""
+    fd = open_lock_file(workdir / LOCK_FILE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"pid {pid}" if pid.isdigit() else "another process"
+            raise UserError(
+                f"another demo ({who}) is running in {workdir}; stop it first (Ctrl-C where it "
+                "runs) or give this one another --workdir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def port_or_free(preferred: int) -> int:
