@@ -37,6 +37,9 @@
     // Severities; demote `criticalSeverity` to 'warning' on fleets where nothing should page.
     criticalSeverity: 'critical',
     warningSeverity: 'warning',
+    // Alerts that only feed Alertmanager's inhibition (GPUMassFailureMember) and must never
+    // notify: the shipped alertmanager.yml routes this severity to "null".
+    infoSeverity: 'info',
 
     // XID classes, grouped by the "immediate action" NVIDIA's Xid catalog gives each code
     // (docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html). Application-level codes
@@ -86,9 +89,10 @@
     // it is down now and answered at some point in the window, so a trickle of unrelated losses
     // (one every 15 minutes) never adds up to a burst. The alert fires while such a burst
     // reached massFailureGpus within the last massFailureHold and at least massFailureGpus GPUs
-    // are still down; Alertmanager holds the per-GPU and per-node "down" pages while it fires,
-    // so massFailureHold bounds how long the outage mutes them (after it, every GPU still down,
-    // and any new loss, pages on its own).
+    // are still down; Alertmanager holds the "down" pages of the burst's members
+    // (GPUMassFailureMember: the GPUs and exporters counted in it) while it fires, so
+    // massFailureHold bounds how long the outage mutes them (after it, every member still down
+    // pages on its own); a loss outside the burst pages at once.
     massFailureGpus: 32,
     massFailureWindow: '30m',
     massFailureHold: '4h',

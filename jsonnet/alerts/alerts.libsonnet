@@ -96,8 +96,8 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       // massFailureWindow of each other (lostBurst: fallen off the bus, or on an exporter that
       // went down), now or at some point in the last massFailureHold, and at least
       // massFailureGpus GPUs are still down. A trickle of unrelated losses never fires it, and
-      // it resolves massFailureHold after the burst even if the outage lasts, so the per-GPU
-      // pages it mutes through Alertmanager are muted for a bounded time. The burst is read
+      // it resolves massFailureHold after the burst even if the outage lasts, so the members'
+      // pages muted through Alertmanager (GPUMassFailureMember) are muted for a bounded time. The burst is read
       // inline (not only from its record, which another group evaluates) and its `for` is no
       // longer than the per-GPU and per-node alerts', so it fires first. A GPU that answered
       // down just before its exporter went down counts twice for at most hardFaultGapTolerance.
@@ -123,7 +123,46 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       labels: { severity: c.criticalSeverity },
       annotations: {
         summary: 'Many GPUs stopped answering at once.',
-        description: '{{ $value | printf "%.0f" }} GPUs stopped answering within ' + c.massFailureWindow + ' of each other (fallen off the bus, or their exporter went down), and at least ' + c.massFailureGpus + ' are still down: one cause shared by many nodes, such as power, network, cooling or a driver roll-out. Their own GPUFallenOffBus, GPUExporterDown and GPUMetricsAbsent pages (and those of any other GPU lost meanwhile) are held while this fires, for at most ' + c.massFailureHold + ' after the burst; find the common cause first (the fleet dashboard lists them).',
+        description: '{{ $value | printf "%.0f" }} GPUs stopped answering within ' + c.massFailureWindow + ' of each other (fallen off the bus, or their exporter went down), and at least ' + c.massFailureGpus + ' are still down: one cause shared by many nodes, such as power, network, cooling or a driver roll-out. Their own GPUFallenOffBus, GPUExporterDown and GPUMetricsAbsent pages are held (GPUMassFailureMember names them) for at most ' + c.massFailureHold + ' after the burst; a GPU or exporter lost outside the burst pages as usual. Find the common cause first (the fleet dashboard lists them).',
+      },
+    },
+    {
+      alert: 'GPUMassFailureMember',
+      // One per member of the burst (a GPU by uuid, an exporter by instance), never a page
+      // (severity info): Alertmanager mutes the GPUFallenOffBus and GPUMetricsAbsent pages of a
+      // member GPU and the GPUExporterDown and GPUMetricsAbsent pages of a member exporter, and
+      // nothing else, so a loss outside the burst pages while GPUMassFailure fires. A member
+      // stays one for massFailureHold after it was last counted in the burst (an exporter only
+      // while it is still down), while GPUMassFailure's still-down condition holds, so it ends
+      // with GPUMassFailure; the members' own pages then go out. The burst's members now are
+      // read inline (not only from the record, which another group evaluates), so the alert
+      // fires at the evaluation that sees the burst, before any member's own `for` ends.
+      expr: |||
+        (
+          (
+            %(burstMembersNow)s
+          )
+          or
+          last_over_time(%(burstMembersRecord)s{%(exp)s, uuid!=""}[%(massFailureHold)s])
+          or
+          last_over_time(%(burstMembersRecord)s{%(exp)s, uuid=""}[%(massFailureHold)s])
+          and on (instance)
+          up{%(exp)s} == 0
+        )
+        and on ()
+        (
+          %(downNow)s
+        ) >= %(massFailureGpus)d
+      ||| % (vars {
+               burstMembersNow: std.strReplace(std.rstripChars($.gpuHealthExprs.burstMembers, '\n'), '\n', '\n    '),
+               downNow: std.strReplace(std.rstripChars($.gpuHealthExprs.downNow, '\n'), '\n', '\n  '),
+               burstMembersRecord: r.burstMembers,
+             }),
+      'for': '0m',
+      labels: { severity: c.infoSeverity },
+      annotations: {
+        summary: 'GPU or exporter lost in a mass failure.',
+        description: '{{ if $labels.uuid }}GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) on node {{ $labels.node }}{{ else }}The GPU exporter at {{ $labels.instance }}{{ end }} stopped answering (reading {{ $value }}) in the burst GPUMassFailure reports: Alertmanager holds its own down pages for at most ' + c.massFailureHold + ' after the burst. Not a page; see GPUMassFailure.',
       },
     },
     {
@@ -501,7 +540,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   // Every GPU alert also carries the GPU's current overall health score, looked up when the
   // alert is evaluated, so a notification shows it without a second query.
   local healthScore = '{{ if %s }}{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}{{ else }}unknown{{ end }}' % [uuidIsPlain, c.gpuExporterSelector],
-  local nonGpuAlerts = ['GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
+  local nonGpuAlerts = ['GPUMassFailureMember', 'GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
   local decorate(rule) = rule {
     // A rule that names its own runbook (GPUFailurePredicted: the class's) keeps it.
     annotations+: { runbook_url: std.get(rule.annotations, 'runbook_url', runbookURL(rule.alert)) } + (

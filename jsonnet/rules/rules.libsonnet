@@ -40,6 +40,11 @@ local join(list) = std.join(', ', list);
     nvlink: 'gpu_type:gpu_nvlink_errors:rate%(rateInterval)s' % c,
     // GPUs that stopped answering within massFailureWindow (GPUMassFailure's burst).
     lostBurst: 'fleet:gpu_up:lost_count%(massFailureWindow)s' % c,
+    // The burst's members while it is at or over massFailureGpus: a series per GPU counted in
+    // it (with its uuid) and per exporter counted in it (instance, no uuid), value 0; none
+    // otherwise. GPUMassFailureMember holds them for massFailureHold, and Alertmanager mutes
+    // only the members' down pages.
+    burstMembers: 'gpu:gpu_up:lost_in_burst%(massFailureWindow)s' % c,
     // Each exporter's last-seen time per node it reported (GPUExporterDown names the newest).
     nodeLastSeen: 'node:gpu_up:last_timestamp',
     // GPUs whose every reading for gpuLostFor said down (GPUFallenOffBus latches them).
@@ -81,6 +86,25 @@ local join(list) = std.join(', ', list);
         or vector(0)
       )
     ||| % vars,
+    // The members of the burst now, while it is at or over massFailureGpus: the GPUs and
+    // the exporters lostBurst counts (value 0, the reading: gpu_up or up). Nothing otherwise.
+    burstMembers: |||
+      (
+        last_over_time(gpu_up{%(exp)s}[%(hardFaultGapTolerance)s]) == 0
+        and on (instance, uuid)
+        max_over_time(gpu_up{%(exp)s}[%(massFailureWindow)s]) == 1
+        or
+        up{%(exp)s} == 0
+        and on (instance)
+        max_over_time(up{%(exp)s}[%(massFailureWindow)s]) == 1
+        and on (instance)
+        last_over_time(node:gpu_up:count{%(exp)s}[%(gpuAbsentLookback)s])
+      )
+      and on ()
+      (
+        %(lostBurstIndented)s
+      ) >= %(massFailureGpus)d
+    ||| % (vars { lostBurstIndented: std.strReplace(std.rstripChars($.gpuHealthExprs.lostBurst, '\n'), '\n', '\n  ') }),
     // Every GPU not answering now, however long ago it stopped: those answering gpu_up 0
     // plus the GPUs of exporters that are down.
     downNow: |||
@@ -277,6 +301,12 @@ local join(list) = std.join(', ', list);
             // Recorded so the alert can hold the burst for massFailureHold cheaply.
             record: r.lostBurst,
             expr: $.gpuHealthExprs.lostBurst,
+          },
+          {
+            // The burst's members (GPUs by uuid, exporters by instance) while it is at or over
+            // massFailureGpus, recorded so GPUMassFailureMember holds each for massFailureHold.
+            record: r.burstMembers,
+            expr: $.gpuHealthExprs.burstMembers,
           },
           {
             record: 'fleet_xid:gpu_xid_errors:increase%(xidWindow)s' % c,

@@ -57,7 +57,7 @@ def test_amtool_check_config_accepts_it() -> None:
     result = _amtool("check-config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert "7 inhibit rules" in result.stdout
+    assert "8 inhibit rules" in result.stdout
     assert "2 templates" in result.stdout
 
 
@@ -85,6 +85,8 @@ ROUTES = [
     ({"alertname": "GPUThermalSlowdown", "severity": "warning", "node": "n1"}, "slack"),
     ({"alertname": "GPUHealthDegraded", "severity": "warning", "uuid": "GPU-1"}, "slack"),
     ({"alertname": "SomethingInformational", "severity": "info"}, "null"),
+    # GPUMassFailure's members only feed inhibition: never a notification
+    ({"alertname": "GPUMassFailureMember", "severity": "info", "uuid": "GPU-1"}, "null"),
     # A severity the routes do not name (a rule renamed through criticalSeverity or
     # warningSeverity, a typo) or none at all is delivered, not dropped: only "info" is.
     ({"alertname": "NoSeverityLabel"}, "slack"),

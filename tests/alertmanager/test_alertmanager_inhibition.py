@@ -40,6 +40,35 @@ def _gpu(alertname: str, severity: str, node: str, uuid: str, gpu: str = "0") ->
     }
 
 
+def _member(node: str, uuid: str | None = None, gpu: str = "0", **extra: str) -> dict[str, Any]:
+    """GPUMassFailureMember as the shipped rules send it: a GPU of the burst (with its uuid) or,
+    without ``uuid``, the exporter of ``node`` (instance and job only)."""
+    labels = {
+        "alertname": "GPUMassFailureMember",
+        "severity": "info",
+        "instance": f"{node}:9400",
+        "job": "gpu-health-exporter",
+        **extra,
+    }
+    if uuid:
+        labels |= {"node": node, "uuid": uuid, "gpu": gpu, "model": "H100"}
+    return {"labels": labels, "annotations": {"summary": "Member.", "description": "test"}}
+
+
+def _exporter_down(node: str, **extra: str) -> dict[str, Any]:
+    return {
+        "labels": {
+            "alertname": "GPUExporterDown",
+            "severity": "critical",
+            "node": node,
+            "instance": f"{node}:9400",
+            "job": "gpu-health-exporter",
+            **extra,
+        },
+        "annotations": {"summary": "GPU exporter is down.", "description": "test"},
+    }
+
+
 def _post(server: Server, alerts: list[dict[str, Any]]) -> None:
     post_alerts(server.url, alerts)
 
@@ -285,8 +314,9 @@ def test_with_the_shipped_group_wait_the_remap_failure_is_the_first_page(
 def test_a_mass_outage_is_one_page(
     alertmanager_factory: AlertmanagerFactory, tmp_path: Path
 ) -> None:
-    """GPUMassFailure holds the per-GPU and per-node "down" pages (an outside trial measured
-    1,000 PagerDuty incidents for 1,000 GPUs lost at once); an unrelated fault still pages."""
+    """GPUMassFailure's members (GPUMassFailureMember) hold their own per-GPU and per-node
+    "down" pages (an outside trial measured 1,000 PagerDuty incidents for 1,000 GPUs lost at
+    once); an unrelated fault still pages."""
     with NotificationSink() as sink:
         config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url)
         server = alertmanager_factory(config)
@@ -294,7 +324,10 @@ def test_a_mass_outage_is_one_page(
             "labels": {"alertname": "GPUMassFailure", "severity": "critical"},
             "annotations": {"summary": "Many GPUs stopped answering at once.", "description": "40"},
         }
-        _post(server, [mass])  # it fires first: its `for` is no longer than theirs
+        # the burst's members (40 GPUs, n9's exporter) come first: `for` 0m, read inline
+        members = [_member(f"n{i // 8}", f"GPU-{i:02d}", str(i % 8)) for i in range(40)]
+        members.append(_member("n9"))
+        _post(server, [mass, *members])
         time.sleep(1)
         lost = [
             _gpu("GPUFallenOffBus", "critical", f"n{i // 8}", f"GPU-{i:02d}", str(i % 8))
@@ -311,7 +344,7 @@ def test_a_mass_outage_is_one_page(
             "annotations": {"summary": "Exporter down.", "description": "test"},
         }
         ecc = _xid("GPUXidMemoryError", "n7", "GPU-ecc", "48")
-        _post(server, [mass, *lost, node_down, ecc])
+        _post(server, [mass, *members, *lost, node_down, ecc])
         sink.wait_for(lambda ns: len(_pages(ns)) >= 2, timeout=40)
         time.sleep(12)  # a further group_wait: nothing else follows
         pages = _pages(sink.notifications())
@@ -341,7 +374,7 @@ def test_a_gpu_paged_before_a_mass_failure_never_gets_its_resolve(
             "labels": {"alertname": "GPUMassFailure", "severity": "critical"},
             "annotations": {"summary": "Many GPUs stopped answering at once.", "description": "40"},
         }
-        _post(server, [mass, early])
+        _post(server, [mass, _member("n0", "GPU-early"), early])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             states = {
@@ -356,7 +389,9 @@ def test_a_gpu_paged_before_a_mass_failure_never_gets_its_resolve(
         _post(server, [early])  # the GPU is back while the mass failure still fires
         time.sleep(4)  # several group_intervals (1 s)
         mass["endsAt"] = datetime.now(UTC).isoformat()
-        _post(server, [mass])
+        member = _member("n0", "GPU-early")
+        member["endsAt"] = mass["endsAt"]
+        _post(server, [mass, member])
         sink.wait_for(lambda ns: any(action == "resolve" for action, _, _ in _pages(ns)), 20)
         time.sleep(4)
         pages = _pages(sink.notifications())
@@ -367,3 +402,80 @@ def test_a_gpu_paged_before_a_mass_failure_never_gets_its_resolve(
         ("resolve", mass_key),
     ], pages
     assert "GPU-early" in pages[0][1] and "GPUMassFailure" in pages[1][1]
+
+
+def test_a_mass_failure_mutes_its_members_only(
+    alertmanager_factory: AlertmanagerFactory, tmp_path: Path
+) -> None:
+    """While GPUMassFailure fires, only the burst's members are muted: a GPU that falls off the
+    bus, or an exporter that dies, later in the hold pages as usual (it was muted for up to 4 h,
+    with `equal: [cluster]`). A member of one cluster does not mute the same uuid or instance
+    in another."""
+    with NotificationSink() as sink:
+        config = local_alertmanager_config(CONFIG, tmp_path / "am", sink.url, fast=True)
+        server = alertmanager_factory(config)
+        mass = {
+            "labels": {"alertname": "GPUMassFailure", "severity": "critical", "cluster": "c1"},
+            "annotations": {"summary": "Many GPUs stopped answering at once.", "description": "40"},
+        }
+        first = [
+            mass,
+            _member("n1", "GPU-m", cluster="c1"),
+            _member("n9", cluster="c1"),
+        ]
+        _post(server, first)
+        time.sleep(1)
+
+        def gpu(alertname: str, severity: str, node: str, uuid: str, cluster: str) -> Any:
+            alert = _gpu(alertname, severity, node, uuid)
+            alert["labels"]["cluster"] = cluster
+            return alert
+
+        alerts = [
+            *first,
+            # members: muted
+            gpu("GPUFallenOffBus", "critical", "n1", "GPU-m", "c1"),
+            _exporter_down("n9", cluster="c1"),
+            gpu("GPUMetricsAbsent", "warning", "n9", "GPU-n9", "c1"),
+            # lost later, outside the burst: delivered
+            gpu("GPUFallenOffBus", "critical", "n2", "GPU-new", "c1"),
+            _exporter_down("n8", cluster="c1"),
+            # the same uuid and instance in another cluster: delivered
+            gpu("GPUFallenOffBus", "critical", "n1", "GPU-m", "c2"),
+            _exporter_down("n9", cluster="c2"),
+        ]
+        _post(server, alerts)
+
+        def key(alert: dict[str, Any]) -> tuple[str, ...]:
+            labels = alert["labels"]
+            return (
+                labels["alertname"],
+                labels.get("uuid") or labels.get("instance", ""),
+                labels.get("cluster", ""),
+            )
+
+        expected = {
+            ("GPUMassFailure", "", "c1"): "active",
+            # a member is muted by its own GPUFallenOffBus (uuid); it mutes in turn
+            ("GPUMassFailureMember", "GPU-m", "c1"): "suppressed",
+            ("GPUMassFailureMember", "n9:9400", "c1"): "active",
+            ("GPUFallenOffBus", "GPU-m", "c1"): "suppressed",
+            ("GPUExporterDown", "n9:9400", "c1"): "suppressed",
+            ("GPUMetricsAbsent", "GPU-n9", "c1"): "suppressed",
+            ("GPUFallenOffBus", "GPU-new", "c1"): "active",
+            ("GPUExporterDown", "n8:9400", "c1"): "active",
+            ("GPUFallenOffBus", "GPU-m", "c2"): "active",
+            ("GPUExporterDown", "n9:9400", "c2"): "active",
+        }
+        assert _settled_states(server, key, expected) == expected
+        sink.wait_for(lambda ns: len(_pages(ns)) >= 5, timeout=20)
+        time.sleep(3)  # several group_intervals (1 s): nothing else follows
+        notifications = sink.notifications()
+    pages = sorted(summary.split(" - ")[0] for _, summary, _ in _pages(notifications))
+    assert len(pages) == 5, pages
+    assert pages[0].startswith("GPUExporterDown") and "n8" in pages[0], pages
+    assert pages[1].startswith("GPUExporterDown") and "n9" in pages[1], pages  # cluster c2
+    assert pages[2].startswith("GPUFallenOffBus") and "GPU-m" in pages[2], pages  # cluster c2
+    assert pages[3].startswith("GPUFallenOffBus") and "GPU-new" in pages[3], pages
+    assert pages[4].startswith("GPUMassFailure"), pages
+    assert not [n for n in notifications if "GPUMassFailureMember" in json.dumps(n.payload)]

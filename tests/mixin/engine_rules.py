@@ -298,14 +298,20 @@ def compare_recordings(
 
 
 def missing_series(
-    prom_url: str, vm_url: str, rules: list[Rule], start: float, end: float
+    prom_url: str,
+    vm_url: str,
+    rules: list[Rule],
+    start: float,
+    end: float,
+    may_be_empty: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Rules whose recorded series (label sets over the whole range) differ between engines."""
+    """Rules whose recorded series (label sets over the whole range) differ between engines,
+    or that recorded nothing (unless named in ``may_be_empty``: nothing on either engine)."""
     out = []
     for r in rules:
         p = {key for key, _ in raw_samples(prom_url, r.name, start, end)}
         v = {key for key, _ in raw_samples(vm_url, r.name, start, end)}
-        if p != v or not p:
+        if p != v or (not p and r.name not in may_be_empty):
             out.append(
                 f"{r.name}: only Prometheus {sorted(p - v)[:2]}, only vmalert {sorted(v - p)[:2]}"
             )

@@ -83,7 +83,11 @@ def test_config_overrides_reach_every_rule() -> None:
     all_alerts = [r for g in alerts["groups"] for r in g["rules"]]
     all_records = [r for g in rules["groups"] for r in g["rules"]]
     assert not any("scorer" in g["name"] for g in alerts["groups"] + rules["groups"])
-    assert {r["labels"]["severity"] for r in all_alerts} == {"warning"}
+    # every page demoted; GPUMassFailureMember keeps infoSeverity (never notified)
+    assert {r["labels"]["severity"] for r in all_alerts} == {"warning", "info"}
+    assert [r["alert"] for r in all_alerts if r["labels"]["severity"] == "info"] == [
+        "GPUMassFailureMember"
+    ]
     for rule in all_alerts:
         assert rule["annotations"]["runbook_url"] == f"https://wiki.example.com/gpu/{rule['alert']}"
     exporter_exprs = [r["expr"] for r in all_alerts + all_records if "gpu-health" in r["expr"]]

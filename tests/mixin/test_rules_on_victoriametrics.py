@@ -44,6 +44,11 @@ REL = er.REL
 MAX_SHIFT = 2
 
 
+#: Records that stay empty over the history: GPUMassFailure's burst members need 32 GPUs lost at
+#: once, and the history has 16 (tests/rules/*.test.yaml cover them on Prometheus).
+NO_SERIES_IN_HISTORY = frozenset({"gpu:gpu_up:lost_in_burst30m"})
+
+
 def test_vmalert_loads_every_rule_file() -> None:
     """``vmalert -dryRun`` parses every expression with MetricsQL and every template."""
     vmalert = shutil.which("vmalert")
@@ -130,7 +135,9 @@ def test_rules_agree_on_prometheus_and_victoriametrics(
     rec_other, rec_exact, rec_n = er.compare_recordings(
         prom.url, replay.url, passes[0], first, last, derived
     )
-    unwritten = er.missing_series(prom.url, replay.url, recording, first, last)
+    unwritten = er.missing_series(
+        prom.url, replay.url, recording, first, last, NO_SERIES_IN_HISTORY
+    )
     rec_prom_only, rec_alone = _extrapolation_check(rec_other, prom.url, exprs)
     print(f"vmalert replay: all {len(recording)} rules recorded, {len(unwritten)} with other "
           f"series than Prometheus; {len(passes[0])} reading stored series only: {rec_n} samples "
