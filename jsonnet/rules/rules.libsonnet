@@ -207,16 +207,14 @@ local join(list) = std.join(', ', list);
             // that stops reporting pulls the mean down instead of leaving it. A GPU that
             // publishes no score (the health model off, or its collector failing, which
             // GPUExporterCollectorFailing reports) is not counted: a fleet without the health
-            // series would otherwise read 0 everywhere. `>= bool 0` is 0 for a NaN (0 * NaN
-            // is NaN).
+            // series would otherwise read 0 everywhere. `>= bool 0` is 0 for a NaN (and 1 for
+            // a finite score), so `== 0` keeps exactly the NaN scores, as 0, in one read.
             record: r.unknownScore,
             expr: |||
               label_replace(
                 %(absent)s{%(exp)s}
                 or
-                (gpu_health_score{%(exp)s, dimension="overall"} >= bool 0)
-                unless on (instance, uuid)
-                (gpu_health_score{%(exp)s, dimension="overall"} >= 0),
+                (gpu_health_score{%(exp)s, dimension="overall"} >= bool 0) == 0,
                 "dimension", "overall", "", ""
               )
             ||| % vars,
