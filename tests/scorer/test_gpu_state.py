@@ -595,3 +595,43 @@ def test_an_uncorrectable_error_no_reset_has_cleared_keeps_the_gpu_failed(
     assert engine_of(client) == engine
     assert {u: s.state for u, s in states.items()} == {g[0]: g[3] for g in _DBE_GPUS}
     assert states["GPU-dbe-unreset"].reasons == ("uncorrectable ECC errors",)
+
+
+#: (uuid, XID 74 count at each time ``age`` seconds before the end, the state it must have):
+#: the event is older than the history's last 24 h in every case.
+_LATCHED_XID_GPUS: tuple[tuple[str, Callable[[float], float], str], ...] = (
+    # drained, awaiting its reset: the count the XID alerts page on never cleared
+    ("GPU-xid-latched", lambda age: 1.0, "failed"),
+    # the node rebooted two hours ago: the count cleared, and the event is 26 h old
+    ("GPU-xid-rebooted", lambda age: 1.0 if age > 2 * _H else 0.0, "healthy"),
+    ("GPU-xid-clean", lambda age: 0.0, "healthy"),
+)
+
+
+def _latched_xid_history(end: float) -> str:
+    """26 hours, every 5 minutes, of :data:`_LATCHED_XID_GPUS` in our schema (XID counters born
+    at zero, as our exporter creates them, here already 1 when the history starts)."""
+    lines = []
+    for k in range(0, 26 * _H + 1, 300):
+        t = end - 26 * _H + k
+        for i, (uuid, count, _) in enumerate(_LATCHED_XID_GPUS):
+            ids = f'node="n1",gpu="{i}",uuid="{uuid}",model="{DCGM}"'
+            lines.append(f"gpu_up{{{ids}}} 1 {t:.0f}")
+            lines.append(f'gpu_xid_errors_total{{{ids},xid="74"}} {count(end - t)} {t:.0f}')
+            lines.append(f'gpu_xid_errors_total{{{ids},xid="48"}} 0 {t:.0f}')
+    return "\n".join([*lines, "# EOF"]) + "\n"
+
+
+@pytest.mark.parametrize("engine", ["prometheus", "victoriametrics"])
+def test_a_hard_xid_still_counted_keeps_the_gpu_failed_past_the_window(
+    engine: str, serve_history: Callable[[str, str, str], str], end: float
+) -> None:
+    """A GPU whose hard XID our exporter still counts (the count GPUXidNvlinkError pages on:
+    since boot with the kernel-log source) is failed however old the event: before, it read
+    healthy 24 hours after the XID while the alert still paged for its drain and reset. Once the
+    count clears (a reboot), the old event is history, as before."""
+    url = serve_history(engine, _latched_xid_history(end), "count(gpu_up)")
+    states, client = _states(url)
+    assert engine_of(client) == engine
+    assert {u: s.state for u, s in states.items()} == {g[0]: g[2] for g in _LATCHED_XID_GPUS}
+    assert states["GPU-xid-latched"].reasons == ("XID 74",)

@@ -9,7 +9,8 @@ HTTP client and gets the same answer.
 * ``failed``: a hard fault that needs a reset or a repair before the GPU can serve work: lost
   (``gpu_up`` 0), an XID the mixin pages "drain and reset" for
   (:data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS`: 46, 48, 62, 64, 74, 79, 95, 109, 119,
-  120, 140, 143, and the NVLink5 errors 144-150) in the last :data:`HARD_WINDOW`, uncorrectable
+  120, 140, 143, and the NVLink5 errors 144-150) in the last :data:`HARD_WINDOW` or, in our
+  schema, still counted by the exporter (the count the XID alerts page on), uncorrectable
   ECC errors in that window or a volatile uncorrectable count above zero (no reset has cleared
   it since), or the
   row-remap-failure flag. The XID of a contained ECC error (94) is not: the job stopped, the

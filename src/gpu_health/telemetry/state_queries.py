@@ -19,7 +19,9 @@ from gpu_health.telemetry.xids import APPLICATION_XIDS, DCGM_XID_CODE_LABEL, RES
 #: XIDs that leave the GPU unusable until a reset (the project's one list,
 #: :data:`~gpu_health.telemetry.xids.RESET_REQUIRED_XIDS`: the codes the mixin pages for).
 HARD_XIDS: tuple[int, ...] = RESET_REQUIRED_XIDS
-#: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset).
+#: How long a hard XID or an uncorrectable error keeps a GPU failed (awaiting its reset) once
+#: the count that reported it has cleared (our exporter's XID counts and the volatile
+#: uncorrectable count keep it failed for as long as they stay above zero).
 HARD_WINDOW = "24h"
 #: A GPU with no sample in this window is absent (at scrape intervals up to 20 minutes; one and
 #: a half intervals of sparser data: :mod:`gpu_health.telemetry.freshness`).
@@ -219,12 +221,17 @@ def _queries(schema: str, fresh: str, change: str, scrapes_failed: str) -> dict[
             ),
             "fresh": _any_of(("gpu_up", "gpu_power_watts"), reporting, lab),
             "lost": f"max by ({by}) (last_over_time(gpu_up[{fresh}])) == 0",
-            # The second half counts a counter first seen above zero inside the window (an
-            # exporter that creates XID counters at their first event).
+            # The second part counts a counter first seen above zero inside the window (an
+            # exporter that creates XID counters at their first event). The third: a count
+            # still above zero, however old the event. Our exporter's XID counts run since boot
+            # (kernel log) or since it started, and the XID alerts page on exactly that count
+            # until it clears, so the GPU is failed as long as they page: before, a drained GPU
+            # read healthy once its XID was 24 h old while GPUXidNvlinkError still paged.
             "hard_xid": (
                 f"sum by ({by}, xid) (increase({xid}[{HARD_WINDOW}])) > 0 or "
                 f"(max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}])) > 0 unless "
                 f"max by ({by}, xid) (last_over_time({xid}[{HARD_WINDOW}] offset {HARD_WINDOW})))"
+                f" or max by ({by}, xid) (last_over_time({xid}[{fresh}])) > 0"
             ),
             # an error in the window, or a volatile count no reset has cleared since
             "uncorrectable_ecc": (
