@@ -235,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=fault_help().replace("%", "%%"),
     )
     sim.add_argument(
-        "--sim-faults-file", type=Path, default=None, metavar="FILE", help="faults YAML file"
+        "--sim-faults-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="faults YAML file (the --sim-fault keys under faults:), watched while running: "
+        "entries added later are injected; an invalid entry is logged and skipped",
     )
     sim.add_argument(
         "--sim-start-time",

@@ -36,6 +36,9 @@ KEYS = frozenset({"gpu", "fault", "after", "for"})
 #: the latest ``after`` a fault may have: a year, the longest a demo runs (``--duration``); a
 #: fault further out would never fire while anyone watches
 MAX_AFTER_DAYS = 366
+#: the longest ``for`` a fault may have, for the same reason: a storm longer than any run is one
+#: that lasts until exit, which leaving ``for`` out says
+MAX_FOR_DAYS = MAX_AFTER_DAYS
 #: a faults file holds at most this many entries (it is read again on every change)
 MAX_FAULTS = 1000
 FAULT_HELP = (
@@ -112,6 +115,11 @@ def _build(fields: Mapping[str, Any], where: str) -> Fault:
     duration = parse_duration(fields["for"], f"{where}: for") if "for" in fields else math.inf
     if duration <= 0:  # a storm of no length changes nothing: a typo, not a fault
         raise UserError(f"{where}: for must be longer than 0 (leave it out: until exit)")
+    if math.isfinite(duration) and duration > MAX_FOR_DAYS * 86400:
+        raise UserError(
+            f"{where}: for {show(fields['for'])} is more than {MAX_FOR_DAYS} days, longer than "
+            "the simulator runs (leave it out: until exit)"
+        )
     return Fault(gpu, name, after, duration)
 
 
@@ -145,7 +153,21 @@ def never_fires(fault: str, spec: ModelSpec) -> str | None:
 
 
 def load_faults_file(path: Path) -> list[Fault]:
-    """``faults: [{gpu: 3, fault: xid79, after: 60s}, ...]`` (errors name file and key)."""
+    """``faults: [{gpu: 3, fault: xid79, after: 60s}, ...]`` (errors name file and key); the
+    first invalid entry refuses the whole file (the exporter's start, ``gpu-health demo fault``)."""
+    faults = []
+    for entry in read_faults_file(path):
+        if isinstance(entry, ConfigError):
+            raise entry
+        faults.append(entry)
+    return faults
+
+
+def read_faults_file(path: Path) -> list[Fault | ConfigError]:
+    """Each entry of a faults file in order: its :class:`Fault`, or the one-line ConfigError
+    naming file, entry (``faults[2]``) and what is wrong with it, so one bad entry does not hide
+    the others (the exporter's watcher skips it and applies the rest). A file that cannot be
+    read as a list of entries at all (YAML, not UTF-8, wrong shape, too many) raises."""
     data = load_yaml(path)
     source = str(path)
     if not isinstance(data, Mapping) or set(data) - {"faults"}:
@@ -155,20 +177,26 @@ def load_faults_file(path: Path) -> list[Fault]:
         raise ConfigError(source, "faults", "expected a list of faults")
     if len(items) > MAX_FAULTS:
         raise ConfigError(source, "faults", f"{len(items)} faults, at most {MAX_FAULTS}")
-    out = []
+    out: list[Fault | ConfigError] = []
     for i, item in enumerate(items):
-        key = f"faults[{i}]"
-        if not isinstance(item, Mapping):
-            raise ConfigError(source, key, "expected a mapping (gpu, fault, after, for)")
-        unknown = sorted(str(k) for k in item if k not in KEYS)
-        if unknown:
-            raise ConfigError(
-                source, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(KEYS))})"
-            )
         try:
-            out.append(_build(item, f"{source}: {key}"))
-        except ConfigError:
-            raise
-        except UserError as exc:
-            raise ConfigError(source, key, str(exc).split(": ", 2)[-1]) from None
+            out.append(_entry(source, f"faults[{i}]", item))
+        except ConfigError as exc:
+            out.append(exc)
     return out
+
+
+def _entry(source: str, key: str, item: object) -> Fault:
+    if not isinstance(item, Mapping):
+        raise ConfigError(source, key, "expected a mapping (gpu, fault, after, for)")
+    unknown = sorted(str(k) for k in item if k not in KEYS)
+    if unknown:
+        raise ConfigError(
+            source, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(KEYS))})"
+        )
+    try:
+        return _build(item, f"{source}: {key}")
+    except ConfigError:
+        raise
+    except UserError as exc:
+        raise ConfigError(source, key, str(exc).split(": ", 2)[-1]) from None

@@ -6,12 +6,20 @@ N days and then continue live from "now" with consistent uuids, counters and fai
 ``speed`` times faster than the wall clock from ``start_time`` (default: now).
 
 Live fault injection: the faults file (``--sim-faults-file``) is watched while the exporter runs.
-Entries present at start count ``after`` from the start; an entry appended later counts
-``after`` from the moment the backend sees it (within :data:`WATCH_EVERY` wall seconds), so
-``gpu-health demo fault 'gpu=3,fault=thermal'`` (which appends to the demo's file) starts the
-fault now. Entries are only ever added: removing one does not heal a GPU. A file that becomes
-invalid is reported once in the log and ignored until it is fixed. This is a file on the
-exporter's own host, read only by the simulator backend: no endpoint is opened for it.
+Entries present at start count ``after`` from the start (an invalid one there refuses the start,
+like a bad ``--sim-fault``); an entry added later counts ``after`` from the moment the backend
+sees it (within :data:`WATCH_EVERY` wall seconds), so ``gpu-health demo fault
+'gpu=3,fault=thermal'`` (which appends to the demo's file) starts the fault now. Entries are
+compared by what they say (slot, fault, after, for), not by their place in the file: an entry is
+injected when it appears, one more of it than at the last look (a new or changed entry, an
+invalid one fixed, the same entry written twice is two faults); removing an entry does not heal
+a GPU, and an edit that leaves the others as they were (spacing, ``1m`` for ``60s``, an entry
+removed before them) injects nothing. An invalid entry added while the exporter runs is skipped
+and the file's other entries apply: each change of the file logs one line per invalid entry
+(file, ``faults[N]``, reason). A file that cannot be read as a whole (broken YAML, too many
+entries) is logged once per change and none of its entries is read until it is fixed (its
+entries count as they were). This is a file on the exporter's own host, read only by the
+simulator backend: no endpoint is opened for it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +48,8 @@ __all__ = ["FAULT_HELP", "SimBackend"]
 INJECT_RAMP = 120.0
 #: wall seconds between two looks at the watched faults file
 WATCH_EVERY = 1.0
+#: invalid entries logged, one line each, per change of the watched file (then one line more)
+MAX_LOGGED_ENTRIES = 20
 
 log = logging.getLogger(__name__)
 
@@ -72,34 +83,41 @@ class SimBackend:
         self._slots: list[Slot] = fleetlib.build_fleet(gpus, seed, hazard_scale).slots
         self._boards: dict[str, tuple[Slot, Board]] = {}
         for fault in faults or []:
-            self._check_gpu(fault)
+            problem = self._gpu_problem(fault)
+            if problem:
+                raise UserError(f"--sim-fault gpu={fault.gpu},fault={fault.fault}: {problem}")
             self._inject(fault, self.start_time)
         self._faults_file = faults_file
         self._file_state: tuple[float, int] | None = None
-        self._file_seen = 0
-        self._file_error = ""
+        #: the valid entries of the file at the last look that could read it, counted by what
+        #: they say: an entry is injected when it appears beyond these
+        self._file_entries: Counter[Fault] = Counter()
         self._next_look = self._wall0
         if faults_file is not None:
             self._file_state = _file_state(faults_file)
-            for fault in faultlib.load_faults_file(faults_file):
-                self._check_gpu(fault)
+            entries = faultlib.load_faults_file(faults_file)
+            for i, fault in enumerate(entries):
+                problem = self._gpu_problem(fault)
+                if problem:
+                    raise ConfigError(str(faults_file), f"faults[{i}]", problem)
+            for fault in entries:
                 self._inject(fault, self.start_time)
-                self._file_seen += 1
+                self._file_entries[fault] += 1
 
-    def _check_gpu(self, fault: Fault) -> None:
+    def _gpu_problem(self, fault: Fault) -> str:
+        """Why the fleet cannot take ``fault`` (``the simulated fleet has GPUs 0-7``), or ""."""
         if fault.gpu >= len(self._slots):
-            last = len(self._slots) - 1
-            raise UserError(f"--sim-fault gpu={fault.gpu}: the simulated fleet has GPUs 0-{last}")
+            return f"the simulated fleet has GPUs 0-{len(self._slots) - 1}"
         # A fault the board's model cannot show (nvlink_errors on an L40S) would be taken and
         # never fire: refused like a slot that does not exist.
         slot = self._slots[fault.gpu]
         reason = faultlib.never_fires(fault.fault, slot.spec)
         if reason:
-            raise UserError(
-                f"--sim-fault gpu={fault.gpu},fault={fault.fault}: slot {fault.gpu} (GPU "
-                f"{slot.gpu} on {slot.node}, {faultlib.model_name(slot.spec)}) {reason}; a fault "
-                "there would never fire"
+            return (
+                f"slot {fault.gpu} (GPU {slot.gpu} on {slot.node}, "
+                f"{faultlib.model_name(slot.spec)}) {reason}; a fault there would never fire"
             )
+        return ""
 
     def _inject(self, fault: Fault, start_time: float) -> None:
         """Inject ``fault``, or say in the log why it never will: a slot whose board is away
@@ -118,28 +136,51 @@ class SimBackend:
         log.info("fault injected: gpu=%d fault=%s", fault.gpu, fault.fault)
 
     def _watch(self) -> None:
-        """Inject the entries appended to the faults file since the last look (lock held)."""
-        if self._faults_file is None or self._clock() < self._next_look:
+        """Inject the faults file's valid entries that were not in it at the last look, and log
+        each invalid one, once per change of the file (lock held)."""
+        path = self._faults_file
+        if path is None or self._clock() < self._next_look:
             return
         self._next_look = self._clock() + WATCH_EVERY
-        state = _file_state(self._faults_file)
+        state = _file_state(path)
         if state == self._file_state:
             return
         self._file_state = state
         try:
-            faults = faultlib.load_faults_file(self._faults_file)
-            for fault in faults[self._file_seen :]:
-                self._check_gpu(fault)
-        except (ConfigError, UserError) as exc:
-            if str(exc) != self._file_error:
-                log.warning("live faults ignored until the file is fixed: %s", exc)
-                self._file_error = str(exc)
+            entries = faultlib.read_faults_file(path)
+        except ConfigError as exc:  # unreadable as a whole: no entry can be told from another
+            log.warning(
+                "live faults: %s; no entry of the file is read until it is fixed (faults "
+                "injected before stay)",
+                exc,
+            )
             return
-        self._file_error = ""
         now = self.now()
-        for fault in faults[self._file_seen :]:
-            self._inject(fault, now)
-        self._file_seen = max(self._file_seen, len(faults))
+        seen: Counter[Fault] = Counter()
+        invalid = 0
+        for i, entry in enumerate(entries):
+            if isinstance(entry, Fault):
+                problem = self._gpu_problem(entry)
+                if not problem:
+                    seen[entry] += 1
+                    if seen[entry] > self._file_entries[entry]:
+                        self._inject(entry, now)
+                    continue
+                entry = ConfigError(str(path), f"faults[{i}]", problem)
+            invalid += 1
+            if invalid <= MAX_LOGGED_ENTRIES:
+                log.warning(
+                    "live faults: %s; entry skipped, the file's other entries apply (fixing it "
+                    "injects it from then)",
+                    entry,
+                )
+        self._file_entries = seen
+        if invalid > MAX_LOGGED_ENTRIES:
+            log.warning(
+                "live faults: %s: %d more invalid entries skipped",
+                path,
+                invalid - MAX_LOGGED_ENTRIES,
+            )
 
     @classmethod
     def from_options(

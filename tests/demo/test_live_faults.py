@@ -18,7 +18,7 @@ from gpu_health import stack
 from gpu_health.demo import live_faults
 from gpu_health.demo.alert_timing import exporter
 from gpu_health.errors import UserError
-from gpu_health.sim.faults import load_faults_file
+from gpu_health.sim.faults import FAULTS, load_faults_file
 from gpu_health.sim.live import WATCH_EVERY, SimBackend
 from gpu_health.telemetry.readings import GpuLostError
 from tests.base.command_runs import is_one_line_error, run_main
@@ -68,23 +68,69 @@ def test_entries_appended_while_running_start_when_seen(tmp_path: Path) -> None:
     assert not _lost(backend, 3)
 
 
-def test_an_invalid_file_is_reported_once_and_ignored_until_fixed(
+def test_an_unreadable_file_is_reported_once_per_change_and_read_again_when_fixed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "faults.yaml"
-    path.write_text("faults: []\n")
+    path.write_text("faults: [{gpu: 0, fault: xid79}]\n")
     clock = Clock()
     backend = _backend(path, clock)
-    caplog.set_level(logging.WARNING, logger="gpu_health.sim.live")
-    for text in ("faults: [{gpu: 1, fault: melted}]\n", "faults: [{gpu: 1, fault: melted}]  \n"):
+    caplog.set_level(logging.INFO, logger="gpu_health.sim.live")
+    caplog.clear()
+    # Cut off while typing: no entry can be told from the next, none is read.
+    for text in (
+        "faults: [{gpu: 0, fault: xid79}, {gpu: 1\n",
+        "faults: [{gpu: 0, fault: xid79}, {\n",
+    ):
         path.write_text(text)
-        clock.now += WATCH_EVERY
-        assert not _lost(backend, 1)
-    assert [r.getMessage() for r in caplog.records if "melted" in r.getMessage()] != []
-    assert len(caplog.records) == 1  # the same error is not repeated on every scrape
-    path.write_text("faults: [{gpu: 1, fault: xid79}]\n")
+        for _ in range(3):  # looked at on several scrapes, logged once per change
+            clock.now += WATCH_EVERY
+            assert not _lost(backend, 1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert all(
+        m.startswith(f"live faults: {path}: invalid YAML at line 2")
+        and m.endswith(
+            "; no entry of the file is read until it is fixed (faults injected before stay)"
+        )
+        for m in messages
+    ), messages
+    caplog.clear()
+    path.write_text("faults: [{gpu: 0, fault: xid79}, {gpu: 1, fault: xid79}]\n")
     clock.now += WATCH_EVERY
     assert _lost(backend, 1)
+    # gpu 0's entry was in the file before it broke: fixing the file does not inject it again.
+    assert [r.getMessage() for r in caplog.records] == ["fault injected: gpu=1 fault=xid79"]
+
+
+def test_entries_count_by_what_they_say_not_by_their_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults:\n- {gpu: 0, fault: xid13}\n- {gpu: 1, fault: xid13}\n")
+    clock = Clock()
+    backend = _backend(path, clock)
+    caplog.set_level(logging.INFO, logger="gpu_health.sim.live")
+    caplog.clear()
+
+    def injected_after(text: str) -> list[str]:
+        caplog.clear()
+        path.write_text(text)
+        clock.now += WATCH_EVERY
+        backend.sample(backend.inventory()[0])
+        return [r.getMessage() for r in caplog.records]
+
+    # the first entry removed: the second moves up and is not injected again
+    assert injected_after("faults:\n- {gpu: 1, fault: xid13}\n") == []
+    # the same entry once more is a second fault; spacing and 60s for 1m change nothing
+    assert injected_after("faults:\n- {gpu: 1, fault: xid13}\n- {gpu: 1, fault: xid13}\n") == [
+        "fault injected: gpu=1 fault=xid13"
+    ]
+    assert injected_after("faults: [{gpu: 1, fault: xid13}, {gpu: 1, fault: xid13}]  \n") == []
+    # a removed entry written again (gpu-health demo fault after a hand edit) is injected
+    assert injected_after(
+        "faults: [{gpu: 1, fault: xid13}, {gpu: 1, fault: xid13}, {gpu: 0, fault: xid13}]\n"
+    ) == ["fault injected: gpu=0 fault=xid13"]
 
 
 def test_add_fault_needs_a_running_demo_and_a_valid_fault(tmp_path: Path) -> None:
@@ -301,6 +347,24 @@ def test_demo_refuses_a_start_fault_the_board_cannot_show(
     assert not workdir.exists()  # refused before anything started
 
 
+def test_demo_refuses_a_start_fault_longer_than_a_year(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gpu_health.cli import main
+
+    workdir = tmp_path / "demo"
+    spec = "gpu=3,fault=ecc_storm,after=5m,for=400d"
+    # Small and bounded: were the fault taken, this demo would stop by itself.
+    small = ["--gpus", "8", "--days", "0.01", "--duration", "1", "--any-ports"]
+    code, err = run_main(main, ["demo", *small, "--fault", spec, "--workdir", str(workdir)], capsys)
+    assert is_one_line_error(code, err), err
+    assert err == (
+        f"error: --fault {spec!r}: for '400d' is more than 366 days, longer than the simulator "
+        "runs (leave it out: until exit)\n"
+    )
+    assert not workdir.exists()  # refused before anything started
+
+
 def _add_concurrently(workdir: str, spec: str, barrier: Any, codes: Any, i: int) -> None:
     """One ``gpu-health demo fault`` in a process of its own, started with the others."""
     import contextlib
@@ -336,6 +400,15 @@ def test_concurrent_fault_commands_lose_no_fault(running_demo: Path) -> None:
     assert sorted(f.gpu for f in faults) == slots  # ... and every one is in the file
 
 
+#: how the command ends its refusal of a file the exporter reads no entry of, and of a file
+#: with an entry the exporter skips
+NONE_READ = "(the demo's exporter reads no entry of the file until it is fixed; nothing was added)"
+SKIPPED = (
+    "(the demo's exporter skips that entry and applies the others; fix or remove it first, "
+    "nothing was added)"
+)
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [
@@ -356,7 +429,7 @@ def test_concurrent_fault_commands_lose_no_fault(running_demo: Path) -> None:
         ),
     ],
 )
-def test_fault_command_refuses_a_faults_file_the_exporter_ignores(
+def test_fault_command_refuses_a_faults_file_with_an_entry_the_exporter_skips(
     running_demo: Path, content: bytes, says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = running_demo / live_faults.FAULTS_FILE
@@ -364,29 +437,100 @@ def test_fault_command_refuses_a_faults_file_the_exporter_ignores(
     code, err = _demo_fault(running_demo, "gpu=5,fault=thermal", capsys)
     assert is_one_line_error(code, err), err
     assert err.startswith(f"error: {path}{says}")
-    assert err.endswith(
-        "(the demo's exporter ignores the file until it is fixed; nothing was added)\n"
-    )
+    assert err.endswith(f" {SKIPPED if 'faults[' in says else NONE_READ}\n")
     assert path.read_bytes() == content  # nothing written
 
 
-def test_the_exporter_refuses_what_the_fault_command_refuses(
+def test_the_exporter_skips_what_the_fault_command_refuses(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The watched file with nvlink_errors on an L40S is reported, as the command says."""
+    """The watched file with nvlink_errors on an L40S is reported, as the command says, and the
+    file's other entry applies."""
     path = tmp_path / "faults.yaml"
     path.write_text("faults: []\n")
     clock = Clock()
     backend = SimBackend(gpus=32, seed=0, clock=clock, faults_file=path, hazard_scale=20.0)
     caplog.set_level(logging.WARNING, logger="gpu_health.sim.live")
-    path.write_text(f"faults: [{{gpu: {L40S_SLOT}, fault: nvlink_errors}}]\n")
+    path.write_text(
+        f"faults: [{{gpu: {L40S_SLOT}, fault: nvlink_errors}}, {{gpu: 1, fault: xid79}}]\n"
+    )
     clock.now += WATCH_EVERY
-    backend.sample(backend.inventory()[0])
+    assert _lost(backend, 1)
     assert [r.getMessage() for r in caplog.records] == [
-        "live faults ignored until the file is fixed: --sim-fault "
-        f"gpu={L40S_SLOT},fault=nvlink_errors: slot {L40S_SLOT} (GPU 2 on gpu-node-004, L40S) "
-        "has no NVLink; a fault there would never fire"
+        f"live faults: {path}: faults[0]: slot {L40S_SLOT} (GPU 2 on gpu-node-004, L40S) has no "
+        "NVLink; a fault there would never fire; entry skipped, the file's other entries apply "
+        "(fixing it injects it from then)"
     ]
+
+
+def test_an_invalid_entry_at_the_exporters_start_refuses_the_start(tmp_path: Path) -> None:
+    """At start the file is checked like --sim-fault: the one line names file and entry."""
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults: [{gpu: 1, fault: xid79}, {gpu: 9, fault: thermal}]\n")
+    exporter_bin = Path(sys.executable).with_name("gpu-health-exporter")
+    argv = [str(exporter_bin), "--backend", "sim", "--sim-gpus", "4"]
+    argv += ["--sim-faults-file", str(path), "--web.listen-address=127.0.0.1:0"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr == f"error: {path}: faults[1]: the simulated fleet has GPUs 0-3\n"
+
+
+def _log_lines(path: Path, fragment: str) -> list[str]:
+    """The exporter's log lines holding ``fragment``, without their time stamps."""
+    lines = path.read_text(errors="replace").splitlines()
+    return [line.split(" WARNING ", 1)[-1] for line in lines if fragment in line]
+
+
+@pytest.mark.integration
+def test_a_running_exporter_applies_the_valid_entries_of_a_file_with_an_invalid_one(
+    tmp_path: Path,
+) -> None:
+    """One bad entry of the watched file is skipped and logged once per change of the file;
+    the others are injected (before, the exporter ignored the whole file until it was fixed)."""
+    faults_file = tmp_path / "faults.yaml"
+    faults_file.write_text("faults: []\n")
+    args = ["--sim-gpus", "4", "--sim-faults-file", str(faults_file)]
+    with exporter(tmp_path, args) as server:
+        log = server.log_path
+
+        def up_after(text: str) -> dict[str, str]:
+            faults_file.write_text(text)
+            time.sleep(WATCH_EVERY)
+            lines = stack.http_get(f"{server.url}/metrics").decode().splitlines()
+            return {
+                line.split('gpu="')[1].split('"')[0]: line.split()[-1]
+                for line in lines
+                if line.startswith("gpu_up{")
+            }
+
+        bad = "- {gpu: 1, fault: melted}\n- {gpu: 9, fault: thermal}\n"
+        up = up_after("faults:\n" + bad + "- {gpu: 2, fault: xid79}\n")
+        assert up == {"0": "1.0", "1": "1.0", "2": "0.0", "3": "1.0"}
+        skipped = [
+            f"gpu_health.sim.live: live faults: {faults_file}: faults[0]: unknown fault 'melted' "
+            "(allowed: " + ", ".join(FAULTS) + ", xidNN); entry skipped, the file's other "
+            "entries apply (fixing it injects it from then)",
+            f"gpu_health.sim.live: live faults: {faults_file}: faults[1]: the simulated fleet "
+            "has GPUs 0-3; entry skipped, the file's other entries apply (fixing it injects it "
+            "from then)",
+        ]
+        assert _log_lines(log, "live faults:") == skipped
+        # Further scrapes of an unchanged file log nothing more ...
+        time.sleep(WATCH_EVERY)
+        stack.http_get(f"{server.url}/metrics")
+        assert _log_lines(log, "live faults:") == skipped
+        # ... each change of the file says again which entries are skipped.
+        up = up_after("faults:\n" + bad + "- {gpu: 2, fault: xid79}\n- {gpu: 3, fault: xid79}\n")
+        assert up == {"0": "1.0", "1": "1.0", "2": "0.0", "3": "0.0"}
+        assert _log_lines(log, "live faults:") == skipped * 2
+        # Fixed, the entry is injected; the others are not injected twice.
+        up = up_after("faults:\n" + "".join(f"- {{gpu: {g}, fault: xid79}}\n" for g in (1, 2, 3)))
+        assert up == {"0": "1.0", "1": "0.0", "2": "0.0", "3": "0.0"}
+        assert _log_lines(log, "live faults:") == skipped * 2
+        injected = _log_lines(log, "fault injected:")
+        assert [line.split(": ", 1)[-1] for line in injected] == [
+            f"fault injected: gpu={gpu} fault=xid79" for gpu in (2, 3, 1)
+        ]
 
 
 @pytest.mark.parametrize(
@@ -395,6 +539,11 @@ def test_the_exporter_refuses_what_the_fault_command_refuses(
         ("gpu=1_0,fault=thermal", "gpu '1_0' is not a GPU index"),  # int() reads slot 10
         ("gpu=+3,fault=thermal", "gpu '+3' is not a GPU index"),
         ("gpu=3,fault=thermal,after=99999999999d", "after '99999999999d' is more than 366 days"),
+        (
+            "gpu=3,fault=thermal,for=99999999999d",
+            "for '99999999999d' is more than 366 days, longer than the simulator runs (leave it "
+            "out: until exit)\n",
+        ),
     ],
 )
 def test_fault_command_refuses_a_spec_that_means_something_else(

@@ -49,6 +49,9 @@ def test_parse_fault_reads_every_key() -> None:
         # a fault no run of the simulator lives to see
         ("gpu=3,fault=xid79,after=99999999999d", "after '99999999999d' is more than 366 days"),
         ("gpu=3,fault=xid79,after=367d", "is more than 366 days away"),
+        # nor a storm longer than any run: leaving for= out says "until exit"
+        ("gpu=3,fault=thermal,for=99999999999d", "for '99999999999d' is more than 366 days"),
+        ("gpu=3,fault=thermal,for=367d", "longer than the simulator runs (leave it out: until"),
     ],
 )
 def test_bad_fault_text_names_the_bad_part(text: str, names: str) -> None:
@@ -86,6 +89,7 @@ def test_faults_file(tmp_path: Path) -> None:
         ("{gpu: .inf, fault: thermal}", "gpu inf is not a GPU index"),
         ("{gpu: 3.7, fault: thermal}", "gpu 3.7 is not a GPU index"),  # int() read slot 3
         ("{gpu: true, fault: thermal}", "gpu True is not a GPU index"),  # int() read slot 1
+        ("{gpu: 2, fault: thermal, for: 400d}", "faults\\[0\\]: for '400d' is more than 366 days"),
     ):
         worse.write_text(f"faults:\n  - {entry}\n")
         with pytest.raises(ConfigError, match=fragment) as info:
@@ -165,6 +169,30 @@ def test_an_injected_ecc_storm_raises_xid_92_at_onset(seed: int) -> None:
 
 def test_a_year_ahead_is_the_latest_after() -> None:
     assert parse_fault("gpu=3,fault=xid79,after=366d").after == 366 * 86400
+
+
+def test_a_year_is_the_longest_for() -> None:
+    assert parse_fault("gpu=3,fault=thermal,for=366d").duration == 366 * 86400
+    assert parse_fault("gpu=3,fault=thermal,for=52w").duration == 52 * 7 * 86400
+
+
+def test_the_exporter_refuses_a_storm_longer_than_a_year() -> None:
+    """Bounded as after= is, in one line, in the parser --sim-fault, the demo's --fault and
+    gpu-health demo fault share (tests/demo/test_live_faults.py runs the last two)."""
+    import subprocess
+    import sys
+
+    exporter = Path(sys.executable).with_name("gpu-health-exporter")
+    spec = "gpu=3,fault=thermal,for=367d"
+    argv = [str(exporter), "--backend", "sim", "--sim-gpus", "8", "--sim-fault", spec]
+    # Were the fault taken, the exporter would serve until the timeout.
+    argv += ["--web.listen-address=127.0.0.1:0"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr == (
+        f"error: --sim-fault {spec!r}: for '367d' is more than 366 days, longer than the "
+        "simulator runs (leave it out: until exit)\n"
+    )
 
 
 #: One slot per board model in seed 0's fleet (its first nodes: H100, A100, H200, L40S).

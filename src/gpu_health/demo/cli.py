@@ -3,7 +3,8 @@
 Start order follows the data: the notification sink, Alertmanager (delivering to the sink), the
 exporter (the live fleet), Prometheus (the backfilled history, the generated rules, scraping the
 exporter and the scorer), then the scorer (which reads Prometheus). Every process runs in its own
-process group and is stopped on Ctrl-C, SIGTERM, SIGHUP, ``--duration`` or any start-up error.
+process group and is stopped on Ctrl-C, SIGTERM, SIGHUP, ``--duration``, any start-up error, or
+when one of them ends while the demo runs (:class:`ChildExited` says how).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -169,6 +171,40 @@ class Stopped(Exception):
     """A stop signal arrived (SIGTERM, SIGHUP); the stack is being torn down."""
 
 
+@dataclass(frozen=True)
+class Child:
+    """A server the demo started and watches while it runs."""
+
+    name: str  # as messages name it: "the exporter", "Prometheus"
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+class ChildExited(Exception):
+    """A child ended while the demo ran: the demo never stops one before its tear-down, so
+    something else did (a ``kill``, the OOM killer) or it failed. The message says which."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        code = child.process.returncode
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
+            what = f"was stopped from outside (signal {name})"
+        elif code == 0:
+            # Every server here ends cleanly, with 0, on a SIGTERM: the demo cannot tell who
+            # sent it, only that it did not, as it stops its children only in its tear-down.
+            what = (
+                "exited with code 0 although the demo did not stop it (stopped from outside, "
+                f"e.g. kill {child.process.pid}?)"
+            )
+        else:
+            what = f"exited by itself with code {code}"
+        super().__init__(f"{child.name} (pid {child.process.pid}) {what}")
+
+
 def _validate(args: argparse.Namespace) -> float:
     """Check the arguments; returns the resolution in seconds."""
     from gpu_health.sim.faults import parse_fault
@@ -290,6 +326,7 @@ def _run_in(args: argparse.Namespace, resolution: float, rules: list[Path], work
         _say(sys.stderr, f"stopped leftovers of an earlier run: {', '.join(leftovers)}")
     table = ProcessTable(workdir)
     reason = "error"
+    exited: ChildExited | None = None
     with contextlib.ExitStack() as resources, _stop_signals() as ignore_signals:
         try:
             _run_stack(args, resolution, rules, workdir, table, resources, out)
@@ -298,6 +335,9 @@ def _run_in(args: argparse.Namespace, resolution: float, rules: list[Path], work
             reason = "interrupted"
         except Stopped as exc:
             reason = f"received {exc}"
+        except ChildExited as exc:
+            reason = f"{exc.child.name} ended"
+            exited = exc
         finally:
             ignore_signals()
             _say(sys.stderr, f"stopping ({reason}) ...")
@@ -306,10 +346,15 @@ def _run_in(args: argparse.Namespace, resolution: float, rules: list[Path], work
     alive = [f"{name} {pid}" for name, pid in table.entries if _alive(pid)]
     if alive:
         _say(sys.stderr, f"warning: still running: {', '.join(alive)}")
+    else:
+        # Nothing runs any more: the pids and URLs no longer name anything.
+        (workdir / live_faults.PIDS_FILE).unlink(missing_ok=True)
+        (workdir / URLS_FILE).unlink(missing_ok=True)
+    if exited is not None:
+        rest = "the demo stopped the rest" if not alive else "the demo stopped what it could"
+        raise UserError(f"{exited}; {rest} (log: {exited.child.log})")
+    if alive:
         return 1
-    # Nothing runs any more: the pids and URLs no longer name anything.
-    (workdir / live_faults.PIDS_FILE).unlink(missing_ok=True)
-    (workdir / URLS_FILE).unlink(missing_ok=True)
     _say(sys.stderr, f"stopped; all {len(table.entries)} processes ended")
     return 0
 
@@ -471,7 +516,13 @@ def _run_stack(
     for endpoint in endpoints:
         _say(out, f"  {endpoint.name:<22} {endpoint.url}")
     _say(out, f"  {'work dir':<22} {workdir} (logs, configs, pids)")
-    _watch(args, title, prom.url, endpoints, sink, {"exporter": exporter, "scorer": scorer}, out)
+    children = [
+        Child("Alertmanager", am.process, am.log_path),
+        Child("the exporter", exporter, workdir / "exporter.log"),
+        Child("Prometheus", prom.process, prom.log_path),
+        Child("the scorer", scorer, workdir / "scorer.log"),
+    ]
+    _watch(args, title, prom.url, endpoints, sink, children, out)
 
 
 def _start_failed(exc: Exception, log: Path) -> UserError:
@@ -496,10 +547,11 @@ def _watch(
     prometheus_url: str,
     endpoints: list[summarylib.Endpoint],
     sink: Any,
-    children: dict[str, subprocess.Popen[bytes]],
+    children: Sequence[Child],
     out: TextIO,
 ) -> None:
-    """Show the summary and the notifications until the duration is over (or a signal)."""
+    """Show the summary and the notifications until the duration is over (or a signal);
+    :class:`ChildExited` when one of ``children`` ends."""
     live = out.isatty() and not args.no_summary
     started = time.monotonic()
     deadline = None if args.duration is None else started + args.duration
@@ -517,12 +569,9 @@ def _watch(
 
     try:
         while deadline is None or time.monotonic() < deadline:
-            for name, process in children.items():
-                if process.poll() is not None:
-                    raise UserError(
-                        f"the {name} exited with code {process.returncode} "
-                        f"(log: {args.workdir.resolve() / (name + '.log')})"
-                    )
+            for child in children:
+                if child.process.poll() is not None:
+                    raise ChildExited(child)
             notifications = print_new_notifications()
             now = time.monotonic()
             if now >= next_summary and not args.no_summary:

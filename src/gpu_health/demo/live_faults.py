@@ -4,8 +4,10 @@ The demo starts its exporter with ``--sim-faults-file WORKDIR/live-faults.yaml``
 watches that file and starts every entry appended to it from the moment it sees it
 (``gpu_health.sim.live``). This command validates the fault, checks that a demo is running in
 the work dir, that the slot holds a board (the simulator silently drops a fault in an empty
-slot) whose model can show the fault (no ``nvlink_errors`` on an L40S), and that the file as it
-stands is one the exporter takes (it ignores every entry of an invalid file). It then appends
+slot) whose model can show the fault (no ``nvlink_errors`` on an L40S), and that every entry
+of the file as it stands is one the exporter takes (it skips an invalid entry, and reads no
+entry of a file it cannot read whole; the command refuses both, so a broken hand edit is said
+where the command runs, not only in the exporter's log). It then appends
 the entry atomically (write a temporary file, then rename), so the exporter never reads half a
 file, holding an exclusive lock on ``live-faults.yaml.lock`` from the read to the rename, so
 that commands run at once never drop each other's entries. Nothing listens on the network for
@@ -34,10 +36,10 @@ from gpu_health.sim.faults import (
     FAULTS,
     MAX_FAULTS,
     Fault,
-    load_faults_file,
     model_name,
     never_fires,
     parse_fault,
+    read_faults_file,
 )
 from gpu_health.sim.models import MODELS
 
@@ -46,6 +48,11 @@ FAULTS_FILE = "live-faults.yaml"
 LOCK_FILE = FAULTS_FILE + ".lock"
 FLEET_FILE = "fleet.json"
 PIDS_FILE = "pids"
+#: how ``gpu-health demo fault`` ends its refusal of a file with an invalid entry
+_SKIPPED = (
+    "the demo's exporter skips that entry and applies the others; fix or remove it first, "
+    "nothing was added"
+)
 
 
 def prepare(
@@ -216,20 +223,32 @@ def _locked(workdir: Path) -> Iterator[None]:
 
 
 def _check_existing(path: Path, slots: list[dict[str, Any]]) -> list[Fault]:
-    """The entries of the faults file, refused as the demo's exporter refuses them: it ignores
-    the whole file, new entries too, while one entry is invalid (``gpu_health.sim.live``)."""
-    ignored = "the demo's exporter ignores the file until it is fixed; nothing was added"
+    """The entries of the faults file, all of them valid as the demo's exporter reads them.
+
+    The exporter reads no entry of a file it cannot read as a whole (broken YAML), and skips an
+    invalid entry while it applies the others (``gpu_health.sim.live``); the command refuses
+    both, so a hand edit gone wrong is said on the terminal instead of only in exporter.log,
+    and its entries are added to a file the exporter reads whole."""
     try:
-        faults = load_faults_file(path)
+        entries = read_faults_file(path)
     except ConfigError as exc:
-        raise UserError(f"{exc} ({ignored})") from None
-    for i, fault in enumerate(faults):
+        raise UserError(
+            f"{exc} (the demo's exporter reads no entry of the file until it is fixed; nothing "
+            "was added)"
+        ) from None
+    faults = []
+    for i, entry in enumerate(entries):
         try:
-            if fault.gpu >= len(slots):
+            if isinstance(entry, ConfigError):
+                raise entry
+            if entry.gpu >= len(slots):
                 raise UserError(f"the demo's fleet has slots 0-{len(slots) - 1}")
-            check_model(slots, fault.gpu, fault.fault)
+            check_model(slots, entry.gpu, entry.fault)
+        except ConfigError as exc:
+            raise UserError(f"{exc} ({_SKIPPED})") from None
         except UserError as exc:
-            raise UserError(f"{path}: faults[{i}]: {exc} ({ignored})") from None
+            raise UserError(f"{path}: faults[{i}]: {exc} ({_SKIPPED})") from None
+        faults.append(entry)
     return faults
 
 
@@ -259,7 +278,7 @@ def add_fault(workdir: Path, spec: str) -> str:
     with _locked(workdir):
         if len(_check_existing(path, slots)) >= MAX_FAULTS:
             raise UserError(f"{path}: already {MAX_FAULTS} faults (at most {MAX_FAULTS})")
-        # As written (an after: 90s stays 90s); load_faults_file has just read it whole.
+        # As written (an after: 90s stays 90s); _check_existing has just read it whole.
         entries = (load_yaml(path) or {}).get("faults") or []
         entries.append(entry)
         _write_atomically(path, {"faults": entries})
