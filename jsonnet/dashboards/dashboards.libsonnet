@@ -245,7 +245,10 @@ local g = import 'lib.libsonnet';
           fieldConfig+: { defaults+: { noValue: 'SILENT' } },
         },
         g.stat('Grade', 'The grade band the score falls in; SILENT (red) when the GPU publishes nothing now.', [
-          g.target('gpu_health_grade%s == 1 or on (uuid) label_replace(%s%s + 1, "grade", "silent", "", "")' % [one(), rec.absent, one()], '{{grade}}'),
+          // A plain `or`, not `or on (uuid)`: VictoriaMetrics (before 1.108) answers the latter,
+          // for about ten minutes after a GPU stops, with the stopped series' five grades
+          // filled at 1 instead of "silent" (tests/mixin/test_dashboards_live.py).
+          g.target('gpu_health_grade%s == 1 or label_replace(%s%s + 1, "grade", "silent", "", "")' % [one(), rec.absent, one()], '{{grade}}'),
         ], unit='none', thresholds=g.thresholds('red'), w=4) {
           options+: { textMode: 'name' },
           // The value is 1 whatever the grade: colour by the grade's name.
