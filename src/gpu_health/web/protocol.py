@@ -176,8 +176,11 @@ def check_framing(version: tuple[int, int], headers: Headers) -> None:
             raise BadHead(400, b"both Content-Length and Transfer-Encoding\n")
 
 
-def render_response(response: Response, send_body: bool, close: bool) -> bytes:
-    """Status line, headers and body in one buffer: one write, so no Nagle/delayed-ACK stall."""
+def render_response(response: Response, send_body: bool, close: bool) -> tuple[bytes, bytes]:
+    """The status line and headers, and the body to send after them (``b""`` for HEAD).
+
+    Apart, so that a large body is never copied per connection: the server sends a small answer
+    in one write (no Nagle/delayed-ACK stall) and a large one chunk by chunk."""
     try:
         reason = http.HTTPStatus(response.status).phrase
     except ValueError:
@@ -198,7 +201,7 @@ def render_response(response: Response, send_body: bool, close: bool) -> bytes:
     if close:
         lines.append("Connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-    return head + response.body if send_body else head
+    return head, response.body if send_body else b""
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:

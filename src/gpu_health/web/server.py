@@ -25,11 +25,14 @@ connection costs a file descriptor and a small buffer, not a thread:
 * the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
   total* (a slow-drip "slowloris" client is cut off), an idle keep-alive connection is closed after
   :data:`IDLE_TIMEOUT_SECONDS`, a response must be taken within :data:`WRITE_TIMEOUT_SECONDS`;
-* a client that stops reading its answers cannot hold the cap or memory: a write whose client
-  took fewer than :data:`STALL_MIN_BYTES` in :data:`STALL_SECONDS` is *stalled* and may be evicted
-  like a waiting connection (aborted, its buffer dropped), stalled writers hold at most
-  :data:`MAX_STALLED_BYTES` in total, and a closing connection still sending its last answer
-  stays in the table (evictable) until it is gone, never lingering outside the cap;
+* a client that stops reading its answers, or reads them just fast enough, cannot hold the cap
+  or memory: a write whose client took fewer than :data:`STALL_MIN_BYTES` in
+  :data:`STALL_SECONDS`, or less than :data:`MIN_WRITE_RATE` on average from its second check
+  on, is *stalled* and may be evicted like a waiting connection (aborted, its buffer dropped),
+  stalled writers hold at most :data:`MAX_STALLED_BYTES` in total, an answer is handed to the
+  transport :data:`WRITE_CHUNK` bytes at a time as the client takes it (never copied whole per
+  connection), and a closing connection still sending its last answer stays in the table
+  (evictable) until it is gone, never lingering outside the cap;
 * a 401 closes the connection (a password guesser reconnects, paying a handshake each time), and
   bcrypt checks that miss the cache run one at a time off the loop, :data:`MAX_AUTH_PENDING` at most
   waiting, so a password flood never delays a scraper whose credentials are cached;
@@ -86,6 +89,7 @@ from gpu_health.web.streams import (
     Closing,
     buffered,
     call_handler,
+    lost,
     peek,
     refuse_plain_on_tls,
 )
@@ -124,6 +128,19 @@ STALL_SECONDS = 2.0
 #: Bytes a client must take per :data:`STALL_SECONDS` for its write to count as progressing
 #: (2 KiB/s): a client reading a byte now and then is as stuck as one that never reads.
 STALL_MIN_BYTES = 4096
+#: Bytes a second a write must average, from its second check on (``1.25 * STALL_SECONDS`` into
+#: it), for its client to count as taking it; a slower one is stalled too. A client taking more
+#: than :data:`STALL_MIN_BYTES` per check kept its place for the whole write timeout: 300 of them
+#: reading ~21 KB/s each from an exporter of 64 simulated GPUs (2 MB answers) held its 272
+#: places, and 7 of 40 scrapes got through (2026-12-07; docs/reliability.md). Stalled only
+#: matters under pressure (evicted at the connection cap, aborted over :data:`MAX_STALLED_BYTES`),
+#: and 64 KiB/s (512 kbit/s) is below what a scraper needs to take that answer within
+#: :data:`WRITE_TIMEOUT_SECONDS`. Holding the cap now costs ``cap * MIN_WRITE_RATE`` of reading
+#: (4096 places: 256 MiB/s).
+MIN_WRITE_RATE = 64 << 10
+#: Bytes of a body handed to a connection's transport at a time, and its buffer's high-water mark:
+#: what a connection holds of an answer its client is not taking, beyond what the kernel took.
+WRITE_CHUNK = 16 << 10
 #: A write is done when at most this much of it is still buffered (asyncio's default high-water
 #: mark, what drain() leaves on a plain connection); checked every WRITTEN_POLL_SECONDS beneath a
 #: TLS transport, which has no wake-up for it.
@@ -533,6 +550,8 @@ class _Loop:
             except TimeoutError:
                 self.expired += 1
                 return
+            # Paused (drain() waits) beyond one chunk: see _send.
+            transport.set_write_buffer_limits(high=WRITE_CHUNK)
             writer = asyncio.StreamWriter(transport, protocol, reader, loop)
             if ctx is not None and active is not None and active.config.tls is not None:
                 peer = transport.get_extra_info("peercert")
@@ -578,21 +597,54 @@ class _Loop:
         except Exception:  # lost with an error (a reset): closed all the same
             return
 
-    async def _send(self, conn: _Conn | None, writer: asyncio.StreamWriter, data: bytes) -> None:
-        """Write ``data`` within :data:`WRITE_TIMEOUT_SECONDS` (else :class:`Closing`), checking
-        every :data:`STALL_SECONDS` (the first time after a quarter of it) how much the client
-        took: under :data:`STALL_MIN_BYTES` (a quarter of it the first time), the
-        connection is "stalled" (evictable; its buffer counted in :data:`MAX_STALLED_BYTES`,
-        and beyond that total it is aborted here), else "busy" again."""
+    async def _send(
+        self, conn: _Conn | None, writer: asyncio.StreamWriter, head: bytes, body: bytes = b""
+    ) -> None:
+        """Write ``head`` and ``body`` within :data:`WRITE_TIMEOUT_SECONDS` (else
+        :class:`Closing`), checking every :data:`STALL_SECONDS` (the first time after a quarter
+        of it) how much the client took: under :data:`STALL_MIN_BYTES` (a quarter of it the first
+        time), or from the second check on under :data:`MIN_WRITE_RATE` on average since the
+        write began, the connection is "stalled" (evictable; what it has left to send counted in
+        :data:`MAX_STALLED_BYTES`, and beyond that total it is aborted here), else "busy" again.
+
+        ``body`` is handed to the transport :data:`WRITE_CHUNK` bytes at a time, as the client
+        takes it (the transport's high-water mark is :data:`WRITE_CHUNK`, see :meth:`serve`), the
+        last :data:`WRITTEN_BYTES` at once. Before, the whole answer was copied into the
+        transport's buffer at once: 1,000 clients that asked for a 230 KB answer and never read
+        took a server from 29 to 207 MB in their first half second, before any of them could
+        count as stalled (now 52 MB). A body shared between requests (a shared render) stays one
+        object, and each connection holds about two chunks of its own."""
         loop = asyncio.get_running_loop()
         transport = writer.transport
-        writer.write(data)
-        # What the kernel did not take is copied into the transport's buffer: drop this copy
-        # rather than hold each stalled answer twice while its write waits.
-        del data
-        end = loop.time() + WRITE_TIMEOUT_SECONDS
-        left = buffered(transport)
-        share = 0.25
+        view = memoryview(body)
+        size = len(view)
+        sent = 0  # bytes of body handed to the transport
+
+        def feed() -> None:
+            """Hand over chunks while the transport takes them without pausing (its buffer at
+            most one chunk); the rest at once when it is small."""
+            nonlocal sent
+            while (
+                sent < size
+                and transport.get_write_buffer_size() <= WRITE_CHUNK
+                and not lost(transport)
+            ):
+                if buffered(transport) + size - sent <= WRITTEN_BYTES:
+                    writer.write(view[sent:])
+                    sent = size
+                    return
+                writer.write(view[sent : sent + WRITE_CHUNK])
+                sent = min(size, sent + WRITE_CHUNK)
+
+        # The head with the start of the body, or all of a small answer, in one write.
+        sent = size if len(head) + size <= WRITTEN_BYTES else min(size, WRITE_CHUNK)
+        writer.write(head + view[:sent])
+        feed()
+        start = loop.time()
+        end = start + WRITE_TIMEOUT_SECONDS
+        # What is left once the kernel took what it takes at once (not a sign of a reader).
+        first_left = left = buffered(transport) + size - sent
+        share, first_check = 0.25, True
         try:
             while True:
                 wait = min(STALL_SECONDS * share, end - loop.time())
@@ -600,19 +652,31 @@ class _Loop:
                     raise Closing
                 try:
                     async with asyncio.timeout(wait):
+                        while sent < size:
+                            await writer.drain()  # suspends while over the high-water mark
+                            if lost(transport):
+                                raise Closing
+                            before = sent
+                            feed()
+                            if sent == before:  # not expected (drain() waits): never spin
+                                await asyncio.sleep(WRITTEN_POLL_SECONDS)
                         await writer.drain()
-                        # TLS: asyncio encrypts an answer at once and hands it to the socket
-                        # transport beneath, so drain() returned while a client that never
-                        # reads had taken nothing (the connection went idle holding it all,
-                        # uncounted). Wait for the buffer beneath to come down too.
+                        # TLS: asyncio encrypts what it is handed at once and passes it to the
+                        # socket transport beneath, so drain() returned while a client that
+                        # never reads had taken nothing (the connection went idle holding it
+                        # all, uncounted). Wait for the buffer beneath to come down too.
                         while buffered(transport) > WRITTEN_BYTES:
                             await asyncio.sleep(WRITTEN_POLL_SECONDS)
                     return
                 except TimeoutError:
                     pass
-                now_left = buffered(transport)
-                self._note_progress(conn, left - now_left < STALL_MIN_BYTES * share, now_left)
-                left, share = now_left, 1.0
+                now = loop.time()
+                now_left = buffered(transport) + size - sent
+                stalled = left - now_left < STALL_MIN_BYTES * share or (
+                    not first_check and first_left - now_left < MIN_WRITE_RATE * (now - start)
+                )
+                self._note_progress(conn, stalled, now_left)
+                left, share, first_check = now_left, 1.0, False
         finally:
             self._note_progress(conn, False, 0)
 
@@ -658,7 +722,7 @@ class _Loop:
                 return
             except BadHead as bad:
                 await self._send(
-                    conn, writer, render_response(Response(bad.status, bad.body), True, True)
+                    conn, writer, *render_response(Response(bad.status, bad.body), True, True)
                 )
                 return
             if head is None:
@@ -666,7 +730,7 @@ class _Loop:
             self.mark(conn, "busy")
             response, close = await self.dispatch(head, conn.peer if conn else None)
             close = close or not head.keep_alive or head.declares_body
-            await self._send(conn, writer, render_response(response, head.method != "HEAD", close))
+            await self._send(conn, writer, *render_response(response, head.method != "HEAD", close))
             if close:
                 return
             # Let every other connection have its turn before this one's next request. Reading
@@ -772,6 +836,24 @@ class _Loop:
 _OVERLOADED = object()
 
 
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """The server loop's handler of exceptions raised in asyncio's own callbacks.
+
+    CPython's socket transport tears itself down twice when a write made from inside its
+    writable callback fails (python/cpython#156512, fixed upstream in 2026): a TLS answer sent
+    chunk by chunk (see ``_Loop._send``) is resumed from there, so a client resetting mid-answer
+    makes the second ``_call_connection_lost`` find the transport gone, AttributeError. Nothing
+    is left open (the first call closed it all), but asyncio would log a traceback each time and
+    a client can do it at will: logged at debug level instead. Anything else goes to asyncio's
+    default handler."""
+    if isinstance(context.get("exception"), AttributeError) and "._call_connection_lost(" in str(
+        context.get("message", "")
+    ):
+        log.debug("connection already torn down (python/cpython#156512): %s", context["message"])
+        return
+    loop.default_exception_handler(context)
+
+
 class WebServer:
     """An HTTP(S) server running on its own event loop thread until :meth:`shutdown`.
 
@@ -801,6 +883,7 @@ class WebServer:
         capped = max(1, min(max_connections, fd_limit - FD_RESERVE))
         self._state = _Loop(listener, routes, source, capped, max(1, max_in_flight))
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_loop_exception)
         self._accept: asyncio.Future[None] | None = None
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 

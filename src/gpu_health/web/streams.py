@@ -1,8 +1,9 @@
 """Socket and stream steps of one connection that the server's event loop awaits.
 
 Apart from :mod:`gpu_health.web.server` (who is served, and when) so each step's bound is
-visible on its own: a peek that never consumes, a refusal that is not reset away, and how many
-bytes a connection still holds for a client that may have stopped reading.
+visible on its own: a peek that never consumes, a refusal that is not reset away, how many
+bytes a connection still holds for a client that may have stopped reading, and whether it is
+still there to write to.
 """
 
 from __future__ import annotations
@@ -82,3 +83,13 @@ def buffered(transport: asyncio.BaseTransport) -> int:
         with contextlib.suppress(AttributeError, RuntimeError):
             total += inner.get_write_buffer_size()
     return total
+
+
+def lost(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport`` (or, under TLS, the socket transport beneath it) is closing: what
+    is written to it now is dropped (asyncio logs a warning per write after the fifth), so an
+    answer sent chunk by chunk stops there."""
+    if transport.is_closing():
+        return True
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    return isinstance(inner, asyncio.BaseTransport) and inner.is_closing()
