@@ -120,15 +120,18 @@ local join(list) = std.join(', ', list);
         name: 'gpu-health-gpu.rules',
         rules: [
           {
-            // XID events per GPU and code in the window. The exporter creates every
-            // catalogued code's counter at 0 as soon as it watches a GPU (and counts from the
-            // kernel log since boot, so a restart neither loses nor repeats events), hence a
-            // plain increase() sees the first event too; it also handles the counter resets
-            // of an exporter restart without the kernel log. A code outside the catalogue is
-            // still born with its first event and read 0 here until its second.
+            // XID events per GPU and code in the window, for the codes that had one. The
+            // exporter creates every catalogued code's counter at 0 as soon as it watches a
+            // GPU (and counts from the kernel log since boot, so a restart neither loses nor
+            // repeats events), hence a plain increase() sees the first event too; it also
+            // handles the counter resets of an exporter restart without the kernel log. A code
+            // outside the catalogue is still born with its first event and has no series here
+            // until its second. Only codes with an event are kept: the zeros were 26 series per
+            // GPU written every evaluation, half this rule's cost and half the mixin's recorded
+            // series (bench/bench_rule_cost.py).
             record: r.xid,
             expr: |||
-              increase(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s])
+              increase(gpu_xid_errors_total{%(exp)s}[%(xidWindow)s]) > 0
             ||| % vars,
           },
           {
@@ -159,10 +162,13 @@ local join(list) = std.join(', ', list);
             ||| % vars,
           },
           {
-            // NVLink errors per second by type, summed over the GPU's links.
+            // NVLink errors per second by type, summed over the GPU's links: the rate of the
+            // exporter's per-GPU total, which it sends beside every per-link counter (4 series
+            // per GPU where the links are 72 on an 18-link board; summing the per-link rates
+            // was this group's costliest rule, 15 times this one: bench/bench_rule_cost.py).
             record: r.nvlink,
             expr: |||
-              sum without (link) (rate(gpu_nvlink_errors_total{%(exp)s}[%(rateInterval)s]))
+              rate(gpu_nvlink_errors_all_links_total{%(exp)s}[%(rateInterval)s])
             ||| % vars,
           },
           {

@@ -48,6 +48,7 @@ FAMILIES = frozenset(
         "gpu_xid_errors_total",
         "gpu_pcie_replays_total",
         "gpu_nvlink_errors_total",
+        "gpu_nvlink_errors_all_links_total",
     }
 )
 #: One of each injected fault the alerts know, on distinct GPUs (slot index = fleet position).
