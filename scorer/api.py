@@ -57,12 +57,26 @@ def gpu_json(g: GpuScore) -> dict[str, Any]:
     econ = g.econ
     if econ is not None:
         out["economics"] = {
+            "valued": True,
+            "reason": None,
             "recommended_action": econ.recommended_action,
             "npv": dict(econ.npv),
             "residual_value": econ.residual_value,
             "currency": econ.currency,
             # Date of the market-price quote behind the sell value ("" = resale curve).
             "price_date": getattr(econ, "price_date", ""),
+        }
+    elif g.econ_unvalued:
+        # Said, not left out: a GPU of a model without economics (a failed one included) has
+        # no NPV and no action, and a client reading economics.recommended_action gets null.
+        out["economics"] = {
+            "valued": False,
+            "reason": g.econ_unvalued,
+            "recommended_action": None,
+            "npv": None,
+            "residual_value": None,
+            "currency": None,
+            "price_date": None,
         }
     return out
 
@@ -175,16 +189,33 @@ def openapi_document() -> dict[str, Any]:
             "inputs": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
             "economics": {
                 "type": "object",
+                "description": "The economic valuation; absent when the economics did not run "
+                "(--no-econ). A GPU the economics could not value has valued false, the reason, "
+                "and null for the rest.",
+                "required": ["valued", "reason", "recommended_action"],
                 "properties": {
-                    "recommended_action": {
-                        "type": "string",
-                        "enum": ["keep", "repair", "repurpose", "sell", "decommission"],
+                    "valued": {
+                        "type": "boolean",
+                        "description": "False when the GPU has no valuation (see reason).",
                     },
-                    "npv": {"type": "object", "additionalProperties": {"type": "number"}},
-                    "residual_value": {"type": "number"},
-                    "currency": {"type": "string"},
+                    "reason": {
+                        "type": ["string", "null"],
+                        "description": "Why the GPU is not valued, e.g. 'no economics for "
+                        "model Tesla V100-SXM2-32GB' (add an entry with --econ.params); null "
+                        "when valued.",
+                    },
+                    "recommended_action": {
+                        "type": ["string", "null"],
+                        "enum": ["keep", "repair", "repurpose", "sell", "decommission", None],
+                    },
+                    "npv": {
+                        "type": ["object", "null"],
+                        "additionalProperties": {"type": "number"},
+                    },
+                    "residual_value": {"type": ["number", "null"]},
+                    "currency": {"type": ["string", "null"]},
                     "price_date": {
-                        "type": "string",
+                        "type": ["string", "null"],
                         "description": "Date of the market price behind the sell NPV, or empty.",
                     },
                 },

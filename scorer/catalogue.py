@@ -180,6 +180,13 @@ SCORER_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         (),
     ),
     (
+        "gpu_scorer_econ_unvalued_gpus",
+        "gauge",
+        "Scored GPUs the economics did not value (no NPV, no recommended action): no model entry "
+        "of the economics parameters matches their model.",
+        ("model",),
+    ),
+    (
         "gpu_scorer_inventory_reload_errors_total",
         "counter",
         "Inventory files refused at reload (invalid); the last good one is kept.",

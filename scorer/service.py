@@ -76,6 +76,9 @@ class GpuScore:
     #: most likely failure class (memory, bus, nvlink, thermal_power, other) and its probability
     failure_class: str = ""
     failure_class_probability: float = math.nan
+    #: Why the economics did not value the GPU (``econ`` is None), e.g. "no economics for model
+    #: Tesla V100-SXM2-32GB"; "" when it was valued or the economics did not run.
+    econ_unvalued: str = ""
 
     @property
     def labels(self) -> list[str]:

@@ -3,8 +3,11 @@
 The failure model and PromQL give utilisation, power, the survival curve (p7/p30/p90: the hazard
 is read from its 30 d and 90 d points), health score and a hard-fault flag;
 the GPU's age comes from an inventory CSV (``uuid`` plus ``age_days`` or ``purchase_date``), or a
-default when the GPU is not listed. A GPU the economics cannot value (unknown model) keeps its
-failure scores and simply has no NPV series.
+default when the GPU is not listed. A GPU the economics cannot value (no ``models.*.match`` fits
+its model) keeps its failure scores and its state, gets no NPV and no recommended action, and says
+so: ``GpuScore.econ_unvalued`` (the API's ``economics.valued: false``),
+``gpu_scorer_econ_unvalued_gpus{model}``, and one WARNING each time the set of such models (or
+their GPU counts) changes, naming them and the option that adds them (:class:`UnvaluedLog`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
+from gpu_health.safetext import shown
 from gpu_health.scorer.service import EconHook, GpuScore
 from gpu_health.unix_time import parse_time
 
@@ -26,6 +31,55 @@ log = logging.getLogger(__name__)
 
 #: The oldest GPU age an ages CSV may give (100 years, as --econ.default-age-days allows).
 MAX_AGE_DAYS = 36500.0
+#: The scorer's option that names the economics YAML (``gpu-health-scorer serve --help``).
+PARAMS_OPTION = "--econ.params"
+#: Models the log line names at most; the others are counted.
+MAX_MODELS_LOGGED = 10
+
+
+def _gpus(n: int) -> str:
+    return f"{n} GPU" if n == 1 else f"{n} GPUs"
+
+
+class UnvaluedLog:
+    """Says which GPU models the economics cannot value, once per change (not every run).
+
+    A WARNING names each model without an economics entry and its number of GPUs, and how to
+    add an entry; it is said again only when that set or a count changes, and an INFO line
+    says so when every GPU is valued again.
+    """
+
+    def __init__(self, matches: Iterable[str]) -> None:
+        self.matches = tuple(matches)
+        self._said: dict[str, int] = {}
+
+    def note(self, unvalued: Mapping[str, int], scored: int) -> None:
+        counts = dict(unvalued)
+        if counts == self._said:
+            return
+        self._said = counts
+        if not counts:
+            log.info("economics: every GPU is valued now (%s)", _gpus(scored))
+            return
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        named = ", ".join(
+            f"'{shown(model)}' ({_gpus(n)})" for model, n in ordered[:MAX_MODELS_LOGGED]
+        )
+        if len(ordered) > MAX_MODELS_LOGGED:
+            rest = ordered[MAX_MODELS_LOGGED:]
+            named += f" and {len(rest)} more models ({_gpus(sum(n for _, n in rest))})"
+        log.warning(
+            "economics: %d of %s not valued (no NPV, no recommended action): no economics "
+            "entry matches their model: %s (the entries match %s). To value them, add an entry "
+            "for each model under models: (match: and its prices, docs/economics.md) to the "
+            "YAML given with %s; until then /api/v1/gpus shows them with economics.valued "
+            "false and gpu_scorer_econ_unvalued_gpus{model} counts them",
+            sum(counts.values()),
+            _gpus(scored),
+            named,
+            ", ".join(self.matches) or "nothing",
+            PARAMS_OPTION,
+        )
 
 
 def read_ages(path: Path, now: float | None = None) -> dict[str, float]:
@@ -95,14 +149,15 @@ def make_econ_hook(
     inventory``): their purchase date, price, contract rate, warranty and SLA tier replace the
     defaults. ``market`` (a ``MarketPrices``) sets resale values from the user's price table.
     """
-    from gpu_health.scorer.econ.engine import GpuEconInput, value_fleet
-    from gpu_health.scorer.econ.metrics import econ_metric_families
+    from gpu_health.scorer.econ.engine import GpuEconInput, not_valued_reason, value_fleet
+    from gpu_health.scorer.econ.metrics import econ_metric_families, unvalued_family
     from gpu_health.scorer.econ.params import load_params
     from gpu_health.scorer.econ.recommender import Recommender
 
     params = load_params(params_path, overrides)
     recommender = Recommender(params.hysteresis)
     ages = read_ages(inventory) if inventory else {}
+    said = UnvaluedLog(needle for model in params.models for needle in model.match)
 
     def hook(gpus: Sequence[GpuScore]) -> tuple[list[GpuScore], list[Any]]:
         inputs = []
@@ -133,11 +188,19 @@ def make_econ_hook(
                 )
             )
         results, skipped = value_fleet(inputs, params)
-        if skipped:
-            log.debug("economics skipped %d GPUs (unknown model)", len(skipped))
+        unvalued = Counter(gpu.model for gpu, _reason in skipped)
+        said.note(unvalued, len(gpus))
         results = recommender.recommend_all(results)
         by_uuid = {r.uuid: r for r in results}
-        out = [dataclasses.replace(g, econ=by_uuid.get(g.uuid)) for g in gpus]
-        return out, list(econ_metric_families(results))
+        unpriced = {gpu.uuid for gpu, _reason in skipped}
+        out = [
+            dataclasses.replace(
+                g,
+                econ=by_uuid.get(g.uuid),
+                econ_unvalued=not_valued_reason(g.model) if g.uuid in unpriced else "",
+            )
+            for g in gpus
+        ]
+        return out, [*econ_metric_families(results), unvalued_family(unvalued)]
 
     return hook

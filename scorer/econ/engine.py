@@ -26,6 +26,12 @@ class UnknownModelError(UserError):
     """No ``models.*.match`` substring fits the GPU's model name."""
 
 
+def not_valued_reason(model: str) -> str:
+    """Why a GPU of ``model`` has no valuation, in the words the scorer's API, its log and the
+    report use: ``no economics for model Tesla V100-SXM2-32GB``."""
+    return f"no economics for model {model}"
+
+
 @dataclass(frozen=True)
 class GpuEconInput:
     """What the engine needs to know about one GPU; ``None`` = not measured (a default is used)."""

@@ -9,7 +9,7 @@ engine's input names to those metrics; the what-if reader (:mod:`.fleet`) reads 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
@@ -18,6 +18,13 @@ from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult
 
 _HELP = {name: help_text for name, _kind, help_text, _labels in SCORER_METRICS}
+
+#: GPUs the economics did not value, per model: (name, type, help, labels) as listed in
+#: ``scorer/catalogue.py``. A fleet-level scorer series, as ``gpu_scorer_inventory_unknown_gpus``;
+#: ``model`` is the GPU's model name as scored.
+UNVALUED_METRIC: tuple[str, str, str, tuple[str, ...]] = next(
+    m for m in SCORER_METRICS if m[0] == "gpu_scorer_econ_unvalued_gpus"
+)
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,13 @@ def econ_metric_families(results: Iterable[EconResult]) -> list[GaugeMetricFamil
             npv.add_metric([*labels, name, r.currency], r.npv[name])
             action.add_metric([*labels, name], 1.0 if name == r.recommended_action else 0.0)
     return [residual, npv, action, *input_families(results)]
+
+
+def unvalued_family(counts: Mapping[str, int]) -> GaugeMetricFamily:
+    """``gpu_scorer_econ_unvalued_gpus{model}``: GPUs per model without a valuation (no series
+    when every GPU was valued)."""
+    name, _kind, help_text, labels = UNVALUED_METRIC
+    family = GaugeMetricFamily(name, help_text, labels=list(labels))
+    for model, count in sorted(counts.items()):
+        family.add_metric([model], float(count))
+    return family

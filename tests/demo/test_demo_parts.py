@@ -125,9 +125,12 @@ def test_summary_shows_grades_risks_alerts_and_notifications() -> None:
     report = FleetReport("http://prom", 0.0, "1h", "ours", gpu_count=3)
     report.grades = {"excellent": 2, "good": 0, "fair": 0, "poor": 0, "critical": 1}
     report.risks = [
-        RiskRow("GPU-aaaa", "node-1", "H100", "5", p7=0.25, p30=0.5, health=12.0, action="sell")
+        RiskRow("GPU-aaaa", "node-1", "H100", "5", p7=0.25, p30=0.5, health=12.0, action="sell"),
+        RiskRow("GPU-cccc", "node-3", "Tesla V100", "0", p7=0.5, p30=0.75, health=40.0),
     ]
     report.risks[0].state = "failed"  # a GPU's state reads at once, the scorer's numbers later
+    # a GPU the scorer's economics did not value says why, as the report does
+    report.risks[1].not_valued = "no economics for model Tesla V100"
     report.alerts = [
         AlertRow("GPUFallenOffBus", "critical", "node-1", "GPU-aaaa", True),
         AlertRow("GPUThermalSlowdown", "warning", "node-2", "GPU-bbbb", False),
@@ -148,6 +151,8 @@ def test_summary_shows_grades_risks_alerts_and_notifications() -> None:
     assert "Fleet health (3 GPUs): excellent 2  good 0  fair 0  poor 0  critical 1" in text
     row = next(line for line in text.splitlines() if line.startswith("node-1"))
     assert row.split() == ["node-1", "5", "GPU-aaaa", "failed", "25.0%", "50.0%", "12", "sell"]
+    unvalued = next(line for line in text.splitlines() if line.startswith("node-3"))
+    assert unvalued.endswith("not valued (no economics for model Tesla V100)"), unvalued
     assert "Alerts firing: 1" in text and "GPUThermalSlowdown" not in text
     assert "Notifications received: 1" in text
     assert "pagerduty trigger [critical] fell off (ok)" in text

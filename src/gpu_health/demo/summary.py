@@ -19,7 +19,7 @@ from gpu_health.demo.notify_sink import Notification
 from gpu_health.errors import UserError
 from gpu_health.report.gather import Gatherer
 from gpu_health.report.model import FleetReport
-from gpu_health.report.text import table
+from gpu_health.report.text import action_cell, table
 
 CLEAR = "\x1b[H\x1b[2J"
 TOP_GPUS = 5
@@ -87,7 +87,7 @@ def render(
                     _pct(r.p7),
                     _pct(r.p30),
                     "-" if r.health is None else f"{r.health:.0f}",
-                    r.action or "-",
+                    action_cell(r.action, r.not_valued),
                 ]
                 for r in report.risks
             ]

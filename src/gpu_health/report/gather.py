@@ -31,6 +31,7 @@ from gpu_health.report.model import (
 )
 from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runbook_url
 from gpu_health.safetext import one_line
+from gpu_health.scorer.econ.engine import not_valued_reason
 from gpu_health.telemetry import engine as query_engine
 from gpu_health.telemetry.freshness import fresh_range, measure
 from gpu_health.telemetry.schema import DCGM_INSTANCE_LABEL, choose_schema
@@ -319,6 +320,7 @@ class Gatherer:
         for sample in self.query("gpu_residual_value"):
             if _label(sample, "uuid") in rows:
                 rows[_label(sample, "uuid")].residual_value = _value(sample)
+        self._unvalued(report, rows)
         for r in rows.values():
             r.state = self._state_of.get(r.uuid, "healthy")
         # Failed and absent GPUs first ("failed now"), then degraded, then healthy; risk within.
@@ -339,10 +341,29 @@ class Gatherer:
                     report.npv_by_action[r.action] = (
                         report.npv_by_action.get(r.action, 0.0) + r.npv[r.action]
                     )
+        elif report.unvalued:
+            report.notes.append(
+                "No recommendations: the scorer valued no GPU (no economics for the fleet's "
+                "models; see Recommended actions)."
+            )
         else:
             report.notes.append("No recommendations: gpu_recommended_action is absent.")
         residuals = [r.residual_value for r in rows.values() if r.residual_value is not None]
         report.fleet_residual_value = sum(residuals) if residuals else None
+
+    def _unvalued(self, report: FleetReport, rows: dict[str, RiskRow]) -> None:
+        """GPUs the scorer's economics did not value: its ``gpu_scorer_econ_unvalued_gpus``
+        names their models, and a GPU of such a model without an action is one of them. Counted
+        here per GPU (not summed from the series), so scorer replicas count a GPU once."""
+        models = {_label(s, "model") for s in self.query("gpu_scorer_econ_unvalued_gpus > 0")}
+        for r in rows.values():
+            if r.action is None and r.model in models:
+                r.not_valued = not_valued_reason(r.model)
+        counts: dict[str, int] = {}
+        for r in rows.values():
+            if r.not_valued:
+                counts[r.model] = counts.get(r.model, 0) + 1
+        report.unvalued = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     def _failure_classes(self, rows: dict[str, RiskRow]) -> None:
         """Each GPU's most likely failure class, chosen as the GPUFailurePredicted alert does:

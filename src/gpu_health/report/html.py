@@ -74,6 +74,8 @@ def environment() -> jinja2.Environment:
         factor_label=factor_label,
         shown=_shown,
         left_out=_left_out,
+        action_cell=text.action_cell,
+        unvalued_line=text.unvalued_line,
     )
     return env
 

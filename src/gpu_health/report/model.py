@@ -35,6 +35,9 @@ class RiskRow:
     failure_class: str | None = None
     failure_class_probability: float | None = None
     runbook_url: str = ""
+    #: Why the scorer's economics did not value the GPU ("no economics for model X"); "" when
+    #: it was valued, or when nothing says why it has no action (no economics running).
+    not_valued: str = ""
 
 
 @dataclass
@@ -101,6 +104,8 @@ class FleetReport:
     actions: dict[str, int] = field(default_factory=dict)
     npv_by_action: dict[str, float] = field(default_factory=dict)
     fleet_residual_value: float | None = None
+    #: GPUs the scorer's economics did not value, per model (no economics entry for it)
+    unvalued: dict[str, int] = field(default_factory=dict)
     #: GPUs per state, and the GPUs that are not healthy (failed first)
     states: dict[str, int] = field(default_factory=dict)
     unhealthy: list[StateRow] = field(default_factory=list)

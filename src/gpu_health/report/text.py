@@ -89,6 +89,39 @@ def _money(value: float | None, currency: str) -> str:
     return "-" if value is None else f"{value:,.0f} {currency}"
 
 
+def action_cell(action: str | None, not_valued: str) -> str:
+    """A GPU's recommended action, or why it has none: "not valued (no economics for model
+    X)" where the scorer said so, "-" where nothing says why."""
+    if action:
+        return action
+    return f"not valued ({not_valued})" if not_valued else "-"
+
+
+#: Models the "not valued" line names at most; the others are counted.
+MAX_UNVALUED_MODELS = 10
+
+
+def _gpus(n: int) -> str:
+    return f"{n:,} GPU" if n == 1 else f"{n:,} GPUs"
+
+
+def unvalued_line(report: FleetReport) -> str:
+    """Under the recommended actions: the GPUs with no valuation, by model, and how to add
+    their economics ("" when every GPU was valued)."""
+    if not report.unvalued:
+        return ""
+    ordered = list(report.unvalued.items())
+    named = ", ".join(f"{model} ({_gpus(n)})" for model, n in ordered[:MAX_UNVALUED_MODELS])
+    if len(ordered) > MAX_UNVALUED_MODELS:
+        rest = ordered[MAX_UNVALUED_MODELS:]
+        named += f" and {len(rest)} more models ({_gpus(sum(n for _, n in rest))})"
+    return (
+        f"not valued: {_gpus(sum(report.unvalued.values()))} (no NPV, no recommended action), "
+        f"no economics for model {named}; add an entry for each model under models: to the "
+        "economics YAML the scorer reads (gpu-health-scorer --econ.params, docs/economics.md)"
+    )
+
+
 def _failure_class(name: str | None, probability: float | None) -> str:
     """``memory 62%``: the scorer's most likely failure class and its share of the hazard."""
     if name is None:
@@ -186,7 +219,7 @@ def render(report: FleetReport) -> str:
                 "-" if r.health is None else f"{r.health:.0f}",
                 ", ".join(f"{factor_label(name)} {value:+.2f}" for name, value in r.factors) or "-",
                 _failure_class(r.failure_class, r.failure_class_probability),
-                r.action or "-",
+                action_cell(r.action, r.not_valued),
                 _money(r.npv.get(r.action or ""), report.currency),
             ]
             for r in report.risks
@@ -208,21 +241,23 @@ def render(report: FleetReport) -> str:
         out.append(table(headers, rows))
         out += ranking_left_out(report)
         out.append("")
-    if report.actions:
+    if report.actions or report.unvalued:
         out.append("Recommended actions")
-        out.append(
-            table(
-                ["action", "GPUs", f"total NPV ({report.currency})"],
-                [
-                    [a, str(n), _money(report.npv_by_action.get(a), "").strip()]
-                    for a, n in report.actions.items()
-                ],
-            )
-        )
+        rows = [
+            [a, str(n), _money(report.npv_by_action.get(a), "").strip()]
+            for a, n in report.actions.items()
+        ]
+        if report.unvalued:
+            rows.append(["not valued", str(sum(report.unvalued.values())), "-"])
+        out.append(table(["action", "GPUs", f"total NPV ({report.currency})"], rows))
         if report.fleet_residual_value is not None:
+            valued = " (valued GPUs only)" if report.unvalued else ""
             out.append(
-                f"fleet residual value {_money(report.fleet_residual_value, report.currency)}"
+                "fleet residual value "
+                f"{_money(report.fleet_residual_value, report.currency)}{valued}"
             )
+        if report.unvalued:
+            out.append(unvalued_line(report))
         out.append("")
     out += _accuracy(report)
     out.append(f"XIDs in the last {report.period}")
