@@ -189,15 +189,13 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
         )
         or
         (
-          last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s]) == 0
+          %(silentLast)s{%(exp)s} == 0
           and on (instance, uuid)
           (
             last_over_time(gpu_xid_errors_total{%(exp)s, xid="79"}[%(gpuAbsentLookback)s]) > 0
             or on (instance, uuid)
             last_over_time(%(downFor)s{%(exp)s}[%(gpuAbsentLookback)s])
           )
-          unless on (uuid)
-          gpu_up{%(exp)s}
           unless on (%(nodeLabel)s, %(gpuSlotLabel)s)
           gpu_up{%(exp)s, %(gpuSlotLabel)s!=""} == 1
         )

@@ -53,6 +53,10 @@ local join(list) = std.join(', ', list);
     // (no GPU answers from the same node and slot). Value 0. GPUMetricsAbsent and the
     // dashboards read it.
     absent: 'gpu:gpu_up:absent%(gpuAbsentLookback)s' % c,
+    // The last gpu_up reading within gpuAbsentLookback of the GPUs that publish none now (0:
+    // it was down when its series stopped), replaced or not: the one range read of the whole
+    // fleet's gpu_up over the lookback, shared by the absent record and GPUFallenOffBus.
+    silentLast: 'gpu:gpu_up:silent_last%(gpuAbsentLookback)s' % c,
     // GPUs whose overall health is unknown, as a score of 0 (dimension="overall"): the silent
     // ones, and those publishing a score that is not a finite number (NaN). The health
     // aggregates add them, so a GPU that stops reporting never leaves the averages.
@@ -189,21 +193,30 @@ local join(list) = std.join(', ', list);
             ||| % vars,
           },
           {
+            // The last gpu_up reading within gpuAbsentLookback of every GPU that publishes
+            // none now. Reading gpu_up over the lookback for every GPU was the costliest part
+            // of the absent record and of GPUFallenOffBus's latch, each doing it
+            // (bench/bench_rule_cost.py); both read this record instead.
+            record: r.silentLast,
+            expr: |||
+              last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s])
+              unless on (uuid)
+              gpu_up{%(exp)s}
+            ||| % vars,
+          },
+          {
             // Silent GPUs (value 0): published gpu_up within gpuAbsentLookback and none now,
             // unless a GPU answers from the same node and slot (gpuSlotLabel: a replaced board,
             // or the board back under another uuid). A dead exporter makes all its GPUs silent.
-            // One range read per evaluation for the whole fleet; GPUMetricsAbsent and the
-            // dashboards read this record instead of repeating it.
+            // GPUMetricsAbsent and the dashboards read this record instead of repeating it.
             record: r.absent,
             expr: |||
               0 * (
-                last_over_time(gpu_up{%(exp)s}[%(gpuAbsentLookback)s])
-                unless on (uuid)
-                gpu_up{%(exp)s}
+                %(silentLast)s{%(exp)s}
                 unless on (%(nodeLabel)s, %(gpuSlotLabel)s)
                 gpu_up{%(exp)s, %(gpuSlotLabel)s!=""}
               )
-            ||| % vars,
+            ||| % (vars { silentLast: r.silentLast }),
           },
           {
             // GPUs whose overall score is unknown, as 0 with dimension="overall": the silent
