@@ -60,14 +60,12 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.slow
-@pytest.mark.integration
-def test_a_child_stopped_from_outside_is_said_and_the_rest_stopped(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+def _kill_a_child(workdir: Path, name: str, sig: signal.Signals) -> tuple[dict[str, int], str]:
+    """Start a demo in ``workdir``, send ``sig`` to its child ``name`` and wait for the demo to
+    end (exit status 1); its pids and its stderr."""
     demo, pids = _up_demo(workdir)
     try:
-        # `kill PID` of the exporter: it handles SIGTERM and exits cleanly, with code 0.
-        os.kill(pids["exporter"], signal.SIGTERM)
+        os.kill(pids[name], sig)
         err = _ended(demo)
     finally:
         if demo.poll() is None:
@@ -75,6 +73,15 @@ def test_a_child_stopped_from_outside_is_said_and_the_rest_stopped(tmp_path: Pat
             demo.communicate()
         processes.stop_leftovers(workdir)
     assert demo.returncode == 1, err
+    return pids, err
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_child_stopped_from_outside_is_said_and_the_rest_stopped(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    # `kill PID` of the exporter: it handles SIGTERM and exits cleanly, with code 0.
+    pids, err = _kill_a_child(workdir, "exporter", signal.SIGTERM)
     lines = err.splitlines()
     assert "stopping (the exporter ended) ..." in lines
     assert lines[-1] == (
@@ -87,16 +94,7 @@ def test_a_child_stopped_from_outside_is_said_and_the_rest_stopped(tmp_path: Pat
 
     # Prometheus killed hard (the OOM killer): the signal is named. Before, the demo did not
     # watch Prometheus and Alertmanager at all, and ran on without them.
-    demo, pids = _up_demo(workdir)  # the cached history: up within seconds
-    try:
-        os.kill(pids["prometheus"], signal.SIGKILL)
-        err = _ended(demo)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.communicate()
-        processes.stop_leftovers(workdir)
-    assert demo.returncode == 1, err
+    pids, err = _kill_a_child(workdir, "prometheus", signal.SIGKILL)  # the cached history
     assert "stopping (Prometheus ended) ..." in err.splitlines()
     assert err.splitlines()[-1] == (
         f"error: Prometheus (pid {pids['prometheus']}) was stopped from outside (signal "
