@@ -6,17 +6,20 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
 from gpu_health.prometheus_access import access_from_args, add_access_arguments
-from gpu_health.scorer.econ.engine import ACTIONS, EconResult, value_fleet
+from gpu_health.safetext import shown
+from gpu_health.scorer.econ.engine import ACTIONS, EconResult, GpuEconInput, value_fleet
 from gpu_health.scorer.econ.fleet import (
     WhatIf,
     compare,
     read_fleet_csv,
     read_fleet_prometheus,
+    unvalued_in_prometheus,
 )
 from gpu_health.scorer.econ.params import load_params
 
@@ -128,13 +131,23 @@ def run(args: argparse.Namespace) -> int:
             fleet = read_fleet_prometheus(
                 args.prometheus, args.lookback, access=access_from_args(args)
             )
+            unvalued = unvalued_in_prometheus(
+                args.prometheus, args.lookback, access=access_from_args(args)
+            )
+            for model, count in sorted(unvalued.items()):
+                gpus = "1 GPU" if count == 1 else f"{count} GPUs"
+                print(
+                    f"warning: the scorer did not value {gpus} of model {shown(model)!r} (no "
+                    "economics entry matches it): they are not in this what-if",
+                    file=sys.stderr,
+                )
         before, skipped = value_fleet(fleet, base)
         after, _ = value_fleet(fleet, changed)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for gpu, reason in skipped:
-        print(f"warning: skipped {gpu.uuid}: {reason}", file=sys.stderr)
+    for line in skipped_lines(skipped):
+        print(line, file=sys.stderr)
     if not before:
         print("error: no GPU in the fleet matches a configured model", file=sys.stderr)
         return 1
@@ -147,6 +160,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_text(result, args.overrides, base.currency, len(before), args.top, sys.stdout)
     return 0
+
+
+#: GPUs a warning names by UUID for each reason; the others are counted.
+SKIPPED_NAMED = 3
+
+
+def skipped_lines(skipped: Sequence[tuple[GpuEconInput, str]]) -> list[str]:
+    """One warning per reason (one per model without economics), naming its first
+    :data:`SKIPPED_NAMED` GPUs and counting the rest: a fleet of 136 GPUs of unpriced models
+    printed 136 lines."""
+    by_reason: dict[str, list[str]] = {}
+    for gpu, reason in skipped:
+        # the engine's reason starts with the GPU ("GPU X: model ... matches no ..."): once per
+        # reason, it names the GPUs itself
+        general = reason.removeprefix(f"GPU {gpu.uuid}: ")
+        by_reason.setdefault(general, []).append(gpu.uuid)
+    lines = []
+    for reason, uuids in by_reason.items():
+        named = ", ".join(shown(u) for u in uuids[:SKIPPED_NAMED])
+        more = f" and {len(uuids) - SKIPPED_NAMED} more" if len(uuids) > SKIPPED_NAMED else ""
+        gpus = "1 GPU" if len(uuids) == 1 else f"{len(uuids)} GPUs"
+        lines.append(f"warning: skipped {gpus} ({named}{more}): {shown(reason)}")
+    return lines
 
 
 def _as_json(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,3 +249,30 @@ def read_fleet_prometheus(
             "(is gpu-health-scorer running and scraped?)"
         )
     return gpus
+
+
+def unvalued_in_prometheus(
+    base_url: str, lookback: str = "1h", at: float | None = None, access: Access = PLAIN
+) -> dict[str, int]:
+    """model -> GPUs the scorer did not value (``gpu_scorer_econ_unvalued_gpus``, summed over
+    scorer shards): they publish no ``gpu_econ_*`` inputs, so :func:`read_fleet_prometheus`
+    cannot see them, and a what-if over Prometheus says so instead of leaving them out."""
+    import urllib.error
+
+    from gpu_health import stack
+
+    query = f"sum by (model) (last_over_time(gpu_scorer_econ_unvalued_gpus[{lookback}])) > 0"
+    try:
+        series = stack.query(base_url.rstrip("/"), query, at=at, access=access)
+    except (urllib.error.URLError, OSError, ValueError, RuntimeError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"--prometheus {base_url}: cannot query: {reason}") from None
+    out: dict[str, int] = {}
+    for item in series:
+        try:
+            count = float(item["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if math.isfinite(count):
+            out[str(item.get("metric", {}).get("model", ""))] = int(count)
+    return out

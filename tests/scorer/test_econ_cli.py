@@ -52,7 +52,7 @@ def test_what_if_text_shows_counts_and_changed_gpus(fleet: Path) -> None:
     assert "GPUs whose recommendation changed: 1" in out
     keep_row = next(line for line in out.splitlines() if line.startswith("keep "))
     assert keep_row.split() == ["keep", "2", "1", "-1"]
-    assert "skipped GPU-k80" in proc.stderr
+    assert "warning: skipped 1 GPU (GPU-k80): model 'Tesla K80' matches no economics" in proc.stderr
 
 
 def test_what_if_json_pairs_before_and_after(fleet: Path) -> None:
@@ -177,6 +177,11 @@ def test_what_if_over_prometheus(
                 by_metric.setdefault(spec.metric, []).append(
                     f"{spec.metric}{{{labels}}} {values[spec.key] * spec.scale} {now - ago:.3f}"
                 )
+    # the scorer could not value three V100s (no economics entry): they publish no inputs
+    by_metric["gpu_scorer_econ_unvalued_gpus"] = [
+        f'gpu_scorer_econ_unvalued_gpus{{model="Tesla V100-SXM2-32GB"}} 3 {now - ago:.3f}'
+        for ago in (600, 300, 60)
+    ]
     lines = []
     for metric, samples in by_metric.items():
         lines += [f"# TYPE {metric} gauge", *samples]
@@ -190,6 +195,11 @@ def test_what_if_over_prometheus(
     data = json.loads(proc.stdout)
     per_gpu = {g["uuid"]: g for g in data["per_gpu"]}
     assert set(per_gpu) == {"GPU-p1", "GPU-p2"}
+    # ...and the what-if says they are left out (before: not a word)
+    assert (
+        "warning: the scorer did not value 3 GPUs of model 'Tesla V100-SXM2-32GB' (no economics "
+        "entry matches it): they are not in this what-if"
+    ) in proc.stderr.splitlines()
     assert (per_gpu["GPU-p1"]["before"], per_gpu["GPU-p1"]["after"]) == ("keep", "sell")
     assert per_gpu["GPU-p2"]["before"] in ("repair", "sell", "decommission")
     # p7/p30 were not published for GPU-p2: the baseline hazard is used and reported
@@ -207,3 +217,19 @@ def test_prometheus_unreachable_is_one_line() -> None:
     assert "Traceback" not in proc.stderr
     bad = _econ("--prometheus", "http://127.0.0.1:9", "--prometheus.lookback", "forever")
     assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+
+def test_gpus_of_an_unpriced_model_are_one_warning(tmp_path: Path) -> None:
+    """Before, one line per GPU: a fleet with 136 GPUs of models without economics printed 136
+    warnings. Now one per model, naming three GPUs and counting the rest."""
+    k80s = "".join(f"GPU-k80-{i},Tesla K80,4000,0.1,100,,,,,false,n3,{i}\n" for i in range(5))
+    path = tmp_path / "fleet.csv"
+    path.write_text(FLEET + k80s)
+    proc = _econ("--fleet", str(path))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(
+        "warning: skipped 6 GPUs (GPU-k80, GPU-k80-0, GPU-k80-1 and 3 more): model 'Tesla K80' "
+        "matches no economics model"
+    )
