@@ -210,6 +210,8 @@ class Scorer:
     serving: bool = True
     _empty_logged: tuple[str, ...] | None = None
     _partial_logged: str | None = None
+    #: The economics error last logged with its traceback (None: the economics works).
+    _econ_error_logged: str | None = None
     _model_stamp: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Wall-clock seconds a run may take; past it, queries fail at once and the run is abandoned
@@ -329,8 +331,19 @@ class Scorer:
             if self.econ is not None and gpus:
                 try:
                     gpus, families = self.econ(gpus)
-                except Exception:  # economics must never stop the failure scores
-                    log.exception("economics failed; serving failure scores without it")
+                except Exception as exc:  # economics must never stop the failure scores
+                    # With its traceback once per distinct error, not on every run (every
+                    # few minutes for as long as the cause lasts); one line when it works again.
+                    said = f"{type(exc).__name__}: {one_line(exc)}"
+                    if said != self._econ_error_logged:
+                        self._econ_error_logged = said
+                        log.exception("economics failed; serving failure scores without it")
+                    else:
+                        log.debug("economics failed again: %s", said)
+                else:
+                    if self._econ_error_logged is not None:
+                        self._econ_error_logged = None
+                        log.info("economics works again")
         except RunTimedOut as exc:
             if exc.shutting_down:
                 log.info("%s; previous results stay served until exit", exc)

@@ -418,3 +418,35 @@ def test_report_of_a_fleet_without_economics_says_so_not_that_actions_are_absent
     assert failed and all(f"not valued (no economics for model {V100})" in r for r in failed)
     html = page.read_text()
     assert f"<tr class='unvalued'><td>not valued</td><td class='num'>{len(SCORED)}</td>" in html
+
+
+def test_an_economics_error_is_logged_once_per_change(
+    fleet_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An economics that fails on every run (a bug, a broken parameter) was logged with its
+    traceback on every run, every few minutes for as long as it lasted: now once per distinct
+    error, and one line when it works again; the failure scores are served throughout."""
+    from gpu_health.scorer.model import load_model
+    from gpu_health.scorer.promclient import PromClient, PromConfig
+    from gpu_health.scorer.service import Scorer
+
+    errors = iter(["boom", "boom", "boom", "other", None, None])
+
+    def hook(gpus: Any) -> tuple[Any, list[Any]]:
+        error = next(errors)
+        if error is not None:
+            raise RuntimeError(error)
+        return gpus, []
+
+    client = PromClient(PromConfig(fleet_url, retries=2, backoff_s=0.1))
+    scorer = Scorer(client, load_model(None), econ=hook)
+    said = []
+    for _ in range(6):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gpu_health.scorer.service"):
+            assert scorer.run_once(), scorer.last_error
+        said.append(
+            [(r.levelname, r.getMessage()) for r in caplog.records if "economics" in r.getMessage()]
+        )
+    failed = ("ERROR", "economics failed; serving failure scores without it")
+    assert said == [[failed], [], [], [failed], [("INFO", "economics works again")], []]
