@@ -23,7 +23,7 @@ from typing import Any
 
 from gpu_health.csv_file import read_csv
 from gpu_health.errors import UserError
-from gpu_health.safetext import shown
+from gpu_health.safetext import counted_by_name, gpus_counted, shown
 from gpu_health.scorer.service import EconHook, GpuScore
 from gpu_health.unix_time import parse_time
 
@@ -35,10 +35,6 @@ MAX_AGE_DAYS = 36500.0
 PARAMS_OPTION = "--econ.params"
 #: Models the log line names at most; the others are counted.
 MAX_MODELS_LOGGED = 10
-
-
-def _gpus(n: int) -> str:
-    return f"{n} GPU" if n == 1 else f"{n} GPUs"
 
 
 class UnvaluedLog:
@@ -59,15 +55,9 @@ class UnvaluedLog:
             return
         self._said = counts
         if not counts:
-            log.info("economics: every GPU is valued now (%s)", _gpus(scored))
+            log.info("economics: every GPU is valued now (%s)", gpus_counted(scored))
             return
-        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        named = ", ".join(
-            f"'{shown(model)}' ({_gpus(n)})" for model, n in ordered[:MAX_MODELS_LOGGED]
-        )
-        if len(ordered) > MAX_MODELS_LOGGED:
-            rest = ordered[MAX_MODELS_LOGGED:]
-            named += f" and {len(rest)} more models ({_gpus(sum(n for _, n in rest))})"
+        named = counted_by_name(counts, MAX_MODELS_LOGGED, lambda model: f"'{shown(model)}'")
         log.warning(
             "economics: %d of %s not valued (no NPV, no recommended action): no economics "
             "entry matches their model: %s (the entries match %s). To value them, add an entry "
@@ -75,7 +65,7 @@ class UnvaluedLog:
             "YAML given with %s; until then /api/v1/gpus shows them with economics.valued "
             "false and gpu_scorer_econ_unvalued_gpus{model} counts them",
             sum(counts.values()),
-            _gpus(scored),
+            gpus_counted(scored),
             named,
             ", ".join(self.matches) or "nothing",
             PARAMS_OPTION,

@@ -12,7 +12,7 @@ from typing import TextIO
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
 from gpu_health.prometheus_access import access_from_args, add_access_arguments
-from gpu_health.safetext import shown
+from gpu_health.safetext import gpus_counted, shown
 from gpu_health.scorer.econ.engine import ACTIONS, EconResult, GpuEconInput, value_fleet
 from gpu_health.scorer.econ.fleet import (
     WhatIf,
@@ -135,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
                 args.prometheus, args.lookback, access=access_from_args(args)
             )
             for model, count in sorted(unvalued.items()):
-                gpus = "1 GPU" if count == 1 else f"{count} GPUs"
                 print(
-                    f"warning: the scorer did not value {gpus} of model {shown(model)!r} (no "
+                    f"warning: the scorer did not value {gpus_counted(count)} of model "
+                    f"{shown(model)!r} (no "
                     "economics entry matches it): they are not in this what-if",
                     file=sys.stderr,
                 )
@@ -180,7 +180,7 @@ def skipped_lines(skipped: Sequence[tuple[GpuEconInput, str]]) -> list[str]:
     for reason, uuids in by_reason.items():
         named = ", ".join(shown(u) for u in uuids[:SKIPPED_NAMED])
         more = f" and {len(uuids) - SKIPPED_NAMED} more" if len(uuids) > SKIPPED_NAMED else ""
-        gpus = "1 GPU" if len(uuids) == 1 else f"{len(uuids)} GPUs"
+        gpus = gpus_counted(len(uuids))
         lines.append(f"warning: skipped {gpus} ({named}{more}): {shown(reason)}")
     return lines
 

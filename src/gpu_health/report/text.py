@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from gpu_health.report.model import HTML_ROWS, TEXT_ROWS, FleetReport
-from gpu_health.safetext import one_line
+from gpu_health.safetext import counted_by_name, gpus_counted, one_line
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.telemetry.xids import DCGM_XID_GAUGES
 
@@ -101,22 +101,15 @@ def action_cell(action: str | None, not_valued: str) -> str:
 MAX_UNVALUED_MODELS = 10
 
 
-def _gpus(n: int) -> str:
-    return f"{n:,} GPU" if n == 1 else f"{n:,} GPUs"
-
-
 def unvalued_line(report: FleetReport) -> str:
     """Under the recommended actions: the GPUs with no valuation, by model, and how to add
     their economics ("" when every GPU was valued)."""
     if not report.unvalued:
         return ""
-    ordered = list(report.unvalued.items())
-    named = ", ".join(f"{model} ({_gpus(n)})" for model, n in ordered[:MAX_UNVALUED_MODELS])
-    if len(ordered) > MAX_UNVALUED_MODELS:
-        rest = ordered[MAX_UNVALUED_MODELS:]
-        named += f" and {len(rest)} more models ({_gpus(sum(n for _, n in rest))})"
+    named = counted_by_name(report.unvalued, MAX_UNVALUED_MODELS)
     return (
-        f"not valued: {_gpus(sum(report.unvalued.values()))} (no NPV, no recommended action), "
+        f"not valued: {gpus_counted(sum(report.unvalued.values()))} (no NPV, no recommended "
+        "action), "
         f"no economics for model {named}; add an entry for each model under models: to the "
         "economics YAML the scorer reads (gpu-health-scorer --econ.params, docs/economics.md)"
     )
