@@ -26,6 +26,7 @@ from gpu_health.errors import UserError
 from gpu_health.safetext import one_line, without_paths
 from gpu_health.scorer.catalogue import SCORER_IDENTITY_LABELS, SCORER_METRICS
 from gpu_health.scorer.factor_labels import factor_label
+from gpu_health.scorer.failure_log import RecurringFailure
 from gpu_health.scorer.features import (
     ECON_FEATURES,
     FEATURES,
@@ -210,8 +211,12 @@ class Scorer:
     serving: bool = True
     _empty_logged: tuple[str, ...] | None = None
     _partial_logged: str | None = None
-    #: The economics error last logged with its traceback (None: the economics works).
-    _econ_error_logged: str | None = None
+    #: The economics' failures, logged with a traceback once per distinct error.
+    _econ_failure: RecurringFailure = field(
+        default_factory=lambda: RecurringFailure(
+            log, "economics", "serving failure scores without it"
+        )
+    )
     _model_stamp: tuple[int, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Wall-clock seconds a run may take; past it, queries fail at once and the run is abandoned
@@ -332,18 +337,9 @@ class Scorer:
                 try:
                     gpus, families = self.econ(gpus)
                 except Exception as exc:  # economics must never stop the failure scores
-                    # With its traceback once per distinct error, not on every run (every
-                    # few minutes for as long as the cause lasts); one line when it works again.
-                    said = f"{type(exc).__name__}: {one_line(exc)}"
-                    if said != self._econ_error_logged:
-                        self._econ_error_logged = said
-                        log.exception("economics failed; serving failure scores without it")
-                    else:
-                        log.debug("economics failed again: %s", said)
+                    self._econ_failure.failed(exc)
                 else:
-                    if self._econ_error_logged is not None:
-                        self._econ_error_logged = None
-                        log.info("economics works again")
+                    self._econ_failure.worked()
         except RunTimedOut as exc:
             if exc.shutting_down:
                 log.info("%s; previous results stay served until exit", exc)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gpu_health.scorer.failure_log import RecurringFailure
 from gpu_health.scorer.inventory import kube
 from gpu_health.scorer.inventory.market import MarketPrices
 from gpu_health.scorer.inventory.metrics import (
@@ -84,6 +85,9 @@ def make_fleet_hook(
     service_level: float = 0.95,
 ) -> EconHook:
     """Per run: assets, then economics (reading ``join.latest``), then the plan."""
+    econ_failure = RecurringFailure(
+        log, "economics", "publishing the inventory and plan without it"
+    )
 
     def hook(gpus: Sequence[GpuScore]) -> tuple[list[GpuScore], list[Any]]:
         now = time.time()
@@ -93,8 +97,10 @@ def make_fleet_hook(
         if econ is not None:
             try:
                 scored, families = econ(gpus)
-            except Exception:  # the economics must not take the inventory and plan down
-                log.exception("economics failed; publishing the inventory and plan without it")
+            except Exception as exc:  # the economics must not take the inventory and plan down
+                econ_failure.failed(exc)
+            else:
+                econ_failure.worked()
         families += asset_metric_families(scored, assets, now)
         families.append(market_metric_family(market, currency))
         families += inventory_self_families(

@@ -420,33 +420,44 @@ def test_report_of_a_fleet_without_economics_says_so_not_that_actions_are_absent
     assert f"<tr class='unvalued'><td>not valued</td><td class='num'>{len(SCORED)}</td>" in html
 
 
+@pytest.mark.parametrize("wrapped", [False, True], ids=["economics", "inventory-hook"])
 def test_an_economics_error_is_logged_once_per_change(
-    fleet_url: str, caplog: pytest.LogCaptureFixture
+    fleet_url: str, caplog: pytest.LogCaptureFixture, wrapped: bool
 ) -> None:
     """An economics that fails on every run (a bug, a broken parameter) was logged with its
     traceback on every run, every few minutes for as long as it lasted: now once per distinct
-    error, and one line when it works again; the failure scores are served throughout."""
+    error, and one line when it works again; the failure scores are served throughout. The same
+    with an asset inventory (``--inventory.file``), whose hook runs the economics inside its own
+    guard so the inventory and the plan are still published: it logged every run until
+    2026-12-07."""
+    from gpu_health.scorer.inventory.hook import AssetJoin, make_fleet_hook
+    from gpu_health.scorer.inventory.source import InventorySource
     from gpu_health.scorer.model import load_model
     from gpu_health.scorer.promclient import PromClient, PromConfig
-    from gpu_health.scorer.service import Scorer
+    from gpu_health.scorer.service import EconHook, Scorer
 
     errors = iter(["boom", "boom", "boom", "other", None, None])
 
-    def hook(gpus: Any) -> tuple[Any, list[Any]]:
+    def econ(gpus: Any) -> tuple[Any, list[Any]]:
         error = next(errors)
         if error is not None:
             raise RuntimeError(error)
         return gpus, []
 
     client = PromClient(PromConfig(fleet_url, retries=2, backoff_s=0.1))
+    hook: EconHook = econ
+    consequence = "serving failure scores without it"
+    if wrapped:
+        hook = make_fleet_hook(AssetJoin(InventorySource(None), client.query), econ)
+        consequence = "publishing the inventory and plan without it"
     scorer = Scorer(client, load_model(None), econ=hook)
     said = []
     for _ in range(6):
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="gpu_health.scorer.service"):
+        with caplog.at_level(logging.INFO, logger="gpu_health.scorer"):
             assert scorer.run_once(), scorer.last_error
         said.append(
             [(r.levelname, r.getMessage()) for r in caplog.records if "economics" in r.getMessage()]
         )
-    failed = ("ERROR", "economics failed; serving failure scores without it")
+    failed = ("ERROR", f"economics failed; {consequence}")
     assert said == [[failed], [], [], [failed], [("INFO", "economics works again")], []]
