@@ -173,6 +173,10 @@
     // Economics: recommended actions worth a ticket, stable for this long.
     retirementActions: 'sell|decommission',
     retirementRecommendedFor: '6h',
+    // GPUs of a model no economics entry matches (gpu_scorer_econ_unvalued_gpus): a ticket once
+    // the scorer has left them unvalued this long (a scorer restart or an edit of the economics
+    // YAML in progress is not worth one).
+    econUnvaluedFor: '1h',
 
     // Asset inventory: warn while a GPU at risk can still be repaired under warranty.
     warrantyEndingDays: 30,

@@ -448,6 +448,22 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
       },
     },
     {
+      alert: 'GPUEconomicsUnvalued',
+      // The scorer's own count of the GPUs it scored but could not value (no economics entry
+      // matches their model), summed over its shards per model; no series while every GPU is
+      // valued. A fleet-level series without GPU labels, as GPUScorerPrecisionLow's: one alert
+      // per model, not per GPU. While the scorer is down it publishes nothing (GPUScorerDown).
+      expr: |||
+        sum without (instance) (gpu_scorer_econ_unvalued_gpus{%(sco)s}) > 0
+      ||| % vars,
+      'for': c.econUnvaluedFor,
+      labels: { severity: c.warningSeverity },
+      annotations: {
+        summary: 'GPUs of a model have no economic valuation.',
+        description: 'The scorer has not valued {{ $value | printf "%.0f" }} GPU(s) of model {{ $labels.model }} for ' + c.econUnvaluedFor + ': no economics entry matches the model, so they get no NPV, no recommended action and no residual value; the risk and economics dashboard and GPURetirementRecommended leave them out. Add an entry for the model under models: to the YAML given with --econ.params (docs/economics.md).',
+      },
+    },
+    {
       alert: 'GPUWarrantyEndingAtRisk',
       // The value is the warranty time left; only GPUs the model sees at risk qualify.
       expr: |||
@@ -538,7 +554,7 @@ local gpuRef = 'GPU {{ $labels.gpu }} ({{ $labels.model }}, {{ $labels.uuid }}) 
   // Every GPU alert also carries the GPU's current overall health score, looked up when the
   // alert is evaluated, so a notification shows it without a second query.
   local healthScore = '{{ if %s }}{{ with printf `gpu_health_score{%s, dimension="overall", uuid="%%s"}` $labels.uuid | query }}{{ . | first | value | printf "%%.0f" }}{{ else }}unknown{{ end }}{{ else }}unknown{{ end }}' % [uuidIsPlain, c.gpuExporterSelector],
-  local nonGpuAlerts = ['GPUMassFailureMember', 'GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow'],
+  local nonGpuAlerts = ['GPUMassFailureMember', 'GPUExporterDown', 'GPUExporterCollectorFailing', 'GPUScorerDown', 'GPUScorerPrecisionLow', 'GPUEconomicsUnvalued'],
   local decorate(rule) = rule {
     // A rule that names its own runbook (GPUFailurePredicted: the class's) keeps it.
     annotations+: { runbook_url: std.get(rule.annotations, 'runbook_url', runbookURL(rule.alert)) } + (

@@ -108,7 +108,13 @@ local g = import 'lib.libsonnet';
   // (from `up`) and its inventory is the last one it published within gpuAbsentLookback.
   local expSel(extra='') = sel([c.gpuExporterSelector, clusterM, extra]),
   local zeroPerExporter = '0 * max by (instance) (up%s)' % expSel(),
-  local inventory = '(sum by (instance) (gpu_exporter_gpus%s) or sum by (instance) (last_over_time(gpu_exporter_gpus%s[%s])))' % [expSel('state="inventory"'), expSel('state="inventory"'), $._config.gpuAbsentLookback],
+  // GPUs each exporter published within gpuAbsentLookback that publish nothing now and were not
+  // replaced in their slot (the silent-GPU record, as the coverage, grade and worst-GPU panels
+  // count them): one it dropped from its inventory while it runs, every GPU of a dead exporter.
+  local silentPerExporter = 'count by (instance) (%s%s)' % [rec.absent, expSel()],
+  // What it lists now (0 for a dead exporter) plus its silent GPUs; an exporter no longer
+  // scraped at all (its target gone) keeps its silent GPUs.
+  local inventory = '((sum by (instance) (gpu_exporter_gpus%s) or %s) + on (instance) (%s or %s) or %s)' % [expSel('state="inventory"'), zeroPerExporter, silentPerExporter, zeroPerExporter, silentPerExporter],
   local answering = '(sum by (instance) (gpu_exporter_gpus%s) or %s)' % [expSel('state="up"'), zeroPerExporter],
   // Datacenter -> rack drill-down (needs the scorer's gpu_asset_info, from its inventory).
   local assets(extra='') = 'max by (uuid, datacenter, row, rack) (gpu_asset_info%s)' % scored(extra),
@@ -207,7 +213,7 @@ local g = import 'lib.libsonnet';
         g.bargauge('GPUs throttled now, by reason', 'GPUs whose clocks a reason holds down right now (idle excluded).', [
           g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!~"%s"' % c.benignClockEventReasons), '{{reason}}', instant=true),
         ], unit='none', thresholds=g.rising(1, 4)),
-        g.table('Exporters', 'Each exporter serving the selected GPUs: scrape up, GPUs in its inventory (for a dead exporter, the last it published within %s), GPUs answering, GPUs not answering (inventory less answering, red from one), and whether every collector succeeded on the last scrape; a dead exporter reads 0 answering and collectors 0.' % $._config.gpuAbsentLookback, [
+        g.table('Exporters', 'Each exporter serving the selected GPUs: scrape up, GPUs in its inventory (those it lists now plus those it published within %s that publish nothing now: dropped from its inventory while it runs, or every GPU of a dead exporter), GPUs answering, GPUs not answering (inventory less answering: lost, vanished or behind a dead exporter; red from one), and whether every collector succeeded on the last scrape; a dead exporter reads 0 answering and collectors 0.' % $._config.gpuAbsentLookback, [
           g.tableTarget('max by (instance) (up%s) %s' % [expSel(), servingSelected]),
           g.tableTarget('%s %s' % [inventory, servingSelected]),
           g.tableTarget('%s %s' % [answering, servingSelected]),
@@ -409,16 +415,24 @@ local g = import 'lib.libsonnet';
       [
         g.stat('Expected failures', 'Sum of failure probabilities over the selected GPUs: failures to expect within the horizon.', [
           g.target('sum(gpu_failure_probability%s)' % scored('horizon="$horizon"'), 'expected failures'),
-        ], unit='none', thresholds=g.rising(1, 5), decimals=2),
+        ], unit='none', thresholds=g.rising(1, 5), decimals=2, w=4),
         g.stat('GPUs at risk', 'GPUs whose failure probability within the horizon exceeds %g.' % c.riskProbabilityThreshold, [
           g.target('count(gpu_failure_probability%s > %g) or vector(0)' % [scored('horizon="$horizon"'), c.riskProbabilityThreshold], 'at risk'),
-        ], unit='none', thresholds=g.rising(1, 5), decimals=0),
-        g.stat('Fleet residual value', 'Residual (book) value of the selected GPUs, adjusted by health.', [
+        ], unit='none', thresholds=g.rising(1, 5), decimals=0, w=4),
+        g.stat('Fleet residual value', 'Residual (book) value of the selected GPUs, adjusted by health; GPUs not valued (next panel) are not in it.', [
           g.target('sum(gpu_residual_value%s)' % scored('currency="%s"' % c.currency), 'residual value'),
-        ], unit='currency' + c.currency, decimals=0),
+        ], unit='currency' + c.currency, decimals=0, w=5),
+        // The scorer's count of GPUs no economics entry matches, per model (a fleet-level series:
+        // no node label). The node variable keeps the models scored on the selected nodes.
+        g.stat('GPUs not valued', 'GPUs the economics cannot value, per model (gpu_scorer_econ_unvalued_gpus): no economics entry matches their model, so they have no NPV, no recommended action and no residual value, and the economics panels here leave them out. Red from one. To value them, add an entry for the model under models: to the YAML given with --econ.params (docs/economics.md). Counted per model over the whole fleet; the node variable keeps the models scored on the selected nodes. "all valued" 0 when there are none.', [
+          g.target('sum by (model) (gpu_scorer_econ_unvalued_gpus%s) and on (model) group by (model) (gpu_state%s) or on () label_replace(vector(0), "model", "all valued", "", "")' % [sel([c.gpuScorerSelector, clusterM, 'model=~"$model"']), scored()], '{{model}}'),
+        ], unit='none', thresholds=g.rising(1, 1), decimals=0, w=6) {
+          // One value per model: the model names it, also when it is the only one.
+          options+: { textMode: 'value_and_name' },
+        },
         g.stat('Scorer results age', 'Time since the scorer last finished a run: stale results mean the scorer is stuck or down.', [
           g.target('time() - max(gpu_scorer_last_run_timestamp_seconds%s)' % sel([c.gpuScorerSelector, clusterM]), 'age'),
-        ], unit='s', thresholds=g.rising(3600, 4 * 3600)),
+        ], unit='s', thresholds=g.rising(3600, 4 * 3600), w=5),
 
         g.table('Failure probability ranking', 'GPUs most likely to fail within the horizon, with their anomaly score; click a uuid for the detail dashboard.', [
           // Every query here drops its metric name (`unnamed`): Grafana's merge joins rows only

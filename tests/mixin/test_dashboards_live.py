@@ -529,7 +529,8 @@ SLOTS = GPUS_LIVE + DEAD_GPUS + SHRUNK_GPUS
 def test_the_fleet_overview_shows_the_silent_gpus(fleet: Fleet) -> None:
     """The killed exporter's GPUs and the GPU gone from the restarted exporter stay on the
     health panels: missing, graded silent, listed in Worst GPUs at 0, counted as 0 in the mean
-    and the coverage; the Exporters table shows the dead exporter (docs/dashboards.md)."""
+    and the coverage; the Exporters table shows the dead exporter and, on the restarted
+    exporter's row, its vanished GPU as not answering (docs/dashboards.md)."""
     result = _run(fleet, "gpu-fleet-overview.json")
     silent = fleet.silent_uuids
     assert len(silent) == DEAD_GPUS + 1
@@ -574,11 +575,12 @@ def test_the_fleet_overview_shows_the_silent_gpus(fleet: Fleet) -> None:
         at: tuple(exporters.get(at, {}).get(c) for c in shown)
         for at in (fleet.dead_instance, fleet.shrunk_instance)
     }
-    # The dead exporter: up 0, the inventory it last published, none answering.
+    # The dead exporter: up 0, its silent GPUs in its inventory, none answering.
     assert rows[fleet.dead_instance] == (0.0, DEAD_GPUS, 0.0, DEAD_GPUS, 0.0), rows
-    # The restarted one answers for all it has now: its vanished GPU is not in its inventory
-    # (GPUs missing counts it, above).
-    assert rows[fleet.shrunk_instance] == (1.0, SHRUNK_GPUS - 1, SHRUNK_GPUS - 1, 0.0, 1.0), rows
+    # The restarted one answers for all it lists now, and the GPU it dropped stays on its row
+    # as not answering, as GPUs missing and the coverage count it (above): the row read 0 not
+    # answering and the vanished GPU in no column.
+    assert rows[fleet.shrunk_instance] == (1.0, SHRUNK_GPUS, SHRUNK_GPUS - 1, 1.0, 1.0), rows
 
 
 def _panel_json(dashboard: dict[str, Any], title: str) -> dict[str, Any]:

@@ -103,7 +103,11 @@ def exprs(dashboard: str, title: str, **chosen: str) -> list[str]:
     return [substitute(t["expr"], values) for t in panel(dashboard, title)["targets"]]
 
 
-def promtool(tmp_path: Path, checks: list[tuple[str, list[tuple[str, float]]]]) -> None:
+def promtool(
+    tmp_path: Path,
+    checks: list[tuple[str, list[tuple[str, float]]]],
+    input_series: list[dict[str, str]] | None = None,
+) -> None:
     spec = {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
@@ -111,7 +115,7 @@ def promtool(tmp_path: Path, checks: list[tuple[str, list[tuple[str, float]]]]) 
         "tests": [
             {
                 "interval": "1m",
-                "input_series": _fleet(),
+                "input_series": _fleet() if input_series is None else input_series,
                 "promql_expr_test": [
                     {
                         "expr": expr,
@@ -133,6 +137,7 @@ def promtool(tmp_path: Path, checks: list[tuple[str, list[tuple[str, float]]]]) 
 
 OVERVIEW = "gpu-fleet-overview.json"
 DETAIL = "gpu-detail.json"
+RISK = "gpu-risk-economics.json"
 
 
 def stat(title: str, value: float, **chosen: str) -> tuple[str, list[tuple[str, float]]]:
@@ -216,16 +221,21 @@ def test_grades_worst_gpus_and_models_list_silent_gpus(tmp_path: Path) -> None:
 
 
 def test_exporters_table_shows_a_dead_exporter_and_missing_gpus(tmp_path: Path) -> None:
+    """Exporter a still runs but dropped U1 from its inventory at 10m (its gpu_exporter_gpus
+    went 5 -> 4): U1 stays in a's inventory and is not answering, with U4 (lost), as the
+    coverage panels count it; the board replaced in its slot (U2 -> U2n) counts once. The
+    row read 4 in inventory and 1 not answering, U1 in no column. Node b's dead exporter
+    counts its silent U3."""
     up, inventory, answering, collectors, not_answering = exprs(OVERVIEW, "Exporters")
     a, b = '{instance="a:9400"}', '{instance="b:9400"}'
     promtool(
         tmp_path,
         [
             (up, [(a, 1), (b, 0)]),
-            (inventory, [(a, 4), (b, 1)]),
+            (inventory, [(a, 5), (b, 1)]),
             (answering, [(a, 3), (b, 0)]),
             (collectors, [(a, 1), (b, 0)]),
-            (not_answering, [(a, 1), (b, 1)]),
+            (not_answering, [(a, 2), (b, 1)]),
         ],
     )
     overrides = {
@@ -268,6 +278,45 @@ def test_detail_stats_show_a_silent_gpu_as_silent(tmp_path: Path) -> None:
     }
     assert colours["critical"] == colours["silent"] == "red"
     assert colours["excellent"] != colours["critical"]
+
+
+def test_risk_stat_counts_gpus_not_valued_per_model(tmp_path: Path) -> None:
+    """GPUs no economics entry matches (gpu_scorer_econ_unvalued_gpus, per model and scorer
+    shard, no node label): "GPUs not valued" sums the shards per model, keeps the models scored
+    on the selected nodes, and reads "all valued" 0 where there are none."""
+    scorer = 'job="gpu-health-scorer"'
+
+    def state(shard: str, node: str, uuid: str, model: str) -> dict[str, str]:
+        labels = f'{scorer}, instance="{shard}", node="{node}", gpu="0", uuid="{uuid}"'
+        return series("gpu_state", f'{labels}, model="{model}", state="healthy"', f"1x{N - 1}")
+
+    fleet = [
+        series("gpu_scorer_econ_unvalued_gpus", f'{scorer}, instance="s0", model="V100"', "2x60"),
+        series("gpu_scorer_econ_unvalued_gpus", f'{scorer}, instance="s1", model="V100"', "1x60"),
+        series("gpu_scorer_econ_unvalued_gpus", f'{scorer}, instance="s0", model="A10"', "1x60"),
+        state("s0", "a", "V0", "V100"),
+        state("s1", "a", "V1", "V100"),
+        state("s0", "a", "V2", "V100"),
+        state("s0", "b", "A0", "A10"),
+        state("s1", "c", "H0", "H100"),
+    ]
+    title = "GPUs not valued"
+    none = [('{model="all valued"}', 0.0)]
+    promtool(
+        tmp_path,
+        [
+            (exprs(RISK, title)[0], [('{model="V100"}', 3), ('{model="A10"}', 1)]),
+            (exprs(RISK, title, node="b")[0], [('{model="A10"}', 1)]),
+            (exprs(RISK, title, node="c")[0], none),
+            (exprs(RISK, title, model="H100")[0], none),
+        ],
+        fleet,
+    )
+    stat_panel = panel(RISK, title)
+    assert colour(stat_panel["fieldConfig"]["defaults"]["thresholds"], 1) == "red"
+    assert colour(stat_panel["fieldConfig"]["defaults"]["thresholds"], 0) == "green"
+    assert stat_panel["options"]["textMode"] == "value_and_name"
+    assert "--econ.params" in stat_panel["description"]
 
 
 def colour(thresholds: dict[str, Any], value: float) -> str:

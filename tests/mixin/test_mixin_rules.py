@@ -185,6 +185,9 @@ def test_gpu_alert_descriptions_name_gpu_node_model_and_value() -> None:
         if rule["alert"] == "GPUMassFailure":  # a count over the fleet: no GPU of its own
             assert "$value" in description and "$labels" not in description
             continue
+        if rule["alert"] == "GPUEconomicsUnvalued":  # a count per model: no GPU of its own
+            assert "$value" in description and "$labels.model" in description
+            continue
         for needle in ("$labels.gpu", "$labels.node", "$labels.model", "$labels.uuid"):
             assert needle in description, (rule["alert"], needle)
         assert "$value" in description or rule["alert"] == "GPUMetricsAbsent", rule["alert"]
