@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpu_health import stack
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.web.auth import MAX_BCRYPT_COST, BasicAuth, check_bcrypt_costs
 from gpu_health.web.config import TLS_KEYS, load_web_config, parse_duration, parse_web_config
@@ -334,5 +338,146 @@ def test_bcrypt_cost_above_the_cap_is_refused_on_reload(
         time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)
         assert _get(server.port, "alice", "pw") == (200, "deny")
         assert source.reload_errors == 1
+    finally:
+        server.shutdown()
+
+
+# -- a reload never removes basic auth ------------------------------------------------------------
+
+#: The real commands, which serve through the same WebServer and WebConfigSource.
+COMMANDS = {
+    "exporter": ["gpu-health-exporter", "--backend", "sim"],
+    "scorer": ["gpu-health-scorer", "serve", "--prometheus.url", "http://127.0.0.1:9", "--no-econ"],
+}
+
+
+def _metrics(port: int, auth: tuple[str, str] | None = None) -> int:
+    """The status of ``GET /metrics``, with basic auth when given."""
+    headers = {}
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_emptied_web_config_keeps_basic_auth_on(name: str, tmp_path: Path) -> None:
+    """The probe's finding: a web config truncated while the exporter runs (a tool that
+    truncates before it writes, a bad ConfigMap) read as "no auth" and was reloaded, so an
+    unauthenticated scrape got 200. Removing auth now needs a restart, as switching TLS does:
+    the reload is refused with one ERROR line and the users in force stay in force; a changed
+    set of users still applies without a restart."""
+    exe = shutil.which(COMMANDS[name][0], path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip(f"{COMMANDS[name][0]} not installed")
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    config = tmp_path / "live.yml"
+    config.write_text(f"basic_auth_users:\n  prom: '{hashed}'\n")
+    port = stack.free_port()
+    log_file = tmp_path / "out.log"
+    argv = [*COMMANDS[name][1:], "--web.listen-address", f"127.0.0.1:{port}"]
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen(
+            [exe, *argv, "--web.config.file", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def web_config_lines() -> list[str]:
+        return [
+            line for line in log_file.read_text().splitlines() if "gpu_health.web.config" in line
+        ]
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_file.read_text()
+            try:
+                if _metrics(port, ("prom", "pw")) == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log_file.read_text()
+            time.sleep(0.2)
+        assert _metrics(port) == 401
+
+        time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)  # the next request looks at the file
+        config.write_bytes(b"")  # `: > live.yml`
+        assert _metrics(port) == 401  # this request saw the change and refused it
+        assert _metrics(port, ("prom", "pw")) == 200
+        assert _metrics(port, ("prom", "wrong")) == 401
+        lines = web_config_lines()
+        assert len(lines) == 1, lines
+        assert " ERROR " in lines[0] and str(config) in lines[0], lines
+        assert "basic auth stays on" in lines[0] and "needs a restart" in lines[0], lines
+        assert "keeping the previous one" in lines[0], lines
+
+        # Changing the users is still a reload like any other.
+        time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)
+        config.write_text(f"basic_auth_users:\n  bob: '{hashed}'\n")
+        assert _metrics(port, ("bob", "pw")) == 200
+        assert _metrics(port, ("prom", "pw")) == 401
+        assert _metrics(port) == 401
+        lines = web_config_lines()
+        assert len(lines) == 2 and " INFO " in lines[1] and "reloaded" in lines[1], lines
+    finally:
+        stack.stop_process(proc)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "basic_auth_users: {}\n",
+        "basic_auth_users:\n",
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+        "rate_limit:\n  interval: 1s\n  burst: 10\n",
+    ],
+    ids=["empty", "empty-users", "null-users", "only-headers", "only-rate-limit"],
+)
+def test_a_reload_that_removes_basic_auth_is_refused(
+    text: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every valid file without users, loaded over one with users, keeps the previous config."""
+    monkeypatch.setattr(WebConfigSource, "CHECK_INTERVAL", 0.0)
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    source = WebConfigSource(path)
+    first = source.current()
+    assert first.auth is not None
+    path.write_text(text)
+    with caplog.at_level(logging.INFO, logger="gpu_health.web.config"):
+        assert source.current() is first
+        assert source.current() is first  # checked again: unchanged, quiet
+    errors = [r for r in caplog.records if r.name == "gpu_health.web.config"]
+    assert [r.levelno for r in errors] == [logging.ERROR] and source.reload_errors == 1
+    message = errors[0].getMessage()
+    assert str(path) in message and "removing basic auth needs a restart" in message, message
+
+
+def test_empty_web_config_at_start_up_still_means_no_auth(tmp_path: Path) -> None:
+    """Only a reload is refused: a file that starts empty serves plain HTTP without auth, and
+    adding users to it later is a reload like any other."""
+    path = tmp_path / "web.yml"
+    path.write_text("")
+    server = WebServer(
+        "127.0.0.1:0", {"/": lambda _r: Response(200, b"ok\n")}, web_config=path
+    ).start()
+    try:
+        assert _get(server.port, "anyone", "x") == (200, None)
+        time.sleep(WebConfigSource.CHECK_INTERVAL + 0.1)
+        hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+        path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+        assert _get(server.port, "anyone", "x") == (401, None)
+        assert _get(server.port, "alice", "pw") == (200, None)
     finally:
         server.shutdown()

@@ -43,7 +43,8 @@ class WebConfigSource:
     exporter-toolkit re-reads the file on every request so rotated certificates apply at once; here
     the file and the files it names are stat()ed at most once a second, and a change is loaded in
     full before it replaces the old one. A broken edit is logged (one line) and the last good
-    configuration stays in force, so a typo never takes the endpoint down or opens it up.
+    configuration stays in force, so a typo never takes the endpoint down or opens it up. So is a
+    valid edit that only a restart may apply: TLS switched on or off, basic auth removed.
     """
 
     CHECK_INTERVAL = 1.0
@@ -67,6 +68,25 @@ class WebConfigSource:
                 stamp.append((str(f), -1, -1))
         return tuple(stamp)
 
+    def _needs_restart(self, candidate: ActiveWebConfig) -> str | None:
+        """Why ``candidate`` may only take effect at a restart, or None if it may replace the
+        config in force now.
+
+        A reload never switches TLS on or off, and never turns basic auth off: a file truncated
+        by a tool that writes in two steps, or emptied by a bad ConfigMap, reads as valid ("no
+        TLS, no auth", as at start-up) but must not open a protected endpoint. Changing the users
+        or their passwords is a reload like any other.
+        """
+        if (candidate.ssl_context is None) != (self._active.ssl_context is None):
+            state = "off" if self._active.ssl_context is None else "on"
+            return f"{self.path}: switching TLS on or off needs a restart (TLS stays {state})"
+        if self._active.auth is not None and candidate.auth is None:
+            return (
+                f"{self.path}: has no basic_auth_users, so basic auth stays on with the previous "
+                "users; removing basic auth needs a restart"
+            )
+        return None
+
     @property
     def tls_enabled(self) -> bool:
         return self._active.ssl_context is not None
@@ -89,12 +109,10 @@ class WebConfigSource:
                 self.reload_errors += 1
                 log.error("web config not reloaded, keeping the previous one: %s", exc)
                 return self._active
-            if (candidate.ssl_context is None) != (self._active.ssl_context is None):
+            refusal = self._needs_restart(candidate)
+            if refusal is not None:
                 self.reload_errors += 1
-                log.error(
-                    "web config not reloaded: switching TLS on or off needs a restart (%s)",
-                    self.path,
-                )
+                log.error("web config not reloaded, keeping the previous one: %s", refusal)
                 return self._active
             self._stamp = self._fingerprint(candidate.config)
             self._active = candidate
