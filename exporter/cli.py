@@ -27,8 +27,10 @@ from gpu_health.cli_support import (
     log_level_argument,
     run_main,
 )
+from gpu_health.config import show
 from gpu_health.errors import UserError
 from gpu_health.exporter.backend import Backend
+from gpu_health.exporter.label_values import MAX_LABEL_VALUE, displayed, node_name_problem
 from gpu_health.telemetry.readings import BackendUnavailableError
 
 log = logging.getLogger("gpu_health.exporter")
@@ -45,15 +47,35 @@ _gpu_count = cli_validate.integer(1, cli_validate.MAX_EXPORTER_GPUS)
 
 
 def _node_name(text: str) -> str:
-    """A ``node`` label value: not empty (Prometheus drops an empty label, and the GPU's series
-    would lose the node the scorer and the dashboards group by)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty (or leave it out for the default)")
+    """A ``node`` label value: not blank, valid UTF-8 text, at most 253 characters
+    (:func:`~gpu_health.exporter.label_values.node_name_problem`)."""
+    problem = node_name_problem(text)
+    if problem == "must not be empty":
+        raise argparse.ArgumentTypeError(f"{problem} (or leave it out for the default)")
+    if problem:
+        raise argparse.ArgumentTypeError(f"{show(text)}: {problem}")
     return text
 
 
 def default_node_name() -> str:
     return os.environ.get("NODE_NAME") or socket.gethostname()
+
+
+def node_name(args: argparse.Namespace) -> str:
+    """The ``node`` label: --node-name (checked as it is parsed), else $NODE_NAME, else the
+    hostname; a default that cannot be a label value is a one-line UserError naming where it
+    came from, never a node whose every scrape fails."""
+    if args.node_name:
+        return str(args.node_name)
+    env = os.environ.get("NODE_NAME")
+    if env:
+        text, where, fix = env, "the NODE_NAME environment variable", "fix it or set --node-name"
+    else:
+        text, where, fix = socket.gethostname(), "the hostname", "set --node-name or NODE_NAME"
+    problem = node_name_problem(text)
+    if problem:
+        raise UserError(f"{where} {show(text)} cannot be the node label: {problem} ({fix})")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--node-name",
         type=_node_name,
         default=None,
-        help="value of the node label (default: $NODE_NAME or the hostname, here "
-        f"{default_node_name()}; the sim backend keeps its simulated node names unless given)",
+        help=f"value of the node label, UTF-8 text of at most {MAX_LABEL_VALUE} characters "
+        f"(default: $NODE_NAME or the hostname, here {displayed(default_node_name())}; the "
+        "sim backend keeps its simulated node names unless given)",
     )
     parser.add_argument(
         "--poll-interval",
@@ -262,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_backend(args: argparse.Namespace) -> Backend:
     """The backend the flags ask for; BackendUnavailableError when it cannot start here."""
-    node = args.node_name or default_node_name()
+    if args.backend == "sim":  # keeps its simulated node names, or takes --node-name later
+        return _make_sim(args)
+    node = node_name(args)
     if args.backend in ("auto", "nvml"):
         from gpu_health.exporter.backends.nvml import NvmlBackend
 
@@ -291,6 +316,10 @@ def make_backend(args: argparse.Namespace) -> Backend:
         from gpu_health.exporter.backends.dcgm import DcgmBackend
 
         return DcgmBackend(node=node)
+    raise AssertionError(f"unknown backend {args.backend!r}")  # argparse's choices refuse it
+
+
+def _make_sim(args: argparse.Namespace) -> Backend:
     from gpu_health.exporter.backends.sim import make_sim_backend
 
     try:

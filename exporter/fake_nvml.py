@@ -32,8 +32,10 @@ from typing import Any
 
 import pynvml
 
-from gpu_health.config import read_text_file
+from gpu_health.cli_validate import MAX_EXPORTER_GPUS
+from gpu_health.config import read_text_file, show
 from gpu_health.errors import UserError
+from gpu_health.exporter.label_values import MAX_LABEL_VALUE, label_value_problem
 
 #: A recorded fixture is a few hundred KB; a larger file is not one.
 FIXTURE_MAX_BYTES = 16 * 1024 * 1024
@@ -168,6 +170,43 @@ def check_fixture_shape(fixture: Mapping[str, Any], reference: Mapping[str, Any]
             raise ValueError(f"calls.{key}{mismatch} (as the bundled H100 fixture has)")
 
 
+#: The fixture's strings the exporter serves as label values (``driver`` at the top level, the
+#: rest under ``calls``), with the longest each may be: a cloned GPU of ``--replay.gpus`` appends
+#: its number (up to 4 digits) to the serial.
+_LABEL_STRINGS: dict[str, int] = {
+    "driver": MAX_LABEL_VALUE,
+    "calls.nvmlDeviceGetName": MAX_LABEL_VALUE,
+    "calls.nvmlDeviceGetUUID": MAX_LABEL_VALUE,
+    "calls.nvmlDeviceGetSerial": MAX_LABEL_VALUE - len(str(MAX_EXPORTER_GPUS - 1)),
+    "calls.nvmlDeviceGetVbiosVersion": MAX_LABEL_VALUE,
+    "calls.nvmlDeviceGetPciInfo.busId": MAX_LABEL_VALUE,
+}
+#: ``cuda_driver`` as NVML answers it (13000 for CUDA 13.0), served as the label ``13.0``.
+MAX_CUDA_DRIVER = 999_999
+
+
+def check_fixture_labels(fixture: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first label value of the fixture that cannot be served:
+    a string of :data:`_LABEL_STRINGS` that is not valid UTF-8 text (JSON spells lone
+    surrogates as ``\\udcff`` escapes, which no scrape could encode: every /metrics failed) or
+    longer than its bound (a 100,000-character name made an 11 MB /metrics), or a
+    ``cuda_driver`` that is not a whole number from 0 to :data:`MAX_CUDA_DRIVER`."""
+    for key, limit in _LABEL_STRINGS.items():
+        value: Any = fixture
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, str):
+            problem = label_value_problem(value, limit)
+            if problem:
+                raise ValueError(f"{key}: {problem}; it is served as a label value")
+    cuda = fixture["cuda_driver"]
+    if isinstance(cuda, bool) or not isinstance(cuda, int) or not 0 <= cuda <= MAX_CUDA_DRIVER:
+        raise ValueError(
+            f"cuda_driver: expected a whole number from 0 to {MAX_CUDA_DRIVER:,} "
+            f"(13000 is CUDA 13.0), found {show(cuda)}"
+        )
+
+
 def _kind_mismatch(value: Any, want: Any) -> str:
     """``""`` where ``value`` has ``want``'s JSON type (one level into an object), else the
     key path and the types, e.g. ``.total: expected a number, found a string``."""
@@ -238,6 +277,7 @@ class FakeNvml:
         if gpm is not None and not isinstance(gpm, dict):
             raise ValueError('"gpm" must be an object of GPM metric answers')
         check_fixture_shape(fixture, _bundled_fixture())
+        check_fixture_labels(fixture)
         return cls(fixture, gpus=gpus, cost_scale=cost_scale, gpm=gpm)
 
     def _clone(self, index: int) -> dict[str, Any]:

@@ -167,8 +167,9 @@ def read_faults_file(path: Path) -> list[Fault | ConfigError]:
     """Each entry of a faults file in order: its :class:`Fault`, or the one-line ConfigError
     naming file, entry (``faults[2]``) and what is wrong with it, so one bad entry does not hide
     the others (the exporter's watcher skips it and applies the rest). A file that cannot be
-    read as a list of entries at all (YAML, not UTF-8, wrong shape, too many) raises."""
-    data = load_yaml(path)
+    read as a list of entries at all (YAML, not UTF-8, a key given twice in one mapping, wrong
+    shape, too many) raises."""
+    data = load_yaml(path, unique_keys=True)  # faults: twice kept only the last list
     source = str(path)
     if not isinstance(data, Mapping) or set(data) - {"faults"}:
         raise ConfigError(source, "", "expected a mapping with one key: faults")
@@ -194,6 +195,9 @@ def _entry(source: str, key: str, item: object) -> Fault:
         raise ConfigError(
             source, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(KEYS))})"
         )
+    gpu = item.get("gpu")
+    if isinstance(gpu, str):  # gpu: "1" is text; --sim-fault's digits are read by _gpu_index
+        raise ConfigError(source, f"{key}.gpu", f"expected an integer (0, 1, ...), got {show(gpu)}")
     try:
         return _build(item, f"{source}: {key}")
     except ConfigError:

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from gpu_health.exporter.label_values import from_driver
 from gpu_health.telemetry.catalogue import CATALOGUE, DCGM_RENAMED
 from gpu_health.telemetry.readings import (
     BackendUnavailableError,
@@ -167,16 +168,29 @@ class DcgmBackend:
         for gpu_id in self._reader.m_dcgmGroup.GetGpuIds():
             attr = self._reader.m_dcgmSystem.discovery.GetGpuAttributes(gpu_id)
             ident = attr.identifiers
+            gpu = int(gpu_id)
+            # strings as label values: from_driver keeps a broken one from failing every scrape
+            texts = {
+                what: from_driver(getattr(ident, field), f"GPU {gpu} {what}") or ""
+                for what, field in (
+                    ("UUID", "uuid"),
+                    ("name", "deviceName"),
+                    ("PCI bus id", "pciBusId"),
+                    ("serial", "serial"),
+                    ("VBIOS version", "vbios"),
+                    ("driver version", "driverVersion"),
+                )
+            }
             identities.append(
                 GpuIdentity(
-                    index=int(gpu_id),
-                    uuid=str(ident.uuid),
-                    model=str(ident.deviceName),
-                    pci_bus_id=str(ident.pciBusId),
+                    index=gpu,
+                    uuid=texts["UUID"],
+                    model=texts["name"],
+                    pci_bus_id=texts["PCI bus id"],
                     node=self.node,
-                    serial=str(ident.serial) or None,
-                    vbios_version=str(ident.vbios) or None,
-                    driver_version=str(ident.driverVersion) or None,
+                    serial=texts["serial"] or None,
+                    vbios_version=texts["VBIOS version"] or None,
+                    driver_version=texts["driver version"] or None,
                 )
             )
         return identities

@@ -38,8 +38,8 @@ from gpu_health.exporter.backends.nvml_values import (
     error_name,
     field_value,
     scale,
-    text,
 )
+from gpu_health.exporter.label_values import from_driver
 from gpu_health.telemetry.readings import (
     BackendUnavailableError,
     GpuIdentity,
@@ -141,7 +141,7 @@ class NvmlBackend(NvmlPoller, NvmlXidEvents):
     def inventory(self) -> list[GpuIdentity]:
         n = self._codes
         try:
-            driver = str(self.nvml.nvmlSystemGetDriverVersion())
+            driver = from_driver(self.nvml.nvmlSystemGetDriverVersion(), "the driver version")
         except n.NVMLError:
             driver = None
         try:
@@ -170,7 +170,9 @@ class NvmlBackend(NvmlPoller, NvmlXidEvents):
 
     def _identify(self, index: int, handle: Any, driver: str | None, cuda: str | None) -> Device:
         n = self._codes
-        uuid = str(self.nvml.nvmlDeviceGetUUID(handle))
+        # Every string below becomes a label value: from_driver keeps a broken answer (not UTF-8,
+        # huge) from failing every scrape. A real driver answers short ASCII, left as it is.
+        uuid = from_driver(self.nvml.nvmlDeviceGetUUID(handle), f"GPU {index} UUID") or ""
         probe = Device(GpuIdentity(index=index, uuid=uuid, model=""), handle)
 
         def read(key: str, fn: str, *args: Any) -> Any:
@@ -201,11 +203,13 @@ class NvmlBackend(NvmlPoller, NvmlXidEvents):
         identity = GpuIdentity(
             index=index,
             uuid=uuid,
-            model=str(read("name", "nvmlDeviceGetName") or "unknown"),
-            pci_bus_id=text(getattr(pci, "busId", None)) or "",
+            model=from_driver(read("name", "nvmlDeviceGetName"), f"GPU {index} name") or "unknown",
+            pci_bus_id=from_driver(getattr(pci, "busId", None), f"GPU {index} PCI bus id") or "",
             node=self.node,
-            serial=text(read("serial", "nvmlDeviceGetSerial")),
-            vbios_version=text(read("vbios", "nvmlDeviceGetVbiosVersion")),
+            serial=from_driver(read("serial", "nvmlDeviceGetSerial"), f"GPU {index} serial"),
+            vbios_version=from_driver(
+                read("vbios", "nvmlDeviceGetVbiosVersion"), f"GPU {index} VBIOS version"
+            ),
             driver_version=driver,
             cuda_driver_version=cuda,
             memory_total_bytes=int(memory.total) if memory is not None else None,

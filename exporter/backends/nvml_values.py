@@ -40,12 +40,6 @@ def field_value(codes: Any, value: Any) -> float | None:
     return None if raw is None else float(raw)
 
 
-def text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def as_float(value: Any) -> float | None:
     return None if value is None else float(value)
 

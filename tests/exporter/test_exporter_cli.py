@@ -205,3 +205,74 @@ def test_a_bad_replay_fault_is_one_line() -> None:
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "--replay.fault" in line
+
+
+#: ``n`` and the byte 0xff as Python hands a command line or environment that is not UTF-8 to
+#: the program (a lone surrogate): the exporter started, then every /metrics answered 500.
+NOT_UTF8 = "n\udcff"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "fragment"),
+    [
+        (["--backend", "sim", "--node-name", NOT_UTF8], {}, 2, "--node-name: 'n\\udcff': not"),
+        (["--backend", "replay"], {"NODE_NAME": NOT_UTF8}, 1, "NODE_NAME environment variable"),
+        (["--backend", "replay"], {"NODE_NAME": "a" * 254}, 1, "254 characters long (at most"),
+        (["--backend", "replay", "--node-name", "a" * 254], {}, 2, "254 characters long (at most"),
+    ],
+    ids=["flag-not-utf8", "env-not-utf8", "env-too-long", "flag-too-long"],
+)
+def test_a_node_name_that_cannot_be_a_label_is_refused_at_start(
+    args: list[str], env: dict[str, str], code: int, fragment: str
+) -> None:
+    """The node name is on every series: one the exposition cannot encode made every /metrics
+    a 500 while /healthz stayed 200 (liveness green, scraping dead)."""
+    result = subprocess.run(
+        [*COMMAND, *args, "--web.listen-address", "127.0.0.1:0"],
+        capture_output=True, text=True, env=dict(os.environ, **env), timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == code, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert fragment in line, line
+    assert ("--node-name" if code == 2 else "cannot be the node label") in line, line
+
+
+def test_the_help_shows_a_node_name_that_is_not_utf8_escaped() -> None:
+    """The help names the default node name; printed raw to a strict UTF-8 terminal, a lone
+    surrogate was a traceback instead of the help."""
+    env = dict(os.environ, NODE_NAME=NOT_UTF8, PYTHONIOENCODING="utf-8:strict")
+    result = subprocess.run(
+        [*COMMAND, "--help"], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "n\\udcff" in " ".join(result.stdout.split())
+
+
+def test_a_non_ascii_node_name_is_served() -> None:
+    """UTF-8 text beyond ASCII is a valid node label: refused only when it is not UTF-8."""
+    port = stack.free_port()
+    process = subprocess.Popen(
+        [*COMMAND, "--backend", "replay", "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, NODE_NAME="nœud-ü"),
+    )  # fmt: skip
+    try:
+        stack.wait_until(f"http://127.0.0.1:{port}/healthz", 30, process)  # type: ignore[arg-type]
+        text = stack.http_get(f"http://127.0.0.1:{port}/metrics").decode()
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
+    assert 'node="nœud-ü"' in text
+
+
+def test_a_fixture_label_that_cannot_be_served_is_refused_at_start(tmp_path: Path) -> None:
+    """A 100,000-character GPU name in a replay fixture made an 11 MB /metrics."""
+    fixture = json.loads(FIXTURE.read_text())
+    fixture["calls"]["nvmlDeviceGetName"] = "x" * 100_000
+    path = tmp_path / "long-name.json"
+    path.write_text(json.dumps(fixture))
+    result = run("--backend", "replay", "--replay.fixture", str(path),
+                 "--web.listen-address", "127.0.0.1:0", timeout=30)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line and "calls.nvmlDeviceGetName: 100,000 characters long" in line

@@ -29,14 +29,17 @@ def install_stub(
     latest: dict[int, dict[int, Any]],
     field_ids: dict[str, int] = FIELD_IDS,
     fields: types.ModuleType | None = None,
+    **identity: str,
 ) -> None:
+    """``identity``: the GPU's identifiers DCGM answers (uuid, deviceName, ...) to change."""
     fields = fields or types.ModuleType("dcgm_fields")
     for name, field_id in field_ids.items():
         setattr(fields, name, field_id)
-    identifiers = types.SimpleNamespace(
-        uuid="GPU-dcgm-0", deviceName="NVIDIA H100 80GB HBM3", pciBusId="00000000:00:06.0",
-        serial="123", vbios="96.00", driverVersion="580.159.04",
-    )  # fmt: skip
+    identifiers = types.SimpleNamespace(**{
+        "uuid": "GPU-dcgm-0", "deviceName": "NVIDIA H100 80GB HBM3",
+        "pciBusId": "00000000:00:06.0", "serial": "123", "vbios": "96.00",
+        "driverVersion": "580.159.04", **identity,
+    })  # fmt: skip
 
     class Reader:
         def __init__(self, **kwargs: Any) -> None:
@@ -116,6 +119,17 @@ def test_dcgm_values_are_converted_to_base_units(monkeypatch: pytest.MonkeyPatch
     assert s.row_remap_failed is False and s.remapped_rows_uncorrectable == 2
     assert s.fan_speed_ratio is None and s.temperature_memory_celsius is None  # absent, not 0
     backend.close()
+
+
+def test_dcgm_strings_that_cannot_be_label_values_are_made_servable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the NVML backend's: a name that is not UTF-8 or huge would break or swell every
+    scrape; it is served with the bad bytes replaced and cut to 253 characters."""
+    install_stub(monkeypatch, {}, deviceName="x" * 1000, serial="1\udcff", vbios="")
+    (gpu,) = dcgm.DcgmBackend(node="n1").inventory()
+    assert (gpu.model, gpu.serial, gpu.vbios_version) == ("x" * 253, "1\ufffd", None)
+    assert (gpu.uuid, gpu.driver_version) == ("GPU-dcgm-0", "580.159.04")
 
 
 def test_a_gpu_dcgm_has_no_values_for_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -254,3 +254,50 @@ def test_a_lost_gpu_is_logged_once_not_on_every_scrape(
     lost = [r for r in caplog.records if r.levelname == "WARNING" and "GPU 1" in r.getMessage()]
     back = [r for r in caplog.records if "answers again" in r.getMessage()]
     assert len(lost) == 1 and len(back) == 1
+
+
+def test_driver_strings_that_cannot_be_label_values_are_made_servable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A driver's strings become label values on every series: one that is not UTF-8 (a lone
+    surrogate) failed every scrape, a huge one swelled every scrape. The GPU is still served,
+    with the bad bytes replaced and the value cut to 253 characters, and the log says so; the
+    real H100's readings pass unchanged."""
+    fixture = json.loads(FIXTURE.read_text())
+    fixture["driver"] = "580\udcff"
+    fixture["calls"]["nvmlDeviceGetName"] = "x" * 100_000
+    fixture["calls"]["nvmlDeviceGetSerial"] = "1\udcff"
+    broken = NvmlBackend(nvml=FakeNvml(fixture), node="n1", poll_interval=3600)
+    try:
+        with caplog.at_level("WARNING", logger="gpu_health.exporter.backend"):
+            (identity,) = broken.inventory()
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ExporterCollector(broken, [identity]))
+        text = generate_latest(registry).decode()
+    finally:
+        broken.close()
+    assert (identity.model, identity.serial, identity.driver_version) == (
+        "x" * 253,
+        "1\ufffd",
+        "580\ufffd",
+    )
+    assert f'model="{"x" * 253}"' in text and len(text) < 200_000
+    warnings = " | ".join(r.getMessage() for r in caplog.records)
+    assert "GPU 0 name is 100000 characters long; serving its first 253" in warnings
+    assert "GPU 0 serial is not valid UTF-8 text" in warnings
+
+    recorded = json.loads(FIXTURE.read_text())
+    calls = recorded["calls"]
+    real = NvmlBackend(nvml=FakeNvml(recorded), node="n1", poll_interval=3600)
+    try:
+        (h100,) = real.inventory()
+    finally:
+        real.close()
+    assert (h100.model, h100.uuid, h100.serial, h100.vbios_version, h100.pci_bus_id) == (
+        calls["nvmlDeviceGetName"],
+        calls["nvmlDeviceGetUUID"],
+        calls["nvmlDeviceGetSerial"],
+        calls["nvmlDeviceGetVbiosVersion"],
+        calls["nvmlDeviceGetPciInfo"]["busId"],
+    )
+    assert h100.driver_version == recorded["driver"] and h100.model == "NVIDIA H100 80GB HBM3"

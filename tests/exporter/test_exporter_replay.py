@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import urllib.error
 import urllib.request
@@ -314,12 +315,15 @@ def test_bundled_readings_are_the_test_fixtures() -> None:
     assert data_path(H100_LOAD_TRACE).read_bytes() == TRACE.read_bytes()
 
 
+CALLS_PCI = json.loads(FIXTURE.read_text())["calls"]["nvmlDeviceGetPciInfo"]
+
+
 def _bundled_with(**changes: object) -> str:
-    """The bundled H100 fixture as text, with calls (or, for ``driver``, the top-level key)
-    replaced; ``None`` removes the key."""
+    """The bundled H100 fixture as text, with calls (or, for ``driver`` and ``cuda_driver``,
+    the top-level key) replaced; ``None`` removes the key."""
     fixture = json.loads(FIXTURE.read_text())
     for key, value in changes.items():
-        table = fixture if key == "driver" else fixture["calls"]
+        table = fixture if key in ("driver", "cuda_driver") else fixture["calls"]
         if value is None:
             del table[key]
         else:
@@ -349,8 +353,42 @@ def _bundled_with(**changes: object) -> str:
             _bundled_with(nvmlDeviceGetFanSpeed=[40]),
             "calls.nvmlDeviceGetFanSpeed: expected a number, found a list",
         ),
+        # Label values: a lone surrogate (JSON's \udcff escape) failed every scrape, a huge
+        # name made an 11 MB /metrics, a cuda_driver of NaN was a traceback at start.
+        (_bundled_with(nvmlDeviceGetName="x" * 100_000), "calls.nvmlDeviceGetName: 100,000 ch"),
+        (_bundled_with(nvmlDeviceGetSerial="1\udcff"), "calls.nvmlDeviceGetSerial: not valid UTF"),
+        (_bundled_with(nvmlDeviceGetSerial="1" * 250), "calls.nvmlDeviceGetSerial: 250 characters"),
+        (_bundled_with(nvmlDeviceGetUUID="GPU-\ud800"), "calls.nvmlDeviceGetUUID: not valid UTF"),
+        (_bundled_with(nvmlDeviceGetVbiosVersion="9" * 254), "calls.nvmlDeviceGetVbiosVersion: 2"),
+        (
+            _bundled_with(nvmlDeviceGetPciInfo={**CALLS_PCI, "busId": "0\udcff"}),
+            "calls.nvmlDeviceGetPciInfo.busId: not valid UTF-8 text",
+        ),
+        (_bundled_with(driver="580\udcff"), "driver: not valid UTF-8 text"),
+        (_bundled_with(driver="5" * 254), "driver: 254 characters long"),
+        (_bundled_with(cuda_driver=math.nan), "cuda_driver: expected a whole number"),
+        (_bundled_with(cuda_driver=10**300), "cuda_driver: expected a whole number"),
     ],
-    ids=["list", "deep", "truncated", "gpm", "no-driver", "power-text", "memory-text", "fan"],
+    ids=[
+        "list",
+        "deep",
+        "truncated",
+        "gpm",
+        "no-driver",
+        "power-text",
+        "memory-text",
+        "fan",
+        "long-name",
+        "serial-not-utf8",
+        "long-serial",
+        "uuid-not-utf8",
+        "long-vbios",
+        "bus-id-not-utf8",
+        "driver-not-utf8",
+        "long-driver",
+        "cuda-nan",
+        "cuda-huge",
+    ],
 )
 def test_a_broken_fixture_is_one_line(tmp_path: Path, content: str, fragment: str) -> None:
     from gpu_health.telemetry.readings import BackendUnavailableError
@@ -410,6 +448,24 @@ def test_the_bundled_trace_loads_whole() -> None:
     rows = load_trace(TRACE)
     assert len(rows) == len(TRACE.read_text().splitlines()) - 1
     assert all(a.t <= b.t for a, b in itertools.pairwise(rows))
+
+
+def test_fixture_label_values_at_their_bounds_are_served(tmp_path: Path) -> None:
+    """The bounds refuse only what cannot be served: a UTF-8 name of 253 characters and a
+    serial of 249 are served (a clone of --replay.gpus appends its number, up to 4 digits, to
+    the serial: 4,096 clones take seconds to build, so two here)."""
+    fixture = json.loads(FIXTURE.read_text())
+    fixture["calls"]["nvmlDeviceGetName"] = "NVIDIA Grüße " + "x" * 240
+    fixture["calls"]["nvmlDeviceGetSerial"] = "1" * 249
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(fixture))
+    backend = ReplayBackend(fixture=path, gpus=2, poll_interval=3600)
+    try:
+        identities = backend.inventory()
+    finally:
+        backend.close()
+    assert [i.model for i in identities] == [fixture["calls"]["nvmlDeviceGetName"]] * 2
+    assert [len(i.serial or "") for i in identities] == [249, 250]
 
 
 def test_a_board_without_a_serial_number_is_served(tmp_path: Path) -> None:

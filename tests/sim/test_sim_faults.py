@@ -8,7 +8,14 @@ import pytest
 
 from gpu_health.errors import ConfigError, UserError
 from gpu_health.exporter.backend import Backend
-from gpu_health.sim.faults import FAULT_HELP, FAULTS, load_faults_file, parse_fault
+from gpu_health.sim.faults import (
+    FAULT_HELP,
+    FAULTS,
+    Fault,
+    load_faults_file,
+    parse_fault,
+    read_faults_file,
+)
 from gpu_health.sim.live import SimBackend
 from gpu_health.telemetry.readings import GpuLostError
 
@@ -95,6 +102,45 @@ def test_faults_file(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=fragment) as info:
             load_faults_file(worse)
         assert str(worse) in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # the first list was dropped without a word: gpu 2's fault never fired
+        (
+            "faults:\n  - {gpu: 2, fault: thermal}\nfaults:\n  - {gpu: 0, fault: xid79}\n",
+            "line 3, column 1: duplicate key 'faults'",
+        ),
+        ("faults:\n  - {gpu: 2, fault: thermal, gpu: 3}\n", "duplicate key 'gpu'"),
+    ],
+    ids=["faults-twice", "gpu-twice"],
+)
+def test_a_key_given_twice_refuses_the_faults_file(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    """As the web config, economics parameters and inventory do: the last one no longer wins
+    silently. The watcher reads the whole file the same way (no entry applies until fixed)."""
+    path = tmp_path / "faults.yaml"
+    path.write_text(text)
+    for read in (load_faults_file, read_faults_file):
+        with pytest.raises(ConfigError, match=fragment) as info:
+            read(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_quoted_gpu_index_is_refused(tmp_path: Path) -> None:
+    """``gpu: "1"`` is a string where the file means an integer (``--sim-fault gpu=1`` is text
+    by nature and stays accepted); the entry is named, and only that entry is skipped by the
+    watcher."""
+    path = tmp_path / "faults.yaml"
+    path.write_text('faults:\n  - {gpu: 0, fault: xid79}\n  - {gpu: "1", fault: thermal}\n')
+    with pytest.raises(ConfigError) as info:
+        load_faults_file(path)
+    assert str(info.value) == f"{path}: faults[1].gpu: expected an integer (0, 1, ...), got '1'"
+    good, bad = read_faults_file(path)
+    assert isinstance(good, Fault) and good.gpu == 0 and isinstance(bad, ConfigError)
+    assert parse_fault("gpu=1,fault=thermal").gpu == 1
 
 
 class Clock:
