@@ -327,7 +327,10 @@ def missing_totals_query(s: Schema) -> str | None:
     read 13.5 k samples in 0.08-0.11 s (docs/scorer.md, "Reading history at scale")."""
     if s.name != "ours":
         return None
-    shard = f",{s.shard_matcher}" if s.shard_matcher else ""
+    # Only a GPU's series: the kernel log's XIDs at PCI addresses no inventoried GPU has are one
+    # series without a uuid (gpu="unknown") and no total, in every current exporter that reads
+    # the kernel log; they are no GPU, and counting them kept every run on the split counters.
+    shard = f',{s.uuid}!=""' + (f",{s.shard_matcher}" if s.shard_matcher else "")
     pairs = (
         (
             f'gpu_xid_errors_total{{xid="79"{shard}}}',

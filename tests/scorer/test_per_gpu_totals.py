@@ -318,3 +318,27 @@ def test_a_totals_check_that_fails_reads_the_split_counters() -> None:
     dcgm = _Answering([])
     assert not feature_frame.totals_readable(dcgm, schema_by_name("dcgm"), TIMES[0])
     assert dcgm.sent == []
+
+
+@pytest.mark.integration
+def test_the_kernel_logs_xids_of_no_gpu_do_not_count_as_a_gpu_without_totals(
+    on_both_engines: Callable[[str], tuple[str, str]],
+) -> None:
+    """An exporter reading the kernel log sends the XIDs it saw at PCI addresses no inventoried
+    GPU has as one series without a uuid (``gpu="unknown"``), which has no per-GPU total. The
+    check counted it as a GPU from before the totals, so every run of a fleet whose exporters
+    had logged one read the split counters (an outside soak test found it): it is no GPU."""
+    end, step = 1_796_083_200, 300
+    ident = 'node="n0",gpu="0",uuid="GPU-with-totals",model="NVIDIA H100 80GB HBM3"'
+    rows = []
+    for ts in range(end - 6 * 3600, end + 1, step):
+        rows.append(f'gpu_xid_errors_total{{{ident},xid="79"}} 0 {ts}')
+        rows.append(f"gpu_xid_errors_all_codes_total{{{ident}}} 0 {ts}")
+        rows.append(f'gpu_xid_errors_total{{node="n0",gpu="unknown",xid="79"}} 0 {ts}')
+        rows.append(f'gpu_xid_errors_total{{node="n0",gpu="unknown",xid="13"}} 2 {ts}')
+    text = "# TYPE gpu_xid_errors_total counter\n" + "\n".join(rows) + "\n# EOF\n"
+    s = schema_by_name("ours")
+    for url in on_both_engines(text):
+        client = PromClient(PromConfig(url))
+        feature_frame._last_missing_totals.clear()
+        assert feature_frame.totals_readable(client, s, end), url
