@@ -16,7 +16,7 @@ from typing import Any
 
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
-from gpu_health.scorer.ledger import Judged, Score
+from gpu_health.scorer.ledger import Judged, Score, Truth
 
 DESCRIPTION = (
     "Find the failures recorded in Prometheus: XID 79 (fell off the bus), uncorrectable memory "
@@ -96,7 +96,11 @@ def add_parser(sub: Any, prometheus_arguments: Callable[[argparse.ArgumentParser
     p.add_argument(
         "--truth",
         type=Path,
-        help="known failures (uuid,time,mode CSV): print recall and precision per kind",
+        help="known failures (uuid,time,mode CSV, e.g. the simulator's failures.csv): print "
+        "recall and precision per kind. Read and checked before the scan: a mode that is not a "
+        "ledger kind or a simulator's mode, or a GPU listed twice at the same time, is refused; "
+        "rows outside the scanned history (before its start, after its end or in its last hour) "
+        "are not judged, and those after its end are counted in a warning",
     )
     log_level_argument(p)
 
@@ -106,6 +110,11 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
 
     if not 0 <= args.min_confidence <= 1:
         raise UserError("--min-confidence must be between 0 and 1")
+    truth: list[Truth] | None = None
+    if args.truth is not None:  # before the scan and before --out is written
+        from gpu_health.scorer.ledger import read_truth
+
+        truth = read_truth(args.truth)
     kept: list[tuple[float, dict[str, str]]] = []
     if args.out is not None:  # before the scan, which a bad path would otherwise lose
         cli_validate.output_path(args.out, "--out", inputs=args)
@@ -116,6 +125,8 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
 
     try:
         with _history(args, client_factory) as (client, start, end):
+            if truth is not None:
+                _warn_after_end(truth, args.truth, end)
             schema = _schema(args, client, end)
             config = ScanConfig(start, end, args.step, args.chunk, args.min_outage)
             signals = scan(client, schema, config)
@@ -140,23 +151,43 @@ def run(args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
         f"{(end - start) / 86400:.0f} days) in {time.monotonic() - began:.0f}s",
         file=sys.stderr,
     )
-    if args.truth:
-        print(judge(events, args.truth, start, end).markdown(), file=sys.stderr)
+    if truth is not None:
+        print(judged(events, truth, start, end).markdown(), file=sys.stderr)
     return 0
 
 
-def judge(events: Sequence[Judged], truth_path: Path, start: float, end: float) -> Score:
-    """Recall/precision against known failures inside [start, end - 1h] (a failure in the last
-    hour may not have left its outage in the history yet)."""
-    from gpu_health.scorer.ledger import Truth, score
-    from gpu_health.scorer.training import load_failures
+def _warn_after_end(truth: Sequence[Truth], path: Path, end: float) -> None:
+    """One warning for the known failures dated after the scanned history's end: not judged
+    (the history cannot show them), and a year such as 2099 is more likely a typo than a
+    failure to come. Not refused: a truth file may cover more than the scan (``--end`` in its
+    middle)."""
+    from gpu_health.unix_time import iso_utc
 
-    truth = [
-        Truth(f.uuid, f.time, f.mode)
-        for f in load_failures(truth_path)
-        if start <= f.time <= end - 3600.0
-    ]
-    return score(events, truth)
+    late = [t for t in truth if t.time > end]
+    if late:
+        first = min(late, key=lambda t: t.line)
+        print(
+            f"labels: warning: --truth {path}: {len(late)} of {len(truth)} failures are dated "
+            f"after the scan's end ({iso_utc(end)}), e.g. line {first.line} at "
+            f"{iso_utc(first.time)}: they are not judged",
+            file=sys.stderr,
+        )
+
+
+def judged(events: Sequence[Judged], truth: Sequence[Truth], start: float, end: float) -> Score:
+    """Recall/precision against the known failures inside [start, end - 1h] (a failure in the
+    last hour may not have left its outage in the history yet)."""
+    from gpu_health.scorer.ledger import score
+
+    return score(events, [t for t in truth if start <= t.time <= end - 3600.0])
+
+
+def judge(events: Sequence[Judged], truth_path: Path, start: float, end: float) -> Score:
+    """:func:`judged` against the known failures of the CSV at ``truth_path``
+    (:func:`~gpu_health.scorer.ledger.read_truth`)."""
+    from gpu_health.scorer.ledger import read_truth
+
+    return judged(events, read_truth(truth_path), start, end)
 
 
 def judge_file(ledger: Path, truth_path: Path, start: float, end: float) -> Score:

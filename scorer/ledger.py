@@ -287,6 +287,62 @@ class Truth:
     uuid: str
     time: float
     mode: str
+    #: The row's line in its file (0: not read from a file).
+    line: int = 0
+
+
+def truth_modes() -> frozenset[str]:
+    """The failure modes a ``--truth`` file may name: the ledger's kinds (an RMA list written in
+    them) and the simulators' modes (``gpu_health.sim.hazard``, whose fleets ``backfill`` writes,
+    and ``gpu_health.sim.families``, as ``bench/rack_fleet.py``)."""
+    from gpu_health.sim.families import MODES as FAMILY_MODES
+    from gpu_health.sim.hazard import MODE_BY_NAME
+
+    return frozenset(KIND_PRIORITY) | frozenset(MODE_BY_NAME) | frozenset(FAMILY_MODES)
+
+
+def read_truth(path: Path) -> list[Truth]:
+    """The known failures of a ``uuid,time,mode`` CSV (other columns are ignored), checked
+    whole before a scan starts: every problem is one line naming the file and line.
+
+    A mode that is no known one (``melted``) is refused with the modes allowed: it made a
+    recall row of its own that no ledger kind could ever match. A failure listed twice (the
+    same GPU at the same time) is refused with both lines: it was counted twice, and the copy
+    could never be found, halving the recall."""
+    from gpu_health.csv_file import read_csv
+    from gpu_health.errors import UserError
+    from gpu_health.safetext import shown
+    from gpu_health.unix_time import iso_utc, parse_time
+
+    table = read_csv(path)
+    missing = sorted({"uuid", "time", "mode"} - set(table.header))
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (uuid,time,mode)")
+    allowed = truth_modes()
+    first: dict[tuple[str, float], int] = {}
+    truth: list[Truth] = []
+    for line, row in table.rows():
+        where = f"{path}: line {line}"
+        uuid, mode = row["uuid"].strip(), row["mode"].strip()
+        if not uuid:
+            raise UserError(f"{where}: uuid: empty")
+        try:
+            when = parse_time(row["time"])
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        if mode not in allowed:
+            raise UserError(
+                f"{where}: mode: {shown(mode, 60)!r} is not a known failure mode (allowed: "
+                f"{', '.join(sorted(allowed))})"
+            )
+        if (uuid, when) in first:
+            raise UserError(
+                f"{where}: {shown(uuid, 80)} at {iso_utc(when)} is already listed on line "
+                f"{first[(uuid, when)]} (a failure counted twice)"
+            )
+        first[(uuid, when)] = line
+        truth.append(Truth(uuid, when, mode, line))
+    return truth
 
 
 @dataclass

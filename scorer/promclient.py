@@ -23,7 +23,12 @@ import tenacity
 
 from gpu_health.errors import UserError
 from gpu_health.http_deadline import cut_at, requests_adapter
-from gpu_health.prometheus_access import non_api_answer, read_secret
+from gpu_health.prometheus_access import (
+    check_credentials,
+    non_api_answer,
+    read_secret,
+    read_token,
+)
 from gpu_health.safetext import one_line
 from gpu_health.scorer import engine
 
@@ -87,13 +92,16 @@ class PromClient:
             self._verify = config.ca_file
         elif config.insecure_skip_verify:
             self._verify = False
+        # a token with basic auth, a user without a password file or the reverse: one line,
+        # not credentials other than those given (gpu_health.prometheus_access)
+        check_credentials(
+            config.bearer_token_file, config.basic_auth_username, config.basic_auth_password_file
+        )
         if config.bearer_token_file:
-            token = read_secret(config.bearer_token_file, "bearer token")
+            token = read_token(config.bearer_token_file)
             self._session.headers["Authorization"] = f"Bearer {token}"
-        elif config.basic_auth_username:
-            password = ""
-            if config.basic_auth_password_file:
-                password = read_secret(config.basic_auth_password_file, "basic-auth password")
+        elif config.basic_auth_username and config.basic_auth_password_file:
+            password = read_secret(config.basic_auth_password_file, "basic-auth password")
             self._session.auth = (config.basic_auth_username, password)
         # connections the request deadline can cut (see gpu_health.http_deadline)
         adapter = requests_adapter(pool_connections=4, pool_maxsize=16)

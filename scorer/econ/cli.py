@@ -127,13 +127,10 @@ def run(args: argparse.Namespace) -> int:
         if args.fleet is not None:
             fleet = read_fleet_csv(args.fleet)
         else:
+            access = access_from_args(args)  # its files read, and refused, before any query
             print(f"querying {args.prometheus} for the fleet ...", file=sys.stderr)
-            fleet = read_fleet_prometheus(
-                args.prometheus, args.lookback, access=access_from_args(args)
-            )
-            unvalued = unvalued_in_prometheus(
-                args.prometheus, args.lookback, access=access_from_args(args)
-            )
+            fleet = read_fleet_prometheus(args.prometheus, args.lookback, access=access)
+            unvalued = unvalued_in_prometheus(args.prometheus, args.lookback, access=access)
             for model, count in sorted(unvalued.items()):
                 print(
                     f"warning: the scorer did not value {gpus_counted(count)} of model "
@@ -146,9 +143,11 @@ def run(args: argparse.Namespace) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for line in skipped_lines(skipped):
+    # a GPU skipped by one run only is listed as valued only before or after the change
+    valued = {r.uuid for r in after}
+    for line in skipped_lines([(gpu, why) for gpu, why in skipped if gpu.uuid not in valued]):
         print(line, file=sys.stderr)
-    if not before:
+    if not before and not after:
         print("error: no GPU in the fleet matches a configured model", file=sys.stderr)
         return 1
     result = compare(before, after)
@@ -158,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
         )
         sys.stdout.write("\n")
     else:
-        _print_text(result, args.overrides, base.currency, len(before), args.top, sys.stdout)
+        _print_text(
+            result, args.overrides, base.currency, (len(before), len(after)), args.top, sys.stdout
+        )
     return 0
 
 
@@ -193,37 +194,78 @@ def _as_json(
     currency: str,
 ) -> dict[str, object]:
     after_by = {r.uuid: r for r in after}
+
+    def gpu(old: EconResult | None, new: EconResult | None) -> dict[str, object]:
+        either = old or new
+        assert either is not None
+        return {
+            "uuid": either.uuid,
+            "model": either.model,
+            # null on the side whose parameters value no GPU of this model
+            "before": old.recommended_action if old else None,
+            "after": new.recommended_action if new else None,
+            "npv_before": old.npv if old else None,
+            "npv_after": new.npv if new else None,
+            "defaulted": list(either.defaulted),
+            # read off the survival curve (p30, p90); the same before and after
+            "monthly_hazard": either.inputs["monthly_hazard"],
+        }
+
     return {
         "overrides": overrides,
         "currency": currency,
         "gpus": len(before),
+        "gpus_after": len(after),
         "counts_before": what.counts_before,
         "counts_after": what.counts_after,
         "value_before": what.value_before,
         "value_after": what.value_after,
         "changes": [c.__dict__ for c in what.changes],
-        "per_gpu": [
-            {
-                "uuid": r.uuid,
-                "model": r.model,
-                "before": r.recommended_action,
-                "after": after_by[r.uuid].recommended_action,
-                "npv_before": r.npv,
-                "npv_after": after_by[r.uuid].npv,
-                "defaulted": list(r.defaulted),
-                # read off the survival curve (p30, p90); the same before and after
-                "monthly_hazard": r.inputs["monthly_hazard"],
-            }
-            for r in before
-        ],
+        "only_before": [r.uuid for r in what.only_before],
+        "only_after": [r.uuid for r in what.only_after],
+        "per_gpu": [gpu(r, after_by.get(r.uuid)) for r in before]
+        + [gpu(None, r) for r in what.only_after],
     }
 
 
+def _named(results: Sequence[EconResult]) -> str:
+    """``3 GPUs (GPU-a, GPU-b, GPU-c and 2 more)``, as the skipped-GPU warnings name them."""
+    named = ", ".join(shown(r.uuid) for r in results[:SKIPPED_NAMED])
+    more = f" and {len(results) - SKIPPED_NAMED} more" if len(results) > SKIPPED_NAMED else ""
+    return f"{gpus_counted(len(results))} ({named}{more})"
+
+
 def _print_text(
-    what: WhatIf, overrides: list[str], currency: str, gpus: int, top: int, out: TextIO
+    what: WhatIf,
+    overrides: list[str],
+    currency: str,
+    gpus: tuple[int, int],
+    top: int,
+    out: TextIO,
 ) -> None:
     label = ", ".join(overrides) if overrides else "(no --set: after = before)"
-    out.write(f"what-if: {label}\n{gpus} GPUs valued, amounts in {currency}\n\n")
+    one_sided = bool(what.only_before or what.only_after)
+    if one_sided:
+        valued = f"{gpus[0]} GPUs valued before the change, {gpus[1]} after"
+    else:
+        valued = f"{gpus[0]} GPUs valued"
+    out.write(f"what-if: {label}\n{valued}, amounts in {currency}\n")
+    if what.only_before:
+        out.write(
+            f"valued only before the change: {_named(what.only_before)}: no economics entry "
+            "matches their model after it\n"
+        )
+    if what.only_after:
+        out.write(
+            f"valued only after the change: {_named(what.only_after)}: no economics entry "
+            "matched their model before it\n"
+        )
+    if one_sided:
+        out.write(
+            "(the counts and fleet values below include them; the changed GPUs and mean NPV "
+            "changes cover the GPUs valued both times)\n"
+        )
+    out.write("\n")
     out.write(f"{'action':<14}{'before':>8}{'after':>8}{'change':>8}\n")
     for action in ACTIONS:
         b, a = what.counts_before[action], what.counts_after[action]
@@ -240,7 +282,8 @@ def _print_text(
     out.write(
         "mean NPV change per GPU: " + ", ".join(f"{a} {mean[a]:+,.0f}" for a in ACTIONS) + "\n"
     )
-    out.write(f"\nGPUs whose recommendation changed: {len(what.changes)}\n")
+    both = f" (of {len(what.npv_deltas)} valued both times)" if one_sided else ""
+    out.write(f"\nGPUs whose recommendation changed: {len(what.changes)}{both}\n")
     for change in what.changes[:top]:
         out.write(
             f"  {change.uuid}  {change.model}  {change.before} -> {change.after}  "

@@ -272,7 +272,8 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     """
     model = params.model_for(gpu.model)
     if model is None:
-        known = ", ".join(m for entry in params.models for m in entry.match)
+        # each substring once (params refuses one listed twice; kept as a guard for messages)
+        known = ", ".join(dict.fromkeys(m for entry in params.models for m in entry.match))
         raise UnknownModelError(
             f"GPU {gpu.uuid}: model {gpu.model!r} matches no economics model (allowed: {known})"
         )

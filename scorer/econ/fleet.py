@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,12 @@ OPTIONAL_COLUMNS = (
     "node",
     "gpu",
 )
+#: Most GPUs (rows) a fleet CSV may list: the asset inventory's cap
+#: (``gpu_health.scorer.inventory.loader.MAX_RECORDS``; not imported, it would load numpy into the
+#: base install's command). Under the 64 MiB byte limit a CSV held 1.5 million rows, which took
+#: four minutes and 5.5 GB to value; 500,000 take about a minute and 2 GB, and any real fleet
+#: (10,000 GPUs is a large one) stays far below. Counted before a row is valued.
+MAX_FLEET_ROWS = 500_000
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
 
@@ -47,6 +55,12 @@ def read_fleet_csv(path: Path | str) -> list[GpuEconInput]:
     if unknown:
         allowed = ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
         raise UserError(f"{path}: unknown column {unknown[0]!r} (allowed: {allowed})")
+    rows = _count_rows(table.text)
+    if rows > MAX_FLEET_ROWS:
+        raise UserError(
+            f"{path}: {rows:,} rows, more than the {MAX_FLEET_ROWS:,} GPUs a fleet CSV may list "
+            "(the asset inventory's cap): split the fleet into several files"
+        )
     gpus: list[GpuEconInput] = []
     # A GPU listed twice was valued twice and counted twice, and compare() paired both rows with
     # the last one, reporting a "recommendation changed" with no --set. Refused like the
@@ -64,6 +78,17 @@ def read_fleet_csv(path: Path | str) -> list[GpuEconInput]:
     if not gpus:
         raise UserError(f"{path}: no GPUs (the file has a header but no rows)")
     return gpus
+
+
+def _count_rows(text: str) -> int:
+    """Rows below the header that are not blank, counted by the C parser (about a second for
+    the cap) before any row is checked or valued; 0 when the file is malformed, which
+    :meth:`~gpu_health.csv_file.CsvFile.rows` then names with its line."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return sum(1 for cells in reader if any(c.strip() for c in cells)) - 1
+    except csv.Error:
+        return 0
 
 
 def _row(path: Path, line: int, raw: dict[str, Any]) -> GpuEconInput:
@@ -129,21 +154,32 @@ class WhatIf:
 
     counts_before: dict[str, int]
     counts_after: dict[str, int]
+    #: GPUs valued by both runs whose recommended action differs.
     changes: list[Change]
-    #: Sum over GPUs of the recommended action's NPV.
+    #: Sum over the GPUs each run valued of the recommended action's NPV.
     value_before: float
     value_after: float
-    #: Per GPU: NPV of every action after minus before.
+    #: Per GPU valued by both runs: NPV of every action after minus before.
     npv_deltas: dict[str, dict[str, float]]
+    #: GPUs only one run valued (a ``--set`` of ``models.*.match`` or of the models makes a model
+    #: match an entry, or none), in fleet order: they have no "before" or no "after" to compare.
+    only_before: list[EconResult] = field(default_factory=list)
+    only_after: list[EconResult] = field(default_factory=list)
 
 
 def compare(before: Sequence[EconResult], after: Sequence[EconResult]) -> WhatIf:
-    """Pair results by uuid (both runs value the same GPUs) and summarise the differences."""
+    """Pair results by uuid and summarise the differences. A GPU valued by one run only (its
+    model matches an economics entry under one parameter set, not the other) is listed apart,
+    never paired: it crashed the comparison (``KeyError``) or, valued only after, raised the
+    counts and the fleet value while "GPUs whose recommendation changed" said 0."""
+    before_by_uuid = {r.uuid: r for r in before}
     after_by_uuid = {r.uuid: r for r in after}
     changes: list[Change] = []
     deltas: dict[str, dict[str, float]] = {}
     for old in before:
-        new = after_by_uuid[old.uuid]
+        new = after_by_uuid.get(old.uuid)
+        if new is None:
+            continue
         deltas[old.uuid] = {a: new.npv[a] - old.npv[a] for a in ACTIONS}
         if new.recommended_action != old.recommended_action:
             changes.append(
@@ -168,6 +204,8 @@ def compare(before: Sequence[EconResult], after: Sequence[EconResult]) -> WhatIf
         value_before=sum(r.npv[r.recommended_action] for r in before),
         value_after=sum(r.npv[r.recommended_action] for r in after),
         npv_deltas=deltas,
+        only_before=[r for r in before if r.uuid not in after_by_uuid],
+        only_after=[r for r in after if r.uuid not in before_by_uuid],
     )
 
 

@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from gpu_health import config
 from gpu_health.config import join_key, show
 from gpu_health.errors import ConfigError
@@ -200,8 +202,42 @@ def load_raw(path: Path | str | None) -> tuple[dict[str, Any], str]:
     source = str(path)
     # A key written twice in one mapping is an error: the last value silently winning hid
     # edits such as "energy_price: 0.1" followed further down by "energy_price: 9.9".
-    overlay = config.expect_mapping(config.load_yaml(path, unique_keys=True), source, "")
+    text = config.read_text_file(path)
+    overlay = config.expect_mapping(_parse_yaml(text, source, unique_keys=True), source, "")
     return merge(raw, overlay), source
+
+
+def _parse_yaml(text: str, source: str, *, unique_keys: bool = False) -> Any:
+    """:func:`gpu_health.config.parse_yaml`, with a character YAML does not allow as a one-line
+    error: PyYAML refuses it while its loader is built, before ``parse_yaml`` handles errors, and
+    ``--set 'energy_price=\\xff'`` (a byte that is not UTF-8) or a control character in a
+    ``--params`` file ended in a traceback (``yaml.reader.ReaderError``)."""
+    try:
+        return config.parse_yaml(text, source, unique_keys=unique_keys)
+    except yaml.reader.ReaderError as exc:
+        position = max(0, min(exc.position, len(text)))
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1])
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as Python reads it from argv
+            what = f"a byte that is not UTF-8 (0x{code - 0xDC00:02x})"
+        else:
+            what = f"the character U+{code:04X}, which YAML does not allow"
+        raise ConfigError(
+            source, "", f"invalid YAML at line {line}, column {column}: {what}"
+        ) from None
+
+
+def printable(item: str) -> str:
+    """A ``--set`` item as errors show it: a byte that is not UTF-8 as ``\\xff`` (Python reads
+    it from argv as a lone surrogate) and a control character escaped (``\\x01``), cut to 200
+    characters."""
+    try:
+        text = item.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = item.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def load_params(path: Path | str | None = None, overrides: Sequence[str] = ()) -> EconParams:
@@ -210,20 +246,20 @@ def load_params(path: Path | str | None = None, overrides: Sequence[str] = ()) -
     validate(raw, source)
     for item in overrides:
         raw = apply_override(raw, item)
-        validate(raw, f"--set {item}")
+        validate(raw, f"--set {printable(item)}")
     return validate(raw, source)
 
 
 def apply_override(raw: Mapping[str, Any], item: str) -> dict[str, Any]:
     """Apply one ``key.path=value``; the value is parsed as YAML (``0.2``, ``true``, ``[H100]``)."""
-    source = f"--set {item}"
+    source = f"--set {printable(item)}"
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError("--set", item, "expected KEY=VALUE (e.g. energy_price=0.20)")
-    value = config.parse_yaml(text, source) if text.strip() else None
+        raise ConfigError("--set", printable(item), "expected KEY=VALUE (e.g. energy_price=0.20)")
+    value = _parse_yaml(text, source) if text.strip() else None
     if value is None:
-        raise ConfigError(source, key, "missing value")
+        raise ConfigError(source, printable(key), "missing value")
     updated = copy.deepcopy(dict(raw))
     parts = key.split(".")
     node: dict[str, Any] = updated
@@ -232,9 +268,9 @@ def apply_override(raw: Mapping[str, Any], item: str) -> dict[str, Any]:
         child = node.get(part)
         if child is None:
             allowed = ", ".join(sorted(str(k) for k in node))
-            raise ConfigError(source, where, f"unknown key (allowed: {allowed})")
+            raise ConfigError(source, printable(where), f"unknown key (allowed: {allowed})")
         if not isinstance(child, dict):
-            raise ConfigError(source, where, "is a value, not a section")
+            raise ConfigError(source, printable(where), "is a value, not a section")
         node = child
     node[parts[-1]] = value
     return updated
@@ -251,6 +287,11 @@ def validate(raw: Any, source: str) -> EconParams:
     if not models_raw:
         raise ConfigError(source, "models", "at least one GPU model is required")
     num = config.expect_number
+    models = tuple(
+        _model(str(name), body, source, join_key("models", str(name)))
+        for name, body in models_raw.items()
+    )
+    _refuse_shared_match(models, source)
     return EconParams(
         currency=_currency(top["currency"], source),
         horizon_months=config.expect_int(top["horizon_months"], source, "horizon_months", 1, 120),
@@ -276,10 +317,7 @@ def validate(raw: Any, source: str) -> EconParams:
             absolute=num(hyst["absolute"], source, "hysteresis.absolute", 0, MAX_AMOUNT),
             relative=num(hyst["relative"], source, "hysteresis.relative", 0, 10),
         ),
-        models=tuple(
-            _model(str(name), body, source, join_key("models", str(name)))
-            for name, body in models_raw.items()
-        ),
+        models=models,
         warranty_repair_cost=num(
             top.get("warranty_repair_cost", _OPTIONAL_TOP["warranty_repair_cost"]),
             source,
@@ -289,6 +327,36 @@ def validate(raw: Any, source: str) -> EconParams:
         ),
         sla_penalties=_sla_penalties(top.get("sla_penalties"), source),
     )
+
+
+def _refuse_shared_match(models: Sequence[ModelParams], source: str) -> None:
+    """Refuse a ``match`` substring listed twice (case-insensitive), in two entries or one.
+
+    In two entries it fits the same model names in both with the same length, so the longest-
+    match rule ties and file order decides: ``--set models.h100.match=[A100]`` valued A100s with
+    the H100's prices or the A100's depending on the order of the YAML, and an entry added
+    under a new key with a default's substring was never used. Different substrings that both
+    fit a name (``H100`` and ``H100 PCIe``) are the intended way to price a variant: the longer
+    wins (:meth:`EconParams.model_for`).
+    """
+    seen: dict[str, str] = {}
+    for model in models:
+        for i, needle in enumerate(model.match):
+            folded = needle.casefold()
+            where = join_key(join_key("models", model.key), "match") + f"[{i}]"
+            other = seen.get(folded)
+            if other is None:
+                seen[folded] = model.key
+            elif other == model.key:
+                raise ConfigError(source, where, f"{show(needle)} is listed twice in this entry")
+            else:
+                raise ConfigError(
+                    source,
+                    where,
+                    f"{show(needle)} is also a match of models.{other}: two entries with the "
+                    "same substring tie on every GPU it fits (change that entry, or give this "
+                    "one a longer, more specific substring)",
+                )
 
 
 def _sla_penalties(raw: Any, source: str) -> tuple[tuple[str, float], ...]:

@@ -3,8 +3,10 @@
 The scorer (requests) and the base install's commands (``report``, ``plan``, ``econ``: urllib)
 take the same options, defined here once: a CA file or no verification, a bearer token or a
 basic-auth password read from a file (never from the command line, where ``ps`` shows it, and
-never logged), and extra headers such as a tenant's ``X-Scope-OrgID``. :class:`Access` is what
-the urllib commands send: its headers and its TLS context.
+never logged), and extra headers such as a tenant's ``X-Scope-OrgID``: on the command line, or
+from ``--prometheus.header-file`` for a header whose value is a credential (``Cookie``,
+``X-Api-Key``). :class:`Access` is what the urllib commands send: its headers and its TLS
+context.
 """
 
 from __future__ import annotations
@@ -25,27 +27,168 @@ from gpu_health.safetext import one_line
 #: path (/dev/zero was read until memory ran out, a FIFO waited for ever).
 MAX_SECRET_BYTES = 64 * 1024
 
+#: Most headers a ``--prometheus.header-file`` may set.
+MAX_FILE_HEADERS = 100
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Headers whose value is a credential: read from a file (``*_file`` options), never a flag.
+#: Headers the credential options send: ``Authorization`` comes from the ``*-file`` options only.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+#: Words in a header name that mark its value as a credential (``Cookie``, ``X-Api-Key``,
+#: ``X-Auth-Token``, ``X-Vault-Secret``): on the command line it shows in the process list, so
+#: such a header comes from ``--prometheus.header-file``.
+_CREDENTIAL_WORDS = ("auth", "token", "key", "secret", "passw", "cookie", "credential")
+#: Headers that frame the request or concern one connection: the HTTP client sets them itself;
+#: given by hand (``Host: other``, ``Content-Length: 0``, ``Transfer-Encoding: chunked``) they
+#: redirect the request to another virtual host or corrupt its framing.
+_FRAMING_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
+
+
+#: The option of each secret :func:`read_secret` reads, for its errors.
+_SECRET_FLAGS = {
+    "bearer token": "--prometheus.bearer-token-file",
+    "basic-auth password": "--prometheus.basic-auth-password-file",
+}
 
 
 def read_secret(path: str, what: str) -> str:
-    """The secret in ``path``, stripped; its content never appears in an error."""
+    """The secret in ``path``, stripped; its content never appears in an error. An empty file
+    is refused: an empty password or token is never the right one, and was sent as such."""
     try:
-        return read_text_file(path, MAX_SECRET_BYTES).strip()
+        secret = read_text_file(path, MAX_SECRET_BYTES).strip()
     except ConfigError as exc:
         raise UserError(f"cannot read {what} file {path}: {exc.problem}") from None
+    if not secret:
+        flag = _SECRET_FLAGS.get(what, what)
+        raise UserError(f"{flag} {path}: the {what} file is empty")
+    return secret
+
+
+def read_token(path: str) -> str:
+    """The bearer token in ``path``: one word of printable ASCII (RFC 6750). A file of two lines
+    made a header value with a line break, which the HTTP client refused with an error quoting
+    the header, token included (``cannot query: Invalid header value b'Bearer ...'``)."""
+    token = read_secret(path, "bearer token")
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise UserError(
+            f"--prometheus.bearer-token-file {path}: the token has a space, a line break or a "
+            "character that is not printable ASCII (one token on one line expected)"
+        )
+    return token
+
+
+def check_credentials(
+    token_file: str | None, username: str | None, password_file: str | None
+) -> None:
+    """Refuse, in one line naming the options, credentials that would not be sent as given:
+    a bearer token with basic auth (only the token was sent; Prometheus' own HTTP client
+    configuration refuses the pair too), a user name without a password file (sent with an
+    empty password), a password file without a user name (nothing was sent at all), a user
+    name with a colon (basic auth cannot carry it)."""
+    if token_file and (username or password_file):
+        raise UserError(
+            "--prometheus.bearer-token-file and --prometheus.basic-auth-username/"
+            "--prometheus.basic-auth-password-file: give one kind of credentials (a request "
+            "carries one Authorization header)"
+        )
+    if username and not password_file:
+        raise UserError(
+            "--prometheus.basic-auth-username needs --prometheus.basic-auth-password-file "
+            "(an empty password is never sent)"
+        )
+    if password_file and not username:
+        raise UserError(
+            f"--prometheus.basic-auth-password-file {password_file}: needs "
+            "--prometheus.basic-auth-username"
+        )
+    if username and ":" in username:
+        raise UserError("--prometheus.basic-auth-username: a basic-auth user name has no ':'")
+
+
+class HeaderFile(str):
+    """The path of a ``--prometheus.header-file``, kept in order among the ``--prometheus.header``
+    values (``args.prom_headers``): every command that hands those to :func:`parse_headers`
+    reads the file there, at start, and only its path is ever in the arguments."""
+
+
+class _HeaderFileAction(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, [*items, HeaderFile(str(values))])
+
+
+def _is_credential(name: str) -> bool:
+    lower = name.lower()
+    return lower in _CREDENTIAL_HEADERS or any(word in lower for word in _CREDENTIAL_WORDS)
+
+
+def _header(name: str, value: str, where: str, *, from_file: bool) -> tuple[str, str]:
+    """One header checked; ``where`` names it in errors (the flag and its value, or the file
+    and line: a value read from a file is never shown)."""
+    if not _TOKEN.fullmatch(name):
+        raise UserError(f"{where}: {one_line(name, 60)!r} is not a valid header name")
+    lower = name.lower()
+    if lower in _FRAMING_HEADERS:
+        raise UserError(
+            f"{where}: {name} is set by the HTTP client from the URL and the request (set by "
+            "hand it misdirects the request or corrupts its framing)"
+        )
+    # a credential's value is the secret: on the command line it is named by the header alone
+    named = where if from_file else f"--prometheus.header {name}"
+    if lower == "authorization" or (not from_file and lower in _CREDENTIAL_HEADERS):
+        raise UserError(
+            f"{named}: credentials come from --prometheus.bearer-token-file or "
+            "--prometheus.basic-auth-username with --prometheus.basic-auth-password-file"
+            + (
+                ""
+                if from_file
+                else ", other credential headers from --prometheus.header-file (a "
+                "flag's value shows in the process list)"
+            )
+        )
+    if not from_file and _is_credential(name):
+        raise UserError(
+            f"{named}: its value looks like a credential, and a flag's value shows in the "
+            "process list; put 'NAME: VALUE' in a file given with --prometheus.header-file"
+        )
+    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
+        raise UserError(f"{where}: the value has a control character (CR, LF, ...)")
+    return name, value
 
 
 def parse_headers(pairs: list[str]) -> dict[str, str]:
-    """``Name: value`` strings from the command line into a header dict, checked at start-up: a
-    name that is not an HTTP token or a value with CR, LF or another control character would fail
-    every request (or split it), so it is refused here with the offending flag value. An
-    ``Authorization`` header is refused too, naming only the header: its value is a secret, which
-    the ``*-file`` options keep out of the process list."""
+    """``Name: value`` strings from the command line, and the files of
+    ``--prometheus.header-file`` among them (:class:`HeaderFile`), into a header dict, checked at
+    start-up: a name that is not an HTTP token or a value with CR, LF or another control character
+    would fail every request (or split it), and a framing or connection header (``Host``,
+    ``Content-Length``, ``Transfer-Encoding``, ``Connection``, ...) would misdirect or corrupt
+    it, so each is refused here with the offending flag value or file line. A header whose value
+    is a credential is refused on the command line, naming only the header, since ``ps`` shows
+    it: ``Authorization`` comes from the ``*-file`` options, others (``Cookie``, ``X-Api-Key``,
+    a name with auth, token, key, secret, password) from ``--prometheus.header-file``."""
     headers: dict[str, str] = {}
     for pair in pairs:
+        if isinstance(pair, HeaderFile):
+            headers.update(read_header_file(str(pair)))
+            continue
         name, found, value = pair.partition(":")
         if not found:
             name, found, value = pair.partition("=")
@@ -53,20 +196,41 @@ def parse_headers(pairs: list[str]) -> dict[str, str]:
         shown = one_line(pair, 80)
         if not found or not name:
             raise UserError(f"--prometheus.header {shown!r}: expected 'Name: value'")
-        if not _TOKEN.fullmatch(name):
-            raise UserError(f"--prometheus.header {shown!r}: {name!r} is not a valid header name")
-        if name.lower() in _CREDENTIAL_HEADERS:
-            # the value is the secret: named by the header alone
-            raise UserError(
-                f"--prometheus.header {name}: a credential on the command line shows in the "
-                "process list; use --prometheus.bearer-token-file or "
-                "--prometheus.basic-auth-username with --prometheus.basic-auth-password-file"
-            )
-        if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
-            raise UserError(
-                f"--prometheus.header {shown!r}: the value has a control character (CR, LF, ...)"
-            )
+        if _is_credential(name):  # never shown, whatever is wrong with it
+            shown = f"{one_line(name, 60)}: ..."
+        name, value = _header(name, value, f"--prometheus.header {shown!r}", from_file=False)
         headers[name] = value
+    return headers
+
+
+def read_header_file(path: str) -> dict[str, str]:
+    """The headers of a ``--prometheus.header-file``: one ``NAME: VALUE`` a line (blank lines
+    and ``#`` comments skipped), at most :data:`MAX_FILE_HEADERS` of them in
+    :data:`MAX_SECRET_BYTES`; each problem is one line naming the file and line, never a value."""
+    try:
+        text = read_text_file(path, MAX_SECRET_BYTES)
+    except ConfigError as exc:
+        raise UserError(f"--prometheus.header-file {path}: {exc.problem}") from None
+    headers: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"--prometheus.header-file {path}: line {number}"
+        name, found, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not found or not name:
+            raise UserError(f"{where}: expected 'NAME: VALUE'")
+        name, value = _header(name, value, where, from_file=True)
+        if name.lower() in first:
+            raise UserError(f"{where}: {name} is already set on line {first[name.lower()]}")
+        first[name.lower()] = number
+        if len(first) > MAX_FILE_HEADERS:
+            raise UserError(f"{where}: more than {MAX_FILE_HEADERS} headers")
+        headers[name] = value
+    if not headers:
+        raise UserError(f"--prometheus.header-file {path}: no 'NAME: VALUE' line")
     return headers
 
 
@@ -103,7 +267,20 @@ def add_access_arguments(g: argparse._ArgumentGroup | argparse.ArgumentParser) -
         default=[],
         metavar="'NAME: VALUE'",
         help="extra request header, repeatable (e.g. 'X-Scope-OrgID: team-a'); not "
-        "Authorization: credentials come from the *-file options",
+        "Authorization (credentials come from the *-file options), nor a header whose value "
+        "is a credential (Cookie, X-Api-Key, a name with auth, token, key, secret or password: "
+        "use --prometheus.header-file), nor Host, Content-Length, Transfer-Encoding, "
+        "Connection and the like (set by the client)",
+    )
+    g.add_argument(
+        "--prometheus.header-file",
+        dest="prom_headers",
+        action=_HeaderFileAction,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="file of extra request headers, one 'NAME: VALUE' a line (# comments; at most "
+        f"{MAX_FILE_HEADERS} headers, 64 KiB), read at start and never logged: for headers "
+        "whose value is a credential (Cookie, X-Api-Key); repeatable",
     )
 
 
@@ -123,14 +300,13 @@ PLAIN = Access()
 def access_from_args(args: argparse.Namespace) -> Access:
     """The :class:`Access` the options of :func:`add_access_arguments` ask for, each problem a
     one-line UserError naming its option (a secret's content is never shown)."""
+    check_credentials(args.prom_token_file, args.prom_user, args.prom_password_file)
     headers = parse_headers(list(args.prom_headers))
     if args.prom_token_file:
-        token = read_secret(args.prom_token_file, "bearer token")
+        token = read_token(args.prom_token_file)
         headers["Authorization"] = f"Bearer {token}"
-    elif args.prom_user:
-        password = ""
-        if args.prom_password_file:
-            password = read_secret(args.prom_password_file, "basic-auth password")
+    elif args.prom_user:  # with a password file (check_credentials)
+        password = read_secret(args.prom_password_file, "basic-auth password")
         pair = f"{args.prom_user}:{password}".encode()
         headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
     return Access(headers, _context(args.prom_ca_file, args.prom_insecure))
