@@ -13,8 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from gpu_health import config
 from gpu_health.config import join_key, show
 from gpu_health.errors import ConfigError
@@ -203,29 +201,8 @@ def load_raw(path: Path | str | None) -> tuple[dict[str, Any], str]:
     # A key written twice in one mapping is an error: the last value silently winning hid
     # edits such as "energy_price: 0.1" followed further down by "energy_price: 9.9".
     text = config.read_text_file(path)
-    overlay = config.expect_mapping(_parse_yaml(text, source, unique_keys=True), source, "")
+    overlay = config.expect_mapping(config.parse_yaml(text, source, unique_keys=True), source, "")
     return merge(raw, overlay), source
-
-
-def _parse_yaml(text: str, source: str, *, unique_keys: bool = False) -> Any:
-    """:func:`gpu_health.config.parse_yaml`, with a character YAML does not allow as a one-line
-    error: PyYAML refuses it while its loader is built, before ``parse_yaml`` handles errors, and
-    ``--set 'energy_price=\\xff'`` (a byte that is not UTF-8) or a control character in a
-    ``--params`` file ended in a traceback (``yaml.reader.ReaderError``)."""
-    try:
-        return config.parse_yaml(text, source, unique_keys=unique_keys)
-    except yaml.reader.ReaderError as exc:
-        position = max(0, min(exc.position, len(text)))
-        line = text.count("\n", 0, position) + 1
-        column = position - (text.rfind("\n", 0, position) + 1) + 1
-        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1])
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as Python reads it from argv
-            what = f"a byte that is not UTF-8 (0x{code - 0xDC00:02x})"
-        else:
-            what = f"the character U+{code:04X}, which YAML does not allow"
-        raise ConfigError(
-            source, "", f"invalid YAML at line {line}, column {column}: {what}"
-        ) from None
 
 
 def printable(item: str) -> str:
@@ -257,7 +234,7 @@ def apply_override(raw: Mapping[str, Any], item: str) -> dict[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError("--set", printable(item), "expected KEY=VALUE (e.g. energy_price=0.20)")
-    value = _parse_yaml(text, source) if text.strip() else None
+    value = config.parse_yaml(text, source) if text.strip() else None
     if value is None:
         raise ConfigError(source, printable(key), "missing value")
     updated = copy.deepcopy(dict(raw))

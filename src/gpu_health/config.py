@@ -111,7 +111,10 @@ def _expanded_values(node: yaml.Node, sizes: dict[int, int], open_: set[int]) ->
 def parse_yaml(text: str, source: str, *, unique_keys: bool = False) -> Any:
     """Parse YAML text; ``source`` names it in errors. Aliases are allowed as long as the
     document they expand to stays small (:data:`MAX_EXPANDED_VALUES`)."""
-    loader = (_UniqueKeyLoader if unique_keys else yaml.SafeLoader)(text)
+    try:
+        loader = (_UniqueKeyLoader if unique_keys else yaml.SafeLoader)(text)
+    except yaml.reader.ReaderError as exc:  # raised while the loader checks the text
+        raise ConfigError(source, "", _unreadable_character(text, exc)) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -136,6 +139,22 @@ def parse_yaml(text: str, source: str, *, unique_keys: bool = False) -> Any:
         raise ConfigError(source, "", f"invalid YAML value: {show(str(exc))}") from None
     finally:
         loader.dispose()
+
+
+def _unreadable_character(text: str, exc: yaml.reader.ReaderError) -> str:
+    """Where and which character YAML does not allow, in one line. PyYAML refuses a control
+    character, or a byte that is not UTF-8 (read from the command line as a lone surrogate),
+    while its loader is built, in a message over several lines: a control character in a web
+    config, health policy, faults file or economics parameters ended in a traceback."""
+    position = max(0, min(exc.position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1])
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as Python reads it from argv
+        what = f"a byte that is not UTF-8 (0x{code - 0xDC00:02x})"
+    else:
+        what = f"the character U+{code:04X}, which YAML does not allow"
+    return f"invalid YAML at line {line}, column {column}: {what}"
 
 
 def join_key(parent: str, key: str | int) -> str:

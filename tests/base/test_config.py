@@ -80,8 +80,10 @@ def test_aliases_that_expand_a_document_beyond_bounds_are_refused(tmp_path: Path
     [
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         ("a: " + "9" * 5000 + "\n", "invalid YAML value"),
+        ("a: 1\nb: x\x07y\n", "at line 2, column 5: the character U\\+0007, which YAML does"),
+        ("a: \udcff\n", "at line 1, column 4: a byte that is not UTF-8 \\(0xff\\)"),
     ],
-    ids=["deep", "long-integer"],
+    ids=["deep", "long-integer", "control-character", "not-utf8"],
 )
 def test_pathological_yaml_is_one_config_error(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment) as info:
@@ -117,3 +119,25 @@ def test_values_in_errors_are_cut_short() -> None:
     with pytest.raises(ConfigError) as info:
         config.reject_unknown({"y" * 100_000: 1}, {"a"}, "p.yaml", "w")
     assert len(str(info.value)) < 200
+
+
+def test_a_control_character_in_a_config_file_is_one_line_at_start(tmp_path: Path) -> None:
+    """A control character in a YAML file (a health policy here; the web config, the faults file
+    and the economics parameters are read the same way) was a traceback from PyYAML's reader:
+    it refuses the text while the loader is built, before errors were handled."""
+    import subprocess
+    import sys
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("weights:\n  thermal: 0.25\x01\n")
+    exporter = Path(sys.executable).parent / "gpu-health-exporter"
+    done = subprocess.run(
+        [str(exporter), "--backend", "sim", "--health.policy", str(policy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if str(policy) in line]
+    assert len(lines) == 1 and "line 2, column 16: the character U+0001" in lines[0], done.stderr
