@@ -10,12 +10,21 @@ trained and judged on.
 Everything is written into a hidden staging directory beside ``--out`` and moved into place only
 when the whole history is written: an interrupted run (SIGTERM, Ctrl-C, an error) removes its
 staging directory and never leaves a partial block in the data dir Prometheus serves.
+
+``backfill.json`` beside them records what defines the history (:data:`FLEET_PARAMETERS`, the
+fleet's models and a digest of its boards and failures, the time range covered). A later
+backfill into the same directory must be the same fleet over a time range that overlaps or
+adjoins the recorded one; anything else is refused before any work, naming each parameter that
+differs, and the ground truth is rewritten for the whole range the directory then holds.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime
+import hashlib
+import json
 import math
 import os
 import queue
@@ -32,8 +41,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gpu_health import cli_validate, stack
+from gpu_health import __version__, cli_validate, stack
 from gpu_health.errors import UserError
+from gpu_health.output_file import write_atomically
 from gpu_health.sim.batch import Windows, board_record
 from gpu_health.sim.fleet import Fleet, build_fleet
 from gpu_health.sim.timeparse import parse_duration
@@ -62,7 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="days of history, up to 3650 (default: 30)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="data dir to create or extend")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help=f"data dir to create, or to extend: a Prometheus data dir, or an earlier backfill's "
+        f"(recorded in DATA_DIR/{MANIFEST}), which only the same fleet extends: --gpus, --seed, "
+        "--schema, --resolution, --hazard-scale, --no-health and --instance as it was; only "
+        "--days and --end-time may change, to a time range that overlaps or adjoins the one "
+        "it holds (failures.csv and gpus.csv are then rewritten for the whole range)",
+    )
     parser.add_argument(
         "--resolution", default="60s", help="time between samples, 1s to 1h (default: 60s)"
     )
@@ -142,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
         )
     cli_validate.output_path(args.out, "--out", directory=True)
     _check_extendable(args.out)
+    health = not args.no_health and args.schema == "ours"
+    first, stop = _time_grid(end, args.days, resolution)
+    wanted = _record(args.gpus, args.seed, args.hazard_scale, args.schema, health, resolution,
+                     args.instance, first, stop)  # fmt: skip
+    _check_continues(args.out, wanted)  # the fleet's own digest is checked once it is drawn
     signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so the staging dir is removed
     try:
         stack.find_binary("promtool")
@@ -156,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         schema=args.schema,
         end_time=end,
         hazard_scale=args.hazard_scale,
-        health=not args.no_health and args.schema == "ours",
+        health=health,
         keep_openmetrics=args.keep_openmetrics,
         progress=sys.stderr,
         instance=args.instance,
@@ -165,14 +189,22 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {report['samples']:,} samples for {args.gpus} GPUs over {args.days:g} days to "
         f"{args.out} in {report['wall_seconds']:.1f}s: {report['write_rate']:,.0f} samples/s "
         f"written, promtool {report['promtool_rate']:,.0f} samples/s; "
-        f"{report['failures']} failures in failures.csv",
+        f"{report['failures']} failures in failures.csv"
+        + (
+            f" (it and gpus.csv now cover the whole history, {_iso(report['truth_start'])} to "
+            f"{_iso(report['truth_end'])})"
+            if report["extended"]
+            else ""
+        ),
         file=sys.stderr,
     )
     return 0
 
 
 #: What a Prometheus data directory or an earlier backfill holds besides its ULID-named blocks.
-_DATA_DIR_ENTRIES = frozenset({"wal", "chunks_head", "lock", "queries.active", "openmetrics"})
+_DATA_DIR_ENTRIES = frozenset(
+    {"wal", "chunks_head", "lock", "queries.active", "openmetrics", "backfill.json"}
+)
 _ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
@@ -203,6 +235,179 @@ def _first_line(path: Path) -> str:
             return handle.readline(4096).rstrip("\r\n")
     except OSError:
         return ""
+
+
+#: The record of what an earlier backfill wrote into a data dir (see the module's docstring).
+MANIFEST = "backfill.json"
+MANIFEST_FORMAT = 1
+#: What defines a backfilled history, besides its time range: (key in the manifest, how the
+#: refusal names it). A later backfill into the same directory must give each the same value.
+FLEET_PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("seed", "--seed"),
+    ("gpus", "--gpus"),
+    ("hazard_scale", "--hazard-scale"),
+    ("schema", "--schema"),
+    ("health", "gpu_health_* series (--no-health)"),
+    ("resolution", "--resolution"),
+    ("instance", "--instance"),
+)
+#: Drawn from the parameters above by the simulator: they differ only where another version of
+#: it wrote the directory, and are compared once the fleet is drawn.
+FLEET_DRAWN: tuple[tuple[str, str], ...] = (
+    ("models", "the fleet's models"),
+    ("fleet", "the fleet's boards and failures (digest)"),
+)
+
+
+def _time_grid(end_time: float, days: float, resolution: float) -> tuple[float, float]:
+    """The first sample of the history and the end of its last step (exclusive): samples lie on
+    multiples of ``resolution``, so two histories of one resolution share their grid."""
+    end = math.floor(end_time / resolution) * resolution
+    first = math.ceil((end - days * 86400.0) / resolution) * resolution
+    return float(first), float(end + resolution)
+
+
+def _record(
+    gpus: int,
+    seed: int,
+    hazard_scale: float,
+    schema: str,
+    health: bool,
+    resolution: float,
+    instance: str | None,
+    start: float,
+    end: float,
+    fleet: Fleet | None = None,
+) -> dict[str, Any]:
+    """What the manifest records of a history (``fleet``'s models and digest when given)."""
+    record: dict[str, Any] = {
+        "seed": seed,
+        "gpus": gpus,
+        "hazard_scale": float(hazard_scale),
+        "schema": schema,
+        "health": health,
+        "resolution": float(resolution),
+        "instance": instance,
+    }
+    if fleet is not None:
+        models: dict[str, int] = {}
+        for slot in fleet.slots:
+            models[slot.spec.name] = models.get(slot.spec.name, 0) + 1
+        record["models"] = dict(sorted(models.items()))
+        record["fleet"] = _fleet_digest(fleet)
+    record["start"] = start
+    record["end"] = end
+    return record
+
+
+def _fleet_digest(fleet: Fleet) -> str:
+    """A digest of every slot's boards and failures: equal for one fleet drawn twice."""
+    digest = hashlib.sha256()
+    for slot in fleet.slots:
+        digest.update(f"{slot.index} {slot.node} {slot.gpu} {slot.spec.name}\n".encode())
+        for board in slot.boards:
+            digest.update(f"{board.uuid} {board.start:.3f} {board.end:.3f}\n".encode())
+            for f in board.failures:
+                digest.update(f"{f.time:.3f} {f.mode} {f.outcome}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _manifest_text(record: dict[str, Any]) -> str:
+    head = {"format": MANIFEST_FORMAT, "written_by": f"gpu-health backfill {__version__}"}
+    times = {"start_iso": _iso(record["start"]), "end_iso": _iso(record["end"])}
+    return json.dumps(head | record | times, indent=2) + "\n"
+
+
+def _iso(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    """The manifest of ``out``; None when there is none. A one-line UserError when it cannot be
+    read or is not one of ours."""
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"--out {out}: {MANIFEST} cannot be read ({exc}); give a new or empty "
+                        "directory") from None  # fmt: skip
+    keys = {key for key, _ in FLEET_PARAMETERS} | {"start", "end"}
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or not keys <= set(manifest)
+        or not all(isinstance(manifest[k], (int, float)) for k in ("start", "end"))
+    ):
+        raise UserError(
+            f"--out {out}: {MANIFEST} is not a record of gpu-health backfill (format "
+            f"{MANIFEST_FORMAT}); give a new or empty directory"
+        )
+    return manifest
+
+
+def _shown(key: str, value: Any) -> str:
+    if value is None:
+        return "default" if key == "instance" else "none"
+    if key == "health":
+        return "on" if value else "off"
+    if key == "resolution":
+        return f"{value:g}s"
+    if key == "models":
+        return "+".join(f"{n}x{name}" for name, n in value.items()) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _check_continues(out: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse, in one line, a backfill into ``out`` that would not extend the history recorded
+    there: another fleet (each differing parameter named, old → new), a time range apart from
+    the recorded one, or a directory with an earlier backfill's ground truth but no manifest.
+    Returns the earlier manifest (None for a new, empty or plain Prometheus data dir)."""
+    if not out.is_dir():
+        return None
+    earlier = _read_manifest(out)
+    if earlier is None:
+        left = [n for n in ("failures.csv", "gpus.csv") if (out / n).exists()]
+        if left:
+            raise UserError(
+                f"--out {out}: holds {' and '.join(left)} of a backfill that recorded no "
+                f"{MANIFEST} (an older gpu-health), so whether this run continues the same "
+                "fleet cannot be checked, and its ground truth would be replaced by this run's "
+                "alone; give a new or empty directory, and backfill the whole range there"
+            )
+        return None
+    differ = [
+        f"{name} {_shown(key, earlier.get(key))} → {_shown(key, wanted[key])}"
+        for key, name in FLEET_PARAMETERS
+        if earlier.get(key) != wanted[key]
+    ]
+    if not differ:
+        differ = [
+            f"{name} {_shown(key, earlier.get(key))} → {_shown(key, wanted[key])}"
+            for key, name in FLEET_DRAWN
+            if key in wanted and earlier.get(key) != wanted[key]
+        ]
+        if differ:  # same parameters, another fleet: another simulator wrote the directory
+            differ[-1] += f" (written by {earlier.get('written_by', 'another version')})"
+    if differ:
+        raise UserError(
+            f"--out {out}: holds the history of another fleet ({MANIFEST}): {'; '.join(differ)}; "
+            "a backfill extends a directory only with the same fleet, changing --days and "
+            "--end-time alone, so give a new or empty directory"
+        )
+    start, end = float(earlier["start"]), float(earlier["end"])
+    if wanted["start"] > end or wanted["end"] < start:
+        apart = max(wanted["start"] - end, start - wanted["end"]) / 3600
+        raise UserError(
+            f"--out {out}: holds this fleet from {_iso(start)} to {_iso(end)}, and this run "
+            f"({_iso(wanted['start'])} to {_iso(wanted['end'])}) would leave {apart:,.1f} hours "
+            "between them without samples, which the scorer reads as GPUs that stopped "
+            "reporting; give --days or --end-time so that the range overlaps or adjoins it"
+        )
+    return earlier
 
 
 class _Promtool(threading.Thread):
@@ -275,7 +480,19 @@ def backfill(
     progress: Any = None,
     instance: str | None = None,
 ) -> dict[str, Any]:
-    """Write the history; returns counts and rates (the bench and the CLI report them)."""
+    """Write the history; returns counts and rates (the bench and the CLI report them).
+
+    ``out`` may hold an earlier backfill of the same fleet (:func:`_check_continues`, a one-line
+    UserError before anything is written otherwise); ``failures.csv`` and ``gpus.csv`` then
+    cover the whole range the directory holds, and ``backfill.json`` records it."""
+    first, stop = _time_grid(time.time() if end_time is None else end_time, days, resolution)
+    fleet = build_fleet(gpus, seed, hazard_scale)
+    record = _record(gpus, seed, hazard_scale, schema, health, resolution, instance, first, stop,
+                     fleet)  # fmt: skip
+    earlier = _check_continues(out, record)
+    if earlier is not None:  # the ground truth of the whole history the directory will hold
+        record["start"] = min(first, float(earlier["start"]))
+        record["end"] = max(stop, float(earlier["end"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdir, not mkdtemp: the data dir keeps the umask's permissions (mkdtemp's 0700 would hide
     # it from a Prometheus running as another user once renamed into place).
@@ -283,21 +500,25 @@ def backfill(
     staging.mkdir()
     try:
         report = _backfill(
-            gpus, days, staging, resolution, seed, schema, end_time, hazard_scale, health,
-            keep_openmetrics, progress, instance,
+            fleet, first, stop, staging, resolution, schema, health, keep_openmetrics, progress,
+            instance, (record["start"], record["end"]),
         )  # fmt: skip
+        write_atomically(staging / MANIFEST, _manifest_text(record), "--out")
         _move_into_place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    report["extended"] = earlier is not None
     return report
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """A new data dir is one rename; an existing one gets the new blocks and ground truth."""
+    """A new data dir is one rename; an existing one gets the new blocks and ground truth, and
+    the manifest last: it never records more than the directory holds."""
     if not out.exists():
         os.rename(staging, out)
         return
-    for entry in staging.iterdir():
+    entries = sorted(staging.iterdir(), key=lambda entry: entry.name == MANIFEST)
+    for entry in entries:
         target = out / entry.name
         if entry.is_dir() and target.is_dir():  # openmetrics/ kept from an earlier run
             for inner in entry.iterdir():
@@ -307,29 +528,27 @@ def _move_into_place(staging: Path, out: Path) -> None:
 
 
 def _backfill(
-    gpus: int,
-    days: float,
+    fleet: Fleet,
+    first: float,
+    stop: float,
     out: Path,
     resolution: float,
-    seed: int,
     schema: str,
-    end_time: float | None,
-    hazard_scale: float,
     health: bool,
     keep_openmetrics: bool,
     progress: Any,
     instance: str | None,
+    truth: tuple[float, float],
 ) -> dict[str, Any]:
+    """Samples from ``first`` every ``resolution`` before ``stop``; the ground truth over
+    ``truth`` (the whole history the data dir will hold)."""
     from gpu_health.sim.openmetrics import Writer
 
-    windows = Windows(build_fleet(gpus, seed, hazard_scale))
+    windows = Windows(fleet)
     np = windows.np
-    end = math.floor((time.time() if end_time is None else end_time) / resolution) * resolution
-    start = end - days * 86400.0
-    first = math.ceil(start / resolution) * resolution
     # Sized before any of it is written, or even its timestamps allocated.
-    _check_room(out, _history_samples(windows.fleet, first, end + resolution, resolution, schema))
-    ts_all = np.arange(first, end + resolution / 2, resolution, dtype=np.float64)
+    _check_room(out, _history_samples(fleet, first, stop, resolution, schema))
+    ts_all = np.arange(first, stop - resolution / 2, resolution, dtype=np.float64)
     out.mkdir(parents=True, exist_ok=True)
     om_dir = out / "openmetrics" if keep_openmetrics else _scratch_dir(out)
     om_dir.mkdir(parents=True, exist_ok=True)
@@ -372,9 +591,8 @@ def _backfill(
         raise UserError(str(worker.error))
     if worker.error is not None:
         raise worker.error
-    fleet = windows.fleet
-    failures = fleet.failures(float(ts_all[0]), float(ts_all[-1]) + resolution)
-    write_ground_truth(out, fleet, float(ts_all[0]), float(ts_all[-1]) + resolution)
+    failures = fleet.failures(*truth)
+    write_ground_truth(out, fleet, *truth)
     wall = time.perf_counter() - started
     return {
         "samples": writer.samples,
@@ -386,6 +604,8 @@ def _backfill(
         "failures": len(failures),
         "start": float(ts_all[0]),
         "end": float(ts_all[-1]),
+        "truth_start": truth[0],
+        "truth_end": truth[1],
     }
 
 
@@ -549,8 +769,6 @@ GPU_COLUMNS = (
 
 def write_ground_truth(out: Path, fleet: Any, start: float, end: float) -> None:
     """failures.csv (one row per failure in the window) and gpus.csv (one row per board)."""
-    import datetime
-
     slots = {s.index: s for s in fleet.slots}
     failures = fleet.failures(start, end)
     with (out / "failures.csv").open("w", newline="") as fh:

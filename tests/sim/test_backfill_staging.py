@@ -103,7 +103,8 @@ def test_a_finished_backfill_is_moved_into_place_and_extends(tmp_path: Path) -> 
     backfill(gpus=8, days=0.2, out=out, end_time=end, health=False)
     first = {p.name for p in out.iterdir()}
     assert {"failures.csv", "gpus.csv"} <= first and any(len(n) == 26 for n in first)  # a ULID
-    backfill(gpus=8, days=0.2, out=out, end_time=end + 86400, health=False)
+    # the same fleet, later: its range overlaps the first's (one apart is refused)
+    backfill(gpus=8, days=0.2, out=out, end_time=end + 0.1 * 86400, health=False)
     second = {p.name for p in out.iterdir()}
     assert first < second  # earlier blocks kept, new ones added
     assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no staging dir left
