@@ -512,3 +512,118 @@ def test_clients_resetting_mid_answer_leave_nothing_open_and_nothing_logged(
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not noisy, [r.getMessage()[:200] for r in noisy]
     assert plain.failed_connections == 0 and tls.failed_connections == 0
+
+
+# -- a fresh wave of clients that do not take their answers ---------------------------------------
+
+
+def _takes_nothing_from(source: str, port: int, path: str = "/huge") -> socket.socket:
+    """A client on ``source`` that asks for ``path`` and never reads, with a 4 KiB receive buffer
+    and Ethernet-sized segments (``bench/bench_slow_readers.py``'s clients): its kernel takes a
+    few KB of the answer, and the sender's kernel tens of KB more, whether or not it reads."""
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _needs_127_0_0_2() -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError:
+            pytest.skip("127.0.0.2 is not a local address here (Linux routes all of 127/8)")
+
+
+def test_a_scraper_gets_in_past_a_fresh_wave_that_takes_nothing(
+    serve: Callable[..., web.WebServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench/bench_slow_readers.py --rate 0`` scaled to a cap of 8: a fresh wave of clients
+    from another address asks for a large answer, takes none of it, and fills the cap. Before,
+    their writes were "busy" until a check found them stalled, and a scrape arriving meanwhile
+    was closed at accept: the first check (0.5 s in) counted what the kernels took as the
+    client's progress, so the next (2.5 s in) was the first to find them stalled; against a cap
+    of 272, 300 such clients on 16 addresses, a fresh wave every 10 s, cost a scrape after
+    most waves. Now a connection no check has found taking its answer (or one whose request
+    waits for a handler slot) is evicted, when none is waiting, from the address holding the
+    most if it holds at least two more than the newcomer's: the scraper gets in at once."""
+    _needs_127_0_0_2()
+    monkeypatch.setattr(web, "STALL_SECONDS", 2.0, raising=False)  # the default: checks come late
+    server = serve(max_connections=8)
+    port = server.port
+    state = server._state
+    held: list[socket.socket] = []
+    try:
+        for wave in range(3):
+            for sock in held:
+                sock.close()
+            assert _wait_for(lambda: server.open_connections == 0), server.open_connections
+            held = [_takes_nothing_from("127.0.0.2", port) for _ in range(8)]
+            # the cap full of writes: every handler done, all 8 sending their answers
+            assert _wait_for(
+                lambda: server.open_connections == 8 and state.in_flight + state.queued == 0
+            )
+            assert _scrape(port) == 200, f"wave {wave}"
+            assert server.open_connections <= 8
+        assert server.refused_connections == 0
+        assert server.evicted_connections >= 3
+    finally:
+        for sock in held:
+            sock.close()
+
+
+class _SocketOnly:
+    """What :func:`web.unacknowledged` asks of a transport: its socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def get_extra_info(self, name: str) -> object:
+        return self.sock if name == "socket" else None
+
+
+def test_what_the_kernel_holds_for_a_client_is_not_taken_by_it() -> None:
+    """A write's progress is what its client acknowledged, not what the kernel took from the
+    connection: the kernel's send buffer grows (Linux: up to 4 MiB) whether or not the client
+    reads. Measured as what the kernel took, 300 clients of the slow-reader bench reading ~20
+    KB/s of a 2 MB answer each looked as if they took ~80 KB/s, above the 64 KiB/s floor, so
+    were never stalled and held a cap of 272 for the write timeout (the bench's first scrape
+    was closed at accept in both runs); and a client that never read looked as if it took ~60 KB
+    in its first half second, more than the first check asks. Here the kernel takes what a
+    socket is given until its buffer is full; the client, reading nothing, acknowledges only
+    what its own small buffer holds, then everything once it reads."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1448)
+        client.connect(listener.getsockname())
+        server_side, _ = listener.accept()
+        try:
+            server_side.setblocking(False)
+            taken = 0  # by the kernel
+            with contextlib.suppress(BlockingIOError):
+                while taken < 16 << 20:
+                    taken += server_side.send(BIG[:65536])
+            transport = _SocketOnly(server_side)
+            # ~47 KB taken here, 43 KB of it not acknowledged: the client holds ~4 KB
+            held_by_kernel = web.unacknowledged(transport)
+            assert held_by_kernel >= taken // 2 and taken - held_by_kernel <= 24 << 10, (
+                taken,
+                held_by_kernel,
+            )
+            received = 0
+            client.settimeout(10)
+            while received < taken:
+                received += len(client.recv(1 << 20))
+            assert _wait_for(lambda: web.unacknowledged(transport) == 0)
+        finally:
+            server_side.close()
+            client.close()
+    assert web.unacknowledged(_SocketOnly(server_side)) == 0  # closed: nothing to say

@@ -15,13 +15,16 @@ SERVER_METRICS: tuple[tuple[str, Literal["gauge", "counter"], str], ...] = (
     (
         "http_connections_refused_total",
         "counter",
-        "HTTP connections closed at accept: the connection cap was reached and every one was busy.",
+        "HTTP connections closed at accept: the connection cap was reached and none could be "
+        "evicted.",
     ),
     (
         "http_connections_evicted_total",
         "counter",
         "HTTP connections closed to admit a new one at the connection cap: idle, in a request "
-        "head, stalled (the client stopped reading its answer) or closing with bytes unsent.",
+        "head, stalled (the client stopped reading its answer), closing with bytes unsent, or, "
+        "from an address holding more, queued for a handler or sending an answer not yet seen "
+        "taken.",
     ),
     (
         "http_connections_expired_total",

@@ -15,20 +15,26 @@ connection costs a file descriptor and a small buffer, not a thread:
   their turn without a thread, and beyond that the answer is 503 at once;
 * at most ``max_connections`` connections are open; when full, a connection waiting without a
   request being handled (an idle keep-alive one, or one still in its handshake or request head)
-  is evicted to admit the new one, which is refused only when every connection is busy in a
-  handler or a write. The victim is the oldest waiting connection *of the client address holding
-  the most open connections* (fair share): one address that opens connections by the hundred and
-  sends nothing evicts only its own once it holds the most, never a scraper's idle keep-alive
-  connection, and a scraper's new connection is the newest of a smaller holder. Among addresses
-  holding equally many (say one connection each, from many addresses) it is the oldest waiting
-  connection, as before;
+  is evicted to admit the new one. The victim is the oldest waiting connection *of the client
+  address holding the most open connections* (fair share): one address that opens connections
+  by the hundred and sends nothing evicts only its own once it holds the most, never a scraper's
+  idle keep-alive connection, and a scraper's new connection is the newest of a smaller holder.
+  Among addresses holding equally many (say one connection each, from many addresses) it is the
+  oldest waiting connection, as before. With none waiting, an *unproven* connection (a request
+  queued for a handler thread, or an answer no check has yet found its client taking) of the
+  address holding the most is evicted if that address holds at least two more than the new
+  one's: a wave of clients that ask for answers and take none cannot lock a scraper out before
+  their writes are checked. The new connection is refused only when every connection is in a
+  handler or sending an answer its client was found taking, or when the only unproven ones are
+  of addresses holding about as many as its own;
 * the TLS handshake plus the request head must arrive within :data:`REQUEST_TIMEOUT_SECONDS` *in
   total* (a slow-drip "slowloris" client is cut off), an idle keep-alive connection is closed after
   :data:`IDLE_TIMEOUT_SECONDS`, a response must be taken within :data:`WRITE_TIMEOUT_SECONDS`;
 * a client that stops reading its answers, or reads them just fast enough, cannot hold the cap
-  or memory: a write whose client took fewer than :data:`STALL_MIN_BYTES` in
-  :data:`STALL_SECONDS`, or less than :data:`MIN_WRITE_RATE` on average from its second check
-  on, is *stalled* and may be evicted like a waiting connection (aborted, its buffer dropped),
+  or memory: a write whose client took (acknowledged, not merely what the kernel buffered)
+  fewer than :data:`STALL_MIN_BYTES` per :data:`STALL_SECONDS` since its last check (every half
+  second for its first 2.5 s), or less than :data:`MIN_WRITE_RATE` on average from 2.5 s in, is
+  *stalled* and may be evicted like a waiting connection (aborted, its buffer dropped),
   stalled writers hold at most :data:`MAX_STALLED_BYTES` in total, an answer is handed to the
   transport :data:`WRITE_CHUNK` bytes at a time as the client takes it (never copied whole per
   connection), and a closing connection still sending its last answer stays in the table
@@ -48,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import heapq
 import ipaddress
 import itertools
@@ -55,6 +62,8 @@ import logging
 import resource
 import socket
 import ssl
+import struct
+import termios
 import threading
 import traceback
 import urllib.parse
@@ -116,20 +125,29 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 IDLE_TIMEOUT_SECONDS = 120.0
 #: Seconds a client has to take a response.
 WRITE_TIMEOUT_SECONDS = 30.0
-#: Seconds between checks of a write's progress (bytes the kernel took from the connection's
-#: buffer); the first check comes after a quarter of it. A write whose client took fewer than
-#: :data:`STALL_MIN_BYTES` per this many seconds since the last check is stalled: evictable at
-#: the cap, and its buffer counted in :data:`MAX_STALLED_BYTES`. Before, 272 clients that sent
-#: ``GET /metrics`` and never read held a cap of 272 for the whole write timeout, every scrape
-#: refused, and could do it again at once. The first check is early so that fresh clients of
-#: that kind are evictable within half a second: a flood replacing them must open
-#: ``cap / 0.5 s`` connections a second to keep the cap full.
+#: Seconds between checks of a write's progress (bytes its client acknowledged: see
+#: :func:`unacknowledged`), after the first :data:`STALL_EARLY_CHECKS`, which come a quarter of
+#: it apart. A write whose client took fewer than :data:`STALL_MIN_BYTES` per this many seconds
+#: since the last check is stalled: evictable at the cap, and its buffer counted in
+#: :data:`MAX_STALLED_BYTES`. Before, 272 clients that sent ``GET /metrics`` and never read held
+#: a cap of 272 for the whole write timeout, every scrape refused, and could do it again at once.
+#: The early checks are so that fresh clients of that kind are evictable within a second: the
+#: first check can find a client that never reads taking what its own kernel buffers (2.9 KB
+#: with a 4 KiB receive buffer), the second finds it stalled. Until a check finds an answer
+#: taken at :data:`MIN_WRITE_RATE` it is *unproven*, evictable when nothing waits (see
+#: ``_Loop._evict``).
 STALL_SECONDS = 2.0
+#: Checks of a write's progress a quarter of :data:`STALL_SECONDS` apart (0.5 s) before they
+#: come every :data:`STALL_SECONDS`; the last of them, ``1.25 * STALL_SECONDS`` into the write
+#: (as before), is the first to judge it against :data:`MIN_WRITE_RATE` too. Before, the second
+#: check came at 2.5 s: a wave of 300 clients that never read, 4 KiB receive buffers, passed
+#: the first check and held a cap of 272 until 2.5 s into their writes (docs/reliability.md).
+STALL_EARLY_CHECKS = 5
 #: Bytes a client must take per :data:`STALL_SECONDS` for its write to count as progressing
 #: (2 KiB/s): a client reading a byte now and then is as stuck as one that never reads.
 STALL_MIN_BYTES = 4096
-#: Bytes a second a write must average, from its second check on (``1.25 * STALL_SECONDS`` into
-#: it), for its client to count as taking it; a slower one is stalled too. A client taking more
+#: Bytes a second a write must average, from its check ``1.25 * STALL_SECONDS`` into it on, for
+#: its client to count as taking it; a slower one is stalled too. A client taking more
 #: than :data:`STALL_MIN_BYTES` per check kept its place for the whole write timeout: 300 of them
 #: reading ~21 KB/s each from an exporter of 64 simulated GPUs (2 MB answers) held its 272
 #: places, and 7 of 40 scrapes got through (2026-12-07; docs/reliability.md). Stalled only
@@ -169,6 +187,32 @@ FAILURE_LOG_INTERVAL = 60.0
 FD_RESERVE = 128
 
 _TLS_HANDSHAKE_RECORD = b"\x16"
+
+
+#: The ioctl that reads how many bytes a TCP socket's send queue holds that the peer has not
+#: acknowledged yet (Linux's SIOCOUTQ, numbered as TIOCOUTQ); None where there is none.
+_SIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+
+
+def unacknowledged(transport: asyncio.BaseTransport) -> int:
+    """Bytes the kernel took from ``transport``'s socket that its client has not acknowledged
+    (Linux; 0 where the kernel will not say, or the socket is closed).
+
+    A write's progress must not count them as taken: the kernel's send buffer grows (tcp_wmem,
+    up to 4 MiB by default) whether or not the client reads, so a client reading ~20 KB/s of a
+    2 MB answer looked as if it took ~80 KB/s, above :data:`MIN_WRITE_RATE`, and one that never
+    read looked as if it took ~60 KB in its first half second, so neither counted as stalled."""
+    sock = transport.get_extra_info("socket")
+    if _SIOCOUTQ is None or sock is None:
+        return 0
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return 0
+        queued: int = struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return max(0, queued)
 
 
 def raise_fd_limit() -> int:
@@ -213,11 +257,16 @@ def peer_key(address: object) -> Hashable:
 class _Conn:
     """One open connection: what it is doing and since when (the loop's clock).
 
-    Change ``state`` through :meth:`_Loop.mark` only: it keeps :attr:`_Peer.waiting` in order."""
+    Change ``state`` through :meth:`_Loop.mark` only: it keeps :attr:`_Peer.waiting` and
+    :attr:`_Peer.unproven` in order."""
 
     task: asyncio.Task[None]
-    # "head" (handshake or request head), "busy" (handler or write), "idle", "stalled" (a write
-    # the client does not take, see STALL_SECONDS) or "closing" (its last answer going out)
+    # Waiting (evictable, see _Loop._evict): "head" (handshake or request head), "idle",
+    # "stalled" (a write the client does not take, see STALL_SECONDS) or "closing" (its last
+    # answer going out). Unproven (evictable only from an address holding at least two more than
+    # the newcomer's, when none is waiting): "queued" (a request waiting for a handler slot, no
+    # thread yet) or "sending" (an answer no check has yet found taken at MIN_WRITE_RATE).
+    # "busy": in a handler, or sending an answer a check found taken (and none stalled since).
     state: str
     since: float
     peer: _Peer
@@ -231,13 +280,16 @@ class _Peer:
 
     key: Hashable
     open: int = 0
-    # Its connections not busy ("head" or "idle"), oldest ``since`` first: appended when they
+    # Its waiting connections (see _Conn.state), oldest ``since`` first: appended when they
     # start waiting, and ``since`` only grows. An OrderedDict, not a dict: the first key of a
     # dict used as a queue takes O(size) to find (deleted slots are skipped one by one).
     waiting: OrderedDict[_Conn, None] = field(default_factory=OrderedDict)
-    # (-open, since of its oldest waiting connection) as last pushed on _Loop.ranks; None when it
-    # has no waiting connection (it cannot be evicted from).
-    rank: tuple[int, float] | None = None
+    # Its unproven connections ("queued" or "sending"), kept the same way.
+    unproven: OrderedDict[_Conn, None] = field(default_factory=OrderedDict)
+    # (0, -open, since of its oldest waiting connection), or without one (1, -open, since of its
+    # oldest unproven connection), as last pushed on _Loop.ranks; None when it has neither (it
+    # cannot be evicted from).
+    rank: tuple[int, int, float] | None = None
 
 
 class _Share:
@@ -288,8 +340,12 @@ class _FairSlots:
         # handed a slot and still has requests waiting.
         self.waiters: OrderedDict[object, deque[asyncio.Future[None]]] = OrderedDict()
 
+    def available(self) -> bool:
+        """Whether :meth:`acquire` would return at once."""
+        return self.free > 0 and not self.waiters
+
     async def acquire(self, client: object) -> None:
-        if self.free > 0 and not self.waiters:
+        if self.available():
             self.free -= 1
             self.running[client] = self.running.get(client, 0) + 1
             return
@@ -350,13 +406,15 @@ class _Loop:
         self.max_in_flight = max_in_flight
         self.conns: dict[asyncio.Task[None], _Conn] = {}
         self.peers: dict[Hashable, _Peer] = {}
-        # The eviction order (see _evict): a min-heap of (-open, oldest waiting since, seq, peer)
-        # with lazy deletion. An entry is current while its first two fields equal its peer's
-        # ``rank``; a peer's rank changes (and a new entry is pushed) only when its count or its
-        # oldest waiting connection does, stale entries are dropped when they reach the top, and
-        # the heap is rebuilt when it holds more than twice as many entries as there are peers.
-        # So each accept, state change and eviction costs O(log peers) amortized, at any cap.
-        self.ranks: list[tuple[int, float, int, _Peer]] = []
+        # The eviction order (see _evict): a min-heap of (tier, -open, oldest since, seq, peer)
+        # with lazy deletion, peers with a waiting connection (tier 0) before those with only
+        # unproven ones (tier 1). An entry is current while its first three fields equal its
+        # peer's ``rank``; a peer's rank changes (and a new entry is pushed) only when its count
+        # or its oldest waiting (or unproven) connection does, stale entries are dropped when they
+        # reach the top, and the heap is rebuilt when it holds more than twice as many entries as
+        # there are peers. So each accept, state change and eviction costs O(log peers)
+        # amortized, at any cap.
+        self.ranks: list[tuple[int, int, float, int, _Peer]] = []
         self._seq = itertools.count()
         self.in_flight = 0
         self.queued = 0
@@ -372,6 +430,7 @@ class _Loop:
         self.refused = 0
         self.evicted = 0
         self.evicted_writers = 0  # of those evicted: stalled or closing ones
+        self.evicted_unproven = 0  # of those evicted: queued for a handler, or sending unproven
         self.stall_aborted = 0  # stalled writers aborted beyond MAX_STALLED_BYTES
         self.expired = 0
         self.overloaded = 0
@@ -395,12 +454,14 @@ class _Loop:
                     return
                 await asyncio.sleep(0.01)
                 continue
-            if len(self.conns) >= self.max_connections and not self._evict():
-                self.refused += 1
-                sock.close()
-                continue
             key = peer_key(address)
-            peer = self.peers.get(key)
+            if len(self.conns) >= self.max_connections:
+                holding = self.peers.get(key)
+                if not self._evict(holding.open if holding is not None else 0):
+                    self.refused += 1
+                    sock.close()
+                    continue
+            peer = self.peers.get(key)  # after _evict: it may have taken this peer's last one
             if peer is None:
                 peer = self.peers[key] = _Peer(key)
             task = loop.create_task(self.serve(sock))
@@ -421,23 +482,27 @@ class _Loop:
         peer = conn.peer
         peer.open -= 1
         peer.waiting.pop(conn, None)
+        peer.unproven.pop(conn, None)
         self._rerank(peer)
         self.stalled_bytes -= conn.held
         conn.held = 0
 
     def mark(self, conn: _Conn | None, state: str) -> None:
-        """Record that ``conn`` is now in ``state`` from now on; every state but "busy" may be
-        evicted."""
+        """Record that ``conn`` is now in ``state`` from now on (see :class:`_Conn`); every state
+        but "busy" may be evicted, "queued" and "sending" only under :meth:`_evict`'s terms."""
         if conn is None:
             return
         conn.state, conn.since = state, asyncio.get_running_loop().time()
         if conn.task not in self.conns:
             return  # evicted: already counted off its peer
-        waiting = conn.peer.waiting
-        waiting.pop(conn, None)
-        if state != "busy":
-            waiting[conn] = None
-        self._rerank(conn.peer)
+        peer = conn.peer
+        peer.waiting.pop(conn, None)
+        peer.unproven.pop(conn, None)
+        if state in _UNPROVEN:
+            peer.unproven[conn] = None
+        elif state != "busy":
+            peer.waiting[conn] = None
+        self._rerank(peer)
 
     def _rerank(self, peer: _Peer) -> None:
         """Bring ``peer``'s place in the eviction order up to date (after any change to its
@@ -447,7 +512,11 @@ class _Loop:
             if self.peers.get(peer.key) is peer:
                 del self.peers[peer.key]
             return
-        rank = (-peer.open, next(iter(peer.waiting)).since) if peer.waiting else None
+        rank: tuple[int, int, float] | None = None
+        if peer.waiting:
+            rank = (0, -peer.open, next(iter(peer.waiting)).since)
+        elif peer.unproven:
+            rank = (1, -peer.open, next(iter(peer.unproven)).since)
         if rank == peer.rank:
             return
         peer.rank = rank
@@ -455,18 +524,21 @@ class _Loop:
             return
         if len(self.ranks) > 2 * len(self.peers) + 64:  # mostly stale: rebuild, O(peers)
             self.ranks = [
-                (p.rank[0], p.rank[1], next(self._seq), p)
+                (*p.rank, next(self._seq), p)
                 for p in self.peers.values()
                 if p.rank is not None and p is not peer
             ]
             heapq.heapify(self.ranks)
-        heapq.heappush(self.ranks, (rank[0], rank[1], next(self._seq), peer))
+        heapq.heappush(self.ranks, (*rank, next(self._seq), peer))
 
-    def _evict(self) -> bool:
+    def _evict(self, newcomer: int | None = None) -> bool:
         """Close the oldest waiting connection (idle keep-alive, still in its handshake or
         request head, stalled in a write, or closing) of the client address holding the most
-        open connections, the oldest waiting one among addresses holding equally many; False if
-        every connection is busy (in a handler, or in a write that progresses).
+        open connections, the oldest waiting one among addresses holding equally many. With
+        none waiting anywhere, and ``newcomer`` (the open connections of the address of the
+        connection to admit) given: the oldest unproven connection (queued for a handler, or
+        sending an answer no check has yet found taken) of the address holding the most, if it
+        holds at least two more than ``newcomer``. False if nothing may be evicted.
 
         Stalled and closing connections wait too: a client that never reads its answers held
         its place for the whole write timeout, so a few hundred of them filled the cap and every
@@ -478,20 +550,33 @@ class _Loop:
         latter, one address opening silent connections by the hundred a second evicted every
         other client's idle keep-alive connection (Prometheus's) in turn. Now such an address
         evicts only its own connections once it holds the most, and a scraper holding fewer
-        loses one only when every larger holder has none waiting (all busy)."""
+        loses one only when every larger holder has none waiting (all busy).
+
+        Unproven connections, last: a fresh wave of clients that ask for an answer and do not
+        take it are all queued or sending until their writes are checked, and a scraper
+        arriving meanwhile was closed at accept (300 such clients on 16 addresses against a cap
+        of 272: a scrape lost after most waves, docs/reliability.md). Such a connection has no
+        handler thread and has shown nothing yet; evicting it from an address holding at least
+        two more than the newcomer's leaves that address holding at least as many as the
+        newcomer's. One running a handler, or sending an answer its client was found taking,
+        is never evicted."""
         ranks = self.ranks
         while ranks:
-            neg_open, since, _, peer = ranks[0]
-            if peer.rank != (neg_open, since):
+            tier, neg_open, since, _, peer = ranks[0]
+            if peer.rank != (tier, neg_open, since):
                 heapq.heappop(ranks)  # stale: the peer's count or oldest waiting has changed
                 continue
-            victim = next(iter(peer.waiting))
+            if tier == 1 and (newcomer is None or -neg_open < newcomer + 2):
+                return False  # none waiting; the largest holder of unproven ones is too small
+            victim = next(iter(peer.waiting if tier == 0 else peer.unproven))
             self.conns.pop(victim.task, None)
             self._release(victim)
             victim.task.cancel()  # its task aborts the transport: buffer and descriptor go now
             self.evicted += 1
             if victim.state in ("stalled", "closing"):
                 self.evicted_writers += 1
+            elif tier == 1:
+                self.evicted_unproven += 1
             return True
         return False
 
@@ -601,11 +686,15 @@ class _Loop:
         self, conn: _Conn | None, writer: asyncio.StreamWriter, head: bytes, body: bytes = b""
     ) -> None:
         """Write ``head`` and ``body`` within :data:`WRITE_TIMEOUT_SECONDS` (else
-        :class:`Closing`), checking every :data:`STALL_SECONDS` (the first time after a quarter
-        of it) how much the client took: under :data:`STALL_MIN_BYTES` (a quarter of it the first
-        time), or from the second check on under :data:`MIN_WRITE_RATE` on average since the
-        write began, the connection is "stalled" (evictable; what it has left to send counted in
-        :data:`MAX_STALLED_BYTES`, and beyond that total it is aborted here), else "busy" again.
+        :class:`Closing`), checking how much the client took (acknowledged: what the kernel
+        holds unacknowledged is not taken, see :func:`unacknowledged`) every quarter of
+        :data:`STALL_SECONDS` for the first :data:`STALL_EARLY_CHECKS` checks, then every
+        :data:`STALL_SECONDS`: under :data:`STALL_MIN_BYTES` per :data:`STALL_SECONDS` since the
+        last check, or from check :data:`STALL_EARLY_CHECKS` on under :data:`MIN_WRITE_RATE` on
+        average since the write began, the connection is "stalled" (evictable; what it has left
+        to send counted in :data:`MAX_STALLED_BYTES`, and beyond that total it is aborted here).
+        A write not done at once is "sending" (unproven, see :meth:`_evict`) until a check finds
+        it above :data:`MIN_WRITE_RATE`, "busy" from then on while it is not stalled.
 
         ``body`` is handed to the transport :data:`WRITE_CHUNK` bytes at a time, as the client
         takes it (the transport's high-water mark is :data:`WRITE_CHUNK`, see :meth:`serve`), the
@@ -642,11 +731,23 @@ class _Loop:
         feed()
         start = loop.time()
         end = start + WRITE_TIMEOUT_SECONDS
-        # What is left once the kernel took what it takes at once (not a sign of a reader).
-        first_left = left = buffered(transport) + size - sent
-        share, first_check = 0.25, True
+        # What the client has yet to take once the write began: what this process holds of the
+        # answer and what the kernel took that the client has not acknowledged.
+        first_left = left = buffered(transport) + size - sent + unacknowledged(transport)
+        if (
+            conn is not None
+            and conn.state == "busy"
+            and (
+                sent < size
+                or transport.get_write_buffer_size() > WRITE_CHUNK
+                or buffered(transport) > WRITTEN_BYTES
+            )
+        ):
+            self.mark(conn, "sending")  # not done at once: unproven until a check finds it taken
+        checks = 0
         try:
             while True:
+                share = 0.25 if checks < STALL_EARLY_CHECKS else 1.0
                 wait = min(STALL_SECONDS * share, end - loop.time())
                 if wait <= 0:
                     raise Closing
@@ -671,22 +772,34 @@ class _Loop:
                 except TimeoutError:
                     pass
                 now = loop.time()
-                now_left = buffered(transport) + size - sent
+                held = buffered(transport) + size - sent
+                now_left = held + unacknowledged(transport)
+                checks += 1
+                judged = checks >= STALL_EARLY_CHECKS  # against MIN_WRITE_RATE too
                 stalled = left - now_left < STALL_MIN_BYTES * share or (
-                    not first_check and first_left - now_left < MIN_WRITE_RATE * (now - start)
+                    judged and first_left - now_left < MIN_WRITE_RATE * (now - start)
                 )
-                self._note_progress(conn, stalled, now_left)
-                left, share, first_check = now_left, 1.0, False
+                self._note_progress(conn, stalled, held, judged)
+                left = now_left
         finally:
             self._note_progress(conn, False, 0)
 
-    def _note_progress(self, conn: _Conn | None, stalled: bool, size: int) -> None:
+    def _note_progress(
+        self, conn: _Conn | None, stalled: bool, size: int, proven: bool = True
+    ) -> None:
+        """Record a check of ``conn``'s write: "stalled" (``size`` bytes held), else "busy" if
+        ``proven`` (judged against :data:`MIN_WRITE_RATE`, or done), else "sending" still."""
         if conn is None or conn.task not in self.conns:
             return  # evicted (already counted off) or not tracked
         self.stalled_bytes += (size if stalled else 0) - conn.held
         conn.held = size if stalled else 0
-        if stalled != (conn.state == "stalled"):
-            self.mark(conn, "stalled" if stalled else "busy")
+        state = conn.state
+        if stalled:
+            state = "stalled"
+        elif state in ("stalled", "sending"):
+            state = "busy" if proven else "sending"
+        if state != conn.state:
+            self.mark(conn, state)
         if stalled and self.stalled_bytes > MAX_STALLED_BYTES:
             self.stall_aborted += 1
             raise Closing
@@ -728,7 +841,7 @@ class _Loop:
             if head is None:
                 return
             self.mark(conn, "busy")
-            response, close = await self.dispatch(head, conn.peer if conn else None)
+            response, close = await self.dispatch(head, conn.peer if conn else None, conn)
             close = close or not head.keep_alive or head.declares_body
             await self._send(conn, writer, *render_response(response, head.method != "HEAD", close))
             if close:
@@ -742,9 +855,12 @@ class _Loop:
 
     # -- a parsed request ------------------------------------------------------------------------
 
-    async def dispatch(self, head: RequestHead, peer: _Peer | None = None) -> tuple[Response, bool]:
+    async def dispatch(
+        self, head: RequestHead, peer: _Peer | None = None, conn: _Conn | None = None
+    ) -> tuple[Response, bool]:
         """The response, and whether to close the connection after it; ``peer``, the client
-        address the request came from, is held to its share of the handler queue."""
+        address the request came from, is held to its share of the handler queue, and ``conn``
+        (its connection) is "queued" while it waits for a handler slot."""
         loop = asyncio.get_running_loop()
         active = self.source.current() if self.source else None
         extra = dict(active.config.headers) if active else {}
@@ -786,10 +902,15 @@ class _Loop:
         self.requests.hold(peer, 1)
         try:
             self.queued += 1
+            waits = not self.slots.available()
+            if waits:
+                self.mark(conn, "queued")
             try:
                 await self.slots.acquire(peer)
             finally:
                 self.queued -= 1
+            if waits:
+                self.mark(conn, "busy")
             self.in_flight += 1
             try:
                 response = await loop.run_in_executor(self.pool, call_handler, handler, request)
@@ -834,6 +955,8 @@ class _Loop:
 
 
 _OVERLOADED = object()
+#: Connection states evictable only as a last resort (see _Loop._evict).
+_UNPROVEN = frozenset({"queued", "sending"})
 
 
 def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
@@ -909,12 +1032,13 @@ class WebServer:
 
     @property
     def refused_connections(self) -> int:
-        """Connections closed at accept: every open one was busy, none waiting to evict."""
+        """Connections closed at accept: none of the open ones could be evicted."""
         return self._state.refused
 
     @property
     def evicted_connections(self) -> int:
-        """Idle keep-alive or head-state connections closed to make room for a new one."""
+        """Connections closed to make room for a new one (see ``_Loop._evict``): idle, in a
+        handshake or request head, stalled, closing, or unproven."""
         return self._state.evicted
 
     @property
