@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--sim-hazard-scale",
-        type=_positive_float,
+        type=cli_validate.number(0.0, cli_validate.MAX_HAZARD_SCALE, exclusive_minimum=True),
         default=1.0,
         metavar="X",
         help="multiply every failure rate; must match the backfill's --hazard-scale when the "

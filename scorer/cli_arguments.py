@@ -254,7 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--hazard-scale",
-        type=cli_validate.number(0.0, 1e6, exclusive_minimum=True),
+        type=cli_validate.number(0.0, cli_validate.MAX_HAZARD_SCALE, exclusive_minimum=True),
         default=1.0,
         help="the simulated history's failure rates were multiplied by this; probabilities "
         "are rescaled to the unscaled rates (default: %(default)s)",

@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hazard-scale",
-        type=cli_validate.number(0.0, 1e6),
+        type=cli_validate.number(0.0, cli_validate.MAX_HAZARD_SCALE),
         default=1.0,
         help="multiply every failure rate (default 1 = published rates, ~0.13/GPU-year)",
     )

@@ -25,6 +25,14 @@ from gpu_health.errors import UserError
 MAX_GPUS = 100_000
 #: GPUs one exporter process may simulate or replay (a node has 8 to 16; the demo runs 64).
 MAX_EXPORTER_GPUS = 4096
+#: The largest multiplier of the simulator's failure rates (``--hazard-scale``,
+#: ``--sim-hazard-scale``). The simulator draws every board's whole life, from its purchase to
+#: 2036, and each failure that replaces a board draws the new board's life again, so the cost
+#: grows with the square of the multiplier: 8 GPUs took 1.9 s at 100, 8.0 s and 103 MB at 200,
+#: 126 s and 2.0 GB at 1,000 (``gpu-health backfill --gpus 8 --days 1 --resolution 1h
+#: --no-health``, 2026-12-07), where 1e6 was allowed. 200 already gives every GPU about 26
+#: failures a year; the project's own tests and benches use at most 150.
+MAX_HAZARD_SCALE = 200.0
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 

@@ -29,6 +29,8 @@ EXPORTER_CASES = [
     (["--backend", "sim", "--poll-interval", "inf"], "--poll-interval"),
     (["--backend", "replay", "--replay.rate", "nan"], "--replay.rate"),
     (["--backend", "sim", "--sim-speed", "-1"], "--sim-speed"),
+    # the simulator draws every board's life to 2036: 1,000 took 126 s and 2 GB for 8 GPUs
+    (["--backend", "sim", "--sim-hazard-scale", "1000"], "--sim-hazard-scale"),
     (["--backend", "sim", "--sim-start-time", "nan"], "--sim-start-time"),
     (["--backend", "sim", "--node-name", " "], "--node-name"),
     (["--backend", "replay", "--replay.fault", "nvmlDeviceGetPowrUsage@0=TIMEOUT"], "unknown NVML"),
@@ -71,6 +73,7 @@ SCORER_ONE_SHOT_CASES = [
     (["score", *DEAD_PROMETHEUS, "--at", "0", "--top-factors", "-1"], "--top-factors"),
     (["evaluate", *DEAD_PROMETHEUS, "--end", "inf"], "--end"),
     (["train", *DEAD_PROMETHEUS, "--start", "nan"], "--start"),
+    (["train", *DEAD_PROMETHEUS, "--hazard-scale", "1000"], "--hazard-scale"),
     (["labels", *DEAD_PROMETHEUS, "--end", "-1"], "--end"),
     (["models", "promote", "cand", "--store", "st", "--min-gain", "nan"], "--min-gain"),
 ]
@@ -198,6 +201,8 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["backfill", "--end-time", "86400", "--out", str(tmp_path / "d")], "before 1970"),
         (["backfill", "--end-time", "2099-01-01", "--out", str(tmp_path / "d")], "days from now"),
         (["backfill", "--resolution", "2d", "--out", str(tmp_path / "d")], "at most 1h"),
+        (["backfill", "--hazard-scale", "1000", "--out", str(tmp_path / "d")], "--hazard-scale"),
+        (["demo", "--hazard-scale", "1000"], "--hazard-scale"),
         (["backfill", "--end-time", "last week", "--out", str(tmp_path / "d")], "ISO 8601"),
         (["backfill", "--out", str(a_file / "d")], "not a directory"),
         (["backfill", "--out", str(tmp_path / "no" / "such" / "d")], "does not exist"),

@@ -62,6 +62,7 @@ PLAIN_SUMMARY_EVERY = 30.0
 DEFAULT_HAZARD_SCALE = 20.0
 #: --speed and --hazard-scale take what the demo's exporter takes (it refuses 0).
 _POSITIVE = cli_validate.number(0.0, 1e6, exclusive_minimum=True)
+_HAZARD = cli_validate.number(0.0, cli_validate.MAX_HAZARD_SCALE, exclusive_minimum=True)
 
 
 def _workdir(text: str) -> Path:
@@ -115,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hazard-scale",
-        type=_POSITIVE,
+        type=_HAZARD,
         default=DEFAULT_HAZARD_SCALE,
         help="multiply the published failure rates so a small fleet shows failures in a short "
         "history (default: %(default)s; 1 = realistic)",
