@@ -520,9 +520,60 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(argv: Sequence[str] | None) -> dict[str, str]:
+    """The options given on the command line (dest -> the option string), whatever their value:
+    ``--sim-gpus 8`` is given though 8 is the default. Parsed again with every default
+    suppressed, so abbreviations and ``--flag=value`` are read as the real parse reads them."""
+    parser = build_parser()
+    names: dict[str, str] = {}
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        if action.option_strings:
+            names[action.dest] = action.option_strings[0]
+    given, _ = parser.parse_known_args(list(argv) if argv is not None else None)
+    return {dest: names[dest] for dest in vars(given) if dest in names}
+
+
+#: Options that only one backend reads, by the group that lists them in ``--help``.
+_BACKEND_GROUPS = {"sim": "sim backend", "replay": "replay backend"}
+
+
+def ignored_options(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
+    """Why options given on the command line would have no effect, or "" (one line).
+
+    An outside trial gave ``--backend replay`` a faults file with an invalid entry and
+    ``--sim-gpus 5``, ``--kernel-log.path`` beside ``--kernel-log.disable``, and
+    ``--kubernetes.pod-labels`` without the pod-resources socket: each was accepted and did
+    nothing, and the operator believed it applied."""
+    given = _given(argv)
+    parser = build_parser()
+    groups = {g.title: g for g in parser._action_groups}
+    for backend, title in _BACKEND_GROUPS.items():
+        if args.backend == backend:
+            continue
+        flags = [given[a.dest] for a in groups[title]._group_actions if a.dest in given]
+        if flags:
+            return (
+                f"{', '.join(flags)}: only the {backend} backend reads "
+                f"{'it' if len(flags) == 1 else 'them'} (--backend {args.backend}); "
+                f"add --backend {backend} or leave {'it' if len(flags) == 1 else 'them'} out"
+            )
+    if "kernel_log_path" in given and args.kernel_log_disable:
+        return "--kernel-log.path: --kernel-log.disable turns the kernel log off; give one of them"
+    if "pod_labels" in given and not args.pod_resources_socket:
+        return (
+            "--kubernetes.pod-labels: the pod labels come from the kubelet's pod-resources API; "
+            "give --kubernetes.pod-resources-socket too"
+        )
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    problem = ignored_options(args, argv)
+    if problem:
+        parser.error(problem)
     return run_main(lambda: run(args))
 
 

@@ -35,6 +35,13 @@ EXPORTER_CASES = [
     (["--backend", "sim", "--node-name", " "], "--node-name"),
     (["--backend", "replay", "--replay.fault", "nvmlDeviceGetPowrUsage@0=TIMEOUT"], "unknown NVML"),
     (["--backend", "replay", "--replay.gpus", "2", "--replay.fault", "*@7"], "GPU 7"),
+    # options another backend reads: accepted and without effect before
+    (["--backend", "replay", "--sim-gpus", "5"], "--sim-gpus: only the sim backend reads it"),
+    (["--backend", "replay", "--sim-faults-file", "f.yaml"], "--sim-faults-file: only the sim"),
+    (["--backend", "sim", "--replay.gpus=2"], "--replay.gpus: only the replay backend"),
+    (["--sim-gpus", "8"], "(--backend auto); add --backend sim"),  # the default value, given
+    (["--backend", "sim", "--kernel-log.path", "k", "--kernel-log.disable"], "give one of them"),
+    (["--backend", "sim", "--kubernetes.pod-labels"], "--kubernetes.pod-resources-socket too"),
 ]
 
 
