@@ -312,6 +312,7 @@ def test_rotated_certificate_is_served_without_restart_and_bad_edit_is_ignored( 
     ("mutate", "key", "problem"),
     [
         (lambda p: {"cert_file": p.dir / "absent.pem"}, "cert_file", "file not found"),
+        (lambda p: {"cert_file": p.dir}, "cert_file", "a directory, not a file"),  # was "not found"
         (lambda p: {"key_file": p.client_key}, "key_file", "cannot load"),  # key of another cert
         (lambda p: {"cert_file": p.dir / "garbage.pem"}, "cert_file", "cannot load"),
         (lambda p: {"key_file": p.dir / "encrypted.key"}, "key_file", "encrypted"),
@@ -323,7 +324,10 @@ def test_rotated_certificate_is_served_without_restart_and_bad_edit_is_ignored( 
             "does not hold a certificate",
         ),
     ],
-    ids=["missing", "mismatch", "garbage", "encrypted", "key-as-cert", "cert-as-key", "swapped"],
+    ids=[
+        "missing", "directory", "mismatch", "garbage", "encrypted", "key-as-cert", "cert-as-key",
+        "swapped",
+    ],
 )
 def test_unusable_certificate_files_are_one_clear_error(
     pki: Pki, tmp_path: Path, mutate, key, problem

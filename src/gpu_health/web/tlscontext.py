@@ -86,11 +86,21 @@ def _which_pem_is_wrong(cert_path: str, key_path: str) -> tuple[str, str] | None
     return None
 
 
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, which is not a regular file, cannot be read as one: "file not found" only
+    when nothing is there (a directory given for a certificate was reported as missing)."""
+    if path.is_dir():
+        return "a directory, not a file"
+    if path.exists():
+        return "not a regular file"
+    return "file not found"
+
+
 def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
     """An ``ssl.SSLContext`` for the server; a bad file is a ConfigError naming its key."""
     for path, name in ((tls.cert_file, "cert_file"), (tls.key_file, "key_file")):
         if path is not None and not path.is_file():
-            raise ConfigError(source, k(name), f"file not found: {path}")
+            raise ConfigError(source, k(name), f"{_not_a_file(path)}: {path}")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.minimum_version = TLS_VERSIONS[tls.min_version]
@@ -127,8 +137,9 @@ def build_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
         try:
             if tls.client_ca_file is not None:
                 if not tls.client_ca_file.is_file():
+                    problem = _not_a_file(tls.client_ca_file)
                     raise ConfigError(
-                        source, k("client_ca_file"), f"file not found: {tls.client_ca_file}"
+                        source, k("client_ca_file"), f"{problem}: {tls.client_ca_file}"
                     )
                 ctx.load_verify_locations(cafile=str(tls.client_ca_file))
             else:
