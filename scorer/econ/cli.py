@@ -246,9 +246,9 @@ def _print_text(
     label = ", ".join(overrides) if overrides else "(no --set: after = before)"
     one_sided = bool(what.only_before or what.only_after)
     if one_sided:
-        valued = f"{gpus[0]} GPUs valued before the change, {gpus[1]} after"
+        valued = f"{gpus_counted(gpus[0])} valued before the change, {gpus[1]:,} after"
     else:
-        valued = f"{gpus[0]} GPUs valued"
+        valued = f"{gpus_counted(gpus[0])} valued"
     out.write(f"what-if: {label}\n{valued}, amounts in {currency}\n")
     if what.only_before:
         out.write(

@@ -51,7 +51,7 @@ def test_a_gpu_valued_only_after_the_change_is_said_and_not_hidden(fleet: Path) 
     proc = _econ("--fleet", str(fleet), "--set", "models.h100.match=[H100, K80]")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "1 GPUs valued before the change, 2 after" in out, out
+    assert "1 GPU valued before the change, 2 after" in out, out
     assert "valued only after the change: 1 GPU (GPU-k)" in out, out
     assert "GPUs whose recommendation changed: 0 (of 1 valued both times)" in out, out
     assert "skipped" not in proc.stderr, proc.stderr  # it was valued, after the change
@@ -155,7 +155,7 @@ def test_a_more_specific_substring_still_wins(tmp_path: Path) -> None:
     proc = _econ("--fleet", str(fleet), "--set", "models.h200.match=[H100 PCIe]")
     assert proc.returncode == 0, proc.stderr
     assert "GPUs whose recommendation changed" in proc.stdout
-    assert "1 GPUs valued, amounts in USD" in proc.stdout
+    assert "1 GPU valued, amounts in USD" in proc.stdout
 
 
 def test_the_fleet_csv_has_the_inventorys_row_cap() -> None:
@@ -185,4 +185,4 @@ def test_a_fleet_of_ten_thousand_gpus_passes(tmp_path: Path) -> None:
     fleet.write_text("uuid,model,age_days\n" + rows)
     proc = _econ("--fleet", str(fleet), "--set", "energy_price=0.2")
     assert proc.returncode == 0, proc.stderr
-    assert "10000 GPUs valued" in proc.stdout
+    assert "10,000 GPUs valued" in proc.stdout
