@@ -24,6 +24,7 @@ from gpu_health import __version__, cli_validate
 from gpu_health.cli_support import (
     OneLineArgumentParser,
     configure_logging,
+    explicit_options,
     log_level_argument,
     run_main,
 )
@@ -520,20 +521,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _given(argv: Sequence[str] | None) -> dict[str, str]:
-    """The options given on the command line (dest -> the option string), whatever their value:
-    ``--sim-gpus 8`` is given though 8 is the default. Parsed again with every default
-    suppressed, so abbreviations and ``--flag=value`` are read as the real parse reads them."""
-    parser = build_parser()
-    names: dict[str, str] = {}
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-        if action.option_strings:
-            names[action.dest] = action.option_strings[0]
-    given, _ = parser.parse_known_args(list(argv) if argv is not None else None)
-    return {dest: names[dest] for dest in vars(given) if dest in names}
-
-
 #: Options that only one backend reads, by the group that lists them in ``--help``.
 _BACKEND_GROUPS = {"sim": "sim backend", "replay": "replay backend"}
 
@@ -545,7 +532,7 @@ def ignored_options(args: argparse.Namespace, argv: Sequence[str] | None) -> str
     ``--sim-gpus 5``, ``--kernel-log.path`` beside ``--kernel-log.disable``, and
     ``--kubernetes.pod-labels`` without the pod-resources socket: each was accepted and did
     nothing, and the operator believed it applied."""
-    given = _given(argv)
+    given = explicit_options(build_parser, argv)
     parser = build_parser()
     groups = {g.title: g for g in parser._action_groups}
     for backend, title in _BACKEND_GROUPS.items():

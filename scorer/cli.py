@@ -23,6 +23,7 @@ from gpu_health.cli_support import (
     EXIT_USAGE,
     OneLineArgumentParser,
     configure_logging,
+    explicit_options,
     run_main,
 )
 from gpu_health.scorer.cli_arguments import (
@@ -115,7 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "serve")
 
     def body() -> int:
-        args = build_parser().parse_args(args_list)
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if getattr(args, "data_dir", None) is not None:
+            given = explicit_options(build_parser, args_list)
+            if "prom_url" in given:
+                # The directory was served and the URL ignored without a word (an outside
+                # trial gave both and read the wrong history).
+                parser.error(
+                    f"--data-dir and {given['prom_url']}: give one (--data-dir serves a "
+                    "backfilled directory with a private Prometheus; --prometheus.url reads "
+                    "a running one)"
+                )
         return run(args)
 
     return run_main(body)

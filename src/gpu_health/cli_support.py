@@ -42,6 +42,34 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         return parsed, rest
 
 
+def explicit_options(
+    build: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None
+) -> dict[str, str]:
+    """The options given on the command line, whatever their value (destination -> option
+    string): ``--sim-gpus 8`` is given though 8 is its default, and so is a
+    ``--prometheus.url`` equal to its default. ``build`` makes a fresh parser, whose every
+    default (sub-commands' included) is suppressed before ``argv`` is parsed again, so
+    abbreviations and ``--flag=value`` read as the real parse read them. Call it after the real
+    parse succeeded: its errors are not reported here."""
+    parser = build()
+    names: dict[str, str] = {}
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            action.default = argparse.SUPPRESS
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings:
+                names.setdefault(action.dest, max(action.option_strings, key=len))
+        current._defaults.clear()
+    try:
+        given, _ = parser.parse_known_args(list(argv) if argv is not None else None)
+    except SystemExit:  # not expected after the real parse; nothing can be told then
+        return {}
+    return {dest: names[dest] for dest in vars(given) if dest in names}
+
+
 def run_main(body: Callable[[], int]) -> int:
     """Run a command body, turning the errors a user can fix into one line on stderr."""
     try:

@@ -81,6 +81,9 @@ SCORER_ONE_SHOT_CASES = [
     (["evaluate", *DEAD_PROMETHEUS, "--end", "inf"], "--end"),
     (["train", *DEAD_PROMETHEUS, "--start", "nan"], "--start"),
     (["train", *DEAD_PROMETHEUS, "--hazard-scale", "1000"], "--hazard-scale"),
+    # both histories given: the directory was read and the URL ignored without a word
+    (["evaluate", *DEAD_PROMETHEUS, "--data-dir", "d"], "--data-dir and --prometheus.url"),
+    (["labels", *DEAD_PROMETHEUS, "--data-dir", "d"], "--data-dir and --prometheus.url"),
     (["labels", *DEAD_PROMETHEUS, "--end", "-1"], "--end"),
     (["models", "promote", "cand", "--store", "st", "--min-gain", "nan"], "--min-gain"),
 ]
