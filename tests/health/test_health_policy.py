@@ -160,6 +160,15 @@ def test_empty_overlay_is_the_defaults(tmp_path: Path) -> None:
             "allowed: 0 to 100",
         ),
         ("models: {L40S: {limit: {}}}\n", "models.L40S.limit", "unknown key"),
+        # one XID spelled twice: the last one silently won
+        ("weights: {thermal: 0.25}\nweights: {}\n", "", "duplicate key 'weights'"),
+        (
+            "xid: {critical: {74: reliability}, penalised: {'63': {dimension: memory, "
+            "points_per_event: 1, max_points: 5}, 63: {dimension: memory, "
+            "points_per_event: 9, max_points: 9}}}\n",
+            "xid.penalised.63",
+            "XID 63 is given twice (as '63' and 63)",
+        ),
         ("thresholds: {row_remap_pending: {points: yes}}\n", "", "expected a number"),
         ("tresholds: {}\n", "tresholds", "unknown key (allowed: caps, default_limits,"),
     ],

@@ -46,4 +46,4 @@ def load_policy(path: Path | str | None) -> Policy:
     defaults = load_default_policy()
     if path is None:
         return defaults
-    return parse_policy(load_yaml(path), str(path), base=defaults)
+    return parse_policy(load_yaml(path, unique_keys=True), str(path), base=defaults)

@@ -252,6 +252,24 @@ def _parse_xid_code(raw: Any, source: str, key: str) -> int:
     return expect_int(code, source, join_key(key, str(raw)), 1, 1023)
 
 
+def _xid_codes(raw: Mapping[Any, Any], source: str, key: str) -> dict[int, Any]:
+    """The mapping's codes parsed (:func:`_parse_xid_code`), each code once: ``79``, ``"79"``,
+    ``79.0`` and ``0x4f`` are one XID, and two of them in one mapping used to let the last one
+    win without a word."""
+    codes: dict[int, Any] = {}
+    spelled: dict[int, Any] = {}
+    for code_raw, value in raw.items():
+        code = _parse_xid_code(code_raw, source, key)
+        if code in codes:
+            raise ConfigError(
+                source,
+                join_key(key, str(code_raw)),
+                f"XID {code} is given twice (as {spelled[code]!r} and {code_raw!r}); keep one",
+            )
+        codes[code], spelled[code] = value, code_raw
+    return codes
+
+
 def _parse_xid(raw: Any, source: str, base: XidPolicy | None) -> XidPolicy:
     sec = _Section(raw, source, "xid", {"critical", "penalised"}, None if base is None else {})
     critical = dict(base.critical) if base is not None else {}
@@ -259,17 +277,15 @@ def _parse_xid(raw: Any, source: str, base: XidPolicy | None) -> XidPolicy:
     if sec.has("critical") or base is None:
         crit_raw = expect_mapping(sec.value("critical"), source, sec.path("critical"))
         critical = {}
-        for code_raw, dim in crit_raw.items():
-            code = _parse_xid_code(code_raw, source, sec.path("critical"))
+        for code, dim in _xid_codes(crit_raw, source, sec.path("critical")).items():
             critical[code] = expect_str(
-                dim, source, join_key(sec.path("critical"), str(code_raw)), set(DIMENSIONS)
+                dim, source, join_key(sec.path("critical"), str(code)), set(DIMENSIONS)
             )
     if sec.has("penalised") or base is None:
         pen_raw = expect_mapping(sec.value("penalised"), source, sec.path("penalised"))
         penalised = {}
-        for code_raw, rule_raw in pen_raw.items():
-            code = _parse_xid_code(code_raw, source, sec.path("penalised"))
-            key = join_key(sec.path("penalised"), str(code_raw))
+        for code, rule_raw in _xid_codes(pen_raw, source, sec.path("penalised")).items():
+            key = join_key(sec.path("penalised"), str(code))
             rule = _Section(
                 rule_raw, source, key, {"dimension", "points_per_event", "max_points"}, None
             )
