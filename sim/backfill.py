@@ -52,6 +52,22 @@ from gpu_health.unix_time import parse_time
 BLOCK_SECONDS = 7200.0
 
 
+#: ``--instance``: a host name, an IPv4 address or a bracketed IPv6 address, then a port.
+_INSTANCE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})")
+
+
+def _instance(text: str) -> str:
+    """An argparse ``type``: the ``instance`` label every series gets, as Prometheus would set it
+    for a scraped target (``HOST:PORT``). Any text was taken: a space or a quote went into the
+    backfill's OpenMetrics input as written."""
+    found = _INSTANCE.fullmatch(text)
+    if found is None or not 1 <= int(found.group(1)) <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (a host name, IPv4 or [IPv6] address, and a port 1-65535)"
+        )
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Simulate a GPU fleet (same model and seed as the exporter's --backend sim) and write "
@@ -112,6 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--instance",
+        type=_instance,
         default=None,
         metavar="HOST:PORT",
         help="instance label of every series (default: NODE:9840 for ours, NODE:9400 for dcgm, "

@@ -212,6 +212,8 @@ def test_umbrella_refuses_bad_values(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["backfill", "--end-time", "2099-01-01", "--out", str(tmp_path / "d")], "days from now"),
         (["backfill", "--resolution", "2d", "--out", str(tmp_path / "d")], "at most 1h"),
         (["backfill", "--hazard-scale", "1000", "--out", str(tmp_path / "d")], "--hazard-scale"),
+        (["backfill", "--instance", 'h"x:1', "--out", str(tmp_path / "d")], "not HOST:PORT"),
+        (["backfill", "--instance", "bad host", "--out", str(tmp_path / "d")], "not HOST:PORT"),
         (["demo", "--hazard-scale", "1000"], "--hazard-scale"),
         (["backfill", "--end-time", "last week", "--out", str(tmp_path / "d")], "ISO 8601"),
         (["backfill", "--out", str(a_file / "d")], "not a directory"),
