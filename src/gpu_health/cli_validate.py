@@ -100,9 +100,26 @@ def duration(minimum: float, maximum: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a duration (e.g. 500ms, 60s, 12h, 7d)"
             ) from None
-        return check_number(value, text, minimum, maximum, exclusive_minimum=True)
+        if not math.isfinite(value) or not minimum < value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range (allowed: a duration longer than "
+                f"{show_duration(minimum)}, at most {show_duration(maximum)})"
+            )
+        return value
 
     return parse
+
+
+def show_duration(seconds: float) -> str:
+    """``7d``, ``90s``, ``500ms``: ``seconds`` in the largest unit that writes it whole (a range
+    printed in raw seconds, ``(0, 604800]``, left the reader to work out that it means a week)."""
+    if seconds == 0:
+        return "0s"
+    for unit in ("w", "d", "h", "m", "s", "ms"):
+        count = seconds / _UNITS[unit]
+        if abs(count - round(count)) < 1e-9 and round(count) >= 1:
+            return f"{round(count)}{unit}"
+    return f"{seconds:g}s"
 
 
 def http_url(text: str) -> str:

@@ -278,6 +278,12 @@ def test_durations_refuse_nan_and_accept_units() -> None:
     for bad in ("nan", "nans", "inf", "0s", "-1s", "2d", "abc"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(bad)
+    # the range in units a reader reads, not in raw seconds ("(0, 86400]")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"longer than 0s, at most 1d\)"):
+        parse("2d")
+    assert [cli_validate.show_duration(s) for s in (604800, 3600, 90, 0.5, 1.25)] == [
+        "1w", "1h", "90s", "500ms", "1250ms",
+    ]  # fmt: skip
 
 
 def test_exporter_honours_sigterm_during_start_up(tmp_path: Path) -> None:
