@@ -66,6 +66,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from load_scrape import percentile  # bench/ is on the path: this script's folder
+
 from gpu_health import stack
 from gpu_health.web.server import FD_RESERVE, MAX_CONNECTIONS
 
@@ -371,13 +373,6 @@ class Scenario:
     answered_ratio: float | None = None
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def _limit_fds(limit: int) -> Callable[[], None]:
     def apply() -> None:  # in the child, before exec: what `ulimit -n` does
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
@@ -529,8 +524,8 @@ def scrape(
         next_at = max(next_at + 1.0, time.monotonic())
     into.scrapes_answered = len(latencies)
     into.scrape_errors = dict(errors)
-    into.p50_ms = _round(percentile(latencies, 0.50))
-    into.p95_ms = _round(percentile(latencies, 0.95))
+    into.p50_ms = _round(percentile(latencies, 0.50)) if latencies else None
+    into.p95_ms = _round(percentile(latencies, 0.95)) if latencies else None
     into.max_ms = _round(max(latencies, default=None) if latencies else None)
     into.open_connections_peak = max(opened, default=None)
 

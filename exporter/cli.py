@@ -525,7 +525,9 @@ def run(args: argparse.Namespace) -> int:
 _BACKEND_GROUPS = {"sim": "sim backend", "replay": "replay backend"}
 
 
-def ignored_options(args: argparse.Namespace, argv: Sequence[str] | None) -> str:
+def ignored_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None
+) -> str:
     """Why options given on the command line would have no effect, or "" (one line).
 
     An outside trial gave ``--backend replay`` a faults file with an invalid entry and
@@ -533,7 +535,6 @@ def ignored_options(args: argparse.Namespace, argv: Sequence[str] | None) -> str
     ``--kubernetes.pod-labels`` without the pod-resources socket: each was accepted and did
     nothing, and the operator believed it applied."""
     given = explicit_options(build_parser, argv)
-    parser = build_parser()
     groups = {g.title: g for g in parser._action_groups}
     for backend, title in _BACKEND_GROUPS.items():
         if args.backend == backend:
@@ -558,7 +559,7 @@ def ignored_options(args: argparse.Namespace, argv: Sequence[str] | None) -> str
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    problem = ignored_options(args, argv)
+    problem = ignored_options(parser, args, argv)
     if problem:
         parser.error(problem)
     return run_main(lambda: run(args))
