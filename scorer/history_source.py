@@ -252,7 +252,12 @@ def _reach(client: Querier, promql: str, at: float | None) -> dict[str, int]:
 
 
 def _short_of(raw: dict[str, int], tier: dict[str, int], what: str, group: str) -> str | None:
-    """Where ``tier`` holds fewer GPUs than ``raw`` at an offset, the reason in words."""
+    """Where ``tier`` holds fewer GPUs than ``raw`` at an offset, the reason in words; and where
+    neither holds any GPU at all: a tier that stands for nothing is not read (a scorer started
+    before its fleet's first scrape, or asked about a time before its history, logged that it
+    read the recorded history of a database that had none)."""
+    if not any(tier.values()) and not any(raw.values()):
+        return f"the {what} holds no GPU, nor does the raw history"
     for offset in reversed(CHECKED_OFFSETS):
         want, have = raw.get(offset, 0), tier.get(offset, 0)
         if have < want:

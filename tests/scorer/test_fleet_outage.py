@@ -13,6 +13,7 @@ before the others).
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -88,14 +89,20 @@ def test_the_report_lists_them_too(dcgm_fleet: str) -> None:
 
 
 def test_a_source_that_never_had_gpus_is_still_refused(
-    dcgm_fleet: str, capsys: pytest.CaptureFixture[str]
+    dcgm_fleet: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Nothing seen in the last 7 days either (a wrong URL, or long gone): one line, as
-    before; and an explicit schema the fleet never sent stays refused."""
+    before; and an explicit schema the fleet never sent stays refused. The run reads no
+    recorded history there: it had logged "reading the 5-minute recorded history" (and
+    "scored 0 GPUs (…, recorded+hourly history)") where neither tier held anything."""
     before = START - DAY  # the 7 days before it hold no sample
     argv = ["score", "--at", str(before), "--prometheus.url", dcgm_fleet]
-    code, err = run_main(scorer_cli.main, argv, capsys)
+    with caplog.at_level(logging.INFO, logger="gpu_health.scorer"):
+        code, err = run_main(scorer_cli.main, argv, capsys)
     assert is_one_line_error(code, err) and "no GPU reported" in err, err
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if m.startswith("reading the")], said
+    assert any(m.startswith("scored 0 GPUs (ours schema, raw history)") for m in said), said
     argv = ["score", "--at", str(OUTAGE), "--prometheus.url", dcgm_fleet, "--schema", "ours"]
     code, err = run_main(scorer_cli.main, argv, capsys)
     assert is_one_line_error(code, err) and "no GPU reported" in err, err
