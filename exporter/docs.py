@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gpu_health.exporter.kmsg.counts import MAX_UNCATALOGUED_XIDS
 from gpu_health.health.result import DIMENSIONS, GRADES
 from gpu_health.telemetry.catalogue import (
     CATALOGUE,
@@ -84,8 +85,9 @@ def _label_values() -> list[str]:
         f"| `gpu_xid_errors_total` | `xid` | from 0 while a source watches the GPU: {catalogued} "
         f"({nvlink5} from 0 only on the NVLink5 boards that log them: B100, B200, GB200 and "
         "later, by model name). "
-        f"Any other code from 1 to {MAX_XID_CODE} appears at its first event; codes above "
-        f"{MAX_XID_CODE} as `other` |",
+        f"Any other code from 1 to {MAX_XID_CODE} appears at its first event, the first "
+        f"{MAX_UNCATALOGUED_XIDS} such codes per GPU; later ones, and codes above "
+        f"{MAX_XID_CODE}, as `other` |",
         f"| `gpu_xid_class_errors_total` | `class` | {_values(XID_CLASSES)} |",
     ]
 
@@ -142,7 +144,11 @@ def render_metrics_markdown() -> str:
         "catalogued code the board can log, and every class, is exported from 0 while a source "
         "watches the GPU. "
         'Lines naming a PCI address of no inventoried GPU count under `gpu="unknown"`; '
-        'codes above 999 under `xid="other"`.',
+        'codes above 999 under `xid="other"`, and so do, per GPU and in each view, codes '
+        f"outside the catalogue beyond the first {MAX_UNCATALOGUED_XIDS} it saw. Whatever a "
+        f"driver or a kernel log reports, a GPU has at most {len(XID_CATALOGUE)} catalogued "
+        f"`xid` series, {MAX_UNCATALOGUED_XIDS} others per view and `other`, and every event "
+        "is counted once (`tests/exporter/test_xid_series_bound.py`).",
         "",
         "## NVSwitch metrics",
         "",

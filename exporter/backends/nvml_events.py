@@ -16,11 +16,39 @@ from typing import Any
 
 from gpu_health.exporter.backends.nvml_device import Device
 from gpu_health.exporter.backends.nvml_values import handle_key
+from gpu_health.exporter.kmsg.counts import MAX_UNCATALOGUED_XIDS, fold_xid
+from gpu_health.telemetry.xids import XID_OTHER
 
 log = logging.getLogger("gpu_health.exporter.backends.nvml")
 
 #: How long one wait on the event set blocks, so that close() is noticed promptly.
 EVENT_WAIT_MS = 500
+
+
+def count_xid(dev: Device, xid: int) -> None:
+    """Count one XID event on ``dev``, under its own code or folded into ``xid="other"``.
+
+    Bounded as the kernel-log view is (:func:`~gpu_health.exporter.kmsg.counts.fold_xid`):
+    every catalogued code keeps its own series, and so do the first
+    :data:`~gpu_health.exporter.kmsg.counts.MAX_UNCATALOGUED_XIDS` other codes; any further
+    code, and a code outside 1-999, counts as ``other``. A driver or a corrupted event stream
+    reporting hundreds of distinct codes once made as many series per GPU, for the exporter's
+    life, and a dict entry for every distinct value. The first fold is logged, once per
+    GPU, since later ones say nothing new. Every event is counted, so the all-codes total is
+    exact; the same bound on both views keeps their per-code maximum from counting an event
+    twice (:func:`~gpu_health.exporter.kmsg.source.merge_tally`).
+    """
+    counts = dev.xid_counts
+    key = fold_xid(counts, xid)
+    if key == XID_OTHER and XID_OTHER not in counts:
+        log.warning(
+            'GPU %s: XID %d counted as xid="other", as is any later code outside NVIDIA\'s '
+            "catalogue beyond the first %d such codes (or outside 1-999); logged once per GPU",
+            dev.identity.index,
+            xid,
+            MAX_UNCATALOGUED_XIDS,
+        )
+    counts[key] = counts.get(key, 0) + 1
 
 
 class NvmlXidEvents:
@@ -72,7 +100,7 @@ class NvmlXidEvents:
                 continue
             if data.eventType & wanted:
                 xid = int(data.eventData)
-                source.xid_counts[xid] = source.xid_counts.get(xid, 0) + 1
+                count_xid(source, xid)
                 source.last_xid = self._clock()
                 log.warning("GPU %s: XID %d", source.identity.index, xid)
             elif data.eventType & wanted_ecc:

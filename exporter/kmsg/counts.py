@@ -16,20 +16,46 @@ GPU and (MAX_NVSWITCH_LABELS + 1) * (MAX_SXID_LABELS + 1) SXid series.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gpu_health.exporter.kmsg.parser import PciKey, SxidEvent, XidEvent, pci_key
-from gpu_health.telemetry.xids import XID_CATALOGUE, XID_OTHER, xid_class
+from gpu_health.telemetry.xids import XID_CATALOGUE, XID_OTHER, bounded_code, xid_class
 
 #: Distinct codes outside NVIDIA's catalogue labelled per GPU before the rest count as
 #: ``xid="other"``: a new driver's new codes still show by number, a flood of forged ones not.
+#: A real GPU logs a handful of codes in its life, nearly all catalogued. The NVML event thread
+#: folds with the same bound (:func:`fold_xid`), so the two views of one XID stream key it alike.
 MAX_UNCATALOGUED_XIDS = 8
 #: Distinct NVSwitch numbers labelled before the rest count as ``nvswitch="unknown"``; a node
 #: has at most 12 (HGX-2), most 2 to 6.
 MAX_NVSWITCH_LABELS = 16
 #: Distinct SXid codes labelled per NVSwitch before the rest count as ``sxid="other"``.
 MAX_SXID_LABELS = 16
+
+
+def is_uncatalogued(code: int) -> bool:
+    """A code with a label of its own that NVIDIA's catalogue does not list (not ``other``)."""
+    return code not in XID_CATALOGUE and code != XID_OTHER
+
+
+def uncatalogued_full(codes: Mapping[int, int]) -> bool:
+    """Whether ``codes`` already holds :data:`MAX_UNCATALOGUED_XIDS` uncatalogued codes."""
+    return sum(1 for c in codes if is_uncatalogued(c)) >= MAX_UNCATALOGUED_XIDS
+
+
+def fold_xid(codes: Mapping[int, int], code: int) -> int:
+    """The key one more event of ``code`` is counted under in ``codes`` (one GPU's counts).
+
+    The code itself when it is catalogued (so every code the health score, the alerts and the
+    scorer read keeps its own series: they are all catalogued), already counted, or among the
+    first :data:`MAX_UNCATALOGUED_XIDS` uncatalogued codes; else :data:`XID_OTHER`, as is a
+    code outside ``1..MAX_XID_CODE``. Every event is still counted, under one key or another.
+    """
+    code = bounded_code(code)
+    if code in codes or not is_uncatalogued(code) or not uncatalogued_full(codes):
+        return code
+    return XID_OTHER
 
 
 @dataclass
@@ -41,10 +67,7 @@ class XidTally:
     last: float | None = None
 
     def add(self, code: int, cls: str, when: float | None) -> None:
-        if code not in self.codes and code not in XID_CATALOGUE and code != XID_OTHER:
-            uncatalogued = [c for c in self.codes if c not in XID_CATALOGUE and c != XID_OTHER]
-            if len(uncatalogued) >= MAX_UNCATALOGUED_XIDS:
-                code = XID_OTHER
+        code = fold_xid(self.codes, code)
         self.codes[code] = self.codes.get(code, 0) + 1
         self.classes[cls] = self.classes.get(cls, 0) + 1
         if when is not None and (self.last is None or when > self.last):
