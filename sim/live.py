@@ -50,6 +50,12 @@ INJECT_RAMP = 120.0
 WATCH_EVERY = 1.0
 #: invalid entries logged, one line each, per change of the watched file (then one line more)
 MAX_LOGGED_ENTRIES = 20
+#: Faults one board takes over the exporter's life; a further one is dropped, with one warning
+#: line per board. Every injected fault stays on its board (a storm, counter events) and every
+#: injection redraws the board's events from all of them, so a faults file rewritten with new
+#: entries every second grew a soak's exporter by ~10 MB an hour without end. A demo injects a
+#: handful per GPU; a board replaced in its slot (a new UUID) starts again from none.
+MAX_FAULTS_PER_BOARD = 32
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,8 @@ class SimBackend:
         self._lock = threading.Lock()
         self._slots: list[Slot] = fleetlib.build_fleet(gpus, seed, hazard_scale).slots
         self._boards: dict[str, tuple[Slot, Board]] = {}
+        #: faults injected per board UUID (:data:`MAX_FAULTS_PER_BOARD`)
+        self._injected: Counter[str] = Counter()
         for fault in faults or []:
             problem = self._gpu_problem(fault)
             if problem:
@@ -132,6 +140,21 @@ class SimBackend:
                 fault.gpu,
             )
             return
+        taken = self._injected[board.uuid]
+        if taken >= MAX_FAULTS_PER_BOARD:
+            if taken == MAX_FAULTS_PER_BOARD:
+                log.warning(
+                    "fault gpu=%d fault=%s dropped: GPU %d has taken %d injected faults, the "
+                    "most one board takes (restart the exporter to inject more); later ones "
+                    "are dropped without a line",
+                    fault.gpu,
+                    fault.fault,
+                    fault.gpu,
+                    MAX_FAULTS_PER_BOARD,
+                )
+                self._injected[board.uuid] += 1
+            return
+        self._injected[board.uuid] += 1
         inject(slot, board, fault, start_time)
         log.info("fault injected: gpu=%d fault=%s", fault.gpu, fault.fault)
 

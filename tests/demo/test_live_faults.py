@@ -19,7 +19,7 @@ from gpu_health.demo import live_faults
 from gpu_health.demo.alert_timing import exporter
 from gpu_health.errors import UserError
 from gpu_health.sim.faults import FAULTS, load_faults_file
-from gpu_health.sim.live import WATCH_EVERY, SimBackend
+from gpu_health.sim.live import MAX_FAULTS_PER_BOARD, WATCH_EVERY, SimBackend
 from gpu_health.telemetry.readings import GpuLostError
 from tests.base.command_runs import is_one_line_error, run_main
 
@@ -101,6 +101,37 @@ def test_an_unreadable_file_is_reported_once_per_change_and_read_again_when_fixe
     assert _lost(backend, 1)
     # gpu 0's entry was in the file before it broke: fixing the file does not inject it again.
     assert [r.getMessage() for r in caplog.records] == ["fault injected: gpu=1 fault=xid79"]
+
+
+def test_a_board_takes_a_bounded_number_of_faults_however_often_the_file_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A soak that rewrote the faults file every second with new entries grew the exporter
+    ~10 MB an hour: every fault stays on its board. A board takes MAX_FAULTS_PER_BOARD, then
+    one warning line, then nothing; other boards are unaffected."""
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults: []\n")
+    clock = Clock()
+    backend = _backend(path, clock)
+    caplog.set_level(logging.INFO, logger="gpu_health.sim.live")
+    gpu0 = next(g for g in backend.inventory() if g.index == 0)
+    entries: list[str] = []
+    extra_events = []
+    for n in range(MAX_FAULTS_PER_BOARD + 8):
+        entries.append(f"  - {{gpu: 0, fault: xid13, after: {n + 1}s}}\n")
+        path.write_text("faults:\n" + "".join(entries))
+        clock.now += WATCH_EVERY
+        backend.sample(gpu0)
+        extra_events.append(len(backend._boards[gpu0.uuid][1].extra_events))
+    path.write_text("faults:\n" + "".join(entries) + "  - {gpu: 1, fault: xid13}\n")
+    clock.now += WATCH_EVERY
+    backend.sample(gpu0)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("fault injected: gpu=0 ") for m in said) == MAX_FAULTS_PER_BOARD
+    assert sum("dropped: GPU 0 has taken" in m for m in said) == 1, said
+    assert "fault injected: gpu=1 fault=xid13" in said
+    # what the board holds stops growing at the cap
+    assert extra_events[MAX_FAULTS_PER_BOARD - 1] == extra_events[-1] > 0
 
 
 def test_entries_count_by_what_they_say_not_by_their_place(
