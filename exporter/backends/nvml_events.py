@@ -51,6 +51,44 @@ def count_xid(dev: Device, xid: int) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
+#: Event lines (an XID, an ECC event) logged per GPU in :data:`EVENT_LOG_WINDOW_S` before the
+#: rest of that window's are left to the counters: a GPU in an ECC storm raises hundreds of
+#: events a second, and a driver in trouble can repeat an XID as fast; one line each filled the
+#: log (and the node's disk under journald) with what ``/metrics`` already counts.
+EVENT_LOG_LINES = 10
+EVENT_LOG_WINDOW_S = 60.0
+
+
+class EventLogLimit:
+    """Whether one GPU's next event gets its own log line (:data:`EVENT_LOG_LINES` per
+    :data:`EVENT_LOG_WINDOW_S`), and the one line that says the rest of the window is not
+    logged."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        #: per GPU index: (window start, lines logged in it)
+        self._windows: dict[int, tuple[float, int]] = {}
+
+    def allow(self, gpu: int) -> bool:
+        now = self._clock()
+        start, lines = self._windows.get(gpu, (now, 0))
+        if now - start >= EVENT_LOG_WINDOW_S:
+            start, lines = now, 0
+        self._windows[gpu] = (start, lines + 1)
+        if lines < EVENT_LOG_LINES:
+            return True
+        if lines == EVENT_LOG_LINES:
+            log.warning(
+                "GPU %s: more than %d XID or ECC events within %.0f s; the rest of them are "
+                "counted in /metrics but not logged until %.0f s after the first",
+                gpu,
+                EVENT_LOG_LINES,
+                EVENT_LOG_WINDOW_S,
+                EVENT_LOG_WINDOW_S,
+            )
+        return False
+
+
 class NvmlXidEvents:
     """Counts XID events into each :class:`Device` (mixin; state lives on the backend)."""
 
@@ -84,6 +122,7 @@ class NvmlXidEvents:
                 except n.NVMLError as exc:
                     log.debug("GPU %s: registering events %#x: %s", dev.identity.index, types, exc)
         backoff = 0.1
+        logged = EventLogLimit(self._clock)
         while not self._stop.is_set():
             try:
                 data = self.nvml.nvmlEventSetWait_v2(event_set, EVENT_WAIT_MS)
@@ -102,8 +141,9 @@ class NvmlXidEvents:
                 xid = int(data.eventData)
                 count_xid(source, xid)
                 source.last_xid = self._clock()
-                log.warning("GPU %s: XID %d", source.identity.index, xid)
-            elif data.eventType & wanted_ecc:
+                if logged.allow(source.identity.index):
+                    log.warning("GPU %s: XID %d", source.identity.index, xid)
+            elif data.eventType & wanted_ecc and logged.allow(source.identity.index):
                 log.info("GPU %s: ECC event %#x", source.identity.index, data.eventType)
         with contextlib.suppress(Exception):
             self.nvml.nvmlEventSetFree(event_set)

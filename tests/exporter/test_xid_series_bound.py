@@ -11,12 +11,14 @@ the two views keyed differently count twice.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gpu_health.exporter.backends.nvml_events import EVENT_LOG_LINES
 from gpu_health.exporter.cli import Exporter, build_parser
 from gpu_health.exporter.kmsg.counts import MAX_UNCATALOGUED_XIDS
 from gpu_health.health.policy import load_default_policy
@@ -96,6 +98,11 @@ def test_a_flood_of_distinct_codes_makes_a_bounded_number_of_series_with_exact_t
     assert xid_series(series, "1") == quiet  # the other GPU is untouched
     folded = [r for r in caplog.records if 'counted as xid="other"' in r.getMessage()]
     assert len(folded) == 1, [r.getMessage() for r in folded]  # once per GPU, not per event
+    # the log names the first events, then says the rest are only counted: one line each for
+    # 1,000 events filled the log with what /metrics counts
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(re.fullmatch(r"GPU 0: XID \d+", m) is not None for m in lines) == EVENT_LOG_LINES
+    assert sum(m.startswith("GPU 0: more than") for m in lines) == 1, lines[-5:]
     fake.emit_xid(0, 5000)
     fake.emit_xid(0, 998)
     xids = xid_series(wait_for_total(replay, "0", len(flood) + 2), "0")
