@@ -582,7 +582,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "gpu_xid_errors_total",
         "counter",
         "XID events by code: since boot from the kernel log, else since the exporter started "
-        "(NVML events); every catalogued code starts at 0, codes above 999 count as xid=other.",
+        "(NVML events); every catalogued code starts at 0; codes above 999, and uncatalogued "
+        "codes beyond a GPU's first 8, count as xid=other.",
         _xids,
         labels=("xid",),
         cost="event",
