@@ -58,6 +58,8 @@ _MODEL_KEYS = frozenset(
         "health_discount",
     }
 )
+#: Optional per-model keys (older parameter files lack them): key -> default.
+_OPTIONAL_MODEL: dict[str, Any] = {"match_whole_word": False}
 _HYSTERESIS_KEYS = frozenset({"absolute", "relative"})
 _DEPRECIATION_KEYS = frozenset({"method", "rate"})
 _REPURPOSE_KEYS = frozenset({"rate", "utilisation", "power_fraction"})
@@ -122,10 +124,28 @@ class ModelParams:
     disposal_cost: float
     #: Price cut at health 0 (linear in 100 - health).
     health_discount: float
+    #: A ``match`` substring fits only as a whole word of the model name: the characters on
+    #: either side of it, if any, are not letters or digits. ``L4`` then fits ``NVIDIA L4`` but
+    #: not ``NVIDIA L40``/``L40S``, and ``A10`` fits ``NVIDIA A10`` but not ``A100``/``A1000``.
+    match_whole_word: bool = False
 
     @property
     def salvage_value(self) -> float:
         return self.purchase_price * self.salvage_floor
+
+    def fits(self, needle: str, wanted: str) -> bool:
+        """Whether ``needle`` (casefolded) fits the casefolded model name ``wanted``."""
+        if not self.match_whole_word:
+            return needle in wanted
+        start = wanted.find(needle)
+        while start >= 0:
+            end = start + len(needle)
+            before = wanted[start - 1] if start else ""
+            after = wanted[end] if end < len(wanted) else ""
+            if not before.isalnum() and not after.isalnum():
+                return True
+            start = wanted.find(needle, start + 1)
+        return False
 
 
 @dataclass(frozen=True)
@@ -161,13 +181,16 @@ class EconParams:
         """The parameters whose ``match`` substring fits the GPU's model name best.
 
         Matching is case-insensitive; the longest matching substring wins so that a specific
-        entry (``"H100 PCIe"``) beats a generic one (``"H100"``) whatever the file order.
+        entry (``"H100 PCIe"``) beats a generic one (``"H100"``) whatever the file order. An
+        entry with ``match_whole_word`` fits only where its substring is a whole word of the
+        name (:meth:`ModelParams.fits`).
         """
         wanted = name.casefold()
         best: tuple[int, ModelParams] | None = None
         for model in self.models:
             for needle in model.match:
-                if needle.casefold() in wanted and (best is None or len(needle) > best[0]):
+                longer = best is None or len(needle) > best[0]
+                if longer and model.fits(needle.casefold(), wanted):
                     best = (len(needle), model)
         return best[1] if best else None
 
@@ -366,7 +389,7 @@ def _require(mapping: Mapping[str, Any], keys: frozenset[str], source: str, key:
 
 def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
     body = config.expect_mapping(raw, source, key)
-    config.reject_unknown(body, _MODEL_KEYS, source, key)
+    config.reject_unknown(body, _MODEL_KEYS | set(_OPTIONAL_MODEL), source, key)
     _require(body, _MODEL_KEYS, source, key)
     num = config.expect_number
 
@@ -443,4 +466,9 @@ def _model(name: str, raw: Any, source: str, key: str) -> ModelParams:
         ),
         disposal_cost=num(body["disposal_cost"], source, k("disposal_cost"), 0, MAX_AMOUNT),
         health_discount=num(body["health_discount"], source, k("health_discount"), 0, 1),
+        match_whole_word=config.expect_bool(
+            body.get("match_whole_word", _OPTIONAL_MODEL["match_whole_word"]),
+            source,
+            k("match_whole_word"),
+        ),
     )

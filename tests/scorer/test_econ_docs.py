@@ -109,21 +109,38 @@ def test_every_parameter_is_documented_with_its_default() -> None:
             assert math.isclose(float(shown.split()[0]), value), key
     for key in raw["hysteresis"]:
         assert f"`hysteresis.{key}`" in text
-    per_model = text.split("### Per model")[1].split("\n## ")[0]
-    columns = ["h100", "h200", "a100_80gb", "l40s"]
+    per_model = text.split("### Per model", 1)[1].split("\n## ")[0]
     for key in {k for body in raw["models"].values() for k in body}:
         assert re.search(rf"^\| `{key}[`. ]", per_model, re.MULTILINE), key
+    # Each per-model table names its entries in its header, "| key | H100 SXM (`h100`) | ...";
+    # every entry of the YAML has a column, and every cell that is not "same" shows its value.
+    columns: list[str] = []
+    documented: list[str] = []
     for line in per_model.splitlines():
+        if line.startswith("| key |"):
+            columns = re.findall(r"\(`(\w+)`\)", line)
+            documented += columns
+            continue
         match = re.match(r"^\| `([\w.]+)`[^|]*\|", line)
-        if not match:
+        if not match or not columns:
             continue
         section, _, leaf = match.group(1).partition(".")
-        cells = [c.strip() for c in line.split("|")[2:6]]
+        cells = [c.strip() for c in line.split("|")[2 : 2 + len(columns)]]
         for model, cell in zip(columns, cells, strict=True):
-            value = raw["models"][model][section]
+            value = raw["models"][model].get(section, False)  # match_whole_word: optional
             value = value[leaf] if leaf else value
-            if isinstance(value, int | float) and cell != "same":
-                assert math.isclose(float(cell.replace(",", "")), value), (model, match.group(1))
+            where = (model, match.group(1))
+            if cell == "same":
+                continue
+            if isinstance(value, bool):
+                assert cell == str(value).lower(), where
+            elif isinstance(value, int | float):
+                assert math.isclose(float(cell.replace(",", "")), value), where
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                assert re.findall(r"`([^`]+)`", cell) == value, where
+            elif isinstance(value, list):
+                assert [float(v) for v in cell.split(",")] == value, where
+    assert sorted(documented) == sorted(raw["models"]), documented
 
 
 def test_recording_rule_examples_parse() -> None:

@@ -71,7 +71,7 @@ def test_validation_errors_name_file_and_key(
     ("override", "fragment"),
     [
         ("energy_prise=0.2", "--set energy_prise=0.2: energy_prise: unknown key"),
-        ("models.h999.rental_rate=1", "models.h999: unknown key (allowed: a100_80gb, h100"),
+        ("models.h999.rental_rate=1", "models.h999: unknown key (allowed: a10, a100_80gb, a10g"),
         ("energy_price=cheap", "energy_price: expected a number, got 'cheap'"),
         ("energy_price=", "energy_price: missing value"),
         ("energy_price", "expected KEY=VALUE"),

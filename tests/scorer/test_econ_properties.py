@@ -12,7 +12,17 @@ from gpu_health.scorer.econ.engine import ACTIONS, NORMAL_ACTIONS, EconResult
 from gpu_health.scorer.econ.params import Hysteresis, default_raw, validate
 from tests.scorer.test_econ_engine import simple_raw
 
-MODELS = ["NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA H200", "NVIDIA L40S"]
+MODELS = [
+    "NVIDIA H100 80GB HBM3",
+    "NVIDIA A100-SXM4-80GB",
+    "NVIDIA H200",
+    "NVIDIA L40S",
+    "Tesla V100-SXM2-32GB",
+    "NVIDIA L4",
+    "NVIDIA A10",
+    "NVIDIA A10G",
+    "NVIDIA RTX A6000",
+]
 unit = st.floats(0, 1, allow_nan=False)
 
 
