@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -20,11 +22,34 @@ EXIT_BROKEN_PIPE = 141
 OPTION_NAMES = "_option_names"
 
 
+#: argparse's message for an option whose value is missing, naming the option string(s).
+_MISSING_VALUE = re.compile(r"argument (?P<options>\S+): expected one argument")
+
+
+def dash_value_hint(message: str, argv: Sequence[str]) -> str:
+    """How to give the value argparse took for an option: ``--period -5d`` (and any value that
+    starts with a dash, such as a negative number with a unit) reads as two options, so argparse
+    said only "expected one argument"; the value is given as ``--period=-5d``. "" when
+    ``message`` is not that error or no such value follows the option in ``argv``."""
+    found = _MISSING_VALUE.fullmatch(message)
+    if found is None:
+        return ""
+    options = set(found["options"].split("/"))
+    for option, value in itertools.pairwise(argv):
+        if option in options and value.startswith("-") and value != "--":
+            return f"; a value that starts with '-' is given as {option}={value}"
+    return ""
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line naming the program, never a usage dump."""
 
+    #: the arguments of the last parse, for :func:`dash_value_hint`
+    _argv: Sequence[str] = ()
+
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        hint = dash_value_hint(message, self._argv)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -33,6 +58,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         ``OPTION_NAMES`` on the namespace, so that a later check names the option a value came
         from (``--inventory``, not ``inventory``). A sub-command's parser records its own
         options first; the parent adds the ones it lacks."""
+        self._argv = list(sys.argv[1:] if args is None else args)
         parsed, rest = super().parse_known_args(args, namespace)
         names = dict(getattr(parsed, OPTION_NAMES, {}))
         for action in self._actions:

@@ -381,3 +381,25 @@ def test_score_in_the_future_and_a_missing_extra_history_are_named_at_start(
     code, err = run_main(scorer_cli.main, argv, capsys)
     assert is_one_line_error(code, err) and "--also-data-dir" in err, err
     assert "127.0.0.1:9" not in err  # before Prometheus was asked anything
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "written"),
+    [
+        (umbrella.main, ["report", "--period", "-5d"], "--period=-5d"),
+        (scorer_cli.main, ["score", "--at", "-1d"], "--at=-1d"),
+        (umbrella.main, ["backfill", "--out", "x", "--end-time", "-1h"], "--end-time=-1h"),
+    ],
+)
+def test_a_value_that_starts_with_a_dash_is_shown_how_to_give_it(
+    main: Main, argv: list[str], written: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--period -5d`` reads as two options: argparse said only "expected one argument", which
+    reads as a forgotten value. The error now says how to write such a value (it may still be
+    refused for its range, as ``--period=-5d`` is, by the option's own check)."""
+    code, err = run_main(main, argv, capsys)
+    assert is_one_line_error(code, err) and "expected one argument" in err, err
+    assert f"a value that starts with '-' is given as {written}" in err, err
+    # a value simply forgotten gets no such hint
+    code, err = run_main(main, argv[:-1], capsys)
+    assert is_one_line_error(code, err) and "starts with '-'" not in err, err
