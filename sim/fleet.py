@@ -368,12 +368,24 @@ def _draw_events(slot: Slot, board: Board) -> None:
     board.events.add_all(raw)
 
 
+#: How long after its start an episode's discrete events are drawn: a precursor's for 60 days,
+#: an injected storm's (a burst every ~30 s) for 2. Drawn for 60 days, a corrected-ECC storm
+#: injected without ``for`` was ~290,000 events (17 MB), drawn again with every later injection
+#: on its board under the live backend's lock: 3 s the first, 6 s the second, 10 s the third,
+#: scrapes waiting meanwhile; for 2 days, the first 0.1 s and 0.6 MB, the 32nd (the most a board
+#: takes) 4 s on a busy 2-core machine. Two days of
+#: simulated time are longer than a demo runs.
+EPISODE_EVENT_DAYS = 60.0
+INJECTED_EVENT_DAYS = 2.0
+
+
 def _episode_events(slot: Slot, ep: Episode) -> list[tuple[float, str, float]]:
     """Discrete signs of a precursor; the first one lands at onset so none goes unseen."""
     g = random.Random(ep.key)
     out: list[tuple[float, str, float]] = []
     span = ep.span
-    end = min(ep.end, HORIZON, ep.start + 60 * DAY)
+    days = INJECTED_EVENT_DAYS if ep.ramp_seconds is not None else EPISODE_EVENT_DAYS
+    end = min(ep.end, HORIZON, ep.start + days * DAY)
     if ep.kind in ("ecc", "sram_ecc"):
         base = (4.0 if ep.kind == "ecc" else 2.0) / DAY * ep.strength
         median = 200.0 if ep.kind == "ecc" else 10.0

@@ -213,6 +213,29 @@ def test_an_injected_ecc_storm_raises_xid_92_at_onset(seed: int) -> None:
     assert backend.sample(gpu).xid_counts.get(92, 0) >= 1
 
 
+def test_an_injected_storm_without_for_draws_its_bursts_for_two_days() -> None:
+    """A corrected-ECC storm injected without ``for`` drew a burst every ~30 s for 60 days
+    (~290,000 events, 17 MB), again at every later injection on its board, under the live
+    backend's lock: 3 s, 6 s, 10 s... Now for 2 days: still storming well into the second day,
+    quiet after it."""
+    clock = Clock()
+    faults = [parse_fault("gpu=2,fault=ecc_storm")]
+    backend = SimBackend(gpus=8, seed=0, faults=faults, start_time=START, clock=clock)
+    gpu = backend.inventory()[2]
+
+    def corrected(at: float) -> int:
+        clock.t = at
+        count = backend.sample(gpu).ecc_corrected_aggregate
+        assert count is not None
+        return count
+
+    hour, day = 3600.0, 86400.0
+    assert corrected(1.9 * day) - corrected(1.9 * day - hour) > 10_000  # ~120 bursts of ~500
+    assert corrected(3 * day) - corrected(3 * day - hour) < 1_000  # the board's own noise
+    _, board = backend._boards[gpu.uuid]
+    assert len(board.events.times["sbe"]) < 2 * day / 30 * 1.2
+
+
 def test_a_year_ahead_is_the_latest_after() -> None:
     assert parse_fault("gpu=3,fault=xid79,after=366d").after == 366 * 86400
 
