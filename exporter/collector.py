@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gpu_health.exporter.backend import Backend, Instrumented
+from gpu_health.exporter.kmsg.counts import fold_counts
 from gpu_health.telemetry.catalogue import (
     CATALOGUE,
     HEALTH_METRICS,
@@ -97,6 +98,14 @@ class ExporterCollector(Collector):
         self.backend = backend
         self.identities = list(identities)
         self.health = health
+        #: XID codes the health policy scores: served under their own number whatever else a
+        #: GPU reports (:func:`~gpu_health.exporter.kmsg.counts.fold_counts`), so a site's
+        #: critical code outside NVIDIA's catalogue is never folded into ``other`` unscored
+        self._kept_xids: frozenset[int] = (
+            frozenset({*health.policy.xid.critical, *health.policy.xid.penalised})
+            if health is not None
+            else frozenset()
+        )
         self.pods = pods
         self.pod_labels = pod_labels and pods is not None
         self._label_names = IDENTITY_LABELS + (POD_LABELS if self.pod_labels else ())
@@ -132,7 +141,8 @@ class ExporterCollector(Collector):
                     events = GpuSample(timestamp=time.time(), up=False)
                 if events is not None:
                     if self.kernel_log is not None:
-                        self.kernel_log.merge(identity, events)
+                        self.kernel_log.merge(identity, events, self._kept_xids)
+                    events.xid_counts = fold_counts(events.xid_counts, keep=self._kept_xids)
                     self._lost_events[identity.uuid] = events
                 continue
             except Exception:  # a backend bug on one GPU must not take the others down
@@ -145,7 +155,8 @@ class ExporterCollector(Collector):
                 self._lost.discard(identity.uuid)
                 log.info("GPU %s (%s) answers again", identity.index, identity.uuid)
             if self.kernel_log is not None:
-                self.kernel_log.merge(identity, sample)
+                self.kernel_log.merge(identity, sample, self._kept_xids)
+            sample.xid_counts = fold_counts(sample.xid_counts, keep=self._kept_xids)
             out.append((identity, sample))
         return out
 

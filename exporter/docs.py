@@ -144,11 +144,12 @@ def render_metrics_markdown() -> str:
         "catalogued code the board can log, and every class, is exported from 0 while a source "
         "watches the GPU. "
         'Lines naming a PCI address of no inventoried GPU count under `gpu="unknown"`; '
-        'codes above 999 under `xid="other"`, and so do, per GPU and in each view, codes '
-        f"outside the catalogue beyond the first {MAX_UNCATALOGUED_XIDS} it saw. Whatever a "
-        f"driver or a kernel log reports, a GPU has at most {len(XID_CATALOGUE)} catalogued "
-        f"`xid` series, {MAX_UNCATALOGUED_XIDS} others per view and `other`, and every event "
-        "is counted once (`tests/exporter/test_xid_series_bound.py`).",
+        'codes above 999 under `xid="other"`, and so do, per GPU, codes outside the catalogue '
+        f"beyond the first {MAX_UNCATALOGUED_XIDS} served (codes the health policy scores "
+        "excepted: they always keep their number). Whatever a driver or a kernel log reports, "
+        f"a GPU has at most {len(XID_CATALOGUE)} catalogued `xid` series, "
+        f"{MAX_UNCATALOGUED_XIDS} others, the policy's own codes and `other`, and every event "
+        "is counted once, whichever view saw it first (`tests/exporter/test_xid_series_bound.py`).",
         "",
         "## NVSwitch metrics",
         "",

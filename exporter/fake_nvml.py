@@ -332,6 +332,18 @@ class FakeNvml:
             )
         )
 
+    def emit_ecc(self, gpu: int) -> None:
+        """Deliver a single-bit (corrected) ECC event, as the driver does for each one."""
+        self._events.put(
+            SimpleNamespace(
+                device=FakeHandle(gpu),
+                eventType=pynvml.nvmlEventTypeSingleBitEccError,
+                eventData=0,
+                gpuInstanceId=0xFFFFFFFF,
+                computeInstanceId=0xFFFFFFFF,
+            )
+        )
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _check(self, call: str, gpu: int | None, timing_key: str | None = None) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from gpu_health.exporter.backends.nvml_device import Device
 from gpu_health.exporter.backends.nvml_values import handle_key
-from gpu_health.exporter.kmsg.counts import MAX_UNCATALOGUED_XIDS, fold_xid
-from gpu_health.telemetry.xids import XID_OTHER
+from gpu_health.exporter.kmsg.counts import MAX_UNCATALOGUED_XIDS, is_uncatalogued
+from gpu_health.telemetry.xids import bounded_code
 
 log = logging.getLogger("gpu_health.exporter.backends.nvml")
 
@@ -26,45 +27,51 @@ EVENT_WAIT_MS = 500
 
 
 def count_xid(dev: Device, xid: int) -> None:
-    """Count one XID event on ``dev``, under its own code or folded into ``xid="other"``.
+    """Count one XID event on ``dev`` under its code (a code outside 1-999 as ``other``).
 
-    Bounded as the kernel-log view is (:func:`~gpu_health.exporter.kmsg.counts.fold_xid`):
-    every catalogued code keeps its own series, and so do the first
-    :data:`~gpu_health.exporter.kmsg.counts.MAX_UNCATALOGUED_XIDS` other codes; any further
-    code, and a code outside 1-999, counts as ``other``. A driver or a corrupted event stream
-    reporting hundreds of distinct codes once made as many series per GPU, for the exporter's
-    life, and a dict entry for every distinct value. The first fold is logged, once per
-    GPU, since later ones say nothing new. Every event is counted, so the all-codes total is
-    exact; the same bound on both views keeps their per-code maximum from counting an event
-    twice (:func:`~gpu_health.exporter.kmsg.source.merge_tally`).
+    Counted exactly, at most one entry per code; what is served is folded later
+    (:func:`~gpu_health.exporter.kmsg.counts.fold_counts`: every catalogued code its own series,
+    the first :data:`~gpu_health.exporter.kmsg.counts.MAX_UNCATALOGUED_XIDS` other codes, then
+    ``other``). Before any bound, a driver or a corrupted event stream reporting hundreds of
+    distinct codes made as many series per GPU for the exporter's life. The first code beyond
+    the served ones is logged, once per GPU.
     """
     counts = dev.xid_counts
-    key = fold_xid(counts, xid)
-    if key == XID_OTHER and XID_OTHER not in counts:
+    code = bounded_code(xid)
+    first_beyond = (
+        code not in counts
+        and is_uncatalogued(code)
+        and sum(1 for c in counts if is_uncatalogued(c)) == MAX_UNCATALOGUED_XIDS
+    )
+    if first_beyond:
         log.warning(
-            'GPU %s: XID %d counted as xid="other", as is any later code outside NVIDIA\'s '
-            "catalogue beyond the first %d such codes (or outside 1-999); logged once per GPU",
+            'GPU %s: XID %d is served as xid="other", as is any later code outside NVIDIA\'s '
+            "catalogue beyond the first %d such codes (or outside 1-999) that no health policy "
+            "scores; logged once per GPU",
             dev.identity.index,
             xid,
             MAX_UNCATALOGUED_XIDS,
         )
-    counts[key] = counts.get(key, 0) + 1
+    counts[code] = counts.get(code, 0) + 1
 
 
-#: Event lines (an XID, an ECC event) logged per GPU in :data:`EVENT_LOG_WINDOW_S` before the
-#: rest of that window's are left to the counters: a GPU in an ECC storm raises hundreds of
-#: events a second, and a driver in trouble can repeat an XID as fast; one line each filled the
-#: log (and the node's disk under journald) with what ``/metrics`` already counts.
+#: Event lines of one kind (XIDs; ECC events) logged per GPU in :data:`EVENT_LOG_WINDOW_S`
+#: before the rest of that window's are left to the counters: a GPU in an ECC storm raises
+#: hundreds of events a second, and a driver in trouble can repeat an XID as fast; one line each
+#: filled the log (and the node's disk under journald) with what ``/metrics`` already counts.
+#: Each kind has its own budget, so an ECC storm does not silence the XID 79 that follows it.
 EVENT_LOG_LINES = 10
 EVENT_LOG_WINDOW_S = 60.0
 
 
 class EventLogLimit:
-    """Whether one GPU's next event gets its own log line (:data:`EVENT_LOG_LINES` per
-    :data:`EVENT_LOG_WINDOW_S`), and the one line that says the rest of the window is not
-    logged."""
+    """Whether one GPU's next event of one kind gets its own log line (:data:`EVENT_LOG_LINES`
+    per :data:`EVENT_LOG_WINDOW_S`), and the one line that says the rest of the window is not
+    logged. Timed on the monotonic clock: on the wall clock, a step back of an hour silenced
+    every event line for the hour."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, kind: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._kind = kind
         self._clock = clock
         #: per GPU index: (window start, lines logged in it)
         self._windows: dict[int, tuple[float, int]] = {}
@@ -79,10 +86,11 @@ class EventLogLimit:
             return True
         if lines == EVENT_LOG_LINES:
             log.warning(
-                "GPU %s: more than %d XID or ECC events within %.0f s; the rest of them are "
-                "counted in /metrics but not logged until %.0f s after the first",
+                "GPU %s: more than %d %s events within %.0f s; the rest of them are counted in "
+                "/metrics but not logged until %.0f s after the first",
                 gpu,
                 EVENT_LOG_LINES,
+                self._kind,
                 EVENT_LOG_WINDOW_S,
                 EVENT_LOG_WINDOW_S,
             )
@@ -122,7 +130,7 @@ class NvmlXidEvents:
                 except n.NVMLError as exc:
                     log.debug("GPU %s: registering events %#x: %s", dev.identity.index, types, exc)
         backoff = 0.1
-        logged = EventLogLimit(self._clock)
+        xid_lines, ecc_lines = EventLogLimit("XID"), EventLogLimit("ECC")
         while not self._stop.is_set():
             try:
                 data = self.nvml.nvmlEventSetWait_v2(event_set, EVENT_WAIT_MS)
@@ -141,9 +149,9 @@ class NvmlXidEvents:
                 xid = int(data.eventData)
                 count_xid(source, xid)
                 source.last_xid = self._clock()
-                if logged.allow(source.identity.index):
+                if xid_lines.allow(source.identity.index):
                     log.warning("GPU %s: XID %d", source.identity.index, xid)
-            elif data.eventType & wanted_ecc and logged.allow(source.identity.index):
+            elif data.eventType & wanted_ecc and ecc_lines.allow(source.identity.index):
                 log.info("GPU %s: ECC event %#x", source.identity.index, data.eventType)
         with contextlib.suppress(Exception):
             self.nvml.nvmlEventSetFree(event_set)

@@ -16,7 +16,7 @@ GPU and (MAX_NVSWITCH_LABELS + 1) * (MAX_SXID_LABELS + 1) SXid series.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gpu_health.exporter.kmsg.parser import PciKey, SxidEvent, XidEvent, pci_key
@@ -56,6 +56,34 @@ def fold_xid(codes: Mapping[int, int], code: int) -> int:
     if code in codes or not is_uncatalogued(code) or not uncatalogued_full(codes):
         return code
     return XID_OTHER
+
+
+def fold_counts(
+    counts: Mapping[int, int], labelled: Collection[int] = (), keep: Collection[int] = ()
+) -> dict[int, int]:
+    """``counts`` (one GPU's exact counts per code) keyed as they are served: catalogued codes,
+    codes in ``keep`` (those a site's health policy scores) and codes in ``labelled`` (those the
+    kernel log already serves under their own number) keep their key; other codes keep theirs
+    while the GPU serves fewer than :data:`MAX_UNCATALOGUED_XIDS` uncatalogued codes (in the
+    order ``counts`` holds them: first seen, first labelled, so a labelled code stays labelled
+    from scrape to scrape), and count as :data:`XID_OTHER` after. Every event stays counted.
+
+    The NVML view counts exactly and is folded here, when it is served or merged, not when it
+    counts: folded as it counted, an XID the kernel log had labelled since boot and NVML (its
+    first few slots taken since the exporter started) folded was served under both keys, and
+    the merge's per-key maximum counted it twice, more with every repeat."""
+    room = MAX_UNCATALOGUED_XIDS - sum(1 for c in labelled if is_uncatalogued(c))
+    out: dict[int, int] = {}
+    for code, count in counts.items():
+        key = bounded_code(code)
+        if is_uncatalogued(key) and key not in labelled and key not in keep:
+            if room > 0:
+                room -= 1
+                labelled = {*labelled, key}
+            else:
+                key = XID_OTHER
+        out[key] = out.get(key, 0) + count
+    return out
 
 
 @dataclass

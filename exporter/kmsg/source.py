@@ -12,19 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from gpu_health.errors import UserError
-from gpu_health.exporter.kmsg.counts import (
-    KernelLogCounts,
-    XidTally,
-    is_uncatalogued,
-    uncatalogued_full,
-)
+from gpu_health.exporter.kmsg.counts import KernelLogCounts, XidTally, fold_counts
 from gpu_health.exporter.kmsg.reader import JOURNALCTL, KMSG, KernelLogReader, other_device
 from gpu_health.telemetry.readings import GpuIdentity, GpuSample
-from gpu_health.telemetry.xids import XID_OTHER, xid_class
+from gpu_health.telemetry.xids import xid_class
 
 log = logging.getLogger(__name__)
 
@@ -108,29 +103,35 @@ class KernelLog:
             )
         return cls(reader, source)
 
-    def merge(self, identity: GpuIdentity, sample: GpuSample) -> None:
-        """Fold this GPU's kernel-log counts into ``sample`` (counted once, see module doc)."""
+    def merge(self, identity: GpuIdentity, sample: GpuSample, keep: Collection[int] = ()) -> None:
+        """Fold this GPU's kernel-log counts into ``sample`` (counted once, see module doc);
+        ``keep``: codes never served as ``other`` (:func:`merge_tally`)."""
         if self.source is None:
             return
         tally = self.counts.for_gpu(identity.pci_bus_id)
         if tally is None:
             return
-        merge_tally(sample, tally)
+        merge_tally(sample, tally, keep)
 
     def close(self) -> None:
         self.reader.close()
 
 
-def merge_tally(sample: GpuSample, tally: XidTally) -> None:
-    """Per code (keyed alike first, :func:`keyed_as`) and per class the larger of the backend's
-    and the kernel log's count."""
+def merge_tally(sample: GpuSample, tally: XidTally, keep: Collection[int] = ()) -> None:
+    """Per code and per class the larger of the backend's and the kernel log's count, the
+    backend's exact counts keyed first as the kernel log serves them
+    (:func:`~gpu_health.exporter.kmsg.counts.fold_counts` with the kernel log's codes): a code
+    the kernel log serves under its number keeps it, and the backend's other codes fill what is
+    left of the GPU's uncatalogued slots, then count as ``other`` (so do the kernel log's own
+    beyond its first few). An XID is then counted once, whichever view saw it first. ``keep``:
+    codes a site's health policy scores, never folded on the backend's side."""
     sample.xids_watched = True
     classes: dict[str, int] = dict(sample.xid_class_counts)
     if not classes:
         for code, count in sample.xid_counts.items():
             cls = xid_class(code)
             classes[cls] = classes.get(cls, 0) + count
-    sample.xid_counts = keyed_as(sample.xid_counts, tally)
+    sample.xid_counts = fold_counts(sample.xid_counts, tally.codes, keep)
     for code, count in tally.codes.items():
         sample.xid_counts[code] = max(sample.xid_counts.get(code, 0), count)
     for cls, count in tally.classes.items():
@@ -141,22 +142,3 @@ def merge_tally(sample: GpuSample, tally: XidTally) -> None:
     ):
         sample.last_xid_timestamp = tally.last
 
-
-def keyed_as(counts: dict[int, int], tally: XidTally) -> dict[int, int]:
-    """The backend's per-code counts keyed as the kernel log keys them, to compare per key.
-
-    Both views fold uncatalogued codes beyond the first few into ``other``
-    (:func:`~gpu_health.exporter.kmsg.counts.fold_xid`), but the kernel log counts since boot
-    and the backend since the exporter started, so their first few can differ: a code the
-    backend labels while the kernel log, already full, folds it was counted under its own code
-    from the backend and again under ``other`` from the kernel log. Such a code is moved to
-    ``other`` here (the kernel log folds it too once it reads the line), so an event is not
-    counted twice and, once both views have it, the all-codes total is exact.
-    """
-    if not uncatalogued_full(tally.codes):
-        return counts
-    out: dict[int, int] = {}
-    for code, count in counts.items():
-        key = XID_OTHER if is_uncatalogued(code) and code not in tally.codes else code
-        out[key] = out.get(key, 0) + count
-    return out

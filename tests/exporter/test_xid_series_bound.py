@@ -96,7 +96,7 @@ def test_a_flood_of_distinct_codes_makes_a_bounded_number_of_series_with_exact_t
     )  # fmt: skip
     assert classes == len(flood)
     assert xid_series(series, "1") == quiet  # the other GPU is untouched
-    folded = [r for r in caplog.records if 'counted as xid="other"' in r.getMessage()]
+    folded = [r for r in caplog.records if 'is served as xid="other"' in r.getMessage()]
     assert len(folded) == 1, [r.getMessage() for r in folded]  # once per GPU, not per event
     # the log names the first events, then says the rest are only counted: one line each for
     # 1,000 events filled the log with what /metrics counts
@@ -141,3 +141,76 @@ def test_codes_the_kernel_log_folded_before_the_exporter_started_are_counted_onc
     assert sum(xids.values()) == len(before) + len(after)
     assert xids["other"] == MAX_UNCATALOGUED_XIDS and xids["79"] == 1
     assert all(xids[str(c)] == 1 for c in before)
+
+
+def test_a_code_the_kernel_log_labelled_since_boot_is_counted_once_when_nvml_is_full(
+    tmp_path: Path,
+) -> None:
+    """The other order: the kernel log labelled XID 200 before the exporter started; NVML,
+    counting from its start, saw 8 other uncatalogued codes before 200 again. Folded as NVML
+    counted, 200 was served under its number (kernel log) and as ``other`` (NVML), and the
+    per-key maximum counted it twice, once more with every repeat."""
+    gpu = Gpu(tmp_path)
+    gpu.xid(200, "name=<unknown>, forged")
+    exporter = start_exporter(gpu)
+    after = [300 + i for i in range(MAX_UNCATALOGUED_XIDS)] + [200, 200, 200]
+    try:
+        for code in after:
+            exporter.backend.fake.emit_xid(0, code)  # type: ignore[attr-defined]
+            gpu.xid(code, "name=<unknown>, forged")
+        assert exporter.kernel_log is not None
+        deadline = time.monotonic() + 10
+        uuid = exporter.identities[0].uuid
+        while (
+            exporter.kernel_log.counts.events < 1 + len(after)
+            or sum(exporter.backend._devices[uuid].xid_counts.values()) < len(after)  # type: ignore[attr-defined]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        series = scrape(exporter)
+    finally:
+        exporter.close()
+    xids = xid_series(series, "0")
+    assert value(series, "gpu_xid_errors_all_codes_total", gpu="0") == 1 + len(after)
+    assert sum(xids.values()) == 1 + len(after), xids
+    assert xids["200"] == 4 and xids["other"] == 1
+
+
+def test_a_code_the_health_policy_scores_is_never_folded(tmp_path: Path) -> None:
+    """A site's policy may score a code outside NVIDIA's catalogue (here 122, critical). Eight
+    other uncatalogued codes first, then 122: folded into ``other``, it was never scored and
+    the GPU read 100."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("xid:\n  critical:\n    122: reliability\n")
+    args = build_parser().parse_args(
+        ["--backend", "replay", "--replay.gpus", "1", "--web.listen-address", "127.0.0.1:0",
+         "--kernel-log.disable", "--health.policy", str(policy)]
+    )  # fmt: skip
+    exporter = Exporter(args).start()
+    try:
+        codes = [200 + i for i in range(MAX_UNCATALOGUED_XIDS)] + [122]
+        for code in codes:
+            exporter.backend.fake.emit_xid(0, code)  # type: ignore[attr-defined]
+        series = wait_for_total(exporter, "0", len(codes))
+    finally:
+        exporter.close()
+    xids = xid_series(series, "0")
+    assert xids["122"] == 1 and "other" not in xids, xids
+    assert value(series, "gpu_health_score", gpu="0", dimension="overall") < 50
+
+
+def test_an_ecc_storm_does_not_silence_the_xid_after_it(
+    replay: Exporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """XIDs and ECC events have a log budget each: with one shared, 10 corrected-ECC events
+    used it up and the XID 79 that followed within the minute had no line."""
+    fake = replay.backend.fake  # type: ignore[attr-defined]
+    with caplog.at_level(logging.INFO, logger="gpu_health.exporter.backends.nvml"):
+        for _ in range(EVENT_LOG_LINES + 5):
+            fake.emit_ecc(0)
+        fake.emit_xid(0, 79)
+        wait_for_total(replay, "0", 1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("GPU 0: ECC event") for m in lines) == EVENT_LOG_LINES
+    assert "GPU 0: more than 10 ECC events within 60 s" in " ".join(lines)
+    assert "GPU 0: XID 79" in lines, lines[-3:]
