@@ -7,6 +7,7 @@ one-line ``file: key.path: problem (allowed: ...)`` error and never a silently w
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +17,8 @@ from typing import Any, Literal
 from gpu_health import config
 from gpu_health.config import join_key, show
 from gpu_health.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULTS_RESOURCE = "default_economics.yaml"
 DEPRECIATION_METHODS = frozenset({"straight_line", "declining_balance"})
@@ -225,7 +228,50 @@ def load_raw(path: Path | str | None) -> tuple[dict[str, Any], str]:
     # edits such as "energy_price: 0.1" followed further down by "energy_price: 9.9".
     text = config.read_text_file(path)
     overlay = config.expect_mapping(config.parse_yaml(text, source, unique_keys=True), source, "")
-    return merge(raw, overlay), source
+    merged = merge(raw, overlay)
+    user_models = overlay.get("models")
+    if isinstance(user_models, Mapping) and isinstance(merged.get("models"), dict):
+        _yield_to_user_models(merged["models"], raw.get("models", {}), user_models, source)
+    return merged, source
+
+
+def _needles(entry: Any) -> set[str]:
+    """An entry's ``match`` substrings, casefolded (whatever is not text is left to validate)."""
+    match = entry.get("match") if isinstance(entry, Mapping) else None
+    return {m.casefold() for m in match if isinstance(m, str)} if isinstance(match, list) else set()
+
+
+def _yield_to_user_models(
+    merged: dict[str, Any], shipped: Mapping[str, Any], user: Mapping[str, Any], source: str
+) -> None:
+    """A parameter file's own model entries win over the shipped ones they overlap.
+
+    A shipped entry (one the file does not name) whose ``match`` shares a substring with an
+    entry of the file is dropped, with one log line: a file written when the defaults had no
+    V100 entry (the docs said to add one) priced its V100s under its own key, and once the
+    defaults gained ``v100`` the shared substring refused the start. And an entry of the file
+    that gives ``depreciation`` gives all of it: merged key by key with the shipped one, a
+    ``straight_line`` method kept the shipped ``rate`` and was refused (``rate`` is only for
+    ``declining_balance``)."""
+    theirs = {key: _needles(entry) for key, entry in user.items()}
+    for key in list(merged):
+        if key in user or key not in shipped:
+            continue
+        shared = sorted(_needles(shipped[key]) & set().union(*theirs.values()))
+        if shared:
+            owner = next(k for k, n in theirs.items() if shared[0] in n)
+            log.info(
+                "economics: the shipped models.%s is not used: models.%s of %s also matches %r, "
+                "and the file's own entry prices those GPUs",
+                key,
+                owner,
+                source,
+                shared[0],
+            )
+            del merged[key]
+    for key, entry in user.items():
+        if isinstance(entry, Mapping) and "depreciation" in entry and key in merged:
+            merged[key]["depreciation"] = copy.deepcopy(entry["depreciation"])
 
 
 def printable(item: str) -> str:

@@ -263,3 +263,46 @@ def test_a_v100_is_worth_what_the_2026_market_pays_at_any_fleet_age() -> None:
         result = value_gpu(gpu, params)
         assert 56 * 0.85 <= result.npv["sell"] <= 450, (years, result.npv["sell"])
         assert result.recommended_action == "keep", (years, result.npv)
+
+
+#: An entry written when the defaults had no V100 (the docs said to add one with --params).
+_USER_V100 = """\
+models:
+  {key}:
+    match: [V100]
+    purchase_price: 8000
+    useful_life_years: 6
+    depreciation: {{method: straight_line}}
+    salvage_floor: 0.05
+    rental_rate: 0.5
+    rental_decline: 0.2
+    typical_power_w: 250
+    provisioned_kw: 0.4
+    repurpose: {{rate: 0.2, utilisation: 0.5, power_fraction: 0.7}}
+    resale_curve: [0.1]
+    liquidation_factor: 0.85
+    repair_cost: 300
+    downtime_days_per_failure: 14
+    disposal_cost: 100
+    health_discount: 0.24
+"""
+
+
+@pytest.mark.parametrize("key", ["tesla_v100", "v100"])
+def test_a_parameter_file_with_its_own_v100_entry_still_loads_and_wins(
+    key: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under another key the shared substring ``V100`` refused the start once the defaults had
+    a ``v100`` entry; under the same key its ``straight_line`` depreciation was merged with the
+    shipped ``rate`` and refused. The file's entry now prices the V100s in both."""
+    path = tmp_path / "econ.yaml"
+    path.write_text(_USER_V100.format(key=key))
+    with caplog.at_level("INFO", logger="gpu_health.scorer.econ.params"):
+        params = load_params(path)
+    chosen = params.model_for("Tesla V100-SXM2-32GB")
+    assert chosen is not None and chosen.purchase_price == 8000
+    assert chosen.depreciation.method == "straight_line"
+    assert [m for m in params.models if "V100" in m.match] == [chosen]
+    if key != "v100":
+        assert "the shipped models.v100 is not used: models.tesla_v100" in caplog.text
+    assert params.model_for("NVIDIA L4") is not None  # the other shipped entries stay

@@ -133,19 +133,24 @@ def test_a_match_substring_of_two_entries_is_refused(fleet: Path, override: str,
     assert line.startswith(f"error: --set {override}: ") and said in line, line
 
 
-def test_a_params_file_entry_sharing_a_default_substring_is_refused(
+def test_a_params_file_entry_sharing_a_default_substring_wins_over_the_default(
     fleet: Path, tmp_path: Path
 ) -> None:
-    """An entry added under a new key with a default's substring was never used: the default
-    entry came first."""
+    """An entry added under a new key with a default's substring was never used (the default
+    entry came first), then refused at start; refused, a file written when the defaults had no
+    entry for its model (V100s, before the defaults priced them) stopped loading on upgrade.
+    The file's own entry now prices those GPUs and the shipped one is left out."""
     import yaml
 
-    from gpu_health.scorer.econ.params import default_raw
+    from gpu_health.scorer.econ.params import default_raw, load_params
 
     params = tmp_path / "econ.yaml"
-    params.write_text(yaml.safe_dump({"models": {"h100_sxm": default_raw()["models"]["h100"]}}))
-    line = _one_line_error(_econ("--fleet", str(fleet), "--params", str(params)))
-    assert f"{params}: models.h100_sxm.match[0]: 'H100' is also a match of models.h100" in line
+    entry = {**default_raw()["models"]["h100"], "purchase_price": 31000}
+    params.write_text(yaml.safe_dump({"models": {"h100_sxm": entry}}))
+    proc = _econ("--fleet", str(fleet), "--params", str(params))
+    assert proc.returncode == 0, proc.stderr
+    chosen = load_params(params).model_for("NVIDIA H100 80GB HBM3")
+    assert chosen is not None and chosen.key == "h100_sxm" and chosen.purchase_price == 31000
 
 
 def test_a_more_specific_substring_still_wins(tmp_path: Path) -> None:
