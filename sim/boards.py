@@ -31,6 +31,9 @@ class Episode:
     #: seconds to reach full strength (None: ramps over the whole episode, as precursors do;
     #: injected faults ramp in a couple of minutes and then hold until ``end``)
     ramp_seconds: float | None = None
+    #: an injected corrected-ECC storm's bursts are drawn up to here, and the live backend moves
+    #: it on as simulated time nears it (:func:`gpu_health.sim.fleet.injected_storm_events`)
+    drawn_until: float | None = None
 
     @property
     def span(self) -> float:

@@ -368,15 +368,38 @@ def _draw_events(slot: Slot, board: Board) -> None:
     board.events.add_all(raw)
 
 
-#: How long after its start an episode's discrete events are drawn: a precursor's for 60 days,
-#: an injected storm's (a burst every ~30 s) for 2. Drawn for 60 days, a corrected-ECC storm
-#: injected without ``for`` was ~290,000 events (17 MB), drawn again with every later injection
-#: on its board under the live backend's lock: 3 s the first, 6 s the second, 10 s the third,
-#: scrapes waiting meanwhile; for 2 days, the first 0.1 s and 0.6 MB, the 32nd (the most a board
-#: takes) 4 s on a busy 2-core machine. Two days of
-#: simulated time are longer than a demo runs.
-EPISODE_EVENT_DAYS = 60.0
-INJECTED_EVENT_DAYS = 2.0
+#: An injected corrected-ECC storm (a burst every ~30 s) has its bursts drawn this far ahead of
+#: simulated time, and no further (:func:`injected_storm_events`). Drawn to its end, or for 60
+#: days when it had none, a storm injected without ``for`` was ~290,000 events (17 MB), drawn
+#: again with every later injection on its board under the live backend's lock: 3 s the first,
+#: 6 s the second, 10 s the third, scrapes waiting meanwhile; two days ahead, 0.1 s and 0.6 MB.
+INJECTED_STORM_AHEAD = 2 * DAY
+
+
+def injected_storm_events(slot: Slot, ep: Episode) -> list[tuple[float, str, float]]:
+    """The bursts of an injected corrected-ECC storm from its start to ``ep.drawn_until``.
+
+    Each candidate time, its acceptance and its burst are drawn in turn from one stream, so a
+    later ``drawn_until`` only adds bursts after the ones already drawn: the live backend moves
+    it on as simulated time nears it, and the counters never change behind the present. A storm
+    without ``for`` so lasts until exit, at a cost bounded by how far the run has got."""
+    g = random.Random(ep.key)
+    ahead = ep.drawn_until if ep.drawn_until is not None else ep.start + INJECTED_STORM_AHEAD
+    until = min(ep.end, HORIZON, ahead)
+    out: list[tuple[float, str, float]] = []
+    t = ep.start
+    first = True
+    while t < until:
+        # the rate rises x6 over the ramp (thinning); the first burst lands at onset
+        if first or g.random() < (1.0 + 5.0 * min((t - ep.start) / ep.span, 1.0)) / 6.0:
+            out.append((t, "sbe", float(int(math.exp(g.gauss(math.log(500.0), 1.5))) + 1)))
+            if ep.kind == "ecc" and slot.spec.hbm and g.random() < 0.3:
+                out += [(t, "rr_corr", 1.0), (t, "xid:63", 1.0)]
+            if g.random() < 0.2:
+                out.append((t, "xid:92", 1.0))
+        first = False
+        t += g.expovariate(6.0 / 180.0)
+    return out
 
 
 def _episode_events(slot: Slot, ep: Episode) -> list[tuple[float, str, float]]:
@@ -384,13 +407,12 @@ def _episode_events(slot: Slot, ep: Episode) -> list[tuple[float, str, float]]:
     g = random.Random(ep.key)
     out: list[tuple[float, str, float]] = []
     span = ep.span
-    days = INJECTED_EVENT_DAYS if ep.ramp_seconds is not None else EPISODE_EVENT_DAYS
-    end = min(ep.end, HORIZON, ep.start + days * DAY)
+    end = min(ep.end, HORIZON, ep.start + 60 * DAY)
+    if ep.kind in ("ecc", "sram_ecc") and ep.ramp_seconds is not None:
+        return injected_storm_events(slot, ep)
     if ep.kind in ("ecc", "sram_ecc"):
         base = (4.0 if ep.kind == "ecc" else 2.0) / DAY * ep.strength
         median = 200.0 if ep.kind == "ecc" else 10.0
-        if ep.ramp_seconds is not None:  # injected storm: a burst every ~30 s
-            base, median = 1.0 / 180.0, 500.0
         times = [ep.start]
         t = ep.start
         while True:  # rate rises x6 towards the failure (thinning of a ramped Poisson process)

@@ -24,6 +24,7 @@ simulator backend: no endpoint is opened for it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -90,6 +91,8 @@ class SimBackend:
         self._boards: dict[str, tuple[Slot, Board]] = {}
         #: faults injected per board UUID (:data:`MAX_FAULTS_PER_BOARD`)
         self._injected: Counter[str] = Counter()
+        #: boards with an injected corrected-ECC storm, drawn ahead as time goes on, by UUID
+        self._storms: dict[str, tuple[Slot, Board]] = {}
         for fault in faults or []:
             problem = self._gpu_problem(fault)
             if problem:
@@ -156,7 +159,27 @@ class SimBackend:
             return
         self._injected[board.uuid] += 1
         inject(slot, board, fault, start_time)
+        if any(ep.drawn_until is not None for ep in board.episodes):
+            self._storms[board.uuid] = (slot, board)
         log.info("fault injected: gpu=%d fault=%s", fault.gpu, fault.fault)
+
+    def _extend_storms(self) -> None:
+        """Draw the bursts of injected corrected-ECC storms on ahead of simulated time
+        (:func:`~gpu_health.sim.fleet.injected_storm_events`): once it is within half of
+        :data:`~gpu_health.sim.fleet.INJECTED_STORM_AHEAD` of what is drawn, a storm is drawn
+        that far ahead of now, and its board's events drawn again (lock held)."""
+        now = self.now()
+        ahead = fleetlib.INJECTED_STORM_AHEAD
+        for slot, board in self._storms.values():
+            moved = False
+            for i, ep in enumerate(board.episodes):
+                drawn = ep.drawn_until
+                due = drawn is not None and now > drawn - ahead / 2
+                if drawn is not None and due and drawn < min(ep.end, fleetlib.HORIZON):
+                    board.episodes[i] = dataclasses.replace(ep, drawn_until=now + ahead)
+                    moved = True
+            if moved:
+                fleetlib._draw_events(slot, board)
 
     def _watch(self) -> None:
         """Inject the faults file's valid entries that were not in it at the last look, and log
@@ -246,6 +269,7 @@ class SimBackend:
     def sample(self, gpu: GpuIdentity) -> GpuSample:
         with self._lock:  # a live injection redraws a board's events: never read half of it
             self._watch()
+            self._extend_storms()
             return self._sample(gpu)
 
     def _sample(self, gpu: GpuIdentity) -> GpuSample:
@@ -275,17 +299,19 @@ def inject(slot: Slot, board: Board, fault: Fault, start_time: float) -> None:
     key = rng.key(board.uuid, "fault", fault.fault, t0)
     ev = board.extra_events
 
-    def episode(kind: str, strength: float = 1.5, downgrade: bool = False) -> None:
-        board.episodes.append(
-            Episode(kind, t0, t1, strength, 0, key, downgrade, ramp_seconds=INJECT_RAMP)
-        )
+    def episode(
+        kind: str, strength: float = 1.5, downgrade: bool = False, ahead: float | None = None
+    ) -> None:
+        drawn_until = None if ahead is None else t0 + ahead
+        ep = Episode(kind, t0, t1, strength, 0, key, downgrade, INJECT_RAMP, drawn_until)
+        board.episodes.append(ep)
 
     name = fault.fault
     if name in ("xid79", "gpu_lost"):
         ev.append((t0, "xid:79", 1.0))
         board.down.append((t0, math.inf))
     elif name == "ecc_storm":
-        episode("ecc")
+        episode("ecc", ahead=fleetlib.INJECTED_STORM_AHEAD)
         ev.append((t0, "xid:92", 1.0))  # its help promises XID 92: with the first burst
     elif name == "uncorrectable_ecc":
         ev += [(t0, "xid:48", 1.0), (t0 + 1, "xid:94", 1.0), (t0, "dbe", 2.0)]

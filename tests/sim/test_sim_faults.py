@@ -17,6 +17,7 @@ from gpu_health.sim.faults import (
     read_faults_file,
 )
 from gpu_health.sim.live import SimBackend
+from gpu_health.sim.model import sample_at
 from gpu_health.telemetry.readings import GpuLostError
 
 START = 1_795_492_800.0
@@ -213,15 +214,17 @@ def test_an_injected_ecc_storm_raises_xid_92_at_onset(seed: int) -> None:
     assert backend.sample(gpu).xid_counts.get(92, 0) >= 1
 
 
-def test_an_injected_storm_without_for_draws_its_bursts_for_two_days() -> None:
+def test_an_injected_storm_without_for_lasts_until_exit_drawn_two_days_ahead() -> None:
     """A corrected-ECC storm injected without ``for`` drew a burst every ~30 s for 60 days
     (~290,000 events, 17 MB), again at every later injection on its board, under the live
-    backend's lock: 3 s, 6 s, 10 s... Now for 2 days: still storming well into the second day,
-    quiet after it."""
+    backend's lock: 3 s, 6 s, 10 s... Now its bursts are drawn two simulated days ahead and
+    drawn on as time goes, so it still storms on day 9, the counters read the same whatever
+    was drawn later, and what is held stays in proportion to how far the run has got."""
     clock = Clock()
     faults = [parse_fault("gpu=2,fault=ecc_storm")]
     backend = SimBackend(gpus=8, seed=0, faults=faults, start_time=START, clock=clock)
     gpu = backend.inventory()[2]
+    hour, day = 3600.0, 86400.0
 
     def corrected(at: float) -> int:
         clock.t = at
@@ -229,11 +232,20 @@ def test_an_injected_storm_without_for_draws_its_bursts_for_two_days() -> None:
         assert count is not None
         return count
 
-    hour, day = 3600.0, 86400.0
-    assert corrected(1.9 * day) - corrected(1.9 * day - hour) > 10_000  # ~120 bursts of ~500
-    assert corrected(3 * day) - corrected(3 * day - hour) < 1_000  # the board's own noise
-    _, board = backend._boards[gpu.uuid]
-    assert len(board.events.times["sbe"]) < 2 * day / 30 * 1.2
+    slot, board = backend._boards[gpu.uuid]
+
+    def bursts() -> int:
+        return len(board.events.times["sbe"])
+
+    early = corrected(1.9 * day - hour)
+    assert corrected(1.9 * day) - early > 10_000  # ~120 bursts of ~500 an hour
+    assert bursts() < (1.9 + 2) * day / 30 * 1.1  # drawn two days ahead of now, not 60
+    for at in (3 * day, 9 * day):
+        assert corrected(at) - corrected(at - hour) > 10_000
+    assert bursts() < (9 + 2) * day / 30 * 1.1
+    # drawing on added bursts after the ones drawn: the past reads as it did
+    past = sample_at(slot, board, START + 1.9 * day - hour).ecc_corrected_aggregate
+    assert past == early
 
 
 def test_a_year_ahead_is_the_latest_after() -> None:
