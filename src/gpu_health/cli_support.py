@@ -26,18 +26,24 @@ OPTION_NAMES = "_option_names"
 _MISSING_VALUE = re.compile(r"argument (?P<options>\S+): expected one argument")
 
 
+#: A value argparse reads as an option: a dash, then a digit or a point (``-5d``, ``-1``, ``-.5``).
+_DASH_VALUE = re.compile(r"-[0-9.]")
+
+
 def dash_value_hint(message: str, argv: Sequence[str]) -> str:
-    """How to give the value argparse took for an option: ``--period -5d`` (and any value that
-    starts with a dash, such as a negative number with a unit) reads as two options, so argparse
-    said only "expected one argument"; the value is given as ``--period=-5d``. "" when
-    ``message`` is not that error or no such value follows the option in ``argv``."""
+    """How to give the value argparse took for an option: ``--period -5d`` (a negative number,
+    with a unit or not) reads as two options, so argparse said only "expected one argument";
+    the value is given as ``--period=-5d``. "" when ``message`` is not that error, or no such
+    value follows the option (or an abbreviation of it) in ``argv``: after ``--period --out``
+    the value was forgotten, not given."""
     found = _MISSING_VALUE.fullmatch(message)
     if found is None:
         return ""
-    options = set(found["options"].split("/"))
-    for option, value in itertools.pairwise(argv):
-        if option in options and value.startswith("-") and value != "--":
-            return f"; a value that starts with '-' is given as {option}={value}"
+    options = found["options"].split("/")
+    for given, value in itertools.pairwise(argv):
+        named = any(o == given or (given.startswith("--") and o.startswith(given)) for o in options)
+        if named and _DASH_VALUE.match(value):
+            return f"; a value that starts with '-' is given as {given}={value}"
     return ""
 
 
@@ -59,7 +65,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         from (``--inventory``, not ``inventory``). A sub-command's parser records its own
         options first; the parent adds the ones it lacks."""
         self._argv = list(sys.argv[1:] if args is None else args)
-        parsed, rest = super().parse_known_args(args, namespace)
+        parsed, rest = super().parse_known_args(self._argv, namespace)
         names = dict(getattr(parsed, OPTION_NAMES, {}))
         for action in self._actions:
             if action.option_strings:

@@ -400,6 +400,11 @@ def test_a_value_that_starts_with_a_dash_is_shown_how_to_give_it(
     code, err = run_main(main, argv, capsys)
     assert is_one_line_error(code, err) and "expected one argument" in err, err
     assert f"a value that starts with '-' is given as {written}" in err, err
-    # a value simply forgotten gets no such hint
-    code, err = run_main(main, argv[:-1], capsys)
-    assert is_one_line_error(code, err) and "starts with '-'" not in err, err
+    # a value simply forgotten gets no such hint, nor one forgotten before the next option
+    for forgot in (argv[:-1], [*argv[:-1], "--help-me", "x"]):
+        code, err = run_main(main, forgot, capsys)
+        assert is_one_line_error(code, err) and "starts with '-'" not in err, err
+    # an abbreviation of the option gets the hint in the form given
+    abbreviated = [*argv[:-2], argv[-2][:5], argv[-1]]
+    code, err = run_main(main, abbreviated, capsys)
+    assert f"given as {argv[-2][:5]}={argv[-1]}" in err, err
