@@ -398,7 +398,7 @@ class Exporter:
         from prometheus_client import CollectorRegistry
         from prometheus_client.process_collector import ProcessCollector
 
-        from gpu_health.exporter.collector import ExporterCollector
+        from gpu_health.exporter.collector import ExporterCollector, scored_xids
         from gpu_health.exporter.kmsg.source import KernelLog, check_path, options_for
         from gpu_health.web.server import WebServer
 
@@ -420,6 +420,7 @@ class Exporter:
             self.kernel_log = KernelLog.start(
                 identities,
                 options_for(args.backend, args.kernel_log_disable, args.kernel_log_path),
+                keep=scored_xids(health),
             )
             self.collector = ExporterCollector(
                 self.backend,

@@ -72,6 +72,14 @@ def _self_family(name: str) -> Family:
     return _family(name, kind, help_text, labels)
 
 
+def scored_xids(health: Any | None) -> frozenset[int]:
+    """The XID codes the health model's policy scores (critical or penalised): served, and
+    counted by the kernel log, under their own number whatever else a GPU reports."""
+    if health is None:
+        return frozenset()
+    return frozenset({*health.policy.xid.critical, *health.policy.xid.penalised})
+
+
 class ExporterCollector(Collector):
     """Renders every catalogue metric, ``gpu_info``, health series and self-metrics per scrape."""
 
@@ -101,11 +109,7 @@ class ExporterCollector(Collector):
         #: XID codes the health policy scores: served under their own number whatever else a
         #: GPU reports (:func:`~gpu_health.exporter.kmsg.counts.fold_counts`), so a site's
         #: critical code outside NVIDIA's catalogue is never folded into ``other`` unscored
-        self._kept_xids: frozenset[int] = (
-            frozenset({*health.policy.xid.critical, *health.policy.xid.penalised})
-            if health is not None
-            else frozenset()
-        )
+        self._kept_xids = scored_xids(health)
         self.pods = pods
         self.pod_labels = pod_labels and pods is not None
         self._label_names = IDENTITY_LABELS + (POD_LABELS if self.pod_labels else ())

@@ -44,7 +44,7 @@ def uncatalogued_full(codes: Mapping[int, int]) -> bool:
     return sum(1 for c in codes if is_uncatalogued(c)) >= MAX_UNCATALOGUED_XIDS
 
 
-def fold_xid(codes: Mapping[int, int], code: int) -> int:
+def fold_xid(codes: Mapping[int, int], code: int, keep: Collection[int] = ()) -> int:
     """The key one more event of ``code`` is counted under in ``codes`` (one GPU's counts).
 
     The code itself when it is catalogued (so every code the health score, the alerts and the
@@ -53,7 +53,7 @@ def fold_xid(codes: Mapping[int, int], code: int) -> int:
     code outside ``1..MAX_XID_CODE``. Every event is still counted, under one key or another.
     """
     code = bounded_code(code)
-    if code in codes or not is_uncatalogued(code) or not uncatalogued_full(codes):
+    if code in codes or code in keep or not is_uncatalogued(code) or not uncatalogued_full(codes):
         return code
     return XID_OTHER
 
@@ -93,25 +93,31 @@ class XidTally:
     codes: dict[int, int] = field(default_factory=dict)
     classes: dict[str, int] = field(default_factory=dict)
     last: float | None = None
+    #: codes never folded: those the health policy scores (a site's may be uncatalogued)
+    keep: frozenset[int] = frozenset()
 
     def add(self, code: int, cls: str, when: float | None) -> None:
-        code = fold_xid(self.codes, code)
+        code = fold_xid(self.codes, code, self.keep)
         self.codes[code] = self.codes.get(code, 0) + 1
         self.classes[cls] = self.classes.get(cls, 0) + 1
         if when is not None and (self.last is None or when > self.last):
             self.last = when
 
     def copy(self) -> XidTally:
-        return XidTally(dict(self.codes), dict(self.classes), self.last)
+        return XidTally(dict(self.codes), dict(self.classes), self.last, self.keep)
 
 
 class KernelLogCounts:
     """Thread-safe counters fed by the reader thread and read by every scrape."""
 
-    def __init__(self, gpu_addresses: Iterable[str]) -> None:
+    def __init__(self, gpu_addresses: Iterable[str], keep: Collection[int] = ()) -> None:
+        """``keep``: XID codes never folded into ``other`` (the health policy's)."""
         keys = {pci_key(address) for address in gpu_addresses}
-        self._gpus: dict[PciKey, XidTally] = {k: XidTally() for k in keys if k is not None}
-        self._unknown = XidTally()
+        kept = frozenset(keep)
+        self._gpus: dict[PciKey, XidTally] = {
+            k: XidTally(keep=kept) for k in keys if k is not None
+        }
+        self._unknown = XidTally(keep=kept)
         #: (switch label, sxid label) -> count
         self._sxids: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()

@@ -81,13 +81,18 @@ class KernelLog:
 
     @classmethod
     def start(
-        cls, identities: Sequence[GpuIdentity], options: KernelLogOptions, wait: float = 10.0
+        cls,
+        identities: Sequence[GpuIdentity],
+        options: KernelLogOptions,
+        wait: float = 10.0,
+        keep: Collection[int] = (),
     ) -> KernelLog | None:
-        """Read the backlog and follow; None when switched off (not when unreadable)."""
+        """Read the backlog and follow; None when switched off (not when unreadable).
+        ``keep``: XID codes the health policy scores, never folded into ``other``."""
         if not options.enabled:
             log.debug("kernel log: off, XIDs come from the backend alone")
             return None
-        counts = KernelLogCounts(i.pci_bus_id for i in identities)
+        counts = KernelLogCounts((i.pci_bus_id for i in identities), keep)
         reader = KernelLogReader(
             counts,
             options.kmsg_path,

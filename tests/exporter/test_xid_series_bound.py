@@ -214,3 +214,35 @@ def test_an_ecc_storm_does_not_silence_the_xid_after_it(
     assert sum(m.startswith("GPU 0: ECC event") for m in lines) == EVENT_LOG_LINES
     assert "GPU 0: more than 10 ECC events within 60 s" in " ".join(lines)
     assert "GPU 0: XID 79" in lines, lines[-3:]
+
+
+def test_the_kernel_log_keeps_a_code_the_health_policy_scores_too(tmp_path: Path) -> None:
+    """The kernel log's own view folds as well: after 8 uncatalogued codes since boot it
+    counted a site's critical 122 as ``other`` while NVML kept it, so the XID was served under
+    both keys (the all-codes total one too high)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("xid:\n  critical:\n    122: reliability\n")
+    gpu = Gpu(tmp_path)
+    before = [200 + i for i in range(MAX_UNCATALOGUED_XIDS)]
+    for code in before:
+        gpu.xid(code, "name=<unknown>, forged")
+    exporter = start_exporter(gpu, "--health.policy", str(policy))
+    try:
+        exporter.backend.fake.emit_xid(0, 122)  # type: ignore[attr-defined]
+        gpu.xid(122, "name=<unknown>, forged")
+        assert exporter.kernel_log is not None
+        deadline = time.monotonic() + 10
+        uuid = exporter.identities[0].uuid
+        while (
+            exporter.kernel_log.counts.events < len(before) + 1
+            or exporter.backend._devices[uuid].xid_counts.get(122, 0) < 1  # type: ignore[attr-defined]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        series = scrape(exporter)
+    finally:
+        exporter.close()
+    xids = xid_series(series, "0")
+    assert xids["122"] == 1 and xids.get("other", 0) == 0, xids
+    assert value(series, "gpu_xid_errors_all_codes_total", gpu="0") == len(before) + 1
+    assert value(series, "gpu_health_score", gpu="0", dimension="overall") < 50
