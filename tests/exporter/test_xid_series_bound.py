@@ -51,6 +51,31 @@ def wait_for_total(exporter: Exporter, gpu: str, total: float) -> Series:
         time.sleep(0.1)
 
 
+def through_both_views(gpu: Gpu, before: list[int], after: list[int], *extra: str) -> Series:
+    """``before`` in the kernel log since boot, then an exporter (``extra``: its options) and
+    ``after`` through both views, NVML events and the kernel log; the scrape once both have
+    counted every event."""
+    for code in before:
+        gpu.xid(code, "name=<unknown>, forged")
+    exporter = start_exporter(gpu, *extra)
+    try:
+        for code in after:
+            exporter.backend.fake.emit_xid(0, code)  # type: ignore[attr-defined]
+            gpu.xid(code, "name=<unknown>, forged")
+        assert exporter.kernel_log is not None
+        deadline = time.monotonic() + 10
+        uuid = exporter.identities[0].uuid
+        while (
+            exporter.kernel_log.counts.events < len(before) + len(after)
+            or sum(exporter.backend._devices[uuid].xid_counts.values()) < len(after)  # type: ignore[attr-defined]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        return scrape(exporter)
+    finally:
+        exporter.close()
+
+
 @pytest.fixture
 def replay(tmp_path: Path) -> Iterator[Exporter]:
     args = build_parser().parse_args(
@@ -112,30 +137,11 @@ def test_a_flood_of_distinct_codes_makes_a_bounded_number_of_series_with_exact_t
 def test_codes_the_kernel_log_folded_before_the_exporter_started_are_counted_once(
     tmp_path: Path,
 ) -> None:
-    gpu = Gpu(tmp_path)
-    # since boot, before the exporter: the kernel log's first uncatalogued codes
+    # since boot, before the exporter: the kernel log's first uncatalogued codes; then the same
+    # XIDs through both views (NVML counts them from its own start)
     before = [200 + i for i in range(MAX_UNCATALOGUED_XIDS)]
-    for code in before:
-        gpu.xid(code, "name=<unknown>, forged")
-    exporter = start_exporter(gpu)
-    try:
-        # then the same XIDs through both views: NVML counts them from its own start
-        after = [300 + i for i in range(MAX_UNCATALOGUED_XIDS)] + [79]
-        for code in after:
-            exporter.backend.fake.emit_xid(0, code)  # type: ignore[attr-defined]
-            gpu.xid(code, "name=<unknown>, forged")
-        assert exporter.kernel_log is not None
-        deadline = time.monotonic() + 10
-        uuid = exporter.identities[0].uuid
-        while (
-            exporter.kernel_log.counts.events < len(before) + len(after)
-            or sum(exporter.backend._devices[uuid].xid_counts.values()) < len(after)  # type: ignore[attr-defined]
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        series = scrape(exporter)
-    finally:
-        exporter.close()
+    after = [300 + i for i in range(MAX_UNCATALOGUED_XIDS)] + [79]
+    series = through_both_views(Gpu(tmp_path), before, after)
     xids = xid_series(series, "0")
     assert value(series, "gpu_xid_errors_all_codes_total", gpu="0") == len(before) + len(after)
     assert sum(xids.values()) == len(before) + len(after)
@@ -150,26 +156,8 @@ def test_a_code_the_kernel_log_labelled_since_boot_is_counted_once_when_nvml_is_
     counting from its start, saw 8 other uncatalogued codes before 200 again. Folded as NVML
     counted, 200 was served under its number (kernel log) and as ``other`` (NVML), and the
     per-key maximum counted it twice, once more with every repeat."""
-    gpu = Gpu(tmp_path)
-    gpu.xid(200, "name=<unknown>, forged")
-    exporter = start_exporter(gpu)
     after = [300 + i for i in range(MAX_UNCATALOGUED_XIDS)] + [200, 200, 200]
-    try:
-        for code in after:
-            exporter.backend.fake.emit_xid(0, code)  # type: ignore[attr-defined]
-            gpu.xid(code, "name=<unknown>, forged")
-        assert exporter.kernel_log is not None
-        deadline = time.monotonic() + 10
-        uuid = exporter.identities[0].uuid
-        while (
-            exporter.kernel_log.counts.events < 1 + len(after)
-            or sum(exporter.backend._devices[uuid].xid_counts.values()) < len(after)  # type: ignore[attr-defined]
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        series = scrape(exporter)
-    finally:
-        exporter.close()
+    series = through_both_views(Gpu(tmp_path), [200], after)
     xids = xid_series(series, "0")
     assert value(series, "gpu_xid_errors_all_codes_total", gpu="0") == 1 + len(after)
     assert sum(xids.values()) == 1 + len(after), xids
@@ -196,7 +184,8 @@ def test_a_code_the_health_policy_scores_is_never_folded(tmp_path: Path) -> None
         exporter.close()
     xids = xid_series(series, "0")
     assert xids["122"] == 1 and "other" not in xids, xids
-    assert value(series, "gpu_health_score", gpu="0", dimension="overall") < 50
+    score = value(series, "gpu_health_score", gpu="0", dimension="overall")
+    assert score is not None and score < 50
 
 
 def test_an_ecc_storm_does_not_silence_the_xid_after_it(
@@ -222,27 +211,10 @@ def test_the_kernel_log_keeps_a_code_the_health_policy_scores_too(tmp_path: Path
     both keys (the all-codes total one too high)."""
     policy = tmp_path / "policy.yaml"
     policy.write_text("xid:\n  critical:\n    122: reliability\n")
-    gpu = Gpu(tmp_path)
     before = [200 + i for i in range(MAX_UNCATALOGUED_XIDS)]
-    for code in before:
-        gpu.xid(code, "name=<unknown>, forged")
-    exporter = start_exporter(gpu, "--health.policy", str(policy))
-    try:
-        exporter.backend.fake.emit_xid(0, 122)  # type: ignore[attr-defined]
-        gpu.xid(122, "name=<unknown>, forged")
-        assert exporter.kernel_log is not None
-        deadline = time.monotonic() + 10
-        uuid = exporter.identities[0].uuid
-        while (
-            exporter.kernel_log.counts.events < len(before) + 1
-            or exporter.backend._devices[uuid].xid_counts.get(122, 0) < 1  # type: ignore[attr-defined]
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        series = scrape(exporter)
-    finally:
-        exporter.close()
+    series = through_both_views(Gpu(tmp_path), before, [122], "--health.policy", str(policy))
     xids = xid_series(series, "0")
     assert xids["122"] == 1 and xids.get("other", 0) == 0, xids
     assert value(series, "gpu_xid_errors_all_codes_total", gpu="0") == len(before) + 1
-    assert value(series, "gpu_health_score", gpu="0", dimension="overall") < 50
+    score = value(series, "gpu_health_score", gpu="0", dimension="overall")
+    assert score is not None and score < 50

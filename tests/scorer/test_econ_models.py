@@ -13,8 +13,6 @@ import csv
 import io
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 from gpu_health.errors import ConfigError
 from gpu_health.scorer.econ import GpuEconInput, load_params, value_gpu
 from gpu_health.scorer.econ.params import default_raw, validate
+from tests.scorer.test_econ_cli import _econ
 from tests.scorer.test_econ_engine import simple_raw
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "economics.md"
@@ -46,16 +45,6 @@ REAL_NAMES = {
 }
 #: Real names the shipped economics has no entry for: not valued, and not priced as a neighbour.
 UNPRICED = ["NVIDIA L40", "Tesla T4", "NVIDIA A40"]
-
-
-def _econ(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gpu_health.cli", "econ", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def _fleet_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
