@@ -144,9 +144,7 @@ class ExporterCollector(Collector):
                 if events is None and self._kernel_log_active():
                     events = GpuSample(timestamp=time.time(), up=False)
                 if events is not None:
-                    if self.kernel_log is not None:
-                        self.kernel_log.merge(identity, events, self._kept_xids)
-                    events.xid_counts = fold_counts(events.xid_counts, keep=self._kept_xids)
+                    self._serve_xids(identity, events)
                     self._lost_events[identity.uuid] = events
                 continue
             except Exception:  # a backend bug on one GPU must not take the others down
@@ -158,11 +156,18 @@ class ExporterCollector(Collector):
             if identity.uuid in self._lost:
                 self._lost.discard(identity.uuid)
                 log.info("GPU %s (%s) answers again", identity.index, identity.uuid)
-            if self.kernel_log is not None:
-                self.kernel_log.merge(identity, sample, self._kept_xids)
-            sample.xid_counts = fold_counts(sample.xid_counts, keep=self._kept_xids)
+            self._serve_xids(identity, sample)
             out.append((identity, sample))
         return out
+
+    def _serve_xids(self, identity: GpuIdentity, sample: GpuSample) -> None:
+        """Key ``sample``'s XID counts as they are served: merged with the kernel log's (which
+        keys them), else folded here (:func:`~gpu_health.exporter.kmsg.counts.fold_counts`)."""
+        merged = self.kernel_log is not None and self.kernel_log.merge(
+            identity, sample, self._kept_xids
+        )
+        if not merged:
+            sample.xid_counts = fold_counts(sample.xid_counts, keep=self._kept_xids)
 
     def probe(self) -> ProbeResult:
         """Sample every GPU once (cheap getters only) without touching the health model."""

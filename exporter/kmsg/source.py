@@ -108,15 +108,17 @@ class KernelLog:
             )
         return cls(reader, source)
 
-    def merge(self, identity: GpuIdentity, sample: GpuSample, keep: Collection[int] = ()) -> None:
+    def merge(self, identity: GpuIdentity, sample: GpuSample, keep: Collection[int] = ()) -> bool:
         """Fold this GPU's kernel-log counts into ``sample`` (counted once, see module doc);
-        ``keep``: codes never served as ``other`` (:func:`merge_tally`)."""
+        ``keep``: codes never served as ``other`` (:func:`merge_tally`). True when merged: the
+        sample's codes are then keyed as served already."""
         if self.source is None:
-            return
+            return False
         tally = self.counts.for_gpu(identity.pci_bus_id)
         if tally is None:
-            return
+            return False
         merge_tally(sample, tally, keep)
+        return True
 
     def close(self) -> None:
         self.reader.close()
