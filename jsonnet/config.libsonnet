@@ -33,6 +33,13 @@
     // silent one no longer counts as missing. The PCI bus id, not the `gpu` index: indices
     // shift when a GPU drops out of the driver's enumeration.
     gpuSlotLabel: 'pci_bus_id',
+    // How far back a GPU slot counts as "expected" for exporter coverage (the dashboards'
+    // coverage panels and the slot record that feeds them). Longer keeps a GPU that vanished
+    // counted as missing for longer; part of the slot record's name.
+    coverageLookback: '1d',
+    // Labels of gpu_info beyond the identity labels (versions and serial): the slot record
+    // drops them with the GPU's own labels, so an upgrade or a new board is still one slot.
+    gpuInfoLabels: ['serial', 'vbios_version', 'driver_version', 'cuda_driver_version'],
 
     // Severities; demote `criticalSeverity` to 'warning' on fleets where nothing should page.
     criticalSeverity: 'critical',

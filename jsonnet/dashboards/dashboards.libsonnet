@@ -18,8 +18,6 @@ local g = import 'lib.libsonnet';
     dashboardNamePrefix: 'GPU Health / ',
     dashboardTags: ['gpu-health-mixin'],
     dashboardRefresh: '1m',
-    // How far back a GPU counts as "expected" for exporter coverage.
-    coverageLookback: '1d',
     worstGpus: 10,
     riskTopGpus: 20,
     riskProbabilityThreshold: 0.2,
@@ -85,22 +83,21 @@ local g = import 'lib.libsonnet';
   ],
 
   // Keeps only exporters (by instance) that served a selected GPU within the coverage lookback.
-  local servingSelected = 'and on (instance) max by (instance) (max_over_time(gpu_info%s[%s]))' % [fleet(), c.coverageLookback],
-  // Distinct GPU slots (node, PCI bus id) seen within the lookback: gpu_info also carries the
-  // driver and VBIOS versions, so after an upgrade a GPU has two gpu_info series for a day, and
-  // a board replaced in its slot has two uuids for a day; either is still one GPU expected.
-  local expected = 'count by (node) (group by (node, %s) (max_over_time(gpu_info%s[%s])))' % [$._config.gpuSlotLabel, fleet(), c.coverageLookback],
+  local servingSelected = 'and on (instance) max by (instance) (%s%s)' % [rec.slotsSeen, fleet()],
+  // Distinct GPU slots (node, PCI bus id) seen within the lookback, from the slot record (one
+  // series per exporter, slot and model, whatever the driver or VBIOS versions or the board's
+  // uuid): grouped by node and slot, a slot an exporter's new address or a new model also
+  // reported is still one GPU expected.
+  local expected = 'count by (node) (group by (node, %s) (%s%s))' % [$._config.gpuSlotLabel, rec.slotsSeen, fleet()],
   // Per-GPU records (jsonnet/rules): silent GPUs (seen within gpuAbsentLookback, no gpu_up now,
   // not replaced in their slot; value 0) and GPUs whose overall score is unknown (silent or NaN;
   // value 0, dimension="overall"). Small (one series per such GPU), so panels read them
   // instead of a 6h range.
   local silent = '%s%s' % [rec.absent, fleet()],
   local unknown = '%s%s' % [rec.unknownScore, fleet()],
-  // Every selected GPU's overall score: finite scores as published, unknown ones as 0. The
-  // silent record is read as well, so a silent GPU counts even where the unknown record (which
-  // reads it) lags an evaluation behind (vmalert writes through the remote storage) or was
-  // never evaluated (a rule backfill evaluates each rule on its own).
-  local overall = '(gpu_health_score%s >= 0 or on (uuid) %s or on (uuid) %s)' % [fleet('dimension="overall"'), unknown, silent],
+  // Every selected GPU's overall score: finite scores as published, unknown ones as 0 (the
+  // per-GPU record, so a range panel does not join scores, unknown and silent GPUs per step).
+  local overall = '%s%s' % [rec.overallScore, fleet()],
   // Reporting now (gpu_up == 1), 0 when nothing of the selection reports.
   local reporting = '(sum(gpu_up%s) or vector(0))' % fleet(),
 
@@ -187,7 +184,7 @@ local g = import 'lib.libsonnet';
         ], unit='none', thresholds=g.falling(50, 75), columns=['node', 'gpu', 'model', 'grade', 'uuid', 'Value'], rename={ Value: 'Health score' }, hide=['dimension', 'pci_bus_id'], links={ uuid: detailLink }, sortBy='Health score'),
 
         g.timeseries('Health score by model', 'Mean overall score per GPU model, silent GPUs and ones whose score is NaN counted as 0.', [
-          g.target('avg by (model) %s' % overall, '{{model}}'),
+          g.target('avg by (model) (%s)' % overall, '{{model}}'),
         ], unit='none', thresholds=g.falling(50, 75), min=0, max=100),
         g.timeseries('XID events by node', 'XID events in the last %s, summed per node (each XID is a driver-reported GPU error).' % c.xidWindow, [
           g.target('sum by (node) (%s%s)' % [rec.xid, fleet()], '{{node}}'),

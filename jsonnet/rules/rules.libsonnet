@@ -61,6 +61,12 @@ local join(list) = std.join(', ', list);
     // ones, and those publishing a score that is not a finite number (NaN). The health
     // aggregates add them, so a GPU that stops reporting never leaves the averages.
     unknownScore: 'gpu:gpu_health_score:unknown',
+    // Every GPU's overall score with the unknown ones as 0 (dimension="overall"): the health
+    // panels read it instead of joining scores, unknown and silent GPUs at every step.
+    overallScore: 'gpu:gpu_health_score:overall',
+    // GPU slots (node, gpuSlotLabel) seen within coverageLookback, per exporter and model,
+    // value 1: what the coverage panels count as expected.
+    slotsSeen: 'slot:gpu_info:seen%(coverageLookback)s' % c,
   },
   local r = self.gpuHealthRecords,
 
@@ -237,6 +243,43 @@ local join(list) = std.join(', ', list);
                 "dimension", "overall", "", ""
               )
             ||| % vars,
+          },
+          {
+            // Every GPU's overall score: finite scores as published, unknown ones (silent, NaN)
+            // as 0, one series per GPU with dimension="overall". The dashboards' health panels
+            // (mean, distribution, by model, per datacenter and rack) read it: joining the
+            // three on uuid at every step of a 24-hour range took 25 s to over 30 s at 10,000
+            // GPUs (docs/scaling.md), once per evaluation here it is one instant join. The
+            // silent record is joined as well, so a silent GPU counts at once where the unknown
+            // record (which reads it) lags an evaluation behind (vmalert writes through the
+            // remote storage).
+            record: r.overallScore,
+            expr: |||
+              gpu_health_score{%(exp)s, dimension="overall"} >= 0
+              or on (uuid)
+              %(unknownScore)s{%(exp)s}
+              or on (uuid)
+              label_replace(%(absent)s{%(exp)s}, "dimension", "overall", "", "")
+            ||| % vars,
+          },
+        ],
+      },
+      {
+        // The coverage panels' expected GPUs, in a group of their own: the record reads a day
+        // of gpu_info (the costliest read of the mixin at 10,000 GPUs), which must not delay
+        // the per-GPU records the alerts read.
+        name: 'gpu-health-coverage.rules',
+        rules: [
+          {
+            // GPU slots seen within coverageLookback, value 1: one series per exporter, node,
+            // slot (gpuSlotLabel) and model, so an upgrade (new driver or VBIOS labels on
+            // gpu_info) or a board replaced in its slot is still one slot expected. Read by
+            // the dashboards' coverage panels, which at 10,000 GPUs timed out reading gpu_info
+            // over the lookback at every step (docs/scaling.md).
+            record: r.slotsSeen,
+            expr: |||
+              max without (%(dropFromSlot)s) (max_over_time(gpu_info{%(exp)s}[%(coverageLookback)s]))
+            ||| % (vars { dropFromSlot: join([l for l in c.gpuLabels if l != c.gpuSlotLabel] + c.gpuInfoLabels) }),
           },
         ],
       },

@@ -2,7 +2,8 @@
 
 gpu_info carries driver_version and vbios_version, so a driver upgrade gives a GPU a second
 gpu_info series for the coverage lookback (1d); counting series made a healthy node read 50 %.
-The committed dashboard's own queries run through `promtool test rules` on such a history.
+The committed dashboard's own queries run through `promtool test rules` on such a history,
+with the shipped recording rules (the panels count the slot record, slot:gpu_info:seen1d).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gpu_health.mixin.dashquery import builtin_values, substitute
 
 REPO = Path(__file__).resolve().parents[2]
 OVERVIEW = REPO / "grafana" / "gpu-fleet-overview.json"
+RULES = REPO / "rules" / "gpu-health-rules.yaml"
 VARIABLES = {
     "cluster": ".*",
     "node": ".*",
@@ -43,7 +45,8 @@ def run_promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
     path = tmp_path / "coverage.test.yaml"
     path.write_text(
         yaml.safe_dump(
-            {"rule_files": [], "evaluation_interval": "1m", "tests": tests}, sort_keys=False
+            {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests},
+            sort_keys=False,
         )
     )
     done = subprocess.run(

@@ -17,7 +17,13 @@ from gpu_health.report.runbooks import DEFAULT_RUNBOOK_URL_PATTERN, class_runboo
 from gpu_health.scorer.catalogue import OUTCOME_METRICS, SCORER_METRICS
 from gpu_health.scorer.rules import FAILURE_CLASSES, RUNBOOKS
 from gpu_health.stack import find_binary
-from gpu_health.telemetry.catalogue import CATALOGUE, HEALTH_METRICS, SELF_METRICS
+from gpu_health.telemetry.catalogue import (
+    CATALOGUE,
+    HEALTH_METRICS,
+    IDENTITY_LABELS,
+    INFO_LABELS,
+    SELF_METRICS,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / mixin.RULES_FILE
@@ -120,6 +126,17 @@ def test_every_recording_rule_has_an_expression_test() -> None:
         if not re.search(rf"(^|\W){re.escape(rule['record'])}($|\W)", exprs)
     ]
     assert untested == []
+
+
+def test_the_slot_record_drops_every_label_of_gpu_info_but_the_slot_node_and_model() -> None:
+    """An exporter that adds a label to gpu_info (a new version field) must not split the
+    coverage panels' slots: the record's ``without`` list is the catalogue's, less what names
+    the slot (node, PCI bus id) and what the dashboards filter on (model)."""
+    (expr,) = [r["expr"] for r in _rules(RULES) if r["record"] == "slot:gpu_info:seen1d"]
+    dropped = re.search(r"^max without \(([^)]*)\)", expr)
+    assert dropped, expr
+    kept = {"node", "pci_bus_id", "model"}
+    assert set(dropped[1].split(", ")) == (set(IDENTITY_LABELS) - kept) | set(INFO_LABELS)
 
 
 def test_recording_rules_follow_level_metric_operations() -> None:
