@@ -41,6 +41,8 @@ local g = import 'lib.libsonnet';
   local clusterM = '%s=~"$cluster"' % c.clusterLabel,
   // Fleet-wide series on the exporter, filtered by the cluster/node/model variables.
   local fleet(extra='') = sel([c.gpuExporterSelector, clusterM, 'node=~"$node"', 'model=~"$model"', extra]),
+  // Per-node series (recording rules without the GPU and model labels).
+  local nodeSel() = sel([c.gpuExporterSelector, clusterM, 'node=~"$node"']),
   // The one GPU of the detail dashboard.
   local one(extra='') = sel([c.gpuExporterSelector, clusterM, 'uuid="$gpu"', extra]),
   // Scorer series, filtered like the fleet.
@@ -204,8 +206,16 @@ local g = import 'lib.libsonnet';
           g.target('avg by (reason) (%s%s)' % [rec.throttleSeconds, fleet()], '{{reason}}'),
         ], unit='percentunit', thresholds=g.rising(0.1, 0.5), min=0),
 
-        g.timeseries('Exporter coverage by node', 'GPUs reporting over GPUs seen in the last %s, per node: a drop means a GPU fell off the bus or an exporter stopped.' % c.coverageLookback, [
-          g.target('(sum by (node) (gpu_up%s) or %s * 0) / %s' % [fleet(), expected, expected], '{{node}}'),
+        // Per-node records (GPUs answering, slots seen, models seen), not the per-GPU series:
+        // at 10,000 GPUs aggregating 10,000 series per node at every step was most of this
+        // panel's cost. The ratio is over all of a node's GPUs; the model variable keeps the
+        // nodes that reported a selected model within the lookback.
+        g.timeseries('Exporter coverage by node', 'GPUs reporting over GPU slots seen in the last %s, per node (all its GPUs; the model variable picks the nodes): a drop means a GPU fell off the bus or an exporter stopped.' % c.coverageLookback, [
+          g.target('(sum by (node) (node:gpu_up:sum%(node)s) or %(slots)s * 0) / %(slots)s and on (node) %(models)s' % {
+            node: nodeSel(),
+            slots: 'sum by (node) (%s%s)' % [rec.nodeSlotsSeen, nodeSel()],
+            models: '%s%s' % [rec.nodeModelsSeen, fleet()],
+          }, '{{node}}'),
         ], unit='percentunit', thresholds=g.falling(0.9, 0.999), min=0, max=1),
         g.bargauge('GPUs throttled now, by reason', 'GPUs whose clocks a reason holds down right now (idle excluded).', [
           g.target('sum by (reason) (gpu_clock_event_active%s)' % fleet('reason!~"%s"' % c.benignClockEventReasons), '{{reason}}', instant=true),

@@ -35,10 +35,10 @@ GPU1 = f'{NODE_A}, gpu="1", uuid="U1", pci_bus_id="1"'
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 
 
-def panel_exprs(title: str) -> list[str]:
+def panel_exprs(title: str, **chosen: str) -> list[str]:
     dashboard = json.loads(OVERVIEW.read_text())
     (panel,) = [p for p in dashboard["panels"] if p.get("title") == title]
-    return [substitute(t["expr"], VARIABLES) for t in panel["targets"]]
+    return [substitute(t["expr"], VARIABLES | chosen) for t in panel["targets"]]
 
 
 def run_promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
@@ -112,3 +112,48 @@ def test_coverage_counts_a_replaced_board_once(tmp_path: Path) -> None:
         {"series": f"gpu_up{{{new}}}", "values": "_x12 1x48"},
     ]
     assert_coverage(tmp_path, series, 1)
+
+
+def test_coverage_counts_a_slot_once_when_its_board_changes_model(tmp_path: Path) -> None:
+    """A baseboard swapped for another model keeps its slots: node a's slot 1 reported an H100,
+    then an H200, within the day, and is still one GPU expected (per-model counts read 2/3)."""
+    h200 = NODE_A.replace("H100", "H200") + ', gpu="1", uuid="U1-h200", pci_bus_id="1"'
+    series = [s for s in UPGRADE if GPU1 not in s["series"]]
+    series += [
+        {"series": f'gpu_info{{{GPU1}, driver_version="560.35"}}', "values": "1x9 stale"},
+        {"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"},
+        {"series": f'gpu_info{{{h200}, driver_version="560.35"}}', "values": "_x12 1x48"},
+        {"series": f"gpu_up{{{h200}}}", "values": "_x12 1x48"},
+    ]
+    assert_coverage(tmp_path, series, 1)
+
+
+def test_coverage_by_node_shows_the_nodes_of_the_selected_model(tmp_path: Path) -> None:
+    """The per-node panel reads per-node records (no model label): the model variable keeps the
+    nodes that reported that model, each with the coverage of all its GPUs."""
+    node_b = 'job="gpu-health-exporter", instance="b:9400", node="b", model="A100", gpu="0"'
+    node_b += ', uuid="B0", pci_bus_id="0"'
+    series = [
+        *UPGRADE,
+        {"series": f'gpu_info{{{node_b}, driver_version="560.35"}}', "values": "1x60"},
+        {"series": f"gpu_up{{{node_b}}}", "values": "1x9 0x50"},
+    ]
+    checks = [("H100", '{node="a"}', 1), ("A100", '{node="b"}', 0), (".*", '{node="a"}', 1)]
+    run_promtool(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": panel_exprs("Exporter coverage by node", model=model)[0],
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": labels, "value": value}]
+                        + ([{"labels": '{node="b"}', "value": 0}] if model == ".*" else []),
+                    }
+                    for model, labels, value in checks
+                ],
+            }
+        ],
+    )
