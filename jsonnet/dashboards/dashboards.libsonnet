@@ -90,7 +90,12 @@ local g = import 'lib.libsonnet';
   // series per exporter, slot and model, whatever the driver or VBIOS versions or the board's
   // uuid): grouped by node and slot, a slot an exporter's new address or a new model also
   // reported is still one GPU expected.
-  local expected = 'count by (node) (group by (node, %s) (%s%s))' % [$._config.gpuSlotLabel, rec.slotsSeen, fleet()],
+  // Counted per cluster and node: two clusters may both name a node "a".
+  local expected = 'count by (%(cl)s, node) (group by (%(cl)s, node, %(slot)s) (%(rec)s%(sel)s))' % { cl: c.clusterLabel, slot: $._config.gpuSlotLabel, rec: rec.slotsSeen, sel: fleet() },
+  // 0 only where the slot record exists: without it (dashboards deployed before their rules,
+  // or rendered with another coverageLookback than the rules) a missing count reads No data,
+  // not a green 0.
+  local zeroIfRecorded = '(vector(0) unless on () absent(%s%s))' % [rec.slotsSeen, sel([c.gpuExporterSelector])],
   // Per-GPU records (jsonnet/rules): silent GPUs (seen within gpuAbsentLookback, no gpu_up now,
   // not replaced in their slot; value 0) and GPUs whose overall score is unknown (silent or NaN;
   // value 0, dimension="overall"). Small (one series per such GPU), so panels read them
@@ -162,7 +167,7 @@ local g = import 'lib.libsonnet';
       [
         g.stat('GPUs reporting', 'GPUs whose last reading succeeded (gpu_up == 1); 0 when none of the selection reports.', [g.target(reporting, 'reporting')], unit='none', thresholds=g.thresholds('red', [[1, 'green']]), decimals=0, w=5),
         g.stat('GPUs missing', 'GPU slots (node, PCI bus id) seen in the last %s that have no GPU reporting now: lost (gpu_up 0), silent (series stopped, exporter dead) or removed within the lookback. Red from one.' % c.coverageLookback, [
-          g.target('sum(%s) - %s or vector(0)' % [expected, reporting], 'missing'),
+          g.target('sum(%s) - %s or %s' % [expected, reporting, zeroIfRecorded], 'missing'),
         ], unit='none', thresholds=g.rising(1, 1), decimals=0, w=5),
         g.stat('Exporter coverage', 'GPUs reporting now over GPU slots seen in the last %s: green only at exactly 100%% (GPUs missing gives the count).' % c.coverageLookback, [
           g.target('%s / sum(%s) or vector(0)' % [reporting, expected], 'coverage'),
@@ -211,9 +216,13 @@ local g = import 'lib.libsonnet';
         // panel's cost. The ratio is over all of a node's GPUs; the model variable keeps the
         // nodes that reported a selected model within the lookback.
         g.timeseries('Exporter coverage by node', 'GPUs reporting over GPU slots seen in the last %s, per node (all its GPUs; the model variable picks the nodes): a drop means a GPU fell off the bus or an exporter stopped.' % c.coverageLookback, [
-          g.target('(sum by (node) (node:gpu_up:sum%(node)s) or %(slots)s * 0) / %(slots)s and on (node) %(models)s' % {
+          g.target('(sum by (%(cl)s, node) (%(up)s%(node)s) or %(slots)s * 0) / %(slots)s and on (%(cl)s, node) %(models)s' % {
+            cl: c.clusterLabel,
+            up: rec.nodeUp,
             node: nodeSel(),
-            slots: 'sum by (node) (%s%s)' % [rec.nodeSlotsSeen, nodeSel()],
+            // the largest per node: a node split by a target label that changed with a restart
+            // holds each of its slots in every part that saw it (rules.libsonnet)
+            slots: 'max by (%s, node) (%s%s)' % [c.clusterLabel, rec.nodeSlotsSeen, nodeSel()],
             models: '%s%s' % [rec.nodeModelsSeen, fleet()],
           }, '{{node}}'),
         ], unit='percentunit', thresholds=g.falling(0.9, 0.999), min=0, max=1),

@@ -73,6 +73,8 @@ local join(list) = std.join(', ', list);
     // The models each node reported within coverageLookback (value 1): how that panel applies
     // the model variable.
     nodeModelsSeen: 'node_model:gpu_info:seen%(coverageLookback)s' % c,
+    // GPUs answering per node and exporter (the coverage-by-node panel's numerator).
+    nodeUp: 'node:gpu_up:sum',
   },
   local r = self.gpuHealthRecords,
 
@@ -256,9 +258,10 @@ local join(list) = std.join(', ', list);
             // (mean, distribution, by model, per datacenter and rack) read it: joining the
             // three on uuid at every step of a 24-hour range took 25 s to over 30 s at 10,000
             // GPUs (docs/scaling.md), once per evaluation here it is one instant join. The
-            // silent record is joined as well, so a silent GPU counts at once where the unknown
-            // record (which reads it) lags an evaluation behind (vmalert writes through the
-            // remote storage).
+            // silent record is joined as well, so a silent GPU counts as soon as that record
+            // has it, not an evaluation later through the unknown record (on vmalert, which
+            // reads records back through the remote storage, each record of a chain lags one
+            // evaluation: a GPU gone silent is missing here for up to two).
             record: r.overallScore,
             expr: |||
               gpu_health_score{%(exp)s, dimension="overall"} >= 0
@@ -290,9 +293,12 @@ local join(list) = std.join(', ', list);
           {
             // Distinct slots per node (job and external labels kept): a slot two exporters
             // (an address change) or two models (a baseboard swapped for another model)
-            // reported within the lookback counts once. The coverage-by-node range panel reads
-            // it: at 10,000 GPUs counting the slot record per node at every step took 6.4 s of
-            // the panel's 17 s over 24 hours (docs/scaling.md).
+            // reported within the lookback counts once. A target label that changes with an
+            // exporter's restart (a `pod` label the scrape config does not drop) splits a node
+            // into a series per value for the lookback, so the panel takes the largest per
+            // cluster and node. The coverage-by-node range panel reads it: at 10,000 GPUs
+            // counting the slot record per node at every step took 6.4 s of the panel's 17 s
+            // over 24 hours (docs/scaling.md).
             record: r.nodeSlotsSeen,
             expr: |||
               count without (%(gpuSlotLabel)s) (max without (instance, %(modelLabel)s) (%(slotsSeen)s{%(exp)s}))
@@ -323,7 +329,7 @@ local join(list) = std.join(', ', list);
           },
           {
             // GPUs answering (numerator) and GPUs known (denominator), kept apart on purpose.
-            record: 'node:gpu_up:sum',
+            record: r.nodeUp,
             expr: 'sum without (%(toNode)s) (gpu_up{%(exp)s})' % vars,
           },
           {

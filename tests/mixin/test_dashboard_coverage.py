@@ -41,11 +41,12 @@ def panel_exprs(title: str, **chosen: str) -> list[str]:
     return [substitute(t["expr"], VARIABLES | chosen) for t in panel["targets"]]
 
 
-def run_promtool(tmp_path: Path, tests: list[dict[str, Any]]) -> None:
+def run_promtool(tmp_path: Path, tests: list[dict[str, Any]], *, rules: bool = True) -> None:
     path = tmp_path / "coverage.test.yaml"
+    rule_files = [str(RULES)] if rules else []
     path.write_text(
         yaml.safe_dump(
-            {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests},
+            {"rule_files": rule_files, "evaluation_interval": "1m", "tests": tests},
             sort_keys=False,
         )
     )
@@ -157,3 +158,75 @@ def test_coverage_by_node_shows_the_nodes_of_the_selected_model(tmp_path: Path) 
             }
         ],
     )
+
+
+def test_coverage_by_node_stays_full_when_a_restart_changes_a_target_label(tmp_path: Path) -> None:
+    """A scrape config that keeps a `pod` label gives node a's series a new value when its
+    exporter restarts: its slots are then recorded under both for a day, and must not count
+    twice (summed per node, the panel read 0.5 for a day after every rollout)."""
+    series = []
+    for pod, values in (("exp-1", "1x9 stale"), ("exp-2", "_x10 1x50")):
+        for gpu in (GPU, GPU1):
+            labels = f'{gpu}, pod="{pod}"'
+            series += [
+                {"series": f'gpu_info{{{labels}, driver_version="560.35"}}', "values": values},
+                {"series": f"gpu_up{{{labels}}}", "values": values},
+            ]
+    assert_coverage(tmp_path, series, 1)
+
+
+def test_coverage_counts_a_node_name_of_two_clusters_apart(tmp_path: Path) -> None:
+    """Two clusters (the cluster label on the series, as Thanos or Mimir hold them) each have a
+    node "a"; cluster y loses a GPU. Grouped by node alone, the slots of both clusters merged:
+    the fleet read 3 of 2 GPUs (150 %) and GPUs missing -1, which hid the lost GPU."""
+    series = []
+    for cluster in ("x", "y"):
+        for gpu in (GPU, GPU1):
+            labels = f'{gpu}, cluster="{cluster}"'
+            values = "1x9 stale" if (cluster, gpu) == ("y", GPU1) else "1x60"
+            series += [
+                {"series": f'gpu_info{{{labels}, driver_version="560.35"}}', "values": "1x60"},
+                {"series": f"gpu_up{{{labels}}}", "values": values},
+            ]
+    checks = [
+        (panel_exprs("Exporter coverage")[0], [("{}", 0.75)]),
+        (panel_exprs("GPUs missing")[0], [("{}", 1)]),
+        (
+            panel_exprs("Exporter coverage by node")[0],
+            [('{cluster="x", node="a"}', 1), ('{cluster="y", node="a"}', 0.5)],
+        ),
+    ]
+    run_promtool(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "30m",
+                        "exp_samples": [{"labels": lab, "value": v} for lab, v in samples],
+                    }
+                    for expr, samples in checks
+                ],
+            }
+        ],
+    )
+
+
+def test_gpus_missing_reads_no_data_where_the_slot_record_is_missing(tmp_path: Path) -> None:
+    """Dashboards deployed before their rules (or rendered with another coverageLookback) find
+    no slot record: GPUs missing must then show No data, not a green 0 beside a lost GPU."""
+    series = [s for s in UPGRADE if s["series"] != f"gpu_up{{{GPU1}}}"]
+    series.append({"series": f"gpu_up{{{GPU1}}}", "values": "1x9 0x50"})
+    (missing,) = panel_exprs("GPUs missing")
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [{"expr": missing, "eval_time": "30m", "exp_samples": []}],
+    }
+    run_promtool(tmp_path, [test], rules=False)
+    # and with the rules, the lost GPU is counted
+    test["promql_expr_test"][0]["exp_samples"] = [{"labels": "{}", "value": 1}]
+    run_promtool(tmp_path, [test])
