@@ -201,7 +201,7 @@ def openapi_document() -> dict[str, Any]:
                     "reason": {
                         "type": ["string", "null"],
                         "description": "Why the GPU is not valued, e.g. 'no economics for "
-                        "model Tesla T4' (add an entry with --econ.params); null "
+                        "model Tesla K80' (add an entry with --econ.params); null "
                         "when valued.",
                     },
                     "recommended_action": {

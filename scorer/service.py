@@ -78,7 +78,7 @@ class GpuScore:
     failure_class: str = ""
     failure_class_probability: float = math.nan
     #: Why the economics did not value the GPU (``econ`` is None), e.g. "no economics for model
-    #: Tesla T4"; "" when it was valued or the economics did not run.
+    #: Tesla K80"; "" when it was valued or the economics did not run.
     econ_unvalued: str = ""
 
     @property

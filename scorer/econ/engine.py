@@ -28,7 +28,7 @@ class UnknownModelError(UserError):
 
 def not_valued_reason(model: str) -> str:
     """Why a GPU of ``model`` has no valuation, in the words the scorer's API, its log and the
-    report use: ``no economics for model Tesla T4``."""
+    report use: ``no economics for model Tesla K80``."""
     return f"no economics for model {model}"
 
 

@@ -177,9 +177,9 @@ def test_what_if_over_prometheus(
                 by_metric.setdefault(spec.metric, []).append(
                     f"{spec.metric}{{{labels}}} {values[spec.key] * spec.scale} {now - ago:.3f}"
                 )
-    # the scorer could not value three T4s (no economics entry): they publish no inputs
+    # the scorer could not value three K80s (no economics entry): they publish no inputs
     by_metric["gpu_scorer_econ_unvalued_gpus"] = [
-        f'gpu_scorer_econ_unvalued_gpus{{model="Tesla T4"}} 3 {now - ago:.3f}'
+        f'gpu_scorer_econ_unvalued_gpus{{model="Tesla K80"}} 3 {now - ago:.3f}'
         for ago in (600, 300, 60)
     ]
     lines = []
@@ -197,7 +197,7 @@ def test_what_if_over_prometheus(
     assert set(per_gpu) == {"GPU-p1", "GPU-p2"}
     # ...and the what-if says they are left out (before: not a word)
     assert (
-        "warning: the scorer did not value 3 GPUs of model 'Tesla T4' (no economics "
+        "warning: the scorer did not value 3 GPUs of model 'Tesla K80' (no economics "
         "entry matches it): they are not in this what-if"
     ) in proc.stderr.splitlines()
     assert (per_gpu["GPU-p1"]["before"], per_gpu["GPU-p1"]["after"]) == ("keep", "sell")

@@ -1,10 +1,13 @@
 """The shipped economics value the boards an outside trial found unvalued: V100, L4, A10, A10G and
-RTX A6000 (136 of its 200 GPUs had no NPV and no action), each by its own entry.
+RTX A6000 (136 of its 200 GPUs had no NPV and no action), and four common data-centre boards a
+fleet showed as "not valued": T4, A40, L40 and RTX 6000 Ada, each by its own entry.
 
-Two of them need whole-word matching (``match_whole_word``): ``L4`` is the start of ``L40`` and
-``L40S``, ``A10`` of ``A100`` and ``A10G``. As plain substrings the longest-match rule still gave
-the right entry for the names with an entry of their own, but an ``NVIDIA L40`` (no entry) would
-have been priced as an L4. Every real NVML name here fits exactly one entry.
+Five of them need whole-word matching (``match_whole_word``): ``L4`` is the start of ``L40`` and
+``L40S``, ``L40`` of ``L40S``, ``A10`` of ``A100`` and ``A10G``, ``A40`` of ``A4000`` (``NVIDIA
+RTX A4000``) and ``T4`` of ``T400``. As plain substrings the longest-match rule still gave the
+right entry for the names with an entry of their own, but a name without one would have been
+priced as its neighbour (an ``NVIDIA L40`` as an L4 before the L40 had an entry, an RTX A4000 as
+an A40, a T400 as a T4). Every real NVML name here fits exactly one entry.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any
 import pytest
 
 from gpu_health.errors import ConfigError
+from gpu_health.safetext import shown
 from gpu_health.scorer.econ import GpuEconInput, load_params, value_gpu
+from gpu_health.scorer.econ.engine import UnknownModelError
 from gpu_health.scorer.econ.params import default_raw, validate
 from tests.scorer.test_econ_cli import _econ
 from tests.scorer.test_econ_engine import simple_raw
@@ -42,9 +47,17 @@ REAL_NAMES = {
     "NVIDIA A10": "a10",
     "NVIDIA A10G": "a10g",
     "NVIDIA RTX A6000": "rtx_a6000",
+    "Tesla T4": "t4",
+    "NVIDIA T4": "t4",
+    "NVIDIA A40": "a40",
+    "NVIDIA L40": "l40",
+    "NVIDIA RTX 6000 Ada Generation": "rtx_6000_ada",
 }
-#: Real names the shipped economics has no entry for: not valued, and not priced as a neighbour.
-UNPRICED = ["NVIDIA L40", "Tesla T4", "NVIDIA A40"]
+#: Real names the shipped economics has no entry for: not valued, and not priced as a neighbour
+#: (``NVIDIA RTX A4000`` starts with ``A40``, ``Quadro RTX 6000`` is in ``RTX 6000 Ada``'s name).
+UNPRICED = ["Tesla K80", "Tesla P100-PCIE-16GB", "Quadro RTX 6000", "NVIDIA RTX A4000"]
+#: The substrings of the shipped entries, in the order of the YAML, as messages list them.
+ALLOWED = "H100, H200, A100, L40S, V100, L4, A10, A10G, RTX A6000, T4, A40, L40, RTX 6000 Ada"
 
 
 def _fleet_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -81,9 +94,10 @@ def test_a_fleet_of_the_trials_models_is_valued_each_by_its_entry(tmp_path: Path
     valued = {g["model"] for g in json.loads(plain.stdout)["per_gpu"]}
     assert valued == set(REAL_NAMES), sorted(set(REAL_NAMES) - valued)
     skipped = [line for line in plain.stderr.splitlines() if line.startswith("warning: skipped")]
+    # the reason is shown as a one-line message shows a value: cut at 120 characters with "…"
     assert sorted(skipped) == sorted(
-        f"warning: skipped 1 GPU (GPU-{names.index(name)}): model {name!r} matches no economics "
-        f"model (allowed: H100, H200, A100, L40S, V100, L4, A10, A10G, RTX A6000)"
+        f"warning: skipped 1 GPU (GPU-{names.index(name)}): "
+        + shown(f"model {name!r} matches no economics model (allowed: {ALLOWED})")
         for name in UNPRICED
     )
 
@@ -117,9 +131,50 @@ def test_each_real_name_fits_exactly_one_entry(name: str, key: str) -> None:
 
 @pytest.mark.parametrize("name", UNPRICED)
 def test_a_name_without_an_entry_fits_none(name: str) -> None:
-    """``NVIDIA L40`` starts with ``L4``: as a plain substring it was priced as an L4."""
+    """``NVIDIA RTX A4000`` starts with ``A40``: as a plain substring it would be an A40."""
     assert _fits(name) == []
     assert load_params().model_for(name) is None
+    # the engine's reason names every entry's substring (the what-if cuts it, the log does not)
+    with pytest.raises(UnknownModelError) as info:
+        value_gpu(GpuEconInput(uuid="GPU-u", model=name, age_days=9), load_params())
+    assert str(info.value).endswith(f"matches no economics model (allowed: {ALLOWED})")
+
+
+#: Per new whole-word key: names it values, and names it must not (each its own entry or none).
+_NEW_KEYS: dict[str, tuple[list[str], dict[str, str | None]]] = {
+    "t4": (
+        ["Tesla T4", "NVIDIA T4", "tesla t4", "NVIDIA T4 (rev 2)"],
+        {"NVIDIA T400": None, "NVIDIA T4000": None, "NVIDIA T400 4GB": None, "Tesla P4": None},
+    ),
+    "a40": (
+        ["NVIDIA A40", "NVIDIA A40-48Q", "nvidia a40"],
+        {"NVIDIA RTX A4000": None, "NVIDIA A400": None, "NVIDIA RTX A4500": None},
+    ),
+    "l40": (
+        ["NVIDIA L40", "nvidia l40"],
+        {"NVIDIA L40S": "l40s", "NVIDIA L4": "l4", "NVIDIA L40G": None},
+    ),
+    "rtx_6000_ada": (
+        ["NVIDIA RTX 6000 Ada Generation", "nvidia rtx 6000 ada generation"],
+        {"Quadro RTX 6000": None, "NVIDIA RTX A6000": "rtx_a6000"},
+    ),
+}
+
+
+@pytest.mark.parametrize("key", _NEW_KEYS)
+def test_the_new_boards_keys_fit_their_names_and_no_neighbour(key: str) -> None:
+    """``NVIDIA L40`` is an L40 and ``NVIDIA L40S`` an L40S; ``T4`` is no T400, ``A40`` no RTX
+    A4000, and ``RTX 6000 Ada`` not the Turing Quadro RTX 6000."""
+    params = load_params()
+    fits, neighbours = _NEW_KEYS[key]
+    for name in fits:
+        found = params.model_for(name)
+        assert found is not None and found.key == key, (name, found and found.key)
+        assert _fits(name) == [key], name
+    for name, other in neighbours.items():
+        found = params.model_for(name)
+        assert (found.key if found else None) == other, (name, found and found.key)
+        assert key not in _fits(name), name
 
 
 def test_the_documented_name_table_is_what_the_matcher_does() -> None:
@@ -187,8 +242,26 @@ def test_a_bad_match_whole_word_is_one_line_naming_file_and_key(tmp_path: Path, 
     assert "Traceback" not in proc.stderr
 
 
-def test_turning_whole_word_off_prices_an_l40_as_an_l4(tmp_path: Path) -> None:
-    """What the flag prevents, through the what-if: the L40 is valued only after the change."""
+@pytest.mark.parametrize(
+    ("key", "name"), [("t4", "NVIDIA T400"), ("a40", "NVIDIA RTX A4000")], ids=["t4", "a40"]
+)
+def test_turning_whole_word_off_prices_a_neighbour_as_the_board(
+    tmp_path: Path, key: str, name: str
+) -> None:
+    """What the flag prevents, through the what-if: a T400 (an RTX A4000) is valued only after
+    ``T4`` (``A40``) may fit inside a word, priced as a T4 (an A40)."""
+    fleet = _fleet_csv(tmp_path / "f.csv", [{"uuid": "GPU-n", "model": name, "age_days": 700}])
+    proc = _econ(
+        "--fleet", str(fleet), "--format", "json", "--set", f"models.{key}.match_whole_word=false"
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["only_after"] == ["GPU-n"] and data["only_before"] == []
+
+
+def test_an_l40_stays_an_l40_when_l4_may_fit_inside_a_word(tmp_path: Path) -> None:
+    """Before the L40 had an entry, ``models.l4.match_whole_word=false`` priced an L40 as an L4.
+    Now the longer ``L40`` wins either way: the L40's NPVs do not change."""
     fleet = _fleet_csv(
         tmp_path / "f.csv", [{"uuid": "GPU-l40", "model": "NVIDIA L40", "age_days": 700}]
     )
@@ -197,27 +270,47 @@ def test_turning_whole_word_off_prices_an_l40_as_an_l4(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["only_after"] == ["GPU-l40"] and data["only_before"] == []
+    assert data["only_after"] == [] and data["only_before"] == []
+    (gpu,) = data["per_gpu"]
+    assert gpu["npv_before"] == gpu["npv_after"]
+    l40 = default_raw()["models"]["l40"]
+    salvage = l40["purchase_price"] * l40["salvage_floor"]
+    assert gpu["npv_before"]["decommission"] == pytest.approx(salvage - l40["disposal_cost"])
 
 
-def _doc_examples() -> list[list[str]]:
+def _doc_examples(marker: str) -> list[list[str]]:
     text = DOC.read_text()
-    block = text.split("<!-- smaller-cards:begin -->")[1].split("<!-- smaller-cards:end -->")[0]
+    block = text.split(f"<!-- {marker}:begin -->")[1].split(f"<!-- {marker}:end -->")[0]
     rows = [line for line in block.splitlines() if line.startswith("| `")]
     return [[c.strip() for c in row.split("|")[1:-1]] for row in rows]
 
 
-def test_the_documented_examples_of_the_smaller_cards(tmp_path: Path) -> None:
-    """docs/economics.md's table of what the defaults recommend for a healthy (and a hard-failed)
-    card of each new model, recomputed through ``gpu-health econ --fleet``."""
-    examples = _doc_examples()
-    assert [row[0].strip("`") for row in examples] == [
-        "Tesla V100-SXM2-32GB",
-        "NVIDIA L4",
-        "NVIDIA A10",
-        "NVIDIA A10G",
-        "NVIDIA RTX A6000",
-    ]
+@pytest.mark.parametrize(
+    ("marker", "names"),
+    [
+        (
+            "smaller-cards",
+            [
+                "Tesla V100-SXM2-32GB",
+                "NVIDIA L4",
+                "NVIDIA A10",
+                "NVIDIA A10G",
+                "NVIDIA RTX A6000",
+            ],
+        ),
+        (
+            "more-boards",
+            ["Tesla T4", "NVIDIA A40", "NVIDIA L40", "NVIDIA RTX 6000 Ada Generation"],
+        ),
+    ],
+)
+def test_the_documented_examples_of_the_added_boards(
+    tmp_path: Path, marker: str, names: list[str]
+) -> None:
+    """docs/economics.md's tables of what the defaults recommend for a healthy (and a hard-failed)
+    card of each added model, recomputed through ``gpu-health econ --fleet``."""
+    examples = _doc_examples(marker)
+    assert [row[0].strip("`") for row in examples] == names
     rows = []
     for i, (name, age, *_rest) in enumerate(examples):
         for fault in ("false", "true"):

@@ -5,9 +5,10 @@ economics then had entries for H100, H200, A100 and L40S only, and 136 of 200 GP
 included, got no NPV and no recommended action while the scorer said nothing above DEBUG. (Those
 four models have shipped entries since: tests/scorer/test_econ_models.py.) Here the small state
 fleet (tests/scorer/state_fleet.py, one GPU per state) runs with three GPUs of a model that still
-has none, the Tesla T4 (two of them failed), and one NVIDIA A40, and each place a GPU's valuation
-shows up must say that these are not valued and why: the scorer's log (one WARNING per change,
-naming each model, its GPUs and the option that adds an entry), ``/api/v1/gpus`` and ``serve
+has none, the Tesla K80 (two of them failed), and one Quadro RTX 6000 (Turing, not the RTX 6000
+Ada), and each place a GPU's valuation shows up must say that these are not valued and why: the
+scorer's log (one WARNING per change, naming each model, its GPUs and the option that adds an
+entry), ``/api/v1/gpus`` and ``serve
 --once`` (``economics.valued: false`` with the reason), ``/metrics``
 (``gpu_scorer_econ_unvalued_gpus{model}``) and ``gpu-health report`` (text and HTML). A failed
 GPU without economics stays failed and gets no action at all, ``keep`` least of all.
@@ -41,18 +42,18 @@ pytestmark = pytest.mark.integration
 
 SCORER = [sys.executable, "-m", "gpu_health.scorer.cli"]
 BIN = Path(sys.executable).parent
-T4 = "Tesla T4"
-A40 = "NVIDIA A40"
+K80 = "Tesla K80"
+QRTX = "Quadro RTX 6000"
 #: uuid -> model for the GPUs of a model the shipped economics has no entry for.
 UNPRICED = {
-    "GPU-healthy-1": T4,
-    "GPU-lost": T4,  # failed: gpu_up 0
-    "GPU-xid79": T4,  # failed: fell off the bus
-    "GPU-penalty": A40,  # degraded
+    "GPU-healthy-1": K80,
+    "GPU-lost": K80,  # failed: gpu_up 0
+    "GPU-xid79": K80,  # failed: fell off the bus
+    "GPU-penalty": QRTX,  # degraded
 }
 FAILED_UNPRICED = ("GPU-lost", "GPU-xid79")
 #: what the scorer reports per model: GPUs without a valuation
-UNVALUED = {T4: 3, A40: 1}
+UNVALUED = {K80: 3, QRTX: 1}
 #: GPUs the scorer scores (the replaced one leaves the ranking)
 SCORED = [g.uuid for g in state_fleet.FLEET if g.expect != "replaced"]
 
@@ -90,8 +91,9 @@ def _warnings(log: str) -> list[str]:
 def _check_warning(line: str) -> None:
     """The one WARNING: how many GPUs, each model with its GPUs, and how to add an entry."""
     assert "4 of 13 GPUs not valued (no NPV, no recommended action)" in line, line
-    assert f"'{T4}' (3 GPUs), '{A40}' (1 GPU)" in line, line
-    assert "the entries match H100, H200, A100, L40S, V100, L4, A10, A10G, RTX A6000" in line, line
+    assert f"'{K80}' (3 GPUs), '{QRTX}' (1 GPU)" in line, line
+    entries = "H100, H200, A100, L40S, V100, L4, A10, A10G, RTX A6000, T4, A40, L40, RTX 6000 Ada"
+    assert f"the entries match {entries}" in line, line
     assert "under models:" in line and "--econ.params" in line, line
 
 
@@ -256,14 +258,14 @@ def test_the_warning_is_said_again_only_when_the_unvalued_models_change(
 
     hook = make_econ_hook()
     h100 = _gpu("GPU-a", "NVIDIA H100 80GB HBM3")
-    t4 = [_gpu(f"GPU-t{i}", T4) for i in range(3)]
-    l40 = _gpu("GPU-l", "NVIDIA L40")  # not the L4's entry (a whole word), nor the L40S's
+    k80 = [_gpu(f"GPU-t{i}", K80) for i in range(3)]
+    a4000 = _gpu("GPU-l", "NVIDIA RTX A4000")  # not the A40's entry (a whole word)
     fleets = [
-        [h100, *t4],
-        [h100, *t4],  # unchanged: nothing said
-        [h100, *t4, l40],  # a new model: said again
-        [h100, *t4, l40],
-        [h100, *t4[:2], l40],  # a T4 left: the counts changed
+        [h100, *k80],
+        [h100, *k80],  # unchanged: nothing said
+        [h100, *k80, a4000],  # a new model: said again
+        [h100, *k80, a4000],
+        [h100, *k80[:2], a4000],  # a K80 left: the counts changed
         [h100],  # every GPU valued again
         [h100],
     ]
@@ -283,8 +285,8 @@ def test_the_warning_is_said_again_only_when_the_unvalued_models_change(
         assert counts == expected
     assert [len(lines) for lines in said] == [1, 0, 1, 0, 1, 1, 0]
     assert said[0][0][0] == "WARNING" and "3 of 4 GPUs not valued" in said[0][0][1]
-    assert f"'{T4}' (3 GPUs), 'NVIDIA L40' (1 GPU)" in said[2][0][1]
-    assert f"'{T4}' (2 GPUs), 'NVIDIA L40' (1 GPU)" in said[4][0][1]
+    assert f"'{K80}' (3 GPUs), 'NVIDIA RTX A4000' (1 GPU)" in said[2][0][1]
+    assert f"'{K80}' (2 GPUs), 'NVIDIA RTX A4000' (1 GPU)" in said[4][0][1]
     assert said[5] == [("INFO", "economics: every GPU is valued now (1 GPU)")]
 
 
@@ -379,8 +381,8 @@ def test_report_says_not_valued_and_for_which_model(
     assert re.search(r"^not valued\s+4\s+-\s*$", actions, re.MULTILINE), actions
     assert "fleet residual value" in actions and "(valued GPUs only)" in actions, actions
     assert (
-        f"not valued: 4 GPUs (no NPV, no recommended action), no economics for model {T4} "
-        f"(3 GPUs), {A40} (1 GPU); add an entry for each model under models:" in actions
+        f"not valued: 4 GPUs (no NPV, no recommended action), no economics for model {K80} "
+        f"(3 GPUs), {QRTX} (1 GPU); add an entry for each model under models:" in actions
     ), actions
     assert "--econ.params" in actions
     html = page.read_text()
@@ -395,7 +397,7 @@ def test_report_says_not_valued_and_for_which_model(
         row = re.search(rf"<tr class='crit'>(?:(?!</tr>).)*<td>{uuid}</td>", ranking)
         assert row and "<td>failed</td>" in ranking.split(f"<td>{uuid}</td>", 1)[1][:200], uuid
     assert "<tr class='unvalued'><td>not valued</td><td class='num'>4</td>" in html
-    assert f"no economics for model {T4} (3 GPUs), {A40} (1 GPU)" in html
+    assert f"no economics for model {K80} (3 GPUs), {QRTX} (1 GPU)" in html
 
 
 def test_report_of_a_fleet_without_economics_says_so_not_that_actions_are_absent(
@@ -404,19 +406,19 @@ def test_report_of_a_fleet_without_economics_says_so_not_that_actions_are_absent
     end: float,
     tmp_path: Path,
 ) -> None:
-    """Every GPU a T4: the scorer values none. The report's note said "gpu_recommended_action
+    """Every GPU a K80: the scorer values none. The report's note said "gpu_recommended_action
     is absent", as if no scorer ran; it says why, and still counts the GPUs as not valued."""
-    every = {g.uuid: T4 for g in state_fleet.FLEET}
+    every = {g.uuid: K80 for g in state_fleet.FLEET}
     page = tmp_path / "report.html"
     text = _report(every, prometheus_factory, backfill, end, page)
     actions = text.split("Recommended actions", 1)[1].split("\n\n", 1)[0]
     table = actions.splitlines()[3:4]
     assert re.fullmatch(rf"not valued\s+{len(SCORED)}\s+-\s*", table[0]), actions
-    assert f"no economics for model {T4} ({len(SCORED)} GPUs)" in actions
+    assert f"no economics for model {K80} ({len(SCORED)} GPUs)" in actions
     assert "gpu_recommended_action is absent" not in text
     assert "note: No recommendations: the scorer valued no GPU" in text
     failed = [line for line in text.split("Riskiest GPUs", 1)[1].splitlines() if " failed " in line]
-    assert failed and all(f"not valued (no economics for model {T4})" in r for r in failed)
+    assert failed and all(f"not valued (no economics for model {K80})" in r for r in failed)
     html = page.read_text()
     assert f"<tr class='unvalued'><td>not valued</td><td class='num'>{len(SCORED)}</td>" in html
 
