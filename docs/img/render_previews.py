@@ -1,25 +1,33 @@
 """Regenerate the dashboard previews in docs/img/ from a simulated fleet with a day of history.
 
-Run from the repository root: ``.venv/bin/python docs/img/render_previews.py`` (about 4 min).
+Run from the repository root: ``.venv/bin/python docs/img/render_previews.py`` (about 10 min).
 
 What it runs is what tests/mixin/test_dashboards_live.py runs — `gpu-health backfill` (with the live
 exporter's address as ``--instance``, so each history series continues as the live one), the
 live exporter on the simulated fleet with injected faults, the scorer, a real Prometheus loaded
 with the mixin's recording rules — plus one step so the previews show a day rather than minutes:
 the recording rules are evaluated over the history with ``promtool tsdb create-blocks-from
-rules``, as an operator would after backfilling.
+rules``, as an operator would after backfilling: in passes, since promtool evaluates each rule
+against what Prometheus holds, so a record that reads another record (the per-node coverage
+reads the slot record; the overall score the silent and unknown records, themselves a chain)
+gets its history only after the one it reads is loaded.
 
 The scorer only runs live, so the risk panels' time series cover the last minutes only.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from gpu_health import stack
 
@@ -28,6 +36,65 @@ BIN = Path(sys.executable).parent
 JOB = "gpu-health-exporter"
 GPUS = 16
 LIVE_SECONDS = 330  # past the 5 min lookback, so the last history samples go stale
+
+
+def rule_passes(rule_file: Path) -> list[dict[str, Any]]:
+    """The rule file split by depth: pass 0 holds the records that read only scraped series,
+    pass k those that read a record of pass k - 1 (and none later)."""
+    doc = yaml.safe_load(rule_file.read_text())
+    rules = {r["record"]: r for g in doc["groups"] for r in g["rules"] if "record" in r}
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str) -> int:
+        if name not in depth:
+            read = set(
+                re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]+)+", rules[name]["expr"])
+            )
+            depth[name] = 1 + max((depth_of(r) for r in read & set(rules) - {name}), default=-1)
+        return depth[name]
+
+    passes: list[dict[str, Any]] = []
+    for level in range(max(map(depth_of, rules)) + 1):
+        groups = [
+            {**g, "rules": [r for r in g["rules"] if depth_of(r["record"]) == level]}
+            for g in doc["groups"]
+        ]
+        passes.append({"groups": [g for g in groups if g["rules"]]})
+    return passes
+
+
+def tsdb_gauge(url: str, name: str) -> float:
+    """One of Prometheus' own TSDB metrics, from its ``/metrics``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    (value,) = re.findall(rf"^{name} (\S+)$", text, re.M)
+    return float(value)
+
+
+def backfill_rules(work: Path, rules: Path, url: str, data: Path, start: float, end: float) -> None:
+    """Evaluate ``rules`` over [start, end] in passes, each pass's blocks loaded before the
+    next pass reads them. Prometheus rereads its data directory about once a minute: a pass
+    waits until it holds the moved blocks, or has reread twice since (a compaction may have
+    merged them already)."""
+    for level, doc in enumerate(rule_passes(rules)):
+        pass_file = work / f"rules-pass-{level}.yaml"
+        pass_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+        blocks = work / f"rule-blocks-{level}"
+        stack.promtool_backfill_rules(pass_file, url, start, end, blocks)
+        loaded = tsdb_gauge(url, "prometheus_tsdb_blocks_loaded")
+        reloads = tsdb_gauge(url, "prometheus_tsdb_reloads_total")
+        moved = 0
+        for block in blocks.iterdir():
+            shutil.move(str(block), data / block.name)
+            moved += 1
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (
+            tsdb_gauge(url, "prometheus_tsdb_blocks_loaded") >= loaded + moved
+            or tsdb_gauge(url, "prometheus_tsdb_reloads_total") >= reloads + 2
+        ):
+            time.sleep(5)
+        records = sum(len(g["rules"]) for g in doc["groups"])
+        print(f"rules pass {level}: {records} records, {moved} blocks", flush=True)
 
 
 def main() -> int:
@@ -113,24 +180,7 @@ def main() -> int:
                     start_new_session=True,
                 )
             )
-            blocks = work / "rule-blocks"
-            subprocess.run(
-                [
-                    stack.find_binary("promtool"),
-                    "tsdb",
-                    "create-blocks-from",
-                    "rules",
-                    f"--start={int(history_end - 86400)}",
-                    f"--end={int(history_end)}",
-                    f"--url={prom.url}",
-                    f"--output-dir={blocks}",
-                    "--eval-interval=60s",
-                    str(rules),
-                ],
-                check=True,
-            )
-            for block in blocks.iterdir():
-                shutil.move(str(block), data / block.name)
+            backfill_rules(work, rules, prom.url, data, history_end - 86400, history_end)
             time.sleep(LIVE_SECONDS)  # live data, scorer runs, and the new blocks get loaded
             subprocess.run(
                 [
