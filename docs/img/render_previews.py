@@ -25,42 +25,17 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from gpu_health import stack
+from gpu_health.mixin.backfill_passes import passes
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 JOB = "gpu-health-exporter"
 GPUS = 16
 LIVE_SECONDS = 330  # past the 5 min lookback, so the last history samples go stale
-
-
-def rule_passes(rule_file: Path) -> list[dict[str, Any]]:
-    """The rule file split by depth: pass 0 holds the records that read only scraped series,
-    pass k those that read a record of pass k - 1 (and none later)."""
-    doc = yaml.safe_load(rule_file.read_text())
-    rules = {r["record"]: r for g in doc["groups"] for r in g["rules"] if "record" in r}
-    depth: dict[str, int] = {}
-
-    def depth_of(name: str) -> int:
-        if name not in depth:
-            read = set(
-                re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]+)+", rules[name]["expr"])
-            )
-            depth[name] = 1 + max((depth_of(r) for r in read & set(rules) - {name}), default=-1)
-        return depth[name]
-
-    passes: list[dict[str, Any]] = []
-    for level in range(max(map(depth_of, rules)) + 1):
-        groups = [
-            {**g, "rules": [r for r in g["rules"] if depth_of(r["record"]) == level]}
-            for g in doc["groups"]
-        ]
-        passes.append({"groups": [g for g in groups if g["rules"]]})
-    return passes
 
 
 def tsdb_gauge(url: str, name: str) -> float:
@@ -76,23 +51,29 @@ def backfill_rules(work: Path, rules: Path, url: str, data: Path, start: float, 
     next pass reads them. Prometheus rereads its data directory about once a minute: a pass
     waits until it holds the moved blocks, or has reread twice since (a compaction may have
     merged them already)."""
-    for level, doc in enumerate(rule_passes(rules)):
+    for level, doc in enumerate(passes(yaml.safe_load(rules.read_text()))):
         pass_file = work / f"rules-pass-{level}.yaml"
         pass_file.write_text(yaml.safe_dump(doc, sort_keys=False))
         blocks = work / f"rule-blocks-{level}"
         stack.promtool_backfill_rules(pass_file, url, start, end, blocks)
         loaded = tsdb_gauge(url, "prometheus_tsdb_blocks_loaded")
         reloads = tsdb_gauge(url, "prometheus_tsdb_reloads_total")
+        failed = tsdb_gauge(url, "prometheus_tsdb_reloads_failures_total")
         moved = 0
         for block in blocks.iterdir():
             shutil.move(str(block), data / block.name)
             moved += 1
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not (
+        while not (
             tsdb_gauge(url, "prometheus_tsdb_blocks_loaded") >= loaded + moved
             or tsdb_gauge(url, "prometheus_tsdb_reloads_total") >= reloads + 2
         ):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"rules pass {level}: Prometheus did not load its blocks in 180 s")
             time.sleep(5)
+        # a reload counts whether it worked or not: a failed one leaves the next pass blind
+        if tsdb_gauge(url, "prometheus_tsdb_reloads_failures_total") > failed:
+            raise SystemExit(f"rules pass {level}: Prometheus failed to load blocks (its log)")
         records = sum(len(g["rules"]) for g in doc["groups"])
         print(f"rules pass {level}: {records} records, {moved} blocks", flush=True)
 

@@ -440,8 +440,8 @@ def promtool_backfill_rules(
     """Evaluate ``rule_file``'s recording rules over ``[start, end]`` against the Prometheus at
     ``url`` (``promtool tsdb create-blocks-from rules``, at each group's interval) and write
     the results as TSDB blocks under ``out_dir``: how an operator gives new recording rules the
-    history that came before them. Move the blocks into a stopped Prometheus' data directory
-    to serve them.
+    history that came before them. Move the blocks into Prometheus' data directory to serve
+    them: a running Prometheus loads them at its next reload, about a minute later.
 
     ``start`` is moved back to the 2-hour block it falls in: promtool writes no block at all,
     and exits 0, when the start falls after a group's last evaluation in its 2-hour block
