@@ -42,16 +42,20 @@ def test_check_names_changed_missing_and_orphaned_files(tmp_path: Path) -> None:
     alerts.write_text(alerts.read_text().replace("for: 1m", "for: 2m", 1))
     (tmp_path / mixin.RULES_FILE).unlink()
     (tmp_path / "grafana" / "orphan.json").write_text("{}")
+    # a backfill pass the rules no longer need (they once had more levels)
+    extra_pass = f"{mixin.BACKFILL_DIR}/gpu-health-rules.pass-9.yaml"
+    (tmp_path / extra_pass).write_text("groups: []\n")
 
     result = _cli("--check", "--output-dir", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
-    for name in (mixin.ALERTS_FILE, mixin.RULES_FILE, "grafana/orphan.json"):
+    for name in (mixin.ALERTS_FILE, mixin.RULES_FILE, "grafana/orphan.json", extra_pass):
         assert name in result.stderr
 
-    # generating repairs it, removing the orphan
+    # generating repairs it, removing the orphans
     fixed = _cli("--output-dir", str(tmp_path))
     assert "removed grafana/orphan.json" in fixed.stdout
+    assert f"removed {extra_pass}" in fixed.stdout
     assert _cli("--check", "--output-dir", str(tmp_path)).returncode == 0
 
 
