@@ -211,9 +211,10 @@ def write(files: Mapping[str, str], out_dir: Path) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Render the jsonnet mixin (jsonnet/mixin.libsonnet) into rules/gpu-health-*.yaml and "
-        "grafana/*.json. With --check, write nothing and exit 1 naming the files that are out "
-        "of date."
+        "Render the jsonnet mixin (jsonnet/mixin.libsonnet) into rules/gpu-health-*.yaml, "
+        "grafana/*.json, the Kubernetes objects in deploy/kubernetes/ and, for promtool's rule "
+        "backfill, the recording rules in passes under rules/backfill/ (docs/dashboards.md). "
+        "With --check, write nothing and exit 1 naming the files that are out of date."
     )
     parser.add_argument(
         "--check",
