@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import promql_parser
 import pytest
@@ -17,6 +16,7 @@ import yaml
 
 from gpu_health.mixin import render as mixin
 from gpu_health.mixin.backfill_passes import passes, record_depths
+from tests.mixin.promql_names import metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 PASSES = sorted((REPO / mixin.BACKFILL_DIR).glob("gpu-health-rules.pass-*.yaml"))
@@ -25,20 +25,6 @@ PASSES = sorted((REPO / mixin.BACKFILL_DIR).glob("gpu-health-rules.pass-*.yaml")
 def _records(path: Path) -> dict[str, str]:
     doc = yaml.safe_load(path.read_text())
     return {r["record"]: r["expr"] for g in doc["groups"] for r in g["rules"] if "record" in r}
-
-
-def _reads(node: Any) -> set[str]:
-    """Metric names a parsed PromQL expression selects."""
-    if isinstance(node, promql_parser.VectorSelector):
-        return {node.name} if node.name else set()
-    names: set[str] = set()
-    for attr in ("lhs", "rhs", "expr", "vector_selector"):
-        child = getattr(node, attr, None)
-        if child is not None:
-            names |= _reads(child)
-    for arg in getattr(node, "args", None) or ():
-        names |= _reads(arg)
-    return names
 
 
 def test_every_record_is_in_one_pass_after_each_record_it_reads() -> None:
@@ -53,7 +39,7 @@ def test_every_record_is_in_one_pass_after_each_record_it_reads() -> None:
             pass_of[name] = level
     assert set(pass_of) == set(shipped)
     for name, expr in shipped.items():
-        read = _reads(promql_parser.parse(expr)) & set(shipped) - {name}
+        read = metric_names(promql_parser.parse(expr)) & set(shipped) - {name}
         assert all(pass_of[other] < pass_of[name] for other in read), (name, read)
         # and no later than it must be: one after the deepest record it reads
         assert pass_of[name] == 1 + max((pass_of[o] for o in read), default=-1), name

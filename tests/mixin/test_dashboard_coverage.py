@@ -101,32 +101,30 @@ def test_coverage_still_drops_for_a_lost_gpu(tmp_path: Path) -> None:
     assert_coverage(tmp_path, series, 0.5)
 
 
+def slot_1_taken_over_by(labels: str) -> list[dict[str, str]]:
+    """UPGRADE with U1 gone at 10m and a board of ``labels`` answering from its slot at 12m."""
+    series = [s for s in UPGRADE if GPU1 not in s["series"]]
+    return [
+        *series,
+        {"series": f'gpu_info{{{GPU1}, driver_version="560.35"}}', "values": "1x9 stale"},
+        {"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"},
+        {"series": f'gpu_info{{{labels}, driver_version="560.35"}}', "values": "_x12 1x48"},
+        {"series": f"gpu_up{{{labels}}}", "values": "_x12 1x48"},
+    ]
+
+
 def test_coverage_counts_a_replaced_board_once(tmp_path: Path) -> None:
     """A board replaced in its slot (same node and PCI bus id, a new uuid) is one GPU expected,
     not two for the coverage lookback: counting uuids made node a read 2/3."""
     new = f'{NODE_A}, gpu="1", uuid="U1-new", pci_bus_id="1"'
-    series = [s for s in UPGRADE if GPU1 not in s["series"]]
-    series += [
-        {"series": f'gpu_info{{{GPU1}, driver_version="560.35"}}', "values": "1x9 stale"},
-        {"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"},
-        {"series": f'gpu_info{{{new}, driver_version="560.35"}}', "values": "_x12 1x48"},
-        {"series": f"gpu_up{{{new}}}", "values": "_x12 1x48"},
-    ]
-    assert_coverage(tmp_path, series, 1)
+    assert_coverage(tmp_path, slot_1_taken_over_by(new), 1)
 
 
 def test_coverage_counts_a_slot_once_when_its_board_changes_model(tmp_path: Path) -> None:
     """A baseboard swapped for another model keeps its slots: node a's slot 1 reported an H100,
     then an H200, within the day, and is still one GPU expected (per-model counts read 2/3)."""
     h200 = NODE_A.replace("H100", "H200") + ', gpu="1", uuid="U1-h200", pci_bus_id="1"'
-    series = [s for s in UPGRADE if GPU1 not in s["series"]]
-    series += [
-        {"series": f'gpu_info{{{GPU1}, driver_version="560.35"}}', "values": "1x9 stale"},
-        {"series": f"gpu_up{{{GPU1}}}", "values": "1x9 stale"},
-        {"series": f'gpu_info{{{h200}, driver_version="560.35"}}', "values": "_x12 1x48"},
-        {"series": f"gpu_up{{{h200}}}", "values": "_x12 1x48"},
-    ]
-    assert_coverage(tmp_path, series, 1)
+    assert_coverage(tmp_path, slot_1_taken_over_by(h200), 1)
 
 
 def test_coverage_by_node_shows_the_nodes_of_the_selected_model(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from gpu_health.telemetry.catalogue import (
     INFO_LABELS,
     SELF_METRICS,
 )
+from tests.mixin.promql_names import metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / mixin.RULES_FILE
@@ -47,22 +48,6 @@ def _rules(path: Path) -> list[dict[str, Any]]:
 
 def _alerts() -> list[dict[str, Any]]:
     return _rules(ALERTS)
-
-
-def _selectors(node: Any) -> set[str]:
-    """Metric names read by a parsed PromQL expression."""
-    names: set[str] = set()
-    if isinstance(node, promql_parser.VectorSelector):
-        if node.name:
-            names.add(node.name)
-        return names
-    for attr in ("lhs", "rhs", "expr", "vector_selector"):
-        child = getattr(node, attr, None)
-        if child is not None:
-            names |= _selectors(child)
-    for arg in getattr(node, "args", None) or ():
-        names |= _selectors(arg)
-    return names
 
 
 def _promtool() -> str:
@@ -264,7 +249,7 @@ def test_every_metric_a_rule_reads_exists() -> None:
     records = {rule["record"] for rule in _rules(RULES)}
     unknown: dict[str, set[str]] = {}
     for rule in _rules(RULES) + _alerts():
-        names = _selectors(promql_parser.parse(rule["expr"]))
+        names = metric_names(promql_parser.parse(rule["expr"]))
         assert names, rule
         bad = names - known - records
         if bad:
@@ -281,4 +266,4 @@ def test_every_metric_a_rule_reads_exists() -> None:
 )
 def test_selector_walker_finds_every_metric(expr: str, expected: set[str]) -> None:
     # The metric-existence test is only as good as this walker.
-    assert _selectors(promql_parser.parse(expr)) == expected
+    assert metric_names(promql_parser.parse(expr)) == expected

@@ -30,6 +30,7 @@ import yaml
 
 from gpu_health import cli_validate
 from gpu_health.errors import UserError
+from gpu_health.mixin.backfill_passes import passes
 
 #: The checkout this module lives in (src/gpu_health/mixin/render.py -> repository root).
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -145,8 +146,6 @@ def render(
     }
     if data["history"].get("groups"):
         files[HISTORY_FILE] = rules_yaml(data["history"])
-    from gpu_health.mixin.backfill_passes import passes
-
     steps = passes(data["rules"])
     for level, doc in enumerate(steps):
         header = BACKFILL_HEADER.format(level=level, count=len(steps))
