@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gpu_health.errors import UserError
-from gpu_health.scorer.econ.params import MAX_AMOUNT, MAX_HOURLY_RATE, EconParams, ModelParams
+from gpu_health.scorer.econ.params import (
+    MAX_AMOUNT,
+    MAX_HOURLY_RATE,
+    VGPU_PROFILE_NOTE,
+    EconParams,
+    ModelParams,
+    is_vgpu_profile,
+)
 
 #: Actions in tie-break order: on equal NPV the less disruptive action wins. ``repair`` (pay the
 #: repair and its downtime, then operate as a sound card) is offered only for a hard fault.
@@ -29,6 +36,8 @@ class UnknownModelError(UserError):
 def not_valued_reason(model: str) -> str:
     """Why a GPU of ``model`` has no valuation, in the words the scorer's API, its log and the
     report use: ``no economics for model Tesla K80``."""
+    if is_vgpu_profile(model):
+        return f"no economics for model {model} ({VGPU_PROFILE_NOTE})"
     return f"no economics for model {model}"
 
 
@@ -276,6 +285,7 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
         known = ", ".join(dict.fromkeys(m for entry in params.models for m in entry.match))
         raise UnknownModelError(
             f"GPU {gpu.uuid}: model {gpu.model!r} matches no economics model (allowed: {known})"
+            + (f"; {VGPU_PROFILE_NOTE}" if is_vgpu_profile(gpu.model) else "")
         )
     # The inventory's price and contract rate replace the model's list price and market rate.
     if gpu.purchase_price is not None:

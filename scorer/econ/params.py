@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -86,6 +87,32 @@ MAX_MONTHLY_COST = 1e11
 # + maintenance 1e11 ~ 5e12, so 120 months and the terminal value stay below 1e15
 # (tests/scorer/test_econ_bounds.py values a GPU with all of them).
 
+#: The name of an NVIDIA vGPU profile (virtual GPU type), which a VM's driver reports as its GPU's
+#: name: a board, a hyphen, for a MIG-backed profile its slice count and a hyphen, the frame
+#: buffer in GB and the series letter: Q (virtual workstation), B (virtual PC; older types add a
+#: display count, ``B4``), A (virtual applications) or C (compute; ``CME`` with the media
+#: extensions). ``GRID T4-16Q``, ``NVIDIA A40-12Q``, ``GRID A100D-1-20C``, ``NVIDIA H100XM-80C``,
+#: ``NVIDIA RTX Pro 6000 Blackwell DC-4-96Q`` (NVIDIA's vGPU user guide lists the types of each
+#: board). A board's own name has no such part: ``A100-SXM4-40GB`` ends in GB, not a series.
+_VGPU_PROFILE = re.compile(r"[a-z0-9]-(?:[0-9]+-)?[0-9]+(?:[abq][0-9]?|c(?:me)?)(?![a-z0-9])")
+
+#: What a message about an unvalued vGPU profile adds, so the operator knows why a name that
+#: contains a priced board is not valued and what values it.
+VGPU_PROFILE_NOTE = (
+    "a vGPU profile, a virtual machine's share of a board: valued only by an entry whose"
+    " match names the profile"
+)
+
+
+def is_vgpu_profile(name: str) -> bool:
+    """Whether ``name`` (any case) is a vGPU profile's name: a slice of a board, not the board.
+
+    A VM's share of a board is not the board: valued by the board's entry it got the board's
+    purchase price, resale value, rent and repair cost, and four VMs on one A40 counted as four
+    A40s. So such a name fits only a ``match`` that names a profile itself
+    (:meth:`ModelParams.fits`)."""
+    return _VGPU_PROFILE.search(name.casefold()) is not None
+
 
 @dataclass(frozen=True)
 class Depreciation:
@@ -137,7 +164,13 @@ class ModelParams:
         return self.purchase_price * self.salvage_floor
 
     def fits(self, needle: str, wanted: str) -> bool:
-        """Whether ``needle`` (casefolded) fits the casefolded model name ``wanted``."""
+        """Whether ``needle`` (casefolded) fits the casefolded model name ``wanted``.
+
+        A vGPU profile's name (``NVIDIA A40-12Q``) is fitted only by a substring that is a
+        profile's name too (``A40-12Q``), never by a board's (``A40``): :func:`is_vgpu_profile`.
+        """
+        if is_vgpu_profile(wanted) and not is_vgpu_profile(needle):
+            return False
         if not self.match_whole_word:
             return needle in wanted
         start = wanted.find(needle)
@@ -186,7 +219,8 @@ class EconParams:
         Matching is case-insensitive; the longest matching substring wins so that a specific
         entry (``"H100 PCIe"``) beats a generic one (``"H100"``) whatever the file order. An
         entry with ``match_whole_word`` fits only where its substring is a whole word of the
-        name (:meth:`ModelParams.fits`).
+        name, and a vGPU profile's name only a substring that names a profile
+        (:meth:`ModelParams.fits`).
         """
         wanted = name.casefold()
         best: tuple[int, ModelParams] | None = None

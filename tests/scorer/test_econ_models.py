@@ -147,8 +147,13 @@ _NEW_KEYS: dict[str, tuple[list[str], dict[str, str | None]]] = {
         {"NVIDIA T400": None, "NVIDIA T4000": None, "NVIDIA T400 4GB": None, "Tesla P4": None},
     ),
     "a40": (
-        ["NVIDIA A40", "NVIDIA A40-48Q", "nvidia a40"],
-        {"NVIDIA RTX A4000": None, "NVIDIA A400": None, "NVIDIA RTX A4500": None},
+        ["NVIDIA A40", "nvidia a40"],
+        {
+            "NVIDIA RTX A4000": None,
+            "NVIDIA A400": None,
+            "NVIDIA RTX A4500": None,
+            "NVIDIA A40-48Q": None,  # a vGPU profile (docs/economics.md): valued by no board
+        },
     ),
     "l40": (
         ["NVIDIA L40", "nvidia l40"],
