@@ -37,7 +37,7 @@ def not_valued_reason(model: str) -> str:
     """Why a GPU of ``model`` has no valuation, in the words the scorer's API, its log and the
     report use: ``no economics for model Tesla K80``."""
     if is_vgpu_profile(model):
-        return f"no economics for model {model} ({VGPU_PROFILE_NOTE})"
+        return f"no economics for model {model}: {VGPU_PROFILE_NOTE}"
     return f"no economics for model {model}"
 
 
@@ -283,9 +283,10 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     if model is None:
         # each substring once (params refuses one listed twice; kept as a guard for messages)
         known = ", ".join(dict.fromkeys(m for entry in params.models for m in entry.match))
+        if is_vgpu_profile(gpu.model):  # the board entries are no help: none may fit it
+            raise UnknownModelError(f"GPU {gpu.uuid}: model {gpu.model!r} is {VGPU_PROFILE_NOTE}")
         raise UnknownModelError(
             f"GPU {gpu.uuid}: model {gpu.model!r} matches no economics model (allowed: {known})"
-            + (f"; {VGPU_PROFILE_NOTE}" if is_vgpu_profile(gpu.model) else "")
         )
     # The inventory's price and contract rate replace the model's list price and market rate.
     if gpu.purchase_price is not None:

@@ -98,10 +98,7 @@ _VGPU_PROFILE = re.compile(r"[a-z0-9]-(?:[0-9]+-)?[0-9]+(?:[abq][0-9]?|c(?:me)?)
 
 #: What a message about an unvalued vGPU profile adds, so the operator knows why a name that
 #: contains a priced board is not valued and what values it.
-VGPU_PROFILE_NOTE = (
-    "a vGPU profile, a virtual machine's share of a board: valued only by an entry whose"
-    " match names the profile"
-)
+VGPU_PROFILE_NOTE = "a vGPU profile (a VM's share of a board) that no entry names"
 
 
 def is_vgpu_profile(name: str) -> bool:
@@ -112,6 +109,31 @@ def is_vgpu_profile(name: str) -> bool:
     A40s. So such a name fits only a ``match`` that names a profile itself
     (:meth:`ModelParams.fits`)."""
     return _VGPU_PROFILE.search(name.casefold()) is not None
+
+
+def name_fits(needle: str, wanted: str, whole_word: bool = False) -> bool:
+    """Whether the substring ``needle`` fits the model name ``wanted`` (both casefolded), for
+    an economics entry's ``match`` and a market quote's model alike.
+
+    With ``whole_word`` the characters on either side of it, if any, are not letters or digits.
+    A vGPU profile's name (``NVIDIA A40-12Q``) is fitted only by a substring that is a profile's
+    name too (``A40-12Q``), never by a board's (``A40``), and only as a whole word: ``A100-1-5C``
+    is not ``A100-1-5CME`` (:func:`is_vgpu_profile`)."""
+    if is_vgpu_profile(wanted):
+        if not is_vgpu_profile(needle):
+            return False
+        whole_word = True
+    if not whole_word:
+        return needle in wanted
+    start = wanted.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        before = wanted[start - 1] if start else ""
+        after = wanted[end] if end < len(wanted) else ""
+        if not before.isalnum() and not after.isalnum():
+            return True
+        start = wanted.find(needle, start + 1)
+    return False
 
 
 @dataclass(frozen=True)
@@ -164,24 +186,9 @@ class ModelParams:
         return self.purchase_price * self.salvage_floor
 
     def fits(self, needle: str, wanted: str) -> bool:
-        """Whether ``needle`` (casefolded) fits the casefolded model name ``wanted``.
-
-        A vGPU profile's name (``NVIDIA A40-12Q``) is fitted only by a substring that is a
-        profile's name too (``A40-12Q``), never by a board's (``A40``): :func:`is_vgpu_profile`.
-        """
-        if is_vgpu_profile(wanted) and not is_vgpu_profile(needle):
-            return False
-        if not self.match_whole_word:
-            return needle in wanted
-        start = wanted.find(needle)
-        while start >= 0:
-            end = start + len(needle)
-            before = wanted[start - 1] if start else ""
-            after = wanted[end] if end < len(wanted) else ""
-            if not before.isalnum() and not after.isalnum():
-                return True
-            start = wanted.find(needle, start + 1)
-        return False
+        """Whether ``needle`` (casefolded) fits the casefolded model name ``wanted``
+        (:func:`name_fits`)."""
+        return name_fits(needle, wanted, self.match_whole_word)
 
 
 @dataclass(frozen=True)

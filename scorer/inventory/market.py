@@ -14,7 +14,7 @@ from pathlib import Path
 from gpu_health.config import show
 from gpu_health.csv_file import parse_csv
 from gpu_health.errors import UserError
-from gpu_health.scorer.econ.params import MAX_AMOUNT
+from gpu_health.scorer.econ.params import MAX_AMOUNT, name_fits
 from gpu_health.scorer.inventory.loader import read_text
 
 COLUMNS = ("model", "condition", "price", "date")
@@ -39,11 +39,15 @@ class MarketPrices:
     prices: tuple[MarketPrice, ...]
 
     def lookup(self, gpu_model: str, condition: str = "used") -> MarketPrice | None:
-        """The newest quote whose model name is contained in the GPU's (longest match wins)."""
+        """The newest quote whose model name is contained in the GPU's (longest match wins).
+
+        A vGPU profile's name takes only a quote for that profile, never its board's
+        (:func:`~gpu_health.scorer.econ.params.name_fits`): a VM's slice is not sold as a board.
+        """
         wanted = gpu_model.casefold()
         best: MarketPrice | None = None
         for p in self.prices:
-            if p.condition != condition or p.model.casefold() not in wanted:
+            if p.condition != condition or not name_fits(p.model.casefold(), wanted):
                 continue
             if best is None or (len(p.model), p.date) > (len(best.model), best.date):
                 best = p

@@ -27,12 +27,11 @@ from typing import Any
 
 import pytest
 
-from gpu_health.safetext import shown
 from gpu_health.scorer.econ import GpuEconInput, load_params, value_gpu
 from gpu_health.scorer.econ.engine import UnknownModelError, value_fleet
 from gpu_health.scorer.econ.params import VGPU_PROFILE_NOTE, default_raw
 from tests.scorer.test_econ_cli import _econ
-from tests.scorer.test_econ_models import ALLOWED, REAL_NAMES
+from tests.scorer.test_econ_models import REAL_NAMES
 
 #: Real board names (NVML's device name on bare metal or in pass-through) -> the shipped entry
 #: that values them (None: no entry). ``NVIDIA GH200 480GB`` fits the loose ``H200`` substring,
@@ -91,10 +90,7 @@ def test_a_vgpu_profile_is_not_valued_as_its_board(profile: str) -> None:
     assert _key(profile) is None  # its VM's slice gets none
     with pytest.raises(UnknownModelError) as info:
         value_gpu(GpuEconInput(uuid="GPU-v", model=profile, age_days=365), load_params())
-    assert str(info.value) == (
-        f"GPU GPU-v: model {profile!r} matches no economics model (allowed: {ALLOWED}); "
-        + VGPU_PROFILE_NOTE
-    )
+    assert str(info.value) == f"GPU GPU-v: model {profile!r} is {VGPU_PROFILE_NOTE}"
 
 
 def test_real_boards_are_valued_as_before_beside_their_vgpu_slices() -> None:
@@ -141,12 +137,13 @@ def test_the_whatif_skips_vgpu_slices_and_says_so(tmp_path: Path) -> None:
     assert sorted(g["model"] for g in report["per_gpu"]) == ["NVIDIA A40", "Tesla T4"]
     assert report["gpus"] == 2
     skipped = sorted(line for line in result.stderr.splitlines() if line.startswith("warning:"))
-    reason = f"matches no economics model (allowed: {ALLOWED}); {VGPU_PROFILE_NOTE}"
+    # the whole reason, not cut: the note says why a name holding A40 or T4 is not valued
+    note = "is a vGPU profile (a VM's share of a board) that no entry names"
     assert skipped == sorted(
         [
             "warning: skipped 4 GPUs (GPU-1, GPU-2, GPU-3 and 1 more): "
-            + shown(f"model 'NVIDIA A40-12Q' {reason}"),
-            "warning: skipped 1 GPU (GPU-6): " + shown(f"model 'GRID T4-16Q' {reason}"),
+            f"model 'NVIDIA A40-12Q' {note}",
+            f"warning: skipped 1 GPU (GPU-6): model 'GRID T4-16Q' {note}",
         ]
     )
 
@@ -191,7 +188,7 @@ def test_the_scorer_reports_vgpu_slices_as_not_valued(caplog: pytest.LogCaptureF
         assert g.econ is None, g.uuid
         assert gpu_json(g)["economics"] == {
             "valued": False,
-            "reason": f"no economics for model {g.model} ({VGPU_PROFILE_NOTE})",
+            "reason": f"no economics for model {g.model}: {VGPU_PROFILE_NOTE}",
             "recommended_action": None,
             "npv": None,
             "residual_value": None,
@@ -208,6 +205,10 @@ def test_the_scorer_reports_vgpu_slices_as_not_valued(caplog: pytest.LogCaptureF
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert "5 of 6 GPUs not valued" in warning, warning
     assert "'NVIDIA A40-12Q' (4 GPUs), 'GRID T4-16Q' (1 GPU)" in warning, warning
+    assert (
+        "2 of these models are vGPU profiles, a VM's share of a board, valued only by an entry"
+        " whose match names the profile" in warning
+    ), warning
 
 
 #: The A40, one of its profiles in two cases, and another of its profiles.
@@ -232,3 +233,46 @@ def test_an_entry_that_names_a_profile_prices_it(tmp_path: Path) -> None:
         ]
         result = value_gpu(GpuEconInput(uuid="GPU-s", model="NVIDIA A40-12Q", age_days=0), params)
         assert result.npv["decommission"] == pytest.approx(1162.5 * 0.05 - 100)
+
+
+@pytest.mark.parametrize(
+    ("needle", "other"),
+    [("A100-1-5C", "NVIDIA A100-1-5CME"), ("T4-1B", "GRID T4-1B4"), ("P40-2B", "GRID P40-2B4")],
+)
+def test_an_entry_for_a_profile_fits_no_longer_profile(
+    tmp_path: Path, needle: str, other: str
+) -> None:
+    """A profile's entry fits that profile only, as a whole word even where the entry does not
+    ask for it: ``A100-1-5C`` is not the media-extension type ``A100-1-5CME``, ``T4-1B`` not the
+    older ``T4-1B4``."""
+    entry = dict(default_raw()["models"]["a100_80gb"], match=[needle], purchase_price=1000.0)
+    path = tmp_path / "econ.yaml"
+    path.write_text(json.dumps({"models": {"slice": entry}}))
+    params = load_params(path)
+    assert getattr(params.model_for(f"NVIDIA {needle}"), "key", None) == "slice"
+    assert params.model_for(other) is None
+
+
+def test_a_boards_market_quote_does_not_price_its_slice(tmp_path: Path) -> None:
+    """The scorer's market quotes (``--market.prices``) follow the same rule: a priced A40-12Q
+    slice is not sold at a quote for the whole ``NVIDIA A40`` board, while the board is; a quote
+    naming the profile prices the slice."""
+    from gpu_health.scorer.econ.bridge import make_econ_hook
+    from gpu_health.scorer.inventory.market import parse_market_prices
+
+    slice_entry = dict(default_raw()["models"]["a40"], match=["A40-12Q"], purchase_price=1162.5)
+    params = tmp_path / "econ.yaml"
+    params.write_text(
+        json.dumps({"models": {"a40_12q": slice_entry, "a40": default_raw()["models"]["a40"]}})
+    )
+    header = "model,condition,price,date\n"
+    board_quote = header + "NVIDIA A40,used,4000,2026-01-01\n"
+    for quotes, slice_date in (
+        (board_quote, ""),
+        (board_quote + "A40-12Q,used,900,2026-02-01\n", "2026-02-01"),
+    ):
+        market = parse_market_prices(quotes, "market.csv")
+        hook = make_econ_hook(params, market=market)
+        board, piece = hook([_score("GPU-a", "NVIDIA A40"), _score("GPU-s", "NVIDIA A40-12Q")])[0]
+        assert board.econ is not None and board.econ.price_date == "2026-01-01"
+        assert piece.econ is not None and piece.econ.price_date == slice_date
