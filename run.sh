@@ -99,15 +99,6 @@ run_tests() {
     # 31.3 s of CPU with XGBoost's default threads, 17.2 s with one; 45.1 s and 36.0 s of wall).
     # Training keeps its own n_jobs. An OMP_NUM_THREADS already set is kept.
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-    # Bytecode is written (in __pycache__ folders, which git ignores) even where
-    # PYTHONDONTWRITEBYTECODE is set, as some CI images set it: the suite starts hundreds of
-    # Python processes (CLIs, benches, six workers), and with it set each compiled every module of
-    # this checkout it imported, and each worker rewrote every test module's asserts again
-    # (tests/sim, tests/report and tests/health on two workers: 137 s of CPU with it set, 126 s
-    # without; one machine, one run each). Not PYTHONPYCACHEPREFIX: Python then ignores the
-    # bytecode pip wrote for the installed libraries and compiles numpy, pandas and the rest again
-    # (the whole suite took 84 s more CPU that way).
-    unset PYTHONDONTWRITEBYTECODE
     "$VENV/bin/python" -m pytest -m "slow or not slow" -n 6 --dist loadfile \
         --no-loadscope-reorder --durations=15 "$@"
 }
