@@ -98,7 +98,7 @@ _VGPU_PROFILE = re.compile(r"[a-z0-9]-(?:[0-9]+-)?[0-9]+(?:[abq][0-9]?|c(?:me)?)
 
 #: What a message about an unvalued vGPU profile adds, so the operator knows why a name that
 #: contains a priced board is not valued and what values it.
-VGPU_PROFILE_NOTE = "a vGPU profile (a VM's share of a board) that no entry names"
+VGPU_PROFILE_NOTE = "a vGPU profile, a VM's share of a board, that no entry names"
 
 
 def is_vgpu_profile(name: str) -> bool:

@@ -138,7 +138,7 @@ def test_the_whatif_skips_vgpu_slices_and_says_so(tmp_path: Path) -> None:
     assert report["gpus"] == 2
     skipped = sorted(line for line in result.stderr.splitlines() if line.startswith("warning:"))
     # the whole reason, not cut: the note says why a name holding A40 or T4 is not valued
-    note = "is a vGPU profile (a VM's share of a board) that no entry names"
+    note = "is a vGPU profile, a VM's share of a board, that no entry names"
     assert skipped == sorted(
         [
             "warning: skipped 4 GPUs (GPU-1, GPU-2, GPU-3 and 1 more): "
@@ -276,3 +276,26 @@ def test_a_boards_market_quote_does_not_price_its_slice(tmp_path: Path) -> None:
         board, piece = hook([_score("GPU-a", "NVIDIA A40"), _score("GPU-s", "NVIDIA A40-12Q")])[0]
         assert board.econ is not None and board.econ.price_date == "2026-01-01"
         assert piece.econ is not None and piece.econ.price_date == slice_date
+
+
+def test_the_report_says_why_a_profile_is_not_valued() -> None:
+    """The report's per-GPU cell gives the scorer's reason, and its "not valued" line says which
+    of the models are vGPU profiles and what values them (the K80 is simply unpriced)."""
+    from gpu_health.report.model import FleetReport
+    from gpu_health.report.text import action_cell, unvalued_line
+    from gpu_health.scorer.econ.engine import not_valued_reason
+
+    assert action_cell(None, not_valued_reason("NVIDIA A40-12Q")) == (
+        "not valued (no economics for model NVIDIA A40-12Q: a vGPU profile, a VM's share of a"
+        " board, that no entry names)"
+    )
+    report = FleetReport(prometheus="p", generated_at=0.0, period="24h", schema="ours")
+    report.unvalued = {"NVIDIA A40-12Q": 4, "GRID T4-16Q": 1, "Tesla K80": 2}
+    line = unvalued_line(report)
+    assert line.startswith("not valued: 7 GPUs"), line
+    assert line.endswith(
+        "; 2 of these models are vGPU profiles, a VM's share of a board: an entry's match must"
+        " name the profile (match: [A40-12Q]), a board's never fits it"
+    ), line
+    report.unvalued = {"Tesla K80": 2}
+    assert "vGPU" not in unvalued_line(report)
