@@ -58,7 +58,10 @@ class UnvaluedLog:
             log.info("economics: every GPU is valued now (%s)", gpus_counted(scored))
             return
         named = counted_by_name(counts, MAX_MODELS_LOGGED, lambda model: f"'{shown(model)}'")
-        from gpu_health.scorer.econ.params import is_vgpu_profile  # as make_econ_hook: lazily
+        from gpu_health.scorer.econ.params import (  # as make_econ_hook: lazily
+            is_vgpu_profile,
+            profiles_said,
+        )
 
         profiles = sum(1 for model in counts if is_vgpu_profile(model))
         log.warning(
@@ -71,23 +74,9 @@ class UnvaluedLog:
             gpus_counted(scored),
             named,
             ", ".join(self.matches) or "nothing",
-            _profiles_said(profiles, len(counts)),
+            f"; {profiles_said(profiles, len(counts))}" if profiles else "",
             PARAMS_OPTION,
         )
-
-
-def _profiles_said(profiles: int, models: int) -> str:
-    """What the unvalued-models WARNING adds when some of its models are vGPU profiles: why a
-    name holding a priced board's (``NVIDIA A40-12Q``) is not valued, and what values it."""
-    if not profiles:
-        return ""
-    which = f"{profiles} of these models are vGPU profiles"
-    if models == 1:
-        which = "it is a vGPU profile"
-    return (
-        f"; {which}, a VM's share of a board, valued only by an entry whose match names the"
-        " profile (match: [A40-12Q]), never by its board's"
-    )
 
 
 def read_ages(path: Path, now: float | None = None) -> dict[str, float]:

@@ -101,6 +101,24 @@ _VGPU_PROFILE = re.compile(r"[a-z0-9]-(?:[0-9]+-)?[0-9]+(?:[abq][0-9]?|c(?:me)?)
 VGPU_PROFILE_NOTE = "a vGPU profile, a VM's share of a board, that no entry names"
 
 
+def profiles_said(profiles: int, models: int) -> str:
+    """What a message listing ``models`` unvalued models (the scorer's WARNING, the report's
+    "not valued" line) adds when ``profiles`` of them are vGPU profiles: why a name that holds a
+    priced board's (``NVIDIA A40-12Q``) is not valued, and what values it ("" when none is)."""
+    if not profiles:
+        return ""
+    if models == 1:
+        which = "it is a vGPU profile, a VM's share of a board"
+    elif profiles == 1:
+        which = "1 of these models is a vGPU profile, a VM's share of a board"
+    else:
+        which = f"{profiles} of these models are vGPU profiles, each a VM's share of a board"
+    return (
+        f"{which}, valued only by an entry whose match names the profile (match: [A40-12Q]),"
+        " never by its board's"
+    )
+
+
 def is_vgpu_profile(name: str) -> bool:
     """Whether ``name`` (any case) is a vGPU profile's name: a slice of a board, not the board.
 

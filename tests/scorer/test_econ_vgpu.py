@@ -206,8 +206,8 @@ def test_the_scorer_reports_vgpu_slices_as_not_valued(caplog: pytest.LogCaptureF
     assert "5 of 6 GPUs not valued" in warning, warning
     assert "'NVIDIA A40-12Q' (4 GPUs), 'GRID T4-16Q' (1 GPU)" in warning, warning
     assert (
-        "2 of these models are vGPU profiles, a VM's share of a board, valued only by an entry"
-        " whose match names the profile" in warning
+        "2 of these models are vGPU profiles, each a VM's share of a board, valued only by an"
+        " entry whose match names the profile" in warning
     ), warning
 
 
@@ -294,8 +294,38 @@ def test_the_report_says_why_a_profile_is_not_valued() -> None:
     line = unvalued_line(report)
     assert line.startswith("not valued: 7 GPUs"), line
     assert line.endswith(
-        "; 2 of these models are vGPU profiles, a VM's share of a board: an entry's match must"
-        " name the profile (match: [A40-12Q]), a board's never fits it"
+        "; 2 of these models are vGPU profiles, each a VM's share of a board, valued only by an"
+        " entry whose match names the profile (match: [A40-12Q]), never by its board's"
     ), line
     report.unvalued = {"Tesla K80": 2}
     assert "vGPU" not in unvalued_line(report)
+    report.unvalued = {"NVIDIA A40-12Q": 4}
+    assert unvalued_line(report).endswith(
+        "; it is a vGPU profile, a VM's share of a board,"
+        " valued only by an entry whose match names the"
+        " profile (match: [A40-12Q]), never by its board's"
+    )
+
+
+@pytest.mark.parametrize(
+    ("unvalued", "said"),
+    [
+        ({"NVIDIA A40-12Q": 4, "Tesla K80": 1}, "; 1 of these models is a vGPU profile, a VM's"),
+        ({"NVIDIA A40-12Q": 4}, "; it is a vGPU profile, a VM's share of a board, valued"),
+        ({"Tesla K80": 1}, ""),
+    ],
+)
+def test_the_warning_counts_profiles_in_good_grammar(
+    caplog: pytest.LogCaptureFixture, unvalued: dict[str, int], said: str
+) -> None:
+    """One profile among other unvalued models is "1 of these models is", a lone profile "it
+    is", and a fleet without profiles hears nothing of them."""
+    from gpu_health.scorer.econ.bridge import UnvaluedLog
+
+    with caplog.at_level(logging.WARNING, logger="gpu_health.scorer.econ.bridge"):
+        UnvaluedLog(["A40", "T4"]).note(unvalued, 10)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if said:
+        assert said in warning, warning
+    else:
+        assert "vGPU" not in warning, warning

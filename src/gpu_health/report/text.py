@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from gpu_health.report.model import HTML_ROWS, TEXT_ROWS, FleetReport
 from gpu_health.safetext import counted_by_name, gpus_counted, one_line
-from gpu_health.scorer.econ.params import is_vgpu_profile
+from gpu_health.scorer.econ.params import is_vgpu_profile, profiles_said
 from gpu_health.scorer.factor_labels import factor_label
 from gpu_health.telemetry.xids import DCGM_XID_GAUGES
 
@@ -109,13 +109,7 @@ def unvalued_line(report: FleetReport) -> str:
         return ""
     named = counted_by_name(report.unvalued, MAX_UNVALUED_MODELS)
     profiles = sum(1 for model in report.unvalued if is_vgpu_profile(model))
-    said = ""
-    if profiles:  # a name that holds a priced board's (NVIDIA A40-12Q): say why it is not valued
-        which = "is a vGPU profile" if profiles == 1 else "are vGPU profiles"
-        said = (
-            f"; {profiles} of these models {which}, a VM's share of a board: an entry's match"
-            " must name the profile (match: [A40-12Q]), a board's never fits it"
-        )
+    said = f"; {profiles_said(profiles, len(report.unvalued))}" if profiles else ""
     return (
         f"not valued: {gpus_counted(sum(report.unvalued.values()))} (no NPV, no recommended "
         "action), "
