@@ -281,10 +281,10 @@ def value_gpu(gpu: GpuEconInput, params: EconParams) -> EconResult:
     """
     model = params.model_for(gpu.model)
     if model is None:
-        # each substring once (params refuses one listed twice; kept as a guard for messages)
-        known = ", ".join(dict.fromkeys(m for entry in params.models for m in entry.match))
         if is_vgpu_profile(gpu.model):  # the board entries are no help: none may fit it
             raise UnknownModelError(f"GPU {gpu.uuid}: model {gpu.model!r} is {VGPU_PROFILE_NOTE}")
+        # each substring once (params refuses one listed twice; kept as a guard for messages)
+        known = ", ".join(dict.fromkeys(m for entry in params.models for m in entry.match))
         raise UnknownModelError(
             f"GPU {gpu.uuid}: model {gpu.model!r} matches no economics model (allowed: {known})"
         )

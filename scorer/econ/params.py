@@ -7,6 +7,7 @@ one-line ``file: key.path: problem (allowed: ...)`` error and never a silently w
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -119,6 +120,7 @@ def profiles_said(profiles: int, models: int) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # asked per entry for each GPU's model: few distinct names
 def is_vgpu_profile(name: str) -> bool:
     """Whether ``name`` (any case) is a vGPU profile's name: a slice of a board, not the board.
 

@@ -23,7 +23,6 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -32,6 +31,7 @@ from gpu_health.scorer.econ.engine import UnknownModelError, value_fleet
 from gpu_health.scorer.econ.params import VGPU_PROFILE_NOTE, default_raw
 from tests.scorer.test_econ_cli import _econ
 from tests.scorer.test_econ_models import REAL_NAMES
+from tests.scorer.test_econ_unvalued import _gpu
 
 #: Real board names (NVML's device name on bare metal or in pass-through) -> the shipped entry
 #: that values them (None: no entry). ``NVIDIA GH200 480GB`` fits the loose ``H200`` substring,
@@ -148,23 +148,6 @@ def test_the_whatif_skips_vgpu_slices_and_says_so(tmp_path: Path) -> None:
     )
 
 
-def _score(uuid: str, model: str) -> Any:
-    from gpu_health.scorer.service import GpuScore
-
-    curve = {"7d": 0.001, "30d": 0.003, "90d": 0.009}
-    return GpuScore(
-        node="n1",
-        gpu=uuid[-1],
-        uuid=uuid,
-        model=model,
-        probability=curve,
-        flagged={h: False for h in curve},
-        risk_factors={h: [] for h in curve},
-        anomaly=0.1,
-        inputs={"hard_fault": 0.0},
-    )
-
-
 def test_the_scorer_reports_vgpu_slices_as_not_valued(caplog: pytest.LogCaptureFixture) -> None:
     """The scorer's economics hook (``serve``): the board gets an NPV and an action; each slice
     has none, ``/api/v1/gpus`` says ``valued: false`` with the reason,
@@ -174,9 +157,9 @@ def test_the_scorer_reports_vgpu_slices_as_not_valued(caplog: pytest.LogCaptureF
     from gpu_health.scorer.econ.bridge import make_econ_hook
 
     fleet = [
-        _score("GPU-a", "NVIDIA A40"),
-        *(_score(f"GPU-s{i}", "NVIDIA A40-12Q") for i in range(4)),
-        _score("GPU-t", "GRID T4-16Q"),
+        _gpu("GPU-a", "NVIDIA A40"),
+        *(_gpu(f"GPU-s{i}", "NVIDIA A40-12Q") for i in range(4)),
+        _gpu("GPU-t", "GRID T4-16Q"),
     ]
     hook = make_econ_hook()
     with caplog.at_level(logging.WARNING, logger="gpu_health.scorer.econ.bridge"):
@@ -273,7 +256,7 @@ def test_a_boards_market_quote_does_not_price_its_slice(tmp_path: Path) -> None:
     ):
         market = parse_market_prices(quotes, "market.csv")
         hook = make_econ_hook(params, market=market)
-        board, piece = hook([_score("GPU-a", "NVIDIA A40"), _score("GPU-s", "NVIDIA A40-12Q")])[0]
+        board, piece = hook([_gpu("GPU-a", "NVIDIA A40"), _gpu("GPU-s", "NVIDIA A40-12Q")])[0]
         assert board.econ is not None and board.econ.price_date == "2026-01-01"
         assert piece.econ is not None and piece.econ.price_date == slice_date
 
